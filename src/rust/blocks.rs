@@ -1,0 +1,338 @@
+//! Cross-products `A = [Z X y]' W [Z X y]`, formed once per model in blocked, sparse form.
+//!
+//! Random effects are split into the *leading* block (the grouping factor with most levels) and
+//! the *trailing* blocks (all others). With `F = [X, y − offset]` (`p + 1` columns) the pieces are
+//!
+//! ```text
+//!   A11 = Z₀'WZ₀  block diagonal: one q₀×q₀ block per level of the leading factor
+//!   A21 = Zₜ'WZ₀  sparse: one qₜ×q₀ block per (leading level, trailing node) pair that co-occurs
+//!   A22 = Zₜ'WZₜ  diagonal node blocks plus sparse blocks between different trailing factors
+//!   AF1 = F'WZ₀, AF2 = F'WZₜ  dense, (p+1) rows
+//!   AFF = F'WF    dense (p+1)×(p+1)
+//! ```
+//!
+//! A *node* is one level of one trailing grouping factor; it owns `q_b` consecutive coordinates of
+//! the trailing random-effects vector. After this module, nothing touches the n observations again
+//! until the final fitted values.
+use crate::error::{MixedError, Result};
+use crate::spec::ModelSpec;
+use crate::terms::ReStructure;
+
+/// Coordinates of the trailing random effects.
+#[derive(Debug, Clone, Default)]
+pub struct TrailingLayout {
+    /// First node id of each block (entry 0, the leading block, is unused and 0).
+    pub block_node_base: Vec<usize>,
+    /// Scalar offset of each node (length `n_nodes + 1`, last entry is `m`).
+    pub node_offset: Vec<usize>,
+    /// Block index of each node.
+    pub node_block: Vec<u32>,
+    /// Total dimension `m` of the trailing random effects.
+    pub m: usize,
+}
+
+impl TrailingLayout {
+    fn new(re: &ReStructure) -> Self {
+        let mut block_node_base = vec![0; re.blocks.len()];
+        let mut node_offset = Vec::new();
+        let mut node_block = Vec::new();
+        let mut m = 0;
+        for (b, block) in re.blocks.iter().enumerate().skip(1) {
+            block_node_base[b] = node_block.len();
+            for _ in 0..block.n_levels {
+                node_offset.push(m);
+                node_block.push(b as u32);
+                m += block.q;
+            }
+        }
+        node_offset.push(m);
+        Self {
+            block_node_base,
+            node_offset,
+            node_block,
+            m,
+        }
+    }
+
+    /// Number of trailing nodes.
+    pub fn n_nodes(&self) -> usize {
+        self.node_block.len()
+    }
+
+    /// Number of coordinates of node `t`.
+    #[inline]
+    pub fn node_q(&self, t: usize) -> usize {
+        self.node_offset[t + 1] - self.node_offset[t]
+    }
+}
+
+/// The blocked cross-product matrix of a model.
+#[derive(Debug, Clone)]
+pub struct CrossProducts {
+    /// Number of observations.
+    pub n: usize,
+    /// Number of fixed effects `p`; `F` has `pf = p + 1` columns.
+    pub p: usize,
+    /// Columns of the leading block.
+    pub q0: usize,
+    /// Levels of the leading block.
+    pub l0: usize,
+    /// `A11`: `l0` column-major `q0 × q0` blocks.
+    pub a11: Vec<f64>,
+    /// Trailing coordinates.
+    pub layout: TrailingLayout,
+    /// `A21` entries of leading level `j` are `a21_ptr[j]..a21_ptr[j + 1]`, nodes ascending.
+    pub a21_ptr: Vec<usize>,
+    /// Trailing node of each `A21` entry.
+    pub a21_node: Vec<u32>,
+    /// Start of each entry's `q_node × q0` column-major block in `a21_vals` (one extra at the end).
+    pub a21_val_off: Vec<usize>,
+    /// Values of the `A21` blocks.
+    pub a21_vals: Vec<f64>,
+    /// Start of each trailing node's diagonal `q × q` block in `a22_diag` (one extra at the end).
+    pub a22_diag_off: Vec<usize>,
+    /// Diagonal node blocks of `A22`.
+    pub a22_diag: Vec<f64>,
+    /// Off-diagonal `A22` blocks between nodes of different trailing factors: `(row, col)` nodes,
+    /// `row > col`, sorted by `(row, col)`.
+    pub a22_pairs: Vec<(u32, u32)>,
+    /// Start of each pair's `q_row × q_col` block in `a22_pair_vals` (one extra at the end).
+    pub a22_pair_off: Vec<usize>,
+    /// Values of the off-diagonal `A22` blocks.
+    pub a22_pair_vals: Vec<f64>,
+    /// `AF1`: `(p+1) × (l0 q0)` column-major.
+    pub af1: Vec<f64>,
+    /// `AF2`: `(p+1) × m` column-major.
+    pub af2: Vec<f64>,
+    /// `AFF`: `(p+1) × (p+1)` column-major.
+    pub aff: Vec<f64>,
+}
+
+/// Reads the columns of one block for one observation.
+struct BlockColumns<'s, 'a> {
+    spec: &'s ModelSpec<'a>,
+    /// `(term, column)` source of each block column.
+    sources: Vec<(usize, usize)>,
+    /// Level vector of the block's grouping factor.
+    levels: &'s [u32],
+}
+
+impl<'s, 'a> BlockColumns<'s, 'a> {
+    fn new(spec: &'s ModelSpec<'a>, re: &ReStructure, b: usize) -> Self {
+        let block = &re.blocks[b];
+        let mut sources = Vec::with_capacity(block.q);
+        for &t in &block.terms {
+            for c in 0..spec.terms[t].q {
+                sources.push((t, c));
+            }
+        }
+        Self {
+            spec,
+            sources,
+            levels: &spec.terms[block.terms[0]].levels,
+        }
+    }
+
+    #[inline]
+    fn fill(&self, i: usize, out: &mut [f64]) {
+        let n = self.spec.n;
+        for (o, &(t, c)) in out.iter_mut().zip(&self.sources) {
+            *o = self.spec.terms[t].z[c * n + i];
+        }
+    }
+}
+
+/// `dst += w · a b'` for column vectors `a` (length `ra`) and `b`, into column-major `ra × len(b)`.
+#[inline]
+fn add_outer(dst: &mut [f64], w: f64, a: &[f64], b: &[f64]) {
+    let ra = a.len();
+    for (c, &bc) in b.iter().enumerate() {
+        let wb = w * bc;
+        if wb == 0.0 {
+            continue;
+        }
+        let col = &mut dst[c * ra..(c + 1) * ra];
+        for (d, &ar) in col.iter_mut().zip(a) {
+            *d += ar * wb;
+        }
+    }
+}
+
+fn try_zeros(len: usize, what: &str) -> Result<Vec<f64>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| MixedError::OutOfMemory(format!("{what} needs {len} values")))?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
+impl CrossProducts {
+    /// Forms every block of `A` from the data in one pass per block pair.
+    pub fn new(spec: &ModelSpec<'_>, re: &ReStructure) -> Result<Self> {
+        let n = spec.n;
+        let p = spec.p;
+        let pf = p + 1;
+        let layout = TrailingLayout::new(re);
+        let lead = BlockColumns::new(spec, re, 0);
+        let q0 = re.blocks[0].q;
+        let l0 = re.blocks[0].n_levels;
+        let trailing: Vec<BlockColumns> = (1..re.blocks.len())
+            .map(|b| BlockColumns::new(spec, re, b))
+            .collect();
+        let n_nodes = layout.n_nodes();
+
+        // Sparsity patterns: (leading level, node) pairs and (node, node) pairs across factors.
+        let mut keys: Vec<u64> = Vec::new();
+        keys.try_reserve_exact(n * trailing.len())
+            .map_err(|_| MixedError::OutOfMemory("pattern of Z'Z".into()))?;
+        for (k, tb) in trailing.iter().enumerate() {
+            let base = layout.block_node_base[k + 1] as u64;
+            for i in 0..n {
+                keys.push(lead.levels[i] as u64 * n_nodes as u64 + base + tb.levels[i] as u64);
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let mut a21_ptr = vec![0usize; l0 + 1];
+        let mut a21_node = Vec::with_capacity(keys.len());
+        let mut a21_val_off = Vec::with_capacity(keys.len() + 1);
+        let mut off = 0;
+        for &key in &keys {
+            let j = (key / n_nodes as u64) as usize;
+            let node = (key % n_nodes as u64) as usize;
+            a21_ptr[j + 1] += 1;
+            a21_node.push(node as u32);
+            a21_val_off.push(off);
+            off += layout.node_q(node) * q0;
+        }
+        a21_val_off.push(off);
+        for j in 0..l0 {
+            a21_ptr[j + 1] += a21_ptr[j];
+        }
+        drop(keys);
+
+        let mut pair_keys: Vec<u64> = Vec::new();
+        for (k2, tb2) in trailing.iter().enumerate() {
+            for (k1, tb1) in trailing.iter().enumerate().take(k2) {
+                let base2 = layout.block_node_base[k2 + 1] as u64;
+                let base1 = layout.block_node_base[k1 + 1] as u64;
+                for i in 0..n {
+                    let row = base2 + tb2.levels[i] as u64;
+                    let col = base1 + tb1.levels[i] as u64;
+                    pair_keys.push(row * n_nodes as u64 + col);
+                }
+            }
+        }
+        pair_keys.sort_unstable();
+        pair_keys.dedup();
+        let mut a22_pairs = Vec::with_capacity(pair_keys.len());
+        let mut a22_pair_off = Vec::with_capacity(pair_keys.len() + 1);
+        let mut off = 0;
+        for &key in &pair_keys {
+            let row = (key / n_nodes as u64) as usize;
+            let col = (key % n_nodes as u64) as usize;
+            a22_pairs.push((row as u32, col as u32));
+            a22_pair_off.push(off);
+            off += layout.node_q(row) * layout.node_q(col);
+        }
+        a22_pair_off.push(off);
+
+        let mut a22_diag_off = Vec::with_capacity(n_nodes + 1);
+        let mut off = 0;
+        for t in 0..n_nodes {
+            a22_diag_off.push(off);
+            off += layout.node_q(t) * layout.node_q(t);
+        }
+        a22_diag_off.push(off);
+
+        let mut cp = Self {
+            n,
+            p,
+            q0,
+            l0,
+            a11: try_zeros(l0 * q0 * q0, "A11")?,
+            a21_ptr,
+            a21_node,
+            a21_vals: try_zeros(*a21_val_off.last().unwrap_or(&0), "A21")?,
+            a21_val_off,
+            a22_diag: try_zeros(off, "A22")?,
+            a22_diag_off,
+            a22_pair_vals: try_zeros(*a22_pair_off.last().unwrap_or(&0), "A22")?,
+            a22_pairs,
+            a22_pair_off,
+            af1: try_zeros(pf * l0 * q0, "F'Z")?,
+            af2: try_zeros(pf * layout.m, "F'Z")?,
+            aff: vec![0.0; pf * pf],
+            layout,
+        };
+
+        // Accumulate values observation by observation.
+        let mut f = vec![0.0; pf];
+        let mut z0 = vec![0.0; q0];
+        let mut zt: Vec<Vec<f64>> = trailing
+            .iter()
+            .map(|tb| vec![0.0; tb.sources.len()])
+            .collect();
+        for i in 0..n {
+            let w = spec.weight(i);
+            for (c, fc) in f.iter_mut().take(p).enumerate() {
+                *fc = spec.x[c * n + i];
+            }
+            f[p] = spec.y_adjusted(i);
+            add_outer(&mut cp.aff, w, &f, &f);
+
+            lead.fill(i, &mut z0);
+            let j = lead.levels[i] as usize;
+            add_outer(&mut cp.a11[j * q0 * q0..(j + 1) * q0 * q0], w, &z0, &z0);
+            add_outer(&mut cp.af1[j * q0 * pf..(j + 1) * q0 * pf], w, &f, &z0);
+
+            for (k, tb) in trailing.iter().enumerate() {
+                tb.fill(i, &mut zt[k]);
+                let node = cp.layout.block_node_base[k + 1] + tb.levels[i] as usize;
+                let qn = zt[k].len();
+                let off = cp.layout.node_offset[node];
+                let d = cp.a22_diag_off[node];
+                add_outer(&mut cp.a22_diag[d..d + qn * qn], w, &zt[k], &zt[k]);
+                add_outer(&mut cp.af2[off * pf..(off + qn) * pf], w, &f, &zt[k]);
+                let e = cp.find_a21(j, node)?;
+                let v = cp.a21_val_off[e];
+                add_outer(&mut cp.a21_vals[v..v + qn * q0], w, &zt[k], &z0);
+                for k1 in 0..k {
+                    let col = cp.layout.block_node_base[k1 + 1] + trailing[k1].levels[i] as usize;
+                    let e = cp.find_a22_pair(node, col)?;
+                    let v = cp.a22_pair_off[e];
+                    let qc = zt[k1].len();
+                    let (left, right) = zt.split_at(k);
+                    add_outer(
+                        &mut cp.a22_pair_vals[v..v + qn * qc],
+                        w,
+                        &right[0],
+                        &left[k1],
+                    );
+                }
+            }
+        }
+        Ok(cp)
+    }
+
+    /// Index of the `A21` entry for leading level `j` and trailing node `node`.
+    pub fn find_a21(&self, j: usize, node: usize) -> Result<usize> {
+        let range = self.a21_ptr[j]..self.a21_ptr[j + 1];
+        self.a21_node[range.clone()]
+            .binary_search(&(node as u32))
+            .map(|k| range.start + k)
+            .map_err(|_| MixedError::InvalidInput("internal: A21 pattern is incomplete".into()))
+    }
+
+    /// Index of the off-diagonal `A22` block between nodes `row > col`.
+    pub fn find_a22_pair(&self, row: usize, col: usize) -> Result<usize> {
+        self.a22_pairs
+            .binary_search(&(row as u32, col as u32))
+            .map_err(|_| MixedError::InvalidInput("internal: A22 pattern is incomplete".into()))
+    }
+
+    /// Number of columns of `F = [X, y]`.
+    pub fn pf(&self) -> usize {
+        self.p + 1
+    }
+}

@@ -1,0 +1,19 @@
+//! mixedrs core: linear mixed models fitted by penalized least squares with a blocked Cholesky
+//! factorization, as lme4 and MixedModels.jl formulate them.
+//!
+//! Flow: [`spec::ModelSpec`] (validated data) → [`terms::ReStructure`] (grouping-factor blocks,
+//! θ layout) → [`blocks::CrossProducts`] (formed once) → [`chol::BlockedCholesky`] (per θ) →
+//! [`lmm::LinearMixedModel`] (profiled deviance) → [`optim`] (BOBYQA and convergence checks).
+pub mod blocks;
+pub mod chol;
+pub mod error;
+pub mod lmm;
+pub mod optim;
+pub mod small;
+pub mod spec;
+pub mod terms;
+pub mod trailing;
+pub mod trailing_dense;
+
+#[cfg(feature = "r")]
+mod rbind;

@@ -1,0 +1,377 @@
+//! Minimizing the profiled deviance over θ, and checking that the minimum is one.
+//!
+//! BOBYQA (Powell's bound-constrained quadratic-model method, through the `bobyqa` crate) with
+//! lower bounds 0 on the diagonal elements of the relative covariance factors, as lme4 does. After
+//! it stops, three checks that lme4 also makes, done so that they do not cry wolf:
+//!
+//! 1. *boundary*: an estimate within `boundary_tol` of its bound is tried on the bound and kept
+//!    there when the deviance is no worse;
+//! 2. *edge restart*: for estimates on the bound, a one-sided difference tells whether moving off
+//!    the bound lowers the deviance; if so the optimizer restarts from there;
+//! 3. *gradient*: a central-difference gradient (and, only when it is not already small, the
+//!    Hessian, for lme4's scaled gradient `min(|H⁻¹ᐟ²g|, |g|)`) at the optimum. When it fails the
+//!    optimizer is restarted once with a small trust region before anything is reported.
+use crate::error::{MixedError, Result};
+use bobyqa::{Bobyqa, Config, Status};
+
+/// Settings of the optimizer and its checks.
+#[derive(Debug, Clone)]
+pub struct OptimOptions {
+    /// Initial trust-region radius.
+    pub rhobeg: f64,
+    /// Final trust-region radius (accuracy of θ).
+    pub rhoend: f64,
+    /// Largest number of objective evaluations.
+    pub maxfun: usize,
+    /// Whether to run the derivative checks.
+    pub calc_derivs: bool,
+    /// Distance to a bound within which an estimate is tried on the bound (0: never).
+    pub boundary_tol: f64,
+    /// Tolerance of the gradient check (lme4: 0.002).
+    pub grad_tol: f64,
+    /// Tolerance below which a bounded θ counts as singular (lme4's `isSingular` default 1e-4).
+    pub singular_tol: f64,
+}
+
+impl Default for OptimOptions {
+    fn default() -> Self {
+        Self {
+            rhobeg: 0.5,
+            rhoend: 1e-7,
+            maxfun: 10_000,
+            calc_derivs: true,
+            boundary_tol: 1e-5,
+            grad_tol: 2e-3,
+            singular_tol: 1e-4,
+        }
+    }
+}
+
+/// What the optimizer did and where it ended.
+#[derive(Debug, Clone, Default)]
+pub struct OptSummary {
+    /// Starting θ.
+    pub start: Vec<f64>,
+    /// Lower bounds of θ.
+    pub lower: Vec<f64>,
+    /// Final θ.
+    pub theta: Vec<f64>,
+    /// Objective at the final θ.
+    pub fmin: f64,
+    /// Objective evaluations, checks included.
+    pub feval: usize,
+    /// Return code: 0 converged, 1 evaluation limit reached, 2 interpolation model degenerate.
+    pub code: i32,
+    /// The optimizer's own description of why it stopped.
+    pub message: String,
+    /// Finite-difference gradient at the optimum (empty when not computed).
+    pub gradient: Vec<f64>,
+    /// Finite-difference Hessian, column-major (empty when not computed).
+    pub hessian: Vec<f64>,
+    /// Whether some bounded θ is below `singular_tol`.
+    pub singular: bool,
+    /// Convergence problems found by the checks (empty when all is well).
+    pub messages: Vec<String>,
+    /// Whether the gradient check failed after the polishing restart.
+    pub grad_check_failed: bool,
+}
+
+/// Why the optimization was stopped early by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep going.
+    Continue,
+    /// The user asked to stop (an interrupt).
+    Interrupt,
+}
+
+/// The objective as the optimizer sees it: `f(θ)`, `+∞` where it cannot be evaluated.
+pub trait Objective {
+    /// Evaluates the objective.
+    fn eval(&mut self, theta: &[f64]) -> f64;
+    /// Called after each evaluation during the main search (for progress output and interrupts).
+    fn after_eval(&mut self, _count: usize, _theta: &[f64], _value: f64) -> Stop {
+        Stop::Continue
+    }
+}
+
+struct Counted<'o, O: Objective> {
+    obj: &'o mut O,
+    count: usize,
+    interrupted: bool,
+}
+
+impl<O: Objective> Counted<'_, O> {
+    fn eval(&mut self, theta: &[f64]) -> f64 {
+        if self.interrupted {
+            return f64::NEG_INFINITY;
+        }
+        self.count += 1;
+        let v = self.obj.eval(theta);
+        if self.obj.after_eval(self.count, theta, v) == Stop::Interrupt {
+            self.interrupted = true;
+            return f64::NEG_INFINITY;
+        }
+        if v.is_nan() {
+            f64::INFINITY
+        } else {
+            v
+        }
+    }
+}
+
+fn run_bobyqa<O: Objective>(
+    f: &mut Counted<'_, O>,
+    x: &mut [f64],
+    lower: &[f64],
+    rhobeg: f64,
+    opts: &OptimOptions,
+    budget: usize,
+) -> Result<(f64, Status)> {
+    let n = x.len();
+    let mut config = Config::new(n);
+    config.rho_begin = rhobeg;
+    config.rho_end = opts.rhoend.min(rhobeg);
+    config.max_fun = budget.max(config.npt + 2);
+    let mut solver = Bobyqa::new(n, config)
+        .map_err(|s| MixedError::Optimizer(format!("BOBYQA could not start: {s}")))?;
+    let upper = vec![f64::INFINITY; n];
+    let outcome = solver.minimize(|t| f.eval(t), x, lower, &upper);
+    if f.interrupted {
+        return Err(MixedError::Optimizer("interrupted by the user".into()));
+    }
+    if !outcome.found_finite() {
+        return Err(MixedError::Optimizer(
+            "the deviance could not be evaluated at any value of the covariance parameters".into(),
+        ));
+    }
+    Ok((outcome.f, outcome.status))
+}
+
+fn status_code(status: Status) -> (i32, String) {
+    match status {
+        Status::Converged | Status::FtolReached | Status::TargetReached => (
+            0,
+            "BOBYQA converged: the trust-region radius reached rhoend".into(),
+        ),
+        Status::MaxFunReached => (
+            1,
+            "BOBYQA stopped: maximum number of evaluations reached".into(),
+        ),
+        other => (2, format!("BOBYQA stopped: {other}")),
+    }
+}
+
+/// Minimizes `obj` over θ ≥ `lower` from `start` and checks the result.
+pub fn minimize<O: Objective>(
+    obj: &mut O,
+    start: &[f64],
+    lower: &[f64],
+    opts: &OptimOptions,
+) -> Result<OptSummary> {
+    let n = start.len();
+    let mut theta: Vec<f64> = start.iter().zip(lower).map(|(&s, &l)| s.max(l)).collect();
+    let mut f = Counted {
+        obj,
+        count: 0,
+        interrupted: false,
+    };
+    let mut summary = OptSummary {
+        start: start.to_vec(),
+        lower: lower.to_vec(),
+        ..Default::default()
+    };
+    let (mut fmin, status) = run_bobyqa(&mut f, &mut theta, lower, opts.rhobeg, opts, opts.maxfun)?;
+    let (code, message) = status_code(status);
+    summary.code = code;
+    summary.message = message;
+
+    // 1. Estimates just off their bound: keep them on it when that is no worse.
+    if opts.boundary_tol > 0.0 {
+        let mut trial = theta.clone();
+        let mut moved = false;
+        for i in 0..n {
+            let gap = trial[i] - lower[i];
+            if lower[i].is_finite() && gap > 0.0 && gap < opts.boundary_tol {
+                trial[i] = lower[i];
+                moved = true;
+            }
+        }
+        if moved {
+            let ft = f.eval(&trial);
+            if ft <= fmin {
+                theta = trial;
+                fmin = ft;
+            }
+        }
+    }
+
+    // 2. Estimates on their bound: restart if moving off the bound helps.
+    let step = 1e-4;
+    let on_bound: Vec<usize> = (0..n)
+        .filter(|&i| lower[i].is_finite() && theta[i] == lower[i])
+        .collect();
+    if !on_bound.is_empty() && summary.code == 0 {
+        let mut improves = false;
+        for &i in &on_bound {
+            let mut t = theta.clone();
+            t[i] += step;
+            if f.eval(&t) < fmin {
+                improves = true;
+            }
+        }
+        if improves {
+            let mut t = theta.clone();
+            let budget = opts.maxfun.saturating_sub(f.count).max(4 * n + 10);
+            let (fr, st) = run_bobyqa(&mut f, &mut t, lower, 1e-3, opts, budget)?;
+            if fr < fmin {
+                theta = t;
+                fmin = fr;
+                let (code, message) = status_code(st);
+                summary.code = code;
+                summary.message = message;
+            }
+        }
+    }
+
+    summary.singular =
+        (0..n).any(|i| lower[i].is_finite() && theta[i] - lower[i] < opts.singular_tol);
+
+    // 3. Gradient check at an interior optimum.
+    if opts.calc_derivs && !summary.singular && summary.code == 0 {
+        let mut check = gradient_check(&mut f, &theta, fmin, opts);
+        if check.failed {
+            let mut t = theta.clone();
+            let budget = opts.maxfun.saturating_sub(f.count).max(4 * n + 10);
+            let (fr, _) = run_bobyqa(&mut f, &mut t, lower, 1e-3, opts, budget)?;
+            if fr < fmin {
+                theta = t;
+                fmin = fr;
+            }
+            check = gradient_check(&mut f, &theta, fmin, opts);
+        }
+        summary.gradient = check.gradient;
+        summary.hessian = check.hessian;
+        if check.failed {
+            summary.grad_check_failed = true;
+            summary.messages.push(format!(
+                "Model failed to converge with max|grad| = {:.6} (tol = {}, component {})",
+                check.max_stat,
+                opts.grad_tol,
+                check.component + 1
+            ));
+        }
+    }
+    summary.theta = theta;
+    summary.fmin = fmin;
+    summary.feval = f.count;
+    Ok(summary)
+}
+
+struct GradCheck {
+    gradient: Vec<f64>,
+    hessian: Vec<f64>,
+    failed: bool,
+    max_stat: f64,
+    component: usize,
+}
+
+fn gradient_check<O: Objective>(
+    f: &mut Counted<'_, O>,
+    theta: &[f64],
+    f0: f64,
+    opts: &OptimOptions,
+) -> GradCheck {
+    let n = theta.len();
+    let h = 1e-4;
+    let mut grad = vec![0.0; n];
+    let mut fplus = vec![0.0; n];
+    let mut fminus = vec![0.0; n];
+    let mut t = theta.to_vec();
+    for i in 0..n {
+        t[i] = theta[i] + h;
+        fplus[i] = f.eval(&t);
+        t[i] = theta[i] - h;
+        fminus[i] = f.eval(&t);
+        t[i] = theta[i];
+        grad[i] = (fplus[i] - fminus[i]) / (2.0 * h);
+    }
+    let (max_abs, arg) = max_abs_index(&grad);
+    if max_abs.is_finite() && max_abs < opts.grad_tol {
+        return GradCheck {
+            gradient: grad,
+            hessian: Vec::new(),
+            failed: false,
+            max_stat: max_abs,
+            component: arg,
+        };
+    }
+    // Hessian by central differences.
+    let mut hess = vec![0.0; n * n];
+    for i in 0..n {
+        hess[i * n + i] = (fplus[i] - 2.0 * f0 + fminus[i]) / (h * h);
+        for j in 0..i {
+            let mut v = 0.0;
+            for (si, sj, sign) in [
+                (1.0, 1.0, 1.0),
+                (-1.0, -1.0, 1.0),
+                (1.0, -1.0, -1.0),
+                (-1.0, 1.0, -1.0),
+            ] {
+                t[i] = theta[i] + si * h;
+                t[j] = theta[j] + sj * h;
+                v += sign * f.eval(&t);
+            }
+            t[i] = theta[i];
+            t[j] = theta[j];
+            let hij = v / (4.0 * h * h);
+            hess[j * n + i] = hij;
+            hess[i * n + j] = hij;
+        }
+    }
+    // lme4's scaled gradient `solve(chol(H), g)` = R⁻¹g with H = R'R; here R = L' (lower L).
+    let mut l = hess.clone();
+    let scaled = match crate::small::chol_lower(&mut l, n) {
+        Some(_) => {
+            let mut s = grad.clone();
+            crate::small::solve_lower_t(&l, n, &mut s);
+            Some(s)
+        }
+        None => None,
+    };
+    match scaled {
+        Some(s) => {
+            let stat: Vec<f64> = s
+                .iter()
+                .zip(&grad)
+                .map(|(a, b)| a.abs().min(b.abs()))
+                .collect();
+            let (max_stat, component) = max_abs_index(&stat);
+            GradCheck {
+                gradient: grad,
+                hessian: hess,
+                failed: !(max_stat < opts.grad_tol),
+                max_stat,
+                component,
+            }
+        }
+        None => GradCheck {
+            gradient: grad,
+            hessian: hess,
+            failed: !(max_abs < opts.grad_tol),
+            max_stat: max_abs,
+            component: arg,
+        },
+    }
+}
+
+fn max_abs_index(v: &[f64]) -> (f64, usize) {
+    let mut best = (0.0f64, 0usize);
+    for (i, x) in v.iter().enumerate() {
+        let a = if x.is_nan() { f64::INFINITY } else { x.abs() };
+        if a > best.0 {
+            best = (a, i);
+        }
+    }
+    best
+}

@@ -1,0 +1,247 @@
+//! The R binding: the only module that knows R. It converts R vectors into a `ModelSpec`, runs
+//! the engine, and converts the plain result back into a named R list. Every error becomes an
+//! ordinary R error (a panic too: extendr catches it, and the quiet hook keeps R's console clean).
+use crate::error::MixedError;
+use crate::lmm::{LinearMixedModel, LmmFit};
+use crate::optim::{OptimOptions, Stop};
+use crate::spec::{ModelSpec, RandomTerm};
+use extendr_api::prelude::*;
+
+type Result<T> = std::result::Result<T, Error>;
+
+fn err(e: MixedError) -> Error {
+    Error::Other(e.to_string())
+}
+
+fn other(msg: impl Into<String>) -> Error {
+    Error::Other(msg.into())
+}
+
+fn field(list: &Robj, name: &str) -> Result<Robj> {
+    let value = list
+        .dollar(name)
+        .map_err(|_| other(format!("internal: missing element '{name}'")))?;
+    if value.is_null() {
+        return Err(other(format!("internal: missing element '{name}'")));
+    }
+    Ok(value)
+}
+
+fn doubles<'a>(x: &'a Robj, what: &str) -> Result<&'a [f64]> {
+    x.as_real_slice()
+        .ok_or_else(|| other(format!("internal: '{what}' must be a double vector")))
+}
+
+fn optional_doubles<'a>(x: &'a Robj, what: &str) -> Result<Option<&'a [f64]>> {
+    if x.is_null() {
+        Ok(None)
+    } else {
+        doubles(x, what).map(Some)
+    }
+}
+
+fn integers<'a>(x: &'a Robj, what: &str) -> Result<&'a [i32]> {
+    x.as_integer_slice()
+        .ok_or_else(|| other(format!("internal: '{what}' must be an integer vector")))
+}
+
+fn count(x: &Robj, what: &str) -> Result<usize> {
+    match x.as_integer().or_else(|| x.as_real().map(|v| v as i32)) {
+        Some(v) if v >= 0 => Ok(v as usize),
+        _ => Err(other(format!(
+            "internal: '{what}' must be a non-negative count"
+        ))),
+    }
+}
+
+fn real(x: &Robj, what: &str) -> Result<f64> {
+    x.as_real()
+        .ok_or_else(|| other(format!("internal: '{what}' must be a number")))
+}
+
+fn optim_options(control: &Robj) -> Result<OptimOptions> {
+    Ok(OptimOptions {
+        rhobeg: real(&field(control, "rhobeg")?, "rhobeg")?,
+        rhoend: real(&field(control, "rhoend")?, "rhoend")?,
+        maxfun: count(&field(control, "maxfun")?, "maxfun")?,
+        calc_derivs: field(control, "calc.derivs")?.as_bool().unwrap_or(true),
+        boundary_tol: real(&field(control, "boundary.tol")?, "boundary.tol")?,
+        grad_tol: real(&field(control, "grad.tol")?, "grad.tol")?,
+        singular_tol: 1e-4,
+    })
+}
+
+fn fit_to_list(fit: &LmmFit) -> Robj {
+    let b = List::from_values(fit.b.iter().map(|v| Robj::from(v.clone())));
+    let opt = &fit.opt;
+    let opt_list = list!(
+        start = opt.start.clone(),
+        theta = opt.theta.clone(),
+        fmin = opt.fmin,
+        feval = opt.feval as i32,
+        code = opt.code,
+        message = opt.message.clone(),
+        gradient = opt.gradient.clone(),
+        hessian = opt.hessian.clone(),
+        singular = opt.singular,
+        messages = opt.messages.clone()
+    );
+    list!(
+        theta = fit.theta.clone(),
+        beta = fit.beta.clone(),
+        u = fit.u.clone(),
+        b = b,
+        sigma = fit.sigma,
+        ldL2 = fit.ldl2,
+        ldRX2 = fit.ldrx2,
+        wrss = fit.wrss,
+        ussq = fit.ussq,
+        pwrss = fit.pwrss,
+        objective = fit.objective,
+        deviance_ml = fit.deviance_ml,
+        reml_crit = fit.reml_crit,
+        vcov_unscaled = fit.vcov_unscaled.clone(),
+        fitted = fit.fitted.clone(),
+        optinfo = opt_list
+    )
+    .into()
+}
+
+/// R objects behind a `ModelSpec`, kept alive while the spec borrows their memory.
+struct RInputs {
+    y: Robj,
+    x: Robj,
+    p: usize,
+    weights: Robj,
+    offset: Robj,
+    /// `(codes, n_levels, z, q, factor_id)` per term.
+    terms: Vec<(Robj, usize, Robj, usize, usize)>,
+}
+
+impl RInputs {
+    /// `terms` is a list of lists with elements `codes` (1-based factor codes), `n_levels`,
+    /// `z` (double `n × q`), `q` and `factor_id`.
+    fn new(y: Robj, x: Robj, p: i32, weights: Robj, offset: Robj, terms: Robj) -> Result<Self> {
+        let list = List::try_from(&terms).map_err(|_| other("internal: 'terms' must be a list"))?;
+        let mut parts = Vec::with_capacity(list.len());
+        for t in list.values() {
+            parts.push((
+                field(&t, "codes")?,
+                count(&field(&t, "n_levels")?, "n_levels")?,
+                field(&t, "z")?,
+                count(&field(&t, "q")?, "q")?,
+                count(&field(&t, "factor_id")?, "factor_id")?,
+            ));
+        }
+        Ok(Self {
+            y,
+            x,
+            p: usize::try_from(p).map_err(|_| other("internal: p must be non-negative"))?,
+            weights,
+            offset,
+            terms: parts,
+        })
+    }
+
+    fn spec(&self) -> Result<ModelSpec<'_>> {
+        let mut re_terms = Vec::with_capacity(self.terms.len());
+        for (codes, n_levels, z, q, factor_id) in &self.terms {
+            re_terms.push(
+                RandomTerm::from_factor_codes(
+                    integers(codes, "codes")?,
+                    *n_levels,
+                    doubles(z, "z")?,
+                    *q,
+                    *factor_id,
+                )
+                .map_err(err)?,
+            );
+        }
+        ModelSpec::new(
+            doubles(&self.y, "y")?,
+            doubles(&self.x, "X")?,
+            self.p,
+            optional_doubles(&self.weights, "weights")?,
+            optional_doubles(&self.offset, "offset")?,
+            re_terms,
+        )
+        .map_err(err)
+    }
+}
+
+/// Fits a linear mixed model (see `RInputs::new` for `terms`); `control` is an `lmmControl`.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn lmm_fit_rs(
+    y: Robj,
+    x: Robj,
+    p: i32,
+    weights: Robj,
+    offset: Robj,
+    terms: Robj,
+    reml: bool,
+    start: Robj,
+    control: Robj,
+    verbose: i32,
+) -> Result<Robj> {
+    let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
+    let opts = optim_options(&control)?;
+    let start_v = if start.is_null() {
+        None
+    } else {
+        Some(doubles(&start, "start")?.to_vec())
+    };
+    let mut model =
+        LinearMixedModel::new(inputs.spec()?, reml, faer::Par::rayon(0)).map_err(err)?;
+    let mut progress = |count: usize, theta: &[f64], value: f64| {
+        if verbose > 0 {
+            let th: Vec<String> = theta.iter().map(|v| format!("{v:.6}")).collect();
+            rprintln!(
+                "iteration: {count}\n\tf(x) = {value:.6}\n\ttheta = {}",
+                th.join(" ")
+            );
+        }
+        Stop::Continue
+    };
+    let fit = model
+        .fit(start_v.as_deref(), &opts, &mut progress)
+        .map_err(err)?;
+    Ok(fit_to_list(&fit))
+}
+
+/// Evaluates the profiled criterion at θ values (`theta` holds one θ after another), for tests
+/// and profiling. Other arguments as `lmm_fit_rs`.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn lmm_deviance_rs(
+    y: Robj,
+    x: Robj,
+    p: i32,
+    weights: Robj,
+    offset: Robj,
+    terms: Robj,
+    reml: bool,
+    theta: Robj,
+) -> Result<Robj> {
+    let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
+    let mut model =
+        LinearMixedModel::new(inputs.spec()?, reml, faer::Par::rayon(0)).map_err(err)?;
+    let th = doubles(&theta, "theta")?;
+    let k = model.re.n_theta().max(1);
+    let values: Vec<f64> = th.chunks(k).map(|t| model.objective_at(t)).collect();
+    Ok(Robj::from(values))
+}
+
+/// Silences Rust's panic message; extendr turns the panic itself into an R error.
+#[no_mangle]
+pub extern "C" fn mixedrs_quiet_panics() {
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
+extendr_module! {
+    mod mixedrs;
+    fn lmm_fit_rs;
+    fn lmm_deviance_rs;
+}

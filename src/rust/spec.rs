@@ -1,0 +1,199 @@
+//! The validated input of a linear mixed model
+//!
+//! `y = X β + Σ_t Z_t b_t + offset + ε`, with prior weights `w` (`Var(ε_i) = σ² / w_i`).
+//! Each random-effects term `t` has a grouping factor (one level per observation) and `q_t`
+//! columns; its random effects are `b_t[level] ∈ ℝ^{q_t}`, the row of `Z_t` for observation `i`
+//! multiplies `b_t[level_i]`. Terms that share a grouping factor carry the same `factor_id`.
+//!
+//! Large arrays are borrowed (the R binding hands over R's own memory); every check is done once
+//! here so the engine can trust its input.
+use crate::error::{invalid, Result};
+
+/// One random-effects term `(expr | g)`.
+#[derive(Debug, Clone)]
+pub struct RandomTerm<'a> {
+    /// Level of the grouping factor for each observation, 0-based.
+    pub levels: Vec<u32>,
+    /// Number of levels of the grouping factor.
+    pub n_levels: usize,
+    /// The term's model matrix, `n × q`, column-major.
+    pub z: &'a [f64],
+    /// Number of columns of `z`.
+    pub q: usize,
+    /// Terms with equal `factor_id` share one grouping factor.
+    pub factor_id: usize,
+}
+
+impl<'a> RandomTerm<'a> {
+    /// Builds a term from R's 1-based factor codes, checking every code.
+    pub fn from_factor_codes(
+        codes: &[i32],
+        n_levels: usize,
+        z: &'a [f64],
+        q: usize,
+        factor_id: usize,
+    ) -> Result<Self> {
+        let mut levels = Vec::with_capacity(codes.len());
+        for (i, &c) in codes.iter().enumerate() {
+            if c < 1 || c as usize > n_levels {
+                return invalid(format!(
+                    "grouping factor code {c} at observation {} is outside 1..{n_levels}",
+                    i + 1
+                ));
+            }
+            levels.push((c - 1) as u32);
+        }
+        Ok(Self {
+            levels,
+            n_levels,
+            z,
+            q,
+            factor_id,
+        })
+    }
+}
+
+/// A linear mixed model's data: response, fixed-effects matrix, weights, offset and terms.
+#[derive(Debug, Clone)]
+pub struct ModelSpec<'a> {
+    /// Number of observations.
+    pub n: usize,
+    /// Number of fixed-effects columns.
+    pub p: usize,
+    /// Response, length `n`.
+    pub y: &'a [f64],
+    /// Fixed-effects model matrix, `n × p`, column-major, full column rank.
+    pub x: &'a [f64],
+    /// Prior weights (positive), or `None` for unit weights.
+    pub weights: Option<&'a [f64]>,
+    /// Offset added to the linear predictor, or `None`.
+    pub offset: Option<&'a [f64]>,
+    /// Random-effects terms, in the order the caller wants results reported.
+    pub terms: Vec<RandomTerm<'a>>,
+}
+
+impl<'a> ModelSpec<'a> {
+    /// Validates lengths, finiteness, weights and the consistency of shared grouping factors.
+    pub fn new(
+        y: &'a [f64],
+        x: &'a [f64],
+        p: usize,
+        weights: Option<&'a [f64]>,
+        offset: Option<&'a [f64]>,
+        terms: Vec<RandomTerm<'a>>,
+    ) -> Result<Self> {
+        let n = y.len();
+        if n == 0 {
+            return invalid("the model has no observations");
+        }
+        if x.len() != n * p {
+            return invalid(format!(
+                "fixed-effects matrix has {} values, expected n * p = {n} * {p}",
+                x.len()
+            ));
+        }
+        if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+            return invalid(format!("response value {} is not finite", i + 1));
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return invalid(format!(
+                "fixed-effects matrix has a non-finite value in column {}",
+                i / n + 1
+            ));
+        }
+        if let Some(w) = weights {
+            if w.len() != n {
+                return invalid(format!("'weights' has length {}, expected {n}", w.len()));
+            }
+            if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+                return invalid(format!(
+                    "'weights' must be positive and finite; observation {} has {}",
+                    i + 1,
+                    w[i]
+                ));
+            }
+        }
+        if let Some(o) = offset {
+            if o.len() != n {
+                return invalid(format!("'offset' has length {}, expected {n}", o.len()));
+            }
+            if let Some(i) = o.iter().position(|v| !v.is_finite()) {
+                return invalid(format!("'offset' value {} is not finite", i + 1));
+            }
+        }
+        if terms.is_empty() {
+            return invalid("the model has no random-effects terms");
+        }
+        for (t, term) in terms.iter().enumerate() {
+            if term.q == 0 {
+                return invalid(format!("random-effects term {} has no columns", t + 1));
+            }
+            if term.levels.len() != n {
+                return invalid(format!(
+                    "grouping factor of random-effects term {} has length {}, expected {n}",
+                    t + 1,
+                    term.levels.len()
+                ));
+            }
+            if term.z.len() != n * term.q {
+                return invalid(format!(
+                    "model matrix of random-effects term {} has {} values, expected {n} * {}",
+                    t + 1,
+                    term.z.len(),
+                    term.q
+                ));
+            }
+            if let Some(i) = term.z.iter().position(|v| !v.is_finite()) {
+                return invalid(format!(
+                    "model matrix of random-effects term {} has a non-finite value at observation {}",
+                    t + 1,
+                    i % n + 1
+                ));
+            }
+            if let Some(&l) = term.levels.iter().find(|&&l| l as usize >= term.n_levels) {
+                return invalid(format!(
+                    "random-effects term {} has level index {l} but only {} levels",
+                    t + 1,
+                    term.n_levels
+                ));
+            }
+            for other in &terms[..t] {
+                if other.factor_id == term.factor_id
+                    && (other.n_levels != term.n_levels || other.levels != term.levels)
+                {
+                    return invalid(format!(
+                        "random-effects term {} claims to share a grouping factor with an earlier term but its levels differ",
+                        t + 1
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            n,
+            p,
+            y,
+            x,
+            weights,
+            offset,
+            terms,
+        })
+    }
+
+    /// Weight of observation `i` (1 without prior weights).
+    #[inline]
+    pub fn weight(&self, i: usize) -> f64 {
+        self.weights.map_or(1.0, |w| w[i])
+    }
+
+    /// Response minus offset for observation `i`.
+    #[inline]
+    pub fn y_adjusted(&self, i: usize) -> f64 {
+        self.y[i] - self.offset.map_or(0.0, |o| o[i])
+    }
+
+    /// `Σ log w_i`: the Jacobian term prior weights add to the deviance.
+    pub fn log_weight_sum(&self) -> f64 {
+        self.weights
+            .map_or(0.0, |w| w.iter().map(|v| v.ln()).sum::<f64>())
+    }
+}

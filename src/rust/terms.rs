@@ -1,0 +1,166 @@
+//! Random-effects structure: grouping-factor blocks and the map from θ to Λ.
+//!
+//! Terms that share a grouping factor are amalgamated into one *block* whose columns are the
+//! concatenation of the terms' columns, so `(1 | g) + (0 + x | g)` becomes a single block with a
+//! diagonal relative covariance factor. For block `b` with `q_b` columns the relative covariance
+//! factor `T_b` is lower triangular, and `Λ = ⊕_b (I_{ℓ_b} ⊗ T_b)`; the random effects are
+//! `b = Λ u` with `u ~ N(0, σ² I)`.
+//!
+//! `θ` is laid out as lme4 lays it out: terms in the caller's order, each term's lower triangle of
+//! its own `q_t × q_t` factor in column-major order. Diagonal elements have lower bound 0, the
+//! others are unbounded.
+//!
+//! Blocks are ordered by number of levels, largest first: the first ("leading") block's
+//! cross-product is block diagonal, which the blocked Cholesky exploits.
+use crate::spec::ModelSpec;
+
+/// One grouping factor with all its columns.
+#[derive(Debug, Clone)]
+pub struct ReBlock {
+    /// Number of levels of the grouping factor.
+    pub n_levels: usize,
+    /// Number of columns (sum over the amalgamated terms).
+    pub q: usize,
+    /// Input indices of the amalgamated terms, in input order.
+    pub terms: Vec<usize>,
+    /// Offset of each amalgamated term's columns within the block.
+    pub term_col_offset: Vec<usize>,
+}
+
+/// Where one element of θ lives: block, row and column of that block's `T_b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThetaPos {
+    /// Block index (in the sorted block order).
+    pub block: usize,
+    /// Row within `T_b`.
+    pub row: usize,
+    /// Column within `T_b`.
+    pub col: usize,
+}
+
+/// The random-effects structure of a model.
+#[derive(Debug, Clone)]
+pub struct ReStructure {
+    /// Blocks, largest number of levels first.
+    pub blocks: Vec<ReBlock>,
+    /// For each input term: its block and its column offset there.
+    pub term_block: Vec<(usize, usize)>,
+    /// For each element of θ, its position in a `T_b`.
+    pub theta_pos: Vec<ThetaPos>,
+    /// Offset of each input term's first θ element.
+    pub term_theta_offset: Vec<usize>,
+}
+
+impl ReStructure {
+    /// Groups the terms of `spec` by grouping factor and orders the blocks.
+    pub fn new(spec: &ModelSpec<'_>) -> Self {
+        let mut groups: Vec<ReBlock> = Vec::new();
+        let mut group_factor: Vec<usize> = Vec::new();
+        for (t, term) in spec.terms.iter().enumerate() {
+            match group_factor.iter().position(|&f| f == term.factor_id) {
+                Some(g) => {
+                    let block = &mut groups[g];
+                    block.terms.push(t);
+                    block.term_col_offset.push(block.q);
+                    block.q += term.q;
+                }
+                None => {
+                    group_factor.push(term.factor_id);
+                    groups.push(ReBlock {
+                        n_levels: term.n_levels,
+                        q: term.q,
+                        terms: vec![t],
+                        term_col_offset: vec![0],
+                    });
+                }
+            }
+        }
+        // Stable sort: most levels first.
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        order.sort_by(|&a, &b| groups[b].n_levels.cmp(&groups[a].n_levels));
+        let blocks: Vec<ReBlock> = order.iter().map(|&g| groups[g].clone()).collect();
+
+        let mut term_block = vec![(0, 0); spec.terms.len()];
+        for (b, block) in blocks.iter().enumerate() {
+            for (k, &t) in block.terms.iter().enumerate() {
+                term_block[t] = (b, block.term_col_offset[k]);
+            }
+        }
+        let mut theta_pos = Vec::new();
+        let mut term_theta_offset = Vec::with_capacity(spec.terms.len());
+        for (t, term) in spec.terms.iter().enumerate() {
+            term_theta_offset.push(theta_pos.len());
+            let (block, off) = term_block[t];
+            for col in 0..term.q {
+                for row in col..term.q {
+                    theta_pos.push(ThetaPos {
+                        block,
+                        row: off + row,
+                        col: off + col,
+                    });
+                }
+            }
+        }
+        Self {
+            blocks,
+            term_block,
+            theta_pos,
+            term_theta_offset,
+        }
+    }
+
+    /// Number of covariance parameters.
+    pub fn n_theta(&self) -> usize {
+        self.theta_pos.len()
+    }
+
+    /// Total number of random effects `q = Σ_b ℓ_b q_b`.
+    pub fn n_random(&self) -> usize {
+        self.blocks.iter().map(|b| b.n_levels * b.q).sum()
+    }
+
+    /// Lower bounds of θ: 0 for diagonal elements of `T_b`, −∞ otherwise.
+    pub fn lower_bounds(&self) -> Vec<f64> {
+        self.theta_pos
+            .iter()
+            .map(|p| {
+                if p.row == p.col {
+                    0.0
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect()
+    }
+
+    /// lme4's default start: 1 on diagonal elements, 0 elsewhere.
+    pub fn default_theta(&self) -> Vec<f64> {
+        self.theta_pos
+            .iter()
+            .map(|p| if p.row == p.col { 1.0 } else { 0.0 })
+            .collect()
+    }
+
+    /// Writes each block's `T_b` (column-major `q_b × q_b`, zero above the diagonal and outside
+    /// the terms' own blocks) for the given θ.
+    pub fn fill_lambda(&self, theta: &[f64], lambda: &mut [Vec<f64>]) {
+        for (b, block) in self.blocks.iter().enumerate() {
+            lambda[b].clear();
+            lambda[b].resize(block.q * block.q, 0.0);
+        }
+        for (pos, &value) in self.theta_pos.iter().zip(theta) {
+            let q = self.blocks[pos.block].q;
+            lambda[pos.block][pos.col * q + pos.row] = value;
+        }
+    }
+
+    /// Zeroed `T_b` buffers of the right sizes.
+    pub fn lambda_buffers(&self) -> Vec<Vec<f64>> {
+        self.blocks.iter().map(|b| vec![0.0; b.q * b.q]).collect()
+    }
+
+    /// Whether every block's `T_b` is diagonal for any θ (all terms scalar).
+    pub fn all_diagonal(&self) -> bool {
+        self.theta_pos.iter().all(|p| p.row == p.col)
+    }
+}

@@ -1,0 +1,361 @@
+//! Engine tests against dense reference computations on random seeded designs.
+//!
+//! The blocked factor must agree with a dense Cholesky of the same penalized matrix, and the
+//! profiled deviance with the marginal Gaussian likelihood `y ~ N(Xβ, σ²(ZΛΛ'Z' + W⁻¹))`
+//! computed directly (an `n × n` computation that only a test may afford).
+use faer::prelude::Solve;
+use faer::{Mat, Side};
+use mixedrs::lmm::LinearMixedModel;
+use mixedrs::optim::{OptimOptions, Stop};
+use mixedrs::spec::{ModelSpec, RandomTerm};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+/// Owned data for one random design.
+struct Design {
+    n: usize,
+    p: usize,
+    y: Vec<f64>,
+    x: Vec<f64>,
+    weights: Option<Vec<f64>>,
+    offset: Option<Vec<f64>>,
+    /// (levels, n_levels, z, q, factor_id)
+    terms: Vec<(Vec<u32>, usize, Vec<f64>, usize, usize)>,
+}
+
+impl Design {
+    fn spec(&self) -> ModelSpec<'_> {
+        let terms = self
+            .terms
+            .iter()
+            .map(|(lev, nl, z, q, f)| RandomTerm {
+                levels: lev.clone(),
+                n_levels: *nl,
+                z,
+                q: *q,
+                factor_id: *f,
+            })
+            .collect();
+        ModelSpec::new(
+            &self.y,
+            &self.x,
+            self.p,
+            self.weights.as_deref(),
+            self.offset.as_deref(),
+            terms,
+        )
+        .expect("valid spec")
+    }
+}
+
+/// A random design: `factors` gives (levels, q) per grouping factor; `shared` adds a second
+/// scalar term on the first factor (as `(1|g) + (0+x|g)` does).
+fn design(
+    seed: u64,
+    n: usize,
+    p: usize,
+    factors: &[(usize, usize)],
+    shared: bool,
+    weighted: bool,
+) -> Design {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let normal = Normal::new(0.0, 1.0).expect("normal");
+    let mut x = vec![1.0; n * p];
+    for v in x.iter_mut().skip(n) {
+        *v = normal.sample(&mut rng);
+    }
+    let mut terms = Vec::new();
+    for (f, &(nl, q)) in factors.iter().enumerate() {
+        // every level appears at least once
+        let levels: Vec<u32> = (0..n)
+            .map(|i| {
+                if i < nl {
+                    i as u32
+                } else {
+                    rng.random_range(0..nl as u32)
+                }
+            })
+            .collect();
+        let mut z = vec![1.0; n * q];
+        for v in z.iter_mut().skip(n) {
+            *v = normal.sample(&mut rng);
+        }
+        terms.push((levels, nl, z, q, f));
+    }
+    if shared {
+        let (lev, nl, _, _, _) = terms[0].clone();
+        let z: Vec<f64> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+        terms.push((lev, nl, z, 1, 0));
+    }
+    let y: Vec<f64> = (0..n)
+        .map(|i| {
+            2.0 + x[n + i] + normal.sample(&mut rng) * 1.5 + (terms[0].0[i] as f64 * 0.7).sin()
+        })
+        .collect();
+    let weights = weighted.then(|| (0..n).map(|_| 0.5 + rng.random::<f64>() * 2.0).collect());
+    let offset = weighted.then(|| (0..n).map(|_| normal.sample(&mut rng) * 0.3).collect());
+    Design {
+        n,
+        p,
+        y,
+        x,
+        weights,
+        offset,
+        terms,
+    }
+}
+
+/// Dense `Z Λ` (`n × q_total`) in lme4's layout (terms in order, level-major), with the
+/// term-wise lower-triangular factors built from θ. Terms sharing a factor are independent.
+fn dense_z_lambda(d: &Design, theta: &[f64]) -> Mat<f64> {
+    let qtot: usize = d.terms.iter().map(|t| t.1 * t.3).sum();
+    let mut zl = Mat::<f64>::zeros(d.n, qtot);
+    let mut col0 = 0;
+    let mut th = 0;
+    for (lev, nl, z, q, _) in &d.terms {
+        let q = *q;
+        let mut t = vec![0.0; q * q];
+        for c in 0..q {
+            for r in c..q {
+                t[c * q + r] = theta[th];
+                th += 1;
+            }
+        }
+        for i in 0..d.n {
+            let j = lev[i] as usize;
+            for c in 0..q {
+                // (z_i' T)[c] = Σ_k z_ik T[k, c]
+                let v: f64 = (c..q).map(|k| z[k * d.n + i] * t[c * q + k]).sum();
+                zl[(i, col0 + j * q + c)] = v;
+            }
+        }
+        col0 += nl * q;
+    }
+    zl
+}
+
+fn logdet_chol(m: &Mat<f64>) -> f64 {
+    let llt = m.llt(Side::Lower).expect("positive definite");
+    let l = llt.L();
+    (0..m.nrows()).map(|i| 2.0 * l[(i, i)].ln()).sum()
+}
+
+/// Profiled deviance from the marginal model, dense.
+fn reference_deviance(d: &Design, theta: &[f64], reml: bool) -> f64 {
+    let n = d.n;
+    let p = d.p;
+    let zl = dense_z_lambda(d, theta);
+    let mut v = &zl * zl.transpose();
+    for i in 0..n {
+        let w = d.weights.as_ref().map_or(1.0, |w| w[i]);
+        v[(i, i)] += 1.0 / w;
+    }
+    let x = Mat::from_fn(n, p, |i, j| d.x[j * n + i]);
+    let y = Mat::from_fn(n, 1, |i, _| {
+        d.y[i] - d.offset.as_ref().map_or(0.0, |o| o[i])
+    });
+    let llt = v.llt(Side::Lower).expect("V positive definite");
+    let vinv_x = llt.solve(&x);
+    let vinv_y = llt.solve(&y);
+    let xtvx = x.transpose() * &vinv_x;
+    let xtvy = x.transpose() * &vinv_y;
+    let beta = xtvx.llt(Side::Lower).expect("X'V⁻¹X").solve(&xtvy);
+    let resid = &y - &x * &beta;
+    let r2 = (resid.transpose() * llt.solve(&resid))[(0, 0)];
+    let logdet_v = logdet_chol(&v);
+    let two_pi = 2.0 * std::f64::consts::PI;
+    if reml {
+        let nmp = (n - p) as f64;
+        logdet_v + logdet_chol(&xtvx) + nmp * (1.0 + (two_pi * r2 / nmp).ln())
+    } else {
+        logdet_v + n as f64 * (1.0 + (two_pi * r2 / n as f64).ln())
+    }
+}
+
+fn random_theta(rng: &mut StdRng, d: &Design) -> Vec<f64> {
+    let mut th = Vec::new();
+    for (_, _, _, q, _) in &d.terms {
+        for c in 0..*q {
+            for r in c..*q {
+                th.push(if r == c {
+                    0.2 + rng.random::<f64>() * 1.5
+                } else {
+                    rng.random::<f64>() - 0.5
+                });
+            }
+        }
+    }
+    th
+}
+
+fn designs() -> Vec<(&'static str, Design)> {
+    vec![
+        (
+            "one scalar factor",
+            design(1, 80, 2, &[(9, 1)], false, false),
+        ),
+        (
+            "one vector factor",
+            design(2, 90, 2, &[(10, 2)], false, false),
+        ),
+        (
+            "two crossed scalar",
+            design(3, 120, 3, &[(15, 1), (7, 1)], false, false),
+        ),
+        (
+            "crossed vector + scalar",
+            design(4, 150, 2, &[(12, 2), (9, 1)], false, true),
+        ),
+        (
+            "three factors, mixed q",
+            design(5, 160, 2, &[(6, 1), (20, 1), (11, 3)], false, true),
+        ),
+        (
+            "amalgamated terms",
+            design(6, 100, 2, &[(10, 1), (5, 2)], true, false),
+        ),
+        (
+            "weights and offset",
+            design(7, 70, 3, &[(8, 2)], false, true),
+        ),
+    ]
+}
+
+#[test]
+fn profiled_deviance_matches_dense_marginal_likelihood() {
+    let mut rng = StdRng::seed_from_u64(42);
+    for (name, d) in designs() {
+        for reml in [false, true] {
+            let mut model = LinearMixedModel::new(d.spec(), reml, faer::Par::Seq).expect("model");
+            for _ in 0..4 {
+                let theta = random_theta(&mut rng, &d);
+                let ours = model.objective_at(&theta);
+                let reference = reference_deviance(&d, &theta, reml);
+                let tol = 1e-9 * reference.abs().max(1.0);
+                assert!(
+                    (ours - reference).abs() < tol,
+                    "{name} (reml = {reml}): {ours} vs dense {reference} at {theta:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn blocked_factor_matches_dense_cholesky() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for (name, d) in designs() {
+        let mut model = LinearMixedModel::new(d.spec(), false, faer::Par::Seq).expect("model");
+        let theta = random_theta(&mut rng, &d);
+        model.set_theta(&theta).expect("factor");
+        // Dense Ω = [ZΛ X y]' W [ZΛ X y] + diag(I, 0, 0)
+        let zl = dense_z_lambda(&d, &theta);
+        let q = zl.ncols();
+        let (n, p) = (d.n, d.p);
+        let a = Mat::from_fn(n, q + p + 1, |i, j| {
+            if j < q {
+                zl[(i, j)]
+            } else if j < q + p {
+                d.x[(j - q) * n + i]
+            } else {
+                d.y[i] - d.offset.as_ref().map_or(0.0, |o| o[i])
+            }
+        });
+        let wa = Mat::from_fn(n, q + p + 1, |i, j| {
+            a[(i, j)] * d.weights.as_ref().map_or(1.0, |w| w[i])
+        });
+        let mut omega = a.transpose() * &wa;
+        for i in 0..q {
+            omega[(i, i)] += 1.0;
+        }
+        let llt = omega.llt(Side::Lower).expect("Ω positive definite");
+        let l = llt.L();
+        let ld_z: f64 = (0..q).map(|i| 2.0 * l[(i, i)].ln()).sum();
+        let ld_x: f64 = (q..q + p).map(|i| 2.0 * l[(i, i)].ln()).sum();
+        let r = l[(q + p, q + p)];
+        let ours_z = model.chol.logdet_l11 + model.chol.logdet_l22;
+        assert!(
+            (ours_z - ld_z).abs() < 1e-9 * ld_z.abs().max(1.0),
+            "{name}: log|L_Z|² {ours_z} vs {ld_z}"
+        );
+        assert!(
+            (model.chol.logdet_rx(&model.cp) - ld_x).abs() < 1e-9 * ld_x.abs().max(1.0),
+            "{name}: log|R_X|²"
+        );
+        assert!(
+            (model.chol.pwrss_sqrt(&model.cp) - r).abs() < 1e-9 * r.max(1.0),
+            "{name}: r"
+        );
+
+        // Solution of the penalized least-squares problem.
+        let fit = model.estimates(&theta).expect("estimates");
+        let rhs = Mat::from_fn(q + p, 1, |i, _| omega[(i, q + p)]);
+        let m = Mat::from_fn(q + p, q + p, |i, j| omega[(i, j)]);
+        let sol = m.llt(Side::Lower).expect("M").solve(&rhs);
+        for k in 0..p {
+            assert!(
+                (fit.beta[k] - sol[(q + k, 0)]).abs() < 1e-8 * sol[(q + k, 0)].abs().max(1.0),
+                "{name}: beta[{k}]"
+            );
+        }
+        for k in 0..q {
+            assert!(
+                (fit.u[k] - sol[(k, 0)]).abs() < 1e-8 * sol[(k, 0)].abs().max(1.0),
+                "{name}: u[{k}]"
+            );
+        }
+        // pwrss = wrss + ussq at the solution.
+        assert!(
+            (fit.pwrss - fit.wrss - fit.ussq).abs() < 1e-8 * fit.pwrss,
+            "{name}: pwrss identity"
+        );
+    }
+}
+
+#[test]
+fn fit_reaches_a_minimum() {
+    for (name, d) in designs() {
+        let mut model = LinearMixedModel::new(d.spec(), true, faer::Par::Seq).expect("model");
+        let mut quiet = |_: usize, _: &[f64], _: f64| Stop::Continue;
+        let fit = model
+            .fit(None, &OptimOptions::default(), &mut quiet)
+            .expect("fit");
+        // No nearby θ is better.
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..20 {
+            let mut t = fit.theta.clone();
+            for (v, lo) in t.iter_mut().zip(&fit.opt.lower) {
+                *v = (*v + (rng.random::<f64>() - 0.5) * 1e-2).max(*lo);
+            }
+            assert!(
+                model.objective_at(&t) >= fit.objective - 1e-7,
+                "{name}: a nearby θ is better"
+            );
+        }
+    }
+}
+
+#[test]
+fn invalid_input_is_an_error_not_a_panic() {
+    let y = [1.0, 2.0, f64::NAN];
+    let x = [1.0, 1.0, 1.0];
+    let z = [1.0, 1.0, 1.0];
+    let term = || RandomTerm {
+        levels: vec![0, 1, 0],
+        n_levels: 2,
+        z: &z,
+        q: 1,
+        factor_id: 0,
+    };
+    assert!(ModelSpec::new(&y, &x, 1, None, None, vec![term()]).is_err());
+    let y = [1.0, 2.0, 3.0];
+    assert!(ModelSpec::new(&y, &x[..2], 1, None, None, vec![term()]).is_err());
+    assert!(ModelSpec::new(&y, &x, 1, Some(&[1.0, -1.0, 1.0]), None, vec![term()]).is_err());
+    assert!(ModelSpec::new(&y, &x, 1, None, None, vec![]).is_err());
+    assert!(RandomTerm::from_factor_codes(&[1, 3, 1], 2, &z, 1, 0).is_err());
+    let spec = ModelSpec::new(&y, &x, 1, None, None, vec![term()]).expect("valid");
+    let mut model = LinearMixedModel::new(spec, false, faer::Par::Seq).expect("model");
+    assert!(model.set_theta(&[1.0, 2.0]).is_err());
+    assert!(model.set_theta(&[f64::NAN]).is_err());
+}
