@@ -12,6 +12,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
+/// One random term: (levels, n_levels, z, q, factor_id).
+type TermData = (Vec<u32>, usize, Vec<f64>, usize, usize);
+
 /// Owned data for one random design.
 struct Design {
     n: usize,
@@ -20,8 +23,7 @@ struct Design {
     x: Vec<f64>,
     weights: Option<Vec<f64>>,
     offset: Option<Vec<f64>>,
-    /// (levels, n_levels, z, q, factor_id)
-    terms: Vec<(Vec<u32>, usize, Vec<f64>, usize, usize)>,
+    terms: Vec<TermData>,
 }
 
 impl Design {

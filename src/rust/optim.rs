@@ -350,7 +350,7 @@ fn gradient_check<O: Objective>(
             GradCheck {
                 gradient: grad,
                 hessian: hess,
-                failed: !(max_stat < opts.grad_tol),
+                failed: max_stat.is_nan() || max_stat >= opts.grad_tol,
                 max_stat,
                 component,
             }
@@ -358,7 +358,7 @@ fn gradient_check<O: Objective>(
         None => GradCheck {
             gradient: grad,
             hessian: hess,
-            failed: !(max_abs < opts.grad_tol),
+            failed: max_abs.is_nan() || max_abs >= opts.grad_tol,
             max_stat: max_abs,
             component: arg,
         },

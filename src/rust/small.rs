@@ -14,7 +14,7 @@ pub fn chol_lower(a: &mut [f64], q: usize) -> Option<f64> {
         for k in 0..j {
             d -= a[k * q + j] * a[k * q + j];
         }
-        if !(d > 0.0) || !d.is_finite() {
+        if d.is_nan() || d <= 0.0 || !d.is_finite() {
             return None;
         }
         let ljj = d.sqrt();

@@ -1,0 +1,44 @@
+# mixedrs: the README's commands. `make demo` and `make test` install whatever is missing first.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+# A persistent cargo target dir makes reinstalls take seconds instead of minutes.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/mixedrs/cargo-target
+R_LIB ?= $(shell Rscript -e 'cat(.libPaths()[1])' 2>/dev/null)
+
+.PHONY: deps install demo test test-rust test-r lint check bench docs clean
+
+deps:
+	@bash tools/install-deps.sh
+
+install: deps
+	R CMD INSTALL --no-multiarch .
+
+demo: install
+	Rscript bench/demo.R
+
+test: install lint test-rust test-r
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib --features r -- -D warnings
+
+test-rust:
+	cargo test --release
+
+test-r:
+	Rscript -e 'testthat::test_dir("tests/testthat", package = "mixedrs", load_package = "installed", stop_on_failure = TRUE)'
+
+docs:
+	Rscript -e 'roxygen2::roxygenise(load_code = roxygen2::load_source)'
+
+check: deps
+	rm -rf mixedrs.Rcheck mixedrs_*.tar.gz
+	R CMD build .
+	_R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual mixedrs_*.tar.gz
+
+bench: install
+	Rscript bench/bench.R
+
+clean:
+	rm -rf mixedrs.Rcheck mixedrs_*.tar.gz src/*.o src/*.so src/rust-target

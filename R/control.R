@@ -1,0 +1,141 @@
+#' Control settings for `lmm()`
+#'
+#' Builds and validates the settings that steer the model checks and the
+#' optimizer of [lmm()]. The `check.*` arguments follow the names and
+#' meanings of `lme4::lmerControl()`; each takes one of the levels listed in
+#' its default.
+#'
+#' @param optimizer Optimizer for the covariance parameters. Only `"bobyqa"`
+#'   (Powell's bound-constrained quadratic-model method, as lme4's default
+#'   `"nloptwrap"` uses) is available.
+#' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA on
+#'   the relative covariance parameters `theta`. `rhoend` sets the accuracy of
+#'   `theta`.
+#' @param maxfun Largest number of deviance evaluations the optimizer may use.
+#' @param calc.derivs Logical: check convergence with finite-difference
+#'   gradient and Hessian at the optimum (and polish the optimum when the check
+#'   fails) as lme4 does?
+#' @param boundary.tol Estimates of `theta` closer than this to their lower
+#'   bound are tried on the bound and kept there when that is no worse
+#'   (lme4's `restart_edge`/`boundary.tol`). Use `0` to switch off.
+#' @param check.nlev.gtr.1 What to do when a grouping factor has only one
+#'   level: `"stop"`, `"warning"`, `"message"` or `"ignore"`.
+#' @param check.nobs.vs.nlev What to do when a grouping factor has as many
+#'   levels as there are observations.
+#' @param check.nobs.vs.nRE What to do when a random-effects term has at
+#'   least as many random effects as there are observations.
+#' @param check.rankX How to treat a rank-deficient fixed-effects matrix:
+#'   `"message+drop.cols"` (default), `"silent.drop.cols"`,
+#'   `"warn+drop.cols"` or `"stop.deficient"`.
+#' @param check.scaleX What to do when predictors are on very different
+#'   scales: `"warning"` (default), `"message"`, `"stop"` or `"ignore"`.
+#' @param check.conv.singular How to report a singular fit: `"message"`
+#'   (default), `"warning"` or `"ignore"`.
+#' @param check.conv.grad How to report a failed gradient check at the
+#'   optimum: `"warning"` (default), `"message"`, `"stop"` or `"ignore"`.
+#' @param grad.tol Tolerance of the gradient check (lme4's default 0.002).
+#' @return An object of class `"lmmControl"`: a list of the validated
+#'   settings.
+#' @examples
+#' lmmControl()
+#' lmmControl(check.conv.singular = "ignore", maxfun = 5000)
+#' @export
+lmmControl <- function(optimizer = "bobyqa", rhobeg = 0.5, rhoend = 1e-7,
+                       maxfun = 10000L, calc.derivs = TRUE,
+                       boundary.tol = 1e-5,
+                       check.nlev.gtr.1 = "stop",
+                       check.nobs.vs.nlev = "stop",
+                       check.nobs.vs.nRE = "stop",
+                       check.rankX = c("message+drop.cols", "silent.drop.cols",
+                                       "warn+drop.cols", "stop.deficient"),
+                       check.scaleX = c("warning", "message", "stop", "ignore"),
+                       check.conv.singular = c("message", "warning", "ignore"),
+                       check.conv.grad = c("warning", "message", "stop", "ignore"),
+                       grad.tol = 0.002) {
+  if (!identical(optimizer, "bobyqa")) {
+    stop("lmmControl(): optimizer ", deparse1(optimizer),
+         " is not supported yet; the only optimizer is \"bobyqa\"",
+         call. = FALSE)
+  }
+  check_positive_number(rhobeg, "rhobeg")
+  check_positive_number(rhoend, "rhoend")
+  if (rhoend > rhobeg) {
+    stop("lmmControl(): 'rhoend' (", rhoend, ") must not exceed 'rhobeg' (",
+         rhobeg, ")", call. = FALSE)
+  }
+  check_positive_number(maxfun, "maxfun")
+  check_flag(calc.derivs, "calc.derivs")
+  if (!is.numeric(boundary.tol) || length(boundary.tol) != 1L ||
+      !is.finite(boundary.tol) || boundary.tol < 0) {
+    stop("lmmControl(): 'boundary.tol' must be a single non-negative number",
+         call. = FALSE)
+  }
+  check_positive_number(grad.tol, "grad.tol")
+  levels4 <- c("stop", "warning", "message", "ignore")
+  structure(
+    list(
+      optimizer = optimizer,
+      rhobeg = as.numeric(rhobeg),
+      rhoend = as.numeric(rhoend),
+      maxfun = as.integer(maxfun),
+      calc.derivs = calc.derivs,
+      boundary.tol = as.numeric(boundary.tol),
+      check.nlev.gtr.1 = match_level(check.nlev.gtr.1, levels4, "check.nlev.gtr.1"),
+      check.nobs.vs.nlev = match_level(check.nobs.vs.nlev, levels4, "check.nobs.vs.nlev"),
+      check.nobs.vs.nRE = match_level(check.nobs.vs.nRE, levels4, "check.nobs.vs.nRE"),
+      check.rankX = match_level(check.rankX, eval(formals()$check.rankX), "check.rankX"),
+      check.scaleX = match_level(check.scaleX, eval(formals()$check.scaleX), "check.scaleX"),
+      check.conv.singular = match_level(check.conv.singular,
+                                        eval(formals()$check.conv.singular),
+                                        "check.conv.singular"),
+      check.conv.grad = match_level(check.conv.grad, eval(formals()$check.conv.grad),
+                                    "check.conv.grad"),
+      grad.tol = as.numeric(grad.tol)
+    ),
+    class = "lmmControl"
+  )
+}
+
+#' @export
+print.lmmControl <- function(x, ...) {
+  cat("lmm control settings:\n")
+  utils::str(unclass(x), give.head = FALSE, no.list = TRUE)
+  invisible(x)
+}
+
+match_level <- function(value, choices, name) {
+  if (!is.character(value) || length(value) < 1L) {
+    stop("lmmControl(): '", name, "' must be one of ",
+         paste0("\"", choices, "\"", collapse = ", "), call. = FALSE)
+  }
+  value <- value[1L]
+  if (!value %in% choices) {
+    stop("lmmControl(): '", name, "' must be one of ",
+         paste0("\"", choices, "\"", collapse = ", "), ", not \"", value, "\"",
+         call. = FALSE)
+  }
+  value
+}
+
+check_positive_number <- function(value, name) {
+  if (!is.numeric(value) || length(value) != 1L || !is.finite(value) || value <= 0) {
+    stop("lmmControl(): '", name, "' must be a single positive number",
+         call. = FALSE)
+  }
+}
+
+check_flag <- function(value, name) {
+  if (!is.logical(value) || length(value) != 1L || is.na(value)) {
+    stop("'", name, "' must be TRUE or FALSE", call. = FALSE)
+  }
+}
+
+# Acts on a check level from lmmControl(): "stop", "warning", "message" or
+# "ignore".
+signal_check <- function(level, msg) {
+  switch(level,
+         stop = stop(msg, call. = FALSE),
+         warning = warning(msg, call. = FALSE),
+         message = message(msg),
+         ignore = invisible(NULL))
+}

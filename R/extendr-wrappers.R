@@ -1,0 +1,12 @@
+# The .Call glue to the Rust core (kept tiny and mechanical; see src/rust/rbind.rs).
+
+#' @useDynLib mixedrs, .registration = TRUE
+NULL
+
+lmm_fit_rs <- function(y, x, p, weights, offset, terms, reml, start, control, verbose) {
+  .Call(wrap__lmm_fit_rs, y, x, p, weights, offset, terms, reml, start, control, verbose)
+}
+
+lmm_deviance_rs <- function(y, x, p, weights, offset, terms, reml, theta) {
+  .Call(wrap__lmm_deviance_rs, y, x, p, weights, offset, terms, reml, theta)
+}

@@ -1,0 +1,224 @@
+# Formula stage: reads a mixed-model formula such as
+# `y ~ x + (1 + x | g) + (1 | a/b)` into its fixed part, the formula used to
+# build the model frame, and the list of random-effects ("bar") terms, each a
+# call `lhs | group` with `||` and nesting (`a/b`) already expanded the way
+# lme4 expands them. Everything here is symbolic: no data are touched.
+
+#' Split a mixed-model formula into its parts
+#'
+#' @param formula a two-sided formula (already checked by [lmm_formula()]).
+#' @return A list with `formula` (as given), `bars` (list of `lhs | group`
+#'   calls after expansion of `||` and `/`), `fixed_formula`
+#'   (response ~ fixed part) and `frame_formula` (every variable of the model,
+#'   bars turned into sums, for `model.frame`).
+#' @noRd
+parse_lmm_formula <- function(formula) {
+  rhs <- expand_double_bars(formula[[3L]])
+  bars <- find_bar_terms(rhs)
+  if (length(bars) == 0L) {
+    stop("the formula ", deparse1(formula), " has no random-effects term: ",
+         "add one such as (1 | group), or use lm() for a model without ",
+         "random effects", call. = FALSE)
+  }
+  lapply(bars, check_bar)
+  bars <- unlist(lapply(bars, expand_nesting), recursive = FALSE)
+  list(
+    formula = formula,
+    bars = bars,
+    fixed_formula = with_rhs(formula, fixed_rhs(rhs)),
+    frame_formula = with_rhs(formula, bars_to_sums(rhs))
+  )
+}
+
+#' Turn the `formula` argument into a two-sided formula object
+#'
+#' A character string is parsed with `as.formula()` in `env`.
+#' @noRd
+lmm_formula <- function(formula, env) {
+  if (is.character(formula)) {
+    if (length(formula) != 1L) {
+      stop("'formula' must be a formula or a single string, not a character ",
+           "vector of length ", length(formula), call. = FALSE)
+    }
+    text <- formula
+    formula <- tryCatch(
+      stats::as.formula(text, env = env),
+      error = function(e) {
+        stop("could not parse 'formula' \"", text, "\": ",
+             conditionMessage(e), "; random-effects terms are written ",
+             "like (1 | group) or (x | group)", call. = FALSE)
+      }
+    )
+  }
+  if (!inherits(formula, "formula")) {
+    stop("'formula' must be a formula such as y ~ x + (1 | group), not ",
+         describe_class(formula), call. = FALSE)
+  }
+  if (length(formula) != 3L) {
+    stop("the formula ", deparse1(formula), " has no response: write it as ",
+         "response ~ terms, e.g. y ~ x + (1 | group)", call. = FALSE)
+  }
+  if (is.null(environment(formula))) environment(formula) <- env
+  formula
+}
+
+# One-word description of an object's class for error messages.
+describe_class <- function(x) {
+  if (is.null(x)) return("NULL")
+  paste0("an object of class \"", class(x)[1L], "\"")
+}
+
+# TRUE when `x` is a call to `|` or `||`.
+is_bar <- function(x) {
+  is.call(x) && (identical(x[[1L]], as.name("|")) ||
+                   identical(x[[1L]], as.name("||")))
+}
+
+# TRUE when `x` contains a `|` or `||` call anywhere.
+contains_bar <- function(x) {
+  is.call(x) && any(c("|", "||") %in% all.names(x))
+}
+
+# TRUE when `x` is a call whose function is the symbol `name`.
+is_call_to <- function(x, name) {
+  is.call(x) && identical(x[[1L]], as.name(name))
+}
+
+# Replaces every `(lhs || g)` in a right-hand side by independent terms
+# `(1 | g) + (0 + t1 | g) + ...`, one per term of `lhs`. Descends only
+# through `+`, binary `-` and parentheses, where bars may sit.
+expand_double_bars <- function(expr) {
+  if (!contains_bar(expr)) return(expr)
+  if (is_call_to(expr, "||")) return(double_bar_terms(expr))
+  if (is_call_to(expr, "+") || is_call_to(expr, "(") ||
+      (is_call_to(expr, "-") && length(expr) == 3L)) {
+    for (i in seq_along(expr)[-1L]) expr[[i]] <- expand_double_bars(expr[[i]])
+  }
+  expr
+}
+
+# Expands one `lhs || g` into a sum of parenthesised single-bar terms: an
+# intercept term when `lhs` has an intercept, then `0 + term` per term label.
+double_bar_terms <- function(bar) {
+  if (length(bar) != 3L) malformed_bar(bar)
+  group <- bar[[3L]]
+  tt <- stats::terms(stats::as.formula(call("~", bar[[2L]]), env = baseenv()))
+  lhs <- lapply(attr(tt, "term.labels"),
+                function(label) call("+", 0, str2lang(label)))
+  if (attr(tt, "intercept") != 0L) lhs <- c(list(1), lhs)
+  if (length(lhs) == 0L) {
+    stop("random-effects term (", deparse1(bar), ") has no terms on the ",
+         "left of '||'; write e.g. (1 + x || ", deparse1(group), ")",
+         call. = FALSE)
+  }
+  terms <- lapply(lhs, function(l) call("(", call("|", l, group)))
+  Reduce(function(a, b) call("+", a, b), terms)
+}
+
+# Collects the bar terms of a right-hand side (parentheses stripped), in
+# formula order. A bar anywhere else than in a sum is an error.
+find_bar_terms <- function(expr) {
+  if (!contains_bar(expr)) return(list())
+  if (is_bar(expr)) return(list(expr))
+  if (is_call_to(expr, "(") || (is_call_to(expr, "+") && length(expr) == 2L)) {
+    return(find_bar_terms(expr[[2L]]))
+  }
+  if (is_call_to(expr, "+") && length(expr) == 3L) {
+    return(c(find_bar_terms(expr[[2L]]), find_bar_terms(expr[[3L]])))
+  }
+  if (is_call_to(expr, "-") && length(expr) == 3L && !contains_bar(expr[[3L]])) {
+    return(find_bar_terms(expr[[2L]]))
+  }
+  stop("random-effects terms must be added to the rest of the formula with ",
+       "'+', as in y ~ x + (1 | group); cannot use '", deparse1(expr), "'",
+       call. = FALSE)
+}
+
+# Stops with a message explaining how a random-effects term is written.
+malformed_bar <- function(bar) {
+  stop("malformed random-effects term (", deparse1(bar), "): write it as ",
+       "(terms | group), e.g. (1 | group), (1 + x | group) or (0 + x | group)",
+       call. = FALSE)
+}
+
+# Checks the shape of one bar term: a left side, and a grouping part made of
+# variables (combined only with `:` and `/`), no bars nested inside.
+check_bar <- function(bar) {
+  if (length(bar) != 3L || contains_bar(bar[[2L]]) || contains_bar(bar[[3L]])) {
+    malformed_bar(bar)
+  }
+  group <- bar[[3L]]
+  if (length(all.vars(group)) == 0L) {
+    stop("random-effects term (", deparse1(bar), ") has no grouping ",
+         "variable: the part after '|' must name a variable, e.g. (1 | group)",
+         call. = FALSE)
+  }
+  invisible(bar)
+}
+
+# Expands nesting in the grouping part: `lhs | a/b` becomes the terms
+# `lhs | b:a` and `lhs | a` (innermost first), as lme4 does.
+expand_nesting <- function(bar) {
+  lapply(nesting_groups(bar[[3L]], bar),
+         function(group) call("|", bar[[2L]], group))
+}
+
+# Grouping expressions of a possibly nested grouping part: `a/b/c` gives
+# `c:(b:a)`, `b:a`, `a`. Only a left-nested chain of `/` is allowed.
+nesting_groups <- function(group, bar) {
+  if (!("/" %in% all.names(group))) return(list(group))
+  if (!is_call_to(group, "/") || length(group) != 3L ||
+      "/" %in% all.names(group[[3L]])) {
+    stop("cannot read the grouping part '", deparse1(group), "' of (",
+         deparse1(bar), "): nesting is written a/b or a/b/c", call. = FALSE)
+  }
+  outer <- nesting_groups(group[[2L]], bar)
+  c(list(call(":", group[[3L]], outer[[1L]])), outer)
+}
+
+# Right-hand side of the fixed part: the bars removed (`1` if nothing is
+# left), everything else untouched.
+fixed_rhs <- function(rhs) {
+  rhs <- drop_bars(rhs)
+  if (is.null(rhs)) 1 else rhs
+}
+
+# Removes bar terms from a right-hand side; NULL when nothing remains.
+drop_bars <- function(expr) {
+  if (!contains_bar(expr)) return(expr)
+  if (is_bar(expr)) return(NULL)
+  if (is_call_to(expr, "(") || length(expr) == 2L) {
+    inner <- drop_bars(expr[[2L]])
+    if (is.null(inner)) return(NULL)
+    expr[[2L]] <- inner
+    return(expr)
+  }
+  left <- drop_bars(expr[[2L]])
+  right <- drop_bars(expr[[3L]])
+  if (is_call_to(expr, "-")) {
+    return(if (is.null(left)) call("-", right) else call("-", left, right))
+  }
+  if (is.null(left)) return(right)
+  if (is.null(right)) return(left)
+  expr[[2L]] <- left
+  expr[[3L]] <- right
+  expr
+}
+
+# Replaces `|` and `||` by `+`, so that `model.frame` sees every variable of
+# the random-effects terms.
+bars_to_sums <- function(expr) {
+  if (!is.call(expr)) return(expr)
+  if (is_bar(expr)) expr[[1L]] <- as.name("+")
+  for (i in seq_along(expr)[-1L]) {
+    if (is.call(expr[[i]])) expr[[i]] <- bars_to_sums(expr[[i]])
+  }
+  expr
+}
+
+# Copy of a two-sided formula (class and environment kept) with a new
+# right-hand side.
+with_rhs <- function(formula, rhs) {
+  formula[[3L]] <- rhs
+  formula
+}

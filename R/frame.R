@@ -1,0 +1,424 @@
+# Model-frame stage: from the matched call of lmm() to validated model
+# inputs: one model frame over every variable, the response, the fixed-effects
+# matrix X, prior weights, offset, and per random-effects term its grouping
+# factor and its columns. Model frames and matrices come from R's own
+# model.frame()/model.matrix(); this file adds lme4's term handling and the
+# checks, with errors that name the variable at fault.
+
+#' Build and check the inputs of a linear mixed model
+#'
+#' @param mc the matched call of `lmm()`; its `formula`, `data`, `subset`,
+#'   `weights`, `offset` and `na.action` are used. `subset`, `weights` and
+#'   `offset` are evaluated in `data`, then in the formula's environment, as
+#'   `model.frame()` does.
+#' @param env environment the call was made from (where `data` is found).
+#' @param control an `lmmControl` object; its `check.*` fields set what the
+#'   checks do.
+#' @return A list with `formula`, `frame`, `y`, `X`, `fixed_formula`,
+#'   `weights`, `offset`, `reterms`, `flist` and `na.action`.
+#' @noRd
+lmm_inputs <- function(mc, env, control) {
+  if (is.null(mc$formula)) {
+    stop("argument 'formula' is missing: give a formula such as ",
+         "y ~ x + (1 | group)", call. = FALSE)
+  }
+  formula <- tryCatch(eval(mc$formula, env), error = function(e) {
+    stop("could not evaluate 'formula' (", deparse1(mc$formula), "): ",
+         conditionMessage(e), call. = FALSE)
+  })
+  formula <- lmm_formula(formula, env)
+  parsed <- parse_lmm_formula(formula)
+  data <- lmm_data(mc, env)
+  check_variables(parsed, data, mc)
+  frame <- lmm_frame(parsed$frame_formula, data, mc, env)
+  frame <- annotate_frame(frame, parsed, mc)
+  n <- nrow(frame)
+  y <- frame_response(frame)
+  weights <- frame_weights(frame)
+  offset <- frame_offset(frame)
+  reterms <- order_reterms(lapply(parsed$bars, make_reterm, frame = frame,
+                                  env = environment(formula)))
+  flist <- make_flist(reterms)
+  check_grouping(flist, reterms, n, control)
+  X <- fixed_matrix(parsed$fixed_formula, frame)
+  X <- drop_deficient_columns(X, control$check.rankX)
+  X <- check_scale(X, control$check.scaleX)
+  list(formula = formula, frame = frame, y = y, X = X,
+       fixed_formula = parsed$fixed_formula, weights = weights,
+       offset = offset, reterms = reterms, flist = flist,
+       na.action = attr(frame, "na.action"))
+}
+
+# Evaluates the `data` argument and checks it is a data frame (or NULL).
+# Subclasses such as tibbles become plain data frames; the caller's object is
+# not touched.
+lmm_data <- function(mc, env) {
+  if (is.null(mc$data)) return(NULL)
+  data <- tryCatch(eval(mc$data, env), error = function(e) {
+    stop("could not evaluate 'data' (", deparse1(mc$data), "): ",
+         conditionMessage(e), call. = FALSE)
+  })
+  if (is.null(data)) return(NULL)
+  if (!is.data.frame(data)) {
+    stop("'data' must be a data frame, not ", describe_class(data),
+         call. = FALSE)
+  }
+  if (nrow(data) == 0L) {
+    stop("'data' has no rows: there are no observations to fit",
+         call. = FALSE)
+  }
+  as.data.frame(data)
+}
+
+# Checks, before model.frame() runs, that every variable of the formula and
+# of `weights`, `offset` and `subset` is a column of `data` or an object (not
+# a function) in the formula's environment; errors name the missing ones.
+check_variables <- function(parsed, data, mc) {
+  fenv <- environment(parsed$formula)
+  missing_vars <- function(expr) {
+    vars <- setdiff(all.vars(expr), c(".", names(data)))
+    found <- vapply(vars, function(v) {
+      obj <- get0(v, envir = fenv, inherits = TRUE)
+      !is.null(obj) && !is.function(obj)
+    }, logical(1))
+    vars[!found]
+  }
+  where <- if (is.null(data)) "the formula's environment" else
+    "'data' or the formula's environment"
+  for (bar in parsed$bars) {
+    bad <- missing_vars(bar)
+    if (length(bad)) {
+      stop("variable ", quote_names(bad), " in random-effects term (",
+           deparse1(bar), ") not found in ", where, call. = FALSE)
+    }
+  }
+  bad <- missing_vars(parsed$frame_formula)
+  if (length(bad)) {
+    stop("variable ", quote_names(bad), " in the formula not found in ",
+         where, call. = FALSE)
+  }
+  for (arg in c("weights", "offset", "subset")) {
+    bad <- if (is.null(mc[[arg]])) character() else missing_vars(mc[[arg]])
+    if (length(bad)) {
+      stop("variable ", quote_names(bad), " used in '", arg, "' not found in ",
+           where, call. = FALSE)
+    }
+  }
+  invisible(NULL)
+}
+
+# Quotes and joins names for messages: 'a', 'b'.
+quote_names <- function(x) paste0("'", x, "'", collapse = ", ")
+
+# Builds the model frame with one stats::model.frame() call made from the
+# matched call (data, subset, weights, offset, na.action), dropping unused
+# factor levels. Stops when no rows are left.
+lmm_frame <- function(frame_formula, data, mc, env) {
+  args <- c("subset", "weights", "na.action", "offset")
+  mf <- mc[c(1L, match(args, names(mc), 0L))]
+  mf[[1L]] <- quote(stats::model.frame)
+  mf$formula <- frame_formula
+  mf$drop.unused.levels <- TRUE
+  eval_env <- new.env(parent = env)
+  if (!is.null(data)) {
+    assign(".lmm_data", data, envir = eval_env)
+    mf$data <- quote(.lmm_data)
+  }
+  frame <- tryCatch(eval(mf, eval_env), error = function(e) {
+    stop("could not build the model frame: ", conditionMessage(e),
+         call. = FALSE)
+  })
+  if (nrow(frame) == 0L) {
+    stop("no observations left after 'subset' and removal of rows with ",
+         "missing values (na.action): check the data and 'subset'",
+         call. = FALSE)
+  }
+  frame
+}
+
+# Adds lme4's attributes to the frame: the formula (with `||` expanded), the
+# offset expression, and on its terms the `predvars`/variable names of the
+# fixed and the random part (used to rebuild matrices for new data). They are
+# picked out of the full frame's `predvars` rather than by building two more
+# model frames.
+annotate_frame <- function(frame, parsed, mc) {
+  formula <- with_rhs(parsed$formula, expand_double_bars(parsed$formula[[3L]]))
+  attr(frame, "formula") <- formula
+  attr(frame, "offset") <- mc$offset
+  trms <- attr(frame, "terms")
+  random_rhs <- Reduce(function(a, b) call("+", a, b),
+                       lapply(parsed$bars, bars_to_sums))
+  random_formula <- with_rhs(parsed$formula, random_rhs)
+  extras <- intersect(c("(weights)", "(offset)"), names(frame))
+  fixed_vars <- c(variable_labels(parsed$fixed_formula), extras)
+  attr(trms, "predvars.fixed") <- subset_predvars(trms, parsed$fixed_formula)
+  attr(trms, "varnames.fixed") <- fixed_vars
+  attr(trms, "predvars.random") <- subset_predvars(trms, random_formula)
+  attr(frame, "terms") <- trms
+  frame
+}
+
+# Deparsed variables of a formula, as model.frame() names its columns.
+variable_labels <- function(formula) {
+  vars <- as.list(attr(stats::terms(formula), "variables"))[-1L]
+  vapply(vars, deparse1, "")
+}
+
+# The `predvars` call of `trms` restricted to the variables of `formula`.
+subset_predvars <- function(trms, formula) {
+  all_vars <- vapply(as.list(attr(trms, "variables"))[-1L], deparse1, "")
+  predvars <- as.list(attr(trms, "predvars"))[-1L]
+  wanted <- as.list(attr(stats::terms(formula), "variables"))[-1L]
+  idx <- match(vapply(wanted, deparse1, ""), all_vars)
+  picked <- Map(function(i, v) if (is.na(i)) v else predvars[[i]], idx, wanted)
+  as.call(c(quote(list), unname(picked)))
+}
+
+# Numeric response (a double vector without names) with finite values.
+frame_response <- function(frame) {
+  y <- stats::model.response(frame)
+  name <- names(frame)[attr(attr(frame, "terms"), "response")]
+  if (is.matrix(y) && ncol(y) != 1L) {
+    stop("response '", name, "' must be a single numeric variable, not a ",
+         "matrix with ", ncol(y), " columns", call. = FALSE)
+  }
+  if (!is.numeric(y) || is.factor(y)) {
+    stop("response '", name, "' must be numeric, not ",
+         class(y)[1L], if (is.logical(y)) " (use as.numeric())",
+         call. = FALSE)
+  }
+  y <- as.double(y)
+  stop_if_nonfinite(y, paste0("response '", name, "'"))
+  y
+}
+
+# Stops when `x` has NA, NaN or Inf values; `what` names it.
+stop_if_nonfinite <- function(x, what) {
+  bad <- sum(!is.finite(x))
+  if (bad > 0L) {
+    stop(what, " has ", bad, " non-finite value", if (bad > 1L) "s",
+         " (NA, NaN or Inf) after na.action; remove or fix those rows",
+         call. = FALSE)
+  }
+  invisible(x)
+}
+
+# Prior weights from the frame: NULL when none were given, otherwise a
+# finite, positive double vector.
+frame_weights <- function(frame) {
+  w <- stats::model.weights(frame)
+  if (is.null(w)) return(NULL)
+  if (!is.numeric(w) || is.matrix(w)) {
+    stop("'weights' must be a numeric vector, not ", class(w)[1L],
+         call. = FALSE)
+  }
+  w <- as.double(w)
+  stop_if_nonfinite(w, "'weights'")
+  if (any(w < 0)) {
+    stop("'weights' must not be negative (", sum(w < 0),
+         " negative values)", call. = FALSE)
+  }
+  if (any(w == 0)) {
+    stop("zero 'weights' are not supported (", sum(w == 0),
+         " zero values): drop those rows from the data or use 'subset'",
+         call. = FALSE)
+  }
+  w
+}
+
+# Offset from the frame: the sum of all offset() terms and the `offset`
+# argument, or NULL when there is none.
+frame_offset <- function(frame) {
+  tt <- attr(frame, "terms")
+  cols <- c(names(frame)[attr(tt, "offset")],
+            intersect("(offset)", names(frame)))
+  if (length(cols) == 0L) return(NULL)
+  for (col in cols) {
+    what <- if (col == "(offset)") "'offset'" else paste0("offset term '", col, "'")
+    val <- frame[[col]]
+    if (!is.numeric(val) || NCOL(val) != 1L) {
+      stop(what, " must be a numeric vector, not ", class(val)[1L],
+           call. = FALSE)
+    }
+    stop_if_nonfinite(val, what)
+  }
+  as.double(stats::model.offset(frame))
+}
+
+# Fixed-effects matrix from the fixed formula (offset() terms excluded),
+# double, with `assign` and `contrasts`, checked for non-finite values.
+fixed_matrix <- function(fixed_formula, frame) {
+  X <- stats::model.matrix(fixed_formula, frame)
+  storage.mode(X) <- "double"
+  bad <- colSums(!is.finite(X)) > 0
+  if (any(bad)) {
+    stop("fixed-effects column ", quote_names(colnames(X)[bad]),
+         " has non-finite values (NA, NaN or Inf); check the variable(s) ",
+         "and transformations it is made from", call. = FALSE)
+  }
+  X
+}
+
+# Drops columns of a rank-deficient X as lme4 does (pivoted LINPACK QR with
+# tolerance 1e-7, keeping the first `rank` pivots) and reports it according
+# to check.rankX. Adds attributes `col.dropped` and `msgRankdrop` on drop.
+drop_deficient_columns <- function(X, level, tol = 1e-7) {
+  p <- ncol(X)
+  if (p == 0L) return(X)
+  dec <- qr(X, tol = tol, LAPACK = FALSE)
+  rank <- dec$rank
+  if (rank == p) return(X)
+  dropped <- dec$pivot[(rank + 1L):p]
+  if (level == "stop.deficient") {
+    stop("the fixed-effects model matrix is rank deficient (rank ", rank,
+         " < ", p, " columns), so its coefficients cannot all be estimated; ",
+         "collinear column(s): ", quote_names(colnames(X)[dropped]),
+         ". Remove them or use check.rankX = \"message+drop.cols\"",
+         call. = FALSE)
+  }
+  msg <- sprintf(ngettext(p - rank,
+    "fixed-effect model matrix is rank deficient so dropping %d column / coefficient",
+    "fixed-effect model matrix is rank deficient so dropping %d columns / coefficients"),
+    p - rank)
+  signal_check(switch(level, "message+drop.cols" = "message",
+                      "warn+drop.cols" = "warning", "ignore"), msg)
+  keep <- dec$pivot[seq_len(rank)]
+  kept <- X[, keep, drop = FALSE]
+  if (qr(kept, tol = tol, LAPACK = FALSE)$rank < rank) {
+    stop("dropping collinear columns did not give a full-rank ",
+         "fixed-effects model matrix", call. = FALSE)
+  }
+  attr(kept, "assign") <- attr(X, "assign")[keep]
+  attr(kept, "contrasts") <- attr(X, "contrasts")
+  attr(kept, "msgRankdrop") <- msg
+  attr(kept, "col.dropped") <- stats::setNames(dropped, colnames(X)[dropped])
+  kept
+}
+
+# Warns (per check.scaleX) when the non-0/1 columns of X have standard
+# deviations far from 1 or from each other (ratio beyond `tol`), as lme4's
+# scale check; sets attribute `msgScaleX`.
+check_scale <- function(X, level, tol = 1000) {
+  if (level == "ignore" || ncol(X) == 0L) return(X)
+  continuous <- apply(X, 2L, function(z) !all(z %in% c(0, 1)))
+  log_sd <- log(apply(X[, continuous, drop = FALSE], 2L, stats::sd))
+  spread <- c(abs(log_sd), abs(outer(log_sd, log_sd, "-")))
+  msg <- character()
+  if (any(spread > log(tol), na.rm = TRUE)) {
+    msg <- "Some predictor variables are on very different scales: consider rescaling"
+    signal_check(level, msg)
+  }
+  attr(X, "msgScaleX") <- msg
+  X
+}
+
+# One random-effects term from a bar call `lhs | group`: its grouping factor
+# and the model matrix of its left-hand side over the frame.
+make_reterm <- function(bar, frame, env) {
+  term <- deparse1(bar)
+  Z <- term_matrix(bar[[2L]], frame, term, env)
+  list(group = deparse1(bar[[3L]]), term = term,
+       factor = group_factor(bar[[3L]], frame, term),
+       cnms = colnames(Z), Z = Z)
+}
+
+# Model matrix of a term's left-hand side, taken from the frame's columns
+# (model.matrix() matches them by name, so transformations are not redone).
+# A plain double matrix with column names.
+term_matrix <- function(lhs, frame, term, env) {
+  mm <- stats::model.matrix(stats::as.formula(call("~", lhs), env = env), frame)
+  if (ncol(mm) == 0L) {
+    stop("random-effects term (", term, ") has no columns: the part before ",
+         "'|' must give at least an intercept (1) or a variable", call. = FALSE)
+  }
+  Z <- matrix(as.double(mm), nrow(mm), ncol(mm),
+              dimnames = list(NULL, colnames(mm)))
+  bad <- colSums(!is.finite(Z)) > 0
+  if (any(bad)) {
+    stop("random-effects term (", term, "): column ",
+         quote_names(colnames(Z)[bad]), " has non-finite values ",
+         "(NA, NaN or Inf)", call. = FALSE)
+  }
+  Z
+}
+
+# Grouping factor of a term, from frame columns: a variable (any type,
+# converted with factor()), `a:b` interactions (levels in lme4's order) and
+# parentheses. Unused levels are dropped; missing values are an error.
+group_factor <- function(group, frame, term) {
+  if (is_call_to(group, "(")) return(group_factor(group[[2L]], frame, term))
+  if (is_call_to(group, ":") && length(group) == 3L) {
+    return(interact_factors(group_factor(group[[2L]], frame, term),
+                            group_factor(group[[3L]], frame, term)))
+  }
+  name <- if (is.name(group)) as.character(group) else deparse1(group)
+  x <- frame[[name]]
+  if (is.null(x) || NCOL(x) != 1L) {
+    stop("grouping factor '", deparse1(group), "' of random-effects term (",
+         term, ") must be a variable or an interaction of variables such as ",
+         "a:b (or nesting a/b)", call. = FALSE)
+  }
+  if (anyNA(x)) {
+    stop("grouping variable '", name, "' of random-effects term (", term,
+         ") has missing values; use na.action = na.omit or remove those rows",
+         call. = FALSE)
+  }
+  factor(x)
+}
+
+# Interaction factor "a:b" of two factors: only observed combinations, in
+# the order of (level of f1, level of f2) as lme4's `%i%`.
+interact_factors <- function(f1, f2) {
+  labels <- paste(f1, f2, sep = ":")
+  first <- !duplicated(labels)
+  ord <- order(as.integer(f1)[first], as.integer(f2)[first])
+  factor(labels, levels = labels[first][ord])
+}
+
+# Orders terms as lme4 does: only when some term has more levels than the
+# one before it, by rev(order(number of levels)) (ties end up reversed).
+order_reterms <- function(reterms) {
+  nl <- vapply(reterms, function(rt) nlevels(rt$factor), integer(1))
+  if (any(diff(nl) > 0)) reterms <- reterms[rev(order(nl))]
+  reterms
+}
+
+# Named list of the distinct grouping factors in order of first use, with
+# attribute `assign` mapping each term to its factor (lme4's reTrms$flist).
+make_flist <- function(reterms) {
+  groups <- vapply(reterms, `[[`, "", "group")
+  unique_groups <- unique(groups)
+  flist <- lapply(reterms[match(unique_groups, groups)], `[[`, "factor")
+  names(flist) <- unique_groups
+  attr(flist, "assign") <- match(groups, unique_groups)
+  flist
+}
+
+# lme4's checks on grouping factors and terms, each acting per its
+# lmmControl level: more than one level, fewer levels than observations, and
+# more observations than random effects in each term.
+check_grouping <- function(flist, reterms, n, control) {
+  nlev <- vapply(flist, nlevels, integer(1))
+  if (any(nlev < 2L)) {
+    signal_check(control$check.nlev.gtr.1, paste0(
+      "grouping factor ", quote_names(names(flist)[nlev < 2L]),
+      " has only one sampled level; grouping factors must have > 1 sampled ",
+      "level"))
+  }
+  if (any(nlev >= n)) {
+    signal_check(control$check.nobs.vs.nlev, paste0(
+      "grouping factor ", quote_names(names(flist)[nlev >= n]),
+      " has as many levels as observations (", n, "); the number of levels ",
+      "of each grouping factor must be < the number of observations"))
+  }
+  for (rt in reterms) {
+    n_re <- nlevels(rt$factor) * ncol(rt$Z)
+    if (n_re >= n) {
+      signal_check(control$check.nobs.vs.nRE, paste0(
+        "random-effects term (", rt$term, ") has ", n_re, " random effects ",
+        "but there are only ", n, " observations; the number of ",
+        "observations must exceed the number of random effects"))
+    }
+  }
+  invisible(NULL)
+}

@@ -1,0 +1,246 @@
+#' Fit a linear mixed model
+#'
+#' Fits a linear mixed model with the formula syntax of `lme4::lmer()` and
+#' returns the same estimates, computed by a Rust core: the cross-products of
+#' the data are formed once, and each evaluation of the profiled REML or ML
+#' criterion refactors a blocked Cholesky factor whose cost does not grow with
+#' the number of observations. The covariance parameters are optimized by
+#' BOBYQA with lme4's bounds.
+#'
+#' @param formula A two-sided formula with fixed effects and at least one
+#'   random-effects term in parentheses, as in lme4: `(1 | g)`, `(x | g)`,
+#'   `(0 + x | g)`, `(x || g)` (uncorrelated), `(1 | a/b)` (nested),
+#'   `(1 | a:b)`, crossed terms, factor-valued slopes, `offset()` terms.
+#' @param data A data frame containing the variables of the model (or `NULL`
+#'   to take them from the formula's environment).
+#' @param REML Logical: fit by REML (default) or maximum likelihood.
+#' @param weights Optional prior weights (positive), evaluated in `data`:
+#'   the residual variance of observation `i` is `sigma^2 / weights[i]`.
+#' @param offset Optional offset of the linear predictor, evaluated in
+#'   `data` (added to any `offset()` terms in the formula).
+#' @param subset Optional expression selecting the rows of `data` to use.
+#' @param na.action Function handling missing values (default `na.omit`,
+#'   or `getOption("na.action")`).
+#' @param control Settings from [lmmControl()].
+#' @param start Optional starting values of the covariance parameters
+#'   `theta` (lme4's parameterization): a numeric vector or `list(theta = )`.
+#' @param verbose Logical or integer: print the criterion and `theta` at each
+#'   optimizer evaluation.
+#' @return An object of class `"lmm"`, a list holding the model frame, the
+#'   design matrices, the estimates (`theta`, `beta`, the conditional modes
+#'   `b` per term, `sigma`), their covariance `vcov`, the deviance components
+#'   `devcomp` (as lme4's), fitted values and the optimizer record `optinfo`.
+#'   Use the methods [fixef()], [ranef()], [VarCorr()], `summary()`,
+#'   `vcov()`, `logLik()`, `fitted()`, `residuals()` and friends rather than
+#'   reading it directly.
+#' @seealso [lmmControl()], [summary.lmm()], [VarCorr.lmm()], [ranef.lmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   data("sleepstudy", package = "lme4")
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+#'   fit
+#'   fixef(fit)
+#'   VarCorr(fit)
+#'   ml <- lmm(Reaction ~ Days + (1 | Subject), sleepstudy, REML = FALSE)
+#'   logLik(ml)
+#' }
+#' @export
+lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
+                na.action, control = lmmControl(), start = NULL,
+                verbose = FALSE) {
+  mc <- match.call()
+  if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {
+    stop("'REML' must be TRUE or FALSE, not ", deparse1(REML), call. = FALSE)
+  }
+  if (!inherits(control, "lmmControl")) {
+    stop("'control' must be built by lmmControl(), not a ",
+         class(control)[1L], call. = FALSE)
+  }
+  verbose <- check_verbose(verbose)
+  inputs <- lmm_inputs(mc, parent.frame(), control)
+  # As lme4: the call and the fit carry the formula itself, with `||` expanded.
+  inputs$formula <- with_rhs(inputs$formula, expand_double_bars(inputs$formula[[3L]]))
+  mc$formula <- inputs$formula
+  theta_start <- check_start(start, inputs$reterms)
+  raw <- lmm_engine_fit(inputs, REML, control, theta_start, verbose)
+  fit <- lmm_object(mc, inputs, raw, REML)
+  report_convergence(fit$optinfo, control)
+  fit
+}
+
+check_verbose <- function(verbose) {
+  if ((!is.logical(verbose) && !is.numeric(verbose)) || length(verbose) != 1L ||
+      is.na(verbose)) {
+    stop("'verbose' must be TRUE, FALSE or a single non-negative number",
+         call. = FALSE)
+  }
+  as.integer(verbose)
+}
+
+# Number of covariance parameters of each term: q (q + 1) / 2.
+theta_sizes <- function(reterms) {
+  vapply(reterms, function(t) {
+    q <- length(t$cnms)
+    as.integer(q * (q + 1) / 2)
+  }, 1L)
+}
+
+check_start <- function(start, reterms) {
+  if (is.null(start)) return(NULL)
+  if (is.list(start)) {
+    extra <- setdiff(names(start), "theta")
+    if (length(extra) > 0L) {
+      stop("'start' may only give 'theta' for lmm(); not supported: ",
+           paste(extra, collapse = ", "), call. = FALSE)
+    }
+    start <- start$theta
+  }
+  nth <- sum(theta_sizes(reterms))
+  if (!is.numeric(start) || length(start) != nth || anyNA(start) ||
+      any(!is.finite(start))) {
+    stop("'start' must be a finite numeric vector of length ", nth,
+         " (the covariance parameters theta)", call. = FALSE)
+  }
+  lower <- theta_lower(reterms)
+  if (any(start < lower)) {
+    stop("'start' has negative values for diagonal elements of the ",
+         "relative covariance factors (positions ",
+         paste(which(start < lower), collapse = ", "), ")", call. = FALSE)
+  }
+  as.double(start)
+}
+
+# lme4's lower bounds: 0 for diagonal elements of each term's factor.
+theta_lower <- function(reterms) {
+  unlist(lapply(reterms, function(t) {
+    q <- length(t$cnms)
+    m <- matrix(-Inf, q, q)
+    diag(m) <- 0
+    m[lower.tri(m, diag = TRUE)]
+  }))
+}
+
+# lme4's theta names: group.name for diagonal, group.row.col otherwise.
+theta_names <- function(reterms) {
+  unlist(lapply(reterms, function(t) {
+    q <- length(t$cnms)
+    idx <- which(lower.tri(diag(q), diag = TRUE), arr.ind = TRUE)
+    idx <- idx[order(idx[, "col"], idx[, "row"]), , drop = FALSE]
+    ifelse(idx[, "row"] == idx[, "col"],
+           paste(t$group, t$cnms[idx[, "row"]], sep = "."),
+           paste(t$group, t$cnms[idx[, "row"]], t$cnms[idx[, "col"]], sep = "."))
+  }))
+}
+
+# The random-effects terms as the Rust engine reads them.
+engine_terms <- function(inputs) {
+  assign <- attr(inputs$flist, "assign")
+  lapply(seq_along(inputs$reterms), function(i) {
+    t <- inputs$reterms[[i]]
+    z <- t$Z
+    storage.mode(z) <- "double"
+    list(codes = as.integer(t$factor), n_levels = nlevels(t$factor), z = z,
+         q = ncol(z), factor_id = as.integer(assign[i]))
+  })
+}
+
+lmm_engine_fit <- function(inputs, REML, control, start, verbose) {
+  X <- inputs$X
+  storage.mode(X) <- "double"
+  lmm_fit_rs(as.double(inputs$y), X, ncol(X),
+             if (is.null(inputs$weights)) NULL else as.double(inputs$weights),
+             if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
+             engine_terms(inputs), REML, start, unclass(control), verbose)
+}
+
+# Assembles the "lmm" object from the model inputs and the engine's result.
+lmm_object <- function(mc, inputs, raw, REML) {
+  X <- inputs$X
+  n <- nrow(X)
+  p <- ncol(X)
+  reterms <- inputs$reterms
+  theta <- stats::setNames(raw$theta, theta_names(reterms))
+  beta <- stats::setNames(raw$beta, colnames(X))
+  b <- lapply(seq_along(reterms), function(i) {
+    t <- reterms[[i]]
+    matrix(raw$b[[i]], nrow = nlevels(t$factor),
+           dimnames = list(levels(t$factor), t$cnms))
+  })
+  names(b) <- vapply(reterms, `[[`, "", "group")
+  sigma <- raw$sigma
+  vc <- matrix(raw$vcov_unscaled, p, p, dimnames = list(colnames(X), colnames(X)))
+  obs_names <- rownames(inputs$frame)
+  fitted <- stats::setNames(raw$fitted, obs_names)
+  y <- inputs$y
+  nth <- length(theta)
+  q <- sum(vapply(reterms, function(t) nlevels(t$factor) * length(t$cnms), 1))
+  cmp <- c(ldL2 = raw$ldL2, ldRX2 = raw$ldRX2, wrss = raw$wrss,
+           ussq = raw$ussq, pwrss = raw$pwrss, drsum = NA,
+           REML = if (REML) raw$reml_crit else NA,
+           dev = if (REML) NA else raw$deviance_ml,
+           sigmaML = sqrt(raw$pwrss / n), sigmaREML = sqrt(raw$pwrss / (n - p)),
+           tolPwrss = NA)
+  dims <- c(N = n, n = n, p = p, nmp = n - p, nth = nth, q = q, nAGQ = NA,
+            compDev = 1L, useSc = 1L, reTrms = length(reterms),
+            REML = if (REML) p else 0L, GLMM = 0L, NLMM = 0L)
+  opt <- raw$optinfo
+  messages <- c(if (isTRUE(opt$singular)) "boundary (singular) fit: see help('isSingular')",
+                opt$messages)
+  optinfo <- list(
+    optimizer = "bobyqa",
+    feval = opt$feval,
+    conv = list(opt = opt$code, lme4 = list(messages = messages)),
+    message = opt$message,
+    warnings = list(),
+    derivs = if (length(opt$gradient)) {
+      list(gradient = opt$gradient,
+           Hessian = if (length(opt$hessian)) matrix(opt$hessian, nth, nth) else NULL)
+    },
+    val = unname(raw$theta),
+    start = opt$start,
+    singular = isTRUE(opt$singular),
+    grad_messages = as.character(opt$messages)
+  )
+  structure(list(
+    call = mc,
+    formula = inputs$formula,
+    REML = REML,
+    frame = inputs$frame,
+    X = X,
+    y = y,
+    weights = if (is.null(inputs$weights)) rep(1, n) else inputs$weights,
+    offset = if (is.null(inputs$offset)) rep(0, n) else inputs$offset,
+    has_weights = !is.null(inputs$weights),
+    has_offset = !is.null(inputs$offset),
+    reterms = reterms,
+    flist = inputs$flist,
+    theta = theta,
+    lower = stats::setNames(theta_lower(reterms), names(theta)),
+    beta = beta,
+    b = b,
+    u = raw$u,
+    sigma = sigma,
+    vcov = sigma^2 * vc,
+    fitted = fitted,
+    resid = stats::setNames(y - raw$fitted, obs_names),
+    devcomp = list(cmp = cmp, dims = dims),
+    optinfo = optinfo,
+    na.action = inputs$na.action
+  ), class = "lmm")
+}
+
+# Turns the optimizer's record into the messages and warnings lme4 users know.
+report_convergence <- function(optinfo, control) {
+  if (optinfo$conv$opt != 0L) {
+    warning("convergence code ", optinfo$conv$opt, " from bobyqa: ",
+            optinfo$message, call. = FALSE)
+  }
+  if (isTRUE(optinfo$singular)) {
+    signal_check(control$check.conv.singular,
+                 "boundary (singular) fit: see help('isSingular')")
+  }
+  for (m in optinfo$grad_messages) {
+    signal_check(control$check.conv.grad, m)
+  }
+  invisible(NULL)
+}

@@ -1,0 +1,757 @@
+# Extractor methods for fitted linear mixed models (class "lmm").
+#
+# Every method reads fields stored by lmm() (see the object contract in
+# R/lmm.R); none calls back into the Rust engine, so a fit restored with
+# readRDS() supports all of them. Results follow lme4's methods for
+# "merMod" objects: same values, names and shapes.
+
+# ---------------------------------------------------------------------------
+# Generics: nlme's fixef/ranef/VarCorr (re-exported, shared with lme4) and
+# three of our own.
+
+#' @importFrom nlme fixef
+#' @export
+nlme::fixef
+
+#' @importFrom nlme ranef
+#' @export
+nlme::ranef
+
+#' @importFrom nlme VarCorr
+#' @export
+nlme::VarCorr
+
+#' Number of levels of the grouping factors
+#'
+#' @param object A fitted model.
+#' @param ... Passed to methods.
+#' @return For `"lmm"` fits: a named integer vector, the number of levels of
+#'   each distinct grouping factor (names as in the printed "groups" line).
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   ngrps(fit)
+#' }
+#' @export
+ngrps <- function(object, ...) UseMethod("ngrps")
+
+#' @rdname ngrps
+#' @export
+ngrps.lmm <- function(object, ...) {
+  vapply(object$flist, nlevels, 1L)
+}
+
+#' @rdname ngrps
+#' @export
+ngrps.default <- function(object, ...) lme4_fallback("ngrps", object, ...)
+
+#' Is a mixed-model fit singular?
+#'
+#' A fit is singular when some random-effects covariance matrix is not of
+#' full rank: a variance estimated as zero, or correlations of +1 or -1. As
+#' in lme4, this is detected from the diagonal elements of the relative
+#' covariance factors (the elements of `theta` with lower bound 0) being
+#' smaller than `tol`.
+#'
+#' @param x A fitted model.
+#' @param tol Tolerance on the diagonal elements of the relative covariance
+#'   factors.
+#' @param ... Passed to methods.
+#' @return `TRUE` or `FALSE`.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   isSingular(fit)
+#' }
+#' @export
+isSingular <- function(x, tol = 1e-4, ...) UseMethod("isSingular")
+
+#' @rdname isSingular
+#' @export
+isSingular.lmm <- function(x, tol = 1e-4, ...) {
+  any(x$theta[x$lower == 0] < tol)
+}
+
+#' @rdname isSingular
+#' @export
+isSingular.default <- function(x, tol = 1e-4, ...) {
+  lme4_fallback("isSingular", x, tol = tol, ...)
+}
+
+#' REML criterion of a linear mixed model
+#'
+#' The REML criterion (minus twice the restricted log-likelihood) at the
+#' estimates. For a fit by maximum likelihood it is evaluated at the ML
+#' estimates, as `lme4::REMLcrit()` does.
+#'
+#' @param object A fitted model.
+#' @param ... Passed to methods.
+#' @return A number.
+#' @seealso [deviance.lmm()], [logLik.lmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   REMLcrit(fit)
+#' }
+#' @export
+REMLcrit <- function(object, ...) UseMethod("REMLcrit")
+
+#' @rdname REMLcrit
+#' @export
+REMLcrit.lmm <- function(object, ...) {
+  lmm_devcrit(object, REML = TRUE)
+}
+
+#' @rdname REMLcrit
+#' @export
+REMLcrit.default <- function(object, ...) lme4_fallback("REMLcrit", object, ...)
+
+# mixedrs' generics mask lme4's functions of the same name when mixedrs is
+# attached later; other objects (lme4 fits) are handed to lme4's version.
+lme4_fallback <- function(fun, object, ...) {
+  if (requireNamespace("lme4", quietly = TRUE)) {
+    return(getExportedValue("lme4", fun)(object, ...))
+  }
+  stop(fun, "() has no method for an object of class '", class(object)[1L],
+       "'", call. = FALSE)
+}
+
+# ---------------------------------------------------------------------------
+# Small internal helpers shared by the methods and by print.R.
+
+lmm_is_reml <- function(object) isTRUE(object$REML)
+
+# Number of estimated parameters: fixed effects, theta and sigma.
+lmm_npar <- function(object) length(object$beta) + length(object$theta) + 1L
+
+lmm_nobs <- function(object) nrow(object$frame)
+
+lmm_na_action <- function(object) {
+  if (!is.null(object$na.action)) object$na.action else attr(object$frame, "na.action")
+}
+
+lmm_obs_names <- function(object, n) {
+  nm <- rownames(object$frame)
+  if (is.null(nm)) as.character(seq_len(n)) else nm
+}
+
+# Deviance (REML = FALSE) or REML criterion (REML = TRUE). The criterion the
+# fit optimized is stored; the other one is evaluated at the fitted values
+# from the stored components (log-determinants and penalized weighted RSS),
+# including the prior-weights term, as lme4 does.
+lmm_devcrit <- function(object, REML = NULL) {
+  if (is.null(REML) || is.na(REML[1L])) REML <- lmm_is_reml(object)
+  cmp <- object$devcomp$cmp
+  fit_reml <- lmm_is_reml(object)
+  if (REML && fit_reml) return(unname(cmp[["REML"]]))
+  if (!REML && !fit_reml) return(unname(cmp[["dev"]]))
+  n <- object$devcomp$dims[["n"]]
+  log_w <- sum(log(object$weights))
+  if (REML) {
+    df <- n - length(object$beta)
+    unname(cmp[["ldL2"]] + cmp[["ldRX2"]] - log_w +
+             df * (1 + log(2 * pi * cmp[["pwrss"]] / df)))
+  } else {
+    unname(cmp[["ldL2"]] - log_w + n * (1 + log(2 * pi * cmp[["pwrss"]] / n)))
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Fixed and random effects.
+
+#' Fixed-effects estimates
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param add.dropped Logical: when columns of the fixed-effects model matrix
+#'   were dropped because it was rank deficient (and the model matrix records
+#'   them in attribute `"col.dropped"`), add them back as `NA`, in their
+#'   original positions.
+#' @param ... Ignored.
+#' @return A named numeric vector of fixed-effects estimates.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   fixef(fit)
+#' }
+#' @export
+fixef.lmm <- function(object, add.dropped = FALSE, ...) {
+  est <- object$beta
+  names(est) <- colnames(object$X)
+  dropped <- attr(object$X, "col.dropped")
+  if (add.dropped && length(dropped)) {
+    full <- rep(NA_real_, length(est) + length(dropped))
+    nms <- character(length(full))
+    kept <- seq_along(full)[-dropped]
+    full[kept] <- est
+    nms[kept] <- names(est)
+    nms[dropped] <- names(dropped)
+    names(full) <- nms
+    est <- full
+  }
+  est
+}
+
+#' Conditional modes of the random effects
+#'
+#' Returns the conditional modes (BLUPs) of the random effects as lme4's
+#' `ranef()` does: one data frame per grouping factor, with one row per level
+#' and one column per random effect. Terms that share a grouping factor (for
+#' example from `(Days || Subject)`) are combined into one data frame, their
+#' columns in term order.
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param condVar Conditional variances are not available yet: must be
+#'   `FALSE`.
+#' @param drop Logical: return a named vector instead of a one-column data
+#'   frame?
+#' @param whichel Names of the grouping factors to return (default: all).
+#' @param ... Ignored, with a warning.
+#' @return An object of class `"ranef.lmm"`: a named list of data frames
+#'   (or of vectors when `drop = TRUE`).
+#' @seealso [coef.lmm()] for fixed plus random effects per level.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   re <- ranef(fit)
+#'   head(re$Subject)
+#'   head(as.data.frame(re))
+#' }
+#' @export
+ranef.lmm <- function(object, condVar = FALSE, drop = FALSE, whichel = NULL, ...) {
+  if (...length() > 0L) {
+    warning("additional arguments to ranef.lmm ignored: ",
+            paste(names(list(...)), collapse = ", "), call. = FALSE)
+  }
+  if (isTRUE(condVar)) {
+    stop("ranef(): condVar = TRUE (conditional variances of the random effects) ",
+         "is not supported yet", call. = FALSE)
+  }
+  fl <- object$flist
+  term_factor <- attr(fl, "assign")
+  out <- lapply(seq_along(fl), function(i) {
+    blocks <- lapply(object$b[term_factor == i], as.matrix)
+    vals <- do.call(cbind, blocks)
+    data.frame(vals, row.names = levels(fl[[i]]), check.names = FALSE)
+  })
+  names(out) <- names(fl)
+  if (!is.null(whichel)) out <- out[names(out) %in% whichel]
+  if (drop) {
+    out <- lapply(out, function(d) {
+      if (ncol(d) > 1L) return(d)
+      stats::setNames(d[[1L]], rownames(d))
+    })
+  }
+  class(out) <- "ranef.lmm"
+  out
+}
+
+#' @rdname ranef.lmm
+#' @param x An object of class `"ranef.lmm"`.
+#' @export
+print.ranef.lmm <- function(x, ...) {
+  print(unclass(x), ...)
+  invisible(x)
+}
+
+#' @rdname ranef.lmm
+#' @param row.names,optional Ignored (present for the generic).
+#' @details `as.data.frame()` gives the long format of lme4: columns `grpvar`
+#'   (grouping factor), `term` (random effect, a factor in column order),
+#'   `grp` (level; a factor whose levels are ordered by the first random
+#'   effect, as lme4 orders them for plotting) and `condval` (conditional
+#'   mode).
+#' @export
+as.data.frame.ranef.lmm <- function(x, row.names = NULL, optional = FALSE, ...) {
+  pieces <- lapply(names(x), function(gv) {
+    d <- x[[gv]]
+    if (!is.data.frame(d)) {
+      stop("as.data.frame() needs the data frames of ranef(..., drop = FALSE)",
+           call. = FALSE)
+    }
+    lev <- rownames(d)
+    nterm <- ncol(d)
+    grp <- stats::reorder(factor(lev), d[[1L]], FUN = mean)
+    data.frame(
+      grpvar = rep(gv, nrow(d) * nterm),
+      term = factor(rep(colnames(d), each = nrow(d)), levels = unique(colnames(d))),
+      grp = rep(grp, nterm),
+      condval = unlist(d, use.names = FALSE),
+      stringsAsFactors = FALSE
+    )
+  })
+  out <- do.call(rbind, pieces)
+  rownames(out) <- NULL
+  out
+}
+
+#' Coefficients per level of the grouping factors
+#'
+#' For each grouping factor, the fixed effects plus the conditional modes of
+#' the random effects of each level (as lme4's `coef()` for mixed models).
+#' Random effects without a matching fixed effect get a fixed part of 0.
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param ... Ignored, with a warning.
+#' @return An object of class `"coef.lmm"`: a named list of data frames, one
+#'   per grouping factor, one row per level.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   head(coef(fit)$Subject)
+#' }
+#' @export
+coef.lmm <- function(object, ...) {
+  if (...length() > 0L) {
+    warning("arguments named ", paste(sQuote(names(list(...))), collapse = ", "),
+            " ignored", call. = FALSE)
+  }
+  fe <- as.data.frame(t(fixef.lmm(object)), check.names = FALSE)
+  re <- ranef.lmm(object)
+  re_names <- unique(unlist(lapply(re, colnames), use.names = FALSE))
+  missing_fe <- setdiff(re_names, names(fe))
+  if (length(missing_fe)) {
+    zeros <- as.data.frame(matrix(0, 1L, length(missing_fe),
+                                  dimnames = list(NULL, missing_fe)),
+                           check.names = FALSE)
+    fe <- cbind(zeros, fe)
+  }
+  out <- lapply(re, function(r) {
+    val <- fe[rep.int(1L, nrow(r)), , drop = FALSE]
+    rownames(val) <- rownames(r)
+    for (nm in colnames(r)) val[[nm]] <- val[[nm]] + r[[nm]]
+    val
+  })
+  class(out) <- "coef.lmm"
+  out
+}
+
+#' @rdname coef.lmm
+#' @param x An object of class `"coef.lmm"`.
+#' @export
+print.coef.lmm <- function(x, ...) {
+  print(unclass(x), ...)
+  invisible(x)
+}
+
+# ---------------------------------------------------------------------------
+# Scale, covariance and likelihood.
+
+#' Residual standard deviation
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param ... Ignored.
+#' @return The estimated residual standard deviation (the REML estimate for
+#'   REML fits, the ML estimate for ML fits).
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   sigma(fit)
+#' }
+#' @importFrom stats sigma
+#' @export
+sigma.lmm <- function(object, ...) {
+  object$sigma
+}
+
+#' Covariance matrix of the fixed-effects estimates
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param correlation Logical: attach the correlation matrix as attribute
+#'   `"correlation"`?
+#' @param ... Ignored.
+#' @return A p x p matrix (scaled by the residual variance) with the names
+#'   of the fixed effects as dimnames. lme4 returns the same numbers as a
+#'   `Matrix` package object; this is a base matrix.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   vcov(fit)
+#' }
+#' @importFrom stats vcov
+#' @export
+vcov.lmm <- function(object, correlation = FALSE, ...) {
+  v <- as.matrix(object$vcov)
+  nms <- colnames(object$X)
+  dimnames(v) <- list(nms, nms)
+  if (correlation) attr(v, "correlation") <- stats::cov2cor(v)
+  v
+}
+
+#' Log-likelihood of a linear mixed model
+#'
+#' The restricted (REML) or maximum log-likelihood at the estimates, as
+#' lme4's `logLik()`: by default the criterion the model was fitted with.
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param REML Logical: restricted log-likelihood? `NULL` (default) uses the
+#'   fitting criterion.
+#' @param ... Ignored.
+#' @return An object of class `"logLik"` with attributes `df` (number of
+#'   fixed effects + number of covariance parameters + 1 for the residual
+#'   standard deviation) and `nobs`; [AIC()] and [BIC()] use it.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   logLik(fit)
+#'   AIC(fit)
+#'   BIC(fit)
+#' }
+#' @importFrom stats logLik
+#' @export
+logLik.lmm <- function(object, REML = NULL, ...) {
+  n <- lmm_nobs(object)
+  structure(-lmm_devcrit(object, REML = REML) / 2,
+            nobs = n, nall = n, df = lmm_npar(object), class = "logLik")
+}
+
+#' Deviance of a linear mixed model
+#'
+#' Follows lme4's `deviance()`: for a fit by maximum likelihood, minus twice
+#' the maximized log-likelihood. For a REML fit, `deviance(fit)` warns that it
+#' is deprecated and returns the REML criterion (see [REMLcrit()]), while
+#' `deviance(fit, REML = FALSE)` (or any non-`NULL` `REML`, as in lme4) gives
+#' the ML deviance evaluated at the REML estimates.
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param REML `NULL` or logical, see Description.
+#' @param ... Ignored.
+#' @return A number.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy,
+#'              REML = FALSE)
+#'   deviance(fit)
+#' }
+#' @importFrom stats deviance
+#' @export
+deviance.lmm <- function(object, REML = NULL, ...) {
+  if (lmm_is_reml(object) && is.null(REML)) {
+    warning("deviance() is deprecated for REML fits; use REMLcrit for the REML ",
+            "criterion or deviance(.,REML=FALSE) for deviance calculated at the ",
+            "REML fit", call. = FALSE)
+    return(lmm_devcrit(object, REML = TRUE))
+  }
+  lmm_devcrit(object, REML = FALSE)
+}
+
+#' Number of observations
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param ... Ignored.
+#' @return The number of observations used in the fit (rows of the model
+#'   frame).
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   nobs(fit)
+#' }
+#' @importFrom stats nobs
+#' @export
+nobs.lmm <- function(object, ...) {
+  lmm_nobs(object)
+}
+
+#' Residual degrees of freedom
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param ... Ignored.
+#' @return Number of observations minus the number of estimated parameters
+#'   (fixed effects, covariance parameters and the residual standard
+#'   deviation), as lme4 defines it.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   df.residual(fit)
+#' }
+#' @importFrom stats df.residual
+#' @export
+df.residual.lmm <- function(object, ...) {
+  lmm_nobs(object) - lmm_npar(object)
+}
+
+# ---------------------------------------------------------------------------
+# Fitted values, residuals, weights.
+
+#' Fitted values of a linear mixed model
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param ... Ignored.
+#' @return Fitted values (fixed plus random part plus offset), named by the
+#'   row names of the model frame, padded with `NA` for omitted rows when
+#'   `na.action = na.exclude` was used.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   head(fitted(fit))
+#' }
+#' @importFrom stats fitted napredict
+#' @export
+fitted.lmm <- function(object, ...) {
+  val <- as.vector(object$fitted)
+  names(val) <- lmm_obs_names(object, length(val))
+  na_act <- lmm_na_action(object)
+  if (is.null(na_act)) val else napredict(na_act, val)
+}
+
+#' Residuals of a linear mixed model
+#'
+#' As lme4's `residuals()` for linear mixed models: `"response"` and
+#' `"working"` residuals are observed minus fitted values; `"pearson"` and
+#' `"deviance"` residuals are multiplied by the square root of the prior
+#' weights. `"partial"` residuals are not available.
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param type Type of residuals (default `"response"`).
+#' @param scaled Logical: divide by the residual standard deviation?
+#' @param ... Ignored.
+#' @return A named numeric vector, padded with `NA` for omitted rows when
+#'   `na.action = na.exclude` was used.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   head(residuals(fit))
+#'   head(residuals(fit, type = "pearson", scaled = TRUE))
+#' }
+#' @importFrom stats residuals naresid
+#' @export
+residuals.lmm <- function(object,
+                          type = c("response", "working", "deviance", "pearson", "partial"),
+                          scaled = FALSE, ...) {
+  type <- match.arg(type)
+  raw <- as.vector(object$y) - as.vector(object$fitted)
+  r <- switch(type,
+              response = ,
+              working = raw,
+              deviance = ,
+              pearson = sqrt(as.vector(object$weights)) * raw,
+              partial = stop("partial residuals are not implemented yet", call. = FALSE))
+  names(r) <- lmm_obs_names(object, length(r))
+  if (scaled) r <- r / object$sigma
+  na_act <- lmm_na_action(object)
+  if (is.null(na_act)) r else naresid(na_act, r)
+}
+
+#' Prior weights of a linear mixed model
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param type Only `"prior"` weights exist for linear mixed models.
+#' @param ... Ignored.
+#' @return The prior weights (all 1 when none were given), one per
+#'   observation used in the fit.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   summary(weights(fit))
+#' }
+#' @importFrom stats weights
+#' @export
+weights.lmm <- function(object, type = c("prior", "working"), ...) {
+  type <- match.arg(type)
+  if (type != "prior") stop("working weights only available for GLMMs", call. = FALSE)
+  as.vector(object$weights)
+}
+
+# ---------------------------------------------------------------------------
+# Formula, model matrices and frame, call.
+
+#' Model formula of a linear mixed model
+#'
+#' @param x A fitted model of class `"lmm"`.
+#' @param fixed.only Logical: drop the random-effects terms?
+#' @param random.only Logical: keep only the random-effects terms (expanded
+#'   as lme4 does: `||` into independent terms, `g1/g2` into `g2:g1` and `g1`)
+#'   and the response?
+#' @param ... Ignored.
+#' @return A formula.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   formula(fit)
+#'   formula(fit, fixed.only = TRUE)
+#'   formula(fit, random.only = TRUE)
+#' }
+#' @importFrom stats formula
+#' @export
+formula.lmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
+  if (missing(fixed.only) && random.only) fixed.only <- FALSE
+  if (fixed.only && random.only) stop("can't specify 'only fixed' and 'only random' terms")
+  form <- x$formula
+  if (is.null(form)) form <- stats::as.formula(x$call$formula)
+  rhs_pos <- length(form)
+  if (fixed.only) {
+    rhs <- drop_re_terms(form[[rhs_pos]])
+    form[[rhs_pos]] <- if (is.null(rhs)) 1 else rhs
+  }
+  if (random.only) {
+    bars <- re_bar_terms(form[[rhs_pos]])
+    rhs <- Reduce(function(a, b) call("+", a, b), lapply(bars, function(b) call("(", b)))
+    form[[rhs_pos]] <- rhs
+  }
+  form
+}
+
+#' Model matrices of a linear mixed model
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param type `"fixed"` (the fixed-effects model matrix X, with its
+#'   attributes `assign` and `contrasts`) or `"random"` (the random-effects
+#'   model matrix Z as a dense base matrix, columns in lme4's order: term by
+#'   term, level by level, random effect by random effect).
+#' @param ... Ignored.
+#' @return A matrix.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   head(model.matrix(fit))
+#' }
+#' @importFrom stats model.matrix
+#' @export
+model.matrix.lmm <- function(object, type = c("fixed", "random"), ...) {
+  type <- match.arg(type)
+  if (type == "fixed") return(object$X)
+  blocks <- lapply(object$reterms, expand_re_columns)
+  do.call(cbind, blocks)
+}
+
+# Dense n x (levels * q) block of Z for one term: column (l - 1) * q + j holds
+# the term's j-th raw column on rows whose grouping level is l.
+expand_re_columns <- function(term) {
+  raw <- as.matrix(term$Z)
+  f <- term$factor
+  nl <- nlevels(f)
+  q <- ncol(raw)
+  out <- matrix(0, nrow(raw), nl * q)
+  lev <- as.integer(f)
+  for (j in seq_len(q)) {
+    out[cbind(seq_len(nrow(raw)), (lev - 1L) * q + j)] <- raw[, j]
+  }
+  colnames(out) <- rep(levels(f), each = q)
+  rownames(out) <- rownames(raw)
+  out
+}
+
+#' Model frame of a linear mixed model
+#'
+#' @param formula A fitted model of class `"lmm"`.
+#' @param fixed.only Logical: keep only the variables of the fixed-effects
+#'   part of the formula (with the response and any `(weights)` and
+#'   `(offset)` columns)?
+#' @param ... Ignored.
+#' @return The model frame used in the fit (a data frame).
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   head(model.frame(fit))
+#' }
+#' @importFrom stats model.frame
+#' @export
+model.frame.lmm <- function(formula, fixed.only = FALSE, ...) {
+  fr <- formula$frame
+  if (fixed.only) {
+    # variables of the fixed-effects formula (response included), then the
+    # "(weights)" and "(offset)" columns, in the frame's column order
+    fixed <- formula.lmm(formula, fixed.only = TRUE)
+    vars <- vapply(as.list(attr(stats::terms(fixed), "variables"))[-1L], deparse1, "")
+    keep <- c(gsub("`", "", vars, fixed = TRUE), "(weights)", "(offset)")
+    fr <- fr[names(fr) %in% keep]
+  }
+  fr
+}
+
+#' The call of a linear mixed model
+#'
+#' Lets [stats::update()] refit the model with changed arguments, e.g.
+#' `update(fit, . ~ . - Days)` or `update(fit, REML = FALSE)`.
+#'
+#' @param x A fitted model of class `"lmm"`.
+#' @param ... Ignored.
+#' @return The matched call of [lmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   getCall(fit)
+#'   fit_ml <- update(fit, REML = FALSE)
+#' }
+#' @importFrom stats getCall
+#' @export
+getCall.lmm <- function(x, ...) {
+  x$call
+}
+
+# ---------------------------------------------------------------------------
+# Formula surgery for formula.lmm(): random-effects terms are calls to `|`
+# or `||`, usually wrapped in parentheses.
+
+is_bar_call <- function(e) {
+  is.call(e) && (identical(e[[1L]], as.name("|")) || identical(e[[1L]], as.name("||")))
+}
+
+has_bar <- function(e) any(c("|", "||") %in% all.names(e))
+
+# Right-hand side without its random-effects terms; NULL when nothing is
+# left.
+drop_re_terms <- function(e) {
+  if (!has_bar(e)) return(e)
+  if (is_bar_call(e)) return(NULL)
+  if (!identical(e[[1L]], as.name("("))) {
+    # a call such as `+`, `-` or a function taking a bar term directly
+    if (any(vapply(as.list(e)[-1L], is_bar_call, NA))) return(NULL)
+  }
+  if (length(e) == 2L) {
+    inner <- drop_re_terms(e[[2L]])
+    if (is.null(inner)) return(NULL)
+    e[[2L]] <- inner
+    return(e)
+  }
+  left <- drop_re_terms(e[[2L]])
+  right <- drop_re_terms(e[[3L]])
+  if (is.null(left)) return(right)
+  if (is.null(right)) return(left)
+  e[[2L]] <- left
+  e[[3L]] <- right
+  e
+}
+
+# The random-effects terms of a right-hand side, as `expr | g` calls, with
+# `||` and nested grouping `g1/g2` expanded.
+re_bar_terms <- function(rhs) {
+  bars <- find_bar_calls(rhs)
+  bars <- unlist(lapply(bars, split_double_bar), recursive = FALSE)
+  unlist(lapply(bars, split_nested_grouping), recursive = FALSE)
+}
+
+find_bar_calls <- function(e) {
+  if (!is.call(e)) return(list())
+  if (is_bar_call(e)) return(list(e))
+  unlist(lapply(as.list(e)[-1L], find_bar_calls), recursive = FALSE)
+}
+
+# `(x + z || g)` -> `1 | g`, `0 + x | g`, `0 + z | g` (no `1 | g` when the
+# left side has no intercept).
+split_double_bar <- function(b) {
+  if (!identical(b[[1L]], as.name("||"))) return(list(b))
+  tt <- stats::terms(stats::as.formula(call("~", b[[2L]])))
+  lhs <- paste0("0+", attr(tt, "term.labels"))
+  if (attr(tt, "intercept") != 0) lhs <- c("1", lhs)
+  grp <- deparse1(b[[3L]])
+  lapply(lhs, function(l) str2lang(paste0(l, "|", grp)))
+}
+
+# `e | g1/g2/g3` -> `e | g3:(g2:g1)`, `e | g2:g1`, `e | g1` (innermost first).
+split_nested_grouping <- function(b) {
+  grp <- b[[3L]]
+  if (!("/" %in% all.names(grp))) return(list(b))
+  parts <- list()
+  while (is.call(grp) && identical(grp[[1L]], as.name("/"))) {
+    if ("/" %in% all.names(grp[[3L]])) {
+      stop("unparseable formula for grouping factor", call. = FALSE)
+    }
+    parts <- c(list(grp[[3L]]), parts)
+    grp <- grp[[2L]]
+  }
+  parts <- c(list(grp), parts)
+  nested <- vector("list", length(parts))
+  nested[[1L]] <- parts[[1L]]
+  for (i in seq_along(parts)[-1L]) nested[[i]] <- call(":", parts[[i]], nested[[i - 1L]])
+  lapply(rev(nested), function(g) call("|", b[[2L]], g))
+}

@@ -1,0 +1,408 @@
+# Printing fitted "lmm" objects and their summaries.
+#
+# summary.lmm() computes everything into a classed list; print.lmm() and
+# print.summary.lmm() only lay it out, section by section, with the small
+# prt_*() helpers below. The layout reproduces lme4's print methods for
+# "merMod" objects line for line (only the class tag in the title differs),
+# so output of lmer() and lmm() can be compared directly.
+
+#' Print a fitted linear mixed model
+#'
+#' The short display of lme4: title, formula and data, REML criterion (or
+#' the AIC/BIC/log-likelihood/deviance table for ML fits), random-effects
+#' standard deviations and correlations, numbers of observations and groups,
+#' fixed-effects estimates and, when the fit produced any, the optimizer and
+#' convergence messages.
+#'
+#' @param x A fitted model of class `"lmm"`.
+#' @param digits Number of significant digits.
+#' @param ranef.comp Components of the random-effects table: any of
+#'   `"Variance"` and `"Std.Dev."`.
+#' @param ... Passed to [print()] for the random-effects table and the
+#'   fixed effects.
+#' @return `x`, invisibly.
+#' @seealso [summary.lmm()] for the longer display.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   fit
+#'   print(fit, ranef.comp = c("Variance", "Std.Dev."))
+#' }
+#' @export
+print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
+                      ranef.comp = "Std.Dev.", ...) {
+  prt_title(lmm_method_title(x), class(x)[1L])
+  prt_call(x$call, long = FALSE)
+  prt_criterion(lmm_criterion_table(x), digits = 4)
+  prt_random(VarCorr.lmm(x), digits = digits, comp = ranef.comp, ...)
+  prt_groups(ngrps.lmm(x), nobs = x$devcomp$dims[["n"]])
+  prt_fixef_estimates(fixef.lmm(x), digits = digits, ...)
+  prt_fit_messages(lmm_fit_messages(x))
+  prt_convergence(x$optinfo, short = TRUE)
+  invisible(x)
+}
+
+#' Summarize a fitted linear mixed model
+#'
+#' Computes the quantities of lme4's `summary()` for mixed models: the
+#' fitting criterion, scaled residuals, variance components, the
+#' fixed-effects table (estimates, standard errors, t values) and the
+#' correlation of the fixed-effects estimates.
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param ddf Method for the denominator degrees of freedom of the t tests.
+#'   Only `"lme4"` (no degrees of freedom and no p-values, as in lme4) is
+#'   available; `"Satterthwaite"` and `"Kenward-Roger"` (as in lmerTest)
+#'   are not supported yet and give an error.
+#' @param correlation Logical: compute the correlation matrix of the
+#'   fixed-effects estimates? `NULL` (default) computes it when there are at
+#'   most `getOption("lme4.summary.cor.max", 12)` fixed effects, as lme4
+#'   does.
+#' @param ... Ignored, with a warning.
+#' @return An object of class `"summary.lmm"`: a list with components
+#'   `methTitle` (title line), `objClass` (class of the fit), `devcomp`,
+#'   `useScale`, `logLik`, `ngrps`, `coefficients` (the fixed-effects
+#'   table, also returned by `coef()`), `sigma`, `vcov` (covariance matrix of
+#'   the fixed effects), `correlation` (their correlation matrix or `NULL`),
+#'   `varcor` (the [VarCorr.lmm()] object), `AICtab` (REML criterion, or
+#'   AIC, BIC, logLik, deviance and df.resid), `call`, `residuals` (scaled
+#'   Pearson residuals), `fitMsgs`, `optinfo` and `ddf`.
+#' @seealso [print.summary.lmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   s <- summary(fit)
+#'   s
+#'   coef(s)
+#' }
+#' @export
+summary.lmm <- function(object, ddf = c("lme4", "Satterthwaite", "Kenward-Roger"),
+                        correlation = NULL, ...) {
+  if (...length() > 0L) warning("additional arguments ignored", call. = FALSE)
+  ddf <- match.arg(ddf)
+  coefs <- fixef_coef_table(object, ddf)
+  p <- nrow(coefs)
+  if (is.null(correlation)) correlation <- p <= summary_cor_max()
+  vc <- vcov.lmm(object)
+  structure(
+    list(
+      methTitle = lmm_method_title(object),
+      objClass = class(object)[1L],
+      devcomp = object$devcomp,
+      useScale = TRUE,
+      logLik = logLik.lmm(object),
+      ngrps = ngrps.lmm(object),
+      coefficients = coefs,
+      sigma = object$sigma,
+      vcov = vc,
+      correlation = if (isTRUE(correlation) && p > 0L) stats::cov2cor(vc),
+      varcor = VarCorr.lmm(object),
+      AICtab = lmm_criterion_table(object),
+      call = object$call,
+      residuals = residuals.lmm(object, type = "pearson", scaled = TRUE),
+      fitMsgs = lmm_fit_messages(object),
+      optinfo = object$optinfo,
+      ddf = ddf
+    ),
+    class = "summary.lmm"
+  )
+}
+
+#' Print the summary of a linear mixed model
+#'
+#' Lays out a [summary.lmm()] object as lme4 prints the summary of a mixed
+#' model: title, call (Formula, Data, Weights, Offset, Control, Subset),
+#' criterion, scaled residuals, random effects, numbers of observations and
+#' groups, fixed-effects table, correlation of the fixed effects and any fit
+#' and convergence messages.
+#'
+#' @param x An object of class `"summary.lmm"`.
+#' @param digits Number of significant digits.
+#' @param correlation Logical: print the correlation of the fixed effects?
+#'   `NULL` (default): print it when it was computed and there are at most
+#'   `getOption("lme4.summary.cor.max", 12)` fixed effects (otherwise a
+#'   message says how to get it).
+#' @param symbolic.cor Logical: show the correlations symbolically with
+#'   [symnum()]?
+#' @param signif.stars Logical: show significance stars (only relevant when
+#'   the table has p-values)?
+#' @param ranef.comp Components of the random-effects table: any of
+#'   `"Variance"` and `"Std.Dev."`.
+#' @param show.resids Logical: show the quantiles of the scaled residuals?
+#' @param ... Passed to [print()] for the random-effects table.
+#' @return `x`, invisibly.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   print(summary(fit), show.resids = FALSE, ranef.comp = "Std.Dev.")
+#' }
+#' @export
+print.summary.lmm <- function(x, digits = max(3, getOption("digits") - 3),
+                              correlation = NULL, symbolic.cor = FALSE,
+                              signif.stars = getOption("show.signif.stars"),
+                              ranef.comp = c("Variance", "Std.Dev."),
+                              show.resids = TRUE, ...) {
+  prt_title(x$methTitle, x$objClass)
+  prt_call(x$call, long = TRUE)
+  cat("\n")
+  prt_criterion(x$AICtab, digits = 1)
+  cat("\n")
+  if (show.resids) prt_resids(x$residuals, digits = digits)
+  prt_random(x$varcor, digits = digits, comp = ranef.comp, ...)
+  prt_groups(x$ngrps, nobs = x$devcomp$dims[["n"]])
+  p <- nrow(x$coefficients)
+  if (p > 0L) {
+    prt_coef_table(x$coefficients, digits = digits, signif.stars = signif.stars)
+    cor_max <- summary_cor_max()
+    if (is.null(correlation)) {
+      correlation <- !is.null(x$correlation) && p <= cor_max
+      if (!correlation && p > cor_max) {
+        obj_name <- deparse(substitute(x))
+        if (length(obj_name) > 1L || nchar(obj_name) >= 32L) obj_name <- "...."
+        msg_cor_not_shown(p, cor_max, obj_name)
+      }
+    } else if (!is.logical(correlation)) {
+      stop("'correlation' must be NULL or logical")
+    }
+    if (correlation) {
+      corr <- x$correlation
+      if (is.null(corr)) {
+        message("\nCorrelation of fixed effects could have been required in summary()")
+        corr <- stats::cov2cor(x$vcov)
+      }
+      prt_fixef_corr(corr, rownames(x$coefficients), symbolic = symbolic.cor)
+    }
+  }
+  prt_fit_messages(x$fitMsgs)
+  prt_convergence(x$optinfo, short = FALSE)
+  invisible(x)
+}
+
+#' Fixed-effects table and covariance from a model summary
+#'
+#' @param object An object of class `"summary.lmm"`.
+#' @param ... Ignored.
+#' @return `coef()`: the fixed-effects table (a matrix with columns
+#'   `Estimate`, `Std. Error` and `t value`). `vcov()`: the covariance matrix
+#'   of the fixed-effects estimates.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   coef(summary(fit))
+#'   vcov(summary(fit))
+#' }
+#' @export
+coef.summary.lmm <- function(object, ...) {
+  object$coefficients
+}
+
+#' @rdname coef.summary.lmm
+#' @export
+vcov.summary.lmm <- function(object, ...) {
+  object$vcov
+}
+
+# ---------------------------------------------------------------------------
+# Computing helpers (no printing).
+
+# "Linear mixed model fit by REML" or, for ML fits, lme4's "... by maximum
+# likelihood " -- lme4's title carries a trailing space for LMMs fitted by
+# ML, which shows as two spaces before the class tag.
+lmm_method_title <- function(object) {
+  if (lmm_is_reml(object)) {
+    "Linear mixed model fit by REML"
+  } else {
+    "Linear mixed model fit by maximum likelihood "
+  }
+}
+
+# Criterion shown under the call: the REML criterion for REML fits; AIC, BIC,
+# log-likelihood, deviance and residual degrees of freedom for ML fits.
+lmm_criterion_table <- function(object) {
+  if (lmm_is_reml(object)) {
+    return(c(REML = lmm_devcrit(object, REML = TRUE)))
+  }
+  ll <- logLik.lmm(object)
+  c(AIC = stats::AIC(ll), BIC = stats::BIC(ll), logLik = as.vector(ll),
+    deviance = lmm_devcrit(object, REML = FALSE),
+    df.resid = df.residual.lmm(object))
+}
+
+# Fixed-effects table of summary(). Each `ddf` method returns the same first
+# three columns; methods with degrees of freedom will append "df" and
+# "Pr(>|t|)" columns, which printCoefmat() then formats (with stars).
+fixef_coef_table <- function(object, ddf) {
+  est <- fixef.lmm(object)
+  se <- sqrt(diag(vcov.lmm(object)))
+  tab <- cbind(Estimate = est, "Std. Error" = se, "t value" = est / se)
+  if (length(est) == 0L) {
+    tab <- matrix(numeric(0), 0L, 3L,
+                  dimnames = list(NULL, c("Estimate", "Std. Error", "t value")))
+  }
+  switch(ddf,
+         lme4 = tab,
+         stop("summary(): ddf = \"", ddf, "\" is not supported yet; ",
+              "use ddf = \"lme4\" (t values without degrees of freedom or p-values)",
+              call. = FALSE))
+}
+
+# Messages attached to the fixed-effects model matrix (attributes "msg*",
+# e.g. "msgRankdrop"), shown under "fit warnings:".
+lmm_fit_messages <- function(object) {
+  attrs <- attributes(object$X)
+  msgs <- unlist(attrs[grep("^msg", names(attrs))], use.names = FALSE)
+  msgs <- as.character(msgs)
+  msgs[nchar(msgs) > 0L]
+}
+
+# Largest number of fixed effects for which the correlation matrix is
+# computed and shown by default (lme4's option and default).
+summary_cor_max <- function() {
+  getOption("lme4.summary.cor.max", 12L)
+}
+
+# ---------------------------------------------------------------------------
+# Printing helpers, one per section of the output.
+
+# Title line, e.g. "Linear mixed model fit by REML ['lmm']"; wrapped (and the
+# tag unquoted) when it does not fit the console width, as in lme4.
+prt_title <- function(title, class) {
+  width <- getOption("width")
+  if (nchar(title) + 5L + nchar(class) > width) {
+    cat(strwrap(title, width = width - 2L, exdent = 2L), " [", class, "]",
+        sep = "", fill = TRUE)
+  } else {
+    cat(title, " ['", class, "']\n", sep = "")
+  }
+}
+
+# Formula, Data, Weights, Offset, (Control,) Subset lines from the call; the
+# labels are right-aligned to the colon.
+prt_call <- function(call, long = TRUE) {
+  show <- function(label, expr) {
+    if (!is.null(expr)) cat(label, deparse(expr), fill = TRUE)
+  }
+  show("Formula:", call$formula)
+  show("   Data:", call$data)
+  show("Weights:", call$weights)
+  show(" Offset:", call$offset)
+  if (long && length(call$control)) {
+    ctrl <- deparse(call$control)
+    if (!identical(ctrl, "lmmControl()")) cat("Control:", ctrl, fill = TRUE)
+  }
+  show(" Subset:", call$subset)
+}
+
+# "REML criterion at convergence: ..." or the AIC/BIC/logLik/deviance/df.resid
+# table, rounded to `digits` decimals.
+prt_criterion <- function(tab, digits) {
+  rounded <- round(tab, digits)
+  if (identical(names(tab), "REML")) {
+    cat("REML criterion at convergence:", rounded, fill = TRUE)
+  } else {
+    txt <- format(rounded)
+    txt["df.resid"] <- format(rounded["df.resid"])
+    print(txt, quote = FALSE)
+  }
+}
+
+# "Scaled residuals:" and their five-number summary.
+prt_resids <- function(resids, digits) {
+  cat("Scaled residuals:", "\n")
+  qs <- zapsmall(stats::quantile(resids, na.rm = TRUE), digits + 1L)
+  names(qs) <- c("Min", "1Q", "Median", "3Q", "Max")
+  print(qs, digits = digits)
+  cat("\n")
+}
+
+# "Random effects:" and the variance-components table.
+prt_random <- function(varcor, digits, comp, ...) {
+  cat("Random effects:\n")
+  print(format_varcorr(varcor, digits = digits, comp = comp), quote = FALSE,
+        digits = digits, ...)
+}
+
+# "Number of obs: 180, groups:  Subject, 18" (wrapped at the console width).
+prt_groups <- function(ngrps, nobs) {
+  groups <- paste(paste(names(ngrps), ngrps, sep = ", "), collapse = "; ")
+  cat(sprintf("Number of obs: %d, groups: ", as.integer(nobs)), groups, fill = TRUE)
+}
+
+# "Fixed Effects:" and the bare estimates (short display).
+prt_fixef_estimates <- function(est, digits, ...) {
+  if (length(est) == 0L) {
+    cat("No fixed effect coefficients\n")
+    return(invisible())
+  }
+  cat("Fixed Effects:\n")
+  print.default(format(est, digits = digits), print.gap = 2L, quote = FALSE, ...)
+}
+
+# "Fixed effects:" and the coefficient table (summary display).
+prt_coef_table <- function(coefs, digits, signif.stars) {
+  cat("\nFixed effects:\n")
+  stats::printCoefmat(coefs, digits = digits, signif.stars = signif.stars)
+}
+
+# Message shown instead of a large correlation matrix.
+msg_cor_not_shown <- function(p, cor_max, obj_name) {
+  message(sprintf(paste("\nCorrelation matrix not shown by default, as p = %d > %d.",
+                        "Use print(%s, correlation=TRUE)  or",
+                        "    vcov(%s)        if you need it\n", sep = "\n"),
+                  as.integer(p), as.integer(cor_max), obj_name, obj_name))
+}
+
+# "Correlation of Fixed Effects:": strictly lower triangle with three
+# decimals, row names abbreviated to 11 and column names to 6 characters.
+prt_fixef_corr <- function(corr, coef_names, symbolic = FALSE) {
+  p <- ncol(corr)
+  if (p <= 1L) return(invisible())
+  row_lab <- abbreviate(coef_names, minlength = 11)
+  cat("\nCorrelation of Fixed Effects:\n")
+  if (is.logical(symbolic) && isTRUE(symbolic)) {
+    m <- as.matrix(corr)
+    dimnames(m) <- list(row_lab, abbreviate(coef_names, minlength = 1, strict = TRUE))
+    print(stats::symnum(m))
+  } else {
+    cells <- matrix(format(round(as.vector(as.matrix(corr)), 3), nsmall = 3), p, p,
+                    dimnames = list(row_lab, abbreviate(coef_names, minlength = 6)))
+    cells[!lower.tri(cells)] <- ""
+    print(cells[-1L, -p, drop = FALSE], quote = FALSE)
+  }
+}
+
+# "fit warnings:" block (e.g. dropped columns of a rank-deficient X).
+prt_fit_messages <- function(msgs) {
+  if (length(msgs) && any(nchar(msgs) > 0L)) {
+    cat("fit warnings:\n")
+    writeLines(msgs)
+  }
+}
+
+# Optimizer status line, shown when the optimizer reported a problem or the
+# fit carries convergence messages (e.g. a singular fit). `short = TRUE` is
+# the one-line form of print(); otherwise the messages follow one per line.
+prt_convergence <- function(optinfo, short) {
+  if (length(optinfo) == 0L) return(invisible())
+  code <- optinfo$conv$opt
+  if (is.null(code)) code <- 0L
+  msgs <- unlist(optinfo$conv$lme4$messages)
+  warns <- optinfo$warnings
+  if (code == 0 && length(msgs) == 0L && length(warns) == 0L) return(invisible())
+  status <- if (code == 0) {
+    "(OK)"
+  } else if (!is.null(optinfo$message)) {
+    sprintf("(%s)", optinfo$message)
+  } else {
+    ""
+  }
+  head <- sprintf("optimizer (%s) convergence code: %d %s", optinfo$optimizer,
+                  as.integer(code), status)
+  if (short) {
+    cat(head, sprintf("; %d optimizer warnings; %d lme4 warnings",
+                      length(warns), length(msgs)), "\n")
+  } else {
+    cat(head, msgs, unlist(warns), sep = "\n")
+    cat("\n")
+  }
+}

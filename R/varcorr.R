@@ -1,0 +1,215 @@
+# Variance components of a fitted "lmm": computing (VarCorr.lmm), formatting
+# (format_varcorr) and the data-frame view (as.data.frame.VarCorr.lmm).
+#
+# Everything here reads stored fields of the fit (theta, sigma, reterms,
+# flist), so it works on objects restored with readRDS().
+
+#' Variance and correlation components of a linear mixed model
+#'
+#' Extracts the estimated covariance matrices of the random effects, one per
+#' random-effects term, in the layout of `lme4::VarCorr()`: each element is a
+#' covariance matrix with attributes `"stddev"` (standard deviations) and
+#' `"correlation"` (correlation matrix); the list carries the residual
+#' standard deviation as attribute `"sc"` and `"useSc"` (`TRUE` for linear
+#' mixed models).
+#'
+#' @param x A fitted model of class `"lmm"` (from [lmm()]).
+#' @param sigma Residual standard deviation used to scale the relative
+#'   covariance factors. When missing, the estimate `sigma(x)` is used (as
+#'   lme4 does); give `sigma = 1` to get the relative covariance matrices.
+#' @param ... Ignored.
+#' @return An object of class `"VarCorr.lmm"`: a named list of covariance
+#'   matrices (names are the grouping factors of the terms, made unique with
+#'   [make.names()] when a factor has several terms, as in lme4).
+#' @seealso [print.VarCorr.lmm()], [as.data.frame.VarCorr.lmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   vc <- VarCorr(fit)
+#'   vc
+#'   print(vc, comp = c("Variance", "Std.Dev."))
+#'   attr(vc$Subject, "correlation")
+#' }
+#' @export
+VarCorr.lmm <- function(x, sigma = 1, ...) {
+  if (missing(sigma)) sigma <- x$sigma
+  cnms <- lapply(x$reterms, function(term) term$cnms)
+  fl <- x$flist
+  grp_names <- names(fl)[attr(fl, "assign")]
+  if (anyDuplicated(grp_names)) grp_names <- make.names(grp_names, unique = TRUE)
+  thetas <- split_theta(x$theta, lengths(cnms))
+  mats <- Map(function(th, nms) term_covariance(th, nms, sigma), thetas, cnms)
+  names(mats) <- grp_names
+  structure(mats, sc = unname(sigma), useSc = TRUE, class = "VarCorr.lmm")
+}
+
+# Splits lme4's theta vector into one piece per term: a term with q columns
+# owns q * (q + 1) / 2 consecutive elements (its lower triangle, column-major).
+split_theta <- function(theta, nc) {
+  sizes <- nc * (nc + 1L) / 2L
+  ends <- cumsum(sizes)
+  lapply(seq_along(nc), function(i) theta[seq.int(ends[i] - sizes[i] + 1L, length.out = sizes[i])])
+}
+
+# Covariance matrix sigma^2 T T' of one term from its part of theta, with the
+# standard deviations and correlations attached as attributes.
+term_covariance <- function(theta_part, cnms, sigma) {
+  q <- length(cnms)
+  relfac <- matrix(0, q, q)
+  relfac[lower.tri(relfac, diag = TRUE)] <- theta_part
+  covmat <- sigma^2 * tcrossprod(relfac)
+  dimnames(covmat) <- list(cnms, cnms)
+  sds <- sqrt(diag(covmat))
+  names(sds) <- cnms
+  corr <- covmat / outer(sds, sds)
+  diag(corr) <- 1
+  structure(covmat, stddev = sds, correlation = corr)
+}
+
+#' Print variance components
+#'
+#' Prints the table of variance components as lme4 does: one row per random
+#' effect (and the residual), with group, name, the requested components and
+#' the correlations in lower-triangular form.
+#'
+#' @param x An object of class `"VarCorr.lmm"` from [VarCorr.lmm()].
+#' @param digits Number of significant digits.
+#' @param comp Which components to show: any of `"Variance"` and
+#'   `"Std.Dev."` (partial matching allowed).
+#' @param formatter Function used to format the numbers (default [format()]),
+#'   called with the values and `digits`.
+#' @param ... Passed on to [print()] for the character matrix.
+#' @return `x`, invisibly.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   print(VarCorr(fit), comp = "Variance")
+#' }
+#' @export
+print.VarCorr.lmm <- function(x, digits = max(3, getOption("digits") - 2),
+                              comp = "Std.Dev.", formatter = format, ...) {
+  print(format_varcorr(x, digits = digits, comp = comp, formatter = formatter),
+        quote = FALSE, ...)
+  invisible(x)
+}
+
+# Character matrix shown under "Random effects:" (and by print.VarCorr.lmm):
+# columns Groups, Name, the chosen components and, when some term has more
+# than one column, a block of correlation columns headed "Corr".
+format_varcorr <- function(varcor, digits = max(3, getOption("digits") - 2),
+                           comp = "Std.Dev.", formatter = format,
+                           useScale = attr(varcor, "useSc"), ...) {
+  components <- c("Variance", "Std.Dev.")
+  which_comp <- pmatch(comp, components)
+  if (anyNA(which_comp)) stop("Illegal 'comp': ", comp[is.na(which_comp)])
+  comp <- components[which_comp]
+  if (length(comp) == 0L) stop("Must *either* show variances or standard deviations")
+
+  sds <- lapply(varcor, attr, "stddev")
+  grp <- names(varcor)
+  nms <- lapply(varcor, colnames)
+  if (isTRUE(useScale)) {
+    sds <- c(sds, list(Residual = unname(attr(varcor, "sc"))))
+    grp <- c(grp, "Residual")
+    nms <- c(nms, list(""))
+  }
+  sizes <- lengths(sds)
+  nrows <- sum(sizes)
+  first_row <- cumsum(sizes) - sizes + 1L
+  all_sds <- unlist(sds, use.names = FALSE)
+
+  out <- matrix("", nrows, 2L + length(comp),
+                dimnames = list(rep("", nrows), c("Groups", "Name", comp)))
+  out[first_row, "Groups"] <- grp
+  out[, "Name"] <- unlist(nms, use.names = FALSE)
+  if ("Variance" %in% comp) out[, "Variance"] <- formatter(all_sds^2, digits = digits, ...)
+  if ("Std.Dev." %in% comp) out[, "Std.Dev."] <- formatter(all_sds, digits = digits, ...)
+
+  if (any(sizes > 1L)) out <- cbind(out, format_corr_block(varcor, max(sizes), nrows, digits))
+  out
+}
+
+# Lower-triangular correlation entries of every term, stacked: one row per
+# random effect, `width - 1` columns (the diagonal is never shown), padded
+# with "" for narrower terms and the residual row(s).
+format_corr_block <- function(varcor, width, nrows, digits) {
+  ndig <- max(2, digits - 2)
+  blocks <- lapply(varcor, function(v) {
+    corr <- as.matrix(attr(v, "correlation"))
+    q <- nrow(corr)
+    cells <- matrix(format(round(corr, ndig), nsmall = ndig), q, q)
+    cells[!lower.tri(cells)] <- ""
+    padded <- matrix("", q, width)
+    padded[, seq_len(q)] <- cells
+    padded[, seq_len(width - 1L), drop = FALSE]
+  })
+  block <- do.call(rbind, blocks)
+  if (nrow(block) < nrows) {
+    block <- rbind(block, matrix("", nrows - nrow(block), ncol(block)))
+  }
+  colnames(block) <- c("Corr", rep("", ncol(block) - 1L))
+  block
+}
+
+#' Variance components as a data frame
+#'
+#' One row per variance or covariance parameter, with lme4's columns: `grp`
+#' (grouping factor, or `"Residual"`), `var1`, `var2` (names of the random
+#' effects; `var2` is `NA` for variances), `vcov` (variance or covariance) and
+#' `sdcor` (standard deviation or correlation).
+#'
+#' @param x An object of class `"VarCorr.lmm"`.
+#' @param row.names,optional Ignored (present for the generic).
+#' @param order `"cov.last"` (per term: all variances, then the covariances)
+#'   or `"lower.tri"` (per term: the lower triangle in column-major order).
+#' @param ... Ignored.
+#' @return A data frame with columns `grp`, `var1`, `var2`, `vcov`, `sdcor`.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   as.data.frame(VarCorr(fit))
+#'   as.data.frame(VarCorr(fit), order = "lower.tri")
+#' }
+#' @export
+as.data.frame.VarCorr.lmm <- function(x, row.names = NULL, optional = FALSE,
+                                      order = c("cov.last", "lower.tri"), ...) {
+  order <- match.arg(order)
+  pieces <- Map(function(v, grp) varcorr_term_rows(v, grp, lower_tri = order == "lower.tri"),
+                x, names(x))
+  if (isTRUE(attr(x, "useSc"))) {
+    sc <- attr(x, "sc")
+    pieces <- c(pieces, list(data.frame(grp = "Residual", var1 = NA_character_,
+                                        var2 = NA_character_, vcov = sc^2,
+                                        sdcor = sc, stringsAsFactors = FALSE)))
+  }
+  out <- do.call(rbind, unname(pieces))
+  rownames(out) <- NULL
+  out
+}
+
+# Rows of as.data.frame.VarCorr.lmm for one term: the variances, then the
+# covariances (lower triangle, column-major), or with `lower_tri = TRUE` the
+# whole lower triangle in column-major order.
+varcorr_term_rows <- function(v, grp, lower_tri) {
+  q <- nrow(v)
+  nm <- rownames(v)
+  corr <- attr(v, "correlation")
+  sds <- attr(v, "stddev")
+  low <- which(lower.tri(v), arr.ind = TRUE) # column-major: by column, then row
+  rows <- data.frame(
+    grp = grp,
+    var1 = c(nm, nm[low[, "col"]]),
+    var2 = c(rep(NA_character_, q), nm[low[, "row"]]),
+    vcov = unname(c(diag(v), v[low])),
+    sdcor = unname(c(sds, corr[low])),
+    stringsAsFactors = FALSE
+  )
+  if (lower_tri) {
+    # position of each lower-triangle element (incl. diagonal) in `rows`
+    pos <- matrix(0L, q, q)
+    diag(pos) <- seq_len(q)
+    pos[low] <- q + seq_len(nrow(low))
+    rows <- rows[pos[lower.tri(pos, diag = TRUE)], , drop = FALSE]
+  }
+  rows
+}

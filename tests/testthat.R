@@ -1,0 +1,4 @@
+library(testthat)
+library(mixedrs)
+
+test_check("mixedrs")

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what building and testing mixedrs needs and is missing: R and the R packages (from
+# Debian), and a Rust toolchain (rustc >= 1.89, via rustup). Safe to run again: it only installs
+# what is absent.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-deps: need root or sudo to install Debian packages" >&2; exit 1; fi
+fi
+
+# Debian package -> R package it provides.
+R_PKGS="r-cran-testthat:testthat r-cran-lme4:lme4 r-cran-lmertest:lmerTest r-cran-pbkrtest:pbkrtest
+r-cran-roxygen2:roxygen2 r-cran-nlme:nlme r-cran-matrix:Matrix r-cran-pkgbuild:pkgbuild
+r-cran-pkgload:pkgload"
+
+missing=""
+have_r=1
+if ! command -v Rscript >/dev/null 2>&1 || [ ! -e "$(R RHOME 2>/dev/null)/etc/Makeconf" ]; then
+  have_r=0
+  missing="r-base-dev"
+fi
+if [ "$have_r" -eq 0 ]; then
+  for pair in $R_PKGS; do missing="$missing ${pair%%:*}"; done
+else
+  # One R session checks every package and prints the Debian names of the missing ones.
+  missing="$missing $(Rscript -e 'for (p in commandArgs(TRUE)) {
+      parts <- strsplit(p, ":")[[1]]
+      if (!requireNamespace(parts[2], quietly = TRUE)) cat(parts[1], "")
+    }' $R_PKGS 2>/dev/null)"
+fi
+missing="$(echo $missing)"
+if [ -n "$missing" ]; then
+  echo "install-deps: installing Debian packages:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+
+# Rust: rustup's toolchain in ~/.cargo/bin (Debian's rustc is too old for argmin).
+export PATH="$HOME/.cargo/bin:$PATH"
+need_rust=1
+if command -v rustc >/dev/null 2>&1; then
+  ver=$(rustc --version | awk '{print $2}')
+  major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}
+  if [ "$major" -gt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -ge 89 ]; }; then need_rust=0; fi
+fi
+if [ "$need_rust" -eq 1 ]; then
+  if command -v rustup >/dev/null 2>&1; then
+    rustup toolchain install stable --profile minimal && rustup default stable
+  else
+    echo "install-deps: installing Rust with rustup"
+    command -v curl >/dev/null 2>&1 || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq curl; }
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  fi
+fi
+for tool in rustfmt clippy; do
+  if ! cargo "${tool/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$tool" >/dev/null 2>&1 || true
+  fi
+done
+echo "install-deps: R $(Rscript -e 'cat(format(getRversion()))'), $(rustc --version)"
