@@ -8,6 +8,7 @@ use faer::{Mat, Side};
 use mixedrs::lmm::LinearMixedModel;
 use mixedrs::optim::{OptimOptions, Stop};
 use mixedrs::spec::{ModelSpec, RandomTerm};
+use mixedrs::trailing::TrailingChoice;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -16,6 +17,7 @@ use rand_distr::{Distribution, Normal};
 type TermData = (Vec<u32>, usize, Vec<f64>, usize, usize);
 
 /// Owned data for one random design.
+#[derive(Clone)]
 struct Design {
     n: usize,
     p: usize,
@@ -228,8 +230,15 @@ fn designs() -> Vec<(&'static str, Design)> {
 fn profiled_deviance_matches_dense_marginal_likelihood() {
     let mut rng = StdRng::seed_from_u64(42);
     for (name, d) in designs() {
-        for reml in [false, true] {
-            let mut model = LinearMixedModel::new(d.spec(), reml, faer::Par::Seq).expect("model");
+        for (reml, storage) in [
+            (false, TrailingChoice::Auto),
+            (true, TrailingChoice::Auto),
+            (false, TrailingChoice::Sparse),
+            (true, TrailingChoice::Sparse),
+            (true, TrailingChoice::Dense),
+        ] {
+            let mut model = LinearMixedModel::with_storage(d.spec(), reml, faer::Par::Seq, storage)
+                .expect("model");
             for _ in 0..4 {
                 let theta = random_theta(&mut rng, &d);
                 let ours = model.objective_at(&theta);
@@ -237,7 +246,7 @@ fn profiled_deviance_matches_dense_marginal_likelihood() {
                 let tol = 1e-9 * reference.abs().max(1.0);
                 assert!(
                     (ours - reference).abs() < tol,
-                    "{name} (reml = {reml}): {ours} vs dense {reference} at {theta:?}"
+                    "{name} (reml = {reml}, {storage:?}): {ours} vs dense {reference} at {theta:?}"
                 );
             }
         }
@@ -247,8 +256,13 @@ fn profiled_deviance_matches_dense_marginal_likelihood() {
 #[test]
 fn blocked_factor_matches_dense_cholesky() {
     let mut rng = StdRng::seed_from_u64(7);
-    for (name, d) in designs() {
-        let mut model = LinearMixedModel::new(d.spec(), false, faer::Par::Seq).expect("model");
+    for ((name, d), storage) in designs()
+        .into_iter()
+        .flat_map(|nd| [TrailingChoice::Dense, TrailingChoice::Sparse].map(|s| (nd.clone(), s)))
+    {
+        let mut model = LinearMixedModel::with_storage(d.spec(), false, faer::Par::Seq, storage)
+            .expect("model");
+        let name = format!("{name} ({storage:?})");
         let theta = random_theta(&mut rng, &d);
         model.set_theta(&theta).expect("factor");
         // Dense Ω = [ZΛ X y]' W [ZΛ X y] + diag(I, 0, 0)
@@ -360,4 +374,76 @@ fn invalid_input_is_an_error_not_a_panic() {
     let mut model = LinearMixedModel::new(spec, false, faer::Par::Seq).expect("model");
     assert!(model.set_theta(&[1.0, 2.0]).is_err());
     assert!(model.set_theta(&[f64::NAN]).is_err());
+}
+
+/// A nested design (classes within schools, plus a crossed rater factor) big enough for faer's
+/// supernodal path: sparse and dense storage of the trailing block must agree.
+#[test]
+fn sparse_and_dense_trailing_storage_agree_on_a_large_design() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let normal = Normal::new(0.0, 1.0).expect("normal");
+    let n = 12_000;
+    let (n_class, n_school, n_rater) = (3_000, 600, 400);
+    let class: Vec<u32> = (0..n).map(|i| (i % n_class) as u32).collect();
+    let school: Vec<u32> = class.iter().map(|&c| c % n_school as u32).collect();
+    let rater: Vec<u32> = (0..n)
+        .map(|i| {
+            if i < n_rater {
+                i as u32
+            } else {
+                rng.random_range(0..n_rater as u32)
+            }
+        })
+        .collect();
+    let x: Vec<f64> = (0..2 * n)
+        .map(|i| if i < n { 1.0 } else { normal.sample(&mut rng) })
+        .collect();
+    let slope: Vec<f64> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+    let z_rater: Vec<f64> = (0..2 * n)
+        .map(|i| if i < n { 1.0 } else { slope[i - n] })
+        .collect();
+    let y: Vec<f64> = (0..n).map(|i| x[n + i] + normal.sample(&mut rng)).collect();
+    let ones = vec![1.0; n];
+    let design = Design {
+        n,
+        p: 2,
+        y,
+        x,
+        weights: None,
+        offset: None,
+        terms: vec![
+            (class, n_class, ones.clone(), 1, 0),
+            (school, n_school, ones, 1, 1),
+            (rater, n_rater, z_rater, 2, 2),
+        ],
+    };
+    let theta = [0.8, 0.5, 0.6, 0.1, 0.3];
+    let mut values = Vec::new();
+    for storage in [
+        TrailingChoice::Dense,
+        TrailingChoice::Sparse,
+        TrailingChoice::Auto,
+    ] {
+        let mut model =
+            LinearMixedModel::with_storage(design.spec(), true, faer::Par::Seq, storage)
+                .expect("model");
+        values.push(model.objective_at(&theta));
+        let fit = model.estimates(&theta).expect("estimates");
+        values.push(fit.beta[1]);
+    }
+    for k in [2, 4] {
+        assert!(
+            (values[k] - values[0]).abs() < 1e-9 * values[0].abs(),
+            "objective {values:?}"
+        );
+        assert!((values[k + 1] - values[1]).abs() < 1e-9, "beta {values:?}");
+    }
+    // Without the crossed rater factor the trailing block (schools) stays diagonal: sparse.
+    let mut nested = design.clone();
+    nested.terms.truncate(2);
+    let model = LinearMixedModel::new(nested.spec(), true, faer::Par::Seq).expect("model");
+    assert!(
+        model.chol.trailing.is_sparse(),
+        "a nested design should be stored sparse"
+    );
 }

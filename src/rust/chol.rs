@@ -24,7 +24,7 @@ use crate::blocks::CrossProducts;
 use crate::error::{MixedError, Result};
 use crate::small;
 use crate::terms::ReStructure;
-use crate::trailing::Trailing;
+use crate::trailing::{Trailing, TrailingChoice};
 use faer::Par;
 
 /// Factor storage, allocated once per model and overwritten for each θ.
@@ -52,7 +52,12 @@ pub struct BlockedCholesky {
 
 impl BlockedCholesky {
     /// Allocates every buffer and chooses the trailing storage.
-    pub fn new(cp: &CrossProducts, re: &ReStructure, par: Par) -> Result<Self> {
+    pub fn new(
+        cp: &CrossProducts,
+        re: &ReStructure,
+        par: Par,
+        choice: TrailingChoice,
+    ) -> Result<Self> {
         let pf = cp.pf();
         let max_q = re.blocks.iter().map(|b| b.q).max().unwrap_or(1);
         let work = (max_q * max_q).max(pf * max_q);
@@ -62,7 +67,7 @@ impl BlockedCholesky {
             lf1: vec![0.0; cp.af1.len()],
             g: vec![0.0; cp.af2.len()],
             lff: vec![0.0; pf * pf],
-            trailing: Trailing::choose(cp, par)?,
+            trailing: Trailing::choose(cp, par, choice)?,
             logdet_l11: 0.0,
             logdet_l22: 0.0,
             tmp: vec![0.0; work],

@@ -14,6 +14,7 @@ pub mod spec;
 pub mod terms;
 pub mod trailing;
 pub mod trailing_dense;
+pub mod trailing_sparse;
 
 #[cfg(feature = "r")]
 mod rbind;

@@ -19,6 +19,7 @@ use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
 use crate::small;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
+use crate::trailing::TrailingChoice;
 use faer::Par;
 use std::f64::consts::PI;
 
@@ -77,8 +78,19 @@ pub struct LmmFit {
 }
 
 impl<'a> LinearMixedModel<'a> {
-    /// Builds the cross-products and the factor storage.
+    /// Builds the cross-products and the factor storage, choosing the trailing storage
+    /// automatically.
     pub fn new(spec: ModelSpec<'a>, reml: bool, par: Par) -> Result<Self> {
+        Self::with_storage(spec, reml, par, TrailingChoice::Auto)
+    }
+
+    /// As [`LinearMixedModel::new`], with the trailing block's storage chosen by the caller.
+    pub fn with_storage(
+        spec: ModelSpec<'a>,
+        reml: bool,
+        par: Par,
+        choice: TrailingChoice,
+    ) -> Result<Self> {
         if reml && spec.n <= spec.p {
             return invalid(format!(
                 "REML needs more observations ({}) than fixed effects ({})",
@@ -87,7 +99,7 @@ impl<'a> LinearMixedModel<'a> {
         }
         let re = ReStructure::new(&spec);
         let cp = CrossProducts::new(&spec, &re)?;
-        let chol = BlockedCholesky::new(&cp, &re, par)?;
+        let chol = BlockedCholesky::new(&cp, &re, par, choice)?;
         let lambda = re.lambda_buffers();
         let log_w = spec.log_weight_sum();
         Ok(Self {

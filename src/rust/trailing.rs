@@ -1,12 +1,36 @@
 //! Storage choice for the trailing Schur complement `S = Λ₂'A22Λ₂ + I − L21 L21'`.
 //!
-//! `S` is empty when the model has one grouping factor, and otherwise held dense (crossed
-//! factors make it fill in). Every variant offers the same operations: assemble, factor,
-//! `G'S⁻¹G` and `S⁻¹v`.
+//! `S` is empty when the model has one grouping factor. Otherwise it is held dense when it is
+//! small or its Cholesky factor fills in (crossed factors), and sparse with a fixed symbolic
+//! analysis when the factor stays sparse (nested factors, sparse crossings). Every variant
+//! offers the same operations: assemble, factor, `G'S⁻¹G` and `S⁻¹v`.
 use crate::blocks::CrossProducts;
 use crate::error::Result;
 use crate::trailing_dense::DenseTrailing;
+use crate::trailing_sparse::{pattern_work, SparseTrailing};
 use faer::Par;
+
+/// How to store the trailing block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrailingChoice {
+    /// Decide from the size and the fill of the factor (see [`Trailing::choose`]).
+    #[default]
+    Auto,
+    /// Always dense.
+    Dense,
+    /// Always sparse.
+    Sparse,
+}
+
+/// Up to this dimension a dense factor costs less than sparse bookkeeping.
+const DENSE_ALWAYS: usize = 300;
+/// Beyond this dimension a dense `S` takes too much memory and time; stay sparse.
+const DENSE_NEVER: usize = 20_000;
+/// Pattern entries (with duplicates) beyond which the pattern is not worth building for a block
+/// that could be dense.
+const PATTERN_LIMIT: usize = 20_000_000;
+/// Fraction of the lower triangle filled in `L22` above which dense is used.
+const DENSE_FILL: f64 = 0.25;
 
 /// The trailing block in the storage chosen for it.
 #[derive(Debug)]
@@ -15,17 +39,51 @@ pub enum Trailing {
     Empty,
     /// Dense lower-triangular storage with faer's blocked Cholesky.
     Dense(DenseTrailing),
+    /// Sparse storage with a fixed pattern and faer's sparse Cholesky.
+    Sparse(Box<SparseTrailing>),
 }
 
 impl Trailing {
-    /// Picks the storage for the model's trailing block.
-    pub fn choose(cp: &CrossProducts, par: Par) -> Result<Self> {
+    /// Picks the storage for the model's trailing block: dense when `m` is small or the factor
+    /// fills more than a quarter of the lower triangle, sparse otherwise (measured from the
+    /// symbolic analysis, which the sparse variant keeps).
+    pub fn choose(cp: &CrossProducts, par: Par, choice: TrailingChoice) -> Result<Self> {
         let m = cp.layout.m;
         if m == 0 {
             return Ok(Trailing::Empty);
         }
-        let par = if m >= 256 { par } else { Par::Seq };
-        Ok(Trailing::Dense(DenseTrailing::new(m, cp.pf(), par)?))
+        let dense_par = if m >= 256 { par } else { Par::Seq };
+        let dense =
+            || -> Result<Self> { Ok(Trailing::Dense(DenseTrailing::new(m, cp.pf(), dense_par)?)) };
+        let sparse = || -> Result<Self> {
+            Ok(Trailing::Sparse(Box::new(SparseTrailing::new(
+                cp,
+                cp.pf(),
+                par,
+            )?)))
+        };
+        match choice {
+            TrailingChoice::Dense => return dense(),
+            TrailingChoice::Sparse => return sparse(),
+            TrailingChoice::Auto => {}
+        }
+        if m <= DENSE_ALWAYS {
+            return dense();
+        }
+        if m <= DENSE_NEVER && pattern_work(cp) > PATTERN_LIMIT {
+            return dense();
+        }
+        let candidate = SparseTrailing::new(cp, cp.pf(), par)?;
+        let lower_triangle = (m as f64) * (m as f64 + 1.0) / 2.0;
+        if m <= DENSE_NEVER && candidate.factor_len() as f64 > DENSE_FILL * lower_triangle {
+            return dense();
+        }
+        Ok(Trailing::Sparse(Box::new(candidate)))
+    }
+
+    /// Whether the trailing block is stored sparse.
+    pub fn is_sparse(&self) -> bool {
+        matches!(self, Trailing::Sparse(_))
     }
 
     /// `S ← I`.
@@ -33,6 +91,7 @@ impl Trailing {
         match self {
             Trailing::Empty => {}
             Trailing::Dense(d) => d.set_identity(),
+            Trailing::Sparse(s) => s.set_identity(),
         }
     }
 
@@ -41,6 +100,7 @@ impl Trailing {
         match self {
             Trailing::Empty => {}
             Trailing::Dense(d) => d.add_block(r0, c0, qr, qc, b),
+            Trailing::Sparse(s) => s.add_block(r0, c0, qr, qc, b),
         }
     }
 
@@ -49,6 +109,7 @@ impl Trailing {
         match self {
             Trailing::Empty => {}
             Trailing::Dense(d) => d.schur_update(cp, l21),
+            Trailing::Sparse(s) => s.schur_update(cp, l21),
         }
     }
 
@@ -57,6 +118,7 @@ impl Trailing {
         match self {
             Trailing::Empty => Ok(0.0),
             Trailing::Dense(d) => d.factor(),
+            Trailing::Sparse(s) => s.factor(),
         }
     }
 
@@ -65,6 +127,7 @@ impl Trailing {
         match self {
             Trailing::Empty => {}
             Trailing::Dense(d) => d.sub_quadratic(g, pf, out),
+            Trailing::Sparse(s) => s.sub_quadratic(g, pf, out),
         }
     }
 
@@ -73,6 +136,7 @@ impl Trailing {
         match self {
             Trailing::Empty => {}
             Trailing::Dense(d) => d.solve_in_place(v),
+            Trailing::Sparse(s) => s.solve_in_place(v),
         }
     }
 }
