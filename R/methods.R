@@ -577,15 +577,11 @@ formula.lmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
   if (fixed.only && random.only) stop("can't specify 'only fixed' and 'only random' terms")
   form <- x$formula
   if (is.null(form)) form <- stats::as.formula(x$call$formula)
-  rhs_pos <- length(form)
-  if (fixed.only) {
-    rhs <- drop_re_terms(form[[rhs_pos]])
-    form[[rhs_pos]] <- if (is.null(rhs)) 1 else rhs
-  }
+  if (fixed.only) return(parse_lmm_formula(form)$fixed_formula)
   if (random.only) {
-    bars <- re_bar_terms(form[[rhs_pos]])
+    bars <- parse_lmm_formula(form)$bars
     rhs <- Reduce(function(a, b) call("+", a, b), lapply(bars, function(b) call("(", b)))
-    form[[rhs_pos]] <- rhs
+    return(with_rhs(form, rhs))
   }
   form
 }
@@ -595,8 +591,8 @@ formula.lmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
 #' @param object A fitted model of class `"lmm"`.
 #' @param type `"fixed"` (the fixed-effects model matrix X, with its
 #'   attributes `assign` and `contrasts`) or `"random"` (the random-effects
-#'   model matrix Z as a dense base matrix, columns in lme4's order: term by
-#'   term, level by level, random effect by random effect).
+#'   model matrix Z as a sparse `Matrix::dgCMatrix`, columns in lme4's order:
+#'   term by term, level by level, random effect by random effect).
 #' @param ... Ignored.
 #' @return A matrix.
 #' @examples
@@ -613,21 +609,20 @@ model.matrix.lmm <- function(object, type = c("fixed", "random"), ...) {
   do.call(cbind, blocks)
 }
 
-# Dense n x (levels * q) block of Z for one term: column (l - 1) * q + j holds
-# the term's j-th raw column on rows whose grouping level is l.
+# Sparse n x (levels * q) block of Z for one term: column (l - 1) * q + j
+# holds the term's j-th raw column on rows whose grouping level is l.
 expand_re_columns <- function(term) {
   raw <- as.matrix(term$Z)
-  f <- term$factor
-  nl <- nlevels(f)
+  lev <- as.integer(term$factor)
   q <- ncol(raw)
-  out <- matrix(0, nrow(raw), nl * q)
-  lev <- as.integer(f)
-  for (j in seq_len(q)) {
-    out[cbind(seq_len(nrow(raw)), (lev - 1L) * q + j)] <- raw[, j]
-  }
-  colnames(out) <- rep(levels(f), each = q)
-  rownames(out) <- rownames(raw)
-  out
+  n <- nrow(raw)
+  Matrix::sparseMatrix(
+    i = rep(seq_len(n), q),
+    j = as.vector(outer((lev - 1L) * q, seq_len(q), `+`)),
+    x = as.vector(raw),
+    dims = c(n, nlevels(term$factor) * q),
+    dimnames = list(rownames(raw), rep(levels(term$factor), each = q))
+  )
 }
 
 #' Model frame of a linear mixed model
@@ -678,80 +673,3 @@ getCall.lmm <- function(x, ...) {
   x$call
 }
 
-# ---------------------------------------------------------------------------
-# Formula surgery for formula.lmm(): random-effects terms are calls to `|`
-# or `||`, usually wrapped in parentheses.
-
-is_bar_call <- function(e) {
-  is.call(e) && (identical(e[[1L]], as.name("|")) || identical(e[[1L]], as.name("||")))
-}
-
-has_bar <- function(e) any(c("|", "||") %in% all.names(e))
-
-# Right-hand side without its random-effects terms; NULL when nothing is
-# left.
-drop_re_terms <- function(e) {
-  if (!has_bar(e)) return(e)
-  if (is_bar_call(e)) return(NULL)
-  if (!identical(e[[1L]], as.name("("))) {
-    # a call such as `+`, `-` or a function taking a bar term directly
-    if (any(vapply(as.list(e)[-1L], is_bar_call, NA))) return(NULL)
-  }
-  if (length(e) == 2L) {
-    inner <- drop_re_terms(e[[2L]])
-    if (is.null(inner)) return(NULL)
-    e[[2L]] <- inner
-    return(e)
-  }
-  left <- drop_re_terms(e[[2L]])
-  right <- drop_re_terms(e[[3L]])
-  if (is.null(left)) return(right)
-  if (is.null(right)) return(left)
-  e[[2L]] <- left
-  e[[3L]] <- right
-  e
-}
-
-# The random-effects terms of a right-hand side, as `expr | g` calls, with
-# `||` and nested grouping `g1/g2` expanded.
-re_bar_terms <- function(rhs) {
-  bars <- find_bar_calls(rhs)
-  bars <- unlist(lapply(bars, split_double_bar), recursive = FALSE)
-  unlist(lapply(bars, split_nested_grouping), recursive = FALSE)
-}
-
-find_bar_calls <- function(e) {
-  if (!is.call(e)) return(list())
-  if (is_bar_call(e)) return(list(e))
-  unlist(lapply(as.list(e)[-1L], find_bar_calls), recursive = FALSE)
-}
-
-# `(x + z || g)` -> `1 | g`, `0 + x | g`, `0 + z | g` (no `1 | g` when the
-# left side has no intercept).
-split_double_bar <- function(b) {
-  if (!identical(b[[1L]], as.name("||"))) return(list(b))
-  tt <- stats::terms(stats::as.formula(call("~", b[[2L]])))
-  lhs <- paste0("0+", attr(tt, "term.labels"))
-  if (attr(tt, "intercept") != 0) lhs <- c("1", lhs)
-  grp <- deparse1(b[[3L]])
-  lapply(lhs, function(l) str2lang(paste0(l, "|", grp)))
-}
-
-# `e | g1/g2/g3` -> `e | g3:(g2:g1)`, `e | g2:g1`, `e | g1` (innermost first).
-split_nested_grouping <- function(b) {
-  grp <- b[[3L]]
-  if (!("/" %in% all.names(grp))) return(list(b))
-  parts <- list()
-  while (is.call(grp) && identical(grp[[1L]], as.name("/"))) {
-    if ("/" %in% all.names(grp[[3L]])) {
-      stop("unparseable formula for grouping factor", call. = FALSE)
-    }
-    parts <- c(list(grp[[3L]]), parts)
-    grp <- grp[[2L]]
-  }
-  parts <- c(list(grp), parts)
-  nested <- vector("list", length(parts))
-  nested[[1L]] <- parts[[1L]]
-  for (i in seq_along(parts)[-1L]) nested[[i]] <- call(":", parts[[i]], nested[[i - 1L]])
-  lapply(rev(nested), function(g) call("|", b[[2L]], g))
-}
