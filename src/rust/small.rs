@@ -122,6 +122,22 @@ pub fn sub_abt(cm: &mut [f64], a: &[f64], b: &[f64], r: usize, c: usize, k: usiz
     }
 }
 
+/// `C −= A'B` for `A`, `B` (`m × k`, column-major) when `A'B` is known to be symmetric (as
+/// `G'S⁻¹G` is): only the lower triangle is computed and then mirrored into `C` (`k × k`).
+pub fn sub_symmetric_atb(cm: &mut [f64], a: &[f64], b: &[f64], m: usize, k: usize) {
+    for i in 0..k {
+        let ai = &a[i * m..(i + 1) * m];
+        for j in 0..=i {
+            let bj = &b[j * m..(j + 1) * m];
+            let v: f64 = ai.iter().zip(bj).map(|(x, y)| x * y).sum();
+            cm[j * k + i] -= v;
+            if i != j {
+                cm[i * k + j] -= v;
+            }
+        }
+    }
+}
+
 /// `y = T x` for lower-triangular `T` (`q × q`).
 pub fn lower_mul(t: &[f64], q: usize, x: &[f64], y: &mut [f64]) {
     for i in 0..q {

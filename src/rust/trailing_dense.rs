@@ -16,7 +16,7 @@ use faer::{Mat, MatMut, MatRef, Par};
 pub struct DenseTrailing {
     m: usize,
     s: Mat<f64>,
-    work: Mat<f64>,
+    work: Vec<f64>,
     mem: MemBuffer,
     par: Par,
 }
@@ -41,7 +41,7 @@ impl DenseTrailing {
         Ok(Self {
             m,
             s: Mat::zeros(m, m),
-            work: Mat::zeros(m, pf),
+            work: vec![0.0; m * pf],
             mem: MemBuffer::new(req),
             par,
         })
@@ -141,24 +141,10 @@ impl DenseTrailing {
     /// `out −= G' S⁻¹ G` for `G` (`m × pf`, column-major), via `W = L22⁻¹ G`, `W'W`.
     pub fn sub_quadratic(&mut self, g: &[f64], pf: usize, out: &mut [f64]) {
         let m = self.m;
-        let gref = MatRef::from_column_major_slice(g, m, pf);
-        self.work.copy_from(gref);
-        solve_lower_triangular_in_place(self.s.as_ref(), self.work.as_mut(), self.par);
-        for a in 0..pf {
-            for b in 0..=a {
-                let v = self
-                    .work
-                    .col(a)
-                    .iter()
-                    .zip(self.work.col(b).iter())
-                    .map(|(x, y)| x * y)
-                    .sum::<f64>();
-                out[b * pf + a] -= v;
-                if a != b {
-                    out[a * pf + b] -= v;
-                }
-            }
-        }
+        self.work[..m * pf].copy_from_slice(&g[..m * pf]);
+        let w = MatMut::from_column_major_slice_mut(&mut self.work[..m * pf], m, pf);
+        solve_lower_triangular_in_place(self.s.as_ref(), w, self.par);
+        crate::small::sub_symmetric_atb(out, &self.work, &self.work, m, pf);
     }
 
     /// `v ← S⁻¹ v`.

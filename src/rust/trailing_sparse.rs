@@ -15,7 +15,7 @@ use faer::sparse::linalg::cholesky::{
     CholeskySymbolicParams, LltRef, SymbolicCholesky, SymbolicCholeskyRaw, SymmetricOrdering,
 };
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
-use faer::{Conj, MatMut, MatRef, Par, Side};
+use faer::{Conj, MatMut, Par, Side};
 
 /// Sparse lower-triangular `S` with a fixed pattern and its numeric factor.
 pub struct SparseTrailing {
@@ -293,22 +293,7 @@ impl SparseTrailing {
         let m = self.m;
         self.work[..m * pf].copy_from_slice(&g[..m * pf]);
         self.solve_columns(pf);
-        let gref = MatRef::from_column_major_slice(g, m, pf);
-        let href = MatRef::from_column_major_slice(&self.work[..m * pf], m, pf);
-        for a in 0..pf {
-            for b in 0..=a {
-                let v: f64 = gref
-                    .col(a)
-                    .iter()
-                    .zip(href.col(b).iter())
-                    .map(|(x, y)| x * y)
-                    .sum();
-                out[b * pf + a] -= v;
-                if a != b {
-                    out[a * pf + b] -= v;
-                }
-            }
-        }
+        crate::small::sub_symmetric_atb(out, g, &self.work[..m * pf], m, pf);
     }
 
     /// `v ← S⁻¹v`.
