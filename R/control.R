@@ -96,6 +96,7 @@ lmmControl <- function(optimizer = "bobyqa", rhobeg = 0.5, rhoend = 1e-7,
   )
 }
 
+#' @method print lmmControl
 #' @export
 print.lmmControl <- function(x, ...) {
   cat("lmm control settings:\n")

@@ -247,6 +247,7 @@ ranef.lmm <- function(object, condVar = FALSE, drop = FALSE, whichel = NULL, ...
 
 #' @rdname ranef.lmm
 #' @param x An object of class `"ranef.lmm"`.
+#' @method print ranef.lmm
 #' @export
 print.ranef.lmm <- function(x, ...) {
   print(unclass(x), ...)
@@ -260,6 +261,7 @@ print.ranef.lmm <- function(x, ...) {
 #'   `grp` (level; a factor whose levels are ordered by the first random
 #'   effect, as lme4 orders them for plotting) and `condval` (conditional
 #'   mode).
+#' @method as.data.frame ranef.lmm
 #' @export
 as.data.frame.ranef.lmm <- function(x, row.names = NULL, optional = FALSE, ...) {
   pieces <- lapply(names(x), function(gv) {
@@ -327,6 +329,7 @@ coef.lmm <- function(object, ...) {
 
 #' @rdname coef.lmm
 #' @param x An object of class `"coef.lmm"`.
+#' @method print coef.lmm
 #' @export
 print.coef.lmm <- function(x, ...) {
   print(unclass(x), ...)

@@ -28,6 +28,7 @@
 #'   fit
 #'   print(fit, ranef.comp = c("Variance", "Std.Dev."))
 #' }
+#' @method print lmm
 #' @export
 print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
                       ranef.comp = "Std.Dev.", ...) {
@@ -75,6 +76,7 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
 #'   s
 #'   coef(s)
 #' }
+#' @method summary lmm
 #' @export
 summary.lmm <- function(object, ddf = c("lme4", "Satterthwaite", "Kenward-Roger"),
                         correlation = NULL, ...) {
@@ -136,6 +138,7 @@ summary.lmm <- function(object, ddf = c("lme4", "Satterthwaite", "Kenward-Roger"
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   print(summary(fit), show.resids = FALSE, ranef.comp = "Std.Dev.")
 #' }
+#' @method print summary.lmm
 #' @export
 print.summary.lmm <- function(x, digits = max(3, getOption("digits") - 3),
                               correlation = NULL, symbolic.cor = FALSE,

@@ -85,6 +85,7 @@ term_covariance <- function(theta_part, cnms, sigma) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   print(VarCorr(fit), comp = "Variance")
 #' }
+#' @method print VarCorr.lmm
 #' @export
 print.VarCorr.lmm <- function(x, digits = max(3, getOption("digits") - 2),
                               comp = "Std.Dev.", formatter = format, ...) {
@@ -170,6 +171,7 @@ format_corr_block <- function(varcor, width, nrows, digits) {
 #'   as.data.frame(VarCorr(fit))
 #'   as.data.frame(VarCorr(fit), order = "lower.tri")
 #' }
+#' @method as.data.frame VarCorr.lmm
 #' @export
 as.data.frame.VarCorr.lmm <- function(x, row.names = NULL, optional = FALSE,
                                       order = c("cov.last", "lower.tri"), ...) {

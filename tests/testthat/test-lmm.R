@@ -83,3 +83,25 @@ test_that("a well-behaved fit raises no convergence warning", {
   expect_length(fit$optinfo$conv$lme4$messages, 0)
   expect_identical(fit$optinfo$conv$opt, 0L)
 })
+
+test_that("methods are registered: they dispatch from outside the package", {
+  fit <- lmm(Reaction ~ Days + (Days | Subject), ss)
+  # Evaluated in the global environment, S3 dispatch can only find registered
+  # methods, as for a user (inside the package namespace it would find any).
+  from_user <- function(expr) eval(substitute(expr), list(fit = fit), globalenv())
+  expect_s3_class(from_user(summary(fit)), "summary.lmm")
+  expect_s3_class(from_user(VarCorr(fit)), "VarCorr.lmm")
+  expect_s3_class(from_user(ranef(fit)), "ranef.lmm")
+  expect_s3_class(from_user(coef(fit)), "coef.lmm")
+  expect_s3_class(from_user(logLik(fit)), "logLik")
+  expect_true(is.data.frame(from_user(as.data.frame(VarCorr(fit)))))
+  expect_true(is.data.frame(from_user(as.data.frame(ranef(fit)))))
+  printed <- from_user(capture.output(print(fit)))
+  expect_match(printed[1], "Linear mixed model fit by REML \\['lmm'\\]")
+  printed <- from_user(capture.output(print(summary(fit))))
+  expect_true(any(grepl("^Scaled residuals:", printed)))
+  printed <- from_user(capture.output(print(VarCorr(fit))))
+  expect_match(printed[1], "Groups")
+  printed <- from_user(capture.output(print(lmmControl())))
+  expect_match(printed[1], "lmm control settings")
+})
