@@ -335,4 +335,40 @@ impl CrossProducts {
     pub fn pf(&self) -> usize {
         self.p + 1
     }
+
+    /// Walks the lower triangle of `L21 L21' = Σ_j L21_j L21_j'` (with `l21` laid out as
+    /// `a21_vals`), one column segment at a time: `f(row, col, values)` receives the values of
+    /// rows `row, row + 1, …` of column `col` contributed by one pair of `L21` blocks. Every
+    /// storage of the trailing block subtracts them in its own way.
+    pub fn for_each_schur_segment(&self, l21: &[f64], mut f: impl FnMut(usize, usize, &[f64])) {
+        let layout = &self.layout;
+        let q0 = self.q0;
+        let max_q = (0..layout.n_nodes())
+            .map(|t| layout.node_q(t))
+            .max()
+            .unwrap_or(1);
+        let mut seg = vec![0.0; max_q];
+        for j in 0..self.l0 {
+            let range = self.a21_ptr[j]..self.a21_ptr[j + 1];
+            for e2 in range.clone() {
+                let n2 = self.a21_node[e2] as usize;
+                let c0 = layout.node_offset[n2];
+                let qc = layout.node_q(n2);
+                let b2 = &l21[self.a21_val_off[e2]..self.a21_val_off[e2 + 1]];
+                for e1 in e2..range.end {
+                    let n1 = self.a21_node[e1] as usize;
+                    let r0 = layout.node_offset[n1];
+                    let qr = layout.node_q(n1);
+                    let b1 = &l21[self.a21_val_off[e1]..self.a21_val_off[e1 + 1]];
+                    for c in 0..qc {
+                        let rstart = if e1 == e2 { c } else { 0 };
+                        for (s, r) in seg.iter_mut().zip(rstart..qr) {
+                            *s = (0..q0).map(|k| b1[k * qr + r] * b2[k * qc + c]).sum();
+                        }
+                        f(r0 + rstart, c0 + c, &seg[..qr - rstart]);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -70,48 +70,30 @@ impl DenseTrailing {
 
     /// `S −= Σ_j L21_j L21_j'`, where `L21_j` holds the blocks of leading level `j`.
     pub fn schur_update(&mut self, cp: &CrossProducts, l21: &[f64]) {
-        let q0 = cp.q0;
         let layout = &cp.layout;
-        let scalar = q0 == 1 && layout.m == layout.n_nodes();
-        for j in 0..cp.l0 {
-            let range = cp.a21_ptr[j]..cp.a21_ptr[j + 1];
-            if scalar {
-                // Each node is one coordinate and each entry one value: the hot loop of crossed
-                // scalar designs. Column by column, rows ascending.
+        if cp.q0 == 1 && layout.m == layout.n_nodes() {
+            // Each node is one coordinate and each entry one value: the hot loop of crossed
+            // scalar designs, column by column, rows ascending, without the general walk.
+            for j in 0..cp.l0 {
+                let range = cp.a21_ptr[j]..cp.a21_ptr[j + 1];
                 let nodes = &cp.a21_node[range.clone()];
-                let vals = &l21[range.clone()];
+                let vals = &l21[range];
                 for (k2, (&n2, &v2)) in nodes.iter().zip(vals).enumerate() {
                     let col = self.s.col_as_slice_mut(n2 as usize);
                     for (&n1, &v1) in nodes[k2..].iter().zip(&vals[k2..]) {
                         col[n1 as usize] -= v1 * v2;
                     }
                 }
-                continue;
             }
-            for e2 in range.clone() {
-                let n2 = cp.a21_node[e2] as usize;
-                let c0 = layout.node_offset[n2];
-                let qc = layout.node_q(n2);
-                let b2 = &l21[cp.a21_val_off[e2]..cp.a21_val_off[e2 + 1]];
-                for e1 in e2..range.end {
-                    let n1 = cp.a21_node[e1] as usize;
-                    let r0 = layout.node_offset[n1];
-                    let qr = layout.node_q(n1);
-                    let b1 = &l21[cp.a21_val_off[e1]..cp.a21_val_off[e1 + 1]];
-                    for c in 0..qc {
-                        let rstart = if e1 == e2 { c } else { 0 };
-                        let col = self.s.col_as_slice_mut(c0 + c);
-                        for r in rstart..qr {
-                            let mut acc = 0.0;
-                            for k in 0..q0 {
-                                acc += b1[k * qr + r] * b2[k * qc + c];
-                            }
-                            col[r0 + r] -= acc;
-                        }
-                    }
-                }
-            }
+            return;
         }
+        let s = &mut self.s;
+        cp.for_each_schur_segment(l21, |row, col, values| {
+            let column = &mut s.col_as_slice_mut(col)[row..row + values.len()];
+            for (x, v) in column.iter_mut().zip(values) {
+                *x -= v;
+            }
+        });
     }
 
     /// Factors `S = L22 L22'` in place; returns `log|L22|² = 2 Σ log diag(L22)`.

@@ -117,6 +117,14 @@ fn pattern_keys(cp: &CrossProducts) -> Result<Vec<u64>> {
     Ok(keys)
 }
 
+/// Position of entry `(row, col)` in a CSC pattern that holds it (every entry ever written is
+/// in the pattern by construction).
+#[inline]
+fn pattern_position(col_ptr: &[usize], row_idx: &[usize], row: usize, col: usize) -> usize {
+    let start = col_ptr[col];
+    start + row_idx[start..col_ptr[col + 1]].partition_point(|&r| r < row)
+}
+
 impl SparseTrailing {
     /// Builds the pattern of `S` and its symbolic factorization.
     pub fn new(cp: &CrossProducts, pf: usize, par: Par) -> Result<Self> {
@@ -167,13 +175,9 @@ impl SparseTrailing {
         self.l_values.len()
     }
 
-    /// Position of entry `(row, col)` of the pattern.
     #[inline]
     fn position(&self, row: usize, col: usize) -> usize {
-        let start = self.col_ptr[col];
-        let rows = &self.row_idx[start..self.col_ptr[col + 1]];
-        // The pattern holds every entry that is ever written.
-        start + rows.partition_point(|&r| r < row)
+        pattern_position(&self.col_ptr, &self.row_idx, row, col)
     }
 
     /// `S ← I`.
@@ -199,34 +203,14 @@ impl SparseTrailing {
 
     /// `S −= Σ_j L21_j L21_j'`.
     pub fn schur_update(&mut self, cp: &CrossProducts, l21: &[f64]) {
-        let layout = &cp.layout;
-        let q0 = cp.q0;
-        for j in 0..cp.l0 {
-            let range = cp.a21_ptr[j]..cp.a21_ptr[j + 1];
-            for e2 in range.clone() {
-                let n2 = cp.a21_node[e2] as usize;
-                let c0 = layout.node_offset[n2];
-                let qc = layout.node_q(n2);
-                let b2 = &l21[cp.a21_val_off[e2]..cp.a21_val_off[e2 + 1]];
-                for e1 in e2..range.end {
-                    let n1 = cp.a21_node[e1] as usize;
-                    let r0 = layout.node_offset[n1];
-                    let qr = layout.node_q(n1);
-                    let b1 = &l21[cp.a21_val_off[e1]..cp.a21_val_off[e1 + 1]];
-                    for c in 0..qc {
-                        let rstart = if e1 == e2 { c } else { 0 };
-                        let p = self.position(r0 + rstart, c0 + c);
-                        for (k, r) in (rstart..qr).enumerate() {
-                            let mut acc = 0.0;
-                            for kk in 0..q0 {
-                                acc += b1[kk * qr + r] * b2[kk * qc + c];
-                            }
-                            self.values[p + k] -= acc;
-                        }
-                    }
-                }
+        let (col_ptr, row_idx, vals) = (&self.col_ptr, &self.row_idx, &mut self.values);
+        cp.for_each_schur_segment(l21, |row, col, values| {
+            // The segment's rows are in the pattern and consecutive.
+            let p = pattern_position(col_ptr, row_idx, row, col);
+            for (x, v) in vals[p..p + values.len()].iter_mut().zip(values) {
+                *x -= v;
             }
-        }
+        });
     }
 
     /// Numeric factorization `S = P'L22 L22'P`; returns `log|L22|²`.
