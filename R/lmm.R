@@ -163,7 +163,7 @@ lmm_object <- function(mc, inputs, raw, REML) {
   beta <- stats::setNames(raw$beta, colnames(X))
   b <- lapply(seq_along(reterms), function(i) {
     t <- reterms[[i]]
-    matrix(raw$b[[i]], nrow = nlevels(t$factor),
+    matrix(raw$b[[i]], nrow = nlevels(t$factor), byrow = TRUE,
            dimnames = list(levels(t$factor), t$cnms))
   })
   names(b) <- vapply(reterms, `[[`, "", "group")

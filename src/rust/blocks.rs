@@ -106,6 +106,10 @@ pub struct CrossProducts {
     pub af2: Vec<f64>,
     /// `AFF`: `(p+1) × (p+1)` column-major.
     pub aff: Vec<f64>,
+    /// For trailing block `k` and observation `i`, its `A21` entry at `[k n + i]`.
+    obs_a21: Vec<u32>,
+    /// For the `c`-th pair of trailing blocks and observation `i`, its `A22` pair at `[c n + i]`.
+    obs_pair: Vec<u32>,
 }
 
 /// Reads the columns of one block for one observation.
@@ -167,10 +171,20 @@ fn try_zeros(len: usize, what: &str) -> Result<Vec<f64>> {
 }
 
 impl CrossProducts {
-    /// Forms every block of `A` from the data in one pass per block pair.
+    /// Forms every block of `A` for a linear mixed model: `F = [X, y − offset]` with the prior
+    /// weights.
     pub fn new(spec: &ModelSpec<'_>, re: &ReStructure) -> Result<Self> {
+        let mut cp = Self::pattern(spec, re, spec.p)?;
+        let response: Vec<f64> = (0..spec.n).map(|i| spec.y_adjusted(i)).collect();
+        cp.fill(spec, re, spec.x, &response, spec.weights);
+        Ok(cp)
+    }
+
+    /// The sparsity pattern of `A` for `F` with `p + 1` columns, with zero values. The pattern
+    /// depends only on the grouping factors; [`CrossProducts::fill`] computes the values for any
+    /// weights and `F` (PIRLS refills them at every iteration).
+    pub fn pattern(spec: &ModelSpec<'_>, re: &ReStructure, p: usize) -> Result<Self> {
         let n = spec.n;
-        let p = spec.p;
         let pf = p + 1;
         let layout = TrailingLayout::new(re);
         let lead = BlockColumns::new(spec, re, 0);
@@ -264,9 +278,70 @@ impl CrossProducts {
             af2: try_zeros(pf * layout.m, "F'Z")?,
             aff: vec![0.0; pf * pf],
             layout,
+            obs_a21: Vec::new(),
+            obs_pair: Vec::new(),
         };
 
-        // Accumulate values observation by observation.
+        // Which A21 entry and which A22 pair each observation contributes to.
+        let n_pairs = trailing.len() * trailing.len().saturating_sub(1) / 2;
+        let mut obs_a21 = Vec::new();
+        obs_a21
+            .try_reserve_exact(n * trailing.len())
+            .map_err(|_| MixedError::OutOfMemory("observation map of Z'Z".into()))?;
+        for (k, tb) in trailing.iter().enumerate() {
+            for i in 0..n {
+                let node = cp.layout.block_node_base[k + 1] + tb.levels[i] as usize;
+                obs_a21.push(cp.find_a21(lead.levels[i] as usize, node)? as u32);
+            }
+        }
+        let mut obs_pair = Vec::new();
+        obs_pair
+            .try_reserve_exact(n * n_pairs)
+            .map_err(|_| MixedError::OutOfMemory("observation map of Z'Z".into()))?;
+        for (k, tb) in trailing.iter().enumerate() {
+            for (k1, tb1) in trailing.iter().enumerate().take(k) {
+                for i in 0..n {
+                    let row = cp.layout.block_node_base[k + 1] + tb.levels[i] as usize;
+                    let col = cp.layout.block_node_base[k1 + 1] + tb1.levels[i] as usize;
+                    obs_pair.push(cp.find_a22_pair(row, col)? as u32);
+                }
+            }
+        }
+        cp.obs_a21 = obs_a21;
+        cp.obs_pair = obs_pair;
+        Ok(cp)
+    }
+
+    /// Computes the values of every block of `A = [Z F]' W [Z F]` for `F = [x, response]`
+    /// (`x` is `n × p` column-major) and weights `w` (unit weights when `None`), keeping the
+    /// pattern. Costs one pass over the observations.
+    pub fn fill(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        x: &[f64],
+        response: &[f64],
+        weights: Option<&[f64]>,
+    ) {
+        let n = self.n;
+        let p = self.p;
+        let pf = p + 1;
+        let q0 = self.q0;
+        for v in [
+            &mut self.a11,
+            &mut self.a21_vals,
+            &mut self.a22_diag,
+            &mut self.a22_pair_vals,
+            &mut self.af1,
+            &mut self.af2,
+            &mut self.aff,
+        ] {
+            v.fill(0.0);
+        }
+        let lead = BlockColumns::new(spec, re, 0);
+        let trailing: Vec<BlockColumns> = (1..re.blocks.len())
+            .map(|b| BlockColumns::new(spec, re, b))
+            .collect();
         let mut f = vec![0.0; pf];
         let mut z0 = vec![0.0; q0];
         let mut zt: Vec<Vec<f64>> = trailing
@@ -274,37 +349,38 @@ impl CrossProducts {
             .map(|tb| vec![0.0; tb.sources.len()])
             .collect();
         for i in 0..n {
-            let w = spec.weight(i);
+            let w = weights.map_or(1.0, |w| w[i]);
             for (c, fc) in f.iter_mut().take(p).enumerate() {
-                *fc = spec.x[c * n + i];
+                *fc = x[c * n + i];
             }
-            f[p] = spec.y_adjusted(i);
-            add_outer(&mut cp.aff, w, &f, &f);
+            f[p] = response[i];
+            add_outer(&mut self.aff, w, &f, &f);
 
             lead.fill(i, &mut z0);
             let j = lead.levels[i] as usize;
-            add_outer(&mut cp.a11[j * q0 * q0..(j + 1) * q0 * q0], w, &z0, &z0);
-            add_outer(&mut cp.af1[j * q0 * pf..(j + 1) * q0 * pf], w, &f, &z0);
+            add_outer(&mut self.a11[j * q0 * q0..(j + 1) * q0 * q0], w, &z0, &z0);
+            add_outer(&mut self.af1[j * q0 * pf..(j + 1) * q0 * pf], w, &f, &z0);
 
+            let mut pair = 0;
             for (k, tb) in trailing.iter().enumerate() {
                 tb.fill(i, &mut zt[k]);
-                let node = cp.layout.block_node_base[k + 1] + tb.levels[i] as usize;
+                let node = self.layout.block_node_base[k + 1] + tb.levels[i] as usize;
                 let qn = zt[k].len();
-                let off = cp.layout.node_offset[node];
-                let d = cp.a22_diag_off[node];
-                add_outer(&mut cp.a22_diag[d..d + qn * qn], w, &zt[k], &zt[k]);
-                add_outer(&mut cp.af2[off * pf..(off + qn) * pf], w, &f, &zt[k]);
-                let e = cp.find_a21(j, node)?;
-                let v = cp.a21_val_off[e];
-                add_outer(&mut cp.a21_vals[v..v + qn * q0], w, &zt[k], &z0);
+                let off = self.layout.node_offset[node];
+                let d = self.a22_diag_off[node];
+                add_outer(&mut self.a22_diag[d..d + qn * qn], w, &zt[k], &zt[k]);
+                add_outer(&mut self.af2[off * pf..(off + qn) * pf], w, &f, &zt[k]);
+                let e = self.obs_a21[k * n + i] as usize;
+                let v = self.a21_val_off[e];
+                add_outer(&mut self.a21_vals[v..v + qn * q0], w, &zt[k], &z0);
                 for k1 in 0..k {
-                    let col = cp.layout.block_node_base[k1 + 1] + trailing[k1].levels[i] as usize;
-                    let e = cp.find_a22_pair(node, col)?;
-                    let v = cp.a22_pair_off[e];
+                    let e = self.obs_pair[pair * n + i] as usize;
+                    pair += 1;
+                    let v = self.a22_pair_off[e];
                     let qc = zt[k1].len();
                     let (left, right) = zt.split_at(k);
                     add_outer(
-                        &mut cp.a22_pair_vals[v..v + qn * qc],
+                        &mut self.a22_pair_vals[v..v + qn * qc],
                         w,
                         &right[0],
                         &left[k1],
@@ -312,7 +388,6 @@ impl CrossProducts {
                 }
             }
         }
-        Ok(cp)
     }
 
     /// Index of the `A21` entry for leading level `j` and trailing node `node`.

@@ -230,6 +230,25 @@ impl BlockedCholesky {
         r
     }
 
+    /// `(R_X R_X')⁻¹ = R_X⁻ᵀ R_X⁻¹` (`p × p`, column-major): the covariance of β up to `σ²`.
+    pub fn vcov_unscaled(&self, cp: &CrossProducts) -> Vec<f64> {
+        let p = cp.p;
+        let rx = self.rx(cp);
+        let mut rinv = vec![0.0; p * p];
+        for j in 0..p {
+            let col = &mut rinv[j * p..(j + 1) * p];
+            col[j] = 1.0;
+            small::solve_lower(&rx, p, col);
+        }
+        let mut out = vec![0.0; p * p];
+        for a in 0..p {
+            for b in 0..p {
+                out[b * p + a] = (0..p).map(|k| rinv[a * p + k] * rinv[b * p + k]).sum();
+            }
+        }
+        out
+    }
+
     /// Solves the penalized least-squares problem at the current θ: returns `β`, the leading
     /// spherical random effects (`l0 q0`, level-major) and the trailing ones (`m`).
     pub fn solve(&mut self, cp: &CrossProducts) -> (Vec<f64>, Vec<f64>, Vec<f64>) {

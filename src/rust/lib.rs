@@ -7,8 +7,11 @@
 pub mod blocks;
 pub mod chol;
 pub mod error;
+pub mod family;
+pub mod linpred;
 pub mod lmm;
 pub mod optim;
+pub mod quadrature;
 pub mod small;
 pub mod spec;
 pub mod terms;

@@ -15,8 +15,8 @@
 use crate::blocks::CrossProducts;
 use crate::chol::BlockedCholesky;
 use crate::error::{invalid, Result};
+use crate::linpred;
 use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
-use crate::small;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
@@ -49,7 +49,7 @@ pub struct LmmFit {
     pub beta: Vec<f64>,
     /// Spherical random effects, terms in input order, each level-major.
     pub u: Vec<f64>,
-    /// Conditional modes per term: `n_levels × q` column-major.
+    /// Conditional modes per term, level-major (`n_levels × q`, level `j` at `j q`).
     pub b: Vec<Vec<f64>>,
     /// Residual standard deviation (REML or ML as fitted).
     pub sigma: f64,
@@ -198,62 +198,14 @@ impl<'a> LinearMixedModel<'a> {
         let p = spec.p;
         let (beta, u1, u2) = self.chol.solve(&self.cp);
 
-        // Per-block spherical effects → per-term u and b = T u, lme4's layout.
-        let lead_q = self.cp.q0;
-        let layout = &self.cp.layout;
-        let mut u_terms = Vec::with_capacity(spec.terms.len());
-        let mut b_terms = Vec::with_capacity(spec.terms.len());
-        let mut block_u: Vec<f64> = Vec::new();
-        let mut block_b: Vec<f64> = Vec::new();
-        for (t, term) in spec.terms.iter().enumerate() {
-            let (blk, col_off) = self.re.term_block[t];
-            let qb = self.re.blocks[blk].q;
-            let nl = term.n_levels;
-            let mut ut = vec![0.0; nl * term.q];
-            let mut bt = vec![0.0; nl * term.q];
-            for j in 0..nl {
-                block_u.clear();
-                if blk == 0 {
-                    block_u.extend_from_slice(&u1[j * lead_q..(j + 1) * lead_q]);
-                } else {
-                    let node = layout.block_node_base[blk] + j;
-                    let off = layout.node_offset[node];
-                    block_u.extend_from_slice(&u2[off..off + qb]);
-                }
-                block_b.resize(qb, 0.0);
-                small::lower_mul(&self.lambda[blk], qb, &block_u, &mut block_b);
-                for k in 0..term.q {
-                    ut[j * term.q + k] = block_u[col_off + k];
-                    bt[k * nl + j] = block_b[col_off + k];
-                }
-            }
-            u_terms.push(ut);
-            b_terms.push(bt);
-        }
-
-        // Fitted values and the weighted residual sum of squares.
-        let mut fitted = vec![0.0; n];
-        for (c, &bc) in beta.iter().enumerate() {
-            let col = &spec.x[c * n..(c + 1) * n];
-            for (f, &x) in fitted.iter_mut().zip(col) {
-                *f += x * bc;
-            }
-        }
-        for (term, bt) in spec.terms.iter().zip(&b_terms) {
-            let nl = term.n_levels;
-            for k in 0..term.q {
-                let z = &term.z[k * n..(k + 1) * n];
-                let bk = &bt[k * nl..(k + 1) * nl];
-                for ((f, &zi), &l) in fitted.iter_mut().zip(z).zip(&term.levels) {
-                    *f += zi * bk[l as usize];
-                }
-            }
-        }
-        if let Some(o) = spec.offset {
-            for (f, &oi) in fitted.iter_mut().zip(o) {
-                *f += oi;
-            }
-        }
+        // Per-term u and b = T u in lme4's layout, and the fitted values.
+        let u_blocks = linpred::split_blocks(&self.re, &self.cp.layout, &u1, &u2);
+        let b_blocks = linpred::block_effects(&self.re, &self.lambda, &u_blocks);
+        let u_terms = linpred::term_values(spec, &self.re, &u_blocks);
+        let b_terms = linpred::term_values(spec, &self.re, &b_blocks);
+        let mut fitted = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+        linpred::add_xb(spec.x, n, &beta, &mut fitted);
+        linpred::add_zb(spec, &self.re, &b_blocks, &mut fitted);
         let wrss: f64 = (0..n)
             .map(|i| {
                 let r = spec.y[i] - fitted[i];
@@ -269,21 +221,7 @@ impl<'a> LinearMixedModel<'a> {
         let denom = if self.reml { (n - p) as f64 } else { n as f64 };
         let sigma = (pwrss / denom).sqrt();
 
-        // (R_X R_X')⁻¹ = R_X⁻ᵀ R_X⁻¹
-        let rx = self.chol.rx(&self.cp);
-        let mut rinv = vec![0.0; p * p];
-        for j in 0..p {
-            let mut e = vec![0.0; p];
-            e[j] = 1.0;
-            small::solve_lower(&rx, p, &mut e);
-            rinv[j * p..(j + 1) * p].copy_from_slice(&e);
-        }
-        let mut vcov_unscaled = vec![0.0; p * p];
-        for a in 0..p {
-            for b in 0..p {
-                vcov_unscaled[b * p + a] = (0..p).map(|k| rinv[a * p + k] * rinv[b * p + k]).sum();
-            }
-        }
+        let vcov_unscaled = self.chol.vcov_unscaled(&self.cp);
 
         Ok(LmmFit {
             theta: theta.to_vec(),

@@ -282,31 +282,58 @@ fn gradient_check<O: Objective>(
     f0: f64,
     opts: &OptimOptions,
 ) -> GradCheck {
-    let n = theta.len();
-    let h = 1e-4;
-    let mut grad = vec![0.0; n];
-    let mut fplus = vec![0.0; n];
-    let mut fminus = vec![0.0; n];
-    let mut t = theta.to_vec();
-    for i in 0..n {
-        t[i] = theta[i] + h;
-        fplus[i] = f.eval(&t);
-        t[i] = theta[i] - h;
-        fminus[i] = f.eval(&t);
-        t[i] = theta[i];
-        grad[i] = (fplus[i] - fminus[i]) / (2.0 * h);
-    }
-    let (max_abs, arg) = max_abs_index(&grad);
+    let mut eval = |t: &[f64]| f.eval(t);
+    let (gradient, _) = fd_derivatives(&mut eval, theta, f0, FD_STEP, false);
+    let (max_abs, component) = max_abs_index(&gradient);
     if max_abs.is_finite() && max_abs < opts.grad_tol {
         return GradCheck {
-            gradient: grad,
+            gradient,
             hessian: Vec::new(),
             failed: false,
             max_stat: max_abs,
-            component: arg,
+            component,
         };
     }
-    // Hessian by central differences.
+    let (gradient, hessian) = fd_derivatives(&mut eval, theta, f0, FD_STEP, true);
+    let (max_stat, component) = gradient_statistic(&gradient, &hessian);
+    GradCheck {
+        gradient,
+        hessian,
+        failed: max_stat.is_nan() || max_stat >= opts.grad_tol,
+        max_stat,
+        component,
+    }
+}
+
+/// Step of the finite differences (lme4's `deriv12` uses 1e-4).
+pub const FD_STEP: f64 = 1e-4;
+
+/// Central finite differences of `f` at `x` with step `h`: the gradient and, when `hessian`,
+/// the Hessian (column-major; empty otherwise). `f0 = f(x)`. Uses `2k` evaluations for the
+/// gradient and `2k²` more for the Hessian, `k = x.len()`.
+pub fn fd_derivatives(
+    f: &mut dyn FnMut(&[f64]) -> f64,
+    x: &[f64],
+    f0: f64,
+    h: f64,
+    hessian: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = x.len();
+    let mut grad = vec![0.0; n];
+    let mut fplus = vec![0.0; n];
+    let mut fminus = vec![0.0; n];
+    let mut t = x.to_vec();
+    for i in 0..n {
+        t[i] = x[i] + h;
+        fplus[i] = f(&t);
+        t[i] = x[i] - h;
+        fminus[i] = f(&t);
+        t[i] = x[i];
+        grad[i] = (fplus[i] - fminus[i]) / (2.0 * h);
+    }
+    if !hessian {
+        return (grad, Vec::new());
+    }
     let mut hess = vec![0.0; n * n];
     for i in 0..n {
         hess[i * n + i] = (fplus[i] - 2.0 * f0 + fminus[i]) / (h * h);
@@ -318,51 +345,37 @@ fn gradient_check<O: Objective>(
                 (1.0, -1.0, -1.0),
                 (-1.0, 1.0, -1.0),
             ] {
-                t[i] = theta[i] + si * h;
-                t[j] = theta[j] + sj * h;
-                v += sign * f.eval(&t);
+                t[i] = x[i] + si * h;
+                t[j] = x[j] + sj * h;
+                v += sign * f(&t);
             }
-            t[i] = theta[i];
-            t[j] = theta[j];
+            t[i] = x[i];
+            t[j] = x[j];
             let hij = v / (4.0 * h * h);
             hess[j * n + i] = hij;
             hess[i * n + j] = hij;
         }
     }
-    // lme4's scaled gradient `solve(chol(H), g)` = R⁻¹g with H = R'R; here R = L' (lower L).
-    let mut l = hess.clone();
-    let scaled = match crate::small::chol_lower(&mut l, n) {
-        Some(_) => {
-            let mut s = grad.clone();
-            crate::small::solve_lower_t(&l, n, &mut s);
-            Some(s)
-        }
-        None => None,
-    };
-    match scaled {
-        Some(s) => {
-            let stat: Vec<f64> = s
-                .iter()
-                .zip(&grad)
-                .map(|(a, b)| a.abs().min(b.abs()))
-                .collect();
-            let (max_stat, component) = max_abs_index(&stat);
-            GradCheck {
-                gradient: grad,
-                hessian: hess,
-                failed: max_stat.is_nan() || max_stat >= opts.grad_tol,
-                max_stat,
-                component,
-            }
-        }
-        None => GradCheck {
-            gradient: grad,
-            hessian: hess,
-            failed: max_abs.is_nan() || max_abs >= opts.grad_tol,
-            max_stat: max_abs,
-            component: arg,
-        },
+    (grad, hess)
+}
+
+/// lme4's convergence statistic at a candidate optimum: `maxᵢ min(|(R⁻¹g)ᵢ|, |gᵢ|)` with
+/// `H = R'R` (the gradient scaled by the curvature), or `max|g|` when `H` is not positive
+/// definite. Returns the statistic and the component where it is attained.
+pub fn gradient_statistic(grad: &[f64], hess: &[f64]) -> (f64, usize) {
+    let n = grad.len();
+    let mut l = hess.to_vec();
+    if crate::small::chol_lower(&mut l, n).is_none() {
+        return max_abs_index(grad);
     }
+    let mut scaled = grad.to_vec();
+    crate::small::solve_lower_t(&l, n, &mut scaled);
+    let stat: Vec<f64> = scaled
+        .iter()
+        .zip(grad)
+        .map(|(a, b)| a.abs().min(b.abs()))
+        .collect();
+    max_abs_index(&stat)
 }
 
 fn max_abs_index(v: &[f64]) -> (f64, usize) {

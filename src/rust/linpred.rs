@@ -1,0 +1,96 @@
+//! The linear predictor `η = Xβ + Z b + offset` with `b = Λ u`, from the spherical random effects
+//! as the blocked factor stores them (leading block `u₁`, trailing blocks `u₂`).
+use crate::blocks::TrailingLayout;
+use crate::small;
+use crate::spec::ModelSpec;
+use crate::terms::ReStructure;
+
+/// The spherical random effects per block, level-major (`n_levels × q` values per block, level
+/// `j`'s `q` values at `j q`), from the factor's leading (`u₁`) and trailing (`u₂`) parts.
+pub fn split_blocks(
+    re: &ReStructure,
+    layout: &TrailingLayout,
+    u1: &[f64],
+    u2: &[f64],
+) -> Vec<Vec<f64>> {
+    re.blocks
+        .iter()
+        .enumerate()
+        .map(|(b, block)| {
+            if b == 0 {
+                u1.to_vec()
+            } else {
+                let first = layout.block_node_base[b];
+                let start = layout.node_offset[first];
+                u2[start..start + block.n_levels * block.q].to_vec()
+            }
+        })
+        .collect()
+}
+
+/// `b = T u` per block, same layout as [`split_blocks`].
+pub fn block_effects(re: &ReStructure, lambda: &[Vec<f64>], u: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    re.blocks
+        .iter()
+        .enumerate()
+        .map(|(b, block)| {
+            let q = block.q;
+            let mut out = vec![0.0; block.n_levels * q];
+            for j in 0..block.n_levels {
+                small::lower_mul(
+                    &lambda[b],
+                    q,
+                    &u[b][j * q..(j + 1) * q],
+                    &mut out[j * q..(j + 1) * q],
+                );
+            }
+            out
+        })
+        .collect()
+}
+
+/// Per-block values (as [`split_blocks`] lays them out) regrouped per input term, level-major:
+/// term `t`'s value for level `j`, component `k` at `j q_t + k` — lme4's layout of `u` and `b`.
+pub fn term_values(spec: &ModelSpec<'_>, re: &ReStructure, values: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    spec.terms
+        .iter()
+        .enumerate()
+        .map(|(t, term)| {
+            let (b, col_off) = re.term_block[t];
+            let qb = re.blocks[b].q;
+            let mut out = Vec::with_capacity(term.n_levels * term.q);
+            for j in 0..term.n_levels {
+                out.extend_from_slice(&values[b][j * qb + col_off..j * qb + col_off + term.q]);
+            }
+            out
+        })
+        .collect()
+}
+
+/// `out += Z b` for per-block effects `b` (as [`block_effects`] returns them).
+pub fn add_zb(spec: &ModelSpec<'_>, re: &ReStructure, b: &[Vec<f64>], out: &mut [f64]) {
+    let n = spec.n;
+    for (t, term) in spec.terms.iter().enumerate() {
+        let (blk, col_off) = re.term_block[t];
+        let qb = re.blocks[blk].q;
+        let bb = &b[blk];
+        for k in 0..term.q {
+            let z = &term.z[k * n..(k + 1) * n];
+            for ((o, &zi), &l) in out.iter_mut().zip(z).zip(&term.levels) {
+                *o += zi * bb[l as usize * qb + col_off + k];
+            }
+        }
+    }
+}
+
+/// `out += X β` for `X` (`n × p`, column-major).
+pub fn add_xb(x: &[f64], n: usize, beta: &[f64], out: &mut [f64]) {
+    for (c, &bc) in beta.iter().enumerate() {
+        if bc == 0.0 {
+            continue;
+        }
+        for (o, &xi) in out.iter_mut().zip(&x[c * n..(c + 1) * n]) {
+            *o += xi * bc;
+        }
+    }
+}
