@@ -2,8 +2,12 @@
 //! the engine, and converts the plain result back into a named R list. Every error becomes an
 //! ordinary R error (a panic too: extendr catches it, and the quiet hook keeps R's console clean).
 use crate::error::MixedError;
+use crate::family::Family;
+use crate::glmm::{
+    GeneralizedLinearMixedModel, GlmmFit, GlmmOptions, PirlsOptions, StageOptimizer,
+};
 use crate::lmm::{LinearMixedModel, LmmFit};
-use crate::optim::{OptimOptions, Stop};
+use crate::optim::{OptSummary, OptimOptions, Stop};
 use crate::spec::{ModelSpec, RandomTerm};
 use extendr_api::prelude::*;
 
@@ -71,10 +75,8 @@ fn optim_options(control: &Robj) -> Result<OptimOptions> {
     })
 }
 
-fn fit_to_list(fit: &LmmFit) -> Robj {
-    let b = List::from_values(fit.b.iter().map(|v| Robj::from(v.clone())));
-    let opt = &fit.opt;
-    let opt_list = list!(
+fn summary_to_list(opt: &OptSummary) -> Robj {
+    list!(
         start = opt.start.clone(),
         theta = opt.theta.clone(),
         fmin = opt.fmin,
@@ -85,7 +87,13 @@ fn fit_to_list(fit: &LmmFit) -> Robj {
         hessian = opt.hessian.clone(),
         singular = opt.singular,
         messages = opt.messages.clone()
-    );
+    )
+    .into()
+}
+
+fn fit_to_list(fit: &LmmFit) -> Robj {
+    let b = List::from_values(fit.b.iter().map(|v| Robj::from(v.clone())));
+    let opt_list = summary_to_list(&fit.opt);
     list!(
         theta = fit.theta.clone(),
         beta = fit.beta.clone(),
@@ -234,6 +242,118 @@ fn lmm_deviance_rs(
     Ok(Robj::from(values))
 }
 
+fn glmm_fit_to_list(fit: &GlmmFit) -> Robj {
+    let b = List::from_values(fit.b.iter().map(|v| Robj::from(v.clone())));
+    let stage = |s: &Option<OptSummary>| s.as_ref().map_or_else(|| Robj::from(()), summary_to_list);
+    list!(
+        theta = fit.theta.clone(),
+        beta = fit.beta.clone(),
+        u = fit.u.clone(),
+        b = b,
+        eta = fit.eta.clone(),
+        mu = fit.mu.clone(),
+        ldL2 = fit.ldl2,
+        ldRX2 = fit.ldrx2,
+        ussq = fit.ussq,
+        wrss = fit.wrss,
+        drsum = fit.drsum,
+        deviance = fit.deviance,
+        vcov_unscaled = fit.vcov_unscaled.clone(),
+        gradient = fit.gradient.clone(),
+        hessian = fit.hessian.clone(),
+        stage1 = stage(&fit.stage1),
+        stage2 = stage(&fit.stage2),
+        messages = fit.messages.clone(),
+        pirls_failures = fit.pirls_failures as i32
+    )
+    .into()
+}
+
+fn stage_optimizer(name: &str) -> Result<StageOptimizer> {
+    match name {
+        "bobyqa" => Ok(StageOptimizer::Bobyqa),
+        "Nelder_Mead" => Ok(StageOptimizer::NelderMead),
+        name => Err(other(format!("optimizer '{name}' is not supported"))),
+    }
+}
+
+fn glmm_options(control: &Robj, n_agq: usize) -> Result<GlmmOptions> {
+    let optimizers = field(control, "optimizer")?;
+    let names: Vec<String> = optimizers
+        .as_str_vector()
+        .ok_or_else(|| other("internal: 'optimizer' must be character"))?
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if names.len() != 2 {
+        return Err(other("internal: 'optimizer' must name two stages"));
+    }
+    Ok(GlmmOptions {
+        n_agq,
+        init_step: field(control, "nAGQ0initStep")?.as_bool().unwrap_or(true),
+        optim: optim_options(control)?,
+        optimizers: [stage_optimizer(&names[0])?, stage_optimizer(&names[1])?],
+        pirls: PirlsOptions {
+            tol: real(&field(control, "tolPwrss")?, "tolPwrss")?,
+            max_iter: count(&field(control, "maxit")?, "maxit")?,
+        },
+    })
+}
+
+/// Fits a generalized linear mixed model. `y` is the response as fitted, `weights` the prior
+/// weights, `n_trials` R's binomial `n`, `eta_start` the starting linear predictor; other
+/// arguments as `lmm_fit_rs`.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_fit_rs(
+    y: Robj,
+    x: Robj,
+    p: i32,
+    weights: Robj,
+    offset: Robj,
+    terms: Robj,
+    family: &str,
+    link: &str,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    start_theta: Robj,
+    start_beta: Robj,
+    control: Robj,
+    verbose: i32,
+) -> Result<Robj> {
+    let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
+    let fam = Family::new(family, link).map_err(err)?;
+    let n_agq = usize::try_from(n_agq).map_err(|_| other("internal: nAGQ must be >= 0"))?;
+    let opts = glmm_options(&control, n_agq)?;
+    let start_theta = optional_doubles(&start_theta, "start theta")?;
+    let start_beta = optional_doubles(&start_beta, "start beta")?;
+    let mut model = GeneralizedLinearMixedModel::new(
+        inputs.spec()?,
+        fam,
+        doubles(&n_trials, "n_trials")?.to_vec(),
+        doubles(&eta_start, "eta_start")?.to_vec(),
+        opts.pirls,
+        faer::Par::rayon(0),
+    )
+    .map_err(err)?;
+    let mut progress = |count: usize, pars: &[f64], value: f64| {
+        if verbose > 0 {
+            let th: Vec<String> = pars.iter().map(|v| format!("{v:.6}")).collect();
+            rprintln!(
+                "iteration: {count}\n\tf(x) = {value:.6}\n\tpars = {}",
+                th.join(" ")
+            );
+        }
+        Stop::Continue
+    };
+    let fit = model
+        .fit(&opts, start_theta, start_beta, &mut progress)
+        .map_err(err)?;
+    Ok(glmm_fit_to_list(&fit))
+}
+
 /// Silences Rust's panic message; extendr turns the panic itself into an R error.
 #[no_mangle]
 pub extern "C" fn mixedrs_quiet_panics() {
@@ -244,4 +364,5 @@ extendr_module! {
     mod mixedrs;
     fn lmm_fit_rs;
     fn lmm_deviance_rs;
+    fn glmm_fit_rs;
 }

@@ -1,0 +1,859 @@
+//! Generalized linear mixed models: PIRLS, the Laplace and adaptive Gauss–Hermite deviance, and
+//! glmer's two-stage fit.
+//!
+//! For θ (and, in the second stage, β) the conditional modes of the spherical random effects `u`
+//! maximize the penalized likelihood; penalized iteratively reweighted least squares finds them:
+//! with working weights `w = a (dμ/dη)²/V(μ)` (prior weights `a`) and working response
+//! `z = η − offset + (y − μ)/(dμ/dη)`, each step solves the penalized weighted least-squares
+//! problem of the linear mixed model with the blocked Cholesky factor (the cross-products are
+//! refilled for the new weights; their pattern was built once), with step halving whenever the
+//! penalized deviance `Σ d(y, μ) + ‖u‖²` grows.
+//!
+//! At the modes, with `L` the factor at the modes' weights,
+//!
+//! ```text
+//!   Laplace:  −2 log L ≈ log|L|² + ‖u‖² + aic(y, μ)          (R's family aic: −2 log p(y | μ))
+//!   AGQ (one scalar term): Σⱼ devⱼ(û) + log|L|² − 2 Σⱼ log Σₖ wₖ exp(zₖ²/2 − (devⱼ(ûⱼ + zₖ/Lⱼⱼ) − devⱼ(û))/2)
+//! ```
+//!
+//! with `devⱼ(u) = uⱼ² + Σ_{i∈j} d(yᵢ, μᵢ)`, as lme4 defines both. Stage 1 optimizes θ with β
+//! inside PIRLS (the `nAGQ = 0` criterion); stage 2 optimizes (θ, β) jointly with PIRLS over `u`
+//! only, starting from stage 1.
+use crate::blocks::CrossProducts;
+use crate::chol::BlockedCholesky;
+use crate::error::{invalid, MixedError, Result};
+use crate::family::Family;
+use crate::linpred;
+use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
+use crate::quadrature::GaussHermite;
+use crate::spec::ModelSpec;
+use crate::terms::ReStructure;
+use crate::trailing::TrailingChoice;
+use faer::Par;
+
+/// PIRLS settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PirlsOptions {
+    /// Convergence: relative change of the penalized deviance below this.
+    pub tol: f64,
+    /// Largest number of iterations.
+    pub max_iter: usize,
+}
+
+impl Default for PirlsOptions {
+    fn default() -> Self {
+        Self {
+            tol: 1e-7,
+            max_iter: 30,
+        }
+    }
+}
+
+/// The optimizer of a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageOptimizer {
+    /// BOBYQA (bounds on θ).
+    Bobyqa,
+    /// Nelder–Mead (argmin), unconstrained with signs of θ normalized afterwards.
+    NelderMead,
+}
+
+/// Settings of a GLMM fit.
+#[derive(Debug, Clone)]
+pub struct GlmmOptions {
+    /// 0 (θ only), 1 (Laplace) or the number of adaptive Gauss–Hermite points.
+    pub n_agq: usize,
+    /// Run the `nAGQ = 0` stage first (glmer's `nAGQ0initStep`).
+    pub init_step: bool,
+    /// Optimizer settings (tolerances, evaluation limit, checks).
+    pub optim: OptimOptions,
+    /// Optimizers of the two stages.
+    pub optimizers: [StageOptimizer; 2],
+    /// PIRLS settings.
+    pub pirls: PirlsOptions,
+}
+
+/// Everything a fitted GLMM reports.
+#[derive(Debug, Clone, Default)]
+pub struct GlmmFit {
+    /// Covariance parameters (lme4's layout).
+    pub theta: Vec<f64>,
+    /// Fixed effects.
+    pub beta: Vec<f64>,
+    /// Spherical random effects, terms in input order, each level-major.
+    pub u: Vec<f64>,
+    /// Conditional modes per term, level-major.
+    pub b: Vec<Vec<f64>>,
+    /// Linear predictor (with offset).
+    pub eta: Vec<f64>,
+    /// Fitted means.
+    pub mu: Vec<f64>,
+    /// `log|L_Z|²` at the modes.
+    pub ldl2: f64,
+    /// `log|R_X|²` at the modes' weights.
+    pub ldrx2: f64,
+    /// `‖u‖²`.
+    pub ussq: f64,
+    /// Σ of squared weighted Pearson residuals.
+    pub wrss: f64,
+    /// Σ of deviance residuals.
+    pub drsum: f64,
+    /// The criterion that was minimized (Laplace or AGQ deviance, `−2 log L`).
+    pub deviance: f64,
+    /// `(R_X R_X')⁻¹` at the modes' weights.
+    pub vcov_unscaled: Vec<f64>,
+    /// Finite-difference gradient of the criterion over (θ, β) (stage 2), or empty.
+    pub gradient: Vec<f64>,
+    /// Finite-difference Hessian over (θ, β), column-major, or empty.
+    pub hessian: Vec<f64>,
+    /// Stage-1 optimizer record.
+    pub stage1: Option<OptSummary>,
+    /// Stage-2 optimizer record.
+    pub stage2: Option<OptSummary>,
+    /// Convergence problems found by the checks.
+    pub messages: Vec<String>,
+    /// Objective evaluations where PIRLS failed (the optimizer stepped away from them).
+    pub pirls_failures: usize,
+}
+
+/// Which unknowns PIRLS solves for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// β and u (stage 1, `nAGQ = 0`).
+    Joint,
+    /// u only, β fixed (stage 2).
+    UOnly,
+}
+
+/// A GLMM ready to be evaluated at any θ (and β).
+pub struct GeneralizedLinearMixedModel<'a> {
+    /// Data: `y` is the response as fitted (proportions for binomial), weights are the prior
+    /// weights (number of trials for binomial proportions).
+    pub spec: ModelSpec<'a>,
+    /// Distribution and link.
+    pub family: Family,
+    /// Grouping-factor blocks and the θ layout.
+    pub re: ReStructure,
+    n_trials: Vec<f64>,
+    prior_w: Vec<f64>,
+    offset: Vec<f64>,
+    joint_cp: CrossProducts,
+    joint_chol: BlockedCholesky,
+    u_cp: CrossProducts,
+    u_chol: BlockedCholesky,
+    lambda: Vec<Vec<f64>>,
+    pirls: PirlsOptions,
+    /// Current state.
+    beta: Vec<f64>,
+    u1: Vec<f64>,
+    u2: Vec<f64>,
+    eta: Vec<f64>,
+    mu: Vec<f64>,
+    /// Linear predictor every PIRLS run starts from (lme4's `lp0`).
+    eta_start: Vec<f64>,
+    work_w: Vec<f64>,
+    work_z: Vec<f64>,
+    work_r: Vec<f64>,
+    last_error: Option<String>,
+    failures: usize,
+}
+
+impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneralizedLinearMixedModel")
+            .field("n", &self.spec.n)
+            .field("p", &self.spec.p)
+            .field("family", &self.family)
+            .finish()
+    }
+}
+
+impl<'a> GeneralizedLinearMixedModel<'a> {
+    /// Builds the cross-product patterns and factor storage. `n_trials` is R's binomial `n`
+    /// (1s otherwise), `eta_start` the linear predictor to start PIRLS from (from `mustart`).
+    pub fn new(
+        spec: ModelSpec<'a>,
+        family: Family,
+        n_trials: Vec<f64>,
+        eta_start: Vec<f64>,
+        pirls: PirlsOptions,
+        par: Par,
+    ) -> Result<Self> {
+        let n = spec.n;
+        if n_trials.len() != n || eta_start.len() != n {
+            return invalid("n_trials and eta_start must have one value per observation");
+        }
+        if let Some(i) = eta_start.iter().position(|e| !family.link.valid_eta(*e)) {
+            return invalid(format!(
+                "the starting linear predictor is invalid at observation {}",
+                i + 1
+            ));
+        }
+        if let Some(i) = eta_start
+            .iter()
+            .position(|&e| !family.valid_mu(family.link.linkinv(e)))
+        {
+            return invalid(format!(
+                "the starting mean is invalid at observation {}",
+                i + 1
+            ));
+        }
+        let re = ReStructure::new(&spec);
+        let joint_cp = CrossProducts::pattern(&spec, &re, spec.p)?;
+        let joint_chol = BlockedCholesky::new(&joint_cp, &re, par, TrailingChoice::Auto)?;
+        let u_cp = CrossProducts::pattern(&spec, &re, 0)?;
+        let u_chol = BlockedCholesky::new(&u_cp, &re, par, TrailingChoice::Auto)?;
+        let prior_w: Vec<f64> = (0..n).map(|i| spec.weight(i)).collect();
+        let offset: Vec<f64> = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+        let lambda = re.lambda_buffers();
+        let q0 = joint_cp.q0 * joint_cp.l0;
+        let m = joint_cp.layout.m;
+        let mu = eta_start.iter().map(|&e| family.link.linkinv(e)).collect();
+        Ok(Self {
+            beta: vec![0.0; spec.p],
+            u1: vec![0.0; q0],
+            u2: vec![0.0; m],
+            eta: eta_start.clone(),
+            mu,
+            eta_start,
+            work_w: vec![0.0; n],
+            work_z: vec![0.0; n],
+            work_r: vec![0.0; n],
+            spec,
+            family,
+            re,
+            n_trials,
+            prior_w,
+            offset,
+            joint_cp,
+            joint_chol,
+            u_cp,
+            u_chol,
+            lambda,
+            pirls,
+            last_error: None,
+            failures: 0,
+        })
+    }
+
+    fn set_theta(&mut self, theta: &[f64]) -> Result<()> {
+        if theta.len() != self.re.n_theta() {
+            return invalid(format!(
+                "theta has length {}, the model has {} covariance parameters",
+                theta.len(),
+                self.re.n_theta()
+            ));
+        }
+        if let Some(i) = theta.iter().position(|v| !v.is_finite()) {
+            return invalid(format!("theta[{}] is not finite", i + 1));
+        }
+        self.re.fill_lambda(theta, &mut self.lambda);
+        Ok(())
+    }
+
+    /// η and μ from the current (β, u); false if some μ or η is invalid for the family.
+    fn update_eta(&mut self) -> bool {
+        let n = self.spec.n;
+        self.eta.copy_from_slice(&self.offset);
+        linpred::add_xb(self.spec.x, n, &self.beta, &mut self.eta);
+        let u = linpred::split_blocks(&self.re, &self.joint_cp.layout, &self.u1, &self.u2);
+        let b = linpred::block_effects(&self.re, &self.lambda, &u);
+        linpred::add_zb(&self.spec, &self.re, &b, &mut self.eta);
+        let mut ok = true;
+        for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
+            *m = self.family.link.linkinv(e);
+            ok &= self.family.link.valid_eta(e) && self.family.valid_mu(*m);
+        }
+        ok
+    }
+
+    fn deviance_residual_sum(&self) -> f64 {
+        (0..self.spec.n)
+            .map(|i| {
+                self.family
+                    .dev_resid(self.spec.y[i], self.mu[i], self.prior_w[i])
+            })
+            .sum()
+    }
+
+    fn ussq(&self) -> f64 {
+        self.u1.iter().chain(&self.u2).map(|v| v * v).sum()
+    }
+
+    /// Penalized deviance `Σ d(y, μ) + ‖u‖²` (∞ for an invalid μ).
+    fn penalized_deviance(&mut self) -> f64 {
+        if !self.update_eta() {
+            return f64::INFINITY;
+        }
+        let v = self.deviance_residual_sum() + self.ussq();
+        if v.is_finite() {
+            v
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// Working weights and working response at the current η.
+    fn working_values(&mut self) {
+        for i in 0..self.spec.n {
+            let me = self.family.link.mu_eta(self.eta[i]);
+            let mu = self.mu[i];
+            self.work_w[i] = self.prior_w[i] * me * me / self.family.variance(mu);
+            self.work_z[i] = self.eta[i] - self.offset[i] + (self.spec.y[i] - mu) / me;
+        }
+    }
+
+    /// Refills the cross-products for the current working values and refactors. For `UOnly` the
+    /// response column is `z − Xβ`.
+    fn refactor(&mut self, mode: Mode) -> Result<()> {
+        match mode {
+            Mode::Joint => {
+                self.joint_cp.fill(
+                    &self.spec,
+                    &self.re,
+                    self.spec.x,
+                    &self.work_z,
+                    Some(&self.work_w),
+                );
+                self.joint_chol.update(&self.joint_cp, &self.lambda)
+            }
+            Mode::UOnly => {
+                // Response column r = z − Xβ (kept apart from z, which Joint needs intact).
+                let n = self.spec.n;
+                self.work_r.iter_mut().for_each(|v| *v = 0.0);
+                linpred::add_xb(self.spec.x, n, &self.beta, &mut self.work_r);
+                for (r, z) in self.work_r.iter_mut().zip(&self.work_z) {
+                    *r = z - *r;
+                }
+                self.u_cp
+                    .fill(&self.spec, &self.re, &[], &self.work_r, Some(&self.work_w));
+                self.u_chol.update(&self.u_cp, &self.lambda)
+            }
+        }
+    }
+
+    /// Runs PIRLS from `eta_start` at the current θ (and β for `UOnly`); on success the factor
+    /// `u_chol` (and `joint_chol` for `Joint`) hold the weights at the modes.
+    fn run_pirls(&mut self, mode: Mode) -> Result<f64> {
+        self.eta.copy_from_slice(&self.eta_start);
+        for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
+            *m = self.family.link.linkinv(e);
+        }
+        let mut old_pdev = f64::INFINITY;
+        let mut old_state: Option<(Vec<f64>, Vec<f64>, Vec<f64>)> = None;
+        let mut converged = false;
+        let mut pdev = f64::INFINITY;
+        for _ in 0..self.pirls.max_iter {
+            self.working_values();
+            self.refactor(mode)?;
+            let (beta, u1, u2) = match mode {
+                Mode::Joint => self.joint_chol.solve(&self.joint_cp),
+                Mode::UOnly => {
+                    let (_, u1, u2) = self.u_chol.solve(&self.u_cp);
+                    (self.beta.clone(), u1, u2)
+                }
+            };
+            self.beta = beta;
+            self.u1 = u1;
+            self.u2 = u2;
+            pdev = self.penalized_deviance();
+            if ((old_pdev - pdev) / pdev).abs() < self.pirls.tol {
+                converged = true;
+                break;
+            }
+            if pdev > old_pdev {
+                if let Some((ob, ou1, ou2)) = &old_state {
+                    for _ in 0..10 {
+                        if pdev <= old_pdev {
+                            break;
+                        }
+                        halve(&mut self.u1, ou1);
+                        halve(&mut self.u2, ou2);
+                        if mode == Mode::Joint {
+                            halve(&mut self.beta, ob);
+                        }
+                        pdev = self.penalized_deviance();
+                    }
+                }
+                if !pdev.is_finite() || pdev - old_pdev > self.pirls.tol {
+                    return Err(MixedError::Optimizer(format!(
+                        "PIRLS step-halving failed to reduce the penalized deviance (from {old_pdev:.6} it stays at {pdev:.6})"
+                    )));
+                }
+            }
+            old_pdev = pdev;
+            old_state = Some((self.beta.clone(), self.u1.clone(), self.u2.clone()));
+        }
+        if !converged {
+            return Err(MixedError::Optimizer(format!(
+                "PIRLS did not converge in {} iterations (penalized deviance {pdev:.6})",
+                self.pirls.max_iter
+            )));
+        }
+        if !pdev.is_finite() {
+            return Err(MixedError::Optimizer(
+                "PIRLS reached an invalid mean (outside the family's range)".into(),
+            ));
+        }
+        // The Laplace approximation needs the factor at the modes' own weights.
+        self.working_values();
+        self.refactor(Mode::UOnly)?;
+        if mode == Mode::Joint {
+            self.joint_cp.fill(
+                &self.spec,
+                &self.re,
+                self.spec.x,
+                &self.work_z,
+                Some(&self.work_w),
+            );
+            self.joint_chol.update(&self.joint_cp, &self.lambda)?;
+        }
+        Ok(pdev)
+    }
+
+    fn ldl2(&self) -> f64 {
+        self.u_chol.logdet_l11 + self.u_chol.logdet_l22
+    }
+
+    /// Laplace deviance at the current modes.
+    fn laplace(&self) -> f64 {
+        let dev = self.deviance_residual_sum();
+        let aic = self
+            .family
+            .aic(self.spec.y, &self.n_trials, &self.mu, &self.prior_w, dev);
+        self.ldl2() + self.ussq() + aic
+    }
+
+    /// Adaptive Gauss–Hermite deviance at the current modes (one scalar random-effects term).
+    fn agq(&mut self, rule: &GaussHermite) -> f64 {
+        let n = self.spec.n;
+        let levels: Vec<u32> = self.spec.terms[0].levels.clone();
+        let nl = self.u1.len();
+        let devc = |model: &Self| -> Vec<f64> {
+            let mut d: Vec<f64> = model.u1.iter().map(|u| u * u).collect();
+            for i in 0..n {
+                d[levels[i] as usize] +=
+                    model
+                        .family
+                        .dev_resid(model.spec.y[i], model.mu[i], model.prior_w[i]);
+            }
+            d
+        };
+        let devc0 = devc(self);
+        let mode_u = self.u1.clone();
+        // L11 is 1×1 per level: the conditional standard deviation of uⱼ is 1/Lⱼⱼ.
+        let sd: Vec<f64> = self.u_chol.l11.iter().map(|l| 1.0 / l).collect();
+        let mut log_mult = vec![0.0; nl];
+        let mut mult = vec![0.0; nl];
+        for (&z, &w) in rule.nodes.iter().zip(&rule.weights) {
+            if z == 0.0 {
+                mult.iter_mut().for_each(|m| *m += w);
+                continue;
+            }
+            for j in 0..nl {
+                self.u1[j] = mode_u[j] + z * sd[j];
+            }
+            self.update_eta();
+            let d = devc(self);
+            for j in 0..nl {
+                mult[j] += w * (-0.5 * (d[j] - devc0[j]) + 0.5 * z * z).exp();
+            }
+        }
+        self.u1.copy_from_slice(&mode_u);
+        self.update_eta();
+        for j in 0..nl {
+            log_mult[j] = mult[j].ln();
+        }
+        devc0.iter().sum::<f64>() + self.ldl2() - 2.0 * log_mult.iter().sum::<f64>()
+    }
+
+    /// The stage-1 (`nAGQ = 0`) criterion at θ: β and u both inside PIRLS.
+    pub fn objective_theta(&mut self, theta: &[f64]) -> Result<f64> {
+        self.set_theta(theta)?;
+        self.run_pirls(Mode::Joint)?;
+        Ok(self.laplace())
+    }
+
+    /// The stage-2 criterion at (θ, β): Laplace for `n_agq ≤ 1`, adaptive Gauss–Hermite
+    /// otherwise.
+    pub fn objective_theta_beta(
+        &mut self,
+        pars: &[f64],
+        rule: Option<&GaussHermite>,
+    ) -> Result<f64> {
+        let nth = self.re.n_theta();
+        if pars.len() != nth + self.spec.p {
+            return invalid("parameter vector has the wrong length");
+        }
+        self.set_theta(&pars[..nth])?;
+        self.beta.copy_from_slice(&pars[nth..]);
+        self.run_pirls(Mode::UOnly)?;
+        Ok(match rule {
+            Some(r) => self.agq(r),
+            None => self.laplace(),
+        })
+    }
+
+    fn record_failure(&mut self, e: &MixedError) {
+        self.failures += 1;
+        self.last_error = Some(e.to_string());
+    }
+
+    /// Fits the model as glmer does. `start_theta`/`start_beta` override the default start.
+    pub fn fit(
+        &mut self,
+        opts: &GlmmOptions,
+        start_theta: Option<&[f64]>,
+        start_beta: Option<&[f64]>,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<GlmmFit> {
+        let nth = self.re.n_theta();
+        let p = self.spec.p;
+        let single_scalar =
+            self.re.blocks.len() == 1 && self.spec.terms.len() == 1 && self.spec.terms[0].q == 1;
+        if opts.n_agq > 1 && !single_scalar {
+            return invalid(
+                "nAGQ > 1 is only available for models with a single, scalar random-effects term",
+            );
+        }
+        let rule = if opts.n_agq > 1 {
+            Some(GaussHermite::new(opts.n_agq)?)
+        } else {
+            None
+        };
+        let theta0 = match start_theta {
+            Some(t) if t.len() != nth => {
+                return invalid(format!(
+                    "'start' has {} values for theta, the model has {nth}",
+                    t.len()
+                ))
+            }
+            Some(t) => t.to_vec(),
+            None => self.re.default_theta(),
+        };
+        if let Some(b) = start_beta {
+            if b.len() != p {
+                return invalid(format!(
+                    "'start' has {} fixed effects, the model has {p}",
+                    b.len()
+                ));
+            }
+        }
+        // Initial PIRLS at the starting θ sets the common starting point of every evaluation.
+        self.objective_theta(&theta0)
+            .map_err(|e| MixedError::Optimizer(format!("at the starting values: {e}")))?;
+        self.eta_start.copy_from_slice(&self.eta);
+
+        let mut out = GlmmFit::default();
+        let mut theta = theta0.clone();
+        if opts.init_step || opts.n_agq == 0 {
+            let mut stage_opts = opts.optim.clone();
+            stage_opts.calc_derivs = false;
+            if opts.n_agq > 0 {
+                stage_opts.boundary_tol = 0.0;
+            }
+            let lower = self.re.lower_bounds();
+            let mut obj = Stage1 {
+                model: &mut *self,
+                progress: &mut *progress,
+            };
+            let summary = run_stage(&mut obj, &theta0, &lower, &stage_opts, opts.optimizers[0])?;
+            theta = summary.theta.clone();
+            normalize_theta_signs(&self.re, &mut theta);
+            out.stage1 = Some(summary);
+        }
+        let f1 = self
+            .objective_theta(&theta)
+            .map_err(|e| MixedError::Optimizer(format!("after the first stage: {e}")))?;
+        if opts.n_agq == 0 {
+            out.deviance = f1;
+        } else {
+            let mut pars = theta.clone();
+            pars.extend_from_slice(start_beta.unwrap_or(&self.beta));
+            self.eta_start.copy_from_slice(&self.eta);
+            let (pars, summary) = self.stage2(opts, rule.as_ref(), pars, &mut out, progress)?;
+            theta = pars[..nth].to_vec();
+            out.deviance = summary.fmin;
+            out.stage2 = Some(summary);
+        }
+        self.finish(theta, &mut out)?;
+        Ok(out)
+    }
+
+    /// Stage 2: (θ, β) jointly, from `pars`, with β measured in units of its standard error
+    /// so that one trust region fits every parameter; then the derivative check.
+    fn stage2(
+        &mut self,
+        opts: &GlmmOptions,
+        rule: Option<&GaussHermite>,
+        center: Vec<f64>,
+        out: &mut GlmmFit,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<(Vec<f64>, OptSummary)> {
+        let nth = self.re.n_theta();
+        let p = self.spec.p;
+        let vc = self.joint_chol.vcov_unscaled(&self.joint_cp);
+        let mut scale = vec![1.0; nth];
+        scale.extend((0..p).map(|k| {
+            let s = vc[k * p + k].sqrt();
+            if s.is_finite() && s > 0.0 {
+                s
+            } else {
+                1.0
+            }
+        }));
+        let mut stage_opts = opts.optim.clone();
+        stage_opts.calc_derivs = false;
+        let mut summary = self.search(
+            rule,
+            &center,
+            &scale,
+            &stage_opts,
+            opts.optimizers[1],
+            progress,
+        )?;
+        let mut pars = summary.theta.clone();
+        let mut f0 = self.objective_theta_beta(&pars, rule)?;
+        if opts.optim.calc_derivs {
+            let lower = self.re.lower_bounds();
+            let singular =
+                (0..nth).any(|k| lower[k].is_finite() && pars[k] < opts.optim.singular_tol);
+            let (mut grad, mut hess) = self.derivatives(&pars, f0, rule);
+            let (stat, _) = optim::gradient_statistic(&grad, &hess);
+            if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
+                // Polish once from here with a small trust region before reporting anything.
+                let mut polish_opts = opts.optim.clone();
+                polish_opts.calc_derivs = false;
+                polish_opts.rhobeg = 1e-3;
+                let unit = vec![1.0; nth + p];
+                let polished = self.search(
+                    rule,
+                    &pars,
+                    &unit,
+                    &polish_opts,
+                    StageOptimizer::Bobyqa,
+                    progress,
+                )?;
+                summary.feval += polished.feval;
+                if polished.fmin < f0 {
+                    pars = polished.theta;
+                    f0 = self.objective_theta_beta(&pars, rule)?;
+                    (grad, hess) = self.derivatives(&pars, f0, rule);
+                }
+            }
+            let (stat, component) = optim::gradient_statistic(&grad, &hess);
+            if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
+                out.messages.push(format!(
+                    "Model failed to converge with max|grad| = {stat:.6} (tol = {}, component {})",
+                    opts.optim.grad_tol,
+                    component + 1
+                ));
+            }
+            out.gradient = grad;
+            out.hessian = hess;
+        }
+        summary.theta = pars.clone();
+        summary.fmin = f0;
+        Ok((pars, summary))
+    }
+
+    /// Minimizes the stage-2 criterion over `center + scale ⊙ y` from `y = 0`; returns the
+    /// summary with the optimum in the original parameters.
+    fn search(
+        &mut self,
+        rule: Option<&GaussHermite>,
+        center: &[f64],
+        scale: &[f64],
+        opts: &OptimOptions,
+        optimizer: StageOptimizer,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<OptSummary> {
+        let nth = self.re.n_theta();
+        let lower_theta = self.re.lower_bounds();
+        let lower: Vec<f64> = (0..center.len())
+            .map(|k| {
+                if k < nth {
+                    (lower_theta[k] - center[k]) / scale[k]
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect();
+        let zero = vec![0.0; center.len()];
+        let mut summary = {
+            let mut obj = Stage2 {
+                model: &mut *self,
+                rule,
+                center,
+                scale,
+                progress,
+                x: zero.clone(),
+            };
+            run_stage(&mut obj, &zero, &lower, opts, optimizer)?
+        };
+        let mut pars: Vec<f64> = summary
+            .theta
+            .iter()
+            .zip(center.iter().zip(scale))
+            .map(|(y, (c, s))| c + s * y)
+            .collect();
+        normalize_theta_signs(&self.re, &mut pars[..nth]);
+        summary.theta = pars;
+        summary.start = center.to_vec();
+        summary.lower = lower_theta;
+        Ok(summary)
+    }
+
+    /// Leaves the model at the estimates and reads off everything reported.
+    fn finish(&mut self, theta: Vec<f64>, out: &mut GlmmFit) -> Result<()> {
+        let n = self.spec.n;
+        self.working_values();
+        self.joint_cp.fill(
+            &self.spec,
+            &self.re,
+            self.spec.x,
+            &self.work_z,
+            Some(&self.work_w),
+        );
+        self.joint_chol.update(&self.joint_cp, &self.lambda)?;
+        let u_blocks = linpred::split_blocks(&self.re, &self.joint_cp.layout, &self.u1, &self.u2);
+        let b_blocks = linpred::block_effects(&self.re, &self.lambda, &u_blocks);
+        out.u = linpred::term_values(&self.spec, &self.re, &u_blocks).concat();
+        out.b = linpred::term_values(&self.spec, &self.re, &b_blocks);
+        out.theta = theta;
+        out.beta = self.beta.clone();
+        out.eta = self.eta.clone();
+        out.mu = self.mu.clone();
+        out.ldl2 = self.ldl2();
+        out.ldrx2 = self.joint_chol.logdet_rx(&self.joint_cp);
+        out.ussq = self.ussq();
+        out.drsum = self.deviance_residual_sum();
+        out.wrss = (0..n)
+            .map(|i| {
+                let r = self.spec.y[i] - self.mu[i];
+                self.prior_w[i] * r * r / self.family.variance(self.mu[i])
+            })
+            .sum();
+        out.vcov_unscaled = self.joint_chol.vcov_unscaled(&self.joint_cp);
+        out.pirls_failures = self.failures;
+        Ok(())
+    }
+
+    fn derivatives(
+        &mut self,
+        pars: &[f64],
+        f0: f64,
+        rule: Option<&GaussHermite>,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let mut f = |x: &[f64]| match self.objective_theta_beta(x, rule) {
+            Ok(v) => v,
+            Err(e) => {
+                self.record_failure(&e);
+                f64::NAN
+            }
+        };
+        let out = optim::fd_derivatives(&mut f, pars, f0, optim::FD_STEP, true);
+        // Leave the model at the optimum.
+        let _ = self.objective_theta_beta(pars, rule);
+        out
+    }
+
+    /// The last PIRLS failure seen during the optimization, if any.
+    pub fn last_pirls_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+}
+
+fn halve(x: &mut [f64], old: &[f64]) {
+    for (a, b) in x.iter_mut().zip(old) {
+        *a = 0.5 * (*a + b);
+    }
+}
+
+/// Makes every diagonal element of each relative covariance factor non-negative by negating
+/// the whole column (which leaves `T T'` unchanged).
+pub fn normalize_theta_signs(re: &ReStructure, theta: &mut [f64]) {
+    let cols: Vec<(usize, usize)> = re
+        .theta_pos
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.row == p.col)
+        .map(|(k, p)| (k, p.col))
+        .collect();
+    for (k, col) in cols {
+        if theta[k] < 0.0 {
+            let block = re.theta_pos[k].block;
+            for (i, p) in re.theta_pos.iter().enumerate() {
+                if p.block == block && p.col == col {
+                    theta[i] = -theta[i];
+                }
+            }
+        }
+    }
+}
+
+fn run_stage<O: Objective>(
+    obj: &mut O,
+    start: &[f64],
+    lower: &[f64],
+    opts: &OptimOptions,
+    optimizer: StageOptimizer,
+) -> Result<OptSummary> {
+    match optimizer {
+        StageOptimizer::Bobyqa => optim::minimize(obj, start, lower, opts),
+        StageOptimizer::NelderMead => crate::nelder_mead::minimize(obj, start, lower, opts),
+    }
+}
+
+struct Stage1<'m, 'a> {
+    model: &'m mut GeneralizedLinearMixedModel<'a>,
+    progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
+}
+
+impl Objective for Stage1<'_, '_> {
+    fn eval(&mut self, theta: &[f64]) -> f64 {
+        match self.model.objective_theta(theta) {
+            Ok(v) => v,
+            Err(e) => {
+                self.model.record_failure(&e);
+                f64::INFINITY
+            }
+        }
+    }
+
+    fn after_eval(&mut self, count: usize, theta: &[f64], value: f64) -> Stop {
+        (self.progress)(count, theta, value)
+    }
+}
+
+struct Stage2<'m, 'a, 'r> {
+    model: &'m mut GeneralizedLinearMixedModel<'a>,
+    rule: Option<&'r GaussHermite>,
+    center: &'r [f64],
+    scale: &'r [f64],
+    progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    x: Vec<f64>,
+}
+
+impl Objective for Stage2<'_, '_, '_> {
+    fn eval(&mut self, y: &[f64]) -> f64 {
+        for (k, x) in self.x.iter_mut().enumerate() {
+            *x = self.center[k] + self.scale[k] * y[k];
+        }
+        let x = std::mem::take(&mut self.x);
+        let v = match self.model.objective_theta_beta(&x, self.rule) {
+            Ok(v) => v,
+            Err(e) => {
+                self.model.record_failure(&e);
+                f64::INFINITY
+            }
+        };
+        self.x = x;
+        v
+    }
+
+    fn after_eval(&mut self, count: usize, _y: &[f64], value: f64) -> Stop {
+        let x = self.x.clone();
+        (self.progress)(count, &x, value)
+    }
+}
