@@ -104,30 +104,180 @@ print.lmmControl <- function(x, ...) {
   invisible(x)
 }
 
-match_level <- function(value, choices, name) {
+#' Control settings for `glmm()`
+#'
+#' Builds and validates the settings that steer the model checks, the
+#' penalized iteratively reweighted least squares (PIRLS) iterations and the
+#' optimizers of `glmm()`. The arguments follow the names, meanings and
+#' defaults of `lme4::glmerControl()`; the `check.*` arguments are those of
+#' [lmmControl()], plus `check.response.not.const`.
+#'
+#' As `lme4::glmer()`, a GLMM fit has two stages: with `nAGQ0initStep =
+#' TRUE` the first optimizes the covariance parameters `theta` with the
+#' fixed effects found inside PIRLS (the `nAGQ = 0` fit), and the second
+#' optimizes `theta` and the fixed effects jointly from there (unless
+#' `nAGQ = 0`). Unlike for linear mixed models, a grouping factor may have as
+#' many levels as there are observations (observation-level random effects),
+#' so `check.nobs.vs.nlev` and `check.nobs.vs.nRE` only act when there are
+#' more levels, or more random effects, than observations.
+#'
+#' @param optimizer Optimizers of the two stages: one string (used for both)
+#'   or two, each `"bobyqa"` (Powell's bound-constrained quadratic-model
+#'   method) or `"Nelder_Mead"` (bounded Nelder-Mead simplex). Note that
+#'   `lme4::glmerControl()` uses `c("bobyqa", "Nelder_Mead")` by default.
+#' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA.
+#' @param maxfun Largest number of deviance evaluations each optimizer stage
+#'   may use.
+#' @param calc.derivs Logical: check convergence with a finite-difference
+#'   gradient and Hessian at the optimum, as lme4 does?
+#' @param boundary.tol Estimates of `theta` closer than this to their lower
+#'   bound are tried on the bound and kept there when that is no worse. Use
+#'   `0` to switch off.
+#' @param tolPwrss Convergence tolerance of PIRLS: the iterations stop when
+#'   the relative change of the penalized deviance is below it.
+#' @param maxit Largest number of PIRLS iterations per deviance evaluation.
+#' @param nAGQ0initStep Logical: run the first (`nAGQ = 0`) optimization
+#'   stage to find starting values?
+#' @param check.nlev.gtr.1,check.nobs.vs.nlev,check.nobs.vs.nRE,check.rankX,check.scaleX,check.conv.singular,check.conv.grad
+#'   As in [lmmControl()].
+#' @param check.response.not.const What to do when the response (as fitted,
+#'   e.g. proportions for `cbind()` responses) is constant: `"stop"`
+#'   (default), `"warning"`, `"message"` or `"ignore"`.
+#' @param grad.tol Tolerance of the gradient check (lme4's default 0.002).
+#' @return An object of class `"glmmControl"`: a list of the validated
+#'   settings, with `optimizer` always of length two.
+#' @seealso [lmmControl()]
+#' @examples
+#' glmmControl()
+#' glmmControl(optimizer = "Nelder_Mead", maxit = 50)
+#' glmmControl(optimizer = c("bobyqa", "Nelder_Mead"), nAGQ0initStep = FALSE)
+#' @export
+glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
+                        rhoend = 1e-7, maxfun = 10000L, calc.derivs = TRUE,
+                        boundary.tol = 1e-5, tolPwrss = 1e-7, maxit = 100L,
+                        nAGQ0initStep = TRUE,
+                        check.nlev.gtr.1 = "stop",
+                        check.nobs.vs.nlev = "stop",
+                        check.nobs.vs.nRE = "stop",
+                        check.rankX = c("message+drop.cols", "silent.drop.cols",
+                                        "warn+drop.cols", "stop.deficient"),
+                        check.scaleX = c("warning", "message", "stop", "ignore"),
+                        check.conv.singular = c("message", "warning", "ignore"),
+                        check.conv.grad = c("warning", "message", "stop", "ignore"),
+                        check.response.not.const = "stop",
+                        grad.tol = 0.002) {
+  caller <- "glmmControl()"
+  optimizers <- c("bobyqa", "Nelder_Mead")
+  if (!is.character(optimizer) || !length(optimizer) %in% 1:2 ||
+      anyNA(optimizer) || !all(optimizer %in% optimizers)) {
+    stop(caller, ": 'optimizer' must be one or two (one per stage) of ",
+         "\"bobyqa\" and \"Nelder_Mead\", not ", deparse1(optimizer),
+         call. = FALSE)
+  }
+  if (length(optimizer) == 1L) optimizer <- rep(optimizer, 2L)
+  check_positive_number(rhobeg, "rhobeg", caller)
+  check_positive_number(rhoend, "rhoend", caller)
+  if (rhoend > rhobeg) {
+    stop(caller, ": 'rhoend' (", rhoend, ") must not exceed 'rhobeg' (",
+         rhobeg, ")", call. = FALSE)
+  }
+  check_count(maxfun, "maxfun", caller)
+  check_flag(calc.derivs, "calc.derivs", caller)
+  check_nonnegative_number(boundary.tol, "boundary.tol", caller)
+  check_positive_number(tolPwrss, "tolPwrss", caller)
+  check_count(maxit, "maxit", caller)
+  check_flag(nAGQ0initStep, "nAGQ0initStep", caller)
+  check_positive_number(grad.tol, "grad.tol", caller)
+  levels4 <- c("stop", "warning", "message", "ignore")
+  choices <- function(arg) eval(formals(glmmControl)[[arg]])
+  structure(
+    list(
+      optimizer = optimizer,
+      rhobeg = as.numeric(rhobeg),
+      rhoend = as.numeric(rhoend),
+      maxfun = as.integer(maxfun),
+      calc.derivs = calc.derivs,
+      boundary.tol = as.numeric(boundary.tol),
+      tolPwrss = as.numeric(tolPwrss),
+      maxit = as.integer(maxit),
+      nAGQ0initStep = nAGQ0initStep,
+      check.nlev.gtr.1 = match_level(check.nlev.gtr.1, levels4,
+                                     "check.nlev.gtr.1", caller),
+      check.nobs.vs.nlev = match_level(check.nobs.vs.nlev, levels4,
+                                       "check.nobs.vs.nlev", caller),
+      check.nobs.vs.nRE = match_level(check.nobs.vs.nRE, levels4,
+                                      "check.nobs.vs.nRE", caller),
+      check.rankX = match_level(check.rankX, choices("check.rankX"),
+                                "check.rankX", caller),
+      check.scaleX = match_level(check.scaleX, choices("check.scaleX"),
+                                 "check.scaleX", caller),
+      check.conv.singular = match_level(check.conv.singular,
+                                        choices("check.conv.singular"),
+                                        "check.conv.singular", caller),
+      check.conv.grad = match_level(check.conv.grad, choices("check.conv.grad"),
+                                    "check.conv.grad", caller),
+      check.response.not.const = match_level(check.response.not.const, levels4,
+                                             "check.response.not.const", caller),
+      grad.tol = as.numeric(grad.tol)
+    ),
+    class = "glmmControl"
+  )
+}
+
+#' @method print glmmControl
+#' @export
+print.glmmControl <- function(x, ...) {
+  cat("glmm control settings:\n")
+  utils::str(unclass(x), give.head = FALSE, no.list = TRUE)
+  invisible(x)
+}
+
+# Validation helpers shared by lmmControl() and glmmControl(); `caller`
+# names the function in the messages.
+
+# The first element of `value` when it is one of `choices`.
+match_level <- function(value, choices, name, caller = "lmmControl()") {
   if (!is.character(value) || length(value) < 1L) {
-    stop("lmmControl(): '", name, "' must be one of ",
+    stop(caller, ": '", name, "' must be one of ",
          paste0("\"", choices, "\"", collapse = ", "), call. = FALSE)
   }
   value <- value[1L]
   if (!value %in% choices) {
-    stop("lmmControl(): '", name, "' must be one of ",
+    stop(caller, ": '", name, "' must be one of ",
          paste0("\"", choices, "\"", collapse = ", "), ", not \"", value, "\"",
          call. = FALSE)
   }
   value
 }
 
-check_positive_number <- function(value, name) {
+check_positive_number <- function(value, name, caller = "lmmControl()") {
   if (!is.numeric(value) || length(value) != 1L || !is.finite(value) || value <= 0) {
-    stop("lmmControl(): '", name, "' must be a single positive number",
+    stop(caller, ": '", name, "' must be a single positive number",
          call. = FALSE)
   }
 }
 
-check_flag <- function(value, name) {
+check_flag <- function(value, name, caller = NULL) {
   if (!is.logical(value) || length(value) != 1L || is.na(value)) {
-    stop("'", name, "' must be TRUE or FALSE", call. = FALSE)
+    stop(if (!is.null(caller)) paste0(caller, ": "), "'", name,
+         "' must be TRUE or FALSE", call. = FALSE)
+  }
+}
+
+# A single whole number >= 1 (iteration and evaluation limits).
+check_count <- function(value, name, caller) {
+  if (!is.numeric(value) || length(value) != 1L || !is.finite(value) ||
+      value < 1 || value != round(value) || value > .Machine$integer.max) {
+    stop(caller, ": '", name, "' must be a single whole number >= 1, not ",
+         deparse1(value), call. = FALSE)
+  }
+}
+
+check_nonnegative_number <- function(value, name, caller) {
+  if (!is.numeric(value) || length(value) != 1L || !is.finite(value) ||
+      value < 0) {
+    stop(caller, ": '", name, "' must be a single non-negative number",
+         call. = FALSE)
   }
 }
 

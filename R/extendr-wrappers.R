@@ -10,3 +10,9 @@ lmm_fit_rs <- function(y, x, p, weights, offset, terms, reml, start, control, ve
 lmm_deviance_rs <- function(y, x, p, weights, offset, terms, reml, theta) {
   .Call(wrap__lmm_deviance_rs, y, x, p, weights, offset, terms, reml, theta)
 }
+
+glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
+                        eta_start, n_agq, start_theta, start_beta, control, verbose) {
+  .Call(wrap__glmm_fit_rs, y, x, p, weights, offset, terms, family, link, n_trials,
+        eta_start, n_agq, start_theta, start_beta, control, verbose)
+}

@@ -5,19 +5,29 @@
 # model.frame()/model.matrix(); this file adds lme4's term handling and the
 # checks, with errors that name the variable at fault.
 
-#' Build and check the inputs of a linear mixed model
+#' Build and check the inputs of a linear or generalized linear mixed model
 #'
-#' @param mc the matched call of `lmm()`; its `formula`, `data`, `subset`,
-#'   `weights`, `offset` and `na.action` are used. `subset`, `weights` and
-#'   `offset` are evaluated in `data`, then in the formula's environment, as
-#'   `model.frame()` does.
+#' @param mc the matched call of `lmm()` or `glmm()`; its `formula`, `data`,
+#'   `subset`, `weights`, `offset` and `na.action` are used. `subset`,
+#'   `weights` and `offset` are evaluated in `data`, then in the formula's
+#'   environment, as `model.frame()` does.
 #' @param env environment the call was made from (where `data` is found).
-#' @param control an `lmmControl` object; its `check.*` fields set what the
-#'   checks do.
+#' @param control an `lmmControl` or `glmmControl` object; its `check.*`
+#'   fields set what the checks do.
+#' @param family `NULL` for a linear mixed model; for a GLMM a family object
+#'   (or anything [resolve_family()] accepts). With a family the response is
+#'   processed by [glmm_response()] (so it may be a factor, logical or
+#'   `cbind(successes, failures)`), and a grouping factor may have as many
+#'   levels, and a term as many random effects, as there are observations
+#'   (lme4's `allow.n = TRUE` for glmer).
 #' @return A list with `formula`, `frame`, `y`, `X`, `fixed_formula`,
-#'   `weights`, `offset`, `reterms`, `flist` and `na.action`.
+#'   `weights`, `offset`, `reterms`, `flist` and `na.action`. With a family,
+#'   `y` is the response as fitted (e.g. proportions), `weights` the prior
+#'   weights after the family's `initialize` (never `NULL`; times the trials
+#'   for `cbind()` responses), and the list ends with `n_trials`, `mustart`,
+#'   `etastart` and `family`.
 #' @noRd
-lmm_inputs <- function(mc, env, control) {
+lmm_inputs <- function(mc, env, control, family = NULL) {
   if (is.null(mc$formula)) {
     stop("argument 'formula' is missing: give a formula such as ",
          "y ~ x + (1 | group)", call. = FALSE)
@@ -26,27 +36,41 @@ lmm_inputs <- function(mc, env, control) {
     stop("could not evaluate 'formula' (", deparse1(mc$formula), "): ",
          conditionMessage(e), call. = FALSE)
   })
+  if (!is.null(family) && !inherits(family, "family")) {
+    family <- resolve_family(family, env)
+  }
   formula <- lmm_formula(formula, env)
   parsed <- parse_lmm_formula(formula)
   data <- lmm_data(mc, env)
   check_variables(parsed, data, mc)
   frame <- lmm_frame(parsed$frame_formula, data, mc, env)
-  frame <- annotate_frame(frame, parsed, mc)
+  frame <- annotate_frame(frame, parsed, mc, expand = is.null(family))
   n <- nrow(frame)
-  y <- frame_response(frame)
-  weights <- frame_weights(frame)
+  if (is.null(family)) {
+    y <- frame_response(frame)
+    weights <- frame_weights(frame)
+  } else {
+    not_const <- control$check.response.not.const
+    resp <- glmm_response(frame, family, frame_weights(frame),
+                          if (is.null(not_const)) "stop" else not_const)
+    y <- resp$y
+    weights <- resp$weights
+  }
   offset <- frame_offset(frame)
   reterms <- order_reterms(lapply(parsed$bars, make_reterm, frame = frame,
                                   env = environment(formula)))
   flist <- make_flist(reterms)
-  check_grouping(flist, reterms, n, control)
+  check_grouping(flist, reterms, n, control, allow_n = !is.null(family))
   X <- fixed_matrix(parsed$fixed_formula, frame)
   X <- drop_deficient_columns(X, control$check.rankX)
   X <- check_scale(X, control$check.scaleX)
-  list(formula = formula, frame = frame, y = y, X = X,
-       fixed_formula = parsed$fixed_formula, weights = weights,
-       offset = offset, reterms = reterms, flist = flist,
-       na.action = attr(frame, "na.action"))
+  out <- list(formula = formula, frame = frame, y = y, X = X,
+              fixed_formula = parsed$fixed_formula, weights = weights,
+              offset = offset, reterms = reterms, flist = flist,
+              na.action = attr(frame, "na.action"))
+  if (is.null(family)) return(out)
+  c(out, list(n_trials = resp$n, mustart = resp$mustart,
+              etastart = resp$etastart, family = family))
 }
 
 # Evaluates the `data` argument and checks it is a data frame (or NULL).
@@ -136,13 +160,15 @@ lmm_frame <- function(frame_formula, data, mc, env) {
   frame
 }
 
-# Adds lme4's attributes to the frame: the formula (with `||` expanded), the
+# Adds lme4's attributes to the frame: the formula (with `||` expanded, as
+# lmer stores it; glmer keeps it as written: `expand = FALSE`), the
 # offset expression, and on its terms the `predvars`/variable names of the
 # fixed and the random part (used to rebuild matrices for new data). They are
 # picked out of the full frame's `predvars` rather than by building two more
 # model frames.
-annotate_frame <- function(frame, parsed, mc) {
-  formula <- with_rhs(parsed$formula, expand_double_bars(parsed$formula[[3L]]))
+annotate_frame <- function(frame, parsed, mc, expand = TRUE) {
+  formula <- parsed$formula
+  if (expand) formula <- with_rhs(formula, expand_double_bars(formula[[3L]]))
   attr(frame, "formula") <- formula
   attr(frame, "offset") <- mc$offset
   trms <- attr(frame, "terms")
@@ -395,9 +421,11 @@ make_flist <- function(reterms) {
 }
 
 # lme4's checks on grouping factors and terms, each acting per its
-# lmmControl level: more than one level, fewer levels than observations, and
-# more observations than random effects in each term.
-check_grouping <- function(flist, reterms, n, control) {
+# control level: more than one level, fewer levels than observations, and
+# more observations than random effects in each term. With `allow_n` (GLMMs,
+# lme4's allow.n = TRUE) as many levels, and as many random effects, as
+# observations are allowed, so observation-level random effects can be fitted.
+check_grouping <- function(flist, reterms, n, control, allow_n = FALSE) {
   nlev <- vapply(flist, nlevels, integer(1))
   if (any(nlev < 2L)) {
     signal_check(control$check.nlev.gtr.1, paste0(
@@ -405,19 +433,31 @@ check_grouping <- function(flist, reterms, n, control) {
       " has only one sampled level; grouping factors must have > 1 sampled ",
       "level"))
   }
-  if (any(nlev >= n)) {
+  if (!allow_n && any(nlev >= n)) {
     signal_check(control$check.nobs.vs.nlev, paste0(
       "grouping factor ", quote_names(names(flist)[nlev >= n]),
       " has as many levels as observations (", n, "); the number of levels ",
       "of each grouping factor must be < the number of observations"))
   }
+  if (allow_n && any(nlev > n)) {
+    signal_check(control$check.nobs.vs.nlev, paste0(
+      "grouping factor ", quote_names(names(flist)[nlev > n]),
+      " has more levels than observations (", n, "); the number of levels ",
+      "of each grouping factor must be <= the number of observations"))
+  }
   for (rt in reterms) {
     n_re <- nlevels(rt$factor) * ncol(rt$Z)
-    if (n_re >= n) {
+    if (!allow_n && n_re >= n) {
       signal_check(control$check.nobs.vs.nRE, paste0(
         "random-effects term (", rt$term, ") has ", n_re, " random effects ",
         "but there are only ", n, " observations; the number of ",
         "observations must exceed the number of random effects"))
+    }
+    if (allow_n && n_re > n) {
+      signal_check(control$check.nobs.vs.nRE, paste0(
+        "random-effects term (", rt$term, ") has ", n_re, " random effects ",
+        "but there are only ", n, " observations; the number of ",
+        "random effects must not exceed the number of observations"))
     }
   }
   invisible(NULL)

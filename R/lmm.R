@@ -155,84 +155,39 @@ lmm_engine_fit <- function(inputs, REML, control, start, verbose) {
 
 # Assembles the "lmm" object from the model inputs and the engine's result.
 lmm_object <- function(mc, inputs, raw, REML) {
-  X <- inputs$X
-  n <- nrow(X)
-  p <- ncol(X)
-  reterms <- inputs$reterms
-  theta <- stats::setNames(raw$theta, theta_names(reterms))
-  beta <- stats::setNames(raw$beta, colnames(X))
-  b <- lapply(seq_along(reterms), function(i) {
-    t <- reterms[[i]]
-    matrix(raw$b[[i]], nrow = nlevels(t$factor), byrow = TRUE,
-           dimnames = list(levels(t$factor), t$cnms))
-  })
-  names(b) <- vapply(reterms, `[[`, "", "group")
-  sigma <- raw$sigma
-  vc <- matrix(raw$vcov_unscaled, p, p, dimnames = list(colnames(X), colnames(X)))
+  parts <- fit_parts(mc, inputs, raw)
+  n <- nrow(inputs$X)
+  p <- ncol(inputs$X)
   obs_names <- rownames(inputs$frame)
-  fitted <- stats::setNames(raw$fitted, obs_names)
-  y <- inputs$y
-  nth <- length(theta)
-  q <- sum(vapply(reterms, function(t) nlevels(t$factor) * length(t$cnms), 1))
   cmp <- c(ldL2 = raw$ldL2, ldRX2 = raw$ldRX2, wrss = raw$wrss,
            ussq = raw$ussq, pwrss = raw$pwrss, drsum = NA,
            REML = if (REML) raw$reml_crit else NA,
            dev = if (REML) NA else raw$deviance_ml,
            sigmaML = sqrt(raw$pwrss / n), sigmaREML = sqrt(raw$pwrss / (n - p)),
            tolPwrss = NA)
-  dims <- c(N = n, n = n, p = p, nmp = n - p, nth = nth, q = q, nAGQ = NA,
-            compDev = 1L, useSc = 1L, reTrms = length(reterms),
-            REML = if (REML) p else 0L, GLMM = 0L, NLMM = 0L)
+  dims <- c(N = n, n = n, p = p, nmp = n - p, nth = length(parts$theta),
+            q = length(raw$u), nAGQ = NA, compDev = 1L, useSc = 1L,
+            reTrms = length(inputs$reterms), REML = if (REML) p else 0L,
+            GLMM = 0L, NLMM = 0L)
   opt <- raw$optinfo
-  messages <- c(if (isTRUE(opt$singular)) "boundary (singular) fit: see help('isSingular')",
-                opt$messages)
-  optinfo <- list(
-    optimizer = "bobyqa",
-    feval = opt$feval,
-    conv = list(opt = opt$code, lme4 = list(messages = messages)),
-    message = opt$message,
-    warnings = list(),
-    derivs = if (length(opt$gradient)) {
-      list(gradient = opt$gradient,
-           Hessian = if (length(opt$hessian)) matrix(opt$hessian, nth, nth) else NULL)
-    },
-    val = unname(raw$theta),
-    start = opt$start,
-    singular = isTRUE(opt$singular),
-    grad_messages = as.character(opt$messages)
-  )
-  structure(list(
-    call = mc,
-    formula = inputs$formula,
+  specific <- list(
     REML = REML,
-    frame = inputs$frame,
-    X = X,
-    y = y,
-    weights = if (is.null(inputs$weights)) rep(1, n) else inputs$weights,
-    offset = if (is.null(inputs$offset)) rep(0, n) else inputs$offset,
-    has_weights = !is.null(inputs$weights),
-    has_offset = !is.null(inputs$offset),
-    reterms = reterms,
-    flist = inputs$flist,
-    theta = theta,
-    lower = stats::setNames(theta_lower(reterms), names(theta)),
-    beta = beta,
-    b = b,
-    u = raw$u,
-    sigma = sigma,
-    vcov = sigma^2 * vc,
-    fitted = fitted,
-    resid = stats::setNames(y - raw$fitted, obs_names),
+    sigma = raw$sigma,
+    vcov = raw$sigma^2 * unscaled_vcov(raw$vcov_unscaled, inputs$X),
+    fitted = stats::setNames(raw$fitted, obs_names),
+    resid = stats::setNames(inputs$y - raw$fitted, obs_names),
     devcomp = list(cmp = cmp, dims = dims),
-    optinfo = optinfo,
-    na.action = inputs$na.action
-  ), class = "lmm")
+    optinfo = optimizer_record("bobyqa", list(opt), raw$theta, opt$gradient,
+                               opt$hessian, opt$messages, opt$singular)
+  )
+  structure(c(parts, specific), class = "lmm")
 }
 
 # Turns the optimizer's record into the messages and warnings lme4 users know.
 report_convergence <- function(optinfo, control) {
   if (optinfo$conv$opt != 0L) {
-    warning("convergence code ", optinfo$conv$opt, " from bobyqa: ",
+    warning("convergence code ", optinfo$conv$opt, " from ",
+            optinfo$optimizer[length(optinfo$optimizer)], ": ",
             optinfo$message, call. = FALSE)
   }
   if (isTRUE(optinfo$singular)) {

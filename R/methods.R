@@ -1,9 +1,13 @@
-# Extractor methods for fitted linear mixed models (class "lmm").
+# Extractor methods for fitted linear mixed models (class "lmm"), and the
+# internal helpers they share with the methods for generalized linear mixed
+# models (class "glmm", R/glmm-methods.R).
 #
-# Every method reads fields stored by lmm() (see the object contract in
-# R/lmm.R); none calls back into the Rust engine, so a fit restored with
-# readRDS() supports all of them. Results follow lme4's methods for
-# "merMod" objects: same values, names and shapes.
+# Every method reads fields stored by lmm() or glmm() (see the object
+# contracts in R/lmm.R and R/glmm.R); none calls back into the Rust engine,
+# so a fit restored with readRDS() supports all of them. Results follow
+# lme4's methods for "merMod" objects: same values, names and shapes. Where
+# the logic is the same for both classes it lives in one mer_*() helper that
+# the "lmm" and "glmm" methods both call.
 
 # ---------------------------------------------------------------------------
 # Generics: nlme's fixef/ranef/VarCorr (re-exported, shared with lme4) and
@@ -25,21 +29,23 @@ nlme::VarCorr
 #'
 #' @param object A fitted model.
 #' @param ... Passed to methods.
-#' @return For `"lmm"` fits: a named integer vector, the number of levels of
-#'   each distinct grouping factor (names as in the printed "groups" line).
+#' @return For `"lmm"` and `"glmm"` fits: a named integer vector, the number
+#'   of levels of each distinct grouping factor (names as in the printed
+#'   "groups" line).
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   ngrps(fit)
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   ngrps(gfit)
 #' }
 #' @export
 ngrps <- function(object, ...) UseMethod("ngrps")
 
 #' @rdname ngrps
 #' @export
-ngrps.lmm <- function(object, ...) {
-  vapply(object$flist, nlevels, 1L)
-}
+ngrps.lmm <- function(object, ...) mer_ngrps(object)
 
 #' @rdname ngrps
 #' @export
@@ -62,15 +68,16 @@ ngrps.default <- function(object, ...) lme4_fallback("ngrps", object, ...)
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   isSingular(fit)
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   isSingular(gfit)
 #' }
 #' @export
 isSingular <- function(x, tol = 1e-4, ...) UseMethod("isSingular")
 
 #' @rdname isSingular
 #' @export
-isSingular.lmm <- function(x, tol = 1e-4, ...) {
-  any(x$theta[x$lower == 0] < tol)
-}
+isSingular.lmm <- function(x, tol = 1e-4, ...) mer_is_singular(x, tol)
 
 #' @rdname isSingular
 #' @export
@@ -117,23 +124,52 @@ lme4_fallback <- function(fun, object, ...) {
 }
 
 # ---------------------------------------------------------------------------
-# Small internal helpers shared by the methods and by print.R.
+# Small internal helpers shared by the methods of both classes and by print.R.
+
+is_glmm <- function(object) inherits(object, "glmm")
 
 lmm_is_reml <- function(object) isTRUE(object$REML)
 
-# Number of estimated parameters: fixed effects, theta and sigma.
-lmm_npar <- function(object) length(object$beta) + length(object$theta) + 1L
+# Does the model have a scale parameter (lme4's dims["useSc"])? Always for
+# linear mixed models; for GLMMs not for the binomial and Poisson families.
+mer_use_sc <- function(object) {
+  dims <- object$devcomp$dims
+  if (is.null(dims) || is.na(dims["useSc"])) return(!is_glmm(object))
+  as.logical(dims[["useSc"]])
+}
 
-lmm_nobs <- function(object) nrow(object$frame)
+# Number of estimated parameters (lme4's npar): fixed effects, theta and,
+# when the model has one, the scale parameter.
+mer_npar <- function(object) {
+  length(object$beta) + length(object$theta) + as.integer(mer_use_sc(object))
+}
 
-lmm_na_action <- function(object) {
+mer_nobs <- function(object) nrow(object$frame)
+
+mer_na_action <- function(object) {
   if (!is.null(object$na.action)) object$na.action else attr(object$frame, "na.action")
 }
 
-lmm_obs_names <- function(object, n) {
+mer_obs_names <- function(object, n) {
   nm <- rownames(object$frame)
   if (is.null(nm)) as.character(seq_len(n)) else nm
 }
+
+# Per-observation values named by the rows of the model frame and padded to
+# the data's length as the fit's na.action asks (na.exclude): napredict()
+# for fitted values and predictions, naresid() for residuals.
+mer_per_obs <- function(object, values, pad = c("predict", "resid")) {
+  pad <- match.arg(pad)
+  values <- as.vector(values)
+  names(values) <- mer_obs_names(object, length(values))
+  na_act <- mer_na_action(object)
+  if (is.null(na_act)) return(values)
+  if (pad == "predict") napredict(na_act, values) else naresid(na_act, values)
+}
+
+mer_ngrps <- function(object) vapply(object$flist, nlevels, 1L)
+
+mer_is_singular <- function(x, tol) any(x$theta[x$lower == 0] < tol)
 
 # Deviance (REML = FALSE) or REML criterion (REML = TRUE). The criterion the
 # fit optimized is stored; the other one is evaluated at the fitted values
@@ -161,7 +197,7 @@ lmm_devcrit <- function(object, REML = NULL) {
 
 #' Fixed-effects estimates
 #'
-#' @param object A fitted model of class `"lmm"`.
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
 #' @param add.dropped Logical: when columns of the fixed-effects model matrix
 #'   were dropped because it was rank deficient (and the model matrix records
 #'   them in attribute `"col.dropped"`), add them back as `NA`, in their
@@ -172,9 +208,16 @@ lmm_devcrit <- function(object, REML = NULL) {
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   fixef(fit)
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   fixef(gfit)
 #' }
 #' @export
 fixef.lmm <- function(object, add.dropped = FALSE, ...) {
+  mer_fixef(object, add.dropped)
+}
+
+mer_fixef <- function(object, add.dropped = FALSE) {
   est <- object$beta
   names(est) <- colnames(object$X)
   dropped <- attr(object$X, "col.dropped")
@@ -199,15 +242,16 @@ fixef.lmm <- function(object, add.dropped = FALSE, ...) {
 #' example from `(Days || Subject)`) are combined into one data frame, their
 #' columns in term order.
 #'
-#' @param object A fitted model of class `"lmm"`.
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
 #' @param condVar Conditional variances are not available yet: must be
 #'   `FALSE`.
 #' @param drop Logical: return a named vector instead of a one-column data
 #'   frame?
 #' @param whichel Names of the grouping factors to return (default: all).
 #' @param ... Ignored, with a warning.
-#' @return An object of class `"ranef.lmm"`: a named list of data frames
-#'   (or of vectors when `drop = TRUE`).
+#' @return An object of class `"ranef.lmm"` (for `"glmm"` fits
+#'   `c("ranef.glmm", "ranef.lmm")`): a named list of data frames (or of
+#'   vectors when `drop = TRUE`).
 #' @seealso [coef.lmm()] for fixed plus random effects per level.
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
@@ -215,6 +259,9 @@ fixef.lmm <- function(object, add.dropped = FALSE, ...) {
 #'   re <- ranef(fit)
 #'   head(re$Subject)
 #'   head(as.data.frame(re))
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   head(ranef(gfit)$herd)
 #' }
 #' @export
 ranef.lmm <- function(object, condVar = FALSE, drop = FALSE, whichel = NULL, ...) {
@@ -222,6 +269,12 @@ ranef.lmm <- function(object, condVar = FALSE, drop = FALSE, whichel = NULL, ...
     warning("additional arguments to ranef.lmm ignored: ",
             paste(names(list(...)), collapse = ", "), call. = FALSE)
   }
+  mer_ranef(object, condVar, drop, whichel, class = "ranef.lmm")
+}
+
+# Conditional modes as one data frame per grouping factor (lme4's layout),
+# given the class of the result.
+mer_ranef <- function(object, condVar, drop, whichel, class) {
   if (isTRUE(condVar)) {
     stop("ranef(): condVar = TRUE (conditional variances of the random effects) ",
          "is not supported yet", call. = FALSE)
@@ -241,7 +294,7 @@ ranef.lmm <- function(object, condVar = FALSE, drop = FALSE, whichel = NULL, ...
       stats::setNames(d[[1L]], rownames(d))
     })
   }
-  class(out) <- "ranef.lmm"
+  class(out) <- class
   out
 }
 
@@ -291,15 +344,21 @@ as.data.frame.ranef.lmm <- function(x, row.names = NULL, optional = FALSE, ...) 
 #' For each grouping factor, the fixed effects plus the conditional modes of
 #' the random effects of each level (as lme4's `coef()` for mixed models).
 #' Random effects without a matching fixed effect get a fixed part of 0.
+#' For `"glmm"` fits the coefficients are on the scale of the linear
+#' predictor.
 #'
-#' @param object A fitted model of class `"lmm"`.
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
 #' @param ... Ignored, with a warning.
-#' @return An object of class `"coef.lmm"`: a named list of data frames, one
-#'   per grouping factor, one row per level.
+#' @return An object of class `"coef.lmm"` (for `"glmm"` fits
+#'   `c("coef.glmm", "coef.lmm")`): a named list of data frames, one per
+#'   grouping factor, one row per level.
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   head(coef(fit)$Subject)
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   head(coef(gfit)$herd)
 #' }
 #' @export
 coef.lmm <- function(object, ...) {
@@ -307,8 +366,13 @@ coef.lmm <- function(object, ...) {
     warning("arguments named ", paste(sQuote(names(list(...))), collapse = ", "),
             " ignored", call. = FALSE)
   }
-  fe <- as.data.frame(t(fixef.lmm(object)), check.names = FALSE)
-  re <- ranef.lmm(object)
+  mer_coef(object, class = "coef.lmm")
+}
+
+# Fixed effects plus conditional modes, per level of each grouping factor.
+mer_coef <- function(object, class) {
+  fe <- as.data.frame(t(mer_fixef(object)), check.names = FALSE)
+  re <- mer_ranef(object, condVar = FALSE, drop = FALSE, whichel = NULL, class = NULL)
   re_names <- unique(unlist(lapply(re, colnames), use.names = FALSE))
   missing_fe <- setdiff(re_names, names(fe))
   if (length(missing_fe)) {
@@ -323,7 +387,7 @@ coef.lmm <- function(object, ...) {
     for (nm in colnames(r)) val[[nm]] <- val[[nm]] + r[[nm]]
     val
   })
-  class(out) <- "coef.lmm"
+  class(out) <- class
   out
 }
 
@@ -341,10 +405,13 @@ print.coef.lmm <- function(x, ...) {
 
 #' Residual standard deviation
 #'
-#' @param object A fitted model of class `"lmm"`.
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
 #' @param ... Ignored.
-#' @return The estimated residual standard deviation (the REML estimate for
-#'   REML fits, the ML estimate for ML fits).
+#' @return For `"lmm"` fits the estimated residual standard deviation (the
+#'   REML estimate for REML fits, the ML estimate for ML fits). For `"glmm"`
+#'   fits, as lme4: 1 for the binomial and Poisson families, otherwise the
+#'   estimated scale `sqrt(pwrss / n)` (the penalized weighted residual sum
+#'   of squares of the final iteration over the number of observations).
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
@@ -402,9 +469,14 @@ vcov.lmm <- function(object, correlation = FALSE, ...) {
 #' @importFrom stats logLik
 #' @export
 logLik.lmm <- function(object, REML = NULL, ...) {
-  n <- lmm_nobs(object)
-  structure(-lmm_devcrit(object, REML = REML) / 2,
-            nobs = n, nall = n, df = lmm_npar(object), class = "logLik")
+  mer_loglik(object, -lmm_devcrit(object, REML = REML) / 2)
+}
+
+# A "logLik" object with lme4's attributes: df = npar, nobs = nall = rows
+# used in the fit.
+mer_loglik <- function(object, value) {
+  n <- mer_nobs(object)
+  structure(value, nobs = n, nall = n, df = mer_npar(object), class = "logLik")
 }
 
 #' Deviance of a linear mixed model
@@ -439,7 +511,7 @@ deviance.lmm <- function(object, REML = NULL, ...) {
 
 #' Number of observations
 #'
-#' @param object A fitted model of class `"lmm"`.
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
 #' @param ... Ignored.
 #' @return The number of observations used in the fit (rows of the model
 #'   frame).
@@ -447,30 +519,39 @@ deviance.lmm <- function(object, REML = NULL, ...) {
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   nobs(fit)
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   nobs(gfit)
 #' }
 #' @importFrom stats nobs
 #' @export
 nobs.lmm <- function(object, ...) {
-  lmm_nobs(object)
+  mer_nobs(object)
 }
 
 #' Residual degrees of freedom
 #'
-#' @param object A fitted model of class `"lmm"`.
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
 #' @param ... Ignored.
 #' @return Number of observations minus the number of estimated parameters
-#'   (fixed effects, covariance parameters and the residual standard
-#'   deviation), as lme4 defines it.
+#'   (fixed effects, covariance parameters and, except for binomial and
+#'   Poisson GLMMs, the residual standard deviation or scale), as lme4
+#'   defines it.
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   df.residual(fit)
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   df.residual(gfit)
 #' }
 #' @importFrom stats df.residual
 #' @export
 df.residual.lmm <- function(object, ...) {
-  lmm_nobs(object) - lmm_npar(object)
+  mer_df_residual(object)
 }
+
+mer_df_residual <- function(object) mer_nobs(object) - mer_npar(object)
 
 # ---------------------------------------------------------------------------
 # Fitted values, residuals, weights.
@@ -490,10 +571,7 @@ df.residual.lmm <- function(object, ...) {
 #' @importFrom stats fitted napredict
 #' @export
 fitted.lmm <- function(object, ...) {
-  val <- as.vector(object$fitted)
-  names(val) <- lmm_obs_names(object, length(val))
-  na_act <- lmm_na_action(object)
-  if (is.null(na_act)) val else napredict(na_act, val)
+  mer_per_obs(object, object$fitted, pad = "predict")
 }
 
 #' Residuals of a linear mixed model
@@ -528,10 +606,8 @@ residuals.lmm <- function(object,
               deviance = ,
               pearson = sqrt(as.vector(object$weights)) * raw,
               partial = stop("partial residuals are not implemented yet", call. = FALSE))
-  names(r) <- lmm_obs_names(object, length(r))
   if (scaled) r <- r / object$sigma
-  na_act <- lmm_na_action(object)
-  if (is.null(na_act)) r else naresid(na_act, r)
+  mer_per_obs(object, r, pad = "resid")
 }
 
 #' Prior weights of a linear mixed model
@@ -557,9 +633,9 @@ weights.lmm <- function(object, type = c("prior", "working"), ...) {
 # ---------------------------------------------------------------------------
 # Formula, model matrices and frame, call.
 
-#' Model formula of a linear mixed model
+#' Model formula of a mixed model
 #'
-#' @param x A fitted model of class `"lmm"`.
+#' @param x A fitted model of class `"lmm"` or `"glmm"`.
 #' @param fixed.only Logical: drop the random-effects terms?
 #' @param random.only Logical: keep only the random-effects terms (expanded
 #'   as lme4 does: `||` into independent terms, `g1/g2` into `g2:g1` and `g1`)
@@ -572,11 +648,18 @@ weights.lmm <- function(object, type = c("prior", "working"), ...) {
 #'   formula(fit)
 #'   formula(fit, fixed.only = TRUE)
 #'   formula(fit, random.only = TRUE)
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   formula(gfit, fixed.only = TRUE)
 #' }
 #' @importFrom stats formula
 #' @export
 formula.lmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
   if (missing(fixed.only) && random.only) fixed.only <- FALSE
+  mer_formula(x, fixed.only, random.only)
+}
+
+mer_formula <- function(x, fixed.only = FALSE, random.only = FALSE) {
   if (fixed.only && random.only) stop("can't specify 'only fixed' and 'only random' terms")
   form <- x$formula
   if (is.null(form)) form <- stats::as.formula(x$call$formula)
@@ -589,9 +672,9 @@ formula.lmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
   form
 }
 
-#' Model matrices of a linear mixed model
+#' Model matrices of a mixed model
 #'
-#' @param object A fitted model of class `"lmm"`.
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
 #' @param type `"fixed"` (the fixed-effects model matrix X, with its
 #'   attributes `assign` and `contrasts`) or `"random"` (the random-effects
 #'   model matrix Z as a sparse `Matrix::dgCMatrix`, columns in lme4's order:
@@ -602,11 +685,17 @@ formula.lmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   head(model.matrix(fit))
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   dim(model.matrix(gfit, type = "random"))
 #' }
 #' @importFrom stats model.matrix
 #' @export
 model.matrix.lmm <- function(object, type = c("fixed", "random"), ...) {
-  type <- match.arg(type)
+  mer_model_matrix(object, match.arg(type))
+}
+
+mer_model_matrix <- function(object, type) {
   if (type == "fixed") return(object$X)
   blocks <- lapply(object$reterms, expand_re_columns)
   do.call(cbind, blocks)
@@ -628,47 +717,61 @@ expand_re_columns <- function(term) {
   )
 }
 
-#' Model frame of a linear mixed model
+#' Model frame of a mixed model
 #'
-#' @param formula A fitted model of class `"lmm"`.
+#' @param formula A fitted model of class `"lmm"` or `"glmm"`.
 #' @param fixed.only Logical: keep only the variables of the fixed-effects
-#'   part of the formula (with the response and any `(weights)` and
-#'   `(offset)` columns)?
+#'   part of the formula, with the response? As lme4 does, the `(weights)`
+#'   and `(offset)` columns are kept for `"lmm"` fits but not for `"glmm"`
+#'   fits.
 #' @param ... Ignored.
 #' @return The model frame used in the fit (a data frame).
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   head(model.frame(fit))
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   head(model.frame(gfit))
 #' }
 #' @importFrom stats model.frame
 #' @export
 model.frame.lmm <- function(formula, fixed.only = FALSE, ...) {
-  fr <- formula$frame
+  mer_model_frame(formula, fixed.only)
+}
+
+# With `fixed.only`, the variables of the fixed-effects formula (response
+# included) and the `extra` columns, in the frame's column order. lme4 keeps
+# the "(weights)" and "(offset)" columns for lmer() fits but not for glmer()
+# fits (whose frames lack the attribute that lists them).
+mer_model_frame <- function(object, fixed.only, extra = c("(weights)", "(offset)")) {
+  fr <- object$frame
   if (fixed.only) {
-    # variables of the fixed-effects formula (response included), then the
-    # "(weights)" and "(offset)" columns, in the frame's column order
-    fixed <- formula.lmm(formula, fixed.only = TRUE)
+    fixed <- mer_formula(object, fixed.only = TRUE)
     vars <- vapply(as.list(attr(stats::terms(fixed), "variables"))[-1L], deparse1, "")
-    keep <- c(gsub("`", "", vars, fixed = TRUE), "(weights)", "(offset)")
+    keep <- c(gsub("`", "", vars, fixed = TRUE), extra)
     fr <- fr[names(fr) %in% keep]
   }
   fr
 }
 
-#' The call of a linear mixed model
+#' The call of a mixed model
 #'
 #' Lets [stats::update()] refit the model with changed arguments, e.g.
-#' `update(fit, . ~ . - Days)` or `update(fit, REML = FALSE)`.
+#' `update(fit, . ~ . - Days)`, `update(fit, REML = FALSE)` or, for a
+#' [glmm()] fit, `update(gfit, nAGQ = 5)`.
 #'
-#' @param x A fitted model of class `"lmm"`.
+#' @param x A fitted model of class `"lmm"` or `"glmm"`.
 #' @param ... Ignored.
-#' @return The matched call of [lmm()].
+#' @return The matched call of [lmm()] or [glmm()].
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   getCall(fit)
 #'   fit_ml <- update(fit, REML = FALSE)
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   gfit_agq <- update(gfit, nAGQ = 5)
 #' }
 #' @importFrom stats getCall
 #' @export

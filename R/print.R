@@ -1,10 +1,12 @@
-# Printing fitted "lmm" objects and their summaries.
+# Printing fitted "lmm" and "glmm" objects and their summaries.
 #
-# summary.lmm() computes everything into a classed list; print.lmm() and
-# print.summary.lmm() only lay it out, section by section, with the small
-# prt_*() helpers below. The layout reproduces lme4's print methods for
+# summary.lmm() and summary.glmm() compute everything into a classed list;
+# the print methods only lay it out, section by section, with the small
+# prt_*() helpers below: prt_fit() is the short display of both classes,
+# prt_summary() the long one. The layout reproduces lme4's print methods for
 # "merMod" objects line for line (only the class tag in the title differs),
-# so output of lmer() and lmm() can be compared directly.
+# so output of lmer() and lmm(), or of glmer() and glmm(), can be compared
+# directly.
 
 #' Print a fitted linear mixed model
 #'
@@ -32,14 +34,7 @@
 #' @export
 print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
                       ranef.comp = "Std.Dev.", ...) {
-  prt_title(lmm_method_title(x), class(x)[1L])
-  prt_call(x$call, long = FALSE)
-  prt_criterion(lmm_criterion_table(x), digits = 4)
-  prt_random(VarCorr.lmm(x), digits = digits, comp = ranef.comp, ...)
-  prt_groups(ngrps.lmm(x), nobs = x$devcomp$dims[["n"]])
-  prt_fixef_estimates(fixef.lmm(x), digits = digits, ...)
-  prt_fit_messages(lmm_fit_messages(x))
-  prt_convergence(x$optinfo, short = TRUE)
+  prt_fit(x, digits = digits, ranef.comp = ranef.comp, ...)
   invisible(x)
 }
 
@@ -88,21 +83,21 @@ summary.lmm <- function(object, ddf = c("lme4", "Satterthwaite", "Kenward-Roger"
   vc <- vcov.lmm(object)
   structure(
     list(
-      methTitle = lmm_method_title(object),
+      methTitle = mer_method_title(object),
       objClass = class(object)[1L],
       devcomp = object$devcomp,
       useScale = TRUE,
       logLik = logLik.lmm(object),
-      ngrps = ngrps.lmm(object),
+      ngrps = mer_ngrps(object),
       coefficients = coefs,
       sigma = object$sigma,
       vcov = vc,
       correlation = if (isTRUE(correlation) && p > 0L) stats::cov2cor(vc),
       varcor = VarCorr.lmm(object),
-      AICtab = lmm_criterion_table(object),
+      AICtab = mer_criterion_table(object),
       call = object$call,
       residuals = residuals.lmm(object, type = "pearson", scaled = TRUE),
-      fitMsgs = lmm_fit_messages(object),
+      fitMsgs = mer_fit_messages(object),
       optinfo = object$optinfo,
       ddf = ddf
     ),
@@ -145,39 +140,10 @@ print.summary.lmm <- function(x, digits = max(3, getOption("digits") - 3),
                               signif.stars = getOption("show.signif.stars"),
                               ranef.comp = c("Variance", "Std.Dev."),
                               show.resids = TRUE, ...) {
-  prt_title(x$methTitle, x$objClass)
-  prt_call(x$call, long = TRUE)
-  cat("\n")
-  prt_criterion(x$AICtab, digits = 1)
-  cat("\n")
-  if (show.resids) prt_resids(x$residuals, digits = digits)
-  prt_random(x$varcor, digits = digits, comp = ranef.comp, ...)
-  prt_groups(x$ngrps, nobs = x$devcomp$dims[["n"]])
-  p <- nrow(x$coefficients)
-  if (p > 0L) {
-    prt_coef_table(x$coefficients, digits = digits, signif.stars = signif.stars)
-    cor_max <- summary_cor_max()
-    if (is.null(correlation)) {
-      correlation <- !is.null(x$correlation) && p <= cor_max
-      if (!correlation && p > cor_max) {
-        obj_name <- deparse(substitute(x))
-        if (length(obj_name) > 1L || nchar(obj_name) >= 32L) obj_name <- "...."
-        msg_cor_not_shown(p, cor_max, obj_name)
-      }
-    } else if (!is.logical(correlation)) {
-      stop("'correlation' must be NULL or logical")
-    }
-    if (correlation) {
-      corr <- x$correlation
-      if (is.null(corr)) {
-        message("\nCorrelation of fixed effects could have been required in summary()")
-        corr <- stats::cov2cor(x$vcov)
-      }
-      prt_fixef_corr(corr, rownames(x$coefficients), symbolic = symbolic.cor)
-    }
-  }
-  prt_fit_messages(x$fitMsgs)
-  prt_convergence(x$optinfo, short = FALSE)
+  prt_summary(x, obj_name = deparse(substitute(x)), digits = digits,
+              correlation = correlation, symbolic.cor = symbolic.cor,
+              signif.stars = signif.stars, ranef.comp = ranef.comp,
+              show.resids = show.resids, ...)
   invisible(x)
 }
 
@@ -206,7 +172,198 @@ vcov.summary.lmm <- function(object, ...) {
 }
 
 # ---------------------------------------------------------------------------
+# Generalized linear mixed models (class "glmm").
+
+#' Print a fitted generalized linear mixed model
+#'
+#' The short display of `lme4::glmer()` fits: title (Laplace approximation
+#' or adaptive Gauss-Hermite quadrature with its number of points), family
+#' and link, formula and data, the AIC/BIC/log-likelihood/deviance table,
+#' random-effects standard deviations and correlations (with a `Residual`
+#' row only for families with a scale parameter), numbers of observations
+#' and groups, fixed-effects estimates and any optimizer messages.
+#'
+#' @param x A fitted model of class `"glmm"`.
+#' @param digits Number of significant digits.
+#' @param ranef.comp Components of the random-effects table: any of
+#'   `"Variance"` and `"Std.Dev."`.
+#' @param ... Passed to [print()] for the random-effects table and the
+#'   fixed effects.
+#' @return `x`, invisibly.
+#' @seealso [summary.glmm()] for the longer display.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   fit
+#'   print(fit, ranef.comp = c("Variance", "Std.Dev."))
+#' }
+#' @method print glmm
+#' @export
+print.glmm <- function(x, digits = max(3, getOption("digits") - 3),
+                       ranef.comp = "Std.Dev.", ...) {
+  prt_fit(x, digits = digits, ranef.comp = ranef.comp, ...)
+  invisible(x)
+}
+
+#' Summarize a fitted generalized linear mixed model
+#'
+#' Computes the quantities of lme4's `summary()` for `glmer()` fits: the
+#' AIC/BIC/log-likelihood/deviance table, scaled Pearson residuals, variance
+#' components, the fixed-effects table and the correlation of the
+#' fixed-effects estimates. As in lme4, the table has Wald `z value`s for the
+#' binomial and Poisson families and `t value`s for families with a scale
+#' parameter, and always a `Pr(>|z|)` column from the normal distribution.
+#'
+#' @param object A fitted model of class `"glmm"`.
+#' @param correlation Logical: compute the correlation matrix of the
+#'   fixed-effects estimates? `NULL` (default) computes it when there are at
+#'   most `getOption("lme4.summary.cor.max", 12)` fixed effects.
+#' @param use.hessian Logical: standard errors from the finite-difference
+#'   Hessian of the deviance over `(theta, beta)` (`TRUE`) or from the
+#'   Cholesky factor `R_X` at the estimates (`FALSE`)? `NULL` (default) uses
+#'   the Hessian when the fit computed it, as lme4 does; see [vcov.glmm()].
+#' @param ... Ignored, with a warning.
+#' @return An object of class `"summary.glmm"`: a list with the components
+#'   of [summary.lmm()] (`methTitle`, `objClass`, `devcomp`, `useScale`,
+#'   `logLik`, `ngrps`, `coefficients`, `sigma`, `vcov`, `correlation`,
+#'   `varcor`, `AICtab`, `call`, `residuals`, `fitMsgs`, `optinfo`) plus
+#'   `family` and `link`.
+#' @seealso [print.summary.glmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   s <- summary(fit)
+#'   s
+#'   coef(s)
+#' }
+#' @method summary glmm
+#' @export
+summary.glmm <- function(object, correlation = NULL, use.hessian = NULL, ...) {
+  if (...length() > 0L) warning("additional arguments ignored", call. = FALSE)
+  # lme4 takes the standard errors from vcov(use.hessian = use.hessian) and
+  # the correlation shown from the default vcov(); the same matrix unless
+  # use.hessian is given
+  vc <- vcov.glmm(object)
+  vc_se <- if (is.null(use.hessian) ||
+               identical(as.logical(use.hessian), glmm_hessian_info(object)$available)) {
+    vc
+  } else {
+    vcov.glmm(object, use.hessian = use.hessian)
+  }
+  coefs <- glmm_coef_table(object, vc_se)
+  p <- nrow(coefs)
+  if (is.null(correlation)) correlation <- p <= summary_cor_max()
+  famlink <- mer_famlink(object)
+  structure(
+    list(
+      methTitle = mer_method_title(object),
+      objClass = class(object)[1L],
+      devcomp = object$devcomp,
+      useScale = mer_use_sc(object),
+      logLik = logLik.glmm(object),
+      family = famlink$family,
+      link = famlink$link,
+      ngrps = mer_ngrps(object),
+      coefficients = coefs,
+      sigma = object$sigma,
+      vcov = vc,
+      correlation = if (isTRUE(correlation) && p > 0L) stats::cov2cor(vc),
+      varcor = VarCorr.glmm(object),
+      AICtab = mer_criterion_table(object),
+      call = object$call,
+      residuals = residuals.glmm(object, type = "pearson", scaled = TRUE),
+      fitMsgs = mer_fit_messages(object),
+      optinfo = object$optinfo
+    ),
+    class = "summary.glmm"
+  )
+}
+
+#' Print the summary of a generalized linear mixed model
+#'
+#' Lays out a [summary.glmm()] object as lme4 prints the summary of a
+#' `glmer()` fit, line for line: title, family, call (Formula, Data,
+#' Weights, Offset, Control, Subset), criterion table, scaled residuals,
+#' random effects, numbers of observations and groups, fixed-effects table
+#' with p-values and significance stars, correlation of the fixed effects and
+#' any fit and convergence messages.
+#'
+#' @param x An object of class `"summary.glmm"`.
+#' @inheritParams print.summary.lmm
+#' @return `x`, invisibly.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   print(summary(fit), show.resids = FALSE, signif.stars = FALSE)
+#' }
+#' @method print summary.glmm
+#' @export
+print.summary.glmm <- function(x, digits = max(3, getOption("digits") - 3),
+                               correlation = NULL, symbolic.cor = FALSE,
+                               signif.stars = getOption("show.signif.stars"),
+                               ranef.comp = c("Variance", "Std.Dev."),
+                               show.resids = TRUE, ...) {
+  prt_summary(x, obj_name = deparse(substitute(x)), digits = digits,
+              correlation = correlation, symbolic.cor = symbolic.cor,
+              signif.stars = signif.stars, ranef.comp = ranef.comp,
+              show.resids = show.resids, ...)
+  invisible(x)
+}
+
+#' Fixed-effects table and covariance from a GLMM summary
+#'
+#' @param object An object of class `"summary.glmm"`.
+#' @param ... Ignored.
+#' @return `coef()`: the fixed-effects table (columns `Estimate`,
+#'   `Std. Error`, `z value` or `t value`, `Pr(>|z|)`). `vcov()`: the
+#'   covariance matrix of the fixed-effects estimates.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   coef(summary(fit))
+#'   vcov(summary(fit))
+#' }
+#' @method coef summary.glmm
+#' @export
+coef.summary.glmm <- function(object, ...) {
+  object$coefficients
+}
+
+#' @rdname coef.summary.glmm
+#' @method vcov summary.glmm
+#' @export
+vcov.summary.glmm <- function(object, ...) {
+  object$vcov
+}
+
+# Fixed-effects table of summary.glmm(): Wald statistics from `vc`, named
+# "t value" when the family has a scale parameter (lme4's rule), and normal
+# p-values in either case.
+glmm_coef_table <- function(object, vc) {
+  est <- mer_fixef(object)
+  stat_name <- if (mer_use_sc(object)) "t value" else "z value"
+  cols <- c("Estimate", "Std. Error", stat_name, "Pr(>|z|)")
+  if (length(est) == 0L) {
+    return(matrix(numeric(0), 0L, 4L, dimnames = list(NULL, cols)))
+  }
+  se <- sqrt(diag(vc))
+  stat <- est / se
+  tab <- cbind(est, se, stat, 2 * stats::pnorm(abs(stat), lower.tail = FALSE))
+  dimnames(tab) <- list(names(est), cols)
+  tab
+}
+
+# ---------------------------------------------------------------------------
 # Computing helpers (no printing).
+
+# Title line of either class (without the class tag).
+mer_method_title <- function(object) {
+  if (is_glmm(object)) glmm_method_title(object) else lmm_method_title(object)
+}
 
 # "Linear mixed model fit by REML" or, for ML fits, lme4's "... by maximum
 # likelihood " -- lme4's title carries a trailing space for LMMs fitted by
@@ -219,23 +376,42 @@ lmm_method_title <- function(object) {
   }
 }
 
+# "Generalized linear mixed model fit by maximum likelihood (Laplace
+# Approximation)" for nAGQ = 1; any other nAGQ (including 0) is named as
+# adaptive Gauss-Hermite quadrature with that number of points, as lme4 does.
+glmm_method_title <- function(object) {
+  nagq <- glmm_nagq(object)
+  paste("Generalized linear mixed model fit by maximum likelihood",
+        if (nagq == 1L) {
+          "(Laplace Approximation)"
+        } else {
+          sprintf("(Adaptive Gauss-Hermite Quadrature, nAGQ = %d)", nagq)
+        })
+}
+
+glmm_nagq <- function(object) {
+  nagq <- object$nAGQ
+  if (is.null(nagq)) nagq <- object$devcomp$dims[["nAGQ"]]
+  as.integer(nagq)
+}
+
 # Criterion shown under the call: the REML criterion for REML fits; AIC, BIC,
-# log-likelihood, deviance and residual degrees of freedom for ML fits.
-lmm_criterion_table <- function(object) {
+# log-likelihood, deviance (minus twice the log-likelihood, also for GLMMs)
+# and residual degrees of freedom for maximum-likelihood fits.
+mer_criterion_table <- function(object) {
   if (lmm_is_reml(object)) {
     return(c(REML = lmm_devcrit(object, REML = TRUE)))
   }
-  ll <- logLik.lmm(object)
+  ll <- stats::logLik(object)
   c(AIC = stats::AIC(ll), BIC = stats::BIC(ll), logLik = as.vector(ll),
-    deviance = lmm_devcrit(object, REML = FALSE),
-    df.resid = df.residual.lmm(object))
+    deviance = -2 * as.vector(ll), df.resid = mer_df_residual(object))
 }
 
 # Fixed-effects table of summary(). Each `ddf` method returns the same first
 # three columns; methods with degrees of freedom will append "df" and
 # "Pr(>|t|)" columns, which printCoefmat() then formats (with stars).
 fixef_coef_table <- function(object, ddf) {
-  est <- fixef.lmm(object)
+  est <- mer_fixef(object)
   se <- sqrt(diag(vcov.lmm(object)))
   tab <- cbind(Estimate = est, "Std. Error" = se, "t value" = est / se)
   if (length(est) == 0L) {
@@ -251,7 +427,7 @@ fixef_coef_table <- function(object, ddf) {
 
 # Messages attached to the fixed-effects model matrix (attributes "msg*",
 # e.g. "msgRankdrop"), shown under "fit warnings:".
-lmm_fit_messages <- function(object) {
+mer_fit_messages <- function(object) {
   attrs <- attributes(object$X)
   msgs <- unlist(attrs[grep("^msg", names(attrs))], use.names = FALSE)
   msgs <- as.character(msgs)
@@ -262,6 +438,68 @@ lmm_fit_messages <- function(object) {
 # computed and shown by default (lme4's option and default).
 summary_cor_max <- function() {
   getOption("lme4.summary.cor.max", 12L)
+}
+
+# ---------------------------------------------------------------------------
+# The two displays, shared by "lmm" and "glmm" fits.
+
+# Short display of a fit (print.lmm, print.glmm).
+prt_fit <- function(x, digits, ranef.comp, ...) {
+  prt_title(mer_method_title(x), class(x)[1L])
+  prt_family(mer_famlink(x))
+  prt_call(x$call, long = FALSE)
+  prt_criterion(mer_criterion_table(x), digits = 4)
+  prt_random(VarCorr(x), digits = digits, comp = ranef.comp, ...)
+  prt_groups(mer_ngrps(x), nobs = x$devcomp$dims[["n"]])
+  prt_fixef_estimates(mer_fixef(x), digits = digits, ...)
+  prt_fit_messages(mer_fit_messages(x))
+  prt_convergence(x$optinfo, short = TRUE, nAGQ = x$devcomp$dims[["nAGQ"]])
+}
+
+# Long display of a model summary (print.summary.lmm, print.summary.glmm).
+# `obj_name` is the expression the user printed, named in the message shown
+# instead of a large correlation matrix.
+prt_summary <- function(x, obj_name, digits, correlation, symbolic.cor,
+                        signif.stars, ranef.comp, show.resids, ...) {
+  prt_title(x$methTitle, x$objClass)
+  prt_family(list(family = x$family, link = x$link))
+  prt_call(x$call, long = TRUE)
+  cat("\n")
+  prt_criterion(x$AICtab, digits = 1)
+  cat("\n")
+  if (show.resids) prt_resids(x$residuals, digits = digits)
+  prt_random(x$varcor, digits = digits, comp = ranef.comp, ...)
+  prt_groups(x$ngrps, nobs = x$devcomp$dims[["n"]])
+  p <- nrow(x$coefficients)
+  if (p > 0L) {
+    prt_coef_table(x$coefficients, digits = digits, signif.stars = signif.stars)
+    cor_max <- summary_cor_max()
+    if (is.null(correlation)) {
+      correlation <- !is.null(x$correlation) && p <= cor_max
+      if (!correlation && p > cor_max) {
+        if (length(obj_name) > 1L || nchar(obj_name) >= 32L) obj_name <- "...."
+        msg_cor_not_shown(p, cor_max, obj_name)
+      }
+    } else if (!is.logical(correlation)) {
+      stop("'correlation' must be NULL or logical")
+    }
+    if (correlation) {
+      corr <- x$correlation
+      if (is.null(corr)) {
+        message("\nCorrelation of fixed effects could have been required in summary()")
+        corr <- stats::cov2cor(x$vcov)
+      }
+      prt_fixef_corr(corr, rownames(x$coefficients), symbolic = symbolic.cor)
+    }
+  }
+  prt_fit_messages(x$fitMsgs)
+  prt_convergence(x$optinfo, short = FALSE, nAGQ = x$devcomp$dims[["nAGQ"]])
+}
+
+# Family and link of a GLMM (list(family = NULL, link = NULL) for an LMM).
+mer_famlink <- function(object) {
+  if (!is_glmm(object)) return(list(family = NULL, link = NULL))
+  object$family[c("family", "link")]
 }
 
 # ---------------------------------------------------------------------------
@@ -277,6 +515,13 @@ prt_title <- function(title, class) {
   } else {
     cat(title, " ['", class, "']\n", sep = "")
   }
+}
+
+# " Family: binomial  ( logit )" for GLMMs; nothing for LMMs.
+prt_family <- function(famlink) {
+  if (is.null(famlink$family)) return(invisible())
+  cat(" Family:", famlink$family,
+      if (!is.null(famlink$link)) paste(" (", famlink$link, ")"), fill = TRUE)
 }
 
 # Formula, Data, Weights, Offset, (Control,) Subset lines from the call; the
@@ -385,8 +630,14 @@ prt_fit_messages <- function(msgs) {
 # Optimizer status line, shown when the optimizer reported a problem or the
 # fit carries convergence messages (e.g. a singular fit). `short = TRUE` is
 # the one-line form of print(); otherwise the messages follow one per line.
-prt_convergence <- function(optinfo, short) {
+# A GLMM records the optimizers of its two stages; as lme4, the line names
+# the one of the last stage run: the first for nAGQ = 0, else the second.
+prt_convergence <- function(optinfo, short, nAGQ = NA) {
   if (length(optinfo) == 0L) return(invisible())
+  optimizer <- optinfo$optimizer
+  if (length(optimizer) > 1L) {
+    optimizer <- if (isTRUE(nAGQ == 0)) optimizer[1L] else optimizer[length(optimizer)]
+  }
   code <- optinfo$conv$opt
   if (is.null(code)) code <- 0L
   msgs <- unlist(optinfo$conv$lme4$messages)
@@ -399,7 +650,7 @@ prt_convergence <- function(optinfo, short) {
   } else {
     ""
   }
-  head <- sprintf("optimizer (%s) convergence code: %d %s", optinfo$optimizer,
+  head <- sprintf("optimizer (%s) convergence code: %d %s", optimizer,
                   as.integer(code), status)
   if (short) {
     cat(head, sprintf("; %d optimizer warnings; %d lme4 warnings",

@@ -1,8 +1,12 @@
-# Variance components of a fitted "lmm": computing (VarCorr.lmm), formatting
+# Variance components of fitted "lmm" and "glmm" models: computing
+# (VarCorr.lmm, VarCorr.glmm, both through mer_varcorr), formatting
 # (format_varcorr) and the data-frame view (as.data.frame.VarCorr.lmm).
 #
 # Everything here reads stored fields of the fit (theta, sigma, reterms,
-# flist), so it works on objects restored with readRDS().
+# flist), so it works on objects restored with readRDS(). The result of
+# VarCorr.glmm() has class c("VarCorr.glmm", "VarCorr.lmm"): it has the same
+# layout, so it is printed and converted by the "VarCorr.lmm" methods; its
+# attribute "useSc" says whether there is a residual row (lme4's rule).
 
 #' Variance and correlation components of a linear mixed model
 #'
@@ -33,6 +37,45 @@
 #' @export
 VarCorr.lmm <- function(x, sigma = 1, ...) {
   if (missing(sigma)) sigma <- x$sigma
+  mer_varcorr(x, sigma, use_sc = TRUE, class = "VarCorr.lmm")
+}
+
+#' Variance and correlation components of a generalized linear mixed model
+#'
+#' The covariance matrices of the random effects of a [glmm()] fit, in the
+#' layout of `lme4::VarCorr()` for `glmer()` fits: one covariance matrix per
+#' random-effects term with attributes `"stddev"` and `"correlation"`. For
+#' families with a scale parameter (`Gamma`, `inverse.gaussian`, `gaussian`)
+#' the relative covariance factors are scaled by `sigma(x)` and the printed
+#' table has a `Residual` row, as in lme4; for `binomial` and `poisson` there
+#' is no residual row (attribute `"useSc"` is `FALSE`).
+#'
+#' @param x A fitted model of class `"glmm"` (from [glmm()]).
+#' @param sigma Scale used for the relative covariance factors; by default
+#'   `sigma(x)` (1 for the binomial and Poisson families).
+#' @param ... Ignored.
+#' @return An object of class `c("VarCorr.glmm", "VarCorr.lmm")`: printed by
+#'   [print.VarCorr.lmm()] and turned into lme4's long format by
+#'   [as.data.frame.VarCorr.lmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   vc <- VarCorr(fit)
+#'   vc
+#'   print(vc, comp = c("Variance", "Std.Dev."))
+#'   as.data.frame(vc)
+#' }
+#' @method VarCorr glmm
+#' @export
+VarCorr.glmm <- function(x, sigma = 1, ...) {
+  if (missing(sigma)) sigma <- x$sigma
+  mer_varcorr(x, sigma, use_sc = mer_use_sc(x), class = c("VarCorr.glmm", "VarCorr.lmm"))
+}
+
+# Covariance matrices sigma^2 Lambda_i Lambda_i' of every term, named by
+# grouping factor, with lme4's attributes "sc" and "useSc".
+mer_varcorr <- function(x, sigma, use_sc, class) {
   cnms <- lapply(x$reterms, function(term) term$cnms)
   fl <- x$flist
   grp_names <- names(fl)[attr(fl, "assign")]
@@ -40,7 +83,7 @@ VarCorr.lmm <- function(x, sigma = 1, ...) {
   thetas <- split_theta(x$theta, lengths(cnms))
   mats <- Map(function(th, nms) term_covariance(th, nms, sigma), thetas, cnms)
   names(mats) <- grp_names
-  structure(mats, sc = unname(sigma), useSc = TRUE, class = "VarCorr.lmm")
+  structure(mats, sc = unname(sigma), useSc = use_sc, class = class)
 }
 
 # Splits lme4's theta vector into one piece per term: a term with q columns

@@ -17,6 +17,9 @@ pub enum MixedError {
     /// The optimizer could not be set up or could not find any finite deviance.
     #[error("optimizer failure: {0}")]
     Optimizer(String),
+    /// PIRLS (the conditional modes of a GLMM) failed; the message says how.
+    #[error("{0}")]
+    Pirls(String),
     /// Memory for the dense trailing block or the sparse factor could not be allocated.
     #[error("out of memory: {0}")]
     OutOfMemory(String),

@@ -282,6 +282,16 @@ impl Family {
         }
     }
 
+    /// For binomial and Poisson, `aic(y, n, μ, w, dev) = Σ d(y, μ) + c(y)` with `c` the aic of
+    /// the saturated model (`μ = y`); this returns `c`, so the likelihood costs no more than the
+    /// deviance. `None` for the other families.
+    pub fn saturated_aic(self, y: &[f64], n: &[f64], wt: &[f64]) -> Option<f64> {
+        match self.dist {
+            Distribution::Binomial | Distribution::Poisson => Some(self.aic(y, n, y, wt, 0.0)),
+            _ => None,
+        }
+    }
+
     /// R's `family$aic(y, n, mu, wt, dev)`: `−2 log p(y | μ)` summed over observations, with the
     /// dispersion estimated as `dev / Σw` (plus 2 for it) where the family has one.
     pub fn aic(self, y: &[f64], n: &[f64], mu: &[f64], wt: &[f64], dev: f64) -> f64 {
@@ -371,5 +381,19 @@ mod tests {
         let aic = fam.aic(&[0.0, 2.0], &[1.0, 1.0], &[1.5, 2.0], &[1.0, 1.0], 0.0);
         let expect = -2.0 * ((-1.5f64) + (2.0 * 2.0f64.ln() - 2.0 - 2.0f64.ln()));
         assert!((aic - expect).abs() < 1e-12);
+        // aic = deviance + saturated aic, for counts and for binomial proportions.
+        let (y, n, mu, wt) = ([0.0, 2.0, 5.0], [1.0; 3], [1.5, 2.0, 3.5], [1.0; 3]);
+        let dev: f64 = (0..3).map(|i| fam.dev_resid(y[i], mu[i], wt[i])).sum();
+        let c = fam.saturated_aic(&y, &n, &wt).expect("poisson");
+        assert!((fam.aic(&y, &n, &mu, &wt, dev) - (dev + c)).abs() < 1e-10);
+        let fam = Family::new("binomial", "logit").expect("family");
+        let (y, n, mu) = ([0.25, 0.0, 1.0], [4.0, 3.0, 2.0], [0.4, 0.3, 0.8]);
+        let dev: f64 = (0..3).map(|i| fam.dev_resid(y[i], mu[i], n[i])).sum();
+        let c = fam.saturated_aic(&y, &n, &n).expect("binomial");
+        assert!((fam.aic(&y, &n, &mu, &n, dev) - (dev + c)).abs() < 1e-10);
+        assert!(Family::new("Gamma", "log")
+            .expect("family")
+            .saturated_aic(&y, &n, &n)
+            .is_none());
     }
 }

@@ -31,6 +31,9 @@ use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
 use faer::Par;
 
+/// Largest estimated relative error of any fixed or spherical random effect when PIRLS stops.
+const PIRLS_STEP_TOL: f64 = 1e-9;
+
 /// PIRLS settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PirlsOptions {
@@ -44,7 +47,7 @@ impl Default for PirlsOptions {
     fn default() -> Self {
         Self {
             tol: 1e-7,
-            max_iter: 30,
+            max_iter: 100,
         }
     }
 }
@@ -114,6 +117,8 @@ pub struct GlmmFit {
     pub messages: Vec<String>,
     /// Objective evaluations where PIRLS failed (the optimizer stepped away from them).
     pub pirls_failures: usize,
+    /// PIRLS iterations over the whole fit.
+    pub pirls_iterations: usize,
 }
 
 /// Which unknowns PIRLS solves for.
@@ -156,6 +161,15 @@ pub struct GeneralizedLinearMixedModel<'a> {
     work_r: Vec<f64>,
     last_error: Option<String>,
     failures: usize,
+    /// Whether the current (β, u) are the modes of a successful PIRLS run (a warm start).
+    warm: bool,
+    /// `Σ d(y, μ)` at the current state (set with the penalized deviance).
+    drsum: f64,
+    /// The family's aic is `Σ d(y, μ)` plus this, for binomial and Poisson.
+    saturated_aic: Option<f64>,
+    /// `b = Λu` per block, refilled with the linear predictor.
+    effects: Vec<Vec<f64>>,
+    iterations: usize,
 }
 
 impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
@@ -204,8 +218,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let u_cp = CrossProducts::pattern(&spec, &re, 0)?;
         let u_chol = BlockedCholesky::new(&u_cp, &re, par, TrailingChoice::Auto)?;
         let prior_w: Vec<f64> = (0..n).map(|i| spec.weight(i)).collect();
+        let saturated_aic = family.saturated_aic(spec.y, &n_trials, &prior_w);
         let offset: Vec<f64> = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
         let lambda = re.lambda_buffers();
+        let effects = re
+            .blocks
+            .iter()
+            .map(|b| vec![0.0; b.n_levels * b.q])
+            .collect();
         let q0 = joint_cp.q0 * joint_cp.l0;
         let m = joint_cp.layout.m;
         let mu = eta_start.iter().map(|&e| family.link.linkinv(e)).collect();
@@ -233,6 +253,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             pirls,
             last_error: None,
             failures: 0,
+            warm: false,
+            iterations: 0,
+            drsum: f64::NAN,
+            saturated_aic,
+            effects,
         })
     }
 
@@ -256,9 +281,15 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let n = self.spec.n;
         self.eta.copy_from_slice(&self.offset);
         linpred::add_xb(self.spec.x, n, &self.beta, &mut self.eta);
-        let u = linpred::split_blocks(&self.re, &self.joint_cp.layout, &self.u1, &self.u2);
-        let b = linpred::block_effects(&self.re, &self.lambda, &u);
-        linpred::add_zb(&self.spec, &self.re, &b, &mut self.eta);
+        linpred::block_effects_into(
+            &self.re,
+            &self.joint_cp.layout,
+            &self.lambda,
+            &self.u1,
+            &self.u2,
+            &mut self.effects,
+        );
+        linpred::add_zb(&self.spec, &self.re, &self.effects, &mut self.eta);
         let mut ok = true;
         for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
             *m = self.family.link.linkinv(e);
@@ -280,12 +311,13 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         self.u1.iter().chain(&self.u2).map(|v| v * v).sum()
     }
 
-    /// Penalized deviance `Σ d(y, μ) + ‖u‖²` (∞ for an invalid μ).
+    /// Penalized deviance `Σ d(y, μ) + ‖u‖²` (∞ for an invalid μ); keeps `Σ d(y, μ)`.
     fn penalized_deviance(&mut self) -> f64 {
         if !self.update_eta() {
             return f64::INFINITY;
         }
-        let v = self.deviance_residual_sum() + self.ussq();
+        self.drsum = self.deviance_residual_sum();
+        let v = self.drsum + self.ussq();
         if v.is_finite() {
             v
         } else {
@@ -335,15 +367,36 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// Runs PIRLS from `eta_start` at the current θ (and β for `UOnly`); on success the factor
     /// `u_chol` (and `joint_chol` for `Joint`) hold the weights at the modes.
     fn run_pirls(&mut self, mode: Mode) -> Result<f64> {
-        self.eta.copy_from_slice(&self.eta_start);
-        for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
-            *m = self.family.link.linkinv(e);
-        }
+        let result = self.pirls_iterations(mode);
+        self.warm = result.is_ok();
+        result
+    }
+
+    /// PIRLS proper. It starts from the previous evaluation's modes (with the new θ, β) when
+    /// they give a valid mean, which usually leaves two or three iterations; otherwise from
+    /// `eta_start`. The tight convergence rule makes the result independent of the start.
+    fn pirls_iterations(&mut self, mode: Mode) -> Result<f64> {
         let mut old_pdev = f64::INFINITY;
         let mut old_state: Option<(Vec<f64>, Vec<f64>, Vec<f64>)> = None;
+        let warm_pdev = if self.warm {
+            self.penalized_deviance()
+        } else {
+            f64::INFINITY
+        };
+        if warm_pdev.is_finite() {
+            old_pdev = warm_pdev;
+            old_state = Some((self.beta.clone(), self.u1.clone(), self.u2.clone()));
+        } else {
+            self.eta.copy_from_slice(&self.eta_start);
+            for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
+                *m = self.family.link.linkinv(e);
+            }
+        }
         let mut converged = false;
         let mut pdev = f64::INFINITY;
+        let mut prev_step = f64::INFINITY;
         for _ in 0..self.pirls.max_iter {
+            self.iterations += 1;
             self.working_values();
             self.refactor(mode)?;
             let (beta, u1, u2) = match mode {
@@ -357,7 +410,26 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             self.u1 = u1;
             self.u2 = u2;
             pdev = self.penalized_deviance();
-            if ((old_pdev - pdev) / pdev).abs() < self.pirls.tol {
+            // Converged when the penalized deviance has settled *and* the modes are accurate.
+            // The Laplace criterion is not stationary at the modes (log|L|² depends on them
+            // through the weights, and for families with a dispersion the aic part uses
+            // dev/n), so an error in the modes enters it to first order, and Fisher scoring
+            // on a non-canonical link converges only linearly: a settled deviance alone can
+            // leave the modes inexact. The error of the current iterate is estimated from the
+            // last two steps (geometric extrapolation, which also covers quadratic
+            // convergence, where it is tiny).
+            let settled = ((old_pdev - pdev) / pdev).abs() < self.pirls.tol;
+            let step = old_state
+                .as_ref()
+                .map_or(f64::INFINITY, |s| self.step_size(s));
+            let error = if prev_step.is_finite() && step < prev_step {
+                let r = step / prev_step;
+                step * r / (1.0 - r)
+            } else {
+                step
+            };
+            prev_step = step;
+            if settled && error < PIRLS_STEP_TOL {
                 converged = true;
                 break;
             }
@@ -376,7 +448,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                     }
                 }
                 if !pdev.is_finite() || pdev - old_pdev > self.pirls.tol {
-                    return Err(MixedError::Optimizer(format!(
+                    return Err(MixedError::Pirls(format!(
                         "PIRLS step-halving failed to reduce the penalized deviance (from {old_pdev:.6} it stays at {pdev:.6})"
                     )));
                 }
@@ -384,16 +456,20 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             old_pdev = pdev;
             old_state = Some((self.beta.clone(), self.u1.clone(), self.u2.clone()));
         }
+        if !pdev.is_finite() {
+            return Err(MixedError::Pirls(
+                "PIRLS diverged: the linear predictor left the range of the link (means outside \
+                 what the family allows, e.g. a negative mean with an inverse or identity link); \
+                 try another link or starting values"
+                    .into(),
+            ));
+        }
         if !converged {
-            return Err(MixedError::Optimizer(format!(
-                "PIRLS did not converge in {} iterations (penalized deviance {pdev:.6})",
+            return Err(MixedError::Pirls(format!(
+                "PIRLS did not converge in {} iterations (penalized deviance {pdev:.6}); \
+                 increase glmmControl(maxit = ) or simplify the model",
                 self.pirls.max_iter
             )));
-        }
-        if !pdev.is_finite() {
-            return Err(MixedError::Optimizer(
-                "PIRLS reached an invalid mean (outside the family's range)".into(),
-            ));
         }
         // The Laplace approximation needs the factor at the modes' own weights.
         self.working_values();
@@ -411,16 +487,33 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok(pdev)
     }
 
+    /// The largest change of an element of (β, u) in the last PIRLS step, relative to
+    /// `1 + |element|`.
+    fn step_size(&self, old: &(Vec<f64>, Vec<f64>, Vec<f64>)) -> f64 {
+        let largest = |new: &[f64], old: &[f64]| {
+            new.iter()
+                .zip(old)
+                .map(|(a, b)| (a - b).abs() / (1.0 + a.abs()))
+                .fold(0.0f64, f64::max)
+        };
+        largest(&self.beta, &old.0)
+            .max(largest(&self.u1, &old.1))
+            .max(largest(&self.u2, &old.2))
+    }
+
     fn ldl2(&self) -> f64 {
         self.u_chol.logdet_l11 + self.u_chol.logdet_l22
     }
 
     /// Laplace deviance at the current modes.
     fn laplace(&self) -> f64 {
-        let dev = self.deviance_residual_sum();
-        let aic = self
-            .family
-            .aic(self.spec.y, &self.n_trials, &self.mu, &self.prior_w, dev);
+        let dev = self.drsum;
+        let aic = match self.saturated_aic {
+            Some(c) => dev + c,
+            None => self
+                .family
+                .aic(self.spec.y, &self.n_trials, &self.mu, &self.prior_w, dev),
+        };
         self.ldl2() + self.ussq() + aic
     }
 
@@ -541,7 +634,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         }
         // Initial PIRLS at the starting θ sets the common starting point of every evaluation.
         self.objective_theta(&theta0)
-            .map_err(|e| MixedError::Optimizer(format!("at the starting values: {e}")))?;
+            .map_err(|e| MixedError::Pirls(format!("at the starting values: {e}")))?;
         self.eta_start.copy_from_slice(&self.eta);
 
         let mut out = GlmmFit::default();
@@ -564,7 +657,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         }
         let f1 = self
             .objective_theta(&theta)
-            .map_err(|e| MixedError::Optimizer(format!("after the first stage: {e}")))?;
+            .map_err(|e| MixedError::Pirls(format!("after the first stage: {e}")))?;
         if opts.n_agq == 0 {
             out.deviance = f1;
         } else {
@@ -602,8 +695,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 1.0
             }
         }));
+        // Stage 2 starts next to its optimum: a trust region of a fifth of stage 1's.
         let mut stage_opts = opts.optim.clone();
         stage_opts.calc_derivs = false;
+        stage_opts.rhobeg = opts.optim.rhobeg / 5.0;
+        stage_opts.rhoend = opts.optim.rhoend.min(stage_opts.rhobeg);
         let mut summary = self.search(
             rule,
             &center,
@@ -736,6 +832,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             .sum();
         out.vcov_unscaled = self.joint_chol.vcov_unscaled(&self.joint_cp);
         out.pirls_failures = self.failures;
+        out.pirls_iterations = self.iterations;
         Ok(())
     }
 

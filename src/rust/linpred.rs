@@ -28,6 +28,35 @@ pub fn split_blocks(
         .collect()
 }
 
+/// `b = T u` per block straight from the factor's `u₁`/`u₂`, into preallocated `out` (laid out
+/// as [`split_blocks`]); the per-evaluation form of [`block_effects`].
+pub fn block_effects_into(
+    re: &ReStructure,
+    layout: &TrailingLayout,
+    lambda: &[Vec<f64>],
+    u1: &[f64],
+    u2: &[f64],
+    out: &mut [Vec<f64>],
+) {
+    for (b, block) in re.blocks.iter().enumerate() {
+        let q = block.q;
+        let u = if b == 0 {
+            u1
+        } else {
+            let start = layout.node_offset[layout.block_node_base[b]];
+            &u2[start..start + block.n_levels * q]
+        };
+        for j in 0..block.n_levels {
+            small::lower_mul(
+                &lambda[b],
+                q,
+                &u[j * q..(j + 1) * q],
+                &mut out[b][j * q..(j + 1) * q],
+            );
+        }
+    }
+}
+
 /// `b = T u` per block, same layout as [`split_blocks`].
 pub fn block_effects(re: &ReStructure, lambda: &[Vec<f64>], u: &[Vec<f64>]) -> Vec<Vec<f64>> {
     re.blocks

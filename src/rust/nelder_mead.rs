@@ -8,12 +8,11 @@ use crate::error::{MixedError, Result};
 use crate::optim::{Objective, OptSummary, OptimOptions, Stop};
 use argmin::core::{CostFunction, Error as ArgminError, Executor, State, TerminationReason};
 use argmin::solver::neldermead::NelderMead;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 struct Problem<'o, O: Objective> {
     obj: RefCell<&'o mut O>,
-    count: RefCell<usize>,
-    interrupted: RefCell<bool>,
+    count: &'o Cell<usize>,
 }
 
 impl<O: Objective> CostFunction for Problem<'_, O> {
@@ -22,19 +21,22 @@ impl<O: Objective> CostFunction for Problem<'_, O> {
 
     fn cost(&self, x: &Self::Param) -> std::result::Result<f64, ArgminError> {
         let mut obj = self.obj.borrow_mut();
-        let mut count = self.count.borrow_mut();
-        *count += 1;
+        self.count.set(self.count.get() + 1);
         let v = obj.eval(x);
-        if obj.after_eval(*count, x, v) == Stop::Interrupt {
-            *self.interrupted.borrow_mut() = true;
+        if obj.after_eval(self.count.get(), x, v) == Stop::Interrupt {
             return Err(ArgminError::msg("interrupted by the user"));
         }
         Ok(if v.is_nan() { f64::INFINITY } else { v })
     }
 }
 
-/// Minimizes `obj` from `start` with an initial simplex of side `opts.rhobeg / 5`; `lower` only
-/// records the bounds in the summary.
+/// Relative spread of the simplex's values (their standard deviation over `max(1, |f(start)|)`)
+/// at which the search stops.
+const SD_TOL: f64 = 1e-10;
+
+/// Minimizes `obj` from `start` with an initial simplex of side `opts.rhobeg / 5`, stopping when
+/// the simplex's values agree to `SD_TOL` (relative); `lower` only records the bounds in the
+/// summary.
 pub fn minimize<O: Objective>(
     obj: &mut O,
     start: &[f64],
@@ -49,13 +51,19 @@ pub fn minimize<O: Objective>(
         v[i] += step;
         simplex.push(v);
     }
+    let f0 = obj.eval(start);
+    let scale = if f0.is_finite() {
+        f0.abs().max(1.0)
+    } else {
+        1.0
+    };
     let solver = NelderMead::new(simplex)
-        .with_sd_tolerance(opts.rhoend * opts.rhoend)
+        .with_sd_tolerance(SD_TOL * scale)
         .map_err(|e| MixedError::Optimizer(format!("Nelder-Mead could not start: {e}")))?;
+    let count = Cell::new(1);
     let problem = Problem {
         obj: RefCell::new(obj),
-        count: RefCell::new(0),
-        interrupted: RefCell::new(false),
+        count: &count,
     };
     let maxfun = opts.maxfun as u64;
     let result = Executor::new(problem, solver)
@@ -85,12 +93,7 @@ pub fn minimize<O: Objective>(
         Some(other) => (2, format!("Nelder-Mead stopped: {}", other.text())),
         None => (2, "Nelder-Mead stopped".to_string()),
     };
-    let feval = result
-        .state()
-        .get_func_counts()
-        .get("cost_count")
-        .copied()
-        .unwrap_or(0) as usize;
+    let feval = count.get();
     Ok(OptSummary {
         start: start.to_vec(),
         lower: lower.to_vec(),
@@ -101,4 +104,31 @@ pub fn minimize<O: Objective>(
         message,
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quadratic;
+    impl Objective for Quadratic {
+        fn eval(&mut self, x: &[f64]) -> f64 {
+            (x[0] - 1.0).powi(2) + 10.0 * (x[1] + 0.5).powi(2)
+        }
+    }
+
+    #[test]
+    fn finds_the_minimum_of_a_quadratic() {
+        let s = minimize(
+            &mut Quadratic,
+            &[0.0, 0.0],
+            &[f64::NEG_INFINITY; 2],
+            &OptimOptions::default(),
+        )
+        .expect("nm");
+        eprintln!("{s:?}");
+        assert_eq!(s.code, 0, "{}", s.message);
+        assert!((s.theta[0] - 1.0).abs() < 1e-4 && (s.theta[1] + 0.5).abs() < 1e-4);
+        assert!(s.feval > 10);
+    }
 }

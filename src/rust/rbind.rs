@@ -264,7 +264,8 @@ fn glmm_fit_to_list(fit: &GlmmFit) -> Robj {
         stage1 = stage(&fit.stage1),
         stage2 = stage(&fit.stage2),
         messages = fit.messages.clone(),
-        pirls_failures = fit.pirls_failures as i32
+        pirls_failures = fit.pirls_failures as i32,
+        pirls_iterations = fit.pirls_iterations as i32
     )
     .into()
 }

@@ -52,7 +52,7 @@ impl DenseTrailing {
         let m = self.m;
         for j in 0..m {
             let col = self.s.col_as_slice_mut(j);
-            col[j..].fill(0.0);
+            col.fill(0.0);
             col[j] = 1.0;
         }
     }

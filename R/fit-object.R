@@ -1,0 +1,71 @@
+# The parts of a fitted-model object that linear and generalized linear mixed
+# models share: the call and the data as the model saw them, the estimates in
+# lme4's layout, and the optimizer's record.
+
+# Common elements of "lmm" and "glmm" objects from the model inputs (see
+# lmm_inputs()) and the Rust engine's result.
+fit_parts <- function(mc, inputs, raw) {
+  X <- inputs$X
+  n <- nrow(X)
+  reterms <- inputs$reterms
+  theta <- stats::setNames(raw$theta, theta_names(reterms))
+  b <- lapply(seq_along(reterms), function(i) {
+    t <- reterms[[i]]
+    matrix(raw$b[[i]], nrow = nlevels(t$factor), byrow = TRUE,
+           dimnames = list(levels(t$factor), t$cnms))
+  })
+  names(b) <- vapply(reterms, `[[`, "", "group")
+  list(
+    call = mc,
+    formula = inputs$formula,
+    frame = inputs$frame,
+    X = X,
+    y = inputs$y,
+    weights = if (is.null(inputs$weights)) rep(1, n) else inputs$weights,
+    offset = if (is.null(inputs$offset)) rep(0, n) else inputs$offset,
+    has_weights = !is.null(mc$weights),
+    has_offset = !is.null(inputs$offset),
+    reterms = reterms,
+    flist = inputs$flist,
+    theta = theta,
+    lower = stats::setNames(theta_lower(reterms), names(theta)),
+    beta = stats::setNames(raw$beta, colnames(X)),
+    b = b,
+    u = raw$u,
+    na.action = inputs$na.action
+  )
+}
+
+# The p x p (R_X'R_X)^-1 from the engine, with X's column names.
+unscaled_vcov <- function(values, X) {
+  p <- ncol(X)
+  matrix(values, p, p, dimnames = list(colnames(X), colnames(X)))
+}
+
+# lme4's optinfo from the engine's stage summaries (a list of one or two):
+# evaluations summed, the last stage's code and message, the derivatives at
+# the optimum and the convergence messages (singular fit first).
+optimizer_record <- function(optimizer, stages, pars, gradient, hessian,
+                             grad_messages, singular) {
+  stages <- Filter(Negate(is.null), stages)
+  last <- stages[[length(stages)]]
+  k <- length(gradient)
+  messages <- c(if (isTRUE(singular)) "boundary (singular) fit: see help('isSingular')",
+                grad_messages)
+  list(
+    optimizer = optimizer,
+    feval = sum(vapply(stages, function(s) as.integer(s$feval), 1L)),
+    feval_stages = vapply(stages, function(s) as.integer(s$feval), 1L),
+    conv = list(opt = last$code, lme4 = list(messages = messages)),
+    message = last$message,
+    warnings = list(),
+    derivs = if (k) {
+      list(gradient = gradient,
+           Hessian = if (length(hessian)) matrix(hessian, k, k) else NULL)
+    },
+    val = unname(pars),
+    start = stages[[1L]]$start,
+    singular = isTRUE(singular),
+    grad_messages = as.character(grad_messages)
+  )
+}

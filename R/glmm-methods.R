@@ -1,0 +1,431 @@
+# Extractor methods for fitted generalized linear mixed models (class
+# "glmm", from glmm(); the object contract is described in R/glmm.R).
+#
+# Methods whose logic is the same as for "lmm" fits are thin wrappers around
+# the shared mer_*() helpers of R/methods.R (and share the lmm methods' help
+# pages); the ones below that differ follow lme4's methods for "glmerMod"
+# objects: the response-scale fitted values, the four kinds of GLM
+# residuals, the deviance as the sum of squared deviance residuals, the
+# log-likelihood -dev/2 of the Laplace or quadrature criterion, and the
+# choice between Hessian- and R_X-based covariance of the fixed effects.
+# Like the lmm methods, none of them calls back into the Rust engine.
+
+# ---------------------------------------------------------------------------
+# Shared with "lmm": fixed and random effects, groups, model structure.
+
+#' @rdname fixef.lmm
+#' @method fixef glmm
+#' @export
+fixef.glmm <- function(object, add.dropped = FALSE, ...) {
+  mer_fixef(object, add.dropped)
+}
+
+#' @rdname ranef.lmm
+#' @method ranef glmm
+#' @export
+ranef.glmm <- function(object, condVar = FALSE, drop = FALSE, whichel = NULL, ...) {
+  if (...length() > 0L) {
+    warning("additional arguments to ranef.glmm ignored: ",
+            paste(names(list(...)), collapse = ", "), call. = FALSE)
+  }
+  mer_ranef(object, condVar, drop, whichel, class = c("ranef.glmm", "ranef.lmm"))
+}
+
+#' @rdname coef.lmm
+#' @method coef glmm
+#' @export
+coef.glmm <- function(object, ...) {
+  if (...length() > 0L) {
+    warning("arguments named ", paste(sQuote(names(list(...))), collapse = ", "),
+            " ignored", call. = FALSE)
+  }
+  mer_coef(object, class = c("coef.glmm", "coef.lmm"))
+}
+
+#' @rdname ngrps
+#' @method ngrps glmm
+#' @export
+ngrps.glmm <- function(object, ...) mer_ngrps(object)
+
+#' @rdname isSingular
+#' @method isSingular glmm
+#' @export
+isSingular.glmm <- function(x, tol = 1e-4, ...) mer_is_singular(x, tol)
+
+#' @rdname nobs.lmm
+#' @method nobs glmm
+#' @export
+nobs.glmm <- function(object, ...) mer_nobs(object)
+
+#' @rdname df.residual.lmm
+#' @method df.residual glmm
+#' @export
+df.residual.glmm <- function(object, ...) mer_df_residual(object)
+
+#' @rdname formula.lmm
+#' @method formula glmm
+#' @export
+formula.glmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
+  if (missing(fixed.only) && random.only) fixed.only <- FALSE
+  mer_formula(x, fixed.only, random.only)
+}
+
+#' @rdname model.matrix.lmm
+#' @method model.matrix glmm
+#' @export
+model.matrix.glmm <- function(object, type = c("fixed", "random"), ...) {
+  mer_model_matrix(object, match.arg(type))
+}
+
+#' @rdname model.frame.lmm
+#' @method model.frame glmm
+#' @export
+model.frame.glmm <- function(formula, fixed.only = FALSE, ...) {
+  mer_model_frame(formula, fixed.only, extra = character())
+}
+
+#' @rdname getCall.lmm
+#' @method getCall glmm
+#' @export
+getCall.glmm <- function(x, ...) x$call
+
+#' @rdname sigma.lmm
+#' @method sigma glmm
+#' @export
+sigma.glmm <- function(object, ...) object$sigma
+
+# ---------------------------------------------------------------------------
+# Family, fitted values, predictions, residuals, weights.
+
+#' Family of a generalized linear mixed model
+#'
+#' @param object A fitted model of class `"glmm"`.
+#' @param ... Ignored.
+#' @return The [stats::family()] object the model was fitted with (e.g.
+#'   `binomial(link = "logit")`), with its link function, inverse link,
+#'   variance function and deviance residuals.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   family(fit)
+#' }
+#' @importFrom stats family
+#' @method family glmm
+#' @export
+family.glmm <- function(object, ...) object$family
+
+#' Fitted values of a generalized linear mixed model
+#'
+#' The conditional means on the response scale, `mu = linkinv(eta)`, where
+#' the linear predictor `eta` includes the fixed effects, the conditional
+#' modes of the random effects and any offset (lme4's `fitted()` for
+#' `glmer()` fits). For binomial models with a two-column or proportion
+#' response these are fitted probabilities.
+#'
+#' @param object A fitted model of class `"glmm"`.
+#' @param ... Ignored.
+#' @return A numeric vector named by the row names of the model frame,
+#'   padded with `NA` for omitted rows when `na.action = na.exclude` was
+#'   used.
+#' @seealso [predict.glmm()] for the linear predictor.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   head(fitted(fit))
+#' }
+#' @method fitted glmm
+#' @export
+fitted.glmm <- function(object, ...) {
+  mer_per_obs(object, object$mu, pad = "predict")
+}
+
+#' Predictions of a generalized linear mixed model
+#'
+#' Predictions for the data the model was fitted to, conditional on the
+#' estimated random effects, as lme4's `predict()` without `newdata`: the
+#' linear predictor (including any offset) or the conditional means.
+#' Predictions for new data and for other random-effects formulas
+#' (`newdata`, `re.form`) are not supported yet.
+#'
+#' @param object A fitted model of class `"glmm"`.
+#' @param newdata,re.form Not supported yet: must be `NULL`.
+#' @param type `"link"` (default: the linear predictor `eta`) or
+#'   `"response"` (the conditional means, as [fitted.glmm()]).
+#' @param ... Ignored, with a warning.
+#' @return A numeric vector named by the row names of the model frame,
+#'   padded with `NA` for omitted rows when `na.action = na.exclude` was
+#'   used.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   head(predict(fit))
+#'   head(predict(fit, type = "response"))
+#' }
+#' @importFrom stats predict
+#' @method predict glmm
+#' @export
+predict.glmm <- function(object, newdata = NULL, re.form = NULL,
+                         type = c("link", "response"), ...) {
+  if (!is.null(newdata) || !is.null(re.form)) {
+    given <- c("newdata", "re.form")[c(!is.null(newdata), !is.null(re.form))]
+    stop("predict(): ", paste(sQuote(given, FALSE), collapse = " and "),
+         " not supported yet for glmm fits; predict(fit) and ",
+         "predict(fit, type = \"response\") give predictions for the fitted data",
+         call. = FALSE)
+  }
+  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  type <- match.arg(type)
+  pred <- switch(type, link = object$eta, response = object$mu)
+  mer_per_obs(object, pred, pad = "predict")
+}
+
+#' Residuals of a generalized linear mixed model
+#'
+#' The residuals of lme4's `residuals()` for `glmer()` fits, computed from
+#' the response `y` (proportions for binomial models), the fitted means `mu`,
+#' the linear predictor `eta` and the prior weights `w` with the family's
+#' functions:
+#' * `"deviance"` (default): `sign(y - mu) * sqrt(dev.resids(y, mu, w))`;
+#' * `"pearson"`: `(y - mu) * sqrt(w / variance(mu))`;
+#' * `"working"`: `(y - mu) / mu.eta(eta)`;
+#' * `"response"`: `y - mu`.
+#'
+#' `"partial"` residuals are not available.
+#'
+#' @param object A fitted model of class `"glmm"`.
+#' @param type Type of residuals, see Description.
+#' @param scaled Logical: divide by `sigma(object)` (1 for the binomial and
+#'   Poisson families)?
+#' @param ... Ignored.
+#' @return A numeric vector named by the row names of the model frame,
+#'   padded with `NA` for omitted rows when `na.action = na.exclude` was
+#'   used.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   head(residuals(fit))
+#'   head(residuals(fit, type = "pearson"))
+#' }
+#' @method residuals glmm
+#' @export
+residuals.glmm <- function(object,
+                           type = c("deviance", "pearson", "working", "response", "partial"),
+                           scaled = FALSE, ...) {
+  type <- match.arg(type)
+  r <- glmm_residuals(object, type)
+  if (scaled) r <- r / object$sigma
+  mer_per_obs(object, r, pad = "resid")
+}
+
+# Unnamed, unpadded residuals of one type (see residuals.glmm()).
+glmm_residuals <- function(object, type) {
+  y <- as.vector(object$y)
+  mu <- as.vector(object$mu)
+  wt <- as.vector(object$weights)
+  fam <- object$family
+  switch(type,
+         deviance = {
+           d <- sqrt(pmax(fam$dev.resids(y, mu, wt), 0))
+           ifelse(y > mu, d, -d)
+         },
+         pearson = (y - mu) * sqrt(wt / fam$variance(mu)),
+         working = (y - mu) / fam$mu.eta(as.vector(object$eta)),
+         response = y - mu,
+         partial = stop("partial residuals are not implemented yet", call. = FALSE))
+}
+
+#' Prior and working weights of a generalized linear mixed model
+#'
+#' @param object A fitted model of class `"glmm"`.
+#' @param type `"prior"` (default): the prior weights as glm's `initialize`
+#'   sets them (the number of trials for a two-column binomial response,
+#'   times any weights given); `"working"`: the weights of the final
+#'   penalized iteratively reweighted least squares step,
+#'   `prior * mu.eta(eta)^2 / variance(mu)`.
+#' @param ... Ignored.
+#' @return A numeric vector, one weight per observation used in the fit.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   head(weights(fit))
+#'   head(weights(fit, type = "working"))
+#' }
+#' @method weights glmm
+#' @export
+weights.glmm <- function(object, type = c("prior", "working"), ...) {
+  type <- match.arg(type)
+  prior <- as.vector(object$weights)
+  if (type == "prior") return(prior)
+  fam <- object$family
+  prior * fam$mu.eta(as.vector(object$eta))^2 / fam$variance(as.vector(object$mu))
+}
+
+# ---------------------------------------------------------------------------
+# Covariance of the fixed effects, likelihood and deviance.
+
+#' Covariance matrix of the fixed-effects estimates of a GLMM
+#'
+#' As lme4's `vcov()` for `glmer()` fits. By default (when the fit computed
+#' the finite-difference Hessian of the deviance over `(theta, beta)`, i.e.
+#' for `nAGQ >= 1`), the covariance is twice the fixed-effects block of the
+#' inverse Hessian; when that matrix is not positive definite a warning says
+#' so and the covariance from the Cholesky factor `R_X` at the estimates,
+#' `sigma^2 (R_X' R_X)^-1`, is returned instead. With `use.hessian = FALSE`
+#' the `R_X`-based matrix is returned, with a warning when it differs from
+#' the Hessian-based one by more than 1e-4 relatively. Fits by `nAGQ = 0`
+#' have no Hessian and always use `R_X`.
+#'
+#' @param object A fitted model of class `"glmm"`.
+#' @param correlation Logical: attach the correlation matrix as attribute
+#'   `"correlation"`?
+#' @param use.hessian `NULL` (default: use the Hessian when available),
+#'   `TRUE` (use it; an error when the fit has none) or `FALSE` (use `R_X`).
+#' @param ... Ignored.
+#' @return A p x p matrix with the names of the fixed effects as dimnames.
+#'   lme4 returns the same numbers as a `Matrix` package object; this is a
+#'   base matrix.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   vcov(fit)
+#'   sqrt(diag(vcov(fit)))
+#' }
+#' @importFrom stats vcov
+#' @method vcov glmm
+#' @export
+vcov.glmm <- function(object, correlation = FALSE, use.hessian = NULL, ...) {
+  hess <- glmm_hessian_info(object)
+  if (is.null(use.hessian)) use.hessian <- hess$available
+  if (!is.logical(use.hessian) || length(use.hessian) != 1L || is.na(use.hessian)) {
+    stop("'use.hessian' must be NULL, TRUE or FALSE", call. = FALSE)
+  }
+  if (use.hessian && !hess$available) {
+    stop("'use.hessian' = TRUE specified, but the Hessian is unavailable ",
+         "(the fit did not compute derivatives, e.g. nAGQ = 0)", call. = FALSE)
+  }
+  v <- glmm_vcov_rx(object)
+  hess_ok <- hess$available && !hess$bad
+  if (!use.hessian && hess_ok && any(abs(v - hess$V) > 1e-4 * abs(hess$V))) {
+    warning("variance-covariance matrix computed from finite-difference Hessian\n",
+            "and from RX differ by >1e-04: consider 'use.hessian=TRUE'", call. = FALSE)
+  }
+  if (use.hessian) {
+    if (hess_ok) {
+      v <- hess$V
+    } else {
+      warning("variance-covariance matrix computed from finite-difference Hessian is\n",
+              "not positive definite or contains NA values: falling back to ",
+              "var-cov estimated from RX", call. = FALSE)
+    }
+  }
+  v <- check_covariance(v)
+  nms <- colnames(object$X)
+  dimnames(v) <- list(nms, nms)
+  if (correlation) attr(v, "correlation") <- stats::cov2cor(v)
+  v
+}
+
+# R_X-based covariance of the fixed effects (sigma^2 (R_X'R_X)^-1).
+glmm_vcov_rx <- function(object) {
+  v <- object$vcov_rx
+  if (is.null(v)) v <- object$vcov
+  as.matrix(v)
+}
+
+# The Hessian-based covariance of the fixed effects, from the Hessian of the
+# deviance over c(theta, beta) stored by the fit: twice the beta block of its
+# inverse. `available` is FALSE when the fit has no such Hessian; `bad` is
+# TRUE when it cannot be inverted or the result is not positive definite.
+glmm_hessian_info <- function(object) {
+  H <- object$optinfo$derivs$Hessian
+  nth <- length(object$theta)
+  p <- length(object$beta)
+  if (is.null(H) || NROW(H) <= nth || NROW(H) != nth + p) {
+    return(list(available = FALSE, bad = TRUE, V = NULL))
+  }
+  inv <- tryCatch(solve(as.matrix(H)), error = function(e) NULL)
+  beta_idx <- nth + seq_len(p)
+  V <- if (is.null(inv)) {
+    matrix(NA_real_, p, p)
+  } else {
+    inv[beta_idx, beta_idx, drop = FALSE] + t(inv[beta_idx, beta_idx, drop = FALSE])
+  }
+  bad <- anyNA(V) ||
+    min(eigen(V, symmetric = TRUE, only.values = TRUE)$values) <= 0
+  list(available = TRUE, bad = bad, V = V)
+}
+
+# A covariance matrix that is not symmetric positive definite becomes an NA
+# matrix with a warning, as lme4's vcov() does.
+check_covariance <- function(v) {
+  if (length(v) == 0L) return(v)
+  ok <- !anyNA(v) && isSymmetric(unname(v), tol = 1e-8) &&
+    !inherits(tryCatch(chol(v), error = function(e) e), "error")
+  if (ok) return(v)
+  warning("Computed variance-covariance matrix problem: not a positive definite ",
+          "symmetric matrix;\nreturning NA matrix", call. = FALSE)
+  matrix(NA_real_, nrow(v), ncol(v))
+}
+
+#' Log-likelihood of a generalized linear mixed model
+#'
+#' Minus half the optimized criterion: the Laplace approximation (`nAGQ = 1`
+#' or `0`) or the adaptive Gauss-Hermite approximation (`nAGQ > 1`) of the
+#' deviance, as lme4's `logLik()` for `glmer()` fits.
+#'
+#' @param object A fitted model of class `"glmm"`.
+#' @param REML Must be `NULL` or `FALSE`: there is no restricted likelihood
+#'   for GLMMs.
+#' @param ... Ignored.
+#' @return An object of class `"logLik"` with attributes `df` (number of
+#'   fixed effects + number of covariance parameters + 1 for families with a
+#'   scale parameter) and `nobs`; [AIC()] and [BIC()] use it.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   logLik(fit)
+#'   AIC(fit)
+#'   BIC(fit)
+#' }
+#' @importFrom stats logLik
+#' @method logLik glmm
+#' @export
+logLik.glmm <- function(object, REML = NULL, ...) {
+  if (isTRUE(REML)) {
+    stop("can't compute the REML criterion of a generalized linear mixed model",
+         call. = FALSE)
+  }
+  mer_loglik(object, -unname(object$devcomp$cmp[["dev"]]) / 2)
+}
+
+#' Deviance of a generalized linear mixed model
+#'
+#' As lme4's `deviance()` for `glmer()` fits: the sum of the squared
+#' deviance residuals (the conditional deviance given the random effects'
+#' conditional modes). This is not minus twice the log-likelihood; that
+#' number is the `deviance` column of the summary's criterion table and
+#' `-2 * logLik(fit)`.
+#'
+#' @param object A fitted model of class `"glmm"`.
+#' @param ... Ignored.
+#' @return A number.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = lme4::cbpp)
+#'   deviance(fit)
+#'   -2 * as.numeric(logLik(fit))
+#' }
+#' @importFrom stats deviance
+#' @method deviance glmm
+#' @export
+deviance.glmm <- function(object, ...) {
+  sum(glmm_residuals(object, "deviance")^2)
+}

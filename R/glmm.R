@@ -1,0 +1,167 @@
+#' Fit a generalized linear mixed model
+#'
+#' Fits a generalized linear mixed model with the formula syntax and the
+#' estimation method of `lme4::glmer()`: the conditional modes of the random
+#' effects are found by penalized iteratively reweighted least squares (with
+#' step halving) on the Rust core's blocked Cholesky factor, the likelihood is
+#' approximated by the Laplace method or, for one scalar random-effects term,
+#' by adaptive Gauss-Hermite quadrature, and the parameters are optimized in
+#' glmer's two stages (first the covariance parameters with the fixed effects
+#' inside PIRLS, then all parameters jointly).
+#'
+#' @inheritParams lmm
+#' @param family A family object, family function or family name:
+#'   `binomial` (links logit, probit, cloglog, cauchit, log), `poisson` (log,
+#'   sqrt, identity), `Gamma` (inverse, log, identity), `inverse.gaussian`
+#'   (1/mu^2, log, inverse) or `gaussian` with a log or inverse link. A
+#'   binomial response may be 0/1, logical, a two-level factor,
+#'   `cbind(successes, failures)`, or proportions with the number of trials as
+#'   `weights`.
+#' @param nAGQ Integer: `1` for the Laplace approximation (default), `0` to
+#'   optimize the covariance parameters only, with the fixed effects estimated
+#'   inside PIRLS (faster, less exact), or `2` to `25` quadrature points of
+#'   adaptive Gauss-Hermite quadrature (only for a model with a single scalar
+#'   random-effects term).
+#' @param control Settings from [glmmControl()].
+#' @param start Optional starting values: a numeric vector of covariance
+#'   parameters `theta`, or `list(theta = , fixef = )`.
+#' @return An object of class `"glmm"`: as an `"lmm"` object, with the family,
+#'   `nAGQ`, the linear predictor `eta` and fitted means `mu`. Use the methods
+#'   (`summary()`, [fixef()], [ranef()], [VarCorr()], `predict()`,
+#'   `residuals()`, ...) to read it.
+#' @seealso [glmmControl()], [lmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   data("cbpp", package = "lme4")
+#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'               family = binomial, data = cbpp)
+#'   summary(fit)
+#'   fit5 <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = cbpp, nAGQ = 5)
+#'   logLik(fit5)
+#' }
+#' @export
+glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
+                 offset, subset, na.action, control = glmmControl(),
+                 start = NULL, verbose = FALSE) {
+  mc <- match.call()
+  family <- resolve_family(family, parent.frame())
+  nAGQ <- check_nagq(nAGQ)
+  if (!inherits(control, "glmmControl")) {
+    stop("'control' must be built by glmmControl(), not a ",
+         class(control)[1L], call. = FALSE)
+  }
+  verbose <- check_verbose(verbose)
+  inputs <- lmm_inputs(mc, parent.frame(), control, family = family)
+  # As glmer (unlike lmer): the call carries the formula itself, `||` kept.
+  mc$formula <- inputs$formula
+  if (nAGQ > 1L && (length(inputs$reterms) != 1L || ncol(inputs$reterms[[1L]]$Z) != 1L)) {
+    stop("nAGQ = ", nAGQ, " (adaptive Gauss-Hermite quadrature) needs a model ",
+         "with a single scalar random-effects term such as (1 | group); this ",
+         "model has ", describe_terms(inputs$reterms), ". Use nAGQ = 1 (Laplace) ",
+         "or nAGQ = 0", call. = FALSE)
+  }
+  start <- check_glmm_start(start, inputs, nAGQ)
+  X <- inputs$X
+  storage.mode(X) <- "double"
+  raw <- glmm_fit_rs(as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
+                     if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
+                     engine_terms(inputs), family$family, family$link,
+                     as.double(inputs$n_trials), as.double(inputs$etastart),
+                     nAGQ, start$theta, start$fixef, unclass(control), verbose)
+  fit <- glmm_object(mc, inputs, raw, family, nAGQ, control)
+  report_convergence(fit$optinfo, control)
+  fit
+}
+
+check_nagq <- function(nAGQ) {
+  if (!is.numeric(nAGQ) || length(nAGQ) != 1L || is.na(nAGQ) ||
+      nAGQ != round(nAGQ) || nAGQ < 0 || nAGQ > 25) {
+    stop("'nAGQ' must be a whole number from 0 to 25 (0: fast approximation, ",
+         "1: Laplace, > 1: adaptive Gauss-Hermite quadrature), not ",
+         deparse1(nAGQ), call. = FALSE)
+  }
+  as.integer(nAGQ)
+}
+
+describe_terms <- function(reterms) {
+  paste0(length(reterms), " term", if (length(reterms) != 1L) "s",
+         " (", paste0("(", vapply(reterms, `[[`, "", "term"), ")", collapse = ", "),
+         ")")
+}
+
+# start = theta vector, or list(theta =, fixef =) as glmer takes it.
+check_glmm_start <- function(start, inputs, nAGQ) {
+  if (is.null(start)) return(list(theta = NULL, fixef = NULL))
+  if (!is.list(start)) start <- list(theta = start)
+  extra <- setdiff(names(start), c("theta", "fixef"))
+  if (length(extra) > 0L || is.null(names(start))) {
+    stop("'start' must be a theta vector or a list with elements 'theta' ",
+         "and/or 'fixef'; not supported: ", paste(extra, collapse = ", "),
+         call. = FALSE)
+  }
+  theta <- if (is.null(start$theta)) NULL else check_start(start$theta, inputs$reterms)
+  fixef <- start$fixef
+  if (!is.null(fixef)) {
+    if (nAGQ == 0L) {
+      stop("'start' cannot give 'fixef' with nAGQ = 0 (the fixed effects ",
+           "are estimated inside PIRLS there)", call. = FALSE)
+    }
+    p <- ncol(inputs$X)
+    if (!is.numeric(fixef) || length(fixef) != p || any(!is.finite(fixef))) {
+      stop("'start$fixef' must be a finite numeric vector of length ", p,
+           " (one value per column of the fixed-effects matrix: ",
+           paste(colnames(inputs$X), collapse = ", "), ")", call. = FALSE)
+    }
+    fixef <- as.double(fixef)
+  }
+  list(theta = theta, fixef = fixef)
+}
+
+# Assembles the "glmm" object from the model inputs and the engine's result.
+glmm_object <- function(mc, inputs, raw, family, nAGQ, control) {
+  parts <- fit_parts(mc, inputs, raw)
+  X <- inputs$X
+  n <- nrow(X)
+  p <- ncol(X)
+  nth <- length(parts$theta)
+  obs_names <- rownames(inputs$frame)
+  use_sc <- !family$family %in% c("binomial", "poisson")
+  pwrss <- raw$wrss + raw$ussq
+  sigma <- if (use_sc) sqrt(pwrss / n) else 1
+  vcov_rx <- sigma^2 * unscaled_vcov(raw$vcov_unscaled, X)
+  cmp <- c(ldL2 = raw$ldL2, ldRX2 = raw$ldRX2, wrss = raw$wrss,
+           ussq = raw$ussq, pwrss = pwrss, drsum = raw$drsum, REML = NA,
+           dev = raw$deviance, sigmaML = if (use_sc) sigma else NA,
+           sigmaREML = NA, tolPwrss = control$tolPwrss)
+  dims <- c(N = n, n = n, p = p, nmp = n - p, q = length(raw$u), nth = nth,
+            nAGQ = nAGQ, compDev = 1L, useSc = as.integer(use_sc),
+            reTrms = length(inputs$reterms), spFe = 0L, REML = 0L, GLMM = 1L,
+            NLMM = 0L)
+  singular <- any(raw$theta[theta_lower(inputs$reterms) == 0] < 1e-4)
+  specific <- list(
+    family = family,
+    nAGQ = nAGQ,
+    n_trials = inputs$n_trials,
+    eta = stats::setNames(raw$eta, obs_names),
+    mu = stats::setNames(raw$mu, obs_names),
+    sigma = sigma,
+    vcov_rx = vcov_rx,
+    devcomp = list(cmp = cmp, dims = dims),
+    optinfo = c(optimizer_record(control$optimizer[seq_len(1L + (nAGQ > 0L))],
+                                 list(raw$stage1, raw$stage2),
+                                 c(raw$theta, raw$beta), raw$gradient,
+                                 raw$hessian, raw$messages, singular),
+                list(pirls_failures = raw$pirls_failures,
+                     pirls_iterations = raw$pirls_iterations))
+  )
+  fit <- structure(c(parts, specific), class = "glmm")
+  # lme4's default: from the finite-difference Hessian when it is usable.
+  hess <- glmm_hessian_info(fit)
+  fit$vcov <- if (hess$available && !hess$bad) {
+    structure(hess$V, dimnames = dimnames(vcov_rx))
+  } else {
+    vcov_rx
+  }
+  fit
+}
