@@ -30,6 +30,7 @@
 #'   (`summary()`, [fixef()], [ranef()], [VarCorr()], `predict()`,
 #'   `residuals()`, ...) to read it.
 #' @seealso [glmmControl()], [lmm()].
+#' @importFrom stats binomial
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   data("cbpp", package = "lme4")
