@@ -262,18 +262,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     }
 
     fn set_theta(&mut self, theta: &[f64]) -> Result<()> {
-        if theta.len() != self.re.n_theta() {
-            return invalid(format!(
-                "theta has length {}, the model has {} covariance parameters",
-                theta.len(),
-                self.re.n_theta()
-            ));
-        }
-        if let Some(i) = theta.iter().position(|v| !v.is_finite()) {
-            return invalid(format!("theta[{}] is not finite", i + 1));
-        }
-        self.re.fill_lambda(theta, &mut self.lambda);
-        Ok(())
+        self.re.set_lambda(theta, &mut self.lambda)
     }
 
     /// η and μ from the current (β, u); false if some μ or η is invalid for the family.
@@ -335,20 +324,23 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         }
     }
 
+    /// Refills the joint cross-products (`F = [X, z]`) with the working values and refactors.
+    fn refactor_joint(&mut self) -> Result<()> {
+        self.joint_cp.fill(
+            &self.spec,
+            &self.re,
+            self.spec.x,
+            &self.work_z,
+            Some(&self.work_w),
+        );
+        self.joint_chol.update(&self.joint_cp, &self.lambda)
+    }
+
     /// Refills the cross-products for the current working values and refactors. For `UOnly` the
     /// response column is `z − Xβ`.
     fn refactor(&mut self, mode: Mode) -> Result<()> {
         match mode {
-            Mode::Joint => {
-                self.joint_cp.fill(
-                    &self.spec,
-                    &self.re,
-                    self.spec.x,
-                    &self.work_z,
-                    Some(&self.work_w),
-                );
-                self.joint_chol.update(&self.joint_cp, &self.lambda)
-            }
+            Mode::Joint => self.refactor_joint(),
             Mode::UOnly => {
                 // Response column r = z − Xβ (kept apart from z, which Joint needs intact).
                 let n = self.spec.n;
@@ -475,14 +467,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         self.working_values();
         self.refactor(Mode::UOnly)?;
         if mode == Mode::Joint {
-            self.joint_cp.fill(
-                &self.spec,
-                &self.re,
-                self.spec.x,
-                &self.work_z,
-                Some(&self.work_w),
-            );
-            self.joint_chol.update(&self.joint_cp, &self.lambda)?;
+            self.refactor_joint()?;
         }
         Ok(pdev)
     }
@@ -804,14 +789,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     fn finish(&mut self, theta: Vec<f64>, out: &mut GlmmFit) -> Result<()> {
         let n = self.spec.n;
         self.working_values();
-        self.joint_cp.fill(
-            &self.spec,
-            &self.re,
-            self.spec.x,
-            &self.work_z,
-            Some(&self.work_w),
-        );
-        self.joint_chol.update(&self.joint_cp, &self.lambda)?;
+        self.refactor_joint()?;
         let u_blocks = linpred::split_blocks(&self.re, &self.joint_cp.layout, &self.u1, &self.u2);
         let b_blocks = linpred::block_effects(&self.re, &self.lambda, &u_blocks);
         out.u = linpred::term_values(&self.spec, &self.re, &u_blocks).concat();

@@ -115,17 +115,7 @@ impl<'a> LinearMixedModel<'a> {
 
     /// Refactors the penalized system at θ.
     pub fn set_theta(&mut self, theta: &[f64]) -> Result<()> {
-        if theta.len() != self.re.n_theta() {
-            return invalid(format!(
-                "theta has length {}, the model has {} covariance parameters",
-                theta.len(),
-                self.re.n_theta()
-            ));
-        }
-        if let Some(i) = theta.iter().position(|v| !v.is_finite()) {
-            return invalid(format!("theta[{}] is not finite", i + 1));
-        }
-        self.re.fill_lambda(theta, &mut self.lambda);
+        self.re.set_lambda(theta, &mut self.lambda)?;
         self.chol.update(&self.cp, &self.lambda)
     }
 

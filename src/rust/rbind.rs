@@ -115,6 +115,21 @@ fn fit_to_list(fit: &LmmFit) -> Robj {
     .into()
 }
 
+/// The optimizer's progress callback: with `verbose > 0` it prints each evaluation as lme4's
+/// `verbose` does (the criterion and the parameters, labelled `label`).
+fn progress_printer(verbose: i32, label: &'static str) -> impl FnMut(usize, &[f64], f64) -> Stop {
+    move |count: usize, pars: &[f64], value: f64| {
+        if verbose > 0 {
+            let shown: Vec<String> = pars.iter().map(|v| format!("{v:.6}")).collect();
+            rprintln!(
+                "iteration: {count}\n\tf(x) = {value:.6}\n\t{label} = {}",
+                shown.join(" ")
+            );
+        }
+        Stop::Continue
+    }
+}
+
 /// R objects behind a `ModelSpec`, kept alive while the spec borrows their memory.
 struct RInputs {
     y: Robj,
@@ -202,16 +217,7 @@ fn lmm_fit_rs(
     };
     let mut model =
         LinearMixedModel::new(inputs.spec()?, reml, faer::Par::rayon(0)).map_err(err)?;
-    let mut progress = |count: usize, theta: &[f64], value: f64| {
-        if verbose > 0 {
-            let th: Vec<String> = theta.iter().map(|v| format!("{v:.6}")).collect();
-            rprintln!(
-                "iteration: {count}\n\tf(x) = {value:.6}\n\ttheta = {}",
-                th.join(" ")
-            );
-        }
-        Stop::Continue
-    };
+    let mut progress = progress_printer(verbose, "theta");
     let fit = model
         .fit(start_v.as_deref(), &opts, &mut progress)
         .map_err(err)?;
@@ -339,16 +345,7 @@ fn glmm_fit_rs(
         faer::Par::rayon(0),
     )
     .map_err(err)?;
-    let mut progress = |count: usize, pars: &[f64], value: f64| {
-        if verbose > 0 {
-            let th: Vec<String> = pars.iter().map(|v| format!("{v:.6}")).collect();
-            rprintln!(
-                "iteration: {count}\n\tf(x) = {value:.6}\n\tpars = {}",
-                th.join(" ")
-            );
-        }
-        Stop::Continue
-    };
+    let mut progress = progress_printer(verbose, "pars");
     let fit = model
         .fit(&opts, start_theta, start_beta, &mut progress)
         .map_err(err)?;

@@ -12,6 +12,7 @@
 //!
 //! Blocks are ordered by number of levels, largest first: the first ("leading") block's
 //! cross-product is block diagonal, which the blocked Cholesky exploits.
+use crate::error::{invalid, Result};
 use crate::spec::ModelSpec;
 
 /// One grouping factor with all its columns.
@@ -139,6 +140,23 @@ impl ReStructure {
             .iter()
             .map(|p| if p.row == p.col { 1.0 } else { 0.0 })
             .collect()
+    }
+
+    /// Checks θ (length and finiteness) and writes each block's `T_b` from it (see
+    /// [`ReStructure::fill_lambda`]).
+    pub fn set_lambda(&self, theta: &[f64], lambda: &mut [Vec<f64>]) -> Result<()> {
+        if theta.len() != self.n_theta() {
+            return invalid(format!(
+                "theta has length {}, the model has {} covariance parameters",
+                theta.len(),
+                self.n_theta()
+            ));
+        }
+        if let Some(i) = theta.iter().position(|v| !v.is_finite()) {
+            return invalid(format!("theta[{}] is not finite", i + 1));
+        }
+        self.fill_lambda(theta, lambda);
+        Ok(())
     }
 
     /// Writes each block's `T_b` (column-major `q_b × q_b`, zero above the diagonal and outside
