@@ -69,3 +69,23 @@ optimizer_record <- function(optimizer, stages, pars, gradient, hessian,
     grad_messages = as.character(grad_messages)
   )
 }
+
+# The arguments the Rust engine takes (response, X, p, prior weights, offset,
+# random-effects terms), rebuilt from a fitted "lmm" or "glmm" object so that
+# methods can call the engine again (conditional variances, profiles, degrees
+# of freedom, bootstrap refits). Weights and offset are NULL when the fit had
+# none (lmm) so the engine sees exactly what it saw when fitting.
+fit_engine_inputs <- function(fit) {
+  X <- fit$X
+  storage.mode(X) <- "double"
+  inputs <- list(reterms = fit$reterms, flist = fit$flist)
+  glmm_fit <- inherits(fit, "glmm")
+  list(
+    y = as.double(fit$y),
+    X = X,
+    p = ncol(X),
+    weights = if (glmm_fit || isTRUE(fit$has_weights)) as.double(fit$weights),
+    offset = if (isTRUE(fit$has_offset)) as.double(fit$offset),
+    terms = engine_terms(inputs)
+  )
+}

@@ -23,3 +23,9 @@ pub mod trailing_sparse;
 
 #[cfg(feature = "r")]
 mod rbind;
+#[cfg(feature = "r")]
+mod rbind_condvar;
+#[cfg(feature = "r")]
+mod rbind_ddf;
+#[cfg(feature = "r")]
+mod rbind_resample;

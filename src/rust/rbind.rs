@@ -9,19 +9,20 @@ use crate::glmm::{
 use crate::lmm::{LinearMixedModel, LmmFit};
 use crate::optim::{OptSummary, OptimOptions, Stop};
 use crate::spec::{ModelSpec, RandomTerm};
+use crate::{rbind_condvar, rbind_ddf, rbind_resample};
 use extendr_api::prelude::*;
 
-type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
-fn err(e: MixedError) -> Error {
+pub(crate) fn err(e: MixedError) -> Error {
     Error::Other(e.to_string())
 }
 
-fn other(msg: impl Into<String>) -> Error {
+pub(crate) fn other(msg: impl Into<String>) -> Error {
     Error::Other(msg.into())
 }
 
-fn field(list: &Robj, name: &str) -> Result<Robj> {
+pub(crate) fn field(list: &Robj, name: &str) -> Result<Robj> {
     let value = list
         .dollar(name)
         .map_err(|_| other(format!("internal: missing element '{name}'")))?;
@@ -31,12 +32,12 @@ fn field(list: &Robj, name: &str) -> Result<Robj> {
     Ok(value)
 }
 
-fn doubles<'a>(x: &'a Robj, what: &str) -> Result<&'a [f64]> {
+pub(crate) fn doubles<'a>(x: &'a Robj, what: &str) -> Result<&'a [f64]> {
     x.as_real_slice()
         .ok_or_else(|| other(format!("internal: '{what}' must be a double vector")))
 }
 
-fn optional_doubles<'a>(x: &'a Robj, what: &str) -> Result<Option<&'a [f64]>> {
+pub(crate) fn optional_doubles<'a>(x: &'a Robj, what: &str) -> Result<Option<&'a [f64]>> {
     if x.is_null() {
         Ok(None)
     } else {
@@ -44,12 +45,12 @@ fn optional_doubles<'a>(x: &'a Robj, what: &str) -> Result<Option<&'a [f64]>> {
     }
 }
 
-fn integers<'a>(x: &'a Robj, what: &str) -> Result<&'a [i32]> {
+pub(crate) fn integers<'a>(x: &'a Robj, what: &str) -> Result<&'a [i32]> {
     x.as_integer_slice()
         .ok_or_else(|| other(format!("internal: '{what}' must be an integer vector")))
 }
 
-fn count(x: &Robj, what: &str) -> Result<usize> {
+pub(crate) fn count(x: &Robj, what: &str) -> Result<usize> {
     match x.as_integer().or_else(|| x.as_real().map(|v| v as i32)) {
         Some(v) if v >= 0 => Ok(v as usize),
         _ => Err(other(format!(
@@ -58,12 +59,12 @@ fn count(x: &Robj, what: &str) -> Result<usize> {
     }
 }
 
-fn real(x: &Robj, what: &str) -> Result<f64> {
+pub(crate) fn real(x: &Robj, what: &str) -> Result<f64> {
     x.as_real()
         .ok_or_else(|| other(format!("internal: '{what}' must be a number")))
 }
 
-fn optim_options(control: &Robj) -> Result<OptimOptions> {
+pub(crate) fn optim_options(control: &Robj) -> Result<OptimOptions> {
     Ok(OptimOptions {
         rhobeg: real(&field(control, "rhobeg")?, "rhobeg")?,
         rhoend: real(&field(control, "rhoend")?, "rhoend")?,
@@ -75,7 +76,7 @@ fn optim_options(control: &Robj) -> Result<OptimOptions> {
     })
 }
 
-fn summary_to_list(opt: &OptSummary) -> Robj {
+pub(crate) fn summary_to_list(opt: &OptSummary) -> Robj {
     list!(
         start = opt.start.clone(),
         theta = opt.theta.clone(),
@@ -117,7 +118,10 @@ fn fit_to_list(fit: &LmmFit) -> Robj {
 
 /// The optimizer's progress callback: with `verbose > 0` it prints each evaluation as lme4's
 /// `verbose` does (the criterion and the parameters, labelled `label`).
-fn progress_printer(verbose: i32, label: &'static str) -> impl FnMut(usize, &[f64], f64) -> Stop {
+pub(crate) fn progress_printer(
+    verbose: i32,
+    label: &'static str,
+) -> impl FnMut(usize, &[f64], f64) -> Stop {
     move |count: usize, pars: &[f64], value: f64| {
         if verbose > 0 {
             let shown: Vec<String> = pars.iter().map(|v| format!("{v:.6}")).collect();
@@ -131,7 +135,7 @@ fn progress_printer(verbose: i32, label: &'static str) -> impl FnMut(usize, &[f6
 }
 
 /// R objects behind a `ModelSpec`, kept alive while the spec borrows their memory.
-struct RInputs {
+pub(crate) struct RInputs {
     y: Robj,
     x: Robj,
     p: usize,
@@ -144,7 +148,14 @@ struct RInputs {
 impl RInputs {
     /// `terms` is a list of lists with elements `codes` (1-based factor codes), `n_levels`,
     /// `z` (double `n × q`), `q` and `factor_id`.
-    fn new(y: Robj, x: Robj, p: i32, weights: Robj, offset: Robj, terms: Robj) -> Result<Self> {
+    pub(crate) fn new(
+        y: Robj,
+        x: Robj,
+        p: i32,
+        weights: Robj,
+        offset: Robj,
+        terms: Robj,
+    ) -> Result<Self> {
         let list = List::try_from(&terms).map_err(|_| other("internal: 'terms' must be a list"))?;
         let mut parts = Vec::with_capacity(list.len());
         for t in list.values() {
@@ -166,7 +177,7 @@ impl RInputs {
         })
     }
 
-    fn spec(&self) -> Result<ModelSpec<'_>> {
+    pub(crate) fn spec(&self) -> Result<ModelSpec<'_>> {
         let mut re_terms = Vec::with_capacity(self.terms.len());
         for (codes, n_levels, z, q, factor_id) in &self.terms {
             re_terms.push(
@@ -284,7 +295,7 @@ fn stage_optimizer(name: &str) -> Result<StageOptimizer> {
     }
 }
 
-fn glmm_options(control: &Robj, n_agq: usize) -> Result<GlmmOptions> {
+pub(crate) fn glmm_options(control: &Robj, n_agq: usize) -> Result<GlmmOptions> {
     let optimizers = field(control, "optimizer")?;
     let names: Vec<String> = optimizers
         .as_str_vector()
@@ -360,6 +371,9 @@ pub extern "C" fn mixedrs_quiet_panics() {
 
 extendr_module! {
     mod mixedrs;
+    use rbind_condvar;
+    use rbind_ddf;
+    use rbind_resample;
     fn lmm_fit_rs;
     fn lmm_deviance_rs;
     fn glmm_fit_rs;
