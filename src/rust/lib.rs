@@ -5,7 +5,10 @@
 //! θ layout) → [`blocks::CrossProducts`] (formed once) → [`chol::BlockedCholesky`] (per θ) →
 //! [`lmm::LinearMixedModel`] (profiled deviance) → [`optim`] (BOBYQA and convergence checks).
 pub mod blocks;
+pub mod bootstrap;
 pub mod chol;
+pub mod condvar;
+pub mod ddf;
 pub mod error;
 pub mod family;
 pub mod glmm;
@@ -13,6 +16,7 @@ pub mod linpred;
 pub mod lmm;
 pub mod nelder_mead;
 pub mod optim;
+pub mod profile;
 pub mod quadrature;
 pub mod small;
 pub mod spec;

@@ -142,7 +142,7 @@ pub(crate) struct RInputs {
     weights: Robj,
     offset: Robj,
     /// `(codes, n_levels, z, q, factor_id)` per term.
-    terms: Vec<(Robj, usize, Robj, usize, usize)>,
+    pub(crate) terms: Vec<(Robj, usize, Robj, usize, usize)>,
 }
 
 impl RInputs {

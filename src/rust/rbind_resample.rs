@@ -1,6 +1,252 @@
 //! R binding of likelihood profiles and parametric-bootstrap refits (`confint()`, `bootmm()`).
+use crate::bootstrap::{self, GlmmSetup, LmmReplicate};
+use crate::family::Family;
+use crate::glmm::GlmmFit;
+use crate::optim::OptSummary;
+use crate::profile::{self, IntervalMethod, LmmProfiler, ProfileOptions};
+use crate::rbind::{
+    doubles, err, glmm_options, optim_options, optional_doubles, other, summary_to_list, RInputs,
+    Result,
+};
 use extendr_api::prelude::*;
+
+fn thread_count(threads: i32) -> Result<usize> {
+    usize::try_from(threads).map_err(|_| other("'threads' must be a non-negative whole number"))
+}
+
+/// Profiles the ML deviance of a linear mixed model over the parameters `which` (1-based
+/// indices into sd/cor, σ, β) from θ `theta` (the fit's estimates; the model is refitted by ML
+/// from there). Returns the ML optimum and, per parameter, the points (ζ and all parameters).
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn lmm_profile_rs(
+    y: Robj,
+    x: Robj,
+    p: i32,
+    weights: Robj,
+    offset: Robj,
+    terms: Robj,
+    theta: Robj,
+    which: Robj,
+    threads: i32,
+) -> Result<Robj> {
+    let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
+    let start = optional_doubles(&theta, "theta")?;
+    let profiler =
+        LmmProfiler::new(inputs.spec()?, start, ProfileOptions::default()).map_err(err)?;
+    let npar = profiler.n_par();
+    let which: Vec<usize> = doubles(&which, "which")?
+        .iter()
+        .map(|&w| {
+            if w >= 1.0 && w <= npar as f64 && w == w.trunc() {
+                Ok(w as usize - 1)
+            } else {
+                Err(other(format!("parameter index {w} is outside 1..{npar}")))
+            }
+        })
+        .collect::<Result<_>>()?;
+    let traces = profiler
+        .profile_many(&which, thread_count(threads)?)
+        .map_err(err)?;
+    let traces = List::from_values(traces.iter().map(|t| {
+        let zeta: Vec<f64> = t.points.iter().map(|pt| pt.zeta).collect();
+        // Points by row: npts × npar, row-major flattened.
+        let pars: Vec<f64> = t
+            .points
+            .iter()
+            .flat_map(|pt| pt.pars.iter().copied())
+            .collect();
+        Robj::from(list!(
+            index = (t.index + 1) as i32,
+            zeta = zeta,
+            pars = pars,
+            warnings = t.warnings.clone()
+        ))
+    }));
+    Ok(list!(
+        optimum = profiler.optimum.clone(),
+        theta = profiler.theta.clone(),
+        base = profiler.base,
+        cutoff = profiler.cutoff(),
+        lower = profiler.lower().to_vec(),
+        upper = profiler.upper().to_vec(),
+        stderr = profiler.stderr.clone(),
+        traces = traces
+    )
+    .into())
+}
+
+/// Where the profile `zeta(par)` crosses each of `targets` (NA where it does not reach one),
+/// and how that was read (`"spline"`, `"linear"`, `"failed"`).
+/// @noRd
+#[extendr]
+fn profile_interval_rs(par: Robj, zeta: Robj, targets: Robj) -> Result<Robj> {
+    let par = doubles(&par, "par")?;
+    let zeta = doubles(&zeta, "zeta")?;
+    let targets = doubles(&targets, "targets")?;
+    if par.len() != zeta.len() {
+        return Err(other("internal: 'par' and 'zeta' differ in length"));
+    }
+    let (values, how) = profile::profile_interval(par, zeta, targets);
+    let values: Vec<Option<f64>> = values
+        .into_iter()
+        .map(|v| if v.is_nan() { None } else { Some(v) })
+        .collect();
+    let method = match how {
+        IntervalMethod::Spline => "spline",
+        IntervalMethod::Linear => "linear",
+        IntervalMethod::Failed => "failed",
+    };
+    Ok(list!(values = values, method = method).into())
+}
+
+fn lmm_replicate_to_list(r: &LmmReplicate) -> Robj {
+    let b = List::from_values(r.b.iter().map(|v| Robj::from(v.clone())));
+    list!(
+        theta = r.theta.clone(),
+        beta = r.beta.clone(),
+        u = r.u.clone(),
+        b = b,
+        sigma = r.sigma,
+        ldL2 = r.ldl2,
+        ldRX2 = r.ldrx2,
+        wrss = r.wrss,
+        ussq = r.ussq,
+        pwrss = r.pwrss,
+        objective = r.objective,
+        deviance_ml = r.deviance_ml,
+        reml_crit = r.reml_crit,
+        vcov_unscaled = r.vcov_unscaled.clone(),
+        optinfo = summary_to_list(&r.opt)
+    )
+    .into()
+}
+
+fn glmm_replicate_to_list(fit: &GlmmFit) -> Robj {
+    let b = List::from_values(fit.b.iter().map(|v| Robj::from(v.clone())));
+    let stage = |s: &Option<OptSummary>| s.as_ref().map_or_else(|| Robj::from(()), summary_to_list);
+    list!(
+        theta = fit.theta.clone(),
+        beta = fit.beta.clone(),
+        u = fit.u.clone(),
+        b = b,
+        ldL2 = fit.ldl2,
+        ldRX2 = fit.ldrx2,
+        ussq = fit.ussq,
+        wrss = fit.wrss,
+        drsum = fit.drsum,
+        deviance = fit.deviance,
+        vcov_unscaled = fit.vcov_unscaled.clone(),
+        gradient = fit.gradient.clone(),
+        hessian = fit.hessian.clone(),
+        stage1 = stage(&fit.stage1),
+        stage2 = stage(&fit.stage2),
+        messages = fit.messages.clone(),
+        pirls_failures = fit.pirls_failures as i32,
+        pirls_iterations = fit.pirls_iterations as i32
+    )
+    .into()
+}
+
+fn failed(e: &crate::error::MixedError) -> Robj {
+    list!(error = e.to_string()).into()
+}
+
+/// Refits a linear mixed model to each column of `responses` (n × nsim) from θ `start`, with
+/// the settings of `control` (an `lmmControl`), on `threads` threads (0: all cores). Returns
+/// one list per replicate (as `lmm_fit_rs` returns, without fitted values), or
+/// `list(error = message)` for a replicate that failed.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn lmm_bootstrap_rs(
+    y: Robj,
+    x: Robj,
+    p: i32,
+    weights: Robj,
+    offset: Robj,
+    terms: Robj,
+    reml: bool,
+    responses: Robj,
+    start: Robj,
+    control: Robj,
+    threads: i32,
+) -> Result<Robj> {
+    let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
+    let spec = inputs.spec()?;
+    let opts = optim_options(&control)?;
+    let reps = bootstrap::bootstrap_lmm(
+        &spec,
+        reml,
+        doubles(&responses, "responses")?,
+        doubles(&start, "start")?,
+        &opts,
+        thread_count(threads)?,
+    )
+    .map_err(err)?;
+    Ok(List::from_values(reps.iter().map(|r| match r {
+        Ok(rep) => lmm_replicate_to_list(rep),
+        Err(e) => failed(e),
+    }))
+    .into())
+}
+
+/// Refits a GLMM to each column of `responses` (the response as fitted: proportions for
+/// binomial models) from `(start_theta, start_beta)`; other arguments as `glmm_fit_rs`, with
+/// `eta_start` the fit's linear predictor. One list per replicate, as `lmm_bootstrap_rs`.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_bootstrap_rs(
+    y: Robj,
+    x: Robj,
+    p: i32,
+    weights: Robj,
+    offset: Robj,
+    terms: Robj,
+    family: &str,
+    link: &str,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    responses: Robj,
+    start_theta: Robj,
+    start_beta: Robj,
+    control: Robj,
+    threads: i32,
+) -> Result<Robj> {
+    let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
+    let spec = inputs.spec()?;
+    let fam = Family::new(family, link).map_err(err)?;
+    let n_agq = usize::try_from(n_agq).map_err(|_| other("internal: nAGQ must be >= 0"))?;
+    let opts = glmm_options(&control, n_agq)?;
+    let setup = GlmmSetup {
+        spec: &spec,
+        family: fam,
+        n_trials: doubles(&n_trials, "n_trials")?,
+        eta_start: doubles(&eta_start, "eta_start")?,
+    };
+    let reps = bootstrap::bootstrap_glmm(
+        setup,
+        doubles(&responses, "responses")?,
+        doubles(&start_theta, "start_theta")?,
+        doubles(&start_beta, "start_beta")?,
+        &opts,
+        thread_count(threads)?,
+    )
+    .map_err(err)?;
+    Ok(List::from_values(reps.iter().map(|r| match r {
+        Ok(fit) => glmm_replicate_to_list(fit),
+        Err(e) => failed(e),
+    }))
+    .into())
+}
 
 extendr_module! {
     mod rbind_resample;
+    fn lmm_profile_rs;
+    fn profile_interval_rs;
+    fn lmm_bootstrap_rs;
+    fn glmm_bootstrap_rs;
 }

@@ -1,0 +1,267 @@
+//! Parametric-bootstrap refits: the model refitted to many simulated responses, in parallel.
+//!
+//! The caller simulates the responses (R does, with R's random numbers, so results follow
+//! `set.seed` and do not depend on the number of threads) and hands them over as an `n × nsim`
+//! column-major matrix. Each replicate is an independent, fresh optimization started from the
+//! original estimates:
+//!
+//! * linear mixed models reuse the sparsity pattern of the cross-products, which depends only on
+//!   the grouping factors: each worker clones it once and refills the values for each response
+//!   (one pass over the observations), then optimizes the profiled criterion as the fit does;
+//! * generalized linear mixed models are refitted with glmer's two stages.
+//!
+//! Replicates run on a rayon pool of the requested size; each uses sequential linear algebra,
+//! so a replicate's result is the same whichever thread computes it. A replicate that fails is
+//! reported as an error in its slot and the others go on (lme4's `bootMer` records such a
+//! replicate as `NA`).
+use crate::blocks::CrossProducts;
+use crate::error::{invalid, MixedError, Result};
+use crate::family::Family;
+use crate::glmm::{GeneralizedLinearMixedModel, GlmmFit, GlmmOptions};
+use crate::linpred;
+use crate::optim::{OptSummary, OptimOptions, Stop};
+use crate::profile::Pls;
+use crate::spec::ModelSpec;
+use crate::terms::ReStructure;
+use faer::Par;
+use rayon::prelude::*;
+
+/// The estimates of one refitted linear mixed model (the fields of `LmmFit` without the fitted
+/// values, which the caller recomputes when it needs them).
+#[derive(Debug, Clone)]
+pub struct LmmReplicate {
+    /// Covariance parameters.
+    pub theta: Vec<f64>,
+    /// Fixed effects.
+    pub beta: Vec<f64>,
+    /// Spherical random effects, terms in input order, level-major.
+    pub u: Vec<f64>,
+    /// Conditional modes per term, level-major.
+    pub b: Vec<Vec<f64>>,
+    /// Residual standard deviation (REML or ML as fitted).
+    pub sigma: f64,
+    /// `log|L_Z|²`.
+    pub ldl2: f64,
+    /// `log|R_X|²`.
+    pub ldrx2: f64,
+    /// Weighted residual sum of squares.
+    pub wrss: f64,
+    /// `‖u‖²`.
+    pub ussq: f64,
+    /// Penalized weighted residual sum of squares.
+    pub pwrss: f64,
+    /// The criterion that was minimized.
+    pub objective: f64,
+    /// ML deviance at these estimates.
+    pub deviance_ml: f64,
+    /// REML criterion at these estimates.
+    pub reml_crit: f64,
+    /// `(R_X R_X')⁻¹`, `p × p` column-major.
+    pub vcov_unscaled: Vec<f64>,
+    /// Optimizer record.
+    pub opt: OptSummary,
+}
+
+fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| MixedError::InvalidInput(format!("could not start threads: {e}")))
+}
+
+fn check_responses(spec: &ModelSpec<'_>, responses: &[f64]) -> Result<usize> {
+    let n = spec.n;
+    if responses.is_empty() || !responses.len().is_multiple_of(n) {
+        return invalid(format!(
+            "the simulated responses have {} values, not a multiple of the {n} observations",
+            responses.len()
+        ));
+    }
+    Ok(responses.len() / n)
+}
+
+/// Refits the linear mixed model `spec` (REML or ML) to each column of `responses`
+/// (`n × nsim`, column-major, offset included as in `spec.y`), starting from `start`, on
+/// `threads` threads (0: rayon's default).
+pub fn bootstrap_lmm(
+    spec: &ModelSpec<'_>,
+    reml: bool,
+    responses: &[f64],
+    start: &[f64],
+    opts: &OptimOptions,
+    threads: usize,
+) -> Result<Vec<Result<LmmReplicate>>> {
+    let nsim = check_responses(spec, responses)?;
+    let re = ReStructure::new(spec);
+    if start.len() != re.n_theta() {
+        return invalid(format!(
+            "'start' has length {}, the model has {} covariance parameters",
+            start.len(),
+            re.n_theta()
+        ));
+    }
+    if reml && spec.n <= spec.p {
+        return invalid("REML needs more observations than fixed effects");
+    }
+    let pattern = CrossProducts::pattern(spec, &re, spec.p)?;
+    let log_w = spec.log_weight_sum();
+    let n = spec.n;
+    let pool = thread_pool(threads)?;
+    let out = pool.install(|| {
+        (0..nsim)
+            .into_par_iter()
+            .map_init(
+                || None::<Pls>,
+                |state, k| {
+                    let y = &responses[k * n..(k + 1) * n];
+                    if state.is_none() {
+                        *state = Some(Pls::new(re.clone(), pattern.clone(), n, log_w, Par::Seq)?);
+                    }
+                    match state.as_mut() {
+                        Some(pls) => refit_lmm(pls, spec, y, reml, start, opts),
+                        None => invalid("internal: no workspace"),
+                    }
+                },
+            )
+            .collect()
+    });
+    Ok(out)
+}
+
+fn refit_lmm(
+    pls: &mut Pls,
+    spec: &ModelSpec<'_>,
+    y: &[f64],
+    reml: bool,
+    start: &[f64],
+    opts: &OptimOptions,
+) -> Result<LmmReplicate> {
+    let n = spec.n;
+    let p = spec.p;
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return invalid(format!("simulated response {} is not finite", i + 1));
+    }
+    let response: Vec<f64> = (0..n)
+        .map(|i| y[i] - spec.offset.map_or(0.0, |o| o[i]))
+        .collect();
+    let re = pls.re.clone();
+    pls.cp.fill(spec, &re, spec.x, &response, spec.weights);
+    let opt = pls.optimize(start, reml, opts)?;
+    pls.set_theta(&opt.theta)?;
+    let (beta, u1, u2) = pls.chol.solve(&pls.cp);
+    let u_blocks = linpred::split_blocks(&re, &pls.cp.layout, &u1, &u2);
+    let b_blocks = linpred::block_effects(&re, pls.lambda(), &u_blocks);
+    let u = linpred::term_values(spec, &re, &u_blocks).concat();
+    let b = linpred::term_values(spec, &re, &b_blocks);
+    let mut fitted = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+    linpred::add_xb(spec.x, n, &beta, &mut fitted);
+    linpred::add_zb(spec, &re, &b_blocks, &mut fitted);
+    let wrss: f64 = (0..n)
+        .map(|i| {
+            let r = y[i] - fitted[i];
+            spec.weight(i) * r * r
+        })
+        .sum();
+    let ussq: f64 = u.iter().map(|v| v * v).sum();
+    let pwrss = pls.pwrss();
+    let denom = if reml { (n - p) as f64 } else { n as f64 };
+    Ok(LmmReplicate {
+        theta: opt.theta.clone(),
+        beta,
+        u,
+        b,
+        sigma: (pwrss / denom).sqrt(),
+        ldl2: pls.ldl2(),
+        ldrx2: pls.ldrx2(),
+        wrss,
+        ussq,
+        pwrss,
+        objective: pls.criterion(reml),
+        deviance_ml: pls.criterion(false),
+        reml_crit: pls.criterion(true),
+        vcov_unscaled: pls.chol.vcov_unscaled(&pls.cp),
+        opt,
+    })
+}
+
+/// The GLMM's data and family that every replicate shares.
+#[derive(Debug, Clone, Copy)]
+pub struct GlmmSetup<'s, 'a> {
+    /// The model's data (`y` is replaced by each simulated response).
+    pub spec: &'s ModelSpec<'a>,
+    /// Distribution and link.
+    pub family: Family,
+    /// R's binomial `n` (ones otherwise).
+    pub n_trials: &'s [f64],
+    /// Linear predictor each refit's PIRLS starts from (the original fit's).
+    pub eta_start: &'s [f64],
+}
+
+/// Refits the GLMM to each column of `responses` (the response as the engine fits it:
+/// proportions for binomial models) from the estimates `(start_theta, start_beta)` with the
+/// fit's settings, on `threads` threads. The linear predictor and means are left empty in the
+/// results (the caller recomputes them when needed).
+pub fn bootstrap_glmm(
+    setup: GlmmSetup<'_, '_>,
+    responses: &[f64],
+    start_theta: &[f64],
+    start_beta: &[f64],
+    opts: &GlmmOptions,
+    threads: usize,
+) -> Result<Vec<Result<GlmmFit>>> {
+    let spec = setup.spec;
+    let nsim = check_responses(spec, responses)?;
+    let n = spec.n;
+    if setup.n_trials.len() != n || setup.eta_start.len() != n {
+        return invalid("n_trials and eta_start must have one value per observation");
+    }
+    if start_beta.len() != spec.p {
+        return invalid(format!(
+            "'start_beta' has length {}, the model has {} fixed effects",
+            start_beta.len(),
+            spec.p
+        ));
+    }
+    let pool = thread_pool(threads)?;
+    let out = pool.install(|| {
+        (0..nsim)
+            .into_par_iter()
+            .map(|k| {
+                let y = &responses[k * n..(k + 1) * n];
+                refit_glmm(setup, y, start_theta, start_beta, opts)
+            })
+            .collect()
+    });
+    Ok(out)
+}
+
+fn refit_glmm(
+    setup: GlmmSetup<'_, '_>,
+    y: &[f64],
+    start_theta: &[f64],
+    start_beta: &[f64],
+    opts: &GlmmOptions,
+) -> Result<GlmmFit> {
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return invalid(format!("simulated response {} is not finite", i + 1));
+    }
+    let mut spec = setup.spec.clone();
+    spec.y = y;
+    let mut model = GeneralizedLinearMixedModel::new(
+        spec,
+        setup.family,
+        setup.n_trials.to_vec(),
+        setup.eta_start.to_vec(),
+        opts.pirls,
+        Par::Seq,
+    )?;
+    let beta = if opts.n_agq > 0 {
+        Some(start_beta)
+    } else {
+        None
+    };
+    let mut fit = model.fit(opts, Some(start_theta), beta, &mut |_, _, _| Stop::Continue)?;
+    fit.eta = Vec::new();
+    fit.mu = Vec::new();
+    Ok(fit)
+}

@@ -1,0 +1,505 @@
+//! Denominator degrees of freedom for tests of the fixed effects of a linear mixed model.
+//!
+//! **Satterthwaite** (as lmerTest computes it). With variance parameters `ψ = (θ, σ)`, the
+//! covariance of β is `C(ψ) = σ² (R_X R_X')⁻¹(θ)` and the (RE)ML deviance with σ not profiled is
+//!
+//! ```text
+//!   d(θ, σ) = a(θ) + r²(θ)/σ² + c log(2πσ²),   a = log|L_Z|² (+ log|R_X|²),  c = n (or n − p)
+//! ```
+//!
+//! For a contrast `l`, `df = 2 (l'Cl)² / (g' A g)` with `g_k = l' (∂C/∂ψ_k) l` and
+//! `A = 2 H⁻¹` the asymptotic covariance of ψ (`H` the Hessian of `d` at the estimates, inverted
+//! on its positive eigenvalues as lmerTest does). Derivatives in θ are Richardson-extrapolated
+//! central differences of `a`, `r²` and `(R_X R_X')⁻¹` (one factorization per point); those in σ
+//! are analytic. The contrasts themselves are formed by the caller.
+//!
+//! **Kenward–Roger** (as pbkrtest computes it). With `V = Σ_r γ_r G_r` (the variance and
+//! covariance elements of each term, `G_r = Z D_r Z'`, and σ² with `G = W⁻¹`), pbkrtest needs
+//! `P_r = −X'V⁻¹G_rV⁻¹X`, `Q_rs = X'V⁻¹G_rV⁻¹G_sV⁻¹X` and `K_rs = tr(V⁻¹G_rV⁻¹G_s)`. All are
+//! formed in the random-effects space, never with an `n × n` matrix: with `A = Z'WZ`,
+//! `B = Z'WX`, `C = Λ'AΛ + I` and `S = C⁻¹` (Woodbury),
+//!
+//! ```text
+//!   Z'V₀⁻¹Z = A − A Λ S Λ'A,          V₀⁻¹W⁻¹V₀⁻¹ = W − WZΛ(S + S²)Λ'Z'W,
+//!   V₀⁻¹W⁻¹V₀⁻¹W⁻¹V₀⁻¹ = W − WZΛ(S + S² + S³)Λ'Z'W,   tr((V₀⁻¹W⁻¹)²) = n − q + tr(S²)
+//! ```
+//!
+//! (`V = σ² V₀`), at a cost of a few dense `q × q` products.
+use crate::blocks::CrossProducts;
+use crate::error::{invalid, MixedError, Result};
+use crate::lmm::LinearMixedModel;
+use crate::terms::ReStructure;
+use faer::linalg::solvers::DenseSolveCore;
+use faer::{Mat, MatRef, Side};
+
+/// Ingredients of Satterthwaite's degrees of freedom at the estimates.
+#[derive(Debug, Clone)]
+pub struct Satterthwaite {
+    /// Number of variance parameters `k` (θ then σ).
+    pub k: usize,
+    /// `C = σ² (R_X R_X')⁻¹`, `p × p` column-major.
+    pub vcov_beta: Vec<f64>,
+    /// `∂C/∂ψ_k`, each `p × p` column-major.
+    pub jacobian: Vec<Vec<f64>>,
+    /// `A = 2 H⁺`, `k × k`.
+    pub vcov_varpar: Vec<f64>,
+    /// Eigenvalues of `H`, descending.
+    pub hessian_eigenvalues: Vec<f64>,
+}
+
+/// Values of the θ-dependent pieces at one θ: `a`, `r²` and `(R_X R_X')⁻¹`.
+fn pieces(model: &mut LinearMixedModel<'_>, theta: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
+    model.set_theta(theta)?;
+    let chol = &model.chol;
+    let cp = &model.cp;
+    let mut a = chol.logdet_l11 + chol.logdet_l22;
+    if model.reml {
+        a += chol.logdet_rx(cp);
+    }
+    let r = chol.pwrss_sqrt(cp);
+    Ok((a, r * r, chol.vcov_unscaled(cp)))
+}
+
+/// Richardson-extrapolated central differences with steps `h, h/2, h/4`: each estimate's
+/// error series is in even powers of the step, so extrapolation removes them level by level.
+fn richardson(estimates: &[f64]) -> f64 {
+    let mut row: Vec<f64> = estimates.to_vec();
+    let mut factor = 4.0;
+    for _ in 1..estimates.len() {
+        let next: Vec<f64> = row
+            .windows(2)
+            .map(|w| (factor * w[1] - w[0]) / (factor - 1.0))
+            .collect();
+        row = next;
+        factor *= 4.0;
+    }
+    row[0]
+}
+
+const LEVELS: usize = 3;
+
+fn step(x: f64) -> f64 {
+    1e-3 * x.abs().max(0.1)
+}
+
+/// Satterthwaite ingredients for `model` at (θ, σ).
+pub fn satterthwaite(
+    model: &mut LinearMixedModel<'_>,
+    theta: &[f64],
+    sigma: f64,
+) -> Result<Satterthwaite> {
+    let nth = theta.len();
+    let k = nth + 1;
+    let p = model.spec.p;
+    let n = model.spec.n as f64;
+    let c = if model.reml { n - p as f64 } else { n };
+    let s2 = sigma * sigma;
+    let (_, b0, v0) = pieces(model, theta)?;
+    let g = |model: &mut LinearMixedModel<'_>, t: &[f64]| -> Result<(f64, f64, Vec<f64>)> {
+        let (a, b, v) = pieces(model, t)?;
+        Ok((a + b / s2, b, v))
+    };
+    let g0 = {
+        let (a, b, _) = pieces(model, theta)?;
+        a + b / s2
+    };
+
+    // First derivatives of r² and of (R_X R_X')⁻¹; second derivatives of g = a + r²/σ².
+    let mut db = vec![0.0; nth];
+    let mut dv = vec![vec![0.0; p * p]; nth];
+    let mut hg = vec![0.0; nth * nth];
+    let mut t = theta.to_vec();
+    for i in 0..nth {
+        let mut est_db = Vec::with_capacity(LEVELS);
+        let mut est_dv: Vec<Vec<f64>> = Vec::with_capacity(LEVELS);
+        let mut est_h = Vec::with_capacity(LEVELS);
+        let mut h = step(theta[i]);
+        for _ in 0..LEVELS {
+            t[i] = theta[i] + h;
+            let (gp, bp, vp) = g(model, &t)?;
+            t[i] = theta[i] - h;
+            let (gm, bm, vm) = g(model, &t)?;
+            t[i] = theta[i];
+            est_db.push((bp - bm) / (2.0 * h));
+            est_dv.push(
+                vp.iter()
+                    .zip(&vm)
+                    .map(|(x, y)| (x - y) / (2.0 * h))
+                    .collect(),
+            );
+            est_h.push((gp - 2.0 * g0 + gm) / (h * h));
+            h /= 2.0;
+        }
+        db[i] = richardson(&est_db);
+        for e in 0..p * p {
+            let col: Vec<f64> = est_dv.iter().map(|v| v[e]).collect();
+            dv[i][e] = richardson(&col);
+        }
+        hg[i * nth + i] = richardson(&est_h);
+        for j in 0..i {
+            let mut est = Vec::with_capacity(LEVELS);
+            let (mut hi, mut hj) = (step(theta[i]), step(theta[j]));
+            for _ in 0..LEVELS {
+                let mut sum = 0.0;
+                for (si, sj, sign) in [
+                    (1.0, 1.0, 1.0),
+                    (1.0, -1.0, -1.0),
+                    (-1.0, 1.0, -1.0),
+                    (-1.0, -1.0, 1.0),
+                ] {
+                    t[i] = theta[i] + si * hi;
+                    t[j] = theta[j] + sj * hj;
+                    sum += sign * g(model, &t)?.0;
+                }
+                t[i] = theta[i];
+                t[j] = theta[j];
+                est.push(sum / (4.0 * hi * hj));
+                hi /= 2.0;
+                hj /= 2.0;
+            }
+            let v = richardson(&est);
+            hg[j * nth + i] = v;
+            hg[i * nth + j] = v;
+        }
+    }
+    // Leave the model at the estimates.
+    model.set_theta(theta)?;
+
+    // Full Hessian over (θ, σ): ∂²d/∂σ² = 6r²/σ⁴ − 2c/σ², ∂²d/∂θ∂σ = −2 ∂r²/∂θ / σ³.
+    let mut hess = vec![0.0; k * k];
+    for i in 0..nth {
+        for j in 0..nth {
+            hess[j * k + i] = hg[j * nth + i];
+        }
+        let cross = -2.0 * db[i] / (s2 * sigma);
+        hess[nth * k + i] = cross;
+        hess[i * k + nth] = cross;
+    }
+    hess[k * k - 1] = 6.0 * b0 / (s2 * s2) - 2.0 * c / s2;
+
+    // A = 2 H⁺ on the eigenvalues above lmerTest's tolerance.
+    let hmat = Mat::from_fn(k, k, |i, j| hess[j * k + i]);
+    let evd = hmat
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|_| MixedError::InvalidInput("Hessian eigenproblem failed".into()))?;
+    let values = evd.S().column_vector();
+    let vectors = evd.U();
+    let tol = 1e-8;
+    let mut vcov_varpar = vec![0.0; k * k];
+    for m in 0..k {
+        let lam = values[m];
+        if lam > tol {
+            for a in 0..k {
+                for b in 0..k {
+                    vcov_varpar[b * k + a] += 2.0 * vectors[(a, m)] * vectors[(b, m)] / lam;
+                }
+            }
+        }
+    }
+    let mut hessian_eigenvalues: Vec<f64> = (0..k).map(|m| values[m]).collect();
+    hessian_eigenvalues.reverse();
+
+    // ∂C/∂θ = σ² ∂V/∂θ, ∂C/∂σ = 2σ V.
+    let mut jacobian: Vec<Vec<f64>> = dv
+        .into_iter()
+        .map(|d| d.iter().map(|x| s2 * x).collect())
+        .collect();
+    jacobian.push(v0.iter().map(|x| 2.0 * sigma * x).collect());
+    Ok(Satterthwaite {
+        k,
+        vcov_beta: v0.iter().map(|x| s2 * x).collect(),
+        jacobian,
+        vcov_varpar,
+        hessian_eigenvalues,
+    })
+}
+
+/// Ingredients of the Kenward–Roger adjustment at the estimates, in pbkrtest's notation.
+#[derive(Debug, Clone)]
+pub struct KenwardRoger {
+    /// Number of variance parameters (covariance elements of each term, then σ²).
+    pub k: usize,
+    /// `Φ = σ² (X'V₀⁻¹X)⁻¹`, `p × p`.
+    pub phi: Vec<f64>,
+    /// `P_r`, each `p × p`.
+    pub p: Vec<Vec<f64>>,
+    /// `Q_rs` for `r ≤ s` in pbkrtest's order (row by row of the upper triangle), each `p × p`.
+    pub q: Vec<Vec<f64>>,
+    /// `K_rs`, `k × k`.
+    pub ktrace: Vec<f64>,
+}
+
+/// For each variance parameter of the random effects (lme4's term order, each term's covariance
+/// lower triangle column by column), the pairs of random-effects coordinates (in the blocked
+/// internal order) where its `D_r` has a one.
+fn parameter_pairs(
+    re: &ReStructure,
+    cp: &CrossProducts,
+    spec_terms: &[(usize, usize)],
+) -> Vec<Vec<(usize, usize)>> {
+    let layout = &cp.layout;
+    let lead = cp.l0 * cp.q0;
+    let coord = |block: usize, level: usize, col: usize| -> usize {
+        if block == 0 {
+            level * re.blocks[0].q + col
+        } else {
+            lead + layout.node_offset[layout.block_node_base[block] + level] + col
+        }
+    };
+    let mut out = Vec::new();
+    for (t, &(q_t, n_levels)) in spec_terms.iter().enumerate() {
+        let (block, off) = re.term_block[t];
+        for b in 0..q_t {
+            for a in b..q_t {
+                let mut pairs = Vec::with_capacity(2 * n_levels);
+                for l in 0..n_levels {
+                    let i = coord(block, l, off + a);
+                    let j = coord(block, l, off + b);
+                    pairs.push((i, j));
+                    if a != b {
+                        pairs.push((j, i));
+                    }
+                }
+                out.push(pairs);
+            }
+        }
+    }
+    out
+}
+
+/// Dense `Z'WZ` (`q × q`) and `Z'WX` (`q × p`) in the blocked internal order, and `X'WX`.
+fn dense_cross_products(cp: &CrossProducts) -> (Mat<f64>, Mat<f64>, Mat<f64>) {
+    let layout = &cp.layout;
+    let (q0, l0, p) = (cp.q0, cp.l0, cp.p);
+    let pf = p + 1;
+    let lead = l0 * q0;
+    let q = lead + layout.m;
+    let mut a = Mat::<f64>::zeros(q, q);
+    for j in 0..l0 {
+        for c in 0..q0 {
+            for r in 0..q0 {
+                a[(j * q0 + r, j * q0 + c)] = cp.a11[j * q0 * q0 + c * q0 + r];
+            }
+        }
+        for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
+            let node = cp.a21_node[e] as usize;
+            let qr = layout.node_q(node);
+            let off = lead + layout.node_offset[node];
+            let vals = &cp.a21_vals[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+            for c in 0..q0 {
+                for r in 0..qr {
+                    a[(off + r, j * q0 + c)] = vals[c * qr + r];
+                    a[(j * q0 + c, off + r)] = vals[c * qr + r];
+                }
+            }
+        }
+    }
+    for t in 0..layout.n_nodes() {
+        let qt = layout.node_q(t);
+        let off = lead + layout.node_offset[t];
+        let vals = &cp.a22_diag[cp.a22_diag_off[t]..cp.a22_diag_off[t + 1]];
+        for c in 0..qt {
+            for r in 0..qt {
+                a[(off + r, off + c)] = vals[c * qt + r];
+            }
+        }
+    }
+    for (e, &(rn, cn)) in cp.a22_pairs.iter().enumerate() {
+        let (rn, cn) = (rn as usize, cn as usize);
+        let (qr, qc) = (layout.node_q(rn), layout.node_q(cn));
+        let (ro, co) = (lead + layout.node_offset[rn], lead + layout.node_offset[cn]);
+        let vals = &cp.a22_pair_vals[cp.a22_pair_off[e]..cp.a22_pair_off[e + 1]];
+        for c in 0..qc {
+            for r in 0..qr {
+                a[(ro + r, co + c)] = vals[c * qr + r];
+                a[(co + c, ro + r)] = vals[c * qr + r];
+            }
+        }
+    }
+    let mut b = Mat::<f64>::zeros(q, p);
+    for col in 0..lead {
+        for f in 0..p {
+            b[(col, f)] = cp.af1[col * pf + f];
+        }
+    }
+    for col in 0..layout.m {
+        for f in 0..p {
+            b[(lead + col, f)] = cp.af2[col * pf + f];
+        }
+    }
+    let xw = Mat::from_fn(p, p, |i, j| cp.aff[j * pf + i]);
+    (a, b, xw)
+}
+
+/// Dense block-diagonal `Λ` (`q × q`) in the blocked internal order.
+fn dense_lambda(re: &ReStructure, cp: &CrossProducts, lambda: &[Vec<f64>]) -> Mat<f64> {
+    let layout = &cp.layout;
+    let lead = cp.l0 * cp.q0;
+    let q = lead + layout.m;
+    let mut out = Mat::<f64>::zeros(q, q);
+    for (bk, block) in re.blocks.iter().enumerate() {
+        let qb = block.q;
+        for l in 0..block.n_levels {
+            let base = if bk == 0 {
+                l * qb
+            } else {
+                lead + layout.node_offset[layout.block_node_base[bk] + l]
+            };
+            for c in 0..qb {
+                for r in c..qb {
+                    out[(base + r, base + c)] = lambda[bk][c * qb + r];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `M' D M₂` for `M` (`q × a`), `M₂` (`q × b`) and `D` given by its unit pairs.
+fn sandwich(m: MatRef<'_, f64>, pairs: &[(usize, usize)], m2: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::<f64>::zeros(m.ncols(), m2.ncols());
+    for &(i, j) in pairs {
+        for c in 0..m2.ncols() {
+            let v = m2[(j, c)];
+            if v == 0.0 {
+                continue;
+            }
+            for r in 0..m.ncols() {
+                out[(r, c)] += m[(i, r)] * v;
+            }
+        }
+    }
+    out
+}
+
+/// `D M` for `D` given by its unit pairs (`q × q`) and `M` (`q × a`).
+fn select_rows(pairs: &[(usize, usize)], m: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::<f64>::zeros(m.nrows(), m.ncols());
+    for &(i, j) in pairs {
+        for c in 0..m.ncols() {
+            out[(i, c)] += m[(j, c)];
+        }
+    }
+    out
+}
+
+fn to_vec(m: &Mat<f64>) -> Vec<f64> {
+    let mut v = Vec::with_capacity(m.nrows() * m.ncols());
+    for j in 0..m.ncols() {
+        for i in 0..m.nrows() {
+            v.push(m[(i, j)]);
+        }
+    }
+    v
+}
+
+/// Kenward–Roger ingredients for a REML `model` at (θ, σ). `terms` gives `(q_t, n_levels)` of
+/// each input term (lme4's order).
+pub fn kenward_roger(
+    model: &mut LinearMixedModel<'_>,
+    theta: &[f64],
+    sigma: f64,
+    terms: &[(usize, usize)],
+) -> Result<KenwardRoger> {
+    if !model.reml {
+        return invalid("Kenward-Roger's method is only available for REML fits");
+    }
+    model.set_theta(theta)?;
+    let n = model.spec.n as f64;
+    let re = &model.re;
+    let cp = &model.cp;
+    let mut lambda = re.lambda_buffers();
+    re.fill_lambda(theta, &mut lambda);
+    let (a, b, xw) = dense_cross_products(cp);
+    let lam = dense_lambda(re, cp, &lambda);
+    let q = a.nrows();
+    let p = b.ncols();
+    let s2 = sigma * sigma;
+
+    // C = Λ'AΛ + I and S = C⁻¹.
+    let la = lam.transpose() * &a; // Λ'A
+    let lb = lam.transpose() * &b; // Λ'B
+    let mut c = &la * &lam;
+    for i in 0..q {
+        c[(i, i)] += 1.0;
+    }
+    let llt = c
+        .llt(Side::Lower)
+        .map_err(|_| MixedError::NotPositiveDefinite {
+            stage: "Kenward-Roger: Λ'Z'WZΛ + I",
+        })?;
+    let s = llt.inverse();
+    let t_a = &s * &la; // SΛ'A
+    let t_b = &s * &lb; // SΛ'B
+    let st_b = &s * &t_b; // S²Λ'B
+    let vzz = &a - la.transpose() * &t_a;
+    let vzx = &b - la.transpose() * &t_b;
+    let vxx = &xw - lb.transpose() * &t_b;
+    let yzz = &vzz - t_a.transpose() * &t_a;
+    let yzx = &vzx - t_a.transpose() * &t_b;
+    let yxx = &vxx - t_b.transpose() * &t_b;
+    let rxx = &yxx - t_b.transpose() * &st_b; // X' V₀⁻¹W⁻¹V₀⁻¹W⁻¹V₀⁻¹ X
+    let tr_s2: f64 = (0..q)
+        .map(|i| (0..q).map(|j| s[(i, j)] * s[(i, j)]).sum::<f64>())
+        .sum();
+
+    let phi0 = vxx
+        .llt(Side::Lower)
+        .map_err(|_| MixedError::NotPositiveDefinite {
+            stage: "Kenward-Roger: X'V⁻¹X",
+        })?
+        .inverse();
+    let phi = Mat::from_fn(p, p, |i, j| s2 * phi0[(i, j)]);
+
+    let pairs = parameter_pairs(re, cp, terms);
+    let kre = pairs.len();
+    let k = kre + 1;
+    let (s4, s6) = (s2 * s2, s2 * s2 * s2);
+    // P_r and the parts needed for Q and K.
+    let mut p_list = Vec::with_capacity(k);
+    let mut dz: Vec<Mat<f64>> = Vec::with_capacity(kre); // D_r (Z'V₀⁻¹X)
+    for pr in &pairs {
+        let ar = sandwich(vzx.as_ref(), pr, vzx.as_ref());
+        p_list.push(to_vec(&Mat::from_fn(p, p, |i, j| -ar[(i, j)] / s4)));
+        dz.push(select_rows(pr, vzx.as_ref()));
+    }
+    p_list.push(to_vec(&Mat::from_fn(p, p, |i, j| -yxx[(i, j)] / s4)));
+
+    let mut q_list = Vec::with_capacity(k * (k + 1) / 2);
+    let mut ktrace = vec![0.0; k * k];
+    for r in 0..k {
+        for s_ in r..k {
+            let qm = match (r < kre, s_ < kre) {
+                (true, true) => vzx.transpose() * select_rows(&pairs[r], (&vzz * &dz[s_]).as_ref()),
+                (true, false) => {
+                    // X'V⁻¹ G_r V⁻¹ W⁻¹ V⁻¹ X = (D_r Z'V₀⁻¹X)' (Z'V₀⁻¹W⁻¹V₀⁻¹X)
+                    dz[r].transpose() * &yzx
+                }
+                (false, _) => rxx.clone(),
+            };
+            q_list.push(to_vec(&Mat::from_fn(p, p, |i, j| qm[(i, j)] / s6)));
+            let kv = match (r < kre, s_ < kre) {
+                (true, true) => {
+                    let mut sum = 0.0;
+                    for &(i, j) in &pairs[r] {
+                        for &(kk, l) in &pairs[s_] {
+                            sum += vzz[(j, kk)] * vzz[(l, i)];
+                        }
+                    }
+                    sum / s4
+                }
+                (true, false) => pairs[r].iter().map(|&(i, j)| yzz[(j, i)]).sum::<f64>() / s4,
+                (false, _) => (n - q as f64 + tr_s2) / s4,
+            };
+            ktrace[s_ * k + r] = kv;
+            ktrace[r * k + s_] = kv;
+        }
+    }
+    Ok(KenwardRoger {
+        k,
+        phi: to_vec(&phi),
+        p: p_list,
+        q: q_list,
+        ktrace,
+    })
+}
