@@ -257,6 +257,26 @@ check_positive_number <- function(value, name, caller = "lmmControl()") {
   }
 }
 
+# match.arg() for a character option whose choices are the default of the
+# calling function's formal argument, with an error that names the argument
+# and the value given (match.arg()'s names neither).
+match_choice <- function(arg) {
+  name <- deparse(substitute(arg))
+  fun <- sys.function(sys.parent())
+  choices <- eval(formals(fun)[[name]], envir = parent.frame())
+  if (identical(arg, choices)) return(choices[1L])
+  i <- if (is.character(arg) && length(arg) == 1L && !is.na(arg)) {
+    pmatch(arg, choices)
+  } else {
+    NA_integer_
+  }
+  if (is.na(i)) {
+    stop("'", name, "' must be one of ", paste(dQuote(choices, FALSE), collapse = ", "),
+         "; not ", deparse1(arg), call. = FALSE)
+  }
+  choices[i]
+}
+
 check_flag <- function(value, name, caller = NULL) {
   if (!is.logical(value) || length(value) != 1L || is.na(value)) {
     stop(if (!is.null(caller)) paste0(caller, ": "), "'", name,

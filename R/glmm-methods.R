@@ -23,7 +23,7 @@ fixef.glmm <- function(object, add.dropped = FALSE, ...) {
 #' @rdname ranef.lmm
 #' @method ranef glmm
 #' @export
-ranef.glmm <- function(object, condVar = FALSE, drop = FALSE, whichel = NULL, ...) {
+ranef.glmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
   if (...length() > 0L) {
     warning("additional arguments to ranef.glmm ignored: ",
             paste(names(list(...)), collapse = ", "), call. = FALSE)
@@ -95,7 +95,7 @@ getCall.glmm <- function(x, ...) x$call
 sigma.glmm <- function(object, ...) object$sigma
 
 # ---------------------------------------------------------------------------
-# Family, fitted values, predictions, residuals, weights.
+# Family, fitted values, residuals, weights (predict() is in R/predict.R).
 
 #' Family of a generalized linear mixed model
 #'
@@ -139,47 +139,6 @@ family.glmm <- function(object, ...) object$family
 #' @export
 fitted.glmm <- function(object, ...) {
   mer_per_obs(object, object$mu, pad = "predict")
-}
-
-#' Predictions of a generalized linear mixed model
-#'
-#' Predictions for the data the model was fitted to, conditional on the
-#' estimated random effects, as lme4's `predict()` without `newdata`: the
-#' linear predictor (including any offset) or the conditional means.
-#' Predictions for new data and for other random-effects formulas
-#' (`newdata`, `re.form`) are not supported yet.
-#'
-#' @param object A fitted model of class `"glmm"`.
-#' @param newdata,re.form Not supported yet: must be `NULL`.
-#' @param type `"link"` (default: the linear predictor `eta`) or
-#'   `"response"` (the conditional means, as [fitted.glmm()]).
-#' @param ... Ignored, with a warning.
-#' @return A numeric vector named by the row names of the model frame,
-#'   padded with `NA` for omitted rows when `na.action = na.exclude` was
-#'   used.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   head(predict(fit))
-#'   head(predict(fit, type = "response"))
-#' }
-#' @importFrom stats predict
-#' @method predict glmm
-#' @export
-predict.glmm <- function(object, newdata = NULL, re.form = NULL,
-                         type = c("link", "response"), ...) {
-  if (!is.null(newdata) || !is.null(re.form)) {
-    given <- c("newdata", "re.form")[c(!is.null(newdata), !is.null(re.form))]
-    stop("predict(): ", paste(sQuote(given, FALSE), collapse = " and "),
-         " not supported yet for glmm fits; predict(fit) and ",
-         "predict(fit, type = \"response\") give predictions for the fitted data",
-         call. = FALSE)
-  }
-  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
-  type <- match.arg(type)
-  pred <- switch(type, link = object$eta, response = object$mu)
-  mer_per_obs(object, pred, pad = "predict")
 }
 
 #' Residuals of a generalized linear mixed model

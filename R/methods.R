@@ -243,8 +243,16 @@ mer_fixef <- function(object, add.dropped = FALSE) {
 #' columns in term order.
 #'
 #' @param object A fitted model of class `"lmm"` or `"glmm"`.
-#' @param condVar Conditional variances are not available yet: must be
-#'   `FALSE`.
+#' @param condVar Logical: attach the conditional covariance matrices of the
+#'   random effects, as lme4 does (and by default, as lme4), in attribute
+#'   `"postVar"` of each data frame? For a grouping factor with one term it is a `q x q x nlevels`
+#'   array (level `j`'s matrix in `[, , j]`); for a factor shared by several
+#'   terms (e.g. `(Days || Subject)`) a list of such arrays, one per term,
+#'   named by the terms' columns. The matrices are
+#'   `sigma^2 [Lambda (Lambda'Z'WZ Lambda + I)^-1 Lambda']_jj`, at the PIRLS
+#'   weights of the conditional modes for `"glmm"` fits (sigma = 1 for the
+#'   binomial and Poisson families). With `drop = TRUE` a scalar term's array
+#'   becomes a vector.
 #' @param drop Logical: return a named vector instead of a one-column data
 #'   frame?
 #' @param whichel Names of the grouping factors to return (default: all).
@@ -264,7 +272,7 @@ mer_fixef <- function(object, add.dropped = FALSE) {
 #'   head(ranef(gfit)$herd)
 #' }
 #' @export
-ranef.lmm <- function(object, condVar = FALSE, drop = FALSE, whichel = NULL, ...) {
+ranef.lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
   if (...length() > 0L) {
     warning("additional arguments to ranef.lmm ignored: ",
             paste(names(list(...)), collapse = ", "), call. = FALSE)
@@ -275,10 +283,8 @@ ranef.lmm <- function(object, condVar = FALSE, drop = FALSE, whichel = NULL, ...
 # Conditional modes as one data frame per grouping factor (lme4's layout),
 # given the class of the result.
 mer_ranef <- function(object, condVar, drop, whichel, class) {
-  if (isTRUE(condVar)) {
-    stop("ranef(): condVar = TRUE (conditional variances of the random effects) ",
-         "is not supported yet", call. = FALSE)
-  }
+  check_flag(condVar, "condVar", "ranef()")
+  check_flag(drop, "drop", "ranef()")
   fl <- object$flist
   term_factor <- attr(fl, "assign")
   out <- lapply(seq_along(fl), function(i) {
@@ -288,10 +294,17 @@ mer_ranef <- function(object, condVar, drop, whichel, class) {
   })
   names(out) <- names(fl)
   if (!is.null(whichel)) out <- out[names(out) %in% whichel]
+  if (condVar) {
+    pv <- factor_condvar(object)
+    for (nm in names(out)) attr(out[[nm]], "postVar") <- pv[[nm]]
+  }
   if (drop) {
     out <- lapply(out, function(d) {
       if (ncol(d) > 1L) return(d)
-      stats::setNames(d[[1L]], rownames(d))
+      v <- stats::setNames(d[[1L]], rownames(d))
+      pv <- attr(d, "postVar")
+      if (!is.null(pv)) attr(v, "postVar") <- drop(pv)
+      v
     })
   }
   class(out) <- class
@@ -304,6 +317,11 @@ mer_ranef <- function(object, condVar, drop, whichel, class) {
 #' @export
 print.ranef.lmm <- function(x, ...) {
   print(unclass(x), ...)
+  has_pv <- vapply(x, function(el) !is.null(attr(el, "postVar")), NA)
+  if (any(has_pv)) {
+    cat("with conditional variances for",
+        paste(dQuote(names(x)[has_pv]), collapse = " "), "\n")
+  }
   invisible(x)
 }
 
@@ -313,7 +331,8 @@ print.ranef.lmm <- function(x, ...) {
 #'   (grouping factor), `term` (random effect, a factor in column order),
 #'   `grp` (level; a factor whose levels are ordered by the first random
 #'   effect, as lme4 orders them for plotting) and `condval` (conditional
-#'   mode).
+#'   mode), and, for `ranef(..., condVar = TRUE)`, `condsd` (conditional
+#'   standard deviation: the square root of the diagonal of `"postVar"`).
 #' @method as.data.frame ranef.lmm
 #' @export
 as.data.frame.ranef.lmm <- function(x, row.names = NULL, optional = FALSE, ...) {
@@ -326,14 +345,23 @@ as.data.frame.ranef.lmm <- function(x, row.names = NULL, optional = FALSE, ...) 
     lev <- rownames(d)
     nterm <- ncol(d)
     grp <- stats::reorder(factor(lev), d[[1L]], FUN = mean)
-    data.frame(
+    piece <- data.frame(
       grpvar = rep(gv, nrow(d) * nterm),
       term = factor(rep(colnames(d), each = nrow(d)), levels = unique(colnames(d))),
       grp = rep(grp, nterm),
       condval = unlist(d, use.names = FALSE),
       stringsAsFactors = FALSE
     )
+    pv <- attr(d, "postVar")
+    if (!is.null(pv)) piece$condsd <- condvar_sd(pv)
+    piece
   })
+  if (any(has_sd <- vapply(pieces, function(p) "condsd" %in% names(p), NA))) {
+    pieces[!has_sd] <- lapply(pieces[!has_sd], function(p) {
+      p$condsd <- rep(NA_real_, nrow(p))
+      p
+    })
+  }
   out <- do.call(rbind, pieces)
   rownames(out) <- NULL
   out

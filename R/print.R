@@ -46,10 +46,11 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
 #' correlation of the fixed-effects estimates.
 #'
 #' @param object A fitted model of class `"lmm"`.
-#' @param ddf Method for the denominator degrees of freedom of the t tests.
-#'   Only `"lme4"` (no degrees of freedom and no p-values, as in lme4) is
-#'   available; `"Satterthwaite"` and `"Kenward-Roger"` (as in lmerTest)
-#'   are not supported yet and give an error.
+#' @param ddf Method for the denominator degrees of freedom of the t tests:
+#'   `"Satterthwaite"` (default) or `"Kenward-Roger"` (REML fits only) add
+#'   `df` and `Pr(>|t|)` columns computed as lmerTest and pbkrtest compute
+#'   them (Kenward-Roger also adjusts the standard errors); `"lme4"` gives
+#'   lme4's table without degrees of freedom or p-values.
 #' @param correlation Logical: compute the correlation matrix of the
 #'   fixed-effects estimates? `NULL` (default) computes it when there are at
 #'   most `getOption("lme4.summary.cor.max", 12)` fixed effects, as lme4
@@ -73,17 +74,20 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
 #' }
 #' @method summary lmm
 #' @export
-summary.lmm <- function(object, ddf = c("lme4", "Satterthwaite", "Kenward-Roger"),
+summary.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "lme4"),
                         correlation = NULL, ...) {
   if (...length() > 0L) warning("additional arguments ignored", call. = FALSE)
-  ddf <- match.arg(ddf)
+  ddf <- match_choice(ddf)
   coefs <- fixef_coef_table(object, ddf)
   p <- nrow(coefs)
   if (is.null(correlation)) correlation <- p <= summary_cor_max()
   vc <- vcov.lmm(object)
   structure(
     list(
-      methTitle = mer_method_title(object),
+      methTitle = paste0(mer_method_title(object),
+                         switch(ddf, lme4 = "",
+                                Satterthwaite = ". t-tests use Satterthwaite's method",
+                                "Kenward-Roger" = ". t-tests use Kenward-Roger's method")),
       objClass = class(object)[1L],
       devcomp = object$devcomp,
       useScale = TRUE,
@@ -418,11 +422,8 @@ fixef_coef_table <- function(object, ddf) {
     tab <- matrix(numeric(0), 0L, 3L,
                   dimnames = list(NULL, c("Estimate", "Std. Error", "t value")))
   }
-  switch(ddf,
-         lme4 = tab,
-         stop("summary(): ddf = \"", ddf, "\" is not supported yet; ",
-              "use ddf = \"lme4\" (t values without degrees of freedom or p-values)",
-              call. = FALSE))
+  if (ddf == "lme4" || length(est) == 0L) return(tab)
+  ddf_coef_table(object, ddf)
 }
 
 # Messages attached to the fixed-effects model matrix (attributes "msg*",

@@ -218,7 +218,7 @@ format_corr_block <- function(varcor, width, nrows, digits) {
 #' @export
 as.data.frame.VarCorr.lmm <- function(x, row.names = NULL, optional = FALSE,
                                       order = c("cov.last", "lower.tri"), ...) {
-  order <- match.arg(order)
+  order <- match_choice(order)
   pieces <- Map(function(v, grp) varcorr_term_rows(v, grp, lower_tri = order == "lower.tri"),
                 x, names(x))
   if (isTRUE(attr(x, "useSc"))) {

@@ -13,7 +13,7 @@ fi
 # Debian package -> R package it provides.
 R_PKGS="r-cran-testthat:testthat r-cran-lme4:lme4 r-cran-lmertest:lmerTest r-cran-pbkrtest:pbkrtest
 r-cran-roxygen2:roxygen2 r-cran-nlme:nlme r-cran-matrix:Matrix r-cran-pkgbuild:pkgbuild
-r-cran-pkgload:pkgload"
+r-cran-pkgload:pkgload r-cran-statmod:statmod"
 
 missing=""
 have_r=1

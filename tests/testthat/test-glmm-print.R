@@ -71,7 +71,7 @@ test_that("binomial cbind() fit (cbpp) prints as glmer", {
   expect_same_print(printed(VarCorr(pair$fit), comp = c("Variance", "Std.Dev."))$out,
                     printed(VarCorr(pair$ref), comp = c("Variance", "Std.Dev."))$out, align_tags, rel_tol = 2e-3, rel_tol_exp = 2e-2)
   expect_same_print(printed(ranef(pair$fit))$out,
-                    printed(lme4::ranef(pair$ref, condVar = FALSE))$out, align_tags, rel_tol = 2e-3, rel_tol_exp = 2e-2)
+                    printed(lme4::ranef(pair$ref))$out, align_tags, rel_tol = 2e-3, rel_tol_exp = 2e-2)
 })
 
 test_that("the title fits on one line in a wide console", {

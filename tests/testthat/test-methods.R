@@ -28,7 +28,12 @@ expect_methods_parity <- function(fit, ref, se_tol = 1e-4) {
   # fixed effects, their covariance and the summary table
   expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-4)
   expect_equal(vcov(fit), as.matrix(vcov(ref)), tolerance = se_tol)
-  expect_equal(coef(summary(fit)), coef(summary(ref)), tolerance = se_tol)
+  expect_equal(coef(summary(fit, ddf = "lme4")), coef(summary(ref)), tolerance = se_tol)
+  # the default table adds lmerTest's Satterthwaite df and p-values
+  if (requireNamespace("lmerTest", quietly = TRUE)) {
+    expect_equal(coef(summary(fit)), coef(summary(lmerTest::as_lmerModLmerTest(ref))),
+                 tolerance = max(se_tol, 1e-3))
+  }
   # variance components
   expect_equal(sigma(fit), sigma(ref), tolerance = 1e-3)
   expect_equal(unclass(VarCorr(fit)), unclass(lme4::VarCorr(ref)), tolerance = 1e-3)
@@ -37,7 +42,7 @@ expect_methods_parity <- function(fit, ref, se_tol = 1e-4) {
   expect_equal(as.data.frame(VarCorr(fit), order = "lower.tri"),
                as.data.frame(lme4::VarCorr(ref), order = "lower.tri"), tolerance = 1e-3)
   # conditional modes and per-level coefficients
-  re_fit <- ranef(fit)
+  re_fit <- ranef(fit, condVar = FALSE)
   re_ref <- lme4::ranef(ref, condVar = FALSE)
   expect_s3_class(re_fit, "ranef.lmm")
   expect_equal(unclass(re_fit), unclass(re_ref), tolerance = 1e-3)
@@ -226,10 +231,12 @@ test_that("ranef() options", {
   skip_if_not_installed("lme4")
   Penicillin <- lme4::Penicillin
   pair <- fit_pair(quote(lmm(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)))
-  expect_error(ranef(pair$fit, condVar = TRUE), "not supported yet")
+  expect_false(is.null(attr(ranef(pair$fit, condVar = TRUE)$plate, "postVar")))
+  expect_error(ranef(pair$fit, condVar = NA), "'condVar' must be TRUE or FALSE")
+  expect_error(ranef(pair$fit, drop = "yes"), "'drop' must be TRUE or FALSE")
   expect_equal(unclass(ranef(pair$fit, drop = TRUE)),
-               unclass(lme4::ranef(pair$ref, condVar = FALSE, drop = TRUE)), tolerance = 1e-3)
-  expect_equal(unclass(ranef(pair$fit, whichel = "sample")),
+               unclass(lme4::ranef(pair$ref, drop = TRUE)), tolerance = 1e-3)
+  expect_equal(unclass(ranef(pair$fit, condVar = FALSE, whichel = "sample")),
                unclass(lme4::ranef(pair$ref, condVar = FALSE, whichel = "sample")),
                tolerance = 1e-3)
 })
@@ -290,8 +297,13 @@ test_that("summary() returns the pieces lme4's summary has", {
   s <- summary(pair$fit)
   s_ref <- summary(pair$ref)
   expect_s3_class(s, "summary.lmm")
-  expect_identical(colnames(coef(s)), c("Estimate", "Std. Error", "t value"))
-  expect_equal(coef(s), coef(s_ref), tolerance = 1e-4)
+  # The coefficient table has lmerTest's Satterthwaite columns; its first
+  # three columns are lme4's.
+  expect_identical(colnames(coef(s)),
+                   c("Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"))
+  expect_equal(coef(s)[, c("Estimate", "Std. Error", "t value")], coef(s_ref),
+               tolerance = 1e-4)
+  expect_equal(coef(summary(pair$fit, ddf = "lme4")), coef(s_ref), tolerance = 1e-4)
   expect_equal(vcov(s), as.matrix(vcov(s_ref)), tolerance = 1e-4)
   expect_equal(s$AICtab, s_ref$AICtab, tolerance = 1e-6)
   expect_equal(s$residuals, s_ref$residuals, tolerance = 1e-4)

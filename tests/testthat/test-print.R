@@ -23,7 +23,38 @@ align_tags <- function(lines) {
   gsub("optimizer (bobyqa)", "optimizer (nloptwrap)", lines, fixed = TRUE)
 }
 
-lmm_print_parity <- function(pair) expect_print_parity(pair, align_tags)
+# lmerTest's view of an lme4 fit: its summary is the reference for ours.
+lmertest <- function(ref) lmerTest::as_lmerModLmerTest(ref)
+
+# lmerTest's title carries its class name (our tag is 'lmm'), and a REML
+# title is wrapped before the tag ("... method [" then "lmerModLmerTest]");
+# join the two lines and use our tag.
+align_lmertest <- function(lines) {
+  i <- which(endsWith(lines, " [") & c(lines[-1L], "") == "lmerModLmerTest]")
+  if (length(i)) {
+    lines[i] <- paste0(lines[i], "'lmm']")
+    lines <- lines[-(i + 1L)]
+  }
+  align_tags(sub("[lmerModLmerTest]", "[lmm]", lines, fixed = TRUE))
+}
+
+# print(fit) and VarCorr() against lme4; summary() against lmerTest (the
+# default, Satterthwaite's df) and, with ddf = "lme4", against lme4.
+lmm_print_parity <- function(pair) {
+  skip_if_not_installed("lmerTest")
+  expect_print_parity(pair, align_tags, summary_ref = summary(lmertest(pair$ref)),
+                      summary_align = align_lmertest)
+  expect_same_print(printed(summary(pair$fit, ddf = "lme4"))$out,
+                    printed(summary(pair$ref))$out, align_tags)
+  # pbkrtest builds V without the prior weights (its df can exceed n), so
+  # Kenward-Roger is compared on unweighted fits only.
+  if (isTRUE(pair$fit$REML) && all(weights(pair$fit) == 1)) {
+    expect_same_print(printed(summary(pair$fit, ddf = "Kenward-Roger"))$out,
+                      align_lmertest(printed(summary(lmertest(pair$ref),
+                                                     ddf = "Kenward-Roger"))$out),
+                      align_tags)
+  }
+}
 
 # --- models -----------------------------------------------------------------
 
@@ -37,11 +68,11 @@ test_that("sleepstudy REML fit prints as lme4", {
   expect_true(any(startsWith(out, "REML criterion at convergence: ")))
   # other print options
   expect_same_print(printed(summary(pair$fit), show.resids = FALSE, ranef.comp = "Std.Dev.")$out,
-                    printed(summary(pair$ref), show.resids = FALSE, ranef.comp = "Std.Dev.")$out, align_tags)
+                    align_lmertest(printed(summary(lmertest(pair$ref)), show.resids = FALSE, ranef.comp = "Std.Dev.")$out), align_tags)
   expect_same_print(printed(summary(pair$fit), correlation = FALSE)$out,
-                    printed(summary(pair$ref), correlation = FALSE)$out, align_tags)
+                    align_lmertest(printed(summary(lmertest(pair$ref)), correlation = FALSE)$out), align_tags)
   expect_same_print(printed(summary(pair$fit), symbolic.cor = TRUE)$out,
-                    printed(summary(pair$ref), symbolic.cor = TRUE)$out, align_tags)
+                    align_lmertest(printed(summary(lmertest(pair$ref)), symbolic.cor = TRUE)$out), align_tags)
   expect_same_print(printed(pair$fit, ranef.comp = c("Variance", "Std.Dev."))$out,
                     printed(pair$ref, ranef.comp = c("Variance", "Std.Dev."))$out, align_tags)
   expect_same_print(printed(VarCorr(pair$fit), comp = c("Variance", "Std.Dev."))$out,
@@ -49,7 +80,7 @@ test_that("sleepstudy REML fit prints as lme4", {
   expect_same_print(printed(VarCorr(pair$fit), comp = "Variance", digits = 3)$out,
                     printed(VarCorr(pair$ref), comp = "Variance", digits = 3)$out, align_tags)
   expect_same_print(printed(ranef(pair$fit))$out,
-                    printed(lme4::ranef(pair$ref, condVar = FALSE))$out, align_tags)
+                    printed(lme4::ranef(pair$ref))$out, align_tags)
 })
 
 test_that("sleepstudy ML fit prints the AIC table as lme4", {
@@ -142,16 +173,20 @@ test_that("correlation of many fixed effects follows lme4's rule", {
   expect_true(any(grepl("Correlation matrix not shown by default", s_fit$msgs)))
   # asked for explicitly, the (wide, abbreviated) matrix is printed
   expect_same_print(printed(summary(pair$fit), correlation = TRUE)$out,
-                    printed(summary(pair$ref), correlation = TRUE)$out, align_tags)
+                    align_lmertest(printed(summary(lmertest(pair$ref)), correlation = TRUE)$out), align_tags)
   expect_same_print(printed(summary(pair$fit, correlation = TRUE), correlation = TRUE)$out,
-                    printed(summary(pair$ref, correlation = TRUE), correlation = TRUE)$out, align_tags)
+                    align_lmertest(printed(summary(lmertest(pair$ref), correlation = TRUE), correlation = TRUE)$out), align_tags)
 })
 
-test_that("the ddf argument gives clear errors for methods not yet available", {
+test_that("the ddf argument selects the title and the table", {
   skip_if_not_installed("lme4")
   sleepstudy <- lme4::sleepstudy
   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
-  expect_error(summary(fit, ddf = "Satterthwaite"), "not supported yet")
-  expect_error(summary(fit, ddf = "Kenward-Roger"), "not supported yet")
+  expect_identical(printed(summary(fit))$out[1L],
+                   "Linear mixed model fit by REML. t-tests use Satterthwaite's method ['lmm']")
+  expect_identical(printed(summary(fit, ddf = "Kenward-Roger"))$out[1L],
+                   "Linear mixed model fit by REML. t-tests use Kenward-Roger's method ['lmm']")
+  expect_identical(printed(summary(fit, ddf = "lme4"))$out[1L],
+                   "Linear mixed model fit by REML ['lmm']")
   expect_s3_class(summary(fit, ddf = "lme4"), "summary.lmm")
 })

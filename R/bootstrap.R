@@ -1,0 +1,516 @@
+# Parametric bootstrap of fitted "lmm" and "glmm" models (lme4's bootMer):
+# responses simulated in R from the fitted model with R's random numbers (in
+# lme4's order of draws), refitted in parallel by the Rust engine
+# (src/rust/bootstrap.rs), the statistic applied in R to light refitted
+# objects.
+
+lmm_bootstrap_rs <- function(y, x, p, weights, offset, terms, reml, responses,
+                             start, control, threads) {
+  .Call(wrap__lmm_bootstrap_rs, y, x, p, weights, offset, terms, reml,
+        responses, start, control, threads)
+}
+
+glmm_bootstrap_rs <- function(y, x, p, weights, offset, terms, family, link,
+                              n_trials, eta_start, n_agq, responses,
+                              start_theta, start_beta, control, threads) {
+  .Call(wrap__glmm_bootstrap_rs, y, x, p, weights, offset, terms, family,
+        link, n_trials, eta_start, n_agq, responses, start_theta, start_beta,
+        control, threads)
+}
+
+#' Parametric bootstrap of a mixed model
+#'
+#' lme4's `bootMer()` for [lmm()] and [glmm()] fits: simulates `nsim`
+#' responses from the fitted model, refits the model to each of them (in
+#' parallel, in the Rust core) and applies the statistic `FUN` to each
+#' refitted model.
+#'
+#' The responses are simulated as lme4's `simulate()` does, with the same
+#' random number draws (first the spherical random effects of all
+#' simulations, then the responses), so that for the same `seed` the
+#' simulated responses equal those of `lme4::bootMer()` for unweighted
+#' linear mixed models and binomial and Poisson GLMMs. Prior weights of a
+#' linear mixed model scale the residual standard deviation
+#' (`sigma / sqrt(w)`); Gamma responses have shape `w / sigma^2`; inverse
+#' Gaussian responses are not supported. Each refit is a fresh optimization
+#' started from the original estimates, with the settings of the original
+#' fit's `control`. Results are reproducible with `set.seed()` or `seed` and
+#' do not depend on `threads`. Memory: the responses are simulated and
+#' refitted in chunks, so only the random effects of all simulations and the
+#' responses of one chunk are held at once.
+#'
+#' `FUN` is called (in R, one replicate after the other) with a refitted
+#' object of the same class as `x`. It holds the refit's estimates and
+#' supports the methods that read them: [fixef()], [ranef()], [coef()],
+#' [VarCorr()], `sigma()`, `vcov()`, `logLik()`, `deviance()`,
+#' `REMLcrit()`, `fitted()`, `residuals()`, `predict()` (for the fitted
+#' data), `isSingular()`, `getME`-like fields (`$theta`, `$beta`, `$u`, `$b`,
+#' `$y`) and `summary()`. Its model frame holds the simulated response.
+#' (For a GLMM the covariance of the fixed effects of a refit comes from
+#' `R_X` when the refit computed no Hessian.)
+#'
+#' @param x A fitted model of class `"lmm"` or `"glmm"`.
+#' @param FUN A function of a fitted model returning a numeric vector (the
+#'   same length for every model), e.g. [fixef].
+#' @param nsim Number of bootstrap replicates.
+#' @param seed `NULL` or an integer passed to [set.seed()] first (as in
+#'   lme4, the random number state is not restored).
+#' @param use.u Logical: simulate conditional on the estimated random
+#'   effects (`TRUE`) or draw new ones (`FALSE`, default). Give at most one
+#'   of `use.u` and `re.form`.
+#' @param re.form `NA` or `~0` (new random effects, the default) or `NULL`
+#'   (conditional on the estimated ones, as `use.u = TRUE`).
+#' @param threads Number of threads for the refits (default `NULL`: all
+#'   cores).
+#' @return An object of class `c("bootmm", "boot")`, as lme4's: `t0`
+#'   (`FUN(x)`), `t` (an `nsim` x `length(t0)` matrix, `NA` rows for
+#'   replicates whose refit or statistic failed), `R` (`nsim`), `data`,
+#'   `seed` (the random number state after the simulations), `statistic`,
+#'   `sim = "parametric"`, `call`, `mle` (the estimates simulated from),
+#'   `replicates` (a data frame of the refits' `theta`, `beta`, `sigma` and
+#'   criterion, one row per replicate) and attributes `bootFail`,
+#'   `boot.fail.msgs` and `boot.all.msgs`. It has `print()`, `confint()` and
+#'   `as.data.frame()` methods; with the boot package, `boot::boot.ci()`
+#'   works on it too.
+#' @seealso [confint.lmm()] (`method = "boot"`).
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   b <- bootmm(fit, fixef, nsim = 20, seed = 1)
+#'   b
+#'   confint(b)
+#'   head(as.data.frame(b))
+#' }
+#' @export
+bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
+                   threads = NULL) {
+  mc <- match.call()
+  if (!inherits(x, c("lmm", "glmm"))) {
+    stop("'x' must be a model fitted by lmm() or glmm(), not an object of class '",
+         class(x)[1L], "'", call. = FALSE)
+  }
+  FUN <- match.fun(FUN)
+  nsim <- check_nsim(nsim)
+  threads <- check_threads(threads)
+  conditional <- boot_conditional(use.u, re.form, missing(use.u), missing(re.form))
+  if (!is.null(seed)) {
+    set.seed(seed)
+  } else if (!exists(".Random.seed", envir = .GlobalEnv)) {
+    stats::runif(1)
+  }
+  t0 <- FUN(x)
+  if (!is.numeric(t0)) {
+    stop("bootmm(): 'FUN' must return a numeric vector; FUN(x) gave an object of class '",
+         class(t0)[1L], "'", call. = FALSE)
+  }
+  run <- boot_run(x, nsim, conditional, threads, control_of(x, parent.frame()),
+                  function(obj) FUN(obj), length(t0))
+  t <- run$t
+  colnames(t) <- names(t0)
+  boot_object(x, t0, t, nsim, FUN, mc, run)
+}
+
+check_nsim <- function(nsim) {
+  if (!is.numeric(nsim) || length(nsim) != 1L || is.na(nsim) || nsim < 1 ||
+      nsim != round(nsim)) {
+    stop("'nsim' must be a positive whole number, not ", deparse1(nsim), call. = FALSE)
+  }
+  as.integer(nsim)
+}
+
+check_threads <- function(threads) {
+  if (is.null(threads)) return(0L)
+  if (!is.numeric(threads) || length(threads) != 1L || is.na(threads) ||
+      threads < 1 || threads != round(threads)) {
+    stop("'threads' must be NULL (all cores) or a positive whole number, not ",
+         deparse1(threads), call. = FALSE)
+  }
+  as.integer(threads)
+}
+
+# TRUE: simulate conditional on the estimated random effects.
+boot_conditional <- function(use.u, re.form, use_u_missing, re_form_missing) {
+  if (!use_u_missing && !re_form_missing) {
+    stop("give only one of 'use.u' and 're.form'", call. = FALSE)
+  }
+  if (!re_form_missing) {
+    if (is.null(re.form)) return(TRUE)
+    if (identical(re.form, NA) || (inherits(re.form, "formula") &&
+                                   identical(re.form[[length(re.form)]], 0))) {
+      return(FALSE)
+    }
+    stop("'re.form' must be NA, ~0 (new random effects) or NULL (the estimated ",
+         "ones); conditioning on some of the terms is not supported", call. = FALSE)
+  }
+  if (!is.logical(use.u) || length(use.u) != 1L || is.na(use.u)) {
+    stop("'use.u' must be TRUE or FALSE", call. = FALSE)
+  }
+  use.u
+}
+
+# The control settings of the original fit (as lme4's bootMer: the call's
+# control argument evaluated again), or the defaults.
+control_of <- function(x, env) {
+  default <- if (inherits(x, "glmm")) glmmControl() else lmmControl()
+  expr <- x$call$control
+  if (is.null(expr)) return(default)
+  for (e in list(env, environment(x$formula), globalenv())) {
+    if (!is.environment(e)) next
+    ctrl <- tryCatch(eval(expr, e), error = function(err) NULL)
+    if (inherits(ctrl, class(default)[1L])) return(ctrl)
+  }
+  default
+}
+
+# Term-wise Z b for per-term coefficient vectors (level-major), as the engine
+# lays them out.
+boot_zb <- function(reterms, b_terms) {
+  out <- 0
+  for (i in seq_along(reterms)) {
+    t <- reterms[[i]]
+    q <- length(t$cnms)
+    bm <- matrix(b_terms[[i]], ncol = q, byrow = TRUE)
+    z <- as.matrix(t$Z)
+    out <- out + rowSums(z * bm[as.integer(t$factor), , drop = FALSE])
+  }
+  out
+}
+
+# b = T u per term from spherical effects u (all terms, level-major).
+boot_b_from_u <- function(x, u) {
+  q <- vapply(x$reterms, function(t) length(t$cnms), 1L)
+  nl <- vapply(x$reterms, function(t) nlevels(t$factor), 1L)
+  thetas <- split_theta(x$theta, q)
+  ends <- cumsum(q * nl)
+  lapply(seq_along(q), function(i) {
+    ui <- u[seq.int(ends[i] - q[i] * nl[i] + 1L, length.out = q[i] * nl[i])]
+    tm <- matrix(0, q[i], q[i])
+    tm[lower.tri(tm, diag = TRUE)] <- thetas[[i]]
+    as.vector(tm %*% matrix(ui, nrow = q[i]))
+  })
+}
+
+# How responses are simulated: the linear predictor without (or with) the
+# estimated random effects, the scale and the family's generator.
+boot_simulator <- function(x, conditional) {
+  glmm_fit <- inherits(x, "glmm")
+  X <- x$X
+  eta <- drop(X %*% x$beta) + x$offset
+  if (conditional) eta <- eta + boot_zb(x$reterms, lapply(x$b, function(m) as.vector(t(m))))
+  n <- length(eta)
+  w <- x$weights
+  sigma <- x$sigma
+  if (!glmm_fit) {
+    draw <- function(eta_k) eta_k + sigma * stats::rnorm(n) / sqrt(w)
+  } else {
+    fam <- x$family
+    draw <- switch(
+      fam$family,
+      binomial = {
+        if (any(abs(w - round(w)) > 1e-8)) {
+          stop("cannot simulate from non-integer prior weights (numbers of trials)",
+               call. = FALSE)
+        }
+        function(eta_k) stats::rbinom(n, size = w, prob = fam$linkinv(eta_k)) / w
+      },
+      poisson = function(eta_k) as.double(stats::rpois(n, fam$linkinv(eta_k))),
+      Gamma = function(eta_k) {
+        shape <- w / sigma^2
+        stats::rgamma(n, shape = shape, rate = shape / fam$linkinv(eta_k))
+      },
+      gaussian = function(eta_k) stats::rnorm(n, fam$linkinv(eta_k), sigma / sqrt(w)),
+      stop("bootstrap simulation is not implemented for the ", fam$family,
+           " family", call. = FALSE)
+    )
+  }
+  # Random effects per simulation: sigma-scaled for linear mixed models.
+  re_scale <- if (glmm_fit) 1 else sigma
+  list(eta = eta, draw = draw, re_scale = re_scale, q = length(x$u),
+       conditional = conditional)
+}
+
+# Simulates, refits (in chunks) and evaluates `stat` on each refitted object.
+# `stat = NULL` asks for the default statistic (sd/cor, sigma, fixed effects)
+# straight from the refits' estimates, without building objects.
+boot_run <- function(x, nsim, conditional, threads, control, stat, k,
+                     fast = NULL) {
+  sim <- boot_simulator(x, conditional)
+  n <- length(sim$eta)
+  # lme4's order: the spherical random effects of every simulation first.
+  U <- if (!sim$conditional && sim$q > 0) matrix(stats::rnorm(sim$q * nsim), ncol = nsim)
+  chunk <- max(8L, as.integer(2^22 %/% max(n, 1L)))
+  inputs <- fit_engine_inputs(x)
+  glmm_fit <- inherits(x, "glmm")
+  t <- matrix(NA_real_, nsim, k)
+  reps <- vector("list", nsim)
+  msgs <- list(message = character(), warning = character(), error = character())
+  start <- 1L
+  while (start <= nsim) {
+    idx <- seq.int(start, min(nsim, start + chunk - 1L))
+    eta_k <- matrix(sim$eta, n, length(idx))
+    if (!is.null(U)) {
+      for (j in seq_along(idx)) {
+        b <- boot_b_from_u(x, U[, idx[j]])
+        eta_k[, j] <- eta_k[, j] + sim$re_scale * boot_zb(x$reterms, b)
+      }
+    }
+    Y <- vapply(seq_along(idx), function(j) sim$draw(eta_k[, j]), numeric(n))
+    Y <- matrix(as.double(Y), n, length(idx))
+    raws <- boot_refit(x, inputs, Y, control, threads)
+    for (j in seq_along(idx)) {
+      i <- idx[j]
+      raw <- raws[[j]]
+      if (!is.null(raw$error)) {
+        msgs$error <- c(msgs$error, raw$error)
+        reps[[i]] <- list(error = raw$error)
+        next
+      }
+      reps[[i]] <- boot_summary(x, raw)
+      if (isTRUE(raw$optinfo$singular)) {
+        msgs$message <- c(msgs$message, "boundary (singular) fit: see help('isSingular')")
+      }
+      if (length(raw$optinfo$messages) || length(raw$messages)) {
+        msgs$warning <- c(msgs$warning, raw$optinfo$messages, raw$messages)
+      }
+      val <- if (is.null(stat)) {
+        fast(x, raw)
+      } else {
+        boot_apply(stat, boot_refit_object(x, raw, Y[, j], control), k, msgs)
+      }
+      if (is.list(val) && !is.null(val$msgs)) {
+        msgs <- val$msgs
+        val <- val$value
+      }
+      if (length(val) == k) t[i, ] <- val
+    }
+    start <- max(idx) + 1L
+  }
+  list(t = t, replicates = reps, msgs = msgs)
+}
+
+# One chunk of refits by the engine: the responses Y (n x k).
+boot_refit <- function(x, inputs, Y, control, threads) {
+  if (inherits(x, "glmm")) {
+    glmm_bootstrap_rs(inputs$y, inputs$X, inputs$p, inputs$weights, inputs$offset,
+                      inputs$terms, x$family$family, x$family$link,
+                      as.double(x$n_trials), as.double(x$eta), as.integer(x$nAGQ),
+                      Y, as.double(x$theta), as.double(x$beta), unclass(control),
+                      threads)
+  } else {
+    lmm_bootstrap_rs(inputs$y, inputs$X, inputs$p, inputs$weights, inputs$offset,
+                     inputs$terms, isTRUE(x$REML), Y, as.double(x$theta),
+                     unclass(control), threads)
+  }
+}
+
+# Applies the statistic, collecting its messages, warnings and errors as
+# bootMer does (an error gives an NA row).
+boot_apply <- function(stat, obj, k, msgs) {
+  value <- withCallingHandlers(
+    tryCatch(stat(obj), error = function(e) {
+      msgs$error <<- c(msgs$error, conditionMessage(e))
+      rep(NA_real_, k)
+    }),
+    warning = function(w) {
+      msgs$warning <<- c(msgs$warning, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    },
+    message = function(m) {
+      msgs$message <<- c(msgs$message, trimws(conditionMessage(m)))
+      invokeRestart("muffleMessage")
+    })
+  if (length(value) != k || !is.numeric(value)) {
+    msgs$error <- c(msgs$error, "FUN returned a value of the wrong length or type")
+    value <- rep(NA_real_, k)
+  }
+  list(value = as.double(value), msgs = msgs)
+}
+
+# The refit's estimates in one row: theta, beta, sigma, criterion.
+boot_summary <- function(x, raw) {
+  glmm_fit <- inherits(x, "glmm")
+  list(theta = raw$theta, beta = raw$beta,
+       sigma = if (glmm_fit) boot_glmm_sigma(x, raw) else raw$sigma,
+       objective = if (glmm_fit) raw$deviance else raw$objective)
+}
+
+boot_glmm_sigma <- function(x, raw) {
+  if (mer_use_sc(x)) sqrt((raw$wrss + raw$ussq) / length(x$y)) else 1
+}
+
+# A refitted model object of x's class from the engine's result and the
+# simulated response y (as the engine fitted it).
+boot_refit_object <- function(x, raw, y, control) {
+  inputs <- list(formula = x$formula, frame = boot_frame(x, y), X = x$X, y = y,
+                 weights = if (inherits(x, "glmm") || isTRUE(x$has_weights)) x$weights,
+                 offset = if (isTRUE(x$has_offset)) x$offset,
+                 reterms = x$reterms, flist = x$flist, na.action = x$na.action,
+                 n_trials = x$n_trials)
+  eta <- drop(x$X %*% raw$beta) + x$offset + boot_zb(x$reterms, raw$b)
+  if (inherits(x, "glmm")) {
+    raw$eta <- eta
+    raw$mu <- x$family$linkinv(eta)
+    obj <- glmm_object(x$call, inputs, raw, x$family, x$nAGQ, control)
+  } else {
+    raw$fitted <- eta
+    obj <- lmm_object(x$call, inputs, raw, isTRUE(x$REML))
+  }
+  obj
+}
+
+# The model frame with the simulated response in its first column, in the
+# form of the original response.
+boot_frame <- function(x, y) {
+  fr <- x$frame
+  old <- fr[[1L]]
+  new <- if (is.matrix(old) && ncol(old) == 2L) {
+    succ <- round(y * x$weights)
+    m <- cbind(succ, x$weights - succ)
+    dimnames(m) <- dimnames(old)
+    m
+  } else if (is.factor(old)) {
+    factor(levels(old)[1L + (y > 0.5)], levels = levels(old))
+  } else if (is.logical(old)) {
+    y > 0.5
+  } else {
+    y
+  }
+  fr[[1L]] <- new
+  fr
+}
+
+# The bootMer-like result.
+boot_object <- function(x, t0, t, nsim, FUN, mc, run) {
+  msgs <- lapply(run$msgs, function(m) table(trimws(m)))
+  names(msgs) <- paste0("factory-", names(run$msgs))
+  num_fail <- sum(!stats::complete.cases(t) & apply(is.na(t), 1L, all))
+  if (length(run$msgs$error)) {
+    warning("some bootstrap runs failed (", length(run$msgs$error), "/", nsim, ")",
+            call. = FALSE)
+  }
+  mle <- list(beta = x$beta, theta = x$theta)
+  if (!inherits(x, "glmm")) mle$sigma <- x$sigma
+  s <- structure(
+    list(t0 = t0, t = t, R = nsim, data = x$frame, seed = get_seed(),
+         statistic = FUN, sim = "parametric", call = mc,
+         ran.gen = paste0("simulate(<", class(x)[1L], ">, 1, *)"), mle = mle,
+         replicates = boot_replicate_table(x, run$replicates)),
+    class = c("bootmm", "boot"))
+  attr(s, "bootFail") <- num_fail
+  attr(s, "boot.fail.msgs") <- if (length(run$msgs$error)) msgs[["factory-error"]]
+  attr(s, "boot.all.msgs") <- msgs
+  attr(s, "boot_type") <- "boot"
+  s
+}
+
+get_seed <- function() {
+  if (exists(".Random.seed", envir = .GlobalEnv)) get(".Random.seed", envir = .GlobalEnv)
+}
+
+# One row per replicate: theta, beta, sigma and the criterion (NA when the
+# refit failed).
+boot_replicate_table <- function(x, reps) {
+  nth <- length(x$theta)
+  p <- length(x$beta)
+  rows <- lapply(reps, function(r) {
+    if (is.null(r) || !is.null(r$error)) return(rep(NA_real_, nth + p + 2L))
+    c(r$theta, r$beta, r$sigma, r$objective)
+  })
+  out <- as.data.frame(do.call(rbind, rows))
+  names(out) <- c(names(x$theta), names(x$beta), "sigma",
+                  if (inherits(x, "glmm")) "deviance" else if (isTRUE(x$REML)) "REML" else "deviance")
+  out
+}
+
+#' @rdname bootmm
+#' @param digits Number of significant digits.
+#' @param ... Ignored.
+#' @method print bootmm
+#' @export
+print.bootmm <- function(x, digits = getOption("digits"), ...) {
+  cat("\nPARAMETRIC BOOTSTRAP\n\n\nCall:\n")
+  dput(x$call, control = NULL)
+  t <- x$t
+  tab <- cbind(original = x$t0,
+               bias = colMeans(t, na.rm = TRUE) - x$t0,
+               "std. error" = apply(t, 2L, stats::sd, na.rm = TRUE))
+  rownames(tab) <- if (is.null(names(x$t0))) paste0("t", seq_along(x$t0), "*") else names(x$t0)
+  cat("\n\nBootstrap Statistics :\n")
+  print(tab, digits = digits)
+  nfail <- sum(apply(is.na(t), 1L, all))
+  if (nfail) cat("\n", nfail, " of ", x$R, " replicates failed\n", sep = "")
+  invisible(x)
+}
+
+#' @rdname bootmm
+#' @param object A `"bootmm"` object.
+#' @param parm Statistics to give intervals for (indices or names; default:
+#'   all).
+#' @param level Confidence level.
+#' @param type `"perc"` (percentile, default), `"basic"` or `"norm"`
+#'   (normal approximation with bootstrap bias correction), computed as
+#'   `boot::boot.ci()` computes them (percentiles interpolated on the normal
+#'   quantile scale); non-finite values are left out.
+#' @method confint bootmm
+#' @export
+confint.bootmm <- function(object, parm, level = 0.95,
+                           type = c("perc", "norm", "basic"), ...) {
+  type <- match.arg(type)
+  k <- length(object$t0)
+  if (missing(parm)) parm <- seq_len(k)
+  if (is.character(parm)) parm <- match(parm, names(object$t0))
+  a <- (1 - level) / 2
+  a <- c(a, 1 - a)
+  out <- t(vapply(parm, function(i) boot_ci_one(object$t0[i], object$t[, i], level, type),
+                  numeric(2)))
+  dimnames(out) <- list(names(object$t0)[parm], format_perc(a))
+  out
+}
+
+# One interval from replicates t and original value t0, as boot::boot.ci.
+boot_ci_one <- function(t0, t, level, type) {
+  t <- t[is.finite(t)]
+  if (length(t) < 2L) return(c(NA_real_, NA_real_))
+  switch(type,
+         perc = order_stat_interp(t, (1 + c(-level, level)) / 2),
+         basic = 2 * t0 - order_stat_interp(t, (1 + c(level, -level)) / 2),
+         norm = {
+           bias <- mean(t) - t0
+           merr <- sqrt(stats::var(t)) * stats::qnorm((1 + level) / 2)
+           c(t0 - bias - merr, t0 - bias + merr)
+         })
+}
+
+# Bootstrap quantiles as boot's percentile intervals take them: the order
+# statistic (R + 1) alpha, interpolated on the normal quantile scale between
+# neighbouring order statistics; the extremes beyond the range.
+order_stat_interp <- function(t, alpha) {
+  R <- length(t)
+  s <- sort(t)
+  rk <- (R + 1) * alpha
+  if (!all(rk > 1 & rk < R)) {
+    warning("extreme order statistics used as endpoints", call. = FALSE)
+  }
+  k <- trunc(rk)
+  vapply(seq_along(alpha), function(i) {
+    if (k[i] == rk[i] && k[i] >= 1 && k[i] <= R) return(s[k[i]])
+    if (k[i] <= 0) return(s[1L])
+    if (k[i] >= R) return(s[R])
+    z <- stats::qnorm(alpha[i])
+    z1 <- stats::qnorm(k[i] / (R + 1))
+    z2 <- stats::qnorm((k[i] + 1) / (R + 1))
+    s[k[i]] + (z - z1) / (z2 - z1) * (s[k[i] + 1L] - s[k[i]])
+  }, numeric(1))
+}
+
+#' @rdname bootmm
+#' @param row.names,optional Ignored (present for the generic).
+#' @details `as.data.frame()` gives the replicates of the statistic, one row
+#'   per replicate and one column per element of `t0`.
+#' @method as.data.frame bootmm
+#' @export
+as.data.frame.bootmm <- function(x, row.names = NULL, optional = FALSE, ...) {
+  out <- as.data.frame(x$t)
+  names(out) <- if (is.null(names(x$t0))) paste0("t", seq_along(x$t0)) else names(x$t0)
+  out
+}

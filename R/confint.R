@@ -1,0 +1,394 @@
+# Confidence intervals for the parameters of "lmm" and "glmm" fits (lme4's
+# confint.merMod): likelihood profiles (computed by the Rust engine,
+# src/rust/profile.rs), Wald intervals and parametric-bootstrap percentiles;
+# and profile() returning the profile itself.
+
+lmm_profile_rs <- function(y, x, p, weights, offset, terms, theta, which, threads) {
+  .Call(wrap__lmm_profile_rs, y, x, p, weights, offset, terms, theta, which, threads)
+}
+
+profile_interval_rs <- function(par, zeta, targets) {
+  .Call(wrap__profile_interval_rs, par, zeta, targets)
+}
+
+#' Confidence intervals for the parameters of a mixed model
+#'
+#' Confidence intervals for the standard deviations and correlations of the
+#' random effects, the residual standard deviation and the fixed effects,
+#' as lme4's `confint()` computes them for `lmer()` and `glmer()` fits.
+#'
+#' * `"profile"` (linear mixed models): likelihood-profile intervals. Every
+#'   parameter is moved away from its estimate in both directions while all
+#'   the others are re-optimized, tracing the signed square root `zeta` of
+#'   the increase of the deviance, and the interval's ends are read off where
+#'   `zeta` crosses the normal quantiles, by inverting the interpolating
+#'   spline of the profile, as lme4 does. As in lme4 the profile is that of
+#'   the maximum-likelihood deviance, so a REML fit is first refitted by ML
+#'   (the intervals of the variance parameters are then around the ML
+#'   estimates). A profile that reaches a parameter's bound before the
+#'   quantile (e.g. a standard deviation of 0) gives the bound. The profiles
+#'   of different parameters are computed in parallel. Not available yet for
+#'   GLMMs.
+#' * `"Wald"`: estimate plus or minus normal quantiles times the standard
+#'   error, for the fixed effects; `NA` for the variance parameters.
+#' * `"boot"`: parametric bootstrap ([bootmm()]) of the variance parameters
+#'   (standard deviations and correlations, and `sigma`) and the fixed
+#'   effects (or of `FUN`), with intervals of type `boot.type`.
+#'
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
+#' @param parm Parameters to give intervals for: indices, names, `"theta_"`
+#'   (all variance parameters) or `"beta_"` (all fixed effects). Default:
+#'   all.
+#' @param level Confidence level.
+#' @param method `"profile"`, `"Wald"` or `"boot"`.
+#' @param zeta For `"profile"`: the `zeta` values at which to read the ends
+#'   (instead of the normal quantiles of `level`); the columns are then
+#'   unnamed.
+#' @param nsim Number of bootstrap replicates.
+#' @param boot.type Type of bootstrap interval: `"perc"`, `"basic"` or
+#'   `"norm"` (see [confint.bootmm()]).
+#' @param FUN For `"boot"`: a statistic of a fitted model (default: the
+#'   variance parameters and fixed effects).
+#' @param quiet Logical: suppress the message announcing profile and
+#'   bootstrap computations?
+#' @param oldNames Logical: name the variance parameters `.sig01`, `.sig02`,
+#'   ..., `.sigma` (lme4's default) rather than `sd_(Intercept)|Subject`,
+#'   `cor_Days.(Intercept)|Subject`, ..., `sigma`. Either way the order is
+#'   that of lme4: per random-effects term the lower triangle of its
+#'   covariance matrix, column by column (standard deviations on the
+#'   diagonal, correlations below), then the residual standard deviation.
+#' @param threads Number of threads for the profiles and the bootstrap
+#'   refits (default `NULL`: all cores).
+#' @param seed For `"boot"`: `NULL` or a seed for [set.seed()].
+#' @param ... For `"boot"`: passed to [bootmm()] (`use.u`, `re.form`).
+#' @return A matrix with one row per parameter and two columns named by the
+#'   percentages (e.g. `"2.5 %"` and `"97.5 %"`).
+#' @seealso [profile.lmm()], [bootmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   confint(fit)
+#'   confint(fit, method = "Wald")
+#'   confint(fit, parm = "beta_", quiet = TRUE)
+#'   confint(fit, method = "boot", nsim = 50, seed = 1)
+#' }
+#' @importFrom stats confint
+#' @method confint lmm
+#' @export
+confint.lmm <- function(object, parm, level = 0.95,
+                        method = c("profile", "Wald", "boot"), zeta,
+                        nsim = 500, boot.type = c("perc", "basic", "norm"),
+                        FUN = NULL, quiet = FALSE, oldNames = TRUE,
+                        threads = NULL, seed = NULL, ...) {
+  method <- match.arg(method)
+  boot.type <- match.arg(boot.type)
+  check_level(level)
+  n_threads <- check_threads(threads)
+  if (method == "boot" && !is.null(FUN)) {
+    bb <- bootmm(object, FUN = FUN, nsim = nsim, seed = seed, threads = threads, ...)
+    return(boot_confint(bb, if (!missing(parm)) parm, level, boot.type, quiet))
+  }
+  vn <- mer_var_par_names(object, oldNames)
+  an <- c(vn, colnames(object$X))
+  which <- if (missing(parm)) seq_along(an) else select_parms(parm, length(vn), an)
+  if (!quiet && method %in% c("profile", "boot")) {
+    message("Computing ", if (method == "profile") "profile" else "bootstrap",
+            " confidence intervals ...")
+  }
+  switch(method,
+         profile = {
+           prof <- profile_lmm(object, which, oldNames, n_threads, "confint")
+           confint.lmmprofile(prof, level = level, zeta = zeta)
+         },
+         Wald = wald_confint(object, vn, which, level),
+         boot = {
+           bb <- boot_default(object, vn, nsim, seed, n_threads, ...)
+           ci <- boot_confint(bb, NULL, level, boot.type, quiet)
+           ci[which, , drop = FALSE]
+         })
+}
+
+#' @rdname confint.lmm
+#' @method confint glmm
+#' @export
+confint.glmm <- confint.lmm
+
+check_level <- function(level) {
+  if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 ||
+      level >= 1) {
+    stop("'level' must be a single number between 0 and 1, not ", deparse1(level),
+         call. = FALSE)
+  }
+}
+
+# lme4's column names "2.5 %", "97.5 %".
+format_perc <- function(a) {
+  paste(format(100 * a, trim = TRUE, scientific = FALSE, digits = 3), "%")
+}
+
+# Names of the variance parameters: .sig01, ... (.sigma) or sd_/cor_ names
+# (sigma), in lme4's order.
+mer_var_par_names <- function(object, oldNames = TRUE) {
+  use_sc <- mer_use_sc(object)
+  nth <- length(object$theta)
+  if (oldNames) {
+    return(c(sprintf(".sig%02d", seq_len(nth)), if (use_sc) ".sigma"))
+  }
+  nms <- unlist(lapply(object$reterms, function(t) {
+    e <- t$cnms
+    mm <- outer(e, e, paste, sep = ".")
+    mm[] <- paste0("cor_", mm, "|", t$group)
+    diag(mm) <- paste0("sd_", e, "|", t$group)
+    mm[lower.tri(mm, diag = TRUE)]
+  }))
+  c(nms, if (use_sc) "sigma")
+}
+
+# lme4's get.which(): indices from numbers, names, "theta_" and "beta_".
+select_parms <- function(parm, nvp, names) {
+  nptot <- length(names)
+  if (is.numeric(parm)) {
+    if (anyNA(parm) || any(parm < 1 | parm > nptot | parm != round(parm))) {
+      stop("'parm' must hold indices between 1 and ", nptot, call. = FALSE)
+    }
+    return(as.integer(parm))
+  }
+  if (!is.character(parm)) {
+    stop("'parm' must be a numeric or character vector", call. = FALSE)
+  }
+  wi <- integer()
+  if ("theta_" %in% parm) wi <- seq_len(nvp)
+  if ("beta_" %in% parm && nptot > nvp) wi <- c(wi, seq.int(nvp + 1L, nptot))
+  rest <- setdiff(parm, c("theta_", "beta_"))
+  unknown <- setdiff(rest, names)
+  if (length(unknown)) {
+    stop("'parm' names unknown parameters: ", paste(sQuote(unknown, FALSE), collapse = ", "),
+         "; the parameters are ", paste(names, collapse = ", "), call. = FALSE)
+  }
+  wi <- sort(unique(c(wi, which(names %in% rest))))
+  if (!length(wi)) warning("nothing selected by 'parm'", call. = FALSE)
+  wi
+}
+
+wald_confint <- function(object, vn, which, level) {
+  a <- (1 - level) / 2
+  a <- c(a, 1 - a)
+  cn <- format_perc(a)
+  ci_vc <- matrix(NA_real_, length(vn), 2L, dimnames = list(vn, cn))
+  cf <- mer_fixef(object)
+  ses <- sqrt(diag(as.matrix(stats::vcov(object))))
+  ci_fixed <- matrix(cf + ses %o% stats::qnorm(a), length(cf), 2L,
+                     dimnames = list(names(cf), cn))
+  rbind(ci_vc, ci_fixed)[which, , drop = FALSE]
+}
+
+# Standard deviations and correlations (lower triangles, column-major) from
+# theta and sigma; NaN correlations where a standard deviation is 0, as lme4.
+theta_to_sdcor <- function(theta, reterms, sigma) {
+  q <- vapply(reterms, function(t) length(t$cnms), 1L)
+  thetas <- split_theta(theta, q)
+  unlist(lapply(seq_along(q), function(i) {
+    tm <- matrix(0, q[i], q[i])
+    tm[lower.tri(tm, diag = TRUE)] <- thetas[[i]]
+    v <- sigma^2 * tcrossprod(tm)
+    sd <- sqrt(diag(v))
+    r <- v / outer(sd, sd)
+    diag(r) <- sd
+    r[lower.tri(r, diag = TRUE)]
+  }))
+}
+
+# The default bootstrap statistic: variance parameters then fixed effects.
+boot_default <- function(object, vn, nsim, seed, threads, ...) {
+  glmm_fit <- inherits(object, "glmm")
+  use_sc <- mer_use_sc(object)
+  stat <- function(theta, sigma, beta) {
+    ss <- if (!glmm_fit) {
+      c(theta_to_sdcor(theta, object$reterms, sigma), sigma)
+    } else if (use_sc) {
+      c(theta_to_sdcor(theta, object$reterms, 1), sigma)
+    } else {
+      theta_to_sdcor(theta, object$reterms, 1)
+    }
+    c(stats::setNames(ss, vn), stats::setNames(beta, colnames(object$X)))
+  }
+  FUN <- function(x) stat(x$theta, x$sigma, x$beta)
+  fast <- function(x, raw) {
+    sigma <- if (glmm_fit) boot_glmm_sigma(x, raw) else raw$sigma
+    stat(raw$theta, sigma, raw$beta)
+  }
+  boot_with(object, FUN, fast, nsim, seed, threads, match.call(), ...)
+}
+
+# bootmm() with a fast path for a statistic of the estimates alone.
+boot_with <- function(x, FUN, fast, nsim, seed, threads, mc, use.u = FALSE,
+                      re.form = NA) {
+  nsim <- check_nsim(nsim)
+  conditional <- if (missing(re.form)) {
+    boot_conditional(use.u, NA, missing(use.u), TRUE)
+  } else {
+    boot_conditional(use.u, re.form, missing(use.u), FALSE)
+  }
+  if (!is.null(seed)) {
+    set.seed(seed)
+  } else if (!exists(".Random.seed", envir = .GlobalEnv)) {
+    stats::runif(1)
+  }
+  t0 <- FUN(x)
+  run <- boot_run(x, nsim, conditional, threads, control_of(x, parent.frame(2L)),
+                  NULL, length(t0), fast = fast)
+  t <- run$t
+  colnames(t) <- names(t0)
+  boot_object(x, t0, t, nsim, FUN, mc, run)
+}
+
+boot_confint <- function(bb, parm, level, type, quiet) {
+  if (all(is.na(bb$t))) stop("*all* bootstrap runs failed!", call. = FALSE)
+  report_boot_messages(bb)
+  ci <- confint.bootmm(bb, level = level, type = type)
+  if (!is.null(parm)) ci <- ci[parm, , drop = FALSE]
+  ci
+}
+
+# A summary of the refits' messages, warnings and errors, as lme4 gives it.
+report_boot_messages <- function(bb) {
+  msgs <- attr(bb, "boot.all.msgs")
+  if (is.null(msgs) || all(lengths(msgs) == 0L)) return(invisible(NULL))
+  out <- "\n"
+  for (i in c("message", "warning", "error")) {
+    m <- sort(msgs[[paste0("factory-", i)]])
+    if (length(m)) {
+      out <- c(out, paste0(sum(m), " ", i, "(s): ", names(m)[1L]),
+               if (length(m) > 1L) " (and others)", "\n")
+    }
+  }
+  message(out)
+  invisible(NULL)
+}
+
+#' Likelihood profile of a linear mixed model
+#'
+#' Profiles the maximum-likelihood deviance of a linear mixed model over
+#' its parameters, as lme4's `profile()` does (see [confint.lmm()] for the
+#' method): for each selected parameter, the points visited, with the signed
+#' square root `.zeta` of the deviance increase and the values of every
+#' parameter where the others are re-optimized. A REML fit is refitted by
+#' ML first.
+#'
+#' @param fitted A fitted model of class `"lmm"`.
+#' @param which Parameters to profile (indices, names, `"theta_"`,
+#'   `"beta_"`; default all).
+#' @param signames Logical: name the variance parameters `.sig01`, ...,
+#'   `.sigma` (default) rather than `sd_...`, `cor_...`, `sigma`.
+#' @param threads Number of threads (default `NULL`: all cores); parameters
+#'   are profiled in parallel.
+#' @param ... Ignored.
+#' @return An object of class `c("lmmprofile", "data.frame")`: columns
+#'   `.zeta`, one per parameter, and `.par` (the profiled parameter, a
+#'   factor), rows grouped by `.par` and sorted by its value; attributes
+#'   `lower`, `upper` (the bounds of the profiled parameters, `NA` for fixed
+#'   effects) and `optimum` (the ML estimates). `confint()` reads intervals
+#'   off it.
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   fit <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+#'   pr <- profile(fit)
+#'   head(pr)
+#'   confint(pr)
+#' }
+#' @importFrom stats profile
+#' @method profile lmm
+#' @export
+profile.lmm <- function(fitted, which = NULL, signames = TRUE, threads = NULL, ...) {
+  vn <- mer_var_par_names(fitted, signames)
+  an <- c(vn, colnames(fitted$X))
+  idx <- if (is.null(which)) seq_along(an) else select_parms(which, length(vn), an)
+  profile_lmm(fitted, idx, signames, check_threads(threads), "profile")
+}
+
+#' @rdname profile.lmm
+#' @method profile glmm
+#' @export
+profile.glmm <- function(fitted, ...) {
+  stop("likelihood profiles of glmm() fits are not supported yet; use ",
+       "confint(fit, method = \"Wald\") or confint(fit, method = \"boot\")",
+       call. = FALSE)
+}
+
+# Runs the engine's profiles of parameters `which` and assembles the
+# "lmmprofile" data frame.
+profile_lmm <- function(object, which, signames, threads, caller) {
+  if (inherits(object, "glmm")) {
+    stop("profile confidence intervals are not supported yet for glmm() fits; ",
+         "use method = \"Wald\" or method = \"boot\"", call. = FALSE)
+  }
+  which <- sort(unique(as.integer(which)))
+  vn <- mer_var_par_names(object, signames)
+  an <- c(vn, colnames(object$X))
+  inp <- fit_engine_inputs(object)
+  res <- lmm_profile_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
+                        as.double(object$theta), as.double(which), threads)
+  npar <- length(an)
+  pieces <- lapply(res$traces, function(tr) {
+    m <- matrix(tr$pars, ncol = npar, byrow = TRUE, dimnames = list(NULL, an))
+    for (w in unique(tr$warnings)) warning(w, call. = FALSE)
+    d <- data.frame(.zeta = tr$zeta, m, check.names = FALSE)
+    d$.par <- an[tr$index]
+    d
+  })
+  out <- do.call(rbind, pieces)
+  rownames(out) <- NULL
+  out$.par <- factor(out$.par, levels = an[which])
+  nvp <- length(vn)
+  lower <- ifelse(which <= nvp, res$lower[which], NA_real_)
+  upper <- ifelse(which <= nvp, res$upper[which], NA_real_)
+  structure(out, lower = stats::setNames(lower, an[which]),
+            upper = stats::setNames(upper, an[which]),
+            optimum = stats::setNames(res$optimum, an),
+            class = c("lmmprofile", "data.frame"))
+}
+
+#' @rdname profile.lmm
+#' @param object An `"lmmprofile"` object.
+#' @param parm Parameters (names or indices among the profiled ones; default
+#'   all).
+#' @param level Confidence level.
+#' @param zeta Optional `zeta` values to read off instead of the normal
+#'   quantiles of `level` (the columns are then unnamed).
+#' @method confint lmmprofile
+#' @export
+confint.lmmprofile <- function(object, parm, level = 0.95, zeta, ...) {
+  pars <- levels(object$.par)
+  parm <- if (missing(parm)) pars else if (is.numeric(parm)) pars[parm] else intersect(parm, pars)
+  if (missing(zeta) || is.null(zeta)) {
+    check_level(level)
+    a <- (1 - level) / 2
+    a <- c(a, 1 - a)
+    zeta <- stats::qnorm(a)
+    cn <- format_perc(a)
+  } else {
+    cn <- NULL
+  }
+  lower <- attr(object, "lower")
+  upper <- attr(object, "upper")
+  ci <- matrix(NA_real_, length(parm), length(zeta), dimnames = list(parm, cn))
+  for (i in seq_along(parm)) {
+    rows <- object[object$.par == parm[i], , drop = FALSE]
+    r <- profile_interval_rs(as.double(rows[[parm[i]]]), as.double(rows$.zeta),
+                             as.double(zeta))
+    vals <- vapply(r$values, function(v) if (is.null(v)) NA_real_ else v, numeric(1))
+    if (r$method == "failed") {
+      warning("bad profile for ", parm[i], call. = FALSE)
+    } else {
+      if (r$method == "linear") {
+        warning("bad spline fit for ", parm[i],
+                ": falling back to linear interpolation", call. = FALSE)
+      }
+      miss <- is.na(vals)
+      vals[miss & zeta < 0] <- lower[[parm[i]]]
+      vals[miss & zeta >= 0] <- upper[[parm[i]]]
+    }
+    ci[i, ] <- vals
+  }
+  ci
+}

@@ -1,0 +1,543 @@
+# Predictions from fitted "lmm" and "glmm" objects, with lme4's semantics
+# (predict.merMod): the fixed part is rebuilt for new data from the fit's
+# terms, `predvars` (so poly(), scale(), ns() ... use the fitting data's
+# constants), factor levels and contrasts; the random part adds the
+# conditional modes of the terms selected by `re.form` for the levels the
+# new data has. Everything is computed from stored fields: no call back into
+# the Rust engine.
+#
+# The pieces are shared with simulate() (R/simulate.R):
+# * prediction_bars()   which random-effects terms `re.form` selects;
+# * fixed_design()      X and offset for new data (or the fit's);
+# * random_data()       the random-effects variables of new data, as a frame
+#                       laid out like the fit's model frame;
+# * term_design()       grouping factor and columns of one term on that frame;
+# * random_part()       the conditional modes those terms contribute.
+
+#' Predictions from a fitted mixed model
+#'
+#' Predictions on the scale of the linear predictor (or, for GLMMs, of the
+#' response) for the data the model was fitted to or for new data, with all,
+#' some or none of the random effects, as lme4's `predict()` for `lmer()` and
+#' `glmer()` fits.
+#'
+#' For `newdata`, the fixed-effects model matrix is rebuilt from the model's
+#' terms with the fitting data's transformation constants (the `predvars` of
+#' the model frame, so `poly(x, 2)`, `scale(x)` or `log(x)` give the same
+#' columns as in the fit), factor levels and contrasts. Offsets come from the
+#' formula's `offset()` terms and from an `offset` argument of the original
+#' call, both evaluated in `newdata`. Every variable the prediction needs
+#' must be a column of `newdata` (a variable absent from it is only taken
+#' from the formula's environment when it is a single constant).
+#'
+#' Random effects: `re.form = NULL` adds the conditional modes of all terms,
+#' `re.form = NA` or `~0` gives population-level predictions, and a formula
+#' of random-effects terms such as `~ (1 | Subject)` adds only those terms'
+#' conditional modes (their grouping factor must be one of the model's, their
+#' columns among the model's random effects for that factor). A level of a
+#' grouping factor that was not in the fitting data is an error naming the
+#' factor and the level, unless `allow.new.levels = TRUE`; then that term
+#' contributes 0 (the population level) to those rows. Missing values of a
+#' grouping factor are treated the same way.
+#'
+#' `se.fit = TRUE` (not in lme4 1.1-31) gives standard errors of
+#' population-level predictions, `sqrt(diag(X V X'))` with `V = vcov(object)`
+#' (for a GLMM on the response scale multiplied by `|dmu/deta|`, the delta
+#' method). They ignore the uncertainty of the covariance parameters and are
+#' available only when the prediction includes no random effects
+#' (`re.form = NA` or `~0`).
+#'
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
+#' @param newdata Optional data frame to predict for (default: the data the
+#'   model was fitted to).
+#' @param re.form Which random effects to condition on: `NULL` (all, the
+#'   default), `NA` or `~0` (none), or a one-sided formula of random-effects
+#'   terms of the model.
+#' @param allow.new.levels Logical: allow levels of grouping factors (and
+#'   missing values) that were not in the fitting data? Their random effects
+#'   are then 0.
+#' @param type For `"glmm"` fits: `"link"` (the linear predictor, default) or
+#'   `"response"` (the inverse link of it). Ignored for `"lmm"` fits.
+#' @param se.fit Logical: also return standard errors (population-level
+#'   predictions only, see Details)?
+#' @param na.action Function (or its name) applied to the fixed-effects
+#'   variables of `newdata`: [stats::na.pass()] (default; rows with missing
+#'   values give `NA`), [stats::na.omit()] (drop them) or
+#'   [stats::na.exclude()] (drop them, then pad the result with `NA`).
+#'   Without `newdata` an explicit `na.action` says how rows the fit dropped
+#'   are reported: padded with `NA` for `na.exclude`, left out otherwise.
+#' @param ... Ignored, with a warning.
+#' @return A numeric vector named by the rows of `newdata` (or of the model
+#'   frame), padded with `NA` per `na.action`; with `se.fit = TRUE` a list
+#'   with components `fit` and `se.fit`, as `predict.lm()` returns.
+#' @seealso [simulate.lmm()], [fitted.lmm()], [fitted.glmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   data("sleepstudy", package = "lme4")
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+#'   nd <- data.frame(Days = c(0, 5, 9), Subject = c("308", "309", "310"))
+#'   predict(fit, nd)
+#'   predict(fit, nd, re.form = NA)
+#'   predict(fit, nd, re.form = NA, se.fit = TRUE)
+#'   # a subject not in the data gets the population-level prediction
+#'   predict(fit, data.frame(Days = 3, Subject = "new"), allow.new.levels = TRUE)
+#'
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   nd <- data.frame(period = factor(1:4), herd = "1")
+#'   predict(gfit, nd, type = "response")
+#'   predict(gfit, nd, re.form = NA, type = "response", se.fit = TRUE)
+#' }
+#' @importFrom stats predict
+#' @method predict lmm
+#' @export
+predict.lmm <- function(object, newdata = NULL, re.form = NULL,
+                        allow.new.levels = FALSE, type = c("link", "response"),
+                        se.fit = FALSE, na.action = stats::na.pass, ...) {
+  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  match_choice(type)
+  mer_predict(object, newdata, re.form, allow.new.levels, "link", se.fit,
+              na.action, explicit_na = !missing(na.action))
+}
+
+#' @rdname predict.lmm
+#' @method predict glmm
+#' @export
+predict.glmm <- function(object, newdata = NULL, re.form = NULL,
+                         allow.new.levels = FALSE, type = c("link", "response"),
+                         se.fit = FALSE, na.action = stats::na.pass, ...) {
+  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  type <- match_choice(type)
+  mer_predict(object, newdata, re.form, allow.new.levels, type, se.fit,
+              na.action, explicit_na = !missing(na.action))
+}
+
+# The shared body of both methods. `explicit_na`: was `na.action` given (it
+# then decides, without newdata, whether rows dropped by the fit are padded).
+mer_predict <- function(object, newdata, re.form, allow.new.levels, type,
+                        se.fit, na.action, explicit_na) {
+  check_flag(allow.new.levels, "allow.new.levels")
+  check_flag(se.fit, "se.fit")
+  na.action <- check_na_action(na.action)
+  bars <- prediction_bars(object, re.form)
+  if (se.fit && length(bars) > 0L) {
+    stop("se.fit = TRUE is only available for population-level predictions: ",
+         "use re.form = NA (or ~0); standard errors of predictions that ",
+         "include conditional modes of random effects are not provided",
+         call. = FALSE)
+  }
+  core <- predict_core(object, newdata, bars, allow.new.levels, na.action,
+                       stored = is.null(re.form))
+  eta <- core$eta
+  na_act <- core$na_action
+  if (is.null(newdata)) na_act <- fit_na_action(object, na.action, explicit_na)
+  fit <- if (type == "response") object$family$linkinv(eta) else eta
+  fit <- stats::napredict(na_act, fit)
+  if (!se.fit) return(fit)
+  V <- as.matrix(stats::vcov(object))
+  X <- core$X
+  se <- sqrt(pmax(rowSums((X %*% V) * X), 0))
+  if (type == "response") se <- se * abs(object$family$mu.eta(eta))
+  names(se) <- names(eta)
+  list(fit = fit, se.fit = stats::napredict(na_act, se))
+}
+
+# Linear predictor (offset included) for `newdata` (NULL: the fitted data)
+# with the random-effects terms `bars`. Returns `eta` (named), the
+# fixed-effects matrix `X` it used, the na.action of the new data's frame,
+# the kept rows of `newdata` (`rows`) and the random-effects frame.
+# `stored = TRUE` (re.form = NULL without newdata) returns the fit's own
+# linear predictor, as lme4 does.
+predict_core <- function(object, newdata, bars, allow.new.levels, na.action,
+                         stored = FALSE) {
+  if (is.null(newdata)) {
+    X <- object$X
+    nm <- mer_obs_names(object, nrow(X))
+    if (stored) {
+      eta <- if (inherits(object, "glmm")) object$eta else object$fitted
+      return(list(eta = stats::setNames(as.vector(eta), nm), X = X,
+                  na_action = NULL, rows = NULL, rfd = object$frame))
+    }
+    eta <- as.vector(X %*% object$beta) + as.vector(object$offset)
+    rfd <- object$frame
+    rows <- NULL
+    na_act <- NULL
+  } else {
+    newdata <- check_newdata(newdata)
+    fx <- fixed_design(object, newdata, na.action)
+    X <- fx$X
+    nm <- rownames(X)
+    eta <- as.vector(X %*% object$beta) + fx$offset
+    rows <- fx$rows
+    na_act <- fx$na_action
+    rfd <- if (length(bars)) random_data(object, bars, newdata[rows, , drop = FALSE])
+  }
+  if (length(bars)) {
+    eta <- eta + random_part(object, bars, rfd, allow.new.levels,
+                             where = if (is.null(newdata)) "the model frame" else "newdata",
+                             own_frame = is.null(newdata))
+  }
+  list(eta = stats::setNames(eta, nm), X = X, na_action = na_act, rows = rows,
+       rfd = rfd)
+}
+
+# lme4's handling of rows the fit dropped when there is no newdata: padded
+# per the fit's na.action, or, when `na.action` is given, per its class
+# (na.exclude pads, na.omit and na.pass do not).
+fit_na_action <- function(object, na.action, explicit_na) {
+  na_act <- mer_na_action(object)
+  if (explicit_na && !is.null(na_act)) {
+    cls <- attr(na.action(NA), "na.action")
+    na_act <- structure(as.vector(na_act), names = names(na_act))
+    if (!is.null(cls)) class(na_act) <- class(cls)
+  }
+  na_act
+}
+
+check_na_action <- function(na.action) {
+  if (is.character(na.action) && length(na.action) == 1L) {
+    na.action <- get0(na.action, mode = "function")
+  }
+  if (!is.function(na.action)) {
+    stop("'na.action' must be a function such as na.pass, na.omit or ",
+         "na.exclude (or its name)", call. = FALSE)
+  }
+  na.action
+}
+
+check_newdata <- function(newdata) {
+  if (!is.data.frame(newdata)) {
+    if (is.list(newdata) && !is.null(names(newdata))) {
+      newdata <- tryCatch(as.data.frame(newdata, stringsAsFactors = FALSE),
+                          error = function(e) NULL)
+    }
+    if (!is.data.frame(newdata)) {
+      stop("'newdata' must be a data frame, not ", describe_class(newdata),
+           call. = FALSE)
+    }
+  }
+  as.data.frame(newdata)
+}
+
+# ---------------------------------------------------------------------------
+# re.form
+
+# The random-effects terms (bar calls `lhs | group`, `||` and nesting
+# expanded) of the model, in formula order.
+model_bars <- function(object) parse_lmm_formula(object$formula)$bars
+
+# The terms a prediction includes: all of the model's (re.form = NULL), none
+# (NA or ~0), or those of a one-sided formula, each checked against the
+# model's grouping factors (its columns are checked by random_part()).
+prediction_bars <- function(object, re.form) {
+  if (is.null(re.form)) return(model_bars(object))
+  if (is.logical(re.form) && length(re.form) == 1L && is.na(re.form)) return(list())
+  if (!inherits(re.form, "formula")) {
+    stop("'re.form' must be NULL (all random effects), NA or ~0 (none) or a ",
+         "one-sided formula of the model's random-effects terms such as ",
+         "~ (1 | g); not ", deparse1(re.form), call. = FALSE)
+  }
+  if (length(re.form) != 2L) {
+    stop("'re.form' must be a one-sided formula such as ~ (1 | g), not ",
+         deparse1(re.form), call. = FALSE)
+  }
+  rhs <- re.form[[2L]]
+  if (is_zero(rhs)) return(list())
+  rhs <- expand_double_bars(rhs)
+  bars <- find_bar_terms(rhs)
+  if (length(bars) == 0L) {
+    stop("'re.form' (", deparse1(re.form), ") has no random-effects term; ",
+         "use re.form = NA or ~0 for population-level predictions",
+         call. = FALSE)
+  }
+  rest <- drop_bars(rhs)
+  if (!is.null(rest) && !is_zero(rest) && !identical(rest, 1)) {
+    stop("'re.form' may contain only random-effects terms such as (1 | g), ",
+         "not '", deparse1(rest), "' (fixed effects are always included)",
+         call. = FALSE)
+  }
+  lapply(bars, check_bar)
+  bars <- unlist(lapply(bars, expand_nesting), recursive = FALSE)
+  groups <- names(object$flist)
+  model_vars <- all.vars(attr(attr(object$frame, "terms"), "variables"))
+  for (bar in bars) {
+    bad <- setdiff(all.vars(bar), model_vars)
+    if (length(bad)) {
+      stop("re.form term (", deparse1(bar), ") uses variable ", quote_names(bad),
+           ", which is not a variable of the model", call. = FALSE)
+    }
+    g <- deparse1(bar[[3L]])
+    if (!g %in% groups) {
+      stop("re.form term (", deparse1(bar), "): '", g, "' is not a grouping ",
+           "factor of the model; its grouping factors are ", quote_names(groups),
+           call. = FALSE)
+    }
+  }
+  bars
+}
+
+is_zero <- function(x) is.numeric(x) && length(x) == 1L && x == 0
+
+# ---------------------------------------------------------------------------
+# Fixed part
+
+# The fixed-effects matrix (dropped columns removed, as in the fit) and
+# offset for `newdata`, from a model frame of the fixed-effects variables
+# built with the fit's `predvars` and factor levels. `rows` are the rows of
+# `newdata` that `na.action` kept.
+fixed_design <- function(object, newdata, na.action) {
+  frame <- object$frame
+  fixed <- parse_lmm_formula(object$formula)$fixed_formula
+  env <- environment(object$formula)
+  if (is.null(env)) env <- parent.frame()
+  tt <- stats::delete.response(stats::terms(fixed))
+  pv <- attr(attr(frame, "terms"), "predvars.fixed")
+  if (!is.null(pv)) {
+    pv <- as.list(pv)
+    if (attr(stats::terms(fixed), "response") == 1L) pv <- pv[-2L]
+    if (length(pv) == length(attr(tt, "variables"))) {
+      attr(tt, "predvars") <- as.call(pv)
+    }
+  }
+  offset_expr <- attr(frame, "offset")
+  if (is.null(offset_expr)) offset_expr <- object$call$offset
+  vars <- as.list(attr(tt, "variables"))[-1L]
+  check_newdata_vars(c(vars, if (!is.null(offset_expr)) list(offset_expr)),
+                     newdata, env, "the fixed-effects part of the model")
+  mf_call <- as.call(c(list(quote(stats::model.frame), formula = tt,
+                            data = quote(.mixedrs_newdata),
+                            na.action = quote(.mixedrs_na_action)),
+                       if (!is.null(offset_expr)) list(offset = offset_expr)))
+  eval_env <- new.env(parent = env)
+  assign(".mixedrs_newdata", newdata, envir = eval_env)
+  assign(".mixedrs_na_action", na.action, envir = eval_env)
+  mf <- tryCatch(eval(mf_call, eval_env), error = function(e) {
+    stop("could not evaluate the fixed-effects variables in 'newdata': ",
+         conditionMessage(e), call. = FALSE)
+  })
+  mf <- align_levels(mf, frame)
+  X <- stats::model.matrix(tt, mf, contrasts.arg = attr(object$X, "contrasts"))
+  dropped <- attr(object$X, "col.dropped")
+  if (is.numeric(dropped) && length(dropped)) X <- X[, -dropped, drop = FALSE]
+  if (!identical(colnames(X), colnames(object$X))) {
+    stop("the fixed-effects columns built from 'newdata' (",
+         paste(colnames(X), collapse = ", "), ") differ from the model's (",
+         paste(colnames(object$X), collapse = ", "), ")", call. = FALSE)
+  }
+  offset <- stats::model.offset(mf)
+  if (is.null(offset)) offset <- rep(0, nrow(X))
+  na_act <- attr(mf, "na.action")
+  rows <- seq_len(nrow(newdata))
+  if (!is.null(na_act)) rows <- rows[-as.integer(na_act)]
+  list(X = X, offset = as.vector(offset), na_action = na_act, rows = rows)
+}
+
+# Stops, naming the variable and what needs it, when a variable of `exprs`
+# is neither a column of `newdata` nor a single constant (not a function)
+# in the formula's environment.
+check_newdata_vars <- function(exprs, newdata, env, what, hint = "") {
+  vars <- unique(unlist(lapply(exprs, all.vars)))
+  absent <- setdiff(vars, names(newdata))
+  bad <- absent[!vapply(absent, function(v) {
+    obj <- get0(v, envir = env, inherits = TRUE)
+    !is.null(obj) && !is.function(obj) && length(obj) == 1L
+  }, logical(1))]
+  if (length(bad)) {
+    stop("variable ", quote_names(bad), " needed by ", what, " not found in ",
+         "'newdata' (its columns: ", paste(names(newdata), collapse = ", "), ")",
+         hint, call. = FALSE)
+  }
+  invisible(NULL)
+}
+
+# Gives the factor columns of a new model frame the fit's levels: the
+# fitting frame's levels first, then the new values in order of appearance.
+# For the columns named in `strict` (covariates, as opposed to grouping
+# factors) new values are an error naming the variable and the levels, and
+# character columns get the sorted levels model.matrix() gave them in the
+# fit. Contrasts set on the fitting frame's factors are kept.
+align_levels <- function(mf, frame, strict = names(mf)) {
+  for (v in intersect(names(mf), names(frame))) {
+    old <- frame[[v]]
+    error_on_new <- v %in% strict
+    if (!is.factor(old) && !(error_on_new && is.character(old))) next
+    x <- mf[[v]]
+    if (!is.factor(x) && !is.character(x) && !is.logical(x) && !is.numeric(x)) next
+    old_levels <- if (is.factor(old)) levels(old) else levels(factor(old))
+    vals <- as.character(x)
+    new <- setdiff(unique(vals[!is.na(vals)]), old_levels)
+    if (error_on_new && length(new)) {
+      stop("factor '", v, "' has new level", if (length(new) > 1L) "s",
+           " in 'newdata' not seen when fitting: ", level_list(new),
+           "; its levels are ", level_list(old_levels), call. = FALSE)
+    }
+    f <- factor(vals, levels = c(old_levels, new))
+    ctr <- attr(old, "contrasts")
+    if (!is.null(ctr)) attr(f, "contrasts") <- ctr
+    mf[[v]] <- f
+  }
+  mf
+}
+
+# 'a', 'b', ... for messages, cut after 10 values.
+level_list <- function(x) {
+  shown <- utils::head(x, 10L)
+  paste0(quote_names(shown), if (length(x) > 10L) paste0(", ... (", length(x), " in all)"))
+}
+
+# ---------------------------------------------------------------------------
+# Random part
+
+# The variables of the terms `bars` for `newdata`, as a model frame laid out
+# like the fit's (columns named as there, built with the fit's `predvars`,
+# factor levels of the fit first, then new ones); rows with missing values
+# are kept (na.pass).
+random_data <- function(object, bars, newdata) {
+  frame <- object$frame
+  env <- environment(object$formula)
+  if (is.null(env)) env <- parent.frame()
+  rhs <- Reduce(function(a, b) call("+", a, b), lapply(bars, bars_to_sums))
+  tt <- stats::terms(stats::as.formula(call("~", rhs), env = env))
+  vars <- as.list(attr(tt, "variables"))[-1L]
+  ftt <- attr(frame, "terms")
+  frame_vars <- vapply(as.list(attr(ftt, "variables"))[-1L], deparse1, "")
+  frame_pv <- as.list(attr(ftt, "predvars"))[-1L]
+  pv <- lapply(vars, function(v) {
+    i <- match(deparse1(v), frame_vars)
+    if (is.na(i) || length(frame_pv) < i) v else frame_pv[[i]]
+  })
+  attr(tt, "predvars") <- as.call(c(quote(list), pv))
+  for (bar in bars) {
+    check_newdata_vars(list(bar), newdata, env,
+                       paste0("random-effects term (", deparse1(bar), ")"),
+                       hint = paste0("; for predictions without that term use ",
+                                     "re.form = NA or a re.form that leaves it out"))
+  }
+  eval_env <- new.env(parent = env)
+  assign(".mixedrs_newdata", newdata, envir = eval_env)
+  mf_call <- call("model.frame", tt, data = quote(.mixedrs_newdata),
+                  na.action = quote(stats::na.pass))
+  mf_call[[1L]] <- quote(stats::model.frame)
+  rfd <- tryCatch(eval(mf_call, eval_env), error = function(e) {
+    stop("could not evaluate the random-effects variables in 'newdata': ",
+         conditionMessage(e), call. = FALSE)
+  })
+  lhs_vars <- unlist(lapply(bars, function(bar) {
+    vapply(as.list(attr(stats::terms(stats::as.formula(call("~", bar[[2L]]))),
+                        "variables"))[-1L], deparse1, "")
+  }))
+  align_levels(rfd, frame, strict = lhs_vars)
+}
+
+# Grouping factor and columns of one term on a frame `rfd` laid out like the
+# model frame (the fit's own frame, or random_data()). For a term of the
+# model on the fit's own frame the stored factor and columns are used.
+term_design <- function(object, bar, rfd, own_frame = FALSE) {
+  term <- deparse1(bar)
+  if (own_frame) {
+    for (rt in object$reterms) {
+      if (identical(rt$term, term)) {
+        return(list(group = rt$group, term = term, factor = rt$factor, Z = rt$Z))
+      }
+    }
+  }
+  env <- environment(object$formula)
+  if (is.null(env)) env <- parent.frame()
+  Z <- tryCatch(
+    stats::model.matrix(stats::as.formula(call("~", bar[[2L]]), env = env), rfd),
+    error = function(e) {
+      stop("could not build the columns of random-effects term (", term, "): ",
+           conditionMessage(e), call. = FALSE)
+    })
+  Z <- matrix(as.double(Z), nrow(Z), ncol(Z), dimnames = list(NULL, colnames(Z)))
+  list(group = deparse1(bar[[3L]]), term = term,
+       factor = new_group_factor(bar[[3L]], rfd, term), Z = Z)
+}
+
+# Grouping factor of a term from the columns of `rfd`, with lme4's levels:
+# those present, in the order of the column's levels (for factors) or sorted
+# (other types); `a:b` gives the observed combinations ordered by the levels
+# of a, then b. Missing values stay missing.
+new_group_factor <- function(group, rfd, term) {
+  if (is_call_to(group, "(")) return(new_group_factor(group[[2L]], rfd, term))
+  if (is_call_to(group, ":") && length(group) == 3L) {
+    f1 <- new_group_factor(group[[2L]], rfd, term)
+    f2 <- new_group_factor(group[[3L]], rfd, term)
+    labels <- paste(f1, f2, sep = ":")
+    labels[is.na(f1) | is.na(f2)] <- NA
+    first <- which(!duplicated(labels) & !is.na(labels))
+    ord <- order(as.integer(f1)[first], as.integer(f2)[first])
+    return(factor(labels, levels = labels[first][ord]))
+  }
+  name <- deparse1(group)
+  x <- rfd[[name]]
+  if (is.null(x) || NCOL(x) != 1L) {
+    stop("grouping factor '", name, "' of random-effects term (", term,
+         ") must be a variable or an interaction of variables", call. = FALSE)
+  }
+  factor(x)
+}
+
+# Conditional modes of the model's random effects, one levels x columns
+# matrix per grouping factor (terms sharing a factor combined, as ranef()).
+group_modes <- function(object) {
+  fl <- object$flist
+  asg <- attr(fl, "assign")
+  out <- lapply(seq_along(fl), function(i) {
+    do.call(cbind, lapply(object$b[asg == i], as.matrix))
+  })
+  names(out) <- names(fl)
+  out
+}
+
+# The random-effects part of the linear predictor for the terms `bars` on
+# the frame `rfd`: per row, the term's columns times the conditional modes
+# of its level. Unseen levels and missing values of a grouping factor are an
+# error unless `allow.new.levels` (they then contribute 0).
+random_part <- function(object, bars, rfd, allow.new.levels, where = "newdata",
+                        own_frame = FALSE) {
+  modes <- group_modes(object)
+  n <- nrow(rfd)
+  total <- numeric(n)
+  for (bar in bars) {
+    d <- term_design(object, bar, rfd, own_frame)
+    b <- modes[[d$group]]
+    extra <- setdiff(colnames(d$Z), colnames(b))
+    if (length(extra)) {
+      stop("random-effects term (", d$term, ") has random effect", if (length(extra) > 1L) "s",
+           " ", quote_names(extra), " that the model does not have for grouping ",
+           "factor '", d$group, "' (it has ", quote_names(colnames(b)), ")",
+           call. = FALSE)
+    }
+    idx <- check_new_levels(d, rownames(b), allow.new.levels, where)
+    B <- b[idx, colnames(d$Z), drop = FALSE]
+    B[is.na(idx), ] <- 0
+    total <- total + rowSums(d$Z * B)
+  }
+  total
+}
+
+# Index of each row's level among the fitted levels `known` (NA for unseen
+# levels and missing values), stopping on those unless `allow`.
+check_new_levels <- function(d, known, allow, where = "newdata") {
+  lev <- as.character(d$factor)
+  idx <- match(lev, known)
+  if (allow) return(idx)
+  new <- setdiff(unique(lev[!is.na(lev)]), known)
+  if (length(new)) {
+    stop("new level", if (length(new) > 1L) "s", " of grouping factor '",
+         d$group, "' in ", where, ": ", level_list(new), "; use ",
+         "allow.new.levels = TRUE to predict them at the population level ",
+         "(random effects 0) for that term", call. = FALSE)
+  }
+  if (anyNA(lev)) {
+    rows <- which(is.na(lev))
+    stop("grouping factor '", d$group, "' has missing values in ", where,
+         " (row", if (length(rows) > 1L) "s", " ",
+         paste(utils::head(rows, 10L), collapse = ", "),
+         if (length(rows) > 10L) ", ...", "); use allow.new.levels = TRUE ",
+         "to predict them at the population level for that term, or ",
+         "re.form = NA", call. = FALSE)
+  }
+  idx
+}

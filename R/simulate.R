@@ -1,0 +1,319 @@
+# Simulation of responses from fitted "lmm" and "glmm" objects with lme4's
+# semantics (simulate.merMod) and lme4's order of random number draws, so
+# that the same seed gives the same simulated responses: first the spherical
+# random effects u ~ N(0, I) of the terms not conditioned on (one block of
+# rnorm() per simulation, terms in lme4's order for the data simulated for),
+# mapped to b = Lambda(theta) u; then the responses, drawn in one call per
+# family for all simulations. The prediction machinery (terms, new data,
+# levels) is that of R/predict.R.
+
+#' Simulate responses from a fitted mixed model
+#'
+#' Draws `nsim` sets of responses from the fitted model, as lme4's
+#' `simulate()` does for `lmer()` and `glmer()` fits, with the same random
+#' number draws: for the same `seed`, the results equal lme4's up to the
+#' differences between the two fits' estimates.
+#'
+#' With `re.form = NA` (the default, or `~0`) new random effects are drawn
+#' for every term from their estimated distribution (`b = Lambda u`,
+#' `u ~ N(0, I)`; for linear mixed models scaled by `sigma`). With
+#' `re.form = NULL` the simulations are conditional on the estimated
+#' conditional modes of all terms; a formula of some of the model's terms
+#' conditions on those and draws the others afresh.
+#'
+#' The responses are then drawn given the linear predictor: for linear mixed
+#' models normal errors with standard deviation `sigma / sqrt(w)` for prior
+#' weights `w`; for GLMMs from the family: binomial (counts out of the prior
+#' weights, returned as proportions, as a two-column matrix of successes and
+#' failures per simulation for a `cbind()` response, or as a factor for a
+#' factor response), Poisson, Gamma (shape `w / sigma^2`), inverse Gaussian
+#' (shape `w / sigma^2`; needs the statmod package) and Gaussian with a
+#' non-identity link (standard deviation `sigma / sqrt(w)`).
+#'
+#' Differences from lme4 1.1-31, on purpose: prior weights of linear mixed
+#' models set the residual standard deviation (lme4 ignores them); the Gamma
+#' and inverse Gaussian shapes are `w / sigma^2` (lme4 1.1-31 uses
+#' `w * sigma` and `w / sigma`, which its maintainers have since recognised
+#' as wrong); the random number state is restored after a simulation with a
+#' `seed`, and the `"seed"` attribute holds `seed` with its `RNGkind()`, as
+#' [stats::simulate()] does (lme4 stores `.Random.seed`).
+#'
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
+#' @param nsim Number of simulations (a positive whole number).
+#' @param seed `NULL` or an integer for [set.seed()]; as [stats::simulate()].
+#' @param re.form Random effects to condition on: `NA` or `~0` (none: all
+#'   are drawn afresh, the default), `NULL` (all), or a formula of some of
+#'   the model's terms (see [predict.lmm()]).
+#' @param newdata Optional data frame to simulate for (default: the data the
+#'   model was fitted to). Rows with missing values in the fixed-effects
+#'   variables are left out.
+#' @param allow.new.levels Logical: allow levels of grouping factors that
+#'   were not in the fitting data (as in lme4, needed even for the terms
+#'   whose random effects are drawn afresh)?
+#' @param weights Optional prior weights of the simulated observations
+#'   (number of trials for binomial models). Default: the fit's prior
+#'   weights; for `newdata` 1, except for a binomial `cbind()` response,
+#'   whose number of trials is taken from the response variables in
+#'   `newdata`.
+#' @param use.u Logical, lme4's older way to say `re.form = NULL` (`TRUE`)
+#'   or `re.form = NA` (`FALSE`); give at most one of the two.
+#' @param ... Ignored, with a warning.
+#' @return A data frame with one column per simulation, named `sim_1`,
+#'   `sim_2`, ... (each a two-column matrix for a binomial `cbind()`
+#'   response), rows named as the model frame or `newdata`, padded with `NA`
+#'   rows when the fit used `na.action = na.exclude`; attribute `"seed"` as
+#'   [stats::simulate()].
+#' @seealso [predict.lmm()].
+#' @examples
+#' if (requireNamespace("lme4", quietly = TRUE)) {
+#'   data("sleepstudy", package = "lme4")
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+#'   sims <- simulate(fit, nsim = 3, seed = 1)
+#'   head(sims)
+#'   # conditional on the subjects' estimated random effects
+#'   head(simulate(fit, seed = 1, re.form = NULL))
+#'
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   s <- simulate(gfit, nsim = 2, seed = 1)
+#'   head(s$sim_1)
+#' }
+#' @importFrom stats simulate
+#' @method simulate lmm
+#' @export
+simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
+                         newdata = NULL, allow.new.levels = FALSE,
+                         weights = NULL, use.u, ...) {
+  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  if (!missing(use.u)) re.form <- use_u_re_form(use.u, !missing(re.form))
+  mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights)
+}
+
+#' @rdname simulate.lmm
+#' @method simulate glmm
+#' @export
+simulate.glmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
+                          newdata = NULL, allow.new.levels = FALSE,
+                          weights = NULL, use.u, ...) {
+  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  if (!missing(use.u)) re.form <- use_u_re_form(use.u, !missing(re.form))
+  mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights)
+}
+
+use_u_re_form <- function(use.u, re_form_given) {
+  if (re_form_given) {
+    stop("give only one of 'use.u' and 're.form' (use.u = TRUE is ",
+         "re.form = NULL, use.u = FALSE is re.form = NA)", call. = FALSE)
+  }
+  check_flag(use.u, "use.u")
+  if (use.u) NULL else NA
+}
+
+mer_simulate <- function(object, nsim, seed, re.form, newdata,
+                         allow.new.levels, weights) {
+  if (!is.numeric(nsim) || length(nsim) != 1L || is.na(nsim) || nsim < 1 ||
+      nsim != round(nsim)) {
+    stop("'nsim' must be a positive whole number, not ", deparse1(nsim),
+         call. = FALSE)
+  }
+  nsim <- as.integer(nsim)
+  check_flag(allow.new.levels, "allow.new.levels")
+  cond_bars <- prediction_bars(object, re.form)
+  if (!is.null(newdata)) newdata <- check_newdata(newdata)
+
+  # Random number state, as stats::simulate(): a given seed is used and the
+  # caller's stream restored afterwards.
+  if (!exists(".Random.seed", envir = globalenv(), inherits = FALSE)) stats::runif(1)
+  if (is.null(seed)) {
+    rng_state <- get(".Random.seed", envir = globalenv())
+  } else {
+    saved <- get(".Random.seed", envir = globalenv())
+    on.exit(assign(".Random.seed", saved, envir = globalenv()), add = TRUE)
+    set.seed(seed)
+    rng_state <- structure(seed, kind = as.list(RNGkind()))
+  }
+
+  core <- predict_core(object, newdata, cond_bars, allow.new.levels,
+                       stats::na.omit)
+  eta <- core$eta
+  n <- length(eta)
+  wts <- simulation_weights(object, newdata, core$rows, weights, n)
+
+  # Random effects of the terms not conditioned on (lme4 draws u first).
+  cond_terms <- vapply(cond_bars, deparse1, "")
+  sim_bars <- Filter(function(b) !deparse1(b) %in% cond_terms, model_bars(object))
+  re_sim <- simulate_random_effects(object, sim_bars, newdata, core,
+                                    allow.new.levels, nsim)
+
+  if (inherits(object, "glmm")) {
+    mu <- object$family$linkinv(as.vector(eta + re_sim))
+    cols <- simulate_glmm_response(object, mu, wts, n, nsim)
+  } else {
+    sigma <- object$sigma
+    eps <- matrix(stats::rnorm(n * nsim), n, nsim)
+    val <- eta + sigma * re_sim + (sigma / sqrt(wts)) * eps
+    cols <- lapply(seq_len(nsim), function(j) val[, j])
+  }
+  simulation_frame(object, cols, names(eta), is.null(newdata), rng_state)
+}
+
+# Prior weights of the simulated observations: given (one per observation
+# of the data simulated for), the fit's, or for new data 1 (the number of
+# trials of a binomial cbind() response taken from newdata).
+simulation_weights <- function(object, newdata, rows, weights, n) {
+  if (!is.null(weights)) {
+    n_all <- if (is.null(newdata)) n else nrow(newdata)
+    if (!is.numeric(weights) || length(weights) != n_all || anyNA(weights) ||
+        any(weights <= 0)) {
+      stop("'weights' must be positive numbers, one per row of ",
+           if (is.null(newdata)) "the model frame" else "'newdata'",
+           " (", n_all, ")", call. = FALSE)
+    }
+    weights <- as.double(weights)
+    return(if (is.null(newdata)) weights else weights[rows])
+  }
+  if (is.null(newdata)) return(as.vector(object$weights))
+  y <- stats::model.response(object$frame)
+  if (inherits(object, "glmm") && object$family$family == "binomial" &&
+      is.matrix(y) && ncol(y) == 2L) {
+    resp <- object$formula[[2L]]
+    r <- tryCatch(eval(resp, newdata[rows, , drop = FALSE], environment(object$formula)),
+                  error = function(e) NULL)
+    if (!is.matrix(r) || ncol(r) != 2L || nrow(r) != n) {
+      stop("simulating a binomial cbind() response for 'newdata' needs the ",
+           "number of trials: give 'weights', or the response's variables (",
+           paste(all.vars(resp), collapse = ", "), ") in 'newdata'", call. = FALSE)
+    }
+    return(as.double(rowSums(r)))
+  }
+  rep(1, n)
+}
+
+# n x nsim matrix of random-effects contributions Z Lambda u of the terms
+# `bars`, drawn as lme4 draws them: u = rnorm(q * nsim) with the terms in
+# lme4's order (by decreasing number of levels in the data simulated for,
+# when formula order is not already so), levels in the order of the
+# grouping factor, the q_k effects of one level together. For linear mixed
+# models the result is on the relative scale (times sigma later).
+simulate_random_effects <- function(object, bars, newdata, core,
+                                    allow.new.levels, nsim) {
+  n <- length(core$eta)
+  if (length(bars) == 0L) return(matrix(0, n, nsim))
+  own <- is.null(newdata)
+  rfd <- if (own) object$frame else
+    random_data(object, bars, newdata[core$rows, , drop = FALSE])
+  where <- if (own) "the model frame" else "newdata"
+  modes <- group_modes(object)
+  designs <- lapply(bars, function(bar) {
+    d <- term_design(object, bar, rfd, own_frame = own)
+    check_new_levels(d, rownames(modes[[d$group]]), allow.new.levels, where)
+    d$factor <- droplevels(d$factor)
+    d$L <- term_lambda(object, d$term)
+    d
+  })
+  designs <- order_reterms(designs)
+  sizes <- vapply(designs, function(d) nlevels(d$factor) * ncol(d$Z), 1)
+  q <- sum(sizes)
+  u <- matrix(stats::rnorm(q * nsim), q, nsim)
+  ends <- cumsum(sizes)
+  out <- matrix(0, n, nsim)
+  for (k in seq_along(designs)) {
+    d <- designs[[k]]
+    qk <- ncol(d$Z)
+    block <- u[(ends[k] - sizes[k]) + seq_len(sizes[k]), , drop = FALSE]
+    lev <- as.integer(d$factor)
+    for (j in seq_len(nsim)) {
+      b <- matrix(block[, j], ncol = qk, byrow = TRUE) %*% t(d$L)
+      B <- b[lev, , drop = FALSE]
+      B[is.na(lev), ] <- 0
+      out[, j] <- out[, j] + rowSums(d$Z * B)
+    }
+  }
+  out
+}
+
+# Lower-triangular relative covariance factor of the model term `term`
+# (q x q, filled column by column from that term's elements of theta).
+term_lambda <- function(object, term) {
+  terms <- vapply(object$reterms, `[[`, "", "term")
+  k <- match(term, terms)
+  sizes <- theta_sizes(object$reterms)
+  start <- sum(sizes[seq_len(k - 1L)])
+  q <- length(object$reterms[[k]]$cnms)
+  L <- matrix(0, q, q)
+  L[lower.tri(L, diag = TRUE)] <- object$theta[start + seq_len(sizes[k])]
+  L
+}
+
+# Responses of a GLMM given the conditional means `mu` (n * nsim, one
+# simulation after the other) and prior weights `wts`, drawn in one call
+# as lme4's family simulators do. A list with one element per simulation.
+simulate_glmm_response <- function(object, mu, wts, n, nsim) {
+  fam <- object$family$family
+  N <- n * nsim
+  sigma <- object$sigma
+  split_sims <- function(v) lapply(seq_len(nsim), function(j) v[(j - 1L) * n + seq_len(n)])
+  switch(fam,
+    binomial = {
+      if (any(wts %% 1 != 0)) {
+        stop("cannot simulate binomial responses with non-integer prior ",
+             "weights (numbers of trials)", call. = FALSE)
+      }
+      y <- stats::model.response(object$frame)
+      if (is.factor(y)) {
+        draws <- stats::rbinom(N, size = 1, prob = mu)
+        lapply(split_sims(draws), function(d) {
+          factor(levels(y)[1L + d], levels = levels(y))
+        })
+      } else if (is.matrix(y) && ncol(y) == 2L) {
+        draws <- stats::rbinom(N, size = wts, prob = mu)
+        lapply(split_sims(draws), function(d) {
+          m <- cbind(d, wts - d)
+          dimnames(m) <- list(NULL, colnames(y))
+          m
+        })
+      } else {
+        split_sims(stats::rbinom(N, size = wts, prob = mu) / wts)
+      }
+    },
+    poisson = {
+      if (any(wts != 1)) warning("ignoring prior weights", call. = FALSE)
+      split_sims(stats::rpois(N, mu))
+    },
+    Gamma = {
+      shape <- wts / sigma^2
+      split_sims(stats::rgamma(N, shape = shape, rate = shape / mu))
+    },
+    inverse.gaussian = {
+      if (!requireNamespace("statmod", quietly = TRUE)) {
+        stop("simulating inverse Gaussian responses needs the 'statmod' ",
+             "package: install.packages(\"statmod\")", call. = FALSE)
+      }
+      rinvgauss <- getExportedValue("statmod", "rinvgauss")
+      split_sims(rinvgauss(N, mean = mu, shape = wts / sigma^2))
+    },
+    gaussian = split_sims(stats::rnorm(N, mu, sigma / sqrt(wts))),
+    stop("simulation is not implemented for the ", fam, " family", call. = FALSE)
+  )
+}
+
+# The data frame of simulations: columns sim_1, sim_2, ..., rows named as
+# the predictions; for the fitted data padded with NA rows per the fit's
+# na.action (na.exclude), which is then attached as attribute "na.action".
+simulation_frame <- function(object, cols, row_names, own_data, rng_state) {
+  na_act <- if (own_data) mer_na_action(object)
+  if (!is.null(na_act) && inherits(na_act, "exclude")) {
+    omit <- as.integer(na_act)
+    full <- rep(NA_integer_, length(row_names) + length(omit))
+    full[-omit] <- seq_along(row_names)
+    cols <- lapply(cols, function(x) {
+      if (is.matrix(x)) x[full, , drop = FALSE] else x[full]
+    })
+    row_names <- names(stats::napredict(na_act, stats::setNames(seq_along(row_names), row_names)))
+  }
+  names(cols) <- paste0("sim_", seq_along(cols))
+  val <- structure(cols, row.names = row_names, class = "data.frame")
+  if (!is.null(na_act)) attr(val, "na.action") <- na_act
+  attr(val, "seed") <- rng_state
+  val
+}

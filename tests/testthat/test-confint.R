@@ -1,0 +1,105 @@
+# confint() for lmm() and glmm() fits, side by side with lme4's confint().
+
+lme4_confint <- function(fm, ...) suppressWarnings(suppressMessages(confint(fm, ...)))
+
+test_that("profile intervals match lme4 for sleepstudy (REML and ML)", {
+  skip_if_not_installed("lme4")
+  ss <- lme4::sleepstudy
+  for (reml in c(TRUE, FALSE)) {
+    fit <- lmm(Reaction ~ Days + (Days | Subject), ss, REML = reml)
+    fm <- lme4::lmer(Reaction ~ Days + (Days | Subject), ss, REML = reml)
+    ours <- confint(fit, quiet = TRUE)
+    ref <- lme4_confint(fm, quiet = TRUE)
+    expect_identical(dimnames(ours), dimnames(ref))
+    expect_equal(ours, ref, tolerance = 1e-4)
+  }
+})
+
+test_that("profile intervals match lme4 for crossed and boundary models", {
+  skip_if_not_installed("lme4")
+  fit <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin)
+  fm <- lme4::lmer(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin)
+  expect_equal(confint(fit, quiet = TRUE), lme4_confint(fm, quiet = TRUE), tolerance = 1e-4)
+
+  fit2 <- suppressMessages(lmm(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2))
+  fm2 <- suppressMessages(lme4::lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2))
+  ci <- confint(fit2, quiet = TRUE)
+  expect_identical(ci[".sig01", "2.5 %"], 0)
+  expect_equal(ci, lme4_confint(fm2, quiet = TRUE), tolerance = 1e-4)
+
+  fit3 <- lmm(Reaction ~ Days + (Days || Subject), lme4::sleepstudy)
+  fm3 <- lme4::lmer(Reaction ~ Days + (Days || Subject), lme4::sleepstudy)
+  expect_equal(confint(fit3, quiet = TRUE), lme4_confint(fm3, quiet = TRUE), tolerance = 1e-4)
+})
+
+test_that("parm, level, zeta and oldNames work as in lme4", {
+  skip_if_not_installed("lme4")
+  fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  fm <- lme4::lmer(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  for (p in list(1:2, c(".sig01", "Days"), "theta_", "beta_", c(5, 2))) {
+    expect_equal(confint(fit, parm = p, quiet = TRUE),
+                 lme4_confint(fm, parm = p, quiet = TRUE), tolerance = 1e-4)
+  }
+  expect_equal(confint(fit, level = 0.9, quiet = TRUE),
+               lme4_confint(fm, level = 0.9, quiet = TRUE), tolerance = 1e-4)
+  named <- confint(fit, oldNames = FALSE, quiet = TRUE)
+  expect_identical(rownames(named), rownames(lme4_confint(fm, oldNames = FALSE, quiet = TRUE)))
+  expect_identical(rownames(named)[1:4], c("sd_(Intercept)|Subject",
+                                           "cor_Days.(Intercept)|Subject",
+                                           "sd_Days|Subject", "sigma"))
+  z <- confint(fit, parm = "Days", zeta = c(-1, 1), quiet = TRUE)
+  expect_null(colnames(z))
+  expect_equal(unname(z), unname(lme4_confint(fm, parm = "Days", zeta = c(-1, 1), quiet = TRUE)),
+               tolerance = 1e-4)
+  expect_message(confint(fit, parm = "Days"), "Computing profile confidence intervals")
+  expect_error(confint(fit, parm = 9), "'parm'")
+  expect_error(confint(fit, parm = "nope"), "unknown parameters")
+  expect_error(confint(fit, level = 2), "'level'")
+  expect_error(confint(fit, threads = 0), "'threads'")
+})
+
+test_that("profile() returns the profile and confint() reads it", {
+  skip_if_not_installed("lme4")
+  fit <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+  pr <- profile(fit)
+  expect_s3_class(pr, "lmmprofile")
+  expect_identical(levels(pr$.par), c(".sig01", ".sigma", "(Intercept)", "Days"))
+  expect_true(all(c(".zeta", ".sig01", ".sigma", "(Intercept)", "Days") %in% names(pr)))
+  expect_equal(pr$.zeta[pr$.par == "Days" & pr$Days == attr(pr, "optimum")[["Days"]]], 0)
+  expect_equal(confint(pr), confint(fit, quiet = TRUE))
+  # one thread and two give the same profile
+  expect_identical(profile(fit, threads = 1), profile(fit, threads = 2))
+})
+
+test_that("Wald intervals match lme4", {
+  skip_if_not_installed("lme4")
+  fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  fm <- lme4::lmer(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  ours <- confint(fit, method = "Wald")
+  ref <- confint(fm, method = "Wald")
+  expect_identical(dimnames(ours), dimnames(ref))
+  expect_true(all(is.na(ours[1:4, ])))
+  expect_equal(ours, ref, tolerance = 1e-6)
+  expect_equal(confint(fit, method = "Wald", parm = c(6, 5)),
+               confint(fm, method = "Wald", parm = c(6, 5)), tolerance = 1e-6)
+})
+
+test_that("glmm: Wald intervals as lme4, profiles not yet", {
+  skip_if_not_installed("lme4")
+  cbpp <- lme4::cbpp
+  gf <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+             family = binomial, data = cbpp)
+  gm <- lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                    family = binomial, data = cbpp,
+                    control = lme4::glmerControl(optimizer = "bobyqa", tolPwrss = 1e-10))
+  ours <- confint(gf, method = "Wald")
+  ref <- confint(gm, method = "Wald")
+  expect_identical(dimnames(ours), dimnames(ref))
+  # the same formula as lme4's, from our own estimates and standard errors
+  se <- sqrt(diag(vcov(gf)))
+  expect_equal(ours[-1, 1], fixef(gf) - qnorm(0.975) * se, tolerance = 1e-12)
+  # and close to lme4's (its finite-difference Hessian differs in the 3rd digit)
+  expect_equal(ours, ref, tolerance = 1e-2)
+  expect_error(confint(gf), "not supported yet")
+  expect_error(profile(gf), "not supported yet")
+})

@@ -1,0 +1,284 @@
+# predict() for "lmm" and "glmm" fits, side by side with lme4's
+# predict.merMod. Tolerances: 1e-5 relative for predictions (the fits agree
+# to ~1e-7 for these LMMs; GLMM references are glmer fits run to their
+# optimum, see helper-glmm.R), 1e-10 for identities computed from our own
+# estimates (se.fit against X V X').
+
+skip_if_not_installed("lme4")
+
+# Continuous, factor and character covariates, an offset and two crossed
+# grouping factors.
+covariate_data <- function() {
+  set.seed(11)
+  d <- data.frame(g = factor(rep(letters[1:12], each = 10)),
+                  h = factor(rep(1:5, 24)),
+                  x = stats::runif(120, 1, 5), z = stats::rnorm(120, 10, 3),
+                  f = factor(sample(c("lo", "mid", "hi"), 120, TRUE)),
+                  ch = sample(c("p", "q", "r"), 120, TRUE),
+                  o = stats::runif(120))
+  d$y <- 2 + d$x - 0.3 * d$x^2 + 0.2 * d$z + as.integer(d$f) +
+    stats::rnorm(12)[d$g] + stats::rnorm(5)[d$h] + d$o + stats::rnorm(120, sd = 0.5)
+  d
+}
+
+sleep_pair <- function(formula = Reaction ~ Days + (Days | Subject), data = lme4::sleepstudy, ...) {
+  list(fit = lmm(formula, data, ...), ref = lme4::lmer(formula, data, ...))
+}
+
+test_that("lmm predictions for new data match lme4 for every re.form", {
+  p <- sleep_pair()
+  nd <- data.frame(Days = c(0, 5, 9, 2, 7), Subject = c("308", "309", "310", "372", "308"))
+  expect_equal(predict(p$fit, nd), predict(p$ref, nd), tolerance = 1e-5)
+  expect_named(predict(p$fit, nd), as.character(1:5))
+  for (rf in list(NA, ~0, ~ (1 | Subject), ~ (0 + Days | Subject), ~ (Days | Subject))) {
+    expect_equal(predict(p$fit, nd, re.form = rf), predict(p$ref, nd, re.form = rf),
+                 tolerance = 1e-5)
+  }
+  # type is ignored for linear mixed models
+  expect_identical(predict(p$fit, nd, type = "response"), predict(p$fit, nd))
+  # the caller's data frame is left as it was
+  nd0 <- nd
+  predict(p$fit, nd, allow.new.levels = TRUE)
+  expect_identical(nd, nd0)
+})
+
+test_that("predictions for the fitted data match lme4 and fitted()", {
+  p <- sleep_pair()
+  expect_equal(predict(p$fit), fitted(p$fit))
+  expect_equal(predict(p$fit), predict(p$ref), tolerance = 1e-5)
+  for (rf in list(NA, ~0, ~ (1 | Subject), ~ (Days | Subject))) {
+    expect_equal(predict(p$fit, re.form = rf), predict(p$ref, re.form = rf),
+                 tolerance = 1e-5)
+  }
+  # the data themselves as newdata give the fitted values
+  expect_equal(predict(p$fit, lme4::sleepstudy), fitted(p$fit), tolerance = 1e-10)
+})
+
+test_that("poly(), scale(), factors, character variables and offset() are rebuilt as lme4 does", {
+  d <- covariate_data()
+  form <- y ~ poly(x, 2) + scale(z) + f + ch + offset(o) + (1 | g) + (1 | h)
+  fit <- lmm(form, d)
+  ref <- lme4::lmer(form, d)
+  # a few rows: poly() and scale() must use the fitting data's constants,
+  # and the factors a subset of their levels
+  nd <- d[c(3, 15, 27, 99, 100), ]
+  nd$f <- factor(as.character(nd$f))
+  expect_lt(nlevels(nd$f), 3L)
+  expect_equal(predict(fit, nd), predict(ref, nd), tolerance = 1e-5)
+  expect_equal(predict(fit, nd, re.form = NA), predict(ref, nd, re.form = NA), tolerance = 1e-5)
+  expect_equal(predict(fit, nd, re.form = ~ (1 | h)), predict(ref, nd, re.form = ~ (1 | h)),
+               tolerance = 1e-5)
+  one <- data.frame(x = 2, z = 11, f = "mid", ch = "q", o = 0.5, g = "a", h = "3")
+  expect_equal(predict(fit, one), predict(ref, one), tolerance = 1e-5)
+  expect_equal(predict(fit, d), fitted(fit), tolerance = 1e-10)
+
+  # a rank-deficient X (scale(x) is collinear with poly(x, 2)): the dropped
+  # column is dropped for new data too
+  form2 <- y ~ poly(x, 2) + scale(x) + f + (1 | g)
+  fit2 <- suppressMessages(lmm(form2, d))
+  ref2 <- suppressMessages(lme4::lmer(form2, d))
+  expect_equal(predict(fit2, nd), predict(ref2, nd), tolerance = 1e-5)
+})
+
+test_that("nested and crossed terms, and a subset of them, match lme4", {
+  d <- covariate_data()
+  form <- y ~ x + (1 | g/h) + (0 + x | h)
+  fit <- lmm(form, d)
+  ref <- lme4::lmer(form, d)
+  nd <- d[c(1, 22, 57, 84, 120), ]
+  expect_equal(predict(fit, nd), predict(ref, nd), tolerance = 1e-5)
+  for (rf in list(~ (1 | h:g), ~ (1 | g/h), ~ (1 | g) + (0 + x | h), NA)) {
+    expect_equal(predict(fit, nd, re.form = rf), predict(ref, nd, re.form = rf),
+                 tolerance = 1e-5)
+    expect_equal(predict(fit, re.form = rf), predict(ref, re.form = rf), tolerance = 1e-5)
+  }
+  # factor-valued random slopes
+  form3 <- y ~ x + (f | g)
+  fit3 <- lmm(form3, d)
+  ref3 <- suppressMessages(lme4::lmer(form3, d))
+  expect_equal(predict(fit3, nd), predict(ref3, nd), tolerance = 1e-3)
+  expect_equal(predict(fit3, nd), drop(model.matrix(fit3)[c(1, 22, 57, 84, 120), ] %*% fixef(fit3)) +
+                 vapply(c(1, 22, 57, 84, 120), function(i) {
+                   r <- unlist(ranef(fit3)$g[as.character(d$g[i]), ])
+                   sum(r * c(1, d$f[i] == "lo", d$f[i] == "mid"))
+                 }, 0), tolerance = 1e-10, ignore_attr = TRUE)
+  expect_error(predict(fit3, transform(nd, f = "zz")), "factor 'f' has new level.*'zz'")
+})
+
+test_that("offsets from offset() terms and the offset argument are evaluated in newdata", {
+  d <- covariate_data()
+  fit <- lmm(y ~ x + (1 | g), d, offset = o)
+  nd <- d[c(2, 40, 77), ]
+  expect_equal(predict(fit, d), fitted(fit), tolerance = 1e-10)
+  X <- cbind(1, nd$x)
+  expect_equal(unname(predict(fit, nd, re.form = NA)), drop(X %*% fixef(fit)) + nd$o,
+               tolerance = 1e-12)
+  # both kinds of offset at once
+  fit2 <- lmm(y ~ x + offset(2 * o) + (1 | g), d, offset = log(z))
+  expect_equal(predict(fit2, d), fitted(fit2), tolerance = 1e-10)
+  expect_equal(unname(predict(fit2, nd, re.form = NA)),
+               drop(X %*% fixef(fit2)) + 2 * nd$o + log(nd$z), tolerance = 1e-12)
+  expect_error(predict(fit2, nd[c("x", "g", "o")]), "variable 'z' needed by")
+})
+
+test_that("glmm predictions match lme4 on the link and response scales", {
+  skip_if_no_glmm()
+  cbpp <- lme4::cbpp
+  pair <- fit_glmm_pair(quote(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                                   family = binomial, data = cbpp)))
+  nd <- data.frame(period = c("1", "4", "2", "3"), herd = c("3", "7", "15", "1"))
+  for (type in c("link", "response")) {
+    expect_equal(predict(pair$fit, nd, type = type), predict(pair$ref, nd, type = type),
+                 tolerance = 1e-5)
+    expect_equal(predict(pair$fit, nd, type = type, re.form = NA),
+                 predict(pair$ref, nd, type = type, re.form = NA), tolerance = 1e-5)
+    expect_equal(predict(pair$fit, type = type, re.form = NA),
+                 predict(pair$ref, type = type, re.form = NA), tolerance = 1e-5)
+  }
+  expect_equal(predict(pair$fit, cbpp, type = "response"), fitted(pair$fit), tolerance = 1e-8)
+  expect_error(predict(pair$fit, nd, type = "terms"), "'type' must be one of")
+  expect_warning(predict(pair$fit, nd, foo = 1), "unused arguments ignored")
+
+  # Poisson with an offset() term
+  po <- fit_glmm_pair(quote(glmm(incidence ~ period + offset(log(size)) + (1 | herd),
+                                 family = poisson, data = cbpp)))
+  nd2 <- cbpp[c(1, 9, 30, 55), ]
+  nd2$size <- nd2$size * 2
+  for (type in c("link", "response")) {
+    expect_equal(predict(po$fit, nd2, type = type), predict(po$ref, nd2, type = type),
+                 tolerance = 1e-5)
+  }
+})
+
+test_that("new levels are an error naming the factor and level, or population level", {
+  p <- sleep_pair()
+  nd <- data.frame(Days = c(1, 2, 3, 4), Subject = c("308", "999", "998", "309"))
+  expect_error(predict(p$fit, nd),
+               "new levels of grouping factor 'Subject' in newdata: '999', '998'.*allow.new.levels = TRUE")
+  expect_equal(predict(p$fit, nd, allow.new.levels = TRUE),
+               predict(p$ref, nd, allow.new.levels = TRUE), tolerance = 1e-5)
+  pop <- predict(p$fit, nd, re.form = NA)
+  expect_equal(predict(p$fit, nd, allow.new.levels = TRUE)[2:3], pop[2:3])
+  # population-level predictions need no grouping factor at all
+  expect_equal(predict(p$fit, nd, re.form = NA), predict(p$ref, nd, re.form = NA),
+               tolerance = 1e-5)
+
+  # missing grouping values: an error, or population level, as lme4
+  nd_na <- data.frame(Days = c(1, 2, 3), Subject = factor(c("308", NA, "309")))
+  expect_error(predict(p$fit, nd_na), "grouping factor 'Subject' has missing values.*row 2")
+  expect_equal(predict(p$fit, nd_na, allow.new.levels = TRUE),
+               predict(p$ref, nd_na, allow.new.levels = TRUE), tolerance = 1e-5)
+  expect_error(lme4_pred <- predict(p$ref, nd_na), "NAs are not allowed")
+
+  # new levels of an interaction
+  d <- covariate_data()
+  fit <- lmm(y ~ x + (1 | g:h), d)
+  ref <- lme4::lmer(y ~ x + (1 | g:h), d)
+  nd2 <- data.frame(x = c(2, 3), g = c("a", "a"), h = c("1", "9"))
+  expect_error(predict(fit, nd2), "grouping factor 'g:h' in newdata: 'a:9'")
+  expect_equal(predict(fit, nd2, allow.new.levels = TRUE),
+               predict(ref, nd2, allow.new.levels = TRUE), tolerance = 1e-5)
+})
+
+test_that("se.fit gives sqrt(diag(X V X')) for population-level predictions", {
+  p <- sleep_pair()
+  nd <- data.frame(Days = c(0, 4.5, 9, 12), Subject = "308")
+  res <- predict(p$fit, nd, re.form = NA, se.fit = TRUE)
+  expect_named(res, c("fit", "se.fit"))
+  X <- cbind(1, nd$Days)
+  V <- vcov(p$fit)
+  expect_equal(unname(res$se.fit), sqrt(diag(X %*% V %*% t(X))), tolerance = 1e-10)
+  expect_equal(res$fit, predict(p$fit, nd, re.form = NA))
+  expect_named(res$se.fit, names(res$fit))
+  expect_equal(predict(p$fit, re.form = ~0, se.fit = TRUE)$se.fit,
+               stats::setNames(sqrt(rowSums((model.matrix(p$fit) %*% V) * model.matrix(p$fit))),
+                               rownames(lme4::sleepstudy)), tolerance = 1e-10)
+  expect_error(predict(p$fit, nd, se.fit = TRUE), "only available for population-level predictions")
+  expect_error(predict(p$fit, nd, re.form = ~ (1 | Subject), se.fit = TRUE),
+               "only available for population-level")
+
+  # without between-group variation the fit is singular and equals lm(): the
+  # standard errors are predict.lm()'s
+  set.seed(3)
+  d <- data.frame(g = factor(rep(1:10, each = 10)), x = stats::runif(100))
+  d$y <- 1 + 2 * d$x + stats::rnorm(100)
+  fit0 <- suppressWarnings(suppressMessages(lmm(y ~ x + (1 | g), d)))
+  skip_if_not(isSingular(fit0))
+  lfit <- stats::lm(y ~ x, d)
+  nd0 <- data.frame(x = c(0, 0.5, 2))
+  ours <- predict(fit0, nd0, re.form = NA, se.fit = TRUE)
+  theirs <- stats::predict(lfit, nd0, se.fit = TRUE)
+  expect_equal(ours$fit, theirs$fit, tolerance = 1e-5)
+  expect_equal(ours$se.fit, theirs$se.fit, tolerance = 1e-4)
+
+  # GLMM: link scale, and the delta method on the response scale
+  skip_if_no_glmm()
+  g <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+            family = binomial, data = lme4::cbpp)
+  ndg <- data.frame(period = factor(1:4))
+  link <- predict(g, ndg, re.form = NA, se.fit = TRUE)
+  Xg <- model.matrix(~period, ndg)
+  expect_equal(unname(link$se.fit), unname(sqrt(diag(Xg %*% vcov(g) %*% t(Xg)))),
+               tolerance = 1e-10)
+  resp <- predict(g, ndg, re.form = NA, type = "response", se.fit = TRUE)
+  expect_equal(resp$fit, stats::plogis(link$fit))
+  expect_equal(resp$se.fit, link$se.fit * stats::dlogis(link$fit), tolerance = 1e-10)
+})
+
+test_that("na.action on newdata and on the fit's omitted rows behaves as lme4", {
+  p <- sleep_pair()
+  nd <- data.frame(Days = c(1, NA, 3), Subject = c("308", "309", "310"))
+  for (na in list(stats::na.pass, stats::na.omit, stats::na.exclude)) {
+    expect_equal(predict(p$fit, nd, na.action = na), predict(p$ref, nd, na.action = na),
+                 tolerance = 1e-5)
+  }
+  expect_length(predict(p$fit, nd, na.action = "na.omit"), 2L)
+  se <- predict(p$fit, nd, re.form = NA, se.fit = TRUE, na.action = na.exclude)
+  expect_length(se$se.fit, 3L)
+  expect_true(is.na(se$se.fit[2]) && is.na(se$fit[2]))
+
+  ss <- lme4::sleepstudy
+  ss$Reaction[c(3, 50)] <- NA
+  ss$Days2 <- ss$Days
+  ss$Days2[7] <- NA
+  fit <- lmm(Reaction ~ Days2 + (Days | Subject), ss, na.action = na.exclude)
+  ref <- lme4::lmer(Reaction ~ Days2 + (Days | Subject), ss, na.action = na.exclude)
+  expect_length(predict(fit), 180L)
+  expect_equal(predict(fit), predict(ref), tolerance = 1e-5)
+  expect_equal(predict(fit, re.form = NA), predict(ref, re.form = NA), tolerance = 1e-5)
+  # (lme4's result also carries the na.omit() attribute of its fitted values)
+  expect_equal(predict(fit, na.action = na.omit), predict(ref, na.action = na.omit),
+               tolerance = 1e-5, ignore_attr = "na.action")
+  expect_length(predict(fit, na.action = na.omit), 177L)
+  expect_equal(predict(fit, ss), predict(ref, ss), tolerance = 1e-5)
+  fit_omit <- lmm(Reaction ~ Days2 + (Days | Subject), ss)
+  ref_omit <- lme4::lmer(Reaction ~ Days2 + (Days | Subject), ss)
+  expect_length(predict(fit_omit), 177L)
+  expect_equal(predict(fit_omit, na.action = na.exclude),
+               predict(ref_omit, na.action = na.exclude), tolerance = 1e-5)
+})
+
+test_that("bad inputs give errors naming the cause", {
+  p <- sleep_pair()
+  fit <- p$fit
+  expect_error(predict(fit, data.frame(Subject = "308")),
+               "variable 'Days' needed by the fixed-effects part of the model not found in 'newdata'")
+  expect_error(predict(fit, data.frame(Days = 1)),
+               "variable 'Subject' needed by random-effects term \\(Days \\| Subject\\).*re.form = NA")
+  expect_equal(unname(predict(fit, data.frame(Days = 1), re.form = NA)),
+               sum(fixef(fit)), tolerance = 1e-12)
+  expect_error(predict(fit, re.form = ~ (1 | foo)), "uses variable 'foo', which is not a variable of the model")
+  expect_error(predict(fit, re.form = ~ (1 | Days)), "'Days' is not a grouping factor of the model")
+  fit_int <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+  expect_error(predict(fit_int, re.form = ~ (Days | Subject)),
+               "random effect 'Days' that the model does not have for grouping factor 'Subject'")
+  expect_error(predict(fit, re.form = y ~ (1 | Subject)), "one-sided formula")
+  expect_error(predict(fit, re.form = "Subject"), "'re.form' must be NULL")
+  expect_error(predict(fit, re.form = ~ Days), "has no random-effects term")
+  expect_error(predict(fit, re.form = ~ Days + (1 | Subject)), "only random-effects terms")
+  expect_error(predict(fit, newdata = 1:3), "'newdata' must be a data frame")
+  expect_error(predict(fit, allow.new.levels = NA), "'allow.new.levels' must be TRUE or FALSE")
+  expect_error(predict(fit, se.fit = "yes"), "'se.fit' must be TRUE or FALSE")
+  expect_error(predict(fit, na.action = 3), "'na.action' must be a function")
+  expect_warning(predict(fit, foo = 1), "unused arguments ignored")
+})
