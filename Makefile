@@ -39,6 +39,7 @@ check: deps
 
 bench: install
 	Rscript bench/bench.R
+	Rscript bench/inference.R
 
 clean:
 	rm -rf mixedrs.Rcheck mixedrs_*.tar.gz src/*.o src/*.so src/rust-target

@@ -49,7 +49,14 @@ anova.lmm <- function(object, ..., type = c("III", "I", "3", "1"),
   L_list <- if (type == "III") contrasts_type3(object) else contrasts_type1(object)
   parts <- ddf_parts(object, ddf)
   rows <- lapply(L_list, function(L) contrast_md(parts, L))
-  tab <- as.data.frame(do.call(rbind, rows), check.names = FALSE)
+  columns <- c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")
+  tab <- if (length(rows)) {
+    as.data.frame(do.call(rbind, rows), check.names = FALSE)
+  } else {
+    # no terms besides the intercept: lmerTest's empty table
+    as.data.frame(matrix(numeric(0), 0L, length(columns), dimnames = list(NULL, columns)),
+                  check.names = FALSE)
+  }
   rownames(tab) <- names(L_list)
   tab$NumDF <- as.integer(tab$NumDF)
   attr(tab, "heading") <- paste("Type", type, "Analysis of Variance Table with",

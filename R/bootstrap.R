@@ -455,7 +455,7 @@ print.bootmm <- function(x, digits = getOption("digits"), ...) {
 #' @export
 confint.bootmm <- function(object, parm, level = 0.95,
                            type = c("perc", "norm", "basic"), ...) {
-  type <- match.arg(type)
+  type <- match_choice(type)
   k <- length(object$t0)
   if (missing(parm)) parm <- seq_len(k)
   if (is.character(parm)) parm <- match(parm, names(object$t0))

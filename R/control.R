@@ -277,6 +277,21 @@ match_choice <- function(arg) {
   choices[i]
 }
 
+# Warns that the arguments in `...` are not used, naming them (as they were
+# written in the call), after lme4's wording `prefix`.
+warn_unused <- function(..., prefix = "additional arguments ignored") {
+  if (...length() == 0L) return(invisible(NULL))
+  exprs <- as.list(substitute(list(...)))[-1L]
+  nms <- names(exprs)
+  if (is.null(nms)) nms <- character(length(exprs))
+  shown <- vapply(seq_along(exprs), function(i) {
+    value <- paste(deparse(exprs[[i]], width.cutoff = 60L, nlines = 1L), collapse = "")
+    if (nzchar(nms[i])) paste(nms[i], "=", value) else value
+  }, "")
+  warning(prefix, ": ", paste(shown, collapse = ", "), call. = FALSE)
+  invisible(NULL)
+}
+
 check_flag <- function(value, name, caller = NULL) {
   if (!is.logical(value) || length(value) != 1L || is.na(value)) {
     stop(if (!is.null(caller)) paste0(caller, ": "), "'", name,

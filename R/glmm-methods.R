@@ -74,7 +74,7 @@ formula.glmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
 #' @method model.matrix glmm
 #' @export
 model.matrix.glmm <- function(object, type = c("fixed", "random"), ...) {
-  mer_model_matrix(object, match.arg(type))
+  mer_model_matrix(object, match_choice(type))
 }
 
 #' @rdname model.frame.lmm
@@ -174,7 +174,7 @@ fitted.glmm <- function(object, ...) {
 residuals.glmm <- function(object,
                            type = c("deviance", "pearson", "working", "response", "partial"),
                            scaled = FALSE, ...) {
-  type <- match.arg(type)
+  type <- match_choice(type)
   r <- glmm_residuals(object, type)
   if (scaled) r <- r / object$sigma
   mer_per_obs(object, r, pad = "resid")
@@ -217,7 +217,7 @@ glmm_residuals <- function(object, type) {
 #' @method weights glmm
 #' @export
 weights.glmm <- function(object, type = c("prior", "working"), ...) {
-  type <- match.arg(type)
+  type <- match_choice(type)
   prior <- as.vector(object$weights)
   if (type == "prior") return(prior)
   fam <- object$family

@@ -159,7 +159,7 @@ mer_obs_names <- function(object, n) {
 # the data's length as the fit's na.action asks (na.exclude): napredict()
 # for fitted values and predictions, naresid() for residuals.
 mer_per_obs <- function(object, values, pad = c("predict", "resid")) {
-  pad <- match.arg(pad)
+  pad <- match_choice(pad)
   values <- as.vector(values)
   names(values) <- mer_obs_names(object, length(values))
   na_act <- mer_na_action(object)
@@ -626,7 +626,7 @@ fitted.lmm <- function(object, ...) {
 residuals.lmm <- function(object,
                           type = c("response", "working", "deviance", "pearson", "partial"),
                           scaled = FALSE, ...) {
-  type <- match.arg(type)
+  type <- match_choice(type)
   raw <- as.vector(object$y) - as.vector(object$fitted)
   r <- switch(type,
               response = ,
@@ -653,7 +653,7 @@ residuals.lmm <- function(object,
 #' @importFrom stats weights
 #' @export
 weights.lmm <- function(object, type = c("prior", "working"), ...) {
-  type <- match.arg(type)
+  type <- match_choice(type)
   if (type != "prior") stop("working weights only available for GLMMs", call. = FALSE)
   as.vector(object$weights)
 }
@@ -720,7 +720,7 @@ mer_formula <- function(x, fixed.only = FALSE, random.only = FALSE) {
 #' @importFrom stats model.matrix
 #' @export
 model.matrix.lmm <- function(object, type = c("fixed", "random"), ...) {
-  mer_model_matrix(object, match.arg(type))
+  mer_model_matrix(object, match_choice(type))
 }
 
 mer_model_matrix <- function(object, type) {

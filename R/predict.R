@@ -94,7 +94,7 @@
 predict.lmm <- function(object, newdata = NULL, re.form = NULL,
                         allow.new.levels = FALSE, type = c("link", "response"),
                         se.fit = FALSE, na.action = stats::na.pass, ...) {
-  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  warn_unused(..., prefix = "unused arguments ignored")
   match_choice(type)
   mer_predict(object, newdata, re.form, allow.new.levels, "link", se.fit,
               na.action, explicit_na = !missing(na.action))
@@ -106,7 +106,7 @@ predict.lmm <- function(object, newdata = NULL, re.form = NULL,
 predict.glmm <- function(object, newdata = NULL, re.form = NULL,
                          allow.new.levels = FALSE, type = c("link", "response"),
                          se.fit = FALSE, na.action = stats::na.pass, ...) {
-  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  warn_unused(..., prefix = "unused arguments ignored")
   type <- match_choice(type)
   mer_predict(object, newdata, re.form, allow.new.levels, type, se.fit,
               na.action, explicit_na = !missing(na.action))

@@ -76,7 +76,7 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
 #' @export
 summary.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "lme4"),
                         correlation = NULL, ...) {
-  if (...length() > 0L) warning("additional arguments ignored", call. = FALSE)
+  warn_unused(...)
   ddf <- match_choice(ddf)
   coefs <- fixef_coef_table(object, ddf)
   p <- nrow(coefs)
@@ -245,7 +245,7 @@ print.glmm <- function(x, digits = max(3, getOption("digits") - 3),
 #' @method summary glmm
 #' @export
 summary.glmm <- function(object, correlation = NULL, use.hessian = NULL, ...) {
-  if (...length() > 0L) warning("additional arguments ignored", call. = FALSE)
+  warn_unused(...)
   # lme4 takes the standard errors from vcov(use.hessian = use.hessian) and
   # the correlation shown from the default vcov(); the same matrix unless
   # use.hessian is given

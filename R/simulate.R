@@ -84,7 +84,7 @@
 simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
                          newdata = NULL, allow.new.levels = FALSE,
                          weights = NULL, use.u, ...) {
-  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  warn_unused(..., prefix = "unused arguments ignored")
   if (!missing(use.u)) re.form <- use_u_re_form(use.u, !missing(re.form))
   mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights)
 }
@@ -95,7 +95,7 @@ simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
 simulate.glmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
                           newdata = NULL, allow.new.levels = FALSE,
                           weights = NULL, use.u, ...) {
-  if (...length() > 0L) warning("unused arguments ignored", call. = FALSE)
+  warn_unused(..., prefix = "unused arguments ignored")
   if (!missing(use.u)) re.form <- use_u_re_form(use.u, !missing(re.form))
   mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights)
 }

@@ -84,6 +84,25 @@ test_that("anova() type III and type I tables match lmerTest", {
   }
 })
 
+test_that("edge cases match lmerTest: rank-deficient X, singular fit, no terms", {
+  ss <- lme4::sleepstudy
+  ss$Days2 <- 2 * ss$Days
+  fit <- suppressMessages(lmm(Reaction ~ Days + Days2 + (1 | Subject), ss))
+  ref <- suppressMessages(lmerTest::lmer(Reaction ~ Days + Days2 + (1 | Subject), ss))
+  expect_equal(coef(summary(fit)), coef(summary(ref)), tolerance = 1e-4)
+  expect_equal(as.data.frame(anova(fit)), as.data.frame(anova(ref)), tolerance = 1e-4,
+               ignore_attr = TRUE)
+  d2 <- lme4::Dyestuff2
+  fit <- suppressMessages(lmm(Yield ~ 1 + (1 | Batch), d2))
+  ref <- suppressMessages(lmerTest::lmer(Yield ~ 1 + (1 | Batch), d2))
+  for (ddf in c("Satterthwaite", "Kenward-Roger")) {
+    expect_equal(coef(summary(fit, ddf = ddf)), coef(summary(ref, ddf = ddf)), tolerance = 1e-4)
+  }
+  a <- anova(fit)
+  expect_identical(dim(a), dim(anova(ref)))
+  expect_identical(colnames(a), colnames(anova(ref)))
+})
+
 test_that("Kenward-Roger with prior weights uses V = sigma^2 (W^-1 + Z G Z')", {
   # pbkrtest builds V with an identity residual part whatever the weights; its
   # own algorithm (vcovAdj_internal, Lb_ddf) given the weighted V is the
