@@ -7,6 +7,12 @@ lmm_profile_rs <- function(y, x, p, weights, offset, terms, theta, which, thread
   .Call(wrap__lmm_profile_rs, y, x, p, weights, offset, terms, theta, which, threads)
 }
 
+glmm_profile_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
+                            eta_start, n_agq, theta, beta, control, which, threads) {
+  .Call(wrap__glmm_profile_rs, y, x, p, weights, offset, terms, family, link,
+        n_trials, eta_start, n_agq, theta, beta, control, which, threads)
+}
+
 profile_interval_rs <- function(par, zeta, targets) {
   .Call(wrap__profile_interval_rs, par, zeta, targets)
 }
@@ -17,18 +23,26 @@ profile_interval_rs <- function(par, zeta, targets) {
 #' random effects, the residual standard deviation and the fixed effects,
 #' as lme4's `confint()` computes them for `lmer()` and `glmer()` fits.
 #'
-#' * `"profile"` (linear mixed models): likelihood-profile intervals. Every
-#'   parameter is moved away from its estimate in both directions while all
-#'   the others are re-optimized, tracing the signed square root `zeta` of
-#'   the increase of the deviance, and the interval's ends are read off where
-#'   `zeta` crosses the normal quantiles, by inverting the interpolating
-#'   spline of the profile, as lme4 does. As in lme4 the profile is that of
+#' * `"profile"`: likelihood-profile intervals. Every parameter is moved
+#'   away from its estimate in both directions while all the others are
+#'   re-optimized, tracing the signed square root `zeta` of the increase of
+#'   the deviance, and the interval's ends are read off where `zeta` crosses
+#'   the normal quantiles, by inverting the interpolating spline of the
+#'   profile, as lme4 does. For linear mixed models the profile is that of
 #'   the maximum-likelihood deviance, so a REML fit is first refitted by ML
 #'   (the intervals of the variance parameters are then around the ML
-#'   estimates). A profile that reaches a parameter's bound before the
-#'   quantile (e.g. a standard deviation of 0) gives the bound. The profiles
-#'   of different parameters are computed in parallel. Not available yet for
-#'   GLMMs.
+#'   estimates). For GLMMs (binomial and Poisson families, as in lme4) it is
+#'   the fit's own criterion, the Laplace approximation or, for `nAGQ > 1`,
+#'   adaptive Gauss-Hermite quadrature, with the fixed effects profiled like
+#'   the variance parameters (each fixed in turn, all others re-optimized);
+#'   the fit is first polished to its optimum. GLMMs with a scale parameter
+#'   (Gamma, inverse Gaussian, Gaussian) and `nAGQ = 0` fits cannot be
+#'   profiled (nor can they in lme4). A profile that reaches a parameter's
+#'   bound before the quantile (e.g. a standard deviation of 0) gives the
+#'   bound. A profile that is not monotonic (e.g. a correlation whose
+#'   standard deviation reaches 0) is read by linear interpolation, with
+#'   lme4's warnings. The profiles of different parameters are computed in
+#'   parallel.
 #' * `"Wald"`: estimate plus or minus normal quantiles times the standard
 #'   error, for the fixed effects; `NA` for the variance parameters.
 #' * `"boot"`: parametric bootstrap ([bootmm()]) of the variance parameters
@@ -60,7 +74,8 @@ profile_interval_rs <- function(par, zeta, targets) {
 #' @param threads Number of threads for the profiles and the bootstrap
 #'   refits (default `NULL`: all cores).
 #' @param seed For `"boot"`: `NULL` or a seed for [set.seed()].
-#' @param ... For `"boot"`: passed to [bootmm()] (`use.u`, `re.form`).
+#' @param ... For `"boot"`: passed to [bootmm()] (`use.u`, `re.form`);
+#'   not allowed for the other methods.
 #' @return A matrix with one row per parameter and two columns named by the
 #'   percentages (e.g. `"2.5 %"` and `"97.5 %"`).
 #' @seealso [profile.lmm()], [bootmm()].
@@ -80,8 +95,9 @@ confint.lmm <- function(object, parm, level = 0.95,
                         nsim = 500, boot.type = c("perc", "basic", "norm"),
                         FUN = NULL, quiet = FALSE, oldNames = TRUE,
                         threads = NULL, seed = NULL, ...) {
-  method <- match.arg(method)
-  boot.type <- match.arg(boot.type)
+  method <- match_choice(method)
+  boot.type <- match_choice(boot.type)
+  if (method != "boot") check_no_dots(..., caller = paste0("confint(method = \"", method, "\")"))
   check_level(level)
   n_threads <- check_threads(threads)
   if (method == "boot" && !is.null(FUN)) {
@@ -112,6 +128,17 @@ confint.lmm <- function(object, parm, level = 0.95,
 #' @method confint glmm
 #' @export
 confint.glmm <- confint.lmm
+
+# Arguments in `...` that a method would otherwise ignore.
+check_no_dots <- function(..., caller) {
+  if (...length()) {
+    nms <- names(list(...))
+    nms <- if (is.null(nms)) rep("", ...length()) else nms
+    shown <- ifelse(nzchar(nms), nms, "<unnamed>")
+    stop(caller, " does not use the argument(s) ", paste(sQuote(shown, FALSE), collapse = ", "),
+         call. = FALSE)
+  }
+}
 
 check_level <- function(level) {
   if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 ||
@@ -144,17 +171,18 @@ mer_var_par_names <- function(object, oldNames = TRUE) {
   c(nms, if (use_sc) "sigma")
 }
 
-# lme4's get.which(): indices from numbers, names, "theta_" and "beta_".
-select_parms <- function(parm, nvp, names) {
+# lme4's get.which(): indices from numbers, names, "theta_" and "beta_";
+# errors name the argument `arg` ("parm" for confint(), "which" for profile()).
+select_parms <- function(parm, nvp, names, arg = "parm") {
   nptot <- length(names)
   if (is.numeric(parm)) {
     if (anyNA(parm) || any(parm < 1 | parm > nptot | parm != round(parm))) {
-      stop("'parm' must hold indices between 1 and ", nptot, call. = FALSE)
+      stop("'", arg, "' must hold indices between 1 and ", nptot, call. = FALSE)
     }
     return(as.integer(parm))
   }
   if (!is.character(parm)) {
-    stop("'parm' must be a numeric or character vector", call. = FALSE)
+    stop("'", arg, "' must be a numeric or character vector", call. = FALSE)
   }
   wi <- integer()
   if ("theta_" %in% parm) wi <- seq_len(nvp)
@@ -162,11 +190,12 @@ select_parms <- function(parm, nvp, names) {
   rest <- setdiff(parm, c("theta_", "beta_"))
   unknown <- setdiff(rest, names)
   if (length(unknown)) {
-    stop("'parm' names unknown parameters: ", paste(sQuote(unknown, FALSE), collapse = ", "),
+    stop("'", arg, "' names unknown parameters: ",
+         paste(sQuote(unknown, FALSE), collapse = ", "),
          "; the parameters are ", paste(names, collapse = ", "), call. = FALSE)
   }
   wi <- sort(unique(c(wi, which(names %in% rest))))
-  if (!length(wi)) warning("nothing selected by 'parm'", call. = FALSE)
+  if (!length(wi)) warning("nothing selected by '", arg, "'", call. = FALSE)
   wi
 }
 
@@ -266,68 +295,83 @@ report_boot_messages <- function(bb) {
   invisible(NULL)
 }
 
-#' Likelihood profile of a linear mixed model
+#' Likelihood profile of a mixed model
 #'
-#' Profiles the maximum-likelihood deviance of a linear mixed model over
+#' Profiles the deviance of a linear or generalized linear mixed model over
 #' its parameters, as lme4's `profile()` does (see [confint.lmm()] for the
 #' method): for each selected parameter, the points visited, with the signed
 #' square root `.zeta` of the deviance increase and the values of every
-#' parameter where the others are re-optimized. A REML fit is refitted by
-#' ML first.
+#' parameter where the others are re-optimized. For `lmm()` fits the
+#' deviance is the maximum-likelihood one (a REML fit is refitted by ML
+#' first); for `glmm()` fits (binomial and Poisson families, `nAGQ >= 1`) it
+#' is the fit's Laplace or adaptive Gauss-Hermite deviance, and there is no
+#' `.sigma`.
 #'
-#' @param fitted A fitted model of class `"lmm"`.
+#' @param fitted A fitted model of class `"lmm"` or `"glmm"`.
 #' @param which Parameters to profile (indices, names, `"theta_"`,
 #'   `"beta_"`; default all).
 #' @param signames Logical: name the variance parameters `.sig01`, ...,
 #'   `.sigma` (default) rather than `sd_...`, `cor_...`, `sigma`.
 #' @param threads Number of threads (default `NULL`: all cores); parameters
 #'   are profiled in parallel.
-#' @param ... Ignored.
+#' @param ... Not used (an error if given).
 #' @return An object of class `c("lmmprofile", "data.frame")`: columns
 #'   `.zeta`, one per parameter, and `.par` (the profiled parameter, a
 #'   factor), rows grouped by `.par` and sorted by its value; attributes
-#'   `lower`, `upper` (the bounds of the profiled parameters, `NA` for fixed
-#'   effects) and `optimum` (the ML estimates). `confint()` reads intervals
-#'   off it.
+#'   `lower`, `upper` (the bounds of the profiled parameters; for fixed
+#'   effects `NA` for `lmm()` fits and `-Inf`/`Inf` for `glmm()` fits, as in
+#'   lme4) and `optimum` (the estimates the profiles start from). `confint()`
+#'   reads intervals off it.
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
 #'   pr <- profile(fit)
 #'   head(pr)
 #'   confint(pr)
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   confint(profile(gfit, which = "theta_"))
 #' }
 #' @importFrom stats profile
 #' @method profile lmm
 #' @export
 profile.lmm <- function(fitted, which = NULL, signames = TRUE, threads = NULL, ...) {
+  check_no_dots(..., caller = "profile()")
   vn <- mer_var_par_names(fitted, signames)
   an <- c(vn, colnames(fitted$X))
-  idx <- if (is.null(which)) seq_along(an) else select_parms(which, length(vn), an)
+  idx <- if (is.null(which)) seq_along(an) else select_parms(which, length(vn), an, "which")
   profile_lmm(fitted, idx, signames, check_threads(threads), "profile")
 }
 
 #' @rdname profile.lmm
 #' @method profile glmm
 #' @export
-profile.glmm <- function(fitted, ...) {
-  stop("likelihood profiles of glmm() fits are not supported yet; use ",
-       "confint(fit, method = \"Wald\") or confint(fit, method = \"boot\")",
-       call. = FALSE)
-}
+profile.glmm <- profile.lmm
 
 # Runs the engine's profiles of parameters `which` and assembles the
 # "lmmprofile" data frame.
 profile_lmm <- function(object, which, signames, threads, caller) {
-  if (inherits(object, "glmm")) {
-    stop("profile confidence intervals are not supported yet for glmm() fits; ",
-         "use method = \"Wald\" or method = \"boot\"", call. = FALSE)
-  }
+  glmm_fit <- inherits(object, "glmm")
+  if (glmm_fit) check_glmm_profile(object, caller)
   which <- sort(unique(as.integer(which)))
+  if (!length(which)) {
+    stop("nothing to profile: '", if (caller == "confint") "parm" else "which",
+         "' selects no parameters", call. = FALSE)
+  }
   vn <- mer_var_par_names(object, signames)
   an <- c(vn, colnames(object$X))
   inp <- fit_engine_inputs(object)
-  res <- lmm_profile_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                        as.double(object$theta), as.double(which), threads)
+  res <- if (glmm_fit) {
+    glmm_profile_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
+                    object$family$family, object$family$link,
+                    as.double(object$n_trials), as.double(object$eta),
+                    as.integer(object$nAGQ), as.double(object$theta),
+                    as.double(object$beta), unclass(control_of(object, parent.frame(2L))),
+                    as.double(which), threads)
+  } else {
+    lmm_profile_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
+                   as.double(object$theta), as.double(which), threads)
+  }
   npar <- length(an)
   pieces <- lapply(res$traces, function(tr) {
     m <- matrix(tr$pars, ncol = npar, byrow = TRUE, dimnames = list(NULL, an))
@@ -336,16 +380,47 @@ profile_lmm <- function(object, which, signames, threads, caller) {
     d$.par <- an[tr$index]
     d
   })
+  # As lme4's profile(): a profile whose interpolating spline cannot be
+  # inverted is reported when it is computed.
+  for (d in pieces) {
+    nm <- d$.par[1L]
+    r <- profile_interval_rs(as.double(d[[nm]]), as.double(d$.zeta), 0)
+    if (r$method != "spline") warning("non-monotonic profile for ", nm, call. = FALSE)
+  }
   out <- do.call(rbind, pieces)
   rownames(out) <- NULL
   out$.par <- factor(out$.par, levels = an[which])
   nvp <- length(vn)
-  lower <- ifelse(which <= nvp, res$lower[which], NA_real_)
-  upper <- ifelse(which <= nvp, res$upper[which], NA_real_)
+  # The bounds where a profile stops short of a quantile: those of the
+  # variance parameters; for fixed effects none (lme4: NA for LMMs, whose
+  # fixed-effect profiles are computed apart, +-Inf for GLMMs).
+  lower <- ifelse(which <= nvp | glmm_fit, res$lower[which], NA_real_)
+  upper <- ifelse(which <= nvp | glmm_fit, res$upper[which], NA_real_)
   structure(out, lower = stats::setNames(lower, an[which]),
             upper = stats::setNames(upper, an[which]),
             optimum = stats::setNames(res$optimum, an),
             class = c("lmmprofile", "data.frame"))
+}
+
+# lme4 profiles glmer fits whose family has no scale parameter, by their
+# Laplace or adaptive Gauss-Hermite deviance.
+check_glmm_profile <- function(object, caller) {
+  what <- if (caller == "confint") "profile confidence intervals" else "likelihood profiles"
+  alt <- if (caller == "confint") {
+    "; use method = \"Wald\" or method = \"boot\""
+  } else {
+    "; use confint(fit, method = \"Wald\") or confint(fit, method = \"boot\")"
+  }
+  if (mer_use_sc(object)) {
+    stop(what, " are not available for glmm() fits of family ", object$family$family,
+         " (a family with a scale parameter; lme4 cannot profile such fits either)", alt,
+         call. = FALSE)
+  }
+  if (identical(as.integer(object$nAGQ), 0L)) {
+    stop(what, " need a glmm() fit with nAGQ >= 1: with nAGQ = 0 the fixed effects are ",
+         "not maximum-likelihood estimates; refit with nAGQ = 1", alt, call. = FALSE)
+  }
+  invisible(NULL)
 }
 
 #' @rdname profile.lmm
@@ -358,8 +433,27 @@ profile_lmm <- function(object, which, signames, threads, caller) {
 #' @method confint lmmprofile
 #' @export
 confint.lmmprofile <- function(object, parm, level = 0.95, zeta, ...) {
+  check_no_dots(..., caller = "confint() of a profile")
   pars <- levels(object$.par)
-  parm <- if (missing(parm)) pars else if (is.numeric(parm)) pars[parm] else intersect(parm, pars)
+  if (missing(parm)) {
+    parm <- pars
+  } else if (is.numeric(parm)) {
+    if (anyNA(parm) || any(parm < 1 | parm > length(pars) | parm != round(parm))) {
+      stop("'parm' must hold indices between 1 and ", length(pars),
+           " (the profiled parameters)", call. = FALSE)
+    }
+    parm <- pars[parm]
+  } else if (is.character(parm)) {
+    unknown <- setdiff(parm, pars)
+    if (length(unknown)) {
+      stop("'parm' names parameters that were not profiled: ",
+           paste(sQuote(unknown, FALSE), collapse = ", "), "; the profile has ",
+           paste(pars, collapse = ", "), call. = FALSE)
+    }
+    parm <- intersect(pars, parm)
+  } else {
+    stop("'parm' must be a numeric or character vector", call. = FALSE)
+  }
   if (missing(zeta) || is.null(zeta)) {
     check_level(level)
     a <- (1 - level) / 2
@@ -367,6 +461,9 @@ confint.lmmprofile <- function(object, parm, level = 0.95, zeta, ...) {
     zeta <- stats::qnorm(a)
     cn <- format_perc(a)
   } else {
+    if (!is.numeric(zeta) || anyNA(zeta)) {
+      stop("'zeta' must be a numeric vector without NAs", call. = FALSE)
+    }
     cn <- NULL
   }
   lower <- attr(object, "lower")
@@ -378,11 +475,18 @@ confint.lmmprofile <- function(object, parm, level = 0.95, zeta, ...) {
                              as.double(zeta))
     vals <- vapply(r$values, function(v) if (is.null(v)) NA_real_ else v, numeric(1))
     if (r$method == "failed") {
-      warning("bad profile for ", parm[i], call. = FALSE)
+      # lme4's confint.thpr: no usable point, or zeta falling all the way.
+      if (all(!is.finite(rows$.zeta))) {
+        warning("bad profile for ", parm[i], call. = FALSE)
+      } else {
+        warning("non-monotonic profile for ", parm[i], call. = FALSE)
+      }
     } else {
       if (r$method == "linear") {
         warning("bad spline fit for ", parm[i],
                 ": falling back to linear interpolation", call. = FALSE)
+        # approxfun() averages the parameter over tied zeta values, and says so.
+        if (isTRUE(r$ties)) warning("collapsing to unique 'x' values", call. = FALSE)
       }
       miss <- is.na(vals)
       vals[miss & zeta < 0] <- lower[[parm[i]]]

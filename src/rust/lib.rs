@@ -17,6 +17,7 @@ pub mod lmm;
 pub mod nelder_mead;
 pub mod optim;
 pub mod profile;
+pub mod profile_glmm;
 pub mod quadrature;
 pub mod small;
 pub mod spec;

@@ -24,6 +24,9 @@
 //! * Fixed effect `βⱼ = b`: the model with `Xⱼ` dropped and `b Xⱼ` added to the offset, whose
 //!   ML deviance is optimized over `θ`. Its cross-products are linear combinations of the full
 //!   model's (`F' = [X₋ⱼ, y − b Xⱼ] = F M`), so no pass over the observations is needed.
+//!
+//! The walk, the step rule and the assembly of the points (`Walker`) are shared with the
+//! profiles of generalized linear mixed models ([`crate::profile_glmm`]).
 use crate::blocks::CrossProducts;
 use crate::chol::BlockedCholesky;
 use crate::error::{invalid, MixedError, Result};
@@ -340,6 +343,20 @@ impl Default for ProfileOptions {
     }
 }
 
+impl ProfileOptions {
+    /// The settings for GLMM profiles: lme4's, with the inner optimizations stopped at a
+    /// trust-region radius of `1e-6` (in units of each parameter's scale) rather than `1e-9`.
+    /// Every deviance evaluation of a GLMM runs PIRLS, and at the inner optimum the deviance is
+    /// quadratic, so the radius leaves it within ~1e-12; the intervals agree with those of
+    /// `1e-9` to ~1e-12 at 60% of the cost.
+    pub fn for_glmm() -> Self {
+        Self {
+            rhoend: 1e-6,
+            ..Self::default()
+        }
+    }
+}
+
 /// One point of a profile: `ζ` and every parameter (sd/cor, `σ`, `β`) at the conditional
 /// optimum.
 #[derive(Debug, Clone)]
@@ -364,15 +381,15 @@ pub struct ProfileTrace {
 /// A point as the walk sees it: the value, ζ, the optimized other parameters (the next
 /// start) and the full parameter vector.
 #[derive(Debug, Clone)]
-struct Row {
-    x: f64,
-    zeta: f64,
-    others: Vec<f64>,
-    full: Vec<f64>,
+pub(crate) struct Row {
+    pub(crate) x: f64,
+    pub(crate) zeta: f64,
+    pub(crate) others: Vec<f64>,
+    pub(crate) full: Vec<f64>,
 }
 
 /// Computes the row at a value of the profiled parameter from a start for the others.
-type ZetaFn<'f> = dyn FnMut(f64, &[f64], &mut Vec<String>) -> Result<Row> + 'f;
+pub(crate) type ZetaFn<'f> = dyn FnMut(f64, &[f64], &mut Vec<String>) -> Result<Row> + 'f;
 
 /// Everything needed to profile an LMM: the ML fit and the full model's cross-products.
 #[derive(Debug)]
@@ -393,9 +410,7 @@ pub struct LmmProfiler {
     pub stderr: Vec<f64>,
     lower: Vec<f64>,
     upper: Vec<f64>,
-    opts: ProfileOptions,
-    cutoff: f64,
-    delta: f64,
+    walker: Walker,
 }
 
 impl LmmProfiler {
@@ -430,11 +445,7 @@ impl LmmProfiler {
         upper.push(f64::INFINITY);
         lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, p));
         upper.extend(std::iter::repeat_n(f64::INFINITY, p));
-        let k = (nvp + p) as f64;
-        let chi = ChiSquared::new(k)
-            .map_err(|e| MixedError::InvalidInput(format!("chi-squared quantile: {e}")))?;
-        let cutoff = chi.inverse_cdf(1.0 - opts.alphamax).sqrt();
-        let delta = cutoff * opts.delta_cutoff;
+        let walker = Walker::new(opts, nvp + p, fit.deviance_ml)?;
         Ok(Self {
             re: model.re.clone(),
             cp: model.cp.clone(),
@@ -448,9 +459,7 @@ impl LmmProfiler {
             stderr,
             lower,
             upper,
-            opts,
-            cutoff,
-            delta,
+            walker,
         })
     }
 
@@ -476,7 +485,7 @@ impl LmmProfiler {
 
     /// The ζ cutoff at which the walks stop.
     pub fn cutoff(&self) -> f64 {
-        self.cutoff
+        self.walker.cutoff
     }
 
     /// Profiles parameter `which` (an index into the full parameter vector).
@@ -562,10 +571,10 @@ impl LmmProfiler {
                     fill_with(&mut full, w, x, o);
                     self.var_deviance(&mut pls, &full)
                 };
-                bounded_minimize(&mut f, start, &lo, &up, &scale, self.opts.rhoend)?
+                bounded_minimize(&mut f, start, &lo, &up, &scale, self.walker.opts.rhoend)?
             };
             fill_with(&mut full, w, x, &others);
-            let zeta = self.zeta_of(x, pw, fval, warnings)?;
+            let zeta = self.walker.zeta_of(x, pw, fval, warnings)?;
             // β at the conditional optimum.
             self.var_deviance(&mut pls, &full);
             let (beta, _, _) = pls.chol.solve(&pls.cp);
@@ -590,28 +599,109 @@ impl LmmProfiler {
         };
         let (lowcut, upcut) = (self.lower[w], self.upper[w]);
         let first = zeta_at(shift, &start, &mut warnings)?;
-        let up_rows = self.walk(
-            [opt_row.clone(), first.clone()],
+        Ok(self.walker.run(
+            w,
+            opt_row,
+            first,
             lowcut,
             upcut,
-            &mut |x, s, wr| zeta_at(x, s, wr),
-            &mut warnings,
-        );
-        let down_rows = if pw > lowcut {
-            self.walk(
-                [first, opt_row.clone()],
-                lowcut,
-                upcut,
-                &mut |x, s, wr| zeta_at(x, s, wr),
-                &mut warnings,
-            )
-        } else {
-            Vec::new()
-        };
-        Ok(self.trace(w, opt_row, up_rows, down_rows, warnings))
+            pw > lowcut,
+            &mut zeta_at,
+            warnings,
+        ))
     }
 
-    fn zeta_of(&self, x: f64, pw: f64, fval: f64, warnings: &mut Vec<String>) -> Result<f64> {
+    fn profile_fixed(&self, j: usize) -> Result<ProfileTrace> {
+        let nvp = self.n_var();
+        let p = self.p;
+        let est = self.optimum[nvp + j];
+        let std = self.stderr[j];
+        // Cross-products of [X₋ⱼ, y − b Xⱼ] for b = 0; the response row is updated per b.
+        let reduced = reduce_cross_products(&self.cp, j, 0.0);
+        let mut pls = self.new_pls(reduced)?;
+        let fit_opts = OptimOptions {
+            calc_derivs: false,
+            rhobeg: 0.2,
+            rhoend: self.walker.opts.rhoend.max(1e-10),
+            ..OptimOptions::default()
+        };
+        let mut zeta_at = |b: f64, _start: &[f64], warnings: &mut Vec<String>| -> Result<Row> {
+            set_reduced_response(&mut pls.cp, &self.cp, j, b);
+            let summary = pls.optimize(&self.theta, false, &fit_opts)?;
+            let fval = summary.fmin;
+            let zeta = self.walker.zeta_of(b, est, fval, warnings)?;
+            pls.set_theta(&summary.theta)?;
+            let sig = (pls.pwrss() / self.n as f64).sqrt();
+            let (beta_r, _, _) = pls.chol.solve(&pls.cp);
+            let mut full = self.layout.sdcor_from_theta(&summary.theta, sig);
+            full.push(sig);
+            for k in 0..p {
+                full.push(match k.cmp(&j) {
+                    std::cmp::Ordering::Less => beta_r[k],
+                    std::cmp::Ordering::Equal => b,
+                    std::cmp::Ordering::Greater => beta_r[k - 1],
+                });
+            }
+            Ok(Row {
+                x: b,
+                zeta,
+                others: Vec::new(),
+                full,
+            })
+        };
+        let mut warnings = Vec::new();
+        let opt_row = Row {
+            x: est,
+            zeta: 0.0,
+            others: Vec::new(),
+            full: self.optimum.clone(),
+        };
+        let first = zeta_at(est + self.walker.delta * std, &[], &mut warnings)?;
+        Ok(self.walker.run(
+            nvp + j,
+            opt_row,
+            first,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            true,
+            &mut zeta_at,
+            warnings,
+        ))
+    }
+}
+
+/// The parts of a profile that do not depend on the model: the deviance at the optimum, the
+/// ζ cutoff and step, lme4's stepping rule and the assembly of the points.
+#[derive(Debug, Clone)]
+pub(crate) struct Walker {
+    pub(crate) opts: ProfileOptions,
+    pub(crate) cutoff: f64,
+    pub(crate) delta: f64,
+    pub(crate) base: f64,
+}
+
+impl Walker {
+    /// The walker of a model with `k` parameters in all and deviance `base` at the optimum.
+    pub(crate) fn new(opts: ProfileOptions, k: usize, base: f64) -> Result<Self> {
+        let chi = ChiSquared::new(k as f64)
+            .map_err(|e| MixedError::InvalidInput(format!("chi-squared quantile: {e}")))?;
+        let cutoff = chi.inverse_cdf(1.0 - opts.alphamax).sqrt();
+        let delta = cutoff * opts.delta_cutoff;
+        Ok(Self {
+            opts,
+            cutoff,
+            delta,
+            base,
+        })
+    }
+
+    pub(crate) fn zeta_of(
+        &self,
+        x: f64,
+        pw: f64,
+        fval: f64,
+        warnings: &mut Vec<String>,
+    ) -> Result<f64> {
         let devdiff = fval - self.base;
         if !devdiff.is_finite() {
             return Err(MixedError::Optimizer(
@@ -642,7 +732,7 @@ impl LmmProfiler {
 
     /// lme4's `fillmat`: from two rows, keeps stepping while the last point is inside the
     /// bounds and `|ζ|` is within the cutoff. Returns the new rows (the two given excluded).
-    fn walk(
+    pub(crate) fn walk(
         &self,
         init: [Row; 2],
         lowcut: f64,
@@ -712,20 +802,46 @@ impl LmmProfiler {
         (cur.x + sign * step).max(lower).min(upper)
     }
 
-    fn trace(
+    /// Walks from the optimum `opt_row` through the first step `first` on to the cutoff or
+    /// the bound, then (when `both`) from `first` back through the optimum and beyond, and
+    /// assembles the points sorted by the parameter's value (lme4 keeps the optimum and the
+    /// first step, computed once for both directions, once each).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run(
         &self,
         index: usize,
         opt_row: Row,
-        up: Vec<Row>,
-        down: Vec<Row>,
-        warnings: Vec<String>,
+        first: Row,
+        lowcut: f64,
+        upcut: f64,
+        both: bool,
+        zeta_at: &mut ZetaFn<'_>,
+        mut warnings: Vec<String>,
     ) -> ProfileTrace {
-        let mut rows: Vec<Row> = Vec::with_capacity(up.len() + down.len() + 1);
+        let up = self.walk(
+            [opt_row.clone(), first.clone()],
+            lowcut,
+            upcut,
+            zeta_at,
+            &mut warnings,
+        );
+        let down = if both {
+            self.walk(
+                [first.clone(), opt_row.clone()],
+                lowcut,
+                upcut,
+                zeta_at,
+                &mut warnings,
+            )
+        } else {
+            Vec::new()
+        };
+        let mut rows: Vec<Row> = Vec::with_capacity(up.len() + down.len() + 2);
         rows.push(opt_row);
+        rows.push(first);
         rows.extend(up);
         rows.extend(down);
         rows.sort_by(|a, b| a.x.total_cmp(&b.x));
-        // The first step is computed once for both directions; keep one copy of equal rows.
         rows.dedup_by(|a, b| a.x == b.x && a.zeta == b.zeta);
         let mut warnings = warnings;
         warnings.dedup();
@@ -741,74 +857,10 @@ impl LmmProfiler {
             warnings,
         }
     }
-
-    fn profile_fixed(&self, j: usize) -> Result<ProfileTrace> {
-        let nvp = self.n_var();
-        let p = self.p;
-        let est = self.optimum[nvp + j];
-        let std = self.stderr[j];
-        // Cross-products of [X₋ⱼ, y − b Xⱼ] for b = 0; the response row is updated per b.
-        let reduced = reduce_cross_products(&self.cp, j, 0.0);
-        let mut pls = self.new_pls(reduced)?;
-        let fit_opts = OptimOptions {
-            calc_derivs: false,
-            rhobeg: 0.2,
-            rhoend: self.opts.rhoend.max(1e-10),
-            ..OptimOptions::default()
-        };
-        let mut zeta_at = |b: f64, _start: &[f64], warnings: &mut Vec<String>| -> Result<Row> {
-            set_reduced_response(&mut pls.cp, &self.cp, j, b);
-            let summary = pls.optimize(&self.theta, false, &fit_opts)?;
-            let fval = summary.fmin;
-            let zeta = self.zeta_of(b, est, fval, warnings)?;
-            pls.set_theta(&summary.theta)?;
-            let sig = (pls.pwrss() / self.n as f64).sqrt();
-            let (beta_r, _, _) = pls.chol.solve(&pls.cp);
-            let mut full = self.layout.sdcor_from_theta(&summary.theta, sig);
-            full.push(sig);
-            for k in 0..p {
-                full.push(match k.cmp(&j) {
-                    std::cmp::Ordering::Less => beta_r[k],
-                    std::cmp::Ordering::Equal => b,
-                    std::cmp::Ordering::Greater => beta_r[k - 1],
-                });
-            }
-            Ok(Row {
-                x: b,
-                zeta,
-                others: Vec::new(),
-                full,
-            })
-        };
-        let mut warnings = Vec::new();
-        let opt_row = Row {
-            x: est,
-            zeta: 0.0,
-            others: Vec::new(),
-            full: self.optimum.clone(),
-        };
-        let first = zeta_at(est + self.delta * std, &[], &mut warnings)?;
-        let (lo, hi) = (f64::NEG_INFINITY, f64::INFINITY);
-        let up_rows = self.walk(
-            [opt_row.clone(), first.clone()],
-            lo,
-            hi,
-            &mut |x, s, wr| zeta_at(x, s, wr),
-            &mut warnings,
-        );
-        let down_rows = self.walk(
-            [first, opt_row.clone()],
-            lo,
-            hi,
-            &mut |x, s, wr| zeta_at(x, s, wr),
-            &mut warnings,
-        );
-        Ok(self.trace(nvp + j, opt_row, up_rows, down_rows, warnings))
-    }
 }
 
 /// Writes `x` at position `w` of `full` and `others` around it.
-fn fill_with(full: &mut [f64], w: usize, x: f64, others: &[f64]) {
+pub(crate) fn fill_with(full: &mut [f64], w: usize, x: f64, others: &[f64]) {
     let mut k = 0;
     for (i, v) in full.iter_mut().enumerate() {
         if i == w {
@@ -1075,13 +1127,18 @@ fn back_spline(knots: &[f64], coef: &[[f64; 4]]) -> Option<PolySpline> {
     Some(PolySpline { knots: k, coef: c })
 }
 
+/// `ζ` values closer than this are one value: far below the optimizer's precision in `ζ`
+/// (~1e-6), far above rounding in the deviance (~1e-13).
+pub const ZETA_TIE: f64 = 1e-9;
+
 /// How [`profile_interval`] read the profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntervalMethod {
     /// The inverse of the interpolating spline (lme4's `backSpline`).
     Spline,
-    /// Linear interpolation of the points (the spline could not be built).
-    Linear,
+    /// Linear interpolation of the points (the spline could not be built); `ties` when points
+    /// with equal `ζ` were averaged (R's `approx` warns "collapsing to unique 'x' values").
+    Linear { ties: bool },
     /// No interval: the profile is unusable.
     Failed,
 }
@@ -1091,6 +1148,11 @@ pub enum IntervalMethod {
 /// parameter, or, when that spline cannot be built (fewer than four points, ζ not monotone),
 /// linear interpolation. `NaN` where the profile does not reach a target (the caller
 /// substitutes the parameter's bound).
+///
+/// Neighbouring points whose `ζ` differ by less than [`ZETA_TIE`] lie on a flat stretch of the
+/// profile (a correlation whose standard deviation is 0 there): they count as equal, so the
+/// profile is not monotone and is read linearly, as lme4 reads such profiles, rather than through
+/// a spline inverse whose slope there is arbitrary.
 pub fn profile_interval(par: &[f64], zeta: &[f64], targets: &[f64]) -> (Vec<f64>, IntervalMethod) {
     let mut pts: Vec<(f64, f64)> = par
         .iter()
@@ -1099,6 +1161,11 @@ pub fn profile_interval(par: &[f64], zeta: &[f64], targets: &[f64]) -> (Vec<f64>
         .map(|(&p, &z)| (p, z))
         .collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for i in 1..pts.len() {
+        if (pts[i].1 - pts[i - 1].1).abs() < ZETA_TIE {
+            pts[i].1 = pts[i - 1].1;
+        }
+    }
     let distinct = pts.windows(2).all(|w| w[0].0 < w[1].0);
     if pts.len() >= 4 && distinct {
         let x: Vec<f64> = pts.iter().map(|p| p.0).collect();
@@ -1125,6 +1192,7 @@ pub fn profile_interval(par: &[f64], zeta: &[f64], targets: &[f64]) -> (Vec<f64>
     let mut xs: Vec<f64> = Vec::new();
     let mut ys: Vec<f64> = Vec::new();
     let mut i = 0;
+    let mut ties = false;
     while i < by_z.len() {
         let mut j = i;
         let mut s = 0.0;
@@ -1132,6 +1200,7 @@ pub fn profile_interval(par: &[f64], zeta: &[f64], targets: &[f64]) -> (Vec<f64>
             s += by_z[j].1;
             j += 1;
         }
+        ties |= j - i > 1;
         xs.push(by_z[i].0);
         ys.push(s / (j - i) as f64);
         i = j;
@@ -1150,7 +1219,7 @@ pub fn profile_interval(par: &[f64], zeta: &[f64], targets: &[f64]) -> (Vec<f64>
             y0 + (y1 - y0) * (t - x0) / (x1 - x0)
         })
         .collect();
-    (out, IntervalMethod::Linear)
+    (out, IntervalMethod::Linear { ties })
 }
 
 #[cfg(test)]

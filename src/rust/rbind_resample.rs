@@ -3,7 +3,8 @@ use crate::bootstrap::{self, GlmmSetup, LmmReplicate};
 use crate::family::Family;
 use crate::glmm::GlmmFit;
 use crate::optim::OptSummary;
-use crate::profile::{self, IntervalMethod, LmmProfiler, ProfileOptions};
+use crate::profile::{self, IntervalMethod, LmmProfiler, ProfileOptions, ProfileTrace};
+use crate::profile_glmm::GlmmProfiler;
 use crate::rbind::{
     doubles, err, glmm_options, optim_options, optional_doubles, other, summary_to_list, RInputs,
     Result,
@@ -35,35 +36,11 @@ fn lmm_profile_rs(
     let start = optional_doubles(&theta, "theta")?;
     let profiler =
         LmmProfiler::new(inputs.spec()?, start, ProfileOptions::default()).map_err(err)?;
-    let npar = profiler.n_par();
-    let which: Vec<usize> = doubles(&which, "which")?
-        .iter()
-        .map(|&w| {
-            if w >= 1.0 && w <= npar as f64 && w == w.trunc() {
-                Ok(w as usize - 1)
-            } else {
-                Err(other(format!("parameter index {w} is outside 1..{npar}")))
-            }
-        })
-        .collect::<Result<_>>()?;
+    let which = profile_indices(&which, profiler.n_par())?;
     let traces = profiler
         .profile_many(&which, thread_count(threads)?)
         .map_err(err)?;
-    let traces = List::from_values(traces.iter().map(|t| {
-        let zeta: Vec<f64> = t.points.iter().map(|pt| pt.zeta).collect();
-        // Points by row: npts × npar, row-major flattened.
-        let pars: Vec<f64> = t
-            .points
-            .iter()
-            .flat_map(|pt| pt.pars.iter().copied())
-            .collect();
-        Robj::from(list!(
-            index = (t.index + 1) as i32,
-            zeta = zeta,
-            pars = pars,
-            warnings = t.warnings.clone()
-        ))
-    }));
+    let traces = traces_to_list(&traces);
     Ok(list!(
         optimum = profiler.optimum.clone(),
         theta = profiler.theta.clone(),
@@ -77,8 +54,104 @@ fn lmm_profile_rs(
     .into())
 }
 
+/// 0-based parameter indices from R's 1-based `which`.
+fn profile_indices(which: &Robj, npar: usize) -> Result<Vec<usize>> {
+    doubles(which, "which")?
+        .iter()
+        .map(|&w| {
+            if w >= 1.0 && w <= npar as f64 && w == w.trunc() {
+                Ok(w as usize - 1)
+            } else {
+                Err(other(format!("parameter index {w} is outside 1..{npar}")))
+            }
+        })
+        .collect()
+}
+
+/// Per profile: the 1-based index, ζ, the points by row (npts × npar, row-major flattened)
+/// and the warnings met.
+fn traces_to_list(traces: &[ProfileTrace]) -> List {
+    List::from_values(traces.iter().map(|t| {
+        let zeta: Vec<f64> = t.points.iter().map(|pt| pt.zeta).collect();
+        let pars: Vec<f64> = t
+            .points
+            .iter()
+            .flat_map(|pt| pt.pars.iter().copied())
+            .collect();
+        Robj::from(list!(
+            index = (t.index + 1) as i32,
+            zeta = zeta,
+            pars = pars,
+            warnings = t.warnings.clone()
+        ))
+    }))
+}
+
+/// Profiles the deviance of a GLMM (Laplace for `n_agq = 1`, adaptive Gauss–Hermite for more
+/// points) over the parameters `which` (1-based indices into sd/cor, β), after polishing the
+/// fit `(theta, beta)`; data arguments as `glmm_fit_rs`, `eta_start` the fit's linear
+/// predictor, PIRLS settings from `control` (a `glmmControl`). Returns as `lmm_profile_rs`.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_profile_rs(
+    y: Robj,
+    x: Robj,
+    p: i32,
+    weights: Robj,
+    offset: Robj,
+    terms: Robj,
+    family: &str,
+    link: &str,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    theta: Robj,
+    beta: Robj,
+    control: Robj,
+    which: Robj,
+    threads: i32,
+) -> Result<Robj> {
+    let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
+    let spec = inputs.spec()?;
+    let fam = Family::new(family, link).map_err(err)?;
+    let n_agq = usize::try_from(n_agq).map_err(|_| other("internal: nAGQ must be >= 0"))?;
+    let opts = glmm_options(&control, n_agq)?;
+    let setup = GlmmSetup {
+        spec: &spec,
+        family: fam,
+        n_trials: doubles(&n_trials, "n_trials")?,
+        eta_start: doubles(&eta_start, "eta_start")?,
+    };
+    let profiler = GlmmProfiler::new(
+        setup,
+        n_agq,
+        opts.pirls,
+        doubles(&theta, "theta")?,
+        doubles(&beta, "beta")?,
+        ProfileOptions::for_glmm(),
+    )
+    .map_err(err)?;
+    let which = profile_indices(&which, profiler.n_par())?;
+    let traces = profiler
+        .profile_many(&which, thread_count(threads)?)
+        .map_err(err)?;
+    Ok(list!(
+        optimum = profiler.optimum.clone(),
+        theta = profiler.theta.clone(),
+        base = profiler.base,
+        cutoff = profiler.cutoff(),
+        lower = profiler.lower().to_vec(),
+        upper = profiler.upper().to_vec(),
+        stderr = profiler.stderr.clone(),
+        traces = traces_to_list(&traces)
+    )
+    .into())
+}
+
 /// Where the profile `zeta(par)` crosses each of `targets` (NA where it does not reach one),
-/// and how that was read (`"spline"`, `"linear"`, `"failed"`).
+/// how that was read (`"spline"`, `"linear"`, `"failed"`) and whether points with equal
+/// `zeta` were averaged (`ties`).
 /// @noRd
 #[extendr]
 fn profile_interval_rs(par: Robj, zeta: Robj, targets: Robj) -> Result<Robj> {
@@ -93,12 +166,12 @@ fn profile_interval_rs(par: Robj, zeta: Robj, targets: Robj) -> Result<Robj> {
         .into_iter()
         .map(|v| if v.is_nan() { None } else { Some(v) })
         .collect();
-    let method = match how {
-        IntervalMethod::Spline => "spline",
-        IntervalMethod::Linear => "linear",
-        IntervalMethod::Failed => "failed",
+    let (method, ties) = match how {
+        IntervalMethod::Spline => ("spline", false),
+        IntervalMethod::Linear { ties } => ("linear", ties),
+        IntervalMethod::Failed => ("failed", false),
     };
-    Ok(list!(values = values, method = method).into())
+    Ok(list!(values = values, method = method, ties = ties).into())
 }
 
 fn lmm_replicate_to_list(r: &LmmReplicate) -> Robj {
@@ -246,6 +319,7 @@ fn glmm_bootstrap_rs(
 extendr_module! {
     mod rbind_resample;
     fn lmm_profile_rs;
+    fn glmm_profile_rs;
     fn profile_interval_rs;
     fn lmm_bootstrap_rs;
     fn glmm_bootstrap_rs;

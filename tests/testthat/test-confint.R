@@ -84,7 +84,7 @@ test_that("Wald intervals match lme4", {
                confint(fm, method = "Wald", parm = c(6, 5)), tolerance = 1e-6)
 })
 
-test_that("glmm: Wald intervals as lme4, profiles not yet", {
+test_that("glmm: Wald intervals as lme4", {
   skip_if_not_installed("lme4")
   cbpp <- lme4::cbpp
   gf <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
@@ -100,6 +100,5 @@ test_that("glmm: Wald intervals as lme4, profiles not yet", {
   expect_equal(ours[-1, 1], fixef(gf) - qnorm(0.975) * se, tolerance = 1e-12)
   # and close to lme4's (its finite-difference Hessian differs in the 3rd digit)
   expect_equal(ours, ref, tolerance = 1e-2)
-  expect_error(confint(gf), "not supported yet")
-  expect_error(profile(gf), "not supported yet")
+  # (profile intervals of glmm fits: test-confint-glmm.R)
 })
