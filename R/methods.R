@@ -218,6 +218,7 @@ fixef.lmm <- function(object, add.dropped = FALSE, ...) {
 }
 
 mer_fixef <- function(object, add.dropped = FALSE) {
+  check_flag(add.dropped, "add.dropped", "fixef()")
   est <- object$beta
   names(est) <- colnames(object$X)
   dropped <- attr(object$X, "col.dropped")

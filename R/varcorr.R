@@ -76,6 +76,10 @@ VarCorr.glmm <- function(x, sigma = 1, ...) {
 # Covariance matrices sigma^2 Lambda_i Lambda_i' of every term, named by
 # grouping factor, with lme4's attributes "sc" and "useSc".
 mer_varcorr <- function(x, sigma, use_sc, class) {
+  if (!is.numeric(sigma) || length(sigma) != 1L || !is.finite(sigma) || sigma < 0) {
+    stop("VarCorr(): 'sigma' must be a single non-negative number, not ", deparse1(sigma),
+         call. = FALSE)
+  }
   cnms <- lapply(x$reterms, function(term) term$cnms)
   fl <- x$flist
   grp_names <- names(fl)[attr(fl, "assign")]
