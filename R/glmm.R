@@ -65,11 +65,13 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
   start <- check_glmm_start(start, inputs, nAGQ)
   X <- inputs$X
   storage.mode(X) <- "double"
-  raw <- glmm_fit_rs(as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
-                     if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
-                     engine_terms(inputs), family$family, family$link,
-                     as.double(inputs$n_trials), as.double(inputs$etastart),
-                     nAGQ, start$theta, start$fixef, unclass(control), verbose)
+  raw <- with_separation_check(function() {
+    glmm_fit_rs(as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
+                if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
+                engine_terms(inputs), family$family, family$link,
+                as.double(inputs$n_trials), as.double(inputs$etastart),
+                nAGQ, start$theta, start$fixef, unclass(control), verbose)
+  }, inputs, family)
   fit <- glmm_object(mc, inputs, raw, family, nAGQ, control)
   report_convergence(fit$optinfo, control)
   fit

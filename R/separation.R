@@ -1,0 +1,49 @@
+# Why a binomial GLMM's PIRLS can fail: complete or quasi-complete separation by the fixed
+# effects. Then some linear combination of the columns of X predicts the 0/1 outcome perfectly,
+# the likelihood keeps increasing as those coefficients grow, and no maximum-likelihood estimate
+# exists (glmer stops with "pwrssUpdate did not converge"). The check fits the fixed-effects-only
+# logistic regression with glm.fit(): separation shows as fitted probabilities of exactly 0 or 1
+# and coefficients that run off to very large values.
+
+# A sentence explaining a PIRLS failure by separation, or NULL when the data are not separated
+# (or the family is not binomial).
+separation_diagnosis <- function(inputs, family) {
+  if (!identical(family$family, "binomial")) return(NULL)
+  X <- inputs$X
+  w <- as.double(inputs$weights) * as.double(inputs$n_trials)
+  g <- tryCatch(suppressWarnings(stats::glm.fit(
+    X, as.double(inputs$y), weights = w, offset = inputs$offset,
+    family = stats::binomial(link = family$link),
+    control = stats::glm.control(maxit = 100L)
+  )), error = function(e) NULL)
+  if (is.null(g)) return(NULL)
+  # glm.fit stops after maxit steps on the way to infinity: fitted values within 1e-6 of 0 or 1
+  # are those it is driving there.
+  extreme <- g$fitted.values < 1e-6 | g$fitted.values > 1 - 1e-6
+  coefs <- g$coefficients
+  diverging <- names(coefs)[is.finite(coefs) & abs(coefs) > 15 & names(coefs) != "(Intercept)"]
+  if (!any(extreme[w > 0]) || !length(diverging)) return(NULL)
+  paste0(
+    "the fixed effects separate the binomial response ",
+    if (all(extreme[w > 0])) "completely" else "quasi-completely",
+    ": a logistic regression on them alone predicts ", sum(extreme[w > 0]), " of ",
+    sum(w > 0), " observations with probability 0 or 1, and the estimates of ",
+    paste(sQuote(diverging, FALSE), collapse = ", "),
+    " grow without bound, so maximum-likelihood estimates do not exist. Remove or recode ",
+    if (length(diverging) == 1L) "that predictor" else "those predictors",
+    " (or merge the categories that are all 0 or all 1)"
+  )
+}
+
+# Calls `fit_call()` (the engine); a PIRLS failure of a separated binomial model is re-raised
+# with the diagnosis, any other engine error without the internal call.
+with_separation_check <- function(fit_call, inputs, family) {
+  tryCatch(fit_call(), error = function(e) {
+    msg <- conditionMessage(e)
+    why <- if (grepl("PIRLS did not converge", msg, fixed = TRUE)) {
+      separation_diagnosis(inputs, family)
+    }
+    if (!is.null(why)) stop(why, call. = FALSE)
+    stop(msg, call. = FALSE)
+  })
+}
