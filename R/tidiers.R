@@ -186,8 +186,8 @@ tidy_fixed <- function(x, ddf.method, conf.int, conf.level, conf.method, ci,
   new_names <- c(Estimate = "estimate", "Std. Error" = "std.error",
                  "t value" = "statistic", "z value" = "statistic", df = "df",
                  "Pr(>|t|)" = "p.value", "Pr(>|z|)" = "p.value")
-  res <- data.frame(effect = rep("fixed", nrow(tab)), group = NA_character_,
-                    term = rownames(tab), stringsAsFactors = FALSE)
+  res <- data.frame(effect = rep("fixed", nrow(tab)), term = rownames(tab),
+                    stringsAsFactors = FALSE)
   for (cn in colnames(tab)) res[[new_names[[cn]]]] <- unname(tab[, cn])
   if (conf.int) {
     if (conf.method == "Wald") {

@@ -30,6 +30,10 @@ check_lmm_tidiers <- function(fit, ref, tol = 1e-5) {
                                       scales = c("vcov", NA)), tol, col_tol = ddf_tol)
   expect_tidy_equal(tidy(fit, effects = "ran_vals", conf.int = TRUE),
                     broom.mixed::tidy(ref, effects = "ran_vals", conf.int = TRUE), tol)
+  expect_tidy_equal(tidy(fit, effects = "fixed"), broom.mixed::tidy(ref, effects = "fixed"),
+                    tol, col_tol = ddf_tol)
+  expect_tidy_equal(tidy(fit, effects = c("ran_coefs", "ran_pars")),
+                    broom.mixed::tidy(ref, effects = c("ran_coefs", "ran_pars")), tol)
   expect_tidy_equal(tidy(fit, ddf.method = "Kenward-Roger"),
                     broom.mixed::tidy(ref, ddf.method = "Kenward-Roger"), tol,
                     col_tol = ddf_tol)
@@ -83,6 +87,17 @@ test_that("lmm tidiers match broom.mixed: independent terms (||), ML fit", {
   expect_equal(td$conf.high, unname(ci[c(4, 5, 1, 2, 3), 2]), tolerance = 1e-10)
 })
 
+test_that("bootstrap intervals are confint()'s", {
+  skip_if_no_broom()
+  fit <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+  td <- generics::tidy(fit, conf.int = TRUE, conf.level = 0.8, conf.method = "boot",
+                       nsim = 20, seed = 1, threads = 1)
+  ci <- suppressMessages(confint(fit, level = 0.8, method = "boot", nsim = 20, seed = 1,
+                                 threads = 1))
+  expect_equal(td$conf.low, unname(ci[c(3, 4, 1, 2), 1]), tolerance = 1e-10)
+  expect_equal(td$conf.high, unname(ci[c(3, 4, 1, 2), 2]), tolerance = 1e-10)
+})
+
 test_that("glmm tidiers match broom.mixed: cbpp binomial", {
   skip_if_no_broom()
   cbpp <- lme4::cbpp
@@ -92,7 +107,8 @@ test_that("glmm tidiers match broom.mixed: cbpp binomial", {
   tidy <- generics::tidy
   for (args in list(list(), list(effects = all_effects),
                     list(conf.int = TRUE, exponentiate = TRUE),
-                    list(effects = "ran_vals", conf.int = TRUE))) {
+                    list(effects = "ran_vals", conf.int = TRUE),
+                    list(effects = "fixed", conf.int = TRUE, conf.level = 0.8))) {
     expect_tidy_equal(suppressWarnings(do.call(tidy, c(list(fit), args))),
                       suppressWarnings(do.call(broom.mixed::tidy, c(list(conv), args))), 1e-6)
   }
