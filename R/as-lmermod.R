@@ -80,7 +80,11 @@ eval_lme4_call <- function(cl, x, data) {
     env <- new.env(parent = env)
     assign("data", data, envir = env)
   }
-  eval(cl, env)
+  tryCatch(eval(cl, env), error = function(e) {
+    stop("as_lmerMod() could not rebuild the model with lme4 from the fit's ",
+         "call (", conditionMessage(e), "); give the data the model was ",
+         "fitted to as 'data'", call. = FALSE)
+  })
 }
 
 check_same_rows <- function(fr, x) {

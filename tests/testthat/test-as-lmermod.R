@@ -88,6 +88,14 @@ test_that("as_lmerMod() takes data and rejects what it cannot convert", {
   expect_identical(m@call$data, quote(d))
   expect_equal(lme4::fixef(suppressMessages(stats::update(m))), fixef(fit), tolerance = 1e-5)
   expect_error(as_lmerMod(fit, data = d[1:100, ]), "rows")
+  make_fit <- function() {
+    dd <- lme4::sleepstudy
+    lmm(Reaction ~ Days + (1 | Subject), dd)
+  }
+  lost <- make_fit()
+  environment(lost$formula) <- globalenv()
+  expect_error(as_lmerMod(lost), "give the data")
+  expect_equal(lme4::fixef(as_lmerMod(lost, data = d)), fixef(lost), tolerance = 1e-6)
   expect_error(as_lmerMod(lm(Reaction ~ Days, d)), "lmm\\(\\) or glmm\\(\\)")
   expect_error(as_lmerMod(fit, REML = FALSE), "as_lmerMod")
 })
