@@ -179,7 +179,7 @@ tidy_ran_scale <- function(effects, scales) {
 tidy_fixed <- function(x, ddf.method, conf.int, conf.level, conf.method, ci,
                        exponentiate) {
   tab <- if (is_glmm(x)) {
-    coef(summary.glmm(x, correlation = FALSE))
+    stats::coef(summary.glmm(x, correlation = FALSE))
   } else {
     fixef_coef_table(x, ddf.method)
   }
@@ -260,7 +260,7 @@ tidy_ran_vals <- function(x, conf.int, conf.level, conf.method) {
 # Rows of the coefficients per level: for each grouping factor, each column
 # of coef(x), each level.
 tidy_ran_coefs <- function(x, conf.int) {
-  cf <- coef(x)
+  cf <- stats::coef(x)
   pieces <- lapply(names(cf), function(g) {
     d <- cf[[g]]
     data.frame(effect = "ran_coefs", group = g,
