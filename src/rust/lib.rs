@@ -34,3 +34,5 @@ mod rbind_condvar;
 mod rbind_ddf;
 #[cfg(feature = "r")]
 mod rbind_resample;
+#[cfg(feature = "r")]
+mod rinterrupt;

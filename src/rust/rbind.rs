@@ -117,7 +117,8 @@ fn fit_to_list(fit: &LmmFit) -> Robj {
 }
 
 /// The optimizer's progress callback: with `verbose > 0` it prints each evaluation as lme4's
-/// `verbose` does (the criterion and the parameters, labelled `label`).
+/// `verbose` does (the criterion and the parameters, labelled `label`); after every evaluation it
+/// stops the optimizer when the user pressed Ctrl-C.
 pub(crate) fn progress_printer(
     verbose: i32,
     label: &'static str,
@@ -130,7 +131,11 @@ pub(crate) fn progress_printer(
                 shown.join(" ")
             );
         }
-        Stop::Continue
+        if crate::rinterrupt::interrupt_pending() {
+            Stop::Interrupt
+        } else {
+            Stop::Continue
+        }
     }
 }
 
