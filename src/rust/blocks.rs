@@ -112,6 +112,19 @@ pub struct CrossProducts {
     obs_pair: Vec<u32>,
 }
 
+/// Precomputed facts and scratch for [`CrossProducts::refill`].
+#[derive(Debug, Clone)]
+pub struct RefillPlan {
+    /// Every block is one scalar term (the fast path applies).
+    scalar: bool,
+    /// Per block: its single column is all ones.
+    unit: Vec<bool>,
+    /// Scratch: `w z` of the leading block.
+    wz0: Vec<f64>,
+    /// Scratch: `w z` of the current trailing block (or `w f` for `F'WF`).
+    wzt: Vec<f64>,
+}
+
 /// Reads the columns of one block for one observation.
 struct BlockColumns<'s, 'a> {
     spec: &'s ModelSpec<'a>,
@@ -387,6 +400,147 @@ impl CrossProducts {
                     );
                 }
             }
+        }
+    }
+
+    /// Refills `A` for new weights and `F` as [`CrossProducts::fill`] does, through `plan` (from
+    /// [`CrossProducts::refill_plan`]). PIRLS calls this at every iteration, so for the common
+    /// case where every block is scalar (`q = 1`) it takes a fast path: with one coordinate per
+    /// level, each observation adds `w zₐ z_b` to a single entry of each block, so the pass runs
+    /// column by column over flat per-observation index arrays (no per-observation slices or
+    /// small outer products), skips the multiplication by `z` for intercept columns, and forms
+    /// `F'WF` as dense dot products. Other structures use the general fill.
+    pub fn refill(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        plan: &mut RefillPlan,
+        x: &[f64],
+        response: &[f64],
+        weights: &[f64],
+    ) {
+        if !plan.scalar {
+            self.fill(spec, re, x, response, Some(weights));
+            return;
+        }
+        let n = self.n;
+        let p = self.p;
+        let pf = p + 1;
+        for v in [
+            &mut self.a11,
+            &mut self.a21_vals,
+            &mut self.a22_diag,
+            &mut self.a22_pair_vals,
+            &mut self.af1,
+            &mut self.af2,
+            &mut self.aff,
+        ] {
+            v.fill(0.0);
+        }
+        let column = |c: usize| -> &[f64] {
+            if c < p {
+                &x[c * n..(c + 1) * n]
+            } else {
+                response
+            }
+        };
+        // With q = 1 everywhere, A21 entry e, A22 pair e and trailing node t own value e, e and t.
+        let lead_term = &spec.terms[re.blocks[0].terms[0]];
+        let lead_lev = &lead_term.levels;
+        let wz0 = &mut plan.wz0;
+        if plan.unit[0] {
+            wz0.copy_from_slice(weights);
+            for (&j, &w) in lead_lev.iter().zip(weights.iter()) {
+                self.a11[j as usize] += w;
+            }
+        } else {
+            let z0 = &lead_term.z[..n];
+            for i in 0..n {
+                let wz = weights[i] * z0[i];
+                wz0[i] = wz;
+                self.a11[lead_lev[i] as usize] += wz * z0[i];
+            }
+        }
+        for c in 0..pf {
+            let col = column(c);
+            for ((&j, &wz), &f) in lead_lev.iter().zip(wz0.iter()).zip(col) {
+                self.af1[j as usize * pf + c] += wz * f;
+            }
+        }
+        // F'WF: dense weighted dot products of the columns of F (lower triangle, mirrored).
+        for a in 0..pf {
+            let ca = column(a);
+            for (t, (&w, &f)) in plan.wzt.iter_mut().zip(weights.iter().zip(ca)) {
+                *t = w * f;
+            }
+            for b in a..pf {
+                let cb = column(b);
+                let s: f64 = plan.wzt.iter().zip(cb).map(|(t, f)| t * f).sum();
+                self.aff[a * pf + b] = s;
+                self.aff[b * pf + a] = s;
+            }
+        }
+        let mut pair = 0;
+        for k in 1..re.blocks.len() {
+            let term = &spec.terms[re.blocks[k].terms[0]];
+            let lev = &term.levels;
+            let base = self.layout.block_node_base[k];
+            let wzt = &mut plan.wzt;
+            if plan.unit[k] {
+                wzt.copy_from_slice(weights);
+            } else {
+                for ((t, &w), &z) in wzt.iter_mut().zip(weights).zip(&term.z[..n]) {
+                    *t = w * z;
+                }
+            }
+            let zk: Option<&[f64]> = (!plan.unit[k]).then(|| &term.z[..n]);
+            let a21 = &self.obs_a21[(k - 1) * n..k * n];
+            let z0: Option<&[f64]> = (!plan.unit[0]).then(|| &lead_term.z[..n]);
+            for i in 0..n {
+                let node = base + lev[i] as usize;
+                let wz = wzt[i];
+                self.a22_diag[node] += zk.map_or(wz, |z| wz * z[i]);
+                self.a21_vals[a21[i] as usize] += z0.map_or(wz, |z| wz * z[i]);
+            }
+            for c in 0..pf {
+                let col = column(c);
+                for ((&l, &wz), &f) in lev.iter().zip(wzt.iter()).zip(col) {
+                    self.af2[(base + l as usize) * pf + c] += wz * f;
+                }
+            }
+            for k1 in 1..k {
+                let other = &spec.terms[re.blocks[k1].terms[0]];
+                let pairs = &self.obs_pair[pair * n..(pair + 1) * n];
+                pair += 1;
+                if plan.unit[k1] {
+                    for (&e, &wz) in pairs.iter().zip(wzt.iter()) {
+                        self.a22_pair_vals[e as usize] += wz;
+                    }
+                } else {
+                    for ((&e, &wz), &z) in pairs.iter().zip(wzt.iter()).zip(&other.z[..n]) {
+                        self.a22_pair_vals[e as usize] += wz * z;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What [`CrossProducts::refill`] needs besides the values: whether the fast scalar path
+    /// applies, which scalar blocks are intercepts (`z = 1`), and its scratch.
+    pub fn refill_plan(&self, spec: &ModelSpec<'_>, re: &ReStructure) -> RefillPlan {
+        let scalar = re.blocks.iter().all(|b| b.q == 1 && b.terms.len() == 1);
+        let n = self.n;
+        let unit = re
+            .blocks
+            .iter()
+            .map(|b| scalar && spec.terms[b.terms[0]].z[..n].iter().all(|&z| z == 1.0))
+            .collect();
+        let len = if scalar { n } else { 0 };
+        RefillPlan {
+            scalar,
+            unit,
+            wz0: vec![0.0; len],
+            wzt: vec![0.0; len],
         }
     }
 

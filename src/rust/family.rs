@@ -158,6 +158,25 @@ impl Link {
         }
     }
 
+    /// `(g⁻¹(η), dμ/dη)` together, equal to [`Link::linkinv`] and [`Link::mu_eta`]. PIRLS needs
+    /// both for every observation at every step; for the logit and log links one exponential
+    /// serves both (the other links compute them apart).
+    #[inline]
+    pub fn linkinv_mu_eta(self, eta: f64) -> (f64, f64) {
+        match self {
+            Link::Logit if (-30.0..=30.0).contains(&eta) => {
+                let e = eta.exp();
+                let d = 1.0 + e;
+                (e / d, e / (d * d))
+            }
+            Link::Log => {
+                let m = eta.exp().max(EPS);
+                (m, m)
+            }
+            _ => (self.linkinv(eta), self.mu_eta(eta)),
+        }
+    }
+
     /// Whether `η` is in the link's domain.
     pub fn valid_eta(self, eta: f64) -> bool {
         match self {
@@ -359,6 +378,32 @@ mod tests {
                 (link.mu_eta(eta) - num).abs() < 1e-6 * num.abs().max(1.0),
                 "{link:?} mu_eta"
             );
+        }
+    }
+
+    #[test]
+    fn joint_inverse_link_and_derivative_match_the_separate_ones() {
+        let links = [
+            Link::Logit,
+            Link::Probit,
+            Link::Cloglog,
+            Link::Cauchit,
+            Link::Log,
+            Link::Identity,
+            Link::Inverse,
+            Link::Sqrt,
+            Link::InverseSquare,
+        ];
+        for link in links {
+            for eta in [-40.0, -30.0, -3.5, -0.2, 0.0, 0.7, 2.0, 30.0, 31.0] {
+                if !link.valid_eta(eta) {
+                    continue;
+                }
+                let (m, d) = link.linkinv_mu_eta(eta);
+                let (m0, d0) = (link.linkinv(eta), link.mu_eta(eta));
+                assert!(m == m0 || (m.is_nan() && m0.is_nan()), "{link:?} {eta}");
+                assert!(d == d0 || (d.is_nan() && d0.is_nan()), "{link:?} {eta}");
+            }
         }
     }
 

@@ -19,7 +19,7 @@
 //! with `devⱼ(u) = uⱼ² + Σ_{i∈j} d(yᵢ, μᵢ)`, as lme4 defines both. Stage 1 optimizes θ with β
 //! inside PIRLS (the `nAGQ = 0` criterion); stage 2 optimizes (θ, β) jointly with PIRLS over `u`
 //! only, starting from stage 1.
-use crate::blocks::CrossProducts;
+use crate::blocks::{CrossProducts, RefillPlan};
 use crate::chol::BlockedCholesky;
 use crate::error::{invalid, MixedError, Result};
 use crate::family::Family;
@@ -154,11 +154,26 @@ pub struct GeneralizedLinearMixedModel<'a> {
     u2: Vec<f64>,
     eta: Vec<f64>,
     mu: Vec<f64>,
+    /// `dμ/dη` at the current η (computed with μ, which shares its exponential).
+    mu_eta: Vec<f64>,
+    /// `offset + Xβ` for the current β (valid unless `fixed_stale`).
+    eta_fixed: Vec<f64>,
+    /// `Xβ` alone for the current β (valid unless `fixed_stale`).
+    xb: Vec<f64>,
+    /// Whether β changed since `eta_fixed` and `xb` were formed.
+    fixed_stale: bool,
+    /// (β, u₁, u₂) before the last PIRLS step (for step halving and the step size).
+    old_beta: Vec<f64>,
+    old_u1: Vec<f64>,
+    old_u2: Vec<f64>,
+    /// Facts and scratch of the fast cross-product refill.
+    refill_plan: RefillPlan,
+    /// `log|L|²` at the modes of the last successful PIRLS run.
+    ldl2_value: f64,
     /// Linear predictor every PIRLS run starts from (lme4's `lp0`).
     eta_start: Vec<f64>,
     work_w: Vec<f64>,
     work_z: Vec<f64>,
-    work_r: Vec<f64>,
     last_error: Option<String>,
     failures: usize,
     /// Whether the current (β, u) are the modes of a successful PIRLS run (a warm start).
@@ -229,16 +244,26 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let q0 = joint_cp.q0 * joint_cp.l0;
         let m = joint_cp.layout.m;
         let mu = eta_start.iter().map(|&e| family.link.linkinv(e)).collect();
+        let mu_eta = eta_start.iter().map(|&e| family.link.mu_eta(e)).collect();
+        let refill_plan = joint_cp.refill_plan(&spec, &re);
         Ok(Self {
             beta: vec![0.0; spec.p],
             u1: vec![0.0; q0],
             u2: vec![0.0; m],
             eta: eta_start.clone(),
             mu,
+            mu_eta,
+            eta_fixed: vec![0.0; n],
+            xb: vec![0.0; n],
+            fixed_stale: true,
+            old_beta: vec![0.0; spec.p],
+            old_u1: vec![0.0; q0],
+            old_u2: vec![0.0; m],
+            refill_plan,
+            ldl2_value: f64::NAN,
             eta_start,
             work_w: vec![0.0; n],
             work_z: vec![0.0; n],
-            work_r: vec![0.0; n],
             spec,
             family,
             re,
@@ -265,11 +290,30 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         self.re.set_lambda(theta, &mut self.lambda)
     }
 
-    /// η and μ from the current (β, u); false if some μ or η is invalid for the family.
+    /// η, μ and dμ/dη from the current (β, u); false if some μ or η is invalid for the family.
+    /// `offset + Xβ` is kept between calls and formed again only after β changed (PIRLS over
+    /// `u` alone evaluates η many times for one β).
     fn update_eta(&mut self) -> bool {
+        self.eta_pass(false).0
+    }
+
+    /// `offset + Xβ` and `Xβ` for the current β.
+    fn form_fixed(&mut self) {
         let n = self.spec.n;
-        self.eta.copy_from_slice(&self.offset);
-        linpred::add_xb(self.spec.x, n, &self.beta, &mut self.eta);
+        self.eta_fixed.copy_from_slice(&self.offset);
+        linpred::add_xb(self.spec.x, n, &self.beta, &mut self.eta_fixed);
+        self.xb.iter_mut().for_each(|v| *v = 0.0);
+        linpred::add_xb(self.spec.x, n, &self.beta, &mut self.xb);
+        self.fixed_stale = false;
+    }
+
+    /// [`Self::update_eta`], and with `deviance` also `Σ d(y, μ)` in the same pass over the
+    /// observations (PIRLS needs both after every step; one pass reads y, η and μ once).
+    fn eta_pass(&mut self, deviance: bool) -> (bool, f64) {
+        if self.fixed_stale {
+            self.form_fixed();
+        }
+        self.eta.copy_from_slice(&self.eta_fixed);
         linpred::block_effects_into(
             &self.re,
             &self.joint_cp.layout,
@@ -280,11 +324,20 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         );
         linpred::add_zb(&self.spec, &self.re, &self.effects, &mut self.eta);
         let mut ok = true;
-        for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
-            *m = self.family.link.linkinv(e);
-            ok &= self.family.link.valid_eta(e) && self.family.valid_mu(*m);
+        let mut dev = 0.0;
+        let family = self.family;
+        let link = family.link;
+        let y = self.spec.y;
+        let values = self.mu.iter_mut().zip(&mut self.mu_eta);
+        let data = self.eta.iter().zip(y).zip(&self.prior_w);
+        for ((m, d), ((&e, &yi), &pw)) in values.zip(data) {
+            (*m, *d) = link.linkinv_mu_eta(e);
+            ok &= link.valid_eta(e) && family.valid_mu(*m);
+            if deviance {
+                dev += family.dev_resid(yi, *m, pw);
+            }
         }
-        ok
+        (ok, dev)
     }
 
     fn deviance_residual_sum(&self) -> f64 {
@@ -302,10 +355,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
 
     /// Penalized deviance `Σ d(y, μ) + ‖u‖²` (∞ for an invalid μ); keeps `Σ d(y, μ)`.
     fn penalized_deviance(&mut self) -> f64 {
-        if !self.update_eta() {
+        let (ok, dev) = self.eta_pass(true);
+        if !ok {
             return f64::INFINITY;
         }
-        self.drsum = self.deviance_residual_sum();
+        self.drsum = dev;
         let v = self.drsum + self.ussq();
         if v.is_finite() {
             v
@@ -314,24 +368,34 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         }
     }
 
-    /// Working weights and working response at the current η.
-    fn working_values(&mut self) {
-        for i in 0..self.spec.n {
-            let me = self.family.link.mu_eta(self.eta[i]);
-            let mu = self.mu[i];
-            self.work_w[i] = self.prior_w[i] * me * me / self.family.variance(mu);
-            self.work_z[i] = self.eta[i] - self.offset[i] + (self.spec.y[i] - mu) / me;
+    /// Working weights `w` and working response at the current η (with μ and dμ/dη from
+    /// [`Self::update_eta`]). For `Joint` the response is `z = η − offset + (y − μ)/(dμ/dη)`;
+    /// for `UOnly` it is `z − Xβ` (with `Xβ` kept from [`Self::update_eta`], formed in this
+    /// order so that the finite-difference derivatives see the same rounding as before).
+    fn working_values(&mut self, mode: Mode) {
+        let family = self.family;
+        let y = self.spec.y;
+        debug_assert!(mode == Mode::Joint || !self.fixed_stale);
+        let uonly = mode == Mode::UOnly;
+        let out = self.work_w.iter_mut().zip(&mut self.work_z);
+        let state = self.mu.iter().zip(&self.mu_eta).zip(&self.eta);
+        let data = y.iter().zip(&self.prior_w).zip(&self.offset).zip(&self.xb);
+        for ((w, z), (((&mu, &me), &eta), (((&yi, &pw), &off), &xb))) in out.zip(state.zip(data)) {
+            *w = pw * me * me / family.variance(mu);
+            let zi = eta - off + (yi - mu) / me;
+            *z = if uonly { zi - xb } else { zi };
         }
     }
 
     /// Refills the joint cross-products (`F = [X, z]`) with the working values and refactors.
     fn refactor_joint(&mut self) -> Result<()> {
-        self.joint_cp.fill(
+        self.joint_cp.refill(
             &self.spec,
             &self.re,
+            &mut self.refill_plan,
             self.spec.x,
             &self.work_z,
-            Some(&self.work_w),
+            &self.work_w,
         );
         self.joint_chol.update(&self.joint_cp, &self.lambda)
     }
@@ -342,26 +406,33 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         match mode {
             Mode::Joint => self.refactor_joint(),
             Mode::UOnly => {
-                // Response column r = z − Xβ (kept apart from z, which Joint needs intact).
-                let n = self.spec.n;
-                self.work_r.iter_mut().for_each(|v| *v = 0.0);
-                linpred::add_xb(self.spec.x, n, &self.beta, &mut self.work_r);
-                for (r, z) in self.work_r.iter_mut().zip(&self.work_z) {
-                    *r = z - *r;
-                }
-                self.u_cp
-                    .fill(&self.spec, &self.re, &[], &self.work_r, Some(&self.work_w));
+                self.u_cp.refill(
+                    &self.spec,
+                    &self.re,
+                    &mut self.refill_plan,
+                    &[],
+                    &self.work_z,
+                    &self.work_w,
+                );
                 self.u_chol.update(&self.u_cp, &self.lambda)
             }
         }
     }
 
     /// Runs PIRLS from `eta_start` at the current θ (and β for `UOnly`); on success the factor
-    /// `u_chol` (and `joint_chol` for `Joint`) hold the weights at the modes.
+    /// of the mode (`u_chol` for `UOnly`, `joint_chol` for `Joint`) holds the weights at the
+    /// modes.
     fn run_pirls(&mut self, mode: Mode) -> Result<f64> {
         let result = self.pirls_iterations(mode);
         self.warm = result.is_ok();
         result
+    }
+
+    /// Keeps (β, u) as the state before the next step.
+    fn save_state(&mut self) {
+        self.old_beta.copy_from_slice(&self.beta);
+        self.old_u1.copy_from_slice(&self.u1);
+        self.old_u2.copy_from_slice(&self.u2);
     }
 
     /// PIRLS proper. It starts from the previous evaluation's modes (with the new θ, β) when
@@ -369,7 +440,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// `eta_start`. The tight convergence rule makes the result independent of the start.
     fn pirls_iterations(&mut self, mode: Mode) -> Result<f64> {
         let mut old_pdev = f64::INFINITY;
-        let mut old_state: Option<(Vec<f64>, Vec<f64>, Vec<f64>)> = None;
+        let mut have_old = false;
         let warm_pdev = if self.warm {
             self.penalized_deviance()
         } else {
@@ -377,11 +448,17 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         };
         if warm_pdev.is_finite() {
             old_pdev = warm_pdev;
-            old_state = Some((self.beta.clone(), self.u1.clone(), self.u2.clone()));
+            have_old = true;
+            self.save_state();
         } else {
             self.eta.copy_from_slice(&self.eta_start);
-            for (m, &e) in self.mu.iter_mut().zip(&self.eta) {
-                *m = self.family.link.linkinv(e);
+            let link = self.family.link;
+            for ((m, d), &e) in self.mu.iter_mut().zip(&mut self.mu_eta).zip(&self.eta) {
+                (*m, *d) = link.linkinv_mu_eta(e);
+            }
+            if mode == Mode::UOnly && self.fixed_stale {
+                // The working response of `UOnly` subtracts `Xβ`.
+                self.form_fixed();
             }
         }
         let mut converged = false;
@@ -389,18 +466,22 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let mut prev_step = f64::INFINITY;
         for _ in 0..self.pirls.max_iter {
             self.iterations += 1;
-            self.working_values();
+            self.working_values(mode);
             self.refactor(mode)?;
-            let (beta, u1, u2) = match mode {
-                Mode::Joint => self.joint_chol.solve(&self.joint_cp),
+            match mode {
+                Mode::Joint => {
+                    let (beta, u1, u2) = self.joint_chol.solve(&self.joint_cp);
+                    self.beta = beta;
+                    self.fixed_stale = true;
+                    self.u1 = u1;
+                    self.u2 = u2;
+                }
                 Mode::UOnly => {
                     let (_, u1, u2) = self.u_chol.solve(&self.u_cp);
-                    (self.beta.clone(), u1, u2)
+                    self.u1 = u1;
+                    self.u2 = u2;
                 }
-            };
-            self.beta = beta;
-            self.u1 = u1;
-            self.u2 = u2;
+            }
             pdev = self.penalized_deviance();
             // Converged when the penalized deviance has settled *and* the modes are accurate.
             // The Laplace criterion is not stationary at the modes (log|L|² depends on them
@@ -411,9 +492,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             // last two steps (geometric extrapolation, which also covers quadratic
             // convergence, where it is tiny).
             let settled = ((old_pdev - pdev) / pdev).abs() < self.pirls.tol;
-            let step = old_state
-                .as_ref()
-                .map_or(f64::INFINITY, |s| self.step_size(s));
+            let step = if have_old {
+                self.step_size()
+            } else {
+                f64::INFINITY
+            };
             let error = if prev_step.is_finite() && step < prev_step {
                 let r = step / prev_step;
                 step * r / (1.0 - r)
@@ -426,15 +509,16 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 break;
             }
             if pdev > old_pdev {
-                if let Some((ob, ou1, ou2)) = &old_state {
+                if have_old {
                     for _ in 0..10 {
                         if pdev <= old_pdev {
                             break;
                         }
-                        halve(&mut self.u1, ou1);
-                        halve(&mut self.u2, ou2);
+                        halve(&mut self.u1, &self.old_u1);
+                        halve(&mut self.u2, &self.old_u2);
                         if mode == Mode::Joint {
-                            halve(&mut self.beta, ob);
+                            halve(&mut self.beta, &self.old_beta);
+                            self.fixed_stale = true;
                         }
                         pdev = self.penalized_deviance();
                     }
@@ -446,7 +530,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 }
             }
             old_pdev = pdev;
-            old_state = Some((self.beta.clone(), self.u1.clone(), self.u2.clone()));
+            have_old = true;
+            self.save_state();
         }
         if !pdev.is_finite() {
             return Err(MixedError::Pirls(
@@ -463,31 +548,34 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 self.pirls.max_iter
             )));
         }
-        // The Laplace approximation needs the factor at the modes' own weights.
-        self.working_values();
-        self.refactor(Mode::UOnly)?;
-        if mode == Mode::Joint {
-            self.refactor_joint()?;
-        }
+        // The Laplace approximation needs the factor at the modes' own weights. The random-
+        // effects part of the joint factor is the factor of the `UOnly` system (it does not
+        // depend on F), so one refactor serves either mode.
+        self.working_values(mode);
+        self.refactor(mode)?;
+        self.ldl2_value = match mode {
+            Mode::Joint => self.joint_chol.logdet_l11 + self.joint_chol.logdet_l22,
+            Mode::UOnly => self.u_chol.logdet_l11 + self.u_chol.logdet_l22,
+        };
         Ok(pdev)
     }
 
     /// The largest change of an element of (β, u) in the last PIRLS step, relative to
     /// `1 + |element|`.
-    fn step_size(&self, old: &(Vec<f64>, Vec<f64>, Vec<f64>)) -> f64 {
+    fn step_size(&self) -> f64 {
         let largest = |new: &[f64], old: &[f64]| {
             new.iter()
                 .zip(old)
                 .map(|(a, b)| (a - b).abs() / (1.0 + a.abs()))
                 .fold(0.0f64, f64::max)
         };
-        largest(&self.beta, &old.0)
-            .max(largest(&self.u1, &old.1))
-            .max(largest(&self.u2, &old.2))
+        largest(&self.beta, &self.old_beta)
+            .max(largest(&self.u1, &self.old_u1))
+            .max(largest(&self.u2, &self.old_u2))
     }
 
     fn ldl2(&self) -> f64 {
-        self.u_chol.logdet_l11 + self.u_chol.logdet_l22
+        self.ldl2_value
     }
 
     /// Laplace deviance at the current modes.
@@ -565,6 +653,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         }
         self.set_theta(&pars[..nth])?;
         self.beta.copy_from_slice(&pars[nth..]);
+        self.fixed_stale = true;
         self.run_pirls(Mode::UOnly)?;
         Ok(match rule {
             Some(r) => self.agq(r),
@@ -788,7 +877,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// Leaves the model at the estimates and reads off everything reported.
     fn finish(&mut self, theta: Vec<f64>, out: &mut GlmmFit) -> Result<()> {
         let n = self.spec.n;
-        self.working_values();
+        self.working_values(Mode::Joint);
         self.refactor_joint()?;
         let u_blocks = linpred::split_blocks(&self.re, &self.joint_cp.layout, &self.u1, &self.u2);
         let b_blocks = linpred::block_effects(&self.re, &self.lambda, &u_blocks);
