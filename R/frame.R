@@ -167,36 +167,54 @@ lmm_frame <- function(frame_formula, data, mc, env) {
 # picked out of the full frame's `predvars` rather than by building two more
 # model frames.
 annotate_frame <- function(frame, parsed, mc, expand = TRUE) {
-  formula <- parsed$formula
-  if (expand) formula <- with_rhs(formula, expand_double_bars(formula[[3L]]))
-  attr(frame, "formula") <- formula
+  attr(frame, "formula") <- if (expand) parsed$expanded_formula else parsed$formula
   attr(frame, "offset") <- mc$offset
   trms <- attr(frame, "terms")
   random_rhs <- Reduce(function(a, b) call("+", a, b),
                        lapply(parsed$bars, bars_to_sums))
   random_formula <- with_rhs(parsed$formula, random_rhs)
+  frame_vars <- list(
+    labels = vapply(as.list(attr(trms, "variables"))[-1L], deparse_var, ""),
+    predvars = as.list(attr(trms, "predvars"))[-1L]
+  )
+  fixed_wanted <- formula_variables(parsed$fixed_formula)
+  fixed_labels <- vapply(fixed_wanted, deparse_var, "")
   extras <- intersect(c("(weights)", "(offset)"), names(frame))
-  fixed_vars <- c(variable_labels(parsed$fixed_formula), extras)
-  attr(trms, "predvars.fixed") <- subset_predvars(trms, parsed$fixed_formula)
-  attr(trms, "varnames.fixed") <- fixed_vars
-  attr(trms, "predvars.random") <- subset_predvars(trms, random_formula)
+  attr(trms, "predvars.fixed") <- subset_predvars(frame_vars, fixed_wanted,
+                                                  fixed_labels)
+  attr(trms, "varnames.fixed") <- c(fixed_labels, extras)
+  random_wanted <- formula_variables(random_formula)
+  attr(trms, "predvars.random") <- subset_predvars(
+    frame_vars, random_wanted, vapply(random_wanted, deparse_var, ""))
   attr(frame, "terms") <- trms
   frame
 }
 
-# Deparsed variables of a formula, as model.frame() names its columns.
-variable_labels <- function(formula) {
-  vars <- as.list(attr(stats::terms(formula), "variables"))[-1L]
-  vapply(vars, deparse1, "")
+# deparse1() of a variable of a formula: a symbol deparses to its name (as
+# model.frame() names its column), so only calls go through deparse1().
+deparse_var <- function(x) {
+  if (is.symbol(x)) as.character(x) else deparse1(x)
 }
 
-# The `predvars` call of `trms` restricted to the variables of `formula`.
-subset_predvars <- function(trms, formula) {
-  all_vars <- vapply(as.list(attr(trms, "variables"))[-1L], deparse1, "")
-  predvars <- as.list(attr(trms, "predvars"))[-1L]
-  wanted <- as.list(attr(stats::terms(formula), "variables"))[-1L]
-  idx <- match(vapply(wanted, deparse1, ""), all_vars)
-  picked <- Map(function(i, v) if (is.na(i)) v else predvars[[i]], idx, wanted)
+# The variables of a formula (as terms() lists them) as a list of symbols
+# and calls.
+formula_variables <- function(formula) {
+  as.list(attr(stats::terms(formula), "variables"))[-1L]
+}
+
+# Deparsed variables of a formula, as model.frame() names its columns.
+variable_labels <- function(formula) {
+  vapply(formula_variables(formula), deparse_var, "")
+}
+
+# The `predvars` call of the model frame restricted to the variables
+# `wanted` (deparsed: `labels`). `frame_vars` holds the deparsed variables of
+# the frame's terms (`labels`) and their `predvars` as a list.
+subset_predvars <- function(frame_vars, wanted, labels) {
+  idx <- match(labels, frame_vars$labels)
+  picked <- wanted
+  found <- which(!is.na(idx))
+  picked[found] <- frame_vars$predvars[idx[found]]
   as.call(c(quote(list), unname(picked)))
 }
 
@@ -274,7 +292,8 @@ frame_offset <- function(frame) {
 # Fixed-effects matrix from the fixed formula (offset() terms excluded),
 # double, with `assign` and `contrasts`, checked for non-finite values.
 fixed_matrix <- function(fixed_formula, frame) {
-  X <- stats::model.matrix(fixed_formula, frame)
+  X <- simple_fixed_matrix(fixed_formula, frame)
+  if (is.null(X)) X <- stats::model.matrix(fixed_formula, frame)
   storage.mode(X) <- "double"
   bad <- colSums(!is.finite(X)) > 0
   if (any(bad)) {
@@ -282,6 +301,34 @@ fixed_matrix <- function(fixed_formula, frame) {
          " has non-finite values (NA, NaN or Inf); check the variable(s) ",
          "and transformations it is made from", call. = FALSE)
   }
+  X
+}
+
+# model.matrix(fixed_formula, frame) for a fixed part made only of an
+# intercept and main effects of plain numeric variables (double or integer
+# vectors without attributes, such as `y ~ x + z` or `y ~ 1`): the columns
+# are the variables' values in the order of the terms, after the intercept,
+# with model.matrix()'s row names (the frame's) and `assign`. NULL for any
+# other fixed part (factors, interactions, transformations returning
+# matrices, non-syntactic names, ...), which then goes through model.matrix().
+simple_fixed_matrix <- function(fixed_formula, frame) {
+  tt <- stats::terms(fixed_formula)
+  labels <- attr(tt, "term.labels")
+  intercept <- attr(tt, "intercept") == 1L
+  p <- length(labels) + intercept
+  if (p == 0L || any(attr(tt, "order") != 1L)) return(NULL)
+  n <- .row_names_info(frame, 2L)
+  X <- matrix(1, n, p)
+  for (j in seq_along(labels)) {
+    x <- .subset2(frame, labels[j])
+    if (!(is.double(x) || is.integer(x)) || !is.null(attributes(x)) ||
+        length(x) != n) {
+      return(NULL)
+    }
+    X[, j + intercept] <- x
+  }
+  dimnames(X) <- list(row.names(frame), c(if (intercept) "(Intercept)", labels))
+  attr(X, "assign") <- c(if (intercept) 0L, seq_along(labels))
   X
 }
 
@@ -326,8 +373,12 @@ drop_deficient_columns <- function(X, level, tol = 1e-7) {
 # scale check; sets attribute `msgScaleX`.
 check_scale <- function(X, level, tol = 1000) {
   if (level == "ignore" || ncol(X) == 0L) return(X)
-  continuous <- apply(X, 2L, function(z) !all(z %in% c(0, 1)))
-  log_sd <- log(apply(X[, continuous, drop = FALSE], 2L, stats::sd))
+  # X is finite here (fixed_matrix() checks it), so `==` is `%in%`.
+  continuous <- vapply(seq_len(ncol(X)), function(j) {
+    z <- X[, j]
+    !all(z == 0 | z == 1)
+  }, TRUE)
+  log_sd <- vapply(which(continuous), function(j) log(stats::sd(X[, j])), 1)
   spread <- c(abs(log_sd), abs(outer(log_sd, log_sd, "-")))
   msg <- character()
   if (any(spread > log(tol), na.rm = TRUE)) {
@@ -343,15 +394,19 @@ check_scale <- function(X, level, tol = 1000) {
 make_reterm <- function(bar, frame, env) {
   term <- deparse1(bar)
   Z <- term_matrix(bar[[2L]], frame, term, env)
-  list(group = deparse1(bar[[3L]]), term = term,
+  list(group = deparse_var(bar[[3L]]), term = term,
        factor = group_factor(bar[[3L]], frame, term),
        cnms = colnames(Z), Z = Z)
 }
 
 # Model matrix of a term's left-hand side, taken from the frame's columns
 # (model.matrix() matches them by name, so transformations are not redone).
-# A plain double matrix with column names.
+# A plain double matrix with column names. The common left-hand sides `1`,
+# `x`, `1 + x` and `0 + x` with a plain numeric column `x` are built
+# directly (see simple_term_matrix()); everything else by model.matrix().
 term_matrix <- function(lhs, frame, term, env) {
+  Z <- simple_term_matrix(lhs, frame, term)
+  if (!is.null(Z)) return(Z)
   mm <- stats::model.matrix(stats::as.formula(call("~", lhs), env = env), frame)
   if (ncol(mm) == 0L) {
     stop("random-effects term (", term, ") has no columns: the part before ",
@@ -368,6 +423,52 @@ term_matrix <- function(lhs, frame, term, env) {
   Z
 }
 
+# The model matrix of a left-hand side `1`, `x`, `1 + x` or `0 + x` where `x`
+# names a plain numeric column of the frame (a double or integer vector
+# without attributes), built without model.matrix(): a column of ones named
+# "(Intercept)" and/or the values of `x` as doubles, exactly what
+# term_matrix() gets from model.matrix(). NULL for any other left-hand side,
+# which then goes through model.matrix().
+simple_term_matrix <- function(lhs, frame, term) {
+  intercept <- TRUE
+  var <- NULL
+  if (is.symbol(lhs)) {
+    var <- lhs
+  } else if (is.call(lhs)) {
+    if (length(lhs) != 3L || !identical(lhs[[1L]], quote(`+`)) ||
+        !is.symbol(lhs[[3L]])) {
+      return(NULL)
+    }
+    first <- lhs[[2L]]
+    if (identical(first, 0) || identical(first, 0L)) {
+      intercept <- FALSE
+    } else if (!identical(first, 1) && !identical(first, 1L)) {
+      return(NULL)
+    }
+    var <- lhs[[3L]]
+  } else if (!identical(lhs, 1) && !identical(lhs, 1L)) {
+    return(NULL)
+  }
+  n <- .row_names_info(frame, 2L)
+  if (is.null(var)) {
+    return(matrix(1, n, 1L, dimnames = list(NULL, "(Intercept)")))
+  }
+  name <- as.character(var)
+  x <- .subset2(frame, name)
+  if (!(is.double(x) || is.integer(x)) || !is.null(attributes(x)) ||
+      length(x) != n) {
+    return(NULL)
+  }
+  x <- as.double(x)
+  if (!all(is.finite(x))) {
+    stop("random-effects term (", term, "): column ", quote_names(name),
+         " has non-finite values (NA, NaN or Inf)", call. = FALSE)
+  }
+  if (!intercept) return(matrix(x, n, 1L, dimnames = list(NULL, name)))
+  matrix(c(rep.int(1, n), x), n, 2L,
+         dimnames = list(NULL, c("(Intercept)", name)))
+}
+
 # Grouping factor of a term, from frame columns: a variable (any type,
 # converted with factor()), `a:b` interactions (levels in lme4's order) and
 # parentheses. Unused levels are dropped; missing values are an error.
@@ -377,8 +478,8 @@ group_factor <- function(group, frame, term) {
     return(interact_factors(group_factor(group[[2L]], frame, term),
                             group_factor(group[[3L]], frame, term)))
   }
-  name <- if (is.name(group)) as.character(group) else deparse1(group)
-  x <- frame[[name]]
+  name <- deparse_var(group)
+  x <- .subset2(frame, name)
   if (is.null(x) || NCOL(x) != 1L) {
     stop("grouping factor '", deparse1(group), "' of random-effects term (",
          term, ") must be a variable or an interaction of variables such as ",
@@ -389,16 +490,68 @@ group_factor <- function(group, frame, term) {
          ") has missing values; use na.action = na.omit or remove those rows",
          call. = FALSE)
   }
-  factor(x)
+  as_group_factor(x)
+}
+
+# factor(x) for a grouping variable without missing values. Two common cases
+# are built from integer codes, with the result factor(x) gives:
+# - a factor (class "factor" or c("ordered", "factor")) whose levels are
+#   distinct, not NA and all used (as the model frame leaves them): the same
+#   codes and levels;
+# - an integer vector without attributes other than names: the sorted
+#   distinct values as levels (as.character() of distinct integers is
+#   distinct, so this is factor()'s levels and codes).
+# Everything else (character, double, logical, classed vectors) goes through
+# factor(), which also avoids as.character() of every observation above.
+as_group_factor <- function(x) {
+  nx <- names(x)
+  if (is.factor(x)) {
+    ordered <- identical(class(x), c("ordered", "factor"))
+    lev <- levels(x)
+    if (!ordered && !identical(class(x), "factor")) return(factor(x))
+    if (!is.character(lev) || anyNA(lev) || anyDuplicated(lev)) {
+      return(factor(x))
+    }
+    codes <- as.integer(x)
+    counts <- tabulate(codes, nbins = length(lev))
+    if (sum(counts) != length(codes) || any(counts == 0L)) return(factor(x))
+  } else if (is.integer(x) && all(names(attributes(x)) == "names")) {
+    ordered <- FALSE
+    values <- sort(unique(x))
+    codes <- match(x, values)
+    lev <- as.character(values)
+  } else {
+    return(factor(x))
+  }
+  if (!is.null(nx)) names(codes) <- nx
+  levels(codes) <- lev
+  class(codes) <- c(if (ordered) "ordered", "factor")
+  codes
 }
 
 # Interaction factor "a:b" of two factors: only observed combinations, in
-# the order of (level of f1, level of f2) as lme4's `%i%`.
+# the order of (level of f1, level of f2) as lme4's `%i%`. Works on the
+# integer codes; the labels "level1:level2" are pasted for the observed
+# combinations only. Should two combinations give the same label (levels
+# that contain ':'), the labels of every observation are pasted and
+# factor() merges them, as a label-based interaction does.
 interact_factors <- function(f1, f2) {
-  labels <- paste(f1, f2, sep = ":")
-  first <- !duplicated(labels)
-  ord <- order(as.integer(f1)[first], as.integer(f2)[first])
-  factor(labels, levels = labels[first][ord])
+  c1 <- as.integer(f1)
+  c2 <- as.integer(f2)
+  key <- (c1 - 1) * nlevels(f2) + c2
+  first <- which(!duplicated(key))
+  ord <- first[order(c1[first], c2[first])]
+  lev <- paste(levels(f1)[c1[ord]], levels(f2)[c2[ord]], sep = ":")
+  if (anyDuplicated(lev)) {
+    labels <- paste(f1, f2, sep = ":")
+    first <- !duplicated(labels)
+    ord <- order(c1[first], c2[first])
+    return(factor(labels, levels = labels[first][ord]))
+  }
+  codes <- match(key, key[ord])
+  levels(codes) <- lev
+  class(codes) <- "factor"
+  codes
 }
 
 # Orders terms as lme4 does: only when some term has more levels than the
