@@ -220,7 +220,7 @@ subset_predvars <- function(frame_vars, wanted, labels) {
 
 # Numeric response (a double vector without names) with finite values.
 frame_response <- function(frame) {
-  y <- stats::model.response(frame)
+  y <- response_values(frame)
   name <- names(frame)[attr(attr(frame, "terms"), "response")]
   if (is.matrix(y) && ncol(y) != 1L) {
     stop("response '", name, "' must be a single numeric variable, not a ",
@@ -233,6 +233,17 @@ frame_response <- function(frame) {
   }
   y <- as.double(y)
   stop_if_nonfinite(y, paste0("response '", name, "'"))
+  y
+}
+
+# model.response(frame) without the names it copies from the row names
+# (which the response as fitted drops again, and which on large data would
+# turn every row name into a string): the first column when the terms have a
+# response, a one-column matrix turned into a vector; NULL without response.
+response_values <- function(frame) {
+  if (!attr(attr(frame, "terms"), "response")) return(NULL)
+  y <- .subset2(frame, 1L)
+  if (is.matrix(y) && ncol(y) == 1L) dim(y) <- NULL
   y
 }
 

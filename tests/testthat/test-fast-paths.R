@@ -194,3 +194,26 @@ test_that("theta names and lower bounds are lme4's", {
   expect_identical(names(fit$theta), names(lme4::getME(ref, "theta")))
   expect_identical(fit$lower, lme4::getME(ref, "lower"))
 })
+
+test_that("the response is model.response() without the row names", {
+  d <- fast_data()
+  d$ym <- matrix(d$y, ncol = 1)
+  d$fac <- factor(d$s)
+  d$succ <- d$k
+  d$fail <- 8L - d$k
+  for (f in list(y ~ x + g, ym ~ x + g, fac ~ x + g, cbind(succ, fail) ~ x + g,
+                 log(y) ~ x + g)) {
+    fr <- stats::model.frame(f, d, subset = k > 1)
+    ref <- stats::model.response(fr)
+    got <- response_values(fr)
+    if (is.matrix(ref)) {
+      expect_identical(unname(got), unname(ref))
+    } else {
+      expect_identical(got, unname(ref))
+    }
+  }
+  fr <- stats::model.frame(~ x + g, d)
+  expect_null(response_values(fr))
+  inp <- call_inputs(log(y) ~ x + (1 | g), d)
+  expect_identical(inp$y, as.double(unname(stats::model.response(inp$frame))))
+})
