@@ -315,32 +315,79 @@ fixed_matrix <- function(fixed_formula, frame) {
   X
 }
 
-# model.matrix(fixed_formula, frame) for a fixed part made only of an
-# intercept and main effects of plain numeric variables (double or integer
-# vectors without attributes, such as `y ~ x + z` or `y ~ 1`): the columns
-# are the variables' values in the order of the terms, after the intercept,
-# with model.matrix()'s row names (the frame's) and `assign`. NULL for any
-# other fixed part (factors, interactions, transformations returning
-# matrices, non-syntactic names, ...), which then goes through model.matrix().
+# model.matrix(fixed_formula, frame) for a fixed part made only of main
+# effects of plain numeric variables (double or integer vectors without
+# attributes) and, with an intercept, of factors coded by treatment contrasts
+# (the default `options(contrasts =)`, no contrasts of their own), such as
+# `y ~ x + z`, `y ~ 1` or `y ~ period + x`: the intercept, then per term its
+# values or the indicators of the factor's levels after the first, named and
+# assigned as model.matrix() names and assigns them, with the frame's row
+# names and the `contrasts` attribute. NULL for any other fixed part
+# (interactions, other contrasts, ordered, logical or character variables,
+# matrices, non-syntactic names, variables without a column, ...), which then
+# goes through model.matrix().
 simple_fixed_matrix <- function(fixed_formula, frame) {
   tt <- stats::terms(fixed_formula)
   labels <- attr(tt, "term.labels")
   intercept <- attr(tt, "intercept") == 1L
-  p <- length(labels) + intercept
-  if (p == 0L || any(attr(tt, "order") != 1L)) return(NULL)
+  n_vars <- length(attr(tt, "variables")) - 1L - (attr(tt, "response") > 0L) -
+    length(attr(tt, "offset"))
+  if ((length(labels) == 0L && !intercept) || n_vars != length(labels) ||
+      any(attr(tt, "order") != 1L)) {
+    return(NULL)
+  }
   n <- .row_names_info(frame, 2L)
-  X <- matrix(1, n, p)
+  columns <- vector("list", length(labels))
+  is_factor <- logical(length(labels))
   for (j in seq_along(labels)) {
     x <- .subset2(frame, labels[j])
-    if (!(is.double(x) || is.integer(x)) || !is.null(attributes(x)) ||
-        length(x) != n) {
+    if (length(x) != n) return(NULL)
+    if ((is.double(x) || is.integer(x)) && is.null(attributes(x))) {
+      columns[[j]] <- labels[j]
+    } else if (intercept && treatment_factor(x)) {
+      is_factor[j] <- TRUE
+      columns[[j]] <- paste0(labels[j], levels(x)[-1L])
+    } else {
       return(NULL)
     }
-    X[, j + intercept] <- x
   }
-  dimnames(X) <- list(row.names(frame), c(if (intercept) "(Intercept)", labels))
-  attr(X, "assign") <- c(if (intercept) 0L, seq_along(labels))
+  widths <- lengths(columns)
+  X <- matrix(0, n, intercept + sum(widths))
+  if (intercept) X[, 1L] <- 1
+  at <- intercept
+  for (j in seq_along(labels)) {
+    x <- .subset2(frame, labels[j])
+    if (is_factor[j]) {
+      codes <- as.integer(x)
+      if (anyNA(codes) || any(codes < 1L | codes > nlevels(x))) return(NULL)
+      rows <- which(codes > 1L)
+      X[cbind(rows, at + codes[rows] - 1L)] <- 1
+    } else {
+      X[, at + 1L] <- x
+    }
+    at <- at + widths[j]
+  }
+  dimnames(X) <- list(row.names(frame),
+                      c(if (intercept) "(Intercept)", unlist(columns)))
+  attr(X, "assign") <- c(if (intercept) 0L, rep.int(seq_along(labels), widths))
+  if (any(is_factor)) {
+    attr(X, "contrasts") <- stats::setNames(
+      rep(list("contr.treatment"), sum(is_factor)), labels[is_factor])
+  }
   X
+}
+
+# TRUE for an unordered factor without attributes other than its levels and
+# class, with at least two levels (none NA or empty), when the option
+# `contrasts` codes unordered factors by "contr.treatment": model.matrix()
+# then codes it by stats::contr.treatment().
+treatment_factor <- function(x) {
+  if (!identical(class(x), "factor")) return(FALSE)
+  at <- names(attributes(x))
+  if (length(at) != 2L || !all(at %in% c("levels", "class"))) return(FALSE)
+  lev <- levels(x)
+  if (length(lev) < 2L || anyNA(lev) || !all(nzchar(lev))) return(FALSE)
+  identical(as.character(getOption("contrasts"))[1L], "contr.treatment")
 }
 
 # Drops columns of a rank-deficient X as lme4 does (pivoted LINPACK QR with

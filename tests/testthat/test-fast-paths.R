@@ -217,3 +217,48 @@ test_that("the response is model.response() without the row names", {
   inp <- call_inputs(log(y) ~ x + (1 | g), d)
   expect_identical(inp$y, as.double(unname(stats::model.response(inp$frame))))
 })
+
+test_that("factors coded by treatment contrasts in the fixed part equal model.matrix()", {
+  d <- fast_data()
+  d$fa <- factor(sample(c("lo", "mid", "hi"), nrow(d), replace = TRUE),
+                 levels = c("mid", "lo", "hi", "none"))
+  d$fb <- factor(sample(letters[1:4], nrow(d), replace = TRUE))
+  d$fb[7] <- NA
+  forms <- list(y ~ fa, y ~ x + fa + k, y ~ fb + fa, y ~ fa + offset(o) + z,
+                y ~ fb)
+  setups <- list(
+    list(),
+    list(subset = quote(fb != "b"), weights = quote(w)),
+    list(na.action = quote(na.exclude))
+  )
+  for (setup in setups) {
+    for (f in forms) {
+      full <- eval(bquote(.(f[[2]]) ~ .(f[[3]]) + (1 | g)))
+      inp <- suppressMessages(do.call(call_inputs, c(list(full, d), setup)))
+      X <- stats::model.matrix(f, inp$frame)
+      expect_false(is.null(simple_fixed_matrix(f, inp$frame)))
+      expect_identical(simple_fixed_matrix(f, inp$frame), X)
+    }
+  }
+  fr <- call_inputs(y ~ fa + fb + x + s + (1 | g), d)$frame
+  fr$fo <- factor(fr$fa, ordered = TRUE)
+  fr$fc <- fr$fa
+  contrasts(fr$fc) <- "contr.sum"
+  fr$f1 <- factor(rep("one", nrow(fr)))
+  for (f in list(y ~ 0 + fa, y ~ fa - 1 + x, y ~ fo, y ~ fc, y ~ f1,
+                 y ~ x + s - s, y ~ x + fa - fa, y ~ fa:x)) {
+    expect_null(simple_fixed_matrix(f, fr))
+  }
+  # other contrasts: model.matrix()
+  old <- options(contrasts = c("contr.sum", "contr.poly"))
+  on.exit(options(old))
+  expect_null(simple_fixed_matrix(y ~ fa, fr))
+  inp <- call_inputs(y ~ fa + (1 | g), d)
+  X <- stats::model.matrix(y ~ fa, inp$frame)
+  expect_identical(attr(inp$X, "contrasts"), list(fa = "contr.sum"))
+  expect_identical(unclass(inp$X)[, ], unclass(X)[, ])
+  options(old)
+  # missing factor values kept by na.pass: the same error as model.matrix()
+  expect_error(call_inputs(y ~ fb + (1 | g), d, na.action = na.pass),
+               "fixed-effects column 'fbb', 'fbc', 'fbd' has non-finite values")
+})
