@@ -173,19 +173,21 @@ annotate_frame <- function(frame, parsed, mc, expand = TRUE) {
   random_rhs <- Reduce(function(a, b) call("+", a, b),
                        lapply(parsed$bars, bars_to_sums))
   random_formula <- with_rhs(parsed$formula, random_rhs)
+  variables <- as.list(attr(trms, "variables"))[-1L]
   frame_vars <- list(
-    labels = vapply(as.list(attr(trms, "variables"))[-1L], deparse_var, ""),
+    variables = variables,
+    labels = vapply(variables, deparse_var, ""),
     predvars = as.list(attr(trms, "predvars"))[-1L]
   )
   fixed_wanted <- formula_variables(parsed$fixed_formula)
-  fixed_labels <- vapply(fixed_wanted, deparse_var, "")
+  fixed_labels <- variable_labels_in(fixed_wanted, frame_vars)
   extras <- intersect(c("(weights)", "(offset)"), names(frame))
   attr(trms, "predvars.fixed") <- subset_predvars(frame_vars, fixed_wanted,
                                                   fixed_labels)
   attr(trms, "varnames.fixed") <- c(fixed_labels, extras)
   random_wanted <- formula_variables(random_formula)
   attr(trms, "predvars.random") <- subset_predvars(
-    frame_vars, random_wanted, vapply(random_wanted, deparse_var, ""))
+    frame_vars, random_wanted, variable_labels_in(random_wanted, frame_vars))
   attr(frame, "terms") <- trms
   frame
 }
@@ -194,6 +196,19 @@ annotate_frame <- function(frame, parsed, mc, expand = TRUE) {
 # model.frame() names its column), so only calls go through deparse1().
 deparse_var <- function(x) {
   if (is.symbol(x)) as.character(x) else deparse1(x)
+}
+
+# deparse_var() of each of `wanted`, reusing the label of an identical
+# variable of the frame (`frame_vars` as in annotate_frame()) rather than
+# deparsing the same call again.
+variable_labels_in <- function(wanted, frame_vars) {
+  vapply(wanted, function(v) {
+    if (is.symbol(v)) return(as.character(v))
+    for (i in seq_along(frame_vars$variables)) {
+      if (identical(v, frame_vars$variables[[i]])) return(frame_vars$labels[[i]])
+    }
+    deparse1(v)
+  }, "")
 }
 
 # The variables of a formula (as terms() lists them) as a list of symbols
@@ -306,8 +321,8 @@ fixed_matrix <- function(fixed_formula, frame) {
   X <- simple_fixed_matrix(fixed_formula, frame)
   if (is.null(X)) X <- stats::model.matrix(fixed_formula, frame)
   storage.mode(X) <- "double"
-  bad <- colSums(!is.finite(X)) > 0
-  if (any(bad)) {
+  if (!all(is.finite(X))) {
+    bad <- colSums(!is.finite(X)) > 0
     stop("fixed-effects column ", quote_names(colnames(X)[bad]),
          " has non-finite values (NA, NaN or Inf); check the variable(s) ",
          "and transformations it is made from", call. = FALSE)
@@ -431,11 +446,9 @@ drop_deficient_columns <- function(X, level, tol = 1e-7) {
 # scale check; sets attribute `msgScaleX`.
 check_scale <- function(X, level, tol = 1000) {
   if (level == "ignore" || ncol(X) == 0L) return(X)
-  # X is finite here (fixed_matrix() checks it), so `==` is `%in%`.
-  continuous <- vapply(seq_len(ncol(X)), function(j) {
-    z <- X[, j]
-    !all(z == 0 | z == 1)
-  }, TRUE)
+  # X is finite here (fixed_matrix() checks it), so a column is not all 0/1
+  # exactly when it has a value other than 0 and 1.
+  continuous <- .colSums(X != 0 & X != 1, nrow(X), ncol(X)) > 0
   log_sd <- vapply(which(continuous), function(j) log(stats::sd(X[, j])), 1)
   spread <- c(abs(log_sd), abs(outer(log_sd, log_sd, "-")))
   msg <- character()
@@ -472,8 +485,8 @@ term_matrix <- function(lhs, frame, term, env) {
   }
   Z <- matrix(as.double(mm), nrow(mm), ncol(mm),
               dimnames = list(NULL, colnames(mm)))
-  bad <- colSums(!is.finite(Z)) > 0
-  if (any(bad)) {
+  if (!all(is.finite(Z))) {
+    bad <- colSums(!is.finite(Z)) > 0
     stop("random-effects term (", term, "): column ",
          quote_names(colnames(Z)[bad]), " has non-finite values ",
          "(NA, NaN or Inf)", call. = FALSE)
