@@ -136,19 +136,19 @@ quote_names <- function(x) paste0("'", x, "'", collapse = ", ")
 
 # Builds the model frame with one stats::model.frame() call made from the
 # matched call (data, subset, weights, offset, na.action), dropping unused
-# factor levels. Stops when no rows are left.
+# factor levels (by drop_unused_levels(), as drop.unused.levels = TRUE
+# does). Stops when no rows are left.
 lmm_frame <- function(frame_formula, data, mc, env) {
   args <- c("subset", "weights", "na.action", "offset")
   mf <- mc[c(1L, match(args, names(mc), 0L))]
   mf[[1L]] <- quote(stats::model.frame)
   mf$formula <- frame_formula
-  mf$drop.unused.levels <- TRUE
   eval_env <- new.env(parent = env)
   if (!is.null(data)) {
     assign(".lmm_data", data, envir = eval_env)
     mf$data <- quote(.lmm_data)
   }
-  frame <- tryCatch(eval(mf, eval_env), error = function(e) {
+  frame <- tryCatch(drop_unused_levels(eval(mf, eval_env)), error = function(e) {
     stop("could not build the model frame: ", conditionMessage(e),
          call. = FALSE)
   })
@@ -158,6 +158,41 @@ lmm_frame <- function(frame_formula, data, mc, env) {
          call. = FALSE)
   }
   frame
+}
+
+# What model.frame(drop.unused.levels = TRUE) does after building the frame:
+# each factor column with levels that no (non-missing) row uses is replaced
+# by x[, drop = TRUE], with model.frame()'s warning when that loses the
+# factor's contrasts. The unused levels of a plain factor (class "factor" or
+# c("ordered", "factor")) are found by counting its codes rather than by
+# model.frame()'s unique(x[!is.na(x)]).
+drop_unused_levels <- function(frame) {
+  for (nm in names(frame)) {
+    x <- .subset2(frame, nm)
+    if (is.factor(x) && has_unused_levels(x)) {
+      ctr <- attr(x, "contrasts")
+      frame[[nm]] <- x[, drop = TRUE]
+      if (!identical(attr(frame[[nm]], "contrasts"), ctr)) {
+        warning(gettextf("contrasts dropped from factor %s due to missing levels",
+                         nm), domain = NA, call. = FALSE)
+      }
+    }
+  }
+  frame
+}
+
+# TRUE when factor `x` has a level that none of its non-missing values takes
+# (model.frame()'s test, length(unique(x[!is.na(x)])) < length(levels(x))).
+has_unused_levels <- function(x) {
+  n_levels <- length(levels(x))
+  if (identical(class(x), "factor") || identical(class(x), c("ordered", "factor"))) {
+    codes <- as.integer(x)
+    counts <- tabulate(codes, nbins = n_levels)
+    if (sum(counts) == length(codes) - sum(is.na(codes))) {
+      return(any(counts == 0L))
+    }
+  }
+  length(unique(x[!is.na(x)])) < n_levels
 }
 
 # Adds lme4's attributes to the frame: the formula (with `||` expanded, as

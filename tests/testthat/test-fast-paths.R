@@ -262,3 +262,40 @@ test_that("factors coded by treatment contrasts in the fixed part equal model.ma
   expect_error(call_inputs(y ~ fb + (1 | g), d, na.action = na.pass),
                "fixed-effects column 'fbb', 'fbc', 'fbd' has non-finite values")
 })
+
+test_that("unused factor levels are dropped as model.frame(drop.unused.levels = TRUE) does", {
+  d <- fast_data()
+  d$fa <- factor(sample(c("lo", "mid", "hi"), nrow(d), replace = TRUE),
+                 levels = c("mid", "lo", "hi", "none"))
+  d$fo <- factor(d$fa, levels = c("hi", "mid", "lo", "none"), ordered = TRUE)
+  d$fc <- d$fa
+  contrasts(d$fc) <- contr.sum(4)
+  d$fn <- d$fa
+  d$fn[c(2, 9)] <- NA
+  reference <- function(formula, data, ...) {
+    stats::model.frame(formula, data, ..., drop.unused.levels = TRUE)
+  }
+  for (f in list(y ~ fa + fo + g, y ~ fa + x + fn, y ~ fc + g)) {
+    for (args in list(list(), list(subset = quote(fa != "lo")),
+                      list(na.action = na.pass), list(na.action = na.exclude))) {
+      mc <- as.call(c(list(quote(lmm), formula = f, data = quote(d)), args))
+      got <- withCallingHandlers(lmm_frame(f, d, mc, environment()),
+                                 warning = function(w) invokeRestart("muffleWarning"))
+      ref <- suppressWarnings(do.call(reference, c(list(f, d), args)))
+      expect_identical(got, ref)
+      expect_identical(names(attributes(got)), names(attributes(ref)))
+      for (nm in names(ref)) {
+        expect_identical(names(attributes(got[[nm]])), names(attributes(ref[[nm]])))
+      }
+    }
+  }
+  mc <- quote(lmm(formula = y ~ fc + g, data = d, subset = fa != "lo"))
+  expect_warning(lmm_frame(y ~ fc + g, d, mc, environment()),
+                 "contrasts dropped from factor fc due to missing levels")
+  expect_true(has_unused_levels(factor(c("a", NA), levels = c("a", "b"))))
+  expect_false(has_unused_levels(factor(c("a", NA, "b"))))
+  expect_false(has_unused_levels(factor(c(NA, NA), levels = character())))
+  odd <- structure(c(1L, 3L), levels = c("a", "b"), class = "factor")
+  expect_identical(has_unused_levels(odd),
+                   length(unique(odd[!is.na(odd)])) < length(levels(odd)))
+})
