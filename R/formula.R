@@ -226,14 +226,23 @@ drop_bars <- function(expr) {
 
 # Replaces `|` and `||` by `+`, so that `model.frame` sees every variable of
 # the random-effects terms. Parts without bars are returned as they are.
+# When `|` and `||` appear only as functions of calls, one substitute()
+# replaces them all; otherwise the calls are rewritten one by one.
 bars_to_sums <- function(expr) {
   if (!contains_bar(expr)) return(expr)
+  args <- all.names(expr, functions = FALSE)
+  if (!any(args == "|") && !any(args == "||")) {
+    return(eval(call("substitute", expr, bars_as_plus)))
+  }
   if (is_bar(expr)) expr[[1L]] <- sym_plus
   for (i in seq_along(expr)[-1L]) {
     if (is.call(expr[[i]])) expr[[i]] <- bars_to_sums(expr[[i]])
   }
   expr
 }
+
+# substitute() environment of bars_to_sums().
+bars_as_plus <- list(`|` = sym_plus, `||` = sym_plus)
 
 # Copy of a two-sided formula (class and environment kept) with a new
 # right-hand side.

@@ -109,15 +109,17 @@ check_variables <- function(parsed, data, mc) {
   }
   where <- if (is.null(data)) "the formula's environment" else
     "'data' or the formula's environment"
-  for (bar in parsed$bars) {
-    bad <- missing_vars(bar)
-    if (length(bad)) {
-      stop("variable ", quote_names(bad), " in random-effects term (",
-           deparse1(bar), ") not found in ", where, call. = FALSE)
-    }
-  }
+  # The frame formula holds every variable of the bars: only when some of
+  # its variables are missing is the term that uses them looked for.
   bad <- missing_vars(parsed$frame_formula)
   if (length(bad)) {
+    for (bar in parsed$bars) {
+      bad_bar <- missing_vars(bar)
+      if (length(bad_bar)) {
+        stop("variable ", quote_names(bad_bar), " in random-effects term (",
+             deparse1(bar), ") not found in ", where, call. = FALSE)
+      }
+    }
     stop("variable ", quote_names(bad), " in the formula not found in ",
          where, call. = FALSE)
   }
@@ -186,11 +188,9 @@ drop_unused_levels <- function(frame) {
 has_unused_levels <- function(x) {
   n_levels <- length(levels(x))
   if (identical(class(x), "factor") || identical(class(x), c("ordered", "factor"))) {
-    codes <- as.integer(x)
-    counts <- tabulate(codes, nbins = n_levels)
-    if (sum(counts) == length(codes) - sum(is.na(codes))) {
-      return(any(counts == 0L))
-    }
+    counts <- tabulate(x, nbins = n_levels)
+    used <- if (anyNA(x)) sum(!is.na(x)) else length(x)
+    if (sum(counts) == used) return(any(counts == 0L))
   }
   length(unique(x[!is.na(x)])) < n_levels
 }
@@ -445,7 +445,7 @@ treatment_factor <- function(x) {
 # to check.rankX. Adds attributes `col.dropped` and `msgRankdrop` on drop.
 drop_deficient_columns <- function(X, level, tol = 1e-7) {
   p <- ncol(X)
-  if (p == 0L) return(X)
+  if (p == 0L || clearly_full_rank(X, tol)) return(X)
   dec <- qr(X, tol = tol, LAPACK = FALSE)
   rank <- dec$rank
   if (rank == p) return(X)
@@ -474,6 +474,25 @@ drop_deficient_columns <- function(X, level, tol = 1e-7) {
   attr(kept, "msgRankdrop") <- msg
   attr(kept, "col.dropped") <- stats::setNames(dropped, colnames(X)[dropped])
   kept
+}
+
+# TRUE when the pivoted QR of drop_deficient_columns() would certainly find
+# X of full rank, decided from the p x p cross-product instead of a QR of the
+# n x p matrix. That QR sets a column aside when what is left of it after
+# projection on the columns before it is shorter than `tol` times its length;
+# with the columns scaled to length 1, what is left is at least the smallest
+# singular value of the scaled X, the square root of the smallest eigenvalue
+# of its cross-product C. Requiring that eigenvalue to exceed max(1e-6,
+# (1000 tol)^2) leaves a margin of 1000 on `tol` and far more than the
+# rounding errors of C. Otherwise (or with a zero or non-finite column) FALSE,
+# and the QR decides.
+clearly_full_rank <- function(X, tol) {
+  G <- crossprod(X)
+  len <- sqrt(diag(G))
+  if (!all(is.finite(G)) || any(len == 0)) return(FALSE)
+  C <- G / tcrossprod(len)
+  ev <- eigen(C, symmetric = TRUE, only.values = TRUE)$values
+  all(is.finite(ev)) && min(ev) > max(1e-6, (1000 * tol)^2)
 }
 
 # Warns (per check.scaleX) when the non-0/1 columns of X have standard

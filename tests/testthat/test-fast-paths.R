@@ -299,3 +299,40 @@ test_that("unused factor levels are dropped as model.frame(drop.unused.levels = 
   expect_identical(has_unused_levels(odd),
                    length(unique(odd[!is.na(odd)])) < length(levels(odd)))
 })
+
+test_that("bars become sums as the call-by-call rewrite makes them", {
+  by_call <- function(expr) {
+    if (!is.call(expr)) return(expr)
+    if (is_bar(expr)) expr[[1L]] <- as.name("+")
+    for (i in seq_along(expr)[-1L]) {
+      if (is.call(expr[[i]])) expr[[i]] <- by_call(expr[[i]])
+    }
+    expr
+  }
+  exprs <- list(quote(x), quote(1 + (1 | plate) + (1 | sample)),
+                quote(x + (x || g) + log(z) + (0 + z | a:b)),
+                quote(a + (1 | g/h) - 1), quote((f(`|`, a) | g)),
+                quote(1 | g), quote(x * z + ((x | g))), quote(y ~ x + (1 | g)))
+  for (x in exprs) expect_identical(bars_to_sums(x), by_call(x))
+})
+
+test_that("a clearly full-rank X skips the QR with the same result", {
+  set.seed(5)
+  n <- 200
+  X <- cbind(1, x = rnorm(n), z = runif(n), k = rpois(n, 3))
+  expect_true(clearly_full_rank(X, 1e-7))
+  expect_identical(qr(X, tol = 1e-7, LAPACK = FALSE)$rank, 4L)
+  expect_identical(drop_deficient_columns(X, "message+drop.cols"), X)
+  # nearly collinear, zero and exactly collinear columns go to the QR
+  near <- cbind(X, w = X[, "x"] + 1e-5 * rnorm(n))
+  expect_false(clearly_full_rank(near, 1e-7))
+  expect_identical(qr(near, tol = 1e-7, LAPACK = FALSE)$rank, 5L)
+  expect_identical(drop_deficient_columns(near, "message+drop.cols"), near)
+  expect_false(clearly_full_rank(cbind(X, 0), 1e-7))
+  collinear <- cbind(X, v = 2 * X[, "x"] - X[, "z"])
+  expect_false(clearly_full_rank(collinear, 1e-7))
+  expect_message(out <- drop_deficient_columns(collinear, "message+drop.cols"),
+                 "dropping 1 column")
+  expect_identical(colnames(out), colnames(X))
+  expect_true(clearly_full_rank(matrix(3, 5, 1), 1e-7))
+})
