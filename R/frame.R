@@ -188,9 +188,9 @@ drop_unused_levels <- function(frame) {
 has_unused_levels <- function(x) {
   n_levels <- length(levels(x))
   if (identical(class(x), "factor") || identical(class(x), c("ordered", "factor"))) {
+    # every value a valid level (no NA): the counts decide
     counts <- tabulate(x, nbins = n_levels)
-    used <- if (anyNA(x)) sum(!is.na(x)) else length(x)
-    if (sum(counts) == used) return(any(counts == 0L))
+    if (sum(counts) == length(x)) return(any(counts == 0L))
   }
   length(unique(x[!is.na(x)])) < n_levels
 }
@@ -501,8 +501,17 @@ clearly_full_rank <- function(X, tol) {
 check_scale <- function(X, level, tol = 1000) {
   if (level == "ignore" || ncol(X) == 0L) return(X)
   # X is finite here (fixed_matrix() checks it), so a column is not all 0/1
-  # exactly when it has a value other than 0 and 1.
-  continuous <- .colSums(X != 0 & X != 1, nrow(X), ncol(X)) > 0
+  # exactly when it has a value other than 0 and 1: looked for in the first
+  # rows, then in the whole of the columns not decided there.
+  n <- nrow(X)
+  top <- X[seq_len(min(n, 100L)), , drop = FALSE]
+  continuous <- .colSums(top != 0 & top != 1, nrow(top), ncol(X)) > 0
+  if (n > 100L) {
+    for (j in which(!continuous)) {
+      z <- X[, j]
+      continuous[j] <- any(z != 0 & z != 1)
+    }
+  }
   log_sd <- vapply(which(continuous), function(j) log(stats::sd(X[, j])), 1)
   spread <- c(abs(log_sd), abs(outer(log_sd, log_sd, "-")))
   msg <- character()

@@ -336,3 +336,28 @@ test_that("a clearly full-rank X skips the QR with the same result", {
   expect_identical(colnames(out), colnames(X))
   expect_true(clearly_full_rank(matrix(3, 5, 1), 1e-7))
 })
+
+test_that("the scale check finds the same continuous columns as a full scan", {
+  reference <- function(X, tol = 1000) {
+    continuous <- apply(X, 2L, function(z) !all(z %in% c(0, 1)))
+    log_sd <- log(apply(X[, continuous, drop = FALSE], 2L, stats::sd))
+    spread <- c(abs(log_sd), abs(outer(log_sd, log_sd, "-")))
+    any(spread > log(tol), na.rm = TRUE)
+  }
+  set.seed(8)
+  for (n in c(5L, 100L, 101L, 500L)) {
+    late <- c(rep(c(0, 1), length.out = n - 1L), 1e4)
+    X <- cbind(1, d = rbinom(n, 1, 0.5), late = late, big = rnorm(n, sd = 1e5),
+               small = rnorm(n))
+    for (cols in list(1:2, c(1, 3), c(1, 2, 5), c(1, 4, 5), 1:5, 3)) {
+      Xc <- X[, cols, drop = FALSE]
+      warned <- FALSE
+      out <- withCallingHandlers(check_scale(Xc, "warning"), warning = function(w) {
+        warned <<- TRUE
+        invokeRestart("muffleWarning")
+      })
+      expect_identical(warned, reference(Xc))
+      expect_identical(length(attr(out, "msgScaleX")), as.integer(warned))
+    }
+  }
+})
