@@ -176,7 +176,7 @@ glmm_response <- function(frame, family, weights = NULL,
   nobs <- nrow(frame)
   has_weights <- !is.null(weights)
   weights <- response_weights(weights, nobs)
-  y <- stats::model.response(frame)
+  y <- response_values(frame)
   if (length(dim(y)) == 1L) y <- as.vector(y)
   if (is.matrix(y) && ncol(y) == 1L) y <- y[, 1L]
   y <- if (family$family == "binomial")

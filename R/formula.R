@@ -9,8 +9,9 @@
 #' @param formula a two-sided formula (already checked by [lmm_formula()]).
 #' @return A list with `formula` (as given), `bars` (list of `lhs | group`
 #'   calls after expansion of `||` and `/`), `fixed_formula`
-#'   (response ~ fixed part) and `frame_formula` (every variable of the model,
-#'   bars turned into sums, for `model.frame`).
+#'   (response ~ fixed part), `frame_formula` (every variable of the model,
+#'   bars turned into sums, for `model.frame`) and `expanded_formula` (the
+#'   formula with `||` expanded, as lmer stores it).
 #' @noRd
 parse_lmm_formula <- function(formula) {
   rhs <- expand_double_bars(formula[[3L]])
@@ -26,7 +27,8 @@ parse_lmm_formula <- function(formula) {
     formula = formula,
     bars = bars,
     fixed_formula = with_rhs(formula, fixed_rhs(rhs)),
-    frame_formula = with_rhs(formula, bars_to_sums(rhs))
+    frame_formula = with_rhs(formula, bars_to_sums(rhs)),
+    expanded_formula = with_rhs(formula, rhs)
   )
 }
 
@@ -68,15 +70,24 @@ describe_class <- function(x) {
   paste0("an object of class \"", class(x)[1L], "\"")
 }
 
+# The function symbols the formula code looks for.
+sym_bar <- as.name("|")
+sym_double_bar <- as.name("||")
+sym_plus <- as.name("+")
+sym_minus <- as.name("-")
+sym_paren <- as.name("(")
+
 # TRUE when `x` is a call to `|` or `||`.
 is_bar <- function(x) {
-  is.call(x) && (identical(x[[1L]], as.name("|")) ||
-                   identical(x[[1L]], as.name("||")))
+  is.call(x) && (identical(x[[1L]], sym_bar) ||
+                   identical(x[[1L]], sym_double_bar))
 }
 
 # TRUE when `x` contains a `|` or `||` call anywhere.
 contains_bar <- function(x) {
-  is.call(x) && any(c("|", "||") %in% all.names(x))
+  if (!is.call(x)) return(FALSE)
+  names <- all.names(x)
+  any(names == "|") || any(names == "||")
 }
 
 # TRUE when `x` is a call whose function is the symbol `name`.
@@ -86,12 +97,14 @@ is_call_to <- function(x, name) {
 
 # Replaces every `(lhs || g)` in a right-hand side by independent terms
 # `(1 | g) + (0 + t1 | g) + ...`, one per term of `lhs`. Descends only
-# through `+`, binary `-` and parentheses, where bars may sit.
+# through `+`, binary `-` and parentheses, where bars may sit. An expression
+# without `||` is returned as it is.
 expand_double_bars <- function(expr) {
-  if (!contains_bar(expr)) return(expr)
-  if (is_call_to(expr, "||")) return(double_bar_terms(expr))
-  if (is_call_to(expr, "+") || is_call_to(expr, "(") ||
-      (is_call_to(expr, "-") && length(expr) == 3L)) {
+  if (!is.call(expr) || !any(all.names(expr) == "||")) return(expr)
+  head <- expr[[1L]]
+  if (identical(head, sym_double_bar)) return(double_bar_terms(expr))
+  if (identical(head, sym_plus) || identical(head, sym_paren) ||
+      (identical(head, sym_minus) && length(expr) == 3L)) {
     for (i in seq_along(expr)[-1L]) expr[[i]] <- expand_double_bars(expr[[i]])
   }
   expr
@@ -119,14 +132,19 @@ double_bar_terms <- function(bar) {
 # formula order. A bar anywhere else than in a sum is an error.
 find_bar_terms <- function(expr) {
   if (!contains_bar(expr)) return(list())
-  if (is_bar(expr)) return(list(expr))
-  if (is_call_to(expr, "(") || (is_call_to(expr, "+") && length(expr) == 2L)) {
+  head <- expr[[1L]]
+  if (identical(head, sym_bar) || identical(head, sym_double_bar)) {
+    return(list(expr))
+  }
+  plus <- identical(head, sym_plus)
+  if (identical(head, sym_paren) || (plus && length(expr) == 2L)) {
     return(find_bar_terms(expr[[2L]]))
   }
-  if (is_call_to(expr, "+") && length(expr) == 3L) {
+  if (plus && length(expr) == 3L) {
     return(c(find_bar_terms(expr[[2L]]), find_bar_terms(expr[[3L]])))
   }
-  if (is_call_to(expr, "-") && length(expr) == 3L && !contains_bar(expr[[3L]])) {
+  if (identical(head, sym_minus) && length(expr) == 3L &&
+      !contains_bar(expr[[3L]])) {
     return(find_bar_terms(expr[[2L]]))
   }
   stop("random-effects terms must be added to the rest of the formula with ",
@@ -186,8 +204,9 @@ fixed_rhs <- function(rhs) {
 # Removes bar terms from a right-hand side; NULL when nothing remains.
 drop_bars <- function(expr) {
   if (!contains_bar(expr)) return(expr)
-  if (is_bar(expr)) return(NULL)
-  if (is_call_to(expr, "(") || length(expr) == 2L) {
+  head <- expr[[1L]]
+  if (identical(head, sym_bar) || identical(head, sym_double_bar)) return(NULL)
+  if (identical(head, sym_paren) || length(expr) == 2L) {
     inner <- drop_bars(expr[[2L]])
     if (is.null(inner)) return(NULL)
     expr[[2L]] <- inner
@@ -195,7 +214,7 @@ drop_bars <- function(expr) {
   }
   left <- drop_bars(expr[[2L]])
   right <- drop_bars(expr[[3L]])
-  if (is_call_to(expr, "-")) {
+  if (identical(head, sym_minus)) {
     return(if (is.null(left)) call("-", right) else call("-", left, right))
   }
   if (is.null(left)) return(right)
@@ -206,15 +225,24 @@ drop_bars <- function(expr) {
 }
 
 # Replaces `|` and `||` by `+`, so that `model.frame` sees every variable of
-# the random-effects terms.
+# the random-effects terms. Parts without bars are returned as they are.
+# When `|` and `||` appear only as functions of calls, one substitute()
+# replaces them all; otherwise the calls are rewritten one by one.
 bars_to_sums <- function(expr) {
-  if (!is.call(expr)) return(expr)
-  if (is_bar(expr)) expr[[1L]] <- as.name("+")
+  if (!contains_bar(expr)) return(expr)
+  args <- all.names(expr, functions = FALSE)
+  if (!any(args == "|") && !any(args == "||")) {
+    return(eval(call("substitute", expr, bars_as_plus)))
+  }
+  if (is_bar(expr)) expr[[1L]] <- sym_plus
   for (i in seq_along(expr)[-1L]) {
     if (is.call(expr[[i]])) expr[[i]] <- bars_to_sums(expr[[i]])
   }
   expr
 }
+
+# substitute() environment of bars_to_sums().
+bars_as_plus <- list(`|` = sym_plus, `||` = sym_plus)
 
 # Copy of a two-sided formula (class and environment kept) with a new
 # right-hand side.

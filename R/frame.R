@@ -109,15 +109,17 @@ check_variables <- function(parsed, data, mc) {
   }
   where <- if (is.null(data)) "the formula's environment" else
     "'data' or the formula's environment"
-  for (bar in parsed$bars) {
-    bad <- missing_vars(bar)
-    if (length(bad)) {
-      stop("variable ", quote_names(bad), " in random-effects term (",
-           deparse1(bar), ") not found in ", where, call. = FALSE)
-    }
-  }
+  # The frame formula holds every variable of the bars: only when some of
+  # its variables are missing is the term that uses them looked for.
   bad <- missing_vars(parsed$frame_formula)
   if (length(bad)) {
+    for (bar in parsed$bars) {
+      bad_bar <- missing_vars(bar)
+      if (length(bad_bar)) {
+        stop("variable ", quote_names(bad_bar), " in random-effects term (",
+             deparse1(bar), ") not found in ", where, call. = FALSE)
+      }
+    }
     stop("variable ", quote_names(bad), " in the formula not found in ",
          where, call. = FALSE)
   }
@@ -136,19 +138,19 @@ quote_names <- function(x) paste0("'", x, "'", collapse = ", ")
 
 # Builds the model frame with one stats::model.frame() call made from the
 # matched call (data, subset, weights, offset, na.action), dropping unused
-# factor levels. Stops when no rows are left.
+# factor levels (by drop_unused_levels(), as drop.unused.levels = TRUE
+# does). Stops when no rows are left.
 lmm_frame <- function(frame_formula, data, mc, env) {
   args <- c("subset", "weights", "na.action", "offset")
   mf <- mc[c(1L, match(args, names(mc), 0L))]
   mf[[1L]] <- quote(stats::model.frame)
   mf$formula <- frame_formula
-  mf$drop.unused.levels <- TRUE
   eval_env <- new.env(parent = env)
   if (!is.null(data)) {
     assign(".lmm_data", data, envir = eval_env)
     mf$data <- quote(.lmm_data)
   }
-  frame <- tryCatch(eval(mf, eval_env), error = function(e) {
+  frame <- tryCatch(drop_unused_levels(eval(mf, eval_env)), error = function(e) {
     stop("could not build the model frame: ", conditionMessage(e),
          call. = FALSE)
   })
@@ -160,6 +162,39 @@ lmm_frame <- function(frame_formula, data, mc, env) {
   frame
 }
 
+# What model.frame(drop.unused.levels = TRUE) does after building the frame:
+# each factor column with levels that no (non-missing) row uses is replaced
+# by x[, drop = TRUE], with model.frame()'s warning when that loses the
+# factor's contrasts. The unused levels of a plain factor (class "factor" or
+# c("ordered", "factor")) are found by counting its codes rather than by
+# model.frame()'s unique(x[!is.na(x)]).
+drop_unused_levels <- function(frame) {
+  for (nm in names(frame)) {
+    x <- .subset2(frame, nm)
+    if (is.factor(x) && has_unused_levels(x)) {
+      ctr <- attr(x, "contrasts")
+      frame[[nm]] <- x[, drop = TRUE]
+      if (!identical(attr(frame[[nm]], "contrasts"), ctr)) {
+        warning(gettextf("contrasts dropped from factor %s due to missing levels",
+                         nm), domain = NA, call. = FALSE)
+      }
+    }
+  }
+  frame
+}
+
+# TRUE when factor `x` has a level that none of its non-missing values takes
+# (model.frame()'s test, length(unique(x[!is.na(x)])) < length(levels(x))).
+has_unused_levels <- function(x) {
+  n_levels <- length(levels(x))
+  if (identical(class(x), "factor") || identical(class(x), c("ordered", "factor"))) {
+    # every value a valid level (no NA): the counts decide
+    counts <- tabulate(x, nbins = n_levels)
+    if (sum(counts) == length(x)) return(any(counts == 0L))
+  }
+  length(unique(x[!is.na(x)])) < n_levels
+}
+
 # Adds lme4's attributes to the frame: the formula (with `||` expanded, as
 # lmer stores it; glmer keeps it as written: `expand = FALSE`), the
 # offset expression, and on its terms the `predvars`/variable names of the
@@ -167,42 +202,75 @@ lmm_frame <- function(frame_formula, data, mc, env) {
 # picked out of the full frame's `predvars` rather than by building two more
 # model frames.
 annotate_frame <- function(frame, parsed, mc, expand = TRUE) {
-  formula <- parsed$formula
-  if (expand) formula <- with_rhs(formula, expand_double_bars(formula[[3L]]))
-  attr(frame, "formula") <- formula
+  attr(frame, "formula") <- if (expand) parsed$expanded_formula else parsed$formula
   attr(frame, "offset") <- mc$offset
   trms <- attr(frame, "terms")
   random_rhs <- Reduce(function(a, b) call("+", a, b),
                        lapply(parsed$bars, bars_to_sums))
   random_formula <- with_rhs(parsed$formula, random_rhs)
+  variables <- as.list(attr(trms, "variables"))[-1L]
+  frame_vars <- list(
+    variables = variables,
+    labels = vapply(variables, deparse_var, ""),
+    predvars = as.list(attr(trms, "predvars"))[-1L]
+  )
+  fixed_wanted <- formula_variables(parsed$fixed_formula)
+  fixed_labels <- variable_labels_in(fixed_wanted, frame_vars)
   extras <- intersect(c("(weights)", "(offset)"), names(frame))
-  fixed_vars <- c(variable_labels(parsed$fixed_formula), extras)
-  attr(trms, "predvars.fixed") <- subset_predvars(trms, parsed$fixed_formula)
-  attr(trms, "varnames.fixed") <- fixed_vars
-  attr(trms, "predvars.random") <- subset_predvars(trms, random_formula)
+  attr(trms, "predvars.fixed") <- subset_predvars(frame_vars, fixed_wanted,
+                                                  fixed_labels)
+  attr(trms, "varnames.fixed") <- c(fixed_labels, extras)
+  random_wanted <- formula_variables(random_formula)
+  attr(trms, "predvars.random") <- subset_predvars(
+    frame_vars, random_wanted, variable_labels_in(random_wanted, frame_vars))
   attr(frame, "terms") <- trms
   frame
 }
 
-# Deparsed variables of a formula, as model.frame() names its columns.
-variable_labels <- function(formula) {
-  vars <- as.list(attr(stats::terms(formula), "variables"))[-1L]
-  vapply(vars, deparse1, "")
+# deparse1() of a variable of a formula: a symbol deparses to its name (as
+# model.frame() names its column), so only calls go through deparse1().
+deparse_var <- function(x) {
+  if (is.symbol(x)) as.character(x) else deparse1(x)
 }
 
-# The `predvars` call of `trms` restricted to the variables of `formula`.
-subset_predvars <- function(trms, formula) {
-  all_vars <- vapply(as.list(attr(trms, "variables"))[-1L], deparse1, "")
-  predvars <- as.list(attr(trms, "predvars"))[-1L]
-  wanted <- as.list(attr(stats::terms(formula), "variables"))[-1L]
-  idx <- match(vapply(wanted, deparse1, ""), all_vars)
-  picked <- Map(function(i, v) if (is.na(i)) v else predvars[[i]], idx, wanted)
+# deparse_var() of each of `wanted`, reusing the label of an identical
+# variable of the frame (`frame_vars` as in annotate_frame()) rather than
+# deparsing the same call again.
+variable_labels_in <- function(wanted, frame_vars) {
+  vapply(wanted, function(v) {
+    if (is.symbol(v)) return(as.character(v))
+    for (i in seq_along(frame_vars$variables)) {
+      if (identical(v, frame_vars$variables[[i]])) return(frame_vars$labels[[i]])
+    }
+    deparse1(v)
+  }, "")
+}
+
+# The variables of a formula (as terms() lists them) as a list of symbols
+# and calls.
+formula_variables <- function(formula) {
+  as.list(attr(stats::terms(formula), "variables"))[-1L]
+}
+
+# Deparsed variables of a formula, as model.frame() names its columns.
+variable_labels <- function(formula) {
+  vapply(formula_variables(formula), deparse_var, "")
+}
+
+# The `predvars` call of the model frame restricted to the variables
+# `wanted` (deparsed: `labels`). `frame_vars` holds the deparsed variables of
+# the frame's terms (`labels`) and their `predvars` as a list.
+subset_predvars <- function(frame_vars, wanted, labels) {
+  idx <- match(labels, frame_vars$labels)
+  picked <- wanted
+  found <- which(!is.na(idx))
+  picked[found] <- frame_vars$predvars[idx[found]]
   as.call(c(quote(list), unname(picked)))
 }
 
 # Numeric response (a double vector without names) with finite values.
 frame_response <- function(frame) {
-  y <- stats::model.response(frame)
+  y <- response_values(frame)
   name <- names(frame)[attr(attr(frame, "terms"), "response")]
   if (is.matrix(y) && ncol(y) != 1L) {
     stop("response '", name, "' must be a single numeric variable, not a ",
@@ -215,6 +283,17 @@ frame_response <- function(frame) {
   }
   y <- as.double(y)
   stop_if_nonfinite(y, paste0("response '", name, "'"))
+  y
+}
+
+# model.response(frame) without the names it copies from the row names
+# (which the response as fitted drops again, and which on large data would
+# turn every row name into a string): the first column when the terms have a
+# response, a one-column matrix turned into a vector; NULL without response.
+response_values <- function(frame) {
+  if (!attr(attr(frame, "terms"), "response")) return(NULL)
+  y <- .subset2(frame, 1L)
+  if (is.matrix(y) && ncol(y) == 1L) dim(y) <- NULL
   y
 }
 
@@ -274,10 +353,11 @@ frame_offset <- function(frame) {
 # Fixed-effects matrix from the fixed formula (offset() terms excluded),
 # double, with `assign` and `contrasts`, checked for non-finite values.
 fixed_matrix <- function(fixed_formula, frame) {
-  X <- stats::model.matrix(fixed_formula, frame)
+  X <- simple_fixed_matrix(fixed_formula, frame)
+  if (is.null(X)) X <- stats::model.matrix(fixed_formula, frame)
   storage.mode(X) <- "double"
-  bad <- colSums(!is.finite(X)) > 0
-  if (any(bad)) {
+  if (!all(is.finite(X))) {
+    bad <- colSums(!is.finite(X)) > 0
     stop("fixed-effects column ", quote_names(colnames(X)[bad]),
          " has non-finite values (NA, NaN or Inf); check the variable(s) ",
          "and transformations it is made from", call. = FALSE)
@@ -285,12 +365,87 @@ fixed_matrix <- function(fixed_formula, frame) {
   X
 }
 
+# model.matrix(fixed_formula, frame) for a fixed part made only of main
+# effects of plain numeric variables (double or integer vectors without
+# attributes) and, with an intercept, of factors coded by treatment contrasts
+# (the default `options(contrasts =)`, no contrasts of their own), such as
+# `y ~ x + z`, `y ~ 1` or `y ~ period + x`: the intercept, then per term its
+# values or the indicators of the factor's levels after the first, named and
+# assigned as model.matrix() names and assigns them, with the frame's row
+# names and the `contrasts` attribute. NULL for any other fixed part
+# (interactions, other contrasts, ordered, logical or character variables,
+# matrices, non-syntactic names, variables without a column, ...), which then
+# goes through model.matrix().
+simple_fixed_matrix <- function(fixed_formula, frame) {
+  tt <- stats::terms(fixed_formula)
+  labels <- attr(tt, "term.labels")
+  intercept <- attr(tt, "intercept") == 1L
+  n_vars <- length(attr(tt, "variables")) - 1L - (attr(tt, "response") > 0L) -
+    length(attr(tt, "offset"))
+  if ((length(labels) == 0L && !intercept) || n_vars != length(labels) ||
+      any(attr(tt, "order") != 1L)) {
+    return(NULL)
+  }
+  n <- .row_names_info(frame, 2L)
+  columns <- vector("list", length(labels))
+  is_factor <- logical(length(labels))
+  for (j in seq_along(labels)) {
+    x <- .subset2(frame, labels[j])
+    if (length(x) != n) return(NULL)
+    if ((is.double(x) || is.integer(x)) && is.null(attributes(x))) {
+      columns[[j]] <- labels[j]
+    } else if (intercept && treatment_factor(x)) {
+      is_factor[j] <- TRUE
+      columns[[j]] <- paste0(labels[j], levels(x)[-1L])
+    } else {
+      return(NULL)
+    }
+  }
+  widths <- lengths(columns)
+  X <- matrix(0, n, intercept + sum(widths))
+  if (intercept) X[, 1L] <- 1
+  at <- intercept
+  for (j in seq_along(labels)) {
+    x <- .subset2(frame, labels[j])
+    if (is_factor[j]) {
+      codes <- as.integer(x)
+      if (anyNA(codes) || any(codes < 1L | codes > nlevels(x))) return(NULL)
+      rows <- which(codes > 1L)
+      X[cbind(rows, at + codes[rows] - 1L)] <- 1
+    } else {
+      X[, at + 1L] <- x
+    }
+    at <- at + widths[j]
+  }
+  dimnames(X) <- list(row.names(frame),
+                      c(if (intercept) "(Intercept)", unlist(columns)))
+  attr(X, "assign") <- c(if (intercept) 0L, rep.int(seq_along(labels), widths))
+  if (any(is_factor)) {
+    attr(X, "contrasts") <- stats::setNames(
+      rep(list("contr.treatment"), sum(is_factor)), labels[is_factor])
+  }
+  X
+}
+
+# TRUE for an unordered factor without attributes other than its levels and
+# class, with at least two levels (none NA or empty), when the option
+# `contrasts` codes unordered factors by "contr.treatment": model.matrix()
+# then codes it by stats::contr.treatment().
+treatment_factor <- function(x) {
+  if (!identical(class(x), "factor")) return(FALSE)
+  at <- names(attributes(x))
+  if (length(at) != 2L || !all(at %in% c("levels", "class"))) return(FALSE)
+  lev <- levels(x)
+  if (length(lev) < 2L || anyNA(lev) || !all(nzchar(lev))) return(FALSE)
+  identical(as.character(getOption("contrasts"))[1L], "contr.treatment")
+}
+
 # Drops columns of a rank-deficient X as lme4 does (pivoted LINPACK QR with
 # tolerance 1e-7, keeping the first `rank` pivots) and reports it according
 # to check.rankX. Adds attributes `col.dropped` and `msgRankdrop` on drop.
 drop_deficient_columns <- function(X, level, tol = 1e-7) {
   p <- ncol(X)
-  if (p == 0L) return(X)
+  if (p == 0L || clearly_full_rank(X, tol)) return(X)
   dec <- qr(X, tol = tol, LAPACK = FALSE)
   rank <- dec$rank
   if (rank == p) return(X)
@@ -321,13 +476,43 @@ drop_deficient_columns <- function(X, level, tol = 1e-7) {
   kept
 }
 
+# TRUE when the pivoted QR of drop_deficient_columns() would certainly find
+# X of full rank, decided from the p x p cross-product instead of a QR of the
+# n x p matrix. That QR sets a column aside when what is left of it after
+# projection on the columns before it is shorter than `tol` times its length;
+# with the columns scaled to length 1, what is left is at least the smallest
+# singular value of the scaled X, the square root of the smallest eigenvalue
+# of its cross-product C. Requiring that eigenvalue to exceed max(1e-6,
+# (1000 tol)^2) leaves a margin of 1000 on `tol` and far more than the
+# rounding errors of C. Otherwise (or with a zero or non-finite column) FALSE,
+# and the QR decides.
+clearly_full_rank <- function(X, tol) {
+  G <- crossprod(X)
+  len <- sqrt(diag(G))
+  if (!all(is.finite(G)) || any(len == 0)) return(FALSE)
+  C <- G / tcrossprod(len)
+  ev <- eigen(C, symmetric = TRUE, only.values = TRUE)$values
+  all(is.finite(ev)) && min(ev) > max(1e-6, (1000 * tol)^2)
+}
+
 # Warns (per check.scaleX) when the non-0/1 columns of X have standard
 # deviations far from 1 or from each other (ratio beyond `tol`), as lme4's
 # scale check; sets attribute `msgScaleX`.
 check_scale <- function(X, level, tol = 1000) {
   if (level == "ignore" || ncol(X) == 0L) return(X)
-  continuous <- apply(X, 2L, function(z) !all(z %in% c(0, 1)))
-  log_sd <- log(apply(X[, continuous, drop = FALSE], 2L, stats::sd))
+  # X is finite here (fixed_matrix() checks it), so a column is not all 0/1
+  # exactly when it has a value other than 0 and 1: looked for in the first
+  # rows, then in the whole of the columns not decided there.
+  n <- nrow(X)
+  top <- X[seq_len(min(n, 100L)), , drop = FALSE]
+  continuous <- .colSums(top != 0 & top != 1, nrow(top), ncol(X)) > 0
+  if (n > 100L) {
+    for (j in which(!continuous)) {
+      z <- X[, j]
+      continuous[j] <- any(z != 0 & z != 1)
+    }
+  }
+  log_sd <- vapply(which(continuous), function(j) log(stats::sd(X[, j])), 1)
   spread <- c(abs(log_sd), abs(outer(log_sd, log_sd, "-")))
   msg <- character()
   if (any(spread > log(tol), na.rm = TRUE)) {
@@ -343,15 +528,19 @@ check_scale <- function(X, level, tol = 1000) {
 make_reterm <- function(bar, frame, env) {
   term <- deparse1(bar)
   Z <- term_matrix(bar[[2L]], frame, term, env)
-  list(group = deparse1(bar[[3L]]), term = term,
+  list(group = deparse_var(bar[[3L]]), term = term,
        factor = group_factor(bar[[3L]], frame, term),
        cnms = colnames(Z), Z = Z)
 }
 
 # Model matrix of a term's left-hand side, taken from the frame's columns
 # (model.matrix() matches them by name, so transformations are not redone).
-# A plain double matrix with column names.
+# A plain double matrix with column names. The common left-hand sides `1`,
+# `x`, `1 + x` and `0 + x` with a plain numeric column `x` are built
+# directly (see simple_term_matrix()); everything else by model.matrix().
 term_matrix <- function(lhs, frame, term, env) {
+  Z <- simple_term_matrix(lhs, frame, term)
+  if (!is.null(Z)) return(Z)
   mm <- stats::model.matrix(stats::as.formula(call("~", lhs), env = env), frame)
   if (ncol(mm) == 0L) {
     stop("random-effects term (", term, ") has no columns: the part before ",
@@ -359,13 +548,59 @@ term_matrix <- function(lhs, frame, term, env) {
   }
   Z <- matrix(as.double(mm), nrow(mm), ncol(mm),
               dimnames = list(NULL, colnames(mm)))
-  bad <- colSums(!is.finite(Z)) > 0
-  if (any(bad)) {
+  if (!all(is.finite(Z))) {
+    bad <- colSums(!is.finite(Z)) > 0
     stop("random-effects term (", term, "): column ",
          quote_names(colnames(Z)[bad]), " has non-finite values ",
          "(NA, NaN or Inf)", call. = FALSE)
   }
   Z
+}
+
+# The model matrix of a left-hand side `1`, `x`, `1 + x` or `0 + x` where `x`
+# names a plain numeric column of the frame (a double or integer vector
+# without attributes), built without model.matrix(): a column of ones named
+# "(Intercept)" and/or the values of `x` as doubles, exactly what
+# term_matrix() gets from model.matrix(). NULL for any other left-hand side,
+# which then goes through model.matrix().
+simple_term_matrix <- function(lhs, frame, term) {
+  intercept <- TRUE
+  var <- NULL
+  if (is.symbol(lhs)) {
+    var <- lhs
+  } else if (is.call(lhs)) {
+    if (length(lhs) != 3L || !identical(lhs[[1L]], quote(`+`)) ||
+        !is.symbol(lhs[[3L]])) {
+      return(NULL)
+    }
+    first <- lhs[[2L]]
+    if (identical(first, 0) || identical(first, 0L)) {
+      intercept <- FALSE
+    } else if (!identical(first, 1) && !identical(first, 1L)) {
+      return(NULL)
+    }
+    var <- lhs[[3L]]
+  } else if (!identical(lhs, 1) && !identical(lhs, 1L)) {
+    return(NULL)
+  }
+  n <- .row_names_info(frame, 2L)
+  if (is.null(var)) {
+    return(matrix(1, n, 1L, dimnames = list(NULL, "(Intercept)")))
+  }
+  name <- as.character(var)
+  x <- .subset2(frame, name)
+  if (!(is.double(x) || is.integer(x)) || !is.null(attributes(x)) ||
+      length(x) != n) {
+    return(NULL)
+  }
+  x <- as.double(x)
+  if (!all(is.finite(x))) {
+    stop("random-effects term (", term, "): column ", quote_names(name),
+         " has non-finite values (NA, NaN or Inf)", call. = FALSE)
+  }
+  if (!intercept) return(matrix(x, n, 1L, dimnames = list(NULL, name)))
+  matrix(c(rep.int(1, n), x), n, 2L,
+         dimnames = list(NULL, c("(Intercept)", name)))
 }
 
 # Grouping factor of a term, from frame columns: a variable (any type,
@@ -377,8 +612,8 @@ group_factor <- function(group, frame, term) {
     return(interact_factors(group_factor(group[[2L]], frame, term),
                             group_factor(group[[3L]], frame, term)))
   }
-  name <- if (is.name(group)) as.character(group) else deparse1(group)
-  x <- frame[[name]]
+  name <- deparse_var(group)
+  x <- .subset2(frame, name)
   if (is.null(x) || NCOL(x) != 1L) {
     stop("grouping factor '", deparse1(group), "' of random-effects term (",
          term, ") must be a variable or an interaction of variables such as ",
@@ -389,16 +624,68 @@ group_factor <- function(group, frame, term) {
          ") has missing values; use na.action = na.omit or remove those rows",
          call. = FALSE)
   }
-  factor(x)
+  as_group_factor(x)
+}
+
+# factor(x) for a grouping variable without missing values. Two common cases
+# are built from integer codes, with the result factor(x) gives:
+# - a factor (class "factor" or c("ordered", "factor")) whose levels are
+#   distinct, not NA and all used (as the model frame leaves them): the same
+#   codes and levels;
+# - an integer vector without attributes other than names: the sorted
+#   distinct values as levels (as.character() of distinct integers is
+#   distinct, so this is factor()'s levels and codes).
+# Everything else (character, double, logical, classed vectors) goes through
+# factor(), which also avoids as.character() of every observation above.
+as_group_factor <- function(x) {
+  nx <- names(x)
+  if (is.factor(x)) {
+    ordered <- identical(class(x), c("ordered", "factor"))
+    lev <- levels(x)
+    if (!ordered && !identical(class(x), "factor")) return(factor(x))
+    if (!is.character(lev) || anyNA(lev) || anyDuplicated(lev)) {
+      return(factor(x))
+    }
+    codes <- as.integer(x)
+    counts <- tabulate(codes, nbins = length(lev))
+    if (sum(counts) != length(codes) || any(counts == 0L)) return(factor(x))
+  } else if (is.integer(x) && all(names(attributes(x)) == "names")) {
+    ordered <- FALSE
+    values <- sort(unique(x))
+    codes <- match(x, values)
+    lev <- as.character(values)
+  } else {
+    return(factor(x))
+  }
+  if (!is.null(nx)) names(codes) <- nx
+  levels(codes) <- lev
+  class(codes) <- c(if (ordered) "ordered", "factor")
+  codes
 }
 
 # Interaction factor "a:b" of two factors: only observed combinations, in
-# the order of (level of f1, level of f2) as lme4's `%i%`.
+# the order of (level of f1, level of f2) as lme4's `%i%`. Works on the
+# integer codes; the labels "level1:level2" are pasted for the observed
+# combinations only. Should two combinations give the same label (levels
+# that contain ':'), the labels of every observation are pasted and
+# factor() merges them, as a label-based interaction does.
 interact_factors <- function(f1, f2) {
-  labels <- paste(f1, f2, sep = ":")
-  first <- !duplicated(labels)
-  ord <- order(as.integer(f1)[first], as.integer(f2)[first])
-  factor(labels, levels = labels[first][ord])
+  c1 <- as.integer(f1)
+  c2 <- as.integer(f2)
+  key <- (c1 - 1) * nlevels(f2) + c2
+  first <- which(!duplicated(key))
+  ord <- first[order(c1[first], c2[first])]
+  lev <- paste(levels(f1)[c1[ord]], levels(f2)[c2[ord]], sep = ":")
+  if (anyDuplicated(lev)) {
+    labels <- paste(f1, f2, sep = ":")
+    first <- !duplicated(labels)
+    ord <- order(c1[first], c2[first])
+    return(factor(labels, levels = labels[first][ord]))
+  }
+  codes <- match(key, key[ord])
+  levels(codes) <- lev
+  class(codes) <- "factor"
+  codes
 }
 
 # Orders terms as lme4 does: only when some term has more levels than the

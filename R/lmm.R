@@ -110,13 +110,19 @@ check_start <- function(start, reterms) {
   as.double(start)
 }
 
+# Row and column of each element of a q x q lower triangle (diagonal
+# included) in column-major order, the order of theta within a term.
+lower_tri_index <- function(q) {
+  list(row = sequence(q:1, from = seq_len(q)), col = rep.int(seq_len(q), q:1))
+}
+
 # lme4's lower bounds: 0 for diagonal elements of each term's factor.
 theta_lower <- function(reterms) {
   unlist(lapply(reterms, function(t) {
     q <- length(t$cnms)
-    m <- matrix(-Inf, q, q)
-    diag(m) <- 0
-    m[lower.tri(m, diag = TRUE)]
+    if (q == 1L) return(0)
+    idx <- lower_tri_index(q)
+    ifelse(idx$row == idx$col, 0, -Inf)
   }))
 }
 
@@ -124,11 +130,12 @@ theta_lower <- function(reterms) {
 theta_names <- function(reterms) {
   unlist(lapply(reterms, function(t) {
     q <- length(t$cnms)
-    idx <- which(lower.tri(diag(q), diag = TRUE), arr.ind = TRUE)
-    idx <- idx[order(idx[, "col"], idx[, "row"]), , drop = FALSE]
-    ifelse(idx[, "row"] == idx[, "col"],
-           paste(t$group, t$cnms[idx[, "row"]], sep = "."),
-           paste(t$group, t$cnms[idx[, "row"]], t$cnms[idx[, "col"]], sep = "."))
+    if (q == 1L) return(paste(t$group, t$cnms, sep = "."))
+    idx <- lower_tri_index(q)
+    out <- paste(t$group, t$cnms[idx$row], t$cnms[idx$col], sep = ".")
+    diag <- idx$row == idx$col
+    out[diag] <- paste(t$group, t$cnms[idx$row[diag]], sep = ".")
+    out
   }))
 }
 

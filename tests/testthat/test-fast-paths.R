@@ -1,0 +1,363 @@
+# The model-input stage builds common pieces without model.matrix() and
+# factor(): intercept and plain numeric columns of random-effects terms, a
+# fixed part of plain numeric main effects, grouping factors from integer
+# codes, interaction factors, and the theta names and bounds. Each shortcut
+# must give exactly what the general route gives, also after missing-value
+# handling, subset, weights and offsets.
+
+fast_data <- function(n = 60, seed = 11) {
+  set.seed(seed)
+  d <- data.frame(
+    y = rnorm(n, 5),
+    x = runif(n, 1, 3),
+    k = sample.int(7L, n, replace = TRUE),
+    z = rnorm(n),
+    w = runif(n, 0.5, 2),
+    o = rnorm(n, sd = 0.1),
+    g = factor(sample(sprintf("g%02d", 1:8), n, replace = TRUE)),
+    h = sample(c(12L, -3L, 5L, 40L), n, replace = TRUE),
+    s = sample(c("b", "a", "c"), n, replace = TRUE),
+    stringsAsFactors = FALSE
+  )
+  d$x[c(3, 17)] <- NA
+  d$z[25] <- NA
+  rownames(d) <- paste0("r", seq_len(n))
+  d
+}
+
+# The matrix term_matrix() builds through model.matrix().
+reference_term_matrix <- function(lhs, frame) {
+  mm <- stats::model.matrix(stats::as.formula(call("~", lhs)), frame)
+  matrix(as.double(mm), nrow(mm), ncol(mm), dimnames = list(NULL, colnames(mm)))
+}
+
+test_that("simple random-effects columns equal model.matrix() columns", {
+  d <- fast_data()
+  lhss <- list(quote(1), quote(1L), quote(x), quote(k), quote(1 + x),
+               quote(1L + k), quote(0 + x), quote(0L + k), quote(0 + z))
+  setups <- list(
+    list(),
+    list(subset = quote(y > 4.5)),
+    list(weights = quote(w), offset = quote(o)),
+    list(na.action = quote(na.exclude)),
+    list(subset = quote(k != 3L), na.action = quote(na.omit), weights = quote(w))
+  )
+  for (setup in setups) {
+    for (lhs in lhss) {
+      f <- eval(bquote(y ~ z + (.(lhs) | g)))
+      inp <- do.call(call_inputs, c(list(f, d), setup))
+      Z <- inp$reterms[[1]]$Z
+      expect_false(is.null(simple_term_matrix(lhs, inp$frame, "t")))
+      expect_identical(Z, reference_term_matrix(lhs, inp$frame))
+      expect_identical(inp$reterms[[1]]$cnms, colnames(Z))
+      expect_identical(inp$reterms[[1]]$term, deparse1(f[[3]][[3]][[2]]))
+    }
+  }
+})
+
+test_that("other random-effects left-hand sides still use model.matrix()", {
+  d <- fast_data()
+  d$lg <- d$y > 5
+  d$xm <- I(d$x)
+  frame <- call_inputs(y ~ 1 + (1 | g), d[, c("y", "g")])$frame
+  others <- list(quote(x + 0), quote(x - 1), quote(log(x)), quote(s), quote(lg),
+                 quote(xm), quote(1 + x + z), quote(0), quote(2), quote(x + 1))
+  full <- call_inputs(y ~ lg + s + z + (1 | g) + (xm | g), d)$frame
+  for (lhs in others) {
+    expect_null(simple_term_matrix(lhs, full, "t"))
+  }
+  expect_null(simple_term_matrix(quote(absent), frame, "t"))
+  # and the term is then built as before
+  inp <- call_inputs(y ~ 1 + (x + 0 | g) + (lg | g), d)
+  expect_identical(inp$reterms[[1]]$Z, reference_term_matrix(quote(x + 0), inp$frame))
+  expect_identical(inp$reterms[[2]]$Z, reference_term_matrix(quote(lg), inp$frame))
+})
+
+test_that("non-finite values in a simple random-effects column give the same error", {
+  d <- fast_data()
+  msg <- "random-effects term \\(x \\| g\\): column 'x' has non-finite values"
+  expect_error(call_inputs(y ~ 1 + (x | g), d, na.action = na.pass), msg)
+  expect_error(call_inputs(y ~ 1 + (0 + x | g), d, na.action = na.pass),
+               "random-effects term \\(0 \\+ x \\| g\\): column 'x' has non-finite")
+  d$x[5] <- Inf
+  expect_error(call_inputs(y ~ 1 + (1 + x | g), d), "column 'x' has non-finite")
+})
+
+test_that("grouping factors from codes equal factor()", {
+  f <- factor(c("b", "a", "c", "a"), levels = c("c", "a", "b"))
+  named <- stats::setNames(f, c("w", "x", "y", "z"))
+  cases <- list(
+    f,
+    named,
+    factor(c("lo", "hi", "lo"), levels = c("lo", "hi"), ordered = TRUE),
+    structure(f, contrasts = "contr.sum"),
+    factor(c("a", "b"), levels = c("a", "b", "unused")),
+    addNA(factor(c("a", NA, "b"))),
+    c(12L, -3L, 5L, 12L, 40L),
+    stats::setNames(c(3L, 1L, 3L), c("a", "b", "c")),
+    c(2.5, 1, 2.5),
+    c("b", "a", "B", "a"),
+    c(TRUE, FALSE, TRUE),
+    structure(c(3L, 1L), class = "myint"),
+    structure(factor(c("x", "y")), class = c("myfactor", "factor"))
+  )
+  for (x in cases) {
+    expect_identical(as_group_factor(x), factor(x))
+  }
+})
+
+test_that("interaction factors equal the label-based interaction", {
+  label_interaction <- function(f1, f2) {
+    labels <- paste(f1, f2, sep = ":")
+    first <- !duplicated(labels)
+    ord <- order(as.integer(f1)[first], as.integer(f2)[first])
+    factor(labels, levels = labels[first][ord])
+  }
+  set.seed(3)
+  f1 <- factor(sample(c("p", "q", "r"), 40, replace = TRUE), levels = c("r", "p", "q"))
+  f2 <- factor(sample(1:5, 40, replace = TRUE))
+  expect_identical(interact_factors(f1, f2), label_interaction(f1, f2))
+  expect_identical(interact_factors(f2, f1), label_interaction(f2, f1))
+  # levels containing ':' whose labels collide are merged, as by labels
+  g1 <- factor(c("a:b", "a", "a:b", "a"))
+  g2 <- factor(c("c", "b:c", "c", "d"))
+  expect_identical(interact_factors(g1, g2), label_interaction(g1, g2))
+  expect_identical(nlevels(interact_factors(g1, g2)), 2L)
+  # through lmm_inputs: nested and crossed grouping of several types
+  d <- fast_data()
+  inp <- call_inputs(y ~ 1 + (1 | g/h) + (1 | s:k), d)
+  fr <- inp$frame
+  rt <- stats::setNames(inp$reterms, vapply(inp$reterms, `[[`, "", "group"))
+  expect_identical(rt[["h:g"]]$factor,
+                   label_interaction(factor(fr$h), factor(fr$g)))
+  expect_identical(rt[["s:k"]]$factor,
+                   label_interaction(factor(fr$s), factor(fr$k)))
+  expect_identical(rt[["g"]]$factor, factor(fr$g))
+})
+
+test_that("a plain numeric fixed part equals model.matrix()", {
+  d <- fast_data()
+  forms <- list(y ~ x, y ~ 1, y ~ 0 + x, y ~ x + k + z, y ~ x + offset(o),
+                y ~ k - 1 + z, y ~ log(x) + k)
+  setups <- list(
+    list(),
+    list(subset = quote(y > 4.5), weights = quote(w)),
+    list(na.action = quote(na.exclude), offset = quote(o))
+  )
+  for (setup in setups) {
+    for (f in forms) {
+      full <- eval(bquote(.(f[[2]]) ~ .(f[[3]]) + (1 | g)))
+      inp <- do.call(call_inputs, c(list(full, d), setup))
+      X <- stats::model.matrix(f, inp$frame)
+      storage.mode(X) <- "double"
+      expect_false(is.null(simple_fixed_matrix(f, inp$frame)))
+      expect_identical(simple_fixed_matrix(f, inp$frame), X)
+      X_inp <- inp$X
+      attr(X_inp, "msgScaleX") <- NULL
+      expect_identical(X_inp, X)
+    }
+  }
+  # compact row names
+  d2 <- d
+  rownames(d2) <- NULL
+  inp <- call_inputs(y ~ x + (1 | g), d2)
+  expect_identical(simple_fixed_matrix(y ~ x, inp$frame),
+                   stats::model.matrix(y ~ x, inp$frame))
+  fr <- call_inputs(y ~ k + (1 | g), d2[, c("y", "k", "g")])$frame
+  expect_identical(simple_fixed_matrix(y ~ k, fr), {
+    X <- stats::model.matrix(y ~ k, fr)
+    storage.mode(X) <- "double"
+    X
+  })
+  # everything else goes through model.matrix()
+  d$lg <- d$y > 5
+  fr <- call_inputs(y ~ x + s + lg + k + (1 | g), d)$frame
+  for (f in list(y ~ s, y ~ x:k, y ~ lg, y ~ x + s, y ~ poly(x, 2), y ~ 0)) {
+    expect_null(simple_fixed_matrix(f, fr))
+  }
+})
+
+test_that("theta names and lower bounds are lme4's", {
+  terms <- list(
+    list(group = "g", cnms = "(Intercept)"),
+    list(group = "h", cnms = c("(Intercept)", "x", "z")),
+    list(group = "s", cnms = c("a", "b"))
+  )
+  expect_identical(theta_names(terms), c(
+    "g.(Intercept)", "h.(Intercept)", "h.x.(Intercept)", "h.z.(Intercept)",
+    "h.x", "h.z.x", "h.z", "s.a", "s.b.a", "s.b"))
+  expect_identical(theta_lower(terms), c(0, 0, -Inf, -Inf, 0, -Inf, 0, 0, -Inf, 0))
+  skip_if_not_installed("lme4")
+  sleepstudy <- lme4::sleepstudy
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+  expect_identical(names(fit$theta), names(lme4::getME(ref, "theta")))
+  expect_identical(fit$lower, lme4::getME(ref, "lower"))
+})
+
+test_that("the response is model.response() without the row names", {
+  d <- fast_data()
+  d$ym <- matrix(d$y, ncol = 1)
+  d$fac <- factor(d$s)
+  d$succ <- d$k
+  d$fail <- 8L - d$k
+  for (f in list(y ~ x + g, ym ~ x + g, fac ~ x + g, cbind(succ, fail) ~ x + g,
+                 log(y) ~ x + g)) {
+    fr <- stats::model.frame(f, d, subset = k > 1)
+    ref <- stats::model.response(fr)
+    got <- response_values(fr)
+    if (is.matrix(ref)) {
+      expect_identical(unname(got), unname(ref))
+    } else {
+      expect_identical(got, unname(ref))
+    }
+  }
+  fr <- stats::model.frame(~ x + g, d)
+  expect_null(response_values(fr))
+  inp <- call_inputs(log(y) ~ x + (1 | g), d)
+  expect_identical(inp$y, as.double(unname(stats::model.response(inp$frame))))
+})
+
+test_that("factors coded by treatment contrasts in the fixed part equal model.matrix()", {
+  d <- fast_data()
+  d$fa <- factor(sample(c("lo", "mid", "hi"), nrow(d), replace = TRUE),
+                 levels = c("mid", "lo", "hi", "none"))
+  d$fb <- factor(sample(letters[1:4], nrow(d), replace = TRUE))
+  d$fb[7] <- NA
+  forms <- list(y ~ fa, y ~ x + fa + k, y ~ fb + fa, y ~ fa + offset(o) + z,
+                y ~ fb)
+  setups <- list(
+    list(),
+    list(subset = quote(fb != "b"), weights = quote(w)),
+    list(na.action = quote(na.exclude))
+  )
+  for (setup in setups) {
+    for (f in forms) {
+      full <- eval(bquote(.(f[[2]]) ~ .(f[[3]]) + (1 | g)))
+      inp <- suppressMessages(do.call(call_inputs, c(list(full, d), setup)))
+      X <- stats::model.matrix(f, inp$frame)
+      expect_false(is.null(simple_fixed_matrix(f, inp$frame)))
+      expect_identical(simple_fixed_matrix(f, inp$frame), X)
+    }
+  }
+  fr <- call_inputs(y ~ fa + fb + x + s + (1 | g), d)$frame
+  fr$fo <- factor(fr$fa, ordered = TRUE)
+  fr$fc <- fr$fa
+  contrasts(fr$fc) <- "contr.sum"
+  fr$f1 <- factor(rep("one", nrow(fr)))
+  for (f in list(y ~ 0 + fa, y ~ fa - 1 + x, y ~ fo, y ~ fc, y ~ f1,
+                 y ~ x + s - s, y ~ x + fa - fa, y ~ fa:x)) {
+    expect_null(simple_fixed_matrix(f, fr))
+  }
+  # other contrasts: model.matrix()
+  old <- options(contrasts = c("contr.sum", "contr.poly"))
+  on.exit(options(old))
+  expect_null(simple_fixed_matrix(y ~ fa, fr))
+  inp <- call_inputs(y ~ fa + (1 | g), d)
+  X <- stats::model.matrix(y ~ fa, inp$frame)
+  expect_identical(attr(inp$X, "contrasts"), list(fa = "contr.sum"))
+  expect_identical(unclass(inp$X)[, ], unclass(X)[, ])
+  options(old)
+  # missing factor values kept by na.pass: the same error as model.matrix()
+  expect_error(call_inputs(y ~ fb + (1 | g), d, na.action = na.pass),
+               "fixed-effects column 'fbb', 'fbc', 'fbd' has non-finite values")
+})
+
+test_that("unused factor levels are dropped as model.frame(drop.unused.levels = TRUE) does", {
+  d <- fast_data()
+  d$fa <- factor(sample(c("lo", "mid", "hi"), nrow(d), replace = TRUE),
+                 levels = c("mid", "lo", "hi", "none"))
+  d$fo <- factor(d$fa, levels = c("hi", "mid", "lo", "none"), ordered = TRUE)
+  d$fc <- d$fa
+  contrasts(d$fc) <- contr.sum(4)
+  d$fn <- d$fa
+  d$fn[c(2, 9)] <- NA
+  reference <- function(formula, data, ...) {
+    stats::model.frame(formula, data, ..., drop.unused.levels = TRUE)
+  }
+  for (f in list(y ~ fa + fo + g, y ~ fa + x + fn, y ~ fc + g)) {
+    for (args in list(list(), list(subset = quote(fa != "lo")),
+                      list(na.action = na.pass), list(na.action = na.exclude))) {
+      mc <- as.call(c(list(quote(lmm), formula = f, data = quote(d)), args))
+      got <- withCallingHandlers(lmm_frame(f, d, mc, environment()),
+                                 warning = function(w) invokeRestart("muffleWarning"))
+      ref <- suppressWarnings(do.call(reference, c(list(f, d), args)))
+      expect_identical(got, ref)
+      expect_identical(names(attributes(got)), names(attributes(ref)))
+      for (nm in names(ref)) {
+        expect_identical(names(attributes(got[[nm]])), names(attributes(ref[[nm]])))
+      }
+    }
+  }
+  mc <- quote(lmm(formula = y ~ fc + g, data = d, subset = fa != "lo"))
+  expect_warning(lmm_frame(y ~ fc + g, d, mc, environment()),
+                 "contrasts dropped from factor fc due to missing levels")
+  expect_true(has_unused_levels(factor(c("a", NA), levels = c("a", "b"))))
+  expect_false(has_unused_levels(factor(c("a", NA, "b"))))
+  expect_false(has_unused_levels(factor(c(NA, NA), levels = character())))
+  odd <- structure(c(1L, 3L), levels = c("a", "b"), class = "factor")
+  expect_identical(has_unused_levels(odd),
+                   length(unique(odd[!is.na(odd)])) < length(levels(odd)))
+})
+
+test_that("bars become sums as the call-by-call rewrite makes them", {
+  by_call <- function(expr) {
+    if (!is.call(expr)) return(expr)
+    if (is_bar(expr)) expr[[1L]] <- as.name("+")
+    for (i in seq_along(expr)[-1L]) {
+      if (is.call(expr[[i]])) expr[[i]] <- by_call(expr[[i]])
+    }
+    expr
+  }
+  exprs <- list(quote(x), quote(1 + (1 | plate) + (1 | sample)),
+                quote(x + (x || g) + log(z) + (0 + z | a:b)),
+                quote(a + (1 | g/h) - 1), quote((f(`|`, a) | g)),
+                quote(1 | g), quote(x * z + ((x | g))), quote(y ~ x + (1 | g)))
+  for (x in exprs) expect_identical(bars_to_sums(x), by_call(x))
+})
+
+test_that("a clearly full-rank X skips the QR with the same result", {
+  set.seed(5)
+  n <- 200
+  X <- cbind(1, x = rnorm(n), z = runif(n), k = rpois(n, 3))
+  expect_true(clearly_full_rank(X, 1e-7))
+  expect_identical(qr(X, tol = 1e-7, LAPACK = FALSE)$rank, 4L)
+  expect_identical(drop_deficient_columns(X, "message+drop.cols"), X)
+  # nearly collinear, zero and exactly collinear columns go to the QR
+  near <- cbind(X, w = X[, "x"] + 1e-5 * rnorm(n))
+  expect_false(clearly_full_rank(near, 1e-7))
+  expect_identical(qr(near, tol = 1e-7, LAPACK = FALSE)$rank, 5L)
+  expect_identical(drop_deficient_columns(near, "message+drop.cols"), near)
+  expect_false(clearly_full_rank(cbind(X, 0), 1e-7))
+  collinear <- cbind(X, v = 2 * X[, "x"] - X[, "z"])
+  expect_false(clearly_full_rank(collinear, 1e-7))
+  expect_message(out <- drop_deficient_columns(collinear, "message+drop.cols"),
+                 "dropping 1 column")
+  expect_identical(colnames(out), colnames(X))
+  expect_true(clearly_full_rank(matrix(3, 5, 1), 1e-7))
+})
+
+test_that("the scale check finds the same continuous columns as a full scan", {
+  reference <- function(X, tol = 1000) {
+    continuous <- apply(X, 2L, function(z) !all(z %in% c(0, 1)))
+    log_sd <- log(apply(X[, continuous, drop = FALSE], 2L, stats::sd))
+    spread <- c(abs(log_sd), abs(outer(log_sd, log_sd, "-")))
+    any(spread > log(tol), na.rm = TRUE)
+  }
+  set.seed(8)
+  for (n in c(5L, 100L, 101L, 500L)) {
+    late <- c(rep(c(0, 1), length.out = n - 1L), 1e4)
+    X <- cbind(1, d = rbinom(n, 1, 0.5), late = late, big = rnorm(n, sd = 1e5),
+               small = rnorm(n))
+    for (cols in list(1:2, c(1, 3), c(1, 2, 5), c(1, 4, 5), 1:5, 3)) {
+      Xc <- X[, cols, drop = FALSE]
+      warned <- FALSE
+      out <- withCallingHandlers(check_scale(Xc, "warning"), warning = function(w) {
+        warned <<- TRUE
+        invokeRestart("muffleWarning")
+      })
+      expect_identical(warned, reference(Xc))
+      expect_identical(length(attr(out, "msgScaleX")), as.integer(warned))
+    }
+  }
+})
