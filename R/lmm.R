@@ -70,8 +70,9 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
 
 check_verbose <- function(verbose) {
   if ((!is.logical(verbose) && !is.numeric(verbose)) || length(verbose) != 1L ||
-      is.na(verbose)) {
-    stop("'verbose' must be TRUE, FALSE or a single non-negative number",
+      is.na(verbose) || verbose < 0) {
+    stop("'verbose' must be TRUE, FALSE or a single non-negative number, not ",
+         deparse1(verbose),
          call. = FALSE)
   }
   as.integer(verbose)
@@ -192,6 +193,14 @@ lmm_object <- function(mc, inputs, raw, REML) {
 
 # Turns the optimizer's record into the messages and warnings lme4 users know.
 report_convergence <- function(optinfo, control) {
+  if (optinfo$conv$opt == 1L && grepl("maximum number of evaluations", optinfo$message)) {
+    # Hitting the evaluation limit says it all; the gradient check that follows would only
+    # repeat it less plainly.
+    warning("the optimizer stopped at its limit of maxfun = ", control$maxfun,
+            " deviance evaluations before converging, so the estimates may not be at the ",
+            "optimum; raise ", class(control)[1L], "(maxfun = )", call. = FALSE)
+    return(invisible(NULL))
+  }
   if (optinfo$conv$opt != 0L) {
     warning("convergence code ", optinfo$conv$opt, " from ",
             optinfo$optimizer[length(optinfo$optimizer)], ": ",

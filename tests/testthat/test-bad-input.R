@@ -70,6 +70,31 @@ test_that("bad arguments of lmm() are named", {
                      "'control' must be built by lmmControl()")
   expect_plain_error(lmm(Reaction ~ Days + (1 | Subject), ss, na.action = "na.nothing"),
                      "na.nothing")
+  expect_plain_error(lmm(Reaction ~ Days + (1 | Subject), ss, verbose = -1),
+                     "'verbose'", "non-negative", "-1")
+})
+
+test_that("an optimizer stopped by its evaluation limit is said once, plainly", {
+  w <- character()
+  withCallingHandlers(
+    lmm(Reaction ~ Days + (Days | Subject), ss, control = lmmControl(maxfun = 10)),
+    warning = function(cond) {
+      w <<- c(w, conditionMessage(cond))
+      invokeRestart("muffleWarning")
+    })
+  expect_length(w, 1L)
+  expect_match(w, "limit of maxfun = 10 deviance evaluations", fixed = TRUE)
+  expect_match(w, "raise lmmControl(maxfun = )", fixed = TRUE)
+  w <- character()
+  withCallingHandlers(
+    glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial,
+         control = glmmControl(maxfun = 5)),
+    warning = function(cond) {
+      w <<- c(w, conditionMessage(cond))
+      invokeRestart("muffleWarning")
+    })
+  expect_length(w, 1L)
+  expect_match(w, "raise glmmControl(maxfun = )", fixed = TRUE)
 })
 
 test_that("GLMM responses and families are checked with the reason", {
