@@ -20,8 +20,15 @@ separation_diagnosis <- function(inputs, family) {
   # glm.fit stops after maxit steps on the way to infinity: fitted values within 1e-6 of 0 or 1
   # are those it is driving there.
   extreme <- g$fitted.values < 1e-6 | g$fitted.values > 1 - 1e-6
+  # Diverging: a coefficient whose change of the log-odds per standard deviation of its column
+  # is beyond anything a logistic regression estimates from data that are not separated.
   coefs <- g$coefficients
-  diverging <- names(coefs)[is.finite(coefs) & abs(coefs) > 15 & names(coefs) != "(Intercept)"]
+  spread <- apply(X, 2L, stats::sd)
+  # (Columns along which the fit merely drifts while the separating ones run off are left out:
+  # they move by a small fraction as much.)
+  # The intercept (no spread) counts by its own size.
+  effect <- ifelse(!is.finite(coefs), 0, abs(coefs) * ifelse(spread > 0, spread, 0.5))
+  diverging <- names(coefs)[effect > 4 & effect > 0.05 * max(effect)]
   if (!any(extreme[w > 0]) || !length(diverging)) return(NULL)
   paste0(
     "the fixed effects separate the binomial response ",
@@ -40,7 +47,7 @@ separation_diagnosis <- function(inputs, family) {
 with_separation_check <- function(fit_call, inputs, family) {
   tryCatch(fit_call(), error = function(e) {
     msg <- conditionMessage(e)
-    why <- if (grepl("PIRLS did not converge", msg, fixed = TRUE)) {
+    why <- if (grepl("PIRLS|not positive definite", msg)) {
       separation_diagnosis(inputs, family)
     }
     if (!is.null(why)) stop(why, call. = FALSE)

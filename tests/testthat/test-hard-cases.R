@@ -75,3 +75,18 @@ test_that("huge Poisson counts and a huge response scale fit as in lme4", {
   expect_equal(REMLcrit(fit), lme4::REMLcrit(ref), tolerance = 1e-9)
   expect_equal(sigma(fit), sigma(ref), tolerance = 1e-6)
 })
+
+test_that("separation by the fixed effects is an error naming the predictor (glmer: pwrssUpdate)", {
+  d <- hard_data()
+  d$sep <- as.integer(d$x > 0)
+  expect_error(glmm(sep ~ x + small + (1 | g), d, family = binomial),
+               "separate the binomial response completely.*'x' grow without bound")
+  # lme4 fails here with "pwrssUpdate did not converge in (maxit) iterations"
+  expect_error(suppressWarnings(lme4::glmer(sep ~ x + small + (1 | g), d, family = binomial)))
+  set.seed(5)
+  d$f <- factor(rep(c("b", "a", "c", "d"), 100))
+  d$y01 <- rbinom(nrow(d), 1, 0.5)
+  d$y01[d$f == "a"] <- 0
+  expect_error(glmm(y01 ~ f + (1 | g), d, family = binomial),
+               "quasi-completely.*'\\(Intercept\\)', 'fb', 'fc', 'fd' grow without bound")
+})
