@@ -34,8 +34,14 @@
 #' @param check.conv.grad How to report a failed gradient check at the
 #'   optimum: `"warning"` (default), `"message"`, `"stop"` or `"ignore"`.
 #' @param grad.tol Tolerance of the gradient check (lme4's default 0.002).
+#' @param threads Number of threads for the linear algebra of the fit
+#'   (the dense Cholesky factorization of the crossed random-effects block
+#'   and the products that form it): `NULL` (default) uses all cores, or a
+#'   positive whole number. Estimates agree for any number of threads up to
+#'   rounding error. The count bounds the fit's parallel work; it does not
+#'   change any global setting.
 #' @return An object of class `"lmmControl"`: a list of the validated
-#'   settings.
+#'   settings (`threads` is stored as an integer, `0` meaning all cores).
 #' @examples
 #' lmmControl()
 #' lmmControl(check.conv.singular = "ignore", maxfun = 5000)
@@ -51,7 +57,7 @@ lmmControl <- function(optimizer = "bobyqa", rhobeg = 0.5, rhoend = 1e-7,
                        check.scaleX = c("warning", "message", "stop", "ignore"),
                        check.conv.singular = c("message", "warning", "ignore"),
                        check.conv.grad = c("warning", "message", "stop", "ignore"),
-                       grad.tol = 0.002) {
+                       grad.tol = 0.002, threads = NULL) {
   if (!identical(optimizer, "bobyqa")) {
     stop("lmmControl(): optimizer ", deparse1(optimizer),
          " is not supported yet; the only optimizer is \"bobyqa\"",
@@ -71,6 +77,7 @@ lmmControl <- function(optimizer = "bobyqa", rhobeg = 0.5, rhoend = 1e-7,
          call. = FALSE)
   }
   check_positive_number(grad.tol, "grad.tol")
+  threads <- check_threads(threads)
   levels4 <- c("stop", "warning", "message", "ignore")
   structure(
     list(
@@ -90,7 +97,8 @@ lmmControl <- function(optimizer = "bobyqa", rhobeg = 0.5, rhoend = 1e-7,
                                         "check.conv.singular"),
       check.conv.grad = match_level(check.conv.grad, eval(formals()$check.conv.grad),
                                     "check.conv.grad"),
-      grad.tol = as.numeric(grad.tol)
+      grad.tol = as.numeric(grad.tol),
+      threads = threads
     ),
     class = "lmmControl"
   )
@@ -144,6 +152,8 @@ print.lmmControl <- function(x, ...) {
 #'   e.g. proportions for `cbind()` responses) is constant: `"stop"`
 #'   (default), `"warning"`, `"message"` or `"ignore"`.
 #' @param grad.tol Tolerance of the gradient check (lme4's default 0.002).
+#' @param threads As in [lmmControl()]: `NULL` (all cores) or a positive
+#'   whole number of threads for the fit's linear algebra.
 #' @return An object of class `"glmmControl"`: a list of the validated
 #'   settings, with `optimizer` always of length two.
 #' @seealso [lmmControl()]
@@ -165,7 +175,7 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
                         check.conv.singular = c("message", "warning", "ignore"),
                         check.conv.grad = c("warning", "message", "stop", "ignore"),
                         check.response.not.const = "stop",
-                        grad.tol = 0.002) {
+                        grad.tol = 0.002, threads = NULL) {
   caller <- "glmmControl()"
   optimizers <- c("bobyqa", "Nelder_Mead")
   if (!is.character(optimizer) || !length(optimizer) %in% 1:2 ||
@@ -188,6 +198,7 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
   check_count(maxit, "maxit", caller)
   check_flag(nAGQ0initStep, "nAGQ0initStep", caller)
   check_positive_number(grad.tol, "grad.tol", caller)
+  threads <- check_threads(threads)
   levels4 <- c("stop", "warning", "message", "ignore")
   choices <- function(arg) eval(formals(glmmControl)[[arg]])
   structure(
@@ -218,7 +229,8 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
                                     "check.conv.grad", caller),
       check.response.not.const = match_level(check.response.not.const, levels4,
                                              "check.response.not.const", caller),
-      grad.tol = as.numeric(grad.tol)
+      grad.tol = as.numeric(grad.tol),
+      threads = threads
     ),
     class = "glmmControl"
   )

@@ -85,7 +85,30 @@ impl BlockedCholesky {
 
         // L11 and L21, level by level of the leading factor.
         let mut logdet = 0.0;
+        let scalar = q0 == 1 && layout.m == layout.n_nodes();
         for j in 0..cp.l0 {
+            if scalar {
+                // Every block is 1 × 1: the general small-matrix kernels would spend more on
+                // loop set-up than on arithmetic (this loop runs once per A21 entry per θ). The
+                // operations are those of the general path in the same order, so the results
+                // are bit for bit the same (GLMM finite-difference Hessians are sensitive).
+                let l = (t0[0] * (cp.a11[j] * t0[0]) + 1.0).sqrt();
+                if !(l > 0.0 && l.is_finite()) {
+                    return Err(MixedError::NotPositiveDefinite {
+                        stage: "leading random-effects block",
+                    });
+                }
+                self.l11[j] = l;
+                logdet += l.ln();
+                for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
+                    let tb = lambda[layout.node_block[cp.a21_node[e] as usize] as usize][0];
+                    self.l21[e] = tb * (cp.a21_vals[e] * t0[0]) / l;
+                }
+                for f in j * pf..(j + 1) * pf {
+                    self.lf1[f] = cp.af1[f] * t0[0] / l;
+                }
+                continue;
+            }
             let a = &cp.a11[j * q0 * q0..(j + 1) * q0 * q0];
             let l = &mut self.l11[j * q0 * q0..(j + 1) * q0 * q0];
             small::congruence(l, t0, a, t0, q0, q0, &mut self.tmp);
@@ -166,6 +189,28 @@ impl BlockedCholesky {
         let pf = cp.pf();
         let m = layout.m;
         let q0 = cp.q0;
+        if q0 == 1 && m == layout.n_nodes() {
+            // Scalar blocks: one value per node and per A21 entry (see `update`).
+            for t in 0..m {
+                let tb = lambda[layout.node_block[t] as usize][0];
+                for f in 0..pf {
+                    self.g[f * m + t] = cp.af2[t * pf + f] * tb;
+                }
+            }
+            for j in 0..cp.l0 {
+                let lf = &self.lf1[j * pf..(j + 1) * pf];
+                for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
+                    let node = cp.a21_node[e] as usize;
+                    let b = self.l21[e];
+                    for (f, &lfk) in lf.iter().enumerate() {
+                        if lfk != 0.0 {
+                            self.g[f * m + node] -= b * lfk;
+                        }
+                    }
+                }
+            }
+            return;
+        }
         for t in 0..layout.n_nodes() {
             let q = layout.node_q(t);
             let off = layout.node_offset[t];

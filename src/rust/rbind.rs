@@ -76,6 +76,21 @@ pub(crate) fn optim_options(control: &Robj) -> Result<OptimOptions> {
     })
 }
 
+/// The parallelism of one fit from `control$threads`: `0` (or absent, for settings made before
+/// the option existed) uses every thread of rayon's pool, `1` runs sequentially and `k` splits
+/// the parallel kernels (faer's dense Cholesky, the trailing Schur update) `k` ways. The pool
+/// itself is never changed, so nothing leaks from one call to the next.
+pub(crate) fn fit_par(control: &Robj) -> Result<faer::Par> {
+    let threads = match control.dollar("threads") {
+        Ok(v) if !v.is_null() => count(&v, "threads")?,
+        _ => 0,
+    };
+    Ok(match threads {
+        1 => faer::Par::Seq,
+        k => faer::Par::rayon(k),
+    })
+}
+
 pub(crate) fn summary_to_list(opt: &OptSummary) -> Robj {
     list!(
         start = opt.start.clone(),
@@ -231,8 +246,7 @@ fn lmm_fit_rs(
     } else {
         Some(doubles(&start, "start")?.to_vec())
     };
-    let mut model =
-        LinearMixedModel::new(inputs.spec()?, reml, faer::Par::rayon(0)).map_err(err)?;
+    let mut model = LinearMixedModel::new(inputs.spec()?, reml, fit_par(&control)?).map_err(err)?;
     let mut progress = progress_printer(verbose, "theta");
     let fit = model
         .fit(start_v.as_deref(), &opts, &mut progress)
@@ -358,7 +372,7 @@ fn glmm_fit_rs(
         doubles(&n_trials, "n_trials")?.to_vec(),
         doubles(&eta_start, "eta_start")?.to_vec(),
         opts.pirls,
-        faer::Par::rayon(0),
+        fit_par(&control)?,
     )
     .map_err(err)?;
     let mut progress = progress_printer(verbose, "pars");

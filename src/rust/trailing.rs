@@ -54,7 +54,7 @@ impl Trailing {
         }
         let dense_par = if m >= 256 { par } else { Par::Seq };
         let dense =
-            || -> Result<Self> { Ok(Trailing::Dense(DenseTrailing::new(m, cp.pf(), dense_par)?)) };
+            || -> Result<Self> { Ok(Trailing::Dense(DenseTrailing::new(cp, cp.pf(), dense_par)?)) };
         let sparse = || -> Result<Self> {
             Ok(Trailing::Sparse(Box::new(SparseTrailing::new(
                 cp,

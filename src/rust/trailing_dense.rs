@@ -3,6 +3,14 @@
 //! After the leading block is eliminated, the trailing random effects have the `m × m` matrix
 //! `S = Λₜ'A22Λₜ + I − L21 L21'`. When the trailing factors are crossed with the leading one, `S`
 //! fills in and is best held dense: `S = L22 L22'` by faer's blocked (parallel) Cholesky.
+//!
+//! The update `S −= L21 L21' = Σ_j L21_j L21_j'` (one sparse column block `L21_j` per leading
+//! level `j`) is done column by column of `S`: for trailing node `c`, every leading level `j`
+//! whose `L21_j` has `c` contributes `L21_j[r, ·] L21_j[c, ·]'` to the rows `r ≥ c` of `L21_j`'s
+//! pattern. Walking columns instead of levels keeps the written column in L1 cache (walking
+//! levels scatters writes over the whole `m²` matrix, which does not fit in cache for the large
+//! crossed designs this storage exists for), makes columns independent, so they are split over
+//! threads, and gives results that do not depend on the number of threads.
 use crate::blocks::CrossProducts;
 use crate::error::{MixedError, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
@@ -10,15 +18,89 @@ use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_s
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
-use faer::{Mat, MatMut, MatRef, Par};
+use faer::{MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// For each trailing node (a column block of `S`), the `A21` entries that lie in it, leading
+/// levels ascending, with the end of each entry's level range: entry `entry[k]` contributes
+/// with every entry in `entry[k]..end[k]` (same level, nodes at or after its own).
+#[derive(Debug)]
+struct ColumnIndex {
+    /// Entries of node `t` are `ptr[t]..ptr[t + 1]`.
+    ptr: Vec<usize>,
+    entry: Vec<u32>,
+    end: Vec<u32>,
+    /// Node boundaries of the pieces of work handed to threads (first 0, last `n_nodes`).
+    chunks: Vec<usize>,
+    /// Every node and the leading block are scalar.
+    scalar: bool,
+}
+
+impl ColumnIndex {
+    fn new(cp: &CrossProducts, threads: usize) -> Option<Self> {
+        let layout = &cp.layout;
+        let n_nodes = layout.n_nodes();
+        let nnz = cp.a21_node.len();
+        if nnz >= u32::MAX as usize {
+            return None;
+        }
+        let mut ptr = vec![0usize; n_nodes + 1];
+        for &t in &cp.a21_node {
+            ptr[t as usize + 1] += 1;
+        }
+        for t in 0..n_nodes {
+            ptr[t + 1] += ptr[t];
+        }
+        let mut next = ptr.clone();
+        let mut entry = vec![0u32; nnz];
+        let mut end = vec![0u32; nnz];
+        // Work per node: scalar multiply-adds it receives.
+        let mut work = vec![0usize; n_nodes];
+        for j in 0..cp.l0 {
+            let stop = cp.a21_ptr[j + 1];
+            for e in cp.a21_ptr[j]..stop {
+                let t = cp.a21_node[e] as usize;
+                entry[next[t]] = e as u32;
+                end[next[t]] = stop as u32;
+                next[t] += 1;
+                work[t] += (stop - e) * cp.q0 * layout.node_q(t);
+            }
+        }
+        // One piece per thread (so that `threads` bounds the concurrency in a shared pool), cut
+        // where the cumulative work crosses each quantile: the work is known exactly.
+        let total: usize = work.iter().sum::<usize>().max(1);
+        let pieces = threads.max(1);
+        let mut chunks = vec![0usize];
+        let mut acc = 0usize;
+        for (t, w) in work.iter().enumerate() {
+            acc += w;
+            let target = total * chunks.len() / pieces;
+            if acc >= target && t + 1 < n_nodes && chunks.len() < pieces {
+                chunks.push(t + 1);
+            }
+        }
+        chunks.push(n_nodes);
+        let scalar = cp.q0 == 1 && layout.m == n_nodes;
+        Some(Self {
+            ptr,
+            entry,
+            end,
+            chunks,
+            scalar,
+        })
+    }
+}
 
 /// Dense lower-triangular workspace for `S` and its factor `L22`.
 pub struct DenseTrailing {
     m: usize,
-    s: Mat<f64>,
+    /// `S`, then `L22`: `m × m` column-major with leading dimension `m`; only the lower triangle
+    /// is ever written (the upper stays zero).
+    s: Vec<f64>,
     work: Vec<f64>,
     mem: MemBuffer,
     par: Par,
+    columns: Option<ColumnIndex>,
 }
 
 impl std::fmt::Debug for DenseTrailing {
@@ -27,9 +109,18 @@ impl std::fmt::Debug for DenseTrailing {
     }
 }
 
+/// Number of threads a `Par` asks for.
+fn par_threads(par: Par) -> usize {
+    match par {
+        Par::Seq => 1,
+        Par::Rayon(n) => n.get(),
+    }
+}
+
 impl DenseTrailing {
-    /// Allocates `S` (`m × m`) once.
-    pub fn new(m: usize, pf: usize, par: Par) -> Result<Self> {
+    /// Allocates `S` (`m × m`) once and indexes `L21` by trailing node.
+    pub fn new(cp: &CrossProducts, pf: usize, par: Par) -> Result<Self> {
+        let m = cp.layout.m;
         let bytes = (m as u128) * (m as u128) * 8;
         if bytes > (64u128 << 30) {
             return Err(MixedError::OutOfMemory(format!(
@@ -37,22 +128,26 @@ impl DenseTrailing {
                 bytes >> 30
             )));
         }
+        let mut s = Vec::new();
+        s.try_reserve_exact(m * m)
+            .map_err(|_| MixedError::OutOfMemory(format!("a dense {m} x {m} trailing block")))?;
+        s.resize(m * m, 0.0);
         let req = cholesky_in_place_scratch::<f64>(m, par, Default::default());
         Ok(Self {
             m,
-            s: Mat::zeros(m, m),
+            s,
             work: vec![0.0; m * pf],
             mem: MemBuffer::new(req),
             par,
+            columns: ColumnIndex::new(cp, par_threads(par)),
         })
     }
 
     /// Sets the lower triangle of `S` to the identity.
     pub fn set_identity(&mut self) {
         let m = self.m;
-        for j in 0..m {
-            let col = self.s.col_as_slice_mut(j);
-            col.fill(0.0);
+        for (j, col) in self.s.chunks_exact_mut(m).enumerate() {
+            col[j..].fill(0.0);
             col[j] = 1.0;
         }
     }
@@ -60,47 +155,65 @@ impl DenseTrailing {
     /// `S[r0.., c0..] += B` for a `qr × qc` column-major block with `r0 ≥ c0`; for a diagonal
     /// block (`r0 == c0`) only its lower triangle is used.
     pub fn add_block(&mut self, r0: usize, c0: usize, qr: usize, qc: usize, b: &[f64]) {
+        let m = self.m;
         for c in 0..qc {
             let rstart = if r0 == c0 { c } else { 0 };
+            let col = &mut self.s[(c0 + c) * m..(c0 + c + 1) * m];
             for r in rstart..qr {
-                self.s[(r0 + r, c0 + c)] += b[c * qr + r];
+                col[r0 + r] += b[c * qr + r];
             }
         }
     }
 
     /// `S −= Σ_j L21_j L21_j'`, where `L21_j` holds the blocks of leading level `j`.
     pub fn schur_update(&mut self, cp: &CrossProducts, l21: &[f64]) {
+        let m = self.m;
+        let Some(index) = &self.columns else {
+            let s = &mut self.s;
+            cp.for_each_schur_segment(l21, |row, col, values| {
+                let column = &mut s[col * m + row..col * m + row + values.len()];
+                for (x, v) in column.iter_mut().zip(values) {
+                    *x -= v;
+                }
+            });
+            return;
+        };
+        // Split S into the column ranges of the pieces of work.
         let layout = &cp.layout;
-        if cp.q0 == 1 && layout.m == layout.n_nodes() {
-            // Each node is one coordinate and each entry one value: the hot loop of crossed
-            // scalar designs, column by column, rows ascending, without the general walk.
-            for j in 0..cp.l0 {
-                let range = cp.a21_ptr[j]..cp.a21_ptr[j + 1];
-                let nodes = &cp.a21_node[range.clone()];
-                let vals = &l21[range];
-                for (k2, (&n2, &v2)) in nodes.iter().zip(vals).enumerate() {
-                    let col = self.s.col_as_slice_mut(n2 as usize);
-                    for (&n1, &v1) in nodes[k2..].iter().zip(&vals[k2..]) {
-                        col[n1 as usize] -= v1 * v2;
-                    }
+        let mut pieces = Vec::with_capacity(index.chunks.len());
+        let mut rest: &mut [f64] = &mut self.s;
+        for w in index.chunks.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let width = layout.node_offset[b] - layout.node_offset[a];
+            let (head, tail) = rest.split_at_mut(width * m);
+            pieces.push((a..b, head));
+            rest = tail;
+        }
+        let run = |(nodes, cols): (std::ops::Range<usize>, &mut [f64])| {
+            let base = layout.node_offset[nodes.start];
+            for t in nodes {
+                let c0 = layout.node_offset[t] - base;
+                if index.scalar {
+                    schur_column_scalar(index, cp, l21, t, &mut cols[c0 * m..(c0 + 1) * m]);
+                } else {
+                    let qc = layout.node_q(t);
+                    schur_columns(index, cp, l21, t, &mut cols[c0 * m..(c0 + qc) * m], m);
                 }
             }
-            return;
+        };
+        if par_threads(self.par) > 1 && pieces.len() > 1 {
+            pieces.into_par_iter().for_each(run);
+        } else {
+            pieces.into_iter().for_each(run);
         }
-        let s = &mut self.s;
-        cp.for_each_schur_segment(l21, |row, col, values| {
-            let column = &mut s.col_as_slice_mut(col)[row..row + values.len()];
-            for (x, v) in column.iter_mut().zip(values) {
-                *x -= v;
-            }
-        });
     }
 
     /// Factors `S = L22 L22'` in place; returns `log|L22|² = 2 Σ log diag(L22)`.
     pub fn factor(&mut self) -> Result<f64> {
+        let m = self.m;
         let stack = MemStack::new(&mut self.mem);
         cholesky_in_place(
-            self.s.as_mut(),
+            MatMut::from_column_major_slice_mut(&mut self.s, m, m),
             Default::default(),
             self.par,
             stack,
@@ -110,14 +223,14 @@ impl DenseTrailing {
             stage: "trailing random-effects block",
         })?;
         let mut logdet = 0.0;
-        for j in 0..self.m {
-            logdet += self.s[(j, j)].ln();
+        for j in 0..m {
+            logdet += self.s[j * m + j].ln();
         }
         Ok(2.0 * logdet)
     }
 
     fn l22(&self) -> MatRef<'_, f64> {
-        self.s.as_ref()
+        MatRef::from_column_major_slice(&self.s, self.m, self.m)
     }
 
     /// `out −= G' S⁻¹ G` for `G` (`m × pf`, column-major), via `W = L22⁻¹ G`, `W'W`.
@@ -125,7 +238,11 @@ impl DenseTrailing {
         let m = self.m;
         self.work[..m * pf].copy_from_slice(&g[..m * pf]);
         let w = MatMut::from_column_major_slice_mut(&mut self.work[..m * pf], m, pf);
-        solve_lower_triangular_in_place(self.s.as_ref(), w, self.par);
+        solve_lower_triangular_in_place(
+            MatRef::from_column_major_slice(&self.s, m, m),
+            w,
+            self.par,
+        );
         crate::small::sub_symmetric_atb(out, &self.work, &self.work, m, pf);
     }
 
@@ -140,5 +257,56 @@ impl DenseTrailing {
     /// The lower-triangular factor `L22`.
     pub fn factor_ref(&self) -> MatRef<'_, f64> {
         self.l22()
+    }
+}
+
+/// Column `t` of `S −= L21 L21'` when every node and the leading block are scalar: each
+/// `A21` entry holds one value and node `t` is column `t`.
+#[inline]
+fn schur_column_scalar(
+    index: &ColumnIndex,
+    cp: &CrossProducts,
+    l21: &[f64],
+    t: usize,
+    col: &mut [f64],
+) {
+    for k in index.ptr[t]..index.ptr[t + 1] {
+        let (e2, end) = (index.entry[k] as usize, index.end[k] as usize);
+        let v2 = l21[e2];
+        for (&n1, &v1) in cp.a21_node[e2..end].iter().zip(&l21[e2..end]) {
+            col[n1 as usize] -= v1 * v2;
+        }
+    }
+}
+
+/// The `q_t` columns of node `t` of `S −= L21 L21'` (`cols` holds them, leading dimension `m`).
+fn schur_columns(
+    index: &ColumnIndex,
+    cp: &CrossProducts,
+    l21: &[f64],
+    t: usize,
+    cols: &mut [f64],
+    m: usize,
+) {
+    let layout = &cp.layout;
+    let q0 = cp.q0;
+    let qc = layout.node_q(t);
+    for k in index.ptr[t]..index.ptr[t + 1] {
+        let (e2, end) = (index.entry[k] as usize, index.end[k] as usize);
+        let b2 = &l21[cp.a21_val_off[e2]..cp.a21_val_off[e2 + 1]];
+        for e1 in e2..end {
+            let n1 = cp.a21_node[e1] as usize;
+            let r0 = layout.node_offset[n1];
+            let qr = layout.node_q(n1);
+            let b1 = &l21[cp.a21_val_off[e1]..cp.a21_val_off[e1 + 1]];
+            for c in 0..qc {
+                let rstart = if e1 == e2 { c } else { 0 };
+                let col = &mut cols[c * m..(c + 1) * m];
+                for r in rstart..qr {
+                    let v: f64 = (0..q0).map(|kk| b1[kk * qr + r] * b2[kk * qc + c]).sum();
+                    col[r0 + r] -= v;
+                }
+            }
+        }
     }
 }
