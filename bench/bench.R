@@ -1,7 +1,7 @@
 # `make bench`: lme4 and mixedrs fit the suite of bench/suite.R in one R process, alternating,
 # several repetitions each (small models several fits per repetition); then each model is fitted
 # once more by each package in a child R process (bench/fit_once.R) to read the peak memory of
-# the fit; then, if a Python environment with the `glmm` crate's package can be set up
+# the fit (two children at a time); then, if a Python environment with the `glmm` crate's package can be set up
 # (tools/peer-venv.sh), that package fits the same data as a second reference (fit time only, in
 # its own process). Writes bench/RESULTS.md, bench/speedup.png and the README's table.
 # Run from the repository root after installing the package. MIXEDRS_BENCH_MODELS (a regular
@@ -51,12 +51,19 @@ peak_mb <- function(path, pkg) {
   if (length(v) != 2L || anyNA(v)) return(NA_real_)
   v[2] - v[1]
 }
-mem <- t(vapply(seq_along(suite), function(i) {
-  cat("memory of", suite[[i]]$name, "...\n")
+# The children only measure memory, so two run at a time (lme4 alone takes minutes on the
+# largest models).
+jobs <- expand.grid(pkg = c("lme4", "mixedrs"), i = seq_along(suite), stringsAsFactors = FALSE)
+paths <- vapply(seq_along(suite), function(i) {
   path <- file.path(work, sprintf("model-%02d.rds", i))
   saveRDS(suite[[i]], path)
-  c(peak_mb(path, "lme4"), peak_mb(path, "mixedrs"))
-}, numeric(2)))
+  path
+}, "")
+cat("measuring the memory of each fit in child processes ...\n")
+peaks <- unlist(parallel::mclapply(seq_len(nrow(jobs)), function(k) {
+  peak_mb(paths[jobs$i[k]], jobs$pkg[k])
+}, mc.cores = 2L, mc.preschedule = FALSE))
+mem <- matrix(peaks, ncol = 2L, byrow = TRUE)
 res$lme4_mb <- mem[, 1]
 res$mixedrs_mb <- mem[, 2]
 
