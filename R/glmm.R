@@ -25,6 +25,10 @@
 #' @param control Settings from [glmmControl()].
 #' @param start Optional starting values: a numeric vector of covariance
 #'   parameters `theta`, or `list(theta = , fixef = )`.
+#' @param verbose `TRUE` or `1`: print the criterion and the parameters at
+#'   each optimizer evaluation (as glmer's `verbose`); `2`: also the penalized
+#'   deviance and the largest relative step of every PIRLS iteration. A fit can
+#'   be interrupted with Ctrl-C (an error; the session stays usable).
 #' @return An object of class `"glmm"`: as an `"lmm"` object, with the family,
 #'   `nAGQ`, the linear predictor `eta` and fitted means `mu`. Use the methods
 #'   (`summary()`, [fixef()], [ranef()], [VarCorr()], `predict()`,

@@ -25,7 +25,8 @@
 #' @param start Optional starting values of the covariance parameters
 #'   `theta` (lme4's parameterization): a numeric vector or `list(theta = )`.
 #' @param verbose Logical or integer: print the criterion and `theta` at each
-#'   optimizer evaluation.
+#'   optimizer evaluation. A fit can be interrupted with Ctrl-C (checked after
+#'   every evaluation; an error, and the session stays usable).
 #' @return An object of class `"lmm"`, a list holding the model frame, the
 #'   design matrices, the estimates (`theta`, `beta`, the conditional modes
 #'   `b` per term, `sigma`), their covariance `vcov`, the deviance components

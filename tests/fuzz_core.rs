@@ -160,3 +160,74 @@ proptest! {
         prop_assert!(model.set_theta(&odd).is_err(), "θ[0] = {bad} accepted");
     }
 }
+
+/// Binary or count responses on a random design: (design, family name, responses).
+fn glmm_case() -> impl Strategy<Value = (Design, bool, Vec<f64>)> {
+    (random_design(), any::<bool>(), any::<u64>()).prop_map(|(d, binary, seed)| {
+        // Responses from a cheap deterministic hash of the seed and the row.
+        let y = (0..d.n)
+            .map(|i| {
+                let h = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(i as u64 * 1442695040888963407)
+                    >> 33;
+                if binary {
+                    (h % 2) as f64
+                } else {
+                    (h % 7) as f64
+                }
+            })
+            .collect();
+        (d, binary, y)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// The Laplace deviance at random θ (boundary included) is finite or an error, never a
+    /// panic; degenerate responses (all 0, all 1) included.
+    #[test]
+    fn glmm_deviance_is_finite_or_an_error(
+        (d, binary, y) in glmm_case(),
+        u in prop::collection::vec(0.0f64..1.0, 1..12),
+        degenerate in 0usize..3,
+    ) {
+        use mixedrs::family::Family;
+        use mixedrs::glmm::{GeneralizedLinearMixedModel, PirlsOptions};
+        let y: Vec<f64> = match degenerate {
+            1 => vec![0.0; d.n],
+            2 if binary => vec![1.0; d.n],
+            _ => y,
+        };
+        let family = if binary {
+            Family::new("binomial", "logit").expect("family")
+        } else {
+            Family::new("poisson", "log").expect("family")
+        };
+        let eta0: Vec<f64> = y
+            .iter()
+            .map(|&v| family.link.linkfun(if binary { (v + 0.5) / 2.0 } else { v + 0.1 }))
+            .collect();
+        let terms = d
+            .terms
+            .iter()
+            .map(|(lev, nl, z, q, f)| RandomTerm { levels: lev.clone(), n_levels: *nl, z, q: *q,
+                                                  factor_id: *f })
+            .collect();
+        let spec = ModelSpec::new(&y, &d.x, d.p, None, d.offset.as_deref(), terms)
+            .expect("spec");
+        let mut model = GeneralizedLinearMixedModel::new(
+            spec, family, vec![1.0; d.n], eta0, PirlsOptions::default(), faer::Par::Seq,
+        )
+        .expect("model");
+        let theta = theta_for(&d, &u);
+        if let Ok(v) = model.objective_theta(&theta) {
+            prop_assert!(v.is_finite(), "Laplace deviance {v} at {theta:?}");
+        }
+    }
+}

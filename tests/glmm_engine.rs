@@ -107,6 +107,7 @@ impl Data {
             PirlsOptions {
                 tol: 1e-12,
                 max_iter: 60,
+                ..PirlsOptions::default()
             },
             faer::Par::Seq,
         )

@@ -41,6 +41,8 @@ pub struct PirlsOptions {
     pub tol: f64,
     /// Largest number of iterations.
     pub max_iter: usize,
+    /// Receives a line per PIRLS iteration (the caller prints it: `verbose = 2` in R).
+    pub trace: Option<fn(&str)>,
 }
 
 impl Default for PirlsOptions {
@@ -48,6 +50,7 @@ impl Default for PirlsOptions {
         Self {
             tol: 1e-7,
             max_iter: 100,
+            trace: None,
         }
     }
 }
@@ -464,7 +467,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let mut converged = false;
         let mut pdev = f64::INFINITY;
         let mut prev_step = f64::INFINITY;
-        for _ in 0..self.pirls.max_iter {
+        for iteration in 1..=self.pirls.max_iter {
             self.iterations += 1;
             self.working_values(mode);
             self.refactor(mode)?;
@@ -504,6 +507,17 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 step
             };
             prev_step = step;
+            if let Some(trace) = self.pirls.trace {
+                let shown = if step.is_finite() {
+                    format!("{step:.3e}")
+                } else {
+                    "(first step)".to_string()
+                };
+                trace(&format!(
+                    "  PIRLS {iteration}: penalized deviance {pdev:.8}, largest relative step \
+                     {shown}"
+                ));
+            }
             if settled && error < PIRLS_STEP_TOL {
                 converged = true;
                 break;

@@ -154,6 +154,11 @@ pub(crate) fn progress_printer(
     }
 }
 
+/// Prints one line on R's console (the PIRLS trace of `verbose = 2`).
+fn print_line(line: &str) {
+    rprintln!("{line}");
+}
+
 /// R objects behind a `ModelSpec`, kept alive while the spec borrows their memory.
 pub(crate) struct RInputs {
     y: Robj,
@@ -333,6 +338,7 @@ pub(crate) fn glmm_options(control: &Robj, n_agq: usize) -> Result<GlmmOptions> 
         pirls: PirlsOptions {
             tol: real(&field(control, "tolPwrss")?, "tolPwrss")?,
             max_iter: count(&field(control, "maxit")?, "maxit")?,
+            trace: None,
         },
     })
 }
@@ -363,7 +369,10 @@ fn glmm_fit_rs(
     let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
     let fam = Family::new(family, link).map_err(err)?;
     let n_agq = usize::try_from(n_agq).map_err(|_| other("internal: nAGQ must be >= 0"))?;
-    let opts = glmm_options(&control, n_agq)?;
+    let mut opts = glmm_options(&control, n_agq)?;
+    if verbose >= 2 {
+        opts.pirls.trace = Some(print_line);
+    }
     let start_theta = optional_doubles(&start_theta, "start theta")?;
     let start_beta = optional_doubles(&start_beta, "start beta")?;
     let mut model = GeneralizedLinearMixedModel::new(
