@@ -143,7 +143,7 @@ xmax <- max(c(res$speedup, peer_speedup), na.rm = TRUE) * 1.6
 grDevices::png(file.path("bench", "speedup.png"), width = 1000, height = 150 + 36 * n_models,
                res = 110, type = if (capabilities("cairo")) "cairo" else "Xlib")
 op <- graphics::par(mar = c(4.5, 13, 3, 1))
-graphics::plot(NA, xlim = c(0.7, xmax), ylim = c(0.5, n_models + 1.2), log = "x", yaxt = "n",
+graphics::plot(NA, xlim = c(0.7, xmax), ylim = c(0.5, n_models + 1.7), log = "x", yaxt = "n",
                xlab = "speedup over lme4 (log scale; bars start at 1 = as fast as lme4)",
                ylab = "", main = "mixedrs vs lme4, full fit from R")
 graphics::abline(v = c(1, 10, 100), lty = 3, col = "grey60")
