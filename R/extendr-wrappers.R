@@ -16,3 +16,7 @@ glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
   .Call(wrap__glmm_fit_rs, y, x, p, weights, offset, terms, family, link, n_trials,
         eta_start, n_agq, start_theta, start_beta, control, verbose)
 }
+
+panic_probe_rs <- function() {
+  .Call(wrap__panic_probe_rs)
+}

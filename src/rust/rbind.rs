@@ -397,6 +397,14 @@ pub extern "C" fn mixedrs_quiet_panics() {
     std::panic::set_hook(Box::new(|_| {}));
 }
 
+/// Test hook: panics on purpose, so that the tests can check that a Rust panic reaches R as an
+/// ordinary error and leaves the session usable.
+/// @noRd
+#[extendr]
+fn panic_probe_rs() {
+    panic!("deliberate panic (test of the panic boundary)");
+}
+
 extendr_module! {
     mod mixedrs;
     use rbind_condvar;
@@ -405,4 +413,5 @@ extendr_module! {
     fn lmm_fit_rs;
     fn lmm_deviance_rs;
     fn glmm_fit_rs;
+    fn panic_probe_rs;
 }

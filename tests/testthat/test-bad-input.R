@@ -153,3 +153,12 @@ test_that("the caller's data are never modified, and the session fits correctly 
                                          data = cbpp, family = binomial)), environment())
   expect_equal(unname(gfit$theta), unname(lme4::getME(gref, "theta")), tolerance = 1e-4)
 })
+
+test_that("a Rust panic reaches R as an ordinary error and the session goes on", {
+  err <- tryCatch(mixedrs:::panic_probe_rs(), error = function(e) e)
+  expect_s3_class(err, "error")
+  expect_match(conditionMessage(err), "deliberate panic")
+  fit <- lmm(Reaction ~ Days + (Days | Subject), ss)
+  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), ss)
+  expect_equal(REMLcrit(fit), lme4::REMLcrit(ref), tolerance = 1e-8)
+})
