@@ -1,7 +1,7 @@
 //! R binding of likelihood profiles and parametric-bootstrap refits (`confint()`, `bootmm()`).
 use crate::bootstrap::{self, GlmmSetup, LmmReplicate};
 use crate::family::Family;
-use crate::glmm::GlmmFit;
+use crate::glmm::{GlmmFit, GlmmOptions};
 use crate::optim::OptSummary;
 use crate::profile::{self, IntervalMethod, LmmProfiler, ProfileOptions, ProfileTrace};
 use crate::profile_glmm::GlmmProfiler;
@@ -9,6 +9,7 @@ use crate::rbind::{
     doubles, err, glmm_options, optim_options, optional_doubles, other, summary_to_list, RInputs,
     Result,
 };
+use crate::spec::ModelSpec;
 use extendr_api::prelude::*;
 
 fn thread_count(threads: i32) -> Result<usize> {
@@ -114,15 +115,8 @@ fn glmm_profile_rs(
 ) -> Result<Robj> {
     let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
     let spec = inputs.spec()?;
-    let fam = Family::new(family, link).map_err(err)?;
-    let n_agq = usize::try_from(n_agq).map_err(|_| other("internal: nAGQ must be >= 0"))?;
-    let opts = glmm_options(&control, n_agq)?;
-    let setup = GlmmSetup {
-        spec: &spec,
-        family: fam,
-        n_trials: doubles(&n_trials, "n_trials")?,
-        eta_start: doubles(&eta_start, "eta_start")?,
-    };
+    let (setup, n_agq, opts) =
+        glmm_setup(&spec, family, link, &n_trials, &eta_start, n_agq, &control)?;
     let profiler = GlmmProfiler::new(
         setup,
         n_agq,
@@ -291,15 +285,7 @@ fn glmm_bootstrap_rs(
 ) -> Result<Robj> {
     let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
     let spec = inputs.spec()?;
-    let fam = Family::new(family, link).map_err(err)?;
-    let n_agq = usize::try_from(n_agq).map_err(|_| other("internal: nAGQ must be >= 0"))?;
-    let opts = glmm_options(&control, n_agq)?;
-    let setup = GlmmSetup {
-        spec: &spec,
-        family: fam,
-        n_trials: doubles(&n_trials, "n_trials")?,
-        eta_start: doubles(&eta_start, "eta_start")?,
-    };
+    let (setup, _, opts) = glmm_setup(&spec, family, link, &n_trials, &eta_start, n_agq, &control)?;
     let reps = bootstrap::bootstrap_glmm(
         setup,
         doubles(&responses, "responses")?,
@@ -314,6 +300,26 @@ fn glmm_bootstrap_rs(
         Err(e) => failed(e),
     }))
     .into())
+}
+
+/// The family, quadrature and options of a GLMM that is refitted or profiled from R's inputs.
+fn glmm_setup<'s, 'a>(
+    spec: &'s ModelSpec<'a>,
+    family: &str,
+    link: &str,
+    n_trials: &'s Robj,
+    eta_start: &'s Robj,
+    n_agq: i32,
+    control: &Robj,
+) -> Result<(GlmmSetup<'s, 'a>, usize, GlmmOptions)> {
+    let n_agq = usize::try_from(n_agq).map_err(|_| other("internal: nAGQ must be >= 0"))?;
+    let setup = GlmmSetup {
+        spec,
+        family: Family::new(family, link).map_err(err)?,
+        n_trials: doubles(n_trials, "n_trials")?,
+        eta_start: doubles(eta_start, "eta_start")?,
+    };
+    Ok((setup, n_agq, glmm_options(control, n_agq)?))
 }
 
 extendr_module! {
