@@ -283,16 +283,25 @@ fn lmm_deviance_rs(
     Ok(Robj::from(values))
 }
 
-fn glmm_fit_to_list(fit: &GlmmFit) -> Robj {
+/// A GLMM fit as an R list. `with_means`: include the linear predictor and the means (`n`
+/// values each; `NULL` for bootstrap replicates, which do not need them).
+pub(crate) fn glmm_fit_to_list(fit: &GlmmFit, with_means: bool) -> Robj {
     let b = List::from_values(fit.b.iter().map(|v| Robj::from(v.clone())));
     let stage = |s: &Option<OptSummary>| s.as_ref().map_or_else(|| Robj::from(()), summary_to_list);
+    let per_row = |v: &Vec<f64>| {
+        if with_means {
+            Robj::from(v.clone())
+        } else {
+            Robj::from(())
+        }
+    };
     list!(
         theta = fit.theta.clone(),
         beta = fit.beta.clone(),
         u = fit.u.clone(),
         b = b,
-        eta = fit.eta.clone(),
-        mu = fit.mu.clone(),
+        eta = per_row(&fit.eta),
+        mu = per_row(&fit.mu),
         ldL2 = fit.ldl2,
         ldRX2 = fit.ldrx2,
         ussq = fit.ussq,
@@ -388,7 +397,7 @@ fn glmm_fit_rs(
     let fit = model
         .fit(&opts, start_theta, start_beta, &mut progress)
         .map_err(err)?;
-    Ok(glmm_fit_to_list(&fit))
+    Ok(glmm_fit_to_list(&fit, true))
 }
 
 /// Silences Rust's panic message; extendr turns the panic itself into an R error.

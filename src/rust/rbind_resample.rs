@@ -1,13 +1,12 @@
 //! R binding of likelihood profiles and parametric-bootstrap refits (`confint()`, `bootmm()`).
 use crate::bootstrap::{self, GlmmSetup, LmmReplicate};
 use crate::family::Family;
-use crate::glmm::{GlmmFit, GlmmOptions};
-use crate::optim::OptSummary;
+use crate::glmm::GlmmOptions;
 use crate::profile::{self, IntervalMethod, LmmProfiler, ProfileOptions, ProfileTrace};
 use crate::profile_glmm::GlmmProfiler;
 use crate::rbind::{
-    doubles, err, glmm_options, optim_options, optional_doubles, other, summary_to_list, RInputs,
-    Result,
+    doubles, err, glmm_fit_to_list, glmm_options, optim_options, optional_doubles, other,
+    summary_to_list, RInputs, Result,
 };
 use crate::spec::ModelSpec;
 use extendr_api::prelude::*;
@@ -190,32 +189,6 @@ fn lmm_replicate_to_list(r: &LmmReplicate) -> Robj {
     .into()
 }
 
-fn glmm_replicate_to_list(fit: &GlmmFit) -> Robj {
-    let b = List::from_values(fit.b.iter().map(|v| Robj::from(v.clone())));
-    let stage = |s: &Option<OptSummary>| s.as_ref().map_or_else(|| Robj::from(()), summary_to_list);
-    list!(
-        theta = fit.theta.clone(),
-        beta = fit.beta.clone(),
-        u = fit.u.clone(),
-        b = b,
-        ldL2 = fit.ldl2,
-        ldRX2 = fit.ldrx2,
-        ussq = fit.ussq,
-        wrss = fit.wrss,
-        drsum = fit.drsum,
-        deviance = fit.deviance,
-        vcov_unscaled = fit.vcov_unscaled.clone(),
-        gradient = fit.gradient.clone(),
-        hessian = fit.hessian.clone(),
-        stage1 = stage(&fit.stage1),
-        stage2 = stage(&fit.stage2),
-        messages = fit.messages.clone(),
-        pirls_failures = fit.pirls_failures as i32,
-        pirls_iterations = fit.pirls_iterations as i32
-    )
-    .into()
-}
-
 fn failed(e: &crate::error::MixedError) -> Robj {
     list!(error = e.to_string()).into()
 }
@@ -296,7 +269,7 @@ fn glmm_bootstrap_rs(
     )
     .map_err(err)?;
     Ok(List::from_values(reps.iter().map(|r| match r {
-        Ok(fit) => glmm_replicate_to_list(fit),
+        Ok(fit) => glmm_fit_to_list(fit, false),
         Err(e) => failed(e),
     }))
     .into())
