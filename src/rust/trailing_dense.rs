@@ -11,14 +11,21 @@
 //! levels scatters writes over the whole `m²` matrix, which does not fit in cache for the large
 //! crossed designs this storage exists for), makes columns independent, so they are split over
 //! threads, and gives results that do not depend on the number of threads.
+//!
+//! When `L21` is nearly dense (every subject crossed with most items, as in a design where
+//! each subject sees every item), the scatter above costs far more than BLAS-3: `L21` is then
+//! copied into a dense `m × l₀q₀` matrix `D` and `S −= D D'` is one symmetric rank-k product
+//! (faer's triangular matmul). The rule compares the product's flops with the scatter's
+//! multiply-adds, which cost about 30 times more each (indexed, not vectorized).
 use crate::blocks::CrossProducts;
 use crate::error::{MixedError, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+use faer::linalg::matmul::triangular::{matmul as triangular_matmul, BlockStructure};
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
-use faer::{MatMut, MatRef, Par};
+use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 /// For each trailing node (a column block of `S`), the `A21` entries that lie in it, leading
@@ -101,6 +108,31 @@ pub struct DenseTrailing {
     mem: MemBuffer,
     par: Par,
     columns: Option<ColumnIndex>,
+    /// `D`, `m × l₀q₀` column-major, when the rank-k product is chosen for the update.
+    dense_l21: Option<Vec<f64>>,
+}
+
+/// How many times a scatter multiply-add costs more than one flop of the rank-k product.
+const SCATTER_COST: f64 = 30.0;
+/// Largest dense copy of `L21` (entries) considered.
+const MAX_DENSE_L21: usize = 1 << 25;
+
+/// Whether `S −= L21 L21'` is cheaper as a dense rank-k product than as the sparse scatter.
+fn dense_update_pays(cp: &CrossProducts) -> bool {
+    let layout = &cp.layout;
+    let (m, k) = (layout.m, cp.l0 * cp.q0);
+    if m == 0 || k == 0 || m.saturating_mul(k) > MAX_DENSE_L21 {
+        return false;
+    }
+    let mut scatter = 0.0;
+    for j in 0..cp.l0 {
+        let stop = cp.a21_ptr[j + 1];
+        for e in cp.a21_ptr[j]..stop {
+            let t = cp.a21_node[e] as usize;
+            scatter += ((stop - e) * cp.q0 * layout.node_q(t)) as f64;
+        }
+    }
+    (m as f64) * (m as f64) * (k as f64) < SCATTER_COST * scatter
 }
 
 impl std::fmt::Debug for DenseTrailing {
@@ -133,6 +165,7 @@ impl DenseTrailing {
             .map_err(|_| MixedError::OutOfMemory(format!("a dense {m} x {m} trailing block")))?;
         s.resize(m * m, 0.0);
         let req = cholesky_in_place_scratch::<f64>(m, par, Default::default());
+        let dense_l21 = dense_update_pays(cp).then(|| vec![0.0; m * cp.l0 * cp.q0]);
         Ok(Self {
             m,
             s,
@@ -140,6 +173,7 @@ impl DenseTrailing {
             mem: MemBuffer::new(req),
             par,
             columns: ColumnIndex::new(cp, par_threads(par)),
+            dense_l21,
         })
     }
 
@@ -168,6 +202,29 @@ impl DenseTrailing {
     /// `S −= Σ_j L21_j L21_j'`, where `L21_j` holds the blocks of leading level `j`.
     pub fn schur_update(&mut self, cp: &CrossProducts, l21: &[f64]) {
         let m = self.m;
+        if let Some(d) = &mut self.dense_l21 {
+            let k = cp.l0 * cp.q0;
+            fill_dense_l21(cp, l21, d);
+            // Threads only pay for a product of some size.
+            let par = if (m * m * k) >> 22 > 0 {
+                self.par
+            } else {
+                Par::Seq
+            };
+            let dm = MatRef::from_column_major_slice(d, m, k);
+            triangular_matmul(
+                MatMut::from_column_major_slice_mut(&mut self.s, m, m),
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                dm,
+                BlockStructure::Rectangular,
+                dm.transpose(),
+                BlockStructure::Rectangular,
+                -1.0,
+                par,
+            );
+            return;
+        }
         let Some(index) = &self.columns else {
             let s = &mut self.s;
             cp.for_each_schur_segment(l21, |row, col, values| {
@@ -257,6 +314,26 @@ impl DenseTrailing {
     /// The lower-triangular factor `L22`.
     pub fn factor_ref(&self) -> MatRef<'_, f64> {
         self.l22()
+    }
+}
+
+/// Copies the blocks of `L21` into the dense `m × l₀q₀` matrix `d` (zero elsewhere): the
+/// block of entry `e` (leading level `j`, trailing node `t`) lands in rows `t`'s offset on,
+/// columns `j q₀` on.
+fn fill_dense_l21(cp: &CrossProducts, l21: &[f64], d: &mut [f64]) {
+    let layout = &cp.layout;
+    let (m, q0) = (layout.m, cp.q0);
+    d.fill(0.0);
+    for j in 0..cp.l0 {
+        for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
+            let t = cp.a21_node[e] as usize;
+            let (off, qr) = (layout.node_offset[t], layout.node_q(t));
+            let b = &l21[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+            for k in 0..q0 {
+                let col = &mut d[(j * q0 + k) * m + off..(j * q0 + k) * m + off + qr];
+                col.copy_from_slice(&b[k * qr..(k + 1) * qr]);
+            }
+        }
     }
 }
 
