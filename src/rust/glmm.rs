@@ -33,6 +33,10 @@ use faer::Par;
 
 /// Largest estimated relative error of any fixed or spherical random effect when PIRLS stops.
 const PIRLS_STEP_TOL: f64 = 1e-9;
+/// The same for the evaluations of the finite-difference derivatives: their errors are divided
+/// by the squared step (1e-8), so the modes are made as exact as rounding allows (PIRLS also
+/// stops once it is within `PIRLS_STEP_TOL` and the steps no longer shrink).
+const FD_STEP_TOL: f64 = 1e-12;
 
 /// PIRLS settings.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +128,58 @@ pub struct GlmmFit {
     pub pirls_iterations: usize,
 }
 
+/// Observations from which the pass over them (η, μ, deviance) is split over threads.
+const PARALLEL_ROWS: usize = 1 << 17;
+
+/// One pass over a range of observations: `η = offset + Xβ + Zb`, μ, dμ/dη and (optionally)
+/// the deviance residuals, each observation computed as in a single pass over all of them.
+struct RowPass<'p, 'a> {
+    spec: &'p ModelSpec<'a>,
+    re: &'p ReStructure,
+    effects: &'p [Vec<f64>],
+    family: Family,
+    prior_w: &'p [f64],
+    deviance: bool,
+}
+
+impl RowPass<'_, '_> {
+    /// Fills the rows `first..first + eta.len()`; false if some η or μ is invalid.
+    fn run(
+        &self,
+        first: usize,
+        eta: &mut [f64],
+        fixed: &[f64],
+        mu: &mut [f64],
+        mu_eta: &mut [f64],
+        dev: &mut [f64],
+    ) -> bool {
+        eta.copy_from_slice(fixed);
+        linpred::add_zb_rows(self.spec, self.re, self.effects, first, eta);
+        let family = self.family;
+        let link = family.link;
+        let rows = first..first + eta.len();
+        let y = &self.spec.y[rows.clone()];
+        let pw = &self.prior_w[rows];
+        let mut ok = true;
+        let values = mu.iter_mut().zip(mu_eta.iter_mut()).zip(dev.iter_mut());
+        for (((m, d), dv), ((&e, &yi), &w)) in values.zip(eta.iter().zip(y).zip(pw)) {
+            (*m, *d) = link.linkinv_mu_eta(e);
+            ok &= link.valid_eta(e) && family.valid_mu(*m);
+            if self.deviance {
+                *dv = family.dev_resid(yi, *m, w);
+            }
+        }
+        ok
+    }
+}
+
+/// The modes PIRLS starts from.
+struct WarmStart {
+    u1: Vec<f64>,
+    u2: Vec<f64>,
+    warm: bool,
+}
+
 /// Which unknowns PIRLS solves for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -188,6 +244,12 @@ pub struct GeneralizedLinearMixedModel<'a> {
     /// `b = Λu` per block, refilled with the linear predictor.
     effects: Vec<Vec<f64>>,
     iterations: usize,
+    /// Parallelism of the fit (the factor's kernels and the finite-difference derivatives).
+    par: Par,
+    /// PIRLS stops when the estimated relative error of the modes is below this.
+    step_tol: f64,
+    /// Deviance residual of each observation (summed in order after a parallel pass).
+    dev_terms: Vec<f64>,
 }
 
 impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
@@ -286,6 +348,9 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             drsum: f64::NAN,
             saturated_aic,
             effects,
+            par,
+            step_tol: PIRLS_STEP_TOL,
+            dev_terms: vec![0.0; n],
         })
     }
 
@@ -316,7 +381,6 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         if self.fixed_stale {
             self.form_fixed();
         }
-        self.eta.copy_from_slice(&self.eta_fixed);
         linpred::block_effects_into(
             &self.re,
             &self.joint_cp.layout,
@@ -325,21 +389,51 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             &self.u2,
             &mut self.effects,
         );
-        linpred::add_zb(&self.spec, &self.re, &self.effects, &mut self.eta);
-        let mut ok = true;
-        let mut dev = 0.0;
-        let family = self.family;
-        let link = family.link;
-        let y = self.spec.y;
-        let values = self.mu.iter_mut().zip(&mut self.mu_eta);
-        let data = self.eta.iter().zip(y).zip(&self.prior_w);
-        for ((m, d), ((&e, &yi), &pw)) in values.zip(data) {
-            (*m, *d) = link.linkinv_mu_eta(e);
-            ok &= link.valid_eta(e) && family.valid_mu(*m);
-            if deviance {
-                dev += family.dev_resid(yi, *m, pw);
-            }
-        }
+        let n = self.spec.n;
+        let threads = match self.par {
+            Par::Rayon(k) if n >= PARALLEL_ROWS => k.get(),
+            _ => 1,
+        };
+        let rows = n.div_ceil(threads);
+        let pass = RowPass {
+            spec: &self.spec,
+            re: &self.re,
+            effects: &self.effects,
+            family: self.family,
+            prior_w: &self.prior_w,
+            deviance,
+        };
+        let pieces = self
+            .eta
+            .chunks_mut(rows)
+            .zip(self.eta_fixed.chunks(rows))
+            .zip(self.mu.chunks_mut(rows))
+            .zip(self.mu_eta.chunks_mut(rows))
+            .zip(self.dev_terms.chunks_mut(rows))
+            .enumerate()
+            .map(|(k, ((((eta, fixed), mu), mu_eta), dev))| {
+                (k * rows, eta, fixed, mu, mu_eta, dev)
+            });
+        let ok = if threads > 1 {
+            use rayon::prelude::*;
+            pieces
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|(first, eta, fixed, mu, mu_eta, dev)| {
+                    pass.run(first, eta, fixed, mu, mu_eta, dev)
+                })
+                .reduce(|| true, |a, b| a & b)
+        } else {
+            pieces.fold(true, |ok, (first, eta, fixed, mu, mu_eta, dev)| {
+                ok & pass.run(first, eta, fixed, mu, mu_eta, dev)
+            })
+        };
+        // Summed in observation order whatever the number of threads.
+        let dev = if deviance {
+            self.dev_terms.iter().fold(0.0, |acc, d| acc + d)
+        } else {
+            0.0
+        };
         (ok, dev)
     }
 
@@ -506,6 +600,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             } else {
                 step
             };
+            // Below the ordinary tolerance, steps that stop shrinking are rounding noise.
+            let stalled = error < PIRLS_STEP_TOL && step >= prev_step;
             prev_step = step;
             if let Some(trace) = self.pirls.trace {
                 let shown = if step.is_finite() {
@@ -518,7 +614,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                      {shown}"
                 ));
             }
-            if settled && error < PIRLS_STEP_TOL {
+            if settled && (error < self.step_tol || stalled) {
                 converged = true;
                 break;
             }
@@ -917,23 +1013,144 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok(())
     }
 
+    /// Finite-difference gradient and Hessian of the stage-2 criterion at `pars` (where the
+    /// model is: its modes start every evaluation, so that each value depends only on its
+    /// point). With more than one thread the points are shared out over copies of the model,
+    /// which give the same values as `self` would.
     fn derivatives(
         &mut self,
         pars: &[f64],
         f0: f64,
         rule: Option<&GaussHermite>,
     ) -> (Vec<f64>, Vec<f64>) {
-        let mut f = |x: &[f64]| match self.objective_theta_beta(x, rule) {
-            Ok(v) => v,
-            Err(e) => {
-                self.record_failure(&e);
-                f64::NAN
-            }
+        let points = optim::fd_points(pars, optim::FD_STEP);
+        let start = WarmStart {
+            u1: self.u1.clone(),
+            u2: self.u2.clone(),
+            warm: self.warm,
         };
-        let out = optim::fd_derivatives(&mut f, pars, f0, optim::FD_STEP, true);
+        let threads = match self.par {
+            Par::Seq => 1,
+            Par::Rayon(k) => k.get(),
+        };
+        let chunk = points.len().div_ceil(threads.max(1));
+        let saved_tol = self.step_tol;
+        let step_tol = FD_STEP_TOL;
+        self.step_tol = step_tol;
+        // With a PIRLS trace (which prints through R) everything stays on this thread.
+        let values = if threads > 1 && points.len() > threads && self.pirls.trace.is_none() {
+            let batches: Vec<&[Vec<f64>]> = points.chunks(chunk).collect();
+            let (first, rest) = batches
+                .split_first()
+                .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
+            let spec = self.spec.clone();
+            let family = self.family;
+            let n_trials = self.n_trials.clone();
+            let eta_start = self.eta_start.clone();
+            let pirls = self.pirls;
+            let start = &start;
+            // This thread evaluates the first batch on `self`; each other batch gets a copy of
+            // the model on a thread of its own (scoped: the copies borrow the data).
+            let (mine, others) = std::thread::scope(|scope| {
+                let handles: Vec<_> = rest
+                    .iter()
+                    .map(|batch| {
+                        let (spec, n_trials, eta_start) =
+                            (spec.clone(), n_trials.clone(), eta_start.clone());
+                        scope.spawn(move || {
+                            let copy = GeneralizedLinearMixedModel::new(
+                                spec,
+                                family,
+                                n_trials,
+                                eta_start,
+                                pirls,
+                                Par::Seq,
+                            );
+                            match copy {
+                                Ok(mut m) => {
+                                    m.step_tol = step_tol;
+                                    let v = m.evaluate_from(start, batch, rule);
+                                    (v, m.iterations, m.failures, m.last_error)
+                                }
+                                Err(e) => (
+                                    vec![f64::NAN; batch.len()],
+                                    0,
+                                    batch.len(),
+                                    Some(e.to_string()),
+                                ),
+                            }
+                        })
+                    })
+                    .collect();
+                let mine = self.evaluate_from(start, first, rule);
+                let others: Vec<_> = handles
+                    .into_iter()
+                    .zip(rest)
+                    .map(|(h, batch)| {
+                        h.join().unwrap_or_else(|_| {
+                            (
+                                vec![f64::NAN; batch.len()],
+                                0,
+                                batch.len(),
+                                Some("a finite-difference evaluation failed".to_string()),
+                            )
+                        })
+                    })
+                    .collect();
+                (mine, others)
+            });
+            let mut values = mine;
+            for (v, iterations, failures, last_error) in others {
+                values.extend(v);
+                self.iterations += iterations;
+                self.failures += failures;
+                if last_error.is_some() {
+                    self.last_error = last_error;
+                }
+            }
+            values
+        } else {
+            self.evaluate_from(&start, &points, rule)
+        };
+        // The centre with the same accuracy as the points (an error δ in it would shift every
+        // diagonal entry by −2δ/h²).
+        let centre = self.evaluate_from(&start, &[pars.to_vec()], rule)[0];
+        let f0 = if centre.is_finite() { centre } else { f0 };
+        self.step_tol = saved_tol;
+        let out = optim::fd_derivatives_from(&values, pars.len(), f0, optim::FD_STEP);
         // Leave the model at the optimum.
+        self.restore(&start);
         let _ = self.objective_theta_beta(pars, rule);
         out
+    }
+
+    /// The stage-2 criterion at each of `points`, every PIRLS run starting from `start` (NaN
+    /// where PIRLS fails).
+    fn evaluate_from(
+        &mut self,
+        start: &WarmStart,
+        points: &[Vec<f64>],
+        rule: Option<&GaussHermite>,
+    ) -> Vec<f64> {
+        points
+            .iter()
+            .map(|x| {
+                self.restore(start);
+                match self.objective_theta_beta(x, rule) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.record_failure(&e);
+                        f64::NAN
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn restore(&mut self, start: &WarmStart) {
+        self.u1.copy_from_slice(&start.u1);
+        self.u2.copy_from_slice(&start.u2);
+        self.warm = start.warm;
     }
 
     /// The last PIRLS failure seen during the optimization, if any.

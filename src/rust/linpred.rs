@@ -98,14 +98,28 @@ pub fn term_values(spec: &ModelSpec<'_>, re: &ReStructure, values: &[Vec<f64>]) 
 
 /// `out += Z b` for per-block effects `b` (as [`block_effects`] returns them).
 pub fn add_zb(spec: &ModelSpec<'_>, re: &ReStructure, b: &[Vec<f64>], out: &mut [f64]) {
+    add_zb_rows(spec, re, b, 0, out);
+}
+
+/// [`add_zb`] for the observations `first..first + out.len()` only (`out` holds just those);
+/// every observation receives its terms in the same order as in [`add_zb`].
+pub fn add_zb_rows(
+    spec: &ModelSpec<'_>,
+    re: &ReStructure,
+    b: &[Vec<f64>],
+    first: usize,
+    out: &mut [f64],
+) {
     let n = spec.n;
+    let rows = first..first + out.len();
     for (t, term) in spec.terms.iter().enumerate() {
         let (blk, col_off) = re.term_block[t];
         let qb = re.blocks[blk].q;
         let bb = &b[blk];
+        let levels = &term.levels[rows.clone()];
         for k in 0..term.q {
-            let z = &term.z[k * n..(k + 1) * n];
-            for ((o, &zi), &l) in out.iter_mut().zip(z).zip(&term.levels) {
+            let z = &term.z[k * n + rows.start..k * n + rows.end];
+            for ((o, &zi), &l) in out.iter_mut().zip(z).zip(levels) {
                 *o += zi * bb[l as usize * qb + col_off + k];
             }
         }

@@ -283,7 +283,8 @@ fn gradient_check<O: Objective>(
     opts: &OptimOptions,
 ) -> GradCheck {
     let mut eval = |t: &[f64]| f.eval(t);
-    let (gradient, _) = fd_derivatives(&mut eval, theta, f0, FD_STEP, false);
+    let steps = fd_gradient(&mut eval, theta, FD_STEP);
+    let gradient = steps.gradient.clone();
     let (max_abs, component) = max_abs_index(&gradient);
     if max_abs.is_finite() && max_abs < opts.grad_tol {
         return GradCheck {
@@ -294,7 +295,10 @@ fn gradient_check<O: Objective>(
             component,
         };
     }
-    let (gradient, hessian) = fd_derivatives(&mut eval, theta, f0, FD_STEP, true);
+    // The profiled deviance of an LMM is a deterministic function of θ, so the gradient's
+    // evaluations are reused for the Hessian's diagonal (GLMM deviances depend on the PIRLS
+    // starting point and use `fd_derivatives` instead).
+    let hessian = fd_hessian_from(&mut eval, theta, f0, FD_STEP, &steps);
     let (max_stat, component) = gradient_statistic(&gradient, &hessian);
     GradCheck {
         gradient,
@@ -305,52 +309,115 @@ fn gradient_check<O: Objective>(
     }
 }
 
-/// Step of the finite differences (lme4's `deriv12` uses 1e-4).
-pub const FD_STEP: f64 = 1e-4;
+/// A central-difference gradient with the evaluations it used.
+struct FdSteps {
+    gradient: Vec<f64>,
+    /// `f(x + h eᵢ)`.
+    fplus: Vec<f64>,
+    /// `f(x − h eᵢ)`.
+    fminus: Vec<f64>,
+}
 
-/// Central finite differences of `f` at `x` with step `h`: the gradient and, when `hessian`,
-/// the Hessian (column-major; empty otherwise). `f0 = f(x)`. Uses `2k` evaluations for the
-/// gradient and `2k²` more for the Hessian, `k = x.len()`.
-pub fn fd_derivatives(
+/// Central-difference gradient of `f` at `x` (`2k` evaluations, `k = x.len()`).
+fn fd_gradient(f: &mut dyn FnMut(&[f64]) -> f64, x: &[f64], h: f64) -> FdSteps {
+    let n = x.len();
+    let mut out = FdSteps {
+        gradient: vec![0.0; n],
+        fplus: vec![0.0; n],
+        fminus: vec![0.0; n],
+    };
+    let mut t = x.to_vec();
+    for i in 0..n {
+        t[i] = x[i] + h;
+        out.fplus[i] = f(&t);
+        t[i] = x[i] - h;
+        out.fminus[i] = f(&t);
+        t[i] = x[i];
+        out.gradient[i] = (out.fplus[i] - out.fminus[i]) / (2.0 * h);
+    }
+    out
+}
+
+/// Finite-difference Hessian (column-major) of a deterministic `f` from the evaluations of
+/// [`fd_gradient`] plus two per pair `i > j`: with `s = h(eᵢ + eⱼ)`,
+/// `f(x+s) + f(x−s) = 2f₀ + h²(Hᵢᵢ + Hⱼⱼ + 2Hᵢⱼ) + O(h⁴)` and
+/// `f(x+heᵢ) + f(x−heᵢ) = 2f₀ + h²Hᵢᵢ + O(h⁴)`, so `k(k−1)` evaluations in all.
+fn fd_hessian_from(
     f: &mut dyn FnMut(&[f64]) -> f64,
     x: &[f64],
     f0: f64,
     h: f64,
-    hessian: bool,
-) -> (Vec<f64>, Vec<f64>) {
+    steps: &FdSteps,
+) -> Vec<f64> {
     let n = x.len();
-    let mut grad = vec![0.0; n];
-    let mut fplus = vec![0.0; n];
-    let mut fminus = vec![0.0; n];
+    let mut hess = vec![0.0; n * n];
     let mut t = x.to_vec();
     for i in 0..n {
-        t[i] = x[i] + h;
-        fplus[i] = f(&t);
-        t[i] = x[i] - h;
-        fminus[i] = f(&t);
-        t[i] = x[i];
-        grad[i] = (fplus[i] - fminus[i]) / (2.0 * h);
-    }
-    if !hessian {
-        return (grad, Vec::new());
-    }
-    let mut hess = vec![0.0; n * n];
-    for i in 0..n {
-        hess[i * n + i] = (fplus[i] - 2.0 * f0 + fminus[i]) / (h * h);
+        let sum_i = steps.fplus[i] + steps.fminus[i];
+        hess[i * n + i] = (sum_i - 2.0 * f0) / (h * h);
         for j in 0..i {
-            let mut v = 0.0;
-            for (si, sj, sign) in [
-                (1.0, 1.0, 1.0),
-                (-1.0, -1.0, 1.0),
-                (1.0, -1.0, -1.0),
-                (-1.0, 1.0, -1.0),
-            ] {
-                t[i] = x[i] + si * h;
-                t[j] = x[j] + sj * h;
-                v += sign * f(&t);
-            }
+            let sum_j = steps.fplus[j] + steps.fminus[j];
+            t[i] = x[i] + h;
+            t[j] = x[j] + h;
+            let fpp = f(&t);
+            t[i] = x[i] - h;
+            t[j] = x[j] - h;
+            let fmm = f(&t);
             t[i] = x[i];
             t[j] = x[j];
+            let hij = (fpp + fmm - sum_i - sum_j + 2.0 * f0) / (2.0 * h * h);
+            hess[j * n + i] = hij;
+            hess[i * n + j] = hij;
+        }
+    }
+    hess
+}
+
+/// Step of the finite differences (lme4's `deriv12` uses 1e-4).
+pub const FD_STEP: f64 = 1e-4;
+
+/// The points at which [`fd_derivatives_from`] needs the objective, in a fixed order: for each
+/// `i`, `x ± h eᵢ`; then for each pair `j < i`, `x + h(±eᵢ ± eⱼ)` in the order `++, −−, +−, −+`.
+pub fn fd_points(x: &[f64], h: f64) -> Vec<Vec<f64>> {
+    let n = x.len();
+    let mut points = Vec::with_capacity(2 * n * n);
+    for i in 0..n {
+        for s in [1.0, -1.0] {
+            let mut t = x.to_vec();
+            t[i] = x[i] + s * h;
+            points.push(t);
+        }
+    }
+    for i in 0..n {
+        for j in 0..i {
+            for (si, sj) in [(1.0, 1.0), (-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0)] {
+                let mut t = x.to_vec();
+                t[i] = x[i] + si * h;
+                t[j] = x[j] + sj * h;
+                points.push(t);
+            }
+        }
+    }
+    points
+}
+
+/// Central finite differences at `x` with step `h` from the objective's values at
+/// [`fd_points`] (`values`, same order) and `f0 = f(x)`: the gradient and the Hessian
+/// (column-major), every Hessian entry from its own evaluations as lme4's `deriv12` does
+/// (`2k` values for the gradient, `2k(k−1)` more for the off-diagonal entries).
+pub fn fd_derivatives_from(values: &[f64], n: usize, f0: f64, h: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut grad = vec![0.0; n];
+    let mut hess = vec![0.0; n * n];
+    for i in 0..n {
+        let (fplus, fminus) = (values[2 * i], values[2 * i + 1]);
+        grad[i] = (fplus - fminus) / (2.0 * h);
+        hess[i * n + i] = (fplus - 2.0 * f0 + fminus) / (h * h);
+    }
+    let mut k = 2 * n;
+    for i in 0..n {
+        for j in 0..i {
+            let v = values[k] + values[k + 1] - values[k + 2] - values[k + 3];
+            k += 4;
             let hij = v / (4.0 * h * h);
             hess[j * n + i] = hij;
             hess[i * n + j] = hij;
