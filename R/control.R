@@ -337,3 +337,17 @@ signal_check <- function(level, msg) {
          message = message(msg),
          ignore = invisible(NULL))
 }
+
+# The default settings, validated once per session: lmm() and glmm() called
+# without `control` take them from here instead of building them again on
+# every call (lmmControl() costs about as much as a tenth of a small fit).
+default_controls <- new.env(parent = emptyenv())
+
+default_control <- function(kind) {
+  ctl <- default_controls[[kind]]
+  if (is.null(ctl)) {
+    ctl <- switch(kind, lmm = lmmControl(), glmm = glmmControl())
+    assign(kind, ctl, envir = default_controls)
+  }
+  ctl
+}

@@ -512,10 +512,18 @@ check_scale <- function(X, level, tol = 1000) {
       continuous[j] <- any(z != 0 & z != 1)
     }
   }
-  log_sd <- vapply(which(continuous), function(j) log(stats::sd(X[, j])), 1)
-  spread <- c(abs(log_sd), abs(outer(log_sd, log_sd, "-")))
+  # lme4's test: some |log sd| or some difference of two log sds above
+  # log(tol); the largest difference is the range (sd as stats::sd(), without
+  # its dispatch, which costs more than the rest of a small fit's checks).
+  log_sd <- vapply(which(continuous), function(j) {
+    z <- X[, j]
+    log(sqrt(sum((z - sum(z) / n)^2) / (n - 1L)))
+  }, 1)
+  log_sd <- log_sd[!is.na(log_sd)]
+  lim <- log(tol)
   msg <- character()
-  if (any(spread > log(tol), na.rm = TRUE)) {
+  if (any(abs(log_sd) > lim) ||
+      (length(log_sd) > 1L && isTRUE(diff(range(log_sd)) > lim))) {
     msg <- "Some predictor variables are on very different scales: consider rescaling"
     signal_check(level, msg)
   }

@@ -50,6 +50,7 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
                  offset, subset, na.action, control = glmmControl(),
                  start = NULL, verbose = FALSE) {
   mc <- match.call()
+  if (missing(control)) control <- default_control("glmm")
   family <- resolve_family(family, parent.frame())
   nAGQ <- check_nagq(nAGQ)
   if (!inherits(control, "glmmControl")) {

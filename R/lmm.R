@@ -50,6 +50,7 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
                 na.action, control = lmmControl(), start = NULL,
                 verbose = FALSE) {
   mc <- match.call()
+  if (missing(control)) control <- default_control("lmm")
   if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {
     stop("'REML' must be TRUE or FALSE, not ", deparse1(REML), call. = FALSE)
   }

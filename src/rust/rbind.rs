@@ -134,10 +134,14 @@ fn fit_to_list(fit: &LmmFit) -> Robj {
 /// The optimizer's progress callback: with `verbose > 0` it prints each evaluation as lme4's
 /// `verbose` does (the criterion and the parameters, labelled `label`); after every evaluation it
 /// stops the optimizer when the user pressed Ctrl-C.
+/// Time between two checks for a user interrupt during a fit.
+const INTERRUPT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 pub(crate) fn progress_printer(
     verbose: i32,
     label: &'static str,
 ) -> impl FnMut(usize, &[f64], f64) -> Stop {
+    let mut last_check = std::time::Instant::now();
     move |count: usize, pars: &[f64], value: f64| {
         if verbose > 0 {
             let shown: Vec<String> = pars.iter().map(|v| format!("{v:.6}")).collect();
@@ -146,6 +150,12 @@ pub(crate) fn progress_printer(
                 shown.join(" ")
             );
         }
+        // R's check polls the console (a system call): at most every INTERRUPT_POLL, which a
+        // fit of a small model, with evaluations of a few microseconds, never reaches.
+        if last_check.elapsed() < INTERRUPT_POLL {
+            return Stop::Continue;
+        }
+        last_check = std::time::Instant::now();
         if crate::rinterrupt::interrupt_pending() {
             Stop::Interrupt
         } else {
