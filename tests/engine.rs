@@ -46,6 +46,16 @@ fn designs() -> Vec<(&'static str, Design)> {
             "weights and offset",
             design(7, 70, 3, &[(8, 2)], false, true),
         ),
+        (
+            // Sparse L21 with two values per entry: the column-wise scatter for scalar nodes.
+            "vector leading, many scalar trailing",
+            design(8, 600, 2, &[(200, 2), (150, 1)], false, true),
+        ),
+        (
+            // Every leading level meets every trailing one: the dense rank-k update.
+            "fully crossed",
+            design(9, 400, 2, &[(40, 1), (10, 1)], false, false),
+        ),
     ]
 }
 

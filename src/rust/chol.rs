@@ -124,6 +124,13 @@ impl BlockedCholesky {
                 let tb = &lambda[layout.node_block[node] as usize];
                 let range = cp.a21_val_off[e]..cp.a21_val_off[e + 1];
                 let out = &mut self.l21[range.clone()];
+                if qr == 1 {
+                    // A scalar trailing node (the usual `(1 | item)` crossed with a vector-
+                    // valued leading term): the general kernels' arithmetic, without their
+                    // loop set-up, which costs more than the few products here.
+                    small::row_congruence_solve(out, tb[0], &cp.a21_vals[range], t0, l, q0);
+                    continue;
+                }
                 small::congruence(out, tb, &cp.a21_vals[range], t0, qr, q0, &mut self.tmp);
                 small::right_solve_lower_t(out, qr, l, q0);
             }
@@ -233,6 +240,20 @@ impl BlockedCholesky {
                 let qr = layout.node_q(node);
                 let off = layout.node_offset[node];
                 let b = &self.l21[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+                if qr == 1 {
+                    // Scalar node: the loop below with one row, in the same order.
+                    for f in 0..pf {
+                        let mut gv = self.g[f * m + off];
+                        for k in 0..q0 {
+                            let lfk = lf[k * pf + f];
+                            if lfk != 0.0 {
+                                gv -= b[k] * lfk;
+                            }
+                        }
+                        self.g[f * m + off] = gv;
+                    }
+                    continue;
+                }
                 // G'[off + r, f] −= Σ_k L21_e[r, k] LF1_j[f, k]
                 for f in 0..pf {
                     let gcol = &mut self.g[f * m + off..f * m + off + qr];

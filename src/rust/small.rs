@@ -67,6 +67,31 @@ pub fn congruence(
     }
 }
 
+/// [`congruence`] with `q_r = 1` (`t_r` the scalar `t`) followed by [`right_solve_lower_t`]
+/// with one row: `out = t · a T_c L⁻ᵀ` for a row `a` of `q` values, with the same operations
+/// in the same order as the two general kernels.
+#[inline]
+pub fn row_congruence_solve(out: &mut [f64], t: f64, a: &[f64], t_c: &[f64], l: &[f64], q: usize) {
+    for j in 0..q {
+        let mut s = 0.0;
+        for k in j..q {
+            s += a[k] * t_c[j * q + k];
+        }
+        let mut r = 0.0;
+        r += t * s;
+        out[j] = r;
+    }
+    for j in 0..q {
+        for k in 0..j {
+            let ljk = l[k * q + j];
+            if ljk != 0.0 {
+                out[j] -= out[k] * ljk;
+            }
+        }
+        out[j] /= l[j * q + j];
+    }
+}
+
 /// `B ← B L⁻ᵀ` for `B` (`rows × q`) and lower-triangular `L` (`q × q`): solves `X L' = B`.
 pub fn right_solve_lower_t(b: &mut [f64], rows: usize, l: &[f64], q: usize) {
     for j in 0..q {

@@ -41,6 +41,8 @@ struct ColumnIndex {
     chunks: Vec<usize>,
     /// Every node and the leading block are scalar.
     scalar: bool,
+    /// Every node is scalar (the leading block may not be: `(x | subject) + (1 | item)`).
+    scalar_nodes: bool,
 }
 
 impl ColumnIndex {
@@ -87,13 +89,16 @@ impl ColumnIndex {
             }
         }
         chunks.push(n_nodes);
-        let scalar = cp.q0 == 1 && layout.m == n_nodes;
+        // Scalar nodes leave `q0` values per entry, stored one entry after another.
+        let scalar_nodes = layout.m == n_nodes && (0..=nnz).all(|e| cp.a21_val_off[e] == e * cp.q0);
+        let scalar = cp.q0 == 1 && scalar_nodes;
         Some(Self {
             ptr,
             entry,
             end,
             chunks,
             scalar,
+            scalar_nodes,
         })
     }
 }
@@ -252,6 +257,13 @@ impl DenseTrailing {
                 let c0 = layout.node_offset[t] - base;
                 if index.scalar {
                     schur_column_scalar(index, cp, l21, t, &mut cols[c0 * m..(c0 + 1) * m]);
+                } else if index.scalar_nodes {
+                    let col = &mut cols[c0 * m..(c0 + 1) * m];
+                    match cp.q0 {
+                        2 => schur_column_scalar_nodes::<2>(index, cp, l21, t, col),
+                        3 => schur_column_scalar_nodes::<3>(index, cp, l21, t, col),
+                        _ => schur_columns(index, cp, l21, t, col, m),
+                    }
                 } else {
                     let qc = layout.node_q(t);
                     schur_columns(index, cp, l21, t, &mut cols[c0 * m..(c0 + qc) * m], m);
@@ -352,6 +364,36 @@ fn schur_column_scalar(
         let v2 = l21[e2];
         for (&n1, &v1) in cp.a21_node[e2..end].iter().zip(&l21[e2..end]) {
             col[n1 as usize] -= v1 * v2;
+        }
+    }
+}
+
+/// Column `t` of `S −= L21 L21'` when every node is scalar and the leading block has `Q`
+/// columns (a random slope by the leading factor): entry `e` holds the row `L21[e, ·]` of `Q`
+/// values, and each pair contributes their dot product, summed in the order of
+/// [`schur_columns`] (so the two give the same bits).
+#[inline]
+fn schur_column_scalar_nodes<const Q: usize>(
+    index: &ColumnIndex,
+    cp: &CrossProducts,
+    l21: &[f64],
+    t: usize,
+    col: &mut [f64],
+) {
+    for k in index.ptr[t]..index.ptr[t + 1] {
+        let (e2, end) = (index.entry[k] as usize, index.end[k] as usize);
+        let b2: &[f64; Q] = match l21[e2 * Q..(e2 + 1) * Q].try_into() {
+            Ok(b) => b,
+            Err(_) => continue,
+        };
+        let rows = l21[e2 * Q..end * Q].chunks_exact(Q);
+        for (&n1, b1) in cp.a21_node[e2..end].iter().zip(rows) {
+            // -0.0: the start of `Iterator::sum` for floats, as in `schur_columns`.
+            let mut v = -0.0;
+            for kk in 0..Q {
+                v += b1[kk] * b2[kk];
+            }
+            col[n1 as usize] -= v;
         }
     }
 }
