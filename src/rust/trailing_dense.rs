@@ -39,8 +39,6 @@ struct ColumnIndex {
     end: Vec<u32>,
     /// Node boundaries of the pieces of work handed to threads (first 0, last `n_nodes`).
     chunks: Vec<usize>,
-    /// Every node and the leading block are scalar.
-    scalar: bool,
     /// Every node is scalar (the leading block may not be: `(x | subject) + (1 | item)`).
     scalar_nodes: bool,
 }
@@ -91,13 +89,11 @@ impl ColumnIndex {
         chunks.push(n_nodes);
         // Scalar nodes leave `q0` values per entry, stored one entry after another.
         let scalar_nodes = layout.m == n_nodes && (0..=nnz).all(|e| cp.a21_val_off[e] == e * cp.q0);
-        let scalar = cp.q0 == 1 && scalar_nodes;
         Some(Self {
             ptr,
             entry,
             end,
             chunks,
-            scalar,
             scalar_nodes,
         })
     }
@@ -255,11 +251,10 @@ impl DenseTrailing {
             let base = layout.node_offset[nodes.start];
             for t in nodes {
                 let c0 = layout.node_offset[t] - base;
-                if index.scalar {
-                    schur_column_scalar(index, cp, l21, t, &mut cols[c0 * m..(c0 + 1) * m]);
-                } else if index.scalar_nodes {
+                if index.scalar_nodes {
                     let col = &mut cols[c0 * m..(c0 + 1) * m];
                     match cp.q0 {
+                        1 => schur_column_scalar_nodes::<1>(index, cp, l21, t, col),
                         2 => schur_column_scalar_nodes::<2>(index, cp, l21, t, col),
                         3 => schur_column_scalar_nodes::<3>(index, cp, l21, t, col),
                         _ => schur_columns(index, cp, l21, t, col, m),
@@ -351,29 +346,10 @@ fn fill_dense_l21(cp: &CrossProducts, l21: &[f64], d: &mut [f64]) {
     }
 }
 
-/// Column `t` of `S −= L21 L21'` when every node and the leading block are scalar: each
-/// `A21` entry holds one value and node `t` is column `t`.
-#[inline]
-fn schur_column_scalar(
-    index: &ColumnIndex,
-    cp: &CrossProducts,
-    l21: &[f64],
-    t: usize,
-    col: &mut [f64],
-) {
-    for k in index.ptr[t]..index.ptr[t + 1] {
-        let (e2, end) = (index.entry[k] as usize, index.end[k] as usize);
-        let v2 = l21[e2];
-        for (&n1, &v1) in cp.a21_node[e2..end].iter().zip(&l21[e2..end]) {
-            col[n1 as usize] -= v1 * v2;
-        }
-    }
-}
-
 /// Column `t` of `S −= L21 L21'` when every node is scalar and the leading block has `Q`
-/// columns (a random slope by the leading factor): entry `e` holds the row `L21[e, ·]` of `Q`
-/// values, and each pair contributes their dot product, summed in the order of
-/// [`schur_columns`] (so the two give the same bits).
+/// columns (more than one for a random slope by the leading factor): entry `e` holds the row
+/// `L21[e, ·]` of `Q` values, and each pair contributes their dot product, summed in the order
+/// of [`schur_columns`] (so the two give the same bits; for `Q = 1` it is the one product).
 #[inline]
 fn schur_column_scalar_nodes<const Q: usize>(
     index: &ColumnIndex,
