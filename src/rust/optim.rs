@@ -296,8 +296,8 @@ fn gradient_check<O: Objective>(
         };
     }
     // The profiled deviance of an LMM is a deterministic function of θ, so the gradient's
-    // evaluations are reused for the Hessian's diagonal (GLMM deviances depend on the PIRLS
-    // starting point and use `fd_derivatives` instead).
+    // evaluations are reused for the Hessian's diagonal (the GLMM derivatives follow lme4's
+    // four-point formula instead: `fd_points` and `fd_derivatives_from`).
     let hessian = fd_hessian_from(&mut eval, theta, f0, FD_STEP, &steps);
     let (max_stat, component) = gradient_statistic(&gradient, &hessian);
     GradCheck {
