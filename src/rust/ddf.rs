@@ -78,8 +78,13 @@ fn richardson(estimates: &[f64]) -> f64 {
 
 const LEVELS: usize = 3;
 
+/// First step of the Richardson sequence for θ element `x`. The criterion is a smooth (even in
+/// each diagonal element) function of θ, so large steps cost no accuracy after extrapolation,
+/// while small ones lose digits to rounding: on sleepstudy's slope model a first step of
+/// `1e-3·|θ|` left the df noisy at 1e-5 (relative) between θ that differ by 3e-7, and 3e-4 on
+/// `nlme::Machines`; with `3e-2·|θ|` they agree with lmerTest at the same θ to 1e-6.
 fn step(x: f64) -> f64 {
-    1e-3 * x.abs().max(0.1)
+    3e-2 * x.abs().max(0.1)
 }
 
 /// Satterthwaite ingredients for `model` at (θ, σ).
