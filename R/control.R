@@ -10,7 +10,9 @@
 #'   `"nloptwrap"` uses) is available.
 #' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA on
 #'   the relative covariance parameters `theta`. `rhoend` sets the accuracy of
-#'   `theta`.
+#'   `theta`. Without a `start` in [lmm()], the initial radius is
+#'   `min(rhobeg, max(0.02, 0.05 * max(theta0)))` for the moment-based start
+#'   `theta0`.
 #' @param maxfun Largest number of deviance evaluations the optimizer may use.
 #' @param calc.derivs Logical: check convergence with finite-difference
 #'   gradient and Hessian at the optimum (and polish the optimum when the check

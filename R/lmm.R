@@ -24,6 +24,11 @@
 #' @param control Settings from [lmmControl()].
 #' @param start Optional starting values of the covariance parameters
 #'   `theta` (lme4's parameterization): a numeric vector or `list(theta = )`.
+#'   By default the fit starts from a method-of-moments (ANOVA) estimate of
+#'   the variance components, computed from the cross-products the fit needs
+#'   anyway, with the first trust-region radius scaled to it; lme4's start
+#'   (`theta` = identity) is used when that estimate is not available. The
+#'   optimum is the same; the optimizer usually needs far fewer evaluations.
 #' @param verbose Logical or integer: print the criterion and `theta` at each
 #'   optimizer evaluation. A fit can be interrupted with Ctrl-C (checked after
 #'   every evaluation; an error, and the session stays usable).

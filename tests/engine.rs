@@ -280,3 +280,116 @@ fn sparse_and_dense_trailing_storage_agree_on_a_large_design() {
         "a nested design should be stored sparse"
     );
 }
+
+/// `y = 1 + x + Σ_f b_f[g_f] + slope·x·c[g_0] + e` with `e ~ N(0, 1)`: `sds` gives each factor's
+/// (levels, sd), `nest` makes factor 1 nested in factor 0 (`g_1 = g_0 · levels_1 + k`).
+fn variance_design(seed: u64, n: usize, sds: &[(usize, f64)], slope: f64, nest: bool) -> Design {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let normal = Normal::new(0.0, 1.0).expect("normal");
+    let xcol: Vec<f64> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+    let mut x = vec![1.0; 2 * n];
+    x[n..].copy_from_slice(&xcol);
+    let mut y: Vec<f64> = xcol
+        .iter()
+        .map(|v| 1.0 + v + normal.sample(&mut rng))
+        .collect();
+    let mut terms = Vec::new();
+    for (f, &(nl, sd)) in sds.iter().enumerate() {
+        let effects: Vec<f64> = (0..nl).map(|_| sd * normal.sample(&mut rng)).collect();
+        let slopes: Vec<f64> = (0..nl).map(|_| slope * normal.sample(&mut rng)).collect();
+        let levels: Vec<u32> = if nest && f == 1 {
+            let per = nl / sds[0].0;
+            terms[0..1]
+                .iter()
+                .flat_map(|(lev, ..): &common::TermData| lev.iter())
+                .map(|&g| g * per as u32 + rng.random_range(0..per as u32))
+                .collect()
+        } else {
+            (0..n).map(|_| rng.random_range(0..nl as u32)).collect()
+        };
+        for i in 0..n {
+            y[i] += effects[levels[i] as usize];
+        }
+        let q = if f == 0 && slope > 0.0 { 2 } else { 1 };
+        let mut z = vec![1.0; n * q];
+        if q == 2 {
+            z[n..].copy_from_slice(&xcol);
+            for i in 0..n {
+                y[i] += slopes[levels[i] as usize] * xcol[i];
+            }
+        }
+        terms.push((levels, nl, z, q, f));
+    }
+    Design {
+        n,
+        p: 2,
+        y,
+        x,
+        weights: None,
+        offset: None,
+        terms,
+    }
+}
+
+#[test]
+fn moment_start_is_near_the_simulated_variances() {
+    use mixedrs::blocks::CrossProducts;
+    use mixedrs::start::moment_theta;
+    use mixedrs::terms::ReStructure;
+    let cases: Vec<(&str, Design, Vec<f64>)> = vec![
+        (
+            "crossed",
+            variance_design(11, 40_000, &[(800, 0.6), (300, 0.4)], 0.0, false),
+            vec![0.6, 0.4],
+        ),
+        (
+            "nested",
+            variance_design(12, 40_000, &[(200, 0.8), (1000, 0.5)], 0.0, true),
+            vec![0.8, 0.5],
+        ),
+        (
+            "random slope crossed with an intercept",
+            variance_design(13, 40_000, &[(800, 0.6), (300, 0.4)], 0.3, false),
+            vec![0.6, 0.0, 0.3, 0.4],
+        ),
+    ];
+    for (name, d, truth) in cases {
+        let spec = d.spec();
+        let re = ReStructure::new(&spec);
+        let cp = CrossProducts::new(&spec, &re).expect("cross-products");
+        let theta = moment_theta(&cp, &re).expect("a moment estimate");
+        assert_eq!(theta.len(), truth.len(), "{name}");
+        for (k, (&t, &want)) in theta.iter().zip(&truth).enumerate() {
+            assert!(
+                (t - want).abs() < 0.1 * want.max(0.1),
+                "{name}: theta[{k}] = {t}, simulated {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn moment_start_and_identity_start_reach_the_same_optimum() {
+    for (name, d) in designs() {
+        let mut quiet = |_: usize, _: &[f64], _: f64| Stop::Continue;
+        let mut model = LinearMixedModel::new(d.spec(), true, faer::Par::Seq).expect("model");
+        let from_moments = model
+            .fit(None, &OptimOptions::default(), &mut quiet)
+            .expect("fit");
+        let identity: Vec<f64> = from_moments
+            .opt
+            .lower
+            .iter()
+            .map(|&lo| if lo == 0.0 { 1.0 } else { 0.0 })
+            .collect();
+        let from_identity = model
+            .fit(Some(&identity), &OptimOptions::default(), &mut quiet)
+            .expect("fit");
+        assert!(
+            (from_moments.objective - from_identity.objective).abs() < 1e-6,
+            "{name}: {} from the moment start, {} from the identity",
+            from_moments.objective,
+            from_identity.objective
+        );
+    }
+}

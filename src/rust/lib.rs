@@ -21,6 +21,7 @@ pub mod profile_glmm;
 pub mod quadrature;
 pub mod small;
 pub mod spec;
+pub mod start;
 pub mod terms;
 pub mod trailing;
 pub mod trailing_dense;

@@ -18,6 +18,7 @@ use crate::error::{invalid, Result};
 use crate::linpred;
 use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
 use crate::spec::ModelSpec;
+use crate::start;
 use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
 use faer::Par;
@@ -147,13 +148,15 @@ impl<'a> LinearMixedModel<'a> {
         }
     }
 
-    /// Optimizes θ from `start` (lme4's default start when `None`) and returns the estimates.
+    /// Optimizes θ from `start` and returns the estimates. Without a start, θ starts from its
+    /// moment estimate ([`start::moment_start`]) or, when that fails, from lme4's identity start.
     pub fn fit(
         &mut self,
         start: Option<&[f64]>,
         opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<LmmFit> {
+        let mut opts = opts.clone();
         let start = match start {
             Some(s) => {
                 if s.len() != self.re.n_theta() {
@@ -165,7 +168,13 @@ impl<'a> LinearMixedModel<'a> {
                 }
                 s.to_vec()
             }
-            None => self.re.default_theta(),
+            None => match start::moment_start(&self.cp, &self.re, opts.rhobeg) {
+                Some((theta, radius)) => {
+                    opts.rhobeg = radius;
+                    theta
+                }
+                _ => self.re.default_theta(),
+            },
         };
         let lower = self.re.lower_bounds();
         let summary = {
@@ -173,7 +182,7 @@ impl<'a> LinearMixedModel<'a> {
                 model: self,
                 progress,
             };
-            optim::minimize(&mut obj, &start, &lower, opts)?
+            optim::minimize(&mut obj, &start, &lower, &opts)?
         };
         let mut fit = self.estimates(&summary.theta)?;
         fit.opt = summary;

@@ -1,0 +1,265 @@
+//! Moment-based starting values of θ for a linear mixed model.
+//!
+//! lme4 starts every fit at θ = identity, which for large crossed models costs the optimizer a few
+//! dozen evaluations before it is near the optimum. A method-of-moments (ANOVA) estimate, computed
+//! from the cross-products that are formed anyway, usually lands within a few percent of it.
+//!
+//! Each random-effects *column* `k` (column `c` of grouping-factor block `b`) is treated as an
+//! independent variance component `s_k` (correlations within a block are ignored; they start at 0
+//! as in lme4). With OLS residuals `r = y − X β̂` (weighted), the statistic of column `k` is
+//! `SSB_k = Σ_j S_j² / a_j` over the levels `j` of its factor, where `S_j = (Z_k' W r)_j` and
+//! `a_j = (Z_k' W Z_k)_jj`. Ignoring the projection on `X`,
+//!
+//! ```text
+//!   E[SSB_k] = Σ_m C_km s_m + J_k σ²,     C_km = Σ_j a_j⁻¹ Σ_l (Z_k' W Z_m)_jl²,
+//!   E[r'Wr]  = Σ_m T_m s_m + (n − p) σ²,  T_m  = tr(Z_m' W Z_m),
+//! ```
+//!
+//! with `J_k` the number of levels with `a_j > 0`. For crossed factors `C_km` corrects each factor's
+//! between-level spread for the other factors' effects, for nested ones it separates the levels of
+//! the nesting. The `K + 1` equations are solved for `(s, σ²)`; components estimated negative are set
+//! to 0 and the rest re-solved. The start is `θ = √(s_k / σ²)` on the diagonal of each `T_b`.
+use crate::blocks::CrossProducts;
+use crate::small;
+use crate::terms::ReStructure;
+use faer::prelude::Solve;
+use faer::Mat;
+
+/// Initial trust-region radius relative to the largest start element, and its smallest value.
+/// Measured on eleven models (lme4's data sets, InstEval, simulated crossed designs with and
+/// without random slopes): 0.05 needed the fewest evaluations in all, 339 against 373 with 0.1,
+/// 398 with 0.15 and 548 from lme4's start.
+const START_RADIUS_FACTOR: f64 = 0.05;
+const START_RADIUS_MIN: f64 = 0.02;
+
+/// Largest starting value of a diagonal θ element (relative standard deviation).
+const THETA_START_MAX: f64 = 10.0;
+
+/// The moment estimate of θ (off-diagonal elements 0), or `None` when the moments do not give a
+/// usable one (no positive residual variance, a singular system).
+pub fn moment_theta(cp: &CrossProducts, re: &ReStructure) -> Option<Vec<f64>> {
+    let columns = Columns::new(re);
+    let k = columns.count;
+    let pf = cp.p + 1;
+    let (beta, rss) = ols(cp)?;
+
+    // S_j = (Z' W r)_j for every random-effects coordinate: F'WZ minus β' X'WZ.
+    let residual_z = |af: &[f64], col: usize| -> f64 {
+        let a = &af[col * pf..(col + 1) * pf];
+        a[cp.p] - beta.iter().zip(a).map(|(b, x)| b * x).sum::<f64>()
+    };
+    let mut ssb = vec![0.0; k];
+    let mut levels = vec![0.0; k];
+    let mut trace = vec![0.0; k];
+    let mut c = vec![0.0; k * k];
+    let q0 = cp.q0;
+
+    // Leading block: diagonal blocks of A11.
+    for j in 0..cp.l0 {
+        let a = &cp.a11[j * q0 * q0..(j + 1) * q0 * q0];
+        for ci in 0..q0 {
+            let ajj = a[ci * q0 + ci];
+            if ajj <= 0.0 {
+                continue;
+            }
+            let s = residual_z(&cp.af1, j * q0 + ci);
+            let kk = columns.index(0, ci);
+            ssb[kk] += s * s / ajj;
+            levels[kk] += 1.0;
+            trace[kk] += ajj;
+            for cm in 0..q0 {
+                let v = a[cm * q0 + ci];
+                c[columns.index(0, cm) * k + kk] += v * v / ajj;
+            }
+        }
+    }
+    // Trailing nodes: diagonal blocks of A22.
+    let layout = &cp.layout;
+    for t in 0..layout.n_nodes() {
+        let b = layout.node_block[t] as usize;
+        let q = layout.node_q(t);
+        let a = &cp.a22_diag[cp.a22_diag_off[t]..cp.a22_diag_off[t + 1]];
+        for ci in 0..q {
+            let ajj = a[ci * q + ci];
+            if ajj <= 0.0 {
+                continue;
+            }
+            let s = residual_z(&cp.af2, layout.node_offset[t] + ci);
+            let kk = columns.index(b, ci);
+            ssb[kk] += s * s / ajj;
+            levels[kk] += 1.0;
+            trace[kk] += ajj;
+            for cm in 0..q {
+                let v = a[cm * q + ci];
+                c[columns.index(b, cm) * k + kk] += v * v / ajj;
+            }
+        }
+    }
+    // Leading level × trailing node: A21 blocks (q_t × q0), counted from both sides.
+    for j in 0..cp.l0 {
+        let a11 = &cp.a11[j * q0 * q0..(j + 1) * q0 * q0];
+        for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
+            let t = cp.a21_node[e] as usize;
+            let b = layout.node_block[t] as usize;
+            let q = layout.node_q(t);
+            let a22 = &cp.a22_diag[cp.a22_diag_off[t]..cp.a22_diag_off[t + 1]];
+            let vals = &cp.a21_vals[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+            for c0 in 0..q0 {
+                for ct in 0..q {
+                    let v2 = vals[c0 * q + ct] * vals[c0 * q + ct];
+                    let (k0, kt) = (columns.index(0, c0), columns.index(b, ct));
+                    let (a0, at) = (a11[c0 * q0 + c0], a22[ct * q + ct]);
+                    if a0 > 0.0 {
+                        c[kt * k + k0] += v2 / a0;
+                    }
+                    if at > 0.0 {
+                        c[k0 * k + kt] += v2 / at;
+                    }
+                }
+            }
+        }
+    }
+    // Trailing nodes of different blocks: the off-diagonal A22 blocks (q_row × q_col).
+    for (e, &(row, col)) in cp.a22_pairs.iter().enumerate() {
+        let (row, col) = (row as usize, col as usize);
+        let (br, bc) = (
+            layout.node_block[row] as usize,
+            layout.node_block[col] as usize,
+        );
+        let (qr, qc) = (layout.node_q(row), layout.node_q(col));
+        let ar = &cp.a22_diag[cp.a22_diag_off[row]..cp.a22_diag_off[row + 1]];
+        let ac = &cp.a22_diag[cp.a22_diag_off[col]..cp.a22_diag_off[col + 1]];
+        let vals = &cp.a22_pair_vals[cp.a22_pair_off[e]..cp.a22_pair_off[e + 1]];
+        for cc in 0..qc {
+            for cr in 0..qr {
+                let v2 = vals[cc * qr + cr] * vals[cc * qr + cr];
+                let (kr, kc) = (columns.index(br, cr), columns.index(bc, cc));
+                let (a_r, a_c) = (ar[cr * qr + cr], ac[cc * qc + cc]);
+                if a_r > 0.0 {
+                    c[kc * k + kr] += v2 / a_r;
+                }
+                if a_c > 0.0 {
+                    c[kr * k + kc] += v2 / a_c;
+                }
+            }
+        }
+    }
+
+    let residual_df = cp.n as f64 - cp.p as f64;
+    let (s, sigma2) = solve_nonnegative(&c, &ssb, &levels, &trace, rss, residual_df)?;
+
+    let mut theta = re.default_theta();
+    for (i, pos) in re.theta_pos.iter().enumerate() {
+        if pos.row == pos.col {
+            let v = (s[columns.index(pos.block, pos.row)] / sigma2).sqrt();
+            theta[i] = v.min(THETA_START_MAX);
+        }
+    }
+    Some(theta)
+}
+
+/// The moment start with the initial trust-region radius that suits it: BOBYQA's first steps are
+/// `± rhobeg` along each coordinate, so a start already near the optimum wants a radius about a
+/// twentieth of its largest element (at most `rhobeg`, at least 0.02), and its diagonal elements at
+/// least that radius (BOBYQA moves a start closer than `rhobeg` to a bound onto the bound or away).
+pub fn moment_start(cp: &CrossProducts, re: &ReStructure, rhobeg: f64) -> Option<(Vec<f64>, f64)> {
+    let mut theta = moment_theta(cp, re)?;
+    let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let radius = (START_RADIUS_FACTOR * largest)
+        .clamp(START_RADIUS_MIN, 0.5)
+        .min(rhobeg);
+    for (t, pos) in theta.iter_mut().zip(&re.theta_pos) {
+        if pos.row == pos.col {
+            *t = t.max(radius);
+        }
+    }
+    Some((theta, radius))
+}
+
+/// Numbering of the random-effects columns `(block, column)` as variance components.
+struct Columns {
+    first: Vec<usize>,
+    count: usize,
+}
+
+impl Columns {
+    fn new(re: &ReStructure) -> Self {
+        let mut first = Vec::with_capacity(re.blocks.len());
+        let mut count = 0;
+        for block in &re.blocks {
+            first.push(count);
+            count += block.q;
+        }
+        Self { first, count }
+    }
+
+    #[inline]
+    fn index(&self, block: usize, col: usize) -> usize {
+        self.first[block] + col
+    }
+}
+
+/// Weighted least-squares fit of the fixed effects alone: `β̂` and `r'Wr`.
+fn ols(cp: &CrossProducts) -> Option<(Vec<f64>, f64)> {
+    let (p, pf) = (cp.p, cp.p + 1);
+    let mut xtx = vec![0.0; p * p];
+    for j in 0..p {
+        xtx[j * p..(j + 1) * p].copy_from_slice(&cp.aff[j * pf..j * pf + p]);
+    }
+    let mut beta: Vec<f64> = (0..p).map(|j| cp.aff[j * pf + p]).collect();
+    let xty = beta.clone();
+    small::chol_lower(&mut xtx, p)?;
+    small::solve_lower(&xtx, p, &mut beta);
+    small::solve_lower_t(&xtx, p, &mut beta);
+    let yty = cp.aff[p * pf + p];
+    let rss = yty - beta.iter().zip(&xty).map(|(b, v)| b * v).sum::<f64>();
+    (rss.is_finite() && rss > 0.0).then_some((beta, rss))
+}
+
+/// Solves the moment equations for `(s, σ²)` with `s ≥ 0`: a component estimated negative is set
+/// to 0 and its equation dropped, until all are non-negative. `None` if `σ²` is not positive.
+fn solve_nonnegative(
+    c: &[f64],
+    ssb: &[f64],
+    levels: &[f64],
+    trace: &[f64],
+    rss: f64,
+    residual_df: f64,
+) -> Option<(Vec<f64>, f64)> {
+    let k = ssb.len();
+    let mut active: Vec<usize> = (0..k).filter(|&i| levels[i] > 0.0).collect();
+    loop {
+        let na = active.len();
+        // Unknowns: s_active..., σ²; equations: one per active column, then the residual one.
+        let m = Mat::<f64>::from_fn(na + 1, na + 1, |r, col| match (r < na, col < na) {
+            (true, true) => c[active[col] * k + active[r]],
+            (true, false) => levels[active[r]],
+            (false, true) => trace[active[col]],
+            (false, false) => residual_df,
+        });
+        let rhs = Mat::<f64>::from_fn(na + 1, 1, |r, _| if r < na { ssb[active[r]] } else { rss });
+        let sol = m.partial_piv_lu().solve(&rhs);
+        let x: Vec<f64> = (0..=na).map(|r| sol[(r, 0)]).collect();
+        if x.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let sigma2 = x[na];
+        if sigma2 <= 0.0 {
+            return None;
+        }
+        let negative: Vec<usize> = (0..na).filter(|&i| x[i] < 0.0).collect();
+        if negative.is_empty() {
+            let mut s = vec![0.0; k];
+            for (i, &col) in active.iter().enumerate() {
+                s[col] = x[i];
+            }
+            return Some((s, sigma2));
+        }
+        // Drop the most negative relative to its scale, one at a time (others may recover).
+        let worst = negative
+            .iter()
+            .copied()
+            .min_by(|&a, &b| (x[a] * trace[active[a]]).total_cmp(&(x[b] * trace[active[b]])))?;
+        active.remove(worst);
+    }
+}
