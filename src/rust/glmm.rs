@@ -870,15 +870,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let nth = self.re.n_theta();
         let p = self.spec.p;
         let vc = self.joint_chol.vcov_unscaled(&self.joint_cp);
-        let mut scale = vec![1.0; nth];
-        scale.extend((0..p).map(|k| {
-            let s = vc[k * p + k].sqrt();
-            if s.is_finite() && s > 0.0 {
-                s
-            } else {
-                1.0
-            }
-        }));
+        let whiten = BetaMetric::from_vcov(&vc, p);
         // Stage 2 starts next to its optimum: a trust region of a fifth of stage 1's.
         let mut stage_opts = opts.optim.clone();
         stage_opts.calc_derivs = false;
@@ -887,7 +879,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let mut summary = self.search(
             rule,
             &center,
-            &scale,
+            &whiten,
             &stage_opts,
             opts.optimizers[1],
             progress,
@@ -905,11 +897,10 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 let mut polish_opts = opts.optim.clone();
                 polish_opts.calc_derivs = false;
                 polish_opts.rhobeg = 1e-3;
-                let unit = vec![1.0; nth + p];
                 let polished = self.search(
                     rule,
                     &pars,
-                    &unit,
+                    &BetaMetric::identity(p),
                     &polish_opts,
                     StageOptimizer::Bobyqa,
                     progress,
@@ -937,13 +928,13 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok((pars, summary))
     }
 
-    /// Minimizes the stage-2 criterion over `center + scale ⊙ y` from `y = 0`; returns the
-    /// summary with the optimum in the original parameters.
+    /// Minimizes the stage-2 criterion over `(θ, β) = center + (y_θ, M y_β)` from `y = 0` (`M` is
+    /// `metric`); returns the summary with the optimum in the original parameters.
     fn search(
         &mut self,
         rule: Option<&GaussHermite>,
         center: &[f64],
-        scale: &[f64],
+        metric: &BetaMetric,
         opts: &OptimOptions,
         optimizer: StageOptimizer,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
@@ -953,7 +944,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let lower: Vec<f64> = (0..center.len())
             .map(|k| {
                 if k < nth {
-                    (lower_theta[k] - center[k]) / scale[k]
+                    lower_theta[k] - center[k]
                 } else {
                     f64::NEG_INFINITY
                 }
@@ -965,18 +956,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 model: &mut *self,
                 rule,
                 center,
-                scale,
+                metric,
                 progress,
                 x: zero.clone(),
             };
             run_stage(&mut obj, &zero, &lower, opts, optimizer)?
         };
-        let mut pars: Vec<f64> = summary
-            .theta
-            .iter()
-            .zip(center.iter().zip(scale))
-            .map(|(y, (c, s))| c + s * y)
-            .collect();
+        let mut pars = vec![0.0; center.len()];
+        metric.apply(center, &summary.theta, &mut pars);
         normalize_theta_signs(&self.re, &mut pars[..nth]);
         summary.theta = pars;
         summary.start = center.to_vec();
@@ -1225,17 +1212,70 @@ struct Stage2<'m, 'a, 'r> {
     model: &'m mut GeneralizedLinearMixedModel<'a>,
     rule: Option<&'r GaussHermite>,
     center: &'r [f64],
-    scale: &'r [f64],
+    metric: &'r BetaMetric,
     progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
     x: Vec<f64>,
 }
 
+/// The coordinates stage 2 searches in: θ as it is, β through a lower-triangular `M` with
+/// `M M'` = the stage-1 covariance of β̂ (unscaled), so that `β = β₀ + M y` has uncorrelated,
+/// unit-variance coordinates. Dividing by the standard errors alone leaves correlated fixed
+/// effects (an intercept against the levels of a factor) as a long, thin valley in which
+/// BOBYQA's quadratic model, which starts with no cross terms, needs many evaluations.
+pub struct BetaMetric {
+    p: usize,
+    /// `M`, `p × p` column-major, lower triangular.
+    m: Vec<f64>,
+}
+
+impl BetaMetric {
+    /// `M = I`.
+    fn identity(p: usize) -> Self {
+        let mut m = vec![0.0; p * p];
+        for k in 0..p {
+            m[k * p + k] = 1.0;
+        }
+        Self { p, m }
+    }
+
+    /// The Cholesky factor of `vcov` (`p × p`), or the standard errors on the diagonal when the
+    /// factorization fails, or `I` where even those are not positive.
+    fn from_vcov(vcov: &[f64], p: usize) -> Self {
+        let mut m = vcov.to_vec();
+        if crate::small::chol_lower(&mut m, p).is_some() && m.iter().all(|v| v.is_finite()) {
+            return Self { p, m };
+        }
+        let mut metric = Self::identity(p);
+        for k in 0..p {
+            let s = vcov[k * p + k].sqrt();
+            if s.is_finite() && s > 0.0 {
+                metric.m[k * p + k] = s;
+            }
+        }
+        metric
+    }
+
+    /// `x = center + (y_θ, M y_β)`; the last `p` elements are β.
+    fn apply(&self, center: &[f64], y: &[f64], x: &mut [f64]) {
+        let nth = center.len() - self.p;
+        for k in 0..nth {
+            x[k] = center[k] + y[k];
+        }
+        let (yb, xb) = (&y[nth..], &mut x[nth..]);
+        xb.copy_from_slice(&center[nth..]);
+        for (j, &v) in yb.iter().enumerate() {
+            let col = &self.m[j * self.p..(j + 1) * self.p];
+            for i in j..self.p {
+                xb[i] += col[i] * v;
+            }
+        }
+    }
+}
+
 impl Objective for Stage2<'_, '_, '_> {
     fn eval(&mut self, y: &[f64]) -> f64 {
-        for (k, x) in self.x.iter_mut().enumerate() {
-            *x = self.center[k] + self.scale[k] * y[k];
-        }
-        let x = std::mem::take(&mut self.x);
+        let mut x = std::mem::take(&mut self.x);
+        self.metric.apply(self.center, y, &mut x);
         let v = match self.model.objective_theta_beta(&x, self.rule) {
             Ok(v) => v,
             Err(e) => {
