@@ -135,7 +135,11 @@ print.lmmControl <- function(x, ...) {
 #'   or two, each `"bobyqa"` (Powell's bound-constrained quadratic-model
 #'   method) or `"Nelder_Mead"` (bounded Nelder-Mead simplex). Note that
 #'   `lme4::glmerControl()` uses `c("bobyqa", "Nelder_Mead")` by default.
-#' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA.
+#' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA. The
+#'   second stage searches the fixed effects in units of their (decorrelated)
+#'   standard errors; a GLMM deviance comes from the iterative PIRLS solution,
+#'   accurate to about 1e-8, so radii below the default `1e-5` would only
+#'   chase that noise (the deviance changes by ~1e-10 over such a step).
 #' @param maxfun Largest number of deviance evaluations each optimizer stage
 #'   may use.
 #' @param calc.derivs Logical: check convergence with a finite-difference
@@ -165,7 +169,7 @@ print.lmmControl <- function(x, ...) {
 #' glmmControl(optimizer = c("bobyqa", "Nelder_Mead"), nAGQ0initStep = FALSE)
 #' @export
 glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
-                        rhoend = 1e-7, maxfun = 10000L, calc.derivs = TRUE,
+                        rhoend = 1e-5, maxfun = 10000L, calc.derivs = TRUE,
                         boundary.tol = 1e-5, tolPwrss = 1e-7, maxit = 100L,
                         nAGQ0initStep = TRUE,
                         check.nlev.gtr.1 = "stop",
