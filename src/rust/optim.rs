@@ -296,8 +296,8 @@ fn gradient_check<O: Objective>(
         };
     }
     // The profiled deviance of an LMM is a deterministic function of θ, so the gradient's
-    // evaluations are reused for the Hessian's diagonal (the GLMM derivatives follow lme4's
-    // four-point formula instead: `fd_points` and `fd_derivatives_from`).
+    // evaluations are reused for the Hessian's diagonal (the GLMM derivatives use the same
+    // points, listed up front so that they can be shared out over threads: `fd_points`).
     let hessian = fd_hessian_from(&mut eval, theta, f0, FD_STEP, &steps);
     let (max_stat, component) = gradient_statistic(&gradient, &hessian);
     GradCheck {
@@ -365,7 +365,7 @@ fn fd_hessian_from(
             let fmm = f(&t);
             t[i] = x[i];
             t[j] = x[j];
-            let hij = (fpp + fmm - sum_i - sum_j + 2.0 * f0) / (2.0 * h * h);
+            let hij = pair_entry(fpp, fmm, sum_i, sum_j, f0, h);
             hess[j * n + i] = hij;
             hess[i * n + j] = hij;
         }
@@ -377,10 +377,11 @@ fn fd_hessian_from(
 pub const FD_STEP: f64 = 1e-4;
 
 /// The points at which [`fd_derivatives_from`] needs the objective, in a fixed order: for each
-/// `i`, `x ± h eᵢ`; then for each pair `j < i`, `x + h(±eᵢ ± eⱼ)` in the order `++, −−, +−, −+`.
+/// `i`, `x ± h eᵢ`; then for each pair `j < i`, `x + h(eᵢ + eⱼ)` and `x − h(eᵢ + eⱼ)`
+/// (`2k + k(k−1)` points, as [`fd_hessian_from`] uses).
 pub fn fd_points(x: &[f64], h: f64) -> Vec<Vec<f64>> {
     let n = x.len();
-    let mut points = Vec::with_capacity(2 * n * n);
+    let mut points = Vec::with_capacity(n * (n + 1));
     for i in 0..n {
         for s in [1.0, -1.0] {
             let mut t = x.to_vec();
@@ -390,10 +391,10 @@ pub fn fd_points(x: &[f64], h: f64) -> Vec<Vec<f64>> {
     }
     for i in 0..n {
         for j in 0..i {
-            for (si, sj) in [(1.0, 1.0), (-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0)] {
+            for s in [1.0, -1.0] {
                 let mut t = x.to_vec();
-                t[i] = x[i] + si * h;
-                t[j] = x[j] + sj * h;
+                t[i] = x[i] + s * h;
+                t[j] = x[j] + s * h;
                 points.push(t);
             }
         }
@@ -403,8 +404,8 @@ pub fn fd_points(x: &[f64], h: f64) -> Vec<Vec<f64>> {
 
 /// Central finite differences at `x` with step `h` from the objective's values at
 /// [`fd_points`] (`values`, same order) and `f0 = f(x)`: the gradient and the Hessian
-/// (column-major), every Hessian entry from its own evaluations as lme4's `deriv12` does
-/// (`2k` values for the gradient, `2k(k−1)` more for the off-diagonal entries).
+/// (column-major). Valid when each value depends only on its point (the GLMM evaluations start
+/// PIRLS from the same modes and iterate to a tight tolerance for this).
 pub fn fd_derivatives_from(values: &[f64], n: usize, f0: f64, h: f64) -> (Vec<f64>, Vec<f64>) {
     let mut grad = vec![0.0; n];
     let mut hess = vec![0.0; n * n];
@@ -415,15 +416,21 @@ pub fn fd_derivatives_from(values: &[f64], n: usize, f0: f64, h: f64) -> (Vec<f6
     }
     let mut k = 2 * n;
     for i in 0..n {
+        let sum_i = values[2 * i] + values[2 * i + 1];
         for j in 0..i {
-            let v = values[k] + values[k + 1] - values[k + 2] - values[k + 3];
-            k += 4;
-            let hij = v / (4.0 * h * h);
+            let sum_j = values[2 * j] + values[2 * j + 1];
+            let hij = pair_entry(values[k], values[k + 1], sum_i, sum_j, f0, h);
+            k += 2;
             hess[j * n + i] = hij;
             hess[i * n + j] = hij;
         }
     }
     (grad, hess)
+}
+
+/// `Hᵢⱼ` from `f(x ± h(eᵢ+eⱼ))` and the sums `f(x+heᵢ) + f(x−heᵢ)`, `f(x+heⱼ) + f(x−heⱼ)`.
+fn pair_entry(fpp: f64, fmm: f64, sum_i: f64, sum_j: f64, f0: f64, h: f64) -> f64 {
+    (fpp + fmm - sum_i - sum_j + 2.0 * f0) / (2.0 * h * h)
 }
 
 /// lme4's convergence statistic at a candidate optimum: `maxᵢ min(|(R⁻¹g)ᵢ|, |gᵢ|)` with
