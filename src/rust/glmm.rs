@@ -31,6 +31,10 @@ use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
 use faer::Par;
 
+/// Step of the curvature probes along θ relative to |θ| (at least 0.1).
+const THETA_PROBE_STEP: f64 = 0.05;
+/// Step of the curvature probe along β, in whitened units (about one standard error).
+const BETA_PROBE_STEP: f64 = 0.5;
 /// Largest estimated relative error of any fixed or spherical random effect when PIRLS stops.
 const PIRLS_STEP_TOL: f64 = 1e-9;
 /// The same for the evaluations of the finite-difference derivatives: their errors are divided
@@ -857,8 +861,9 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok(out)
     }
 
-    /// Stage 2: (θ, β) jointly, from `pars`, with β measured in units of its standard error
-    /// so that one trust region fits every parameter; then the derivative check.
+    /// Stage 2: (θ, β) jointly, from `pars`, every coordinate measured in units of about one
+    /// standard error ([`BetaMetric`]) so that one trust region fits every parameter; then the
+    /// derivative check.
     fn stage2(
         &mut self,
         opts: &GlmmOptions,
@@ -870,11 +875,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let nth = self.re.n_theta();
         let p = self.spec.p;
         let vc = self.joint_chol.vcov_unscaled(&self.joint_cp);
-        let whiten = BetaMetric::from_vcov(&vc, p);
-        // Stage 2 starts next to its optimum: a trust region of a fifth of stage 1's.
+        let mut whiten = BetaMetric::from_vcov(&vc, nth, p);
+        let probes = self.calibrate_theta(&center, rule, &mut whiten);
+        // Every coordinate is now in units of about one standard error.
         let mut stage_opts = opts.optim.clone();
         stage_opts.calc_derivs = false;
-        stage_opts.rhobeg = opts.optim.rhobeg / 5.0;
         stage_opts.rhoend = opts.optim.rhoend.min(stage_opts.rhobeg);
         let mut summary = self.search(
             rule,
@@ -884,6 +889,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             opts.optimizers[1],
             progress,
         )?;
+        summary.feval += probes;
         let mut pars = summary.theta.clone();
         let mut f0 = self.objective_theta_beta(&pars, rule)?;
         if opts.optim.calc_derivs {
@@ -900,7 +906,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 let polished = self.search(
                     rule,
                     &pars,
-                    &BetaMetric::identity(p),
+                    &BetaMetric::identity(nth, p),
                     &polish_opts,
                     StageOptimizer::Bobyqa,
                     progress,
@@ -928,6 +934,80 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok((pars, summary))
     }
 
+    /// Calibrates `metric` at `center`. Sets the scale of each θ element to `√(2 / H_kk)`, with `H_kk` the curvature of
+    /// the stage-2 criterion along θ_k alone at `center` (central, or forward next to a bound,
+    /// second differences): the standard error that curvature implies, so that a unit step in
+    /// any coordinate raises the deviance by about one, as a unit step of the whitened β does.
+    /// Without it a trust region that suits β is far too large for θ or the other way round
+    /// (VerbAgg: a step of 0.1 in θ costs 2 in deviance, in whitened β 0.01), and BOBYQA spends
+    /// most of its evaluations rescaling. Then rescales β's metric the same way (see below).
+    /// Returns the number of evaluations used; a failed probe leaves that scale as it was.
+    fn calibrate_theta(
+        &mut self,
+        center: &[f64],
+        rule: Option<&GaussHermite>,
+        metric: &mut BetaMetric,
+    ) -> usize {
+        let nth = self.re.n_theta();
+        let lower = self.re.lower_bounds();
+        let mut evals = 1;
+        let Ok(f0) = self.objective_theta_beta(center, rule) else {
+            return evals;
+        };
+        let mut x = center.to_vec();
+        for k in 0..nth {
+            let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
+            let (a, b) = if center[k] - h >= lower[k] {
+                (-h, h)
+            } else {
+                (h, 2.0 * h)
+            };
+            let mut at = |v: f64, model: &mut Self| {
+                x[k] = center[k] + v;
+                let f = model.objective_theta_beta(&x, rule);
+                x[k] = center[k];
+                f
+            };
+            evals += 2;
+            let (fa, fb) = match (at(a, self), at(b, self)) {
+                (Ok(fa), Ok(fb)) => (fa, fb),
+                _ => continue,
+            };
+            // Second difference through (0, f0), (a, fa), (b, fb) for a = −h or h, b = h or 2h.
+            let curvature = if a < 0.0 {
+                (fa - 2.0 * f0 + fb) / (h * h)
+            } else {
+                (fb - 2.0 * fa + f0) / (h * h)
+            };
+            let scale = (2.0 / curvature).sqrt();
+            if scale.is_finite() && scale > 0.0 {
+                metric.theta_scale[k] = scale.clamp(1e-3, 1.0);
+            }
+        }
+        // β: the covariance is unscaled, so for families with a dispersion φ a whitened unit
+        // step raises the deviance by about 1/φ, not 1. One probe along the last fixed effect
+        // (whose column of M has a single entry) measures the factor for all of them.
+        if let Some(j) = (0..metric.p).last() {
+            let step = metric.m[j * metric.p + j];
+            let mut at = |v: f64, model: &mut Self| {
+                x[nth + j] = center[nth + j] + v * step;
+                let f = model.objective_theta_beta(&x, rule);
+                x[nth + j] = center[nth + j];
+                f
+            };
+            evals += 2;
+            let h = BETA_PROBE_STEP;
+            if let (Ok(fp), Ok(fm)) = (at(h, self), at(-h, self)) {
+                let factor = (2.0 * h * h / (fp - 2.0 * f0 + fm)).sqrt();
+                if factor.is_finite() && factor > 0.0 {
+                    let factor = factor.clamp(1e-3, 1e3);
+                    metric.m.iter_mut().for_each(|v| *v *= factor);
+                }
+            }
+        }
+        evals
+    }
+
     /// Minimizes the stage-2 criterion over `(θ, β) = center + (y_θ, M y_β)` from `y = 0` (`M` is
     /// `metric`); returns the summary with the optimum in the original parameters.
     fn search(
@@ -944,7 +1024,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let lower: Vec<f64> = (0..center.len())
             .map(|k| {
                 if k < nth {
-                    lower_theta[k] - center[k]
+                    (lower_theta[k] - center[k]) / metric.theta_scale[k]
                 } else {
                     f64::NEG_INFINITY
                 }
@@ -1217,35 +1297,46 @@ struct Stage2<'m, 'a, 'r> {
     x: Vec<f64>,
 }
 
-/// The coordinates stage 2 searches in: θ as it is, β through a lower-triangular `M` with
-/// `M M'` = the stage-1 covariance of β̂ (unscaled), so that `β = β₀ + M y` has uncorrelated,
-/// unit-variance coordinates. Dividing by the standard errors alone leaves correlated fixed
-/// effects (an intercept against the levels of a factor) as a long, thin valley in which
-/// BOBYQA's quadratic model, which starts with no cross terms, needs many evaluations.
+/// The coordinates stage 2 searches in: θ_k scaled by `theta_scale[k]` (see
+/// `calibrate_theta`), β through a lower-triangular `M` with `M M'` = the stage-1 covariance of
+/// β̂ (unscaled), so that `β = β₀ + M y` has uncorrelated, unit-variance coordinates. Dividing by
+/// the standard errors alone leaves correlated fixed effects (an intercept against the levels of
+/// a factor) as a long, thin valley in which BOBYQA's quadratic model, which starts with no
+/// cross terms, needs many evaluations.
 pub struct BetaMetric {
+    /// Scale of each θ element.
+    theta_scale: Vec<f64>,
     p: usize,
     /// `M`, `p × p` column-major, lower triangular.
     m: Vec<f64>,
 }
 
 impl BetaMetric {
-    /// `M = I`.
-    fn identity(p: usize) -> Self {
+    /// `M = I`, θ unscaled.
+    fn identity(nth: usize, p: usize) -> Self {
         let mut m = vec![0.0; p * p];
         for k in 0..p {
             m[k * p + k] = 1.0;
         }
-        Self { p, m }
+        Self {
+            theta_scale: vec![1.0; nth],
+            p,
+            m,
+        }
     }
 
     /// The Cholesky factor of `vcov` (`p × p`), or the standard errors on the diagonal when the
     /// factorization fails, or `I` where even those are not positive.
-    fn from_vcov(vcov: &[f64], p: usize) -> Self {
+    fn from_vcov(vcov: &[f64], nth: usize, p: usize) -> Self {
         let mut m = vcov.to_vec();
         if crate::small::chol_lower(&mut m, p).is_some() && m.iter().all(|v| v.is_finite()) {
-            return Self { p, m };
+            return Self {
+                theta_scale: vec![1.0; nth],
+                p,
+                m,
+            };
         }
-        let mut metric = Self::identity(p);
+        let mut metric = Self::identity(nth, p);
         for k in 0..p {
             let s = vcov[k * p + k].sqrt();
             if s.is_finite() && s > 0.0 {
@@ -1259,7 +1350,7 @@ impl BetaMetric {
     fn apply(&self, center: &[f64], y: &[f64], x: &mut [f64]) {
         let nth = center.len() - self.p;
         for k in 0..nth {
-            x[k] = center[k] + y[k];
+            x[k] = center[k] + self.theta_scale[k] * y[k];
         }
         let (yb, xb) = (&y[nth..], &mut x[nth..]);
         xb.copy_from_slice(&center[nth..]);
