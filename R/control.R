@@ -136,10 +136,13 @@ print.lmmControl <- function(x, ...) {
 #'   method) or `"Nelder_Mead"` (bounded Nelder-Mead simplex). Note that
 #'   `lme4::glmerControl()` uses `c("bobyqa", "Nelder_Mead")` by default.
 #' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA. The
-#'   second stage searches the fixed effects in units of their (decorrelated)
-#'   standard errors; a GLMM deviance comes from the iterative PIRLS solution,
-#'   accurate to about 1e-8, so radii below the default `1e-5` would only
-#'   chase that noise (the deviance changes by ~1e-10 over such a step).
+#'   second stage searches every parameter in units of about one standard
+#'   error (the fixed effects decorrelated by their first-stage covariance,
+#'   each `theta` scaled by the curvature of the deviance along it), so both
+#'   radii apply in those units there. A GLMM deviance comes from the
+#'   iterative PIRLS solution, accurate to about 1e-8, so radii below the
+#'   default `1e-5` would only chase that noise (the deviance changes by
+#'   ~1e-10 over such a step).
 #' @param maxfun Largest number of deviance evaluations each optimizer stage
 #'   may use.
 #' @param calc.derivs Logical: check convergence with a finite-difference
