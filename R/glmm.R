@@ -24,7 +24,10 @@
 #'   random-effects term).
 #' @param control Settings from [glmmControl()].
 #' @param start Optional starting values: a numeric vector of covariance
-#'   parameters `theta`, or `list(theta = , fixef = )`.
+#'   parameters `theta`, or `list(theta = , fixef = )`. Without `theta`, the
+#'   fit starts from a method-of-moments estimate of the variance components
+#'   on the working response of a first PIRLS run at lme4's start (`theta` =
+#'   identity), or from lme4's start when that estimate is not available.
 #' @param verbose `TRUE` or `1`: print the criterion and the parameters at
 #'   each optimizer evaluation (as glmer's `verbose`); `2`: also the penalized
 #'   deviance and the largest relative step of every PIRLS iteration. A fit can

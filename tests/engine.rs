@@ -357,7 +357,7 @@ fn moment_start_is_near_the_simulated_variances() {
         let spec = d.spec();
         let re = ReStructure::new(&spec);
         let cp = CrossProducts::new(&spec, &re).expect("cross-products");
-        let theta = moment_theta(&cp, &re).expect("a moment estimate");
+        let theta = moment_theta(&cp, &re, None).expect("a moment estimate");
         assert_eq!(theta.len(), truth.len(), "{name}");
         for (k, (&t, &want)) in theta.iter().zip(&truth).enumerate() {
             assert!(

@@ -168,7 +168,13 @@ impl<'a> LinearMixedModel<'a> {
                 }
                 s.to_vec()
             }
-            None => match start::moment_start(&self.cp, &self.re, opts.rhobeg) {
+            None => match start::moment_start(
+                &self.cp,
+                &self.re,
+                opts.rhobeg,
+                start::START_RADIUS_FACTOR,
+                None,
+            ) {
                 Some((theta, radius)) => {
                     opts.rhobeg = radius;
                     theta

@@ -29,7 +29,7 @@ use faer::Mat;
 /// Measured on eleven models (lme4's data sets, InstEval, simulated crossed designs with and
 /// without random slopes): 0.05 needed the fewest evaluations in all, 339 against 373 with 0.1,
 /// 398 with 0.15 and 548 from lme4's start.
-const START_RADIUS_FACTOR: f64 = 0.05;
+pub const START_RADIUS_FACTOR: f64 = 0.05;
 const START_RADIUS_MIN: f64 = 0.02;
 
 /// Largest starting value of a diagonal θ element (relative standard deviation).
@@ -37,7 +37,14 @@ const THETA_START_MAX: f64 = 10.0;
 
 /// The moment estimate of θ (off-diagonal elements 0), or `None` when the moments do not give a
 /// usable one (no positive residual variance, a singular system).
-pub fn moment_theta(cp: &CrossProducts, re: &ReStructure) -> Option<Vec<f64>> {
+///
+/// `known_sigma2`: the residual variance when the model fixes it (a GLMM's working response
+/// without a dispersion parameter has variance `1 / w`); otherwise it is estimated.
+pub fn moment_theta(
+    cp: &CrossProducts,
+    re: &ReStructure,
+    known_sigma2: Option<f64>,
+) -> Option<Vec<f64>> {
     let columns = Columns::new(re);
     let k = columns.count;
     let pf = cp.p + 1;
@@ -146,7 +153,7 @@ pub fn moment_theta(cp: &CrossProducts, re: &ReStructure) -> Option<Vec<f64>> {
     }
 
     let residual_df = cp.n as f64 - cp.p as f64;
-    let (s, sigma2) = solve_nonnegative(&c, &ssb, &levels, &trace, rss, residual_df)?;
+    let (s, sigma2) = solve_nonnegative(&c, &ssb, &levels, &trace, rss, residual_df, known_sigma2)?;
 
     let mut theta = re.default_theta();
     for (i, pos) in re.theta_pos.iter().enumerate() {
@@ -159,13 +166,20 @@ pub fn moment_theta(cp: &CrossProducts, re: &ReStructure) -> Option<Vec<f64>> {
 }
 
 /// The moment start with the initial trust-region radius that suits it: BOBYQA's first steps are
-/// `± rhobeg` along each coordinate, so a start already near the optimum wants a radius about a
-/// twentieth of its largest element (at most `rhobeg`, at least 0.02), and its diagonal elements at
-/// least that radius (BOBYQA moves a start closer than `rhobeg` to a bound onto the bound or away).
-pub fn moment_start(cp: &CrossProducts, re: &ReStructure, rhobeg: f64) -> Option<(Vec<f64>, f64)> {
-    let mut theta = moment_theta(cp, re)?;
+/// `± rhobeg` along each coordinate, so a start already near the optimum wants a radius of a
+/// fraction `radius_factor` of its largest element (at most `rhobeg`, at least 0.02; an LMM's
+/// estimate is good enough for [`START_RADIUS_FACTOR`]), and its diagonal elements at least that
+/// radius (BOBYQA moves a start closer than `rhobeg` to a bound onto the bound or away).
+pub fn moment_start(
+    cp: &CrossProducts,
+    re: &ReStructure,
+    rhobeg: f64,
+    radius_factor: f64,
+    known_sigma2: Option<f64>,
+) -> Option<(Vec<f64>, f64)> {
+    let mut theta = moment_theta(cp, re, known_sigma2)?;
     let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-    let radius = (START_RADIUS_FACTOR * largest)
+    let radius = (radius_factor * largest)
         .clamp(START_RADIUS_MIN, 0.5)
         .min(rhobeg);
     for (t, pos) in theta.iter_mut().zip(&re.theta_pos) {
@@ -216,8 +230,9 @@ fn ols(cp: &CrossProducts) -> Option<(Vec<f64>, f64)> {
     (rss.is_finite() && rss > 0.0).then_some((beta, rss))
 }
 
-/// Solves the moment equations for `(s, σ²)` with `s ≥ 0`: a component estimated negative is set
-/// to 0 and its equation dropped, until all are non-negative. `None` if `σ²` is not positive.
+/// Solves the moment equations for `(s, σ²)` with `s ≥ 0` (`σ²` fixed at `known_sigma2` when
+/// given, its equation dropped): a component estimated negative is set to 0 and its equation
+/// dropped, until all are non-negative. `None` if `σ²` is not positive.
 fn solve_nonnegative(
     c: &[f64],
     ssb: &[f64],
@@ -225,26 +240,33 @@ fn solve_nonnegative(
     trace: &[f64],
     rss: f64,
     residual_df: f64,
+    known_sigma2: Option<f64>,
 ) -> Option<(Vec<f64>, f64)> {
     let k = ssb.len();
     let mut active: Vec<usize> = (0..k).filter(|&i| levels[i] > 0.0).collect();
+    let extra = usize::from(known_sigma2.is_none());
     loop {
         let na = active.len();
-        // Unknowns: s_active..., σ²; equations: one per active column, then the residual one.
-        let m = Mat::<f64>::from_fn(na + 1, na + 1, |r, col| match (r < na, col < na) {
+        // Unknowns: s_active... (then σ²); equations: one per active column (then the residual).
+        let dim = na + extra;
+        let m = Mat::<f64>::from_fn(dim, dim, |r, col| match (r < na, col < na) {
             (true, true) => c[active[col] * k + active[r]],
             (true, false) => levels[active[r]],
             (false, true) => trace[active[col]],
             (false, false) => residual_df,
         });
-        let rhs = Mat::<f64>::from_fn(na + 1, 1, |r, _| if r < na { ssb[active[r]] } else { rss });
+        let rhs = Mat::<f64>::from_fn(dim, 1, |r, _| match (r < na, known_sigma2) {
+            (true, Some(s2)) => ssb[active[r]] - levels[active[r]] * s2,
+            (true, None) => ssb[active[r]],
+            (false, _) => rss,
+        });
         let sol = m.partial_piv_lu().solve(&rhs);
-        let x: Vec<f64> = (0..=na).map(|r| sol[(r, 0)]).collect();
+        let x: Vec<f64> = (0..dim).map(|r| sol[(r, 0)]).collect();
         if x.iter().any(|v| !v.is_finite()) {
             return None;
         }
-        let sigma2 = x[na];
-        if sigma2 <= 0.0 {
+        let sigma2 = known_sigma2.unwrap_or_else(|| x.get(na).copied().unwrap_or(f64::NAN));
+        if sigma2.is_nan() || sigma2 <= 0.0 {
             return None;
         }
         let negative: Vec<usize> = (0..na).filter(|&i| x[i] < 0.0).collect();
