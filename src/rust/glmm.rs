@@ -907,7 +907,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     }
 
     /// Stage 2: (θ, β) jointly, from `pars`, every coordinate measured in units of about one
-    /// standard error ([`BetaMetric`]) so that one trust region fits every parameter; then the
+    /// standard error ([`Stage2Metric`]) so that one trust region fits every parameter; then the
     /// derivative check.
     fn stage2(
         &mut self,
@@ -920,8 +920,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let nth = self.re.n_theta();
         let p = self.spec.p;
         let vc = self.joint_chol.vcov_unscaled(&self.joint_cp);
-        let mut whiten = BetaMetric::from_vcov(&vc, nth, p);
-        let probes = self.calibrate_theta(&center, rule, &mut whiten);
+        let mut whiten = Stage2Metric::from_vcov(&vc, nth, p);
+        let probes = self.calibrate(&center, rule, &mut whiten);
         // Every coordinate is now in units of about one standard error.
         let mut stage_opts = opts.optim.clone();
         stage_opts.calc_derivs = false;
@@ -951,7 +951,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 let polished = self.search(
                     rule,
                     &pars,
-                    &BetaMetric::identity(nth, p),
+                    &Stage2Metric::identity(nth, p),
                     &polish_opts,
                     StageOptimizer::Bobyqa,
                     progress,
@@ -979,19 +979,22 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok((pars, summary))
     }
 
-    /// Calibrates `metric` at `center`. Sets the scale of each θ element to `√(2 / H_kk)`, with `H_kk` the curvature of
-    /// the stage-2 criterion along θ_k alone at `center` (central, or forward next to a bound,
-    /// second differences): the standard error that curvature implies, so that a unit step in
-    /// any coordinate raises the deviance by about one, as a unit step of the whitened β does.
-    /// Without it a trust region that suits β is far too large for θ or the other way round
-    /// (VerbAgg: a step of 0.1 in θ costs 2 in deviance, in whitened β 0.01), and BOBYQA spends
-    /// most of its evaluations rescaling. Then rescales β's metric the same way (see below).
-    /// Returns the number of evaluations used; a failed probe leaves that scale as it was.
-    fn calibrate_theta(
+    /// Calibrates `metric` at `center` so that a unit step in any coordinate raises the
+    /// deviance by about one, as a unit step of the whitened β does for families without a
+    /// dispersion. Each θ element gets the scale `√(2 / H_kk)`, with `H_kk` the curvature of the
+    /// stage-2 criterion along θ_k alone (a central second difference, or a forward one next to
+    /// a bound): the standard error that curvature implies. Without it a trust region that
+    /// suits β is far too large for θ or the other way round (VerbAgg: a step of 0.1 in θ costs
+    /// 2 in deviance, in whitened β 0.01), and BOBYQA spends most of its evaluations rescaling.
+    /// β's covariance is unscaled, so for families with a dispersion φ a whitened unit step
+    /// raises the deviance by about 1/φ: one probe along the last fixed effect (whose column
+    /// of `M` has a single entry) measures that factor for all of them. Returns the number of
+    /// evaluations used; a failed probe leaves its scale as it was.
+    fn calibrate(
         &mut self,
         center: &[f64],
         rule: Option<&GaussHermite>,
-        metric: &mut BetaMetric,
+        metric: &mut Stage2Metric,
     ) -> usize {
         let nth = self.re.n_theta();
         let lower = self.re.lower_bounds();
@@ -1007,16 +1010,12 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             } else {
                 (h, 2.0 * h)
             };
-            let mut at = |v: f64, model: &mut Self| {
-                x[k] = center[k] + v;
-                let f = model.objective_theta_beta(&x, rule);
-                x[k] = center[k];
-                f
-            };
             evals += 2;
-            let (fa, fb) = match (at(a, self), at(b, self)) {
-                (Ok(fa), Ok(fb)) => (fa, fb),
-                _ => continue,
+            let (Ok(fa), Ok(fb)) = (
+                self.probe(&mut x, k, center[k] + a, rule),
+                self.probe(&mut x, k, center[k] + b, rule),
+            ) else {
+                continue;
             };
             // Second difference through (0, f0), (a, fa), (b, fb) for a = −h or h, b = h or 2h.
             let curvature = if a < 0.0 {
@@ -1029,20 +1028,15 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 metric.theta_scale[k] = scale.clamp(1e-3, 1.0);
             }
         }
-        // β: the covariance is unscaled, so for families with a dispersion φ a whitened unit
-        // step raises the deviance by about 1/φ, not 1. One probe along the last fixed effect
-        // (whose column of M has a single entry) measures the factor for all of them.
         if let Some(j) = (0..metric.p).last() {
-            let step = metric.m[j * metric.p + j];
-            let mut at = |v: f64, model: &mut Self| {
-                x[nth + j] = center[nth + j] + v * step;
-                let f = model.objective_theta_beta(&x, rule);
-                x[nth + j] = center[nth + j];
-                f
-            };
+            let step = BETA_PROBE_STEP * metric.m[j * metric.p + j];
+            let k = nth + j;
             evals += 2;
-            let h = BETA_PROBE_STEP;
-            if let (Ok(fp), Ok(fm)) = (at(h, self), at(-h, self)) {
+            if let (Ok(fp), Ok(fm)) = (
+                self.probe(&mut x, k, center[k] + step, rule),
+                self.probe(&mut x, k, center[k] - step, rule),
+            ) {
+                let h = BETA_PROBE_STEP;
                 let factor = (2.0 * h * h / (fp - 2.0 * f0 + fm)).sqrt();
                 if factor.is_finite() && factor > 0.0 {
                     let factor = factor.clamp(1e-3, 1e3);
@@ -1053,13 +1047,28 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         evals
     }
 
+    /// The stage-2 criterion at `x` with element `k` set to `value` (restored afterwards).
+    fn probe(
+        &mut self,
+        x: &mut [f64],
+        k: usize,
+        value: f64,
+        rule: Option<&GaussHermite>,
+    ) -> Result<f64> {
+        let saved = x[k];
+        x[k] = value;
+        let f = self.objective_theta_beta(x, rule);
+        x[k] = saved;
+        f
+    }
+
     /// Minimizes the stage-2 criterion over `(θ, β) = center + (y_θ, M y_β)` from `y = 0` (`M` is
     /// `metric`); returns the summary with the optimum in the original parameters.
     fn search(
         &mut self,
         rule: Option<&GaussHermite>,
         center: &[f64],
-        metric: &BetaMetric,
+        metric: &Stage2Metric,
         opts: &OptimOptions,
         optimizer: StageOptimizer,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
@@ -1337,18 +1346,18 @@ struct Stage2<'m, 'a, 'r> {
     model: &'m mut GeneralizedLinearMixedModel<'a>,
     rule: Option<&'r GaussHermite>,
     center: &'r [f64],
-    metric: &'r BetaMetric,
+    metric: &'r Stage2Metric,
     progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
     x: Vec<f64>,
 }
 
 /// The coordinates stage 2 searches in: θ_k scaled by `theta_scale[k]` (see
-/// `calibrate_theta`), β through a lower-triangular `M` with `M M'` = the stage-1 covariance of
+/// `calibrate`), β through a lower-triangular `M` with `M M'` = the stage-1 covariance of
 /// β̂ (unscaled), so that `β = β₀ + M y` has uncorrelated, unit-variance coordinates. Dividing by
 /// the standard errors alone leaves correlated fixed effects (an intercept against the levels of
 /// a factor) as a long, thin valley in which BOBYQA's quadratic model, which starts with no
 /// cross terms, needs many evaluations.
-pub struct BetaMetric {
+struct Stage2Metric {
     /// Scale of each θ element.
     theta_scale: Vec<f64>,
     p: usize,
@@ -1356,7 +1365,7 @@ pub struct BetaMetric {
     m: Vec<f64>,
 }
 
-impl BetaMetric {
+impl Stage2Metric {
     /// `M = I`, θ unscaled.
     fn identity(nth: usize, p: usize) -> Self {
         let mut m = vec![0.0; p * p];
