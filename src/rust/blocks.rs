@@ -175,6 +175,33 @@ fn add_outer(dst: &mut [f64], w: f64, a: &[f64], b: &[f64]) {
     }
 }
 
+/// `dst[(base + levels[i])·pf + c] += wz[i] · F[i, c]` over all observations `i` and the `pf`
+/// columns of `F = [X, response]` (`x` column-major with `n = wz.len()` rows).
+///
+/// Hand-rolled observation by observation rather than column by column: data sorted by a
+/// factor send consecutive observations to the same row, and column by column each addition
+/// would wait for the previous one through memory; here the `pf` additions of an observation
+/// are independent of each other.
+fn scatter_rows(
+    dst: &mut [f64],
+    pf: usize,
+    base: usize,
+    levels: &[u32],
+    wz: &[f64],
+    x: &[f64],
+    response: &[f64],
+) {
+    let n = wz.len();
+    let p = pf - 1;
+    for (i, ((&l, &w), &r)) in levels.iter().zip(wz).zip(response).enumerate() {
+        let row = &mut dst[(base + l as usize) * pf..(base + l as usize + 1) * pf];
+        for (c, d) in row[..p].iter_mut().enumerate() {
+            *d += w * x[c * n + i];
+        }
+        row[p] += w * r;
+    }
+}
+
 fn try_zeros(len: usize, what: &str) -> Result<Vec<f64>> {
     let mut v = Vec::new();
     v.try_reserve_exact(len)
@@ -461,12 +488,7 @@ impl CrossProducts {
                 self.a11[lead_lev[i] as usize] += wz * z0[i];
             }
         }
-        for c in 0..pf {
-            let col = column(c);
-            for ((&j, &wz), &f) in lead_lev.iter().zip(wz0.iter()).zip(col) {
-                self.af1[j as usize * pf + c] += wz * f;
-            }
-        }
+        scatter_rows(&mut self.af1, pf, 0, lead_lev, wz0, x, response);
         // F'WF: dense weighted dot products of the columns of F (lower triangle, mirrored).
         for a in 0..pf {
             let ca = column(a);
@@ -475,7 +497,9 @@ impl CrossProducts {
             }
             for b in a..pf {
                 let cb = column(b);
-                let s: f64 = plan.wzt.iter().zip(cb).map(|(t, f)| t * f).sum();
+                // faer's SIMD dot product (a plain iterator sum is one serial chain of adds).
+                let s: f64 =
+                    faer::ColRef::from_slice(&plan.wzt).transpose() * faer::ColRef::from_slice(cb);
                 self.aff[a * pf + b] = s;
                 self.aff[b * pf + a] = s;
             }
@@ -502,12 +526,7 @@ impl CrossProducts {
                 self.a22_diag[node] += zk.map_or(wz, |z| wz * z[i]);
                 self.a21_vals[a21[i] as usize] += z0.map_or(wz, |z| wz * z[i]);
             }
-            for c in 0..pf {
-                let col = column(c);
-                for ((&l, &wz), &f) in lev.iter().zip(wzt.iter()).zip(col) {
-                    self.af2[(base + l as usize) * pf + c] += wz * f;
-                }
-            }
+            scatter_rows(&mut self.af2, pf, base, lev, wzt, x, response);
             for k1 in 1..k {
                 let other = &spec.terms[re.blocks[k1].terms[0]];
                 let pairs = &self.obs_pair[pair * n..(pair + 1) * n];
