@@ -434,8 +434,9 @@ impl CrossProducts {
     /// [`CrossProducts::refill_plan`]). PIRLS calls this at every iteration, so for the common
     /// case where every block is scalar (`q = 1`) it takes a fast path: with one coordinate per
     /// level, each observation adds `w zₐ z_b` to a single entry of each block, so the pass runs
-    /// column by column over flat per-observation index arrays (no per-observation slices or
-    /// small outer products), skips the multiplication by `z` for intercept columns, and forms
+    /// block by block over flat per-observation index arrays (no per-observation slices or
+    /// small outer products), adds the row of `F` of each observation at once (see
+    /// [`scatter_rows`]), skips the multiplication by `z` for intercept columns, and forms
     /// `F'WF` as dense dot products. Other structures use the general fill.
     pub fn refill(
         &mut self,
