@@ -436,7 +436,7 @@ impl CrossProducts {
     /// level, each observation adds `w zₐ z_b` to a single entry of each block, so the pass runs
     /// block by block over flat per-observation index arrays (no per-observation slices or
     /// small outer products), adds the row of `F` of each observation at once (see
-    /// [`scatter_rows`]), skips the multiplication by `z` for intercept columns, and forms
+    /// `scatter_rows`), skips the multiplication by `z` for intercept columns, and forms
     /// `F'WF` as dense dot products. Other structures use the general fill.
     pub fn refill(
         &mut self,

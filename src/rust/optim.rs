@@ -378,7 +378,7 @@ pub const FD_STEP: f64 = 1e-4;
 
 /// The points at which [`fd_derivatives_from`] needs the objective, in a fixed order: for each
 /// `i`, `x ± h eᵢ`; then for each pair `j < i`, `x + h(eᵢ + eⱼ)` and `x − h(eᵢ + eⱼ)`
-/// (`2k + k(k−1)` points, as [`fd_hessian_from`] uses).
+/// (`2k + k(k−1)` points, as `fd_hessian_from` uses).
 pub fn fd_points(x: &[f64], h: f64) -> Vec<Vec<f64>> {
     let n = x.len();
     let mut points = Vec::with_capacity(n * (n + 1));
