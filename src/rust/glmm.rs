@@ -895,10 +895,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             GLMM_START_RADIUS_FACTOR,
             known,
         )?;
-        let saved = self.eta_start.clone();
         if self.objective_theta(&theta).is_err() {
-            // Back to the modes at lme4's start.
-            self.eta_start.copy_from_slice(&saved);
+            // PIRLS starts again from `eta_start`, still the linear predictor at lme4's start.
             self.warm = false;
             return None;
         }
@@ -920,8 +918,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let nth = self.re.n_theta();
         let p = self.spec.p;
         let vc = self.joint_chol.vcov_unscaled(&self.joint_cp);
-        let mut whiten = Stage2Metric::from_vcov(&vc, nth, p);
-        let probes = self.calibrate(&center, rule, &mut whiten);
+        let mut metric = Stage2Metric::from_vcov(&vc, nth, p);
+        let probes = self.calibrate(&center, rule, &mut metric);
         // Every coordinate is now in units of about one standard error.
         let mut stage_opts = opts.optim.clone();
         stage_opts.calc_derivs = false;
@@ -929,7 +927,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let mut summary = self.search(
             rule,
             &center,
-            &whiten,
+            &metric,
             &stage_opts,
             opts.optimizers[1],
             progress,

@@ -114,14 +114,13 @@ pub fn moment_theta(
             for c0 in 0..q0 {
                 for ct in 0..q {
                     let v2 = vals[c0 * q + ct] * vals[c0 * q + ct];
-                    let (k0, kt) = (columns.index(0, c0), columns.index(b, ct));
-                    let (a0, at) = (a11[c0 * q0 + c0], a22[ct * q + ct]);
-                    if a0 > 0.0 {
-                        c[kt * k + k0] += v2 / a0;
-                    }
-                    if at > 0.0 {
-                        c[k0 * k + kt] += v2 / at;
-                    }
+                    add_cross(
+                        &mut c,
+                        k,
+                        (columns.index(0, c0), a11[c0 * q0 + c0]),
+                        (columns.index(b, ct), a22[ct * q + ct]),
+                        v2,
+                    );
                 }
             }
         }
@@ -140,14 +139,13 @@ pub fn moment_theta(
         for cc in 0..qc {
             for cr in 0..qr {
                 let v2 = vals[cc * qr + cr] * vals[cc * qr + cr];
-                let (kr, kc) = (columns.index(br, cr), columns.index(bc, cc));
-                let (a_r, a_c) = (ar[cr * qr + cr], ac[cc * qc + cc]);
-                if a_r > 0.0 {
-                    c[kc * k + kr] += v2 / a_r;
-                }
-                if a_c > 0.0 {
-                    c[kr * k + kc] += v2 / a_c;
-                }
+                add_cross(
+                    &mut c,
+                    k,
+                    (columns.index(br, cr), ar[cr * qr + cr]),
+                    (columns.index(bc, cc), ac[cc * qc + cc]),
+                    v2,
+                );
             }
         }
     }
@@ -188,6 +186,18 @@ pub fn moment_start(
         }
     }
     Some((theta, radius))
+}
+
+/// Adds an off-diagonal entry `v` (`v2 = v²`) of `Z'WZ` between a level of column `ka` (diagonal
+/// entry `aa`) and a level of column `kb` (`ab`) to `C` from both sides: `v²/aa` to `C[kb, ka]`
+/// and `v²/ab` to `C[ka, kb]` (`C` is `k × k`, column-major, as in [`moment_theta`]).
+fn add_cross(c: &mut [f64], k: usize, (ka, aa): (usize, f64), (kb, ab): (usize, f64), v2: f64) {
+    if aa > 0.0 {
+        c[kb * k + ka] += v2 / aa;
+    }
+    if ab > 0.0 {
+        c[ka * k + kb] += v2 / ab;
+    }
 }
 
 /// Numbering of the random-effects columns `(block, column)` as variance components.
