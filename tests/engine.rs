@@ -13,8 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
-mod common;
-use common::{dense_z_lambda, design, random_theta, reference_deviance, Design};
+use crate::common::{dense_z_lambda, design, random_theta, reference_deviance, Design};
 
 fn designs() -> Vec<(&'static str, Design)> {
     vec![
@@ -301,7 +300,7 @@ fn variance_design(seed: u64, n: usize, sds: &[(usize, f64)], slope: f64, nest: 
             let per = nl / sds[0].0;
             terms[0..1]
                 .iter()
-                .flat_map(|(lev, ..): &common::TermData| lev.iter())
+                .flat_map(|(lev, ..): &crate::common::TermData| lev.iter())
                 .map(|&g| g * per as u32 + rng.random_range(0..per as u32))
                 .collect()
         } else {

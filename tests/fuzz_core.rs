@@ -8,8 +8,7 @@ use mixedrs::optim::{OptimOptions, Stop};
 use mixedrs::spec::{ModelSpec, RandomTerm};
 use proptest::prelude::*;
 
-mod common;
-use common::{design, reference_deviance, Design};
+use crate::common::{design, reference_deviance, Design};
 
 /// Grouping factors as (levels, q), at most three, each with at least one level.
 fn factors() -> impl Strategy<Value = Vec<(usize, usize)>> {
