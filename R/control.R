@@ -12,7 +12,8 @@
 #'   the relative covariance parameters `theta`. `rhoend` sets the accuracy of
 #'   `theta`. Without a `start` in [lmm()], the initial radius is
 #'   `min(rhobeg, max(0.02, 0.05 * max(theta0)))` for the moment-based start
-#'   `theta0`.
+#'   `theta0`; from a given start, or lme4's, it is
+#'   `min(rhobeg, max(0.01, 0.2 * max(abs(start))))` (minqa's `bobyqa` rule).
 #' @param maxfun Largest number of deviance evaluations the optimizer may use.
 #' @param calc.derivs Logical: check convergence with finite-difference
 #'   gradient and Hessian at the optimum (and polish the optimum when the check

@@ -44,7 +44,9 @@ unscaled_vcov <- function(values, X) {
 
 # lme4's optinfo from the engine's stage summaries (a list of one or two):
 # evaluations summed, the last stage's code and message, the derivatives at
-# the optimum and the convergence messages (singular fit first).
+# the optimum and the convergence messages (singular fit first). `starts`: how
+# many starting points each stage was run from (an LMM is also run from lme4's
+# start when its moment start or optimum is near the boundary, or it is small).
 optimizer_record <- function(optimizer, stages, pars, gradient, hessian,
                              grad_messages, singular) {
   stages <- Filter(Negate(is.null), stages)
@@ -56,6 +58,7 @@ optimizer_record <- function(optimizer, stages, pars, gradient, hessian,
     optimizer = optimizer,
     feval = sum(vapply(stages, function(s) as.integer(s$feval), 1L)),
     feval_stages = vapply(stages, function(s) as.integer(s$feval), 1L),
+    starts = vapply(stages, function(s) max(1L, as.integer(s$starts)), 1L),
     conv = list(opt = last$code, lme4 = list(messages = messages)),
     message = last$message,
     warnings = list(),

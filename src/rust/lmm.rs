@@ -149,15 +149,18 @@ impl<'a> LinearMixedModel<'a> {
     }
 
     /// Optimizes θ from `start` and returns the estimates. Without a start, θ starts from its
-    /// moment estimate ([`start::moment_start`]) or, when that fails, from lme4's identity start.
+    /// moment estimate ([`start::moment_start`]) or, when that fails, from lme4's identity start;
+    /// see [`needs_identity_start`] for when the fit is also run from lme4's start, the better
+    /// optimum being kept.
     pub fn fit(
         &mut self,
         start: Option<&[f64]>,
         opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<LmmFit> {
-        let mut opts = opts.clone();
-        let start = match start {
+        let lower = self.re.lower_bounds();
+        let mut first_opts = opts.clone();
+        let (start, moment_radius) = match start {
             Some(s) => {
                 if s.len() != self.re.n_theta() {
                     return invalid(format!(
@@ -166,7 +169,8 @@ impl<'a> LinearMixedModel<'a> {
                         self.re.n_theta()
                     ));
                 }
-                s.to_vec()
+                first_opts.rhobeg = given_start_radius(s, opts.rhobeg);
+                (s.to_vec(), None)
             }
             None => match start::moment_start(
                 &self.cp,
@@ -176,23 +180,53 @@ impl<'a> LinearMixedModel<'a> {
                 None,
             ) {
                 Some((theta, radius)) => {
-                    opts.rhobeg = radius;
-                    theta
+                    first_opts.rhobeg = radius;
+                    (theta, Some(radius))
                 }
-                _ => self.re.default_theta(),
+                _ => {
+                    let theta = self.re.default_theta();
+                    first_opts.rhobeg = given_start_radius(&theta, opts.rhobeg);
+                    (theta, None)
+                }
             },
         };
-        let lower = self.re.lower_bounds();
-        let summary = {
-            let mut obj = ModelObjective {
-                model: self,
-                progress,
-            };
-            optim::minimize(&mut obj, &start, &lower, &opts)?
-        };
+        let mut summary = self.minimize_from(&start, &lower, &first_opts, progress)?;
+        if let Some(radius) = moment_radius {
+            if needs_identity_start(&self.re, &start, radius, &summary) {
+                let identity = self.re.default_theta();
+                let mut id_opts = opts.clone();
+                id_opts.rhobeg = given_start_radius(&identity, opts.rhobeg);
+                let other = self.minimize_from(&identity, &lower, &id_opts, progress)?;
+                summary = keep_better(summary, other);
+            }
+        }
+        // A singular optimum of a vector-valued term lies on a face of the boundary where the
+        // deviance does not depend on all of the term's parameters; another face can hold a
+        // lower minimum. Restart once from the same variances with the zero ones raised and the
+        // correlations at 0, from where the optimizer can reach either face.
+        if let Some(restart) = singular_face_restart(&self.re, &summary.theta) {
+            let mut re_opts = opts.clone();
+            re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
+            let other = self.minimize_from(&restart, &lower, &re_opts, progress)?;
+            summary = keep_better(summary, other);
+        }
         let mut fit = self.estimates(&summary.theta)?;
         fit.opt = summary;
         Ok(fit)
+    }
+
+    fn minimize_from(
+        &mut self,
+        start: &[f64],
+        lower: &[f64],
+        opts: &OptimOptions,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<OptSummary> {
+        let mut obj = ModelObjective {
+            model: self,
+            progress,
+        };
+        optim::minimize(&mut obj, start, lower, opts)
     }
 
     /// Estimates at a given θ: β, random effects, σ, deviance components, fitted values.
@@ -248,6 +282,134 @@ impl<'a> LinearMixedModel<'a> {
         })
     }
 }
+
+/// Random effects up to which a model counts as small: a second optimization from lme4's start
+/// costs about as much as the first, a few milliseconds at most for such models.
+const SMALL_MODEL_RANDOM_EFFECTS: usize = 2000;
+
+/// Distance of a diagonal θ element (a relative standard deviation) from its bound 0 below which a
+/// start or an optimum counts as near the boundary.
+const NEAR_BOUNDARY: f64 = 0.05;
+
+/// Whether a fit started from the moment estimate must also be run from lme4's start
+/// (θ = identity), keeping the better optimum. The profiled deviance can have several local
+/// minima; they come with the boundary (a variance at 0, a correlation at ±1: each face of the
+/// boundary can hold its own minimum) and with designs whose few levels make the moments a poor
+/// guide. So the second run is made whenever
+///
+/// - the model is small (at most [`SMALL_MODEL_RANDOM_EFFECTS`] random effects), where it is
+///   cheap: the result is then never worse than the fit from lme4's start, by construction;
+/// - the moment start put a diagonal element near its bound (a variance component estimated as
+///   0 or nearly so: the start sits on a face of the boundary, and BOBYQA may stay on it);
+/// - the optimum found is near the boundary;
+/// - the first run did not converge cleanly (evaluation limit, failed gradient check).
+///
+/// Left out are large models whose moment start and optimum are interior and clean: there the
+/// moments are estimated from many levels and the start is within a few percent of the optimum.
+pub fn needs_identity_start(
+    re: &ReStructure,
+    start: &[f64],
+    radius: f64,
+    summary: &OptSummary,
+) -> bool {
+    if re.n_random() <= SMALL_MODEL_RANDOM_EFFECTS || summary.code != 0 || summary.grad_check_failed
+    {
+        return true;
+    }
+    let near = |theta: &[f64], limit: f64| {
+        theta
+            .iter()
+            .zip(&re.theta_pos)
+            .any(|(t, pos)| pos.row == pos.col && t.abs() <= limit)
+    };
+    near(start, radius.max(NEAR_BOUNDARY)) || near(&summary.theta, NEAR_BOUNDARY)
+}
+
+/// lme4's initial trust-region radius from a given start (minqa's `bobyqa`, which
+/// `lmerControl(optimizer = "bobyqa")` uses): `0.2 max|θ₀|`, here at most `rhobeg` and at least
+/// [`MIN_GIVEN_RADIUS`].
+fn given_start_radius(theta: &[f64], rhobeg: f64) -> f64 {
+    let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    (0.2 * largest)
+        .min(rhobeg)
+        .max(MIN_GIVEN_RADIUS.min(rhobeg))
+}
+
+/// Smallest initial radius from a given start (a start of all zeros would give none).
+const MIN_GIVEN_RADIUS: f64 = 0.01;
+
+/// The better of two optimizer runs (ties keep the first), with the evaluations of both counted
+/// and the number of starts added up.
+fn keep_better(first: OptSummary, second: OptSummary) -> OptSummary {
+    let feval = first.feval + second.feval;
+    let starts = first.starts_tried + second.starts_tried;
+    let mut best = if second.fmin < first.fmin {
+        second
+    } else {
+        first
+    };
+    best.feval = feval;
+    best.starts_tried = starts;
+    best
+}
+
+/// Relative standard deviation given to a zero variance of a singular vector-valued term when
+/// the fit is restarted off its face of the boundary, as a fraction of the term's largest one.
+const SINGULAR_RESTART_SD: f64 = 0.3;
+
+/// The restart point of [`LinearMixedModel::fit`] for an optimum where a vector-valued term has
+/// a zero diagonal element: every such term's factor replaced by the diagonal of its standard
+/// deviations (`√diag(ΛΛ')`), zero ones raised to [`SINGULAR_RESTART_SD`] times the largest;
+/// other terms unchanged. `None` when no vector-valued term is singular.
+fn singular_face_restart(re: &ReStructure, theta: &[f64]) -> Option<Vec<f64>> {
+    let mut out = theta.to_vec();
+    let mut any = false;
+    for (term, &offset) in re.term_theta_offset.iter().enumerate() {
+        let end = re
+            .term_theta_offset
+            .get(term + 1)
+            .copied()
+            .unwrap_or(theta.len());
+        let positions = &re.theta_pos[offset..end];
+        // Rows and columns of the term's own factor (positions count within its block).
+        let first = positions.iter().map(|p| p.col).min().unwrap_or(0);
+        let q = positions
+            .iter()
+            .map(|p| p.row + 1 - first)
+            .max()
+            .unwrap_or(0);
+        if q < 2 {
+            continue;
+        }
+        let mut lam = vec![0.0; q * q];
+        for (k, pos) in positions.iter().enumerate() {
+            lam[(pos.col - first) * q + pos.row - first] = theta[offset + k];
+        }
+        let singular = (0..q).any(|j| lam[j * q + j].abs() < SINGULAR_TOL);
+        if !singular {
+            continue;
+        }
+        let sd: Vec<f64> = (0..q)
+            .map(|i| (0..q).map(|k| lam[k * q + i].powi(2)).sum::<f64>().sqrt())
+            .collect();
+        let largest = sd.iter().fold(0.0f64, |a, &v| a.max(v));
+        if largest <= 0.0 {
+            continue;
+        }
+        any = true;
+        for (k, pos) in positions.iter().enumerate() {
+            out[offset + k] = if pos.row == pos.col {
+                sd[pos.row - first].max(SINGULAR_RESTART_SD * largest)
+            } else {
+                0.0
+            };
+        }
+    }
+    any.then_some(out)
+}
+
+/// A diagonal θ element below this counts as zero for [`singular_face_restart`].
+const SINGULAR_TOL: f64 = 1e-4;
 
 struct ModelObjective<'m, 'a> {
     model: &'m mut LinearMixedModel<'a>,

@@ -74,6 +74,9 @@ pub struct OptSummary {
     pub messages: Vec<String>,
     /// Whether the gradient check failed after the polishing restart.
     pub grad_check_failed: bool,
+    /// Number of starting points the optimizer was run from (the LMM fit may also run from
+    /// lme4's start and keep the better optimum: `lmm::needs_identity_start`).
+    pub starts_tried: usize,
 }
 
 /// Why the optimization was stopped early by the caller.
@@ -179,6 +182,7 @@ pub fn minimize<O: Objective>(
     let mut summary = OptSummary {
         start: start.to_vec(),
         lower: lower.to_vec(),
+        starts_tried: 1,
         ..Default::default()
     };
     let (mut fmin, status) = run_bobyqa(&mut f, &mut theta, lower, opts.rhobeg, opts, opts.maxfun)?;

@@ -97,6 +97,7 @@ pub(crate) fn summary_to_list(opt: &OptSummary) -> Robj {
         theta = opt.theta.clone(),
         fmin = opt.fmin,
         feval = opt.feval as i32,
+        starts = opt.starts_tried as i32,
         code = opt.code,
         message = opt.message.clone(),
         gradient = opt.gradient.clone(),

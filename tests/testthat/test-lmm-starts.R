@@ -1,0 +1,67 @@
+# The LMM start strategy (?lmm, "Starting values"): a fit from the moment
+# estimate is also run from lme4's start (theta = identity) when the model is
+# small or either the start or the optimum is near the boundary, and the better
+# optimum is kept. So a fit never ends worse than the fit from lme4's start, and
+# never worse than lme4's own optimum run to full precision.
+
+lmer_full <- function(formula, data, REML = TRUE) {
+  suppressMessages(suppressWarnings(lme4::lmer(
+    formula, data, REML = REML,
+    control = lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12),
+                                check.conv.singular = "ignore")
+  )))
+}
+
+identity_start <- function(fit) as.numeric(fit$lower == 0)
+
+# Our fit against lme4's at full precision and against our own fit from lme4's
+# start. lme4's optimum is located to rhoend 1e-12, ours to 1e-7: the criterion
+# is flat at a minimum, so both agree to ~1e-10; 1e-6 leaves room for optima on
+# the boundary, where the criterion is not flat. The comparison with our own
+# identity-start fit is exact up to rounding: the same optimizer from the same
+# start is one of the runs the default fit made.
+expect_no_worse <- function(formula, data, REML, label) {
+  fit <- suppressMessages(lmm(formula, data, REML = REML))
+  fit1 <- suppressMessages(lmm(formula, data, REML = REML, start = identity_start(fit)))
+  ref <- lmer_full(formula, data, REML = REML)
+  expect_gte(c(logLik(fit)) - c(logLik(ref)), -1e-6, label = paste(label, "vs lme4"))
+  expect_gte(c(logLik(fit)) - c(logLik(fit1)), -1e-10,
+             label = paste(label, "vs the fit from lme4's start"))
+  if (abs(c(logLik(fit)) - c(logLik(ref))) < 1e-6) {
+    # Same optimum: the fixed effects agree to well within their standard errors.
+    se <- sqrt(diag(as.matrix(vcov(ref))))
+    expect_lt(max(abs(fixef(fit) - lme4::fixef(ref)) / se), 5e-3,
+              label = paste(label, "fixed effects in SE units"))
+  }
+  invisible(fit)
+}
+
+test_that("a moment start near a boundary face does not trap the fit (issue example)", {
+  skip_if_not_installed("lme4")
+  set.seed(551); g <- factor(sample(4, 15, TRUE)); x <- rnorm(15)
+  d <- data.frame(g, x, y = x + rnorm(4)[g] * (1 - x) + rnorm(15))
+  fit <- expect_no_worse(y ~ x + (x | g), d, TRUE, "seed 551")
+  ref <- lmer_full(y ~ x + (x | g), d)
+  # lme4 reaches REML logLik -22.127 with correlation -1; the moment start alone
+  # stopped at -27.989 with the intercept variance at 0.
+  expect_equal(c(logLik(fit)), c(logLik(ref)), tolerance = 1e-7)
+  expect_gte(fit$optinfo$starts, 2L)
+})
+
+test_that("small random designs with correlated and uncorrelated slopes reach lme4's optimum", {
+  skip_if_not_installed("lme4")
+  for (seed in 1:40) {
+    set.seed(seed)
+    ng <- sample(3:8, 1)
+    n <- sample((3 * ng):40, 1)
+    g <- factor(sample(ng, n, TRUE))
+    x <- rnorm(n)
+    b0 <- rnorm(ng, sd = runif(1, 0, 2))
+    b1 <- rnorm(ng, sd = runif(1, 0, 2))
+    d <- data.frame(g = g, x = x, y = 1 + x + b0[g] + b1[g] * x + rnorm(n))
+    if (nlevels(droplevels(d$g)) < 2) next
+    REML <- seed %% 2 == 0
+    form <- if (seed %% 3 == 0) y ~ x + (x || g) else y ~ x + (x | g)
+    expect_no_worse(form, d, REML, sprintf("seed %d, %s", seed, deparse(form)))
+  }
+})
