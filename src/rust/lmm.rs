@@ -338,12 +338,13 @@ fn given_start_radius(theta: &[f64], rhobeg: f64) -> f64 {
 /// Smallest initial radius from a given start (a start of all zeros would give none).
 const MIN_GIVEN_RADIUS: f64 = 0.01;
 
-/// The better of two optimizer runs (ties keep the first), with the evaluations of both counted
-/// and the number of starts added up.
+/// The better of two optimizer runs, with the evaluations of both counted and the number of
+/// starts added up. The second must be lower by more than rounding ([`TIE_TOL`] relative): the
+/// same optimum reached twice keeps the first run's record (its start, its derivatives).
 fn keep_better(first: OptSummary, second: OptSummary) -> OptSummary {
     let feval = first.feval + second.feval;
     let starts = first.starts_tried + second.starts_tried;
-    let mut best = if second.fmin < first.fmin {
+    let mut best = if second.fmin < first.fmin - TIE_TOL * first.fmin.abs().max(1.0) {
         second
     } else {
         first
@@ -352,6 +353,9 @@ fn keep_better(first: OptSummary, second: OptSummary) -> OptSummary {
     best.starts_tried = starts;
     best
 }
+
+/// Relative difference of two criteria below which they count as the same optimum.
+const TIE_TOL: f64 = 1e-11;
 
 /// Relative standard deviation given to a zero variance of a singular vector-valued term when
 /// the fit is restarted off its face of the boundary, as a fraction of the term's largest one.

@@ -18,14 +18,15 @@ identity_start <- function(fit) as.numeric(fit$lower == 0)
 # start. lme4's optimum is located to rhoend 1e-12, ours to 1e-7: the criterion
 # is flat at a minimum, so both agree to ~1e-10; 1e-6 leaves room for optima on
 # the boundary, where the criterion is not flat. The comparison with our own
-# identity-start fit is exact up to rounding: the same optimizer from the same
-# start is one of the runs the default fit made.
+# identity-start fit holds up to rounding: the same optimizer from the same
+# start is one of the runs the default fit made, and a second run counts as
+# better only when lower by more than 1e-11 relative (about 1e-9 here).
 expect_no_worse <- function(formula, data, REML, label) {
   fit <- suppressMessages(lmm(formula, data, REML = REML))
   fit1 <- suppressMessages(lmm(formula, data, REML = REML, start = identity_start(fit)))
   ref <- lmer_full(formula, data, REML = REML)
   expect_gte(c(logLik(fit)) - c(logLik(ref)), -1e-6, label = paste(label, "vs lme4"))
-  expect_gte(c(logLik(fit)) - c(logLik(fit1)), -1e-10,
+  expect_gte(c(logLik(fit)) - c(logLik(fit1)), -1e-8,
              label = paste(label, "vs the fit from lme4's start"))
   if (abs(c(logLik(fit)) - c(logLik(ref))) < 1e-6) {
     # Same optimum: the fixed effects agree to well within their standard errors.
