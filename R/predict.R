@@ -147,9 +147,12 @@ predict.glmm <- function(object, newdata = NULL, re.form = NULL,
               newparams = newparams, random.only = random.only)
 }
 
-# Arguments of lme4's predict() that ours does not take are errors saying
-# what to do instead; anything else in `...` is ignored with lme4's warning.
-predict_check_dots <- function(...) {
+# Arguments of lme4's predict() (or simulate()) that ours does not take are
+# errors saying so; anything else in `...` is ignored with lme4's warning.
+# `unsupported`: lme4's arguments without an equivalent here, with the
+# reason.
+predict_check_dots <- function(..., unsupported = c(
+                                 terms = "is not implemented for predictions of mixed models (nor by lme4)")) {
   nms <- ...names()
   if (!is.null(nms)) {
     old <- intersect(nms, c("ReForm", "REForm", "REform"))
@@ -157,9 +160,9 @@ predict_check_dots <- function(...) {
       stop("'", old[1L], "' is lme4's old name of 're.form': use re.form",
            call. = FALSE)
     }
-    if ("terms" %in% nms) {
-      stop("'terms' is not implemented for predictions of mixed models ",
-           "(nor by lme4)", call. = FALSE)
+    known <- intersect(nms, names(unsupported))
+    if (length(known)) {
+      stop("'", known[1L], "' ", unsupported[[known[1L]]], call. = FALSE)
     }
   }
   warn_unused(..., prefix = "unused arguments ignored")
@@ -268,8 +271,10 @@ predict_core <- function(object, newdata, bars, allow.new.levels, na.action,
 # b = Lambda(theta) u recomputed from the fit's spherical modes u (lme4's
 # setParams() followed by ranef()). `uses_beta`, `uses_theta`: does the
 # prediction depend on them (a missing one is then taken from the fit with a
-# warning)?
-with_newparams <- function(object, newparams, uses_beta = TRUE, uses_theta = TRUE) {
+# warning)? `uses_sigma`: likewise for sigma (simulations), which then
+# replaces the fit's.
+with_newparams <- function(object, newparams, uses_beta = TRUE, uses_theta = TRUE,
+                           uses_sigma = FALSE) {
   allowed <- c("beta", "theta", if (mer_use_sc(object)) "sigma")
   nms <- names(newparams)
   if (!is.list(newparams) || is.object(newparams) || length(newparams) == 0L ||
@@ -284,7 +289,8 @@ with_newparams <- function(object, newparams, uses_beta = TRUE, uses_theta = TRU
          paste(sQuote(allowed, FALSE), collapse = ", "),
          if ("sigma" %in% bad) " (this model has no scale parameter)", call. = FALSE)
   }
-  absent <- c(if (uses_beta) "beta", if (uses_theta) "theta")
+  absent <- c(if (uses_beta) "beta", if (uses_theta) "theta",
+              if (uses_sigma && "sigma" %in% allowed) "sigma")
   absent <- setdiff(absent, nms)
   if (length(absent)) {
     warning("'newparams' has no ", paste(sQuote(absent, FALSE), collapse = " or "),
@@ -300,6 +306,7 @@ with_newparams <- function(object, newparams, uses_beta = TRUE, uses_theta = TRU
       stop("'newparams$sigma' must be a single positive number, not ",
            deparse1(s), call. = FALSE)
     }
+    object$sigma <- as.double(s)
   }
   if (!is.null(newparams$theta)) {
     theta <- newparams_vector(newparams$theta, names(object$theta), "theta")
