@@ -26,6 +26,10 @@ test_that("vcov(sigm = ) scales as lme4's; use.hessian = TRUE is an error as in 
   expect_error(lme4::vcov.merMod(p$ref, use.hessian = TRUE), "Hessian is unavailable")
   expect_error(vcov(p$fit, sigm = -1), "'sigm' must be a single non-negative number")
   expect_error(vcov(p$fit, use.hessian = NA), "'use.hessian' must be TRUE or FALSE")
+  # summary() takes lme4's use.hessian the same way
+  expect_identical(coef(summary(p$fit, use.hessian = FALSE)), coef(summary(p$fit)))
+  expect_error(summary(p$fit, use.hessian = TRUE), "use.hessian = TRUE is not available")
+  expect_error(summary(p$ref, use.hessian = TRUE), "Hessian is unavailable")
 })
 
 test_that("isSingular() and REMLcrit() refuse arguments lme4's do not take", {
