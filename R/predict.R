@@ -695,7 +695,7 @@ random_part <- function(object, bars, rfd, allow.new.levels, where = "newdata",
            "factor '", d$group, "' (it has ", quote_names(colnames(b)), ")",
            call. = FALSE)
     }
-    idx <- check_new_levels(d, rownames(b), allow.new.levels, where)
+    idx <- check_new_levels(d, rownames(b), allow.new.levels, where, rownames(rfd))
     B <- b[idx, colnames(d$Z), drop = FALSE]
     B[is.na(idx), ] <- 0
     total <- total + rowSums(d$Z * B)
@@ -704,8 +704,10 @@ random_part <- function(object, bars, rfd, allow.new.levels, where = "newdata",
 }
 
 # Index of each row's level among the fitted levels `known` (NA for unseen
-# levels and missing values), stopping on those unless `allow`.
-check_new_levels <- function(d, known, allow, where = "newdata") {
+# levels and missing values), stopping on those unless `allow`. Rows are
+# named in messages by `row_names` (those of the frame, so that rows left
+# out by na.action do not shift them), else by position.
+check_new_levels <- function(d, known, allow, where = "newdata", row_names = NULL) {
   lev <- as.character(d$factor)
   idx <- match(lev, known)
   if (allow) return(idx)
@@ -718,6 +720,7 @@ check_new_levels <- function(d, known, allow, where = "newdata") {
   }
   if (anyNA(lev)) {
     rows <- which(is.na(lev))
+    if (length(row_names) == length(lev)) rows <- row_names[rows]
     stop("grouping factor '", d$group, "' has missing values in ", where,
          " (row", if (length(rows) > 1L) "s", " ",
          paste(utils::head(rows, 10L), collapse = ", "),

@@ -346,6 +346,11 @@ test_that("random.only leaves out the offset and respects na.action", {
   expect_equal(predict(fit, nd, random.only = TRUE, na.action = na.omit), full[-2])
   expect_equal(predict(fit, nd, random.only = TRUE, na.action = na.exclude),
                replace(full, 2, NA))
+  # a missing grouping factor is reported by the row of newdata it is on,
+  # also after na.omit has left out an earlier row
+  nd$g[4] <- NA
+  expect_error(predict(fit, nd, na.action = na.omit),
+               "grouping factor 'g' has missing values in newdata \\(row 88\\)")
   expect_error(predict(fit, random.only = NA), "'random.only' must be TRUE or FALSE")
   expect_error(predict(fit, random.only = TRUE, re.form = NA, se.fit = TRUE),
                "se.fit = TRUE is not available with random.only = TRUE")
