@@ -45,6 +45,9 @@ type2_models <- function() {
     cake = list(angle ~ recipe * temperature + (1 | recipe:replicate), cake),
     sum_coded = list(y ~ trt * f2 + (1 | g), sum_coded),
     no_intercept = list(y ~ 0 + trt + x + trt:x + (1 | g), d),
+    # an empty cell: X loses a column of the interaction
+    empty_cell = list(y ~ trt * f3 + (1 | g), d[!(d$trt == "c" & d$f3 == "s"), ]),
+    poly_by_factor = list(y ~ poly(x, 2) * trt + (1 | g), d),
     one_term = list(Reaction ~ Days + (Days | Subject), sleepstudy),
     ML = list(y ~ trt * x + (1 | g), d, REML = FALSE)
   )
