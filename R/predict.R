@@ -117,7 +117,8 @@
 #'
 #'   # the random-effects part only, and predictions at other parameters
 #'   head(predict(fit, random.only = TRUE))
-#'   predict(fit, nd, newparams = list(beta = c(250, 10), theta = fit$theta))
+#'   predict(fit, data.frame(Days = c(0, 5), Subject = "308"),
+#'           newparams = list(beta = c(250, 10), theta = fit$theta))
 #' }
 #' @importFrom stats predict
 #' @method predict lmm
