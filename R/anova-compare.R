@@ -33,13 +33,15 @@
 #' written in the call (or by `model.names`).
 #'
 #' @param object A fitted model of class `"glmm"`.
-#' @param ... Further fitted models to compare with `object`. Other
-#'   arguments are ignored (with a warning when there is only one model).
+#' @param ... Further fitted models to compare with `object`. With one
+#'   model, other arguments are ignored with a warning (as lme4) when
+#'   unnamed, and are an error when named (`anova()` of a `glmm` fit has no
+#'   `type` or `test` argument).
 #' @param refit Logical: refit REML fits by maximum likelihood before
 #'   comparing (default)? With `refit = FALSE` their REML log-likelihoods are
-#'   used as they are.
+#'   used as they are. An error with one model.
 #' @param model.names Optional character vector of names for the models, one
-#'   per model in the order given.
+#'   per model in the order given. An error with one model.
 #' @return An object of class `c("anova", "data.frame")` with attribute
 #'   `heading`. For several models: columns `npar`, `AIC`, `BIC`, `logLik`,
 #'   `deviance`, `Chisq`, `Df` and `Pr(>Chisq)`, one row per model; the
@@ -65,7 +67,8 @@ anova.glmm <- function(object, ..., refit = TRUE, model.names = NULL) {
   if (!is.null(found)) {
     return(anova_compare(found$models, found$names, refit = refit))
   }
-  anova_warn_ignored(list(...))
+  anova_warn_ignored(list(...), "anova() for one glmm fit")
+  anova_check_one_model_args(missing(refit), missing(model.names))
   anova_single_lme4(object)
 }
 
@@ -81,12 +84,14 @@ is_comparable_model <- function(x) {
 # The models among the arguments of an anova() method and their names.
 # `dots` are the values of `...`, `exprs` the expressions of `object` and of
 # `...` as written in the call (substitute() sees through `...` passed on by
-# wrappers, unlike match.call()). Arguments that are not models are left
-# out, as lme4 does. Returns NULL when `dots` holds no model (a one-model
-# table), else list(models, names).
+# wrappers, unlike match.call()). Other arguments beside the models are an
+# error (see anova_check_extra(); lme4 leaves them out silently). Returns
+# NULL when `dots` holds no model (a one-model table), else list(models,
+# names).
 anova_collect_models <- function(object, dots, exprs, model.names = NULL) {
   is_model <- vapply(dots, is_comparable_model, NA)
   if (!any(is_model)) return(NULL)
+  anova_check_extra(dots[!is_model])
   keep <- c(TRUE, is_model)
   names <- if (is.null(model.names)) {
     vapply(exprs[keep], anova_expr_name, "")
@@ -94,6 +99,27 @@ anova_collect_models <- function(object, dots, exprs, model.names = NULL) {
     model.names
   }
   list(models = c(list(object), dots[is_model]), names = names)
+}
+
+# Arguments besides the models in a comparison of several: the table is a
+# likelihood-ratio (chi-square) test, so test = "Chisq" or "LRT" (what
+# anova() of glm fits takes) only says so; anything else would be ignored
+# and is an error naming it.
+anova_check_extra <- function(extra) {
+  if (length(extra) == 0L) return(invisible(NULL))
+  nms <- names(extra)
+  if (is.null(nms)) nms <- character(length(extra))
+  harmless <- nms == "test" & vapply(extra, function(v) {
+    is.character(v) && length(v) == 1L && v %in% c("Chisq", "LRT")
+  }, NA)
+  bad <- !harmless
+  if (!any(bad)) return(invisible(NULL))
+  shown <- ifelse(nzchar(nms[bad]), sQuote(nms[bad], FALSE),
+                  paste0("an unnamed ", vapply(extra[bad], function(v) class(v)[1L], ""),
+                         " (not a fitted model)"))
+  stop("anova() comparing several models does not use ",
+       paste(shown, collapse = ", "), ": its table is always the likelihood-ratio ",
+       "(chi-square) test", call. = FALSE)
 }
 
 # A model's name: the deparsed expression it was given as. A value (from
@@ -104,14 +130,35 @@ anova_expr_name <- function(expr) {
   paste(deparse(expr, width.cutoff = 500L, nlines = 5L), collapse = " ")
 }
 
-# Warns about arguments of a one-model anova() that are not used.
-anova_warn_ignored <- function(dots) {
+# Arguments of a one-model anova() that are not models: unnamed ones are
+# ignored with lme4's warning; named ones (a misspelled option, or one of
+# another package's anova methods such as test = "Chisq") are an error
+# naming them, since the table would not be the one asked for.
+anova_warn_ignored <- function(dots, method = "anova() for one model") {
   if (length(dots) == 0L) return(invisible(NULL))
-  msg <- "additional arguments ignored"
   nms <- names(dots)
-  nms <- nms[!is.na(nms) & nzchar(nms)]
-  if (length(nms)) msg <- paste0(msg, ": ", paste(sQuote(nms), collapse = ", "))
-  warning(msg, call. = FALSE)
+  if (is.null(nms)) nms <- character(length(dots))
+  named <- nms[!is.na(nms) & nzchar(nms)]
+  if (length(named)) {
+    stop(method, " has no argument", if (length(named) > 1L) "s", " ",
+         paste(sQuote(named, FALSE), collapse = ", "), call. = FALSE)
+  }
+  warning("additional arguments ignored (", length(dots), " unnamed argument",
+          if (length(dots) > 1L) "s", " that ", if (length(dots) > 1L) "are" else "is",
+          " not a fitted model)", call. = FALSE)
+  invisible(NULL)
+}
+
+# `refit` and `model.names` concern the comparison of several models; given
+# with one model they would do nothing.
+anova_check_one_model_args <- function(refit_missing, names_missing) {
+  given <- c("refit", "model.names")[!c(refit_missing, names_missing)]
+  if (length(given)) {
+    stop(paste(sQuote(given, FALSE), collapse = " and "), " only ",
+         if (length(given) > 1L) "apply" else "applies",
+         " when comparing several models; anova() was given one model",
+         call. = FALSE)
+  }
   invisible(NULL)
 }
 

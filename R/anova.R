@@ -1,23 +1,40 @@
 #' ANOVA tables for linear mixed models
 #'
 #' With one model, the F tests of the fixed-effects terms as lmerTest computes
-#' them: type III (default; each term adjusted for all others, with
-#' hypotheses orthogonal to the terms that contain it) or type I
-#' (sequential) hypotheses, with Satterthwaite's or Kenward-Roger's
-#' denominator degrees of freedom. `ddf = "lme4"` gives lme4's table without
-#' degrees of freedom. With several models, likelihood-ratio tests as
-#' `lme4::anova()` gives them (REML fits are refitted by maximum likelihood).
+#' them, with Satterthwaite's or Kenward-Roger's denominator degrees of
+#' freedom, for one of three types of hypotheses:
+#' * type III (default): each term adjusted for all others, with hypotheses
+#'   orthogonal to the terms that contain it;
+#' * type II: a term that no other term contains is tested adjusted for all
+#'   others (its coefficients are zero); any other term is tested adjusted
+#'   for every term except those that contain it (as lmerTest's type II
+#'   table, and `car::Anova()` for linear models);
+#' * type I: sequential, each term adjusted for the terms before it in the
+#'   formula.
+#'
+#' A term contains another if it has all the other's variables and more,
+#' and the same numeric variables (so `x` is not contained in `f:x` for a
+#' numeric `x` and a factor `f`, as in lmerTest).
+#'
+#' `ddf = "lme4"` gives lme4's sequential table without degrees of freedom
+#' (only with type I hypotheses). With several models, likelihood-ratio
+#' tests as `lme4::anova()` gives them (REML fits are refitted by maximum
+#' likelihood); `type` and `ddf` are then an error.
 #'
 #' @param object A fitted model of class `"lmm"`.
-#' @param ... Further fitted models to compare with `object`.
-#' @param type Type of hypotheses for a single model: `"III"` (or `"3"`) or
-#'   `"I"` (or `"1"`).
+#' @param ... Further fitted models to compare with `object`. With one model,
+#'   other arguments are ignored with a warning (as lme4) when unnamed, and
+#'   are an error when named.
+#' @param type Type of hypotheses for a single model: `"III"`, `"II"` or
+#'   `"I"`, also as `"3"`, `"2"`, `"1"` or the numbers 3, 2, 1 (no
+#'   abbreviations).
 #' @param ddf Denominator degrees of freedom: `"Satterthwaite"`,
 #'   `"Kenward-Roger"` (REML fits) or `"lme4"`.
 #' @param refit For several models: refit REML fits by maximum likelihood
-#'   before comparing them (as lme4)?
+#'   before comparing them (as lme4)? An error with one model.
 #' @param model.names For several models: names for the rows of the table
-#'   (by default the expressions the models were given as).
+#'   (by default the expressions the models were given as). An error with
+#'   one model.
 #' @return An object of class `c("anova", "data.frame")`: for one model the
 #'   columns `Sum Sq`, `Mean Sq`, `NumDF`, `DenDF`, `F value`, `Pr(>F)` with
 #'   one row per term (the hypothesis matrices in the attribute
@@ -28,25 +45,40 @@
 #'   fit <- lmm(angle ~ recipe * temperature + (1 | recipe:replicate), cake)
 #'   anova(fit)
 #'   anova(fit, type = "I", ddf = "Kenward-Roger")
+#'   anova(fit, type = 2)
 #'   small <- update(fit, . ~ . - recipe:temperature)
 #'   anova(small, fit)
 #' }
 #' @method anova lmm
 #' @export
-anova.lmm <- function(object, ..., type = c("III", "I", "3", "1"),
+anova.lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),
                       ddf = c("Satterthwaite", "Kenward-Roger", "lme4"),
                       refit = TRUE, model.names = NULL) {
   exprs <- c(list(substitute(object)), as.list(substitute(list(...)))[-1L])
   found <- anova_collect_models(object, list(...), exprs, model.names)
   if (!is.null(found)) {
+    if (!missing(type) || !missing(ddf)) {
+      stop("'type' and 'ddf' apply to the F tests of one model; the ",
+           "comparison of several models is a likelihood-ratio test that ",
+           "uses neither", call. = FALSE)
+    }
     return(anova_compare(found$models, found$names, refit = refit))
   }
   anova_warn_ignored(list(...))
-  type <- match_choice(type)
-  type <- switch(type, "3" = "III", "1" = "I", type)
+  anova_check_one_model_args(missing(refit), missing(model.names))
+  type_given <- !missing(type)
+  type <- anova_type(type)
   ddf <- match_choice(ddf)
-  if (ddf == "lme4") return(anova_single_lme4(object))
-  L_list <- if (type == "III") contrasts_type3(object) else contrasts_type1(object)
+  if (ddf == "lme4") {
+    if (type_given && type != "I") {
+      stop("ddf = \"lme4\" gives lme4's sequential (type I) table; type ",
+           type, " hypotheses need ddf = \"Satterthwaite\" or ",
+           "\"Kenward-Roger\"", call. = FALSE)
+    }
+    return(anova_single_lme4(object))
+  }
+  L_list <- switch(type, III = contrasts_type3(object), II = contrasts_type2(object),
+                   I = contrasts_type1(object))
   parts <- ddf_parts(object, ddf)
   rows <- lapply(L_list, function(L) contrast_md(parts, L))
   columns <- c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")
@@ -65,6 +97,24 @@ anova.lmm <- function(object, ..., type = c("III", "I", "3", "1"),
   attr(tab, "hypotheses") <- L_list
   class(tab) <- c("anova", "data.frame")
   tab
+}
+
+# The type of hypotheses from anova()'s `type`: "I", "II" or "III", given as
+# those, as "1", "2", "3" or as the numbers 1, 2, 3 (as lmerTest accepts
+# them). Matching is exact: an abbreviation such as "II" must not be taken
+# for "III".
+anova_type <- function(type) {
+  choices <- c("III", "II", "I", "3", "2", "1")
+  if (identical(type, choices)) return("III")
+  roman <- c("I", "II", "III")
+  if (is.numeric(type) && length(type) == 1L && !is.na(type) && type %in% 1:3) {
+    return(roman[type])
+  }
+  if (is.character(type) && length(type) == 1L && !is.na(type) && type %in% choices) {
+    return(if (type %in% roman) type else roman[as.integer(type)])
+  }
+  stop("'type' must be one of ", paste(dQuote(choices, FALSE), collapse = ", "),
+       " or the number 1, 2 or 3; not ", deparse1(type), call. = FALSE)
 }
 
 # Terms of the fixed part and the columns of X that belong to each.
@@ -86,6 +136,36 @@ contrasts_type1 <- function(fit) {
   L <- t(unit_lower_factor(crossprod(X)))
   dimnames(L) <- list(colnames(X), colnames(X))
   lapply(tc$cols, function(cols) L[cols, , drop = FALSE])
+}
+
+# Type II hypotheses, as lmerTest's default type II table defines them. A
+# term that no other term contains (see containing_terms()) is tested
+# marginally: its coefficients are zero. Any other term is tested adjusted
+# for every term except itself and those containing it: X's columns are
+# reordered (the other terms first, then the term, then the terms containing
+# it) and the term's rows of the unit lower-triangular factor of X'X in that
+# order are its hypotheses, mapped back to X's column order.
+contrasts_type2 <- function(fit) {
+  X <- fit$X
+  tc <- term_columns(fit)
+  p <- ncol(X)
+  if (p <= 1L || length(tc$labels) <= 1L) return(contrasts_type1(fit))
+  contains <- containing_terms(fit, tc)
+  XtX <- crossprod(X)
+  lapply(stats::setNames(tc$labels, tc$labels), function(term) {
+    own <- tc$cols[[term]]
+    if (length(contains[[term]]) == 0L) {
+      h <- diag(p)[own, , drop = FALSE]
+      dimnames(h) <- list(colnames(X)[own], colnames(X))
+      return(h)
+    }
+    last <- c(own, unlist(tc$cols[contains[[term]]], use.names = FALSE))
+    ord <- c(setdiff(seq_len(p), last), last)
+    L <- t(unit_lower_factor(XtX[ord, ord, drop = FALSE]))
+    h <- L[match(own, ord), order(ord), drop = FALSE]
+    dimnames(h) <- list(colnames(X)[own], colnames(X))
+    h
+  })
 }
 
 # Unit lower-triangular L of the Doolittle decomposition A = L U, with

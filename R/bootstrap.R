@@ -424,7 +424,8 @@ boot_replicate_table <- function(x, reps) {
 
 #' @rdname bootmm
 #' @param digits Number of significant digits.
-#' @param ... Ignored.
+#' @param ... Ignored by `print()` and `as.data.frame()`; an error naming
+#'   them for `confint()`.
 #' @method print bootmm
 #' @export
 print.bootmm <- function(x, digits = getOption("digits"), ...) {
@@ -445,7 +446,7 @@ print.bootmm <- function(x, digits = getOption("digits"), ...) {
 #' @rdname bootmm
 #' @param object A `"bootmm"` object.
 #' @param parm Statistics to give intervals for (indices or names; default:
-#'   all).
+#'   all); an index or name that is not a statistic is an error.
 #' @param level Confidence level.
 #' @param type `"perc"` (percentile, default), `"basic"` or `"norm"`
 #'   (normal approximation with bootstrap bias correction), computed as
@@ -455,10 +456,23 @@ print.bootmm <- function(x, digits = getOption("digits"), ...) {
 #' @export
 confint.bootmm <- function(object, parm, level = 0.95,
                            type = c("perc", "norm", "basic"), ...) {
+  check_no_dots(..., caller = "confint() for a bootmm object")
   type <- match_choice(type)
+  check_level(level)
   k <- length(object$t0)
   if (missing(parm)) parm <- seq_len(k)
-  if (is.character(parm)) parm <- match(parm, names(object$t0))
+  if (is.character(parm)) {
+    idx <- match(parm, names(object$t0))
+    if (anyNA(idx)) {
+      stop("'parm': ", paste(sQuote(parm[is.na(idx)], FALSE), collapse = ", "),
+           " is not a statistic of the bootstrap (",
+           paste(sQuote(names(object$t0), FALSE), collapse = ", "), ")", call. = FALSE)
+    }
+    parm <- idx
+  } else if (!is.numeric(parm) || anyNA(parm) || any(parm < 1 | parm > k | parm != round(parm))) {
+    stop("'parm' must be names of the statistics or whole numbers from 1 to ", k,
+         ", not ", deparse1(parm), call. = FALSE)
+  }
   a <- (1 - level) / 2
   a <- c(a, 1 - a)
   out <- t(vapply(parm, function(i) boot_ci_one(object$t0[i], object$t[, i], level, type),

@@ -62,7 +62,8 @@ ngrps.default <- function(object, ...) lme4_fallback("ngrps", object, ...)
 #' @param x A fitted model.
 #' @param tol Tolerance on the diagonal elements of the relative covariance
 #'   factors.
-#' @param ... Passed to methods.
+#' @param ... Passed to methods; an error for `"lmm"` fits (lme4's
+#'   `isSingular()` has no further arguments).
 #' @return `TRUE` or `FALSE`.
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
@@ -77,7 +78,10 @@ isSingular <- function(x, tol = 1e-4, ...) UseMethod("isSingular")
 
 #' @rdname isSingular
 #' @export
-isSingular.lmm <- function(x, tol = 1e-4, ...) mer_is_singular(x, tol)
+isSingular.lmm <- function(x, tol = 1e-4, ...) {
+  check_no_dots(..., caller = "isSingular()")
+  mer_is_singular(x, tol)
+}
 
 #' @rdname isSingular
 #' @export
@@ -92,7 +96,8 @@ isSingular.default <- function(x, tol = 1e-4, ...) {
 #' estimates, as `lme4::REMLcrit()` does.
 #'
 #' @param object A fitted model.
-#' @param ... Passed to methods.
+#' @param ... Passed to methods; an error for `"lmm"` fits (lme4's
+#'   `REMLcrit()` has no further arguments).
 #' @return A number.
 #' @seealso [deviance.lmm()], [logLik.lmm()].
 #' @examples
@@ -106,6 +111,7 @@ REMLcrit <- function(object, ...) UseMethod("REMLcrit")
 #' @rdname REMLcrit
 #' @export
 REMLcrit.lmm <- function(object, ...) {
+  check_no_dots(..., caller = "REMLcrit()")
   lmm_devcrit(object, REML = TRUE)
 }
 
@@ -256,7 +262,10 @@ mer_fixef <- function(object, add.dropped = FALSE) {
 #'   becomes a vector.
 #' @param drop Logical: return a named vector instead of a one-column data
 #'   frame?
-#' @param whichel Names of the grouping factors to return (default: all).
+#' @param whichel Names of the grouping factors to return (default: all); a
+#'   name that is not a grouping factor of the model is an error.
+#' @param postVar lme4's old name of `condVar`: used, with lme4's
+#'   deprecation warning, when `condVar` is not given.
 #' @param ... Ignored, with a warning.
 #' @return An object of class `"ranef.lmm"` (for `"glmm"` fits
 #'   `c("ranef.glmm", "ranef.lmm")`): a named list of data frames (or of
@@ -273,10 +282,15 @@ mer_fixef <- function(object, add.dropped = FALSE) {
 #'   head(ranef(gfit)$herd)
 #' }
 #' @export
-ranef.lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
+ranef.lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
+                      postVar = FALSE, ...) {
   if (...length() > 0L) {
     warning("additional arguments to ranef.lmm ignored: ",
             paste(names(list(...)), collapse = ", "), call. = FALSE)
+  }
+  if (!missing(postVar) && missing(condVar)) {
+    warning("'postVar' is deprecated: please use 'condVar' instead", call. = FALSE)
+    condVar <- postVar
   }
   mer_ranef(object, condVar, drop, whichel, class = "ranef.lmm")
 }
@@ -294,7 +308,15 @@ mer_ranef <- function(object, condVar, drop, whichel, class) {
     data.frame(vals, row.names = levels(fl[[i]]), check.names = FALSE)
   })
   names(out) <- names(fl)
-  if (!is.null(whichel)) out <- out[names(out) %in% whichel]
+  if (!is.null(whichel)) {
+    unknown <- setdiff(whichel, names(out))
+    if (!is.character(whichel) || length(unknown)) {
+      stop("'whichel' must name grouping factors of the model (",
+           paste(sQuote(names(out), FALSE), collapse = ", "), "), not ",
+           paste(sQuote(unknown, FALSE), collapse = ", "), call. = FALSE)
+    }
+    out <- out[names(out) %in% whichel]
+  }
   if (condVar) {
     pv <- factor_condvar(object)
     for (nm in names(out)) attr(out[[nm]], "postVar") <- pv[[nm]]
@@ -457,6 +479,12 @@ sigma.lmm <- function(object, ...) {
 #' @param object A fitted model of class `"lmm"`.
 #' @param correlation Logical: attach the correlation matrix as attribute
 #'   `"correlation"`?
+#' @param sigm Residual standard deviation the covariance is scaled by
+#'   (default: `sigma(object)`), as lme4's `sigm`.
+#' @param use.hessian As lme4 for linear mixed models: `TRUE` is an error
+#'   (the covariance of the fixed effects of an `"lmm"` comes from `R_X`;
+#'   there is no Hessian in the fixed effects), `NULL` or `FALSE` give that
+#'   covariance.
 #' @param ... Ignored.
 #' @return A p x p matrix (scaled by the residual variance) with the names
 #'   of the fixed effects as dimnames. lme4 returns the same numbers as a
@@ -468,8 +496,24 @@ sigma.lmm <- function(object, ...) {
 #' }
 #' @importFrom stats vcov
 #' @export
-vcov.lmm <- function(object, correlation = FALSE, ...) {
+vcov.lmm <- function(object, correlation = FALSE, sigm = sigma(object),
+                     use.hessian = NULL, ...) {
+  if (!is.null(use.hessian)) {
+    check_flag(use.hessian, "use.hessian", "vcov()")
+    if (use.hessian) {
+      stop("vcov(): use.hessian = TRUE is not available for linear mixed ",
+           "models: their fixed-effects covariance comes from R_X (there is ",
+           "no Hessian in the fixed effects), as in lme4", call. = FALSE)
+    }
+  }
   v <- as.matrix(object$vcov)
+  if (!missing(sigm)) {
+    if (!is.numeric(sigm) || length(sigm) != 1L || !is.finite(sigm) || sigm < 0) {
+      stop("vcov(): 'sigm' must be a single non-negative number, not ",
+           deparse1(sigm), call. = FALSE)
+    }
+    v <- v * (sigm / object$sigma)^2
+  }
   nms <- colnames(object$X)
   dimnames(v) <- list(nms, nms)
   if (correlation) attr(v, "correlation") <- stats::cov2cor(v)

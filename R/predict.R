@@ -40,6 +40,25 @@
 #' contributes 0 (the population level) to those rows. Missing values of a
 #' grouping factor are treated the same way.
 #'
+#' `random.only = TRUE` gives only the random-effects contribution `Z b` of
+#' the terms `re.form` selects (all by default; `re.form = NA` then gives
+#' zeros): no fixed effects and no offset, as lme4. For GLMMs with
+#' `type = "response"` the inverse link is applied to it, as lme4 does. With
+#' `newdata` the fixed-effects variables are then only needed when
+#' `na.action` is not [stats::na.pass()] (they decide which rows are kept).
+#'
+#' `newparams` makes the predictions at other parameter values than the
+#' estimates, as lme4's `predict(newparams = )`: a list with elements
+#' `beta` (fixed effects, as [fixef()]), `theta` (relative covariance
+#' parameters, as `getME(, "theta")`) and, for models with a scale
+#' parameter, `sigma` (checked but not used: predictions do not depend on
+#' it). Vectors with names are matched to the model's names; unnamed ones
+#' are taken in the model's order. The random effects are those lme4 uses,
+#' `b = Lambda(theta) u` with the fit's spherical conditional modes `u`:
+#' they are not re-estimated at the new parameters. An element the
+#' prediction needs but `newparams` leaves out (`beta`, and `theta` when
+#' random effects are included) is taken from the fit, with a warning.
+#'
 #' `se.fit = TRUE` (not in lme4 1.1-31) gives standard errors of
 #' population-level predictions, `sqrt(diag(X V X'))` with `V = vcov(object)`
 #' (for a GLMM on the response scale multiplied by `|dmu/deta|`, the delta
@@ -66,7 +85,15 @@
 #'   [stats::na.exclude()] (drop them, then pad the result with `NA`).
 #'   Without `newdata` an explicit `na.action` says how rows the fit dropped
 #'   are reported: padded with `NA` for `na.exclude`, left out otherwise.
-#' @param ... Ignored, with a warning.
+#' @param newparams Optional list of parameter values to predict at:
+#'   `beta`, `theta` and (models with a scale parameter) `sigma`; see
+#'   Details.
+#' @param random.only Logical: only the random-effects part of the
+#'   prediction (see Details)?
+#' @param ... Further arguments: lme4's `terms` (not implemented there
+#'   either) and its old spellings `ReForm`, `REForm`, `REform` of
+#'   `re.form` are errors; any other is ignored with lme4's warning
+#'   "unused arguments ignored".
 #' @return A numeric vector named by the rows of `newdata` (or of the model
 #'   frame), padded with `NA` per `na.action`; with `se.fit = TRUE` a list
 #'   with components `fit` and `se.fit`, as `predict.lm()` returns.
@@ -87,17 +114,24 @@
 #'   nd <- data.frame(period = factor(1:4), herd = "1")
 #'   predict(gfit, nd, type = "response")
 #'   predict(gfit, nd, re.form = NA, type = "response", se.fit = TRUE)
+#'
+#'   # the random-effects part only, and predictions at other parameters
+#'   head(predict(fit, random.only = TRUE))
+#'   predict(fit, data.frame(Days = c(0, 5), Subject = "308"),
+#'           newparams = list(beta = c(250, 10), theta = fit$theta))
 #' }
 #' @importFrom stats predict
 #' @method predict lmm
 #' @export
 predict.lmm <- function(object, newdata = NULL, re.form = NULL,
                         allow.new.levels = FALSE, type = c("link", "response"),
-                        se.fit = FALSE, na.action = stats::na.pass, ...) {
-  warn_unused(..., prefix = "unused arguments ignored")
+                        se.fit = FALSE, na.action = stats::na.pass,
+                        newparams = NULL, random.only = FALSE, ...) {
+  predict_check_dots(...)
   match_choice(type)
   mer_predict(object, newdata, re.form, allow.new.levels, "link", se.fit,
-              na.action, explicit_na = !missing(na.action))
+              na.action, explicit_na = !missing(na.action),
+              newparams = newparams, random.only = random.only)
 }
 
 #' @rdname predict.lmm
@@ -105,19 +139,44 @@ predict.lmm <- function(object, newdata = NULL, re.form = NULL,
 #' @export
 predict.glmm <- function(object, newdata = NULL, re.form = NULL,
                          allow.new.levels = FALSE, type = c("link", "response"),
-                         se.fit = FALSE, na.action = stats::na.pass, ...) {
-  warn_unused(..., prefix = "unused arguments ignored")
+                         se.fit = FALSE, na.action = stats::na.pass,
+                         newparams = NULL, random.only = FALSE, ...) {
+  predict_check_dots(...)
   type <- match_choice(type)
   mer_predict(object, newdata, re.form, allow.new.levels, type, se.fit,
-              na.action, explicit_na = !missing(na.action))
+              na.action, explicit_na = !missing(na.action),
+              newparams = newparams, random.only = random.only)
+}
+
+# Arguments of lme4's predict() (or simulate()) that ours does not take are
+# errors saying so; anything else in `...` is ignored with lme4's warning.
+# `unsupported`: lme4's arguments without an equivalent here, with the
+# reason.
+predict_check_dots <- function(..., unsupported = c(
+                                 terms = "is not implemented for predictions of mixed models (nor by lme4)")) {
+  nms <- ...names()
+  if (!is.null(nms)) {
+    old <- intersect(nms, c("ReForm", "REForm", "REform"))
+    if (length(old)) {
+      stop("'", old[1L], "' is lme4's old name of 're.form': use re.form",
+           call. = FALSE)
+    }
+    known <- intersect(nms, names(unsupported))
+    if (length(known)) {
+      stop("'", known[1L], "' ", unsupported[[known[1L]]], call. = FALSE)
+    }
+  }
+  warn_unused(..., prefix = "unused arguments ignored")
 }
 
 # The shared body of both methods. `explicit_na`: was `na.action` given (it
 # then decides, without newdata, whether rows dropped by the fit are padded).
 mer_predict <- function(object, newdata, re.form, allow.new.levels, type,
-                        se.fit, na.action, explicit_na) {
+                        se.fit, na.action, explicit_na, newparams = NULL,
+                        random.only = FALSE) {
   check_flag(allow.new.levels, "allow.new.levels")
   check_flag(se.fit, "se.fit")
+  check_flag(random.only, "random.only")
   na.action <- check_na_action(na.action)
   bars <- prediction_bars(object, re.form)
   if (se.fit && length(bars) > 0L) {
@@ -126,8 +185,22 @@ mer_predict <- function(object, newdata, re.form, allow.new.levels, type,
          "include conditional modes of random effects are not provided",
          call. = FALSE)
   }
+  if (se.fit && random.only) {
+    stop("se.fit = TRUE is not available with random.only = TRUE (standard ",
+         "errors are given for population-level predictions only)", call. = FALSE)
+  }
+  if (se.fit && !is.null(newparams)) {
+    stop("se.fit = TRUE is not available with newparams: the covariance of ",
+         "the fixed effects is that of the estimates, not of other parameter ",
+         "values", call. = FALSE)
+  }
+  if (!is.null(newparams)) {
+    object <- with_newparams(object, newparams, uses_beta = !random.only,
+                             uses_theta = length(bars) > 0L)
+  }
   core <- predict_core(object, newdata, bars, allow.new.levels, na.action,
-                       stored = is.null(re.form))
+                       stored = is.null(re.form) && is.null(newparams) && !random.only,
+                       random_only = random.only)
   eta <- core$eta
   na_act <- core$na_action
   if (is.null(newdata)) na_act <- fit_na_action(object, na.action, explicit_na)
@@ -148,8 +221,11 @@ mer_predict <- function(object, newdata, re.form, allow.new.levels, type,
 # the kept rows of `newdata` (`rows`) and the random-effects frame.
 # `stored = TRUE` (re.form = NULL without newdata) returns the fit's own
 # linear predictor, as lme4 does.
+# `random_only`: the linear predictor without the fixed part and offset
+# (lme4's random.only); with newdata and na.pass the fixed-effects variables
+# are then not needed.
 predict_core <- function(object, newdata, bars, allow.new.levels, na.action,
-                         stored = FALSE) {
+                         stored = FALSE, random_only = FALSE) {
   if (is.null(newdata)) {
     X <- object$X
     nm <- mer_obs_names(object, nrow(X))
@@ -158,18 +234,28 @@ predict_core <- function(object, newdata, bars, allow.new.levels, na.action,
       return(list(eta = stats::setNames(as.vector(eta), nm), X = X,
                   na_action = NULL, rows = NULL, rfd = object$frame))
     }
-    eta <- as.vector(X %*% object$beta) + as.vector(object$offset)
+    eta <- if (random_only) numeric(nrow(X)) else
+      as.vector(X %*% object$beta) + as.vector(object$offset)
     rfd <- object$frame
     rows <- NULL
     na_act <- NULL
   } else {
     newdata <- check_newdata(newdata)
-    fx <- fixed_design(object, newdata, na.action)
-    X <- fx$X
-    nm <- rownames(X)
-    eta <- as.vector(X %*% object$beta) + fx$offset
-    rows <- fx$rows
-    na_act <- fx$na_action
+    if (random_only && identical(na.action, stats::na.pass)) {
+      X <- NULL
+      rows <- seq_len(nrow(newdata))
+      nm <- rownames(newdata)
+      eta <- numeric(nrow(newdata))
+      na_act <- NULL
+    } else {
+      fx <- fixed_design(object, newdata, na.action)
+      X <- fx$X
+      nm <- rownames(X)
+      eta <- if (random_only) numeric(nrow(X)) else
+        as.vector(X %*% object$beta) + fx$offset
+      rows <- fx$rows
+      na_act <- fx$na_action
+    }
     rfd <- if (length(bars)) random_data(object, bars, newdata[rows, , drop = FALSE])
   }
   if (length(bars)) {
@@ -179,6 +265,107 @@ predict_core <- function(object, newdata, bars, allow.new.levels, na.action,
   }
   list(eta = stats::setNames(eta, nm), X = X, na_action = na_act, rows = rows,
        rfd = rfd)
+}
+
+# The fit with the parameters of `newparams` (see predict.lmm()) in place of
+# its estimates: beta replaced, theta replaced and the conditional modes
+# b = Lambda(theta) u recomputed from the fit's spherical modes u (lme4's
+# setParams() followed by ranef()). `uses_beta`, `uses_theta`: does the
+# prediction depend on them (a missing one is then taken from the fit with a
+# warning)? `uses_sigma`: likewise for sigma (simulations), which then
+# replaces the fit's.
+with_newparams <- function(object, newparams, uses_beta = TRUE, uses_theta = TRUE,
+                           uses_sigma = FALSE) {
+  allowed <- c("beta", "theta", if (mer_use_sc(object)) "sigma")
+  nms <- names(newparams)
+  if (!is.list(newparams) || is.object(newparams) || length(newparams) == 0L ||
+      is.null(nms) || any(!nzchar(nms)) || anyDuplicated(nms)) {
+    stop("'newparams' must be a list with named elements among ",
+         paste(sQuote(allowed, FALSE), collapse = ", "), call. = FALSE)
+  }
+  bad <- setdiff(nms, allowed)
+  if (length(bad)) {
+    stop("'newparams' has element", if (length(bad) > 1L) "s", " ",
+         paste(sQuote(bad, FALSE), collapse = ", "), "; its elements must be among ",
+         paste(sQuote(allowed, FALSE), collapse = ", "),
+         if ("sigma" %in% bad) " (this model has no scale parameter)", call. = FALSE)
+  }
+  absent <- c(if (uses_beta) "beta", if (uses_theta) "theta",
+              if (uses_sigma && "sigma" %in% allowed) "sigma")
+  absent <- setdiff(absent, nms)
+  if (length(absent)) {
+    warning("'newparams' has no ", paste(sQuote(absent, FALSE), collapse = " or "),
+            ": the fit's estimates are used for ", if (length(absent) > 1L) "them" else "it",
+            call. = FALSE)
+  }
+  if (!is.null(newparams$beta)) {
+    object$beta <- newparams_vector(newparams$beta, names(object$beta), "beta")
+  }
+  if (!is.null(newparams$sigma)) {
+    s <- newparams$sigma
+    if (!is.numeric(s) || length(s) != 1L || !is.finite(s) || s <= 0) {
+      stop("'newparams$sigma' must be a single positive number, not ",
+           deparse1(s), call. = FALSE)
+    }
+    object$sigma <- as.double(s)
+  }
+  if (!is.null(newparams$theta)) {
+    theta <- newparams_vector(newparams$theta, names(object$theta), "theta")
+    low <- which(theta < object$lower)
+    if (length(low)) {
+      stop("'newparams$theta' is below its lower bound for ",
+           paste(sQuote(names(object$theta)[low], FALSE), collapse = ", "),
+           " (diagonal elements of the relative covariance factors must be >= 0)",
+           call. = FALSE)
+    }
+    object$theta <- theta
+    object$b <- modes_at_theta(object)
+  }
+  object
+}
+
+# A parameter vector of `newparams`: numeric, finite, of the model's length;
+# matched by name when named (the names must be the model's), else taken in
+# the model's order.
+newparams_vector <- function(x, model_names, what) {
+  if (!is.numeric(x) || length(x) != length(model_names) || any(!is.finite(x))) {
+    stop("'newparams$", what, "' must be ", length(model_names), " finite number",
+         if (length(model_names) != 1L) "s", " (", paste(model_names, collapse = ", "),
+         "), not ", deparse1(x, nlines = 1L), call. = FALSE)
+  }
+  given <- names(x)
+  if (!is.null(given)) {
+    if (!setequal(given, model_names) || anyDuplicated(given)) {
+      stop("the names of 'newparams$", what, "' (", paste(given, collapse = ", "),
+           ") are not the model's (", paste(model_names, collapse = ", "), ")",
+           call. = FALSE)
+    }
+    x <- x[model_names]
+  }
+  stats::setNames(as.double(x), model_names)
+}
+
+# Conditional modes b = Lambda(theta) u of every term at object$theta, from
+# the fit's spherical modes u (terms in order, levels in order, the effects
+# of one level together), in the layout of object$b.
+modes_at_theta <- function(object) {
+  u <- object$u
+  sizes <- vapply(object$reterms, function(t) nlevels(t$factor) * length(t$cnms), 1)
+  if (is.null(u) || length(u) != sum(sizes)) {
+    stop("this fit does not hold its spherical random effects 'u': refit it ",
+         "with this version of mixedrs to predict with newparams$theta", call. = FALSE)
+  }
+  ends <- cumsum(sizes)
+  out <- lapply(seq_along(object$reterms), function(k) {
+    t <- object$reterms[[k]]
+    uk <- matrix(u[ends[k] - sizes[k] + seq_len(sizes[k])], ncol = length(t$cnms),
+                 byrow = TRUE)
+    b <- uk %*% t(term_lambda(object, t$term))
+    dimnames(b) <- dimnames(object$b[[k]])
+    b
+  })
+  names(out) <- names(object$b)
+  out
 }
 
 # lme4's handling of rows the fit dropped when there is no newdata: padded
@@ -509,7 +696,7 @@ random_part <- function(object, bars, rfd, allow.new.levels, where = "newdata",
            "factor '", d$group, "' (it has ", quote_names(colnames(b)), ")",
            call. = FALSE)
     }
-    idx <- check_new_levels(d, rownames(b), allow.new.levels, where)
+    idx <- check_new_levels(d, rownames(b), allow.new.levels, where, rownames(rfd))
     B <- b[idx, colnames(d$Z), drop = FALSE]
     B[is.na(idx), ] <- 0
     total <- total + rowSums(d$Z * B)
@@ -518,8 +705,10 @@ random_part <- function(object, bars, rfd, allow.new.levels, where = "newdata",
 }
 
 # Index of each row's level among the fitted levels `known` (NA for unseen
-# levels and missing values), stopping on those unless `allow`.
-check_new_levels <- function(d, known, allow, where = "newdata") {
+# levels and missing values), stopping on those unless `allow`. Rows are
+# named in messages by `row_names` (those of the frame, so that rows left
+# out by na.action do not shift them), else by position.
+check_new_levels <- function(d, known, allow, where = "newdata", row_names = NULL) {
   lev <- as.character(d$factor)
   idx <- match(lev, known)
   if (allow) return(idx)
@@ -532,6 +721,7 @@ check_new_levels <- function(d, known, allow, where = "newdata") {
   }
   if (anyNA(lev)) {
     rows <- which(is.na(lev))
+    if (length(row_names) == length(lev)) rows <- row_names[rows]
     stop("grouping factor '", d$group, "' has missing values in ", where,
          " (row", if (length(rows) > 1L) "s", " ",
          paste(utils::head(rows, 10L), collapse = ", "),

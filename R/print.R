@@ -55,6 +55,9 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
 #'   fixed-effects estimates? `NULL` (default) computes it when there are at
 #'   most `getOption("lme4.summary.cor.max", 12)` fixed effects, as lme4
 #'   does.
+#' @param use.hessian As for [vcov.lmm()]: `NULL` or `FALSE` (the
+#'   standard errors come from `R_X`, as lme4's for linear mixed models);
+#'   `TRUE` is an error, as in lme4.
 #' @param ... Ignored, with a warning.
 #' @return An object of class `"summary.lmm"`: a list with components
 #'   `methTitle` (title line), `objClass` (class of the fit), `devcomp`,
@@ -75,8 +78,11 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
 #' @method summary lmm
 #' @export
 summary.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "lme4"),
-                        correlation = NULL, ...) {
+                        correlation = NULL, use.hessian = NULL, ...) {
   warn_unused(...)
+  # lme4's argument: its standard errors of an LMM come from R_X whatever
+  # use.hessian says, and TRUE is an error (no Hessian in beta); as vcov()
+  vcov.lmm(object, use.hessian = use.hessian)
   ddf <- match_choice(ddf)
   coefs <- fixef_coef_table(object, ddf)
   p <- nrow(coefs)

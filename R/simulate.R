@@ -57,7 +57,16 @@
 #'   `newdata`.
 #' @param use.u Logical, lme4's older way to say `re.form = NULL` (`TRUE`)
 #'   or `re.form = NA` (`FALSE`); give at most one of the two.
-#' @param ... Ignored, with a warning.
+#' @param newparams Optional list of parameter values to simulate at instead
+#'   of the estimates, as lme4's `newparams`: `beta`, `theta` and, for
+#'   models with a scale parameter, `sigma` (see [predict.lmm()] for their
+#'   layout; conditional modes used with `re.form` are `Lambda(theta) u`
+#'   with the fit's spherical modes `u`). Elements left out are taken from
+#'   the fit, with a warning.
+#' @param ... Further arguments: lme4's `family`, `na.action`, `formula`,
+#'   `offset`, `cond.sim` and the old spellings `ReForm`, `REForm`, `REform`
+#'   of `re.form` are errors; any other is ignored with lme4's warning
+#'   "unused arguments ignored".
 #' @return A data frame with one column per simulation, named `sim_1`,
 #'   `sim_2`, ... (each a two-column matrix for a binomial `cbind()`
 #'   response), rows named as the model frame or `newdata`, padded with `NA`
@@ -83,10 +92,11 @@
 #' @export
 simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
                          newdata = NULL, allow.new.levels = FALSE,
-                         weights = NULL, use.u, ...) {
-  warn_unused(..., prefix = "unused arguments ignored")
+                         weights = NULL, use.u, newparams = NULL, ...) {
+  simulate_check_dots(...)
   if (!missing(use.u)) re.form <- use_u_re_form(use.u, !missing(re.form))
-  mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights)
+  mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights,
+               newparams)
 }
 
 #' @rdname simulate.lmm
@@ -94,10 +104,22 @@ simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
 #' @export
 simulate.glmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
                           newdata = NULL, allow.new.levels = FALSE,
-                          weights = NULL, use.u, ...) {
-  warn_unused(..., prefix = "unused arguments ignored")
+                          weights = NULL, use.u, newparams = NULL, ...) {
+  simulate_check_dots(...)
   if (!missing(use.u)) re.form <- use_u_re_form(use.u, !missing(re.form))
-  mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights)
+  mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights,
+               newparams)
+}
+
+# lme4's simulate() arguments that ours does not take are errors; others in
+# `...` are ignored with lme4's warning.
+simulate_check_dots <- function(...) {
+  predict_check_dots(..., unsupported = c(
+    family = "(another family than the fit's) is not supported: simulate from a model fitted with that family",
+    na.action = "is not supported: rows of 'newdata' with missing fixed-effects variables are always left out",
+    formula = "is not supported: simulate() takes a fitted model",
+    cond.sim = "is not supported (lme4 ignores it for merMod fits)",
+    offset = "is not supported: offsets come from the model's formula and call"))
 }
 
 use_u_re_form <- function(use.u, re_form_given) {
@@ -110,7 +132,7 @@ use_u_re_form <- function(use.u, re_form_given) {
 }
 
 mer_simulate <- function(object, nsim, seed, re.form, newdata,
-                         allow.new.levels, weights) {
+                         allow.new.levels, weights, newparams = NULL) {
   if (!is.numeric(nsim) || length(nsim) != 1L || is.na(nsim) || nsim < 1 ||
       nsim != round(nsim)) {
     stop("'nsim' must be a positive whole number, not ", deparse1(nsim),
@@ -120,6 +142,9 @@ mer_simulate <- function(object, nsim, seed, re.form, newdata,
   check_flag(allow.new.levels, "allow.new.levels")
   cond_bars <- prediction_bars(object, re.form)
   if (!is.null(newdata)) newdata <- check_newdata(newdata)
+  if (!is.null(newparams)) {
+    object <- with_newparams(object, newparams, uses_sigma = TRUE)
+  }
 
   # Random number state, as stats::simulate(): a given seed is used and the
   # caller's stream restored afterwards.

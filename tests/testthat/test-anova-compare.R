@@ -343,8 +343,15 @@ test_that("model names come from the call, also through wrappers", {
   # lme4 names these ..1 and ..2; the expressions as written are kept here
   wrapper <- function(...) anova(...)
   expect_identical(rownames(wrapper(g0, g1)), c("g0", "g1"))
-  # arguments that are not models are left out, as lme4
-  expect_identical(rownames(anova(g0, "not a model", g1)), c("g0", "g1"))
+  # arguments that are not models (lme4 leaves them out silently) are an
+  # error naming them, except test = "Chisq" / "LRT", which is the table's
+  # test anyway
+  expect_error(anova(g0, "not a model", g1),
+               "does not use an unnamed character (not a fitted model)", fixed = TRUE)
+  expect_error(anova(g0, g1, test = "F"), "does not use 'test'", fixed = TRUE)
+  expect_error(anova(g0, g1, refti = FALSE), "does not use 'refti'", fixed = TRUE)
+  expect_identical(anova(g0, g1, test = "Chisq"), anova(g0, g1))
+  expect_identical(anova(g0, g1, test = "LRT"), anova(g0, g1))
   # values instead of names, or duplicates: generic names with lme4's warning
   expect_warning(tab <- do.call(anova, list(g0, g1)),
                  "failed to find model names, assigning generic names")
@@ -406,12 +413,22 @@ test_that("anova(glmm) gives lme4's one-model table for glmer fits", {
     }
     expect_printed_alike(ours, ref)
   }
-  # an intercept-only model has an empty table; extra arguments are ignored
+  # an intercept-only model has an empty table; a named argument that is not
+  # a model (a misspelled option or another method's) is an error, an
+  # unnamed one is ignored with lme4's warning
   g0 <- glmm(cbind(incidence, size - incidence) ~ 1 + (1 | herd),
              family = binomial, data = cbpp)
   expect_identical(nrow(anova(g0)), 0L)
-  expect_warning(anova(pair$ours$g1, test = "Chisq"),
-                 "additional arguments ignored: 'test'", fixed = TRUE)
+  expect_error(anova(pair$ours$g1, test = "Chisq"),
+               "anova() for one glmm fit has no argument 'test'", fixed = TRUE)
+  expect_error(anova(pair$ours$g1, type = "III"),
+               "anova() for one glmm fit has no argument 'type'", fixed = TRUE)
+  expect_warning(tab <- anova(pair$ours$g1, "x"), "additional arguments ignored")
+  expect_identical(tab, anova(pair$ours$g1))
+  expect_error(anova(pair$ours$g1, refit = FALSE),
+               "'refit' only applies when comparing several models", fixed = TRUE)
+  expect_error(anova(pair$ours$g1, model.names = "a"),
+               "'model.names' only applies when comparing several models", fixed = TRUE)
   expect_error(anova_single_lme4(lm(incidence ~ period, cbpp)), "must be a fit of lmm() or glmm()",
                fixed = TRUE)
 })

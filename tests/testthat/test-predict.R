@@ -1,8 +1,9 @@
 # predict() for "lmm" and "glmm" fits, side by side with lme4's
 # predict.merMod. Tolerances: 1e-5 relative for predictions (the fits agree
-# to ~1e-7 for these LMMs; GLMM references are glmer fits run to their
-# optimum, see helper-glmm.R), 1e-10 for identities computed from our own
-# estimates (se.fit against X V X').
+# to ~1e-7 for these LMMs, lme4's run to full precision; GLMM references are
+# glmer fits run to their optimum, see helper-glmm.R), 1e-8 to 1e-12 for
+# identities computed from our own estimates (se.fit against X V X',
+# random.only against Z b, newparams at the estimates against the fit).
 
 skip_if_not_installed("lme4")
 
@@ -21,8 +22,16 @@ covariate_data <- function() {
   d
 }
 
+# lme4's fit run to full precision (its default optimizer stops ~1e-5 short);
+# its singular-fit message is silenced.
+lmer_full <- function(formula, data, ...) {
+  suppressMessages(lme4::lmer(
+    formula, data, ...,
+    control = lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))))
+}
+
 sleep_pair <- function(formula = Reaction ~ Days + (Days | Subject), data = lme4::sleepstudy, ...) {
-  list(fit = lmm(formula, data, ...), ref = lme4::lmer(formula, data, ...))
+  list(fit = lmm(formula, data, ...), ref = lmer_full(formula, data, ...))
 }
 
 test_that("lmm predictions for new data match lme4 for every re.form", {
@@ -281,4 +290,164 @@ test_that("bad inputs give errors naming the cause", {
   expect_error(predict(fit, se.fit = "yes"), "'se.fit' must be TRUE or FALSE")
   expect_error(predict(fit, na.action = 3), "'na.action' must be a function")
   expect_warning(predict(fit, foo = 1), "unused arguments ignored")
+  # lme4's arguments that ours does not take are errors saying so
+  expect_error(predict(fit, REform = NA), "'REform' is lme4's old name of 're.form'")
+  expect_error(predict(fit, ReForm = NA), "'ReForm' is lme4's old name of 're.form'")
+  expect_error(predict(fit, terms = "Days"), "'terms' is not implemented")
+})
+
+# --- random.only and newparams ---------------------------------------------
+
+test_that("random.only gives lme4's random-effects part, for the data and newdata", {
+  p <- sleep_pair()
+  nd <- data.frame(Days = c(0, 5, 9, 2, 7), Subject = c("308", "309", "310", "new", "308"))
+  for (rf in list(NULL, ~ (1 | Subject), ~ (0 + Days | Subject))) {
+    ours <- predict(p$fit, random.only = TRUE, re.form = rf)
+    expect_equal(ours, predict(p$ref, random.only = TRUE, re.form = rf), tolerance = 1e-5)
+    # it is what the full prediction adds to the population-level one
+    expect_equal(ours, predict(p$fit, re.form = rf) - predict(p$fit, re.form = NA),
+                 tolerance = 1e-8)
+    expect_equal(predict(p$fit, nd, random.only = TRUE, re.form = rf, allow.new.levels = TRUE),
+                 predict(p$ref, nd, random.only = TRUE, re.form = rf, allow.new.levels = TRUE),
+                 tolerance = 1e-5)
+  }
+  # Z b itself, from the conditional modes
+  b <- ranef(p$fit)$Subject
+  rows <- match(as.character(lme4::sleepstudy$Subject), rownames(b))
+  expect_equal(unname(predict(p$fit, random.only = TRUE)),
+               b[rows, 1] + b[rows, 2] * lme4::sleepstudy$Days, tolerance = 1e-10)
+  # no random effects: zeros, as lme4 (whose vector has no names)
+  expect_equal(predict(p$fit, random.only = TRUE, re.form = NA),
+               predict(p$ref, random.only = TRUE, re.form = NA), ignore_attr = TRUE)
+  expect_true(all(predict(p$fit, nd, random.only = TRUE, re.form = NA) == 0))
+  # the fixed-effects variables are not needed with na.pass
+  expect_equal(predict(p$fit, nd["Subject"], random.only = TRUE, re.form = ~ (1 | Subject),
+                       allow.new.levels = TRUE),
+               predict(p$ref, nd, random.only = TRUE, re.form = ~ (1 | Subject),
+                       allow.new.levels = TRUE), tolerance = 1e-5)
+})
+
+test_that("random.only leaves out the offset and respects na.action", {
+  d <- covariate_data()
+  form <- y ~ x + f + offset(o) + (1 | g) + (x | h)
+  fit <- lmm(form, d)
+  ref <- lmer_full(form, d)
+  nd <- d[c(3, 17, 40, 88, 101), ]
+  expect_equal(predict(fit, random.only = TRUE), predict(ref, random.only = TRUE),
+               tolerance = 1e-5)
+  expect_equal(predict(fit, nd, random.only = TRUE), predict(ref, nd, random.only = TRUE),
+               tolerance = 1e-5)
+  expect_equal(predict(fit, nd, random.only = TRUE, re.form = ~ (x | h)),
+               predict(ref, nd, random.only = TRUE, re.form = ~ (x | h)), tolerance = 1e-5)
+  # rows with missing fixed-effects variables: na.omit drops them, na.exclude
+  # pads (lme4 1.1-31 recycles the shorter vector here, with a warning)
+  nd$f[2] <- NA
+  full <- predict(fit, nd, random.only = TRUE)
+  expect_equal(predict(fit, nd, random.only = TRUE, na.action = na.omit), full[-2])
+  expect_equal(predict(fit, nd, random.only = TRUE, na.action = na.exclude),
+               replace(full, 2, NA))
+  # a missing grouping factor is reported by the row of newdata it is on,
+  # also after na.omit has left out an earlier row
+  nd$g[4] <- NA
+  expect_error(predict(fit, nd, na.action = na.omit),
+               "grouping factor 'g' has missing values in newdata \\(row 88\\)")
+  expect_error(predict(fit, random.only = NA), "'random.only' must be TRUE or FALSE")
+  expect_error(predict(fit, random.only = TRUE, re.form = NA, se.fit = TRUE),
+               "se.fit = TRUE is not available with random.only = TRUE")
+})
+
+test_that("newparams predicts at other parameters as lme4 does", {
+  p <- sleep_pair()
+  nd <- data.frame(Days = c(0, 5, 9, 2, 7), Subject = c("308", "309", "310", "new", "308"))
+  theta <- p$fit$theta * c(1.5, 0.5, 2)
+  beta <- lme4::fixef(p$ref) + c(3, -1)
+  np <- list(beta = beta, theta = theta, sigma = 20)
+  np_ref <- list(beta = beta, theta = setNames(theta, names(lme4::getME(p$ref, "theta"))),
+                 sigma = 20)
+  for (rf in list(NULL, NA, ~ (1 | Subject))) {
+    ours <- predict(p$fit, newparams = np, re.form = rf)
+    expect_equal(ours, predict(p$ref, newparams = np_ref, re.form = rf), tolerance = 1e-5)
+    expect_equal(predict(p$fit, nd, newparams = np, re.form = rf, allow.new.levels = TRUE),
+                 predict(p$ref, nd, newparams = np_ref, re.form = rf, allow.new.levels = TRUE),
+                 tolerance = 1e-5)
+    # the parameters change the predictions (else this test could not fail)
+    expect_gt(max(abs(ours - predict(p$fit, re.form = rf))), 1)
+  }
+  expect_equal(predict(p$fit, newparams = np, random.only = TRUE),
+               predict(p$ref, newparams = np_ref, random.only = TRUE), tolerance = 1e-5)
+  # population level: X beta exactly
+  X <- model.matrix(p$fit)
+  expect_equal(unname(predict(p$fit, newparams = list(beta = beta, theta = theta), re.form = NA)),
+               unname(drop(X %*% beta)), tolerance = 1e-12)
+  # the fit's own parameters give its own predictions
+  own <- list(beta = fixef(p$fit), theta = p$fit$theta, sigma = sigma(p$fit))
+  expect_equal(predict(p$fit, newparams = own), predict(p$fit), tolerance = 1e-8)
+  expect_equal(predict(p$fit, nd, newparams = own, allow.new.levels = TRUE),
+               predict(p$fit, nd, allow.new.levels = TRUE), tolerance = 1e-8)
+  # names are matched, whatever their order; unnamed vectors are in the model's order
+  shuffled <- list(theta = rev(theta), beta = rev(beta))
+  expect_equal(predict(p$fit, newparams = shuffled),
+               predict(p$fit, newparams = list(theta = unname(theta), beta = unname(beta))),
+               tolerance = 1e-12)
+})
+
+test_that("newparams with two terms and for glmm fits match lme4", {
+  pen <- lme4::Penicillin
+  fit <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen)
+  ref <- lmer_full(diameter ~ 1 + (1 | plate) + (1 | sample), pen)
+  np <- list(beta = 22, theta = c(0.5, 3), sigma = 1)
+  expect_equal(predict(fit, newparams = np), suppressMessages(predict(ref, newparams = np)),
+               tolerance = 1e-5)
+  expect_equal(predict(fit, newparams = np, re.form = ~ (1 | sample)),
+               suppressMessages(predict(ref, newparams = np, re.form = ~ (1 | sample))),
+               tolerance = 1e-5)
+
+  skip_if_no_glmm()
+  cbpp <- lme4::cbpp
+  pair <- fit_glmm_pair(quote(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                                   family = binomial, data = cbpp)))
+  npg <- list(beta = c(-1, -0.5, -1, -1.2), theta = 0.3)
+  nd <- data.frame(period = c("1", "4", "2", "3"), herd = c("3", "7", "15", "1"))
+  for (type in c("link", "response")) {
+    expect_equal(predict(pair$fit, newparams = npg, type = type),
+                 suppressMessages(predict(pair$ref, newparams = npg, type = type)),
+                 tolerance = 1e-5)
+    expect_equal(predict(pair$fit, nd, newparams = npg, type = type),
+                 suppressMessages(predict(pair$ref, nd, newparams = npg, type = type)),
+                 tolerance = 1e-5)
+    expect_equal(predict(pair$fit, random.only = TRUE, type = type),
+                 predict(pair$ref, random.only = TRUE, type = type), tolerance = 1e-5)
+  }
+  # binomial: no scale parameter
+  expect_error(predict(pair$fit, newparams = c(npg, sigma = 1)),
+               "'newparams' has element 'sigma'.*no scale parameter")
+})
+
+test_that("bad newparams are errors naming the cause; missing ones warn", {
+  p <- sleep_pair()
+  fit <- p$fit
+  expect_error(predict(fit, newparams = c(beta = 1)), "'newparams' must be a list")
+  expect_error(predict(fit, newparams = list(1, 2)), "'newparams' must be a list")
+  expect_error(predict(fit, newparams = list(beta = 1:2, Beta = 1)),
+               "'newparams' has element 'Beta'")
+  expect_error(predict(fit, newparams = list(beta = 1:3, theta = fit$theta)),
+               "'newparams\\$beta' must be 2 finite numbers")
+  expect_error(predict(fit, newparams = list(beta = c(1, NA), theta = fit$theta)),
+               "'newparams\\$beta' must be 2 finite numbers")
+  expect_error(predict(fit, newparams = list(beta = c(a = 1, b = 2), theta = fit$theta)),
+               "the names of 'newparams\\$beta' \\(a, b\\) are not the model's")
+  expect_error(predict(fit, newparams = list(beta = fixef(fit), theta = c(-1, 0, 1))),
+               "below its lower bound for 'Subject.\\(Intercept\\)'")
+  expect_error(predict(fit, newparams = list(beta = fixef(fit), theta = fit$theta, sigma = -1)),
+               "'newparams\\$sigma' must be a single positive number")
+  expect_error(predict(fit, newparams = list(beta = fixef(fit)), re.form = NA, se.fit = TRUE),
+               "se.fit = TRUE is not available with newparams")
+  # a parameter the prediction needs but newparams leaves out: the fit's, with a warning
+  expect_warning(out <- predict(fit, newparams = list(theta = fit$theta)),
+                 "'newparams' has no 'beta': the fit's estimates are used for it")
+  expect_equal(out, predict(fit), tolerance = 1e-8)
+  expect_warning(predict(fit, newparams = list(beta = fixef(fit))), "has no 'theta'")
+  # not needed: no warning
+  expect_no_warning(predict(fit, newparams = list(beta = fixef(fit)), re.form = NA))
+  expect_no_warning(predict(fit, newparams = list(theta = fit$theta), random.only = TRUE))
 })
