@@ -18,13 +18,15 @@ demo: install
 
 test: install lint test-rust test-r
 
+# One clippy run covers the library with its R binding, the unit and the integration tests.
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
-	cargo clippy --lib --features r -- -D warnings
+	cargo clippy --all-targets --features r -- -D warnings
 
+# With the R binding's feature, as the package build has it: the tests then reuse that build's
+# compiled dependencies (faer above all) instead of compiling them again.
 test-rust:
-	cargo test --release
+	cargo test --release --features r
 
 test-r:
 	Rscript -e 'testthat::test_dir("tests/testthat", package = "mixedrs", load_package = "installed", stop_on_failure = TRUE)'
