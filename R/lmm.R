@@ -24,19 +24,20 @@
 #' @param control Settings from [lmmControl()].
 #' @param start Optional starting values of the covariance parameters
 #'   `theta` (lme4's parameterization): a numeric vector or `list(theta = )`.
-#'   By default the fit starts from a method-of-moments (ANOVA) estimate of
-#'   the variance components, computed from the cross-products the fit needs
-#'   anyway, with the first trust-region radius scaled to it; lme4's start
-#'   (`theta` = identity) is used when that estimate is not available. The
-#'   optimizer usually needs far fewer evaluations from it. So that a fit never
-#'   ends worse than one from lme4's start, it is also run from lme4's start
-#'   (the better optimum kept) when the model has at most 2,000 random effects,
-#'   when the moment estimate or the optimum puts a variance near 0, or when
-#'   the first run did not converge cleanly; and an optimum where a
+#'   Without one, a small model (at most 2,000 random effects) starts from
+#'   lme4's start (`theta` = identity), a larger one from a method-of-moments
+#'   (ANOVA) estimate of the variance components, computed from the
+#'   cross-products the fit needs anyway, with the first trust-region radius
+#'   scaled to it (about half the evaluations on large crossed models). The
+#'   other start is tried too, and the better optimum kept, when the first run
+#'   did not converge cleanly, when its optimum puts a variance near 0, or
+#'   (large models) when the moment estimate does; an optimum where a
 #'   vector-valued term is singular is restarted once off that face of the
-#'   boundary. `optinfo$starts` counts the runs. From a given (or lme4's)
-#'   start the first trust-region radius is `min(rhobeg, 0.2 * max(start))`,
-#'   as lme4's `bobyqa` takes it.
+#'   boundary. So a fit never ends worse than the one from lme4's start on
+#'   small models, and on larger ones wherever the boundary is near.
+#'   `optinfo$starts` counts the runs. From a given (or lme4's) start the
+#'   first trust-region radius is `min(rhobeg, 0.2 * max(start))`, as lme4's
+#'   `bobyqa` takes it.
 #' @param verbose Logical or integer: print the criterion and `theta` at each
 #'   optimizer evaluation. A fit can be interrupted with Ctrl-C (checked after
 #'   every evaluation; an error, and the session stays usable).

@@ -148,10 +148,10 @@ impl<'a> LinearMixedModel<'a> {
         }
     }
 
-    /// Optimizes θ from `start` and returns the estimates. Without a start, θ starts from its
-    /// moment estimate ([`start::moment_start`]) or, when that fails, from lme4's identity start;
-    /// see [`needs_identity_start`] for when the fit is also run from lme4's start, the better
-    /// optimum being kept.
+    /// Optimizes θ from `start` and returns the estimates. Without a start, see
+    /// [`needs_second_start`]: small models start from lme4's start (θ = identity), large ones
+    /// from the moment estimate ([`start::moment_start`]), and the other start is tried as well
+    /// where the optimum found may not be the best; the better optimum is kept.
     pub fn fit(
         &mut self,
         start: Option<&[f64]>,
@@ -159,8 +159,12 @@ impl<'a> LinearMixedModel<'a> {
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<LmmFit> {
         let lower = self.re.lower_bounds();
-        let mut first_opts = opts.clone();
-        let (start, moment_radius) = match start {
+        let given = |theta: &[f64]| {
+            let mut o = opts.clone();
+            o.rhobeg = given_start_radius(theta, opts.rhobeg);
+            o
+        };
+        let mut summary = match start {
             Some(s) => {
                 if s.len() != self.re.n_theta() {
                     return invalid(format!(
@@ -169,37 +173,53 @@ impl<'a> LinearMixedModel<'a> {
                         self.re.n_theta()
                     ));
                 }
-                first_opts.rhobeg = given_start_radius(s, opts.rhobeg);
-                (s.to_vec(), None)
+                self.minimize_from(s, &lower, &given(s), progress)?
             }
-            None => match start::moment_start(
-                &self.cp,
-                &self.re,
-                opts.rhobeg,
-                start::START_RADIUS_FACTOR,
-                None,
-            ) {
-                Some((theta, radius)) => {
-                    first_opts.rhobeg = radius;
-                    (theta, Some(radius))
-                }
-                _ => {
-                    let theta = self.re.default_theta();
-                    first_opts.rhobeg = given_start_radius(&theta, opts.rhobeg);
-                    (theta, None)
-                }
-            },
-        };
-        let mut summary = self.minimize_from(&start, &lower, &first_opts, progress)?;
-        if let Some(radius) = moment_radius {
-            if needs_identity_start(&self.re, &start, radius, &summary) {
+            None => {
                 let identity = self.re.default_theta();
-                let mut id_opts = opts.clone();
-                id_opts.rhobeg = given_start_radius(&identity, opts.rhobeg);
-                let other = self.minimize_from(&identity, &lower, &id_opts, progress)?;
-                summary = keep_better(summary, other);
+                let moment = start::moment_start(
+                    &self.cp,
+                    &self.re,
+                    opts.rhobeg,
+                    start::START_RADIUS_FACTOR,
+                    None,
+                );
+                let moment_opts = |radius: f64| {
+                    let mut o = opts.clone();
+                    o.rhobeg = radius;
+                    o
+                };
+                match moment {
+                    None => self.minimize_from(&identity, &lower, &given(&identity), progress)?,
+                    Some((theta0, radius)) if self.re.n_random() <= SMALL_MODEL_RANDOM_EFFECTS => {
+                        let first =
+                            self.minimize_from(&identity, &lower, &given(&identity), progress)?;
+                        if needs_second_start(&self.re, &first, None) {
+                            let other = self.minimize_from(
+                                &theta0,
+                                &lower,
+                                &moment_opts(radius),
+                                progress,
+                            )?;
+                            keep_better(first, other)
+                        } else {
+                            first
+                        }
+                    }
+                    Some((theta0, radius)) => {
+                        let first =
+                            self.minimize_from(&theta0, &lower, &moment_opts(radius), progress)?;
+                        if needs_second_start(&self.re, &first, Some((&theta0, radius))) {
+                            let other =
+                                self.minimize_from(&identity, &lower, &given(&identity), progress)?;
+                            keep_better(first, other)
+                        } else {
+                            first
+                        }
+                    }
+                }
             }
-        }
+        };
         // A singular optimum of a vector-valued term lies on a face of the boundary where the
         // deviance does not depend on all of the term's parameters; another face can hold a
         // lower minimum. Restart once from the same variances with the zero ones raised and the
@@ -283,37 +303,39 @@ impl<'a> LinearMixedModel<'a> {
     }
 }
 
-/// Random effects up to which a model counts as small: a second optimization from lme4's start
-/// costs about as much as the first, a few milliseconds at most for such models.
+/// Random effects up to which a model counts as small: it starts from lme4's start, where an
+/// optimization costs a few milliseconds at most.
 const SMALL_MODEL_RANDOM_EFFECTS: usize = 2000;
 
 /// Distance of a diagonal θ element (a relative standard deviation) from its bound 0 below which a
 /// start or an optimum counts as near the boundary.
 const NEAR_BOUNDARY: f64 = 0.05;
 
-/// Whether a fit started from the moment estimate must also be run from lme4's start
-/// (θ = identity), keeping the better optimum. The profiled deviance can have several local
-/// minima; they come with the boundary (a variance at 0, a correlation at ±1: each face of the
-/// boundary can hold its own minimum) and with designs whose few levels make the moments a poor
-/// guide. So the second run is made whenever
+/// Whether a fit without a user's start must also be run from its other start, keeping the
+/// better optimum. The profiled deviance can have several local minima; they come with the
+/// boundary (a variance at 0, a correlation at ±1: each face of the boundary can hold its own
+/// minimum) and with designs whose few levels make the likelihood flat. The two starts:
 ///
-/// - the model is small (at most [`SMALL_MODEL_RANDOM_EFFECTS`] random effects), where it is
-///   cheap: the result is then never worse than the fit from lme4's start, by construction;
-/// - the moment start put a diagonal element near its bound (a variance component estimated as
-///   0 or nearly so: the start sits on a face of the boundary, and BOBYQA may stay on it);
-/// - the optimum found is near the boundary;
-/// - the first run did not converge cleanly (evaluation limit, failed gradient check).
+/// - *small models* (at most [`SMALL_MODEL_RANDOM_EFFECTS`] random effects, where an evaluation
+///   costs microseconds) are first run from lme4's start, θ = identity with minqa's first radius
+///   (so the fit is never worse than the one lme4's start gives, by construction), then from the
+///   moment estimate as a second opinion;
+/// - *large models* are first run from the moment estimate (about half the evaluations of lme4's
+///   start), then from lme4's start. Left out are large models whose moment start and optimum are
+///   interior and clean: their moments come from many levels and the start is within a few
+///   percent of the optimum.
 ///
-/// Left out are large models whose moment start and optimum are interior and clean: there the
-/// moments are estimated from many levels and the start is within a few percent of the optimum.
-pub fn needs_identity_start(
+/// The second run is made when the first did not converge cleanly (evaluation limit, failed
+/// gradient check), when its optimum is near the boundary, or (large models) when the moment
+/// start (`moment`: the start and its radius) put a diagonal element near its bound (a variance
+/// estimated as 0 or nearly so: the start sits on a face of the boundary, and BOBYQA may stay on
+/// it).
+pub fn needs_second_start(
     re: &ReStructure,
-    start: &[f64],
-    radius: f64,
-    summary: &OptSummary,
+    first: &OptSummary,
+    moment: Option<(&[f64], f64)>,
 ) -> bool {
-    if re.n_random() <= SMALL_MODEL_RANDOM_EFFECTS || summary.code != 0 || summary.grad_check_failed
-    {
+    if first.code != 0 || first.grad_check_failed {
         return true;
     }
     let near = |theta: &[f64], limit: f64| {
@@ -322,7 +344,8 @@ pub fn needs_identity_start(
             .zip(&re.theta_pos)
             .any(|(t, pos)| pos.row == pos.col && t.abs() <= limit)
     };
-    near(start, radius.max(NEAR_BOUNDARY)) || near(&summary.theta, NEAR_BOUNDARY)
+    near(&first.theta, NEAR_BOUNDARY)
+        || moment.is_some_and(|(start, radius)| near(start, radius.max(NEAR_BOUNDARY)))
 }
 
 /// lme4's initial trust-region radius from a given start (minqa's `bobyqa`, which
