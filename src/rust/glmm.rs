@@ -49,6 +49,12 @@ const PIRLS_NOISE_STEP: f64 = 1e-10;
 /// by the squared step (1e-8), so the modes are made as exact as rounding allows (PIRLS also
 /// stops once it is within `PIRLS_STEP_TOL` and the steps no longer shrink).
 const FD_STEP_TOL: f64 = 1e-12;
+/// Step of the finite-difference derivatives in the whitened coordinates of the stage-2 metric
+/// (about one standard error per unit; with Richardson extrapolation over `h` and `2h`).
+const FD_WHITENED_STEP: f64 = 2e-2;
+/// How often the step is reduced when PIRLS fails at some difference point, and by how much.
+const FD_RETRIES: usize = 3;
+const FD_RETRY_FACTOR: f64 = 4.0;
 
 /// PIRLS settings.
 #[derive(Debug, Clone, Copy)]
@@ -134,6 +140,8 @@ pub struct GlmmFit {
     pub stage2: Option<OptSummary>,
     /// Convergence problems found by the checks.
     pub messages: Vec<String>,
+    /// Why the finite-difference Hessian could not be computed, if it could not.
+    pub hessian_problem: Option<String>,
     /// Objective evaluations where PIRLS failed (the optimizer stepped away from them).
     pub pirls_failures: usize,
     /// PIRLS iterations over the whole fit.
@@ -190,6 +198,15 @@ struct WarmStart {
     u1: Vec<f64>,
     u2: Vec<f64>,
     warm: bool,
+}
+
+/// Finite-difference derivatives of the stage-2 criterion in the original parameters.
+struct Derivatives {
+    gradient: Vec<f64>,
+    /// Column-major.
+    hessian: Vec<f64>,
+    /// Why they could not be computed (then both are NaN).
+    problem: Option<String>,
 }
 
 /// Which unknowns PIRLS solves for.
@@ -963,9 +980,12 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             let lower = self.re.lower_bounds();
             let singular =
                 (0..nth).any(|k| lower[k].is_finite() && pars[k] < opts.optim.singular_tol);
-            let (mut grad, mut hess) = self.derivatives(&pars, f0, rule);
-            let (stat, _) = optim::gradient_statistic(&grad, &hess);
-            if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
+            let mut derivs = self.derivatives(&pars, f0, rule, &metric);
+            let (stat, _) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
+            if !singular
+                && derivs.problem.is_none()
+                && (stat.is_nan() || stat >= opts.optim.grad_tol)
+            {
                 // Polish once from here with a small trust region before reporting anything.
                 let mut polish_opts = opts.optim.clone();
                 polish_opts.calc_derivs = false;
@@ -982,19 +1002,23 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 if polished.fmin < f0 {
                     pars = polished.theta;
                     f0 = self.objective_theta_beta(&pars, rule)?;
-                    (grad, hess) = self.derivatives(&pars, f0, rule);
+                    derivs = self.derivatives(&pars, f0, rule, &metric);
                 }
             }
-            let (stat, component) = optim::gradient_statistic(&grad, &hess);
-            if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
+            let (stat, component) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
+            if let Some(problem) = &derivs.problem {
+                out.messages
+                    .push(format!("convergence could not be checked: {problem}"));
+            } else if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
                 out.messages.push(format!(
                     "Model failed to converge with max|grad| = {stat:.6} (tol = {}, component {})",
                     opts.optim.grad_tol,
                     component + 1
                 ));
             }
-            out.gradient = grad;
-            out.hessian = hess;
+            out.hessian_problem = derivs.problem;
+            out.gradient = derivs.gradient;
+            out.hessian = derivs.hessian;
         }
         summary.theta = pars.clone();
         summary.fmin = f0;
@@ -1158,117 +1182,185 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
 
     /// Finite-difference gradient and Hessian of the stage-2 criterion at `pars` (where the
     /// model is: its modes start every evaluation, so that each value depends only on its
-    /// point). With more than one thread the points are shared out over copies of the model,
-    /// which give the same values as `self` would.
+    /// point), taken in the whitened coordinates of `metric` and mapped back.
+    ///
+    /// A fixed step in the original parameters suits no model: a coefficient of a covariate
+    /// on a large scale moves the deviance by hundreds over 1e-4, a near-collinear pair of
+    /// columns leaves an ill-conditioned Hessian whose smallest eigenvalue drowns in the
+    /// differencing error (a slightly negative eigenvalue, so no usable covariance). In the
+    /// coordinates `y` with `(θ, β) = pars + T y` (`T` = diag(θ scales) ⊕ `M`, about one
+    /// standard error per unit, uncorrelated), the Hessian is near `2 I`, one step fits every
+    /// coordinate, and `H = T⁻ᵀ H_y T⁻¹` is then exact linear algebra. Central differences at
+    /// steps `h` and `2h` are combined by Richardson extrapolation (error `O(h⁴)`), which lets
+    /// `h` be large enough that PIRLS's remaining error is negligible against `h²`.
+    ///
+    /// A point where PIRLS fails is tried again from a cold start; if some point still fails
+    /// the whole stencil is repeated with a smaller step. Never a NaN entry: when no step
+    /// works the result carries `problem` and the caller reports it.
     fn derivatives(
         &mut self,
         pars: &[f64],
         f0: f64,
         rule: Option<&GaussHermite>,
-    ) -> (Vec<f64>, Vec<f64>) {
-        let points = optim::fd_points(pars, optim::FD_STEP);
+        metric: &Stage2Metric,
+    ) -> Derivatives {
+        let k = pars.len();
         let start = WarmStart {
             u1: self.u1.clone(),
             u2: self.u2.clone(),
             warm: self.warm,
         };
+        let saved_tol = self.step_tol;
+        self.step_tol = FD_STEP_TOL;
+        // The centre with the same accuracy as the points (an error δ in it would shift every
+        // diagonal entry by −2δ/h²).
+        let centre = self.evaluate_points(&start, &[pars.to_vec()], rule)[0];
+        let f0 = if centre.is_finite() { centre } else { f0 };
+        let zero = vec![0.0; k];
+        let mut result = None;
+        let mut failed = 0;
+        for attempt in 0..=FD_RETRIES {
+            let h = FD_WHITENED_STEP / FD_RETRY_FACTOR.powi(attempt as i32);
+            let mut points = optim::fd_points(&zero, h);
+            let per_step = points.len();
+            points.extend(optim::fd_points(&zero, 2.0 * h));
+            for y in points.iter_mut() {
+                let mut x = vec![0.0; k];
+                metric.apply(pars, y, &mut x);
+                *y = x;
+            }
+            let values = self.evaluate_points(&start, &points, rule);
+            failed = values.iter().filter(|v| !v.is_finite()).count();
+            if failed == 0 {
+                let (g1, h1) = optim::fd_derivatives_from(&values[..per_step], k, f0, h);
+                let (g2, h2) = optim::fd_derivatives_from(&values[per_step..], k, f0, 2.0 * h);
+                let extrapolate = |a: &[f64], b: &[f64]| -> Vec<f64> {
+                    a.iter().zip(b).map(|(x, y)| (4.0 * x - y) / 3.0).collect()
+                };
+                result = Some((extrapolate(&g1, &g2), extrapolate(&h1, &h2)));
+                break;
+            }
+        }
+        self.step_tol = saved_tol;
+        // Leave the model at the optimum.
+        self.restore(&start);
+        let _ = self.objective_theta_beta(pars, rule);
+        match result {
+            Some((gy, hy)) => {
+                let (gradient, hessian) = metric.to_original(&gy, &hy);
+                Derivatives {
+                    gradient,
+                    hessian,
+                    problem: None,
+                }
+            }
+            None => Derivatives {
+                gradient: vec![f64::NAN; k],
+                hessian: vec![f64::NAN; k * k],
+                problem: Some(format!(
+                    "the finite-difference Hessian of the deviance could not be computed: PIRLS \
+                     failed at {failed} of the difference points even after {FD_RETRIES} \
+                     reductions of the step{}",
+                    self.last_error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!(" ({e})"))
+                )),
+            },
+        }
+    }
+
+    /// The stage-2 criterion at each of `points` (NaN where PIRLS fails), each PIRLS run
+    /// starting from `start`. With more than one thread the points are shared out over copies
+    /// of the model, which give the same values as `self` would.
+    fn evaluate_points(
+        &mut self,
+        start: &WarmStart,
+        points: &[Vec<f64>],
+        rule: Option<&GaussHermite>,
+    ) -> Vec<f64> {
         let threads = match self.par {
             Par::Seq => 1,
             Par::Rayon(k) => k.get(),
         };
-        let chunk = points.len().div_ceil(threads.max(1));
-        let saved_tol = self.step_tol;
-        let step_tol = FD_STEP_TOL;
-        self.step_tol = step_tol;
         // With a PIRLS trace (which prints through R) everything stays on this thread.
-        let values = if threads > 1 && points.len() > threads && self.pirls.trace.is_none() {
-            let batches: Vec<&[Vec<f64>]> = points.chunks(chunk).collect();
-            let (first, rest) = batches
-                .split_first()
-                .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
-            let spec = self.spec.clone();
-            let family = self.family;
-            let n_trials = self.n_trials.clone();
-            let eta_start = self.eta_start.clone();
-            let pirls = self.pirls;
-            let start = &start;
-            // This thread evaluates the first batch on `self`; each other batch gets a copy of
-            // the model on a thread of its own (scoped: the copies borrow the data).
-            let (mine, others) = std::thread::scope(|scope| {
-                let handles: Vec<_> = rest
-                    .iter()
-                    .map(|batch| {
-                        let (spec, n_trials, eta_start) =
-                            (spec.clone(), n_trials.clone(), eta_start.clone());
-                        scope.spawn(move || {
-                            let copy = GeneralizedLinearMixedModel::new(
-                                spec,
-                                family,
-                                n_trials,
-                                eta_start,
-                                pirls,
-                                Par::Seq,
-                            );
-                            match copy {
-                                Ok(mut m) => {
-                                    m.step_tol = step_tol;
-                                    let v = m.evaluate_from(start, batch, rule);
-                                    (v, m.iterations, m.failures, m.last_error)
-                                }
-                                Err(e) => (
-                                    vec![f64::NAN; batch.len()],
-                                    0,
-                                    batch.len(),
-                                    Some(e.to_string()),
-                                ),
+        if threads <= 1 || points.len() <= threads || self.pirls.trace.is_some() {
+            return self.evaluate_from(start, points, rule);
+        }
+        let chunk = points.len().div_ceil(threads);
+        let step_tol = self.step_tol;
+        let batches: Vec<&[Vec<f64>]> = points.chunks(chunk).collect();
+        let (first, rest) = batches
+            .split_first()
+            .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
+        let spec = self.spec.clone();
+        let family = self.family;
+        let n_trials = self.n_trials.clone();
+        let eta_start = self.eta_start.clone();
+        let pirls = self.pirls;
+        // This thread evaluates the first batch on `self`; each other batch gets a copy of
+        // the model on a thread of its own (scoped: the copies borrow the data).
+        let (mine, others) = std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|batch| {
+                    let (spec, n_trials, eta_start) =
+                        (spec.clone(), n_trials.clone(), eta_start.clone());
+                    scope.spawn(move || {
+                        let copy = GeneralizedLinearMixedModel::new(
+                            spec,
+                            family,
+                            n_trials,
+                            eta_start,
+                            pirls,
+                            Par::Seq,
+                        );
+                        match copy {
+                            Ok(mut m) => {
+                                m.step_tol = step_tol;
+                                let v = m.evaluate_from(start, batch, rule);
+                                (v, m.iterations, m.failures, m.last_error)
                             }
-                        })
-                    })
-                    .collect();
-                let mine = self.evaluate_from(start, first, rule);
-                let others: Vec<_> = handles
-                    .into_iter()
-                    .zip(rest)
-                    .map(|(h, batch)| {
-                        h.join().unwrap_or_else(|_| {
-                            (
+                            Err(e) => (
                                 vec![f64::NAN; batch.len()],
                                 0,
                                 batch.len(),
-                                Some("a finite-difference evaluation failed".to_string()),
-                            )
-                        })
+                                Some(e.to_string()),
+                            ),
+                        }
                     })
-                    .collect();
-                (mine, others)
-            });
-            let mut values = mine;
-            for (v, iterations, failures, last_error) in others {
-                values.extend(v);
-                self.iterations += iterations;
-                self.failures += failures;
-                if last_error.is_some() {
-                    self.last_error = last_error;
-                }
+                })
+                .collect();
+            let mine = self.evaluate_from(start, first, rule);
+            let others: Vec<_> = handles
+                .into_iter()
+                .zip(rest)
+                .map(|(h, batch)| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            vec![f64::NAN; batch.len()],
+                            0,
+                            batch.len(),
+                            Some("a finite-difference evaluation failed".to_string()),
+                        )
+                    })
+                })
+                .collect();
+            (mine, others)
+        });
+        let mut values = mine;
+        for (v, iterations, failures, last_error) in others {
+            values.extend(v);
+            self.iterations += iterations;
+            self.failures += failures;
+            if last_error.is_some() {
+                self.last_error = last_error;
             }
-            values
-        } else {
-            self.evaluate_from(&start, &points, rule)
-        };
-        // The centre with the same accuracy as the points (an error δ in it would shift every
-        // diagonal entry by −2δ/h²).
-        let centre = self.evaluate_from(&start, &[pars.to_vec()], rule)[0];
-        let f0 = if centre.is_finite() { centre } else { f0 };
-        self.step_tol = saved_tol;
-        let out = optim::fd_derivatives_from(&values, pars.len(), f0, optim::FD_STEP);
-        // Leave the model at the optimum.
-        self.restore(&start);
-        let _ = self.objective_theta_beta(pars, rule);
-        out
+        }
+        values
     }
 
-    /// The stage-2 criterion at each of `points`, every PIRLS run starting from `start` (NaN
-    /// where PIRLS fails).
+    /// The stage-2 criterion at each of `points`, every PIRLS run starting from `start`; a run
+    /// that fails from there is tried once more from `eta_start` (NaN if that fails too).
     fn evaluate_from(
         &mut self,
         start: &WarmStart,
@@ -1283,7 +1375,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                     Ok(v) => v,
                     Err(e) => {
                         self.record_failure(&e);
-                        f64::NAN
+                        self.warm = false;
+                        match self.objective_theta_beta(x, rule) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                self.record_failure(&e);
+                                f64::NAN
+                            }
+                        }
                     }
                 }
             })
@@ -1420,6 +1519,50 @@ impl Stage2Metric {
             }
         }
         metric
+    }
+
+    /// Gradient and Hessian (column-major) over `x` from those over `y` (see [`Self::apply`]):
+    /// with `T = dx/dy`, `g = T⁻ᵀ g_y` and `H = T⁻ᵀ H_y T⁻¹` (symmetrized).
+    fn to_original(&self, gy: &[f64], hy: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let k = gy.len();
+        let nth = k - self.p;
+        // T⁻¹, column-major: 1/scale for θ, M⁻¹ for β.
+        let mut tinv = vec![0.0; k * k];
+        for i in 0..nth {
+            tinv[i * k + i] = 1.0 / self.theta_scale[i];
+        }
+        for j in 0..self.p {
+            let mut e = vec![0.0; self.p];
+            e[j] = 1.0;
+            crate::small::solve_lower(&self.m, self.p, &mut e);
+            for (i, v) in e.iter().enumerate() {
+                tinv[(nth + j) * k + nth + i] = *v;
+            }
+        }
+        let gradient = (0..k)
+            .map(|a| (0..k).map(|r| tinv[a * k + r] * gy[r]).sum())
+            .collect();
+        // A = H_y T⁻¹, then H = T⁻ᵀ A.
+        let mut a = vec![0.0; k * k];
+        for b in 0..k {
+            for r in 0..k {
+                a[b * k + r] = (0..k).map(|s| hy[s * k + r] * tinv[b * k + s]).sum();
+            }
+        }
+        let mut hess = vec![0.0; k * k];
+        for b in 0..k {
+            for c in 0..k {
+                hess[b * k + c] = (0..k).map(|r| tinv[c * k + r] * a[b * k + r]).sum();
+            }
+        }
+        for b in 0..k {
+            for c in 0..b {
+                let v = 0.5 * (hess[b * k + c] + hess[c * k + b]);
+                hess[b * k + c] = v;
+                hess[c * k + b] = v;
+            }
+        }
+        (gradient, hess)
     }
 
     /// `x = center + (y_θ, M y_β)`; the last `p` elements are β.
