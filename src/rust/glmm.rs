@@ -37,6 +37,12 @@ use faer::Par;
 /// binary data). Measured on cbpp, VerbAgg, grouseticks and a crossed binomial model: stage 1
 /// took 89 evaluations in all with 0.3, 96–99 with 0.1, 0.2 or 0.5, and 123 from lme4's start.
 const GLMM_START_RADIUS_FACTOR: f64 = 0.3;
+/// Final trust-region radius of the coarse stage-1 run from lme4's start that guards the fit
+/// from the moment start ([`GeneralizedLinearMixedModel::fit`]).
+const LME4_START_COARSE_RHOEND: f64 = 2e-2;
+/// How much lower (in deviance) the coarse run from lme4's start must end before it is
+/// polished: the same basin gives coarse values a hair below a converged one's only by noise.
+const LME4_START_MARGIN: f64 = 1e-4;
 /// Step of the curvature probes along θ relative to |θ| (at least 0.1).
 const THETA_PROBE_STEP: f64 = 0.05;
 /// Step of the curvature probe along β, in whitened units (about one standard error).
@@ -881,10 +887,12 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             .map_err(|e| MixedError::Pirls(format!("at the starting values: {e}")))?;
         self.eta_start.copy_from_slice(&self.eta);
         let mut rhobeg = opts.optim.rhobeg;
+        let mut from_moments = false;
         if start_theta.is_none() {
             if let Some((theta, radius)) = self.moment_start(rhobeg) {
                 theta0 = theta;
                 rhobeg = radius;
+                from_moments = true;
             }
         }
 
@@ -903,7 +911,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 model: &mut *self,
                 progress: &mut *progress,
             };
-            let summary = run_stage(&mut obj, &theta0, &lower, &stage_opts, opts.optimizers[0])?;
+            let mut summary =
+                run_stage(&mut obj, &theta0, &lower, &stage_opts, opts.optimizers[0])?;
+            if from_moments {
+                summary = self.check_lme4_start(summary, opts, &stage_opts, progress)?;
+            }
             theta = summary.theta.clone();
             normalize_theta_signs(&self.re, &mut theta);
             out.stage1 = Some(summary);
@@ -923,6 +935,46 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             out.stage2 = Some(summary);
         }
         self.finish(theta, &mut out)?;
+        Ok(out)
+    }
+
+    /// Stage 1 from lme4's start as well, so that a fit never ends worse than glmer's would: the
+    /// moment start can lead BOBYQA into another basin, or to a flat stretch where it stops
+    /// early. A coarse run from lme4's start (θ = identity, radius `rhobeg`, ending at radius
+    /// [`LME4_START_COARSE_RHOEND`]) is polished to full precision only when it ends lower
+    /// than the fit from the moment start; otherwise it costs only its coarse evaluations.
+    fn check_lme4_start(
+        &mut self,
+        best: OptSummary,
+        opts: &GlmmOptions,
+        stage_opts: &OptimOptions,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<OptSummary> {
+        let lower = self.re.lower_bounds();
+        let start = self.re.default_theta();
+        let mut coarse = stage_opts.clone();
+        coarse.rhobeg = opts.optim.rhobeg;
+        coarse.rhoend = LME4_START_COARSE_RHOEND.min(coarse.rhobeg);
+        coarse.boundary_tol = 0.0;
+        let mut obj = Stage1 {
+            model: &mut *self,
+            progress: &mut *progress,
+        };
+        let alt = run_stage(&mut obj, &start, &lower, &coarse, opts.optimizers[0])?;
+        let mut out = best;
+        out.feval += alt.feval;
+        if alt.fmin < out.fmin - LME4_START_MARGIN {
+            let mut polish = stage_opts.clone();
+            polish.rhobeg = (10.0 * coarse.rhoend).min(opts.optim.rhobeg);
+            polish.rhoend = stage_opts.rhoend.min(polish.rhobeg);
+            let polished = run_stage(&mut obj, &alt.theta, &lower, &polish, opts.optimizers[0])?;
+            let feval = out.feval + polished.feval;
+            if polished.fmin < out.fmin {
+                out = polished;
+                out.start = start;
+            }
+            out.feval = feval;
+        }
         Ok(out)
     }
 
