@@ -27,7 +27,14 @@
 #'   parameters `theta`, or `list(theta = , fixef = )`. Without `theta`, the
 #'   fit starts from a method-of-moments estimate of the variance components
 #'   on the working response of a first PIRLS run at lme4's start (`theta` =
-#'   identity), or from lme4's start when that estimate is not available.
+#'   identity), or from lme4's start when that estimate is not available. A
+#'   coarse first stage from lme4's start runs as well, and wins when it ends
+#'   lower, so that a fit never ends worse than one from lme4's start would.
+#'   Standard errors of the fixed effects come from the finite-difference
+#'   Hessian of the deviance over `c(theta, beta)` (as lme4's), taken in
+#'   coordinates scaled to about one standard error each; when that Hessian
+#'   gives no positive definite covariance a warning says why and the
+#'   standard errors come from `R_X`.
 #' @param verbose `TRUE` or `1`: print the criterion and the parameters at
 #'   each optimizer evaluation (as glmer's `verbose`); `2`: also the penalized
 #'   deviance and the largest relative step of every PIRLS iteration. A fit can
