@@ -306,7 +306,7 @@ glmm_hessian_info <- function(object) {
   nth <- length(object$theta)
   p <- length(object$beta)
   if (is.null(H) || NROW(H) <= nth || NROW(H) != nth + p) {
-    return(list(available = FALSE, bad = TRUE, V = NULL))
+    return(list(available = FALSE, bad = TRUE, V = NULL, H = NULL))
   }
   inv <- tryCatch(solve(as.matrix(H)), error = function(e) NULL)
   beta_idx <- nth + seq_len(p)
@@ -317,7 +317,7 @@ glmm_hessian_info <- function(object) {
   }
   bad <- anyNA(V) ||
     min(eigen(V, symmetric = TRUE, only.values = TRUE)$values) <= 0
-  list(available = TRUE, bad = bad, V = V)
+  list(available = TRUE, bad = bad, V = V, H = as.matrix(H))
 }
 
 # A covariance matrix that is not symmetric positive definite becomes an NA

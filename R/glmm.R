@@ -27,7 +27,14 @@
 #'   parameters `theta`, or `list(theta = , fixef = )`. Without `theta`, the
 #'   fit starts from a method-of-moments estimate of the variance components
 #'   on the working response of a first PIRLS run at lme4's start (`theta` =
-#'   identity), or from lme4's start when that estimate is not available.
+#'   identity), or from lme4's start when that estimate is not available. A
+#'   coarse first stage from lme4's start runs as well, and wins when it ends
+#'   lower, so that a fit never ends worse than one from lme4's start would.
+#'   Standard errors of the fixed effects come from the finite-difference
+#'   Hessian of the deviance over `c(theta, beta)` (as lme4's), taken in
+#'   coordinates scaled to about one standard error each; when that Hessian
+#'   gives no positive definite covariance a warning says why and the
+#'   standard errors come from `R_X`.
 #' @param verbose `TRUE` or `1`: print the criterion and the parameters at
 #'   each optimizer evaluation (as glmer's `verbose`); `2`: also the penalized
 #'   deviance and the largest relative step of every PIRLS iteration. A fit can
@@ -82,7 +89,39 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
   }, inputs, family)
   fit <- glmm_object(mc, inputs, raw, family, nAGQ, control)
   report_convergence(fit$optinfo, control)
+  report_hessian(fit)
   fit
+}
+
+# Says so when the standard errors of the fixed effects could not come from
+# the finite-difference Hessian of the deviance (lme4's default) and fell back
+# to R_X, naming the reason.
+report_hessian <- function(fit) {
+  problem <- fit$optinfo$hessian_problem
+  if (is.null(problem)) return(invisible(NULL))
+  warning("the standard errors of the fixed effects come from R_X at the ",
+          "modes (as with vcov(use.hessian = FALSE)), not from the ",
+          "finite-difference Hessian of the deviance: ", problem, call. = FALSE)
+  invisible(NULL)
+}
+
+# Why the Hessian over c(theta, beta) gives no covariance of the fixed
+# effects, or NULL when it does (or when there is none, e.g. nAGQ = 0).
+hessian_problem <- function(raw, hess) {
+  if (is.character(raw$hessian_problem) && !is.na(raw$hessian_problem)) {
+    return(raw$hessian_problem)
+  }
+  if (!hess$available || !hess$bad) return(NULL)
+  H <- hess$H
+  if (anyNA(H) || any(!is.finite(H))) {
+    return("the Hessian has non-finite entries")
+  }
+  ev <- eigen((H + t(H)) / 2, symmetric = TRUE, only.values = TRUE)$values
+  sprintf(paste0("the Hessian is not positive definite (eigenvalues from %.3g ",
+                 "to %.3g): the deviance is flat or curved downwards in some ",
+                 "direction at the estimates, e.g. with near-collinear ",
+                 "fixed-effect columns or a parameter on its boundary"),
+          min(ev), max(ev))
 }
 
 check_nagq <- function(nAGQ) {
@@ -169,6 +208,7 @@ glmm_object <- function(mc, inputs, raw, family, nAGQ, control) {
   fit <- structure(c(parts, specific), class = "glmm")
   # lme4's default: from the finite-difference Hessian when it is usable.
   hess <- glmm_hessian_info(fit)
+  fit$optinfo$hessian_problem <- hessian_problem(raw, hess)
   fit$vcov <- if (hess$available && !hess$bad) {
     structure(hess$V, dimnames = dimnames(vcov_rx))
   } else {

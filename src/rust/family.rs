@@ -177,6 +177,31 @@ impl Link {
         }
     }
 
+    /// `d²μ/dη²` (without the clamping of [`Link::linkinv`]; PIRLS uses it only for Newton
+    /// weights, and falls back to Fisher scoring wherever those are not positive).
+    pub fn mu_eta_deriv(self, eta: f64) -> f64 {
+        match self {
+            Link::Logit => {
+                let (m, d) = self.linkinv_mu_eta(eta);
+                d * (1.0 - 2.0 * m)
+            }
+            Link::Probit => -eta * standard_normal().pdf(eta),
+            Link::Cloglog => {
+                let e = eta.min(700.0).exp();
+                (eta.min(700.0) - e).exp() * (1.0 - e)
+            }
+            Link::Cauchit => {
+                let s = 1.0 + eta * eta;
+                -2.0 * eta / (PI * s * s)
+            }
+            Link::Log => eta.exp(),
+            Link::Identity => 0.0,
+            Link::Inverse => 2.0 / (eta * eta * eta),
+            Link::Sqrt => 2.0,
+            Link::InverseSquare => 0.75 / eta.powf(2.5),
+        }
+    }
+
     /// Whether `η` is in the link's domain.
     pub fn valid_eta(self, eta: f64) -> bool {
         match self {
@@ -270,6 +295,43 @@ impl Family {
             Distribution::InverseGaussian => mu * mu * mu,
             Distribution::Gaussian => 1.0,
         }
+    }
+
+    /// `dV/dμ`.
+    pub fn variance_deriv(self, mu: f64) -> f64 {
+        match self.dist {
+            Distribution::Binomial => 1.0 - 2.0 * mu,
+            Distribution::Poisson => 1.0,
+            Distribution::Gamma => 2.0 * mu,
+            Distribution::InverseGaussian => 3.0 * mu * mu,
+            Distribution::Gaussian => 0.0,
+        }
+    }
+
+    /// Whether the link is the canonical one of the distribution, where the observed and the
+    /// expected information agree (Fisher scoring is Newton's method).
+    pub fn is_canonical(self) -> bool {
+        use Distribution::*;
+        use Link::*;
+        matches!(
+            (self.dist, self.link),
+            (Binomial, Logit)
+                | (Poisson, Log)
+                | (Gamma, Inverse)
+                | (InverseGaussian, InverseSquare)
+                | (Gaussian, Identity)
+        )
+    }
+
+    /// The observed information `−∂²ℓ/∂η²` of one observation with prior weight `wt`:
+    /// `wt [μ'²/V − (y − μ)(μ''/V − μ'² V'/V²)]`, which for a canonical link equals the
+    /// expected one `wt μ'²/V`. Newton's method for the modes uses it.
+    pub fn observed_weight(self, y: f64, eta: f64, mu: f64, mu_eta: f64, wt: f64) -> f64 {
+        let v = self.variance(mu);
+        let d2 = self.link.mu_eta_deriv(eta);
+        let dv = self.variance_deriv(mu);
+        let expected = mu_eta * mu_eta / v;
+        wt * (expected - (y - mu) * (d2 / v - expected * dv / v))
     }
 
     /// Whether `μ` is a valid mean.
@@ -404,6 +466,54 @@ mod tests {
                 assert!(m == m0 || (m.is_nan() && m0.is_nan()), "{link:?} {eta}");
                 assert!(d == d0 || (d.is_nan() && d0.is_nan()), "{link:?} {eta}");
             }
+        }
+    }
+
+    #[test]
+    fn second_link_derivatives_and_observed_weights_match_differences() {
+        let links = [
+            (Link::Logit, 0.3),
+            (Link::Probit, -0.7),
+            (Link::Cloglog, 0.4),
+            (Link::Cauchit, 0.9),
+            (Link::Log, 0.5),
+            (Link::Identity, 1.5),
+            (Link::Inverse, 0.8),
+            (Link::Sqrt, 3.0),
+            (Link::InverseSquare, 1.7),
+        ];
+        for (link, eta) in links {
+            let h = 1e-5;
+            let num = (link.mu_eta(eta + h) - link.mu_eta(eta - h)) / (2.0 * h);
+            assert!(
+                (link.mu_eta_deriv(eta) - num).abs() < 1e-6 * num.abs().max(1.0),
+                "{link:?}"
+            );
+        }
+        // −d²/dη² of the log-likelihood by differences, for each supported pair.
+        let cases = [
+            ("binomial", "probit", 1.0, 0.2, 0.7),
+            ("binomial", "cloglog", 0.0, -0.4, 1.0),
+            ("binomial", "logit", 1.0, 0.3, 2.0),
+            ("poisson", "sqrt", 3.0, 1.4, 1.0),
+            ("poisson", "identity", 2.0, 3.5, 1.0),
+            ("Gamma", "log", 2.5, 0.3, 1.0),
+            ("Gamma", "identity", 0.5, 2.0, 1.0),
+            ("inverse.gaussian", "log", 1.5, 0.2, 1.0),
+        ];
+        for (dist, link, y, eta, wt) in cases {
+            let fam = Family::new(dist, link).expect("family");
+            // −2ℓ up to a constant in μ is the deviance (Gamma, IG: per unit dispersion).
+            let f = |e: f64| 0.5 * fam.dev_resid(y, fam.link.linkinv(e), wt);
+            let h = 1e-4;
+            let num = -(f(eta + h) - 2.0 * f(eta) + f(eta - h)) / (h * h);
+            let mu = fam.link.linkinv(eta);
+            let w = fam.observed_weight(y, eta, mu, fam.link.mu_eta(eta), wt);
+            assert!(
+                (w + num).abs() < 1e-5 * num.abs().max(1.0),
+                "{dist} {link}: {w} vs {}",
+                -num
+            );
         }
     }
 

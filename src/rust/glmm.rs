@@ -37,6 +37,12 @@ use faer::Par;
 /// binary data). Measured on cbpp, VerbAgg, grouseticks and a crossed binomial model: stage 1
 /// took 89 evaluations in all with 0.3, 96–99 with 0.1, 0.2 or 0.5, and 123 from lme4's start.
 const GLMM_START_RADIUS_FACTOR: f64 = 0.3;
+/// Final trust-region radius of the coarse stage-1 run from lme4's start that guards the fit
+/// from the moment start ([`GeneralizedLinearMixedModel::fit`]).
+const LME4_START_COARSE_RHOEND: f64 = 2e-2;
+/// How much lower (in deviance) the coarse run from lme4's start must end before it is
+/// polished: the same basin gives coarse values a hair below a converged one's only by noise.
+const LME4_START_MARGIN: f64 = 1e-4;
 /// Step of the curvature probes along θ relative to |θ| (at least 0.1).
 const THETA_PROBE_STEP: f64 = 0.05;
 /// Step of the curvature probe along β, in whitened units (about one standard error).
@@ -49,6 +55,16 @@ const PIRLS_NOISE_STEP: f64 = 1e-10;
 /// by the squared step (1e-8), so the modes are made as exact as rounding allows (PIRLS also
 /// stops once it is within `PIRLS_STEP_TOL` and the steps no longer shrink).
 const FD_STEP_TOL: f64 = 1e-12;
+/// Step of the finite-difference derivatives in the whitened coordinates of the stage-2 metric
+/// (about one standard error per unit; with Richardson extrapolation over `h` and `2h`).
+const FD_WHITENED_STEP: f64 = 1e-2;
+/// Whether to extrapolate from steps `h` and `2h` (twice the evaluations). In whitened
+/// coordinates the truncation error of one central difference at `h = 0.01` is about
+/// `h^2 f''''/12`, far below the accuracy SEs need, so the second step is not worth its cost.
+const FD_RICHARDSON: bool = false;
+/// How often the step is reduced when PIRLS fails at some difference point, and by how much.
+const FD_RETRIES: usize = 3;
+const FD_RETRY_FACTOR: f64 = 4.0;
 
 /// PIRLS settings.
 #[derive(Debug, Clone, Copy)]
@@ -134,6 +150,8 @@ pub struct GlmmFit {
     pub stage2: Option<OptSummary>,
     /// Convergence problems found by the checks.
     pub messages: Vec<String>,
+    /// Why the finite-difference Hessian could not be computed, if it could not.
+    pub hessian_problem: Option<String>,
     /// Objective evaluations where PIRLS failed (the optimizer stepped away from them).
     pub pirls_failures: usize,
     /// PIRLS iterations over the whole fit.
@@ -190,6 +208,15 @@ struct WarmStart {
     u1: Vec<f64>,
     u2: Vec<f64>,
     warm: bool,
+}
+
+/// Finite-difference derivatives of the stage-2 criterion in the original parameters.
+struct Derivatives {
+    gradient: Vec<f64>,
+    /// Column-major.
+    hessian: Vec<f64>,
+    /// Why they could not be computed (then both are NaN).
+    problem: Option<String>,
 }
 
 /// Which unknowns PIRLS solves for.
@@ -481,17 +508,41 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// [`Self::update_eta`]). For `Joint` the response is `z = η − offset + (y − μ)/(dμ/dη)`;
     /// for `UOnly` it is `z − Xβ` (with `Xβ` kept from [`Self::update_eta`], formed in this
     /// order so that the finite-difference derivatives see the same rounding as before).
-    fn working_values(&mut self, mode: Mode) {
+    ///
+    /// With `newton` (a non-canonical link, during the iterations) the weights are the observed
+    /// information `−∂²ℓ/∂η²` and the response `η − offset + (∂ℓ/∂η)/w`, so that a step is a
+    /// Newton step on the penalized deviance: Fisher scoring converges only linearly there, at
+    /// a rate set by the gap between observed and expected information (a probit model took
+    /// dozens of iterations per evaluation to reach the tight tolerance the Laplace criterion
+    /// needs). Where the observed information is not positive (possible for, e.g., a Gamma
+    /// identity link far from the data) that observation keeps its Fisher weight, which keeps
+    /// the system positive definite; step halving guards the rest. The modes are the same
+    /// either way; the Laplace determinant always uses the expected weights (as lme4 does).
+    fn working_values(&mut self, mode: Mode, newton: bool) {
         let family = self.family;
         let y = self.spec.y;
         debug_assert!(mode == Mode::Joint || !self.fixed_stale);
         let uonly = mode == Mode::UOnly;
+        let newton = newton && !family.is_canonical();
         let out = self.work_w.iter_mut().zip(&mut self.work_z);
         let state = self.mu.iter().zip(&self.mu_eta).zip(&self.eta);
         let data = y.iter().zip(&self.prior_w).zip(&self.offset).zip(&self.xb);
         for ((w, z), (((&mu, &me), &eta), (((&yi, &pw), &off), &xb))) in out.zip(state.zip(data)) {
-            *w = pw * me * me / family.variance(mu);
-            let zi = eta - off + (yi - mu) / me;
+            let expected = pw * me * me / family.variance(mu);
+            let mut wi = expected;
+            let mut zi = eta - off + (yi - mu) / me;
+            if newton {
+                let observed = family.observed_weight(yi, eta, mu, me, pw);
+                if observed.is_finite() && observed > 0.0 {
+                    // ∂ℓ/∂η = w_expected (y − μ)/μ'.
+                    let newton_z = eta - off + expected * ((yi - mu) / me) / observed;
+                    if newton_z.is_finite() {
+                        wi = observed;
+                        zi = newton_z;
+                    }
+                }
+            }
+            *w = wi;
             *z = if uonly { zi - xb } else { zi };
         }
     }
@@ -575,7 +626,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let mut prev_step = f64::INFINITY;
         for iteration in 1..=self.pirls.max_iter {
             self.iterations += 1;
-            self.working_values(mode);
+            self.working_values(mode, true);
             self.refactor(mode)?;
             match mode {
                 Mode::Joint => {
@@ -676,7 +727,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         // The Laplace approximation needs the factor at the modes' own weights. The random-
         // effects part of the joint factor is the factor of the `UOnly` system (it does not
         // depend on F), so one refactor serves either mode.
-        self.working_values(mode);
+        self.working_values(mode, false);
         self.refactor(mode)?;
         self.ldl2_value = match mode {
             Mode::Joint => self.joint_chol.logdet_l11 + self.joint_chol.logdet_l22,
@@ -836,10 +887,12 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             .map_err(|e| MixedError::Pirls(format!("at the starting values: {e}")))?;
         self.eta_start.copy_from_slice(&self.eta);
         let mut rhobeg = opts.optim.rhobeg;
+        let mut from_moments = false;
         if start_theta.is_none() {
             if let Some((theta, radius)) = self.moment_start(rhobeg) {
                 theta0 = theta;
                 rhobeg = radius;
+                from_moments = true;
             }
         }
 
@@ -858,7 +911,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 model: &mut *self,
                 progress: &mut *progress,
             };
-            let summary = run_stage(&mut obj, &theta0, &lower, &stage_opts, opts.optimizers[0])?;
+            let mut summary =
+                run_stage(&mut obj, &theta0, &lower, &stage_opts, opts.optimizers[0])?;
+            if from_moments {
+                summary = self.check_lme4_start(summary, opts, &stage_opts, progress)?;
+            }
             theta = summary.theta.clone();
             normalize_theta_signs(&self.re, &mut theta);
             out.stage1 = Some(summary);
@@ -878,6 +935,46 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             out.stage2 = Some(summary);
         }
         self.finish(theta, &mut out)?;
+        Ok(out)
+    }
+
+    /// Stage 1 from lme4's start as well, so that a fit never ends worse than glmer's would: the
+    /// moment start can lead BOBYQA into another basin, or to a flat stretch where it stops
+    /// early. A coarse run from lme4's start (θ = identity, radius `rhobeg`, ending at radius
+    /// [`LME4_START_COARSE_RHOEND`]) is polished to full precision only when it ends lower
+    /// than the fit from the moment start; otherwise it costs only its coarse evaluations.
+    fn check_lme4_start(
+        &mut self,
+        best: OptSummary,
+        opts: &GlmmOptions,
+        stage_opts: &OptimOptions,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<OptSummary> {
+        let lower = self.re.lower_bounds();
+        let start = self.re.default_theta();
+        let mut coarse = stage_opts.clone();
+        coarse.rhobeg = opts.optim.rhobeg;
+        coarse.rhoend = LME4_START_COARSE_RHOEND.min(coarse.rhobeg);
+        coarse.boundary_tol = 0.0;
+        let mut obj = Stage1 {
+            model: &mut *self,
+            progress: &mut *progress,
+        };
+        let alt = run_stage(&mut obj, &start, &lower, &coarse, opts.optimizers[0])?;
+        let mut out = best;
+        out.feval += alt.feval;
+        if alt.fmin < out.fmin - LME4_START_MARGIN {
+            let mut polish = stage_opts.clone();
+            polish.rhobeg = (10.0 * coarse.rhoend).min(opts.optim.rhobeg);
+            polish.rhoend = stage_opts.rhoend.min(polish.rhobeg);
+            let polished = run_stage(&mut obj, &alt.theta, &lower, &polish, opts.optimizers[0])?;
+            let feval = out.feval + polished.feval;
+            if polished.fmin < out.fmin {
+                out = polished;
+                out.start = start;
+            }
+            out.feval = feval;
+        }
         Ok(out)
     }
 
@@ -939,9 +1036,12 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             let lower = self.re.lower_bounds();
             let singular =
                 (0..nth).any(|k| lower[k].is_finite() && pars[k] < opts.optim.singular_tol);
-            let (mut grad, mut hess) = self.derivatives(&pars, f0, rule);
-            let (stat, _) = optim::gradient_statistic(&grad, &hess);
-            if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
+            let mut derivs = self.derivatives(&pars, f0, rule, &metric);
+            let (stat, _) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
+            if !singular
+                && derivs.problem.is_none()
+                && (stat.is_nan() || stat >= opts.optim.grad_tol)
+            {
                 // Polish once from here with a small trust region before reporting anything.
                 let mut polish_opts = opts.optim.clone();
                 polish_opts.calc_derivs = false;
@@ -958,19 +1058,23 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 if polished.fmin < f0 {
                     pars = polished.theta;
                     f0 = self.objective_theta_beta(&pars, rule)?;
-                    (grad, hess) = self.derivatives(&pars, f0, rule);
+                    derivs = self.derivatives(&pars, f0, rule, &metric);
                 }
             }
-            let (stat, component) = optim::gradient_statistic(&grad, &hess);
-            if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
+            let (stat, component) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
+            if let Some(problem) = &derivs.problem {
+                out.messages
+                    .push(format!("convergence could not be checked: {problem}"));
+            } else if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
                 out.messages.push(format!(
                     "Model failed to converge with max|grad| = {stat:.6} (tol = {}, component {})",
                     opts.optim.grad_tol,
                     component + 1
                 ));
             }
-            out.gradient = grad;
-            out.hessian = hess;
+            out.hessian_problem = derivs.problem;
+            out.gradient = derivs.gradient;
+            out.hessian = derivs.hessian;
         }
         summary.theta = pars.clone();
         summary.fmin = f0;
@@ -1106,7 +1210,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// Leaves the model at the estimates and reads off everything reported.
     fn finish(&mut self, theta: Vec<f64>, out: &mut GlmmFit) -> Result<()> {
         let n = self.spec.n;
-        self.working_values(Mode::Joint);
+        self.working_values(Mode::Joint, false);
         self.refactor_joint()?;
         let u_blocks = linpred::split_blocks(&self.re, &self.joint_cp.layout, &self.u1, &self.u2);
         let b_blocks = linpred::block_effects(&self.re, &self.lambda, &u_blocks);
@@ -1134,117 +1238,191 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
 
     /// Finite-difference gradient and Hessian of the stage-2 criterion at `pars` (where the
     /// model is: its modes start every evaluation, so that each value depends only on its
-    /// point). With more than one thread the points are shared out over copies of the model,
-    /// which give the same values as `self` would.
+    /// point), taken in the whitened coordinates of `metric` and mapped back.
+    ///
+    /// A fixed step in the original parameters suits no model: a coefficient of a covariate
+    /// on a large scale moves the deviance by hundreds over 1e-4, a near-collinear pair of
+    /// columns leaves an ill-conditioned Hessian whose smallest eigenvalue drowns in the
+    /// differencing error (a slightly negative eigenvalue, so no usable covariance). In the
+    /// coordinates `y` with `(θ, β) = pars + T y` (`T` = diag(θ scales) ⊕ `M`, about one
+    /// standard error per unit, uncorrelated), the Hessian is near `2 I`, one step fits every
+    /// coordinate, and `H = T⁻ᵀ H_y T⁻¹` is then exact linear algebra. Central differences at
+    /// steps `h` and `2h` are combined by Richardson extrapolation (error `O(h⁴)`), which lets
+    /// `h` be large enough that PIRLS's remaining error is negligible against `h²`.
+    ///
+    /// A point where PIRLS fails is tried again from a cold start; if some point still fails
+    /// the whole stencil is repeated with a smaller step. Never a NaN entry: when no step
+    /// works the result carries `problem` and the caller reports it.
     fn derivatives(
         &mut self,
         pars: &[f64],
         f0: f64,
         rule: Option<&GaussHermite>,
-    ) -> (Vec<f64>, Vec<f64>) {
-        let points = optim::fd_points(pars, optim::FD_STEP);
+        metric: &Stage2Metric,
+    ) -> Derivatives {
+        let k = pars.len();
         let start = WarmStart {
             u1: self.u1.clone(),
             u2: self.u2.clone(),
             warm: self.warm,
         };
+        let saved_tol = self.step_tol;
+        self.step_tol = FD_STEP_TOL;
+        // The centre with the same accuracy as the points (an error δ in it would shift every
+        // diagonal entry by −2δ/h²).
+        let centre = self.evaluate_points(&start, &[pars.to_vec()], rule)[0];
+        let f0 = if centre.is_finite() { centre } else { f0 };
+        let zero = vec![0.0; k];
+        let mut result = None;
+        let mut failed = 0;
+        for attempt in 0..=FD_RETRIES {
+            let h = FD_WHITENED_STEP / FD_RETRY_FACTOR.powi(attempt as i32);
+            let mut points = optim::fd_points(&zero, h);
+            let per_step = points.len();
+            if FD_RICHARDSON {
+                points.extend(optim::fd_points(&zero, 2.0 * h));
+            }
+            for y in points.iter_mut() {
+                let mut x = vec![0.0; k];
+                metric.apply(pars, y, &mut x);
+                *y = x;
+            }
+            let values = self.evaluate_points(&start, &points, rule);
+            failed = values.iter().filter(|v| !v.is_finite()).count();
+            if failed == 0 {
+                let (g1, h1) = optim::fd_derivatives_from(&values[..per_step], k, f0, h);
+                result = Some(if FD_RICHARDSON {
+                    let (g2, h2) = optim::fd_derivatives_from(&values[per_step..], k, f0, 2.0 * h);
+                    let extrapolate = |a: &[f64], b: &[f64]| -> Vec<f64> {
+                        a.iter().zip(b).map(|(x, y)| (4.0 * x - y) / 3.0).collect()
+                    };
+                    (extrapolate(&g1, &g2), extrapolate(&h1, &h2))
+                } else {
+                    (g1, h1)
+                });
+                break;
+            }
+        }
+        self.step_tol = saved_tol;
+        // Leave the model at the optimum.
+        self.restore(&start);
+        let _ = self.objective_theta_beta(pars, rule);
+        match result {
+            Some((gy, hy)) => {
+                let (gradient, hessian) = metric.to_original(&gy, &hy);
+                Derivatives {
+                    gradient,
+                    hessian,
+                    problem: None,
+                }
+            }
+            None => Derivatives {
+                gradient: vec![f64::NAN; k],
+                hessian: vec![f64::NAN; k * k],
+                problem: Some(format!(
+                    "the finite-difference Hessian of the deviance could not be computed: PIRLS \
+                     failed at {failed} of the difference points even after {FD_RETRIES} \
+                     reductions of the step{}",
+                    self.last_error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!(" ({e})"))
+                )),
+            },
+        }
+    }
+
+    /// The stage-2 criterion at each of `points` (NaN where PIRLS fails), each PIRLS run
+    /// starting from `start`. With more than one thread the points are shared out over copies
+    /// of the model, which give the same values as `self` would.
+    fn evaluate_points(
+        &mut self,
+        start: &WarmStart,
+        points: &[Vec<f64>],
+        rule: Option<&GaussHermite>,
+    ) -> Vec<f64> {
         let threads = match self.par {
             Par::Seq => 1,
             Par::Rayon(k) => k.get(),
         };
-        let chunk = points.len().div_ceil(threads.max(1));
-        let saved_tol = self.step_tol;
-        let step_tol = FD_STEP_TOL;
-        self.step_tol = step_tol;
         // With a PIRLS trace (which prints through R) everything stays on this thread.
-        let values = if threads > 1 && points.len() > threads && self.pirls.trace.is_none() {
-            let batches: Vec<&[Vec<f64>]> = points.chunks(chunk).collect();
-            let (first, rest) = batches
-                .split_first()
-                .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
-            let spec = self.spec.clone();
-            let family = self.family;
-            let n_trials = self.n_trials.clone();
-            let eta_start = self.eta_start.clone();
-            let pirls = self.pirls;
-            let start = &start;
-            // This thread evaluates the first batch on `self`; each other batch gets a copy of
-            // the model on a thread of its own (scoped: the copies borrow the data).
-            let (mine, others) = std::thread::scope(|scope| {
-                let handles: Vec<_> = rest
-                    .iter()
-                    .map(|batch| {
-                        let (spec, n_trials, eta_start) =
-                            (spec.clone(), n_trials.clone(), eta_start.clone());
-                        scope.spawn(move || {
-                            let copy = GeneralizedLinearMixedModel::new(
-                                spec,
-                                family,
-                                n_trials,
-                                eta_start,
-                                pirls,
-                                Par::Seq,
-                            );
-                            match copy {
-                                Ok(mut m) => {
-                                    m.step_tol = step_tol;
-                                    let v = m.evaluate_from(start, batch, rule);
-                                    (v, m.iterations, m.failures, m.last_error)
-                                }
-                                Err(e) => (
-                                    vec![f64::NAN; batch.len()],
-                                    0,
-                                    batch.len(),
-                                    Some(e.to_string()),
-                                ),
+        if threads <= 1 || points.len() <= threads || self.pirls.trace.is_some() {
+            return self.evaluate_from(start, points, rule);
+        }
+        let chunk = points.len().div_ceil(threads);
+        let step_tol = self.step_tol;
+        let batches: Vec<&[Vec<f64>]> = points.chunks(chunk).collect();
+        let (first, rest) = batches
+            .split_first()
+            .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
+        let spec = self.spec.clone();
+        let family = self.family;
+        let n_trials = self.n_trials.clone();
+        let eta_start = self.eta_start.clone();
+        let pirls = self.pirls;
+        // This thread evaluates the first batch on `self`; each other batch gets a copy of
+        // the model on a thread of its own (scoped: the copies borrow the data).
+        let (mine, others) = std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|batch| {
+                    let (spec, n_trials, eta_start) =
+                        (spec.clone(), n_trials.clone(), eta_start.clone());
+                    scope.spawn(move || {
+                        let copy = GeneralizedLinearMixedModel::new(
+                            spec,
+                            family,
+                            n_trials,
+                            eta_start,
+                            pirls,
+                            Par::Seq,
+                        );
+                        match copy {
+                            Ok(mut m) => {
+                                m.step_tol = step_tol;
+                                let v = m.evaluate_from(start, batch, rule);
+                                (v, m.iterations, m.failures, m.last_error)
                             }
-                        })
-                    })
-                    .collect();
-                let mine = self.evaluate_from(start, first, rule);
-                let others: Vec<_> = handles
-                    .into_iter()
-                    .zip(rest)
-                    .map(|(h, batch)| {
-                        h.join().unwrap_or_else(|_| {
-                            (
+                            Err(e) => (
                                 vec![f64::NAN; batch.len()],
                                 0,
                                 batch.len(),
-                                Some("a finite-difference evaluation failed".to_string()),
-                            )
-                        })
+                                Some(e.to_string()),
+                            ),
+                        }
                     })
-                    .collect();
-                (mine, others)
-            });
-            let mut values = mine;
-            for (v, iterations, failures, last_error) in others {
-                values.extend(v);
-                self.iterations += iterations;
-                self.failures += failures;
-                if last_error.is_some() {
-                    self.last_error = last_error;
-                }
+                })
+                .collect();
+            let mine = self.evaluate_from(start, first, rule);
+            let others: Vec<_> = handles
+                .into_iter()
+                .zip(rest)
+                .map(|(h, batch)| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            vec![f64::NAN; batch.len()],
+                            0,
+                            batch.len(),
+                            Some("a finite-difference evaluation failed".to_string()),
+                        )
+                    })
+                })
+                .collect();
+            (mine, others)
+        });
+        let mut values = mine;
+        for (v, iterations, failures, last_error) in others {
+            values.extend(v);
+            self.iterations += iterations;
+            self.failures += failures;
+            if last_error.is_some() {
+                self.last_error = last_error;
             }
-            values
-        } else {
-            self.evaluate_from(&start, &points, rule)
-        };
-        // The centre with the same accuracy as the points (an error δ in it would shift every
-        // diagonal entry by −2δ/h²).
-        let centre = self.evaluate_from(&start, &[pars.to_vec()], rule)[0];
-        let f0 = if centre.is_finite() { centre } else { f0 };
-        self.step_tol = saved_tol;
-        let out = optim::fd_derivatives_from(&values, pars.len(), f0, optim::FD_STEP);
-        // Leave the model at the optimum.
-        self.restore(&start);
-        let _ = self.objective_theta_beta(pars, rule);
-        out
+        }
+        values
     }
 
-    /// The stage-2 criterion at each of `points`, every PIRLS run starting from `start` (NaN
-    /// where PIRLS fails).
+    /// The stage-2 criterion at each of `points`, every PIRLS run starting from `start`; a run
+    /// that fails from there is tried once more from `eta_start` (NaN if that fails too).
     fn evaluate_from(
         &mut self,
         start: &WarmStart,
@@ -1259,7 +1437,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                     Ok(v) => v,
                     Err(e) => {
                         self.record_failure(&e);
-                        f64::NAN
+                        self.warm = false;
+                        match self.objective_theta_beta(x, rule) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                self.record_failure(&e);
+                                f64::NAN
+                            }
+                        }
                     }
                 }
             })
@@ -1396,6 +1581,50 @@ impl Stage2Metric {
             }
         }
         metric
+    }
+
+    /// Gradient and Hessian (column-major) over `x` from those over `y` (see [`Self::apply`]):
+    /// with `T = dx/dy`, `g = T⁻ᵀ g_y` and `H = T⁻ᵀ H_y T⁻¹` (symmetrized).
+    fn to_original(&self, gy: &[f64], hy: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let k = gy.len();
+        let nth = k - self.p;
+        // T⁻¹, column-major: 1/scale for θ, M⁻¹ for β.
+        let mut tinv = vec![0.0; k * k];
+        for i in 0..nth {
+            tinv[i * k + i] = 1.0 / self.theta_scale[i];
+        }
+        for j in 0..self.p {
+            let mut e = vec![0.0; self.p];
+            e[j] = 1.0;
+            crate::small::solve_lower(&self.m, self.p, &mut e);
+            for (i, v) in e.iter().enumerate() {
+                tinv[(nth + j) * k + nth + i] = *v;
+            }
+        }
+        let gradient = (0..k)
+            .map(|a| (0..k).map(|r| tinv[a * k + r] * gy[r]).sum())
+            .collect();
+        // A = H_y T⁻¹, then H = T⁻ᵀ A.
+        let mut a = vec![0.0; k * k];
+        for b in 0..k {
+            for r in 0..k {
+                a[b * k + r] = (0..k).map(|s| hy[s * k + r] * tinv[b * k + s]).sum();
+            }
+        }
+        let mut hess = vec![0.0; k * k];
+        for b in 0..k {
+            for c in 0..k {
+                hess[b * k + c] = (0..k).map(|r| tinv[c * k + r] * a[b * k + r]).sum();
+            }
+        }
+        for b in 0..k {
+            for c in 0..b {
+                let v = 0.5 * (hess[b * k + c] + hess[c * k + b]);
+                hess[b * k + c] = v;
+                hess[c * k + b] = v;
+            }
+        }
+        (gradient, hess)
     }
 
     /// `x = center + (y_θ, M y_β)`; the last `p` elements are β.

@@ -325,6 +325,7 @@ pub(crate) fn glmm_fit_to_list(fit: &GlmmFit, with_means: bool) -> Robj {
         stage1 = stage(&fit.stage1),
         stage2 = stage(&fit.stage2),
         messages = fit.messages.clone(),
+        hessian_problem = fit.hessian_problem.clone(),
         pirls_failures = fit.pirls_failures as i32,
         pirls_iterations = fit.pirls_iterations as i32
     )
