@@ -9,6 +9,7 @@ use crate::error::{invalid, Result};
 use statrs::distribution::{Cauchy, Continuous, ContinuousCDF, Normal};
 use statrs::function::gamma::ln_gamma;
 use std::f64::consts::PI;
+use std::sync::LazyLock;
 
 const EPS: f64 = f64::EPSILON;
 
@@ -68,6 +69,14 @@ fn standard_cauchy() -> Option<Cauchy> {
     Cauchy::new(0.0, 1.0).ok()
 }
 
+/// `-Φ⁻¹(ε)`: the probit link's clamp of η (R's `binomial("probit")$linkinv`), computed once —
+/// the inverse normal CDF costs far more than the CDF that PIRLS evaluates per observation.
+static PROBIT_THRESHOLD: LazyLock<f64> = LazyLock::new(|| -standard_normal().inverse_cdf(EPS));
+
+/// `-F⁻¹(ε)` of the standard Cauchy distribution: the cauchit link's clamp of η, computed once.
+static CAUCHIT_THRESHOLD: LazyLock<Option<f64>> =
+    LazyLock::new(|| standard_cauchy().map(|c| -c.inverse_cdf(EPS)));
+
 impl Link {
     /// Parses R's link name.
     pub fn from_name(name: &str) -> Result<Self> {
@@ -114,16 +123,13 @@ impl Link {
                 t / (1.0 + t)
             }
             Link::Probit => {
-                let thresh = -standard_normal().inverse_cdf(EPS);
+                let thresh = *PROBIT_THRESHOLD;
                 standard_normal().cdf(eta.clamp(-thresh, thresh))
             }
             Link::Cloglog => (-(-eta.exp()).exp_m1()).clamp(EPS, 1.0 - EPS),
-            Link::Cauchit => match standard_cauchy() {
-                Some(c) => {
-                    let thresh = -c.inverse_cdf(EPS);
-                    c.cdf(eta.clamp(-thresh, thresh))
-                }
-                None => f64::NAN,
+            Link::Cauchit => match (standard_cauchy(), *CAUCHIT_THRESHOLD) {
+                (Some(c), Some(thresh)) => c.cdf(eta.clamp(-thresh, thresh)),
+                _ => f64::NAN,
             },
             Link::Log => eta.exp().max(EPS),
             Link::Identity => eta,
