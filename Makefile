@@ -42,6 +42,7 @@ check: deps
 bench: install
 	Rscript bench/bench.R
 	Rscript bench/inference.R
+	Rscript bench/links.R
 
 clean:
 	rm -rf mixedrs.Rcheck mixedrs_*.tar.gz src/*.o src/*.so src/rust-target

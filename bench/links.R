@@ -1,10 +1,12 @@
 # Non-canonical links side by side: mixedrs's glmm() and lme4's glmer() (defaults) on a
 # probit, a cloglog and a Gamma log model with a random intercept; time of each fit (median
-# of `reps`), PIRLS iterations (mixedrs's count over the whole fit; glmer does not report
-# one) and the logLik difference, against glmer's default fit and against glmer run to full
+# of `reps`), PIRLS iterations over the whole fit (mixedrs's from its optimizer record;
+# glmer's counted from its `verbose = 3` trace, one "pwrssUpdate step" line per iteration, in
+# an untimed extra fit) and the logLik difference, against glmer's default fit and against glmer run to full
 # precision (not timed; glmer's default PIRLS tolerance leaves its reported Laplace value up
 # to ~1e-2 off, in either direction). Run from the repository root after installing the package:
 #   Rscript bench/links.R
+# Writes the table to bench/RESULTS.md and between the README's bench-links markers.
 suppressPackageStartupMessages({
   library(lme4)
   library(mixedrs)
@@ -37,11 +39,15 @@ rows <- lapply(names(models), function(nm) {
   a <- med_time(function() suppressWarnings(suppressMessages(
     glmer(m$f, data = d, family = m$family))))
   b <- med_time(function() suppressWarnings(glmm(m$f, data = d, family = m$family)))
+  trace <- utils::capture.output(suppressWarnings(suppressMessages(
+    glmer(m$f, data = d, family = m$family, verbose = 3))))
+  glmer_iter <- sum(grepl("pwrssUpdate step", trace, fixed = TRUE))
   full <- suppressWarnings(suppressMessages(glmer(m$f, data = d, family = m$family,
     control = glmerControl(optimizer = c("bobyqa", "bobyqa"), optCtrl = list(rhoend = 1e-10),
                            tolPwrss = 1e-12))))
   data.frame(model = nm, n = n, groups = ng, glmer_s = a$time, mixedrs_s = b$time,
              speedup = a$time / b$time,
+             glmer_pirls_iter = glmer_iter,
              mixedrs_pirls_iter = b$fit$optinfo$pirls_iterations,
              mixedrs_evals = sum(b$fit$optinfo$feval_stages),
              loglik_diff = as.numeric(logLik(b$fit)) - as.numeric(logLik(a$fit)),
@@ -49,3 +55,38 @@ rows <- lapply(names(models), function(nm) {
 })
 res <- do.call(rbind, rows)
 print(res, digits = 4, row.names = FALSE)
+
+fmt <- function(x, d) formatC(x, format = "f", digits = d)
+table_lines <- c(
+  paste("| model | glmer (s) | mixedrs (s) | speedup | glmer PIRLS iterations |",
+        "mixedrs PIRLS iterations | logLik − glmer's full-precision logLik |"),
+  "|---|---:|---:|---:|---:|---:|---:|",
+  sprintf("| %s, %d rows, %d groups | %s | %s | %s× | %d | %d | %s |", res$model, res$n, res$groups,
+          fmt(res$glmer_s, 3), fmt(res$mixedrs_s, 3), fmt(res$speedup, 1),
+          as.integer(res$glmer_pirls_iter), as.integer(res$mixedrs_pirls_iter),
+          formatC(res$loglik_diff_full, format = "g", digits = 2))
+)
+info <- sprintf(paste("Median of %d fits in one R %s process on %d cores (%s); glmer with its",
+                      "defaults; lme4 %s, mixedrs %s."),
+                reps, format(getRversion()), parallel::detectCores(), format(Sys.Date()),
+                packageVersion("lme4"), packageVersion("mixedrs"))
+
+results <- file.path("bench", "RESULTS.md")
+old <- if (file.exists(results)) readLines(results) else character()
+cut <- grep("^## Non-canonical links", old)
+if (length(cut)) {
+  nxt <- grep("^## ", old)
+  nxt <- nxt[nxt > cut[1L]]
+  old <- c(old[seq_len(cut[1L] - 1L)], if (length(nxt)) old[nxt[1L]:length(old)])
+}
+while (length(old) && old[length(old)] == "") old <- old[-length(old)]
+writeLines(c(old, "", "## Non-canonical links", "", info, "", table_lines), results)
+
+readme <- readLines("README.md")
+start <- grep("<!-- bench-links:start -->", readme, fixed = TRUE)
+end <- grep("<!-- bench-links:end -->", readme, fixed = TRUE)
+if (length(start) == 1L && length(end) == 1L && end > start) {
+  readme <- c(readme[seq_len(start)], info, "", table_lines, readme[end:length(readme)])
+  writeLines(readme, "README.md")
+}
+cat("\nwrote bench/RESULTS.md and the README's links table\n")
