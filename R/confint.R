@@ -402,6 +402,27 @@ profile_lmm <- function(object, which, signames, threads, caller) {
             class = c("lmmprofile", "data.frame"))
 }
 
+# Linear reading of a profile with flat stretches: neighbouring points (in
+# the order of the parameter) whose zeta differ by less than 1e-9 (the
+# engine's tie threshold, ZETA_TIE in src/rust/profile.rs) form a stretch, of
+# which only the point nearest the estimate `opt` is kept; then zeta is
+# interpolated linearly (NA outside the points, as approxfun()). Exact ties
+# left between points of different stretches are averaged by approx(), which
+# warns about them.
+read_flat_profile <- function(par, z, targets, opt) {
+  ok <- is.finite(par) & is.finite(z)
+  par <- par[ok]
+  z <- z[ok]
+  o <- order(par)
+  par <- par[o]
+  z <- z[o]
+  run <- cumsum(c(TRUE, abs(diff(z)) >= 1e-9))
+  keep <- vapply(split(seq_along(par), run),
+                 function(idx) idx[which.min(abs(par[idx] - opt))], 0L)
+  if (length(keep) == 1L) return(ifelse(targets == z[keep], par[keep], NA_real_))
+  stats::approx(z[keep], par[keep], xout = targets)$y
+}
+
 # lme4 profiles glmer fits whose family has no scale parameter, by their
 # Laplace or adaptive Gauss-Hermite deviance.
 check_glmm_profile <- function(object, caller) {
@@ -485,8 +506,15 @@ confint.lmmprofile <- function(object, parm, level = 0.95, zeta, ...) {
       if (r$method == "linear") {
         warning("bad spline fit for ", parm[i],
                 ": falling back to linear interpolation", call. = FALSE)
-        # approxfun() averages the parameter over tied zeta values, and says so.
-        if (isTRUE(r$ties)) warning("collapsing to unique 'x' values", call. = FALSE)
+        # Points with equal zeta lie on a flat stretch of the profile (e.g. a
+        # correlation whose standard deviation is 0 there): read the stretch
+        # by its end nearest the estimate, where the profile leaves it,
+        # rather than averaging the parameter over the stretch as approxfun()
+        # does with ties.
+        if (isTRUE(r$ties)) {
+          vals <- read_flat_profile(rows[[parm[i]]], rows$.zeta, zeta,
+                                    attr(object, "optimum")[[parm[i]]])
+        }
       }
       miss <- is.na(vals)
       vals[miss & zeta < 0] <- lower[[parm[i]]]

@@ -155,8 +155,10 @@ test_that("a non-monotonic correlation profile warns and falls back as in lme4",
   pair <- fit_glmm_pair(quote(glmm(y ~ x + (x | g), family = binomial, data = slope_data())))
   ours <- collect_warnings(confint(pair$fit, parm = "theta_", quiet = TRUE))
   ref <- collect_warnings(confint(pair$ref, parm = "theta_", quiet = TRUE))
-  # (lme4 may add approx()'s "collapsing to unique 'x' values" where its flat
-  # points have exactly equal zeta; ours warns the same when they do.)
+  # (lme4 adds approx()'s "collapsing to unique 'x' values" where rounding
+  # happens to make its flat points' zeta exactly equal, which depends on the
+  # machine; ours reads a flat stretch by its end nearest the estimate and
+  # has nothing to collapse: see the next test.)
   expect_true(all(ours$warnings %in% ref$warnings))
   expect_true(all(c("non-monotonic profile for .sig02",
                     "bad spline fit for .sig02: falling back to linear interpolation") %in%
@@ -165,6 +167,22 @@ test_that("a non-monotonic correlation profile warns and falls back as in lme4",
   expect_equal(ours$value, ref$value, tolerance = 2e-3)
   expect_equal(ours$value[c(".sig01", ".sig03"), ], ref$value[c(".sig01", ".sig03"), ],
                tolerance = 2e-4)
+})
+
+test_that("a flat stretch of a profile is read by its end nearest the estimate", {
+  # zeta is flat (-2) from par = -1 to -0.6, as for a correlation whose
+  # standard deviation is 0 there, so the profile is read linearly. Between
+  # zeta -2 and -1.5 the profile runs from par -0.6 to -0.5: zeta = -1.8 is
+  # crossed at -0.56 (averaging the flat stretch as approxfun() does would
+  # give -0.68), and zeta = -2 first at the stretch's inner end, -0.6.
+  pr <- structure(data.frame(.zeta = c(-2, -2, -1.5, 0, 1, 2),
+                             rho = c(-1, -0.6, -0.5, 0, 0.5, 1),
+                             .par = factor(rep("rho", 6))),
+                  lower = c(rho = -1), upper = c(rho = 1), optimum = c(rho = 0),
+                  class = c("lmmprofile", "data.frame"))
+  ours <- collect_warnings(confint(pr, zeta = c(-1.8, -2, 1.5)))
+  expect_identical(ours$warnings, "bad spline fit for rho: falling back to linear interpolation")
+  expect_equal(drop(ours$value), c(-0.56, -0.6, 0.75), tolerance = 1e-12)
 })
 
 test_that("profile intervals match lme4 for a Poisson model with an offset", {
