@@ -4,19 +4,22 @@ skip_if_no_glmm <- function() {
   skip_if_not_installed("lme4")
 }
 
-# lme4's glmer() converged to the optimum: bobyqa in both stages and a tight
-# PIRLS tolerance. With its defaults glmer stops up to ~1e-3 above the
-# optimum of the Laplace criterion (its Nelder-Mead stage 2 and the PIRLS
-# tolerance 1e-7), which moves standard errors by up to 1% and, for families
-# with a dispersion, makes its finite-difference Hessian noise.
-glmer_reference_control <- function(tolPwrss = 1e-10) {
-  lme4::glmerControl(optimizer = "bobyqa", tolPwrss = tolPwrss)
+# lme4's glmer() run to full precision (helper-reference.R): bobyqa in both
+# stages to rhoend = 1e-10 and a tight PIRLS tolerance. With its defaults
+# glmer stops up to ~1e-3 above the optimum of the Laplace criterion (its
+# Nelder-Mead stage 2 and the PIRLS tolerance 1e-7), which moves standard
+# errors by up to 1% and, for families with a dispersion, makes its
+# finite-difference Hessian noise.
+glmer_reference_control <- function(tolPwrss = 1e-12) {
+  lme4::glmerControl(optimizer = c("bobyqa", "bobyqa"), optCtrl = list(rhoend = 1e-10),
+                     tolPwrss = tolPwrss)
 }
 
-# Evaluates a glmer() call, falling back from the tight PIRLS tolerance to
-# looser ones when glmer's PIRLS cannot reach it.
+# Evaluates a glmer() call with the full-precision control. Where glmer's
+# PIRLS cannot reach tolPwrss = 1e-12 (glmer stops with an error), the next
+# looser tolerance is used.
 glmer_tight <- function(ref_call, env) {
-  for (tol in c(1e-10, 1e-8, 1e-7)) {
+  for (tol in c(1e-12, 1e-10, 1e-8, 1e-7)) {
     ref_call$control <- glmer_reference_control(tol)
     ref <- tryCatch(suppressWarnings(suppressMessages(eval(ref_call, env))),
                     error = function(e) NULL)

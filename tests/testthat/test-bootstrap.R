@@ -4,7 +4,7 @@ test_that("bootmm() reproduces lme4's bootMer() replicates for the same seed", {
   skip_if_not_installed("lme4")
   ss <- lme4::sleepstudy
   fit <- lmm(Reaction ~ Days + (Days | Subject), ss)
-  fm <- lme4::lmer(Reaction ~ Days + (Days | Subject), ss)
+  fm <- lmer_full(Reaction ~ Days + (Days | Subject), ss)
   b <- bootmm(fit, fixef, nsim = 20, seed = 1)
   ref <- lme4::bootMer(fm, lme4::fixef, nsim = 20, seed = 1)
   expect_s3_class(b, c("bootmm", "boot"))
@@ -75,10 +75,10 @@ test_that("bootstrap intervals agree with the profile and Wald intervals", {
   keep <- rownames(ci_prof) != ".sig02"
   expect_true(all(abs(ci_boot - ci_prof)[keep, ] <= 0.15 * width[keep]))
   # lme4's bootstrap intervals for the same seed: its replicates are drawn
-  # from the same random numbers; fixed effects agree closely, variance
-  # parameters up to the differences of lme4's refit() (whose REML refits can
-  # stop short of the optimum) from fresh fits
-  fm <- lme4::lmer(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  # from the same random numbers and its refits run to full precision (the
+  # control of the fit's call); fixed effects agree closely, variance
+  # parameters up to the differences of lme4's refit() from fresh fits
+  fm <- lmer_full(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
   ref <- suppressWarnings(suppressMessages(
     confint(fm, method = "boot", nsim = 200, seed = 3, quiet = TRUE)))
   expect_true(all(abs(ci_boot - ref)[fe, ] <= 1e-3))
@@ -120,7 +120,7 @@ test_that("glmm: bootmm() matches bootMer(), boot intervals on cbpp", {
              family = binomial, data = cbpp)
   gm <- lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd),
                     family = binomial, data = cbpp,
-                    control = lme4::glmerControl(optimizer = "bobyqa", tolPwrss = 1e-10))
+                    control = glmer_reference_control())
   b <- bootmm(gf, fixef, nsim = 10, seed = 4)
   ref <- suppressWarnings(lme4::bootMer(gm, lme4::fixef, nsim = 10, seed = 4))
   expect_equal(unname(b$t), unname(ref$t), tolerance = 1e-3)

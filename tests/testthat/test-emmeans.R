@@ -1,6 +1,7 @@
 # emmeans on lmm() and glmm() fits against emmeans on the lme4 fits of the
 # same models. Estimates and standard errors to 1e-5 (relative) and degrees
-# of freedom to 1e-4 against independent lme4 fits (df move ~3x more than
+# of freedom to 1e-4 against independent lme4 fits run to full precision
+# (helper-reference.R; df move ~3x more than
 # the estimates with theta; pbkrtest and lmerTest differentiate
 # numerically); 1e-6 and 1e-5 at our estimates (through as_lmerMod()).
 
@@ -29,7 +30,7 @@ test_that("emmeans() of an lmm fit equals emmeans of the lmer fit (cake)", {
   skip_if_no_emmeans()
   cake <- lme4::cake
   fit <- lmm(angle ~ recipe * temperature + (1 | recipe:replicate), data = cake)
-  ref <- lme4::lmer(angle ~ recipe * temperature + (1 | recipe:replicate), data = cake)
+  ref <- lmer_full(angle ~ recipe * temperature + (1 | recipe:replicate), data = cake)
   emm <- function(obj, ...) suppressMessages(emmeans::emmeans(obj, ...))
   # Kenward-Roger (emmeans' default for lme4 fits)
   expect_emm_equal(emm(fit, ~ recipe), emm(ref, ~ recipe))
@@ -50,7 +51,7 @@ test_that("emmeans() works with a numeric covariate and an ML fit (ChickWeight)"
   skip_if_no_emmeans()
   cw <- datasets::ChickWeight
   fit <- lmm(weight ~ Time * Diet + (1 | Chick), data = cw, REML = FALSE)
-  ref <- lme4::lmer(weight ~ Time * Diet + (1 | Chick), data = cw, REML = FALSE)
+  ref <- lmer_full(weight ~ Time * Diet + (1 | Chick), data = cw, REML = FALSE)
   e1 <- suppressMessages(emmeans::emmeans(fit, ~ Diet, at = list(Time = 10)))
   e2 <- suppressMessages(emmeans::emmeans(ref, ~ Diet, at = list(Time = 10),
                                           lmer.df = "satterthwaite"))

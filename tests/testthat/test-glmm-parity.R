@@ -1,8 +1,8 @@
 # glmm() against lme4::glmer() on the same models, side by side.
 #
 # The log-likelihood may never be worse than glmer's by more than 1e-3. The
-# reference is glmer run to a tight optimum (bobyqa in both stages,
-# tolPwrss = 1e-10, see helper-glmm.R) because glmer's defaults stop short of it: its
+# reference is glmer run to full precision (bobyqa in both stages to
+# rhoend = 1e-10, tolPwrss = 1e-12, see helper-glmm.R) because glmer's defaults stop short of it: its
 # Nelder-Mead second stage and PIRLS tolerance leave the deviance up to ~1e-3
 # above the optimum, moving standard errors by up to 1%; for families with a
 # dispersion (Gamma, inverse.gaussian, gaussian) its loose PIRLS even biases
@@ -204,8 +204,7 @@ test_that("finite-difference SEs of a non-canonical GLMM equal glmer's at a tigh
   d <- gamma_data()
   fit <- glmm(y ~ x + (1 | g), family = Gamma(link = "log"), data = d)
   ref <- suppressWarnings(lme4::glmer(y ~ x + (1 | g), family = Gamma(link = "log"), data = d,
-                                      control = lme4::glmerControl(optimizer = "bobyqa",
-                                                                   tolPwrss = 1e-13)))
+                                      control = glmer_reference_control(tolPwrss = 1e-13)))
   expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
   expect_equal(unname(sqrt(diag(vcov(fit)))), unname(sqrt(diag(as.matrix(vcov(ref))))),
                tolerance = 1e-4)

@@ -69,7 +69,7 @@ fit_both <- function(spec) {
   extra <- spec[-(1:2)]
   ours <- as.call(c(list(quote(lmm), formula = formula, data = quote(data)), extra))
   theirs <- ours
-  theirs[[1]] <- quote(lme4::lmer)
+  theirs <- as_lmer_full_call(theirs)
   env <- environment()
   list(fit = suppressMessages(eval(ours, env)),
        ref = suppressMessages(eval(theirs, env)))

@@ -4,11 +4,12 @@
 # components and conditional modes 1e-3 (relative), fitted values and
 # residuals 1e-4 (relative), log-likelihoods 1e-3 (absolute).
 
-# Fits the quoted lmm() call and the same call with lme4::lmer(), both
-# evaluated in `env`, with messages (e.g. singular fit) silenced.
+# Fits the quoted lmm() call and the same call with lme4::lmer() run to full
+# precision (helper-reference.R), both evaluated in `env`, with messages
+# (e.g. singular fit) silenced.
 fit_pair <- function(call, env = parent.frame()) {
   ref_call <- call
-  ref_call[[1L]] <- quote(lme4::lmer)
+  ref_call <- as_lmer_full_call(ref_call)
   list(fit = suppressMessages(eval(call, env)),
        ref = suppressMessages(eval(ref_call, env)))
 }
@@ -245,7 +246,7 @@ test_that("update() refits through the stored call", {
   skip_if_not_installed("lme4")
   sleepstudy <- lme4::sleepstudy
   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
-  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), sleepstudy)
   expect_identical(getCall(fit)$data, quote(sleepstudy))
 
   fit_nodays <- update(fit, . ~ . - Days)

@@ -8,13 +8,16 @@
 
 # --- helpers ----------------------------------------------------------------
 
-# Fits the quoted lmm() call and the same call with lme4::lmer(), both
-# evaluated in `env`, with messages (e.g. singular fit) silenced.
+# Fits the quoted lmm() call and the same call with lme4::lmer() run to full
+# precision (helper-reference.R), both evaluated in `env`, with messages
+# (e.g. singular fit) silenced.
 fit_pair <- function(call, env = parent.frame()) {
   ref_call <- call
-  ref_call[[1L]] <- quote(lme4::lmer)
-  list(fit = suppressMessages(eval(call, env)),
-       ref = suppressMessages(eval(ref_call, env)))
+  ref_call <- as_lmer_full_call(ref_call)
+  ref <- suppressMessages(eval(ref_call, env))
+  # the reference prints the call as given (a Control line only if it has one)
+  ref@call$control <- call$control
+  list(fit = suppressMessages(eval(call, env)), ref = ref)
 }
 
 # Tags that legitimately differ between the two packages.

@@ -21,7 +21,7 @@ expect_same_sims <- function(ours, theirs, tolerance = 1e-5) {
 test_that("sleepstudy simulations equal lme4's for the same seed", {
   ss <- lme4::sleepstudy
   fit <- lmm(Reaction ~ Days + (Days | Subject), ss)
-  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), ss)
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), ss)
   s1 <- simulate(fit, seed = 1)
   expect_named(s1, "sim_1")
   expect_identical(rownames(s1), rownames(ss))
@@ -35,18 +35,18 @@ test_that("sleepstudy simulations equal lme4's for the same seed", {
   expect_same_sims(simulate(fit, seed = 5, use.u = TRUE), simulate(ref, seed = 5, use.u = TRUE))
   # uncorrelated terms: two terms on one factor
   fit2 <- lmm(Reaction ~ Days + (Days || Subject), ss)
-  ref2 <- lme4::lmer(Reaction ~ Days + (Days || Subject), ss)
+  ref2 <- lmer_full(Reaction ~ Days + (Days || Subject), ss)
   expect_same_sims(simulate(fit2, nsim = 2, seed = 4), simulate(ref2, nsim = 2, seed = 4))
 })
 
 test_that("crossed terms are drawn in lme4's order", {
   pen <- lme4::Penicillin
   fit <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), pen)
-  ref <- lme4::lmer(diameter ~ 1 + (1 | plate) + (1 | sample), pen)
+  ref <- lmer_full(diameter ~ 1 + (1 | plate) + (1 | sample), pen)
   expect_same_sims(simulate(fit, nsim = 2, seed = 3), simulate(ref, nsim = 2, seed = 3))
   # terms listed with the smaller factor first are reordered, as lme4 does
   fit_r <- lmm(diameter ~ 1 + (1 | sample) + (1 | plate), pen)
-  ref_r <- lme4::lmer(diameter ~ 1 + (1 | sample) + (1 | plate), pen)
+  ref_r <- lmer_full(diameter ~ 1 + (1 | sample) + (1 | plate), pen)
   expect_same_sims(simulate(fit_r, nsim = 2, seed = 3), simulate(ref_r, nsim = 2, seed = 3))
   expect_same_sims(simulate(fit, nsim = 2, seed = 3, re.form = ~ (1 | sample)),
                    simulate(ref, nsim = 2, seed = 3, re.form = ~ (1 | sample)))
@@ -55,7 +55,7 @@ test_that("crossed terms are drawn in lme4's order", {
 test_that("simulations for new data equal lme4's", {
   ss <- lme4::sleepstudy
   fit <- lmm(Reaction ~ Days + (Days | Subject), ss)
-  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), ss)
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), ss)
   nd <- ss[ss$Subject %in% c("308", "309", "335"), ]
   expect_same_sims(simulate(fit, nsim = 2, seed = 1, newdata = nd),
                    simulate(ref, nsim = 2, seed = 1, newdata = nd))
@@ -166,7 +166,7 @@ test_that("rows the fit excluded are padded as lme4 pads them", {
   ss <- lme4::sleepstudy
   ss$Reaction[c(3, 50)] <- NA
   fit <- lmm(Reaction ~ Days + (Days | Subject), ss, na.action = na.exclude)
-  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), ss, na.action = na.exclude)
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), ss, na.action = na.exclude)
   ours <- simulate(fit, nsim = 2, seed = 1)
   theirs <- simulate(ref, nsim = 2, seed = 1)
   expect_identical(dim(ours), c(180L, 2L))

@@ -2,15 +2,15 @@
 # broom.mixed's methods applied to the lme4/lmerTest fit of the same model.
 #
 # Tolerances (testthat's mean relative difference): 1e-5 against an
-# independent lmerTest fit of a linear mixed model (the two optimizers stop
-# within ~1e-6 of each other in theta), 1e-6 against the lme4 object that
+# independent lmerTest fit of a linear mixed model run to full precision
+# (helper-reference.R; the two optima agree to ~1e-6 in theta), 1e-6 against the lme4 object that
 # as_lmerMod() builds at our estimates (so the comparison tests the tidiers
 # and not the optimizers; Cook's distances, which divide by (1 - h)^2, 1e-5
 # for GLMMs), and 2e-3 against an independent glmer() fit run to the
 # optimum (glmer_tight(): bobyqa in both stages, tight PIRLS tolerance).
 
 lmer_test_ref <- function(formula, data, REML = TRUE) {
-  lmerTest::lmer(formula, data = data, REML = REML)
+  lmerTest_full(formula, data = data, REML = REML)
 }
 
 # Satterthwaite and Kenward-Roger df (and so p-values) move ~3x more than
@@ -65,8 +65,7 @@ test_that("lmm tidiers match broom.mixed: Penicillin, crossed factors", {
   skip_if_no_broom()
   fit <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin)
   ref <- lmer_test_ref(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin)
-  # lme4's optimizer stops 3e-5 (relative) from the optimum in theta here
-  check_lmm_tidiers(fit, ref, tol = 1e-4)
+  check_lmm_tidiers(fit, ref)
 })
 
 test_that("lmm tidiers match broom.mixed: independent terms (||), ML fit", {
@@ -191,7 +190,7 @@ test_that("tidy() rejects unsupported requests with clear errors", {
 test_that("hatvalues() and cooks.distance() match lme4", {
   skip_if_not_installed("lme4")
   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
   expect_equal(hatvalues(fit), hatvalues(ref), tolerance = 1e-5)
   expect_equal(cooks.distance(fit), cooks.distance(ref), tolerance = 1e-4)
   H <- hatvalues(fit, fullHatMatrix = TRUE)
@@ -200,7 +199,7 @@ test_that("hatvalues() and cooks.distance() match lme4", {
                ignore_attr = TRUE)
   w <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy,
            weights = rep(1:3, 60))
-  wr <- lme4::lmer(Reaction ~ Days + (1 | Subject), lme4::sleepstudy,
+  wr <- lmer_full(Reaction ~ Days + (1 | Subject), lme4::sleepstudy,
                    weights = rep(1:3, 60))
   expect_equal(hatvalues(w), hatvalues(wr), tolerance = 1e-5)
 })
