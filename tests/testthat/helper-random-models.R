@@ -176,6 +176,101 @@ numeric_hessian <- function(f, x) {
   }
 }
 
+# --- an exact GLMM criterion ---------------------------------------------------
+
+# lme4's stage-2 criterion f(c(theta, beta)) of a GLMM with one grouping
+# factor g (a random intercept, or an intercept and a slope on `z` when
+# length(theta) == 3), computed here from scratch to full precision: the
+# conditional modes u by Fisher scoring to |step| < 1e-13 per group, all
+# groups at once; then the family's aic() + |u|^2 + log det(Lambda'Z'WZ Lambda
+# + I) (W the working weights at the modes); for nAGQ > 1 (scalar terms) the
+# deviance residuals instead of aic(), minus 2 log of the adaptive
+# Gauss-Hermite sum per group. lme4's own
+# deviance function (glmer(devFunOnly = TRUE)) is not smooth at the 1e-8
+# relative level: it stops PIRLS where its previous evaluation left it, so
+# its value jumps by ~1e-5 between nearby points (Poisson seed 1047: second
+# differences from steps of 3e-4 off by a factor 2.5) and finite differences
+# of it are not a reference. This function is checked against it at our
+# estimates (compare_random_glmm()).
+exact_glmm_criterion <- function(pars, y, X, offset, wt, g, family, nagq = 1L, z = NULL) {
+  g <- as.integer(g)
+  ng <- max(g)
+  slopes <- length(pars) - ncol(X) == 3L
+  nth <- if (slopes) 3L else 1L
+  th <- pars[seq_len(nth)]
+  beta <- pars[-seq_len(nth)]
+  eta0 <- drop(X %*% beta) + offset
+  # Z Lambda per observation: columns a (and b)
+  a <- if (slopes) th[1L] + th[2L] * z else rep(th[1L], length(y))
+  b <- if (slopes) th[3L] * z else NULL
+  gsum <- function(v) {
+    out <- numeric(ng)
+    r <- rowsum(v, g, reorder = TRUE)
+    out[as.integer(rownames(r))] <- r[, 1L]
+    out
+  }
+  state <- function(u1, u2) {
+    eta <- eta0 + a * u1[g] + (if (slopes) b * u2[g] else 0)
+    mu <- family$linkinv(eta)
+    dr <- family$dev.resids(y, mu, wt)
+    pdev <- gsum(dr) + u1^2 + (if (slopes) u2^2 else 0)
+    list(mu = mu, pdev = pdev, dr = dr)
+  }
+  info <- function(mu, eta_mu) {
+    w <- wt * eta_mu^2 / family$variance(mu)
+    list(w = w, haa = gsum(w * a^2) + 1,
+         hab = if (slopes) gsum(w * a * b) else 0,
+         hbb = if (slopes) gsum(w * b^2) + 1 else 1)
+  }
+  u1 <- numeric(ng)
+  u2 <- numeric(ng)
+  st <- state(u1, u2)
+  for (it in 1:500) {
+    eta <- eta0 + a * u1[g] + (if (slopes) b * u2[g] else 0)
+    me <- family$mu.eta(eta)
+    r <- wt * (y - st$mu) / family$variance(st$mu) * me
+    s1 <- gsum(r * a) - u1
+    s2 <- if (slopes) gsum(r * b) - u2 else 0
+    h <- info(st$mu, me)
+    det <- h$haa * h$hbb - h$hab^2
+    d1 <- (h$hbb * s1 - h$hab * s2) / det
+    d2 <- if (slopes) (h$haa * s2 - h$hab * s1) / det else 0
+    step <- 1
+    repeat {
+      new <- state(u1 + step * d1, u2 + step * d2)
+      worse <- new$pdev > st$pdev * (1 + 1e-15) + 1e-13
+      if (!any(worse) || step < 1e-10) break
+      # halve the steps of the groups whose penalized deviance grew
+      d1[worse] <- d1[worse] / 2
+      if (slopes) d2[worse] <- d2[worse] / 2
+      if (all(worse)) step <- step / 2
+    }
+    u1 <- u1 + step * d1
+    u2 <- u2 + step * d2
+    st <- new
+    if (max(abs(step * d1), abs(step * d2)) < 1e-13) break
+  }
+  eta <- eta0 + a * u1[g] + (if (slopes) b * u2[g] else 0)
+  h <- info(st$mu, family$mu.eta(eta))
+  ldet <- log(h$haa * h$hbb - h$hab^2)
+  n <- if (family$family == "binomial") wt else rep(1, length(y))
+  # lme4's Laplace criterion counts the family's aic(), its quadrature the
+  # deviance residuals (they differ by a constant)
+  fit_term <- if (nagq > 1L) sum(st$dr) else family$aic(y, n, st$mu, wt, sum(st$dr))
+  out <- fit_term + sum(u1^2) + sum(u2^2) + sum(ldet)
+  if (nagq > 1L) {
+    gh <- lme4::GHrule(nagq)
+    sd <- 1 / sqrt(h$haa)
+    acc <- numeric(ng)
+    for (k in seq_len(nrow(gh))) {
+      pk <- state(u1 + gh[k, "z"] * sd, u2)$pdev
+      acc <- acc + gh[k, "w"] * exp(-(pk - st$pdev) / 2 + gh[k, "z"]^2 / 2)
+    }
+    out <- out - 2 * sum(log(acc))
+  }
+  out
+}
+
 # --- one model side by side ---------------------------------------------------
 
 # Fits an lmm() model and lme4::lmer() run to full precision and returns the
@@ -224,9 +319,10 @@ compare_random_lmm <- function(spec) {
 # (glmer's stage-1 deviance function of theta, evaluated by lme4 at both
 # estimates; the log-likelihood reported at nAGQ = 0 estimates is not
 # optimized and moves to first order with them). Standard errors: for
-# nAGQ >= 1 against the Hessian (numeric_hessian()) of lme4's own stage-2
-# deviance function f(c(theta, beta)) at our estimates, SE = sqrt(diag(2 H^-1))
-# of the beta block; for nAGQ = 0 against lme4's vcov() where the optima
+# nAGQ >= 1 against the Hessian (numeric_hessian()) of lme4's stage-2
+# criterion f(c(theta, beta)) at our estimates, SE = sqrt(diag(2 H^-1)) of the
+# beta block, f computed exactly by exact_glmm_criterion() and checked against
+# glmer's deviance function there (crit_gap); for nAGQ = 0 against lme4's vcov() where the optima
 # agree, else (families without a scale parameter) lme4's R_X at our theta,
 # where beta_se also compares with lme4's beta there. `warnings`: ours.
 compare_random_glmm <- function(spec) {
@@ -250,6 +346,7 @@ compare_random_glmm <- function(spec) {
   se_fit_ref <- unname(sqrt(diag(as.matrix(vcov(ref)))))
   beta_se <- NA_real_
   se_rel <- NA_real_
+  crit_gap <- 0
   if (spec$nAGQ == 0L) {
     dev0 <- devfun(0L)
     crit_ref <- dev0(unname(lme4::getME(ref, "theta")))
@@ -267,7 +364,19 @@ compare_random_glmm <- function(spec) {
     ll <- as.numeric(logLik(fit))
     ll_ref <- as.numeric(logLik(ref))
     agree <- abs(ll - ll_ref) < 1e-6
-    H <- numeric_hessian(devfun(spec$nAGQ), c(theta, unname(fit$beta)))
+    # The Hessian of lme4's criterion, computed exactly (exact_glmm_criterion())
+    # after checking that it is lme4's: equal to glmer's deviance function at
+    # our estimates (to 1e-4, the size of that function's jumps).
+    x <- c(theta, unname(fit$beta))
+    f_exact <- function(p) {
+      exact_glmm_criterion(p, fit$y, fit$X, if (is.null(fit$offset)) 0 else fit$offset,
+                           if (is.null(fit$weights)) rep(1, length(fit$y)) else fit$weights,
+                           d$g, spec$family, spec$nAGQ, d$x)
+    }
+    f_lme4 <- devfun(spec$nAGQ)
+    f_lme4(x)
+    crit_gap <- f_exact(x) - f_lme4(x)
+    H <- numeric_hessian(f_exact, x)
     V <- tryCatch(2 * solve(H), error = function(e) NULL)
     se_ref <- if (is.null(V)) NA_real_ else sqrt(diag(V)[-seq_along(theta)])
     se_rel <- max(abs(se / se_ref - 1))
@@ -277,7 +386,7 @@ compare_random_glmm <- function(spec) {
     if (spec$nAGQ == 0L) se_rel <- max(abs(se / se_fit_ref - 1))
   }
   list(label = spec$label, ll = ll, ll_ref = ll_ref, dll = ll - ll_ref, agree = agree,
-       beta_se = beta_se, se_rel = se_rel, warnings = warns,
+       beta_se = beta_se, se_rel = se_rel, crit_gap = crit_gap, warnings = warns,
        theta = theta, theta_ref = unname(lme4::getME(ref, "theta")))
 }
 
@@ -296,6 +405,10 @@ random_model_problems <- function(r) {
   if (!is.na(r$beta_se) && r$beta_se > 5e-3) {
     out <- c(out, sprintf("fixed effects differ from lme4's by %.3g standard errors%s",
                           r$beta_se, if (isTRUE(r$agree)) "" else " (lme4's at our theta)"))
+  }
+  if (!is.null(r$crit_gap) && !(abs(r$crit_gap) < 1e-4)) {
+    out <- c(out, sprintf(paste("test defect: the exact criterion differs from glmer's deviance",
+                                "function by %.3g at our estimates"), r$crit_gap))
   }
   if (is.na(r$se_rel) && (isTRUE(r$agree) || grepl("nAGQ = [1-9]", r$label))) {
     out <- c(out, "no reference standard errors (singular Hessian of lme4's deviance)")

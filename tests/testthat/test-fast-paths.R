@@ -190,7 +190,7 @@ test_that("theta names and lower bounds are lme4's", {
   skip_if_not_installed("lme4")
   sleepstudy <- lme4::sleepstudy
   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
-  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), sleepstudy)
   expect_identical(names(fit$theta), names(lme4::getME(ref, "theta")))
   expect_identical(fit$lower, lme4::getME(ref, "lower"))
 })
