@@ -58,8 +58,7 @@ fit_type2_pair <- function(spec) {
   data <- spec[[2]]
   ours <- as.call(c(list(quote(lmm), formula = spec[[1]], data = quote(data)), extra))
   ref <- as.call(c(list(quote(lmerTest::lmer), formula = spec[[1]], data = quote(data)),
-                   extra, list(control = quote(lme4::lmerControl(
-                     optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))))))
+                   extra, list(control = lmer_full_control_call)))
   env <- environment()
   list(fit = suppressMessages(eval(ours, env)), ref = suppressMessages(eval(ref, env)))
 }
@@ -147,9 +146,7 @@ test_that("bad or inapplicable type arguments are errors naming them", {
   expect_error(anova(fit, type = 3, ddf = "lme4"), "type III hypotheses need")
   lme4_tab <- anova(fit, ddf = "lme4")
   expect_identical(anova(fit, type = "I", ddf = "lme4"), lme4_tab)
-  ref_lme4 <- anova(lme4::lmer(formula(pair$ref), data = stats::model.frame(pair$ref),
-                               control = lme4::lmerControl(optimizer = "bobyqa",
-                                                           optCtrl = list(rhoend = 1e-12))))
+  ref_lme4 <- anova(lmer_full(formula(pair$ref), data = stats::model.frame(pair$ref)))
   expect_equal(lme4_tab$`F value`, ref_lme4$`F value`, tolerance = 1e-5)
   # with several models the table is a likelihood-ratio test: type and ddf
   # do not apply

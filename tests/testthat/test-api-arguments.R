@@ -7,9 +7,7 @@ skip_if_not_installed("lme4")
 sleep_fits <- function() {
   ss <- lme4::sleepstudy
   list(fit = lmm(Reaction ~ Days + (Days | Subject), ss),
-       ref = lme4::lmer(Reaction ~ Days + (Days | Subject), ss,
-                        control = lme4::lmerControl(optimizer = "bobyqa",
-                                                    optCtrl = list(rhoend = 1e-12))))
+       ref = lmer_full(Reaction ~ Days + (Days | Subject), ss))
 }
 
 test_that("vcov(sigm = ) scales as lme4's; use.hessian = TRUE is an error as in lme4", {

@@ -4,12 +4,9 @@
 # optimum is kept. So a fit never ends worse than the fit from lme4's start, and
 # never worse than lme4's own optimum run to full precision.
 
-lmer_full <- function(formula, data, REML = TRUE) {
-  suppressMessages(suppressWarnings(lme4::lmer(
-    formula, data, REML = REML,
-    control = lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12),
-                                check.conv.singular = "ignore")
-  )))
+# lmer_full() (helper-reference.R) without its messages and warnings.
+lmer_full_quiet <- function(formula, data, REML = TRUE) {
+  suppressMessages(suppressWarnings(lmer_full(formula, data, REML = REML)))
 }
 
 identity_start <- function(fit) as.numeric(fit$lower == 0)
@@ -24,7 +21,7 @@ identity_start <- function(fit) as.numeric(fit$lower == 0)
 expect_no_worse <- function(formula, data, REML, label) {
   fit <- suppressMessages(lmm(formula, data, REML = REML))
   fit1 <- suppressMessages(lmm(formula, data, REML = REML, start = identity_start(fit)))
-  ref <- lmer_full(formula, data, REML = REML)
+  ref <- lmer_full_quiet(formula, data, REML = REML)
   expect_gte(c(logLik(fit)) - c(logLik(ref)), -1e-6, label = paste(label, "vs lme4"))
   expect_gte(c(logLik(fit)) - c(logLik(fit1)), -1e-8,
              label = paste(label, "vs the fit from lme4's start"))
@@ -42,7 +39,7 @@ test_that("a moment start near a boundary face does not trap the fit (issue exam
   set.seed(551); g <- factor(sample(4, 15, TRUE)); x <- rnorm(15)
   d <- data.frame(g, x, y = x + rnorm(4)[g] * (1 - x) + rnorm(15))
   fit <- expect_no_worse(y ~ x + (x | g), d, TRUE, "seed 551")
-  ref <- lmer_full(y ~ x + (x | g), d)
+  ref <- lmer_full_quiet(y ~ x + (x | g), d)
   # lme4 reaches REML logLik -22.127 with correlation -1; the moment start alone
   # stopped at -27.989 with the intercept variance at 0.
   expect_equal(c(logLik(fit)), c(logLik(ref)), tolerance = 1e-7)

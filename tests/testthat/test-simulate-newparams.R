@@ -9,12 +9,6 @@
 
 skip_if_not_installed("lme4")
 
-lmer_full <- function(formula, data, ...) {
-  suppressMessages(lme4::lmer(
-    formula, data, ...,
-    control = lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))))
-}
-
 test_that("lmm simulations at newparams match lme4's", {
   ss <- lme4::sleepstudy
   fit <- lmm(Reaction ~ Days + (Days | Subject), ss)
@@ -48,9 +42,7 @@ test_that("glmm simulations at newparams match lme4's", {
             family = binomial, data = cbpp)
   gr <- lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd),
                     family = binomial, data = cbpp,
-                    control = lme4::glmerControl(optimizer = c("bobyqa", "bobyqa"),
-                                                 optCtrl = list(rhoend = 1e-10),
-                                                 tolPwrss = 1e-12))
+                    control = glmer_reference_control())
   np <- list(beta = c(-1, -0.5, -1, -1.2), theta = 0.3)
   np_ref <- list(beta = setNames(np$beta, names(lme4::fixef(gr))),
                  theta = setNames(0.3, names(lme4::getME(gr, "theta"))))
