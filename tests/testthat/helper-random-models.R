@@ -185,13 +185,12 @@ numeric_hessian <- function(f, x) {
 # groups at once; then the family's aic() + |u|^2 + log det(Lambda'Z'WZ Lambda
 # + I) (W the working weights at the modes); for nAGQ > 1 (scalar terms) the
 # deviance residuals instead of aic(), minus 2 log of the adaptive
-# Gauss-Hermite sum per group. lme4's own
-# deviance function (glmer(devFunOnly = TRUE)) is not smooth at the 1e-8
-# relative level: it stops PIRLS where its previous evaluation left it, so
-# its value jumps by ~1e-5 between nearby points (Poisson seed 1047: second
-# differences from steps of 3e-4 off by a factor 2.5) and finite differences
-# of it are not a reference. This function is checked against it at our
-# estimates (compare_random_glmm()).
+# Gauss-Hermite sum per group. lme4's own deviance function (glmer(devFunOnly
+# = TRUE)) is not smooth at the 1e-8 relative level: its PIRLS starts where
+# the previous evaluation left it and stops early, so its value jumps by ~1e-5
+# between nearby points (Poisson seed 1047: second differences from steps of
+# 3e-4 off by a factor 2.5) and finite differences of it are no reference.
+# compare_random_glmm() checks this function against it at our estimates.
 exact_glmm_criterion <- function(pars, y, X, offset, wt, g, family, nagq = 1L, z = NULL) {
   g <- as.integer(g)
   ng <- max(g)
@@ -319,12 +318,13 @@ compare_random_lmm <- function(spec) {
 # (glmer's stage-1 deviance function of theta, evaluated by lme4 at both
 # estimates; the log-likelihood reported at nAGQ = 0 estimates is not
 # optimized and moves to first order with them). Standard errors: for
-# nAGQ >= 1 against the Hessian (numeric_hessian()) of lme4's stage-2
+# nAGQ >= 1 against the Hessian H (numeric_hessian()) of lme4's stage-2
 # criterion f(c(theta, beta)) at our estimates, SE = sqrt(diag(2 H^-1)) of the
-# beta block, f computed exactly by exact_glmm_criterion() and checked against
-# glmer's deviance function there (crit_gap); for nAGQ = 0 against lme4's vcov() where the optima
-# agree, else (families without a scale parameter) lme4's R_X at our theta,
-# where beta_se also compares with lme4's beta there. `warnings`: ours.
+# beta block, with f computed exactly by exact_glmm_criterion() and checked
+# against glmer's deviance function there (crit_gap); for nAGQ = 0 against
+# lme4's vcov() where the optima agree, else (families without a scale
+# parameter) lme4's R_X at our theta, where beta_se then compares with lme4's
+# beta at our theta. `warnings`: ours.
 compare_random_glmm <- function(spec) {
   d <- spec$data
   warns <- character()
