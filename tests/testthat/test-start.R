@@ -1,12 +1,17 @@
-# Default starting values: a method-of-moments estimate of theta (see ?lmm,
-# ?glmm). The fits must reach the optimum that lme4's start (theta = identity)
-# reaches, and an optimum at least as good as lme4's own.
+# Default starting values (see ?lmm, ?glmm): LMMs with at most 2,000 random
+# effects start from lme4's start (theta = identity), larger ones and GLMMs
+# from a method-of-moments estimate of theta. The fits must reach the optimum
+# that lme4's start reaches, and an optimum at least as good as lme4's own
+# (run to full precision).
 
 start_pair <- function(fit_default, fit_identity, ref, ll_tol = 1e-6, beta_tol = 1e-4,
-                       ref_tol = 1e-3) {
-  expect_false(isTRUE(all.equal(fit_default$optinfo$start,
-                                fit_identity$optinfo$start)),
-               label = "the default start is the moment estimate, not the identity")
+                       ref_tol = 1e-3, moment = TRUE) {
+  same_start <- isTRUE(all.equal(fit_default$optinfo$start, fit_identity$optinfo$start))
+  if (moment) {
+    expect_false(same_start, label = "the default start is the moment estimate, not the identity")
+  } else {
+    expect_true(same_start, label = "the default start is lme4's (the identity)")
+  }
   expect_equal(c(logLik(fit_default)), c(logLik(fit_identity)), tolerance = ll_tol)
   expect_equal(fixef(fit_default), fixef(fit_identity), tolerance = beta_tol)
   expect_gte(c(logLik(fit_default)) - c(logLik(ref)), -ll_tol)
@@ -15,19 +20,24 @@ start_pair <- function(fit_default, fit_identity, ref, ll_tol = 1e-6, beta_tol =
 
 identity_theta <- function(fit) as.numeric(fit$lower == 0)
 
-test_that("LMMs from the moment start reach lme4's optimum", {
+test_that("small LMMs start from lme4's start, large ones from the moment estimate", {
   skip_if_not_installed("lme4")
+  set.seed(2)
+  big <- data.frame(g = factor(rep(1:2100, each = 3)), x = stats::rnorm(6300))
+  big$y <- 1 + 0.5 * big$x + stats::rnorm(2100, sd = 0.7)[big$g] + stats::rnorm(6300)
+  # formula, data, and whether the default start is the moment estimate
   cases <- list(
-    list(Reaction ~ Days + (Days | Subject), lme4::sleepstudy),
-    list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin),
-    list(strength ~ 1 + (1 | batch / cask), lme4::Pastes),
-    list(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2)
+    list(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, FALSE),
+    list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin, FALSE),
+    list(strength ~ 1 + (1 | batch / cask), lme4::Pastes, FALSE),
+    list(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2, FALSE),
+    list(y ~ x + (1 | g), big, TRUE)  # 2,100 random effects
   )
   for (cs in cases) {
     fit <- suppressMessages(lmm(cs[[1]], cs[[2]]))
     fit1 <- suppressMessages(lmm(cs[[1]], cs[[2]], start = identity_theta(fit)))
     ref <- suppressMessages(lmer_full(cs[[1]], cs[[2]]))
-    start_pair(fit, fit1, ref)
+    start_pair(fit, fit1, ref, moment = cs[[3]])
   }
 })
 
