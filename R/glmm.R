@@ -30,6 +30,10 @@
 #'   identity), or from lme4's start when that estimate is not available. A
 #'   coarse first stage from lme4's start runs as well, and wins when it ends
 #'   lower, so that a fit never ends worse than one from lme4's start would.
+#'   A second stage that ends with a vector-valued term singular is run again
+#'   off that face of the boundary (from the term's standard deviations with
+#'   the zero ones raised, or from lme4's start when all are zero), and the
+#'   better optimum kept; `optinfo$starts` counts the runs of each stage.
 #'   Standard errors of the fixed effects come from the finite-difference
 #'   Hessian of the deviance over `c(theta, beta)` (as lme4's), taken in
 #'   coordinates scaled to about one standard error each; when that Hessian

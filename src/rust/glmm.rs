@@ -929,13 +929,70 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             let mut pars = theta.clone();
             pars.extend_from_slice(start_beta.unwrap_or(&self.beta));
             self.eta_start.copy_from_slice(&self.eta);
-            let (pars, summary) = self.stage2(opts, rule.as_ref(), pars, &mut out, progress)?;
+            let (mut pars, mut summary) =
+                self.stage2(opts, rule.as_ref(), pars, &mut out, progress)?;
+            if let Some(restart) = start::singular_face_restart(&self.re, &pars[..nth]) {
+                (pars, summary) = self.restart_stage2(
+                    opts,
+                    rule.as_ref(),
+                    (pars, summary),
+                    restart,
+                    &mut out,
+                    progress,
+                )?;
+            }
             theta = pars[..nth].to_vec();
             out.deviance = summary.fmin;
             out.stage2 = Some(summary);
         }
         self.finish(theta, &mut out)?;
         Ok(out)
+    }
+
+    /// Stage 2 again from `restart` (θ) and the fixed effects found, after a first stage 2 that
+    /// ended with a vector-valued term singular: that optimum lies on a face of the boundary
+    /// where the Laplace deviance does not depend on all of the term's parameters, and another
+    /// face can hold a lower minimum (as for an LMM: [`start::singular_face_restart`]). The
+    /// better optimum is kept, with its derivatives and messages; the evaluations of both count.
+    fn restart_stage2(
+        &mut self,
+        opts: &GlmmOptions,
+        rule: Option<&GaussHermite>,
+        first: (Vec<f64>, OptSummary),
+        restart: Vec<f64>,
+        out: &mut GlmmFit,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<(Vec<f64>, OptSummary)> {
+        let nth = self.re.n_theta();
+        let (first_pars, mut first_summary) = first;
+        if self.objective_theta(&restart).is_err() {
+            // No usable modes at the restart point: the first optimum stands.
+            self.objective_theta_beta(&first_pars, rule)?;
+            return Ok((first_pars, first_summary));
+        }
+        self.eta_start.copy_from_slice(&self.eta);
+        let mut center = restart;
+        center.extend_from_slice(&first_pars[nth..]);
+        let mut second_out = GlmmFit::default();
+        let second = self.stage2(opts, rule, center, &mut second_out, progress);
+        let (pars, mut summary) = match second {
+            Ok(r) if r.1.fmin < first_summary.fmin - 1e-8 * first_summary.fmin.abs().max(1.0) => r,
+            other => {
+                let extra = other.map_or(0, |r| r.1.feval);
+                first_summary.feval += extra;
+                first_summary.starts_tried += 1;
+                // The model's state (modes, factor) must be the first optimum's again.
+                self.objective_theta_beta(&first_pars, rule)?;
+                return Ok((first_pars, first_summary));
+            }
+        };
+        summary.feval += first_summary.feval;
+        summary.starts_tried += first_summary.starts_tried;
+        out.messages = second_out.messages;
+        out.hessian_problem = second_out.hessian_problem;
+        out.gradient = second_out.gradient;
+        out.hessian = second_out.hessian;
+        Ok((pars, summary))
     }
 
     /// Stage 1 from lme4's start as well, so that a fit never ends worse than glmer's would: the

@@ -224,7 +224,7 @@ impl<'a> LinearMixedModel<'a> {
         // deviance does not depend on all of the term's parameters; another face can hold a
         // lower minimum. Restart once from the same variances with the zero ones raised and the
         // correlations at 0, from where the optimizer can reach either face.
-        if let Some(restart) = singular_face_restart(&self.re, &summary.theta) {
+        if let Some(restart) = start::singular_face_restart(&self.re, &summary.theta) {
             let mut re_opts = opts.clone();
             re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
             let other = self.minimize_from(&restart, &lower, &re_opts, progress)?;
@@ -379,64 +379,6 @@ fn keep_better(first: OptSummary, second: OptSummary) -> OptSummary {
 
 /// Relative difference of two criteria below which they count as the same optimum.
 const TIE_TOL: f64 = 1e-11;
-
-/// Relative standard deviation given to a zero variance of a singular vector-valued term when
-/// the fit is restarted off its face of the boundary, as a fraction of the term's largest one.
-const SINGULAR_RESTART_SD: f64 = 0.3;
-
-/// The restart point of [`LinearMixedModel::fit`] for an optimum where a vector-valued term has
-/// a zero diagonal element: every such term's factor replaced by the diagonal of its standard
-/// deviations (`√diag(ΛΛ')`), zero ones raised to [`SINGULAR_RESTART_SD`] times the largest;
-/// other terms unchanged. `None` when no vector-valued term is singular.
-fn singular_face_restart(re: &ReStructure, theta: &[f64]) -> Option<Vec<f64>> {
-    let mut out = theta.to_vec();
-    let mut any = false;
-    for (term, &offset) in re.term_theta_offset.iter().enumerate() {
-        let end = re
-            .term_theta_offset
-            .get(term + 1)
-            .copied()
-            .unwrap_or(theta.len());
-        let positions = &re.theta_pos[offset..end];
-        // Rows and columns of the term's own factor (positions count within its block).
-        let first = positions.iter().map(|p| p.col).min().unwrap_or(0);
-        let q = positions
-            .iter()
-            .map(|p| p.row + 1 - first)
-            .max()
-            .unwrap_or(0);
-        if q < 2 {
-            continue;
-        }
-        let mut lam = vec![0.0; q * q];
-        for (k, pos) in positions.iter().enumerate() {
-            lam[(pos.col - first) * q + pos.row - first] = theta[offset + k];
-        }
-        let singular = (0..q).any(|j| lam[j * q + j].abs() < SINGULAR_TOL);
-        if !singular {
-            continue;
-        }
-        let sd: Vec<f64> = (0..q)
-            .map(|i| (0..q).map(|k| lam[k * q + i].powi(2)).sum::<f64>().sqrt())
-            .collect();
-        let largest = sd.iter().fold(0.0f64, |a, &v| a.max(v));
-        if largest <= 0.0 {
-            continue;
-        }
-        any = true;
-        for (k, pos) in positions.iter().enumerate() {
-            out[offset + k] = if pos.row == pos.col {
-                sd[pos.row - first].max(SINGULAR_RESTART_SD * largest)
-            } else {
-                0.0
-            };
-        }
-    }
-    any.then_some(out)
-}
-
-/// A diagonal θ element below this counts as zero for [`singular_face_restart`].
-const SINGULAR_TOL: f64 = 1e-4;
 
 struct ModelObjective<'m, 'a> {
     model: &'m mut LinearMixedModel<'a>,
