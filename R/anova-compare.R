@@ -34,9 +34,9 @@
 #'
 #' @param object A fitted model of class `"glmm"`.
 #' @param ... Further fitted models to compare with `object`. With one
-#'   model, other arguments are ignored with a warning (as lme4) when
-#'   unnamed, and are an error when named (`anova()` of a `glmm` fit has no
-#'   `type` or `test` argument).
+#'   model, any other argument is an error naming it (`anova()` of a `glmm`
+#'   fit has no `type` or `test` argument; lme4 ignores unnamed ones with a
+#'   warning).
 #' @param refit Logical: refit REML fits by maximum likelihood before
 #'   comparing (default)? With `refit = FALSE` their REML log-likelihoods are
 #'   used as they are. An error with one model.
@@ -67,7 +67,7 @@ anova.glmm <- function(object, ..., refit = TRUE, model.names = NULL) {
   if (!is.null(found)) {
     return(anova_compare(found$models, found$names, refit = refit))
   }
-  anova_warn_ignored(list(...), "anova() for one glmm fit")
+  anova_check_one_model_dots(list(...), "anova() for one glmm fit")
   anova_check_one_model_args(missing(refit), missing(model.names))
   anova_single_lme4(object)
 }
@@ -130,11 +130,11 @@ anova_expr_name <- function(expr) {
   paste(deparse(expr, width.cutoff = 500L, nlines = 5L), collapse = " ")
 }
 
-# Arguments of a one-model anova() that are not models: unnamed ones are
-# ignored with lme4's warning; named ones (a misspelled option, or one of
-# another package's anova methods such as test = "Chisq") are an error
-# naming them, since the table would not be the one asked for.
-anova_warn_ignored <- function(dots, method = "anova() for one model") {
+# Arguments of a one-model anova() that are not models are an error naming
+# them: named ones (a misspelled option, or one of another package's anova
+# methods such as test = "Chisq") and unnamed ones alike (lme4 ignores the
+# unnamed ones with a warning), since the table would not be the one asked for.
+anova_check_one_model_dots <- function(dots, method = "anova() for one model") {
   if (length(dots) == 0L) return(invisible(NULL))
   nms <- names(dots)
   if (is.null(nms)) nms <- character(length(dots))
@@ -143,10 +143,9 @@ anova_warn_ignored <- function(dots, method = "anova() for one model") {
     stop(method, " has no argument", if (length(named) > 1L) "s", " ",
          paste(sQuote(named, FALSE), collapse = ", "), call. = FALSE)
   }
-  warning("additional arguments ignored (", length(dots), " unnamed argument",
-          if (length(dots) > 1L) "s", " that ", if (length(dots) > 1L) "are" else "is",
-          " not a fitted model)", call. = FALSE)
-  invisible(NULL)
+  stop(method, " was given ", length(dots), " unnamed argument",
+       if (length(dots) > 1L) "s", " that ", if (length(dots) > 1L) "are" else "is",
+       " not a fitted model", call. = FALSE)
 }
 
 # `refit` and `model.names` concern the comparison of several models; given

@@ -23,8 +23,8 @@
 #'
 #' @param object A fitted model of class `"lmm"`.
 #' @param ... Further fitted models to compare with `object`. With one model,
-#'   other arguments are ignored with a warning (as lme4) when unnamed, and
-#'   are an error when named.
+#'   any other argument is an error naming it (lme4 ignores unnamed ones with
+#'   a warning).
 #' @param type Type of hypotheses for a single model: `"III"`, `"II"` or
 #'   `"I"`, also as `"3"`, `"2"`, `"1"` or the numbers 3, 2, 1 (no
 #'   abbreviations).
@@ -64,7 +64,7 @@ anova.lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),
     }
     return(anova_compare(found$models, found$names, refit = refit))
   }
-  anova_warn_ignored(list(...))
+  anova_check_one_model_dots(list(...))
   anova_check_one_model_args(missing(refit), missing(model.names))
   type_given <- !missing(type)
   type <- anova_type(type)

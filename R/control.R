@@ -299,9 +299,10 @@ match_choice <- function(arg) {
   choices[i]
 }
 
-# Warns that the arguments in `...` are not used, naming them (as they were
-# written in the call), after lme4's wording `prefix`.
-warn_unused <- function(..., prefix = "additional arguments ignored") {
+# An error naming the arguments in `...` (as they were written in the call)
+# that a method does not use: lme4 warns that they are ignored and goes on,
+# which hides a misspelled argument behind a result that was not asked for.
+stop_unused <- function(..., caller) {
   if (...length() == 0L) return(invisible(NULL))
   exprs <- as.list(substitute(list(...)))[-1L]
   nms <- names(exprs)
@@ -310,8 +311,8 @@ warn_unused <- function(..., prefix = "additional arguments ignored") {
     value <- paste(deparse(exprs[[i]], width.cutoff = 60L, nlines = 1L), collapse = "")
     if (nzchar(nms[i])) paste(nms[i], "=", value) else value
   }, "")
-  warning(prefix, ": ", paste(shown, collapse = ", "), call. = FALSE)
-  invisible(NULL)
+  stop(caller, ": unused argument", if (length(shown) > 1L) "s", " ",
+       paste(shown, collapse = ", "), call. = FALSE)
 }
 
 check_flag <- function(value, name, caller = NULL) {

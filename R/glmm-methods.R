@@ -23,10 +23,12 @@ fixef.glmm <- function(object, add.dropped = FALSE, ...) {
 #' @rdname ranef.lmm
 #' @method ranef glmm
 #' @export
-ranef.glmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
-  if (...length() > 0L) {
-    warning("additional arguments to ranef.glmm ignored: ",
-            paste(names(list(...)), collapse = ", "), call. = FALSE)
+ranef.glmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
+                       postVar = FALSE, ...) {
+  check_no_dots(..., caller = "ranef()")
+  if (!missing(postVar) && missing(condVar)) {
+    warning("'postVar' is deprecated: please use 'condVar' instead", call. = FALSE)
+    condVar <- postVar
   }
   mer_ranef(object, condVar, drop, whichel, class = c("ranef.glmm", "ranef.lmm"))
 }
@@ -35,10 +37,7 @@ ranef.glmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...
 #' @method coef glmm
 #' @export
 coef.glmm <- function(object, ...) {
-  if (...length() > 0L) {
-    warning("arguments named ", paste(sQuote(names(list(...))), collapse = ", "),
-            " ignored", call. = FALSE)
-  }
+  check_no_dots(..., caller = "coef()")
   mer_coef(object, class = c("coef.glmm", "coef.lmm"))
 }
 
@@ -50,7 +49,10 @@ ngrps.glmm <- function(object, ...) mer_ngrps(object)
 #' @rdname isSingular
 #' @method isSingular glmm
 #' @export
-isSingular.glmm <- function(x, tol = 1e-4, ...) mer_is_singular(x, tol)
+isSingular.glmm <- function(x, tol = 1e-4, ...) {
+  check_no_dots(..., caller = "isSingular()")
+  mer_is_singular(x, tol)
+}
 
 #' @rdname nobs.lmm
 #' @method nobs glmm
@@ -242,9 +244,13 @@ weights.glmm <- function(object, type = c("prior", "working"), ...) {
 #' @param object A fitted model of class `"glmm"`.
 #' @param correlation Logical: attach the correlation matrix as attribute
 #'   `"correlation"`?
+#' @param sigm Scale parameter at which to compute the `R_X`-based matrix
+#'   (default `sigma(object)`; lme4's argument). Given, it selects the `R_X`
+#'   matrix (`use.hessian = TRUE` with it is an error: the Hessian-based
+#'   matrix has no scale to set).
 #' @param use.hessian `NULL` (default: use the Hessian when available),
 #'   `TRUE` (use it; an error when the fit has none) or `FALSE` (use `R_X`).
-#' @param ... Ignored.
+#' @param ... Not used: any argument here is an error.
 #' @return A p x p matrix with the names of the fixed effects as dimnames.
 #'   lme4 returns the same numbers as a `Matrix` package object; this is a
 #'   base matrix.
@@ -258,8 +264,23 @@ weights.glmm <- function(object, type = c("prior", "working"), ...) {
 #' @importFrom stats vcov
 #' @method vcov glmm
 #' @export
-vcov.glmm <- function(object, correlation = FALSE, use.hessian = NULL, ...) {
+vcov.glmm <- function(object, correlation = FALSE, sigm = sigma(object),
+                      use.hessian = NULL, ...) {
+  check_no_dots(..., caller = "vcov()")
   hess <- glmm_hessian_info(object)
+  scale <- 1
+  if (!missing(sigm)) {
+    if (!is.numeric(sigm) || length(sigm) != 1L || !is.finite(sigm) || sigm < 0) {
+      stop("vcov(): 'sigm' must be a single non-negative number, not ",
+           deparse1(sigm), call. = FALSE)
+    }
+    if (isTRUE(use.hessian)) {
+      stop("vcov(): 'sigm' scales the matrix computed from R_X; the Hessian-based ",
+           "matrix (use.hessian = TRUE) has no scale to set", call. = FALSE)
+    }
+    use.hessian <- FALSE
+    scale <- (sigm / sigma(object))^2
+  }
   if (is.null(use.hessian)) use.hessian <- hess$available
   if (!is.logical(use.hessian) || length(use.hessian) != 1L || is.na(use.hessian)) {
     stop("'use.hessian' must be NULL, TRUE or FALSE", call. = FALSE)
@@ -270,7 +291,9 @@ vcov.glmm <- function(object, correlation = FALSE, use.hessian = NULL, ...) {
   }
   v <- glmm_vcov_rx(object)
   hess_ok <- hess$available && !hess$bad
-  if (!use.hessian && hess_ok && any(abs(v - hess$V) > 1e-4 * abs(hess$V))) {
+  if (scale != 1) {
+    v <- v * scale
+  } else if (!use.hessian && hess_ok && any(abs(v - hess$V) > 1e-4 * abs(hess$V))) {
     warning("variance-covariance matrix computed from finite-difference Hessian\n",
             "and from RX differ by >1e-04: consider 'use.hessian=TRUE'", call. = FALSE)
   }

@@ -284,10 +284,7 @@ mer_fixef <- function(object, add.dropped = FALSE) {
 #' @export
 ranef.lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
                       postVar = FALSE, ...) {
-  if (...length() > 0L) {
-    warning("additional arguments to ranef.lmm ignored: ",
-            paste(names(list(...)), collapse = ", "), call. = FALSE)
-  }
+  check_no_dots(..., caller = "ranef()")
   if (!missing(postVar) && missing(condVar)) {
     warning("'postVar' is deprecated: please use 'condVar' instead", call. = FALSE)
     condVar <- postVar
@@ -413,10 +410,7 @@ as.data.frame.ranef.lmm <- function(x, row.names = NULL, optional = FALSE, ...) 
 #' }
 #' @export
 coef.lmm <- function(object, ...) {
-  if (...length() > 0L) {
-    warning("arguments named ", paste(sQuote(names(list(...))), collapse = ", "),
-            " ignored", call. = FALSE)
-  }
+  check_no_dots(..., caller = "coef()")
   mer_coef(object, class = "coef.lmm")
 }
 

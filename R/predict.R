@@ -92,8 +92,8 @@
 #'   prediction (see Details)?
 #' @param ... Further arguments: lme4's `terms` (not implemented there
 #'   either) and its old spellings `ReForm`, `REForm`, `REform` of
-#'   `re.form` are errors; any other is ignored with lme4's warning
-#'   "unused arguments ignored".
+#'   `re.form` are errors, and so is any other (lme4 ignores those with a
+#'   warning, which hides a misspelled argument).
 #' @return A numeric vector named by the rows of `newdata` (or of the model
 #'   frame), padded with `NA` per `na.action`; with `se.fit = TRUE` a list
 #'   with components `fit` and `se.fit`, as `predict.lm()` returns.
@@ -149,10 +149,10 @@ predict.glmm <- function(object, newdata = NULL, re.form = NULL,
 }
 
 # Arguments of lme4's predict() (or simulate()) that ours does not take are
-# errors saying so; anything else in `...` is ignored with lme4's warning.
+# errors saying so, and so is anything else in `...`.
 # `unsupported`: lme4's arguments without an equivalent here, with the
 # reason.
-predict_check_dots <- function(..., unsupported = c(
+predict_check_dots <- function(..., caller = "predict()", unsupported = c(
                                  terms = "is not implemented for predictions of mixed models (nor by lme4)")) {
   nms <- ...names()
   if (!is.null(nms)) {
@@ -166,7 +166,7 @@ predict_check_dots <- function(..., unsupported = c(
       stop("'", known[1L], "' ", unsupported[[known[1L]]], call. = FALSE)
     }
   }
-  warn_unused(..., prefix = "unused arguments ignored")
+  stop_unused(..., caller = caller)
 }
 
 # The shared body of both methods. `explicit_na`: was `na.action` given (it

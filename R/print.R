@@ -79,7 +79,7 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
 #' @export
 summary.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "lme4"),
                         correlation = NULL, use.hessian = NULL, ...) {
-  warn_unused(...)
+  stop_unused(..., caller = "summary()")
   # lme4's argument: its standard errors of an LMM come from R_X whatever
   # use.hessian says, and TRUE is an error (no Hessian in beta); as vcov()
   vcov.lmm(object, use.hessian = use.hessian)
@@ -251,7 +251,7 @@ print.glmm <- function(x, digits = max(3, getOption("digits") - 3),
 #' @method summary glmm
 #' @export
 summary.glmm <- function(object, correlation = NULL, use.hessian = NULL, ...) {
-  warn_unused(...)
+  stop_unused(..., caller = "summary()")
   # lme4 takes the standard errors from vcov(use.hessian = use.hessian) and
   # the correlation shown from the default vcov(); the same matrix unless
   # use.hessian is given

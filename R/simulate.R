@@ -65,8 +65,8 @@
 #'   the fit, with a warning.
 #' @param ... Further arguments: lme4's `family`, `na.action`, `formula`,
 #'   `offset`, `cond.sim` and the old spellings `ReForm`, `REForm`, `REform`
-#'   of `re.form` are errors; any other is ignored with lme4's warning
-#'   "unused arguments ignored".
+#'   of `re.form` are errors, and so is any other (lme4 ignores those with a
+#'   warning, which hides a misspelled argument).
 #' @return A data frame with one column per simulation, named `sim_1`,
 #'   `sim_2`, ... (each a two-column matrix for a binomial `cbind()`
 #'   response), rows named as the model frame or `newdata`, padded with `NA`
@@ -111,10 +111,10 @@ simulate.glmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
                newparams)
 }
 
-# lme4's simulate() arguments that ours does not take are errors; others in
-# `...` are ignored with lme4's warning.
+# lme4's simulate() arguments that ours does not take, and any other argument
+# in `...`, are errors.
 simulate_check_dots <- function(...) {
-  predict_check_dots(..., unsupported = c(
+  predict_check_dots(..., caller = "simulate()", unsupported = c(
     family = "(another family than the fit's) is not supported: simulate from a model fitted with that family",
     na.action = "is not supported: rows of 'newdata' with missing fixed-effects variables are always left out",
     formula = "is not supported: simulate() takes a fitted model",

@@ -65,3 +65,31 @@ test_that("confint() of a bootmm object checks parm, level and its other argumen
   expect_error(confint(b, level = 95), "'level' must be a single number between 0 and 1")
   expect_error(confint(b, levle = 0.9), "does not use the argument\\(s\\) 'levle'")
 })
+
+test_that("glmm methods: vcov(sigm = ), isSingular(), ranef(postVar = ) and extra arguments", {
+  skip_if_not_installed("lme4")
+  cbpp <- lme4::cbpp
+  f <- cbind(incidence, size - incidence) ~ period + (1 | herd)
+  fit <- glmm(f, cbpp, family = binomial)
+  ref <- suppressWarnings(lme4::glmer(f, cbpp, family = binomial,
+                                      control = glmer_reference_control()))
+  # lme4: sigm scales the R_X-based matrix; our R_X at our optimum against
+  # lme4's at its full-precision one (the optima agree to ~1e-7)
+  # (use.hessian = FALSE warns, as lme4's does, that R_X's matrix differs from
+  # the Hessian's)
+  expect_equal(vcov(fit, sigm = 2), 4 * suppressWarnings(vcov(fit, use.hessian = FALSE)),
+               tolerance = 1e-14)
+  expect_equal(unname(vcov(fit, sigm = 2)),
+               unname(as.matrix(suppressWarnings(
+                 lme4::vcov.merMod(ref, sigm = 2, use.hessian = FALSE)))),
+               tolerance = 1e-5)
+  expect_error(vcov(fit, sigm = 2, use.hessian = TRUE), "has no scale to set")
+  expect_error(vcov(fit, sigm = NA), "'sigm' must be a single non-negative number")
+  expect_error(vcov(fit, foo = 1), "vcov\\(\\) does not use the argument\\(s\\) 'foo'")
+  expect_error(isSingular(fit, tl = 1), "isSingular\\(\\) does not use the argument\\(s\\) 'tl'")
+  expect_identical(isSingular(fit, tol = 1e-4), lme4::isSingular(ref, tol = 1e-4))
+  expect_warning(r <- ranef(fit, postVar = FALSE), "'postVar' is deprecated")
+  expect_null(attr(r$herd, "postVar"))
+  expect_error(ranef(fit, foo = 1), "ranef\\(\\) does not use the argument\\(s\\) 'foo'")
+  expect_error(coef(fit, foo = 1), "coef\\(\\) does not use the argument\\(s\\) 'foo'")
+})

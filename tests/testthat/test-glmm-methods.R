@@ -160,7 +160,7 @@ test_that("methods agree with lme4 for a binomial cbind() fit (cbpp)", {
   expect_equal(vcov(s_rx), vcov(fit))
   expect_error(logLik(fit, REML = TRUE), "REML")
   expect_false(is.null(attr(ranef(fit, condVar = TRUE)$herd, "postVar")))
-  expect_warning(summary(fit, foo = 1), "additional arguments ignored")
+  expect_error(summary(fit, foo = 1), "summary\\(\\): unused argument foo = 1")
 })
 
 test_that("methods agree with lme4 for a proportion response with weights", {
@@ -277,7 +277,7 @@ test_that("predict() rejects an unknown type and warns about unused arguments", 
   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
               family = binomial, data = cbpp)
   expect_error(predict(fit, type = "terms"), "'type' must be one of")
-  expect_warning(predict(fit, foo = 1), "unused arguments ignored")
+  expect_error(predict(fit, foo = 1), "predict\\(\\): unused argument foo = 1")
 })
 
 test_that("update() refits through the stored call", {

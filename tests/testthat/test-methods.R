@@ -310,5 +310,5 @@ test_that("summary() returns the pieces lme4's summary has", {
   expect_equal(s$residuals, s_ref$residuals, tolerance = 1e-4)
   expect_equal(s$ngrps, s_ref$ngrps)
   expect_equal(s$sigma, s_ref$sigma, tolerance = 1e-3)
-  expect_warning(summary(pair$fit, foo = 1), "additional arguments ignored")
+  expect_error(summary(pair$fit, foo = 1), "summary\\(\\): unused argument foo = 1")
 })

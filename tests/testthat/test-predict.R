@@ -146,7 +146,7 @@ test_that("glmm predictions match lme4 on the link and response scales", {
   }
   expect_equal(predict(pair$fit, cbpp, type = "response"), fitted(pair$fit), tolerance = 1e-8)
   expect_error(predict(pair$fit, nd, type = "terms"), "'type' must be one of")
-  expect_warning(predict(pair$fit, nd, foo = 1), "unused arguments ignored")
+  expect_error(predict(pair$fit, nd, foo = 1), "predict\\(\\): unused argument foo = 1")
 
   # Poisson with an offset() term
   po <- fit_glmm_pair(quote(glmm(incidence ~ period + offset(log(size)) + (1 | herd),
@@ -289,7 +289,7 @@ test_that("bad inputs give errors naming the cause", {
   expect_error(predict(fit, allow.new.levels = NA), "'allow.new.levels' must be TRUE or FALSE")
   expect_error(predict(fit, se.fit = "yes"), "'se.fit' must be TRUE or FALSE")
   expect_error(predict(fit, na.action = 3), "'na.action' must be a function")
-  expect_warning(predict(fit, foo = 1), "unused arguments ignored")
+  expect_error(predict(fit, foo = 1), "predict\\(\\): unused argument foo = 1")
   # lme4's arguments that ours does not take are errors saying so
   expect_error(predict(fit, REform = NA), "'REform' is lme4's old name of 're.form'")
   expect_error(predict(fit, ReForm = NA), "'ReForm' is lme4's old name of 're.form'")

@@ -184,5 +184,5 @@ test_that("bad arguments give clear errors", {
   expect_error(simulate(fit, re.form = ~ (1 | foo)), "not a variable of the model")
   expect_error(simulate(fit, weights = 1:3), "'weights' must be positive numbers, one per row")
   expect_error(simulate(fit, newdata = data.frame(Subject = "308")), "variable 'Days' needed by")
-  expect_warning(simulate(fit, seed = 1, foo = 2), "unused arguments ignored")
+  expect_error(simulate(fit, seed = 1, foo = 2), "simulate\\(\\): unused argument foo = 2")
 })
