@@ -250,7 +250,9 @@ weights.glmm <- function(object, type = c("prior", "working"), ...) {
 #'   matrix has no scale to set).
 #' @param use.hessian `NULL` (default: use the Hessian when available),
 #'   `TRUE` (use it; an error when the fit has none) or `FALSE` (use `R_X`).
-#' @param ... Not used: any argument here is an error.
+#' @param ... Not used. Accepted because other packages' code passes its own
+#'   arguments on to `vcov()` (emmeans passes `complete`, `misc` and
+#'   `options`), as `vcov()` of an `lmm()` fit and lme4's method accept them.
 #' @return A p x p matrix with the names of the fixed effects as dimnames.
 #'   lme4 returns the same numbers as a `Matrix` package object; this is a
 #'   base matrix.
@@ -266,7 +268,6 @@ weights.glmm <- function(object, type = c("prior", "working"), ...) {
 #' @export
 vcov.glmm <- function(object, correlation = FALSE, sigm = sigma(object),
                       use.hessian = NULL, ...) {
-  check_no_dots(..., caller = "vcov()")
   hess <- glmm_hessian_info(object)
   scale <- 1
   if (!missing(sigm)) {

@@ -85,7 +85,6 @@ test_that("glmm methods: vcov(sigm = ), isSingular(), ranef(postVar = ) and extr
                tolerance = 1e-5)
   expect_error(vcov(fit, sigm = 2, use.hessian = TRUE), "has no scale to set")
   expect_error(vcov(fit, sigm = NA), "'sigm' must be a single non-negative number")
-  expect_error(vcov(fit, foo = 1), "vcov\\(\\) does not use the argument\\(s\\) 'foo'")
   expect_error(isSingular(fit, tl = 1), "isSingular\\(\\) does not use the argument\\(s\\) 'tl'")
   expect_identical(isSingular(fit, tol = 1e-4), lme4::isSingular(ref, tol = 1e-4))
   expect_warning(r <- ranef(fit, postVar = FALSE), "'postVar' is deprecated")
