@@ -26,10 +26,7 @@ fixef.glmm <- function(object, add.dropped = FALSE, ...) {
 ranef.glmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
                        postVar = FALSE, ...) {
   check_no_dots(..., caller = "ranef()")
-  if (!missing(postVar) && missing(condVar)) {
-    warning("'postVar' is deprecated: please use 'condVar' instead", call. = FALSE)
-    condVar <- postVar
-  }
+  condVar <- ranef_cond_var(condVar, postVar, missing(condVar), missing(postVar))
   mer_ranef(object, condVar, drop, whichel, class = c("ranef.glmm", "ranef.lmm"))
 }
 

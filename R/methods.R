@@ -285,11 +285,16 @@ mer_fixef <- function(object, add.dropped = FALSE) {
 ranef.lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
                       postVar = FALSE, ...) {
   check_no_dots(..., caller = "ranef()")
-  if (!missing(postVar) && missing(condVar)) {
-    warning("'postVar' is deprecated: please use 'condVar' instead", call. = FALSE)
-    condVar <- postVar
-  }
+  condVar <- ranef_cond_var(condVar, postVar, missing(condVar), missing(postVar))
   mer_ranef(object, condVar, drop, whichel, class = "ranef.lmm")
+}
+
+# lme4's `postVar`: the deprecated name of `condVar`, used (with lme4's
+# warning) when given without `condVar`.
+ranef_cond_var <- function(condVar, postVar, cond_missing, post_missing) {
+  if (post_missing || !cond_missing) return(condVar)
+  warning("'postVar' is deprecated: please use 'condVar' instead", call. = FALSE)
+  postVar
 }
 
 # Conditional modes as one data frame per grouping factor (lme4's layout),

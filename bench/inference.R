@@ -9,6 +9,7 @@ suppressPackageStartupMessages({
   library(lmerTest)
   library(mixedrs)
 })
+source(file.path("bench", "suite.R"))  # write_results_section(), write_readme_block()
 data("sleepstudy", "cake", "InstEval", "cbpp", package = "lme4")
 
 set.seed(11)
@@ -116,18 +117,6 @@ info <- sprintf(paste("Median of alternating repetitions in one R %s process on 
                 packageVersion("lme4"), packageVersion("lmerTest"), packageVersion("pbkrtest"),
                 packageVersion("mixedrs"))
 
-results <- file.path("bench", "RESULTS.md")
-old <- if (file.exists(results)) readLines(results) else character()
-cut <- grep("^## Inference and prediction", old)
-if (length(cut)) old <- old[seq_len(cut[1L] - 1L)]
-while (length(old) && old[length(old)] == "") old <- old[-length(old)]
-writeLines(c(old, "", "## Inference and prediction", "", info, "", table_lines), results)
-
-readme <- readLines("README.md")
-start <- grep("<!-- bench-inference:start -->", readme, fixed = TRUE)
-end <- grep("<!-- bench-inference:end -->", readme, fixed = TRUE)
-if (length(start) == 1L && length(end) == 1L && end > start) {
-  readme <- c(readme[seq_len(start)], info, "", table_lines, readme[end:length(readme)])
-  writeLines(readme, "README.md")
-}
+write_results_section("## Inference and prediction", c(info, "", table_lines))
+write_readme_block("bench-inference", c(info, "", table_lines))
 cat("\nwrote the inference table to bench/RESULTS.md and the README\n")

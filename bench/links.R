@@ -11,6 +11,7 @@ suppressPackageStartupMessages({
   library(lme4)
   library(mixedrs)
 })
+source(file.path("bench", "suite.R"))  # write_results_section(), write_readme_block()
 set.seed(20240601)
 reps <- as.integer(Sys.getenv("MIXEDRS_LINKS_REPS", "3"))
 n <- 20000
@@ -71,22 +72,6 @@ info <- sprintf(paste("Median of %d fits in one R %s process on %d cores (%s); g
                 reps, format(getRversion()), parallel::detectCores(), format(Sys.Date()),
                 packageVersion("lme4"), packageVersion("mixedrs"))
 
-results <- file.path("bench", "RESULTS.md")
-old <- if (file.exists(results)) readLines(results) else character()
-cut <- grep("^## Non-canonical links", old)
-if (length(cut)) {
-  nxt <- grep("^## ", old)
-  nxt <- nxt[nxt > cut[1L]]
-  old <- c(old[seq_len(cut[1L] - 1L)], if (length(nxt)) old[nxt[1L]:length(old)])
-}
-while (length(old) && old[length(old)] == "") old <- old[-length(old)]
-writeLines(c(old, "", "## Non-canonical links", "", info, "", table_lines), results)
-
-readme <- readLines("README.md")
-start <- grep("<!-- bench-links:start -->", readme, fixed = TRUE)
-end <- grep("<!-- bench-links:end -->", readme, fixed = TRUE)
-if (length(start) == 1L && length(end) == 1L && end > start) {
-  readme <- c(readme[seq_len(start)], info, "", table_lines, readme[end:length(readme)])
-  writeLines(readme, "README.md")
-}
+write_results_section("## Non-canonical links", c(info, "", table_lines))
+write_readme_block("bench-links", c(info, "", table_lines))
 cat("\nwrote bench/RESULTS.md and the README's links table\n")

@@ -82,3 +82,29 @@ warm_up <- function(m, pkg) {
   )
   fit_model(list(formula = y ~ x + (1 | g), data = d, family = m$family), pkg)
 }
+
+# Replaces the section `heading` ("## ...") of bench/RESULTS.md by `lines` (or appends it),
+# keeping the other sections: each benchmark script owns one section.
+write_results_section <- function(heading, lines) {
+  results <- file.path("bench", "RESULTS.md")
+  old <- if (file.exists(results)) readLines(results) else character()
+  at <- match(heading, old)
+  if (!is.na(at)) {
+    nxt <- grep("^## ", old)
+    nxt <- nxt[nxt > at]
+    old <- c(old[seq_len(at - 1L)], if (length(nxt)) old[nxt[1L]:length(old)])
+  }
+  while (length(old) && old[length(old)] == "") old <- old[-length(old)]
+  writeLines(c(old, "", heading, "", lines), results)
+}
+
+# Replaces what stands between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->`
+# markers by `lines`; nothing happens without both markers.
+write_readme_block <- function(name, lines) {
+  readme <- readLines("README.md")
+  start <- grep(sprintf("<!-- %s:start -->", name), readme, fixed = TRUE)
+  end <- grep(sprintf("<!-- %s:end -->", name), readme, fixed = TRUE)
+  if (length(start) == 1L && length(end) == 1L && end > start) {
+    writeLines(c(readme[seq_len(start)], lines, readme[end:length(readme)]), "README.md")
+  }
+}
