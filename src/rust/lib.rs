@@ -14,6 +14,7 @@ pub mod family;
 pub mod glmm;
 pub mod linpred;
 pub mod lmm;
+pub mod model;
 pub mod nelder_mead;
 pub mod optim;
 pub mod profile;

@@ -46,6 +46,9 @@ pub struct LinearMixedModel<'a> {
 pub struct LmmFit {
     /// Covariance parameters (lme4's layout).
     pub theta: Vec<f64>,
+    /// The optimizer's parameters (`par`, in each term's covariance structure; `= theta` for
+    /// unstructured terms).
+    pub par: Vec<f64>,
     /// Fixed effects.
     pub beta: Vec<f64>,
     /// Spherical random effects, terms in input order, each level-major.
@@ -148,7 +151,25 @@ impl<'a> LinearMixedModel<'a> {
         }
     }
 
-    /// Optimizes θ from `start` and returns the estimates. Without a start, see
+    /// The criterion at the optimizer's parameters `par` (see [`ReStructure::theta_from_par`]).
+    pub fn objective_at_par(&mut self, par: &[f64]) -> f64 {
+        if self.re.all_unstructured() {
+            return self.objective_at(par);
+        }
+        let theta = self.re.theta_of(par);
+        self.objective_at(&theta)
+    }
+
+    /// Estimates at the optimizer's parameters `par`.
+    pub fn estimates_at_par(&mut self, par: &[f64]) -> Result<LmmFit> {
+        let theta = self.re.theta_of(par);
+        let mut fit = self.estimates(&theta)?;
+        fit.par = par.to_vec();
+        Ok(fit)
+    }
+
+    /// Optimizes the covariance parameters (`par`) from `start` and returns the estimates.
+    /// Without a start, see
     /// [`needs_second_start`]: small models start from lme4's start (θ = identity), large ones
     /// from the moment estimate ([`start::moment_start`]), and the other start is tried as well
     /// where the optimum found may not be the best; the better optimum is kept.
@@ -158,7 +179,9 @@ impl<'a> LinearMixedModel<'a> {
         opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<LmmFit> {
-        let lower = self.re.lower_bounds();
+        let lower = self.re.par_lower();
+        let upper = self.re.par_upper();
+        let bounds = (lower.as_slice(), upper.as_slice());
         let given = |theta: &[f64]| {
             let mut o = opts.clone();
             o.rhobeg = given_start_radius(theta, opts.rhobeg);
@@ -166,38 +189,33 @@ impl<'a> LinearMixedModel<'a> {
         };
         let mut summary = match start {
             Some(s) => {
-                if s.len() != self.re.n_theta() {
-                    return invalid(format!(
-                        "'start' has length {}, the model has {} covariance parameters",
-                        s.len(),
-                        self.re.n_theta()
-                    ));
-                }
-                self.minimize_from(s, &lower, &given(s), progress)?
+                self.re.check_par(s, "start")?;
+                self.minimize_from(s, bounds, &given(s), progress)?
             }
             None => {
-                let identity = self.re.default_theta();
+                let identity = self.re.default_par();
                 let moment = start::moment_start(
                     &self.cp,
                     &self.re,
                     opts.rhobeg,
                     start::START_RADIUS_FACTOR,
                     None,
-                );
+                )
+                .map(|(theta0, radius)| (self.re.par_from_theta(&theta0), radius));
                 let moment_opts = |radius: f64| {
                     let mut o = opts.clone();
                     o.rhobeg = radius;
                     o
                 };
                 match moment {
-                    None => self.minimize_from(&identity, &lower, &given(&identity), progress)?,
+                    None => self.minimize_from(&identity, bounds, &given(&identity), progress)?,
                     Some((theta0, radius)) if self.re.n_random() <= SMALL_MODEL_RANDOM_EFFECTS => {
                         let first =
-                            self.minimize_from(&identity, &lower, &given(&identity), progress)?;
+                            self.minimize_from(&identity, bounds, &given(&identity), progress)?;
                         if needs_second_start(&self.re, &first, None) {
                             let other = self.minimize_from(
                                 &theta0,
-                                &lower,
+                                bounds,
                                 &moment_opts(radius),
                                 progress,
                             )?;
@@ -208,10 +226,10 @@ impl<'a> LinearMixedModel<'a> {
                     }
                     Some((theta0, radius)) => {
                         let first =
-                            self.minimize_from(&theta0, &lower, &moment_opts(radius), progress)?;
+                            self.minimize_from(&theta0, bounds, &moment_opts(radius), progress)?;
                         if needs_second_start(&self.re, &first, Some((&theta0, radius))) {
                             let other =
-                                self.minimize_from(&identity, &lower, &given(&identity), progress)?;
+                                self.minimize_from(&identity, bounds, &given(&identity), progress)?;
                             keep_better(first, other)
                         } else {
                             first
@@ -227,10 +245,10 @@ impl<'a> LinearMixedModel<'a> {
         if let Some(restart) = start::singular_face_restart(&self.re, &summary.theta) {
             let mut re_opts = opts.clone();
             re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
-            let other = self.minimize_from(&restart, &lower, &re_opts, progress)?;
+            let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
             summary = keep_better(summary, other);
         }
-        let mut fit = self.estimates(&summary.theta)?;
+        let mut fit = self.estimates_at_par(&summary.theta)?;
         fit.opt = summary;
         Ok(fit)
     }
@@ -238,7 +256,7 @@ impl<'a> LinearMixedModel<'a> {
     fn minimize_from(
         &mut self,
         start: &[f64],
-        lower: &[f64],
+        (lower, upper): (&[f64], &[f64]),
         opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<OptSummary> {
@@ -246,7 +264,7 @@ impl<'a> LinearMixedModel<'a> {
             model: self,
             progress,
         };
-        optim::minimize(&mut obj, start, lower, opts)
+        optim::minimize_within(&mut obj, start, lower, upper, opts)
     }
 
     /// Estimates at a given θ: β, random effects, σ, deviance components, fitted values.
@@ -284,6 +302,7 @@ impl<'a> LinearMixedModel<'a> {
 
         Ok(LmmFit {
             theta: theta.to_vec(),
+            par: self.re.par_from_theta(theta),
             beta,
             u,
             b: b_terms,
@@ -338,12 +357,7 @@ pub fn needs_second_start(
     if first.code != 0 || first.grad_check_failed {
         return true;
     }
-    let near = |theta: &[f64], limit: f64| {
-        theta
-            .iter()
-            .zip(&re.theta_pos)
-            .any(|(t, pos)| pos.row == pos.col && t.abs() <= limit)
-    };
+    let near = |par: &[f64], limit: f64| re.par_has_small_sd(par, limit);
     near(&first.theta, NEAR_BOUNDARY)
         || moment.is_some_and(|(start, radius)| near(start, radius.max(NEAR_BOUNDARY)))
 }
@@ -386,8 +400,8 @@ struct ModelObjective<'m, 'a> {
 }
 
 impl Objective for ModelObjective<'_, '_> {
-    fn eval(&mut self, theta: &[f64]) -> f64 {
-        self.model.objective_at(theta)
+    fn eval(&mut self, par: &[f64]) -> f64 {
+        self.model.objective_at_par(par)
     }
 
     fn after_eval(&mut self, count: usize, theta: &[f64], value: f64) -> Stop {

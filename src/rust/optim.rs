@@ -1,7 +1,9 @@
 //! Minimizing the profiled deviance over θ, and checking that the minimum is one.
 //!
-//! BOBYQA (Powell's bound-constrained quadratic-model method, through the `bobyqa` crate) with
-//! lower bounds 0 on the diagonal elements of the relative covariance factors, as lme4 does. After
+//! BOBYQA (Powell's bound-constrained quadratic-model method, through the `bobyqa` crate) within
+//! the bounds of the covariance parameters (lower bounds 0 on standard deviations and on the
+//! diagonal elements of unstructured factors, as lme4 has them; correlation parameters of
+//! structured terms in an interval). After
 //! it stops, three checks that lme4 also makes, done so that they do not cry wolf:
 //!
 //! 1. *boundary*: an estimate within `boundary_tol` of its bound is tried on the bound and kept
@@ -54,6 +56,8 @@ pub struct OptSummary {
     pub start: Vec<f64>,
     /// Lower bounds of θ.
     pub lower: Vec<f64>,
+    /// Upper bounds of θ (`+∞` where there is none).
+    pub upper: Vec<f64>,
     /// Final θ.
     pub theta: Vec<f64>,
     /// Objective at the final θ.
@@ -126,20 +130,26 @@ impl<O: Objective> Counted<'_, O> {
 fn run_bobyqa<O: Objective>(
     f: &mut Counted<'_, O>,
     x: &mut [f64],
-    lower: &[f64],
+    (lower, upper): (&[f64], &[f64]),
     rhobeg: f64,
     opts: &OptimOptions,
     budget: usize,
 ) -> Result<(f64, Status)> {
     let n = x.len();
+    // BOBYQA needs every interval at least 2 rhobeg wide (a correlation's is about 2).
+    let narrowest = lower
+        .iter()
+        .zip(upper)
+        .map(|(l, u)| u - l)
+        .fold(f64::INFINITY, f64::min);
+    let rhobeg = rhobeg.min(0.5 * narrowest);
     let mut config = Config::new(n);
     config.rho_begin = rhobeg;
     config.rho_end = opts.rhoend.min(rhobeg);
     config.max_fun = budget.max(config.npt + 2);
     let mut solver = Bobyqa::new(n, config)
         .map_err(|s| MixedError::Optimizer(format!("BOBYQA could not start: {s}")))?;
-    let upper = vec![f64::INFINITY; n];
-    let outcome = solver.minimize(|t| f.eval(t), x, lower, &upper);
+    let outcome = solver.minimize(|t| f.eval(t), x, lower, upper);
     if f.interrupted {
         return Err(MixedError::Optimizer("interrupted by the user".into()));
     }
@@ -172,8 +182,25 @@ pub fn minimize<O: Objective>(
     lower: &[f64],
     opts: &OptimOptions,
 ) -> Result<OptSummary> {
+    let upper = vec![f64::INFINITY; start.len()];
+    minimize_within(obj, start, lower, &upper, opts)
+}
+
+/// Minimizes `obj` over `lower ≤ θ ≤ upper` from `start` and checks the result.
+pub fn minimize_within<O: Objective>(
+    obj: &mut O,
+    start: &[f64],
+    lower: &[f64],
+    upper: &[f64],
+    opts: &OptimOptions,
+) -> Result<OptSummary> {
     let n = start.len();
-    let mut theta: Vec<f64> = start.iter().zip(lower).map(|(&s, &l)| s.max(l)).collect();
+    let mut theta: Vec<f64> = start
+        .iter()
+        .zip(lower.iter().zip(upper))
+        .map(|(&s, (&l, &u))| s.max(l).min(u))
+        .collect();
+    let bounds = (lower, upper);
     let mut f = Counted {
         obj,
         count: 0,
@@ -182,10 +209,12 @@ pub fn minimize<O: Objective>(
     let mut summary = OptSummary {
         start: start.to_vec(),
         lower: lower.to_vec(),
+        upper: upper.to_vec(),
         starts_tried: 1,
         ..Default::default()
     };
-    let (mut fmin, status) = run_bobyqa(&mut f, &mut theta, lower, opts.rhobeg, opts, opts.maxfun)?;
+    let (mut fmin, status) =
+        run_bobyqa(&mut f, &mut theta, bounds, opts.rhobeg, opts, opts.maxfun)?;
     let (code, message) = status_code(status);
     summary.code = code;
     summary.message = message;
@@ -196,8 +225,12 @@ pub fn minimize<O: Objective>(
         let mut moved = false;
         for i in 0..n {
             let gap = trial[i] - lower[i];
+            let gap_up = upper[i] - trial[i];
             if lower[i].is_finite() && gap > 0.0 && gap < opts.boundary_tol {
                 trial[i] = lower[i];
+                moved = true;
+            } else if upper[i].is_finite() && gap_up > 0.0 && gap_up < opts.boundary_tol {
+                trial[i] = upper[i];
                 moved = true;
             }
         }
@@ -213,13 +246,20 @@ pub fn minimize<O: Objective>(
     // 2. Estimates on their bound: restart if moving off the bound helps.
     let step = 1e-4;
     let on_bound: Vec<usize> = (0..n)
-        .filter(|&i| lower[i].is_finite() && theta[i] == lower[i])
+        .filter(|&i| {
+            (lower[i].is_finite() && theta[i] == lower[i])
+                || (upper[i].is_finite() && theta[i] == upper[i])
+        })
         .collect();
     if !on_bound.is_empty() && summary.code == 0 {
         let mut improves = false;
         for &i in &on_bound {
             let mut t = theta.clone();
-            t[i] += step;
+            if theta[i] == lower[i] {
+                t[i] += step;
+            } else {
+                t[i] -= step;
+            }
             if f.eval(&t) < fmin {
                 improves = true;
             }
@@ -227,7 +267,7 @@ pub fn minimize<O: Objective>(
         if improves {
             let mut t = theta.clone();
             let budget = opts.maxfun.saturating_sub(f.count).max(4 * n + 10);
-            let (fr, st) = run_bobyqa(&mut f, &mut t, lower, 1e-3, opts, budget)?;
+            let (fr, st) = run_bobyqa(&mut f, &mut t, bounds, 1e-3, opts, budget)?;
             if fr < fmin {
                 theta = t;
                 fmin = fr;
@@ -238,8 +278,10 @@ pub fn minimize<O: Objective>(
         }
     }
 
-    summary.singular =
-        (0..n).any(|i| lower[i].is_finite() && theta[i] - lower[i] < opts.singular_tol);
+    summary.singular = (0..n).any(|i| {
+        (lower[i].is_finite() && theta[i] - lower[i] < opts.singular_tol)
+            || (upper[i].is_finite() && upper[i] - theta[i] < opts.singular_tol)
+    });
 
     // 3. Gradient check at an interior optimum.
     if opts.calc_derivs && !summary.singular && summary.code == 0 {
@@ -247,7 +289,7 @@ pub fn minimize<O: Objective>(
         if check.failed {
             let mut t = theta.clone();
             let budget = opts.maxfun.saturating_sub(f.count).max(4 * n + 10);
-            let (fr, _) = run_bobyqa(&mut f, &mut t, lower, 1e-3, opts, budget)?;
+            let (fr, _) = run_bobyqa(&mut f, &mut t, bounds, 1e-3, opts, budget)?;
             if fr < fmin {
                 theta = t;
                 fmin = fr;
@@ -286,8 +328,9 @@ fn gradient_check<O: Objective>(
     f0: f64,
     opts: &OptimOptions,
 ) -> GradCheck {
+    let step = FD_STEP;
     let mut eval = |t: &[f64]| f.eval(t);
-    let steps = fd_gradient(&mut eval, theta, FD_STEP);
+    let steps = fd_gradient(&mut eval, theta, step);
     let gradient = steps.gradient.clone();
     let (max_abs, component) = max_abs_index(&gradient);
     if max_abs.is_finite() && max_abs < opts.grad_tol {
@@ -302,7 +345,7 @@ fn gradient_check<O: Objective>(
     // The profiled deviance of an LMM is a deterministic function of θ, so the gradient's
     // evaluations are reused for the Hessian's diagonal (the GLMM derivatives use the same
     // points, listed up front so that they can be shared out over threads: `fd_points`).
-    let hessian = fd_hessian_from(&mut eval, theta, f0, FD_STEP, &steps);
+    let hessian = fd_hessian_from(&mut eval, theta, f0, step, &steps);
     let (max_stat, component) = gradient_statistic(&gradient, &hessian);
     GradCheck {
         gradient,

@@ -7,6 +7,7 @@ use crate::glmm::{
     GeneralizedLinearMixedModel, GlmmFit, GlmmOptions, PirlsOptions, StageOptimizer,
 };
 use crate::lmm::{LinearMixedModel, LmmFit};
+use crate::model::covariance::{Covariance, ParRole, Structure};
 use crate::optim::{OptSummary, OptimOptions, Stop};
 use crate::spec::{ModelSpec, RandomTerm};
 use crate::{rbind_condvar, rbind_ddf, rbind_resample};
@@ -95,6 +96,8 @@ pub(crate) fn summary_to_list(opt: &OptSummary) -> Robj {
     list!(
         start = opt.start.clone(),
         theta = opt.theta.clone(),
+        lower = opt.lower.clone(),
+        upper = opt.upper.clone(),
         fmin = opt.fmin,
         feval = opt.feval as i32,
         starts = opt.starts_tried as i32,
@@ -113,6 +116,7 @@ fn fit_to_list(fit: &LmmFit) -> Robj {
     let opt_list = summary_to_list(&fit.opt);
     list!(
         theta = fit.theta.clone(),
+        par = fit.par.clone(),
         beta = fit.beta.clone(),
         u = fit.u.clone(),
         b = b,
@@ -179,11 +183,41 @@ pub(crate) struct RInputs {
     offset: Robj,
     /// `(codes, n_levels, z, q, factor_id)` per term.
     pub(crate) terms: Vec<(Robj, usize, Robj, usize, usize)>,
+    /// Each term's covariance parameterisation.
+    pub(crate) covariances: Vec<Covariance>,
+}
+
+/// A term's covariance parameterisation from its optional elements `cov` (structure code, see
+/// [`Structure::from_code`]; absent: unstructured) and `hom` (logical), named by `label`.
+fn term_covariance(t: &Robj, q: usize, index: usize) -> Result<Covariance> {
+    let code = t.dollar("cov").ok().filter(|v| !v.is_null());
+    let Some(code) = code else {
+        return Ok(Covariance::unstructured(q));
+    };
+    let code = code
+        .as_integer()
+        .ok_or_else(|| other("internal: 'cov' must be an integer code"))?;
+    let hom = match t.dollar("hom").ok().filter(|v| !v.is_null()) {
+        Some(h) => h
+            .as_bool()
+            .ok_or_else(|| other("internal: 'hom' must be TRUE or FALSE"))?,
+        None => false,
+    };
+    let label = match t
+        .dollar("label")
+        .ok()
+        .and_then(|l| l.as_str().map(String::from))
+    {
+        Some(l) => l,
+        None => format!("{}", index + 1),
+    };
+    Covariance::new(Structure::from_code(code).map_err(err)?, hom, q, &label).map_err(err)
 }
 
 impl RInputs {
     /// `terms` is a list of lists with elements `codes` (1-based factor codes), `n_levels`,
-    /// `z` (double `n × q`), `q` and `factor_id`.
+    /// `z` (double `n × q`), `q` and `factor_id`, and optionally `cov`, `hom` and `label` (the
+    /// term's covariance structure, see [`term_covariance`]).
     pub(crate) fn new(
         y: Robj,
         x: Robj,
@@ -194,7 +228,9 @@ impl RInputs {
     ) -> Result<Self> {
         let list = List::try_from(&terms).map_err(|_| other("internal: 'terms' must be a list"))?;
         let mut parts = Vec::with_capacity(list.len());
-        for t in list.values() {
+        let mut covariances = Vec::with_capacity(list.len());
+        for (index, t) in list.values().enumerate() {
+            covariances.push(term_covariance(&t, count(&field(&t, "q")?, "q")?, index)?);
             parts.push((
                 field(&t, "codes")?,
                 count(&field(&t, "n_levels")?, "n_levels")?,
@@ -210,6 +246,7 @@ impl RInputs {
             weights,
             offset,
             terms: parts,
+            covariances,
         })
     }
 
@@ -235,6 +272,7 @@ impl RInputs {
             optional_doubles(&self.offset, "offset")?,
             re_terms,
         )
+        .and_then(|spec| spec.with_covariances(self.covariances.clone()))
         .map_err(err)
     }
 }
@@ -289,9 +327,82 @@ fn lmm_deviance_rs(
     let mut model =
         LinearMixedModel::new(inputs.spec()?, reml, faer::Par::rayon(0)).map_err(err)?;
     let th = doubles(&theta, "theta")?;
-    let k = model.re.n_theta().max(1);
-    let values: Vec<f64> = th.chunks(k).map(|t| model.objective_at(t)).collect();
+    let k = model.re.n_par().max(1);
+    let values: Vec<f64> = th.chunks(k).map(|t| model.objective_at_par(t)).collect();
     Ok(Robj::from(values))
+}
+
+/// The covariance parameterisation of each term, as R needs it to name, check and count the
+/// parameters: `terms` is a list of lists with `q` and the optional `cov`, `hom`, `label` (as for
+/// the fit). Per term: `n_par`, `lower`, `upper`, `start` (lme4's), and per parameter its `role`
+/// (`"factor"`, `"sd"`, `"rho"`, `"pacf"`), `row` and `col` (1-based columns of the term; 0 for a
+/// homogeneous sd; the lag in `row` for `"pacf"`).
+/// @noRd
+#[extendr]
+fn covariance_layout_rs(terms: Robj) -> Result<Robj> {
+    let list = List::try_from(&terms).map_err(|_| other("internal: 'terms' must be a list"))?;
+    let mut out = Vec::with_capacity(list.len());
+    for (index, t) in list.values().enumerate() {
+        let c = term_covariance(&t, count(&field(&t, "q")?, "q")?, index)?;
+        let roles = c.roles();
+        let (mut role, mut row, mut col) = (Vec::new(), Vec::new(), Vec::new());
+        for r in &roles {
+            let (name, i, j) = match *r {
+                ParRole::Factor { row, col } => ("factor", row + 1, col + 1),
+                ParRole::Sd(Some(k)) => ("sd", k + 1, k + 1),
+                ParRole::Sd(None) => ("sd", 0, 0),
+                ParRole::Rho => ("rho", 0, 0),
+                ParRole::Pacf(lag) => ("pacf", lag, 0),
+            };
+            role.push(name.to_string());
+            row.push(i as i32);
+            col.push(j as i32);
+        }
+        out.push(Robj::from(list!(
+            structure = c.structure.tag(),
+            hom = c.hom,
+            n_par = c.n_par() as i32,
+            lower = c.lower(),
+            upper = c.upper(),
+            start = c.start(),
+            role = role,
+            row = row,
+            col = col
+        )));
+    }
+    Ok(List::from_values(out).into())
+}
+
+/// θ (each term's lower triangle of `T`) for the optimizer's parameters `par` of the terms
+/// described as for [`covariance_layout_rs`].
+/// @noRd
+#[extendr]
+fn covariance_theta_rs(terms: Robj, par: Robj) -> Result<Robj> {
+    let list = List::try_from(&terms).map_err(|_| other("internal: 'terms' must be a list"))?;
+    let par = doubles(&par, "par")?;
+    let mut theta = Vec::new();
+    let mut offset = 0;
+    for (index, t) in list.values().enumerate() {
+        let c = term_covariance(&t, count(&field(&t, "q")?, "q")?, index)?;
+        let end = offset + c.n_par();
+        if end > par.len() {
+            return Err(other(format!(
+                "'par' has length {}, the terms need more",
+                par.len()
+            )));
+        }
+        let mut th = vec![0.0; c.n_theta()];
+        c.theta(&par[offset..end], &mut th);
+        theta.extend(th);
+        offset = end;
+    }
+    if offset != par.len() {
+        return Err(other(format!(
+            "'par' has length {}, the terms have {offset} covariance parameters",
+            par.len()
+        )));
+    }
+    Ok(Robj::from(theta))
 }
 
 /// A GLMM fit as an R list. `with_means`: include the linear predictor and the means (`n`
@@ -433,6 +544,8 @@ extendr_module! {
     use rbind_resample;
     fn lmm_fit_rs;
     fn lmm_deviance_rs;
+    fn covariance_layout_rs;
+    fn covariance_theta_rs;
     fn glmm_fit_rs;
     fn panic_probe_rs;
 }

@@ -8,6 +8,7 @@
 //! Large arrays are borrowed (the R binding hands over R's own memory); every check is done once
 //! here so the engine can trust its input.
 use crate::error::{invalid, Result};
+use crate::model::covariance::Covariance;
 
 /// One random-effects term `(expr | g)`.
 #[derive(Debug, Clone)]
@@ -70,6 +71,9 @@ pub struct ModelSpec<'a> {
     pub offset: Option<&'a [f64]>,
     /// Random-effects terms, in the order the caller wants results reported.
     pub terms: Vec<RandomTerm<'a>>,
+    /// The covariance parameterisation of each term (unstructured unless the caller says
+    /// otherwise: [`ModelSpec::with_covariances`]).
+    pub covariances: Vec<Covariance>,
 }
 
 impl<'a> ModelSpec<'a> {
@@ -168,6 +172,10 @@ impl<'a> ModelSpec<'a> {
                 }
             }
         }
+        let covariances = terms
+            .iter()
+            .map(|t| Covariance::unstructured(t.q))
+            .collect();
         Ok(Self {
             n,
             p,
@@ -176,7 +184,32 @@ impl<'a> ModelSpec<'a> {
             weights,
             offset,
             terms,
+            covariances,
         })
+    }
+
+    /// The same model with the given covariance parameterisation of each term (one per term, with
+    /// the term's number of columns).
+    pub fn with_covariances(mut self, covariances: Vec<Covariance>) -> Result<Self> {
+        if covariances.len() != self.terms.len() {
+            return invalid(format!(
+                "{} covariance structures given for {} random-effects terms",
+                covariances.len(),
+                self.terms.len()
+            ));
+        }
+        for (t, (c, term)) in covariances.iter().zip(&self.terms).enumerate() {
+            if c.q != term.q {
+                return invalid(format!(
+                    "the covariance structure of random-effects term {} has {} columns, the term has {}",
+                    t + 1,
+                    c.q,
+                    term.q
+                ));
+            }
+        }
+        self.covariances = covariances;
+        Ok(self)
     }
 
     /// Weight of observation `i` (1 without prior weights).

@@ -300,56 +300,21 @@ fn solve_nonnegative(
 /// the fit is restarted off its face of the boundary, as a fraction of the term's largest one.
 const SINGULAR_RESTART_SD: f64 = 0.3;
 
-/// The restart point for an optimum (of an LMM or a GLMM fit) where a vector-valued term has a
-/// zero diagonal element: every such term's factor replaced by the diagonal of its standard
-/// deviations (`√diag(ΛΛ')`), zero ones raised to [`SINGULAR_RESTART_SD`] times the largest;
-/// a term whose variances are all 0 restarts from lme4's start (the identity); other terms
-/// unchanged. `None` when no vector-valued term is singular.
-pub fn singular_face_restart(re: &ReStructure, theta: &[f64]) -> Option<Vec<f64>> {
-    let mut out = theta.to_vec();
+/// The restart point for an optimum (of an LMM or a GLMM fit, in the optimizer's `par`) where a
+/// vector-valued term is on a face of the boundary (a zero standard deviation, a correlation
+/// parameter at a bound): every such term restarted from its standard deviations, zero ones
+/// raised to [`SINGULAR_RESTART_SD`] times the largest, correlations 0
+/// ([`crate::model::covariance::Covariance::face_restart`]); a term whose variances are all 0
+/// restarts from lme4's start (the identity); other terms unchanged. `None` when no
+/// vector-valued term is singular.
+pub fn singular_face_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> {
+    let mut out = par.to_vec();
     let mut any = false;
-    for (term, &offset) in re.term_theta_offset.iter().enumerate() {
-        let end = re
-            .term_theta_offset
-            .get(term + 1)
-            .copied()
-            .unwrap_or(theta.len());
-        let positions = &re.theta_pos[offset..end];
-        // Rows and columns of the term's own factor (positions count within its block).
-        let first = positions.iter().map(|p| p.col).min().unwrap_or(0);
-        let q = positions
-            .iter()
-            .map(|p| p.row + 1 - first)
-            .max()
-            .unwrap_or(0);
-        if q < 2 {
-            continue;
-        }
-        let mut lam = vec![0.0; q * q];
-        for (k, pos) in positions.iter().enumerate() {
-            lam[(pos.col - first) * q + pos.row - first] = theta[offset + k];
-        }
-        let singular = (0..q).any(|j| lam[j * q + j].abs() < SINGULAR_TOL);
-        if !singular {
-            continue;
-        }
-        let sd: Vec<f64> = (0..q)
-            .map(|i| (0..q).map(|k| lam[k * q + i].powi(2)).sum::<f64>().sqrt())
-            .collect();
-        let largest = sd.iter().fold(0.0f64, |a, &v| a.max(v));
-        // A term with no variance left restarts from the identity, as lme4 starts.
-        let largest = if largest < SINGULAR_TOL {
-            1.0 / SINGULAR_RESTART_SD
-        } else {
-            largest
-        };
-        any = true;
-        for (k, pos) in positions.iter().enumerate() {
-            out[offset + k] = if pos.row == pos.col {
-                sd[pos.row - first].max(SINGULAR_RESTART_SD * largest)
-            } else {
-                0.0
-            };
+    for (t, (c, p)) in re.term_pars(par).enumerate() {
+        if let Some(restart) = c.face_restart(p, SINGULAR_TOL, SINGULAR_RESTART_SD) {
+            let o = re.term_par_offset[t];
+            out[o..o + restart.len()].copy_from_slice(&restart);
+            any = true;
         }
     }
     any.then_some(out)

@@ -10,9 +10,13 @@
 //! its own `q_t × q_t` factor in column-major order. Diagonal elements have lower bound 0, the
 //! others are unbounded.
 //!
+//! The optimizer does not see θ but `par`, each term's parameters in its covariance structure
+//! ([`crate::model::covariance`], the owner of that map); for unstructured terms `par = θ`.
+//!
 //! Blocks are ordered by number of levels, largest first: the first ("leading") block's
 //! cross-product is block diagonal, which the blocked Cholesky exploits.
 use crate::error::{invalid, Result};
+use crate::model::covariance::{Covariance, Structure};
 use crate::spec::ModelSpec;
 
 /// One grouping factor with all its columns.
@@ -50,6 +54,10 @@ pub struct ReStructure {
     pub theta_pos: Vec<ThetaPos>,
     /// Offset of each input term's first θ element.
     pub term_theta_offset: Vec<usize>,
+    /// Each input term's covariance parameterisation.
+    pub covariances: Vec<Covariance>,
+    /// Offset of each input term's first `par` element.
+    pub term_par_offset: Vec<usize>,
 }
 
 impl ReStructure {
@@ -102,11 +110,118 @@ impl ReStructure {
                 }
             }
         }
+        let covariances = spec.covariances.clone();
+        let mut term_par_offset = Vec::with_capacity(covariances.len());
+        let mut n_par = 0;
+        for c in &covariances {
+            term_par_offset.push(n_par);
+            n_par += c.n_par();
+        }
         Self {
             blocks,
             term_block,
             theta_pos,
             term_theta_offset,
+            covariances,
+            term_par_offset,
+        }
+    }
+
+    /// Number of optimizer parameters (`par`).
+    pub fn n_par(&self) -> usize {
+        self.covariances.iter().map(Covariance::n_par).sum()
+    }
+
+    /// Whether every term is unstructured (then `par = θ`).
+    pub fn all_unstructured(&self) -> bool {
+        self.covariances
+            .iter()
+            .all(|c| c.structure == Structure::Unstructured)
+    }
+
+    /// Each term's slice of a `par` vector.
+    pub fn term_pars<'p>(&self, par: &'p [f64]) -> impl Iterator<Item = (&Covariance, &'p [f64])> {
+        self.covariances
+            .iter()
+            .zip(&self.term_par_offset)
+            .map(move |(c, &o)| (c, &par[o..o + c.n_par()]))
+    }
+
+    /// Lower bounds of `par`.
+    pub fn par_lower(&self) -> Vec<f64> {
+        self.covariances
+            .iter()
+            .flat_map(Covariance::lower)
+            .collect()
+    }
+
+    /// Upper bounds of `par`.
+    pub fn par_upper(&self) -> Vec<f64> {
+        self.covariances
+            .iter()
+            .flat_map(Covariance::upper)
+            .collect()
+    }
+
+    /// lme4's start in `par` (every `T` the identity).
+    pub fn default_par(&self) -> Vec<f64> {
+        self.covariances
+            .iter()
+            .flat_map(Covariance::start)
+            .collect()
+    }
+
+    /// Writes θ for `par` (`NaN` for a term whose `par` is outside its bounds).
+    pub fn theta_from_par(&self, par: &[f64], theta: &mut Vec<f64>) {
+        theta.resize(self.n_theta(), 0.0);
+        for (t, (c, p)) in self.term_pars(par).enumerate() {
+            let o = self.term_theta_offset[t];
+            c.theta(p, &mut theta[o..o + c.n_theta()]);
+        }
+    }
+
+    /// θ for `par`, allocated.
+    pub fn theta_of(&self, par: &[f64]) -> Vec<f64> {
+        let mut theta = Vec::new();
+        self.theta_from_par(par, &mut theta);
+        theta
+    }
+
+    /// The `par` of θ, term by term (see [`Covariance::par_from_theta`]).
+    pub fn par_from_theta(&self, theta: &[f64]) -> Vec<f64> {
+        self.covariances
+            .iter()
+            .zip(&self.term_theta_offset)
+            .flat_map(|(c, &o)| c.par_from_theta(&theta[o..o + c.n_theta()]))
+            .collect()
+    }
+
+    /// Checks the length of a `par` vector.
+    pub fn check_par(&self, par: &[f64], what: &str) -> Result<()> {
+        if par.len() != self.n_par() {
+            return invalid(format!(
+                "'{what}' has length {}, the model has {} covariance parameters",
+                par.len(),
+                self.n_par()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether some term's `par` is on the boundary (see [`Covariance::is_singular`]).
+    pub fn par_singular(&self, par: &[f64], tol: f64) -> bool {
+        self.term_pars(par).any(|(c, p)| c.is_singular(p, tol))
+    }
+
+    /// Whether some term has a standard deviation (a diagonal element of `T`) at most `limit`.
+    pub fn par_has_small_sd(&self, par: &[f64], limit: f64) -> bool {
+        self.term_pars(par).any(|(c, p)| c.has_small_sd(p, limit))
+    }
+
+    /// Makes each unstructured term's `T` have a non-negative diagonal (negating columns).
+    pub fn normalize_par_signs(&self, par: &mut [f64]) {
+        for (c, &o) in self.covariances.iter().zip(&self.term_par_offset) {
+            c.normalize_signs(&mut par[o..o + c.n_par()]);
         }
     }
 

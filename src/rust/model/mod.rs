@@ -1,0 +1,2 @@
+//! The model's description: the covariance parameterisation of each random-effects term.
+pub mod covariance;
