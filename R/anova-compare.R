@@ -346,7 +346,7 @@ anova_refit_ml <- function(m) {
     reterms = m$reterms, flist = m$flist, na.action = m$na.action
   )
   raw <- lmm_engine_fit(inputs, REML = FALSE, control = lmmControl(),
-                        start = unname(m$theta), verbose = 0L)
+                        start = unname(cov_par(m)), verbose = 0L)
   mc <- m$call
   mc$REML <- FALSE
   fit <- lmm_object(mc, inputs, raw, REML = FALSE)

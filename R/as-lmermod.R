@@ -54,6 +54,11 @@ as_lmerMod <- function(x, data = NULL, ...) {
     stop("as_lmerMod() needs the lme4 package, which is not installed; ",
          "install it with install.packages(\"lme4\")", call. = FALSE)
   }
+  if (has_structured_terms(x$reterms)) {
+    stop("as_lmerMod(): lme4 ", utils::packageVersion("lme4"), " has no ",
+         "structured covariance terms (diag, cs, ar1, toep), so this fit cannot ",
+         "become an lme4 object", call. = FALSE)
+  }
   data_expr <- if (!is.null(data)) substitute(data)
   m <- if (is_glmm(x)) as_glmer_mod(x, data) else as_lmer_mod(x, data)
   # the call names the data as the caller did

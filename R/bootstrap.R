@@ -89,6 +89,7 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
     stop("'x' must be a model fitted by lmm() or glmm(), not an object of class '",
          class(x)[1L], "'", call. = FALSE)
   }
+  check_unstructured(x, "bootmm()")
   FUN <- match.fun(FUN)
   nsim <- check_nsim(nsim)
   threads <- check_threads(threads)

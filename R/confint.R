@@ -351,6 +351,7 @@ profile.glmm <- profile.lmm
 # Runs the engine's profiles of parameters `which` and assembles the
 # "lmmprofile" data frame.
 profile_lmm <- function(object, which, signames, threads, caller) {
+  check_unstructured(object, if (caller == "confint") "profile confidence intervals" else "profile()")
   glmm_fit <- inherits(object, "glmm")
   if (glmm_fit) check_glmm_profile(object, caller)
   which <- sort(unique(as.integer(which)))

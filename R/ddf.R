@@ -17,7 +17,7 @@ ddf_parts <- function(fit, method) {
   }
   inp <- fit_engine_inputs(fit)
   raw <- lmm_ddf_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                    isTRUE(fit$REML), unname(fit$theta), fit$sigma, method)
+                    isTRUE(fit$REML), unname(cov_par(fit)), fit$sigma, method)
   p <- inp$p
   square <- function(v, d) matrix(v, d, d)
   parts <- if (method == "Satterthwaite") {
@@ -26,15 +26,18 @@ ddf_parts <- function(fit, method) {
          vcov_varpar = square(raw$vcov_varpar, raw$k))
   } else {
     kr_adjust(phi = square(raw$phi, p), P = lapply(raw$P, square, d = p),
-              Q = lapply(raw$Q, square, d = p), ktrace = square(raw$ktrace, raw$k))
+              Q = lapply(raw$Q, square, d = p), ktrace = square(raw$ktrace, raw$k),
+              R = lapply(raw$R, function(r) if (length(r)) square(r, p)))
   }
   c(parts, list(method = method, beta = unname(fit$beta), sigma = fit$sigma))
 }
 
 # Kenward-Roger's adjusted covariance of beta, from pbkrtest's ingredients:
 # W = 2 I_E^-1 with I_E[r, s] = K_rs - 2 tr(Phi Q_rs) + tr(Phi P_r Phi P_s),
-# Phi_A = Phi + 2 Phi (sum_rs W_rs (Q_rs - P_r Phi P_s)) Phi.
-kr_adjust <- function(phi, P, Q, ktrace) {
+# Phi_A = Phi + 2 Phi (sum_rs W_rs (Q_rs - P_r Phi P_s - R_rs / 4)) Phi, where
+# R_rs (second derivatives of V) is NULL for a covariance linear in its
+# parameters (pbkrtest's case) and given for nonlinear structures (ar1, ...).
+kr_adjust <- function(phi, P, Q, ktrace, R = NULL) {
   k <- length(P)
   q_index <- function(r, s) {
     if (r > s) { t <- r; r <- s; s <- t }
@@ -51,6 +54,8 @@ kr_adjust <- function(phi, P, Q, ktrace) {
   U <- matrix(0, nrow(phi), ncol(phi))
   for (r in seq_len(k)) for (s in seq_len(k)) {
     U <- U + W[r, s] * (Q[[q_index(r, s)]] - P[[r]] %*% phi %*% P[[s]])
+    Rrs <- if (length(R)) R[[q_index(r, s)]]
+    if (!is.null(Rrs)) U <- U - W[r, s] * Rrs / 4
   }
   U <- (U + t(U)) / 2
   list(vcov_beta = phi, vcov_adj = phi + 2 * phi %*% U %*% phi, P = P, W = W)

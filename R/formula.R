@@ -8,24 +8,29 @@
 #'
 #' @param formula a two-sided formula (already checked by [lmm_formula()]).
 #' @return A list with `formula` (as given), `bars` (list of `lhs | group`
-#'   calls after expansion of `||` and `/`), `fixed_formula`
+#'   calls after expansion of `||` and `/`), `structures` (for each bar its
+#'   covariance structure: `list(type, hom)`, see [term_structure()]), `fixed_formula`
 #'   (response ~ fixed part), `frame_formula` (every variable of the model,
 #'   bars turned into sums, for `model.frame`) and `expanded_formula` (the
 #'   formula with `||` expanded, as lmer stores it).
 #' @noRd
 parse_lmm_formula <- function(formula) {
   rhs <- expand_double_bars(formula[[3L]])
-  bars <- find_bar_terms(rhs)
-  if (length(bars) == 0L) {
+  terms <- find_bar_terms(rhs)
+  if (length(terms) == 0L) {
     stop("the formula ", deparse1(formula), " has no random-effects term: ",
          "add one such as (1 | group), or use lm() for a model without ",
          "random effects", call. = FALSE)
   }
+  env <- environment(formula)
+  structures <- lapply(terms, term_structure, env = env)
+  bars <- lapply(terms, unwrap_structure)
   lapply(bars, check_bar)
-  bars <- unlist(lapply(bars, expand_nesting), recursive = FALSE)
+  expanded <- lapply(bars, expand_nesting)
   list(
     formula = formula,
-    bars = bars,
+    bars = unlist(expanded, recursive = FALSE),
+    structures = rep(structures, lengths(expanded)),
     fixed_formula = with_rhs(formula, fixed_rhs(rhs)),
     frame_formula = with_rhs(formula, bars_to_sums(rhs)),
     expanded_formula = with_rhs(formula, rhs)
@@ -83,6 +88,79 @@ is_bar <- function(x) {
                    identical(x[[1L]], sym_double_bar))
 }
 
+# The covariance structures a random-effects term can be wrapped in, as lme4
+# 2.x writes them (`toep` as glmmTMB), with lme4's default `hom`: diag, cs and
+# toep heterogeneous, ar1 homogeneous.
+structure_defaults <- c(us = NA, diag = FALSE, cs = FALSE, ar1 = TRUE, toep = FALSE)
+
+# TRUE when `x` is a structured term such as `cs(x | g)` or
+# `ar1(0 + t | g, hom = FALSE)`: a call to one of the structures whose first
+# argument holds a bar.
+is_structured <- function(x) {
+  is.call(x) && is.symbol(x[[1L]]) &&
+    as.character(x[[1L]]) %in% names(structure_defaults) &&
+    length(x) >= 2L && contains_bar(x[[2L]])
+}
+
+# The bar inside a (possibly structured) term, parentheses stripped.
+unwrap_structure <- function(term) {
+  if (!is_structured(term)) return(term)
+  bar <- term[[2L]]
+  while (is_call_to(bar, "(")) bar <- bar[[2L]]
+  if (!is_bar(bar)) {
+    stop("cannot read the random-effects term ", deparse1(term), ": its ",
+         "first argument must be a term such as (x | group)", call. = FALSE)
+  }
+  if (identical(bar[[1L]], sym_double_bar)) {
+    stop("random-effects term ", deparse1(term), ": '||' cannot be used inside ",
+         as.character(term[[1L]]), "(); write ", as.character(term[[1L]]),
+         "(", deparse1(call("|", bar[[2L]], bar[[3L]])), ") (diag() gives ",
+         "uncorrelated effects)", call. = FALSE)
+  }
+  bar
+}
+
+# The covariance structure of a term: `list(type, hom)`, type one of "us",
+# "diag", "cs", "ar1", "toep" (plain bars are "us"). `hom` is evaluated in the
+# formula's environment and must be TRUE or FALSE; any other argument is an
+# error naming the term.
+term_structure <- function(term, env) {
+  if (!is_structured(term)) return(list(type = "us", hom = FALSE))
+  type <- as.character(term[[1L]])
+  args <- as.list(term)[-c(1L, 2L)]
+  nms <- names(args)
+  if (is.null(nms)) nms <- rep("", length(args))
+  unnamed <- which(nms == "")
+  if (length(unnamed) > 1L || (length(unnamed) == 1L && "hom" %in% nms)) {
+    stop("random-effects term ", deparse1(term), ": ", type, "() takes a term ",
+         "and 'hom' only", call. = FALSE)
+  }
+  nms[unnamed] <- "hom"
+  bad <- setdiff(nms, "hom")
+  if (length(bad) > 0L) {
+    stop("random-effects term ", deparse1(term), ": unknown argument ",
+         paste0("'", bad, "'", collapse = ", "), " (", type,
+         "() takes a term and 'hom')", call. = FALSE)
+  }
+  hom <- structure_defaults[[type]]
+  if (length(args) == 1L) {
+    if (type == "us") {
+      stop("random-effects term ", deparse1(term), ": us() has no 'hom' ",
+           "argument (use diag(), cs(), ar1() or toep() for homogeneous ",
+           "variances)", call. = FALSE)
+    }
+    hom <- tryCatch(eval(args[[1L]], env), error = function(e) {
+      stop("random-effects term ", deparse1(term), ": could not evaluate ",
+           "'hom': ", conditionMessage(e), call. = FALSE)
+    })
+    if (!is.logical(hom) || length(hom) != 1L || is.na(hom)) {
+      stop("random-effects term ", deparse1(term), ": 'hom' must be TRUE or ",
+           "FALSE, not ", deparse1(args[[1L]]), call. = FALSE)
+    }
+  }
+  list(type = type, hom = if (is.na(hom)) FALSE else hom)
+}
+
 # TRUE when `x` contains a `|` or `||` call anywhere.
 contains_bar <- function(x) {
   if (!is.call(x)) return(FALSE)
@@ -101,6 +179,7 @@ is_call_to <- function(x, name) {
 # without `||` is returned as it is.
 expand_double_bars <- function(expr) {
   if (!is.call(expr) || !any(all.names(expr) == "||")) return(expr)
+  if (is_structured(expr)) return(expr)
   head <- expr[[1L]]
   if (identical(head, sym_double_bar)) return(double_bar_terms(expr))
   if (identical(head, sym_plus) || identical(head, sym_paren) ||
@@ -133,7 +212,8 @@ double_bar_terms <- function(bar) {
 find_bar_terms <- function(expr) {
   if (!contains_bar(expr)) return(list())
   head <- expr[[1L]]
-  if (identical(head, sym_bar) || identical(head, sym_double_bar)) {
+  if (identical(head, sym_bar) || identical(head, sym_double_bar) ||
+      is_structured(expr)) {
     return(list(expr))
   }
   plus <- identical(head, sym_plus)
@@ -146,6 +226,12 @@ find_bar_terms <- function(expr) {
   if (identical(head, sym_minus) && length(expr) == 3L &&
       !contains_bar(expr[[3L]])) {
     return(find_bar_terms(expr[[2L]]))
+  }
+  if (is.symbol(head) && length(expr) >= 2L && is_bar(expr[[2L]])) {
+    stop("unknown covariance structure ", as.character(head), "() in ",
+         deparse1(expr), ": random-effects terms are written (x | g) or ",
+         "wrapped in one of ", paste0(names(structure_defaults), "()", collapse = ", "),
+         call. = FALSE)
   }
   stop("random-effects terms must be added to the rest of the formula with ",
        "'+', as in y ~ x + (1 | group); cannot use '", deparse1(expr), "'",
@@ -205,7 +291,10 @@ fixed_rhs <- function(rhs) {
 drop_bars <- function(expr) {
   if (!contains_bar(expr)) return(expr)
   head <- expr[[1L]]
-  if (identical(head, sym_bar) || identical(head, sym_double_bar)) return(NULL)
+  if (identical(head, sym_bar) || identical(head, sym_double_bar) ||
+      is_structured(expr)) {
+    return(NULL)
+  }
   if (identical(head, sym_paren) || length(expr) == 2L) {
     inner <- drop_bars(expr[[2L]])
     if (is.null(inner)) return(NULL)
@@ -230,6 +319,14 @@ drop_bars <- function(expr) {
 # replaces them all; otherwise the calls are rewritten one by one.
 bars_to_sums <- function(expr) {
   if (!contains_bar(expr)) return(expr)
+  if (is_structured(expr)) return(bars_to_sums(unwrap_structure(expr)))
+  if (any(all.names(expr) %in% names(structure_defaults))) {
+    for (i in seq_along(expr)[-1L]) {
+      if (is.call(expr[[i]])) expr[[i]] <- bars_to_sums(expr[[i]])
+    }
+    if (is_bar(expr)) expr[[1L]] <- sym_plus
+    return(expr)
+  }
   args <- all.names(expr, functions = FALSE)
   if (!any(args == "|") && !any(args == "||")) {
     return(eval(call("substitute", expr, bars_as_plus)))

@@ -57,8 +57,8 @@ lmm_inputs <- function(mc, env, control, family = NULL) {
     weights <- resp$weights
   }
   offset <- frame_offset(frame)
-  reterms <- order_reterms(lapply(parsed$bars, make_reterm, frame = frame,
-                                  env = environment(formula)))
+  reterms <- order_reterms(Map(make_reterm, parsed$bars, parsed$structures,
+                              MoreArgs = list(frame = frame, env = environment(formula))))
   flist <- make_flist(reterms)
   check_grouping(flist, reterms, n, control, allow_n = !is.null(family))
   X <- fixed_matrix(parsed$fixed_formula, frame)
@@ -533,12 +533,19 @@ check_scale <- function(X, level, tol = 1000) {
 
 # One random-effects term from a bar call `lhs | group`: its grouping factor
 # and the model matrix of its left-hand side over the frame.
-make_reterm <- function(bar, frame, env) {
+make_reterm <- function(bar, structure = list(type = "us", hom = FALSE), frame, env) {
   term <- deparse1(bar)
   Z <- term_matrix(bar[[2L]], frame, term, env)
-  list(group = deparse_var(bar[[3L]]), term = term,
-       factor = group_factor(bar[[3L]], frame, term),
-       cnms = colnames(Z), Z = Z)
+  rt <- list(group = deparse_var(bar[[3L]]), term = term,
+             factor = group_factor(bar[[3L]], frame, term),
+             cnms = colnames(Z), Z = Z)
+  if (!identical(structure$type, "us")) {
+    rt$structure <- structure
+    # The engine checks that the structure suits the term (e.g. ar1() needs
+    # two columns) and names the term in its error.
+    covariance_layout(list(rt))
+  }
+  rt
 }
 
 # Model matrix of a term's left-hand side, taken from the frame's columns
@@ -741,6 +748,11 @@ check_grouping <- function(flist, reterms, n, control, allow_n = FALSE) {
       "of each grouping factor must be <= the number of observations"))
   }
   for (rt in reterms) {
+    # A structured term (cs(), ar1(), ...) has a few parameters however many
+    # random effects it has, and may have one per observation, as in
+    # ar1(0 + factor(time) | subject): lme4 2.x fits those, so they are not
+    # checked.
+    if (!is.null(rt$structure)) next
     n_re <- nlevels(rt$factor) * ncol(rt$Z)
     if (!allow_n && n_re >= n) {
       signal_check(control$check.nobs.vs.nRE, paste0(

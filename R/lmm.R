@@ -94,6 +94,71 @@ check_verbose <- function(verbose) {
   as.integer(verbose)
 }
 
+# The covariance structure codes the engine reads (see covariance.rs).
+structure_codes <- c(us = 0L, diag = 1L, cs = 2L, ar1 = 3L, toep = 4L)
+
+# A term's structure (lme4's unstructured form when it has none).
+term_structure_of <- function(rt) {
+  if (is.null(rt$structure)) list(type = "us", hom = FALSE) else rt$structure
+}
+
+# TRUE when some term of a fit (or of a list of reterms) has a structure
+# other than the unstructured one.
+has_structured_terms <- function(reterms) {
+  any(vapply(reterms, function(rt) !identical(term_structure_of(rt)$type, "us"), TRUE))
+}
+
+# The covariance structure elements of a term as the engine reads them.
+engine_structure <- function(rt) {
+  s <- term_structure_of(rt)
+  list(cov = structure_codes[[s$type]], hom = isTRUE(s$hom),
+       label = paste0(if (s$type != "us") paste0(s$type, "(") else "(", rt$term, ")"))
+}
+
+# Stops with a clear error where a method does not handle structured
+# covariance terms yet.
+check_unstructured <- function(object, what) {
+  if (has_structured_terms(object$reterms)) {
+    stop(what, " is not available yet for models with structured covariance ",
+         "terms (diag, cs, ar1, toep); Wald intervals (confint(method = \"Wald\")) ",
+         "and Satterthwaite tests are", call. = FALSE)
+  }
+  invisible(NULL)
+}
+
+# The engine's covariance parameterisation of each term (covariance.rs): per
+# term `structure`, `hom`, `n_par`, `lower`, `upper`, `start` and each
+# parameter's `role` ("factor", "sd", "rho", "pacf"), `row`, `col`.
+covariance_layout <- function(reterms) {
+  covariance_layout_rs(lapply(reterms, function(rt) {
+    c(list(q = length(rt$cnms)), engine_structure(rt))
+  }))
+}
+
+# The optimizer's parameters `par` of every term, named as lme4 2.x names
+# them: group.name for standard deviations and factor diagonals,
+# group.row.col for other factor elements, group.* for a homogeneous
+# standard deviation, group.rho for a correlation, group.pacf<k> for the
+# partial autocorrelation at lag k (toep).
+par_names <- function(reterms, layout = covariance_layout(reterms)) {
+  unlist(Map(function(rt, lay) {
+    cn <- rt$cnms
+    vapply(seq_along(lay$role), function(k) {
+      role <- lay$role[k]
+      if (role == "factor") {
+        if (lay$row[k] == lay$col[k]) paste(rt$group, cn[lay$row[k]], sep = ".")
+        else paste(rt$group, cn[lay$row[k]], cn[lay$col[k]], sep = ".")
+      } else if (role == "sd") {
+        paste(rt$group, if (lay$row[k] == 0L) "*" else cn[lay$row[k]], sep = ".")
+      } else if (role == "rho") {
+        paste(rt$group, "rho", sep = ".")
+      } else {
+        paste0(rt$group, ".pacf", lay$row[k])
+      }
+    }, "")
+  }, reterms, layout), use.names = FALSE)
+}
+
 # Number of covariance parameters of each term: q (q + 1) / 2.
 theta_sizes <- function(reterms) {
   vapply(reterms, function(t) {
@@ -104,25 +169,45 @@ theta_sizes <- function(reterms) {
 
 check_start <- function(start, reterms) {
   if (is.null(start)) return(NULL)
+  structured <- has_structured_terms(reterms)
   if (is.list(start)) {
-    extra <- setdiff(names(start), "theta")
+    extra <- setdiff(names(start), c("theta", "par"))
     if (length(extra) > 0L) {
-      stop("'start' may only give 'theta' for lmm(); not supported: ",
+      stop("'start' may only give 'theta' or 'par' for lmm(); not supported: ",
            paste(extra, collapse = ", "), call. = FALSE)
     }
-    start <- start$theta
+    if (length(start) != 1L) {
+      stop("'start' must give one of 'theta' and 'par'", call. = FALSE)
+    }
+    if (structured && identical(names(start), "theta")) {
+      stop("'start': the model has structured covariance terms, whose ",
+           "parameters are not theta; give them as list(par = ) (",
+           paste(par_names(reterms), collapse = ", "), ")", call. = FALSE)
+    }
+    start <- start[[1L]]
   }
-  nth <- sum(theta_sizes(reterms))
-  if (!is.numeric(start) || length(start) != nth || anyNA(start) ||
+  layout <- covariance_layout(reterms)
+  npar <- sum(vapply(layout, `[[`, 1L, "n_par"))
+  what <- if (structured) "par" else "theta"
+  if (!is.numeric(start) || length(start) != npar || anyNA(start) ||
       any(!is.finite(start))) {
-    stop("'start' must be a finite numeric vector of length ", nth,
-         " (the covariance parameters theta)", call. = FALSE)
+    stop("'start' must be a finite numeric vector of length ", npar,
+         " (the covariance parameters ", what,
+         if (structured) paste0(": ", paste(par_names(reterms, layout), collapse = ", ")),
+         ")", call. = FALSE)
   }
-  lower <- theta_lower(reterms)
+  lower <- unlist(lapply(layout, `[[`, "lower"))
+  upper <- unlist(lapply(layout, `[[`, "upper"))
   if (any(start < lower)) {
-    stop("'start' has negative values for diagonal elements of the ",
-         "relative covariance factors (positions ",
+    stop("'start' has negative values for standard deviations or diagonal ",
+         "elements of the relative covariance factors, or correlation ",
+         "parameters below their lower bound (positions ",
          paste(which(start < lower), collapse = ", "), ")", call. = FALSE)
+  }
+  if (any(start > upper)) {
+    stop("'start' has correlation parameters above their upper bound 1 ",
+         "(positions ", paste(which(start > upper), collapse = ", "), ")",
+         call. = FALSE)
   }
   as.double(start)
 }
@@ -163,8 +248,9 @@ engine_terms <- function(inputs) {
     t <- inputs$reterms[[i]]
     z <- t$Z
     storage.mode(z) <- "double"
-    list(codes = as.integer(t$factor), n_levels = nlevels(t$factor), z = z,
-         q = ncol(z), factor_id = as.integer(assign[i]))
+    c(list(codes = as.integer(t$factor), n_levels = nlevels(t$factor), z = z,
+           q = ncol(z), factor_id = as.integer(assign[i])),
+      if (!is.null(t$structure)) engine_structure(t))
   })
 }
 
@@ -201,7 +287,7 @@ lmm_object <- function(mc, inputs, raw, REML) {
     fitted = stats::setNames(raw$fitted, obs_names),
     resid = stats::setNames(inputs$y - raw$fitted, obs_names),
     devcomp = list(cmp = cmp, dims = dims),
-    optinfo = optimizer_record("bobyqa", list(opt), raw$theta, opt$gradient,
+    optinfo = optimizer_record("bobyqa", list(opt), raw$par, opt$gradient,
                                opt$hessian, opt$messages, opt$singular)
   )
   structure(c(parts, specific), class = "lmm")

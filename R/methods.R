@@ -144,11 +144,16 @@ mer_use_sc <- function(object) {
   as.logical(dims[["useSc"]])
 }
 
-# Number of estimated parameters (lme4's npar): fixed effects, theta and,
-# when the model has one, the scale parameter.
+# Number of estimated parameters (lme4's npar): fixed effects, the
+# covariance parameters (`par`: theta for unstructured terms, fewer for
+# structured ones) and, when the model has one, the scale parameter.
 mer_npar <- function(object) {
-  length(object$beta) + length(object$theta) + as.integer(mer_use_sc(object))
+  length(object$beta) + length(cov_par(object)) + as.integer(mer_use_sc(object))
 }
+
+# The optimizer's covariance parameters of a fit (lme4 2.x's `par`; theta
+# for fits whose terms are all unstructured).
+cov_par <- function(object) if (is.null(object$par)) object$theta else object$par
 
 mer_nobs <- function(object) nrow(object$frame)
 

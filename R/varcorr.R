@@ -86,6 +86,15 @@ mer_varcorr <- function(x, sigma, use_sc, class) {
   if (anyDuplicated(grp_names)) grp_names <- make.names(grp_names, unique = TRUE)
   thetas <- split_theta(x$theta, lengths(cnms))
   mats <- Map(function(th, nms) term_covariance(th, nms, sigma), thetas, cnms)
+  # Structured terms (lme4 2.x) say so: their table shows the structure's
+  # correlation parameter instead of the whole correlation matrix.
+  mats <- Map(function(m, rt) {
+    if (!is.null(rt$structure)) {
+      attr(m, "structure") <- rt$structure$type
+      attr(m, "hom") <- isTRUE(rt$structure$hom)
+    }
+    m
+  }, mats, x$reterms)
   names(mats) <- grp_names
   structure(mats, sc = unname(sigma), useSc = use_sc, class = class)
 }
@@ -153,9 +162,10 @@ format_varcorr <- function(varcor, digits = max(3, getOption("digits") - 2),
   comp <- components[which_comp]
   if (length(comp) == 0L) stop("Must *either* show variances or standard deviations")
 
-  sds <- lapply(varcor, attr, "stddev")
+  shown <- lapply(varcor, varcorr_rows_shown)
+  sds <- Map(function(v, k) attr(v, "stddev")[k], varcor, shown)
   grp <- names(varcor)
-  nms <- lapply(varcor, colnames)
+  nms <- Map(function(v, k) colnames(v)[k], varcor, shown)
   if (isTRUE(useScale)) {
     sds <- c(sds, list(Residual = unname(attr(varcor, "sc"))))
     grp <- c(grp, "Residual")
@@ -173,8 +183,26 @@ format_varcorr <- function(varcor, digits = max(3, getOption("digits") - 2),
   if ("Variance" %in% comp) out[, "Variance"] <- formatter(all_sds^2, digits = digits, ...)
   if ("Std.Dev." %in% comp) out[, "Std.Dev."] <- formatter(all_sds, digits = digits, ...)
 
-  if (any(sizes > 1L)) out <- cbind(out, format_corr_block(varcor, max(sizes), nrows, digits))
+  widths <- vapply(varcor, corr_width, 1L)
+  if (any(widths > 1L)) out <- cbind(out, format_corr_block(varcor, max(widths), nrows, digits))
   out
+}
+
+# Rows of a term shown in the table: all its random effects, or only the
+# first for a homogeneous cs() or ar1() term (one standard deviation and one
+# correlation say everything), as lme4 2.x prints them.
+varcorr_rows_shown <- function(v) {
+  s <- attr(v, "structure")
+  if (!is.null(s) && s %in% c("cs", "ar1") && isTRUE(attr(v, "hom"))) 1L else seq_len(nrow(v))
+}
+
+# Columns a term needs in the correlation block (the diagonal included):
+# the whole lower triangle for unstructured and Toeplitz terms, one
+# correlation for cs() and ar1(), none for diag().
+corr_width <- function(v) {
+  s <- attr(v, "structure")
+  if (is.null(s) || s %in% c("us", "toep")) return(nrow(v))
+  if (s == "diag") 1L else 2L
 }
 
 # Lower-triangular correlation entries of every term, stacked: one row per
@@ -185,6 +213,16 @@ format_corr_block <- function(varcor, width, nrows, digits) {
   blocks <- lapply(varcor, function(v) {
     corr <- as.matrix(attr(v, "correlation"))
     q <- nrow(corr)
+    s <- attr(v, "structure")
+    if (!is.null(s) && !(s %in% c("us", "toep"))) {
+      # cs() and ar1(): the correlation parameter, tagged, on the term's first row.
+      rows <- length(varcorr_rows_shown(v))
+      cells <- matrix("", rows, width - 1L)
+      if (s != "diag" && q > 1L) {
+        cells[1L, 1L] <- paste0(format(round(corr[2L, 1L], ndig), nsmall = ndig), " (", s, ")")
+      }
+      return(cells)
+    }
     cells <- matrix(format(round(corr, ndig), nsmall = ndig), q, q)
     cells[!lower.tri(cells)] <- ""
     padded <- matrix("", q, width)

@@ -28,6 +28,7 @@
 use crate::blocks::CrossProducts;
 use crate::error::{invalid, MixedError, Result};
 use crate::lmm::LinearMixedModel;
+use crate::model::covariance::Structure;
 use crate::terms::ReStructure;
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, MatRef, Side};
@@ -47,9 +48,19 @@ pub struct Satterthwaite {
     pub hessian_eigenvalues: Vec<f64>,
 }
 
-/// Values of the θ-dependent pieces at one θ: `a`, `r²` and `(R_X R_X')⁻¹`.
-fn pieces(model: &mut LinearMixedModel<'_>, theta: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
-    model.set_theta(theta)?;
+/// Refactors `model` at the optimizer's parameters `par` (θ itself for unstructured terms).
+fn set_par(model: &mut LinearMixedModel<'_>, par: &[f64]) -> Result<()> {
+    if model.re.all_unstructured() {
+        model.set_theta(par)
+    } else {
+        let theta = model.re.theta_of(par);
+        model.set_theta(&theta)
+    }
+}
+
+/// Values of the θ-dependent pieces at one `par`: `a`, `r²` and `(R_X R_X')⁻¹`.
+fn pieces(model: &mut LinearMixedModel<'_>, par: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
+    set_par(model, par)?;
     let chol = &model.chol;
     let cp = &model.cp;
     let mut a = chol.logdet_l11 + chol.logdet_l22;
@@ -87,12 +98,27 @@ fn step(x: f64) -> f64 {
     3e-2 * x.abs().max(0.1)
 }
 
-/// Satterthwaite ingredients for `model` at (θ, σ).
+/// Satterthwaite ingredients for `model` at (θ, σ); for structured covariance terms `theta` is
+/// the optimizer's `par`, and the derivatives are taken in it (the df do not depend on the
+/// parameterisation at the optimum, but they must be those of the model's own parameters:
+/// differentiating a structured model in the unstructured θ gives another model's df).
 pub fn satterthwaite(
     model: &mut LinearMixedModel<'_>,
     theta: &[f64],
     sigma: f64,
 ) -> Result<Satterthwaite> {
+    model.re.check_par(theta, "theta")?;
+    let (lower, upper) = (model.re.par_lower(), model.re.par_upper());
+    // The first step of each parameter, kept inside its bounds (a correlation near ±1).
+    let step = |i: usize| {
+        let room = (theta[i] - lower[i]).min(upper[i] - theta[i]);
+        let h = step(theta[i]);
+        if room.is_finite() && room > 0.0 {
+            h.min(0.9 * room)
+        } else {
+            h
+        }
+    };
     let nth = theta.len();
     let k = nth + 1;
     let p = model.spec.p;
@@ -118,7 +144,7 @@ pub fn satterthwaite(
         let mut est_db = Vec::with_capacity(LEVELS);
         let mut est_dv: Vec<Vec<f64>> = Vec::with_capacity(LEVELS);
         let mut est_h = Vec::with_capacity(LEVELS);
-        let mut h = step(theta[i]);
+        let mut h = step(i);
         for _ in 0..LEVELS {
             t[i] = theta[i] + h;
             let (gp, bp, vp) = g(model, &t)?;
@@ -143,7 +169,7 @@ pub fn satterthwaite(
         hg[i * nth + i] = richardson(&est_h);
         for j in 0..i {
             let mut est = Vec::with_capacity(LEVELS);
-            let (mut hi, mut hj) = (step(theta[i]), step(theta[j]));
+            let (mut hi, mut hj) = (step(i), step(j));
             for _ in 0..LEVELS {
                 let mut sum = 0.0;
                 for (si, sj, sign) in [
@@ -168,7 +194,7 @@ pub fn satterthwaite(
         }
     }
     // Leave the model at the estimates.
-    model.set_theta(theta)?;
+    set_par(model, theta)?;
 
     // Full Hessian over (θ, σ): ∂²d/∂σ² = 6r²/σ⁴ − 2c/σ², ∂²d/∂θ∂σ = −2 ∂r²/∂θ / σ³.
     let mut hess = vec![0.0; k * k];
@@ -232,16 +258,28 @@ pub struct KenwardRoger {
     pub q: Vec<Vec<f64>>,
     /// `K_rs`, `k × k`.
     pub ktrace: Vec<f64>,
+    /// `R_rs = X'V⁻¹(∂²V/∂ψ_r∂ψ_s)V⁻¹X` in the order of `q`, empty where the second
+    /// derivative is zero (every parameter of a linear covariance).
+    pub r: Vec<Vec<f64>>,
 }
 
-/// For each variance parameter of the random effects (lme4's term order, each term's covariance
-/// lower triangle column by column), the pairs of random-effects coordinates (in the blocked
-/// internal order) where its `D_r` has a one.
+/// `D_r` of one variance parameter as weighted pairs of random-effects coordinates (in the
+/// blocked internal order), its entries repeated over the levels of the term's factor.
+type Pairs = Vec<(usize, usize, f64)>;
+
+/// For each Kenward–Roger variance parameter of the random effects (lme4's term order, each term's
+/// parameters from [`crate::model::covariance::Covariance::kr_basis`]: for unstructured terms the
+/// covariance elements, column by column of the lower triangle), the weighted pairs where its
+/// `D_r = ∂(σ²Σ)/∂ψ_r` is not zero; and the same for the second derivatives that are not zero
+/// (nonlinear structures), keyed by the two parameters' global indices.
+#[allow(clippy::type_complexity)]
 fn parameter_pairs(
     re: &ReStructure,
     cp: &CrossProducts,
     spec_terms: &[(usize, usize)],
-) -> Vec<Vec<(usize, usize)>> {
+    par: &[f64],
+    sigma2: f64,
+) -> Result<(Vec<Pairs>, Vec<((usize, usize), Pairs)>)> {
     let layout = &cp.layout;
     let lead = cp.l0 * cp.q0;
     let coord = |block: usize, level: usize, col: usize| -> usize {
@@ -251,25 +289,67 @@ fn parameter_pairs(
             lead + layout.node_offset[layout.block_node_base[block] + level] + col
         }
     };
-    let mut out = Vec::new();
-    for (t, &(q_t, n_levels)) in spec_terms.iter().enumerate() {
+    // A term's q × q matrix `d` spread over its levels: for each column b and row a ≥ b the
+    // entry (a, b), then its mirror (b, a).
+    let spread = |t: usize, q_t: usize, n_levels: usize, d: &[f64]| -> Pairs {
         let (block, off) = re.term_block[t];
-        for b in 0..q_t {
-            for a in b..q_t {
-                let mut pairs = Vec::with_capacity(2 * n_levels);
-                for l in 0..n_levels {
+        let mut pairs = Vec::new();
+        for l in 0..n_levels {
+            for b in 0..q_t {
+                for a in b..q_t {
                     let i = coord(block, l, off + a);
                     let j = coord(block, l, off + b);
-                    pairs.push((i, j));
-                    if a != b {
-                        pairs.push((j, i));
+                    let w = d[b * q_t + a];
+                    if w != 0.0 {
+                        pairs.push((i, j, w));
+                    }
+                    let w2 = d[a * q_t + b];
+                    if a != b && w2 != 0.0 {
+                        pairs.push((j, i, w2));
                     }
                 }
-                out.push(pairs);
             }
         }
+        pairs
+    };
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    for (t, ((c, p), &(q_t, n_levels))) in re.term_pars(par).zip(spec_terms).enumerate() {
+        let basis = c.kr_basis(p, sigma2).ok_or_else(|| {
+            MixedError::InvalidInput(format!(
+                "Kenward-Roger's method needs every variance of the {}() term {} to be positive",
+                c.structure.tag(),
+                t + 1
+            ))
+        })?;
+        let base = first.len();
+        if c.structure == Structure::Unstructured {
+            // The covariance elements, level by level (the order pbkrtest sums them in).
+            for b in 0..q_t {
+                for a in b..q_t {
+                    let (block, off) = re.term_block[t];
+                    let mut pairs = Vec::with_capacity(2 * n_levels);
+                    for l in 0..n_levels {
+                        let i = coord(block, l, off + a);
+                        let j = coord(block, l, off + b);
+                        pairs.push((i, j, 1.0));
+                        if a != b {
+                            pairs.push((j, i, 1.0));
+                        }
+                    }
+                    first.push(pairs);
+                }
+            }
+            continue;
+        }
+        for d in &basis.first {
+            first.push(spread(t, q_t, n_levels, d));
+        }
+        for ((r, s_), d) in &basis.second {
+            second.push(((base + r, base + s_), spread(t, q_t, n_levels, d)));
+        }
     }
-    out
+    Ok((first, second))
 }
 
 /// Dense `Z'WZ` (`q × q`) and `Z'WX` (`q × p`) in the blocked internal order, and `X'WX`.
@@ -361,11 +441,11 @@ fn dense_lambda(re: &ReStructure, cp: &CrossProducts, lambda: &[Vec<f64>]) -> Ma
 }
 
 /// `M' D M₂` for `M` (`q × a`), `M₂` (`q × b`) and `D` given by its unit pairs.
-fn sandwich(m: MatRef<'_, f64>, pairs: &[(usize, usize)], m2: MatRef<'_, f64>) -> Mat<f64> {
+fn sandwich(m: MatRef<'_, f64>, pairs: &[(usize, usize, f64)], m2: MatRef<'_, f64>) -> Mat<f64> {
     let mut out = Mat::<f64>::zeros(m.ncols(), m2.ncols());
-    for &(i, j) in pairs {
+    for &(i, j, w) in pairs {
         for c in 0..m2.ncols() {
-            let v = m2[(j, c)];
+            let v = w * m2[(j, c)];
             if v == 0.0 {
                 continue;
             }
@@ -377,12 +457,12 @@ fn sandwich(m: MatRef<'_, f64>, pairs: &[(usize, usize)], m2: MatRef<'_, f64>) -
     out
 }
 
-/// `D M` for `D` given by its unit pairs (`q × q`) and `M` (`q × a`).
-fn select_rows(pairs: &[(usize, usize)], m: MatRef<'_, f64>) -> Mat<f64> {
+/// `D M` for `D` given by its weighted pairs (`q × q`) and `M` (`q × a`).
+fn select_rows(pairs: &[(usize, usize, f64)], m: MatRef<'_, f64>) -> Mat<f64> {
     let mut out = Mat::<f64>::zeros(m.nrows(), m.ncols());
-    for &(i, j) in pairs {
+    for &(i, j, w) in pairs {
         for c in 0..m.ncols() {
-            out[(i, c)] += m[(j, c)];
+            out[(i, c)] += w * m[(j, c)];
         }
     }
     out
@@ -409,6 +489,9 @@ pub fn kenward_roger(
     if !model.reml {
         return invalid("Kenward-Roger's method is only available for REML fits");
     }
+    model.re.check_par(theta, "theta")?;
+    let par = theta;
+    let theta = &model.re.theta_of(par);
     model.set_theta(theta)?;
     let n = model.spec.n as f64;
     let re = &model.re;
@@ -456,7 +539,7 @@ pub fn kenward_roger(
         .inverse();
     let phi = Mat::from_fn(p, p, |i, j| s2 * phi0[(i, j)]);
 
-    let pairs = parameter_pairs(re, cp, terms);
+    let (pairs, second_pairs) = parameter_pairs(re, cp, terms, par, sigma * sigma)?;
     let kre = pairs.len();
     let k = kre + 1;
     let (s4, s6) = (s2 * s2, s2 * s2 * s2);
@@ -486,19 +569,32 @@ pub fn kenward_roger(
             let kv = match (r < kre, s_ < kre) {
                 (true, true) => {
                     let mut sum = 0.0;
-                    for &(i, j) in &pairs[r] {
-                        for &(kk, l) in &pairs[s_] {
-                            sum += vzz[(j, kk)] * vzz[(l, i)];
+                    for &(i, j, wr) in &pairs[r] {
+                        for &(kk, l, ws) in &pairs[s_] {
+                            sum += wr * ws * vzz[(j, kk)] * vzz[(l, i)];
                         }
                     }
                     sum / s4
                 }
-                (true, false) => pairs[r].iter().map(|&(i, j)| yzz[(j, i)]).sum::<f64>() / s4,
+                (true, false) => {
+                    pairs[r]
+                        .iter()
+                        .map(|&(i, j, w)| w * yzz[(j, i)])
+                        .sum::<f64>()
+                        / s4
+                }
                 (false, _) => (n - q as f64 + tr_s2) / s4,
             };
             ktrace[s_ * k + r] = kv;
             ktrace[r * k + s_] = kv;
         }
+    }
+    // R_rs for the second derivatives that are not zero, in Q's order.
+    let mut r_list = vec![Vec::new(); k * (k + 1) / 2];
+    for ((r, s_), pr) in &second_pairs {
+        let index = r * k - r * r.saturating_sub(1) / 2 + (s_ - r);
+        let rm = sandwich(vzx.as_ref(), pr, vzx.as_ref());
+        r_list[index] = to_vec(&Mat::from_fn(p, p, |i, j| rm[(i, j)] / s4));
     }
     Ok(KenwardRoger {
         k,
@@ -506,5 +602,6 @@ pub fn kenward_roger(
         p: p_list,
         q: q_list,
         ktrace,
+        r: r_list,
     })
 }

@@ -50,6 +50,7 @@ fn lmm_ddf_rs(
                 phi = kr.phi,
                 P = matrices(&kr.p),
                 Q = matrices(&kr.q),
+                R = matrices(&kr.r),
                 ktrace = kr.ktrace
             )
             .into())
