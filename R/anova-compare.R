@@ -385,7 +385,7 @@ anova_single_lme4 <- function(object) {
     stop("anova(): the fixed-effects model matrix has no valid 'assign' ",
          "attribute; cannot group its columns into terms", call. = FALSE)
   }
-  sigma <- if (inherits(object, "glmm")) object$sigma else sigma.lmm(object)
+  sigma <- object$sigma
   ss <- anova_rx_beta(object, sigma)^2
   labels <- attr(stats::terms(mer_formula(object, fixed.only = TRUE)), "term.labels")
   effects <- labels[unique(asgn[asgn > 0L])]

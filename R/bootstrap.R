@@ -4,20 +4,6 @@
 # (src/rust/bootstrap.rs), the statistic applied in R to light refitted
 # objects.
 
-lmm_bootstrap_rs <- function(y, x, p, weights, offset, terms, reml, responses,
-                             start, control, threads) {
-  .Call(wrap__lmm_bootstrap_rs, y, x, p, weights, offset, terms, reml,
-        responses, start, control, threads)
-}
-
-glmm_bootstrap_rs <- function(y, x, p, weights, offset, terms, family, link,
-                              n_trials, eta_start, n_agq, responses,
-                              start_theta, start_beta, control, threads) {
-  .Call(wrap__glmm_bootstrap_rs, y, x, p, weights, offset, terms, family,
-        link, n_trials, eta_start, n_agq, responses, start_theta, start_beta,
-        control, threads)
-}
-
 #' Parametric bootstrap of a mixed model
 #'
 #' lme4's `bootMer()` for [lmm()] and [glmm()] fits: simulates `nsim`

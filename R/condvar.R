@@ -9,16 +9,6 @@
 # weights of the conditional modes, from the stored linear predictor), without
 # forming the inverse.
 
-lmm_condvar_rs <- function(y, x, p, weights, offset, terms, reml, theta) {
-  .Call(wrap__lmm_condvar_rs, y, x, p, weights, offset, terms, reml, theta)
-}
-
-glmm_condvar_rs <- function(y, x, p, weights, offset, terms, family, link,
-                            theta, eta, sigma) {
-  .Call(wrap__glmm_condvar_rs, y, x, p, weights, offset, terms, family, link,
-        theta, eta, sigma)
-}
-
 # The conditional covariance arrays (q x q x levels) of every random-effects
 # term of a fitted "lmm" or "glmm" object, in term order, scaled by sigma^2.
 term_condvar <- function(object) {

@@ -3,20 +3,6 @@
 # src/rust/profile.rs), Wald intervals and parametric-bootstrap percentiles;
 # and profile() returning the profile itself.
 
-lmm_profile_rs <- function(y, x, p, weights, offset, terms, theta, which, threads) {
-  .Call(wrap__lmm_profile_rs, y, x, p, weights, offset, terms, theta, which, threads)
-}
-
-glmm_profile_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
-                            eta_start, n_agq, theta, beta, control, which, threads) {
-  .Call(wrap__glmm_profile_rs, y, x, p, weights, offset, terms, family, link,
-        n_trials, eta_start, n_agq, theta, beta, control, which, threads)
-}
-
-profile_interval_rs <- function(par, zeta, targets) {
-  .Call(wrap__profile_interval_rs, par, zeta, targets)
-}
-
 #' Confidence intervals for the parameters of a mixed model
 #'
 #' Confidence intervals for the standard deviations and correlations of the

@@ -5,10 +5,6 @@
 # the random-effects space) come from the Rust core (src/rust/ddf.rs); the
 # contrast algebra, all p x p, is done here.
 
-lmm_ddf_rs <- function(y, x, p, weights, offset, terms, reml, theta, sigma, method) {
-  .Call(wrap__lmm_ddf_rs, y, x, p, weights, offset, terms, reml, theta, sigma, method)
-}
-
 # The engine's ingredients for `method` at the estimates of `fit`.
 ddf_parts <- function(fit, method) {
   if (method == "Kenward-Roger" && !isTRUE(fit$REML)) {

@@ -1,8 +1,11 @@
-# The .Call glue to the Rust core (kept tiny and mechanical; see src/rust/rbind.rs).
+# The .Call glue to the Rust core: one small wrapper per #[extendr] function
+# of src/rust/rbind*, and nothing else; the rest of the package calls these
+# wrappers, never .Call() itself.
 
 #' @useDynLib mixedrs, .registration = TRUE
 NULL
 
+# Fits and the LMM criterion (R/lmm.R, R/glmm.R).
 lmm_fit_rs <- function(y, x, p, weights, offset, terms, reml, start, control, verbose) {
   .Call(wrap__lmm_fit_rs, y, x, p, weights, offset, terms, reml, start, control, verbose)
 }
@@ -25,6 +28,53 @@ glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
         eta_start, n_agq, start_theta, start_beta, control, verbose)
 }
 
+# Conditional variances of the random effects (R/condvar.R).
+lmm_condvar_rs <- function(y, x, p, weights, offset, terms, reml, theta) {
+  .Call(wrap__lmm_condvar_rs, y, x, p, weights, offset, terms, reml, theta)
+}
+
+glmm_condvar_rs <- function(y, x, p, weights, offset, terms, family, link,
+                            theta, eta, sigma) {
+  .Call(wrap__glmm_condvar_rs, y, x, p, weights, offset, terms, family, link,
+        theta, eta, sigma)
+}
+
+# Satterthwaite and Kenward-Roger ingredients (R/ddf.R).
+lmm_ddf_rs <- function(y, x, p, weights, offset, terms, reml, theta, sigma, method) {
+  .Call(wrap__lmm_ddf_rs, y, x, p, weights, offset, terms, reml, theta, sigma, method)
+}
+
+# Likelihood profiles and their intervals (R/confint.R).
+lmm_profile_rs <- function(y, x, p, weights, offset, terms, theta, which, threads) {
+  .Call(wrap__lmm_profile_rs, y, x, p, weights, offset, terms, theta, which, threads)
+}
+
+glmm_profile_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
+                            eta_start, n_agq, theta, beta, control, which, threads) {
+  .Call(wrap__glmm_profile_rs, y, x, p, weights, offset, terms, family, link,
+        n_trials, eta_start, n_agq, theta, beta, control, which, threads)
+}
+
+profile_interval_rs <- function(par, zeta, targets) {
+  .Call(wrap__profile_interval_rs, par, zeta, targets)
+}
+
+# Parametric bootstrap refits (R/bootstrap.R).
+lmm_bootstrap_rs <- function(y, x, p, weights, offset, terms, reml, responses,
+                             start, control, threads) {
+  .Call(wrap__lmm_bootstrap_rs, y, x, p, weights, offset, terms, reml,
+        responses, start, control, threads)
+}
+
+glmm_bootstrap_rs <- function(y, x, p, weights, offset, terms, family, link,
+                              n_trials, eta_start, n_agq, responses,
+                              start_theta, start_beta, control, threads) {
+  .Call(wrap__glmm_bootstrap_rs, y, x, p, weights, offset, terms, family,
+        link, n_trials, eta_start, n_agq, responses, start_theta, start_beta,
+        control, threads)
+}
+
+# A deliberate panic, for the test of the panic hook.
 panic_probe_rs <- function() {
   .Call(wrap__panic_probe_rs)
 }

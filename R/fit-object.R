@@ -1,6 +1,13 @@
 # The parts of a fitted-model object that linear and generalized linear mixed
-# models share: the call and the data as the model saw them, the estimates in
-# lme4's layout, and the optimizer's record.
+# models share: their class, the call and the data as the model saw them, the
+# estimates in lme4's layout, and the optimizer's record.
+
+# Class of a fit: "lmm" or "glmm", then the common parent "mixedrs_fit" that
+# carries the methods both kinds share (R/methods.R); class-specific methods
+# (R/methods.R for "lmm", R/glmm-methods.R for "glmm") come first in dispatch.
+fit_class <- function(kind = c("lmm", "glmm")) {
+  c(match.arg(kind), "mixedrs_fit")
+}
 
 # Common elements of "lmm" and "glmm" objects from the model inputs (see
 # lmm_inputs()) and the Rust engine's result.

@@ -1,97 +1,15 @@
-# Extractor methods for fitted generalized linear mixed models (class
-# "glmm", from glmm(); the object contract is described in R/glmm.R).
+# Extractor methods specific to fitted generalized linear mixed models (class
+# c("glmm", "mixedrs_fit"), from glmm(); the object contract is described in
+# R/glmm.R).
 #
-# Methods whose logic is the same as for "lmm" fits are thin wrappers around
-# the shared mer_*() helpers of R/methods.R (and share the lmm methods' help
-# pages); the ones below that differ follow lme4's methods for "glmerMod"
-# objects: the response-scale fitted values, the four kinds of GLM
-# residuals, the deviance as the sum of squared deviance residuals, the
-# log-likelihood -dev/2 of the Laplace or quadrature criterion, and the
-# choice between Hessian- and R_X-based covariance of the fixed effects.
+# Methods whose logic is the same as for "lmm" fits are written once on the
+# parent class "mixedrs_fit" in R/methods.R; the ones below differ and follow
+# lme4's methods for "glmerMod" objects: the family, the response-scale
+# fitted values, the four kinds of GLM residuals, prior and working weights,
+# the deviance as the sum of squared deviance residuals, the log-likelihood
+# -dev/2 of the Laplace or quadrature criterion, and the choice between
+# Hessian- and R_X-based covariance of the fixed effects.
 # Like the lmm methods, none of them calls back into the Rust engine.
-
-# ---------------------------------------------------------------------------
-# Shared with "lmm": fixed and random effects, groups, model structure.
-
-#' @rdname fixef.lmm
-#' @method fixef glmm
-#' @export
-fixef.glmm <- function(object, add.dropped = FALSE, ...) {
-  mer_fixef(object, add.dropped)
-}
-
-#' @rdname ranef.lmm
-#' @method ranef glmm
-#' @export
-ranef.glmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
-                       postVar = FALSE, ...) {
-  check_no_dots(..., caller = "ranef()")
-  condVar <- ranef_cond_var(condVar, postVar, missing(condVar), missing(postVar))
-  mer_ranef(object, condVar, drop, whichel, class = c("ranef.glmm", "ranef.lmm"))
-}
-
-#' @rdname coef.lmm
-#' @method coef glmm
-#' @export
-coef.glmm <- function(object, ...) {
-  check_no_dots(..., caller = "coef()")
-  mer_coef(object, class = c("coef.glmm", "coef.lmm"))
-}
-
-#' @rdname ngrps
-#' @method ngrps glmm
-#' @export
-ngrps.glmm <- function(object, ...) mer_ngrps(object)
-
-#' @rdname isSingular
-#' @method isSingular glmm
-#' @export
-isSingular.glmm <- function(x, tol = 1e-4, ...) {
-  check_no_dots(..., caller = "isSingular()")
-  mer_is_singular(x, tol)
-}
-
-#' @rdname nobs.lmm
-#' @method nobs glmm
-#' @export
-nobs.glmm <- function(object, ...) mer_nobs(object)
-
-#' @rdname df.residual.lmm
-#' @method df.residual glmm
-#' @export
-df.residual.glmm <- function(object, ...) mer_df_residual(object)
-
-#' @rdname formula.lmm
-#' @method formula glmm
-#' @export
-formula.glmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
-  if (missing(fixed.only) && random.only) fixed.only <- FALSE
-  mer_formula(x, fixed.only, random.only)
-}
-
-#' @rdname model.matrix.lmm
-#' @method model.matrix glmm
-#' @export
-model.matrix.glmm <- function(object, type = c("fixed", "random"), ...) {
-  mer_model_matrix(object, match_choice(type))
-}
-
-#' @rdname model.frame.lmm
-#' @method model.frame glmm
-#' @export
-model.frame.glmm <- function(formula, fixed.only = FALSE, ...) {
-  mer_model_frame(formula, fixed.only, extra = character())
-}
-
-#' @rdname getCall.lmm
-#' @method getCall glmm
-#' @export
-getCall.glmm <- function(x, ...) x$call
-
-#' @rdname sigma.lmm
-#' @method sigma glmm
-#' @export
-sigma.glmm <- function(object, ...) object$sigma
 
 # ---------------------------------------------------------------------------
 # Family, fitted values, residuals, weights (predict() is in R/predict.R).

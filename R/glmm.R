@@ -209,7 +209,7 @@ glmm_object <- function(mc, inputs, raw, family, nAGQ, control) {
                 list(pirls_failures = raw$pirls_failures,
                      pirls_iterations = raw$pirls_iterations))
   )
-  fit <- structure(c(parts, specific), class = "glmm")
+  fit <- structure(c(parts, specific), class = fit_class("glmm"))
   # lme4's default: from the finite-difference Hessian when it is usable.
   hess <- glmm_hessian_info(fit)
   fit$optinfo$hessian_problem <- hessian_problem(raw, hess)

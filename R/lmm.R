@@ -290,7 +290,7 @@ lmm_object <- function(mc, inputs, raw, REML) {
     optinfo = optimizer_record("bobyqa", list(opt), raw$par, opt$gradient,
                                opt$hessian, opt$messages, opt$singular)
   )
-  structure(c(parts, specific), class = "lmm")
+  structure(c(parts, specific), class = fit_class("lmm"))
 }
 
 # Turns the optimizer's record into the messages and warnings lme4 users know.

@@ -1,13 +1,14 @@
-# Extractor methods for fitted linear mixed models (class "lmm"), and the
-# internal helpers they share with the methods for generalized linear mixed
-# models (class "glmm", R/glmm-methods.R).
+# Extractor methods of fitted mixed models: those that linear ("lmm") and
+# generalized linear ("glmm") mixed models share, written once on their
+# common parent class "mixedrs_fit" (see fit_class() in R/fit-object.R), and
+# those specific to "lmm" fits; the "glmm"-specific ones are in
+# R/glmm-methods.R. Also the internal mer_*() helpers used by both and by
+# other files.
 #
 # Every method reads fields stored by lmm() or glmm() (see the object
 # contracts in R/lmm.R and R/glmm.R); none calls back into the Rust engine,
 # so a fit restored with readRDS() supports all of them. Results follow
-# lme4's methods for "merMod" objects: same values, names and shapes. Where
-# the logic is the same for both classes it lives in one mer_*() helper that
-# the "lmm" and "glmm" methods both call.
+# lme4's methods for "merMod" objects: same values, names and shapes.
 
 # ---------------------------------------------------------------------------
 # Generics: nlme's fixef/ranef/VarCorr (re-exported, shared with lme4) and
@@ -45,7 +46,7 @@ ngrps <- function(object, ...) UseMethod("ngrps")
 
 #' @rdname ngrps
 #' @export
-ngrps.lmm <- function(object, ...) mer_ngrps(object)
+ngrps.mixedrs_fit <- function(object, ...) mer_ngrps(object)
 
 #' @rdname ngrps
 #' @export
@@ -62,8 +63,8 @@ ngrps.default <- function(object, ...) lme4_fallback("ngrps", object, ...)
 #' @param x A fitted model.
 #' @param tol Tolerance on the diagonal elements of the relative covariance
 #'   factors.
-#' @param ... Passed to methods; an error for `"lmm"` fits (lme4's
-#'   `isSingular()` has no further arguments).
+#' @param ... Passed to methods; an error for `"lmm"` and `"glmm"` fits
+#'   (lme4's `isSingular()` has no further arguments).
 #' @return `TRUE` or `FALSE`.
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
@@ -78,9 +79,9 @@ isSingular <- function(x, tol = 1e-4, ...) UseMethod("isSingular")
 
 #' @rdname isSingular
 #' @export
-isSingular.lmm <- function(x, tol = 1e-4, ...) {
+isSingular.mixedrs_fit <- function(x, tol = 1e-4, ...) {
   check_no_dots(..., caller = "isSingular()")
-  mer_is_singular(x, tol)
+  any(x$theta[x$lower == 0] < tol)
 }
 
 #' @rdname isSingular
@@ -180,7 +181,12 @@ mer_per_obs <- function(object, values, pad = c("predict", "resid")) {
 
 mer_ngrps <- function(object) vapply(object$flist, nlevels, 1L)
 
-mer_is_singular <- function(x, tol) any(x$theta[x$lower == 0] < tol)
+# Class of a result of `what` (e.g. "ranef") for a fit: "<what>.lmm", with
+# "<what>.glmm" in front for "glmm" fits (whose results share the layout and
+# the methods of the "lmm" ones).
+mer_result_class <- function(object, what) {
+  c(if (is_glmm(object)) paste0(what, ".glmm"), paste0(what, ".lmm"))
+}
 
 # Deviance (REML = FALSE) or REML criterion (REML = TRUE). The criterion the
 # fit optimized is stored; the other one is evaluated at the fitted values
@@ -223,8 +229,10 @@ lmm_devcrit <- function(object, REML = NULL) {
 #'                family = binomial, data = lme4::cbpp)
 #'   fixef(gfit)
 #' }
+#' @aliases fixef.lmm fixef.glmm
+#' @method fixef mixedrs_fit
 #' @export
-fixef.lmm <- function(object, add.dropped = FALSE, ...) {
+fixef.mixedrs_fit <- function(object, add.dropped = FALSE, ...) {
   mer_fixef(object, add.dropped)
 }
 
@@ -286,20 +294,19 @@ mer_fixef <- function(object, add.dropped = FALSE) {
 #'                family = binomial, data = lme4::cbpp)
 #'   head(ranef(gfit)$herd)
 #' }
+#' @aliases ranef.lmm ranef.glmm
+#' @method ranef mixedrs_fit
 #' @export
-ranef.lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
-                      postVar = FALSE, ...) {
+ranef.mixedrs_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
+                              postVar = FALSE, ...) {
   check_no_dots(..., caller = "ranef()")
-  condVar <- ranef_cond_var(condVar, postVar, missing(condVar), missing(postVar))
-  mer_ranef(object, condVar, drop, whichel, class = "ranef.lmm")
-}
-
-# lme4's `postVar`: the deprecated name of `condVar`, used (with lme4's
-# warning) when given without `condVar`.
-ranef_cond_var <- function(condVar, postVar, cond_missing, post_missing) {
-  if (post_missing || !cond_missing) return(condVar)
-  warning("'postVar' is deprecated: please use 'condVar' instead", call. = FALSE)
-  postVar
+  # lme4's `postVar`: the deprecated name of `condVar`, used (with lme4's
+  # warning) when given without `condVar`
+  if (!missing(postVar) && missing(condVar)) {
+    warning("'postVar' is deprecated: please use 'condVar' instead", call. = FALSE)
+    condVar <- postVar
+  }
+  mer_ranef(object, condVar, drop, whichel, class = mer_result_class(object, "ranef"))
 }
 
 # Conditional modes as one data frame per grouping factor (lme4's layout),
@@ -341,7 +348,7 @@ mer_ranef <- function(object, condVar, drop, whichel, class) {
   out
 }
 
-#' @rdname ranef.lmm
+#' @rdname ranef.mixedrs_fit
 #' @param x An object of class `"ranef.lmm"`.
 #' @method print ranef.lmm
 #' @export
@@ -355,7 +362,7 @@ print.ranef.lmm <- function(x, ...) {
   invisible(x)
 }
 
-#' @rdname ranef.lmm
+#' @rdname ranef.mixedrs_fit
 #' @param row.names,optional Ignored (present for the generic).
 #' @details `as.data.frame()` gives the long format of lme4: columns `grpvar`
 #'   (grouping factor), `term` (random effect, a factor in column order),
@@ -418,14 +425,11 @@ as.data.frame.ranef.lmm <- function(x, row.names = NULL, optional = FALSE, ...) 
 #'                family = binomial, data = lme4::cbpp)
 #'   head(coef(gfit)$herd)
 #' }
+#' @aliases coef.lmm coef.glmm
+#' @method coef mixedrs_fit
 #' @export
-coef.lmm <- function(object, ...) {
+coef.mixedrs_fit <- function(object, ...) {
   check_no_dots(..., caller = "coef()")
-  mer_coef(object, class = "coef.lmm")
-}
-
-# Fixed effects plus conditional modes, per level of each grouping factor.
-mer_coef <- function(object, class) {
   fe <- as.data.frame(t(mer_fixef(object)), check.names = FALSE)
   re <- mer_ranef(object, condVar = FALSE, drop = FALSE, whichel = NULL, class = NULL)
   re_names <- unique(unlist(lapply(re, colnames), use.names = FALSE))
@@ -442,11 +446,11 @@ mer_coef <- function(object, class) {
     for (nm in colnames(r)) val[[nm]] <- val[[nm]] + r[[nm]]
     val
   })
-  class(out) <- class
+  class(out) <- mer_result_class(object, "coef")
   out
 }
 
-#' @rdname coef.lmm
+#' @rdname coef.mixedrs_fit
 #' @param x An object of class `"coef.lmm"`.
 #' @method print coef.lmm
 #' @export
@@ -472,9 +476,11 @@ print.coef.lmm <- function(x, ...) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   sigma(fit)
 #' }
+#' @aliases sigma.lmm sigma.glmm
 #' @importFrom stats sigma
+#' @method sigma mixedrs_fit
 #' @export
-sigma.lmm <- function(object, ...) {
+sigma.mixedrs_fit <- function(object, ...) {
   object$sigma
 }
 
@@ -600,9 +606,11 @@ deviance.lmm <- function(object, REML = NULL, ...) {
 #'                family = binomial, data = lme4::cbpp)
 #'   nobs(gfit)
 #' }
+#' @aliases nobs.lmm nobs.glmm
 #' @importFrom stats nobs
+#' @method nobs mixedrs_fit
 #' @export
-nobs.lmm <- function(object, ...) {
+nobs.mixedrs_fit <- function(object, ...) {
   mer_nobs(object)
 }
 
@@ -622,9 +630,11 @@ nobs.lmm <- function(object, ...) {
 #'                family = binomial, data = lme4::cbpp)
 #'   df.residual(gfit)
 #' }
+#' @aliases df.residual.lmm df.residual.glmm
 #' @importFrom stats df.residual
+#' @method df.residual mixedrs_fit
 #' @export
-df.residual.lmm <- function(object, ...) {
+df.residual.mixedrs_fit <- function(object, ...) {
   mer_df_residual(object)
 }
 
@@ -729,9 +739,11 @@ weights.lmm <- function(object, type = c("prior", "working"), ...) {
 #'                family = binomial, data = lme4::cbpp)
 #'   formula(gfit, fixed.only = TRUE)
 #' }
+#' @aliases formula.lmm formula.glmm
 #' @importFrom stats formula
+#' @method formula mixedrs_fit
 #' @export
-formula.lmm <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
+formula.mixedrs_fit <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
   if (missing(fixed.only) && random.only) fixed.only <- FALSE
   mer_formula(x, fixed.only, random.only)
 }
@@ -766,9 +778,11 @@ mer_formula <- function(x, fixed.only = FALSE, random.only = FALSE) {
 #'                family = binomial, data = lme4::cbpp)
 #'   dim(model.matrix(gfit, type = "random"))
 #' }
+#' @aliases model.matrix.lmm model.matrix.glmm
 #' @importFrom stats model.matrix
+#' @method model.matrix mixedrs_fit
 #' @export
-model.matrix.lmm <- function(object, type = c("fixed", "random"), ...) {
+model.matrix.mixedrs_fit <- function(object, type = c("fixed", "random"), ...) {
   mer_model_matrix(object, match_choice(type))
 }
 
@@ -811,21 +825,20 @@ expand_re_columns <- function(term) {
 #'                family = binomial, data = lme4::cbpp)
 #'   head(model.frame(gfit))
 #' }
+#' @aliases model.frame.lmm model.frame.glmm
 #' @importFrom stats model.frame
+#' @method model.frame mixedrs_fit
 #' @export
-model.frame.lmm <- function(formula, fixed.only = FALSE, ...) {
-  mer_model_frame(formula, fixed.only)
-}
-
-# With `fixed.only`, the variables of the fixed-effects formula (response
-# included) and the `extra` columns, in the frame's column order. lme4 keeps
-# the "(weights)" and "(offset)" columns for lmer() fits but not for glmer()
-# fits (whose frames lack the attribute that lists them).
-mer_model_frame <- function(object, fixed.only, extra = c("(weights)", "(offset)")) {
-  fr <- object$frame
+model.frame.mixedrs_fit <- function(formula, fixed.only = FALSE, ...) {
+  fr <- formula$frame
   if (fixed.only) {
-    fixed <- mer_formula(object, fixed.only = TRUE)
+    # the variables of the fixed-effects formula (response included), in the
+    # frame's column order; lme4 keeps the "(weights)" and "(offset)" columns
+    # for lmer() fits but not for glmer() fits (whose frames lack the
+    # attribute that lists them)
+    fixed <- mer_formula(formula, fixed.only = TRUE)
     vars <- vapply(as.list(attr(stats::terms(fixed), "variables"))[-1L], deparse1, "")
+    extra <- if (is_glmm(formula)) character() else c("(weights)", "(offset)")
     keep <- c(gsub("`", "", vars, fixed = TRUE), extra)
     fr <- fr[names(fr) %in% keep]
   }
@@ -850,9 +863,11 @@ mer_model_frame <- function(object, fixed.only, extra = c("(weights)", "(offset)
 #'                family = binomial, data = lme4::cbpp)
 #'   gfit_agq <- update(gfit, nAGQ = 5)
 #' }
+#' @aliases getCall.lmm getCall.glmm
 #' @importFrom stats getCall
+#' @method getCall mixedrs_fit
 #' @export
-getCall.lmm <- function(x, ...) {
+getCall.mixedrs_fit <- function(x, ...) {
   x$call
 }
 

@@ -1,39 +1,48 @@
 # Printing fitted "lmm" and "glmm" objects and their summaries.
 #
-# summary.lmm() and summary.glmm() compute everything into a classed list;
-# the print methods only lay it out, section by section, with the small
-# prt_*() helpers below: prt_fit() is the short display of both classes,
-# prt_summary() the long one. The layout reproduces lme4's print methods for
-# "merMod" objects line for line (only the class tag in the title differs),
-# so output of lmer() and lmm(), or of glmer() and glmm(), can be compared
-# directly.
+# summary.lmm() and summary.glmm() compute everything into a classed list
+# (the parts both share are built by mer_summary()); the print methods,
+# written once for both on the parent classes "mixedrs_fit" and
+# "summary.mixedrs_fit", only lay it out, section by section, with the small
+# prt_*() helpers below: prt_fit() is the short display, prt_summary() the
+# long one. The layout reproduces lme4's print methods for "merMod" objects
+# line for line (only the class tag in the title differs), so output of
+# lmer() and lmm(), or of glmer() and glmm(), can be compared directly.
 
-#' Print a fitted linear mixed model
+#' Print a fitted mixed model
 #'
-#' The short display of lme4: title, formula and data, REML criterion (or
-#' the AIC/BIC/log-likelihood/deviance table for ML fits), random-effects
-#' standard deviations and correlations, numbers of observations and groups,
-#' fixed-effects estimates and, when the fit produced any, the optimizer and
-#' convergence messages.
+#' The short display of lme4 for `lmer()` and `glmer()` fits: title (for
+#' `"glmm"` fits the Laplace approximation or adaptive Gauss-Hermite
+#' quadrature with its number of points, then family and link), formula and
+#' data, the REML criterion (or, for fits by maximum likelihood, the
+#' AIC/BIC/log-likelihood/deviance table), random-effects standard
+#' deviations and correlations (with a `Residual` row only for models with a
+#' scale parameter), numbers of observations and groups, fixed-effects
+#' estimates and, when the fit produced any, the optimizer and convergence
+#' messages.
 #'
-#' @param x A fitted model of class `"lmm"`.
+#' @param x A fitted model of class `"lmm"` or `"glmm"`.
 #' @param digits Number of significant digits.
 #' @param ranef.comp Components of the random-effects table: any of
 #'   `"Variance"` and `"Std.Dev."`.
 #' @param ... Passed to [print()] for the random-effects table and the
 #'   fixed effects.
 #' @return `x`, invisibly.
-#' @seealso [summary.lmm()] for the longer display.
+#' @seealso [summary.lmm()] and [summary.glmm()] for the longer display.
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
 #'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   fit
 #'   print(fit, ranef.comp = c("Variance", "Std.Dev."))
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   gfit
 #' }
-#' @method print lmm
+#' @aliases print.lmm print.glmm
+#' @method print mixedrs_fit
 #' @export
-print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
-                      ranef.comp = "Std.Dev.", ...) {
+print.mixedrs_fit <- function(x, digits = max(3, getOption("digits") - 3),
+                              ranef.comp = "Std.Dev.", ...) {
   prt_fit(x, digits = digits, ranef.comp = ranef.comp, ...)
   invisible(x)
 }
@@ -59,7 +68,8 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3),
 #'   standard errors come from `R_X`, as lme4's for linear mixed models);
 #'   `TRUE` is an error, as in lme4.
 #' @param ... Ignored, with a warning.
-#' @return An object of class `"summary.lmm"`: a list with components
+#' @return An object of class `c("summary.lmm", "summary.mixedrs_fit")`: a
+#'   list with components
 #'   `methTitle` (title line), `objClass` (class of the fit), `devcomp`,
 #'   `useScale`, `logLik`, `ngrps`, `coefficients` (the fixed-effects
 #'   table, also returned by `coef()`), `sigma`, `vcov` (covariance matrix of
@@ -84,136 +94,12 @@ summary.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "lme4"
   # use.hessian says, and TRUE is an error (no Hessian in beta); as vcov()
   vcov.lmm(object, use.hessian = use.hessian)
   ddf <- match_choice(ddf)
-  coefs <- fixef_coef_table(object, ddf)
-  p <- nrow(coefs)
-  if (is.null(correlation)) correlation <- p <= summary_cor_max()
-  vc <- vcov.lmm(object)
-  structure(
-    list(
-      methTitle = paste0(mer_method_title(object),
-                         switch(ddf, lme4 = "",
-                                Satterthwaite = ". t-tests use Satterthwaite's method",
-                                "Kenward-Roger" = ". t-tests use Kenward-Roger's method")),
-      objClass = class(object)[1L],
-      devcomp = object$devcomp,
-      useScale = TRUE,
-      logLik = logLik.lmm(object),
-      ngrps = mer_ngrps(object),
-      coefficients = coefs,
-      sigma = object$sigma,
-      vcov = vc,
-      correlation = if (isTRUE(correlation) && p > 0L) stats::cov2cor(vc),
-      varcor = VarCorr.lmm(object),
-      AICtab = mer_criterion_table(object),
-      call = object$call,
-      residuals = residuals.lmm(object, type = "pearson", scaled = TRUE),
-      fitMsgs = mer_fit_messages(object),
-      optinfo = object$optinfo,
-      ddf = ddf
-    ),
-    class = "summary.lmm"
-  )
-}
-
-#' Print the summary of a linear mixed model
-#'
-#' Lays out a [summary.lmm()] object as lme4 prints the summary of a mixed
-#' model: title, call (Formula, Data, Weights, Offset, Control, Subset),
-#' criterion, scaled residuals, random effects, numbers of observations and
-#' groups, fixed-effects table, correlation of the fixed effects and any fit
-#' and convergence messages.
-#'
-#' @param x An object of class `"summary.lmm"`.
-#' @param digits Number of significant digits.
-#' @param correlation Logical: print the correlation of the fixed effects?
-#'   `NULL` (default): print it when it was computed and there are at most
-#'   `getOption("lme4.summary.cor.max", 12)` fixed effects (otherwise a
-#'   message says how to get it).
-#' @param symbolic.cor Logical: show the correlations symbolically with
-#'   [symnum()]?
-#' @param signif.stars Logical: show significance stars (only relevant when
-#'   the table has p-values)?
-#' @param ranef.comp Components of the random-effects table: any of
-#'   `"Variance"` and `"Std.Dev."`.
-#' @param show.resids Logical: show the quantiles of the scaled residuals?
-#' @param ... Passed to [print()] for the random-effects table.
-#' @return `x`, invisibly.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   print(summary(fit), show.resids = FALSE, ranef.comp = "Std.Dev.")
-#' }
-#' @method print summary.lmm
-#' @export
-print.summary.lmm <- function(x, digits = max(3, getOption("digits") - 3),
-                              correlation = NULL, symbolic.cor = FALSE,
-                              signif.stars = getOption("show.signif.stars"),
-                              ranef.comp = c("Variance", "Std.Dev."),
-                              show.resids = TRUE, ...) {
-  prt_summary(x, obj_name = deparse(substitute(x)), digits = digits,
-              correlation = correlation, symbolic.cor = symbolic.cor,
-              signif.stars = signif.stars, ranef.comp = ranef.comp,
-              show.resids = show.resids, ...)
-  invisible(x)
-}
-
-#' Fixed-effects table and covariance from a model summary
-#'
-#' @param object An object of class `"summary.lmm"`.
-#' @param ... Ignored.
-#' @return `coef()`: the fixed-effects table (a matrix with columns
-#'   `Estimate`, `Std. Error` and `t value`). `vcov()`: the covariance matrix
-#'   of the fixed-effects estimates.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   coef(summary(fit))
-#'   vcov(summary(fit))
-#' }
-#' @export
-coef.summary.lmm <- function(object, ...) {
-  object$coefficients
-}
-
-#' @rdname coef.summary.lmm
-#' @export
-vcov.summary.lmm <- function(object, ...) {
-  object$vcov
-}
-
-# ---------------------------------------------------------------------------
-# Generalized linear mixed models (class "glmm").
-
-#' Print a fitted generalized linear mixed model
-#'
-#' The short display of `lme4::glmer()` fits: title (Laplace approximation
-#' or adaptive Gauss-Hermite quadrature with its number of points), family
-#' and link, formula and data, the AIC/BIC/log-likelihood/deviance table,
-#' random-effects standard deviations and correlations (with a `Residual`
-#' row only for families with a scale parameter), numbers of observations
-#' and groups, fixed-effects estimates and any optimizer messages.
-#'
-#' @param x A fitted model of class `"glmm"`.
-#' @param digits Number of significant digits.
-#' @param ranef.comp Components of the random-effects table: any of
-#'   `"Variance"` and `"Std.Dev."`.
-#' @param ... Passed to [print()] for the random-effects table and the
-#'   fixed effects.
-#' @return `x`, invisibly.
-#' @seealso [summary.glmm()] for the longer display.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   fit
-#'   print(fit, ranef.comp = c("Variance", "Std.Dev."))
-#' }
-#' @method print glmm
-#' @export
-print.glmm <- function(x, digits = max(3, getOption("digits") - 3),
-                       ranef.comp = "Std.Dev.", ...) {
-  prt_fit(x, digits = digits, ranef.comp = ranef.comp, ...)
-  invisible(x)
+  title <- paste0(mer_method_title(object),
+                  switch(ddf, lme4 = "",
+                         Satterthwaite = ". t-tests use Satterthwaite's method",
+                         "Kenward-Roger" = ". t-tests use Kenward-Roger's method"))
+  mer_summary(object, title, coefs = fixef_coef_table(object, ddf),
+              vc = vcov.lmm(object), correlation = correlation, ddf = ddf)
 }
 
 #' Summarize a fitted generalized linear mixed model
@@ -234,7 +120,8 @@ print.glmm <- function(x, digits = max(3, getOption("digits") - 3),
 #'   Cholesky factor `R_X` at the estimates (`FALSE`)? `NULL` (default) uses
 #'   the Hessian when the fit computed it, as lme4 does; see [vcov.glmm()].
 #' @param ... Ignored, with a warning.
-#' @return An object of class `"summary.glmm"`: a list with the components
+#' @return An object of class `c("summary.glmm", "summary.mixedrs_fit")`: a
+#'   list with the components
 #'   of [summary.lmm()] (`methTitle`, `objClass`, `devcomp`, `useScale`,
 #'   `logLik`, `ngrps`, `coefficients`, `sigma`, `vcov`, `correlation`,
 #'   `varcor`, `AICtab`, `call`, `residuals`, `fitMsgs`, `optinfo`) plus
@@ -262,60 +149,91 @@ summary.glmm <- function(object, correlation = NULL, use.hessian = NULL, ...) {
   } else {
     vcov.glmm(object, use.hessian = use.hessian)
   }
-  coefs <- glmm_coef_table(object, vc_se)
+  mer_summary(object, mer_method_title(object), coefs = glmm_coef_table(object, vc_se),
+              vc = vc, correlation = correlation)
+}
+
+# The summary object of either class, its components in lme4's order:
+# `title` is the title line, `coefs` the fixed-effects table, `vc` the
+# covariance of the fixed effects (shown as their correlation), computed when
+# `correlation` is TRUE or, for NULL, when there are at most
+# summary_cor_max() fixed effects. A GLMM's family and link follow the
+# log-likelihood; further components in `...` (summary.lmm()'s `ddf`) come
+# last.
+mer_summary <- function(object, title, coefs, vc, correlation, ...) {
   p <- nrow(coefs)
   if (is.null(correlation)) correlation <- p <= summary_cor_max()
-  famlink <- mer_famlink(object)
+  famlink <- if (is_glmm(object)) mer_famlink(object)
   structure(
-    list(
-      methTitle = mer_method_title(object),
-      objClass = class(object)[1L],
-      devcomp = object$devcomp,
-      useScale = mer_use_sc(object),
-      logLik = logLik.glmm(object),
-      family = famlink$family,
-      link = famlink$link,
-      ngrps = mer_ngrps(object),
-      coefficients = coefs,
-      sigma = object$sigma,
-      vcov = vc,
-      correlation = if (isTRUE(correlation) && p > 0L) stats::cov2cor(vc),
-      varcor = VarCorr.glmm(object),
-      AICtab = mer_criterion_table(object),
-      call = object$call,
-      residuals = residuals.glmm(object, type = "pearson", scaled = TRUE),
-      fitMsgs = mer_fit_messages(object),
-      optinfo = object$optinfo
+    c(
+      list(
+        methTitle = title,
+        objClass = class(object)[1L],
+        devcomp = object$devcomp,
+        useScale = mer_use_sc(object),
+        logLik = stats::logLik(object)
+      ),
+      famlink,
+      list(
+        ngrps = mer_ngrps(object),
+        coefficients = coefs,
+        sigma = object$sigma,
+        vcov = vc,
+        correlation = if (isTRUE(correlation) && p > 0L) stats::cov2cor(vc),
+        varcor = VarCorr(object),
+        AICtab = mer_criterion_table(object),
+        call = object$call,
+        residuals = stats::residuals(object, type = "pearson", scaled = TRUE),
+        fitMsgs = mer_fit_messages(object),
+        optinfo = object$optinfo
+      ),
+      list(...)
     ),
-    class = "summary.glmm"
+    class = c(paste0("summary.", class(object)[1L]), "summary.mixedrs_fit")
   )
 }
 
-#' Print the summary of a generalized linear mixed model
+#' Print the summary of a mixed model
 #'
-#' Lays out a [summary.glmm()] object as lme4 prints the summary of a
-#' `glmer()` fit, line for line: title, family, call (Formula, Data,
-#' Weights, Offset, Control, Subset), criterion table, scaled residuals,
-#' random effects, numbers of observations and groups, fixed-effects table
-#' with p-values and significance stars, correlation of the fixed effects and
-#' any fit and convergence messages.
+#' Lays out a [summary.lmm()] or [summary.glmm()] object as lme4 prints the
+#' summary of an `lmer()` or `glmer()` fit, line for line: title, family and
+#' link (`"glmm"` fits), call (Formula, Data, Weights, Offset, Control,
+#' Subset), criterion, scaled residuals, random effects, numbers of
+#' observations and groups, fixed-effects table (with p-values and
+#' significance stars when it has p-values), correlation of the fixed
+#' effects and any fit and convergence messages.
 #'
-#' @param x An object of class `"summary.glmm"`.
-#' @inheritParams print.summary.lmm
+#' @param x An object of class `"summary.lmm"` or `"summary.glmm"`.
+#' @param digits Number of significant digits.
+#' @param correlation Logical: print the correlation of the fixed effects?
+#'   `NULL` (default): print it when it was computed and there are at most
+#'   `getOption("lme4.summary.cor.max", 12)` fixed effects (otherwise a
+#'   message says how to get it).
+#' @param symbolic.cor Logical: show the correlations symbolically with
+#'   [symnum()]?
+#' @param signif.stars Logical: show significance stars (only relevant when
+#'   the table has p-values)?
+#' @param ranef.comp Components of the random-effects table: any of
+#'   `"Variance"` and `"Std.Dev."`.
+#' @param show.resids Logical: show the quantiles of the scaled residuals?
+#' @param ... Passed to [print()] for the random-effects table.
 #' @return `x`, invisibly.
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   print(summary(fit), show.resids = FALSE, signif.stars = FALSE)
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#'   print(summary(fit), show.resids = FALSE, ranef.comp = "Std.Dev.")
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   print(summary(gfit), show.resids = FALSE, signif.stars = FALSE)
 #' }
-#' @method print summary.glmm
+#' @aliases print.summary.lmm print.summary.glmm
+#' @method print summary.mixedrs_fit
 #' @export
-print.summary.glmm <- function(x, digits = max(3, getOption("digits") - 3),
-                               correlation = NULL, symbolic.cor = FALSE,
-                               signif.stars = getOption("show.signif.stars"),
-                               ranef.comp = c("Variance", "Std.Dev."),
-                               show.resids = TRUE, ...) {
+print.summary.mixedrs_fit <- function(x, digits = max(3, getOption("digits") - 3),
+                                      correlation = NULL, symbolic.cor = FALSE,
+                                      signif.stars = getOption("show.signif.stars"),
+                                      ranef.comp = c("Variance", "Std.Dev."),
+                                      show.resids = TRUE, ...) {
   prt_summary(x, obj_name = deparse(substitute(x)), digits = digits,
               correlation = correlation, symbolic.cor = symbolic.cor,
               signif.stars = signif.stars, ranef.comp = ranef.comp,
@@ -323,30 +241,36 @@ print.summary.glmm <- function(x, digits = max(3, getOption("digits") - 3),
   invisible(x)
 }
 
-#' Fixed-effects table and covariance from a GLMM summary
+#' Fixed-effects table and covariance from a model summary
 #'
-#' @param object An object of class `"summary.glmm"`.
+#' @param object An object of class `"summary.lmm"` or `"summary.glmm"`.
 #' @param ... Ignored.
-#' @return `coef()`: the fixed-effects table (columns `Estimate`,
-#'   `Std. Error`, `z value` or `t value`, `Pr(>|z|)`). `vcov()`: the
+#' @return `coef()`: the fixed-effects table (a matrix with columns
+#'   `Estimate`, `Std. Error` and `t value`, then `df` and `Pr(>|t|)` with
+#'   degrees of freedom, for `"lmm"` fits; `Estimate`, `Std. Error`,
+#'   `z value` or `t value` and `Pr(>|z|)` for `"glmm"` fits). `vcov()`: the
 #'   covariance matrix of the fixed-effects estimates.
 #' @examples
 #' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
+#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #'   coef(summary(fit))
 #'   vcov(summary(fit))
+#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'                family = binomial, data = lme4::cbpp)
+#'   coef(summary(gfit))
 #' }
-#' @method coef summary.glmm
+#' @aliases coef.summary.lmm coef.summary.glmm
+#' @method coef summary.mixedrs_fit
 #' @export
-coef.summary.glmm <- function(object, ...) {
+coef.summary.mixedrs_fit <- function(object, ...) {
   object$coefficients
 }
 
-#' @rdname coef.summary.glmm
-#' @method vcov summary.glmm
+#' @rdname coef.summary.mixedrs_fit
+#' @aliases vcov.summary.lmm vcov.summary.glmm
+#' @method vcov summary.mixedrs_fit
 #' @export
-vcov.summary.glmm <- function(object, ...) {
+vcov.summary.mixedrs_fit <- function(object, ...) {
   object$vcov
 }
 
@@ -450,57 +374,35 @@ summary_cor_max <- function() {
 # ---------------------------------------------------------------------------
 # The two displays, shared by "lmm" and "glmm" fits.
 
-# Short display of a fit (print.lmm, print.glmm).
+# Short display of a fit (print() of an "lmm" or "glmm" fit).
 prt_fit <- function(x, digits, ranef.comp, ...) {
-  prt_title(mer_method_title(x), class(x)[1L])
-  prt_family(mer_famlink(x))
-  prt_call(x$call, long = FALSE)
+  prt_header(mer_method_title(x), class(x)[1L], mer_famlink(x), x$call, long = FALSE)
   prt_criterion(mer_criterion_table(x), digits = 4)
   prt_random(VarCorr(x), digits = digits, comp = ranef.comp, ...)
   prt_groups(mer_ngrps(x), nobs = x$devcomp$dims[["n"]])
   prt_fixef_estimates(mer_fixef(x), digits = digits, ...)
-  prt_fit_messages(mer_fit_messages(x))
-  prt_convergence(x$optinfo, short = TRUE, nAGQ = x$devcomp$dims[["nAGQ"]])
+  prt_messages(mer_fit_messages(x), x$optinfo, short = TRUE,
+               nAGQ = x$devcomp$dims[["nAGQ"]])
 }
 
-# Long display of a model summary (print.summary.lmm, print.summary.glmm).
-# `obj_name` is the expression the user printed, named in the message shown
-# instead of a large correlation matrix.
+# Long display of a model summary (print() of a "summary.lmm" or
+# "summary.glmm" object). `obj_name` is the expression the user printed,
+# named in the message shown instead of a large correlation matrix.
 prt_summary <- function(x, obj_name, digits, correlation, symbolic.cor,
                         signif.stars, ranef.comp, show.resids, ...) {
-  prt_title(x$methTitle, x$objClass)
-  prt_family(list(family = x$family, link = x$link))
-  prt_call(x$call, long = TRUE)
+  prt_header(x$methTitle, x$objClass, list(family = x$family, link = x$link), x$call,
+             long = TRUE)
   cat("\n")
   prt_criterion(x$AICtab, digits = 1)
   cat("\n")
   if (show.resids) prt_resids(x$residuals, digits = digits)
   prt_random(x$varcor, digits = digits, comp = ranef.comp, ...)
   prt_groups(x$ngrps, nobs = x$devcomp$dims[["n"]])
-  p <- nrow(x$coefficients)
-  if (p > 0L) {
+  if (nrow(x$coefficients) > 0L) {
     prt_coef_table(x$coefficients, digits = digits, signif.stars = signif.stars)
-    cor_max <- summary_cor_max()
-    if (is.null(correlation)) {
-      correlation <- !is.null(x$correlation) && p <= cor_max
-      if (!correlation && p > cor_max) {
-        if (length(obj_name) > 1L || nchar(obj_name) >= 32L) obj_name <- "...."
-        msg_cor_not_shown(p, cor_max, obj_name)
-      }
-    } else if (!is.logical(correlation)) {
-      stop("'correlation' must be NULL or logical")
-    }
-    if (correlation) {
-      corr <- x$correlation
-      if (is.null(corr)) {
-        message("\nCorrelation of fixed effects could have been required in summary()")
-        corr <- stats::cov2cor(x$vcov)
-      }
-      prt_fixef_corr(corr, rownames(x$coefficients), symbolic = symbolic.cor)
-    }
+    prt_summary_corr(x, correlation, obj_name, symbolic = symbolic.cor)
   }
-  prt_fit_messages(x$fitMsgs)
-  prt_convergence(x$optinfo, short = FALSE, nAGQ = x$devcomp$dims[["nAGQ"]])
+  prt_messages(x$fitMsgs, x$optinfo, short = FALSE, nAGQ = x$devcomp$dims[["nAGQ"]])
 }
 
 # Family and link of a GLMM (list(family = NULL, link = NULL) for an LMM).
@@ -511,6 +413,13 @@ mer_famlink <- function(object) {
 
 # ---------------------------------------------------------------------------
 # Printing helpers, one per section of the output.
+
+# Head of both displays: title, family (GLMMs) and the lines from the call.
+prt_header <- function(title, class, famlink, call, long) {
+  prt_title(title, class)
+  prt_family(famlink)
+  prt_call(call, long = long)
+}
 
 # Title line, e.g. "Linear mixed model fit by REML ['lmm']"; wrapped (and the
 # tag unquoted) when it does not fit the console width, as in lme4.
@@ -599,6 +508,33 @@ prt_coef_table <- function(coefs, digits, signif.stars) {
   stats::printCoefmat(coefs, digits = digits, signif.stars = signif.stars)
 }
 
+# The correlation of the fixed effects in a summary display. `correlation`
+# NULL shows it when summary() computed it and there are at most
+# summary_cor_max() fixed effects (above that, a message names `obj_name`
+# and how to get it); TRUE shows it, computed from the covariance when
+# summary() did not.
+prt_summary_corr <- function(x, correlation, obj_name, symbolic) {
+  p <- nrow(x$coefficients)
+  cor_max <- summary_cor_max()
+  if (is.null(correlation)) {
+    correlation <- !is.null(x$correlation) && p <= cor_max
+    if (!correlation && p > cor_max) {
+      if (length(obj_name) > 1L || nchar(obj_name) >= 32L) obj_name <- "...."
+      msg_cor_not_shown(p, cor_max, obj_name)
+    }
+  } else if (!is.logical(correlation)) {
+    stop("'correlation' must be NULL or logical")
+  }
+  if (correlation) {
+    corr <- x$correlation
+    if (is.null(corr)) {
+      message("\nCorrelation of fixed effects could have been required in summary()")
+      corr <- stats::cov2cor(x$vcov)
+    }
+    prt_fixef_corr(corr, rownames(x$coefficients), symbolic = symbolic)
+  }
+}
+
 # Message shown instead of a large correlation matrix.
 msg_cor_not_shown <- function(p, cor_max, obj_name) {
   message(sprintf(paste("\nCorrelation matrix not shown by default, as p = %d > %d.",
@@ -632,6 +568,12 @@ prt_fit_messages <- function(msgs) {
     cat("fit warnings:\n")
     writeLines(msgs)
   }
+}
+
+# Tail of both displays: fit warnings, then the optimizer status.
+prt_messages <- function(fit_msgs, optinfo, short, nAGQ) {
+  prt_fit_messages(fit_msgs)
+  prt_convergence(optinfo, short = short, nAGQ = nAGQ)
 }
 
 # Optimizer status line, shown when the optimizer reported a problem or the
