@@ -16,6 +16,7 @@ pub mod linpred;
 pub mod lmm;
 pub mod nelder_mead;
 pub mod optim;
+pub mod pls;
 pub mod profile;
 pub mod profile_glmm;
 pub mod quadrature;

@@ -28,130 +28,15 @@
 //! The walk, the step rule and the assembly of the points (`Walker`) are shared with the
 //! profiles of generalized linear mixed models ([`crate::profile_glmm`]).
 use crate::blocks::CrossProducts;
-use crate::chol::BlockedCholesky;
 use crate::error::{invalid, MixedError, Result};
 use crate::lmm::LinearMixedModel;
-use crate::optim::{self, Objective, OptimOptions, Stop};
+use crate::optim::{OptimOptions, Stop};
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
 use bobyqa::{Bobyqa, Config};
 use faer::Par;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
-use std::f64::consts::PI;
-
-/// Penalized least squares at any θ from a fixed set of cross-products: the pieces of
-/// [`LinearMixedModel`] that the profiles and the bootstrap refits need, over cross-products
-/// they build themselves.
-#[derive(Debug)]
-pub struct Pls {
-    /// Grouping-factor blocks and the θ layout.
-    pub re: ReStructure,
-    /// Cross-products `[Z F]'W[Z F]`.
-    pub cp: CrossProducts,
-    /// The factor at the last θ set.
-    pub chol: BlockedCholesky,
-    lambda: Vec<Vec<f64>>,
-    n: usize,
-    log_w: f64,
-}
-
-impl Pls {
-    /// Allocates the factor for `cp` (`n` observations, `Σ log wᵢ = log_w`).
-    pub fn new(re: ReStructure, cp: CrossProducts, n: usize, log_w: f64, par: Par) -> Result<Self> {
-        let chol = BlockedCholesky::new(&cp, &re, par, TrailingChoice::Auto)?;
-        let lambda = re.lambda_buffers();
-        Ok(Self {
-            re,
-            cp,
-            chol,
-            lambda,
-            n,
-            log_w,
-        })
-    }
-
-    /// Refactors at θ.
-    pub fn set_theta(&mut self, theta: &[f64]) -> Result<()> {
-        self.re.set_lambda(theta, &mut self.lambda)?;
-        self.chol.update(&self.cp, &self.lambda)
-    }
-
-    /// The relative covariance factors `T_b` at the last θ set.
-    pub fn lambda(&self) -> &[Vec<f64>] {
-        &self.lambda
-    }
-
-    /// Number of observations.
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
-    /// Penalized weighted residual sum of squares `r²` at the last θ.
-    pub fn pwrss(&self) -> f64 {
-        let r = self.chol.pwrss_sqrt(&self.cp);
-        r * r
-    }
-
-    /// `log|L_Z|²` at the last θ.
-    pub fn ldl2(&self) -> f64 {
-        self.chol.logdet_l11 + self.chol.logdet_l22
-    }
-
-    /// `log|R_X|²` at the last θ.
-    pub fn ldrx2(&self) -> f64 {
-        self.chol.logdet_rx(&self.cp)
-    }
-
-    /// The profiled REML criterion or ML deviance at the last θ.
-    pub fn criterion(&self, reml: bool) -> f64 {
-        let n = self.n as f64;
-        let pwrss = self.pwrss();
-        if reml {
-            let nmp = n - self.cp.p as f64;
-            self.ldl2() - self.log_w + self.ldrx2() + nmp * (1.0 + (2.0 * PI * pwrss / nmp).ln())
-        } else {
-            self.ldl2() - self.log_w + n * (1.0 + (2.0 * PI * pwrss / n).ln())
-        }
-    }
-
-    /// The ML deviance at the last θ with `σ` given rather than profiled out.
-    pub fn deviance_sigma(&self, sigma: f64) -> f64 {
-        let s2 = sigma * sigma;
-        self.ldl2() - self.log_w + self.pwrss() / s2 + self.n as f64 * (2.0 * PI * s2).ln()
-    }
-
-    /// The criterion at θ, `+∞` where the factorization fails.
-    pub fn criterion_at(&mut self, theta: &[f64], reml: bool) -> f64 {
-        match self.set_theta(theta) {
-            Ok(()) => self.criterion(reml),
-            Err(_) => f64::INFINITY,
-        }
-    }
-
-    /// Minimizes the criterion over θ from `start`.
-    pub fn optimize(
-        &mut self,
-        start: &[f64],
-        reml: bool,
-        opts: &OptimOptions,
-    ) -> Result<optim::OptSummary> {
-        let lower = self.re.lower_bounds();
-        let mut obj = PlsObjective { pls: self, reml };
-        optim::minimize(&mut obj, start, &lower, opts)
-    }
-}
-
-struct PlsObjective<'p> {
-    pls: &'p mut Pls,
-    reml: bool,
-}
-
-impl Objective for PlsObjective<'_> {
-    fn eval(&mut self, theta: &[f64]) -> f64 {
-        self.pls.criterion_at(theta, self.reml)
-    }
-}
 
 /// The map between θ and lme4's standard deviations and correlations.
 #[derive(Debug, Clone)]
@@ -393,13 +278,13 @@ pub(crate) type ZetaFn<'f> = dyn FnMut(f64, &[f64], &mut Vec<String>) -> Result<
 
 /// Everything needed to profile an LMM: the ML fit and the full model's cross-products.
 #[derive(Debug)]
-pub struct LmmProfiler {
+pub struct LmmProfiler<'a> {
+    spec: ModelSpec<'a>,
     re: ReStructure,
     cp: CrossProducts,
     layout: VarLayout,
     n: usize,
     p: usize,
-    log_w: f64,
     /// ML estimates of θ.
     pub theta: Vec<f64>,
     /// The ML deviance at the optimum.
@@ -413,14 +298,13 @@ pub struct LmmProfiler {
     walker: Walker,
 }
 
-impl LmmProfiler {
+impl<'a> LmmProfiler<'a> {
     /// Fits the model by maximum likelihood from `start` (the fit's θ) and prepares the
     /// profiles.
-    pub fn new(spec: ModelSpec<'_>, start: Option<&[f64]>, opts: ProfileOptions) -> Result<Self> {
+    pub fn new(spec: ModelSpec<'a>, start: Option<&[f64]>, opts: ProfileOptions) -> Result<Self> {
         let layout = VarLayout::new(&spec);
         let n = spec.n;
         let p = spec.p;
-        let log_w = spec.log_weight_sum();
         let mut model = LinearMixedModel::new(spec, false, Par::Seq)?;
         let fit_opts = OptimOptions {
             calc_derivs: false,
@@ -447,12 +331,12 @@ impl LmmProfiler {
         upper.extend(std::iter::repeat_n(f64::INFINITY, p));
         let walker = Walker::new(opts, nvp + p, fit.deviance_ml)?;
         Ok(Self {
+            spec: model.spec.clone(),
             re: model.re.clone(),
             cp: model.cp.clone(),
             layout,
             n,
             p,
-            log_w,
             theta: fit.theta,
             base: fit.deviance_ml,
             optimum,
@@ -514,20 +398,29 @@ impl LmmProfiler {
         pool.install(|| which.par_iter().map(|&w| self.profile(w)).collect())
     }
 
-    fn new_pls(&self, cp: CrossProducts) -> Result<Pls> {
-        Pls::new(self.re.clone(), cp, self.n, self.log_w, Par::Seq)
+    /// An ML model over `cp` (the full model's cross-products or reduced ones) with
+    /// sequential linear algebra (the profiles run in parallel).
+    fn new_model(&self, cp: CrossProducts) -> Result<LinearMixedModel<'a>> {
+        LinearMixedModel::from_cross_products(
+            self.spec.clone(),
+            self.re.clone(),
+            cp,
+            false,
+            Par::Seq,
+            TrailingChoice::Auto,
+        )
     }
 
     /// The deviance at a full set of covariance parameters (sd/cor, then σ), β profiled out.
-    fn var_deviance(&self, pls: &mut Pls, v: &[f64]) -> f64 {
+    fn var_deviance(&self, model: &mut LinearMixedModel<'a>, v: &[f64]) -> f64 {
         let nth = self.layout.n_theta();
         let sigma = v[nth];
         let Some(theta) = self.layout.theta_from_sdcor(&v[..nth], sigma) else {
             return f64::INFINITY;
         };
-        match pls.set_theta(&theta) {
+        match model.set_theta(&theta) {
             Ok(()) => {
-                let d = pls.deviance_sigma(sigma);
+                let d = model.deviance_at_sigma(sigma);
                 if d.is_nan() {
                     f64::INFINITY
                 } else {
@@ -540,7 +433,7 @@ impl LmmProfiler {
 
     fn profile_var(&self, w: usize) -> Result<ProfileTrace> {
         let nvp = self.n_var();
-        let mut pls = self.new_pls(self.cp.clone())?;
+        let mut model = self.new_model(self.cp.clone())?;
         let pw = self.optimum[w];
         let sigma = self.optimum[nvp - 1];
         let is_sd = self.layout.is_sd();
@@ -569,15 +462,15 @@ impl LmmProfiler {
             let (others, fval) = {
                 let mut f = |o: &[f64]| {
                     fill_with(&mut full, w, x, o);
-                    self.var_deviance(&mut pls, &full)
+                    self.var_deviance(&mut model, &full)
                 };
                 bounded_minimize(&mut f, start, &lo, &up, &scale, self.walker.opts.rhoend)?
             };
             fill_with(&mut full, w, x, &others);
             let zeta = self.walker.zeta_of(x, pw, fval, warnings)?;
             // β at the conditional optimum.
-            self.var_deviance(&mut pls, &full);
-            let (beta, _, _) = pls.chol.solve(&pls.cp);
+            self.var_deviance(&mut model, &full);
+            let (beta, _, _) = model.chol.solve(&model.cp);
             full.extend_from_slice(&beta);
             Ok(Row {
                 x,
@@ -618,7 +511,7 @@ impl LmmProfiler {
         let std = self.stderr[j];
         // Cross-products of [X₋ⱼ, y − b Xⱼ] for b = 0; the response row is updated per b.
         let reduced = reduce_cross_products(&self.cp, j, 0.0);
-        let mut pls = self.new_pls(reduced)?;
+        let mut model = self.new_model(reduced)?;
         let fit_opts = OptimOptions {
             calc_derivs: false,
             rhobeg: 0.2,
@@ -626,13 +519,13 @@ impl LmmProfiler {
             ..OptimOptions::default()
         };
         let mut zeta_at = |b: f64, _start: &[f64], warnings: &mut Vec<String>| -> Result<Row> {
-            set_reduced_response(&mut pls.cp, &self.cp, j, b);
-            let summary = pls.optimize(&self.theta, false, &fit_opts)?;
+            set_reduced_response(&mut model.cp, &self.cp, j, b);
+            let summary = model.optimize(&self.theta, &fit_opts)?;
             let fval = summary.fmin;
             let zeta = self.walker.zeta_of(b, est, fval, warnings)?;
-            pls.set_theta(&summary.theta)?;
-            let sig = (pls.pwrss() / self.n as f64).sqrt();
-            let (beta_r, _, _) = pls.chol.solve(&pls.cp);
+            model.set_theta(&summary.theta)?;
+            let sig = (model.pwrss() / self.n as f64).sqrt();
+            let (beta_r, _, _) = model.chol.solve(&model.cp);
             let mut full = self.layout.sdcor_from_theta(&summary.theta, sig);
             full.push(sig);
             for k in 0..p {

@@ -1,7 +1,8 @@
 //! R binding of likelihood profiles and parametric-bootstrap refits (`confint()`, `bootmm()`).
-use crate::bootstrap::{self, GlmmSetup, LmmReplicate};
+use crate::bootstrap::{self, GlmmSetup};
 use crate::family::Family;
 use crate::glmm::GlmmOptions;
+use crate::lmm::LmmFit;
 use crate::profile::{self, IntervalMethod, LmmProfiler, ProfileOptions, ProfileTrace};
 use crate::profile_glmm::GlmmProfiler;
 use crate::rbind::{
@@ -167,7 +168,7 @@ fn profile_interval_rs(par: Robj, zeta: Robj, targets: Robj) -> Result<Robj> {
     Ok(list!(values = values, method = method, ties = ties).into())
 }
 
-fn lmm_replicate_to_list(r: &LmmReplicate) -> Robj {
+fn lmm_replicate_to_list(r: &LmmFit) -> Robj {
     let b = List::from_values(r.b.iter().map(|v| Robj::from(v.clone())));
     list!(
         theta = r.theta.clone(),
