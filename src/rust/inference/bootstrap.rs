@@ -15,9 +15,10 @@
 //! reported as an error in its slot and the others go on (lme4's `bootMer` records such a
 //! replicate as `NA`).
 use crate::blocks::CrossProducts;
-use crate::error::{invalid, MixedError, Result};
+use crate::error::{invalid, Result};
 use crate::family::Family;
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmFit, GlmmOptions};
+use crate::inference::parallel;
 use crate::lmm::{LinearMixedModel, LmmFit};
 use crate::optim::{OptimOptions, Stop};
 use crate::spec::ModelSpec;
@@ -25,13 +26,6 @@ use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
 use faer::Par;
 use rayon::prelude::*;
-
-fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| MixedError::InvalidInput(format!("could not start threads: {e}")))
-}
 
 fn check_responses(spec: &ModelSpec<'_>, responses: &[f64]) -> Result<usize> {
     let n = spec.n;
@@ -46,7 +40,7 @@ fn check_responses(spec: &ModelSpec<'_>, responses: &[f64]) -> Result<usize> {
 
 /// Refits the linear mixed model `spec` (REML or ML) to each column of `responses`
 /// (`n × nsim`, column-major, offset included as in `spec.y`), starting from `start`, on
-/// `threads` threads (0: rayon's default).
+/// `threads` threads (0: all cores).
 pub fn bootstrap_lmm(
     spec: &ModelSpec<'_>,
     reml: bool,
@@ -69,7 +63,7 @@ pub fn bootstrap_lmm(
     }
     let pattern = CrossProducts::pattern(spec, &re, spec.p)?;
     let n = spec.n;
-    let pool = thread_pool(threads)?;
+    let pool = parallel::pool(threads)?;
     let out = pool.install(|| {
         (0..nsim)
             .into_par_iter()
@@ -155,7 +149,7 @@ pub fn bootstrap_glmm(
             spec.p
         ));
     }
-    let pool = thread_pool(threads)?;
+    let pool = parallel::pool(threads)?;
     let out = pool.install(|| {
         (0..nsim)
             .into_par_iter()
