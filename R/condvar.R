@@ -9,14 +9,14 @@
 # weights of the conditional modes, from the stored linear predictor), without
 # forming the inverse.
 
-lmm_condvar_rs <- function(y, x, p, weights, offset, terms, reml, theta) {
-  .Call(wrap__lmm_condvar_rs, y, x, p, weights, offset, terms, reml, theta)
+lmm_condvar_rs <- function(y, x, p, weights, offset, terms, reml, theta, threads) {
+  .Call(wrap__lmm_condvar_rs, y, x, p, weights, offset, terms, reml, theta, threads)
 }
 
 glmm_condvar_rs <- function(y, x, p, weights, offset, terms, family, link,
-                            theta, eta, sigma) {
+                            theta, eta, sigma, threads) {
   .Call(wrap__glmm_condvar_rs, y, x, p, weights, offset, terms, family, link,
-        theta, eta, sigma)
+        theta, eta, sigma, threads)
 }
 
 # The conditional covariance arrays (q x q x levels) of every random-effects
@@ -28,10 +28,12 @@ term_condvar <- function(object) {
     glmm_condvar_rs(inputs$y, inputs$X, inputs$p, inputs$weights,
                     inputs$offset, inputs$terms, object$family$family,
                     object$family$link, theta, unname(as.double(object$eta)),
-                    as.double(stats::sigma(object)))
+                    as.double(stats::sigma(object)),
+                    engine_threads(0L, control_of(object, parent.frame())))
   } else {
     lmm_condvar_rs(inputs$y, inputs$X, inputs$p, inputs$weights,
-                   inputs$offset, inputs$terms, isTRUE(object$REML), theta)
+                   inputs$offset, inputs$terms, isTRUE(object$REML), theta,
+                   engine_threads(0L, control_of(object, parent.frame())))
   }
 }
 

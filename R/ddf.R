@@ -5,8 +5,10 @@
 # the random-effects space) come from the Rust core (src/rust/ddf.rs); the
 # contrast algebra, all p x p, is done here.
 
-lmm_ddf_rs <- function(y, x, p, weights, offset, terms, reml, theta, sigma, method) {
-  .Call(wrap__lmm_ddf_rs, y, x, p, weights, offset, terms, reml, theta, sigma, method)
+lmm_ddf_rs <- function(y, x, p, weights, offset, terms, reml, theta, sigma, method,
+                       threads) {
+  .Call(wrap__lmm_ddf_rs, y, x, p, weights, offset, terms, reml, theta, sigma, method,
+        threads)
 }
 
 # The engine's ingredients for `method` at the estimates of `fit`.
@@ -17,7 +19,8 @@ ddf_parts <- function(fit, method) {
   }
   inp <- fit_engine_inputs(fit)
   raw <- lmm_ddf_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                    isTRUE(fit$REML), unname(fit$theta), fit$sigma, method)
+                    isTRUE(fit$REML), unname(fit$theta), fit$sigma, method,
+                    engine_threads(0L, control_of(fit, parent.frame())))
   p <- inp$p
   square <- function(v, d) matrix(v, d, d)
   parts <- if (method == "Satterthwaite") {
