@@ -1,8 +1,8 @@
 # Parametric bootstrap of fitted "lmm" and "glmm" models (lme4's bootMer):
 # responses simulated in R from the fitted model with R's random numbers (in
 # lme4's order of draws), refitted in parallel by the Rust engine
-# (src/rust/bootstrap.rs), the statistic applied in R to light refitted
-# objects.
+# (src/rust/inference/bootstrap.rs), the statistic applied in R to light
+# refitted objects.
 
 #' Parametric bootstrap of a mixed model
 #'
@@ -46,8 +46,9 @@
 #'   of `use.u` and `re.form`.
 #' @param re.form `NA` or `~0` (new random effects, the default) or `NULL`
 #'   (conditional on the estimated ones, as `use.u = TRUE`).
-#' @param threads Number of threads for the refits (default `NULL`: all
-#'   cores).
+#' @param threads Number of threads for the refits (default `NULL`: the
+#'   fit's own `threads` setting of [lmmControl()] or [glmmControl()], all
+#'   cores unless set there).
 #' @return An object of class `c("bootmm", "boot")`, as lme4's: `t0`
 #'   (`FUN(x)`), `t` (an `nsim` x `length(t0)` matrix, `NA` rows for
 #'   replicates whose refit or statistic failed), `R` (`nsim`), `data`,
@@ -147,6 +148,16 @@ control_of <- function(x, env) {
     if (inherits(ctrl, class(default)[1L])) return(ctrl)
   }
   default
+}
+
+# The number of threads of an engine call made after the fit (profiles,
+# bootstrap refits, conditional variances, degrees of freedom): `threads`
+# when the caller gave one (check_threads() turns NULL into 0), else the fit's
+# own setting, `control$threads` of `control` (see control_of(); 0: all cores,
+# also for settings made before the option existed).
+engine_threads <- function(threads, control) {
+  if (threads > 0L || is.null(control$threads)) return(as.integer(threads))
+  as.integer(control$threads)
 }
 
 # Term-wise Z b for per-term coefficient vectors (level-major), as the engine
@@ -282,11 +293,11 @@ boot_refit <- function(x, inputs, Y, control, threads) {
                       inputs$terms, x$family$family, x$family$link,
                       as.double(x$n_trials), as.double(x$eta), as.integer(x$nAGQ),
                       Y, as.double(x$theta), as.double(x$beta), unclass(control),
-                      threads)
+                      engine_threads(threads, control))
   } else {
     lmm_bootstrap_rs(inputs$y, inputs$X, inputs$p, inputs$weights, inputs$offset,
                      inputs$terms, isTRUE(x$REML), Y, as.double(x$theta),
-                     unclass(control), threads)
+                     unclass(control), engine_threads(threads, control))
   }
 }
 

@@ -18,10 +18,12 @@ term_condvar <- function(object) {
     glmm_condvar_rs(inputs$y, inputs$X, inputs$p, inputs$weights,
                     inputs$offset, inputs$terms, object$family$family,
                     object$family$link, theta, unname(as.double(object$eta)),
-                    as.double(stats::sigma(object)))
+                    as.double(stats::sigma(object)),
+                    engine_threads(0L, control_of(object, parent.frame())))
   } else {
     lmm_condvar_rs(inputs$y, inputs$X, inputs$p, inputs$weights,
-                   inputs$offset, inputs$terms, isTRUE(object$REML), theta)
+                   inputs$offset, inputs$terms, isTRUE(object$REML), theta,
+                   engine_threads(0L, control_of(object, parent.frame())))
   }
 }
 

@@ -1,7 +1,7 @@
 # Confidence intervals for the parameters of "lmm" and "glmm" fits (lme4's
 # confint.merMod): likelihood profiles (computed by the Rust engine,
-# src/rust/profile.rs), Wald intervals and parametric-bootstrap percentiles;
-# and profile() returning the profile itself.
+# src/rust/inference/profile/), Wald intervals and parametric-bootstrap
+# percentiles; and profile() returning the profile itself.
 
 #' Confidence intervals for the parameters of a mixed model
 #'
@@ -58,7 +58,8 @@
 #'   covariance matrix, column by column (standard deviations on the
 #'   diagonal, correlations below), then the residual standard deviation.
 #' @param threads Number of threads for the profiles and the bootstrap
-#'   refits (default `NULL`: all cores).
+#'   refits (default `NULL`: the fit's own `threads` setting of
+#'   [lmmControl()] or [glmmControl()], all cores unless set there).
 #' @param seed For `"boot"`: `NULL` or a seed for [set.seed()].
 #' @param ... For `"boot"`: passed to [bootmm()] (`use.u`, `re.form`);
 #'   not allowed for the other methods.
@@ -298,8 +299,9 @@ report_boot_messages <- function(bb) {
 #'   `"beta_"`; default all).
 #' @param signames Logical: name the variance parameters `.sig01`, ...,
 #'   `.sigma` (default) rather than `sd_...`, `cor_...`, `sigma`.
-#' @param threads Number of threads (default `NULL`: all cores); parameters
-#'   are profiled in parallel.
+#' @param threads Number of threads (default `NULL`: the fit's own
+#'   `threads` setting of [lmmControl()] or [glmmControl()], all cores unless
+#'   set there); parameters are profiled in parallel.
 #' @param ... Not used (an error if given).
 #' @return An object of class `c("lmmprofile", "data.frame")`: columns
 #'   `.zeta`, one per parameter, and `.par` (the profiled parameter, a
@@ -354,10 +356,12 @@ profile_lmm <- function(object, which, signames, threads, caller) {
                     as.double(object$n_trials), as.double(object$eta),
                     as.integer(object$nAGQ), as.double(object$theta),
                     as.double(object$beta), unclass(control_of(object, parent.frame(2L))),
-                    as.double(which), threads)
+                    as.double(which),
+                    engine_threads(threads, control_of(object, parent.frame(2L))))
   } else {
     lmm_profile_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                   as.double(object$theta), as.double(which), threads)
+                   as.double(object$theta), as.double(which),
+                   engine_threads(threads, control_of(object, parent.frame(2L))))
   }
   npar <- length(an)
   pieces <- lapply(res$traces, function(tr) {
@@ -391,11 +395,11 @@ profile_lmm <- function(object, which, signames, threads, caller) {
 
 # Linear reading of a profile with flat stretches: neighbouring points (in
 # the order of the parameter) whose zeta differ by less than 1e-9 (the
-# engine's tie threshold, ZETA_TIE in src/rust/profile.rs) form a stretch, of
-# which only the point nearest the estimate `opt` is kept; then zeta is
-# interpolated linearly (NA outside the points, as approxfun()). Exact ties
-# left between points of different stretches are averaged by approx(), which
-# warns about them.
+# engine's tie threshold, ZETA_TIE in src/rust/inference/profile/spline.rs)
+# form a stretch, of which only the point nearest the estimate `opt` is kept;
+# then zeta is interpolated linearly (NA outside the points, as approxfun()).
+# Exact ties left between points of different stretches are averaged by
+# approx(), which warns about them.
 read_flat_profile <- function(par, z, targets, opt) {
   ok <- is.finite(par) & is.finite(z)
   par <- par[ok]

@@ -13,7 +13,8 @@ ddf_parts <- function(fit, method) {
   }
   inp <- fit_engine_inputs(fit)
   raw <- lmm_ddf_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                    isTRUE(fit$REML), unname(cov_par(fit)), fit$sigma, method)
+                    isTRUE(fit$REML), unname(cov_par(fit)), fit$sigma, method,
+                    engine_threads(0L, control_of(fit, parent.frame())))
   p <- inp$p
   square <- function(v, d) matrix(v, d, d)
   parts <- if (method == "Satterthwaite") {

@@ -29,19 +29,21 @@ glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
 }
 
 # Conditional variances of the random effects (R/condvar.R).
-lmm_condvar_rs <- function(y, x, p, weights, offset, terms, reml, theta) {
-  .Call(wrap__lmm_condvar_rs, y, x, p, weights, offset, terms, reml, theta)
+lmm_condvar_rs <- function(y, x, p, weights, offset, terms, reml, theta, threads) {
+  .Call(wrap__lmm_condvar_rs, y, x, p, weights, offset, terms, reml, theta, threads)
 }
 
 glmm_condvar_rs <- function(y, x, p, weights, offset, terms, family, link,
-                            theta, eta, sigma) {
+                            theta, eta, sigma, threads) {
   .Call(wrap__glmm_condvar_rs, y, x, p, weights, offset, terms, family, link,
-        theta, eta, sigma)
+        theta, eta, sigma, threads)
 }
 
 # Satterthwaite and Kenward-Roger ingredients (R/ddf.R).
-lmm_ddf_rs <- function(y, x, p, weights, offset, terms, reml, theta, sigma, method) {
-  .Call(wrap__lmm_ddf_rs, y, x, p, weights, offset, terms, reml, theta, sigma, method)
+lmm_ddf_rs <- function(y, x, p, weights, offset, terms, reml, theta, sigma, method,
+                       threads) {
+  .Call(wrap__lmm_ddf_rs, y, x, p, weights, offset, terms, reml, theta, sigma, method,
+        threads)
 }
 
 # Likelihood profiles and their intervals (R/confint.R).

@@ -10,12 +10,11 @@
 //!
 //! Every point of a profile must lie on this function (`d = d̂ + ζ²`) and be a minimum over the
 //! parameters that are not profiled.
-use mixedrs::bootstrap::GlmmSetup;
 use mixedrs::family::Family;
 use mixedrs::glmm::{GeneralizedLinearMixedModel, GlmmOptions, PirlsOptions, StageOptimizer};
+use mixedrs::inference::bootstrap::GlmmSetup;
+use mixedrs::inference::profile::{profile_interval, GlmmProfiler, ProfileOptions, Profiler};
 use mixedrs::optim::{OptimOptions, Stop};
-use mixedrs::profile::{profile_interval, ProfileOptions};
-use mixedrs::profile_glmm::GlmmProfiler;
 use mixedrs::spec::{ModelSpec, RandomTerm};
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -5,11 +5,13 @@
 //! `y = Xβ + Zb + ε`, `b ~ N(0, s²I)`, `ε ~ N(0, σ²I)` with the dense `n × n` covariance
 //! (affordable in a test with 36 observations) and minimizes over the remaining parameters by
 //! golden-section search.
-use mixedrs::bootstrap::{bootstrap_glmm, bootstrap_lmm, GlmmSetup};
 use mixedrs::family::Family;
 use mixedrs::glmm::{GlmmOptions, PirlsOptions, StageOptimizer};
+use mixedrs::inference::bootstrap::{bootstrap_glmm, bootstrap_lmm, GlmmSetup};
+use mixedrs::inference::profile::{
+    profile_interval, IntervalMethod, LmmProfiler, ProfileOptions, Profiler,
+};
 use mixedrs::optim::OptimOptions;
-use mixedrs::profile::{profile_interval, IntervalMethod, LmmProfiler, ProfileOptions};
 use mixedrs::spec::{ModelSpec, RandomTerm};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -291,6 +293,27 @@ fn profile_of_a_zero_variance_stops_at_the_bound() {
             "the lower end is the bound, left to the caller"
         );
         assert!(ends[1] > 0.0);
+    }
+}
+
+#[test]
+fn lmm_profiles_are_independent_of_threads() {
+    // Each profile runs on its own model with sequential linear algebra: the same points, to
+    // the bit, on one thread and on two.
+    let d = one_factor(7, 9, 4);
+    let profiler = LmmProfiler::new(d.spec(), None, ProfileOptions::default()).expect("ML fit");
+    let which: Vec<usize> = (0..profiler.n_par()).collect();
+    let one = profiler.profile_many(&which, 1).expect("1 thread");
+    let two = profiler.profile_many(&which, 2).expect("2 threads");
+    assert_eq!(one.len(), which.len());
+    for (a, b) in one.iter().zip(&two) {
+        assert_eq!(a.index, b.index);
+        assert_eq!(a.points.len(), b.points.len());
+        for (pa, pb) in a.points.iter().zip(&b.points) {
+            assert_eq!(pa.zeta.to_bits(), pb.zeta.to_bits());
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&pa.pars), bits(&pb.pars));
+        }
     }
 }
 

@@ -3,22 +3,23 @@
 //!
 //! Flow: [`spec::ModelSpec`] (validated data) → [`terms::ReStructure`] (grouping-factor blocks,
 //! θ layout) → [`blocks::CrossProducts`] (formed once) → [`chol::BlockedCholesky`] (per θ) →
-//! [`lmm::LinearMixedModel`] (profiled deviance) → [`optim`] (BOBYQA and convergence checks).
+//! [`lmm::LinearMixedModel`] (profiled deviance; [`pls`] adds what inference needs to the same
+//! model) → [`optim`] (BOBYQA and convergence checks). After the fit: [`inference`] (profiles,
+//! bootstrap, thread counts).
 pub mod blocks;
-pub mod bootstrap;
 pub mod chol;
 pub mod condvar;
 pub mod ddf;
 pub mod error;
 pub mod family;
 pub mod glmm;
+pub mod inference;
 pub mod linpred;
 pub mod lmm;
 pub mod model;
 pub mod nelder_mead;
 pub mod optim;
-pub mod profile;
-pub mod profile_glmm;
+pub mod pls;
 pub mod quadrature;
 pub mod small;
 pub mod spec;

@@ -37,8 +37,10 @@ pub struct LinearMixedModel<'a> {
     pub chol: BlockedCholesky,
     /// REML (true) or ML (false) criterion.
     pub reml: bool,
-    lambda: Vec<Vec<f64>>,
-    log_w: f64,
+    /// The relative covariance factors `T_b` at the last θ set.
+    pub(crate) lambda: Vec<Vec<f64>>,
+    /// `Σ log wᵢ` of the prior weights.
+    pub(crate) log_w: f64,
 }
 
 /// Everything a fitted linear mixed model reports.
@@ -103,18 +105,7 @@ impl<'a> LinearMixedModel<'a> {
         }
         let re = ReStructure::new(&spec);
         let cp = CrossProducts::new(&spec, &re)?;
-        let chol = BlockedCholesky::new(&cp, &re, par, choice)?;
-        let lambda = re.lambda_buffers();
-        let log_w = spec.log_weight_sum();
-        Ok(Self {
-            spec,
-            re,
-            cp,
-            chol,
-            reml,
-            lambda,
-            log_w,
-        })
+        Self::from_cross_products(spec, re, cp, reml, par, choice)
     }
 
     /// Refactors the penalized system at θ.
@@ -129,7 +120,7 @@ impl<'a> LinearMixedModel<'a> {
         let pwrss = r * r;
         let ldl2 = self.chol.logdet_l11 + self.chol.logdet_l22;
         if reml {
-            let nmp = n - self.spec.p as f64;
+            let nmp = n - self.cp.p as f64;
             ldl2 - self.log_w
                 + self.chol.logdet_rx(&self.cp)
                 + nmp * (1.0 + (2.0 * PI * pwrss / nmp).ln())
@@ -253,7 +244,7 @@ impl<'a> LinearMixedModel<'a> {
         Ok(fit)
     }
 
-    fn minimize_from(
+    pub(crate) fn minimize_from(
         &mut self,
         start: &[f64],
         (lower, upper): (&[f64], &[f64]),

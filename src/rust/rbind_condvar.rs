@@ -5,8 +5,10 @@
 //! (`q × q × n_levels`, a double array with its `dim`).
 use crate::condvar::{glmm_conditional_variances, lmm_conditional_variances, TermCondVar};
 use crate::family::Family;
+use crate::inference::parallel;
 use crate::lmm::LinearMixedModel;
 use crate::rbind::{doubles, err, other, real, RInputs, Result};
+use crate::rbind_resample::thread_count;
 use extendr_api::prelude::*;
 
 fn arrays(blocks: Vec<TermCondVar>) -> Result<Robj> {
@@ -24,7 +26,8 @@ fn arrays(blocks: Vec<TermCondVar>) -> Result<Robj> {
 }
 
 /// Conditional covariance arrays of a linear mixed model at `theta`, scaled by its `σ²` (REML
-/// or ML as `reml` says). Other arguments as `lmm_fit_rs`.
+/// or ML as `reml` says), on `threads` threads (the fit's `control$threads`; 0: all cores).
+/// Other arguments as `lmm_fit_rs`.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
@@ -37,19 +40,20 @@ fn lmm_condvar_rs(
     terms: Robj,
     reml: bool,
     theta: Robj,
+    threads: i32,
 ) -> Result<Robj> {
     let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
-    let mut model =
-        LinearMixedModel::new(inputs.spec()?, reml, faer::Par::rayon(0)).map_err(err)?;
+    let par = parallel::par(thread_count(threads)?);
+    let mut model = LinearMixedModel::new(inputs.spec()?, reml, par).map_err(err)?;
     let blocks =
-        lmm_conditional_variances(&mut model, doubles(&theta, "theta")?, faer::Par::rayon(0))
-            .map_err(err)?;
+        lmm_conditional_variances(&mut model, doubles(&theta, "theta")?, par).map_err(err)?;
     arrays(blocks)
 }
 
 /// Conditional covariance arrays of a fitted GLMM: at `theta` and the fitted linear predictor
 /// `eta` (the conditional modes; the PIRLS weights come from it), scaled by `sigma²`. `y` and
-/// `weights` as `glmm_fit_rs` takes them (response as fitted, prior weights).
+/// `weights` as `glmm_fit_rs` takes them (response as fitted, prior weights); `threads` as
+/// `lmm_condvar_rs`.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
@@ -65,6 +69,7 @@ fn glmm_condvar_rs(
     theta: Robj,
     eta: Robj,
     sigma: Robj,
+    threads: i32,
 ) -> Result<Robj> {
     let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
     let fam = Family::new(family, link).map_err(err)?;
@@ -78,7 +83,7 @@ fn glmm_condvar_rs(
         doubles(&theta, "theta")?,
         doubles(&eta, "eta")?,
         sigma * sigma,
-        faer::Par::rayon(0),
+        parallel::par(thread_count(threads)?),
     )
     .map_err(err)?;
     arrays(blocks)

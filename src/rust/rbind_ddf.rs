@@ -1,7 +1,9 @@
 //! R binding of Satterthwaite and Kenward–Roger degrees of freedom (`summary()`, `anova()`).
 use crate::ddf;
+use crate::inference::parallel;
 use crate::lmm::LinearMixedModel;
 use crate::rbind::{doubles, err, other, RInputs, Result};
+use crate::rbind_resample::thread_count;
 use extendr_api::prelude::*;
 
 fn matrices(ms: &[Vec<f64>]) -> Robj {
@@ -9,8 +11,8 @@ fn matrices(ms: &[Vec<f64>]) -> Robj {
 }
 
 /// The ingredients of `method` ("Satterthwaite" or "Kenward-Roger") degrees of freedom of a
-/// linear mixed model at its estimates `theta`, `sigma`. The model arguments are those of
-/// `lmm_fit_rs`.
+/// linear mixed model at its estimates `theta`, `sigma`, on `threads` threads (the fit's
+/// `control$threads`; 0: all cores). The model arguments are those of `lmm_fit_rs`.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
@@ -25,12 +27,13 @@ fn lmm_ddf_rs(
     theta: Robj,
     sigma: f64,
     method: &str,
+    threads: i32,
 ) -> Result<Robj> {
     let inputs = RInputs::new(y, x, p, weights, offset, terms)?;
     let term_sizes: Vec<(usize, usize)> = inputs.terms.iter().map(|t| (t.3, t.1)).collect();
     let theta = doubles(&theta, "theta")?.to_vec();
-    let mut model =
-        LinearMixedModel::new(inputs.spec()?, reml, faer::Par::rayon(0)).map_err(err)?;
+    let par = parallel::par(thread_count(threads)?);
+    let mut model = LinearMixedModel::new(inputs.spec()?, reml, par).map_err(err)?;
     match method {
         "Satterthwaite" => {
             let s = ddf::satterthwaite(&mut model, &theta, sigma).map_err(err)?;

@@ -1,9 +1,11 @@
 //! R binding of likelihood profiles and parametric-bootstrap refits (`confint()`, `bootmm()`).
-use crate::bootstrap::{self, GlmmSetup, LmmReplicate};
 use crate::family::Family;
 use crate::glmm::GlmmOptions;
-use crate::profile::{self, IntervalMethod, LmmProfiler, ProfileOptions, ProfileTrace};
-use crate::profile_glmm::GlmmProfiler;
+use crate::inference::bootstrap::{self, GlmmSetup};
+use crate::inference::profile::{
+    self, GlmmProfiler, IntervalMethod, LmmProfiler, ProfileOptions, ProfileTrace, Profiler,
+};
+use crate::lmm::LmmFit;
 use crate::rbind::{
     doubles, err, glmm_fit_to_list, glmm_options, optim_options, optional_doubles, other,
     summary_to_list, RInputs, Result,
@@ -11,7 +13,9 @@ use crate::rbind::{
 use crate::spec::ModelSpec;
 use extendr_api::prelude::*;
 
-fn thread_count(threads: i32) -> Result<usize> {
+/// A thread count from R (0: all cores); the engine turns it into parallelism
+/// ([`crate::inference::parallel`]).
+pub(crate) fn thread_count(threads: i32) -> Result<usize> {
     usize::try_from(threads).map_err(|_| other("'threads' must be a non-negative whole number"))
 }
 
@@ -36,20 +40,25 @@ fn lmm_profile_rs(
     let start = optional_doubles(&theta, "theta")?;
     let profiler =
         LmmProfiler::new(inputs.spec()?, start, ProfileOptions::default()).map_err(err)?;
-    let which = profile_indices(&which, profiler.n_par())?;
+    profile_result(&profiler, &which, threads)
+}
+
+/// Profiles the parameters `which` (R's 1-based indices) on `threads` threads; the optimum and
+/// the traces as R reads them.
+fn profile_result(profiler: &impl Profiler, which: &Robj, threads: i32) -> Result<Robj> {
+    let which = profile_indices(which, profiler.n_par())?;
     let traces = profiler
         .profile_many(&which, thread_count(threads)?)
         .map_err(err)?;
-    let traces = traces_to_list(&traces);
     Ok(list!(
-        optimum = profiler.optimum.clone(),
-        theta = profiler.theta.clone(),
-        base = profiler.base,
+        optimum = profiler.optimum().to_vec(),
+        theta = profiler.theta().to_vec(),
+        base = profiler.base(),
         cutoff = profiler.cutoff(),
         lower = profiler.lower().to_vec(),
         upper = profiler.upper().to_vec(),
-        stderr = profiler.stderr.clone(),
-        traces = traces
+        stderr = profiler.stderr().to_vec(),
+        traces = traces_to_list(&traces)
     )
     .into())
 }
@@ -125,21 +134,7 @@ fn glmm_profile_rs(
         ProfileOptions::for_glmm(),
     )
     .map_err(err)?;
-    let which = profile_indices(&which, profiler.n_par())?;
-    let traces = profiler
-        .profile_many(&which, thread_count(threads)?)
-        .map_err(err)?;
-    Ok(list!(
-        optimum = profiler.optimum.clone(),
-        theta = profiler.theta.clone(),
-        base = profiler.base,
-        cutoff = profiler.cutoff(),
-        lower = profiler.lower().to_vec(),
-        upper = profiler.upper().to_vec(),
-        stderr = profiler.stderr.clone(),
-        traces = traces_to_list(&traces)
-    )
-    .into())
+    profile_result(&profiler, &which, threads)
 }
 
 /// Where the profile `zeta(par)` crosses each of `targets` (NA where it does not reach one),
@@ -167,7 +162,7 @@ fn profile_interval_rs(par: Robj, zeta: Robj, targets: Robj) -> Result<Robj> {
     Ok(list!(values = values, method = method, ties = ties).into())
 }
 
-fn lmm_replicate_to_list(r: &LmmReplicate) -> Robj {
+fn lmm_replicate_to_list(r: &LmmFit) -> Robj {
     let b = List::from_values(r.b.iter().map(|v| Robj::from(v.clone())));
     list!(
         theta = r.theta.clone(),

@@ -15,59 +15,17 @@
 //! reported as an error in its slot and the others go on (lme4's `bootMer` records such a
 //! replicate as `NA`).
 use crate::blocks::CrossProducts;
-use crate::error::{invalid, MixedError, Result};
+use crate::error::{invalid, Result};
 use crate::family::Family;
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmFit, GlmmOptions};
-use crate::linpred;
-use crate::optim::{OptSummary, OptimOptions, Stop};
-use crate::profile::Pls;
+use crate::inference::parallel;
+use crate::lmm::{LinearMixedModel, LmmFit};
+use crate::optim::{OptimOptions, Stop};
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
+use crate::trailing::TrailingChoice;
 use faer::Par;
 use rayon::prelude::*;
-
-/// The estimates of one refitted linear mixed model (the fields of `LmmFit` without the fitted
-/// values, which the caller recomputes when it needs them).
-#[derive(Debug, Clone)]
-pub struct LmmReplicate {
-    /// Covariance parameters.
-    pub theta: Vec<f64>,
-    /// Fixed effects.
-    pub beta: Vec<f64>,
-    /// Spherical random effects, terms in input order, level-major.
-    pub u: Vec<f64>,
-    /// Conditional modes per term, level-major.
-    pub b: Vec<Vec<f64>>,
-    /// Residual standard deviation (REML or ML as fitted).
-    pub sigma: f64,
-    /// `log|L_Z|²`.
-    pub ldl2: f64,
-    /// `log|R_X|²`.
-    pub ldrx2: f64,
-    /// Weighted residual sum of squares.
-    pub wrss: f64,
-    /// `‖u‖²`.
-    pub ussq: f64,
-    /// Penalized weighted residual sum of squares.
-    pub pwrss: f64,
-    /// The criterion that was minimized.
-    pub objective: f64,
-    /// ML deviance at these estimates.
-    pub deviance_ml: f64,
-    /// REML criterion at these estimates.
-    pub reml_crit: f64,
-    /// `(R_X R_X')⁻¹`, `p × p` column-major.
-    pub vcov_unscaled: Vec<f64>,
-    /// Optimizer record.
-    pub opt: OptSummary,
-}
-
-fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| MixedError::InvalidInput(format!("could not start threads: {e}")))
-}
 
 fn check_responses(spec: &ModelSpec<'_>, responses: &[f64]) -> Result<usize> {
     let n = spec.n;
@@ -82,7 +40,7 @@ fn check_responses(spec: &ModelSpec<'_>, responses: &[f64]) -> Result<usize> {
 
 /// Refits the linear mixed model `spec` (REML or ML) to each column of `responses`
 /// (`n × nsim`, column-major, offset included as in `spec.y`), starting from `start`, on
-/// `threads` threads (0: rayon's default).
+/// `threads` threads (0: all cores).
 pub fn bootstrap_lmm(
     spec: &ModelSpec<'_>,
     reml: bool,
@@ -90,7 +48,7 @@ pub fn bootstrap_lmm(
     start: &[f64],
     opts: &OptimOptions,
     threads: usize,
-) -> Result<Vec<Result<LmmReplicate>>> {
+) -> Result<Vec<Result<LmmFit>>> {
     let nsim = check_responses(spec, responses)?;
     let re = ReStructure::new(spec);
     if start.len() != re.n_theta() {
@@ -104,21 +62,27 @@ pub fn bootstrap_lmm(
         return invalid("REML needs more observations than fixed effects");
     }
     let pattern = CrossProducts::pattern(spec, &re, spec.p)?;
-    let log_w = spec.log_weight_sum();
     let n = spec.n;
-    let pool = thread_pool(threads)?;
+    let pool = parallel::pool(threads)?;
     let out = pool.install(|| {
         (0..nsim)
             .into_par_iter()
             .map_init(
-                || None::<Pls>,
+                || None::<LinearMixedModel<'_>>,
                 |state, k| {
                     let y = &responses[k * n..(k + 1) * n];
                     if state.is_none() {
-                        *state = Some(Pls::new(re.clone(), pattern.clone(), n, log_w, Par::Seq)?);
+                        *state = Some(LinearMixedModel::from_cross_products(
+                            spec.clone(),
+                            re.clone(),
+                            pattern.clone(),
+                            reml,
+                            Par::Seq,
+                            TrailingChoice::Auto,
+                        )?);
                     }
                     match state.as_mut() {
-                        Some(pls) => refit_lmm(pls, spec, y, reml, start, opts),
+                        Some(model) => refit_lmm(model, y, start, opts),
                         None => invalid("internal: no workspace"),
                     }
                 },
@@ -128,60 +92,23 @@ pub fn bootstrap_lmm(
     Ok(out)
 }
 
-fn refit_lmm(
-    pls: &mut Pls,
-    spec: &ModelSpec<'_>,
-    y: &[f64],
-    reml: bool,
+/// One replicate: the model's response replaced by `y`, one optimizer run from `start`, the
+/// estimates there (without the fitted values).
+fn refit_lmm<'r>(
+    model: &mut LinearMixedModel<'r>,
+    y: &'r [f64],
     start: &[f64],
     opts: &OptimOptions,
-) -> Result<LmmReplicate> {
-    let n = spec.n;
-    let p = spec.p;
+) -> Result<LmmFit> {
     if let Some(i) = y.iter().position(|v| !v.is_finite()) {
         return invalid(format!("simulated response {} is not finite", i + 1));
     }
-    let response: Vec<f64> = (0..n)
-        .map(|i| y[i] - spec.offset.map_or(0.0, |o| o[i]))
-        .collect();
-    let re = pls.re.clone();
-    pls.cp.fill(spec, &re, spec.x, &response, spec.weights);
-    let opt = pls.optimize(start, reml, opts)?;
-    pls.set_theta(&opt.theta)?;
-    let (beta, u1, u2) = pls.chol.solve(&pls.cp);
-    let u_blocks = linpred::split_blocks(&re, &pls.cp.layout, &u1, &u2);
-    let b_blocks = linpred::block_effects(&re, pls.lambda(), &u_blocks);
-    let u = linpred::term_values(spec, &re, &u_blocks).concat();
-    let b = linpred::term_values(spec, &re, &b_blocks);
-    let mut fitted = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
-    linpred::add_xb(spec.x, n, &beta, &mut fitted);
-    linpred::add_zb(spec, &re, &b_blocks, &mut fitted);
-    let wrss: f64 = (0..n)
-        .map(|i| {
-            let r = y[i] - fitted[i];
-            spec.weight(i) * r * r
-        })
-        .sum();
-    let ussq: f64 = u.iter().map(|v| v * v).sum();
-    let pwrss = pls.pwrss();
-    let denom = if reml { (n - p) as f64 } else { n as f64 };
-    Ok(LmmReplicate {
-        theta: opt.theta.clone(),
-        beta,
-        u,
-        b,
-        sigma: (pwrss / denom).sqrt(),
-        ldl2: pls.ldl2(),
-        ldrx2: pls.ldrx2(),
-        wrss,
-        ussq,
-        pwrss,
-        objective: pls.criterion(reml),
-        deviance_ml: pls.criterion(false),
-        reml_crit: pls.criterion(true),
-        vcov_unscaled: pls.chol.vcov_unscaled(&pls.cp),
-        opt,
-    })
+    model.set_response(y)?;
+    let opt = model.optimize(start, opts)?;
+    let mut fit = model.estimates(&opt.theta)?;
+    fit.fitted = Vec::new();
+    fit.opt = opt;
+    Ok(fit)
 }
 
 /// The GLMM's data and family that every replicate shares.
@@ -222,7 +149,7 @@ pub fn bootstrap_glmm(
             spec.p
         ));
     }
-    let pool = thread_pool(threads)?;
+    let pool = parallel::pool(threads)?;
     let out = pool.install(|| {
         (0..nsim)
             .into_par_iter()

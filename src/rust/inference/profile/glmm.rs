@@ -18,7 +18,7 @@
 //! ```
 //!
 //! The walk starts at `1.01 x̂` (`0.001` when `x̂ = 0`) and then follows lme4's stepping rule
-//! (shared with the linear mixed model profiles, see [`crate::profile`]) in both directions
+//! (shared with the linear mixed model profiles, see [`super`]) in both directions
 //! until `|ζ|` exceeds `√χ²_{0.99}(k)` with `k` the number of parameters, or the parameter
 //! reaches a bound; each optimization starts from the previous point's optimum. Before
 //! profiling, the fit is polished by a tight joint optimization of `(θ, β)` from its estimates
@@ -28,13 +28,13 @@
 //! profiled from its bound, as lme4 profiles it.
 //!
 //! Parameters are profiled in parallel, each on its own copy of the model (PIRLS keeps state).
-use crate::bootstrap::GlmmSetup;
+use super::{
+    bounded_minimize, fill_with, ProfileOptions, ProfileTrace, Profiler, Row, VarLayout, Walker,
+};
 use crate::error::{invalid, MixedError, Result};
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmOptions, PirlsOptions, StageOptimizer};
+use crate::inference::bootstrap::GlmmSetup;
 use crate::optim::{OptimOptions, Stop};
-use crate::profile::{
-    bounded_minimize, fill_with, ProfileOptions, ProfileTrace, Row, VarLayout, Walker,
-};
 use crate::quadrature::GaussHermite;
 use faer::Par;
 
@@ -187,31 +187,6 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
         })
     }
 
-    /// Number of covariance parameters (standard deviations and correlations).
-    pub fn n_var(&self) -> usize {
-        self.layout.n_theta()
-    }
-
-    /// Total number of parameters.
-    pub fn n_par(&self) -> usize {
-        self.n_var() + self.p
-    }
-
-    /// Lower bounds of the parameters (sd: 0, correlations: −1, β: −∞).
-    pub fn lower(&self) -> &[f64] {
-        &self.lower
-    }
-
-    /// Upper bounds of the parameters.
-    pub fn upper(&self) -> &[f64] {
-        &self.upper
-    }
-
-    /// The ζ cutoff at which the walks stop.
-    pub fn cutoff(&self) -> f64 {
-        self.walker.cutoff
-    }
-
     fn new_model(&self) -> Result<GeneralizedLinearMixedModel<'a>> {
         GeneralizedLinearMixedModel::new(
             self.setup.spec.clone(),
@@ -242,9 +217,47 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
             _ => f64::INFINITY,
         }
     }
+}
 
-    /// Profiles parameter `w` (an index into the full parameter vector).
-    pub fn profile(&self, w: usize) -> Result<ProfileTrace> {
+impl Profiler for GlmmProfiler<'_, '_> {
+    /// Number of covariance parameters (standard deviations and correlations).
+    fn n_var(&self) -> usize {
+        self.layout.n_theta()
+    }
+
+    fn n_fixed(&self) -> usize {
+        self.p
+    }
+
+    fn theta(&self) -> &[f64] {
+        &self.theta
+    }
+
+    fn base(&self) -> f64 {
+        self.base
+    }
+
+    fn optimum(&self) -> &[f64] {
+        &self.optimum
+    }
+
+    fn stderr(&self) -> &[f64] {
+        &self.stderr
+    }
+
+    fn lower(&self) -> &[f64] {
+        &self.lower
+    }
+
+    fn upper(&self) -> &[f64] {
+        &self.upper
+    }
+
+    fn cutoff(&self) -> f64 {
+        self.walker.cutoff
+    }
+
+    fn profile(&self, w: usize) -> Result<ProfileTrace> {
         let np = self.n_par();
         if w >= np {
             return invalid(format!(
@@ -306,15 +319,5 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
             &mut zeta_at,
             warnings,
         ))
-    }
-
-    /// Profiles several parameters on `threads` threads (0: rayon's default), in order.
-    pub fn profile_many(&self, which: &[usize], threads: usize) -> Result<Vec<ProfileTrace>> {
-        use rayon::prelude::*;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| MixedError::InvalidInput(format!("could not start threads: {e}")))?;
-        pool.install(|| which.par_iter().map(|&w| self.profile(w)).collect())
     }
 }
