@@ -76,7 +76,7 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
     stop("'x' must be a model fitted by lmm() or glmm(), not an object of class '",
          class(x)[1L], "'", call. = FALSE)
   }
-  check_unstructured(x, "bootmm()")
+  if (inherits(x, "glmm")) check_unstructured(x, "bootmm()")
   FUN <- match.fun(FUN)
   nsim <- check_nsim(nsim)
   threads <- check_threads(threads)
@@ -296,7 +296,7 @@ boot_refit <- function(x, inputs, Y, control, threads) {
                       engine_threads(threads, control))
   } else {
     lmm_bootstrap_rs(inputs$y, inputs$X, inputs$p, inputs$weights, inputs$offset,
-                     inputs$terms, isTRUE(x$REML), Y, as.double(x$theta),
+                     inputs$terms, isTRUE(x$REML), Y, as.double(cov_par(x)),
                      unclass(control), engine_threads(threads, control))
   }
 }

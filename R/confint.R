@@ -144,12 +144,26 @@ format_perc <- function(a) {
 # (sigma), in lme4's order.
 mer_var_par_names <- function(object, oldNames = TRUE) {
   use_sc <- mer_use_sc(object)
-  nth <- length(object$theta)
+  nth <- length(cov_par(object))
   if (oldNames) {
     return(c(sprintf(".sig%02d", seq_len(nth)), if (use_sc) ".sigma"))
   }
-  nms <- unlist(lapply(object$reterms, function(t) {
+  structured <- has_structured_terms(object$reterms)
+  layout <- if (structured) covariance_layout(object$reterms)
+  nms <- unlist(lapply(seq_along(object$reterms), function(i) {
+    t <- object$reterms[[i]]
     e <- t$cnms
+    if (structured && layout[[i]]$structure != "us") {
+      # lme4 2.x's names of a structured term's parameters: sd_<name>|g
+      # (sd_*|g when homogeneous), cor_rho|g, and cor_pacf<lag>|g for toep().
+      lay <- layout[[i]]
+      return(vapply(seq_along(lay$role), function(k) {
+        switch(lay$role[k],
+               sd = paste0("sd_", if (lay$row[k] == 0L) "*" else e[lay$row[k]], "|", t$group),
+               rho = paste0("cor_rho|", t$group),
+               paste0("cor_pacf", lay$row[k], "|", t$group))
+      }, ""))
+    }
     mm <- outer(e, e, paste, sep = ".")
     mm[] <- paste0("cor_", mm, "|", t$group)
     diag(mm) <- paste0("sd_", e, "|", t$group)
@@ -200,10 +214,22 @@ wald_confint <- function(object, vn, which, level) {
 
 # Standard deviations and correlations (lower triangles, column-major) from
 # theta and sigma; NaN correlations where a standard deviation is 0, as lme4.
-theta_to_sdcor <- function(theta, reterms, sigma) {
+theta_to_sdcor <- function(theta, reterms, sigma, par = NULL) {
   q <- vapply(reterms, function(t) length(t$cnms), 1L)
   thetas <- split_theta(theta, q)
+  layout <- NULL
+  if (has_structured_terms(reterms)) {
+    # Structured terms: their own parameters, standard deviations made
+    # absolute, as the profiles walk on them.
+    layout <- covariance_layout(reterms)
+    sizes <- vapply(layout, `[[`, 1L, "n_par")
+    pars <- split(par, rep(seq_along(sizes), sizes))
+  }
   unlist(lapply(seq_along(q), function(i) {
+    if (!is.null(layout) && layout[[i]]$structure != "us") {
+      v <- pars[[as.character(i)]]
+      return(ifelse(layout[[i]]$role == "sd", sigma * v, v))
+    }
     tm <- matrix(0, q[i], q[i])
     tm[lower.tri(tm, diag = TRUE)] <- thetas[[i]]
     v <- sigma^2 * tcrossprod(tm)
@@ -218,20 +244,20 @@ theta_to_sdcor <- function(theta, reterms, sigma) {
 boot_default <- function(object, vn, nsim, seed, threads, ...) {
   glmm_fit <- inherits(object, "glmm")
   use_sc <- mer_use_sc(object)
-  stat <- function(theta, sigma, beta) {
+  stat <- function(theta, sigma, beta, par = theta) {
     ss <- if (!glmm_fit) {
-      c(theta_to_sdcor(theta, object$reterms, sigma), sigma)
+      c(theta_to_sdcor(theta, object$reterms, sigma, par), sigma)
     } else if (use_sc) {
-      c(theta_to_sdcor(theta, object$reterms, 1), sigma)
+      c(theta_to_sdcor(theta, object$reterms, 1, par), sigma)
     } else {
-      theta_to_sdcor(theta, object$reterms, 1)
+      theta_to_sdcor(theta, object$reterms, 1, par)
     }
     c(stats::setNames(ss, vn), stats::setNames(beta, colnames(object$X)))
   }
-  FUN <- function(x) stat(x$theta, x$sigma, x$beta)
+  FUN <- function(x) stat(x$theta, x$sigma, x$beta, cov_par(x))
   fast <- function(x, raw) {
     sigma <- if (glmm_fit) boot_glmm_sigma(x, raw) else raw$sigma
-    stat(raw$theta, sigma, raw$beta)
+    stat(raw$theta, sigma, raw$beta, if (is.null(raw$par)) raw$theta else raw$par)
   }
   boot_with(object, FUN, fast, nsim, seed, threads, match.call(), ...)
 }
@@ -339,8 +365,10 @@ profile.glmm <- profile.lmm
 # Runs the engine's profiles of parameters `which` and assembles the
 # "lmmprofile" data frame.
 profile_lmm <- function(object, which, signames, threads, caller) {
-  check_unstructured(object, if (caller == "confint") "profile confidence intervals" else "profile()")
   glmm_fit <- inherits(object, "glmm")
+  if (glmm_fit) {
+    check_unstructured(object, if (caller == "confint") "profile confidence intervals" else "profile()")
+  }
   if (glmm_fit) check_glmm_profile(object, caller)
   which <- sort(unique(as.integer(which)))
   if (!length(which)) {
@@ -360,7 +388,7 @@ profile_lmm <- function(object, which, signames, threads, caller) {
                     engine_threads(threads, control_of(object, parent.frame(2L))))
   } else {
     lmm_profile_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                   as.double(object$theta), as.double(which),
+                   as.double(cov_par(object)), as.double(which),
                    engine_threads(threads, control_of(object, parent.frame(2L))))
   }
   npar <- length(an)

@@ -166,6 +166,7 @@ fn lmm_replicate_to_list(r: &LmmFit) -> Robj {
     let b = List::from_values(r.b.iter().map(|v| Robj::from(v.clone())));
     list!(
         theta = r.theta.clone(),
+        par = r.par.clone(),
         beta = r.beta.clone(),
         u = r.u.clone(),
         b = b,

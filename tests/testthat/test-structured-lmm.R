@@ -254,10 +254,42 @@ test_that("isSingular() sees a structured term on its boundary", {
   expect_equal(as.numeric(logLik(dg)), as.numeric(logLik(ref)), tolerance = 1e-8)
 })
 
-test_that("methods without structured support say so", {
-  fit <- lmm(Reaction ~ Days + cs(Days | Subject), sleepstudy)
-  expect_error(confint(fit, method = "profile", quiet = TRUE), "not available yet")
-  expect_error(bootmm(fit, fixef, nsim = 2), "not available yet")
+test_that("profile intervals of structured terms: sd and rho within their bounds", {
+  dg <- lmm(Reaction ~ Days + diag(Days | Subject), sleepstudy)
+  ref <- lmer_full(Reaction ~ Days + (Days || Subject), sleepstudy)
+  ours <- confint(dg, oldNames = FALSE, quiet = TRUE)
+  expect_equal(rownames(ours)[1:3], c("sd_(Intercept)|Subject", "sd_Days|Subject", "sigma"))
+  expect_equal(unname(ours), unname(confint(ref, quiet = TRUE)), tolerance = 1e-4)
+
+  # The AR(1) correlation's profile against the ML deviance minimized over
+  # the other parameters at fixed rho (the engine's criterion through
+  # lmm_deviance_rs, the profile walker and spline bypassed).
+  d <- orthodont
+  d$tf <- factor(d$age)
+  fit <- lmm(distance ~ age + Sex + ar1(0 + tf | Subject), d)
+  ci <- suppressWarnings(confint(fit, parm = 2, oldNames = FALSE, quiet = TRUE))
+  expect_equal(rownames(ci), "cor_rho|Subject")
+  inp <- mixedrs:::fit_engine_inputs(fit)
+  dev <- function(par) mixedrs:::lmm_deviance_rs(inp$y, inp$X, inp$p, inp$weights,
+                                                 inp$offset, inp$terms, FALSE, par)
+  prof <- function(rho) stats::optimize(function(s) dev(c(s, rho)), c(0.01, 10), tol = 1e-10)$objective
+  best <- stats::optim(c(1, 0.9), dev, method = "L-BFGS-B", lower = c(0, -1), upper = c(10, 1))
+  cut <- best$value + stats::qchisq(0.95, 1)
+  lo <- stats::uniroot(function(r) prof(r) - cut, c(0.5, best$par[2]), tol = 1e-10)$root
+  expect_equal(ci[1, 1], lo, tolerance = 1e-4)
+  # The upper end is the bound: rho = 1 is within the 95 % region.
+  expect_equal(ci[1, 2], 1)
+})
+
+test_that("bootstrap refits of structured LMMs start from par and keep the structure", {
+  fit <- lmm(Reaction ~ Days + ar1(0 + factor(Days) | Subject), sleepstudy)
+  bb <- bootmm(fit, function(x) c(logLik = as.numeric(logLik(x)), rho = x$par[[2]]),
+               nsim = 5, seed = 3)
+  expect_true(all(is.finite(bb$t)))
+  expect_true(all(bb$t[, "rho"] >= -1 & bb$t[, "rho"] <= 1))
+  ci <- suppressWarnings(confint(fit, method = "boot", nsim = 20, seed = 1, oldNames = FALSE,
+                                 quiet = TRUE))
+  expect_equal(rownames(ci)[1:3], c("sd_*|Subject", "cor_rho|Subject", "sigma"))
 })
 
 test_that("Kenward-Roger on linear structures equals pbkrtest on the equivalent lme4 model", {

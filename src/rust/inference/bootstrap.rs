@@ -51,13 +51,7 @@ pub fn bootstrap_lmm(
 ) -> Result<Vec<Result<LmmFit>>> {
     let nsim = check_responses(spec, responses)?;
     let re = ReStructure::new(spec);
-    if start.len() != re.n_theta() {
-        return invalid(format!(
-            "'start' has length {}, the model has {} covariance parameters",
-            start.len(),
-            re.n_theta()
-        ));
-    }
+    re.check_par(start, "start")?;
     if reml && spec.n <= spec.p {
         return invalid("REML needs more observations than fixed effects");
     }
@@ -105,7 +99,7 @@ fn refit_lmm<'r>(
     }
     model.set_response(y)?;
     let opt = model.optimize(start, opts)?;
-    let mut fit = model.estimates(&opt.theta)?;
+    let mut fit = model.estimates_at_par(&opt.theta)?;
     fit.fitted = Vec::new();
     fit.opt = opt;
     Ok(fit)

@@ -34,7 +34,7 @@ pub struct LmmProfiler<'a> {
     layout: VarLayout,
     n: usize,
     p: usize,
-    /// ML estimates of θ.
+    /// ML estimates of the covariance parameters (`par`; θ for unstructured terms).
     pub theta: Vec<f64>,
     /// The ML deviance at the optimum.
     pub base: f64,
@@ -48,7 +48,7 @@ pub struct LmmProfiler<'a> {
 }
 
 impl<'a> LmmProfiler<'a> {
-    /// Fits the model by maximum likelihood from `start` (the fit's θ) and prepares the
+    /// Fits the model by maximum likelihood from `start` (the fit's `par`) and prepares the
     /// profiles.
     pub fn new(spec: ModelSpec<'a>, start: Option<&[f64]>, opts: ProfileOptions) -> Result<Self> {
         let layout = VarLayout::new(&spec);
@@ -61,7 +61,7 @@ impl<'a> LmmProfiler<'a> {
             ..OptimOptions::default()
         };
         let fit = model.fit(start, &fit_opts, &mut |_, _, _| Stop::Continue)?;
-        let mut optimum = layout.sdcor_from_theta(&fit.theta, fit.sigma);
+        let mut optimum = layout.sdcor_from_theta(&fit.par, fit.sigma);
         optimum.push(fit.sigma);
         optimum.extend_from_slice(&fit.beta);
         let stderr: Vec<f64> = (0..p)
@@ -70,10 +70,9 @@ impl<'a> LmmProfiler<'a> {
         let nvp = layout.n_theta() + 1;
         let mut lower = Vec::with_capacity(nvp + p);
         let mut upper = Vec::with_capacity(nvp + p);
-        for sd in layout.is_sd() {
-            lower.push(if sd { 0.0 } else { -1.0 });
-            upper.push(if sd { f64::INFINITY } else { 1.0 });
-        }
+        let (var_lower, var_upper) = layout.bounds();
+        lower.extend(var_lower);
+        upper.extend(var_upper);
         lower.push(0.0);
         upper.push(f64::INFINITY);
         lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, p));
@@ -86,7 +85,7 @@ impl<'a> LmmProfiler<'a> {
             layout,
             n,
             p,
-            theta: fit.theta,
+            theta: fit.par,
             base: fit.deviance_ml,
             optimum,
             stderr,
@@ -113,9 +112,10 @@ impl<'a> LmmProfiler<'a> {
     fn var_deviance(&self, model: &mut LinearMixedModel<'a>, v: &[f64]) -> f64 {
         let nth = self.layout.n_theta();
         let sigma = v[nth];
-        let Some(theta) = self.layout.theta_from_sdcor(&v[..nth], sigma) else {
+        let Some(par) = self.layout.theta_from_sdcor(&v[..nth], sigma) else {
             return f64::INFINITY;
         };
+        let theta = self.re.theta_of(&par);
         match model.set_theta(&theta) {
             Ok(()) => {
                 let d = model.deviance_at_sigma(sigma);
@@ -221,7 +221,7 @@ impl<'a> LmmProfiler<'a> {
             let summary = model.optimize(&self.theta, &fit_opts)?;
             let fval = summary.fmin;
             let zeta = self.walker.zeta_of(b, est, fval, warnings)?;
-            model.set_theta(&summary.theta)?;
+            model.set_theta(&self.re.theta_of(&summary.theta))?;
             let sig = (model.pwrss() / self.n as f64).sqrt();
             let (beta_r, _, _) = model.chol.solve(&model.cp);
             let mut full = self.layout.sdcor_from_theta(&summary.theta, sig);

@@ -1,50 +1,101 @@
-//! The map between θ (the relative covariance factors, lme4's layout) and the parameters the
-//! profiles walk on: per random-effects term the lower triangle (column-major) of its
-//! covariance matrix as standard deviations (diagonal) and correlations (below it), lme4's
-//! `Cv_to_Sv` and `Sv_to_Cv`.
+//! The map between the covariance parameters the optimizer sees (`par`, see
+//! [`crate::model::covariance`]; θ itself for unstructured terms) and the parameters the profiles
+//! walk on: per unstructured term the lower triangle (column-major) of its covariance matrix as
+//! standard deviations (diagonal) and correlations (below it), lme4's `Cv_to_Sv` and
+//! `Sv_to_Cv`; per structured term its own parameters with the standard deviations made
+//! absolute (`σ s_k`) and the correlation parameters as they are.
+use crate::model::covariance::{Covariance, ParRole, Structure};
 use crate::spec::ModelSpec;
 
-/// The map between θ and lme4's standard deviations and correlations.
+/// The map between `par` and the profiles' standard deviations and correlations.
 #[derive(Debug, Clone)]
 pub struct VarLayout {
-    /// Columns of each random-effects term, in θ order.
-    pub term_q: Vec<usize>,
+    /// Each random-effects term's covariance parameterisation, in `par` order.
+    pub covariances: Vec<Covariance>,
 }
 
 impl VarLayout {
     /// The layout of `spec`'s terms.
     pub fn new(spec: &ModelSpec<'_>) -> Self {
         Self {
-            term_q: spec.terms.iter().map(|t| t.q).collect(),
+            covariances: spec.covariances.clone(),
         }
     }
 
-    /// Number of covariance parameters (θ's length).
+    /// The layout of unstructured terms with the given numbers of columns.
+    pub fn unstructured(term_q: &[usize]) -> Self {
+        Self {
+            covariances: term_q
+                .iter()
+                .map(|&q| Covariance::unstructured(q))
+                .collect(),
+        }
+    }
+
+    /// Number of covariance parameters (`par`'s length).
     pub fn n_theta(&self) -> usize {
-        self.term_q.iter().map(|q| q * (q + 1) / 2).sum()
+        self.covariances.iter().map(Covariance::n_par).sum()
     }
 
     /// Whether each covariance parameter is a standard deviation (else a correlation).
     pub fn is_sd(&self) -> Vec<bool> {
-        let mut out = Vec::with_capacity(self.n_theta());
-        for &q in &self.term_q {
-            for c in 0..q {
-                for r in c..q {
-                    out.push(r == c);
-                }
-            }
-        }
-        out
+        self.covariances
+            .iter()
+            .flat_map(|c| {
+                c.roles().into_iter().map(|r| match r {
+                    ParRole::Factor { row, col } => row == col,
+                    ParRole::Sd(_) => true,
+                    ParRole::Rho | ParRole::Pacf(_) => false,
+                })
+            })
+            .collect()
     }
 
-    /// lme4's `Cv_to_Sv`: per term the lower triangle of `σ² T T'` as standard deviations and
-    /// correlations (a correlation with a zero standard deviation is reported as 0).
+    /// Bounds of each profiled parameter: `[0, ∞)` for standard deviations, `[−1, 1]` for the
+    /// correlations of unstructured terms, the structure's own interval for its correlation
+    /// parameters.
+    pub fn bounds(&self) -> (Vec<f64>, Vec<f64>) {
+        let mut lower = Vec::new();
+        let mut upper = Vec::new();
+        for c in &self.covariances {
+            let (lo, hi) = (c.lower(), c.upper());
+            for (k, r) in c.roles().into_iter().enumerate() {
+                let (l, u) = match r {
+                    ParRole::Factor { row, col } if row == col => (0.0, f64::INFINITY),
+                    ParRole::Factor { .. } => (-1.0, 1.0),
+                    ParRole::Sd(_) => (0.0, f64::INFINITY),
+                    ParRole::Rho | ParRole::Pacf(_) => (lo[k], hi[k]),
+                };
+                lower.push(l);
+                upper.push(u);
+            }
+        }
+        (lower, upper)
+    }
+
+    /// lme4's `Cv_to_Sv` for unstructured terms (the lower triangle of `σ² T T'` as standard
+    /// deviations and correlations; a correlation with a zero standard deviation is reported as
+    /// 0); for structured terms the standard deviations times `σ` and the correlation
+    /// parameters. `theta` is `par`.
     pub fn sdcor_from_theta(&self, theta: &[f64], sigma: f64) -> Vec<f64> {
         let mut out = Vec::with_capacity(theta.len());
         let mut off = 0;
-        for &q in &self.term_q {
-            let k = q * (q + 1) / 2;
-            let t = lower_from_packed(&theta[off..off + k], q);
+        for cov in &self.covariances {
+            let k = cov.n_par();
+            let part = &theta[off..off + k];
+            off += k;
+            if cov.structure != Structure::Unstructured {
+                for (v, r) in part.iter().zip(cov.roles()) {
+                    out.push(if matches!(r, ParRole::Sd(_)) {
+                        sigma * v
+                    } else {
+                        *v
+                    });
+                }
+                continue;
+            }
+            let q = cov.q;
+            let t = lower_from_packed(part, q);
             // C = σ² T T'
             let mut c = vec![0.0; q * q];
             for i in 0..q {
@@ -64,23 +115,41 @@ impl VarLayout {
                     }
                 }
             }
-            off += k;
         }
         out
     }
 
-    /// lme4's `Sv_to_Cv`: θ from standard deviations and correlations and `σ`, through a
-    /// lower-triangular factor of each covariance matrix (semi-definite allowed). `None` when a
-    /// covariance matrix is not positive semi-definite or `σ` is not positive.
+    /// The inverse of [`VarLayout::sdcor_from_theta`]: `par` from standard deviations,
+    /// correlations and `σ` (lme4's `Sv_to_Cv` for unstructured terms, through a
+    /// lower-triangular factor of each covariance matrix, semi-definite allowed). `None` when a
+    /// covariance matrix is not positive semi-definite, a parameter is outside its bounds or `σ`
+    /// is not positive.
     pub fn theta_from_sdcor(&self, v: &[f64], sigma: f64) -> Option<Vec<f64>> {
         if !(sigma > 0.0 && sigma.is_finite()) || v.len() != self.n_theta() {
             return None;
         }
         let mut out = Vec::with_capacity(v.len());
         let mut off = 0;
-        for &q in &self.term_q {
-            let k = q * (q + 1) / 2;
-            let packed = lower_from_packed(&v[off..off + k], q);
+        for cov in &self.covariances {
+            let k = cov.n_par();
+            let part = &v[off..off + k];
+            off += k;
+            if cov.structure != Structure::Unstructured {
+                let (lo, hi) = (cov.lower(), cov.upper());
+                for (i, (x, r)) in part.iter().zip(cov.roles()).enumerate() {
+                    if x.is_nan() || *x < lo[i] || *x > hi[i] {
+                        return None;
+                    }
+                    out.push(if matches!(r, ParRole::Sd(_)) {
+                        x / sigma
+                    } else {
+                        *x
+                    });
+                }
+                continue;
+            }
+            let q = cov.q;
+            let packed = lower_from_packed(part, q);
             let sd: Vec<f64> = (0..q).map(|i| packed[i * q + i]).collect();
             if sd.iter().any(|s| s.is_nan() || *s < 0.0 || !s.is_finite()) {
                 return None;
@@ -101,7 +170,6 @@ impl VarLayout {
                     out.push(l[col * q + row]);
                 }
             }
-            off += k;
         }
         Some(out)
     }
@@ -167,7 +235,7 @@ mod tests {
 
     #[test]
     fn sdcor_round_trip() {
-        let layout = VarLayout { term_q: vec![2, 1] };
+        let layout = VarLayout::unstructured(&[2, 1]);
         let theta = [1.2, -0.3, 0.7, 0.4];
         let v = layout.sdcor_from_theta(&theta, 2.0);
         let back = layout.theta_from_sdcor(&v, 2.0).unwrap();
