@@ -81,6 +81,10 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
          "model has ", describe_terms(inputs$reterms), ". Use nAGQ = 1 (Laplace) ",
          "or nAGQ = 0", call. = FALSE)
   }
+  if (has_structured_terms(inputs$reterms)) {
+    stop("glmm() does not fit structured covariance terms (diag, cs, ar1, toep) yet; ",
+         "lmm() does", call. = FALSE)
+  }
   start <- check_glmm_start(start, inputs, nAGQ)
   X <- inputs$X
   storage.mode(X) <- "double"

@@ -382,3 +382,29 @@ test_that("Kenward-Roger on an ar1() term (nonlinear) equals a dense computation
     expect_equal(unname(ours[j, "df"]), unname(ref[["df"]]), tolerance = 1e-4)
   }
 })
+
+test_that("conditional modes and predictions of a structured LMM equal glmmTMB's", {
+  d <- orthodont
+  d$tf <- factor(d$age)
+  f <- distance ~ age + Sex + ar1(0 + tf | Subject)
+  ours <- lmm(f, d, REML = FALSE)
+  ref <- glmmTMB::glmmTMB(f, d)
+  ro <- ranef(ours, condVar = TRUE)$Subject
+  rr <- glmmTMB::ranef(ref)$cond$Subject
+  expect_equal(unname(as.matrix(ro)), unname(as.matrix(rr[rownames(ro), ])), tolerance = 1e-4)
+  expect_equal(unname(predict(ours)), unname(predict(ref)), tolerance = 1e-6)
+  expect_equal(unname(predict(ours, re.form = NA)), unname(predict(ref, re.form = NA)),
+               tolerance = 1e-6)
+  # The conditional covariance of a subject's effects has the AR(1) pattern's
+  # symmetry (persymmetric: equal along each diagonal's ends).
+  pv <- attr(ro, "postVar")[, , 1]
+  expect_equal(pv[1, 1], pv[4, 4], tolerance = 1e-8)
+  expect_equal(pv[1, 2], pv[3, 4], tolerance = 1e-8)
+  expect_equal(dim(simulate(ours, nsim = 2, seed = 1)), c(nrow(d), 2L))
+})
+
+test_that("glmm() says it does not fit structured terms yet", {
+  data("cbpp", package = "lme4")
+  expect_error(glmm(cbind(incidence, size - incidence) ~ period + cs(0 + period | herd),
+                    family = binomial, data = cbpp), "glmm\\(\\) does not fit structured")
+})
