@@ -11,6 +11,19 @@
 #'   random-effects term in parentheses, as in lme4: `(1 | g)`, `(x | g)`,
 #'   `(0 + x | g)`, `(x || g)` (uncorrelated), `(1 | a/b)` (nested),
 #'   `(1 | a:b)`, crossed terms, factor-valued slopes, `offset()` terms.
+#'   A term may be given a covariance structure as lme4 2.x writes it:
+#'   `us(x | g)` (the same as `(x | g)`), `diag(x | g)` (independent
+#'   columns), `cs(x | g)` (one common correlation), `ar1(0 + time | g)`
+#'   (correlation `rho^|i - j|` between columns `i` and `j`, for equally
+#'   spaced times) or `toep(0 + time | g)` (a correlation per lag, as
+#'   glmmTMB's `toep`), each with `hom = TRUE` for one common standard
+#'   deviation (lme4's defaults: `ar1` homogeneous, the others
+#'   heterogeneous). Structured and plain terms mix freely, crossed or
+#'   nested. Their parameters (`fit$par`, named as lme4 2.x names them) are
+#'   relative standard deviations and the correlation parameters (`rho` in
+#'   `[-1/(q-1), 1]` for `cs`, `[-1, 1]` for `ar1`, partial autocorrelations
+#'   in `[-1, 1]` for `toep`); `fit$theta` remains lme4's relative Cholesky
+#'   factor.
 #' @param data A data frame containing the variables of the model (or `NULL`
 #'   to take them from the formula's environment).
 #' @param REML Logical: fit by REML (default) or maximum likelihood.
@@ -23,7 +36,9 @@
 #'   or `getOption("na.action")`).
 #' @param control Settings from [lmmControl()].
 #' @param start Optional starting values of the covariance parameters
-#'   `theta` (lme4's parameterization): a numeric vector or `list(theta = )`.
+#'   `theta` (lme4's parameterization): a numeric vector or `list(theta = )`;
+#'   for a model with structured terms their parameters `par` in the order of
+#'   `fit$par` (lme4 2.x's form): a numeric vector or `list(par = )`.
 #'   Without one, a small model (at most 2,000 random effects) starts from
 #'   lme4's start (`theta` = identity), a larger one from a method-of-moments
 #'   (ANOVA) estimate of the variance components, computed from the
@@ -58,6 +73,10 @@
 #'   VarCorr(fit)
 #'   ml <- lmm(Reaction ~ Days + (1 | Subject), sleepstudy, REML = FALSE)
 #'   logLik(ml)
+#'   # repeated measures with an AR(1) correlation over days
+#'   ar <- lmm(Reaction ~ Days + ar1(0 + factor(Days) | Subject), sleepstudy)
+#'   ar
+#'   ar$par
 #' }
 #' @export
 lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
