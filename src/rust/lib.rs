@@ -11,14 +11,13 @@ pub mod condvar;
 pub mod ddf;
 pub mod error;
 pub mod family;
-pub mod glmm;
+pub mod fit;
 pub mod linpred;
 pub mod lmm;
 pub mod nelder_mead;
 pub mod optim;
 pub mod profile;
 pub mod profile_glmm;
-pub mod quadrature;
 pub mod small;
 pub mod spec;
 pub mod start;
@@ -26,6 +25,9 @@ pub mod terms;
 pub mod trailing;
 pub mod trailing_dense;
 pub mod trailing_sparse;
+
+// The GLMM modules' former paths.
+pub use fit::{glmm, quadrature};
 
 #[cfg(feature = "r")]
 mod rbind;
