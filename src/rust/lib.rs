@@ -2,9 +2,9 @@
 //! factorization, as lme4 and MixedModels.jl formulate them.
 //!
 //! Flow: [`spec::ModelSpec`] (validated data) → [`terms::ReStructure`] (grouping-factor blocks,
-//! θ layout) → [`blocks::CrossProducts`] (formed once) → [`chol::BlockedCholesky`] (per θ) →
-//! [`lmm::LinearMixedModel`] (profiled deviance) → [`optim`] (BOBYQA and convergence checks).
-pub mod blocks;
+//! θ layout) → [`blocks::CrossProducts`] (formed once from the rows by [`linalg::assemble`], or
+//! handed in complete) → [`chol::BlockedCholesky`] (per θ) → [`lmm::LinearMixedModel`]
+//! (profiled deviance) → [`optim`] (BOBYQA and convergence checks).
 pub mod bootstrap;
 pub mod chol;
 pub mod condvar;
@@ -12,6 +12,7 @@ pub mod ddf;
 pub mod error;
 pub mod family;
 pub mod fit;
+pub mod linalg;
 pub mod linpred;
 pub mod lmm;
 pub mod nelder_mead;
@@ -26,8 +27,9 @@ pub mod trailing;
 pub mod trailing_dense;
 pub mod trailing_sparse;
 
-// The GLMM modules' former paths.
+// Former paths of modules that moved.
 pub use fit::{glmm, quadrature};
+pub use linalg::blocks;
 
 #[cfg(feature = "r")]
 mod rbind;

@@ -11,9 +11,10 @@
 //! previous run's modes when they give a valid mean (a warm start), otherwise from a fixed
 //! linear predictor (lme4's `lp0`).
 use super::response::Response;
-use crate::blocks::{CrossProducts, RefillPlan};
+use crate::blocks::CrossProducts;
 use crate::chol::BlockedCholesky;
 use crate::error::{MixedError, Result};
+use crate::linalg::assemble::{self, RefillPlan};
 use crate::linpred;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
@@ -124,7 +125,7 @@ pub(super) struct Pirls {
     old_beta: Vec<f64>,
     old_u1: Vec<f64>,
     old_u2: Vec<f64>,
-    /// Facts and scratch of the fast cross-product refill.
+    /// The rows' maps into the cross-products (both patterns) and the refill's scratch.
     refill_plan: RefillPlan,
     /// `log|L|²` at the modes of the last successful PIRLS run.
     ldl2_value: f64,
@@ -159,9 +160,9 @@ impl Pirls {
         par: Par,
     ) -> Result<Self> {
         let n = spec.n;
-        let joint_cp = CrossProducts::pattern(spec, re, spec.p)?;
+        let joint_cp = assemble::pattern(spec, re, spec.p)?;
         let joint_chol = BlockedCholesky::new(&joint_cp, re, par, TrailingChoice::Auto)?;
-        let u_cp = CrossProducts::pattern(spec, re, 0)?;
+        let u_cp = assemble::pattern(spec, re, 0)?;
         let u_chol = BlockedCholesky::new(&u_cp, re, par, TrailingChoice::Auto)?;
         let lambda = re.lambda_buffers();
         let effects = re
@@ -173,7 +174,7 @@ impl Pirls {
         let m = joint_cp.layout.m;
         let mu = eta_start.iter().map(|&e| response.mean(e)).collect();
         let mu_eta = eta_start.iter().map(|&e| response.mu_eta(e)).collect();
-        let refill_plan = joint_cp.refill_plan(spec, re);
+        let refill_plan = RefillPlan::new(spec, re, &joint_cp)?;
         Ok(Self {
             beta: vec![0.0; spec.p],
             u1: vec![0.0; q0],
@@ -358,10 +359,10 @@ impl Pirls {
 
     /// Refills the joint cross-products (`F = [X, z]`) with the working values and refactors.
     pub(super) fn refactor_joint(&mut self, spec: &ModelSpec<'_>, re: &ReStructure) -> Result<()> {
-        self.joint_cp.refill(
+        self.refill_plan.refill(
+            &mut self.joint_cp,
             spec,
             re,
-            &mut self.refill_plan,
             spec.x,
             &self.work_z,
             &self.work_w,
@@ -375,14 +376,8 @@ impl Pirls {
         match mode {
             Mode::Joint => self.refactor_joint(spec, re),
             Mode::UOnly => {
-                self.u_cp.refill(
-                    spec,
-                    re,
-                    &mut self.refill_plan,
-                    &[],
-                    &self.work_z,
-                    &self.work_w,
-                );
+                self.refill_plan
+                    .refill(&mut self.u_cp, spec, re, &[], &self.work_z, &self.work_w);
                 self.u_chol.update(&self.u_cp, &self.lambda)
             }
         }
