@@ -4,6 +4,7 @@
 mod common;
 
 mod condvar;
+mod cross_products;
 mod engine;
 mod fuzz_core;
 mod glmm_engine;

@@ -102,12 +102,13 @@ pub fn glmm_fit_conditional_variances(
     fit: &GlmmFit,
     par: Par,
 ) -> Result<Vec<TermCondVar>> {
-    let scale = if model.family.has_scale() {
+    let family = model.family();
+    let scale = if family.has_scale() {
         (fit.wrss + fit.ussq) / model.spec.n as f64
     } else {
         1.0
     };
-    glmm_conditional_variances(&model.spec, model.family, &fit.theta, &fit.eta, scale, par)
+    glmm_conditional_variances(&model.spec, family, &fit.theta, &fit.eta, scale, par)
 }
 
 /// The conditional variances of a GLMM at θ and the linear predictor `eta` (with offset) at the

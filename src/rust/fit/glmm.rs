@@ -1,0 +1,652 @@
+//! Generalized linear mixed models: the Laplace and adaptive Gauss–Hermite deviance, and
+//! glmer's two-stage fit that minimizes it.
+//!
+//! A model is a [`Response`] (data, family, extra parameters) and the PIRLS state ([`Pirls`]:
+//! cross-products, factors, modes). For θ (and, in the second stage, β) PIRLS finds the
+//! conditional modes `û` of the spherical random effects; at the modes, with `L` the factor at
+//! the modes' weights,
+//!
+//! ```text
+//!   Laplace:  −2 log L ≈ log|L|² + ‖u‖² + aic(y, μ)          (R's family aic: −2 log p(y | μ))
+//!   AGQ (one scalar term): Σⱼ devⱼ(û) + log|L|² − 2 Σⱼ log Σₖ wₖ exp(zₖ²/2 − (devⱼ(ûⱼ + zₖ/Lⱼⱼ) − devⱼ(û))/2)
+//! ```
+//!
+//! with `devⱼ(u) = uⱼ² + Σ_{i∈j} d(yᵢ, μᵢ)`, as lme4 defines both. Stage 1 optimizes θ with β
+//! inside PIRLS (the `nAGQ = 0` criterion); stage 2 optimizes (θ, β) jointly with PIRLS over `u`
+//! only, starting from stage 1, in the coordinates and with the derivatives of [`super::stage2`].
+pub use super::pirls::PirlsOptions;
+use super::pirls::{Mode, Pirls};
+use super::quadrature::GaussHermite;
+use super::response::Response;
+use super::stage2::Stage2Metric;
+use crate::error::{invalid, MixedError, Result};
+use crate::family::Family;
+use crate::linpred;
+use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
+use crate::spec::ModelSpec;
+use crate::start;
+use crate::terms::ReStructure;
+use faer::Par;
+
+/// Initial trust-region radius of stage 1 relative to the largest element of the moment start:
+/// larger than for an LMM, as a one-step estimate from the working response is biased (low, for
+/// binary data). Measured on cbpp, VerbAgg, grouseticks and a crossed binomial model: stage 1
+/// took 89 evaluations in all with 0.3, 96–99 with 0.1, 0.2 or 0.5, and 123 from lme4's start.
+const GLMM_START_RADIUS_FACTOR: f64 = 0.3;
+/// Final trust-region radius of the coarse stage-1 run from lme4's start that guards the fit
+/// from the moment start ([`GeneralizedLinearMixedModel::fit`]).
+const LME4_START_COARSE_RHOEND: f64 = 2e-2;
+/// How much lower (in deviance) the coarse run from lme4's start must end before it is
+/// polished: the same basin gives coarse values a hair below a converged one's only by noise.
+const LME4_START_MARGIN: f64 = 1e-4;
+
+/// The optimizer of a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageOptimizer {
+    /// BOBYQA (bounds on θ).
+    Bobyqa,
+    /// Nelder–Mead (argmin), unconstrained with signs of θ normalized afterwards.
+    NelderMead,
+}
+
+/// Settings of a GLMM fit.
+#[derive(Debug, Clone)]
+pub struct GlmmOptions {
+    /// 0 (θ only), 1 (Laplace) or the number of adaptive Gauss–Hermite points.
+    pub n_agq: usize,
+    /// Run the `nAGQ = 0` stage first (glmer's `nAGQ0initStep`).
+    pub init_step: bool,
+    /// Optimizer settings (tolerances, evaluation limit, checks).
+    pub optim: OptimOptions,
+    /// Optimizers of the two stages.
+    pub optimizers: [StageOptimizer; 2],
+    /// PIRLS settings.
+    pub pirls: PirlsOptions,
+}
+
+/// Everything a fitted GLMM reports.
+#[derive(Debug, Clone, Default)]
+pub struct GlmmFit {
+    /// Covariance parameters (lme4's layout).
+    pub theta: Vec<f64>,
+    /// Fixed effects.
+    pub beta: Vec<f64>,
+    /// Spherical random effects, terms in input order, each level-major.
+    pub u: Vec<f64>,
+    /// Conditional modes per term, level-major.
+    pub b: Vec<Vec<f64>>,
+    /// Linear predictor (with offset).
+    pub eta: Vec<f64>,
+    /// Fitted means.
+    pub mu: Vec<f64>,
+    /// `log|L_Z|²` at the modes.
+    pub ldl2: f64,
+    /// `log|R_X|²` at the modes' weights.
+    pub ldrx2: f64,
+    /// `‖u‖²`.
+    pub ussq: f64,
+    /// Σ of squared weighted Pearson residuals.
+    pub wrss: f64,
+    /// Σ of deviance residuals.
+    pub drsum: f64,
+    /// The criterion that was minimized (Laplace or AGQ deviance, `−2 log L`).
+    pub deviance: f64,
+    /// `(R_X R_X')⁻¹` at the modes' weights.
+    pub vcov_unscaled: Vec<f64>,
+    /// Finite-difference gradient of the criterion over (θ, β) (stage 2), or empty.
+    pub gradient: Vec<f64>,
+    /// Finite-difference Hessian over (θ, β), column-major, or empty.
+    pub hessian: Vec<f64>,
+    /// Stage-1 optimizer record.
+    pub stage1: Option<OptSummary>,
+    /// Stage-2 optimizer record.
+    pub stage2: Option<OptSummary>,
+    /// Convergence problems found by the checks.
+    pub messages: Vec<String>,
+    /// Why the finite-difference Hessian could not be computed, if it could not.
+    pub hessian_problem: Option<String>,
+    /// Objective evaluations where PIRLS failed (the optimizer stepped away from them).
+    pub pirls_failures: usize,
+    /// PIRLS iterations over the whole fit.
+    pub pirls_iterations: usize,
+}
+
+/// A GLMM ready to be evaluated at any θ (and β).
+pub struct GeneralizedLinearMixedModel<'a> {
+    /// Data: `y` is the response as fitted (proportions for binomial), weights are the prior
+    /// weights (number of trials for binomial proportions).
+    pub spec: ModelSpec<'a>,
+    /// Grouping-factor blocks and the θ layout.
+    pub re: ReStructure,
+    /// Response: data, family and extra parameters.
+    pub(super) response: Response<'a>,
+    /// PIRLS and its state (modes, factors).
+    pub(super) pirls: Pirls,
+    /// The last PIRLS failure.
+    pub(super) last_error: Option<String>,
+    /// Objective evaluations where PIRLS failed.
+    pub(super) failures: usize,
+}
+
+impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneralizedLinearMixedModel")
+            .field("n", &self.spec.n)
+            .field("p", &self.spec.p)
+            .field("family", &self.response.family())
+            .finish()
+    }
+}
+
+impl<'a> GeneralizedLinearMixedModel<'a> {
+    /// Builds the cross-product patterns and factor storage. `n_trials` is R's binomial `n`
+    /// (1s otherwise), `eta_start` the linear predictor to start PIRLS from (from `mustart`).
+    pub fn new(
+        spec: ModelSpec<'a>,
+        family: Family,
+        n_trials: Vec<f64>,
+        eta_start: Vec<f64>,
+        pirls: PirlsOptions,
+        par: Par,
+    ) -> Result<Self> {
+        let n = spec.n;
+        if n_trials.len() != n || eta_start.len() != n {
+            return invalid("n_trials and eta_start must have one value per observation");
+        }
+        let response = Response::new(&spec, family, n_trials)?;
+        response.check_start(&eta_start)?;
+        let re = ReStructure::new(&spec);
+        let pirls = Pirls::new(&spec, &re, &response, eta_start, pirls, par)?;
+        Ok(Self {
+            spec,
+            re,
+            response,
+            pirls,
+            last_error: None,
+            failures: 0,
+        })
+    }
+
+    /// Distribution and link.
+    pub fn family(&self) -> Family {
+        self.response.family()
+    }
+
+    /// The response (data, family, extra parameters).
+    pub fn response(&self) -> &Response<'a> {
+        &self.response
+    }
+
+    /// Laplace deviance at the current modes.
+    fn laplace(&self) -> f64 {
+        let aic = self
+            .response
+            .minus_two_log_lik(&self.pirls.mu, self.pirls.drsum);
+        self.pirls.ldl2() + self.pirls.ussq() + aic
+    }
+
+    /// Adaptive Gauss–Hermite deviance at the current modes (one scalar random-effects term).
+    fn agq(&mut self, rule: &GaussHermite) -> f64 {
+        let n = self.spec.n;
+        let levels: Vec<u32> = self.spec.terms[0].levels.clone();
+        let nl = self.pirls.u1.len();
+        let devc = |model: &Self| -> Vec<f64> {
+            let mut d: Vec<f64> = model.pirls.u1.iter().map(|u| u * u).collect();
+            for i in 0..n {
+                d[levels[i] as usize] += model.response.dev_resid(i, model.pirls.mu[i]);
+            }
+            d
+        };
+        let devc0 = devc(self);
+        let mode_u = self.pirls.u1.clone();
+        // L11 is 1×1 per level: the conditional standard deviation of uⱼ is 1/Lⱼⱼ.
+        let sd: Vec<f64> = self.pirls.u_chol.l11.iter().map(|l| 1.0 / l).collect();
+        let mut log_mult = vec![0.0; nl];
+        let mut mult = vec![0.0; nl];
+        for (&z, &w) in rule.nodes.iter().zip(&rule.weights) {
+            if z == 0.0 {
+                mult.iter_mut().for_each(|m| *m += w);
+                continue;
+            }
+            for j in 0..nl {
+                self.pirls.u1[j] = mode_u[j] + z * sd[j];
+            }
+            self.update_eta();
+            let d = devc(self);
+            for j in 0..nl {
+                mult[j] += w * (-0.5 * (d[j] - devc0[j]) + 0.5 * z * z).exp();
+            }
+        }
+        self.pirls.u1.copy_from_slice(&mode_u);
+        self.update_eta();
+        for j in 0..nl {
+            log_mult[j] = mult[j].ln();
+        }
+        devc0.iter().sum::<f64>() + self.pirls.ldl2() - 2.0 * log_mult.iter().sum::<f64>()
+    }
+
+    /// η, μ and dμ/dη from the current (β, u) (see [`Pirls::update_eta`]).
+    fn update_eta(&mut self) -> bool {
+        self.pirls.update_eta(&self.spec, &self.re, &self.response)
+    }
+
+    /// Runs PIRLS at the current θ (and β for `UOnly`).
+    fn run_pirls(&mut self, mode: Mode) -> Result<f64> {
+        self.pirls.run(&self.spec, &self.re, &self.response, mode)
+    }
+
+    /// The stage-1 (`nAGQ = 0`) criterion at θ: β and u both inside PIRLS.
+    pub fn objective_theta(&mut self, theta: &[f64]) -> Result<f64> {
+        self.pirls.set_theta(&self.re, theta)?;
+        self.run_pirls(Mode::Joint)?;
+        Ok(self.laplace())
+    }
+
+    /// The stage-2 criterion at (θ, β): Laplace for `n_agq ≤ 1`, adaptive Gauss–Hermite
+    /// otherwise.
+    pub fn objective_theta_beta(
+        &mut self,
+        pars: &[f64],
+        rule: Option<&GaussHermite>,
+    ) -> Result<f64> {
+        let nth = self.re.n_theta();
+        if pars.len() != nth + self.spec.p {
+            return invalid("parameter vector has the wrong length");
+        }
+        self.pirls.set_theta(&self.re, &pars[..nth])?;
+        self.pirls.beta.copy_from_slice(&pars[nth..]);
+        self.pirls.fixed_stale = true;
+        self.run_pirls(Mode::UOnly)?;
+        Ok(match rule {
+            Some(r) => self.agq(r),
+            None => self.laplace(),
+        })
+    }
+
+    pub(super) fn record_failure(&mut self, e: &MixedError) {
+        self.failures += 1;
+        self.last_error = Some(e.to_string());
+    }
+
+    /// Fits the model as glmer does. `start_theta`/`start_beta` override the default start.
+    pub fn fit(
+        &mut self,
+        opts: &GlmmOptions,
+        start_theta: Option<&[f64]>,
+        start_beta: Option<&[f64]>,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<GlmmFit> {
+        let nth = self.re.n_theta();
+        let p = self.spec.p;
+        let single_scalar =
+            self.re.blocks.len() == 1 && self.spec.terms.len() == 1 && self.spec.terms[0].q == 1;
+        if opts.n_agq > 1 && !single_scalar {
+            return invalid(
+                "nAGQ > 1 is only available for models with a single, scalar random-effects term",
+            );
+        }
+        let rule = if opts.n_agq > 1 {
+            Some(GaussHermite::new(opts.n_agq)?)
+        } else {
+            None
+        };
+        let mut theta0 = match start_theta {
+            Some(t) if t.len() != nth => {
+                return invalid(format!(
+                    "'start' has {} values for theta, the model has {nth}",
+                    t.len()
+                ))
+            }
+            Some(t) => t.to_vec(),
+            None => self.re.default_theta(),
+        };
+        if let Some(b) = start_beta {
+            if b.len() != p {
+                return invalid(format!(
+                    "'start' has {} fixed effects, the model has {p}",
+                    b.len()
+                ));
+            }
+        }
+        // Initial PIRLS at the starting θ sets the common starting point of every evaluation.
+        self.objective_theta(&theta0)
+            .map_err(|e| MixedError::Pirls(format!("at the starting values: {e}")))?;
+        self.pirls.eta_start.copy_from_slice(&self.pirls.eta);
+        let mut rhobeg = opts.optim.rhobeg;
+        let mut from_moments = false;
+        if start_theta.is_none() {
+            if let Some((theta, radius)) = self.moment_start(rhobeg) {
+                theta0 = theta;
+                rhobeg = radius;
+                from_moments = true;
+            }
+        }
+
+        let mut out = GlmmFit::default();
+        let mut theta = theta0.clone();
+        if opts.init_step || opts.n_agq == 0 {
+            let mut stage_opts = opts.optim.clone();
+            stage_opts.rhobeg = rhobeg;
+            stage_opts.rhoend = stage_opts.rhoend.min(rhobeg);
+            stage_opts.calc_derivs = false;
+            if opts.n_agq > 0 {
+                stage_opts.boundary_tol = 0.0;
+            }
+            let lower = self.re.lower_bounds();
+            let mut obj = Stage1 {
+                model: &mut *self,
+                progress: &mut *progress,
+            };
+            let mut summary =
+                run_stage(&mut obj, &theta0, &lower, &stage_opts, opts.optimizers[0])?;
+            if from_moments {
+                summary = self.check_lme4_start(summary, opts, &stage_opts, progress)?;
+            }
+            theta = summary.theta.clone();
+            normalize_theta_signs(&self.re, &mut theta);
+            out.stage1 = Some(summary);
+        }
+        let f1 = self
+            .objective_theta(&theta)
+            .map_err(|e| MixedError::Pirls(format!("after the first stage: {e}")))?;
+        if opts.n_agq == 0 {
+            out.deviance = f1;
+        } else {
+            let mut pars = theta.clone();
+            pars.extend_from_slice(start_beta.unwrap_or(&self.pirls.beta));
+            self.pirls.eta_start.copy_from_slice(&self.pirls.eta);
+            let (mut pars, mut summary) =
+                self.stage2(opts, rule.as_ref(), pars, &mut out, progress)?;
+            if let Some(restart) = start::singular_face_restart(&self.re, &pars[..nth]) {
+                (pars, summary) = self.restart_stage2(
+                    opts,
+                    rule.as_ref(),
+                    (pars, summary),
+                    restart,
+                    &mut out,
+                    progress,
+                )?;
+            }
+            theta = pars[..nth].to_vec();
+            out.deviance = summary.fmin;
+            out.stage2 = Some(summary);
+        }
+        self.finish(theta, &mut out)?;
+        Ok(out)
+    }
+
+    /// Stage 2 again from `restart` (θ) and the fixed effects found, after a first stage 2 that
+    /// ended with a vector-valued term singular: that optimum lies on a face of the boundary
+    /// where the Laplace deviance does not depend on all of the term's parameters, and another
+    /// face can hold a lower minimum (as for an LMM: [`start::singular_face_restart`]). The
+    /// better optimum is kept, with its derivatives and messages; the evaluations of both count.
+    fn restart_stage2(
+        &mut self,
+        opts: &GlmmOptions,
+        rule: Option<&GaussHermite>,
+        first: (Vec<f64>, OptSummary),
+        restart: Vec<f64>,
+        out: &mut GlmmFit,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<(Vec<f64>, OptSummary)> {
+        let nth = self.re.n_theta();
+        let (first_pars, mut first_summary) = first;
+        if self.objective_theta(&restart).is_err() {
+            // No usable modes at the restart point: the first optimum stands.
+            self.objective_theta_beta(&first_pars, rule)?;
+            return Ok((first_pars, first_summary));
+        }
+        self.pirls.eta_start.copy_from_slice(&self.pirls.eta);
+        let mut center = restart;
+        center.extend_from_slice(&first_pars[nth..]);
+        let mut second_out = GlmmFit::default();
+        let second = self.stage2(opts, rule, center, &mut second_out, progress);
+        let (pars, mut summary) = match second {
+            Ok(r) if r.1.fmin < first_summary.fmin - 1e-8 * first_summary.fmin.abs().max(1.0) => r,
+            other => {
+                let extra = other.map_or(0, |r| r.1.feval);
+                first_summary.feval += extra;
+                first_summary.starts_tried += 1;
+                // The model's state (modes, factor) must be the first optimum's again.
+                self.objective_theta_beta(&first_pars, rule)?;
+                return Ok((first_pars, first_summary));
+            }
+        };
+        summary.feval += first_summary.feval;
+        summary.starts_tried += first_summary.starts_tried;
+        out.messages = second_out.messages;
+        out.hessian_problem = second_out.hessian_problem;
+        out.gradient = second_out.gradient;
+        out.hessian = second_out.hessian;
+        Ok((pars, summary))
+    }
+
+    /// Stage 1 from lme4's start as well, so that a fit never ends worse than glmer's would: the
+    /// moment start can lead BOBYQA into another basin, or to a flat stretch where it stops
+    /// early. A coarse run from lme4's start (θ = identity, radius `rhobeg`, ending at radius
+    /// [`LME4_START_COARSE_RHOEND`]) is polished to full precision only when it ends lower
+    /// than the fit from the moment start; otherwise it costs only its coarse evaluations.
+    fn check_lme4_start(
+        &mut self,
+        best: OptSummary,
+        opts: &GlmmOptions,
+        stage_opts: &OptimOptions,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<OptSummary> {
+        let lower = self.re.lower_bounds();
+        let start = self.re.default_theta();
+        let mut coarse = stage_opts.clone();
+        coarse.rhobeg = opts.optim.rhobeg;
+        coarse.rhoend = LME4_START_COARSE_RHOEND.min(coarse.rhobeg);
+        coarse.boundary_tol = 0.0;
+        let mut obj = Stage1 {
+            model: &mut *self,
+            progress: &mut *progress,
+        };
+        let alt = run_stage(&mut obj, &start, &lower, &coarse, opts.optimizers[0])?;
+        let mut out = best;
+        out.feval += alt.feval;
+        if alt.fmin < out.fmin - LME4_START_MARGIN {
+            let mut polish = stage_opts.clone();
+            polish.rhobeg = (10.0 * coarse.rhoend).min(opts.optim.rhobeg);
+            polish.rhoend = stage_opts.rhoend.min(polish.rhobeg);
+            let polished = run_stage(&mut obj, &alt.theta, &lower, &polish, opts.optimizers[0])?;
+            let feval = out.feval + polished.feval;
+            if polished.fmin < out.fmin {
+                out = polished;
+                out.start = start;
+            }
+            out.feval = feval;
+        }
+        Ok(out)
+    }
+
+    /// A moment estimate of θ ([`crate::start`]) from the working response and weights of the
+    /// PIRLS just run at lme4's start (one PQL-like step; the working residuals have variance
+    /// `1 / w` for families without a dispersion), with the trust-region radius for it. The
+    /// model is left at the new start, whose modes become the common starting point; `None`
+    /// (and the model unchanged in what matters) when the estimate or PIRLS there fails.
+    fn moment_start(&mut self, rhobeg: f64) -> Option<(Vec<f64>, f64)> {
+        let known = (!self.response.has_scale()).then_some(1.0);
+        let (theta, radius) = start::moment_start(
+            &self.pirls.joint_cp,
+            &self.re,
+            rhobeg,
+            GLMM_START_RADIUS_FACTOR,
+            known,
+        )?;
+        if self.objective_theta(&theta).is_err() {
+            // PIRLS starts again from `eta_start`, still the linear predictor at lme4's start.
+            self.pirls.warm = false;
+            return None;
+        }
+        self.pirls.eta_start.copy_from_slice(&self.pirls.eta);
+        Some((theta, radius))
+    }
+
+    /// Stage 2: (θ, β) jointly, from `pars`, every coordinate measured in units of about one
+    /// standard error ([`Stage2Metric`]) so that one trust region fits every parameter; then the
+    /// derivative check.
+    fn stage2(
+        &mut self,
+        opts: &GlmmOptions,
+        rule: Option<&GaussHermite>,
+        center: Vec<f64>,
+        out: &mut GlmmFit,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<(Vec<f64>, OptSummary)> {
+        let nth = self.re.n_theta();
+        let p = self.spec.p;
+        let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
+        let mut metric = Stage2Metric::from_vcov(&vc, nth, p);
+        let probes = self.calibrate(&center, rule, &mut metric);
+        // Every coordinate is now in units of about one standard error.
+        let mut stage_opts = opts.optim.clone();
+        stage_opts.calc_derivs = false;
+        stage_opts.rhoend = opts.optim.rhoend.min(stage_opts.rhobeg);
+        let mut summary = self.search(
+            rule,
+            &center,
+            &metric,
+            &stage_opts,
+            opts.optimizers[1],
+            progress,
+        )?;
+        summary.feval += probes;
+        let mut pars = summary.theta.clone();
+        let mut f0 = self.objective_theta_beta(&pars, rule)?;
+        if opts.optim.calc_derivs {
+            let lower = self.re.lower_bounds();
+            let singular =
+                (0..nth).any(|k| lower[k].is_finite() && pars[k] < opts.optim.singular_tol);
+            let mut derivs = self.derivatives(&pars, f0, rule, &metric);
+            let (stat, _) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
+            if !singular
+                && derivs.problem.is_none()
+                && (stat.is_nan() || stat >= opts.optim.grad_tol)
+            {
+                // Polish once from here with a small trust region before reporting anything.
+                let mut polish_opts = opts.optim.clone();
+                polish_opts.calc_derivs = false;
+                polish_opts.rhobeg = 1e-3;
+                let polished = self.search(
+                    rule,
+                    &pars,
+                    &Stage2Metric::identity(nth, p),
+                    &polish_opts,
+                    StageOptimizer::Bobyqa,
+                    progress,
+                )?;
+                summary.feval += polished.feval;
+                if polished.fmin < f0 {
+                    pars = polished.theta;
+                    f0 = self.objective_theta_beta(&pars, rule)?;
+                    derivs = self.derivatives(&pars, f0, rule, &metric);
+                }
+            }
+            let (stat, component) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
+            if let Some(problem) = &derivs.problem {
+                out.messages
+                    .push(format!("convergence could not be checked: {problem}"));
+            } else if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
+                out.messages.push(format!(
+                    "Model failed to converge with max|grad| = {stat:.6} (tol = {}, component {})",
+                    opts.optim.grad_tol,
+                    component + 1
+                ));
+            }
+            out.hessian_problem = derivs.problem;
+            out.gradient = derivs.gradient;
+            out.hessian = derivs.hessian;
+        }
+        summary.theta = pars.clone();
+        summary.fmin = f0;
+        Ok((pars, summary))
+    }
+
+    /// Leaves the model at the estimates and reads off everything reported.
+    fn finish(&mut self, theta: Vec<f64>, out: &mut GlmmFit) -> Result<()> {
+        let pirls = &mut self.pirls;
+        pirls.working_values(&self.response, Mode::Joint, false);
+        pirls.refactor_joint(&self.spec, &self.re)?;
+        let u_blocks =
+            linpred::split_blocks(&self.re, &pirls.joint_cp.layout, &pirls.u1, &pirls.u2);
+        let b_blocks = linpred::block_effects(&self.re, &pirls.lambda, &u_blocks);
+        out.u = linpred::term_values(&self.spec, &self.re, &u_blocks).concat();
+        out.b = linpred::term_values(&self.spec, &self.re, &b_blocks);
+        out.theta = theta;
+        out.beta = pirls.beta.clone();
+        out.eta = pirls.eta.clone();
+        out.mu = pirls.mu.clone();
+        out.ldl2 = pirls.ldl2();
+        out.ldrx2 = pirls.joint_chol.logdet_rx(&pirls.joint_cp);
+        out.ussq = pirls.ussq();
+        out.drsum = self.response.deviance_residual_sum(&pirls.mu);
+        out.wrss = self.response.pearson_sum(&pirls.mu);
+        out.vcov_unscaled = pirls.joint_chol.vcov_unscaled(&pirls.joint_cp);
+        out.pirls_failures = self.failures;
+        out.pirls_iterations = pirls.iterations;
+        Ok(())
+    }
+
+    /// The last PIRLS failure seen during the optimization, if any.
+    pub fn last_pirls_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+}
+
+/// Makes every diagonal element of each relative covariance factor non-negative by negating
+/// the whole column (which leaves `T T'` unchanged).
+pub fn normalize_theta_signs(re: &ReStructure, theta: &mut [f64]) {
+    let cols: Vec<(usize, usize)> = re
+        .theta_pos
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.row == p.col)
+        .map(|(k, p)| (k, p.col))
+        .collect();
+    for (k, col) in cols {
+        if theta[k] < 0.0 {
+            let block = re.theta_pos[k].block;
+            for (i, p) in re.theta_pos.iter().enumerate() {
+                if p.block == block && p.col == col {
+                    theta[i] = -theta[i];
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn run_stage<O: Objective>(
+    obj: &mut O,
+    start: &[f64],
+    lower: &[f64],
+    opts: &OptimOptions,
+    optimizer: StageOptimizer,
+) -> Result<OptSummary> {
+    match optimizer {
+        StageOptimizer::Bobyqa => optim::minimize(obj, start, lower, opts),
+        StageOptimizer::NelderMead => crate::nelder_mead::minimize(obj, start, lower, opts),
+    }
+}
+
+struct Stage1<'m, 'a> {
+    model: &'m mut GeneralizedLinearMixedModel<'a>,
+    progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
+}
+
+impl Objective for Stage1<'_, '_> {
+    fn eval(&mut self, theta: &[f64]) -> f64 {
+        match self.model.objective_theta(theta) {
+            Ok(v) => v,
+            Err(e) => {
+                self.model.record_failure(&e);
+                f64::INFINITY
+            }
+        }
+    }
+
+    fn after_eval(&mut self, count: usize, theta: &[f64], value: f64) -> Stop {
+        (self.progress)(count, theta, value)
+    }
+}

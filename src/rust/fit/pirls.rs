@@ -1,0 +1,594 @@
+//! Penalized iteratively reweighted least squares (PIRLS): the conditional modes of a GLMM.
+//!
+//! For θ (and, in the second stage, β) the conditional modes of the spherical random effects `u`
+//! maximize the penalized likelihood; PIRLS finds them: with working weights
+//! `w = a (dμ/dη)²/V(μ)` (prior weights `a`) and working response
+//! `z = η − offset + (y − μ)/(dμ/dη)` from the [`Response`], each step solves the penalized
+//! weighted least-squares problem of the linear mixed model with the blocked Cholesky factor
+//! (the cross-products are refilled for the new weights; their pattern was built once), with step
+//! halving whenever the penalized deviance `Σ d(y, μ) + ‖u‖²` grows. For a non-canonical link
+//! the steps are Newton steps (observed information as weights). Every run starts from the
+//! previous run's modes when they give a valid mean (a warm start), otherwise from a fixed
+//! linear predictor (lme4's `lp0`).
+use super::response::Response;
+use crate::blocks::CrossProducts;
+use crate::chol::BlockedCholesky;
+use crate::error::{MixedError, Result};
+use crate::linalg::assemble::{self, RefillPlan};
+use crate::linpred;
+use crate::spec::ModelSpec;
+use crate::terms::ReStructure;
+use crate::trailing::TrailingChoice;
+use faer::Par;
+
+/// Largest estimated relative error of any fixed or spherical random effect when PIRLS stops.
+pub(super) const PIRLS_STEP_TOL: f64 = 1e-9;
+/// Relative PIRLS steps below this that no longer shrink geometrically are rounding noise.
+const PIRLS_NOISE_STEP: f64 = 1e-10;
+/// Observations from which the pass over them (η, μ, deviance) is split over threads.
+const PARALLEL_ROWS: usize = 1 << 17;
+
+/// PIRLS settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PirlsOptions {
+    /// Convergence: relative change of the penalized deviance below this.
+    pub tol: f64,
+    /// Largest number of iterations.
+    pub max_iter: usize,
+    /// Receives a line per PIRLS iteration (the caller prints it: `verbose = 2` in R).
+    pub trace: Option<fn(&str)>,
+}
+
+impl Default for PirlsOptions {
+    fn default() -> Self {
+        Self {
+            tol: 1e-7,
+            max_iter: 100,
+            trace: None,
+        }
+    }
+}
+
+/// Which unknowns PIRLS solves for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// β and u (stage 1, `nAGQ = 0`).
+    Joint,
+    /// u only, β fixed (stage 2).
+    UOnly,
+}
+
+/// The modes PIRLS starts from.
+pub(super) struct WarmStart {
+    u1: Vec<f64>,
+    u2: Vec<f64>,
+    warm: bool,
+}
+
+/// One pass over a range of observations: `η = offset + Xβ + Zb`, then μ, dμ/dη and (optionally)
+/// the deviance residuals from the response, each observation computed as in a single pass over
+/// all of them.
+struct RowPass<'p, 'a> {
+    spec: &'p ModelSpec<'a>,
+    re: &'p ReStructure,
+    effects: &'p [Vec<f64>],
+    response: &'p Response<'a>,
+    deviance: bool,
+}
+
+impl RowPass<'_, '_> {
+    /// Fills the rows `first..first + eta.len()`; false if some η or μ is invalid.
+    fn run(
+        &self,
+        first: usize,
+        eta: &mut [f64],
+        fixed: &[f64],
+        mu: &mut [f64],
+        mu_eta: &mut [f64],
+        dev: &mut [f64],
+    ) -> bool {
+        eta.copy_from_slice(fixed);
+        linpred::add_zb_rows(self.spec, self.re, self.effects, first, eta);
+        self.response
+            .evaluate_rows(first, eta, mu, mu_eta, dev, self.deviance)
+    }
+}
+
+/// PIRLS and the state it works on (the predictor side, lme4's `merPredD`): the cross-products
+/// and blocked Cholesky factors of the joint (β, u) and the u-only systems, Λ(θ), the current
+/// (β, u) with η, μ and dμ/dη, and the scratch of the iterations. The data, the random-effects
+/// structure and the [`Response`] are passed in by the model that owns them.
+pub(super) struct Pirls {
+    /// Cross-products of the joint system (`F = [X, z]`).
+    pub(super) joint_cp: CrossProducts,
+    pub(super) joint_chol: BlockedCholesky,
+    /// Cross-products of the u-only system (`F = [z − Xβ]`).
+    pub(super) u_cp: CrossProducts,
+    pub(super) u_chol: BlockedCholesky,
+    pub(super) lambda: Vec<Vec<f64>>,
+    pub(super) opts: PirlsOptions,
+    /// Current state.
+    pub(super) beta: Vec<f64>,
+    pub(super) u1: Vec<f64>,
+    pub(super) u2: Vec<f64>,
+    pub(super) eta: Vec<f64>,
+    pub(super) mu: Vec<f64>,
+    /// `dμ/dη` at the current η (computed with μ, which shares its exponential).
+    mu_eta: Vec<f64>,
+    /// `offset + Xβ` for the current β (valid unless `fixed_stale`).
+    eta_fixed: Vec<f64>,
+    /// `Xβ` alone for the current β (valid unless `fixed_stale`).
+    xb: Vec<f64>,
+    /// Whether β changed since `eta_fixed` and `xb` were formed.
+    pub(super) fixed_stale: bool,
+    /// (β, u₁, u₂) before the last PIRLS step (for step halving and the step size).
+    old_beta: Vec<f64>,
+    old_u1: Vec<f64>,
+    old_u2: Vec<f64>,
+    /// The rows' maps into the cross-products (both patterns) and the refill's scratch.
+    refill_plan: RefillPlan,
+    /// `log|L|²` at the modes of the last successful PIRLS run.
+    ldl2_value: f64,
+    /// Linear predictor every PIRLS run starts from (lme4's `lp0`).
+    pub(super) eta_start: Vec<f64>,
+    work_w: Vec<f64>,
+    work_z: Vec<f64>,
+    /// Whether the current (β, u) are the modes of a successful PIRLS run (a warm start).
+    pub(super) warm: bool,
+    /// `Σ d(y, μ)` at the current state (set with the penalized deviance).
+    pub(super) drsum: f64,
+    /// `b = Λu` per block, refilled with the linear predictor.
+    effects: Vec<Vec<f64>>,
+    /// PIRLS iterations so far.
+    pub(super) iterations: usize,
+    /// Parallelism of the fit (the factor's kernels and the pass over the observations).
+    pub(super) par: Par,
+    /// PIRLS stops when the estimated relative error of the modes is below this.
+    pub(super) step_tol: f64,
+    /// Deviance residual of each observation (summed in order after a parallel pass).
+    dev_terms: Vec<f64>,
+}
+
+impl Pirls {
+    /// Builds the cross-product patterns and factor storage; PIRLS starts from `eta_start`.
+    pub(super) fn new(
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &Response<'_>,
+        eta_start: Vec<f64>,
+        opts: PirlsOptions,
+        par: Par,
+    ) -> Result<Self> {
+        let n = spec.n;
+        let joint_cp = assemble::pattern(spec, re, spec.p)?;
+        let joint_chol = BlockedCholesky::new(&joint_cp, re, par, TrailingChoice::Auto)?;
+        let u_cp = assemble::pattern(spec, re, 0)?;
+        let u_chol = BlockedCholesky::new(&u_cp, re, par, TrailingChoice::Auto)?;
+        let lambda = re.lambda_buffers();
+        let effects = re
+            .blocks
+            .iter()
+            .map(|b| vec![0.0; b.n_levels * b.q])
+            .collect();
+        let q0 = joint_cp.q0 * joint_cp.l0;
+        let m = joint_cp.layout.m;
+        let mu = eta_start.iter().map(|&e| response.mean(e)).collect();
+        let mu_eta = eta_start.iter().map(|&e| response.mu_eta(e)).collect();
+        let refill_plan = RefillPlan::new(spec, re, &joint_cp)?;
+        Ok(Self {
+            beta: vec![0.0; spec.p],
+            u1: vec![0.0; q0],
+            u2: vec![0.0; m],
+            eta: eta_start.clone(),
+            mu,
+            mu_eta,
+            eta_fixed: vec![0.0; n],
+            xb: vec![0.0; n],
+            fixed_stale: true,
+            old_beta: vec![0.0; spec.p],
+            old_u1: vec![0.0; q0],
+            old_u2: vec![0.0; m],
+            refill_plan,
+            ldl2_value: f64::NAN,
+            eta_start,
+            work_w: vec![0.0; n],
+            work_z: vec![0.0; n],
+            joint_cp,
+            joint_chol,
+            u_cp,
+            u_chol,
+            lambda,
+            opts,
+            warm: false,
+            iterations: 0,
+            drsum: f64::NAN,
+            effects,
+            par,
+            step_tol: PIRLS_STEP_TOL,
+            dev_terms: vec![0.0; n],
+        })
+    }
+
+    /// Λ(θ).
+    pub(super) fn set_theta(&mut self, re: &ReStructure, theta: &[f64]) -> Result<()> {
+        re.set_lambda(theta, &mut self.lambda)
+    }
+
+    /// η, μ and dμ/dη from the current (β, u); false if some μ or η is invalid for the family.
+    /// `offset + Xβ` is kept between calls and formed again only after β changed (PIRLS over
+    /// `u` alone evaluates η many times for one β).
+    pub(super) fn update_eta(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &Response<'_>,
+    ) -> bool {
+        self.eta_pass(spec, re, response, false).0
+    }
+
+    /// `offset + Xβ` and `Xβ` for the current β.
+    fn form_fixed(&mut self, spec: &ModelSpec<'_>, response: &Response<'_>) {
+        let n = spec.n;
+        self.eta_fixed.copy_from_slice(response.offset());
+        linpred::add_xb(spec.x, n, &self.beta, &mut self.eta_fixed);
+        self.xb.iter_mut().for_each(|v| *v = 0.0);
+        linpred::add_xb(spec.x, n, &self.beta, &mut self.xb);
+        self.fixed_stale = false;
+    }
+
+    /// [`Self::update_eta`], and with `deviance` also `Σ d(y, μ)` in the same pass over the
+    /// observations (PIRLS needs both after every step; one pass reads y, η and μ once).
+    fn eta_pass(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &Response<'_>,
+        deviance: bool,
+    ) -> (bool, f64) {
+        if self.fixed_stale {
+            self.form_fixed(spec, response);
+        }
+        linpred::block_effects_into(
+            re,
+            &self.joint_cp.layout,
+            &self.lambda,
+            &self.u1,
+            &self.u2,
+            &mut self.effects,
+        );
+        let n = spec.n;
+        let threads = match self.par {
+            Par::Rayon(k) if n >= PARALLEL_ROWS => k.get(),
+            _ => 1,
+        };
+        let rows = n.div_ceil(threads);
+        let pass = RowPass {
+            spec,
+            re,
+            effects: &self.effects,
+            response,
+            deviance,
+        };
+        let pieces = self
+            .eta
+            .chunks_mut(rows)
+            .zip(self.eta_fixed.chunks(rows))
+            .zip(self.mu.chunks_mut(rows))
+            .zip(self.mu_eta.chunks_mut(rows))
+            .zip(self.dev_terms.chunks_mut(rows))
+            .enumerate()
+            .map(|(k, ((((eta, fixed), mu), mu_eta), dev))| {
+                (k * rows, eta, fixed, mu, mu_eta, dev)
+            });
+        let ok = if threads > 1 {
+            use rayon::prelude::*;
+            pieces
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|(first, eta, fixed, mu, mu_eta, dev)| {
+                    pass.run(first, eta, fixed, mu, mu_eta, dev)
+                })
+                .reduce(|| true, |a, b| a & b)
+        } else {
+            pieces.fold(true, |ok, (first, eta, fixed, mu, mu_eta, dev)| {
+                ok & pass.run(first, eta, fixed, mu, mu_eta, dev)
+            })
+        };
+        // Summed in observation order whatever the number of threads.
+        let dev = if deviance {
+            self.dev_terms.iter().fold(0.0, |acc, d| acc + d)
+        } else {
+            0.0
+        };
+        (ok, dev)
+    }
+
+    /// `‖u‖²`.
+    pub(super) fn ussq(&self) -> f64 {
+        self.u1.iter().chain(&self.u2).map(|v| v * v).sum()
+    }
+
+    /// Penalized deviance `Σ d(y, μ) + ‖u‖²` (∞ for an invalid μ); keeps `Σ d(y, μ)`.
+    fn penalized_deviance(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &Response<'_>,
+    ) -> f64 {
+        let (ok, dev) = self.eta_pass(spec, re, response, true);
+        if !ok {
+            return f64::INFINITY;
+        }
+        self.drsum = dev;
+        let v = self.drsum + self.ussq();
+        if v.is_finite() {
+            v
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// Working weights `w` and working response at the current η (with μ and dμ/dη from
+    /// [`Self::update_eta`]), from [`Response::working_values`]. For `Joint` the response is
+    /// `z = η − offset + (y − μ)/(dμ/dη)`; for `UOnly` it is `z − Xβ` (with `Xβ` kept from
+    /// [`Self::update_eta`], formed in this order so that the finite-difference derivatives see
+    /// the same rounding as before).
+    ///
+    /// With `newton` (a non-canonical link, during the iterations) the weights are the observed
+    /// information `−∂²ℓ/∂η²` and the response `η − offset + (∂ℓ/∂η)/w`, so that a step is a
+    /// Newton step on the penalized deviance: Fisher scoring converges only linearly there, at
+    /// a rate set by the gap between observed and expected information (a probit model took
+    /// dozens of iterations per evaluation to reach the tight tolerance the Laplace criterion
+    /// needs). Where the observed information is not positive (possible for, e.g., a Gamma
+    /// identity link far from the data) that observation keeps its Fisher weight, which keeps
+    /// the system positive definite; step halving guards the rest. The modes are the same
+    /// either way; the Laplace determinant always uses the expected weights (as lme4 does).
+    pub(super) fn working_values(&mut self, response: &Response<'_>, mode: Mode, newton: bool) {
+        debug_assert!(mode == Mode::Joint || !self.fixed_stale);
+        response.working_values(
+            &self.eta,
+            &self.mu,
+            &self.mu_eta,
+            &self.xb,
+            mode == Mode::UOnly,
+            newton,
+            &mut self.work_w,
+            &mut self.work_z,
+        );
+    }
+
+    /// Refills the joint cross-products (`F = [X, z]`) with the working values and refactors.
+    pub(super) fn refactor_joint(&mut self, spec: &ModelSpec<'_>, re: &ReStructure) -> Result<()> {
+        self.refill_plan.refill(
+            &mut self.joint_cp,
+            spec,
+            re,
+            spec.x,
+            &self.work_z,
+            &self.work_w,
+        );
+        self.joint_chol.update(&self.joint_cp, &self.lambda)
+    }
+
+    /// Refills the cross-products for the current working values and refactors. For `UOnly` the
+    /// response column is `z − Xβ`.
+    fn refactor(&mut self, spec: &ModelSpec<'_>, re: &ReStructure, mode: Mode) -> Result<()> {
+        match mode {
+            Mode::Joint => self.refactor_joint(spec, re),
+            Mode::UOnly => {
+                self.refill_plan
+                    .refill(&mut self.u_cp, spec, re, &[], &self.work_z, &self.work_w);
+                self.u_chol.update(&self.u_cp, &self.lambda)
+            }
+        }
+    }
+
+    /// Runs PIRLS from `eta_start` at the current θ (and β for `UOnly`); on success the factor
+    /// of the mode (`u_chol` for `UOnly`, `joint_chol` for `Joint`) holds the weights at the
+    /// modes.
+    pub(super) fn run(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &Response<'_>,
+        mode: Mode,
+    ) -> Result<f64> {
+        let result = self.iterate(spec, re, response, mode);
+        self.warm = result.is_ok();
+        result
+    }
+
+    /// Keeps (β, u) as the state before the next step.
+    fn save_state(&mut self) {
+        self.old_beta.copy_from_slice(&self.beta);
+        self.old_u1.copy_from_slice(&self.u1);
+        self.old_u2.copy_from_slice(&self.u2);
+    }
+
+    /// PIRLS proper. It starts from the previous evaluation's modes (with the new θ, β) when
+    /// they give a valid mean, which usually leaves two or three iterations; otherwise from
+    /// `eta_start`. The tight convergence rule makes the result independent of the start.
+    fn iterate(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &Response<'_>,
+        mode: Mode,
+    ) -> Result<f64> {
+        let mut old_pdev = f64::INFINITY;
+        let mut have_old = false;
+        let warm_pdev = if self.warm {
+            self.penalized_deviance(spec, re, response)
+        } else {
+            f64::INFINITY
+        };
+        if warm_pdev.is_finite() {
+            old_pdev = warm_pdev;
+            have_old = true;
+            self.save_state();
+        } else {
+            self.eta.copy_from_slice(&self.eta_start);
+            for ((m, d), &e) in self.mu.iter_mut().zip(&mut self.mu_eta).zip(&self.eta) {
+                (*m, *d) = response.mean_and_mu_eta(e);
+            }
+            if mode == Mode::UOnly && self.fixed_stale {
+                // The working response of `UOnly` subtracts `Xβ`.
+                self.form_fixed(spec, response);
+            }
+        }
+        let mut converged = false;
+        let mut pdev = f64::INFINITY;
+        let mut prev_step = f64::INFINITY;
+        for iteration in 1..=self.opts.max_iter {
+            self.iterations += 1;
+            self.working_values(response, mode, true);
+            self.refactor(spec, re, mode)?;
+            match mode {
+                Mode::Joint => {
+                    let (beta, u1, u2) = self.joint_chol.solve(&self.joint_cp);
+                    self.beta = beta;
+                    self.fixed_stale = true;
+                    self.u1 = u1;
+                    self.u2 = u2;
+                }
+                Mode::UOnly => {
+                    let (_, u1, u2) = self.u_chol.solve(&self.u_cp);
+                    self.u1 = u1;
+                    self.u2 = u2;
+                }
+            }
+            pdev = self.penalized_deviance(spec, re, response);
+            // Converged when the penalized deviance has settled *and* the modes are accurate.
+            // The Laplace criterion is not stationary at the modes (log|L|² depends on them
+            // through the weights, and for families with a dispersion the aic part uses
+            // dev/n), so an error in the modes enters it to first order, and Fisher scoring
+            // on a non-canonical link converges only linearly: a settled deviance alone can
+            // leave the modes inexact. The error of the current iterate is estimated from the
+            // last two steps (geometric extrapolation, which also covers quadratic
+            // convergence, where it is tiny).
+            let settled = ((old_pdev - pdev) / pdev).abs() < self.opts.tol;
+            let step = if have_old {
+                self.step_size()
+            } else {
+                f64::INFINITY
+            };
+            let error = if prev_step.is_finite() && step < prev_step {
+                let r = step / prev_step;
+                step * r / (1.0 - r)
+            } else {
+                step
+            };
+            // Below the ordinary tolerance, steps that stop shrinking are rounding noise; so
+            // are steps below `PIRLS_NOISE_STEP` that shrink by less than half (Fisher scoring
+            // on a probit link crawled there at a rate of 0.998 until `maxit`).
+            let stalled = (error < PIRLS_STEP_TOL && step >= prev_step)
+                || (step < PIRLS_NOISE_STEP && step >= 0.5 * prev_step);
+            prev_step = step;
+            if let Some(trace) = self.opts.trace {
+                let shown = if step.is_finite() {
+                    format!("{step:.3e}")
+                } else {
+                    "(first step)".to_string()
+                };
+                trace(&format!(
+                    "  PIRLS {iteration}: penalized deviance {pdev:.8}, largest relative step \
+                     {shown}"
+                ));
+            }
+            if settled && (error < self.step_tol || stalled) {
+                converged = true;
+                break;
+            }
+            if pdev > old_pdev {
+                if have_old {
+                    for _ in 0..10 {
+                        if pdev <= old_pdev {
+                            break;
+                        }
+                        halve(&mut self.u1, &self.old_u1);
+                        halve(&mut self.u2, &self.old_u2);
+                        if mode == Mode::Joint {
+                            halve(&mut self.beta, &self.old_beta);
+                            self.fixed_stale = true;
+                        }
+                        pdev = self.penalized_deviance(spec, re, response);
+                    }
+                }
+                if !pdev.is_finite() || pdev - old_pdev > self.opts.tol {
+                    return Err(MixedError::Pirls(format!(
+                        "PIRLS step-halving failed to reduce the penalized deviance (from {old_pdev:.6} it stays at {pdev:.6})"
+                    )));
+                }
+            }
+            old_pdev = pdev;
+            have_old = true;
+            self.save_state();
+        }
+        if !pdev.is_finite() {
+            return Err(MixedError::Pirls(
+                "PIRLS diverged: the linear predictor left the range of the link (means outside \
+                 what the family allows, e.g. a negative mean with an inverse or identity link); \
+                 try another link or starting values"
+                    .into(),
+            ));
+        }
+        if !converged {
+            return Err(MixedError::Pirls(format!(
+                "PIRLS did not converge in {} iterations (penalized deviance {pdev:.6}); \
+                 increase glmmControl(maxit = ) or simplify the model",
+                self.opts.max_iter
+            )));
+        }
+        // The Laplace approximation needs the factor at the modes' own weights. The random-
+        // effects part of the joint factor is the factor of the `UOnly` system (it does not
+        // depend on F), so one refactor serves either mode.
+        self.working_values(response, mode, false);
+        self.refactor(spec, re, mode)?;
+        self.ldl2_value = match mode {
+            Mode::Joint => self.joint_chol.logdet_l11 + self.joint_chol.logdet_l22,
+            Mode::UOnly => self.u_chol.logdet_l11 + self.u_chol.logdet_l22,
+        };
+        Ok(pdev)
+    }
+
+    /// The largest change of an element of (β, u) in the last PIRLS step, relative to
+    /// `1 + |element|`.
+    fn step_size(&self) -> f64 {
+        let largest = |new: &[f64], old: &[f64]| {
+            new.iter()
+                .zip(old)
+                .map(|(a, b)| (a - b).abs() / (1.0 + a.abs()))
+                .fold(0.0f64, f64::max)
+        };
+        largest(&self.beta, &self.old_beta)
+            .max(largest(&self.u1, &self.old_u1))
+            .max(largest(&self.u2, &self.old_u2))
+    }
+
+    /// `log|L|²` at the modes of the last successful run.
+    pub(super) fn ldl2(&self) -> f64 {
+        self.ldl2_value
+    }
+
+    /// The current modes and whether they are a warm start, to start later runs from.
+    pub(super) fn warm_start(&self) -> WarmStart {
+        WarmStart {
+            u1: self.u1.clone(),
+            u2: self.u2.clone(),
+            warm: self.warm,
+        }
+    }
+
+    /// Makes `start` the modes the next run starts from.
+    pub(super) fn restore(&mut self, start: &WarmStart) {
+        self.u1.copy_from_slice(&start.u1);
+        self.u2.copy_from_slice(&start.u2);
+        self.warm = start.warm;
+    }
+}
+
+fn halve(x: &mut [f64], old: &[f64]) {
+    for (a, b) in x.iter_mut().zip(old) {
+        *a = 0.5 * (*a + b);
+    }
+}

@@ -1,0 +1,507 @@
+//! Stage 2 of the GLMM fit, its metric and its finite-difference derivatives.
+//!
+//! Stage 2 minimizes the Laplace (or AGQ) deviance over (θ, β) jointly. It searches in whitened
+//! coordinates `y` with `(θ, β) = center + T y` ([`Stage2Metric`]: θ scaled by calibrated
+//! curvature probes, β through the Cholesky factor of its stage-1 covariance), about one
+//! standard error per unit, so that one trust region fits every parameter. The gradient and
+//! Hessian of the criterion at the optimum (for the convergence check and the standard errors)
+//! are central differences in the same coordinates, mapped back exactly; the difference points
+//! are evaluated from the optimum's modes, shared out over threads when there are several.
+use super::glmm::{normalize_theta_signs, run_stage, GeneralizedLinearMixedModel, StageOptimizer};
+use super::pirls::WarmStart;
+use super::quadrature::GaussHermite;
+use crate::error::Result;
+use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
+use faer::Par;
+
+/// Step of the curvature probes along θ relative to |θ| (at least 0.1).
+const THETA_PROBE_STEP: f64 = 0.05;
+/// Step of the curvature probe along β, in whitened units (about one standard error).
+const BETA_PROBE_STEP: f64 = 0.5;
+/// The same for the evaluations of the finite-difference derivatives: their errors are divided
+/// by the squared step (1e-8), so the modes are made as exact as rounding allows (PIRLS also
+/// stops once it is within `PIRLS_STEP_TOL` and the steps no longer shrink).
+const FD_STEP_TOL: f64 = 1e-12;
+/// Step of the finite-difference derivatives in the whitened coordinates of the stage-2 metric
+/// (about one standard error per unit). One central difference: its truncation error at
+/// `h = 0.01`, about `h² f''''/12`, is far below the accuracy SEs need, so Richardson
+/// extrapolation over `h` and `2h` (measured: the same SEs) is not worth twice the evaluations.
+const FD_WHITENED_STEP: f64 = 1e-2;
+/// How often the step is reduced when PIRLS fails at some difference point, and by how much.
+const FD_RETRIES: usize = 3;
+const FD_RETRY_FACTOR: f64 = 4.0;
+
+/// Finite-difference derivatives of the stage-2 criterion in the original parameters.
+pub(super) struct Derivatives {
+    pub(super) gradient: Vec<f64>,
+    /// Column-major.
+    pub(super) hessian: Vec<f64>,
+    /// Why they could not be computed (then both are NaN).
+    pub(super) problem: Option<String>,
+}
+
+struct Stage2<'m, 'a, 'r> {
+    model: &'m mut GeneralizedLinearMixedModel<'a>,
+    rule: Option<&'r GaussHermite>,
+    center: &'r [f64],
+    metric: &'r Stage2Metric,
+    progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    x: Vec<f64>,
+}
+
+/// The coordinates stage 2 searches in: θ_k scaled by `theta_scale[k]` (see
+/// `calibrate`), β through a lower-triangular `M` with `M M'` = the stage-1 covariance of
+/// β̂ (unscaled), so that `β = β₀ + M y` has uncorrelated, unit-variance coordinates. Dividing by
+/// the standard errors alone leaves correlated fixed effects (an intercept against the levels of
+/// a factor) as a long, thin valley in which BOBYQA's quadratic model, which starts with no
+/// cross terms, needs many evaluations.
+pub(super) struct Stage2Metric {
+    /// Scale of each θ element.
+    theta_scale: Vec<f64>,
+    p: usize,
+    /// `M`, `p × p` column-major, lower triangular.
+    m: Vec<f64>,
+}
+
+impl Stage2Metric {
+    /// `M = I`, θ unscaled.
+    pub(super) fn identity(nth: usize, p: usize) -> Self {
+        let mut m = vec![0.0; p * p];
+        for k in 0..p {
+            m[k * p + k] = 1.0;
+        }
+        Self {
+            theta_scale: vec![1.0; nth],
+            p,
+            m,
+        }
+    }
+
+    /// The Cholesky factor of `vcov` (`p × p`), or the standard errors on the diagonal when the
+    /// factorization fails, or `I` where even those are not positive.
+    pub(super) fn from_vcov(vcov: &[f64], nth: usize, p: usize) -> Self {
+        let mut m = vcov.to_vec();
+        if crate::small::chol_lower(&mut m, p).is_some() && m.iter().all(|v| v.is_finite()) {
+            return Self {
+                theta_scale: vec![1.0; nth],
+                p,
+                m,
+            };
+        }
+        let mut metric = Self::identity(nth, p);
+        for k in 0..p {
+            let s = vcov[k * p + k].sqrt();
+            if s.is_finite() && s > 0.0 {
+                metric.m[k * p + k] = s;
+            }
+        }
+        metric
+    }
+
+    /// Gradient and Hessian (column-major) over `x` from those over `y` (see [`Self::apply`]):
+    /// with `T = dx/dy`, `g = T⁻ᵀ g_y` and `H = T⁻ᵀ H_y T⁻¹` (symmetrized).
+    fn to_original(&self, gy: &[f64], hy: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let k = gy.len();
+        let nth = k - self.p;
+        // T⁻¹, column-major: 1/scale for θ, M⁻¹ for β.
+        let mut tinv = vec![0.0; k * k];
+        for i in 0..nth {
+            tinv[i * k + i] = 1.0 / self.theta_scale[i];
+        }
+        for j in 0..self.p {
+            let mut e = vec![0.0; self.p];
+            e[j] = 1.0;
+            crate::small::solve_lower(&self.m, self.p, &mut e);
+            for (i, v) in e.iter().enumerate() {
+                tinv[(nth + j) * k + nth + i] = *v;
+            }
+        }
+        let gradient = (0..k)
+            .map(|a| (0..k).map(|r| tinv[a * k + r] * gy[r]).sum())
+            .collect();
+        // A = H_y T⁻¹, then H = T⁻ᵀ A.
+        let mut a = vec![0.0; k * k];
+        for b in 0..k {
+            for r in 0..k {
+                a[b * k + r] = (0..k).map(|s| hy[s * k + r] * tinv[b * k + s]).sum();
+            }
+        }
+        let mut hess = vec![0.0; k * k];
+        for b in 0..k {
+            for c in 0..k {
+                hess[b * k + c] = (0..k).map(|r| tinv[c * k + r] * a[b * k + r]).sum();
+            }
+        }
+        for b in 0..k {
+            for c in 0..b {
+                let v = 0.5 * (hess[b * k + c] + hess[c * k + b]);
+                hess[b * k + c] = v;
+                hess[c * k + b] = v;
+            }
+        }
+        (gradient, hess)
+    }
+
+    /// `x = center + (y_θ, M y_β)`; the last `p` elements are β.
+    fn apply(&self, center: &[f64], y: &[f64], x: &mut [f64]) {
+        let nth = center.len() - self.p;
+        for k in 0..nth {
+            x[k] = center[k] + self.theta_scale[k] * y[k];
+        }
+        let (yb, xb) = (&y[nth..], &mut x[nth..]);
+        xb.copy_from_slice(&center[nth..]);
+        for (j, &v) in yb.iter().enumerate() {
+            let col = &self.m[j * self.p..(j + 1) * self.p];
+            for i in j..self.p {
+                xb[i] += col[i] * v;
+            }
+        }
+    }
+}
+
+impl Objective for Stage2<'_, '_, '_> {
+    fn eval(&mut self, y: &[f64]) -> f64 {
+        let mut x = std::mem::take(&mut self.x);
+        self.metric.apply(self.center, y, &mut x);
+        let v = match self.model.objective_theta_beta(&x, self.rule) {
+            Ok(v) => v,
+            Err(e) => {
+                self.model.record_failure(&e);
+                f64::INFINITY
+            }
+        };
+        self.x = x;
+        v
+    }
+
+    fn after_eval(&mut self, count: usize, _y: &[f64], value: f64) -> Stop {
+        let x = self.x.clone();
+        (self.progress)(count, &x, value)
+    }
+}
+
+impl GeneralizedLinearMixedModel<'_> {
+    /// Calibrates `metric` at `center` so that a unit step in any coordinate raises the
+    /// deviance by about one, as a unit step of the whitened β does for families without a
+    /// dispersion. Each θ element gets the scale `√(2 / H_kk)`, with `H_kk` the curvature of the
+    /// stage-2 criterion along θ_k alone (a central second difference, or a forward one next to
+    /// a bound): the standard error that curvature implies. Without it a trust region that
+    /// suits β is far too large for θ or the other way round (VerbAgg: a step of 0.1 in θ costs
+    /// 2 in deviance, in whitened β 0.01), and BOBYQA spends most of its evaluations rescaling.
+    /// β's covariance is unscaled, so for families with a dispersion φ a whitened unit step
+    /// raises the deviance by about 1/φ: one probe along the last fixed effect (whose column
+    /// of `M` has a single entry) measures that factor for all of them. Returns the number of
+    /// evaluations used; a failed probe leaves its scale as it was.
+    pub(super) fn calibrate(
+        &mut self,
+        center: &[f64],
+        rule: Option<&GaussHermite>,
+        metric: &mut Stage2Metric,
+    ) -> usize {
+        let nth = self.re.n_theta();
+        let lower = self.re.lower_bounds();
+        let mut evals = 1;
+        let Ok(f0) = self.objective_theta_beta(center, rule) else {
+            return evals;
+        };
+        let mut x = center.to_vec();
+        for k in 0..nth {
+            let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
+            let (a, b) = if center[k] - h >= lower[k] {
+                (-h, h)
+            } else {
+                (h, 2.0 * h)
+            };
+            evals += 2;
+            let (Ok(fa), Ok(fb)) = (
+                self.probe(&mut x, k, center[k] + a, rule),
+                self.probe(&mut x, k, center[k] + b, rule),
+            ) else {
+                continue;
+            };
+            // Second difference through (0, f0), (a, fa), (b, fb) for a = −h or h, b = h or 2h.
+            let curvature = if a < 0.0 {
+                (fa - 2.0 * f0 + fb) / (h * h)
+            } else {
+                (fb - 2.0 * fa + f0) / (h * h)
+            };
+            let scale = (2.0 / curvature).sqrt();
+            if scale.is_finite() && scale > 0.0 {
+                metric.theta_scale[k] = scale.clamp(1e-3, 1.0);
+            }
+        }
+        if let Some(j) = (0..metric.p).last() {
+            let step = BETA_PROBE_STEP * metric.m[j * metric.p + j];
+            let k = nth + j;
+            evals += 2;
+            if let (Ok(fp), Ok(fm)) = (
+                self.probe(&mut x, k, center[k] + step, rule),
+                self.probe(&mut x, k, center[k] - step, rule),
+            ) {
+                let h = BETA_PROBE_STEP;
+                let factor = (2.0 * h * h / (fp - 2.0 * f0 + fm)).sqrt();
+                if factor.is_finite() && factor > 0.0 {
+                    let factor = factor.clamp(1e-3, 1e3);
+                    metric.m.iter_mut().for_each(|v| *v *= factor);
+                }
+            }
+        }
+        evals
+    }
+
+    /// The stage-2 criterion at `x` with element `k` set to `value` (restored afterwards).
+    fn probe(
+        &mut self,
+        x: &mut [f64],
+        k: usize,
+        value: f64,
+        rule: Option<&GaussHermite>,
+    ) -> Result<f64> {
+        let saved = x[k];
+        x[k] = value;
+        let f = self.objective_theta_beta(x, rule);
+        x[k] = saved;
+        f
+    }
+
+    /// Minimizes the stage-2 criterion over `(θ, β) = center + (y_θ, M y_β)` from `y = 0` (`M` is
+    /// `metric`); returns the summary with the optimum in the original parameters.
+    pub(super) fn search(
+        &mut self,
+        rule: Option<&GaussHermite>,
+        center: &[f64],
+        metric: &Stage2Metric,
+        opts: &OptimOptions,
+        optimizer: StageOptimizer,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<OptSummary> {
+        let nth = self.re.n_theta();
+        let lower_theta = self.re.lower_bounds();
+        let lower: Vec<f64> = (0..center.len())
+            .map(|k| {
+                if k < nth {
+                    (lower_theta[k] - center[k]) / metric.theta_scale[k]
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect();
+        let zero = vec![0.0; center.len()];
+        let mut summary = {
+            let mut obj = Stage2 {
+                model: &mut *self,
+                rule,
+                center,
+                metric,
+                progress,
+                x: zero.clone(),
+            };
+            run_stage(&mut obj, &zero, &lower, opts, optimizer)?
+        };
+        let mut pars = vec![0.0; center.len()];
+        metric.apply(center, &summary.theta, &mut pars);
+        normalize_theta_signs(&self.re, &mut pars[..nth]);
+        summary.theta = pars;
+        summary.start = center.to_vec();
+        summary.lower = lower_theta;
+        Ok(summary)
+    }
+
+    /// Finite-difference gradient and Hessian of the stage-2 criterion at `pars` (where the
+    /// model is: its modes start every evaluation, so that each value depends only on its
+    /// point), taken in the whitened coordinates of `metric` and mapped back.
+    ///
+    /// A fixed step in the original parameters suits no model: a coefficient of a covariate
+    /// on a large scale moves the deviance by hundreds over 1e-4, a near-collinear pair of
+    /// columns leaves an ill-conditioned Hessian whose smallest eigenvalue drowns in the
+    /// differencing error (a slightly negative eigenvalue, so no usable covariance). In the
+    /// coordinates `y` with `(θ, β) = pars + T y` (`T` = diag(θ scales) ⊕ `M`, about one
+    /// standard error per unit, uncorrelated), the Hessian is near `2 I`, one step fits every
+    /// coordinate, and `H = T⁻ᵀ H_y T⁻¹` is then exact linear algebra. One central difference
+    /// at step `h` ([`FD_WHITENED_STEP`]), large enough that PIRLS's remaining error is
+    /// negligible against `h²`.
+    ///
+    /// A point where PIRLS fails is tried again from a cold start; if some point still fails
+    /// the whole stencil is repeated with a smaller step. Never a NaN entry: when no step
+    /// works the result carries `problem` and the caller reports it.
+    pub(super) fn derivatives(
+        &mut self,
+        pars: &[f64],
+        f0: f64,
+        rule: Option<&GaussHermite>,
+        metric: &Stage2Metric,
+    ) -> Derivatives {
+        let k = pars.len();
+        let start = self.pirls.warm_start();
+        let saved_tol = self.pirls.step_tol;
+        self.pirls.step_tol = FD_STEP_TOL;
+        // The centre with the same accuracy as the points (an error δ in it would shift every
+        // diagonal entry by −2δ/h²).
+        let centre = self.evaluate_points(&start, &[pars.to_vec()], rule)[0];
+        let f0 = if centre.is_finite() { centre } else { f0 };
+        let zero = vec![0.0; k];
+        let mut result = None;
+        let mut failed = 0;
+        for attempt in 0..=FD_RETRIES {
+            let h = FD_WHITENED_STEP / FD_RETRY_FACTOR.powi(attempt as i32);
+            let mut points = optim::fd_points(&zero, h);
+            for y in points.iter_mut() {
+                let mut x = vec![0.0; k];
+                metric.apply(pars, y, &mut x);
+                *y = x;
+            }
+            let values = self.evaluate_points(&start, &points, rule);
+            failed = values.iter().filter(|v| !v.is_finite()).count();
+            if failed == 0 {
+                result = Some(optim::fd_derivatives_from(&values, k, f0, h));
+                break;
+            }
+        }
+        self.pirls.step_tol = saved_tol;
+        // Leave the model at the optimum.
+        self.pirls.restore(&start);
+        let _ = self.objective_theta_beta(pars, rule);
+        match result {
+            Some((gy, hy)) => {
+                let (gradient, hessian) = metric.to_original(&gy, &hy);
+                Derivatives {
+                    gradient,
+                    hessian,
+                    problem: None,
+                }
+            }
+            None => Derivatives {
+                gradient: vec![f64::NAN; k],
+                hessian: vec![f64::NAN; k * k],
+                problem: Some(format!(
+                    "the finite-difference Hessian of the deviance could not be computed: PIRLS \
+                     failed at {failed} of the difference points even after {FD_RETRIES} \
+                     reductions of the step{}",
+                    self.last_error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!(" ({e})"))
+                )),
+            },
+        }
+    }
+
+    /// The stage-2 criterion at each of `points` (NaN where PIRLS fails), each PIRLS run
+    /// starting from `start`. With more than one thread the points are shared out over copies
+    /// of the model, which give the same values as `self` would.
+    fn evaluate_points(
+        &mut self,
+        start: &WarmStart,
+        points: &[Vec<f64>],
+        rule: Option<&GaussHermite>,
+    ) -> Vec<f64> {
+        let threads = match self.pirls.par {
+            Par::Seq => 1,
+            Par::Rayon(k) => k.get(),
+        };
+        // With a PIRLS trace (which prints through R) everything stays on this thread.
+        if threads <= 1 || points.len() <= threads || self.pirls.opts.trace.is_some() {
+            return self.evaluate_from(start, points, rule);
+        }
+        let chunk = points.len().div_ceil(threads);
+        let step_tol = self.pirls.step_tol;
+        let batches: Vec<&[Vec<f64>]> = points.chunks(chunk).collect();
+        let (first, rest) = batches
+            .split_first()
+            .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
+        let spec = self.spec.clone();
+        let family = self.response.family();
+        let n_trials = self.response.n_trials().to_vec();
+        let eta_start = self.pirls.eta_start.clone();
+        let pirls = self.pirls.opts;
+        // This thread evaluates the first batch on `self`; each other batch gets a copy of
+        // the model on a thread of its own (scoped: the copies borrow the data).
+        let (mine, others) = std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|batch| {
+                    let (spec, n_trials, eta_start) =
+                        (spec.clone(), n_trials.clone(), eta_start.clone());
+                    scope.spawn(move || {
+                        let copy = GeneralizedLinearMixedModel::new(
+                            spec,
+                            family,
+                            n_trials,
+                            eta_start,
+                            pirls,
+                            Par::Seq,
+                        );
+                        match copy {
+                            Ok(mut m) => {
+                                m.pirls.step_tol = step_tol;
+                                let v = m.evaluate_from(start, batch, rule);
+                                (v, m.pirls.iterations, m.failures, m.last_error)
+                            }
+                            Err(e) => (
+                                vec![f64::NAN; batch.len()],
+                                0,
+                                batch.len(),
+                                Some(e.to_string()),
+                            ),
+                        }
+                    })
+                })
+                .collect();
+            let mine = self.evaluate_from(start, first, rule);
+            let others: Vec<_> = handles
+                .into_iter()
+                .zip(rest)
+                .map(|(h, batch)| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            vec![f64::NAN; batch.len()],
+                            0,
+                            batch.len(),
+                            Some("a finite-difference evaluation failed".to_string()),
+                        )
+                    })
+                })
+                .collect();
+            (mine, others)
+        });
+        let mut values = mine;
+        for (v, iterations, failures, last_error) in others {
+            values.extend(v);
+            self.pirls.iterations += iterations;
+            self.failures += failures;
+            if last_error.is_some() {
+                self.last_error = last_error;
+            }
+        }
+        values
+    }
+
+    /// The stage-2 criterion at each of `points`, every PIRLS run starting from `start`; a run
+    /// that fails from there is tried once more from `eta_start` (NaN if that fails too).
+    fn evaluate_from(
+        &mut self,
+        start: &WarmStart,
+        points: &[Vec<f64>],
+        rule: Option<&GaussHermite>,
+    ) -> Vec<f64> {
+        points
+            .iter()
+            .map(|x| {
+                self.pirls.restore(start);
+                match self.objective_theta_beta(x, rule) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.record_failure(&e);
+                        self.pirls.warm = false;
+                        match self.objective_theta_beta(x, rule) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                self.record_failure(&e);
+                                f64::NAN
+                            }
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+}

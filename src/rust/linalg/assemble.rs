@@ -1,0 +1,532 @@
+//! Cross-products from the rows of a model: the sparsity pattern of `A = [Z F]' W [Z F]` found by
+//! scanning the grouping factors, its values summed observation by observation, and the
+//! per-observation maps with which PIRLS refills them at every iteration.
+//!
+//! [`CrossProducts`] itself keeps only the products and their layout (it can also be handed in
+//! complete, [`CrossProducts::from_parts`]); what filling from rows needs to revisit the rows —
+//! which `A21` entry and which `A22` pair each observation adds to, and the facts and scratch
+//! of the fast scalar refill — lives here, in [`RowMaps`] and [`RefillPlan`], beside it.
+use super::blocks::{CrossProducts, TrailingLayout};
+use crate::error::{invalid, MixedError, Result};
+use crate::spec::ModelSpec;
+use crate::terms::ReStructure;
+
+/// Reads the columns of one block for one observation.
+struct BlockColumns<'s, 'a> {
+    spec: &'s ModelSpec<'a>,
+    /// `(term, column)` source of each block column.
+    sources: Vec<(usize, usize)>,
+    /// Level vector of the block's grouping factor.
+    levels: &'s [u32],
+}
+
+impl<'s, 'a> BlockColumns<'s, 'a> {
+    fn new(spec: &'s ModelSpec<'a>, re: &ReStructure, b: usize) -> Self {
+        let block = &re.blocks[b];
+        let mut sources = Vec::with_capacity(block.q);
+        for &t in &block.terms {
+            for c in 0..spec.terms[t].q {
+                sources.push((t, c));
+            }
+        }
+        Self {
+            spec,
+            sources,
+            levels: &spec.terms[block.terms[0]].levels,
+        }
+    }
+
+    #[inline]
+    fn fill(&self, i: usize, out: &mut [f64]) {
+        let n = self.spec.n;
+        for (o, &(t, c)) in out.iter_mut().zip(&self.sources) {
+            *o = self.spec.terms[t].z[c * n + i];
+        }
+    }
+}
+
+/// `dst += w · a b'` for column vectors `a` (length `ra`) and `b`, into column-major `ra × len(b)`.
+#[inline]
+fn add_outer(dst: &mut [f64], w: f64, a: &[f64], b: &[f64]) {
+    let ra = a.len();
+    for (c, &bc) in b.iter().enumerate() {
+        let wb = w * bc;
+        if wb == 0.0 {
+            continue;
+        }
+        let col = &mut dst[c * ra..(c + 1) * ra];
+        for (d, &ar) in col.iter_mut().zip(a) {
+            *d += ar * wb;
+        }
+    }
+}
+
+/// `dst[(base + levels[i])·pf + c] += wz[i] · F[i, c]` over all observations `i` and the `pf`
+/// columns of `F = [X, response]` (`x` column-major with `n = wz.len()` rows).
+///
+/// Hand-rolled observation by observation rather than column by column: data sorted by a
+/// factor send consecutive observations to the same row, and column by column each addition
+/// would wait for the previous one through memory; here the `pf` additions of an observation
+/// are independent of each other.
+fn scatter_rows(
+    dst: &mut [f64],
+    pf: usize,
+    base: usize,
+    levels: &[u32],
+    wz: &[f64],
+    x: &[f64],
+    response: &[f64],
+) {
+    let n = wz.len();
+    let p = pf - 1;
+    for (i, ((&l, &w), &r)) in levels.iter().zip(wz).zip(response).enumerate() {
+        let row = &mut dst[(base + l as usize) * pf..(base + l as usize + 1) * pf];
+        for (c, d) in row[..p].iter_mut().enumerate() {
+            *d += w * x[c * n + i];
+        }
+        row[p] += w * r;
+    }
+}
+
+/// The sparsity pattern of `A` for `F` with `p + 1` columns, with zero values. The pattern
+/// depends only on the grouping factors; [`fill`] computes the values for any weights and `F`
+/// (PIRLS refills them at every iteration through a [`RefillPlan`]).
+pub fn pattern(spec: &ModelSpec<'_>, re: &ReStructure, p: usize) -> Result<CrossProducts> {
+    let n = spec.n;
+    let layout = TrailingLayout::new(re);
+    let lead = BlockColumns::new(spec, re, 0);
+    let l0 = re.blocks[0].n_levels;
+    let trailing: Vec<BlockColumns> = (1..re.blocks.len())
+        .map(|b| BlockColumns::new(spec, re, b))
+        .collect();
+    let n_nodes = layout.n_nodes();
+
+    // Sparsity patterns: (leading level, node) pairs and (node, node) pairs across factors.
+    let mut keys: Vec<u64> = Vec::new();
+    keys.try_reserve_exact(n * trailing.len())
+        .map_err(|_| MixedError::OutOfMemory("pattern of Z'Z".into()))?;
+    for (k, tb) in trailing.iter().enumerate() {
+        let base = layout.block_node_base[k + 1] as u64;
+        for i in 0..n {
+            keys.push(lead.levels[i] as u64 * n_nodes as u64 + base + tb.levels[i] as u64);
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    let mut a21_ptr = vec![0usize; l0 + 1];
+    let mut a21_node = Vec::with_capacity(keys.len());
+    for &key in &keys {
+        let j = (key / n_nodes as u64) as usize;
+        let node = (key % n_nodes as u64) as usize;
+        a21_ptr[j + 1] += 1;
+        a21_node.push(node as u32);
+    }
+    for j in 0..l0 {
+        a21_ptr[j + 1] += a21_ptr[j];
+    }
+    drop(keys);
+
+    let mut pair_keys: Vec<u64> = Vec::new();
+    for (k2, tb2) in trailing.iter().enumerate() {
+        for (k1, tb1) in trailing.iter().enumerate().take(k2) {
+            let base2 = layout.block_node_base[k2 + 1] as u64;
+            let base1 = layout.block_node_base[k1 + 1] as u64;
+            for i in 0..n {
+                let row = base2 + tb2.levels[i] as u64;
+                let col = base1 + tb1.levels[i] as u64;
+                pair_keys.push(row * n_nodes as u64 + col);
+            }
+        }
+    }
+    pair_keys.sort_unstable();
+    pair_keys.dedup();
+    let mut a22_pairs = Vec::with_capacity(pair_keys.len());
+    for &key in &pair_keys {
+        let row = (key / n_nodes as u64) as usize;
+        let col = (key % n_nodes as u64) as usize;
+        a22_pairs.push((row as u32, col as u32));
+    }
+
+    CrossProducts::with_pattern(re, n, p, a21_ptr, a21_node, a22_pairs)
+}
+
+/// Every block of `A` for a linear mixed model from its rows: `F = [X, y − offset]` with the
+/// prior weights.
+pub fn from_rows(spec: &ModelSpec<'_>, re: &ReStructure) -> Result<CrossProducts> {
+    let mut cp = pattern(spec, re, spec.p)?;
+    let response: Vec<f64> = (0..spec.n).map(|i| spec.y_adjusted(i)).collect();
+    fill(&mut cp, spec, re, spec.x, &response, spec.weights)?;
+    Ok(cp)
+}
+
+/// Computes the values of every block of `cp` (the [`pattern`] of these rows) for
+/// `A = [Z F]' W [Z F]` with `F = [x, response]` (`x` is `n × p` column-major) and weights `w`
+/// (unit weights when `None`), keeping the pattern. Costs one pass over the observations, in
+/// which each observation's `A21` entries and `A22` pairs are found by binary search in the
+/// pattern (a [`RefillPlan`] keeps them for repeated fills). An error if the pattern lacks one
+/// (it is not these rows' pattern).
+pub fn fill(
+    cp: &mut CrossProducts,
+    spec: &ModelSpec<'_>,
+    re: &ReStructure,
+    x: &[f64],
+    response: &[f64],
+    weights: Option<&[f64]>,
+) -> Result<()> {
+    if fill_rows(cp, Entries::Searched, spec, re, x, response, weights) {
+        Ok(())
+    } else {
+        invalid("internal: the cross-product pattern is not that of these observations")
+    }
+}
+
+/// Which `A21` entry and which `A22` pair each observation adds to.
+#[derive(Debug, Clone)]
+pub struct RowMaps {
+    /// For trailing block `k` and observation `i`, its `A21` entry at `[k n + i]`.
+    obs_a21: Vec<u32>,
+    /// For the `c`-th pair of trailing blocks and observation `i`, its `A22` pair at `[c n + i]`.
+    obs_pair: Vec<u32>,
+}
+
+impl RowMaps {
+    /// The maps of `spec`'s rows into `cp`, their [`pattern`] (for any number of columns of `F`).
+    pub fn new(spec: &ModelSpec<'_>, re: &ReStructure, cp: &CrossProducts) -> Result<Self> {
+        let n = spec.n;
+        let lead = BlockColumns::new(spec, re, 0);
+        let trailing: Vec<BlockColumns> = (1..re.blocks.len())
+            .map(|b| BlockColumns::new(spec, re, b))
+            .collect();
+        let n_pairs = trailing.len() * trailing.len().saturating_sub(1) / 2;
+        let mut obs_a21 = Vec::new();
+        obs_a21
+            .try_reserve_exact(n * trailing.len())
+            .map_err(|_| MixedError::OutOfMemory("observation map of Z'Z".into()))?;
+        for (k, tb) in trailing.iter().enumerate() {
+            for i in 0..n {
+                let node = cp.layout.block_node_base[k + 1] + tb.levels[i] as usize;
+                obs_a21.push(cp.find_a21(lead.levels[i] as usize, node)? as u32);
+            }
+        }
+        let mut obs_pair = Vec::new();
+        obs_pair
+            .try_reserve_exact(n * n_pairs)
+            .map_err(|_| MixedError::OutOfMemory("observation map of Z'Z".into()))?;
+        for (k, tb) in trailing.iter().enumerate() {
+            for (k1, tb1) in trailing.iter().enumerate().take(k) {
+                for i in 0..n {
+                    let row = cp.layout.block_node_base[k + 1] + tb.levels[i] as usize;
+                    let col = cp.layout.block_node_base[k1 + 1] + tb1.levels[i] as usize;
+                    obs_pair.push(cp.find_a22_pair(row, col)? as u32);
+                }
+            }
+        }
+        Ok(Self { obs_a21, obs_pair })
+    }
+}
+
+/// Where [`fill_rows`] finds each observation's `A21` entry and `A22` pair.
+#[derive(Clone, Copy)]
+enum Entries<'m> {
+    /// In maps built beforehand.
+    Mapped(&'m RowMaps),
+    /// By binary search in the pattern.
+    Searched,
+}
+
+/// The general fill (see [`fill`]); false if the pattern lacks an entry or pair of some
+/// observation (`cp` is then partly filled).
+fn fill_rows(
+    cp: &mut CrossProducts,
+    entries: Entries<'_>,
+    spec: &ModelSpec<'_>,
+    re: &ReStructure,
+    x: &[f64],
+    response: &[f64],
+    weights: Option<&[f64]>,
+) -> bool {
+    let n = cp.n;
+    let p = cp.p;
+    let pf = p + 1;
+    let q0 = cp.q0;
+    for v in [
+        &mut cp.a11,
+        &mut cp.a21_vals,
+        &mut cp.a22_diag,
+        &mut cp.a22_pair_vals,
+        &mut cp.af1,
+        &mut cp.af2,
+        &mut cp.aff,
+    ] {
+        v.fill(0.0);
+    }
+    let lead = BlockColumns::new(spec, re, 0);
+    let trailing: Vec<BlockColumns> = (1..re.blocks.len())
+        .map(|b| BlockColumns::new(spec, re, b))
+        .collect();
+    let mut f = vec![0.0; pf];
+    let mut z0 = vec![0.0; q0];
+    let mut zt: Vec<Vec<f64>> = trailing
+        .iter()
+        .map(|tb| vec![0.0; tb.sources.len()])
+        .collect();
+    for i in 0..n {
+        let w = weights.map_or(1.0, |w| w[i]);
+        for (c, fc) in f.iter_mut().take(p).enumerate() {
+            *fc = x[c * n + i];
+        }
+        f[p] = response[i];
+        add_outer(&mut cp.aff, w, &f, &f);
+
+        lead.fill(i, &mut z0);
+        let j = lead.levels[i] as usize;
+        add_outer(&mut cp.a11[j * q0 * q0..(j + 1) * q0 * q0], w, &z0, &z0);
+        add_outer(&mut cp.af1[j * q0 * pf..(j + 1) * q0 * pf], w, &f, &z0);
+
+        let mut pair = 0;
+        for (k, tb) in trailing.iter().enumerate() {
+            tb.fill(i, &mut zt[k]);
+            let node = cp.layout.block_node_base[k + 1] + tb.levels[i] as usize;
+            let qn = zt[k].len();
+            let off = cp.layout.node_offset[node];
+            let d = cp.a22_diag_off[node];
+            add_outer(&mut cp.a22_diag[d..d + qn * qn], w, &zt[k], &zt[k]);
+            add_outer(&mut cp.af2[off * pf..(off + qn) * pf], w, &f, &zt[k]);
+            let e = match entries {
+                Entries::Mapped(maps) => maps.obs_a21[k * n + i] as usize,
+                Entries::Searched => match cp.find_a21(j, node) {
+                    Ok(e) => e,
+                    Err(_) => return false,
+                },
+            };
+            let v = cp.a21_val_off[e];
+            add_outer(&mut cp.a21_vals[v..v + qn * q0], w, &zt[k], &z0);
+            for k1 in 0..k {
+                let e = match entries {
+                    Entries::Mapped(maps) => maps.obs_pair[pair * n + i] as usize,
+                    Entries::Searched => {
+                        let col =
+                            cp.layout.block_node_base[k1 + 1] + trailing[k1].levels[i] as usize;
+                        match cp.find_a22_pair(node, col) {
+                            Ok(e) => e,
+                            Err(_) => return false,
+                        }
+                    }
+                };
+                pair += 1;
+                let v = cp.a22_pair_off[e];
+                let qc = zt[k1].len();
+                let (left, right) = zt.split_at(k);
+                add_outer(
+                    &mut cp.a22_pair_vals[v..v + qn * qc],
+                    w,
+                    &right[0],
+                    &left[k1],
+                );
+            }
+        }
+    }
+    true
+}
+
+/// What refilling the cross-products from the same rows again and again needs besides the
+/// values (PIRLS refills them at every iteration): the [`RowMaps`], whether the fast scalar path
+/// applies, which scalar blocks are intercepts (`z = 1`), and the fast path's scratch. One plan
+/// serves every pattern of the same rows (any number of columns of `F`).
+#[derive(Debug, Clone)]
+pub struct RefillPlan {
+    /// Which entries each observation adds to.
+    maps: RowMaps,
+    /// Every block is one scalar term (the fast path applies).
+    scalar: bool,
+    /// Per block: its single column is all ones.
+    unit: Vec<bool>,
+    /// Scratch: `w z` of the leading block.
+    wz0: Vec<f64>,
+    /// Scratch: `w z` of the current trailing block (or `w f` for `F'WF`).
+    wzt: Vec<f64>,
+}
+
+impl RefillPlan {
+    /// The plan for refilling `cp`, the [`pattern`] of `spec`'s rows.
+    pub fn new(spec: &ModelSpec<'_>, re: &ReStructure, cp: &CrossProducts) -> Result<Self> {
+        let maps = RowMaps::new(spec, re, cp)?;
+        let scalar = re.blocks.iter().all(|b| b.q == 1 && b.terms.len() == 1);
+        let n = cp.n;
+        let unit = re
+            .blocks
+            .iter()
+            .map(|b| scalar && spec.terms[b.terms[0]].z[..n].iter().all(|&z| z == 1.0))
+            .collect();
+        let len = if scalar { n } else { 0 };
+        Ok(Self {
+            maps,
+            scalar,
+            unit,
+            wz0: vec![0.0; len],
+            wzt: vec![0.0; len],
+        })
+    }
+
+    /// Refills `cp` for new weights and `F` as [`fill`] does. PIRLS calls this at every
+    /// iteration, so for the common case where every block is scalar (`q = 1`) it takes a fast
+    /// path: with one coordinate per level, each observation adds `w zₐ z_b` to a single entry
+    /// of each block, so the pass runs block by block over flat per-observation index arrays
+    /// (no per-observation slices or small outer products), adds the row of `F` of each
+    /// observation at once (see `scatter_rows`), skips the multiplication by `z` for intercept
+    /// columns, and forms `F'WF` as dense dot products. Other structures use the general fill.
+    pub fn refill(
+        &mut self,
+        cp: &mut CrossProducts,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        x: &[f64],
+        response: &[f64],
+        weights: &[f64],
+    ) {
+        if !self.scalar {
+            // The maps were built for this pattern's rows: every entry is found.
+            fill_rows(
+                cp,
+                Entries::Mapped(&self.maps),
+                spec,
+                re,
+                x,
+                response,
+                Some(weights),
+            );
+            return;
+        }
+        let n = cp.n;
+        let p = cp.p;
+        let pf = p + 1;
+        for v in [
+            &mut cp.a11,
+            &mut cp.a21_vals,
+            &mut cp.a22_diag,
+            &mut cp.a22_pair_vals,
+            &mut cp.af1,
+            &mut cp.af2,
+            &mut cp.aff,
+        ] {
+            v.fill(0.0);
+        }
+        let column = |c: usize| -> &[f64] {
+            if c < p {
+                &x[c * n..(c + 1) * n]
+            } else {
+                response
+            }
+        };
+        // With q = 1 everywhere, A21 entry e, A22 pair e and trailing node t own value e, e and t.
+        let lead_term = &spec.terms[re.blocks[0].terms[0]];
+        let lead_lev = &lead_term.levels;
+        let wz0 = &mut self.wz0;
+        if self.unit[0] {
+            wz0.copy_from_slice(weights);
+            for (&j, &w) in lead_lev.iter().zip(weights.iter()) {
+                cp.a11[j as usize] += w;
+            }
+        } else {
+            let z0 = &lead_term.z[..n];
+            for i in 0..n {
+                let wz = weights[i] * z0[i];
+                wz0[i] = wz;
+                cp.a11[lead_lev[i] as usize] += wz * z0[i];
+            }
+        }
+        scatter_rows(&mut cp.af1, pf, 0, lead_lev, wz0, x, response);
+        // F'WF: dense weighted dot products of the columns of F (lower triangle, mirrored).
+        for a in 0..pf {
+            let ca = column(a);
+            for (t, (&w, &f)) in self.wzt.iter_mut().zip(weights.iter().zip(ca)) {
+                *t = w * f;
+            }
+            for b in a..pf {
+                let cb = column(b);
+                // faer's SIMD dot product (a plain iterator sum is one serial chain of adds).
+                let s: f64 =
+                    faer::ColRef::from_slice(&self.wzt).transpose() * faer::ColRef::from_slice(cb);
+                cp.aff[a * pf + b] = s;
+                cp.aff[b * pf + a] = s;
+            }
+        }
+        let mut pair = 0;
+        for k in 1..re.blocks.len() {
+            let term = &spec.terms[re.blocks[k].terms[0]];
+            let lev = &term.levels;
+            let base = cp.layout.block_node_base[k];
+            let wzt = &mut self.wzt;
+            if self.unit[k] {
+                wzt.copy_from_slice(weights);
+            } else {
+                for ((t, &w), &z) in wzt.iter_mut().zip(weights).zip(&term.z[..n]) {
+                    *t = w * z;
+                }
+            }
+            let zk: Option<&[f64]> = (!self.unit[k]).then(|| &term.z[..n]);
+            let a21 = &self.maps.obs_a21[(k - 1) * n..k * n];
+            let z0: Option<&[f64]> = (!self.unit[0]).then(|| &lead_term.z[..n]);
+            for i in 0..n {
+                let node = base + lev[i] as usize;
+                let wz = wzt[i];
+                cp.a22_diag[node] += zk.map_or(wz, |z| wz * z[i]);
+                cp.a21_vals[a21[i] as usize] += z0.map_or(wz, |z| wz * z[i]);
+            }
+            scatter_rows(&mut cp.af2, pf, base, lev, wzt, x, response);
+            for k1 in 1..k {
+                let other = &spec.terms[re.blocks[k1].terms[0]];
+                let pairs = &self.maps.obs_pair[pair * n..(pair + 1) * n];
+                pair += 1;
+                if self.unit[k1] {
+                    for (&e, &wz) in pairs.iter().zip(wzt.iter()) {
+                        cp.a22_pair_vals[e as usize] += wz;
+                    }
+                } else {
+                    for ((&e, &wz), &z) in pairs.iter().zip(wzt.iter()).zip(&other.z[..n]) {
+                        cp.a22_pair_vals[e as usize] += wz * z;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The row-scanning constructors and fill as methods, for the callers that build cross-products
+/// from the rows of a model (see [`pattern`], [`from_rows`] and [`fill`]).
+impl CrossProducts {
+    /// [`from_rows`]: every block of `A` for a linear mixed model.
+    pub fn new(spec: &ModelSpec<'_>, re: &ReStructure) -> Result<Self> {
+        from_rows(spec, re)
+    }
+
+    /// [`pattern`]: the pattern of `A` for `F` with `p + 1` columns, with zero values.
+    pub fn pattern(spec: &ModelSpec<'_>, re: &ReStructure, p: usize) -> Result<Self> {
+        pattern(spec, re, p)
+    }
+
+    /// [`fill`] for the rows this is the pattern of. Were it not their pattern (an internal
+    /// error), every value is NaN afterwards, which the factorization rejects.
+    pub fn fill(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        x: &[f64],
+        response: &[f64],
+        weights: Option<&[f64]>,
+    ) {
+        if fill(self, spec, re, x, response, weights).is_err() {
+            for v in [
+                &mut self.a11,
+                &mut self.a21_vals,
+                &mut self.a22_diag,
+                &mut self.a22_pair_vals,
+                &mut self.af1,
+                &mut self.af2,
+                &mut self.aff,
+            ] {
+                v.fill(f64::NAN);
+            }
+        }
+    }
+}
