@@ -76,7 +76,6 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
     stop("'x' must be a model fitted by lmm() or glmm(), not an object of class '",
          class(x)[1L], "'", call. = FALSE)
   }
-  if (inherits(x, "glmm")) check_unstructured(x, "bootmm()")
   FUN <- match.fun(FUN)
   nsim <- check_nsim(nsim)
   threads <- check_threads(threads)
@@ -292,7 +291,7 @@ boot_refit <- function(x, inputs, Y, control, threads) {
     glmm_bootstrap_rs(inputs$y, inputs$X, inputs$p, inputs$weights, inputs$offset,
                       inputs$terms, x$family$family, x$family$link,
                       as.double(x$n_trials), as.double(x$eta), as.integer(x$nAGQ),
-                      Y, as.double(x$theta), as.double(x$beta), unclass(control),
+                      Y, as.double(cov_par(x)), as.double(x$beta), unclass(control),
                       engine_threads(threads, control))
   } else {
     lmm_bootstrap_rs(inputs$y, inputs$X, inputs$p, inputs$weights, inputs$offset,

@@ -366,9 +366,6 @@ profile.glmm <- profile.lmm
 # "lmmprofile" data frame.
 profile_lmm <- function(object, which, signames, threads, caller) {
   glmm_fit <- inherits(object, "glmm")
-  if (glmm_fit) {
-    check_unstructured(object, if (caller == "confint") "profile confidence intervals" else "profile()")
-  }
   if (glmm_fit) check_glmm_profile(object, caller)
   which <- sort(unique(as.integer(which)))
   if (!length(which)) {
@@ -382,7 +379,7 @@ profile_lmm <- function(object, which, signames, threads, caller) {
     glmm_profile_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
                     object$family$family, object$family$link,
                     as.double(object$n_trials), as.double(object$eta),
-                    as.integer(object$nAGQ), as.double(object$theta),
+                    as.integer(object$nAGQ), as.double(cov_par(object)),
                     as.double(object$beta), unclass(control_of(object, parent.frame(2L))),
                     as.double(which),
                     engine_threads(threads, control_of(object, parent.frame(2L))))

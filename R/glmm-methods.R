@@ -242,7 +242,7 @@ glmm_vcov_rx <- function(object) {
 # TRUE when it cannot be inverted or the result is not positive definite.
 glmm_hessian_info <- function(object) {
   H <- object$optinfo$derivs$Hessian
-  nth <- length(object$theta)
+  nth <- length(cov_par(object))
   p <- length(object$beta)
   if (is.null(H) || NROW(H) <= nth || NROW(H) != nth + p) {
     return(list(available = FALSE, bad = TRUE, V = NULL, H = NULL))

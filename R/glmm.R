@@ -81,10 +81,6 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
          "model has ", describe_terms(inputs$reterms), ". Use nAGQ = 1 (Laplace) ",
          "or nAGQ = 0", call. = FALSE)
   }
-  if (has_structured_terms(inputs$reterms)) {
-    stop("glmm() does not fit structured covariance terms (diag, cs, ar1, toep) yet; ",
-         "lmm() does", call. = FALSE)
-  }
   start <- check_glmm_start(start, inputs, nAGQ)
   X <- inputs$X
   storage.mode(X) <- "double"
@@ -152,13 +148,14 @@ describe_terms <- function(reterms) {
 check_glmm_start <- function(start, inputs, nAGQ) {
   if (is.null(start)) return(list(theta = NULL, fixef = NULL))
   if (!is.list(start)) start <- list(theta = start)
-  extra <- setdiff(names(start), c("theta", "fixef"))
+  extra <- setdiff(names(start), c("theta", "par", "fixef"))
   if (length(extra) > 0L || is.null(names(start))) {
     stop("'start' must be a theta vector or a list with elements 'theta' ",
-         "and/or 'fixef'; not supported: ", paste(extra, collapse = ", "),
-         call. = FALSE)
+         "(or 'par' for structured terms) and/or 'fixef'; not supported: ",
+         paste(extra, collapse = ", "), call. = FALSE)
   }
-  theta <- if (is.null(start$theta)) NULL else check_start(start$theta, inputs$reterms)
+  cov_start <- start[intersect(names(start), c("theta", "par"))]
+  theta <- if (length(cov_start) == 0L) NULL else check_start(cov_start, inputs$reterms)
   fixef <- start$fixef
   if (!is.null(fixef)) {
     if (nAGQ == 0L) {
@@ -208,7 +205,8 @@ glmm_object <- function(mc, inputs, raw, family, nAGQ, control) {
     devcomp = list(cmp = cmp, dims = dims),
     optinfo = c(optimizer_record(control$optimizer[seq_len(1L + (nAGQ > 0L))],
                                  list(raw$stage1, raw$stage2),
-                                 c(raw$theta, raw$beta), raw$gradient,
+                                 c(if (is.null(raw$par)) raw$theta else raw$par, raw$beta),
+                                 raw$gradient,
                                  raw$hessian, raw$messages, singular),
                 list(pirls_failures = raw$pirls_failures,
                      pirls_iterations = raw$pirls_iterations))

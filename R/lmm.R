@@ -134,17 +134,6 @@ engine_structure <- function(rt) {
        label = paste0(if (s$type != "us") paste0(s$type, "(") else "(", rt$term, ")"))
 }
 
-# Stops with a clear error where a method does not handle structured
-# covariance terms yet.
-check_unstructured <- function(object, what) {
-  if (has_structured_terms(object$reterms)) {
-    stop(what, " is not available yet for models with structured covariance ",
-         "terms (diag, cs, ar1, toep); Wald intervals (confint(method = \"Wald\")) ",
-         "and Satterthwaite tests are", call. = FALSE)
-  }
-  invisible(NULL)
-}
-
 # The engine's covariance parameterisation of each term (covariance.rs): per
 # term `structure`, `hom`, `n_par`, `lower`, `upper`, `start` and each
 # parameter's `role` ("factor", "sd", "rho", "pacf"), `row`, `col`.

@@ -419,6 +419,7 @@ pub(crate) fn glmm_fit_to_list(fit: &GlmmFit, with_means: bool) -> Robj {
     };
     list!(
         theta = fit.theta.clone(),
+        par = fit.par.clone(),
         beta = fit.beta.clone(),
         u = fit.u.clone(),
         b = b,

@@ -402,9 +402,3 @@ test_that("conditional modes and predictions of a structured LMM equal glmmTMB's
   expect_equal(pv[1, 2], pv[3, 4], tolerance = 1e-8)
   expect_equal(dim(simulate(ours, nsim = 2, seed = 1)), c(nrow(d), 2L))
 })
-
-test_that("glmm() says it does not fit structured terms yet", {
-  data("cbpp", package = "lme4")
-  expect_error(glmm(cbind(incidence, size - incidence) ~ period + cs(0 + period | herd),
-                    family = binomial, data = cbpp), "glmm\\(\\) does not fit structured")
-})

@@ -69,6 +69,8 @@ pub struct GlmmOptions {
 pub struct GlmmFit {
     /// Covariance parameters (lme4's layout).
     pub theta: Vec<f64>,
+    /// The optimizer's covariance parameters (`par`; `= theta` for unstructured terms).
+    pub par: Vec<f64>,
     /// Fixed effects.
     pub beta: Vec<f64>,
     /// Spherical random effects, terms in input order, each level-major.
@@ -235,9 +237,21 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         self.pirls.run(&self.spec, &self.re, &self.response, mode)
     }
 
-    /// The stage-1 (`nAGQ = 0`) criterion at θ: β and u both inside PIRLS.
+    /// Sets the relative covariance factors from the covariance parameters `par` (θ itself for
+    /// unstructured terms; see [`crate::model::covariance`]).
+    fn set_par(&mut self, par: &[f64]) -> Result<()> {
+        if self.re.all_unstructured() {
+            self.pirls.set_theta(&self.re, par)
+        } else {
+            let theta = self.re.theta_of(par);
+            self.pirls.set_theta(&self.re, &theta)
+        }
+    }
+
+    /// The stage-1 (`nAGQ = 0`) criterion at the covariance parameters `theta` (`par`): β and u
+    /// both inside PIRLS.
     pub fn objective_theta(&mut self, theta: &[f64]) -> Result<f64> {
-        self.pirls.set_theta(&self.re, theta)?;
+        self.set_par(theta)?;
         self.run_pirls(Mode::Joint)?;
         Ok(self.laplace())
     }
@@ -249,11 +263,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         pars: &[f64],
         rule: Option<&GaussHermite>,
     ) -> Result<f64> {
-        let nth = self.re.n_theta();
+        let nth = self.re.n_par();
         if pars.len() != nth + self.spec.p {
             return invalid("parameter vector has the wrong length");
         }
-        self.pirls.set_theta(&self.re, &pars[..nth])?;
+        self.set_par(&pars[..nth])?;
         self.pirls.beta.copy_from_slice(&pars[nth..]);
         self.pirls.fixed_stale = true;
         self.run_pirls(Mode::UOnly)?;
@@ -276,7 +290,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         start_beta: Option<&[f64]>,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<GlmmFit> {
-        let nth = self.re.n_theta();
+        let nth = self.re.n_par();
         let p = self.spec.p;
         let single_scalar =
             self.re.blocks.len() == 1 && self.spec.terms.len() == 1 && self.spec.terms[0].q == 1;
@@ -298,7 +312,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 ))
             }
             Some(t) => t.to_vec(),
-            None => self.re.default_theta(),
+            None => self.re.default_par(),
         };
         if let Some(b) = start_beta {
             if b.len() != p {
@@ -332,18 +346,18 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             if opts.n_agq > 0 {
                 stage_opts.boundary_tol = 0.0;
             }
-            let lower = self.re.lower_bounds();
+            let bounds = (self.re.par_lower(), self.re.par_upper());
             let mut obj = Stage1 {
                 model: &mut *self,
                 progress: &mut *progress,
             };
             let mut summary =
-                run_stage(&mut obj, &theta0, &lower, &stage_opts, opts.optimizers[0])?;
+                run_stage(&mut obj, &theta0, &bounds, &stage_opts, opts.optimizers[0])?;
             if from_moments {
                 summary = self.check_lme4_start(summary, opts, &stage_opts, progress)?;
             }
             theta = summary.theta.clone();
-            normalize_theta_signs(&self.re, &mut theta);
+            self.re.normalize_par_signs(&mut theta);
             out.stage1 = Some(summary);
         }
         let f1 = self
@@ -389,7 +403,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         out: &mut GlmmFit,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<(Vec<f64>, OptSummary)> {
-        let nth = self.re.n_theta();
+        let nth = self.re.n_par();
         let (first_pars, mut first_summary) = first;
         if self.objective_theta(&restart).is_err() {
             // No usable modes at the restart point: the first optimum stands.
@@ -433,8 +447,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         stage_opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<OptSummary> {
-        let lower = self.re.lower_bounds();
-        let start = self.re.default_theta();
+        let bounds = (self.re.par_lower(), self.re.par_upper());
+        let start = self.re.default_par();
         let mut coarse = stage_opts.clone();
         coarse.rhobeg = opts.optim.rhobeg;
         coarse.rhoend = LME4_START_COARSE_RHOEND.min(coarse.rhobeg);
@@ -443,14 +457,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             model: &mut *self,
             progress: &mut *progress,
         };
-        let alt = run_stage(&mut obj, &start, &lower, &coarse, opts.optimizers[0])?;
+        let alt = run_stage(&mut obj, &start, &bounds, &coarse, opts.optimizers[0])?;
         let mut out = best;
         out.feval += alt.feval;
         if alt.fmin < out.fmin - LME4_START_MARGIN {
             let mut polish = stage_opts.clone();
             polish.rhobeg = (10.0 * coarse.rhoend).min(opts.optim.rhobeg);
             polish.rhoend = stage_opts.rhoend.min(polish.rhobeg);
-            let polished = run_stage(&mut obj, &alt.theta, &lower, &polish, opts.optimizers[0])?;
+            let polished = run_stage(&mut obj, &alt.theta, &bounds, &polish, opts.optimizers[0])?;
             let feval = out.feval + polished.feval;
             if polished.fmin < out.fmin {
                 out = polished;
@@ -475,6 +489,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             GLMM_START_RADIUS_FACTOR,
             known,
         )?;
+        let theta = self.re.par_from_theta(&theta);
         if self.objective_theta(&theta).is_err() {
             // PIRLS starts again from `eta_start`, still the linear predictor at lme4's start.
             self.pirls.warm = false;
@@ -495,7 +510,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         out: &mut GlmmFit,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<(Vec<f64>, OptSummary)> {
-        let nth = self.re.n_theta();
+        let nth = self.re.n_par();
         let p = self.spec.p;
         let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
         let mut metric = Stage2Metric::from_vcov(&vc, nth, p);
@@ -516,9 +531,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let mut pars = summary.theta.clone();
         let mut f0 = self.objective_theta_beta(&pars, rule)?;
         if opts.optim.calc_derivs {
-            let lower = self.re.lower_bounds();
-            let singular =
-                (0..nth).any(|k| lower[k].is_finite() && pars[k] < opts.optim.singular_tol);
+            let singular = self.re.par_singular(&pars[..nth], opts.optim.singular_tol);
             let mut derivs = self.derivatives(&pars, f0, rule, &metric);
             let (stat, _) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
             if !singular
@@ -574,7 +587,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let b_blocks = linpred::block_effects(&self.re, &pirls.lambda, &u_blocks);
         out.u = linpred::term_values(&self.spec, &self.re, &u_blocks).concat();
         out.b = linpred::term_values(&self.spec, &self.re, &b_blocks);
-        out.theta = theta;
+        out.theta = self.re.theta_of(&theta);
+        out.par = theta;
         out.beta = pirls.beta.clone();
         out.eta = pirls.eta.clone();
         out.mu = pirls.mu.clone();
@@ -595,37 +609,17 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     }
 }
 
-/// Makes every diagonal element of each relative covariance factor non-negative by negating
-/// the whole column (which leaves `T T'` unchanged).
-pub fn normalize_theta_signs(re: &ReStructure, theta: &mut [f64]) {
-    let cols: Vec<(usize, usize)> = re
-        .theta_pos
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.row == p.col)
-        .map(|(k, p)| (k, p.col))
-        .collect();
-    for (k, col) in cols {
-        if theta[k] < 0.0 {
-            let block = re.theta_pos[k].block;
-            for (i, p) in re.theta_pos.iter().enumerate() {
-                if p.block == block && p.col == col {
-                    theta[i] = -theta[i];
-                }
-            }
-        }
-    }
-}
-
+/// One optimizer run within `(lower, upper)`. Nelder–Mead ignores the bounds (as lme4's does
+/// for θ); points outside a structured term's bounds evaluate to `+∞`, which it steps away from.
 pub(super) fn run_stage<O: Objective>(
     obj: &mut O,
     start: &[f64],
-    lower: &[f64],
+    (lower, upper): &(Vec<f64>, Vec<f64>),
     opts: &OptimOptions,
     optimizer: StageOptimizer,
 ) -> Result<OptSummary> {
     match optimizer {
-        StageOptimizer::Bobyqa => optim::minimize(obj, start, lower, opts),
+        StageOptimizer::Bobyqa => optim::minimize_within(obj, start, lower, upper, opts),
         StageOptimizer::NelderMead => crate::nelder_mead::minimize(obj, start, lower, opts),
     }
 }

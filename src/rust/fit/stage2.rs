@@ -7,7 +7,7 @@
 //! Hessian of the criterion at the optimum (for the convergence check and the standard errors)
 //! are central differences in the same coordinates, mapped back exactly; the difference points
 //! are evaluated from the optimum's modes, shared out over threads when there are several.
-use super::glmm::{normalize_theta_signs, run_stage, GeneralizedLinearMixedModel, StageOptimizer};
+use super::glmm::{run_stage, GeneralizedLinearMixedModel, StageOptimizer};
 use super::pirls::WarmStart;
 use super::quadrature::GaussHermite;
 use crate::error::Result;
@@ -198,8 +198,9 @@ impl GeneralizedLinearMixedModel<'_> {
         rule: Option<&GaussHermite>,
         metric: &mut Stage2Metric,
     ) -> usize {
-        let nth = self.re.n_theta();
-        let lower = self.re.lower_bounds();
+        let nth = self.re.n_par();
+        let lower = self.re.par_lower();
+        let upper = self.re.par_upper();
         let mut evals = 1;
         let Ok(f0) = self.objective_theta_beta(center, rule) else {
             return evals;
@@ -207,10 +208,12 @@ impl GeneralizedLinearMixedModel<'_> {
         let mut x = center.to_vec();
         for k in 0..nth {
             let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
-            let (a, b) = if center[k] - h >= lower[k] {
-                (-h, h)
-            } else {
+            let (a, b) = if center[k] - h < lower[k] {
                 (h, 2.0 * h)
+            } else if center[k] + h > upper[k] {
+                (-h, -2.0 * h)
+            } else {
+                (-h, h)
             };
             evals += 2;
             let (Ok(fa), Ok(fb)) = (
@@ -220,7 +223,7 @@ impl GeneralizedLinearMixedModel<'_> {
                 continue;
             };
             // Second difference through (0, f0), (a, fa), (b, fb) for a = −h or h, b = h or 2h.
-            let curvature = if a < 0.0 {
+            let curvature = if a < 0.0 && b > 0.0 {
                 (fa - 2.0 * f0 + fb) / (h * h)
             } else {
                 (fb - 2.0 * fa + f0) / (h * h)
@@ -275,8 +278,9 @@ impl GeneralizedLinearMixedModel<'_> {
         optimizer: StageOptimizer,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<OptSummary> {
-        let nth = self.re.n_theta();
-        let lower_theta = self.re.lower_bounds();
+        let nth = self.re.n_par();
+        let lower_theta = self.re.par_lower();
+        let upper_theta = self.re.par_upper();
         let lower: Vec<f64> = (0..center.len())
             .map(|k| {
                 if k < nth {
@@ -286,6 +290,16 @@ impl GeneralizedLinearMixedModel<'_> {
                 }
             })
             .collect();
+        let upper: Vec<f64> = (0..center.len())
+            .map(|k| {
+                if k < nth {
+                    (upper_theta[k] - center[k]) / metric.theta_scale[k]
+                } else {
+                    f64::INFINITY
+                }
+            })
+            .collect();
+        let bounds = (lower, upper);
         let zero = vec![0.0; center.len()];
         let mut summary = {
             let mut obj = Stage2 {
@@ -296,11 +310,11 @@ impl GeneralizedLinearMixedModel<'_> {
                 progress,
                 x: zero.clone(),
             };
-            run_stage(&mut obj, &zero, &lower, opts, optimizer)?
+            run_stage(&mut obj, &zero, &bounds, opts, optimizer)?
         };
         let mut pars = vec![0.0; center.len()];
         metric.apply(center, &summary.theta, &mut pars);
-        normalize_theta_signs(&self.re, &mut pars[..nth]);
+        self.re.normalize_par_signs(&mut pars[..nth]);
         summary.theta = pars;
         summary.start = center.to_vec();
         summary.lower = lower_theta;

@@ -18,8 +18,9 @@
 //! structures, `T = diag(s) chol(R)`. For `toep` the `φ_k` are the partial autocorrelations of the
 //! lag correlations `ρ_k` (Durbin–Levinson), so every point of the box gives a positive
 //! semidefinite `R`. On the boundary (`ρ = 1`, `φ_k = ±1`, …) `R` is singular and `chol(R)` is its
-//! semidefinite factor (a zero pivot zeroes its column). A `par` outside the bounds maps to `NaN`,
-//! which the engine reports as an objective it cannot evaluate.
+//! semidefinite factor (a zero pivot zeroes its column). A correlation parameter just outside its
+//! bounds is reflected at the bound, one further out maps to `NaN` (an objective the engine cannot
+//! evaluate); a negative standard deviation is allowed (see `within_bounds`).
 use crate::error::{invalid, Result};
 
 /// The covariance structure of a term.
@@ -229,12 +230,43 @@ impl Covariance {
         }
     }
 
-    /// Whether `par` lies within its bounds (up to rounding).
+    /// `par` with each correlation parameter beyond a bound reflected at it.
+    fn reflect(&self, par: &[f64]) -> Vec<f64> {
+        let (lo, hi) = (self.lower(), self.upper());
+        self.roles()
+            .iter()
+            .zip(par)
+            .zip(lo.iter().zip(&hi))
+            .map(|((r, &v), (&l, &h))| match r {
+                ParRole::Rho | ParRole::Pacf(_) if v > h => 2.0 * h - v,
+                ParRole::Rho | ParRole::Pacf(_) if v < l => 2.0 * l - v,
+                _ => v,
+            })
+            .collect()
+    }
+
+    /// Brings each correlation parameter beyond a bound back by reflection (the point with the
+    /// same `θ`, see [`Covariance::theta`]): for optimizers that do not keep to the bounds.
+    pub fn fold_into_bounds(&self, par: &mut [f64]) {
+        let folded = self.reflect(par);
+        par.copy_from_slice(&folded);
+    }
+
+    /// Whether the correlation parameters of `par` lie within their bounds (up to rounding).
+    /// Standard deviations may be negative: `diag(s) R diag(s)` is still a covariance matrix,
+    /// smooth in `s` through 0, so finite differences at a zero standard deviation (a singular
+    /// fit's Hessian) can step across it, as they do across a zero diagonal element of an
+    /// unstructured factor. The optimizer keeps them at or above 0.
     fn within_bounds(&self, par: &[f64]) -> bool {
         let (lo, hi) = (self.lower(), self.upper());
-        par.iter()
+        self.roles()
+            .iter()
+            .zip(par)
             .zip(lo.iter().zip(&hi))
-            .all(|(&v, (&l, &h))| v >= l - BOUND_SLACK && v <= h + BOUND_SLACK)
+            .all(|((r, &v), (&l, &h))| match r {
+                ParRole::Rho | ParRole::Pacf(_) => v >= l - BOUND_SLACK && v <= h + BOUND_SLACK,
+                _ => v.is_finite(),
+            })
     }
 
     /// The correlation matrix `R` (`q × q`, column-major) of a correlated structure.
@@ -262,10 +294,16 @@ impl Covariance {
         r
     }
 
-    /// Writes `θ` (the lower triangle of `T`, column-major, `n_theta()` values) for `par`; `NaN`
-    /// everywhere when `par` is outside its bounds.
+    /// Writes `θ` (the lower triangle of `T`, column-major, `n_theta()` values) for `par`. A
+    /// correlation parameter beyond a bound is reflected at it (`b + h` reads as `b − h`), so
+    /// that the criterion is even about the bound, as it is about a zero standard deviation:
+    /// finite differences at an estimate on the bound (a singular fit's Hessian) then see the
+    /// one-sided curvature and no spurious cross terms. `NaN` everywhere when a parameter is
+    /// further out than one reflection brings back.
     pub fn theta(&self, par: &[f64], theta: &mut [f64]) {
         let q = self.q;
+        let reflected = self.reflect(par);
+        let par = reflected.as_slice();
         if !self.within_bounds(par) {
             theta.fill(f64::NAN);
             return;
@@ -510,9 +548,11 @@ impl Covariance {
     }
 
     /// Negates each column of `T` whose diagonal element is negative (unstructured terms; leaves
-    /// `T T'` unchanged). The other structures have no sign freedom.
+    /// `T T'` unchanged). The other structures have no sign freedom; their correlation
+    /// parameters are folded back into their bounds.
     pub fn normalize_signs(&self, par: &mut [f64]) {
         if self.structure != Structure::Unstructured {
+            self.fold_into_bounds(par);
             return;
         }
         let roles = self.roles();
@@ -978,8 +1018,13 @@ mod tests {
         assert_eq!(c.lower()[4], -1.0 / 3.0);
         assert_eq!(c.upper()[4], 1.0);
         let mut theta = vec![0.0; c.n_theta()];
-        c.theta(&[1.0, 1.0, 1.0, 1.0, 1.5], &mut theta);
+        c.theta(&[1.0, 1.0, 1.0, 1.0, 2.5], &mut theta);
         assert!(theta.iter().all(|v| v.is_nan()));
+        // Beyond a bound the map is reflected: even about the bound.
+        let (mut a, mut b) = (vec![0.0; c.n_theta()], vec![0.0; c.n_theta()]);
+        c.theta(&[1.0, 2.0, 0.5, 1.5, 1.2], &mut a);
+        c.theta(&[1.0, 2.0, 0.5, 1.5, 0.8], &mut b);
+        assert_eq!(a, b);
         // On the boundary R is singular and T T' still reproduces it.
         for rho in [1.0, -1.0 / 3.0] {
             let par = [1.0, 2.0, 0.5, 1.5, rho];

@@ -127,9 +127,9 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
         // Covariance parameters that the polish left a hair above their bound (where the
         // deviance is flat to rounding) go back onto it when that is no worse, as the fit's
         // own boundary check does, so that a singular fit is profiled from its bound.
-        let mut theta_hat = fit.theta.clone();
+        let mut theta_hat = fit.par.clone();
         let mut base = fit.deviance;
-        let bounds = model.re.lower_bounds();
+        let bounds = model.re.par_lower();
         let near: Vec<usize> = (0..theta_hat.len())
             .filter(|&k| bounds[k] == 0.0 && theta_hat[k] > 0.0 && theta_hat[k] < BOUNDARY_SNAP)
             .collect();
@@ -142,7 +142,7 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
             if let Ok(f) = model.objective_theta_beta(&pars, rule.as_ref()) {
                 if f <= base + BOUNDARY_SNAP_DEV {
                     theta_hat.truncate(0);
-                    theta_hat.extend_from_slice(&pars[..fit.theta.len()]);
+                    theta_hat.extend_from_slice(&pars[..fit.par.len()]);
                     base = base.min(f);
                 }
             }
@@ -156,9 +156,10 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
         let mut lower = Vec::with_capacity(nvp + p);
         let mut upper = Vec::with_capacity(nvp + p);
         let mut scale = Vec::with_capacity(nvp + p);
+        let (var_lower, var_upper) = layout.bounds();
+        lower.extend(var_lower);
+        upper.extend(var_upper);
         for (k, sd) in layout.is_sd().into_iter().enumerate() {
-            lower.push(if sd { 0.0 } else { -1.0 });
-            upper.push(if sd { f64::INFINITY } else { 1.0 });
             scale.push(if sd { optimum[k].abs().max(0.05) } else { 0.5 });
         }
         lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, p));
