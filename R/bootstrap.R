@@ -177,7 +177,7 @@ boot_zb <- function(reterms, b_terms) {
 boot_b_from_u <- function(x, u) {
   q <- vapply(x$reterms, function(t) length(t$cnms), 1L)
   nl <- vapply(x$reterms, function(t) nlevels(t$factor), 1L)
-  thetas <- split_theta(x$theta, q)
+  thetas <- split_theta(x$theta, x$reterms)
   ends <- cumsum(q * nl)
   lapply(seq_along(q), function(i) {
     ui <- u[seq.int(ends[i] - q[i] * nl[i] + 1L, length.out = q[i] * nl[i])]

@@ -216,7 +216,7 @@ wald_confint <- function(object, vn, which, level) {
 # theta and sigma; NaN correlations where a standard deviation is 0, as lme4.
 theta_to_sdcor <- function(theta, reterms, sigma, par = NULL) {
   q <- vapply(reterms, function(t) length(t$cnms), 1L)
-  thetas <- split_theta(theta, q)
+  thetas <- split_theta(theta, reterms)
   layout <- NULL
   if (has_structured_terms(reterms)) {
     # Structured terms: their own parameters, standard deviations made

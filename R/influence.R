@@ -73,7 +73,7 @@ cooks.distance.glmm <- cooks.distance.lmm
 # model.matrix(x, "random"): term by term, level by level, effect by effect.
 mer_lambda <- function(x) {
   cnms <- lapply(x$reterms, `[[`, "cnms")
-  thetas <- split_theta(unname(as.double(x$theta)), lengths(cnms))
+  thetas <- split_theta(unname(as.double(x$theta)), x$reterms)
   blocks <- lapply(seq_along(cnms), function(i) {
     q <- length(cnms[[i]])
     tm <- matrix(0, q, q)

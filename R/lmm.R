@@ -167,12 +167,10 @@ par_names <- function(reterms, layout = covariance_layout(reterms)) {
   }, reterms, layout), use.names = FALSE)
 }
 
-# Number of covariance parameters of each term: q (q + 1) / 2.
+# Number of elements of theta of each term (its relative covariance factor's
+# lower triangle), from the engine's covariance layout.
 theta_sizes <- function(reterms) {
-  vapply(reterms, function(t) {
-    q <- length(t$cnms)
-    as.integer(q * (q + 1) / 2)
-  }, 1L)
+  vapply(covariance_layout(reterms), `[[`, 1L, "n_theta")
 }
 
 check_start <- function(start, reterms) {

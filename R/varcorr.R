@@ -84,7 +84,7 @@ mer_varcorr <- function(x, sigma, use_sc, class) {
   fl <- x$flist
   grp_names <- names(fl)[attr(fl, "assign")]
   if (anyDuplicated(grp_names)) grp_names <- make.names(grp_names, unique = TRUE)
-  thetas <- split_theta(x$theta, lengths(cnms))
+  thetas <- split_theta(x$theta, x$reterms)
   mats <- Map(function(th, nms) term_covariance(th, nms, sigma), thetas, cnms)
   # Structured terms (lme4 2.x) say so: their table shows the structure's
   # correlation parameter instead of the whole correlation matrix.
@@ -99,12 +99,13 @@ mer_varcorr <- function(x, sigma, use_sc, class) {
   structure(mats, sc = unname(sigma), useSc = use_sc, class = class)
 }
 
-# Splits lme4's theta vector into one piece per term: a term with q columns
-# owns q * (q + 1) / 2 consecutive elements (its lower triangle, column-major).
-split_theta <- function(theta, nc) {
-  sizes <- nc * (nc + 1L) / 2L
+# Splits lme4's theta vector into one piece per term (each term's lower
+# triangle of its relative covariance factor, column-major; the sizes come
+# from the engine's covariance layout, theta_sizes()).
+split_theta <- function(theta, reterms) {
+  sizes <- theta_sizes(reterms)
   ends <- cumsum(sizes)
-  lapply(seq_along(nc), function(i) theta[seq.int(ends[i] - sizes[i] + 1L, length.out = sizes[i])])
+  lapply(seq_along(sizes), function(i) theta[seq.int(ends[i] - sizes[i] + 1L, length.out = sizes[i])])
 }
 
 # Covariance matrix sigma^2 T T' of one term from its part of theta, with the

@@ -362,6 +362,7 @@ fn covariance_layout_rs(terms: Robj) -> Result<Robj> {
             structure = c.structure.tag(),
             hom = c.hom,
             n_par = c.n_par() as i32,
+            n_theta = c.n_theta() as i32,
             lower = c.lower(),
             upper = c.upper(),
             start = c.start(),

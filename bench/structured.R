@@ -1,0 +1,111 @@
+# Structured covariance terms (diag, cs, ar1, toep): mixedrs and glmmTMB fit the same models
+# side by side in this process (median of `reps` alternating fits each), with the log-likelihood
+# of each at its optimum; and, for mixedrs alone, the cost of one deviance evaluation of each
+# structure against the unstructured term of the same size on the same data (fit time divided
+# by the optimizer's evaluations). Writes a section of bench/RESULTS.md and the README block
+# `bench-structured`. Run from the repository root after installing the package:
+# `Rscript bench/structured.R [reps]`.
+suppressPackageStartupMessages({
+  library(mixedrs)
+  library(glmmTMB)
+})
+source(file.path("bench", "suite.R"))
+
+args <- commandArgs(trailingOnly = TRUE)
+reps <- if (length(args)) as.integer(args[1]) else 5L
+
+# Repeated measures: n_subj subjects, n_time occasions with AR(1)-like correlated effects,
+# `reps_per_cell` observations per subject and occasion.
+repeated_data <- function(n_subj, n_time, reps_per_cell, seed = 1) {
+  set.seed(seed)
+  d <- expand.grid(rep = seq_len(reps_per_cell), t = factor(seq_len(n_time)),
+                   s = factor(seq_len(n_subj)))
+  S <- 0.8 * 0.6^abs(outer(seq_len(n_time), seq_len(n_time), "-"))
+  b <- t(t(chol(S)) %*% matrix(rnorm(n_time * n_subj), n_time))
+  d$x <- rnorm(nrow(d))
+  d$y <- 1 + 0.3 * d$x + b[cbind(as.integer(d$s), as.integer(d$t))] + rnorm(nrow(d), sd = 0.5)
+  d$count <- rpois(nrow(d), exp(0.2 + 0.3 * d$x + 0.5 * b[cbind(as.integer(d$s), as.integer(d$t))]))
+  d
+}
+
+data("sleepstudy", package = "lme4")
+small <- repeated_data(100, 4, 2)
+large <- repeated_data(2000, 5, 2)
+
+cases <- list(
+  list(name = "sleepstudy ar1", f = Reaction ~ Days + ar1(0 + factor(Days) | Subject),
+       data = sleepstudy, family = NULL),
+  list(name = "sleepstudy cs", f = Reaction ~ Days + cs(Days | Subject),
+       data = sleepstudy, family = NULL),
+  list(name = "800 rows diag", f = y ~ x + diag(0 + t | s), data = small, family = NULL),
+  list(name = "800 rows toep", f = y ~ x + toep(0 + t | s), data = small, family = NULL),
+  list(name = "20k rows ar1", f = y ~ x + ar1(0 + t | s), data = large, family = NULL),
+  list(name = "20k rows cs", f = y ~ x + cs(0 + t | s), data = large, family = NULL),
+  list(name = "800 rows Poisson ar1", f = count ~ x + ar1(0 + t | s), data = small,
+       family = poisson)
+)
+
+fit_ours <- function(m) {
+  if (is.null(m$family)) lmm(m$f, m$data) else glmm(m$f, data = m$data, family = m$family)
+}
+fit_tmb <- function(m) {
+  if (is.null(m$family)) glmmTMB(m$f, m$data, REML = TRUE)
+  else glmmTMB(m$f, data = m$data, family = m$family)
+}
+timed <- function(f) {
+  t0 <- proc.time()[["elapsed"]]
+  v <- suppressWarnings(suppressMessages(f()))
+  list(time = proc.time()[["elapsed"]] - t0, fit = v)
+}
+
+rows <- lapply(cases, function(m) {
+  cat("timing", m$name, "...\n")
+  t_tmb <- t_ours <- numeric(reps)
+  for (r in seq_len(reps)) {
+    a <- timed(function() fit_tmb(m))
+    b <- timed(function() fit_ours(m))
+    t_tmb[r] <- a$time
+    t_ours[r] <- b$time
+  }
+  data.frame(model = m$name, n = nrow(m$data), glmmTMB_s = median(t_tmb),
+             mixedrs_s = median(t_ours), speedup = median(t_tmb) / median(t_ours),
+             loglik_diff = as.numeric(logLik(b$fit)) - as.numeric(logLik(a$fit)))
+})
+res <- do.call(rbind, rows)
+print(res, digits = 4)
+
+# Cost of one evaluation: each structure against the unstructured term of the same size, on the
+# same data (20k rows, 2,000 subjects, 5 occasions).
+per_eval <- lapply(c("us", "diag", "cs", "ar1", "toep"), function(s) {
+  f <- stats::as.formula(sprintf("y ~ x + %s(0 + t | s)", s))
+  times <- evals <- numeric(reps)
+  for (r in seq_len(reps)) {
+    t0 <- proc.time()[["elapsed"]]
+    fit <- suppressWarnings(lmm(f, large))
+    times[r] <- proc.time()[["elapsed"]] - t0
+    evals[r] <- fit$optinfo$feval
+  }
+  data.frame(structure = s, parameters = length(fit$par), evaluations = median(evals),
+             fit_s = median(times), ms_per_evaluation = 1000 * median(times / evals))
+})
+per_eval <- do.call(rbind, per_eval)
+per_eval$relative_to_us <- per_eval$ms_per_evaluation / per_eval$ms_per_evaluation[1]
+print(per_eval, digits = 4)
+
+fmt <- function(x, d = 3) formatC(x, digits = d, format = "g")
+table_lines <- c(
+  "| model | rows | glmmTMB | mixedrs | speed-up | logLik(mixedrs) − logLik(glmmTMB) |",
+  "|---|---:|---:|---:|---:|---:|",
+  sprintf("| %s | %d | %s s | %s s | %.1f× | %s |", res$model, res$n, fmt(res$glmmTMB_s),
+          fmt(res$mixedrs_s), res$speedup, formatC(res$loglik_diff, digits = 2, format = "e")),
+  "",
+  "| structure (20k rows, q = 5) | parameters | evaluations | fit | per evaluation | vs us |",
+  "|---|---:|---:|---:|---:|---:|",
+  sprintf("| %s | %d | %d | %s s | %.3f ms | %.2f |", per_eval$structure, per_eval$parameters,
+          as.integer(per_eval$evaluations), fmt(per_eval$fit_s), per_eval$ms_per_evaluation,
+          per_eval$relative_to_us)
+)
+stamp <- sprintf("Measured %s with `Rscript bench/structured.R %d` (median of %d fits each; %s).",
+                 format(Sys.Date()), reps, reps, R.version.string)
+write_results_section("## Structured covariance terms (vs glmmTMB)", c(stamp, "", table_lines))
+write_readme_block("bench-structured", c(stamp, "", table_lines))
