@@ -35,7 +35,8 @@ fit_parts <- function(mc, inputs, raw) {
     reterms = reterms,
     flist = inputs$flist,
     theta = theta,
-    par = if (is.null(raw$par)) theta else stats::setNames(raw$par, par_names(reterms)),
+    par = if (is.null(raw$par) || !has_structured_terms(reterms)) theta
+          else stats::setNames(raw$par, par_names(reterms)),
     lower = stats::setNames(theta_lower(reterms), names(theta)),
     beta = stats::setNames(raw$beta, colnames(X)),
     b = b,
