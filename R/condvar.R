@@ -4,7 +4,7 @@
 #
 # For level j of a term, the conditional covariance matrix of its random
 # effects is sigma^2 [Lambda (Lambda'Z'WZ Lambda + I)^-1 Lambda']_jj: the
-# Rust core (src/rust/condvar.rs) computes the diagonal blocks of the inverse
+# Rust core (src/rust/inference/condvar.rs) computes the diagonal blocks of the inverse
 # from the blocked Cholesky factor at the estimates (for GLMMs at the PIRLS
 # weights of the conditional modes, from the stored linear predictor), without
 # forming the inverse.

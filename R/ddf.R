@@ -2,7 +2,7 @@
 # fixed effects of a linear mixed model, as lmerTest and pbkrtest define them.
 # The expensive ingredients (derivatives of the deviance and of vcov(beta) in
 # the variance parameters; the Kenward-Roger P, Q and trace terms formed in
-# the random-effects space) come from the Rust core (src/rust/ddf.rs); the
+# the random-effects space) come from the Rust core (src/rust/inference/ddf.rs); the
 # contrast algebra, all p x p, is done here.
 
 # The engine's ingredients for `method` at the estimates of `fit`.

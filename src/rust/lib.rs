@@ -8,31 +8,20 @@
 //! [`pls`] adds what inference needs to the same model) → [`optim`] (BOBYQA and convergence
 //! checks). GLMMs: [`fit`] (response, PIRLS, Laplace/AGQ, stage 2). After the fit: [`inference`]
 //! (profiles, bootstrap, thread counts).
-pub mod chol;
-pub mod condvar;
-pub mod ddf;
 pub mod error;
-pub mod family;
 pub mod fit;
 pub mod inference;
 pub mod linalg;
-pub mod linpred;
-pub mod lmm;
 pub mod model;
-pub mod nelder_mead;
 pub mod optim;
-pub mod pls;
-pub mod small;
-pub mod spec;
-pub mod start;
-pub mod terms;
-pub mod trailing;
-pub mod trailing_dense;
-pub mod trailing_sparse;
 
-// Former paths of modules that moved.
-pub use fit::{glmm, quadrature};
-pub use linalg::blocks;
+// The modules' former paths (flat), kept for the tests and benchmarks that use them.
+pub use fit::{glmm, lmm, pls, quadrature, start};
+pub use inference::{condvar, ddf};
+pub use linalg::trailing::{dense as trailing_dense, sparse as trailing_sparse};
+pub use linalg::{blocks, chol, linpred, small, trailing};
+pub use model::{family, spec, terms};
+pub use optim::nelder_mead;
 
 #[cfg(feature = "r")]
 mod rbind;

@@ -1,9 +1,14 @@
-//! Fitting generalized linear mixed models: the response seam ([`response`]), PIRLS for the
-//! conditional modes ([`pirls`]), the Laplace/AGQ criterion and glmer's two-stage driver
-//! ([`glmm`]), stage 2's metric and finite-difference derivatives ([`stage2`]), and the
-//! Gauss–Hermite rules of AGQ ([`quadrature`]).
+//! Fitting: the linear mixed model's profiled criterion and fit ([`lmm`], with what inference
+//! adds to the same model in [`pls`]) and its starting values ([`start`]); for generalized
+//! linear mixed models the response seam ([`response`]), PIRLS for the conditional modes
+//! ([`pirls`]), the Laplace/AGQ criterion and glmer's two-stage driver ([`glmm`]), stage 2's
+//! metric and finite-difference derivatives ([`stage2`]), and the Gauss–Hermite rules of AGQ
+//! ([`quadrature`]).
 pub mod glmm;
+pub mod lmm;
 pub mod pirls;
+pub mod pls;
 pub mod quadrature;
 pub mod response;
 mod stage2;
+pub mod start;

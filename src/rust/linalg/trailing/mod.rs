@@ -4,11 +4,14 @@
 //! small or its Cholesky factor fills in (crossed factors), and sparse with a fixed symbolic
 //! analysis when the factor stays sparse (nested factors, sparse crossings). Every variant
 //! offers the same operations: assemble, factor, `G'S⁻¹G` and `S⁻¹v`.
+pub mod dense;
+pub mod sparse;
+
 use crate::blocks::CrossProducts;
 use crate::error::Result;
-use crate::trailing_dense::DenseTrailing;
-use crate::trailing_sparse::{pattern_work, SparseTrailing};
+use dense::DenseTrailing;
 use faer::Par;
+use sparse::{pattern_work, SparseTrailing};
 
 /// How to store the trailing block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
