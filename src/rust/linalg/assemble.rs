@@ -161,10 +161,12 @@ pub fn from_rows(spec: &ModelSpec<'_>, re: &ReStructure) -> Result<CrossProducts
 
 /// Computes the values of every block of `cp` (the [`pattern`] of these rows) for
 /// `A = [Z F]' W [Z F]` with `F = [x, response]` (`x` is `n × p` column-major) and weights `w`
-/// (unit weights when `None`), keeping the pattern. Costs one pass over the observations, in
-/// which each observation's `A21` entries and `A22` pairs are found by binary search in the
-/// pattern (a [`RefillPlan`] keeps them for repeated fills). An error if the pattern lacks one
-/// (it is not these rows' pattern).
+/// (unit weights when `None`), keeping the pattern. Costs one pass over the observations, after
+/// one that finds each observation's `A21` entries and `A22` pairs in the pattern ([`RowMaps`],
+/// dropped afterwards; a [`RefillPlan`] keeps them for repeated fills). Finding them in the
+/// same pass as the sums measured slower (a binary search between the additions); when there
+/// is no memory for the maps, that is what it does. An error if the pattern lacks an entry (it
+/// is not these rows' pattern).
 pub fn fill(
     cp: &mut CrossProducts,
     spec: &ModelSpec<'_>,
@@ -173,7 +175,14 @@ pub fn fill(
     response: &[f64],
     weights: Option<&[f64]>,
 ) -> Result<()> {
-    if fill_rows(cp, Entries::Searched, spec, re, x, response, weights) {
+    let complete = match RowMaps::new(spec, re, cp) {
+        Ok(maps) => fill_rows(cp, Entries::Mapped(&maps), spec, re, x, response, weights),
+        Err(MixedError::OutOfMemory(_)) => {
+            fill_rows(cp, Entries::Searched, spec, re, x, response, weights)
+        }
+        Err(e) => return Err(e),
+    };
+    if complete {
         Ok(())
     } else {
         invalid("internal: the cross-product pattern is not that of these observations")
