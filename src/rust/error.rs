@@ -32,3 +32,12 @@ pub type Result<T> = std::result::Result<T, MixedError>;
 pub fn invalid<T>(msg: impl Into<String>) -> Result<T> {
     Err(MixedError::InvalidInput(msg.into()))
 }
+
+/// At the R boundary a core error becomes an ordinary R error with the same message, so the
+/// binding's entry points cross it with `?`.
+#[cfg(feature = "r")]
+impl From<MixedError> for extendr_api::Error {
+    fn from(e: MixedError) -> Self {
+        extendr_api::Error::Other(e.to_string())
+    }
+}
