@@ -288,14 +288,12 @@ boot_run <- function(x, nsim, conditional, threads, control, stat, k,
 # One chunk of refits by the engine: the responses Y (n x k).
 boot_refit <- function(x, inputs, Y, control, threads) {
   if (inherits(x, "glmm")) {
-    glmm_bootstrap_rs(inputs$y, inputs$X, inputs$p, inputs$weights, inputs$offset,
-                      inputs$terms, x$family$family, x$family$link,
+    glmm_bootstrap_rs(inputs, x$family$family, x$family$link,
                       as.double(x$n_trials), as.double(x$eta), as.integer(x$nAGQ),
                       Y, as.double(cov_par(x)), as.double(x$beta), unclass(control),
                       engine_threads(threads, control))
   } else {
-    lmm_bootstrap_rs(inputs$y, inputs$X, inputs$p, inputs$weights, inputs$offset,
-                     inputs$terms, isTRUE(x$REML), Y, as.double(cov_par(x)),
+    lmm_bootstrap_rs(inputs, isTRUE(x$REML), Y, as.double(cov_par(x)),
                      unclass(control), engine_threads(threads, control))
   }
 }

@@ -15,14 +15,12 @@ term_condvar <- function(object) {
   inputs <- fit_engine_inputs(object)
   theta <- unname(as.double(object$theta))
   if (inherits(object, "glmm")) {
-    glmm_condvar_rs(inputs$y, inputs$X, inputs$p, inputs$weights,
-                    inputs$offset, inputs$terms, object$family$family,
+    glmm_condvar_rs(inputs, object$family$family,
                     object$family$link, theta, unname(as.double(object$eta)),
                     as.double(stats::sigma(object)),
                     engine_threads(0L, control_of(object, parent.frame())))
   } else {
-    lmm_condvar_rs(inputs$y, inputs$X, inputs$p, inputs$weights,
-                   inputs$offset, inputs$terms, isTRUE(object$REML), theta,
+    lmm_condvar_rs(inputs, isTRUE(object$REML), theta,
                    engine_threads(0L, control_of(object, parent.frame())))
   }
 }

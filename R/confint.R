@@ -376,16 +376,14 @@ profile_lmm <- function(object, which, signames, threads, caller) {
   an <- c(vn, colnames(object$X))
   inp <- fit_engine_inputs(object)
   res <- if (glmm_fit) {
-    glmm_profile_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                    object$family$family, object$family$link,
+    glmm_profile_rs(inp, object$family$family, object$family$link,
                     as.double(object$n_trials), as.double(object$eta),
                     as.integer(object$nAGQ), as.double(cov_par(object)),
                     as.double(object$beta), unclass(control_of(object, parent.frame(2L))),
                     as.double(which),
                     engine_threads(threads, control_of(object, parent.frame(2L))))
   } else {
-    lmm_profile_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                   as.double(cov_par(object)), as.double(which),
+    lmm_profile_rs(inp, as.double(cov_par(object)), as.double(which),
                    engine_threads(threads, control_of(object, parent.frame(2L))))
   }
   npar <- length(an)

@@ -12,8 +12,7 @@ ddf_parts <- function(fit, method) {
          "REML = TRUE or use ddf = \"Satterthwaite\"", call. = FALSE)
   }
   inp <- fit_engine_inputs(fit)
-  raw <- lmm_ddf_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                    isTRUE(fit$REML), unname(cov_par(fit)), fit$sigma, method,
+  raw <- lmm_ddf_rs(inp, isTRUE(fit$REML), unname(cov_par(fit)), fit$sigma, method,
                     engine_threads(0L, control_of(fit, parent.frame())))
   p <- inp$p
   square <- function(v, d) matrix(v, d, d)

@@ -1,17 +1,24 @@
 # The .Call glue to the Rust core: one small wrapper per #[extendr] function
-# of src/rust/rbind*, and nothing else; the rest of the package calls these
+# of src/rust/rbind/, and nothing else; the rest of the package calls these
 # wrappers, never .Call() itself.
+#
+# The engine takes a model as one list, list(y, X, p, weights, offset, terms)
+# (src/rust/rbind/convert.rs): the inference wrappers take that list as
+# fit_engine_inputs() returns it; the fit wrappers take its parts, as the fit
+# pipelines and the tests hold them, and put them together.
 
 #' @useDynLib mixedrs, .registration = TRUE
 NULL
 
 # Fits and the LMM criterion (R/lmm.R, R/glmm.R).
 lmm_fit_rs <- function(y, x, p, weights, offset, terms, reml, start, control, verbose) {
-  .Call(wrap__lmm_fit_rs, y, x, p, weights, offset, terms, reml, start, control, verbose)
+  model <- list(y = y, X = x, p = p, weights = weights, offset = offset, terms = terms)
+  .Call(wrap__lmm_fit_rs, model, reml, start, control, verbose)
 }
 
 lmm_deviance_rs <- function(y, x, p, weights, offset, terms, reml, theta) {
-  .Call(wrap__lmm_deviance_rs, y, x, p, weights, offset, terms, reml, theta)
+  model <- list(y = y, X = x, p = p, weights = weights, offset = offset, terms = terms)
+  .Call(wrap__lmm_deviance_rs, model, reml, theta)
 }
 
 covariance_layout_rs <- function(terms) {
@@ -24,37 +31,34 @@ covariance_theta_rs <- function(terms, par) {
 
 glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
                         eta_start, n_agq, start_theta, start_beta, control, verbose) {
-  .Call(wrap__glmm_fit_rs, y, x, p, weights, offset, terms, family, link, n_trials,
-        eta_start, n_agq, start_theta, start_beta, control, verbose)
+  model <- list(y = y, X = x, p = p, weights = weights, offset = offset, terms = terms)
+  .Call(wrap__glmm_fit_rs, model, family, link, n_trials, eta_start, n_agq,
+        start_theta, start_beta, control, verbose)
 }
 
 # Conditional variances of the random effects (R/condvar.R).
-lmm_condvar_rs <- function(y, x, p, weights, offset, terms, reml, theta, threads) {
-  .Call(wrap__lmm_condvar_rs, y, x, p, weights, offset, terms, reml, theta, threads)
+lmm_condvar_rs <- function(model, reml, theta, threads) {
+  .Call(wrap__lmm_condvar_rs, model, reml, theta, threads)
 }
 
-glmm_condvar_rs <- function(y, x, p, weights, offset, terms, family, link,
-                            theta, eta, sigma, threads) {
-  .Call(wrap__glmm_condvar_rs, y, x, p, weights, offset, terms, family, link,
-        theta, eta, sigma, threads)
+glmm_condvar_rs <- function(model, family, link, theta, eta, sigma, threads) {
+  .Call(wrap__glmm_condvar_rs, model, family, link, theta, eta, sigma, threads)
 }
 
 # Satterthwaite and Kenward-Roger ingredients (R/ddf.R).
-lmm_ddf_rs <- function(y, x, p, weights, offset, terms, reml, theta, sigma, method,
-                       threads) {
-  .Call(wrap__lmm_ddf_rs, y, x, p, weights, offset, terms, reml, theta, sigma, method,
-        threads)
+lmm_ddf_rs <- function(model, reml, theta, sigma, method, threads) {
+  .Call(wrap__lmm_ddf_rs, model, reml, theta, sigma, method, threads)
 }
 
 # Likelihood profiles and their intervals (R/confint.R).
-lmm_profile_rs <- function(y, x, p, weights, offset, terms, theta, which, threads) {
-  .Call(wrap__lmm_profile_rs, y, x, p, weights, offset, terms, theta, which, threads)
+lmm_profile_rs <- function(model, theta, which, threads) {
+  .Call(wrap__lmm_profile_rs, model, theta, which, threads)
 }
 
-glmm_profile_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
-                            eta_start, n_agq, theta, beta, control, which, threads) {
-  .Call(wrap__glmm_profile_rs, y, x, p, weights, offset, terms, family, link,
-        n_trials, eta_start, n_agq, theta, beta, control, which, threads)
+glmm_profile_rs <- function(model, family, link, n_trials, eta_start, n_agq, theta,
+                            beta, control, which, threads) {
+  .Call(wrap__glmm_profile_rs, model, family, link, n_trials, eta_start, n_agq,
+        theta, beta, control, which, threads)
 }
 
 profile_interval_rs <- function(par, zeta, targets) {
@@ -62,18 +66,14 @@ profile_interval_rs <- function(par, zeta, targets) {
 }
 
 # Parametric bootstrap refits (R/bootstrap.R).
-lmm_bootstrap_rs <- function(y, x, p, weights, offset, terms, reml, responses,
-                             start, control, threads) {
-  .Call(wrap__lmm_bootstrap_rs, y, x, p, weights, offset, terms, reml,
-        responses, start, control, threads)
+lmm_bootstrap_rs <- function(model, reml, responses, start, control, threads) {
+  .Call(wrap__lmm_bootstrap_rs, model, reml, responses, start, control, threads)
 }
 
-glmm_bootstrap_rs <- function(y, x, p, weights, offset, terms, family, link,
-                              n_trials, eta_start, n_agq, responses,
-                              start_theta, start_beta, control, threads) {
-  .Call(wrap__glmm_bootstrap_rs, y, x, p, weights, offset, terms, family,
-        link, n_trials, eta_start, n_agq, responses, start_theta, start_beta,
-        control, threads)
+glmm_bootstrap_rs <- function(model, family, link, n_trials, eta_start, n_agq,
+                              responses, start_theta, start_beta, control, threads) {
+  .Call(wrap__glmm_bootstrap_rs, model, family, link, n_trials, eta_start, n_agq,
+        responses, start_theta, start_beta, control, threads)
 }
 
 # A deliberate panic, for the test of the panic hook.

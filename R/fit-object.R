@@ -82,8 +82,8 @@ optimizer_record <- function(optimizer, stages, pars, gradient, hessian,
   )
 }
 
-# The arguments the Rust engine takes (response, X, p, prior weights, offset,
-# random-effects terms), rebuilt from a fitted "lmm" or "glmm" object so that
+# The model list the Rust engine takes, list(y, X, p, weights, offset, terms)
+# (response, X, p, prior weights, offset, random-effects terms), rebuilt from a fitted "lmm" or "glmm" object so that
 # methods can call the engine again (conditional variances, profiles, degrees
 # of freedom, bootstrap refits). Weights and offset are NULL when the fit had
 # none (lmm) so the engine sees exactly what it saw when fitting.

@@ -7,7 +7,8 @@
 //! complete) → [`chol::BlockedCholesky`] (per θ) → [`lmm::LinearMixedModel`] (profiled deviance;
 //! [`pls`] adds what inference needs to the same model) → [`optim`] (BOBYQA and convergence
 //! checks). GLMMs: [`fit`] (response, PIRLS, Laplace/AGQ, stage 2). After the fit: [`inference`]
-//! (profiles, bootstrap, thread counts).
+//! (profiles, bootstrap, thread counts). The R binding (feature "r", `rbind`) converts R's
+//! inputs into a `ModelSpec` and the results back into R lists at the boundary.
 pub mod error;
 pub mod fit;
 pub mod inference;
@@ -25,11 +26,3 @@ pub use optim::nelder_mead;
 
 #[cfg(feature = "r")]
 mod rbind;
-#[cfg(feature = "r")]
-mod rbind_condvar;
-#[cfg(feature = "r")]
-mod rbind_ddf;
-#[cfg(feature = "r")]
-mod rbind_resample;
-#[cfg(feature = "r")]
-mod rinterrupt;

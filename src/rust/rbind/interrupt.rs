@@ -17,7 +17,7 @@ unsafe extern "C" fn check_interrupt(_: *mut c_void) {
 
 /// Whether the user asked to interrupt (the interrupt is consumed). Call only from R's main
 /// thread, which is where the optimizer's progress callback runs.
-pub(crate) fn interrupt_pending() -> bool {
+pub(super) fn interrupt_pending() -> bool {
     // SAFETY: R_ToplevelExec returns FALSE (0) when the function it ran was cut short by an
     // error or an interrupt; nothing else is touched.
     unsafe { R_ToplevelExec(Some(check_interrupt), std::ptr::null_mut()) == 0 }

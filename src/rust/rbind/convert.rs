@@ -1,0 +1,397 @@
+//! Conversions from R. The model of a fit arrives as one list, `list(y, X, p, weights, offset,
+//! terms)`, and becomes a [`ModelInputs`] once, at the boundary (`TryFrom<&Robj>`, so it can be an
+//! entry point's argument type); the control lists become [`LmmControl`] and [`GlmmControl`]; the
+//! remaining small arguments go through the helpers here. Malformed input is an R error that
+//! names the element; messages starting with `internal:` report input that R's own code never
+//! sends.
+use crate::glmm::{GlmmOptions, PirlsOptions, StageOptimizer};
+use crate::inference::parallel;
+use crate::model::covariance::{Covariance, Structure};
+use crate::optim::OptimOptions;
+use crate::spec::{ModelSpec, RandomTerm};
+use extendr_api::prelude::*;
+
+/// The binding's result: errors are extendr's, which R receives as ordinary errors.
+pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+/// An error of the binding itself (the core's errors convert with `?`).
+pub(crate) fn other(msg: impl Into<String>) -> Error {
+    Error::Other(msg.into())
+}
+
+/// The element `name` of the list `list`, which must be present and not `NULL`.
+fn field(list: &Robj, name: &str) -> Result<Robj> {
+    optional_field(list, name)?.ok_or_else(|| other(format!("internal: missing element '{name}'")))
+}
+
+/// The element `name` of `list` (R's `list$name`), `None` when it is `NULL` or absent.
+fn optional_field(list: &Robj, name: &str) -> Result<Option<Robj>> {
+    let value = list
+        .dollar(name)
+        .map_err(|_| other(format!("internal: missing element '{name}'")))?;
+    Ok(if value.is_null() { None } else { Some(value) })
+}
+
+/// The values of a double vector (`what` names it in the error).
+pub(crate) fn doubles<'a>(x: &'a Robj, what: &str) -> Result<&'a [f64]> {
+    x.as_real_slice()
+        .ok_or_else(|| other(format!("internal: '{what}' must be a double vector")))
+}
+
+/// As [`doubles`], with `NULL` for "not given".
+pub(crate) fn optional_doubles<'a>(x: &'a Robj, what: &str) -> Result<Option<&'a [f64]>> {
+    if x.is_null() {
+        Ok(None)
+    } else {
+        doubles(x, what).map(Some)
+    }
+}
+
+/// A non-negative count, given as an integer or a double.
+fn count(x: &Robj, what: &str) -> Result<usize> {
+    match x.as_integer().or_else(|| x.as_real().map(|v| v as i32)) {
+        Some(v) if v >= 0 => Ok(v as usize),
+        _ => Err(other(format!(
+            "internal: '{what}' must be a non-negative count"
+        ))),
+    }
+}
+
+/// A single number.
+pub(crate) fn real(x: &Robj, what: &str) -> Result<f64> {
+    x.as_real()
+        .ok_or_else(|| other(format!("internal: '{what}' must be a number")))
+}
+
+/// A double vector of R, its type checked once; the values stay in R's memory and are borrowed
+/// from it (the `Robj` keeps them alive).
+struct RealVector(Robj);
+
+impl RealVector {
+    fn new(x: Robj, what: &str) -> Result<Self> {
+        doubles(&x, what)?;
+        Ok(Self(x))
+    }
+
+    fn values(&self) -> &[f64] {
+        // The type was checked in `new`, so the fallback is never taken.
+        self.0.as_real_slice().unwrap_or_default()
+    }
+}
+
+/// An integer vector of R, as [`RealVector`].
+struct IntegerVector(Robj);
+
+impl IntegerVector {
+    fn new(x: Robj, what: &str) -> Result<Self> {
+        x.as_integer_slice()
+            .ok_or_else(|| other(format!("internal: '{what}' must be an integer vector")))?;
+        Ok(Self(x))
+    }
+
+    fn values(&self) -> &[i32] {
+        // The type was checked in `new`, so the fallback is never taken.
+        self.0.as_integer_slice().unwrap_or_default()
+    }
+}
+
+/// A term's covariance parameterisation from its optional elements `cov` (structure code, see
+/// [`Structure::from_code`]; absent: unstructured) and `hom` (logical), named by `label` (by its
+/// 1-based position `index + 1` without one), for a term of `q` columns.
+fn term_covariance(t: &Robj, q: usize, index: usize) -> Result<Covariance> {
+    let Some(code) = t.dollar("cov").ok().filter(|v| !v.is_null()) else {
+        return Ok(Covariance::unstructured(q));
+    };
+    let code = code
+        .as_integer()
+        .ok_or_else(|| other("internal: 'cov' must be an integer code"))?;
+    let hom = match t.dollar("hom").ok().filter(|v| !v.is_null()) {
+        Some(h) => h
+            .as_bool()
+            .ok_or_else(|| other("internal: 'hom' must be TRUE or FALSE"))?,
+        None => false,
+    };
+    let label = match t
+        .dollar("label")
+        .ok()
+        .and_then(|l| l.as_str().map(String::from))
+    {
+        Some(l) => l,
+        None => format!("{}", index + 1),
+    };
+    Ok(Covariance::new(
+        Structure::from_code(code)?,
+        hom,
+        q,
+        &label,
+    )?)
+}
+
+/// The elements of R's list of terms.
+fn term_list(terms: &Robj) -> Result<Vec<Robj>> {
+    let list = List::try_from(terms).map_err(|_| other("internal: 'terms' must be a list"))?;
+    Ok(list.values().collect())
+}
+
+/// Each term's covariance parameterisation, from a list of terms that carry `q` and the optional
+/// `cov`, `hom` and `label` (see [`term_covariance`]).
+pub(crate) struct TermCovariances(pub(crate) Vec<Covariance>);
+
+impl TryFrom<&Robj> for TermCovariances {
+    type Error = Error;
+
+    fn try_from(terms: &Robj) -> Result<Self> {
+        let list = term_list(terms)?;
+        let mut out = Vec::with_capacity(list.len());
+        for (index, t) in list.iter().enumerate() {
+            out.push(term_covariance(t, count(&field(t, "q")?, "q")?, index)?);
+        }
+        Ok(Self(out))
+    }
+}
+
+/// One random-effects term as R hands it over.
+struct TermInputs {
+    /// 1-based codes of the grouping factor, one per observation.
+    codes: IntegerVector,
+    /// Number of levels of the grouping factor.
+    n_levels: usize,
+    /// The term's model matrix, `n × q` column-major.
+    z: RealVector,
+    /// Number of columns of the term.
+    q: usize,
+    /// 1-based index of the grouping factor among the model's factors.
+    factor_id: usize,
+    /// The term's covariance parameterisation.
+    covariance: Covariance,
+}
+
+impl TermInputs {
+    /// `t` is a list with `codes`, `n_levels`, `z` (double), `q` and `factor_id`, and optionally
+    /// `cov`, `hom` and `label` (see [`term_covariance`]); `index` is its 0-based position.
+    fn new(t: &Robj, index: usize) -> Result<Self> {
+        let q = count(&field(t, "q")?, "q")?;
+        let covariance = term_covariance(t, q, index)?;
+        Ok(Self {
+            codes: IntegerVector::new(field(t, "codes")?, "codes")?,
+            n_levels: count(&field(t, "n_levels")?, "n_levels")?,
+            z: RealVector::new(field(t, "z")?, "z")?,
+            q,
+            factor_id: count(&field(t, "factor_id")?, "factor_id")?,
+            covariance,
+        })
+    }
+}
+
+/// The model of a fit, from R's `list(y, X, p, weights, offset, terms)` (as `fit_engine_inputs()`
+/// builds it): the response `y`, the fixed-effects matrix `X` (double, `n × p` column-major), the
+/// optional prior `weights` and `offset` (`NULL`: none), and the random-effects `terms` (a list
+/// of [`TermInputs`] lists). Holding the R objects keeps the memory a [`ModelSpec`] borrows alive.
+pub(crate) struct ModelInputs {
+    y: RealVector,
+    x: RealVector,
+    p: usize,
+    weights: Option<RealVector>,
+    offset: Option<RealVector>,
+    terms: Vec<TermInputs>,
+}
+
+impl TryFrom<&Robj> for ModelInputs {
+    type Error = Error;
+
+    fn try_from(model: &Robj) -> Result<Self> {
+        let terms = term_list(&field(model, "terms")?)?
+            .iter()
+            .enumerate()
+            .map(|(index, t)| TermInputs::new(t, index))
+            .collect::<Result<Vec<_>>>()?;
+        let optional = |name: &str| -> Result<Option<RealVector>> {
+            optional_field(model, name)?
+                .map(|v| RealVector::new(v, name))
+                .transpose()
+        };
+        Ok(Self {
+            y: RealVector::new(field(model, "y")?, "y")?,
+            x: RealVector::new(field(model, "X")?, "X")?,
+            p: count(&field(model, "p")?, "p")?,
+            weights: optional("weights")?,
+            offset: optional("offset")?,
+            terms,
+        })
+    }
+}
+
+impl ModelInputs {
+    /// The validated model the engine works on, borrowing R's memory.
+    pub(crate) fn spec(&self) -> Result<ModelSpec<'_>> {
+        let mut re_terms = Vec::with_capacity(self.terms.len());
+        for t in &self.terms {
+            re_terms.push(RandomTerm::from_factor_codes(
+                t.codes.values(),
+                t.n_levels,
+                t.z.values(),
+                t.q,
+                t.factor_id,
+            )?);
+        }
+        let spec = ModelSpec::new(
+            self.y.values(),
+            self.x.values(),
+            self.p,
+            self.weights.as_ref().map(RealVector::values),
+            self.offset.as_ref().map(RealVector::values),
+            re_terms,
+        )?;
+        Ok(spec.with_covariances(self.terms.iter().map(|t| t.covariance.clone()).collect())?)
+    }
+
+    /// `(q, n_levels)` of each term, in input order.
+    pub(crate) fn term_sizes(&self) -> Vec<(usize, usize)> {
+        self.terms.iter().map(|t| (t.q, t.n_levels)).collect()
+    }
+}
+
+/// The parallelism of one fit from `control$threads`: `0` (or absent, for settings made before
+/// the option existed) uses every thread of rayon's pool, `1` runs sequentially and `k` splits
+/// the parallel kernels (faer's dense Cholesky, the trailing Schur update) `k` ways. The pool
+/// itself is never changed, so nothing leaks from one call to the next.
+fn fit_par(control: &Robj) -> Result<faer::Par> {
+    let threads = match control.dollar("threads") {
+        Ok(v) if !v.is_null() => count(&v, "threads")?,
+        _ => 0,
+    };
+    Ok(parallel::par(threads))
+}
+
+/// The optimizer settings of an `lmmControl` or a `glmmControl`.
+fn optim_options(control: &Robj) -> Result<OptimOptions> {
+    Ok(OptimOptions {
+        rhobeg: real(&field(control, "rhobeg")?, "rhobeg")?,
+        rhoend: real(&field(control, "rhoend")?, "rhoend")?,
+        maxfun: count(&field(control, "maxfun")?, "maxfun")?,
+        calc_derivs: field(control, "calc.derivs")?.as_bool().unwrap_or(true),
+        boundary_tol: real(&field(control, "boundary.tol")?, "boundary.tol")?,
+        grad_tol: real(&field(control, "grad.tol")?, "grad.tol")?,
+        singular_tol: 1e-4,
+    })
+}
+
+/// The settings of an LMM fit, from an `lmmControl` (unclassed).
+pub(crate) struct LmmControl {
+    /// The optimizer and its checks.
+    pub(crate) optim: OptimOptions,
+    /// The parallelism of the fit's linear algebra (`control$threads`).
+    pub(crate) par: faer::Par,
+}
+
+impl TryFrom<&Robj> for LmmControl {
+    type Error = Error;
+
+    fn try_from(control: &Robj) -> Result<Self> {
+        Ok(Self {
+            optim: optim_options(control)?,
+            par: fit_par(control)?,
+        })
+    }
+}
+
+/// The optimizer of a stage, by R's name.
+fn stage_optimizer(name: &str) -> Result<StageOptimizer> {
+    match name {
+        "bobyqa" => Ok(StageOptimizer::Bobyqa),
+        "Nelder_Mead" => Ok(StageOptimizer::NelderMead),
+        name => Err(other(format!("optimizer '{name}' is not supported"))),
+    }
+}
+
+/// The settings of a GLMM fit, from a `glmmControl` (unclassed); with the number of quadrature
+/// points, an argument of its own, they make the engine's [`GlmmOptions`].
+pub(crate) struct GlmmControl {
+    init_step: bool,
+    optim: OptimOptions,
+    optimizers: [StageOptimizer; 2],
+    pirls: PirlsOptions,
+    /// The parallelism of the fit's linear algebra (`control$threads`).
+    pub(crate) par: faer::Par,
+}
+
+impl TryFrom<&Robj> for GlmmControl {
+    type Error = Error;
+
+    fn try_from(control: &Robj) -> Result<Self> {
+        let names: Vec<String> = field(control, "optimizer")?
+            .as_str_vector()
+            .ok_or_else(|| other("internal: 'optimizer' must be character"))?
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if names.len() != 2 {
+            return Err(other("internal: 'optimizer' must name two stages"));
+        }
+        Ok(Self {
+            init_step: field(control, "nAGQ0initStep")?.as_bool().unwrap_or(true),
+            optim: optim_options(control)?,
+            optimizers: [stage_optimizer(&names[0])?, stage_optimizer(&names[1])?],
+            pirls: PirlsOptions {
+                tol: real(&field(control, "tolPwrss")?, "tolPwrss")?,
+                max_iter: count(&field(control, "maxit")?, "maxit")?,
+                trace: None,
+            },
+            par: fit_par(control)?,
+        })
+    }
+}
+
+impl GlmmControl {
+    /// The engine's options for a fit with `n_agq` quadrature points (see [`agq_points`]).
+    pub(crate) fn options(&self, n_agq: usize) -> GlmmOptions {
+        GlmmOptions {
+            n_agq,
+            init_step: self.init_step,
+            optim: self.optim.clone(),
+            optimizers: self.optimizers,
+            pirls: self.pirls,
+        }
+    }
+}
+
+/// The number of quadrature points (R's `nAGQ`; 0 fits β in the PIRLS only).
+pub(crate) fn agq_points(n_agq: i32) -> Result<usize> {
+    usize::try_from(n_agq).map_err(|_| other("internal: nAGQ must be >= 0"))
+}
+
+/// A thread count from R (0: all cores); the engine turns it into parallelism
+/// ([`parallel::par`]) or splits work over that many threads.
+pub(crate) struct Threads(pub(crate) usize);
+
+impl TryFrom<&Robj> for Threads {
+    type Error = Error;
+
+    fn try_from(threads: &Robj) -> Result<Self> {
+        let threads: i32 = threads.try_into()?;
+        usize::try_from(threads)
+            .map(Self)
+            .map_err(|_| other("'threads' must be a non-negative whole number"))
+    }
+}
+
+impl Threads {
+    /// The parallelism of the linear algebra on these threads.
+    pub(crate) fn par(&self) -> faer::Par {
+        parallel::par(self.0)
+    }
+}
+
+/// 0-based parameter indices from R's 1-based `which`, each within `1..=npar`.
+pub(crate) fn parameter_indices(which: &Robj, npar: usize) -> Result<Vec<usize>> {
+    doubles(which, "which")?
+        .iter()
+        .map(|&w| {
+            if w >= 1.0 && w <= npar as f64 && w == w.trunc() {
+                Ok(w as usize - 1)
+            } else {
+                Err(other(format!("parameter index {w} is outside 1..{npar}")))
+            }
+        })
+        .collect()
+}

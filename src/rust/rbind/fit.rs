@@ -1,0 +1,170 @@
+//! Entry points of the fits (R/lmm.R, R/glmm.R): the LMM and GLMM fits, the LMM criterion at
+//! given parameters, and the covariance layout R sets a fit up with. The optimizer's progress
+//! callback (lme4's `verbose` trace, Ctrl-C) lives here too.
+use crate::family::Family;
+use crate::glmm::GeneralizedLinearMixedModel;
+use crate::lmm::LinearMixedModel;
+use crate::optim::Stop;
+use extendr_api::prelude::*;
+
+use super::convert::{
+    agq_points, doubles, optional_doubles, other, GlmmControl, LmmControl, ModelInputs, Result,
+    TermCovariances,
+};
+use super::interrupt::interrupt_pending;
+use super::results::{self, Rows};
+
+/// Time between two checks for a user interrupt during a fit.
+const INTERRUPT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The optimizer's progress callback: with `verbose > 0` it prints each evaluation as lme4's
+/// `verbose` does (the criterion and the parameters, labelled `label`); after every evaluation it
+/// stops the optimizer when the user pressed Ctrl-C.
+fn progress_printer(verbose: i32, label: &'static str) -> impl FnMut(usize, &[f64], f64) -> Stop {
+    let mut last_check = std::time::Instant::now();
+    move |count: usize, pars: &[f64], value: f64| {
+        if verbose > 0 {
+            let shown: Vec<String> = pars.iter().map(|v| format!("{v:.6}")).collect();
+            rprintln!(
+                "iteration: {count}\n\tf(x) = {value:.6}\n\t{label} = {}",
+                shown.join(" ")
+            );
+        }
+        // R's check polls the console (a system call): at most every INTERRUPT_POLL, which a
+        // fit of a small model, with evaluations of a few microseconds, never reaches.
+        if last_check.elapsed() < INTERRUPT_POLL {
+            return Stop::Continue;
+        }
+        last_check = std::time::Instant::now();
+        if interrupt_pending() {
+            Stop::Interrupt
+        } else {
+            Stop::Continue
+        }
+    }
+}
+
+/// Prints one line on R's console (the PIRLS trace of `verbose = 2`).
+fn print_line(line: &str) {
+    rprintln!("{line}");
+}
+
+/// Fits a linear mixed model: `model` is `list(y, X, p, weights, offset, terms)` (see
+/// `ModelInputs`), `start` the optimizer's start (`NULL`: lme4's), `control` an `lmmControl`.
+/// @noRd
+#[extendr]
+fn lmm_fit_rs(
+    model: ModelInputs,
+    reml: bool,
+    start: Robj,
+    control: LmmControl,
+    verbose: i32,
+) -> Result<Robj> {
+    let start = optional_doubles(&start, "start")?;
+    let mut lmm = LinearMixedModel::new(model.spec()?, reml, control.par)?;
+    let fit = lmm.fit(
+        start,
+        &control.optim,
+        &mut progress_printer(verbose, "theta"),
+    )?;
+    Ok(results::lmm_fit(&fit, Rows::Fit))
+}
+
+/// Evaluates the profiled criterion at parameter vectors (`theta` holds one after another), for
+/// tests and profiling; `model` as for `lmm_fit_rs`.
+/// @noRd
+#[extendr]
+fn lmm_deviance_rs(model: ModelInputs, reml: bool, theta: Robj) -> Result<Robj> {
+    let mut lmm = LinearMixedModel::new(model.spec()?, reml, faer::Par::rayon(0))?;
+    let th = doubles(&theta, "theta")?;
+    let k = lmm.re.n_par().max(1);
+    let values: Vec<f64> = th.chunks(k).map(|t| lmm.objective_at_par(t)).collect();
+    Ok(Robj::from(values))
+}
+
+/// The covariance parameterisation of each term, as R needs it to name, check and count the
+/// parameters: `terms` is a list of lists with `q` and the optional `cov`, `hom`, `label` (as for
+/// the fit). See `results::covariance_layout` for what it returns.
+/// @noRd
+#[extendr]
+fn covariance_layout_rs(terms: TermCovariances) -> Robj {
+    results::covariance_layout(&terms.0)
+}
+
+/// θ (each term's lower triangle of `T`) for the optimizer's parameters `par` of the terms
+/// described as for [`covariance_layout_rs`].
+/// @noRd
+#[extendr]
+fn covariance_theta_rs(terms: TermCovariances, par: Robj) -> Result<Robj> {
+    let par = doubles(&par, "par")?;
+    let mut theta = Vec::new();
+    let mut offset = 0;
+    for c in &terms.0 {
+        let end = offset + c.n_par();
+        if end > par.len() {
+            return Err(other(format!(
+                "'par' has length {}, the terms need more",
+                par.len()
+            )));
+        }
+        let mut th = vec![0.0; c.n_theta()];
+        c.theta(&par[offset..end], &mut th);
+        theta.extend(th);
+        offset = end;
+    }
+    if offset != par.len() {
+        return Err(other(format!(
+            "'par' has length {}, the terms have {offset} covariance parameters",
+            par.len()
+        )));
+    }
+    Ok(Robj::from(theta))
+}
+
+/// Fits a generalized linear mixed model. `model` as for `lmm_fit_rs`, with `y` the response as
+/// fitted and `weights` the prior weights; `n_trials` is R's binomial `n`, `eta_start` the
+/// starting linear predictor, `n_agq` the quadrature points, `start_theta`/`start_beta` the
+/// starts (`NULL`: the engine's), `control` a `glmmControl`.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_fit_rs(
+    model: ModelInputs,
+    family: &str,
+    link: &str,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    start_theta: Robj,
+    start_beta: Robj,
+    control: GlmmControl,
+    verbose: i32,
+) -> Result<Robj> {
+    let family = Family::new(family, link)?;
+    let mut opts = control.options(agq_points(n_agq)?);
+    if verbose >= 2 {
+        opts.pirls.trace = Some(print_line);
+    }
+    let start_theta = optional_doubles(&start_theta, "start theta")?;
+    let start_beta = optional_doubles(&start_beta, "start beta")?;
+    let mut glmm = GeneralizedLinearMixedModel::new(
+        model.spec()?,
+        family,
+        doubles(&n_trials, "n_trials")?.to_vec(),
+        doubles(&eta_start, "eta_start")?.to_vec(),
+        opts.pirls,
+        control.par,
+    )?;
+    let progress = &mut progress_printer(verbose, "pars");
+    let fit = glmm.fit(&opts, start_theta, start_beta, progress)?;
+    Ok(results::glmm_fit(&fit, Rows::Fit))
+}
+
+extendr_module! {
+    mod fit;
+    fn lmm_fit_rs;
+    fn lmm_deviance_rs;
+    fn covariance_layout_rs;
+    fn covariance_theta_rs;
+    fn glmm_fit_rs;
+}

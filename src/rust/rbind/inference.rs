@@ -1,0 +1,250 @@
+//! Entry points of inference after a fit: conditional variances of the random effects
+//! (R/condvar.R), Satterthwaite and Kenward–Roger ingredients (R/ddf.R), likelihood profiles and
+//! their intervals (R/confint.R) and parametric-bootstrap refits (R/bootstrap.R). Each takes the
+//! fit's `model` list as `fit_engine_inputs()` rebuilds it; `threads` is a thread count (0: all
+//! cores).
+use crate::condvar::{glmm_conditional_variances, lmm_conditional_variances};
+use crate::ddf;
+use crate::family::Family;
+use crate::inference::bootstrap::{self, GlmmSetup};
+use crate::inference::profile::{self, GlmmProfiler, LmmProfiler, ProfileOptions, Profiler};
+use crate::lmm::LinearMixedModel;
+use crate::spec::ModelSpec;
+use extendr_api::prelude::*;
+
+use super::convert::{
+    agq_points, doubles, optional_doubles, other, parameter_indices, real, GlmmControl, LmmControl,
+    ModelInputs, Result, Threads,
+};
+use super::results::{self, Rows};
+
+/// Conditional covariance arrays (lme4's `postVar`, one per term) of a linear mixed model at
+/// `theta`, scaled by its `σ²` (REML or ML as `reml` says).
+/// @noRd
+#[extendr]
+fn lmm_condvar_rs(model: ModelInputs, reml: bool, theta: Robj, threads: Threads) -> Result<Robj> {
+    let par = threads.par();
+    let mut lmm = LinearMixedModel::new(model.spec()?, reml, par)?;
+    results::condvar(lmm_conditional_variances(
+        &mut lmm,
+        doubles(&theta, "theta")?,
+        par,
+    )?)
+}
+
+/// Conditional covariance arrays of a fitted GLMM: at `theta` and the fitted linear predictor
+/// `eta` (the conditional modes; the PIRLS weights come from it), scaled by `sigma²`. `model` as
+/// `glmm_fit_rs` takes it (response as fitted, prior weights).
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_condvar_rs(
+    model: ModelInputs,
+    family: &str,
+    link: &str,
+    theta: Robj,
+    eta: Robj,
+    sigma: Robj,
+    threads: Threads,
+) -> Result<Robj> {
+    let family = Family::new(family, link)?;
+    let sigma = real(&sigma, "sigma")?;
+    if !(sigma.is_finite() && sigma > 0.0) {
+        return Err(other("'sigma' must be a positive number"));
+    }
+    results::condvar(glmm_conditional_variances(
+        &model.spec()?,
+        family,
+        doubles(&theta, "theta")?,
+        doubles(&eta, "eta")?,
+        sigma * sigma,
+        threads.par(),
+    )?)
+}
+
+/// The ingredients of `method` ("Satterthwaite" or "Kenward-Roger") degrees of freedom of a
+/// linear mixed model at its estimates `theta` (the optimizer's parameters), `sigma`.
+/// @noRd
+#[extendr]
+fn lmm_ddf_rs(
+    model: ModelInputs,
+    reml: bool,
+    theta: Robj,
+    sigma: f64,
+    method: &str,
+    threads: Threads,
+) -> Result<Robj> {
+    let theta = doubles(&theta, "theta")?;
+    let mut lmm = LinearMixedModel::new(model.spec()?, reml, threads.par())?;
+    match method {
+        "Satterthwaite" => Ok(results::satterthwaite(ddf::satterthwaite(
+            &mut lmm, theta, sigma,
+        )?)),
+        "Kenward-Roger" => Ok(results::kenward_roger(ddf::kenward_roger(
+            &mut lmm,
+            theta,
+            sigma,
+            &model.term_sizes(),
+        )?)),
+        m => Err(other(format!("unknown degrees-of-freedom method '{m}'"))),
+    }
+}
+
+/// Profiles the ML deviance of a linear mixed model over the parameters `which` (1-based
+/// indices into the variance parameters, σ, β) from `theta` (the fit's optimizer parameters
+/// `par`; the model is refitted by ML from there). Returns the ML optimum and, per parameter, the points (ζ and all parameters).
+/// @noRd
+#[extendr]
+fn lmm_profile_rs(model: ModelInputs, theta: Robj, which: Robj, threads: Threads) -> Result<Robj> {
+    let start = optional_doubles(&theta, "theta")?;
+    let profiler = LmmProfiler::new(model.spec()?, start, ProfileOptions::default())?;
+    profile_result(&profiler, &which, threads)
+}
+
+/// Profiles the parameters `which` (R's 1-based indices) on `threads` threads.
+fn profile_result(profiler: &impl Profiler, which: &Robj, threads: Threads) -> Result<Robj> {
+    let which = parameter_indices(which, profiler.n_par())?;
+    let traces = profiler.profile_many(&which, threads.0)?;
+    Ok(results::profile(profiler, &traces))
+}
+
+/// Profiles the deviance of a GLMM (Laplace for `n_agq = 1`, adaptive Gauss–Hermite for more
+/// points) over the parameters `which` (1-based indices into the variance parameters, β), after
+/// polishing the fit `(theta, beta)` (`theta`: the fit's optimizer parameters `par`); arguments
+/// as `glmm_fit_rs`, `eta_start` the fit's linear predictor, PIRLS settings from `control` (a
+/// `glmmControl`). Returns as `lmm_profile_rs`.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_profile_rs(
+    model: ModelInputs,
+    family: &str,
+    link: &str,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    theta: Robj,
+    beta: Robj,
+    control: GlmmControl,
+    which: Robj,
+    threads: Threads,
+) -> Result<Robj> {
+    let spec = model.spec()?;
+    let setup = glmm_setup(&spec, family, link, &n_trials, &eta_start)?;
+    let n_agq = agq_points(n_agq)?;
+    let profiler = GlmmProfiler::new(
+        setup,
+        n_agq,
+        control.options(n_agq).pirls,
+        doubles(&theta, "theta")?,
+        doubles(&beta, "beta")?,
+        ProfileOptions::for_glmm(),
+    )?;
+    profile_result(&profiler, &which, threads)
+}
+
+/// Where the profile `zeta(par)` crosses each of `targets` (NA where it does not reach one),
+/// how that was read (`"spline"`, `"linear"`, `"failed"`) and whether points with equal
+/// `zeta` were averaged (`ties`).
+/// @noRd
+#[extendr]
+fn profile_interval_rs(par: Robj, zeta: Robj, targets: Robj) -> Result<Robj> {
+    let par = doubles(&par, "par")?;
+    let zeta = doubles(&zeta, "zeta")?;
+    let targets = doubles(&targets, "targets")?;
+    if par.len() != zeta.len() {
+        return Err(other("internal: 'par' and 'zeta' differ in length"));
+    }
+    let (values, how) = profile::profile_interval(par, zeta, targets);
+    Ok(results::profile_interval(values, how))
+}
+
+/// Refits a linear mixed model to each column of `responses` (n × nsim) from `start` (the fit's
+/// optimizer parameters `par`), with the settings of `control` (an `lmmControl`). Returns one
+/// list per replicate (as `lmm_fit_rs` returns, without fitted values), or
+/// `list(error = message)` for a replicate that failed.
+/// @noRd
+#[extendr]
+fn lmm_bootstrap_rs(
+    model: ModelInputs,
+    reml: bool,
+    responses: Robj,
+    start: Robj,
+    control: LmmControl,
+    threads: Threads,
+) -> Result<Robj> {
+    let reps = bootstrap::bootstrap_lmm(
+        &model.spec()?,
+        reml,
+        doubles(&responses, "responses")?,
+        doubles(&start, "start")?,
+        &control.optim,
+        threads.0,
+    )?;
+    Ok(results::replicates(&reps, |r| {
+        results::lmm_fit(r, Rows::Replicate)
+    }))
+}
+
+/// Refits a GLMM to each column of `responses` (the response as fitted: proportions for
+/// binomial models) from `(start_theta, start_beta)` (the fit's `par` and β); other arguments
+/// as `glmm_fit_rs`, with
+/// `eta_start` the fit's linear predictor. One list per replicate, as `lmm_bootstrap_rs`.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_bootstrap_rs(
+    model: ModelInputs,
+    family: &str,
+    link: &str,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    responses: Robj,
+    start_theta: Robj,
+    start_beta: Robj,
+    control: GlmmControl,
+    threads: Threads,
+) -> Result<Robj> {
+    let spec = model.spec()?;
+    let setup = glmm_setup(&spec, family, link, &n_trials, &eta_start)?;
+    let reps = bootstrap::bootstrap_glmm(
+        setup,
+        doubles(&responses, "responses")?,
+        doubles(&start_theta, "start_theta")?,
+        doubles(&start_beta, "start_beta")?,
+        &control.options(agq_points(n_agq)?),
+        threads.0,
+    )?;
+    Ok(results::replicates(&reps, |r| {
+        results::glmm_fit(r, Rows::Replicate)
+    }))
+}
+
+/// The family and starting values of a GLMM that is refitted or profiled.
+fn glmm_setup<'s, 'a>(
+    spec: &'s ModelSpec<'a>,
+    family: &str,
+    link: &str,
+    n_trials: &'s Robj,
+    eta_start: &'s Robj,
+) -> Result<GlmmSetup<'s, 'a>> {
+    Ok(GlmmSetup {
+        spec,
+        family: Family::new(family, link)?,
+        n_trials: doubles(n_trials, "n_trials")?,
+        eta_start: doubles(eta_start, "eta_start")?,
+    })
+}
+
+extendr_module! {
+    mod inference;
+    fn lmm_condvar_rs;
+    fn glmm_condvar_rs;
+    fn lmm_ddf_rs;
+    fn lmm_profile_rs;
+    fn glmm_profile_rs;
+    fn profile_interval_rs;
+    fn lmm_bootstrap_rs;
+    fn glmm_bootstrap_rs;
+}
