@@ -4,7 +4,8 @@
 //! remaining small arguments go through the helpers here. Malformed input is an R error that
 //! names the element; messages starting with `internal:` report input that R's own code never
 //! sends.
-use crate::glmm::{GlmmOptions, PirlsOptions, StageOptimizer};
+use crate::fit::glmm::{GlmmOptions, StageOptimizer};
+use crate::fit::pirls::PirlsOptions;
 use crate::inference::parallel;
 use crate::model::covariance::{Covariance, Structure};
 use crate::optim::OptimOptions;

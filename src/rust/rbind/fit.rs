@@ -2,7 +2,7 @@
 //! given parameters, and the covariance layout R sets a fit up with. The optimizer's progress
 //! callback (lme4's `verbose` trace, Ctrl-C) lives here too.
 use crate::family::Family;
-use crate::glmm::GeneralizedLinearMixedModel;
+use crate::fit::glmm::GeneralizedLinearMixedModel;
 use crate::lmm::LinearMixedModel;
 use crate::optim::Stop;
 use extendr_api::prelude::*;

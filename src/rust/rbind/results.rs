@@ -3,7 +3,7 @@
 use crate::condvar::TermCondVar;
 use crate::ddf::{KenwardRoger, Satterthwaite};
 use crate::error::MixedError;
-use crate::glmm::GlmmFit;
+use crate::fit::glmm::GlmmFit;
 use crate::inference::profile::{IntervalMethod, ProfileTrace, Profiler};
 use crate::lmm::LmmFit;
 use crate::model::covariance::{Covariance, ParRole};
