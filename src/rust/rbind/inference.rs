@@ -37,7 +37,6 @@ fn lmm_condvar_rs(model: ModelInputs, reml: bool, theta: Robj, threads: Threads)
 /// `glmm_fit_rs` takes it (response as fitted, prior weights).
 /// @noRd
 #[extendr]
-#[allow(clippy::too_many_arguments)]
 fn glmm_condvar_rs(
     model: ModelInputs,
     family: &str,
