@@ -8,8 +8,8 @@ use crate::fit::glmm::{GlmmOptions, StageOptimizer};
 use crate::fit::pirls::PirlsOptions;
 use crate::inference::parallel;
 use crate::model::covariance::{Covariance, Structure};
+use crate::model::spec::{ModelSpec, RandomTerm};
 use crate::optim::OptimOptions;
-use crate::spec::{ModelSpec, RandomTerm};
 use extendr_api::prelude::*;
 
 /// The binding's result: errors are extendr's, which R receives as ordinary errors.

@@ -1,9 +1,9 @@
 //! Entry points of the fits (R/lmm.R, R/glmm.R): the LMM and GLMM fits, the LMM criterion at
 //! given parameters, and the covariance layout R sets a fit up with. The optimizer's progress
 //! callback (lme4's `verbose` trace, Ctrl-C) lives here too.
-use crate::family::Family;
 use crate::fit::glmm::GeneralizedLinearMixedModel;
-use crate::lmm::LinearMixedModel;
+use crate::fit::lmm::LinearMixedModel;
+use crate::model::family::Family;
 use crate::optim::Stop;
 use extendr_api::prelude::*;
 

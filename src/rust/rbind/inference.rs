@@ -3,13 +3,13 @@
 //! their intervals (R/confint.R) and parametric-bootstrap refits (R/bootstrap.R). Each takes the
 //! fit's `model` list as `fit_engine_inputs()` rebuilds it; `threads` is a thread count (0: all
 //! cores).
-use crate::condvar::{glmm_conditional_variances, lmm_conditional_variances};
-use crate::ddf;
-use crate::family::Family;
+use crate::fit::lmm::LinearMixedModel;
 use crate::inference::bootstrap::{self, GlmmSetup};
+use crate::inference::condvar::{glmm_conditional_variances, lmm_conditional_variances};
+use crate::inference::ddf;
 use crate::inference::profile::{self, GlmmProfiler, LmmProfiler, ProfileOptions, Profiler};
-use crate::lmm::LinearMixedModel;
-use crate::spec::ModelSpec;
+use crate::model::family::Family;
+use crate::model::spec::ModelSpec;
 use extendr_api::prelude::*;
 
 use super::convert::{

@@ -1,11 +1,11 @@
 //! Conversions to R: one function per result type of the engine, each giving the named list (or
 //! array) the R code reads. Nothing else in the binding builds R results.
-use crate::condvar::TermCondVar;
-use crate::ddf::{KenwardRoger, Satterthwaite};
 use crate::error::MixedError;
 use crate::fit::glmm::GlmmFit;
+use crate::fit::lmm::LmmFit;
+use crate::inference::condvar::TermCondVar;
+use crate::inference::ddf::{KenwardRoger, Satterthwaite};
 use crate::inference::profile::{IntervalMethod, ProfileTrace, Profiler};
-use crate::lmm::LmmFit;
 use crate::model::covariance::{Covariance, ParRole};
 use crate::optim::OptSummary;
 use extendr_api::prelude::*;
