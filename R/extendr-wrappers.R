@@ -25,10 +25,6 @@ covariance_layout_rs <- function(terms) {
   .Call(wrap__covariance_layout_rs, terms)
 }
 
-covariance_theta_rs <- function(terms, par) {
-  .Call(wrap__covariance_theta_rs, terms, par)
-}
-
 glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
                         eta_start, n_agq, start_theta, start_beta, control, verbose) {
   model <- list(y = y, X = x, p = p, weights = weights, offset = offset, terms = terms)

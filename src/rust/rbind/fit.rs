@@ -8,7 +8,7 @@ use crate::optim::Stop;
 use extendr_api::prelude::*;
 
 use super::convert::{
-    agq_points, doubles, optional_doubles, other, GlmmControl, LmmControl, ModelInputs, Result,
+    agq_points, doubles, optional_doubles, GlmmControl, LmmControl, ModelInputs, Result,
     TermCovariances,
 };
 use super::interrupt::interrupt_pending;
@@ -91,36 +91,6 @@ fn covariance_layout_rs(terms: TermCovariances) -> Robj {
     results::covariance_layout(&terms.0)
 }
 
-/// θ (each term's lower triangle of `T`) for the optimizer's parameters `par` of the terms
-/// described as for [`covariance_layout_rs`].
-/// @noRd
-#[extendr]
-fn covariance_theta_rs(terms: TermCovariances, par: Robj) -> Result<Robj> {
-    let par = doubles(&par, "par")?;
-    let mut theta = Vec::new();
-    let mut offset = 0;
-    for c in &terms.0 {
-        let end = offset + c.n_par();
-        if end > par.len() {
-            return Err(other(format!(
-                "'par' has length {}, the terms need more",
-                par.len()
-            )));
-        }
-        let mut th = vec![0.0; c.n_theta()];
-        c.theta(&par[offset..end], &mut th);
-        theta.extend(th);
-        offset = end;
-    }
-    if offset != par.len() {
-        return Err(other(format!(
-            "'par' has length {}, the terms have {offset} covariance parameters",
-            par.len()
-        )));
-    }
-    Ok(Robj::from(theta))
-}
-
 /// Fits a generalized linear mixed model. `model` as for `lmm_fit_rs`, with `y` the response as
 /// fitted and `weights` the prior weights; `n_trials` is R's binomial `n`, `eta_start` the
 /// starting linear predictor, `n_agq` the quadrature points, `start_theta`/`start_beta` the
@@ -165,6 +135,5 @@ extendr_module! {
     fn lmm_fit_rs;
     fn lmm_deviance_rs;
     fn covariance_layout_rs;
-    fn covariance_theta_rs;
     fn glmm_fit_rs;
 }
