@@ -334,6 +334,21 @@ struct GradCheck {
     component: usize,
 }
 
+impl GradCheck {
+    /// The check's verdict from a gradient and Hessian: lme4's scaled gradient against
+    /// `grad_tol`.
+    fn judged(gradient: Vec<f64>, hessian: Vec<f64>, opts: &OptimOptions) -> Self {
+        let (max_stat, component) = gradient_statistic(&gradient, &hessian);
+        Self {
+            gradient,
+            hessian,
+            failed: max_stat.is_nan() || max_stat >= opts.grad_tol,
+            max_stat,
+            component,
+        }
+    }
+}
+
 /// Step of the repeated check's Hessian (see [`refined_gradient_check`]).
 const COARSE_FD_STEP: f64 = 1e-3;
 
@@ -358,14 +373,7 @@ fn refined_gradient_check<O: Objective>(
         .zip(&half)
         .map(|(g1, g2)| (4.0 * g2 - g1) / 3.0)
         .collect();
-    let (max_stat, component) = gradient_statistic(&gradient, &hessian);
-    GradCheck {
-        gradient,
-        hessian,
-        failed: max_stat.is_nan() || max_stat >= opts.grad_tol,
-        max_stat,
-        component,
-    }
+    GradCheck::judged(gradient, hessian, opts)
 }
 
 /// Whether a symmetric `n × n` matrix (column-major) has a Cholesky factor.
@@ -398,14 +406,7 @@ fn gradient_check<O: Objective>(
     // evaluations are reused for the Hessian's diagonal (the GLMM derivatives use the same
     // points, listed up front so that they can be shared out over threads: `fd_points`).
     let hessian = fd_hessian_from(&mut eval, theta, f0, step, &steps);
-    let (max_stat, component) = gradient_statistic(&gradient, &hessian);
-    GradCheck {
-        gradient,
-        hessian,
-        failed: max_stat.is_nan() || max_stat >= opts.grad_tol,
-        max_stat,
-        component,
-    }
+    GradCheck::judged(gradient, hessian, opts)
 }
 
 /// A central-difference gradient with the evaluations it used.

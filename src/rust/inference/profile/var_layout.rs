@@ -4,7 +4,7 @@
 //! standard deviations (diagonal) and correlations (below it), lme4's `Cv_to_Sv` and
 //! `Sv_to_Cv`; per structured term its own parameters with the standard deviations made
 //! absolute (`σ s_k`) and the correlation parameters as they are.
-use crate::model::covariance::{Covariance, ParRole, Structure};
+use crate::model::covariance::{factor_from_theta, Covariance, ParRole, Structure};
 use crate::spec::ModelSpec;
 
 /// The map between `par` and the profiles' standard deviations and correlations.
@@ -95,7 +95,7 @@ impl VarLayout {
                 continue;
             }
             let q = cov.q;
-            let t = lower_from_packed(part, q);
+            let t = factor_from_theta(part, q);
             // C = σ² T T'
             let mut c = vec![0.0; q * q];
             for i in 0..q {
@@ -149,7 +149,7 @@ impl VarLayout {
                 continue;
             }
             let q = cov.q;
-            let packed = lower_from_packed(part, q);
+            let packed = factor_from_theta(part, q);
             let sd: Vec<f64> = (0..q).map(|i| packed[i * q + i]).collect();
             if sd.iter().any(|s| s.is_nan() || *s < 0.0 || !s.is_finite()) {
                 return None;
@@ -173,19 +173,6 @@ impl VarLayout {
         }
         Some(out)
     }
-}
-
-/// Unpacks a column-major lower triangle into a `q × q` column-major matrix.
-fn lower_from_packed(packed: &[f64], q: usize) -> Vec<f64> {
-    let mut m = vec![0.0; q * q];
-    let mut k = 0;
-    for col in 0..q {
-        for row in col..q {
-            m[col * q + row] = packed[k];
-            k += 1;
-        }
-    }
-    m
 }
 
 /// Lower Cholesky factor of a positive semi-definite `q × q` matrix (lower triangle read): a
