@@ -48,16 +48,14 @@
 #'   heading gives the data, any subset and each model's formula. For one
 #'   model: columns `npar`, `Sum Sq`, `Mean Sq` and `F value`, one row per
 #'   fixed-effects term other than the intercept.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   data("cbpp", package = "lme4")
-#'   g0 <- glmm(cbind(incidence, size - incidence) ~ 1 + (1 | herd),
-#'              family = binomial, data = cbpp)
-#'   g1 <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'              family = binomial, data = cbpp)
-#'   anova(g1)
-#'   anova(g0, g1)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' data("cbpp", package = "lme4")
+#' g0 <- glmm(cbind(incidence, size - incidence) ~ 1 + (1 | herd),
+#'            family = binomial, data = cbpp)
+#' g1 <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'            family = binomial, data = cbpp)
+#' anova(g1)
+#' anova(g0, g1)
 #' @importFrom stats anova
 #' @method anova glmm
 #' @export

@@ -39,16 +39,18 @@
 #'   columns `Sum Sq`, `Mean Sq`, `NumDF`, `DenDF`, `F value`, `Pr(>F)` with
 #'   one row per term (the hypothesis matrices in the attribute
 #'   `"hypotheses"`); for several models lme4's comparison table.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   data("cake", package = "lme4")
-#'   fit <- lmm(angle ~ recipe * temperature + (1 | recipe:replicate), cake)
-#'   anova(fit)
-#'   anova(fit, type = "I", ddf = "Kenward-Roger")
-#'   anova(fit, type = 2)
-#'   small <- update(fit, . ~ . - recipe:temperature)
-#'   anova(small, fit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' data("cake", package = "lme4")
+#' fit <- lmm(angle ~ recipe * temperature + (1 | recipe:replicate), cake)
+#' anova(fit)
+#' anova(fit, type = "I", ddf = "Kenward-Roger")
+#' anova(fit, ddf = "lme4", type = "I")
+#' # cake is balanced, so the types agree; without its first 20 rows they do not
+#' unbal <- update(fit, data = cake[-(1:20), ])
+#' anova(unbal, type = 2)
+#' anova(unbal, type = 3)
+#' small <- update(fit, . ~ . - recipe:temperature)
+#' anova(small, fit)
 #' @method anova lmm
 #' @export
 anova.lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),

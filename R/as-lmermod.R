@@ -32,17 +32,15 @@
 #'   data of the fit's call).
 #' @param ... Not used (an error if given).
 #' @return An object of class `"lmerMod"` or `"glmerMod"` (package lme4).
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   m <- as_lmerMod(fit)
-#'   class(m)
-#'   lme4::getME(m, "theta")
-#'   confint(m, method = "Wald")
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   summary(as_lmerMod(gfit))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' m <- as_lmerMod(fit)
+#' class(m)
+#' lme4::getME(m, "theta")
+#' confint(m, method = "Wald")
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' summary(as_lmerMod(gfit))
 #' @export
 as_lmerMod <- function(x, data = NULL, ...) {
   check_no_dots(..., caller = "as_lmerMod()")

@@ -60,14 +60,17 @@
 #'   `as.data.frame()` methods; with the boot package, `boot::boot.ci()`
 #'   works on it too.
 #' @seealso [confint.lmm()] (`method = "boot"`).
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   b <- bootmm(fit, fixef, nsim = 20, seed = 1)
-#'   b
-#'   confint(b)
-#'   head(as.data.frame(b))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' b <- bootmm(fit, fixef, nsim = 200, seed = 1)
+#' b
+#' confint(b)
+#' confint(b, type = "norm")
+#' head(as.data.frame(b))
+#' # any statistic of the refitted model, e.g. the standard deviations
+#' sds <- bootmm(fit, function(m) c(sigma = sigma(m), sd = attr(VarCorr(m)$Subject, "stddev")),
+#'               nsim = 200, seed = 1)
+#' confint(sds)
 #' @export
 bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
                    threads = NULL) {

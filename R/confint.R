@@ -66,14 +66,12 @@
 #' @return A matrix with one row per parameter and two columns named by the
 #'   percentages (e.g. `"2.5 %"` and `"97.5 %"`).
 #' @seealso [profile.lmm()], [bootmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   confint(fit)
-#'   confint(fit, method = "Wald")
-#'   confint(fit, parm = "beta_", quiet = TRUE)
-#'   confint(fit, method = "boot", nsim = 50, seed = 1)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' confint(fit)
+#' confint(fit, method = "Wald")
+#' confint(fit, parm = "beta_", quiet = TRUE)
+#' confint(fit, method = "boot", nsim = 50, seed = 1)
 #' @importFrom stats confint
 #' @method confint lmm
 #' @export
@@ -336,16 +334,14 @@ report_boot_messages <- function(bb) {
 #'   effects `NA` for `lmm()` fits and `-Inf`/`Inf` for `glmm()` fits, as in
 #'   lme4) and `optimum` (the estimates the profiles start from). `confint()`
 #'   reads intervals off it.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
-#'   pr <- profile(fit)
-#'   head(pr)
-#'   confint(pr)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   confint(profile(gfit, which = "theta_"))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+#' pr <- profile(fit)
+#' head(pr)
+#' confint(pr)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' confint(profile(gfit, which = "theta_"))
 #' @importFrom stats profile
 #' @method profile lmm
 #' @export

@@ -47,7 +47,13 @@
 #'   settings (`threads` is stored as an integer, `0` meaning all cores).
 #' @examples
 #' lmmControl()
-#' lmmControl(check.conv.singular = "ignore", maxfun = 5000)
+#' ctrl <- lmmControl(check.conv.singular = "ignore", maxfun = 5000)
+#' ctrl
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' # a singular fit, without the "boundary (singular) fit" message
+#' fit <- lmm(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2, control = ctrl)
+#' isSingular(fit)
+#' fit$optinfo$feval   # evaluations used (at most maxfun)
 #' @export
 lmmControl <- function(optimizer = "bobyqa", rhobeg = 0.5, rhoend = 1e-7,
                        maxfun = 10000L, calc.derivs = TRUE,
@@ -171,6 +177,13 @@ print.lmmControl <- function(x, ...) {
 #' glmmControl()
 #' glmmControl(optimizer = "Nelder_Mead", maxit = 50)
 #' glmmControl(optimizer = c("bobyqa", "Nelder_Mead"), nAGQ0initStep = FALSE)
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' # glmer's default pairing: BOBYQA in the first stage, Nelder-Mead in the second
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp,
+#'              control = glmmControl(optimizer = c("bobyqa", "Nelder_Mead")))
+#' gfit
+#' gfit$optinfo$feval_stages   # evaluations in each stage
 #' @export
 glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
                         rhoend = 1e-5, maxfun = 10000L, calc.derivs = TRUE,

@@ -46,17 +46,14 @@
 #'   list of `X`, `bhat`, `nbasis`, `V`, `dffun`, `dfargs`, `misc` and
 #'   `model.matrix` described in emmeans' "extending" documentation.
 #' @name emmeans-support
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE) &&
-#'     requireNamespace("emmeans", quietly = TRUE)) {
-#'   fit <- lmm(angle ~ recipe * temperature + (1 | recipe:replicate),
-#'              data = lme4::cake)
-#'   emmeans::emmeans(fit, ~ recipe)
-#'   emmeans::emmeans(fit, ~ recipe, mode = "satterthwaite")
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   emmeans::emmeans(gfit, ~ period, type = "response")
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE) && requireNamespace("emmeans", quietly = TRUE)
+#' fit <- lmm(angle ~ recipe * temperature + (1 | recipe:replicate),
+#'            data = lme4::cake)
+#' emmeans::emmeans(fit, ~ recipe)
+#' emmeans::emmeans(fit, ~ recipe, mode = "satterthwaite")
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' emmeans::emmeans(gfit, ~ period, type = "response")
 NULL
 
 #' @rdname emmeans-support

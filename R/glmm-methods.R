@@ -21,12 +21,10 @@
 #' @return The [stats::family()] object the model was fitted with (e.g.
 #'   `binomial(link = "logit")`), with its link function, inverse link,
 #'   variance function and deviance residuals.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   family(fit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = lme4::cbpp)
+#' family(fit)
 #' @importFrom stats family
 #' @method family glmm
 #' @export
@@ -46,12 +44,10 @@ family.glmm <- function(object, ...) object$family
 #'   padded with `NA` for omitted rows when `na.action = na.exclude` was
 #'   used.
 #' @seealso [predict.glmm()] for the linear predictor.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   head(fitted(fit))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = lme4::cbpp)
+#' head(fitted(fit))
 #' @method fitted glmm
 #' @export
 fitted.glmm <- function(object, ...) {
@@ -79,13 +75,11 @@ fitted.glmm <- function(object, ...) {
 #' @return A numeric vector named by the row names of the model frame,
 #'   padded with `NA` for omitted rows when `na.action = na.exclude` was
 #'   used.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   head(residuals(fit))
-#'   head(residuals(fit, type = "pearson"))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = lme4::cbpp)
+#' head(residuals(fit))
+#' head(residuals(fit, type = "pearson"))
 #' @method residuals glmm
 #' @export
 residuals.glmm <- function(object,
@@ -124,13 +118,11 @@ glmm_residuals <- function(object, type) {
 #'   `prior * mu.eta(eta)^2 / variance(mu)`.
 #' @param ... Ignored.
 #' @return A numeric vector, one weight per observation used in the fit.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   head(weights(fit))
-#'   head(weights(fit, type = "working"))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = lme4::cbpp)
+#' head(weights(fit))
+#' head(weights(fit, type = "working"))
 #' @method weights glmm
 #' @export
 weights.glmm <- function(object, type = c("prior", "working"), ...) {
@@ -171,13 +163,11 @@ weights.glmm <- function(object, type = c("prior", "working"), ...) {
 #' @return A p x p matrix with the names of the fixed effects as dimnames.
 #'   lme4 returns the same numbers as a `Matrix` package object; this is a
 #'   base matrix.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   vcov(fit)
-#'   sqrt(diag(vcov(fit)))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = lme4::cbpp)
+#' vcov(fit)
+#' sqrt(diag(vcov(fit)))
 #' @importFrom stats vcov
 #' @method vcov glmm
 #' @export
@@ -284,14 +274,12 @@ check_covariance <- function(v) {
 #' @return An object of class `"logLik"` with attributes `df` (number of
 #'   fixed effects + number of covariance parameters + 1 for families with a
 #'   scale parameter) and `nobs`; [AIC()] and [BIC()] use it.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   logLik(fit)
-#'   AIC(fit)
-#'   BIC(fit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = lme4::cbpp)
+#' logLik(fit)
+#' AIC(fit)
+#' BIC(fit)
 #' @importFrom stats logLik
 #' @method logLik glmm
 #' @export
@@ -314,13 +302,11 @@ logLik.glmm <- function(object, REML = NULL, ...) {
 #' @param object A fitted model of class `"glmm"`.
 #' @param ... Ignored.
 #' @return A number.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   deviance(fit)
-#'   -2 * as.numeric(logLik(fit))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = lme4::cbpp)
+#' deviance(fit)
+#' -2 * as.numeric(logLik(fit))
 #' @importFrom stats deviance
 #' @method deviance glmm
 #' @export

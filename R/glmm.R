@@ -49,16 +49,21 @@
 #'   `residuals()`, ...) to read it.
 #' @seealso [glmmControl()], [lmm()].
 #' @importFrom stats binomial
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   data("cbpp", package = "lme4")
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = cbpp)
-#'   summary(fit)
-#'   fit5 <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = cbpp, nAGQ = 5)
-#'   logLik(fit5)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' data("cbpp", package = "lme4")
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = cbpp)
+#' summary(fit)
+#' # adaptive Gauss-Hermite quadrature with 5 points
+#' fit5 <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = cbpp, nAGQ = 5)
+#' fit5
+#' cbind(Laplace = fixef(fit), AGQ5 = fixef(fit5))
+#' # a Poisson model with an observation-level random effect
+#' data("grouseticks", package = "lme4")
+#' pfit <- glmm(TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | INDEX),
+#'              family = poisson, data = grouseticks)
+#' pfit
 #' @export
 glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
                  offset, subset, na.action, control = glmmControl(),

@@ -64,20 +64,19 @@
 #'   `vcov()`, `logLik()`, `fitted()`, `residuals()` and friends rather than
 #'   reading it directly.
 #' @seealso [lmmControl()], [summary.lmm()], [VarCorr.lmm()], [ranef.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   data("sleepstudy", package = "lme4")
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
-#'   fit
-#'   fixef(fit)
-#'   VarCorr(fit)
-#'   ml <- lmm(Reaction ~ Days + (1 | Subject), sleepstudy, REML = FALSE)
-#'   logLik(ml)
-#'   # repeated measures with an AR(1) correlation over days
-#'   ar <- lmm(Reaction ~ Days + ar1(0 + factor(Days) | Subject), sleepstudy)
-#'   ar
-#'   ar$par
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' data("sleepstudy", package = "lme4")
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+#' fit
+#' summary(fit)
+#' fixef(fit)
+#' VarCorr(fit)
+#' ml <- lmm(Reaction ~ Days + (1 | Subject), sleepstudy, REML = FALSE)
+#' logLik(ml)
+#' # repeated measures with an AR(1) correlation over days
+#' ar <- lmm(Reaction ~ Days + ar1(0 + factor(Days) | Subject), sleepstudy)
+#' ar
+#' ar$par
 #' @export
 lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
                 na.action, control = lmmControl(), start = NULL,

@@ -33,14 +33,12 @@ nlme::VarCorr
 #' @return For `"lmm"` and `"glmm"` fits: a named integer vector, the number
 #'   of levels of each distinct grouping factor (names as in the printed
 #'   "groups" line).
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   ngrps(fit)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   ngrps(gfit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' ngrps(fit)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' ngrps(gfit)
 #' @export
 ngrps <- function(object, ...) UseMethod("ngrps")
 
@@ -66,14 +64,16 @@ ngrps.default <- function(object, ...) lme4_fallback("ngrps", object, ...)
 #' @param ... Passed to methods; an error for `"lmm"` and `"glmm"` fits
 #'   (lme4's `isSingular()` has no further arguments).
 #' @return `TRUE` or `FALSE`.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   isSingular(fit)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   isSingular(gfit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' isSingular(fit)
+#' # Dyestuff2's batch variance is estimated as 0: a singular fit
+#' sing <- lmm(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2)
+#' VarCorr(sing)
+#' isSingular(sing)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' isSingular(gfit)
 #' @export
 isSingular <- function(x, tol = 1e-4, ...) UseMethod("isSingular")
 
@@ -101,11 +101,10 @@ isSingular.default <- function(x, tol = 1e-4, ...) {
 #'   `REMLcrit()` has no further arguments).
 #' @return A number.
 #' @seealso [deviance.lmm()], [logLik.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   REMLcrit(fit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' REMLcrit(fit)
+#' -2 * as.numeric(logLik(fit))   # the same number for a REML fit
 #' @export
 REMLcrit <- function(object, ...) UseMethod("REMLcrit")
 
@@ -221,14 +220,12 @@ lmm_devcrit <- function(object, REML = NULL) {
 #'   original positions.
 #' @param ... Ignored.
 #' @return A named numeric vector of fixed-effects estimates.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   fixef(fit)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   fixef(gfit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' fixef(fit)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' fixef(gfit)
 #' @aliases fixef.lmm fixef.glmm
 #' @method fixef mixedrs_fit
 #' @export
@@ -284,16 +281,14 @@ mer_fixef <- function(object, add.dropped = FALSE) {
 #'   `c("ranef.glmm", "ranef.lmm")`): a named list of data frames (or of
 #'   vectors when `drop = TRUE`).
 #' @seealso [coef.lmm()] for fixed plus random effects per level.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   re <- ranef(fit)
-#'   head(re$Subject)
-#'   head(as.data.frame(re))
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   head(ranef(gfit)$herd)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' re <- ranef(fit)
+#' head(re$Subject)
+#' head(as.data.frame(re))
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' head(ranef(gfit)$herd)
 #' @aliases ranef.lmm ranef.glmm
 #' @method ranef mixedrs_fit
 #' @export
@@ -417,14 +412,12 @@ as.data.frame.ranef.lmm <- function(x, row.names = NULL, optional = FALSE, ...) 
 #' @return An object of class `"coef.lmm"` (for `"glmm"` fits
 #'   `c("coef.glmm", "coef.lmm")`): a named list of data frames, one per
 #'   grouping factor, one row per level.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   head(coef(fit)$Subject)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   head(coef(gfit)$herd)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' head(coef(fit)$Subject)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' head(coef(gfit)$herd)
 #' @aliases coef.lmm coef.glmm
 #' @method coef mixedrs_fit
 #' @export
@@ -471,11 +464,9 @@ print.coef.lmm <- function(x, ...) {
 #'   fits, as lme4: 1 for the binomial and Poisson families, otherwise the
 #'   estimated scale `sqrt(pwrss / n)` (the penalized weighted residual sum
 #'   of squares of the final iteration over the number of observations).
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   sigma(fit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' sigma(fit)
 #' @aliases sigma.lmm sigma.glmm
 #' @importFrom stats sigma
 #' @method sigma mixedrs_fit
@@ -499,11 +490,9 @@ sigma.mixedrs_fit <- function(object, ...) {
 #' @return A p x p matrix (scaled by the residual variance) with the names
 #'   of the fixed effects as dimnames. lme4 returns the same numbers as a
 #'   `Matrix` package object; this is a base matrix.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   vcov(fit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' vcov(fit)
 #' @importFrom stats vcov
 #' @export
 vcov.lmm <- function(object, correlation = FALSE, sigm = sigma(object),
@@ -542,13 +531,11 @@ vcov.lmm <- function(object, correlation = FALSE, sigm = sigma(object),
 #' @return An object of class `"logLik"` with attributes `df` (number of
 #'   fixed effects + number of covariance parameters + 1 for the residual
 #'   standard deviation) and `nobs`; [AIC()] and [BIC()] use it.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   logLik(fit)
-#'   AIC(fit)
-#'   BIC(fit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' logLik(fit)
+#' AIC(fit)
+#' BIC(fit)
 #' @importFrom stats logLik
 #' @export
 logLik.lmm <- function(object, REML = NULL, ...) {
@@ -574,12 +561,10 @@ mer_loglik <- function(object, value) {
 #' @param REML `NULL` or logical, see Description.
 #' @param ... Ignored.
 #' @return A number.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy,
-#'              REML = FALSE)
-#'   deviance(fit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy,
+#'            REML = FALSE)
+#' deviance(fit)
 #' @importFrom stats deviance
 #' @export
 deviance.lmm <- function(object, REML = NULL, ...) {
@@ -598,14 +583,12 @@ deviance.lmm <- function(object, REML = NULL, ...) {
 #' @param ... Ignored.
 #' @return The number of observations used in the fit (rows of the model
 #'   frame).
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   nobs(fit)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   nobs(gfit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' nobs(fit)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' nobs(gfit)
 #' @aliases nobs.lmm nobs.glmm
 #' @importFrom stats nobs
 #' @method nobs mixedrs_fit
@@ -622,14 +605,12 @@ nobs.mixedrs_fit <- function(object, ...) {
 #'   (fixed effects, covariance parameters and, except for binomial and
 #'   Poisson GLMMs, the residual standard deviation or scale), as lme4
 #'   defines it.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   df.residual(fit)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   df.residual(gfit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' df.residual(fit)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' df.residual(gfit)
 #' @aliases df.residual.lmm df.residual.glmm
 #' @importFrom stats df.residual
 #' @method df.residual mixedrs_fit
@@ -650,11 +631,9 @@ mer_df_residual <- function(object) mer_nobs(object) - mer_npar(object)
 #' @return Fitted values (fixed plus random part plus offset), named by the
 #'   row names of the model frame, padded with `NA` for omitted rows when
 #'   `na.action = na.exclude` was used.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   head(fitted(fit))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' head(fitted(fit))
 #' @importFrom stats fitted napredict
 #' @export
 fitted.lmm <- function(object, ...) {
@@ -674,12 +653,10 @@ fitted.lmm <- function(object, ...) {
 #' @param ... Ignored.
 #' @return A named numeric vector, padded with `NA` for omitted rows when
 #'   `na.action = na.exclude` was used.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   head(residuals(fit))
-#'   head(residuals(fit, type = "pearson", scaled = TRUE))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' head(residuals(fit))
+#' head(residuals(fit, type = "pearson", scaled = TRUE))
 #' @importFrom stats residuals naresid
 #' @export
 residuals.lmm <- function(object,
@@ -704,11 +681,13 @@ residuals.lmm <- function(object,
 #' @param ... Ignored.
 #' @return The prior weights (all 1 when none were given), one per
 #'   observation used in the fit.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   summary(weights(fit))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' summary(weights(fit))
+#' # with prior weights: the second half of each subject's days counts double
+#' wfit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy,
+#'             weights = ifelse(Days < 5, 1, 2))
+#' head(weights(wfit), 10)
 #' @importFrom stats weights
 #' @export
 weights.lmm <- function(object, type = c("prior", "working"), ...) {
@@ -729,16 +708,14 @@ weights.lmm <- function(object, type = c("prior", "working"), ...) {
 #'   and the response?
 #' @param ... Ignored.
 #' @return A formula.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   formula(fit)
-#'   formula(fit, fixed.only = TRUE)
-#'   formula(fit, random.only = TRUE)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   formula(gfit, fixed.only = TRUE)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' formula(fit)
+#' formula(fit, fixed.only = TRUE)
+#' formula(fit, random.only = TRUE)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' formula(gfit, fixed.only = TRUE)
 #' @aliases formula.lmm formula.glmm
 #' @importFrom stats formula
 #' @method formula mixedrs_fit
@@ -770,14 +747,15 @@ mer_formula <- function(x, fixed.only = FALSE, random.only = FALSE) {
 #'   term by term, level by level, random effect by random effect).
 #' @param ... Ignored.
 #' @return A matrix.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   head(model.matrix(fit))
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   dim(model.matrix(gfit, type = "random"))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' head(model.matrix(fit))
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' # the random-effects model matrix Z, sparse (15 herds, one column each)
+#' Z <- model.matrix(gfit, type = "random")
+#' dim(Z)
+#' Z[1:8, 1:4]
 #' @aliases model.matrix.lmm model.matrix.glmm
 #' @importFrom stats model.matrix
 #' @method model.matrix mixedrs_fit
@@ -817,14 +795,12 @@ expand_re_columns <- function(term) {
 #'   fits.
 #' @param ... Ignored.
 #' @return The model frame used in the fit (a data frame).
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   head(model.frame(fit))
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   head(model.frame(gfit))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' head(model.frame(fit))
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' head(model.frame(gfit))
 #' @aliases model.frame.lmm model.frame.glmm
 #' @importFrom stats model.frame
 #' @method model.frame mixedrs_fit
@@ -854,15 +830,18 @@ model.frame.mixedrs_fit <- function(formula, fixed.only = FALSE, ...) {
 #' @param x A fitted model of class `"lmm"` or `"glmm"`.
 #' @param ... Ignored.
 #' @return The matched call of [lmm()] or [glmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   getCall(fit)
-#'   fit_ml <- update(fit, REML = FALSE)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   gfit_agq <- update(gfit, nAGQ = 5)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' getCall(fit)
+#' fit_ml <- update(fit, REML = FALSE)
+#' getCall(fit_ml)
+#' logLik(fit_ml)
+#' fit_ri <- update(fit, . ~ . - (Days | Subject) + (1 | Subject))
+#' formula(fit_ri)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' gfit_agq <- update(gfit, nAGQ = 5)
+#' getCall(gfit_agq)
 #' @aliases getCall.lmm getCall.glmm
 #' @importFrom stats getCall
 #' @method getCall mixedrs_fit

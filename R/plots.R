@@ -18,12 +18,10 @@
 #' @return Invisibly, a data frame with columns `fitted` and `residuals`
 #'   (the plotted points, one per observation used in the fit).
 #' @seealso [qqnorm.lmm()], [plot.ranef.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   plot(fit)
-#'   plot(fit, smooth = TRUE, col = "grey40")
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' plot(fit)
+#' plot(fit, smooth = TRUE, col = "grey40")
 #' @export
 plot.lmm <- function(x, smooth = FALSE, xlab = "Fitted values",
                      ylab = "Pearson residuals", main = "", ...) {
@@ -62,11 +60,9 @@ mer_pearson_plain <- function(x) {
 #' @return Invisibly, the list of `x` (theoretical quantiles) and `y`
 #'   (residuals) that [stats::qqnorm()] returns.
 #' @seealso [plot.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   qqnorm(fit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' qqnorm(fit)
 #' @importFrom stats qqnorm
 #' @export
 qqnorm.lmm <- function(y, line = TRUE, main = "Normal Q-Q plot of the residuals",
@@ -103,12 +99,10 @@ qqnorm.glmm <- qqnorm.lmm
 #'   columns `lower` and `upper` (the interval ends, `NA` without
 #'   conditional variances) and, for `qqnorm()`, `theoretical` (the normal
 #'   quantile of each mode).
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   plot(ranef(fit))
-#'   qqnorm(ranef(fit))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' plot(ranef(fit))
+#' qqnorm(ranef(fit))
 #' @export
 plot.ranef.lmm <- function(x, level = 0.95, ...) {
   d <- ranef_plot_data(x, level)

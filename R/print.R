@@ -29,15 +29,13 @@
 #'   fixed effects.
 #' @return `x`, invisibly.
 #' @seealso [summary.lmm()] and [summary.glmm()] for the longer display.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   fit
-#'   print(fit, ranef.comp = c("Variance", "Std.Dev."))
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   gfit
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' fit
+#' print(fit, ranef.comp = c("Variance", "Std.Dev."))
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' gfit
 #' @aliases print.lmm print.glmm
 #' @method print mixedrs_fit
 #' @export
@@ -78,13 +76,11 @@ print.mixedrs_fit <- function(x, digits = max(3, getOption("digits") - 3),
 #'   AIC, BIC, logLik, deviance and df.resid), `call`, `residuals` (scaled
 #'   Pearson residuals), `fitMsgs`, `optinfo` and `ddf`.
 #' @seealso [print.summary.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   s <- summary(fit)
-#'   s
-#'   coef(s)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' s <- summary(fit)
+#' s
+#' coef(s)
 #' @method summary lmm
 #' @export
 summary.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "lme4"),
@@ -127,14 +123,12 @@ summary.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "lme4"
 #'   `varcor`, `AICtab`, `call`, `residuals`, `fitMsgs`, `optinfo`) plus
 #'   `family` and `link`.
 #' @seealso [print.summary.glmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   s <- summary(fit)
-#'   s
-#'   coef(s)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = lme4::cbpp)
+#' s <- summary(fit)
+#' s
+#' coef(s)
 #' @method summary glmm
 #' @export
 summary.glmm <- function(object, correlation = NULL, use.hessian = NULL, ...) {
@@ -218,14 +212,12 @@ mer_summary <- function(object, title, coefs, vc, correlation, ...) {
 #' @param show.resids Logical: show the quantiles of the scaled residuals?
 #' @param ... Passed to [print()] for the random-effects table.
 #' @return `x`, invisibly.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   print(summary(fit), show.resids = FALSE, ranef.comp = "Std.Dev.")
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   print(summary(gfit), show.resids = FALSE, signif.stars = FALSE)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' print(summary(fit), show.resids = FALSE, ranef.comp = "Std.Dev.")
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' print(summary(gfit), show.resids = FALSE, signif.stars = FALSE)
 #' @aliases print.summary.lmm print.summary.glmm
 #' @method print summary.mixedrs_fit
 #' @export
@@ -250,15 +242,13 @@ print.summary.mixedrs_fit <- function(x, digits = max(3, getOption("digits") - 3
 #'   degrees of freedom, for `"lmm"` fits; `Estimate`, `Std. Error`,
 #'   `z value` or `t value` and `Pr(>|z|)` for `"glmm"` fits). `vcov()`: the
 #'   covariance matrix of the fixed-effects estimates.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   coef(summary(fit))
-#'   vcov(summary(fit))
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   coef(summary(gfit))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' coef(summary(fit))
+#' vcov(summary(fit))
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' coef(summary(gfit))
 #' @aliases coef.summary.lmm coef.summary.glmm
 #' @method coef summary.mixedrs_fit
 #' @export

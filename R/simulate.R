@@ -73,20 +73,18 @@
 #'   rows when the fit used `na.action = na.exclude`; attribute `"seed"` as
 #'   [stats::simulate()].
 #' @seealso [predict.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   data("sleepstudy", package = "lme4")
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
-#'   sims <- simulate(fit, nsim = 3, seed = 1)
-#'   head(sims)
-#'   # conditional on the subjects' estimated random effects
-#'   head(simulate(fit, seed = 1, re.form = NULL))
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' data("sleepstudy", package = "lme4")
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+#' sims <- simulate(fit, nsim = 3, seed = 1)
+#' head(sims)
+#' # conditional on the subjects' estimated random effects
+#' head(simulate(fit, seed = 1, re.form = NULL))
 #'
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   s <- simulate(gfit, nsim = 2, seed = 1)
-#'   head(s$sim_1)
-#' }
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' s <- simulate(gfit, nsim = 2, seed = 1)
+#' head(s$sim_1)
 #' @importFrom stats simulate
 #' @method simulate lmm
 #' @export

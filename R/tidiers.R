@@ -54,8 +54,8 @@
 #' @param scales `NULL` or one value per element of `effects`: `"sdcor"` or
 #'   `"vcov"` for `"ran_pars"`, `NA` for the others.
 #' @param exponentiate Logical: exponentiate the fixed effects and their
-#'   confidence limits (standard errors by the delta method, `exp(estimate)
-#'   * std.error`)?
+#'   confidence limits (standard errors by the delta method,
+#'   `exp(estimate) * std.error`)?
 #' @param ran_prefix Prefixes of the `"ran_pars"` terms for variances and
 #'   covariances (default `c("sd", "cor")` or `c("var", "cov")`).
 #' @param conf.int Logical: add `conf.low` and `conf.high`?
@@ -70,17 +70,14 @@
 #'   `term`, `estimate`, `std.error`, `statistic`, `df`, `p.value`,
 #'   `conf.low`, `conf.high`, those that apply.
 #' @seealso [glance.lmm()], [augment.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE) &&
-#'     requireNamespace("generics", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   generics::tidy(fit)
-#'   generics::tidy(fit, conf.int = TRUE)
-#'   generics::tidy(fit, effects = "ran_vals")
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   generics::tidy(gfit, exponentiate = TRUE, conf.int = TRUE)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE) && requireNamespace("generics", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' generics::tidy(fit)
+#' generics::tidy(fit, conf.int = TRUE)
+#' generics::tidy(fit, effects = "ran_vals")
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' generics::tidy(gfit, exponentiate = TRUE, conf.int = TRUE)
 #' @exportS3Method generics::tidy
 tidy.lmm <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
                      exponentiate = FALSE, ran_prefix = NULL, conf.int = FALSE,
@@ -315,15 +312,12 @@ as_tidy_frame <- function(df) {
 #'   `REMLcrit` for REML fits or `deviance` otherwise (for `"glmm"` fits the
 #'   conditional deviance of [deviance.glmm()]), and `df.residual`.
 #' @seealso [tidy.lmm()], [augment.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE) &&
-#'     requireNamespace("generics", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   generics::glance(fit)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   generics::glance(gfit)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE) && requireNamespace("generics", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' generics::glance(fit)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' generics::glance(gfit)
 #' @exportS3Method generics::glance
 glance.lmm <- function(x, ...) {
   check_no_dots(..., caller = "glance()")
@@ -386,17 +380,14 @@ glance.glmm <- glance.lmm
 #'   `allow.new.levels`); otherwise not allowed.
 #' @return A data frame (a tibble when the tibble package is installed).
 #' @seealso [tidy.lmm()], [glance.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE) &&
-#'     requireNamespace("generics", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   head(generics::augment(fit))
-#'   nd <- data.frame(Days = 0:2, Subject = "308")
-#'   generics::augment(fit, newdata = nd)
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   head(generics::augment(gfit, type.predict = "response"))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE) && requireNamespace("generics", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' head(generics::augment(fit))
+#' nd <- data.frame(Days = 0:2, Subject = "308")
+#' generics::augment(fit, newdata = nd)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' head(generics::augment(gfit, type.predict = "response"))
 #' @exportS3Method generics::augment
 augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL,
                         type.residuals = c("response", "working", "deviance", "pearson"),

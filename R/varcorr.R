@@ -26,14 +26,12 @@
 #'   matrices (names are the grouping factors of the terms, made unique with
 #'   [make.names()] when a factor has several terms, as in lme4).
 #' @seealso [print.VarCorr.lmm()], [as.data.frame.VarCorr.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   vc <- VarCorr(fit)
-#'   vc
-#'   print(vc, comp = c("Variance", "Std.Dev."))
-#'   attr(vc$Subject, "correlation")
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' vc <- VarCorr(fit)
+#' vc
+#' print(vc, comp = c("Variance", "Std.Dev."))
+#' attr(vc$Subject, "correlation")
 #' @export
 VarCorr.lmm <- function(x, sigma = 1, ...) {
   if (missing(sigma)) sigma <- x$sigma
@@ -57,15 +55,13 @@ VarCorr.lmm <- function(x, sigma = 1, ...) {
 #' @return An object of class `c("VarCorr.glmm", "VarCorr.lmm")`: printed by
 #'   [print.VarCorr.lmm()] and turned into lme4's long format by
 #'   [as.data.frame.VarCorr.lmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'               family = binomial, data = lme4::cbpp)
-#'   vc <- VarCorr(fit)
-#'   vc
-#'   print(vc, comp = c("Variance", "Std.Dev."))
-#'   as.data.frame(vc)
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'             family = binomial, data = lme4::cbpp)
+#' vc <- VarCorr(fit)
+#' vc
+#' print(vc, comp = c("Variance", "Std.Dev."))
+#' as.data.frame(vc)
 #' @method VarCorr glmm
 #' @export
 VarCorr.glmm <- function(x, sigma = 1, ...) {
@@ -137,11 +133,9 @@ term_covariance <- function(theta_part, cnms, sigma) {
 #'   called with the values and `digits`.
 #' @param ... Passed on to [print()] for the character matrix.
 #' @return `x`, invisibly.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   print(VarCorr(fit), comp = "Variance")
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' print(VarCorr(fit), comp = "Variance")
 #' @method print VarCorr.lmm
 #' @export
 print.VarCorr.lmm <- function(x, digits = max(3, getOption("digits") - 2),
@@ -251,12 +245,10 @@ format_corr_block <- function(varcor, width, nrows, digits) {
 #'   or `"lower.tri"` (per term: the lower triangle in column-major order).
 #' @param ... Ignored.
 #' @return A data frame with columns `grp`, `var1`, `var2`, `vcov`, `sdcor`.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   as.data.frame(VarCorr(fit))
-#'   as.data.frame(VarCorr(fit), order = "lower.tri")
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' as.data.frame(VarCorr(fit))
+#' as.data.frame(VarCorr(fit), order = "lower.tri")
 #' @method as.data.frame VarCorr.lmm
 #' @export
 as.data.frame.VarCorr.lmm <- function(x, row.names = NULL, optional = FALSE,
