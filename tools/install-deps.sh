@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing mixedrs needs and is missing: R and the R packages (from
-# Debian), and a Rust toolchain (rustc >= 1.89, via rustup). Safe to run again: it only installs
-# what is absent.
+# Debian), pandoc (for the vignette), and a Rust toolchain (rustc >= 1.89, via rustup). Safe to
+# run again: it only installs what is absent.
 set -euo pipefail
 
 SUDO=""
@@ -15,7 +15,10 @@ R_PKGS="r-cran-testthat:testthat r-cran-lme4:lme4 r-cran-lmertest:lmerTest r-cra
 r-cran-roxygen2:roxygen2 r-cran-nlme:nlme r-cran-matrix:Matrix r-cran-pkgbuild:pkgbuild
 r-cran-pkgload:pkgload r-cran-statmod:statmod r-cran-generics:generics
 r-cran-broom.mixed:broom.mixed r-cran-emmeans:emmeans r-cran-tibble:tibble
-r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB"
+r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB r-cran-knitr:knitr r-cran-rmarkdown:rmarkdown"
+# Debian packages that are programs, not R packages -> the command they provide
+# (pandoc renders the vignette in R CMD build).
+SYS_PKGS="pandoc:pandoc"
 
 missing=""
 have_r=1
@@ -32,6 +35,9 @@ else
       if (!requireNamespace(parts[2], quietly = TRUE)) cat(parts[1], "")
     }' $R_PKGS 2>/dev/null)"
 fi
+for pair in $SYS_PKGS; do
+  command -v "${pair#*:}" >/dev/null 2>&1 || missing="$missing ${pair%%:*}"
+done
 missing="$(echo $missing)"
 if [ -n "$missing" ]; then
   echo "install-deps: installing Debian packages:$missing"
