@@ -37,7 +37,7 @@
 #'
 #' @param x A fitted model of class `"lmm"` or `"glmm"`.
 #' @param FUN A function of a fitted model returning a numeric vector (the
-#'   same length for every model), e.g. [fixef].
+#'   same length for every model), e.g. [fixef()].
 #' @param nsim Number of bootstrap replicates.
 #' @param seed `NULL` or an integer passed to [set.seed()] first (as in
 #'   lme4, the random number state is not restored).
