@@ -81,7 +81,7 @@
 #'                family = binomial, data = lme4::cbpp)
 #'   generics::tidy(gfit, exponentiate = TRUE, conf.int = TRUE)
 #' }
-#' @exportS3Method generics::tidy
+#' @export
 tidy.lmm <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
                      exponentiate = FALSE, ran_prefix = NULL, conf.int = FALSE,
                      conf.level = 0.95, conf.method = c("Wald", "profile", "boot"),
@@ -93,7 +93,7 @@ tidy.lmm <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
 }
 
 #' @rdname tidy.lmm
-#' @exportS3Method generics::tidy
+#' @export
 tidy.glmm <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
                       exponentiate = FALSE, ran_prefix = NULL, conf.int = FALSE,
                       conf.level = 0.95, conf.method = c("Wald", "profile", "boot"),
@@ -324,7 +324,7 @@ as_tidy_frame <- function(df) {
 #'                family = binomial, data = lme4::cbpp)
 #'   generics::glance(gfit)
 #' }
-#' @exportS3Method generics::glance
+#' @export
 glance.lmm <- function(x, ...) {
   check_no_dots(..., caller = "glance()")
   ll <- stats::logLik(x)
@@ -341,7 +341,7 @@ glance.lmm <- function(x, ...) {
 }
 
 #' @rdname glance.lmm
-#' @exportS3Method generics::glance
+#' @export
 glance.glmm <- glance.lmm
 
 # ---------------------------------------------------------------------------
@@ -397,7 +397,7 @@ glance.glmm <- glance.lmm
 #'                family = binomial, data = lme4::cbpp)
 #'   head(generics::augment(gfit, type.predict = "response"))
 #' }
-#' @exportS3Method generics::augment
+#' @export
 augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL,
                         type.residuals = c("response", "working", "deviance", "pearson"),
                         ...) {
@@ -406,7 +406,7 @@ augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL,
 }
 
 #' @rdname augment.lmm
-#' @exportS3Method generics::augment
+#' @export
 augment.glmm <- function(x, data = stats::model.frame(x), newdata = NULL,
                          type.predict = c("link", "response"),
                          type.residuals = c("deviance", "pearson", "working", "response"),

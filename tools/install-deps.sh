@@ -15,7 +15,7 @@ R_PKGS="r-cran-testthat:testthat r-cran-lme4:lme4 r-cran-lmertest:lmerTest r-cra
 r-cran-roxygen2:roxygen2 r-cran-nlme:nlme r-cran-matrix:Matrix r-cran-pkgbuild:pkgbuild
 r-cran-pkgload:pkgload r-cran-statmod:statmod r-cran-generics:generics
 r-cran-broom.mixed:broom.mixed r-cran-emmeans:emmeans r-cran-tibble:tibble
-r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB"
+r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB r-cran-car:car"
 
 missing=""
 have_r=1
