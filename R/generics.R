@@ -60,10 +60,13 @@ nlme::getData
 #'   where each term's `theta` and random effects begin.
 #' * `"L"`: the sparse Cholesky factor of
 #'   `Lambdat Zt W Z Lambda + I` (W: the prior weights of an LMM, the
-#'   PIRLS weights at the conditional modes of a GLMM), a `Matrix::CHMfactor`
-#'   (`dCHMsimpl`) with a fill-reducing permutation chosen as lme4 chooses it
-#'   (from the pattern at the starting `theta`), so `L` itself, not only
-#'   the matrix it factors, is lme4's; `"RZX"`, `"RX"`: the other blocks of
+#'   PIRLS weights at the conditional modes of a GLMM): the sparse factor
+#'   itself (not a dense one), a `Matrix::CHMfactor` (`dCHMsimpl`) whose
+#'   fill-reducing permutation CHOLMOD chooses, as for lme4, from the pattern
+#'   at the starting `theta`; it is usually lme4's, but lme4's can depend on
+#'   CHOLMOD settings left by earlier calls in the session, so compare
+#'   factors through the matrix they factor, `P' L L' P` (from
+#'   `Matrix::expand()`); `"RZX"`, `"RX"`: the other blocks of
 #'   the Cholesky factor of the penalized least squares system (base
 #'   matrices, `RX` upper triangular). These are computed from the fit with
 #'   the Matrix package when asked for.
