@@ -850,3 +850,130 @@ getCall.mixedrs_fit <- function(x, ...) {
   x$call
 }
 
+
+# ---------------------------------------------------------------------------
+# lme4's family(), terms(), extractAIC() and getData() for both classes.
+
+#' Family of a linear mixed model
+#'
+#' As lme4's `family()` on an `lmer()` fit: the Gaussian family with the
+#' identity link.
+#'
+#' @param object A fitted model of class `"lmm"`.
+#' @param ... Not used (an error if given).
+#' @return `gaussian()`.
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' family(fit)
+#' @method family lmm
+#' @export
+family.lmm <- function(object, ...) {
+  check_no_dots(..., caller = "family()")
+  stats::gaussian()
+}
+
+#' Terms of a mixed model
+#'
+#' As lme4's `terms()`: by default the terms of the fixed-effects part of
+#' the formula; with `random.only = TRUE` those of the random-effects part
+#' (the bars replaced by `+`, so the grouping factors and the variables of
+#' the random effects are terms); with `fixed.only = FALSE` those of the
+#' model frame (every variable). The `predvars` attribute holds the
+#' variables as the model frame evaluated them (for data-dependent bases
+#' such as `poly()`).
+#'
+#' @param x A fitted model of class `"lmm"` or `"glmm"`.
+#' @param fixed.only Logical: terms of the fixed-effects part only?
+#' @param random.only Logical: terms of the random-effects part only?
+#' @param ... Passed to [stats::terms.formula()] for the fixed-effects terms.
+#' @return A `"terms"` object.
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' attr(terms(fit), "term.labels")
+#' attr(terms(fit, random.only = TRUE), "term.labels")
+#' attr(terms(fit, fixed.only = FALSE), "term.labels")
+#' @importFrom stats terms
+#' @method terms mixedrs_fit
+#' @export
+terms.mixedrs_fit <- function(x, fixed.only = TRUE, random.only = FALSE, ...) {
+  check_flag(fixed.only, "fixed.only", "terms()")
+  check_flag(random.only, "random.only", "terms()")
+  if (missing(fixed.only) && random.only) fixed.only <- FALSE
+  if (fixed.only && random.only) {
+    stop("can't specify 'only fixed' and 'only random' terms", call. = FALSE)
+  }
+  frame_terms <- attr(x$frame, "terms")
+  if (fixed.only) {
+    tt <- stats::terms.formula(mer_formula(x, fixed.only = TRUE), ...)
+    attr(tt, "predvars") <- attr(frame_terms, "predvars.fixed")
+    return(tt)
+  }
+  if (random.only) {
+    form <- mer_formula(x, random.only = TRUE)
+    tt <- stats::terms.formula(with_rhs(form, bars_to_sums(form[[3L]])))
+    attr(tt, "predvars") <- attr(frame_terms, "predvars.random")
+    return(tt)
+  }
+  frame_terms
+}
+
+#' AIC of a mixed model for model selection
+#'
+#' As lme4's `extractAIC()`: the equivalent degrees of freedom and the AIC
+#' (with penalty `k` per parameter) of the model fitted by maximum
+#' likelihood; a REML fit is refitted by ML first ([refitML()]), so that
+#' models with different fixed effects are comparable (as [stats::step()]
+#' and [stats::drop1()] compare them).
+#'
+#' @param fit A fitted model of class `"lmm"` or `"glmm"`.
+#' @param scale Not used; must be 0 (as lme4 ignores it).
+#' @param k Penalty per parameter (2 for AIC, `log(nobs(fit))` for BIC).
+#' @param ... Not used (an error if given).
+#' @return `c(edf, AIC)`.
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' extractAIC(fit)
+#' @importFrom stats extractAIC
+#' @method extractAIC mixedrs_fit
+#' @export
+extractAIC.mixedrs_fit <- function(fit, scale = 0, k = 2, ...) {
+  check_no_dots(..., caller = "extractAIC()")
+  if (!identical(as.numeric(scale), 0)) {
+    stop("extractAIC(): 'scale' is not used for mixed models; leave it at 0",
+         call. = FALSE)
+  }
+  ll <- stats::logLik(refitML(fit))
+  edf <- attr(ll, "df")
+  c(edf, -2 * as.numeric(ll) + k * edf)
+}
+
+#' The data a mixed model was fitted to
+#'
+#' As lme4's `getData()`: the call's `data` evaluated again in the
+#' environment of the model formula.
+#'
+#' @param object A fitted model of class `"lmm"` or `"glmm"`.
+#' @return A data frame (an error when the data cannot be found, or the
+#'   model was fitted without `data`).
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' head(getData(fit))
+#' @method getData mixedrs_fit
+#' @export
+getData.mixedrs_fit <- function(object) {
+  expr <- object$call$data
+  if (is.null(expr)) {
+    stop("getData(): the model was fitted without 'data'", call. = FALSE)
+  }
+  env <- environment(object$formula)
+  if (is.null(env)) env <- parent.frame()
+  data <- tryCatch(eval(expr, env), error = function(e) {
+    stop("getData(): could not evaluate the fit's 'data' (", deparse1(expr),
+         "): ", conditionMessage(e), call. = FALSE)
+  })
+  if (!is.data.frame(data) && !is.matrix(data)) {
+    stop("getData(): 'data' (", deparse1(expr), ") is not a data frame or matrix",
+         call. = FALSE)
+  }
+  data
+}

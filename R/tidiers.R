@@ -16,7 +16,7 @@
 #' corresponding lme4 fit (for `"lmm"` fits: the lmerTest fit, i.e. with
 #' degrees of freedom and p-values for the fixed effects). The methods are
 #' registered for the generic of the 'generics' package, so call them as
-#' `generics::tidy(fit)` or, with broom or broom.mixed attached, `tidy(fit)`.
+#' `tidy(fit)` (the generic is re-exported from the generics package).
 #'
 #' The kinds of rows (`effects`):
 #' * `"fixed"`: the fixed effects, with `std.error`, `statistic` (t or z
@@ -70,15 +70,15 @@
 #'   `term`, `estimate`, `std.error`, `statistic`, `df`, `p.value`,
 #'   `conf.low`, `conf.high`, those that apply.
 #' @seealso [glance.lmm()], [augment.lmm()].
-#' @examplesIf requireNamespace("lme4", quietly = TRUE) && requireNamespace("generics", quietly = TRUE)
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#' generics::tidy(fit)
-#' generics::tidy(fit, conf.int = TRUE)
-#' generics::tidy(fit, effects = "ran_vals")
+#' tidy(fit)
+#' tidy(fit, conf.int = TRUE)
+#' tidy(fit, effects = "ran_vals")
 #' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
 #'              family = binomial, data = lme4::cbpp)
-#' generics::tidy(gfit, exponentiate = TRUE, conf.int = TRUE)
-#' @exportS3Method generics::tidy
+#' tidy(gfit, exponentiate = TRUE, conf.int = TRUE)
+#' @export
 tidy.lmm <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
                      exponentiate = FALSE, ran_prefix = NULL, conf.int = FALSE,
                      conf.level = 0.95, conf.method = c("Wald", "profile", "boot"),
@@ -90,7 +90,7 @@ tidy.lmm <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
 }
 
 #' @rdname tidy.lmm
-#' @exportS3Method generics::tidy
+#' @export
 tidy.glmm <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
                       exponentiate = FALSE, ran_prefix = NULL, conf.int = FALSE,
                       conf.level = 0.95, conf.method = c("Wald", "profile", "boot"),
@@ -303,7 +303,7 @@ as_tidy_frame <- function(df) {
 #'
 #' The model-level statistics that broom.mixed's `glance()` gives for the
 #' corresponding lme4 fit. Registered for the generic of the 'generics'
-#' package (`generics::glance(fit)`, or `glance(fit)` with broom attached).
+#' package, which mixedrs re-exports: `glance(fit)` works after `library(mixedrs)`.
 #'
 #' @param x A fitted model of class `"lmm"` or `"glmm"`.
 #' @param ... Not used (an error if given).
@@ -312,13 +312,13 @@ as_tidy_frame <- function(df) {
 #'   `REMLcrit` for REML fits or `deviance` otherwise (for `"glmm"` fits the
 #'   conditional deviance of [deviance.glmm()]), and `df.residual`.
 #' @seealso [tidy.lmm()], [augment.lmm()].
-#' @examplesIf requireNamespace("lme4", quietly = TRUE) && requireNamespace("generics", quietly = TRUE)
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#' generics::glance(fit)
+#' glance(fit)
 #' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
 #'              family = binomial, data = lme4::cbpp)
-#' generics::glance(gfit)
-#' @exportS3Method generics::glance
+#' glance(gfit)
+#' @export
 glance.lmm <- function(x, ...) {
   check_no_dots(..., caller = "glance()")
   ll <- stats::logLik(x)
@@ -335,7 +335,7 @@ glance.lmm <- function(x, ...) {
 }
 
 #' @rdname glance.lmm
-#' @exportS3Method generics::glance
+#' @export
 glance.glmm <- glance.lmm
 
 # ---------------------------------------------------------------------------
@@ -363,7 +363,7 @@ glance.glmm <- glance.lmm
 #' are left out here).
 #'
 #' Registered for the generic of the 'generics' package
-#' (`generics::augment(fit)`, or `augment(fit)` with broom attached).
+#' (re-exported by mixedrs): `augment(fit)` works after `library(mixedrs)`.
 #'
 #' @param x A fitted model of class `"lmm"` or `"glmm"`.
 #' @param data The data to add the columns to: by default the model frame.
@@ -380,15 +380,15 @@ glance.glmm <- glance.lmm
 #'   `allow.new.levels`); otherwise not allowed.
 #' @return A data frame (a tibble when the tibble package is installed).
 #' @seealso [tidy.lmm()], [glance.lmm()].
-#' @examplesIf requireNamespace("lme4", quietly = TRUE) && requireNamespace("generics", quietly = TRUE)
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#' head(generics::augment(fit))
+#' head(augment(fit))
 #' nd <- data.frame(Days = 0:2, Subject = "308")
-#' generics::augment(fit, newdata = nd)
+#' augment(fit, newdata = nd)
 #' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
 #'              family = binomial, data = lme4::cbpp)
-#' head(generics::augment(gfit, type.predict = "response"))
-#' @exportS3Method generics::augment
+#' head(augment(gfit, type.predict = "response"))
+#' @export
 augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL,
                         type.residuals = c("response", "working", "deviance", "pearson"),
                         ...) {
@@ -397,7 +397,7 @@ augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL,
 }
 
 #' @rdname augment.lmm
-#' @exportS3Method generics::augment
+#' @export
 augment.glmm <- function(x, data = stats::model.frame(x), newdata = NULL,
                          type.predict = c("link", "response"),
                          type.residuals = c("deviance", "pearson", "working", "response"),

@@ -15,7 +15,8 @@ R_PKGS="r-cran-testthat:testthat r-cran-lme4:lme4 r-cran-lmertest:lmerTest r-cra
 r-cran-roxygen2:roxygen2 r-cran-nlme:nlme r-cran-matrix:Matrix r-cran-pkgbuild:pkgbuild
 r-cran-pkgload:pkgload r-cran-statmod:statmod r-cran-generics:generics
 r-cran-broom.mixed:broom.mixed r-cran-emmeans:emmeans r-cran-tibble:tibble
-r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB r-cran-knitr:knitr r-cran-rmarkdown:rmarkdown r-cran-lattice:lattice"
+r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB r-cran-knitr:knitr r-cran-rmarkdown:rmarkdown r-cran-lattice:lattice
+r-cran-car:car"
 # Debian packages that are programs, not R packages -> the command they provide
 # (pandoc renders the vignette in R CMD build).
 SYS_PKGS="pandoc:pandoc"
