@@ -84,13 +84,15 @@ mer_lambda <- function(x) {
   methods::as(Matrix::bdiag(blocks), "CsparseMatrix")
 }
 
-# Unpadded leverages (or, with `full`, the hat matrix) of a fit.
-mer_hatvalues <- function(x, full = FALSE) {
+# The sparse Cholesky factor (P'LL'P = M) of the penalized least squares
+# system at the estimates, M = [Lambda'Z'WZ Lambda + I, Lambda'Z'WX;
+# X'WZ Lambda, X'WX], with W the prior weights (lmm) or the working weights
+# of the final PIRLS iteration (glmm); with Z Lambda (`ZL`) and X.
+mer_joint_factor <- function(x) {
   ZL <- methods::as(mer_model_matrix(x, "random") %*% mer_lambda(x), "CsparseMatrix")
   X <- x$X
   storage.mode(X) <- "double"
-  prior <- as.vector(x$weights)
-  fit_w <- if (is_glmm(x)) weights.glmm(x, type = "working") else prior
+  fit_w <- if (is_glmm(x)) weights.glmm(x, type = "working") else as.vector(x$weights)
   sw <- sqrt(fit_w)
   U <- Matrix::Diagonal(x = sw) %*% ZL
   V <- Matrix::Matrix(sw * X, sparse = TRUE)
@@ -98,14 +100,27 @@ mer_hatvalues <- function(x, full = FALSE) {
   M <- rbind(cbind(Matrix::crossprod(U) + Matrix::Diagonal(Q), Matrix::crossprod(U, V)),
              cbind(Matrix::crossprod(V, U), Matrix::crossprod(V)))
   M <- Matrix::forceSymmetric(methods::as(M, "CsparseMatrix"), uplo = "U")
-  factor <- Matrix::Cholesky(M, perm = TRUE, LDL = FALSE)
+  list(factor = Matrix::Cholesky(M, perm = TRUE, LDL = FALSE), ZL = ZL, X = X)
+}
+
+# L^-1 P b for the columns of `b` (a (Q + p) x k matrix): the squared column
+# norms are b' M^-1 b.
+mer_joint_solve <- function(factor, b) {
+  Matrix::solve(factor, Matrix::solve(factor, b, system = "P"), system = "L")
+}
+
+# Unpadded leverages (or, with `full`, the hat matrix) of a fit.
+mer_hatvalues <- function(x, full = FALSE) {
+  jf <- mer_joint_factor(x)
+  factor <- jf$factor
+  ZL <- jf$ZL
+  X <- jf$X
+  Q <- ncol(ZL)
+  prior <- as.vector(x$weights)
   sp <- sqrt(prior)
   At <- Matrix::t(cbind(Matrix::Diagonal(x = sp) %*% ZL,
                         Matrix::Matrix(sp * X, sparse = TRUE)))
-  solve_rows <- function(idx) {
-    b <- At[, idx, drop = FALSE]
-    Matrix::solve(factor, Matrix::solve(factor, b, system = "P"), system = "L")
-  }
+  solve_rows <- function(idx) mer_joint_solve(factor, At[, idx, drop = FALSE])
   n <- nrow(X)
   obs <- mer_obs_names(x, n)
   if (full) {
