@@ -297,8 +297,18 @@ mod tests {
     use super::*;
     use crate::spec::RandomTerm;
 
+    /// A small crossed model's columns: response, `[1, x]`, ones, and the codes of two crossed
+    /// grouping factors (8 and 5 levels).
+    struct Data {
+        y: Vec<f64>,
+        xm: Vec<f64>,
+        ones: Vec<f64>,
+        g: Vec<i32>,
+        h: Vec<i32>,
+    }
+
     /// A small crossed model: y on x with random intercepts of two crossed factors.
-    fn data() -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<i32>, Vec<i32>) {
+    fn data() -> Data {
         let n = 40;
         let mut y = Vec::new();
         let mut x = Vec::new();
@@ -317,12 +327,12 @@ mod tests {
         let mut xm = vec![1.0; n];
         xm.extend(x);
         let ones = vec![1.0; n];
-        (y, xm, ones, g, h)
+        Data { y, xm, ones, g, h }
     }
 
     #[test]
     fn downdate_equals_refill_without_the_rows() {
-        let (y, xm, ones, g, h) = data();
+        let Data { y, xm, ones, g, h } = data();
         let n = y.len();
         let terms = vec![
             RandomTerm::from_factor_codes(&g, 8, &ones, 1, 0).expect("term"),
@@ -359,7 +369,7 @@ mod tests {
 
     #[test]
     fn deleting_nothing_gives_the_fit_and_deleting_rows_the_subset_fit() {
-        let (y, xm, ones, g, h) = data();
+        let Data { y, xm, ones, g, h } = data();
         let n = y.len();
         let terms = vec![
             RandomTerm::from_factor_codes(&g, 8, &ones, 1, 0).expect("term"),
@@ -376,8 +386,7 @@ mod tests {
             .expect("fit");
         let keep: Vec<usize> = (0..n).filter(|i| i % 8 != 2).collect();
         let sets = vec![Vec::new(), (0..n).filter(|i| i % 8 == 2).collect()];
-        let refits =
-            deletion_refits_lmm(&spec, true, &sets, &fit.par, &opts, 2).expect("refits");
+        let refits = deletion_refits_lmm(&spec, true, &sets, &fit.par, &opts, 2).expect("refits");
         let none = refits[0].as_ref().expect("refit 0");
         for (a, b) in none.beta.iter().zip(&fit.beta) {
             assert!((a - b).abs() < 1e-6);
