@@ -87,12 +87,12 @@
 #' @seealso [confint.lmm()] (`method = "boot"`).
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#' b <- bootmm(fit, fixef, nsim = 20, seed = 1)
+#' b <- bootmm(fit, fixef, nsim = 100, seed = 1)
 #' b
 #' confint(b)
 #' head(as.data.frame(b))
 #' # lme4's arguments: the semiparametric bootstrap, two threads
-#' b2 <- bootmm(fit, fixef, nsim = 20, seed = 1, use.u = TRUE,
+#' b2 <- bootmm(fit, fixef, nsim = 100, seed = 1, use.u = TRUE,
 #'              type = "semiparametric", parallel = "multicore", ncpus = 2)
 #' confint(b2)
 #' @export

@@ -35,13 +35,11 @@
 #' @return A named numeric vector, one value per observation (padded with
 #'   `NA` for rows omitted with `na.action = na.exclude`), or with
 #'   `fullHatMatrix = TRUE` a matrix.
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-#'   head(hatvalues(fit))
-#'   sum(hatvalues(fit))   # effective number of parameters
-#'   head(cooks.distance(fit))
-#' }
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' head(hatvalues(fit))
+#' sum(hatvalues(fit))   # effective number of parameters
+#' head(cooks.distance(fit))
 #' @importFrom stats hatvalues
 #' @export
 hatvalues.lmm <- function(model, fullHatMatrix = FALSE, ...) {

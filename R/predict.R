@@ -111,29 +111,28 @@
 #'   frame), padded with `NA` per `na.action`; with `se.fit = TRUE` a list
 #'   with components `fit` and `se.fit`, as `predict.lm()` returns.
 #' @seealso [simulate.lmm()], [fitted.lmm()], [fitted.glmm()].
-#' @examples
-#' if (requireNamespace("lme4", quietly = TRUE)) {
-#'   data("sleepstudy", package = "lme4")
-#'   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
-#'   nd <- data.frame(Days = c(0, 5, 9), Subject = c("308", "309", "310"))
-#'   predict(fit, nd)
-#'   predict(fit, nd, re.form = NA)
-#'   predict(fit, nd, re.form = NA, se.fit = TRUE)
-#'   predict(fit, nd, se.fit = TRUE)   # with the subjects' random effects
-#'   # a subject not in the data gets the population-level prediction
-#'   predict(fit, data.frame(Days = 3, Subject = "new"), allow.new.levels = TRUE)
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' data("sleepstudy", package = "lme4")
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+#' nd <- data.frame(Days = c(0, 5, 9), Subject = c("308", "309", "310"))
+#' predict(fit, nd)
+#' predict(fit, nd, re.form = NA)
+#' predict(fit, nd, re.form = NA, se.fit = TRUE)
+#' predict(fit, nd, se.fit = TRUE)   # with the subjects' random effects
+#' # a subject not in the data gets the population-level prediction
+#' predict(fit, data.frame(Days = 3, Subject = "new"), allow.new.levels = TRUE)
 #'
-#'   gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-#'                family = binomial, data = lme4::cbpp)
-#'   nd <- data.frame(period = factor(1:4), herd = "1")
-#'   predict(gfit, nd, type = "response")
-#'   predict(gfit, nd, re.form = NA, type = "response", se.fit = TRUE)
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' nd <- data.frame(period = factor(1:4), herd = "1")
+#' predict(gfit, nd, type = "response")
+#' predict(gfit, nd, re.form = NA, type = "response", se.fit = TRUE)
+#' predict(gfit, nd, type = "response", se.fit = TRUE)   # herd 1's effect included
 #'
-#'   # the random-effects part only, and predictions at other parameters
-#'   head(predict(fit, random.only = TRUE))
-#'   predict(fit, data.frame(Days = c(0, 5), Subject = "308"),
-#'           newparams = list(beta = c(250, 10), theta = fit$theta))
-#' }
+#' # the random-effects part only, and predictions at other parameters
+#' head(predict(fit, random.only = TRUE))
+#' predict(fit, data.frame(Days = c(0, 5), Subject = "308"),
+#'         newparams = list(beta = c(250, 10), theta = fit$theta))
 #' @importFrom stats predict
 #' @method predict lmm
 #' @export
