@@ -6,10 +6,10 @@
 
 #' Parametric bootstrap of a mixed model
 #'
-#' lme4's `bootMer()` for [lmm()] and [glmm()] fits: simulates `nsim`
-#' responses from the fitted model, refits the model to each of them (in
-#' parallel, in the Rust core) and applies the statistic `FUN` to each
-#' refitted model.
+#' lme4's `bootMer()` for [lmm()] and [glmm()] fits, with its arguments:
+#' simulates `nsim` responses from the fitted model, refits the model to each
+#' of them (in parallel, in the Rust core) and applies the statistic `FUN` to
+#' each refitted model.
 #'
 #' The responses are simulated as lme4's `simulate()` does, with the same
 #' random number draws (first the spherical random effects of all
@@ -18,12 +18,24 @@
 #' linear mixed models and binomial and Poisson GLMMs. Prior weights of a
 #' linear mixed model scale the residual standard deviation
 #' (`sigma / sqrt(w)`); Gamma responses have shape `w / sigma^2`; inverse
-#' Gaussian responses are not supported. Each refit is a fresh optimization
+#' Gaussian responses are not supported. With `type = "semiparametric"` (and
+#' `use.u = TRUE`, as lme4 requires) each response is the fitted values plus
+#' the response residuals resampled with replacement (`sample()`, as lme4
+#' draws them). Each refit is a fresh optimization
 #' started from the original estimates, with the settings of the original
 #' fit's `control`. Results are reproducible with `set.seed()` or `seed` and
-#' do not depend on `threads`. Memory: the responses are simulated and
+#' do not depend on the number of threads. Memory: the responses are simulated and
 #' refitted in chunks, so only the random effects of all simulations and the
 #' responses of one chunk are held at once.
+#'
+#' Parallel computing: the refits always run in threads of the Rust engine,
+#' whose results do not depend on their number. `parallel = "multicore"` or
+#' `"snow"` with `ncpus` sets that number (as lme4's `ncpus` sets its
+#' processes); with `parallel = "no"` (the default) the number is the fit's
+#' own `threads` setting ([lmmControl()], [glmmControl()]: all cores unless
+#' set there), unless `threads` is given. A cluster `cl` cannot run Rust
+#' threads: giving one is an error. `FUN` is applied in this R session, so
+#' the progress bar and `verbose` work whatever `parallel` says.
 #'
 #' `FUN` is called (in R, one replicate after the other) with a refitted
 #' object of the same class as `x`. It holds the refit's estimates and
@@ -46,14 +58,27 @@
 #'   of `use.u` and `re.form`.
 #' @param re.form `NA` or `~0` (new random effects, the default) or `NULL`
 #'   (conditional on the estimated ones, as `use.u = TRUE`).
-#' @param threads Number of threads for the refits (default `NULL`: the
-#'   fit's own `threads` setting of [lmmControl()] or [glmmControl()], all
-#'   cores unless set there).
+#' @param type `"parametric"` (simulate from the model) or
+#'   `"semiparametric"` (resample the residuals; needs `use.u = TRUE`; for a
+#'   GLMM lme4's warning that it is questionable is given).
+#' @param verbose Logical: print each replicate's statistic (as lme4: its
+#'   number, then `str()` of the value).
+#' @param .progress `"none"`, `"txt"` (a [utils::txtProgressBar()]) or
+#'   `"win"` (`winProgressBar()`, on Windows), updated as the statistics are
+#'   computed; lme4's `"tk"` is an error (not supported).
+#' @param PBargs A list of arguments for the progress bar's constructor.
+#' @param parallel `"no"`, `"multicore"` or `"snow"`: see Parallel computing
+#'   in Details.
+#' @param ncpus Number of threads when `parallel` is not `"no"`.
+#' @param cl Must be `NULL` (a cluster cannot run the engine's threads).
+#' @param threads Number of threads for the refits (default `NULL`: see
+#'   Parallel computing in Details); not an argument of lme4's `bootMer()`.
 #' @return An object of class `c("bootmm", "boot")`, as lme4's: `t0`
 #'   (`FUN(x)`), `t` (an `nsim` x `length(t0)` matrix, `NA` rows for
 #'   replicates whose refit or statistic failed), `R` (`nsim`), `data`,
 #'   `seed` (the random number state after the simulations), `statistic`,
-#'   `sim = "parametric"`, `call`, `mle` (the estimates simulated from),
+#'   `sim = "parametric"` (also for the semiparametric bootstrap, as lme4),
+#'   `call`, `mle` (the estimates simulated from),
 #'   `replicates` (a data frame of the refits' `theta`, `beta`, `sigma` and
 #'   criterion, one row per replicate) and attributes `bootFail`,
 #'   `boot.fail.msgs` and `boot.all.msgs`. It has `print()`, `confint()` and
@@ -71,9 +96,16 @@
 #' sds <- bootmm(fit, function(m) c(sigma = sigma(m), sd = attr(VarCorr(m)$Subject, "stddev")),
 #'               nsim = 200, seed = 1)
 #' confint(sds)
+#' # lme4's arguments: the semiparametric bootstrap, two threads
+#' b2 <- bootmm(fit, fixef, nsim = 200, seed = 1, use.u = TRUE,
+#'              type = "semiparametric", parallel = "multicore", ncpus = 2)
+#' confint(b2)
 #' @export
 bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
-                   threads = NULL) {
+                   type = c("parametric", "semiparametric"), verbose = FALSE,
+                   .progress = "none", PBargs = list(),
+                   parallel = c("no", "multicore", "snow"),
+                   ncpus = getOption("boot.ncpus", 1L), cl = NULL, threads = NULL) {
   mc <- match.call()
   if (!inherits(x, c("lmm", "glmm"))) {
     stop("'x' must be a model fitted by lmm() or glmm(), not an object of class '",
@@ -81,8 +113,33 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
   }
   FUN <- match.fun(FUN)
   nsim <- check_nsim(nsim)
+  type <- match_choice(type)
+  parallel <- match_choice(parallel)
+  check_flag(verbose, "verbose", "bootmm()")
+  if (!is.null(cl)) {
+    stop("bootmm(): a cluster 'cl' cannot be used: the refits run in threads of the Rust ",
+         "engine; leave 'cl' NULL and give the number of threads with 'ncpus' (or 'threads')",
+         call. = FALSE)
+  }
+  if (is.null(threads) && parallel != "no") threads <- ncpus
   threads <- check_threads(threads)
-  conditional <- boot_conditional(use.u, re.form, missing(use.u), missing(re.form))
+  if (type == "semiparametric") {
+    if (!missing(re.form)) {
+      stop("bootmm(): 're.form' cannot be used with semiparametric bootstrapping",
+           call. = FALSE)
+    }
+    if (!isTRUE(use.u)) {
+      stop("bootmm(): semiparametric bootstrapping needs use.u = TRUE (with use.u = FALSE ",
+           "it is not implemented, as in lme4)", call. = FALSE)
+    }
+    if (inherits(x, "glmm")) warning("semiparametric bootstrapping is questionable for GLMMs",
+                                     call. = FALSE)
+    conditional <- TRUE
+  } else {
+    conditional <- boot_conditional(use.u, re.form, missing(use.u), missing(re.form))
+  }
+  progress <- boot_progress(.progress, PBargs, nsim)
+  if (!is.null(progress)) on.exit(close(progress$bar), add = TRUE)
   if (!is.null(seed)) {
     set.seed(seed)
   } else if (!exists(".Random.seed", envir = .GlobalEnv)) {
@@ -93,11 +150,45 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
     stop("bootmm(): 'FUN' must return a numeric vector; FUN(x) gave an object of class '",
          class(t0)[1L], "'", call. = FALSE)
   }
+  report <- function(i, value) {
+    if (verbose) {
+      names(value) <- names(t0)
+      cat(sprintf("%5d :", i))
+      utils::str(value)
+    }
+    if (!is.null(progress)) progress$set(progress$bar, i / nsim)
+  }
   run <- boot_run(x, nsim, conditional, threads, control_of(x, parent.frame()),
-                  function(obj) FUN(obj), length(t0))
+                  function(obj) FUN(obj), length(t0), report = report,
+                  semiparametric = type == "semiparametric")
   t <- run$t
   colnames(t) <- names(t0)
   boot_object(x, t0, t, nsim, FUN, mc, run)
+}
+
+# lme4's progress bars: "none" (NULL), "txt", "tk" or "win", made with
+# PBargs, with the function that sets their value.
+boot_progress <- function(.progress, PBargs, nsim) {
+  if (!is.character(.progress) || length(.progress) != 1L ||
+      !.progress %in% c("none", "txt", "tk", "win")) {
+    stop("bootmm(): '.progress' must be \"none\", \"txt\", \"tk\" or \"win\", not ",
+         deparse1(.progress), call. = FALSE)
+  }
+  if (!is.list(PBargs)) stop("bootmm(): 'PBargs' must be a list", call. = FALSE)
+  if (.progress == "none") return(NULL)
+  if (.progress == "tk") {
+    stop("bootmm(): the tcltk progress bar (.progress = \"tk\") is not supported; use ",
+         "\"txt\"", call. = FALSE)
+  }
+  ns <- asNamespace("utils")
+  make <- get0(paste0(.progress, "ProgressBar"), envir = ns, inherits = FALSE)
+  set <- get0(c(txt = "setTxtProgressBar", win = "setWinProgressBar")[[.progress]],
+              envir = ns, inherits = FALSE)
+  if (is.null(make) || is.null(set)) {
+    stop("bootmm(): the \"", .progress, "\" progress bar is not available on this platform",
+         call. = FALSE)
+  }
+  list(bar = do.call(make, PBargs), set = set)
 }
 
 check_nsim <- function(nsim) {
@@ -192,7 +283,7 @@ boot_b_from_u <- function(x, u) {
 
 # How responses are simulated: the linear predictor without (or with) the
 # estimated random effects, the scale and the family's generator.
-boot_simulator <- function(x, conditional) {
+boot_simulator <- function(x, conditional, semiparametric = FALSE) {
   glmm_fit <- inherits(x, "glmm")
   X <- x$X
   eta <- drop(X %*% x$beta) + x$offset
@@ -200,7 +291,12 @@ boot_simulator <- function(x, conditional) {
   n <- length(eta)
   w <- x$weights
   sigma <- x$sigma
-  if (!glmm_fit) {
+  if (semiparametric) {
+    # lme4: fitted(x) + sample(residuals(x, "response"), replace = TRUE).
+    fit_vals <- if (glmm_fit) as.vector(x$mu) else as.vector(x$fitted)
+    res <- as.vector(x$y) - fit_vals
+    draw <- function(eta_k) fit_vals + sample(res, replace = TRUE)
+  } else if (!glmm_fit) {
     draw <- function(eta_k) eta_k + sigma * stats::rnorm(n) / sqrt(w)
   } else {
     fam <- x$family
@@ -232,9 +328,10 @@ boot_simulator <- function(x, conditional) {
 # Simulates, refits (in chunks) and evaluates `stat` on each refitted object.
 # `stat = NULL` asks for the default statistic (sd/cor, sigma, fixed effects)
 # straight from the refits' estimates, without building objects.
+# `report(i, value)`, when given, is called after replicate i's statistic.
 boot_run <- function(x, nsim, conditional, threads, control, stat, k,
-                     fast = NULL) {
-  sim <- boot_simulator(x, conditional)
+                     fast = NULL, report = NULL, semiparametric = FALSE) {
+  sim <- boot_simulator(x, conditional, semiparametric)
   n <- length(sim$eta)
   # lme4's order: the spherical random effects of every simulation first.
   U <- if (!sim$conditional && sim$q > 0) matrix(stats::rnorm(sim$q * nsim), ncol = nsim)
@@ -263,6 +360,7 @@ boot_run <- function(x, nsim, conditional, threads, control, stat, k,
       if (!is.null(raw$error)) {
         msgs$error <- c(msgs$error, raw$error)
         reps[[i]] <- list(error = raw$error)
+        if (!is.null(report)) report(i, rep(NA_real_, k))
         next
       }
       reps[[i]] <- boot_summary(x, raw)
@@ -282,6 +380,7 @@ boot_run <- function(x, nsim, conditional, threads, control, stat, k,
         val <- val$value
       }
       if (length(val) == k) t[i, ] <- val
+      if (!is.null(report)) report(i, val)
     }
     start <- max(idx) + 1L
   }

@@ -72,6 +72,11 @@ glmm_bootstrap_rs <- function(model, family, link, n_trials, eta_start, n_agq,
         responses, start_theta, start_beta, control, threads)
 }
 
+# Case-deletion refits (R/influence.R).
+lmm_deletion_rs <- function(model, reml, sets, n_sets, start, control, threads) {
+  .Call(wrap__lmm_deletion_rs, model, reml, sets, n_sets, start, control, threads)
+}
+
 # A deliberate panic, for the test of the panic hook.
 panic_probe_rs <- function() {
   .Call(wrap__panic_probe_rs)

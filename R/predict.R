@@ -59,12 +59,26 @@
 #' prediction needs but `newparams` leaves out (`beta`, and `theta` when
 #' random effects are included) is taken from the fit, with a warning.
 #'
-#' `se.fit = TRUE` (not in lme4 1.1-31) gives standard errors of
-#' population-level predictions, `sqrt(diag(X V X'))` with `V = vcov(object)`
-#' (for a GLMM on the response scale multiplied by `|dmu/deta|`, the delta
-#' method). They ignore the uncertainty of the covariance parameters and are
-#' available only when the prediction includes no random effects
-#' (`re.form = NA` or `~0`).
+#' `se.fit = TRUE` (lme4 >= 2.0; not in lme4 1.1-31) gives standard errors
+#' of the predictions on the link scale, multiplied by `|dmu/deta|` for a
+#' GLMM with `type = "response"` (the delta method), as lme4 2.x computes
+#' them. Population-level predictions (`re.form = NA` or `~0`):
+#' `sqrt(diag(X V X'))` with `V = vcov(object)`. Predictions with random
+#' effects (`re.form = NULL` or a formula, or `random.only = TRUE`): the
+#' standard deviation of `z'b + x'beta` under the joint conditional
+#' covariance of the conditional modes `b` and the fixed effects `beta` at
+#' the estimates (lme4 2.x's `vcov(full = TRUE)`),
+#' `C = sigma^2 [Lambda 0; 0 I] M^-1 [Lambda' 0; 0 I]`, with
+#' `M = [Lambda'Z'WZ Lambda + I, Lambda'Z'WX; X'WZ Lambda, X'WX]` the
+#' penalized least squares system (`W` the prior weights, or for a GLMM the
+#' working weights of the final PIRLS iteration) and `z`, `x` the rows of the
+#' prediction's random- and fixed-effects model matrices (the random part
+#' only for the terms `re.form` selects; with `random.only` no fixed part).
+#' A level not in the fitting data (`allow.new.levels = TRUE`) contributes
+#' neither a conditional mode nor variance to its term, as in lme4 2.x (whose
+#' joint covariance is padded with zeros for new levels). None of these
+#' include the uncertainty of the covariance parameters; for GLMMs they rest
+#' on the Laplace approximation.
 #'
 #' @param object A fitted model of class `"lmm"` or `"glmm"`.
 #' @param newdata Optional data frame to predict for (default: the data the
@@ -77,8 +91,7 @@
 #'   are then 0.
 #' @param type For `"glmm"` fits: `"link"` (the linear predictor, default) or
 #'   `"response"` (the inverse link of it). Ignored for `"lmm"` fits.
-#' @param se.fit Logical: also return standard errors (population-level
-#'   predictions only, see Details)?
+#' @param se.fit Logical: also return standard errors (see Details)?
 #' @param na.action Function (or its name) applied to the fixed-effects
 #'   variables of `newdata`: [stats::na.pass()] (default; rows with missing
 #'   values give `NA`), [stats::na.omit()] (drop them) or
@@ -105,6 +118,7 @@
 #' predict(fit, nd)
 #' predict(fit, nd, re.form = NA)
 #' predict(fit, nd, re.form = NA, se.fit = TRUE)
+#' predict(fit, nd, se.fit = TRUE)   # with the subjects' random effects
 #' # a subject not in the data gets the population-level prediction
 #' predict(fit, data.frame(Days = 3, Subject = "new"), allow.new.levels = TRUE)
 #'
@@ -113,6 +127,7 @@
 #' nd <- data.frame(period = factor(1:4), herd = "1")
 #' predict(gfit, nd, type = "response")
 #' predict(gfit, nd, re.form = NA, type = "response", se.fit = TRUE)
+#' predict(gfit, nd, type = "response", se.fit = TRUE)   # herd 1's effect included
 #'
 #' # the random-effects part only, and predictions at other parameters
 #' head(predict(fit, random.only = TRUE))
@@ -177,16 +192,6 @@ mer_predict <- function(object, newdata, re.form, allow.new.levels, type,
   check_flag(random.only, "random.only")
   na.action <- check_na_action(na.action)
   bars <- prediction_bars(object, re.form)
-  if (se.fit && length(bars) > 0L) {
-    stop("se.fit = TRUE is only available for population-level predictions: ",
-         "use re.form = NA (or ~0); standard errors of predictions that ",
-         "include conditional modes of random effects are not provided",
-         call. = FALSE)
-  }
-  if (se.fit && random.only) {
-    stop("se.fit = TRUE is not available with random.only = TRUE (standard ",
-         "errors are given for population-level predictions only)", call. = FALSE)
-  }
   if (se.fit && !is.null(newparams)) {
     stop("se.fit = TRUE is not available with newparams: the covariance of ",
          "the fixed effects is that of the estimates, not of other parameter ",
@@ -205,9 +210,15 @@ mer_predict <- function(object, newdata, re.form, allow.new.levels, type,
   fit <- if (type == "response") object$family$linkinv(eta) else eta
   fit <- stats::napredict(na_act, fit)
   if (!se.fit) return(fit)
-  V <- as.matrix(stats::vcov(object))
-  X <- core$X
-  se <- sqrt(pmax(rowSums((X %*% V) * X), 0))
+  se <- if (length(bars) || random.only) {
+    predict_se_joint(object, core, bars, allow.new.levels, random.only,
+                     where = if (is.null(newdata)) "the model frame" else "newdata",
+                     own_frame = is.null(newdata))
+  } else {
+    V <- as.matrix(stats::vcov(object))
+    X <- core$X
+    sqrt(pmax(rowSums((X %*% V) * X), 0))
+  }
   if (type == "response") se <- se * abs(object$family$mu.eta(eta))
   names(se) <- names(eta)
   list(fit = fit, se.fit = stats::napredict(na_act, se))
@@ -700,6 +711,74 @@ random_part <- function(object, bars, rfd, allow.new.levels, where = "newdata",
     total <- total + rowSums(d$Z * B)
   }
   total
+}
+
+# ---------------------------------------------------------------------------
+# Standard errors with random effects
+
+# Standard errors of predictions that include the conditional modes of the
+# terms `bars` (or, with `random_only`, of the random part alone), from the
+# joint conditional covariance of (b, beta) at the estimates,
+#   C = sigma^2 [Lambda 0; 0 I] M^-1 [Lambda' 0; 0 I]
+# with M the penalized least squares system (mer_joint_factor()): for a row
+# a = (z, x) of the prediction, se = sigma |L^-1 P (Lambda' z, x)|. Columns of
+# terms not in `bars`, and of levels not in the fit (allow.new.levels), are
+# zero (those terms predict at the population level there); with
+# `random_only` the fixed-effects columns are zero.
+predict_se_joint <- function(object, core, bars, allow.new.levels, random_only,
+                             where, own_frame) {
+  jf <- mer_joint_factor(object)
+  n <- length(core$eta)
+  p <- ncol(jf$X)
+  Z <- prediction_z(object, bars, core$rfd, n, allow.new.levels, where, own_frame)
+  X <- if (random_only || is.null(core$X)) Matrix::Matrix(0, n, p, sparse = TRUE) else
+    Matrix::Matrix(core$X, sparse = TRUE)
+  A <- cbind(methods::as(Z %*% mer_lambda(object), "CsparseMatrix"), X)
+  ok <- which(is.finite(Matrix::rowSums(abs(A))))
+  se <- rep(NA_real_, n)
+  chunk <- max(1L, floor(1e7 / ncol(A)))
+  for (start in seq.int(1L, length(ok), by = chunk)) {
+    idx <- ok[seq.int(start, min(length(ok), start + chunk - 1L))]
+    B <- mer_joint_solve(jf$factor, Matrix::t(A[idx, , drop = FALSE]))
+    se[idx] <- sqrt(Matrix::colSums(B^2))
+  }
+  stats::sigma(object) * se
+}
+
+# The n x Q random-effects model matrix of a prediction, columns as the fit's
+# (term by term, level by level, effect by effect: mer_model_matrix()), with
+# the columns of the terms `bars` selects filled from the frame `rfd` and
+# rows of unseen levels left at zero.
+prediction_z <- function(object, bars, rfd, n, allow.new.levels, where, own_frame) {
+  reterms <- object$reterms
+  q <- vapply(reterms, function(t) length(t$cnms), 1L)
+  nl <- vapply(reterms, function(t) nlevels(t$factor), 1L)
+  offs <- cumsum(c(0L, q * nl))
+  asg <- attr(object$flist, "assign")
+  groups <- names(object$flist)
+  ii <- integer()
+  jj <- integer()
+  xx <- numeric()
+  for (bar in bars) {
+    d <- term_design(object, bar, rfd, own_frame)
+    g <- match(d$group, groups)
+    idx <- check_new_levels(d, levels(object$flist[[g]]), allow.new.levels, where,
+                            rownames(rfd))
+    for (col in colnames(d$Z)) {
+      terms_g <- which(asg == g)
+      t <- terms_g[vapply(terms_g, function(k) col %in% reterms[[k]]$cnms, NA)][1L]
+      if (is.na(t)) {
+        stop("random-effects term (", d$term, ") has random effect '", col, "' that the ",
+             "model does not have for grouping factor '", d$group, "'", call. = FALSE)
+      }
+      lev <- match(levels(object$flist[[g]])[idx], levels(reterms[[t]]$factor))
+      keep <- which(!is.na(lev))
+      ii <- c(ii, keep)
+      jj <- c(jj, offs[t] + (lev[keep] - 1L) * q[t] + match(col, reterms[[t]]$cnms))
+      xx <- c(xx, d$Z[keep, col])
+    }
+  }
+  Matrix::sparseMatrix(i = ii, j = jj, x = xx, dims = c(n, offs[length(offs)]))
 }
 
 # Index of each row's level among the fitted levels `known` (NA for unseen

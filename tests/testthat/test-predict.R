@@ -202,9 +202,10 @@ test_that("se.fit gives sqrt(diag(X V X')) for population-level predictions", {
   expect_equal(predict(p$fit, re.form = ~0, se.fit = TRUE)$se.fit,
                stats::setNames(sqrt(rowSums((model.matrix(p$fit) %*% V) * model.matrix(p$fit))),
                                rownames(lme4::sleepstudy)), tolerance = 1e-10)
-  expect_error(predict(p$fit, nd, se.fit = TRUE), "only available for population-level predictions")
-  expect_error(predict(p$fit, nd, re.form = ~ (1 | Subject), se.fit = TRUE),
-               "only available for population-level")
+  # With random effects: given (values checked in test-predict-se.R).
+  with_re <- predict(p$fit, nd, se.fit = TRUE)
+  expect_named(with_re$se.fit, names(res$fit))
+  expect_true(all(is.finite(with_re$se.fit) & with_re$se.fit > 0))
 
   # without between-group variation the fit is singular and equals lm(): the
   # standard errors are predict.lm()'s
@@ -352,8 +353,8 @@ test_that("random.only leaves out the offset and respects na.action", {
   expect_error(predict(fit, nd, na.action = na.omit),
                "grouping factor 'g' has missing values in newdata \\(row 88\\)")
   expect_error(predict(fit, random.only = NA), "'random.only' must be TRUE or FALSE")
-  expect_error(predict(fit, random.only = TRUE, re.form = NA, se.fit = TRUE),
-               "se.fit = TRUE is not available with random.only = TRUE")
+  # no fixed part and no random-effects term: nothing varies
+  expect_true(all(predict(fit, random.only = TRUE, re.form = NA, se.fit = TRUE)$se.fit == 0))
 })
 
 test_that("newparams predicts at other parameters as lme4 does", {

@@ -356,7 +356,7 @@ pub fn needs_second_start(
 /// lme4's initial trust-region radius from a given start (minqa's `bobyqa`, which
 /// `lmerControl(optimizer = "bobyqa")` uses): `0.2 max|θ₀|`, here at most `rhobeg` and at least
 /// [`MIN_GIVEN_RADIUS`].
-fn given_start_radius(theta: &[f64], rhobeg: f64) -> f64 {
+pub(crate) fn given_start_radius(theta: &[f64], rhobeg: f64) -> f64 {
     let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     (0.2 * largest)
         .min(rhobeg)

@@ -7,6 +7,7 @@ use crate::fit::lmm::LinearMixedModel;
 use crate::inference::bootstrap::{self, GlmmSetup};
 use crate::inference::condvar::{glmm_conditional_variances, lmm_conditional_variances};
 use crate::inference::ddf;
+use crate::inference::influence::{self, DeletionFit};
 use crate::inference::profile::{self, GlmmProfiler, LmmProfiler, ProfileOptions, Profiler};
 use crate::model::family::Family;
 use crate::model::spec::ModelSpec;
@@ -220,6 +221,61 @@ fn glmm_bootstrap_rs(
     }))
 }
 
+/// Refits a linear mixed model without each set of observations: `sets` gives each
+/// observation's deletion set (1-based, at most `n_sets`); each refit starts from `start` (the
+/// fit's optimizer parameters `par`) with the settings of `control` (an `lmmControl`). One list
+/// per set (`theta`, `par`, `beta`, `sigma`, `vcov_unscaled`, `objective`, `n_obs`, `optinfo`), or
+/// `list(error = message)` for a refit that failed.
+/// @noRd
+#[extendr]
+fn lmm_deletion_rs(
+    model: ModelInputs,
+    reml: bool,
+    sets: Robj,
+    n_sets: i32,
+    start: Robj,
+    control: LmmControl,
+    threads: Threads,
+) -> Result<Robj> {
+    let codes = sets
+        .as_integer_slice()
+        .ok_or_else(|| other("'sets' must be an integer vector"))?;
+    let n_sets = usize::try_from(n_sets).map_err(|_| other("'n_sets' must be non-negative"))?;
+    let spec = model.spec()?;
+    if codes.len() != spec.n {
+        return Err(other(format!(
+            "'sets' has {} codes for {} observations",
+            codes.len(),
+            spec.n
+        )));
+    }
+    let sets = influence::deletion_sets(codes, n_sets)?;
+    let fits = influence::deletion_refits_lmm(
+        &spec,
+        reml,
+        &sets,
+        doubles(&start, "start")?,
+        &control.optim,
+        threads.0,
+    )?;
+    Ok(results::replicates(&fits, deletion_fit))
+}
+
+/// One deletion refit as R reads it.
+fn deletion_fit(fit: &DeletionFit) -> Robj {
+    list!(
+        theta = fit.theta.clone(),
+        par = fit.par.clone(),
+        beta = fit.beta.clone(),
+        sigma = fit.sigma,
+        vcov_unscaled = fit.vcov_unscaled.clone(),
+        objective = fit.objective,
+        n_obs = fit.n_obs as i32,
+        optinfo = results::opt_summary(&fit.opt)
+    )
+    .into()
+}
+
 /// The family and starting values of a GLMM that is refitted or profiled.
 fn glmm_setup<'s, 'a>(
     spec: &'s ModelSpec<'a>,
@@ -246,4 +302,5 @@ extendr_module! {
     fn profile_interval_rs;
     fn lmm_bootstrap_rs;
     fn glmm_bootstrap_rs;
+    fn lmm_deletion_rs;
 }
