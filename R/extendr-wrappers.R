@@ -32,6 +32,19 @@ glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
         start_theta, start_beta, control, verbose)
 }
 
+# The LMM deviance function held by the engine (R/devfun.R).
+lmm_devfun_rs <- function(model, reml, threads) {
+  .Call(wrap__lmm_devfun_rs, model, reml, threads)
+}
+
+lmm_devfun_eval_rs <- function(engine, par) {
+  .Call(wrap__lmm_devfun_eval_rs, engine, par)
+}
+
+lmm_devfun_fit_rs <- function(engine, optimizer, start, control, code, message, feval) {
+  .Call(wrap__lmm_devfun_fit_rs, engine, optimizer, start, control, code, message, feval)
+}
+
 # Conditional variances of the random effects (R/condvar.R).
 lmm_condvar_rs <- function(model, reml, theta, threads) {
   .Call(wrap__lmm_condvar_rs, model, reml, theta, threads)

@@ -1,0 +1,155 @@
+//! The deviance function of a linear mixed model kept alive in R (lme4's `devFunOnly = TRUE`):
+//! an engine built once from the model (cross-products, the symbolic factorization) and held in
+//! an external pointer, so that each evaluation of the profiled criterion at θ only refactors.
+//! The same object runs the optimizers that are not the fit's own BOBYQA (Nelder–Mead, a user's
+//! R function, none at all) and finishes such a fit at the parameters they return: estimates and
+//! the convergence checks, exactly as after the engine's own optimization.
+use crate::fit::lmm::LinearMixedModel;
+use crate::model::spec::ModelSpec;
+use crate::optim::{self, nelder_mead, Objective, OptSummary, Stop};
+use extendr_api::prelude::*;
+
+use super::convert::{doubles, other, LmmControl, ModelInputs, Result};
+use super::results::{self, Rows};
+
+/// An LMM engine that owns the R vectors it reads.
+pub(crate) struct LmmDevfun {
+    /// The engine; its [`ModelSpec`] borrows the vectors `inputs` holds. Declared first, so it
+    /// is dropped before them.
+    model: LinearMixedModel<'static>,
+    /// The model's R vectors, kept alive (protected) as long as the engine exists.
+    _inputs: ModelInputs,
+}
+
+impl LmmDevfun {
+    fn new(inputs: ModelInputs, reml: bool, par: faer::Par) -> Result<Self> {
+        let spec = inputs.spec()?;
+        // SAFETY: the slices of `spec` point into the data of R vectors, not into `inputs`
+        // itself; those vectors do not move, and they stay protected by the `Robj`s in
+        // `inputs`, which lives in the same struct and is dropped after the engine.
+        let spec: ModelSpec<'static> = unsafe { std::mem::transmute(spec) };
+        let model = LinearMixedModel::new(spec, reml, par)?;
+        Ok(Self {
+            model,
+            _inputs: inputs,
+        })
+    }
+
+    /// Checks that `par` has one value per covariance parameter.
+    fn check_len(&self, par: &[f64]) -> Result<()> {
+        let k = self.model.re.n_par();
+        if par.len() != k {
+            return Err(other(format!(
+                "the deviance function takes {k} covariance parameters, not {}",
+                par.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The criterion as the optimizers see it.
+struct Criterion<'m> {
+    model: &'m mut LinearMixedModel<'static>,
+}
+
+impl Objective for Criterion<'_> {
+    fn eval(&mut self, par: &[f64]) -> f64 {
+        self.model.objective_at_par(par)
+    }
+
+    fn after_eval(&mut self, _count: usize, _par: &[f64], _value: f64) -> Stop {
+        if super::interrupt::interrupt_pending() {
+            Stop::Interrupt
+        } else {
+            Stop::Continue
+        }
+    }
+}
+
+/// Builds the deviance function's engine for `model` (as for `lmm_fit_rs`): the REML criterion
+/// when `reml`, else the ML deviance; `threads` as `control$threads` (0: all).
+/// @noRd
+#[extendr]
+fn lmm_devfun_rs(model: ModelInputs, reml: bool, threads: i32) -> Result<Robj> {
+    let threads = usize::try_from(threads).map_err(|_| other("'threads' must be >= 0"))?;
+    let engine = LmmDevfun::new(model, reml, crate::inference::parallel::par(threads))?;
+    Ok(ExternalPtr::new(engine).into())
+}
+
+/// The criterion at `par` (θ for unstructured models): lme4's devfun value; `+Inf` where the
+/// factorization fails.
+/// @noRd
+#[extendr]
+fn lmm_devfun_eval_rs(mut engine: ExternalPtr<LmmDevfun>, par: Robj) -> Result<f64> {
+    let par = doubles(&par, "theta")?;
+    let engine = engine.try_addr_mut()?;
+    engine.check_len(par)?;
+    Ok(engine.model.objective_at_par(par))
+}
+
+/// Runs `optimizer` (`"Nelder_Mead"` from `start`, or `"none"`: `start` is the point, found by
+/// an optimizer in R or given) and returns the fit at its end point, with the convergence
+/// checks; `code`, `message` and `feval` are the record of an optimizer run in R (for
+/// `"none"`). Nelder–Mead searches without bounds; a negative diagonal element of a factor is
+/// then made positive with its column (the same covariance).
+/// @noRd
+#[extendr]
+fn lmm_devfun_fit_rs(
+    mut engine: ExternalPtr<LmmDevfun>,
+    optimizer: &str,
+    start: Robj,
+    control: LmmControl,
+    code: i32,
+    message: &str,
+    feval: i32,
+) -> Result<Robj> {
+    let start = doubles(&start, "start")?.to_vec();
+    let engine = engine.try_addr_mut()?;
+    engine.check_len(&start)?;
+    let model = &mut engine.model;
+    let lower = model.re.par_lower();
+    let upper = model.re.par_upper();
+    let opts = &control.optim;
+    let (par, summary) = match optimizer {
+        "Nelder_Mead" => {
+            let mut crit = Criterion { model };
+            let mut run = nelder_mead::minimize(&mut crit, &start, &lower, opts)?;
+            let mut par = std::mem::take(&mut run.theta);
+            model.re.normalize_par_signs(&mut par);
+            // Within the bounds up to rounding: a structured term's correlation parameter
+            // beyond its bound evaluates to +Inf, so the search ends inside.
+            (par, run)
+        }
+        "none" => {
+            let record = OptSummary {
+                start: start.clone(),
+                code,
+                message: message.to_string(),
+                feval: usize::try_from(feval).unwrap_or(0),
+                ..Default::default()
+            };
+            // An optimizer in R may ignore the bounds, as Nelder-Mead does here.
+            let mut par = start;
+            model.re.normalize_par_signs(&mut par);
+            (par, record)
+        }
+        other_name => {
+            return Err(other(format!(
+                "internal: optimizer '{other_name}' is not run by the deviance function"
+            )))
+        }
+    };
+    let mut crit = Criterion { model };
+    let summary = optim::assess_at(&mut crit, &par, (&lower, &upper), opts, summary);
+    let mut fit = crit.model.estimates_at_par(&par)?;
+    fit.opt = summary;
+    Ok(results::lmm_fit(&fit, Rows::Fit))
+}
+
+extendr_module! {
+    mod devfun;
+    fn lmm_devfun_rs;
+    fn lmm_devfun_eval_rs;
+    fn lmm_devfun_fit_rs;
+}
