@@ -62,17 +62,24 @@
 #' @export
 glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
                  offset, subset, na.action, control = glmmControl(),
-                 start = NULL, verbose = FALSE) {
+                 start = NULL, verbose = FALSE, devFunOnly = FALSE) {
   mc <- match.call()
   if (missing(control)) control <- default_control("glmm")
+  if (is_gaussian_identity(family, parent.frame())) {
+    return(gaussian_shortcut(mc, parent.frame()))
+  }
   family <- resolve_family(family, parent.frame())
   nAGQ <- check_nagq(nAGQ)
-  if (!inherits(control, "glmmControl")) {
-    stop("'control' must be built by glmmControl(), not a ",
-         class(control)[1L], call. = FALSE)
+  check_flag(devFunOnly, "devFunOnly")
+  if (devFunOnly) {
+    stop("devFunOnly = TRUE is not available for glmm() yet: the deviance ",
+         "function is only available for lmm() (see as.function.lmm())",
+         call. = FALSE)
   }
-  verbose <- check_verbose(verbose)
+  control <- as_fit_control(control, "glmm")
+  verbose <- max(check_verbose(verbose), control$opt_verbose)
   inputs <- lmm_inputs(mc, parent.frame(), control, family = family)
+  check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   # As glmer (unlike lmer): the call carries the formula itself, `||` kept.
   mc$formula <- inputs$formula
   if (nAGQ > 1L && (length(inputs$reterms) != 1L || ncol(inputs$reterms[[1L]]$Z) != 1L)) {
@@ -95,6 +102,31 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
   report_convergence(fit$optinfo, control)
   report_hessian(fit)
   fit
+}
+
+# TRUE when `family` (an object, function or name) is gaussian with the
+# identity link.
+is_gaussian_identity <- function(family, env) {
+  if (is.character(family) && length(family) == 1L) {
+    family <- get0(family, envir = env, mode = "function")
+  }
+  if (is.function(family)) family <- tryCatch(family(), error = function(e) NULL)
+  inherits(family, "family") && identical(family$family, "gaussian") &&
+    identical(family$link, "identity")
+}
+
+# glmm(family = gaussian) with the identity link, as glmer(): the linear
+# mixed model, fitted by lmm(), with lme4's deprecation warning.
+gaussian_shortcut <- function(mc, env) {
+  warning("calling glmm() with family=gaussian (identity link) as a shortcut ",
+          "to lmm() is deprecated; please call lmm() directly", call. = FALSE)
+  if (!is.null(mc$nAGQ)) {
+    stop("'nAGQ' has no meaning for a linear mixed model (family = gaussian ",
+         "with the identity link)", call. = FALSE)
+  }
+  mc[[1L]] <- quote(mixedrs::lmm)
+  mc$family <- NULL
+  eval(mc, env)
 }
 
 # Says so when the standard errors of the fixed effects could not come from
