@@ -104,3 +104,29 @@ as.function.lmm <- function(x, ...) {
   stop_unused(..., caller = "as.function()")
   make_lmm_devfun(fit_engine_inputs(x), x$reterms, isTRUE(x$REML), 0L)
 }
+
+# glmm(devFunOnly = TRUE): the stage-1 criterion of theta (nAGQ = 0) or the
+# stage-2 criterion of c(theta, beta), as lme4's glmer returns them; the
+# engine is built once and kept.
+make_glmm_devfun <- function(inputs, family, nAGQ, control) {
+  layout <- covariance_layout(inputs$reterms)
+  model <- lmm_model_list(inputs)
+  model$weights <- as.double(inputs$weights)
+  p <- ncol(inputs$X)
+  env <- new.env(parent = baseenv())
+  env$engine <- glmm_devfun_rs(model, family$family, family$link,
+                               as.double(inputs$n_trials), as.double(inputs$etastart),
+                               nAGQ, unclass(control))
+  theta_lower <- unlist(lapply(layout, `[[`, "lower"))
+  theta_upper <- unlist(lapply(layout, `[[`, "upper"))
+  env$lower <- if (nAGQ > 0L) c(theta_lower, rep(-Inf, p)) else theta_lower
+  env$upper <- if (nAGQ > 0L) c(theta_upper, rep(Inf, p)) else theta_upper
+  env$nAGQ <- nAGQ
+  env$eval <- glmm_devfun_eval_rs
+  devfun <- function(pars) {
+    if (!is.numeric(pars)) stop("'pars' must be numeric", call. = FALSE)
+    eval(engine, as.double(pars))
+  }
+  environment(devfun) <- env
+  devfun
+}

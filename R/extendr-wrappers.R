@@ -45,6 +45,14 @@ lmm_devfun_fit_rs <- function(engine, optimizer, start, control, code, message, 
   .Call(wrap__lmm_devfun_fit_rs, engine, optimizer, start, control, code, message, feval)
 }
 
+glmm_devfun_rs <- function(model, family, link, n_trials, eta_start, n_agq, control) {
+  .Call(wrap__glmm_devfun_rs, model, family, link, n_trials, eta_start, n_agq, control)
+}
+
+glmm_devfun_eval_rs <- function(engine, pars) {
+  .Call(wrap__glmm_devfun_eval_rs, engine, pars)
+}
+
 # Conditional variances of the random effects (R/condvar.R).
 lmm_condvar_rs <- function(model, reml, theta, threads) {
   .Call(wrap__lmm_condvar_rs, model, reml, theta, threads)

@@ -47,6 +47,13 @@
 #'   `nAGQ`, the linear predictor `eta` and fitted means `mu`. Use the methods
 #'   (`summary()`, [fixef()], [ranef()], [VarCorr()], `predict()`,
 #'   `residuals()`, ...) to read it.
+#' @param devFunOnly Logical: return the deviance function instead of
+#'   fitting, as `lme4::glmer(devFunOnly = TRUE)`: for `nAGQ = 0` a function
+#'   of the covariance parameters `theta` (the fixed effects found inside
+#'   PIRLS), otherwise a function of `c(theta, beta)` (the Laplace or, for
+#'   `nAGQ > 1`, adaptive Gauss-Hermite deviance, the conditional modes
+#'   found by PIRLS). Its environment holds `lower` and `upper`, the bounds
+#'   of its argument.
 #' @seealso [glmmControl()], [lmm()].
 #' @importFrom stats binomial
 #' @examples
@@ -71,11 +78,6 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
   family <- resolve_family(family, parent.frame())
   nAGQ <- check_nagq(nAGQ)
   check_flag(devFunOnly, "devFunOnly")
-  if (devFunOnly) {
-    stop("devFunOnly = TRUE is not available for glmm() yet: the deviance ",
-         "function is only available for lmm() (see as.function.lmm())",
-         call. = FALSE)
-  }
   control <- as_fit_control(control, "glmm")
   verbose <- max(check_verbose(verbose), control$opt_verbose)
   inputs <- lmm_inputs(mc, parent.frame(), control, family = family)
@@ -88,6 +90,7 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
          "model has ", describe_terms(inputs$reterms), ". Use nAGQ = 1 (Laplace) ",
          "or nAGQ = 0", call. = FALSE)
   }
+  if (devFunOnly) return(make_glmm_devfun(inputs, family, nAGQ, control))
   start <- check_glmm_start(start, inputs, nAGQ)
   X <- inputs$X
   storage.mode(X) <- "double"

@@ -40,3 +40,30 @@ test_that("as.function() of a fit is the deviance function at its optimum", {
   expect_error(dd(c(1, 1)), "takes 3 covariance parameters, not 2")
   expect_error(as.function(fit, 1), "unused argument")
 })
+
+test_that("glmm(devFunOnly = TRUE) equals glmer's for nAGQ = 0, 1 and 5", {
+  skip_if_not_installed("lme4")
+  data("cbpp", package = "lme4")
+  f <- cbind(incidence, size - incidence) ~ period + (1 | herd)
+  ctl <- lme4::glmerControl(tolPwrss = 1e-12)
+  for (q in c(0L, 1L, 5L)) {
+    ours <- glmm(f, cbpp, family = binomial, nAGQ = q, devFunOnly = TRUE)
+    ref <- lme4::glmer(f, cbpp, family = binomial, nAGQ = q, devFunOnly = TRUE, control = ctl)
+    pars <- if (q == 0L) {
+      list(0.5, 1, 0.1)
+    } else {
+      list(c(0.6, -1.4, -1, -1.1, -1.6), c(1, -1, 0, 0, 0), c(0.3, -1.5, -0.8, -1, -1.2))
+    }
+    for (p in pars) {
+      # both at PIRLS convergence (tolPwrss 1e-12 for lme4): the deviances
+      # (~100-200) agree to 1e-9 relative
+      expect_equal(ours(p), ref(p), tolerance = 1e-9)
+    }
+    expect_length(environment(ours)$lower, if (q == 0L) 1L else 5L)
+  }
+  ours <- glmm(f, cbpp, family = binomial, devFunOnly = TRUE)
+  expect_error(ours(1), "takes 5 parameters \\(1 covariance parameters and 4 fixed effects\\), not 1")
+  # at the fit's optimum the function is its -2 log-likelihood
+  g <- glmm(f, cbpp, family = binomial)
+  expect_equal(ours(c(g$theta, fixef(g))), -2 * as.numeric(logLik(g)), tolerance = 1e-8)
+})

@@ -4,12 +4,15 @@
 //! The same object runs the optimizers that are not the fit's own BOBYQA (Nelder–Mead, a user's
 //! R function, none at all) and finishes such a fit at the parameters they return: estimates and
 //! the convergence checks, exactly as after the engine's own optimization.
+use crate::fit::glmm::GeneralizedLinearMixedModel;
 use crate::fit::lmm::LinearMixedModel;
+use crate::fit::quadrature::GaussHermite;
+use crate::model::family::Family;
 use crate::model::spec::ModelSpec;
 use crate::optim::{self, nelder_mead, Objective, OptSummary, Stop};
 use extendr_api::prelude::*;
 
-use super::convert::{doubles, other, LmmControl, ModelInputs, Result};
+use super::convert::{agq_points, doubles, other, GlmmControl, LmmControl, ModelInputs, Result};
 use super::results::{self, Rows};
 
 /// An LMM engine that owns the R vectors it reads.
@@ -147,9 +150,99 @@ fn lmm_devfun_fit_rs(
     Ok(results::lmm_fit(&fit, Rows::Fit))
 }
 
+/// A GLMM engine that owns the R vectors it reads (see [`LmmDevfun`]), with the quadrature rule
+/// of its `nAGQ`: the stage-1 criterion of θ for `nAGQ = 0`, else the stage-2 criterion of
+/// `c(θ, β)` (Laplace for `nAGQ = 1`), as lme4's `glmer(devFunOnly = TRUE)`.
+pub(crate) struct GlmmDevfun {
+    /// The engine; borrows the vectors of `inputs`. Declared first, so it is dropped first.
+    model: GeneralizedLinearMixedModel<'static>,
+    /// `None` for the Laplace approximation.
+    rule: Option<GaussHermite>,
+    /// Whether the function takes `c(θ, β)` (`nAGQ > 0`) rather than θ.
+    stage2: bool,
+    /// Number of covariance parameters and of fixed effects.
+    sizes: (usize, usize),
+    /// The model's R vectors, kept alive as long as the engine exists.
+    _inputs: ModelInputs,
+}
+
+/// Builds the GLMM deviance function's engine; the arguments are those of `glmm_fit_rs`.
+/// @noRd
+#[extendr]
+fn glmm_devfun_rs(
+    model: ModelInputs,
+    family: &str,
+    link: &str,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    control: GlmmControl,
+) -> Result<Robj> {
+    let n_agq = agq_points(n_agq)?;
+    let family = Family::new(family, link)?;
+    let spec = model.spec()?;
+    // SAFETY: as in `LmmDevfun::new`: the slices point into protected R vectors that `model`
+    // keeps alive and that never move; the engine is dropped before `model`.
+    let spec: ModelSpec<'static> = unsafe { std::mem::transmute(spec) };
+    let p = spec.p;
+    let engine = GeneralizedLinearMixedModel::new(
+        spec,
+        family,
+        doubles(&n_trials, "n_trials")?.to_vec(),
+        doubles(&eta_start, "eta_start")?.to_vec(),
+        control.options(n_agq).pirls,
+        control.par,
+    )?;
+    let rule = if n_agq > 1 {
+        Some(GaussHermite::new(n_agq)?)
+    } else {
+        None
+    };
+    let nth = engine.re.n_par();
+    Ok(ExternalPtr::new(GlmmDevfun {
+        model: engine,
+        rule,
+        stage2: n_agq > 0,
+        sizes: (nth, p),
+        _inputs: model,
+    })
+    .into())
+}
+
+/// The GLMM criterion at `pars` (θ, or `c(θ, β)` for `nAGQ > 0`); a PIRLS failure is an error.
+/// @noRd
+#[extendr]
+fn glmm_devfun_eval_rs(mut engine: ExternalPtr<GlmmDevfun>, pars: Robj) -> Result<f64> {
+    let pars = doubles(&pars, "pars")?;
+    let engine = engine.try_addr_mut()?;
+    let (nth, p) = engine.sizes;
+    let want = if engine.stage2 { nth + p } else { nth };
+    if pars.len() != want {
+        return Err(other(format!(
+            "the deviance function takes {want} parameters ({}), not {}",
+            if engine.stage2 {
+                format!("{nth} covariance parameters and {p} fixed effects")
+            } else {
+                format!("{nth} covariance parameters")
+            },
+            pars.len()
+        )));
+    }
+    let value = if engine.stage2 {
+        engine
+            .model
+            .objective_theta_beta(pars, engine.rule.as_ref())?
+    } else {
+        engine.model.objective_theta(pars)?
+    };
+    Ok(value)
+}
+
 extendr_module! {
     mod devfun;
     fn lmm_devfun_rs;
     fn lmm_devfun_eval_rs;
     fn lmm_devfun_fit_rs;
+    fn glmm_devfun_rs;
+    fn glmm_devfun_eval_rs;
 }
