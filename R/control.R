@@ -81,9 +81,11 @@
 #' @param check.conv.grad How to report a failed gradient check at the
 #'   optimum: `"warning"` (default), `"message"`, `"stop"` or `"ignore"`, or
 #'   lme4's `list(action = , tol = , relTol = )`.
-#' @param check.conv.hess How to report a Hessian at the optimum that is not
-#'   positive definite (when the gradient check computed one): an action as
-#'   above or `list(action = , tol = )` (default tolerance `1e-6`).
+#' @param check.conv.hess How to report a Hessian at the optimum with
+#'   negative eigenvalues (below `-tol`; lme4's "degenerate Hessian"), when
+#'   the gradient check computed one: an action as above or
+#'   `list(action = , tol = )` (default tolerance `1e-6`). lme4's advice on
+#'   very large eigenvalues (rescaling) is not given.
 #' @param grad.tol Tolerance of the gradient check (lme4's default 0.002);
 #'   a `tol` in `check.conv.grad` takes precedence.
 #' @param threads Number of threads for the linear algebra of the fit

@@ -41,8 +41,10 @@ lmm_devfun_eval_rs <- function(engine, par) {
   .Call(wrap__lmm_devfun_eval_rs, engine, par)
 }
 
-lmm_devfun_fit_rs <- function(engine, optimizer, start, control, code, message, feval) {
-  .Call(wrap__lmm_devfun_fit_rs, engine, optimizer, start, control, code, message, feval)
+lmm_devfun_fit_rs <- function(engine, optimizer, start, control, code, message, feval,
+                              verbose) {
+  .Call(wrap__lmm_devfun_fit_rs, engine, optimizer, start, control, code, message, feval,
+        verbose)
 }
 
 glmm_devfun_rs <- function(model, family, link, n_trials, eta_start, n_agq, control) {

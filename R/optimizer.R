@@ -150,7 +150,8 @@ lme4_common_settings <- function(caller, opt, optCtrl, rhobeg, rhoend, maxfun,
          rhobeg, ")", call. = FALSE)
   }
   check_count(maxfun, "maxfun", caller)
-  check_flag(calc.derivs, "calc.derivs", caller)
+  # lmmControl()'s message for it has always been without the caller
+  check_flag(calc.derivs, "calc.derivs", if (caller != "lmmControl()") caller)
   check_nonnegative_number(boundary.tol, "boundary.tol", caller)
   check_flag(restart_edge, "restart_edge", caller)
   check_flag(use.last.params, "use.last.params", caller)
@@ -289,7 +290,10 @@ run_optimizer_fun <- function(fun, label, devfun, start, lower, upper, optCtrl) 
 
 # lme4's Hessian check at the optimum (check.conv.hess), on the Hessian the
 # gradient check computed (it is computed when the gradient is not already
-# small): the message, or NULL.
+# small): the message when the Hessian has negative eigenvalues (lme4's
+# "degenerate Hessian": the point is not a minimum), or NULL. lme4's further
+# advice on very large eigenvalues or eigenvalue ratios concerns the scaling
+# of the variables, not convergence, and is not repeated.
 hessian_message <- function(H, tol) {
   if (is.null(H) || !length(H)) return(NULL)
   ev <- tryCatch(eigen(H, symmetric = TRUE, only.values = TRUE)$values,
@@ -301,15 +305,6 @@ hessian_message <- function(H, tol) {
   if (negative) {
     return(sprintf("Model failed to converge: degenerate  Hessian with %d negative eigenvalues",
                    negative))
-  }
-  if (any(abs(ev) < tol) || inherits(tryCatch(chol(H), error = identity), "error")) {
-    return(" Hessian is numerically singular: parameters are not uniquely determined")
-  }
-  if (max(ev) * tol > 1) {
-    return("Model is nearly unidentifiable: very large eigenvalue\n - Rescale variables?")
-  }
-  if (max(ev) / min(ev) > 1 / tol) {
-    return("Model is nearly unidentifiable: large eigenvalue ratio\n - Rescale variables?")
   }
   NULL
 }

@@ -95,3 +95,21 @@ test_that("glmm(family = gaussian) fits the LMM as glmer() does", {
   expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-5)
   expect_equal(sigma(fit), sigma(ref), tolerance = 1e-5)
 })
+
+test_that("verbose traces Nelder-Mead and function optimizers as lmm(verbose = ) does", {
+  skip_if_not_installed("lme4")
+  data("sleepstudy", package = "lme4")
+  expect_output(lmm(Reaction ~ Days + (1 | Subject), sleepstudy, verbose = 1,
+                    control = lmmControl(optimizer = "Nelder_Mead")),
+                "iteration: [0-9]+\n\tf\\(x\\) = [0-9.]+\n\ttheta = ")
+  expect_output(lmm(Reaction ~ Days + (1 | Subject), sleepstudy,
+                    control = lmmControl(optimizer = "nlminbwrap")),
+                NA)
+  expect_output(lmm(Reaction ~ Days + (1 | Subject), sleepstudy, verbose = 1,
+                    control = lmmControl(optimizer = "nlminbwrap")),
+                "iteration: 1\n\tf\\(x\\) = ")
+  # optCtrl's print level turns the trace on too, as lme4's iprint/verbose
+  expect_output(lmm(Reaction ~ Days + (1 | Subject), sleepstudy,
+                    control = lmmControl(optimizer = "Nelder_Mead", optCtrl = list(verbose = 1))),
+                "iteration: [0-9]+")
+})

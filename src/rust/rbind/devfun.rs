@@ -51,9 +51,11 @@ impl LmmDevfun {
     }
 }
 
-/// The criterion as the optimizers see it.
+/// The criterion as the optimizers see it, with the progress callback (lme4's `verbose` trace,
+/// Ctrl-C).
 struct Criterion<'m> {
     model: &'m mut LinearMixedModel<'static>,
+    progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
 }
 
 impl Objective for Criterion<'_> {
@@ -61,12 +63,8 @@ impl Objective for Criterion<'_> {
         self.model.objective_at_par(par)
     }
 
-    fn after_eval(&mut self, _count: usize, _par: &[f64], _value: f64) -> Stop {
-        if super::interrupt::interrupt_pending() {
-            Stop::Interrupt
-        } else {
-            Stop::Continue
-        }
+    fn after_eval(&mut self, count: usize, par: &[f64], value: f64) -> Stop {
+        (self.progress)(count, par, value)
     }
 }
 
@@ -95,7 +93,8 @@ fn lmm_devfun_eval_rs(mut engine: ExternalPtr<LmmDevfun>, par: Robj) -> Result<f
 /// an optimizer in R or given) and returns the fit at its end point, with the convergence
 /// checks; `code`, `message` and `feval` are the record of an optimizer run in R (for
 /// `"none"`). Nelder–Mead searches without bounds; a negative diagonal element of a factor is
-/// then made positive with its column (the same covariance).
+/// then made positive with its column (the same covariance). `verbose` prints the evaluations of
+/// the search as `lmm(verbose = )` does.
 /// @noRd
 #[extendr]
 fn lmm_devfun_fit_rs(
@@ -106,8 +105,10 @@ fn lmm_devfun_fit_rs(
     code: i32,
     message: &str,
     feval: i32,
+    verbose: i32,
 ) -> Result<Robj> {
     let start = doubles(&start, "start")?.to_vec();
+    let progress = &mut super::fit::progress_printer(verbose, "theta");
     let engine = engine.try_addr_mut()?;
     engine.check_len(&start)?;
     let model = &mut engine.model;
@@ -116,7 +117,7 @@ fn lmm_devfun_fit_rs(
     let opts = &control.optim;
     let (par, summary) = match optimizer {
         "Nelder_Mead" => {
-            let mut crit = Criterion { model };
+            let mut crit = Criterion { model, progress };
             let mut run = nelder_mead::minimize(&mut crit, &start, &lower, opts)?;
             let mut par = std::mem::take(&mut run.theta);
             model.re.normalize_par_signs(&mut par);
@@ -143,7 +144,12 @@ fn lmm_devfun_fit_rs(
             )))
         }
     };
-    let mut crit = Criterion { model };
+    // The checks are not part of the search: no trace for them.
+    let quiet = &mut super::fit::progress_printer(0, "theta");
+    let mut crit = Criterion {
+        model,
+        progress: quiet,
+    };
     let summary = optim::assess_at(&mut crit, &par, (&lower, &upper), opts, summary);
     let mut fit = crit.model.estimates_at_par(&par)?;
     fit.opt = summary;
