@@ -60,15 +60,17 @@ lmm_devfun_fit <- function(inputs, REML, control, start, verbose) {
     }
     r <- run_optimizer_fun(control$optimizer_fun, name, fn, par0, env$lower,
                            env$upper, control$optCtrl)
-    lmm_devfun_fit_rs(env$engine, "none", r$par, ctl, r$conv, r$message, r$feval,
-                      0L)
+    lmm_devfun_fit_rs(env$engine, "none", r$par, ctl,
+                      list(code = r$conv, message = r$message, feval = r$feval), 0L)
   } else if (identical(name, "Nelder_Mead")) {
-    lmm_devfun_fit_rs(env$engine, "Nelder_Mead", par0, ctl, 0L, "", 0L, verbose)
+    lmm_devfun_fit_rs(env$engine, "Nelder_Mead", par0, ctl,
+                      list(code = 0L, message = "", feval = 0L), verbose)
   } else {
     # As lme4's optimizer = NULL: no derivatives, so no convergence checks
     # beyond the singular one.
     ctl$calc.derivs <- FALSE
-    lmm_devfun_fit_rs(env$engine, "none", par0, ctl, 1000L, "no optimization", 0L, 0L)
+    lmm_devfun_fit_rs(env$engine, "none", par0, ctl,
+                      list(code = 1000L, message = "no optimization", feval = 0L), 0L)
   }
 }
 

@@ -41,10 +41,8 @@ lmm_devfun_eval_rs <- function(engine, par) {
   .Call(wrap__lmm_devfun_eval_rs, engine, par)
 }
 
-lmm_devfun_fit_rs <- function(engine, optimizer, start, control, code, message, feval,
-                              verbose) {
-  .Call(wrap__lmm_devfun_fit_rs, engine, optimizer, start, control, code, message, feval,
-        verbose)
+lmm_devfun_fit_rs <- function(engine, optimizer, start, control, record, verbose) {
+  .Call(wrap__lmm_devfun_fit_rs, engine, optimizer, start, control, record, verbose)
 }
 
 glmm_devfun_rs <- function(model, family, link, n_trials, eta_start, n_agq, control) {

@@ -91,7 +91,7 @@ fn lmm_devfun_eval_rs(mut engine: ExternalPtr<LmmDevfun>, par: Robj) -> Result<f
 
 /// Runs `optimizer` (`"Nelder_Mead"` from `start`, or `"none"`: `start` is the point, found by
 /// an optimizer in R or given) and returns the fit at its end point, with the convergence
-/// checks; `code`, `message` and `feval` are the record of an optimizer run in R (for
+/// checks; `record` is `list(code, message, feval)`, the record of an optimizer run in R (for
 /// `"none"`). Nelder–Mead searches without bounds; a negative diagonal element of a factor is
 /// then made positive with its column (the same covariance). `verbose` prints the evaluations of
 /// the search as `lmm(verbose = )` does.
@@ -102,11 +102,20 @@ fn lmm_devfun_fit_rs(
     optimizer: &str,
     start: Robj,
     control: LmmControl,
-    code: i32,
-    message: &str,
-    feval: i32,
+    record: List,
     verbose: i32,
 ) -> Result<Robj> {
+    let item = |name: &str| -> Result<Robj> {
+        record
+            .dollar(name)
+            .map_err(|_| other(format!("internal: record lacks '{name}'")))
+    };
+    let code: i32 = item("code")?.try_into()?;
+    let feval: i32 = item("feval")?.try_into()?;
+    let message = item("message")?
+        .as_str()
+        .ok_or_else(|| other("internal: record's 'message' must be a string"))?
+        .to_string();
     let start = doubles(&start, "start")?.to_vec();
     let progress = &mut super::fit::progress_printer(verbose, "theta");
     let engine = engine.try_addr_mut()?;
@@ -129,7 +138,7 @@ fn lmm_devfun_fit_rs(
             let record = OptSummary {
                 start: start.clone(),
                 code,
-                message: message.to_string(),
+                message,
                 feval: usize::try_from(feval).unwrap_or(0),
                 ..Default::default()
             };
