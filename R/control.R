@@ -1,42 +1,93 @@
 #' Control settings for `lmm()`
 #'
 #' Builds and validates the settings that steer the model checks and the
-#' optimizer of [lmm()]. The `check.*` arguments follow the names and
-#' meanings of `lme4::lmerControl()`; each takes one of the levels listed in
-#' its default.
+#' optimizer of [lmm()]. The arguments take the names, values and meanings of
+#' `lme4::lmerControl()`, so that an lme4 user's control settings carry over;
+#' `lmm()` also accepts the object `lme4::lmerControl()` returns and
+#' translates it. Each lme4 setting is either implemented, accepted because
+#' it changes nothing here (said below), or an error that says why it has no
+#' meaning in mixedrs.
 #'
-#' @param optimizer Optimizer for the covariance parameters. Only `"bobyqa"`
-#'   (Powell's bound-constrained quadratic-model method, as lme4's default
-#'   `"nloptwrap"` uses) is available.
+#' @param optimizer Optimizer for the covariance parameters:
+#'   * `"bobyqa"` (default): Powell's bound-constrained quadratic-model
+#'     method, run by the engine, with the start and restart strategy
+#'     described in [lmm()];
+#'   * `"nloptwrap"` (lme4's default): the same BOBYQA with the stopping
+#'     rules of lme4's `nloptwrap()` (`xtol_abs = 1e-8` as the final
+#'     trust-region radius, `ftol_abs = 1e-8`, `maxeval = 1e5`);
+#'   * `"Nelder_Mead"`: the engine's Nelder-Mead simplex search from lme4's
+#'     start;
+#'   * `"none"` or `NULL`: no optimization; the fit is made at `start` (lme4's
+#'     `optimizer = NULL`);
+#'   * a function, or the name of one, with lme4's calling convention
+#'     `optimizer(par, fn, lower, upper, control)`, returning a list with
+#'     `par`, the value `fval` (or `value`), the code `conv` (or
+#'     `convergence`, `ierr`) and optionally `message` (or `msg`) and `feval`,
+#'     as `lme4::nloptwrap()`, `lme4::nlminbwrap()` or a wrapper of
+#'     `stats::optim()` return. It minimizes the deviance function of
+#'     `lmm(devFunOnly = TRUE)`, and the fit is then finished at its `par`.
 #' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA on
-#'   the relative covariance parameters `theta`. `rhoend` sets the accuracy of
-#'   `theta`. Without a `start` in [lmm()], the initial radius is
+#'   the covariance parameters. `rhoend` sets the accuracy of `theta`. The
+#'   Nelder-Mead simplex starts with sides `rhobeg / 5`. Without a `start` in
+#'   [lmm()], the initial radius is
 #'   `min(rhobeg, max(0.02, 0.05 * max(theta0)))` for the moment-based start
 #'   `theta0`; from a given start, or lme4's, it is
 #'   `min(rhobeg, max(0.01, 0.2 * max(abs(start))))` (minqa's `bobyqa` rule).
 #' @param maxfun Largest number of deviance evaluations the optimizer may use.
+#' @param optCtrl A list of the optimizer's own settings, named as lme4's
+#'   optimizers name them: for `"bobyqa"` `rhobeg`, `rhoend`, `maxfun`,
+#'   `iprint`; for `"nloptwrap"` `maxeval`, `xtol_abs`, `ftol_abs`,
+#'   `ftol_rel`, `print_level`, `algorithm` (only `"NLOPT_LN_BOBYQA"`); for
+#'   `"Nelder_Mead"` `maxfun`, `verbose`; for a function optimizer anything
+#'   (handed to it as its `control`). `iprint`, `print_level` and `verbose`
+#'   print the evaluations as `lmm(verbose = )`. A name not listed is an
+#'   error naming it.
 #' @param calc.derivs Logical: check convergence with finite-difference
 #'   gradient and Hessian at the optimum (and polish the optimum when the check
-#'   fails) as lme4 does?
+#'   fails, for the engine's BOBYQA) as lme4 does?
+#' @param restart_edge Logical, accepted for lme4's sake: the engine always
+#'   tries the bound for estimates near it and restarts off the boundary
+#'   where that lowers the criterion (`boundary.tol` switches this off), so
+#'   the value changes nothing.
 #' @param boundary.tol Estimates of `theta` closer than this to their lower
 #'   bound are tried on the bound and kept there when that is no worse
 #'   (lme4's `restart_edge`/`boundary.tol`). Use `0` to switch off.
+#' @param use.last.params Only `FALSE` (lme4's default): the fit is always
+#'   finished at the optimum.
+#' @param sparseX,standardize.X Only `FALSE`: mixedrs holds `X` dense and
+#'   does not rescale it.
 #' @param check.nlev.gtr.1 What to do when a grouping factor has only one
 #'   level: `"stop"`, `"warning"`, `"message"` or `"ignore"`.
+#' @param check.nlev.gtreq.5 What to do when a grouping factor has fewer than
+#'   5 levels: `"ignore"` (default), `"warning"`, `"message"` or `"stop"`.
 #' @param check.nobs.vs.nlev What to do when a grouping factor has as many
 #'   levels as there are observations.
 #' @param check.nobs.vs.nRE What to do when a random-effects term has at
 #'   least as many random effects as there are observations.
+#' @param check.nobs.vs.rankZ Only `"ignore"` (lme4's default): the rank of
+#'   `Z` is not computed.
 #' @param check.rankX How to treat a rank-deficient fixed-effects matrix:
 #'   `"message+drop.cols"` (default), `"silent.drop.cols"`,
-#'   `"warn+drop.cols"` or `"stop.deficient"`.
+#'   `"warn+drop.cols"`, `"stop.deficient"` or `"ignore"` (no check; a
+#'   rank-deficient matrix is then an error, as it makes lme4's fit fail).
 #' @param check.scaleX What to do when predictors are on very different
 #'   scales: `"warning"` (default), `"message"`, `"stop"` or `"ignore"`.
+#'   lme4's rescaling levels are an error: mixedrs does not rescale `X`.
+#' @param check.formula.LHS Only `"stop"`: a model needs a response.
 #' @param check.conv.singular How to report a singular fit: `"message"`
-#'   (default), `"warning"` or `"ignore"`.
+#'   (default), `"warning"`, `"stop"` or `"ignore"`, or lme4's
+#'   `list(action = , tol = )` (`tol`: a bounded parameter below it makes the
+#'   fit singular, default `1e-4`).
 #' @param check.conv.grad How to report a failed gradient check at the
-#'   optimum: `"warning"` (default), `"message"`, `"stop"` or `"ignore"`.
-#' @param grad.tol Tolerance of the gradient check (lme4's default 0.002).
+#'   optimum: `"warning"` (default), `"message"`, `"stop"` or `"ignore"`, or
+#'   lme4's `list(action = , tol = , relTol = )`.
+#' @param check.conv.hess How to report a Hessian at the optimum with
+#'   negative eigenvalues (below `-tol`; lme4's "degenerate Hessian"), when
+#'   the gradient check computed one: an action as above or
+#'   `list(action = , tol = )` (default tolerance `1e-6`). lme4's advice on
+#'   very large eigenvalues (rescaling) is not given.
+#' @param grad.tol Tolerance of the gradient check (lme4's default 0.002);
+#'   a `tol` in `check.conv.grad` takes precedence.
 #' @param threads Number of threads for the linear algebra of the fit
 #'   (the dense Cholesky factorization of the crossed random-effects block
 #'   and the products that form it): `NULL` (default) uses all cores, or a
@@ -45,15 +96,28 @@
 #'   change any global setting.
 #' @return An object of class `"lmmControl"`: a list of the validated
 #'   settings (`threads` is stored as an integer, `0` meaning all cores).
+#' @seealso [as.function.lmm()] for the deviance function the function
+#'   optimizers minimize; [allFit()].
 #' @examples
 #' lmmControl()
 #' ctrl <- lmmControl(check.conv.singular = "ignore", maxfun = 5000)
 #' ctrl
+#' lmmControl(optimizer = "nloptwrap", optCtrl = list(xtol_abs = 1e-10))
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' # a singular fit, without the "boundary (singular) fit" message
 #' fit <- lmm(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2, control = ctrl)
 #' isSingular(fit)
 #' fit$optinfo$feval   # evaluations used (at most maxfun)
+#' # an optimizer function with lme4's calling convention
+#' lbfgsb <- function(par, fn, lower, upper, control) {
+#'   r <- optim(par, fn, method = "L-BFGS-B", lower = lower, upper = upper)
+#'   list(par = r$par, fval = r$value, conv = r$convergence, message = r$message)
+#' }
+#' fixef(lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy,
+#'           control = lmmControl(optimizer = lbfgsb)))
+#' # lme4's own control object is translated
+#' lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy,
+#'     control = lme4::lmerControl(optimizer = "bobyqa"))$optinfo$optimizer
 #' @export
 lmmControl <- function(optimizer = "bobyqa", rhobeg = 0.5, rhoend = 1e-7,
                        maxfun = 10000L, calc.derivs = TRUE,
@@ -62,53 +126,48 @@ lmmControl <- function(optimizer = "bobyqa", rhobeg = 0.5, rhoend = 1e-7,
                        check.nobs.vs.nlev = "stop",
                        check.nobs.vs.nRE = "stop",
                        check.rankX = c("message+drop.cols", "silent.drop.cols",
-                                       "warn+drop.cols", "stop.deficient"),
+                                       "warn+drop.cols", "stop.deficient",
+                                       "ignore"),
                        check.scaleX = c("warning", "message", "stop", "ignore"),
-                       check.conv.singular = c("message", "warning", "ignore"),
+                       check.conv.singular = c("message", "warning", "stop",
+                                               "ignore"),
                        check.conv.grad = c("warning", "message", "stop", "ignore"),
-                       grad.tol = 0.002, threads = NULL) {
-  if (!identical(optimizer, "bobyqa")) {
-    stop("lmmControl(): optimizer ", deparse1(optimizer),
-         " is not supported yet; the only optimizer is \"bobyqa\"",
-         call. = FALSE)
-  }
-  check_positive_number(rhobeg, "rhobeg")
-  check_positive_number(rhoend, "rhoend")
-  if (rhoend > rhobeg) {
-    stop("lmmControl(): 'rhoend' (", rhoend, ") must not exceed 'rhobeg' (",
-         rhobeg, ")", call. = FALSE)
-  }
-  check_positive_number(maxfun, "maxfun")
-  check_flag(calc.derivs, "calc.derivs")
-  if (!is.numeric(boundary.tol) || length(boundary.tol) != 1L ||
-      !is.finite(boundary.tol) || boundary.tol < 0) {
-    stop("lmmControl(): 'boundary.tol' must be a single non-negative number",
-         call. = FALSE)
-  }
-  check_positive_number(grad.tol, "grad.tol")
-  threads <- check_threads(threads)
+                       grad.tol = 0.002, threads = NULL, optCtrl = list(),
+                       restart_edge = TRUE, use.last.params = FALSE,
+                       sparseX = FALSE, standardize.X = FALSE,
+                       check.nobs.vs.rankZ = "ignore",
+                       check.nlev.gtreq.5 = "ignore",
+                       check.formula.LHS = "stop",
+                       check.conv.hess = c("warning", "message", "stop", "ignore")) {
+  caller <- "lmmControl()"
+  opt <- check_optimizer(optimizer, substitute(optimizer), caller)
+  common <- lme4_common_settings(
+    caller, opt, optCtrl, rhobeg = rhobeg, rhoend = rhoend, maxfun = maxfun,
+    calc.derivs = calc.derivs, boundary.tol = boundary.tol,
+    restart_edge = restart_edge, use.last.params = use.last.params,
+    sparseX = sparseX, standardize.X = standardize.X,
+    check.nobs.vs.rankZ = check.nobs.vs.rankZ,
+    check.formula.LHS = check.formula.LHS,
+    check.conv.singular = check.conv.singular,
+    check.conv.grad = check.conv.grad, check.conv.hess = check.conv.hess,
+    grad.tol = grad.tol,
+    choices = function(arg) eval(formals(lmmControl)[[arg]]))
   levels4 <- c("stop", "warning", "message", "ignore")
+  choices <- function(arg) eval(formals(lmmControl)[[arg]])
   structure(
-    list(
-      optimizer = optimizer,
-      rhobeg = as.numeric(rhobeg),
-      rhoend = as.numeric(rhoend),
-      maxfun = as.integer(maxfun),
-      calc.derivs = calc.derivs,
-      boundary.tol = as.numeric(boundary.tol),
-      check.nlev.gtr.1 = match_level(check.nlev.gtr.1, levels4, "check.nlev.gtr.1"),
-      check.nobs.vs.nlev = match_level(check.nobs.vs.nlev, levels4, "check.nobs.vs.nlev"),
-      check.nobs.vs.nRE = match_level(check.nobs.vs.nRE, levels4, "check.nobs.vs.nRE"),
-      check.rankX = match_level(check.rankX, eval(formals()$check.rankX), "check.rankX"),
-      check.scaleX = match_level(check.scaleX, eval(formals()$check.scaleX), "check.scaleX"),
-      check.conv.singular = match_level(check.conv.singular,
-                                        eval(formals()$check.conv.singular),
-                                        "check.conv.singular"),
-      check.conv.grad = match_level(check.conv.grad, eval(formals()$check.conv.grad),
-                                    "check.conv.grad"),
-      grad.tol = as.numeric(grad.tol),
-      threads = threads
-    ),
+    c(list(optimizer = opt$name),
+      common,
+      list(
+        check.nlev.gtr.1 = match_level(check.nlev.gtr.1, levels4, "check.nlev.gtr.1", caller),
+        check.nlev.gtreq.5 = match_level(check.nlev.gtreq.5, levels4,
+                                         "check.nlev.gtreq.5", caller),
+        check.nobs.vs.nlev = match_level(check.nobs.vs.nlev, levels4, "check.nobs.vs.nlev", caller),
+        check.nobs.vs.nRE = match_level(check.nobs.vs.nRE, levels4, "check.nobs.vs.nRE", caller),
+        check.rankX = match_level(check.rankX, choices("check.rankX"), "check.rankX", caller),
+        check.scaleX = check_scale_level(check.scaleX, choices("check.scaleX"), caller),
+        threads = check_threads(threads),
+        optimizer_fun = opt$fun
+      )),
     class = "lmmControl"
   )
 }
@@ -126,8 +185,10 @@ print.lmmControl <- function(x, ...) {
 #' Builds and validates the settings that steer the model checks, the
 #' penalized iteratively reweighted least squares (PIRLS) iterations and the
 #' optimizers of `glmm()`. The arguments follow the names, meanings and
-#' defaults of `lme4::glmerControl()`; the `check.*` arguments are those of
-#' [lmmControl()], plus `check.response.not.const`.
+#' defaults of `lme4::glmerControl()`; the `check.*` and lme4 arguments are
+#' those of [lmmControl()], plus `check.response.not.const`, `tolPwrss`,
+#' `compDev` and `nAGQ0initStep`. `glmm()` also accepts the object
+#' `lme4::glmerControl()` returns and translates it.
 #'
 #' As `lme4::glmer()`, a GLMM fit has two stages: with `nAGQ0initStep =
 #' TRUE` the first optimizes the covariance parameters `theta` with the
@@ -140,8 +201,11 @@ print.lmmControl <- function(x, ...) {
 #'
 #' @param optimizer Optimizers of the two stages: one string (used for both)
 #'   or two, each `"bobyqa"` (Powell's bound-constrained quadratic-model
-#'   method) or `"Nelder_Mead"` (bounded Nelder-Mead simplex). Note that
-#'   `lme4::glmerControl()` uses `c("bobyqa", "Nelder_Mead")` by default.
+#'   method), `"nloptwrap"` (the same, with the stopping rules of lme4's
+#'   `nloptwrap()`: `ftol_abs = 1e-8`, `maxeval = 1e5`) or `"Nelder_Mead"`
+#'   (Nelder-Mead simplex). Note that `lme4::glmerControl()` uses
+#'   `c("bobyqa", "Nelder_Mead")` by default. Function optimizers and `"none"`
+#'   are not available for `glmm()` (an error says so).
 #' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA. The
 #'   second stage searches every parameter in units of about one standard
 #'   error (the fixed effects decorrelated by their first-stage covariance,
@@ -152,6 +216,7 @@ print.lmmControl <- function(x, ...) {
 #'   ~1e-10 over such a step).
 #' @param maxfun Largest number of deviance evaluations each optimizer stage
 #'   may use.
+#' @param optCtrl As in [lmmControl()], for the optimizers named.
 #' @param calc.derivs Logical: check convergence with a finite-difference
 #'   gradient and Hessian at the optimum, as lme4 does?
 #' @param boundary.tol Estimates of `theta` closer than this to their lower
@@ -162,7 +227,10 @@ print.lmmControl <- function(x, ...) {
 #' @param maxit Largest number of PIRLS iterations per deviance evaluation.
 #' @param nAGQ0initStep Logical: run the first (`nAGQ = 0`) optimization
 #'   stage to find starting values?
-#' @param check.nlev.gtr.1,check.nobs.vs.nlev,check.nobs.vs.nRE,check.rankX,check.scaleX,check.conv.singular,check.conv.grad
+#' @param compDev Logical, accepted for lme4's sake (where it chooses between
+#'   its compiled and its R deviance code): mixedrs has one, compiled, so the
+#'   value changes nothing.
+#' @param check.nlev.gtr.1,check.nlev.gtreq.5,check.nobs.vs.nlev,check.nobs.vs.nRE,check.nobs.vs.rankZ,check.rankX,check.scaleX,check.formula.LHS,check.conv.singular,check.conv.grad,check.conv.hess,restart_edge,use.last.params,sparseX,standardize.X
 #'   As in [lmmControl()].
 #' @param check.response.not.const What to do when the response (as fitted,
 #'   e.g. proportions for `cbind()` responses) is constant: `"stop"`
@@ -193,68 +261,79 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
                         check.nobs.vs.nlev = "stop",
                         check.nobs.vs.nRE = "stop",
                         check.rankX = c("message+drop.cols", "silent.drop.cols",
-                                        "warn+drop.cols", "stop.deficient"),
+                                        "warn+drop.cols", "stop.deficient",
+                                        "ignore"),
                         check.scaleX = c("warning", "message", "stop", "ignore"),
-                        check.conv.singular = c("message", "warning", "ignore"),
+                        check.conv.singular = c("message", "warning", "stop",
+                                                "ignore"),
                         check.conv.grad = c("warning", "message", "stop", "ignore"),
                         check.response.not.const = "stop",
-                        grad.tol = 0.002, threads = NULL) {
+                        grad.tol = 0.002, threads = NULL, optCtrl = list(),
+                        restart_edge = FALSE, use.last.params = FALSE,
+                        sparseX = FALSE, standardize.X = FALSE,
+                        check.nobs.vs.rankZ = "ignore",
+                        check.nlev.gtreq.5 = "ignore",
+                        check.formula.LHS = "stop",
+                        check.conv.hess = c("warning", "message", "stop", "ignore"),
+                        compDev = TRUE) {
   caller <- "glmmControl()"
-  optimizers <- c("bobyqa", "Nelder_Mead")
+  stage_names <- c("bobyqa", "nloptwrap", "Nelder_Mead")
   if (!is.character(optimizer) || !length(optimizer) %in% 1:2 ||
-      anyNA(optimizer) || !all(optimizer %in% optimizers)) {
+      anyNA(optimizer) || !all(optimizer %in% stage_names)) {
     stop(caller, ": 'optimizer' must be one or two (one per stage) of ",
-         "\"bobyqa\" and \"Nelder_Mead\", not ", deparse1(optimizer),
+         "\"bobyqa\", \"nloptwrap\" and \"Nelder_Mead\", not ",
+         deparse1(optimizer),
+         if (is.function(optimizer) || identical(optimizer, "none") || is.null(optimizer))
+           " (function optimizers and no optimization are only available for lmm())",
          call. = FALSE)
   }
   if (length(optimizer) == 1L) optimizer <- rep(optimizer, 2L)
-  check_positive_number(rhobeg, "rhobeg", caller)
-  check_positive_number(rhoend, "rhoend", caller)
-  if (rhoend > rhobeg) {
-    stop(caller, ": 'rhoend' (", rhoend, ") must not exceed 'rhobeg' (",
-         rhobeg, ")", call. = FALSE)
+  # The optCtrl names are checked against the stages' optimizers; the
+  # settings of the last one named win, as lme4 hands the same optCtrl to
+  # both stages.
+  common <- NULL
+  for (o in unique(optimizer)) {
+    common <- lme4_common_settings(
+      caller, list(name = o, fun = NULL), optCtrl, rhobeg = rhobeg,
+      rhoend = rhoend, maxfun = maxfun, calc.derivs = calc.derivs,
+      boundary.tol = boundary.tol, restart_edge = restart_edge,
+      use.last.params = use.last.params, sparseX = sparseX,
+      standardize.X = standardize.X, check.nobs.vs.rankZ = check.nobs.vs.rankZ,
+      check.formula.LHS = check.formula.LHS,
+      check.conv.singular = check.conv.singular,
+      check.conv.grad = check.conv.grad, check.conv.hess = check.conv.hess,
+      grad.tol = grad.tol,
+      choices = function(arg) eval(formals(glmmControl)[[arg]]))
   }
-  check_count(maxfun, "maxfun", caller)
-  check_flag(calc.derivs, "calc.derivs", caller)
-  check_nonnegative_number(boundary.tol, "boundary.tol", caller)
   check_positive_number(tolPwrss, "tolPwrss", caller)
   check_count(maxit, "maxit", caller)
   check_flag(nAGQ0initStep, "nAGQ0initStep", caller)
-  check_positive_number(grad.tol, "grad.tol", caller)
-  threads <- check_threads(threads)
+  check_flag(compDev, "compDev", caller)
   levels4 <- c("stop", "warning", "message", "ignore")
   choices <- function(arg) eval(formals(glmmControl)[[arg]])
   structure(
-    list(
-      optimizer = optimizer,
-      rhobeg = as.numeric(rhobeg),
-      rhoend = as.numeric(rhoend),
-      maxfun = as.integer(maxfun),
-      calc.derivs = calc.derivs,
-      boundary.tol = as.numeric(boundary.tol),
-      tolPwrss = as.numeric(tolPwrss),
-      maxit = as.integer(maxit),
-      nAGQ0initStep = nAGQ0initStep,
-      check.nlev.gtr.1 = match_level(check.nlev.gtr.1, levels4,
-                                     "check.nlev.gtr.1", caller),
-      check.nobs.vs.nlev = match_level(check.nobs.vs.nlev, levels4,
-                                       "check.nobs.vs.nlev", caller),
-      check.nobs.vs.nRE = match_level(check.nobs.vs.nRE, levels4,
-                                      "check.nobs.vs.nRE", caller),
-      check.rankX = match_level(check.rankX, choices("check.rankX"),
-                                "check.rankX", caller),
-      check.scaleX = match_level(check.scaleX, choices("check.scaleX"),
-                                 "check.scaleX", caller),
-      check.conv.singular = match_level(check.conv.singular,
-                                        choices("check.conv.singular"),
-                                        "check.conv.singular", caller),
-      check.conv.grad = match_level(check.conv.grad, choices("check.conv.grad"),
-                                    "check.conv.grad", caller),
-      check.response.not.const = match_level(check.response.not.const, levels4,
-                                             "check.response.not.const", caller),
-      grad.tol = as.numeric(grad.tol),
-      threads = threads
-    ),
+    c(list(optimizer = optimizer),
+      common,
+      list(
+        tolPwrss = as.numeric(tolPwrss),
+        maxit = as.integer(maxit),
+        nAGQ0initStep = nAGQ0initStep,
+        compDev = compDev,
+        check.nlev.gtr.1 = match_level(check.nlev.gtr.1, levels4,
+                                       "check.nlev.gtr.1", caller),
+        check.nlev.gtreq.5 = match_level(check.nlev.gtreq.5, levels4,
+                                         "check.nlev.gtreq.5", caller),
+        check.nobs.vs.nlev = match_level(check.nobs.vs.nlev, levels4,
+                                         "check.nobs.vs.nlev", caller),
+        check.nobs.vs.nRE = match_level(check.nobs.vs.nRE, levels4,
+                                        "check.nobs.vs.nRE", caller),
+        check.rankX = match_level(check.rankX, choices("check.rankX"),
+                                  "check.rankX", caller),
+        check.scaleX = check_scale_level(check.scaleX, choices("check.scaleX"), caller),
+        check.response.not.const = match_level(check.response.not.const, levels4,
+                                               "check.response.not.const", caller),
+        threads = check_threads(threads)
+      )),
     class = "glmmControl"
   )
 }

@@ -32,6 +32,27 @@ glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
         start_theta, start_beta, control, verbose)
 }
 
+# The LMM deviance function held by the engine (R/devfun.R).
+lmm_devfun_rs <- function(model, reml, threads) {
+  .Call(wrap__lmm_devfun_rs, model, reml, threads)
+}
+
+lmm_devfun_eval_rs <- function(engine, par) {
+  .Call(wrap__lmm_devfun_eval_rs, engine, par)
+}
+
+lmm_devfun_fit_rs <- function(engine, optimizer, start, control, record, verbose) {
+  .Call(wrap__lmm_devfun_fit_rs, engine, optimizer, start, control, record, verbose)
+}
+
+glmm_devfun_rs <- function(model, family, link, n_trials, eta_start, n_agq, control) {
+  .Call(wrap__glmm_devfun_rs, model, family, link, n_trials, eta_start, n_agq, control)
+}
+
+glmm_devfun_eval_rs <- function(engine, pars) {
+  .Call(wrap__glmm_devfun_eval_rs, engine, pars)
+}
+
 # Conditional variances of the random effects (R/condvar.R).
 lmm_condvar_rs <- function(model, reml, theta, threads) {
   .Call(wrap__lmm_condvar_rs, model, reml, theta, threads)

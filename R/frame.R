@@ -450,11 +450,12 @@ drop_deficient_columns <- function(X, level, tol = 1e-7) {
   rank <- dec$rank
   if (rank == p) return(X)
   dropped <- dec$pivot[(rank + 1L):p]
-  if (level == "stop.deficient") {
+  if (level %in% c("stop.deficient", "ignore")) {
     stop("the fixed-effects model matrix is rank deficient (rank ", rank,
          " < ", p, " columns), so its coefficients cannot all be estimated; ",
          "collinear column(s): ", quote_names(colnames(X)[dropped]),
          ". Remove them or use check.rankX = \"message+drop.cols\"",
+         if (level == "ignore") " (check.rankX = \"ignore\" skips dropping them)",
          call. = FALSE)
   }
   msg <- sprintf(ngettext(p - rank,

@@ -47,6 +47,13 @@
 #'   `nAGQ`, the linear predictor `eta` and fitted means `mu`. Use the methods
 #'   (`summary()`, [fixef()], [ranef()], [VarCorr()], `predict()`,
 #'   `residuals()`, ...) to read it.
+#' @param devFunOnly Logical: return the deviance function instead of
+#'   fitting, as `lme4::glmer(devFunOnly = TRUE)`: for `nAGQ = 0` a function
+#'   of the covariance parameters `theta` (the fixed effects found inside
+#'   PIRLS), otherwise a function of `c(theta, beta)` (the Laplace or, for
+#'   `nAGQ > 1`, adaptive Gauss-Hermite deviance, the conditional modes
+#'   found by PIRLS). Its environment holds `lower` and `upper`, the bounds
+#'   of its argument.
 #' @seealso [glmmControl()], [lmm()].
 #' @importFrom stats binomial
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
@@ -67,17 +74,19 @@
 #' @export
 glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
                  offset, subset, na.action, control = glmmControl(),
-                 start = NULL, verbose = FALSE) {
+                 start = NULL, verbose = FALSE, devFunOnly = FALSE) {
   mc <- match.call()
   if (missing(control)) control <- default_control("glmm")
+  if (is_gaussian_identity(family, parent.frame())) {
+    return(gaussian_shortcut(mc, parent.frame()))
+  }
   family <- resolve_family(family, parent.frame())
   nAGQ <- check_nagq(nAGQ)
-  if (!inherits(control, "glmmControl")) {
-    stop("'control' must be built by glmmControl(), not a ",
-         class(control)[1L], call. = FALSE)
-  }
-  verbose <- check_verbose(verbose)
+  check_flag(devFunOnly, "devFunOnly")
+  control <- as_fit_control(control, "glmm")
+  verbose <- max(check_verbose(verbose), control$opt_verbose)
   inputs <- lmm_inputs(mc, parent.frame(), control, family = family)
+  check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   # As glmer (unlike lmer): the call carries the formula itself, `||` kept.
   mc$formula <- inputs$formula
   if (nAGQ > 1L && (length(inputs$reterms) != 1L || ncol(inputs$reterms[[1L]]$Z) != 1L)) {
@@ -86,6 +95,7 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
          "model has ", describe_terms(inputs$reterms), ". Use nAGQ = 1 (Laplace) ",
          "or nAGQ = 0", call. = FALSE)
   }
+  if (devFunOnly) return(make_glmm_devfun(inputs, family, nAGQ, control))
   start <- check_glmm_start(start, inputs, nAGQ)
   X <- inputs$X
   storage.mode(X) <- "double"
@@ -100,6 +110,31 @@ glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
   report_convergence(fit$optinfo, control)
   report_hessian(fit)
   fit
+}
+
+# TRUE when `family` (an object, function or name) is gaussian with the
+# identity link.
+is_gaussian_identity <- function(family, env) {
+  if (is.character(family) && length(family) == 1L) {
+    family <- get0(family, envir = env, mode = "function")
+  }
+  if (is.function(family)) family <- tryCatch(family(), error = function(e) NULL)
+  inherits(family, "family") && identical(family$family, "gaussian") &&
+    identical(family$link, "identity")
+}
+
+# glmm(family = gaussian) with the identity link, as glmer(): the linear
+# mixed model, fitted by lmm(), with lme4's deprecation warning.
+gaussian_shortcut <- function(mc, env) {
+  warning("calling glmm() with family=gaussian (identity link) as a shortcut ",
+          "to lmm() is deprecated; please call lmm() directly", call. = FALSE)
+  if (!is.null(mc$nAGQ)) {
+    stop("'nAGQ' has no meaning for a linear mixed model (family = gaussian ",
+         "with the identity link)", call. = FALSE)
+  }
+  mc[[1L]] <- quote(mixedrs::lmm)
+  mc$family <- NULL
+  eval(mc, env)
 }
 
 # Says so when the standard errors of the fixed effects could not come from

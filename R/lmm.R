@@ -53,6 +53,9 @@
 #'   `optinfo$starts` counts the runs. From a given (or lme4's) start the
 #'   first trust-region radius is `min(rhobeg, 0.2 * max(start))`, as lme4's
 #'   `bobyqa` takes it.
+#' @param devFunOnly Logical: return the deviance function of the model
+#'   instead of fitting it (see [as.function.lmm()]), as
+#'   `lme4::lmer(devFunOnly = TRUE)`.
 #' @param verbose Logical or integer: print the criterion and `theta` at each
 #'   optimizer evaluation. A fit can be interrupted with Ctrl-C (checked after
 #'   every evaluation; an error, and the session stays usable).
@@ -80,24 +83,30 @@
 #' @export
 lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
                 na.action, control = lmmControl(), start = NULL,
-                verbose = FALSE) {
+                verbose = FALSE, devFunOnly = FALSE) {
   mc <- match.call()
   if (missing(control)) control <- default_control("lmm")
   if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {
     stop("'REML' must be TRUE or FALSE, not ", deparse1(REML), call. = FALSE)
   }
-  if (!inherits(control, "lmmControl")) {
-    stop("'control' must be built by lmmControl(), not a ",
-         class(control)[1L], call. = FALSE)
-  }
-  verbose <- check_verbose(verbose)
+  check_flag(devFunOnly, "devFunOnly")
+  control <- as_fit_control(control, "lmm")
+  verbose <- max(check_verbose(verbose), control$opt_verbose)
   inputs <- lmm_inputs(mc, parent.frame(), control)
+  check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   # As lme4: the call and the fit carry the formula itself, with `||` expanded.
   inputs$formula <- with_rhs(inputs$formula, expand_double_bars(inputs$formula[[3L]]))
   mc$formula <- inputs$formula
+  if (devFunOnly) {
+    return(make_lmm_devfun(lmm_model_list(inputs), inputs$reterms, REML, control$threads))
+  }
   theta_start <- check_start(start, inputs$reterms)
-  raw <- lmm_engine_fit(inputs, REML, control, theta_start, verbose)
-  fit <- lmm_object(mc, inputs, raw, REML)
+  raw <- if (control$optimizer %in% c("bobyqa", "nloptwrap")) {
+    lmm_engine_fit(inputs, REML, control, theta_start, verbose)
+  } else {
+    lmm_devfun_fit(inputs, REML, control, theta_start, verbose)
+  }
+  fit <- lmm_object(mc, inputs, raw, REML, control$optimizer)
   report_convergence(fit$optinfo, control)
   fit
 }
@@ -269,7 +278,7 @@ lmm_engine_fit <- function(inputs, REML, control, start, verbose) {
 }
 
 # Assembles the "lmm" object from the model inputs and the engine's result.
-lmm_object <- function(mc, inputs, raw, REML) {
+lmm_object <- function(mc, inputs, raw, REML, optimizer = "bobyqa") {
   parts <- fit_parts(mc, inputs, raw)
   n <- nrow(inputs$X)
   p <- ncol(inputs$X)
@@ -292,7 +301,7 @@ lmm_object <- function(mc, inputs, raw, REML) {
     fitted = stats::setNames(raw$fitted, obs_names),
     resid = stats::setNames(inputs$y - raw$fitted, obs_names),
     devcomp = list(cmp = cmp, dims = dims),
-    optinfo = optimizer_record("bobyqa", list(opt), raw$par, opt$gradient,
+    optinfo = optimizer_record(optimizer, list(opt), raw$par, opt$gradient,
                                opt$hessian, opt$messages, opt$singular)
   )
   structure(c(parts, specific), class = fit_class("lmm"))
@@ -308,7 +317,7 @@ report_convergence <- function(optinfo, control) {
             "optimum; raise ", class(control)[1L], "(maxfun = )", call. = FALSE)
     return(invisible(NULL))
   }
-  if (optinfo$conv$opt != 0L) {
+  if (optinfo$conv$opt != 0L && optinfo$conv$opt != 1000L) {
     warning("convergence code ", optinfo$conv$opt, " from ",
             optinfo$optimizer[length(optinfo$optimizer)], ": ",
             optinfo$message, call. = FALSE)
@@ -319,6 +328,19 @@ report_convergence <- function(optinfo, control) {
   }
   for (m in optinfo$grad_messages) {
     signal_check(control$check.conv.grad, m)
+  }
+  if (!isTRUE(optinfo$singular) && !is.null(optinfo$derivs)) {
+    g <- optinfo$derivs$gradient
+    rel_tol <- control$grad.relTol
+    if (!is.null(rel_tol) && length(g) &&
+        (rel <- max(abs(g / optinfo$val))) > rel_tol) {
+      signal_check(control$check.conv.grad, sprintf(
+        "Model failed to converge with max|relative grad| = %g (tol = %g)", rel, rel_tol))
+    }
+    if (!is.null(control$check.conv.hess)) {
+      m <- hessian_message(optinfo$derivs$Hessian, control$hess.tol)
+      if (!is.null(m)) signal_check(control$check.conv.hess, m)
+    }
   }
   invisible(NULL)
 }

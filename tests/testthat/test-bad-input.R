@@ -67,7 +67,7 @@ test_that("bad arguments of lmm() are named", {
   expect_plain_error(lmm(Reaction ~ Days + (1 | Subject), ss, start = c(1, 2)),
                      "'start'", "length 1")
   expect_plain_error(lmm(Reaction ~ Days + (1 | Subject), ss, control = list(a = 1)),
-                     "'control' must be built by lmmControl()")
+                     "'control': unknown setting a for lmmControl()")
   expect_plain_error(lmm(Reaction ~ Days + (1 | Subject), ss, na.action = "na.nothing"),
                      "na.nothing")
   expect_plain_error(lmm(Reaction ~ Days + (1 | Subject), ss, verbose = -1),
@@ -112,8 +112,11 @@ test_that("GLMM responses and families are checked with the reason", {
                           family = binomial, nAGQ = 3.5), "'nAGQ'", "3.5")
   expect_plain_error(glmm(cbind(incidence, size - incidence) ~ period + (period | herd), cbpp,
                           family = binomial), "(period | herd)", "number of random effects")
-  expect_plain_error(glmm(Reaction ~ Days + (1 | Subject), ss, family = gaussian),
-                     "use lmm()")
+  # glmer's shortcut: gaussian with the identity link fits the LMM, with a
+  # deprecation warning (before, an error)
+  expect_warning(g <- glmm(Reaction ~ Days + (1 | Subject), ss, family = gaussian),
+                 "shortcut to lmm\\(\\) is deprecated")
+  expect_s3_class(g, "lmm")
 })
 
 test_that("bad arguments of the methods are named", {

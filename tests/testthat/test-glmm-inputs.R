@@ -456,7 +456,8 @@ test_that("glmmControl() has glmer's defaults and validates its arguments", {
   expect_identical(glmmControl(maxit = 50)$maxit, 50L)
   # the same check settings as lmmControl(), and lme4's glmer defaults
   # (rhoend differs: the GLMM deviance carries PIRLS's error, see ?glmmControl)
-  shared <- setdiff(names(lmmControl()), c("optimizer", "rhoend"))
+  shared <- setdiff(names(lmmControl()), c("optimizer", "rhoend", "optimizer_fun",
+                                           "restart_edge"))
   expect_identical(unclass(ctrl)[shared], unclass(lmmControl())[shared])
   skip_if_not_installed("lme4")
   gc <- lme4::glmerControl()
@@ -473,7 +474,7 @@ test_that("glmmControl() has glmer's defaults and validates its arguments", {
 
 test_that("invalid glmmControl() values are errors naming the argument", {
   expect_error(glmmControl(optimizer = "nlminb"),
-               "glmmControl\\(\\): 'optimizer' must be one or two.*\"bobyqa\" and \"Nelder_Mead\", not \"nlminb\"")
+               "glmmControl\\(\\): 'optimizer' must be one or two.*\"bobyqa\", \"nloptwrap\" and \"Nelder_Mead\", not \"nlminb\"")
   expect_error(glmmControl(optimizer = rep("bobyqa", 3)), "'optimizer' must be one or two")
   expect_error(glmmControl(optimizer = 1), "'optimizer'")
   expect_error(glmmControl(maxit = 0), "glmmControl\\(\\): 'maxit' must be a single whole number >= 1, not 0")

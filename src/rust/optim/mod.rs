@@ -35,6 +35,12 @@ pub struct OptimOptions {
     pub grad_tol: f64,
     /// Tolerance below which a bounded θ counts as singular (lme4's `isSingular` default 1e-4).
     pub singular_tol: f64,
+    /// Stop BOBYQA when a reduction of its trust region improved the objective by less than
+    /// this, relative to its value (NLopt's `ftol_rel`, as lme4's `nloptwrap` sets it; `None`:
+    /// only the radius `rhoend` stops it).
+    pub ftol_rel: Option<f64>,
+    /// As `ftol_rel`, absolute (NLopt's `ftol_abs`).
+    pub ftol_abs: Option<f64>,
 }
 
 impl Default for OptimOptions {
@@ -47,6 +53,8 @@ impl Default for OptimOptions {
             boundary_tol: 1e-5,
             grad_tol: 2e-3,
             singular_tol: 1e-4,
+            ftol_rel: None,
+            ftol_abs: None,
         }
     }
 }
@@ -149,6 +157,8 @@ fn run_bobyqa<O: Objective>(
     config.rho_begin = rhobeg;
     config.rho_end = opts.rhoend.min(rhobeg);
     config.max_fun = budget.max(config.npt + 2);
+    config.ftol_rel = opts.ftol_rel;
+    config.ftol_abs = opts.ftol_abs;
     let mut solver = Bobyqa::new(n, config)
         .map_err(|s| MixedError::Optimizer(format!("BOBYQA could not start: {s}")))?;
     let outcome = solver.minimize(|t| f.eval(t), x, lower, upper);
@@ -324,6 +334,53 @@ pub fn minimize_within<O: Objective>(
     summary.fmin = fmin;
     summary.feval = f.count;
     Ok(summary)
+}
+
+/// The checks of [`minimize_within`] at a point another optimizer found (the user's, lme4's
+/// `Nelder_Mead`) or that was given (no optimization): the objective there, whether some
+/// parameter is within `opts.singular_tol` of its bound, and, with `opts.calc_derivs`, the
+/// gradient check at an interior point. Nothing is polished: the point is the caller's, and a
+/// failed check is reported in `messages`. `summary` carries the caller's record (start, code,
+/// message, evaluations so far), which is completed and returned.
+pub fn assess_at<O: Objective>(
+    obj: &mut O,
+    theta: &[f64],
+    (lower, upper): (&[f64], &[f64]),
+    opts: &OptimOptions,
+    mut summary: OptSummary,
+) -> OptSummary {
+    let n = theta.len();
+    let mut f = Counted {
+        obj,
+        count: 0,
+        interrupted: false,
+    };
+    let fmin = f.eval(theta);
+    summary.lower = lower.to_vec();
+    summary.upper = upper.to_vec();
+    summary.singular = (0..n).any(|i| {
+        (lower[i].is_finite() && theta[i] - lower[i] < opts.singular_tol)
+            || (upper[i].is_finite() && upper[i] - theta[i] < opts.singular_tol)
+    });
+    if opts.calc_derivs && !summary.singular && fmin.is_finite() {
+        let check = gradient_check(&mut f, theta, fmin, opts);
+        summary.gradient = check.gradient;
+        summary.hessian = check.hessian;
+        if check.failed {
+            summary.grad_check_failed = true;
+            summary.messages.push(format!(
+                "Model failed to converge with max|grad| = {:.6} (tol = {}, component {})",
+                check.max_stat,
+                opts.grad_tol,
+                check.component + 1
+            ));
+        }
+    }
+    summary.theta = theta.to_vec();
+    summary.fmin = fmin;
+    summary.feval += f.count;
+    summary.starts_tried = summary.starts_tried.max(1);
+    summary
 }
 
 struct GradCheck {

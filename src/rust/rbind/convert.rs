@@ -264,6 +264,14 @@ fn fit_par(control: &Robj) -> Result<faer::Par> {
     Ok(parallel::par(threads))
 }
 
+/// The number `control$name`, `None` when it is absent or `NULL`.
+fn optional_real(control: &Robj, name: &str) -> Result<Option<f64>> {
+    match control.dollar(name) {
+        Ok(v) if !v.is_null() => real(&v, name).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// The optimizer settings of an `lmmControl` or a `glmmControl`.
 fn optim_options(control: &Robj) -> Result<OptimOptions> {
     Ok(OptimOptions {
@@ -273,7 +281,9 @@ fn optim_options(control: &Robj) -> Result<OptimOptions> {
         calc_derivs: field(control, "calc.derivs")?.as_bool().unwrap_or(true),
         boundary_tol: real(&field(control, "boundary.tol")?, "boundary.tol")?,
         grad_tol: real(&field(control, "grad.tol")?, "grad.tol")?,
-        singular_tol: 1e-4,
+        singular_tol: optional_real(control, "singular.tol")?.unwrap_or(1e-4),
+        ftol_rel: optional_real(control, "ftol_rel")?,
+        ftol_abs: optional_real(control, "ftol_abs")?,
     })
 }
 
@@ -301,6 +311,9 @@ fn stage_optimizer(name: &str) -> Result<StageOptimizer> {
     match name {
         "bobyqa" => Ok(StageOptimizer::Bobyqa),
         "Nelder_Mead" => Ok(StageOptimizer::NelderMead),
+        // lme4's default: NLopt's BOBYQA, here the engine's, with nloptwrap's tolerances
+        // (R's glmmControl() sets them).
+        "nloptwrap" => Ok(StageOptimizer::Bobyqa),
         name => Err(other(format!("optimizer '{name}' is not supported"))),
     }
 }

@@ -20,7 +20,10 @@ const INTERRUPT_POLL: std::time::Duration = std::time::Duration::from_millis(20)
 /// The optimizer's progress callback: with `verbose > 0` it prints each evaluation as lme4's
 /// `verbose` does (the criterion and the parameters, labelled `label`); after every evaluation it
 /// stops the optimizer when the user pressed Ctrl-C.
-fn progress_printer(verbose: i32, label: &'static str) -> impl FnMut(usize, &[f64], f64) -> Stop {
+pub(super) fn progress_printer(
+    verbose: i32,
+    label: &'static str,
+) -> impl FnMut(usize, &[f64], f64) -> Stop {
     let mut last_check = std::time::Instant::now();
     move |count: usize, pars: &[f64], value: f64| {
         if verbose > 0 {

@@ -7,6 +7,7 @@
 use extendr_api::prelude::*;
 
 mod convert;
+mod devfun;
 mod fit;
 mod inference;
 mod interrupt;
@@ -29,6 +30,7 @@ fn panic_probe_rs() {
 extendr_module! {
     mod mixedrs;
     use fit;
+    use devfun;
     use inference;
     fn panic_probe_rs;
 }

@@ -1,0 +1,135 @@
+# The deviance function of a linear mixed model (lme4's devFunOnly = TRUE and
+# as.function() of a fit), and the fits whose optimizer runs on it rather
+# than in the engine: Nelder-Mead, a user's optimizer function, no
+# optimization. The engine behind the function is built once (cross-products,
+# symbolic factorization) and kept in an external pointer.
+
+# The engine's model list from lmm()'s inputs.
+lmm_model_list <- function(inputs) {
+  X <- inputs$X
+  storage.mode(X) <- "double"
+  list(y = as.double(inputs$y), X = X, p = ncol(X),
+       weights = if (!is.null(inputs$weights)) as.double(inputs$weights),
+       offset = if (!is.null(inputs$offset)) as.double(inputs$offset),
+       terms = engine_terms(inputs))
+}
+
+# The deviance function of θ (the optimizer's parameters `par` for a model
+# with structured terms): the REML criterion or the ML deviance, as lme4's
+# devfun. Its environment holds the bounds and lme4's start.
+make_lmm_devfun <- function(model, reterms, REML, threads) {
+  layout <- covariance_layout(reterms)
+  env <- new.env(parent = baseenv())
+  env$engine <- lmm_devfun_rs(model, REML, as.integer(threads))
+  env$lower <- unlist(lapply(layout, `[[`, "lower"))
+  env$upper <- unlist(lapply(layout, `[[`, "upper"))
+  env$start <- unlist(lapply(layout, `[[`, "start"))
+  names(env$start) <- par_names(reterms, layout)
+  env$REML <- REML
+  env$eval <- lmm_devfun_eval_rs
+  devfun <- function(theta) {
+    if (!is.numeric(theta)) stop("'theta' must be numeric", call. = FALSE)
+    eval(engine, as.double(theta))
+  }
+  environment(devfun) <- env
+  devfun
+}
+
+# A fit whose optimizer is not the engine's BOBYQA: "Nelder_Mead" and "none"
+# run in the engine on the deviance function; a function optimizer runs in R
+# on it. The fit is then finished at the parameters found, with the same
+# checks as the engine's own optimization.
+lmm_devfun_fit <- function(inputs, REML, control, start, verbose) {
+  devfun <- make_lmm_devfun(lmm_model_list(inputs), inputs$reterms, REML,
+                            control$threads)
+  env <- environment(devfun)
+  par0 <- if (is.null(start)) unname(env$start) else start
+  ctl <- unclass(control)
+  name <- control$optimizer
+  if (!is.null(control$optimizer_fun)) {
+    fn <- devfun
+    if (verbose > 0L) {
+      count <- 0L
+      fn <- function(theta) {
+        value <- devfun(theta)
+        count <<- count + 1L
+        cat(sprintf("iteration: %d\n\tf(x) = %f\n\ttheta = %s\n", count, value,
+                    paste(sprintf("%f", theta), collapse = " ")))
+        value
+      }
+    }
+    r <- run_optimizer_fun(control$optimizer_fun, name, fn, par0, env$lower,
+                           env$upper, control$optCtrl)
+    lmm_devfun_fit_rs(env$engine, "none", r$par, ctl,
+                      list(code = r$conv, message = r$message, feval = r$feval), 0L)
+  } else if (identical(name, "Nelder_Mead")) {
+    lmm_devfun_fit_rs(env$engine, "Nelder_Mead", par0, ctl,
+                      list(code = 0L, message = "", feval = 0L), verbose)
+  } else {
+    # As lme4's optimizer = NULL: no derivatives, so no convergence checks
+    # beyond the singular one.
+    ctl$calc.derivs <- FALSE
+    lmm_devfun_fit_rs(env$engine, "none", par0, ctl,
+                      list(code = 1000L, message = "no optimization", feval = 0L), 0L)
+  }
+}
+
+#' The deviance function of a fitted linear mixed model
+#'
+#' Returns the function that `lmm(..., devFunOnly = TRUE)` returns for the
+#' fit's model: the profiled REML criterion (for a REML fit) or the ML
+#' deviance of the relative covariance parameters `theta`, the values
+#' lme4's deviance function (`lme4::lmer(..., devFunOnly = TRUE)`,
+#' `as.function()` of a `merMod`) gives. Each call refactors the engine's
+#' blocked Cholesky factor, built once with the function; it is what the
+#' optimizer functions of [lmmControl()] minimize.
+#'
+#' The function's environment holds `lower` and `upper` (the bounds of
+#' `theta`), `start` (lme4's start) and `REML`; nothing else of it is part of
+#' the interface. For a model with structured covariance terms the argument
+#' is the parameter vector `par` of [lmm()] instead of `theta`.
+#'
+#' @param x A fit from [lmm()].
+#' @param ... Not used; an error when given.
+#' @return A function of one numeric vector returning one number (`Inf`
+#'   where the criterion cannot be evaluated).
+#' @seealso [lmm()] with `devFunOnly = TRUE`, [lmmControl()].
+#' @examplesIf requireNamespace("lme4", quietly = TRUE)
+#' data("sleepstudy", package = "lme4")
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+#' dd <- as.function(fit)
+#' dd(fit$theta)
+#' fit$devcomp$cmp[["REML"]]
+#' dd(c(1, 0, 1))
+#' environment(dd)$lower
+#' @export
+as.function.lmm <- function(x, ...) {
+  stop_unused(..., caller = "as.function()")
+  make_lmm_devfun(fit_engine_inputs(x), x$reterms, isTRUE(x$REML), 0L)
+}
+
+# glmm(devFunOnly = TRUE): the stage-1 criterion of theta (nAGQ = 0) or the
+# stage-2 criterion of c(theta, beta), as lme4's glmer returns them; the
+# engine is built once and kept.
+make_glmm_devfun <- function(inputs, family, nAGQ, control) {
+  layout <- covariance_layout(inputs$reterms)
+  model <- lmm_model_list(inputs)
+  model$weights <- as.double(inputs$weights)
+  p <- ncol(inputs$X)
+  env <- new.env(parent = baseenv())
+  env$engine <- glmm_devfun_rs(model, family$family, family$link,
+                               as.double(inputs$n_trials), as.double(inputs$etastart),
+                               nAGQ, unclass(control))
+  theta_lower <- unlist(lapply(layout, `[[`, "lower"))
+  theta_upper <- unlist(lapply(layout, `[[`, "upper"))
+  env$lower <- if (nAGQ > 0L) c(theta_lower, rep(-Inf, p)) else theta_lower
+  env$upper <- if (nAGQ > 0L) c(theta_upper, rep(Inf, p)) else theta_upper
+  env$nAGQ <- nAGQ
+  env$eval <- glmm_devfun_eval_rs
+  devfun <- function(pars) {
+    if (!is.numeric(pars)) stop("'pars' must be numeric", call. = FALSE)
+    eval(engine, as.double(pars))
+  }
+  environment(devfun) <- env
+  devfun
+}

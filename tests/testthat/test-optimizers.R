@@ -1,0 +1,115 @@
+# lmm()'s optimizers (lme4's names, function optimizers with lme4's calling
+# convention, no optimization) against lme4's full-precision fit of the same
+# model (DESIGN.md section 6).
+
+sleep_ref <- function() {
+  data("sleepstudy", package = "lme4", envir = environment())
+  lmer_full(Reaction ~ Days + (Days | Subject), sleepstudy)
+}
+
+test_that("bobyqa, nloptwrap and Nelder_Mead reach lme4's optimum", {
+  skip_if_not_installed("lme4")
+  data("sleepstudy", package = "lme4")
+  ref <- sleep_ref()
+  for (o in c("bobyqa", "nloptwrap", "Nelder_Mead")) {
+    fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy,
+               control = lmmControl(optimizer = o))
+    expect_identical(fit$optinfo$optimizer, o)
+    # nloptwrap stops on ftol_abs = 1e-8 and Nelder-Mead on its simplex's
+    # spread: theta within 1e-3, the criterion within 1e-6 of lme4's
+    expect_equal(unname(fit$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-3)
+    expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-4)
+    expect_equal(unname(fit$devcomp$cmp[["REML"]]), unname(lme4::getME(ref, "devcomp")$cmp[["REML"]]),
+                 tolerance = 1e-8)
+  }
+})
+
+test_that("a function optimizer with lme4's convention gives lme4's estimates", {
+  skip_if_not_installed("lme4")
+  data("sleepstudy", package = "lme4")
+  ref <- sleep_ref()
+  lbfgsb <- function(par, fn, lower, upper, control) {
+    r <- optim(par, fn, method = "L-BFGS-B", lower = lower, upper = upper,
+               control = list(factr = 1e3))
+    list(par = r$par, fval = r$value, convergence = r$convergence, message = r$message)
+  }
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy,
+             control = lmmControl(optimizer = lbfgsb))
+  expect_identical(fit$optinfo$optimizer, "lbfgsb")
+  expect_equal(unname(fit$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-4)
+  expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-6)
+  expect_equal(sqrt(diag(vcov(fit))), sqrt(diag(as.matrix(vcov(ref)))), tolerance = 1e-5)
+  # lme4's own wrappers, by name as lme4 takes them
+  fit2 <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy,
+              control = lmmControl(optimizer = "nlminbwrap"))
+  ref2 <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy,
+                     control = lme4::lmerControl(optimizer = "nlminbwrap"))
+  # the same optimizer on the same function from the same start
+  expect_equal(unname(fit2$theta), unname(lme4::getME(ref2, "theta")), tolerance = 1e-6)
+  # its convergence code is reported as lme4 does
+  bad <- function(par, fn, lower, upper, control) {
+    list(par = par, fval = fn(par), conv = 3L, message = "gave up")
+  }
+  expect_warning(lmm(Reaction ~ Days + (Days | Subject), sleepstudy,
+                     control = lmmControl(optimizer = bad, calc.derivs = FALSE)),
+                 "convergence code 3 from bad: gave up")
+  expect_error(lmm(Reaction ~ Days + (Days | Subject), sleepstudy,
+                   control = lmmControl(optimizer = function(par, fn, lower, upper, control) list())),
+               "must return a list with element 'par'")
+  expect_error(lmmControl(optimizer = function(x) x), "must take the arguments fn, par, lower, control")
+  expect_error(lmmControl(optimizer = "no_such_optimizer"), "nor a function that can be found")
+})
+
+test_that("no optimization fits at the start, as lme4's optimizer = NULL", {
+  skip_if_not_installed("lme4")
+  data("sleepstudy", package = "lme4")
+  th <- c(0.9, 0.1, 0.2)
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy, start = th,
+             control = lmmControl(optimizer = "none"))
+  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy, start = list(theta = th),
+                    control = lme4::lmerControl(optimizer = NULL))
+  expect_equal(unname(fit$theta), th)
+  expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-10)
+  expect_equal(sigma(fit), sigma(ref), tolerance = 1e-10)
+  expect_equal(unname(fit$devcomp$cmp[["REML"]]), unname(lme4::getME(ref, "devcomp")$cmp[["REML"]]),
+               tolerance = 1e-10)
+  expect_identical(fit$optinfo$message, "no optimization")
+  fit0 <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy, start = th,
+              control = lme4::lmerControl(optimizer = NULL))
+  expect_equal(fixef(fit0), fixef(fit))
+})
+
+test_that("glmm(family = gaussian) fits the LMM as glmer() does", {
+  skip_if_not_installed("lme4")
+  data("sleepstudy", package = "lme4")
+  expect_warning(fit <- glmm(Reaction ~ Days + (1 | Subject), sleepstudy, family = gaussian),
+                 "family=gaussian \\(identity link\\) as a shortcut to lmm\\(\\) is deprecated")
+  expect_s3_class(fit, "lmm")
+  ref <- suppressWarnings(lme4::glmer(Reaction ~ Days + (1 | Subject), sleepstudy,
+                                      family = gaussian,
+                                      control = lme4::lmerControl(optimizer = "bobyqa",
+                                                                  optCtrl = list(rhoend = 1e-12))))
+  expect_s4_class(ref, "lmerMod")
+  # glmer hands lmer its own (glmerControl-translated) settings, which stop
+  # ~1e-5 short in theta: fixed effects and sigma move by less than 1e-5
+  expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-5)
+  expect_equal(sigma(fit), sigma(ref), tolerance = 1e-5)
+})
+
+test_that("verbose traces Nelder-Mead and function optimizers as lmm(verbose = ) does", {
+  skip_if_not_installed("lme4")
+  data("sleepstudy", package = "lme4")
+  expect_output(lmm(Reaction ~ Days + (1 | Subject), sleepstudy, verbose = 1,
+                    control = lmmControl(optimizer = "Nelder_Mead")),
+                "iteration: [0-9]+\n\tf\\(x\\) = [0-9.]+\n\ttheta = ")
+  expect_output(lmm(Reaction ~ Days + (1 | Subject), sleepstudy,
+                    control = lmmControl(optimizer = "nlminbwrap")),
+                NA)
+  expect_output(lmm(Reaction ~ Days + (1 | Subject), sleepstudy, verbose = 1,
+                    control = lmmControl(optimizer = "nlminbwrap")),
+                "iteration: 1\n\tf\\(x\\) = ")
+  # optCtrl's print level turns the trace on too, as lme4's iprint/verbose
+  expect_output(lmm(Reaction ~ Days + (1 | Subject), sleepstudy,
+                    control = lmmControl(optimizer = "Nelder_Mead", optCtrl = list(verbose = 1))),
+                "iteration: [0-9]+")
+})
