@@ -230,14 +230,17 @@ boot_conditional <- function(use.u, re.form, use_u_missing, re_form_missing) {
 }
 
 # The control settings of the original fit (as lme4's bootMer: the call's
-# control argument evaluated again), or the defaults.
+# control argument evaluated again, and translated as lmm()/glmm() did), or
+# the defaults.
 control_of <- function(x, env) {
   default <- if (inherits(x, "glmm")) glmmControl() else lmmControl()
   expr <- x$call$control
   if (is.null(expr)) return(default)
   for (e in list(env, environment(x$formula), globalenv())) {
     if (!is.environment(e)) next
-    ctrl <- tryCatch(eval(expr, e), error = function(err) NULL)
+    # lme4's control objects and control lists are translated as the fit did.
+    ctrl <- tryCatch(as_fit_control(eval(expr, e), if (inherits(x, "glmm")) "glmm" else "lmm"),
+                     error = function(err) NULL)
     if (inherits(ctrl, class(default)[1L])) return(ctrl)
   }
   default

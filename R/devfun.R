@@ -74,7 +74,7 @@ lmm_devfun_fit <- function(inputs, REML, control, start, verbose) {
   }
 }
 
-#' The deviance function of a fitted linear mixed model
+#' The deviance function of a fitted mixed model
 #'
 #' Returns the function that `lmm(..., devFunOnly = TRUE)` returns for the
 #' fit's model: the profiled REML criterion (for a REML fit) or the ML
@@ -84,12 +84,18 @@ lmm_devfun_fit <- function(inputs, REML, control, start, verbose) {
 #' blocked Cholesky factor, built once with the function; it is what the
 #' optimizer functions of [lmmControl()] minimize.
 #'
+#' For a `"glmm"` fit it is the function `glmm(..., devFunOnly = TRUE)`
+#' returns: the Laplace (or adaptive quadrature) deviance of `c(theta, beta)`,
+#' or for an `nAGQ = 0` fit the criterion of `theta` with the fixed effects
+#' estimated inside PIRLS, as lme4's `glmer(..., devFunOnly = TRUE)`; each
+#' call runs PIRLS from the fit's linear predictor.
+#'
 #' The function's environment holds `lower` and `upper` (the bounds of
 #' `theta`), `start` (lme4's start) and `REML`; nothing else of it is part of
 #' the interface. For a model with structured covariance terms the argument
 #' is the parameter vector `par` of [lmm()] instead of `theta`.
 #'
-#' @param x A fit from [lmm()].
+#' @param x A fit from [lmm()] or [glmm()].
 #' @param ... Not used; an error when given.
 #' @return A function of one numeric vector returning one number (`Inf`
 #'   where the criterion cannot be evaluated).
@@ -102,10 +108,25 @@ lmm_devfun_fit <- function(inputs, REML, control, start, verbose) {
 #' fit$devcomp$cmp[["REML"]]
 #' dd(c(1, 0, 1))
 #' environment(dd)$lower
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = lme4::cbpp)
+#' gd <- as.function(gfit)
+#' gd(c(gfit$theta, fixef(gfit)))   # the Laplace deviance at the estimates
 #' @export
 as.function.lmm <- function(x, ...) {
   stop_unused(..., caller = "as.function()")
   make_lmm_devfun(fit_engine_inputs(x), x$reterms, isTRUE(x$REML), 0L)
+}
+
+#' @rdname as.function.lmm
+#' @export
+as.function.glmm <- function(x, ...) {
+  stop_unused(..., caller = "as.function()")
+  inputs <- list(y = x$y, X = x$X, weights = x$weights,
+                 offset = if (isTRUE(x$has_offset)) x$offset,
+                 reterms = x$reterms, flist = x$flist,
+                 n_trials = x$n_trials, etastart = x$eta)
+  make_glmm_devfun(inputs, x$family, as.integer(x$nAGQ), control_of(x, parent.frame()))
 }
 
 # glmm(devFunOnly = TRUE): the stage-1 criterion of theta (nAGQ = 0) or the

@@ -29,7 +29,6 @@ getME.mixedrs_fit <- function(object, name = getME_names, ...) {
   }
   if (identical(name, "ALL")) {
     all <- getME_names
-    if (is_glmm(object)) all <- setdiff(all, "devfun")
     return(sapply(all, getME.mixedrs_fit, object = object, simplify = FALSE))
   }
   name <- match.arg(name, getME_names)
@@ -333,25 +332,7 @@ mer_devcomp <- function(object) {
   list(cmp = cmp[cmp_names], dims = dims)
 }
 
-# The deviance function of a linear mixed model: the profiled REML or ML
-# criterion (as the fit used) of theta (of par for structured terms),
-# evaluated by the engine.
-mer_devfun <- function(object) {
-  if (is_glmm(object)) {
-    stop("getME(<glmm>, \"devfun\") is not available: mixedrs has no deviance ",
-         "function of a generalized linear mixed model's parameters",
-         call. = FALSE)
-  }
-  inp <- fit_engine_inputs(object)
-  reml <- isTRUE(object$REML)
-  npar <- length(cov_par(object))
-  function(theta) {
-    theta <- as.double(theta)
-    if (length(theta) != npar || anyNA(theta)) {
-      stop("the deviance function needs ", npar, " covariance parameters, not ",
-           length(theta), call. = FALSE)
-    }
-    lmm_deviance_rs(inp$y, inp$X, inp$p, inp$weights, inp$offset, inp$terms,
-                    reml, theta)
-  }
-}
+# The deviance function of the fit's parameters, as as.function() builds it
+# (lme4's devfun: of theta for an LMM or an nAGQ = 0 GLMM, of c(theta, beta)
+# for a GLMM's Laplace or quadrature criterion).
+mer_devfun <- function(object) as.function(object)

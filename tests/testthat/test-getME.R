@@ -112,7 +112,7 @@ test_that("getME() devfun evaluates lme4's criterion, and names work as in lme4"
   ml_ref <- update(ref, REML = FALSE)
   expect_equal(getME(ml, "devfun")(c(0.7, 0.05, 0.3)),
                lme4::getME(ml_ref, "devfun")(c(0.7, 0.05, 0.3)), tolerance = 1e-10)
-  expect_error(getME(fit, "devfun")(1), "needs 3 covariance parameters")
+  expect_error(getME(fit, "devfun")(1), "takes 3 covariance parameters, not 1")
 
   # several names give a named list; "ALL" every name
   several <- getME(fit, c("theta", "beta", "sigma"))
@@ -133,12 +133,17 @@ test_that("getME() devfun evaluates lme4's criterion, and names work as in lme4"
   expect_identical(getME(fit, "par"), fit$theta)
   expect_identical(getME(fit, "glmer.nb.theta"), lme4::getME(ref, "glmer.nb.theta"))
 
-  # a GLMM: no deviance function, and "ALL" leaves it out
+  # a GLMM: the deviance function of c(theta, beta), glmer's devFunOnly one
   cbpp <- lme4::cbpp
-  gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
-               family = binomial, data = cbpp)
-  expect_error(getME(gfit, "devfun"), "not available")
-  expect_false("devfun" %in% names(getME(gfit, "ALL")))
+  f <- cbind(incidence, size - incidence) ~ period + (1 | herd)
+  gfit <- glmm(f, family = binomial, data = cbpp)
+  gdev <- getME(gfit, "devfun")
+  gref <- lme4::glmer(f, family = binomial, data = cbpp, devFunOnly = TRUE,
+                      control = lme4::glmerControl(tolPwrss = 1e-12))
+  for (p in list(c(gfit$theta, fixef(gfit)), c(0.3, -1.5, -0.8, -1, -1.2))) {
+    expect_equal(gdev(p), gref(p), tolerance = 1e-9)
+  }
+  expect_true("devfun" %in% names(getME(gfit, "ALL")))
   expect_identical(getME(gfit, "par"), gfit$theta)
 })
 
