@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing mixedrs needs and is missing: R and the R packages (from
 # Debian), and a Rust toolchain (rustc >= 1.89, via rustup). Safe to run again: it only installs
-# what is absent.
+# what is absent. With --cran, also what `R CMD check --as-cran` needs (checkbashisms).
 set -euo pipefail
 
 SUDO=""
@@ -15,7 +15,7 @@ R_PKGS="r-cran-testthat:testthat r-cran-lme4:lme4 r-cran-lmertest:lmerTest r-cra
 r-cran-roxygen2:roxygen2 r-cran-nlme:nlme r-cran-matrix:Matrix r-cran-pkgbuild:pkgbuild
 r-cran-pkgload:pkgload r-cran-statmod:statmod r-cran-generics:generics
 r-cran-broom.mixed:broom.mixed r-cran-emmeans:emmeans r-cran-tibble:tibble
-r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB"
+r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB r-cran-boot:boot r-cran-mass:MASS"
 
 missing=""
 have_r=1
@@ -61,4 +61,10 @@ for tool in rustfmt clippy; do
     rustup component add "$tool" >/dev/null 2>&1 || true
   fi
 done
+# `install-deps.sh --cran` (make cran): R CMD check --as-cran also needs checkbashisms.
+if [ "${1:-}" = "--cran" ] && ! command -v checkbashisms >/dev/null 2>&1; then
+  echo "install-deps: installing devscripts (checkbashisms, for R CMD check --as-cran)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends devscripts
+fi
 echo "install-deps: R $(Rscript -e 'cat(format(getRversion()))'), $(rustc --version)"

@@ -83,7 +83,12 @@ mkdir -p inst
   done
 } > inst/AUTHORS
 
-# A reproducible archive (same bytes for the same crates): fixed order, owner and times.
-( cd "$work" && tar --sort=name --mtime='2000-01-01 00:00Z' --owner=0 --group=0 --numeric-owner \
-    -cf - vendor ) | xz -9 -T1 > "$out"
+# With GNU tar, a reproducible archive (same bytes for the same crates): fixed order, owner, times.
+if tar --version 2>/dev/null | grep -q 'GNU tar'; then
+  fixed="--sort=name --mtime=2000-01-01T00:00Z --owner=0 --group=0 --numeric-owner"
+else
+  fixed=""
+fi
+# shellcheck disable=SC2086
+( cd "$work" && tar $fixed -cf - vendor ) | xz -9 -T1 > "$out"
 echo "vendor.sh: wrote $out ($(du -k "$out" | cut -f1) kB) and inst/AUTHORS"
