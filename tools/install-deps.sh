@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing mixedrs needs and is missing: R and the R packages (from
 # Debian), pandoc (for the vignette), and a Rust toolchain (rustc >= 1.89, via rustup). Safe to
-# run again: it only installs what is absent.
+# run again: it only installs what is absent. With --cran, also what `R CMD check --as-cran`
+# needs (checkbashisms).
 set -euo pipefail
 
 SUDO=""
@@ -16,7 +17,7 @@ r-cran-roxygen2:roxygen2 r-cran-nlme:nlme r-cran-matrix:Matrix r-cran-pkgbuild:p
 r-cran-pkgload:pkgload r-cran-statmod:statmod r-cran-generics:generics
 r-cran-broom.mixed:broom.mixed r-cran-emmeans:emmeans r-cran-tibble:tibble
 r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB r-cran-knitr:knitr r-cran-rmarkdown:rmarkdown r-cran-lattice:lattice
-r-cran-car:car"
+r-cran-car:car r-cran-boot:boot r-cran-mass:MASS"
 # Debian packages that are programs, not R packages -> the command they provide
 # (pandoc renders the vignette in R CMD build).
 SYS_PKGS="pandoc:pandoc"
@@ -68,4 +69,10 @@ for tool in rustfmt clippy; do
     rustup component add "$tool" >/dev/null 2>&1 || true
   fi
 done
+# `install-deps.sh --cran` (make cran): R CMD check --as-cran also needs checkbashisms.
+if [ "${1:-}" = "--cran" ] && ! command -v checkbashisms >/dev/null 2>&1; then
+  echo "install-deps: installing devscripts (checkbashisms, for R CMD check --as-cran)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends devscripts
+fi
 echo "install-deps: R $(Rscript -e 'cat(format(getRversion()))'), $(rustc --version)"
