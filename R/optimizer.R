@@ -221,6 +221,13 @@ as_fit_control <- function(control, kind) {
   if (inherits(control, own)) return(control)
   builder <- switch(kind, lmm = lmmControl, glmm = glmmControl)
   if (inherits(control, "merControl")) {
+    if (kind == "glmm" && inherits(control, "lmerControl")) {
+      # As glmer() does when given lmerControl(): a warning, then its
+      # settings are used.
+      warning("'control' was built by lmerControl(), which is for linear ",
+              "mixed models: please use glmerControl() (or glmmControl()) ",
+              "for glmm(); its settings are used", call. = FALSE)
+    }
     args <- c(control[setdiff(names(control), c("checkControl", "checkConv"))],
               control$checkControl, control$checkConv)
     # lme4's glmerControl() passes one optimizer per stage and rejects NULL;
@@ -238,7 +245,7 @@ as_fit_control <- function(control, kind) {
   }
   if (is.list(control) && !is.object(control)) {
     unknown <- setdiff(names(control), names(formals(builder)))
-    if (length(unknown) || is.null(names(control))) {
+    if (length(unknown) || (length(control) && is.null(names(control)))) {
       stop("'control': unknown setting", if (length(unknown) > 1L) "s", " ",
            paste(unknown, collapse = ", "), " for ", own, "()", call. = FALSE)
     }
