@@ -241,6 +241,11 @@ as_fit_control <- function(control, kind) {
            paste(unknown, collapse = ", "), " ha", if (length(unknown) > 1L) "ve" else "s",
            " no counterpart in ", own, "()", call. = FALSE)
     }
+    # lme4's control already took options(lmerControl/glmerControl) into
+    # account: they are not applied (nor warned about) a second time.
+    option <- if (kind == "lmm") "lmerControl" else "glmerControl"
+    op <- options(stats::setNames(list(NULL), option))
+    on.exit(options(op), add = TRUE)
     return(do.call(builder, args))
   }
   if (is.list(control) && !is.object(control)) {

@@ -178,3 +178,42 @@ test_that("separation by a rare indicator is an error naming it (glmer: estimate
                                              check.conv.grad = "ignore"))))
   expect_lt(lme4::fixef(ref)[["x2"]], -10)
 })
+
+test_that("options(lmerControl =) and options(glmerControl =) set the data checks, as in lme4", {
+  skip_if_not_installed("lme4")
+  ss <- lme4::sleepstudy
+  # 36 observations for 36 random effects: both refuse by default ...
+  expect_error(lmm(Reaction ~ Days + (Days | Subject), ss, subset = Days %in% c(1, 9)),
+               "36 random effects but there are only 36 observations")
+  expect_error(lme4::lmer(Reaction ~ Days + (Days | Subject), ss, subset = Days %in% c(1, 9)),
+               "number of observations \\(=36\\) <= number of random effects \\(=36\\)")
+  # ... and both fit when the option turns the checks off, with or without
+  # a control argument.
+  op <- options(lmerControl = list(check.nobs.vs.rankZ = "ignore", check.nobs.vs.nRE = "ignore"))
+  on.exit(options(op), add = TRUE)
+  expect_s3_class(lmm(Reaction ~ Days + (Days | Subject), ss, subset = Days %in% c(1, 9),
+                      control = lmmControl(check.conv.grad = "ignore", check.conv.hess = "ignore")),
+                  "lmm")
+  expect_s3_class(suppressWarnings(lmm(Reaction ~ Days + (Days | Subject), ss,
+                                       subset = Days %in% c(1, 9))), "lmm")
+  expect_s4_class(suppressWarnings(lme4::lmer(Reaction ~ Days + (Days | Subject), ss,
+                                              subset = Days %in% c(1, 9))), "lmerMod")
+  # An explicit argument wins over the option.
+  expect_identical(lmmControl(check.nobs.vs.nRE = "stop")$check.nobs.vs.nRE, "stop")
+  # Names lme4 does not read from the option are ignored with a warning.
+  options(lmerControl = list(junk = 1, check.conv.grad = "ignore"))
+  expect_warning(fit <- lmm(Reaction ~ Days + (1 | Subject), ss),
+                 "some options in getOption\\(\"lmerControl\"\\) are ignored: junk, check.conv.grad")
+  expect_warning(lme4::lmerControl(), "ignored : junk, check.conv.grad")
+  options(lmerControl = NULL)
+  expect_equal(REMLcrit(fit), lme4::REMLcrit(lmer_full(Reaction ~ Days + (1 | Subject), ss)),
+               tolerance = 1e-10)
+  options(glmerControl = list(check.nlev.gtreq.5 = "warning"))
+  cb4 <- subset(lme4::cbpp, herd %in% levels(herd)[1:4])
+  expect_warning(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cb4,
+                      family = binomial),
+                 "< 5 sampled levels")
+  expect_warning(lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cb4,
+                             family = binomial),
+                 "< 5 sampled levels")
+})
