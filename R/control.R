@@ -42,8 +42,10 @@
 #' @param maxfun Largest number of deviance evaluations the optimizer may use.
 #' @param optCtrl A list of the optimizer's own settings, named as lme4's
 #'   optimizers name them: for `"bobyqa"` `rhobeg`, `rhoend`, `maxfun`,
-#'   `iprint`; for `"nloptwrap"` `maxeval`, `xtol_abs`, `ftol_abs`,
-#'   `ftol_rel`, `print_level`, `algorithm` (only `"NLOPT_LN_BOBYQA"`); for
+#'   `iprint`; for `"nloptwrap"` `maxeval` (or `maxfun`, the name lme4's
+#'   other optimizers use, which lme4's `nloptwrap` ignores and mixedrs takes
+#'   as `maxeval`), `xtol_abs`, `ftol_abs`, `ftol_rel`, `print_level`,
+#'   `algorithm` (only `"NLOPT_LN_BOBYQA"`); for
 #'   `"Nelder_Mead"` `maxfun`, `verbose`; for a function optimizer anything
 #'   (handed to it as its `control`). `iprint`, `print_level` and `verbose`
 #'   print the evaluations as `lmm(verbose = )`. A name not listed is an

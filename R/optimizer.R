@@ -103,6 +103,17 @@ lme4_common_settings <- function(caller, opt, optCtrl, rhobeg, rhoend, maxfun,
   ftol_rel <- NULL
   opt_verbose <- 0L
   if (is.null(opt$fun)) {
+    if (opt$name == "nloptwrap" && !is.null(optCtrl$maxfun)) {
+      # optCtrl = list(maxfun = ) is how lme4 users raise the evaluation
+      # limit; lme4's nloptwrap() passes it to nloptr, which ignores it.
+      # Here it is the limit, as maxeval.
+      if (!is.null(optCtrl$maxeval)) {
+        stop(caller, ": give only one of optCtrl's 'maxfun' and 'maxeval' ",
+             "(the same limit for \"nloptwrap\")", call. = FALSE)
+      }
+      optCtrl$maxeval <- optCtrl$maxfun
+      optCtrl$maxfun <- NULL
+    }
     known <- optimizer_ctrl_names[[opt$name]]
     unknown <- setdiff(names(optCtrl), known)
     if (length(unknown)) {

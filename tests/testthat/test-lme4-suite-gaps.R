@@ -217,3 +217,23 @@ test_that("options(lmerControl =) and options(glmerControl =) set the data check
                              family = binomial),
                  "< 5 sampled levels")
 })
+
+test_that("optCtrl = list(maxfun = ) with lmerControl()'s default optimizer (nloptwrap) is the evaluation limit", {
+  skip_if_not_installed("lme4")
+  ss <- lme4::sleepstudy
+  # lme4's default optimizer is nloptwrap, whose own name for the limit is
+  # maxeval; the common lmerControl(optCtrl = list(maxfun = )) is taken as it.
+  ctrl <- lme4::lmerControl(optCtrl = list(maxfun = 1000))
+  expect_identical(ctrl$optimizer, "nloptwrap")
+  fit <- lmm(Reaction ~ Days + (Days | Subject), ss, REML = FALSE, control = ctrl)
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), ss, REML = FALSE)
+  expect_equal(AIC(fit), AIC(ref), tolerance = 1e-8)
+  expect_lte(fit$optinfo$feval, 1000)
+  # a binding limit is reported (lme4's nloptwrap ignores maxfun and runs on)
+  expect_warning(lmm(Reaction ~ Days + (Days | Subject), ss, REML = FALSE,
+                     control = lme4::lmerControl(optCtrl = list(maxfun = 10))),
+                 "limit of maxfun = 10")
+  expect_identical(lmmControl(optimizer = "nloptwrap", optCtrl = list(maxfun = 50))$maxfun, 50L)
+  expect_error(lmmControl(optimizer = "nloptwrap", optCtrl = list(maxfun = 50, maxeval = 60)),
+               "give only one of optCtrl's 'maxfun' and 'maxeval'")
+})
