@@ -237,3 +237,32 @@ test_that("optCtrl = list(maxfun = ) with lmerControl()'s default optimizer (nlo
   expect_error(lmmControl(optimizer = "nloptwrap", optCtrl = list(maxfun = 50, maxeval = 60)),
                "give only one of optCtrl's 'maxfun' and 'maxeval'")
 })
+
+test_that("dotplot() and plot() of coef() draw what lme4 draws for coef.mer", {
+  skip_if_not_installed("lme4")
+  ss <- lme4::sleepstudy
+  fit <- lmm(Reaction ~ Days + (Days | Subject), ss)
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), ss)
+  ours <- lattice::dotplot(coef(fit))
+  # (lme4's method re-evaluates its call in its own frame: the object is
+  # passed by value)
+  theirs <- do.call(lattice::dotplot, list(coef(ref)))
+  expect_s3_class(ours$Subject, "trellis")
+  # the same panels (one per coefficient), points and level order, both at
+  # the REML optimum
+  expect_equal(ours$Subject$panel.args, theirs$Subject$panel.args, tolerance = 1e-6)
+  expect_identical(levels(ours$Subject$panel.args[[1]]$y),
+                   levels(theirs$Subject$panel.args[[1]]$y))
+  p <- plot(coef(fit))
+  q <- plot(coef(ref))
+  expect_s3_class(p$Subject, "trellis")
+  expect_identical(deparse(p$Subject$formula), deparse(q$Subject$formula))
+  expect_equal(p$Subject$panel.args, q$Subject$panel.args, tolerance = 1e-6)
+  # one varying coefficient: a normal QQ plot of it (lme4 fails here,
+  # its one-column frame having become a vector)
+  fit1 <- lmm(Reaction ~ Days + (1 | Subject), ss)
+  p1 <- plot(coef(fit1))$Subject
+  expect_s3_class(p1, "trellis")
+  expect_equal(sort(p1$panel.args[[1]]$x), sort(coef(fit1)$Subject[["(Intercept)"]]))
+  expect_error(lattice::dotplot(coef(fit), data = ss), "does not use 'data'")
+})
