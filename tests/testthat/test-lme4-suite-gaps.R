@@ -266,3 +266,26 @@ test_that("dotplot() and plot() of coef() draw what lme4 draws for coef.mer", {
   expect_equal(sort(p1$panel.args[[1]]$x), sort(coef(fit1)$Subject[["(Intercept)"]]))
   expect_error(lattice::dotplot(coef(fit), data = ss), "does not use 'data'")
 })
+
+test_that("bootmm() conditions on some random-effects terms with re.form, as bootMer()", {
+  skip_if_not_installed("lme4")
+  pastes <- lme4::Pastes
+  fit <- lmm(strength ~ (1 | batch / cask), pastes)
+  ref <- lmer_full(strength ~ (1 | batch / cask), pastes)
+  stat <- function(m) c(fixef(m), sigma = sigma(m))
+  # batch effects kept at their estimates, new cask:batch effects drawn: the
+  # same draws as lme4's (same seed, same order of the random numbers), so
+  # the refits agree to the optimizers' precision.
+  ours <- bootmm(fit, stat, nsim = 4, seed = 3, re.form = ~ (1 | batch))
+  theirs <- lme4::bootMer(ref, stat, nsim = 4, seed = 3, re.form = ~ (1 | batch))
+  expect_equal(unname(ours$t), unname(theirs$t), tolerance = 1e-5)
+  # all terms named: the same as re.form = NULL (use.u = TRUE)
+  all_terms <- bootmm(fit, stat, nsim = 3, seed = 4, re.form = ~ (1 | batch) + (1 | cask:batch))
+  expect_equal(all_terms$t, bootmm(fit, stat, nsim = 3, seed = 4, use.u = TRUE)$t)
+  expect_equal(unname(all_terms$t),
+               unname(lme4::bootMer(ref, stat, nsim = 3, seed = 4,
+                                    re.form = ~ (1 | batch) + (1 | cask:batch))$t),
+               tolerance = 1e-5)
+  expect_error(bootmm(fit, stat, nsim = 2, re.form = ~ (1 | plate)),
+               "re.form term \\(1 \\| plate\\) uses variable 'plate'")
+})
