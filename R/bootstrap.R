@@ -56,8 +56,12 @@
 #' @param use.u Logical: simulate conditional on the estimated random
 #'   effects (`TRUE`) or draw new ones (`FALSE`, default). Give at most one
 #'   of `use.u` and `re.form`.
-#' @param re.form `NA` or `~0` (new random effects, the default) or `NULL`
-#'   (conditional on the estimated ones, as `use.u = TRUE`).
+#' @param re.form `NA` or `~0` (new random effects, the default), `NULL`
+#'   (conditional on the estimated ones, as `use.u = TRUE`), or a one-sided
+#'   formula of some of the model's random-effects terms, such as `~ (1 |
+#'   batch)`: the responses are then simulated conditional on the estimated
+#'   random effects of those terms, with new ones drawn for the others (as
+#'   lme4's `bootMer()` simulates through `simulate(re.form = )`).
 #' @param type `"parametric"` (simulate from the model) or
 #'   `"semiparametric"` (resample the residuals; needs `use.u = TRUE`; for a
 #'   GLMM lme4's warning that it is questionable is given).
@@ -136,7 +140,7 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
                                      call. = FALSE)
     conditional <- TRUE
   } else {
-    conditional <- boot_conditional(use.u, re.form, missing(use.u), missing(re.form))
+    conditional <- boot_conditional(x, use.u, re.form, missing(use.u), missing(re.form))
   }
   progress <- boot_progress(.progress, PBargs, nsim)
   if (!is.null(progress)) on.exit(close(progress$bar), add = TRUE)
@@ -209,8 +213,10 @@ check_threads <- function(threads) {
   as.integer(threads)
 }
 
-# TRUE: simulate conditional on the estimated random effects.
-boot_conditional <- function(use.u, re.form, use_u_missing, re_form_missing) {
+# TRUE: simulate conditional on the estimated random effects; FALSE: on
+# none; or the list of the bar terms conditioned on (some of the model's,
+# from a re.form such as ~ (1 | g)).
+boot_conditional <- function(x, use.u, re.form, use_u_missing, re_form_missing) {
   if (!use_u_missing && !re_form_missing) {
     stop("give only one of 'use.u' and 're.form'", call. = FALSE)
   }
@@ -220,8 +226,11 @@ boot_conditional <- function(use.u, re.form, use_u_missing, re_form_missing) {
                                    identical(re.form[[length(re.form)]], 0))) {
       return(FALSE)
     }
-    stop("'re.form' must be NA, ~0 (new random effects) or NULL (the estimated ",
-         "ones); conditioning on some of the terms is not supported", call. = FALSE)
+    bars <- prediction_bars(x, re.form)
+    all_terms <- vapply(model_bars(x), deparse1, "")
+    if (length(bars) == 0L) return(FALSE)
+    if (setequal(vapply(bars, deparse1, ""), all_terms)) return(TRUE)
+    return(bars)
   }
   if (!is.logical(use.u) || length(use.u) != 1L || is.na(use.u)) {
     stop("'use.u' must be TRUE or FALSE", call. = FALSE)
@@ -334,10 +343,23 @@ boot_simulator <- function(x, conditional, semiparametric = FALSE) {
 # `report(i, value)`, when given, is called after replicate i's statistic.
 boot_run <- function(x, nsim, conditional, threads, control, stat, k,
                      fast = NULL, report = NULL, semiparametric = FALSE) {
-  sim <- boot_simulator(x, conditional, semiparametric)
+  partial <- is.list(conditional)
+  sim <- boot_simulator(x, !partial && conditional, semiparametric)
   n <- length(sim$eta)
   # lme4's order: the spherical random effects of every simulation first.
-  U <- if (!sim$conditional && sim$q > 0) matrix(stats::rnorm(sim$q * nsim), ncol = nsim)
+  U <- if (!partial && !sim$conditional && sim$q > 0) {
+    matrix(stats::rnorm(sim$q * nsim), ncol = nsim)
+  }
+  RE <- NULL
+  if (partial) {
+    # Conditional on the estimated random effects of some terms, new ones
+    # for the others: as simulate(x, re.form = ) draws them.
+    core <- predict_core(x, NULL, conditional, FALSE, stats::na.omit)
+    sim$eta <- as.vector(core$eta)
+    cond_terms <- vapply(conditional, deparse1, "")
+    sim_bars <- Filter(function(b) !deparse1(b) %in% cond_terms, model_bars(x))
+    RE <- sim$re_scale * simulate_random_effects(x, sim_bars, NULL, core, FALSE, nsim)
+  }
   chunk <- max(8L, as.integer(2^22 %/% max(n, 1L)))
   inputs <- fit_engine_inputs(x)
   glmm_fit <- inherits(x, "glmm")
@@ -348,6 +370,7 @@ boot_run <- function(x, nsim, conditional, threads, control, stat, k,
   while (start <= nsim) {
     idx <- seq.int(start, min(nsim, start + chunk - 1L))
     eta_k <- matrix(sim$eta, n, length(idx))
+    if (!is.null(RE)) eta_k <- eta_k + RE[, idx, drop = FALSE]
     if (!is.null(U)) {
       for (j in seq_along(idx)) {
         b <- boot_b_from_u(x, U[, idx[j]])

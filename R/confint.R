@@ -265,9 +265,9 @@ boot_with <- function(x, FUN, fast, nsim, seed, threads, mc, use.u = FALSE,
                       re.form = NA) {
   nsim <- check_nsim(nsim)
   conditional <- if (missing(re.form)) {
-    boot_conditional(use.u, NA, missing(use.u), TRUE)
+    boot_conditional(x, use.u, NA, missing(use.u), TRUE)
   } else {
-    boot_conditional(use.u, re.form, missing(use.u), FALSE)
+    boot_conditional(x, use.u, re.form, missing(use.u), FALSE)
   }
   if (!is.null(seed)) {
     set.seed(seed)

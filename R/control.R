@@ -8,6 +8,12 @@
 #' it changes nothing here (said below), or an error that says why it has no
 #' meaning in mixedrs.
 #'
+#' As `lme4::lmerControl()`, the data checks of
+#' `options(lmerControl = list(...))` (its `check.*` settings other than
+#' `check.conv.*`, `check.rankX` and `check.scaleX`) are the defaults of the
+#' arguments not given (and of `lmm()` without `control`); other names in
+#' that option are ignored with a warning.
+#'
 #' @param optimizer Optimizer for the covariance parameters:
 #'   * `"bobyqa"` (default): Powell's bound-constrained quadratic-model
 #'     method, run by the engine, with the start and restart strategy
@@ -36,8 +42,10 @@
 #' @param maxfun Largest number of deviance evaluations the optimizer may use.
 #' @param optCtrl A list of the optimizer's own settings, named as lme4's
 #'   optimizers name them: for `"bobyqa"` `rhobeg`, `rhoend`, `maxfun`,
-#'   `iprint`; for `"nloptwrap"` `maxeval`, `xtol_abs`, `ftol_abs`,
-#'   `ftol_rel`, `print_level`, `algorithm` (only `"NLOPT_LN_BOBYQA"`); for
+#'   `iprint`; for `"nloptwrap"` `maxeval` (or `maxfun`, the name lme4's
+#'   other optimizers use, which lme4's `nloptwrap` ignores and mixedrs takes
+#'   as `maxeval`), `xtol_abs`, `ftol_abs`, `ftol_rel`, `print_level`,
+#'   `algorithm` (only `"NLOPT_LN_BOBYQA"`); for
 #'   `"Nelder_Mead"` `maxfun`, `verbose`; for a function optimizer anything
 #'   (handed to it as its `control`). `iprint`, `print_level` and `verbose`
 #'   print the evaluations as `lmm(verbose = )`. A name not listed is an
@@ -140,6 +148,8 @@ lmmControl <- function(optimizer = "bobyqa", rhobeg = 0.5, rhoend = 1e-7,
                        check.formula.LHS = "stop",
                        check.conv.hess = c("warning", "message", "stop", "ignore")) {
   caller <- "lmmControl()"
+  list2env(control_options("lmerControl", lmmControl, names(match.call())[-1L]),
+           environment())
   opt <- check_optimizer(optimizer, substitute(optimizer), caller)
   common <- lme4_common_settings(
     caller, opt, optCtrl, rhobeg = rhobeg, rhoend = rhoend, maxfun = maxfun,
@@ -188,7 +198,9 @@ print.lmmControl <- function(x, ...) {
 #' defaults of `lme4::glmerControl()`; the `check.*` and lme4 arguments are
 #' those of [lmmControl()], plus `check.response.not.const`, `tolPwrss`,
 #' `compDev` and `nAGQ0initStep`. `glmm()` also accepts the object
-#' `lme4::glmerControl()` returns and translates it.
+#' `lme4::glmerControl()` returns and translates it. The data checks of
+#' `options(glmerControl = list(...))` are the defaults of the arguments not
+#' given, as in `lme4::glmerControl()` (see [lmmControl()]).
 #'
 #' As `lme4::glmer()`, a GLMM fit has two stages: with `nAGQ0initStep =
 #' TRUE` the first optimizes the covariance parameters `theta` with the
@@ -277,6 +289,8 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
                         check.conv.hess = c("warning", "message", "stop", "ignore"),
                         compDev = TRUE) {
   caller <- "glmmControl()"
+  list2env(control_options("glmerControl", glmmControl, names(match.call())[-1L]),
+           environment())
   stage_names <- c("bobyqa", "nloptwrap", "Nelder_Mead")
   if (!is.character(optimizer) || !length(optimizer) %in% 1:2 ||
       anyNA(optimizer) || !all(optimizer %in% stage_names)) {
@@ -447,10 +461,40 @@ signal_check <- function(level, msg) {
 default_controls <- new.env(parent = emptyenv())
 
 default_control <- function(kind) {
+  # lme4's global defaults (options(lmerControl =), options(glmerControl =))
+  # are read by the builders, and not cached.
+  option <- switch(kind, lmm = "lmerControl", glmm = "glmerControl")
+  if (!is.null(getOption(option))) return(switch(kind, lmm = lmmControl(), glmm = glmmControl()))
   ctl <- default_controls[[kind]]
   if (is.null(ctl)) {
     ctl <- switch(kind, lmm = lmmControl(), glmm = glmmControl())
     assign(kind, ctl, envir = default_controls)
   }
   ctl
+}
+
+# lme4's global control defaults: lmerControl() and glmerControl() take the
+# data checks (check.* other than check.conv.*, check.rankX, check.scaleX)
+# of options("lmerControl") / options("glmerControl") for
+# the arguments not given in the call (`given`), and warn about any other
+# name there. Returns the settings to use, named as arguments of `builder`.
+control_options <- function(option, builder, given) {
+  opts <- getOption(option)
+  if (is.null(opts)) return(list())
+  if (!is.list(opts) || length(opts) == 0L || is.null(names(opts)) ||
+      any(!nzchar(names(opts)))) {
+    stop("getOption(\"", option, "\") must be a named list of check.* ",
+         "settings, as lme4 reads it", call. = FALSE)
+  }
+  # lme4's checking options: check.* except check.conv.*, check.rankX and
+  # check.scaleX.
+  usable <- grepl("^check\\.(?!conv|rankX|scaleX)", names(opts), perl = TRUE) &
+    names(opts) %in% names(formals(builder))
+  if (any(!usable)) {
+    warning("some options in getOption(\"", option, "\") are ignored: ",
+            paste(names(opts)[!usable], collapse = ", "), " (as lme4, only the ",
+            "check.* settings of ", deparse(substitute(builder)), "() other than ",
+            "check.conv.*, check.rankX and check.scaleX are used)", call. = FALSE)
+  }
+  opts[usable & !names(opts) %in% given]
 }

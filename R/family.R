@@ -169,7 +169,8 @@ check_family <- function(family) {
 #'   otherwise), `mustart` and `etastart = family$linkfun(mustart)`.
 #' @noRd
 glmm_response <- function(frame, family, weights = NULL,
-                          check.response.not.const = "stop") {
+                          check.response.not.const = "stop",
+                          mustart = NULL, etastart = NULL) {
   check_family(family)
   name <- response_name(frame)
   what <- paste0("response '", name, "'")
@@ -181,8 +182,9 @@ glmm_response <- function(frame, family, weights = NULL,
   if (is.matrix(y) && ncol(y) == 1L) y <- y[, 1L]
   y <- if (family$family == "binomial")
     binomial_response(y, weights, has_weights, frame, what) else
-      other_response(y, family, what)
-  init <- run_initialize(family, unname(y), weights, nobs, what)
+      other_response(y, family, what,
+                     has_start = !is.null(mustart) || !is.null(etastart))
+  init <- run_initialize(family, unname(y), weights, nobs, what, mustart, etastart)
   if (any(init$weights == 0)) {
     bad <- which(init$weights == 0)
     stop(what, " has ", length(bad), " row", if (length(bad) > 1L) "s",
@@ -328,7 +330,7 @@ count_column_names <- function(frame) {
 
 # The response values checked for the families other than binomial: a
 # double vector (logical converted to 0/1, as glmer does).
-other_response <- function(y, family, what) {
+other_response <- function(y, family, what, has_start = FALSE) {
   fam <- family$family
   if (is.matrix(y)) {
     stop(what, " has ", ncol(y), " columns; a two-column ",
@@ -367,16 +369,18 @@ other_response <- function(y, family, what) {
            " (e.g. ", format(y[y <= 0][1L]), "); the ", fam, " family needs ",
            "a positive response", call. = FALSE)
     }
-  } else if (fam == "gaussian") {
+  } else if (fam == "gaussian" && !has_start) {
     if (family$link == "log" && any(y <= 0)) {
       stop(what, " has ", n_values(y <= 0, "zero or negative value"),
            "; the gaussian family with log link starts from the response, ",
-           "so it must be positive", call. = FALSE)
+           "so it must be positive, or valid starting values must be given ",
+           "('mustart' or 'etastart')", call. = FALSE)
     }
     if (family$link == "inverse" && any(y == 0)) {
       stop(what, " has ", n_values(y == 0, "zero value"), "; the gaussian ",
            "family with inverse link starts from the response, so it must ",
-           "be non-zero", call. = FALSE)
+           "be non-zero, or valid starting values must be given ('mustart' ",
+           "or 'etastart')", call. = FALSE)
     }
   }
   y
@@ -389,25 +393,46 @@ n_values <- function(cond, noun) {
 }
 
 # Runs family$initialize as glm() does, in a local environment, and returns
-# its y, weights, n, mustart and etastart as plain double vectors.
-run_initialize <- function(family, y, weights, nobs, what) {
+# its y, weights, n, mustart and etastart as plain double vectors. A
+# user's `mustart` (glmer's argument) is kept over the one initialize sets,
+# as glm.fit() keeps it; a user's `etastart` gives the start of the linear
+# predictor (and mustart its inverse link).
+run_initialize <- function(family, y, weights, nobs, what, mustart = NULL,
+                           etastart = NULL) {
   rho <- new.env(parent = asNamespace("stats"))
   rho$y <- y
   rho$weights <- weights
   rho$nobs <- nobs
-  rho$etastart <- NULL
-  rho$mustart <- NULL
+  rho$etastart <- etastart
+  rho$mustart <- mustart
   rho$start <- NULL
   rho$family <- family
   tryCatch(eval(family$initialize, rho), error = function(e) {
     stop("the ", family$family, " family could not use ", what, ": ",
          conditionMessage(e), call. = FALSE)
   })
+  if (!is.null(mustart)) rho$mustart <- mustart
+  if (!is.null(etastart)) rho$mustart <- family$linkinv(etastart)
   out <- list(y = rho$y, weights = rho$weights, n = rho$n,
               mustart = rho$mustart)
   if (is.null(out$n)) out$n <- rep.int(1, nobs)
   out <- lapply(out, function(v) as.double(unname(v)))
-  out$etastart <- as.double(family$linkfun(out$mustart))
+  out$etastart <- as.double(if (is.null(etastart)) {
+    suppressWarnings(family$linkfun(out$mustart))
+  } else {
+    etastart
+  })
+  if (!is.null(mustart) || !is.null(etastart)) {
+    arg <- if (is.null(etastart)) "mustart" else "etastart"
+    if (length(out$mustart) != nobs || !all(is.finite(out$mustart)) ||
+        !all(is.finite(out$etastart)) ||
+        (is.function(family$validmu) && !family$validmu(out$mustart)) ||
+        (is.function(family$valideta) && !family$valideta(out$etastart))) {
+      stop("'", arg, "' must give ", nobs, " valid starting values (one per ",
+           "observation used) of the ", family$family, " family's ",
+           if (arg == "mustart") "mean" else "linear predictor", call. = FALSE)
+    }
+  }
   ok <- vapply(out, function(v) length(v) == nobs && all(is.finite(v)), NA)
   if (!all(ok)) {
     stop("the ", family$family, " family's initialization of ", what,

@@ -44,6 +44,12 @@ lmm_inputs <- function(mc, env, control, family = NULL) {
   data <- lmm_data(mc, env)
   check_variables(parsed, data, mc)
   frame <- lmm_frame(parsed$frame_formula, data, mc, env)
+  # glmer's starting values, evaluated in the data like the weights and
+  # taken out of the frame.
+  user_start <- list(mustart = stats::model.extract(frame, "mustart"),
+                     etastart = stats::model.extract(frame, "etastart"))
+  frame[["(mustart)"]] <- NULL
+  frame[["(etastart)"]] <- NULL
   frame <- annotate_frame(frame, parsed, mc, expand = is.null(family))
   n <- nrow(frame)
   if (is.null(family)) {
@@ -52,7 +58,9 @@ lmm_inputs <- function(mc, env, control, family = NULL) {
   } else {
     not_const <- control$check.response.not.const
     resp <- glmm_response(frame, family, frame_weights(frame),
-                          if (is.null(not_const)) "stop" else not_const)
+                          if (is.null(not_const)) "stop" else not_const,
+                          mustart = user_start$mustart,
+                          etastart = user_start$etastart)
     y <- resp$y
     weights <- resp$weights
   }
@@ -61,7 +69,7 @@ lmm_inputs <- function(mc, env, control, family = NULL) {
                               MoreArgs = list(frame = frame, env = environment(formula))))
   flist <- make_flist(reterms)
   check_grouping(flist, reterms, n, control, allow_n = !is.null(family))
-  X <- fixed_matrix(parsed$fixed_formula, frame)
+  X <- fixed_matrix(parsed$fixed_formula, frame, fixed_contrasts(mc, env))
   X <- drop_deficient_columns(X, control$check.rankX)
   X <- check_scale(X, control$check.scaleX)
   out <- list(formula = formula, frame = frame, y = y, X = X,
@@ -123,7 +131,7 @@ check_variables <- function(parsed, data, mc) {
     stop("variable ", quote_names(bad), " in the formula not found in ",
          where, call. = FALSE)
   }
-  for (arg in c("weights", "offset", "subset")) {
+  for (arg in c("weights", "offset", "subset", "mustart", "etastart")) {
     bad <- if (is.null(mc[[arg]])) character() else missing_vars(mc[[arg]])
     if (length(bad)) {
       stop("variable ", quote_names(bad), " used in '", arg, "' not found in ",
@@ -141,7 +149,7 @@ quote_names <- function(x) paste0("'", x, "'", collapse = ", ")
 # factor levels (by drop_unused_levels(), as drop.unused.levels = TRUE
 # does). Stops when no rows are left.
 lmm_frame <- function(frame_formula, data, mc, env) {
-  args <- c("subset", "weights", "na.action", "offset")
+  args <- c("subset", "weights", "na.action", "offset", "mustart", "etastart")
   mf <- mc[c(1L, match(args, names(mc), 0L))]
   mf[[1L]] <- quote(stats::model.frame)
   mf$formula <- frame_formula
@@ -352,9 +360,15 @@ frame_offset <- function(frame) {
 
 # Fixed-effects matrix from the fixed formula (offset() terms excluded),
 # double, with `assign` and `contrasts`, checked for non-finite values.
-fixed_matrix <- function(fixed_formula, frame) {
-  X <- simple_fixed_matrix(fixed_formula, frame)
-  if (is.null(X)) X <- stats::model.matrix(fixed_formula, frame)
+fixed_matrix <- function(fixed_formula, frame, contrasts = NULL) {
+  X <- if (is.null(contrasts)) simple_fixed_matrix(fixed_formula, frame)
+  if (is.null(X)) {
+    X <- tryCatch(stats::model.matrix(fixed_formula, frame, contrasts.arg = contrasts),
+                  error = function(e) {
+      stop("could not build the fixed-effects model matrix: ", conditionMessage(e),
+           call. = FALSE)
+    })
+  }
   storage.mode(X) <- "double"
   if (!all(is.finite(X))) {
     bad <- colSums(!is.finite(X)) > 0
@@ -363,6 +377,24 @@ fixed_matrix <- function(fixed_formula, frame) {
          "and transformations it is made from", call. = FALSE)
   }
   X
+}
+
+# The `contrasts` argument of the call (lme4's): NULL, or a named list of
+# contrasts (function names, functions or matrices) for model.matrix()'s
+# `contrasts.arg`.
+fixed_contrasts <- function(mc, env) {
+  if (is.null(mc$contrasts)) return(NULL)
+  ctr <- tryCatch(eval(mc$contrasts, env), error = function(e) {
+    stop("could not evaluate 'contrasts' (", deparse1(mc$contrasts), "): ",
+         conditionMessage(e), call. = FALSE)
+  })
+  if (is.null(ctr)) return(NULL)
+  if (!is.list(ctr) || is.null(names(ctr)) || any(!nzchar(names(ctr)))) {
+    stop("'contrasts' must be NULL or a named list such as ",
+         "list(f = \"contr.sum\") (one element per factor), not ",
+         describe_class(ctr), call. = FALSE)
+  }
+  ctr
 }
 
 # model.matrix(fixed_formula, frame) for a fixed part made only of main

@@ -16,13 +16,20 @@
 #'   (1/mu^2, log, inverse) or `gaussian` with a log or inverse link. A
 #'   binomial response may be 0/1, logical, a two-level factor,
 #'   `cbind(successes, failures)`, or proportions with the number of trials as
-#'   `weights`.
+#'   `weights`. The default, `gaussian` with the identity link, is glmer's:
+#'   the model is then fitted by [lmm()], with lme4's deprecation warning.
 #' @param nAGQ Integer: `1` for the Laplace approximation (default), `0` to
 #'   optimize the covariance parameters only, with the fixed effects estimated
-#'   inside PIRLS (faster, less exact), or `2` to `25` quadrature points of
+#'   inside PIRLS (faster, less exact), or `2` to `100` quadrature points of
 #'   adaptive Gauss-Hermite quadrature (only for a model with a single scalar
 #'   random-effects term).
 #' @param control Settings from [glmmControl()].
+#' @param mustart,etastart Optional starting values of the mean (`mustart`)
+#'   or of the linear predictor (`etastart`) for the first PIRLS iterations,
+#'   one per observation, evaluated in `data` like `weights` (glmer's
+#'   arguments, used as [stats::glm()] uses them). They let a family whose
+#'   initialization cannot use the response start anyway, such as
+#'   `gaussian(link = "log")` with zeros in the response.
 #' @param start Optional starting values: a numeric vector of covariance
 #'   parameters `theta`, or `list(theta = , fixef = )`. Without `theta`, the
 #'   fit starts from a method-of-moments estimate of the variance components
@@ -55,7 +62,7 @@
 #'   found by PIRLS). Its environment holds `lower` and `upper`, the bounds
 #'   of its argument.
 #' @seealso [glmmControl()], [lmm()].
-#' @importFrom stats binomial
+#' @importFrom stats binomial gaussian
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' data("cbpp", package = "lme4")
 #' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
@@ -72,9 +79,10 @@
 #'              family = poisson, data = grouseticks)
 #' pfit
 #' @export
-glmm <- function(formula, data = NULL, family = binomial, nAGQ = 1L, weights,
+glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
                  offset, subset, na.action, control = glmmControl(),
-                 start = NULL, verbose = FALSE, devFunOnly = FALSE) {
+                 start = NULL, verbose = FALSE, devFunOnly = FALSE,
+                 contrasts = NULL, mustart, etastart) {
   mc <- match.call()
   if (missing(control)) control <- default_control("glmm")
   if (is_gaussian_identity(family, parent.frame())) {
@@ -170,8 +178,8 @@ hessian_problem <- function(raw, hess) {
 
 check_nagq <- function(nAGQ) {
   if (!is.numeric(nAGQ) || length(nAGQ) != 1L || is.na(nAGQ) ||
-      nAGQ != round(nAGQ) || nAGQ < 0 || nAGQ > 25) {
-    stop("'nAGQ' must be a whole number from 0 to 25 (0: fast approximation, ",
+      nAGQ != round(nAGQ) || nAGQ < 0 || nAGQ > 100) {
+    stop("'nAGQ' must be a whole number from 0 to 100 (0: fast approximation, ",
          "1: Laplace, > 1: adaptive Gauss-Hermite quadrature), not ",
          deparse1(nAGQ), call. = FALSE)
   }

@@ -56,6 +56,13 @@
 #' @param devFunOnly Logical: return the deviance function of the model
 #'   instead of fitting it (see [as.function.lmm()]), as
 #'   `lme4::lmer(devFunOnly = TRUE)`.
+#' @param contrasts Optional list of contrasts for factors of the fixed
+#'   effects, as the `contrasts.arg` of [stats::model.matrix()] (and lme4's
+#'   `contrasts` argument): e.g. `list(f = "contr.sum")`, values being
+#'   contrast function names, functions or matrices. `NULL` (default) uses
+#'   `getOption("contrasts")`. The fit keeps them (in the `"contrasts"`
+#'   attribute of its fixed-effects matrix), and `predict()` with `newdata`
+#'   codes new data with them.
 #' @param verbose Logical or integer: print the criterion and `theta` at each
 #'   optimizer evaluation. A fit can be interrupted with Ctrl-C (checked after
 #'   every evaluation; an error, and the session stays usable).
@@ -83,7 +90,7 @@
 #' @export
 lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
                 na.action, control = lmmControl(), start = NULL,
-                verbose = FALSE, devFunOnly = FALSE) {
+                verbose = FALSE, devFunOnly = FALSE, contrasts = NULL) {
   mc <- match.call()
   if (missing(control)) control <- default_control("lmm")
   if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {

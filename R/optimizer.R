@@ -103,6 +103,17 @@ lme4_common_settings <- function(caller, opt, optCtrl, rhobeg, rhoend, maxfun,
   ftol_rel <- NULL
   opt_verbose <- 0L
   if (is.null(opt$fun)) {
+    if (opt$name == "nloptwrap" && !is.null(optCtrl$maxfun)) {
+      # optCtrl = list(maxfun = ) is how lme4 users raise the evaluation
+      # limit; lme4's nloptwrap() passes it to nloptr, which ignores it.
+      # Here it is the limit, as maxeval.
+      if (!is.null(optCtrl$maxeval)) {
+        stop(caller, ": give only one of optCtrl's 'maxfun' and 'maxeval' ",
+             "(the same limit for \"nloptwrap\")", call. = FALSE)
+      }
+      optCtrl$maxeval <- optCtrl$maxfun
+      optCtrl$maxfun <- NULL
+    }
     known <- optimizer_ctrl_names[[opt$name]]
     unknown <- setdiff(names(optCtrl), known)
     if (length(unknown)) {
@@ -221,6 +232,13 @@ as_fit_control <- function(control, kind) {
   if (inherits(control, own)) return(control)
   builder <- switch(kind, lmm = lmmControl, glmm = glmmControl)
   if (inherits(control, "merControl")) {
+    if (kind == "glmm" && inherits(control, "lmerControl")) {
+      # As glmer() does when given lmerControl(): a warning, then its
+      # settings are used.
+      warning("'control' was built by lmerControl(), which is for linear ",
+              "mixed models: please use glmerControl() (or glmmControl()) ",
+              "for glmm(); its settings are used", call. = FALSE)
+    }
     args <- c(control[setdiff(names(control), c("checkControl", "checkConv"))],
               control$checkControl, control$checkConv)
     # lme4's glmerControl() passes one optimizer per stage and rejects NULL;
@@ -234,11 +252,16 @@ as_fit_control <- function(control, kind) {
            paste(unknown, collapse = ", "), " ha", if (length(unknown) > 1L) "ve" else "s",
            " no counterpart in ", own, "()", call. = FALSE)
     }
+    # lme4's control already took options(lmerControl/glmerControl) into
+    # account: they are not applied (nor warned about) a second time.
+    option <- if (kind == "lmm") "lmerControl" else "glmerControl"
+    op <- options(stats::setNames(list(NULL), option))
+    on.exit(options(op), add = TRUE)
     return(do.call(builder, args))
   }
   if (is.list(control) && !is.object(control)) {
     unknown <- setdiff(names(control), names(formals(builder)))
-    if (length(unknown) || is.null(names(control))) {
+    if (length(unknown) || (length(control) && is.null(names(control)))) {
       stop("'control': unknown setting", if (length(unknown) > 1L) "s", " ",
            paste(unknown, collapse = ", "), " for ", own, "()", call. = FALSE)
     }

@@ -140,6 +140,7 @@ predict.lmm <- function(object, newdata = NULL, re.form = NULL,
                         allow.new.levels = FALSE, type = c("link", "response"),
                         se.fit = FALSE, na.action = stats::na.pass,
                         newparams = NULL, random.only = FALSE, ...) {
+  re.form <- old_re_form(re.form, ...)
   predict_check_dots(...)
   match_choice(type)
   mer_predict(object, newdata, re.form, allow.new.levels, "link", se.fit,
@@ -154,6 +155,7 @@ predict.glmm <- function(object, newdata = NULL, re.form = NULL,
                          allow.new.levels = FALSE, type = c("link", "response"),
                          se.fit = FALSE, na.action = stats::na.pass,
                          newparams = NULL, random.only = FALSE, ...) {
+  re.form <- old_re_form(re.form, ...)
   predict_check_dots(...)
   type <- match_choice(type)
   mer_predict(object, newdata, re.form, allow.new.levels, type, se.fit,
@@ -168,18 +170,36 @@ predict.glmm <- function(object, newdata = NULL, re.form = NULL,
 predict_check_dots <- function(..., caller = "predict()", unsupported = c(
                                  terms = "is not implemented for predictions of mixed models (nor by lme4)")) {
   nms <- ...names()
-  if (!is.null(nms)) {
-    old <- intersect(nms, c("ReForm", "REForm", "REform"))
-    if (length(old)) {
-      stop("'", old[1L], "' is lme4's old name of 're.form': use re.form",
-           call. = FALSE)
-    }
-    known <- intersect(nms, names(unsupported))
-    if (length(known)) {
-      stop("'", known[1L], "' ", unsupported[[known[1L]]], call. = FALSE)
-    }
+  if (is.null(nms)) return(stop_unused(..., caller = caller))
+  known <- intersect(nms, names(unsupported))
+  if (length(known)) {
+    stop("'", known[1L], "' ", unsupported[[known[1L]]], call. = FALSE)
   }
-  stop_unused(..., caller = caller)
+  # lme4's old names of re.form were taken by old_re_form().
+  exprs <- as.list(substitute(list(...)))[-1L]
+  exprs <- exprs[!nms %in% old_re_form_names]
+  if (length(exprs)) {
+    eval(as.call(c(list(stop_unused), exprs, list(caller = caller))))
+  }
+  invisible(NULL)
+}
+
+old_re_form_names <- c("ReForm", "REForm", "REform")
+
+# lme4's old names of `re.form` (ReForm, REForm, REform), accepted as lme4
+# accepts them: with a deprecation warning, the old name's value replacing
+# re.form.
+old_re_form <- function(re.form, ...) {
+  nms <- ...names()
+  hit <- which(nms %in% old_re_form_names)
+  if (length(hit) == 0L) return(re.form)
+  if (length(hit) > 1L) {
+    stop("give only one of 're.form' and its old names ",
+         paste0("'", nms[hit], "'", collapse = ", "), call. = FALSE)
+  }
+  warning("'", nms[hit], "' is deprecated (lme4's old name of 're.form'); ",
+          "use 're.form'", call. = FALSE)
+  ...elt(hit)
 }
 
 # The shared body of both methods. `explicit_na`: was `na.action` given (it

@@ -11,11 +11,14 @@ separation_diagnosis <- function(inputs, family) {
   if (!identical(family$family, "binomial")) return(NULL)
   X <- inputs$X
   w <- as.double(inputs$weights) * as.double(inputs$n_trials)
-  g <- tryCatch(suppressWarnings(stats::glm.fit(
-    X, as.double(inputs$y), weights = w, offset = inputs$offset,
-    family = stats::binomial(link = family$link),
-    control = stats::glm.control(maxit = 100L)
-  )), error = function(e) NULL)
+  fit_glm <- function(epsilon) {
+    tryCatch(suppressWarnings(stats::glm.fit(
+      X, as.double(inputs$y), weights = w, offset = inputs$offset,
+      family = stats::binomial(link = family$link),
+      control = stats::glm.control(epsilon = epsilon, maxit = 100L)
+    )), error = function(e) NULL)
+  }
+  g <- fit_glm(1e-8)
   if (is.null(g)) return(NULL)
   # glm.fit stops after maxit steps on the way to infinity: fitted values within 1e-6 of 0 or 1
   # are those it is driving there.
@@ -29,7 +32,22 @@ separation_diagnosis <- function(inputs, family) {
   # The intercept (no spread) counts by its own size.
   effect <- ifelse(!is.finite(coefs), 0, abs(coefs) * ifelse(spread > 0, spread, 0.5))
   diverging <- names(coefs)[effect > 4 & effect > 0.05 * max(effect)]
-  if (!any(extreme[w > 0]) || !length(diverging)) return(NULL)
+  if (!any(extreme[w > 0]) || !length(diverging)) {
+    # Quasi-complete separation by a rare column (e.g. one observation with a
+    # 1 in an indicator): its coefficient's change per standard deviation stays
+    # small while it runs off, and glm.fit's default tolerance stops before the
+    # separated observations reach 0 or 1. Run to a tight tolerance, and take
+    # as diverging the coefficients whose standard error per standard deviation
+    # of their column has exploded (about 0.1 to 1 in data that are not
+    # separated).
+    g <- fit_glm(1e-14)
+    if (is.null(g) || g$rank < ncol(X)) return(NULL)
+    extreme <- g$fitted.values < 1e-6 | g$fitted.values > 1 - 1e-6
+    se <- sqrt(diag(chol2inv(qr.R(g$qr))))[order(g$qr$pivot)]
+    se_effect <- se * ifelse(spread > 0, spread, 0.5)
+    diverging <- colnames(X)[is.finite(se_effect) & se_effect > 50]
+    if (!any(extreme[w > 0]) || !length(diverging)) return(NULL)
+  }
   paste0(
     "the fixed effects separate the binomial response ",
     if (all(extreme[w > 0])) "completely" else "quasi-completely",

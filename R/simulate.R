@@ -51,7 +51,8 @@
 #'   were not in the fitting data (as in lme4, needed even for the terms
 #'   whose random effects are drawn afresh)?
 #' @param weights Optional prior weights of the simulated observations
-#'   (number of trials for binomial models). Default: the fit's prior
+#'   (number of trials for binomial models): one number for all of them or
+#'   one per observation. Default: the fit's prior
 #'   weights; for `newdata` 1, except for a binomial `cbind()` response,
 #'   whose number of trials is taken from the response variables in
 #'   `newdata`.
@@ -91,8 +92,10 @@
 simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
                          newdata = NULL, allow.new.levels = FALSE,
                          weights = NULL, use.u, newparams = NULL, ...) {
+  given_re_form <- !missing(re.form) || any(...names() %in% old_re_form_names)
+  re.form <- old_re_form(re.form, ...)
   simulate_check_dots(...)
-  if (!missing(use.u)) re.form <- use_u_re_form(use.u, !missing(re.form))
+  if (!missing(use.u)) re.form <- use_u_re_form(use.u, given_re_form)
   mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights,
                newparams)
 }
@@ -103,8 +106,10 @@ simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
 simulate.glmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
                           newdata = NULL, allow.new.levels = FALSE,
                           weights = NULL, use.u, newparams = NULL, ...) {
+  given_re_form <- !missing(re.form) || any(...names() %in% old_re_form_names)
+  re.form <- old_re_form(re.form, ...)
   simulate_check_dots(...)
-  if (!missing(use.u)) re.form <- use_u_re_form(use.u, !missing(re.form))
+  if (!missing(use.u)) re.form <- use_u_re_form(use.u, given_re_form)
   mer_simulate(object, nsim, seed, re.form, newdata, allow.new.levels, weights,
                newparams)
 }
@@ -186,13 +191,14 @@ mer_simulate <- function(object, nsim, seed, re.form, newdata,
 simulation_weights <- function(object, newdata, rows, weights, n) {
   if (!is.null(weights)) {
     n_all <- if (is.null(newdata)) n else nrow(newdata)
-    if (!is.numeric(weights) || length(weights) != n_all || anyNA(weights) ||
-        any(weights <= 0)) {
-      stop("'weights' must be positive numbers, one per row of ",
-           if (is.null(newdata)) "the model frame" else "'newdata'",
+    if (!is.numeric(weights) || !length(weights) %in% c(1L, n_all) ||
+        anyNA(weights) || any(weights <= 0)) {
+      stop("'weights' must be positive numbers, one for all rows or one per ",
+           "row of ", if (is.null(newdata)) "the model frame" else "'newdata'",
            " (", n_all, ")", call. = FALSE)
     }
-    weights <- as.double(weights)
+    # One number is every row's weight (as lme4 recycles it).
+    weights <- rep_len(as.double(weights), n_all)
     return(if (is.null(newdata)) weights else weights[rows])
   }
   if (is.null(newdata)) return(as.vector(object$weights))

@@ -164,7 +164,7 @@ test_that("the Laplace deviance equals glmer's deviance function at arbitrary pa
 test_that("bad GLMM arguments give errors naming the cause", {
   data("cbpp", package = "lme4", envir = environment())
   f <- cbind(incidence, size - incidence) ~ period + (1 | herd)
-  expect_error(glmm(f, cbpp, family = binomial, nAGQ = 30), "'nAGQ' must be a whole number from 0 to 25")
+  expect_error(glmm(f, cbpp, family = binomial, nAGQ = 101), "'nAGQ' must be a whole number from 0 to 100")
   expect_error(glmm(f, cbpp, family = binomial, nAGQ = -1), "'nAGQ'")
   expect_error(glmm(f, cbpp, family = binomial, nAGQ = 1.5), "'nAGQ'")
   d <- glmm_sim(seed = 3, n = 200)

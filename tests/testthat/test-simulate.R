@@ -182,7 +182,7 @@ test_that("bad arguments give clear errors", {
   expect_error(simulate(fit, nsim = 1.5), "'nsim' must be a positive whole number")
   expect_error(simulate(fit, use.u = TRUE, re.form = NA), "give only one of 'use.u' and 're.form'")
   expect_error(simulate(fit, re.form = ~ (1 | foo)), "not a variable of the model")
-  expect_error(simulate(fit, weights = 1:3), "'weights' must be positive numbers, one per row")
+  expect_error(simulate(fit, weights = 1:3), "'weights' must be positive numbers, one for all rows or one per row")
   expect_error(simulate(fit, newdata = data.frame(Subject = "308")), "variable 'Days' needed by")
   expect_error(simulate(fit, seed = 1, foo = 2), "simulate\\(\\): unused argument foo = 2")
 })
