@@ -318,17 +318,7 @@ pub fn minimize_within<O: Objective>(
                 check = refined;
             }
         }
-        summary.gradient = check.gradient;
-        summary.hessian = check.hessian;
-        if check.failed {
-            summary.grad_check_failed = true;
-            summary.messages.push(format!(
-                "Model failed to converge with max|grad| = {:.6} (tol = {}, component {})",
-                check.max_stat,
-                opts.grad_tol,
-                check.component + 1
-            ));
-        }
+        check.record(&mut summary, opts.grad_tol);
     }
     summary.theta = theta;
     summary.fmin = fmin;
@@ -364,17 +354,7 @@ pub fn assess_at<O: Objective>(
     });
     if opts.calc_derivs && !summary.singular && fmin.is_finite() {
         let check = gradient_check(&mut f, theta, fmin, opts);
-        summary.gradient = check.gradient;
-        summary.hessian = check.hessian;
-        if check.failed {
-            summary.grad_check_failed = true;
-            summary.messages.push(format!(
-                "Model failed to converge with max|grad| = {:.6} (tol = {}, component {})",
-                check.max_stat,
-                opts.grad_tol,
-                check.component + 1
-            ));
-        }
+        check.record(&mut summary, opts.grad_tol);
     }
     summary.theta = theta.to_vec();
     summary.fmin = fmin;
@@ -392,6 +372,22 @@ struct GradCheck {
 }
 
 impl GradCheck {
+    /// Stores the check's gradient and Hessian in `summary` and, when it failed, lme4's
+    /// convergence message.
+    fn record(self, summary: &mut OptSummary, grad_tol: f64) {
+        summary.gradient = self.gradient;
+        summary.hessian = self.hessian;
+        if self.failed {
+            summary.grad_check_failed = true;
+            summary.messages.push(format!(
+                "Model failed to converge with max|grad| = {:.6} (tol = {}, component {})",
+                self.max_stat,
+                grad_tol,
+                self.component + 1
+            ));
+        }
+    }
+
     /// The check's verdict from a gradient and Hessian: lme4's scaled gradient against
     /// `grad_tol`.
     fn judged(gradient: Vec<f64>, hessian: Vec<f64>, opts: &OptimOptions) -> Self {
