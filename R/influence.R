@@ -152,48 +152,65 @@ mer_cooks_distance <- function(x, hat) {
 # (src/rust/inference/influence.rs), in lme4's result layout so that
 # lme4's and car's methods for "influence.merMod" work on it.
 
-#' Case-deletion influence diagnostics of a linear mixed model
+#' Case-deletion influence diagnostics of a mixed model
 #'
-#' lme4's `influence()` method for [lmm()] fits: refits the model without
-#' each observation, or without all the observations of each group of
-#' `groups`, and collects each refit's fixed effects, variance components and
-#' covariance matrix of the fixed effects. [cooks.distance()], [dfbeta()] and
-#' [dfbetas()] read the result, as they read lme4's; lme4's and car's methods
-#' for class `"influence.merMod"` (e.g. `car::infIndexPlot()`) work on it too.
+#' lme4's `influence()` method for [lmm()] and [glmm()] fits: refits the
+#' model without each observation, or without all the observations of each
+#' group of `groups`, and collects each refit's fixed effects, variance
+#' components and covariance matrix of the fixed effects. [cooks.distance()],
+#' [dfbeta()] and [dfbetas()] read the result, as they read lme4's; lme4's
+#' and car's methods for class `"influence.merMod"` (e.g.
+#' `car::infIndexPlot()`) work on it too.
 #'
-#' Each deletion refit is a complete re-optimization of the fit's criterion
-#' (REML or ML) started from the full-data estimates, with the optimizer
-#' settings of the fit's `control` and at most `maxfun` evaluations (lme4
-#' refits with `update(model, subset = ...)` in the same way). The engine does
-#' not rebuild the model for each refit: it subtracts the deleted rows'
-#' contributions from the full data's cross-products, and runs the refits in
-#' parallel. A group level left without observations contributes nothing to
+#' Each deletion refit is a complete re-optimization started from the
+#' full-data estimates, with the optimizer settings of the fit's `control`
+#' and at most `maxfun` evaluations (lme4 refits with
+#' `update(model, subset = ...)` in the same way).
+#'
+#' For [lmm()] fits the criterion (REML or ML) is re-optimized by the engine
+#' without rebuilding the model: it subtracts the deleted rows' contributions
+#' from the full data's cross-products, and runs the refits in parallel
+#' threads. A group level left without observations contributes nothing to
 #' the criterion, so the result is that of the model fitted to the remaining
 #' rows.
+#'
+#' For [glmm()] fits each refit is a complete `glmm()` fit: the fit's call
+#' (family, `nAGQ`, weights, offset, `subset`) evaluated on `data` with the
+#' deleted rows removed through `subset` (so weights or offsets given as
+#' vectors are subset with the rows), started at the full fit's `theta` and,
+#' for `nAGQ > 0`, its fixed effects (`start = list(theta = , fixef = )`, as
+#' lme4 starts them). `sigma^2` is 1 for the binomial and Poisson families.
+#' With `ncores > 1` the refits run in forked processes
+#' ([parallel::mclapply()]; not available on Windows, where it is an error).
 #'
 #' Differences from lme4: arguments in `...` are an error (lme4 warns that it
 #' disregards them); with several `groups`, a deletion set is a combination
 #' of their values (lme4 combines all the columns of `data`); `ncores` is the
-#' number of threads (lme4 starts a cluster of processes); a refit that fails
-#' (e.g. the remaining rows cannot estimate a fixed effect) gives an `NA`
-#' row and a warning naming it.
+#' number of threads (lmm) or forked processes (glmm) where lme4 starts a
+#' cluster of processes; a refit that fails (e.g. the remaining rows cannot
+#' estimate a fixed effect) gives an `NA` row and a warning naming it.
+#' `converged` is `FALSE` for a refit whose optimizer reported a failure or
+#' whose convergence checks reported a problem.
 #'
-#' @param model A fitted model of class `"lmm"`.
+#' @param model A fitted model of class `"lmm"` or `"glmm"`.
 #' @param groups `NULL`/missing (delete one observation at a time, labelled by
 #'   the row names of `data`) or the name(s) of columns of `data` whose values
 #'   define the sets of observations deleted together.
 #' @param data The data frame the model was fitted to (default: the fit's
 #'   `data` argument); its row names identify the model's observations.
-#' @param maxfun Largest number of criterion evaluations of each refit.
+#' @param maxfun Largest number of criterion evaluations of each refit (of
+#'   each optimizer stage for `glmm()` fits).
 #' @param do.coef Logical: `FALSE` gives only the leverages (`hat`), without
 #'   refitting.
-#' @param ncores Number of threads for the refits (default: the `mc.cores`
-#'   option, or, when it is not set, the fit's own `threads` setting of
-#'   [lmmControl()], all cores unless set there). The results do not depend on
-#'   it.
-#' @param start `NULL` (start from the fit's estimates) or the covariance
-#'   parameters `theta` (a numeric vector or `list(theta = )`) to start each
-#'   refit from.
+#' @param ncores For `lmm()` fits the number of threads for the refits
+#'   (default: the `mc.cores` option, or, when it is not set, the fit's own
+#'   `threads` setting of [lmmControl()], all cores unless set there); for
+#'   `glmm()` fits the number of forked processes (default: the `mc.cores`
+#'   option, or 1). The results do not depend on it.
+#' @param start `NULL` (start from the fit's estimates) or the starting
+#'   values of each refit: for `lmm()` fits the covariance parameters `theta`
+#'   (a numeric vector or `list(theta = )`), for `glmm()` fits anything
+#'   [glmm()]'s `start` takes (e.g. `list(theta = , fixef = )`).
 #' @param ... Not used (an error if given).
 #' @return An object of class `c("mixedrs_influence", "influence.merMod")`,
 #'   a list as lme4's: `fixed.effects`, `fixed.effects[-<groups>]` (one row
@@ -210,6 +227,11 @@ mer_cooks_distance <- function(x, hat) {
 #' head(infl[["fixed.effects[-Subject]"]])
 #' cooks.distance(infl)
 #' dfbetas(infl)[1:3, ]
+#' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              lme4::cbpp, family = binomial)
+#' ginfl <- influence(gfit, groups = "herd")
+#' head(ginfl[["var.cov.comps[-herd]"]])
+#' round(cooks.distance(ginfl), 3)
 #' @importFrom stats influence
 #' @export
 influence.lmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
@@ -250,8 +272,71 @@ influence.glmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
     return(structure(list(hat = hatvalues(model)),
                      class = c("mixedrs_influence", "influence.merMod")))
   }
-  stop("influence() with case deletion (do.coef = TRUE) is not supported for glmm() fits ",
-       "yet; do.coef = FALSE gives the leverages", call. = FALSE)
+  check_positive_number(maxfun, "maxfun", "influence()")
+  ncores <- if (is.null(ncores)) 1L else ncores
+  if (!is.numeric(ncores) || length(ncores) != 1L || is.na(ncores) || ncores < 1 ||
+      ncores != round(ncores)) {
+    stop("influence(): 'ncores' must be a positive whole number, not ", deparse1(ncores),
+         call. = FALSE)
+  }
+  if (ncores > 1L && .Platform$OS.type == "windows") {
+    stop("influence(): 'ncores' > 1 runs glmm() refits in forked processes, which ",
+         "Windows does not have; use ncores = 1", call. = FALSE)
+  }
+  env <- environment(model$formula)
+  if (!is.environment(env)) env <- parent.frame()
+  if (missing(data)) {
+    expr <- model$call$data
+    if (is.null(expr)) stop("influence(): the model did not use the data argument; give 'data'",
+                            call. = FALSE)
+    data <- eval(expr, parent.frame())
+  }
+  data <- as.data.frame(data)
+  sets <- infl_deletion_sets(model, data, if (missing(groups)) NULL else groups)
+  control <- control_of(model, parent.frame())
+  control$maxfun <- as.integer(maxfun)
+  if (is.null(start)) {
+    start <- list(theta = unname(as.double(model$theta)))
+    if (!is.null(model$par)) start <- list(par = unname(as.double(model$par)))
+    if (model$nAGQ > 0L) start$fixef <- unname(fixef(model))
+  }
+  refit <- function(i) glmm_deletion_refit(model, data, sets$data_codes != i, start,
+                                           control, env)
+  k <- length(sets$labels)
+  raws <- if (ncores > 1L) {
+    parallel::mclapply(seq_len(k), refit, mc.cores = as.integer(ncores))
+  } else {
+    lapply(seq_len(k), refit)
+  }
+  infl_result(model, sets, raws)
+}
+
+# One deletion refit of a glmm() fit, as lme4's influence.merMod makes it:
+# the fit's call evaluated on `data` restricted to the rows `keep` (through
+# `subset`, so weights and offsets given as vectors are subset alike), from
+# `start` with `control`. The refit in the layout infl_result() reads, or
+# list(error = ) when it fails.
+glmm_deletion_refit <- function(model, data, keep, start, control, env) {
+  call <- model$call
+  data[[".mixedrs_keep"]] <- keep
+  call$data <- quote(.mixedrs_infl_data)
+  call$subset <- if (is.null(call$subset)) quote(.mixedrs_keep) else
+    call("&", call("(", call$subset), quote(.mixedrs_keep))
+  call$start <- start
+  call$control <- control
+  call[[1L]] <- glmm
+  fenv <- new.env(parent = env)
+  fenv$.mixedrs_infl_data <- data
+  fit <- tryCatch(suppressMessages(suppressWarnings(eval(call, fenv))),
+                  error = function(e) e)
+  if (inherits(fit, "error")) return(list(error = conditionMessage(fit)))
+  s <- sigma(fit)
+  oi <- fit$optinfo
+  list(beta = unname(fixef(fit)), theta = fit$theta, sigma = s,
+       vcov_unscaled = as.matrix(vcov(fit)) / s^2,
+       optinfo = list(code = oi$conv$opt,
+                      messages = c(oi$grad_messages, unlist(oi$warnings)),
+                      feval = oi$feval))
 }
 
 # The deletion set of each of the model's observations: `codes` (1-based
@@ -286,8 +371,9 @@ infl_deletion_sets <- function(model, data, groups) {
     groups <- paste(groups, collapse = ".")
   }
   labels <- unique(values)
-  codes <- match(as.character(values[rows]), as.character(labels))
-  list(codes = as.integer(codes), labels = labels, groups = groups)
+  data_codes <- match(as.character(values), as.character(labels))
+  list(codes = as.integer(data_codes[rows]), data_codes = as.integer(data_codes),
+       labels = labels, groups = groups)
 }
 
 # The optimizer parameters each refit starts from.
@@ -385,7 +471,7 @@ infl_result <- function(model, sets, raws) {
 
 #' Cook's distances and DFBETA(S) from case-deletion refits
 #'
-#' Methods for the result of [influence()] of an [lmm()] fit, as lme4's for
+#' Methods for the result of [influence()] of an [lmm()] or [glmm()] fit, as lme4's for
 #' class `"influence.merMod"`: `dfbeta()` gives each deletion's change in the
 #' fixed effects (or, with `which = "var.cov"`, in the variance components),
 #' `dfbetas()` the changes in the fixed effects divided by their standard

@@ -127,9 +127,6 @@ test_that("influence() rejects what it cannot do, naming the cause", {
   expect_error(influence(fit, maxfun = -1), "maxfun")
   expect_error(influence(fit, start = 1), "covariance parameters")
   expect_error(influence(fit, data = ss[1:10, ]), "row names")
-  gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp,
-               family = binomial)
-  expect_error(influence(gfit), "not supported for glmm")
   # A deletion that leaves a fixed effect without data fails alone, with a warning.
   d <- data.frame(y = c(1, 2, 3, 4, 5, 7, 2, 3), x = c(0, 0, 0, 0, 0, 0, 0, 1),
                   g = factor(rep(1:4, 2)))
@@ -138,4 +135,104 @@ test_that("influence() rejects what it cannot do, naming the cause", {
   expect_true(all(is.na(i2[[2]]["8", ])))
   expect_false(i2$converged[["8"]])
   expect_false(anyNA(i2[[2]][1:7, ]))
+})
+
+# lme4's glmer refit of `gm` without the rows `drop` of `data`, to full
+# precision (helper-glmm.R) from the full fit's estimates.
+glmer_refit_without <- function(gm, data, drop) {
+  suppressMessages(suppressWarnings(stats::update(
+    gm, data = data[-drop, , drop = FALSE],
+    start = list(theta = lme4::getME(gm, "theta"), fixef = lme4::fixef(gm)),
+    control = glmer_reference_control())))
+}
+
+test_that("glmm group deletion agrees with lme4's influence() and full-precision refits", {
+  skip_if_no_glmm()
+  cbpp <- lme4::cbpp
+  fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
+              family = binomial, control = glmmControl(rhoend = 1e-10))
+  gm <- glmer_tight(quote(lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                                      cbpp, family = binomial)), environment())
+  infl <- influence(fit, groups = "herd")
+  ref <- lme4:::influence.merMod(gm, groups = "herd")
+  expect_s3_class(infl, "influence.merMod")
+  expect_identical(names(infl), names(ref))
+  expect_identical(infl$groups, ref$groups)
+  expect_identical(infl$deleted, ref$deleted)
+  expect_identical(dimnames(infl[[2]]), dimnames(ref[[2]]))
+  expect_identical(dimnames(infl[[4]]), dimnames(ref[[4]]))
+  expect_identical(names(infl[[3]]), names(ref[[3]]))
+  expect_identical(names(infl[[6]]), names(ref[[6]]))
+  expect_equal(infl$fixed.effects, ref$fixed.effects, tolerance = 1e-4)
+  expect_equal(infl$var.cov.comps, ref$var.cov.comps, tolerance = 2e-3)
+  expect_equal(infl$vcov, ref$vcov, tolerance = 1e-3)
+  # lme4's influence() refits with glmer's default control (Nelder-Mead in
+  # stage 2, PIRLS tolerance 1e-7), which stops ~1e-4 (relative) short of
+  # the optimum and leaves its finite-difference Hessian ~2% off: compare
+  # with matching tolerances here and with full-precision refits below.
+  expect_equal(infl[[2]], ref[[2]], tolerance = 1e-3)
+  expect_equal(infl[[4]], ref[[4]], tolerance = 5e-3)
+  expect_equal(infl[[6]], ref[[6]], tolerance = 5e-2)
+  expect_true(all(infl$converged))
+  expect_true(all(infl$function.evals > 0))
+  for (h in c("1", "5", "10")) {
+    r <- glmer_refit_without(gm, cbpp, which(cbpp$herd == h))
+    expect_equal(infl[[2]][h, ], lme4::fixef(r), tolerance = 1e-4)
+    expect_equal(unname(infl[[4]][h, ]),
+                 c(1, as.data.frame(lme4::VarCorr(r))$vcov), tolerance = 2e-3)
+    expect_equal(infl[[6]][[h]], as.matrix(vcov(r)), tolerance = 1e-3)
+  }
+  # lme4's methods give our methods' numbers on our result, and lme4's
+  # result gives them to the tolerance of its refits.
+  expect_equal(cooks.distance(infl), lme4:::cooks.distance.influence.merMod(infl),
+               ignore_attr = TRUE, tolerance = 1e-12)
+  expect_equal(dfbeta(infl), lme4:::dfbeta.influence.merMod(infl), tolerance = 1e-12)
+  expect_equal(dfbetas(infl), lme4:::dfbetas.influence.merMod(infl), tolerance = 1e-12)
+  expect_equal(unname(cooks.distance(infl)),
+               unname(lme4:::cooks.distance.influence.merMod(ref)), tolerance = 5e-2)
+  # Forked workers give the same refits.
+  skip_on_os("windows")
+  expect_identical(influence(fit, groups = "herd", ncores = 2)[[2]], infl[[2]])
+})
+
+test_that("glmm case deletion (prior weights) agrees with lme4's influence() and refits", {
+  skip_if_no_glmm()
+  cbpp <- lme4::cbpp
+  cbpp$prop <- cbpp$incidence / cbpp$size
+  fit <- glmm(prop ~ period + (1 | herd), cbpp, family = binomial, weights = size,
+              control = glmmControl(rhoend = 1e-10))
+  gm <- glmer_tight(quote(lme4::glmer(prop ~ period + (1 | herd), cbpp, family = binomial,
+                                      weights = size)), environment())
+  infl <- influence(fit)
+  ref <- lme4:::influence.merMod(gm)
+  expect_identical(names(infl), names(ref))
+  expect_identical(infl$groups, "case")
+  expect_identical(infl$deleted, ref$deleted)
+  expect_identical(dimnames(infl[[2]]), dimnames(ref[[2]]))
+  expect_equal(infl[[2]], ref[[2]], tolerance = 1e-3)
+  expect_equal(infl[[4]], ref[[4]], tolerance = 5e-3)
+  for (i in c(1L, 20L, 56L)) {
+    r <- glmer_refit_without(gm, cbpp, i)
+    expect_equal(unname(infl[[2]][i, ]), unname(lme4::fixef(r)), tolerance = 1e-4)
+    expect_equal(unname(infl[[4]][i, 2]), as.data.frame(lme4::VarCorr(r))$vcov,
+                 tolerance = 2e-3)
+  }
+  # nAGQ = 0: refits start from theta only, as lme4's.
+  f0 <- glmm(prop ~ period + (1 | herd), cbpp, family = binomial, weights = size, nAGQ = 0)
+  g0 <- lme4::glmer(prop ~ period + (1 | herd), cbpp, family = binomial, weights = size,
+                    nAGQ = 0)
+  i0 <- influence(f0, groups = "herd")
+  r0 <- lme4:::influence.merMod(g0, groups = "herd")
+  expect_equal(i0[[2]], r0[[2]], tolerance = 1e-3)
+  expect_equal(i0[[4]], r0[[4]], tolerance = 5e-3)
+  # An offset given as a vector outside the data is subset with the rows.
+  lsz <- log(cbpp$size)
+  fo <- glmm(incidence ~ period + (1 | herd), cbpp, family = poisson, offset = lsz)
+  go <- lme4::glmer(incidence ~ period + (1 | herd), cbpp, family = poisson, offset = lsz)
+  io <- influence(fo, groups = "herd")
+  ro <- lme4:::influence.merMod(go, groups = "herd")
+  expect_equal(io[[2]], ro[[2]], tolerance = 1e-3)
+  expect_equal(io[[4]], ro[[4]], tolerance = 5e-3)
+  expect_error(influence(fit, ncores = 0), "'ncores' must be a positive whole number")
+  expect_error(influence(fit, maxfun = -1), "maxfun")
 })
