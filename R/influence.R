@@ -238,19 +238,10 @@ influence.lmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
                           ncores = getOption("mc.cores"), start = NULL, ...) {
   check_no_dots(..., caller = "influence()")
   check_flag(do.coef, "do.coef", "influence()")
-  if (!do.coef) {
-    return(structure(list(hat = hatvalues(model)),
-                     class = c("mixedrs_influence", "influence.merMod")))
-  }
+  if (!do.coef) return(infl_hat_only(model))
   check_positive_number(maxfun, "maxfun", "influence()")
   threads <- check_threads(if (is.null(ncores)) NULL else ncores)
-  if (missing(data)) {
-    expr <- model$call$data
-    if (is.null(expr)) stop("influence(): the model did not use the data argument; give 'data'",
-                            call. = FALSE)
-    data <- eval(expr, parent.frame())
-  }
-  data <- as.data.frame(data)
+  data <- infl_data(model, if (!missing(data)) data, parent.frame())
   sets <- infl_deletion_sets(model, data, if (missing(groups)) NULL else groups)
   control <- unclass(control_of(model, parent.frame()))
   control$maxfun <- as.integer(maxfun)
@@ -261,6 +252,23 @@ influence.lmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
   infl_result(model, sets, raws)
 }
 
+# influence(do.coef = FALSE): the leverages only, as lme4 returns them.
+infl_hat_only <- function(model) {
+  structure(list(hat = hatvalues(model)), class = c("mixedrs_influence", "influence.merMod"))
+}
+
+# The data the deletions are taken from: `data` when given, else the fit's
+# `data` argument evaluated again in `env` (the caller's frame), as lme4 does.
+infl_data <- function(model, data, env) {
+  if (is.null(data)) {
+    expr <- model$call$data
+    if (is.null(expr)) stop("influence(): the model did not use the data argument; give 'data'",
+                            call. = FALSE)
+    data <- eval(expr, env)
+  }
+  as.data.frame(data)
+}
+
 #' @rdname influence.lmm
 #' @method influence glmm
 #' @export
@@ -268,10 +276,7 @@ influence.glmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
                            ncores = getOption("mc.cores"), start = NULL, ...) {
   check_no_dots(..., caller = "influence()")
   check_flag(do.coef, "do.coef", "influence()")
-  if (!do.coef) {
-    return(structure(list(hat = hatvalues(model)),
-                     class = c("mixedrs_influence", "influence.merMod")))
-  }
+  if (!do.coef) return(infl_hat_only(model))
   check_positive_number(maxfun, "maxfun", "influence()")
   ncores <- if (is.null(ncores)) 1L else ncores
   if (!is.numeric(ncores) || length(ncores) != 1L || is.na(ncores) || ncores < 1 ||
@@ -285,13 +290,7 @@ influence.glmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
   }
   env <- environment(model$formula)
   if (!is.environment(env)) env <- parent.frame()
-  if (missing(data)) {
-    expr <- model$call$data
-    if (is.null(expr)) stop("influence(): the model did not use the data argument; give 'data'",
-                            call. = FALSE)
-    data <- eval(expr, parent.frame())
-  }
-  data <- as.data.frame(data)
+  data <- infl_data(model, if (!missing(data)) data, parent.frame())
   sets <- infl_deletion_sets(model, data, if (missing(groups)) NULL else groups)
   control <- control_of(model, parent.frame())
   control$maxfun <- as.integer(maxfun)
