@@ -55,8 +55,8 @@
 #'   fails, for the engine's BOBYQA) as lme4 does?
 #' @param restart_edge Logical, accepted for lme4's sake: the engine always
 #'   tries the bound for estimates near it and restarts off the boundary
-#'   where that lowers the criterion (`boundary.tol` switches this off), so
-#'   the value changes nothing.
+#'   where that lowers the criterion (`boundary.tol = 0` switches the
+#'   boundary try off), so `FALSE` changes nothing and warns that it does not.
 #' @param boundary.tol Estimates of `theta` closer than this to their lower
 #'   bound are tried on the bound and kept there when that is no worse
 #'   (lme4's `restart_edge`/`boundary.tol`). Use `0` to switch off.

@@ -165,6 +165,13 @@ lme4_common_settings <- function(caller, opt, optCtrl, rhobeg, rhoend, maxfun,
   check_flag(calc.derivs, "calc.derivs", if (caller != "lmmControl()") caller)
   check_nonnegative_number(boundary.tol, "boundary.tol", caller)
   check_flag(restart_edge, "restart_edge", caller)
+  if (caller == "lmmControl()" && !restart_edge) {
+    # lme4's restart_edge = FALSE skips its restart off the boundary; the
+    # engine's boundary try is switched off by boundary.tol = 0 instead.
+    warning(caller, ": restart_edge = FALSE has no effect in mixedrs: the engine always ",
+            "restarts off the boundary where that lowers the criterion; use ",
+            "boundary.tol = 0 to switch its boundary try off", call. = FALSE)
+  }
   check_flag(use.last.params, "use.last.params", caller)
   if (use.last.params) {
     stop(caller, ": use.last.params = TRUE has no meaning in mixedrs: the ",

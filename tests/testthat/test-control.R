@@ -68,7 +68,8 @@ test_that("each lme4 setting is implemented, accepted or an error saying why", {
   expect_error(glmmControl(optimizer = "none"), "only available for lmm")
   expect_error(lmmControl(check.conv.grad = list(action = "warning", tol = 1e-3, foo = 1)),
                "unknown elements foo")
-  expect_s3_class(lmmControl(restart_edge = FALSE), "lmmControl")
+  expect_warning(ctl <- lmmControl(restart_edge = FALSE), "restart_edge = FALSE has no effect")
+  expect_s3_class(ctl, "lmmControl")
   expect_s3_class(glmmControl(compDev = FALSE), "glmmControl")
   skip_if_not_installed("lme4")
   expect_error(lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy,
