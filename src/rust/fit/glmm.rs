@@ -18,7 +18,7 @@ pub use super::pirls::PirlsOptions;
 use super::pirls::{Mode, Pirls};
 use super::quadrature::GaussHermite;
 use super::response::Response;
-use super::stage2::Stage2Metric;
+use super::stage2::{Derivatives, Stage2Metric};
 use crate::error::{invalid, MixedError, Result};
 use crate::family::Family;
 use crate::linpred;
@@ -557,20 +557,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                     derivs = self.derivatives(&pars, f0, rule, &metric);
                 }
             }
-            let (stat, component) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
-            if let Some(problem) = &derivs.problem {
-                out.messages
-                    .push(format!("convergence could not be checked: {problem}"));
-            } else if !singular && (stat.is_nan() || stat >= opts.optim.grad_tol) {
-                out.messages.push(format!(
-                    "Model failed to converge with max|grad| = {stat:.6} (tol = {}, component {})",
-                    opts.optim.grad_tol,
-                    component + 1
-                ));
-            }
-            out.hessian_problem = derivs.problem;
-            out.gradient = derivs.gradient;
-            out.hessian = derivs.hessian;
+            record_derivatives(out, derivs, singular, opts.optim.grad_tol);
         }
         summary.theta = pars.clone();
         summary.fmin = f0;
@@ -607,6 +594,25 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     pub fn last_pirls_error(&self) -> Option<&str> {
         self.last_error.as_deref()
     }
+}
+
+/// Stores the stage-2 derivatives at the estimates in `out` with lme4's verdict on them: the
+/// gradient check (not for a singular fit, whose optimum is on the boundary) or why the
+/// derivatives could not be computed.
+fn record_derivatives(out: &mut GlmmFit, derivs: Derivatives, singular: bool, grad_tol: f64) {
+    let (stat, component) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
+    if let Some(problem) = &derivs.problem {
+        out.messages
+            .push(format!("convergence could not be checked: {problem}"));
+    } else if !singular && (stat.is_nan() || stat >= grad_tol) {
+        out.messages.push(format!(
+            "Model failed to converge with max|grad| = {stat:.6} (tol = {grad_tol}, component {})",
+            component + 1
+        ));
+    }
+    out.hessian_problem = derivs.problem;
+    out.gradient = derivs.gradient;
+    out.hessian = derivs.hessian;
 }
 
 /// One optimizer run within `(lower, upper)`. Nelder–Mead ignores the bounds (as lme4's does
