@@ -211,13 +211,21 @@ print.lmmControl <- function(x, ...) {
 #' so `check.nobs.vs.nlev` and `check.nobs.vs.nRE` only act when there are
 #' more levels, or more random effects, than observations.
 #'
-#' @param optimizer Optimizers of the two stages: one string (used for both)
-#'   or two, each `"bobyqa"` (Powell's bound-constrained quadratic-model
-#'   method), `"nloptwrap"` (the same, with the stopping rules of lme4's
-#'   `nloptwrap()`: `ftol_abs = 1e-8`, `maxeval = 1e5`) or `"Nelder_Mead"`
-#'   (Nelder-Mead simplex). Note that `lme4::glmerControl()` uses
-#'   `c("bobyqa", "Nelder_Mead")` by default. Function optimizers and `"none"`
-#'   are not available for `glmm()` (an error says so).
+#' @param optimizer Optimizers of the two stages: one (used for both) or
+#'   two, as a character vector or a list. Each is `"bobyqa"` (Powell's
+#'   bound-constrained quadratic-model method), `"nloptwrap"` (the same, with
+#'   the stopping rules of lme4's `nloptwrap()`: `ftol_abs = 1e-8`,
+#'   `maxeval = 1e5`), `"Nelder_Mead"` (Nelder-Mead simplex), a function
+#'   with lme4's calling convention (see [lmmControl()]; given by name, e.g.
+#'   lme4's `"nlminbwrap"`, it is looked up as lme4 does), or `"none"`/`NULL`
+#'   (no optimization: the stage ends at its start; lme4's `glmer()` has no
+#'   such option). Stage 1 optimizes `theta` from lme4's start (or `start`);
+#'   stage 2 `c(theta, beta)` from stage 1's result and the fixed effects
+#'   PIRLS estimates there (or `start$fixef`). Stages run by a function or
+#'   not at all are checked at their end point as the engine's own are
+#'   (derivatives for the standard errors, the gradient check after an
+#'   optimizer). Note that `lme4::glmerControl()` uses
+#'   `c("bobyqa", "Nelder_Mead")` by default.
 #' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA. The
 #'   second stage searches every parameter in units of about one standard
 #'   error (the fixed effects decorrelated by their first-stage covariance,
@@ -291,24 +299,15 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
   caller <- "glmmControl()"
   list2env(control_options("glmerControl", glmmControl, names(match.call())[-1L]),
            environment())
-  stage_names <- c("bobyqa", "nloptwrap", "Nelder_Mead")
-  if (!is.character(optimizer) || !length(optimizer) %in% 1:2 ||
-      anyNA(optimizer) || !all(optimizer %in% stage_names)) {
-    stop(caller, ": 'optimizer' must be one or two (one per stage) of ",
-         "\"bobyqa\", \"nloptwrap\" and \"Nelder_Mead\", not ",
-         deparse1(optimizer),
-         if (is.function(optimizer) || identical(optimizer, "none") || is.null(optimizer))
-           " (function optimizers and no optimization are only available for lmm())",
-         call. = FALSE)
-  }
-  if (length(optimizer) == 1L) optimizer <- rep(optimizer, 2L)
+  stages <- check_stage_optimizers(optimizer, substitute(optimizer), caller,
+                                   parent.frame())
   # The optCtrl names are checked against the stages' optimizers; the
   # settings of the last one named win, as lme4 hands the same optCtrl to
   # both stages.
   common <- NULL
-  for (o in unique(optimizer)) {
+  for (o in stages[!duplicated(vapply(stages, `[[`, "", "name"))]) {
     common <- lme4_common_settings(
-      caller, list(name = o, fun = NULL), optCtrl, rhobeg = rhobeg,
+      caller, o, optCtrl, rhobeg = rhobeg,
       rhoend = rhoend, maxfun = maxfun, calc.derivs = calc.derivs,
       boundary.tol = boundary.tol, restart_edge = restart_edge,
       use.last.params = use.last.params, sparseX = sparseX,
@@ -318,6 +317,12 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
       check.conv.grad = check.conv.grad, check.conv.hess = check.conv.hess,
       grad.tol = grad.tol,
       choices = function(arg) eval(formals(glmmControl)[[arg]]))
+  }
+  optimizer <- vapply(stages, `[[`, "", "name")
+  # NULL when both stages are the engine's own optimizers, else one entry
+  # per stage (NULL for a named optimizer).
+  optimizer_fun <- if (!all(vapply(stages, function(o) is.null(o$fun), TRUE))) {
+    lapply(stages, `[[`, "fun")
   }
   check_positive_number(tolPwrss, "tolPwrss", caller)
   check_count(maxit, "maxit", caller)
@@ -346,7 +351,8 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
         check.scaleX = check_scale_level(check.scaleX, choices("check.scaleX"), caller),
         check.response.not.const = match_level(check.response.not.const, levels4,
                                                "check.response.not.const", caller),
-        threads = check_threads(threads)
+        threads = check_threads(threads),
+        optimizer_fun = optimizer_fun
       )),
     class = "glmmControl"
   )

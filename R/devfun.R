@@ -47,17 +47,7 @@ lmm_devfun_fit <- function(inputs, REML, control, start, verbose) {
   ctl <- unclass(control)
   name <- control$optimizer
   if (!is.null(control$optimizer_fun)) {
-    fn <- devfun
-    if (verbose > 0L) {
-      count <- 0L
-      fn <- function(theta) {
-        value <- devfun(theta)
-        count <<- count + 1L
-        cat(sprintf("iteration: %d\n\tf(x) = %f\n\ttheta = %s\n", count, value,
-                    paste(sprintf("%f", theta), collapse = " ")))
-        value
-      }
-    }
+    fn <- traced_devfun(devfun, verbose, "theta")
     r <- run_optimizer_fun(control$optimizer_fun, name, fn, par0, env$lower,
                            env$upper, control$optCtrl)
     lmm_devfun_fit_rs(env$engine, "none", r$par, ctl,
@@ -72,6 +62,72 @@ lmm_devfun_fit <- function(inputs, REML, control, start, verbose) {
     lmm_devfun_fit_rs(env$engine, "none", par0, ctl,
                       list(code = 1000L, message = "no optimization", feval = 0L), 0L)
   }
+}
+
+# `devfun` printing each evaluation as lme4's verbose trace does (verbose > 0);
+# `label` names the argument.
+traced_devfun <- function(devfun, verbose, label) {
+  if (verbose <= 0L) return(devfun)
+  count <- 0L
+  function(x) {
+    value <- devfun(x)
+    count <<- count + 1L
+    cat(sprintf("iteration: %d\n\tf(x) = %f\n\t%s = %s\n", count, value, label,
+                paste(sprintf("%f", x), collapse = " ")))
+    value
+  }
+}
+
+# A GLMM fit with a stage whose optimizer is not one of the engine's: a
+# function optimizer runs in R on the stage's deviance function, "none"
+# leaves the stage's parameters at its start, and a named optimizer runs in
+# the engine on the same function. Stage 1 optimizes theta from lme4's start
+# (or `start`), stage 2 c(theta, beta) from stage 1's result; the fit is then
+# finished at the end point with the engine's checks.
+glmm_devfun_fit <- function(inputs, family, nAGQ, control, start, verbose) {
+  engine_control <- glmm_engine_control(control)
+  devfun <- make_glmm_devfun(inputs, family, nAGQ, control)
+  env <- environment(devfun)
+  theta <- if (is.null(start$theta)) unname(env$start) else start$theta
+  run_stage <- function(stage, par0) {
+    name <- control$optimizer[stage]
+    fun <- control$optimizer_fun[[stage]]
+    if (!is.null(fun)) {
+      k <- seq_along(par0)
+      r <- run_optimizer_fun(fun, name, traced_devfun(devfun, verbose, if (stage == 1L) "theta" else "pars"),
+                             par0, env$lower[k], env$upper[k], control$optCtrl)
+      list(par = r$par, record = list(start = par0, theta = r$par, feval = r$feval,
+                                      starts = 1L, code = r$conv, message = r$message))
+    } else if (identical(name, "none")) {
+      list(par = par0, record = list(start = par0, theta = par0, feval = 0L, starts = 1L,
+                                     code = 1000L, message = "no optimization"))
+    } else {
+      rec <- glmm_devfun_optimize_rs(env$engine, name, par0, engine_control, verbose)
+      list(par = rec$theta, record = rec)
+    }
+  }
+  records <- list(NULL, NULL)
+  beta <- glmm_devfun_stage_rs(env$engine, 1L, theta)
+  if (control$nAGQ0initStep || nAGQ == 0L) {
+    r <- run_stage(1L, theta)
+    theta <- r$par
+    records[[1L]] <- r$record
+  }
+  if (nAGQ == 0L) {
+    pars <- theta
+  } else {
+    beta <- glmm_devfun_stage_rs(env$engine, 2L, theta)
+    if (!is.null(start$fixef)) beta <- start$fixef
+    r <- run_stage(2L, c(theta, beta))
+    pars <- r$par
+    records[[2L]] <- r$record
+  }
+  last <- if (nAGQ == 0L) 1L else 2L
+  raw <- glmm_devfun_fit_rs(env$engine, pars, engine_control,
+                            !identical(control$optimizer[last], "none"))
+  raw$stage1 <- records[[1L]]
+  raw$stage2 <- records[[2L]]
+  raw
 }
 
 #' The deviance function of a fitted mixed model
@@ -129,6 +185,16 @@ as.function.glmm <- function(x, ...) {
   make_glmm_devfun(inputs, x$family, as.integer(x$nAGQ), control_of(x, parent.frame()))
 }
 
+# The glmmControl as the engine reads it: a stage optimizer that is not one of
+# the engine's (a function, "none") runs in R, so the engine is told BOBYQA
+# there, which it never runs.
+glmm_engine_control <- function(control) {
+  control <- unclass(control)
+  builtin <- control$optimizer %in% c("bobyqa", "nloptwrap", "Nelder_Mead")
+  control$optimizer <- ifelse(builtin, control$optimizer, "bobyqa")
+  control
+}
+
 # glmm(devFunOnly = TRUE): the stage-1 criterion of theta (nAGQ = 0) or the
 # stage-2 criterion of c(theta, beta), as lme4's glmer returns them; the
 # engine is built once and kept.
@@ -140,11 +206,13 @@ make_glmm_devfun <- function(inputs, family, nAGQ, control) {
   env <- new.env(parent = baseenv())
   env$engine <- glmm_devfun_rs(model, family$family, family$link,
                                as.double(inputs$n_trials), as.double(inputs$etastart),
-                               nAGQ, unclass(control))
+                               nAGQ, glmm_engine_control(control))
   theta_lower <- unlist(lapply(layout, `[[`, "lower"))
   theta_upper <- unlist(lapply(layout, `[[`, "upper"))
   env$lower <- if (nAGQ > 0L) c(theta_lower, rep(-Inf, p)) else theta_lower
   env$upper <- if (nAGQ > 0L) c(theta_upper, rep(Inf, p)) else theta_upper
+  env$start <- unlist(lapply(layout, `[[`, "start"))
+  names(env$start) <- par_names(inputs$reterms, layout)
   env$nAGQ <- nAGQ
   env$eval <- glmm_devfun_eval_rs
   devfun <- function(pars) {

@@ -53,6 +53,18 @@ glmm_devfun_eval_rs <- function(engine, pars) {
   .Call(wrap__glmm_devfun_eval_rs, engine, pars)
 }
 
+glmm_devfun_stage_rs <- function(engine, stage, theta) {
+  .Call(wrap__glmm_devfun_stage_rs, engine, stage, theta)
+}
+
+glmm_devfun_optimize_rs <- function(engine, optimizer, start, control, verbose) {
+  .Call(wrap__glmm_devfun_optimize_rs, engine, optimizer, start, control, verbose)
+}
+
+glmm_devfun_fit_rs <- function(engine, pars, control, check_gradient) {
+  .Call(wrap__glmm_devfun_fit_rs, engine, pars, control, check_gradient)
+}
+
 # Conditional variances of the random effects (R/condvar.R).
 lmm_condvar_rs <- function(model, reml, theta, threads) {
   .Call(wrap__lmm_condvar_rs, model, reml, theta, threads)

@@ -107,7 +107,11 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   start <- check_glmm_start(start, inputs, nAGQ)
   X <- inputs$X
   storage.mode(X) <- "double"
+  in_engine <- is.null(control$optimizer_fun) && !any(control$optimizer == "none")
   raw <- with_separation_check(function() {
+    if (!in_engine) {
+      return(glmm_devfun_fit(inputs, family, nAGQ, control, start, verbose))
+    }
     glmm_fit_rs(as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
                 if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
                 engine_terms(inputs), family$family, family$link,

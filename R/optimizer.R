@@ -15,7 +15,9 @@ optimizer_ctrl_names <- list(
 # The optimizer as given: list(name, fun), `fun` the function of a function
 # optimizer (NULL otherwise); `expr` is the expression the caller wrote,
 # which names a function optimizer.
-check_optimizer <- function(optimizer, expr, caller) {
+# `env` is where a function named by a string is looked for (the caller of
+# the control function).
+check_optimizer <- function(optimizer, expr, caller, env = parent.frame(2L)) {
   if (is.null(optimizer)) return(list(name = "none", fun = NULL))
   if (is.function(optimizer)) {
     label <- if (is.name(expr)) as.character(expr) else "user function"
@@ -30,7 +32,7 @@ check_optimizer <- function(optimizer, expr, caller) {
   }
   # As lme4's getOptfun(): another name is a function found from the caller
   # (or in lme4, as nlminbwrap).
-  fun <- get0(optimizer, envir = parent.frame(2L), mode = "function")
+  fun <- get0(optimizer, envir = env, mode = "function")
   if (is.null(fun) && requireNamespace("lme4", quietly = TRUE)) {
     fun <- get0(optimizer, envir = asNamespace("lme4"), mode = "function")
   }
@@ -40,6 +42,26 @@ check_optimizer <- function(optimizer, expr, caller) {
          " nor a function that can be found", call. = FALSE)
   }
   list(name = optimizer, fun = check_optimizer_fun(fun, optimizer, caller))
+}
+
+# The optimizers of glmm()'s two stages as glmerControl() takes them: one
+# (used for both stages) or two, each a name, a function or NULL ("none"),
+# two given as a character vector or a list. A list of two list(name, fun).
+check_stage_optimizers <- function(optimizer, expr, caller, env) {
+  one <- function(o, e) check_optimizer(o, e, caller, env)
+  if (is.null(optimizer) || is.function(optimizer)) {
+    return(rep(list(one(optimizer, expr)), 2L))
+  }
+  if (!(is.character(optimizer) || is.list(optimizer)) || !length(optimizer) %in% 1:2) {
+    stop(caller, ": 'optimizer' must be one optimizer or two (one per stage), ",
+         "each a name, a function or NULL; not ", deparse1(optimizer), call. = FALSE)
+  }
+  stages <- lapply(seq_along(optimizer), function(i) {
+    e <- if (is.call(expr) && length(expr) == length(optimizer) + 1L) expr[[i + 1L]] else NULL
+    one(optimizer[[i]], e)
+  })
+  if (length(stages) == 1L) stages <- rep(stages, 2L)
+  stages
 }
 
 check_optimizer_fun <- function(fun, label, caller) {
@@ -296,7 +318,14 @@ check_nlev_gtreq_5 <- function(flist, level) {
 # convergence, ierr), message (or msg), feval. Warnings the optimizer raises
 # are passed on.
 run_optimizer_fun <- function(fun, label, devfun, start, lower, upper, optCtrl) {
-  res <- fun(par = start, fn = devfun, lower = lower, upper = upper, control = optCtrl)
+  # The evaluations counted here where the optimizer reports none (as
+  # lme4's nlminbwrap).
+  count <- 0L
+  counted <- function(x) {
+    count <<- count + 1L
+    devfun(x)
+  }
+  res <- fun(par = start, fn = counted, lower = lower, upper = upper, control = optCtrl)
   if (!is.list(res) || is.null(res$par)) {
     stop("the optimizer ", label, " must return a list with element 'par' ",
          "(lme4's convention)", call. = FALSE)
@@ -304,8 +333,8 @@ run_optimizer_fun <- function(fun, label, devfun, start, lower, upper, optCtrl) 
   par <- as.double(res$par)
   if (length(par) != length(start) || anyNA(par)) {
     stop("the optimizer ", label, " returned 'par' of length ", length(par),
-         " (or with NAs); the model has ", length(start),
-         " covariance parameters", call. = FALSE)
+         " (or with NAs); it was started from ", length(start),
+         " parameters", call. = FALSE)
   }
   first <- function(...) {
     for (x in list(...)) if (!is.null(x)) return(x)
@@ -313,7 +342,7 @@ run_optimizer_fun <- function(fun, label, devfun, start, lower, upper, optCtrl) 
   }
   conv <- first(res$conv, res$convergence, res$ierr, 0L)
   msg <- first(res$message, res$msg, "")
-  feval <- first(res$feval, res$fevals, res$counts[[1L]], res$evaluations, 0L)
+  feval <- first(res$feval, res$fevals, res$counts[[1L]], res$evaluations[[1L]], count)
   list(par = par, conv = as.integer(conv[1L]), message = paste(as.character(msg), collapse = " "),
        feval = if (is.na(feval[1L])) 0L else as.integer(feval[1L]))
 }

@@ -65,7 +65,7 @@ test_that("each lme4 setting is implemented, accepted or an error saying why", {
   expect_error(lmmControl(optimizer = "nloptwrap", optCtrl = list(algorithm = "NLOPT_LN_COBYLA")),
                "NLOPT_LN_COBYLA.*not available")
   expect_error(lmmControl(optimizer = "none", optCtrl = list(maxfun = 1)), "it takes none")
-  expect_error(glmmControl(optimizer = "none"), "only available for lmm")
+  expect_error(glmmControl(optimizer = "no_such_optimizer"), "nor a function that can be found")
   expect_error(lmmControl(check.conv.grad = list(action = "warning", tol = 1e-3, foo = 1)),
                "unknown elements foo")
   expect_warning(ctl <- lmmControl(restart_edge = FALSE), "restart_edge = FALSE has no effect")

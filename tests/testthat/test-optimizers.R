@@ -113,3 +113,91 @@ test_that("verbose traces Nelder-Mead and function optimizers as lmm(verbose = )
                     control = lmmControl(optimizer = "Nelder_Mead", optCtrl = list(verbose = 1))),
                 "iteration: [0-9]+")
 })
+
+# glmm(): each stage's optimizer as glmerControl() takes it, against glmer
+# on the same model.
+cbpp_formula <- cbind(incidence, size - incidence) ~ period + (1 | herd)
+
+test_that("glmm() with function optimizers reaches glmer's optimum", {
+  skip_if_no_glmm()
+  data("cbpp", package = "lme4")
+  ref <- glmer_tight(quote(lme4::glmer(cbpp_formula, cbpp, family = binomial)), environment())
+  lbfgsb <- function(par, fn, lower, upper, control) {
+    r <- optim(par, fn, method = "L-BFGS-B", lower = lower, upper = upper,
+               control = list(factr = 1e2, maxit = 1000))
+    list(par = r$par, fval = r$value, convergence = r$convergence, message = r$message,
+         feval = r$counts[[1L]])
+  }
+  fit <- glmm(cbpp_formula, cbpp, family = binomial, control = glmmControl(optimizer = lbfgsb))
+  expect_identical(fit$optinfo$optimizer, c("lbfgsb", "lbfgsb"))
+  expect_length(fit$optinfo$feval_stages, 2L)
+  expect_equal(unname(fit$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-4)
+  expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-4)
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
+  # the derivatives at the end point give the standard errors, as after the
+  # engine's own search
+  expect_equal(sqrt(diag(vcov(fit))), sqrt(diag(as.matrix(vcov(ref)))), tolerance = 1e-3)
+  # lme4's wrapper by name, in both stages and with nAGQ = 0 and 5: no worse
+  # than glmer with the same optimizer
+  for (q in c(0L, 1L, 5L)) {
+    ours <- glmm(cbpp_formula, cbpp, family = binomial, nAGQ = q,
+                 control = glmmControl(optimizer = "nlminbwrap"))
+    theirs <- lme4::glmer(cbpp_formula, cbpp, family = binomial, nAGQ = q,
+                          control = lme4::glmerControl(optimizer = "nlminbwrap"))
+    expect_identical(ours$optinfo$optimizer, rep("nlminbwrap", 1L + (q > 0L)))
+    expect_gt(as.numeric(logLik(ours)), as.numeric(logLik(theirs)) - 1e-6)
+    expect_equal(unname(ours$theta), unname(lme4::getME(theirs, "theta")), tolerance = 1e-3)
+  }
+  # one stage each: the engine's BOBYQA, then a function
+  mixed <- glmm(cbpp_formula, cbpp, family = binomial,
+                control = glmmControl(optimizer = list("bobyqa", lbfgsb)))
+  expect_identical(mixed$optinfo$optimizer, c("bobyqa", "lbfgsb"))
+  expect_equal(as.numeric(logLik(mixed)), as.numeric(logLik(ref)), tolerance = 1e-8)
+  bad <- function(par, fn, lower, upper, control) {
+    list(par = par, fval = fn(par), conv = 3L, message = "gave up")
+  }
+  expect_warning(glmm(cbpp_formula, cbpp, family = binomial,
+                      control = glmmControl(optimizer = bad, calc.derivs = FALSE)),
+                 "convergence code 3 from bad: gave up")
+  expect_error(glmmControl(optimizer = list("bobyqa", "Nelder_Mead", "bobyqa")),
+               "one optimizer or two")
+  expect_output(glmm(cbpp_formula, cbpp, family = binomial, verbose = 1,
+                     control = glmmControl(optimizer = "nlminbwrap")),
+                "iteration: 1\n\tf\\(x\\) = [0-9.]+\n\ttheta = .*\n\tpars = ")
+})
+
+test_that("glmm() without optimization fits at the start, stage by stage", {
+  skip_if_no_glmm()
+  data("cbpp", package = "lme4")
+  ctl <- lme4::glmerControl(tolPwrss = 1e-12)
+  # glmer's stage-1 function: at theta its PIRLS estimates the fixed effects
+  dd0 <- lme4::glmer(cbpp_formula, cbpp, family = binomial, nAGQ = 0, devFunOnly = TRUE,
+                     control = ctl)
+  dd1 <- lme4::glmer(cbpp_formula, cbpp, family = binomial, devFunOnly = TRUE, control = ctl)
+  th <- 0.5
+  fit <- glmm(cbpp_formula, cbpp, family = binomial, start = th,
+              control = glmmControl(optimizer = "none"))
+  expect_identical(fit$optinfo$optimizer, c("none", "none"))
+  expect_identical(fit$optinfo$message, "no optimization")
+  expect_equal(unname(fit$theta), th)
+  dd0(th)
+  beta0 <- environment(dd0)$pp$beta(1)
+  expect_equal(unname(fixef(fit)), beta0, tolerance = 1e-7)
+  # the Laplace deviance there, as glmer's stage-2 function gives it
+  expect_equal(-2 * as.numeric(logLik(fit)), dd1(c(th, beta0)), tolerance = 1e-9)
+  expect_identical(glmmControl(optimizer = NULL)$optimizer, c("none", "none"))
+  # the engine's first stage, no second: the Laplace deviance at the
+  # nAGQ = 0 estimates
+  fit0 <- glmm(cbpp_formula, cbpp, family = binomial, nAGQ = 0)
+  staged <- glmm(cbpp_formula, cbpp, family = binomial,
+                 control = glmmControl(optimizer = c("bobyqa", "none")))
+  expect_equal(unname(staged$theta), unname(fit0$theta), tolerance = 1e-6)
+  expect_equal(fixef(staged), fixef(fit0), tolerance = 1e-6)
+  expect_equal(-2 * as.numeric(logLik(staged)), dd1(c(staged$theta, fixef(staged))),
+               tolerance = 1e-9)
+  expect_length(staged$optinfo$feval_stages, 2L)
+  expect_identical(staged$optinfo$feval_stages[[2L]], 0L)
+  # the deviance function of such a fit is the model's
+  dd <- as.function(fit)
+  expect_equal(dd(c(th, beta0)), dd1(c(th, beta0)), tolerance = 1e-9)
+})

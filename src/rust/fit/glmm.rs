@@ -299,11 +299,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 "nAGQ > 1 is only available for models with a single, scalar random-effects term",
             );
         }
-        let rule = if opts.n_agq > 1 {
-            Some(GaussHermite::new(opts.n_agq)?)
-        } else {
-            None
-        };
+        let rule = self.rule(opts.n_agq)?;
         let mut theta0 = match start_theta {
             Some(t) if t.len() != nth => {
                 return invalid(format!(
@@ -588,6 +584,124 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         out.pirls_failures = self.failures;
         out.pirls_iterations = pirls.iterations;
         Ok(())
+    }
+
+    /// PIRLS at the covariance parameters `theta` (`par`) with β estimated inside it (the
+    /// stage-1 solution there); its linear predictor becomes the start of every later
+    /// evaluation, as the fit's own start does. Returns β̂(θ), the start of stage 2.
+    pub fn anchor_at(&mut self, theta: &[f64]) -> Result<Vec<f64>> {
+        self.objective_theta(theta)?;
+        self.pirls.eta_start.copy_from_slice(&self.pirls.eta);
+        Ok(self.pirls.beta.clone())
+    }
+
+    /// One stage of the fit run by the engine's own optimizer, for a fit whose other stage runs
+    /// elsewhere (a user's optimizer function, or none): stage 1 searches θ from `start` as the
+    /// fit does; stage 2 searches `c(θ, β)` from `start` in the stage-2 metric. No derivatives:
+    /// [`Self::fit_at`] checks the end point.
+    pub fn optimize_stage(
+        &mut self,
+        opts: &GlmmOptions,
+        stage: usize,
+        optimizer: StageOptimizer,
+        start: &[f64],
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<OptSummary> {
+        let mut stage_opts = opts.optim.clone();
+        stage_opts.calc_derivs = false;
+        if stage == 1 {
+            let bounds = (self.re.par_lower(), self.re.par_upper());
+            let mut obj = Stage1 {
+                model: &mut *self,
+                progress,
+            };
+            let mut summary = run_stage(&mut obj, start, &bounds, &stage_opts, optimizer)?;
+            self.re.normalize_par_signs(&mut summary.theta);
+            return Ok(summary);
+        }
+        let rule = self.rule(opts.n_agq)?;
+        let nth = self.re.n_par();
+        let p = self.spec.p;
+        if start.len() != nth + p {
+            return invalid(format!(
+                "stage 2 starts from {} parameters, the model has {}",
+                start.len(),
+                nth + p
+            ));
+        }
+        // The metric from β's covariance at the stage-1 solution for θ, as the fit's stage 2.
+        self.objective_theta(&start[..nth])?;
+        let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
+        let mut metric = Stage2Metric::from_vcov(&vc, nth, p);
+        let probes = self.calibrate(start, rule.as_ref(), &mut metric);
+        stage_opts.rhoend = stage_opts.rhoend.min(stage_opts.rhobeg);
+        let mut summary = self.search(
+            rule.as_ref(),
+            start,
+            &metric,
+            &stage_opts,
+            optimizer,
+            progress,
+        )?;
+        summary.feval += probes;
+        self.re.normalize_par_signs(&mut summary.theta[..nth]);
+        Ok(summary)
+    }
+
+    /// The fit at parameters found outside the engine (a user's optimizer function) or given
+    /// (no optimization): θ for `nAGQ = 0`, else `c(θ, β)`. Nothing is searched or polished:
+    /// the point is the caller's. With `opts.optim.calc_derivs` the stage-2 derivatives are
+    /// computed there (they give the fixed effects' standard errors, as after the engine's own
+    /// search); `check_gradient` says whether their gradient is judged (not after no
+    /// optimization, which claims no optimum). The stage records are the caller's.
+    pub fn fit_at(
+        &mut self,
+        opts: &GlmmOptions,
+        pars: &[f64],
+        check_gradient: bool,
+    ) -> Result<GlmmFit> {
+        let nth = self.re.n_par();
+        let p = self.spec.p;
+        let want = if opts.n_agq == 0 { nth } else { nth + p };
+        if pars.len() != want {
+            return invalid(format!(
+                "the fit takes {want} parameters, not {}",
+                pars.len()
+            ));
+        }
+        let rule = self.rule(opts.n_agq)?;
+        let mut pars = pars.to_vec();
+        self.re.normalize_par_signs(&mut pars[..nth]);
+        let mut out = GlmmFit::default();
+        if opts.n_agq == 0 {
+            out.deviance = self.objective_theta(&pars)?;
+        } else {
+            let f0 = self.objective_theta_beta(&pars, rule.as_ref())?;
+            out.deviance = f0;
+            if opts.optim.calc_derivs {
+                // The metric of the derivatives as after the engine's stage 2.
+                self.objective_theta(&pars[..nth])?;
+                let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
+                let mut metric = Stage2Metric::from_vcov(&vc, nth, p);
+                self.calibrate(&pars, rule.as_ref(), &mut metric);
+                self.objective_theta_beta(&pars, rule.as_ref())?;
+                let derivs = self.derivatives(&pars, f0, rule.as_ref(), &metric);
+                let singular =
+                    !check_gradient || self.re.par_singular(&pars[..nth], opts.optim.singular_tol);
+                record_derivatives(&mut out, derivs, singular, opts.optim.grad_tol);
+            }
+        }
+        self.finish(pars[..nth].to_vec(), &mut out)?;
+        Ok(out)
+    }
+
+    /// The adaptive Gauss–Hermite rule of `n_agq > 1` points (`None`: Laplace or stage 1).
+    fn rule(&self, n_agq: usize) -> Result<Option<GaussHermite>> {
+        if n_agq > 1 {
+            Ok(Some(GaussHermite::new(n_agq)?))
+        } else {
+            Ok(None)
+        }
     }
 
     /// The last PIRLS failure seen during the optimization, if any.

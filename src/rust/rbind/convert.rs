@@ -307,7 +307,7 @@ impl TryFrom<&Robj> for LmmControl {
 }
 
 /// The optimizer of a stage, by R's name.
-fn stage_optimizer(name: &str) -> Result<StageOptimizer> {
+pub(crate) fn stage_optimizer(name: &str) -> Result<StageOptimizer> {
     match name {
         "bobyqa" => Ok(StageOptimizer::Bobyqa),
         "Nelder_Mead" => Ok(StageOptimizer::NelderMead),

@@ -173,8 +173,11 @@ pub(crate) struct GlmmDevfun {
     model: GeneralizedLinearMixedModel<'static>,
     /// `None` for the Laplace approximation.
     rule: Option<GaussHermite>,
-    /// Whether the function takes `c(θ, β)` (`nAGQ > 0`) rather than θ.
+    /// Whether the function takes `c(θ, β)` (`nAGQ > 0`) rather than θ: the stage whose
+    /// criterion it evaluates (a fit driven from R switches from stage 1 to 2).
     stage2: bool,
+    /// The quadrature points of the model (R's `nAGQ`).
+    n_agq: usize,
     /// Number of covariance parameters and of fixed effects.
     sizes: (usize, usize),
     /// The model's R vectors, kept alive as long as the engine exists.
@@ -218,6 +221,7 @@ fn glmm_devfun_rs(
         model: engine,
         rule,
         stage2: n_agq > 0,
+        n_agq,
         sizes: (nth, p),
         _inputs: model,
     })
@@ -253,6 +257,81 @@ fn glmm_devfun_eval_rs(mut engine: ExternalPtr<GlmmDevfun>, pars: Robj) -> Resul
     Ok(value)
 }
 
+/// Sets the stage whose criterion the function evaluates (1: θ, 2: `c(θ, β)`, only for
+/// `nAGQ > 0`) and anchors PIRLS at the covariance parameters `theta`: the stage-1 solution there
+/// is the start of every later evaluation. Returns its fixed effects, stage 2's start.
+/// @noRd
+#[extendr]
+fn glmm_devfun_stage_rs(
+    mut engine: ExternalPtr<GlmmDevfun>,
+    stage: i32,
+    theta: Robj,
+) -> Result<Robj> {
+    let theta = doubles(&theta, "theta")?;
+    let engine = engine.try_addr_mut()?;
+    if !(stage == 1 || stage == 2 && engine.n_agq > 0) {
+        return Err(other(format!(
+            "internal: stage {stage} of a model with nAGQ = {}",
+            engine.n_agq
+        )));
+    }
+    if theta.len() != engine.sizes.0 {
+        return Err(other(format!(
+            "'theta' has {} values; the model has {} covariance parameters",
+            theta.len(),
+            engine.sizes.0
+        )));
+    }
+    engine.stage2 = stage == 2;
+    let beta = engine
+        .model
+        .anchor_at(theta)
+        .map_err(|e| other(format!("PIRLS failed at the starting values: {e}")))?;
+    Ok(beta.into())
+}
+
+/// Runs the engine's own optimizer `optimizer` on the current stage's criterion from `start`,
+/// for a fit whose other stage runs in R; returns the optimizer's record (`opt_summary`).
+/// @noRd
+#[extendr]
+fn glmm_devfun_optimize_rs(
+    mut engine: ExternalPtr<GlmmDevfun>,
+    optimizer: &str,
+    start: Robj,
+    control: GlmmControl,
+    verbose: i32,
+) -> Result<Robj> {
+    let optimizer = super::convert::stage_optimizer(optimizer)?;
+    let start = doubles(&start, "start")?;
+    let engine = engine.try_addr_mut()?;
+    let opts = control.options(engine.n_agq);
+    let stage = if engine.stage2 { 2 } else { 1 };
+    let label = if engine.stage2 { "pars" } else { "theta" };
+    let progress = &mut super::fit::progress_printer(verbose, label);
+    let summary = engine
+        .model
+        .optimize_stage(&opts, stage, optimizer, start, progress)?;
+    Ok(results::opt_summary(&summary))
+}
+
+/// The fit at `pars` (θ for `nAGQ = 0`, else `c(θ, β)`), found by an optimizer in R or given:
+/// the estimates there and, for `nAGQ > 0` with `calc.derivs`, the derivatives and (with
+/// `check_gradient`) the gradient check. The stage records are R's.
+/// @noRd
+#[extendr]
+fn glmm_devfun_fit_rs(
+    mut engine: ExternalPtr<GlmmDevfun>,
+    pars: Robj,
+    control: GlmmControl,
+    check_gradient: bool,
+) -> Result<Robj> {
+    let pars = doubles(&pars, "pars")?;
+    let engine = engine.try_addr_mut()?;
+    let opts = control.options(engine.n_agq);
+    let fit = engine.model.fit_at(&opts, pars, check_gradient)?;
+    Ok(results::glmm_fit(&fit, Rows::Fit))
+}
+
 extendr_module! {
     mod devfun;
     fn lmm_devfun_rs;
@@ -260,4 +339,7 @@ extendr_module! {
     fn lmm_devfun_fit_rs;
     fn glmm_devfun_rs;
     fn glmm_devfun_eval_rs;
+    fn glmm_devfun_stage_rs;
+    fn glmm_devfun_optimize_rs;
+    fn glmm_devfun_fit_rs;
 }
