@@ -5,66 +5,178 @@
 #'
 #' Refits `object` with each optimizer of `meth.tab` and collects the fits,
 #' as `lme4::allFit()` does, to check that the estimates do not depend on
-#' the optimizer. For an `lme4` fit (`merMod`) it calls `lme4::allFit()`.
+#' the optimizer. The arguments are lme4's. For an `lme4` fit (`merMod`) it
+#' calls `lme4::allFit()`.
+#'
+#' Each refit keeps the settings of the fit's own `control` call (if it was
+#' written in the call as `lmmControl(...)`, `glmmControl(...)` or lme4's
+#' `lmerControl(...)`/`glmerControl(...)`) and changes the optimizer (both
+#' stages of a GLMM) and its evaluation limit.
 #'
 #' @param object A fit from [lmm()] or [glmm()] (or lme4's).
-#' @param meth.tab Optimizers to use: a character vector of names
-#'   [lmmControl()] (for a GLMM, [glmmControl()], used for both stages)
-#'   accepts. Default: `"bobyqa"`, `"nloptwrap"`, `"Nelder_Mead"`, and for
-#'   an LMM lme4's `"nlminbwrap"` when lme4 is installed.
+#' @param meth.tab Optimizers to use: lme4's two-column character matrix
+#'   (`optimizer`, `method`: nloptwrap's `algorithm`), or a character vector
+#'   of optimizer names that [lmmControl()] (for a GLMM [glmmControl()])
+#'   accepts. Default: `"bobyqa"`, `"Nelder_Mead"`, `"nlminbwrap"` (lme4's
+#'   wrapper of [stats::nlminb()], when lme4 is installed) and
+#'   `"nloptwrap"` with `"NLOPT_LN_BOBYQA"`. An optimizer that is not
+#'   available (e.g. nloptwrap's `"NLOPT_LN_NELDERMEAD"`) gives a failed
+#'   entry saying why.
+#' @param data Stored with the result (attribute `"data"`), as lme4 does.
 #' @param verbose Logical: say which optimizer is running?
-#' @param maxfun Largest number of evaluations per optimizer.
+#' @param show.meth.tab Logical: return the table of optimizers that would be
+#'   used, without fitting.
+#' @param maxfun Largest number of evaluations per optimizer (passed as each
+#'   optimizer's own limit: `maxfun`, `maxeval`, `eval.max`).
+#' @param parallel `"no"`, `"multicore"` (forked processes; not on Windows)
+#'   or `"snow"` (a socket cluster: `cl`, or one of `ncpus` local workers);
+#'   used when `ncpus > 1` or `cl` is given.
+#' @param ncpus Number of processes for `parallel`.
+#' @param cl A cluster from [parallel::makeCluster()] for `parallel = "snow"`
+#'   (mixedrs is loaded on its workers).
+#' @param catch.errs Logical: keep a failed refit as its error object (the
+#'   default) rather than stop?
 #' @param ... For a `merMod`, passed to `lme4::allFit()`; otherwise an error.
-#' @return An object of class `c("mixedrs_allFit", "allFit")`: a named list of the fits (an
-#'   error object where a fit failed), each with attribute `"time"` (its
-#'   elapsed time). `summary()` gives lme4's components `which.OK`, `msgs`,
-#'   `fixef`, `llik`, `sdcor`, `theta`, `times` and `feval`.
+#' @return An object of class `c("mixedrs_allFit", "allFit")`: a named list
+#'   of the fits (an error object where a fit failed), each with attributes
+#'   `"time"` (its timing) and `"optCtrl"`; attributes `fit` (`object`),
+#'   `sessionInfo` and `data`. `summary()` gives lme4's components
+#'   `which.OK`, `msgs`, `fixef`, `llik`, `sdcor`, `theta`, `times` and
+#'   `feval`.
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' data("sleepstudy", package = "lme4")
 #' fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+#' allFit(fit, show.meth.tab = TRUE)
 #' af <- allFit(fit, verbose = FALSE)
 #' s <- summary(af)
 #' s$which.OK
 #' s$fixef
 #' s$llik
 #' @export
-allFit <- function(object, meth.tab = NULL, verbose = TRUE, maxfun = 1e5, ...) {
+allFit <- function(object, meth.tab = NULL, data = NULL, verbose = TRUE,
+                   show.meth.tab = FALSE, maxfun = 1e5,
+                   parallel = c("no", "multicore", "snow"),
+                   ncpus = getOption("allFit.ncpus", 1L), cl = NULL,
+                   catch.errs = TRUE, ...) {
   if (inherits(object, "merMod")) {
-    return(lme4::allFit(object, meth.tab = meth.tab, verbose = verbose, maxfun = maxfun, ...))
+    return(lme4::allFit(object, meth.tab = meth.tab, data = data, verbose = verbose,
+                        show.meth.tab = show.meth.tab, maxfun = maxfun,
+                        parallel = parallel, ncpus = ncpus, cl = cl,
+                        catch.errs = catch.errs, ...))
   }
   stop_unused(..., caller = "allFit()")
   if (!inherits(object, "mixedrs_fit")) {
     stop("allFit(): 'object' must be a fit from lmm() or glmm(), not ",
          class(object)[1L], call. = FALSE)
   }
+  tab <- allfit_table(meth.tab)
+  if (show.meth.tab) return(tab)
+  parallel <- match.arg(parallel)
+  check_flag(catch.errs, "catch.errs", "allFit()")
   glmm_fit <- inherits(object, "glmm")
-  if (is.null(meth.tab)) {
-    meth.tab <- c("bobyqa", "nloptwrap", "Nelder_Mead",
-                  if (!glmm_fit && requireNamespace("lme4", quietly = TRUE)) "nlminbwrap")
-  }
-  if (!is.character(meth.tab) || !length(meth.tab) || anyNA(meth.tab)) {
-    stop("allFit(): 'meth.tab' must name optimizers", call. = FALSE)
-  }
   env <- environment(object$formula)
   if (!is.environment(env)) env <- parent.frame()
-  fits <- lapply(meth.tab, function(o) {
-    if (verbose) message(o, " : ", appendLF = FALSE)
-    call <- object$call
-    call$control <- if (glmm_fit) {
-      glmmControl(optimizer = o, maxfun = maxfun)
-    } else {
-      lmmControl(optimizer = o, maxfun = maxfun)
-    }
+  base_args <- allfit_control_args(object$call$control, env)
+  # The data travel with the refits (to the workers of a cluster too); the
+  # fits' calls name the caller's data again.
+  fit_env <- new.env(parent = env)
+  if (!is.null(object$call$data)) fit_env$.allFit_data <- eval(object$call$data, env)
+  labels <- ifelse(nzchar(tab[, "method"]),
+                   paste(tab[, "optimizer"], tab[, "method"], sep = "."), tab[, "optimizer"])
+  fit_one <- function(i) {
+    if (verbose) message(labels[i], " : ", appendLF = FALSE)
     t0 <- proc.time()
-    res <- tryCatch(suppressWarnings(suppressMessages(eval(call, env))),
-                    error = function(e) e)
+    args <- NULL
+    refit <- function() {
+      args <<- allfit_optimizer_args(base_args, tab[[i, "optimizer"]], tab[[i, "method"]],
+                                     maxfun)
+      call <- object$call
+      call$control <- as.call(c(if (glmm_fit) quote(mixedrs::glmmControl)
+                                else quote(mixedrs::lmmControl), args))
+      if (!is.null(call$data)) call$data <- quote(.allFit_data)
+      fit <- suppressWarnings(suppressMessages(eval(call, fit_env)))
+      fit$call$data <- object$call$data
+      fit
+    }
+    res <- if (catch.errs) tryCatch(refit(), error = function(e) e) else refit()
     attr(res, "time") <- proc.time() - t0
+    attr(res, "optCtrl") <- args$optCtrl
     if (verbose) message(if (inherits(res, "error")) "[failed]" else "[OK]")
     res
-  })
-  names(fits) <- meth.tab
+  }
+  index <- seq_len(nrow(tab))
+  fits <- if (parallel == "multicore" && (ncpus > 1L) && .Platform$OS.type != "windows") {
+    parallel::mclapply(index, fit_one, mc.cores = ncpus)
+  } else if (parallel == "snow" && (ncpus > 1L || !is.null(cl))) {
+    if (is.null(cl)) {
+      cl <- parallel::makePSOCKcluster(rep("localhost", ncpus))
+      on.exit(parallel::stopCluster(cl), add = TRUE)
+    }
+    parallel::clusterEvalQ(cl, library(mixedrs))
+    parallel::parLapply(cl, index, fit_one)
+  } else {
+    lapply(index, fit_one)
+  }
+  names(fits) <- labels
   # Its own class first, so that lme4's allFit objects keep lme4's methods.
-  structure(fits, class = c("mixedrs_allFit", "allFit"))
+  structure(fits, class = c("mixedrs_allFit", "allFit"), fit = object,
+            sessionInfo = utils::sessionInfo(), data = data)
+}
+
+# allFit()'s table of optimizers: lme4's matrix with columns optimizer and
+# method, from a matrix, a vector of names or the default.
+allfit_table <- function(meth.tab) {
+  if (is.null(meth.tab)) {
+    opt <- c("bobyqa", "Nelder_Mead",
+             if (requireNamespace("lme4", quietly = TRUE)) "nlminbwrap", "nloptwrap")
+    return(cbind(optimizer = opt, method = ifelse(opt == "nloptwrap", "NLOPT_LN_BOBYQA", "")))
+  }
+  if (is.character(meth.tab) && is.null(dim(meth.tab)) && length(meth.tab) && !anyNA(meth.tab)) {
+    return(cbind(optimizer = meth.tab, method = ""))
+  }
+  if (is.matrix(meth.tab) && is.character(meth.tab) && nrow(meth.tab) &&
+      all(c("optimizer", "method") %in% colnames(meth.tab))) {
+    return(meth.tab[, c("optimizer", "method"), drop = FALSE])
+  }
+  stop("allFit(): 'meth.tab' must name optimizers: a character vector or lme4's ",
+       "matrix with columns \"optimizer\" and \"method\"", call. = FALSE)
+}
+
+# The settings of the fit's control as written in its call (lmmControl(),
+# glmmControl(), lme4's lmerControl()/glmerControl() or list()), evaluated,
+# without the optimizer's; an empty list otherwise.
+allfit_control_args <- function(control, env) {
+  builders <- c("lmmControl", "glmmControl", "lmerControl", "glmerControl", "list")
+  if (!is.call(control)) return(list())
+  fun <- control[[1L]]
+  if (is.call(fun) && identical(fun[[1L]], as.name("::"))) fun <- fun[[3L]]
+  if (!is.name(fun) || !as.character(fun) %in% builders) return(list())
+  args <- lapply(as.list(control)[-1L], eval, envir = env)
+  args[setdiff(names(args), c("optimizer", "optCtrl", "maxfun"))]
+}
+
+# The control arguments of one allFit() refit: the optimizer, its method
+# (nloptwrap's algorithm) and the evaluation limit under the optimizer's
+# own name for it.
+allfit_optimizer_args <- function(args, optimizer, method, maxfun) {
+  args$optimizer <- optimizer
+  opt_ctrl <- list()
+  if (optimizer %in% c("bobyqa", "Nelder_Mead")) {
+    args$maxfun <- maxfun
+  } else if (optimizer == "nloptwrap") {
+    opt_ctrl$maxeval <- maxfun
+  } else if (optimizer == "nlminbwrap") {
+    opt_ctrl$eval.max <- maxfun
+  }
+  if (nzchar(method)) {
+    if (optimizer != "nloptwrap") {
+      stop("allFit(): method \"", method, "\" of optimizer \"", optimizer,
+           "\" is not available (only nloptwrap takes a method here)", call. = FALSE)
+    }
+    opt_ctrl$algorithm <- method
+  }
+  args$optCtrl <- opt_ctrl
+  args
 }
 
 #' @method print mixedrs_allFit
@@ -73,7 +185,7 @@ print.mixedrs_allFit <- function(x, ...) {
   ok <- !vapply(x, inherits, TRUE, "error")
   cat("allFit: refits with", length(x), "optimizers,", sum(ok), "succeeded\n")
   cat("original model:\n")
-  print(formula(x[[which(ok)[1L]]]))
+  print(formula(if (!is.null(attr(x, "fit"))) attr(x, "fit") else x[[which(ok)[1L]]]))
   cat("optimizers (", length(x), "): ", paste(names(x), collapse = ", "), "\n", sep = "")
   if (any(!ok)) cat("failed:", paste(names(x)[!ok], collapse = ", "), "\n")
   invisible(x)
@@ -83,6 +195,10 @@ print.mixedrs_allFit <- function(x, ...) {
 #' @export
 summary.mixedrs_allFit <- function(object, ...) {
   ok <- !vapply(object, inherits, TRUE, "error")
+  if (!any(ok)) {
+    stop("summary(): no refit of the allFit() object succeeded; its entries are ",
+         "the errors", call. = FALSE)
+  }
   fits <- object[ok]
   rows <- function(f) {
     out <- t(vapply(fits, f, f(fits[[1L]])))
