@@ -343,6 +343,7 @@ boot_simulator <- function(x, conditional, semiparametric = FALSE) {
 # `report(i, value)`, when given, is called after replicate i's statistic.
 boot_run <- function(x, nsim, conditional, threads, control, stat, k,
                      fast = NULL, report = NULL, semiparametric = FALSE) {
+  control <- replicate_control(control, "the bootstrap")
   partial <- is.list(conditional)
   sim <- boot_simulator(x, !partial && conditional, semiparametric)
   n <- length(sim$eta)
@@ -418,11 +419,11 @@ boot_refit <- function(x, inputs, Y, control, threads) {
   if (inherits(x, "glmm")) {
     glmm_bootstrap_rs(inputs, x$family$family, x$family$link,
                       as.double(x$n_trials), as.double(x$eta), as.integer(x$nAGQ),
-                      Y, as.double(cov_par(x)), as.double(x$beta), unclass(control),
+                      Y, as.double(cov_par(x)), as.double(x$beta), control,
                       engine_threads(threads, control))
   } else {
     lmm_bootstrap_rs(inputs, isTRUE(x$REML), Y, as.double(cov_par(x)),
-                     unclass(control), engine_threads(threads, control))
+                     control, engine_threads(threads, control))
   }
 }
 

@@ -375,7 +375,8 @@ profile_lmm <- function(object, which, signames, threads, caller) {
     glmm_profile_rs(inp, object$family$family, object$family$link,
                     as.double(object$n_trials), as.double(object$eta),
                     as.integer(object$nAGQ), as.double(cov_par(object)),
-                    as.double(object$beta), unclass(control_of(object, parent.frame(2L))),
+                    as.double(object$beta),
+                    replicate_control(control_of(object, parent.frame(2L)), "profile()"),
                     as.double(which),
                     engine_threads(threads, control_of(object, parent.frame(2L))))
   } else {

@@ -161,8 +161,9 @@ refit.default <- function(object, newresp, ...) {
 #' likelihood, and any `"glmm"` fit, is returned unchanged.
 #'
 #' @param x A fitted model of class `"lmm"` or `"glmm"`.
-#' @param optimizer lme4's optimizer name; only `"bobyqa"` (the optimizer
-#'   mixedrs uses) is accepted.
+#' @param optimizer The optimizer of the refit, as `optimizer` of
+#'   [lmmControl()] takes it (default `"bobyqa"`, as lme4's); the fit's
+#'   other control settings are kept.
 #' @param ... Not used (an error if given).
 #' @return A fit by maximum likelihood; its call has `REML = FALSE`.
 #' @seealso [refit()], [isREML()], [extractAIC.mixedrs_fit()].

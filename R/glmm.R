@@ -105,23 +105,30 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   }
   if (devFunOnly) return(make_glmm_devfun(inputs, family, nAGQ, control))
   start <- check_glmm_start(start, inputs, nAGQ)
-  X <- inputs$X
-  storage.mode(X) <- "double"
-  in_engine <- is.null(control$optimizer_fun) && !any(control$optimizer == "none")
-  raw <- with_separation_check(function() {
-    if (!in_engine) {
+  raw <- glmm_fit_raw(inputs, family, nAGQ, control, start, verbose)
+  fit <- glmm_object(mc, inputs, raw, family, nAGQ, control)
+  report_convergence(fit$optinfo, control)
+  report_hessian(fit)
+  fit
+}
+
+# The engine's result for `inputs` (`start`: list(theta, fixef), either
+# NULL): its own two-stage fit, or, when a stage's optimizer is a function
+# or "none", the fit stage by stage on the deviance function. A PIRLS
+# failure is explained by a separation check.
+glmm_fit_raw <- function(inputs, family, nAGQ, control, start, verbose) {
+  with_separation_check(function() {
+    if (!is.null(control$optimizer_fun) || any(control$optimizer == "none")) {
       return(glmm_devfun_fit(inputs, family, nAGQ, control, start, verbose))
     }
+    X <- inputs$X
+    storage.mode(X) <- "double"
     glmm_fit_rs(as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
                 if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
                 engine_terms(inputs), family$family, family$link,
                 as.double(inputs$n_trials), as.double(inputs$etastart),
                 nAGQ, start$theta, start$fixef, unclass(control), verbose)
   }, inputs, family)
-  fit <- glmm_object(mc, inputs, raw, family, nAGQ, control)
-  report_convergence(fit$optinfo, control)
-  report_hessian(fit)
-  fit
 }
 
 # TRUE when `family` (an object, function or name) is gaussian with the

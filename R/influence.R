@@ -243,7 +243,7 @@ influence.lmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
   threads <- check_threads(if (is.null(ncores)) NULL else ncores)
   data <- infl_data(model, if (!missing(data)) data, parent.frame())
   sets <- infl_deletion_sets(model, data, if (missing(groups)) NULL else groups)
-  control <- unclass(control_of(model, parent.frame()))
+  control <- replicate_control(control_of(model, parent.frame()), "influence()")
   control$maxfun <- as.integer(maxfun)
   start <- infl_start(model, start)
   raws <- lmm_deletion_rs(fit_engine_inputs(model), isTRUE(model$REML), sets$codes,

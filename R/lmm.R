@@ -108,11 +108,7 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
     return(make_lmm_devfun(lmm_model_list(inputs), inputs$reterms, REML, control$threads))
   }
   theta_start <- check_start(start, inputs$reterms)
-  raw <- if (control$optimizer %in% c("bobyqa", "nloptwrap")) {
-    lmm_engine_fit(inputs, REML, control, theta_start, verbose)
-  } else {
-    lmm_devfun_fit(inputs, REML, control, theta_start, verbose)
-  }
+  raw <- lmm_fit_raw(inputs, REML, control, theta_start, verbose)
   fit <- lmm_object(mc, inputs, raw, REML, control$optimizer)
   report_convergence(fit$optinfo, control)
   fit
@@ -273,6 +269,16 @@ engine_terms <- function(inputs) {
            q = ncol(z), factor_id = as.integer(assign[i])),
       if (!is.null(t$structure)) engine_structure(t))
   })
+}
+
+# The engine's result for `inputs`: its own BOBYQA, or (Nelder-Mead, a
+# function optimizer, none) the deviance function's fit.
+lmm_fit_raw <- function(inputs, REML, control, start, verbose) {
+  if (control$optimizer %in% c("bobyqa", "nloptwrap")) {
+    lmm_engine_fit(inputs, REML, control, start, verbose)
+  } else {
+    lmm_devfun_fit(inputs, REML, control, start, verbose)
+  }
 }
 
 lmm_engine_fit <- function(inputs, REML, control, start, verbose) {

@@ -367,3 +367,19 @@ hessian_message <- function(H, tol) {
   }
   NULL
 }
+
+# The control of refits made inside the engine (bootstrap replicates,
+# profiles, deletion refits), as a list for the engine: the fit's settings,
+# with the engine's BOBYQA where the fit's optimizer was a function or
+# "none", neither of which can run there; a warning says so. (The engine's
+# own optimizers are BOBYQA for an LMM and each stage's for a GLMM.)
+replicate_control <- function(control, caller) {
+  outside <- setdiff(control$optimizer, c("bobyqa", "nloptwrap", "Nelder_Mead"))
+  if (length(outside)) {
+    warning(caller, ": the refits run in the engine with BOBYQA, not with the fit's ",
+            "optimizer ", paste0("\"", outside, "\"", collapse = " and "),
+            " (an R function or no optimization cannot run inside the engine's refits)",
+            call. = FALSE)
+  }
+  if (inherits(control, "glmmControl")) glmm_engine_control(control) else unclass(control)
+}

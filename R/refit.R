@@ -104,8 +104,8 @@ refit_frame <- function(object, newresp) {
 refit_lmm <- function(object, inputs, call, REML, control, verbose) {
   inputs$y <- frame_response(inputs$frame)
   inputs$weights <- if (isTRUE(object$has_weights)) object$weights
-  raw <- lmm_engine_fit(inputs, REML, control, as.double(cov_par(object)), verbose)
-  fit <- lmm_object(call, inputs, raw, REML)
+  raw <- lmm_fit_raw(inputs, REML, control, as.double(cov_par(object)), verbose)
+  fit <- lmm_object(call, inputs, raw, REML, control$optimizer)
   report_convergence(fit$optinfo, control)
   fit
 }
@@ -118,17 +118,10 @@ refit_glmm <- function(object, inputs, call, control, verbose) {
   inputs <- c(inputs, list(y = resp$y, weights = resp$weights, n_trials = resp$n,
                            mustart = resp$mustart, etastart = resp$etastart,
                            family = family))
-  X <- inputs$X
-  storage.mode(X) <- "double"
   nagq <- object$nAGQ
-  raw <- with_separation_check(function() {
-    glmm_fit_rs(as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
-                if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
-                engine_terms(inputs), family$family, family$link,
-                as.double(inputs$n_trials), as.double(inputs$etastart),
-                nagq, as.double(cov_par(object)),
-                if (nagq > 0L) as.double(object$beta), unclass(control), verbose)
-  }, inputs, family)
+  start <- list(theta = as.double(cov_par(object)),
+                fixef = if (nagq > 0L) as.double(object$beta))
+  raw <- glmm_fit_raw(inputs, family, nagq, control, start, verbose)
   fit <- glmm_object(call, inputs, raw, family, nagq, control)
   report_convergence(fit$optinfo, control)
   report_hessian(fit)
@@ -139,12 +132,11 @@ refit_glmm <- function(object, inputs, call, control, verbose) {
 #' @export
 refitML.mixedrs_fit <- function(x, optimizer = "bobyqa", ...) {
   check_no_dots(..., caller = "refitML()")
-  if (!identical(optimizer, "bobyqa")) {
-    stop("refitML(): only optimizer = \"bobyqa\" is available (the optimizer ",
-         "mixedrs fits with), not ", deparse1(optimizer), call. = FALSE)
-  }
+  opt <- check_optimizer(optimizer, substitute(optimizer), "refitML()", parent.frame())
   if (!isREML.mixedrs_fit(x)) return(x)
   control <- control_of(x, parent.frame())
+  control$optimizer <- opt$name
+  control["optimizer_fun"] <- list(opt$fun)
   call <- x$call
   call$REML <- FALSE
   inputs <- list(formula = x$formula, frame = x$frame, X = x$X,
@@ -152,8 +144,8 @@ refitML.mixedrs_fit <- function(x, optimizer = "bobyqa", ...) {
                  reterms = x$reterms, flist = x$flist, na.action = x$na.action)
   inputs$y <- as.vector(x$y)
   inputs$weights <- if (isTRUE(x$has_weights)) x$weights
-  raw <- lmm_engine_fit(inputs, FALSE, control, as.double(cov_par(x)), 0L)
-  fit <- lmm_object(call, inputs, raw, FALSE)
+  raw <- lmm_fit_raw(inputs, FALSE, control, as.double(cov_par(x)), 0L)
+  fit <- lmm_object(call, inputs, raw, FALSE, opt$name)
   report_convergence(fit$optinfo, control)
   fit
 }

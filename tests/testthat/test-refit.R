@@ -95,7 +95,11 @@ test_that("refitML() and extractAIC() agree with lme4's", {
   expect_equal(ml$theta, lme4::getME(ml_ref, "theta"), tolerance = 1e-5)
   expect_equal(as.numeric(logLik(ml)), as.numeric(logLik(ml_ref)), tolerance = 1e-8)
   expect_identical(refitML(ml), ml)
-  expect_error(refitML(fit, optimizer = "Nelder_Mead"), "only optimizer")
+  # another optimizer, as lme4's refitML(optimizer = ) takes it
+  nm <- refitML(fit, optimizer = "Nelder_Mead")
+  expect_identical(nm$optinfo$optimizer, "Nelder_Mead")
+  expect_equal(as.numeric(logLik(nm)), as.numeric(logLik(ml_ref)), tolerance = 1e-7)
+  expect_error(refitML(fit, optimizer = "no_such_optimizer"), "nor a function that can be found")
   expect_equal(extractAIC(fit), stats::extractAIC(ref), tolerance = 1e-8)
   expect_equal(extractAIC(fit, k = log(180)), stats::extractAIC(ref, k = log(180)),
                tolerance = 1e-8)
@@ -159,4 +163,30 @@ test_that("isREML(), isLMM(), isGLMM(), isNLMM() and isNested() are lme4's", {
     expect_identical(isNested(p[[1]], p[[2]]), lme4::isNested(p[[1]], p[[2]]))
   }
   expect_error(isNested(1:3, 1:2), "same length")
+})
+
+test_that("refit() runs the fit's own optimizer, also a function or none", {
+  skip_if_no_glmm()
+  data("cbpp", package = "lme4")
+  f <- cbind(incidence, size - incidence) ~ period + (1 | herd)
+  fit <- glmm(f, cbpp, family = binomial, control = glmmControl(optimizer = "nlminbwrap"))
+  sim <- simulate(fit, seed = 3)
+  new <- refit(fit, sim)
+  expect_identical(new$optinfo$optimizer, c("nlminbwrap", "nlminbwrap"))
+  ref <- lme4::refit(lme4::glmer(f, cbpp, family = binomial,
+                                 control = lme4::glmerControl(optimizer = "nlminbwrap")), sim)
+  expect_gt(as.numeric(logLik(new)), as.numeric(logLik(ref)) - 1e-6)
+  expect_equal(unname(new$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-3)
+  data("sleepstudy", package = "lme4")
+  lfit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy,
+              control = lmmControl(optimizer = "Nelder_Mead"))
+  ysim <- simulate(lfit, seed = 4)[[1L]]
+  lnew <- refit(lfit, ysim)
+  expect_identical(lnew$optinfo$optimizer, "Nelder_Mead")
+  lref <- lmer_full(ysim ~ Days + (Days | Subject), cbind(sleepstudy, ysim = ysim))
+  expect_equal(as.numeric(logLik(lnew)), as.numeric(logLik(lref)), tolerance = 1e-7)
+  # refits inside the engine cannot run an R function: they say so
+  expect_warning(b <- bootmm(fit, fixef, nsim = 2, seed = 1),
+                 "refits run in the engine with BOBYQA, not with the fit's optimizer \"nlminbwrap\"")
+  expect_equal(dim(b$t), c(2L, 4L))
 })
