@@ -336,3 +336,27 @@ mer_devcomp <- function(object) {
 # (lme4's devfun: of theta for an LMM or an nAGQ = 0 GLMM, of c(theta, beta)
 # for a GLMM's Laplace or quadrature criterion).
 mer_devfun <- function(object) as.function(object)
+
+# lme4 code that reads a merMod's slots (`object@devcomp`, as lme4's own
+# REMLcrit() and deviance criteria do): the slots that have a meaning for a
+# mixedrs fit, by lme4's name, from getME(). From R 4.3.0 `@` dispatches to
+# S3 methods for objects that are not S4, and .onLoad registers this one;
+# earlier R versions have no such dispatch (there, lme4 functions that read
+# slots need as_lmerMod()).
+mer_slot <- function(object, name) {
+  switch(name,
+    devcomp = mer_devcomp(object),
+    beta = unname(fixef(object)),
+    theta = getME.mixedrs_fit(object, "theta"),
+    u = getME.mixedrs_fit(object, "u"),
+    lower = getME.mixedrs_fit(object, "lower"),
+    flist = getME.mixedrs_fit(object, "flist"),
+    cnms = getME.mixedrs_fit(object, "cnms"),
+    Gp = getME.mixedrs_fit(object, "Gp"),
+    call = object$call,
+    frame = stats::model.frame(object),
+    optinfo = object$optinfo,
+    stop("a mixedrs fit has no slot \"", name, "\" of lme4's merMod (it is a list, ",
+         "not an S4 object): use getME(), or as_lmerMod() for lme4's object",
+         call. = FALSE))
+}

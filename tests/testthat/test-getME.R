@@ -162,3 +162,40 @@ test_that("getME() of structured terms gives lme4 2.x's par and Lambda from thet
   # criterion of the fit)
   expect_equal(getME(fit, "devfun")(fit$par), REMLcrit(fit), tolerance = 1e-8)
 })
+
+# lme4's function with each `a@b` replaced by mixedrs's slot reader: what R
+# >= 4.3.0 runs when `@` dispatches to the S3 method .onLoad registers.
+with_slot_reader <- function(fun) {
+  swap <- function(e) {
+    if (is.call(e)) {
+      if (identical(e[[1L]], as.name("@"))) {
+        return(call("mer_slot", swap(e[[2L]]), as.character(e[[3L]])))
+      }
+      for (i in seq_along(e)[-1L]) if (!is.null(e[[i]])) e[[i]] <- swap(e[[i]])
+    }
+    e
+  }
+  body(fun) <- swap(body(fun))
+  env <- new.env(parent = environment(fun))
+  env$mer_slot <- mixedrs:::mer_slot
+  environment(fun) <- env
+  fun
+}
+
+test_that("lme4's slot-reading criteria run on mixedrs fits through the `@` method", {
+  skip_if_not_installed("lme4")
+  data("sleepstudy", package = "lme4")
+  dev_crit <- with_slot_reader(lme4:::devCrit)
+  for (reml in c(TRUE, FALSE)) {
+    fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy, REML = reml)
+    ref <- lmer_full(Reaction ~ Days + (Days | Subject), sleepstudy, REML = reml)
+    for (crit in c(TRUE, FALSE)) {
+      expect_equal(dev_crit(fit, REML = crit), lme4:::devCrit(ref, REML = crit), tolerance = 1e-8)
+    }
+  }
+  expect_error(mixedrs:::mer_slot(fit, "pp"), "no slot \"pp\"")
+  expect_identical(mixedrs:::mer_slot(fit, "beta"), unname(lme4::fixef(fit)))
+  if (getRversion() >= "4.3.0") {
+    expect_equal(lme4::REMLcrit(fit), dev_crit(fit, REML = TRUE))
+  }
+})
