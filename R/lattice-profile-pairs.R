@@ -126,15 +126,6 @@ splom.lmmprofile <- function(x, data,
                  upper.panel = if (draw.upper) upper else blank, diag.panel = diag, ...)
 }
 
-# The expressions of profile_strip() as a list.
-profile_strip_labels <- function(nms) {
-  lapply(nms, function(n) {
-    if (n == ".sigma") return(quote(sigma))
-    if (grepl("^\\.sig[0-9]+$", n)) return(bquote(sigma[.(as.integer(substring(n, 5L)))]))
-    n
-  })
-}
-
 # The contours of radii `levels` (on the zeta scales) of a pair of
 # parameters, from the trace s_lo (zeta_hi as a function of zeta_lo along
 # lo's profile) and s_hi (zeta_lo along hi's). With zeta_lo = r cos(a_lo)

@@ -66,16 +66,29 @@ profile_which <- function(x, which) {
 }
 
 # Strip labels as lme4 writes them: sigma[1], ..., sigma for .sig01, ...,
-# .sigma; other names as they are.
+# .sigma, and log(sigma[1]), sigma[1]^2, ... for the names logProf() and
+# varianceProf() give; other names as they are.
 profile_strip <- function(nms) {
-  labs <- as.expression(nms)
-  labs[nms == ".sigma"] <- expression(sigma)
-  sig <- grep("^\\.sig[0-9]+$", nms)
-  for (k in sig) {
-    i <- as.integer(substring(nms[k], 5L))
-    labs[[k]] <- bquote(sigma[.(i)])
-  }
-  lattice::strip.custom(factor.levels = labs)
+  lattice::strip.custom(factor.levels = as.expression(profile_strip_labels(nms)))
+}
+
+# The expressions of profile_strip() as a list.
+profile_strip_labels <- function(nms) {
+  lapply(nms, function(n) {
+    switch(n,
+      .sigma = quote(sigma),
+      .lsigma = quote(log(sigma)),
+      .sigmasq = quote(sigma^2),
+      if (grepl("^\\.sig[0-9]+$", n)) {
+        bquote(sigma[.(as.integer(substring(n, 5L)))])
+      } else if (grepl("^\\.lsig[0-9]+$", n)) {
+        bquote(log(sigma[.(as.integer(substring(n, 6L)))]))
+      } else if (grepl("^\\.sigsq[0-9]+$", n)) {
+        bquote({sigma[.(as.integer(substring(n, 7L)))]}^2)
+      } else {
+        n
+      })
+  })
 }
 
 check_conf <- function(conf) {

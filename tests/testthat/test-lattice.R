@@ -336,3 +336,54 @@ test_that("profile plots of a GLMM match lme4's", {
   on.exit(grDevices::dev.off())
   expect_silent(print(lattice::splom(pr, which = 1:3)))
 })
+
+test_that("logProf() and varianceProf() transform a profile as lme4's", {
+  skip_if_not_installed("lme4")
+  sleepstudy <- lme4::sleepstudy
+  fit <- lmm(Reaction ~ Days + (1 | Subject), data = sleepstudy)
+  ref <- lmer_full(Reaction ~ Days + (1 | Subject), data = sleepstudy)
+  pr <- profile(fit)
+  pr_ref <- profile(ref)
+  lp <- logProf(pr)
+  lp_ref <- lme4::logProf(pr_ref)
+  expect_s3_class(lp, "lmmprofile")
+  expect_setequal(levels(lp$.par), levels(lp_ref$.par))
+  expect_identical(names(lp), names(lp_ref))
+  expect_equal(confint(lp), confint(lp_ref)[rownames(confint(lp)), ], tolerance = 1e-4)
+  vp <- varianceProf(pr)
+  vp_ref <- lme4::varianceProf(pr_ref)
+  expect_setequal(levels(vp$.par), levels(vp_ref$.par))
+  expect_equal(confint(vp), confint(vp_ref)[rownames(confint(vp)), ], tolerance = 1e-4)
+  # the residual sd only; another base
+  expect_setequal(levels(logProf(pr, ranef = FALSE)$.par),
+                  levels(lme4::logProf(pr_ref, ranef = FALSE)$.par))
+  lp10 <- logProf(pr, base = 10)
+  expect_equal(confint(lp10), confint(lme4::logProf(pr_ref, base = 10))[rownames(confint(lp10)), ],
+               tolerance = 1e-4)
+  # on the same profile points, lme4's panels to rounding
+  same <- as_lmmprofile(pr_ref)
+  for (a in c("lower", "upper", "optimum")) attr(same, a) <- attr(pr, a)
+  expect_equal(unnamed_args(lattice::xyplot(logProf(same))),
+               unnamed_args(lattice::xyplot(lp_ref)), tolerance = 1e-10)
+  expect_equal(unnamed_args(lattice::densityplot(varianceProf(same))),
+               unnamed_args(lattice::densityplot(vp_ref)), tolerance = 1e-10)
+  # a correlation keeps its scale (lme4 takes its log, NaN where negative)
+  fit2 <- lmm(Reaction ~ Days + (Days | Subject), data = sleepstudy)
+  pr2 <- profile(fit2)
+  lp2 <- logProf(pr2)
+  expect_true(".sig02" %in% levels(lp2$.par))
+  expect_equal(confint(lp2)[".sig02", ], confint(pr2)[".sig02", ], tolerance = 1e-6)
+  expect_equal(exp(confint(lp2)[c(".lsig01", ".lsig03", ".lsigma"), ]),
+               confint(pr2)[c(".sig01", ".sig03", ".sigma"), ], tolerance = 1e-3,
+               ignore_attr = TRUE)
+  # descriptive names are left alone, as lme4 leaves them
+  pr3 <- profile(fit, signames = FALSE)
+  expect_identical(logProf(pr3), pr3)
+  # lme4's profiles go to lme4
+  expect_s3_class(logProf(pr_ref), "thpr")
+  expect_error(logProf(fit), "must be a profile")
+  grDevices::pdf(NULL)
+  on.exit(grDevices::dev.off())
+  expect_silent(print(lattice::xyplot(lp2)))
+  expect_silent(print(lattice::splom(varianceProf(pr2))))
+})
