@@ -67,9 +67,10 @@
 #'   GLMM lme4's warning that it is questionable is given).
 #' @param verbose Logical: print each replicate's statistic (as lme4: its
 #'   number, then `str()` of the value).
-#' @param .progress `"none"`, `"txt"` (a [utils::txtProgressBar()]) or
-#'   `"win"` (`winProgressBar()`, on Windows), updated as the statistics are
-#'   computed; lme4's `"tk"` is an error (not supported).
+#' @param .progress `"none"`, `"txt"` (a [utils::txtProgressBar()]), `"tk"`
+#'   (`tcltk::tkProgressBar()`, where R has Tcl/Tk and a display) or `"win"`
+#'   (`winProgressBar()`, on Windows), updated as the statistics are
+#'   computed.
 #' @param PBargs A list of arguments for the progress bar's constructor.
 #' @param parallel `"no"`, `"multicore"` or `"snow"`: see Parallel computing
 #'   in Details.
@@ -181,8 +182,20 @@ boot_progress <- function(.progress, PBargs, nsim) {
   if (!is.list(PBargs)) stop("bootmm(): 'PBargs' must be a list", call. = FALSE)
   if (.progress == "none") return(NULL)
   if (.progress == "tk") {
-    stop("bootmm(): the tcltk progress bar (.progress = \"tk\") is not supported; use ",
-         "\"txt\"", call. = FALSE)
+    # tcltk is a base package, but R may be built without Tcl/Tk, and its
+    # windows need a display.
+    # Loading tcltk without a display warns; the error below says it instead.
+    if (!capabilities("tcltk") ||
+        !suppressWarnings(requireNamespace("tcltk", quietly = TRUE))) {
+      stop("bootmm(): the \"tk\" progress bar needs R's Tcl/Tk support, which this R ",
+           "lacks; use \"txt\"", call. = FALSE)
+    }
+    bar <- tryCatch(do.call(tcltk::tkProgressBar, PBargs), error = function(e) {
+      stop("bootmm(): the \"tk\" progress bar could not be opened (",
+           sub("[.[:space:]]+$", "", conditionMessage(e)), "); use \"txt\"",
+           call. = FALSE)
+    })
+    return(list(bar = bar, set = tcltk::setTkProgressBar))
   }
   ns <- asNamespace("utils")
   make <- get0(paste0(.progress, "ProgressBar"), envir = ns, inherits = FALSE)
