@@ -18,18 +18,31 @@ lmm_model_list <- function(inputs) {
 # with structured terms): the REML criterion or the ML deviance, as lme4's
 # devfun. Its environment holds the bounds and lme4's start.
 make_lmm_devfun <- function(model, reterms, REML, threads) {
+  engine <- lmm_devfun_rs(model, REML, as.integer(threads))
+  bounds <- devfun_bounds(reterms)
+  devfun_closure(engine, lmm_devfun_eval_rs, "theta", bounds,
+                 list(REML = REML))
+}
+
+# The bounds and lme4's start of the covariance parameters, named.
+devfun_bounds <- function(reterms) {
   layout <- covariance_layout(reterms)
-  env <- new.env(parent = baseenv())
-  env$engine <- lmm_devfun_rs(model, REML, as.integer(threads))
-  env$lower <- unlist(lapply(layout, `[[`, "lower"))
-  env$upper <- unlist(lapply(layout, `[[`, "upper"))
-  env$start <- unlist(lapply(layout, `[[`, "start"))
-  names(env$start) <- par_names(reterms, layout)
-  env$REML <- REML
-  env$eval <- lmm_devfun_eval_rs
-  devfun <- function(theta) {
-    if (!is.numeric(theta)) stop("'theta' must be numeric", call. = FALSE)
-    eval(engine, as.double(theta))
+  start <- unlist(lapply(layout, `[[`, "start"))
+  names(start) <- par_names(reterms, layout)
+  list(lower = unlist(lapply(layout, `[[`, "lower")),
+       upper = unlist(lapply(layout, `[[`, "upper")), start = start)
+}
+
+# A deviance function of one numeric vector (named `arg` in its errors)
+# evaluated by `deviance_at(engine, x)`; its environment holds the engine,
+# the bounds, lme4's start and `extra` (what lme4's devfun environments hold
+# of the same name).
+devfun_closure <- function(engine, deviance_at, arg, bounds, extra) {
+  env <- list2env(c(list(engine = engine, deviance_at = deviance_at, arg = arg),
+                    bounds, extra), parent = baseenv())
+  devfun <- function(x) {
+    if (!is.numeric(x)) stop("'", arg, "' must be numeric", call. = FALSE)
+    deviance_at(engine, as.double(x))
   }
   environment(devfun) <- env
   devfun
@@ -199,26 +212,16 @@ glmm_engine_control <- function(control) {
 # stage-2 criterion of c(theta, beta), as lme4's glmer returns them; the
 # engine is built once and kept.
 make_glmm_devfun <- function(inputs, family, nAGQ, control) {
-  layout <- covariance_layout(inputs$reterms)
   model <- lmm_model_list(inputs)
   model$weights <- as.double(inputs$weights)
   p <- ncol(inputs$X)
-  env <- new.env(parent = baseenv())
-  env$engine <- glmm_devfun_rs(model, family$family, family$link,
-                               as.double(inputs$n_trials), as.double(inputs$etastart),
-                               nAGQ, glmm_engine_control(control))
-  theta_lower <- unlist(lapply(layout, `[[`, "lower"))
-  theta_upper <- unlist(lapply(layout, `[[`, "upper"))
-  env$lower <- if (nAGQ > 0L) c(theta_lower, rep(-Inf, p)) else theta_lower
-  env$upper <- if (nAGQ > 0L) c(theta_upper, rep(Inf, p)) else theta_upper
-  env$start <- unlist(lapply(layout, `[[`, "start"))
-  names(env$start) <- par_names(inputs$reterms, layout)
-  env$nAGQ <- nAGQ
-  env$eval <- glmm_devfun_eval_rs
-  devfun <- function(pars) {
-    if (!is.numeric(pars)) stop("'pars' must be numeric", call. = FALSE)
-    eval(engine, as.double(pars))
+  engine <- glmm_devfun_rs(model, family$family, family$link,
+                           as.double(inputs$n_trials), as.double(inputs$etastart),
+                           nAGQ, glmm_engine_control(control))
+  bounds <- devfun_bounds(inputs$reterms)
+  if (nAGQ > 0L) {
+    bounds$lower <- c(bounds$lower, rep(-Inf, p))
+    bounds$upper <- c(bounds$upper, rep(Inf, p))
   }
-  environment(devfun) <- env
-  devfun
+  devfun_closure(engine, glmm_devfun_eval_rs, "pars", bounds, list(nAGQ = nAGQ))
 }
