@@ -473,9 +473,12 @@ test_that("glmmControl() has glmer's defaults and validates its arguments", {
 })
 
 test_that("invalid glmmControl() values are errors naming the argument", {
+  # a name is an optimizer of the engine's or a function with lme4's convention
   expect_error(glmmControl(optimizer = "nlminb"),
-               "glmmControl\\(\\): 'optimizer' must be one or two.*\"bobyqa\", \"nloptwrap\" and \"Nelder_Mead\", not \"nlminb\"")
-  expect_error(glmmControl(optimizer = rep("bobyqa", 3)), "'optimizer' must be one or two")
+               "glmmControl\\(\\): the optimizer function nlminb must take the arguments fn, par, lower, control")
+  expect_error(glmmControl(optimizer = "no_such"),
+               "optimizer \"no_such\" is neither one of \"bobyqa\", \"nloptwrap\", \"Nelder_Mead\", \"none\"")
+  expect_error(glmmControl(optimizer = rep("bobyqa", 3)), "'optimizer' must be one optimizer or two")
   expect_error(glmmControl(optimizer = 1), "'optimizer'")
   expect_error(glmmControl(maxit = 0), "glmmControl\\(\\): 'maxit' must be a single whole number >= 1, not 0")
   expect_error(glmmControl(maxit = 2.5), "'maxit' must be a single whole number")
