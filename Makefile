@@ -5,7 +5,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/mixedrs/cargo-target
 R_LIB ?= $(shell Rscript -e 'cat(.libPaths()[1])' 2>/dev/null)
 
-.PHONY: deps install demo test test-rust test-r lint check cran bench docs clean
+.PHONY: deps install demo test test-rust test-r test-spark lint check cran bench docs clean
 
 deps:
 	@bash tools/install-deps.sh
@@ -28,8 +28,16 @@ lint:
 test-rust:
 	cargo test --release --features r
 
+# The whole R suite, including the PostgreSQL and (small) Spark tests: their helpers
+# (tests/testthat/helper-databases.R) start a throwaway cluster and a local Spark and stop them.
 test-r:
 	Rscript -e 'testthat::test_dir("tests/testthat", package = "mixedrs", load_package = "installed", stop_on_failure = TRUE)'
+
+# Only the Spark test files (those whose names contain "spark"), on SPARK_ROWS rows instead of a
+# few thousand; here a missing Java or pyspark virtualenv is an error rather than a skip.
+SPARK_ROWS ?= 2000000
+test-spark: install
+	MIXEDRS_SPARK_ROWS=$(SPARK_ROWS) MIXEDRS_REQUIRE_SPARK=true Rscript -e 'testthat::test_dir("tests/testthat", filter = "spark", package = "mixedrs", load_package = "installed", stop_on_failure = TRUE)'
 
 docs:
 	Rscript -e 'roxygen2::roxygenise(load_code = roxygen2::load_source)'

@@ -278,24 +278,36 @@ spark_bridge <- function() {
   db_test_state$spark_bridge
 }
 
+# Skips the test, saying why Spark cannot run here; an error instead where MIXEDRS_REQUIRE_SPARK
+# is true (`make test-spark`, which is asked for Spark and must not pass by skipping).
+spark_unavailable <- function(why) {
+  if (isTRUE(as.logical(Sys.getenv("MIXEDRS_REQUIRE_SPARK")))) {
+    stop(sub("skipped", "required (MIXEDRS_REQUIRE_SPARK is true) but cannot run", why),
+         call. = FALSE)
+  }
+  testthat::skip(why)
+}
+
 # The test run's SparkSession (local[2], two shuffle partitions, no UI, quiet logs, driver on
 # 127.0.0.1, scratch and warehouse directories in a temporary directory), a Python object
 # through reticulate; started on first use and stopped, with its JVM, at the end of the run.
 spark_test_session <- function() {
   if (!is.null(db_test_state$spark)) return(db_test_state$spark$session)
-  testthat::skip_if_not_installed("reticulate")
+  if (!requireNamespace("reticulate", quietly = TRUE)) {
+    spark_unavailable("Spark tests skipped: R package reticulate is not installed")
+  }
   java <- java_major_version()
   if (is.na(java) || java < 17L) {
-    testthat::skip(paste0(
+    spark_unavailable(paste0(
       "Spark tests skipped: Spark 4 needs Java 17 or later, and ",
       if (is.na(java)) "there is no java here" else paste("java here is", java),
       "; tools/install-deps.sh installs Debian's openjdk-17-jre-headless"))
   }
   python <- spark_venv_python()
   if (!file.exists(python)) {
-    testthat::skip(paste0(
+    spark_unavailable(paste0(
       "Spark tests skipped: no pyspark virtualenv at ", dirname(dirname(python)),
-      " (tools/spark-venv.sh makes it; MIXEDRS_SPARK_VENV points elsewhere)"))
+      " (tools/spark-venv.sh makes it; MIXEDRS_SPARK_VENV chooses another place)"))
   }
   venv <- dirname(dirname(python))
   if (reticulate::py_available(initialize = FALSE)) {
