@@ -17,7 +17,8 @@ r-cran-roxygen2:roxygen2 r-cran-nlme:nlme r-cran-matrix:Matrix r-cran-pkgbuild:p
 r-cran-pkgload:pkgload r-cran-statmod:statmod r-cran-generics:generics
 r-cran-broom.mixed:broom.mixed r-cran-emmeans:emmeans r-cran-tibble:tibble
 r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB r-cran-knitr:knitr r-cran-rmarkdown:rmarkdown r-cran-lattice:lattice
-r-cran-car:car r-cran-boot:boot r-cran-mass:MASS"
+r-cran-car:car r-cran-boot:boot r-cran-mass:MASS
+r-cran-dbi:DBI r-cran-dbplyr:dbplyr r-cran-dplyr:dplyr r-cran-rsqlite:RSQLite"
 # Debian packages that are programs, not R packages -> the command they provide
 # (pandoc renders the vignette in R CMD build).
 SYS_PKGS="pandoc:pandoc"
