@@ -185,7 +185,7 @@ sql_model_plan <- function(parsed, backend, weights, offset, subset, fenv, verbo
   }
   types <- vapply(row, function(x) {
     if (is.logical(x)) "logical" else if (is.character(x) || is.factor(x)) "character"
-    else if (is.numeric(x)) "numeric" else class(x)[1L]
+    else if (is.numeric(x) || inherits(x, "integer64")) "numeric" else class(x)[1L]
   }, "")
   names(types) <- names(row)[seq_along(types)]
   if (!identical(names(types), used)) names(types) <- used
