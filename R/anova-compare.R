@@ -185,7 +185,11 @@ anova_compare <- function(models, model_names = names(models), refit = TRUE) {
 
   anova_check_nobs(models)
   calls <- lapply(models, stats::getCall)
-  data_expr <- anova_check_same(calls, "data", "all models must be fit to the same data object")
+  # a fit from grouped sums (lmm_sums_fit()) names its data by their source
+  data_of <- lapply(models, function(m) {
+    if (inherits(m, "mixedrs_fit") && is_sums_fit(m)) list(data = m$source) else stats::getCall(m)
+  })
+  data_expr <- anova_check_same(data_of, "data", "all models must be fit to the same data object")
   subset_expr <- anova_check_same(calls, "subset", "all models must use the same subset")
   anova_check_quadrature(models)
   anova_check_responses(models)
@@ -337,6 +341,7 @@ anova_is_reml <- function(m) {
 anova_refit_ml <- function(m) {
   if (inherits(m, "merMod")) return(lme4::refitML(m))
   if (!inherits(m, "lmm") || !lmm_is_reml(m)) return(m)
+  if (is_sums_fit(m)) return(sums_refit_ml(m))
   inputs <- list(
     formula = m$formula, frame = m$frame, X = m$X, y = m$y,
     weights = if (isTRUE(m$has_weights)) m$weights,

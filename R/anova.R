@@ -129,13 +129,19 @@ term_columns <- function(fit) {
   list(terms = trms, labels = labels, cols = cols)
 }
 
+# X'X of the fixed effects: from the rows, or from the sums of a fit made
+# from them (sums_fixed_crossprod()).
+fixed_crossprod <- function(fit) {
+  if (is_sums_fit(fit)) sums_fixed_crossprod(fit) else crossprod(fit$X)
+}
+
 # Type I (sequential) hypotheses: the rows of the unit lower-triangular
 # factor of the LDU decomposition of X'X that belong to each term.
 contrasts_type1 <- function(fit) {
   X <- fit$X
   tc <- term_columns(fit)
   p <- ncol(X)
-  L <- t(unit_lower_factor(crossprod(X)))
+  L <- t(unit_lower_factor(fixed_crossprod(fit)))
   dimnames(L) <- list(colnames(X), colnames(X))
   lapply(tc$cols, function(cols) L[cols, , drop = FALSE])
 }
@@ -153,7 +159,7 @@ contrasts_type2 <- function(fit) {
   p <- ncol(X)
   if (p <= 1L || length(tc$labels) <= 1L) return(contrasts_type1(fit))
   contains <- containing_terms(fit, tc)
-  XtX <- crossprod(X)
+  XtX <- fixed_crossprod(fit)
   lapply(stats::setNames(tc$labels, tc$labels), function(term) {
     own <- tc$cols[[term]]
     if (length(contains[[term]]) == 0L) {
@@ -200,6 +206,7 @@ unit_lower_factor <- function(A, eps = 1e-6) {
 # treatment contrasts are analysed in treatment coding and mapped back.
 contrasts_type3 <- function(fit) {
   tc <- term_columns(fit)
+  if (is_sums_fit(fit)) return(sums_contrasts_type3(fit, tc))
   Xorig <- fit$X
   if (ncol(Xorig) <= 1L || length(tc$labels) <= 1L) return(contrasts_type1(fit))
   codings <- unlist(attr(Xorig, "contrasts"))
@@ -269,7 +276,8 @@ treatment_design <- function(fit, trms) {
 # the same numeric variables.
 containing_terms <- function(fit, tc) {
   factors <- attr(tc$terms, "factors")
-  classes <- attr(attr(fit$frame, "terms"), "dataClasses")
+  classes <- if (is_sums_fit(fit)) sums_data_classes(fit, tc$terms) else
+    attr(attr(fit$frame, "terms"), "dataClasses")
   vars <- lapply(tc$labels, function(lab) rownames(factors)[factors[, lab] == 1])
   names(vars) <- tc$labels
   numerics <- lapply(vars, function(v) v[which(classes[v] == "numeric")])

@@ -116,6 +116,7 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
     stop("'x' must be a model fitted by lmm() or glmm(), not an object of class '",
          class(x)[1L], "'", call. = FALSE)
   }
+  require_rows(x, "bootmm()")
   FUN <- match.fun(FUN)
   nsim <- check_nsim(nsim)
   type <- match_choice(type)

@@ -371,6 +371,10 @@ profile_lmm <- function(object, which, signames, threads, caller) {
   vn <- mer_var_par_names(object, signames)
   an <- c(vn, colnames(object$X))
   inp <- fit_engine_inputs(object)
+  # A fit from shifted sums is profiled with its fixed-effect columns
+  # unshifted, where beta is the fit's but for the intercept, less y_shift.
+  y_shift <- if (is_sums_fit(object)) object$y_shift else 0
+  if (is_sums_fit(object)) inp$sums <- unshift_x_sums(inp$sums, unname(object$x_shift))
   res <- if (glmm_fit) {
     glmm_profile_rs(inp, object$family$family, object$family$link,
                     as.double(object$n_trials), as.double(object$eta),
@@ -384,8 +388,10 @@ profile_lmm <- function(object, which, signames, threads, caller) {
                    engine_threads(threads, control_of(object, parent.frame(2L))))
   }
   npar <- length(an)
+  if (y_shift != 0) res$optimum[length(vn) + 1L] <- res$optimum[length(vn) + 1L] + y_shift
   pieces <- lapply(res$traces, function(tr) {
     m <- matrix(tr$pars, ncol = npar, byrow = TRUE, dimnames = list(NULL, an))
+    if (y_shift != 0) m[, length(vn) + 1L] <- m[, length(vn) + 1L] + y_shift
     for (w in unique(tr$warnings)) warning(w, call. = FALSE)
     d <- data.frame(.zeta = tr$zeta, m, check.names = FALSE)
     d$.par <- an[tr$index]

@@ -25,6 +25,8 @@ ddf_parts <- function(fit, method) {
               Q = lapply(raw$Q, square, d = p), ktrace = square(raw$ktrace, raw$k),
               R = lapply(raw$R, function(r) if (length(r)) square(r, p)))
   }
+  # A fit from shifted sums: the ingredients are in the shifted columns' beta.
+  if (is_sums_fit(fit)) parts <- unshift_ddf_parts(parts, fit)
   c(parts, list(method = method, beta = unname(fit$beta), sigma = fit$sigma))
 }
 

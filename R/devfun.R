@@ -6,6 +6,7 @@
 
 # The engine's model list from lmm()'s inputs.
 lmm_model_list <- function(inputs) {
+  if (!is.null(inputs$sums)) return(sums_model_list(inputs))
   X <- inputs$X
   storage.mode(X) <- "double"
   list(y = as.double(inputs$y), X = X, p = ncol(X),

@@ -132,6 +132,7 @@ drop1_f_tests <- function(object, scope, ddf) {
 # lme4's drop1(): each term in `scope` dropped by update() of the call,
 # the refits summarised by sumFun (default: extractAIC()).
 drop1_refits <- function(object, scope, test, k, trace, sumFun, scale, ...) {
+  require_rows(object, "drop1() with refits (test = \"Chisq\" or \"user\")")
   if ((test == "user") != !is.null(sumFun)) {
     stop("drop1(): 'sumFun' must be given if (and only if) test = \"user\"",
          call. = FALSE)

@@ -16,6 +16,11 @@ lmm_fit_rs <- function(y, x, p, weights, offset, terms, reml, start, control, ve
   .Call(wrap__lmm_fit_rs, model, reml, start, control, verbose)
 }
 
+# A fit of a model list as the engine reads it (rows or grouped sums).
+lmm_fit_model_rs <- function(model, reml, start, control, verbose) {
+  .Call(wrap__lmm_fit_rs, model, reml, start, control, verbose)
+}
+
 lmm_deviance_rs <- function(y, x, p, weights, offset, terms, reml, theta) {
   model <- list(y = y, X = x, p = p, weights = weights, offset = offset, terms = terms)
   .Call(wrap__lmm_deviance_rs, model, reml, theta)

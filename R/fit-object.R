@@ -88,6 +88,7 @@ optimizer_record <- function(optimizer, stages, pars, gradient, hessian,
 # of freedom, bootstrap refits). Weights and offset are NULL when the fit had
 # none (lmm) so the engine sees exactly what it saw when fitting.
 fit_engine_inputs <- function(fit) {
+  if (is_sums_fit(fit)) return(sums_model_list(fit))
   X <- fit$X
   storage.mode(X) <- "double"
   inputs <- list(reterms = fit$reterms, flist = fit$flist)

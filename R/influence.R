@@ -43,6 +43,7 @@
 #' @importFrom stats hatvalues
 #' @export
 hatvalues.lmm <- function(model, fullHatMatrix = FALSE, ...) {
+  require_rows(model, "hatvalues()")
   check_no_dots(..., caller = "hatvalues()")
   check_flag(fullHatMatrix, "fullHatMatrix", "hatvalues()")
   if (fullHatMatrix) return(mer_hatvalues(model, full = TRUE))
@@ -58,6 +59,7 @@ hatvalues.glmm <- hatvalues.lmm
 #' @importFrom stats cooks.distance
 #' @export
 cooks.distance.lmm <- function(model, ...) {
+  require_rows(model, "cooks.distance()")
   check_no_dots(..., caller = "cooks.distance()")
   mer_per_obs(model, mer_cooks_distance(model, mer_hatvalues(model)), pad = "resid")
 }
@@ -236,6 +238,7 @@ mer_cooks_distance <- function(x, hat) {
 #' @export
 influence.lmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
                           ncores = getOption("mc.cores"), start = NULL, ...) {
+  require_rows(model, "influence()")
   check_no_dots(..., caller = "influence()")
   check_flag(do.coef, "do.coef", "influence()")
   if (!do.coef) return(infl_hat_only(model))
@@ -552,6 +555,7 @@ infl_require_refits <- function(model, caller) {
 #' @importFrom stats rstudent
 #' @export
 rstudent.lmm <- function(model, ...) {
+  require_rows(model, "rstudent()")
   check_no_dots(..., caller = "rstudent()")
   d <- residuals(model, type = "deviance")
   pr <- residuals(model, type = "pearson")

@@ -282,6 +282,9 @@ lmm_fit_raw <- function(inputs, REML, control, start, verbose) {
 }
 
 lmm_engine_fit <- function(inputs, REML, control, start, verbose) {
+  if (!is.null(inputs$sums)) {
+    return(lmm_fit_model_rs(sums_model_list(inputs), REML, start, unclass(control), verbose))
+  }
   X <- inputs$X
   storage.mode(X) <- "double"
   lmm_fit_rs(as.double(inputs$y), X, ncol(X),

@@ -32,6 +32,10 @@ getME.mixedrs_fit <- function(object, name = getME_names, ...) {
     return(sapply(all, getME.mixedrs_fit, object = object, simplify = FALSE))
   }
   name <- match.arg(name, getME_names)
+  if (name %in% c("X", "Z", "Zt", "Ztlist", "mmList", "y", "mu", "L", "A", "RX", "RZX",
+                  "offset", "weights")) {
+    require_rows(object, paste0("getME(, \"", name, "\")"))
+  }
   switch(name,
          X = object$X,
          Z = Matrix::t(mer_Zt(object)),

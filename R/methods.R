@@ -155,7 +155,9 @@ mer_npar <- function(object) {
 # for fits whose terms are all unstructured).
 cov_par <- function(object) if (is.null(object$par)) object$theta else object$par
 
-mer_nobs <- function(object) nrow(object$frame)
+mer_nobs <- function(object) {
+  if (is_sums_fit(object)) as.integer(object$sums$n) else nrow(object$frame)
+}
 
 mer_na_action <- function(object) {
   if (!is.null(object$na.action)) object$na.action else attr(object$frame, "na.action")
@@ -198,7 +200,7 @@ lmm_devcrit <- function(object, REML = NULL) {
   if (REML && fit_reml) return(unname(cmp[["REML"]]))
   if (!REML && !fit_reml) return(unname(cmp[["dev"]]))
   n <- object$devcomp$dims[["n"]]
-  log_w <- sum(log(object$weights))
+  log_w <- if (is_sums_fit(object)) object$sums$sum_log_w else sum(log(object$weights))
   if (REML) {
     df <- n - length(object$beta)
     unname(cmp[["ldL2"]] + cmp[["ldRX2"]] - log_w +
@@ -637,6 +639,7 @@ mer_df_residual <- function(object) mer_nobs(object) - mer_npar(object)
 #' @importFrom stats fitted napredict
 #' @export
 fitted.lmm <- function(object, ...) {
+  require_rows(object, "fitted()")
   mer_per_obs(object, object$fitted, pad = "predict")
 }
 
@@ -663,6 +666,7 @@ residuals.lmm <- function(object,
                           type = c("response", "working", "deviance", "pearson", "partial"),
                           scaled = FALSE, ...) {
   type <- match_choice(type)
+  require_rows(object, "residuals()")
   raw <- as.vector(object$y) - as.vector(object$fitted)
   r <- switch(type,
               response = ,
@@ -693,6 +697,7 @@ residuals.lmm <- function(object,
 weights.lmm <- function(object, type = c("prior", "working"), ...) {
   type <- match_choice(type)
   if (type != "prior") stop("working weights only available for GLMMs", call. = FALSE)
+  require_rows(object, "weights()")
   as.vector(object$weights)
 }
 
@@ -765,6 +770,7 @@ model.matrix.mixedrs_fit <- function(object, type = c("fixed", "random"), ...) {
 }
 
 mer_model_matrix <- function(object, type) {
+  require_rows(object, "model.matrix()")
   if (type == "fixed") return(object$X)
   blocks <- lapply(object$reterms, expand_re_columns)
   do.call(cbind, blocks)
@@ -806,6 +812,7 @@ expand_re_columns <- function(term) {
 #' @method model.frame mixedrs_fit
 #' @export
 model.frame.mixedrs_fit <- function(formula, fixed.only = FALSE, ...) {
+  require_rows(formula, "model.frame()")
   fr <- formula$frame
   if (fixed.only) {
     # the variables of the fixed-effects formula (response included), in the
@@ -961,6 +968,7 @@ extractAIC.mixedrs_fit <- function(fit, scale = 0, k = 2, ...) {
 #' @method getData mixedrs_fit
 #' @export
 getData.mixedrs_fit <- function(object) {
+  require_rows(object, "getData()")
   expr <- object$call$data
   if (is.null(expr)) {
     stop("getData(): the model was fitted without 'data'", call. = FALSE)

@@ -55,6 +55,7 @@
 #' @export
 plot.lmm <- function(x, form = resid(., type = "pearson") ~ fitted(.), abline,
                      id = NULL, idLabels = NULL, grid, ...) {
+  require_rows(x, "plot()")
   if (!inherits(form, "formula")) stop("'form' must be a formula", call. = FALSE)
   env <- environment(form)
   if (is.null(env)) env <- parent.frame()

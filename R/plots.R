@@ -31,6 +31,7 @@ mer_pearson_plain <- function(x) {
 #' @export
 qqnorm.lmm <- function(y, line = TRUE, main = "Normal Q-Q plot of the residuals",
                        ylab = "Scaled Pearson residuals", ...) {
+  require_rows(y, "qqnorm()")
   check_flag(line, "line", "qqnorm()")
   r <- mer_pearson_plain(y) / stats::sigma(y)
   q <- stats::qqnorm(r, main = main, ylab = ylab, ...)

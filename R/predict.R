@@ -140,6 +140,7 @@ predict.lmm <- function(object, newdata = NULL, re.form = NULL,
                         allow.new.levels = FALSE, type = c("link", "response"),
                         se.fit = FALSE, na.action = stats::na.pass,
                         newparams = NULL, random.only = FALSE, ...) {
+  require_rows(object, "predict()")
   re.form <- old_re_form(re.form, ...)
   predict_check_dots(...)
   match_choice(type)

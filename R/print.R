@@ -177,10 +177,14 @@ mer_summary <- function(object, title, coefs, vc, correlation, ...) {
         varcor = VarCorr(object),
         AICtab = mer_criterion_table(object),
         call = object$call,
-        residuals = stats::residuals(object, type = "pearson", scaled = TRUE),
+        residuals = if (!is_sums_fit(object)) {
+          stats::residuals(object, type = "pearson", scaled = TRUE)
+        },
         fitMsgs = mer_fit_messages(object),
         optinfo = object$optinfo
       ),
+      # a fit from grouped sums: where they were computed (no residuals)
+      if (is_sums_fit(object)) list(source = object$source),
       list(...)
     ),
     class = c(paste0("summary.", class(object)[1L]), "summary.mixedrs_fit")
@@ -366,7 +370,8 @@ summary_cor_max <- function() {
 
 # Short display of a fit (print() of an "lmm" or "glmm" fit).
 prt_fit <- function(x, digits, ranef.comp, ...) {
-  prt_header(mer_method_title(x), class(x)[1L], mer_famlink(x), x$call, long = FALSE)
+  prt_header(mer_method_title(x), class(x)[1L], mer_famlink(x), x$call, long = FALSE,
+             source = x$source)
   prt_criterion(mer_criterion_table(x), digits = 4)
   prt_random(VarCorr(x), digits = digits, comp = ranef.comp, ...)
   prt_groups(mer_ngrps(x), nobs = x$devcomp$dims[["n"]])
@@ -381,11 +386,11 @@ prt_fit <- function(x, digits, ranef.comp, ...) {
 prt_summary <- function(x, obj_name, digits, correlation, symbolic.cor,
                         signif.stars, ranef.comp, show.resids, ...) {
   prt_header(x$methTitle, x$objClass, list(family = x$family, link = x$link), x$call,
-             long = TRUE)
+             long = TRUE, source = x$source)
   cat("\n")
   prt_criterion(x$AICtab, digits = 1)
   cat("\n")
-  if (show.resids) prt_resids(x$residuals, digits = digits)
+  if (show.resids && !is.null(x$residuals)) prt_resids(x$residuals, digits = digits)
   prt_random(x$varcor, digits = digits, comp = ranef.comp, ...)
   prt_groups(x$ngrps, nobs = x$devcomp$dims[["n"]])
   if (nrow(x$coefficients) > 0L) {
@@ -405,10 +410,10 @@ mer_famlink <- function(object) {
 # Printing helpers, one per section of the output.
 
 # Head of both displays: title, family (GLMMs) and the lines from the call.
-prt_header <- function(title, class, famlink, call, long) {
+prt_header <- function(title, class, famlink, call, long, source = NULL) {
   prt_title(title, class)
   prt_family(famlink)
-  prt_call(call, long = long)
+  prt_call(call, long = long, source = source)
 }
 
 # Title line, e.g. "Linear mixed model fit by REML ['lmm']"; wrapped (and the
@@ -432,12 +437,17 @@ prt_family <- function(famlink) {
 
 # Formula, Data, Weights, Offset, (Control,) Subset lines from the call; the
 # labels are right-aligned to the colon.
-prt_call <- function(call, long = TRUE) {
+prt_call <- function(call, long = TRUE, source = NULL) {
   show <- function(label, expr) {
     if (!is.null(expr)) cat(label, deparse(expr), fill = TRUE)
   }
   show("Formula:", call$formula)
   show("   Data:", call$data)
+  # A fit from grouped sums (lmm_sums_fit()): where they were computed.
+  if (!is.null(source)) {
+    cat("   Data: ", source, " (fitted from aggregates: grouped sums, no rows in R)\n",
+        sep = "")
+  }
   show("Weights:", call$weights)
   show(" Offset:", call$offset)
   if (long && length(call$control)) {

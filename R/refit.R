@@ -9,6 +9,7 @@
 #' @export
 refit.mixedrs_fit <- function(object, newresp = NULL, rename.response = FALSE,
                               maxit = 100L, control = NULL, verbose = FALSE, ...) {
+  require_rows(object, "refit()")
   check_no_dots(..., caller = "refit()")
   newresp_expr <- substitute(newresp)
   check_flag(rename.response, "rename.response", "refit()")
@@ -137,6 +138,7 @@ refitML.mixedrs_fit <- function(x, optimizer = "bobyqa", ...) {
   control <- control_of(x, parent.frame())
   control$optimizer <- opt$name
   control["optimizer_fun"] <- list(opt$fun)
+  if (is_sums_fit(x)) return(sums_refit_ml(x, control))
   call <- x$call
   call$REML <- FALSE
   inputs <- list(formula = x$formula, frame = x$frame, X = x$X,

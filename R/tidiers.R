@@ -392,6 +392,7 @@ glance.glmm <- glance.lmm
 augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL,
                         type.residuals = c("response", "working", "deviance", "pearson"),
                         ...) {
+  require_rows(x, "augment()")
   mer_augment(x, data, newdata, type.predict = "link",
               type.residuals = match_choice(type.residuals), ...)
 }

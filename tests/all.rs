@@ -8,5 +8,6 @@ mod cross_products;
 mod engine;
 mod fuzz_core;
 mod glmm_engine;
+mod grouped_sums;
 mod profile_glmm;
 mod resample;

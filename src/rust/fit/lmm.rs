@@ -77,7 +77,7 @@ pub struct LmmFit {
     pub reml_crit: f64,
     /// `(R_X R_X')⁻¹`, `p × p` column-major: `vcov(β) = σ² ×` this.
     pub vcov_unscaled: Vec<f64>,
-    /// `Xβ + Zb + offset`.
+    /// `Xβ + Zb + offset` (empty for a model fitted from aggregates).
     pub fitted: Vec<f64>,
     /// Optimizer record.
     pub opt: OptSummary,
@@ -104,7 +104,11 @@ impl<'a> LinearMixedModel<'a> {
             ));
         }
         let re = ReStructure::new(&spec);
-        let cp = CrossProducts::new(&spec, &re)?;
+        let cp = match &spec.aggregates {
+            // A model fitted from grouped sums: its cross-products came validated with it.
+            Some(aggregates) => aggregates.cp.clone(),
+            None => CrossProducts::new(&spec, &re)?,
+        };
         Self::from_cross_products(spec, re, cp, reml, par, choice)
     }
 
@@ -271,19 +275,26 @@ impl<'a> LinearMixedModel<'a> {
         let b_blocks = linpred::block_effects(&self.re, &self.lambda, &u_blocks);
         let u_terms = linpred::term_values(spec, &self.re, &u_blocks);
         let b_terms = linpred::term_values(spec, &self.re, &b_blocks);
-        let mut fitted = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
-        linpred::add_xb(spec.x, n, &beta, &mut fitted);
-        linpred::add_zb(spec, &self.re, &b_blocks, &mut fitted);
-        let wrss: f64 = (0..n)
-            .map(|i| {
-                let r = spec.y[i] - fitted[i];
-                spec.weight(i) * r * r
-            })
-            .sum();
         let u: Vec<f64> = u_terms.concat();
         let ussq: f64 = u.iter().map(|v| v * v).sum();
         let r = self.chol.pwrss_sqrt(&self.cp);
         let pwrss = r * r;
+        // Fitted values are per row; a model from aggregates has none, and its weighted
+        // residual sum of squares is the rest of r² = wrss + ‖u‖².
+        let (fitted, wrss) = if spec.has_rows() {
+            let mut fitted = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+            linpred::add_xb(spec.x, n, &beta, &mut fitted);
+            linpred::add_zb(spec, &self.re, &b_blocks, &mut fitted);
+            let wrss: f64 = (0..n)
+                .map(|i| {
+                    let r = spec.y[i] - fitted[i];
+                    spec.weight(i) * r * r
+                })
+                .sum();
+            (fitted, wrss)
+        } else {
+            (Vec::new(), pwrss - ussq)
+        };
         let ldl2 = self.chol.logdet_l11 + self.chol.logdet_l22;
         let ldrx2 = self.chol.logdet_rx(&self.cp);
         let denom = if self.reml { (n - p) as f64 } else { n as f64 };

@@ -77,6 +77,7 @@ impl<'a> LinearMixedModel<'a> {
     /// cross-products from the observations; θ must be set again before the criterion is read.
     /// The cross-products must hold all of `spec`'s fixed effects.
     pub fn set_response(&mut self, y: &'a [f64]) -> Result<()> {
+        self.spec.require_rows("a new response")?;
         if y.len() != self.spec.n {
             return invalid(format!(
                 "internal: a response of length {} for a model of {} observations",

@@ -92,6 +92,7 @@ fn scatter_rows(
 /// depends only on the grouping factors; [`fill`] computes the values for any weights and `F`
 /// (PIRLS refills them at every iteration through a [`RefillPlan`]).
 pub fn pattern(spec: &ModelSpec<'_>, re: &ReStructure, p: usize) -> Result<CrossProducts> {
+    spec.require_rows("forming the cross-products from the observations")?;
     let n = spec.n;
     let layout = TrailingLayout::new(re);
     let lead = BlockColumns::new(spec, re, 0);

@@ -7,8 +7,15 @@
 //!
 //! Large arrays are borrowed (the R binding hands over R's own memory); every check is done once
 //! here so the engine can trust its input.
+//!
+//! A model may also come without its rows: fitted from aggregates (an engine's GROUP BY sums, see
+//! [`crate::linalg::grouped_sums`]), it carries the cross-products those determine in
+//! [`ModelSpec::aggregates`]; its response, fixed-effects matrix, weights, offset and term rows are
+//! empty, and everything that needs them is an error that says so ([`ModelSpec::require_rows`]).
 use crate::error::{invalid, Result};
+use crate::linalg::grouped_sums::Aggregates;
 use crate::model::covariance::Covariance;
+use std::sync::Arc;
 
 /// One random-effects term `(expr | g)`.
 #[derive(Debug, Clone)]
@@ -74,6 +81,10 @@ pub struct ModelSpec<'a> {
     /// The covariance parameterisation of each term (unstructured unless the caller says
     /// otherwise: [`ModelSpec::with_covariances`]).
     pub covariances: Vec<Covariance>,
+    /// For a model built from aggregates rather than rows: its cross-products and `Σ log wᵢ`
+    /// (then `y`, `x`, `weights`, `offset` and the terms' rows are empty); `None` when the rows
+    /// are held.
+    pub aggregates: Option<Arc<Aggregates>>,
 }
 
 impl<'a> ModelSpec<'a> {
@@ -185,7 +196,25 @@ impl<'a> ModelSpec<'a> {
             offset,
             terms,
             covariances,
+            aggregates: None,
         })
+    }
+
+    /// Whether the model holds its rows (`false`: built from aggregates).
+    pub fn has_rows(&self) -> bool {
+        self.aggregates.is_none()
+    }
+
+    /// An error naming `what` for a model built from aggregates: `what` needs the rows.
+    pub fn require_rows(&self, what: &str) -> Result<()> {
+        if self.has_rows() {
+            Ok(())
+        } else {
+            invalid(format!(
+                "{what} needs the rows of the data, and this model was fitted from aggregates \
+                 (grouped sums) without them"
+            ))
+        }
     }
 
     /// The same model with the given covariance parameterisation of each term (one per term, with
@@ -226,6 +255,9 @@ impl<'a> ModelSpec<'a> {
 
     /// `Σ log w_i`: the Jacobian term prior weights add to the deviance.
     pub fn log_weight_sum(&self) -> f64 {
+        if let Some(a) = &self.aggregates {
+            return a.sum_log_w;
+        }
         self.weights
             .map_or(0.0, |w| w.iter().map(|v| v.ln()).sum::<f64>())
     }

@@ -7,6 +7,7 @@
 use crate::fit::glmm::{GlmmOptions, StageOptimizer};
 use crate::fit::pirls::PirlsOptions;
 use crate::inference::parallel;
+use crate::linalg::grouped_sums::{model_from_sums, FactorSums, GroupedSums, PairSums, TermShape};
 use crate::model::covariance::{Covariance, Structure};
 use crate::model::spec::{ModelSpec, RandomTerm};
 use crate::optim::OptimOptions;
@@ -153,12 +154,12 @@ impl TryFrom<&Robj> for TermCovariances {
 
 /// One random-effects term as R hands it over.
 struct TermInputs {
-    /// 1-based codes of the grouping factor, one per observation.
-    codes: IntegerVector,
+    /// 1-based codes of the grouping factor, one per observation (`None` for a model from sums).
+    codes: Option<IntegerVector>,
     /// Number of levels of the grouping factor.
     n_levels: usize,
-    /// The term's model matrix, `n × q` column-major.
-    z: RealVector,
+    /// The term's model matrix, `n × q` column-major (`None` for a model from sums).
+    z: Option<RealVector>,
     /// Number of columns of the term.
     q: usize,
     /// 1-based index of the grouping factor among the model's factors.
@@ -169,31 +170,180 @@ struct TermInputs {
 
 impl TermInputs {
     /// `t` is a list with `codes`, `n_levels`, `z` (double), `q` and `factor_id`, and optionally
-    /// `cov`, `hom` and `label` (see [`term_covariance`]); `index` is its 0-based position.
-    fn new(t: &Robj, index: usize) -> Result<Self> {
+    /// `cov`, `hom` and `label` (see [`term_covariance`]); `index` is its 0-based position. With
+    /// `rows = false` (a model from sums) `codes` and `z` are not read.
+    fn new(t: &Robj, index: usize, rows: bool) -> Result<Self> {
         let q = count(&field(t, "q")?, "q")?;
         let covariance = term_covariance(t, q, index)?;
         Ok(Self {
-            codes: IntegerVector::new(field(t, "codes")?, "codes")?,
+            codes: if rows {
+                Some(IntegerVector::new(field(t, "codes")?, "codes")?)
+            } else {
+                None
+            },
             n_levels: count(&field(t, "n_levels")?, "n_levels")?,
-            z: RealVector::new(field(t, "z")?, "z")?,
+            z: if rows {
+                Some(RealVector::new(field(t, "z")?, "z")?)
+            } else {
+                None
+            },
             q,
             factor_id: count(&field(t, "factor_id")?, "factor_id")?,
             covariance,
         })
     }
+
+    /// The term's size for a model from sums.
+    fn shape(&self) -> Result<TermShape> {
+        Ok(TermShape {
+            n_levels: self.n_levels,
+            q: self.q,
+            factor: self
+                .factor_id
+                .checked_sub(1)
+                .ok_or_else(|| other("internal: 'factor_id' is 1-based"))?,
+        })
+    }
+}
+
+/// The rows of a model: response, fixed-effects matrix, optional prior weights and offset.
+struct RowInputs {
+    y: RealVector,
+    x: RealVector,
+    weights: Option<RealVector>,
+    offset: Option<RealVector>,
+}
+
+/// One grouping factor's sums as R hands them over (see [`FactorSums`]).
+struct FactorSumInputs {
+    n_levels: usize,
+    q: usize,
+    zz: RealVector,
+    fz: RealVector,
+}
+
+/// One pair of grouping factors' sums as R hands them over (see [`PairSums`]; `i`, `j` 1-based).
+struct PairSumInputs {
+    i: usize,
+    j: usize,
+    li: IntegerVector,
+    lj: IntegerVector,
+    zz: RealVector,
+}
+
+/// The grouped sums of a model (R's `sums` list, see [`GroupedSums`]).
+struct SumInputs {
+    n: f64,
+    sum_log_w: f64,
+    p: usize,
+    ff: RealVector,
+    factors: Vec<FactorSumInputs>,
+    pairs: Vec<PairSumInputs>,
+}
+
+impl TryFrom<&Robj> for SumInputs {
+    type Error = Error;
+
+    fn try_from(sums: &Robj) -> Result<Self> {
+        let list_of = |name: &str| -> Result<Vec<Robj>> {
+            let v = sums
+                .dollar(name)
+                .map_err(|_| other(format!("internal: missing element '{name}' of the sums")))?;
+            if v.is_null() {
+                return Ok(Vec::new());
+            }
+            List::try_from(&v)
+                .map(|l| l.values().collect())
+                .map_err(|_| other(format!("internal: the sums' '{name}' must be a list")))
+        };
+        let factors = list_of("factors")?
+            .iter()
+            .map(|f| {
+                Ok(FactorSumInputs {
+                    n_levels: count(&field(f, "n_levels")?, "n_levels")?,
+                    q: count(&field(f, "q")?, "q")?,
+                    zz: RealVector::new(field(f, "zz")?, "zz")?,
+                    fz: RealVector::new(field(f, "fz")?, "fz")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pairs = list_of("pairs")?
+            .iter()
+            .map(|pr| {
+                Ok(PairSumInputs {
+                    i: count(&field(pr, "i")?, "i")?,
+                    j: count(&field(pr, "j")?, "j")?,
+                    li: IntegerVector::new(field(pr, "li")?, "li")?,
+                    lj: IntegerVector::new(field(pr, "lj")?, "lj")?,
+                    zz: RealVector::new(field(pr, "zz")?, "zz")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            n: real(&field(sums, "n")?, "n")?,
+            sum_log_w: real(&field(sums, "sum_log_w")?, "sum_log_w")?,
+            p: count(&field(sums, "p")?, "p")?,
+            ff: RealVector::new(field(sums, "ff")?, "ff")?,
+            factors,
+            pairs,
+        })
+    }
+}
+
+impl SumInputs {
+    /// The sums, borrowing R's memory.
+    fn sums(&self) -> Result<GroupedSums<'_>> {
+        let pairs = self
+            .pairs
+            .iter()
+            .map(|pr| {
+                if pr.i == 0 || pr.j == 0 {
+                    return Err(other("the sums' pair factor indices 'i', 'j' are 1-based"));
+                }
+                Ok(PairSums {
+                    i: pr.i - 1,
+                    j: pr.j - 1,
+                    li: pr.li.values(),
+                    lj: pr.lj.values(),
+                    zz: pr.zz.values(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GroupedSums {
+            n: self.n,
+            sum_log_w: self.sum_log_w,
+            p: self.p,
+            ff: self.ff.values(),
+            factors: self
+                .factors
+                .iter()
+                .map(|f| FactorSums {
+                    n_levels: f.n_levels,
+                    q: f.q,
+                    zz: f.zz.values(),
+                    fz: f.fz.values(),
+                })
+                .collect(),
+            pairs,
+        })
+    }
+}
+
+/// Where a model's data are: its rows, or the grouped sums they determine.
+enum ModelData {
+    Rows(RowInputs),
+    Sums(SumInputs),
 }
 
 /// The model of a fit, from R's `list(y, X, p, weights, offset, terms)` (as `fit_engine_inputs()`
 /// builds it): the response `y`, the fixed-effects matrix `X` (double, `n × p` column-major), the
 /// optional prior `weights` and `offset` (`NULL`: none), and the random-effects `terms` (a list
-/// of [`TermInputs`] lists). Holding the R objects keeps the memory a [`ModelSpec`] borrows alive.
+/// of [`TermInputs`] lists). A model fitted from aggregates comes as `list(p, terms, sums)`
+/// instead: no rows, the terms without `codes` and `z`, and `sums` its grouped sums (see
+/// [`GroupedSums`]). Holding the R objects keeps the memory a [`ModelSpec`] borrows alive.
 pub(crate) struct ModelInputs {
-    y: RealVector,
-    x: RealVector,
+    data: ModelData,
     p: usize,
-    weights: Option<RealVector>,
-    offset: Option<RealVector>,
     terms: Vec<TermInputs>,
 }
 
@@ -201,49 +351,80 @@ impl TryFrom<&Robj> for ModelInputs {
     type Error = Error;
 
     fn try_from(model: &Robj) -> Result<Self> {
+        let sums = optional_field(model, "sums")?;
+        let rows = sums.is_none();
         let terms = term_list(&field(model, "terms")?)?
             .iter()
             .enumerate()
-            .map(|(index, t)| TermInputs::new(t, index))
+            .map(|(index, t)| TermInputs::new(t, index, rows))
             .collect::<Result<Vec<_>>>()?;
         let optional = |name: &str| -> Result<Option<RealVector>> {
             optional_field(model, name)?
                 .map(|v| RealVector::new(v, name))
                 .transpose()
         };
+        let data = match sums {
+            Some(s) => ModelData::Sums(SumInputs::try_from(&s)?),
+            None => ModelData::Rows(RowInputs {
+                y: RealVector::new(field(model, "y")?, "y")?,
+                x: RealVector::new(field(model, "X")?, "X")?,
+                weights: optional("weights")?,
+                offset: optional("offset")?,
+            }),
+        };
         Ok(Self {
-            y: RealVector::new(field(model, "y")?, "y")?,
-            x: RealVector::new(field(model, "X")?, "X")?,
+            data,
             p: count(&field(model, "p")?, "p")?,
-            weights: optional("weights")?,
-            offset: optional("offset")?,
             terms,
         })
     }
 }
 
 impl ModelInputs {
-    /// The validated model the engine works on, borrowing R's memory.
+    /// The validated model the engine works on, borrowing R's memory (for a model from sums:
+    /// the cross-products they determine, validated).
     pub(crate) fn spec(&self) -> Result<ModelSpec<'_>> {
+        let covariances = self.terms.iter().map(|t| t.covariance.clone()).collect();
+        let rows = match &self.data {
+            ModelData::Rows(rows) => rows,
+            ModelData::Sums(s) => {
+                let sums = s.sums()?;
+                if sums.p != self.p {
+                    return Err(other(format!(
+                        "the sums have p = {} fixed-effect columns, the model {}",
+                        sums.p, self.p
+                    )));
+                }
+                let shapes = self
+                    .terms
+                    .iter()
+                    .map(TermInputs::shape)
+                    .collect::<Result<Vec<TermShape>>>()?;
+                return Ok(model_from_sums(&sums, &shapes, covariances)?);
+            }
+        };
         let mut re_terms = Vec::with_capacity(self.terms.len());
         for t in &self.terms {
+            let (Some(codes), Some(z)) = (&t.codes, &t.z) else {
+                return Err(other("internal: a term without its rows"));
+            };
             re_terms.push(RandomTerm::from_factor_codes(
-                t.codes.values(),
+                codes.values(),
                 t.n_levels,
-                t.z.values(),
+                z.values(),
                 t.q,
                 t.factor_id,
             )?);
         }
         let spec = ModelSpec::new(
-            self.y.values(),
-            self.x.values(),
+            rows.y.values(),
+            rows.x.values(),
             self.p,
-            self.weights.as_ref().map(RealVector::values),
-            self.offset.as_ref().map(RealVector::values),
+            rows.weights.as_ref().map(RealVector::values),
+            rows.offset.as_ref().map(RealVector::values),
             re_terms,
         )?;
-        Ok(spec.with_covariances(self.terms.iter().map(|t| t.covariance.clone()).collect())?)
+        Ok(spec.with_covariances(covariances)?)
     }
 
     /// `(q, n_levels)` of each term, in input order.
