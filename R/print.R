@@ -442,11 +442,12 @@ prt_call <- function(call, long = TRUE, source = NULL) {
     if (!is.null(expr)) cat(label, deparse(expr), fill = TRUE)
   }
   show("Formula:", call$formula)
-  show("   Data:", call$data)
-  # A fit from grouped sums (lmm_sums_fit()): where they were computed.
-  if (!is.null(source)) {
-    cat("   Data: ", source, " (fitted from aggregates: grouped sums, no rows in R)\n",
-        sep = "")
+  if (is.null(source)) {
+    show("   Data:", call$data)
+  } else {
+    # A fit from grouped sums: where they were computed.
+    cat("   Data: ", if (!is.null(call$data)) paste0(deparse1(call$data), ", "), source,
+        " (fitted from aggregates: grouped sums, no rows in R)\n", sep = "")
   }
   show("Weights:", call$weights)
   show(" Offset:", call$offset)

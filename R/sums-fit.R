@@ -443,7 +443,10 @@ sums_contrasts_type3 <- function(fit, tc) {
 #' @importFrom stats update
 #' @export
 update.mixedrs_fit <- function(object, ...) {
-  if (!is_sums_fit(object)) return(NextMethod())
+  # An lmm() call on a database table queries it again.
+  if (!is_sums_fit(object) || !is.null(object$call$data)) {
+    return(NextMethod())
+  }
   args <- list(...)
   if (length(args) != 1L || !identical(names(args), "REML") || !is.logical(args$REML)) {
     stop("update() of a model fitted from aggregates can only change REML: its call ",
