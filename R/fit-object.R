@@ -9,6 +9,34 @@ fit_class <- function(kind = c("lmm", "glmm")) {
   c(match.arg(kind), "mixedrs_fit")
 }
 
+# The conditional modes of each term (the engine's level-major vectors `b`)
+# as levels x coefficients matrices, named by the grouping factor.
+term_modes <- function(reterms, b) {
+  out <- lapply(seq_along(reterms), function(i) {
+    t <- reterms[[i]]
+    matrix(b[[i]], nrow = nlevels(t$factor), byrow = TRUE,
+           dimnames = list(levels(t$factor), t$cnms))
+  })
+  names(out) <- vapply(reterms, `[[`, "", "group")
+  out
+}
+
+# lme4's devcomp of a linear mixed model (cmp and dims) from the engine's
+# result on n observations and p fixed effects.
+lmm_devcomp <- function(raw, n, p, REML, n_theta, n_terms) {
+  cmp <- c(ldL2 = raw$ldL2, ldRX2 = raw$ldRX2, wrss = raw$wrss,
+           ussq = raw$ussq, pwrss = raw$pwrss, drsum = NA,
+           REML = if (REML) raw$reml_crit else NA,
+           dev = if (REML) NA else raw$deviance_ml,
+           sigmaML = sqrt(raw$pwrss / n), sigmaREML = sqrt(raw$pwrss / (n - p)),
+           tolPwrss = NA)
+  dims <- c(N = n, n = n, p = p, nmp = n - p, nth = n_theta,
+            q = length(raw$u), nAGQ = NA, compDev = 1L, useSc = 1L,
+            reTrms = n_terms, REML = if (REML) p else 0L,
+            GLMM = 0L, NLMM = 0L)
+  list(cmp = cmp, dims = dims)
+}
+
 # Common elements of "lmm" and "glmm" objects from the model inputs (see
 # lmm_inputs()) and the Rust engine's result.
 fit_parts <- function(mc, inputs, raw) {
@@ -16,12 +44,7 @@ fit_parts <- function(mc, inputs, raw) {
   n <- nrow(X)
   reterms <- inputs$reterms
   theta <- stats::setNames(raw$theta, theta_names(reterms))
-  b <- lapply(seq_along(reterms), function(i) {
-    t <- reterms[[i]]
-    matrix(raw$b[[i]], nrow = nlevels(t$factor), byrow = TRUE,
-           dimnames = list(levels(t$factor), t$cnms))
-  })
-  names(b) <- vapply(reterms, `[[`, "", "group")
+  b <- term_modes(reterms, raw$b)
   list(
     call = mc,
     formula = inputs$formula,

@@ -307,16 +307,6 @@ lmm_object <- function(mc, inputs, raw, REML, optimizer = "bobyqa") {
   n <- nrow(inputs$X)
   p <- ncol(inputs$X)
   obs_names <- rownames(inputs$frame)
-  cmp <- c(ldL2 = raw$ldL2, ldRX2 = raw$ldRX2, wrss = raw$wrss,
-           ussq = raw$ussq, pwrss = raw$pwrss, drsum = NA,
-           REML = if (REML) raw$reml_crit else NA,
-           dev = if (REML) NA else raw$deviance_ml,
-           sigmaML = sqrt(raw$pwrss / n), sigmaREML = sqrt(raw$pwrss / (n - p)),
-           tolPwrss = NA)
-  dims <- c(N = n, n = n, p = p, nmp = n - p, nth = length(parts$theta),
-            q = length(raw$u), nAGQ = NA, compDev = 1L, useSc = 1L,
-            reTrms = length(inputs$reterms), REML = if (REML) p else 0L,
-            GLMM = 0L, NLMM = 0L)
   opt <- raw$optinfo
   specific <- list(
     REML = REML,
@@ -324,7 +314,7 @@ lmm_object <- function(mc, inputs, raw, REML, optimizer = "bobyqa") {
     vcov = raw$sigma^2 * unscaled_vcov(raw$vcov_unscaled, inputs$X),
     fitted = stats::setNames(raw$fitted, obs_names),
     resid = stats::setNames(inputs$y - raw$fitted, obs_names),
-    devcomp = list(cmp = cmp, dims = dims),
+    devcomp = lmm_devcomp(raw, n, p, REML, length(parts$theta), length(inputs$reterms)),
     optinfo = optimizer_record(optimizer, list(opt), raw$par, opt$gradient,
                                opt$hessian, opt$messages, opt$singular)
   )

@@ -269,27 +269,12 @@ sums_fit_object <- function(mc, inputs, raw, REML, optimizer = "bobyqa") {
   p <- ncol(X)
   reterms <- inputs$reterms
   theta <- stats::setNames(raw$theta, theta_names(reterms))
-  b <- lapply(seq_along(reterms), function(i) {
-    t <- reterms[[i]]
-    matrix(raw$b[[i]], nrow = nlevels(t$factor), byrow = TRUE,
-           dimnames = list(levels(t$factor), t$cnms))
-  })
-  names(b) <- vapply(reterms, `[[`, "", "group")
+  b <- term_modes(reterms, raw$b)
   T <- shift_map(inputs$x_shift)
   beta <- drop(T %*% raw$beta)
   if (p) beta[1L] <- beta[1L] + inputs$y_shift
   vc_unscaled <- T %*% matrix(raw$vcov_unscaled, p, p) %*% t(T)
   dimnames(vc_unscaled) <- list(colnames(X), colnames(X))
-  cmp <- c(ldL2 = raw$ldL2, ldRX2 = raw$ldRX2, wrss = raw$wrss,
-           ussq = raw$ussq, pwrss = raw$pwrss, drsum = NA,
-           REML = if (REML) raw$reml_crit else NA,
-           dev = if (REML) NA else raw$deviance_ml,
-           sigmaML = sqrt(raw$pwrss / n), sigmaREML = sqrt(raw$pwrss / (n - p)),
-           tolPwrss = NA)
-  dims <- c(N = n, n = n, p = p, nmp = n - p, nth = length(theta),
-            q = length(raw$u), nAGQ = NA, compDev = 1L, useSc = 1L,
-            reTrms = length(reterms), REML = if (REML) p else 0L,
-            GLMM = 0L, NLMM = 0L)
   opt <- raw$optinfo
   structure(list(
     call = mc,
@@ -316,7 +301,7 @@ sums_fit_object <- function(mc, inputs, raw, REML, optimizer = "bobyqa") {
     vcov = raw$sigma^2 * vc_unscaled,
     fitted = NULL,
     resid = NULL,
-    devcomp = list(cmp = cmp, dims = dims),
+    devcomp = lmm_devcomp(raw, n, p, REML, length(theta), length(reterms)),
     optinfo = optimizer_record(optimizer, list(opt), raw$par, opt$gradient,
                                opt$hessian, opt$messages, opt$singular),
     sums = inputs$sums,
@@ -341,11 +326,16 @@ sums_inputs_of <- function(fit) {
 # A sums fit refitted by maximum likelihood from its REML estimates (lme4's
 # refitML()), with the optimizer settings `control`.
 sums_refit_ml <- function(fit, control = lmmControl()) {
+  sums_refit(fit, FALSE, control)
+}
+
+# A sums fit refitted by REML or ML from its estimates.
+sums_refit <- function(fit, REML, control = lmmControl()) {
   inputs <- sums_inputs_of(fit)
-  raw <- lmm_fit_raw(inputs, FALSE, control, as.double(cov_par(fit)), 0L)
+  raw <- lmm_fit_raw(inputs, REML, control, as.double(cov_par(fit)), 0L)
   mc <- fit$call
-  mc$REML <- FALSE
-  out <- sums_fit_object(mc, inputs, raw, FALSE, control$optimizer)
+  mc$REML <- REML
+  out <- sums_fit_object(mc, inputs, raw, REML, control$optimizer)
   report_convergence(out$optinfo, control)
   out
 }
@@ -455,13 +445,5 @@ update.mixedrs_fit <- function(object, ...) {
          "with lmm()", call. = FALSE)
   }
   if (isTRUE(args$REML) == isTRUE(object$REML)) return(object)
-  if (!isTRUE(args$REML)) return(sums_refit_ml(object))
-  inputs <- sums_inputs_of(object)
-  control <- lmmControl()
-  raw <- lmm_fit_raw(inputs, TRUE, control, as.double(cov_par(object)), 0L)
-  mc <- object$call
-  mc$REML <- TRUE
-  fit <- sums_fit_object(mc, inputs, raw, TRUE, control$optimizer)
-  report_convergence(fit$optinfo, control)
-  fit
+  sums_refit(object, isTRUE(args$REML))
 }
