@@ -38,6 +38,7 @@
 #' fit <- lmm(angle ~ recipe * temperature + (1 | recipe:replicate), cake)
 #' car::Anova(fit)
 #' car::Anova(fit, type = 3, test.statistic = "F")
+#' @rdname car-Anova
 #' @exportS3Method car::Anova
 Anova.lmm <- function(mod, type = c("II", "III", 2, 3),
                       test.statistic = c("Chisq", "F"), vcov. = NULL,
@@ -97,7 +98,7 @@ Anova.lmm <- function(mod, type = c("II", "III", 2, 3),
   out
 }
 
-#' @rdname Anova.lmm
+#' @rdname car-Anova
 #' @exportS3Method car::Anova
 Anova.glmm <- function(mod, type = c("II", "III", 2, 3),
                        test.statistic = c("Chisq", "F"), vcov. = NULL,

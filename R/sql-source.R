@@ -57,6 +57,10 @@ sql_source <- function(run, table, dialect = c("ansi", "postgres", "spark")) {
             class = "sql_source")
 }
 
+#' @rdname sql_source
+#' @param x An `sql_source` object.
+#' @param ... Not used.
+#' @method print sql_source
 #' @export
 print.sql_source <- function(x, ...) {
   cat("<sql_source> ", sql_source_label(x), "\n", sep = "")

@@ -431,6 +431,7 @@ sums_contrasts_type3 <- function(fit, tc) {
 #'   [stats::update()].
 #' @param ... For `update()`: the arguments to change.
 #' @importFrom stats update
+#' @method update mixedrs_fit
 #' @export
 update.mixedrs_fit <- function(object, ...) {
   # An lmm() call on a database table queries it again.
