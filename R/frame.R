@@ -482,20 +482,7 @@ drop_deficient_columns <- function(X, level, tol = 1e-7) {
   rank <- dec$rank
   if (rank == p) return(X)
   dropped <- dec$pivot[(rank + 1L):p]
-  if (level %in% c("stop.deficient", "ignore")) {
-    stop("the fixed-effects model matrix is rank deficient (rank ", rank,
-         " < ", p, " columns), so its coefficients cannot all be estimated; ",
-         "collinear column(s): ", quote_names(colnames(X)[dropped]),
-         ". Remove them or use check.rankX = \"message+drop.cols\"",
-         if (level == "ignore") " (check.rankX = \"ignore\" skips dropping them)",
-         call. = FALSE)
-  }
-  msg <- sprintf(ngettext(p - rank,
-    "fixed-effect model matrix is rank deficient so dropping %d column / coefficient",
-    "fixed-effect model matrix is rank deficient so dropping %d columns / coefficients"),
-    p - rank)
-  signal_check(switch(level, "message+drop.cols" = "message",
-                      "warn+drop.cols" = "warning", "ignore"), msg)
+  msg <- report_rank_drop(level, rank, p, colnames(X)[dropped])
   keep <- dec$pivot[seq_len(rank)]
   kept <- X[, keep, drop = FALSE]
   if (qr(kept, tol = tol, LAPACK = FALSE)$rank < rank) {
@@ -507,6 +494,28 @@ drop_deficient_columns <- function(X, level, tol = 1e-7) {
   attr(kept, "msgRankdrop") <- msg
   attr(kept, "col.dropped") <- stats::setNames(dropped, colnames(X)[dropped])
   kept
+}
+
+# The error (check.rankX "stop.deficient" or "ignore") or the message or
+# warning of a rank-deficient fixed-effects matrix of `p` columns and rank
+# `rank`, `dropped_names` the columns set aside; returns the message. Shared
+# by the in-memory and the grouped-sums paths (sums_drop_deficient()).
+report_rank_drop <- function(level, rank, p, dropped_names) {
+  if (level %in% c("stop.deficient", "ignore")) {
+    stop("the fixed-effects model matrix is rank deficient (rank ", rank,
+         " < ", p, " columns), so its coefficients cannot all be estimated; ",
+         "collinear column(s): ", quote_names(dropped_names),
+         ". Remove them or use check.rankX = \"message+drop.cols\"",
+         if (level == "ignore") " (check.rankX = \"ignore\" skips dropping them)",
+         call. = FALSE)
+  }
+  msg <- sprintf(ngettext(p - rank,
+    "fixed-effect model matrix is rank deficient so dropping %d column / coefficient",
+    "fixed-effect model matrix is rank deficient so dropping %d columns / coefficients"),
+    p - rank)
+  signal_check(switch(level, "message+drop.cols" = "message",
+                      "warn+drop.cols" = "warning", "ignore"), msg)
+  msg
 }
 
 # TRUE when the pivoted QR of drop_deficient_columns() would certainly find
@@ -552,6 +561,15 @@ check_scale <- function(X, level, tol = 1000) {
     z <- X[, j]
     log(sqrt(sum((z - sum(z) / n)^2) / (n - 1L)))
   }, 1)
+  attr(X, "msgScaleX") <- report_scale(log_sd, level, tol)
+  X
+}
+
+# lme4's scale test on the log standard deviations of the non-0/1 columns
+# (NA ones left out): signals (per check.scaleX `level`) and returns the
+# message, or character() when the scales are acceptable. Shared by the
+# in-memory and the grouped-sums paths (sums_check_scale()).
+report_scale <- function(log_sd, level, tol = 1000) {
   log_sd <- log_sd[!is.na(log_sd)]
   lim <- log(tol)
   msg <- character()
@@ -560,8 +578,7 @@ check_scale <- function(X, level, tol = 1000) {
     msg <- "Some predictor variables are on very different scales: consider rescaling"
     signal_check(level, msg)
   }
-  attr(X, "msgScaleX") <- msg
-  X
+  msg
 }
 
 # One random-effects term from a bar call `lhs | group`: its grouping factor

@@ -9,7 +9,8 @@
 # and R use the same constant.
 
 # `model` from sql_levels_and_counts(); returns list(X, reterms (with the
-# SQL of their Z columns and their level coding in `.sql`), flist, x_shift,
+# SQL of their Z columns and their level coding in `.sql`), flist, xlevels
+# (levels of the fixed-effect factors), x_shift,
 # x_shift_sql, y_shift, y_shift_sql).
 sql_design <- function(model, parsed, contrasts, control) {
   backend <- model$backend
@@ -54,7 +55,8 @@ sql_design <- function(model, parsed, contrasts, control) {
   }, "")
   y_shift_sql <- shift_literal(model$y_mean)
   to_num <- function(s) ifelse(nzchar(s), suppressWarnings(as.numeric(s)), 0)
-  list(X = X, reterms = reterms, flist = flist,
+  xlevels <- lapply(vars[names(X$contrasts)], `[[`, "levels")
+  list(X = X, reterms = reterms, flist = flist, xlevels = xlevels,
        x_shift = to_num(x_shift_sql), x_shift_sql = x_shift_sql,
        y_shift = to_num(y_shift_sql), y_shift_sql = y_shift_sql)
 }

@@ -39,7 +39,7 @@ lmm_sql_fit <- function(mc, data, env, REML, control, start, verbose, devFunOnly
          " rows of the table have a NULL in a column the model uses", call. = FALSE)
   }
   if (devFunOnly) {
-    inputs <- check_sums_inputs(inputs)
+    inputs <- sums_fixed_checks(check_sums_inputs(inputs), control)
     return(make_lmm_devfun(lmm_model_list(inputs), inputs$reterms, REML, control$threads))
   }
   fit <- lmm_sums_fit(inputs, REML = REML, control = control, start = start,

@@ -11,7 +11,8 @@
 #      factor variable, the first of them also carrying the row counts
 #      (before and after dropping rows with NULLs), the checks on weights and
 #      computed columns, and the means used as shifts;
-#   3. the totals (ff), one GROUP BY per grouping factor (zz, fz) and one per
+#   3. the totals (ff; unweighted xx and the 0/1 columns' counts for lmm()'s
+#      checks), one GROUP BY per grouping factor (zz, fz) and one per
 #      pair of grouping factors (zz), at most 1000 sums per query.
 # All values are cast to double precision before any product; the response
 # and the factor-free columns of X are centred by their means (literal
@@ -64,9 +65,10 @@
 #'   `flist` (the grouping factors as length-0 factors, with attribute
 #'   `assign`), `has_weights`, `has_offset`, `x_shift`, `y_shift` (the
 #'   constants subtracted from the columns of X and from the response minus
-#'   offset before the sums are formed), `sums` (`n`, `sum_log_w`, `p`, `ff`,
-#'   `factors`, `pairs`: see the package's design notes) and `source` (a
-#'   description of the data).
+#'   offset before the sums are formed), `xlevels` (the levels of the
+#'   fixed-effect factors, a named list), `sums` (`n`, `sum_log_w`, `p`,
+#'   `ff`, `factors`, `pairs`, `xx`, `x_binary`: see [lmm_sums_fit()]) and
+#'   `source` (a description of the data).
 #' @seealso [sql_source()] for engines without a DBI driver.
 #' @examplesIf requireNamespace("RSQLite", quietly = TRUE) && requireNamespace("dbplyr", quietly = TRUE) && requireNamespace("lme4", quietly = TRUE)
 #' con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
@@ -118,7 +120,7 @@ sql_model_inputs <- function(formula, data, weights = NULL, offset = NULL,
        reterms = reterms, flist = flist,
        has_weights = !is.null(weights), has_offset = length(model$offsets) > 0L,
        x_shift = design$x_shift, y_shift = design$y_shift,
-       sums = sums, source = backend$label)
+       xlevels = design$xlevels, sums = sums, source = backend$label)
 }
 
 # `weights`, `offset` or `subset` as an expression: NULL, a column name (a
@@ -440,11 +442,34 @@ sql_sums <- function(model, design, verbose) {
   # Totals: sum w f f' over the upper triangle.
   ut <- which(upper.tri(diag(nf), diag = TRUE), arr.ind = TRUE)
   ff_sums <- mapply(function(i, j) sum_of(f_alias[i], f_alias[j]), ut[, 1L], ut[, 2L])
-  tot <- sql_aggregate(backend, rows_sql(NULL, NULL), character(), ff_sums,
-                       "the totals of X and y (ff)", verbose)
+  # In the same query, for lmm()'s rank and scale checks and the type I/II
+  # hypotheses (R/sums-checks.R): the unweighted sums of g g', g = (1, X
+  # shifted), and per column of X the number of values other than 0 and 1.
+  g_alias <- c("", f_alias[seq_len(p)])
+  plain_of <- function(a, b) {
+    parts <- c(a, b)[nzchar(c(a, b))]
+    if (length(parts) == 0L) paste0("SUM(", sql_double(backend, "1"), ")")
+    else paste0("SUM(", paste(parts, collapse = " * "), ")")
+  }
+  xx_sums <- mapply(function(i, j) plain_of(g_alias[i], g_alias[j]), ut[, 1L], ut[, 2L])
+  x_plain <- vapply(seq_len(p), function(j) product(X$sql[[j]]), "")
+  b_alias <- sprintf("mx_b%d", which(nzchar(x_plain)))
+  bin_sums <- vapply(b_alias, function(x) {
+    paste0("SUM(CASE WHEN ", x, " = 0 OR ", x, " = 1 THEN 0 ELSE 1 END)")
+  }, "", USE.NAMES = FALSE)
+  tot <- sql_aggregate(backend, rows_sql(stats::setNames(x_plain[nzchar(x_plain)], b_alias),
+                                         NULL), character(),
+                       c(ff_sums, xx_sums, bin_sums),
+                       "the totals of X and y (ff, xx)", verbose)
   ff <- matrix(0, nf, nf)
-  ff[ut] <- tot$values[1L, ]
+  ff[ut] <- tot$values[1L, seq_along(ff_sums)]
   ff[lower.tri(ff)] <- t(ff)[lower.tri(ff)]
+  xx <- matrix(0, nf, nf)
+  xx[ut] <- tot$values[1L, length(ff_sums) + seq_along(xx_sums)]
+  xx[lower.tri(xx)] <- t(xx)[lower.tri(xx)]
+  x_binary <- rep(TRUE, p)
+  x_binary[nzchar(x_plain)] <- tot$values[1L, length(ff_sums) + length(xx_sums) +
+                                              seq_along(bin_sums)] == 0
   # Per grouping factor: zz (upper triangle) and fz.
   out_factors <- lapply(seq_along(factors), function(k) {
     fk <- factors[[k]]
@@ -492,7 +517,7 @@ sql_sums <- function(model, design, verbose) {
       lj = as.integer((ukey - 1) %% fj$n_levels + 1), zz = as.vector(t(V)))
   }
   list(n = model$n, sum_log_w = model$sum_log_w, p = p, ff = ff,
-       factors = out_factors, pairs = pairs)
+       factors = out_factors, pairs = pairs, xx = xx, x_binary = x_binary)
 }
 
 # Runs SELECT keys, sums FROM rows GROUP BY keys, at most 1000 sums per

@@ -39,9 +39,11 @@
 #'   `factor` a length-0 factor carrying the levels), `flist` (named list of
 #'   length-0 factors with the attribute `"assign"` mapping terms to
 #'   factors), `has_weights`, `has_offset`, `x_shift` (one per fixed-effect
-#'   column, 0 for the intercept), `y_shift`, `sums` (see Details) and
+#'   column, 0 for the intercept), `y_shift`, `sums` (see Details),
 #'   `source` (a short description of where the sums were computed, shown by
-#'   `print()`).
+#'   `print()`) and optionally `xlevels` (a named list: the levels of the
+#'   fixed-effect factors, needed by type III hypotheses of terms contained
+#'   in others).
 #' @param REML Logical: fit by REML (default) or maximum likelihood.
 #' @param control Settings from [lmmControl()].
 #' @param start Optional starting values of the covariance parameters, as
@@ -57,7 +59,23 @@
 #'   column-major, level after level) and `fz` (per level the `(p+1) x q`
 #'   matrix `sum(w f z')`)) and `pairs` (per pair of factors `i < j`: `i`,
 #'   `j`, the level codes `li`, `lj` of each co-occurring level pair and `zz`,
-#'   per pair the `q_i x q_j` matrix `sum(w z_i z_j')`).
+#'   per pair the `q_i x q_j` matrix `sum(w z_i z_j')`), and optionally
+#'   `xx` (the `(p+1) x (p+1)` matrix of unweighted sums `sum(g g')`,
+#'   `g = (1, x_1 - x_shift_1, ..., x_p - x_shift_p)`) and `x_binary` (per
+#'   fixed-effect column, `TRUE` when it takes only the values 0 and 1).
+#'
+#'   As [lmm()], the fit drops collinear fixed-effect columns (the rule of
+#'   R's pivoted QR, applied to the unweighted `X'X`) according to
+#'   `check.rankX`, and checks the columns' scales according to
+#'   `check.scaleX`. Both use `xx` when given; without it they use the
+#'   sums in `ff`, which with prior weights are weighted: the rank rule then
+#'   runs on `X'WX` (the same columns unless one is within rounding of the
+#'   tolerance), and the scale check is an error (set `check.scaleX =
+#'   "ignore"`). Without `x_binary`, the 0/1 columns are read from the
+#'   coding (the intercept and columns of factors coded by
+#'   `contr.treatment`), so a numeric 0/1 variable counts as continuous.
+#'   `anova()`'s type I and II hypotheses use the unweighted `X'X` (as
+#'   lmerTest), from `xx` or, without prior weights, from `ff`.
 #' @return An object of class `c("lmm", "mixedrs_fit")` as from [lmm()], with
 #'   `sums` (the sums), `source`, `x_shift`, `y_shift`, `n_dropped`, and
 #'   without the rows (`frame`, `y`, `fitted`, `resid`, `weights`, `offset`
@@ -105,6 +123,8 @@ lmm_sums_fit <- function(inputs, REML = TRUE, control = lmmControl(), start = NU
     rt$Z <- matrix(0, 0L, length(rt$cnms))
     rt
   }), inputs$n, control)
+  # lmm()'s fixed-effects checks, after the grouping checks as in lmm()
+  inputs <- sums_fixed_checks(inputs, control)
   theta_start <- check_start(start, inputs$reterms)
   raw <- lmm_fit_raw(inputs, REML, control, theta_start, verbose)
   # The call shows the formula, as an lmm() call does (print, anova's headings).
@@ -214,6 +234,21 @@ check_sums_inputs <- function(inputs) {
     if (!is.numeric(v)) stop("'", what, "' of 'inputs$sums' must be numeric", call. = FALSE)
     as.double(v)
   }
+  # optional: the unweighted cross-product of (1, X shifted) and the 0/1
+  # columns (R/sums-checks.R)
+  if (!is.null(sums$xx) && (!is.numeric(sums$xx) || length(sums$xx) != (p + 1L)^2)) {
+    stop("'inputs$sums$xx' must be a (p+1) x (p+1) numeric matrix, p = ", p, call. = FALSE)
+  }
+  if (!is.null(sums$x_binary) && (!is.logical(sums$x_binary) ||
+                                  length(sums$x_binary) != p || anyNA(sums$x_binary))) {
+    stop("'inputs$sums$x_binary' must be ", p, " TRUE/FALSE values (one per ",
+         "fixed-effect column)", call. = FALSE)
+  }
+  if (!is.null(inputs$xlevels) && (!is.list(inputs$xlevels) ||
+                                   !all(vapply(inputs$xlevels, is.character, NA)))) {
+    stop("'inputs$xlevels' must be a named list of character vectors (the levels ",
+         "of the fixed-effect factors)", call. = FALSE)
+  }
   inputs$sums <- list(
     n = n, sum_log_w = number(sums$sum_log_w, "inputs$sums$sum_log_w"), p = p,
     ff = as_dbl(sums$ff, "ff"),
@@ -224,7 +259,9 @@ check_sums_inputs <- function(inputs) {
     pairs = lapply(sums$pairs, function(pr) {
       list(i = as_int(pr$i), j = as_int(pr$j), li = as_int(pr$li), lj = as_int(pr$lj),
            zz = as_dbl(pr$zz, "zz"))
-    }))
+    }),
+    xx = if (!is.null(sums$xx)) as_dbl(sums$xx, "xx"),
+    x_binary = sums$x_binary)
   inputs$x_shift <- as.double(x_shift)
   inputs$y_shift <- y_shift
   inputs$n <- n
@@ -258,6 +295,7 @@ sums_design <- function(inputs) {
   X <- matrix(0, 0L, length(inputs$X_names), dimnames = list(NULL, inputs$X_names))
   attr(X, "assign") <- as.integer(inputs$X_assign)
   if (!is.null(inputs$X_contrasts)) attr(X, "contrasts") <- inputs$X_contrasts
+  for (nm in names(inputs$X_attributes)) attr(X, nm) <- inputs$X_attributes[[nm]]
   X
 }
 
@@ -308,6 +346,7 @@ sums_fit_object <- function(mc, inputs, raw, REML, optimizer = "bobyqa") {
     source = inputs$source,
     x_shift = stats::setNames(inputs$x_shift, colnames(X)),
     y_shift = inputs$y_shift,
+    xlevels = inputs$xlevels,
     n_dropped = inputs$n_dropped
   ), class = fit_class("lmm"))
 }
@@ -320,7 +359,9 @@ sums_inputs_of <- function(fit) {
        X_contrasts = attr(X, "contrasts"), reterms = fit$reterms, flist = fit$flist,
        has_weights = fit$has_weights, has_offset = fit$has_offset,
        x_shift = unname(fit$x_shift), y_shift = fit$y_shift, sums = fit$sums,
-       source = fit$source)
+       source = fit$source, xlevels = fit$xlevels,
+       X_attributes = attributes(X)[intersect(c("col.dropped", "msgRankdrop", "msgScaleX"),
+                                              names(attributes(X)))])
 }
 
 # A sums fit refitted by maximum likelihood from its REML estimates (lme4's
@@ -376,17 +417,20 @@ unshift_ddf_parts <- function(parts, fit) {
 }
 
 # X'X of the fixed effects (unweighted, as the type I and II hypotheses of
-# anova() use it) of a sums fit: from the sums, unshifted, when the fit had
-# no prior weights; with weights the sums hold only X'WX.
+# anova() use it, as lmerTest's) of a sums fit, unshifted: from the
+# unweighted sums xx, or from ff when the fit had no prior weights; with
+# weights and without xx the sums hold only X'WX.
 sums_fixed_crossprod <- function(fit) {
-  if (isTRUE(fit$has_weights)) {
-    stop("type I and II hypotheses use X'X, and this model was fitted from sums ",
-         "weighted by its prior weights, which hold only X'WX; use type = \"III\" ",
-         "or fit the pulled rows with lmm()", call. = FALSE)
+  xx <- sums_plain_xx(fit$sums, isTRUE(fit$has_weights), colnames(fit$X))
+  if (is.null(xx)) {
+    stop("type I and II hypotheses use the unweighted X'X, and this model was fitted ",
+         "from sums weighted by its prior weights without the unweighted sums ",
+         "(inputs$sums$xx); use type = \"III\", add them, or fit the pulled rows ",
+         "with lmm()", call. = FALSE)
   }
   p <- fit$sums$p
   Ti <- solve(shift_map(unname(fit$x_shift)))
-  xtx <- matrix(fit$sums$ff, p + 1L)[seq_len(p), seq_len(p), drop = FALSE]
+  xtx <- xx[seq_len(p) + 1L, seq_len(p) + 1L, drop = FALSE]
   out <- t(Ti) %*% xtx %*% Ti
   dimnames(out) <- list(colnames(fit$X), colnames(fit$X))
   out
@@ -404,18 +448,13 @@ sums_data_classes <- function(fit, trms) {
 # Type III hypotheses of a sums fit. Where no term is contained in another
 # (see containing_terms()), each term's hypothesis is that its coefficients
 # are zero, whatever the coding: that is what contrasts_type3() finds from
-# the rows. With containment the hypotheses are built from the over-
-# parameterized design of the model frame, which a fit from sums does not have.
+# the rows. With containment they are built from a prototype frame
+# (sums_contrasts_type3_prototype(), R/sums-checks.R).
 sums_contrasts_type3 <- function(fit, tc) {
   X <- fit$X
   contains <- containing_terms(fit, tc)
   nested <- names(contains)[lengths(contains) > 0L]
-  if (length(nested)) {
-    stop("type III hypotheses for terms contained in others (", quote_names(nested),
-         ") are built from the model frame, which a model fitted from aggregates ",
-         "does not have; use type = \"I\" or \"II\", or fit the pulled rows with lmm()",
-         call. = FALSE)
-  }
+  if (length(nested)) return(sums_contrasts_type3_prototype(fit, tc, nested))
   p <- ncol(X)
   lapply(tc$cols, function(cols) {
     h <- diag(p)[cols, , drop = FALSE]

@@ -31,9 +31,8 @@ sql_fit_frame <- function(n = 600L, seed = 11L) {
 # to `rows` in memory with the same arguments (`...`), and checks the two
 # against each other: logLik to 1e-8 relative, the estimates to the
 # optimizer's precision, and everything at the same covariance parameters
-# (optimizer "none" from the in-memory estimates) to 1e-8. `anova = FALSE`
-# for a model whose F tests a fit from aggregates cannot form (type III of
-# terms contained in others, or types I/II with prior weights).
+# (optimizer "none" from the in-memory estimates) to 1e-8; with `anova`, the
+# type III F tests to 1e-6.
 expect_sql_fit_matches <- function(formula, table, rows, ..., REML = TRUE, anova = TRUE) {
   # The extra arguments as written (weights = w names a column), in calls
   # evaluated here.

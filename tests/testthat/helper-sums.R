@@ -16,9 +16,10 @@ sums_blocks <- function(u, v, w, g) {
 # would send, with optional shifts of the fixed-effect columns (`x_shift`,
 # one per column, 0 for the intercept) and of the response (`y_shift`), and
 # the level pairs listed in a scrambled order (the engine must not rely on
-# the order of a GROUP BY's result).
+# the order of a GROUP BY's result). With `unweighted` (default) also the
+# optional entries a database sends: sums$xx, sums$x_binary and xlevels.
 sums_inputs_of_fit <- function(fit, x_shift = NULL, y_shift = 0,
-                               source = "rows summed in R (test)") {
+                               source = "rows summed in R (test)", unweighted = TRUE) {
   X <- unclass(fit$X)
   p <- ncol(X)
   if (is.null(x_shift)) x_shift <- rep(0, p)
@@ -57,13 +58,24 @@ sums_inputs_of_fit <- function(fit, x_shift = NULL, y_shift = 0,
   })
   flist <- lapply(fit$flist, function(fl) fl[0L])
   attr(flist, "assign") <- assign
+  sums <- list(n = n, sum_log_w = sum(log(w)), p = p, ff = crossprod(f * sqrt(w)),
+               factors = factors, pairs = pairs)
+  xlevels <- NULL
+  if (unweighted) {
+    # the optional unweighted sums of (1, X - x_shift) and the 0/1 columns
+    sums$xx <- crossprod(cbind(1, f[, seq_len(p), drop = FALSE]))
+    sums$x_binary <- apply(X, 2L, function(z) all(z == 0 | z == 1))
+    ctr <- names(attr(fit$X, "contrasts"))
+    xlevels <- lapply(stats::setNames(ctr, ctr), function(v) {
+      z <- fit$frame[[v]]
+      if (is.logical(z)) c("FALSE", "TRUE") else levels(factor(z))
+    })
+  }
   list(formula = fit$formula, n = n, n_dropped = 0,
        X_names = colnames(X), X_assign = attr(fit$X, "assign"),
        X_contrasts = attr(fit$X, "contrasts"),
        reterms = reterms, flist = flist,
        has_weights = isTRUE(fit$has_weights), has_offset = isTRUE(fit$has_offset),
        x_shift = x_shift, y_shift = y_shift,
-       sums = list(n = n, sum_log_w = sum(log(w)), p = p, ff = crossprod(f * sqrt(w)),
-                   factors = factors, pairs = pairs),
-       source = source)
+       sums = sums, xlevels = xlevels, source = source)
 }

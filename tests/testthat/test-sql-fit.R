@@ -26,7 +26,7 @@ check_backend <- function(tables) {
   rows <- data$mixed
   res <- expect_sql_fit_matches(y ~ f * x + I(x^2) + log(z) + (x | g) + (1 | h),
                                 tables$mixed, rows, weights = w, offset = o,
-                                subset = z > 0.7, anova = FALSE)
+                                subset = z > 0.7)
   keep <- rows$z > 0.7
   expect_identical(nobs(res$sql), sum(keep & stats::complete.cases(rows[c("x", "f")])))
   # lme4 on the pulled rows agrees

@@ -168,9 +168,11 @@ test_that("a factor fixed effect with prior weights and an offset equals lmm() a
   expect_equal(unname(fixef(agg)), unname(lme4::fixef(ref)), tolerance = 1e-6)
   expect_equal(unname(agg$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-6)
   # type III with a factor; types I and II need the unweighted X'X, which
-  # weighted sums do not hold
+  # weighted sums hold only with their optional unweighted part (xx)
   expect_same_anova(agg, mem)
-  expect_error(anova(agg, type = "I"), "hold only X'WX")
+  bare <- lmm_sums_fit(sums_inputs_of_fit(mem, unweighted = FALSE),
+                       control = full_ctl(check.scaleX = "ignore"))
+  expect_error(anova(bare, type = "I"), "weighted by its prior weights")
   # the LRT of two fits from sums, REML fits refitted by ML from their sums
   mem0 <- lmm(Reaction ~ Days + (Days | Subject), d, weights = w, offset = o,
               control = full_ctl())
