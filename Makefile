@@ -5,7 +5,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/mixedrs/cargo-target
 R_LIB ?= $(shell Rscript -e 'cat(.libPaths()[1])' 2>/dev/null)
 
-.PHONY: deps install demo test test-rust test-r test-spark lint check cran bench docs clean
+.PHONY: deps install demo test test-rust test-r test-spark lint check cran bench bench-sql docs clean
 
 deps:
 	@bash tools/install-deps.sh
@@ -65,6 +65,17 @@ bench: install
 	Rscript bench/bench.R
 	Rscript bench/inference.R
 	Rscript bench/links.R
+
+# lmm() on tables that stay in the database (bench/sql.R): a throwaway PostgreSQL cluster (and, when
+# BENCH_SPARK_ROWS is set, a local Spark) generates crossed tables of BENCH_SQL_ROWS rows; times
+# the queries and the local fit, the bytes moved to R and R's peak memory, beside lmm() and lmer()
+# on the pulled rows. Writes a section of bench/RESULTS.md and the README's table. More options
+# (designs, sizes kept in memory, repetitions) in BENCH_SQL_ARGS: see the head of bench/sql.R.
+BENCH_SQL_ROWS ?= 1e5,1e6
+BENCH_SPARK_ROWS ?=
+BENCH_SQL_ARGS ?=
+bench-sql: install
+	Rscript bench/sql.R --rows=$(BENCH_SQL_ROWS) $(if $(BENCH_SPARK_ROWS),--spark=$(BENCH_SPARK_ROWS)) $(BENCH_SQL_ARGS)
 
 clean:
 	rm -rf mixedrs.Rcheck mixedrs_*.tar.gz src/*.o src/*.so src/rust-target src/Makevars src/.cargo src/rust/vendor
