@@ -21,6 +21,13 @@ term_modes <- function(reterms, b) {
   out
 }
 
+# The optimizer's parameters of a fit, named: lme4 2.x's `par` for a model
+# with structured terms, otherwise theta itself.
+fit_par <- function(raw, reterms, theta) {
+  if (is.null(raw$par) || !has_structured_terms(reterms)) return(theta)
+  stats::setNames(raw$par, par_names(reterms))
+}
+
 # lme4's devcomp of a linear mixed model (cmp and dims) from the engine's
 # result on n observations and p fixed effects.
 lmm_devcomp <- function(raw, n, p, REML, n_theta, n_terms) {
@@ -58,8 +65,7 @@ fit_parts <- function(mc, inputs, raw) {
     reterms = reterms,
     flist = inputs$flist,
     theta = theta,
-    par = if (is.null(raw$par) || !has_structured_terms(reterms)) theta
-          else stats::setNames(raw$par, par_names(reterms)),
+    par = fit_par(raw, reterms, theta),
     lower = stats::setNames(theta_lower(reterms), names(theta)),
     beta = stats::setNames(raw$beta, colnames(X)),
     b = b,

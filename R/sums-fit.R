@@ -327,8 +327,7 @@ sums_fit_object <- function(mc, inputs, raw, REML, optimizer = "bobyqa") {
     reterms = reterms,
     flist = inputs$flist,
     theta = theta,
-    par = if (is.null(raw$par) || !has_structured_terms(reterms)) theta
-          else stats::setNames(raw$par, par_names(reterms)),
+    par = fit_par(raw, reterms, theta),
     lower = stats::setNames(theta_lower(reterms), names(theta)),
     beta = stats::setNames(beta, colnames(X)),
     b = b,

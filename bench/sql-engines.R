@@ -25,20 +25,6 @@ bench_design <- function(n, rows_per_user, items) {
 
 # ---- PostgreSQL -------------------------------------------------------------------------------
 
-# A TCP port on 127.0.0.1 that nothing listens on now.
-bench_free_port <- function() {
-  base <- (Sys.getpid() * 7919 + as.integer(Sys.time())) %% 40000
-  for (i in 0:199) {
-    port <- 20000L + as.integer((base + i * 997) %% 40000)
-    free <- tryCatch({
-      close(serverSocket(port))
-      TRUE
-    }, error = function(e) FALSE)
-    if (free) return(port)
-  }
-  stop("found no free TCP port for the benchmark's PostgreSQL cluster")
-}
-
 bench_cluster_script <- function(...) {
   out <- suppressWarnings(system2("bash", c(file.path("tools", "pg-test-cluster.sh"), ...),
                                   stdout = TRUE, stderr = TRUE))
@@ -48,7 +34,7 @@ bench_cluster_script <- function(...) {
 # Starts a throwaway cluster; returns list(dir, port).
 bench_pg_start <- function() {
   dir <- tempfile("mixedrs-bench-pg-", tmpdir = dirname(tempdir()))
-  port <- bench_free_port()
+  port <- bench_test_helpers()$pg_free_port()
   res <- bench_cluster_script("start", dir, port)
   if (res$status != 0L) {
     bench_cluster_script("destroy", dir, port)
@@ -105,8 +91,9 @@ bench_pg_generate <- function(con, name, d, seed) {
 
 # ---- Spark ------------------------------------------------------------------------------------
 
-# The tests' database helpers, in an environment of their own (they are used as they are).
-bench_spark_helpers <- function() {
+# The tests' database helpers (tests/testthat/helper-databases.R: the free port, the Spark
+# session), in an environment of their own (they are used as they are).
+bench_test_helpers <- function() {
   h <- new.env()
   sys.source(file.path("tests", "testthat", "helper-databases.R"), envir = h)
   h
@@ -114,7 +101,7 @@ bench_spark_helpers <- function() {
 
 # Starts the local SparkSession (the tests' configuration); returns list(helpers, session).
 bench_spark_start <- function() {
-  h <- bench_spark_helpers()
+  h <- bench_test_helpers()
   # Outside a test run the helpers register their clean-up in the global environment (withr
   # says so in a message); bench_spark_stop() stops the session itself.
   session <- suppressMessages(h$spark_test_session())
