@@ -8,10 +8,11 @@
 #' the optimizer. The arguments are lme4's. For an `lme4` fit (`merMod`) it
 #' calls `lme4::allFit()`.
 #'
-#' Each refit keeps the settings of the fit's own `control` call (if it was
-#' written in the call as `lmmControl(...)`, `glmmControl(...)` or lme4's
-#' `lmerControl(...)`/`glmerControl(...)`) and changes the optimizer (both
-#' stages of a GLMM) and its evaluation limit.
+#' Each refit keeps the settings of the fit's own `control` (however it was
+#' given: `lmmControl(...)`, `glmmControl(...)`, lme4's
+#' `lmerControl(...)`/`glmerControl(...)`, a list or a variable holding one)
+#' and changes the optimizer (both stages of a GLMM), its own settings and its
+#' evaluation limit.
 #'
 #' @param object A fit from [lmm()] or [glmm()] (or lme4's).
 #' @param meth.tab Optimizers to use: lme4's two-column character matrix
@@ -76,7 +77,7 @@ allFit <- function(object, meth.tab = NULL, data = NULL, verbose = TRUE,
   glmm_fit <- inherits(object, "glmm")
   env <- environment(object$formula)
   if (!is.environment(env)) env <- parent.frame()
-  base_args <- allfit_control_args(object$call$control, env)
+  base_args <- allfit_control_args(object, env)
   # The data travel with the refits (to the workers of a cluster too); the
   # fits' calls name the caller's data again.
   fit_env <- new.env(parent = env)
@@ -142,17 +143,24 @@ allfit_table <- function(meth.tab) {
        "matrix with columns \"optimizer\" and \"method\"", call. = FALSE)
 }
 
-# The settings of the fit's control as written in its call (lmmControl(),
-# glmmControl(), lme4's lmerControl()/glmerControl() or list()), evaluated,
-# without the optimizer's; an empty list otherwise.
-allfit_control_args <- function(control, env) {
-  builders <- c("lmmControl", "glmmControl", "lmerControl", "glmerControl", "list")
-  if (!is.call(control)) return(list())
-  fun <- control[[1L]]
-  if (is.call(fun) && identical(fun[[1L]], as.name("::"))) fun <- fun[[3L]]
-  if (!is.name(fun) || !as.character(fun) %in% builders) return(list())
-  args <- lapply(as.list(control)[-1L], eval, envir = env)
-  args[setdiff(names(args), c("optimizer", "optCtrl", "maxfun"))]
+# The settings of the fit's control (control_of(): its call's `control`
+# evaluated again and translated, whether written as a call, a variable or
+# lme4's object) as arguments of lmmControl()/glmmControl(), without the
+# optimizer's own (optimizer, optCtrl, maxfun, trust-region radii): each
+# refit sets those for its optimizer. The check levels carry their
+# tolerances.
+allfit_control_args <- function(object, env) {
+  if (is.null(object$call$control)) return(list())
+  ctrl <- unclass(control_of(object, env))
+  builder <- if (inherits(object, "glmm")) glmmControl else lmmControl
+  args <- ctrl[intersect(names(ctrl), names(formals(builder)))]
+  args$check.conv.singular <- list(action = ctrl$check.conv.singular, tol = ctrl$singular.tol)
+  args$check.conv.hess <- list(action = ctrl$check.conv.hess, tol = ctrl$hess.tol)
+  args$check.conv.grad <- c(list(action = ctrl$check.conv.grad, tol = ctrl$grad.tol),
+                            if (!is.null(ctrl$grad.relTol)) list(relTol = ctrl$grad.relTol))
+  if (identical(args$threads, 0L)) args$threads <- NULL
+  args[setdiff(names(args), c("optimizer", "optCtrl", "maxfun", "rhobeg", "rhoend",
+                              "grad.tol"))]
 }
 
 # The control arguments of one allFit() refit: the optimizer, its method

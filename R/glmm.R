@@ -93,6 +93,11 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   check_flag(devFunOnly, "devFunOnly")
   control <- as_fit_control(control, "glmm")
   verbose <- max(check_verbose(verbose), control$opt_verbose)
+  if (!is.null(mc$data) && is_sql_data(eval(mc$data, parent.frame()))) {
+    stop("glmm() cannot fit a database table yet (only lmm() fits from aggregates ",
+         "computed where the data live); pull the rows into R with dplyr::collect() ",
+         "and fit the data frame", call. = FALSE)
+  }
   inputs <- lmm_inputs(mc, parent.frame(), control, family = family)
   check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   # As glmer (unlike lmer): the call carries the formula itself, `||` kept.

@@ -78,3 +78,16 @@ test_that("allFit() refits in parallel processes and keeps the fit's control", {
   expect_null(serial$bobyqa$optinfo$derivs)
   expect_false(eval(serial$bobyqa$call$control)$calc.derivs)
 })
+
+test_that("allFit() keeps a control given through a variable", {
+  skip_if_not_installed("lme4")
+  data("sleepstudy", package = "lme4")
+  ctl <- lmmControl(calc.derivs = FALSE, check.conv.singular = list(action = "ignore", tol = 1e-3))
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy, control = ctl)
+  af <- allFit(fit, meth.tab = "Nelder_Mead", verbose = FALSE)
+  used <- eval(af$Nelder_Mead$call$control)
+  expect_false(used$calc.derivs)
+  expect_identical(used$check.conv.singular, "ignore")
+  expect_identical(used$singular.tol, 1e-3)
+  expect_null(af$Nelder_Mead$optinfo$derivs)
+})

@@ -86,6 +86,9 @@ test_that("lmm() on an SQLite table is lmm() on its rows", {
   expect_error(lmm(Reaction ~ nosuch + (1 | Subject), data = tables$sleep), "nosuch")
   expect_error(lmm(Reaction ~ poly(Days, 2) + (1 | Subject), data = tables$sleep),
                "poly\\(Days, 2\\).*mutate")
+  expect_error(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                    family = binomial, data = dplyr::tbl(con, "sleep")),
+               "glmm\\(\\) cannot fit a database table yet")
   nothing <- DBI::dbGetQuery(con, "SELECT name FROM sqlite_master WHERE type = 'table'")
   expect_setequal(nothing$name, names(data))
 })
