@@ -187,7 +187,7 @@ anova_compare <- function(models, model_names = names(models), refit = TRUE) {
   calls <- lapply(models, stats::getCall)
   # a fit from grouped sums (lmm_sums_fit()) names its data by their source
   data_of <- lapply(models, function(m) {
-    if (inherits(m, "mixedrs_fit") && is_sums_fit(m)) list(data = m$source) else stats::getCall(m)
+    if (inherits(m, "mixedrs_fit") && is_table_fit(m)) list(data = m$source) else stats::getCall(m)
   })
   data_expr <- anova_check_same(data_of, "data", "all models must be fit to the same data object")
   subset_expr <- anova_check_same(calls, "subset", "all models must use the same subset")

@@ -250,6 +250,11 @@ print.lmmControl <- function(x, ...) {
 #' @param compDev Logical, accepted for lme4's sake (where it chooses between
 #'   its compiled and its R deviance code): mixedrs has one, compiled, so the
 #'   value changes nothing.
+#' @param table.budget.mb For [glmm()] on a database table: the largest size,
+#'   in megabytes, of the table's rows grouped by covariate pattern that may
+#'   be brought into R (about 8 bytes per column per pattern; the fit needs a
+#'   few times that). A table with more patterns is an error saying how many
+#'   it has. Default 1024 (1 GiB).
 #' @param check.nlev.gtr.1,check.nlev.gtreq.5,check.nobs.vs.nlev,check.nobs.vs.nRE,check.nobs.vs.rankZ,check.rankX,check.scaleX,check.formula.LHS,check.conv.singular,check.conv.grad,check.conv.hess,restart_edge,use.last.params,sparseX,standardize.X
 #'   As in [lmmControl()].
 #' @param check.response.not.const What to do when the response (as fitted,
@@ -295,7 +300,7 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
                         check.nlev.gtreq.5 = "ignore",
                         check.formula.LHS = "stop",
                         check.conv.hess = c("warning", "message", "stop", "ignore"),
-                        compDev = TRUE) {
+                        compDev = TRUE, table.budget.mb = 1024) {
   caller <- "glmmControl()"
   list2env(control_options("glmerControl", glmmControl, names(match.call())[-1L]),
            environment())
@@ -328,6 +333,7 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
   check_count(maxit, "maxit", caller)
   check_flag(nAGQ0initStep, "nAGQ0initStep", caller)
   check_flag(compDev, "compDev", caller)
+  check_positive_number(table.budget.mb, "table.budget.mb", caller)
   levels4 <- c("stop", "warning", "message", "ignore")
   choices <- function(arg) eval(formals(glmmControl)[[arg]])
   structure(
@@ -338,6 +344,7 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
         maxit = as.integer(maxit),
         nAGQ0initStep = nAGQ0initStep,
         compDev = compDev,
+        table.budget.mb = as.numeric(table.budget.mb),
         check.nlev.gtr.1 = match_level(check.nlev.gtr.1, levels4,
                                        "check.nlev.gtr.1", caller),
         check.nlev.gtreq.5 = match_level(check.nlev.gtreq.5, levels4,

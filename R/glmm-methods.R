@@ -51,6 +51,7 @@ family.glmm <- function(object, ...) object$family
 #' @method fitted glmm
 #' @export
 fitted.glmm <- function(object, ...) {
+  require_rows(object, "fitted()")
   mer_per_obs(object, object$mu, pad = "predict")
 }
 
@@ -85,6 +86,7 @@ fitted.glmm <- function(object, ...) {
 residuals.glmm <- function(object,
                            type = c("deviance", "pearson", "working", "response", "partial"),
                            scaled = FALSE, ...) {
+  require_rows(object, "residuals()")
   type <- match_choice(type)
   r <- glmm_residuals(object, type)
   if (scaled) r <- r / object$sigma
@@ -126,6 +128,7 @@ glmm_residuals <- function(object, type) {
 #' @method weights glmm
 #' @export
 weights.glmm <- function(object, type = c("prior", "working"), ...) {
+  require_rows(object, "weights()")
   type <- match_choice(type)
   prior <- as.vector(object$weights)
   if (type == "prior") return(prior)
@@ -288,7 +291,10 @@ logLik.glmm <- function(object, REML = NULL, ...) {
     stop("can't compute the REML criterion of a generalized linear mixed model",
          call. = FALSE)
   }
-  mer_loglik(object, -unname(object$devcomp$cmp[["dev"]]) / 2)
+  # A fit to a table's rows grouped by covariate pattern: plus the constant
+  # that makes it the rows' log-likelihood (R/sql-compress.R).
+  offset <- if (is.null(object$table)) 0 else object$table$loglik_offset
+  mer_loglik(object, -unname(object$devcomp$cmp[["dev"]]) / 2 + offset)
 }
 
 #' Deviance of a generalized linear mixed model
@@ -311,5 +317,6 @@ logLik.glmm <- function(object, REML = NULL, ...) {
 #' @method deviance glmm
 #' @export
 deviance.glmm <- function(object, ...) {
-  sum(glmm_residuals(object, "deviance")^2)
+  offset <- if (is.null(object$table)) 0 else object$table$deviance_offset
+  sum(glmm_residuals(object, "deviance")^2) + offset
 }

@@ -10,6 +10,10 @@
 #' inside PIRLS, then all parameters jointly).
 #'
 #' @inheritParams lmm
+#' @param data A data frame containing the variables of the model (or `NULL`
+#'   to take them from the formula's environment), or a table in a database:
+#'   a dbplyr lazy table or an [sql_source()] (binomial and Poisson models;
+#'   see "Database tables").
 #' @param family A family object, family function or family name:
 #'   `binomial` (links logit, probit, cloglog, cauchit, log), `poisson` (log,
 #'   sqrt, identity), `Gamma` (inverse, log, identity), `inverse.gaussian`
@@ -61,6 +65,34 @@
 #'   `nAGQ > 1`, adaptive Gauss-Hermite deviance, the conditional modes
 #'   found by PIRLS). Its environment holds `lower` and `upper`, the bounds
 #'   of its argument.
+#' @section Database tables:
+#'   A binomial or Poisson model's likelihood depends on its rows only
+#'   through sums over the rows that share every value the right-hand side
+#'   uses (covariates, offsets, grouping columns): the numbers of successes
+#'   and trials, or the counts and the exposure. So `glmm(data = tbl)` groups
+#'   the table by those columns in SQL (one `GROUP BY`; nothing is written to
+#'   the database), brings only the patterns into R and fits them there: the
+#'   same estimates, variance components and standard errors as the fit of
+#'   the rows, and the rows' own log-likelihood, deviance, `AIC`/`BIC` and
+#'   `nobs` (a constant, computed from the distribution of the response
+#'   values by a second small query, makes the patterns' likelihood the
+#'   rows'), so likelihood-ratio tests between table fits are those of the
+#'   rows. The response: a 0/1 numeric, logical or two-valued text column
+#'   (or `factor(column)`; the first level is failure), proportions with the
+#'   trials as `weights`, or `cbind(successes, failures)` of columns and
+#'   their sums and differences (`cbind(s, n - s)`); Poisson counts, with an
+#'   offset `log(exposure)` (or a column of log exposures) summed as an
+#'   exposure, any other offset kept in the pattern. Counts and trials must
+#'   be whole numbers. The right-hand side may use any R function (it is
+#'   evaluated on the patterns in R). Rows with a NULL in a used column are
+#'   dropped and counted (`na.omit`; `na.fail` an error), `subset` is
+#'   translated to SQL, and `verbose` also times each query. A table with
+#'   more patterns than `glmmControl(table.budget.mb = )` allows is an error
+#'   saying how many it has: continuous covariates leave little to compress,
+#'   round or bin them with `dplyr::mutate()`. What needs the rows
+#'   (`fitted()`, `residuals()`, `simulate()`, [bootmm()], influence
+#'   measures, plots, `as.function()`) is an error saying so; `predict()` with
+#'   `newdata` works.
 #' @seealso [glmmControl()], [lmm()].
 #' @importFrom stats binomial gaussian
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
@@ -78,6 +110,18 @@
 #' pfit <- glmm(TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | INDEX),
 #'              family = poisson, data = grouseticks)
 #' pfit
+#' @examplesIf requireNamespace("lme4", quietly = TRUE) && requireNamespace("RSQLite", quietly = TRUE) && requireNamespace("dbplyr", quietly = TRUE)
+#' # a table in a database: the rows grouped by covariate pattern in SQL
+#' con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+#' data("cbpp", package = "lme4")
+#' herds <- transform(cbpp, herd = as.character(herd), period = as.character(period))
+#' DBI::dbWriteTable(con, "herds", herds)
+#' tfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+#'              family = binomial, data = dplyr::tbl(con, "herds"))
+#' tfit
+#' all.equal(logLik(tfit), logLik(glmm(cbind(incidence, size - incidence) ~
+#'   period + (1 | herd), family = binomial, data = herds)), tolerance = 1e-6)
+#' DBI::dbDisconnect(con)
 #' @export
 glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
                  offset, subset, na.action, control = glmmControl(),
@@ -93,10 +137,11 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   check_flag(devFunOnly, "devFunOnly")
   control <- as_fit_control(control, "glmm")
   verbose <- max(check_verbose(verbose), control$opt_verbose)
-  if (!is.null(mc$data) && is_sql_data(eval(mc$data, parent.frame()))) {
-    stop("glmm() cannot fit a database table yet (only lmm() fits from aggregates ",
-         "computed where the data live); pull the rows into R with dplyr::collect() ",
-         "and fit the data frame", call. = FALSE)
+  if (!is.null(mc$data)) {
+    data <- eval(mc$data, parent.frame())
+    if (is_sql_data(data)) {
+      return(glmm_sql_fit(mc, data, parent.frame(), family, control, verbose, devFunOnly))
+    }
   }
   inputs <- lmm_inputs(mc, parent.frame(), control, family = family)
   check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)

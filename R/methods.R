@@ -156,7 +156,9 @@ mer_npar <- function(object) {
 cov_par <- function(object) if (is.null(object$par)) object$theta else object$par
 
 mer_nobs <- function(object) {
-  if (is_sums_fit(object)) as.integer(object$sums$n) else nrow(object$frame)
+  if (is_sums_fit(object)) return(as.integer(object$sums$n))
+  if (!is.null(object$table)) return(as.integer(object$table$n))
+  nrow(object$frame)
 }
 
 mer_na_action <- function(object) {

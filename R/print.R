@@ -177,14 +177,14 @@ mer_summary <- function(object, title, coefs, vc, correlation, ...) {
         varcor = VarCorr(object),
         AICtab = mer_criterion_table(object),
         call = object$call,
-        residuals = if (!is_sums_fit(object)) {
+        residuals = if (!is_table_fit(object)) {
           stats::residuals(object, type = "pearson", scaled = TRUE)
         },
         fitMsgs = mer_fit_messages(object),
         optinfo = object$optinfo
       ),
-      # a fit from grouped sums: where they were computed (no residuals)
-      if (is_sums_fit(object)) list(source = object$source),
+      # a fit to a database table: where (no residuals)
+      if (is_table_fit(object)) list(source = table_source(object)),
       list(...)
     ),
     class = c(paste0("summary.", class(object)[1L]), "summary.mixedrs_fit")
@@ -371,7 +371,7 @@ summary_cor_max <- function() {
 # Short display of a fit (print() of an "lmm" or "glmm" fit).
 prt_fit <- function(x, digits, ranef.comp, ...) {
   prt_header(mer_method_title(x), class(x)[1L], mer_famlink(x), x$call, long = FALSE,
-             source = x$source)
+             source = if (is_table_fit(x)) table_source(x))
   prt_criterion(mer_criterion_table(x), digits = 4)
   prt_random(VarCorr(x), digits = digits, comp = ranef.comp, ...)
   prt_groups(mer_ngrps(x), nobs = x$devcomp$dims[["n"]])
@@ -447,7 +447,7 @@ prt_call <- function(call, long = TRUE, source = NULL) {
   } else {
     # A fit from grouped sums: where they were computed.
     cat("   Data: ", if (!is.null(call$data)) paste0(deparse1(call$data), ", "), source,
-        " (fitted from aggregates: grouped sums, no rows in R)\n", sep = "")
+        "\n", sep = "")
   }
   show("Weights:", call$weights)
   show(" Offset:", call$offset)

@@ -107,6 +107,7 @@ simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
 simulate.glmm <- function(object, nsim = 1, seed = NULL, re.form = NA,
                           newdata = NULL, allow.new.levels = FALSE,
                           weights = NULL, use.u, newparams = NULL, ...) {
+  require_rows(object, "simulate()")
   given_re_form <- !missing(re.form) || any(...names() %in% old_re_form_names)
   re.form <- old_re_form(re.form, ...)
   simulate_check_dots(...)

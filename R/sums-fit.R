@@ -137,13 +137,35 @@ lmm_sums_fit <- function(inputs, REML = TRUE, control = lmmControl(), start = NU
 # TRUE for a fit made from grouped sums (no rows).
 is_sums_fit <- function(object) !is.null(object$sums)
 
-# An error for `what` on a fit made from grouped sums: it needs the rows.
+# TRUE for a fit to a database table: from grouped sums (lmm) or to the
+# rows grouped by covariate pattern (glmm, R/sql-compress.R).
+is_table_fit <- function(object) is_sums_fit(object) || !is.null(object$table)
+
+# Where a fit to a database table was computed, for print()'s Data line.
+table_source <- function(object) {
+  paste0(object$source, if (is_sums_fit(object)) {
+    " (fitted from aggregates: grouped sums, no rows in R)"
+  } else {
+    paste0(" (fitted to its ", format(object$table$n, big.mark = ","), " rows grouped ",
+           "into ", format(object$table$patterns, big.mark = ","),
+           " covariate patterns; no rows in R)")
+  })
+}
+
+# An error for `what` on a fit to a database table: it needs the rows.
 require_rows <- function(object, what) {
-  if (!is_sums_fit(object)) return(invisible(NULL))
-  stop(what, " needs the rows of the data, but this model was fitted from ",
-       "aggregates computed where the data live (", object$source, "): only ",
-       "grouped sums reached R. To get it, pull the rows into R (e.g. with ",
-       "dplyr::collect()) and fit them with lmm()", call. = FALSE)
+  if (!is_table_fit(object)) return(invisible(NULL))
+  if (is_sums_fit(object)) {
+    how <- "from aggregates computed where the data live"
+    moved <- "only grouped sums reached R"
+  } else {
+    how <- "to the rows grouped by covariate pattern where the data live"
+    moved <- "only the patterns reached R"
+  }
+  stop(what, " needs the rows of the data, but this model was fitted ", how,
+       " (", object$source, "): ", moved, ". To get it, pull the rows into R ",
+       "(e.g. with dplyr::collect()) and fit them with ",
+       if (inherits(object, "glmm")) "glmm()" else "lmm()", call. = FALSE)
 }
 
 # The inputs checked, with every number in the type the engine reads.

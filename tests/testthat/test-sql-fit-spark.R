@@ -15,3 +15,16 @@ test_that("lmm() on a Spark table is lmm() on its rows", {
   expect_sql_fit_matches(y ~ f * x + I(x^2) + log(z) + (x | g) + (1 | h), src2, mixed,
                          weights = w, offset = o, anova = FALSE)
 })
+
+test_that("glmm() on a Spark table is glmm() on its rows", {
+  spark <- spark_test_session()
+  run <- spark_sql_runner(spark)
+  rows <- sql_glmm_frame(n = spark_test_rows(2000L))
+  rows$yes <- NULL
+  spark_register_df(spark, "glmm_events", rows)
+  src <- sql_source(run, table = "glmm_events", dialect = "spark")
+  expect_sql_glmm_matches(y ~ f + x + (x | g) + (1 | h), src, rows, binomial)
+  expect_sql_glmm_matches(cbind(s, m - s) ~ f + (1 | g), src, rows, binomial)
+  expect_sql_glmm_matches(count ~ f + x + offset(log(expo)) + (1 | g), src, rows, poisson)
+  expect_sql_glmm_matches(count ~ x + (1 | g), src, rows, poisson)
+})

@@ -88,7 +88,7 @@ test_that("lmm() on an SQLite table is lmm() on its rows", {
                "poly\\(Days, 2\\).*mutate")
   expect_error(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
                     family = binomial, data = dplyr::tbl(con, "sleep")),
-               "glmm\\(\\) cannot fit a database table yet")
+               "column 'period', 'herd' used in the model's right-hand side not found")
   nothing <- DBI::dbGetQuery(con, "SELECT name FROM sqlite_master WHERE type = 'table'")
   expect_setequal(nothing$name, names(data))
 })
