@@ -183,13 +183,21 @@ double_type <- function(con) {
 sql_run <- function(backend, sql, purpose, verbose = 0L) {
   if (verbose >= 2L) message("mixedrs sql: ", sql)
   start <- proc.time()[["elapsed"]]
-  res <- tryCatch(backend$run(sql), error = function(e) {
-    stop("the query for ", purpose, " failed on ", backend$label, ": ",
-         conditionMessage(e), call. = FALSE)
-  })
+  # Warnings of the run are kept (and still shown): a driver that loses its
+  # connection may only warn and return NULL (RPostgreSQL does).
+  warned <- character()
+  res <- withCallingHandlers(
+    tryCatch(backend$run(sql), error = function(e) {
+      stop("the query for ", purpose, " failed on ", backend$label, ": ",
+           conditionMessage(e), call. = FALSE)
+    }),
+    warning = function(w) warned <<- c(warned, conditionMessage(w)))
   if (!is.data.frame(res)) {
-    stop("the query for ", purpose, " on ", backend$label, " returned ",
-         describe_class(res), ", not a data frame", call. = FALSE)
+    stop("the query for ", purpose, " failed on ", backend$label, ": it returned ",
+         describe_class(res), ", not a data frame",
+         if (length(warned)) paste0(" (the driver warned: ", paste(unique(warned), collapse = "; "), ")")
+         else if (is.null(res)) " (a lost connection?)",
+         call. = FALSE)
   }
   if (verbose >= 1L) {
     message(sprintf("mixedrs sql: %s: %d row%s in %.3f s", purpose, nrow(res),
