@@ -139,11 +139,16 @@
 predict.lmm <- function(object, newdata = NULL, re.form = NULL,
                         allow.new.levels = FALSE, type = c("link", "response"),
                         se.fit = FALSE, na.action = stats::na.pass,
-                        newparams = NULL, random.only = FALSE, ...) {
-  require_rows(object, "predict()")
+                        newparams = NULL, random.only = FALSE, column = ".fitted", ...) {
   re.form <- old_re_form(re.form, ...)
   predict_check_dots(...)
   match_choice(type)
+  if (is_sql_data(newdata)) {
+    return(sql_predict(object, newdata, re.form, allow.new.levels, "link", se.fit,
+                       explicit_na = !missing(na.action), newparams = newparams,
+                       random.only = random.only, column = column))
+  }
+  predict_in_r_checks(object, newdata, missing(column))
   mer_predict(object, newdata, re.form, allow.new.levels, "link", se.fit,
               na.action, explicit_na = !missing(na.action),
               newparams = newparams, random.only = random.only)
@@ -155,13 +160,37 @@ predict.lmm <- function(object, newdata = NULL, re.form = NULL,
 predict.glmm <- function(object, newdata = NULL, re.form = NULL,
                          allow.new.levels = FALSE, type = c("link", "response"),
                          se.fit = FALSE, na.action = stats::na.pass,
-                         newparams = NULL, random.only = FALSE, ...) {
+                         newparams = NULL, random.only = FALSE, column = ".fitted", ...) {
   re.form <- old_re_form(re.form, ...)
   predict_check_dots(...)
   type <- match_choice(type)
+  if (is_sql_data(newdata)) {
+    return(sql_predict(object, newdata, re.form, allow.new.levels, type, se.fit,
+                       explicit_na = !missing(na.action), newparams = newparams,
+                       random.only = random.only, column = column))
+  }
+  predict_in_r_checks(object, newdata, missing(column))
   mer_predict(object, newdata, re.form, allow.new.levels, type, se.fit,
               na.action, explicit_na = !missing(na.action),
               newparams = newparams, random.only = random.only)
+}
+
+# Checks of a prediction computed in R: `column` names only the column of a
+# prediction on a database table, and a fit from sums has no rows to predict
+# for without newdata.
+predict_in_r_checks <- function(object, newdata, column_missing) {
+  if (!column_missing) {
+    stop("'column' names the prediction's column when 'newdata' is a database ",
+         "table; with ", if (is.null(newdata)) "no newdata" else "a data frame",
+         " predict() returns a vector", call. = FALSE)
+  }
+  if (is.null(newdata) && is_sums_fit(object)) {
+    stop("predict() without 'newdata' needs the rows of the data, but this model was ",
+         "fitted from aggregates computed where the data live (", object$source, "): ",
+         "give newdata = the table (e.g. dplyr::tbl(con, \"events\")) for a lazy table ",
+         "of per-row predictions computed there, or a data frame", call. = FALSE)
+  }
+  invisible(NULL)
 }
 
 # Arguments of lme4's predict() (or simulate()) that ours does not take are
@@ -213,6 +242,15 @@ mer_predict <- function(object, newdata, re.form, allow.new.levels, type,
   check_flag(random.only, "random.only")
   na.action <- check_na_action(na.action)
   bars <- prediction_bars(object, re.form)
+  if (is_sums_fit(object)) {
+    if (se.fit && (length(bars) || random.only)) {
+      stop("se.fit = TRUE with random effects is not available for a model fitted ",
+           "from aggregates: it needs the rows' random-effects design; use ",
+           "re.form = NA for standard errors of the population-level predictions",
+           call. = FALSE)
+    }
+    object$frame <- sums_prototype_frame(object)
+  }
   if (se.fit && !is.null(newparams)) {
     stop("se.fit = TRUE is not available with newparams: the covariance of ",
          "the fixed effects is that of the estimates, not of other parameter ",
@@ -476,7 +514,9 @@ prediction_bars <- function(object, re.form) {
   lapply(bars, check_bar)
   bars <- unlist(lapply(bars, expand_nesting), recursive = FALSE)
   groups <- names(object$flist)
-  model_vars <- all.vars(attr(attr(object$frame, "terms"), "variables"))
+  frame_terms <- attr(object$frame, "terms")
+  model_vars <- if (is.null(frame_terms)) all.vars(object$formula) else
+    all.vars(attr(frame_terms, "variables"))
   for (bar in bars) {
     bad <- setdiff(all.vars(bar), model_vars)
     if (length(bad)) {
@@ -547,6 +587,25 @@ fixed_design <- function(object, newdata, na.action) {
   rows <- seq_len(nrow(newdata))
   if (!is.null(na_act)) rows <- rows[-as.integer(na_act)]
   list(X = X, offset = as.vector(offset), na_action = na_act, rows = rows)
+}
+
+# A stand-in for the model frame of a fit from sums, which has no rows: no
+# rows, the fit's factor variables with their stored levels, and the terms
+# of the formula, which is what fixed_design() and random_data() read of it
+# (a model fitted in SQL has no data-dependent transformations).
+sums_prototype_frame <- function(object) {
+  ctr <- names(attr(object$X, "contrasts"))
+  lev <- object$xlevels
+  if (!all(ctr %in% names(lev))) {
+    stop("this model was fitted from aggregates without the levels of its factor ",
+         quote_names(setdiff(ctr, names(lev))), " (inputs$xlevels): its predictions ",
+         "cannot be coded", call. = FALSE)
+  }
+  frame <- lapply(lev, function(l) factor(character(), levels = l))
+  frame <- structure(frame, names = names(lev), class = "data.frame",
+                     row.names = integer())
+  attr(frame, "terms") <- stats::terms(parse_lmm_formula(object$formula)$frame_formula)
+  frame
 }
 
 # Stops, naming the variable and what needs it, when a variable of `exprs`

@@ -42,8 +42,8 @@
 #'   column, 0 for the intercept), `y_shift`, `sums` (see Details),
 #'   `source` (a short description of where the sums were computed, shown by
 #'   `print()`) and optionally `xlevels` (a named list: the levels of the
-#'   fixed-effect factors, needed by type III hypotheses of terms contained
-#'   in others).
+#'   factor variables, needed by type III hypotheses of terms contained
+#'   in others and by predictions for new data).
 #' @param REML Logical: fit by REML (default) or maximum likelihood.
 #' @param control Settings from [lmmControl()].
 #' @param start Optional starting values of the covariance parameters, as
