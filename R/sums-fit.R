@@ -27,8 +27,9 @@
 #' conditional modes and variances, Satterthwaite and Kenward-Roger degrees
 #' of freedom and likelihood profiles equal those of `lmm()` on the rows.
 #' Methods that need the rows themselves (fitted values, residuals,
-#' `predict()`, `simulate()`, [bootmm()], influence measures, plots) are
-#' errors that say so.
+#' `simulate()`, [bootmm()], influence measures, plots) are errors that say
+#' so; `predict()` needs `newdata` (a data frame, or a database table for
+#' predictions computed there: see [predict.lmm()]).
 #'
 #' @param inputs The row-free model inputs: a list with `formula` (as
 #'   `lmm()` stores it, `||` expanded), `n` (rows used), `n_dropped` (rows
