@@ -13,6 +13,8 @@
 #                       laid out like the fit's model frame;
 # * term_design()       grouping factor and columns of one term on that frame;
 # * random_part()       the conditional modes those terms contribute.
+# When newdata is a database table the prediction is written in SQL instead
+# (R/sql-predict.R).
 
 #' Predictions from a fitted mixed model
 #'
@@ -95,8 +97,10 @@
 #' error naming the term), times the estimates; the conditional modes travel
 #' inside the query as inline tables (a `VALUES` list per grouping factor,
 #' joined by level), so nothing is written to the database. The query text
-#' grows by about 70 bytes per level and random effect: SQLite and
-#' PostgreSQL took 500,000 levels (33 MB of SQL) in under 3 seconds. Levels
+#' grows with the levels (about 70 bytes per level of a term with two random
+#' effects): SQLite and PostgreSQL read 500,000 levels (33 MB of SQL) in
+#' under 3 seconds; beyond that the engine's limit on a query's size (1 GB
+#' for both) is the limit. Levels
 #' not in the fit are an error giving how many levels and rows are new (one
 #' query), or with `allow.new.levels = TRUE` predicted at the population
 #' level for that term; a new level of a fixed-effect factor is always an
