@@ -13,6 +13,8 @@
 #                       laid out like the fit's model frame;
 # * term_design()       grouping factor and columns of one term on that frame;
 # * random_part()       the conditional modes those terms contribute.
+# When newdata is a database table the prediction is written in SQL instead
+# (R/sql-predict.R).
 
 #' Predictions from a fitted mixed model
 #'
@@ -80,6 +82,48 @@
 #' include the uncertainty of the covariance parameters; for GLMMs they rest
 #' on the Laplace approximation.
 #'
+#' @section Database tables:
+#' When `newdata` is a dbplyr lazy table (`dplyr::tbl(con, "events")`, also
+#' after `filter()` or `mutate()`) the prediction is written in SQL and
+#' computed by the database: the result is a lazy table with the columns of
+#' `newdata` and one more, `column` (default `".fitted"`), holding the
+#' prediction; `dplyr::collect()` brings it into R, other dplyr verbs keep
+#' it in the database. This works for any fit, in memory (score a large
+#' table with a model fitted to a sample) or from a table (`lmm(data = tbl)`).
+#' The fixed part is the fit's fixed-effects columns written in SQL with the
+#' fit's factor levels and contrasts (the same translation as for fitting a
+#' table: arithmetic, `I()`, `log()`, `exp()`, `sqrt()`, `abs()`,
+#' `factor(column)` and `offset()`; other functions such as `poly()` are an
+#' error naming the term), times the estimates; the conditional modes travel
+#' inside the query as inline tables (a `VALUES` list per grouping factor,
+#' joined by level), so nothing is written to the database. The query text
+#' grows with the levels (about 70 bytes per level of a term with two random
+#' effects): SQLite and PostgreSQL read 500,000 levels (33 MB of SQL) in
+#' under 3 seconds; beyond that the engine's limit on a query's size (1 GB
+#' for both) is the limit. Levels
+#' not in the fit are an error giving how many levels and rows are new (one
+#' query), or with `allow.new.levels = TRUE` predicted at the population
+#' level for that term; a new level of a fixed-effect factor is always an
+#' error. A row with a NULL in a column the prediction uses gets a NULL
+#' prediction (also a NULL grouping value when `allow.new.levels = FALSE`,
+#' where a data frame gives an error). `re.form`, `random.only` and, for
+#' GLMMs, `type` work as for data frames; `type = "response"` is available
+#' for the identity, log, logit, cloglog, inverse and sqrt links (whose
+#' inverses portable SQL computes). `se.fit`, `newparams` and `na.action`
+#' are errors there.
+#'
+#' For an [sql_source()] (Spark through reticulate, ...) the result is an
+#' `sql_source()` whose `table` is the prediction's query, a parenthesized
+#' subquery: run it with `src$run(paste("SELECT * FROM", p$table, "AS p"))`
+#' or use it in the engine's own SQL. Its inline tables are written as
+#' standard SQL's `(VALUES ...) AS t (columns)`, which PostgreSQL and Spark
+#' read (SQLite does not).
+#'
+#' A model fitted from a table's sums has no rows: `predict()` without
+#' `newdata` is an error, and with a data frame it rebuilds the model
+#' matrices from the stored levels and contrasts (standard errors only with
+#' `re.form = NA`).
+#'
 #' @param object A fitted model of class `"lmm"` or `"glmm"`.
 #' @param newdata Optional data frame to predict for (default: the data the
 #'   model was fitted to).
@@ -103,13 +147,17 @@
 #'   Details.
 #' @param random.only Logical: only the random-effects part of the
 #'   prediction (see Details)?
+#' @param column When `newdata` is a database table: the name of the
+#'   prediction's column in the result (see the section "Database tables").
 #' @param ... Further arguments: lme4's `terms` (not implemented there
 #'   either) and its old spellings `ReForm`, `REForm`, `REform` of
 #'   `re.form` are errors, and so is any other (lme4 ignores those with a
 #'   warning, which hides a misspelled argument).
 #' @return A numeric vector named by the rows of `newdata` (or of the model
 #'   frame), padded with `NA` per `na.action`; with `se.fit = TRUE` a list
-#'   with components `fit` and `se.fit`, as `predict.lm()` returns.
+#'   with components `fit` and `se.fit`, as `predict.lm()` returns. When
+#'   `newdata` is a lazy table, a lazy table with its columns and `column`;
+#'   when it is an `sql_source()`, an `sql_source()` of that query.
 #' @seealso [simulate.lmm()], [fitted.lmm()], [fitted.glmm()].
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' data("sleepstudy", package = "lme4")
@@ -133,17 +181,36 @@
 #' head(predict(fit, random.only = TRUE))
 #' predict(fit, data.frame(Days = c(0, 5), Subject = "308"),
 #'         newparams = list(beta = c(250, 10), theta = fit$theta))
+#' @examplesIf requireNamespace("lme4", quietly = TRUE) && requireNamespace("RSQLite", quietly = TRUE) && requireNamespace("dbplyr", quietly = TRUE)
+#' # a table in a database: the prediction is computed there, in SQL
+#' con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+#' DBI::dbWriteTable(con, "sleep", lme4::sleepstudy)
+#' sleep <- dplyr::tbl(con, "sleep")
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' pred <- predict(fit, newdata = sleep)
+#' pred
+#' dplyr::collect(predict(fit, newdata = sleep, re.form = NA, column = "population"))
+#' # a model fitted to the table itself: predictions for the table or a data frame
+#' tfit <- lmm(Reaction ~ Days + (Days | Subject), data = sleep)
+#' head(dplyr::collect(predict(tfit, newdata = sleep)))
+#' predict(tfit, data.frame(Days = 3, Subject = "308"))
+#' DBI::dbDisconnect(con)
 #' @importFrom stats predict
 #' @method predict lmm
 #' @export
 predict.lmm <- function(object, newdata = NULL, re.form = NULL,
                         allow.new.levels = FALSE, type = c("link", "response"),
                         se.fit = FALSE, na.action = stats::na.pass,
-                        newparams = NULL, random.only = FALSE, ...) {
-  require_rows(object, "predict()")
+                        newparams = NULL, random.only = FALSE, column = ".fitted", ...) {
   re.form <- old_re_form(re.form, ...)
   predict_check_dots(...)
   match_choice(type)
+  if (is_sql_data(newdata)) {
+    return(sql_predict(object, newdata, re.form, allow.new.levels, "link", se.fit,
+                       explicit_na = !missing(na.action), newparams = newparams,
+                       random.only = random.only, column = column))
+  }
+  predict_in_r_checks(object, newdata, missing(column))
   mer_predict(object, newdata, re.form, allow.new.levels, "link", se.fit,
               na.action, explicit_na = !missing(na.action),
               newparams = newparams, random.only = random.only)
@@ -155,13 +222,37 @@ predict.lmm <- function(object, newdata = NULL, re.form = NULL,
 predict.glmm <- function(object, newdata = NULL, re.form = NULL,
                          allow.new.levels = FALSE, type = c("link", "response"),
                          se.fit = FALSE, na.action = stats::na.pass,
-                         newparams = NULL, random.only = FALSE, ...) {
+                         newparams = NULL, random.only = FALSE, column = ".fitted", ...) {
   re.form <- old_re_form(re.form, ...)
   predict_check_dots(...)
   type <- match_choice(type)
+  if (is_sql_data(newdata)) {
+    return(sql_predict(object, newdata, re.form, allow.new.levels, type, se.fit,
+                       explicit_na = !missing(na.action), newparams = newparams,
+                       random.only = random.only, column = column))
+  }
+  predict_in_r_checks(object, newdata, missing(column))
   mer_predict(object, newdata, re.form, allow.new.levels, type, se.fit,
               na.action, explicit_na = !missing(na.action),
               newparams = newparams, random.only = random.only)
+}
+
+# Checks of a prediction computed in R: `column` names only the column of a
+# prediction on a database table, and a fit from sums has no rows to predict
+# for without newdata.
+predict_in_r_checks <- function(object, newdata, column_missing) {
+  if (!column_missing) {
+    stop("'column' names the prediction's column when 'newdata' is a database ",
+         "table; with ", if (is.null(newdata)) "no newdata" else "a data frame",
+         " predict() returns a vector", call. = FALSE)
+  }
+  if (is.null(newdata) && is_sums_fit(object)) {
+    stop("predict() without 'newdata' needs the rows of the data, but this model was ",
+         "fitted from aggregates computed where the data live (", object$source, "): ",
+         "give newdata = the table (e.g. dplyr::tbl(con, \"events\")) for a lazy table ",
+         "of per-row predictions computed there, or a data frame", call. = FALSE)
+  }
+  invisible(NULL)
 }
 
 # Arguments of lme4's predict() (or simulate()) that ours does not take are
@@ -213,6 +304,15 @@ mer_predict <- function(object, newdata, re.form, allow.new.levels, type,
   check_flag(random.only, "random.only")
   na.action <- check_na_action(na.action)
   bars <- prediction_bars(object, re.form)
+  if (is_sums_fit(object)) {
+    if (se.fit && (length(bars) || random.only)) {
+      stop("se.fit = TRUE with random effects is not available for a model fitted ",
+           "from aggregates: it needs the rows' random-effects design; use ",
+           "re.form = NA for standard errors of the population-level predictions",
+           call. = FALSE)
+    }
+    object$frame <- sums_prototype_frame(object)
+  }
   if (se.fit && !is.null(newparams)) {
     stop("se.fit = TRUE is not available with newparams: the covariance of ",
          "the fixed effects is that of the estimates, not of other parameter ",
@@ -476,7 +576,9 @@ prediction_bars <- function(object, re.form) {
   lapply(bars, check_bar)
   bars <- unlist(lapply(bars, expand_nesting), recursive = FALSE)
   groups <- names(object$flist)
-  model_vars <- all.vars(attr(attr(object$frame, "terms"), "variables"))
+  frame_terms <- attr(object$frame, "terms")
+  model_vars <- if (is.null(frame_terms)) all.vars(object$formula) else
+    all.vars(attr(frame_terms, "variables"))
   for (bar in bars) {
     bad <- setdiff(all.vars(bar), model_vars)
     if (length(bad)) {
@@ -547,6 +649,25 @@ fixed_design <- function(object, newdata, na.action) {
   rows <- seq_len(nrow(newdata))
   if (!is.null(na_act)) rows <- rows[-as.integer(na_act)]
   list(X = X, offset = as.vector(offset), na_action = na_act, rows = rows)
+}
+
+# A stand-in for the model frame of a fit from sums, which has no rows: no
+# rows, the fit's factor variables with their stored levels, and the terms
+# of the formula, which is what fixed_design() and random_data() read of it
+# (a model fitted in SQL has no data-dependent transformations).
+sums_prototype_frame <- function(object) {
+  ctr <- names(attr(object$X, "contrasts"))
+  lev <- object$xlevels
+  if (!all(ctr %in% names(lev))) {
+    stop("this model was fitted from aggregates without the levels of its factor ",
+         quote_names(setdiff(ctr, names(lev))), " (inputs$xlevels): its predictions ",
+         "cannot be coded", call. = FALSE)
+  }
+  frame <- lapply(lev, function(l) factor(character(), levels = l))
+  frame <- structure(frame, names = names(lev), class = "data.frame",
+                     row.names = integer())
+  attr(frame, "terms") <- stats::terms(parse_lmm_formula(object$formula)$frame_formula)
+  frame
 }
 
 # Stops, naming the variable and what needs it, when a variable of `exprs`

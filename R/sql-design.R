@@ -10,7 +10,7 @@
 
 # `model` from sql_levels_and_counts(); returns list(X, reterms (with the
 # SQL of their Z columns and their level coding in `.sql`), flist, xlevels
-# (levels of the fixed-effect factors), x_shift,
+# (levels of the factor variables), x_shift,
 # x_shift_sql, y_shift, y_shift_sql).
 sql_design <- function(model, parsed, contrasts, control) {
   backend <- model$backend
@@ -55,7 +55,10 @@ sql_design <- function(model, parsed, contrasts, control) {
   }, "")
   y_shift_sql <- shift_literal(model$y_mean)
   to_num <- function(s) ifelse(nzchar(s), suppressWarnings(as.numeric(s)), 0)
-  xlevels <- lapply(vars[names(X$contrasts)], `[[`, "levels")
+  # the levels of every factor variable (fixed effects and random-effects
+  # columns), for type III hypotheses and predictions on new data
+  factor_labels <- names(Filter(function(v) v$kind == "factor", vars))
+  xlevels <- lapply(vars[union(names(X$contrasts), factor_labels)], `[[`, "levels")
   list(X = X, reterms = reterms, flist = flist, xlevels = xlevels,
        x_shift = to_num(x_shift_sql), x_shift_sql = x_shift_sql,
        y_shift = to_num(y_shift_sql), y_shift_sql = y_shift_sql)

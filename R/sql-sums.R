@@ -66,7 +66,8 @@
 #'   `assign`), `has_weights`, `has_offset`, `x_shift`, `y_shift` (the
 #'   constants subtracted from the columns of X and from the response minus
 #'   offset before the sums are formed), `xlevels` (the levels of the
-#'   fixed-effect factors, a named list), `sums` (`n`, `sum_log_w`, `p`,
+#'   factor variables, of the fixed effects and of random-effects columns,
+#'   a named list), `sums` (`n`, `sum_log_w`, `p`,
 #'   `ff`, `factors`, `pairs`, `xx`, `x_binary`: see [lmm_sums_fit()]) and
 #'   `source` (a description of the data).
 #' @seealso [sql_source()] for engines without a DBI driver.

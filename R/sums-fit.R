@@ -27,8 +27,9 @@
 #' conditional modes and variances, Satterthwaite and Kenward-Roger degrees
 #' of freedom and likelihood profiles equal those of `lmm()` on the rows.
 #' Methods that need the rows themselves (fitted values, residuals,
-#' `predict()`, `simulate()`, [bootmm()], influence measures, plots) are
-#' errors that say so.
+#' `simulate()`, [bootmm()], influence measures, plots) are errors that say
+#' so; `predict()` needs `newdata` (a data frame, or a database table for
+#' predictions computed there: see [predict.lmm()]).
 #'
 #' @param inputs The row-free model inputs: a list with `formula` (as
 #'   `lmm()` stores it, `||` expanded), `n` (rows used), `n_dropped` (rows
@@ -42,8 +43,8 @@
 #'   column, 0 for the intercept), `y_shift`, `sums` (see Details),
 #'   `source` (a short description of where the sums were computed, shown by
 #'   `print()`) and optionally `xlevels` (a named list: the levels of the
-#'   fixed-effect factors, needed by type III hypotheses of terms contained
-#'   in others).
+#'   factor variables, needed by type III hypotheses of terms contained
+#'   in others and by predictions for new data).
 #' @param REML Logical: fit by REML (default) or maximum likelihood.
 #' @param control Settings from [lmmControl()].
 #' @param start Optional starting values of the covariance parameters, as
