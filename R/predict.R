@@ -246,9 +246,11 @@ predict_in_r_checks <- function(object, newdata, column_missing) {
          "table; with ", if (is.null(newdata)) "no newdata" else "a data frame",
          " predict() returns a vector", call. = FALSE)
   }
-  if (is.null(newdata) && is_sums_fit(object)) {
+  if (is.null(newdata) && is_table_fit(object)) {
     stop("predict() without 'newdata' needs the rows of the data, but this model was ",
-         "fitted from aggregates computed where the data live (", object$source, "): ",
+         "fitted ", if (is_sums_fit(object)) "from aggregates computed" else
+           "to the rows grouped by covariate pattern", " where the data live (",
+         object$source, "): ",
          "give newdata = the table (e.g. dplyr::tbl(con, \"events\")) for a lazy table ",
          "of per-row predictions computed there, or a data frame", call. = FALSE)
   }

@@ -61,6 +61,19 @@ check_glmm_backend <- function(tab, rows) {
   # predict() with newdata works in memory; the per-row methods are errors
   nd <- data.frame(f = c("a", "c"), x = c(0, 1), g = c("g01", "g02"))
   expect_equal(predict(t1, nd), predict(m1, nd), tolerance = 1e-5)
+  # predict() on the table: the prediction written in SQL, as on the rows
+  p_sql <- dplyr::collect(predict(t1, newdata = tab, type = "response", allow.new.levels = TRUE))
+  p_mem <- predict(m1, newdata = as.data.frame(p_sql), type = "response", allow.new.levels = TRUE)
+  keep <- !is.na(p_sql$.fitted)
+  expect_gt(sum(keep), nrow(rows) - 10L)
+  expect_equal(p_sql$.fitted[keep], unname(p_mem[keep]), tolerance = 1e-5)
+  tp <- glmm(count ~ f + offset(log(expo)) + (1 | g), family = poisson, data = tab)
+  mp <- glmm(count ~ f + offset(log(expo)) + (1 | g), family = poisson, data = rows)
+  p_sql <- dplyr::collect(predict(tp, newdata = tab, allow.new.levels = TRUE))
+  p_mem <- predict(mp, newdata = as.data.frame(p_sql), allow.new.levels = TRUE)
+  keep <- !is.na(p_sql$.fitted)
+  expect_equal(p_sql$.fitted[keep], unname(p_mem[keep]), tolerance = 1e-5)
+  expect_error(predict(t1), "without 'newdata' needs the rows.*grouped by covariate pattern")
   for (fn in list(fitted, residuals, simulate, function(o) weights(o), as.function)) {
     expect_error(fn(t1), "needs the rows of the data.*grouped by covariate pattern")
   }
