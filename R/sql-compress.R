@@ -57,14 +57,7 @@ sql_compressed_rows <- function(formula, data, family, weights, offset, subset,
   weights <- sql_argument_expr(weights, "weights")
   offset <- sql_argument_expr(offset, "offset")
   subset <- sql_argument_expr(subset, "subset")
-  check_cols <- function(expr, where) {
-    bad <- setdiff(all.vars(expr), columns)
-    if (length(bad)) {
-      stop("column ", quote_names(bad), " used in ", where, " not found in ",
-           backend$label, call. = FALSE)
-    }
-    all.vars(expr)
-  }
+  check_cols <- function(expr, where) sql_used_columns(expr, where, columns, backend$label)
   lhs <- formula[[2L]]
   rhs <- formula[[3L]]
   offsets <- c(formula_offsets(rhs), if (!is.null(offset)) list(offset))
@@ -103,20 +96,7 @@ sql_compressed_rows <- function(formula, data, family, weights, offset, subset,
     sql_subset(subset, columns, backend, environment(formula))
   complete <- paste(c(if (!is.null(where_subset)) paste0("(", where_subset, ")"),
                       paste(vapply(used, ident, ""), "IS NOT NULL")), collapse = " AND ")
-  # Column types from one complete row.
-  one <- dbplyr::sql_query_select(
-    backend$con, select = dbplyr::sql(paste(vapply(used, ident, ""), collapse = ", ")),
-    from = dbplyr::sql(backend$from), where = dbplyr::sql(complete), limit = 1L)
-  row <- sql_run(backend, as.character(one), "the column types (one row)", verbose)
-  if (nrow(row) == 0L) {
-    stop("no rows of ", backend$label, " are left after 'subset' and the ",
-         "removal of rows with NULL in a column the model uses (",
-         quote_names(used), ")", call. = FALSE)
-  }
-  types <- stats::setNames(vapply(row, function(x) {
-    if (is.logical(x)) "logical" else if (is.character(x) || is.factor(x)) "character"
-    else if (is.numeric(x) || inherits(x, "integer64")) "numeric" else class(x)[1L]
-  }, ""), used)
+  types <- sql_column_types(backend, used, complete, verbose)
   ctx <- list(backend = backend, types = types)
   resp <- sql_glmm_response(lhs, family, weights, ctx, complete, verbose)
   when <- function(x) paste0("SUM(CASE WHEN ", complete, " THEN ", x, " END)")

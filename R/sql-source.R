@@ -206,3 +206,34 @@ sql_run <- function(backend, sql, purpose, verbose = 0L) {
   }
   res
 }
+
+# The columns an expression uses (`where` names its place in the model),
+# each checked to be one of the data's `columns`.
+sql_used_columns <- function(expr, where, columns, label) {
+  bad <- setdiff(all.vars(expr), columns)
+  if (length(bad)) {
+    stop("column ", quote_names(bad), " used in ", where, " not found in ",
+         label, call. = FALSE)
+  }
+  all.vars(expr)
+}
+
+# The types of the columns `used` ("numeric", "character", "logical" or
+# their class), read from one row where the SQL condition `where` holds; an
+# error when no row does.
+sql_column_types <- function(backend, used, where, verbose) {
+  one <- dbplyr::sql_query_select(
+    backend$con, select = dbplyr::sql(paste(vapply(used, backend$ident, ""), collapse = ", ")),
+    from = dbplyr::sql(backend$from), where = dbplyr::sql(where), limit = 1L)
+  row <- sql_run(backend, as.character(one), "the column types (one row)", verbose)
+  if (nrow(row) == 0L) {
+    stop("no rows of ", backend$label, " are left after 'subset' and the ",
+         "removal of rows with NULL in a column the model uses (",
+         quote_names(used), ")", call. = FALSE)
+  }
+  types <- vapply(row, function(x) {
+    if (is.logical(x)) "logical" else if (is.character(x) || is.factor(x)) "character"
+    else if (is.numeric(x) || inherits(x, "integer64")) "numeric" else class(x)[1L]
+  }, "")
+  stats::setNames(types, used)
+}

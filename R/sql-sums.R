@@ -151,14 +151,7 @@ sql_model_plan <- function(parsed, backend, weights, offset, subset, fenv, verbo
   }), recursive = FALSE)
   group_cols <- lapply(parsed$bars, function(bar) group_columns(bar[[3L]], deparse1(bar)))
   # Every column the model uses, each named once, with where it is used.
-  check_cols <- function(expr, where) {
-    bad <- setdiff(all.vars(expr), columns)
-    if (length(bad)) {
-      stop("column ", quote_names(bad), " used in ", where, " not found in ",
-           backend$label, call. = FALSE)
-    }
-    all.vars(expr)
-  }
+  check_cols <- function(expr, where) sql_used_columns(expr, where, columns, backend$label)
   used <- c(check_cols(response, "the response"),
             unlist(lapply(c(fixed_vars, offsets), check_cols, where = "the fixed effects")),
             unlist(Map(function(bar, g) {
@@ -176,22 +169,7 @@ sql_model_plan <- function(parsed, backend, weights, offset, subset, fenv, verbo
   model$complete <- paste(paste(vapply(used, ident, ""), "IS NOT NULL"), collapse = " AND ")
   model$where_used <- paste(c(if (!is.null(model$where_subset)) paste0("(", model$where_subset, ")"),
                               model$complete), collapse = " AND ")
-  # Column types from one complete row.
-  one <- dbplyr::sql_query_select(
-    backend$con, select = dbplyr::sql(paste(vapply(used, ident, ""), collapse = ", ")),
-    from = dbplyr::sql(backend$from), where = dbplyr::sql(model$where_used), limit = 1L)
-  row <- sql_run(backend, as.character(one), "the column types (one row)", verbose)
-  if (nrow(row) == 0L) {
-    stop("no rows of ", backend$label, " are left after 'subset' and the ",
-         "removal of rows with NULL in a column the model uses (",
-         quote_names(used), ")", call. = FALSE)
-  }
-  types <- vapply(row, function(x) {
-    if (is.logical(x)) "logical" else if (is.character(x) || is.factor(x)) "character"
-    else if (is.numeric(x) || inherits(x, "integer64")) "numeric" else class(x)[1L]
-  }, "")
-  names(types) <- names(row)[seq_along(types)]
-  if (!identical(names(types), used)) names(types) <- used
+  types <- sql_column_types(backend, used, model$where_used, verbose)
   model$types <- types
   ctx <- list(backend = backend, types = types)
   resp_label <- deparse_var(response)
