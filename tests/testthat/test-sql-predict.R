@@ -157,9 +157,8 @@ check_sql_predict <- function(tables, data) {
 test_that("predict() on an SQLite table is predict() on its rows", {
   skip_if_not_installed("RSQLite")
   skip_if_not_installed("dbplyr")
-  con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+  con <- sql_test_con()
   on.exit(DBI::dbDisconnect(con))
-  RSQLite::initExtension(con, "math")
   data <- sql_predict_data()
   for (nm in names(data)) DBI::dbWriteTable(con, nm, data[[nm]])
   tables <- lapply(stats::setNames(names(data), names(data)), function(nm) dplyr::tbl(con, nm))
@@ -254,9 +253,8 @@ test_that("predict() on a Spark table (sql_source) is predict() on its rows", {
 test_that("predict() on a table: bad input is an error naming the cause", {
   skip_if_not_installed("RSQLite")
   skip_if_not_installed("dbplyr")
-  con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+  con <- sql_test_con()
   on.exit(DBI::dbDisconnect(con))
-  RSQLite::initExtension(con, "math")
   data <- sql_predict_data()
   rows <- data$mixed
   DBI::dbWriteTable(con, "mixed", rows)
