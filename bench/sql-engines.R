@@ -101,6 +101,11 @@ bench_test_helpers <- function() {
 
 # Starts the local SparkSession (the tests' configuration); returns list(helpers, session).
 bench_spark_start <- function() {
+  # Spark's default 1 GB of driver memory runs out collecting the million level pairs of a
+  # 10-million-row table; MIXEDRS_SPARK_DRIVER_MEMORY overrides this default.
+  if (!nzchar(Sys.getenv("MIXEDRS_SPARK_DRIVER_MEMORY"))) {
+    Sys.setenv(MIXEDRS_SPARK_DRIVER_MEMORY = "8g")
+  }
   h <- bench_test_helpers()
   # Outside a test run the helpers register their clean-up in the global environment (withr
   # says so in a message); bench_spark_stop() stops the session itself.
