@@ -208,7 +208,7 @@ test_that("options(lmerControl =) and options(glmerControl =) set the data check
   options(lmerControl = NULL)
   expect_equal(REMLcrit(fit), lme4::REMLcrit(lmer_full(Reaction ~ Days + (1 | Subject), ss)),
                tolerance = 1e-10)
-  options(glmerControl = list(check.nlev.gtreq.5 = "warning"))
+  withr::local_options(glmerControl = list(check.nlev.gtreq.5 = "warning"))
   cb4 <- subset(lme4::cbpp, herd %in% levels(herd)[1:4])
   expect_warning(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cb4,
                       family = binomial),
