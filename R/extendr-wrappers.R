@@ -37,6 +37,16 @@ glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
         start_theta, start_beta, control, verbose)
 }
 
+# A GLMM whose family has extra parameters (R/glmm-extended.R): `family` is
+# list(family, link, laplace, disp, zi, start).
+glmm_extended_fit_rs <- function(y, x, p, weights, offset, terms, family,
+                                 n_trials, eta_start, n_agq, start_theta,
+                                 start_beta, control, verbose) {
+  model <- list(y = y, X = x, p = p, weights = weights, offset = offset, terms = terms)
+  .Call(wrap__glmm_extended_fit_rs, model, family, n_trials, eta_start, n_agq,
+        start_theta, start_beta, control, verbose)
+}
+
 # The LMM deviance function held by the engine (R/devfun.R).
 lmm_devfun_rs <- function(model, reml, threads) {
   .Call(wrap__lmm_devfun_rs, model, reml, threads)

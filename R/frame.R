@@ -20,6 +20,12 @@
 #'   `cbind(successes, failures)`), and a grouping factor may have as many
 #'   levels, and a term as many random effects, as there are observations
 #'   (lme4's `allow.n = TRUE` for glmer).
+#' @param response `NULL`, or for a family that [glmm_response()] does not
+#'   know (glmmTMB's families) a function of the model frame, the prior
+#'   weights (or `NULL`) and `list(mustart, etastart)` returning what
+#'   [glmm_response()] returns (`y`, `weights`, `n`, `mustart`, `etastart`).
+#' @param extra_vars names of variables the model frame must also hold (those
+#'   of glmm()'s `ziformula` and `dispformula`).
 #' @return A list with `formula`, `frame`, `y`, `X`, `fixed_formula`,
 #'   `weights`, `offset`, `reterms`, `flist` and `na.action`. With a family,
 #'   `y` is the response as fitted (e.g. proportions), `weights` the prior
@@ -27,7 +33,8 @@
 #'   for `cbind()` responses), and the list ends with `n_trials`, `mustart`,
 #'   `etastart` and `family`.
 #' @noRd
-lmm_inputs <- function(mc, env, control, family = NULL) {
+lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
+                       extra_vars = NULL) {
   if (is.null(mc$formula)) {
     stop("argument 'formula' is missing: give a formula such as ",
          "y ~ x + (1 | group)", call. = FALSE)
@@ -41,6 +48,9 @@ lmm_inputs <- function(mc, env, control, family = NULL) {
   }
   formula <- lmm_formula(formula, env)
   parsed <- parse_lmm_formula(formula)
+  if (length(extra_vars) > 0L) {
+    parsed$frame_formula <- add_frame_variables(parsed$frame_formula, extra_vars)
+  }
   data <- lmm_data(mc, env)
   check_variables(parsed, data, mc)
   frame <- lmm_frame(parsed$frame_formula, data, mc, env)
@@ -55,6 +65,10 @@ lmm_inputs <- function(mc, env, control, family = NULL) {
   if (is.null(family)) {
     y <- frame_response(frame)
     weights <- frame_weights(frame)
+  } else if (!is.null(response)) {
+    resp <- response(frame, frame_weights(frame), user_start)
+    y <- resp$y
+    weights <- resp$weights
   } else {
     not_const <- control$check.response.not.const
     resp <- glmm_response(frame, family, frame_weights(frame),
@@ -79,6 +93,17 @@ lmm_inputs <- function(mc, env, control, family = NULL) {
   if (is.null(family)) return(out)
   c(out, list(n_trials = resp$n, mustart = resp$mustart,
               etastart = resp$etastart, family = family))
+}
+
+# `formula` with the variables named `vars` added to its right-hand side, so
+# that the model frame also holds the variables of other formulas of the
+# model (glmm()'s zero-inflation and dispersion formulas) and its na.action
+# drops the same rows for all of them.
+add_frame_variables <- function(formula, vars) {
+  rhs <- formula[[length(formula)]]
+  for (v in setdiff(vars, all.vars(formula))) rhs <- call("+", rhs, as.name(v))
+  formula[[length(formula)]] <- rhs
+  formula
 }
 
 # Evaluates the `data` argument and checks it is a data frame (or NULL).

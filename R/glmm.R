@@ -58,6 +58,30 @@
 #'   `nAGQ`, the linear predictor `eta` and fitted means `mu`. Use the methods
 #'   (`summary()`, [fixef()], [ranef()], [VarCorr()], `predict()`,
 #'   `residuals()`, ...) to read it.
+#' @param ziformula A one-sided formula of fixed effects for the probability
+#'   of an extra zero (zero inflation, glmmTMB's `ziformula`), on the logit
+#'   scale: `~0` (default) for none, `~1` for a constant probability, `~ x`
+#'   for a model. Available for the `poisson`, `nbinom1` and `nbinom2`
+#'   families. Random effects in it are not supported yet (an error).
+#' @param dispformula A one-sided formula of fixed effects for the
+#'   dispersion parameter on the log scale (glmmTMB's `dispformula`; see
+#'   "Families with a dispersion"): `~1` (default) for a constant dispersion.
+#'   Available for `nbinom1`, `nbinom2`, `beta`, `betabinomial`, `gaussian`
+#'   and `Gamma`.
+#' @section Families with a dispersion:
+#'   `family = nbinom2`, `nbinom1`, `beta_family` or `betabinomial` (objects,
+#'   functions or names, ours or glmmTMB's), or any model with `ziformula` or
+#'   `dispformula`, is fitted as glmmTMB fits it: the dispersion coefficients
+#'   (`log(phi)`) and zero-inflation coefficients are estimated jointly with
+#'   the covariance parameters and the fixed effects by the Laplace
+#'   approximation with the observed information (TMB's), so `logLik()` is
+#'   comparable with glmmTMB's. glmmTMB's parameterisation: `nbinom2`
+#'   variance `mu + mu^2/phi` (`phi` is glmer.nb's theta), `nbinom1`
+#'   variance `mu (1 + phi)`, `beta` shapes `mu phi` and `(1 - mu) phi`,
+#'   `betabinomial` the same for the success probability of
+#'   `cbind(successes, failures)`, `gaussian` variance `phi`, `Gamma` shape
+#'   `phi`. Results follow glmmTMB: `fixef()` has components `cond`, `zi`
+#'   and `disp`.
 #' @param devFunOnly Logical: return the deviance function instead of
 #'   fitting, as `lme4::glmer(devFunOnly = TRUE)`: for `nAGQ = 0` a function
 #'   of the covariance parameters `theta` (the fixed effects found inside
@@ -126,17 +150,34 @@
 glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
                  offset, subset, na.action, control = glmmControl(),
                  start = NULL, verbose = FALSE, devFunOnly = FALSE,
-                 contrasts = NULL, mustart, etastart) {
+                 contrasts = NULL, mustart, etastart, ziformula = ~0,
+                 dispformula = ~1) {
   mc <- match.call()
+  mc$ziformula <- NULL
+  mc$dispformula <- NULL
   if (missing(control)) control <- default_control("glmm")
-  if (is_gaussian_identity(family, parent.frame())) {
-    return(gaussian_shortcut(mc, parent.frame()))
+  env <- parent.frame()
+  ext_family <- extended_family(family, env)
+  parts_given <- !missing(ziformula) || !missing(dispformula)
+  if (is.null(ext_family) && !parts_given && is_gaussian_identity(family, env)) {
+    return(gaussian_shortcut(mc, env))
   }
-  family <- resolve_family(family, parent.frame())
+  family <- if (is.null(ext_family)) resolve_family(family, env) else ext_family
   nAGQ <- check_nagq(nAGQ)
   check_flag(devFunOnly, "devFunOnly")
   control <- as_fit_control(control, "glmm")
   verbose <- max(check_verbose(verbose), control$opt_verbose)
+  if (!is.null(ext_family) || parts_given) {
+    if (!is.null(mc$data) && is_sql_data(eval(mc$data, env))) {
+      stop("glmm() on a database table supports the binomial and Poisson ",
+           "families without 'ziformula' or 'dispformula'", call. = FALSE)
+    }
+    mc$ziformula <- if (!missing(ziformula)) ziformula
+    mc$dispformula <- if (!missing(dispformula)) dispformula
+    fit <- glmm_extended(mc, env, family, ziformula, dispformula, nAGQ,
+                         control, start, verbose, devFunOnly)
+    return(fit)
+  }
   if (!is.null(mc$data)) {
     data <- eval(mc$data, parent.frame())
     if (is_sql_data(data)) {
@@ -283,14 +324,16 @@ check_glmm_start <- function(start, inputs, nAGQ) {
 }
 
 # Assembles the "glmm" object from the model inputs and the engine's result.
-glmm_object <- function(mc, inputs, raw, family, nAGQ, control) {
+glmm_object <- function(mc, inputs, raw, family, nAGQ, control,
+                        scale_free = FALSE) {
   parts <- fit_parts(mc, inputs, raw)
   X <- inputs$X
   n <- nrow(X)
   p <- ncol(X)
   nth <- length(parts$theta)
   obs_names <- rownames(inputs$frame)
-  use_sc <- !family$family %in% c("binomial", "poisson")
+  # An extended family's weights carry its dispersion (R/glmm-extended.R).
+  use_sc <- !scale_free && !family$family %in% c("binomial", "poisson")
   pwrss <- raw$wrss + raw$ussq
   sigma <- if (use_sc) sqrt(pwrss / n) else 1
   vcov_rx <- sigma^2 * unscaled_vcov(raw$vcov_unscaled, X)

@@ -148,7 +148,8 @@ mer_use_sc <- function(object) {
 # covariance parameters (`par`: theta for unstructured terms, fewer for
 # structured ones) and, when the model has one, the scale parameter.
 mer_npar <- function(object) {
-  length(object$beta) + length(cov_par(object)) + as.integer(mer_use_sc(object))
+  length(object$beta) + length(cov_par(object)) + as.integer(mer_use_sc(object)) +
+    length(object$extended$extra)
 }
 
 # The optimizer's covariance parameters of a fit (lme4 2.x's `par`; theta

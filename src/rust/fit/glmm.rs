@@ -17,7 +17,7 @@
 pub use super::pirls::PirlsOptions;
 use super::pirls::{Mode, Pirls};
 use super::quadrature::GaussHermite;
-use super::response::Response;
+use super::response::{Response, ResponseFamily, WeightChoice};
 use super::stage2::{Derivatives, Stage2Metric};
 use crate::error::{invalid, MixedError, Result};
 use crate::family::Family;
@@ -39,6 +39,11 @@ const LME4_START_COARSE_RHOEND: f64 = 2e-2;
 /// How much lower (in deviance) the coarse run from lme4's start must end before it is
 /// polished: the same basin gives coarse values a hair below a converged one's only by noise.
 const LME4_START_MARGIN: f64 = 1e-4;
+
+/// Initial and final trust-region radii of the search over the family's extra parameters (log
+/// dispersion, logit zero-inflation coefficients) between the stages: coarse, as stage 2 polishes.
+const EXTRA_STAGE_RHOBEG: f64 = 0.5;
+const EXTRA_STAGE_RHOEND: f64 = 1e-3;
 
 /// The optimizer of a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +78,8 @@ pub struct GlmmFit {
     pub par: Vec<f64>,
     /// Fixed effects.
     pub beta: Vec<f64>,
+    /// Extra parameters of the family (dispersion then zero-inflation coefficients), or empty.
+    pub extra: Vec<f64>,
     /// Spherical random effects, terms in input order, each level-major.
     pub u: Vec<f64>,
     /// Conditional modes per term, level-major.
@@ -95,9 +102,9 @@ pub struct GlmmFit {
     pub deviance: f64,
     /// `(R_X R_X')⁻¹` at the modes' weights.
     pub vcov_unscaled: Vec<f64>,
-    /// Finite-difference gradient of the criterion over (θ, β) (stage 2), or empty.
+    /// Finite-difference gradient of the criterion over (θ, extra, β) (stage 2), or empty.
     pub gradient: Vec<f64>,
-    /// Finite-difference Hessian over (θ, β), column-major, or empty.
+    /// Finite-difference Hessian over (θ, extra, β), column-major, or empty.
     pub hessian: Vec<f64>,
     /// Stage-1 optimizer record.
     pub stage1: Option<OptSummary>,
@@ -128,6 +135,8 @@ pub struct GeneralizedLinearMixedModel<'a> {
     pub(super) last_error: Option<String>,
     /// Objective evaluations where PIRLS failed.
     pub(super) failures: usize,
+    /// Where the extra parameters of the family start (zeros unless set).
+    extra_start: Vec<f64>,
 }
 
 impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
@@ -151,6 +160,26 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         pirls: PirlsOptions,
         par: Par,
     ) -> Result<Self> {
+        Self::with_family(
+            spec,
+            ResponseFamily::Glm(family),
+            n_trials,
+            eta_start,
+            pirls,
+            par,
+        )
+    }
+
+    /// As [`Self::new`] for any [`ResponseFamily`]: a family with extra parameters adds them to
+    /// the parameters of stage 2, which are then `(θ, extra, β)`.
+    pub fn with_family(
+        spec: ModelSpec<'a>,
+        family: ResponseFamily,
+        n_trials: Vec<f64>,
+        eta_start: Vec<f64>,
+        pirls: PirlsOptions,
+        par: Par,
+    ) -> Result<Self> {
         let n = spec.n;
         if n_trials.len() != n || eta_start.len() != n {
             return invalid("n_trials and eta_start must have one value per observation");
@@ -166,12 +195,26 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             pirls,
             last_error: None,
             failures: 0,
+            extra_start: Vec::new(),
         })
     }
 
-    /// Distribution and link.
-    pub fn family(&self) -> Family {
+    /// The family.
+    pub fn family(&self) -> &ResponseFamily {
         self.response.family()
+    }
+
+    /// Number of extra parameters of the family.
+    pub fn n_extra(&self) -> usize {
+        self.response.n_extra()
+    }
+
+    /// Where the fit starts the extra parameters (dispersion then zero-inflation
+    /// coefficients); zeros unless set.
+    pub fn set_extra_start(&mut self, values: &[f64]) -> Result<()> {
+        self.response.set_extra(values)?;
+        self.extra_start = values.to_vec();
+        Ok(())
     }
 
     /// The response (data, family, extra parameters).
@@ -256,19 +299,21 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok(self.laplace())
     }
 
-    /// The stage-2 criterion at (θ, β): Laplace for `n_agq ≤ 1`, adaptive Gauss–Hermite
-    /// otherwise.
+    /// The stage-2 criterion at (θ, extra, β) (no extra parameters for lme4's families):
+    /// Laplace for `n_agq ≤ 1`, adaptive Gauss–Hermite otherwise.
     pub fn objective_theta_beta(
         &mut self,
         pars: &[f64],
         rule: Option<&GaussHermite>,
     ) -> Result<f64> {
         let nth = self.re.n_par();
-        if pars.len() != nth + self.spec.p {
+        let ne = self.n_extra();
+        if pars.len() != nth + ne + self.spec.p {
             return invalid("parameter vector has the wrong length");
         }
         self.set_par(&pars[..nth])?;
-        self.pirls.beta.copy_from_slice(&pars[nth..]);
+        self.response.set_extra(&pars[nth..nth + ne])?;
+        self.pirls.beta.copy_from_slice(&pars[nth + ne..]);
         self.pirls.fixed_stale = true;
         self.run_pirls(Mode::UOnly)?;
         Ok(match rule {
@@ -298,6 +343,21 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             return invalid(
                 "nAGQ > 1 is only available for models with a single, scalar random-effects term",
             );
+        }
+        let ne = self.n_extra();
+        if ne > 0 && opts.n_agq == 0 {
+            return invalid(
+                "nAGQ = 0 estimates the fixed effects inside PIRLS and has no criterion for the \
+                 family's own parameters (dispersion, zero inflation); use nAGQ = 1 (Laplace)",
+            );
+        }
+        if ne > 0 {
+            let extra = if self.extra_start.len() == ne {
+                self.extra_start.clone()
+            } else {
+                vec![0.0; ne]
+            };
+            self.response.set_extra(&extra)?;
         }
         let rule = self.rule(opts.n_agq)?;
         let mut theta0 = match start_theta {
@@ -362,9 +422,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         if opts.n_agq == 0 {
             out.deviance = f1;
         } else {
-            let mut pars = theta.clone();
-            pars.extend_from_slice(start_beta.unwrap_or(&self.pirls.beta));
+            let beta0 = start_beta.map_or_else(|| self.pirls.beta.clone(), <[f64]>::to_vec);
             self.pirls.eta_start.copy_from_slice(&self.pirls.eta);
+            let mut pars = theta.clone();
+            if ne > 0 {
+                let extra = self.optimize_extra(&theta, &beta0, progress)?;
+                pars.extend_from_slice(&extra);
+            }
+            pars.extend_from_slice(&beta0);
             let (mut pars, mut summary) =
                 self.stage2(opts, rule.as_ref(), pars, &mut out, progress)?;
             if let Some(restart) = start::singular_face_restart(&self.re, &pars[..nth]) {
@@ -471,6 +536,43 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok(out)
     }
 
+    /// The family's extra parameters with θ and β held at the end of stage 1, by BOBYQA on the
+    /// stage-2 criterion over them alone (PIRLS over `u`): the start of stage 2, which then
+    /// moves everything together. Their own start is the one set (zeros by default), so stage 1
+    /// ran with, e.g., a dispersion of 1; this puts them near their optimum first, so that the
+    /// joint search starts close in every coordinate.
+    fn optimize_extra(
+        &mut self,
+        theta: &[f64],
+        beta: &[f64],
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<Vec<f64>> {
+        let start = self.response.extra().values().to_vec();
+        let ne = start.len();
+        let mut opts = OptimOptions {
+            rhobeg: EXTRA_STAGE_RHOBEG,
+            rhoend: EXTRA_STAGE_RHOEND,
+            calc_derivs: false,
+            ..OptimOptions::default()
+        };
+        opts.boundary_tol = 0.0;
+        let bounds = (vec![f64::NEG_INFINITY; ne], vec![f64::INFINITY; ne]);
+        let mut obj = ExtraStage {
+            model: &mut *self,
+            theta,
+            beta,
+            progress,
+        };
+        let summary = run_stage(&mut obj, &start, &bounds, &opts, StageOptimizer::Bobyqa)?;
+        // Leave the model at the chosen point.
+        let mut pars = theta.to_vec();
+        pars.extend_from_slice(&summary.theta);
+        pars.extend_from_slice(beta);
+        self.objective_theta_beta(&pars, None)
+            .map_err(|e| MixedError::Pirls(format!("after the dispersion stage: {e}")))?;
+        Ok(summary.theta)
+    }
+
     /// A moment estimate of θ ([`crate::start`]) from the working response and weights of the
     /// PIRLS just run at lme4's start (one PQL-like step; the working residuals have variance
     /// `1 / w` for families without a dispersion), with the trust-region radius for it. The
@@ -507,9 +609,10 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<(Vec<f64>, OptSummary)> {
         let nth = self.re.n_par();
+        let nsc = nth + self.n_extra();
         let p = self.spec.p;
         let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
-        let mut metric = Stage2Metric::from_vcov(&vc, nth, p);
+        let mut metric = Stage2Metric::from_vcov(&vc, nsc, p);
         let probes = self.calibrate(&center, rule, &mut metric);
         // Every coordinate is now in units of about one standard error.
         let mut stage_opts = opts.optim.clone();
@@ -541,7 +644,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 let polished = self.search(
                     rule,
                     &pars,
-                    &Stage2Metric::identity(nth, p),
+                    &Stage2Metric::identity(nsc, p),
                     &polish_opts,
                     StageOptimizer::Bobyqa,
                     progress,
@@ -563,7 +666,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// Leaves the model at the estimates and reads off everything reported.
     fn finish(&mut self, theta: Vec<f64>, out: &mut GlmmFit) -> Result<()> {
         let pirls = &mut self.pirls;
-        pirls.working_values(&self.response, Mode::Joint, false);
+        pirls.working_values(&self.response, Mode::Joint, WeightChoice::Final);
         pirls.refactor_joint(&self.spec, &self.re)?;
         let u_blocks =
             linpred::split_blocks(&self.re, &pirls.joint_cp.layout, &pirls.u1, &pirls.u2);
@@ -573,6 +676,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         out.theta = self.re.theta_of(&theta);
         out.par = theta;
         out.beta = pirls.beta.clone();
+        out.extra = self.response.extra().values().to_vec();
         out.eta = pirls.eta.clone();
         out.mu = pirls.mu.clone();
         out.ldl2 = pirls.ldl2();
@@ -621,18 +725,20 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         }
         let rule = self.rule(opts.n_agq)?;
         let nth = self.re.n_par();
+        let nsc = nth + self.n_extra();
         let p = self.spec.p;
-        if start.len() != nth + p {
+        if start.len() != nsc + p {
             return invalid(format!(
                 "stage 2 starts from {} parameters, the model has {}",
                 start.len(),
-                nth + p
+                nsc + p
             ));
         }
         // The metric from β's covariance at the stage-1 solution for θ, as the fit's stage 2.
+        self.response.set_extra(&start[nth..nsc])?;
         self.objective_theta(&start[..nth])?;
         let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
-        let mut metric = Stage2Metric::from_vcov(&vc, nth, p);
+        let mut metric = Stage2Metric::from_vcov(&vc, nsc, p);
         let probes = self.calibrate(start, rule.as_ref(), &mut metric);
         stage_opts.rhoend = stage_opts.rhoend.min(stage_opts.rhobeg);
         let mut summary = self.search(
@@ -661,8 +767,9 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         check_gradient: bool,
     ) -> Result<GlmmFit> {
         let nth = self.re.n_par();
+        let nsc = nth + self.n_extra();
         let p = self.spec.p;
-        let want = if opts.n_agq == 0 { nth } else { nth + p };
+        let want = if opts.n_agq == 0 { nth } else { nsc + p };
         if pars.len() != want {
             return invalid(format!(
                 "the fit takes {want} parameters, not {}",
@@ -682,7 +789,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 // The metric of the derivatives as after the engine's stage 2.
                 self.objective_theta(&pars[..nth])?;
                 let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
-                let mut metric = Stage2Metric::from_vcov(&vc, nth, p);
+                let mut metric = Stage2Metric::from_vcov(&vc, nsc, p);
                 self.calibrate(&pars, rule.as_ref(), &mut metric);
                 self.objective_theta_beta(&pars, rule.as_ref())?;
                 let derivs = self.derivatives(&pars, f0, rule.as_ref(), &metric);
@@ -741,6 +848,33 @@ pub(super) fn run_stage<O: Objective>(
     match optimizer {
         StageOptimizer::Bobyqa => optim::minimize_within(obj, start, lower, upper, opts),
         StageOptimizer::NelderMead => crate::nelder_mead::minimize(obj, start, lower, opts),
+    }
+}
+
+/// The stage-2 criterion as a function of the extra parameters alone.
+struct ExtraStage<'m, 'a, 'p> {
+    model: &'m mut GeneralizedLinearMixedModel<'a>,
+    theta: &'p [f64],
+    beta: &'p [f64],
+    progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
+}
+
+impl Objective for ExtraStage<'_, '_, '_> {
+    fn eval(&mut self, extra: &[f64]) -> f64 {
+        let mut pars = self.theta.to_vec();
+        pars.extend_from_slice(extra);
+        pars.extend_from_slice(self.beta);
+        match self.model.objective_theta_beta(&pars, None) {
+            Ok(v) => v,
+            Err(e) => {
+                self.model.record_failure(&e);
+                f64::INFINITY
+            }
+        }
+    }
+
+    fn after_eval(&mut self, count: usize, extra: &[f64], value: f64) -> Stop {
+        (self.progress)(count, extra, value)
     }
 }
 

@@ -10,7 +10,7 @@
 //! the steps are Newton steps (observed information as weights). Every run starts from the
 //! previous run's modes when they give a valid mean (a warm start), otherwise from a fixed
 //! linear predictor (lme4's `lp0`).
-use super::response::Response;
+use super::response::{Response, WeightChoice};
 use crate::blocks::CrossProducts;
 use crate::chol::BlockedCholesky;
 use crate::error::{MixedError, Result};
@@ -334,7 +334,7 @@ impl Pirls {
     /// [`Self::update_eta`], formed in this order so that the finite-difference derivatives see
     /// the same rounding as before).
     ///
-    /// With `newton` (a non-canonical link, during the iterations) the weights are the observed
+    /// With a Newton `choice` (a non-canonical link, during the iterations) the weights are the observed
     /// information `−∂²ℓ/∂η²` and the response `η − offset + (∂ℓ/∂η)/w`, so that a step is a
     /// Newton step on the penalized deviance: Fisher scoring converges only linearly there, at
     /// a rate set by the gap between observed and expected information (a probit model took
@@ -343,7 +343,12 @@ impl Pirls {
     /// identity link far from the data) that observation keeps its Fisher weight, which keeps
     /// the system positive definite; step halving guards the rest. The modes are the same
     /// either way; the Laplace determinant always uses the expected weights (as lme4 does).
-    pub(super) fn working_values(&mut self, response: &Response<'_>, mode: Mode, newton: bool) {
+    pub(super) fn working_values(
+        &mut self,
+        response: &Response<'_>,
+        mode: Mode,
+        choice: WeightChoice,
+    ) {
         debug_assert!(mode == Mode::Joint || !self.fixed_stale);
         response.working_values(
             &self.eta,
@@ -351,7 +356,7 @@ impl Pirls {
             &self.mu_eta,
             &self.xb,
             mode == Mode::UOnly,
-            newton,
+            choice,
             &mut self.work_w,
             &mut self.work_z,
         );
@@ -441,8 +446,14 @@ impl Pirls {
         let mut prev_step = f64::INFINITY;
         for iteration in 1..=self.opts.max_iter {
             self.iterations += 1;
-            self.working_values(response, mode, true);
-            self.refactor(spec, re, mode)?;
+            self.working_values(response, mode, WeightChoice::Newton);
+            if self.refactor(spec, re, mode).is_err() {
+                // Some observed information is negative and the system is not positive
+                // definite: a step with the expected information where the observed is not
+                // positive.
+                self.working_values(response, mode, WeightChoice::NewtonPositive);
+                self.refactor(spec, re, mode)?;
+            }
             match mode {
                 Mode::Joint => {
                     let (beta, u1, u2) = self.joint_chol.solve(&self.joint_cp);
@@ -542,7 +553,7 @@ impl Pirls {
         // The Laplace approximation needs the factor at the modes' own weights. The random-
         // effects part of the joint factor is the factor of the `UOnly` system (it does not
         // depend on F), so one refactor serves either mode.
-        self.working_values(response, mode, false);
+        self.working_values(response, mode, WeightChoice::Final);
         self.refactor(spec, re, mode)?;
         self.ldl2_value = match mode {
             Mode::Joint => self.joint_chol.logdet_l11 + self.joint_chol.logdet_l22,

@@ -1,33 +1,167 @@
 //! The response of a generalized linear mixed model: the observations `y`, their prior weights,
-//! the binomial numbers of trials, the offset, the family (distribution and link, from
-//! [`crate::family`]) and the family's extra parameters.
+//! the binomial numbers of trials, the offset, the family and the family's extra parameters.
 //!
 //! PIRLS and the Laplace/AGQ criterion ask this module everything that depends on the
 //! distribution, observation by observation: the mean `μ = g⁻¹(η)` and `dμ/dη`, whether `η` and
-//! `μ` are valid, the working weights and working response, the deviance residuals `d(yᵢ, μᵢ)`,
-//! and the conditional `−2 log p(y | μ)` that enters the Laplace and AGQ deviances. A family with
-//! parameters of its own (see [`FamilyParameters`]) changes these answers, not the algorithms
-//! that use them.
+//! `μ` are valid, the working weights and working response, the deviance terms, and the
+//! conditional `−2 log p(y | μ)` that enters the Laplace and AGQ deviances.
+//!
+//! Two kinds of family ([`ResponseFamily`]):
+//! - lme4's exponential families ([`Family`]): working weights `a μ′²/V(μ)`, deviance residuals,
+//!   and R's family `aic` as `−2 log p(y | μ)`, as glmer computes them;
+//! - families with parameters of their own ([`ExtendedFamily`], glmmTMB's models): a density
+//!   from [`crate::model::density`] with a dispersion `φᵢ = exp(X_d β_d + o_d)ᵢ`, optionally
+//!   zero-inflated with probability `πᵢ = logit⁻¹(X_z β_z + o_z)ᵢ`:
+//!   `p(0) = π + (1 − π) f(0)`, `p(y) = (1 − π) f(y)` for `y > 0`. The coefficients `(β_d, β_z)`
+//!   are the model's *extra parameters*, set by [`Response::set_extra`] and estimated by the fit
+//!   along with (θ, β). Here the deviance term of an observation is `−2 aᵢ ℓᵢ` (the full
+//!   log-likelihood, so the Laplace deviance is `log|L|² + ‖u‖² + Σ −2 aᵢ ℓᵢ`), the working
+//!   weight the observed information `−∂²ℓ/∂η²` (the expected one where that is not positive),
+//!   and the weights of the factor at the modes are the observed information (glmmTMB's Laplace,
+//!   TMB's Hessian) or the expected one (lme4's, for `glmer.nb`), as [`LaplaceWeights`] says.
 use crate::error::{invalid, Result};
-use crate::family::Family;
+use crate::family::{Family, Link};
+use crate::model::density::Density;
 use crate::spec::ModelSpec;
 
-/// Parameters of the response distribution besides its mean, such as a negative-binomial `θ` or
-/// a zero-inflation probability: values that the fit would estimate along with `(θ, β)` and that
-/// the methods of [`Response`] would read.
-///
-/// No supported family has any: binomial and Poisson have none, and the dispersion of the
-/// Gamma, inverse Gaussian and Gaussian families is not a parameter of the criterion (the
-/// Laplace deviance uses R's family `aic`, which estimates it from the deviance). So this is
-/// always empty today, and there is no way to set values: a family that needs them adds its
-/// constructor here and its use in [`Response`]'s methods, and PIRLS stays as it is.
+/// A linear predictor of a distribution parameter: `X b + offset`, `X` `n × k` column-major.
+#[derive(Debug, Clone, Default)]
+pub struct ParameterModel {
+    /// The design, column-major.
+    pub x: Vec<f64>,
+    /// Number of columns.
+    pub k: usize,
+    /// Offset (none: zeros).
+    pub offset: Option<Vec<f64>>,
+}
+
+impl ParameterModel {
+    /// `X b + offset` for `n` observations.
+    fn predictor(&self, n: usize, b: &[f64]) -> Vec<f64> {
+        let mut eta = self.offset.clone().unwrap_or_else(|| vec![0.0; n]);
+        crate::linpred::add_xb(&self.x, n, b, &mut eta);
+        eta
+    }
+}
+
+/// The working weights PIRLS asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightChoice {
+    /// A Newton step: the observed information, for an extended family even where it is
+    /// negative (a zero-inflated zero: the system as a whole stays positive definite as a rule,
+    /// and only exact Newton steps converge fast there).
+    Newton,
+    /// A Newton step where the observed information is positive, the expected one elsewhere
+    /// (always a positive definite system).
+    NewtonPositive,
+    /// The weights of the factor at the modes (the Laplace determinant and `R_X`).
+    Final,
+}
+
+/// Which information weighs the factor at the modes (the Laplace determinant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaplaceWeights {
+    /// The observed information `−∂²ℓ/∂η²` (glmmTMB).
+    Observed,
+    /// The expected information `μ′²/Var(y)` (lme4's glmer, so glmer.nb).
+    Expected,
+}
+
+/// A family with extra parameters: density, link, dispersion and zero-inflation models.
+#[derive(Debug, Clone)]
+pub struct ExtendedFamily {
+    /// The distribution.
+    pub density: Density,
+    /// The link of the mean.
+    pub link: Link,
+    /// The model of `log φ` (present exactly when the density has a dispersion).
+    pub disp: Option<ParameterModel>,
+    /// The model of `logit π` (zero inflation), if any.
+    pub zi: Option<ParameterModel>,
+    /// The weights of the Laplace determinant.
+    pub laplace: LaplaceWeights,
+}
+
+impl ExtendedFamily {
+    /// Checks the pieces against each other and the number of observations.
+    pub fn validate(&self, n: usize) -> Result<()> {
+        if self.density.has_dispersion() != self.disp.is_some() {
+            return invalid(format!(
+                "family {:?}: a dispersion model is needed exactly when the family has a \
+                 dispersion parameter",
+                self.density
+            ));
+        }
+        for (what, m) in [("dispersion", &self.disp), ("zero-inflation", &self.zi)] {
+            if let Some(m) = m {
+                if m.x.len() != n * m.k || m.offset.as_ref().is_some_and(|o| o.len() != n) {
+                    return invalid(format!(
+                        "the {what} model's design does not have one row per observation"
+                    ));
+                }
+            }
+        }
+        if self.zi.is_some()
+            && !matches!(
+                self.density,
+                Density::Poisson | Density::NegBinomial1 | Density::NegBinomial2
+            )
+        {
+            return invalid("zero inflation is only available for count families");
+        }
+        Ok(())
+    }
+
+    /// Number of extra parameters: dispersion then zero-inflation coefficients.
+    pub fn n_extra(&self) -> usize {
+        self.disp.as_ref().map_or(0, |m| m.k) + self.zi.as_ref().map_or(0, |m| m.k)
+    }
+}
+
+/// The family of a response.
+#[derive(Debug, Clone)]
+pub enum ResponseFamily {
+    /// lme4's exponential families.
+    Glm(Family),
+    /// Families with extra parameters.
+    Extended(ExtendedFamily),
+}
+
+impl ResponseFamily {
+    /// The link of the mean.
+    pub fn link(&self) -> Link {
+        match self {
+            ResponseFamily::Glm(f) => f.link,
+            ResponseFamily::Extended(e) => e.link,
+        }
+    }
+
+    /// Number of extra parameters (0 for lme4's families).
+    pub fn n_extra(&self) -> usize {
+        match self {
+            ResponseFamily::Glm(_) => 0,
+            ResponseFamily::Extended(e) => e.n_extra(),
+        }
+    }
+}
+
+/// The values of the extra parameters and what they give per observation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FamilyParameters {
+    /// `(β_d, β_z)`.
     values: Vec<f64>,
+    /// `φᵢ` (empty without a dispersion).
+    phi: Vec<f64>,
+    /// `log πᵢ` and `log(1 − πᵢ)` (empty without zero inflation).
+    log_zi: Vec<f64>,
+    log_not_zi: Vec<f64>,
+    /// The part of each `ℓᵢ` that does not depend on `μᵢ` at the current `φᵢ`
+    /// ([`Density::constant`]).
+    constant: Vec<f64>,
 }
 
 impl FamilyParameters {
-    /// No extra parameters (every supported family).
+    /// No extra parameters (lme4's families).
     pub fn none() -> Self {
         Self::default()
     }
@@ -42,26 +176,57 @@ impl FamilyParameters {
         self.values.is_empty()
     }
 
-    /// The values, in the family's order.
+    /// The values: dispersion then zero-inflation coefficients.
     pub fn values(&self) -> &[f64] {
         &self.values
     }
+
+    /// `φᵢ` per observation (empty without a dispersion).
+    pub fn phi(&self) -> &[f64] {
+        &self.phi
+    }
+
+    /// `πᵢ` per observation (empty without zero inflation).
+    pub fn zero_prob(&self) -> Vec<f64> {
+        self.log_zi.iter().map(|l| l.exp()).collect()
+    }
+}
+
+/// `log(eᵃ + eᵇ)` without overflow.
+fn log_add_exp(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    if hi == f64::NEG_INFINITY {
+        hi
+    } else {
+        hi + (lo - hi).exp().ln_1p()
+    }
+}
+
+/// The η-derivatives of an observation's log-likelihood: `∂ℓ/∂η`, the observed information
+/// `−∂²ℓ/∂η²` and the expected one (all times the prior weight).
+#[derive(Debug, Clone, Copy)]
+struct EtaDerivatives {
+    gradient: f64,
+    observed: f64,
+    expected: f64,
 }
 
 /// The response side of a GLMM (lme4's `glmResp`): data, family and extra parameters.
 #[derive(Debug, Clone)]
 pub struct Response<'a> {
-    /// The response as fitted (proportions for binomial).
+    /// The response as fitted (proportions for binomial, successes for beta-binomial).
     y: &'a [f64],
     /// Prior weights (the number of trials for binomial proportions).
     prior_w: Vec<f64>,
-    /// R's binomial `n` (1s otherwise), for the binomial log-likelihood.
+    /// R's binomial `n`, the beta-binomial trials (1s otherwise).
     n_trials: Vec<f64>,
     /// Offset of the linear predictor (zeros without one).
     offset: Vec<f64>,
-    /// Distribution and link.
-    family: Family,
-    /// Extra parameters of the distribution (none today).
+    /// The family.
+    family: ResponseFamily,
+    /// The link of the mean.
+    link: Link,
+    /// Extra parameters of the distribution and what they give per observation.
     extra: FamilyParameters,
     /// For binomial and Poisson the family's aic is `Σ d(y, μ)` plus this.
     saturated_aic: Option<f64>,
@@ -69,34 +234,112 @@ pub struct Response<'a> {
 
 impl<'a> Response<'a> {
     /// The response of `spec` (its `y`, weights and offset) under `family`; `n_trials` is R's
-    /// binomial `n` (1s for other families), one value per observation.
-    pub fn new(spec: &ModelSpec<'a>, family: Family, n_trials: Vec<f64>) -> Result<Self> {
+    /// binomial `n` or the beta-binomial trials (1s for other families), one per observation.
+    /// The extra parameters of an extended family start at zero.
+    pub fn new(spec: &ModelSpec<'a>, family: ResponseFamily, n_trials: Vec<f64>) -> Result<Self> {
         let n = spec.n;
         if n_trials.len() != n {
             return invalid("n_trials must have one value per observation");
         }
         let prior_w: Vec<f64> = (0..n).map(|i| spec.weight(i)).collect();
-        let saturated_aic = family.saturated_aic(spec.y, &n_trials, &prior_w);
+        let saturated_aic = match &family {
+            ResponseFamily::Glm(f) => f.saturated_aic(spec.y, &n_trials, &prior_w),
+            ResponseFamily::Extended(e) => {
+                e.validate(n)?;
+                None
+            }
+        };
         let offset: Vec<f64> = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
-        Ok(Self {
+        let link = family.link();
+        let n_extra = family.n_extra();
+        let mut response = Self {
             y: spec.y,
             prior_w,
             n_trials,
             offset,
             family,
+            link,
             extra: FamilyParameters::none(),
             saturated_aic,
-        })
+        };
+        if matches!(response.family, ResponseFamily::Extended(_)) {
+            // Also for a family without extra parameters (zero-inflated Poisson has some, a
+            // plain Poisson none): the constants of the log-density are formed here.
+            response.set_extra(&vec![0.0; n_extra])?;
+        }
+        Ok(response)
     }
 
-    /// Distribution and link.
-    pub fn family(&self) -> Family {
-        self.family
+    /// The family.
+    pub fn family(&self) -> &ResponseFamily {
+        &self.family
     }
 
     /// Extra parameters of the distribution.
     pub fn extra(&self) -> &FamilyParameters {
         &self.extra
+    }
+
+    /// Number of extra parameters.
+    pub fn n_extra(&self) -> usize {
+        self.family.n_extra()
+    }
+
+    /// Sets the extra parameters (dispersion then zero-inflation coefficients) and the `φᵢ`
+    /// and `πᵢ` they give; an error when some `φᵢ` is not a positive finite number.
+    pub fn set_extra(&mut self, values: &[f64]) -> Result<()> {
+        let ResponseFamily::Extended(fam) = &self.family else {
+            if values.is_empty() {
+                return Ok(());
+            }
+            return invalid("this family has no extra parameters");
+        };
+        if values.len() != fam.n_extra() {
+            return invalid(format!(
+                "the family has {} extra parameters, not {}",
+                fam.n_extra(),
+                values.len()
+            ));
+        }
+        if self.extra.values == values && !self.extra.constant.is_empty() {
+            return Ok(());
+        }
+        let n = self.y.len();
+        let kd = fam.disp.as_ref().map_or(0, |m| m.k);
+        let mut phi = Vec::new();
+        if let Some(m) = &fam.disp {
+            phi = m.predictor(n, &values[..kd]);
+            for v in phi.iter_mut() {
+                *v = v.exp();
+            }
+            if phi.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                return invalid("the dispersion model gives a dispersion of 0 or infinity");
+            }
+        }
+        let (mut log_zi, mut log_not_zi) = (Vec::new(), Vec::new());
+        if let Some(m) = &fam.zi {
+            let eta = m.predictor(n, &values[kd..]);
+            // log π = −log(1 + e^−η), log(1 − π) = −log(1 + e^η).
+            log_zi = eta.iter().map(|&e| -log_add_exp(0.0, -e)).collect();
+            log_not_zi = eta.iter().map(|&e| -log_add_exp(0.0, e)).collect();
+            if log_zi.iter().chain(&log_not_zi).any(|v| v.is_nan()) {
+                return invalid("the zero-inflation model gives an undefined probability");
+            }
+        }
+        let constant = (0..n)
+            .map(|i| {
+                let p = phi.get(i).copied().unwrap_or(1.0);
+                fam.density.constant(self.y[i], p, self.n_trials[i])
+            })
+            .collect();
+        self.extra = FamilyParameters {
+            values: values.to_vec(),
+            phi,
+            log_zi,
+            log_not_zi,
+            constant,
+        };
+        Ok(())
     }
 
     /// The response as fitted.
@@ -119,24 +362,34 @@ impl<'a> Response<'a> {
         &self.offset
     }
 
-    /// Whether the family has a free dispersion parameter (scale).
+    /// Whether the working residuals have a free scale (lme4's families with a dispersion;
+    /// an extended family's weights carry its dispersion).
     pub fn has_scale(&self) -> bool {
-        self.family.has_scale()
+        match &self.family {
+            ResponseFamily::Glm(f) => f.has_scale(),
+            ResponseFamily::Extended(_) => false,
+        }
+    }
+
+    /// Whether `μ` is a valid mean for the family.
+    #[inline]
+    fn valid_mu(&self, mu: f64) -> bool {
+        match &self.family {
+            ResponseFamily::Glm(f) => f.valid_mu(mu),
+            ResponseFamily::Extended(e) => e.density.valid_mu(mu),
+        }
     }
 
     /// Checks that a starting linear predictor and the means it gives are valid for the family.
     pub fn check_start(&self, eta: &[f64]) -> Result<()> {
-        let family = self.family;
-        if let Some(i) = eta.iter().position(|e| !family.link.valid_eta(*e)) {
+        let link = self.link;
+        if let Some(i) = eta.iter().position(|e| !link.valid_eta(*e)) {
             return invalid(format!(
                 "the starting linear predictor is invalid at observation {}",
                 i + 1
             ));
         }
-        if let Some(i) = eta
-            .iter()
-            .position(|&e| !family.valid_mu(family.link.linkinv(e)))
-        {
+        if let Some(i) = eta.iter().position(|&e| !self.valid_mu(link.linkinv(e))) {
             return invalid(format!(
                 "the starting mean is invalid at observation {}",
                 i + 1
@@ -148,30 +401,96 @@ impl<'a> Response<'a> {
     /// `μ = g⁻¹(η)`.
     #[inline]
     pub fn mean(&self, eta: f64) -> f64 {
-        self.family.link.linkinv(eta)
+        self.link.linkinv(eta)
     }
 
     /// `dμ/dη`.
     #[inline]
     pub fn mu_eta(&self, eta: f64) -> f64 {
-        self.family.link.mu_eta(eta)
+        self.link.mu_eta(eta)
     }
 
     /// `(μ, dμ/dη)` together (one exponential for the logit and log links).
     #[inline]
     pub fn mean_and_mu_eta(&self, eta: f64) -> (f64, f64) {
-        self.family.link.linkinv_mu_eta(eta)
+        self.link.linkinv_mu_eta(eta)
     }
 
-    /// Deviance residual `wᵢ d(yᵢ, μ)` of observation `i` at mean `mu`.
+    /// The η-derivatives of an extended family's `aᵢ ℓᵢ` at observation `i`.
+    #[inline]
+    fn eta_derivatives(
+        &self,
+        fam: &ExtendedFamily,
+        i: usize,
+        eta: f64,
+        mu: f64,
+        mu_eta: f64,
+    ) -> EtaDerivatives {
+        let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+        let n = self.n_trials[i];
+        let y = self.y[i];
+        let is_zi_zero = y == 0.0 && !self.extra.log_zi.is_empty();
+        let mut d = fam.density.varying(y, mu, phi, n, is_zi_zero);
+        d.value += self.extra.constant[i];
+        let d2mu = self.link.mu_eta_deriv(eta);
+        let mut g = d.d1 * mu_eta;
+        let mut l2 = d.d2 * mu_eta * mu_eta + d.d1 * d2mu;
+        let mut expected = fam.density.expected_information(mu, phi, n) * mu_eta * mu_eta;
+        if !self.extra.log_zi.is_empty() {
+            let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);
+            expected *= lnz.exp();
+            if y == 0.0 {
+                // p(0) = π + (1 − π) f(0); r = (1 − π) f(0) / p(0) is the weight of the count part.
+                let log_p0 = log_add_exp(lz, lnz + d.value);
+                let r = (lnz + d.value - log_p0).exp();
+                let g0 = g;
+                g = r * g0;
+                l2 = r * (g0 * g0 + l2) - g * g;
+            }
+        }
+        let a = self.prior_w[i];
+        EtaDerivatives {
+            gradient: a * g,
+            observed: -a * l2,
+            expected: a * expected,
+        }
+    }
+
+    /// The deviance term of observation `i` at mean `mu` (linear predictor `eta`): lme4's
+    /// `wᵢ d(yᵢ, μ)`, or `−2 aᵢ ℓᵢ` for an extended family.
+    #[inline]
+    fn deviance_term(&self, i: usize, mu: f64) -> f64 {
+        match &self.family {
+            ResponseFamily::Glm(f) => f.dev_resid(self.y[i], mu, self.prior_w[i]),
+            ResponseFamily::Extended(fam) => {
+                let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+                let mut l = fam
+                    .density
+                    .varying(self.y[i], mu, phi, self.n_trials[i], true)
+                    .value
+                    + self.extra.constant[i];
+                if !self.extra.log_zi.is_empty() {
+                    let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);
+                    l = if self.y[i] > 0.0 {
+                        lnz + l
+                    } else {
+                        log_add_exp(lz, lnz + l)
+                    };
+                }
+                -2.0 * self.prior_w[i] * l
+            }
+        }
+    }
+
+    /// The deviance term of observation `i` at mean `mu` (see [`Self::evaluate_rows`]).
     #[inline]
     pub fn dev_resid(&self, i: usize, mu: f64) -> f64 {
-        self.family.dev_resid(self.y[i], mu, self.prior_w[i])
+        self.deviance_term(i, mu)
     }
 
     /// For the observations `first..first + eta.len()` at linear predictor `eta`: μ and dμ/dη,
-    /// and with `deviance` also the deviance residuals into `dev`. False if some η or μ is
-    /// invalid for the family.
+    /// and with `deviance` also the deviance terms into `dev` (lme4's deviance residuals, or
+    /// `−2 aᵢ ℓᵢ` for an extended family). False if some η or μ is invalid for the family.
     #[inline]
     pub fn evaluate_rows(
         &self,
@@ -182,18 +501,33 @@ impl<'a> Response<'a> {
         dev: &mut [f64],
         deviance: bool,
     ) -> bool {
-        let family = self.family;
-        let link = family.link;
-        let rows = first..first + eta.len();
-        let y = &self.y[rows.clone()];
-        let pw = &self.prior_w[rows];
+        let link = self.link;
         let mut ok = true;
-        let values = mu.iter_mut().zip(mu_eta.iter_mut()).zip(dev.iter_mut());
-        for (((m, d), dv), ((&e, &yi), &w)) in values.zip(eta.iter().zip(y).zip(pw)) {
-            (*m, *d) = link.linkinv_mu_eta(e);
-            ok &= link.valid_eta(e) && family.valid_mu(*m);
-            if deviance {
-                *dv = family.dev_resid(yi, *m, w);
+        match &self.family {
+            ResponseFamily::Glm(family) => {
+                let rows = first..first + eta.len();
+                let y = &self.y[rows.clone()];
+                let pw = &self.prior_w[rows];
+                let values = mu.iter_mut().zip(mu_eta.iter_mut()).zip(dev.iter_mut());
+                for (((m, d), dv), ((&e, &yi), &w)) in values.zip(eta.iter().zip(y).zip(pw)) {
+                    (*m, *d) = link.linkinv_mu_eta(e);
+                    ok &= link.valid_eta(e) && family.valid_mu(*m);
+                    if deviance {
+                        *dv = family.dev_resid(yi, *m, w);
+                    }
+                }
+            }
+            ResponseFamily::Extended(fam) => {
+                for (k, &e) in eta.iter().enumerate() {
+                    let (m, d) = link.linkinv_mu_eta(e);
+                    mu[k] = m;
+                    mu_eta[k] = d;
+                    let valid = link.valid_eta(e) && fam.density.valid_mu(m);
+                    ok &= valid;
+                    if deviance && valid {
+                        dev[k] = self.deviance_term(first + k, m);
+                    }
+                }
             }
         }
         ok
@@ -205,6 +539,15 @@ impl<'a> Response<'a> {
     /// observed information `−∂²ℓ/∂η²` and the response `η − offset + (∂ℓ/∂η)/w` wherever that
     /// information is positive and finite (the expected, Fisher, values elsewhere), so that a
     /// PIRLS step is a Newton step; for a canonical link the two agree and `newton` is ignored.
+    /// (`newton` is any `choice` but [`WeightChoice::Final`].)
+    ///
+    /// For an extended family the response is always `η − offset + (∂ℓ/∂η)/w`; during the
+    /// iterations `w` is the observed information (see [`WeightChoice`]; the expected one where
+    /// it is not usable); at the modes (`Final`, the factor of the Laplace determinant) `w` is the
+    /// information [`LaplaceWeights`] names for the random effects alone (`uonly`, stage 2),
+    /// and the expected one for the joint system of stage 1 and the fit's `R_X`: the observed
+    /// information of a zero-inflated zero can be negative, which the random effects' block
+    /// (with its identity) absorbs but the fixed effects' block need not.
     #[allow(clippy::too_many_arguments)]
     pub fn working_values(
         &self,
@@ -213,11 +556,46 @@ impl<'a> Response<'a> {
         mu_eta: &[f64],
         xb: &[f64],
         uonly: bool,
-        newton: bool,
+        choice: WeightChoice,
         work_w: &mut [f64],
         work_z: &mut [f64],
     ) {
-        let family = self.family;
+        let newton = choice != WeightChoice::Final;
+        let family = match &self.family {
+            ResponseFamily::Glm(f) => *f,
+            ResponseFamily::Extended(fam) => {
+                for i in 0..eta.len() {
+                    let d = self.eta_derivatives(fam, i, eta[i], mu[i], mu_eta[i]);
+                    let usable = |v: f64| {
+                        v.is_finite()
+                            && match choice {
+                                WeightChoice::Newton => v.abs() > 1e-10 * d.expected,
+                                _ => v > 0.0,
+                            }
+                    };
+                    let w = if newton {
+                        if usable(d.observed) {
+                            d.observed
+                        } else {
+                            d.expected
+                        }
+                    } else if fam.laplace == LaplaceWeights::Observed && uonly {
+                        d.observed
+                    } else {
+                        d.expected
+                    };
+                    let step = if w != 0.0 && w.is_finite() {
+                        d.gradient / w
+                    } else {
+                        0.0
+                    };
+                    let z = eta[i] - self.offset[i] + step;
+                    work_w[i] = w;
+                    work_z[i] = if uonly { z - xb[i] } else { z };
+                }
+                return;
+            }
+        };
         let y = self.y;
         let newton = newton && !family.is_canonical();
         let out = work_w.iter_mut().zip(work_z);
@@ -243,30 +621,114 @@ impl<'a> Response<'a> {
         }
     }
 
-    /// `−2 log p(y | μ)` (R's family aic) at the means `mu`, given `dev = Σ d(y, μ)` there.
+    /// `−2 log p(y | μ)` (R's family aic for lme4's families) at the means `mu`, given the sum
+    /// of the deviance terms `dev` there (for an extended family that sum is the answer).
     pub fn minus_two_log_lik(&self, mu: &[f64], dev: f64) -> f64 {
-        match self.saturated_aic {
-            Some(c) => dev + c,
-            None => self
-                .family
-                .aic(self.y, &self.n_trials, mu, &self.prior_w, dev),
+        match (&self.family, self.saturated_aic) {
+            (ResponseFamily::Extended(_), _) => dev,
+            (ResponseFamily::Glm(_), Some(c)) => dev + c,
+            (ResponseFamily::Glm(f), None) => f.aic(self.y, &self.n_trials, mu, &self.prior_w, dev),
         }
     }
 
-    /// `Σ d(y, μ)`, observation by observation in order.
+    /// The sum of the deviance terms, observation by observation in order.
     pub fn deviance_residual_sum(&self, mu: &[f64]) -> f64 {
         (0..self.prior_w.len())
             .map(|i| self.dev_resid(i, mu[i]))
             .sum()
     }
 
-    /// Σ of squared weighted Pearson residuals `a (y − μ)²/V(μ)`.
+    /// Σ of squared weighted Pearson residuals `a (y − E y)²/Var(y)` (for a zero-inflated
+    /// family with the mixture's mean and variance).
     pub fn pearson_sum(&self, mu: &[f64]) -> f64 {
         (0..self.prior_w.len())
             .map(|i| {
-                let r = self.y[i] - mu[i];
-                self.prior_w[i] * r * r / self.family.variance(mu[i])
+                let (mean, var) = match &self.family {
+                    ResponseFamily::Glm(f) => (mu[i], f.variance(mu[i])),
+                    ResponseFamily::Extended(fam) => {
+                        let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+                        let n = self.n_trials[i];
+                        let scale = if fam.density == Density::BetaBinomial {
+                            n
+                        } else {
+                            1.0
+                        };
+                        let m = scale * mu[i];
+                        let v = fam.density.variance(mu[i], phi, n);
+                        match self.extra.log_not_zi.get(i) {
+                            Some(l) => {
+                                let keep = l.exp();
+                                let mean = keep * m;
+                                (mean, keep * (v + m * m) - mean * mean)
+                            }
+                            None => (m, v),
+                        }
+                    }
+                };
+                let r = self.y[i] - mean;
+                self.prior_w[i] * r * r / var
             })
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The observed information and gradient of an extended family, zero-inflated, against
+    /// central differences of its log-likelihood in η.
+    #[test]
+    fn zero_inflated_derivatives_match_differences() {
+        let n = 4;
+        let y = [0.0, 3.0, 0.0, 1.0];
+        let x: Vec<f64> = vec![1.0; n];
+        let spec_x = vec![1.0; n];
+        let z = vec![1.0; n];
+        let term = crate::spec::RandomTerm {
+            levels: vec![0, 0, 1, 1],
+            n_levels: 2,
+            z: &z,
+            q: 1,
+            factor_id: 0,
+        };
+        let spec = ModelSpec::new(&y, &spec_x, 1, None, None, vec![term]).expect("spec");
+        for density in [
+            Density::Poisson,
+            Density::NegBinomial2,
+            Density::NegBinomial1,
+        ] {
+            let fam = ExtendedFamily {
+                density,
+                link: Link::Log,
+                disp: density.has_dispersion().then(|| ParameterModel {
+                    x: x.clone(),
+                    k: 1,
+                    offset: None,
+                }),
+                zi: Some(ParameterModel {
+                    x: x.clone(),
+                    k: 1,
+                    offset: None,
+                }),
+                laplace: LaplaceWeights::Observed,
+            };
+            let nx = fam.n_extra();
+            let fam_copy = fam.clone();
+            let mut r = Response::new(&spec, ResponseFamily::Extended(fam), vec![1.0; n])
+                .expect("response");
+            let extra: Vec<f64> = if nx == 2 { vec![0.4, -0.8] } else { vec![-0.8] };
+            r.set_extra(&extra).expect("extra");
+            for i in 0..n {
+                let l = |e: f64| -0.5 * r.deviance_term(i, Link::Log.linkinv(e));
+                let eta = 0.7;
+                let h = 1e-4;
+                let d = r.eta_derivatives(&fam_copy, i, eta, eta.exp(), eta.exp());
+                let g = (l(eta + h) - l(eta - h)) / (2.0 * h);
+                let h2 = -(l(eta + h) - 2.0 * l(eta) + l(eta - h)) / (h * h);
+                assert!((d.gradient - g).abs() < 1e-6, "{density:?} {i} gradient");
+                assert!((d.observed - h2).abs() < 1e-5, "{density:?} {i} hessian");
+            }
+        }
     }
 }

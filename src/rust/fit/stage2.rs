@@ -1,6 +1,7 @@
 //! Stage 2 of the GLMM fit, its metric and its finite-difference derivatives.
 //!
-//! Stage 2 minimizes the Laplace (or AGQ) deviance over (θ, β) jointly. It searches in whitened
+//! Stage 2 minimizes the Laplace (or AGQ) deviance over (θ, β) jointly (for a family with extra
+//! parameters over (θ, extra, β), the extra ones scaled as θ is). It searches in whitened
 //! coordinates `y` with `(θ, β) = center + T y` ([`Stage2Metric`]: θ scaled by calibrated
 //! curvature probes, β through the Cholesky factor of its stage-1 covariance), about one
 //! standard error per unit, so that one trust region fits every parameter. The gradient and
@@ -181,6 +182,17 @@ impl Objective for Stage2<'_, '_, '_> {
 }
 
 impl GeneralizedLinearMixedModel<'_> {
+    /// Bounds of the coordinates that stage 2 scales one by one: θ's, then the family's extra
+    /// parameters (unbounded).
+    fn scaled_bounds(&self) -> (Vec<f64>, Vec<f64>) {
+        let ne = self.n_extra();
+        let mut lower = self.re.par_lower();
+        let mut upper = self.re.par_upper();
+        lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, ne));
+        upper.extend(std::iter::repeat_n(f64::INFINITY, ne));
+        (lower, upper)
+    }
+
     /// Calibrates `metric` at `center` so that a unit step in any coordinate raises the
     /// deviance by about one, as a unit step of the whitened β does for families without a
     /// dispersion. Each θ element gets the scale `√(2 / H_kk)`, with `H_kk` the curvature of the
@@ -198,15 +210,14 @@ impl GeneralizedLinearMixedModel<'_> {
         rule: Option<&GaussHermite>,
         metric: &mut Stage2Metric,
     ) -> usize {
-        let nth = self.re.n_par();
-        let lower = self.re.par_lower();
-        let upper = self.re.par_upper();
+        let (lower, upper) = self.scaled_bounds();
+        let nsc = lower.len();
         let mut evals = 1;
         let Ok(f0) = self.objective_theta_beta(center, rule) else {
             return evals;
         };
         let mut x = center.to_vec();
-        for k in 0..nth {
+        for k in 0..nsc {
             let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
             let (a, b) = if center[k] - h < lower[k] {
                 (h, 2.0 * h)
@@ -230,12 +241,15 @@ impl GeneralizedLinearMixedModel<'_> {
             };
             let scale = (2.0 / curvature).sqrt();
             if scale.is_finite() && scale > 0.0 {
-                metric.theta_scale[k] = scale.clamp(1e-3, 1.0);
+                // An extra parameter (log dispersion, zero-inflation coefficient) can be far
+                // less well determined than any θ.
+                let largest = if k < self.re.n_par() { 1.0 } else { 10.0 };
+                metric.theta_scale[k] = scale.clamp(1e-3, largest);
             }
         }
         if let Some(j) = (0..metric.p).last() {
             let step = BETA_PROBE_STEP * metric.m[j * metric.p + j];
-            let k = nth + j;
+            let k = nsc + j;
             evals += 2;
             if let (Ok(fp), Ok(fm)) = (
                 self.probe(&mut x, k, center[k] + step, rule),
@@ -280,11 +294,12 @@ impl GeneralizedLinearMixedModel<'_> {
     ) -> Result<OptSummary> {
         let nth = self.re.n_par();
         let lower_theta = self.re.par_lower();
-        let upper_theta = self.re.par_upper();
+        let (lower_scaled, upper_scaled) = self.scaled_bounds();
+        let nsc = lower_scaled.len();
         let lower: Vec<f64> = (0..center.len())
             .map(|k| {
-                if k < nth {
-                    (lower_theta[k] - center[k]) / metric.theta_scale[k]
+                if k < nsc {
+                    (lower_scaled[k] - center[k]) / metric.theta_scale[k]
                 } else {
                     f64::NEG_INFINITY
                 }
@@ -292,8 +307,8 @@ impl GeneralizedLinearMixedModel<'_> {
             .collect();
         let upper: Vec<f64> = (0..center.len())
             .map(|k| {
-                if k < nth {
-                    (upper_theta[k] - center[k]) / metric.theta_scale[k]
+                if k < nsc {
+                    (upper_scaled[k] - center[k]) / metric.theta_scale[k]
                 } else {
                     f64::INFINITY
                 }
@@ -423,7 +438,7 @@ impl GeneralizedLinearMixedModel<'_> {
             .split_first()
             .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
         let spec = self.spec.clone();
-        let family = self.response.family();
+        let family = self.response.family().clone();
         let n_trials = self.response.n_trials().to_vec();
         let eta_start = self.pirls.eta_start.clone();
         let pirls = self.pirls.opts;
@@ -433,10 +448,14 @@ impl GeneralizedLinearMixedModel<'_> {
             let handles: Vec<_> = rest
                 .iter()
                 .map(|batch| {
-                    let (spec, n_trials, eta_start) =
-                        (spec.clone(), n_trials.clone(), eta_start.clone());
+                    let (spec, family, n_trials, eta_start) = (
+                        spec.clone(),
+                        family.clone(),
+                        n_trials.clone(),
+                        eta_start.clone(),
+                    );
                     scope.spawn(move || {
-                        let copy = GeneralizedLinearMixedModel::new(
+                        let copy = GeneralizedLinearMixedModel::with_family(
                             spec,
                             family,
                             n_trials,

@@ -102,7 +102,14 @@ pub fn glmm_fit_conditional_variances(
     fit: &GlmmFit,
     par: Par,
 ) -> Result<Vec<TermCondVar>> {
-    let family = model.family();
+    let family =
+        match model.family() {
+            crate::fit::response::ResponseFamily::Glm(f) => *f,
+            crate::fit::response::ResponseFamily::Extended(_) => return invalid(
+                "conditional variances of a family with extra parameters come from the fit's own \
+                 factor, not from this function",
+            ),
+        };
     let scale = if family.has_scale() {
         (fit.wrss + fit.ussq) / model.spec.n as f64
     } else {

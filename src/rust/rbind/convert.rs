@@ -453,6 +453,65 @@ fn optional_real(control: &Robj, name: &str) -> Result<Option<f64>> {
     }
 }
 
+/// A family with extra parameters, from R's
+/// `list(family, link, laplace = "observed" | "expected", disp = NULL | list(x, k, offset),
+/// zi = NULL | list(x, k, offset), start = <extra parameters' start>)`.
+pub(crate) struct ExtendedFamilyInput {
+    pub(crate) family: crate::fit::response::ExtendedFamily,
+    pub(crate) start: Vec<f64>,
+}
+
+impl TryFrom<&Robj> for ExtendedFamilyInput {
+    type Error = Error;
+
+    fn try_from(x: &Robj) -> Result<Self> {
+        use crate::fit::response::{ExtendedFamily, LaplaceWeights, ParameterModel};
+        let text = |name: &str| -> Result<String> {
+            field(x, name)?
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| other(format!("internal: '{name}' must be a string")))
+        };
+        let density = crate::model::density::Density::from_name(&text("family")?)
+            .map_err(|e| other(e.to_string()))?;
+        let link = crate::model::family::Link::from_name(&text("link")?)
+            .map_err(|e| other(e.to_string()))?;
+        let laplace = match text("laplace")?.as_str() {
+            "observed" => LaplaceWeights::Observed,
+            "expected" => LaplaceWeights::Expected,
+            other_name => return Err(other(format!("internal: laplace '{other_name}'"))),
+        };
+        let part = |name: &str| -> Result<Option<ParameterModel>> {
+            let Some(m) = optional_field(x, name)? else {
+                return Ok(None);
+            };
+            let offset = match optional_field(&m, "offset")? {
+                Some(o) => Some(doubles(&o, "offset")?.to_vec()),
+                None => None,
+            };
+            Ok(Some(ParameterModel {
+                x: doubles(&field(&m, "x")?, "x")?.to_vec(),
+                k: count(&field(&m, "k")?, "k")?,
+                offset,
+            }))
+        };
+        let start = match optional_field(x, "start")? {
+            Some(v) => doubles(&v, "start")?.to_vec(),
+            None => Vec::new(),
+        };
+        Ok(Self {
+            family: ExtendedFamily {
+                density,
+                link,
+                disp: part("disp")?,
+                zi: part("zi")?,
+                laplace,
+            },
+            start,
+        })
+    }
+}
+
 /// The optimizer settings of an `lmmControl` or a `glmmControl`.
 fn optim_options(control: &Robj) -> Result<OptimOptions> {
     Ok(OptimOptions {

@@ -8,11 +8,12 @@ use crate::optim::Stop;
 use extendr_api::prelude::*;
 
 use super::convert::{
-    agq_points, doubles, optional_doubles, GlmmControl, LmmControl, ModelInputs, Result,
-    TermCovariances,
+    agq_points, doubles, optional_doubles, ExtendedFamilyInput, GlmmControl, LmmControl,
+    ModelInputs, Result, TermCovariances,
 };
 use super::interrupt::interrupt_pending;
 use super::results::{self, Rows};
+use crate::fit::response::ResponseFamily;
 
 /// Time between two checks for a user interrupt during a fit.
 const INTERRUPT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
@@ -133,10 +134,51 @@ fn glmm_fit_rs(
     Ok(results::glmm_fit(&fit, Rows::Fit))
 }
 
+/// Fits a GLMM whose family has extra parameters (glmmTMB's families, zero inflation, a
+/// dispersion model, or glmer.nb's negative binomial): `family` is the list that
+/// `ExtendedFamilyInput` reads, the other arguments as for `glmm_fit_rs`. The result also has
+/// `extra`, and its Hessian is over `c(theta, extra, beta)`.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_extended_fit_rs(
+    model: ModelInputs,
+    family: ExtendedFamilyInput,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    start_theta: Robj,
+    start_beta: Robj,
+    control: GlmmControl,
+    verbose: i32,
+) -> Result<Robj> {
+    let mut opts = control.options(agq_points(n_agq)?);
+    if verbose >= 2 {
+        opts.pirls.trace = Some(print_line);
+    }
+    let start_theta = optional_doubles(&start_theta, "start theta")?;
+    let start_beta = optional_doubles(&start_beta, "start beta")?;
+    let mut glmm = GeneralizedLinearMixedModel::with_family(
+        model.spec()?,
+        ResponseFamily::Extended(family.family),
+        doubles(&n_trials, "n_trials")?.to_vec(),
+        doubles(&eta_start, "eta_start")?.to_vec(),
+        opts.pirls,
+        control.par,
+    )?;
+    if !family.start.is_empty() {
+        glmm.set_extra_start(&family.start)?;
+    }
+    let progress = &mut progress_printer(verbose, "pars");
+    let fit = glmm.fit(&opts, start_theta, start_beta, progress)?;
+    Ok(results::glmm_fit(&fit, Rows::Fit))
+}
+
 extendr_module! {
     mod fit;
     fn lmm_fit_rs;
     fn lmm_deviance_rs;
     fn covariance_layout_rs;
     fn glmm_fit_rs;
+    fn glmm_extended_fit_rs;
 }

@@ -84,6 +84,7 @@ pub(crate) fn glmm_fit(fit: &GlmmFit, rows: Rows) -> Robj {
         theta = fit.theta.clone(),
         par = fit.par.clone(),
         beta = fit.beta.clone(),
+        extra = fit.extra.clone(),
         u = fit.u.clone(),
         b = vectors(&fit.b),
         eta = per_row(&fit.eta),

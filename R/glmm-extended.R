@@ -1,0 +1,336 @@
+# glmmTMB's models in glmm(): families with a dispersion parameter (nbinom2,
+# nbinom1, beta, betabinomial; gaussian and Gamma with a dispersion model),
+# zero inflation (`ziformula`) and dispersion models (`dispformula`), and
+# glmer.nb()'s negative binomial (glmm.nb()). The engine estimates the
+# family's extra parameters -- the dispersion coefficients (log phi = X_d b_d)
+# and the zero-inflation coefficients (logit pi = X_z b_z) -- jointly with
+# (theta, beta) by the Laplace approximation, with PIRLS for the conditional
+# modes (src/rust/fit/response.rs). glmmTMB's parameterisation (1.1.5):
+# nbinom2 phi = theta (var mu + mu^2/theta), nbinom1 var mu (1 + phi), beta
+# shapes mu phi and (1 - mu) phi, betabinomial the same with the trials,
+# gaussian phi = sigma^2, Gamma shape phi.
+
+# Families whose dispersion the engine models, by glmmTMB's names.
+dispersion_families <- c("nbinom2", "nbinom1", "beta", "betabinomial",
+                         "gaussian", "Gamma")
+
+# TRUE when `formula` is the one-sided formula `~ <value>` (e.g. ~0 or ~1).
+is_constant_formula <- function(formula, value) {
+  inherits(formula, "formula") && length(formula) == 2L &&
+    identical(formula[[2L]], value)
+}
+
+# A one-sided formula argument (`ziformula`, `dispformula`) checked: no
+# response, no random effects.
+check_part_formula <- function(formula, name) {
+  if (!inherits(formula, "formula") || length(formula) != 2L) {
+    stop("'", name, "' must be a one-sided formula such as ~ 1 or ~ x, not ",
+         deparse1(formula), call. = FALSE)
+  }
+  if (contains_bar(formula[[2L]])) {
+    stop("random effects in '", name, "' (", deparse1(formula), ") are not ",
+         "supported by glmm() yet: only fixed effects", call. = FALSE)
+  }
+  formula
+}
+
+# The family object of an extended family: the helper's resolution when it
+# is there, else the four names and glmmTMB's objects of these families.
+extended_family_object <- function(family, env) {
+  extended_family(family, env)
+}
+
+# The glmmTMB-style fit of glmm() (or, with `style = "glmer.nb"`, glmm.nb()'s):
+# `family` is the resolved family object (an extended family, or one of
+# stats' families with zero inflation or a dispersion model).
+glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
+                          control, start, verbose, devFunOnly,
+                          style = "glmmTMB", nb_theta_start = NULL) {
+  name <- family$family
+  if (devFunOnly) {
+    stop("devFunOnly = TRUE is not available for the ", name, " family or ",
+         "for models with 'ziformula' or 'dispformula' (the deviance function ",
+         "would also take the family's own parameters); fit the model instead",
+         call. = FALSE)
+  }
+  if (!is.null(control$optimizer_fun) || any(control$optimizer == "none")) {
+    stop("a user optimizer (or optimizer = \"none\") is not available for the ",
+         name, " family or for models with 'ziformula' or 'dispformula': ",
+         "use the engine's BOBYQA or Nelder_Mead", call. = FALSE)
+  }
+  if (nAGQ == 0L) {
+    stop("nAGQ = 0 estimates the fixed effects inside PIRLS and has no ",
+         "criterion for the ", name, " family's own parameters (dispersion, ",
+         "zero inflation); use nAGQ = 1 (Laplace)", call. = FALSE)
+  }
+  zi_formula <- check_part_formula(ziformula, "ziformula")
+  disp_formula <- check_part_formula(dispformula, "dispformula")
+  has_zi <- !is_constant_formula(zi_formula, 0)
+  if (has_zi) check_zi_family(name)
+  has_disp <- name %in% dispersion_families
+  if (!has_disp && !is_constant_formula(disp_formula, 1)) check_disp_family(name)
+  if (has_disp && is_constant_formula(disp_formula, 0)) {
+    stop("dispformula = ~0 (a dispersion fixed near zero) is not supported by ",
+         "glmm(); use ~1 or a model of the dispersion", call. = FALSE)
+  }
+  vars <- unique(c(if (has_zi) all.vars(zi_formula),
+                   if (has_disp) all.vars(disp_formula)))
+  inputs <- lmm_inputs(mc, env, control, family = family,
+                       response = extended_response_fun(family),
+                       extra_vars = vars)
+  check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
+  mc$formula <- inputs$formula
+  if (nAGQ > 1L && (length(inputs$reterms) != 1L || ncol(inputs$reterms[[1L]]$Z) != 1L)) {
+    stop("nAGQ = ", nAGQ, " (adaptive Gauss-Hermite quadrature) needs a model ",
+         "with a single scalar random-effects term such as (1 | group); this ",
+         "model has ", describe_terms(inputs$reterms), ". Use nAGQ = 1 (Laplace)",
+         call. = FALSE)
+  }
+  zi <- if (has_zi) part_design(zi_formula, inputs$frame, env, "ziformula")
+  disp <- if (has_disp) part_design(disp_formula, inputs$frame, env, "dispformula")
+  start <- check_glmm_start(start, inputs, nAGQ)
+  extra_start <- c(
+    if (has_disp) dispersion_start(name, inputs, disp, nb_theta_start),
+    if (has_zi) zero_inflation_start(inputs, zi))
+  engine_family <- list(
+    family = name, link = family$link,
+    laplace = if (style == "glmer.nb") "expected" else "observed",
+    disp = if (has_disp) engine_part(disp), zi = if (has_zi) engine_part(zi),
+    start = as.double(extra_start))
+  X <- inputs$X
+  storage.mode(X) <- "double"
+  raw <- glmm_extended_fit_rs(
+    as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
+    if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
+    engine_terms(inputs), engine_family, as.double(inputs$n_trials),
+    as.double(inputs$etastart), nAGQ, start$theta, start$fixef,
+    unclass(control), verbose)
+  fit <- extended_object(mc, inputs, raw, family, nAGQ, control, zi, disp,
+                         style)
+  report_convergence(fit$optinfo, control)
+  report_hessian(fit)
+  fit
+}
+
+# The response function lmm_inputs() calls for an extended family: y, prior
+# weights and trials from extended_response() (glmmTMB's families) or
+# glmm_response() (stats' families), and the starting means.
+extended_response_fun <- function(family) {
+  force(family)
+  function(frame, weights, user_start) {
+    name <- family$family
+    if (name %in% c("nbinom2", "nbinom1", "beta", "betabinomial")) {
+      what <- paste0("the response '", response_name(frame), "'")
+      r <- extended_response(response_values(frame), family, weights, what)
+      y <- as.double(r$y)
+      n_trials <- as.double(r$n_trials)
+      prior <- as.double(r$weights)
+    } else {
+      r <- glmm_response(frame, family, weights, "stop",
+                         mustart = user_start$mustart,
+                         etastart = user_start$etastart)
+      y <- r$y
+      n_trials <- rep(1, length(y))
+      prior <- r$weights
+    }
+    mustart <- switch(name,
+      nbinom2 = , nbinom1 = , poisson = y + 0.1,
+      beta = y,
+      betabinomial = (y + 0.5) / (n_trials + 1),
+      gaussian = , Gamma = y)
+    if (!is.null(user_start$mustart)) mustart <- as.double(user_start$mustart)
+    etastart <- if (!is.null(user_start$etastart)) {
+      as.double(user_start$etastart)
+    } else {
+      family$linkfun(mustart)
+    }
+    list(y = y, weights = prior, n = n_trials, mustart = mustart,
+         etastart = etastart)
+  }
+}
+
+# The design of a zero-inflation or dispersion formula on the model frame:
+# its terms, model matrix, offset and factor levels (for predict()).
+part_design <- function(formula, frame, env, name) {
+  environment(formula) <- env
+  tt <- stats::terms(formula)
+  mf <- tryCatch(
+    stats::model.frame(tt, data = as.data.frame(frame), na.action = stats::na.pass),
+    error = function(e) {
+      stop("could not evaluate '", name, "' (", deparse1(formula), "): ",
+           conditionMessage(e), call. = FALSE)
+    })
+  X <- stats::model.matrix(tt, mf)
+  if (ncol(X) == 0L) {
+    stop("'", name, "' (", deparse1(formula), ") has no columns", call. = FALSE)
+  }
+  stop_if_nonfinite(X, paste0("the model matrix of '", name, "'"))
+  offset <- stats::model.offset(mf)
+  if (!is.null(offset)) stop_if_nonfinite(offset, paste0("the offset of '", name, "'"))
+  qr_x <- qr(X)
+  if (qr_x$rank < ncol(X)) {
+    stop("the model matrix of '", name, "' (", deparse1(formula), ") is rank ",
+         "deficient: columns ", paste(colnames(X)[qr_x$pivot[-seq_len(qr_x$rank)]],
+                                      collapse = ", "),
+         " are linear combinations of the others", call. = FALSE)
+  }
+  list(formula = formula, terms = tt, X = X,
+       offset = if (is.null(offset)) NULL else as.double(offset),
+       xlevels = stats::.getXlevels(tt, mf),
+       contrasts = attr(X, "contrasts"))
+}
+
+# What the engine reads of a part's design.
+engine_part <- function(part) {
+  list(x = as.double(part$X), k = ncol(part$X), offset = part$offset)
+}
+
+# Starting values of the dispersion coefficients: a moment estimate of the
+# dispersion of the response about its mean for the intercept (zeros for the
+# other columns and without an intercept).
+dispersion_start <- function(name, inputs, disp, nb_theta_start = NULL) {
+  y <- inputs$y
+  n <- inputs$n_trials
+  m <- mean(y)
+  v <- stats::var(y)
+  if (!is.finite(v)) v <- m
+  phi <- switch(name,
+    nbinom2 = if (!is.null(nb_theta_start)) nb_theta_start else
+      if (v > m) m^2 / (v - m) else 10,
+    nbinom1 = max(v / max(m, 1e-8) - 1, 0.05),
+    beta = max(m * (1 - m) / max(v, 1e-8) - 1, 1),
+    betabinomial = {
+      p <- y / n
+      max(mean(p) * (1 - mean(p)) / max(stats::var(p), 1e-8) - 1, 1)
+    },
+    gaussian = max(v, 1e-8),
+    Gamma = max(m^2 / max(v, 1e-8), 0.1))
+  start <- numeric(ncol(disp$X))
+  icpt <- match("(Intercept)", colnames(disp$X))
+  if (!is.na(icpt)) start[icpt] <- log(min(max(phi, 1e-4), 1e4))
+  start
+}
+
+# Starting values of the zero-inflation coefficients: for the intercept the
+# log odds of half the share of zeros (at most 0.5, at least 0.02).
+zero_inflation_start <- function(inputs, zi) {
+  start <- numeric(ncol(zi$X))
+  icpt <- match("(Intercept)", colnames(zi$X))
+  share <- min(max(mean(inputs$y == 0) / 2, 0.02), 0.5)
+  if (!is.na(icpt)) start[icpt] <- stats::qlogis(share)
+  start
+}
+
+# The "glmm" object of an extended fit: glmm_object() on the (theta, beta)
+# part (the Hessian's extra parameters eliminated by their Schur complement,
+# so the fixed effects' covariance is that of the full Hessian) plus
+# `extended` (the zero-inflation and dispersion models, the full covariance).
+extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
+                            style) {
+  nth <- length(raw$par)
+  p <- length(raw$beta)
+  kd <- if (is.null(disp)) 0L else ncol(disp$X)
+  kz <- if (is.null(zi)) 0L else ncol(zi$X)
+  ne <- kd + kz
+  k <- nth + ne + p
+  H <- if (length(raw$hessian) == k * k) matrix(raw$hessian, k, k) else NULL
+  keep <- c(seq_len(nth), nth + ne + seq_len(p))
+  extra_idx <- nth + seq_len(ne)
+  reduced <- raw
+  if (!is.null(H)) {
+    Hk <- H[keep, keep, drop = FALSE]
+    He <- H[extra_idx, extra_idx, drop = FALSE]
+    schur <- tryCatch(
+      Hk - H[keep, extra_idx, drop = FALSE] %*% solve(He, H[extra_idx, keep, drop = FALSE]),
+      error = function(e) matrix(NA_real_, length(keep), length(keep)))
+    reduced$hessian <- as.double(schur)
+    reduced$gradient <- raw$gradient[keep]
+  }
+  if (style == "glmer.nb") {
+    theta_nb <- exp(raw$extra[1L])
+    family <- nb_family(theta_nb, family$link)
+  }
+  fit <- glmm_object(mc, inputs, reduced, family, nAGQ, control, scale_free = TRUE)
+  extra <- raw$extra
+  b_disp <- if (kd > 0L) stats::setNames(extra[seq_len(kd)], colnames(disp$X))
+  b_zi <- if (kz > 0L) stats::setNames(extra[kd + seq_len(kz)], colnames(zi$X))
+  part_eta <- function(part, b) {
+    eta <- drop(part$X %*% b)
+    if (!is.null(part$offset)) eta <- eta + part$offset
+    eta
+  }
+  obs_names <- rownames(inputs$frame)
+  if (kz > 0L) {
+    zi$beta <- b_zi
+    zi$eta <- stats::setNames(part_eta(zi, b_zi), obs_names)
+    zi$prob <- stats::plogis(zi$eta)
+  }
+  if (kd > 0L) {
+    disp$beta <- b_disp
+    disp$eta <- stats::setNames(part_eta(disp, b_disp), obs_names)
+    disp$phi <- exp(disp$eta)
+  }
+  name <- if (style == "glmer.nb") "nbinom2" else family$family
+  sigma <- if (kd == 0L) 1 else if (kd > 1L) NA_real_ else {
+    phi <- exp(b_disp[[1L]])
+    switch(name, gaussian = sqrt(phi), Gamma = 1 / sqrt(phi), phi)
+  }
+  cov_all <- extended_covariance(H, nth, kd, kz, p, names(fit$beta),
+                                 names(b_disp), names(b_zi))
+  fit$extended <- list(
+    style = style, family = name, zi = zi, disp = disp, sigma = sigma,
+    extra = extra, n_trials = inputs$n_trials, prior_weights = inputs$weights,
+    vcov = cov_all$blocks, vcov_full = cov_all$full,
+    loglik = -raw$deviance / 2, df = nth + ne + p)
+  fit
+}
+
+# The covariance of c(cond, zi, disp) coefficients from the Hessian of the
+# deviance over c(theta, disp, zi, beta): twice its inverse, reordered.
+extended_covariance <- function(H, nth, kd, kz, p, cond_names, disp_names,
+                                zi_names) {
+  k <- nth + kd + kz + p
+  idx_d <- nth + seq_len(kd)
+  idx_z <- nth + kd + seq_len(kz)
+  idx_b <- nth + kd + kz + seq_len(p)
+  inv <- if (is.null(H)) NULL else tryCatch(solve(H), error = function(e) NULL)
+  V <- if (is.null(inv)) matrix(NA_real_, k, k) else inv + t(inv)
+  order <- c(idx_b, idx_z, idx_d)
+  labels <- c(paste0("cond.", cond_names), if (kz) paste0("zi.", zi_names),
+              if (kd) paste0("disp.", disp_names))
+  full <- V[order, order, drop = FALSE]
+  dimnames(full) <- list(labels, labels)
+  block <- function(idx, nm) {
+    if (length(idx) == 0L) return(NULL)
+    m <- V[idx, idx, drop = FALSE]
+    dimnames(m) <- list(nm, nm)
+    m
+  }
+  list(full = full,
+       blocks = list(cond = block(idx_b, cond_names), zi = block(idx_z, zi_names),
+                     disp = block(idx_d, disp_names)))
+}
+
+# glmer.nb()'s family object: the negative binomial with theta fixed at its
+# estimate, as MASS::negative.binomial() defines it ("Negative
+# Binomial(theta)", rounded to 4 decimals as lme4 prints it).
+nb_family <- function(theta, link = "log") {
+  lk <- stats::make.link(link)
+  structure(list(
+    family = paste0("Negative Binomial(", format(round(theta, 4)), ")"),
+    link = link, linkfun = lk$linkfun, linkinv = lk$linkinv,
+    mu.eta = lk$mu.eta, valideta = lk$valideta,
+    variance = function(mu) mu + mu^2 / theta,
+    validmu = function(mu) all(mu > 0),
+    dev.resids = function(y, mu, wt) {
+      2 * wt * (y * log(pmax(1, y) / mu) -
+                  (y + theta) * log((y + theta) / (mu + theta)))
+    },
+    aic = function(y, n, mu, wt, dev) {
+      term <- (y + theta) * log(mu + theta) - y * log(mu) + lgamma(y + 1) -
+        theta * log(theta) + lgamma(theta) - lgamma(theta + y)
+      2 * sum(term * wt)
+    },
+    theta = theta),
+    class = "family")
+}

@@ -1,0 +1,348 @@
+//! Response distributions with a dispersion parameter, in glmmTMB's parameterisation: the
+//! log-density `ℓ(y; μ, φ)` of one observation and its first two derivatives in the mean `μ`.
+//!
+//! | family        | distribution of `y`                          | `Var(y)`                     |
+//! |---------------|----------------------------------------------|------------------------------|
+//! | Poisson       | Poisson(μ)                                   | μ                            |
+//! | nbinom2       | negative binomial, size `φ` (glmer.nb's θ)  | μ + μ²/φ                     |
+//! | nbinom1       | negative binomial, size `μ/φ`                | μ(1 + φ)                     |
+//! | beta          | Beta(μφ, (1 − μ)φ)                           | μ(1 − μ)/(1 + φ)             |
+//! | beta-binomial | successes of `n` trials, p ~ Beta(μφ, (1−μ)φ) | nμ(1−μ)(φ + n)/(φ + 1)       |
+//! | gaussian      | N(μ, φ) (φ the variance)                     | φ                            |
+//! | Gamma         | shape `φ`, scale `μ/φ`                       | μ²/φ                         |
+//!
+//! The derivatives in `μ` are exact (digamma and trigamma where the density has gamma functions
+//! of μ), so that the caller's `−∂²ℓ/∂η²` is the observed information the Laplace approximation
+//! of glmmTMB (TMB's automatic Hessian) uses.
+use crate::error::{invalid, Result};
+use statrs::function::gamma::{digamma, ln_gamma};
+use std::f64::consts::PI;
+
+/// A distribution of [`self`](crate::model::density) (module docs give each one's law).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Density {
+    /// Poisson counts (no dispersion).
+    Poisson,
+    /// Negative binomial with variance `μ + μ²/φ`.
+    NegBinomial2,
+    /// Negative binomial with variance `μ(1 + φ)`.
+    NegBinomial1,
+    /// Beta proportions.
+    Beta,
+    /// Beta-binomial successes out of `n` trials.
+    BetaBinomial,
+    /// Gaussian with variance `φ`.
+    Gaussian,
+    /// Gamma with shape `φ`.
+    Gamma,
+}
+
+/// The log-density and its first two derivatives in `μ` at one observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DensityDerivatives {
+    /// `ℓ(y; μ, φ)`.
+    pub value: f64,
+    /// `∂ℓ/∂μ`.
+    pub d1: f64,
+    /// `∂²ℓ/∂μ²`.
+    pub d2: f64,
+}
+
+/// The trigamma function `ψ′(x)` for `x > 0`: the recurrence `ψ′(x) = ψ′(x + 1) + 1/x²` up to
+/// `x ≥ 10`, then the asymptotic series to `x⁻¹⁵` (truncation error below 1e-16 there). statrs has
+/// digamma but not trigamma, which the observed information of nbinom1, beta and beta-binomial
+/// needs.
+pub fn trigamma(mut x: f64) -> f64 {
+    if x == f64::INFINITY {
+        return 0.0;
+    }
+    if x.is_nan() || x <= 0.0 {
+        return f64::NAN;
+    }
+    let mut acc = 0.0;
+    while x < 10.0 {
+        acc += 1.0 / (x * x);
+        x += 1.0;
+    }
+    let z = 1.0 / (x * x);
+    // 1/x + 1/(2x²) + Σ B₂ₖ / x^(2k+1) with B₂ = 1/6, B₄ = −1/30, B₆ = 1/42, B₈ = −1/30,
+    // B₁₀ = 5/66, B₁₂ = −691/2730, B₁₄ = 7/6.
+    let series = 1.0 / 6.0
+        + z * (-1.0 / 30.0
+            + z * (1.0 / 42.0
+                + z * (-1.0 / 30.0 + z * (5.0 / 66.0 + z * (-691.0 / 2730.0 + z * 7.0 / 6.0)))));
+    acc + 1.0 / x + 0.5 * z + series * z / x
+}
+
+impl Density {
+    /// By glmmTMB's family name (`"beta"` for `beta_family()`).
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "poisson" => Density::Poisson,
+            "nbinom2" => Density::NegBinomial2,
+            "nbinom1" => Density::NegBinomial1,
+            "beta" => Density::Beta,
+            "betabinomial" => Density::BetaBinomial,
+            "gaussian" => Density::Gaussian,
+            "Gamma" => Density::Gamma,
+            other => return invalid(format!("family '{other}' has no dispersion model here")),
+        })
+    }
+
+    /// Whether the distribution has a dispersion parameter `φ`.
+    pub fn has_dispersion(self) -> bool {
+        !matches!(self, Density::Poisson)
+    }
+
+    /// Whether `μ` is a valid mean.
+    pub fn valid_mu(self, mu: f64) -> bool {
+        match self {
+            Density::Poisson | Density::NegBinomial2 | Density::NegBinomial1 | Density::Gamma => {
+                mu.is_finite() && mu > 0.0
+            }
+            Density::Beta | Density::BetaBinomial => mu.is_finite() && mu > 0.0 && mu < 1.0,
+            Density::Gaussian => mu.is_finite(),
+        }
+    }
+
+    /// `Var(y)` at mean `μ`, dispersion `φ` and `n` trials (beta-binomial: of the successes).
+    pub fn variance(self, mu: f64, phi: f64, n: f64) -> f64 {
+        match self {
+            Density::Poisson => mu,
+            Density::NegBinomial2 => mu + mu * mu / phi,
+            Density::NegBinomial1 => mu * (1.0 + phi),
+            Density::Beta => mu * (1.0 - mu) / (1.0 + phi),
+            Density::BetaBinomial => n * mu * (1.0 - mu) * (phi + n) / (phi + 1.0),
+            Density::Gaussian => phi,
+            Density::Gamma => mu * mu / phi,
+        }
+    }
+
+    /// The expected information for `μ`, `E[−∂²ℓ/∂μ²]` (for the counts, beta-binomial and the
+    /// negative binomial 1 the quasi-likelihood `1/Var` on the mean's scale): the positive
+    /// weight PIRLS falls back to where the observed information is not positive.
+    pub fn expected_information(self, mu: f64, phi: f64, n: f64) -> f64 {
+        match self {
+            Density::Beta => {
+                let (a, b) = (mu * phi, (1.0 - mu) * phi);
+                phi * phi * (trigamma(a) + trigamma(b))
+            }
+            Density::BetaBinomial => n * n / self.variance(mu, phi, n),
+            _ => 1.0 / self.variance(mu, phi, n),
+        }
+    }
+
+    /// The part of `ℓ(y; μ, φ)` that does not depend on `μ` (the caller caches it while `φ`
+    /// stays the same: it holds most of the gamma functions).
+    pub fn constant(self, y: f64, phi: f64, n: f64) -> f64 {
+        match self {
+            Density::Poisson => -ln_gamma(y + 1.0),
+            Density::NegBinomial2 => {
+                if y > 0.0 {
+                    ln_gamma(y + phi) - ln_gamma(phi) - ln_gamma(y + 1.0)
+                } else {
+                    0.0
+                }
+            }
+            Density::NegBinomial1 => {
+                if y > 0.0 {
+                    -ln_gamma(y + 1.0) + y * (phi.ln() - phi.ln_1p())
+                } else {
+                    0.0
+                }
+            }
+            Density::Beta => ln_gamma(phi) - y.ln() - (-y).ln_1p(),
+            Density::BetaBinomial => {
+                ln_gamma(n + 1.0) - ln_gamma(y + 1.0) - ln_gamma(n - y + 1.0) - ln_gamma(n + phi)
+                    + ln_gamma(phi)
+            }
+            Density::Gaussian => -0.5 * (2.0 * PI * phi).ln(),
+            Density::Gamma => -ln_gamma(phi) + phi * phi.ln() + (phi - 1.0) * y.ln(),
+        }
+    }
+
+    /// `ℓ(y; μ, φ)` minus [`Self::constant`] (only with `value`; else 0) and the derivatives of
+    /// `ℓ` in `μ`; `n` is the number of trials (beta-binomial).
+    pub fn varying(self, y: f64, mu: f64, phi: f64, n: f64, value: bool) -> DensityDerivatives {
+        let (v, d1, d2) = match self {
+            Density::Poisson => {
+                let v = if y == 0.0 { -mu } else { y * mu.ln() - mu };
+                (v, y / mu - 1.0, -y / (mu * mu))
+            }
+            Density::NegBinomial2 => {
+                let s = phi + mu;
+                // θ log(θ/(θ+μ)) = −θ log1p(μ/θ), exact for large θ too.
+                let mut v = -phi * (mu / phi).ln_1p();
+                if y > 0.0 {
+                    v += y * (mu / s).ln();
+                }
+                let d1 = y / mu - (y + phi) / s;
+                let d2 = -y / (mu * mu) + (y + phi) / (s * s);
+                (v, d1, d2)
+            }
+            Density::NegBinomial1 => {
+                let size = mu / phi;
+                let lp = phi.ln_1p();
+                let mut v = -size * lp;
+                let (g, t) = if y > 0.0 {
+                    if value {
+                        v += ln_gamma(y + size) - ln_gamma(size);
+                    }
+                    (
+                        digamma(y + size) - digamma(size),
+                        trigamma(y + size) - trigamma(size),
+                    )
+                } else {
+                    (0.0, 0.0)
+                };
+                (v, (g - lp) / phi, t / (phi * phi))
+            }
+            Density::Beta => {
+                let (a, b) = (mu * phi, (1.0 - mu) * phi);
+                let (ly, l1y) = (y.ln(), (-y).ln_1p());
+                let v = if value {
+                    -ln_gamma(a) - ln_gamma(b) + a * ly + b * l1y
+                } else {
+                    0.0
+                };
+                let d1 = phi * (ly - l1y - digamma(a) + digamma(b));
+                let d2 = -phi * phi * (trigamma(a) + trigamma(b));
+                (v, d1, d2)
+            }
+            Density::BetaBinomial => {
+                let (a, b) = (mu * phi, (1.0 - mu) * phi);
+                let (k, f) = (y, n - y);
+                let v = if value {
+                    ln_gamma(k + a) + ln_gamma(f + b) - ln_gamma(a) - ln_gamma(b)
+                } else {
+                    0.0
+                };
+                let d1 = phi * (digamma(k + a) - digamma(f + b) - digamma(a) + digamma(b));
+                let d2 =
+                    phi * phi * (trigamma(k + a) + trigamma(f + b) - trigamma(a) - trigamma(b));
+                (v, d1, d2)
+            }
+            Density::Gaussian => {
+                let r = y - mu;
+                (-0.5 * r * r / phi, r / phi, -1.0 / phi)
+            }
+            Density::Gamma => {
+                let v = -phi * mu.ln() - y * phi / mu;
+                let d1 = phi * (y - mu) / (mu * mu);
+                let d2 = phi / (mu * mu) - 2.0 * y * phi / (mu * mu * mu);
+                (v, d1, d2)
+            }
+        };
+        DensityDerivatives {
+            value: if value { v } else { 0.0 },
+            d1,
+            d2,
+        }
+    }
+
+    /// `ℓ(y; μ, φ)` and its derivatives in `μ`; `n` is the number of trials (beta-binomial).
+    pub fn derivatives(self, y: f64, mu: f64, phi: f64, n: f64) -> DensityDerivatives {
+        let mut d = self.varying(y, mu, phi, n, true);
+        d.value += self.constant(y, phi, n);
+        d
+    }
+
+    /// `ℓ(y; μ, φ)` alone.
+    pub fn log_density(self, y: f64, mu: f64, phi: f64, n: f64) -> f64 {
+        self.derivatives(y, mu, phi, n).value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigamma_matches_known_values_and_the_derivative_of_digamma() {
+        // ψ′(1) = π²/6, ψ′(1/2) = π²/2.
+        assert!((trigamma(1.0) - PI * PI / 6.0).abs() < 1e-14);
+        assert!((trigamma(0.5) - PI * PI / 2.0).abs() < 1e-13);
+        for x in [0.03, 0.7, 3.3, 9.9, 10.0, 55.0, 1e4] {
+            let h = 1e-5 * x;
+            let num = (digamma(x + h) - digamma(x - h)) / (2.0 * h);
+            assert!(
+                (trigamma(x) - num).abs() < 1e-6 * num.abs(),
+                "{x}: {} vs {num}",
+                trigamma(x)
+            );
+        }
+    }
+
+    #[test]
+    fn densities_sum_to_one_and_derivatives_match_differences() {
+        // Discrete laws sum to one.
+        for (dens, mu, phi, n) in [
+            (Density::Poisson, 2.5, 1.0, 1.0),
+            (Density::NegBinomial2, 3.0, 0.7, 1.0),
+            (Density::NegBinomial1, 3.0, 1.6, 1.0),
+            (Density::BetaBinomial, 0.3, 2.5, 12.0),
+        ] {
+            let top = if dens == Density::BetaBinomial {
+                n
+            } else {
+                400.0
+            };
+            let total: f64 = (0..=top as usize)
+                .map(|y| dens.log_density(y as f64, mu, phi, n).exp())
+                .sum();
+            assert!((total - 1.0).abs() < 1e-10, "{dens:?}: {total}");
+            let mean: f64 = (0..=top as usize)
+                .map(|y| y as f64 * dens.log_density(y as f64, mu, phi, n).exp())
+                .sum();
+            let want = if dens == Density::BetaBinomial {
+                n * mu
+            } else {
+                mu
+            };
+            assert!((mean - want).abs() < 1e-8, "{dens:?} mean {mean}");
+            let var: f64 = (0..=top as usize)
+                .map(|y| (y as f64 - want).powi(2) * dens.log_density(y as f64, mu, phi, n).exp())
+                .sum();
+            assert!(
+                (var - dens.variance(mu, phi, n)).abs() < 1e-7,
+                "{dens:?} var"
+            );
+        }
+        // Derivatives in μ by central differences.
+        for (dens, y, mu, phi, n) in [
+            (Density::Poisson, 3.0, 2.2, 1.0, 1.0),
+            (Density::NegBinomial2, 0.0, 2.2, 0.8, 1.0),
+            (Density::NegBinomial2, 7.0, 2.2, 0.8, 1.0),
+            (Density::NegBinomial1, 0.0, 1.3, 2.0, 1.0),
+            (Density::NegBinomial1, 5.0, 1.3, 2.0, 1.0),
+            (Density::Beta, 0.2, 0.4, 6.0, 1.0),
+            (Density::BetaBinomial, 3.0, 0.35, 4.0, 9.0),
+            (Density::Gaussian, 1.4, 0.2, 0.6, 1.0),
+            (Density::Gamma, 2.1, 1.5, 3.0, 1.0),
+        ] {
+            let h = 1e-5 * mu;
+            let d = dens.derivatives(y, mu, phi, n);
+            let f = |m: f64| dens.log_density(y, m, phi, n);
+            let g = |m: f64| dens.derivatives(y, m, phi, n).d1;
+            let num1 = (f(mu + h) - f(mu - h)) / (2.0 * h);
+            let num2 = (g(mu + h) - g(mu - h)) / (2.0 * h);
+            assert!(
+                (d.d1 - num1).abs() < 1e-6 * num1.abs().max(1.0),
+                "{dens:?} d1"
+            );
+            assert!(
+                (d.d2 - num2).abs() < 1e-6 * num2.abs().max(1.0),
+                "{dens:?} d2"
+            );
+        }
+        // The beta density integrates to one (midpoint rule).
+        let m = 200_000;
+        let total: f64 = (0..m)
+            .map(|i| {
+                let y = (i as f64 + 0.5) / m as f64;
+                Density::Beta.log_density(y, 0.3, 5.0, 1.0).exp() / m as f64
+            })
+            .sum();
+        assert!((total - 1.0).abs() < 1e-6, "beta {total}");
+    }
+}
