@@ -24,8 +24,8 @@
 #' @param ... Not used: glmer.nb's `interval`, `tol` and `nb.control`
 #'   configure its alternation between theta and the other parameters, which
 #'   mixedrs does not use (an error says so), and `family` is fixed.
-#' @return A `"glmm"` object; `getME(fit, "glmer.nb.theta")` and
-#'   `sigma(fit)` give `theta`, `fit$extended` the dispersion coefficient.
+#' @return A `"glmm"` object; `getME(fit, "glmer.nb.theta")` gives `theta`
+#'   (as for glmer.nb), `fit$extended$disp$beta` its logarithm.
 #' @seealso [glmm()] with `family = nbinom2` for glmmTMB's version.
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' data("grouseticks", package = "lme4")

@@ -162,7 +162,14 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   if (is.null(ext_family) && !parts_given && is_gaussian_identity(family, env)) {
     return(gaussian_shortcut(mc, env))
   }
-  family <- if (is.null(ext_family)) resolve_family(family, env) else ext_family
+  family <- if (!is.null(ext_family)) {
+    ext_family
+  } else if (parts_given && is_gaussian_identity(family, env)) {
+    # With a dispersion model the gaussian family is glmmTMB's, not lmm()'s.
+    stats::gaussian()
+  } else {
+    resolve_family(family, env)
+  }
   nAGQ <- check_nagq(nAGQ)
   check_flag(devFunOnly, "devFunOnly")
   control <- as_fit_control(control, "glmm")

@@ -81,7 +81,11 @@ getME.mixedrs_fit <- function(object, name = getME_names, ...) {
          offset = as.vector(object$offset),
          lower = object$lower,
          devfun = mer_devfun(object),
-         glmer.nb.theta = NA,
+         glmer.nb.theta = if (identical(object$extended$style, "glmer.nb")) {
+           exp(object$extended$extra[[1L]])
+         } else {
+           NA
+         },
          weights = as.vector(object$weights),
          upper = stats::setNames(rep(Inf, length(object$theta)), names(object$theta)),
          par = cov_par(object))

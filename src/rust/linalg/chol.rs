@@ -48,6 +48,8 @@ pub struct BlockedCholesky {
     pub logdet_l22: f64,
     tmp: Vec<f64>,
     blk: Vec<f64>,
+    /// `LFF` before its factorization (see [`Self::update`]).
+    lff_before: Vec<f64>,
 }
 
 impl BlockedCholesky {
@@ -72,6 +74,7 @@ impl BlockedCholesky {
             logdet_l22: 0.0,
             tmp: vec![0.0; work],
             blk: vec![0.0; work],
+            lff_before: vec![0.0; pf * pf],
         })
     }
 
@@ -154,9 +157,22 @@ impl BlockedCholesky {
             self.fill_g(cp, lambda);
             self.trailing.sub_quadratic(&self.g, pf, &mut self.lff);
         }
-        small::chol_lower(&mut self.lff, pf).ok_or(MixedError::NotPositiveDefinite {
-            stage: "fixed-effects block (the fixed-effects matrix may be rank deficient or the response fitted exactly)",
-        })?;
+        self.lff_before.copy_from_slice(&self.lff);
+        if small::chol_lower(&mut self.lff, pf).is_none() {
+            // The last pivot is the response's: the penalized weighted residual sum of squares,
+            // which solving for β and u does not need and which is negative when some working
+            // weights are (the observed information of a GLMM family with extra parameters).
+            // Factor the rest with that pivot made positive, then mark it unavailable (NaN).
+            self.lff.copy_from_slice(&self.lff_before);
+            // (Any value above the squared norm of the factor's last row serves; 1e300 is
+            // above it for any finite factor whose squares do not overflow anyway.)
+            let last = pf * pf - 1;
+            self.lff[last] = 1e300;
+            small::chol_lower(&mut self.lff, pf).ok_or(MixedError::NotPositiveDefinite {
+                stage: "fixed-effects block (the fixed-effects matrix may be rank deficient or the response fitted exactly)",
+            })?;
+            self.lff[last] = f64::NAN;
+        }
         Ok(())
     }
 
