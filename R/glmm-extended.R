@@ -125,6 +125,17 @@ extended_response_fun <- function(family) {
       y <- as.double(r$y)
       n_trials <- as.double(r$n_trials)
       prior <- as.double(r$weights)
+    } else if (name == "gaussian") {
+      # glmm_response() knows gaussian only with the log or inverse link.
+      y <- response_values(frame)
+      if (!is.numeric(y) || is.matrix(y)) {
+        stop("the response '", response_name(frame), "' of the gaussian family ",
+             "must be a numeric vector", call. = FALSE)
+      }
+      y <- as.double(y)
+      stop_if_nonfinite(y, paste0("the response '", response_name(frame), "'"))
+      n_trials <- rep(1, length(y))
+      prior <- response_weights(weights, length(y))
     } else {
       r <- glmm_response(frame, family, weights, "stop",
                          mustart = user_start$mustart,

@@ -170,6 +170,13 @@ impl Pirls {
             .iter()
             .map(|b| vec![0.0; b.n_levels * b.q])
             .collect();
+        let (mut joint_chol, mut u_chol) = (joint_chol, u_chol);
+        let extended = matches!(
+            response.family(),
+            super::response::ResponseFamily::Extended(_)
+        );
+        joint_chol.response_pivot_optional = extended;
+        u_chol.response_pivot_optional = extended;
         let q0 = joint_cp.q0 * joint_cp.l0;
         let m = joint_cp.layout.m;
         let mu = eta_start.iter().map(|&e| response.mean(e)).collect();

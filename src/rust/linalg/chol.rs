@@ -50,6 +50,9 @@ pub struct BlockedCholesky {
     blk: Vec<f64>,
     /// `LFF` before its factorization (see [`Self::update`]).
     lff_before: Vec<f64>,
+    /// Whether a non-positive last pivot of `LFF` (the response's) is tolerated: set for the
+    /// working response of a GLMM family with extra parameters, whose weights may be negative.
+    pub response_pivot_optional: bool,
 }
 
 impl BlockedCholesky {
@@ -75,6 +78,7 @@ impl BlockedCholesky {
             tmp: vec![0.0; work],
             blk: vec![0.0; work],
             lff_before: vec![0.0; pf * pf],
+            response_pivot_optional: false,
         })
     }
 
@@ -157,8 +161,16 @@ impl BlockedCholesky {
             self.fill_g(cp, lambda);
             self.trailing.sub_quadratic(&self.g, pf, &mut self.lff);
         }
-        self.lff_before.copy_from_slice(&self.lff);
-        if small::chol_lower(&mut self.lff, pf).is_none() {
+        if self.response_pivot_optional {
+            self.lff_before.copy_from_slice(&self.lff);
+        }
+        let factored = small::chol_lower(&mut self.lff, pf).is_some();
+        if !factored && !self.response_pivot_optional {
+            return Err(MixedError::NotPositiveDefinite {
+                stage: "fixed-effects block (the fixed-effects matrix may be rank deficient or the response fitted exactly)",
+            });
+        }
+        if !factored {
             // The last pivot is the response's: the penalized weighted residual sum of squares,
             // which solving for β and u does not need and which is negative when some working
             // weights are (the observed information of a GLMM family with extra parameters).
