@@ -66,6 +66,7 @@ allFit <- function(object, meth.tab = NULL, data = NULL, verbose = TRUE,
                         catch.errs = catch.errs, ...))
   }
   stop_unused(..., caller = "allFit()")
+  require_classic_family(object, "allFit()")
   if (!inherits(object, "mixedrs_fit")) {
     stop("allFit(): 'object' must be a fit from lmm() or glmm(), not ",
          class(object)[1L], call. = FALSE)

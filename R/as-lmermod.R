@@ -44,6 +44,7 @@
 #' @export
 as_lmerMod <- function(x, data = NULL, ...) {
   check_no_dots(..., caller = "as_lmerMod()")
+  require_classic_family(x, "as_lmerMod()")
   if (!inherits(x, c("lmm", "glmm"))) {
     stop("as_lmerMod() needs a fit from lmm() or glmm(), not an object of ",
          "class '", class(x)[1L], "'", call. = FALSE)

@@ -112,6 +112,7 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
                    parallel = c("no", "multicore", "snow"),
                    ncpus = getOption("boot.ncpus", 1L), cl = NULL, threads = NULL) {
   mc <- match.call()
+  require_classic_family(x, "bootmm()")
   if (!inherits(x, c("lmm", "glmm"))) {
     stop("'x' must be a model fitted by lmm() or glmm(), not an object of class '",
          class(x)[1L], "'", call. = FALSE)

@@ -14,7 +14,11 @@
 term_condvar <- function(object) {
   inputs <- fit_engine_inputs(object)
   theta <- unname(as.double(object$theta))
-  if (inherits(object, "glmm")) {
+  if (!is.null(object$extended)) {
+    # A family with extra parameters: the weights of the fit's Laplace factor.
+    glmm_condvar_weights_rs(inputs, theta, as.double(object$extended$working_weights),
+                            engine_threads(0L, control_of(object, parent.frame())))
+  } else if (inherits(object, "glmm")) {
     glmm_condvar_rs(inputs, object$family$family,
                     object$family$link, theta, unname(as.double(object$eta)),
                     as.double(stats::sigma(object)),

@@ -92,6 +92,9 @@ confint.lmm <- function(object, parm, level = 0.95,
   vn <- mer_var_par_names(object, oldNames)
   an <- c(vn, colnames(object$X))
   which <- if (missing(parm)) seq_along(an) else select_parms(parm, length(vn), an)
+  if (method == "profile") {
+    require_classic_family(object, "confint(method = \"profile\") (use method = \"Wald\")")
+  }
   if (!quiet && method %in% c("profile", "boot")) {
     message("Computing ", if (method == "profile") "profile" else "bootstrap",
             " confidence intervals ...")
@@ -347,6 +350,7 @@ report_boot_messages <- function(bb) {
 #' @export
 profile.lmm <- function(fitted, which = NULL, signames = TRUE, threads = NULL, ...) {
   check_no_dots(..., caller = "profile()")
+  require_classic_family(fitted, "profile() (and profile confint(); use method = \"Wald\")")
   vn <- mer_var_par_names(fitted, signames)
   an <- c(vn, colnames(fitted$X))
   idx <- if (is.null(which)) seq_along(an) else select_parms(which, length(vn), an, "which")

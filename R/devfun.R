@@ -193,6 +193,7 @@ as.function.lmm <- function(x, ...) {
 as.function.glmm <- function(x, ...) {
   stop_unused(..., caller = "as.function()")
   require_rows(x, "as.function()")
+  require_classic_family(x, "as.function()")
   inputs <- list(y = x$y, X = x$X, weights = x$weights,
                  offset = if (isTRUE(x$has_offset)) x$offset,
                  reterms = x$reterms, flist = x$flist,

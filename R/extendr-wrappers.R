@@ -89,6 +89,10 @@ glmm_condvar_rs <- function(model, family, link, theta, eta, sigma, threads) {
   .Call(wrap__glmm_condvar_rs, model, family, link, theta, eta, sigma, threads)
 }
 
+glmm_condvar_weights_rs <- function(model, theta, weights, threads) {
+  .Call(wrap__glmm_condvar_weights_rs, model, theta, weights, threads)
+}
+
 # Satterthwaite and Kenward-Roger ingredients (R/ddf.R).
 lmm_ddf_rs <- function(model, reml, theta, sigma, method, threads) {
   .Call(wrap__lmm_ddf_rs, model, reml, theta, sigma, method, threads)

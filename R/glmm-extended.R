@@ -34,6 +34,16 @@ check_part_formula <- function(formula, name) {
   formula
 }
 
+# Stops when `object` is a fit of a family with extra parameters (glmmTMB's
+# families, zero inflation, a dispersion model, glmm.nb()): `what` is not
+# built for those yet.
+require_classic_family <- function(object, what) {
+  if (is.null(object$extended)) return(invisible(NULL))
+  stop(what, " is not available yet for fits of the ", object$extended$family,
+       " family or with 'ziformula'/'dispformula' (its engine path does not ",
+       "carry the family's own parameters)", call. = FALSE)
+}
+
 # The family object of an extended family: the helper's resolution when it
 # is there, else the four names and glmmTMB's objects of these families.
 extended_family_object <- function(family, env) {
@@ -291,6 +301,7 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
   fit$extended <- list(
     style = style, family = name, zi = zi, disp = disp, sigma = sigma,
     extra = extra, n_trials = inputs$n_trials, prior_weights = inputs$weights,
+    working_weights = raw$working_weights,
     vcov = cov_all$blocks, vcov_full = cov_all$full,
     loglik = -raw$deviance / 2, df = nth + ne + p)
   fit

@@ -278,6 +278,7 @@ infl_data <- function(model, data, env) {
 influence.glmm <- function(model, groups, data, maxfun = 1000, do.coef = TRUE,
                            ncores = getOption("mc.cores"), start = NULL, ...) {
   check_no_dots(..., caller = "influence()")
+  require_classic_family(model, "influence()")
   check_flag(do.coef, "do.coef", "influence()")
   if (!do.coef) return(infl_hat_only(model))
   check_positive_number(maxfun, "maxfun", "influence()")

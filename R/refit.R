@@ -10,6 +10,7 @@
 refit.mixedrs_fit <- function(object, newresp = NULL, rename.response = FALSE,
                               maxit = 100L, control = NULL, verbose = FALSE, ...) {
   require_rows(object, "refit()")
+  require_classic_family(object, "refit()")
   check_no_dots(..., caller = "refit()")
   newresp_expr <- substitute(newresp)
   check_flag(rename.response, "rename.response", "refit()")

@@ -102,6 +102,9 @@ pub struct GlmmFit {
     pub deviance: f64,
     /// `(R_X R_X')⁻¹` at the modes' weights.
     pub vcov_unscaled: Vec<f64>,
+    /// For a family with extra parameters: the working weights of the Laplace determinant at
+    /// the modes (its factor's), for the conditional variances; empty otherwise.
+    pub working_weights: Vec<f64>,
     /// Finite-difference gradient of the criterion over (θ, extra, β) (stage 2), or empty.
     pub gradient: Vec<f64>,
     /// Finite-difference Hessian over (θ, extra, β), column-major, or empty.
@@ -666,6 +669,10 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// Leaves the model at the estimates and reads off everything reported.
     fn finish(&mut self, theta: Vec<f64>, out: &mut GlmmFit) -> Result<()> {
         let pirls = &mut self.pirls;
+        if matches!(self.response.family(), ResponseFamily::Extended(_)) {
+            pirls.working_values(&self.response, Mode::UOnly, WeightChoice::Final);
+            out.working_weights = pirls.weights().to_vec();
+        }
         pirls.working_values(&self.response, Mode::Joint, WeightChoice::Final);
         pirls.refactor_joint(&self.spec, &self.re)?;
         let u_blocks =

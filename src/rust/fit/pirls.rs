@@ -369,6 +369,11 @@ impl Pirls {
         );
     }
 
+    /// The working weights last formed.
+    pub(super) fn weights(&self) -> &[f64] {
+        &self.work_w
+    }
+
     /// Refills the joint cross-products (`F = [X, z]`) with the working values and refactors.
     pub(super) fn refactor_joint(&mut self, spec: &ModelSpec<'_>, re: &ReStructure) -> Result<()> {
         self.refill_plan.refill(

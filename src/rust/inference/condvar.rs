@@ -156,6 +156,23 @@ pub fn glmm_conditional_variances(
         }
         weights.push(w);
     }
+    conditional_variances_at_weights(spec, theta, &weights, scale, par)
+}
+
+/// The conditional variances of a GLMM at θ with the working weights `weights` of its factor at
+/// the modes (for a family with extra parameters, the weights of its Laplace determinant, which
+/// may be negative for some observations), times `scale`.
+pub fn conditional_variances_at_weights(
+    spec: &ModelSpec<'_>,
+    theta: &[f64],
+    weights: &[f64],
+    scale: f64,
+    par: Par,
+) -> Result<Vec<TermCondVar>> {
+    let n = spec.n;
+    if weights.len() != n || weights.iter().any(|w| !w.is_finite()) {
+        return invalid("the working weights must be finite, one per observation");
+    }
     let re = ReStructure::new(spec);
     let mut lambda = re.lambda_buffers();
     re.set_lambda(theta, &mut lambda)?;
@@ -163,7 +180,7 @@ pub fn glmm_conditional_variances(
     // a positive residual term), the random-effects part does not depend on it.
     let mut cp = CrossProducts::pattern(spec, &re, 0)?;
     let ones = vec![1.0; n];
-    cp.fill(spec, &re, &[], &ones, Some(&weights));
+    cp.fill(spec, &re, &[], &ones, Some(weights));
     let mut chol = BlockedCholesky::new(&cp, &re, par, TrailingChoice::Auto)?;
     chol.update(&cp, &lambda)?;
     conditional_variances(spec, &re, &cp, &chol, &lambda, scale, par)

@@ -62,6 +62,26 @@ fn glmm_condvar_rs(
     )?)
 }
 
+/// The conditional variances of a GLMM whose family has extra parameters, from the working
+/// weights of its factor at the modes (the fit's `working_weights`); `model` as for
+/// `glmm_condvar_rs`.
+/// @noRd
+#[extendr]
+fn glmm_condvar_weights_rs(
+    model: ModelInputs,
+    theta: Robj,
+    weights: Robj,
+    threads: Threads,
+) -> Result<Robj> {
+    results::condvar(crate::condvar::conditional_variances_at_weights(
+        &model.spec()?,
+        doubles(&theta, "theta")?,
+        doubles(&weights, "weights")?,
+        1.0,
+        threads.par(),
+    )?)
+}
+
 /// The ingredients of `method` ("Satterthwaite" or "Kenward-Roger") degrees of freedom of a
 /// linear mixed model at its estimates `theta` (the optimizer's parameters), `sigma`.
 /// @noRd
@@ -296,6 +316,7 @@ extendr_module! {
     mod inference;
     fn lmm_condvar_rs;
     fn glmm_condvar_rs;
+    fn glmm_condvar_weights_rs;
     fn lmm_ddf_rs;
     fn lmm_profile_rs;
     fn glmm_profile_rs;

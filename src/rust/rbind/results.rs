@@ -96,6 +96,7 @@ pub(crate) fn glmm_fit(fit: &GlmmFit, rows: Rows) -> Robj {
         drsum = fit.drsum,
         deviance = fit.deviance,
         vcov_unscaled = fit.vcov_unscaled.clone(),
+        working_weights = per_row(&fit.working_weights),
         gradient = fit.gradient.clone(),
         hessian = fit.hessian.clone(),
         stage1 = stage(&fit.stage1),
