@@ -143,3 +143,123 @@ test_that("inverse Gaussian simulations are lme4's draws", {
   mu <- rep(fitted(fit), 300)
   expect_equal(mean((unlist(many) - mu)^2 / mu^3), sigma(fit)^2, tolerance = 0.05)
 })
+
+# Random intercepts and correlated random slopes whose formula order is not
+# lme4's (g1 has more levels, so lme4 would draw its effects first).
+two_term_data <- function() {
+  set.seed(8)
+  d <- expand.grid(rep = 1:6, g1 = factor(1:30))
+  d$g2 <- factor(sample(1:8, nrow(d), replace = TRUE))
+  d$x <- stats::rnorm(nrow(d))
+  b1 <- matrix(stats::rnorm(60), 30) %*% chol(matrix(c(0.5, 0.15, 0.15, 0.2), 2))
+  d$y <- stats::rpois(nrow(d), exp(0.5 + 0.4 * d$x + b1[d$g1, 1] + b1[d$g1, 2] * d$x +
+                                     stats::rnorm(8, sd = 0.5)[d$g2]))
+  d
+}
+
+# glmmTMB's parameters (parfull) for a model with the terms (1 | g2) +
+# (1 + x | g1) from our beta and Lambda: log sds, and for the 2 x 2 term
+# glmmTMB's correlation parameter rho / sqrt(1 - rho^2).
+tmb_parfull_two_terms <- function(tmb, beta, theta) {
+  sd_g2 <- theta[["g2.(Intercept)"]]
+  l11 <- theta[["g1.(Intercept)"]]
+  l21 <- theta[["g1.x.(Intercept)"]]
+  l22 <- theta[["g1.x"]]
+  sd_x <- sqrt(l21^2 + l22^2)
+  rho <- l21 / sd_x
+  p <- tmb$fit$parfull
+  p[names(p) == "beta"] <- beta
+  p[names(p) == "theta"] <- c(log(sd_g2), log(l11), log(sd_x), rho / sqrt(1 - rho^2))
+  p
+}
+
+test_that("glmmTMB-style simulations draw random effects and responses in glmmTMB's order", {
+  skip_if_not_installed("glmmTMB")
+  d <- two_term_data()
+  fit <- glmm(y ~ x + (1 | g2) + (1 + x | g1), family = poisson, data = d)
+  n <- nrow(d)
+  # The fit as a glmmTMB-style fit of the same Poisson model (the fields of
+  # fit$extended that simulate() reads), and a zero-inflated and a negative
+  # binomial version at given zero-inflation and dispersion parameters.
+  fit$extended <- list(style = "glmmTMB", family = "poisson", zi = NULL, disp = NULL,
+                       sigma = 1, n_trials = rep(1, n), prior_weights = rep(1, n))
+  tmb <- suppressWarnings(glmmTMB::glmmTMB(y ~ x + (1 | g2) + (1 + x | g1), family = poisson,
+                                           data = d))
+  tmb$fit$parfull <- tmb_parfull_two_terms(tmb, fit$beta, fit$theta)
+  compare <- function(ours, theirs) {
+    attr(ours, "seed") <- attr(theirs, "seed") <- NULL
+    expect_identical(dim(ours), dim(theirs))
+    expect_equal(unname(as.matrix(ours)), unname(as.matrix(theirs)), tolerance = 0)
+  }
+  compare(simulate(fit, nsim = 3, seed = 9), simulate(tmb, nsim = 3, seed = 9))
+
+  zfit <- fit
+  zfit$extended$zi <- list(formula = ~ 1, beta = c("(Intercept)" = -1), X = matrix(1, n, 1),
+                           offset = NULL, eta = rep(-1, n), prob = rep(stats::plogis(-1), n))
+  ztmb <- suppressWarnings(glmmTMB::glmmTMB(y ~ x + (1 | g2) + (1 + x | g1), ziformula = ~ 1,
+                                            family = poisson, data = d))
+  p <- tmb_parfull_two_terms(ztmb, fit$beta, fit$theta)
+  p[names(p) == "betazi"] <- -1
+  ztmb$fit$parfull <- p
+  zs <- simulate(zfit, nsim = 2, seed = 3)
+  compare(zs, simulate(ztmb, nsim = 2, seed = 3))
+  expect_true(mean(unlist(zs) == 0) > mean(unlist(simulate(fit, nsim = 2, seed = 3)) == 0))
+
+  nfit <- fit
+  nfit$extended$family <- "nbinom2"
+  nfit$extended$disp <- list(formula = ~ 1, beta = c("(Intercept)" = log(2.5)),
+                             X = matrix(1, n, 1), offset = NULL, eta = rep(log(2.5), n),
+                             phi = rep(2.5, n))
+  ntmb <- suppressWarnings(glmmTMB::glmmTMB(y ~ x + (1 | g2) + (1 + x | g1),
+                                            family = glmmTMB::nbinom2, data = d))
+  p <- tmb_parfull_two_terms(ntmb, fit$beta, fit$theta)
+  p[names(p) == "betad"] <- log(2.5)
+  ntmb$fit$parfull <- p
+  compare(simulate(nfit, nsim = 2, seed = 5), simulate(ntmb, nsim = 2, seed = 5))
+  # new data with constant zero-inflation and dispersion is fine; prior
+  # weights and a new sigma are errors for these fits
+  expect_identical(dim(simulate(nfit, newdata = d[1:10, ], seed = 1)), c(10L, 1L))
+  expect_error(simulate(nfit, weights = rep(2, n)), "'weights' is not supported by simulate\\(\\)")
+  expect_error(simulate(nfit, newparams = list(beta = fit$beta, sigma = 2)),
+               "'newparams\\$sigma' is not supported for this fit")
+  vfit <- nfit
+  vfit$extended$disp$formula <- ~ x
+  expect_error(simulate(vfit, newdata = d[1:10, ]),
+               "simulate\\(\\) for 'newdata' is not supported when 'dispformula' has variables")
+})
+
+test_that("simulations of real glmmTMB-style fits equal glmmTMB's at the same parameters", {
+  skip_if_not_installed("glmmTMB")
+  skip_if(!"ziformula" %in% names(formals(glmm)), "glmm() has no ziformula yet")
+  sal <- glmmTMB::Salamanders
+  fit <- glmm(count ~ mined + (1 | site), ziformula = ~ mined, family = nbinom2, data = sal)
+  tmb <- suppressWarnings(glmmTMB::glmmTMB(count ~ mined + (1 | site), ziformula = ~ mined,
+                                           family = glmmTMB::nbinom2, data = sal))
+  p <- tmb$fit$parfull
+  p[names(p) == "beta"] <- fit$beta
+  p[names(p) == "betazi"] <- fit$extended$zi$beta
+  p[names(p) == "betad"] <- fit$extended$disp$beta
+  p[names(p) == "theta"] <- log(fit$theta)
+  tmb$fit$parfull <- p
+  ours <- simulate(fit, nsim = 3, seed = 21)
+  theirs <- simulate(tmb, nsim = 3, seed = 21)
+  attr(ours, "seed") <- attr(theirs, "seed") <- NULL
+  expect_equal(unname(as.matrix(ours)), unname(as.matrix(theirs)), tolerance = 0)
+})
+
+test_that("simulations of glmm.nb() fits are lme4's for glmer.nb() fits", {
+  skip_if_not_installed("lme4")
+  skip_if(!exists("glmm.nb", envir = asNamespace("mixedrs")), "glmm.nb() not built yet")
+  sal <- glmmTMB::Salamanders
+  fit <- glmm.nb(count ~ mined + (1 | site), data = sal)
+  ref <- suppressWarnings(lme4::glmer.nb(count ~ mined + (1 | site), data = sal))
+  # lme4 simulates at its own theta (not a 'newparams' element): ours at
+  # lme4's theta, both at our beta and random-effects parameters, so the
+  # draws are the same numbers.
+  fit$extended$sigma <- lme4::getME(ref, "glmer.nb.theta")
+  ours <- simulate(fit, nsim = 3, seed = 2)
+  theirs <- simulate(ref, nsim = 3, seed = 2,
+                     newparams = list(beta = unname(fit$beta), theta = unname(fit$theta)))
+  attr(ours, "seed") <- attr(theirs, "seed") <- NULL
+  expect_equal(unname(as.matrix(ours)), unname(as.matrix(theirs)), tolerance = 0)
+})
