@@ -531,6 +531,11 @@ simulate_extended_response <- function(family_name, mu, phi = NULL, zprob = NULL
     gaussian = stats::rnorm, poisson = stats::rpois, binomial = stats::rbinom,
     Gamma = stats::rgamma, nbinom2 = , nbinom1 = stats::rnbinom,
     beta = stats::rbeta, betabinomial = NULL)
+  if (family_name %in% c("poisson", "nbinom2", "nbinom1") && any(mu < 0)) {
+    stop("cannot simulate ", family_name, " counts: ", sum(mu < 0), " of the ",
+         "conditional means are negative (the identity link lets the linear ",
+         "predictor go below 0)", call. = FALSE)
+  }
   # A zero mean of a negative binomial is a zero count (TMB's draw is NaN
   # there and uses no random numbers).
   draw_ok <- if (family_name %in% c("nbinom2", "nbinom1")) mu > 0 else rep(TRUE, N)

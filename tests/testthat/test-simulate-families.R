@@ -113,6 +113,8 @@ test_that("the generators draw from the families' distributions", {
   expect_error(simulate_extended_response("nbinom2", 1:3, NULL), "'phi' must have length 1 or 3")
   expect_error(simulate_extended_response("beta", 0.5, 2, zprob = 0.1), "zero-inflation for the beta family")
   expect_error(simulate_extended_response("tweedie", 1, 1), "simulation is not implemented for the tweedie family")
+  expect_error(simulate_extended_response("nbinom1", c(1, -0.5, -2), 2),
+               "cannot simulate nbinom1 counts: 2 of the conditional means are negative")
 })
 
 test_that("inverse Gaussian simulations are lme4's draws", {
