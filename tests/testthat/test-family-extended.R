@@ -235,3 +235,29 @@ test_that("zero-inflation and dispersion models are checked against the family",
   expect_error(check_disp_family("inverse.gaussian"),
                "'dispformula' is not supported for the inverse.gaussian family; a dispersion model can be given for: nbinom1, nbinom2")
 })
+
+test_that("glmm() takes the family in every form and stops on bad responses", {
+  skip_if_not_installed("glmmTMB")
+  sal <- glmmTMB::Salamanders[1:200, ]
+  ref <- glmm(count ~ mined + (1 | site), family = nbinom2, data = sal)
+  # the same fit whichever way the family is given
+  for (fam in list("nbinom2", nbinom2(), glmmTMB::nbinom2, glmmTMB::nbinom2())) {
+    fit <- glmm(count ~ mined + (1 | site), family = fam, data = sal)
+    expect_identical(fit$family$family, "nbinom2")
+    expect_equal(fit$beta, ref$beta, tolerance = 1e-10)
+  }
+  bad <- sal
+  bad$count[c(3, 9)] <- c(-1, 2.5)
+  expect_error(glmm(count ~ mined + (1 | site), family = nbinom1, data = bad),
+               "the response 'count' has 1 negative value \\(e.g. -1 in row 3\\); the nbinom1 family is for counts")
+  d <- data.frame(p = c(0, 0.2, 0.5, 1, 0.7, 0.4), g = factor(rep(1:3, 2)))
+  expect_error(glmm(p ~ 1 + (1 | g), family = beta_family, data = d),
+               "the response 'p' has 1 zero and 1 one; the beta family needs values strictly between 0 and 1")
+  expect_error(glmm(count ~ mined + (1 | site), family = "truncated_nbinom2", data = sal),
+               "family 'truncated_nbinom2' is not supported by glmm\\(\\)")
+  d$p[c(1, 4)] <- c(0.1, 0.9)
+  expect_error(glmm(p ~ 1 + (1 | g), ziformula = ~ 1, family = beta_family, data = d),
+               "'ziformula' \\(zero-inflation\\) needs a count family")
+  expect_error(glmm(count ~ mined + (1 | site), dispformula = ~ mined, family = poisson, data = sal),
+               "'dispformula' cannot be used with the poisson family: it has no dispersion parameter")
+})

@@ -230,23 +230,56 @@ test_that("glmmTMB-style simulations draw random effects and responses in glmmTM
                "simulate\\(\\) for 'newdata' is not supported when 'dispformula' has variables")
 })
 
+# glmmTMB's simulate() of `tmb` at the parameters of our glmmTMB-style fit
+# `fit` (models with one scalar random-effects term) and ours, same seed.
+expect_fit_draws <- function(fit, tmb, seed = 21, tolerance = 0) {
+  p <- tmb$fit$parfull
+  p[names(p) == "beta"] <- fit$beta
+  if (!is.null(fit$extended$zi)) p[names(p) == "betazi"] <- fit$extended$zi$beta
+  if (!is.null(fit$extended$disp)) p[names(p) == "betad"] <- fit$extended$disp$beta
+  p[names(p) == "theta"] <- log(fit$theta)
+  tmb$fit$parfull <- p
+  successes <- function(s) vapply(s, function(x) if (is.matrix(x)) x[, 1L] else x,
+                                  numeric(nrow(s)))
+  ours <- simulate(fit, nsim = 3, seed = seed)
+  theirs <- simulate(tmb, nsim = 3, seed = seed)
+  expect_identical(vapply(ours, is.matrix, NA), vapply(theirs, is.matrix, NA))
+  expect_equal(successes(ours), successes(theirs), tolerance = tolerance)
+}
+
 test_that("simulations of real glmmTMB-style fits equal glmmTMB's at the same parameters", {
   skip_if_not_installed("glmmTMB")
   skip_if(!"ziformula" %in% names(formals(glmm)), "glmm() has no ziformula yet")
+  tmb <- function(...) suppressWarnings(glmmTMB::glmmTMB(...))
   sal <- glmmTMB::Salamanders
-  fit <- glmm(count ~ mined + (1 | site), ziformula = ~ mined, family = nbinom2, data = sal)
-  tmb <- suppressWarnings(glmmTMB::glmmTMB(count ~ mined + (1 | site), ziformula = ~ mined,
-                                           family = glmmTMB::nbinom2, data = sal))
-  p <- tmb$fit$parfull
-  p[names(p) == "beta"] <- fit$beta
-  p[names(p) == "betazi"] <- fit$extended$zi$beta
-  p[names(p) == "betad"] <- fit$extended$disp$beta
-  p[names(p) == "theta"] <- log(fit$theta)
-  tmb$fit$parfull <- p
-  ours <- simulate(fit, nsim = 3, seed = 21)
-  theirs <- simulate(tmb, nsim = 3, seed = 21)
-  attr(ours, "seed") <- attr(theirs, "seed") <- NULL
-  expect_equal(unname(as.matrix(ours)), unname(as.matrix(theirs)), tolerance = 0)
+  expect_fit_draws(glmm(count ~ mined + (1 | site), ziformula = ~ mined, family = nbinom2,
+                        data = sal),
+                   tmb(count ~ mined + (1 | site), ziformula = ~ mined,
+                       family = glmmTMB::nbinom2, data = sal))
+  expect_fit_draws(glmm(count ~ mined + (1 | site), ziformula = ~ mined, family = poisson,
+                        data = sal),
+                   tmb(count ~ mined + (1 | site), ziformula = ~ mined, family = poisson,
+                       data = sal))
+  set.seed(5)
+  n <- 240
+  d <- data.frame(x = stats::rnorm(n), g = factor(rep(1:24, each = 10)),
+                  k = stats::rbinom(n, 15, 0.5) + 1L)
+  b <- stats::rnorm(24, sd = 0.5)[d$g]
+  p <- stats::plogis(-0.4 + 0.7 * d$x + b)
+  d$prop <- stats::rbeta(n, p * 6, (1 - p) * 6)
+  d$succ <- stats::rbinom(n, d$k, stats::rbeta(n, p * 4, (1 - p) * 4))
+  d$pos <- stats::rgamma(n, shape = 3, rate = 3 / exp(0.2 + 0.5 * d$x + b))
+  # continuous draws: equal to rounding of the means (1e-12 relative)
+  expect_fit_draws(glmm(prop ~ x + (1 | g), dispformula = ~ x, family = beta_family, data = d),
+                   tmb(prop ~ x + (1 | g), dispformula = ~ x, family = glmmTMB::beta_family,
+                       data = d), tolerance = 1e-12)
+  expect_fit_draws(glmm(cbind(succ, k - succ) ~ x + (1 | g), family = betabinomial, data = d),
+                   tmb(cbind(succ, k - succ) ~ x + (1 | g), family = glmmTMB::betabinomial,
+                       data = d))
+  expect_fit_draws(glmm(pos ~ x + (1 | g), dispformula = ~ 1, family = Gamma(link = "log"),
+                        data = d),
+                   tmb(pos ~ x + (1 | g), family = Gamma(link = "log"), data = d),
+                   tolerance = 1e-12)
 })
 
 test_that("simulations of glmm.nb() fits are lme4's for glmer.nb() fits", {
@@ -260,8 +293,9 @@ test_that("simulations of glmm.nb() fits are lme4's for glmer.nb() fits", {
   # draws are the same numbers.
   fit$extended$sigma <- lme4::getME(ref, "glmer.nb.theta")
   ours <- simulate(fit, nsim = 3, seed = 2)
-  theirs <- simulate(ref, nsim = 3, seed = 2,
-                     newparams = list(beta = unname(fit$beta), theta = unname(fit$theta)))
+  np <- list(beta = stats::setNames(unname(fit$beta), names(lme4::fixef(ref))),
+             theta = stats::setNames(unname(fit$theta), names(lme4::getME(ref, "theta"))))
+  theirs <- simulate(ref, nsim = 3, seed = 2, newparams = np)
   attr(ours, "seed") <- attr(theirs, "seed") <- NULL
   expect_equal(unname(as.matrix(ours)), unname(as.matrix(theirs)), tolerance = 0)
 })
