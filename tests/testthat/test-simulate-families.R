@@ -256,6 +256,10 @@ test_that("simulations of real glmmTMB-style fits equal glmmTMB's at the same pa
                         data = sal),
                    tmb(count ~ mined + (1 | site), ziformula = ~ mined,
                        family = glmmTMB::nbinom2, data = sal))
+  expect_fit_draws(glmm(count ~ mined + (1 | site), dispformula = ~ mined, family = nbinom1,
+                        data = sal),
+                   tmb(count ~ mined + (1 | site), dispformula = ~ mined,
+                       family = glmmTMB::nbinom1, data = sal))
   expect_fit_draws(glmm(count ~ mined + (1 | site), ziformula = ~ mined, family = poisson,
                         data = sal),
                    tmb(count ~ mined + (1 | site), ziformula = ~ mined, family = poisson,
