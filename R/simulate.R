@@ -30,6 +30,24 @@
 #' (shape `w / sigma^2`; needs the statmod package) and Gaussian with a
 #' non-identity link (standard deviation `sigma / sqrt(w)`).
 #'
+#' Negative binomial fits of `glmm.nb()` are simulated as lme4 simulates
+#' `glmer.nb()` fits (`rnbinom()` with size theta). Fits in glmmTMB's
+#' parameterisation (families [nbinom2()], [nbinom1()], [beta_family()],
+#' [betabinomial()], or a `ziformula` or `dispformula`) are simulated as
+#' glmmTMB's `simulate()` does, with its random number draws: for each
+#' simulation the random effects of the terms not conditioned on (terms in
+#' formula order), then observation by observation the response given the
+#' conditional mean and dispersion (nbinom2 variance `mu (1 + mu / theta)`,
+#' nbinom1 `mu (1 + phi)`, beta shapes `mu phi` and `(1 - mu) phi`,
+#' betabinomial `rbinom()` of a beta-distributed probability, gaussian
+#' variance `phi`, Gamma shape `phi`) and, with zero-inflation, a zero with
+#' the zero-inflation probability. So for the same seed and parameters the
+#' draws equal glmmTMB's (with `re.form = NA`, its only choice). Binomial and
+#' betabinomial responses of such fits come as two-column matrices of
+#' successes and failures, as glmmTMB returns them; prior weights play no
+#' part (as in glmmTMB), so `weights` is an error for them, and so is
+#' `newdata` when the zero-inflation or dispersion formula has variables.
+#'
 #' Differences from lme4 1.1-31, on purpose: prior weights of linear mixed
 #' models set the residual standard deviation (lme4 ignores them); the Gamma
 #' and inverse Gaussian shapes are `w / sigma^2` (lme4 1.1-31 uses
@@ -147,6 +165,7 @@ mer_simulate <- function(object, nsim, seed, re.form, newdata,
   check_flag(allow.new.levels, "allow.new.levels")
   cond_bars <- prediction_bars(object, re.form)
   if (!is.null(newdata)) newdata <- check_newdata(newdata)
+  if (!is.null(object$extended)) check_extended_sim_args(newparams, weights)
   if (!is.null(newparams)) {
     object <- with_newparams(object, newparams, uses_sigma = TRUE)
   }
@@ -172,6 +191,11 @@ mer_simulate <- function(object, nsim, seed, re.form, newdata,
   # Random effects of the terms not conditioned on (lme4 draws u first).
   cond_terms <- vapply(cond_bars, deparse1, "")
   sim_bars <- Filter(function(b) !deparse1(b) %in% cond_terms, model_bars(object))
+  if (is_tmb_style(object)) {
+    cols <- simulate_tmb_style(object, eta, sim_bars, newdata, core,
+                               allow.new.levels, nsim)
+    return(simulation_frame(object, cols, names(eta), is.null(newdata), rng_state))
+  }
   re_sim <- simulate_random_effects(object, sim_bars, newdata, core,
                                     allow.new.levels, nsim)
 
@@ -230,22 +254,41 @@ simulate_random_effects <- function(object, bars, newdata, core,
                                     allow.new.levels, nsim) {
   n <- length(core$eta)
   if (length(bars) == 0L) return(matrix(0, n, nsim))
+  designs <- simulation_designs(object, bars, newdata, core, allow.new.levels)
+  designs <- order_reterms(designs)
+  q <- sum(design_sizes(designs))
+  random_effects_contribution(designs, matrix(stats::rnorm(q * nsim), q, nsim), n)
+}
+
+# The random-effects designs of the terms `bars` for the data simulated for
+# (each with its grouping factor, model matrix Z and relative covariance
+# factor L), in the order of `bars`.
+simulation_designs <- function(object, bars, newdata, core, allow.new.levels) {
   own <- is.null(newdata)
   rfd <- if (own) object$frame else
     random_data(object, bars, newdata[core$rows, , drop = FALSE])
   where <- if (own) "the model frame" else "newdata"
   modes <- group_modes(object)
-  designs <- lapply(bars, function(bar) {
+  lapply(bars, function(bar) {
     d <- term_design(object, bar, rfd, own_frame = own)
     check_new_levels(d, rownames(modes[[d$group]]), allow.new.levels, where)
     d$factor <- droplevels(d$factor)
     d$L <- term_lambda(object, d$term)
     d
   })
-  designs <- order_reterms(designs)
-  sizes <- vapply(designs, function(d) nlevels(d$factor) * ncol(d$Z), 1)
-  q <- sum(sizes)
-  u <- matrix(stats::rnorm(q * nsim), q, nsim)
+}
+
+# Number of random effects of each design (levels x effects per level).
+design_sizes <- function(designs) {
+  vapply(designs, function(d) nlevels(d$factor) * ncol(d$Z), 1)
+}
+
+# n x nsim matrix Z Lambda u for spherical random effects u (q x nsim, the
+# designs' effects one after the other, levels in the order of the grouping
+# factor, the q_k effects of one level together).
+random_effects_contribution <- function(designs, u, n) {
+  nsim <- ncol(u)
+  sizes <- design_sizes(designs)
   ends <- cumsum(sizes)
   out <- matrix(0, n, nsim)
   for (k in seq_along(designs)) {
@@ -284,6 +327,12 @@ simulate_glmm_response <- function(object, mu, wts, n, nsim) {
   N <- n * nsim
   sigma <- object$sigma
   split_sims <- function(v) lapply(seq_len(nsim), function(j) v[(j - 1L) * n + seq_len(n)])
+  if (identical(object$extended$style, "glmer.nb")) {
+    # lme4's simulator of glmer.nb() fits: one rnbinom() call with size theta.
+    if (any(wts != 1)) warning("ignoring prior weights", call. = FALSE)
+    theta <- object$extended$sigma
+    return(split_sims(stats::rnbinom(N, size = theta, mu = mu)))
+  }
   switch(fam,
     binomial = {
       if (any(wts %% 1 != 0)) {
@@ -326,6 +375,198 @@ simulate_glmm_response <- function(object, mu, wts, n, nsim) {
     gaussian = split_sims(stats::rnorm(N, mu, sigma / sqrt(wts))),
     stop("simulation is not implemented for the ", fam, " family", call. = FALSE)
   )
+}
+
+# Arguments of simulate() that fits with a dispersion, zero-inflation or
+# negative binomial parameter do not take: a new 'sigma' (the dispersion
+# comes from the fit) and, for glmmTMB-style fits, 'weights' (as in
+# glmmTMB, prior weights scale the log-likelihood and play no part in the
+# draws).
+check_extended_sim_args <- function(newparams, weights) {
+  if (is.list(newparams) && "sigma" %in% names(newparams)) {
+    stop("'newparams$sigma' is not supported for this fit: its dispersion ",
+         "parameter is not a residual scale; 'newparams' may give 'beta' ",
+         "and 'theta'", call. = FALSE)
+  }
+  if (!is.null(weights)) {
+    stop("'weights' is not supported by simulate() for fits in glmmTMB's ",
+         "or glmer.nb's parameterisation: prior weights scale the ",
+         "log-likelihood and do not enter the simulated responses",
+         call. = FALSE)
+  }
+}
+
+# TRUE for a fit in glmmTMB's parameterisation (glmm() with an extended
+# family, a zero-inflation or a dispersion model).
+is_tmb_style <- function(object) {
+  inherits(object, "glmm") && identical(object$extended$style, "glmmTMB")
+}
+
+# Simulations from a glmmTMB-style fit with glmmTMB's order of random number
+# draws (its simulate() runs the model's C++ template once per simulation):
+# for each simulation, first the random effects of the terms not
+# conditioned on, term by term in formula order (glmmTMB does not reorder
+# the terms), the effects of one level together; then observation by
+# observation the response and, with zero-inflation, its Bernoulli
+# "structural zero" draw. For the same seed, parameters and data the draws
+# are glmmTMB's. A list with one element per simulation; for binomial and
+# betabinomial a two-column matrix of successes and failures, as glmmTMB.
+simulate_tmb_style <- function(object, eta, sim_bars, newdata, core,
+                               allow.new.levels, nsim) {
+  ext <- object$extended
+  n <- length(eta)
+  phi <- tmb_component(ext$disp, "phi", "dispformula", newdata, n)
+  zprob <- tmb_component(ext$zi, "prob", "ziformula", newdata, n)
+  n_trials <- if (ext$family %in% c("binomial", "betabinomial")) {
+    if (!is.null(newdata)) {
+      stop("simulate() for 'newdata' is not supported for ", ext$family,
+           " fits in glmmTMB's parameterisation (the numbers of trials of ",
+           "the new rows are unknown)", call. = FALSE)
+    }
+    ext$n_trials
+  }
+  designs <- if (length(sim_bars)) {
+    simulation_designs(object, sim_bars, newdata, core, allow.new.levels)
+  }
+  q <- sum(design_sizes(designs))
+  lapply(seq_len(nsim), function(j) {
+    lp <- eta
+    if (q > 0) {
+      lp <- lp + random_effects_contribution(designs,
+                                             matrix(stats::rnorm(q), q, 1L), n)[, 1L]
+    }
+    mu <- object$family$linkinv(as.vector(lp))
+    y <- simulate_extended_response(ext$family, mu, phi, zprob, n_trials, 1L)[, 1L]
+    if (!is.null(n_trials)) cbind(y, n_trials - y, deparse.level = 0) else y
+  })
+}
+
+# The dispersion (`what` = "phi") or zero-inflation probability ("prob") of
+# the rows simulated for: the fit's for its own data, NULL without that
+# model part; for new data only when the part's formula has no variables.
+tmb_component <- function(part, what, arg, newdata, n) {
+  if (is.null(part)) return(NULL)
+  if (is.null(newdata)) return(part[[what]])
+  constant <- length(all.vars(part$formula)) == 0L && is.null(part$offset)
+  if (!constant) {
+    stop("simulate() for 'newdata' is not supported when '", arg, "' has ",
+         "variables or an offset (", deparse1(part$formula), "); simulate ",
+         "for the fitted data instead", call. = FALSE)
+  }
+  rep(part[[what]][1L], n)
+}
+
+#' Draw responses of the families of glmmTMB-style fits
+#'
+#' Draws as glmmTMB's simulate() does, with the same random number calls in
+#' the same order, observation by observation: gaussian `rnorm(mu,
+#' sqrt(phi))`; poisson `rpois(mu)`; binomial `rbinom(n_trials, mu)`; Gamma
+#' `rgamma(shape = phi, scale = mu / phi)`; nbinom2 and nbinom1 `rnbinom()`
+#' with `prob = mu / v` and `size = mu * prob / (1 - prob)` for the variance
+#' `v = mu (1 + mu / phi)` or `mu (1 + phi)` (as TMB's rnbinom2(), so that
+#' the draws are glmmTMB's bit for bit); beta `rbeta(mu phi, (1 - mu) phi)`;
+#' betabinomial `rbinom(n_trials, rbeta(mu phi, (1 - mu) phi))`. With
+#' zero-inflation each draw is then multiplied by `rbinom(1, 1, 1 - zprob)`.
+#' Draws that glmmTMB makes one observation after another (the two draws of
+#' betabinomial, the zero-inflation draw) are made in an R loop so that the
+#' random number stream is the same; the others in one vectorised call,
+#' which consumes the stream in the same order.
+#'
+#' @param family_name "gaussian", "poisson", "binomial", "Gamma", "nbinom2",
+#'   "nbinom1", "beta" or "betabinomial".
+#' @param mu conditional means: a vector of length n (the same in every
+#'   simulation) or an n x nsim matrix.
+#' @param phi dispersion parameters (length 1 or n); NULL for poisson and
+#'   binomial.
+#' @param zprob zero-inflation probabilities (length 1 or n) or NULL.
+#' @param n_trials numbers of trials (length 1 or n) for binomial and
+#'   betabinomial.
+#' @param nsim number of simulations.
+#' @return An n x nsim matrix, one column per simulation (for binomial and
+#'   betabinomial the numbers of successes).
+#' @noRd
+simulate_extended_response <- function(family_name, mu, phi = NULL, zprob = NULL,
+                                       n_trials = NULL, nsim = 1L) {
+  n <- if (is.matrix(mu)) nrow(mu) else length(mu)
+  if (is.matrix(mu) && ncol(mu) != nsim) {
+    stop("internal error: 'mu' has ", ncol(mu), " columns for nsim = ", nsim,
+         call. = FALSE)
+  }
+  N <- n * nsim
+  mu <- rep_len(as.double(mu), N)
+  per_obs <- function(x, what) {
+    if (is.null(x) || !length(x) %in% c(1L, n)) {
+      stop("internal error: '", what, "' must have length 1 or ", n,
+           " for the ", family_name, " family", call. = FALSE)
+    }
+    rep_len(as.double(x), N)
+  }
+  needs_phi <- family_name %in% c("gaussian", "Gamma", "nbinom2", "nbinom1",
+                                  "beta", "betabinomial")
+  if (needs_phi) phi <- per_obs(phi, "phi")
+  if (family_name %in% c("binomial", "betabinomial")) {
+    n_trials <- per_obs(n_trials, "n_trials")
+  }
+  if (!is.null(zprob)) {
+    if (!family_name %in% c("poisson", "nbinom1", "nbinom2")) {
+      stop("internal error: zero-inflation for the ", family_name, " family",
+           call. = FALSE)
+    }
+    zprob <- per_obs(zprob, "zprob")
+  }
+  # The arguments of each observation's draw, as TMB computes them.
+  args <- switch(family_name,
+    gaussian = list(mean = mu, sd = sqrt(phi)),
+    poisson = list(lambda = mu),
+    binomial = list(size = n_trials, prob = mu),
+    Gamma = list(shape = phi, scale = mu / phi),
+    nbinom2 = nb_args(mu, mu * (1 + mu / phi)),
+    nbinom1 = nb_args(mu, mu * (1 + phi)),
+    beta = list(shape1 = mu * phi, shape2 = (1 - mu) * phi),
+    betabinomial = list(shape1 = mu * phi, shape2 = (1 - mu) * phi,
+                        size = n_trials),
+    stop("simulation is not implemented for the ", family_name, " family",
+         call. = FALSE))
+  rfun <- switch(family_name,
+    gaussian = stats::rnorm, poisson = stats::rpois, binomial = stats::rbinom,
+    Gamma = stats::rgamma, nbinom2 = , nbinom1 = stats::rnbinom,
+    beta = stats::rbeta, betabinomial = NULL)
+  if (family_name %in% c("poisson", "nbinom2", "nbinom1") && any(mu < 0)) {
+    stop("cannot simulate ", family_name, " counts: ", sum(mu < 0), " of the ",
+         "conditional means are negative (the identity link lets the linear ",
+         "predictor go below 0)", call. = FALSE)
+  }
+  # A zero mean of a negative binomial is a zero count (TMB's draw is NaN
+  # there and uses no random numbers).
+  draw_ok <- if (family_name %in% c("nbinom2", "nbinom1")) mu > 0 else rep(TRUE, N)
+  y <- numeric(N)
+  if (is.null(zprob) && family_name != "betabinomial") {
+    ok <- which(draw_ok)
+    y[ok] <- do.call(rfun, c(list(length(ok)), lapply(args, `[`, ok)))
+  } else {
+    a1 <- args[[1L]]
+    a2 <- if (length(args) > 1L) args[[2L]]
+    one <- switch(family_name,
+      poisson = function(i) stats::rpois(1L, a1[i]),
+      nbinom2 = , nbinom1 = function(i) {
+        if (draw_ok[i]) stats::rnbinom(1L, a1[i], a2[i]) else 0
+      },
+      betabinomial = function(i) {
+        stats::rbinom(1L, args$size[i], stats::rbeta(1L, a1[i], a2[i]))
+      })
+    for (i in seq_len(N)) {
+      y[i] <- one(i)
+      if (!is.null(zprob)) y[i] <- y[i] * stats::rbinom(1L, 1L, 1 - zprob[i])
+    }
+  }
+  matrix(y, n, nsim)
+}
+
+# rnbinom() arguments for mean mu and variance v, computed as TMB's
+# rnbinom2(mu, v) does.
+nb_args <- function(mu, v) {
+  prob <- mu / v
+  list(size = mu * prob / (1 - prob), prob = prob)
 }
 
 # The data frame of simulations: columns sim_1, sim_2, ..., rows named as
