@@ -136,7 +136,13 @@ summary.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "lme4"
 summary.glmm <- function(object, correlation = NULL, use.hessian = NULL, ...) {
   stop_unused(..., caller = "summary()")
   # glmmTMB-style fits: glmmTMB's summary (R/print-extended.R)
-  if (is_extended_fit(object)) return(summary_extended(object))
+  if (is_extended_fit(object)) {
+    if (!is.null(correlation) || !is.null(use.hessian)) {
+      stop("summary(): 'correlation' and 'use.hessian' are not available for glmmTMB-style fits",
+           call. = FALSE)
+    }
+    return(summary_extended(object))
+  }
   # lme4 takes the standard errors from vcov(use.hessian = use.hessian) and
   # the correlation shown from the default vcov(); the same matrix unless
   # use.hessian is given

@@ -74,6 +74,7 @@ test_that("print() and summary() are laid out as glmmTMB's, line by line", {
   expect_true("Dispersion model:" %in% s2)
   expect_true("Dispersion:             ~mined" %in% s2)
   expect_false(any(startsWith(s2, "Dispersion parameter")))
+  expect_error(summary(zinb$fit, correlation = TRUE), "not available for glmmTMB-style")
 })
 
 test_that("the dispersion line has glmmTMB's wording for every family", {
