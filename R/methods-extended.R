@@ -508,9 +508,11 @@ confint_extended <- function(object, parm, level = 0.95, method = "Wald",
 }
 
 # Wald rows of the standard deviations of scalar random-effects terms: the
-# log-scale interval exp(log sd +- q se(log sd)), se by the delta method from
-# the covariance of theta in the fit's full covariance (rows "theta.<i>");
-# NA when the fit has no such rows or the term is not scalar.
+# log-scale interval exp(log sd +- q se(log sd)) (glmmTMB's parameter is the
+# log standard deviation), se by the delta method from the covariance of
+# theta in the fit's full covariance (rows "theta.<i>", theta being the
+# standard deviation); NA when the fit has no such rows, theta is relative to
+# a residual scale, or the term is not scalar.
 sd_wald_rows <- function(object, q) {
   vc <- VarCorr(object)
   if (!length(vc)) return(NULL)
@@ -525,8 +527,10 @@ sd_wald_rows <- function(object, q) {
     scalar <- length(sds) == 1L
     for (j in seq_along(sds)) {
       lims <- c(NA_real_, NA_real_)
-      if (scalar && th_name %in% rownames(full_v) && !isTRUE(attr(vc, "useSc"))) {
-        th <- object$theta[starts[i] + 1L]
+      th <- object$theta[starts[i] + 1L]
+      # theta must be the standard deviation itself (not relative to a scale)
+      if (scalar && th_name %in% rownames(full_v) &&
+          isTRUE(all.equal(unname(sds[[j]]), abs(th), tolerance = 1e-10))) {
         se_log <- sqrt(full_v[th_name, th_name]) / abs(th)
         lims <- sort(exp(log(sds[[j]]) + q * se_log))
       }
@@ -624,6 +628,16 @@ tidy_extended <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
   if ("ran_pars" %in% effects && "cond" %in% component && length(VarCorr(x))) {
     rp <- tidy_ran_pars(x, rscale, ran_prefix, conf.int = FALSE, conf.level, "Wald", NULL)
     rp <- rp[rp$group != "Residual", , drop = FALSE]
+    if (identical(x$extended$family, "gaussian")) {
+      # the residual standard deviation (NA with a dispersion model), as
+      # broom.mixed shows it for glmmTMB's gaussian fits
+      s <- x$extended$sigma
+      rp[nrow(rp) + 1L, ] <- list("ran_pars", "Residual",
+                                  paste0(if (!is.null(ran_prefix)) ran_prefix[1L]
+                                         else if (rscale == "sdcor") "sd" else "var",
+                                         "__Observation"),
+                                  if (rscale == "sdcor") s else s^2)
+    }
     rp$component <- rep("cond", nrow(rp))
     if (conf.int) {
       ci <- confint_extended(x, level = conf.level, component = "cond")

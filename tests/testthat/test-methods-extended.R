@@ -18,8 +18,13 @@ tmb_tight <- function() {
 extended_pair <- function(formula, data_name, family, ziformula = NULL, dispformula = NULL,
                           env = parent.frame()) {
   ours <- call("glmm", formula, data = as.name(data_name), family = family)
-  ref <- call("glmmTMB", formula, data = as.name(data_name),
-              family = call("::", quote(glmmTMB), as.name(family)))
+  # glmmTMB's own family functions (nbinom2, beta_family, ...), else stats'
+  ref_family <- if (exists(family, envir = asNamespace("glmmTMB"), inherits = FALSE)) {
+    call("::", quote(glmmTMB), as.name(family))
+  } else {
+    as.name(family)
+  }
+  ref <- call("glmmTMB", formula, data = as.name(data_name), family = ref_family)
   ref[[1L]] <- quote(glmmTMB::glmmTMB)
   if (!is.null(ziformula)) ours$ziformula <- ref$ziformula <- ziformula
   if (!is.null(dispformula)) ours$dispformula <- ref$dispformula <- dispformula
@@ -41,12 +46,29 @@ beta_data <- local({
   d
 })
 
+gauss_data <- local({
+  set.seed(42)
+  d <- data.frame(g = factor(rep(1:25, each = 8)), x = stats::rnorm(200))
+  d$y <- 5 + 0.5 * d$x + stats::rnorm(25)[d$g] + stats::rnorm(200, sd = exp(-0.5 + 0.3 * d$x))
+  d
+})
+bb_data <- local({
+  set.seed(7)
+  d <- data.frame(g = factor(rep(1:30, each = 6)), x = stats::rnorm(180),
+                  size = sample(8:20, 180, replace = TRUE))
+  p <- stats::plogis(-0.5 + 0.4 * d$x + stats::rnorm(30, sd = 0.6)[d$g])
+  d$k <- stats::rbinom(180, d$size, stats::rbeta(180, p * 8, (1 - p) * 8))
+  d
+})
+
 zinb <- extended_pair(count ~ mined + (1 | site), "Salamanders", "nbinom2", ziformula = ~mined)
 owls <- extended_pair(SiblingNegotiation ~ FoodTreatment + offset(log(BroodSize)) + (1 | Nest),
                       "Owls", "nbinom1")
 zidisp <- extended_pair(count ~ mined + (1 | site), "Salamanders", "nbinom2",
                         ziformula = ~1, dispformula = ~mined)
 betafit <- extended_pair(y ~ x + (1 | g) + (1 | h), "beta_data", "beta_family")
+gaussdisp <- extended_pair(y ~ x + (1 | g), "gauss_data", "gaussian", dispformula = ~x)
+betabin <- extended_pair(cbind(k, size - k) ~ x + (1 | g), "bb_data", "betabinomial")
 
 # Printed lines of print(x), messages dropped.
 lines_of <- function(x, ...) utils::capture.output(print(x, ...))
@@ -58,7 +80,7 @@ lines_of <- function(x, ...) utils::capture.output(print(x, ...))
 expect_same_lines <- function(ours, ref) expect_same_print(ours, ref, rel_tol = 0.02)
 
 test_that("print() and summary() are laid out as glmmTMB's, line by line", {
-  for (pair in list(zinb, owls, zidisp, betafit)) {
+  for (pair in list(zinb, owls, zidisp, betafit, gaussdisp, betabin)) {
     expect_same_lines(lines_of(pair$fit), lines_of(pair$ref))
     expect_same_lines(lines_of(summary(pair$fit)), lines_of(summary(pair$ref)))
   }
@@ -106,7 +128,7 @@ test_that("coef(summary()) gives the three tables of glmmTMB's summary", {
 })
 
 test_that("fixef(), vcov(), sigma(), logLik(), nobs() and df.residual() are glmmTMB's", {
-  for (pair in list(zinb, owls, zidisp, betafit)) {
+  for (pair in list(zinb, owls, zidisp, betafit, gaussdisp, betabin)) {
     fe <- fixef(pair$fit)
     fr <- glmmTMB::fixef(pair$ref)
     expect_s3_class(fe, "fixef_components")
@@ -144,7 +166,7 @@ test_that("fixef(), vcov(), sigma(), logLik(), nobs() and df.residual() are glmm
 
 test_that("predict() gives glmmTMB's six types, with and without newdata", {
   types <- c("link", "response", "conditional", "zprob", "zlink", "disp")
-  for (pair in list(zinb, owls, zidisp)) {
+  for (pair in list(zinb, owls, zidisp, betafit, gaussdisp, betabin)) {
     for (type in types) {
       expect_equal(unname(predict(pair$fit, type = type)),
                    unname(predict(pair$ref, type = type)), tolerance = 1e-4, info = type)
@@ -199,12 +221,26 @@ test_that("response and Pearson residuals use the variance of each family", {
   phi <- sigma(betafit$ref)
   expect_equal(unname(residuals(betafit$fit, type = "pearson")),
                (beta_data$y - mu) / sqrt(mu * (1 - mu) / (1 + phi)), tolerance = 1e-4)
+  # beta-binomial: proportions of n trials, Var = mu (1 - mu) (phi + n) / (n (phi + 1))
+  n <- bb_data$size
+  mu <- predict(betabin$ref, type = "conditional")
+  phi <- sigma(betabin$ref)
+  expect_equal(unname(residuals(betabin$fit)), unname(residuals(betabin$ref)), tolerance = 1e-4)
+  expect_equal(unname(residuals(betabin$fit, type = "pearson")),
+               (bb_data$k / n - mu) / sqrt(mu * (1 - mu) * (phi + n) / (n * (phi + 1))),
+               tolerance = 1e-4)
+  # gaussian with a dispersion model: Var = phi_i = exp(X_d beta_d); glmmTMB
+  # 1.1.5 gives NA here
+  mu <- predict(gaussdisp$ref, type = "conditional")
+  sd_i <- predict(gaussdisp$ref, type = "disp")
+  expect_equal(unname(residuals(gaussdisp$fit, type = "pearson")),
+               (gauss_data$y - mu) / sd_i, tolerance = 1e-4)
   expect_error(residuals(zinb$fit, type = "deviance"), "not defined")
   expect_error(residuals(zinb$fit, scaled = TRUE), "scaled")
 })
 
 test_that("Wald confint() has glmmTMB's rows and intervals", {
-  for (pair in list(zinb, owls, zidisp)) {
+  for (pair in list(zinb, owls, zidisp, gaussdisp)) {
     ours <- confint(pair$fit)
     ref <- confint(pair$ref)
     expect_identical(dimnames(ours), dimnames(ref))
@@ -226,13 +262,14 @@ test_that("Wald confint() has glmmTMB's rows and intervals", {
 
 test_that("tidy() and glance() have broom.mixed's rows with a component column", {
   skip_if_not_installed("broom.mixed")
-  for (pair in list(zinb, owls)) {
-    ours <- as.data.frame(tidy(pair$fit, conf.int = TRUE))
-    ref <- as.data.frame(broom.mixed::tidy(pair$ref, conf.int = TRUE))
+  for (pair in list(zinb, owls, gaussdisp)) {
+    ours <- as.data.frame(tidy(pair$fit, conf.int = pair$fit$extended$family != "gaussian"))
+    ref <- as.data.frame(broom.mixed::tidy(pair$ref,
+                                           conf.int = pair$fit$extended$family != "gaussian"))
     expect_identical(names(ours), names(ref))
     expect_identical(ours[c("effect", "component", "group", "term")],
                      ref[c("effect", "component", "group", "term")])
-    num <- c("estimate", "std.error", "statistic", "conf.low", "conf.high")
+    num <- intersect(c("estimate", "std.error", "statistic", "conf.low", "conf.high"), names(ref))
     expect_equal(ours[num], ref[num], tolerance = 0.02)
     g <- as.data.frame(glance(pair$fit))
     gr <- as.data.frame(broom.mixed::glance(pair$ref))
