@@ -333,6 +333,11 @@ logLik.glmm <- function(object, REML = NULL, ...) {
 #' @method deviance glmm
 #' @export
 deviance.glmm <- function(object, ...) {
+  if (is_extended_fit(object)) {
+    stop("deviance() is not defined for glmmTMB-style fits (glmmTMB has no deviance ",
+         "method either); -2 * logLik(fit) is the 'deviance' of summary()'s table",
+         call. = FALSE)
+  }
   offset <- if (is.null(object$table)) 0 else object$table$deviance_offset
   sum(glmm_residuals(object, "deviance")^2) + offset
 }

@@ -160,6 +160,7 @@ test_that("fixef(), vcov(), sigma(), logLik(), nobs() and df.residual() are glmm
   }
   expect_output(print(vcov(zinb$fit)), "Zero-inflation model:")
   expect_true(is.na(sigma(zidisp$fit)))
+  expect_error(deviance(zinb$fit), "not defined for glmmTMB-style fits")
   expect_error(vcov(zinb$fit, use.hessian = TRUE), "not available for glmmTMB-style")
   expect_error(vcov(zinb$fit, fuul = TRUE), "not used: fuul")
 })
