@@ -510,28 +510,28 @@ confint_extended <- function(object, parm, level = 0.95, method = "Wald",
 # Wald rows of the standard deviations of scalar random-effects terms: the
 # log-scale interval exp(log sd +- q se(log sd)) (glmmTMB's parameter is the
 # log standard deviation), se by the delta method from the covariance of
-# theta in the fit's full covariance (rows "theta.<i>", theta being the
-# standard deviation); NA when the fit has no such rows, theta is relative to
-# a residual scale, or the term is not scalar.
+# theta (theta_covariance(), theta being the standard deviation); NA when
+# that covariance is not available, theta is relative to a residual scale,
+# or the term is not scalar.
 sd_wald_rows <- function(object, q) {
   vc <- VarCorr(object)
   if (!length(vc)) return(NULL)
-  full_v <- as.matrix(object$extended$vcov_full)
+  v_theta <- theta_covariance(object)
   sizes <- theta_sizes(object$reterms)
   starts <- cumsum(c(0L, sizes))[seq_along(sizes)]
   out <- list()
   grp <- names(object$flist)[attr(object$flist, "assign")]
   for (i in seq_along(vc)) {
     sds <- attr(vc[[i]], "stddev")
-    th_name <- paste0("theta.", starts[i] + 1L)
+    k <- starts[i] + 1L
     scalar <- length(sds) == 1L
     for (j in seq_along(sds)) {
       lims <- c(NA_real_, NA_real_)
-      th <- object$theta[starts[i] + 1L]
+      th <- unname(object$theta[k])
       # theta must be the standard deviation itself (not relative to a scale)
-      if (scalar && th_name %in% rownames(full_v) &&
+      if (scalar && !is.null(v_theta) && is.finite(v_theta[k, k]) && v_theta[k, k] >= 0 &&
           isTRUE(all.equal(unname(sds[[j]]), abs(th), tolerance = 1e-10))) {
-        se_log <- sqrt(full_v[th_name, th_name]) / abs(th)
+        se_log <- sqrt(v_theta[k, k]) / abs(th)
         lims <- sort(exp(log(sds[[j]]) + q * se_log))
       }
       out[[length(out) + 1L]] <- matrix(
@@ -540,6 +540,27 @@ sd_wald_rows <- function(object, q) {
     }
   }
   do.call(rbind, out)
+}
+
+# Covariance of the estimated theta: rows "theta.<i>" of the fit's full
+# covariance when it has them, else from the Hessian of the deviance over
+# (theta, beta) stored by the fit (the dispersion and zero-inflation
+# coefficients eliminated by their Schur complement, so that its inverse is
+# the (theta, beta) block of the full inverse): twice its inverse. NULL when
+# neither is there.
+theta_covariance <- function(object) {
+  nth <- length(object$theta)
+  full <- as.matrix(object$extended$vcov_full)
+  rows <- paste0("theta.", seq_len(nth))
+  if (all(rows %in% rownames(full))) return(full[rows, rows, drop = FALSE])
+  H <- object$optinfo$derivs$Hessian
+  if (is.null(H) || NROW(H) != nth + length(object$beta) ||
+      length(cov_par(object)) != nth) {
+    return(NULL)
+  }
+  inv <- tryCatch(solve(as.matrix(H)), error = function(e) NULL)
+  if (is.null(inv)) return(NULL)
+  (inv + t(inv))[seq_len(nth), seq_len(nth), drop = FALSE]
 }
 
 # Rows of the interval table selected by `parm`: numbers, row names (with or
