@@ -62,7 +62,10 @@
 #'   [lmmControl()] or [glmmControl()], all cores unless set there).
 #' @param seed For `"boot"`: `NULL` or a seed for [set.seed()].
 #' @param ... For `"boot"`: passed to [bootmm()] (`use.u`, `re.form`);
-#'   not allowed for the other methods.
+#'   not allowed for the other methods. For glmmTMB-style `"glmm"` fits
+#'   (negative binomial, beta, zero-inflation and dispersion models), whose
+#'   default method is `"Wald"`: `component`, `estimate` and `full`, see
+#'   [glmm_extended_methods].
 #' @return A matrix with one row per parameter and two columns named by the
 #'   percentages (e.g. `"2.5 %"` and `"97.5 %"`).
 #' @seealso [profile.lmm()], [bootmm()].
@@ -115,7 +118,14 @@ confint.lmm <- function(object, parm, level = 0.95,
 #' @rdname confint.lmm
 #' @method confint glmm
 #' @export
-confint.glmm <- confint.lmm
+confint.glmm <- function(object, parm, level = 0.95,
+                         method = c("profile", "Wald", "boot"), ...) {
+  # glmmTMB-style fits: Wald by default, glmmTMB's rows (R/methods-extended.R)
+  if (is_extended_fit(object)) {
+    return(confint_extended(object, parm, level, if (missing(method)) "Wald" else method, ...))
+  }
+  confint.lmm(object, parm, level, method, ...)
+}
 
 # Arguments in `...` that a method would otherwise ignore.
 check_no_dots <- function(..., caller) {

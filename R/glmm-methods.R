@@ -52,6 +52,7 @@ family.glmm <- function(object, ...) object$family
 #' @export
 fitted.glmm <- function(object, ...) {
   require_rows(object, "fitted()")
+  if (is_extended_fit(object)) return(stats::predict(object, type = "response"))
   mer_per_obs(object, object$mu, pad = "predict")
 }
 
@@ -87,6 +88,12 @@ residuals.glmm <- function(object,
                            type = c("deviance", "pearson", "working", "response", "partial"),
                            scaled = FALSE, ...) {
   require_rows(object, "residuals()")
+  if (is_extended_fit(object)) {
+    # glmmTMB-style fits (R/methods-extended.R): glmmTMB's default is "response"
+    if (!isFALSE(scaled)) stop("'scaled' is not available for glmmTMB-style fits", call. = FALSE)
+    type <- if (missing(type)) "response" else match_choice(type)
+    return(mer_per_obs(object, residuals_extended(object, type), pad = "resid"))
+  }
   type <- match_choice(type)
   r <- glmm_residuals(object, type)
   if (scaled) r <- r / object$sigma
@@ -176,6 +183,14 @@ weights.glmm <- function(object, type = c("prior", "working"), ...) {
 #' @export
 vcov.glmm <- function(object, correlation = FALSE, sigm = sigma(object),
                       use.hessian = NULL, ...) {
+  if (is_extended_fit(object)) {
+    # glmmTMB-style fits: glmmTMB's list per component (R/methods-extended.R)
+    if (!missing(correlation) || !missing(sigm) || !is.null(use.hessian)) {
+      stop("'correlation', 'sigm' and 'use.hessian' are not available for glmmTMB-style fits",
+           call. = FALSE)
+    }
+    return(vcov_extended(object, ...))
+  }
   hess <- glmm_hessian_info(object)
   scale <- 1
   if (!missing(sigm)) {
@@ -291,6 +306,7 @@ logLik.glmm <- function(object, REML = NULL, ...) {
     stop("can't compute the REML criterion of a generalized linear mixed model",
          call. = FALSE)
   }
+  if (is_extended_fit(object)) return(logLik_extended(object))
   # A fit to a table's rows grouped by covariate pattern: plus the constant
   # that makes it the rows' log-likelihood (R/sql-compress.R).
   offset <- if (is.null(object$table)) 0 else object$table$loglik_offset
@@ -317,6 +333,11 @@ logLik.glmm <- function(object, REML = NULL, ...) {
 #' @method deviance glmm
 #' @export
 deviance.glmm <- function(object, ...) {
+  if (is_extended_fit(object)) {
+    stop("deviance() is not defined for glmmTMB-style fits (glmmTMB has no deviance ",
+         "method either); -2 * logLik(fit) is the 'deviance' of summary()'s table",
+         call. = FALSE)
+  }
   offset <- if (is.null(object$table)) 0 else object$table$deviance_offset
   sum(glmm_residuals(object, "deviance")^2) + offset
 }

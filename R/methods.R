@@ -148,6 +148,7 @@ mer_use_sc <- function(object) {
 # covariance parameters (`par`: theta for unstructured terms, fewer for
 # structured ones) and, when the model has one, the scale parameter.
 mer_npar <- function(object) {
+  if (is_extended_fit(object)) return(object$extended$df)
   length(object$beta) + length(cov_par(object)) + as.integer(mer_use_sc(object)) +
     length(object$extended$extra)
 }
@@ -235,6 +236,8 @@ lmm_devcrit <- function(object, REML = NULL) {
 #' @method fixef mixedrs_fit
 #' @export
 fixef.mixedrs_fit <- function(object, add.dropped = FALSE, ...) {
+  # glmmTMB-style fits: the list of components (R/methods-extended.R)
+  if (is_extended_fit(object)) return(fixef_extended(object))
   mer_fixef(object, add.dropped)
 }
 
@@ -477,6 +480,7 @@ print.coef.lmm <- function(x, ...) {
 #' @method sigma mixedrs_fit
 #' @export
 sigma.mixedrs_fit <- function(object, ...) {
+  if (is_extended_fit(object)) return(object$extended$sigma)
   object$sigma
 }
 

@@ -225,6 +225,13 @@ predict.glmm <- function(object, newdata = NULL, re.form = NULL,
                          newparams = NULL, random.only = FALSE, column = ".fitted", ...) {
   re.form <- old_re_form(re.form, ...)
   predict_check_dots(...)
+  if (is_extended_fit(object) && !is_sql_data(newdata)) {
+    # glmmTMB-style fits: glmmTMB's types (R/methods-extended.R)
+    predict_in_r_checks(object, newdata, missing(column))
+    return(predict_extended(object, newdata, re.form, allow.new.levels,
+                            if (missing(type)) "link" else type, se.fit, na.action,
+                            !missing(na.action), newparams, random.only))
+  }
   type <- match_choice(type)
   if (is_sql_data(newdata)) {
     return(sql_predict(object, newdata, re.form, allow.new.levels, type, se.fit,

@@ -41,6 +41,8 @@
 #' @export
 print.mixedrs_fit <- function(x, digits = max(3, getOption("digits") - 3),
                               ranef.comp = "Std.Dev.", ...) {
+  # glmmTMB-style fits print as glmmTMB does (R/print-extended.R)
+  if (is_extended_fit(x)) return(prt_fit_extended(x, digits, ranef.comp, ...))
   prt_fit(x, digits = digits, ranef.comp = ranef.comp, ...)
   invisible(x)
 }
@@ -133,6 +135,14 @@ summary.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "lme4"
 #' @export
 summary.glmm <- function(object, correlation = NULL, use.hessian = NULL, ...) {
   stop_unused(..., caller = "summary()")
+  # glmmTMB-style fits: glmmTMB's summary (R/print-extended.R)
+  if (is_extended_fit(object)) {
+    if (!is.null(correlation) || !is.null(use.hessian)) {
+      stop("summary(): 'correlation' and 'use.hessian' are not available for glmmTMB-style fits",
+           call. = FALSE)
+    }
+    return(summary_extended(object))
+  }
   # lme4 takes the standard errors from vcov(use.hessian = use.hessian) and
   # the correlation shown from the default vcov(); the same matrix unless
   # use.hessian is given

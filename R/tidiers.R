@@ -96,6 +96,11 @@ tidy.glmm <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
                       conf.level = 0.95, conf.method = c("Wald", "profile", "boot"),
                       ...) {
   conf.method <- match_choice(conf.method)
+  # glmmTMB-style fits: broom.mixed's rows with a component column (R/methods-extended.R)
+  if (is_extended_fit(x)) {
+    return(tidy_extended(x, effects, scales, exponentiate, ran_prefix, conf.int,
+                         conf.level, conf.method, ...))
+  }
   mer_tidy(x, effects, scales, exponentiate, ran_prefix, conf.int, conf.level,
            conf.method, ddf.method = NULL, ...)
 }
@@ -321,6 +326,7 @@ as_tidy_frame <- function(df) {
 #' @export
 glance.lmm <- function(x, ...) {
   check_no_dots(..., caller = "glance()")
+  if (is_extended_fit(x)) return(glance_extended(x))  # R/methods-extended.R
   ll <- stats::logLik(x)
   res <- data.frame(nobs = mer_nobs(x), sigma = stats::sigma(x),
                     logLik = as.numeric(ll), AIC = stats::AIC(ll),

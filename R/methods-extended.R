@@ -1,0 +1,704 @@
+# Extractor methods of glmmTMB-style fits: glmm() fits whose
+# `extended$style` is "glmmTMB" (negative binomial, beta, beta-binomial,
+# zero-inflation and dispersion models; the layout of `extended` is described
+# in R/glmm-extended.R). The generic methods of "glmm" fits hand these fits to
+# the functions below, which give what glmmTMB 1.1.5 gives: fixef() as the
+# list of the conditional, zero-inflation and dispersion coefficients, vcov()
+# per component, sigma(), logLik() counting every estimated parameter,
+# predict() of the link, the conditional mean, the zero-inflated mean, the
+# zero-inflation probability and the dispersion, response and Pearson
+# residuals, Wald confint() and the tidiers with a `component` column.
+# Nothing here calls the Rust engine. Printing is in R/print-extended.R.
+
+#' Methods for glmmTMB-style fits
+#'
+#' Fits of [glmm()] in glmmTMB's parameterisation (the `nbinom2`, `nbinom1`,
+#' `beta_family` and `betabinomial` families, and any fit with a
+#' `ziformula` or a `dispformula`) have the methods of glmmTMB 1.1.5 fits:
+#'
+#' * `fixef()`: a list with the coefficients of the conditional model
+#'   (`cond`), the zero-inflation model (`zi`) and the dispersion model
+#'   (`disp`, on the log scale of the dispersion parameter); see
+#'   [print.fixef_components()].
+#' * `vcov(fit, full = FALSE)`: a list with the covariance matrices of the
+#'   components' coefficients (`cond`; `zi` when there is zero inflation;
+#'   `disp` when the dispersion formula is not `~ 1`), named as glmmTMB names
+#'   them (`"zi~(Intercept)"`, `"d~(Intercept)"`). `full = TRUE` gives one
+#'   matrix for all the coefficients of the three components, the
+#'   dispersion intercept included (glmmTMB's also has rows for the
+#'   random-effects parameters; this one has them only when the fit carries
+#'   their covariance).
+#' * `sigma()`: glmmTMB's dispersion parameter: theta for `nbinom2`, phi for
+#'   `nbinom1`, `beta_family` and `betabinomial`, the residual standard
+#'   deviation for `gaussian`, `1/sqrt(shape)` for `Gamma`, 1 for `poisson`
+#'   and `binomial`; `NA` when the dispersion formula is not `~ 1`.
+#' * `logLik()`: the maximized Laplace log-likelihood, with `df` counting
+#'   every estimated parameter (coefficients of all components and the
+#'   variance parameters) and `nobs`; hence `AIC()`, `BIC()`, and
+#'   `df.residual()` = observations minus `df`.
+#' * `predict(fit, newdata, type, re.form, se.fit)`: `type = "link"` the
+#'   conditional model's linear predictor (offset included);
+#'   `"conditional"` its mean `mu`; `"response"` the mean of the response,
+#'   `(1 - p) mu` with the zero-inflation probability `p` (`mu` without zero
+#'   inflation); `"zprob"` `p` (0 without zero inflation); `"zlink"` its
+#'   logit (`-Inf` without zero inflation); `"disp"` the dispersion on the
+#'   scale glmmTMB 1.1.5 reports it (as `sigma()`, per observation).
+#'   `re.form = NA` (or `~ 0`) leaves the random effects out. With
+#'   `newdata`, the zero-inflation and dispersion designs are rebuilt from
+#'   the stored terms and factor levels. `se.fit = TRUE` gives delta-method
+#'   standard errors for population-level predictions (`re.form = NA`) of the
+#'   types `"link"`, `"conditional"`, `"zlink"`, `"zprob"` and `"response"`
+#'   (glmmTMB's `sdreport()` gives the same); with the random effects
+#'   included it is an error (not available for these fits yet).
+#'   `fitted()` is `predict(type = "response")`.
+#' * `residuals(fit, type)`: `"response"` (the default, as glmmTMB): `y`
+#'   minus the fitted mean (proportions for binomial-type responses);
+#'   `"pearson"`: that divided by the standard deviation of the response,
+#'   `Var(y) = (1 - p) V + p (1 - p) mu^2` with the family's variance `V`:
+#'   `mu` (poisson), `mu (1 + mu / theta)` (nbinom2), `mu (1 + phi)`
+#'   (nbinom1), `mu (1 - mu) / (1 + phi)` (beta), `mu (1 - mu) (phi + n) /
+#'   (n (phi + 1))` (betabinomial proportions of `n` trials), `mu (1 - mu)
+#'   / n` (binomial), `sigma^2` (gaussian), `mu^2 / shape` (Gamma), and
+#'   multiplied by the square root of the prior weights. glmmTMB 1.1.5 gives
+#'   the same for poisson, nbinom1 and nbinom2; for beta, betabinomial,
+#'   gaussian and Gamma its variance function leaves the dispersion out
+#'   (a known glmmTMB problem, corrected in later versions), so its Pearson
+#'   residuals differ there. `"working"`: response residuals over `mu.eta`.
+#'   `"deviance"` is an error, as in glmmTMB.
+#' * `confint(fit, parm, level = 0.95, method = "Wald", component, estimate
+#'   = TRUE, full = FALSE)`: Wald intervals, as glmmTMB's default: rows
+#'   `cond.<coefficient>`, `zi.<coefficient>`, `disp.<coefficient>` (when the
+#'   dispersion formula is not `~ 1`; otherwise a row `sigma`, shown with
+#'   `full = TRUE` or when asked for in `parm`, whose interval is the image
+#'   of the log-scale interval), then `cond.Std.Dev.<name>|<group>` for the
+#'   standard deviations of scalar random-effects terms (the image of the
+#'   log-scale Wald interval; `NA` when the fit does not carry the
+#'   covariance of its variance parameters). When every row belongs to the
+#'   conditional model the `cond.` prefix is dropped, as glmmTMB does. A
+#'   third column `Estimate` unless `estimate = FALSE`. `parm`: row names or
+#'   numbers, `"beta_"` (conditional coefficients) or `"theta_"` (standard
+#'   deviations). `component`: any of `"all"`, `"cond"`, `"zi"`, `"other"`
+#'   (dispersion). `method = "profile"` is an error: not available for these
+#'   fits yet.
+#' * `tidy(fit, effects, component = c("cond", "zi"), ...)`: the rows of
+#'   broom.mixed's `tidy()` for glmmTMB fits, with a `component` column
+#'   (`"disp"` may be asked for too); `glance()`: `nobs`, `sigma` (left out
+#'   when `NA`), `logLik`, `AIC`, `BIC`, `df.residual`.
+#'
+#' @name glmm_extended_methods
+#' @aliases glmmTMB-style-methods
+#' @seealso [summary_components], [print.fixef_components()].
+#' @examplesIf requireNamespace("glmmTMB", quietly = TRUE)
+#' data(Salamanders, package = "glmmTMB")
+#' fit <- glmm(count ~ mined + (1 | site), data = Salamanders,
+#'             family = "nbinom2", ziformula = ~ mined)
+#' fixef(fit)
+#' vcov(fit)
+#' sigma(fit)
+#' logLik(fit)
+#' head(predict(fit, type = "response"))
+#' predict(fit, data.frame(mined = c("yes", "no")), re.form = NA,
+#'         type = "zprob", se.fit = TRUE)
+#' head(residuals(fit, type = "pearson"))
+#' confint(fit)
+#' tidy(fit)
+NULL
+
+# ---------------------------------------------------------------------------
+# What kind of fit, which components.
+
+# Is `object` a glmmTMB-style fit?
+is_extended_fit <- function(object) {
+  ext <- object$extended
+  !is.null(ext) && identical(ext$style, "glmmTMB")
+}
+
+# Families with a dispersion parameter (glmmTMB's usesDispersion()).
+extended_has_dispersion <- function(family) {
+  !family %in% c("poisson", "binomial")
+}
+
+# Is the dispersion model intercept-only without an offset (glmmTMB's
+# trivialDisp(): a dispformula of ~1)? TRUE also for families without one.
+extended_trivial_disp <- function(x) {
+  disp <- x$extended$disp
+  is.null(disp) || (identical(colnames(disp$X), "(Intercept)") && is.null(disp$offset))
+}
+
+# A component's coefficients carry nothing to show (glmmTMB's trivialFixef):
+# none, or the intercept alone of the dispersion model.
+extended_trivial_fixef <- function(names, comp) {
+  length(names) == 0L || (comp == "disp" && identical(names, "(Intercept)"))
+}
+
+extended_component <- function(object, comp) {
+  switch(comp, zi = object$extended$zi, disp = object$extended$disp)
+}
+
+# Named coefficients of the zero-inflation or dispersion model.
+component_coef <- function(part) {
+  if (is.null(part)) return(numeric(0))
+  b <- as.vector(part$beta)
+  names(b) <- if (!is.null(colnames(part$X))) colnames(part$X) else names(part$beta)
+  b
+}
+
+# ---------------------------------------------------------------------------
+# Coefficients, covariance, dispersion, likelihood.
+
+# fixef() of a glmmTMB-style fit.
+fixef_extended <- function(object) {
+  ext <- object$extended
+  structure(list(cond = mer_fixef(object), zi = component_coef(ext$zi),
+                 disp = component_coef(ext$disp)),
+            class = "fixef_components")
+}
+
+# The covariance of one component's coefficients, named by the coefficients
+# (NULL when the component has none).
+vcov_component <- function(object, comp) {
+  v <- object$extended$vcov[[comp]]
+  if (is.null(v) || length(v) == 0L) return(NULL)
+  nms <- if (comp == "cond") colnames(object$X) else colnames(extended_component(object, comp)$X)
+  v <- as.matrix(v)
+  dimnames(v) <- list(nms, nms)
+  v
+}
+
+#' Covariance of the coefficients of a glmmTMB-style fit
+#'
+#' @param object A glmmTMB-style fit of class `"glmm"`.
+#' @param full Logical: one matrix for the coefficients of all components?
+#' @param ... Not used (an error if given; emmeans' `complete` is accepted
+#'   and ignored).
+#' @return `full = FALSE`: an object of class `"vcov_components"`, a list of
+#'   covariance matrices `cond`, `zi` (with zero inflation) and `disp` (when
+#'   the dispersion formula is not `~ 1`), the last two named as glmmTMB
+#'   names them (`"zi~x"`, `"d~x"`). `full = TRUE`: one matrix.
+#' @name vcov_components
+#' @seealso [glmmTMB-style methods][glmm_extended_methods].
+#' @examplesIf requireNamespace("glmmTMB", quietly = TRUE)
+#' data(Salamanders, package = "glmmTMB")
+#' fit <- glmm(count ~ mined + (1 | site), data = Salamanders,
+#'             family = "nbinom2", ziformula = ~ mined)
+#' vcov(fit)
+#' vcov(fit, full = TRUE)
+NULL
+
+# vcov() of a glmmTMB-style fit.
+vcov_extended <- function(object, full = FALSE, ...) {
+  dots <- list(...)
+  dots$complete <- NULL
+  if (length(dots)) {
+    stop("vcov() of a glmmTMB-style fit takes 'full' only; not used: ",
+         paste(names(dots), collapse = ", "), call. = FALSE)
+  }
+  check_flag(full, "full", "vcov()")
+  tag <- c(cond = "", zi = "zi~", disp = "d~")
+  if (full) {
+    v <- as.matrix(object$extended$vcov_full)
+    nms <- rownames(v)
+    for (comp in names(tag)) {
+      hit <- startsWith(nms, paste0(comp, "."))
+      nms[hit] <- paste0(tag[[comp]], substring(nms[hit], nchar(comp) + 2L))
+    }
+    dimnames(v) <- list(nms, nms)
+    return(v)
+  }
+  comps <- c("cond", if (!is.null(object$extended$zi)) "zi",
+             if (!extended_trivial_disp(object)) "disp")
+  out <- lapply(stats::setNames(nm = comps), function(comp) {
+    v <- vcov_component(object, comp)
+    if (!is.null(v)) dimnames(v) <- rep(list(paste0(tag[[comp]], rownames(v))), 2L)
+    v
+  })
+  structure(out[lengths(out) > 0L], class = "vcov_components")
+}
+
+# logLik() of a glmmTMB-style fit: df = every estimated parameter.
+logLik_extended <- function(object) {
+  n <- mer_nobs(object)
+  structure(object$extended$loglik, nobs = n, nall = n, df = object$extended$df,
+            class = "logLik")
+}
+
+# AIC, BIC, log-likelihood, deviance (minus twice the log-likelihood) and
+# residual degrees of freedom, as glmmTMB's summary table.
+extended_criterion_table <- function(object) {
+  ll <- logLik_extended(object)
+  c(AIC = stats::AIC(ll), BIC = stats::BIC(ll), logLik = as.vector(ll),
+    deviance = -2 * as.vector(ll), df.resid = mer_nobs(object) - attr(ll, "df"))
+}
+
+# The dispersion on glmmTMB 1.1.5's reporting scale (sigma() and
+# predict(type = "disp")) from phi = exp(dispersion linear predictor).
+disp_scale <- function(family, phi) {
+  switch(family, gaussian = sqrt(phi), Gamma = 1 / sqrt(phi), phi)
+}
+
+# ---------------------------------------------------------------------------
+# Predictions.
+
+extended_predict_types <- c("link", "response", "conditional", "zprob", "zlink", "disp")
+
+# predict() of a glmmTMB-style fit (arguments checked by predict.glmm()).
+predict_extended <- function(object, newdata, re.form, allow.new.levels, type, se.fit,
+                             na.action, explicit_na, newparams, random.only) {
+  type <- match.arg(type, extended_predict_types)
+  if (!is.null(newparams)) {
+    stop("'newparams' is not available for glmmTMB-style fits", call. = FALSE)
+  }
+  check_flag(random.only, "random.only", "predict()")
+  if (random.only) {
+    stop("'random.only' is not available for glmmTMB-style fits", call. = FALSE)
+  }
+  check_flag(se.fit, "se.fit", "predict()")
+  population <- !is.null(re.form) && (identical(re.form, NA) || is_zero_formula(re.form))
+  if (se.fit && !population) {
+    stop("se.fit = TRUE is available for glmmTMB-style fits only for population-level ",
+         "predictions (re.form = NA): standard errors that include the random ",
+         "effects are not implemented for these fits yet", call. = FALSE)
+  }
+  if (se.fit && type == "disp") {
+    stop("se.fit = TRUE is not available for type = \"disp\"", call. = FALSE)
+  }
+  na.action <- check_na_action(na.action)
+  # the conditional model's linear predictor, padded and named as lme4-style
+  # predictions are
+  eta <- mer_predict(object, newdata, re.form, allow.new.levels, "link", FALSE,
+                     na.action, explicit_na)
+  ext <- object$extended
+  if (is.null(newdata)) {
+    na_act <- fit_na_action(object, na.action, explicit_na)
+    pad <- function(v) {
+      v <- as.vector(v)
+      names(v) <- mer_obs_names(object, length(v))
+      stats::napredict(na_act, v)
+    }
+    zeta <- if (!is.null(ext$zi)) pad(ext$zi$eta)
+    phi <- if (!is.null(ext$disp)) pad(ext$disp$phi)
+    X <- if (se.fit) pad_rows(object$X, na_act)
+    Xz <- if (se.fit && !is.null(ext$zi)) pad_rows(ext$zi$X, na_act)
+  } else {
+    newdata <- check_newdata(newdata)
+    rows <- match(names(eta), rownames(newdata))
+    if (anyNA(rows)) rows <- seq_along(eta)
+    zeta <- phi <- X <- Xz <- NULL
+    if (!is.null(ext$zi)) {
+      d <- component_design(ext$zi, newdata, "zero-inflation")
+      zeta <- d$eta[rows]
+      Xz <- d$X[rows, , drop = FALSE]
+    }
+    if (!is.null(ext$disp)) phi <- exp(component_design(ext$disp, newdata, "dispersion")$eta[rows])
+    if (se.fit) X <- fixed_design(object, newdata, stats::na.pass)$X[rows, , drop = FALSE]
+  }
+  nms <- names(eta)
+  eta <- as.vector(eta)
+  fam <- object$family
+  mu <- fam$linkinv(eta)
+  p <- if (is.null(zeta)) rep(0, length(eta)) else stats::plogis(zeta)
+  fit <- switch(type,
+                link = eta,
+                conditional = mu,
+                response = (1 - p) * mu,
+                zprob = p,
+                zlink = if (is.null(zeta)) rep(-Inf, length(eta)) else zeta,
+                disp = if (is.null(phi)) rep(1, length(eta)) else disp_scale(ext$family, phi))
+  names(fit) <- nms
+  if (!se.fit) return(fit)
+  se <- predict_se_extended(object, type, X, Xz, eta, zeta, mu, p)
+  names(se) <- nms
+  list(fit = fit, se.fit = se)
+}
+
+# re.form = ~0 (population-level predictions, as re.form = NA).
+is_zero_formula <- function(f) {
+  inherits(f, "formula") && length(f) == 2L && is.numeric(f[[2L]]) && f[[2L]] == 0
+}
+
+# The rows of a model matrix padded with NA rows as napredict() pads vectors.
+pad_rows <- function(X, na_act) {
+  if (is.null(na_act) || !inherits(na_act, "exclude")) return(X)
+  idx <- stats::napredict(na_act, seq_len(nrow(X)))
+  out <- X[idx, , drop = FALSE]
+  out[is.na(idx), ] <- NA_real_
+  out
+}
+
+# Linear predictor and model matrix of the zero-inflation or dispersion model
+# for `newdata`, from the terms, factor levels and contrasts stored with the
+# fit (offset included).
+component_design <- function(part, newdata, what) {
+  tt <- part$terms
+  if (is.null(tt)) {
+    stop("the fit does not carry the terms of its ", what, " model, needed to predict ",
+         "for newdata", call. = FALSE)
+  }
+  tt <- stats::delete.response(tt)
+  missing_vars <- setdiff(all.vars(tt), names(newdata))
+  env <- environment(tt)
+  missing_vars <- missing_vars[!vapply(missing_vars, exists, logical(1),
+                                       envir = if (is.null(env)) globalenv() else env)]
+  if (length(missing_vars)) {
+    stop("'newdata' lacks the variable(s) ", paste(sQuote(missing_vars, FALSE), collapse = ", "),
+         " of the ", what, " model (", deparse1(part$formula), ")", call. = FALSE)
+  }
+  mf <- stats::model.frame(tt, newdata, na.action = stats::na.pass, xlev = part$xlevels)
+  X <- stats::model.matrix(tt, mf, contrasts.arg = attr(part$X, "contrasts"))
+  if (!identical(colnames(X), colnames(part$X))) {
+    stop("the ", what, " model's columns built from 'newdata' (",
+         paste(colnames(X), collapse = ", "), ") differ from the fit's (",
+         paste(colnames(part$X), collapse = ", "), ")", call. = FALSE)
+  }
+  off <- stats::model.offset(mf)
+  eta <- drop(X %*% as.vector(part$beta)) + if (is.null(off)) 0 else off
+  list(eta = eta, X = X)
+}
+
+# Delta-method standard errors of population-level predictions from the
+# covariance of the conditional and zero-inflation coefficients.
+predict_se_extended <- function(object, type, X, Xz, eta, zeta, mu, p) {
+  fam <- object$family
+  n <- length(eta)
+  zero <- function(k) matrix(0, n, k)
+  pz <- if (is.null(Xz)) 0L else ncol(Xz)
+  if (type %in% c("zlink", "zprob") && is.null(Xz)) return(rep(NA_real_, n))
+  dmu <- fam$mu.eta(eta)
+  G <- switch(type,
+              link = cbind(X, zero(pz)),
+              conditional = cbind(X * dmu, zero(pz)),
+              zlink = cbind(zero(ncol(X)), Xz),
+              zprob = cbind(zero(ncol(X)), Xz * stats::dlogis(zeta)),
+              response = cbind(X * ((1 - p) * dmu),
+                               if (pz) Xz * (-mu * stats::dlogis(zeta)) else zero(0)))
+  V <- extended_coef_vcov(object, with_zi = pz > 0L)
+  sqrt(pmax(rowSums((G %*% V) * G), 0))
+}
+
+# Covariance of c(cond, zi) coefficients from the fit's full covariance.
+extended_coef_vcov <- function(object, with_zi) {
+  full <- as.matrix(object$extended$vcov_full)
+  keep <- c(paste0("cond.", colnames(object$X)),
+            if (with_zi) paste0("zi.", colnames(object$extended$zi$X)))
+  missing_rows <- setdiff(keep, rownames(full))
+  if (length(missing_rows)) {
+    stop("the fit's covariance lacks rows ", paste(missing_rows, collapse = ", "),
+         call. = FALSE)
+  }
+  full[keep, keep, drop = FALSE]
+}
+
+# ---------------------------------------------------------------------------
+# Residuals.
+
+# The observed response on the scale of the fitted means (proportions for a
+# two-column binomial-type response, 0/1 for a factor), one per fitted row.
+extended_observed <- function(object) {
+  y <- stats::model.response(object$frame)
+  if (!is.null(dim(y)) && ncol(y) == 2L) {
+    y <- y[, 1L] / (y[, 1L] + y[, 2L])
+  } else if (is.factor(y)) {
+    y <- as.numeric(as.integer(y) > 1L)
+  }
+  as.vector(y)
+}
+
+# Variance of one unit of the response given the random effects, before
+# zero inflation, on the fitted-mean scale (see glmm_extended_methods).
+extended_variance <- function(family, mu, phi, n) {
+  switch(family,
+         poisson = mu,
+         nbinom2 = mu * (1 + mu / phi),
+         nbinom1 = mu * (1 + phi),
+         beta = mu * (1 - mu) / (1 + phi),
+         betabinomial = mu * (1 - mu) * (phi + n) / (phi + 1),
+         binomial = mu * (1 - mu),
+         gaussian = phi,
+         Gamma = mu^2 / phi,
+         stop("Pearson residuals are not available for the family '", family, "'",
+              call. = FALSE))
+}
+
+# residuals() of a glmmTMB-style fit (unpadded, unnamed).
+residuals_extended <- function(object, type) {
+  ext <- object$extended
+  y <- extended_observed(object)
+  mu <- as.vector(object$mu)
+  p <- if (is.null(ext$zi)) 0 else as.vector(ext$zi$prob)
+  r <- y - (1 - p) * mu
+  switch(type,
+         response = r,
+         working = r / object$family$mu.eta(as.vector(object$eta)),
+         pearson = {
+           phi <- if (is.null(ext$disp)) 1 else as.vector(ext$disp$phi)
+           n <- if (is.null(ext$n_trials)) 1 else as.vector(ext$n_trials)
+           v <- extended_variance(ext$family, mu, phi, n)
+           v <- (1 - p) * v + p * (1 - p) * mu^2
+           w <- if (is.null(ext$prior_weights)) 1 else as.vector(ext$prior_weights)
+           if (ext$family %in% c("binomial", "betabinomial")) w <- w * n
+           r * sqrt(w / v)
+         },
+         deviance = stop("deviance residuals are not defined for glmmTMB-style fits ",
+                         "(nor by glmmTMB for these families): use type = \"response\" ",
+                         "or \"pearson\"", call. = FALSE),
+         partial = stop("partial residuals are not available for glmmTMB-style fits",
+                        call. = FALSE))
+}
+
+# ---------------------------------------------------------------------------
+# Confidence intervals.
+
+# confint() of a glmmTMB-style fit.
+confint_extended <- function(object, parm, level = 0.95, method = "Wald",
+                             component = c("all", "cond", "zi", "other"),
+                             estimate = TRUE, full = FALSE, ...) {
+  check_no_dots(..., caller = "confint() of a glmmTMB-style fit")
+  method <- match.arg(method, c("Wald", "wald", "profile", "uniroot", "boot"))
+  if (method != "Wald" && method != "wald") {
+    stop("confint(method = \"", method, "\") is not available for glmmTMB-style fits yet; ",
+         "use method = \"Wald\"", call. = FALSE)
+  }
+  check_level(level)
+  check_flag(estimate, "estimate", "confint()")
+  check_flag(full, "full", "confint()")
+  component <- match.arg(component, several.ok = TRUE)
+  has <- function(comp) any(c(comp, "all") %in% component)
+  a <- (1 - level) / 2
+  a <- c(a, 1 - a)
+  q <- stats::qnorm(a)
+  pct <- paste(format(100 * a, trim = TRUE, scientific = FALSE, digits = 3), "%")
+  est <- fixef_extended(object)
+  full_v <- as.matrix(object$extended$vcov_full)
+  rows <- list()
+  wald_rows <- function(comp) {
+    b <- est[[comp]]
+    if (!length(b)) return(NULL)
+    v <- vcov_component(object, comp)
+    se <- sqrt(diag(v))
+    m <- cbind(b + se %o% q, b)
+    rownames(m) <- paste(comp, names(b), sep = ".")
+    m
+  }
+  for (comp in c("cond", "zi")) if (has(comp)) rows[[comp]] <- wald_rows(comp)
+  fam <- object$extended$family
+  if (has("other") && extended_has_dispersion(fam)) {
+    if (!extended_trivial_disp(object)) {
+      rows$disp <- wald_rows("disp")
+    } else {
+      bd <- est$disp[[1L]]
+      se <- sqrt(full_v["disp.(Intercept)", "disp.(Intercept)"])
+      ends <- sort(disp_scale(fam, exp(bd + q * se)))
+      rows$sigma <- matrix(c(ends, object$extended$sigma), 1L,
+                           dimnames = list("sigma", NULL))
+    }
+  }
+  if (has("cond")) rows$sd <- sd_wald_rows(object, q)
+  ci <- do.call(rbind, unname(rows))
+  colnames(ci) <- c(pct, "Estimate")
+  if (missing(parm) || is.null(parm)) {
+    if (!full) ci <- ci[rownames(ci) != "sigma", , drop = FALSE]
+  } else {
+    ci <- ci[confint_rows(parm, ci, object), , drop = FALSE]
+  }
+  if (!estimate) ci <- ci[, 1:2, drop = FALSE]
+  if (nrow(ci) && all(startsWith(rownames(ci), "cond."))) {
+    rownames(ci) <- substring(rownames(ci), 6L)
+  }
+  ci
+}
+
+# Wald rows of the standard deviations of scalar random-effects terms: the
+# log-scale interval exp(log sd +- q se(log sd)) (glmmTMB's parameter is the
+# log standard deviation), se by the delta method from the covariance of
+# theta (theta_covariance(), theta being the standard deviation); NA when
+# that covariance is not available, theta is relative to a residual scale,
+# or the term is not scalar.
+sd_wald_rows <- function(object, q) {
+  vc <- VarCorr(object)
+  if (!length(vc)) return(NULL)
+  v_theta <- theta_covariance(object)
+  sizes <- theta_sizes(object$reterms)
+  starts <- cumsum(c(0L, sizes))[seq_along(sizes)]
+  out <- list()
+  grp <- names(object$flist)[attr(object$flist, "assign")]
+  for (i in seq_along(vc)) {
+    sds <- attr(vc[[i]], "stddev")
+    k <- starts[i] + 1L
+    scalar <- length(sds) == 1L
+    for (j in seq_along(sds)) {
+      lims <- c(NA_real_, NA_real_)
+      th <- unname(object$theta[k])
+      # theta must be the standard deviation itself (not relative to a scale)
+      if (scalar && !is.null(v_theta) && is.finite(v_theta[k, k]) && v_theta[k, k] >= 0 &&
+          isTRUE(all.equal(unname(sds[[j]]), abs(th), tolerance = 1e-10))) {
+        se_log <- sqrt(v_theta[k, k]) / abs(th)
+        lims <- sort(exp(log(sds[[j]]) + q * se_log))
+      }
+      out[[length(out) + 1L]] <- matrix(
+        c(lims, sds[[j]]), 1L,
+        dimnames = list(paste0("cond.Std.Dev.", names(sds)[j], "|", grp[i]), NULL))
+    }
+  }
+  do.call(rbind, out)
+}
+
+# Covariance of the estimated theta: rows "theta.<i>" of the fit's full
+# covariance when it has them, else from the Hessian of the deviance over
+# (theta, beta) stored by the fit (the dispersion and zero-inflation
+# coefficients eliminated by their Schur complement, so that its inverse is
+# the (theta, beta) block of the full inverse): twice its inverse. NULL when
+# neither is there.
+theta_covariance <- function(object) {
+  nth <- length(object$theta)
+  full <- as.matrix(object$extended$vcov_full)
+  rows <- paste0("theta.", seq_len(nth))
+  if (all(rows %in% rownames(full))) return(full[rows, rows, drop = FALSE])
+  H <- object$optinfo$derivs$Hessian
+  if (is.null(H) || NROW(H) != nth + length(object$beta) ||
+      length(cov_par(object)) != nth) {
+    return(NULL)
+  }
+  inv <- tryCatch(solve(as.matrix(H)), error = function(e) NULL)
+  if (is.null(inv)) return(NULL)
+  (inv + t(inv))[seq_len(nth), seq_len(nth), drop = FALSE]
+}
+
+# Rows of the interval table selected by `parm`: numbers, row names (with or
+# without the "cond." prefix), "beta_" (conditional coefficients) or
+# "theta_" (random-effects standard deviations).
+confint_rows <- function(parm, ci, object) {
+  rn <- rownames(ci)
+  if (is.numeric(parm)) {
+    bad <- parm[parm < 1 | parm > length(rn) | parm != round(parm)]
+    if (length(bad)) stop("'parm' numbers must be between 1 and ", length(rn), call. = FALSE)
+    return(rn[parm])
+  }
+  if (!is.character(parm)) stop("'parm' must be row numbers or names", call. = FALSE)
+  out <- character(0)
+  for (p in parm) {
+    hit <- if (p == "beta_") {
+      paste0("cond.", colnames(object$X))
+    } else if (p == "theta_") {
+      rn[startsWith(rn, "cond.Std.Dev.")]
+    } else if (p %in% rn) {
+      p
+    } else if (paste0("cond.", p) %in% rn) {
+      paste0("cond.", p)
+    } else {
+      stop("unknown 'parm' ", sQuote(p, FALSE), "; the rows are ",
+           paste(rn, collapse = ", "), call. = FALSE)
+    }
+    out <- c(out, hit)
+  }
+  out
+}
+
+# ---------------------------------------------------------------------------
+# Tidiers.
+
+# tidy() of a glmmTMB-style fit, with broom.mixed's `component` column.
+tidy_extended <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
+                          exponentiate = FALSE, ran_prefix = NULL, conf.int = FALSE,
+                          conf.level = 0.95, conf.method = "Wald",
+                          component = c("cond", "zi"), ...) {
+  check_no_dots(..., caller = "tidy() of a glmmTMB-style fit")
+  kinds <- c("ran_pars", "fixed", "ran_vals")
+  unknown <- setdiff(effects, kinds)
+  if (length(unknown)) {
+    stop("unknown effect type(s) ", paste(dQuote(unknown, FALSE), collapse = ", "),
+         "; for glmmTMB-style fits 'effects' may hold ",
+         paste(dQuote(kinds, FALSE), collapse = ", "), call. = FALSE)
+  }
+  bad <- setdiff(component, c("cond", "zi", "disp"))
+  if (length(bad)) {
+    stop("unknown component(s) ", paste(dQuote(bad, FALSE), collapse = ", "),
+         "; 'component' may hold \"cond\", \"zi\", \"disp\"", call. = FALSE)
+  }
+  rscale <- tidy_ran_scale(effects, scales)
+  check_flag(exponentiate, "exponentiate", "tidy()")
+  check_flag(conf.int, "conf.int", "tidy()")
+  if (conf.int) check_level(conf.level)
+  if (!identical(conf.method, "Wald")) {
+    stop("only Wald intervals are available for glmmTMB-style fits", call. = FALSE)
+  }
+  tabs <- summary_extended(x)$coefficients
+  out <- list()
+  if ("fixed" %in% effects) {
+    pieces <- lapply(intersect(component, names(tabs)), function(comp) {
+      tab <- tabs[[comp]]
+      if (!length(tab)) return(NULL)
+      res <- data.frame(effect = "fixed", component = comp, term = rownames(tab),
+                        estimate = unname(tab[, 1L]), std.error = unname(tab[, 2L]),
+                        statistic = unname(tab[, 3L]), p.value = unname(tab[, 4L]),
+                        stringsAsFactors = FALSE)
+      if (conf.int) {
+        m <- stats::qnorm((1 + conf.level) / 2)
+        res$conf.low <- res$estimate - m * res$std.error
+        res$conf.high <- res$estimate + m * res$std.error
+      }
+      if (exponentiate) {
+        for (v in intersect(c("estimate", "conf.low", "conf.high"), names(res))) {
+          res[[v]] <- exp(res[[v]])
+        }
+        res$std.error <- res$std.error * res$estimate
+      }
+      res
+    })
+    out$fixed <- do.call(rbind, pieces)
+  }
+  if ("ran_pars" %in% effects && "cond" %in% component && length(VarCorr(x))) {
+    rp <- tidy_ran_pars(x, rscale, ran_prefix, conf.int = FALSE, conf.level, "Wald", NULL)
+    rp <- rp[rp$group != "Residual", , drop = FALSE]
+    if (identical(x$extended$family, "gaussian")) {
+      # the residual standard deviation (NA with a dispersion model), as
+      # broom.mixed shows it for glmmTMB's gaussian fits
+      s <- x$extended$sigma
+      rp[nrow(rp) + 1L, ] <- list("ran_pars", "Residual",
+                                  paste0(if (!is.null(ran_prefix)) ran_prefix[1L]
+                                         else if (rscale == "sdcor") "sd" else "var",
+                                         "__Observation"),
+                                  if (rscale == "sdcor") s else s^2)
+    }
+    rp$component <- rep("cond", nrow(rp))
+    if (conf.int) {
+      ci <- confint_extended(x, level = conf.level, component = "cond")
+      sd_rows <- ci[grepl("^(cond\\.)?Std\\.Dev\\.", rownames(ci)), , drop = FALSE]
+      rp$conf.low <- rp$conf.high <- NA_real_
+      is_sd <- startsWith(rp$term, paste0(if (is.null(ran_prefix)) "sd" else ran_prefix[1L], "__"))
+      if (rscale == "sdcor" && sum(is_sd) == nrow(sd_rows)) {
+        rp$conf.low[is_sd] <- unname(sd_rows[, 1L])
+        rp$conf.high[is_sd] <- unname(sd_rows[, 2L])
+      }
+    }
+    out$ran_pars <- rp
+  }
+  if ("ran_vals" %in% effects && "cond" %in% component) {
+    rv <- tidy_ran_vals(x, conf.int, conf.level, "Wald")
+    rv$component <- rep("cond", nrow(rv))
+    out$ran_vals <- rv
+  }
+  out <- out[lengths(out) > 0L]
+  order <- c("effect", "component", "group", "level", "term", "estimate", "std.error",
+             "statistic", "p.value", "conf.low", "conf.high")
+  cols <- intersect(order, unique(unlist(lapply(out, names))))
+  out <- lapply(out, function(p) {
+    for (cn in setdiff(cols, names(p))) {
+      p[[cn]] <- if (cn %in% c("group", "level")) NA_character_ else NA_real_
+    }
+    p[cols]
+  })
+  res <- do.call(rbind, unname(out))
+  rownames(res) <- NULL
+  as_tidy_frame(res)
+}
+
+# glance() of a glmmTMB-style fit (broom.mixed's columns; sigma left out
+# when NA, as there).
+glance_extended <- function(x) {
+  ll <- logLik_extended(x)
+  res <- data.frame(nobs = mer_nobs(x), sigma = x$extended$sigma,
+                    logLik = as.numeric(ll), AIC = stats::AIC(ll), BIC = stats::BIC(ll),
+                    df.residual = as.integer(mer_nobs(x) - attr(ll, "df")))
+  if (is.na(res$sigma)) res$sigma <- NULL
+  as_tidy_frame(res)
+}
