@@ -281,7 +281,11 @@ test_that("tidy() and glance() have broom.mixed's rows with a component column",
     g <- as.data.frame(glance(pair$fit))
     gr <- as.data.frame(broom.mixed::glance(pair$ref))
     expect_identical(names(g), names(gr))
-    expect_equal(g, gr, tolerance = 1e-6)
+    # The criteria agree to 1e-6; the dispersion, flat at the optimum, to 1e-4
+    # (two optimizers' stopping points).
+    crit <- setdiff(names(g), "sigma")
+    expect_equal(g[crit], gr[crit], tolerance = 1e-6)
+    expect_equal(g$sigma, gr$sigma, tolerance = 1e-4)
   }
   d <- tidy(zidisp$fit, effects = "fixed", component = c("cond", "zi", "disp"))
   expect_identical(unique(d$component), c("cond", "zi", "disp"))
