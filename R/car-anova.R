@@ -60,7 +60,8 @@ Anova.lmm <- function(mod, type = c("II", "III", 2, 3),
     parts <- ddf_parts(mod, "Kenward-Roger")
     V <- parts$vcov_adj
   } else {
-    V <- if (is.null(vcov.)) as.matrix(stats::vcov(mod))
+    V <- if (is.null(vcov.) && is_extended_fit(mod)) as.matrix(mod$vcov)
+         else if (is.null(vcov.)) as.matrix(stats::vcov(mod))
          else if (is.function(vcov.)) as.matrix(vcov.(mod))
          else as.matrix(vcov.)
     if (!identical(dim(V), c(p, p))) {

@@ -107,7 +107,13 @@ emm_basis.lmm <- function(object, trms, xlev, grid,
 
 #' @rdname emmeans-support
 emm_basis.glmm <- function(object, trms, xlev, grid, ...) {
-  V <- as.matrix(emmeans::.my.vcov(object, ...))
+  # A glmmTMB-style fit's vcov() is a list of components: the conditional
+  # model's, as glmmTMB's emmeans support uses by default.
+  V <- if (is_extended_fit(object) && is.null(list(...)$vcov.)) {
+    as.matrix(object$vcov)
+  } else {
+    as.matrix(emmeans::.my.vcov(object, ...))
+  }
   misc <- emmeans::.std.link.labels(object$family, list())
   emm_basis_common(object, trms, xlev, grid, V, function(k, dfargs) Inf,
                    list(), misc)
@@ -132,8 +138,13 @@ emm_basis_common <- function(object, trms, xlev, grid, V, dffun, dfargs, misc) {
     bhat <- beta
     nbasis <- estimability::all.estble
   }
-  w <- if (is_glmm(object)) weights.glmm(object, type = "working") else
+  # (The Laplace weights of a family with extra parameters can be negative:
+  # its prior weights instead.)
+  w <- if (is_glmm(object) && is.null(object$extended)) {
+    weights.glmm(object, type = "working")
+  } else {
     as.vector(object$weights)
+  }
   mm <- emmeans::.cmpMM(object$X, w, attr(object$X, "assign"))
   list(X = X, bhat = bhat, nbasis = nbasis, V = V, dffun = dffun,
        dfargs = dfargs, misc = misc, model.matrix = mm)

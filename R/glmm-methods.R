@@ -139,6 +139,8 @@ weights.glmm <- function(object, type = c("prior", "working"), ...) {
   type <- match_choice(type)
   prior <- as.vector(object$weights)
   if (type == "prior") return(prior)
+  # A family with extra parameters: the weights of the fit's Laplace factor.
+  if (!is.null(object$extended)) return(as.vector(object$extended$working_weights))
   fam <- object$family
   prior * fam$mu.eta(as.vector(object$eta))^2 / fam$variance(as.vector(object$mu))
 }
