@@ -342,6 +342,15 @@ boot_simulator <- function(x, conditional, semiparametric = FALSE) {
         stats::rgamma(n, shape = shape, rate = shape / fam$linkinv(eta_k))
       },
       gaussian = function(eta_k) stats::rnorm(n, fam$linkinv(eta_k), sigma / sqrt(w)),
+      inverse.gaussian = {
+        # As simulate(): statmod's generator, shape w / sigma^2.
+        if (!requireNamespace("statmod", quietly = TRUE)) {
+          stop("simulating inverse Gaussian responses needs the 'statmod' ",
+               "package: install.packages(\"statmod\")", call. = FALSE)
+        }
+        rinvgauss <- getExportedValue("statmod", "rinvgauss")
+        function(eta_k) rinvgauss(n, mean = fam$linkinv(eta_k), shape = w / sigma^2)
+      },
       stop("bootstrap simulation is not implemented for the ", fam$family,
            " family", call. = FALSE)
     )
