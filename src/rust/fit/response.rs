@@ -158,6 +158,8 @@ pub struct FamilyParameters {
     /// The part of each `ℓᵢ` that does not depend on `μᵢ` at the current `φᵢ`
     /// ([`Density::constant`]).
     constant: Vec<f64>,
+    /// Its part that depends on neither (formed once).
+    fixed_constant: Vec<f64>,
 }
 
 impl FamilyParameters {
@@ -306,39 +308,64 @@ impl<'a> Response<'a> {
         }
         let n = self.y.len();
         let kd = fam.disp.as_ref().map_or(0, |m| m.k);
-        let mut phi = Vec::new();
-        if let Some(m) = &fam.disp {
-            phi = m.predictor(n, &values[..kd]);
-            for v in phi.iter_mut() {
-                *v = v.exp();
-            }
-            if phi.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
-                return invalid("the dispersion model gives a dispersion of 0 or infinity");
-            }
+        if self.extra.fixed_constant.is_empty() {
+            self.extra.fixed_constant = (0..n)
+                .map(|i| fam.density.fixed_constant(self.y[i], self.n_trials[i]))
+                .collect();
         }
-        let (mut log_zi, mut log_not_zi) = (Vec::new(), Vec::new());
-        if let Some(m) = &fam.zi {
-            let eta = m.predictor(n, &values[kd..]);
-            // log π = −log(1 + e^−η), log(1 − π) = −log(1 + e^η).
-            log_zi = eta.iter().map(|&e| -log_add_exp(0.0, -e)).collect();
-            log_not_zi = eta.iter().map(|&e| -log_add_exp(0.0, e)).collect();
-            if log_zi.iter().chain(&log_not_zi).any(|v| v.is_nan()) {
-                return invalid("the zero-inflation model gives an undefined probability");
+        // Only the part whose coefficients changed is formed again (a search often moves one
+        // coordinate at a time, and the dispersion's gamma functions are the costly part).
+        // Nothing is changed before every new part is known to be valid.
+        let formed = self.extra.constant.len() == n;
+        let same_disp = formed && self.extra.values.get(..kd) == Some(&values[..kd]);
+        let same_zi = formed && self.extra.values.get(kd..) == Some(&values[kd..]);
+        let new_phi = match &fam.disp {
+            Some(m) if !same_disp => {
+                let mut phi = m.predictor(n, &values[..kd]);
+                for v in phi.iter_mut() {
+                    *v = v.exp();
+                }
+                if phi.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                    return invalid("the dispersion model gives a dispersion of 0 or infinity");
+                }
+                Some(phi)
             }
-        }
-        let constant = (0..n)
-            .map(|i| {
-                let p = phi.get(i).copied().unwrap_or(1.0);
-                fam.density.constant(self.y[i], p, self.n_trials[i])
-            })
-            .collect();
-        self.extra = FamilyParameters {
-            values: values.to_vec(),
-            phi,
-            log_zi,
-            log_not_zi,
-            constant,
+            _ => None,
         };
+        let new_zi = match &fam.zi {
+            Some(m) if !same_zi => {
+                let eta = m.predictor(n, &values[kd..]);
+                // log π = −log(1 + e^−η), log(1 − π) = −log(1 + e^η).
+                let log_zi: Vec<f64> = eta.iter().map(|&e| -log_add_exp(0.0, -e)).collect();
+                let log_not_zi: Vec<f64> = eta.iter().map(|&e| -log_add_exp(0.0, e)).collect();
+                if log_zi.iter().chain(&log_not_zi).any(|v| v.is_nan()) {
+                    return invalid("the zero-inflation model gives an undefined probability");
+                }
+                Some((log_zi, log_not_zi))
+            }
+            _ => None,
+        };
+        if let Some(phi) = new_phi {
+            self.extra.phi = phi;
+        }
+        if let Some((log_zi, log_not_zi)) = new_zi {
+            self.extra.log_zi = log_zi;
+            self.extra.log_not_zi = log_not_zi;
+        }
+        if !same_disp {
+            let extra = &self.extra;
+            let constant: Vec<f64> = (0..n)
+                .map(|i| {
+                    let p = extra.phi.get(i).copied().unwrap_or(1.0);
+                    extra.fixed_constant[i]
+                        + fam
+                            .density
+                            .dispersion_constant(self.y[i], p, self.n_trials[i])
+                })
+                .collect();
+            self.extra.constant = constant;
+        }
+        self.extra.values = values.to_vec();
         Ok(())
     }
 

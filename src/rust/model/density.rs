@@ -132,33 +132,42 @@ impl Density {
         }
     }
 
-    /// The part of `ℓ(y; μ, φ)` that does not depend on `μ` (the caller caches it while `φ`
-    /// stays the same: it holds most of the gamma functions).
-    pub fn constant(self, y: f64, phi: f64, n: f64) -> f64 {
+    /// The part of `ℓ(y; μ, φ)` that depends on neither `μ` nor `φ` (formed once per
+    /// observation: it holds the factorials).
+    pub fn fixed_constant(self, y: f64, n: f64) -> f64 {
         match self {
-            Density::Poisson => -ln_gamma(y + 1.0),
+            Density::Poisson | Density::NegBinomial2 | Density::NegBinomial1 => -ln_gamma(y + 1.0),
+            Density::Beta => -y.ln() - (-y).ln_1p(),
+            Density::BetaBinomial => ln_gamma(n + 1.0) - ln_gamma(y + 1.0) - ln_gamma(n - y + 1.0),
+            Density::Gaussian => 0.0,
+            Density::Gamma => -y.ln(),
+        }
+    }
+
+    /// The part of `ℓ(y; μ, φ)` that depends on `φ` but not on `μ` (formed again only when the
+    /// dispersion changes).
+    pub fn dispersion_constant(self, y: f64, phi: f64, n: f64) -> f64 {
+        match self {
+            Density::Poisson => 0.0,
             Density::NegBinomial2 => {
                 if y > 0.0 {
-                    ln_gamma(y + phi) - ln_gamma(phi) - ln_gamma(y + 1.0)
+                    ln_gamma(y + phi) - ln_gamma(phi)
                 } else {
                     0.0
                 }
             }
-            Density::NegBinomial1 => {
-                if y > 0.0 {
-                    -ln_gamma(y + 1.0) + y * (phi.ln() - phi.ln_1p())
-                } else {
-                    0.0
-                }
-            }
-            Density::Beta => ln_gamma(phi) - y.ln() - (-y).ln_1p(),
-            Density::BetaBinomial => {
-                ln_gamma(n + 1.0) - ln_gamma(y + 1.0) - ln_gamma(n - y + 1.0) - ln_gamma(n + phi)
-                    + ln_gamma(phi)
-            }
+            Density::NegBinomial1 => y * (phi.ln() - phi.ln_1p()),
+            Density::Beta => ln_gamma(phi),
+            Density::BetaBinomial => ln_gamma(phi) - ln_gamma(n + phi),
             Density::Gaussian => -0.5 * (2.0 * PI * phi).ln(),
-            Density::Gamma => -ln_gamma(phi) + phi * phi.ln() + (phi - 1.0) * y.ln(),
+            Density::Gamma => -ln_gamma(phi) + phi * phi.ln() + phi * y.ln(),
         }
+    }
+
+    /// The part of `ℓ(y; μ, φ)` that does not depend on `μ`:
+    /// [`Self::fixed_constant`] + [`Self::dispersion_constant`].
+    pub fn constant(self, y: f64, phi: f64, n: f64) -> f64 {
+        self.fixed_constant(y, n) + self.dispersion_constant(y, phi, n)
     }
 
     /// `ℓ(y; μ, φ)` minus [`Self::constant`] (only with `value`; else 0) and the derivatives of
