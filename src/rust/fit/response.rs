@@ -335,9 +335,9 @@ impl<'a> Response<'a> {
         let new_zi = match &fam.zi {
             Some(m) if !same_zi => {
                 let eta = m.predictor(n, &values[kd..]);
-                // log π = −log(1 + e^−η), log(1 − π) = −log(1 + e^η).
+                // log π = −log(1 + e^−η) and log(1 − π) = log π − η (one logarithm each).
                 let log_zi: Vec<f64> = eta.iter().map(|&e| -log_add_exp(0.0, -e)).collect();
-                let log_not_zi: Vec<f64> = eta.iter().map(|&e| -log_add_exp(0.0, e)).collect();
+                let log_not_zi: Vec<f64> = log_zi.iter().zip(&eta).map(|(l, e)| l - e).collect();
                 if log_zi.iter().chain(&log_not_zi).any(|v| v.is_nan()) {
                     return invalid("the zero-inflation model gives an undefined probability");
                 }
@@ -467,9 +467,9 @@ impl<'a> Response<'a> {
             let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);
             expected *= lnz.exp();
             if y == 0.0 {
-                // p(0) = π + (1 − π) f(0); r = (1 − π) f(0) / p(0) is the weight of the count part.
-                let log_p0 = log_add_exp(lz, lnz + d.value);
-                let r = (lnz + d.value - log_p0).exp();
+                // p(0) = π + (1 − π) f(0); r = (1 − π) f(0) / p(0) = 1/(1 + π/((1 − π) f(0))) is
+                // the weight of the count part (one exponential, no logarithm).
+                let r = 1.0 / (1.0 + (lz - lnz - d.value).exp());
                 let g0 = g;
                 g = r * g0;
                 l2 = r * (g0 * g0 + l2) - g * g;
