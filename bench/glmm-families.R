@@ -58,10 +58,13 @@ bench_calls <- function(case) {
 warm <- family_cases()[["Salamanders nbinom2"]]
 for (cl in bench_calls(warm)) quiet(eval(cl, case_env(warm)))
 
+# A fit that fails is recorded (time NA, its message) and reported in the
+# table rather than ending the run.
 time_once <- function(cl, env) {
   t0 <- proc.time()[["elapsed"]]
-  fit <- quiet(eval(cl, env))
-  list(time = proc.time()[["elapsed"]] - t0, fit = fit)
+  fit <- tryCatch(quiet(eval(cl, env)), error = function(e) e)
+  if (inherits(fit, "error")) return(list(time = NA_real_, fit = NULL, error = conditionMessage(fit)))
+  list(time = proc.time()[["elapsed"]] - t0, fit = fit, error = NULL)
 }
 
 rows <- lapply(family_cases(), function(case) {
@@ -69,35 +72,43 @@ rows <- lapply(family_cases(), function(case) {
   calls <- bench_calls(case)
   times <- matrix(NA_real_, reps, length(calls), dimnames = list(NULL, names(calls)))
   fits <- list()
+  errors <- list()
   for (r in seq_len(reps)) {
     for (pkg in names(calls)) {
+      if (!is.null(errors[[pkg]])) next
       res <- time_once(calls[[pkg]], env)
       times[r, pkg] <- res$time
       fits[[pkg]] <- res$fit
+      errors[[pkg]] <- res$error
     }
   }
   med <- apply(times, 2L, stats::median)
   ref_pkg <- case$reference
-  ll <- function(pkg) as.numeric(stats::logLik(fits[[pkg]]))
+  ll <- function(pkg) {
+    if (is.null(fits[[pkg]])) NA_real_ else as.numeric(stats::logLik(fits[[pkg]]))
+  }
   row <- data.frame(
     model = case$name, rows = nrow(family_data(case$data)),
     mixedrs_s = med[["mixedrs"]], glmmTMB_s = med[["glmmTMB"]],
     glmer_nb_s = if ("glmer.nb" %in% names(med)) med[["glmer.nb"]] else NA_real_,
     reference = ref_pkg,
-    loglik_diff = ll("mixedrs") - ll(ref_pkg)
+    loglik_diff = ll("mixedrs") - ll(ref_pkg),
+    error = if (length(errors)) paste(sprintf("%s: %s", names(errors), unlist(errors)),
+                                      collapse = "; ") else NA_character_
   )
   row$tmb_ratio <- row$glmmTMB_s / row$mixedrs_s
   row$nb_ratio <- row$glmer_nb_s / row$mixedrs_s
-  cat(sprintf("%-42s mixedrs %.3f s  glmmTMB %.3f s  glmer.nb %s  logLik - %s %+.2e\n",
+  cat(sprintf("%-42s mixedrs %.3f s  glmmTMB %.3f s  glmer.nb %s  logLik - %s %+.2e%s\n",
               case$name, row$mixedrs_s, row$glmmTMB_s,
               if (is.na(row$glmer_nb_s)) "-" else sprintf("%.3f s", row$glmer_nb_s),
-              ref_pkg, row$loglik_diff))
+              ref_pkg, row$loglik_diff, if (is.na(row$error)) "" else paste0("  ", row$error)))
   row
 })
 res <- do.call(rbind, rows)
 rownames(res) <- NULL
 
 fmt <- function(x, d) ifelse(is.na(x), "–", formatC(x, format = "f", digits = d))
+fmt_ll <- function(x) ifelse(is.na(x), "–", formatC(x, format = "e", digits = 1))
 fmt_ratio <- function(x) ifelse(is.na(x), "–", paste0(formatC(x, format = "f", digits = 1), "×"))
 gmean <- function(x) exp(mean(log(x[!is.na(x)])))
 table_lines <- c(
@@ -107,7 +118,10 @@ table_lines <- c(
   sprintf("| %s | %d | %s | %s | %s | %s | %s | %s (%s) |", res$model, res$rows,
           fmt(res$mixedrs_s, 3), fmt(res$glmmTMB_s, 3), fmt(res$glmer_nb_s, 3),
           fmt_ratio(res$tmb_ratio), fmt_ratio(res$nb_ratio),
-          formatC(res$loglik_diff, format = "e", digits = 1), res$reference)
+          fmt_ll(res$loglik_diff), res$reference),
+  if (any(!is.na(res$error))) c("", paste0("Fits that failed: ",
+    paste(sprintf("%s (%s)", res$model[!is.na(res$error)], res$error[!is.na(res$error)]),
+          collapse = "; "), "."))
 )
 info <- c(
   sprintf(paste("Median of %d alternating repetitions in one R %s process on %d cores (%s);",
@@ -117,7 +131,7 @@ info <- c(
           reps, format(getRversion()), parallel::detectCores(), format(Sys.Date()),
           packageVersion("mixedrs"), packageVersion("glmmTMB"), packageVersion("lme4"),
           gmean(res$tmb_ratio), gmean(res$nb_ratio),
-          res$model[which.min(res$tmb_ratio)], min(res$tmb_ratio),
+          res$model[which.min(res$tmb_ratio)], min(res$tmb_ratio, na.rm = TRUE),
           res$model[which.min(res$nb_ratio)], min(res$nb_ratio, na.rm = TRUE)),
   "",
   paste("The logLik column compares each fit with its reference at that package's optimum:",

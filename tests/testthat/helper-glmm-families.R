@@ -268,6 +268,19 @@ component_fixef <- function(fit, component) {
   if (length(v) == 0L) NULL else v
 }
 
+# The coefficients of one component of our fit as the engine returned them
+# (the fit's fields: `beta`, `extended$zi$beta`, `extended$disp$beta`; NULL
+# when absent), and its sigma (glmmTMB's sigma(): `extended$sigma`).
+fit_component <- function(fit, component) {
+  if (component == "cond") return(fit$beta)
+  if (is.null(fit$extended)) return(NULL)
+  fit$extended[[component]]$beta
+}
+
+fit_sigma <- function(fit) {
+  if (is.null(fit$extended)) stats::sigma(fit) else fit$extended$sigma
+}
+
 # Standard errors of one component's coefficients ("cond", "zi", "disp";
 # NULL when absent). glmmTMB's from its sdreport (its vcov() leaves out an
 # intercept-only dispersion model); ours from the fit's `extended$vcov`
@@ -278,7 +291,7 @@ component_se <- function(fit, component) {
     cf <- fit$sdr$cov.fixed
     keep <- rownames(cf) == par
     if (!any(keep)) return(NULL)
-    return(sqrt(diag(cf)[keep]))
+    return(stats::setNames(sqrt(diag(cf)[keep]), names(component_fixef(fit, component))))
   }
   if (inherits(fit, "merMod")) {
     return(if (component == "cond") sqrt(diag(as.matrix(stats::vcov(fit)))) else NULL)

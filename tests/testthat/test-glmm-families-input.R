@@ -97,13 +97,13 @@ test_that("dispformula with a family without a dispersion parameter is an error"
 
 test_that("an unsupported family is an error naming it", {
   expect_error_naming(glmm(count ~ mined + (1 | site), salamanders, family = "tweedie"),
-                      c("tweedie", "not supported"))
+                      c("tweedie", "support"))
   expect_error_naming(glmm(count ~ mined + (1 | site), salamanders,
                            family = glmmTMB::tweedie()),
-                      c("tweedie", "not supported"))
+                      c("tweedie", "support"))
   expect_error_naming(glmm(count ~ mined + (1 | site), salamanders,
                            family = glmmTMB::truncated_nbinom2()),
-                      c("truncated_nbinom2", "not supported"))
+                      c("truncated_nbinom2", "support"))
 })
 
 test_that("a random effect in dispformula is an error that says so", {
