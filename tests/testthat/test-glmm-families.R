@@ -143,7 +143,19 @@ compare_with_glmmTMB <- function(case) {
     }
     se_r <- component_se(ref, component)
     expect_close_in_se(fe_o, fe_r, se_r, label)
-    expect_se_close(component_se(fit, component), se_r, label)
+    # A coefficient with a standard error above 100 on the link scale is not
+    # identified: its estimate runs off towards infinity (e.g. a species
+    # without zero inflation, Salamanders zi ~spp: logit -15 and -17, SEs in
+    # the thousands) and both packages stop wherever the likelihood is flat
+    # to their tolerance, so its estimate is covered by the 0.02 SE rule and
+    # its standard error (arbitrary in both) is not compared.
+    se_o <- component_se(fit, component)
+    identified <- se_r < 100
+    if (length(se_o) == length(se_r)) {
+      expect_se_close(se_o[identified], se_r[identified], label)
+    } else {
+      expect_se_close(se_o, se_r, label)
+    }
   }
 
   sig_o <- fit_sigma(fit)
