@@ -88,36 +88,10 @@ compare_with_glmer_nb <- function(case) {
 expect_nb_print_parity <- function(case) {
   fit <- mixedrs_fit(case)
   ref <- reference_fit(case)
-  # Known defect (issue 17's closing note): on epil the finite-difference
-  # gradient over (theta, log theta_nb, beta) stays at max|grad| 0.0025 > 0.002
-  # at the optimum (logLik equal to glmer.nb's and glmmTMB's), so the fit
-  # prints lme4's convergence line, which glmer.nb's printout does not have.
-  # That line is compared apart (a skip that names it), the rest line by line.
-  conv <- "^Model failed to converge with max\\|grad\\|"
-  drop_conv <- function(lines) {
-    while (length(lines) > 0L && !nzchar(trimws(lines[length(lines)]))) {
-      lines <- lines[-length(lines)]
-    }
-    lines[!grepl(conv, trimws(lines)) &
-            !grepl("^optimizer \\(.*\\) convergence code: 0 \\(OK\\)|optimizer warnings; 1 lme4 warnings",
-                   trimws(lines))]
-  }
-  ours <- c(printed(fit)$out, printed(summary(fit))$out)
-  theirs <- c(printed(ref)$out, printed(summary(ref))$out)
-  if (any(grepl(conv, trimws(ours))) && !any(grepl(conv, trimws(theirs)))) {
-    spurious <- TRUE
-  } else {
-    spurious <- FALSE
-  }
-  expect_same_print(drop_conv(printed(fit)$out), drop_conv(printed(ref)$out), align_nb_tags,
+  expect_same_print(printed(fit)$out, printed(ref)$out, align_nb_tags,
                     rel_tol = 2e-3, rel_tol_exp = 2e-2)
-  expect_same_print(drop_conv(printed(summary(fit))$out),
-                    drop_conv(printed(summary(ref))$out), align_nb_tags,
+  expect_same_print(printed(summary(fit))$out, printed(summary(ref))$out, align_nb_tags,
                     rel_tol = 2e-3, rel_tol_exp = 2e-2)
-  if (spurious) {
-    skip(paste0(case$name, ": spurious gradient warning (max|grad| just above 0.002) ",
-                "that glmer.nb does not give; known, not fixed yet"))
-  }
 }
 
 for (case in nb_cases) {
