@@ -634,6 +634,20 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let mut f0 = self.objective_theta_beta(&pars, rule)?;
         if opts.optim.calc_derivs {
             let singular = self.re.par_singular(&pars[..nth], opts.optim.singular_tol);
+            // With a family's extra parameters the curvature at the start of stage 2 can be far
+            // from the curvature at the optimum (a dispersion moves the random effects' scale),
+            // and a difference step that is about one standard error there can be many here:
+            // the steps are calibrated again at the optimum (epil's glmer.nb: a central
+            // difference along θ biased by its third derivative, max|grad| 0.0025 where the
+            // optimum is exact).
+            let metric = if self.n_extra() > 0 {
+                let mut at_optimum = metric.clone();
+                summary.feval += self.calibrate(&pars, rule, &mut at_optimum);
+                f0 = self.objective_theta_beta(&pars, rule)?;
+                at_optimum
+            } else {
+                metric
+            };
             let mut derivs = self.derivatives(&pars, f0, rule, &metric);
             let (stat, _) = optim::gradient_statistic(&derivs.gradient, &derivs.hessian);
             if !singular

@@ -56,6 +56,7 @@ struct Stage2<'m, 'a, 'r> {
 /// the standard errors alone leaves correlated fixed effects (an intercept against the levels of
 /// a factor) as a long, thin valley in which BOBYQA's quadratic model, which starts with no
 /// cross terms, needs many evaluations.
+#[derive(Clone)]
 pub(super) struct Stage2Metric {
     /// Scale of each θ element.
     theta_scale: Vec<f64>,
