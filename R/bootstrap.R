@@ -112,7 +112,6 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
                    parallel = c("no", "multicore", "snow"),
                    ncpus = getOption("boot.ncpus", 1L), cl = NULL, threads = NULL) {
   mc <- match.call()
-  require_classic_family(x, "bootmm()")
   if (!inherits(x, c("lmm", "glmm"))) {
     stop("'x' must be a model fitted by lmm() or glmm(), not an object of class '",
          class(x)[1L], "'", call. = FALSE)
@@ -165,9 +164,20 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
     }
     if (!is.null(progress)) progress$set(progress$bar, i / nsim)
   }
-  run <- boot_run(x, nsim, conditional, threads, control_of(x, parent.frame()),
-                  function(obj) FUN(obj), length(t0), report = report,
-                  semiparametric = type == "semiparametric")
+  run <- if (!is.null(x$extended)) {
+    # glmmTMB's families, zero inflation, dispersion models, glmm.nb(): each
+    # response drawn by simulate() and refitted by the engine in turn.
+    if (conditional || type == "semiparametric") {
+      stop("bootmm(): for fits of the ", x$extended$family, " family or with ",
+           "'ziformula'/'dispformula' only the parametric bootstrap with new random ",
+           "effects (use.u = FALSE, re.form = NA) is available", call. = FALSE)
+    }
+    boot_run_extended(x, nsim, function(obj) FUN(obj), length(t0), report)
+  } else {
+    boot_run(x, nsim, conditional, threads, control_of(x, parent.frame()),
+             function(obj) FUN(obj), length(t0), report = report,
+             semiparametric = type == "semiparametric")
+  }
   t <- run$t
   colnames(t) <- names(t0)
   boot_object(x, t0, t, nsim, FUN, mc, run)

@@ -10,9 +10,34 @@
 refit.mixedrs_fit <- function(object, newresp = NULL, rename.response = FALSE,
                               maxit = 100L, control = NULL, verbose = FALSE, ...) {
   require_rows(object, "refit()")
-  require_classic_family(object, "refit()")
   check_no_dots(..., caller = "refit()")
   newresp_expr <- substitute(newresp)
+  if (!is.null(object$extended)) {
+    # glmmTMB's families, zero inflation, dispersion models, glmm.nb(): the
+    # engine refits the stored design (R/refit-extended.R).
+    if (rename.response) {
+      stop("refit(): 'rename.response' is not available for fits of the ",
+           object$extended$family, " family or with 'ziformula'/'dispformula'",
+           call. = FALSE)
+    }
+    y <- if (is.null(newresp)) object$y else newresp
+    if (is.data.frame(y)) y <- y[[1L]]
+    if (is.matrix(y)) {
+      if (ncol(y) != 2L || object$extended$family != "betabinomial") {
+        stop("refit(): a matrix response is cbind(successes, failures) of a ",
+             "betabinomial fit", call. = FALSE)
+      }
+      if (any(abs(rowSums(y) - object$extended$n_trials) > 1e-8)) {
+        stop("refit(): the new cbind(successes, failures) must keep the fit's ",
+             "numbers of trials", call. = FALSE)
+      }
+      y <- y[, 1L]
+    }
+    if (!is.numeric(y)) {
+      stop("refit(): 'newresp' must be numeric for this fit", call. = FALSE)
+    }
+    return(refit_extended(object, y, control, check_verbose(verbose)))
+  }
   check_flag(rename.response, "rename.response", "refit()")
   if (!is.numeric(maxit) || length(maxit) != 1L || maxit != 100) {
     stop("refit(): 'maxit' (lme4's limit on PIRLS iterations) is not supported; ",
