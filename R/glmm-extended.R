@@ -90,12 +90,7 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
                        extra_vars = vars)
   check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   mc$formula <- inputs$formula
-  if (nAGQ > 1L && (length(inputs$reterms) != 1L || ncol(inputs$reterms[[1L]]$Z) != 1L)) {
-    stop("nAGQ = ", nAGQ, " (adaptive Gauss-Hermite quadrature) needs a model ",
-         "with a single scalar random-effects term such as (1 | group); this ",
-         "model has ", describe_terms(inputs$reterms), ". Use nAGQ = 1 (Laplace)",
-         call. = FALSE)
-  }
+  check_agq_terms(nAGQ, inputs$reterms)
   zi <- if (has_zi) part_design(zi_formula, inputs$frame, env, "ziformula")
   disp <- if (has_disp) part_design(disp_formula, inputs$frame, env, "dispformula")
   start <- check_glmm_start(start, inputs, nAGQ)

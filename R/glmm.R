@@ -195,12 +195,7 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   # As glmer (unlike lmer): the call carries the formula itself, `||` kept.
   mc$formula <- inputs$formula
-  if (nAGQ > 1L && (length(inputs$reterms) != 1L || ncol(inputs$reterms[[1L]]$Z) != 1L)) {
-    stop("nAGQ = ", nAGQ, " (adaptive Gauss-Hermite quadrature) needs a model ",
-         "with a single scalar random-effects term such as (1 | group); this ",
-         "model has ", describe_terms(inputs$reterms), ". Use nAGQ = 1 (Laplace) ",
-         "or nAGQ = 0", call. = FALSE)
-  }
+  check_agq_terms(nAGQ, inputs$reterms, " or nAGQ = 0")
   if (devFunOnly) return(make_glmm_devfun(inputs, family, nAGQ, control))
   start <- check_glmm_start(start, inputs, nAGQ)
   raw <- glmm_fit_raw(inputs, family, nAGQ, control, start, verbose)
@@ -293,6 +288,18 @@ check_nagq <- function(nAGQ) {
          deparse1(nAGQ), call. = FALSE)
   }
   as.integer(nAGQ)
+}
+
+# nAGQ > 1 needs a single scalar random-effects term; `alternatives` ends the
+# error's advice.
+check_agq_terms <- function(nAGQ, reterms, alternatives = "") {
+  if (nAGQ > 1L && (length(reterms) != 1L || ncol(reterms[[1L]]$Z) != 1L)) {
+    stop("nAGQ = ", nAGQ, " (adaptive Gauss-Hermite quadrature) needs a model ",
+         "with a single scalar random-effects term such as (1 | group); this ",
+         "model has ", describe_terms(reterms), ". Use nAGQ = 1 (Laplace)",
+         alternatives, call. = FALSE)
+  }
+  invisible(NULL)
 }
 
 describe_terms <- function(reterms) {

@@ -114,24 +114,11 @@ fn glmm_fit_rs(
     control: GlmmControl,
     verbose: i32,
 ) -> Result<Robj> {
-    let family = Family::new(family, link)?;
-    let mut opts = control.options(agq_points(n_agq)?);
-    if verbose >= 2 {
-        opts.pirls.trace = Some(print_line);
-    }
-    let start_theta = optional_doubles(&start_theta, "start theta")?;
-    let start_beta = optional_doubles(&start_beta, "start beta")?;
-    let mut glmm = GeneralizedLinearMixedModel::new(
-        model.spec()?,
-        family,
-        doubles(&n_trials, "n_trials")?.to_vec(),
-        doubles(&eta_start, "eta_start")?.to_vec(),
-        opts.pirls,
-        control.par,
-    )?;
-    let progress = &mut progress_printer(verbose, "pars");
-    let fit = glmm.fit(&opts, start_theta, start_beta, progress)?;
-    Ok(results::glmm_fit(&fit, Rows::Fit))
+    let family = ResponseFamily::Glm(Family::new(family, link)?);
+    let starts = (&start_theta, &start_beta, &[][..]);
+    fit_glmm(
+        model, family, &n_trials, &eta_start, n_agq, starts, &control, verbose,
+    )
 }
 
 /// Fits a GLMM whose family has extra parameters (glmmTMB's families, zero inflation, a
@@ -152,22 +139,42 @@ fn glmm_extended_fit_rs(
     control: GlmmControl,
     verbose: i32,
 ) -> Result<Robj> {
+    let starts = (&start_theta, &start_beta, &family.start[..]);
+    let response = ResponseFamily::Extended(family.family.clone());
+    fit_glmm(
+        model, response, &n_trials, &eta_start, n_agq, starts, &control, verbose,
+    )
+}
+
+/// The fit behind both entry points: `starts` are θ's and β's (`NULL`: the engine's) and the
+/// extra parameters' (empty: zeros).
+#[allow(clippy::too_many_arguments)]
+fn fit_glmm(
+    model: ModelInputs,
+    family: ResponseFamily,
+    n_trials: &Robj,
+    eta_start: &Robj,
+    n_agq: i32,
+    (start_theta, start_beta, start_extra): (&Robj, &Robj, &[f64]),
+    control: &GlmmControl,
+    verbose: i32,
+) -> Result<Robj> {
     let mut opts = control.options(agq_points(n_agq)?);
     if verbose >= 2 {
         opts.pirls.trace = Some(print_line);
     }
-    let start_theta = optional_doubles(&start_theta, "start theta")?;
-    let start_beta = optional_doubles(&start_beta, "start beta")?;
+    let start_theta = optional_doubles(start_theta, "start theta")?;
+    let start_beta = optional_doubles(start_beta, "start beta")?;
     let mut glmm = GeneralizedLinearMixedModel::with_family(
         model.spec()?,
-        ResponseFamily::Extended(family.family),
-        doubles(&n_trials, "n_trials")?.to_vec(),
-        doubles(&eta_start, "eta_start")?.to_vec(),
+        family,
+        doubles(n_trials, "n_trials")?.to_vec(),
+        doubles(eta_start, "eta_start")?.to_vec(),
         opts.pirls,
         control.par,
     )?;
-    if !family.start.is_empty() {
-        glmm.set_extra_start(&family.start)?;
+    if !start_extra.is_empty() {
+        glmm.set_extra_start(start_extra)?;
     }
     let progress = &mut progress_printer(verbose, "pars");
     let fit = glmm.fit(&opts, start_theta, start_beta, progress)?;
