@@ -167,10 +167,12 @@ vcov_component <- function(object, comp) {
 
 #' Covariance of the coefficients of a glmmTMB-style fit
 #'
-#' @param object A glmmTMB-style fit of class `"glmm"`.
-#' @param full Logical: one matrix for the coefficients of all components?
-#' @param ... Not used (an error if given; emmeans' `complete` is accepted
-#'   and ignored).
+#' `vcov(fit, full = FALSE)` of a glmmTMB-style fit (a `"glmm"` object with
+#' glmmTMB's families, `ziformula` or `dispformula`): with `full = TRUE` one
+#' matrix for the coefficients of all components. Other arguments are an
+#' error (emmeans' `complete` is accepted and ignored).
+#'
+#' @param ... Not used by `print()`.
 #' @return `full = FALSE`: an object of class `"vcov_components"`, a list of
 #'   covariance matrices `cond`, `zi` (with zero inflation) and `disp` (when
 #'   the dispersion formula is not `~ 1`), the last two named as glmmTMB
