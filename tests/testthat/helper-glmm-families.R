@@ -40,36 +40,26 @@ simulate_gamma_disp <- function(seed = 18) {
 # The data sets of the catalogue, each made once per session.
 family_data_cache <- new.env(parent = emptyenv())
 
+# A data set of a package, loaded without attaching it.
+package_data <- function(name, package) {
+  e <- new.env()
+  utils::data(list = name, package = package, envir = e)
+  e[[name]]
+}
+
 family_data <- function(name) {
   if (!is.null(family_data_cache[[name]])) return(family_data_cache[[name]])
-  e <- new.env()
   d <- switch(name,
-    Salamanders = {
-      utils::data("Salamanders", package = "glmmTMB", envir = e)
-      e$Salamanders
-    },
-    Owls = {
-      utils::data("Owls", package = "glmmTMB", envir = e)
-      e$Owls
-    },
+    Salamanders = package_data("Salamanders", "glmmTMB"),
+    Owls = package_data("Owls", "glmmTMB"),
     grouse = {
-      utils::data("grouseticks", package = "lme4", envir = e)
-      g <- e$grouseticks
+      g <- package_data("grouseticks", "lme4")
       g$HEIGHT_s <- as.numeric(scale(g$HEIGHT))
       g
     },
-    epil = {
-      utils::data("epil", package = "MASS", envir = e)
-      e$epil
-    },
-    cbpp = {
-      utils::data("cbpp", package = "lme4", envir = e)
-      e$cbpp
-    },
-    sleepstudy = {
-      utils::data("sleepstudy", package = "lme4", envir = e)
-      e$sleepstudy
-    },
+    epil = package_data("epil", "MASS"),
+    cbpp = package_data("cbpp", "lme4"),
+    sleepstudy = package_data("sleepstudy", "lme4"),
     beta_crossed = simulate_beta_crossed(disp = FALSE),
     beta_disp = simulate_beta_crossed(seed = 23, disp = TRUE),
     gamma_disp = simulate_gamma_disp(),

@@ -139,8 +139,9 @@ fn glmm_extended_fit_rs(
     control: GlmmControl,
     verbose: i32,
 ) -> Result<Robj> {
-    let starts = (&start_theta, &start_beta, &family.start[..]);
-    let response = ResponseFamily::Extended(family.family.clone());
+    let ExtendedFamilyInput { family, start } = family;
+    let starts = (&start_theta, &start_beta, &start[..]);
+    let response = ResponseFamily::Extended(family);
     fit_glmm(
         model, response, &n_trials, &eta_start, n_agq, starts, &control, verbose,
     )
