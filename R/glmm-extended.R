@@ -44,12 +44,6 @@ require_classic_family <- function(object, what) {
        "carry the family's own parameters)", call. = FALSE)
 }
 
-# The family object of an extended family: the helper's resolution when it
-# is there, else the four names and glmmTMB's objects of these families.
-extended_family_object <- function(family, env) {
-  extended_family(family, env)
-}
-
 # The glmmTMB-style fit of glmm() (or, with `style = "glmer.nb"`, glmm.nb()'s):
 # `family` is the resolved family object (an extended family, or one of
 # stats' families with zero inflation or a dispersion model).
@@ -86,7 +80,8 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
   vars <- unique(c(if (has_zi) all.vars(zi_formula),
                    if (has_disp) all.vars(disp_formula)))
   inputs <- lmm_inputs(mc, env, control, family = family,
-                       response = extended_response_fun(family),
+                       response = extended_response_fun(family,
+                                                        control$check.response.not.const),
                        extra_vars = vars)
   check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   mc$formula <- inputs$formula
@@ -120,8 +115,9 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
 # The response function lmm_inputs() calls for an extended family: y, prior
 # weights and trials from extended_response() (glmmTMB's families) or
 # glmm_response() (stats' families), and the starting means.
-extended_response_fun <- function(family) {
+extended_response_fun <- function(family, not_const = NULL) {
   force(family)
+  if (is.null(not_const)) not_const <- "stop"
   function(frame, weights, user_start) {
     name <- family$family
     if (name %in% c("nbinom2", "nbinom1", "beta", "betabinomial")) {
@@ -142,12 +138,19 @@ extended_response_fun <- function(family) {
       n_trials <- rep(1, length(y))
       prior <- response_weights(weights, length(y))
     } else {
-      r <- glmm_response(frame, family, weights, "stop",
+      # (The constant-response check below covers every family once.)
+      r <- glmm_response(frame, family, weights, "ignore",
                          mustart = user_start$mustart,
                          etastart = user_start$etastart)
       y <- r$y
       n_trials <- rep(1, length(y))
       prior <- r$weights
+    }
+    if (not_const != "ignore" && length(unique(y / n_trials)) < 2L) {
+      signal_check(not_const, paste0(
+        "Response is constant: the response '", response_name(frame), "' is ",
+        format(y[1L] / n_trials[1L]), " in all ", length(y), " observations (as fitted by ",
+        "the ", name, " family), so there is nothing to model"))
     }
     mustart <- switch(name,
       nbinom2 = , nbinom1 = , poisson = y + 0.1,

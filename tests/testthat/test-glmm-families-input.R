@@ -139,3 +139,15 @@ test_that("fits leave the user's data frame unchanged", {
   expect_error(glmm(prop ~ x + (1 | subject), d_bad, family = "beta_family"))
   expect_identical(d_bad, copy)
 })
+
+test_that("a constant response follows check.response.not.const for every family", {
+  d <- data.frame(y = rep(3, 40), g = factor(rep(1:8, each = 5)))
+  expect_error(glmm(y ~ 1 + (1 | g), family = nbinom2, data = d),
+               "Response is constant.*nbinom2")
+  expect_error(glmm(y ~ 1 + (1 | g), family = poisson, ziformula = ~1, data = d),
+               "Response is constant.*poisson")
+  expect_warning(try(glmm(y ~ 1 + (1 | g), family = nbinom2, data = d,
+                          control = glmmControl(check.response.not.const = "warning")),
+                     silent = TRUE),
+                 "Response is constant")
+})
