@@ -95,16 +95,18 @@ confint.lmm <- function(object, parm, level = 0.95,
   vn <- mer_var_par_names(object, oldNames)
   an <- c(vn, colnames(object$X))
   which <- if (missing(parm)) seq_along(an) else select_parms(parm, length(vn), an)
-  if (method == "profile") {
-    require_classic_family(object, "confint(method = \"profile\") (use method = \"Wald\")")
-  }
+
   if (!quiet && method %in% c("profile", "boot")) {
     message("Computing ", if (method == "profile") "profile" else "bootstrap",
             " confidence intervals ...")
   }
   switch(method,
          profile = {
-           prof <- profile_lmm(object, which, oldNames, n_threads, "confint")
+           # A glmm.nb() fit's theta is profiled too (re-optimized at every
+           # point) but has no row of lme4's table.
+           nx <- length(extended_par_names(object))
+           at <- ifelse(which > length(vn), which + nx, which)
+           prof <- profile_lmm(object, at, oldNames, n_threads, "confint")
            confint.lmmprofile(prof, level = level, zeta = zeta)
          },
          Wald = wald_confint(object, vn, which, level),
@@ -329,7 +331,12 @@ report_boot_messages <- function(bb) {
 #' deviance is the maximum-likelihood one (a REML fit is refitted by ML
 #' first); for `glmm()` fits (binomial and Poisson families, `nAGQ >= 1`) it
 #' is the fit's Laplace or adaptive Gauss-Hermite deviance, and there is no
-#' `.sigma`.
+#' `.sigma`. Fits with glmmTMB's families, zero inflation or a dispersion
+#' model (any family there, gaussian and Gamma included) add the family's own
+#' parameters after the variance parameters: `disp.<coefficient>` (log
+#' dispersion) and `zi.<coefficient>` (logit zero-inflation probability); a
+#' [glmm.nb()] fit adds `theta`, re-optimized along every profile (lme4's
+#' `glmer.nb` fits hold it at its estimate) and itself profiled on request.
 #'
 #' @param fitted A fitted model of class `"lmm"` or `"glmm"`.
 #' @param which Parameters to profile (indices, names, `"theta_"`,
@@ -355,14 +362,15 @@ report_boot_messages <- function(bb) {
 #' gfit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
 #'              family = binomial, data = lme4::cbpp)
 #' confint(profile(gfit, which = "theta_"))
+#' nb <- glmm.nb(TICKS ~ YEAR + (1 | BROOD), data = lme4::grouseticks)
+#' confint(profile(nb, which = c("theta", ".sig01")))
 #' @importFrom stats profile
 #' @method profile lmm
 #' @export
 profile.lmm <- function(fitted, which = NULL, signames = TRUE, threads = NULL, ...) {
   check_no_dots(..., caller = "profile()")
-  require_classic_family(fitted, "profile() (and profile confint(); use method = \"Wald\")")
   vn <- mer_var_par_names(fitted, signames)
-  an <- c(vn, colnames(fitted$X))
+  an <- c(vn, extended_par_names(fitted), colnames(fitted$X))
   idx <- if (is.null(which)) seq_along(an) else select_parms(which, length(vn), an, "which")
   profile_lmm(fitted, idx, signames, check_threads(threads), "profile")
 }
@@ -376,20 +384,23 @@ profile.glmm <- profile.lmm
 # "lmmprofile" data frame.
 profile_lmm <- function(object, which, signames, threads, caller) {
   glmm_fit <- inherits(object, "glmm")
-  if (glmm_fit) check_glmm_profile(object, caller)
+  extended <- !is.null(object$extended)
+  if (glmm_fit && !extended) check_glmm_profile(object, caller)
   which <- sort(unique(as.integer(which)))
   if (!length(which)) {
     stop("nothing to profile: '", if (caller == "confint") "parm" else "which",
          "' selects no parameters", call. = FALSE)
   }
   vn <- mer_var_par_names(object, signames)
-  an <- c(vn, colnames(object$X))
+  an <- c(vn, extended_par_names(object), colnames(object$X))
   inp <- fit_engine_inputs(object)
   # A fit from shifted sums is profiled with its fixed-effect columns
   # unshifted, where beta is the fit's but for the intercept, less y_shift.
   y_shift <- if (is_sums_fit(object)) object$y_shift else 0
   if (is_sums_fit(object)) inp$sums <- unshift_x_sums(inp$sums, unname(object$x_shift))
-  res <- if (glmm_fit) {
+  res <- if (extended) {
+    extended_profile_rs(object, which, threads, parent.frame(2L))
+  } else if (glmm_fit) {
     glmm_profile_rs(inp, object$family$family, object$family$link,
                     as.double(object$n_trials), as.double(object$eta),
                     as.integer(object$nAGQ), as.double(cov_par(object)),
@@ -406,7 +417,10 @@ profile_lmm <- function(object, which, signames, threads, caller) {
   pieces <- lapply(res$traces, function(tr) {
     m <- matrix(tr$pars, ncol = npar, byrow = TRUE, dimnames = list(NULL, an))
     if (y_shift != 0) m[, length(vn) + 1L] <- m[, length(vn) + 1L] + y_shift
-    for (w in unique(tr$warnings)) warning(w, call. = FALSE)
+    for (w in unique(tr$warnings)) {
+      if (startsWith(w, "the profile levels off")) w <- paste0(an[tr$index], ": ", w)
+      warning(w, call. = FALSE)
+    }
     d <- data.frame(.zeta = tr$zeta, m, check.names = FALSE)
     d$.par <- an[tr$index]
     d
@@ -427,10 +441,11 @@ profile_lmm <- function(object, which, signames, threads, caller) {
   # fixed-effect profiles are computed apart, +-Inf for GLMMs).
   lower <- ifelse(which <= nvp | glmm_fit, res$lower[which], NA_real_)
   upper <- ifelse(which <= nvp | glmm_fit, res$upper[which], NA_real_)
-  structure(out, lower = stats::setNames(lower, an[which]),
-            upper = stats::setNames(upper, an[which]),
-            optimum = stats::setNames(res$optimum, an),
-            class = c("lmmprofile", "data.frame"))
+  out <- structure(out, lower = stats::setNames(lower, an[which]),
+                   upper = stats::setNames(upper, an[which]),
+                   optimum = stats::setNames(res$optimum, an),
+                   class = c("lmmprofile", "data.frame"))
+  if (extended) extended_profile_theta(out) else out
 }
 
 # Linear reading of a profile with flat stretches: neighbouring points (in

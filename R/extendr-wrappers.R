@@ -109,6 +109,12 @@ glmm_profile_rs <- function(model, family, link, n_trials, eta_start, n_agq, the
         theta, beta, control, which, threads)
 }
 
+glmm_extended_profile_rs <- function(model, family, n_trials, eta_start, n_agq, theta,
+                                     beta, extra_se, control, which, threads) {
+  .Call(wrap__glmm_extended_profile_rs, model, family, n_trials, eta_start, n_agq,
+        theta, beta, extra_se, control, which, threads)
+}
+
 profile_interval_rs <- function(par, zeta, targets) {
   .Call(wrap__profile_interval_rs, par, zeta, targets)
 }

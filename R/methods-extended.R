@@ -66,20 +66,29 @@
 #'   residuals differ there. `"working"`: response residuals over `mu.eta`.
 #'   `"deviance"` is an error, as in glmmTMB.
 #' * `confint(fit, parm, level = 0.95, method = "Wald", component, estimate
-#'   = TRUE, full = FALSE)`: Wald intervals, as glmmTMB's default: rows
+#'   = TRUE, full = FALSE, threads = NULL)`: Wald (glmmTMB's default) or
+#'   profile intervals: rows
 #'   `cond.<coefficient>`, `zi.<coefficient>`, `disp.<coefficient>` (when the
 #'   dispersion formula is not `~ 1`; otherwise a row `sigma`, shown with
 #'   `full = TRUE` or when asked for in `parm`, whose interval is the image
-#'   of the log-scale interval), then `cond.Std.Dev.<name>|<group>` for the
-#'   standard deviations of scalar random-effects terms (the image of the
-#'   log-scale Wald interval; `NA` when the fit does not carry the
-#'   covariance of its variance parameters). When every row belongs to the
+#'   of the log-scale interval), then `cond.Std.Dev.<name>|<group>` and
+#'   `cond.Cor.<a>.<b>|<group>` for the standard deviations and correlations
+#'   of the random effects (Wald: glmmTMB's intervals, from its log standard
+#'   deviations and correlation parameters all moved at once by their
+#'   standard errors; `NA` for structured terms or when the fit does not carry
+#'   the covariance of its variance parameters). When every row belongs to the
 #'   conditional model the `cond.` prefix is dropped, as glmmTMB does. A
 #'   third column `Estimate` unless `estimate = FALSE`. `parm`: row names or
 #'   numbers, `"beta_"` (conditional coefficients) or `"theta_"` (standard
-#'   deviations). `component`: any of `"all"`, `"cond"`, `"zi"`, `"other"`
-#'   (dispersion). `method = "profile"` is an error: not available for these
-#'   fits yet.
+#'   deviations and correlations). `component`: any of `"all"`, `"cond"`,
+#'   `"zi"`, `"other"` (dispersion). `method = "profile"`: likelihood-profile
+#'   intervals for the same rows, each parameter profiled against a joint
+#'   re-optimization of all the others by the fit's Laplace criterion (on
+#'   `threads` threads); a profile that levels off before its cutoff (a
+#'   zero-inflation coefficient whose zero inflation can vanish) gives an
+#'   infinite end, with a warning that says so. glmmTMB's profiles report the
+#'   standard deviations on its log scale and hold no rows for correlations;
+#'   these are on the scale of the Wald rows.
 #' * `tidy(fit, effects, component = c("cond", "zi"), ...)`: the rows of
 #'   broom.mixed's `tidy()` for glmmTMB fits, with a `component` column
 #'   (`"disp"` may be asked for too); `glance()`: `nobs`, `sigma` (left out
@@ -101,6 +110,7 @@
 #'         type = "zprob", se.fit = TRUE)
 #' head(residuals(fit, type = "pearson"))
 #' confint(fit)
+#' confint(fit, method = "profile", parm = c("cond.minedno", "theta_"))
 #' tidy(fit)
 NULL
 
@@ -453,13 +463,14 @@ residuals_extended <- function(object, type) {
 # confint() of a glmmTMB-style fit.
 confint_extended <- function(object, parm, level = 0.95, method = "Wald",
                              component = c("all", "cond", "zi", "other"),
-                             estimate = TRUE, full = FALSE, ...) {
+                             estimate = TRUE, full = FALSE, threads = NULL, ...) {
   check_no_dots(..., caller = "confint() of a glmmTMB-style fit")
   method <- match.arg(method, c("Wald", "wald", "profile", "uniroot", "boot"))
-  if (method != "Wald" && method != "wald") {
-    stop("confint(method = \"", method, "\") is not available for glmmTMB-style fits yet; ",
-         "use method = \"Wald\"", call. = FALSE)
+  if (method %in% c("uniroot", "boot")) {
+    stop("confint(method = \"", method, "\") is not available for glmmTMB-style fits; ",
+         "use method = \"Wald\" or \"profile\"", call. = FALSE)
   }
+  n_threads <- check_threads(threads)
   check_level(level)
   check_flag(estimate, "estimate", "confint()")
   check_flag(full, "full", "confint()")
@@ -502,6 +513,9 @@ confint_extended <- function(object, parm, level = 0.95, method = "Wald",
   } else {
     ci <- ci[confint_rows(parm, ci, object), , drop = FALSE]
   }
+  if (method == "profile" && nrow(ci)) {
+    ci[, 1:2] <- extended_profile_rows(object, rownames(ci), level, n_threads)
+  }
   if (!estimate) ci <- ci[, 1:2, drop = FALSE]
   if (nrow(ci) && all(startsWith(rownames(ci), "cond."))) {
     rownames(ci) <- substring(rownames(ci), 6L)
@@ -509,39 +523,106 @@ confint_extended <- function(object, parm, level = 0.95, method = "Wald",
   ci
 }
 
-# Wald rows of the standard deviations of scalar random-effects terms: the
-# log-scale interval exp(log sd +- q se(log sd)) (glmmTMB's parameter is the
-# log standard deviation), se by the delta method from the covariance of
-# theta (theta_covariance(), theta being the standard deviation); NA when
-# that covariance is not available, theta is relative to a residual scale,
-# or the term is not scalar.
+# Wald rows of the random effects' standard deviations and correlations,
+# as glmmTMB computes them: its parameters of an unstructured term are the log
+# standard deviations and the elements below the diagonal (row by row) of the
+# unit lower-triangular factor L of the correlation matrix C = cov2cor(L L');
+# every one of them is moved at once by -+ q times its standard error and the
+# standard deviations and correlations are read off at both ends (each end
+# sorted). Their standard errors come by the delta method from the covariance
+# of theta (theta_covariance(), theta being the Cholesky factor of the term's
+# covariance matrix itself, column by column). NA when that covariance is not
+# available, theta is relative to a residual scale, the term is structured,
+# or its correlation matrix is singular.
 sd_wald_rows <- function(object, q) {
   vc <- VarCorr(object)
   if (!length(vc)) return(NULL)
   v_theta <- theta_covariance(object)
   sizes <- theta_sizes(object$reterms)
   starts <- cumsum(c(0L, sizes))[seq_along(sizes)]
-  out <- list()
+  structured <- has_structured_terms(object$reterms)
   grp <- names(object$flist)[attr(object$flist, "assign")]
+  out <- list()
   for (i in seq_along(vc)) {
     sds <- attr(vc[[i]], "stddev")
-    k <- starts[i] + 1L
-    scalar <- length(sds) == 1L
-    for (j in seq_along(sds)) {
-      lims <- c(NA_real_, NA_real_)
-      th <- unname(object$theta[k])
-      # theta must be the standard deviation itself (not relative to a scale)
-      if (scalar && !is.null(v_theta) && is.finite(v_theta[k, k]) && v_theta[k, k] >= 0 &&
-          isTRUE(all.equal(unname(sds[[j]]), abs(th), tolerance = 1e-10))) {
-        se_log <- sqrt(v_theta[k, k]) / abs(th)
-        lims <- sort(exp(log(sds[[j]]) + q * se_log))
-      }
-      out[[length(out) + 1L]] <- matrix(
-        c(lims, sds[[j]]), 1L,
-        dimnames = list(paste0("cond.Std.Dev.", names(sds)[j], "|", grp[i]), NULL))
+    nc <- length(sds)
+    cc <- attr(vc[[i]], "correlation")
+    lab <- c(paste0("cond.Std.Dev.", names(sds)),
+             if (nc > 1L) {
+               nn <- outer(colnames(cc), rownames(cc), paste, sep = ".")
+               paste0("cond.Cor.", nn[lower.tri(nn)])
+             })
+    est <- c(sds, if (nc > 1L) cc[lower.tri(cc)])
+    lims <- matrix(NA_real_, length(est), 2L)
+    idx <- starts[i] + seq_len(sizes[i])
+    th <- unname(object$theta[idx])
+    internal <- if (!structured && length(th) == nc * (nc + 1L) / 2L) {
+      re_internal(th, nc)
     }
+    ok <- !is.null(internal) && all(is.finite(internal)) && !is.null(v_theta) &&
+      all(is.finite(v_theta[idx, idx])) &&
+      isTRUE(all.equal(unname(re_from_internal(internal, nc)[seq_len(nc)]), unname(sds),
+                       tolerance = 1e-8))
+    if (ok) {
+      J <- re_internal_jacobian(th, nc)
+      v <- J %*% v_theta[idx, idx, drop = FALSE] %*% t(J)
+      se <- sqrt(pmax(diag(v), 0))
+      ends <- cbind(re_from_internal(internal + q[1L] * se, nc),
+                    re_from_internal(internal + q[2L] * se, nc))
+      lims <- t(apply(ends, 1L, sort))
+    }
+    out[[i]] <- matrix(c(lims, est), length(est),
+                       dimnames = list(paste0(lab, "|", grp[i]), NULL))
   }
   do.call(rbind, out)
+}
+
+# glmmTMB's parameters of an unstructured term with `nc` columns from the
+# column-major lower triangle `th` of the Cholesky factor of its covariance
+# matrix: log standard deviations, then the elements below the diagonal of
+# the unit lower-triangular factor of the correlation matrix, row by row.
+# NULL when the correlation matrix is singular.
+re_internal <- function(th, nc) {
+  L <- matrix(0, nc, nc)
+  L[lower.tri(L, diag = TRUE)] <- th
+  S <- tcrossprod(L)
+  sds <- sqrt(diag(S))
+  if (nc == 1L) return(log(sds))
+  if (any(sds <= 0)) return(NULL)
+  M <- tryCatch(t(chol(S / outer(sds, sds))), error = function(e) NULL)
+  if (is.null(M)) return(NULL)
+  unit <- M / diag(M)
+  c(log(sds), t(unit)[upper.tri(unit)])
+}
+
+# The standard deviations, then the correlations (column-major lower
+# triangle), of glmmTMB's parameters `v` of a term with `nc` columns.
+re_from_internal <- function(v, nc) {
+  sds <- exp(v[seq_len(nc)])
+  if (nc == 1L) return(sds)
+  unit <- diag(nc)
+  tu <- t(unit)
+  tu[upper.tri(tu)] <- v[-seq_len(nc)]
+  unit <- t(tu)
+  C <- stats::cov2cor(tcrossprod(unit))
+  c(sds, C[lower.tri(C)])
+}
+
+# Jacobian of re_internal() at `th` by central differences (the map is
+# smooth where the correlation matrix is not singular; steps of 1e-6
+# relative give ~1e-10 relative accuracy, far below a standard error's).
+re_internal_jacobian <- function(th, nc) {
+  k <- length(th)
+  J <- matrix(0, k, k)
+  for (j in seq_len(k)) {
+    h <- 1e-6 * max(abs(th[j]), 1e-2)
+    up <- th
+    dn <- th
+    up[j] <- up[j] + h
+    dn[j] <- dn[j] - h
+    J[, j] <- (re_internal(up, nc) - re_internal(dn, nc)) / (2 * h)
+  }
+  J
 }
 
 # Covariance of the estimated theta: rows "theta.<i>" of the fit's full
@@ -581,7 +662,7 @@ confint_rows <- function(parm, ci, object) {
     hit <- if (p == "beta_") {
       paste0("cond.", colnames(object$X))
     } else if (p == "theta_") {
-      rn[startsWith(rn, "cond.Std.Dev.")]
+      rn[startsWith(rn, "cond.Std.Dev.") | startsWith(rn, "cond.Cor.")]
     } else if (p %in% rn) {
       p
     } else if (paste0("cond.", p) %in% rn) {

@@ -33,11 +33,7 @@ refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
     family[c("link", "linkfun", "linkinv", "mu.eta", "valideta")] <-
       list(fit$family$link, lk$linkfun, lk$linkinv, lk$mu.eta, lk$valideta)
   }
-  part <- function(p) if (!is.null(p)) engine_part(p)
-  engine_family <- list(
-    family = ext$family, link = family$link,
-    laplace = if (style == "glmer.nb") "expected" else "observed",
-    disp = part(ext$disp), zi = part(ext$zi), start = as.double(ext$extra))
+  engine_family <- extended_engine_family(fit)
   X <- fit$X
   storage.mode(X) <- "double"
   nAGQ <- fit$nAGQ

@@ -4,18 +4,20 @@
 //! fit's `model` list as `fit_engine_inputs()` rebuilds it; `threads` is a thread count (0: all
 //! cores).
 use crate::fit::lmm::LinearMixedModel;
+use crate::fit::response::ResponseFamily;
 use crate::inference::bootstrap::{self, GlmmSetup};
 use crate::inference::condvar::{glmm_conditional_variances, lmm_conditional_variances};
 use crate::inference::ddf;
 use crate::inference::influence::{self, DeletionFit};
+use crate::inference::profile::glmm::ExtraAtFit;
 use crate::inference::profile::{self, GlmmProfiler, LmmProfiler, ProfileOptions, Profiler};
 use crate::model::family::Family;
 use crate::model::spec::ModelSpec;
 use extendr_api::prelude::*;
 
 use super::convert::{
-    agq_points, doubles, optional_doubles, other, parameter_indices, real, GlmmControl, LmmControl,
-    ModelInputs, Result, Threads,
+    agq_points, doubles, optional_doubles, other, parameter_indices, real, ExtendedFamilyInput,
+    GlmmControl, LmmControl, ModelInputs, Result, Threads,
 };
 use super::results::{self, Rows};
 
@@ -158,6 +160,51 @@ fn glmm_profile_rs(
         control.options(n_agq).pirls,
         doubles(&theta, "theta")?,
         doubles(&beta, "beta")?,
+        ProfileOptions::for_glmm(),
+    )?;
+    profile_result(&profiler, &which, threads)
+}
+
+/// As `glmm_profile_rs` for a fit by `glmm_extended_fit_rs`: `family` as there, with `start`
+/// the family's own parameters at the fit, `extra_se` their standard errors. The parameters
+/// are the variance parameters, the family's own (dispersion then zero-inflation
+/// coefficients), then β.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_extended_profile_rs(
+    model: ModelInputs,
+    family: ExtendedFamilyInput,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    theta: Robj,
+    beta: Robj,
+    extra_se: Robj,
+    control: GlmmControl,
+    which: Robj,
+    threads: Threads,
+) -> Result<Robj> {
+    let spec = model.spec()?;
+    let ExtendedFamilyInput { family, start } = family;
+    let family = ResponseFamily::Extended(family);
+    let data = (
+        &spec,
+        doubles(&n_trials, "n_trials")?,
+        doubles(&eta_start, "eta_start")?,
+    );
+    let n_agq = agq_points(n_agq)?;
+    let extra = ExtraAtFit {
+        values: &start,
+        stderr: doubles(&extra_se, "extra_se")?,
+    };
+    let profiler = GlmmProfiler::with_family(
+        data,
+        family,
+        extra,
+        n_agq,
+        control.options(n_agq).pirls,
+        (doubles(&theta, "theta")?, doubles(&beta, "beta")?),
         ProfileOptions::for_glmm(),
     )?;
     profile_result(&profiler, &which, threads)
@@ -320,6 +367,7 @@ extendr_module! {
     fn lmm_ddf_rs;
     fn lmm_profile_rs;
     fn glmm_profile_rs;
+    fn glmm_extended_profile_rs;
     fn profile_interval_rs;
     fn lmm_bootstrap_rs;
     fn glmm_bootstrap_rs;

@@ -2,16 +2,20 @@
 //! for `glmer` fits.
 //!
 //! The parameters are the standard deviations and correlations of the random effects (per
-//! term the lower triangle, column-major, of its covariance matrix; no residual scale: only
-//! families without a dispersion, binomial and Poisson, are profiled, as in lme4) followed by
-//! the fixed effects `β`. The deviance is the fit's own criterion, the Laplace approximation
+//! term the lower triangle, column-major, of its covariance matrix; no residual scale: of
+//! lme4's families only those without a dispersion, binomial and Poisson, are profiled, as in
+//! lme4), then the family's own parameters when it has them (the coefficients of its
+//! dispersion and zero-inflation models, see [`crate::fit::response`]; a Gaussian or Gamma
+//! family of that kind carries its dispersion there and is profiled too), then the fixed
+//! effects `β`. The deviance is the fit's own criterion, the Laplace approximation
 //! (`nAGQ = 1`) or adaptive Gauss–Hermite quadrature (`nAGQ > 1`), as a function of
-//! `(sd, cor, β)`: `θ` is the Cholesky factor of the covariance matrix in sd/cor form and the
-//! conditional modes of the spherical random effects are found by PIRLS for each evaluation.
+//! `(sd, cor, extra, β)`: `θ` is the Cholesky factor of the covariance matrix in sd/cor form
+//! and the conditional modes of the spherical random effects are found by PIRLS for each
+//! evaluation.
 //!
 //! Every parameter, fixed effects included, is profiled the same way: it is fixed at a value
 //! `x` and all the others are re-optimized jointly (BOBYQA within their bounds: sd ≥ 0,
-//! correlations in `[−1, 1]`, `β` free), giving
+//! correlations in `[−1, 1]`, the family's parameters and `β` free), giving
 //!
 //! ```text
 //!   ζ(x) = sign(x − x̂) √(min_{others} d(x, others) − d̂).
@@ -32,8 +36,10 @@ use super::{
     bounded_minimize, fill_with, ProfileOptions, ProfileTrace, Profiler, Row, VarLayout, Walker,
 };
 use crate::error::{invalid, MixedError, Result};
+use crate::fit::response::ResponseFamily;
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmOptions, PirlsOptions, StageOptimizer};
 use crate::inference::bootstrap::GlmmSetup;
+use crate::model::spec::ModelSpec;
 use crate::optim::{OptimOptions, Stop};
 use crate::quadrature::GaussHermite;
 use faer::Par;
@@ -44,23 +50,36 @@ const BOUNDARY_SNAP: f64 = 1e-5;
 /// ... and kept there when the deviance grows by no more than this.
 const BOUNDARY_SNAP_DEV: f64 = 1e-10;
 
+/// The family's own parameters at the fit (dispersion then zero-inflation coefficients) and
+/// their standard errors (they scale the optimizer; 1 where not finite).
+#[derive(Debug, Clone, Copy)]
+pub struct ExtraAtFit<'s> {
+    pub values: &'s [f64],
+    pub stderr: &'s [f64],
+}
+
 /// Everything needed to profile a GLMM: its data and family, and the polished optimum.
 #[derive(Debug)]
 pub struct GlmmProfiler<'s, 'a> {
-    setup: GlmmSetup<'s, 'a>,
+    spec: &'s ModelSpec<'a>,
+    family: ResponseFamily,
+    n_trials: &'s [f64],
     /// Linear predictor at the optimum: where PIRLS starts when it has no warm start.
     eta: Vec<f64>,
     pirls: PirlsOptions,
     rule: Option<GaussHermite>,
     layout: VarLayout,
+    /// Number of the family's own parameters.
+    n_extra: usize,
     p: usize,
     /// θ at the optimum.
     pub theta: Vec<f64>,
     /// The deviance (Laplace or adaptive Gauss–Hermite) at the optimum.
     pub base: f64,
-    /// Full parameter vector at the optimum: sd/cor, then β.
+    /// Full parameter vector at the optimum: sd/cor, the family's parameters, then β.
     pub optimum: Vec<f64>,
-    /// Standard errors of β from `(R_X'R_X)⁻¹` at the optimum (they scale the optimizer).
+    /// Standard errors of the family's parameters (as given) and of β from `(R_X'R_X)⁻¹` at
+    /// the optimum (they scale the optimizer).
     pub stderr: Vec<f64>,
     lower: Vec<f64>,
     upper: Vec<f64>,
@@ -79,6 +98,40 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
         beta: &[f64],
         opts: ProfileOptions,
     ) -> Result<Self> {
+        if setup.family.has_scale() {
+            return invalid(
+                "likelihood profiles of GLMMs with a scale parameter (Gamma, inverse.gaussian \
+                 or gaussian families) are not available (lme4 cannot profile them either)",
+            );
+        }
+        let none = ExtraAtFit {
+            values: &[],
+            stderr: &[],
+        };
+        Self::with_family(
+            (setup.spec, setup.n_trials, setup.eta_start),
+            ResponseFamily::Glm(setup.family),
+            none,
+            n_agq,
+            pirls,
+            (theta, beta),
+            opts,
+        )
+    }
+
+    /// As [`Self::new`] for any [`ResponseFamily`], with the model's data, R's binomial `n`
+    /// and the linear predictor PIRLS starts from in `data`: a family with its own parameters
+    /// starts them at `extra.values` and profiles them too.
+    #[allow(clippy::type_complexity)]
+    pub fn with_family(
+        (spec, n_trials, eta_start): (&'s ModelSpec<'a>, &'s [f64], &'s [f64]),
+        family: ResponseFamily,
+        extra: ExtraAtFit<'_>,
+        n_agq: usize,
+        pirls: PirlsOptions,
+        (theta, beta): (&[f64], &[f64]),
+        opts: ProfileOptions,
+    ) -> Result<Self> {
         if n_agq == 0 {
             return invalid(
                 "likelihood profiles need a fit by the Laplace approximation or adaptive \
@@ -86,23 +139,28 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
                  fixed effects by maximum likelihood",
             );
         }
-        if setup.family.has_scale() {
-            return invalid(
-                "likelihood profiles of GLMMs with a scale parameter (Gamma, inverse.gaussian \
-                 or gaussian families) are not available (lme4 cannot profile them either)",
-            );
-        }
-        let spec = setup.spec;
         let layout = VarLayout::new(spec);
         let p = spec.p;
-        let mut model = GeneralizedLinearMixedModel::new(
+        let mut model = GeneralizedLinearMixedModel::with_family(
             spec.clone(),
-            setup.family,
-            setup.n_trials.to_vec(),
-            setup.eta_start.to_vec(),
+            family.clone(),
+            n_trials.to_vec(),
+            eta_start.to_vec(),
             pirls,
             Par::Seq,
         )?;
+        let n_extra = model.n_extra();
+        if extra.values.len() != n_extra || extra.stderr.len() != n_extra {
+            return invalid(format!(
+                "the family has {n_extra} parameters of its own; {} values and {} standard \
+                 errors were given",
+                extra.values.len(),
+                extra.stderr.len()
+            ));
+        }
+        if n_extra > 0 {
+            model.set_extra_start(extra.values)?;
+        }
         // Stage 2 only, from the fit, to the optimum's last digits.
         let polish = GlmmOptions {
             n_agq,
@@ -138,6 +196,7 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
             for &k in &near {
                 pars[k] = 0.0;
             }
+            pars.extend_from_slice(&fit.extra);
             pars.extend_from_slice(&fit.beta);
             if let Ok(f) = model.objective_theta_beta(&pars, rule.as_ref()) {
                 if f <= base + BOUNDARY_SNAP_DEV {
@@ -149,33 +208,37 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
         }
         let mut optimum = layout.sdcor_from_theta(&theta_hat, 1.0);
         let nvp = optimum.len();
+        optimum.extend_from_slice(&fit.extra);
         optimum.extend_from_slice(&fit.beta);
-        let stderr: Vec<f64> = (0..p)
-            .map(|k| fit.vcov_unscaled[k * p + k].max(0.0).sqrt())
-            .collect();
-        let mut lower = Vec::with_capacity(nvp + p);
-        let mut upper = Vec::with_capacity(nvp + p);
-        let mut scale = Vec::with_capacity(nvp + p);
+        let mut stderr = extra.stderr.to_vec();
+        stderr.extend((0..p).map(|k| fit.vcov_unscaled[k * p + k].max(0.0).sqrt()));
+        let nfix = n_extra + p;
+        let mut lower = Vec::with_capacity(nvp + nfix);
+        let mut upper = Vec::with_capacity(nvp + nfix);
+        let mut scale = Vec::with_capacity(nvp + nfix);
         let (var_lower, var_upper) = layout.bounds();
         lower.extend(var_lower);
         upper.extend(var_upper);
         for (k, sd) in layout.is_sd().into_iter().enumerate() {
             scale.push(if sd { optimum[k].abs().max(0.05) } else { 0.5 });
         }
-        lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, p));
-        upper.extend(std::iter::repeat_n(f64::INFINITY, p));
+        lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, nfix));
+        upper.extend(std::iter::repeat_n(f64::INFINITY, nfix));
         scale.extend(
             stderr
                 .iter()
                 .map(|&s| if s.is_finite() && s > 0.0 { s } else { 1.0 }),
         );
-        let walker = Walker::new(opts, nvp + p, base)?;
+        let walker = Walker::new(opts, nvp + nfix, base)?;
         Ok(Self {
-            setup,
+            spec,
+            family,
+            n_trials,
             eta: fit.eta,
             pirls,
             rule,
             layout,
+            n_extra,
             p,
             theta: theta_hat,
             base,
@@ -189,18 +252,24 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
     }
 
     fn new_model(&self) -> Result<GeneralizedLinearMixedModel<'a>> {
-        GeneralizedLinearMixedModel::new(
-            self.setup.spec.clone(),
-            self.setup.family,
-            self.setup.n_trials.to_vec(),
+        let mut model = GeneralizedLinearMixedModel::with_family(
+            self.spec.clone(),
+            self.family.clone(),
+            self.n_trials.to_vec(),
             self.eta.clone(),
             self.pirls,
             Par::Seq,
-        )
+        )?;
+        if self.n_extra > 0 {
+            let nth = self.n_var();
+            model.set_extra_start(&self.optimum[nth..nth + self.n_extra])?;
+        }
+        Ok(model)
     }
 
-    /// The deviance at a full parameter vector (sd/cor, β); `+∞` where a covariance matrix is
-    /// not positive semi-definite or PIRLS fails. `work` holds `(θ, β)`.
+    /// The deviance at a full parameter vector (sd/cor, extra, β); `+∞` where a covariance
+    /// matrix is not positive semi-definite, a family parameter is out of its range or PIRLS
+    /// fails. `work` holds `(θ, extra, β)`.
     fn deviance(
         &self,
         model: &mut GeneralizedLinearMixedModel<'a>,
@@ -226,8 +295,9 @@ impl Profiler for GlmmProfiler<'_, '_> {
         self.layout.n_theta()
     }
 
+    /// The family's own parameters and the fixed effects.
     fn n_fixed(&self) -> usize {
-        self.p
+        self.n_extra + self.p
     }
 
     fn theta(&self) -> &[f64] {

@@ -84,6 +84,10 @@ pub trait Profiler: Sync {
     }
 }
 
+/// Two successive points of a walk whose `ζ` differ by no more than this, on a side where the
+/// parameter has no bound, show the profile levelled off (see [`Walker::walk`]).
+const FLAT_ZETA: f64 = 1e-8;
+
 /// Settings of the profile (lme4's `profile.merMod` arguments of the same names).
 #[derive(Debug, Clone)]
 pub struct ProfileOptions {
@@ -246,6 +250,27 @@ impl Walker {
             let next_x = self.next_par(&prev, &cur, lowcut, upcut, warnings);
             match zeta_at(next_x, &cur.others, warnings) {
                 Ok(row) => {
+                    // A profile that levels off below the cutoff where the parameter has no
+                    // bound has an asymptote (e.g. a zero-inflation coefficient going to
+                    // −∞: the zero inflation of those observations vanishes): lme4's rule
+                    // would now crawl on by `minstep` to `maxpts`; the walk stops instead,
+                    // and the interval is unbounded on this side. The point on the plateau
+                    // is not kept: it would tie with the last in ζ and the profile would no
+                    // longer be strictly monotonic for the interpolating spline.
+                    let unbounded = if row.x > cur.x {
+                        upcut == f64::INFINITY
+                    } else {
+                        lowcut == f64::NEG_INFINITY
+                    };
+                    let flat = (row.zeta - cur.zeta).abs() <= FLAT_ZETA && row.x != cur.x;
+                    if unbounded && flat && row.zeta.abs() <= self.cutoff {
+                        warnings.push(format!(
+                            "the profile levels off at zeta = {:.4} (the likelihood has an \
+                             asymptote): intervals wider than that are unbounded on that side",
+                            row.zeta
+                        ));
+                        break;
+                    }
                     out.push(row.clone());
                     prev = std::mem::replace(&mut cur, row);
                 }
