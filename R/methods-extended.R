@@ -516,7 +516,7 @@ confint_extended <- function(object, parm, level = 0.95, method = "Wald",
 # that covariance is not available, theta is relative to a residual scale,
 # or the term is not scalar.
 sd_wald_rows <- function(object, q) {
-  vc <- VarCorr(object)
+  vc <- varcorr_lme4(object)
   if (!length(vc)) return(NULL)
   v_theta <- theta_covariance(object)
   sizes <- theta_sizes(object$reterms)
@@ -648,7 +648,7 @@ tidy_extended <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
     })
     out$fixed <- do.call(rbind, pieces)
   }
-  if ("ran_pars" %in% effects && "cond" %in% component && length(VarCorr(x))) {
+  if ("ran_pars" %in% effects && "cond" %in% component && length(varcorr_lme4(x))) {
     rp <- tidy_ran_pars(x, rscale, ran_prefix, conf.int = FALSE, conf.level, "Wald", NULL)
     rp <- rp[rp$group != "Residual", , drop = FALSE]
     if (identical(x$extended$family, "gaussian")) {

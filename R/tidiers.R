@@ -215,7 +215,7 @@ tidy_fixed <- function(x, ddf.method, conf.int, conf.level, conf.method, ci,
 # Rows of the variance parameters from as.data.frame(VarCorr(x)).
 tidy_ran_pars <- function(x, rscale, ran_prefix, conf.int, conf.level,
                           conf.method, ci) {
-  vc <- as.data.frame(VarCorr(x), order = "lower.tri")
+  vc <- as.data.frame(varcorr_lme4(x), order = "lower.tri")
   if (is.null(ran_prefix)) {
     ran_prefix <- if (rscale == "sdcor") c("sd", "cor") else c("var", "cov")
   }
