@@ -649,7 +649,8 @@ tidy_extended <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
     out$fixed <- do.call(rbind, pieces)
   }
   if ("ran_pars" %in% effects && "cond" %in% component && length(varcorr_lme4(x))) {
-    rp <- tidy_ran_pars(x, rscale, ran_prefix, conf.int = FALSE, conf.level, "Wald", NULL)
+    rp <- tidy_ran_pars(x, rscale, ran_prefix, conf.int = FALSE, conf.level, "Wald", NULL,
+                        order = "cov.last")
     rp <- rp[rp$group != "Residual", , drop = FALSE]
     if (identical(x$extended$family, "gaussian")) {
       # the residual standard deviation (NA with a dispersion model), as
