@@ -220,8 +220,8 @@ summary.mixedrs_allFit <- function(object, ...) {
            paste0(ifelse(is.na(vc$var2), "sd_", "cor_"), vc$var1,
                   ifelse(is.na(vc$var2), "", paste0(".", vc$var2)), "|", vc$grp))
   }
-  vc1 <- as.data.frame(VarCorr(fits[[1L]]))
-  sdcor <- rows(function(f) as.data.frame(VarCorr(f))[["sdcor"]])
+  vc1 <- as.data.frame(varcorr_lme4(fits[[1L]]))
+  sdcor <- rows(function(f) as.data.frame(varcorr_lme4(f))[["sdcor"]])
   colnames(sdcor) <- vc_label(vc1)
   res <- list(
     which.OK = ok,

@@ -300,7 +300,7 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     style = style, family = name, zi = zi, disp = disp, sigma = sigma,
     extra = extra, n_trials = inputs$n_trials, prior_weights = inputs$weights,
     working_weights = raw$working_weights,
-    vcov = cov_all$blocks, vcov_full = cov_all$full,
+    vcov = cov_all$blocks, vcov_full = cov_all$full, hessian = H,
     loglik = -raw$deviance / 2, df = nth + ne + p)
   fit
 }

@@ -406,7 +406,7 @@ infl_start <- function(model, start) {
 infl_var_comps <- function(model, theta, sigma) {
   obj <- model
   obj$theta[] <- theta
-  vcs <- VarCorr(obj, sigma = sigma)
+  vcs <- varcorr_lme4(obj, sigma)
   nms <- names(vcs)
   sep <- ":"
   if (length(nms) == 1L) {

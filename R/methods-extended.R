@@ -535,7 +535,7 @@ confint_extended <- function(object, parm, level = 0.95, method = "Wald",
 # available, theta is relative to a residual scale, the term is structured,
 # or its correlation matrix is singular.
 sd_wald_rows <- function(object, q) {
-  vc <- VarCorr(object)
+  vc <- varcorr_lme4(object)
   if (!length(vc)) return(NULL)
   v_theta <- theta_covariance(object)
   sizes <- theta_sizes(object$reterms)
@@ -729,8 +729,9 @@ tidy_extended <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
     })
     out$fixed <- do.call(rbind, pieces)
   }
-  if ("ran_pars" %in% effects && "cond" %in% component && length(VarCorr(x))) {
-    rp <- tidy_ran_pars(x, rscale, ran_prefix, conf.int = FALSE, conf.level, "Wald", NULL)
+  if ("ran_pars" %in% effects && "cond" %in% component && length(varcorr_lme4(x))) {
+    rp <- tidy_ran_pars(x, rscale, ran_prefix, conf.int = FALSE, conf.level, "Wald", NULL,
+                        order = "cov.last")
     rp <- rp[rp$group != "Residual", , drop = FALSE]
     if (identical(x$extended$family, "gaussian")) {
       # the residual standard deviation (NA with a dispersion model), as

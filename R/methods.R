@@ -302,6 +302,10 @@ mer_fixef <- function(object, add.dropped = FALSE) {
 #' @export
 ranef.mixedrs_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
                               postVar = FALSE, ...) {
+  if (is_extended_fit(object)) {
+    return(ranef_components(object, condVar, lme4_args = intersect(
+      names(match.call())[-1L], c("drop", "whichel", "postVar")), ...))
+  }
   check_no_dots(..., caller = "ranef()")
   # lme4's `postVar`: the deprecated name of `condVar`, used (with lme4's
   # warning) when given without `condVar`
@@ -430,7 +434,14 @@ as.data.frame.ranef.lmm <- function(x, row.names = NULL, optional = FALSE, ...) 
 #' @method coef mixedrs_fit
 #' @export
 coef.mixedrs_fit <- function(object, ...) {
+  if (is_extended_fit(object)) return(coef_components(object, ...))
   check_no_dots(..., caller = "coef()")
+  mer_coef(object)
+}
+
+# Fixed plus random effects per level, one data frame per grouping factor
+# (lme4's coef() of a merMod).
+mer_coef <- function(object) {
   fe <- as.data.frame(t(mer_fixef(object)), check.names = FALSE)
   re <- mer_ranef(object, condVar = FALSE, drop = FALSE, whichel = NULL, class = NULL)
   re_names <- unique(unlist(lapply(re, colnames), use.names = FALSE))

@@ -79,7 +79,7 @@ extended_call_lines <- function(x) {
 # gaussian family (its standard deviation sigma(), NA when the dispersion
 # formula is not ~1).
 varcorr_extended <- function(x) {
-  vc <- VarCorr(x)
+  vc <- varcorr_lme4(x)
   gaussian <- identical(x$extended$family, "gaussian")
   attr(vc, "useSc") <- gaussian
   if (gaussian) attr(vc, "sc") <- x$extended$sigma

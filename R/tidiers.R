@@ -212,10 +212,12 @@ tidy_fixed <- function(x, ddf.method, conf.int, conf.level, conf.method, ci,
   res
 }
 
-# Rows of the variance parameters from as.data.frame(VarCorr(x)).
+# Rows of the variance parameters from as.data.frame(VarCorr(x)), per term
+# in `order`: "lower.tri" as broom.mixed orders merMod fits, "cov.last" (the
+# standard deviations, then the correlations) as it orders glmmTMB's.
 tidy_ran_pars <- function(x, rscale, ran_prefix, conf.int, conf.level,
-                          conf.method, ci) {
-  vc <- as.data.frame(VarCorr(x), order = "lower.tri")
+                          conf.method, ci, order = "lower.tri") {
+  vc <- as.data.frame(varcorr_lme4(x), order = order)
   if (is.null(ran_prefix)) {
     ran_prefix <- if (rscale == "sdcor") c("sd", "cor") else c("var", "cov")
   }

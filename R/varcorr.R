@@ -65,6 +65,7 @@ VarCorr.lmm <- function(x, sigma = 1, ...) {
 #' @method VarCorr glmm
 #' @export
 VarCorr.glmm <- function(x, sigma = 1, ...) {
+  if (is_extended_fit(x)) return(varcorr_components(x, if (!missing(sigma)) sigma, ...))
   if (missing(sigma)) sigma <- x$sigma
   mer_varcorr(x, sigma, use_sc = mer_use_sc(x), class = c("VarCorr.glmm", "VarCorr.lmm"))
 }
