@@ -145,10 +145,13 @@ varcorr_components <- function(x, sigma = NULL, ...) {
 #' @export
 print.VarCorr_components <- function(x, digits = max(3, getOption("digits") - 2),
                                      comp = "Std.Dev.", formatter = format, ...) {
-  for (cc in names(x)) {
-    if (is.null(x[[cc]])) next
+  # Every table is formatted before anything is printed, so that a bad 'comp'
+  # is an error with no partial output.
+  shown <- Filter(Negate(is.null), x)
+  tables <- lapply(shown, format_varcorr_components, digits, comp, formatter)
+  for (cc in names(tables)) {
     cat("\n", component_titles[[cc]], ":\n", sep = "")
-    print(format_varcorr_components(x[[cc]], digits, comp, formatter), quote = FALSE, ...)
+    print(tables[[cc]], quote = FALSE, ...)
   }
   invisible(x)
 }
