@@ -21,7 +21,7 @@
 //!   TMB's Hessian) or the expected one (lme4's, for `glmer.nb`), as [`LaplaceWeights`] says.
 use crate::error::{invalid, Result};
 use crate::family::{Family, Link};
-use crate::model::density::Density;
+use crate::model::density::{beta_logs, Density};
 use crate::spec::ModelSpec;
 
 /// A linear predictor of a distribution parameter: `X b + offset`, `X` `n × k` column-major.
@@ -160,6 +160,8 @@ pub struct FamilyParameters {
     constant: Vec<f64>,
     /// Its part that depends on neither (formed once).
     fixed_constant: Vec<f64>,
+    /// `(log yᵢ, log(1 − yᵢ))` of a beta response (formed once; empty for other families).
+    beta_logs: Vec<(f64, f64)>,
 }
 
 impl FamilyParameters {
@@ -312,6 +314,9 @@ impl<'a> Response<'a> {
             self.extra.fixed_constant = (0..n)
                 .map(|i| fam.density.fixed_constant(self.y[i], self.n_trials[i]))
                 .collect();
+            if fam.density == Density::Beta {
+                self.extra.beta_logs = self.y.iter().map(|&y| beta_logs(y)).collect();
+            }
         }
         // Only the part whose coefficients changed is formed again (a search often moves one
         // coordinate at a time, and the dispersion's gamma functions are the costly part).
@@ -457,12 +462,20 @@ impl<'a> Response<'a> {
         let n = self.n_trials[i];
         let y = self.y[i];
         let is_zi_zero = y == 0.0 && !self.extra.log_zi.is_empty();
-        let mut d = fam.density.varying(y, mu, phi, n, is_zi_zero);
+        let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
+        let mut d = fam.density.varying_with(y, logs, mu, phi, n, is_zi_zero);
         d.value += self.extra.constant[i];
         let d2mu = self.link.mu_eta_deriv(eta);
         let mut g = d.d1 * mu_eta;
         let mut l2 = d.d2 * mu_eta * mu_eta + d.d1 * d2mu;
-        let mut expected = fam.density.expected_information(mu, phi, n) * mu_eta * mu_eta;
+        // The beta's information in μ does not depend on y: observed and expected agree (and
+        // the trigammas are not formed twice).
+        let info_mu = if fam.density == Density::Beta {
+            -d.d2
+        } else {
+            fam.density.expected_information(mu, phi, n)
+        };
+        let mut expected = info_mu * mu_eta * mu_eta;
         if !self.extra.log_zi.is_empty() {
             let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);
             expected *= lnz.exp();
@@ -491,9 +504,10 @@ impl<'a> Response<'a> {
             ResponseFamily::Glm(f) => f.dev_resid(self.y[i], mu, self.prior_w[i]),
             ResponseFamily::Extended(fam) => {
                 let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+                let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
                 let mut l = fam
                     .density
-                    .varying(self.y[i], mu, phi, self.n_trials[i], true)
+                    .varying_with(self.y[i], logs, mu, phi, self.n_trials[i], true)
                     .value
                     + self.extra.constant[i];
                 if !self.extra.log_zi.is_empty() {

@@ -15,7 +15,7 @@
 //! of μ), so that the caller's `−∂²ℓ/∂η²` is the observed information the Laplace approximation
 //! of glmmTMB (TMB's automatic Hessian) uses.
 use crate::error::{invalid, Result};
-use statrs::function::gamma::{digamma, ln_gamma};
+use statrs::function::gamma::ln_gamma;
 use std::f64::consts::PI;
 
 /// A distribution of [`self`](crate::model::density) (module docs give each one's law).
@@ -72,6 +72,50 @@ pub fn trigamma(mut x: f64) -> f64 {
             + z * (1.0 / 42.0
                 + z * (-1.0 / 30.0 + z * (5.0 / 66.0 + z * (-691.0 / 2730.0 + z * 7.0 / 6.0)))));
     acc + 1.0 / x + 0.5 * z + series * z / x
+}
+
+/// The digamma and trigamma functions `(ψ(x), ψ′(x))` for `x > 0` together, sharing one
+/// recurrence (`ψ(x) = ψ(x + 1) − 1/x`, `ψ′(x) = ψ′(x + 1) + 1/x²`) up to `x ≥ 10` and the
+/// asymptotic series there (to `x⁻¹⁴` and `x⁻¹⁵`: truncation errors below 1e-16). Hand-rolled
+/// because the observed information of nbinom1, beta and beta-binomial needs both at the same
+/// arguments for every observation in every PIRLS iteration: statrs's `digamma` runs its own
+/// recurrence to 12 and has no trigamma, so separate calls cost twice the divisions.
+pub fn digamma_trigamma(mut x: f64) -> (f64, f64) {
+    if x == f64::INFINITY {
+        return (f64::INFINITY, 0.0);
+    }
+    if x.is_nan() || x <= 0.0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let (mut psi, mut tri) = (0.0, 0.0);
+    while x < 10.0 {
+        let inv = 1.0 / x;
+        psi -= inv;
+        tri += inv * inv;
+        x += 1.0;
+    }
+    let inv = 1.0 / x;
+    let z = inv * inv;
+    // ψ: log x − 1/(2x) − Σ B₂ₖ/(2k x^2k); ψ′: 1/x + 1/(2x²) + Σ B₂ₖ/x^(2k+1).
+    let psi_series = z
+        * (1.0 / 12.0
+            - z * (1.0 / 120.0
+                - z * (1.0 / 252.0
+                    - z * (1.0 / 240.0 - z * (1.0 / 132.0 - z * (691.0 / 32760.0 - z / 12.0))))));
+    let tri_series = 1.0 / 6.0
+        + z * (-1.0 / 30.0
+            + z * (1.0 / 42.0
+                + z * (-1.0 / 30.0 + z * (5.0 / 66.0 + z * (-691.0 / 2730.0 + z * 7.0 / 6.0)))));
+    (
+        psi + x.ln() - 0.5 * inv - psi_series,
+        tri + inv + 0.5 * z + tri_series * z * inv,
+    )
+}
+
+/// `log y` and `log(1 − y)` of a beta observation, formed once per observation (the beta
+/// log-density and its derivative in `μ` need them at every evaluation).
+pub fn beta_logs(y: f64) -> (f64, f64) {
+    (y.ln(), (-y).ln_1p())
 }
 
 impl Density {
@@ -173,6 +217,25 @@ impl Density {
     /// `ℓ(y; μ, φ)` minus [`Self::constant`] (only with `value`; else 0) and the derivatives of
     /// `ℓ` in `μ`; `n` is the number of trials (beta-binomial).
     pub fn varying(self, y: f64, mu: f64, phi: f64, n: f64, value: bool) -> DensityDerivatives {
+        let logs = if self == Density::Beta {
+            beta_logs(y)
+        } else {
+            (0.0, 0.0)
+        };
+        self.varying_with(y, logs, mu, phi, n, value)
+    }
+
+    /// [`Self::varying`] with [`beta_logs`] of `y` given (read only for the beta).
+    #[inline]
+    pub fn varying_with(
+        self,
+        y: f64,
+        (ly, l1y): (f64, f64),
+        mu: f64,
+        phi: f64,
+        n: f64,
+        value: bool,
+    ) -> DensityDerivatives {
         let (v, d1, d2) = match self {
             Density::Poisson => {
                 let v = if y == 0.0 { -mu } else { y * mu.ln() - mu };
@@ -197,10 +260,9 @@ impl Density {
                     if value {
                         v += ln_gamma(y + size) - ln_gamma(size);
                     }
-                    (
-                        digamma(y + size) - digamma(size),
-                        trigamma(y + size) - trigamma(size),
-                    )
+                    let (p1, t1) = digamma_trigamma(y + size);
+                    let (p0, t0) = digamma_trigamma(size);
+                    (p1 - p0, t1 - t0)
                 } else {
                     (0.0, 0.0)
                 };
@@ -208,14 +270,15 @@ impl Density {
             }
             Density::Beta => {
                 let (a, b) = (mu * phi, (1.0 - mu) * phi);
-                let (ly, l1y) = (y.ln(), (-y).ln_1p());
                 let v = if value {
                     -ln_gamma(a) - ln_gamma(b) + a * ly + b * l1y
                 } else {
                     0.0
                 };
-                let d1 = phi * (ly - l1y - digamma(a) + digamma(b));
-                let d2 = -phi * phi * (trigamma(a) + trigamma(b));
+                let (pa, ta) = digamma_trigamma(a);
+                let (pb, tb) = digamma_trigamma(b);
+                let d1 = phi * (ly - l1y - pa + pb);
+                let d2 = -phi * phi * (ta + tb);
                 (v, d1, d2)
             }
             Density::BetaBinomial => {
@@ -226,9 +289,12 @@ impl Density {
                 } else {
                     0.0
                 };
-                let d1 = phi * (digamma(k + a) - digamma(f + b) - digamma(a) + digamma(b));
-                let d2 =
-                    phi * phi * (trigamma(k + a) + trigamma(f + b) - trigamma(a) - trigamma(b));
+                let (pka, tka) = digamma_trigamma(k + a);
+                let (pfb, tfb) = digamma_trigamma(f + b);
+                let (pa, ta) = digamma_trigamma(a);
+                let (pb, tb) = digamma_trigamma(b);
+                let d1 = phi * (pka - pfb - pa + pb);
+                let d2 = phi * phi * (tka + tfb - ta - tb);
                 (v, d1, d2)
             }
             Density::Gaussian => {
@@ -265,6 +331,7 @@ impl Density {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use statrs::function::gamma::digamma;
 
     #[test]
     fn trigamma_matches_known_values_and_the_derivative_of_digamma() {
@@ -280,6 +347,23 @@ mod tests {
                 trigamma(x)
             );
         }
+    }
+
+    #[test]
+    fn digamma_trigamma_matches_statrs_and_trigamma() {
+        for x in [
+            1e-8, 0.03, 0.5, 0.7, 1.0, 3.3, 9.9, 10.0, 12.5, 55.0, 1e4, 1e12,
+        ] {
+            let (p, t) = digamma_trigamma(x);
+            let want = digamma(x);
+            assert!(
+                (p - want).abs() < 4e-15 * want.abs().max(1.0),
+                "{x}: {p} vs {want}"
+            );
+            assert!((t - trigamma(x)).abs() < 4e-15 * t.abs(), "{x}");
+        }
+        assert!(digamma_trigamma(-1.0).0.is_nan());
+        assert_eq!(digamma_trigamma(f64::INFINITY), (f64::INFINITY, 0.0));
     }
 
     #[test]
