@@ -108,8 +108,29 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
   fit <- extended_object(mc, inputs, raw, family, nAGQ, control, zi, disp,
                          style)
   report_convergence(fit$optinfo, control)
-  report_hessian(fit)
+  report_extended_covariance(fit, control)
   fit
+}
+
+# The standard errors of every component come from the Hessian over all
+# parameters (there is no R_X-based fallback for the zero-inflation and
+# dispersion coefficients): when it was not computed or cannot be inverted,
+# those left NA are named in a warning.
+report_extended_covariance <- function(fit, control) {
+  se2 <- diag(as.matrix(fit$extended$vcov_full))
+  bad <- names(se2)[is.na(se2) | se2 < 0]
+  if (!length(bad)) return(invisible(NULL))
+  why <- if (isFALSE(control$calc.derivs)) {
+    "calc.derivs = FALSE, so the Hessian of the deviance was not computed"
+  } else if (!is.null(fit$optinfo$hessian_problem)) {
+    fit$optinfo$hessian_problem
+  } else {
+    "the Hessian of the deviance over all parameters cannot be inverted"
+  }
+  warning("standard errors are not available (NA or a negative variance) for ",
+          paste(bad, collapse = ", "),
+          ": ", why, call. = FALSE)
+  invisible(NULL)
 }
 
 # The response function lmm_inputs() calls for an extended family: y, prior

@@ -151,3 +151,14 @@ test_that("a constant response follows check.response.not.const for every family
                      silent = TRUE),
                  "Response is constant")
 })
+
+test_that("standard errors left NA are named in a warning, never silently", {
+  data(Salamanders, package = "glmmTMB")
+  expect_warning(
+    fit <- glmm(count ~ mined + (1 | site), ziformula = ~mined, family = nbinom2,
+                data = Salamanders, control = glmmControl(calc.derivs = FALSE)),
+    "not available .*zi\\.minedno.*calc.derivs = FALSE")
+  expect_true(all(is.na(diag(vcov(fit)$zi))))
+  expect_silent(glmm(count ~ mined + (1 | site), ziformula = ~mined, family = nbinom2,
+                     data = Salamanders))
+})
