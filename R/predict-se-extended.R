@@ -64,10 +64,16 @@ predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.for
   if (!length(ok)) return(se)
   Zb <- zp$Z[zp$row[ok], , drop = FALSE]
   ae <- a_e[ok]
-  # b given the data: |R^-T (f_eta z Lambda)'|^2, R the Cholesky factor of Huu.
-  R <- Matrix::chol(Matrix::forceSymmetric(s$Huu))
+  # b given the data: |R^-T (f_eta z Lambda)'|^2, R the Cholesky factor of
+  # Huu, in chunks of rows (no dense block above ~1e7 numbers).
+  Rt <- Matrix::t(Matrix::chol(Matrix::forceSymmetric(s$Huu)))
   Gu <- Matrix::t(ae * (Zb %*% s$Lambda))
-  cond_part <- Matrix::colSums(Matrix::solve(Matrix::t(R), Gu)^2)
+  cond_part <- numeric(length(ok))
+  chunk <- max(1L, floor(1e7 / max(1L, nrow(Gu))))
+  for (start in seq.int(1L, length(ok), by = chunk)) {
+    idx <- seq.int(start, min(length(ok), start + chunk - 1L))
+    cond_part[idx] <- Matrix::colSums(Matrix::solve(Rt, Gu[, idx, drop = FALSE])^2)
+  }
   # The parameters, the modes moving with them.
   G <- cbind(matrix(0, length(ok), nth + kd),
              if (kz) a_z[ok] * Xz[ok, , drop = FALSE],
@@ -75,7 +81,7 @@ predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.for
     ae * as.matrix(Zb %*% s$J)
   par_part <- rowSums((G %*% s$V) * G)
   new_part <- ae^2 * zp$new_var[zp$row[ok]]
-  se[ok] <- sqrt(pmax(as.vector(cond_part) + par_part + new_part, 0))
+  se[ok] <- sqrt(pmax(cond_part + par_part + new_part, 0))
   se
 }
 
