@@ -21,11 +21,15 @@
 predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.form,
                                    re_rows, allow.new.levels) {
   n <- length(eta)
-  if (type %in% c("zlink", "zprob") && is.null(Xz)) return(rep(NA_real_, n))
   if (!is.null(re.form)) {
     stop("se.fit = TRUE with random effects is available for glmmTMB-style fits with ",
          "re.form = NULL (all random effects, as glmmTMB) or NA / ~0 (none), not ",
          "re.form = ", deparse1(re.form), call. = FALSE)
+  }
+  if (type %in% c("zlink", "zprob")) {
+    # the zero-inflation model has no random effects (glmm() refuses them),
+    # so these are the population-level standard errors
+    return(predict_se_extended(object, type, X, Xz, eta, zeta, mu, p))
   }
   if (has_structured_terms(object$reterms)) {
     stop("se.fit = TRUE with random effects (re.form = NULL) is not available for ",
@@ -35,22 +39,9 @@ predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.for
   }
   ext <- object$extended
   # The prediction's derivatives in eta and zeta.
-  dz <- if (is.null(zeta)) rep(0, n) else stats::dlogis(zeta)
-  a_e <- switch(type,
-                link = rep(1, n),
-                conditional = object$family$mu.eta(eta),
-                response = (1 - p) * object$family$mu.eta(eta),
-                zlink = , zprob = rep(0, n))
-  a_z <- switch(type,
-                link = , conditional = rep(0, n),
-                response = -mu * dz,
-                zlink = rep(1, n),
-                zprob = dz)
-  if (all(a_e == 0)) {
-    # zlink, zprob: the zero-inflation model has no random effects, so these
-    # are the population-level standard errors
-    return(predict_se_extended(object, type, X, Xz, eta, zeta, mu, p))
-  }
+  a_e <- object$family$mu.eta(eta)
+  a_e <- switch(type, link = rep(1, n), conditional = a_e, response = (1 - p) * a_e)
+  a_z <- if (type == "response" && !is.null(zeta)) -mu * stats::dlogis(zeta) else rep(0, n)
 
   s <- extended_mode_sensitivity(object)
   zp <- extended_prediction_z(object, s, re_rows, allow.new.levels)
