@@ -45,11 +45,22 @@
 #'   scale glmmTMB 1.1.5 reports it (as `sigma()`, per observation).
 #'   `re.form = NA` (or `~ 0`) leaves the random effects out. With
 #'   `newdata`, the zero-inflation and dispersion designs are rebuilt from
-#'   the stored terms and factor levels. `se.fit = TRUE` gives delta-method
-#'   standard errors for population-level predictions (`re.form = NA`) of the
-#'   types `"link"`, `"conditional"`, `"zlink"`, `"zprob"` and `"response"`
-#'   (glmmTMB's `sdreport()` gives the same); with the random effects
-#'   included it is an error (not available for these fits yet).
+#'   the stored terms and factor levels. `se.fit = TRUE` gives the standard
+#'   errors glmmTMB's `sdreport()` gives, for the types `"link"`,
+#'   `"conditional"`, `"zlink"`, `"zprob"`, `"response"` and `"disp"` (`NA`
+#'   for `"zlink"` and `"zprob"` without zero inflation; for `"disp"` the
+#'   delta method on the dispersion coefficients, 0 for families without a
+#'   dispersion parameter): for population-level
+#'   predictions (`re.form = NA`) the delta method on the coefficients; with
+#'   the random effects (`re.form = NULL`) the delta method on the joint
+#'   uncertainty of the random effects and all estimated parameters (their
+#'   conditional variance given the data, plus the part due to the estimated
+#'   parameters, the conditional modes moving with them); a level of
+#'   `newdata` not in the fit (`allow.new.levels = TRUE`) has random effect
+#'   0 and contributes its prior variance, as in glmmTMB. Not available
+#'   (an error) for fits with structured covariance terms (`diag()`, `cs()`,
+#'   `ar1()`, `toep()`) with the random effects included, nor for a `re.form`
+#'   selecting some of the terms.
 #'   `fitted()` is `predict(type = "response")`.
 #' * `residuals(fit, type)`: `"response"` (the default, as glmmTMB): `y`
 #'   minus the fitted mean (proportions for binomial-type responses);
@@ -108,6 +119,8 @@
 #' head(predict(fit, type = "response"))
 #' predict(fit, data.frame(mined = c("yes", "no")), re.form = NA,
 #'         type = "zprob", se.fit = TRUE)
+#' predict(fit, data.frame(mined = c("yes", "no"), site = c("R-1", "R-2")),
+#'         type = "response", se.fit = TRUE)
 #' head(residuals(fit, type = "pearson"))
 #' confint(fit)
 #' confint(fit, method = "profile", parm = c("cond.minedno", "theta_"))
@@ -266,14 +279,6 @@ predict_extended <- function(object, newdata, re.form, allow.new.levels, type, s
   }
   check_flag(se.fit, "se.fit", "predict()")
   population <- !is.null(re.form) && (identical(re.form, NA) || is_zero_formula(re.form))
-  if (se.fit && !population) {
-    stop("se.fit = TRUE is available for glmmTMB-style fits only for population-level ",
-         "predictions (re.form = NA): standard errors that include the random ",
-         "effects are not implemented for these fits yet", call. = FALSE)
-  }
-  if (se.fit && type == "disp") {
-    stop("se.fit = TRUE is not available for type = \"disp\"", call. = FALSE)
-  }
   na.action <- check_na_action(na.action)
   # the conditional model's linear predictor, padded and named as lme4-style
   # predictions are
@@ -318,7 +323,12 @@ predict_extended <- function(object, newdata, re.form, allow.new.levels, type, s
                 disp = if (is.null(phi)) rep(1, length(eta)) else disp_scale(ext$family, phi))
   names(fit) <- nms
   if (!se.fit) return(fit)
-  se <- predict_se_extended(object, type, X, Xz, eta, zeta, mu, p)
+  pred_rows <- if (is.null(newdata)) list(na_action = na_act) else
+    list(newdata = newdata[rows, , drop = FALSE])
+  se <- if (type == "disp") predict_se_extended_disp(object, pred_rows, phi, length(fit)) else
+    if (population) predict_se_extended(object, type, X, Xz, eta, zeta, mu, p) else
+      predict_se_extended_re(object, type, X, Xz, eta, zeta, mu, p, re.form, pred_rows,
+                             allow.new.levels)
   names(se) <- nms
   list(fit = fit, se.fit = se)
 }

@@ -297,6 +297,32 @@ extended_condvar <- function(object) {
          "terms (diag, cs, ar1, toep) yet; use condVar = FALSE", call. = FALSE)
   }
   base <- term_condvar(object)
+  s <- extended_mode_sensitivity(object)
+  JV <- s$J %*% s$V
+  lapply(seq_along(object$reterms), function(t) {
+    a <- base[[t]]
+    q <- s$q_t[t]
+    for (j in seq_len(s$L_t[t])) {
+      r <- s$offs[t] + (j - 1L) * q + seq_len(q)
+      a[, , j] <- a[, , j] + JV[r, , drop = FALSE] %*% t(s$J[r, , drop = FALSE])
+    }
+    a
+  })
+}
+
+# What the parameter-uncertainty part of sdreport() needs, for a fit without
+# structured terms: the random-effects design `Z` (n x Q, lme4's column
+# order: terms, then levels, then the term's columns) and `Lambda` (b =
+# Lambda u); `Huu`, the Hessian of minus the log joint density in the
+# spherical u at the modes (Z Lambda)' W (Z Lambda) + I with W the observed
+# weights; `J` = d b^/d phi (Q x k), the derivative of the conditional modes
+# in phi = c(theta, dispersion, zero-inflation and fixed-effect
+# coefficients), by the implicit function theorem on the mode equation; `V`
+# = 2 H^-1 (k x k), the covariance of phi from the fit's Hessian of the
+# deviance (NA when there is none or it cannot be inverted); and the layout
+# `q_t`, `L_t` (columns and levels per term), `offs` (each term's first
+# column - 1).
+extended_mode_sensitivity <- function(object) {
   ext <- object$extended
   reterms <- object$reterms
   nth <- length(object$theta)
@@ -368,16 +394,7 @@ extended_condvar <- function(object) {
   rhs[, nth + kd + kz + seq_len(p)] <- cross(W, object$X)
   du <- -as.matrix(Matrix::solve(Huu, rhs))
   J <- dL_u + as.matrix(Lambda %*% du)
-  JV <- J %*% V
-  lapply(seq_along(reterms), function(t) {
-    a <- base[[t]]
-    q <- q_t[t]
-    for (j in seq_len(L_t[t])) {
-      r <- offs[t] + (j - 1L) * q + seq_len(q)
-      a[, , j] <- a[, , j] + JV[r, , drop = FALSE] %*% t(J[r, , drop = FALSE])
-    }
-    a
-  })
+  list(Z = Z, Lambda = Lambda, Huu = Huu, J = J, V = V, q_t = q_t, L_t = L_t, offs = offs)
 }
 
 # First and second derivatives of each observation's conditional

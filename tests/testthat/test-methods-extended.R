@@ -208,8 +208,7 @@ test_that("population-level standard errors are glmmTMB's", {
     # the covariance of the coefficients agrees to ~1-2% (two Hessians)
     expect_equal(unname(ours$se.fit), unname(ref$se.fit), tolerance = 0.03, info = type)
   }
-  expect_error(predict(zinb$fit, se.fit = TRUE), "population-level")
-  expect_error(predict(zinb$fit, type = "disp", re.form = NA, se.fit = TRUE), "disp")
+  # with the random effects, and for type = "disp": test-predict-se-extended.R
   expect_error(predict(zinb$fit, type = "zeta"), "should be one of")
 })
 
