@@ -33,7 +33,8 @@
 //! gradient is offered only up to [`MAX_DENSE_RANDOM`] random effects.
 use super::glmm::GeneralizedLinearMixedModel;
 use super::response::{Response, ResponseFamily};
-use crate::error::{invalid, Result};
+use crate::error::{invalid, MixedError, Result};
+use crate::optim::Stop;
 use crate::linpred;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
@@ -361,5 +362,165 @@ impl GeneralizedLinearMixedModel<'_> {
             }
         }
         Ok((f, grad))
+    }
+}
+
+/// Largest number of quasi-Newton iterations of [`GeneralizedLinearMixedModel::gradient_search`].
+const QN_MAX_ITER: usize = 500;
+/// Largest step halvings of one line search.
+const QN_MAX_HALVINGS: usize = 40;
+
+/// Where the quasi-Newton search ended.
+pub(super) struct GradientSearch {
+    /// The point (whitened coordinates) and the criterion there.
+    pub(super) y: Vec<f64>,
+    pub(super) f: f64,
+    /// Criterion evaluations (each with its gradient).
+    pub(super) evaluations: usize,
+    /// Whether the projected gradient fell below the tolerance.
+    pub(super) converged: bool,
+}
+
+impl GeneralizedLinearMixedModel<'_> {
+    /// Minimizes the Laplace deviance over `y` within `[lower, upper]` (the whitened
+    /// coordinates of stage 2: `x = to_x(y)`, the gradient over `y` from `to_y_gradient`) by a
+    /// projected BFGS with the exact gradient ([`Self::laplace_gradient`]): a bound variable
+    /// whose gradient pushes outward stays on its bound (a covariance parameter at 0); the
+    /// others take the quasi-Newton direction, with a backtracking (Armijo) line search along
+    /// the projected path. Stops when every free component of the gradient is below `gtol`
+    /// (deviance units per standard error) or no step lowers the deviance any more.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gradient_search(
+        &mut self,
+        start: &[f64],
+        (lower, upper): (&[f64], &[f64]),
+        to_x: &dyn Fn(&[f64]) -> Vec<f64>,
+        to_y_gradient: &dyn Fn(&[f64]) -> Vec<f64>,
+        gtol: f64,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<GradientSearch> {
+        let k = start.len();
+        let clip = |y: &mut [f64]| {
+            for j in 0..k {
+                y[j] = y[j].max(lower[j]).min(upper[j]);
+            }
+        };
+        let mut evaluations = 0usize;
+        let mut eval = |model: &mut Self, y: &[f64]| -> Result<Option<(f64, Vec<f64>)>> {
+            evaluations += 1;
+            let x = to_x(y);
+            let out = match model.laplace_gradient(&x) {
+                Ok((f, g)) if f.is_finite() && g.iter().all(|v| v.is_finite()) => {
+                    Some((f, to_y_gradient(&g)))
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    model.record_failure(&e);
+                    None
+                }
+            };
+            let shown = out.as_ref().map_or(f64::INFINITY, |o| o.0);
+            if progress(evaluations, &x, shown) == Stop::Interrupt {
+                return Err(MixedError::Optimizer("interrupted by the user".into()));
+            }
+            Ok(out)
+        };
+        let mut y = start.to_vec();
+        clip(&mut y);
+        let Some((mut f, mut g)) = eval(self, &y)? else {
+            return invalid("the Laplace deviance or its gradient is not finite at the start");
+        };
+        // Inverse Hessian approximation, row-major k × k: the deviance's curvature is about 2
+        // per standard error² in these coordinates.
+        let mut hinv = vec![0.0; k * k];
+        let reset = |h: &mut Vec<f64>| {
+            h.iter_mut().for_each(|v| *v = 0.0);
+            for j in 0..k {
+                h[j * k + j] = 0.5;
+            }
+        };
+        reset(&mut hinv);
+        let mut converged = false;
+        for _ in 0..QN_MAX_ITER {
+            let active: Vec<bool> = (0..k)
+                .map(|j| (y[j] <= lower[j] && g[j] > 0.0) || (y[j] >= upper[j] && g[j] < 0.0))
+                .collect();
+            let pg: Vec<f64> = (0..k).map(|j| if active[j] { 0.0 } else { g[j] }).collect();
+            if pg.iter().all(|v| v.abs() < gtol) {
+                converged = true;
+                break;
+            }
+            let mut d: Vec<f64> = (0..k)
+                .map(|r| {
+                    if active[r] {
+                        0.0
+                    } else {
+                        -(0..k)
+                            .filter(|&c| !active[c])
+                            .map(|c| hinv[r * k + c] * pg[c])
+                            .sum::<f64>()
+                    }
+                })
+                .collect();
+            let slope: f64 = d.iter().zip(&pg).map(|(a, b)| a * b).sum();
+            if slope >= 0.0 || !slope.is_finite() {
+                reset(&mut hinv);
+                d = pg.iter().map(|v| -0.5 * v).collect();
+            }
+            let mut step = 1.0;
+            let mut accepted = None;
+            for _ in 0..QN_MAX_HALVINGS {
+                let mut trial: Vec<f64> = (0..k).map(|j| y[j] + step * d[j]).collect();
+                clip(&mut trial);
+                let decrease: f64 = (0..k).map(|j| g[j] * (trial[j] - y[j])).sum();
+                if decrease >= 0.0 {
+                    break;
+                }
+                if let Some((ft, gt)) = eval(self, &trial)? {
+                    if ft <= f + 1e-4 * decrease {
+                        accepted = Some((trial, ft, gt));
+                        break;
+                    }
+                }
+                step *= 0.5;
+            }
+            let Some((trial, ft, gt)) = accepted else {
+                // No step lowers the deviance: as far as rounding allows.
+                converged = pg.iter().all(|v| v.abs() < 1e3 * gtol);
+                break;
+            };
+            let s: Vec<f64> = (0..k).map(|j| trial[j] - y[j]).collect();
+            let yk: Vec<f64> = (0..k).map(|j| gt[j] - g[j]).collect();
+            let sy: f64 = s.iter().zip(&yk).map(|(a, b)| a * b).sum();
+            let small_change = (f - ft).abs() <= 1e-14 * f.abs().max(1.0);
+            (y, f, g) = (trial, ft, gt);
+            if sy > 1e-12 * s.iter().map(|v| v * v).sum::<f64>().sqrt() {
+                // BFGS update of the inverse: H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ.
+                let rho = 1.0 / sy;
+                let hy: Vec<f64> = (0..k)
+                    .map(|r| (0..k).map(|c| hinv[r * k + c] * yk[c]).sum())
+                    .collect();
+                let yhy: f64 = yk.iter().zip(&hy).map(|(a, b)| a * b).sum();
+                for r in 0..k {
+                    for c in 0..k {
+                        hinv[r * k + c] += -rho * (hy[r] * s[c] + s[r] * hy[c])
+                            + (rho * rho * yhy + rho) * s[r] * s[c];
+                    }
+                }
+            }
+            if small_change && step < 1e-6 {
+                converged = (0..k).all(|j| {
+                    let on_bound = (y[j] <= lower[j] && g[j] > 0.0) || (y[j] >= upper[j] && g[j] < 0.0);
+                    on_bound || g[j].abs() < 1e3 * gtol
+                });
+                break;
+            }
+        }
+        Ok(GradientSearch {
+            y,
+            f,
+            evaluations,
+            converged,
+        })
     }
 }
