@@ -9,6 +9,7 @@
 //! are central differences in the same coordinates, mapped back exactly; the difference points
 //! are evaluated from the optimum's modes, shared out over threads when there are several.
 use super::glmm::{run_stage, GeneralizedLinearMixedModel, StageOptimizer};
+use super::laplace_gradient::GradientSearch;
 use super::pirls::WarmStart;
 use super::quadrature::GaussHermite;
 use crate::error::{MixedError, Result};
@@ -35,6 +36,11 @@ const GRADIENT_FD_STEP: f64 = 1e-3;
 /// The quasi-Newton stage 2 stops when every free component of the deviance's gradient in
 /// the whitened coordinates (per standard error) is below this.
 const QN_GRADIENT_TOL: f64 = 1e-6;
+/// A diagonal element of a `T` below this many of its scale units at the end of the
+/// quasi-Newton search is checked by a step of one unit away from 0 ...
+const QN_ZERO_THETA: f64 = 1e-3;
+/// ... and the search restarts from there at most this often.
+const QN_ESCAPES: usize = 3;
 /// How often the step is reduced when PIRLS fails at some difference point, and by how much.
 const FD_RETRIES: usize = 3;
 const FD_RETRY_FACTOR: f64 = 4.0;
@@ -337,7 +343,7 @@ impl GeneralizedLinearMixedModel<'_> {
         let bounds = (lower, upper);
         let zero = vec![0.0; center.len()];
         if rule.is_none() && optimizer == StageOptimizer::Bobyqa && self.has_laplace_gradient() {
-            if let Some(summary) = self.quasi_newton_search(center, metric, &bounds, progress)? {
+            if let Some(summary) = self.quasi_newton_search(center, metric, progress)? {
                 return Ok(summary);
             }
         }
@@ -363,15 +369,26 @@ impl GeneralizedLinearMixedModel<'_> {
 
     /// Stage 2 by the quasi-Newton search with the exact gradient
     /// ([`Self::gradient_search`]) in the same whitened coordinates BOBYQA would use; `None`
-    /// when it does not converge (BOBYQA then searches from the start as usual).
+    /// when it does not converge (BOBYQA then searches from the start as usual) or some term
+    /// is structured.
+    ///
+    /// The search is unbounded: for unstructured terms the deviance is unchanged when a column
+    /// of a `T` changes sign, so the lower bound 0 of its diagonal only picks one of equivalent
+    /// points (the signs are normalized at the end). Enforcing it would be harmful: the
+    /// gradient along a scalar term's θ vanishes at 0 by that symmetry, so a step clipped onto
+    /// the bound would look stationary even where the deviance falls away from it.
     fn quasi_newton_search(
         &mut self,
         center: &[f64],
         metric: &Stage2Metric,
-        (lower, upper): &(Vec<f64>, Vec<f64>),
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<Option<OptSummary>> {
+        if !self.re.all_unstructured() {
+            return Ok(None);
+        }
         let k = center.len();
+        let lower = vec![f64::NEG_INFINITY; k];
+        let upper = vec![f64::INFINITY; k];
         let nth = self.re.n_par();
         let to_x = |y: &[f64]| {
             let mut x = vec![0.0; k];
@@ -379,24 +396,61 @@ impl GeneralizedLinearMixedModel<'_> {
             x
         };
         let to_y = |g: &[f64]| metric.gradient_to_whitened(g);
-        let zero = vec![0.0; k];
-        let search = match self.gradient_search(
-            &zero,
-            (lower, upper),
-            &to_x,
-            &to_y,
-            QN_GRADIENT_TOL,
-            progress,
-        ) {
-            Ok(s) => s,
-            Err(MixedError::Optimizer(m)) if m.contains("interrupted") => {
-                return Err(MixedError::Optimizer(m))
+        // Diagonal elements of the T's: where one is 0 its gradient vanishes by the sign
+        // symmetry, and the family's own parameters can make 0 a local minimum (a dispersion
+        // that absorbs the groups' variation: epil's nbinom2 fit has one at θ = 0, 28 units of
+        // deviance above the optimum at θ = 1.65). An end with such an element at 0 is checked
+        // by a second search from lme4's start for it (θ = 1), the better end kept.
+        let diagonal: Vec<usize> = (0..nth)
+            .filter(|&j| self.re.theta_pos[j].row == self.re.theta_pos[j].col)
+            .collect();
+        let mut run = |model: &mut Self, start: &[f64]| -> Result<Option<GradientSearch>> {
+            match model.gradient_search(
+                start,
+                (&lower, &upper),
+                &to_x,
+                &to_y,
+                QN_GRADIENT_TOL,
+                progress,
+            ) {
+                Ok(s) if s.converged => Ok(Some(s)),
+                Ok(_) => Ok(None),
+                Err(MixedError::Optimizer(m)) if m.contains("interrupted") => {
+                    Err(MixedError::Optimizer(m))
+                }
+                Err(_) => Ok(None),
             }
-            Err(_) => return Ok(None),
         };
-        if !search.converged {
+        let Some(mut best) = run(self, &vec![0.0; k])? else {
             return Ok(None);
+        };
+        let mut evaluations = best.evaluations;
+        for _ in 0..QN_ESCAPES {
+            let x = to_x(&best.y);
+            let Some(&j) = diagonal
+                .iter()
+                .find(|&&j| x[j].abs() < QN_ZERO_THETA * metric.theta_scale[j])
+            else {
+                break;
+            };
+            let mut from = best.y.clone();
+            from[j] = (1.0 - center[j]) / metric.theta_scale[j];
+            match run(self, &from)? {
+                Some(other) => {
+                    evaluations += other.evaluations;
+                    if other.f < best.f - 1e-8 * best.f.abs().max(1.0) {
+                        best = other;
+                        continue;
+                    }
+                }
+                None => {}
+            }
+            break;
         }
+        let search = Some(best);
+        let Some(search) = search else {
+            return Ok(None);
+        };
         let mut pars = to_x(&search.y);
         self.re.normalize_par_signs(&mut pars[..nth]);
         let f = self.objective_theta_beta(&pars, None)?;
@@ -406,7 +460,7 @@ impl GeneralizedLinearMixedModel<'_> {
             upper: self.re.par_upper(),
             theta: pars,
             fmin: f.min(search.f),
-            feval: search.evaluations,
+            feval: evaluations,
             code: 0,
             message: "quasi-Newton (BFGS) with the exact gradient of the Laplace deviance: \
                       converged"
@@ -442,8 +496,14 @@ impl GeneralizedLinearMixedModel<'_> {
     ) -> Derivatives {
         let k = pars.len();
         if rule.is_none() && self.has_laplace_gradient() {
+            // Where the Hessian is not positive definite (a coefficient on its way to ±∞ has a
+            // curvature below the differences' noise), the criterion's own second differences
+            // decide, as without the gradient.
             if let Some(d) = self.gradient_derivatives(pars, metric) {
-                return d;
+                let mut h = d.hessian.clone();
+                if crate::small::chol_lower(&mut h, k).is_some() {
+                    return d;
+                }
             }
         }
         let start = self.pirls.warm_start();
