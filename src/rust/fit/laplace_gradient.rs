@@ -34,8 +34,8 @@
 use super::glmm::GeneralizedLinearMixedModel;
 use super::response::{Response, ResponseFamily};
 use crate::error::{invalid, MixedError, Result};
-use crate::optim::Stop;
 use crate::linpred;
+use crate::optim::Stop;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
 use faer::linalg::solvers::DenseSolveCore;
@@ -169,9 +169,9 @@ fn design_rows(
         let q = block.q;
         let levels = &spec.terms[block.terms[0]].levels;
         let t = &lambda[b];
-        for i in 0..n {
+        for (i, &level) in levels.iter().enumerate() {
             let row = i * m + start;
-            let base = layout.offset[b] + levels[i] as usize * q;
+            let base = layout.offset[b] + level as usize * q;
             for c in 0..q {
                 index[row + c] = base + c;
             }
@@ -201,9 +201,7 @@ impl GeneralizedLinearMixedModel<'_> {
     /// effects.
     pub fn has_laplace_gradient(&self) -> bool {
         let observed = match self.response.family() {
-            ResponseFamily::Extended(f) => {
-                f.laplace == super::response::LaplaceWeights::Observed
-            }
+            ResponseFamily::Extended(f) => f.laplace == super::response::LaplaceWeights::Observed,
             ResponseFamily::Glm(_) => false,
         };
         observed && DenseLayout::new(&self.re).q <= MAX_DENSE_RANDOM
@@ -249,9 +247,9 @@ impl GeneralizedLinearMixedModel<'_> {
         }
         // H = I + Aᵀ W A, densely.
         let mut h = vec![0.0; q * q];
-        for i in 0..n {
+        for (i, d) in rd.iter().enumerate() {
             let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
-            let w = rd[i].w;
+            let w = d.w;
             for x in 0..m {
                 let wa = w * a[x];
                 for y in 0..m {
@@ -312,9 +310,7 @@ impl GeneralizedLinearMixedModel<'_> {
                 grad[k0 + col] = (0..n)
                     .map(|i| {
                         let g = &rd[i];
-                        d[i] * (-2.0 * g.l_rho[part]
-                            + c[i] * g.w_rho[part]
-                            + t[i] * g.s_rho[part])
+                        d[i] * (-2.0 * g.l_rho[part] + c[i] * g.w_rho[part] + t[i] * g.s_rho[part])
                     })
                     .sum();
             }
@@ -330,7 +326,10 @@ impl GeneralizedLinearMixedModel<'_> {
             acc += b.q;
         }
         for (k, pos) in re.theta_pos.iter().enumerate() {
-            let (col_r, col_c) = (block_start[pos.block] + pos.row, block_start[pos.block] + pos.col);
+            let (col_r, col_c) = (
+                block_start[pos.block] + pos.row,
+                block_start[pos.block] + pos.col,
+            );
             let mut g = 0.0;
             for i in 0..n {
                 let zr = rows.z[i * m + col_r];
@@ -510,7 +509,8 @@ impl GeneralizedLinearMixedModel<'_> {
             }
             if small_change && step < 1e-6 {
                 converged = (0..k).all(|j| {
-                    let on_bound = (y[j] <= lower[j] && g[j] > 0.0) || (y[j] >= upper[j] && g[j] < 0.0);
+                    let on_bound =
+                        (y[j] <= lower[j] && g[j] > 0.0) || (y[j] >= upper[j] && g[j] < 0.0);
                     on_bound || g[j].abs() < 1e3 * gtol
                 });
                 break;

@@ -527,7 +527,11 @@ impl<'a> Response<'a> {
         if !(self.link.valid_eta(eta) && fam.density.valid_mu(mu)) {
             return None;
         }
-        let phi = if fam.disp.is_some() { log_phi.exp() } else { 1.0 };
+        let phi = if fam.disp.is_some() {
+            log_phi.exp()
+        } else {
+            1.0
+        };
         let (y, n) = (self.y[i], self.n_trials[i]);
         let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
         let d = fam.density.varying_with(y, logs, mu, phi, n, true);

@@ -435,22 +435,16 @@ impl GeneralizedLinearMixedModel<'_> {
             };
             let mut from = best.y.clone();
             from[j] = (1.0 - center[j]) / metric.theta_scale[j];
-            match run(self, &from)? {
-                Some(other) => {
-                    evaluations += other.evaluations;
-                    if other.f < best.f - 1e-8 * best.f.abs().max(1.0) {
-                        best = other;
-                        continue;
-                    }
+            if let Some(other) = run(self, &from)? {
+                evaluations += other.evaluations;
+                if other.f < best.f - 1e-8 * best.f.abs().max(1.0) {
+                    best = other;
+                    continue;
                 }
-                None => {}
             }
             break;
         }
-        let search = Some(best);
-        let Some(search) = search else {
-            return Ok(None);
-        };
+        let search = best;
         let mut pars = to_x(&search.y);
         self.re.normalize_par_signs(&mut pars[..nth]);
         let f = self.objective_theta_beta(&pars, None)?;
