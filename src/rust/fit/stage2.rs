@@ -8,7 +8,7 @@
 //! Hessian of the criterion at the optimum (for the convergence check and the standard errors)
 //! are central differences in the same coordinates, mapped back exactly; the difference points
 //! are evaluated from the optimum's modes, shared out over threads when there are several.
-use super::glmm::{run_stage, GeneralizedLinearMixedModel, StageOptimizer};
+use super::glmm::{run_stage, GeneralizedLinearMixedModel, GlmmOptions, StageOptimizer};
 use super::laplace_gradient::GradientSearch;
 use super::pirls::WarmStart;
 use super::quadrature::GaussHermite;
@@ -342,7 +342,7 @@ impl GeneralizedLinearMixedModel<'_> {
             .collect();
         let bounds = (lower, upper);
         let zero = vec![0.0; center.len()];
-        if rule.is_none() && optimizer == StageOptimizer::Bobyqa && self.has_laplace_gradient() {
+        if rule.is_none() && optimizer == StageOptimizer::Bobyqa && self.quasi_newton_possible() {
             if let Some(summary) = self.quasi_newton_search(center, metric, progress)? {
                 return Ok(summary);
             }
@@ -367,6 +367,19 @@ impl GeneralizedLinearMixedModel<'_> {
         Ok(summary)
     }
 
+    /// Whether stage 2 (with `opts`) is the quasi-Newton search with the exact gradient
+    /// (otherwise BOBYQA or Nelder-Mead): the default optimizer, the Laplace approximation, a
+    /// family with its own parameters and only unstructured terms.
+    pub(super) fn quasi_newton_stage(&self, opts: &GlmmOptions) -> bool {
+        opts.n_agq == 1
+            && opts.optimizers[1] == StageOptimizer::Bobyqa
+            && self.quasi_newton_possible()
+    }
+
+    fn quasi_newton_possible(&self) -> bool {
+        self.has_laplace_gradient() && self.re.all_unstructured()
+    }
+
     /// Stage 2 by the quasi-Newton search with the exact gradient
     /// ([`Self::gradient_search`]) in the same whitened coordinates BOBYQA would use; `None`
     /// when it does not converge (BOBYQA then searches from the start as usual) or some term
@@ -383,9 +396,6 @@ impl GeneralizedLinearMixedModel<'_> {
         metric: &Stage2Metric,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<Option<OptSummary>> {
-        if !self.re.all_unstructured() {
-            return Ok(None);
-        }
         let k = center.len();
         let lower = vec![f64::NEG_INFINITY; k];
         let upper = vec![f64::INFINITY; k];
