@@ -47,6 +47,10 @@ glmm_extended_fit_rs <- function(y, x, p, weights, offset, terms, family,
         start_theta, start_beta, control, verbose)
 }
 
+glmm_laplace_gradient_rs <- function(model, family, n_trials, eta_start, pars) {
+  .Call(wrap__glmm_laplace_gradient_rs, model, family, n_trials, eta_start, pars)
+}
+
 # The LMM deviance function held by the engine (R/devfun.R).
 lmm_devfun_rs <- function(model, reml, threads) {
   .Call(wrap__lmm_devfun_rs, model, reml, threads)

@@ -118,17 +118,17 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
 # those left NA are named in a warning.
 report_extended_covariance <- function(fit, control) {
   se2 <- diag(as.matrix(fit$extended$vcov_full))
-  bad <- names(se2)[is.na(se2) | se2 < 0]
+  bad <- names(se2)[is.na(se2)]
   if (!length(bad)) return(invisible(NULL))
   why <- if (isFALSE(control$calc.derivs)) {
     "calc.derivs = FALSE, so the Hessian of the deviance was not computed"
   } else if (!is.null(fit$optinfo$hessian_problem)) {
     fit$optinfo$hessian_problem
   } else {
-    "the Hessian of the deviance over all parameters cannot be inverted"
+    paste("the Hessian of the deviance over all parameters cannot be inverted or is not",
+          "positive definite along them (a coefficient running off to infinity)")
   }
-  warning("standard errors are not available (NA or a negative variance) for ",
-          paste(bad, collapse = ", "),
+  warning("standard errors are not available (NA) for ", paste(bad, collapse = ", "),
           ": ", why, call. = FALSE)
   invisible(NULL)
 }
@@ -291,6 +291,11 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     family <- nb_family(theta_nb, family$link)
   }
   fit <- glmm_object(mc, inputs, reduced, family, nAGQ, control, scale_free = TRUE)
+  # The joint stage ran the engine's quasi-Newton search with the exact
+  # gradient (src/rust/fit/laplace_gradient.rs), not the control's BOBYQA.
+  if (startsWith(as.character(fit$optinfo$message), "quasi-Newton")) {
+    fit$optinfo$optimizer[length(fit$optinfo$optimizer)] <- "BFGS"
+  }
   extra <- raw$extra
   b_disp <- if (kd > 0L) stats::setNames(extra[seq_len(kd)], colnames(disp$X))
   b_zi <- if (kz > 0L) stats::setNames(extra[kd + seq_len(kz)], colnames(zi$X))
@@ -336,6 +341,12 @@ extended_covariance <- function(H, nth, kd, kz, p, cond_names, disp_names,
   idx_b <- nth + kd + kz + seq_len(p)
   inv <- if (is.null(H)) NULL else tryCatch(solve(H), error = function(e) NULL)
   V <- if (is.null(inv)) matrix(NA_real_, k, k) else inv + t(inv)
+  # A negative variance (a Hessian that is not positive definite along a
+  # coefficient whose curvature is below its numerical noise) is no variance:
+  # its row and column are NA, named by report_extended_covariance().
+  neg <- which(diag(V) < 0)
+  V[neg, ] <- NA_real_
+  V[, neg] <- NA_real_
   order <- c(idx_b, idx_z, idx_d)
   labels <- c(paste0("cond.", cond_names), if (kz) paste0("zi.", zi_names),
               if (kd) paste0("disp.", disp_names))

@@ -81,7 +81,13 @@
 #'   `betabinomial` the same for the success probability of
 #'   `cbind(successes, failures)`, `gaussian` variance `phi`, `Gamma` shape
 #'   `phi`. Results follow glmmTMB: `fixef()` has components `cond`, `zi`
-#'   and `disp`.
+#'   and `disp`. With the default optimizer (`"bobyqa"`) and unstructured
+#'   random-effects terms (up to 1500 random effects), the joint stage is a
+#'   quasi-Newton (BFGS) search with the exact gradient of the Laplace
+#'   criterion, as glmmTMB's `nlminb` with TMB's gradient, and the standard
+#'   errors come from differences of that gradient (`optinfo$optimizer`
+#'   then says `"BFGS"`); otherwise BOBYQA (or Nelder-Mead) and the
+#'   criterion's own second differences.
 #' @param devFunOnly Logical: return the deviance function instead of
 #'   fitting, as `lme4::glmer(devFunOnly = TRUE)`: for `nAGQ = 0` a function
 #'   of the covariance parameters `theta` (the fixed effects found inside

@@ -242,7 +242,21 @@ family_fit_cache <- new.env(parent = emptyenv())
 mixedrs_fit <- function(case) {
   key <- case$name
   if (!is.null(family_fit_cache[[key]])) return(family_fit_cache[[key]])
-  fit <- suppressMessages(eval(case_call(case, "mixedrs"), case_env(case)))
+  # Salamanders zi ~spp has zero-inflation coefficients that run off to
+  # -infinity (species without zero inflation): the curvature along them is
+  # below the Hessian's numerical noise, so their standard errors may come out
+  # NA with a warning naming them (glmmTMB reports thousands; neither value
+  # means anything, and the side-by-side tests do not compare them). Only that
+  # warning, and only for the coefficients glmmTMB gives SEs above 100, is let
+  # through here; any other warning still reaches the test.
+  unidentified <- function(w) {
+    grepl("^standard errors are not available", conditionMessage(w)) &&
+      grepl("zi ~spp", key, fixed = TRUE) &&
+      grepl("for zi\\.spp(EC-L|DES-L)(, zi\\.spp(EC-L|DES-L))?:", conditionMessage(w))
+  }
+  fit <- withCallingHandlers(
+    suppressMessages(eval(case_call(case, "mixedrs"), case_env(case))),
+    warning = function(w) if (unidentified(w)) invokeRestart("muffleWarning"))
   family_fit_cache[[key]] <- fit
   fit
 }

@@ -205,7 +205,12 @@ test_that("coef() is glmmTMB's list of components", {
       expect_close(as.matrix(ours$cond[[g]]), as.matrix(ref$cond[[g]]), rel = 1e-3, abs = 1e-6,
                    info = nm)
     }
-    expect_same_layout(capture.output(print(ours)), capture.output(print(ref)), rel_tol = 2e-3)
+    # The layout: glmmTMB's object holding our values prints as ours does (how
+    # many digits R shows depends on the last digits of the values, which the
+    # two fits share only to the tolerance above).
+    ref_ours <- ref
+    for (g in names(ref$cond)) ref_ours$cond[[g]][] <- ours$cond[[g]]
+    expect_identical(capture.output(print(ours)), capture.output(print(ref_ours)), info = nm)
   }
   expect_error(coef(pairs$zinb$fit, condVar = TRUE), "not available")
   expect_error(coef(pairs$zinb$ref, condVar = TRUE), "not \\(yet\\) available")

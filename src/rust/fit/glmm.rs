@@ -429,7 +429,13 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             self.pirls.eta_start.copy_from_slice(&self.pirls.eta);
             let mut pars = theta.clone();
             if ne > 0 {
-                let extra = self.optimize_extra(&theta, &beta0, progress)?;
+                // The quasi-Newton stage with the exact gradient moves the extra parameters
+                // well from their start; BOBYQA needs them searched first.
+                let extra = if self.quasi_newton_stage(opts) {
+                    self.response.extra().values().to_vec()
+                } else {
+                    self.optimize_extra(&theta, &beta0, progress)?
+                };
                 pars.extend_from_slice(&extra);
             }
             pars.extend_from_slice(&beta0);

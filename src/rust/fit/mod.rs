@@ -5,6 +5,7 @@
 //! metric and finite-difference derivatives ([`stage2`]), and the Gauss–Hermite rules of AGQ
 //! ([`quadrature`]).
 pub mod glmm;
+mod laplace_gradient;
 pub mod lmm;
 pub mod pirls;
 pub mod pls;

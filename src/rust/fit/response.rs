@@ -496,6 +496,86 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// For an extended family, observation `i`'s current `(log φᵢ, logit πᵢ)` (0 for a part the
+    /// family does not have).
+    pub(super) fn row_parts(&self, i: usize) -> (f64, f64) {
+        let log_phi = self.extra.phi.get(i).map_or(0.0, |p| p.ln());
+        let zi_logit = match (self.extra.log_zi.get(i), self.extra.log_not_zi.get(i)) {
+            (Some(lz), Some(lnz)) => lz - lnz,
+            _ => 0.0,
+        };
+        (log_phi, zi_logit)
+    }
+
+    /// The mean-side pieces of a row at linear predictor `eta`: `(μ, dμ/dη, d²μ/dη²)`, or
+    /// `None` where η or μ is invalid for the family.
+    pub(super) fn row_mean(&self, eta: f64) -> Option<(f64, f64, f64)> {
+        let ResponseFamily::Extended(fam) = &self.family else {
+            return None;
+        };
+        let (mu, mu_eta) = self.link.linkinv_mu_eta(eta);
+        (self.link.valid_eta(eta) && fam.density.valid_mu(mu))
+            .then(|| (mu, mu_eta, self.link.mu_eta_deriv(eta)))
+    }
+
+    /// The dispersion-side pieces of row `i` at `log φ`: `(φ, the part of ℓᵢ that depends on φ
+    /// alone)` (`(1, 0)` without a dispersion).
+    pub(super) fn row_dispersion(&self, i: usize, log_phi: f64) -> (f64, f64) {
+        match &self.family {
+            ResponseFamily::Extended(fam) if fam.disp.is_some() => {
+                let phi = log_phi.exp();
+                let c = fam
+                    .density
+                    .dispersion_constant(self.y[i], phi, self.n_trials[i]);
+                (phi, c)
+            }
+            _ => (1.0, 0.0),
+        }
+    }
+
+    /// `(log π, log(1 − π))` at the zero-inflation logit `zi_logit`.
+    pub(super) fn zero_inflation_logs(zi_logit: f64) -> (f64, f64) {
+        let lz = -log_add_exp(0.0, -zi_logit);
+        (lz, lz - zi_logit)
+    }
+
+    /// For an extended family, observation `i`'s `aᵢℓᵢ`, its η-derivative and its observed
+    /// information `−∂²(aᵢℓᵢ)/∂η²` from the pieces of its three predictors ([`Self::row_mean`],
+    /// [`Self::row_dispersion`], [`Self::zero_inflation_logs`], read only when the family has
+    /// that part): the row's likelihood as a function of η, log φ and logit π, formed from
+    /// scratch (the gradient of the Laplace criterion differentiates it).
+    pub(super) fn row_terms(
+        &self,
+        i: usize,
+        (mu, mu_eta, d2mu): (f64, f64, f64),
+        (phi, phi_constant): (f64, f64),
+        (lz, lnz): (f64, f64),
+    ) -> Option<(f64, f64, f64)> {
+        let ResponseFamily::Extended(fam) = &self.family else {
+            return None;
+        };
+        let (y, n) = (self.y[i], self.n_trials[i]);
+        let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
+        let d = fam.density.varying_with(y, logs, mu, phi, n, true);
+        let mut value = d.value + self.extra.fixed_constant.get(i).copied()? + phi_constant;
+        let mut g = d.d1 * mu_eta;
+        let mut l2 = d.d2 * mu_eta * mu_eta + d.d1 * d2mu;
+        if fam.zi.is_some() {
+            if y > 0.0 {
+                value += lnz;
+            } else {
+                let total = log_add_exp(lz, lnz + value);
+                let r = (lnz + value - total).exp();
+                let g0 = g;
+                g = r * g0;
+                l2 = r * (g0 * g0 + l2) - g * g;
+                value = total;
+            }
+        }
+        let a = self.prior_w[i];
+        Some((a * value, a * g, -a * l2))
+    }
+
     /// The deviance term of observation `i` at mean `mu` (linear predictor `eta`): lme4's
     /// `wᵢ d(yᵢ, μ)`, or `−2 aᵢ ℓᵢ` for an extended family.
     #[inline]

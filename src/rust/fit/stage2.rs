@@ -8,10 +8,11 @@
 //! Hessian of the criterion at the optimum (for the convergence check and the standard errors)
 //! are central differences in the same coordinates, mapped back exactly; the difference points
 //! are evaluated from the optimum's modes, shared out over threads when there are several.
-use super::glmm::{run_stage, GeneralizedLinearMixedModel, StageOptimizer};
+use super::glmm::{run_stage, GeneralizedLinearMixedModel, GlmmOptions, StageOptimizer};
+use super::laplace_gradient::GradientSearch;
 use super::pirls::WarmStart;
 use super::quadrature::GaussHermite;
-use crate::error::Result;
+use crate::error::{MixedError, Result};
 use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
 use faer::Par;
 
@@ -28,6 +29,18 @@ const FD_STEP_TOL: f64 = 1e-12;
 /// `h = 0.01`, about `h² f''''/12`, is far below the accuracy SEs need, so Richardson
 /// extrapolation over `h` and `2h` (measured: the same SEs) is not worth twice the evaluations.
 const FD_WHITENED_STEP: f64 = 1e-2;
+/// Step (whitened units, about one standard error each) of the central differences of the
+/// exact gradient that give the Hessian: the truncation error is about `h²/6` of the third
+/// derivative, the gradient's own error (~1e-10) is divided by `2h`.
+const GRADIENT_FD_STEP: f64 = 1e-3;
+/// The quasi-Newton stage 2 stops when every free component of the deviance's gradient in
+/// the whitened coordinates (per standard error) is below this.
+const QN_GRADIENT_TOL: f64 = 1e-6;
+/// A diagonal element of a `T` below this many of its scale units at the end of the
+/// quasi-Newton search is checked by a step of one unit away from 0 ...
+const QN_ZERO_THETA: f64 = 1e-3;
+/// ... and the search restarts from there at most this often.
+const QN_ESCAPES: usize = 3;
 /// How often the step is reduced when PIRLS fails at some difference point, and by how much.
 const FD_RETRIES: usize = 3;
 const FD_RETRY_FACTOR: f64 = 4.0;
@@ -142,6 +155,18 @@ impl Stage2Metric {
             }
         }
         (gradient, hess)
+    }
+
+    /// `Tᵀ g` for a gradient `g` over `x` (`T = dx/dy`): the gradient over `y`.
+    fn gradient_to_whitened(&self, g: &[f64]) -> Vec<f64> {
+        let nth = g.len() - self.p;
+        let mut out: Vec<f64> = (0..nth).map(|k| self.theta_scale[k] * g[k]).collect();
+        let gb = &g[nth..];
+        for j in 0..self.p {
+            let col = &self.m[j * self.p..(j + 1) * self.p];
+            out.push((j..self.p).map(|i| col[i] * gb[i]).sum());
+        }
+        out
     }
 
     /// `x = center + (y_θ, M y_β)`; the last `p` elements are β.
@@ -317,6 +342,11 @@ impl GeneralizedLinearMixedModel<'_> {
             .collect();
         let bounds = (lower, upper);
         let zero = vec![0.0; center.len()];
+        if rule.is_none() && optimizer == StageOptimizer::Bobyqa && self.quasi_newton_possible() {
+            if let Some(summary) = self.quasi_newton_search(center, metric, progress)? {
+                return Ok(summary);
+            }
+        }
         let mut summary = {
             let mut obj = Stage2 {
                 model: &mut *self,
@@ -335,6 +365,113 @@ impl GeneralizedLinearMixedModel<'_> {
         summary.start = center.to_vec();
         summary.lower = lower_theta;
         Ok(summary)
+    }
+
+    /// Whether stage 2 (with `opts`) is the quasi-Newton search with the exact gradient
+    /// (otherwise BOBYQA or Nelder-Mead): the default optimizer, the Laplace approximation, a
+    /// family with its own parameters and only unstructured terms.
+    pub(super) fn quasi_newton_stage(&self, opts: &GlmmOptions) -> bool {
+        opts.n_agq == 1
+            && opts.optimizers[1] == StageOptimizer::Bobyqa
+            && self.quasi_newton_possible()
+    }
+
+    fn quasi_newton_possible(&self) -> bool {
+        self.has_laplace_gradient() && self.re.all_unstructured()
+    }
+
+    /// Stage 2 by the quasi-Newton search with the exact gradient
+    /// ([`Self::gradient_search`]) in the same whitened coordinates BOBYQA would use; `None`
+    /// when it does not converge (BOBYQA then searches from the start as usual) or some term
+    /// is structured.
+    ///
+    /// The search is unbounded: for unstructured terms the deviance is unchanged when a column
+    /// of a `T` changes sign, so the lower bound 0 of its diagonal only picks one of equivalent
+    /// points (the signs are normalized at the end). Enforcing it would be harmful: the
+    /// gradient along a scalar term's θ vanishes at 0 by that symmetry, so a step clipped onto
+    /// the bound would look stationary even where the deviance falls away from it.
+    fn quasi_newton_search(
+        &mut self,
+        center: &[f64],
+        metric: &Stage2Metric,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<Option<OptSummary>> {
+        let k = center.len();
+        let lower = vec![f64::NEG_INFINITY; k];
+        let upper = vec![f64::INFINITY; k];
+        let nth = self.re.n_par();
+        let to_x = |y: &[f64]| {
+            let mut x = vec![0.0; k];
+            metric.apply(center, y, &mut x);
+            x
+        };
+        let to_y = |g: &[f64]| metric.gradient_to_whitened(g);
+        // Diagonal elements of the T's: where one is 0 its gradient vanishes by the sign
+        // symmetry, and the family's own parameters can make 0 a local minimum (a dispersion
+        // that absorbs the groups' variation: epil's nbinom2 fit has one at θ = 0, 28 units of
+        // deviance above the optimum at θ = 1.65). An end with such an element at 0 is checked
+        // by a second search from lme4's start for it (θ = 1), the better end kept.
+        let diagonal: Vec<usize> = (0..nth)
+            .filter(|&j| self.re.theta_pos[j].row == self.re.theta_pos[j].col)
+            .collect();
+        let mut run = |model: &mut Self, start: &[f64]| -> Result<Option<GradientSearch>> {
+            match model.gradient_search(
+                start,
+                (&lower, &upper),
+                &to_x,
+                &to_y,
+                QN_GRADIENT_TOL,
+                progress,
+            ) {
+                Ok(s) if s.converged => Ok(Some(s)),
+                Ok(_) => Ok(None),
+                Err(MixedError::Optimizer(m)) if m.contains("interrupted") => {
+                    Err(MixedError::Optimizer(m))
+                }
+                Err(_) => Ok(None),
+            }
+        };
+        let Some(mut best) = run(self, &vec![0.0; k])? else {
+            return Ok(None);
+        };
+        let mut evaluations = best.evaluations;
+        for _ in 0..QN_ESCAPES {
+            let x = to_x(&best.y);
+            let Some(&j) = diagonal
+                .iter()
+                .find(|&&j| x[j].abs() < QN_ZERO_THETA * metric.theta_scale[j])
+            else {
+                break;
+            };
+            let mut from = best.y.clone();
+            from[j] = (1.0 - center[j]) / metric.theta_scale[j];
+            if let Some(other) = run(self, &from)? {
+                evaluations += other.evaluations;
+                if other.f < best.f - 1e-8 * best.f.abs().max(1.0) {
+                    best = other;
+                    continue;
+                }
+            }
+            break;
+        }
+        let search = best;
+        let mut pars = to_x(&search.y);
+        self.re.normalize_par_signs(&mut pars[..nth]);
+        let f = self.objective_theta_beta(&pars, None)?;
+        Ok(Some(OptSummary {
+            start: center.to_vec(),
+            lower: self.re.par_lower(),
+            upper: self.re.par_upper(),
+            theta: pars,
+            fmin: f.min(search.f),
+            feval: evaluations,
+            code: 0,
+            message: "quasi-Newton (BFGS) with the exact gradient of the Laplace deviance: \
+                      converged"
+                .into(),
+            starts_tried: 1,
+            ..OptSummary::default()
+        }))
     }
 
     /// Finite-difference gradient and Hessian of the stage-2 criterion at `pars` (where the
@@ -362,6 +499,17 @@ impl GeneralizedLinearMixedModel<'_> {
         metric: &Stage2Metric,
     ) -> Derivatives {
         let k = pars.len();
+        if rule.is_none() && self.has_laplace_gradient() {
+            // Where the Hessian is not positive definite (a coefficient on its way to ±∞ has a
+            // curvature below the differences' noise), the criterion's own second differences
+            // decide, as without the gradient.
+            if let Some(d) = self.gradient_derivatives(pars, metric) {
+                let mut h = d.hessian.clone();
+                if crate::small::chol_lower(&mut h, k).is_some() {
+                    return d;
+                }
+            }
+        }
         let start = self.pirls.warm_start();
         let saved_tol = self.pirls.step_tol;
         self.pirls.step_tol = FD_STEP_TOL;
@@ -413,6 +561,58 @@ impl GeneralizedLinearMixedModel<'_> {
                 )),
             },
         }
+    }
+
+    /// The gradient at `pars` and the Hessian as central differences of the exact gradient
+    /// ([`Self::laplace_gradient`]) in the whitened coordinates of `metric`: `2k` gradients
+    /// instead of the `2k²` criterion values of second differences. `None` when the gradient
+    /// fails at some point (the caller differences the criterion instead).
+    fn gradient_derivatives(&mut self, pars: &[f64], metric: &Stage2Metric) -> Option<Derivatives> {
+        let k = pars.len();
+        let start = self.pirls.warm_start();
+        let saved_tol = self.pirls.step_tol;
+        self.pirls.step_tol = FD_STEP_TOL;
+        let at = |model: &mut Self, y: &[f64]| -> Option<Vec<f64>> {
+            let mut x = vec![0.0; k];
+            metric.apply(pars, y, &mut x);
+            model.pirls.restore(&start);
+            let (_, g) = model.laplace_gradient(&x).ok()?;
+            g.iter()
+                .all(|v| v.is_finite())
+                .then(|| metric.gradient_to_whitened(&g))
+        };
+        let result = (|| {
+            let gy = at(self, &vec![0.0; k])?;
+            let mut hy = vec![0.0; k * k];
+            for c in 0..k {
+                let mut y = vec![0.0; k];
+                y[c] = GRADIENT_FD_STEP;
+                let up = at(self, &y)?;
+                y[c] = -GRADIENT_FD_STEP;
+                let down = at(self, &y)?;
+                for r in 0..k {
+                    hy[c * k + r] = (up[r] - down[r]) / (2.0 * GRADIENT_FD_STEP);
+                }
+            }
+            for c in 0..k {
+                for r in 0..c {
+                    let v = 0.5 * (hy[c * k + r] + hy[r * k + c]);
+                    hy[c * k + r] = v;
+                    hy[r * k + c] = v;
+                }
+            }
+            Some((gy, hy))
+        })();
+        self.pirls.step_tol = saved_tol;
+        self.pirls.restore(&start);
+        let _ = self.objective_theta_beta(pars, None);
+        let (gy, hy) = result?;
+        let (gradient, hessian) = metric.to_original(&gy, &hy);
+        Some(Derivatives {
+            gradient,
+            hessian,
+            problem: None,
+        })
     }
 
     /// The stage-2 criterion at each of `points` (NaN where PIRLS fails), each PIRLS run

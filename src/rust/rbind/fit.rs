@@ -147,6 +147,34 @@ fn glmm_extended_fit_rs(
     )
 }
 
+/// The Laplace deviance of a GLMM with one of glmmTMB's families (arguments as
+/// `glmm_extended_fit_rs`) at `pars = (par, extra, beta)` and its exact gradient:
+/// `list(deviance, gradient)`.
+/// @noRd
+#[extendr]
+fn glmm_laplace_gradient_rs(
+    model: ModelInputs,
+    family: ExtendedFamilyInput,
+    n_trials: Robj,
+    eta_start: Robj,
+    pars: Robj,
+) -> Result<Robj> {
+    let ExtendedFamilyInput { family, start } = family;
+    let mut glmm = GeneralizedLinearMixedModel::with_family(
+        model.spec()?,
+        ResponseFamily::Extended(family),
+        doubles(&n_trials, "n_trials")?.to_vec(),
+        doubles(&eta_start, "eta_start")?.to_vec(),
+        crate::glmm::PirlsOptions::default(),
+        faer::Par::Seq,
+    )?;
+    if !start.is_empty() {
+        glmm.set_extra_start(&start)?;
+    }
+    let (f, g) = glmm.laplace_gradient(doubles(&pars, "pars")?)?;
+    Ok(list!(deviance = f, gradient = g).into())
+}
+
 /// The fit behind both entry points: `starts` are θ's and β's (`NULL`: the engine's) and the
 /// extra parameters' (empty: zeros).
 #[allow(clippy::too_many_arguments)]
@@ -189,4 +217,5 @@ extendr_module! {
     fn covariance_layout_rs;
     fn glmm_fit_rs;
     fn glmm_extended_fit_rs;
+    fn glmm_laplace_gradient_rs;
 }

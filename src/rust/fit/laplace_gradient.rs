@@ -1,0 +1,531 @@
+//! The exact gradient of the Laplace deviance of a GLMM whose family has its own parameters
+//! (glmmTMB's families, zero inflation, dispersion models; the observed-information Laplace
+//! approximation TMB uses), with respect to every parameter `ψ = (par, extra, β)`.
+//!
+//! With `A = ZΛ` (rows `Aᵢ`), the spherical modes `û` of the random effects, the per-row
+//! log-likelihood `aᵢℓᵢ(ηᵢ, ρᵢ)` (`ρᵢ` the row's log dispersion and zero-inflation logit), its
+//! η-derivative `sᵢ`, observed information `wᵢ = −∂sᵢ/∂ηᵢ` and `w′ᵢ = ∂wᵢ/∂ηᵢ`,
+//!
+//! ```text
+//!   D(ψ) = −2 Σ aᵢℓᵢ + ‖û‖² + log|H|,   H = I + Aᵀ W A,   û = Aᵀ s (the mode).
+//! ```
+//!
+//! The first two terms are stationary in `u` at `û`, so only their explicit dependence counts;
+//! `log|H|` moves with `ψ` directly and through `û` (`dû = H⁻¹ [Aᵀ(−W dη₀ + ∂s/∂ρ dρ) + dΛᵀZᵀs]`,
+//! `dη₀` the change of η at fixed `u`). With the leverages `cᵢ = Aᵢ H⁻¹ Aᵢᵀ`,
+//! `r = H⁻¹ Aᵀ(c ⊙ w′)` (one solve carries every parameter's path through `û`) and `t = A r`:
+//!
+//! ```text
+//!   ∂D/∂β_j  = Σᵢ X_ij (−2sᵢ + cᵢw′ᵢ − wᵢtᵢ)
+//!   ∂D/∂b_e  = Σᵢ D_ie (−2 ∂(aℓ)ᵢ/∂ρᵢ + cᵢ ∂wᵢ/∂ρᵢ + tᵢ ∂sᵢ/∂ρᵢ)      (D the part's design)
+//!   ∂D/∂θ_k  = Σᵢ [(−2sᵢ + cᵢw′ᵢ − wᵢtᵢ) z̃ᵢ,ᵣ ûᵢ,꜀ + sᵢ z̃ᵢ,ᵣ rᵢ,꜀ + 2 wᵢ z̃ᵢ,ᵣ (H⁻¹Aᵢᵀ)ᵢ,꜀]
+//! ```
+//!
+//! where `θ_k` sits at row `r`, column `c` of its block's `T` and `z̃ᵢ,ᵣ`, `ûᵢ,꜀`, `rᵢ,꜀`,
+//! `(H⁻¹Aᵢᵀ)ᵢ,꜀` are read at observation `i`'s level of that block; the covariance parameters
+//! `par` of structured terms follow by the chain rule through `θ(par)`. The row derivatives
+//! in `η` and `ρ` (third derivatives of `ℓ` included) are central differences of
+//! [`Response::row_terms`] (about 1e-9 relative, see [`ROW_STEP`]): exact enough for a
+//! gradient, and valid for every density, link and zero-inflation mixture without a third
+//! derivative written out for each.
+//!
+//! `H` is formed and inverted densely (`q × q`, `q` the number of random effects), so the
+//! gradient is offered only up to [`MAX_DENSE_RANDOM`] random effects.
+use super::glmm::GeneralizedLinearMixedModel;
+use super::response::{Response, ResponseFamily};
+use crate::error::{invalid, MixedError, Result};
+use crate::linpred;
+use crate::optim::Stop;
+use crate::spec::ModelSpec;
+use crate::terms::ReStructure;
+use faer::linalg::solvers::DenseSolveCore;
+use faer::{Mat, Side};
+
+/// Largest number of random effects for which the gradient is formed (dense `q × q` algebra).
+pub const MAX_DENSE_RANDOM: usize = 1500;
+
+/// Step of the row differences in η, log φ and logit π (relative to the value, at least 1): the
+/// truncation error `h² f‴/6` (about 2e-9 relative) is a smooth function of the parameters, so
+/// it also cancels from the differences of the gradient that give the Hessian; rounding
+/// (about `1e-16/h`) stays far below it.
+const ROW_STEP: f64 = 1e-4;
+
+/// The derivatives of one row's likelihood needed by the gradient.
+#[derive(Debug, Clone, Copy, Default)]
+struct RowDerivatives {
+    /// `∂(aℓ)/∂η`.
+    s: f64,
+    /// `−∂²(aℓ)/∂η²`.
+    w: f64,
+    /// `∂w/∂η`.
+    w_eta: f64,
+    /// For the dispersion (0) and zero-inflation (1) predictors: `∂(aℓ)/∂ρ`, `∂s/∂ρ`, `∂w/∂ρ`.
+    l_rho: [f64; 2],
+    s_rho: [f64; 2],
+    w_rho: [f64; 2],
+}
+
+/// Central difference of `f` at 0 with step `h`: `f′(0) + O(h²)`.
+fn derivative(f: &mut dyn FnMut(f64) -> Option<[f64; 3]>, h: f64) -> Option<[f64; 3]> {
+    let (p, m) = (f(h)?, f(-h)?);
+    Some([0, 1, 2].map(|k| (p[k] - m[k]) / (2.0 * h)))
+}
+
+/// Row `i`'s derivatives at its current predictors (`eta`, and the response's φᵢ, πᵢ). The
+/// pieces of each predictor are formed once per value (the differences along one predictor
+/// reuse the others').
+fn row_derivatives(
+    response: &Response<'_>,
+    i: usize,
+    eta: f64,
+    parts: [bool; 2],
+) -> Option<RowDerivatives> {
+    let (log_phi, zi_logit) = response.row_parts(i);
+    let mean = response.row_mean(eta)?;
+    let disp = response.row_dispersion(i, log_phi);
+    let zi = Response::zero_inflation_logs(zi_logit);
+    let (_, s, w) = response.row_terms(i, mean, disp, zi)?;
+    let mut out = RowDerivatives {
+        s,
+        w,
+        ..Default::default()
+    };
+    let h = ROW_STEP * eta.abs().max(1.0);
+    let along_eta = derivative(
+        &mut |d| {
+            let m = response.row_mean(eta + d)?;
+            response
+                .row_terms(i, m, disp, zi)
+                .map(|(_, _, w)| [w, 0.0, 0.0])
+        },
+        h,
+    )?;
+    out.w_eta = along_eta[0];
+    for (k, &present) in parts.iter().enumerate() {
+        if !present {
+            continue;
+        }
+        let base = if k == 0 { log_phi } else { zi_logit };
+        let h = ROW_STEP * base.abs().max(1.0);
+        let d = derivative(
+            &mut |d| {
+                let (dp, z) = if k == 0 {
+                    (response.row_dispersion(i, log_phi + d), zi)
+                } else {
+                    (disp, Response::zero_inflation_logs(zi_logit + d))
+                };
+                response
+                    .row_terms(i, mean, dp, z)
+                    .map(|(v, s, w)| [v, s, w])
+            },
+            h,
+        )?;
+        out.l_rho[k] = d[0];
+        out.s_rho[k] = d[1];
+        out.w_rho[k] = d[2];
+    }
+    Some(out)
+}
+
+/// The random effects as one dense vector: block `b`, level `l`, column `c` at
+/// `offset[b] + l q_b + c` (each block level-major, as [`linpred::split_blocks`] lays them out).
+struct DenseLayout {
+    offset: Vec<usize>,
+    q: usize,
+    /// Entries per row of `A` (every row has one level of every block: `Σ_b q_b`).
+    per_row: usize,
+}
+
+impl DenseLayout {
+    fn new(re: &ReStructure) -> Self {
+        let mut offset = Vec::with_capacity(re.blocks.len());
+        let mut q = 0;
+        let mut per_row = 0;
+        for b in &re.blocks {
+            offset.push(q);
+            q += b.n_levels * b.q;
+            per_row += b.q;
+        }
+        Self { offset, q, per_row }
+    }
+}
+
+/// Rows of `A = ZΛ` and of `Z` in the dense layout: for row `i`, `per_row` indices (shared by
+/// both) and values.
+struct DesignRows {
+    index: Vec<usize>,
+    a: Vec<f64>,
+    z: Vec<f64>,
+}
+
+fn design_rows(
+    spec: &ModelSpec<'_>,
+    re: &ReStructure,
+    lambda: &[Vec<f64>],
+    layout: &DenseLayout,
+) -> DesignRows {
+    let n = spec.n;
+    let m = layout.per_row;
+    let mut index = vec![0usize; n * m];
+    let mut a = vec![0.0; n * m];
+    let mut z = vec![0.0; n * m];
+    let mut start = 0;
+    for (b, block) in re.blocks.iter().enumerate() {
+        let q = block.q;
+        let levels = &spec.terms[block.terms[0]].levels;
+        let t = &lambda[b];
+        for (i, &level) in levels.iter().enumerate() {
+            let row = i * m + start;
+            let base = layout.offset[b] + level as usize * q;
+            for c in 0..q {
+                index[row + c] = base + c;
+            }
+            for (&term, &off) in block.terms.iter().zip(&block.term_col_offset) {
+                let spec_term = &spec.terms[term];
+                for k in 0..spec_term.q {
+                    z[row + off + k] = spec_term.z[k * n + i];
+                }
+            }
+            // (Z Λ)ᵢ at column c: Σ_{r ≥ c} z̃ᵢ,ᵣ T[r, c].
+            for c in 0..q {
+                let mut v = 0.0;
+                for r in c..q {
+                    v += z[row + r] * t[c * q + r];
+                }
+                a[row + c] = v;
+            }
+        }
+        start += q;
+    }
+    DesignRows { index, a, z }
+}
+
+impl GeneralizedLinearMixedModel<'_> {
+    /// Whether [`Self::laplace_gradient`] is available: a family with its own parameters and
+    /// the observed-information Laplace approximation, at most [`MAX_DENSE_RANDOM`] random
+    /// effects.
+    pub fn has_laplace_gradient(&self) -> bool {
+        let observed = match self.response.family() {
+            ResponseFamily::Extended(f) => f.laplace == super::response::LaplaceWeights::Observed,
+            ResponseFamily::Glm(_) => false,
+        };
+        observed && DenseLayout::new(&self.re).q <= MAX_DENSE_RANDOM
+    }
+
+    /// The Laplace deviance at `pars = (par, extra, β)` and its gradient (see the module docs).
+    /// The model is left at the modes of `pars`.
+    pub fn laplace_gradient(&mut self, pars: &[f64]) -> Result<(f64, Vec<f64>)> {
+        if !self.has_laplace_gradient() {
+            return invalid(
+                "the exact gradient of the Laplace deviance is available only for families \
+                 with their own parameters (observed-information Laplace) and at most \
+                 1500 random effects",
+            );
+        }
+        let f = self.objective_theta_beta(pars, None)?;
+        let spec = &self.spec;
+        let re = &self.re;
+        let n = spec.n;
+        let p = spec.p;
+        let nth_par = re.n_par();
+        let ne = self.n_extra();
+        let layout = DenseLayout::new(re);
+        let (q, m) = (layout.q, layout.per_row);
+        let rows = design_rows(spec, re, &self.pirls.lambda, &layout);
+        let u: Vec<f64> = linpred::split_blocks(
+            re,
+            &self.pirls.joint_cp.layout,
+            &self.pirls.u1,
+            &self.pirls.u2,
+        )
+        .concat();
+        let ResponseFamily::Extended(fam) = self.response.family() else {
+            unreachable!("checked by has_laplace_gradient")
+        };
+        let parts = [fam.disp.is_some(), fam.zi.is_some()];
+        let mut rd = Vec::with_capacity(n);
+        for i in 0..n {
+            match row_derivatives(&self.response, i, self.pirls.eta[i], parts) {
+                Some(d) => rd.push(d),
+                None => return invalid("the gradient's row derivatives are not finite"),
+            }
+        }
+        // H = I + Aᵀ W A, densely.
+        let mut h = vec![0.0; q * q];
+        for (i, d) in rd.iter().enumerate() {
+            let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
+            let w = d.w;
+            for x in 0..m {
+                let wa = w * a[x];
+                for y in 0..m {
+                    h[idx[y] * q + idx[x]] += wa * a[y];
+                }
+            }
+        }
+        for k in 0..q {
+            h[k * q + k] += 1.0;
+        }
+        let hm = Mat::<f64>::from_fn(q, q, |r, c| h[c * q + r]);
+        let llt = hm
+            .llt(Side::Lower)
+            .map_err(|_| crate::error::MixedError::Pirls("H is not positive definite".into()))?;
+        let hinv = llt.inverse();
+        // Leverages and the one solve for the paths through û.
+        let mut c = vec![0.0; n];
+        let mut atv = vec![0.0; q];
+        for i in 0..n {
+            let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
+            let mut ci = 0.0;
+            for x in 0..m {
+                let mut row = 0.0;
+                for y in 0..m {
+                    row += hinv[(idx[x], idx[y])] * a[y];
+                }
+                ci += a[x] * row;
+            }
+            c[i] = ci;
+            let v = ci * rd[i].w_eta;
+            for x in 0..m {
+                atv[idx[x]] += a[x] * v;
+            }
+        }
+        let r: Vec<f64> = (0..q)
+            .map(|x| (0..q).map(|y| hinv[(x, y)] * atv[y]).sum())
+            .collect();
+        let t: Vec<f64> = (0..n)
+            .map(|i| {
+                let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
+                (0..m).map(|x| a[x] * r[idx[x]]).sum()
+            })
+            .collect();
+        // η-weights shared by β and θ: −2sᵢ + cᵢw′ᵢ − wᵢtᵢ.
+        let e: Vec<f64> = (0..n)
+            .map(|i| -2.0 * rd[i].s + c[i] * rd[i].w_eta - rd[i].w * t[i])
+            .collect();
+        let mut grad = vec![0.0; nth_par + ne + p];
+        for j in 0..p {
+            let col = &spec.x[j * n..(j + 1) * n];
+            grad[nth_par + ne + j] = col.iter().zip(&e).map(|(x, e)| x * e).sum();
+        }
+        let mut k0 = nth_par;
+        for (part, model) in [&fam.disp, &fam.zi].into_iter().enumerate() {
+            let Some(model) = model else { continue };
+            for col in 0..model.k {
+                let d = &model.x[col * n..(col + 1) * n];
+                grad[k0 + col] = (0..n)
+                    .map(|i| {
+                        let g = &rd[i];
+                        d[i] * (-2.0 * g.l_rho[part] + c[i] * g.w_rho[part] + t[i] * g.s_rho[part])
+                    })
+                    .sum();
+            }
+            k0 += model.k;
+        }
+        // θ: every element of every block's T.
+        let nth = re.theta_pos.len();
+        let mut gtheta = vec![0.0; nth];
+        let mut block_start = Vec::with_capacity(re.blocks.len());
+        let mut acc = 0;
+        for b in &re.blocks {
+            block_start.push(acc);
+            acc += b.q;
+        }
+        for (k, pos) in re.theta_pos.iter().enumerate() {
+            let (col_r, col_c) = (
+                block_start[pos.block] + pos.row,
+                block_start[pos.block] + pos.col,
+            );
+            let mut g = 0.0;
+            for i in 0..n {
+                let zr = rows.z[i * m + col_r];
+                if zr == 0.0 {
+                    continue;
+                }
+                let ic = rows.index[i * m + col_c];
+                let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
+                let hai: f64 = (0..m).map(|x| hinv[(ic, idx[x])] * a[x]).sum();
+                g += zr * (e[i] * u[ic] + rd[i].s * r[ic] + 2.0 * rd[i].w * hai);
+            }
+            gtheta[k] = g;
+        }
+        // par → θ by the chain rule (θ = par for unstructured terms).
+        if re.all_unstructured() {
+            grad[..nth_par].copy_from_slice(&gtheta);
+        } else {
+            let par = &pars[..nth_par];
+            for k in 0..nth_par {
+                let step = 1e-6 * par[k].abs().max(1e-3);
+                let mut up = par.to_vec();
+                let mut dn = par.to_vec();
+                up[k] += step;
+                dn[k] -= step;
+                let (tu, td) = (re.theta_of(&up), re.theta_of(&dn));
+                grad[k] = (0..nth)
+                    .map(|j| gtheta[j] * (tu[j] - td[j]) / (2.0 * step))
+                    .sum();
+            }
+        }
+        Ok((f, grad))
+    }
+}
+
+/// Largest number of quasi-Newton iterations of [`GeneralizedLinearMixedModel::gradient_search`].
+const QN_MAX_ITER: usize = 500;
+/// Largest step halvings of one line search.
+const QN_MAX_HALVINGS: usize = 40;
+
+/// Where the quasi-Newton search ended.
+pub(super) struct GradientSearch {
+    /// The point (whitened coordinates) and the criterion there.
+    pub(super) y: Vec<f64>,
+    pub(super) f: f64,
+    /// Criterion evaluations (each with its gradient).
+    pub(super) evaluations: usize,
+    /// Whether the projected gradient fell below the tolerance.
+    pub(super) converged: bool,
+}
+
+impl GeneralizedLinearMixedModel<'_> {
+    /// Minimizes the Laplace deviance over `y` within `[lower, upper]` (the whitened
+    /// coordinates of stage 2: `x = to_x(y)`, the gradient over `y` from `to_y_gradient`) by a
+    /// projected BFGS with the exact gradient ([`Self::laplace_gradient`]): a bound variable
+    /// whose gradient pushes outward stays on its bound (a covariance parameter at 0); the
+    /// others take the quasi-Newton direction, with a backtracking (Armijo) line search along
+    /// the projected path. Stops when every free component of the gradient is below `gtol`
+    /// (deviance units per standard error) or no step lowers the deviance any more.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gradient_search(
+        &mut self,
+        start: &[f64],
+        (lower, upper): (&[f64], &[f64]),
+        to_x: &dyn Fn(&[f64]) -> Vec<f64>,
+        to_y_gradient: &dyn Fn(&[f64]) -> Vec<f64>,
+        gtol: f64,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<GradientSearch> {
+        let k = start.len();
+        let clip = |y: &mut [f64]| {
+            for j in 0..k {
+                y[j] = y[j].max(lower[j]).min(upper[j]);
+            }
+        };
+        let mut evaluations = 0usize;
+        let mut eval = |model: &mut Self, y: &[f64]| -> Result<Option<(f64, Vec<f64>)>> {
+            evaluations += 1;
+            let x = to_x(y);
+            let out = match model.laplace_gradient(&x) {
+                Ok((f, g)) if f.is_finite() && g.iter().all(|v| v.is_finite()) => {
+                    Some((f, to_y_gradient(&g)))
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    model.record_failure(&e);
+                    None
+                }
+            };
+            let shown = out.as_ref().map_or(f64::INFINITY, |o| o.0);
+            if progress(evaluations, &x, shown) == Stop::Interrupt {
+                return Err(MixedError::Optimizer("interrupted by the user".into()));
+            }
+            Ok(out)
+        };
+        let mut y = start.to_vec();
+        clip(&mut y);
+        let Some((mut f, mut g)) = eval(self, &y)? else {
+            return invalid("the Laplace deviance or its gradient is not finite at the start");
+        };
+        // Inverse Hessian approximation, row-major k × k: the deviance's curvature is about 2
+        // per standard error² in these coordinates.
+        let mut hinv = vec![0.0; k * k];
+        let reset = |h: &mut Vec<f64>| {
+            h.iter_mut().for_each(|v| *v = 0.0);
+            for j in 0..k {
+                h[j * k + j] = 0.5;
+            }
+        };
+        reset(&mut hinv);
+        let mut converged = false;
+        for _ in 0..QN_MAX_ITER {
+            let active: Vec<bool> = (0..k)
+                .map(|j| (y[j] <= lower[j] && g[j] > 0.0) || (y[j] >= upper[j] && g[j] < 0.0))
+                .collect();
+            let pg: Vec<f64> = (0..k).map(|j| if active[j] { 0.0 } else { g[j] }).collect();
+            if pg.iter().all(|v| v.abs() < gtol) {
+                converged = true;
+                break;
+            }
+            let mut d: Vec<f64> = (0..k)
+                .map(|r| {
+                    if active[r] {
+                        0.0
+                    } else {
+                        -(0..k)
+                            .filter(|&c| !active[c])
+                            .map(|c| hinv[r * k + c] * pg[c])
+                            .sum::<f64>()
+                    }
+                })
+                .collect();
+            let slope: f64 = d.iter().zip(&pg).map(|(a, b)| a * b).sum();
+            if slope >= 0.0 || !slope.is_finite() {
+                reset(&mut hinv);
+                d = pg.iter().map(|v| -0.5 * v).collect();
+            }
+            let mut step = 1.0;
+            let mut accepted = None;
+            for _ in 0..QN_MAX_HALVINGS {
+                let mut trial: Vec<f64> = (0..k).map(|j| y[j] + step * d[j]).collect();
+                clip(&mut trial);
+                let decrease: f64 = (0..k).map(|j| g[j] * (trial[j] - y[j])).sum();
+                if decrease >= 0.0 {
+                    break;
+                }
+                if let Some((ft, gt)) = eval(self, &trial)? {
+                    if ft <= f + 1e-4 * decrease {
+                        accepted = Some((trial, ft, gt));
+                        break;
+                    }
+                }
+                step *= 0.5;
+            }
+            let Some((trial, ft, gt)) = accepted else {
+                // No step lowers the deviance: as far as rounding allows.
+                converged = pg.iter().all(|v| v.abs() < 1e3 * gtol);
+                break;
+            };
+            let s: Vec<f64> = (0..k).map(|j| trial[j] - y[j]).collect();
+            let yk: Vec<f64> = (0..k).map(|j| gt[j] - g[j]).collect();
+            let sy: f64 = s.iter().zip(&yk).map(|(a, b)| a * b).sum();
+            let small_change = (f - ft).abs() <= 1e-14 * f.abs().max(1.0);
+            (y, f, g) = (trial, ft, gt);
+            if sy > 1e-12 * s.iter().map(|v| v * v).sum::<f64>().sqrt() {
+                // BFGS update of the inverse: H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ.
+                let rho = 1.0 / sy;
+                let hy: Vec<f64> = (0..k)
+                    .map(|r| (0..k).map(|c| hinv[r * k + c] * yk[c]).sum())
+                    .collect();
+                let yhy: f64 = yk.iter().zip(&hy).map(|(a, b)| a * b).sum();
+                for r in 0..k {
+                    for c in 0..k {
+                        hinv[r * k + c] += -rho * (hy[r] * s[c] + s[r] * hy[c])
+                            + (rho * rho * yhy + rho) * s[r] * s[c];
+                    }
+                }
+            }
+            if small_change && step < 1e-6 {
+                converged = (0..k).all(|j| {
+                    let on_bound =
+                        (y[j] <= lower[j] && g[j] > 0.0) || (y[j] >= upper[j] && g[j] < 0.0);
+                    on_bound || g[j].abs() < 1e3 * gtol
+                });
+                break;
+            }
+        }
+        Ok(GradientSearch {
+            y,
+            f,
+            evaluations,
+            converged,
+        })
+    }
+}
