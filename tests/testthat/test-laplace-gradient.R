@@ -52,7 +52,9 @@ test_that("the gradient matches differences of the deviance for every kind of pa
     gaussian_slopes = glmm(Reaction ~ Days + (Days | Subject), dispformula = ~Days,
                            family = gaussian, data = sleepstudy),
     nb2_crossed = glmm(count ~ mined + DOY + (1 | site) + (1 | spp), family = nbinom2,
-                       data = Salamanders)
+                       data = Salamanders),
+    # lme4's Laplace (expected weights in the determinant, observed ones move the mode)
+    glmer_nb = glmm.nb(TICKS ~ YEAR + (1 | BROOD), data = lme4::grouseticks)
   )
   for (nm in names(fits)) {
     g <- gradient_vs_differences(fits[[nm]])

@@ -1,24 +1,27 @@
 //! The exact gradient of the Laplace deviance of a GLMM whose family has its own parameters
-//! (glmmTMB's families, zero inflation, dispersion models; the observed-information Laplace
-//! approximation TMB uses), with respect to every parameter `ψ = (par, extra, β)`.
+//! (glmmTMB's families, zero inflation, dispersion models; `glmm.nb()`), with respect to every
+//! parameter `ψ = (par, extra, β)`.
 //!
 //! With `A = ZΛ` (rows `Aᵢ`), the spherical modes `û` of the random effects, the per-row
 //! log-likelihood `aᵢℓᵢ(ηᵢ, ρᵢ)` (`ρᵢ` the row's log dispersion and zero-inflation logit), its
-//! η-derivative `sᵢ`, observed information `wᵢ = −∂sᵢ/∂ηᵢ` and `w′ᵢ = ∂wᵢ/∂ηᵢ`,
+//! η-derivative `sᵢ`, observed information `wᵢ = −∂sᵢ/∂ηᵢ`, and the row's weight `vᵢ` in the
+//! Laplace determinant (`wᵢ` itself as TMB has it, or the expected information as lme4's
+//! glmer.nb has it) with `v′ᵢ = ∂vᵢ/∂ηᵢ`,
 //!
 //! ```text
-//!   D(ψ) = −2 Σ aᵢℓᵢ + ‖û‖² + log|H|,   H = I + Aᵀ W A,   û = Aᵀ s (the mode).
+//!   D(ψ) = −2 Σ aᵢℓᵢ + ‖û‖² + log|H|,   H = I + Aᵀ V A,   û = Aᵀ s (the mode).
 //! ```
 //!
 //! The first two terms are stationary in `u` at `û`, so only their explicit dependence counts;
-//! `log|H|` moves with `ψ` directly and through `û` (`dû = H⁻¹ [Aᵀ(−W dη₀ + ∂s/∂ρ dρ) + dΛᵀZᵀs]`,
-//! `dη₀` the change of η at fixed `u`). With the leverages `cᵢ = Aᵢ H⁻¹ Aᵢᵀ`,
-//! `r = H⁻¹ Aᵀ(c ⊙ w′)` (one solve carries every parameter's path through `û`) and `t = A r`:
+//! `log|H|` moves with `ψ` directly and through `û`, which moves with the observed information
+//! `H_O = I + Aᵀ W A`: `dû = H_O⁻¹ [Aᵀ(−W dη₀ + ∂s/∂ρ dρ) + dΛᵀZᵀs]` (`dη₀` the change of η
+//! at fixed `u`). With the leverages `cᵢ = Aᵢ H⁻¹ Aᵢᵀ`, `r = H_O⁻¹ Aᵀ(c ⊙ v′)` (one solve
+//! carries every parameter's path through `û`) and `t = A r`:
 //!
 //! ```text
-//!   ∂D/∂β_j  = Σᵢ X_ij (−2sᵢ + cᵢw′ᵢ − wᵢtᵢ)
-//!   ∂D/∂b_e  = Σᵢ D_ie (−2 ∂(aℓ)ᵢ/∂ρᵢ + cᵢ ∂wᵢ/∂ρᵢ + tᵢ ∂sᵢ/∂ρᵢ)      (D the part's design)
-//!   ∂D/∂θ_k  = Σᵢ [(−2sᵢ + cᵢw′ᵢ − wᵢtᵢ) z̃ᵢ,ᵣ ûᵢ,꜀ + sᵢ z̃ᵢ,ᵣ rᵢ,꜀ + 2 wᵢ z̃ᵢ,ᵣ (H⁻¹Aᵢᵀ)ᵢ,꜀]
+//!   ∂D/∂β_j  = Σᵢ X_ij (−2sᵢ + cᵢv′ᵢ − wᵢtᵢ)
+//!   ∂D/∂b_e  = Σᵢ D_ie (−2 ∂(aℓ)ᵢ/∂ρᵢ + cᵢ ∂vᵢ/∂ρᵢ + tᵢ ∂sᵢ/∂ρᵢ)      (D the part's design)
+//!   ∂D/∂θ_k  = Σᵢ [(−2sᵢ + cᵢv′ᵢ − wᵢtᵢ) z̃ᵢ,ᵣ ûᵢ,꜀ + sᵢ z̃ᵢ,ᵣ rᵢ,꜀ + 2 vᵢ z̃ᵢ,ᵣ (H⁻¹Aᵢᵀ)ᵢ,꜀]
 //! ```
 //!
 //! where `θ_k` sits at row `r`, column `c` of its block's `T` and `z̃ᵢ,ᵣ`, `ûᵢ,꜀`, `rᵢ,꜀`,
@@ -32,7 +35,7 @@
 //! `H` is formed and inverted densely (`q × q`, `q` the number of random effects), so the
 //! gradient is offered only up to [`MAX_DENSE_RANDOM`] random effects.
 use super::glmm::GeneralizedLinearMixedModel;
-use super::response::{Response, ResponseFamily};
+use super::response::{LaplaceWeights, Response, ResponseFamily};
 use crate::error::{invalid, MixedError, Result};
 use crate::linpred;
 use crate::optim::Stop;
@@ -55,14 +58,16 @@ const ROW_STEP: f64 = 1e-4;
 struct RowDerivatives {
     /// `∂(aℓ)/∂η`.
     s: f64,
-    /// `−∂²(aℓ)/∂η²`.
+    /// `−∂²(aℓ)/∂η²` (how the mode moves).
     w: f64,
-    /// `∂w/∂η`.
-    w_eta: f64,
-    /// For the dispersion (0) and zero-inflation (1) predictors: `∂(aℓ)/∂ρ`, `∂s/∂ρ`, `∂w/∂ρ`.
+    /// The row's weight in the Laplace determinant (`w` itself, or the expected information).
+    wl: f64,
+    /// `∂wl/∂η`.
+    wl_eta: f64,
+    /// For the dispersion (0) and zero-inflation (1) predictors: `∂(aℓ)/∂ρ`, `∂s/∂ρ`, `∂wl/∂ρ`.
     l_rho: [f64; 2],
     s_rho: [f64; 2],
-    w_rho: [f64; 2],
+    wl_rho: [f64; 2],
 }
 
 /// Central difference of `f` at 0 with step `h`: `f′(0) + O(h²)`.
@@ -84,10 +89,11 @@ fn row_derivatives(
     let mean = response.row_mean(eta)?;
     let disp = response.row_dispersion(i, log_phi);
     let zi = Response::zero_inflation_logs(zi_logit);
-    let (_, s, w) = response.row_terms(i, mean, disp, zi)?;
+    let (_, s, w, wl) = response.row_terms(i, mean, disp, zi)?;
     let mut out = RowDerivatives {
         s,
         w,
+        wl,
         ..Default::default()
     };
     let h = ROW_STEP * eta.abs().max(1.0);
@@ -96,11 +102,11 @@ fn row_derivatives(
             let m = response.row_mean(eta + d)?;
             response
                 .row_terms(i, m, disp, zi)
-                .map(|(_, _, w)| [w, 0.0, 0.0])
+                .map(|(_, _, _, wl)| [wl, 0.0, 0.0])
         },
         h,
     )?;
-    out.w_eta = along_eta[0];
+    out.wl_eta = along_eta[0];
     for (k, &present) in parts.iter().enumerate() {
         if !present {
             continue;
@@ -116,13 +122,13 @@ fn row_derivatives(
                 };
                 response
                     .row_terms(i, mean, dp, z)
-                    .map(|(v, s, w)| [v, s, w])
+                    .map(|(v, s, _, wl)| [v, s, wl])
             },
             h,
         )?;
         out.l_rho[k] = d[0];
         out.s_rho[k] = d[1];
-        out.w_rho[k] = d[2];
+        out.wl_rho[k] = d[2];
     }
     Some(out)
 }
@@ -202,14 +208,10 @@ fn design_rows(
 
 impl GeneralizedLinearMixedModel<'_> {
     /// Whether [`Self::laplace_gradient`] is available: a family with its own parameters and
-    /// the observed-information Laplace approximation, at most [`MAX_DENSE_RANDOM`] random
-    /// effects.
+    /// at most [`MAX_DENSE_RANDOM`] random effects.
     pub fn has_laplace_gradient(&self) -> bool {
-        let observed = match self.response.family() {
-            ResponseFamily::Extended(f) => f.laplace == super::response::LaplaceWeights::Observed,
-            ResponseFamily::Glm(_) => false,
-        };
-        observed && DenseLayout::new(&self.re).q <= MAX_DENSE_RANDOM
+        matches!(self.response.family(), ResponseFamily::Extended(_))
+            && DenseLayout::new(&self.re).q <= MAX_DENSE_RANDOM
     }
 
     /// The Laplace deviance at `pars = (par, extra, β)` and its gradient (see the module docs).
@@ -218,8 +220,7 @@ impl GeneralizedLinearMixedModel<'_> {
         if !self.has_laplace_gradient() {
             return invalid(
                 "the exact gradient of the Laplace deviance is available only for families \
-                 with their own parameters (observed-information Laplace) and at most \
-                 1500 random effects",
+                 with their own parameters and at most 1500 random effects",
             );
         }
         let f = self.objective_theta_beta(pars, None)?;
@@ -250,26 +251,35 @@ impl GeneralizedLinearMixedModel<'_> {
                 None => return invalid("the gradient's row derivatives are not finite"),
             }
         }
-        // H = I + Aᵀ W A, densely.
-        let mut h = vec![0.0; q * q];
-        for (i, d) in rd.iter().enumerate() {
-            let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
-            let w = d.w;
-            for x in 0..m {
-                let wa = w * a[x];
-                for y in 0..m {
-                    h[idx[y] * q + idx[x]] += wa * a[y];
+        // H = I + Aᵀ W A densely, with the Laplace weights (the determinant) and, when they
+        // differ, with the observed information (how the mode moves).
+        let inverse = |weight: &dyn Fn(&RowDerivatives) -> f64| -> Result<Mat<f64>> {
+            let mut h = vec![0.0; q * q];
+            for (i, d) in rd.iter().enumerate() {
+                let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
+                let w = weight(d);
+                for x in 0..m {
+                    let wa = w * a[x];
+                    for y in 0..m {
+                        h[idx[y] * q + idx[x]] += wa * a[y];
+                    }
                 }
             }
-        }
-        for k in 0..q {
-            h[k * q + k] += 1.0;
-        }
-        let hm = Mat::<f64>::from_fn(q, q, |r, c| h[c * q + r]);
-        let llt = hm
-            .llt(Side::Lower)
-            .map_err(|_| crate::error::MixedError::Pirls("H is not positive definite".into()))?;
-        let hinv = llt.inverse();
+            for k in 0..q {
+                h[k * q + k] += 1.0;
+            }
+            let hm = Mat::<f64>::from_fn(q, q, |r, c| h[c * q + r]);
+            let llt = hm
+                .llt(Side::Lower)
+                .map_err(|_| MixedError::Pirls("H is not positive definite".into()))?;
+            Ok(llt.inverse())
+        };
+        let hinv = inverse(&|d| d.wl)?;
+        let hinv_mode = match fam.laplace {
+            LaplaceWeights::Observed => None,
+            LaplaceWeights::Expected => Some(inverse(&|d| d.w)?),
+        };
+        let hinv_mode = hinv_mode.as_ref().unwrap_or(&hinv);
         // Leverages and the one solve for the paths through û.
         let mut c = vec![0.0; n];
         let mut atv = vec![0.0; q];
@@ -284,13 +294,13 @@ impl GeneralizedLinearMixedModel<'_> {
                 ci += a[x] * row;
             }
             c[i] = ci;
-            let v = ci * rd[i].w_eta;
+            let v = ci * rd[i].wl_eta;
             for x in 0..m {
                 atv[idx[x]] += a[x] * v;
             }
         }
         let r: Vec<f64> = (0..q)
-            .map(|x| (0..q).map(|y| hinv[(x, y)] * atv[y]).sum())
+            .map(|x| (0..q).map(|y| hinv_mode[(x, y)] * atv[y]).sum())
             .collect();
         let t: Vec<f64> = (0..n)
             .map(|i| {
@@ -300,7 +310,7 @@ impl GeneralizedLinearMixedModel<'_> {
             .collect();
         // η-weights shared by β and θ: −2sᵢ + cᵢw′ᵢ − wᵢtᵢ.
         let e: Vec<f64> = (0..n)
-            .map(|i| -2.0 * rd[i].s + c[i] * rd[i].w_eta - rd[i].w * t[i])
+            .map(|i| -2.0 * rd[i].s + c[i] * rd[i].wl_eta - rd[i].w * t[i])
             .collect();
         let mut grad = vec![0.0; nth_par + ne + p];
         for j in 0..p {
@@ -315,7 +325,7 @@ impl GeneralizedLinearMixedModel<'_> {
                 grad[k0 + col] = (0..n)
                     .map(|i| {
                         let g = &rd[i];
-                        d[i] * (-2.0 * g.l_rho[part] + c[i] * g.w_rho[part] + t[i] * g.s_rho[part])
+                        d[i] * (-2.0 * g.l_rho[part] + c[i] * g.wl_rho[part] + t[i] * g.s_rho[part])
                     })
                     .sum();
             }
@@ -344,7 +354,7 @@ impl GeneralizedLinearMixedModel<'_> {
                 let ic = rows.index[i * m + col_c];
                 let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
                 let hai: f64 = (0..m).map(|x| hinv[(ic, idx[x])] * a[x]).sum();
-                g += zr * (e[i] * u[ic] + rd[i].s * r[ic] + 2.0 * rd[i].w * hai);
+                g += zr * (e[i] * u[ic] + rd[i].s * r[ic] + 2.0 * rd[i].wl * hai);
             }
             gtheta[k] = g;
         }

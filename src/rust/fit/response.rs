@@ -539,8 +539,10 @@ impl<'a> Response<'a> {
         (lz, lz - zi_logit)
     }
 
-    /// For an extended family, observation `i`'s `aᵢℓᵢ`, its η-derivative and its observed
-    /// information `−∂²(aᵢℓᵢ)/∂η²` from the pieces of its three predictors ([`Self::row_mean`],
+    /// For an extended family, observation `i`'s `aᵢℓᵢ`, its η-derivative, its observed
+    /// information `−∂²(aᵢℓᵢ)/∂η²` and the weight of its row in the Laplace determinant (the
+    /// observed information, or the expected one for [`LaplaceWeights::Expected`]) from the
+    /// pieces of its three predictors ([`Self::row_mean`],
     /// [`Self::row_dispersion`], [`Self::zero_inflation_logs`], read only when the family has
     /// that part): the row's likelihood as a function of η, log φ and logit π, formed from
     /// scratch (the gradient of the Laplace criterion differentiates it).
@@ -550,11 +552,15 @@ impl<'a> Response<'a> {
         (mu, mu_eta, d2mu): (f64, f64, f64),
         (phi, phi_constant): (f64, f64),
         (lz, lnz): (f64, f64),
-    ) -> Option<(f64, f64, f64)> {
+    ) -> Option<(f64, f64, f64, f64)> {
         let ResponseFamily::Extended(fam) = &self.family else {
             return None;
         };
         let (y, n) = (self.y[i], self.n_trials[i]);
+        let expected_weight = || {
+            let not_zi = if fam.zi.is_some() { lnz.exp() } else { 1.0 };
+            fam.density.expected_information(mu, phi, n) * mu_eta * mu_eta * not_zi
+        };
         let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
         let d = fam.density.varying_with(y, logs, mu, phi, n, true);
         let mut value = d.value + self.extra.fixed_constant.get(i).copied()? + phi_constant;
@@ -573,7 +579,11 @@ impl<'a> Response<'a> {
             }
         }
         let a = self.prior_w[i];
-        Some((a * value, a * g, -a * l2))
+        let laplace = match fam.laplace {
+            LaplaceWeights::Observed => -a * l2,
+            LaplaceWeights::Expected => a * expected_weight(),
+        };
+        Some((a * value, a * g, -a * l2, laplace))
     }
 
     /// The deviance term of observation `i` at mean `mu` (linear predictor `eta`): lme4's
