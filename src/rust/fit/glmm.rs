@@ -33,6 +33,11 @@ use faer::Par;
 /// binary data). Measured on cbpp, VerbAgg, grouseticks and a crossed binomial model: stage 1
 /// took 89 evaluations in all with 0.3, 96–99 with 0.1, 0.2 or 0.5, and 123 from lme4's start.
 const GLMM_START_RADIUS_FACTOR: f64 = 0.3;
+/// Stage 1's final trust-region radius, relative to its first, before the quasi-Newton stage
+/// (BOBYQA's own stage 2 needs the usual `rhoend`). Measured on the glmmTMB catalogue: the same
+/// optima, 1–5 fewer stage-1 evaluations and as many or fewer quasi-Newton ones (epil: 100 → 46;
+/// nbinom1 with zero inflation: 59 → 38).
+const QN_STAGE1_RHOEND: f64 = 1e-2;
 /// Final trust-region radius of the coarse stage-1 run from lme4's start that guards the fit
 /// from the moment start ([`GeneralizedLinearMixedModel::fit`]).
 const LME4_START_COARSE_RHOEND: f64 = 2e-2;
@@ -401,6 +406,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             let mut stage_opts = opts.optim.clone();
             stage_opts.rhobeg = rhobeg;
             stage_opts.rhoend = stage_opts.rhoend.min(rhobeg);
+            if self.quasi_newton_stage(opts) {
+                // Only a start for the quasi-Newton stage, which refines θ with everything else:
+                // a coarse stage 1 is enough.
+                stage_opts.rhoend = (QN_STAGE1_RHOEND * rhobeg).max(stage_opts.rhoend);
+            }
             stage_opts.calc_derivs = false;
             if opts.n_agq > 0 {
                 stage_opts.boundary_tol = 0.0;
