@@ -89,7 +89,7 @@ fn row_derivatives(
     let mean = response.row_mean(eta)?;
     let disp = response.row_dispersion(i, log_phi);
     let zi = Response::zero_inflation_logs(zi_logit);
-    let (_, s, w, wl) = response.row_terms(i, mean, disp, zi)?;
+    let (_, s, w, wl) = response.row_terms(i, mean, disp, zi, false)?;
     let mut out = RowDerivatives {
         s,
         w,
@@ -101,7 +101,7 @@ fn row_derivatives(
         &mut |d| {
             let m = response.row_mean(eta + d)?;
             response
-                .row_terms(i, m, disp, zi)
+                .row_terms(i, m, disp, zi, false)
                 .map(|(_, _, _, wl)| [wl, 0.0, 0.0])
         },
         h,
@@ -121,7 +121,7 @@ fn row_derivatives(
                     (disp, Response::zero_inflation_logs(zi_logit + d))
                 };
                 response
-                    .row_terms(i, mean, dp, z)
+                    .row_terms(i, mean, dp, z, true)
                     .map(|(v, s, _, wl)| [v, s, wl])
             },
             h,

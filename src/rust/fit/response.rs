@@ -545,13 +545,15 @@ impl<'a> Response<'a> {
     /// pieces of its three predictors ([`Self::row_mean`],
     /// [`Self::row_dispersion`], [`Self::zero_inflation_logs`], read only when the family has
     /// that part): the row's likelihood as a function of η, log φ and logit π, formed from
-    /// scratch (the gradient of the Laplace criterion differentiates it).
+    /// scratch (the gradient of the Laplace criterion differentiates it). Without `need_value`
+    /// the first element is not meaningful.
     pub(super) fn row_terms(
         &self,
         i: usize,
         (mu, mu_eta, d2mu): (f64, f64, f64),
         (phi, phi_constant): (f64, f64),
         (lz, lnz): (f64, f64),
+        need_value: bool,
     ) -> Option<(f64, f64, f64, f64)> {
         let ResponseFamily::Extended(fam) = &self.family else {
             return None;
@@ -562,7 +564,10 @@ impl<'a> Response<'a> {
             fam.density.expected_information(mu, phi, n) * mu_eta * mu_eta * not_zi
         };
         let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
-        let d = fam.density.varying_with(y, logs, mu, phi, n, true);
+        // The value's gamma functions are skipped when only the derivatives are asked for
+        // (a zero-inflated zero needs it for the weight of its count part).
+        let with_value = need_value || (fam.zi.is_some() && y == 0.0);
+        let d = fam.density.varying_with(y, logs, mu, phi, n, with_value);
         let mut value = d.value + self.extra.fixed_constant.get(i).copied()? + phi_constant;
         let mut g = d.d1 * mu_eta;
         let mut l2 = d.d2 * mu_eta * mu_eta + d.d1 * d2mu;
