@@ -17,7 +17,9 @@
 #' `cond` (the conditional model) and `zi` (the zero-inflation model, always
 #' empty: random effects in `ziformula` are not supported).
 #'
-#' * `VarCorr(fit, sigma)`: class `"VarCorr_components"`. `$cond` is lme4's
+#' * `VarCorr(fit, sigma)` (`sigma`: optional, the scale shown as the
+#'   residual standard deviation, `sigma(fit)` by default): class
+#'   `"VarCorr_components"`. `$cond` is lme4's
 #'   list of covariance matrices (one per random-effects term, named by the
 #'   grouping factor, with attributes `"stddev"`, `"correlation"` and
 #'   glmmTMB's `"blockCode"`), carrying attributes `"sc"` (`sigma(fit)`, or
@@ -28,7 +30,9 @@
 #'   "Conditional model:" header and lme4's table (`comp` chooses
 #'   `"Variance"` and/or `"Std.Dev."`). As in glmmTMB there is no
 #'   `as.data.frame()` method.
-#' * `ranef(fit, condVar = TRUE)`: class `"ranef_components"`, a list
+#' * `ranef(fit, condVar = TRUE)` (`condVar`: attach the conditional
+#'   covariance matrices of the random effects?): class `"ranef_components"`,
+#'   a list
 #'   `cond` (one data frame of conditional modes per grouping factor, levels
 #'   as row names) and `zi` (an empty list). With `condVar = TRUE` each data
 #'   frame has attribute `"condVar"`: the array (`q x q x levels`) of the
@@ -55,10 +59,6 @@
 #'
 #' @param x For `VarCorr()`: the fit; for the methods: the object to print
 #'   or convert.
-#' @param sigma Optional: the scale shown as the residual standard deviation
-#'   (`sigma(fit)` by default).
-#' @param condVar Logical: attach the conditional covariance matrices of the
-#'   random effects? (`ranef()`; for `coef()` only `FALSE` is available.)
 #' @param digits Number of significant digits.
 #' @param comp Components of the printed table: any of `"Variance"` and
 #'   `"Std.Dev."` (partial matching allowed).
