@@ -448,7 +448,8 @@ impl<'a> Response<'a> {
         self.link.linkinv_mu_eta(eta)
     }
 
-    /// The η-derivatives of an extended family's `aᵢ ℓᵢ` at observation `i`.
+    /// The η-derivatives of an extended family's `aᵢ ℓᵢ` at observation `i` (PIRLS's working
+    /// values), at the response's current dispersion and zero inflation.
     #[inline]
     fn eta_derivatives(
         &self,
@@ -459,13 +460,38 @@ impl<'a> Response<'a> {
         mu_eta: f64,
     ) -> EtaDerivatives {
         let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+        let zi = (!self.extra.log_zi.is_empty())
+            .then(|| (self.extra.log_zi[i], self.extra.log_not_zi[i]));
+        let mean = (mu, mu_eta, self.link.mu_eta_deriv(eta));
+        self.row_core(fam, i, mean, phi, self.extra.constant[i], zi, false)
+            .1
+    }
+
+    /// Observation `i`'s `aᵢℓᵢ` (only with `need_value`, or for a zero-inflated zero, which
+    /// needs it; else not meaningful) and its η-derivatives, at mean pieces `(μ, dμ/dη,
+    /// d²μ/dη²)`, dispersion `phi`, the part `constant` of `ℓᵢ` that does not depend on `μ`,
+    /// and `(log π, log(1 − π))` with zero inflation: the one formula behind PIRLS's weights
+    /// ([`Self::eta_derivatives`]) and the gradient's row differences ([`Self::row_terms`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn row_core(
+        &self,
+        fam: &ExtendedFamily,
+        i: usize,
+        (mu, mu_eta, d2mu): (f64, f64, f64),
+        phi: f64,
+        constant: f64,
+        zi: Option<(f64, f64)>,
+        need_value: bool,
+    ) -> (f64, EtaDerivatives) {
         let n = self.n_trials[i];
         let y = self.y[i];
-        let is_zi_zero = y == 0.0 && !self.extra.log_zi.is_empty();
+        let is_zi_zero = y == 0.0 && zi.is_some();
         let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
-        let mut d = fam.density.varying_with(y, logs, mu, phi, n, is_zi_zero);
-        d.value += self.extra.constant[i];
-        let d2mu = self.link.mu_eta_deriv(eta);
+        let mut d = fam
+            .density
+            .varying_with(y, logs, mu, phi, n, need_value || is_zi_zero);
+        d.value += constant;
         let mut g = d.d1 * mu_eta;
         let mut l2 = d.d2 * mu_eta * mu_eta + d.d1 * d2mu;
         // The beta's information in μ does not depend on y: observed and expected agree (and
@@ -476,8 +502,8 @@ impl<'a> Response<'a> {
             fam.density.expected_information(mu, phi, n)
         };
         let mut expected = info_mu * mu_eta * mu_eta;
-        if !self.extra.log_zi.is_empty() {
-            let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);
+        let mut value = d.value;
+        if let Some((lz, lnz)) = zi {
             expected *= lnz.exp();
             if y == 0.0 {
                 // p(0) = π + (1 − π) f(0); r = (1 − π) f(0) / p(0) = 1/(1 + π/((1 − π) f(0))) is
@@ -486,14 +512,22 @@ impl<'a> Response<'a> {
                 let g0 = g;
                 g = r * g0;
                 l2 = r * (g0 * g0 + l2) - g * g;
+                if need_value {
+                    value = log_add_exp(lz, lnz + d.value);
+                }
+            } else {
+                value += lnz;
             }
         }
         let a = self.prior_w[i];
-        EtaDerivatives {
-            gradient: a * g,
-            observed: -a * l2,
-            expected: a * expected,
-        }
+        (
+            a * value,
+            EtaDerivatives {
+                gradient: a * g,
+                observed: -a * l2,
+                expected: a * expected,
+            },
+        )
     }
 
     /// For an extended family, observation `i`'s current `(log φᵢ, logit πᵢ)` (0 for a part the
@@ -550,7 +584,7 @@ impl<'a> Response<'a> {
     pub(super) fn row_terms(
         &self,
         i: usize,
-        (mu, mu_eta, d2mu): (f64, f64, f64),
+        mean: (f64, f64, f64),
         (phi, phi_constant): (f64, f64),
         (lz, lnz): (f64, f64),
         need_value: bool,
@@ -558,37 +592,14 @@ impl<'a> Response<'a> {
         let ResponseFamily::Extended(fam) = &self.family else {
             return None;
         };
-        let (y, n) = (self.y[i], self.n_trials[i]);
-        let expected_weight = || {
-            let not_zi = if fam.zi.is_some() { lnz.exp() } else { 1.0 };
-            fam.density.expected_information(mu, phi, n) * mu_eta * mu_eta * not_zi
-        };
-        let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
-        // The value's gamma functions are skipped when only the derivatives are asked for
-        // (a zero-inflated zero needs it for the weight of its count part).
-        let with_value = need_value || (fam.zi.is_some() && y == 0.0);
-        let d = fam.density.varying_with(y, logs, mu, phi, n, with_value);
-        let mut value = d.value + self.extra.fixed_constant.get(i).copied()? + phi_constant;
-        let mut g = d.d1 * mu_eta;
-        let mut l2 = d.d2 * mu_eta * mu_eta + d.d1 * d2mu;
-        if fam.zi.is_some() {
-            if y > 0.0 {
-                value += lnz;
-            } else {
-                let total = log_add_exp(lz, lnz + value);
-                let r = (lnz + value - total).exp();
-                let g0 = g;
-                g = r * g0;
-                l2 = r * (g0 * g0 + l2) - g * g;
-                value = total;
-            }
-        }
-        let a = self.prior_w[i];
+        let constant = self.extra.fixed_constant.get(i).copied()? + phi_constant;
+        let zi = fam.zi.is_some().then_some((lz, lnz));
+        let (value, d) = self.row_core(fam, i, mean, phi, constant, zi, need_value);
         let laplace = match fam.laplace {
-            LaplaceWeights::Observed => -a * l2,
-            LaplaceWeights::Expected => a * expected_weight(),
+            LaplaceWeights::Observed => d.observed,
+            LaplaceWeights::Expected => d.expected,
         };
-        Some((a * value, a * g, -a * l2, laplace))
+        Some((value, d.gradient, d.observed, laplace))
     }
 
     /// The deviance term of observation `i` at mean `mu` (linear predictor `eta`): lme4's
