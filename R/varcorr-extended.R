@@ -65,10 +65,11 @@
 #' @param formatter Function formatting the numbers (default [format()]).
 #' @param simplify Logical: print only the `cond` component when `zi` is
 #'   empty?
-#' @param row.names,optional Ignored (present for the generic).
+#' @param row.names,optional The generic's arguments: only their defaults
+#'   (`NULL`, `FALSE`) are available (the layout is glmmTMB's).
 #' @param ... `VarCorr()`, `ranef()`, `coef()`, `as.data.frame()`: an error
-#'   when given (`stringsAsFactors` is accepted and ignored by
-#'   `as.data.frame()`, as glmmTMB's); `print()`: passed to [print()].
+#'   when given (`as.data.frame()` takes `stringsAsFactors = FALSE`, which
+#'   describes its text columns); `print()`: passed to [print()].
 #' @return `VarCorr()`, `ranef()`, `coef()`: the classed lists described
 #'   above; `as.data.frame()`: a data frame; `print()`: `x`, invisibly.
 #' @name glmm_extended_random
@@ -206,6 +207,13 @@ print.ranef_components <- function(x, simplify = TRUE, ...) {
 #' @export
 as.data.frame.ranef_components <- function(x, row.names = NULL, optional = FALSE, ...) {
   dots <- list(...)
+  # glmmTMB's layout: text columns component and grpvar, factors term and grp;
+  # the generic's arguments are taken only where they describe that.
+  if (!is.null(row.names) || !isFALSE(optional) || isTRUE(dots$stringsAsFactors)) {
+    stop("as.data.frame() of a ranef() of a glmmTMB-style fit has glmmTMB's fixed layout: ",
+         "'row.names', 'optional = TRUE' and 'stringsAsFactors = TRUE' are not available",
+         call. = FALSE)
+  }
   dots$stringsAsFactors <- NULL
   if (length(dots)) {
     stop("as.data.frame() of a ranef() of a glmmTMB-style fit: unknown arguments: ",

@@ -190,6 +190,8 @@ test_that("print(ranef()) and as.data.frame(ranef()) are glmmTMB's", {
   }
   expect_error(as.data.frame(ranef(pairs$zinb$fit), nonsense = 1), "unknown arguments")
   expect_no_error(as.data.frame(ranef(pairs$zinb$fit), stringsAsFactors = FALSE))
+  expect_error(as.data.frame(ranef(pairs$zinb$fit), stringsAsFactors = TRUE), "not available")
+  expect_error(as.data.frame(ranef(pairs$zinb$fit), row.names = 1:3), "not available")
 })
 
 test_that("coef() is glmmTMB's list of components", {
