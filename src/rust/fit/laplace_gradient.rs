@@ -32,17 +32,18 @@
 //! gradient, and valid for every density, link and zero-inflation mixture without a third
 //! derivative written out for each.
 //!
-//! `H` is formed and inverted densely (`q × q`, `q` the number of random effects), so the
-//! gradient is offered only up to [`MAX_DENSE_RANDOM`] random effects.
+//! `H` is formed and inverted densely (`q × q`, `q` the number of random effects; on one thread
+//! below [`crate::linalg::spd_inverse::PARALLEL_DIM`]), so the gradient is offered only up to
+//! [`MAX_DENSE_RANDOM`] random effects.
 use super::glmm::GeneralizedLinearMixedModel;
 use super::response::{LaplaceWeights, Response, ResponseFamily};
 use crate::error::{invalid, MixedError, Result};
+use crate::linalg::spd_inverse::{par_for, spd_inverse};
 use crate::linpred;
 use crate::optim::Stop;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
-use faer::linalg::solvers::DenseSolveCore;
-use faer::{Mat, Side};
+use faer::Mat;
 
 /// Largest number of random effects for which the gradient is formed (dense `q × q` algebra).
 pub const MAX_DENSE_RANDOM: usize = 1500;
@@ -233,6 +234,7 @@ impl GeneralizedLinearMixedModel<'_> {
         let layout = DenseLayout::new(re);
         let (q, m) = (layout.q, layout.per_row);
         let rows = design_rows(spec, re, &self.pirls.lambda, &layout);
+        let par = self.pirls.par;
         let u: Vec<f64> = linpred::split_blocks(
             re,
             &self.pirls.joint_cp.layout,
@@ -269,10 +271,8 @@ impl GeneralizedLinearMixedModel<'_> {
                 h[k * q + k] += 1.0;
             }
             let hm = Mat::<f64>::from_fn(q, q, |r, c| h[c * q + r]);
-            let llt = hm
-                .llt(Side::Lower)
-                .map_err(|_| MixedError::Pirls("H is not positive definite".into()))?;
-            Ok(llt.inverse())
+            spd_inverse(hm, par_for(q, par))
+                .ok_or_else(|| MixedError::Pirls("H is not positive definite".into()))
         };
         let hinv = inverse(&|d| d.wl)?;
         let hinv_mode = match fam.laplace {

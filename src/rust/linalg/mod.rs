@@ -1,6 +1,6 @@
 //! Linear algebra of the mixed-model system: the blocked cross-products ([`blocks`]) and their
 //! assembly from the rows of a model ([`assemble`]) or from grouped sums ([`grouped_sums`]), the
-//! small `q × q` kernels ([`small`]), the blocked Cholesky factor ([`chol`]) with its trailing
+//! small `q × q` kernels ([`small`]), the dense inverse ([`spd_inverse`]), the blocked Cholesky factor ([`chol`]) with its trailing
 //! block ([`trailing`]), and the linear predictor's pieces ([`linpred`]).
 pub mod assemble;
 pub mod blocks;
@@ -8,4 +8,5 @@ pub mod chol;
 pub mod grouped_sums;
 pub mod linpred;
 pub mod small;
+pub mod spd_inverse;
 pub mod trailing;
