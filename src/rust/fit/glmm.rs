@@ -422,7 +422,9 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             };
             let mut summary =
                 run_stage(&mut obj, &theta0, &bounds, &stage_opts, opts.optimizers[0])?;
-            if from_moments {
+            // The quasi-Newton stage moves θ with everything else (and checks a θ that ends at
+            // 0 from lme4's start θ = 1), so stage 1's θ is only its start there.
+            if from_moments && !self.quasi_newton_stage(opts) {
                 summary = self.check_lme4_start(summary, opts, &stage_opts, progress)?;
             }
             theta = summary.theta.clone();
@@ -519,7 +521,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// moment start can lead BOBYQA into another basin, or to a flat stretch where it stops
     /// early. A coarse run from lme4's start (θ = identity, radius `rhobeg`, ending at radius
     /// [`LME4_START_COARSE_RHOEND`]) is polished to full precision only when it ends lower
-    /// than the fit from the moment start; otherwise it costs only its coarse evaluations.
+    /// than the fit from the moment start; otherwise it costs only its coarse evaluations. Not
+    /// run before the quasi-Newton stage 2, which moves θ itself.
     fn check_lme4_start(
         &mut self,
         best: OptSummary,
