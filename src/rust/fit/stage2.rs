@@ -615,97 +615,18 @@ impl GeneralizedLinearMixedModel<'_> {
     }
 
     /// The stage-2 criterion at each of `points` (NaN where PIRLS fails), each PIRLS run
-    /// starting from `start`. With more than one thread the points are shared out over copies
-    /// of the model, which give the same values as `self` would.
+    /// starting from `start`, shared out over threads by [`Self::share_points`].
     fn evaluate_points(
         &mut self,
         start: &WarmStart,
         points: &[Vec<f64>],
         rule: Option<&GaussHermite>,
     ) -> Vec<f64> {
-        let threads = match self.pirls.par {
-            Par::Seq => 1,
-            Par::Rayon(k) => k.get(),
-        };
-        // With a PIRLS trace (which prints through R) everything stays on this thread.
-        if threads <= 1 || points.len() <= threads || self.pirls.opts.trace.is_some() {
-            return self.evaluate_from(start, points, rule);
-        }
-        let chunk = points.len().div_ceil(threads);
-        let step_tol = self.pirls.step_tol;
-        let batches: Vec<&[Vec<f64>]> = points.chunks(chunk).collect();
-        let (first, rest) = batches
-            .split_first()
-            .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
-        let spec = self.spec.clone();
-        let family = self.response.family().clone();
-        let n_trials = self.response.n_trials().to_vec();
-        let eta_start = self.pirls.eta_start.clone();
-        let pirls = self.pirls.opts;
-        // This thread evaluates the first batch on `self`; each other batch gets a copy of
-        // the model on a thread of its own (scoped: the copies borrow the data).
-        let (mine, others) = std::thread::scope(|scope| {
-            let handles: Vec<_> = rest
-                .iter()
-                .map(|batch| {
-                    let (spec, family, n_trials, eta_start) = (
-                        spec.clone(),
-                        family.clone(),
-                        n_trials.clone(),
-                        eta_start.clone(),
-                    );
-                    scope.spawn(move || {
-                        let copy = GeneralizedLinearMixedModel::with_family(
-                            spec,
-                            family,
-                            n_trials,
-                            eta_start,
-                            pirls,
-                            Par::Seq,
-                        );
-                        match copy {
-                            Ok(mut m) => {
-                                m.pirls.step_tol = step_tol;
-                                let v = m.evaluate_from(start, batch, rule);
-                                (v, m.pirls.iterations, m.failures, m.last_error)
-                            }
-                            Err(e) => (
-                                vec![f64::NAN; batch.len()],
-                                0,
-                                batch.len(),
-                                Some(e.to_string()),
-                            ),
-                        }
-                    })
-                })
-                .collect();
-            let mine = self.evaluate_from(start, first, rule);
-            let others: Vec<_> = handles
-                .into_iter()
-                .zip(rest)
-                .map(|(h, batch)| {
-                    h.join().unwrap_or_else(|_| {
-                        (
-                            vec![f64::NAN; batch.len()],
-                            0,
-                            batch.len(),
-                            Some("a finite-difference evaluation failed".to_string()),
-                        )
-                    })
-                })
-                .collect();
-            (mine, others)
-        });
-        let mut values = mine;
-        for (v, iterations, failures, last_error) in others {
-            values.extend(v);
-            self.pirls.iterations += iterations;
-            self.failures += failures;
-            if last_error.is_some() {
-                self.last_error = last_error;
-            }
-        }
-        values
+        self.share_points(
+            points,
+            &|model, batch| model.evaluate_from(start, batch, rule),
+            &|| f64::NAN,
+        )
     }
 
     /// The stage-2 criterion at each of `points`, every PIRLS run starting from `start`; a run
@@ -736,5 +657,103 @@ impl GeneralizedLinearMixedModel<'_> {
                 }
             })
             .collect()
+    }
+}
+
+/// What [`GeneralizedLinearMixedModel::share_points`] runs on each batch of points.
+pub(super) type BatchEval<'e, 'a, T> =
+    dyn Fn(&mut GeneralizedLinearMixedModel<'a>, &[Vec<f64>]) -> Vec<T> + Sync + 'e;
+
+impl<'a> GeneralizedLinearMixedModel<'a> {
+    /// `eval` over `points` in batches: with more than one thread (the fit's `threads`) the
+    /// first batch on `self` and each other batch on a copy of the model on a thread of its
+    /// own (scoped: the copies borrow the data), else all on `self`. `eval` must start every
+    /// point from a state it sets itself (a warm start), so that a copy gives the same values
+    /// as `self` would; `failed` stands in for each point of a batch whose copy could not be
+    /// made or whose thread panicked. The copies' PIRLS iterations and failures are added to
+    /// `self`'s.
+    pub(super) fn share_points<T: Send>(
+        &mut self,
+        points: &[Vec<f64>],
+        eval: &BatchEval<'_, 'a, T>,
+        failed: &(dyn Fn() -> T + Sync),
+    ) -> Vec<T> {
+        let threads = match self.pirls.par {
+            Par::Seq => 1,
+            Par::Rayon(k) => k.get(),
+        };
+        // With a PIRLS trace (which prints through R) everything stays on this thread.
+        if threads <= 1 || points.len() <= threads || self.pirls.opts.trace.is_some() {
+            return eval(self, points);
+        }
+        let chunk = points.len().div_ceil(threads);
+        let step_tol = self.pirls.step_tol;
+        let batches: Vec<&[Vec<f64>]> = points.chunks(chunk).collect();
+        let (first, rest) = batches
+            .split_first()
+            .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
+        let spec = self.spec.clone();
+        let family = self.response.family().clone();
+        let n_trials = self.response.n_trials().to_vec();
+        let eta_start = self.pirls.eta_start.clone();
+        let pirls = self.pirls.opts;
+        let lost = |batch: &[Vec<f64>]| batch.iter().map(|_| failed()).collect::<Vec<T>>();
+        let (mine, others) = std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|batch| {
+                    let (spec, family, n_trials, eta_start) = (
+                        spec.clone(),
+                        family.clone(),
+                        n_trials.clone(),
+                        eta_start.clone(),
+                    );
+                    scope.spawn(move || {
+                        let copy = GeneralizedLinearMixedModel::with_family(
+                            spec,
+                            family,
+                            n_trials,
+                            eta_start,
+                            pirls,
+                            Par::Seq,
+                        );
+                        match copy {
+                            Ok(mut m) => {
+                                m.pirls.step_tol = step_tol;
+                                let v = eval(&mut m, batch);
+                                (v, m.pirls.iterations, m.failures, m.last_error)
+                            }
+                            Err(e) => (lost(batch), 0, batch.len(), Some(e.to_string())),
+                        }
+                    })
+                })
+                .collect();
+            let mine = eval(self, first);
+            let others: Vec<_> = handles
+                .into_iter()
+                .zip(rest)
+                .map(|(h, batch)| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            lost(batch),
+                            0,
+                            batch.len(),
+                            Some("a finite-difference evaluation failed".to_string()),
+                        )
+                    })
+                })
+                .collect();
+            (mine, others)
+        });
+        let mut values = mine;
+        for (v, iterations, failures, last_error) in others {
+            values.extend(v);
+            self.pirls.iterations += iterations;
+            self.failures += failures;
+            if last_error.is_some() {
+                self.last_error = last_error;
+            }
+        }
+        values
     }
 }
