@@ -564,48 +564,59 @@ impl GeneralizedLinearMixedModel<'_> {
 
     /// The gradient at `pars` and the Hessian as central differences of the exact gradient
     /// ([`Self::laplace_gradient`]) in the whitened coordinates of `metric`: `2k` gradients
-    /// instead of the `2k²` criterion values of second differences. `None` when the gradient
-    /// fails at some point (the caller differences the criterion instead).
+    /// instead of the `2k²` criterion values of second differences, each from the same warm
+    /// start and so shared out over the fit's threads ([`Self::share_points`]). `None` when the
+    /// gradient fails at some point (the caller differences the criterion instead).
     fn gradient_derivatives(&mut self, pars: &[f64], metric: &Stage2Metric) -> Option<Derivatives> {
         let k = pars.len();
         let start = self.pirls.warm_start();
         let saved_tol = self.pirls.step_tol;
         self.pirls.step_tol = FD_STEP_TOL;
-        let at = |model: &mut Self, y: &[f64]| -> Option<Vec<f64>> {
-            let mut x = vec![0.0; k];
-            metric.apply(pars, y, &mut x);
-            model.pirls.restore(&start);
-            let (_, g) = model.laplace_gradient(&x).ok()?;
-            g.iter()
-                .all(|v| v.is_finite())
-                .then(|| metric.gradient_to_whitened(&g))
-        };
-        let result = (|| {
-            let gy = at(self, &vec![0.0; k])?;
-            let mut hy = vec![0.0; k * k];
-            for c in 0..k {
+        // The centre, then +h and −h along each whitened coordinate.
+        let mut points = vec![vec![0.0; k]];
+        for c in 0..k {
+            for h in [GRADIENT_FD_STEP, -GRADIENT_FD_STEP] {
                 let mut y = vec![0.0; k];
-                y[c] = GRADIENT_FD_STEP;
-                let up = at(self, &y)?;
-                y[c] = -GRADIENT_FD_STEP;
-                let down = at(self, &y)?;
-                for r in 0..k {
-                    hy[c * k + r] = (up[r] - down[r]) / (2.0 * GRADIENT_FD_STEP);
-                }
+                y[c] = h;
+                points.push(y);
             }
-            for c in 0..k {
-                for r in 0..c {
-                    let v = 0.5 * (hy[c * k + r] + hy[r * k + c]);
-                    hy[c * k + r] = v;
-                    hy[r * k + c] = v;
-                }
-            }
-            Some((gy, hy))
-        })();
+        }
+        let gradient_at = |model: &mut GeneralizedLinearMixedModel<'_>,
+                           batch: &[Vec<f64>]|
+         -> Vec<Option<Vec<f64>>> {
+            batch
+                .iter()
+                .map(|y| {
+                    let mut x = vec![0.0; k];
+                    metric.apply(pars, y, &mut x);
+                    model.pirls.restore(&start);
+                    let (_, g) = model.laplace_gradient(&x).ok()?;
+                    g.iter()
+                        .all(|v| v.is_finite())
+                        .then(|| metric.gradient_to_whitened(&g))
+                })
+                .collect()
+        };
+        let gradients = self.share_points(&points, &gradient_at, &|| None);
         self.pirls.step_tol = saved_tol;
         self.pirls.restore(&start);
         let _ = self.objective_theta_beta(pars, None);
-        let (gy, hy) = result?;
+        let gradients: Vec<Vec<f64>> = gradients.into_iter().collect::<Option<_>>()?;
+        let gy = gradients[0].clone();
+        let mut hy = vec![0.0; k * k];
+        for c in 0..k {
+            let (up, down) = (&gradients[1 + 2 * c], &gradients[2 + 2 * c]);
+            for r in 0..k {
+                hy[c * k + r] = (up[r] - down[r]) / (2.0 * GRADIENT_FD_STEP);
+            }
+        }
+        for c in 0..k {
+            for r in 0..c {
+                let v = 0.5 * (hy[c * k + r] + hy[r * k + c]);
+                hy[c * k + r] = v;
+                hy[r * k + c] = v;
+            }
+        }
         let (gradient, hessian) = metric.to_original(&gy, &hy);
         Some(Derivatives {
             gradient,
