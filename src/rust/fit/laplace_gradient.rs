@@ -27,10 +27,11 @@
 //! where `θ_k` sits at row `r`, column `c` of its block's `T` and `z̃ᵢ,ᵣ`, `ûᵢ,꜀`, `rᵢ,꜀`,
 //! `(H⁻¹Aᵢᵀ)ᵢ,꜀` are read at observation `i`'s level of that block; the covariance parameters
 //! `par` of structured terms follow by the chain rule through `θ(par)`. The row derivatives
-//! in `η` and `ρ` (third derivatives of `ℓ` included) are central differences of
+//! in `η` and in the zero-inflation logit (third derivatives of `ℓ` included) are in closed
+//! form ([`Response::row_jet`]); those in the log dispersion are central differences of
 //! [`Response::row_terms`] (about 1e-9 relative, see [`ROW_STEP`]): exact enough for a
-//! gradient, and valid for every density, link and zero-inflation mixture without a third
-//! derivative written out for each.
+//! gradient, and valid for every density without the derivatives of its gamma functions in φ
+//! written out for each.
 //!
 //! `H` is formed and inverted densely (`q × q`, `q` the number of random effects; on one thread
 //! below [`crate::linalg::spd_inverse::PARALLEL_DIM`]), so the gradient is offered only up to
@@ -48,7 +49,7 @@ use faer::Mat;
 /// Largest number of random effects for which the gradient is formed (dense `q × q` algebra).
 pub const MAX_DENSE_RANDOM: usize = 1500;
 
-/// Step of the row differences in η, log φ and logit π (relative to the value, at least 1): the
+/// Step of the row differences in log φ (relative to the value, at least 1): the
 /// truncation error `h² f‴/6` (about 2e-9 relative) is a smooth function of the parameters, so
 /// it also cancels from the differences of the gradient that give the Hessian; rounding
 /// (about `1e-16/h`) stays far below it.
@@ -77,59 +78,42 @@ fn derivative(f: &mut dyn FnMut(f64) -> Option<[f64; 3]>, h: f64) -> Option<[f64
     Some([0, 1, 2].map(|k| (p[k] - m[k]) / (2.0 * h)))
 }
 
-/// Row `i`'s derivatives at its current predictors (`eta`, and the response's φᵢ, πᵢ). The
-/// pieces of each predictor are formed once per value (the differences along one predictor
-/// reuse the others').
+/// Row `i`'s derivatives at its current predictors (`eta`, and the response's φᵢ, πᵢ): those
+/// in η and in the zero-inflation logit in closed form ([`Response::row_jet`]), those in
+/// log φ (`with_dispersion`) by central differences of [`Response::row_terms`].
 fn row_derivatives(
     response: &Response<'_>,
     i: usize,
     eta: f64,
-    parts: [bool; 2],
+    with_dispersion: bool,
 ) -> Option<RowDerivatives> {
-    let (log_phi, zi_logit) = response.row_parts(i);
-    let mean = response.row_mean(eta)?;
-    let disp = response.row_dispersion(i, log_phi);
-    let zi = Response::zero_inflation_logs(zi_logit);
-    let (_, s, w, wl) = response.row_terms(i, mean, disp, zi, false)?;
+    let jet = response.row_jet(i, eta)?;
     let mut out = RowDerivatives {
-        s,
-        w,
-        wl,
-        ..Default::default()
+        s: jet.s,
+        w: jet.w,
+        wl: jet.wl,
+        wl_eta: jet.wl_eta,
+        l_rho: [0.0, jet.l_zi],
+        s_rho: [0.0, jet.s_zi],
+        wl_rho: [0.0, jet.wl_zi],
     };
-    let h = ROW_STEP * eta.abs().max(1.0);
-    let along_eta = derivative(
-        &mut |d| {
-            let m = response.row_mean(eta + d)?;
-            response
-                .row_terms(i, m, disp, zi, false)
-                .map(|(_, _, _, wl)| [wl, 0.0, 0.0])
-        },
-        h,
-    )?;
-    out.wl_eta = along_eta[0];
-    for (k, &present) in parts.iter().enumerate() {
-        if !present {
-            continue;
-        }
-        let base = if k == 0 { log_phi } else { zi_logit };
-        let h = ROW_STEP * base.abs().max(1.0);
+    if with_dispersion {
+        let (log_phi, zi_logit) = response.row_parts(i);
+        let mean = response.row_mean(eta)?;
+        let zi = Response::zero_inflation_logs(zi_logit);
+        let h = ROW_STEP * log_phi.abs().max(1.0);
         let d = derivative(
             &mut |d| {
-                let (dp, z) = if k == 0 {
-                    (response.row_dispersion(i, log_phi + d), zi)
-                } else {
-                    (disp, Response::zero_inflation_logs(zi_logit + d))
-                };
+                let disp = response.row_dispersion(i, log_phi + d);
                 response
-                    .row_terms(i, mean, dp, z, true)
+                    .row_terms(i, mean, disp, zi, true)
                     .map(|(v, s, _, wl)| [v, s, wl])
             },
             h,
         )?;
-        out.l_rho[k] = d[0];
-        out.s_rho[k] = d[1];
-        out.wl_rho[k] = d[2];
+        out.l_rho[0] = d[0];
+        out.s_rho[0] = d[1];
+        out.wl_rho[0] = d[2];
     }
     Some(out)
 }
@@ -245,10 +229,10 @@ impl GeneralizedLinearMixedModel<'_> {
         let ResponseFamily::Extended(fam) = self.response.family() else {
             unreachable!("checked by has_laplace_gradient")
         };
-        let parts = [fam.disp.is_some(), fam.zi.is_some()];
+        let with_dispersion = fam.disp.is_some();
         let mut rd = Vec::with_capacity(n);
         for i in 0..n {
-            match row_derivatives(&self.response, i, self.pirls.eta[i], parts) {
+            match row_derivatives(&self.response, i, self.pirls.eta[i], with_dispersion) {
                 Some(d) => rd.push(d),
                 None => return invalid("the gradient's row derivatives are not finite"),
             }

@@ -155,6 +155,8 @@ pub struct FamilyParameters {
     /// `log πᵢ` and `log(1 − πᵢ)` (empty without zero inflation).
     log_zi: Vec<f64>,
     log_not_zi: Vec<f64>,
+    /// `1 − πᵢ` (formed with them: the expected information carries it at every PIRLS step).
+    not_zi: Vec<f64>,
     /// The part of each `ℓᵢ` that does not depend on `μᵢ` at the current `φᵢ`
     /// ([`Density::constant`]).
     constant: Vec<f64>,
@@ -213,6 +215,25 @@ struct EtaDerivatives {
     gradient: f64,
     observed: f64,
     expected: f64,
+}
+
+/// What the exact Laplace gradient needs of one row of an extended family, at the response's
+/// current dispersion and zero inflation: the η-derivatives of `aℓ` up to the third (through
+/// the Laplace weight) and the derivatives in the zero-inflation logit `ρ`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RowJet {
+    /// `∂(aℓ)/∂η`.
+    pub s: f64,
+    /// `−∂²(aℓ)/∂η²`, the observed information (how the mode moves).
+    pub w: f64,
+    /// The row's weight in the Laplace determinant (`w`, or the expected information).
+    pub wl: f64,
+    /// `∂wl/∂η`.
+    pub wl_eta: f64,
+    /// `∂(aℓ)/∂ρ`, `∂s/∂ρ` and `∂wl/∂ρ` (zeros without zero inflation).
+    pub l_zi: f64,
+    pub s_zi: f64,
+    pub wl_zi: f64,
 }
 
 /// The response side of a GLMM (lme4's `glmResp`): data, family and extra parameters.
@@ -355,6 +376,7 @@ impl<'a> Response<'a> {
         }
         if let Some((log_zi, log_not_zi)) = new_zi {
             self.extra.log_zi = log_zi;
+            self.extra.not_zi = log_not_zi.iter().map(|l| l.exp()).collect();
             self.extra.log_not_zi = log_not_zi;
         }
         if !same_disp {
@@ -460,8 +482,13 @@ impl<'a> Response<'a> {
         mu_eta: f64,
     ) -> EtaDerivatives {
         let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
-        let zi = (!self.extra.log_zi.is_empty())
-            .then(|| (self.extra.log_zi[i], self.extra.log_not_zi[i]));
+        let zi = (!self.extra.log_zi.is_empty()).then(|| {
+            (
+                self.extra.log_zi[i],
+                self.extra.log_not_zi[i],
+                self.extra.not_zi[i],
+            )
+        });
         let mean = (mu, mu_eta, self.link.mu_eta_deriv(eta));
         self.row_core(fam, i, mean, phi, self.extra.constant[i], zi, false)
             .1
@@ -470,7 +497,7 @@ impl<'a> Response<'a> {
     /// Observation `i`'s `aᵢℓᵢ` (only with `need_value`, or for a zero-inflated zero, which
     /// needs it; else not meaningful) and its η-derivatives, at mean pieces `(μ, dμ/dη,
     /// d²μ/dη²)`, dispersion `phi`, the part `constant` of `ℓᵢ` that does not depend on `μ`,
-    /// and `(log π, log(1 − π))` with zero inflation: the one formula behind PIRLS's weights
+    /// and `(log π, log(1 − π), 1 − π)` with zero inflation: the one formula behind PIRLS's weights
     /// ([`Self::eta_derivatives`]) and the gradient's row differences ([`Self::row_terms`]).
     #[allow(clippy::too_many_arguments)]
     #[inline]
@@ -481,7 +508,7 @@ impl<'a> Response<'a> {
         (mu, mu_eta, d2mu): (f64, f64, f64),
         phi: f64,
         constant: f64,
-        zi: Option<(f64, f64)>,
+        zi: Option<(f64, f64, f64)>,
         need_value: bool,
     ) -> (f64, EtaDerivatives) {
         let n = self.n_trials[i];
@@ -503,8 +530,8 @@ impl<'a> Response<'a> {
         };
         let mut expected = info_mu * mu_eta * mu_eta;
         let mut value = d.value;
-        if let Some((lz, lnz)) = zi {
-            expected *= lnz.exp();
+        if let Some((lz, lnz, keep)) = zi {
+            expected *= keep;
             if y == 0.0 {
                 // p(0) = π + (1 − π) f(0); r = (1 − π) f(0) / p(0) = 1/(1 + π/((1 − π) f(0))) is
                 // the weight of the count part (one exponential, no logarithm).
@@ -593,13 +620,99 @@ impl<'a> Response<'a> {
             return None;
         };
         let constant = self.extra.fixed_constant.get(i).copied()? + phi_constant;
-        let zi = fam.zi.is_some().then_some((lz, lnz));
+        let zi = fam.zi.is_some().then(|| (lz, lnz, lnz.exp()));
         let (value, d) = self.row_core(fam, i, mean, phi, constant, zi, need_value);
         let laplace = match fam.laplace {
             LaplaceWeights::Observed => d.observed,
             LaplaceWeights::Expected => d.expected,
         };
         Some((value, d.gradient, d.observed, laplace))
+    }
+
+    /// Row `i`'s [`RowJet`] at linear predictor `eta` (`None` for a GLM family or where η or
+    /// μ is invalid). With `ℓ′, ℓ″, ℓ‴` the μ-derivatives of the density and `μ′, μ″, μ‴` the
+    /// link's, the count part has `g = ℓ′μ′`, `l₂ = ℓ″μ′² + ℓ′μ″`, `l₃ = ℓ‴μ′³ + 3ℓ″μ′μ″ + ℓ′μ‴`.
+    /// A zero-inflated zero has `ℓ = log(π + (1 − π) f₀)`; with the count part's share
+    /// `r = (1 − π) f₀ / p(0)` (which moves as `∂r/∂η = r(1 − r) g`, `∂r/∂ρ = −r(1 − r)`):
+    /// `s = r g`, `l₂ = r l₂ + r(1 − r) g²`, `l₃ = r l₃ + 3r(1 − r) g l₂ + r(1 − r)(1 − 2r) g³`,
+    /// `∂ℓ/∂ρ = 1 − r − π`; a positive count has `ℓ = log(1 − π) + ℓ_count`, so `∂ℓ/∂ρ = −π`
+    /// and nothing else moves with `ρ`. The expected information carries the factor `1 − π`.
+    pub(super) fn row_jet(&self, i: usize, eta: f64) -> Option<RowJet> {
+        let ResponseFamily::Extended(fam) = &self.family else {
+            return None;
+        };
+        let link = self.link;
+        let (mu, m1) = link.linkinv_mu_eta(eta);
+        if !(link.valid_eta(eta) && fam.density.valid_mu(mu)) {
+            return None;
+        }
+        let (m2, m3) = (link.mu_eta_deriv(eta), link.mu_eta_deriv2(eta));
+        let (y, n) = (self.y[i], self.n_trials[i]);
+        let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+        let zi = (!self.extra.log_zi.is_empty()).then(|| {
+            (
+                self.extra.log_zi[i],
+                self.extra.log_not_zi[i],
+                self.extra.not_zi[i],
+            )
+        });
+        let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
+        let density = fam.density;
+        let d = density.varying_with(y, logs, mu, phi, n, y == 0.0 && zi.is_some());
+        let d3 = density.third_derivative(y, mu, phi, n);
+        let g0 = d.d1 * m1;
+        let l2_0 = d.d2 * m1 * m1 + d.d1 * m2;
+        let l3_0 = d3 * m1 * m1 * m1 + 3.0 * d.d2 * m1 * m2 + d.d1 * m3;
+        let (mut s, mut l2, mut l3) = (g0, l2_0, l3_0);
+        let (mut l_zi, mut s_zi, mut l2_zi) = (0.0, 0.0, 0.0);
+        // 1 − π and its derivative in ρ, −π(1 − π).
+        let (mut keep, mut keep_zi) = (1.0, 0.0);
+        if let Some((lz, lnz, not_zi)) = zi {
+            let pi = lz.exp();
+            keep = not_zi;
+            keep_zi = -pi * keep;
+            if y == 0.0 {
+                let value = d.value + self.extra.constant[i];
+                let r = 1.0 / (1.0 + (lz - lnz - value).exp());
+                let q = r * (1.0 - r);
+                s = r * g0;
+                l2 = r * l2_0 + q * g0 * g0;
+                l3 = r * l3_0 + 3.0 * q * g0 * l2_0 + q * (1.0 - 2.0 * r) * g0 * g0 * g0;
+                l_zi = 1.0 - r - pi;
+                s_zi = -q * g0;
+                l2_zi = -q * l2_0 - q * (1.0 - 2.0 * r) * g0 * g0;
+            } else {
+                l_zi = -pi;
+            }
+        }
+        let a = self.prior_w[i];
+        let w = -a * l2;
+        let (wl, wl_eta, wl_zi) = match fam.laplace {
+            LaplaceWeights::Observed => (w, -a * l3, -a * l2_zi),
+            LaplaceWeights::Expected => {
+                // The beta's observed and expected information in μ agree.
+                let (info, slope) = if density == Density::Beta {
+                    (-d.d2, -d3)
+                } else {
+                    (
+                        density.expected_information(mu, phi, n),
+                        density.expected_information_slope(mu, phi, n),
+                    )
+                };
+                let e = info * m1 * m1;
+                let e_eta = slope * m1 * m1 * m1 + 2.0 * info * m1 * m2;
+                (a * e * keep, a * e_eta * keep, a * e * keep_zi)
+            }
+        };
+        Some(RowJet {
+            s: a * s,
+            w,
+            wl,
+            wl_eta,
+            l_zi: a * l_zi,
+            s_zi: a * s_zi,
+            wl_zi,
+        })
     }
 
     /// The deviance term of observation `i` at mean `mu` (linear predictor `eta`): lme4's
@@ -823,6 +936,17 @@ impl<'a> Response<'a> {
 mod tests {
     use super::*;
 
+    /// A random intercept over two groups of two observations (`z` the four 1s).
+    fn two_groups(z: &[f64]) -> crate::spec::RandomTerm<'_> {
+        crate::spec::RandomTerm {
+            levels: vec![0, 0, 1, 1],
+            n_levels: 2,
+            z,
+            q: 1,
+            factor_id: 0,
+        }
+    }
+
     /// The observed information and gradient of an extended family, zero-inflated, against
     /// central differences of its log-likelihood in η.
     #[test]
@@ -832,14 +956,7 @@ mod tests {
         let x: Vec<f64> = vec![1.0; n];
         let spec_x = vec![1.0; n];
         let z = vec![1.0; n];
-        let term = crate::spec::RandomTerm {
-            levels: vec![0, 0, 1, 1],
-            n_levels: 2,
-            z: &z,
-            q: 1,
-            factor_id: 0,
-        };
-        let spec = ModelSpec::new(&y, &spec_x, 1, None, None, vec![term]).expect("spec");
+        let spec = ModelSpec::new(&y, &spec_x, 1, None, None, vec![two_groups(&z)]).expect("spec");
         for density in [
             Density::Poisson,
             Density::NegBinomial2,
@@ -875,6 +992,144 @@ mod tests {
                 let h2 = -(l(eta + h) - 2.0 * l(eta) + l(eta - h)) / (h * h);
                 assert!((d.gradient - g).abs() < 1e-6, "{density:?} {i} gradient");
                 assert!((d.observed - h2).abs() < 1e-5, "{density:?} {i} hessian");
+            }
+        }
+    }
+
+    /// Every field of [`Response::row_jet`] against central differences of
+    /// [`Response::row_terms`] in η and in the zero-inflation logit, for every density, with and
+    /// without zero inflation, with both Laplace weights and several links.
+    #[test]
+    fn row_jet_matches_differences_of_the_row_terms() {
+        let n = 4;
+        let ones = vec![1.0; n];
+        let z = vec![1.0; n];
+        let counts = [0.0, 3.0, 0.0, 1.0];
+        let cases: Vec<(Density, Link, [f64; 4], f64, f64)> = vec![
+            (Density::Poisson, Link::Log, counts, 1.0, 0.7),
+            (Density::NegBinomial2, Link::Log, counts, 1.0, 0.7),
+            (Density::NegBinomial2, Link::Sqrt, counts, 1.0, 1.3),
+            (Density::NegBinomial1, Link::Log, counts, 1.0, 0.7),
+            (Density::Beta, Link::Logit, [0.2, 0.7, 0.45, 0.9], 1.0, 0.3),
+            (
+                Density::Beta,
+                Link::Probit,
+                [0.2, 0.7, 0.45, 0.9],
+                1.0,
+                -0.4,
+            ),
+            (
+                Density::Beta,
+                Link::Cloglog,
+                [0.2, 0.7, 0.45, 0.9],
+                1.0,
+                -0.4,
+            ),
+            (
+                Density::BetaBinomial,
+                Link::Logit,
+                [0.0, 3.0, 5.0, 6.0],
+                6.0,
+                0.3,
+            ),
+            (
+                Density::Gaussian,
+                Link::Identity,
+                [1.2, -0.3, 0.5, 2.0],
+                1.0,
+                0.4,
+            ),
+            (Density::Gaussian, Link::Log, [1.2, 0.3, 0.5, 2.0], 1.0, 0.4),
+            (Density::Gamma, Link::Log, [0.5, 2.1, 1.3, 0.8], 1.0, 0.2),
+            (
+                Density::Gamma,
+                Link::Inverse,
+                [0.5, 2.1, 1.3, 0.8],
+                1.0,
+                0.9,
+            ),
+        ];
+        for (density, link, y, trials, eta) in cases {
+            let spec =
+                ModelSpec::new(&y, &ones, 1, None, None, vec![two_groups(&z)]).expect("spec");
+            let counts_family = matches!(
+                density,
+                Density::Poisson | Density::NegBinomial2 | Density::NegBinomial1
+            );
+            for (with_zi, laplace) in [
+                (false, LaplaceWeights::Observed),
+                (false, LaplaceWeights::Expected),
+                (true, LaplaceWeights::Observed),
+                (true, LaplaceWeights::Expected),
+            ] {
+                if with_zi && !counts_family {
+                    continue;
+                }
+                let model = || ParameterModel {
+                    x: ones.clone(),
+                    k: 1,
+                    offset: None,
+                };
+                let fam = ExtendedFamily {
+                    density,
+                    link,
+                    disp: density.has_dispersion().then(model),
+                    zi: with_zi.then(model),
+                    laplace,
+                };
+                let nx = fam.n_extra();
+                let mut r = Response::new(&spec, ResponseFamily::Extended(fam), vec![trials; n])
+                    .expect("response");
+                let extra = [0.4, -0.8];
+                let extra = if density.has_dispersion() {
+                    &extra[..nx]
+                } else {
+                    &extra[1..1 + nx]
+                };
+                r.set_extra(extra).expect("extra");
+                for i in 0..n {
+                    let jet = r.row_jet(i, eta).expect("jet");
+                    let (log_phi, zi_logit) = r.row_parts(i);
+                    let disp = r.row_dispersion(i, log_phi);
+                    let terms = |e: f64, rho: f64| {
+                        let mean = r.row_mean(e).expect("mean");
+                        r.row_terms(i, mean, disp, Response::zero_inflation_logs(rho), true)
+                            .expect("terms")
+                    };
+                    let h = 1e-4;
+                    let diff = |k: usize, along_eta: bool| {
+                        let at = |d: f64| {
+                            let t = if along_eta {
+                                terms(eta + d, zi_logit)
+                            } else {
+                                terms(eta, zi_logit + d)
+                            };
+                            [t.0, t.1, t.2, t.3][k]
+                        };
+                        (at(h) - at(-h)) / (2.0 * h)
+                    };
+                    let base = terms(eta, zi_logit);
+                    let close = |got: f64, want: f64, what: &str| {
+                        assert!(
+                            (got - want).abs() < 1e-6 * want.abs().max(1.0),
+                            "{density:?} {link:?} zi={with_zi} {laplace:?} row {i} {what}: \
+                             {got} vs {want}"
+                        );
+                    };
+                    close(jet.s, base.1, "s");
+                    close(jet.w, base.2, "w");
+                    close(jet.wl, base.3, "wl");
+                    close(jet.s, diff(0, true), "s by differences");
+                    close(jet.w, -diff(1, true), "w by differences");
+                    close(jet.wl_eta, diff(3, true), "wl_eta");
+                    if with_zi {
+                        close(jet.l_zi, diff(0, false), "l_zi");
+                        close(jet.s_zi, diff(1, false), "s_zi");
+                        close(jet.wl_zi, diff(3, false), "wl_zi");
+                    } else {
+                        assert_eq!((jet.l_zi, jet.s_zi, jet.wl_zi), (0.0, 0.0, 0.0));
+                    }
+                }
             }
         }
     }

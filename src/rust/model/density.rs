@@ -48,16 +48,25 @@ pub struct DensityDerivatives {
     pub d2: f64,
 }
 
+/// The value of trigamma and tetragamma where the recurrence and series do not apply: 0 at
+/// `+∞`, NaN outside `x > 0`.
+fn polygamma_edge(x: f64) -> Option<f64> {
+    if x == f64::INFINITY {
+        Some(0.0)
+    } else if x.is_nan() || x <= 0.0 {
+        Some(f64::NAN)
+    } else {
+        None
+    }
+}
+
 /// The trigamma function `ψ′(x)` for `x > 0`: the recurrence `ψ′(x) = ψ′(x + 1) + 1/x²` up to
 /// `x ≥ 10`, then the asymptotic series to `x⁻¹⁵` (truncation error below 1e-16 there). statrs has
 /// digamma but not trigamma, which the observed information of nbinom1, beta and beta-binomial
 /// needs.
 pub fn trigamma(mut x: f64) -> f64 {
-    if x == f64::INFINITY {
-        return 0.0;
-    }
-    if x.is_nan() || x <= 0.0 {
-        return f64::NAN;
+    if let Some(v) = polygamma_edge(x) {
+        return v;
     }
     let mut acc = 0.0;
     while x < 10.0 {
@@ -110,6 +119,27 @@ pub fn digamma_trigamma(mut x: f64) -> (f64, f64) {
         psi + x.ln() - 0.5 * inv - psi_series,
         tri + inv + 0.5 * z + tri_series * z * inv,
     )
+}
+
+/// The tetragamma function `ψ″(x)` for `x > 0`: the recurrence `ψ″(x) = ψ″(x + 1) − 2/x³` up
+/// to `x ≥ 10`, then the asymptotic series `−1/x² − 1/x³ − Σ (2k + 1) B₂ₖ / x^(2k+2)` to `x⁻¹⁶`
+/// (truncation error below 1e-17 there). The third derivative of the nbinom1, beta and
+/// beta-binomial log-densities in `μ` (the exact Laplace gradient) needs it; statrs has none.
+pub fn tetragamma(mut x: f64) -> f64 {
+    if let Some(v) = polygamma_edge(x) {
+        return v;
+    }
+    let mut acc = 0.0;
+    while x < 10.0 {
+        acc -= 2.0 / (x * x * x);
+        x += 1.0;
+    }
+    let z = 1.0 / (x * x);
+    // (2k + 1) B₂ₖ for k = 1..7: 1/2, −1/6, 1/6, −3/10, 5/6, −691/210, 35/2.
+    let series = 0.5
+        + z * (-1.0 / 6.0
+            + z * (1.0 / 6.0 + z * (-0.3 + z * (5.0 / 6.0 + z * (-691.0 / 210.0 + z * 17.5)))));
+    acc - z - z / x - series * z * z
 }
 
 /// `log y` and `log(1 − y)` of a beta observation, formed once per observation (the beta
@@ -176,6 +206,66 @@ impl Density {
         }
     }
 
+    /// `∂/∂μ` of [`Self::expected_information`] (the η-derivative of the Laplace weights of
+    /// lme4's glmer.nb, which uses the expected information).
+    pub fn expected_information_slope(self, mu: f64, phi: f64, n: f64) -> f64 {
+        let slope_of_variance = match self {
+            Density::Beta => {
+                let (a, b) = (mu * phi, (1.0 - mu) * phi);
+                return phi * phi * phi * (tetragamma(a) - tetragamma(b));
+            }
+            Density::Poisson => 1.0,
+            Density::NegBinomial2 => 1.0 + 2.0 * mu / phi,
+            Density::NegBinomial1 => 1.0 + phi,
+            Density::BetaBinomial => n * (1.0 - 2.0 * mu) * (phi + n) / (phi + 1.0),
+            Density::Gaussian => 0.0,
+            Density::Gamma => 2.0 * mu / phi,
+        };
+        let v = self.variance(mu, phi, n);
+        let top = if self == Density::BetaBinomial {
+            n * n
+        } else {
+            1.0
+        };
+        -top * slope_of_variance / (v * v)
+    }
+
+    /// `∂³ℓ/∂μ³` at one observation (`n` trials for the beta-binomial): the Laplace gradient
+    /// follows how the observed information moves with the mean.
+    pub fn third_derivative(self, y: f64, mu: f64, phi: f64, n: f64) -> f64 {
+        match self {
+            Density::Poisson => 2.0 * y / (mu * mu * mu),
+            Density::NegBinomial2 => {
+                let s = phi + mu;
+                2.0 * y / (mu * mu * mu) - 2.0 * (y + phi) / (s * s * s)
+            }
+            Density::NegBinomial1 => {
+                if y > 0.0 {
+                    let size = mu / phi;
+                    (tetragamma(y + size) - tetragamma(size)) / (phi * phi * phi)
+                } else {
+                    0.0
+                }
+            }
+            Density::Beta => {
+                let (a, b) = (mu * phi, (1.0 - mu) * phi);
+                -phi * phi * phi * (tetragamma(a) - tetragamma(b))
+            }
+            Density::BetaBinomial => {
+                let (a, b) = (mu * phi, (1.0 - mu) * phi);
+                let (k, f) = (y, n - y);
+                phi * phi
+                    * phi
+                    * (tetragamma(k + a) - tetragamma(f + b) - tetragamma(a) + tetragamma(b))
+            }
+            Density::Gaussian => 0.0,
+            Density::Gamma => {
+                let m2 = mu * mu;
+                -2.0 * phi / (m2 * mu) + 6.0 * y * phi / (m2 * m2)
+            }
+        }
+    }
+
     /// The part of `ℓ(y; μ, φ)` that depends on neither `μ` nor `φ` (formed once per
     /// observation: it holds the factorials).
     pub fn fixed_constant(self, y: f64, n: f64) -> f64 {
@@ -237,16 +327,25 @@ impl Density {
         value: bool,
     ) -> DensityDerivatives {
         let (v, d1, d2) = match self {
+            // The values' logarithms are formed only when asked for: PIRLS's weights need the
+            // derivatives alone, at every row of every iteration.
             Density::Poisson => {
-                let v = if y == 0.0 { -mu } else { y * mu.ln() - mu };
+                let v = if !value || y == 0.0 {
+                    -mu
+                } else {
+                    y * mu.ln() - mu
+                };
                 (v, y / mu - 1.0, -y / (mu * mu))
             }
             Density::NegBinomial2 => {
                 let s = phi + mu;
                 // θ log(θ/(θ+μ)) = −θ log1p(μ/θ), exact for large θ too.
-                let mut v = -phi * (mu / phi).ln_1p();
-                if y > 0.0 {
-                    v += y * (mu / s).ln();
+                let mut v = 0.0;
+                if value {
+                    v = -phi * (mu / phi).ln_1p();
+                    if y > 0.0 {
+                        v += y * (mu / s).ln();
+                    }
                 }
                 let d1 = y / mu - (y + phi) / s;
                 let d2 = -y / (mu * mu) + (y + phi) / (s * s);
@@ -302,7 +401,11 @@ impl Density {
                 (-0.5 * r * r / phi, r / phi, -1.0 / phi)
             }
             Density::Gamma => {
-                let v = -phi * mu.ln() - y * phi / mu;
+                let v = if value {
+                    -phi * mu.ln() - y * phi / mu
+                } else {
+                    0.0
+                };
                 let d1 = phi * (y - mu) / (mu * mu);
                 let d2 = phi / (mu * mu) - 2.0 * y * phi / (mu * mu * mu);
                 (v, d1, d2)
@@ -347,6 +450,24 @@ mod tests {
                 trigamma(x)
             );
         }
+    }
+
+    #[test]
+    fn tetragamma_matches_known_values_and_the_derivative_of_trigamma() {
+        // ψ″(1) = −2ζ(3).
+        let zeta3 = 1.202_056_903_159_594_2;
+        assert!((tetragamma(1.0) + 2.0 * zeta3).abs() < 1e-13);
+        for x in [0.03, 0.7, 3.3, 9.9, 10.0, 55.0, 1e4] {
+            let h = 1e-5 * x;
+            let num = (trigamma(x + h) - trigamma(x - h)) / (2.0 * h);
+            assert!(
+                (tetragamma(x) - num).abs() < 1e-6 * num.abs(),
+                "{x}: {} vs {num}",
+                tetragamma(x)
+            );
+        }
+        assert!(tetragamma(-1.0).is_nan());
+        assert_eq!(tetragamma(f64::INFINITY), 0.0);
     }
 
     #[test]
@@ -401,7 +522,8 @@ mod tests {
                 "{dens:?} var"
             );
         }
-        // Derivatives in μ by central differences.
+        // First three derivatives in μ and the slope of the expected information, by central
+        // differences.
         for (dens, y, mu, phi, n) in [
             (Density::Poisson, 3.0, 2.2, 1.0, 1.0),
             (Density::NegBinomial2, 0.0, 2.2, 0.8, 1.0),
@@ -426,6 +548,20 @@ mod tests {
             assert!(
                 (d.d2 - num2).abs() < 1e-6 * num2.abs().max(1.0),
                 "{dens:?} d2"
+            );
+            let d2 = |m: f64| dens.derivatives(y, m, phi, n).d2;
+            let num3 = (d2(mu + h) - d2(mu - h)) / (2.0 * h);
+            let d3 = dens.third_derivative(y, mu, phi, n);
+            assert!(
+                (d3 - num3).abs() < 1e-6 * num3.abs().max(1.0),
+                "{dens:?} d3 {d3} vs {num3}"
+            );
+            let info = |m: f64| dens.expected_information(m, phi, n);
+            let num = (info(mu + h) - info(mu - h)) / (2.0 * h);
+            let slope = dens.expected_information_slope(mu, phi, n);
+            assert!(
+                (slope - num).abs() < 1e-6 * num.abs().max(1.0),
+                "{dens:?} information slope {slope} vs {num}"
             );
         }
         // The beta density integrates to one (midpoint rule).

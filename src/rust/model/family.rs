@@ -208,6 +208,31 @@ impl Link {
         }
     }
 
+    /// `d³μ/dη³` (as [`Link::mu_eta_deriv`], without clamping): the Laplace gradient needs the
+    /// third η-derivative of a row's likelihood.
+    pub fn mu_eta_deriv2(self, eta: f64) -> f64 {
+        match self {
+            Link::Logit => {
+                let (m, d) = self.linkinv_mu_eta(eta);
+                d * (1.0 - 6.0 * m * (1.0 - m))
+            }
+            Link::Probit => (eta * eta - 1.0) * standard_normal().pdf(eta),
+            Link::Cloglog => {
+                let e = eta.min(700.0).exp();
+                let d = (eta.min(700.0) - e).exp();
+                d * ((1.0 - e) * (1.0 - e) - e)
+            }
+            Link::Cauchit => {
+                let s = 1.0 + eta * eta;
+                (6.0 * eta * eta - 2.0) / (PI * s * s * s)
+            }
+            Link::Log => eta.exp(),
+            Link::Identity | Link::Sqrt => 0.0,
+            Link::Inverse => -6.0 / (eta * eta * eta * eta),
+            Link::InverseSquare => -1.875 / eta.powf(3.5),
+        }
+    }
+
     /// Whether `η` is in the link's domain.
     pub fn valid_eta(self, eta: f64) -> bool {
         match self {
@@ -445,6 +470,17 @@ mod tests {
             assert!(
                 (link.mu_eta(eta) - num).abs() < 1e-6 * num.abs().max(1.0),
                 "{link:?} mu_eta"
+            );
+            let h = 1e-5;
+            let num2 = (link.mu_eta(eta + h) - link.mu_eta(eta - h)) / (2.0 * h);
+            assert!(
+                (link.mu_eta_deriv(eta) - num2).abs() < 1e-6 * num2.abs().max(1.0),
+                "{link:?} mu_eta_deriv"
+            );
+            let num3 = (link.mu_eta_deriv(eta + h) - link.mu_eta_deriv(eta - h)) / (2.0 * h);
+            assert!(
+                (link.mu_eta_deriv2(eta) - num3).abs() < 1e-6 * num3.abs().max(1.0),
+                "{link:?} mu_eta_deriv2"
             );
         }
     }
