@@ -371,6 +371,38 @@ const QN_MAX_HALVINGS: usize = 40;
 /// deviance itself is accurate to about 1e-13 relative).
 const QN_ROUNDING: f64 = 1e-13;
 
+/// Inverse curvature (whitened units, where a well-determined coordinate has about 1/2) from
+/// which a coordinate counts as flat: its standard error is at least 14 times the one its
+/// calibration found.
+const QN_FLAT_INVERSE: f64 = 100.0;
+/// Largest decrease of the deviance the flat coordinates together may still offer (by their
+/// Newton steps) for the search to leave them where they are.
+const QN_FLAT_DECREASE: f64 = 1e-9;
+
+/// Marks as `held` (besides the coordinates on a bound) the flat coordinates when all of them
+/// together promise less than [`QN_FLAT_DECREASE`]: `Σ g_j² H⁻¹_jj` over those whose inverse
+/// curvature `H⁻¹_jj` (the BFGS approximation) is at least [`QN_FLAT_INVERSE`].
+///
+/// A coefficient on its way to ±∞ (a zero-inflation logit for a level without zeros to
+/// explain) has a deviance like `c + a e^{β}`: gradient and curvature shrink together, every
+/// Newton step is about one unit long, and what is left to gain, `a e^{β}`, is its Newton
+/// decrement `g²/H`. Following it until its gradient is below `gtol` takes many more steps,
+/// each of which disturbs the other coordinates' gradients through the BFGS update. Holding
+/// such a coordinate once it cannot lower the deviance by more than 1e-9 lets the others
+/// converge; it is released as soon as its promise grows again.
+fn hold_flat(held: &mut [bool], g: &[f64], hinv: &[f64]) {
+    let k = g.len();
+    let flat: Vec<usize> = (0..k)
+        .filter(|&j| !held[j] && hinv[j * k + j] >= QN_FLAT_INVERSE)
+        .collect();
+    let promise: f64 = flat.iter().map(|&j| g[j] * g[j] * hinv[j * k + j]).sum();
+    if !flat.is_empty() && promise < QN_FLAT_DECREASE {
+        for j in flat {
+            held[j] = true;
+        }
+    }
+}
+
 /// Where the quasi-Newton search ended.
 pub(super) struct GradientSearch {
     /// The point (whitened coordinates) and the criterion there.
@@ -389,7 +421,8 @@ impl GeneralizedLinearMixedModel<'_> {
     /// whose gradient pushes outward stays on its bound (a covariance parameter at 0); the
     /// others take the quasi-Newton direction, with a backtracking (Armijo) line search along
     /// the projected path. Stops when every free component of the gradient is below `gtol`
-    /// (deviance units per standard error) or no step lowers the deviance any more.
+    /// (deviance units per standard error; flat coordinates with nothing left to offer are
+    /// held, see [`hold_flat`]) or no step lowers the deviance any more.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gradient_search(
         &mut self,
@@ -443,9 +476,10 @@ impl GeneralizedLinearMixedModel<'_> {
         reset(&mut hinv);
         let mut converged = false;
         for _ in 0..QN_MAX_ITER {
-            let active: Vec<bool> = (0..k)
+            let mut active: Vec<bool> = (0..k)
                 .map(|j| (y[j] <= lower[j] && g[j] > 0.0) || (y[j] >= upper[j] && g[j] < 0.0))
                 .collect();
+            hold_flat(&mut active, &g, &hinv);
             let pg: Vec<f64> = (0..k).map(|j| if active[j] { 0.0 } else { g[j] }).collect();
             if pg.iter().all(|v| v.abs() < gtol) {
                 converged = true;
@@ -526,5 +560,30 @@ impl GeneralizedLinearMixedModel<'_> {
             evaluations,
             converged,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_flat_coordinates_with_nothing_left_to_offer_are_held() {
+        // Coordinate 0 well determined, 1 and 2 flat (inverse curvature 1e4), 3 on a bound.
+        let k = 4;
+        let mut hinv = vec![0.0; k * k];
+        for (j, v) in [0.5, 1e4, 1e4, 0.5].into_iter().enumerate() {
+            hinv[j * k + j] = v;
+        }
+        let bound = [false, false, false, true];
+        // Flat gradients promising 2e-10 together: both held, the tiny well-determined
+        // gradient is not.
+        let mut held = bound;
+        hold_flat(&mut held, &[1e-9, 1e-7, -1e-7, 5.0], &hinv);
+        assert_eq!(held, [false, true, true, true]);
+        // Together they promise 2e-9: neither is held.
+        let mut held = bound;
+        hold_flat(&mut held, &[1e-9, 3e-7, -3e-7, 5.0], &hinv);
+        assert_eq!(held, bound);
     }
 }
