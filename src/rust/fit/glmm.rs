@@ -635,7 +635,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let p = self.spec.p;
         let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
         let mut metric = Stage2Metric::from_vcov(&vc, nsc, p);
-        let probes = self.calibrate(&center, rule, &mut metric);
+        let by_information = self.quasi_newton_searches(rule, opts.optimizers[1]);
+        let probes = self.calibrate(&center, rule, &mut metric, by_information);
         // Every coordinate is now in units of about one standard error.
         let mut stage_opts = opts.optim.clone();
         stage_opts.calc_derivs = false;
@@ -664,7 +665,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             let exact_gradient = rule.is_none() && self.has_laplace_gradient();
             let metric = if self.n_extra() > 0 && !exact_gradient {
                 let mut at_optimum = metric.clone();
-                summary.feval += self.calibrate(&pars, rule, &mut at_optimum);
+                summary.feval += self.calibrate(&pars, rule, &mut at_optimum, false);
                 f0 = self.objective_theta_beta(&pars, rule)?;
                 at_optimum
             } else {
@@ -782,7 +783,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         self.objective_theta(&start[..nth])?;
         let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
         let mut metric = Stage2Metric::from_vcov(&vc, nsc, p);
-        let probes = self.calibrate(start, rule.as_ref(), &mut metric);
+        let by_information = self.quasi_newton_searches(rule.as_ref(), optimizer);
+        let probes = self.calibrate(start, rule.as_ref(), &mut metric, by_information);
         stage_opts.rhoend = stage_opts.rhoend.min(stage_opts.rhobeg);
         let mut summary = self.search(
             rule.as_ref(),
@@ -833,7 +835,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 self.objective_theta(&pars[..nth])?;
                 let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
                 let mut metric = Stage2Metric::from_vcov(&vc, nsc, p);
-                self.calibrate(&pars, rule.as_ref(), &mut metric);
+                self.calibrate(&pars, rule.as_ref(), &mut metric, false);
                 self.objective_theta_beta(&pars, rule.as_ref())?;
                 let derivs = self.derivatives(&pars, f0, rule.as_ref(), &metric);
                 let singular =

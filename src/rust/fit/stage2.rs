@@ -228,22 +228,44 @@ impl GeneralizedLinearMixedModel<'_> {
     /// 2 in deviance, in whitened β 0.01), and BOBYQA spends most of its evaluations rescaling.
     /// β's covariance is unscaled, so for families with a dispersion φ a whitened unit step
     /// raises the deviance by about 1/φ: one probe along the last fixed effect (whose column
-    /// of `M` has a single entry) measures that factor for all of them. Returns the number of
-    /// evaluations used; a failed probe leaves its scale as it was.
+    /// of `M` has a single entry) measures that factor for all of them. With `by_information`
+    /// (the quasi-Newton search follows, which needs scales only to start its curvature
+    /// model) the family's own parameters take `1/√I_k` from their information at the modes
+    /// ([`Self::extra_information`]) instead of two probes each: on the catalogue of count
+    /// models the searches were as long, and zero inflation by 8 species saved 16 of 93
+    /// evaluations. Returns the number of evaluations used; a failed probe leaves its scale as
+    /// it was.
     pub(super) fn calibrate(
         &mut self,
         center: &[f64],
         rule: Option<&GaussHermite>,
         metric: &mut Stage2Metric,
+        by_information: bool,
     ) -> usize {
         let (lower, upper) = self.scaled_bounds();
         let nsc = lower.len();
+        let nth = self.re.n_par();
         let mut evals = 1;
         let Ok(f0) = self.objective_theta_beta(center, rule) else {
             return evals;
         };
+        let information = if by_information {
+            self.extra_information()
+        } else {
+            None
+        };
         let mut x = center.to_vec();
         for k in 0..nsc {
+            if let Some(info) = information
+                .as_ref()
+                .and_then(|v| v.get(k.wrapping_sub(nth)))
+            {
+                let scale = 1.0 / info.sqrt();
+                if scale.is_finite() && scale > 0.0 {
+                    metric.theta_scale[k] = scale.clamp(1e-3, 10.0);
+                    continue;
+                }
+            }
             let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
             let (a, b) = if center[k] - h < lower[k] {
                 (h, 2.0 * h)
@@ -342,7 +364,7 @@ impl GeneralizedLinearMixedModel<'_> {
             .collect();
         let bounds = (lower, upper);
         let zero = vec![0.0; center.len()];
-        if rule.is_none() && optimizer == StageOptimizer::Bobyqa && self.quasi_newton_possible() {
+        if self.quasi_newton_searches(rule, optimizer) {
             if let Some(summary) = self.quasi_newton_search(center, metric, progress)? {
                 return Ok(summary);
             }
@@ -374,6 +396,15 @@ impl GeneralizedLinearMixedModel<'_> {
         opts.n_agq == 1
             && opts.optimizers[1] == StageOptimizer::Bobyqa
             && self.quasi_newton_possible()
+    }
+
+    /// Whether [`Self::search`] with `rule` and `optimizer` is the quasi-Newton search.
+    pub(super) fn quasi_newton_searches(
+        &self,
+        rule: Option<&GaussHermite>,
+        optimizer: StageOptimizer,
+    ) -> bool {
+        rule.is_none() && optimizer == StageOptimizer::Bobyqa && self.quasi_newton_possible()
     }
 
     fn quasi_newton_possible(&self) -> bool {
