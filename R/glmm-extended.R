@@ -99,17 +99,33 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
     start = as.double(extra_start))
   X <- inputs$X
   storage.mode(X) <- "double"
-  raw <- glmm_extended_fit_rs(
-    as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
-    if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
-    engine_terms(inputs), engine_family, as.double(inputs$n_trials),
-    as.double(inputs$etastart), nAGQ, start$theta, start$fixef,
-    unclass(control), verbose)
+  raw <- tryCatch(
+    glmm_extended_fit_rs(
+      as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
+      if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
+      engine_terms(inputs), engine_family, as.double(inputs$n_trials),
+      as.double(inputs$etastart), nAGQ, start$theta, start$fixef,
+      unclass(control), verbose),
+    error = function(e) stop_sqrt_link_edge(e, family$link))
   fit <- extended_object(mc, inputs, raw, family, nAGQ, control, zi, disp,
                          style)
   report_convergence(fit$optinfo, control)
   report_extended_covariance(fit, control)
   fit
+}
+
+# An engine error, with the reason added where the square-root link is the
+# cause: its mean is eta^2, defined for eta > 0 (R's link object), and counts
+# that are mostly 0 pull their group's mode to eta = 0, the edge of that range.
+# (glmmTMB lets eta go negative, where the likelihood mirrors itself; the fit
+# then has two modes per such group, and following it here reached optima
+# worse than glmmTMB's, so the range is kept and the error says why.)
+stop_sqrt_link_edge <- function(e, link) {
+  msg <- conditionMessage(e)
+  if (!identical(link, "sqrt") || !grepl("PIRLS diverged", msg, fixed = TRUE)) stop(e)
+  stop(msg, ". With the square-root link the mean is eta^2 for eta > 0, and groups ",
+       "whose counts are mostly 0 put their mode at eta = 0, the edge of that range; ",
+       "use the log link", call. = FALSE)
 }
 
 # The standard errors of every component come from the Hessian over all
