@@ -21,13 +21,14 @@ is_constant_formula <- function(formula, value) {
 }
 
 # A one-sided formula argument (`ziformula`, `dispformula`) checked: no
-# response, no random effects.
-check_part_formula <- function(formula, name) {
+# response, and random effects only where `bars` allows them (the
+# zero-inflation model, as glmmTMB 1.1.5 allows them).
+check_part_formula <- function(formula, name, bars = FALSE) {
   if (!inherits(formula, "formula") || length(formula) != 2L) {
     stop("'", name, "' must be a one-sided formula such as ~ 1 or ~ x, not ",
          deparse1(formula), call. = FALSE)
   }
-  if (contains_bar(formula[[2L]])) {
+  if (!bars && contains_bar(formula[[2L]])) {
     stop("random effects in '", name, "' (", deparse1(formula), ") are not ",
          "supported by glmm() yet: only fixed effects", call. = FALSE)
   }
@@ -67,7 +68,7 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
          "criterion for the ", name, " family's own parameters (dispersion, ",
          "zero inflation); use nAGQ = 1 (Laplace)", call. = FALSE)
   }
-  zi_formula <- check_part_formula(ziformula, "ziformula")
+  zi_formula <- check_part_formula(ziformula, "ziformula", bars = TRUE)
   disp_formula <- check_part_formula(dispformula, "dispformula")
   has_zi <- !is_constant_formula(zi_formula, 0)
   if (has_zi) check_zi_family(name)
@@ -86,7 +87,10 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
   check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   mc$formula <- inputs$formula
   check_agq_terms(nAGQ, inputs$reterms)
-  zi <- if (has_zi) part_design(zi_formula, inputs$frame, env, "ziformula")
+  zi_parts <- if (has_zi) split_part_formula(zi_formula)
+  zi <- if (has_zi) part_design(zi_parts$fixed, inputs$frame, env, "ziformula")
+  if (has_zi) zi$full_formula <- zi_formula
+  zi_random <- if (has_zi) zi_random_terms(zi_parts, inputs$frame, env, control)
   disp <- if (has_disp) part_design(disp_formula, inputs$frame, env, "dispformula")
   start <- check_glmm_start(start, inputs, nAGQ)
   extra_start <- c(
@@ -103,12 +107,14 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
     glmm_extended_fit_rs(
       as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
       if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
-      engine_terms(inputs), engine_family, as.double(inputs$n_trials),
+      engine_terms_with_zi(inputs, zi_random), engine_family,
+      as.double(inputs$n_trials),
       as.double(inputs$etastart), nAGQ, start$theta, start$fixef,
       unclass(control), verbose),
     error = function(e) stop_sqrt_link_edge(e, family$link))
-  fit <- extended_object(mc, inputs, raw, family, nAGQ, control, zi, disp,
-                         style)
+  parts <- split_zi_random(raw, inputs, zi_random)
+  fit <- extended_object(mc, inputs, parts$raw, family, nAGQ, control, zi, disp,
+                         style, zi_random = parts$zi)
   report_convergence(fit$optinfo, control)
   report_extended_covariance(fit, control)
   fit
@@ -282,16 +288,20 @@ zero_inflation_start <- function(inputs, zi) {
 # so the fixed effects' covariance is that of the full Hessian) plus
 # `extended` (the zero-inflation and dispersion models, the full covariance).
 extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
-                            style) {
+                            style, zi_random = NULL) {
   nth <- length(raw$par)
+  # The zero-inflation model's covariance parameters follow the conditional
+  # model's in the Hessian; like the family's own parameters they are
+  # eliminated from the (theta, beta) part glmm_object() reads.
+  nzp <- if (is.null(zi_random)) 0L else zi_random$n_par
   p <- length(raw$beta)
   kd <- if (is.null(disp)) 0L else ncol(disp$X)
   kz <- if (is.null(zi)) 0L else ncol(zi$X)
   ne <- kd + kz
-  k <- nth + ne + p
+  k <- nth + nzp + ne + p
   H <- if (length(raw$hessian) == k * k) matrix(raw$hessian, k, k) else NULL
-  keep <- c(seq_len(nth), nth + ne + seq_len(p))
-  extra_idx <- nth + seq_len(ne)
+  keep <- c(seq_len(nth), nth + nzp + ne + seq_len(p))
+  extra_idx <- nth + seq_len(nzp + ne)
   reduced <- raw
   if (!is.null(H)) {
     Hk <- H[keep, keep, drop = FALSE]
@@ -323,8 +333,10 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
   obs_names <- rownames(inputs$frame)
   if (kz > 0L) {
     zi$beta <- b_zi
-    zi$eta <- stats::setNames(part_eta(zi, b_zi), obs_names)
+    zi$eta <- stats::setNames(
+      if (is.null(zi_random)) part_eta(zi, b_zi) else raw$zi_logit, obs_names)
     zi$prob <- stats::plogis(zi$eta)
+    zi$random <- zi_random
   }
   if (kd > 0L) {
     disp$beta <- b_disp
@@ -336,14 +348,15 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     phi <- exp(b_disp[[1L]])
     switch(name, gaussian = sqrt(phi), Gamma = 1 / sqrt(phi), phi)
   }
-  cov_all <- extended_covariance(H, nth, kd, kz, p, names(fit$beta),
+  cov_all <- extended_covariance(H, nth + nzp, kd, kz, p, names(fit$beta),
                                  names(b_disp), names(b_zi))
   fit$extended <- list(
     style = style, family = name, zi = zi, disp = disp, sigma = sigma,
     extra = extra, n_trials = inputs$n_trials, prior_weights = inputs$weights,
     working_weights = raw$working_weights,
+    zi_working_weights = if (!is.null(zi_random)) raw$zi_working_weights,
     vcov = cov_all$blocks, vcov_full = cov_all$full, hessian = H,
-    loglik = -raw$deviance / 2, df = nth + ne + p)
+    loglik = -raw$deviance / 2, df = nth + nzp + ne + p)
   fit
 }
 

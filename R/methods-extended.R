@@ -279,6 +279,15 @@ predict_extended <- function(object, newdata, re.form, allow.new.levels, type, s
   }
   check_flag(se.fit, "se.fit", "predict()")
   population <- !is.null(re.form) && (identical(re.form, NA) || is_zero_formula(re.form))
+  zi_random <- has_zi_random(object)
+  if (zi_random && !is.null(re.form) && !population) {
+    stop("with random effects in 'ziformula', re.form must be NULL (every random ",
+         "effect) or NA/~0 (none), as in glmmTMB; not ", deparse1(re.form), call. = FALSE)
+  }
+  if (zi_random && se.fit && type != "disp") {
+    stop("standard errors of predictions (se.fit = TRUE) are not available yet for ",
+         "fits with random effects in 'ziformula'", call. = FALSE)
+  }
   na.action <- check_na_action(na.action)
   # the conditional model's linear predictor, padded and named as lme4-style
   # predictions are
@@ -292,7 +301,9 @@ predict_extended <- function(object, newdata, re.form, allow.new.levels, type, s
       names(v) <- mer_obs_names(object, length(v))
       stats::napredict(na_act, v)
     }
-    zeta <- if (!is.null(ext$zi)) pad(ext$zi$eta)
+    zeta <- if (!is.null(ext$zi)) {
+      pad(if (zi_random && population) zi_fixed_eta(ext$zi) else ext$zi$eta)
+    }
     phi <- if (!is.null(ext$disp)) pad(ext$disp$phi)
     X <- if (se.fit) pad_rows(object$X, na_act)
     Xz <- if (se.fit && !is.null(ext$zi)) pad_rows(ext$zi$X, na_act)
@@ -304,6 +315,10 @@ predict_extended <- function(object, newdata, re.form, allow.new.levels, type, s
     if (!is.null(ext$zi)) {
       d <- component_design(ext$zi, newdata, "zero-inflation")
       zeta <- d$eta[rows]
+      if (zi_random && !population) {
+        zeta <- zeta + zi_random_part(object, newdata[rows, , drop = FALSE],
+                                      allow.new.levels)
+      }
       Xz <- d$X[rows, , drop = FALSE]
     }
     if (!is.null(ext$disp)) phi <- exp(component_design(ext$disp, newdata, "dispersion")$eta[rows])
@@ -706,6 +721,9 @@ tidy_extended <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
   if (length(bad)) {
     stop("unknown component(s) ", paste(dQuote(bad, FALSE), collapse = ", "),
          "; 'component' may hold \"cond\", \"zi\", \"disp\"", call. = FALSE)
+  }
+  if ("zi" %in% component && any(c("ran_pars", "ran_vals") %in% effects)) {
+    require_no_zi_random(x, "tidy() of the zero-inflation model's random effects")
   }
   rscale <- tidy_ran_scale(effects, scales)
   check_flag(exponentiate, "exponentiate", "tidy()")

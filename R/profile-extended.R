@@ -46,6 +46,7 @@ extended_engine_model <- function(fit, y = fit$y) {
 # The engine's profiles of an extended fit: parameters `which` (indices into
 # c(variance parameters, extended_par_names(), fixed effects)).
 extended_profile_rs <- function(object, which, threads, env) {
+  require_no_zi_random(object, "profile()")
   ext <- object$extended
   full <- as.matrix(ext$vcov_full)
   labels <- if (identical(ext$style, "glmer.nb")) "disp.(Intercept)" else extended_par_names(object)

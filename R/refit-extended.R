@@ -16,6 +16,7 @@ extended_inputs <- function(fit, y) {
 
 # `fit` refitted to the response `y`; `extra_start` etc. from the fit.
 refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
+  require_no_zi_random(fit, "refit()")
   ext <- fit$extended
   if (is.null(control)) control <- control_of(fit, parent.frame())
   control <- as_fit_control(control, "glmm")
@@ -74,6 +75,7 @@ check_refit_response <- function(y, ext) {
 # simulate() (new random effects, as glmmTMB's simulate), each refitted; the
 # statistic `stat` of each refit. Returns what boot_object() reads.
 boot_run_extended <- function(x, nsim, stat, k, report) {
+  require_no_zi_random(x, "bootmm()")
   sims <- stats::simulate(x, nsim = nsim)
   t <- matrix(NA_real_, nsim, k)
   errors <- character(0)

@@ -413,6 +413,7 @@ is_tmb_style <- function(object) {
 # betabinomial a two-column matrix of successes and failures, as glmmTMB.
 simulate_tmb_style <- function(object, eta, sim_bars, newdata, core,
                                allow.new.levels, nsim) {
+  require_no_zi_random(object, "simulate()")
   ext <- object$extended
   n <- length(eta)
   phi <- tmb_component(ext$disp, "phi", "dispformula", newdata, n)

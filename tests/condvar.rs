@@ -50,6 +50,7 @@ impl Design {
                 z: &t.z,
                 q: t.q,
                 factor_id: t.factor,
+                predictor: mixedrs::spec::Predictor::Mean,
             })
             .collect();
         ModelSpec::new(&self.y, &self.x, 2, self.weights.as_deref(), None, terms)

@@ -195,6 +195,7 @@ fn invalid_input_is_an_error_not_a_panic() {
         z: &z,
         q: 1,
         factor_id: 0,
+        predictor: mixedrs::spec::Predictor::Mean,
     };
     assert!(ModelSpec::new(&y, &x, 1, None, None, vec![term()]).is_err());
     let y = [1.0, 2.0, 3.0];

@@ -126,9 +126,9 @@ proptest! {
             .map(|(k, (lev, nl, z, q, f))| {
                 if k == 0 {
                     RandomTerm { levels: levels0.clone(), n_levels: n_levels0, z: &z0, q: *q,
-                                 factor_id: *f }
+                                 factor_id: *f, predictor: mixedrs::spec::Predictor::Mean }
                 } else {
-                    RandomTerm { levels: lev.clone(), n_levels: *nl, z, q: *q, factor_id: *f }
+                    RandomTerm { levels: lev.clone(), n_levels: *nl, z, q: *q, factor_id: *f, predictor: mixedrs::spec::Predictor::Mean }
                 }
             })
             .collect();
@@ -216,7 +216,7 @@ proptest! {
             .terms
             .iter()
             .map(|(lev, nl, z, q, f)| RandomTerm { levels: lev.clone(), n_levels: *nl, z, q: *q,
-                                                  factor_id: *f })
+                                                  factor_id: *f, predictor: mixedrs::spec::Predictor::Mean })
             .collect();
         let spec = ModelSpec::new(&y, &d.x, d.p, None, d.offset.as_deref(), terms)
             .expect("spec");

@@ -83,6 +83,7 @@ impl Data {
             z: &self.ones,
             q: 1,
             factor_id: 0,
+            predictor: mixedrs::spec::Predictor::Mean,
         };
         ModelSpec::new(&self.y, &self.x, 2, None, Some(&self.offset), vec![term]).expect("spec")
     }
@@ -303,6 +304,7 @@ fn nagq_above_one_needs_a_single_scalar_term() {
         z: &data.ones,
         q: 1,
         factor_id: 1,
+        predictor: mixedrs::spec::Predictor::Mean,
     };
     let first = RandomTerm {
         levels: data.levels.clone(),
@@ -310,6 +312,7 @@ fn nagq_above_one_needs_a_single_scalar_term() {
         z: &data.ones,
         q: 1,
         factor_id: 0,
+        predictor: mixedrs::spec::Predictor::Mean,
     };
     let spec = ModelSpec::new(&data.y, &data.x, 2, None, None, vec![first, second]).expect("spec");
     let eta0: Vec<f64> = data.y.iter().map(|y| (y + 0.1f64).ln()).collect();
@@ -387,6 +390,7 @@ fn warm_started_pirls_matches_a_cold_start_with_observation_level_effects() {
                 z: &ones,
                 q: 1,
                 factor_id: 0,
+                predictor: mixedrs::spec::Predictor::Mean,
             },
             RandomTerm {
                 levels: obs.clone(),
@@ -394,6 +398,7 @@ fn warm_started_pirls_matches_a_cold_start_with_observation_level_effects() {
                 z: &ones,
                 q: 1,
                 factor_id: 1,
+                predictor: mixedrs::spec::Predictor::Mean,
             },
             RandomTerm {
                 levels: loc.clone(),
@@ -401,6 +406,7 @@ fn warm_started_pirls_matches_a_cold_start_with_observation_level_effects() {
                 z: &ones,
                 q: 1,
                 factor_id: 2,
+                predictor: mixedrs::spec::Predictor::Mean,
             },
         ]
     };

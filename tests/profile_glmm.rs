@@ -37,6 +37,7 @@ impl Data {
             z: &self.z,
             q: 1,
             factor_id: 0,
+            predictor: mixedrs::spec::Predictor::Mean,
         };
         ModelSpec::new(&self.y, &self.x, 2, None, None, vec![term]).expect("valid spec")
     }

@@ -34,6 +34,7 @@ impl Data {
             z: &self.z,
             q: 1,
             factor_id: 0,
+            predictor: mixedrs::spec::Predictor::Mean,
         };
         ModelSpec::new(&self.y, &self.x, self.p, None, None, vec![term]).expect("valid spec")
     }

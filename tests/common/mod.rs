@@ -35,6 +35,7 @@ impl Design {
                 z,
                 q: *q,
                 factor_id: *f,
+                predictor: mixedrs::spec::Predictor::Mean,
             })
             .collect();
         ModelSpec::new(

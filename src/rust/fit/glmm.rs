@@ -108,8 +108,15 @@ pub struct GlmmFit {
     /// `(R_X R_X')⁻¹` at the modes' weights.
     pub vcov_unscaled: Vec<f64>,
     /// For a family with extra parameters: the working weights of the Laplace determinant at
-    /// the modes (its factor's), for the conditional variances; empty otherwise.
+    /// the modes (its factor's), for the conditional variances; empty otherwise. With random
+    /// effects in the zero-inflation logit, the mean's diagonal of the 2 × 2 weights.
     pub working_weights: Vec<f64>,
+    /// With random effects in the zero-inflation logit: the logit at the modes, with its
+    /// random part (empty otherwise).
+    pub zi_logit: Vec<f64>,
+    /// With random effects in the zero-inflation logit: the other two of the 2 × 2 weights of
+    /// the Laplace determinant at the modes, `W[η, ρ]` and `W[ρ, ρ]` (empty otherwise).
+    pub zi_working_weights: [Vec<f64>; 2],
     /// Finite-difference gradient of the criterion over (θ, extra, β) (stage 2), or empty.
     pub gradient: Vec<f64>,
     /// Finite-difference Hessian over (θ, extra, β), column-major, or empty.
@@ -280,12 +287,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
 
     /// η, μ and dμ/dη from the current (β, u) (see [`Pirls::update_eta`]).
     fn update_eta(&mut self) -> bool {
-        self.pirls.update_eta(&self.spec, &self.re, &self.response)
+        self.pirls
+            .update_eta(&self.spec, &self.re, &mut self.response)
     }
 
     /// Runs PIRLS at the current θ (and β for `UOnly`).
     fn run_pirls(&mut self, mode: Mode) -> Result<f64> {
-        self.pirls.run(&self.spec, &self.re, &self.response, mode)
+        self.pirls
+            .run(&self.spec, &self.re, &mut self.response, mode)
     }
 
     /// Sets the relative covariance factors from the covariance parameters `par` (θ itself for
@@ -392,7 +401,9 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         self.pirls.eta_start.copy_from_slice(&self.pirls.eta);
         let mut rhobeg = opts.optim.rhobeg;
         let mut from_moments = false;
-        if start_theta.is_none() {
+        // The moment start reads the working response off the cross-products, which hold the
+        // right-hand sides instead with random effects in the zero-inflation logit.
+        if start_theta.is_none() && !self.re.has_zero_inflation_terms() {
             if let Some((theta, radius)) = self.moment_start(rhobeg) {
                 theta0 = theta;
                 rhobeg = radius;
@@ -709,6 +720,10 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         if matches!(self.response.family(), ResponseFamily::Extended(_)) {
             pirls.working_values(&self.response, Mode::UOnly, WeightChoice::Final);
             out.working_weights = pirls.weights().to_vec();
+        }
+        if self.re.has_zero_inflation_terms() {
+            out.zi_logit = self.response.zero_inflation_logits();
+            out.zi_working_weights = pirls.paired_weights();
         }
         pirls.working_values(&self.response, Mode::Joint, WeightChoice::Final);
         pirls.refactor_joint(&self.spec, &self.re)?;

@@ -192,10 +192,12 @@ fn design_rows(
 }
 
 impl GeneralizedLinearMixedModel<'_> {
-    /// Whether [`Self::laplace_gradient`] is available: a family with its own parameters and
-    /// at most [`MAX_DENSE_RANDOM`] random effects.
+    /// Whether [`Self::laplace_gradient`] is available: a family with its own parameters, no
+    /// random effects in the zero-inflation logit (whose rows have two predictors) and at most
+    /// [`MAX_DENSE_RANDOM`] random effects.
     pub fn has_laplace_gradient(&self) -> bool {
         matches!(self.response.family(), ResponseFamily::Extended(_))
+            && !self.re.has_zero_inflation_terms()
             && DenseLayout::new(&self.re).q <= MAX_DENSE_RANDOM
     }
 
@@ -205,7 +207,8 @@ impl GeneralizedLinearMixedModel<'_> {
         if !self.has_laplace_gradient() {
             return invalid(
                 "the exact gradient of the Laplace deviance is available only for families \
-                 with their own parameters and at most 1500 random effects",
+                 with their own parameters, without random effects in the zero-inflation model, \
+                 and at most 1500 random effects",
             );
         }
         let f = self.objective_theta_beta(pars, None)?;

@@ -10,13 +10,19 @@
 //! the steps are Newton steps (observed information as weights). Every run starts from the
 //! previous run's modes when they give a valid mean (a warm start), otherwise from a fixed
 //! linear predictor (lme4's `lp0`).
+//!
+//! With random effects in the zero-inflation logit `ρ` as well (glmmTMB's `ziformula = ~ … + (…|g)`)
+//! each observation has two linear predictors: the step is the Newton step of the penalized
+//! log-likelihood in all the random effects, with each observation's 2 × 2 information
+//! `−∂²ℓ/∂(η, ρ)²` in the cross-products ([`PairedWorkingValues`]), and `πᵢ` follows the random
+//! effects at every evaluation ([`Response::set_zero_inflation_random`]).
 use super::response::{Response, WeightChoice};
 use crate::blocks::CrossProducts;
 use crate::chol::BlockedCholesky;
 use crate::error::{MixedError, Result};
-use crate::linalg::assemble::{self, RefillPlan};
+use crate::linalg::assemble::{self, PairedWorkingValues, RefillPlan};
 use crate::linpred;
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, Predictor};
 use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
 use faer::Par;
@@ -147,6 +153,11 @@ pub(super) struct Pirls {
     pub(super) step_tol: f64,
     /// Deviance residual of each observation (summed in order after a parallel pass).
     dev_terms: Vec<f64>,
+    /// With random effects in the zero-inflation logit: the working values of the two
+    /// predictors (used instead of `work_w` and `work_z`) and the random part `Z_z b_z` of the
+    /// logit at the current modes.
+    paired: Option<PairedWorkingValues>,
+    zb_zi: Vec<f64>,
 }
 
 impl Pirls {
@@ -179,6 +190,27 @@ impl Pirls {
         u_chol.response_pivot_optional = extended;
         let q0 = joint_cp.q0 * joint_cp.l0;
         let m = joint_cp.layout.m;
+        let paired = re.has_zero_inflation_terms();
+        if paired {
+            match response.family() {
+                super::response::ResponseFamily::Extended(fam) if fam.zi.is_some() => {
+                    if fam.laplace != super::response::LaplaceWeights::Observed {
+                        return Err(MixedError::InvalidInput(
+                            "random effects in the zero-inflation model need the observed \
+                             information in the Laplace approximation"
+                                .into(),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(MixedError::InvalidInput(
+                        "random effects in the zero-inflation predictor need a zero-inflated \
+                         family"
+                            .into(),
+                    ))
+                }
+            }
+        }
         let mu = eta_start.iter().map(|&e| response.mean(e)).collect();
         let mu_eta = eta_start.iter().map(|&e| response.mu_eta(e)).collect();
         let refill_plan = RefillPlan::new(spec, re, &joint_cp)?;
@@ -213,6 +245,8 @@ impl Pirls {
             par,
             step_tol: PIRLS_STEP_TOL,
             dev_terms: vec![0.0; n],
+            paired: paired.then(|| PairedWorkingValues::new(n)),
+            zb_zi: if paired { vec![0.0; n] } else { Vec::new() },
         })
     }
 
@@ -228,7 +262,7 @@ impl Pirls {
         &mut self,
         spec: &ModelSpec<'_>,
         re: &ReStructure,
-        response: &Response<'_>,
+        response: &mut Response<'_>,
     ) -> bool {
         self.eta_pass(spec, re, response, false).0
     }
@@ -249,7 +283,7 @@ impl Pirls {
         &mut self,
         spec: &ModelSpec<'_>,
         re: &ReStructure,
-        response: &Response<'_>,
+        response: &mut Response<'_>,
         deviance: bool,
     ) -> (bool, f64) {
         if self.fixed_stale {
@@ -263,6 +297,21 @@ impl Pirls {
             &self.u2,
             &mut self.effects,
         );
+        if self.paired.is_some() {
+            self.zb_zi.fill(0.0);
+            linpred::add_predictor_zb_rows(
+                spec,
+                re,
+                &self.effects,
+                Predictor::ZeroInflation,
+                0,
+                &mut self.zb_zi,
+            );
+            if !response.set_zero_inflation_random(&self.zb_zi) {
+                return (false, 0.0);
+            }
+        }
+        let response = &*response;
         let n = spec.n;
         let threads = match self.par {
             Par::Rayon(k) if n >= PARALLEL_ROWS => k.get(),
@@ -320,7 +369,7 @@ impl Pirls {
         &mut self,
         spec: &ModelSpec<'_>,
         re: &ReStructure,
-        response: &Response<'_>,
+        response: &mut Response<'_>,
     ) -> f64 {
         let (ok, dev) = self.eta_pass(spec, re, response, true);
         if !ok {
@@ -357,6 +406,21 @@ impl Pirls {
         choice: WeightChoice,
     ) {
         debug_assert!(mode == Mode::Joint || !self.fixed_stale);
+        if let Some(paired) = self.paired.as_mut() {
+            response.paired_working_values(
+                &self.eta,
+                &self.mu,
+                &self.mu_eta,
+                &self.xb,
+                &self.zb_zi,
+                mode == Mode::UOnly,
+                choice,
+                paired,
+            );
+            // The mean's own weights stand for the pair where one weight is asked for.
+            self.work_w.copy_from_slice(&paired.w_mean);
+            return;
+        }
         response.working_values(
             &self.eta,
             &self.mu,
@@ -374,8 +438,22 @@ impl Pirls {
         &self.work_w
     }
 
+    /// With random effects in the zero-inflation logit, the last formed `W[η, ρ]` and `W[ρ, ρ]`
+    /// (the mean's `W[η, η]` is [`Self::weights`]); empty otherwise.
+    pub(super) fn paired_weights(&self) -> [Vec<f64>; 2] {
+        match &self.paired {
+            Some(p) => [p.w_cross.clone(), p.w_zi.clone()],
+            None => [Vec::new(), Vec::new()],
+        }
+    }
+
     /// Refills the joint cross-products (`F = [X, z]`) with the working values and refactors.
     pub(super) fn refactor_joint(&mut self, spec: &ModelSpec<'_>, re: &ReStructure) -> Result<()> {
+        if let Some(paired) = &self.paired {
+            self.refill_plan
+                .refill_paired(&mut self.joint_cp, spec, re, spec.x, paired);
+            return self.joint_chol.update(&self.joint_cp, &self.lambda);
+        }
         self.refill_plan.refill(
             &mut self.joint_cp,
             spec,
@@ -393,8 +471,20 @@ impl Pirls {
         match mode {
             Mode::Joint => self.refactor_joint(spec, re),
             Mode::UOnly => {
-                self.refill_plan
-                    .refill(&mut self.u_cp, spec, re, &[], &self.work_z, &self.work_w);
+                match &self.paired {
+                    Some(paired) => {
+                        self.refill_plan
+                            .refill_paired(&mut self.u_cp, spec, re, &[], paired)
+                    }
+                    None => self.refill_plan.refill(
+                        &mut self.u_cp,
+                        spec,
+                        re,
+                        &[],
+                        &self.work_z,
+                        &self.work_w,
+                    ),
+                }
                 self.u_chol.update(&self.u_cp, &self.lambda)
             }
         }
@@ -407,7 +497,7 @@ impl Pirls {
         &mut self,
         spec: &ModelSpec<'_>,
         re: &ReStructure,
-        response: &Response<'_>,
+        response: &mut Response<'_>,
         mode: Mode,
     ) -> Result<f64> {
         let result = self.iterate(spec, re, response, mode);
@@ -429,7 +519,7 @@ impl Pirls {
         &mut self,
         spec: &ModelSpec<'_>,
         re: &ReStructure,
-        response: &Response<'_>,
+        response: &mut Response<'_>,
         mode: Mode,
     ) -> Result<f64> {
         let mut old_pdev = f64::INFINITY;
@@ -451,6 +541,15 @@ impl Pirls {
             if mode == Mode::UOnly && self.fixed_stale {
                 // The working response of `UOnly` subtracts `Xβ`.
                 self.form_fixed(spec, response);
+            }
+            if self.paired.is_some() {
+                // The zero-inflation logit starts at its fixed part (its random effects at 0).
+                self.zb_zi.fill(0.0);
+                if !response.set_zero_inflation_random(&self.zb_zi) {
+                    return Err(MixedError::Pirls(
+                        "the zero-inflation model gives an undefined probability".into(),
+                    ));
+                }
             }
         }
         let mut converged = false;

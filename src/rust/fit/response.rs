@@ -21,6 +21,7 @@
 //!   TMB's Hessian) or the expected one (lme4's, for `glmer.nb`), as [`LaplaceWeights`] says.
 use crate::error::{invalid, Result};
 use crate::family::{Family, Link};
+use crate::linalg::assemble::PairedWorkingValues;
 use crate::model::density::{beta_logs, Density};
 use crate::spec::ModelSpec;
 
@@ -157,6 +158,10 @@ pub struct FamilyParameters {
     log_not_zi: Vec<f64>,
     /// `1 − πᵢ` (formed with them: the expected information carries it at every PIRLS step).
     not_zi: Vec<f64>,
+    /// The fixed part of each zero-inflation logit, `X_z β_z + o_z` (empty without zero
+    /// inflation). With random effects in the zero-inflation predictor, `πᵢ` is formed from it
+    /// and their part by [`Response::set_zero_inflation_random`].
+    zi_fixed: Vec<f64>,
     /// The part of each `ℓᵢ` that does not depend on `μᵢ` at the current `φᵢ`
     /// ([`Density::constant`]).
     constant: Vec<f64>,
@@ -234,6 +239,36 @@ pub(super) struct RowJet {
     pub l_zi: f64,
     pub s_zi: f64,
     pub wl_zi: f64,
+}
+
+/// The symmetric 2 × 2 matrix `(a, b, c)` = `[a b; b c]` with its eigenvalues replaced by their
+/// absolute values (positive semi-definite, the same curvature where it was positive): the
+/// stand-in for an indefinite observed information in a Newton step, which keeps the step's
+/// curvature where the likelihood has one (a diagonal of expected informations loses the
+/// coupling of the two predictors, and PIRLS then crawled).
+fn absolute_eigenvalues((a, b, c): (f64, f64, f64)) -> (f64, f64, f64) {
+    let mean = 0.5 * (a + c);
+    let half_gap = (0.25 * (a - c) * (a - c) + b * b).sqrt();
+    let (l1, l2) = (mean + half_gap, mean - half_gap);
+    if half_gap == 0.0 {
+        return (a.abs(), 0.0, c.abs());
+    }
+    // Unit eigenvector of l1: (b, l1 − a) or (l1 − c, b), whichever is larger.
+    let (mut x, mut y) = if (l1 - a).abs() > (l1 - c).abs() {
+        (b, l1 - a)
+    } else {
+        (l1 - c, b)
+    };
+    let norm = (x * x + y * y).sqrt();
+    x /= norm;
+    y /= norm;
+    let (p1, p2) = (l1.abs(), l2.abs());
+    // V diag(p1, p2) V' with V = [x −y; y x].
+    (
+        p1 * x * x + p2 * y * y,
+        (p1 - p2) * x * y,
+        p1 * y * y + p2 * x * x,
+    )
 }
 
 /// The response side of a GLMM (lme4's `glmResp`): data, family and extra parameters.
@@ -367,17 +402,18 @@ impl<'a> Response<'a> {
                 if log_zi.iter().chain(&log_not_zi).any(|v| v.is_nan()) {
                     return invalid("the zero-inflation model gives an undefined probability");
                 }
-                Some((log_zi, log_not_zi))
+                Some((log_zi, log_not_zi, eta))
             }
             _ => None,
         };
         if let Some(phi) = new_phi {
             self.extra.phi = phi;
         }
-        if let Some((log_zi, log_not_zi)) = new_zi {
+        if let Some((log_zi, log_not_zi, eta)) = new_zi {
             self.extra.log_zi = log_zi;
             self.extra.not_zi = log_not_zi.iter().map(|l| l.exp()).collect();
             self.extra.log_not_zi = log_not_zi;
+            self.extra.zi_fixed = eta;
         }
         if !same_disp {
             let extra = &self.extra;
@@ -394,6 +430,39 @@ impl<'a> Response<'a> {
         }
         self.extra.values = values.to_vec();
         Ok(())
+    }
+
+    /// With random effects in the zero-inflation predictor: sets each `πᵢ` from the logit
+    /// `X_z β_z + o_z + (Z_z b_z)ᵢ`, `zb` the random part (PIRLS calls this whenever the random
+    /// effects move). False if some logit is not a number (the probabilities are then unchanged
+    /// only in part; the caller treats the point as invalid).
+    pub(super) fn set_zero_inflation_random(&mut self, zb: &[f64]) -> bool {
+        let extra = &mut self.extra;
+        if extra.zi_fixed.len() != zb.len() {
+            return false;
+        }
+        let mut ok = true;
+        for (i, (&f, &r)) in extra.zi_fixed.iter().zip(zb).enumerate() {
+            let rho = f + r;
+            let (lz, lnz) = Self::zero_inflation_logs(rho);
+            ok &= !(lz.is_nan() || lnz.is_nan());
+            extra.log_zi[i] = lz;
+            extra.log_not_zi[i] = lnz;
+            extra.not_zi[i] = lnz.exp();
+        }
+        ok
+    }
+
+    /// The zero-inflation logit of each observation as the response holds it (with random
+    /// effects in that predictor: at the last [`Self::set_zero_inflation_random`]); empty
+    /// without zero inflation.
+    pub fn zero_inflation_logits(&self) -> Vec<f64> {
+        self.extra
+            .log_zi
+            .iter()
+            .zip(&self.extra.log_not_zi)
+            .map(|(lz, lnz)| lz - lnz)
+            .collect()
     }
 
     /// The response as fitted.
@@ -881,6 +950,91 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// Observation `i`'s derivatives in its zero-inflation logit `ρ`, times the prior weight:
+    /// `(∂ℓ/∂ρ, −∂²ℓ/∂η∂ρ, −∂²ℓ/∂ρ²)`. A positive count has `ℓ = log(1 − π) + ℓ_count`:
+    /// `(−π, 0, π(1 − π))`. A zero has `ℓ = log(π + (1 − π) f₀)`; with the count part's share
+    /// `r = (1 − π) f₀ / p(0)` (`∂r/∂ρ = −r(1 − r)`, `∂r/∂η = r(1 − r) g`, `g` the count part's
+    /// `∂ log f₀/∂η`): `(1 − r − π, r(1 − r) g, π(1 − π) − r(1 − r))`.
+    fn zero_inflation_derivatives(
+        &self,
+        fam: &ExtendedFamily,
+        i: usize,
+        mu: f64,
+        mu_eta: f64,
+    ) -> (f64, f64, f64) {
+        let a = self.prior_w[i];
+        let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);
+        let pi = lz.exp();
+        let keep = self.extra.not_zi[i];
+        if self.y[i] > 0.0 {
+            return (-a * pi, 0.0, a * pi * keep);
+        }
+        let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+        let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
+        let d = fam
+            .density
+            .varying_with(0.0, logs, mu, phi, self.n_trials[i], true);
+        let value = d.value + self.extra.constant[i];
+        let r = 1.0 / (1.0 + (lz - lnz - value).exp());
+        let q = r * (1.0 - r);
+        let g = d.d1 * mu_eta;
+        (a * (1.0 - r - pi), a * q * g, a * (pi * keep - q))
+    }
+
+    /// [`Self::working_values`] for a model with random effects in both the mean's predictor and
+    /// the zero-inflation logit ([`PairedWorkingValues`]): per observation the 2 × 2 weight and the
+    /// right-hand side `W η̃ + ∂ℓ/∂(η, ρ)`, with `η̃ = (η − offset [− Xβ with uonly], zb)` and `zb`
+    /// the random part of the logit. The weight is the observed information
+    /// `−∂²ℓ/∂(η, ρ)²` for the Newton steps and for the Laplace determinant of the random effects
+    /// (glmmTMB's), and for [`WeightChoice::NewtonPositive`] where that is not positive definite
+    /// (a zero can make it indefinite), and for the joint system's `Final` weights, the diagonal
+    /// of expected informations `(E[−∂²ℓ/∂η²], π(1 − π))`, which is.
+    #[allow(clippy::too_many_arguments)]
+    pub fn paired_working_values(
+        &self,
+        eta: &[f64],
+        mu: &[f64],
+        mu_eta: &[f64],
+        xb: &[f64],
+        zb: &[f64],
+        uonly: bool,
+        choice: WeightChoice,
+        out: &mut PairedWorkingValues,
+    ) {
+        let ResponseFamily::Extended(fam) = &self.family else {
+            return;
+        };
+        for i in 0..eta.len() {
+            let d = self.eta_derivatives(fam, i, eta[i], mu[i], mu_eta[i]);
+            let (s_zi, w_cross, w_zi) = self.zero_inflation_derivatives(fam, i, mu[i], mu_eta[i]);
+            let observed = (d.observed, w_cross, w_zi);
+            let positive = observed.0 > 0.0 && observed.2 > 0.0 && {
+                observed.0 * observed.2 - observed.1 * observed.1 > 0.0
+            };
+            let finite = observed.0.is_finite() && observed.1.is_finite() && observed.2.is_finite();
+            let a = self.prior_w[i];
+            let expected = (
+                d.expected,
+                0.0,
+                a * self.extra.log_zi[i].exp() * self.extra.not_zi[i],
+            );
+            let (wm, wc, wz) = match choice {
+                WeightChoice::Newton if finite => observed,
+                WeightChoice::NewtonPositive if positive => observed,
+                WeightChoice::NewtonPositive if finite => absolute_eigenvalues(observed),
+                WeightChoice::Final if uonly && finite => observed,
+                _ => expected,
+            };
+            let tm = eta[i] - self.offset[i] - if uonly { xb[i] } else { 0.0 };
+            let tz = zb[i];
+            out.w_mean[i] = wm;
+            out.w_cross[i] = wc;
+            out.w_zi[i] = wz;
+            out.r_mean[i] = wm * tm + wc * tz + d.gradient;
+            out.r_zi[i] = wc * tm + wz * tz + s_zi;
+        }
+    }
+
     /// `−2 log p(y | μ)` (R's family aic for lme4's families) at the means `mu`, given the sum
     /// of the deviance terms `dev` there (for an extended family that sum is the answer).
     pub fn minus_two_log_lik(&self, mu: &[f64], dev: f64) -> f64 {
@@ -944,6 +1098,7 @@ mod tests {
             z,
             q: 1,
             factor_id: 0,
+            predictor: crate::spec::Predictor::Mean,
         }
     }
 
@@ -999,6 +1154,112 @@ mod tests {
     /// Every field of [`Response::row_jet`] against central differences of
     /// [`Response::row_terms`] in η and in the zero-inflation logit, for every density, with and
     /// without zero inflation, with both Laplace weights and several links.
+    /// The absolute-eigenvalue stand-in of an indefinite 2 × 2 information.
+    #[test]
+    fn absolute_eigenvalues_of_two_by_two() {
+        // [2 3; 3 −1] has eigenvalues (1 ± √45)/2; the result has their absolute values and the
+        // same eigenvectors.
+        let (a, b, c) = absolute_eigenvalues((2.0, 3.0, -1.0));
+        let trace = a + c;
+        let det = a * c - b * b;
+        let (l1, l2) = ((1.0 + 45f64.sqrt()) / 2.0, (1.0 - 45f64.sqrt()) / 2.0);
+        assert!((trace - (l1.abs() + l2.abs())).abs() < 1e-12);
+        assert!((det - l1.abs() * l2.abs()).abs() < 1e-12);
+        // An eigenvector of the input is one of the output.
+        let v = (3.0, l1 - 2.0);
+        let (w0, w1) = (a * v.0 + b * v.1, b * v.0 + c * v.1);
+        assert!((w0 * v.1 - w1 * v.0).abs() < 1e-12);
+        // Positive definite input unchanged.
+        let (a, b, c) = absolute_eigenvalues((2.0, 0.5, 1.0));
+        assert!((a - 2.0).abs() < 1e-12 && (b - 0.5).abs() < 1e-12 && (c - 1.0).abs() < 1e-12);
+    }
+
+    /// The paired working values of a zero-inflated count family (2 × 2 weights and scores in
+    /// η and the zero-inflation logit ρ) against central differences of the row's
+    /// log-likelihood, [`Response::row_terms`].
+    #[test]
+    fn paired_working_values_match_differences_of_the_row_terms() {
+        let n = 4;
+        let ones = vec![1.0; n];
+        let z = vec![1.0; n];
+        let y = [0.0, 3.0, 0.0, 1.0];
+        for density in [
+            Density::Poisson,
+            Density::NegBinomial1,
+            Density::NegBinomial2,
+        ] {
+            let spec =
+                ModelSpec::new(&y, &ones, 1, None, None, vec![two_groups(&z)]).expect("spec");
+            let model = || ParameterModel {
+                x: ones.clone(),
+                k: 1,
+                offset: None,
+            };
+            let fam = ExtendedFamily {
+                density,
+                link: Link::Log,
+                disp: density.has_dispersion().then(model),
+                zi: Some(model()),
+                laplace: LaplaceWeights::Observed,
+            };
+            let mut r =
+                Response::new(&spec, ResponseFamily::Extended(fam), vec![1.0; n]).expect("resp");
+            let extra: &[f64] = if density.has_dispersion() {
+                &[0.4, -0.8]
+            } else {
+                &[-0.8]
+            };
+            r.set_extra(extra).expect("extra");
+            let zb = [0.3, -0.2, 1.1, 0.0];
+            assert!(r.set_zero_inflation_random(&zb));
+            let eta = [0.7, 0.2, -0.5, 1.4];
+            let (mu, mu_eta): (Vec<f64>, Vec<f64>) =
+                eta.iter().map(|&e| r.mean_and_mu_eta(e)).unzip();
+            let mut out = PairedWorkingValues::new(n);
+            r.paired_working_values(
+                &eta,
+                &mu,
+                &mu_eta,
+                &[0.0; 4],
+                &zb,
+                true,
+                WeightChoice::Newton,
+                &mut out,
+            );
+            for i in 0..n {
+                let (log_phi, rho) = r.row_parts(i);
+                assert!((rho - (-0.8 + zb[i])).abs() < 1e-12);
+                let disp = r.row_dispersion(i, log_phi);
+                let value = |e: f64, rho: f64| {
+                    let mean = r.row_mean(e).expect("mean");
+                    r.row_terms(i, mean, disp, Response::zero_inflation_logs(rho), true)
+                        .expect("terms")
+                        .0
+                };
+                let h = 1e-4;
+                let l = |de: f64, dr: f64| value(eta[i] + de, rho + dr);
+                let l_r = (l(0.0, h) - l(0.0, -h)) / (2.0 * h);
+                let l_rr = (l(0.0, h) - 2.0 * l(0.0, 0.0) + l(0.0, -h)) / (h * h);
+                let l_ee = (l(h, 0.0) - 2.0 * l(0.0, 0.0) + l(-h, 0.0)) / (h * h);
+                let l_er = (l(h, h) - l(h, -h) - l(-h, h) + l(-h, -h)) / (4.0 * h * h);
+                let l_e = (l(h, 0.0) - l(-h, 0.0)) / (2.0 * h);
+                let close = |a: f64, b: f64, what: &str| {
+                    assert!(
+                        (a - b).abs() < 1e-5 * (1.0 + b.abs()),
+                        "{density:?} row {i} {what}: {a} vs {b}"
+                    )
+                };
+                close(out.w_mean[i], -l_ee, "w_mean");
+                close(out.w_cross[i], -l_er, "w_cross");
+                close(out.w_zi[i], -l_rr, "w_zi");
+                let tm = eta[i];
+                let tz = zb[i];
+                close(out.r_mean[i], -l_ee * tm - l_er * tz + l_e, "r_mean");
+                close(out.r_zi[i], -l_er * tm - l_rr * tz + l_r, "r_zi");
+            }
+        }
+    }
+
     #[test]
     fn row_jet_matches_differences_of_the_row_terms() {
         let n = 4;

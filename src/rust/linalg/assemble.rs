@@ -8,7 +8,7 @@
 //! of the fast scalar refill — lives here, in [`RowMaps`] and [`RefillPlan`], beside it.
 use super::blocks::{CrossProducts, TrailingLayout};
 use crate::error::{invalid, MixedError, Result};
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, Predictor};
 use crate::terms::ReStructure;
 
 /// Reads the columns of one block for one observation.
@@ -177,10 +177,22 @@ pub fn fill(
     weights: Option<&[f64]>,
 ) -> Result<()> {
     let complete = match RowMaps::new(spec, re, cp) {
-        Ok(maps) => fill_rows(cp, Entries::Mapped(&maps), spec, re, x, response, weights),
-        Err(MixedError::OutOfMemory(_)) => {
-            fill_rows(cp, Entries::Searched, spec, re, x, response, weights)
-        }
+        Ok(maps) => fill_rows(
+            cp,
+            Entries::Mapped(&maps),
+            spec,
+            re,
+            x,
+            RowWeights::Single { response, weights },
+        ),
+        Err(MixedError::OutOfMemory(_)) => fill_rows(
+            cp,
+            Entries::Searched,
+            spec,
+            re,
+            x,
+            RowWeights::Single { response, weights },
+        ),
         Err(e) => return Err(e),
     };
     if complete {
@@ -244,6 +256,62 @@ enum Entries<'m> {
     Searched,
 }
 
+/// The working values of a model whose rows have two linear predictors (the mean's `η` and the
+/// zero-inflation logit `ρ`, with random effects in each): per observation the symmetric 2 × 2
+/// weight `W = −∂²ℓ/∂(η, ρ)²` (or its stand-in) and the right-hand side `r = W η̃ + ∂ℓ/∂(η, ρ)`,
+/// `η̃` the part of each predictor the system solves for. The cross-products are then
+/// `Σᵢ Zᵢ' Wᵢ Zᵢ` with `Zᵢ` the 2 × q map of the random effects to the two predictors (the columns
+/// of `X` and the mean's terms in the first row, the zero-inflation terms in the second): a
+/// product of a column of predictor `a` with one of predictor `b` weighs `W[a, b]`.
+#[derive(Debug, Clone, Default)]
+pub struct PairedWorkingValues {
+    /// `W[η, η]`, `W[η, ρ]` and `W[ρ, ρ]` per observation.
+    pub w_mean: Vec<f64>,
+    pub w_cross: Vec<f64>,
+    pub w_zi: Vec<f64>,
+    /// `r` per observation, the mean's and the zero-inflation logit's.
+    pub r_mean: Vec<f64>,
+    pub r_zi: Vec<f64>,
+}
+
+impl PairedWorkingValues {
+    /// Storage for `n` observations.
+    pub fn new(n: usize) -> Self {
+        Self {
+            w_mean: vec![0.0; n],
+            w_cross: vec![0.0; n],
+            w_zi: vec![0.0; n],
+            r_mean: vec![0.0; n],
+            r_zi: vec![0.0; n],
+        }
+    }
+
+    /// `W[a, b]` of observation `i`.
+    #[inline]
+    fn weight(&self, i: usize, a: Predictor, b: Predictor) -> f64 {
+        match (a, b) {
+            (Predictor::Mean, Predictor::Mean) => self.w_mean[i],
+            (Predictor::ZeroInflation, Predictor::ZeroInflation) => self.w_zi[i],
+            _ => self.w_cross[i],
+        }
+    }
+}
+
+/// The weights of one fill: one per observation (every column in the mean's predictor), or a
+/// [`PairedWorkingValues`].
+#[derive(Clone, Copy)]
+enum RowWeights<'w> {
+    /// `F = [X, response]` with weights `w` (unit weights when `None`).
+    Single {
+        response: &'w [f64],
+        weights: Option<&'w [f64]>,
+    },
+    /// `F = [X, ·]` whose products with the random effects' columns of each predictor are
+    /// `[W[p, η] X, r_p]`; the response's own product is not formed (0: its pivot is then not
+    /// available, which solving does not need).
+    Paired(&'w PairedWorkingValues),
+}
+
 /// The general fill (see [`fill`]); false if the pattern lacks an entry or pair of some
 /// observation (`cp` is then partly filled).
 fn fill_rows(
@@ -252,8 +320,7 @@ fn fill_rows(
     spec: &ModelSpec<'_>,
     re: &ReStructure,
     x: &[f64],
-    response: &[f64],
-    weights: Option<&[f64]>,
+    row_weights: RowWeights<'_>,
 ) -> bool {
     let n = cp.n;
     let p = cp.p;
@@ -274,34 +341,85 @@ fn fill_rows(
     let trailing: Vec<BlockColumns> = (1..re.blocks.len())
         .map(|b| BlockColumns::new(spec, re, b))
         .collect();
+    let predictor: Vec<Predictor> = re.blocks.iter().map(|b| b.predictor).collect();
     let mut f = vec![0.0; pf];
+    // F's row as the zero-inflation predictor's columns meet it (paired weights only).
+    let mut f_zi = vec![0.0; pf];
     let mut z0 = vec![0.0; q0];
     let mut zt: Vec<Vec<f64>> = trailing
         .iter()
         .map(|tb| vec![0.0; tb.sources.len()])
         .collect();
     for i in 0..n {
-        let w = weights.map_or(1.0, |w| w[i]);
-        for (c, fc) in f.iter_mut().take(p).enumerate() {
-            *fc = x[c * n + i];
+        // `weight(a, b)`: the weight of a product of columns of predictors a and b; `(scale, row)`
+        // of F for the columns of predictor a: their product with F is `scale · row`.
+        let w;
+        match row_weights {
+            RowWeights::Single { response, weights } => {
+                w = weights.map_or(1.0, |w| w[i]);
+                for (c, fc) in f.iter_mut().take(p).enumerate() {
+                    *fc = x[c * n + i];
+                }
+                f[p] = response[i];
+                add_outer(&mut cp.aff, w, &f, &f);
+            }
+            RowWeights::Paired(pw) => {
+                w = 1.0;
+                let (wm, wc) = (pw.w_mean[i], pw.w_cross[i]);
+                for c in 0..p {
+                    let xc = x[c * n + i];
+                    f[c] = wm * xc;
+                    f_zi[c] = wc * xc;
+                    for d in 0..p {
+                        cp.aff[c * pf + d] += wm * xc * x[d * n + i];
+                    }
+                    cp.aff[p * pf + c] += xc * pw.r_mean[i];
+                    cp.aff[c * pf + p] += xc * pw.r_mean[i];
+                }
+                f[p] = pw.r_mean[i];
+                f_zi[p] = pw.r_zi[i];
+            }
         }
-        f[p] = response[i];
-        add_outer(&mut cp.aff, w, &f, &f);
+        let weight = |a: Predictor, b: Predictor| match row_weights {
+            RowWeights::Single { .. } => w,
+            RowWeights::Paired(pw) => pw.weight(i, a, b),
+        };
+        let f_of = |a: Predictor| match a {
+            Predictor::Mean => &f,
+            Predictor::ZeroInflation => &f_zi,
+        };
 
         lead.fill(i, &mut z0);
         let j = lead.levels[i] as usize;
-        add_outer(&mut cp.a11[j * q0 * q0..(j + 1) * q0 * q0], w, &z0, &z0);
-        add_outer(&mut cp.af1[j * q0 * pf..(j + 1) * q0 * pf], w, &f, &z0);
+        let p0 = predictor[0];
+        add_outer(
+            &mut cp.a11[j * q0 * q0..(j + 1) * q0 * q0],
+            weight(p0, p0),
+            &z0,
+            &z0,
+        );
+        add_outer(
+            &mut cp.af1[j * q0 * pf..(j + 1) * q0 * pf],
+            w,
+            f_of(p0),
+            &z0,
+        );
 
         let mut pair = 0;
         for (k, tb) in trailing.iter().enumerate() {
+            let pk = predictor[k + 1];
             tb.fill(i, &mut zt[k]);
             let node = cp.layout.block_node_base[k + 1] + tb.levels[i] as usize;
             let qn = zt[k].len();
             let off = cp.layout.node_offset[node];
             let d = cp.a22_diag_off[node];
-            add_outer(&mut cp.a22_diag[d..d + qn * qn], w, &zt[k], &zt[k]);
-            add_outer(&mut cp.af2[off * pf..(off + qn) * pf], w, &f, &zt[k]);
+            add_outer(
+                &mut cp.a22_diag[d..d + qn * qn],
+                weight(pk, pk),
+                &zt[k],
+                &zt[k],
+            );
+            add_outer(&mut cp.af2[off * pf..(off + qn) * pf], w, f_of(pk), &zt[k]);
             let e = match entries {
                 Entries::Mapped(maps) => maps.obs_a21[k * n + i] as usize,
                 Entries::Searched => match cp.find_a21(j, node) {
@@ -310,7 +428,12 @@ fn fill_rows(
                 },
             };
             let v = cp.a21_val_off[e];
-            add_outer(&mut cp.a21_vals[v..v + qn * q0], w, &zt[k], &z0);
+            add_outer(
+                &mut cp.a21_vals[v..v + qn * q0],
+                weight(pk, p0),
+                &zt[k],
+                &z0,
+            );
             for k1 in 0..k {
                 let e = match entries {
                     Entries::Mapped(maps) => maps.obs_pair[pair * n + i] as usize,
@@ -329,7 +452,7 @@ fn fill_rows(
                 let (left, right) = zt.split_at(k);
                 add_outer(
                     &mut cp.a22_pair_vals[v..v + qn * qc],
-                    w,
+                    weight(pk, predictor[k1 + 1]),
                     &right[0],
                     &left[k1],
                 );
@@ -402,8 +525,10 @@ impl RefillPlan {
                 spec,
                 re,
                 x,
-                response,
-                Some(weights),
+                RowWeights::Single {
+                    response,
+                    weights: Some(weights),
+                },
             );
             return;
         }
@@ -499,6 +624,30 @@ impl RefillPlan {
                 }
             }
         }
+    }
+}
+
+impl RefillPlan {
+    /// Refills `cp` for the working values of a model with random effects in both linear
+    /// predictors ([`PairedWorkingValues`]; `x` the mean's fixed-effects columns for a joint
+    /// system, empty for the random effects alone), by the general fill.
+    pub fn refill_paired(
+        &mut self,
+        cp: &mut CrossProducts,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        x: &[f64],
+        values: &PairedWorkingValues,
+    ) {
+        // The maps were built for this pattern's rows: every entry is found.
+        fill_rows(
+            cp,
+            Entries::Mapped(&self.maps),
+            spec,
+            re,
+            x,
+            RowWeights::Paired(values),
+        );
     }
 }
 

@@ -389,6 +389,7 @@ pub fn model_from_sums(
                 z: &[],
                 q: t.q,
                 factor_id: t.factor,
+                predictor: crate::spec::Predictor::Mean,
             })
             .collect(),
         covariances: terms

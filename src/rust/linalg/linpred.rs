@@ -1,8 +1,9 @@
 //! The linear predictor `η = Xβ + Z b + offset` with `b = Λ u`, from the spherical random effects
-//! as the blocked factor stores them (leading block `u₁`, trailing blocks `u₂`).
+//! as the blocked factor stores them (leading block `u₁`, trailing blocks `u₂`). Terms of the
+//! zero-inflation predictor add to that predictor only ([`add_predictor_zb_rows`]).
 use crate::blocks::TrailingLayout;
 use crate::small;
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, Predictor};
 use crate::terms::ReStructure;
 
 /// The spherical random effects per block, level-major (`n_levels × q` values per block, level
@@ -96,7 +97,8 @@ pub fn term_values(spec: &ModelSpec<'_>, re: &ReStructure, values: &[Vec<f64>]) 
         .collect()
 }
 
-/// `out += Z b` for per-block effects `b` (as [`block_effects`] returns them).
+/// `out += Z b` for per-block effects `b` (as [`block_effects`] returns them), over the terms of
+/// the mean's predictor.
 pub fn add_zb(spec: &ModelSpec<'_>, re: &ReStructure, b: &[Vec<f64>], out: &mut [f64]) {
     add_zb_rows(spec, re, b, 0, out);
 }
@@ -110,9 +112,25 @@ pub fn add_zb_rows(
     first: usize,
     out: &mut [f64],
 ) {
+    add_predictor_zb_rows(spec, re, b, Predictor::Mean, first, out);
+}
+
+/// `out += Z b` over the terms of `predictor` alone, for the observations
+/// `first..first + out.len()`.
+pub fn add_predictor_zb_rows(
+    spec: &ModelSpec<'_>,
+    re: &ReStructure,
+    b: &[Vec<f64>],
+    predictor: Predictor,
+    first: usize,
+    out: &mut [f64],
+) {
     let n = spec.n;
     let rows = first..first + out.len();
     for (t, term) in spec.terms.iter().enumerate() {
+        if term.predictor != predictor {
+            continue;
+        }
         let (blk, col_off) = re.term_block[t];
         let qb = re.blocks[blk].q;
         let bb = &b[blk];

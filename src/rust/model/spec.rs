@@ -17,6 +17,16 @@ use crate::linalg::grouped_sums::Aggregates;
 use crate::model::covariance::Covariance;
 use std::sync::Arc;
 
+/// The linear predictor a random-effects term enters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Predictor {
+    /// The mean's (`η`; every lme4 term).
+    #[default]
+    Mean,
+    /// The zero-inflation logit (`ρ`; a term of glmmTMB's `ziformula`).
+    ZeroInflation,
+}
+
 /// One random-effects term `(expr | g)`.
 #[derive(Debug, Clone)]
 pub struct RandomTerm<'a> {
@@ -30,6 +40,8 @@ pub struct RandomTerm<'a> {
     pub q: usize,
     /// Terms with equal `factor_id` share one grouping factor.
     pub factor_id: usize,
+    /// The linear predictor the term enters.
+    pub predictor: Predictor,
 }
 
 impl<'a> RandomTerm<'a> {
@@ -57,7 +69,14 @@ impl<'a> RandomTerm<'a> {
             z,
             q,
             factor_id,
+            predictor: Predictor::Mean,
         })
+    }
+
+    /// The term, entering the zero-inflation predictor instead of the mean's.
+    pub fn in_zero_inflation(mut self) -> Self {
+        self.predictor = Predictor::ZeroInflation;
+        self
     }
 }
 

@@ -15,11 +15,16 @@
 //!
 //! Blocks are ordered by number of levels, largest first: the first ("leading") block's
 //! cross-product is block diagonal, which the blocked Cholesky exploits.
+//!
+//! A term of the zero-inflation predictor (glmmTMB's `ziformula`) forms blocks of its own even
+//! where it shares a grouping factor with terms of the mean: the two are independent (glmmTMB's
+//! model), so `Λ` has no element between them; the cross-products between their columns are
+//! those of the pair of predictors ([`crate::linalg::assemble::PairedWorkingValues`]).
 use crate::error::{invalid, Result};
 use crate::model::covariance::{Covariance, Structure};
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, Predictor};
 
-/// One grouping factor with all its columns.
+/// One grouping factor with all its columns (of one linear predictor).
 #[derive(Debug, Clone)]
 pub struct ReBlock {
     /// Number of levels of the grouping factor.
@@ -30,6 +35,8 @@ pub struct ReBlock {
     pub terms: Vec<usize>,
     /// Offset of each amalgamated term's columns within the block.
     pub term_col_offset: Vec<usize>,
+    /// The linear predictor the block's terms enter.
+    pub predictor: Predictor,
 }
 
 /// Where one element of θ lives: block, row and column of that block's `T_b`.
@@ -64,9 +71,10 @@ impl ReStructure {
     /// Groups the terms of `spec` by grouping factor and orders the blocks.
     pub fn new(spec: &ModelSpec<'_>) -> Self {
         let mut groups: Vec<ReBlock> = Vec::new();
-        let mut group_factor: Vec<usize> = Vec::new();
+        let mut group_factor: Vec<(usize, Predictor)> = Vec::new();
         for (t, term) in spec.terms.iter().enumerate() {
-            match group_factor.iter().position(|&f| f == term.factor_id) {
+            let key = (term.factor_id, term.predictor);
+            match group_factor.iter().position(|&f| f == key) {
                 Some(g) => {
                     let block = &mut groups[g];
                     block.terms.push(t);
@@ -74,12 +82,13 @@ impl ReStructure {
                     block.q += term.q;
                 }
                 None => {
-                    group_factor.push(term.factor_id);
+                    group_factor.push(key);
                     groups.push(ReBlock {
                         n_levels: term.n_levels,
                         q: term.q,
                         terms: vec![t],
                         term_col_offset: vec![0],
+                        predictor: term.predictor,
                     });
                 }
             }
@@ -125,6 +134,13 @@ impl ReStructure {
             covariances,
             term_par_offset,
         }
+    }
+
+    /// Whether some block enters the zero-inflation predictor.
+    pub fn has_zero_inflation_terms(&self) -> bool {
+        self.blocks
+            .iter()
+            .any(|b| b.predictor == Predictor::ZeroInflation)
     }
 
     /// Number of optimizer parameters (`par`).

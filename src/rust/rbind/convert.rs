@@ -166,16 +166,37 @@ struct TermInputs {
     factor_id: usize,
     /// The term's covariance parameterisation.
     covariance: Covariance,
+    /// Whether the term enters the zero-inflation predictor (`predictor = "zi"`).
+    zero_inflation: bool,
 }
 
 impl TermInputs {
     /// `t` is a list with `codes`, `n_levels`, `z` (double), `q` and `factor_id`, and optionally
-    /// `cov`, `hom` and `label` (see [`term_covariance`]); `index` is its 0-based position. With
-    /// `rows = false` (a model from sums) `codes` and `z` are not read.
+    /// `cov`, `hom` and `label` (see [`term_covariance`]) and `predictor` (`"zi"` for a term of
+    /// the zero-inflation model; absent or `"cond"`: the mean's); `index` is its 0-based
+    /// position. With `rows = false` (a model from sums) `codes` and `z` are not read.
     fn new(t: &Robj, index: usize, rows: bool) -> Result<Self> {
         let q = count(&field(t, "q")?, "q")?;
         let covariance = term_covariance(t, q, index)?;
+        let zero_inflation = match t.dollar("predictor").ok().filter(|v| !v.is_null()) {
+            None => false,
+            Some(v) => match v.as_str() {
+                Some("cond") => false,
+                Some("zi") => true,
+                _ => {
+                    return Err(other(
+                        "internal: a term's 'predictor' is \"cond\" or \"zi\"",
+                    ))
+                }
+            },
+        };
+        if zero_inflation && !rows {
+            return Err(other(
+                "random effects in the zero-inflation model need the model's rows",
+            ));
+        }
         Ok(Self {
+            zero_inflation,
             codes: if rows {
                 Some(IntegerVector::new(field(t, "codes")?, "codes")?)
             } else {
@@ -408,13 +429,18 @@ impl ModelInputs {
             let (Some(codes), Some(z)) = (&t.codes, &t.z) else {
                 return Err(other("internal: a term without its rows"));
             };
-            re_terms.push(RandomTerm::from_factor_codes(
+            let term = RandomTerm::from_factor_codes(
                 codes.values(),
                 t.n_levels,
                 z.values(),
                 t.q,
                 t.factor_id,
-            )?);
+            )?;
+            re_terms.push(if t.zero_inflation {
+                term.in_zero_inflation()
+            } else {
+                term
+            });
         }
         let spec = ModelSpec::new(
             rows.y.values(),

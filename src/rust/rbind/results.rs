@@ -97,6 +97,11 @@ pub(crate) fn glmm_fit(fit: &GlmmFit, rows: Rows) -> Robj {
         deviance = fit.deviance,
         vcov_unscaled = fit.vcov_unscaled.clone(),
         working_weights = per_row(&fit.working_weights),
+        zi_logit = per_row(&fit.zi_logit),
+        zi_working_weights = list!(
+            cross = per_row(&fit.zi_working_weights[0]),
+            zi = per_row(&fit.zi_working_weights[1])
+        ),
         gradient = fit.gradient.clone(),
         hessian = fit.hessian.clone(),
         stage1 = stage(&fit.stage1),

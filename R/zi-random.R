@@ -1,0 +1,125 @@
+# Random effects in glmm()'s zero-inflation model (glmmTMB's `ziformula = ~ x
+# + (1 | g)`): the terms are built as the conditional model's are (same bar
+# syntax, covariance structures and frame) and enter the engine's second
+# linear predictor, the zero-inflation logit; their random effects are
+# independent of the conditional model's and join them in one Laplace
+# approximation (src/rust/fit/pirls.rs). Their covariance parameters follow
+# the conditional model's in the engine's theta.
+
+# The fixed part and the random-effects terms of a one-sided formula: `fixed`
+# is the formula without its bars (`~ 1` when only bars were given, as
+# glmmTMB reads `~ (1 | g)`), `bars` and `structures` as parse_lmm_formula()
+# gives them.
+split_part_formula <- function(formula) {
+  rhs <- expand_double_bars(formula[[2L]])
+  terms <- find_bar_terms(rhs)
+  if (length(terms) == 0L) {
+    return(list(fixed = formula, bars = list(), structures = list()))
+  }
+  env <- environment(formula)
+  structures <- lapply(terms, term_structure, env = env)
+  bars <- lapply(terms, unwrap_structure)
+  lapply(bars, check_bar)
+  expanded <- lapply(bars, expand_nesting)
+  fixed <- formula
+  fixed[[2L]] <- fixed_rhs(rhs)
+  list(fixed = fixed, bars = unlist(expanded, recursive = FALSE),
+       structures = rep(structures, lengths(expanded)))
+}
+
+# The zero-inflation model's random-effects terms on the model frame (as
+# lmm_inputs() builds the conditional model's: ordered as lme4 orders them),
+# with their flist; NULL without bars.
+zi_random_terms <- function(parts, frame, env, control) {
+  if (length(parts$bars) == 0L) return(NULL)
+  reterms <- order_reterms(Map(make_reterm, parts$bars, parts$structures,
+                               MoreArgs = list(frame = frame, env = env)))
+  flist <- make_flist(reterms)
+  check_grouping(flist, reterms, nrow(frame), control, allow_n = TRUE)
+  list(reterms = reterms, flist = flist)
+}
+
+# The engine's terms of both models: the conditional model's, then the
+# zero-inflation model's marked `predictor = "zi"`, with grouping-factor ids
+# of their own (a factor shared by both models still gives separate blocks).
+engine_terms_with_zi <- function(inputs, zi_random) {
+  cond <- engine_terms(inputs)
+  if (is.null(zi_random)) return(cond)
+  first <- max(c(0L, vapply(cond, `[[`, 0L, "factor_id")))
+  zi <- engine_terms(list(reterms = zi_random$reterms, flist = zi_random$flist))
+  zi <- lapply(zi, function(t) {
+    t$factor_id <- t$factor_id + first
+    t$predictor <- "zi"
+    t
+  })
+  c(cond, zi)
+}
+
+# Splits the engine's result of a model with random effects in the
+# zero-inflation model into the conditional model's part (what glmm_object()
+# reads: theta, par, u, b) and the zero-inflation model's (`zi_random`: its
+# theta, par, b per term and u).
+split_zi_random <- function(raw, inputs, zi_random) {
+  if (is.null(zi_random)) return(list(raw = raw, zi = NULL))
+  n_cond <- length(inputs$reterms)
+  n_zi <- length(zi_random$reterms)
+  lay_c <- covariance_layout(inputs$reterms)
+  n_par <- function(lay) sum(vapply(lay, function(l) as.numeric(l$n_par), 0))
+  n_theta <- function(lay) sum(vapply(lay, function(l) as.numeric(l$n_theta), 0))
+  npc <- n_par(lay_c)
+  ntc <- n_theta(lay_c)
+  q_of <- function(rt) ncol(rt$Z) * nlevels(rt$factor)
+  qc <- sum(vapply(inputs$reterms, q_of, 0))
+  zi <- list(
+    reterms = zi_random$reterms, flist = zi_random$flist,
+    theta = raw$theta[-seq_len(ntc)], par = raw$par[-seq_len(npc)],
+    u = raw$u[-seq_len(qc)], b = raw$b[n_cond + seq_len(n_zi)],
+    n_par = as.integer(length(raw$par) - npc))
+  raw$theta <- raw$theta[seq_len(ntc)]
+  raw$par <- raw$par[seq_len(npc)]
+  raw$u <- raw$u[seq_len(qc)]
+  raw$b <- raw$b[seq_len(n_cond)]
+  list(raw = raw, zi = zi)
+}
+
+# TRUE when `object` has random effects in its zero-inflation model.
+has_zi_random <- function(object) {
+  !is.null(object$extended$zi$random)
+}
+
+# Stops for a method that does not yet handle random effects in the
+# zero-inflation model (`what` names it).
+require_no_zi_random <- function(object, what) {
+  if (!has_zi_random(object)) return(invisible(NULL))
+  stop(what, " is not available yet for fits with random effects in 'ziformula' (",
+       deparse1(object$extended$zi$full_formula), "); fit the zero-inflation model ",
+       "with fixed effects only for it", call. = FALSE)
+}
+
+# The fit seen as a model of its zero-inflation random effects: the terms,
+# grouping factors and conditional modes where the prediction helpers of the
+# conditional model (R/predict.R) read them.
+zi_random_view <- function(object) {
+  zr <- object$extended$zi$random
+  view <- object
+  view$reterms <- zr$reterms
+  view$flist <- zr$flist
+  view$b <- term_modes(zr$reterms, zr$b)
+  view
+}
+
+# The random part of the zero-inflation logit, Z_z b_z, for the rows of
+# `newdata` (levels unseen in the fit: an error, or 0 with allow.new.levels).
+zi_random_part <- function(object, newdata, allow.new.levels) {
+  view <- zi_random_view(object)
+  bars <- split_part_formula(object$extended$zi$full_formula)$bars
+  rfd <- random_data(view, bars, newdata)
+  random_part(view, bars, rfd, allow.new.levels)
+}
+
+# The fixed part of the zero-inflation logit on the fitted rows, X_z b_z + offset.
+zi_fixed_eta <- function(zi) {
+  eta <- drop(zi$X %*% as.vector(zi$beta))
+  if (!is.null(zi$offset)) eta <- eta + zi$offset
+  eta
+}

@@ -1,0 +1,153 @@
+# Random effects in the zero-inflation model (glmmTMB's `ziformula = ~ x +
+# (1 | g)`), side by side with glmmTMB: the Laplace approximation over the
+# random effects of both linear predictors at once (src/rust/fit/pirls.rs).
+
+skip_if_not_installed("glmmTMB")
+
+zi_random_models <- list(
+  list(name = "Poisson, zi ~ mined + (1 | spp)",
+       formula = count ~ mined + (1 | site), zi = ~ mined + (1 | spp),
+       family = "poisson", data = "Salamanders"),
+  list(name = "Poisson, zi ~ spp + (1 | site) (shared grouping factor)",
+       formula = count ~ spp + mined + (1 | site), zi = ~ spp + (1 | site),
+       family = "poisson", data = "Salamanders"),
+  list(name = "nbinom2, zi ~ (1 | site)",
+       formula = count ~ spp + mined + (1 | site), zi = ~ (1 | site),
+       family = "nbinom2", data = "Salamanders"),
+  list(name = "Owls nbinom1 with offset, zi ~ FoodTreatment + (1 | Nest)",
+       formula = SiblingNegotiation ~ FoodTreatment + offset(log(BroodSize)) + (1 | Nest),
+       zi = ~ FoodTreatment + (1 | Nest), family = "nbinom1", data = "Owls"),
+  list(name = "Owls Poisson, zi ~ (1 | Nest)",
+       formula = SiblingNegotiation ~ FoodTreatment + offset(log(BroodSize)) + (1 | Nest),
+       zi = ~ (1 | Nest), family = "poisson", data = "Owls")
+)
+
+zi_random_data <- function(name) {
+  e <- new.env()
+  utils::data(list = name, package = "glmmTMB", envir = e)
+  e[[name]]
+}
+
+zi_random_family <- function(name) {
+  switch(name, poisson = stats::poisson(), nbinom2 = glmmTMB::nbinom2(),
+         nbinom1 = glmmTMB::nbinom1())
+}
+
+zi_random_fits <- local({
+  cache <- NULL
+  function() {
+    if (is.null(cache)) {
+      cache <<- lapply(zi_random_models, function(m) {
+        d <- zi_random_data(m$data)
+        fit <- glmm(m$formula, data = d, family = zi_random_family(m$family),
+                    ziformula = m$zi)
+        ref <- glmmTMB::glmmTMB(m$formula, data = d, family = zi_random_family(m$family),
+                                ziformula = m$zi)
+        list(model = m, data = d, fit = fit, ref = ref)
+      })
+    }
+    cache
+  }
+})
+
+test_that("fits with random effects in ziformula reach glmmTMB's optimum", {
+  for (f in zi_random_fits()) {
+    label <- f$model$name
+    expect_true(f$ref$sdr$pdHess, label = paste(label, "(glmmTMB's Hessian)"))
+    ll <- as.numeric(logLik(f$fit))
+    ll_ref <- as.numeric(logLik(f$ref))
+    expect_gt(ll - ll_ref, -1e-6, label = paste(label, "logLik"))
+    expect_equal(ll, ll_ref, tolerance = 1e-7, label = paste(label, "logLik"))
+    expect_identical(attr(logLik(f$fit), "df"), attr(logLik(f$ref), "df"))
+    se_c <- sqrt(diag(vcov(f$ref)$cond))
+    se_z <- sqrt(diag(vcov(f$ref)$zi))
+    expect_lt(max(abs(fixef(f$fit)$cond - glmmTMB::fixef(f$ref)$cond) / se_c), 1e-3,
+              label = paste(label, "conditional coefficients"))
+    expect_lt(max(abs(fixef(f$fit)$zi - glmmTMB::fixef(f$ref)$zi) / se_z), 1e-3,
+              label = paste(label, "zero-inflation coefficients"))
+    vc <- glmmTMB::VarCorr(f$ref)
+    sd_ref_c <- vapply(vc$cond, function(v) attr(v, "stddev"), 0)
+    sd_ref_z <- vapply(vc$zi, function(v) attr(v, "stddev"), 0)
+    expect_equal(unname(f$fit$theta), unname(sd_ref_c), tolerance = 1e-3,
+                 label = paste(label, "conditional sd"))
+    expect_equal(f$fit$extended$zi$random$theta, unname(sd_ref_z), tolerance = 1e-3,
+                 label = paste(label, "zero-inflation sd"))
+    expect_equal(unname(vcov(f$fit)$zi), unname(vcov(f$ref)$zi), tolerance = 1e-3,
+                 label = paste(label, "zero-inflation coefficients' covariance"))
+  }
+})
+
+# glmmTMB's population-level predictions (re.form = NA) of the zero-inflation
+# model: its fixed part from glmmTMB's coefficients. (glmmTMB 1.1.5's own
+# predict(re.form = NA) does not return that part for a zero-inflation model
+# with random effects, so it is not the reference here.)
+zi_population_reference <- function(f) {
+  zi_fixed <- stats::update(f$model$zi, ~ . - (1 | site) - (1 | spp) - (1 | Nest))
+  Xz <- stats::model.matrix(zi_fixed, f$data)
+  zlink <- drop(Xz %*% glmmTMB::fixef(f$ref)$zi)
+  link <- unname(predict(f$ref, type = "link", re.form = NA))
+  list(zlink = zlink, zprob = stats::plogis(zlink), link = link,
+       response = (1 - stats::plogis(zlink)) * exp(link))
+}
+
+test_that("predictions include the zero-inflation random effects as glmmTMB's do", {
+  for (f in zi_random_fits()[c(1L, 2L, 4L)]) {
+    label <- f$model$name
+    population <- zi_population_reference(f)
+    # (glmmTMB 1.1.5 stops on a subset of these data as newdata, "contrasts
+    # mismatch"; its predictions for the fitted rows are the reference.)
+    rows <- c(1, 5, 40, 100)
+    nd <- f$data[rows, ]
+    for (type in c("zprob", "zlink", "response", "link")) {
+      expect_equal(unname(predict(f$fit, type = type)),
+                   unname(predict(f$ref, type = type)), tolerance = 1e-4,
+                   label = paste(label, type))
+      expect_equal(unname(predict(f$fit, newdata = nd, type = type)),
+                   unname(predict(f$ref, type = type)[rows]), tolerance = 1e-4,
+                   label = paste(label, type, "newdata"))
+      expect_equal(unname(predict(f$fit, type = type, re.form = NA)),
+                   unname(population[[type]]), tolerance = 1e-4,
+                   label = paste(label, type, "re.form = NA"))
+      expect_equal(unname(predict(f$fit, newdata = nd, type = type, re.form = NA)),
+                   unname(population[[type]][rows]), tolerance = 1e-4,
+                   label = paste(label, type, "newdata, re.form = NA"))
+    }
+    # The random part of the zero-inflation logit moves the predictions.
+    expect_gt(max(abs(predict(f$fit, type = "zprob") -
+                        predict(f$fit, type = "zprob", re.form = NA))), 1e-3)
+    expect_equal(unname(residuals(f$fit, type = "pearson")),
+                 unname(residuals(f$ref, type = "pearson")), tolerance = 1e-4,
+                 label = paste(label, "Pearson residuals"))
+  }
+})
+
+test_that("a likelihood-ratio test of the zero-inflation random effect matches glmmTMB's", {
+  f <- zi_random_fits()[[1L]]
+  d <- f$data
+  fit0 <- glmm(count ~ mined + (1 | site), data = d, family = poisson, ziformula = ~ mined)
+  ref0 <- glmmTMB::glmmTMB(count ~ mined + (1 | site), data = d, family = poisson,
+                           ziformula = ~ mined)
+  a <- anova(fit0, f$fit)
+  r <- anova(ref0, f$ref)
+  expect_equal(a$npar, r$Df)
+  expect_equal(a$Chisq[2], r$Chisq[2], tolerance = 1e-5)
+})
+
+test_that("methods not built for zero-inflation random effects say so", {
+  f <- zi_random_fits()[[1L]]
+  expect_error(simulate(f$fit, nsim = 1, seed = 1), "random effects in 'ziformula'")
+  expect_error(refit(f$fit, f$fit$y), "random effects in 'ziformula'")
+  expect_error(predict(f$fit, type = "zprob", se.fit = TRUE), "random effects in 'ziformula'")
+  expect_error(predict(f$fit, re.form = ~ (1 | site)), "re.form must be NULL")
+  expect_error(confint(f$fit, method = "profile"), "random effects in 'ziformula'")
+  expect_error(glmm(count ~ mined + (1 | site), data = f$data, family = poisson,
+                    dispformula = ~ (1 | spp)),
+               "random effects in 'dispformula'")
+})
+
+test_that("tidy() says it lacks the zero-inflation model's random effects", {
+  f <- zi_random_fits()[[1L]]
+  expect_error(tidy(f$fit), "random effects in 'ziformula'")
+  fixed <- tidy(f$fit, effects = "fixed")
+  expect_equal(fixed$estimate, unname(c(fixef(f$fit)$cond, fixef(f$fit)$zi)))
+})
