@@ -17,17 +17,21 @@ prt_fit_extended <- function(x, digits, ranef.comp, ...) {
   prt_call_extended(extended_call_lines(x))
   tab <- extended_criterion_table(x)
   prt_criterion(tab[c("AIC", "BIC", "logLik", "df.resid")], digits = digits + 1L)
-  vc <- varcorr_extended(x)
+  vc <- Filter(length, list(cond = varcorr_extended(x), zi = varcorr_extended_zi(x)))
   if (length(vc)) {
     cat("Random-effects (co)variances:\n")
-    cat("\n", component_titles[["cond"]], ":\n", sep = "")
-    print(format_varcorr(vc, digits = digits, comp = ranef.comp), quote = FALSE)
+    for (cc in names(vc)) {
+      cat("\n", component_titles[[cc]], ":\n", sep = "")
+      print(format_varcorr_components(vc[[cc]], digits, ranef.comp, format), quote = FALSE)
+    }
   }
-  ng <- mer_ngrps(x)
-  groups <- if (length(ng)) {
-    paste0(component_titles[["cond"]], ": ",
-           paste(paste(names(ng), ng, sep = ", "), collapse = "; "))
-  }
+  ng <- list(cond = mer_ngrps(x), zi = extended_ngrps_zi(x))
+  groups <- unlist(lapply(names(ng), function(cc) {
+    if (length(ng[[cc]])) {
+      paste0(component_titles[[cc]], ": ",
+             paste(paste(names(ng[[cc]]), ng[[cc]], sep = ", "), collapse = "; "))
+    }
+  }))
   cat(paste(c(sprintf("\nNumber of obs: %d", as.integer(mer_nobs(x))), groups),
             collapse = " / "), fill = TRUE)
   if (extended_trivial_disp(x)) prt_dispersion_line(x$extended$family, x$extended$sigma)
@@ -71,8 +75,34 @@ prt_call_extended <- function(lines) {
 extended_call_lines <- function(x) {
   f <- x$formula
   if (is.null(f)) f <- x$call$formula
-  list(formula = f, zi = x$extended$zi$formula,
+  list(formula = f, zi = zi_formula_shown(x),
        disp = if (!extended_trivial_disp(x)) x$extended$disp$formula, call = x$call)
+}
+
+# The zero-inflation formula of the formula lines (NULL without zero
+# inflation): the formula of its fixed effects, or, when the zero-inflation
+# model has random effects, the whole formula with its bars (as glmmTMB
+# prints its call's).
+zi_formula_shown <- function(x) {
+  zi <- x$extended$zi
+  if (has_zi_random(x)) zi$full_formula else zi$formula
+}
+
+# The zero-inflation model's variance components as glmmTMB shows them (as
+# varcorr_extended() the conditional model's); NULL without random effects
+# in the zero-inflation model.
+varcorr_extended_zi <- function(x) {
+  zf <- zi_random_fit(x)
+  if (is.null(zf)) return(NULL)
+  gaussian <- identical(x$extended$family, "gaussian")
+  mer_varcorr(zf, zf$sigma, use_sc = gaussian, class = c("VarCorr.glmm", "VarCorr.lmm"))
+}
+
+# Number of levels of each grouping factor of the zero-inflation model (NULL
+# without random effects there).
+extended_ngrps_zi <- function(x) {
+  zf <- zi_random_fit(x)
+  if (is.null(zf)) NULL else mer_ngrps(zf)
 }
 
 # The variance components as glmmTMB shows them: a Residual row only for the
@@ -125,9 +155,12 @@ prt_dispersion_line <- function(family, sigma) {
 #' @return `summary()`: an object of class `"summary_components"`, a list
 #'   with `logLik`, `family`, `link`, `ngrps`, `nobs`, `coefficients` (a list
 #'   with the tables `cond`, `zi` and `disp`, `NULL` where the component has
-#'   none to show), `sigma`, `vcov` (as [vcov()] of the fit), `varcor`,
-#'   `AICtab`, `call`, `call_lines` (what the formula lines show) and
-#'   `trivial_disp` (is the dispersion formula `~ 1`?). `coef()` of it gives the list of tables.
+#'   none to show), `sigma`, `vcov` (as [vcov()] of the fit), `varcor` (the
+#'   conditional model's variance components), `varcor_zi` and `ngrps_zi`
+#'   (the zero-inflation model's variance components and numbers of levels,
+#'   `NULL` without random effects in `ziformula`), `AICtab`, `call`,
+#'   `call_lines` (what the formula lines show) and `trivial_disp` (is the
+#'   dispersion formula `~ 1`?). `coef()` of it gives the list of tables.
 #'   `print()`: `x`, invisibly.
 #' @seealso [glmmTMB-style methods][glmm_extended_methods].
 #' @examplesIf requireNamespace("glmmTMB", quietly = TRUE)
@@ -164,6 +197,7 @@ summary_extended <- function(object) {
          link = object$family$link, ngrps = mer_ngrps(object),
          nobs = mer_nobs(object), coefficients = coefs,
          sigma = object$extended$sigma, vcov = vc, varcor = varcorr_extended(object),
+         varcor_zi = varcorr_extended_zi(object), ngrps_zi = extended_ngrps_zi(object),
          AICtab = tab, call = object$call, call_lines = extended_call_lines(object),
          trivial_disp = extended_trivial_disp(object)),
     class = "summary_components"
@@ -181,12 +215,16 @@ print.summary_components <- function(x, digits = max(3, getOption("digits") - 3)
   cat("\n")
   prt_criterion(x$AICtab, digits = 1)
   cat("\n")
-  if (length(x$varcor)) {
+  vc <- Filter(length, list(cond = x$varcor, zi = x$varcor_zi))
+  ngrps <- list(cond = x$ngrps, zi = x$ngrps_zi)
+  if (length(vc)) {
     cat("Random effects:\n")
-    cat("\n", component_titles[["cond"]], ":\n", sep = "")
-    print(format_varcorr(x$varcor, digits = digits, comp = ranef.comp), quote = FALSE,
-          digits = digits)
-    prt_groups(x$ngrps, nobs = x$nobs)
+    for (cc in names(vc)) {
+      cat("\n", component_titles[[cc]], ":\n", sep = "")
+      print(format_varcorr_components(vc[[cc]], digits, ranef.comp, format), quote = FALSE,
+            digits = digits)
+      prt_groups(ngrps[[cc]], nobs = x$nobs)
+    }
   }
   if (x$trivial_disp) prt_dispersion_line(x$family, x$sigma)
   for (comp in names(x$coefficients)) {

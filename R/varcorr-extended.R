@@ -1,8 +1,9 @@
 # The random-effect components of glmmTMB-style fits (glmm() fits whose
 # `extended$style` is "glmmTMB"): VarCorr(), ranef() and coef() return, as
-# glmmTMB 1.1.5 does, one element per model component (`cond`, `zi`; random
-# effects in `ziformula` are an error at fit time, so `zi` is always empty),
-# with their print and as.data.frame() methods, and the conditional
+# glmmTMB 1.1.5 does, one element per model component (`cond`, `zi`: the
+# random effects of the conditional and of the zero-inflation model, `zi`
+# empty when `ziformula` has none), with their print and as.data.frame()
+# methods, and the conditional
 # variances of the random effects as glmmTMB's sdreport() gives them (the
 # conditional variance at the estimates plus the uncertainty of the
 # estimated parameters, Kass & Steffey 1989). Internal code that needs
@@ -14,8 +15,9 @@
 #' `nbinom1`, `beta_family` and `betabinomial` families, and any fit with a
 #' `ziformula` or a `dispformula`), `VarCorr()`, `ranef()` and `coef()` return
 #' what glmmTMB 1.1.5 returns: a list with one element per model component,
-#' `cond` (the conditional model) and `zi` (the zero-inflation model, always
-#' empty: random effects in `ziformula` are not supported).
+#' `cond` (the conditional model) and `zi` (the zero-inflation model: the
+#' random effects of `ziformula`, such as `~ x + (1 | g)`; empty when it has
+#' none).
 #'
 #' * `VarCorr(fit, sigma)` (`sigma`: optional, the scale shown as the
 #'   residual standard deviation, `sigma(fit)` by default): class
@@ -25,8 +27,10 @@
 #'   glmmTMB's `"blockCode"`), carrying attributes `"sc"` (`sigma(fit)`, or
 #'   `sigma` when given) and `"useSc"` (whether a `Residual` row is shown:
 #'   `TRUE` for the gaussian family, or when `sigma` is given); `$zi` is
-#'   `NULL`. The list's own attribute `"sc"` says, as glmmTMB's, whether the
-#'   family has a dispersion parameter. Printing shows, per component, a
+#'   the same for the zero-inflation model's terms (as in glmmTMB, its
+#'   `"blockCode"` is an attribute of the list, not of each matrix), `NULL`
+#'   when that model has no random effects. The list's own attribute `"sc"`
+#'   says, as glmmTMB's, whether the family has a dispersion parameter. Printing shows, per component, a
 #'   "Conditional model:" header and lme4's table (`comp` chooses
 #'   `"Variance"` and/or `"Std.Dev."`). As in glmmTMB there is no
 #'   `as.data.frame()` method.
@@ -34,8 +38,9 @@
 #'   covariance matrices of the random effects?): class `"ranef_components"`,
 #'   a list
 #'   `cond` (one data frame of conditional modes per grouping factor, levels
-#'   as row names) and `zi` (an empty list). With `condVar = TRUE` each data
-#'   frame has attribute `"condVar"`: the array (`q x q x levels`) of the
+#'   as row names) and `zi` (the same for the zero-inflation model's grouping
+#'   factors; an empty list without random effects there). With `condVar =
+#'   TRUE` each data frame has attribute `"condVar"`: the array (`q x q x levels`) of the
 #'   conditional covariance matrices of the level's random effects (a list
 #'   of arrays, one per term, when a factor has several terms). They are
 #'   glmmTMB's: the covariance of the random effects given the data at the
@@ -52,7 +57,8 @@
 #'   `condsd`.
 #' * `coef(fit)`: class `"coef_components"`, a list `cond` (per grouping
 #'   factor, the conditional model's fixed effects plus the conditional
-#'   modes of each level, as [coef.mixedrs_fit()]) and `zi` (an empty list).
+#'   modes of each level, as [coef.mixedrs_fit()]) and `zi` (the same for the
+#'   zero-inflation model; an empty list without random effects there).
 #'   `condVar = TRUE` is an error, as in glmmTMB.
 #'
 #' [glmm.nb()] fits and the other [glmm()] fits keep lme4's objects.
@@ -137,8 +143,38 @@ varcorr_components <- function(x, sigma = NULL, ...) {
     attr(cond, "sc") <- unname(sigma)
     attr(cond, "useSc") <- use_sc
   }
-  structure(list(cond = cond, zi = NULL), sc = extended_has_dispersion(fam),
-            class = "VarCorr_components")
+  structure(list(cond = cond, zi = varcorr_zi_component(x, sigma, use_sc)),
+            sc = extended_has_dispersion(fam), class = "VarCorr_components")
+}
+
+# The `zi` element of VarCorr(): the zero-inflation model's covariance
+# matrices (NULL without random effects there), with the attributes "sc"
+# and "useSc" of the `cond` element. As glmmTMB 1.1.5 lays it out, the
+# "blockCode" (of the last term) is an attribute of the list, not of each
+# matrix.
+varcorr_zi_component <- function(x, sigma, use_sc) {
+  zf <- zi_random_fit(x)
+  if (is.null(zf)) return(NULL)
+  zi <- unclass(mer_varcorr(zf, zf$sigma, use_sc = use_sc, class = NULL))
+  attr(zi, "sc") <- unname(sigma)
+  attr(zi, "useSc") <- use_sc
+  for (rt in zf$reterms) {
+    attr(zi, "blockCode") <- glmmtmb_block_codes[term_structure_of(rt)$type]
+  }
+  zi
+}
+
+# The zero-inflation model's random effects of a glmmTMB-style fit as a
+# stand-in fit holding what mer_varcorr(), mer_ranef(), mer_coef() and
+# mer_ngrps() read (reterms, flist, theta, sigma = 1, b as term_modes()
+# gives it, the fixed effects beta with their design X); NULL when the
+# zero-inflation model has no random effects.
+zi_random_fit <- function(x) {
+  zr <- x$extended$zi$random
+  if (is.null(zr)) return(NULL)
+  list(reterms = zr$reterms, flist = zr$flist,
+       theta = stats::setNames(zr$theta, theta_names(zr$reterms)), sigma = 1,
+       b = term_modes(zr$reterms, zr$b), beta = x$extended$zi$beta, X = x$extended$zi$X)
 }
 
 #' @rdname glmm_extended_random
@@ -181,16 +217,18 @@ ranef_components <- function(object, condVar = TRUE, lme4_args = character(0), .
          "not available: ", paste(sQuote(lme4_args, FALSE), collapse = ", "), call. = FALSE)
   }
   check_flag(condVar, "condVar", "ranef()")
-  cond <- list()
-  if (length(object$reterms)) {
-    cond <- unclass(mer_ranef(object, condVar = FALSE, drop = FALSE, whichel = NULL,
-                              class = NULL))
-    if (condVar) {
-      cv <- extended_factor_condvar(object)
-      for (nm in names(cond)) attr(cond[[nm]], "condVar") <- cv[[nm]]
+  modes <- function(fit) {
+    if (is.null(fit) || !length(fit$reterms)) return(list())
+    unclass(mer_ranef(fit, condVar = FALSE, drop = FALSE, whichel = NULL, class = NULL))
+  }
+  out <- list(cond = modes(object), zi = modes(zi_random_fit(object)))
+  if (condVar && (length(out$cond) || length(out$zi))) {
+    cv <- extended_factor_condvar(object)
+    for (cc in names(out)) {
+      for (nm in names(out[[cc]])) attr(out[[cc]][[nm]], "condVar") <- cv[[cc]][[nm]]
     }
   }
-  structure(list(cond = cond, zi = list()), class = "ranef_components")
+  structure(out, class = "ranef_components")
 }
 
 #' @rdname glmm_extended_random
@@ -263,7 +301,13 @@ coef_components <- function(object, condVar = FALSE, ...) {
          call. = FALSE)
   }
   cond <- if (length(object$reterms)) mer_coef(object) else list()
-  structure(list(cond = cond, zi = list()), class = "coef_components")
+  zi <- list()
+  zf <- zi_random_fit(object)
+  if (!is.null(zf)) {
+    zi <- mer_coef(zf)
+    class(zi) <- mer_result_class(object, "coef")
+  }
+  structure(list(cond = cond, zi = zi), class = "coef_components")
 }
 
 #' @rdname glmm_extended_random
@@ -276,38 +320,64 @@ print.coef_components <- function(x, simplify = TRUE, ...) {
 # ---------------------------------------------------------------------------
 # Conditional variances as glmmTMB's sdreport() gives them.
 
-# Per grouping factor, the conditional covariance arrays of glmmTMB's
-# ranef(condVar = TRUE): the factor's array when it has one term, else the
-# unnamed list of its terms' arrays (as glmmTMB).
+# Per model component (`cond`, `zi`; `zi` NULL when the zero-inflation model
+# has no random effects) and grouping factor, the conditional covariance
+# arrays of glmmTMB's ranef(condVar = TRUE).
 extended_factor_condvar <- function(object) {
   arrays <- extended_condvar(object)
-  term_factor <- attr(object$flist, "assign")
-  out <- lapply(seq_along(object$flist), function(i) {
+  nc <- length(object$reterms)
+  zr <- object$extended$zi$random
+  list(cond = condvar_by_factor(arrays[seq_len(nc)], object$flist),
+       zi = if (!is.null(zr)) condvar_by_factor(arrays[nc + seq_along(zr$reterms)], zr$flist))
+}
+
+# The term arrays of one component grouped by grouping factor: the factor's
+# array when it has one term, else the unnamed list of its terms' arrays
+# (as glmmTMB).
+condvar_by_factor <- function(arrays, flist) {
+  term_factor <- attr(flist, "assign")
+  out <- lapply(seq_along(flist), function(i) {
     idx <- which(term_factor == i)
     if (length(idx) == 1L) arrays[[idx]] else arrays[idx]
   })
-  names(out) <- names(object$flist)
+  names(out) <- names(flist)
   out
 }
 
-# Per term, the arrays (q x q x levels) of Var(b_j | y) at the estimates (the
-# engine's term_condvar(), from the fit's Laplace weights) plus the part due
-# to the estimated parameters phi = (variance parameters, dispersion,
-# zero-inflation and fixed-effect coefficients): J V J', with J = d b^/d phi
-# the derivative of the conditional modes (implicit function theorem on the
-# mode equation in the spherical u, b = Lambda u) and V = 2 H^-1 the
-# covariance of phi (H the fit's Hessian of the deviance). This is TMB's
-# sdreport() for random effects, as glmmTMB's ranef() reports them.
+# The random-effects terms of both linear predictors in the engine's order
+# (the conditional model's, then the zero-inflation model's): `reterms`,
+# `theta` (lme4's layout, one vector), `u` (the spherical modes) and `zi`
+# (per term: is it a term of the zero-inflation logit?).
+extended_re_terms <- function(object) {
+  zr <- object$extended$zi$random
+  list(reterms = c(object$reterms, zr$reterms),
+       theta = c(unname(object$theta), zr$theta),
+       u = c(as.vector(object$u), zr$u),
+       zi = rep(c(FALSE, TRUE), c(length(object$reterms), length(zr$reterms))))
+}
+
+# Per term (the conditional model's, then the zero-inflation model's), the
+# arrays (q x q x levels) of Var(b_j | y) at the estimates (the engine's
+# term_condvar() from the fit's Laplace weights; with random effects in the
+# zero-inflation model, joint_term_condvar() from the joint Hessian of
+# both predictors' random effects) plus the part due to the estimated
+# parameters phi = (variance parameters, dispersion, zero-inflation and
+# fixed-effect coefficients): J V J', with J = d b^/d phi the derivative of
+# the conditional modes (implicit function theorem on the mode equation in
+# the spherical u, b = Lambda u) and V = 2 H^-1 the covariance of phi (H the
+# fit's Hessian of the deviance). This is TMB's sdreport() for random
+# effects, as glmmTMB's ranef() reports them.
 extended_condvar <- function(object) {
-  if (has_structured_terms(object$reterms)) {
+  re <- extended_re_terms(object)
+  if (has_structured_terms(re$reterms)) {
     stop("the conditional variances of the random effects (ranef(condVar = TRUE)) ",
          "are not available for glmmTMB-style fits with structured covariance ",
          "terms (diag, cs, ar1, toep) yet; use condVar = FALSE", call. = FALSE)
   }
-  base <- term_condvar(object)
   s <- extended_mode_sensitivity(object)
+  base <- if (any(re$zi)) joint_term_condvar(s) else term_condvar(object)
   JV <- s$J %*% s$V
-  lapply(seq_along(object$reterms), function(t) {
+  lapply(seq_along(re$reterms), function(t) {
     a <- base[[t]]
     q <- s$q_t[t]
     for (j in seq_len(s$L_t[t])) {
@@ -318,13 +388,86 @@ extended_condvar <- function(object) {
   })
 }
 
+# Per term, the arrays (q x q x levels) of Var(b_j | y) at the estimates as
+# the diagonal blocks of Lambda Huu^-1 Lambda' (`s` from
+# extended_mode_sensitivity(): Huu the joint Hessian in the spherical u of
+# both predictors' random effects, which each row's 2 x 2 information in
+# (eta, zeta) couples), by solves on the sparse Cholesky factor of Huu, a
+# chunk of levels at a time (no dense block above ~1e7 numbers).
+joint_term_condvar <- function(s) {
+  Q <- ncol(s$Huu)
+  fac <- Matrix::Cholesky(Matrix::forceSymmetric(s$Huu))
+  lapply(seq_along(s$q_t), function(t) {
+    q <- s$q_t[t]
+    L <- s$L_t[t]
+    a <- array(0, c(q, q, L))
+    per <- max(1L, min(floor(2000 / q), floor(1e7 / (Q * q))))
+    for (start in seq.int(1L, L, by = per)) {
+      lev <- seq.int(start, min(L, start + per - 1L))
+      cols <- s$offs[t] + rep((lev - 1L) * q, each = q) + rep(seq_len(q), length(lev))
+      E <- Matrix::sparseMatrix(i = cols, j = seq_along(cols), x = 1,
+                                dims = c(Q, length(cols)))
+      Hinv <- as.matrix(Matrix::solve(fac, E, system = "A"))[cols, , drop = FALSE]
+      Lc <- as.matrix(s$Lambda[cols, cols, drop = FALSE])
+      Vb <- Lc %*% Hinv %*% t(Lc)
+      for (l in seq_along(lev)) {
+        idx <- (l - 1L) * q + seq_len(q)
+        a[, , lev[l]] <- Vb[idx, idx, drop = FALSE]
+      }
+    }
+    a
+  })
+}
+
+# The random-effects design of both linear predictors stacked (rows 1..n:
+# the conditional predictor eta; rows n+1..2n, only when some term is a
+# zero-inflation term: the zero-inflation logit zeta), columns in lme4's
+# order (terms, then levels, then the term's columns; `offs`: each term's
+# first column - 1).
+stacked_re_design <- function(re, n, offs) {
+  reterms <- re$reterms
+  Matrix::sparseMatrix(
+    i = unlist(Map(function(rt, z) rep(seq_len(n) + z * n, length(rt$cnms)),
+                   reterms, re$zi)),
+    j = unlist(Map(function(rt, o) {
+      q <- length(rt$cnms)
+      o + (as.integer(rt$factor) - 1L) * q + rep(seq_len(q), each = n)
+    }, reterms, offs[seq_along(reterms)])),
+    x = unlist(lapply(reterms, function(rt) as.vector(rt$Z))),
+    dims = c(n * (1L + any(re$zi)), offs[length(offs)]))
+}
+
+# The observed information of each row in its linear predictors as a
+# function applying it to stacked rows (a vector or matrix with the rows of
+# stacked_re_design()): W = -w d2 log f / d(eta, zeta)^2 per row, only its
+# (eta, eta) element when `two` is FALSE (no zero-inflation random effects).
+stacked_weights <- function(d, w, two) {
+  ee <- -w * d$ee
+  if (!two) return(function(M) ee * M)
+  ez <- -w * d$ez
+  zz <- -w * d$zz
+  n <- length(ee)
+  function(M) {
+    if (is.null(dim(M))) {
+      top <- M[seq_len(n)]
+      bot <- M[n + seq_len(n)]
+      return(c(ee * top + ez * bot, ez * top + zz * bot))
+    }
+    top <- M[seq_len(n), , drop = FALSE]
+    bot <- M[n + seq_len(n), , drop = FALSE]
+    rbind(ee * top + ez * bot, ez * top + zz * bot)
+  }
+}
+
 # What the parameter-uncertainty part of sdreport() needs, for a fit without
-# structured terms: the random-effects design `Z` (n x Q, lme4's column
-# order: terms, then levels, then the term's columns) and `Lambda` (b =
-# Lambda u); `Huu`, the Hessian of minus the log joint density in the
-# spherical u at the modes (Z Lambda)' W (Z Lambda) + I with W the observed
-# weights; `J` = d b^/d phi (Q x k), the derivative of the conditional modes
-# in phi = c(theta, dispersion, zero-inflation and fixed-effect
+# structured terms: the random-effects design `Z` (stacked_re_design(): n x
+# Q, or 2n x Q with zero-inflation random effects) and `Lambda` (b = Lambda
+# u), over the terms of extended_re_terms(); `Huu`, the Hessian of minus the
+# log joint density in the spherical u at the modes (Z Lambda)' W (Z
+# Lambda) + I with W the observed weights (per row 2 x 2 in (eta, zeta) with
+# zero-inflation random effects); `J` = d b^/d phi (Q x k), the derivative of
+# the conditional modes in phi = c(theta (the conditional model's, then the
+# zero-inflation model's), dispersion, zero-inflation and fixed-effect
 # coefficients), by the implicit function theorem on the mode equation; `V`
 # = 2 H^-1 (k x k), the covariance of phi from the fit's Hessian of the
 # deviance (NA when there is none or it cannot be inverted); and the layout
@@ -332,8 +475,10 @@ extended_condvar <- function(object) {
 # column - 1).
 extended_mode_sensitivity <- function(object) {
   ext <- object$extended
-  reterms <- object$reterms
-  nth <- length(object$theta)
+  re <- extended_re_terms(object)
+  reterms <- re$reterms
+  two <- any(re$zi)
+  nth <- length(re$theta)
   kd <- length(ext$disp$beta)
   kz <- length(ext$zi$beta)
   p <- length(object$beta)
@@ -348,15 +493,8 @@ extended_mode_sensitivity <- function(object) {
   L_t <- vapply(reterms, function(rt) nlevels(rt$factor), 1L)
   offs <- cumsum(c(0L, q_t * L_t))
   n <- length(object$eta)
-  Z <- Matrix::sparseMatrix(
-    i = unlist(lapply(reterms, function(rt) rep(seq_len(n), length(rt$cnms)))),
-    j = unlist(Map(function(rt, o) {
-      q <- length(rt$cnms)
-      o + (as.integer(rt$factor) - 1L) * q + rep(seq_len(q), each = n)
-    }, reterms, offs[seq_along(reterms)])),
-    x = unlist(lapply(reterms, function(rt) as.vector(rt$Z))),
-    dims = c(n, offs[length(offs)]))
-  thetas <- split_theta(object$theta, reterms)
+  Z <- stacked_re_design(re, n, offs)
+  thetas <- split_theta(re$theta, reterms)
   # theta element -> (term, row, column) of the term's factor
   th_pos <- do.call(rbind, lapply(seq_along(reterms), function(t) {
     q <- q_t[t]
@@ -376,15 +514,15 @@ extended_mode_sensitivity <- function(object) {
     Tm[lower.tri(Tm, diag = TRUE)] <- thetas[[t]]
     block_mat(t, Tm)
   }))
-  u <- as.vector(object$u)
+  u <- re$u
 
   # Derivatives of each observation's log-density in its linear predictors.
-  d <- extended_loglik_derivs(object)
+  d <- extended_loglik_derivs(object, zeta_terms = two)
   w <- if (is.null(ext$prior_weights)) rep(1, n) else as.vector(ext$prior_weights)
-  W <- -w * d$ee
+  Wx <- stacked_weights(d, w, two)
   ZL <- Z %*% Lambda
-  Huu <- Matrix::crossprod(ZL, W * ZL) + Matrix::Diagonal(ncol(ZL))
-  s <- as.vector(Matrix::crossprod(Z, w * d$e))
+  Huu <- Matrix::crossprod(ZL, Wx(ZL)) + Matrix::Diagonal(ncol(ZL))
+  s <- as.vector(Matrix::crossprod(Z, w * c(d$e, if (two) d$z)))
   rhs <- matrix(0, ncol(ZL), k)
   dL_u <- matrix(0, ncol(ZL), k)
   for (m in seq_len(nth)) {
@@ -394,12 +532,15 @@ extended_mode_sensitivity <- function(object) {
     dLu <- as.vector(dL %*% u)
     dL_u[, m] <- dLu
     rhs[, m] <- as.vector(-Matrix::crossprod(dL, s) +
-                            Matrix::crossprod(ZL, W * as.vector(Z %*% dLu)))
+                            Matrix::crossprod(ZL, Wx(as.vector(Z %*% dLu))))
   }
-  cross <- function(v, M) as.matrix(Matrix::crossprod(ZL, v * M))
-  if (kd) rhs[, nth + seq_len(kd)] <- cross(-w * d$ed, ext$disp$X)
-  if (kz) rhs[, nth + kd + seq_len(kz)] <- cross(-w * d$ez, ext$zi$X)
-  rhs[, nth + kd + kz + seq_len(p)] <- cross(W, object$X)
+  # minus d(score)/d(coefficients): each block moves eta (beta), zeta (the
+  # zero-inflation coefficients) or the log-dispersion (its coefficients)
+  cross <- function(M) as.matrix(Matrix::crossprod(ZL, M))
+  on_rows <- function(v_eta, v_zeta, M) if (two) rbind(v_eta * M, v_zeta * M) else v_eta * M
+  if (kd) rhs[, nth + seq_len(kd)] <- cross(on_rows(-w * d$ed, -w * d$zd, ext$disp$X))
+  if (kz) rhs[, nth + kd + seq_len(kz)] <- cross(on_rows(-w * d$ez, -w * d$zz, ext$zi$X))
+  rhs[, nth + kd + kz + seq_len(p)] <- cross(on_rows(-w * d$ee, -w * d$ez, object$X))
   du <- -as.matrix(Matrix::solve(Huu, rhs))
   J <- dL_u + as.matrix(Lambda %*% du)
   list(Z = Z, Lambda = Lambda, Huu = Huu, J = J, V = V, q_t = q_t, L_t = L_t, offs = offs)
@@ -412,8 +553,9 @@ extended_mode_sensitivity <- function(object) {
 # by central differences of the log-density at the fitted values (step 1e-4:
 # truncation and rounding errors both near 1e-8, far below the tolerances
 # these variances are used with). Returns e, ee, ez, ed (zeros where a
-# component is absent).
-extended_loglik_derivs <- function(object) {
+# component is absent) and, when `zeta_terms` (random effects in the
+# zero-inflation model), also z, zz and zd.
+extended_loglik_derivs <- function(object, zeta_terms = FALSE) {
   ext <- object$extended
   eta <- as.vector(object$eta)
   zeta <- if (is.null(ext$zi)) NULL else as.vector(ext$zi$eta)
@@ -433,9 +575,18 @@ extended_loglik_derivs <- function(object) {
        f(-h, -dz * h, -dd * h)) / (4 * h^2)
   }
   zero <- rep(0, length(eta))
-  list(e = (fp - fm) / (2 * h), ee = (fp - 2 * f0 + fm) / h^2,
-       ez = if (is.null(zeta)) zero else mixed(dz = 1),
-       ed = if (is.null(delta)) zero else mixed(dd = 1))
+  out <- list(e = (fp - fm) / (2 * h), ee = (fp - 2 * f0 + fm) / h^2,
+              ez = if (is.null(zeta)) zero else mixed(dz = 1),
+              ed = if (is.null(delta)) zero else mixed(dd = 1))
+  if (zeta_terms) {
+    zp <- f(dz = h)
+    zm <- f(dz = -h)
+    out$z <- (zp - zm) / (2 * h)
+    out$zz <- (zp - 2 * f0 + zm) / h^2
+    out$zd <- if (is.null(delta)) zero else
+      (f(0, h, h) - f(0, h, -h) - f(0, -h, h) + f(0, -h, -h)) / (4 * h^2)
+  }
+  out
 }
 
 # Log-density of each observation given its linear predictors, in glmmTMB's
