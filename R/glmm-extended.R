@@ -103,15 +103,21 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
     start = as.double(extra_start))
   X <- inputs$X
   storage.mode(X) <- "double"
-  raw <- tryCatch(
+  run_engine <- function(terms, family_list, theta, fixef, ctl) {
     glmm_extended_fit_rs(
       as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
       if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
-      engine_terms_with_zi(inputs, zi_random), engine_family,
-      as.double(inputs$n_trials),
-      as.double(inputs$etastart), nAGQ, start$theta, start$fixef,
-      unclass(control), verbose),
-    error = function(e) stop_sqrt_link_edge(e, family$link))
+      terms, family_list, as.double(inputs$n_trials),
+      as.double(inputs$etastart), nAGQ, theta, fixef, ctl, verbose)
+  }
+  raw <- if (is.null(zi_random)) {
+    tryCatch(
+      run_engine(engine_terms(inputs), engine_family, start$theta, start$fixef,
+                 unclass(control)),
+      error = function(e) stop_sqrt_link_edge(e, family$link))
+  } else {
+    zi_random_fit_raw(run_engine, inputs, zi_random, engine_family, start, control)
+  }
   parts <- split_zi_random(raw, inputs, zi_random)
   fit <- extended_object(mc, inputs, parts$raw, family, nAGQ, control, zi, disp,
                          style, zi_random = parts$zi)

@@ -14,6 +14,11 @@ zi_random_models <- list(
   list(name = "nbinom2, zi ~ (1 | site)",
        formula = count ~ spp + mined + (1 | site), zi = ~ (1 | site),
        family = "nbinom2", data = "Salamanders"),
+  # From lme4's usual start the search followed a ridge of growing
+  # zero-inflation variance and ended 8.7 log-likelihood units below.
+  list(name = "nbinom2, zi ~ mined + (1 | spp)",
+       formula = count ~ spp + mined + (1 | site), zi = ~ mined + (1 | spp),
+       family = "nbinom2", data = "Salamanders"),
   list(name = "Owls nbinom1 with offset, zi ~ FoodTreatment + (1 | Nest)",
        formula = SiblingNegotiation ~ FoodTreatment + offset(log(BroodSize)) + (1 | Nest),
        zi = ~ FoodTreatment + (1 | Nest), family = "nbinom1", data = "Owls"),
@@ -72,7 +77,11 @@ test_that("fits with random effects in ziformula reach glmmTMB's optimum", {
                  label = paste(label, "conditional sd"))
     expect_equal(f$fit$extended$zi$random$theta, unname(sd_ref_z), tolerance = 1e-3,
                  label = paste(label, "zero-inflation sd"))
-    expect_equal(unname(vcov(f$fit)$zi), unname(vcov(f$ref)$zi), tolerance = 1e-3,
+    # (A coefficient running off to -Inf, as zi.minedno of the nbinom2 model at
+    # -20, has a variance set by where each search stopped: left out.)
+    keep <- abs(glmmTMB::fixef(f$ref)$zi) < 10
+    expect_equal(unname(vcov(f$fit)$zi[keep, keep]), unname(vcov(f$ref)$zi[keep, keep]),
+                 tolerance = 1e-3,
                  label = paste(label, "zero-inflation coefficients' covariance"))
   }
 })
@@ -91,7 +100,7 @@ zi_population_reference <- function(f) {
 }
 
 test_that("predictions include the zero-inflation random effects as glmmTMB's do", {
-  for (f in zi_random_fits()[c(1L, 2L, 4L)]) {
+  for (f in zi_random_fits()[c(1L, 2L, 5L)]) {
     label <- f$model$name
     population <- zi_population_reference(f)
     # (glmmTMB 1.1.5 stops on a subset of these data as newdata, "contrasts
