@@ -121,6 +121,7 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
   parts <- split_zi_random(raw, inputs, zi_random)
   fit <- extended_object(mc, inputs, parts$raw, family, nAGQ, control, zi, disp,
                          style, zi_random = parts$zi)
+  if (!is.null(raw$zi_start_note)) warning(raw$zi_start_note, call. = FALSE)
   report_convergence(fit$optinfo, control)
   report_extended_covariance(fit, control)
   fit

@@ -33,14 +33,16 @@ extended_engine_family <- function(fit) {
 
 # The engine's model list (as fit_engine_inputs() returns it) of an extended
 # fit with the response `y`: the prior weights are the family's (the trials
-# of a beta-binomial are passed apart).
+# of a beta-binomial are passed apart); the terms are the conditional
+# model's, then the zero-inflation model's.
 extended_engine_model <- function(fit, y = fit$y) {
   X <- fit$X
   storage.mode(X) <- "double"
   list(y = as.double(y), X = X, p = ncol(X),
        weights = as.double(fit$extended$prior_weights),
        offset = if (isTRUE(fit$has_offset)) as.double(fit$offset),
-       terms = engine_terms(list(reterms = fit$reterms, flist = fit$flist)))
+       terms = engine_terms_with_zi(list(reterms = fit$reterms, flist = fit$flist),
+                                    fit$extended$zi$random))
 }
 
 # The engine's profiles of an extended fit: parameters `which` (indices into

@@ -8,7 +8,8 @@ skip_if_not_installed("glmmTMB")
 
 gradient_vs_differences <- function(fit, shift = 0.05) {
   ns <- asNamespace("mixedrs")
-  pars <- c(ns$cov_par(fit), fit$extended$extra, fit$beta) + shift
+  pars <- c(ns$cov_par(fit), fit$extended$zi$random$par, fit$extended$extra, fit$beta) +
+    shift
   model <- ns$extended_engine_model(fit)
   fam <- ns$extended_engine_family(fit)
   at <- function(p) {
@@ -54,7 +55,17 @@ test_that("the gradient matches differences of the deviance for every kind of pa
     nb2_crossed = glmm(count ~ mined + DOY + (1 | site) + (1 | spp), family = nbinom2,
                        data = Salamanders),
     # lme4's Laplace (expected weights in the determinant, observed ones move the mode)
-    glmer_nb = glmm.nb(TICKS ~ YEAR + (1 | BROOD), data = lme4::grouseticks)
+    glmer_nb = glmm.nb(TICKS ~ YEAR + (1 | BROOD), data = lme4::grouseticks),
+    # Random effects in the zero-inflation logit: two predictors per row
+    # (src/rust/fit/laplace_gradient_paired.rs), a shared grouping factor, a
+    # dispersion, an offset and a zero-inflation slope.
+    zi_random_nb2 = glmm(count ~ spp + mined + (1 | site), ziformula = ~ (1 | site),
+                         family = nbinom2, data = Salamanders),
+    zi_random_nb1_offset = glmm(SiblingNegotiation ~ FoodTreatment + (1 | Nest),
+                                offset = log(BroodSize), ziformula = ~ (1 | Nest),
+                                family = nbinom1, data = Owls),
+    zi_random_slope = glmm(count ~ mined + (1 | site), ziformula = ~ mined + (mined | spp),
+                           family = poisson, data = Salamanders)
   )
   for (nm in names(fits)) {
     g <- gradient_vs_differences(fits[[nm]])

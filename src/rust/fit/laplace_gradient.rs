@@ -120,15 +120,15 @@ fn row_derivatives(
 
 /// The random effects as one dense vector: block `b`, level `l`, column `c` at
 /// `offset[b] + l q_b + c` (each block level-major, as [`linpred::split_blocks`] lays them out).
-struct DenseLayout {
-    offset: Vec<usize>,
-    q: usize,
+pub(super) struct DenseLayout {
+    pub(super) offset: Vec<usize>,
+    pub(super) q: usize,
     /// Entries per row of `A` (every row has one level of every block: `Σ_b q_b`).
-    per_row: usize,
+    pub(super) per_row: usize,
 }
 
 impl DenseLayout {
-    fn new(re: &ReStructure) -> Self {
+    pub(super) fn new(re: &ReStructure) -> Self {
         let mut offset = Vec::with_capacity(re.blocks.len());
         let mut q = 0;
         let mut per_row = 0;
@@ -143,13 +143,13 @@ impl DenseLayout {
 
 /// Rows of `A = ZΛ` and of `Z` in the dense layout: for row `i`, `per_row` indices (shared by
 /// both) and values.
-struct DesignRows {
-    index: Vec<usize>,
-    a: Vec<f64>,
-    z: Vec<f64>,
+pub(super) struct DesignRows {
+    pub(super) index: Vec<usize>,
+    pub(super) a: Vec<f64>,
+    pub(super) z: Vec<f64>,
 }
 
-fn design_rows(
+pub(super) fn design_rows(
     spec: &ModelSpec<'_>,
     re: &ReStructure,
     lambda: &[Vec<f64>],
@@ -192,24 +192,26 @@ fn design_rows(
 }
 
 impl GeneralizedLinearMixedModel<'_> {
-    /// Whether [`Self::laplace_gradient`] is available: a family with its own parameters, no
-    /// random effects in the zero-inflation logit (whose rows have two predictors) and at most
-    /// [`MAX_DENSE_RANDOM`] random effects.
+    /// Whether [`Self::laplace_gradient`] is available: a family with its own parameters and
+    /// at most [`MAX_DENSE_RANDOM`] random effects.
     pub fn has_laplace_gradient(&self) -> bool {
         matches!(self.response.family(), ResponseFamily::Extended(_))
-            && !self.re.has_zero_inflation_terms()
             && DenseLayout::new(&self.re).q <= MAX_DENSE_RANDOM
     }
 
-    /// The Laplace deviance at `pars = (par, extra, β)` and its gradient (see the module docs).
+    /// The Laplace deviance at `pars = (par, extra, β)` and its gradient (see the module docs;
+    /// with random effects in the zero-inflation logit, [`Self::paired_laplace_gradient`]).
     /// The model is left at the modes of `pars`.
     pub fn laplace_gradient(&mut self, pars: &[f64]) -> Result<(f64, Vec<f64>)> {
         if !self.has_laplace_gradient() {
             return invalid(
                 "the exact gradient of the Laplace deviance is available only for families \
-                 with their own parameters, without random effects in the zero-inflation model, \
-                 and at most 1500 random effects",
+                 with their own parameters and at most 1500 random effects",
             );
+        }
+        if self.re.has_zero_inflation_terms() {
+            // Rows with two linear predictors (laplace_gradient_paired.rs).
+            return self.paired_laplace_gradient(pars);
         }
         let f = self.objective_theta_beta(pars, None)?;
         let spec = &self.spec;
@@ -345,24 +347,29 @@ impl GeneralizedLinearMixedModel<'_> {
             }
             gtheta[k] = g;
         }
-        // par → θ by the chain rule (θ = par for unstructured terms).
-        if re.all_unstructured() {
-            grad[..nth_par].copy_from_slice(&gtheta);
-        } else {
-            let par = &pars[..nth_par];
-            for k in 0..nth_par {
-                let step = 1e-6 * par[k].abs().max(1e-3);
-                let mut up = par.to_vec();
-                let mut dn = par.to_vec();
-                up[k] += step;
-                dn[k] -= step;
-                let (tu, td) = (re.theta_of(&up), re.theta_of(&dn));
-                grad[k] = (0..nth)
-                    .map(|j| gtheta[j] * (tu[j] - td[j]) / (2.0 * step))
-                    .sum();
-            }
-        }
+        par_gradient(re, &pars[..nth_par], &gtheta, &mut grad[..nth_par]);
         Ok((f, grad))
+    }
+}
+
+/// The gradient over the covariance parameters `par` from the one over θ, `gtheta`, into
+/// `out`: the same for unstructured terms (`θ = par`), by the chain rule through `θ(par)`
+/// (central differences of that map) otherwise.
+pub(super) fn par_gradient(re: &ReStructure, par: &[f64], gtheta: &[f64], out: &mut [f64]) {
+    if re.all_unstructured() {
+        out.copy_from_slice(gtheta);
+        return;
+    }
+    for k in 0..par.len() {
+        let step = 1e-6 * par[k].abs().max(1e-3);
+        let mut up = par.to_vec();
+        let mut dn = par.to_vec();
+        up[k] += step;
+        dn[k] -= step;
+        let (tu, td) = (re.theta_of(&up), re.theta_of(&dn));
+        out[k] = (0..gtheta.len())
+            .map(|j| gtheta[j] * (tu[j] - td[j]) / (2.0 * step))
+            .sum();
     }
 }
 

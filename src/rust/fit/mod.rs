@@ -2,10 +2,12 @@
 //! adds to the same model in [`pls`]) and its starting values ([`start`]); for generalized
 //! linear mixed models the response seam ([`response`]), PIRLS for the conditional modes
 //! ([`pirls`]), the Laplace/AGQ criterion and glmer's two-stage driver ([`glmm`]), stage 2's
-//! metric and finite-difference derivatives ([`stage2`]), and the Gauss–Hermite rules of AGQ
+//! metric and finite-difference derivatives ([`stage2`]), the exact gradient of the Laplace
+//! deviance for families with their own parameters (`laplace_gradient`, `laplace_gradient_paired`), and the Gauss–Hermite rules of AGQ
 //! ([`quadrature`]).
 pub mod glmm;
 mod laplace_gradient;
+mod laplace_gradient_paired;
 pub mod lmm;
 pub mod pirls;
 pub mod pls;

@@ -962,23 +962,74 @@ impl<'a> Response<'a> {
         mu: f64,
         mu_eta: f64,
     ) -> (f64, f64, f64) {
+        let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+        let zi = (
+            self.extra.log_zi[i],
+            self.extra.log_not_zi[i],
+            self.extra.not_zi[i],
+        );
+        self.zero_inflation_core(fam, i, (mu, mu_eta), phi, self.extra.constant[i], zi)
+    }
+
+    /// [`Self::zero_inflation_derivatives`] at the mean pieces `(μ, dμ/dη)`, dispersion `phi`,
+    /// the part `constant` of `ℓᵢ` that does not depend on `μ`, and `(log π, log(1 − π), 1 − π)`.
+    fn zero_inflation_core(
+        &self,
+        fam: &ExtendedFamily,
+        i: usize,
+        (mu, mu_eta): (f64, f64),
+        phi: f64,
+        constant: f64,
+        (lz, lnz, keep): (f64, f64, f64),
+    ) -> (f64, f64, f64) {
         let a = self.prior_w[i];
-        let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);
         let pi = lz.exp();
-        let keep = self.extra.not_zi[i];
         if self.y[i] > 0.0 {
             return (-a * pi, 0.0, a * pi * keep);
         }
-        let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
         let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
         let d = fam
             .density
             .varying_with(0.0, logs, mu, phi, self.n_trials[i], true);
-        let value = d.value + self.extra.constant[i];
+        let value = d.value + constant;
         let r = 1.0 / (1.0 + (lz - lnz - value).exp());
         let q = r * (1.0 - r);
         let g = d.d1 * mu_eta;
         (a * (1.0 - r - pi), a * q * g, a * (pi * keep - q))
+    }
+
+    /// For a zero-inflated family, row `i`'s `aᵢℓᵢ` at linear predictor `eta`, log dispersion
+    /// `log_phi` (ignored without a dispersion) and zero-inflation logit `rho`, formed from
+    /// scratch, with its gradient in `(η, ρ)` and its observed information
+    /// `−∂²(aᵢℓᵢ)/∂(η, ρ)²` as `(ηη, ηρ, ρρ)`: what the gradient of the Laplace deviance with
+    /// random effects in both predictors differentiates. `None` for another family or where η
+    /// or μ is invalid.
+    pub(super) fn paired_row_terms(
+        &self,
+        i: usize,
+        eta: f64,
+        log_phi: f64,
+        rho: f64,
+    ) -> Option<(f64, [f64; 2], [f64; 3])> {
+        let ResponseFamily::Extended(fam) = &self.family else {
+            return None;
+        };
+        fam.zi.as_ref()?;
+        let mean = self.row_mean(eta)?;
+        let (phi, phi_constant) = self.row_dispersion(i, log_phi);
+        let (lz, lnz) = Self::zero_inflation_logs(rho);
+        let (value, g, observed, _) =
+            self.row_terms(i, mean, (phi, phi_constant), (lz, lnz), true)?;
+        let constant = self.extra.fixed_constant.get(i).copied()? + phi_constant;
+        let (s_zi, w_cross, w_zi) = self.zero_inflation_core(
+            fam,
+            i,
+            (mean.0, mean.1),
+            phi,
+            constant,
+            (lz, lnz, lnz.exp()),
+        );
+        Some((value, [g, s_zi], [observed, w_cross, w_zi]))
     }
 
     /// [`Self::working_values`] for a model with random effects in both the mean's predictor and
