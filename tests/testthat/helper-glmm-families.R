@@ -127,7 +127,13 @@ family_cases <- function() {
     family_case("sleepstudy gaussian disp ~Days", Reaction ~ Days + (Days | Subject),
                 "sleepstudy", "gaussian", dispformula = ~Days),
     family_case("Gamma log disp ~type", y ~ x + (1 | g), "gamma_disp", "Gamma",
-                dispformula = ~type)
+                dispformula = ~type),
+    family_case("Salamanders zipoisson zi ~mined + (1 | spp)", sal, "Salamanders", "poisson",
+                ziformula = ~mined + (1 | spp)),
+    family_case("Salamanders nbinom2 zi ~mined + (1 | spp)", sal, "Salamanders", "nbinom2",
+                ziformula = ~mined + (1 | spp)),
+    family_case("Owls nbinom1 zi ~FoodTreatment + (1 | Nest)", owl, "Owls", "nbinom1",
+                ziformula = ~FoodTreatment + (1 | Nest))
   )
   names(cases) <- vapply(cases, `[[`, "", "name")
   cases
