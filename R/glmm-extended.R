@@ -101,15 +101,7 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
     laplace = if (style == "glmer.nb") "expected" else "observed",
     disp = if (has_disp) engine_part(disp), zi = if (has_zi) engine_part(zi),
     start = as.double(extra_start))
-  X <- inputs$X
-  storage.mode(X) <- "double"
-  run_engine <- function(terms, family_list, theta, fixef, ctl) {
-    glmm_extended_fit_rs(
-      as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
-      if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
-      terms, family_list, as.double(inputs$n_trials),
-      as.double(inputs$etastart), nAGQ, theta, fixef, ctl, verbose)
-  }
+  run_engine <- extended_engine_runner(inputs, nAGQ, verbose)
   raw <- if (is.null(zi_random)) {
     tryCatch(
       run_engine(engine_terms(inputs), engine_family, start$theta, start$fixef,
@@ -125,6 +117,21 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
   report_convergence(fit$optinfo, control)
   report_extended_covariance(fit, control)
   fit
+}
+
+# The engine's fit of the model `inputs` (glmm_extended_fit_rs()) as a
+# function of what varies between the fits of one model: its terms, the
+# family list, the starts of theta and the fixed effects, and the control.
+extended_engine_runner <- function(inputs, nAGQ, verbose) {
+  X <- inputs$X
+  storage.mode(X) <- "double"
+  function(terms, family_list, theta, fixef, ctl) {
+    glmm_extended_fit_rs(
+      as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
+      if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
+      terms, family_list, as.double(inputs$n_trials),
+      as.double(inputs$etastart), nAGQ, theta, fixef, ctl, verbose)
+  }
 }
 
 # An engine error, with the reason added where the square-root link is the

@@ -2,7 +2,9 @@
 # dispersion model: the engine refits the stored design (X, Z, the
 # zero-inflation and dispersion matrices, offsets, weights, trials) to a new
 # response, starting from the fit's estimates, and the result is assembled as
-# the original fit was (R/glmm-extended.R).
+# the original fit was (R/glmm-extended.R). A fit with random effects in the
+# zero-inflation model is refitted from glmm()'s own starts instead, through
+# its search from two starts (refit_zi_random()).
 
 # The model inputs of `fit` with the response `y` (as the engine fits it: the
 # counts, proportions or successes), in the layout glmm_extended() builds.
@@ -16,7 +18,6 @@ extended_inputs <- function(fit, y) {
 
 # `fit` refitted to the response `y`; `extra_start` etc. from the fit.
 refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
-  require_no_zi_random(fit, "refit()")
   ext <- fit$extended
   if (is.null(control)) control <- control_of(fit, parent.frame())
   control <- as_fit_control(control, "glmm")
@@ -34,6 +35,9 @@ refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
     family[c("link", "linkfun", "linkinv", "mu.eta", "valideta")] <-
       list(fit$family$link, lk$linkfun, lk$linkinv, lk$mu.eta, lk$valideta)
   }
+  if (has_zi_random(fit)) {
+    return(refit_zi_random(fit, inputs, family, control, verbose, parent.frame()))
+  }
   engine_family <- extended_engine_family(fit)
   X <- fit$X
   storage.mode(X) <- "double"
@@ -50,6 +54,63 @@ refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
                          strip(ext$zi), strip(ext$disp), style)
   out$y <- y
   out
+}
+
+# refit() of a fit with random effects in the zero-inflation model: the fit
+# glmm_extended() makes of the same model and data with the response
+# `inputs$y`, from the same starts -- PIRLS from the new response's starting
+# means, the family's parameters from their moment starts, the covariance
+# parameters and fixed effects from the call's `start` (else lme4's) -- and
+# through the same search from two starts (zi_random_fit_raw(); a refit that
+# started from the fit's estimates could stop on another of the optima that
+# function is there to choose between). `env`: where the call's `start` is
+# evaluated first.
+refit_zi_random <- function(fit, inputs, family, control, verbose, env) {
+  ext <- fit$extended
+  name <- ext$family
+  # The starting means of the new response, as lmm_inputs() takes them from
+  # extended_response_fun() (a 'mustart' or 'etastart' of the call is not
+  # carried by the fit: refits start from the response's own).
+  frame <- refit_frame(fit, inputs$y)
+  resp <- extended_response_fun(family, "ignore")(frame, frame_weights(frame), list())
+  inputs$etastart <- resp$etastart
+  nAGQ <- fit$nAGQ
+  start <- check_glmm_start(start_of(fit, env), inputs, nAGQ)
+  strip <- function(p) {
+    if (!is.null(p)) p[intersect(c("formula", "full_formula", "terms", "X", "offset",
+                                   "xlevels", "contrasts"), names(p))]
+  }
+  zi <- strip(ext$zi)
+  disp <- strip(ext$disp)
+  zr <- ext$zi$random
+  zi_random <- list(reterms = zr$reterms, flist = zr$flist)
+  engine_family <- extended_engine_family(fit)
+  engine_family$start <- as.double(c(
+    if (!is.null(disp)) dispersion_start(name, inputs, disp),
+    zero_inflation_start(inputs, zi)))
+  run_engine <- extended_engine_runner(inputs, nAGQ, verbose)
+  raw <- zi_random_fit_raw(run_engine, inputs, zi_random, engine_family, start, control)
+  parts <- split_zi_random(raw, inputs, zi_random)
+  out <- extended_object(fit$call, inputs, parts$raw, family, nAGQ, control, zi, disp,
+                         ext$style, zi_random = parts$zi)
+  if (!is.null(raw$zi_start_note)) warning(raw$zi_start_note, call. = FALSE)
+  out$y <- inputs$y
+  out
+}
+
+# The `start` argument of the fit's call, evaluated again (as control_of()
+# evaluates its control), or NULL when the call has none.
+start_of <- function(fit, env) {
+  expr <- fit$call$start
+  if (is.null(expr)) return(NULL)
+  for (e in list(env, environment(fit$formula), globalenv())) {
+    if (!is.environment(e)) next
+    val <- tryCatch(list(eval(expr, e)), error = function(err) NULL)
+    if (!is.null(val)) return(val[[1L]])
+  }
+  stop("refit(): could not evaluate the fit's 'start' argument (", deparse1(expr),
+       "), which a refit of a model with random effects in 'ziformula' starts from",
+       call. = FALSE)
 }
 
 # The new response checked as extended_response() checks the data's.
@@ -75,7 +136,6 @@ check_refit_response <- function(y, ext) {
 # simulate() (new random effects, as glmmTMB's simulate), each refitted; the
 # statistic `stat` of each refit. Returns what boot_object() reads.
 boot_run_extended <- function(x, nsim, stat, k, report) {
-  require_no_zi_random(x, "bootmm()")
   sims <- stats::simulate(x, nsim = nsim)
   t <- matrix(NA_real_, nsim, k)
   errors <- character(0)

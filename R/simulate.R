@@ -48,6 +48,17 @@
 #' part (as in glmmTMB), so `weights` is an error for them, and so is
 #' `newdata` when the zero-inflation or dispersion formula has variables.
 #'
+#' With random effects in the zero-inflation model (`ziformula = ~ x + (1 |
+#' g)`), `re.form = NA` (the default) draws them as glmmTMB does: in each
+#' simulation after those of the conditional model, term by term in the
+#' order of `ziformula`, so that the draws equal glmmTMB's for the same seed
+#' and parameters; `re.form = NULL` holds both models' random effects at
+#' their conditional modes; other `re.form` are an error. `newdata` is then
+#' taken also when `ziformula` has variables (its fixed part is evaluated on
+#' `newdata`, its grouping factors need levels of the fit unless
+#' `allow.new.levels`); a dispersion formula with variables is still an
+#' error. `newparams` replaces the conditional model's parameters only.
+#'
 #' Differences from lme4 1.1-31, on purpose: prior weights of linear mixed
 #' models set the residual standard deviation (lme4 ignores them); the Gamma
 #' and inverse Gaussian shapes are `w / sigma^2` (lme4 1.1-31 uses
@@ -163,6 +174,7 @@ mer_simulate <- function(object, nsim, seed, re.form, newdata,
   }
   nsim <- as.integer(nsim)
   check_flag(allow.new.levels, "allow.new.levels")
+  if (has_zi_random(object)) check_zi_random_re_form(object, re.form)
   cond_bars <- prediction_bars(object, re.form)
   if (!is.null(newdata)) newdata <- check_newdata(newdata)
   if (!is.null(object$extended)) check_extended_sim_args(newparams, weights)
@@ -193,7 +205,7 @@ mer_simulate <- function(object, nsim, seed, re.form, newdata,
   sim_bars <- Filter(function(b) !deparse1(b) %in% cond_terms, model_bars(object))
   if (is_tmb_style(object)) {
     cols <- simulate_tmb_style(object, eta, sim_bars, newdata, core,
-                               allow.new.levels, nsim)
+                               allow.new.levels, nsim, zi_conditional = is.null(re.form))
     return(simulation_frame(object, cols, names(eta), is.null(newdata), rng_state))
   }
   re_sim <- simulate_random_effects(object, sim_bars, newdata, core,
@@ -403,21 +415,30 @@ is_tmb_style <- function(object) {
 }
 
 # Simulations from a glmmTMB-style fit with glmmTMB's order of random number
-# draws (its simulate() runs the model's C++ template once per simulation):
-# for each simulation, first the random effects of the terms not
-# conditioned on, term by term in formula order (glmmTMB does not reorder
-# the terms), the effects of one level together; then observation by
-# observation the response and, with zero-inflation, its Bernoulli
-# "structural zero" draw. For the same seed, parameters and data the draws
-# are glmmTMB's. A list with one element per simulation; for binomial and
-# betabinomial a two-column matrix of successes and failures, as glmmTMB.
+# draws (its simulate() runs the model's C++ template once per simulation,
+# src/glmmTMB.cpp: allterms_nll() of the conditional terms, then of the
+# zero-inflation terms, then the observations): for each simulation, first
+# the random effects of the conditional terms not conditioned on, term by
+# term in formula order (glmmTMB does not reorder the terms), the effects of
+# one level together; then, with random effects in the zero-inflation model
+# and unless `zi_conditional` (re.form = NULL: its conditional modes are
+# used), those of its terms likewise, in the order of 'ziformula'; then
+# observation by observation the response and, with zero-inflation, its
+# Bernoulli "structural zero" draw. For the same seed, parameters and data
+# the draws are glmmTMB's. A list with one element per simulation; for
+# binomial and betabinomial a two-column matrix of successes and failures,
+# as glmmTMB.
 simulate_tmb_style <- function(object, eta, sim_bars, newdata, core,
-                               allow.new.levels, nsim) {
-  require_no_zi_random(object, "simulate()")
+                               allow.new.levels, nsim, zi_conditional = FALSE) {
   ext <- object$extended
   n <- length(eta)
   phi <- tmb_component(ext$disp, "phi", "dispformula", newdata, n)
-  zprob <- tmb_component(ext$zi, "prob", "ziformula", newdata, n)
+  zi <- if (has_zi_random(object)) {
+    zi_random_simulation(object, newdata, core, allow.new.levels, zi_conditional)
+  } else {
+    list(prob = tmb_component(ext$zi, "prob", "ziformula", newdata, n))
+  }
+  zprob <- zi$prob
   n_trials <- if (ext$family %in% c("binomial", "betabinomial")) {
     if (!is.null(newdata)) {
       stop("simulate() for 'newdata' is not supported for ", ext$family,
@@ -430,16 +451,64 @@ simulate_tmb_style <- function(object, eta, sim_bars, newdata, core,
     simulation_designs(object, sim_bars, newdata, core, allow.new.levels)
   }
   q <- sum(design_sizes(designs))
+  qz <- sum(design_sizes(zi$designs))
   lapply(seq_len(nsim), function(j) {
     lp <- eta
     if (q > 0) {
       lp <- lp + random_effects_contribution(designs,
                                              matrix(stats::rnorm(q), q, 1L), n)[, 1L]
     }
+    if (qz > 0) {
+      zprob <- stats::plogis(zi$eta + random_effects_contribution(
+        zi$designs, matrix(stats::rnorm(qz), qz, 1L), n)[, 1L])
+    }
     mu <- object$family$linkinv(as.vector(lp))
     y <- simulate_extended_response(ext$family, mu, phi, zprob, n_trials, 1L)[, 1L]
     if (!is.null(n_trials)) cbind(y, n_trials - y, deparse.level = 0) else y
   })
+}
+
+# With random effects in 'ziformula', simulate() takes re.form = NULL (every
+# random effect at its conditional mode) or NA/~0 (every one drawn afresh),
+# as predict() does for these fits.
+check_zi_random_re_form <- function(object, re.form) {
+  if (is.null(re.form) || (is.logical(re.form) && length(re.form) == 1L && is.na(re.form)) ||
+      is_zero_formula(re.form)) {
+    return(invisible(NULL))
+  }
+  stop("with random effects in 'ziformula' (", deparse1(object$extended$zi$full_formula),
+       "), simulate() takes re.form = NULL (every random effect at its conditional ",
+       "mode) or NA/~0 (all drawn afresh, as glmmTMB), not ", deparse1(re.form),
+       call. = FALSE)
+}
+
+# The zero-inflation logit of the rows simulated for, for a fit with random
+# effects in 'ziformula': `prob` the probabilities with the conditional modes
+# (`conditional`, re.form = NULL), otherwise `eta` the fixed part (X_z b_z +
+# offset) and `designs` those of the zero-inflation terms for fresh draws, in
+# the order of 'ziformula' (as simulation_designs() gives the conditional
+# model's, from the fit seen by zi_random_view() with its own theta).
+zi_random_simulation <- function(object, newdata, core, allow.new.levels, conditional) {
+  ext <- object$extended
+  rows_data <- if (!is.null(newdata)) newdata[core$rows, , drop = FALSE]
+  fixed <- if (is.null(newdata)) zi_fixed_eta(ext$zi) else
+    component_design(ext$zi, rows_data, "zero-inflation")$eta
+  if (anyNA(fixed)) {
+    stop("simulate(): 'newdata' has missing values in the variables of 'ziformula' (",
+         deparse1(ext$zi$full_formula), ") in rows that the conditional model keeps",
+         call. = FALSE)
+  }
+  if (conditional) {
+    eta <- if (is.null(newdata)) ext$zi$eta else
+      fixed + zi_random_part(object, rows_data, allow.new.levels)
+    return(list(prob = stats::plogis(as.vector(eta))))
+  }
+  view <- zi_random_view(object)
+  view$theta <- ext$zi$random$theta
+  bars <- split_part_formula(ext$zi$full_formula)$bars
+  list(eta = as.vector(fixed),
+       designs = simulation_designs(view, bars, newdata, core, allow.new.levels),
+       prob = stats::plogis(as.vector(fixed)))
 }
 
 # The dispersion (`what` = "phi") or zero-inflation probability ("prob") of
