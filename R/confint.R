@@ -337,6 +337,11 @@ report_boot_messages <- function(bb) {
 #' dispersion) and `zi.<coefficient>` (logit zero-inflation probability); a
 #' [glmm.nb()] fit adds `theta`, re-optimized along every profile (lme4's
 #' `glmer.nb` fits hold it at its estimate) and itself profiled on request.
+#' With random effects in the zero-inflation model (`ziformula = ~ x + (1 |
+#' g)`) their standard deviations and correlations follow the conditional
+#' model's variance parameters: `.sigNN` numbered on from those, or with
+#' `signames = FALSE` `zi.sd_<name>|<group>` and `zi.cor_<a>.<b>|<group>`
+#' (`"theta_"` selects them too).
 #'
 #' @param fitted A fitted model of class `"lmm"` or `"glmm"`.
 #' @param which Parameters to profile (indices, names, `"theta_"`,
@@ -369,7 +374,7 @@ report_boot_messages <- function(bb) {
 #' @export
 profile.lmm <- function(fitted, which = NULL, signames = TRUE, threads = NULL, ...) {
   check_no_dots(..., caller = "profile()")
-  vn <- mer_var_par_names(fitted, signames)
+  vn <- profile_var_names(fitted, signames)
   an <- c(vn, extended_par_names(fitted), colnames(fitted$X))
   idx <- if (is.null(which)) seq_along(an) else select_parms(which, length(vn), an, "which")
   profile_lmm(fitted, idx, signames, check_threads(threads), "profile")
@@ -391,7 +396,7 @@ profile_lmm <- function(object, which, signames, threads, caller) {
     stop("nothing to profile: '", if (caller == "confint") "parm" else "which",
          "' selects no parameters", call. = FALSE)
   }
-  vn <- mer_var_par_names(object, signames)
+  vn <- profile_var_names(object, signames)
   an <- c(vn, extended_par_names(object), colnames(object$X))
   inp <- fit_engine_inputs(object)
   # A fit from shifted sums is profiled with its fixed-effect columns

@@ -22,7 +22,7 @@ splom.lmmprofile <- function(x, data,
   pars <- profile_which(x, which)
   np <- length(pars)
   if (np < 2L) stop("a scatterplot matrix needs at least two profiled parameters", call. = FALSE)
-  sds <- grep("^(\\.sig[0-9]+|sd_)", pars, value = TRUE)
+  sds <- grep("^(\\.sig[0-9]+|(zi\\.)?sd_)", pars, value = TRUE)
   if (any(vapply(sds, function(p) any(x$.zeta == 0 & x[[p]] == 0), NA))) {
     warning("splom is unreliable for singular fits", call. = FALSE)
   }

@@ -41,7 +41,7 @@ spline_at <- function(s, v) {
 profile_which <- function(x, which) {
   pars <- levels(x$.par)
   if (is.null(which)) return(pars)
-  nvp <- sum(grepl("^(\\.sig[0-9]+|\\.sigma|sd_|cor_|sigma$)", pars))
+  nvp <- sum(grepl("^(\\.sig[0-9]+|\\.sigma|(zi\\.)?sd_|(zi\\.)?cor_|sigma$)", pars))
   if (is.numeric(which)) {
     if (anyNA(which) || any(which < 1 | which > length(pars) | which != round(which))) {
       stop("'which' must hold indices between 1 and ", length(pars),

@@ -57,7 +57,10 @@
 #'   conditional variance given the data, plus the part due to the estimated
 #'   parameters, the conditional modes moving with them); a level of
 #'   `newdata` not in the fit (`allow.new.levels = TRUE`) has random effect
-#'   0 and contributes its prior variance, as in glmmTMB. Not available
+#'   0 and contributes its prior variance, as in glmmTMB. Random effects in
+#'   the zero-inflation model (`ziformula = ~ x + (1 | g)`) enter as the
+#'   conditional model's do (all of them with `re.form = NULL`; with
+#'   `re.form = NA` the fixed parts of both models alone). Not available
 #'   (an error) for fits with structured covariance terms (`diag()`, `cs()`,
 #'   `ar1()`, `toep()`) with the random effects included, nor for a `re.form`
 #'   selecting some of the terms.
@@ -87,11 +90,13 @@
 #'   of the random effects (Wald: glmmTMB's intervals, from its log standard
 #'   deviations and correlation parameters all moved at once by their
 #'   standard errors; `NA` for structured terms or when the fit does not carry
-#'   the covariance of its variance parameters). When every row belongs to the
+#'   the covariance of its variance parameters), and likewise
+#'   `zi.Std.Dev.<name>|<group>` and `zi.Cor.<a>.<b>|<group>` for the random
+#'   effects of the zero-inflation model. When every row belongs to the
 #'   conditional model the `cond.` prefix is dropped, as glmmTMB does. A
 #'   third column `Estimate` unless `estimate = FALSE`. `parm`: row names or
 #'   numbers, `"beta_"` (conditional coefficients) or `"theta_"` (standard
-#'   deviations and correlations). `component`: any of `"all"`, `"cond"`,
+#'   deviations and correlations of both models). `component`: any of `"all"`, `"cond"`,
 #'   `"zi"`, `"other"` (dispersion). `method = "profile"`: likelihood-profile
 #'   intervals for the same rows, each parameter profiled against a joint
 #'   re-optimization of all the others by the fit's Laplace criterion (on
@@ -102,7 +107,8 @@
 #'   these are on the scale of the Wald rows.
 #' * `tidy(fit, effects, component = c("cond", "zi"), ...)`: the rows of
 #'   broom.mixed's `tidy()` for glmmTMB fits, with a `component` column
-#'   (`"disp"` may be asked for too); `glance()`: `nobs`, `sigma` (left out
+#'   (`"disp"` may be asked for too; `"ran_pars"` and `"ran_vals"` rows of
+#'   the zero-inflation model's random effects have component `"zi"`); `glance()`: `nobs`, `sigma` (left out
 #'   when `NA`), `logLik`, `AIC`, `BIC`, `df.residual`.
 #'
 #' @name glmm_extended_methods
@@ -283,10 +289,6 @@ predict_extended <- function(object, newdata, re.form, allow.new.levels, type, s
   if (zi_random && !is.null(re.form) && !population) {
     stop("with random effects in 'ziformula', re.form must be NULL (every random ",
          "effect) or NA/~0 (none), as in glmmTMB; not ", deparse1(re.form), call. = FALSE)
-  }
-  if (zi_random && se.fit && type != "disp") {
-    stop("standard errors of predictions (se.fit = TRUE) are not available yet for ",
-         "fits with random effects in 'ziformula'", call. = FALSE)
   }
   na.action <- check_na_action(na.action)
   # the conditional model's linear predictor, padded and named as lme4-style
@@ -531,6 +533,7 @@ confint_extended <- function(object, parm, level = 0.95, method = "Wald",
     }
   }
   if (has("cond")) rows$sd <- sd_wald_rows(object, q)
+  if (has("zi")) rows$zi_sd <- sd_wald_rows(object, q, "zi")
   ci <- do.call(rbind, unname(rows))
   colnames(ci) <- c(pct, "Estimate")
   if (missing(parm) || is.null(parm)) {
@@ -558,29 +561,34 @@ confint_extended <- function(object, parm, level = 0.95, method = "Wald",
 # of theta (theta_covariance(), theta being the Cholesky factor of the term's
 # covariance matrix itself, column by column). NA when that covariance is not
 # available, theta is relative to a residual scale, the term is structured,
-# or its correlation matrix is singular.
-sd_wald_rows <- function(object, q) {
-  vc <- varcorr_lme4(object)
+# or its correlation matrix is singular. `comp`: "cond" (rows
+# "cond.Std.Dev.<name>|<group>", "cond.Cor.<a>.<b>|<group>") or "zi" (the
+# zero-inflation model's random effects, rows "zi.Std.Dev.<name>|<group>",
+# "zi.Cor.<a>.<b>|<group>" as glmmTMB names them; NULL when it has none).
+sd_wald_rows <- function(object, q, comp = "cond") {
+  fit <- if (comp == "zi") zi_component_fit(object) else object
+  if (is.null(fit)) return(NULL)
+  vc <- varcorr_lme4(fit)
   if (!length(vc)) return(NULL)
-  v_theta <- theta_covariance(object)
-  sizes <- theta_sizes(object$reterms)
+  v_theta <- if (comp == "zi") zi_theta_covariance(object) else theta_covariance(object)
+  sizes <- theta_sizes(fit$reterms)
   starts <- cumsum(c(0L, sizes))[seq_along(sizes)]
-  structured <- has_structured_terms(object$reterms)
-  grp <- names(object$flist)[attr(object$flist, "assign")]
+  structured <- has_structured_terms(fit$reterms)
+  grp <- names(fit$flist)[attr(fit$flist, "assign")]
   out <- list()
   for (i in seq_along(vc)) {
     sds <- attr(vc[[i]], "stddev")
     nc <- length(sds)
     cc <- attr(vc[[i]], "correlation")
-    lab <- c(paste0("cond.Std.Dev.", names(sds)),
+    lab <- c(paste0(comp, ".Std.Dev.", names(sds)),
              if (nc > 1L) {
                nn <- outer(colnames(cc), rownames(cc), paste, sep = ".")
-               paste0("cond.Cor.", nn[lower.tri(nn)])
+               paste0(comp, ".Cor.", nn[lower.tri(nn)])
              })
     est <- c(sds, if (nc > 1L) cc[lower.tri(cc)])
     lims <- matrix(NA_real_, length(est), 2L)
     idx <- starts[i] + seq_len(sizes[i])
-    th <- unname(object$theta[idx])
+    th <- unname(fit$theta[idx])
     internal <- if (!structured && length(th) == nc * (nc + 1L) / 2L) {
       re_internal(th, nc)
     }
@@ -600,6 +608,37 @@ sd_wald_rows <- function(object, q) {
                        dimnames = list(paste0(lab, "|", grp[i]), NULL))
   }
   do.call(rbind, out)
+}
+
+# The fit seen as a model of its zero-inflation random effects, for what
+# reads a fit's terms and covariance parameters (varcorr_lme4(),
+# mer_var_par_names(), tidy_ran_pars()): zi_random_view() with the
+# zero-inflation model's theta (absolute: the fit's sigma is 1) and par.
+# NULL without random effects in 'ziformula'.
+zi_component_fit <- function(object) {
+  zr <- object$extended$zi$random
+  if (is.null(zr)) return(NULL)
+  view <- zi_random_view(object)
+  view$theta <- stats::setNames(zr$theta, theta_names(zr$reterms))
+  view$par <- zr$par
+  view$sigma <- 1
+  view
+}
+
+# Covariance of the zero-inflation model's estimated theta: its block of
+# twice the inverse of the fit's Hessian of the deviance over c(the
+# conditional model's covariance parameters, the zero-inflation model's,
+# dispersion and zero-inflation coefficients, beta). NULL without that
+# Hessian, when it cannot be inverted, or when the covariance parameters are
+# not theta (structured terms).
+zi_theta_covariance <- function(object) {
+  zr <- object$extended$zi$random
+  H <- object$extended$hessian
+  if (is.null(zr) || is.null(H) || length(zr$par) != length(zr$theta)) return(NULL)
+  inv <- tryCatch(solve(as.matrix(H)), error = function(e) NULL)
+  if (is.null(inv)) return(NULL)
+  idx <- length(cov_par(object)) + seq_len(zr$n_par)
+  (inv + t(inv))[idx, idx, drop = FALSE]
 }
 
 # glmmTMB's parameters of an unstructured term with `nc` columns from the
@@ -673,7 +712,8 @@ theta_covariance <- function(object) {
 
 # Rows of the interval table selected by `parm`: numbers, row names (with or
 # without the "cond." prefix), "beta_" (conditional coefficients) or
-# "theta_" (random-effects standard deviations).
+# "theta_" (random-effects standard deviations and correlations of the
+# conditional and the zero-inflation model).
 confint_rows <- function(parm, ci, object) {
   rn <- rownames(ci)
   if (is.numeric(parm)) {
@@ -687,7 +727,8 @@ confint_rows <- function(parm, ci, object) {
     hit <- if (p == "beta_") {
       paste0("cond.", colnames(object$X))
     } else if (p == "theta_") {
-      rn[startsWith(rn, "cond.Std.Dev.") | startsWith(rn, "cond.Cor.")]
+      # as glmmTMB's "theta_": the variance parameters of both models
+      rn[grepl("^(cond|zi)\\.(Std\\.Dev|Cor)\\.", rn)]
     } else if (p %in% rn) {
       p
     } else if (paste0("cond.", p) %in% rn) {
@@ -722,9 +763,6 @@ tidy_extended <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
     stop("unknown component(s) ", paste(dQuote(bad, FALSE), collapse = ", "),
          "; 'component' may hold \"cond\", \"zi\", \"disp\"", call. = FALSE)
   }
-  if ("zi" %in% component && any(c("ran_pars", "ran_vals") %in% effects)) {
-    require_no_zi_random(x, "tidy() of the zero-inflation model's random effects")
-  }
   rscale <- tidy_ran_scale(effects, scales)
   check_flag(exponentiate, "exponentiate", "tidy()")
   check_flag(conf.int, "conf.int", "tidy()")
@@ -757,37 +795,18 @@ tidy_extended <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
     })
     out$fixed <- do.call(rbind, pieces)
   }
-  if ("ran_pars" %in% effects && "cond" %in% component && length(varcorr_lme4(x))) {
-    rp <- tidy_ran_pars(x, rscale, ran_prefix, conf.int = FALSE, conf.level, "Wald", NULL,
-                        order = "cov.last")
-    rp <- rp[rp$group != "Residual", , drop = FALSE]
-    if (identical(x$extended$family, "gaussian")) {
-      # the residual standard deviation (NA with a dispersion model), as
-      # broom.mixed shows it for glmmTMB's gaussian fits
-      s <- x$extended$sigma
-      rp[nrow(rp) + 1L, ] <- list("ran_pars", "Residual",
-                                  paste0(if (!is.null(ran_prefix)) ran_prefix[1L]
-                                         else if (rscale == "sdcor") "sd" else "var",
-                                         "__Observation"),
-                                  if (rscale == "sdcor") s else s^2)
-    }
-    rp$component <- rep("cond", nrow(rp))
-    if (conf.int) {
-      ci <- confint_extended(x, level = conf.level, component = "cond")
-      sd_rows <- ci[grepl("^(cond\\.)?Std\\.Dev\\.", rownames(ci)), , drop = FALSE]
-      rp$conf.low <- rp$conf.high <- NA_real_
-      is_sd <- startsWith(rp$term, paste0(if (is.null(ran_prefix)) "sd" else ran_prefix[1L], "__"))
-      if (rscale == "sdcor" && sum(is_sd) == nrow(sd_rows)) {
-        rp$conf.low[is_sd] <- unname(sd_rows[, 1L])
-        rp$conf.high[is_sd] <- unname(sd_rows[, 2L])
-      }
-    }
-    out$ran_pars <- rp
+  if ("ran_pars" %in% effects) {
+    # the conditional model's rows, then the zero-inflation model's (as
+    # broom.mixed lays out a glmmTMB fit's)
+    pieces <- lapply(intersect(c("cond", "zi"), component), function(comp) {
+      tidy_ran_pars_component(x, comp, rscale, ran_prefix, conf.int, conf.level)
+    })
+    out$ran_pars <- do.call(rbind, pieces)
   }
-  if ("ran_vals" %in% effects && "cond" %in% component) {
+  if ("ran_vals" %in% effects && any(c("cond", "zi") %in% component)) {
     rv <- tidy_ran_vals(x, conf.int, conf.level, "Wald")
-    rv$component <- rep("cond", nrow(rv))
-    out$ran_vals <- rv
+    if (is.null(rv$component)) rv$component <- rep("cond", nrow(rv))
+    out$ran_vals <- rv[rv$component %in% component, , drop = FALSE]
   }
   out <- out[lengths(out) > 0L]
   order <- c("effect", "component", "group", "level", "term", "estimate", "std.error",
@@ -802,6 +821,41 @@ tidy_extended <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
   res <- do.call(rbind, unname(out))
   rownames(res) <- NULL
   as_tidy_frame(res)
+}
+
+# The "ran_pars" rows of tidy() of a glmmTMB-style fit for one model
+# component (`comp`: "cond", or "zi" for the random effects of the
+# zero-inflation model), with `component` set; NULL when it has none. With
+# `conf.int` the standard deviations get the Wald intervals of confint()
+# (glmmTMB's), the correlations NA.
+tidy_ran_pars_component <- function(x, comp, rscale, ran_prefix, conf.int, conf.level) {
+  fit <- if (comp == "zi") zi_component_fit(x) else x
+  if (is.null(fit) || !length(varcorr_lme4(fit))) return(NULL)
+  rp <- tidy_ran_pars(fit, rscale, ran_prefix, conf.int = FALSE, conf.level, "Wald", NULL,
+                      order = "cov.last")
+  rp <- rp[rp$group != "Residual", , drop = FALSE]
+  if (comp == "cond" && identical(x$extended$family, "gaussian")) {
+    # the residual standard deviation (NA with a dispersion model), as
+    # broom.mixed shows it for glmmTMB's gaussian fits
+    s <- x$extended$sigma
+    rp[nrow(rp) + 1L, ] <- list("ran_pars", "Residual",
+                                paste0(if (!is.null(ran_prefix)) ran_prefix[1L]
+                                       else if (rscale == "sdcor") "sd" else "var",
+                                       "__Observation"),
+                                if (rscale == "sdcor") s else s^2)
+  }
+  rp$component <- rep(comp, nrow(rp))
+  if (conf.int) {
+    ci <- confint_extended(x, level = conf.level, component = comp)
+    sd_rows <- ci[grepl(paste0("^(", comp, "\\.)?Std\\.Dev\\."), rownames(ci)), , drop = FALSE]
+    rp$conf.low <- rp$conf.high <- NA_real_
+    is_sd <- startsWith(rp$term, paste0(if (is.null(ran_prefix)) "sd" else ran_prefix[1L], "__"))
+    if (rscale == "sdcor" && sum(is_sd) == nrow(sd_rows)) {
+      rp$conf.low[is_sd] <- unname(sd_rows[, 1L])
+      rp$conf.high[is_sd] <- unname(sd_rows[, 2L])
+    }
+  }
+  rp
 }
 
 # glance() of a glmmTMB-style fit (broom.mixed's columns; sigma left out

@@ -2,22 +2,32 @@
 # random effects (predict(se.fit = TRUE) with re.form = NULL), as glmmTMB
 # 1.1.5 gives them: TMB's sdreport() of the prediction, i.e. the delta method
 # on the joint uncertainty of the estimated parameters and the random
-# effects. For a prediction f(eta, zeta) of one row, with eta = x beta + z b
-# (+ offset) and zeta the zero-inflation linear predictor,
+# effects (those of the conditional model and, with random effects in
+# 'ziformula', of the zero-inflation model). For a prediction f(eta, zeta)
+# of one row, with eta = x beta + z b (+ offset) and zeta = x_zi beta_zi +
+# z_zi b (+ offset) the zero-inflation linear predictor (b all random
+# effects, z and z_zi zero in the other model's columns),
 #   Var f = g_u Huu^-1 g_u'                      (b given the data, at the estimates)
 #         + (df/dphi + g_b db^/dphi) V (...)'    (the estimated parameters phi,
 #                                                 b^ moving with them)
-#         + f_eta^2 z_new Sigma z_new'           (levels not in the fit: prior variance)
-# where g_u = f_eta z Lambda, g_b = f_eta z, V = 2 H^-1 (H the fit's Hessian
-# of the deviance) and Huu, db^/dphi come from extended_mode_sensitivity()
-# (R/varcorr-extended.R). Population-level standard errors are
-# predict_se_extended() (R/methods-extended.R).
+#         + f_eta^2 z_new Sigma z_new'           (levels not in the fit: prior variance;
+#         + f_zeta^2 z_zi,new Sigma_zi z_zi,new'  likewise for the zero-inflation terms)
+# where g_b = f_eta z + f_zeta z_zi, g_u = g_b Lambda, V = 2 H^-1 (H the
+# fit's Hessian of the deviance) and Huu, db^/dphi come from
+# extended_mode_sensitivity() (R/varcorr-extended.R). Population-level
+# standard errors are predict_se_extended() (R/methods-extended.R).
 
 # Standard errors for the types link, conditional, response, zlink, zprob.
 # X, Xz, eta, zeta, mu, p: the prediction's rows (as predict_extended()
 # builds them; X and Xz padded with NA rows for rows the fit dropped).
 # `re_rows`: list(na_action = ) for the fitted rows (no newdata), or
-# list(newdata = ) the rows of newdata predicted.
+# list(newdata = ) the rows of newdata predicted. With random effects in the
+# zero-inflation model they enter as the conditional model's do: the
+# prediction's derivative in the random effects is f_eta z + f_zeta z_zi
+# (z_zi the row of the zero-inflation model's random-effects design), the
+# joint Hessian Huu and db^/dphi of extended_mode_sensitivity() cover both
+# models' random effects, and a level of newdata not in the fit adds
+# f_zeta^2 z_zi Sigma_zi z_zi'.
 predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.form,
                                    re_rows, allow.new.levels) {
   n <- length(eta)
@@ -26,26 +36,32 @@ predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.for
          "re.form = NULL (all random effects, as glmmTMB) or NA / ~0 (none), not ",
          "re.form = ", deparse1(re.form), call. = FALSE)
   }
-  if (type %in% c("zlink", "zprob")) {
-    # the zero-inflation model has no random effects (glmm() refuses them),
-    # so these are the population-level standard errors
+  zi_re <- has_zi_random(object)
+  if (type %in% c("zlink", "zprob") && !zi_re) {
+    # the zero-inflation model has no random effects: these are the
+    # population-level standard errors
     return(predict_se_extended(object, type, X, Xz, eta, zeta, mu, p))
   }
-  if (has_structured_terms(object$reterms)) {
+  re <- extended_re_terms(object)
+  if (has_structured_terms(re$reterms)) {
     stop("se.fit = TRUE with random effects (re.form = NULL) is not available for ",
          "glmmTMB-style fits with structured covariance terms (diag, cs, ar1, toep) ",
+         if (zi_re) "in the conditional or the zero-inflation model ",
          "yet; use re.form = NA for standard errors of the population-level predictions",
          call. = FALSE)
   }
   ext <- object$extended
   # The prediction's derivatives in eta and zeta.
-  a_e <- object$family$mu.eta(eta)
-  a_e <- switch(type, link = rep(1, n), conditional = a_e, response = (1 - p) * a_e)
-  a_z <- if (type == "response" && !is.null(zeta)) -mu * stats::dlogis(zeta) else rep(0, n)
+  dzeta <- if (is.null(zeta)) rep(0, n) else stats::dlogis(zeta)
+  a_e <- switch(type, link = rep(1, n), conditional = object$family$mu.eta(eta),
+                response = (1 - p) * object$family$mu.eta(eta), rep(0, n))
+  a_z <- switch(type,
+                response = if (is.null(zeta)) rep(0, n) else -mu * dzeta,
+                zlink = rep(1, n), zprob = dzeta, rep(0, n))
 
   s <- extended_mode_sensitivity(object)
   zp <- extended_prediction_z(object, s, re_rows, allow.new.levels)
-  nth <- length(object$theta)
+  nth <- length(re$theta)
   kd <- length(ext$disp$beta)
   kz <- length(ext$zi$beta)
   # Rows of the prediction that can have a standard error.
@@ -53,12 +69,15 @@ predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.for
                 is.finite(rowSums(X)) & (if (kz) is.finite(rowSums(Xz)) else TRUE))
   se <- rep(NA_real_, n)
   if (!length(ok)) return(se)
-  Zb <- zp$Z[zp$row[ok], , drop = FALSE]
   ae <- a_e[ok]
-  # b given the data: |R^-T (f_eta z Lambda)'|^2, R the Cholesky factor of
+  az <- a_z[ok]
+  # d f / d b of each row (b-scale, every random effect of both models)
+  Zb <- ae * zp$Z[zp$row[ok], , drop = FALSE]
+  if (!is.null(zp$Zz)) Zb <- Zb + az * zp$Zz[zp$row[ok], , drop = FALSE]
+  # b given the data: |R^-T (d f / d b Lambda)'|^2, R the Cholesky factor of
   # Huu, in chunks of rows (no dense block above ~1e7 numbers).
   Rt <- Matrix::t(Matrix::chol(Matrix::forceSymmetric(s$Huu)))
-  Gu <- Matrix::t(ae * (Zb %*% s$Lambda))
+  Gu <- Matrix::t(Zb %*% s$Lambda)
   cond_part <- numeric(length(ok))
   chunk <- max(1L, floor(1e7 / max(1L, nrow(Gu))))
   for (start in seq.int(1L, length(ok), by = chunk)) {
@@ -67,38 +86,73 @@ predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.for
   }
   # The parameters, the modes moving with them.
   G <- cbind(matrix(0, length(ok), nth + kd),
-             if (kz) a_z[ok] * Xz[ok, , drop = FALSE],
+             if (kz) az * Xz[ok, , drop = FALSE],
              ae * X[ok, , drop = FALSE]) +
-    ae * as.matrix(Zb %*% s$J)
+    as.matrix(Zb %*% s$J)
   par_part <- rowSums((G %*% s$V) * G)
-  new_part <- ae^2 * zp$new_var[zp$row[ok]]
+  new_part <- ae^2 * zp$new_var[zp$row[ok]] +
+    if (is.null(zp$new_var_z)) 0 else az^2 * zp$new_var_z[zp$row[ok]]
   se[ok] <- sqrt(pmax(cond_part + par_part + new_part, 0))
   se
 }
 
-# The random-effects design of the prediction: `Z` (one row per row of the
-# fit or of newdata, columns as extended_mode_sensitivity()'s: b-scale,
-# levels of the fit only), `new_var` (per row, z Sigma z' summed over the
-# terms whose level is not in the fit: their random effect is 0 with its
+# The random-effects design of the prediction, columns as
+# extended_mode_sensitivity()'s (b-scale, every term of both models, levels
+# of the fit only): `Z` the rows of the conditional linear predictor eta,
+# `Zz` (with random effects in the zero-inflation model; else NULL) those of
+# the zero-inflation logit zeta (one row per row of the fit or of newdata);
+# `new_var`, `new_var_z` (per row, z Sigma z' summed over the terms of each
+# model whose level is not in the fit: their random effect is 0 with its
 # prior covariance Sigma, as in glmmTMB's prediction model, where such a
 # level is a random effect without data) and `row` (the row of Z of each
 # prediction, NA for rows the fit dropped).
 extended_prediction_z <- function(object, s, re_rows, allow.new.levels) {
-  bars <- model_bars(object)
+  zr <- object$extended$zi$random
+  Q <- ncol(s$Z)
   if (is.null(re_rows$newdata)) {
-    n <- nrow(s$Z)
+    n <- length(object$eta)
     row <- stats::napredict(re_rows$na_action, seq_len(n))
-    return(list(Z = s$Z, new_var = rep(0, n), row = row))
+    two <- nrow(s$Z) > n
+    return(list(Z = s$Z[seq_len(n), , drop = FALSE],
+                Zz = if (two) s$Z[n + seq_len(n), , drop = FALSE],
+                new_var = rep(0, n), new_var_z = if (two) rep(0, n), row = row))
   }
-  rfd <- random_data(object, bars, re_rows$newdata)
+  newdata <- re_rows$newdata
+  bars <- model_bars(object)
+  rfd <- random_data(object, bars, newdata)
   n <- nrow(rfd)
-  Z <- prediction_z(object, bars, rfd, n, allow.new.levels, "newdata", FALSE)
+  Zc <- prediction_z(object, bars, rfd, n, allow.new.levels, "newdata", FALSE)
+  Qc <- ncol(Zc)
+  pad <- function(M, before) {
+    zero <- function(k) Matrix::sparseMatrix(i = integer(0), j = integer(0), x = numeric(0),
+                                             dims = c(n, k))
+    if (before) cbind(zero(Q - ncol(M)), M) else cbind(M, zero(Q - ncol(M)))
+  }
+  out <- list(Z = pad(Zc, FALSE),
+              new_var = new_level_variance(object, bars, rfd, object$theta, object$sigma),
+              row = seq_len(n))
+  if (!is.null(zr)) {
+    view <- zi_random_view(object)
+    zbars <- split_part_formula(object$extended$zi$full_formula)$bars
+    rfd_z <- random_data(view, zbars, newdata)
+    out$Zz <- pad(prediction_z(view, zbars, rfd_z, n, allow.new.levels, "newdata", FALSE),
+                  TRUE)
+    out$new_var_z <- new_level_variance(view, zbars, rfd_z, zr$theta, 1)
+  }
+  out
+}
+
+# Per row of `rfd`, z Sigma z' summed over the terms `bars` of `fit` (the
+# fit, or zi_random_view() of it) whose level is not among the fitted ones;
+# `theta` the terms' covariance parameters (relative to `sigma`).
+new_level_variance <- function(fit, bars, rfd, theta, sigma) {
+  n <- nrow(rfd)
   new_var <- rep(0, n)
-  reterms <- object$reterms
-  thetas <- split_theta(object$theta, reterms)
+  reterms <- fit$reterms
+  thetas <- split_theta(theta, reterms)
   for (bar in bars) {
-    d <- term_design(object, bar, rfd, FALSE)
-    known <- levels(object$flist[[d$group]])
+    d <- term_design(fit, bar, rfd, FALSE)
+    known <- levels(fit$flist[[d$group]])
     lev <- as.character(d$factor)
     if (anyNA(lev)) {
       rows <- utils::head(rownames(rfd)[is.na(lev)], 10L)
@@ -112,12 +166,12 @@ extended_prediction_z <- function(object, s, re_rows, allow.new.levels) {
     t <- which(vapply(reterms, function(rt) {
       identical(rt$group, d$group) && all(colnames(d$Z) %in% rt$cnms)
     }, NA))[1L]
-    Sigma <- term_covariance(thetas[[t]], reterms[[t]]$cnms, object$sigma)
+    Sigma <- term_covariance(thetas[[t]], reterms[[t]]$cnms, sigma)
     Zn <- d$Z[new, , drop = FALSE]
     S <- Sigma[colnames(Zn), colnames(Zn), drop = FALSE]
     new_var[new] <- new_var[new] + rowSums((Zn %*% S) * Zn)
   }
-  list(Z = Z, new_var = new_var, row = seq_len(n))
+  new_var
 }
 
 # Standard errors of type = "disp" (the dispersion on glmmTMB's reporting

@@ -21,6 +21,26 @@ extended_par_names <- function(object) {
     if (length(ext$zi$beta)) paste0("zi.", names(ext$zi$beta)))
 }
 
+# Names of the profiled covariance parameters (standard deviations and
+# correlations) in the engine's order: the conditional model's
+# (mer_var_par_names()), then, with random effects in 'ziformula', the
+# zero-inflation model's: with `signames` lme4's ".sigNN" numbered on from
+# the conditional model's, else "zi.sd_<name>|<group>",
+# "zi.cor_<a>.<b>|<group>".
+profile_var_names <- function(object, signames) {
+  vn <- mer_var_par_names(object, signames)
+  zf <- zi_component_fit(object)
+  if (is.null(zf)) return(vn)
+  vz <- setdiff(mer_var_par_names(zf, FALSE), "sigma")
+  if (signames) {
+    nc <- length(cov_par(object))
+    vz <- sprintf(".sig%02d", nc + seq_along(vz))
+    # the residual scale (.sigma) of lme4's names stays last
+    return(c(vn[seq_len(nc)], vz, vn[-seq_len(nc)]))
+  }
+  c(vn, paste0("zi.", vz))
+}
+
 # The engine's description of the family of an extended fit (as
 # glmm_extended_fit_rs() takes it), its own parameters starting at the fit's.
 extended_engine_family <- function(fit) {
@@ -46,9 +66,10 @@ extended_engine_model <- function(fit, y = fit$y) {
 }
 
 # The engine's profiles of an extended fit: parameters `which` (indices into
-# c(variance parameters, extended_par_names(), fixed effects)).
+# c(variance parameters of the conditional model, then of the
+# zero-inflation model (profile_var_names()), extended_par_names(), fixed
+# effects)), the engine's order.
 extended_profile_rs <- function(object, which, threads, env) {
-  require_no_zi_random(object, "profile()")
   ext <- object$extended
   full <- as.matrix(ext$vcov_full)
   labels <- if (identical(ext$style, "glmer.nb")) "disp.(Intercept)" else extended_par_names(object)
@@ -59,7 +80,7 @@ extended_profile_rs <- function(object, which, threads, env) {
   glmm_extended_profile_rs(
     extended_engine_model(object), extended_engine_family(object),
     as.double(ext$n_trials), as.double(object$eta), as.integer(object$nAGQ),
-    as.double(cov_par(object)), as.double(object$beta), as.double(se),
+    as.double(c(cov_par(object), ext$zi$random$par)), as.double(object$beta), as.double(se),
     replicate_control(control, "profile()"), as.double(which),
     engine_threads(threads, control))
 }
@@ -79,11 +100,13 @@ extended_profile_theta <- function(prof) {
 
 # Profile intervals for rows of confint()'s table of a glmmTMB-style fit
 # (row names as the Wald table's: "cond.<coef>", "zi.<coef>", "disp.<coef>",
-# "sigma", "cond.Std.Dev.<name>|<group>", "cond.Cor.<a>.<b>|<group>"): a
-# two-column matrix of the ends at `level`.
+# "sigma", "cond.Std.Dev.<name>|<group>", "cond.Cor.<a>.<b>|<group>",
+# "zi.Std.Dev.<name>|<group>", "zi.Cor.<a>.<b>|<group>"): a two-column
+# matrix of the ends at `level`.
 extended_profile_rows <- function(object, rows, level, threads) {
-  vn <- mer_var_par_names(object, oldNames = FALSE)
-  var_rows <- sub("^cor_", "cond.Cor.", sub("^sd_", "cond.Std.Dev.", vn))
+  vn <- profile_var_names(object, FALSE)
+  var_rows <- sub("^(zi\\.)?cor_", "\\1Cor.", sub("^(zi\\.)?sd_", "\\1Std.Dev.", vn))
+  var_rows <- ifelse(startsWith(var_rows, "zi."), var_rows, paste0("cond.", var_rows))
   an <- c(vn, extended_par_names(object), colnames(object$X))
   target <- vapply(rows, function(r) {
     if (r == "sigma") return("disp.(Intercept)")

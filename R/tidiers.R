@@ -249,6 +249,8 @@ tidy_ran_vals <- function(x, conf.int, conf.level, conf.method) {
                     level = as.character(re$grp), term = as.character(re$term),
                     estimate = re$condval, std.error = re$condsd,
                     stringsAsFactors = FALSE)
+  # glmmTMB-style fits: the model component of each row ("cond", "zi")
+  if (!is.null(re$component)) res$component <- re$component
   if (conf.int) {
     if (conf.method != "Wald") {
       stop("only Wald intervals are available for the conditional modes ",
