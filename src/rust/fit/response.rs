@@ -443,12 +443,22 @@ impl<'a> Response<'a> {
         }
         let mut ok = true;
         for (i, (&f, &r)) in extra.zi_fixed.iter().zip(zb).enumerate() {
+            // With t = e^−|ρ|: log(1 + e^−ρ) = max(−ρ, 0) + log(1 + t), and 1 − π is
+            // t/(1 + t) for ρ > 0, 1/(1 + t) otherwise (one exponential and one logarithm per
+            // row; this runs at every pass of PIRLS over the rows).
             let rho = f + r;
-            let (lz, lnz) = Self::zero_inflation_logs(rho);
+            let t = (-rho.abs()).exp();
+            let l = t.ln_1p();
+            let lz = -(l + (-rho).max(0.0));
+            let lnz = lz - rho;
             ok &= !(lz.is_nan() || lnz.is_nan());
             extra.log_zi[i] = lz;
             extra.log_not_zi[i] = lnz;
-            extra.not_zi[i] = lnz.exp();
+            extra.not_zi[i] = if rho > 0.0 {
+                t / (1.0 + t)
+            } else {
+                1.0 / (1.0 + t)
+            };
         }
         ok
     }

@@ -639,6 +639,10 @@ impl RefillPlan {
         x: &[f64],
         values: &PairedWorkingValues,
     ) {
+        if self.scalar {
+            self.refill_paired_scalar(cp, spec, re, x, values);
+            return;
+        }
         // The maps were built for this pattern's rows: every entry is found.
         fill_rows(
             cp,
@@ -648,6 +652,104 @@ impl RefillPlan {
             x,
             RowWeights::Paired(values),
         );
+    }
+
+    /// [`Self::refill_paired`] where every block is one scalar term: each observation adds to
+    /// one entry of each block and pair of blocks (as in [`Self::refill`]'s fast path), weighed
+    /// by the pair's predictors. Hand-rolled because PIRLS refills at every iteration and the
+    /// general fill's per-observation outer products of length-1 vectors cost several times
+    /// the arithmetic.
+    fn refill_paired_scalar(
+        &self,
+        cp: &mut CrossProducts,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        x: &[f64],
+        values: &PairedWorkingValues,
+    ) {
+        let n = cp.n;
+        let p = cp.p;
+        let pf = p + 1;
+        for v in [
+            &mut cp.a11,
+            &mut cp.a21_vals,
+            &mut cp.a22_diag,
+            &mut cp.a22_pair_vals,
+            &mut cp.af1,
+            &mut cp.af2,
+            &mut cp.aff,
+        ] {
+            v.fill(0.0);
+        }
+        let nb = re.blocks.len();
+        let terms: Vec<&crate::spec::RandomTerm<'_>> =
+            re.blocks.iter().map(|b| &spec.terms[b.terms[0]]).collect();
+        let zi: Vec<usize> = re
+            .blocks
+            .iter()
+            .map(|b| usize::from(b.predictor == Predictor::ZeroInflation))
+            .collect();
+        let n_pairs = nb.saturating_sub(1) * nb.saturating_sub(2) / 2;
+        let mut z = vec![0.0; nb];
+        let mut node = vec![0usize; nb];
+        for i in 0..n {
+            // W by predictor pair, r by predictor.
+            let w = [
+                [values.w_mean[i], values.w_cross[i]],
+                [values.w_cross[i], values.w_zi[i]],
+            ];
+            let r = [values.r_mean[i], values.r_zi[i]];
+            for b in 0..nb {
+                z[b] = if self.unit[b] { 1.0 } else { terms[b].z[i] };
+                let level = terms[b].levels[i] as usize;
+                node[b] = if b == 0 {
+                    level
+                } else {
+                    cp.layout.block_node_base[b] + level
+                };
+            }
+            for c in 0..p {
+                let xc = x[c * n + i];
+                for d in 0..p {
+                    cp.aff[c * pf + d] += w[0][0] * xc * x[d * n + i];
+                }
+                cp.aff[p * pf + c] += xc * r[0];
+                cp.aff[c * pf + p] += xc * r[0];
+            }
+            for b in 0..nb {
+                let (pb, zb) = (zi[b], z[b]);
+                let (diag, af) = if b == 0 {
+                    (
+                        &mut cp.a11[node[0]],
+                        &mut cp.af1[node[0] * pf..(node[0] + 1) * pf],
+                    )
+                } else {
+                    (
+                        &mut cp.a22_diag[node[b]],
+                        &mut cp.af2[node[b] * pf..(node[b] + 1) * pf],
+                    )
+                };
+                *diag += w[pb][pb] * zb * zb;
+                for c in 0..p {
+                    af[c] += w[pb][0] * x[c * n + i] * zb;
+                }
+                af[p] += r[pb] * zb;
+                if b > 0 {
+                    let e = self.maps.obs_a21[(b - 1) * n + i] as usize;
+                    cp.a21_vals[e] += w[pb][zi[0]] * zb * z[0];
+                }
+            }
+            // Pairs of trailing blocks, in the maps' order (block k with each earlier k1 ≥ 1).
+            let mut pair = 0;
+            for k in 2..nb {
+                for k1 in 1..k {
+                    let e = self.maps.obs_pair[pair * n + i] as usize;
+                    cp.a22_pair_vals[e] += w[zi[k]][zi[k1]] * z[k] * z[k1];
+                    pair += 1;
+                }
+            }
+            debug_assert_eq!(pair, n_pairs);
+        }
     }
 }
 
@@ -685,6 +787,75 @@ impl CrossProducts {
                 &mut self.aff,
             ] {
                 v.fill(f64::NAN);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::RandomTerm;
+
+    /// The scalar fast path of the paired refill gives the general fill's cross-products: a
+    /// mean's intercept and slope-free crossed terms and a zero-inflation term, with `X`.
+    #[test]
+    fn paired_scalar_refill_matches_the_general_fill() {
+        let n = 24;
+        let y = vec![1.0; n];
+        let x: Vec<f64> = (0..2 * n)
+            .map(|k| if k < n { 1.0 } else { (k as f64 * 0.37).sin() })
+            .collect();
+        let ones = vec![1.0; n];
+        let slope: Vec<f64> = (0..n).map(|i| (i as f64 * 0.71).cos()).collect();
+        let codes = |m: i32| (0..n).map(|i| (i as i32 * 7 % m) + 1).collect::<Vec<i32>>();
+        let (g, h, k) = (codes(6), codes(4), codes(5));
+        let terms = vec![
+            RandomTerm::from_factor_codes(&g, 6, &ones, 1, 1).expect("term"),
+            RandomTerm::from_factor_codes(&h, 4, &slope, 1, 2).expect("term"),
+            RandomTerm::from_factor_codes(&k, 5, &ones, 1, 3)
+                .expect("term")
+                .in_zero_inflation(),
+            RandomTerm::from_factor_codes(&g, 6, &slope, 1, 4)
+                .expect("term")
+                .in_zero_inflation(),
+        ];
+        let spec = ModelSpec::new(&y, &x, 2, None, None, terms).expect("spec");
+        let re = ReStructure::new(&spec);
+        let mut values = PairedWorkingValues::new(n);
+        for i in 0..n {
+            let t = i as f64;
+            values.w_mean[i] = 1.0 + (t * 0.3).sin().abs();
+            values.w_cross[i] = 0.2 * (t * 1.1).cos();
+            values.w_zi[i] = 0.5 + 0.1 * t;
+            values.r_mean[i] = (t * 0.9).sin();
+            values.r_zi[i] = (t * 0.4).cos();
+        }
+        let mut general = pattern(&spec, &re, 2).expect("pattern");
+        let mut fast = general.clone();
+        let plan = RefillPlan::new(&spec, &re, &general).expect("plan");
+        assert!(plan.scalar);
+        fill_rows(
+            &mut general,
+            Entries::Mapped(&plan.maps),
+            &spec,
+            &re,
+            &x,
+            RowWeights::Paired(&values),
+        );
+        plan.refill_paired_scalar(&mut fast, &spec, &re, &x, &values);
+        for (a, b) in [
+            (&general.a11, &fast.a11),
+            (&general.a21_vals, &fast.a21_vals),
+            (&general.a22_diag, &fast.a22_diag),
+            (&general.a22_pair_vals, &fast.a22_pair_vals),
+            (&general.af1, &fast.af1),
+            (&general.af2, &fast.af2),
+            (&general.aff, &fast.aff),
+        ] {
+            assert_eq!(a.len(), b.len());
+            for (u, v) in a.iter().zip(b.iter()) {
+                assert!((u - v).abs() < 1e-12 * (1.0 + u.abs()), "{u} vs {v}");
             }
         }
     }
