@@ -31,6 +31,11 @@ use faer::Par;
 pub(super) const PIRLS_STEP_TOL: f64 = 1e-9;
 /// Relative PIRLS steps below this that no longer shrink geometrically are rounding noise.
 const PIRLS_NOISE_STEP: f64 = 1e-10;
+/// Settled PIRLS iterations with an indefinite observed information after which the modes
+/// count as undetermined (with random effects in both predictors).
+const FLAT_INDEFINITE_ITERATIONS: usize = 5;
+/// Largest number of doublings of a step taken with stand-in weights ([`Pirls::extend_step`]).
+const MAX_STEP_DOUBLINGS: usize = 10;
 /// Observations from which the pass over them (η, μ, deviance) is split over threads.
 const PARALLEL_ROWS: usize = 1 << 17;
 
@@ -555,13 +560,17 @@ impl Pirls {
         let mut converged = false;
         let mut pdev = f64::INFINITY;
         let mut prev_step = f64::INFINITY;
+        // Consecutive settled iterations that needed stand-in weights (see below).
+        let mut flat_indefinite = 0usize;
         for iteration in 1..=self.opts.max_iter {
             self.iterations += 1;
             self.working_values(response, mode, WeightChoice::Newton);
+            let mut fell_back = false;
             if self.refactor(spec, re, mode).is_err() {
                 // Some observed information is negative and the system is not positive
                 // definite: a step with the expected information where the observed is not
                 // positive.
+                fell_back = true;
                 self.working_values(response, mode, WeightChoice::NewtonPositive);
                 self.refactor(spec, re, mode)?;
             }
@@ -580,6 +589,9 @@ impl Pirls {
                 }
             }
             pdev = self.penalized_deviance(spec, re, response);
+            if fell_back && have_old && self.paired.is_some() && pdev < old_pdev {
+                pdev = self.extend_step(spec, re, response, mode, pdev);
+            }
             // Converged when the penalized deviance has settled *and* the modes are accurate.
             // The Laplace criterion is not stationary at the modes (log|L|² depends on them
             // through the weights, and for families with a dispersion the aic part uses
@@ -589,6 +601,23 @@ impl Pirls {
             // last two steps (geometric extrapolation, which also covers quadratic
             // convergence, where it is tiny).
             let settled = ((old_pdev - pdev) / pdev).abs() < self.opts.tol;
+            // With random effects in both predictors, a penalized deviance that has settled
+            // while its curvature stays indefinite is flat along some direction: the modes are
+            // not determined there (nor is the Laplace approximation, whose H is not positive
+            // definite). PIRLS stops instead of crawling along it to `max_iter`, and the
+            // optimizer treats the point as invalid.
+            flat_indefinite = if fell_back && settled && self.paired.is_some() {
+                flat_indefinite + 1
+            } else {
+                0
+            };
+            if flat_indefinite >= FLAT_INDEFINITE_ITERATIONS {
+                return Err(MixedError::Pirls(
+                    "the penalized deviance is flat along a direction where its curvature is \
+                     not positive: the conditional modes are not determined"
+                        .into(),
+                ));
+            }
             let step = if have_old {
                 self.step_size()
             } else {
@@ -673,6 +702,43 @@ impl Pirls {
         Ok(pdev)
     }
 
+    /// After a step with stand-in weights (the observed information not positive definite:
+    /// the penalized deviance curves downwards along some direction there) that lowered the
+    /// penalized deviance to `pdev`: the step doubled while that lowers it further, at most
+    /// [`MAX_STEP_DOUBLINGS`] times; returns the penalized deviance where it stops. With
+    /// random effects in both predictors the stand-in's curvature along such a direction is
+    /// its absolute value, so its steps there are short, and PIRLS crawled (steps of 1e-3 of
+    /// the modes for 100 iterations, Salamanders nbinom1 with zero-inflation random effects).
+    fn extend_step(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &mut Response<'_>,
+        mode: Mode,
+        mut pdev: f64,
+    ) -> f64 {
+        for _ in 0..MAX_STEP_DOUBLINGS {
+            let kept = (self.u1.clone(), self.u2.clone(), self.beta.clone());
+            extend(&mut self.u1, &self.old_u1);
+            extend(&mut self.u2, &self.old_u2);
+            if mode == Mode::Joint {
+                extend(&mut self.beta, &self.old_beta);
+                self.fixed_stale = true;
+            }
+            let longer = self.penalized_deviance(spec, re, response);
+            if longer < pdev {
+                pdev = longer;
+                continue;
+            }
+            (self.u1, self.u2, self.beta) = kept;
+            if mode == Mode::Joint {
+                self.fixed_stale = true;
+            }
+            return self.penalized_deviance(spec, re, response);
+        }
+        pdev
+    }
+
     /// The largest change of an element of (β, u) in the last PIRLS step, relative to
     /// `1 + |element|`.
     fn step_size(&self) -> f64 {
@@ -706,6 +772,13 @@ impl Pirls {
         self.u1.copy_from_slice(&start.u1);
         self.u2.copy_from_slice(&start.u2);
         self.warm = start.warm;
+    }
+}
+
+/// `x ← x + (x − old)`: the step from `old` doubled.
+fn extend(x: &mut [f64], old: &[f64]) {
+    for (a, b) in x.iter_mut().zip(old) {
+        *a = 2.0 * *a - b;
     }
 }
 
