@@ -111,11 +111,14 @@ fmt <- function(x, d) ifelse(is.na(x), "–", formatC(x, format = "f", digits = 
 fmt_ll <- function(x) ifelse(is.na(x), "–", formatC(x, format = "e", digits = 1))
 fmt_ratio <- function(x) ifelse(is.na(x), "–", paste0(formatC(x, format = "f", digits = 1), "×"))
 gmean <- function(x) exp(mean(log(x[!is.na(x)])))
+# A model name in a markdown table: its bars (random-effects terms of a
+# ziformula) escaped so that they do not split the row.
+md <- function(x) gsub("|", "\\|", x, fixed = TRUE)
 table_lines <- c(
   paste("| model | rows | mixedrs (s) | glmmTMB (s) | glmer.nb (s) | glmmTMB / mixedrs |",
         "glmer.nb / mixedrs | logLik: mixedrs − reference |"),
   "|---|---:|---:|---:|---:|---:|---:|---:|",
-  sprintf("| %s | %d | %s | %s | %s | %s | %s | %s (%s) |", res$model, res$rows,
+  sprintf("| %s | %d | %s | %s | %s | %s | %s | %s (%s) |", md(res$model), res$rows,
           fmt(res$mixedrs_s, 3), fmt(res$glmmTMB_s, 3), fmt(res$glmer_nb_s, 3),
           fmt_ratio(res$tmb_ratio), fmt_ratio(res$nb_ratio),
           fmt_ll(res$loglik_diff), res$reference),
