@@ -78,6 +78,7 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
     stop("dispformula = ~0 (a dispersion fixed near zero) is not supported by ",
          "glmm(); use ~1 or a model of the dispersion", call. = FALSE)
   }
+  if (has_zi && contains_bar(zi_formula[[2L]])) stop_without_conditional_terms(mc, env)
   vars <- unique(c(if (has_zi) all.vars(zi_formula),
                    if (has_disp) all.vars(disp_formula)))
   inputs <- lmm_inputs(mc, env, control, family = family,
@@ -117,6 +118,18 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
   report_convergence(fit$optinfo, control)
   report_extended_covariance(fit, control)
   fit
+}
+
+# Stops when the conditional formula has no random-effects term while the
+# zero-inflation formula has some (glmmTMB fits that model; glmm() needs a
+# term in the conditional model), with that reason instead of the generic
+# "no random-effects term" error.
+stop_without_conditional_terms <- function(mc, env) {
+  f <- tryCatch(lmm_formula(eval(mc$formula, env), env), error = function(e) NULL)
+  if (is.null(f) || length(f) != 3L || contains_bar(f[[3L]])) return(invisible(NULL))
+  stop("the conditional formula ", deparse1(f), " has no random-effects term: glmm() ",
+       "does not fit random effects in 'ziformula' alone yet (glmmTMB does); add a term ",
+       "such as (1 | group) to the conditional model", call. = FALSE)
 }
 
 # The engine's fit of the model `inputs` (glmm_extended_fit_rs()) as a

@@ -170,3 +170,9 @@ test_that("se.fit, profile() and tidy() include the zero-inflation random effect
   fixed <- tidy(f$fit, effects = "fixed")
   expect_equal(fixed$estimate, unname(c(fixef(f$fit)$cond, fixef(f$fit)$zi)))
 })
+
+test_that("random effects in ziformula alone are an error that says so", {
+  d <- zi_random_data("Salamanders")
+  expect_error(glmm(count ~ mined, ziformula = ~ (1 | site), family = poisson, data = d),
+               "random effects in 'ziformula' alone")
+})
