@@ -143,19 +143,29 @@ zi_random_fit_raw <- function(run_engine, inputs, zi_random, engine_family, star
   zi_default <- unlist(lapply(covariance_layout(zi_random$reterms), `[[`, "start"))
   cond_default <- unlist(lapply(covariance_layout(inputs$reterms), `[[`, "start"))
   theta <- c(if (is.null(start$theta)) cond_default else start$theta, zi_default)
-  attempt <- function(family_list, theta, fixef) {
-    tryCatch(run_engine(terms, family_list, theta, fixef, unclass(control)),
-             error = function(e) e)
+  # Each start's quasi-Newton search that does not converge is given up
+  # rather than followed by BOBYQA from its start (a ridge took 400 more
+  # evaluations that way and ended on the ridge anyway); only when no start
+  # converges does the usual start get the full search.
+  ctl <- unclass(control)
+  ctl$quasi_newton_only <- TRUE
+  attempt <- function(family_list, theta, fixef, ctl) {
+    tryCatch(run_engine(terms, family_list, theta, fixef, ctl), error = function(e) e)
   }
-  fits <- list(usual = attempt(engine_family, if (is.null(start$theta)) NULL else theta,
-                               start$fixef))
+  usual_theta <- if (is.null(start$theta)) NULL else theta
+  fits <- list(usual = attempt(engine_family, usual_theta, start$fixef, ctl))
   nested <- zi_random_nested_start(run_engine, inputs, engine_family, start, control)
   if (!is.null(nested)) {
-    engine_family$start <- nested$extra
-    fits$nested <- attempt(engine_family, c(nested$par, zi_default), nested$beta)
+    nested_family <- engine_family
+    nested_family$start <- nested$extra
+    fits$nested <- attempt(nested_family, c(nested$par, zi_default), nested$beta, ctl)
   }
   ok <- vapply(fits, function(r) !inherits(r, "error") && is.finite(r$deviance), TRUE)
-  if (!any(ok)) stop(conditionMessage(fits$usual), call. = FALSE)
+  if (!any(ok)) {
+    fits <- list(usual = attempt(engine_family, usual_theta, start$fixef, unclass(control)))
+    ok <- !inherits(fits$usual, "error") && is.finite(fits$usual$deviance)
+    if (!ok) stop(conditionMessage(fits$usual), call. = FALSE)
+  }
   fits <- fits[ok]
   # An end the convergence checks reject is kept only if every end is
   # rejected: with an indefinite observed information in some rows, H = I +

@@ -155,6 +155,7 @@ fn fit_and_profiler<'s, 'a>(
     )
     .expect("model");
     let opts = GlmmOptions {
+        quasi_newton_only: false,
         n_agq: 1,
         init_step: true,
         optim: OptimOptions::default(),

@@ -66,6 +66,10 @@ pub struct GlmmOptions {
     pub n_agq: usize,
     /// Run the `nAGQ = 0` stage first (glmer's `nAGQ0initStep`).
     pub init_step: bool,
+    /// Where stage 2 is the quasi-Newton search: an error when it does not converge, instead
+    /// of BOBYQA from the start (for a fit that is one of several starts, whose caller keeps
+    /// the best and runs the full search only if none converges).
+    pub quasi_newton_only: bool,
     /// Optimizer settings (tolerances, evaluation limit, checks).
     pub optim: OptimOptions,
     /// Optimizers of the two stages.
@@ -152,6 +156,8 @@ pub struct GeneralizedLinearMixedModel<'a> {
     pub(super) failures: usize,
     /// Where the extra parameters of the family start (zeros unless set).
     extra_start: Vec<f64>,
+    /// [`GlmmOptions::quasi_newton_only`] of the fit being run.
+    pub(super) quasi_newton_only: bool,
 }
 
 impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
@@ -211,6 +217,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             last_error: None,
             failures: 0,
             extra_start: Vec::new(),
+            quasi_newton_only: false,
         })
     }
 
@@ -352,6 +359,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         start_beta: Option<&[f64]>,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<GlmmFit> {
+        self.quasi_newton_only = opts.quasi_newton_only;
         let nth = self.re.n_par();
         let p = self.spec.p;
         let single_scalar =

@@ -368,6 +368,13 @@ impl GeneralizedLinearMixedModel<'_> {
             if let Some(summary) = self.quasi_newton_search(center, metric, progress)? {
                 return Ok(summary);
             }
+            if self.quasi_newton_only {
+                return Err(MixedError::Optimizer(
+                    "the quasi-Newton search did not converge (quasi_newton_only: no BOBYQA \
+                     search from the start)"
+                        .into(),
+                ));
+            }
         }
         let mut summary = {
             let mut obj = Stage2 {

@@ -588,6 +588,9 @@ pub(crate) fn stage_optimizer(name: &str) -> Result<StageOptimizer> {
 /// points, an argument of its own, they make the engine's [`GlmmOptions`].
 pub(crate) struct GlmmControl {
     init_step: bool,
+    /// `control$quasi_newton_only` (set internally, absent from users' controls): see
+    /// [`GlmmOptions::quasi_newton_only`].
+    quasi_newton_only: bool,
     optim: OptimOptions,
     optimizers: [StageOptimizer; 2],
     pirls: PirlsOptions,
@@ -610,6 +613,9 @@ impl TryFrom<&Robj> for GlmmControl {
         }
         Ok(Self {
             init_step: field(control, "nAGQ0initStep")?.as_bool().unwrap_or(true),
+            quasi_newton_only: optional_field(control, "quasi_newton_only")?
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
             optim: optim_options(control)?,
             optimizers: [stage_optimizer(&names[0])?, stage_optimizer(&names[1])?],
             pirls: PirlsOptions {
@@ -628,6 +634,7 @@ impl GlmmControl {
         GlmmOptions {
             n_agq,
             init_step: self.init_step,
+            quasi_newton_only: self.quasi_newton_only,
             optim: self.optim.clone(),
             optimizers: self.optimizers,
             pirls: self.pirls,
