@@ -326,17 +326,7 @@ fn fill_rows(
     let p = cp.p;
     let pf = p + 1;
     let q0 = cp.q0;
-    for v in [
-        &mut cp.a11,
-        &mut cp.a21_vals,
-        &mut cp.a22_diag,
-        &mut cp.a22_pair_vals,
-        &mut cp.af1,
-        &mut cp.af2,
-        &mut cp.aff,
-    ] {
-        v.fill(0.0);
-    }
+    cp.set_values(0.0);
     let lead = BlockColumns::new(spec, re, 0);
     let trailing: Vec<BlockColumns> = (1..re.blocks.len())
         .map(|b| BlockColumns::new(spec, re, b))
@@ -535,17 +525,7 @@ impl RefillPlan {
         let n = cp.n;
         let p = cp.p;
         let pf = p + 1;
-        for v in [
-            &mut cp.a11,
-            &mut cp.a21_vals,
-            &mut cp.a22_diag,
-            &mut cp.a22_pair_vals,
-            &mut cp.af1,
-            &mut cp.af2,
-            &mut cp.aff,
-        ] {
-            v.fill(0.0);
-        }
+        cp.set_values(0.0);
         let column = |c: usize| -> &[f64] {
             if c < p {
                 &x[c * n..(c + 1) * n]
@@ -670,17 +650,7 @@ impl RefillPlan {
         let n = cp.n;
         let p = cp.p;
         let pf = p + 1;
-        for v in [
-            &mut cp.a11,
-            &mut cp.a21_vals,
-            &mut cp.a22_diag,
-            &mut cp.a22_pair_vals,
-            &mut cp.af1,
-            &mut cp.af2,
-            &mut cp.aff,
-        ] {
-            v.fill(0.0);
-        }
+        cp.set_values(0.0);
         let nb = re.blocks.len();
         let terms: Vec<&crate::spec::RandomTerm<'_>> =
             re.blocks.iter().map(|b| &spec.terms[b.terms[0]]).collect();
@@ -777,17 +747,7 @@ impl CrossProducts {
         weights: Option<&[f64]>,
     ) {
         if fill(self, spec, re, x, response, weights).is_err() {
-            for v in [
-                &mut self.a11,
-                &mut self.a21_vals,
-                &mut self.a22_diag,
-                &mut self.a22_pair_vals,
-                &mut self.af1,
-                &mut self.af2,
-                &mut self.aff,
-            ] {
-                v.fill(f64::NAN);
-            }
+            self.set_values(f64::NAN);
         }
     }
 }

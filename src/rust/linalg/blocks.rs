@@ -160,6 +160,22 @@ fn try_zeros(len: usize, what: &str) -> Result<Vec<f64>> {
 }
 
 impl CrossProducts {
+    /// Sets every value (not the pattern) to `value`: 0 before a fill sums into them, NaN to
+    /// mark them unusable.
+    pub fn set_values(&mut self, value: f64) {
+        for v in [
+            &mut self.a11,
+            &mut self.a21_vals,
+            &mut self.a22_diag,
+            &mut self.a22_pair_vals,
+            &mut self.af1,
+            &mut self.af2,
+            &mut self.aff,
+        ] {
+            v.fill(value);
+        }
+    }
+
     /// The cross-products with the given `A21` and `A22` pattern (which the caller guarantees
     /// valid for `re`) and zero values.
     pub(crate) fn with_pattern(
