@@ -87,15 +87,6 @@ has_zi_random <- function(object) {
   !is.null(object$extended$zi$random)
 }
 
-# Stops for a method that does not yet handle random effects in the
-# zero-inflation model (`what` names it).
-require_no_zi_random <- function(object, what) {
-  if (!has_zi_random(object)) return(invisible(NULL))
-  stop(what, " is not available yet for fits with random effects in 'ziformula' (",
-       deparse1(object$extended$zi$full_formula), "); fit the zero-inflation model ",
-       "with fixed effects only for it", call. = FALSE)
-}
-
 # The fit seen as a model of its zero-inflation random effects: the terms,
 # grouping factors and conditional modes where the prediction helpers of the
 # conditional model (R/predict.R) read them.
