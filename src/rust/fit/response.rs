@@ -156,8 +156,10 @@ pub struct FamilyParameters {
     /// `log πᵢ` and `log(1 − πᵢ)` (empty without zero inflation).
     log_zi: Vec<f64>,
     log_not_zi: Vec<f64>,
-    /// `1 − πᵢ` (formed with them: the expected information carries it at every PIRLS step).
+    /// `1 − πᵢ` and `πᵢ` (formed with them: the expected information and the derivatives in
+    /// the zero-inflation logit carry them at every PIRLS step).
     not_zi: Vec<f64>,
+    zi: Vec<f64>,
     /// The fixed part of each zero-inflation logit, `X_z β_z + o_z` (empty without zero
     /// inflation). With random effects in the zero-inflation predictor, `πᵢ` is formed from it
     /// and their part by [`Response::set_zero_inflation_random`].
@@ -199,7 +201,7 @@ impl FamilyParameters {
 
     /// `πᵢ` per observation (empty without zero inflation).
     pub fn zero_prob(&self) -> Vec<f64> {
-        self.log_zi.iter().map(|l| l.exp()).collect()
+        self.zi.clone()
     }
 }
 
@@ -220,6 +222,16 @@ struct EtaDerivatives {
     gradient: f64,
     observed: f64,
     expected: f64,
+}
+
+/// The derivatives of an observation's log-likelihood in its zero-inflation logit `ρ`:
+/// `∂ℓ/∂ρ`, `−∂²ℓ/∂η∂ρ` and `−∂²ℓ/∂ρ²` (all times the prior weight; zero without zero
+/// inflation).
+#[derive(Debug, Clone, Copy, Default)]
+struct ZiDerivatives {
+    gradient: f64,
+    cross: f64,
+    observed: f64,
 }
 
 /// What the exact Laplace gradient needs of one row of an extended family, at the response's
@@ -410,6 +422,7 @@ impl<'a> Response<'a> {
             self.extra.phi = phi;
         }
         if let Some((log_zi, log_not_zi, eta)) = new_zi {
+            self.extra.zi = log_zi.iter().map(|l| l.exp()).collect();
             self.extra.log_zi = log_zi;
             self.extra.not_zi = log_not_zi.iter().map(|l| l.exp()).collect();
             self.extra.log_not_zi = log_not_zi;
@@ -454,10 +467,10 @@ impl<'a> Response<'a> {
             ok &= !(lz.is_nan() || lnz.is_nan());
             extra.log_zi[i] = lz;
             extra.log_not_zi[i] = lnz;
-            extra.not_zi[i] = if rho > 0.0 {
-                t / (1.0 + t)
+            (extra.not_zi[i], extra.zi[i]) = if rho > 0.0 {
+                (t / (1.0 + t), 1.0 / (1.0 + t))
             } else {
-                1.0 / (1.0 + t)
+                (1.0 / (1.0 + t), t / (1.0 + t))
             };
         }
         ok
@@ -550,7 +563,8 @@ impl<'a> Response<'a> {
     }
 
     /// The η-derivatives of an extended family's `aᵢ ℓᵢ` at observation `i` (PIRLS's working
-    /// values), at the response's current dispersion and zero inflation.
+    /// values), at the response's current dispersion and zero inflation, with its derivatives
+    /// in the zero-inflation logit (see [`Self::row_core`]).
     #[inline]
     fn eta_derivatives(
         &self,
@@ -559,25 +573,33 @@ impl<'a> Response<'a> {
         eta: f64,
         mu: f64,
         mu_eta: f64,
-    ) -> EtaDerivatives {
+    ) -> (EtaDerivatives, ZiDerivatives) {
         let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
         let zi = (!self.extra.log_zi.is_empty()).then(|| {
             (
                 self.extra.log_zi[i],
                 self.extra.log_not_zi[i],
                 self.extra.not_zi[i],
+                self.extra.zi[i],
             )
         });
         let mean = (mu, mu_eta, self.link.mu_eta_deriv(eta));
-        self.row_core(fam, i, mean, phi, self.extra.constant[i], zi, false)
-            .1
+        let (_, d, z) = self.row_core(fam, i, mean, phi, self.extra.constant[i], zi, false);
+        (d, z)
     }
 
     /// Observation `i`'s `aᵢℓᵢ` (only with `need_value`, or for a zero-inflated zero, which
-    /// needs it; else not meaningful) and its η-derivatives, at mean pieces `(μ, dμ/dη,
-    /// d²μ/dη²)`, dispersion `phi`, the part `constant` of `ℓᵢ` that does not depend on `μ`,
-    /// and `(log π, log(1 − π), 1 − π)` with zero inflation: the one formula behind PIRLS's weights
-    /// ([`Self::eta_derivatives`]) and the gradient's row differences ([`Self::row_terms`]).
+    /// needs it; else not meaningful), its η-derivatives and, with zero inflation, its
+    /// derivatives in the zero-inflation logit `ρ`, at mean pieces `(μ, dμ/dη, d²μ/dη²)`,
+    /// dispersion `phi`, the part `constant` of `ℓᵢ` that does not depend on `μ`, and
+    /// `(log π, log(1 − π), 1 − π, π)` with zero inflation: the one formula behind PIRLS's
+    /// weights ([`Self::eta_derivatives`]) and the gradient's row differences
+    /// ([`Self::row_terms`], [`Self::paired_row_terms`]).
+    ///
+    /// In `ρ`: a positive count has `ℓ = log(1 − π) + ℓ_count`, so `(∂ℓ/∂ρ, −∂²ℓ/∂η∂ρ,
+    /// −∂²ℓ/∂ρ²) = (−π, 0, π(1 − π))`. A zero has `ℓ = log(π + (1 − π) f₀)`; with the count
+    /// part's share `r = (1 − π) f₀ / p(0)` (`∂r/∂ρ = −r(1 − r)`, `∂r/∂η = r(1 − r) g`, `g` the
+    /// count part's `∂ log f₀/∂η`): `(1 − r − π, r(1 − r) g, π(1 − π) − r(1 − r))`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn row_core(
@@ -587,9 +609,9 @@ impl<'a> Response<'a> {
         (mu, mu_eta, d2mu): (f64, f64, f64),
         phi: f64,
         constant: f64,
-        zi: Option<(f64, f64, f64)>,
+        zi: Option<(f64, f64, f64, f64)>,
         need_value: bool,
-    ) -> (f64, EtaDerivatives) {
+    ) -> (f64, EtaDerivatives, ZiDerivatives) {
         let n = self.n_trials[i];
         let y = self.y[i];
         let is_zi_zero = y == 0.0 && zi.is_some();
@@ -609,23 +631,35 @@ impl<'a> Response<'a> {
         };
         let mut expected = info_mu * mu_eta * mu_eta;
         let mut value = d.value;
-        if let Some((lz, lnz, keep)) = zi {
+        let mut in_zi = ZiDerivatives::default();
+        let a = self.prior_w[i];
+        if let Some((lz, lnz, keep, pi)) = zi {
             expected *= keep;
             if y == 0.0 {
                 // p(0) = π + (1 − π) f(0); r = (1 − π) f(0) / p(0) = 1/(1 + π/((1 − π) f(0))) is
                 // the weight of the count part (one exponential, no logarithm).
                 let r = 1.0 / (1.0 + (lz - lnz - d.value).exp());
+                let q = r * (1.0 - r);
                 let g0 = g;
                 g = r * g0;
                 l2 = r * (g0 * g0 + l2) - g * g;
                 if need_value {
                     value = log_add_exp(lz, lnz + d.value);
                 }
+                in_zi = ZiDerivatives {
+                    gradient: a * (1.0 - r - pi),
+                    cross: a * q * g0,
+                    observed: a * (pi * keep - q),
+                };
             } else {
                 value += lnz;
+                in_zi = ZiDerivatives {
+                    gradient: -a * pi,
+                    cross: 0.0,
+                    observed: a * pi * keep,
+                };
             }
         }
-        let a = self.prior_w[i];
         (
             a * value,
             EtaDerivatives {
@@ -633,6 +667,7 @@ impl<'a> Response<'a> {
                 observed: -a * l2,
                 expected: a * expected,
             },
+            in_zi,
         )
     }
 
@@ -699,8 +734,8 @@ impl<'a> Response<'a> {
             return None;
         };
         let constant = self.extra.fixed_constant.get(i).copied()? + phi_constant;
-        let zi = fam.zi.is_some().then(|| (lz, lnz, lnz.exp()));
-        let (value, d) = self.row_core(fam, i, mean, phi, constant, zi, need_value);
+        let zi = fam.zi.is_some().then(|| (lz, lnz, lnz.exp(), lz.exp()));
+        let (value, d, _) = self.row_core(fam, i, mean, phi, constant, zi, need_value);
         let laplace = match fam.laplace {
             LaplaceWeights::Observed => d.observed,
             LaplaceWeights::Expected => d.expected,
@@ -904,7 +939,7 @@ impl<'a> Response<'a> {
             ResponseFamily::Glm(f) => *f,
             ResponseFamily::Extended(fam) => {
                 for i in 0..eta.len() {
-                    let d = self.eta_derivatives(fam, i, eta[i], mu[i], mu_eta[i]);
+                    let (d, _) = self.eta_derivatives(fam, i, eta[i], mu[i], mu_eta[i]);
                     let usable = |v: f64| {
                         v.is_finite()
                             && match choice {
@@ -960,54 +995,6 @@ impl<'a> Response<'a> {
         }
     }
 
-    /// Observation `i`'s derivatives in its zero-inflation logit `ρ`, times the prior weight:
-    /// `(∂ℓ/∂ρ, −∂²ℓ/∂η∂ρ, −∂²ℓ/∂ρ²)`. A positive count has `ℓ = log(1 − π) + ℓ_count`:
-    /// `(−π, 0, π(1 − π))`. A zero has `ℓ = log(π + (1 − π) f₀)`; with the count part's share
-    /// `r = (1 − π) f₀ / p(0)` (`∂r/∂ρ = −r(1 − r)`, `∂r/∂η = r(1 − r) g`, `g` the count part's
-    /// `∂ log f₀/∂η`): `(1 − r − π, r(1 − r) g, π(1 − π) − r(1 − r))`.
-    fn zero_inflation_derivatives(
-        &self,
-        fam: &ExtendedFamily,
-        i: usize,
-        mu: f64,
-        mu_eta: f64,
-    ) -> (f64, f64, f64) {
-        let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
-        let zi = (
-            self.extra.log_zi[i],
-            self.extra.log_not_zi[i],
-            self.extra.not_zi[i],
-        );
-        self.zero_inflation_core(fam, i, (mu, mu_eta), phi, self.extra.constant[i], zi)
-    }
-
-    /// [`Self::zero_inflation_derivatives`] at the mean pieces `(μ, dμ/dη)`, dispersion `phi`,
-    /// the part `constant` of `ℓᵢ` that does not depend on `μ`, and `(log π, log(1 − π), 1 − π)`.
-    fn zero_inflation_core(
-        &self,
-        fam: &ExtendedFamily,
-        i: usize,
-        (mu, mu_eta): (f64, f64),
-        phi: f64,
-        constant: f64,
-        (lz, lnz, keep): (f64, f64, f64),
-    ) -> (f64, f64, f64) {
-        let a = self.prior_w[i];
-        let pi = lz.exp();
-        if self.y[i] > 0.0 {
-            return (-a * pi, 0.0, a * pi * keep);
-        }
-        let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
-        let d = fam
-            .density
-            .varying_with(0.0, logs, mu, phi, self.n_trials[i], true);
-        let value = d.value + constant;
-        let r = 1.0 / (1.0 + (lz - lnz - value).exp());
-        let q = r * (1.0 - r);
-        let g = d.d1 * mu_eta;
-        (a * (1.0 - r - pi), a * q * g, a * (pi * keep - q))
-    }
-
     /// For a zero-inflated family, row `i`'s `aᵢℓᵢ` at linear predictor `eta`, log dispersion
     /// `log_phi` (ignored without a dispersion) and zero-inflation logit `rho`, formed from
     /// scratch, with its gradient in `(η, ρ)` and its observed information
@@ -1028,18 +1015,14 @@ impl<'a> Response<'a> {
         let mean = self.row_mean(eta)?;
         let (phi, phi_constant) = self.row_dispersion(i, log_phi);
         let (lz, lnz) = Self::zero_inflation_logs(rho);
-        let (value, g, observed, _) =
-            self.row_terms(i, mean, (phi, phi_constant), (lz, lnz), true)?;
         let constant = self.extra.fixed_constant.get(i).copied()? + phi_constant;
-        let (s_zi, w_cross, w_zi) = self.zero_inflation_core(
-            fam,
-            i,
-            (mean.0, mean.1),
-            phi,
-            constant,
-            (lz, lnz, lnz.exp()),
-        );
-        Some((value, [g, s_zi], [observed, w_cross, w_zi]))
+        let zi = Some((lz, lnz, lnz.exp(), lz.exp()));
+        let (value, d, z) = self.row_core(fam, i, mean, phi, constant, zi, true);
+        Some((
+            value,
+            [d.gradient, z.gradient],
+            [d.observed, z.cross, z.observed],
+        ))
     }
 
     /// [`Self::working_values`] for a model with random effects in both the mean's predictor and
@@ -1066,19 +1049,14 @@ impl<'a> Response<'a> {
             return;
         };
         for i in 0..eta.len() {
-            let d = self.eta_derivatives(fam, i, eta[i], mu[i], mu_eta[i]);
-            let (s_zi, w_cross, w_zi) = self.zero_inflation_derivatives(fam, i, mu[i], mu_eta[i]);
-            let observed = (d.observed, w_cross, w_zi);
+            let (d, z) = self.eta_derivatives(fam, i, eta[i], mu[i], mu_eta[i]);
+            let observed = (d.observed, z.cross, z.observed);
             let positive = observed.0 > 0.0 && observed.2 > 0.0 && {
                 observed.0 * observed.2 - observed.1 * observed.1 > 0.0
             };
             let finite = observed.0.is_finite() && observed.1.is_finite() && observed.2.is_finite();
             let a = self.prior_w[i];
-            let expected = (
-                d.expected,
-                0.0,
-                a * self.extra.log_zi[i].exp() * self.extra.not_zi[i],
-            );
+            let expected = (d.expected, 0.0, a * self.extra.zi[i] * self.extra.not_zi[i]);
             let (wm, wc, wz) = match choice {
                 WeightChoice::Newton if finite => observed,
                 WeightChoice::NewtonPositive if positive => observed,
@@ -1092,7 +1070,7 @@ impl<'a> Response<'a> {
             out.w_cross[i] = wc;
             out.w_zi[i] = wz;
             out.r_mean[i] = wm * tm + wc * tz + d.gradient;
-            out.r_zi[i] = wc * tm + wz * tz + s_zi;
+            out.r_zi[i] = wc * tm + wz * tz + z.gradient;
         }
     }
 
@@ -1203,7 +1181,7 @@ mod tests {
                 let l = |e: f64| -0.5 * r.deviance_term(i, Link::Log.linkinv(e));
                 let eta = 0.7;
                 let h = 1e-4;
-                let d = r.eta_derivatives(&fam_copy, i, eta, eta.exp(), eta.exp());
+                let (d, _) = r.eta_derivatives(&fam_copy, i, eta, eta.exp(), eta.exp());
                 let g = (l(eta + h) - l(eta - h)) / (2.0 * h);
                 let h2 = -(l(eta + h) - 2.0 * l(eta) + l(eta - h)) / (h * h);
                 assert!((d.gradient - g).abs() < 1e-6, "{density:?} {i} gradient");
