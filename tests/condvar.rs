@@ -464,7 +464,7 @@ fn fitted_glmm_blocks_are_at_the_modes() {
     )
     .expect("model");
     let opts = GlmmOptions {
-        quasi_newton_only: false,
+        quasi_newton_only: None,
         n_agq: 1,
         init_step: true,
         optim: OptimOptions {

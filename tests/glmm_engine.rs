@@ -254,7 +254,7 @@ fn adaptive_quadrature_converges_to_the_exact_likelihood() {
 
 fn options(n_agq: usize) -> GlmmOptions {
     GlmmOptions {
-        quasi_newton_only: false,
+        quasi_newton_only: None,
         n_agq,
         init_step: true,
         optim: OptimOptions::default(),

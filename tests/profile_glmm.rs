@@ -155,7 +155,7 @@ fn fit_and_profiler<'s, 'a>(
     )
     .expect("model");
     let opts = GlmmOptions {
-        quasi_newton_only: false,
+        quasi_newton_only: None,
         n_agq: 1,
         init_step: true,
         optim: OptimOptions::default(),

@@ -407,7 +407,7 @@ fn glmm_bootstrap_is_independent_of_threads() {
         eta_start: &eta,
     };
     let opts = GlmmOptions {
-        quasi_newton_only: false,
+        quasi_newton_only: None,
         n_agq: 1,
         init_step: true,
         optim: OptimOptions::default(),

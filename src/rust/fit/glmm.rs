@@ -66,10 +66,11 @@ pub struct GlmmOptions {
     pub n_agq: usize,
     /// Run the `nAGQ = 0` stage first (glmer's `nAGQ0initStep`).
     pub init_step: bool,
-    /// Where stage 2 is the quasi-Newton search: an error when it does not converge, instead
-    /// of BOBYQA from the start (for a fit that is one of several starts, whose caller keeps
-    /// the best and runs the full search only if none converges).
-    pub quasi_newton_only: bool,
+    /// Where stage 2 is the quasi-Newton search, `Some(m)`: an error when it does not converge
+    /// within `m` evaluations, instead of BOBYQA from the start (for a fit that is one of
+    /// several starts, whose caller keeps the best and runs the full search only if none
+    /// converges). `None`: the full search.
+    pub quasi_newton_only: Option<usize>,
     /// Optimizer settings (tolerances, evaluation limit, checks).
     pub optim: OptimOptions,
     /// Optimizers of the two stages.
@@ -157,7 +158,7 @@ pub struct GeneralizedLinearMixedModel<'a> {
     /// Where the extra parameters of the family start (zeros unless set).
     extra_start: Vec<f64>,
     /// [`GlmmOptions::quasi_newton_only`] of the fit being run.
-    pub(super) quasi_newton_only: bool,
+    pub(super) quasi_newton_only: Option<usize>,
 }
 
 impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
@@ -217,7 +218,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             last_error: None,
             failures: 0,
             extra_start: Vec::new(),
-            quasi_newton_only: false,
+            quasi_newton_only: None,
         })
     }
 

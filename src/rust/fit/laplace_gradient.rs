@@ -480,7 +480,8 @@ impl GeneralizedLinearMixedModel<'_> {
     /// others take the quasi-Newton direction, with a backtracking (Armijo) line search along
     /// the projected path. Stops when every free component of the gradient is below `gtol`
     /// (deviance units per standard error; flat coordinates with nothing left to offer are
-    /// held, see [`hold_flat`]) or no step lowers the deviance any more.
+    /// held, see [`hold_flat`]) or no step lowers the deviance any more; gives up (not
+    /// converged) once it has used `max_evaluations`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gradient_search(
         &mut self,
@@ -489,6 +490,7 @@ impl GeneralizedLinearMixedModel<'_> {
         to_x: &dyn Fn(&[f64]) -> Vec<f64>,
         to_y_gradient: &dyn Fn(&[f64]) -> Vec<f64>,
         gtol: f64,
+        max_evaluations: usize,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<GradientSearch> {
         let k = start.len();
@@ -497,9 +499,9 @@ impl GeneralizedLinearMixedModel<'_> {
                 y[j] = y[j].max(lower[j]).min(upper[j]);
             }
         };
-        let mut evaluations = 0usize;
+        let evaluations = std::cell::Cell::new(0usize);
         let mut eval = |model: &mut Self, y: &[f64]| -> Result<Option<(f64, Vec<f64>)>> {
-            evaluations += 1;
+            evaluations.set(evaluations.get() + 1);
             let x = to_x(y);
             let out = match model.laplace_gradient(&x) {
                 Ok((f, g)) if f.is_finite() && g.iter().all(|v| v.is_finite()) => {
@@ -512,7 +514,7 @@ impl GeneralizedLinearMixedModel<'_> {
                 }
             };
             let shown = out.as_ref().map_or(f64::INFINITY, |o| o.0);
-            if progress(evaluations, &x, shown) == Stop::Interrupt {
+            if progress(evaluations.get(), &x, shown) == Stop::Interrupt {
                 return Err(MixedError::Optimizer("interrupted by the user".into()));
             }
             Ok(out)
@@ -534,6 +536,9 @@ impl GeneralizedLinearMixedModel<'_> {
         reset(&mut hinv);
         let mut converged = false;
         for _ in 0..QN_MAX_ITER {
+            if evaluations.get() >= max_evaluations {
+                break;
+            }
             let mut active: Vec<bool> = (0..k)
                 .map(|j| (y[j] <= lower[j] && g[j] > 0.0) || (y[j] >= upper[j] && g[j] < 0.0))
                 .collect();
@@ -615,7 +620,7 @@ impl GeneralizedLinearMixedModel<'_> {
         Ok(GradientSearch {
             y,
             f,
-            evaluations,
+            evaluations: evaluations.get(),
             converged,
         })
     }

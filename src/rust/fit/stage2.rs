@@ -368,7 +368,7 @@ impl GeneralizedLinearMixedModel<'_> {
             if let Some(summary) = self.quasi_newton_search(center, metric, progress)? {
                 return Ok(summary);
             }
-            if self.quasi_newton_only {
+            if self.quasi_newton_only.is_some() {
                 return Err(MixedError::Optimizer(
                     "the quasi-Newton search did not converge (quasi_newton_only: no BOBYQA \
                      search from the start)"
@@ -452,15 +452,23 @@ impl GeneralizedLinearMixedModel<'_> {
         let diagonal: Vec<usize> = (0..nth)
             .filter(|&j| self.re.theta_pos[j].row == self.re.theta_pos[j].col)
             .collect();
+        // The evaluation budget of a search that is one of several starts, shared by its
+        // escapes.
+        let mut budget = self.quasi_newton_only.unwrap_or(usize::MAX);
         let mut run = |model: &mut Self, start: &[f64]| -> Result<Option<GradientSearch>> {
-            match model.gradient_search(
+            let search = model.gradient_search(
                 start,
                 (&lower, &upper),
                 &to_x,
                 &to_y,
                 QN_GRADIENT_TOL,
+                budget,
                 progress,
-            ) {
+            );
+            if let Ok(s) = &search {
+                budget = budget.saturating_sub(s.evaluations);
+            }
+            match search {
                 Ok(s) if s.converged => Ok(Some(s)),
                 Ok(_) => Ok(None),
                 Err(MixedError::Optimizer(m)) if m.contains("interrupted") => {

@@ -539,6 +539,21 @@ impl TryFrom<&Robj> for ExtendedFamilyInput {
 }
 
 /// The optimizer settings of an `lmmControl` or a `glmmControl`.
+/// [`GlmmOptions::quasi_newton_only`] from `control$quasi_newton_only` (`TRUE`: only the
+/// quasi-Newton search) and `control$quasi_newton_max_evaluations` (its budget; absent: none).
+fn quasi_newton_only(control: &Robj) -> Result<Option<usize>> {
+    let only = optional_field(control, "quasi_newton_only")?
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    if !only {
+        return Ok(None);
+    }
+    match optional_field(control, "quasi_newton_max_evaluations")? {
+        Some(m) => Ok(Some(count(&m, "quasi_newton_max_evaluations")?)),
+        None => Ok(Some(usize::MAX)),
+    }
+}
+
 fn optim_options(control: &Robj) -> Result<OptimOptions> {
     Ok(OptimOptions {
         rhobeg: real(&field(control, "rhobeg")?, "rhobeg")?,
@@ -588,9 +603,9 @@ pub(crate) fn stage_optimizer(name: &str) -> Result<StageOptimizer> {
 /// points, an argument of its own, they make the engine's [`GlmmOptions`].
 pub(crate) struct GlmmControl {
     init_step: bool,
-    /// `control$quasi_newton_only` (set internally, absent from users' controls): see
-    /// [`GlmmOptions::quasi_newton_only`].
-    quasi_newton_only: bool,
+    /// `control$quasi_newton_only` and `control$quasi_newton_max_evaluations` (set
+    /// internally, absent from users' controls): see [`GlmmOptions::quasi_newton_only`].
+    quasi_newton_only: Option<usize>,
     optim: OptimOptions,
     optimizers: [StageOptimizer; 2],
     pirls: PirlsOptions,
@@ -613,9 +628,7 @@ impl TryFrom<&Robj> for GlmmControl {
         }
         Ok(Self {
             init_step: field(control, "nAGQ0initStep")?.as_bool().unwrap_or(true),
-            quasi_newton_only: optional_field(control, "quasi_newton_only")?
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false),
+            quasi_newton_only: quasi_newton_only(control)?,
             optim: optim_options(control)?,
             optimizers: [stage_optimizer(&names[0])?, stage_optimizer(&names[1])?],
             pirls: PirlsOptions {

@@ -163,7 +163,7 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
         }
         // Stage 2 only, from the fit, to the optimum's last digits.
         let polish = GlmmOptions {
-            quasi_newton_only: false,
+            quasi_newton_only: None,
             n_agq,
             init_step: false,
             optim: OptimOptions {
