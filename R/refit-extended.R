@@ -4,7 +4,7 @@
 # response, starting from the fit's estimates, and the result is assembled as
 # the original fit was (R/glmm-extended.R). A fit with random effects in the
 # zero-inflation model is refitted from glmm()'s own starts instead, through
-# its search from two starts (refit_zi_random()).
+# its search from several starts (refit_zi_random()).
 
 # The model inputs of `fit` with the response `y` (as the engine fits it: the
 # counts, proportions or successes), in the layout glmm_extended() builds.
@@ -61,7 +61,7 @@ refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
 # `inputs$y`, from the same starts -- PIRLS from the new response's starting
 # means, the family's parameters from their moment starts, the covariance
 # parameters and fixed effects from the call's `start` (else lme4's) -- and
-# through the same search from two starts (zi_random_fit_raw(); a refit that
+# through the same search from several starts (zi_random_fit_raw(); a refit that
 # started from the fit's estimates could stop on another of the optima that
 # function is there to choose between). `env`: where the call's `start` is
 # evaluated first.

@@ -152,7 +152,7 @@ test_that("refit() of zero-inflation random effects equals a fresh fit", {
     label <- paste(deparse1(f$model$formula), "| zi", deparse1(f$model$zi))
     fit <- f$fit
     y <- simulate(fit, nsim = 1, seed = 100 + k)[[1L]]
-    # The refit searches from the same two starts as glmm(): it calls
+    # The refit searches from the same starts as glmm(): it calls
     # zi_random_fit_raw().
     calls <- 0L
     suppressMessages(trace("zi_random_fit_raw", tracer = function() calls <<- calls + 1L,
