@@ -147,18 +147,16 @@ extended_engine_runner <- function(inputs, nAGQ, verbose) {
   }
 }
 
-# An engine error, with the reason added where the square-root link is the
-# cause: its mean is eta^2, defined for eta > 0 (R's link object), and counts
-# that are mostly 0 pull their group's mode to eta = 0, the edge of that range.
-# (glmmTMB lets eta go negative, where the likelihood mirrors itself; the fit
-# then has two modes per such group, and following it here reached optima
-# worse than glmmTMB's, so the range is kept and the error says why.)
+# An engine error, raised again without the engine's call where it names a
+# cause of the square-root link. Its mean is eta^2 for every eta, as in
+# glmmTMB; PIRLS keeps each positive count's eta on the side of 0 of its fixed
+# part (src/rust/fit/sqrt_basin.rs). What it cannot fit is a mode at eta = 0,
+# where the mean is 0: a group whose counts are all 0 and whose fixed part is
+# 0 (e.g. a model without an intercept); that error names the observation.
 stop_sqrt_link_edge <- function(e, link) {
   msg <- conditionMessage(e)
-  if (!identical(link, "sqrt") || !grepl("PIRLS diverged", msg, fixed = TRUE)) stop(e)
-  stop(msg, ". With the square-root link the mean is eta^2 for eta > 0, and groups ",
-       "whose counts are mostly 0 put their mode at eta = 0, the edge of that range; ",
-       "use the log link", call. = FALSE)
+  if (!identical(link, "sqrt") || !grepl("square-root link", msg, fixed = TRUE)) stop(e)
+  stop(msg, call. = FALSE)
 }
 
 # The standard errors of every component come from the Hessian over all

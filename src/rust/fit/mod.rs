@@ -13,5 +13,6 @@ pub mod pirls;
 pub mod pls;
 pub mod quadrature;
 pub mod response;
+mod sqrt_basin;
 mod stage2;
 pub mod start;

@@ -16,10 +16,16 @@
 //! log-likelihood in all the random effects, with each observation's 2 × 2 information
 //! `−∂²ℓ/∂(η, ρ)²` in the cross-products ([`PairedWorkingValues`]), and `πᵢ` follows the random
 //! effects at every evaluation ([`Response::set_zero_inflation_random`]).
+//!
+//! With the square-root link (`μ = η²` for any η) every positive count's deviance has a barrier
+//! at η = 0, and PIRLS stays in one of the regions these barriers bound (`sqrt_basin`): for the
+//! random effects alone, the region of `u = 0`, where it also starts when it has no warm start.
 use super::response::{Response, WeightChoice};
+use super::sqrt_basin::SqrtBasin;
 use crate::blocks::CrossProducts;
 use crate::chol::BlockedCholesky;
 use crate::error::{MixedError, Result};
+use crate::family::Link;
 use crate::linalg::assemble::{self, PairedWorkingValues, RefillPlan};
 use crate::linpred;
 use crate::spec::{ModelSpec, Predictor};
@@ -163,6 +169,9 @@ pub(super) struct Pirls {
     /// logit at the current modes.
     paired: Option<PairedWorkingValues>,
     zb_zi: Vec<f64>,
+    /// With the square-root link, the region of the penalized deviance PIRLS stays in
+    /// ([`SqrtBasin`]); `None` for the other links.
+    sqrt_basin: Option<SqrtBasin>,
 }
 
 impl Pirls {
@@ -252,6 +261,7 @@ impl Pirls {
             dev_terms: vec![0.0; n],
             paired: paired.then(|| PairedWorkingValues::new(n)),
             zb_zi: if paired { vec![0.0; n] } else { Vec::new() },
+            sqrt_basin: (response.family().link() == Link::Sqrt).then(|| SqrtBasin::new(spec.y)),
         })
     }
 
@@ -355,6 +365,13 @@ impl Pirls {
                 ok & pass.run(first, eta, fixed, mu, mu_eta, dev)
             })
         };
+        // With the square-root link a linear predictor outside the region PIRLS stays in is
+        // invalid as well.
+        let ok = ok
+            && self
+                .sqrt_basin
+                .as_ref()
+                .is_none_or(|b| b.contains(&self.eta));
         // Summed in observation order whatever the number of threads.
         let dev = if deviance {
             self.dev_terms.iter().fold(0.0, |acc, d| acc + d)
@@ -510,6 +527,34 @@ impl Pirls {
         result
     }
 
+    /// With the square-root link, the region ([`SqrtBasin`]) of this run: for `UOnly` the one
+    /// of `u = 0` (the signs of `offset + Xβ` at the positive counts; an error where that is 0
+    /// at one of them); for `Joint` it is set from the warm start or from a cold start's first
+    /// step, and forgotten until then.
+    fn enter_sqrt_basin(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        response: &Response<'_>,
+        mode: Mode,
+    ) -> Result<()> {
+        if self.sqrt_basin.is_none() {
+            return Ok(());
+        }
+        if mode == Mode::UOnly && self.fixed_stale {
+            self.form_fixed(spec, response);
+        }
+        let Some(basin) = self.sqrt_basin.as_mut() else {
+            return Ok(());
+        };
+        match mode {
+            Mode::UOnly => basin.set_from(&self.eta_fixed),
+            Mode::Joint => {
+                basin.clear();
+                Ok(())
+            }
+        }
+    }
+
     /// Keeps (β, u) as the state before the next step.
     fn save_state(&mut self) {
         self.old_beta.copy_from_slice(&self.beta);
@@ -529,6 +574,7 @@ impl Pirls {
     ) -> Result<f64> {
         let mut old_pdev = f64::INFINITY;
         let mut have_old = false;
+        self.enter_sqrt_basin(spec, response, mode)?;
         let warm_pdev = if self.warm {
             self.penalized_deviance(spec, re, response)
         } else {
@@ -536,6 +582,27 @@ impl Pirls {
         };
         if warm_pdev.is_finite() {
             old_pdev = warm_pdev;
+            have_old = true;
+            self.save_state();
+            if mode == Mode::Joint {
+                // (β, u) together stay in the region of their warm start.
+                if let Some(basin) = self.sqrt_basin.as_mut() {
+                    basin.set_from(&self.eta)?;
+                }
+            }
+        } else if self.sqrt_basin.is_some() && mode == Mode::UOnly {
+            // The square-root link: a cold start at u = 0, inside the region by its definition,
+            // with step halving back towards it from the first step on.
+            self.u1.fill(0.0);
+            self.u2.fill(0.0);
+            old_pdev = self.penalized_deviance(spec, re, response);
+            if !old_pdev.is_finite() {
+                return Err(MixedError::Pirls(
+                    "with the square-root link the random effects at 0 give a mean outside what \
+                     the family allows"
+                        .into(),
+                ));
+            }
             have_old = true;
             self.save_state();
         } else {
@@ -572,7 +639,14 @@ impl Pirls {
                 // positive.
                 fell_back = true;
                 self.working_values(response, mode, WeightChoice::NewtonPositive);
-                self.refactor(spec, re, mode)?;
+                if let Err(e) = self.refactor(spec, re, mode) {
+                    // With the square-root link, weights that are not numbers at a count of 0
+                    // whose η is 0: name that cause.
+                    if let Some(basin) = &self.sqrt_basin {
+                        basin.check_zero_count_mode(spec.y, &self.eta)?;
+                    }
+                    return Err(e);
+                }
             }
             match mode {
                 Mode::Joint => {
@@ -581,6 +655,14 @@ impl Pirls {
                     self.fixed_stale = true;
                     self.u1 = u1;
                     self.u2 = u2;
+                    if !have_old && self.sqrt_basin.is_some() {
+                        // A cold start with the square-root link: the first step's region is
+                        // the one (β, u) stay in.
+                        self.eta_pass(spec, re, response, false);
+                        if let Some(basin) = self.sqrt_basin.as_mut() {
+                            basin.set_from(&self.eta)?;
+                        }
+                    }
                 }
                 Mode::UOnly => {
                     let (_, u1, u2) = self.u_chol.solve(&self.u_cp);
@@ -674,6 +756,13 @@ impl Pirls {
             old_pdev = pdev;
             have_old = true;
             self.save_state();
+        }
+        if !converged {
+            // The square-root link's mean is 0 at η = 0, outside the family's range: PIRLS
+            // creeps (by halved steps) towards a mode that lies there.
+            if let Some(basin) = &self.sqrt_basin {
+                basin.check_zero_count_mode(spec.y, &self.eta)?;
+            }
         }
         if !pdev.is_finite() {
             return Err(MixedError::Pirls(

@@ -30,7 +30,8 @@ pub enum Link {
     Identity,
     /// `1/μ`
     Inverse,
-    /// `√μ`
+    /// `√μ`, with inverse `μ = η²` for every η (as glmmTMB): the likelihood is symmetric
+    /// about η = 0, and PIRLS chooses the side ([`crate::fit::pirls`]).
     Sqrt,
     /// `1/μ²`
     InverseSquare,
@@ -233,11 +234,13 @@ impl Link {
         }
     }
 
-    /// Whether `η` is in the link's domain.
+    /// Whether `η` is in the link's domain. The square-root link takes any η, as glmmTMB's does
+    /// (`μ = η²`; R's link object accepts only η > 0): the modes of groups whose counts are
+    /// mostly 0 can lie at or beyond η = 0.
     pub fn valid_eta(self, eta: f64) -> bool {
         match self {
             Link::Inverse => eta.is_finite() && eta != 0.0,
-            Link::Sqrt | Link::InverseSquare => eta.is_finite() && eta > 0.0,
+            Link::InverseSquare => eta.is_finite() && eta > 0.0,
             _ => eta.is_finite(),
         }
     }
