@@ -331,7 +331,9 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
   if (!is.null(H)) {
     Hk <- H[keep, keep, drop = FALSE]
     He <- H[extra_idx, extra_idx, drop = FALSE]
-    schur <- tryCatch(
+    # (A Poisson fit with neither zero inflation nor a dispersion model has
+    # nothing to eliminate.)
+    schur <- if (!length(extra_idx)) Hk else tryCatch(
       Hk - H[keep, extra_idx, drop = FALSE] %*% solve(He, H[extra_idx, keep, drop = FALSE]),
       error = function(e) matrix(NA_real_, length(keep), length(keep)))
     reduced$hessian <- as.double(schur)

@@ -273,3 +273,18 @@ test_that("logLik differences from glmmTMB (report)", {
           paste(sprintf("  %-42s %+.3g", names(d), d), collapse = "\n"))
   expect_true(all(d >= -1e-3))
 })
+
+test_that("a glmmTMB-style Poisson fit without zero inflation or dispersion model has glmmTMB's SEs and no warning", {
+  # Nothing is eliminated from its Hessian (no family parameters): the
+  # elimination of an empty block once turned the Hessian into NAs, with a
+  # false "Problem with Hessian check" warning and R_X-based SEs.
+  sal <- family_data("Salamanders")
+  fit <- NULL
+  expect_no_warning(fit <- glmm(count ~ mined + (1 | site), sal, family = poisson,
+                                ziformula = ~0))
+  ref <- glmmTMB::glmmTMB(count ~ mined + (1 | site), sal, family = poisson)
+  expect_false(anyNA(fit$optinfo$derivs$Hessian))
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
+  expect_equal(unname(sqrt(diag(as.matrix(vcov(fit)$cond)))),
+               unname(sqrt(diag(vcov(ref)$cond))), tolerance = 1e-4)
+})
