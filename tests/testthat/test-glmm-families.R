@@ -289,10 +289,11 @@ test_that("a glmmTMB-style Poisson fit without zero inflation or dispersion mode
                unname(sqrt(diag(vcov(ref)$cond))), tolerance = 1e-4)
 })
 
-# Simulated count data with two crossed grouping factors, a random slope
-# component and optional zero inflation (the generator of the randomized
-# side-by-side runs that found the models below).
-simulate_crossed_counts <- function(seed) {
+# Simulated count data with two crossed grouping factors and a random slope
+# component: zero-inflated Poisson or nbinom1 counts (the generator of the
+# randomized side-by-side runs that found the models below).
+simulate_crossed_counts <- function(seed, family = c("zipoisson", "nbinom1")) {
+  family <- match.arg(family)
   set.seed(seed)
   ng <- sample(5:40, 1)
   n <- ng * sample(4:25, 1)
@@ -304,8 +305,13 @@ simulate_crossed_counts <- function(seed) {
   bh <- stats::rnorm(nlevels(d$h), sd = stats::runif(1, 0, 0.8))
   bs <- stats::rnorm(ng, sd = stats::runif(1, 0, 0.5))
   eta <- stats::runif(1, -1, 1.5) + 0.4 * d$x + b[d$g] + bh[d$h] + bs[d$g] * d$x
-  stats::runif(1)  # (a dispersion the Poisson does not use)
+  stats::runif(1)  # (an nbinom2 dispersion neither family uses)
   p_zero <- stats::plogis(stats::runif(1, -2, 0) + 0.6 * d$z)
+  if (family == "nbinom1") {
+    phi <- stats::runif(1, 0.3, 3)
+    d$y <- stats::rnbinom(n, mu = exp(eta), size = exp(eta) / phi)
+    return(d)
+  }
   d$y <- stats::rpois(n, exp(eta))
   d$y <- ifelse(stats::runif(n) < p_zero, 0, d$y)
   d
@@ -324,4 +330,18 @@ test_that("a fit whose PIRLS at the starting values converges slowly reaches glm
   se <- sqrt(c(diag(vcov(ref)$cond), diag(vcov(ref)$zi)))
   diffs <- c(fixef(fit)$cond - glmmTMB::fixef(ref)$cond, fixef(fit)$zi - glmmTMB::fixef(ref)$zi)
   expect_lt(max(abs(diffs) / se), 2e-3)
+})
+
+test_that("an nbinom1 fit at its Poisson limit is the Poisson fit, without noise in the deviance", {
+  # The dispersion runs to 0 (mu / phi to 1e9): ln Gamma(y + s) - ln Gamma(s)
+  # formed as a difference of two ln Gamma values carried errors of ~1e-6
+  # per observation, and PIRLS stopped with "step-halving failed to reduce
+  # the penalized deviance" on that noise (glmmTMB's Hessian is not positive
+  # definite there). The limit is the Poisson model, which glmer fits.
+  d <- simulate_crossed_counts(502, "nbinom1")
+  fit <- glmm(y ~ x + (1 | g) + (1 | h), data = d, family = glmmTMB::nbinom1())
+  ref <- lme4::glmer(y ~ x + (1 | g) + (1 | h), data = d, family = poisson)
+  expect_lt(sigma(fit), 1e-6)
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-5)
+  expect_equal(unname(fixef(fit)$cond), unname(lme4::fixef(ref)), tolerance = 1e-4)
 })
