@@ -940,10 +940,17 @@ impl<'a> Response<'a> {
             ResponseFamily::Extended(fam) => {
                 for i in 0..eta.len() {
                     let (d, _) = self.eta_derivatives(fam, i, eta[i], mu[i], mu_eta[i]);
+                    // A Newton step takes the observed information even where it is 0 or
+                    // tiny: a zero-inflated zero with a large mean is all but surely a
+                    // structural zero, with `∂ℓ/∂η` and `∂²ℓ/∂η²` both near 0, and standing
+                    // in the expected information `μ′²(1 − π)/V` there damped its group's
+                    // step, so that PIRLS converged only linearly (rate 0.88: 100 iterations
+                    // per evaluation on a simulated zero-inflated Poisson with crossed terms,
+                    // whose fit then stopped 5 log-likelihood units below glmmTMB's).
                     let usable = |v: f64| {
                         v.is_finite()
                             && match choice {
-                                WeightChoice::Newton => v.abs() > 1e-10 * d.expected,
+                                WeightChoice::Newton => true,
                                 _ => v > 0.0,
                             }
                     };
