@@ -219,21 +219,35 @@ zi_random_fit_raw <- function(run_engine, inputs, zi_random, engine_family, star
 # when it passes the checks it is the answer and the others are dropped,
 # else the next gets them, and so on (the choice in zi_random_fit_raw() then
 # sees every end up to the first that passes). An end whose second run fails
-# is dropped; if every one does, the lowest end stands without derivatives.
-# Saves the 2k gradients of the Hessian at each end that cannot be chosen.
+# is dropped; if every one does, the lowest end stands without derivatives,
+# its convergence unchecked and named as such (a warning, and NA standard
+# errors with that reason). Saves the 2k gradients of the Hessian at each end
+# that cannot be chosen.
 zi_random_end_derivatives <- function(fits, at_end, ctl) {
   if (isFALSE(ctl$calc.derivs)) return(fits)
   fits <- fits[order(vapply(fits, `[[`, 0, "deviance"))]
   done <- list()
+  why <- NULL
   for (nm in names(fits)) {
     r <- at_end(fits[[nm]])
-    if (inherits(r, "error") || !is.finite(r$deviance)) next
+    if (inherits(r, "error") || !is.finite(r$deviance)) {
+      if (is.null(why)) {
+        why <- if (inherits(r, "error")) conditionMessage(r) else "a deviance that is not finite"
+      }
+      next
+    }
     r$stage1 <- fits[[nm]]$stage1
     r$stage2$feval <- r$stage2$feval + fits[[nm]]$stage2$feval
     done[[nm]] <- r
     if (length(r$messages) == 0L) break
   }
-  if (length(done)) done else fits[1L]
+  if (length(done)) return(done)
+  problem <- paste("the derivatives at the optimum could not be computed (the run from it",
+                   "gave:", why, ")")
+  fits[[1L]]$hessian_problem <- problem
+  fits[[1L]]$messages <- c(fits[[1L]]$messages, paste("convergence could not be checked:",
+                                                      problem))
+  fits[1L]
 }
 
 # The evaluations of a start's quasi-Newton search (stage 2, over `n_par`

@@ -176,3 +176,26 @@ test_that("random effects in ziformula alone are an error that says so", {
   expect_error(glmm(count ~ mined, ziformula = ~ (1 | site), family = poisson, data = d),
                "random effects in 'ziformula' alone")
 })
+
+test_that("an end whose run with the derivatives fails is not reported as checked", {
+  # zi_random_end_derivatives() with stand-in ends: the lowest end gets the
+  # derivatives first; where every run from the ends fails, the lowest end
+  # stands with the reason, so that the fit warns and names it.
+  end <- function(dev) list(deviance = dev, messages = character(), stage1 = NULL,
+                            stage2 = list(feval = 10L))
+  fits <- list(a = end(12), b = end(10))
+  ctl <- list(calc.derivs = TRUE)
+  failing <- function(r) simpleError("PIRLS diverged")
+  out <- mixedrs:::zi_random_end_derivatives(fits, failing, ctl)
+  expect_named(out, "b")
+  expect_match(out$b$hessian_problem, "could not be computed.*PIRLS diverged")
+  expect_match(out$b$messages, "^convergence could not be checked")
+  # The first run that passes ends the loop; evaluations of both runs count.
+  passing <- function(r) list(deviance = r$deviance - 1e-9, messages = character(),
+                              stage2 = list(feval = 3L))
+  out <- mixedrs:::zi_random_end_derivatives(fits, passing, ctl)
+  expect_named(out, "b")
+  expect_identical(out$b$stage2$feval, 13L)
+  expect_identical(mixedrs:::zi_random_end_derivatives(fits, failing,
+                                                       list(calc.derivs = FALSE)), fits)
+})
