@@ -734,7 +734,12 @@ impl<'a> Response<'a> {
             return None;
         };
         let constant = self.extra.fixed_constant.get(i).copied()? + phi_constant;
-        let zi = fam.zi.is_some().then(|| (lz, lnz, lnz.exp(), lz.exp()));
+        // π only enters the derivatives in ρ, which are not used here: 1 − (1 − π) saves an
+        // exponential per row of the gradient's differences.
+        let zi = fam.zi.is_some().then(|| {
+            let keep = lnz.exp();
+            (lz, lnz, keep, 1.0 - keep)
+        });
         let (value, d, _) = self.row_core(fam, i, mean, phi, constant, zi, need_value);
         let laplace = match fam.laplace {
             LaplaceWeights::Observed => d.observed,
