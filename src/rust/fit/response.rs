@@ -22,7 +22,7 @@
 use crate::error::{invalid, Result};
 use crate::family::{Family, Link};
 use crate::linalg::assemble::PairedWorkingValues;
-use crate::model::density::{beta_logs, Density};
+use crate::model::density::{beta_logs, Density, DensityDerivatives};
 use crate::spec::ModelSpec;
 
 /// A linear predictor of a distribution parameter: `X b + offset`, `X` `n × k` column-major.
@@ -251,6 +251,72 @@ pub(super) struct RowJet {
     pub l_zi: f64,
     pub s_zi: f64,
     pub wl_zi: f64,
+}
+
+/// What [`Response::row_jet`] needs of a row's count part (its
+/// density without zero inflation) at η: `μ`, `φ`, the link's `μ′, μ″`, the density's
+/// μ-derivatives `ℓ′, ℓ″` (and value, when asked for) and `ℓ‴`, and the η-derivatives of
+/// `log f`: `g = ℓ′μ′`, `l₂ = ℓ″μ′² + ℓ′μ″`, `l₃ = ℓ‴μ′³ + 3ℓ″μ′μ″ + ℓ′μ‴`.
+struct CountJet {
+    mu: f64,
+    phi: f64,
+    m1: f64,
+    m2: f64,
+    g: f64,
+    l2: f64,
+    l3: f64,
+    d: DensityDerivatives,
+    d3: f64,
+}
+
+/// The derivatives of a zero-inflated row's `ℓ(η, ρ)` (ρ the zero-inflation logit) up to the
+/// third order, from the count part's `(g, l₂, l₃)` in η, π and, for a zero, the count part's
+/// share `r` of `p(0)` (`q = r(1 − r)`; `∂r/∂η = q g`, `∂r/∂ρ = −q`, `∂π/∂ρ = π(1 − π)`):
+///
+/// ```text
+///   zero:     ℓ_η = r g            ℓ_ρ = 1 − r − π
+///             ℓ_ηη = r l₂ + q g²   ℓ_ηρ = −q g           ℓ_ρρ = q − π(1 − π)
+///             ℓ_ηηη = r l₃ + 3q g l₂ + q(1 − 2r) g³      ℓ_ηηρ = −q l₂ − q(1 − 2r) g²
+///             ℓ_ηρρ = q(1 − 2r) g                         ℓ_ρρρ = −q(1 − 2r) − π(1 − π)(1 − 2π)
+///   positive: ℓ_η = g, ℓ_ηη = l₂, ℓ_ηηη = l₃, ℓ_ρ = −π, ℓ_ρρ = −π(1 − π),
+///             ℓ_ρρρ = −π(1 − π)(1 − 2π), the mixed ones 0.
+/// ```
+struct ZeroInflatedRow {
+    /// `(ℓ_η, ℓ_ρ)`.
+    d1: [f64; 2],
+    /// `(ℓ_ηη, ℓ_ηρ, ℓ_ρρ)`.
+    d2: [f64; 3],
+    /// `(ℓ_ηηη, ℓ_ηηρ, ℓ_ηρρ, ℓ_ρρρ)`.
+    d3: [f64; 4],
+}
+
+impl ZeroInflatedRow {
+    #[inline]
+    fn new(zero: bool, c: &CountJet, r: f64, pi: f64, keep: f64) -> Self {
+        let (g0, l2_0, l3_0) = (c.g, c.l2, c.l3);
+        let pi_keep = pi * keep;
+        let pi_rho3 = -pi_keep * (1.0 - 2.0 * pi);
+        if zero {
+            let q = r * (1.0 - r);
+            let skew = q * (1.0 - 2.0 * r);
+            Self {
+                d1: [r * g0, 1.0 - r - pi],
+                d2: [r * l2_0 + q * g0 * g0, -q * g0, q - pi_keep],
+                d3: [
+                    r * l3_0 + 3.0 * q * g0 * l2_0 + q * (1.0 - 2.0 * r) * g0 * g0 * g0,
+                    -q * l2_0 - q * (1.0 - 2.0 * r) * g0 * g0,
+                    skew * g0,
+                    -skew + pi_rho3,
+                ],
+            }
+        } else {
+            Self {
+                d1: [g0, -pi],
+                d2: [l2_0, 0.0, -pi_keep],
+                d3: [l3_0, 0.0, 0.0, pi_rho3],
+            }
+        }
+    }
 }
 
 /// The symmetric 2 × 2 matrix `(a, b, c)` = `[a b; b c]` with its eigenvalues replaced by their
@@ -760,14 +826,7 @@ impl<'a> Response<'a> {
         let ResponseFamily::Extended(fam) = &self.family else {
             return None;
         };
-        let link = self.link;
-        let (mu, m1) = link.linkinv_mu_eta(eta);
-        if !(link.valid_eta(eta) && fam.density.valid_mu(mu)) {
-            return None;
-        }
-        let (m2, m3) = (link.mu_eta_deriv(eta), link.mu_eta_deriv2(eta));
-        let (y, n) = (self.y[i], self.n_trials[i]);
-        let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+        let y = self.y[i];
         let zi = (!self.extra.log_zi.is_empty()).then(|| {
             (
                 self.extra.log_zi[i],
@@ -775,14 +834,8 @@ impl<'a> Response<'a> {
                 self.extra.not_zi[i],
             )
         });
-        let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
-        let density = fam.density;
-        let d = density.varying_with(y, logs, mu, phi, n, y == 0.0 && zi.is_some());
-        let d3 = density.third_derivative(y, mu, phi, n);
-        let g0 = d.d1 * m1;
-        let l2_0 = d.d2 * m1 * m1 + d.d1 * m2;
-        let l3_0 = d3 * m1 * m1 * m1 + 3.0 * d.d2 * m1 * m2 + d.d1 * m3;
-        let (mut s, mut l2, mut l3) = (g0, l2_0, l3_0);
+        let c = self.count_jet(fam, i, eta, y == 0.0 && zi.is_some())?;
+        let (mut s, mut l2, mut l3) = (c.g, c.l2, c.l3);
         let (mut l_zi, mut s_zi, mut l2_zi) = (0.0, 0.0, 0.0);
         // 1 − π and its derivative in ρ, −π(1 − π).
         let (mut keep, mut keep_zi) = (1.0, 0.0);
@@ -790,28 +843,21 @@ impl<'a> Response<'a> {
             let pi = lz.exp();
             keep = not_zi;
             keep_zi = -pi * keep;
-            if y == 0.0 {
-                let value = d.value + self.extra.constant[i];
-                let r = 1.0 / (1.0 + (lz - lnz - value).exp());
-                let q = r * (1.0 - r);
-                s = r * g0;
-                l2 = r * l2_0 + q * g0 * g0;
-                l3 = r * l3_0 + 3.0 * q * g0 * l2_0 + q * (1.0 - 2.0 * r) * g0 * g0 * g0;
-                l_zi = 1.0 - r - pi;
-                s_zi = -q * g0;
-                l2_zi = -q * l2_0 - q * (1.0 - 2.0 * r) * g0 * g0;
-            } else {
-                l_zi = -pi;
-            }
+            let r = self.count_share(i, &c, lz, lnz);
+            let z = ZeroInflatedRow::new(y == 0.0, &c, r, pi, keep);
+            (s, l2, l3) = (z.d1[0], z.d2[0], z.d3[0]);
+            (l_zi, s_zi, l2_zi) = (z.d1[1], z.d2[1], z.d3[1]);
         }
         let a = self.prior_w[i];
         let w = -a * l2;
+        let (density, mu, phi, n) = (fam.density, c.mu, c.phi, self.n_trials[i]);
+        let (m1, m2) = (c.m1, c.m2);
         let (wl, wl_eta, wl_zi) = match fam.laplace {
             LaplaceWeights::Observed => (w, -a * l3, -a * l2_zi),
             LaplaceWeights::Expected => {
                 // The beta's observed and expected information in μ agree.
                 let (info, slope) = if density == Density::Beta {
-                    (-d.d2, -d3)
+                    (-c.d.d2, -c.d3)
                 } else {
                     (
                         density.expected_information(mu, phi, n),
@@ -832,6 +878,53 @@ impl<'a> Response<'a> {
             s_zi: a * s_zi,
             wl_zi,
         })
+    }
+
+    /// The count part's [`CountJet`] of row `i` at linear predictor `eta`, at the response's
+    /// current dispersion (its value only with `need_value`); `None` where η or μ is invalid.
+    #[inline]
+    fn count_jet(
+        &self,
+        fam: &ExtendedFamily,
+        i: usize,
+        eta: f64,
+        need_value: bool,
+    ) -> Option<CountJet> {
+        let link = self.link;
+        let (mu, m1) = link.linkinv_mu_eta(eta);
+        if !(link.valid_eta(eta) && fam.density.valid_mu(mu)) {
+            return None;
+        }
+        let (m2, m3) = (link.mu_eta_deriv(eta), link.mu_eta_deriv2(eta));
+        let (y, n) = (self.y[i], self.n_trials[i]);
+        let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
+        let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
+        let density = fam.density;
+        let d = density.varying_with(y, logs, mu, phi, n, need_value);
+        let d3 = density.third_derivative(y, mu, phi, n);
+        Some(CountJet {
+            mu,
+            phi,
+            m1,
+            m2,
+            g: d.d1 * m1,
+            l2: d.d2 * m1 * m1 + d.d1 * m2,
+            l3: d3 * m1 * m1 * m1 + 3.0 * d.d2 * m1 * m2 + d.d1 * m3,
+            d,
+            d3,
+        })
+    }
+
+    /// For a zero at `(log π, log(1 − π)) = (lz, lnz)`, the count part's share of its
+    /// probability, `r = (1 − π) f₀ / p(0)` (1 for a positive count, which has no such mixture).
+    #[inline]
+    fn count_share(&self, i: usize, c: &CountJet, lz: f64, lnz: f64) -> f64 {
+        if self.y[i] == 0.0 {
+            let value = c.d.value + self.extra.constant[i];
+            1.0 / (1.0 + (lz - lnz - value).exp())
+        } else {
+            1.0
+        }
     }
 
     /// The deviance term of observation `i` at mean `mu` (linear predictor `eta`): lme4's
