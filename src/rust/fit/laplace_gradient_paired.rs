@@ -22,10 +22,11 @@
 //! ```
 //!
 //! where `θ_k` sits at row `r`, column `c` of the `T` of a block of predictor `p`. The row's
-//! value, score and information are in closed form ([`Response::paired_row_terms`]); their
-//! derivatives in `η`, `ρ` and `log φ` (third derivatives of `ℓ`) are central differences of
-//! it, about 1e-9 relative: the two predictors' mixed third derivatives of a zero-inflated
-//! density are not written out.
+//! score, information and the information's derivatives in `η` and `ρ` (third derivatives of
+//! `ℓ`) are in closed form ([`Response::paired_row_jet`]); the derivatives in `log φ` are
+//! central differences of the row's value, score and information
+//! ([`Response::paired_row_terms`]), about 1e-9 relative: the mixed derivatives of the
+//! densities in their dispersion are not written out.
 use super::glmm::GeneralizedLinearMixedModel;
 use super::laplace_gradient::{design_rows, par_gradient, DenseLayout};
 use super::response::{Response, ResponseFamily};
@@ -35,7 +36,7 @@ use crate::linpred;
 use crate::spec::Predictor;
 use faer::Mat;
 
-/// Step of the row differences, relative to the value (at least 1).
+/// Step of the row differences in `log φ`, relative to its value (at least 1).
 const PAIRED_ROW_STEP: f64 = 1e-4;
 
 /// What the gradient needs of one row.
@@ -66,35 +67,31 @@ fn trace_product(c: &[f64; 3], m: &[f64; 3]) -> f64 {
 }
 
 /// Row `i`'s [`PairedRow`] at linear predictor `eta` (the response's current φᵢ, πᵢ, which
-/// include the zero-inflation random effects at the modes).
+/// include the zero-inflation random effects at the modes): the score, information and its
+/// derivatives in `(η, ρ)` in closed form ([`Response::paired_row_jet`]), those in `log φ`
+/// (with a dispersion) as central differences of [`Response::paired_row_terms`].
 fn paired_row(
     response: &Response<'_>,
     i: usize,
     eta: f64,
     with_dispersion: bool,
 ) -> Option<PairedRow> {
-    let (log_phi, rho) = response.row_parts(i);
-    let at = |e: f64, lp: f64, r: f64| response.paired_row_terms(i, e, lp, r);
-    let (_, s, w) = at(eta, log_phi, rho)?;
+    let jet = response.paired_row_jet(i, eta)?;
     let mut out = PairedRow {
-        s,
-        w,
+        s: jet.s,
+        w: jet.w,
+        w_pred: [jet.w_eta, jet.w_rho],
         ..PairedRow::default()
     };
-    let difference =
-        |p: &[f64; 3], m: &[f64; 3], h: f64| [0, 1, 2].map(|k| (p[k] - m[k]) / (2.0 * h));
-    let h = PAIRED_ROW_STEP * eta.abs().max(1.0);
-    let (up, dn) = (at(eta + h, log_phi, rho)?, at(eta - h, log_phi, rho)?);
-    out.w_pred[0] = difference(&up.2, &dn.2, h);
-    let h = PAIRED_ROW_STEP * rho.abs().max(1.0);
-    let (up, dn) = (at(eta, log_phi, rho + h)?, at(eta, log_phi, rho - h)?);
-    out.w_pred[1] = difference(&up.2, &dn.2, h);
     if with_dispersion {
+        let (log_phi, rho) = response.row_parts(i);
+        let at = |lp: f64| response.paired_row_terms(i, eta, lp, rho);
         let h = PAIRED_ROW_STEP * log_phi.abs().max(1.0);
-        let (up, dn) = (at(eta, log_phi + h, rho)?, at(eta, log_phi - h, rho)?);
-        out.l_phi = (up.0 - dn.0) / (2.0 * h);
-        out.s_phi = [0, 1].map(|k| (up.1[k] - dn.1[k]) / (2.0 * h));
-        out.w_phi = difference(&up.2, &dn.2, h);
+        let (up, dn) = (at(log_phi + h)?, at(log_phi - h)?);
+        let difference = |p: f64, m: f64| (p - m) / (2.0 * h);
+        out.l_phi = difference(up.0, dn.0);
+        out.s_phi = [0, 1].map(|k| difference(up.1[k], dn.1[k]));
+        out.w_phi = [0, 1, 2].map(|k| difference(up.2[k], dn.2[k]));
     }
     Some(out)
 }

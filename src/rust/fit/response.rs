@@ -253,7 +253,7 @@ pub(super) struct RowJet {
     pub wl_zi: f64,
 }
 
-/// What [`Response::row_jet`] needs of a row's count part (its
+/// What [`Response::row_jet`] and [`Response::paired_row_jet`] need of a row's count part (its
 /// density without zero inflation) at η: `μ`, `φ`, the link's `μ′, μ″`, the density's
 /// μ-derivatives `ℓ′, ℓ″` (and value, when asked for) and `ℓ‴`, and the η-derivatives of
 /// `log f`: `g = ℓ′μ′`, `l₂ = ℓ″μ′² + ℓ′μ″`, `l₃ = ℓ‴μ′³ + 3ℓ″μ′μ″ + ℓ′μ‴`.
@@ -317,6 +317,17 @@ impl ZeroInflatedRow {
             }
         }
     }
+}
+
+/// Row `i`'s derivatives in its two linear predictors `(η, ρ)` when both carry random effects
+/// ([`Response::paired_row_jet`]): the score, the observed information `W = −∂²(aℓ)/∂(η, ρ)²` as
+/// `(ηη, ηρ, ρρ)`, and its derivatives in η and in ρ.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PairedRowJet {
+    pub s: [f64; 2],
+    pub w: [f64; 3],
+    pub w_eta: [f64; 3],
+    pub w_rho: [f64; 3],
 }
 
 /// The symmetric 2 × 2 matrix `(a, b, c)` = `[a b; b c]` with its eigenvalues replaced by their
@@ -927,6 +938,30 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// For a zero-inflated family, row `i`'s [`PairedRowJet`] at linear predictor `eta` and the
+    /// response's current φᵢ and πᵢ (`None` for another family or where η or μ is invalid):
+    /// the closed form of what central differences of [`Self::paired_row_terms`] in η and ρ
+    /// would give, from the count part's jet and [`ZeroInflatedRow`].
+    pub(super) fn paired_row_jet(&self, i: usize, eta: f64) -> Option<PairedRowJet> {
+        let ResponseFamily::Extended(fam) = &self.family else {
+            return None;
+        };
+        fam.zi.as_ref()?;
+        let y = self.y[i];
+        let c = self.count_jet(fam, i, eta, y == 0.0)?;
+        let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);
+        let r = self.count_share(i, &c, lz, lnz);
+        let z = ZeroInflatedRow::new(y == 0.0, &c, r, self.extra.zi[i], self.extra.not_zi[i]);
+        let a = self.prior_w[i];
+        let info = |v: [f64; 3]| v.map(|x| -a * x);
+        Some(PairedRowJet {
+            s: z.d1.map(|x| a * x),
+            w: info(z.d2),
+            w_eta: info([z.d3[0], z.d3[1], z.d3[2]]),
+            w_rho: info([z.d3[1], z.d3[2], z.d3[3]]),
+        })
+    }
+
     /// The deviance term of observation `i` at mean `mu` (linear predictor `eta`): lme4's
     /// `wᵢ d(yᵢ, μ)`, or `−2 aᵢ ℓᵢ` for an extended family.
     #[inline]
@@ -1400,6 +1435,69 @@ mod tests {
                 let tz = zb[i];
                 close(out.r_mean[i], -l_ee * tm - l_er * tz + l_e, "r_mean");
                 close(out.r_zi[i], -l_er * tm - l_rr * tz + l_r, "r_zi");
+            }
+        }
+    }
+
+    /// The closed-form paired jet (score, information and its derivatives in η and ρ) against
+    /// central differences of [`Response::paired_row_terms`], zeros and positive counts.
+    #[test]
+    fn paired_row_jet_matches_differences_of_the_paired_row_terms() {
+        let n = 4;
+        let ones = vec![1.0; n];
+        let z = vec![1.0; n];
+        let y = [0.0, 3.0, 0.0, 1.0];
+        for (density, link) in [
+            (Density::Poisson, Link::Log),
+            (Density::NegBinomial1, Link::Log),
+            (Density::NegBinomial2, Link::Log),
+            (Density::NegBinomial2, Link::Sqrt),
+        ] {
+            let spec =
+                ModelSpec::new(&y, &ones, 1, None, None, vec![two_groups(&z)]).expect("spec");
+            let model = || ParameterModel {
+                x: ones.clone(),
+                k: 1,
+                offset: None,
+            };
+            let fam = ExtendedFamily {
+                density,
+                link,
+                disp: density.has_dispersion().then(model),
+                zi: Some(model()),
+                laplace: LaplaceWeights::Observed,
+            };
+            let mut r = Response::new(&spec, ResponseFamily::Extended(fam), vec![1.0; n])
+                .expect("response");
+            let extra: &[f64] = if density.has_dispersion() {
+                &[0.4, -0.8]
+            } else {
+                &[-0.8]
+            };
+            r.set_extra(extra).expect("extra");
+            assert!(r.set_zero_inflation_random(&[0.3, -0.2, 1.1, 0.0]));
+            for (i, eta) in [0.7, 0.2, -0.5, 1.4].into_iter().enumerate() {
+                let jet = r.paired_row_jet(i, eta).expect("jet");
+                let (log_phi, rho) = r.row_parts(i);
+                let at = |e: f64, p: f64| r.paired_row_terms(i, e, log_phi, p).expect("terms");
+                let (_, s, w) = at(eta, rho);
+                let h = 1e-5;
+                let close = |a: f64, b: f64, what: &str| {
+                    assert!(
+                        (a - b).abs() < 1e-7 * (1.0 + b.abs()),
+                        "{density:?} {link:?} row {i} {what}: {a} vs {b}"
+                    )
+                };
+                for (a, b) in jet.s.into_iter().zip(s) {
+                    close(a, b, "score");
+                }
+                for k in 0..3 {
+                    close(jet.w[k], w[k], "information");
+                    let (up, dn) = (at(eta + h, rho).2, at(eta - h, rho).2);
+                    close(jet.w_eta[k], (up[k] - dn[k]) / (2.0 * h), "∂W/∂η");
+                    let (up, dn) = (at(eta, rho + h).2, at(eta, rho - h).2);
+                    close(jet.w_rho[k], (up[k] - dn[k]) / (2.0 * h), "∂W/∂ρ");
+                }
             }
         }
     }
