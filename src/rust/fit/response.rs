@@ -973,8 +973,7 @@ impl<'a> Response<'a> {
                 let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));
                 let mut l = fam
                     .density
-                    .varying_with(self.y[i], logs, mu, phi, self.n_trials[i], true)
-                    .value
+                    .varying_value(self.y[i], logs, mu, phi, self.n_trials[i])
                     + self.extra.constant[i];
                 if !self.extra.log_zi.is_empty() {
                     let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);

@@ -365,100 +365,105 @@ impl Density {
         self.varying_with(y, logs, mu, phi, n, value)
     }
 
+    /// The part of `ℓ(y; μ, φ)` that depends on `μ` (what [`Self::varying_with`] gives as its
+    /// value), without the derivatives: the deviance at every pass of PIRLS needs this alone,
+    /// and for the NB1, beta and beta-binomial the derivatives cost digammas and trigammas.
+    /// [`beta_logs`] of `y` given (read only for the beta).
+    #[inline]
+    pub fn varying_value(self, y: f64, (ly, l1y): (f64, f64), mu: f64, phi: f64, n: f64) -> f64 {
+        match self {
+            Density::Poisson => {
+                if y == 0.0 {
+                    -mu
+                } else {
+                    y * mu.ln() - mu
+                }
+            }
+            Density::NegBinomial2 => {
+                // θ log(θ/(θ+μ)) = −θ log1p(μ/θ), exact for large θ too.
+                let mut v = -phi * (mu / phi).ln_1p();
+                if y > 0.0 {
+                    v += y * (mu / (phi + mu)).ln();
+                }
+                v
+            }
+            Density::NegBinomial1 => {
+                let size = mu / phi;
+                let mut v = -size * phi.ln_1p();
+                if y > 0.0 {
+                    v += ln_gamma_ratio(y, size);
+                }
+                v
+            }
+            Density::Beta => {
+                let (a, b) = (mu * phi, (1.0 - mu) * phi);
+                -ln_gamma(a) - ln_gamma(b) + a * ly + b * l1y
+            }
+            Density::BetaBinomial => {
+                let (a, b) = (mu * phi, (1.0 - mu) * phi);
+                ln_gamma_ratio(y, a) + ln_gamma_ratio(n - y, b)
+            }
+            Density::Gaussian => {
+                let r = y - mu;
+                -0.5 * r * r / phi
+            }
+            Density::Gamma => -phi * mu.ln() - y * phi / mu,
+        }
+    }
+
     /// [`Self::varying`] with [`beta_logs`] of `y` given (read only for the beta).
     #[inline]
     pub fn varying_with(
         self,
         y: f64,
-        (ly, l1y): (f64, f64),
+        logs: (f64, f64),
         mu: f64,
         phi: f64,
         n: f64,
         value: bool,
     ) -> DensityDerivatives {
-        let (v, d1, d2) = match self {
-            // The values' logarithms are formed only when asked for: PIRLS's weights need the
-            // derivatives alone, at every row of every iteration.
-            Density::Poisson => {
-                let v = if !value || y == 0.0 {
-                    -mu
-                } else {
-                    y * mu.ln() - mu
-                };
-                (v, y / mu - 1.0, -y / (mu * mu))
-            }
+        let (ly, l1y) = logs;
+        let (d1, d2) = match self {
+            Density::Poisson => (y / mu - 1.0, -y / (mu * mu)),
             Density::NegBinomial2 => {
                 let s = phi + mu;
-                // θ log(θ/(θ+μ)) = −θ log1p(μ/θ), exact for large θ too.
-                let mut v = 0.0;
-                if value {
-                    v = -phi * (mu / phi).ln_1p();
-                    if y > 0.0 {
-                        v += y * (mu / s).ln();
-                    }
-                }
-                let d1 = y / mu - (y + phi) / s;
-                let d2 = -y / (mu * mu) + (y + phi) / (s * s);
-                (v, d1, d2)
+                (y / mu - (y + phi) / s, -y / (mu * mu) + (y + phi) / (s * s))
             }
             Density::NegBinomial1 => {
-                let size = mu / phi;
                 let lp = phi.ln_1p();
-                let mut v = -size * lp;
                 let (g, t) = if y > 0.0 {
-                    if value {
-                        v += ln_gamma_ratio(y, size);
-                    }
-                    digamma_trigamma_difference(y, size)
+                    digamma_trigamma_difference(y, mu / phi)
                 } else {
                     (0.0, 0.0)
                 };
-                (v, (g - lp) / phi, t / (phi * phi))
+                ((g - lp) / phi, t / (phi * phi))
             }
             Density::Beta => {
                 let (a, b) = (mu * phi, (1.0 - mu) * phi);
-                let v = if value {
-                    -ln_gamma(a) - ln_gamma(b) + a * ly + b * l1y
-                } else {
-                    0.0
-                };
                 let (pa, ta) = digamma_trigamma(a);
                 let (pb, tb) = digamma_trigamma(b);
-                let d1 = phi * (ly - l1y - pa + pb);
-                let d2 = -phi * phi * (ta + tb);
-                (v, d1, d2)
+                (phi * (ly - l1y - pa + pb), -phi * phi * (ta + tb))
             }
             Density::BetaBinomial => {
                 let (a, b) = (mu * phi, (1.0 - mu) * phi);
-                let (k, f) = (y, n - y);
-                let v = if value {
-                    ln_gamma_ratio(k, a) + ln_gamma_ratio(f, b)
-                } else {
-                    0.0
-                };
-                let (pk, tk) = digamma_trigamma_difference(k, a);
-                let (pf, tf) = digamma_trigamma_difference(f, b);
-                let d1 = phi * (pk - pf);
-                let d2 = phi * phi * (tk + tf);
-                (v, d1, d2)
+                let (pk, tk) = digamma_trigamma_difference(y, a);
+                let (pf, tf) = digamma_trigamma_difference(n - y, b);
+                (phi * (pk - pf), phi * phi * (tk + tf))
             }
-            Density::Gaussian => {
-                let r = y - mu;
-                (-0.5 * r * r / phi, r / phi, -1.0 / phi)
-            }
-            Density::Gamma => {
-                let v = if value {
-                    -phi * mu.ln() - y * phi / mu
-                } else {
-                    0.0
-                };
-                let d1 = phi * (y - mu) / (mu * mu);
-                let d2 = phi / (mu * mu) - 2.0 * y * phi / (mu * mu * mu);
-                (v, d1, d2)
-            }
+            Density::Gaussian => (((y - mu) / phi), -1.0 / phi),
+            Density::Gamma => (
+                phi * (y - mu) / (mu * mu),
+                phi / (mu * mu) - 2.0 * y * phi / (mu * mu * mu),
+            ),
         };
         DensityDerivatives {
-            value: if value { v } else { 0.0 },
+            // The value's logarithms are formed only when asked for: PIRLS's weights need the
+            // derivatives alone, at every row of every iteration.
+            value: if value {
+                self.varying_value(y, logs, mu, phi, n)
+            } else {
+                0.0
+            },
             d1,
             d2,
         }
