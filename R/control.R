@@ -262,7 +262,10 @@ print.lmmControl <- function(x, ...) {
 #'   (default), `"warning"`, `"message"` or `"ignore"`.
 #' @param grad.tol Tolerance of the gradient check (lme4's default 0.002).
 #' @param threads As in [lmmControl()]: `NULL` (all cores) or a positive
-#'   whole number of threads for the fit's linear algebra.
+#'   whole number of threads for the fit's linear algebra. With random
+#'   effects in `ziformula`, [glmm()] searches from three starts, at once on
+#'   threads of their own unless `threads = 1` (the estimates are the same
+#'   either way).
 #' @return An object of class `"glmmControl"`: a list of the validated
 #'   settings, with `optimizer` always of length two.
 #' @seealso [lmmControl()]

@@ -47,6 +47,16 @@ glmm_extended_fit_rs <- function(y, x, p, weights, offset, terms, family,
         start_theta, start_beta, control, verbose)
 }
 
+# The same model's fits from several starts, `starts` a list of list(theta,
+# beta, extra), run at once: a list of results, or each failed one's message.
+glmm_extended_fit_starts_rs <- function(y, x, p, weights, offset, terms, family,
+                                        n_trials, eta_start, n_agq, starts,
+                                        control, verbose) {
+  model <- list(y = y, X = x, p = p, weights = weights, offset = offset, terms = terms)
+  .Call(wrap__glmm_extended_fit_starts_rs, model, family, n_trials, eta_start, n_agq,
+        starts, control, verbose)
+}
+
 glmm_laplace_gradient_rs <- function(model, family, n_trials, eta_start, pars) {
   .Call(wrap__glmm_laplace_gradient_rs, model, family, n_trials, eta_start, pars)
 }

@@ -138,13 +138,25 @@ stop_without_conditional_terms <- function(mc, env) {
 extended_engine_runner <- function(inputs, nAGQ, verbose) {
   X <- inputs$X
   storage.mode(X) <- "double"
-  function(terms, family_list, theta, fixef, ctl) {
+  offset <- if (is.null(inputs$offset)) NULL else as.double(inputs$offset)
+  run <- function(terms, family_list, theta, fixef, ctl) {
     glmm_extended_fit_rs(
-      as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
-      if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
+      as.double(inputs$y), X, ncol(X), as.double(inputs$weights), offset,
       terms, family_list, as.double(inputs$n_trials),
       as.double(inputs$etastart), nAGQ, theta, fixef, ctl, verbose)
   }
+  # The fits from several starts at once (glmm_extended_fit_starts_rs()):
+  # `starts` a named list of list(theta, beta, extra); a failed one is an
+  # error condition in the result, as tryCatch() would give it.
+  attr(run, "starts") <- function(terms, family_list, starts, ctl) {
+    out <- glmm_extended_fit_starts_rs(
+      as.double(inputs$y), X, ncol(X), as.double(inputs$weights), offset,
+      terms, family_list, as.double(inputs$n_trials),
+      as.double(inputs$etastart), nAGQ, unname(starts), ctl, verbose)
+    out <- lapply(out, function(r) if (is.character(r)) simpleError(r) else r)
+    stats::setNames(out, names(starts))
+  }
+  run
 }
 
 # An engine error, raised again without the engine's call where it names a

@@ -136,8 +136,10 @@ zi_fixed_eta <- function(zi) {
 # start (the choice before) 6 times, by up to 2.4. On Salamanders nbinom2
 # (count ~ spp + mined + (1 | site)) with ziformula = ~ mined + (1 | spp)
 # only the nested start reaches glmmTMB's optimum.
-# `run_engine(terms, family, theta, fixef, control)` runs the
-# engine; `start` is check_glmm_start()'s for the conditional terms.
+# `run_engine(terms, family, theta, fixef, control)` runs the engine (its
+# attribute "starts" runs it from several starts at once; see
+# extended_engine_runner()); `start` is check_glmm_start()'s for the
+# conditional terms.
 zi_random_fit_raw <- function(run_engine, inputs, zi_random, engine_family, start,
                               control) {
   terms <- engine_terms_with_zi(inputs, zi_random)
@@ -161,17 +163,19 @@ zi_random_fit_raw <- function(run_engine, inputs, zi_random, engine_family, star
     tryCatch(run_engine(terms, family_list, theta, fixef, ctl), error = function(e) e)
   }
   usual_theta <- if (is.null(start$theta)) NULL else theta
-  fits <- list(usual = attempt(engine_family, usual_theta, start$fixef, search_ctl))
-  tmb_family <- engine_family
-  tmb_family$start <- rep(0, length(engine_family$start))
-  fits$glmmTMB <- attempt(tmb_family, c(cond_default, zi_default), rep(0, ncol(inputs$X)),
-                          search_ctl)
+  starts <- list(
+    usual = list(theta = usual_theta, beta = start$fixef, extra = engine_family$start),
+    glmmTMB = list(theta = c(cond_default, zi_default), beta = rep(0, ncol(inputs$X)),
+                   extra = rep(0, length(engine_family$start))))
   nested <- zi_random_nested_start(run_engine, inputs, engine_family, start, control)
   if (!is.null(nested)) {
-    nested_family <- engine_family
-    nested_family$start <- nested$extra
-    fits$nested <- attempt(nested_family, c(nested$par, zi_default), nested$beta, search_ctl)
+    starts$nested <- list(theta = c(nested$par, zi_default), beta = nested$beta,
+                          extra = nested$extra)
   }
+  # The searches run at once, each on a thread of its own (one after the
+  # other with threads = 1 or verbose); each depends only on its start.
+  starts <- lapply(starts, function(s) lapply(s, function(v) if (is.null(v)) NULL else as.double(v)))
+  fits <- attr(run_engine, "starts")(terms, engine_family, starts, search_ctl)
   ok <- vapply(fits, function(r) !inherits(r, "error") && is.finite(r$deviance), TRUE)
   if (any(ok)) {
     fits <- zi_random_end_derivatives(fits[ok], function(r) {

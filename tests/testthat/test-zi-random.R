@@ -199,3 +199,19 @@ test_that("an end whose run with the derivatives fails is not reported as checke
   expect_identical(mixedrs:::zi_random_end_derivatives(fits, failing,
                                                        list(calc.derivs = FALSE)), fits)
 })
+
+test_that("the searches from several starts give the same fit at once as one after the other", {
+  # zi_random_fit_raw() runs its three searches on threads of their own; with
+  # threads = 1 they run one after the other, each as a separate engine call.
+  d <- zi_random_data("Salamanders")
+  f <- function(control) {
+    glmm(count ~ spp + mined + (1 | site), data = d, family = glmmTMB::nbinom2(),
+         ziformula = ~ mined + (1 | spp), control = control)
+  }
+  at_once <- f(glmmControl())
+  in_turn <- f(glmmControl(threads = 1))
+  expect_identical(logLik(at_once), logLik(in_turn))
+  expect_identical(fixef(at_once), fixef(in_turn))
+  expect_identical(at_once$extended$zi$random$theta, in_turn$extended$zi$random$theta)
+  expect_identical(vcov(at_once), vcov(in_turn))
+})

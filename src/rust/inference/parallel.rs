@@ -6,9 +6,13 @@
 //!   result does not depend on which thread computes it or on how many there are;
 //! * [`par`]: faer's parallelism for the linear algebra of one model (the factorization, the
 //!   trailing Schur update, the conditional variances), run on rayon's global pool, which is
-//!   never resized, so nothing leaks from one call to the next.
+//!   never resized, so nothing leaks from one call to the next;
+//! * [`run_concurrently`]: a few long jobs (the searches of one fit from several starts), each
+//!   on a thread of its own while the calling thread watches for a stop request (R's Ctrl-C
+//!   can only be polled from R's thread).
 use crate::error::{MixedError, Result};
 use faer::Par;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A rayon pool of `threads` threads (0: one per core, rayon's default).
 pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
@@ -27,6 +31,50 @@ pub fn par(threads: usize) -> Par {
     }
 }
 
+/// How often [`run_concurrently`] asks whether to stop while its jobs run.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Runs `jobs` at once, each on a scoped thread of its own (the operating system shares the
+/// cores among them), and returns their results in order. Each job gets a flag it should
+/// check now and then; while they run the calling thread calls `stop_requested` every
+/// [`STOP_POLL`] and raises the flag once it answers true. A job that panics gives an error
+/// instead of its result.
+pub fn run_concurrently<T, F>(
+    jobs: Vec<F>,
+    mut stop_requested: impl FnMut() -> bool,
+) -> Vec<Result<T>>
+where
+    T: Send,
+    F: FnOnce(&AtomicBool) -> Result<T> + Send,
+{
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|job| {
+                let stop = &stop;
+                scope.spawn(move || job(stop))
+            })
+            .collect();
+        while handles.iter().any(|h| !h.is_finished()) {
+            std::thread::sleep(STOP_POLL);
+            if !stop.load(Ordering::Relaxed) && stop_requested() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(MixedError::Optimizer(
+                        "internal: a concurrent fit panicked".into(),
+                    ))
+                })
+            })
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,5 +85,30 @@ mod tests {
         assert_eq!(par(3), Par::rayon(3));
         assert_eq!(par(0), Par::rayon(0));
         assert_eq!(pool(2).expect("pool").current_num_threads(), 2);
+    }
+
+    #[test]
+    fn concurrent_jobs_keep_their_order_and_stop_when_asked() {
+        let jobs: Vec<_> = (0..3)
+            .map(|k| {
+                move |stop: &AtomicBool| -> Result<usize> {
+                    if k == 1 {
+                        while !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        return Err(MixedError::Optimizer("stopped".into()));
+                    }
+                    Ok(10 * k)
+                }
+            })
+            .collect();
+        let mut polls = 0;
+        let out = run_concurrently(jobs, || {
+            polls += 1;
+            polls > 3
+        });
+        assert!(matches!(out[0], Ok(0)));
+        assert!(out[1].is_err());
+        assert!(matches!(out[2], Ok(20)));
     }
 }

@@ -27,7 +27,7 @@ fn field(list: &Robj, name: &str) -> Result<Robj> {
 }
 
 /// The element `name` of `list` (R's `list$name`), `None` when it is `NULL` or absent.
-fn optional_field(list: &Robj, name: &str) -> Result<Option<Robj>> {
+pub(crate) fn optional_field(list: &Robj, name: &str) -> Result<Option<Robj>> {
     let value = list
         .dollar(name)
         .map_err(|_| other(format!("internal: missing element '{name}'")))?;

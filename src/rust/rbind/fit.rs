@@ -8,12 +8,15 @@ use crate::optim::Stop;
 use extendr_api::prelude::*;
 
 use super::convert::{
-    agq_points, doubles, optional_doubles, ExtendedFamilyInput, GlmmControl, LmmControl,
-    ModelInputs, Result, TermCovariances,
+    agq_points, doubles, optional_doubles, optional_field, other, ExtendedFamilyInput, GlmmControl,
+    LmmControl, ModelInputs, Result, TermCovariances,
 };
 use super::interrupt::interrupt_pending;
 use super::results::{self, Rows};
+use crate::fit::glmm::GlmmFit;
 use crate::fit::response::ResponseFamily;
+use crate::inference::parallel::run_concurrently;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Time between two checks for a user interrupt during a fit.
 const INTERRUPT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
@@ -147,6 +150,124 @@ fn glmm_extended_fit_rs(
     )
 }
 
+/// One start of [`glmm_extended_fit_starts_rs`]: θ's and β's (`None`: the engine's) and the
+/// extra parameters' (empty: zeros).
+type Start = (Option<Vec<f64>>, Option<Vec<f64>>, Vec<f64>);
+
+/// The fits of one GLMM with one of glmmTMB's families (arguments as `glmm_extended_fit_rs`)
+/// from several starts, `starts` a list of `list(theta, beta, extra)` (`NULL` theta or beta:
+/// the engine's). The searches run at once, each on a thread of its own with sequential linear
+/// algebra (the operating system shares the cores among them), unless `control$threads` is 1
+/// or `verbose` prints their progress: then one after the other, as separate calls of
+/// `glmm_extended_fit_rs` would. Ctrl-C stops them all with an error. A list with, per start,
+/// the result as `glmm_extended_fit_rs` gives it, or the error's message (a string) where that
+/// search failed.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn glmm_extended_fit_starts_rs(
+    model: ModelInputs,
+    family: ExtendedFamilyInput,
+    n_trials: Robj,
+    eta_start: Robj,
+    n_agq: i32,
+    starts: List,
+    control: GlmmControl,
+    verbose: i32,
+) -> Result<Robj> {
+    let starts = starts
+        .values()
+        .map(|s| -> Result<Start> {
+            let vector = |name: &str| -> Result<Option<Vec<f64>>> {
+                match optional_field(&s, name)? {
+                    Some(v) => Ok(Some(doubles(&v, name)?.to_vec())),
+                    None => Ok(None),
+                }
+            };
+            Ok((
+                vector("theta")?,
+                vector("beta")?,
+                vector("extra")?.unwrap_or_default(),
+            ))
+        })
+        .collect::<Result<Vec<Start>>>()?;
+    let family = family.family;
+    let spec = model.spec()?;
+    let n_trials = doubles(&n_trials, "n_trials")?.to_vec();
+    let eta_start = doubles(&eta_start, "eta_start")?.to_vec();
+    let mut opts = control.options(agq_points(n_agq)?);
+    if verbose >= 2 {
+        opts.pirls.trace = Some(print_line);
+    }
+    let run = |start: &Start,
+               par: faer::Par,
+               progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop|
+     -> crate::error::Result<GlmmFit> {
+        let mut glmm = GeneralizedLinearMixedModel::with_family(
+            spec.clone(),
+            ResponseFamily::Extended(family.clone()),
+            n_trials.clone(),
+            eta_start.clone(),
+            opts.pirls,
+            par,
+        )?;
+        if !start.2.is_empty() {
+            glmm.set_extra_start(&start.2)?;
+        }
+        glmm.fit(&opts, start.0.as_deref(), start.1.as_deref(), progress)
+    };
+    let mut interrupted = false;
+    let concurrent = starts.len() > 1 && verbose == 0 && control.par != faer::Par::Seq;
+    let fits: Vec<crate::error::Result<GlmmFit>> = if concurrent {
+        let jobs: Vec<_> = starts
+            .iter()
+            .map(|start| {
+                let run = &run;
+                move |stop: &AtomicBool| {
+                    let mut progress = |_: usize, _: &[f64], _: f64| {
+                        if stop.load(Ordering::Relaxed) {
+                            Stop::Interrupt
+                        } else {
+                            Stop::Continue
+                        }
+                    };
+                    run(start, faer::Par::Seq, &mut progress)
+                }
+            })
+            .collect();
+        run_concurrently(jobs, || {
+            interrupted = interrupt_pending();
+            interrupted
+        })
+    } else {
+        let mut fits = Vec::with_capacity(starts.len());
+        for start in &starts {
+            let mut printer = progress_printer(verbose, "pars");
+            let mut progress = |count: usize, pars: &[f64], value: f64| {
+                let stop = printer(count, pars, value);
+                interrupted |= stop == Stop::Interrupt;
+                stop
+            };
+            fits.push(run(start, control.par, &mut progress));
+            if interrupted {
+                break;
+            }
+        }
+        fits
+    };
+    if interrupted {
+        return Err(other("interrupted by the user"));
+    }
+    let out: Vec<Robj> = fits
+        .iter()
+        .map(|fit| match fit {
+            Ok(fit) => results::glmm_fit(fit, Rows::Fit),
+            Err(e) => e.to_string().into(),
+        })
+        .collect();
+    Ok(List::from_values(out).into())
+}
+
 /// The Laplace deviance of a GLMM with one of glmmTMB's families (arguments as
 /// `glmm_extended_fit_rs`) at `pars = (par, extra, beta)` and its exact gradient:
 /// `list(deviance, gradient)`.
@@ -217,5 +338,6 @@ extendr_module! {
     fn covariance_layout_rs;
     fn glmm_fit_rs;
     fn glmm_extended_fit_rs;
+    fn glmm_extended_fit_starts_rs;
     fn glmm_laplace_gradient_rs;
 }
