@@ -167,15 +167,18 @@ zi_random_fit_raw <- function(run_engine, inputs, zi_random, engine_family, star
     usual = list(theta = usual_theta, beta = start$fixef, extra = engine_family$start),
     glmmTMB = list(theta = c(cond_default, zi_default), beta = rep(0, ncol(inputs$X)),
                    extra = rep(0, length(engine_family$start))))
-  nested <- zi_random_nested_start(run_engine, inputs, engine_family, start, control)
-  if (!is.null(nested)) {
-    starts$nested <- list(theta = c(nested$par, zi_default), beta = nested$beta,
-                          extra = nested$extra)
-  }
+  # The nested start: the estimates of the model with the zero-inflation
+  # model's fixed effects alone (from the user's start, if any; no Hessian),
+  # the zero-inflation covariance parameters at their defaults. Where that fit
+  # fails, the start is dropped.
+  starts$nested <- list(theta = start$theta, beta = start$fixef, extra = engine_family$start,
+                        nested_zi_theta = zi_default)
+  nested_ctl <- unclass(control)
+  nested_ctl$calc.derivs <- FALSE
   # The searches run at once, each on a thread of its own (one after the
   # other with threads = 1 or verbose); each depends only on its start.
   starts <- lapply(starts, function(s) lapply(s, function(v) if (is.null(v)) NULL else as.double(v)))
-  fits <- attr(run_engine, "starts")(terms, engine_family, starts, search_ctl)
+  fits <- attr(run_engine, "starts")(terms, engine_family, starts, search_ctl, nested_ctl)
   ok <- vapply(fits, function(r) !inherits(r, "error") && is.finite(r$deviance), TRUE)
   if (any(ok)) {
     fits <- zi_random_end_derivatives(fits[ok], function(r) {
@@ -265,14 +268,3 @@ zi_start_max_evaluations <- function(n_par) {
 }
 ZI_START_EVALUATIONS_BASE <- 60
 ZI_START_EVALUATIONS_PER_PARAMETER <- 10
-
-# The estimates of the model with the zero-inflation model's fixed effects
-# alone (from the user's start, if any; no Hessian): a start for the model
-# with its random effects. NULL when that fit fails.
-zi_random_nested_start <- function(run_engine, inputs, engine_family, start, control) {
-  ctl <- unclass(control)
-  ctl$calc.derivs <- FALSE
-  tryCatch(
-    run_engine(engine_terms(inputs), engine_family, start$theta, start$fixef, ctl),
-    error = function(e) NULL)
-}

@@ -13,9 +13,10 @@ use super::convert::{
 };
 use super::interrupt::interrupt_pending;
 use super::results::{self, Rows};
-use crate::fit::glmm::GlmmFit;
+use crate::fit::glmm::{GlmmFit, GlmmOptions};
 use crate::fit::response::ResponseFamily;
 use crate::inference::parallel::run_concurrently;
+use crate::spec::ModelSpec;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Time between two checks for a user interrupt during a fit.
@@ -151,17 +152,25 @@ fn glmm_extended_fit_rs(
 }
 
 /// One start of [`glmm_extended_fit_starts_rs`]: θ's and β's (`None`: the engine's) and the
-/// extra parameters' (empty: zeros).
-type Start = (Option<Vec<f64>>, Option<Vec<f64>>, Vec<f64>);
+/// extra parameters' (empty: zeros); with `nested_zi_theta`, these start the fit of the model
+/// without the zero-inflation predictor's terms, whose estimates, with `nested_zi_theta` for
+/// those terms, start the search.
+struct Start {
+    theta: Option<Vec<f64>>,
+    beta: Option<Vec<f64>>,
+    extra: Vec<f64>,
+    nested_zi_theta: Option<Vec<f64>>,
+}
 
 /// The fits of one GLMM with one of glmmTMB's families (arguments as `glmm_extended_fit_rs`)
-/// from several starts, `starts` a list of `list(theta, beta, extra)` (`NULL` theta or beta:
-/// the engine's). The searches run at once, each on a thread of its own with sequential linear
-/// algebra (the operating system shares the cores among them), unless `control$threads` is 1
-/// or `verbose` prints their progress: then one after the other, as separate calls of
-/// `glmm_extended_fit_rs` would. Ctrl-C stops them all with an error. A list with, per start,
-/// the result as `glmm_extended_fit_rs` gives it, or the error's message (a string) where that
-/// search failed.
+/// from several starts, `starts` a list of `list(theta, beta, extra, nested_zi_theta)`
+/// (`NULL` theta or beta: the engine's; see [`Start`]; the model without the zero-inflation
+/// terms is fitted under `nested_control`). The searches run at once, each on a thread of its
+/// own with sequential linear algebra (the operating system shares the cores among them),
+/// unless `control$threads` is 1 or `verbose` prints their progress: then one after the
+/// other, as separate calls of `glmm_extended_fit_rs` would. Ctrl-C stops them all with an
+/// error. A list with, per start, the result as `glmm_extended_fit_rs` gives it, or the
+/// error's message (a string) where that search (or its nested fit) failed.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
@@ -173,6 +182,7 @@ fn glmm_extended_fit_starts_rs(
     n_agq: i32,
     starts: List,
     control: GlmmControl,
+    nested_control: GlmmControl,
     verbose: i32,
 ) -> Result<Robj> {
     let starts = starts
@@ -184,24 +194,34 @@ fn glmm_extended_fit_starts_rs(
                     None => Ok(None),
                 }
             };
-            Ok((
-                vector("theta")?,
-                vector("beta")?,
-                vector("extra")?.unwrap_or_default(),
-            ))
+            Ok(Start {
+                theta: vector("theta")?,
+                beta: vector("beta")?,
+                extra: vector("extra")?.unwrap_or_default(),
+                nested_zi_theta: vector("nested_zi_theta")?,
+            })
         })
         .collect::<Result<Vec<Start>>>()?;
     let family = family.family;
     let spec = model.spec()?;
+    let nested_spec = if starts.iter().any(|s| s.nested_zi_theta.is_some()) {
+        Some(model.spec_without_zero_inflation_terms()?)
+    } else {
+        None
+    };
     let n_trials = doubles(&n_trials, "n_trials")?.to_vec();
     let eta_start = doubles(&eta_start, "eta_start")?.to_vec();
     let mut opts = control.options(agq_points(n_agq)?);
+    let mut nested_opts = nested_control.options(agq_points(n_agq)?);
     if verbose >= 2 {
         opts.pirls.trace = Some(print_line);
+        nested_opts.pirls.trace = Some(print_line);
     }
-    let run = |start: &Start,
-               par: faer::Par,
-               progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop|
+    let fit_one = |spec: &ModelSpec<'_>,
+                   opts: &GlmmOptions,
+                   (theta, beta, extra): (Option<&[f64]>, Option<&[f64]>, &[f64]),
+                   par: faer::Par,
+                   progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop|
      -> crate::error::Result<GlmmFit> {
         let mut glmm = GeneralizedLinearMixedModel::with_family(
             spec.clone(),
@@ -211,10 +231,29 @@ fn glmm_extended_fit_starts_rs(
             opts.pirls,
             par,
         )?;
-        if !start.2.is_empty() {
-            glmm.set_extra_start(&start.2)?;
+        if !extra.is_empty() {
+            glmm.set_extra_start(extra)?;
         }
-        glmm.fit(&opts, start.0.as_deref(), start.1.as_deref(), progress)
+        glmm.fit(opts, theta, beta, progress)
+    };
+    let run = |start: &Start,
+               par: faer::Par,
+               progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop|
+     -> crate::error::Result<GlmmFit> {
+        let given = (
+            start.theta.as_deref(),
+            start.beta.as_deref(),
+            &start.extra[..],
+        );
+        match (&start.nested_zi_theta, &nested_spec) {
+            (Some(zi_theta), Some(nested_spec)) => {
+                let nested = fit_one(nested_spec, &nested_opts, given, par, progress)?;
+                let theta = [&nested.par[..], zi_theta].concat();
+                let from = (Some(&theta[..]), Some(&nested.beta[..]), &nested.extra[..]);
+                fit_one(&spec, &opts, from, par, progress)
+            }
+            _ => fit_one(&spec, &opts, given, par, progress),
+        }
     };
     let mut interrupted = false;
     let concurrent = starts.len() > 1 && verbose == 0 && control.par != faer::Par::Seq;
