@@ -80,7 +80,8 @@ fn derivative(f: &mut dyn FnMut(f64) -> Option<[f64; 3]>, h: f64) -> Option<[f64
 
 /// Row `i`'s derivatives at its current predictors (`eta`, and the response's φᵢ, πᵢ): those
 /// in η and in the zero-inflation logit in closed form ([`Response::row_jet`]), those in
-/// log φ (`with_dispersion`) by central differences of [`Response::row_terms`].
+/// log φ (`with_dispersion`) too where the density has them written out, otherwise by central
+/// differences of [`Response::row_terms`].
 fn row_derivatives(
     response: &Response<'_>,
     i: usize,
@@ -97,7 +98,9 @@ fn row_derivatives(
         s_rho: [0.0, jet.s_zi],
         wl_rho: [0.0, jet.wl_zi],
     };
-    if with_dispersion {
+    if let (true, Some(d)) = (with_dispersion, jet.dispersion) {
+        (out.l_rho[0], out.s_rho[0], out.wl_rho[0]) = (d[0], d[1], d[2]);
+    } else if with_dispersion {
         let (log_phi, zi_logit) = response.row_parts(i);
         let mean = response.row_mean(eta)?;
         let zi = Response::zero_inflation_logs(zi_logit);

@@ -23,10 +23,10 @@
 //!
 //! where `θ_k` sits at row `r`, column `c` of the `T` of a block of predictor `p`. The row's
 //! score, information and the information's derivatives in `η` and `ρ` (third derivatives of
-//! `ℓ`) are in closed form ([`Response::paired_row_jet`]); the derivatives in `log φ` are
-//! central differences of the row's value, score and information
-//! ([`Response::paired_row_terms`]), about 1e-9 relative: the mixed derivatives of the
-//! densities in their dispersion are not written out.
+//! `ℓ`) are in closed form ([`Response::paired_row_jet`]), and so are those in `log φ` for the
+//! negative binomials ([`crate::model::density::Density::dispersion_slopes`]); for another
+//! density they would be central differences of the row's value, score and information
+//! ([`Response::paired_row_terms`]), about 1e-9 relative.
 use super::glmm::GeneralizedLinearMixedModel;
 use super::laplace_gradient::{design_rows, par_gradient, DenseLayout};
 use super::response::{Response, ResponseFamily};
@@ -68,8 +68,9 @@ fn trace_product(c: &[f64; 3], m: &[f64; 3]) -> f64 {
 
 /// Row `i`'s [`PairedRow`] at linear predictor `eta` (the response's current φᵢ, πᵢ, which
 /// include the zero-inflation random effects at the modes): the score, information and its
-/// derivatives in `(η, ρ)` in closed form ([`Response::paired_row_jet`]), those in `log φ`
-/// (with a dispersion) as central differences of [`Response::paired_row_terms`].
+/// derivatives in `(η, ρ)` and, where the density has them, `log φ` in closed form
+/// ([`Response::paired_row_jet`]); otherwise those in `log φ` (with a dispersion) as central
+/// differences of [`Response::paired_row_terms`].
 fn paired_row(
     response: &Response<'_>,
     i: usize,
@@ -83,7 +84,9 @@ fn paired_row(
         w_pred: [jet.w_eta, jet.w_rho],
         ..PairedRow::default()
     };
-    if with_dispersion {
+    if let (true, Some(d)) = (with_dispersion, jet.dispersion) {
+        (out.l_phi, out.s_phi, out.w_phi) = (d.l, d.s, d.w);
+    } else if with_dispersion {
         let (log_phi, rho) = response.row_parts(i);
         let at = |lp: f64| response.paired_row_terms(i, eta, lp, rho);
         let h = PAIRED_ROW_STEP * log_phi.abs().max(1.0);

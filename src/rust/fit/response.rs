@@ -251,6 +251,9 @@ pub(super) struct RowJet {
     pub l_zi: f64,
     pub s_zi: f64,
     pub wl_zi: f64,
+    /// With a dispersion, where written out ([`Density::dispersion_slopes`]): `∂(aℓ)/∂log φ`,
+    /// `∂s/∂log φ` and `∂wl/∂log φ`.
+    pub dispersion: Option<[f64; 3]>,
 }
 
 /// What [`Response::row_jet`] and [`Response::paired_row_jet`] need of a row's count part (its
@@ -328,6 +331,52 @@ pub(super) struct PairedRowJet {
     pub w: [f64; 3],
     pub w_eta: [f64; 3],
     pub w_rho: [f64; 3],
+    /// With a dispersion whose density has [`Density::dispersion_slopes`]: the derivatives in
+    /// `log φ` of `aℓ`, the score and `W`.
+    pub dispersion: Option<PairedDispersion>,
+}
+
+/// The derivatives in `log φ` of a row's `aℓ` (`l`), score (`s`) and observed information
+/// (`w`, as `(ηη, ηρ, ρρ)`) with two predictors ([`dispersion_row`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PairedDispersion {
+    pub l: f64,
+    pub s: [f64; 2],
+    pub w: [f64; 3],
+}
+
+/// The derivatives in `log φ` of a row's `ℓ`, `(ℓ_η, ℓ_ρ)` and `(ℓ_ηη, ℓ_ηρ, ℓ_ρρ)` from the
+/// count part's [`CountJet`] and the density's slopes `(c_φ, ℓ′_φ, ℓ″_φ)`
+/// ([`Density::dispersion_slopes`]), which give `g_φ = ℓ′_φ μ′` and
+/// `l₂,φ = ℓ″_φ μ′² + ℓ′_φ μ″`. A row that is not a zero-inflated zero has
+/// `(c_φ; g_φ, 0; l₂,φ, 0, 0)`; a zero, whose count share `r` moves as
+/// `∂r/∂log φ = q c_φ` (`q = r(1 − r)`), has `ℓ_φ = r c_φ`,
+/// `(ℓ_η, ℓ_ρ)_φ = (q c_φ g + r g_φ, −q c_φ)` and
+/// `(ℓ_ηη, ℓ_ηρ, ℓ_ρρ)_φ = (q c_φ l₂ + r l₂,φ + q(1 − 2r) c_φ g² + 2q g g_φ,
+/// −q(1 − 2r) c_φ g − q g_φ, q(1 − 2r) c_φ)`.
+fn dispersion_row(
+    zero: bool,
+    c: &CountJet,
+    r: f64,
+    (lc, d1p, d2p): (f64, f64, f64),
+) -> (f64, [f64; 2], [f64; 3]) {
+    let gp = d1p * c.m1;
+    let l2p = d2p * c.m1 * c.m1 + d1p * c.m2;
+    if zero {
+        let q = r * (1.0 - r);
+        let skew = q * (1.0 - 2.0 * r);
+        (
+            r * lc,
+            [q * lc * c.g + r * gp, -q * lc],
+            [
+                q * lc * c.l2 + r * l2p + skew * lc * c.g * c.g + 2.0 * q * c.g * gp,
+                -skew * lc * c.g - q * gp,
+                skew * lc,
+            ],
+        )
+    } else {
+        (lc, [gp, 0.0], [l2p, 0.0, 0.0])
+    }
 }
 
 /// The symmetric 2 × 2 matrix `(a, b, c)` = `[a b; b c]` with its eigenvalues replaced by their
@@ -850,11 +899,14 @@ impl<'a> Response<'a> {
         let (mut l_zi, mut s_zi, mut l2_zi) = (0.0, 0.0, 0.0);
         // 1 − π and its derivative in ρ, −π(1 − π).
         let (mut keep, mut keep_zi) = (1.0, 0.0);
+        // The count part's share of a zero-inflated zero (1 elsewhere).
+        let mut share = 1.0;
         if let Some((lz, lnz, not_zi)) = zi {
             let pi = lz.exp();
             keep = not_zi;
             keep_zi = -pi * keep;
             let r = self.count_share(i, &c, lz, lnz);
+            share = r;
             let z = ZeroInflatedRow::new(y == 0.0, &c, r, pi, keep);
             (s, l2, l3) = (z.d1[0], z.d2[0], z.d3[0]);
             (l_zi, s_zi, l2_zi) = (z.d1[1], z.d2[1], z.d3[1]);
@@ -880,6 +932,22 @@ impl<'a> Response<'a> {
                 (a * e * keep, a * e_eta * keep, a * e * keep_zi)
             }
         };
+        let dispersion = fam
+            .disp
+            .as_ref()
+            .and_then(|_| density.dispersion_slopes(y, mu, phi))
+            .and_then(|slopes| {
+                let zero = y == 0.0 && zi.is_some();
+                let (l, sp, d2) = dispersion_row(zero, &c, share, slopes);
+                let wl_phi = match fam.laplace {
+                    LaplaceWeights::Observed => -a * d2[0],
+                    LaplaceWeights::Expected => {
+                        let slope = density.expected_information_dispersion_slope(mu, phi)?;
+                        a * slope * m1 * m1 * keep
+                    }
+                };
+                Some([a * l, a * sp[0], wl_phi])
+            });
         Some(RowJet {
             s: a * s,
             w,
@@ -888,6 +956,7 @@ impl<'a> Response<'a> {
             l_zi: a * l_zi,
             s_zi: a * s_zi,
             wl_zi,
+            dispersion,
         })
     }
 
@@ -954,11 +1023,24 @@ impl<'a> Response<'a> {
         let z = ZeroInflatedRow::new(y == 0.0, &c, r, self.extra.zi[i], self.extra.not_zi[i]);
         let a = self.prior_w[i];
         let info = |v: [f64; 3]| v.map(|x| -a * x);
+        let dispersion = fam
+            .disp
+            .as_ref()
+            .and_then(|_| fam.density.dispersion_slopes(y, c.mu, c.phi))
+            .map(|slopes| {
+                let (l, sp, d2) = dispersion_row(y == 0.0, &c, r, slopes);
+                PairedDispersion {
+                    l: a * l,
+                    s: sp.map(|x| a * x),
+                    w: info(d2),
+                }
+            });
         Some(PairedRowJet {
             s: z.d1.map(|x| a * x),
             w: info(z.d2),
             w_eta: info([z.d3[0], z.d3[1], z.d3[2]]),
             w_rho: info([z.d3[1], z.d3[2], z.d3[3]]),
+            dispersion,
         })
     }
 
@@ -1497,6 +1579,19 @@ mod tests {
                     let (up, dn) = (at(eta, rho + h).2, at(eta, rho - h).2);
                     close(jet.w_rho[k], (up[k] - dn[k]) / (2.0 * h), "∂W/∂ρ");
                 }
+                assert_eq!(jet.dispersion.is_some(), density.has_dispersion());
+                if let Some(d) = jet.dispersion {
+                    let at = |lp: f64| r.paired_row_terms(i, eta, lp, rho).expect("terms");
+                    let (up, dn) = (at(log_phi + h), at(log_phi - h));
+                    let diff = |a: f64, b: f64| (a - b) / (2.0 * h);
+                    close(d.l, diff(up.0, dn.0), "∂(aℓ)/∂log φ");
+                    for k in 0..2 {
+                        close(d.s[k], diff(up.1[k], dn.1[k]), "∂s/∂log φ");
+                    }
+                    for k in 0..3 {
+                        close(d.w[k], diff(up.2[k], dn.2[k]), "∂W/∂log φ");
+                    }
+                }
             }
         }
     }
@@ -1630,6 +1725,24 @@ mod tests {
                         close(jet.wl_zi, diff(3, false), "wl_zi");
                     } else {
                         assert_eq!((jet.l_zi, jet.s_zi, jet.wl_zi), (0.0, 0.0, 0.0));
+                    }
+                    // The closed-form dispersion slopes exist for the negative binomials.
+                    let negative_binomial =
+                        matches!(density, Density::NegBinomial2 | Density::NegBinomial1);
+                    assert_eq!(jet.dispersion.is_some(), negative_binomial);
+                    if let Some(d) = jet.dispersion {
+                        let mean = r.row_mean(eta).expect("mean");
+                        let zi = Response::zero_inflation_logs(zi_logit);
+                        let at = |lp: f64| {
+                            let t = r
+                                .row_terms(i, mean, r.row_dispersion(i, lp), zi, true)
+                                .expect("terms");
+                            [t.0, t.1, t.3]
+                        };
+                        let (up, dn) = (at(log_phi + h), at(log_phi - h));
+                        for (k, what) in ["l_phi", "s_phi", "wl_phi"].into_iter().enumerate() {
+                            close(d[k], (up[k] - dn[k]) / (2.0 * h), what);
+                        }
                     }
                 }
             }

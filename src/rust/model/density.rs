@@ -322,6 +322,65 @@ impl Density {
         }
     }
 
+    /// `(∂ℓ/∂log φ, ∂ℓ′/∂log φ, ∂ℓ″/∂log φ)` at one observation, `ℓ′, ℓ″` the μ-derivatives
+    /// and `ℓ` whole (with [`Self::constant`]), in closed form where written out: the
+    /// negative binomials, whose rows carry the gradient of the Laplace deviance in their
+    /// dispersion with random effects in the zero-inflation model. `None` for the other
+    /// densities (their callers difference the row instead). With `G, T, Q` the differences
+    /// `ψ⁽ᵏ⁾(s + y) − ψ⁽ᵏ⁾(s)` of digamma, trigamma and tetragamma at the size `s`:
+    ///
+    /// ```text
+    ///   nbinom2 (s = φ):   ∂ℓ/∂φ = G − log(1 + μ/φ) + (μ − y)/(φ + μ),
+    ///                      ∂ℓ′/∂φ = (y − μ)/(φ + μ)²,  ∂ℓ″/∂φ = (μ − φ − 2y)/(φ + μ)³
+    ///   nbinom1 (s = μ/φ): ∂ℓ/∂log φ = −sG + s log(1 + φ) − sφ/(1 + φ) + y/(1 + φ),
+    ///                      ∂ℓ′/∂log φ = −(sT + φ/(1 + φ))/φ − ℓ′,  ∂ℓ″/∂log φ = −(sQ + 2T)/φ²
+    /// ```
+    pub fn dispersion_slopes(self, y: f64, mu: f64, phi: f64) -> Option<(f64, f64, f64)> {
+        match self {
+            Density::NegBinomial2 => {
+                let s = phi + mu;
+                let (g, _) = digamma_trigamma_difference(y, phi);
+                let l = g - (mu / phi).ln_1p() + (mu - y) / s;
+                Some((
+                    phi * l,
+                    phi * (y - mu) / (s * s),
+                    phi * (mu - phi - 2.0 * y) / (s * s * s),
+                ))
+            }
+            Density::NegBinomial1 => {
+                let size = mu / phi;
+                let lp = phi.ln_1p();
+                let share = phi / (1.0 + phi);
+                let (g, t) = digamma_trigamma_difference(y, size);
+                let q = if y > 0.0 {
+                    tetragamma(y + size) - tetragamma(size)
+                } else {
+                    0.0
+                };
+                let d1 = (g - lp) / phi;
+                Some((
+                    -size * g + size * lp - size * share + y / (1.0 + phi),
+                    -(size * t + share) / phi - d1,
+                    -(size * q + 2.0 * t) / (phi * phi),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// `∂/∂log φ` of [`Self::expected_information`] for the negative binomials (`−V_φ/V²`,
+    /// `V_φ = −μ²/φ` for nbinom2, `μφ` for nbinom1): the dispersion slope of glmer.nb's Laplace
+    /// weights. `None` for the other densities.
+    pub fn expected_information_dispersion_slope(self, mu: f64, phi: f64) -> Option<f64> {
+        let variance_slope = match self {
+            Density::NegBinomial2 => -mu * mu / phi,
+            Density::NegBinomial1 => mu * phi,
+            _ => return None,
+        };
+        let v = self.variance(mu, phi, 1.0);
+        Some(-variance_slope / (v * v))
+    }
+
     /// The part of `ℓ(y; μ, φ)` that depends on neither `μ` nor `φ` (formed once per
     /// observation: it holds the factorials).
     pub fn fixed_constant(self, y: f64, n: f64) -> f64 {
@@ -530,6 +589,42 @@ mod tests {
                 "{x}: {} vs {num}",
                 trigamma(x)
             );
+        }
+    }
+
+    #[test]
+    fn dispersion_slopes_match_differences_in_log_phi() {
+        for density in [Density::NegBinomial2, Density::NegBinomial1] {
+            for &(y, mu, phi) in &[
+                (0.0, 1.3, 0.7),
+                (3.0, 1.3, 0.7),
+                (1.0, 0.2, 4.0),
+                (12.0, 8.5, 1.9),
+            ] {
+                let (l, l1, l2) = density.dispersion_slopes(y, mu, phi).expect("slopes");
+                let at = |lp: f64| density.derivatives(y, mu, lp.exp(), 1.0);
+                let h = 1e-5;
+                let (up, dn) = (at(phi.ln() + h), at(phi.ln() - h));
+                let close = |a: f64, b: f64, what: &str| {
+                    assert!(
+                        (a - b).abs() < 1e-7 * (1.0 + b.abs()),
+                        "{density:?} y {y} mu {mu} phi {phi} {what}: {a} vs {b}"
+                    )
+                };
+                close(l, (up.value - dn.value) / (2.0 * h), "value");
+                close(l1, (up.d1 - dn.d1) / (2.0 * h), "d1");
+                close(l2, (up.d2 - dn.d2) / (2.0 * h), "d2");
+            }
+        }
+        assert!(Density::Beta.dispersion_slopes(0.5, 0.4, 3.0).is_none());
+        for density in [Density::NegBinomial2, Density::NegBinomial1] {
+            let (mu, phi, h): (f64, f64, f64) = (1.7, 0.8, 1e-5);
+            let info = |lp: f64| density.expected_information(mu, lp.exp(), 1.0);
+            let num = (info(phi.ln() + h) - info(phi.ln() - h)) / (2.0 * h);
+            let slope = density
+                .expected_information_dispersion_slope(mu, phi)
+                .expect("slope");
+            assert!((slope - num).abs() < 1e-8, "{density:?}: {slope} vs {num}");
         }
     }
 
