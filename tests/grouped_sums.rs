@@ -17,6 +17,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::common::{design, random_theta, Design};
+use std::sync::atomic::AtomicBool;
 
 /// One pair's owned sums: factors `i < j`, level codes, blocks.
 type OwnedPair = (usize, usize, Vec<i32>, Vec<i32>, Vec<f64>);
@@ -285,9 +286,17 @@ fn what_needs_rows_is_an_error_for_a_model_from_sums() {
     let err = model.set_response(&y).unwrap_err().to_string();
     assert!(err.contains("fitted from aggregates"), "{err}");
     let theta: Vec<f64> = vec![1.0; model.re.n_theta()];
-    let err = bootstrap::bootstrap_lmm(&spec, true, &y, &theta, &OptimOptions::default(), 1)
-        .unwrap_err()
-        .to_string();
+    let err = bootstrap::bootstrap_lmm(
+        &spec,
+        true,
+        &y,
+        &theta,
+        &OptimOptions::default(),
+        1,
+        &AtomicBool::new(false),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("needs the rows"), "{err}");
 }
 

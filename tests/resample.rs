@@ -16,6 +16,7 @@ use mixedrs::spec::{ModelSpec, RandomTerm};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal, Poisson};
+use std::sync::atomic::AtomicBool;
 
 struct Data {
     y: Vec<f64>,
@@ -340,8 +341,26 @@ fn lmm_bootstrap_is_independent_of_threads() {
     let spec = d.spec();
     let responses = simulated_responses(&d, 9, 99);
     let opts = OptimOptions::default();
-    let one = bootstrap_lmm(&spec, true, &responses, &[1.0], &opts, 1).expect("1 thread");
-    let two = bootstrap_lmm(&spec, true, &responses, &[1.0], &opts, 2).expect("2 threads");
+    let one = bootstrap_lmm(
+        &spec,
+        true,
+        &responses,
+        &[1.0],
+        &opts,
+        1,
+        &AtomicBool::new(false),
+    )
+    .expect("1 thread");
+    let two = bootstrap_lmm(
+        &spec,
+        true,
+        &responses,
+        &[1.0],
+        &opts,
+        2,
+        &AtomicBool::new(false),
+    )
+    .expect("2 threads");
     assert_eq!(one.len(), 9);
     for (a, b) in one.iter().zip(&two) {
         let (a, b) = (a.as_ref().expect("refit"), b.as_ref().expect("refit"));
@@ -414,8 +433,26 @@ fn glmm_bootstrap_is_independent_of_threads() {
         optimizers: [StageOptimizer::Bobyqa, StageOptimizer::Bobyqa],
         pirls: PirlsOptions::default(),
     };
-    let one = bootstrap_glmm(setup, &responses, &[0.5], &[0.5, 0.1], &opts, 1).expect("1");
-    let two = bootstrap_glmm(setup, &responses, &[0.5], &[0.5, 0.1], &opts, 2).expect("2");
+    let one = bootstrap_glmm(
+        setup,
+        &responses,
+        &[0.5],
+        &[0.5, 0.1],
+        &opts,
+        1,
+        &AtomicBool::new(false),
+    )
+    .expect("1");
+    let two = bootstrap_glmm(
+        setup,
+        &responses,
+        &[0.5],
+        &[0.5, 0.1],
+        &opts,
+        2,
+        &AtomicBool::new(false),
+    )
+    .expect("2");
     for (a, b) in one.iter().zip(&two) {
         let (a, b) = (a.as_ref().expect("refit"), b.as_ref().expect("refit"));
         assert_eq!(a.theta, b.theta);
@@ -429,13 +466,40 @@ fn bad_inputs_are_errors() {
     let d = one_factor(1, 5, 4);
     let spec = d.spec();
     let opts = OptimOptions::default();
-    assert!(bootstrap_lmm(&spec, true, &[1.0; 7], &[1.0], &opts, 1).is_err());
-    assert!(bootstrap_lmm(&spec, true, &d.y, &[1.0, 2.0], &opts, 1).is_err());
+    assert!(bootstrap_lmm(
+        &spec,
+        true,
+        &[1.0; 7],
+        &[1.0],
+        &opts,
+        1,
+        &AtomicBool::new(false)
+    )
+    .is_err());
+    assert!(bootstrap_lmm(
+        &spec,
+        true,
+        &d.y,
+        &[1.0, 2.0],
+        &opts,
+        1,
+        &AtomicBool::new(false)
+    )
+    .is_err());
     let profiler = LmmProfiler::new(spec, None, ProfileOptions::default()).expect("fit");
     assert!(profiler.profile(17).is_err());
     let mut bad = d.y.clone();
     bad[0] = f64::NAN;
     let spec = d.spec();
-    let reps = bootstrap_lmm(&spec, false, &bad, &[1.0], &opts, 1).expect("runs");
+    let reps = bootstrap_lmm(
+        &spec,
+        false,
+        &bad,
+        &[1.0],
+        &opts,
+        1,
+        &AtomicBool::new(false),
+    )
+    .expect("runs");
     assert!(reps[0].is_err());
 }

@@ -47,3 +47,73 @@ test_that("an interrupted fit is an R error and the session fits the next model"
   expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
                                                   lme4::sleepstudy)), tolerance = 1e-8)
 })
+
+# Runs `setup` and then `call` (R code lines) in a child R process, sends it SIGINT `wait`
+# seconds after `setup` has finished (once `call` runs), and returns what the call gave:
+# its error message, "R-level interrupt" where R itself took the interrupt (between engine
+# calls), or "finished" where the call ran to its end.
+interrupt_child <- function(setup, call, wait) {
+  dir <- tempfile("interrupt-")
+  dir.create(dir)
+  script <- file.path(dir, "child.R")
+  log <- file.path(dir, "log.txt")
+  result <- file.path(dir, "result.rds")
+  writeLines(c(
+    "suppressPackageStartupMessages(library(mixedrs))",
+    setup,
+    "cat('ready\\n')",
+    "out <- tryCatch({",
+    call,
+    "  'finished'",
+    "}, error = function(e) conditionMessage(e), interrupt = function(e) 'R-level interrupt')",
+    "second <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)",
+    sprintf("saveRDS(list(out = out, crit = REMLcrit(second)), %s)",
+            deparse(paste0(result, ".part"))),
+    sprintf("file.rename(%s, %s)", deparse(paste0(result, ".part")), deparse(result))
+  ), script)
+  rscript <- file.path(R.home("bin"), "Rscript")
+  pid_file <- file.path(dir, "pid")
+  system2("sh", c("-c", shQuote(sprintf("echo $$ > %s; exec %s %s > %s 2>&1",
+                                        pid_file, rscript, script, log))), wait = FALSE)
+  deadline <- Sys.time() + 300
+  while (Sys.time() < deadline &&
+         !(file.exists(log) && any(grepl("^ready", readLines(log, warn = FALSE))))) {
+    Sys.sleep(0.02)
+  }
+  Sys.sleep(wait)
+  tools::pskill(as.integer(readLines(pid_file)), tools::SIGINT)
+  while (Sys.time() < deadline && !file.exists(result)) Sys.sleep(0.05)
+  expect_true(file.exists(result), info = paste(readLines(log, warn = FALSE), collapse = "\n"))
+  readRDS(result)
+}
+
+test_that("Ctrl-C stops a profile on its threads with an R error", {
+  # The whole profile is one engine call (about 7 s here); before the engine polled R's
+  # interrupt during profiles, R took the interrupt only after it had finished.
+  skip_on_os("windows")
+  out <- interrupt_child(c(
+    "set.seed(2)",
+    "n <- 20000",
+    "d <- data.frame(s = factor(sample.int(400, n, TRUE)), i = factor(sample.int(200, n, TRUE)),",
+    "                x = rnorm(n))",
+    "d$y <- d$x + rnorm(400)[d$s] + rnorm(200)[d$i] + rnorm(400)[d$s] * d$x + rnorm(n)",
+    "fit <- lmm(y ~ x + (x | s) + (1 | i), d)"),
+    "  profile(fit)", wait = 1)
+  expect_match(out$out, "interrupted by the user")
+  expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
+                                                  lme4::sleepstudy)), tolerance = 1e-8)
+})
+
+test_that("Ctrl-C stops a bootstrap's refits on their threads with an R error", {
+  # 100000 refits of cbpp come in chunks of about 75000 responses: R draws a chunk's
+  # responses (a few seconds), then one engine call refits them (about a minute here). R used
+  # to take the interrupt only after that call; the signal comes well inside it.
+  skip_on_os("windows")
+  out <- interrupt_child(c(
+    "data(cbpp, package = 'lme4')",
+    "g <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)"),
+    "  bootmm(g, function(m) fixef(m), nsim = 100000)", wait = 12)
+  expect_match(out$out, "interrupted by the user")
+  expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
+                                                  lme4::sleepstudy)), tolerance = 1e-8)
+})

@@ -13,7 +13,9 @@
 //! Replicates run on a rayon pool of the requested size; each uses sequential linear algebra,
 //! so a replicate's result is the same whichever thread computes it. A replicate that fails is
 //! reported as an error in its slot and the others go on (lme4's `bootMer` records such a
-//! replicate as `NA`).
+//! replicate as `NA`). Once `stop` is raised (a user interrupt, see
+//! [`parallel::watch`]) the replicates not yet started, and a GLMM refit between two
+//! evaluations, end as interrupted; the caller then discards the run.
 use crate::blocks::CrossProducts;
 use crate::error::{invalid, Result};
 use crate::family::Family;
@@ -26,6 +28,14 @@ use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
 use faer::Par;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A replicate that did not run because the user interrupted the bootstrap.
+fn interrupted<T>() -> Result<T> {
+    Err(crate::error::MixedError::Optimizer(
+        "interrupted by the user".into(),
+    ))
+}
 
 fn check_responses(spec: &ModelSpec<'_>, responses: &[f64]) -> Result<usize> {
     let n = spec.n;
@@ -48,6 +58,7 @@ pub fn bootstrap_lmm(
     start: &[f64],
     opts: &OptimOptions,
     threads: usize,
+    stop: &AtomicBool,
 ) -> Result<Vec<Result<LmmFit>>> {
     let nsim = check_responses(spec, responses)?;
     let re = ReStructure::new(spec);
@@ -64,6 +75,9 @@ pub fn bootstrap_lmm(
             .map_init(
                 || None::<LinearMixedModel<'_>>,
                 |state, k| {
+                    if stop.load(Ordering::Relaxed) {
+                        return interrupted();
+                    }
                     let y = &responses[k * n..(k + 1) * n];
                     if state.is_none() {
                         *state = Some(LinearMixedModel::from_cross_products(
@@ -129,6 +143,7 @@ pub fn bootstrap_glmm(
     start_beta: &[f64],
     opts: &GlmmOptions,
     threads: usize,
+    stop: &AtomicBool,
 ) -> Result<Vec<Result<GlmmFit>>> {
     let spec = setup.spec;
     let nsim = check_responses(spec, responses)?;
@@ -148,8 +163,11 @@ pub fn bootstrap_glmm(
         (0..nsim)
             .into_par_iter()
             .map(|k| {
+                if stop.load(Ordering::Relaxed) {
+                    return interrupted();
+                }
                 let y = &responses[k * n..(k + 1) * n];
-                refit_glmm(setup, y, start_theta, start_beta, opts)
+                refit_glmm(setup, y, start_theta, start_beta, opts, stop)
             })
             .collect()
     });
@@ -162,6 +180,7 @@ fn refit_glmm(
     start_theta: &[f64],
     start_beta: &[f64],
     opts: &GlmmOptions,
+    stop: &AtomicBool,
 ) -> Result<GlmmFit> {
     if let Some(i) = y.iter().position(|v| !v.is_finite()) {
         return invalid(format!("simulated response {} is not finite", i + 1));
@@ -181,7 +200,13 @@ fn refit_glmm(
     } else {
         None
     };
-    let mut fit = model.fit(opts, Some(start_theta), beta, &mut |_, _, _| Stop::Continue)?;
+    let mut fit = model.fit(opts, Some(start_theta), beta, &mut |_, _, _| {
+        if stop.load(Ordering::Relaxed) {
+            Stop::Interrupt
+        } else {
+            Stop::Continue
+        }
+    })?;
     fit.eta = Vec::new();
     fit.mu = Vec::new();
     Ok(fit)

@@ -31,7 +31,36 @@ pub fn par(threads: usize) -> Par {
     }
 }
 
-/// How often [`run_concurrently`] asks whether to stop while its jobs run.
+/// Runs `work` on a scoped thread of its own while the calling thread calls `stop_requested`
+/// every [`STOP_POLL`], and raises `stop` once it answers true (the work checks `stop` between
+/// its pieces and gives up). Returns the work's result and whether a stop was requested.
+/// Long inference runs (profiles, bootstrap refits on a rayon pool) use it so that R's Ctrl-C,
+/// which only R's thread can poll, reaches them.
+pub fn watch<T: Send>(
+    stop: &AtomicBool,
+    work: impl FnOnce() -> T + Send,
+    mut stop_requested: impl FnMut() -> bool,
+) -> (T, bool) {
+    let mut requested = false;
+    let out = std::thread::scope(|scope| {
+        let handle = scope.spawn(work);
+        while !handle.is_finished() {
+            std::thread::sleep(STOP_POLL);
+            if !requested && stop_requested() {
+                requested = true;
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        handle.join()
+    });
+    match out {
+        Ok(value) => (value, requested),
+        // The work's panic, raised again on the calling thread (where the R boundary catches it).
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// How often [`run_concurrently`] and [`watch`] ask whether to stop while their work runs.
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Runs `jobs` at once, each on a scoped thread of its own (the operating system shares the
@@ -110,5 +139,29 @@ mod tests {
         assert!(matches!(out[0], Ok(0)));
         assert!(out[1].is_err());
         assert!(matches!(out[2], Ok(20)));
+    }
+
+    #[test]
+    fn watched_work_sees_the_stop_request() {
+        let stop = AtomicBool::new(false);
+        let mut polls = 0;
+        let (steps, requested) = watch(
+            &stop,
+            || {
+                let mut steps = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    steps += 1;
+                }
+                steps
+            },
+            || {
+                polls += 1;
+                polls > 2
+            },
+        );
+        assert!(requested && steps > 0);
+        let (value, requested) = watch(&AtomicBool::new(false), || 7, || false);
+        assert_eq!((value, requested), (7, false));
     }
 }

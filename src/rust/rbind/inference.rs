@@ -9,6 +9,7 @@ use crate::inference::bootstrap::{self, GlmmSetup};
 use crate::inference::condvar::{glmm_conditional_variances, lmm_conditional_variances};
 use crate::inference::ddf;
 use crate::inference::influence::{self, DeletionFit};
+use crate::inference::parallel;
 use crate::inference::profile::glmm::ExtraAtFit;
 use crate::inference::profile::{self, GlmmProfiler, LmmProfiler, ProfileOptions, Profiler};
 use crate::model::family::Family;
@@ -19,7 +20,10 @@ use super::convert::{
     agq_points, doubles, optional_doubles, other, parameter_indices, real, ExtendedFamilyInput,
     GlmmControl, LmmControl, ModelInputs, Result, Threads,
 };
+use super::interrupt::interrupt_pending;
 use super::results::{self, Rows};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Conditional covariance arrays (lme4's `postVar`, one per term) of a linear mixed model at
 /// `theta`, scaled by its `σ²` (REML or ML as `reml` says).
@@ -119,15 +123,42 @@ fn lmm_ddf_rs(
 #[extendr]
 fn lmm_profile_rs(model: ModelInputs, theta: Robj, which: Robj, threads: Threads) -> Result<Robj> {
     let start = optional_doubles(&theta, "theta")?;
-    let profiler = LmmProfiler::new(model.spec()?, start, ProfileOptions::default())?;
-    profile_result(&profiler, &which, threads)
+    let (opts, stop) = stoppable(ProfileOptions::default());
+    let profiler = LmmProfiler::new(model.spec()?, start, opts)?;
+    profile_result(&profiler, &stop, &which, threads)
 }
 
-/// Profiles the parameters `which` (R's 1-based indices) on `threads` threads.
-fn profile_result(profiler: &impl Profiler, which: &Robj, threads: Threads) -> Result<Robj> {
+/// Profiles the parameters `which` (R's 1-based indices) on `threads` threads, with Ctrl-C
+/// polled meanwhile: it stops the walks at their next point (through `stop`, the profiler's
+/// [`ProfileOptions::stop`]) and ends in an R error.
+fn profile_result(
+    profiler: &impl Profiler,
+    stop: &AtomicBool,
+    which: &Robj,
+    threads: Threads,
+) -> Result<Robj> {
     let which = parameter_indices(which, profiler.n_par())?;
-    let traces = profiler.profile_many(&which, threads.0)?;
-    Ok(results::profile(profiler, &traces))
+    let (traces, interrupted) = parallel::watch(
+        stop,
+        || profiler.profile_many(&which, threads.0),
+        interrupt_pending,
+    );
+    if interrupted {
+        return Err(other("interrupted by the user"));
+    }
+    Ok(results::profile(profiler, &traces?))
+}
+
+/// [`ProfileOptions`] `base` with a fresh stop flag, and that flag.
+fn stoppable(base: ProfileOptions) -> (ProfileOptions, Arc<AtomicBool>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    (
+        ProfileOptions {
+            stop: stop.clone(),
+            ..base
+        },
+        stop,
+    )
 }
 
 /// Profiles the deviance of a GLMM (Laplace for `n_agq = 1`, adaptive Gauss–Hermite for more
@@ -154,15 +185,16 @@ fn glmm_profile_rs(
     let spec = model.spec()?;
     let setup = glmm_setup(&spec, family, link, &n_trials, &eta_start)?;
     let n_agq = agq_points(n_agq)?;
+    let (opts, stop) = stoppable(ProfileOptions::for_glmm());
     let profiler = GlmmProfiler::new(
         setup,
         n_agq,
         control.options(n_agq).pirls,
         doubles(&theta, "theta")?,
         doubles(&beta, "beta")?,
-        ProfileOptions::for_glmm(),
+        opts,
     )?;
-    profile_result(&profiler, &which, threads)
+    profile_result(&profiler, &stop, &which, threads)
 }
 
 /// As `glmm_profile_rs` for a fit by `glmm_extended_fit_rs`: `family` as there, with `start`
@@ -198,6 +230,7 @@ fn glmm_extended_profile_rs(
         values: &start,
         stderr: doubles(&extra_se, "extra_se")?,
     };
+    let (opts, stop) = stoppable(ProfileOptions::for_glmm());
     let profiler = GlmmProfiler::with_family(
         data,
         family,
@@ -205,9 +238,9 @@ fn glmm_extended_profile_rs(
         n_agq,
         control.options(n_agq).pirls,
         (doubles(&theta, "theta")?, doubles(&beta, "beta")?),
-        ProfileOptions::for_glmm(),
+        opts,
     )?;
-    profile_result(&profiler, &which, threads)
+    profile_result(&profiler, &stop, &which, threads)
 }
 
 /// Where the profile `zeta(par)` crosses each of `targets` (NA where it does not reach one),
@@ -226,6 +259,19 @@ fn profile_interval_rs(par: Robj, zeta: Robj, targets: Robj) -> Result<Robj> {
     Ok(results::profile_interval(values, how))
 }
 
+/// `work` (a bootstrap on a rayon pool) with Ctrl-C polled meanwhile: it raises `stop`, which
+/// the work checks between replicates, and the run ends in an R error.
+fn watched<T: Send>(
+    stop: &AtomicBool,
+    work: impl FnOnce() -> crate::error::Result<T> + Send,
+) -> Result<T> {
+    let (out, interrupted) = parallel::watch(stop, work, interrupt_pending);
+    if interrupted {
+        return Err(other("interrupted by the user"));
+    }
+    Ok(out?)
+}
+
 /// Refits a linear mixed model to each column of `responses` (n × nsim) from `start` (the fit's
 /// optimizer parameters `par`), with the settings of `control` (an `lmmControl`). Returns one
 /// list per replicate (as `lmm_fit_rs` returns, without fitted values), or
@@ -240,14 +286,20 @@ fn lmm_bootstrap_rs(
     control: LmmControl,
     threads: Threads,
 ) -> Result<Robj> {
-    let reps = bootstrap::bootstrap_lmm(
-        &model.spec()?,
-        reml,
-        doubles(&responses, "responses")?,
-        doubles(&start, "start")?,
-        &control.optim,
-        threads.0,
-    )?;
+    let spec = model.spec()?;
+    let (responses, start) = (doubles(&responses, "responses")?, doubles(&start, "start")?);
+    let stop = AtomicBool::new(false);
+    let reps = watched(&stop, || {
+        bootstrap::bootstrap_lmm(
+            &spec,
+            reml,
+            responses,
+            start,
+            &control.optim,
+            threads.0,
+            &stop,
+        )
+    })?;
     Ok(results::replicates(&reps, |r| {
         results::lmm_fit(r, Rows::Replicate)
     }))
@@ -275,14 +327,16 @@ fn glmm_bootstrap_rs(
 ) -> Result<Robj> {
     let spec = model.spec()?;
     let setup = glmm_setup(&spec, family, link, &n_trials, &eta_start)?;
-    let reps = bootstrap::bootstrap_glmm(
-        setup,
-        doubles(&responses, "responses")?,
+    let responses = doubles(&responses, "responses")?;
+    let start = (
         doubles(&start_theta, "start_theta")?,
         doubles(&start_beta, "start_beta")?,
-        &control.options(agq_points(n_agq)?),
-        threads.0,
-    )?;
+    );
+    let opts = control.options(agq_points(n_agq)?);
+    let stop = AtomicBool::new(false);
+    let reps = watched(&stop, || {
+        bootstrap::bootstrap_glmm(setup, responses, start.0, start.1, &opts, threads.0, &stop)
+    })?;
     Ok(results::replicates(&reps, |r| {
         results::glmm_fit(r, Rows::Replicate)
     }))

@@ -36,6 +36,8 @@ use crate::inference::parallel;
 use bobyqa::{Bobyqa, Config};
 use rayon::prelude::*;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// What the profiler of a fitted model answers: its parameters (the covariance parameters as
 /// standard deviations and correlations, for a linear mixed model `σ`, then the fixed effects),
@@ -105,6 +107,10 @@ pub struct ProfileOptions {
     pub devtol: f64,
     /// Final trust-region radius of the inner optimizations (in scaled units).
     pub rhoend: f64,
+    /// Raised to stop the walks at their next point (a user interrupt; see
+    /// [`crate::inference::parallel::watch`]). The traces are then incomplete and the caller
+    /// discards them.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Default for ProfileOptions {
@@ -117,6 +123,7 @@ impl Default for ProfileOptions {
             minstep: 1e-6,
             devtol: 1e-9,
             rhoend: 1e-9,
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -243,6 +250,7 @@ impl Walker {
         let mut out = Vec::new();
         let mut i = 2;
         while i < self.opts.maxpts
+            && !self.opts.stop.load(Ordering::Relaxed)
             && cur.x > lowcut
             && cur.x < upcut
             && cur.zeta.abs() <= self.cutoff
