@@ -117,3 +117,19 @@ test_that("Ctrl-C stops a bootstrap's refits on their threads with an R error", 
   expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
                                                   lme4::sleepstudy)), tolerance = 1e-8)
 })
+
+test_that("Ctrl-C stops the Kenward-Roger computation with an R error", {
+  # Its dense steps on 3500 random effects take several seconds in one engine call.
+  skip_on_os("windows")
+  out <- interrupt_child(c(
+    "set.seed(3)",
+    "n <- 30000",
+    "d <- data.frame(s = factor(sample.int(2500, n, TRUE)), i = factor(sample.int(1000, n, TRUE)),",
+    "                x = rnorm(n))",
+    "d$y <- d$x + rnorm(2500)[d$s] + rnorm(1000)[d$i] + rnorm(n)",
+    "fit <- lmm(y ~ x + (1 | s) + (1 | i), d)"),
+    "  summary(fit, ddf = 'Kenward-Roger')", wait = 1.5)
+  expect_match(out$out, "interrupted by the user")
+  expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
+                                                  lme4::sleepstudy)), tolerance = 1e-8)
+})

@@ -32,6 +32,7 @@ use crate::model::covariance::Structure;
 use crate::terms::ReStructure;
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, MatRef, Side};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Ingredients of Satterthwaite's degrees of freedom at the estimates.
 #[derive(Debug, Clone)]
@@ -485,10 +486,20 @@ pub fn kenward_roger(
     theta: &[f64],
     sigma: f64,
     terms: &[(usize, usize)],
+    stop: &AtomicBool,
 ) -> Result<KenwardRoger> {
     if !model.reml {
         return invalid("Kenward-Roger's method is only available for REML fits");
     }
+    // Checked between the dense steps (each up to seconds on a large model): a raised flag
+    // (a user interrupt, see crate::inference::parallel::watch) ends the computation.
+    let check = || -> Result<()> {
+        if stop.load(Ordering::Relaxed) {
+            Err(MixedError::Optimizer("interrupted by the user".into()))
+        } else {
+            Ok(())
+        }
+    };
     model.re.check_par(theta, "theta")?;
     let par = theta;
     let theta = &model.re.theta_of(par);
@@ -500,6 +511,7 @@ pub fn kenward_roger(
     re.fill_lambda(theta, &mut lambda);
     let (a, b, xw) = dense_cross_products(cp);
     let lam = dense_lambda(re, cp, &lambda);
+    check()?;
     let q = a.nrows();
     let p = b.ncols();
     let s2 = sigma * sigma;
@@ -508,6 +520,7 @@ pub fn kenward_roger(
     let la = lam.transpose() * &a; // Λ'A
     let lb = lam.transpose() * &b; // Λ'B
     let mut c = &la * &lam;
+    check()?;
     for i in 0..q {
         c[(i, i)] += 1.0;
     }
@@ -517,12 +530,15 @@ pub fn kenward_roger(
             stage: "Kenward-Roger: Λ'Z'WZΛ + I",
         })?;
     let s = llt.inverse();
+    check()?;
     let t_a = &s * &la; // SΛ'A
     let t_b = &s * &lb; // SΛ'B
     let st_b = &s * &t_b; // S²Λ'B
+    check()?;
     let vzz = &a - la.transpose() * &t_a;
     let vzx = &b - la.transpose() * &t_b;
     let vxx = &xw - lb.transpose() * &t_b;
+    check()?;
     let yzz = &vzz - t_a.transpose() * &t_a;
     let yzx = &vzx - t_a.transpose() * &t_b;
     let yxx = &vxx - t_b.transpose() * &t_b;
@@ -547,6 +563,7 @@ pub fn kenward_roger(
     let mut p_list = Vec::with_capacity(k);
     let mut dz: Vec<Mat<f64>> = Vec::with_capacity(kre); // D_r (Z'V₀⁻¹X)
     for pr in &pairs {
+        check()?;
         let ar = sandwich(vzx.as_ref(), pr, vzx.as_ref());
         p_list.push(to_vec(&Mat::from_fn(p, p, |i, j| -ar[(i, j)] / s4)));
         dz.push(select_rows(pr, vzx.as_ref()));
@@ -557,6 +574,7 @@ pub fn kenward_roger(
     let mut ktrace = vec![0.0; k * k];
     for r in 0..k {
         for s_ in r..k {
+            check()?;
             let qm = match (r < kre, s_ < kre) {
                 (true, true) => vzx.transpose() * select_rows(&pairs[r], (&vzz * &dz[s_]).as_ref()),
                 (true, false) => {

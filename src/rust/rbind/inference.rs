@@ -106,12 +106,15 @@ fn lmm_ddf_rs(
         "Satterthwaite" => Ok(results::satterthwaite(ddf::satterthwaite(
             &mut lmm, theta, sigma,
         )?)),
-        "Kenward-Roger" => Ok(results::kenward_roger(ddf::kenward_roger(
-            &mut lmm,
-            theta,
-            sigma,
-            &model.term_sizes(),
-        )?)),
+        "Kenward-Roger" => {
+            // Its dense steps take seconds on a large model: Ctrl-C is polled meanwhile.
+            let terms = model.term_sizes();
+            let stop = AtomicBool::new(false);
+            let kr = watched(&stop, || {
+                ddf::kenward_roger(&mut lmm, theta, sigma, &terms, &stop)
+            })?;
+            Ok(results::kenward_roger(kr))
+        }
         m => Err(other(format!("unknown degrees-of-freedom method '{m}'"))),
     }
 }
@@ -259,8 +262,9 @@ fn profile_interval_rs(par: Robj, zeta: Robj, targets: Robj) -> Result<Robj> {
     Ok(results::profile_interval(values, how))
 }
 
-/// `work` (a bootstrap on a rayon pool) with Ctrl-C polled meanwhile: it raises `stop`, which
-/// the work checks between replicates, and the run ends in an R error.
+/// `work` (a bootstrap on a rayon pool, Kenward-Roger's dense steps) with Ctrl-C polled
+/// meanwhile: it raises `stop`, which the work checks between its pieces, and the run ends in
+/// an R error.
 fn watched<T: Send>(
     stop: &AtomicBool,
     work: impl FnOnce() -> crate::error::Result<T> + Send,
