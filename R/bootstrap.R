@@ -35,7 +35,10 @@
 #' own `threads` setting ([lmmControl()], [glmmControl()]: all cores unless
 #' set there), unless `threads` is given. A cluster `cl` cannot run Rust
 #' threads: giving one is an error. `FUN` is applied in this R session, so
-#' the progress bar and `verbose` work whatever `parallel` says.
+#' the progress bar and `verbose` work whatever `parallel` says. While the
+#' engine refits a chunk, Ctrl-C stops it (an error), and after two seconds a
+#' line on stderr counts the refits done, where
+#' `getOption("mixedrs.progress", interactive())` is `TRUE`.
 #'
 #' `FUN` is called (in R, one replicate after the other) with a refitted
 #' object of the same class as `x`. It holds the refit's estimates and

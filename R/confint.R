@@ -343,6 +343,10 @@ report_boot_messages <- function(bb) {
 #' `signames = FALSE` `zi.sd_<name>|<group>` and `zi.cor_<a>.<b>|<group>`
 #' (`"theta_"` selects them too).
 #'
+#' A long profile can be stopped with Ctrl-C (an error, at the next point of
+#' the walks); after two seconds a line on stderr counts the points done,
+#' where `getOption("mixedrs.progress", interactive())` is `TRUE`.
+#'
 #' @param fitted A fitted model of class `"lmm"` or `"glmm"`.
 #' @param which Parameters to profile (indices, names, `"theta_"`,
 #'   `"beta_"`; default all).

@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::common::{design, random_theta, Design};
-use std::sync::atomic::AtomicBool;
+use mixedrs::inference::parallel::Watched;
 
 /// One pair's owned sums: factors `i < j`, level codes, blocks.
 type OwnedPair = (usize, usize, Vec<i32>, Vec<i32>, Vec<f64>);
@@ -293,7 +293,7 @@ fn what_needs_rows_is_an_error_for_a_model_from_sums() {
         &theta,
         &OptimOptions::default(),
         1,
-        &AtomicBool::new(false),
+        &Watched::default(),
     )
     .unwrap_err()
     .to_string();

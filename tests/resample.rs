@@ -8,6 +8,7 @@
 use mixedrs::family::Family;
 use mixedrs::glmm::{GlmmOptions, PirlsOptions, StageOptimizer};
 use mixedrs::inference::bootstrap::{bootstrap_glmm, bootstrap_lmm, GlmmSetup};
+use mixedrs::inference::parallel::Watched;
 use mixedrs::inference::profile::{
     profile_interval, IntervalMethod, LmmProfiler, ProfileOptions, Profiler,
 };
@@ -16,7 +17,6 @@ use mixedrs::spec::{ModelSpec, RandomTerm};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal, Poisson};
-use std::sync::atomic::AtomicBool;
 
 struct Data {
     y: Vec<f64>,
@@ -348,7 +348,7 @@ fn lmm_bootstrap_is_independent_of_threads() {
         &[1.0],
         &opts,
         1,
-        &AtomicBool::new(false),
+        &Watched::default(),
     )
     .expect("1 thread");
     let two = bootstrap_lmm(
@@ -358,7 +358,7 @@ fn lmm_bootstrap_is_independent_of_threads() {
         &[1.0],
         &opts,
         2,
-        &AtomicBool::new(false),
+        &Watched::default(),
     )
     .expect("2 threads");
     assert_eq!(one.len(), 9);
@@ -440,7 +440,7 @@ fn glmm_bootstrap_is_independent_of_threads() {
         &[0.5, 0.1],
         &opts,
         1,
-        &AtomicBool::new(false),
+        &Watched::default(),
     )
     .expect("1");
     let two = bootstrap_glmm(
@@ -450,7 +450,7 @@ fn glmm_bootstrap_is_independent_of_threads() {
         &[0.5, 0.1],
         &opts,
         2,
-        &AtomicBool::new(false),
+        &Watched::default(),
     )
     .expect("2");
     for (a, b) in one.iter().zip(&two) {
@@ -473,7 +473,7 @@ fn bad_inputs_are_errors() {
         &[1.0],
         &opts,
         1,
-        &AtomicBool::new(false)
+        &Watched::default()
     )
     .is_err());
     assert!(bootstrap_lmm(
@@ -483,7 +483,7 @@ fn bad_inputs_are_errors() {
         &[1.0, 2.0],
         &opts,
         1,
-        &AtomicBool::new(false)
+        &Watched::default()
     )
     .is_err());
     let profiler = LmmProfiler::new(spec, None, ProfileOptions::default()).expect("fit");
@@ -491,15 +491,7 @@ fn bad_inputs_are_errors() {
     let mut bad = d.y.clone();
     bad[0] = f64::NAN;
     let spec = d.spec();
-    let reps = bootstrap_lmm(
-        &spec,
-        false,
-        &bad,
-        &[1.0],
-        &opts,
-        1,
-        &AtomicBool::new(false),
-    )
-    .expect("runs");
+    let reps =
+        bootstrap_lmm(&spec, false, &bad, &[1.0], &opts, 1, &Watched::default()).expect("runs");
     assert!(reps[0].is_err());
 }

@@ -133,3 +133,27 @@ test_that("Ctrl-C stops the Kenward-Roger computation with an R error", {
   expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
                                                   lme4::sleepstudy)), tolerance = 1e-8)
 })
+
+test_that("a long bootstrap shows a progress line when asked to", {
+  # getOption("mixedrs.progress", interactive()): a child R process with the option set
+  # writes the line to stderr once the engine's refits have run two seconds.
+  skip_on_os("windows")
+  dir <- tempfile("progress-")
+  dir.create(dir)
+  script <- file.path(dir, "child.R")
+  log <- file.path(dir, "log.txt")
+  writeLines(c(
+    "suppressPackageStartupMessages(library(mixedrs))",
+    "options(mixedrs.progress = TRUE)",
+    "data(cbpp, package = 'lme4')",
+    "g <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)",
+    "b <- suppressWarnings(bootmm(g, function(m) fixef(m), nsim = 8000, threads = 1))",
+    "cat('replicates', nrow(b$t), '\\n')"
+  ), script)
+  status <- system2(file.path(R.home("bin"), "Rscript"), script, stdout = log, stderr = log)
+  out <- readLines(log, warn = FALSE)
+  expect_equal(status, 0L, info = paste(out, collapse = "\n"))
+  expect_true(any(grepl("replicates 8000", out)), info = paste(out, collapse = "\n"))
+  expect_true(any(grepl("bootstrap: refits: [0-9]+ of 8000 \\([0-9]+ s\\)", out)),
+              info = paste(out, collapse = "\n"))
+})

@@ -13,8 +13,8 @@
 //! Replicates run on a rayon pool of the requested size; each uses sequential linear algebra,
 //! so a replicate's result is the same whichever thread computes it. A replicate that fails is
 //! reported as an error in its slot and the others go on (lme4's `bootMer` records such a
-//! replicate as `NA`). Once `stop` is raised (a user interrupt, see
-//! [`parallel::watch`]) the replicates not yet started, and a GLMM refit between two
+//! replicate as `NA`); each counts itself done in `watched` (a progress line). Once its stop
+//! flag is raised (a user interrupt, see [`parallel::watch`]) the replicates not yet started, and a GLMM refit between two
 //! evaluations, end as interrupted; the caller then discards the run.
 use crate::blocks::CrossProducts;
 use crate::error::{invalid, Result};
@@ -28,7 +28,6 @@ use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
 use faer::Par;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A replicate that did not run because the user interrupted the bootstrap.
 fn interrupted<T>() -> Result<T> {
@@ -58,7 +57,7 @@ pub fn bootstrap_lmm(
     start: &[f64],
     opts: &OptimOptions,
     threads: usize,
-    stop: &AtomicBool,
+    watched: &parallel::Watched,
 ) -> Result<Vec<Result<LmmFit>>> {
     let nsim = check_responses(spec, responses)?;
     let re = ReStructure::new(spec);
@@ -75,7 +74,7 @@ pub fn bootstrap_lmm(
             .map_init(
                 || None::<LinearMixedModel<'_>>,
                 |state, k| {
-                    if stop.load(Ordering::Relaxed) {
+                    if watched.stopped() {
                         return interrupted();
                     }
                     let y = &responses[k * n..(k + 1) * n];
@@ -89,10 +88,12 @@ pub fn bootstrap_lmm(
                             TrailingChoice::Auto,
                         )?);
                     }
-                    match state.as_mut() {
+                    let out = match state.as_mut() {
                         Some(model) => refit_lmm(model, y, start, opts),
                         None => invalid("internal: no workspace"),
-                    }
+                    };
+                    watched.tick();
+                    out
                 },
             )
             .collect()
@@ -143,7 +144,7 @@ pub fn bootstrap_glmm(
     start_beta: &[f64],
     opts: &GlmmOptions,
     threads: usize,
-    stop: &AtomicBool,
+    watched: &parallel::Watched,
 ) -> Result<Vec<Result<GlmmFit>>> {
     let spec = setup.spec;
     let nsim = check_responses(spec, responses)?;
@@ -163,11 +164,13 @@ pub fn bootstrap_glmm(
         (0..nsim)
             .into_par_iter()
             .map(|k| {
-                if stop.load(Ordering::Relaxed) {
+                if watched.stopped() {
                     return interrupted();
                 }
                 let y = &responses[k * n..(k + 1) * n];
-                refit_glmm(setup, y, start_theta, start_beta, opts, stop)
+                let out = refit_glmm(setup, y, start_theta, start_beta, opts, watched);
+                watched.tick();
+                out
             })
             .collect()
     });
@@ -180,7 +183,7 @@ fn refit_glmm(
     start_theta: &[f64],
     start_beta: &[f64],
     opts: &GlmmOptions,
-    stop: &AtomicBool,
+    watched: &parallel::Watched,
 ) -> Result<GlmmFit> {
     if let Some(i) = y.iter().position(|v| !v.is_finite()) {
         return invalid(format!("simulated response {} is not finite", i + 1));
@@ -201,7 +204,7 @@ fn refit_glmm(
         None
     };
     let mut fit = model.fit(opts, Some(start_theta), beta, &mut |_, _, _| {
-        if stop.load(Ordering::Relaxed) {
+        if watched.stopped() {
             Stop::Interrupt
         } else {
             Stop::Continue

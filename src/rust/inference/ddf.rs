@@ -27,12 +27,12 @@
 //! (`V = σ² V₀`), at a cost of a few dense `q × q` products.
 use crate::blocks::CrossProducts;
 use crate::error::{invalid, MixedError, Result};
+use crate::inference::parallel::Watched;
 use crate::lmm::LinearMixedModel;
 use crate::model::covariance::Structure;
 use crate::terms::ReStructure;
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, MatRef, Side};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Ingredients of Satterthwaite's degrees of freedom at the estimates.
 #[derive(Debug, Clone)]
@@ -486,15 +486,17 @@ pub fn kenward_roger(
     theta: &[f64],
     sigma: f64,
     terms: &[(usize, usize)],
-    stop: &AtomicBool,
+    watched: &Watched,
 ) -> Result<KenwardRoger> {
     if !model.reml {
         return invalid("Kenward-Roger's method is only available for REML fits");
     }
-    // Checked between the dense steps (each up to seconds on a large model): a raised flag
-    // (a user interrupt, see crate::inference::parallel::watch) ends the computation.
+    // Between the dense steps (each up to seconds on a large model): one more step done, and
+    // a raised stop flag (a user interrupt, see crate::inference::parallel::watch) ends the
+    // computation.
     let check = || -> Result<()> {
-        if stop.load(Ordering::Relaxed) {
+        watched.tick();
+        if watched.stopped() {
             Err(MixedError::Optimizer("interrupted by the user".into()))
         } else {
             Ok(())

@@ -12,7 +12,7 @@
 //!   can only be polled from R's thread).
 use crate::error::{MixedError, Result};
 use faer::Par;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A rayon pool of `threads` threads (0: one per core, rayon's default).
 pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
@@ -31,24 +31,52 @@ pub fn par(threads: usize) -> Par {
     }
 }
 
-/// Runs `work` on a scoped thread of its own while the calling thread calls `stop_requested`
-/// every [`STOP_POLL`], and raises `stop` once it answers true (the work checks `stop` between
-/// its pieces and gives up). Returns the work's result and whether a stop was requested.
-/// Long inference runs (profiles, bootstrap refits on a rayon pool) use it so that R's Ctrl-C,
-/// which only R's thread can poll, reaches them.
+/// What a watched run ([`watch`]) shares with the thread that watches it: a flag the work
+/// checks between its pieces (raised: give up), and the number of pieces done so far (for a
+/// progress line).
+#[derive(Debug, Default)]
+pub struct Watched {
+    stop: AtomicBool,
+    done: AtomicUsize,
+}
+
+impl Watched {
+    /// Whether the work should give up.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more piece done.
+    pub fn tick(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The pieces done so far.
+    pub fn done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `work` on a scoped thread of its own while the calling thread calls
+/// `poll(state, elapsed)` every [`STOP_POLL`] (where it may report progress) and raises the
+/// stop flag of `state` once `poll` answers true. Returns the work's result and whether a stop
+/// was requested. Long inference runs (profiles, bootstrap refits on a rayon pool,
+/// Kenward-Roger's dense steps) use it so that R's Ctrl-C, which only R's thread can poll,
+/// reaches them.
 pub fn watch<T: Send>(
-    stop: &AtomicBool,
+    state: &Watched,
     work: impl FnOnce() -> T + Send,
-    mut stop_requested: impl FnMut() -> bool,
+    mut poll: impl FnMut(&Watched, std::time::Duration) -> bool,
 ) -> (T, bool) {
+    let started = std::time::Instant::now();
     let mut requested = false;
     let out = std::thread::scope(|scope| {
         let handle = scope.spawn(work);
         while !handle.is_finished() {
             std::thread::sleep(STOP_POLL);
-            if !requested && stop_requested() {
+            if poll(state, started.elapsed()) && !requested {
                 requested = true;
-                stop.store(true, Ordering::Relaxed);
+                state.stop.store(true, Ordering::Relaxed);
             }
         }
         handle.join()
@@ -143,25 +171,24 @@ mod tests {
 
     #[test]
     fn watched_work_sees_the_stop_request() {
-        let stop = AtomicBool::new(false);
+        let state = Watched::default();
         let mut polls = 0;
         let (steps, requested) = watch(
-            &stop,
+            &state,
             || {
-                let mut steps = 0;
-                while !stop.load(Ordering::Relaxed) {
+                while !state.stopped() {
                     std::thread::sleep(std::time::Duration::from_millis(1));
-                    steps += 1;
+                    state.tick();
                 }
-                steps
+                state.done()
             },
-            || {
+            |_, _| {
                 polls += 1;
                 polls > 2
             },
         );
         assert!(requested && steps > 0);
-        let (value, requested) = watch(&AtomicBool::new(false), || 7, || false);
+        let (value, requested) = watch(&Watched::default(), || 7, |_, _| false);
         assert_eq!((value, requested), (7, false));
     }
 }

@@ -22,8 +22,9 @@ use super::convert::{
 };
 use super::interrupt::interrupt_pending;
 use super::results::{self, Rows};
-use std::sync::atomic::AtomicBool;
+use crate::inference::parallel::Watched;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Conditional covariance arrays (lme4's `postVar`, one per term) of a linear mixed model at
 /// `theta`, scaled by its `σ²` (REML or ML as `reml` says).
@@ -109,9 +110,9 @@ fn lmm_ddf_rs(
         "Kenward-Roger" => {
             // Its dense steps take seconds on a large model: Ctrl-C is polled meanwhile.
             let terms = model.term_sizes();
-            let stop = AtomicBool::new(false);
-            let kr = watched(&stop, || {
-                ddf::kenward_roger(&mut lmm, theta, sigma, &terms, &stop)
+            let state = Watched::default();
+            let kr = watched(&state, "Kenward-Roger: dense steps", None, || {
+                ddf::kenward_roger(&mut lmm, theta, sigma, &terms, &state)
             })?;
             Ok(results::kenward_roger(kr))
         }
@@ -126,41 +127,36 @@ fn lmm_ddf_rs(
 #[extendr]
 fn lmm_profile_rs(model: ModelInputs, theta: Robj, which: Robj, threads: Threads) -> Result<Robj> {
     let start = optional_doubles(&theta, "theta")?;
-    let (opts, stop) = stoppable(ProfileOptions::default());
+    let (opts, state) = watchable(ProfileOptions::default());
     let profiler = LmmProfiler::new(model.spec()?, start, opts)?;
-    profile_result(&profiler, &stop, &which, threads)
+    profile_result(&profiler, &state, &which, threads)
 }
 
-/// Profiles the parameters `which` (R's 1-based indices) on `threads` threads, with Ctrl-C
-/// polled meanwhile: it stops the walks at their next point (through `stop`, the profiler's
-/// [`ProfileOptions::stop`]) and ends in an R error.
+/// Profiles the parameters `which` (R's 1-based indices) on `threads` threads, watched (see
+/// [`watched`]; `state` is the profiler's [`ProfileOptions::watched`]): Ctrl-C ends the walks
+/// at their next point and the call in an R error.
 fn profile_result(
     profiler: &impl Profiler,
-    stop: &AtomicBool,
+    state: &Watched,
     which: &Robj,
     threads: Threads,
 ) -> Result<Robj> {
     let which = parameter_indices(which, profiler.n_par())?;
-    let (traces, interrupted) = parallel::watch(
-        stop,
-        || profiler.profile_many(&which, threads.0),
-        interrupt_pending,
-    );
-    if interrupted {
-        return Err(other("interrupted by the user"));
-    }
-    Ok(results::profile(profiler, &traces?))
+    let traces = watched(state, "profile: points", None, || {
+        profiler.profile_many(&which, threads.0)
+    })?;
+    Ok(results::profile(profiler, &traces))
 }
 
-/// [`ProfileOptions`] `base` with a fresh stop flag, and that flag.
-fn stoppable(base: ProfileOptions) -> (ProfileOptions, Arc<AtomicBool>) {
-    let stop = Arc::new(AtomicBool::new(false));
+/// [`ProfileOptions`] `base` with a fresh [`Watched`] state, and that state.
+fn watchable(base: ProfileOptions) -> (ProfileOptions, Arc<Watched>) {
+    let state = Arc::new(Watched::default());
     (
         ProfileOptions {
-            stop: stop.clone(),
+            watched: state.clone(),
             ..base
         },
-        stop,
+        state,
     )
 }
 
@@ -188,7 +184,7 @@ fn glmm_profile_rs(
     let spec = model.spec()?;
     let setup = glmm_setup(&spec, family, link, &n_trials, &eta_start)?;
     let n_agq = agq_points(n_agq)?;
-    let (opts, stop) = stoppable(ProfileOptions::for_glmm());
+    let (opts, state) = watchable(ProfileOptions::for_glmm());
     let profiler = GlmmProfiler::new(
         setup,
         n_agq,
@@ -197,7 +193,7 @@ fn glmm_profile_rs(
         doubles(&beta, "beta")?,
         opts,
     )?;
-    profile_result(&profiler, &stop, &which, threads)
+    profile_result(&profiler, &state, &which, threads)
 }
 
 /// As `glmm_profile_rs` for a fit by `glmm_extended_fit_rs`: `family` as there, with `start`
@@ -233,7 +229,7 @@ fn glmm_extended_profile_rs(
         values: &start,
         stderr: doubles(&extra_se, "extra_se")?,
     };
-    let (opts, stop) = stoppable(ProfileOptions::for_glmm());
+    let (opts, state) = watchable(ProfileOptions::for_glmm());
     let profiler = GlmmProfiler::with_family(
         data,
         family,
@@ -243,7 +239,7 @@ fn glmm_extended_profile_rs(
         (doubles(&theta, "theta")?, doubles(&beta, "beta")?),
         opts,
     )?;
-    profile_result(&profiler, &stop, &which, threads)
+    profile_result(&profiler, &state, &which, threads)
 }
 
 /// Where the profile `zeta(par)` crosses each of `targets` (NA where it does not reach one),
@@ -262,14 +258,51 @@ fn profile_interval_rs(par: Robj, zeta: Robj, targets: Robj) -> Result<Robj> {
     Ok(results::profile_interval(values, how))
 }
 
-/// `work` (a bootstrap on a rayon pool, Kenward-Roger's dense steps) with Ctrl-C polled
-/// meanwhile: it raises `stop`, which the work checks between its pieces, and the run ends in
-/// an R error.
+/// A watched run shows its progress line once it has run this long.
+const PROGRESS_AFTER: Duration = Duration::from_secs(2);
+
+/// Time between two updates of a progress line.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Whether long runs show a progress line: R's `getOption("mixedrs.progress", interactive())`.
+fn progress_wanted() -> bool {
+    R!("isTRUE(getOption('mixedrs.progress', interactive()))")
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+/// `work` (a bootstrap on a rayon pool, a profile, Kenward-Roger's dense steps) on a thread of
+/// its own, watched from R's thread (see [`parallel::watch`]): Ctrl-C raises the stop flag of
+/// `state`, which the work checks between its pieces, and the run ends in an R error; after
+/// [`PROGRESS_AFTER`], where [`progress_wanted`], a line on stderr counts the pieces done
+/// (`label: k [of total] (t s)`), rewritten in place and closed when the run ends.
 fn watched<T: Send>(
-    stop: &AtomicBool,
+    state: &Watched,
+    label: &str,
+    total: Option<usize>,
     work: impl FnOnce() -> crate::error::Result<T> + Send,
 ) -> Result<T> {
-    let (out, interrupted) = parallel::watch(stop, work, interrupt_pending);
+    let show = progress_wanted();
+    let mut shown: Option<Duration> = None;
+    let (out, interrupted) = parallel::watch(state, work, |state, elapsed| {
+        let due = shown.map_or(elapsed >= PROGRESS_AFTER, |last| {
+            elapsed >= last + PROGRESS_EVERY
+        });
+        if show && due {
+            shown = Some(elapsed);
+            let of = total.map_or(String::new(), |t| format!(" of {t}"));
+            reprint!(
+                "\r{label}: {}{of} ({:.0} s)",
+                state.done(),
+                elapsed.as_secs_f64()
+            );
+        }
+        interrupt_pending()
+    });
+    if shown.is_some() {
+        reprintln!();
+    }
     if interrupted {
         return Err(other("interrupted by the user"));
     }
@@ -292,8 +325,9 @@ fn lmm_bootstrap_rs(
 ) -> Result<Robj> {
     let spec = model.spec()?;
     let (responses, start) = (doubles(&responses, "responses")?, doubles(&start, "start")?);
-    let stop = AtomicBool::new(false);
-    let reps = watched(&stop, || {
+    let state = Watched::default();
+    let n_sim = responses.len() / spec.n.max(1);
+    let reps = watched(&state, "bootstrap: refits", Some(n_sim), || {
         bootstrap::bootstrap_lmm(
             &spec,
             reml,
@@ -301,7 +335,7 @@ fn lmm_bootstrap_rs(
             start,
             &control.optim,
             threads.0,
-            &stop,
+            &state,
         )
     })?;
     Ok(results::replicates(&reps, |r| {
@@ -337,9 +371,10 @@ fn glmm_bootstrap_rs(
         doubles(&start_beta, "start_beta")?,
     );
     let opts = control.options(agq_points(n_agq)?);
-    let stop = AtomicBool::new(false);
-    let reps = watched(&stop, || {
-        bootstrap::bootstrap_glmm(setup, responses, start.0, start.1, &opts, threads.0, &stop)
+    let state = Watched::default();
+    let n_sim = responses.len() / spec.n.max(1);
+    let reps = watched(&state, "bootstrap: refits", Some(n_sim), || {
+        bootstrap::bootstrap_glmm(setup, responses, start.0, start.1, &opts, threads.0, &state)
     })?;
     Ok(results::replicates(&reps, |r| {
         results::glmm_fit(r, Rows::Replicate)

@@ -36,7 +36,6 @@ use crate::inference::parallel;
 use bobyqa::{Bobyqa, Config};
 use rayon::prelude::*;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What the profiler of a fitted model answers: its parameters (the covariance parameters as
@@ -107,10 +106,10 @@ pub struct ProfileOptions {
     pub devtol: f64,
     /// Final trust-region radius of the inner optimizations (in scaled units).
     pub rhoend: f64,
-    /// Raised to stop the walks at their next point (a user interrupt; see
-    /// [`crate::inference::parallel::watch`]). The traces are then incomplete and the caller
-    /// discards them.
-    pub stop: Arc<AtomicBool>,
+    /// The run's stop flag and count of points (see [`crate::inference::parallel::watch`]):
+    /// once the flag is raised (a user interrupt) the walks end at their next point, and the
+    /// caller discards the incomplete traces.
+    pub watched: Arc<parallel::Watched>,
 }
 
 impl Default for ProfileOptions {
@@ -123,7 +122,7 @@ impl Default for ProfileOptions {
             minstep: 1e-6,
             devtol: 1e-9,
             rhoend: 1e-9,
-            stop: Arc::new(AtomicBool::new(false)),
+            watched: Arc::new(parallel::Watched::default()),
         }
     }
 }
@@ -250,13 +249,15 @@ impl Walker {
         let mut out = Vec::new();
         let mut i = 2;
         while i < self.opts.maxpts
-            && !self.opts.stop.load(Ordering::Relaxed)
+            && !self.opts.watched.stopped()
             && cur.x > lowcut
             && cur.x < upcut
             && cur.zeta.abs() <= self.cutoff
         {
             let next_x = self.next_par(&prev, &cur, lowcut, upcut, warnings);
-            match zeta_at(next_x, &cur.others, warnings) {
+            let point = zeta_at(next_x, &cur.others, warnings);
+            self.opts.watched.tick();
+            match point {
                 Ok(row) => {
                     // A profile that levels off below the cutoff where the parameter has no
                     // bound has an asymptote (e.g. a zero-inflation coefficient going to
