@@ -341,26 +341,19 @@ fn lmm_bootstrap_is_independent_of_threads() {
     let spec = d.spec();
     let responses = simulated_responses(&d, 9, 99);
     let opts = OptimOptions::default();
-    let one = bootstrap_lmm(
-        &spec,
-        true,
-        &responses,
-        &[1.0],
-        &opts,
-        1,
-        &Watched::default(),
-    )
-    .expect("1 thread");
-    let two = bootstrap_lmm(
-        &spec,
-        true,
-        &responses,
-        &[1.0],
-        &opts,
-        2,
-        &Watched::default(),
-    )
-    .expect("2 threads");
+    let on = |threads: usize| {
+        bootstrap_lmm(
+            &spec,
+            true,
+            &responses,
+            &[1.0],
+            &opts,
+            threads,
+            &Watched::default(),
+        )
+    };
+    let one = on(1).expect("1 thread");
+    let two = on(2).expect("2 threads");
     assert_eq!(one.len(), 9);
     for (a, b) in one.iter().zip(&two) {
         let (a, b) = (a.as_ref().expect("refit"), b.as_ref().expect("refit"));
@@ -433,26 +426,20 @@ fn glmm_bootstrap_is_independent_of_threads() {
         optimizers: [StageOptimizer::Bobyqa, StageOptimizer::Bobyqa],
         pirls: PirlsOptions::default(),
     };
-    let one = bootstrap_glmm(
-        setup,
-        &responses,
-        &[0.5],
-        &[0.5, 0.1],
-        &opts,
-        1,
-        &Watched::default(),
-    )
-    .expect("1");
-    let two = bootstrap_glmm(
-        setup,
-        &responses,
-        &[0.5],
-        &[0.5, 0.1],
-        &opts,
-        2,
-        &Watched::default(),
-    )
-    .expect("2");
+    let on = |threads: usize| {
+        let watched = Watched::default();
+        bootstrap_glmm(
+            setup,
+            &responses,
+            &[0.5],
+            &[0.5, 0.1],
+            &opts,
+            threads,
+            &watched,
+        )
+    };
+    let one = on(1).expect("1");
+    let two = on(2).expect("2");
     for (a, b) in one.iter().zip(&two) {
         let (a, b) = (a.as_ref().expect("refit"), b.as_ref().expect("refit"));
         assert_eq!(a.theta, b.theta);

@@ -1,58 +1,14 @@
-# Ctrl-C during a fit: the optimizer checks for a user interrupt after every evaluation, the fit
-# ends with an ordinary R error, and the session goes on to fit the next model correctly. A child
-# R process runs a long fit with verbose = TRUE; once it prints its first iteration (so it is
-# inside the optimizer), it is sent SIGINT, as Ctrl-C sends it.
-
-test_that("an interrupted fit is an R error and the session fits the next model", {
-  skip_on_os("windows")
-  dir <- tempfile("interrupt-")
-  dir.create(dir)
-  script <- file.path(dir, "child.R")
-  log <- file.path(dir, "log.txt")
-  result <- file.path(dir, "result.rds")
-  writeLines(c(
-    "suppressPackageStartupMessages(library(mixedrs))",
-    "set.seed(1)",
-    "n <- 60000",
-    "d <- data.frame(s = factor(sample.int(800, n, TRUE)), i = factor(sample.int(300, n, TRUE)),",
-    "                x1 = rnorm(n), x2 = rnorm(n), x3 = rnorm(n))",
-    "d$y <- d$x1 + rnorm(800)[d$s] + rnorm(300)[d$i] + rnorm(800)[d$s] * d$x2 + rnorm(n)",
-    "t0 <- proc.time()[['elapsed']]",
-    "first <- tryCatch(",
-    "  lmm(y ~ x1 + x2 + x3 + (x1 + x2 + x3 | s) + (x1 | i), d, verbose = TRUE),",
-    "  error = function(e) conditionMessage(e),",
-    "  interrupt = function(e) 'R-level interrupt')",
-    "elapsed <- proc.time()[['elapsed']] - t0",
-    "second <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)",
-    sprintf("saveRDS(list(first = first, elapsed = elapsed, crit = REMLcrit(second)), %s)",
-            deparse(paste0(result, ".part"))),
-    sprintf("file.rename(%s, %s)", deparse(paste0(result, ".part")), deparse(result))
-  ), script)
-  rscript <- file.path(R.home("bin"), "Rscript")
-  pid_file <- file.path(dir, "pid")
-  # The child's shell records its pid and then becomes Rscript (exec keeps the pid).
-  system2("sh", c("-c", shQuote(sprintf("echo $$ > %s; exec %s %s > %s 2>&1",
-                                        pid_file, rscript, script, log))), wait = FALSE)
-  deadline <- Sys.time() + 120
-  while (Sys.time() < deadline &&
-         !(file.exists(log) && any(grepl("iteration:", readLines(log, warn = FALSE))))) {
-    Sys.sleep(0.02)
-  }
-  expect_true(file.exists(pid_file))
-  tools::pskill(as.integer(readLines(pid_file)), tools::SIGINT)
-  while (Sys.time() < deadline && !file.exists(result)) Sys.sleep(0.05)
-  expect_true(file.exists(result), info = paste(readLines(log, warn = FALSE), collapse = "\n"))
-  out <- readRDS(result)
-  expect_match(out$first, "interrupted")
-  expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
-                                                  lme4::sleepstudy)), tolerance = 1e-8)
-})
+# Ctrl-C during long engine calls (a fit's optimizer, a profile, bootstrap refits,
+# Kenward-Roger): the engine polls for a user interrupt, the call ends with an ordinary R error,
+# and the session goes on to fit the next model correctly. A child R process runs the call and
+# is sent SIGINT, as Ctrl-C sends it, once it is inside the engine.
 
 # Runs `setup` and then `call` (R code lines) in a child R process, sends it SIGINT `wait`
-# seconds after `setup` has finished (once `call` runs), and returns what the call gave:
-# its error message, "R-level interrupt" where R itself took the interrupt (between engine
-# calls), or "finished" where the call ran to its end.
-interrupt_child <- function(setup, call, wait) {
+# seconds after its output has a line matching `ready` ("ready" is printed once `setup` has
+# finished), and returns what the call gave (`out`: its error message, "R-level interrupt"
+# where R itself took the interrupt, between engine calls, or "finished" where the call ran to
+# its end) and `crit`, the REML criterion of sleepstudy fitted next in the same session.
+interrupt_child <- function(setup, call, wait, ready = "^ready") {
   dir <- tempfile("interrupt-")
   dir.create(dir)
   script <- file.path(dir, "child.R")
@@ -77,7 +33,7 @@ interrupt_child <- function(setup, call, wait) {
                                         pid_file, rscript, script, log))), wait = FALSE)
   deadline <- Sys.time() + 300
   while (Sys.time() < deadline &&
-         !(file.exists(log) && any(grepl("^ready", readLines(log, warn = FALSE))))) {
+         !(file.exists(log) && any(grepl(ready, readLines(log, warn = FALSE))))) {
     Sys.sleep(0.02)
   }
   Sys.sleep(wait)
@@ -86,6 +42,23 @@ interrupt_child <- function(setup, call, wait) {
   expect_true(file.exists(result), info = paste(readLines(log, warn = FALSE), collapse = "\n"))
   readRDS(result)
 }
+
+test_that("an interrupted fit is an R error and the session fits the next model", {
+  skip_on_os("windows")
+  # A long fit with verbose = TRUE: once it prints its first iteration it is inside the
+  # optimizer.
+  out <- interrupt_child(c(
+    "set.seed(1)",
+    "n <- 60000",
+    "d <- data.frame(s = factor(sample.int(800, n, TRUE)), i = factor(sample.int(300, n, TRUE)),",
+    "                x1 = rnorm(n), x2 = rnorm(n), x3 = rnorm(n))",
+    "d$y <- d$x1 + rnorm(800)[d$s] + rnorm(300)[d$i] + rnorm(800)[d$s] * d$x2 + rnorm(n)"),
+    "  lmm(y ~ x1 + x2 + x3 + (x1 + x2 + x3 | s) + (x1 | i), d, verbose = TRUE)",
+    wait = 0, ready = "iteration:")
+  expect_match(out$out, "interrupted")
+  expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
+                                                  lme4::sleepstudy)), tolerance = 1e-8)
+})
 
 test_that("Ctrl-C stops a profile on its threads with an R error", {
   # The whole profile is one engine call (about 7 s here); before the engine polled R's

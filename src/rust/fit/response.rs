@@ -1434,6 +1434,39 @@ mod tests {
         assert!((a - 2.0).abs() < 1e-12 && (b - 0.5).abs() < 1e-12 && (c - 1.0).abs() < 1e-12);
     }
 
+    /// A zero-inflated count response on `spec` (intercept-only dispersion and zero-inflation
+    /// models, log φ = 0.4 where the density has one, zero-inflation intercept −0.8) with the
+    /// random part `zb` of the zero-inflation logit.
+    fn zero_inflated_response<'a>(
+        spec: &'a ModelSpec<'a>,
+        density: Density,
+        link: Link,
+        zb: &[f64],
+    ) -> Response<'a> {
+        let model = || ParameterModel {
+            x: vec![1.0; spec.n],
+            k: 1,
+            offset: None,
+        };
+        let fam = ExtendedFamily {
+            density,
+            link,
+            disp: density.has_dispersion().then(model),
+            zi: Some(model()),
+            laplace: LaplaceWeights::Observed,
+        };
+        let mut r = Response::new(spec, ResponseFamily::Extended(fam), vec![1.0; spec.n])
+            .expect("response");
+        let extra: &[f64] = if density.has_dispersion() {
+            &[0.4, -0.8]
+        } else {
+            &[-0.8]
+        };
+        r.set_extra(extra).expect("extra");
+        assert!(r.set_zero_inflation_random(zb));
+        r
+    }
+
     /// The paired working values of a zero-inflated count family (2 × 2 weights and scores in
     /// η and the zero-inflation logit ρ) against central differences of the row's
     /// log-likelihood, [`Response::row_terms`].
@@ -1450,28 +1483,8 @@ mod tests {
         ] {
             let spec =
                 ModelSpec::new(&y, &ones, 1, None, None, vec![two_groups(&z)]).expect("spec");
-            let model = || ParameterModel {
-                x: ones.clone(),
-                k: 1,
-                offset: None,
-            };
-            let fam = ExtendedFamily {
-                density,
-                link: Link::Log,
-                disp: density.has_dispersion().then(model),
-                zi: Some(model()),
-                laplace: LaplaceWeights::Observed,
-            };
-            let mut r =
-                Response::new(&spec, ResponseFamily::Extended(fam), vec![1.0; n]).expect("resp");
-            let extra: &[f64] = if density.has_dispersion() {
-                &[0.4, -0.8]
-            } else {
-                &[-0.8]
-            };
-            r.set_extra(extra).expect("extra");
             let zb = [0.3, -0.2, 1.1, 0.0];
-            assert!(r.set_zero_inflation_random(&zb));
+            let r = zero_inflated_response(&spec, density, Link::Log, &zb);
             let eta = [0.7, 0.2, -0.5, 1.4];
             let (mu, mu_eta): (Vec<f64>, Vec<f64>) =
                 eta.iter().map(|&e| r.mean_and_mu_eta(e)).unzip();
@@ -1536,27 +1549,7 @@ mod tests {
         ] {
             let spec =
                 ModelSpec::new(&y, &ones, 1, None, None, vec![two_groups(&z)]).expect("spec");
-            let model = || ParameterModel {
-                x: ones.clone(),
-                k: 1,
-                offset: None,
-            };
-            let fam = ExtendedFamily {
-                density,
-                link,
-                disp: density.has_dispersion().then(model),
-                zi: Some(model()),
-                laplace: LaplaceWeights::Observed,
-            };
-            let mut r = Response::new(&spec, ResponseFamily::Extended(fam), vec![1.0; n])
-                .expect("response");
-            let extra: &[f64] = if density.has_dispersion() {
-                &[0.4, -0.8]
-            } else {
-                &[-0.8]
-            };
-            r.set_extra(extra).expect("extra");
-            assert!(r.set_zero_inflation_random(&[0.3, -0.2, 1.1, 0.0]));
+            let r = zero_inflated_response(&spec, density, link, &[0.3, -0.2, 1.1, 0.0]);
             for (i, eta) in [0.7, 0.2, -0.5, 1.4].into_iter().enumerate() {
                 let jet = r.paired_row_jet(i, eta).expect("jet");
                 let (log_phi, rho) = r.row_parts(i);

@@ -22,7 +22,7 @@ use crate::family::Family;
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmFit, GlmmOptions};
 use crate::inference::parallel;
 use crate::lmm::{LinearMixedModel, LmmFit};
-use crate::optim::{OptimOptions, Stop};
+use crate::optim::OptimOptions;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
 use crate::trailing::TrailingChoice;
@@ -204,11 +204,7 @@ fn refit_glmm(
         None
     };
     let mut fit = model.fit(opts, Some(start_theta), beta, &mut |_, _, _| {
-        if watched.stopped() {
-            Stop::Interrupt
-        } else {
-            Stop::Continue
-        }
+        watched.as_stop()
     })?;
     fit.eta = Vec::new();
     fit.mu = Vec::new();

@@ -11,6 +11,7 @@
 //!   on a thread of its own while the calling thread watches for a stop request (R's Ctrl-C
 //!   can only be polled from R's thread).
 use crate::error::{MixedError, Result};
+use crate::optim::Stop;
 use faer::Par;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -55,6 +56,16 @@ impl Watched {
     pub fn done(&self) -> usize {
         self.done.load(Ordering::Relaxed)
     }
+
+    /// What an optimizer's progress callback answers in a watched run: stop once the flag is
+    /// raised.
+    pub fn as_stop(&self) -> Stop {
+        if self.stopped() {
+            Stop::Interrupt
+        } else {
+            Stop::Continue
+        }
+    }
 }
 
 /// Runs `work` on a scoped thread of its own while the calling thread calls
@@ -92,31 +103,31 @@ pub fn watch<T: Send>(
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Runs `jobs` at once, each on a scoped thread of its own (the operating system shares the
-/// cores among them), and returns their results in order. Each job gets a flag it should
-/// check now and then; while they run the calling thread calls `stop_requested` every
-/// [`STOP_POLL`] and raises the flag once it answers true. A job that panics gives an error
-/// instead of its result.
+/// cores among them), and returns their results in order. The jobs share one [`Watched`]
+/// state whose stop flag they should check now and then; while they run the calling thread
+/// calls `stop_requested` every [`STOP_POLL`] and raises the flag once it answers true. A job
+/// that panics gives an error instead of its result.
 pub fn run_concurrently<T, F>(
     jobs: Vec<F>,
     mut stop_requested: impl FnMut() -> bool,
 ) -> Vec<Result<T>>
 where
     T: Send,
-    F: FnOnce(&AtomicBool) -> Result<T> + Send,
+    F: FnOnce(&Watched) -> Result<T> + Send,
 {
-    let stop = AtomicBool::new(false);
+    let state = Watched::default();
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .into_iter()
             .map(|job| {
-                let stop = &stop;
-                scope.spawn(move || job(stop))
+                let state = &state;
+                scope.spawn(move || job(state))
             })
             .collect();
         while handles.iter().any(|h| !h.is_finished()) {
             std::thread::sleep(STOP_POLL);
-            if !stop.load(Ordering::Relaxed) && stop_requested() {
-                stop.store(true, Ordering::Relaxed);
+            if !state.stopped() && stop_requested() {
+                state.stop.store(true, Ordering::Relaxed);
             }
         }
         handles
@@ -148,9 +159,9 @@ mod tests {
     fn concurrent_jobs_keep_their_order_and_stop_when_asked() {
         let jobs: Vec<_> = (0..3)
             .map(|k| {
-                move |stop: &AtomicBool| -> Result<usize> {
+                move |state: &Watched| -> Result<usize> {
                     if k == 1 {
-                        while !stop.load(Ordering::Relaxed) {
+                        while !state.stopped() {
                             std::thread::sleep(std::time::Duration::from_millis(1));
                         }
                         return Err(MixedError::Optimizer("stopped".into()));

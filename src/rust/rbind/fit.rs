@@ -15,9 +15,8 @@ use super::interrupt::interrupt_pending;
 use super::results::{self, Rows};
 use crate::fit::glmm::{GlmmFit, GlmmOptions};
 use crate::fit::response::ResponseFamily;
-use crate::inference::parallel::run_concurrently;
+use crate::inference::parallel::{run_concurrently, Watched};
 use crate::spec::ModelSpec;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Time between two checks for a user interrupt during a fit.
 const INTERRUPT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
@@ -223,18 +222,9 @@ fn glmm_extended_fit_starts_rs(
                    par: faer::Par,
                    progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop|
      -> crate::error::Result<GlmmFit> {
-        let mut glmm = GeneralizedLinearMixedModel::with_family(
-            spec.clone(),
-            ResponseFamily::Extended(family.clone()),
-            n_trials.clone(),
-            eta_start.clone(),
-            opts.pirls,
-            par,
-        )?;
-        if !extra.is_empty() {
-            glmm.set_extra_start(extra)?;
-        }
-        glmm.fit(opts, theta, beta, progress)
+        let data = (spec.clone(), n_trials.clone(), eta_start.clone());
+        let family = ResponseFamily::Extended(family.clone());
+        fit_from(data, family, opts, par, (theta, beta, extra), progress)
     };
     let run = |start: &Start,
                par: faer::Par,
@@ -262,15 +252,8 @@ fn glmm_extended_fit_starts_rs(
             .iter()
             .map(|start| {
                 let run = &run;
-                move |stop: &AtomicBool| {
-                    let mut progress = |_: usize, _: &[f64], _: f64| {
-                        if stop.load(Ordering::Relaxed) {
-                            Stop::Interrupt
-                        } else {
-                            Stop::Continue
-                        }
-                    };
-                    run(start, faer::Par::Seq, &mut progress)
+                move |watched: &Watched| {
+                    run(start, faer::Par::Seq, &mut |_, _, _| watched.as_stop())
                 }
             })
             .collect();
@@ -354,20 +337,34 @@ fn fit_glmm(
     }
     let start_theta = optional_doubles(start_theta, "start theta")?;
     let start_beta = optional_doubles(start_beta, "start beta")?;
-    let mut glmm = GeneralizedLinearMixedModel::with_family(
+    let data = (
         model.spec()?,
-        family,
         doubles(n_trials, "n_trials")?.to_vec(),
         doubles(eta_start, "eta_start")?.to_vec(),
-        opts.pirls,
-        control.par,
-    )?;
-    if !start_extra.is_empty() {
-        glmm.set_extra_start(start_extra)?;
-    }
+    );
     let progress = &mut progress_printer(verbose, "pars");
-    let fit = glmm.fit(&opts, start_theta, start_beta, progress)?;
+    let starts = (start_theta, start_beta, start_extra);
+    let fit = fit_from(data, family, &opts, control.par, starts, progress)?;
     Ok(results::glmm_fit(&fit, Rows::Fit))
+}
+
+/// One GLMM fit of `(spec, n_trials, eta_start)` with `family` from the starts `(θ, β, extra)`
+/// (`None`, empty: the engine's): the engine call behind every fit entry point.
+fn fit_from(
+    (spec, n_trials, eta_start): (ModelSpec<'_>, Vec<f64>, Vec<f64>),
+    family: ResponseFamily,
+    opts: &GlmmOptions,
+    par: faer::Par,
+    (theta, beta, extra): (Option<&[f64]>, Option<&[f64]>, &[f64]),
+    progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+) -> crate::error::Result<GlmmFit> {
+    let mut glmm = GeneralizedLinearMixedModel::with_family(
+        spec, family, n_trials, eta_start, opts.pirls, par,
+    )?;
+    if !extra.is_empty() {
+        glmm.set_extra_start(extra)?;
+    }
+    glmm.fit(opts, theta, beta, progress)
 }
 
 extendr_module! {
