@@ -5,7 +5,7 @@
 
 # Runs `setup` and then `call` (R code lines) in a child R process, sends it SIGINT `wait`
 # seconds after its output has a line matching `ready` ("ready" is printed once `setup` has
-# finished), and returns what the call gave (`out`: its error message, "R-level interrupt"
+# finished; a progress line shows an engine call running), and returns what the call gave (`out`: its error message, "R-level interrupt"
 # where R itself took the interrupt, between engine calls, or "finished" where the call ran to
 # its end) and `crit`, the REML criterion of sleepstudy fitted next in the same session.
 interrupt_child <- function(setup, call, wait, ready = "^ready") {
@@ -32,7 +32,7 @@ interrupt_child <- function(setup, call, wait, ready = "^ready") {
   system2("sh", c("-c", shQuote(sprintf("echo $$ > %s; exec %s %s > %s 2>&1",
                                         pid_file, rscript, script, log))), wait = FALSE)
   deadline <- Sys.time() + 300
-  while (Sys.time() < deadline &&
+  while (Sys.time() < deadline && !file.exists(result) &&
          !(file.exists(log) && any(grepl(ready, readLines(log, warn = FALSE))))) {
     Sys.sleep(0.02)
   }
@@ -62,7 +62,8 @@ test_that("an interrupted fit is an R error and the session fits the next model"
 
 test_that("Ctrl-C stops a profile on its threads with an R error", {
   # The whole profile is one engine call (about 7 s here); before the engine polled R's
-  # interrupt during profiles, R took the interrupt only after it had finished.
+  # interrupt during profiles, R took the interrupt only after it had finished. The signal
+  # comes once the call's progress line shows it running (after 2 s).
   skip_on_os("windows")
   out <- interrupt_child(c(
     "set.seed(2)",
@@ -70,8 +71,9 @@ test_that("Ctrl-C stops a profile on its threads with an R error", {
     "d <- data.frame(s = factor(sample.int(400, n, TRUE)), i = factor(sample.int(200, n, TRUE)),",
     "                x = rnorm(n))",
     "d$y <- d$x + rnorm(400)[d$s] + rnorm(200)[d$i] + rnorm(400)[d$s] * d$x + rnorm(n)",
-    "fit <- lmm(y ~ x + (x | s) + (1 | i), d)"),
-    "  profile(fit)", wait = 1)
+    "fit <- lmm(y ~ x + (x | s) + (1 | i), d)",
+    "options(mixedrs.progress = TRUE)"),
+    "  profile(fit)", wait = 0, ready = "profile: points")
   expect_match(out$out, "interrupted by the user")
   expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
                                                   lme4::sleepstudy)), tolerance = 1e-8)
@@ -80,19 +82,22 @@ test_that("Ctrl-C stops a profile on its threads with an R error", {
 test_that("Ctrl-C stops a bootstrap's refits on their threads with an R error", {
   # 100000 refits of cbpp come in chunks of about 75000 responses: R draws a chunk's
   # responses (a few seconds), then one engine call refits them (about a minute here). R used
-  # to take the interrupt only after that call; the signal comes well inside it.
+  # to take the interrupt only after that call; the signal comes once its progress line shows
+  # it running.
   skip_on_os("windows")
   out <- interrupt_child(c(
     "data(cbpp, package = 'lme4')",
-    "g <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)"),
-    "  bootmm(g, function(m) fixef(m), nsim = 100000)", wait = 12)
+    "g <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)",
+    "options(mixedrs.progress = TRUE)"),
+    "  bootmm(g, function(m) fixef(m), nsim = 100000)", wait = 0, ready = "bootstrap: refits")
   expect_match(out$out, "interrupted by the user")
   expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
                                                   lme4::sleepstudy)), tolerance = 1e-8)
 })
 
 test_that("Ctrl-C stops the Kenward-Roger computation with an R error", {
-  # Its dense steps on 3500 random effects take several seconds in one engine call.
+  # Its dense steps on 3500 random effects take about 7 s here in one engine call; the signal
+  # comes once its progress line shows it running (after 2 s).
   skip_on_os("windows")
   out <- interrupt_child(c(
     "set.seed(3)",
@@ -100,8 +105,9 @@ test_that("Ctrl-C stops the Kenward-Roger computation with an R error", {
     "d <- data.frame(s = factor(sample.int(2500, n, TRUE)), i = factor(sample.int(1000, n, TRUE)),",
     "                x = rnorm(n))",
     "d$y <- d$x + rnorm(2500)[d$s] + rnorm(1000)[d$i] + rnorm(n)",
-    "fit <- lmm(y ~ x + (1 | s) + (1 | i), d)"),
-    "  summary(fit, ddf = 'Kenward-Roger')", wait = 1.5)
+    "fit <- lmm(y ~ x + (1 | s) + (1 | i), d)",
+    "options(mixedrs.progress = TRUE)"),
+    "  summary(fit, ddf = 'Kenward-Roger')", wait = 0, ready = "Kenward-Roger: dense steps")
   expect_match(out$out, "interrupted by the user")
   expect_equal(out$crit, lme4::REMLcrit(lmer_full(Reaction ~ Days + (Days | Subject),
                                                   lme4::sleepstudy)), tolerance = 1e-8)
@@ -129,4 +135,14 @@ test_that("a long bootstrap shows a progress line when asked to", {
   expect_true(any(grepl("replicates 8000", out)), info = paste(out, collapse = "\n"))
   expect_true(any(grepl("bootstrap: refits: [0-9]+ of 8000 \\([0-9]+ s\\)", out)),
               info = paste(out, collapse = "\n"))
+})
+
+test_that("options(mixedrs.progress = ) that is not TRUE or FALSE is an error naming it", {
+  fit <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+  old <- options(mixedrs.progress = "yes")
+  on.exit(options(old))
+  expect_error(bootmm(fit, function(m) fixef(m), nsim = 2, seed = 1),
+               "options\\(mixedrs.progress = \\) must be TRUE or FALSE")
+  options(mixedrs.progress = FALSE)
+  expect_equal(nrow(bootmm(fit, function(m) fixef(m), nsim = 2, seed = 1)$t), 2L)
 })

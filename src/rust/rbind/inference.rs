@@ -264,12 +264,17 @@ const PROGRESS_AFTER: Duration = Duration::from_secs(2);
 /// Time between two updates of a progress line.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
-/// Whether long runs show a progress line: R's `getOption("mixedrs.progress", interactive())`.
-fn progress_wanted() -> bool {
-    R!("isTRUE(getOption('mixedrs.progress', interactive()))")
-        .ok()
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
+/// Whether long runs show a progress line: R's `getOption("mixedrs.progress", interactive())`,
+/// which must be `TRUE` or `FALSE` (anything else is an error naming the option).
+fn progress_wanted() -> Result<bool> {
+    let value = R!("getOption('mixedrs.progress', interactive())")?;
+    match value.as_logical_slice() {
+        Some([v]) if !v.is_na() => Ok(v.is_true()),
+        _ => Err(other(
+            "options(mixedrs.progress = ) must be TRUE or FALSE (whether long runs of \
+             bootmm(), profile() and Kenward-Roger show a progress line)",
+        )),
+    }
 }
 
 /// `work` (a bootstrap on a rayon pool, a profile, Kenward-Roger's dense steps) on a thread of
@@ -283,7 +288,7 @@ fn watched<T: Send>(
     total: Option<usize>,
     work: impl FnOnce() -> crate::error::Result<T> + Send,
 ) -> Result<T> {
-    let show = progress_wanted();
+    let show = progress_wanted()?;
     let mut shown: Option<Duration> = None;
     let (out, interrupted) = parallel::watch(state, work, |state, elapsed| {
         let due = shown.map_or(elapsed >= PROGRESS_AFTER, |last| {
