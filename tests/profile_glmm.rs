@@ -177,7 +177,7 @@ fn fit_and_profiler<'s, 'a>(
         PirlsOptions::default(),
         &fit.theta,
         &fit.beta,
-        ProfileOptions::for_glmm(),
+        ProfileOptions::default(),
     )
     .expect("profiler")
 }
@@ -263,7 +263,7 @@ fn glmm_profiles_refuse_what_lme4_cannot_profile() {
         eta_start: &eta,
     };
     let pirls = PirlsOptions::default();
-    let opts = ProfileOptions::for_glmm;
+    let opts = ProfileOptions::default;
     let err = GlmmProfiler::new(setup, 0, pirls, &[0.5], &[0.4, 0.3], opts()).unwrap_err();
     assert!(err.to_string().contains("nAGQ"), "{err}");
     let positive: Vec<f64> = d.y.iter().map(|&y| y + 0.5).collect();

@@ -184,7 +184,7 @@ fn glmm_profile_rs(
     let spec = model.spec()?;
     let setup = glmm_setup(&spec, family, link, &n_trials, &eta_start)?;
     let n_agq = agq_points(n_agq)?;
-    let (opts, state) = watchable(ProfileOptions::for_glmm());
+    let (opts, state) = watchable(ProfileOptions::default());
     let profiler = GlmmProfiler::new(
         setup,
         n_agq,
@@ -229,7 +229,7 @@ fn glmm_extended_profile_rs(
         values: &start,
         stderr: doubles(&extra_se, "extra_se")?,
     };
-    let (opts, state) = watchable(ProfileOptions::for_glmm());
+    let (opts, state) = watchable(ProfileOptions::default());
     let profiler = GlmmProfiler::with_family(
         data,
         family,

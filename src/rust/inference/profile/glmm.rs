@@ -33,7 +33,8 @@
 //!
 //! Parameters are profiled in parallel, each on its own copy of the model (PIRLS keeps state).
 use super::{
-    bounded_minimize, fill_with, ProfileOptions, ProfileTrace, Profiler, Row, VarLayout, Walker,
+    bounded_minimize, fill_with, InnerStart, ProfileOptions, ProfileTrace, Profiler, Row,
+    VarLayout, Walker,
 };
 use crate::error::{invalid, MixedError, Result};
 use crate::fit::response::ResponseFamily;
@@ -347,7 +348,7 @@ impl Profiler for GlmmProfiler<'_, '_> {
         let start = others(&self.optimum);
         let mut full = vec![0.0; np];
         let mut work = vec![0.0; np];
-        let mut zeta_at = |x: f64, start: &[f64], warnings: &mut Vec<String>| -> Result<Row> {
+        let mut zeta_at = |x: f64, start: &InnerStart, warnings: &mut Vec<String>| -> Result<Row> {
             let (best, fval) = {
                 let mut f = |o: &[f64]| {
                     fill_with(&mut full, w, x, o);
@@ -375,7 +376,7 @@ impl Profiler for GlmmProfiler<'_, '_> {
             full: self.optimum.clone(),
         };
         let mut warnings = Vec::new();
-        let first = zeta_at(shift, &start, &mut warnings).map_err(|e| {
+        let first = zeta_at(shift, &InnerStart::at(&start), &mut warnings).map_err(|e| {
             MixedError::Optimizer(format!(
                 "profiling parameter {} failed at its first step: {e}",
                 w + 1

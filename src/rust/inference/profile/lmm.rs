@@ -14,7 +14,8 @@
 //!   ML deviance is optimized over `θ`. Its cross-products are linear combinations of the full
 //!   model's (`F' = [X₋ⱼ, y − b Xⱼ] = F M`), so no pass over the observations is needed.
 use super::{
-    bounded_minimize, fill_with, ProfileOptions, ProfileTrace, Profiler, Row, VarLayout, Walker,
+    bounded_minimize, fill_with, InnerStart, ProfileOptions, ProfileTrace, Profiler, Row,
+    VarLayout, Walker,
 };
 use crate::blocks::CrossProducts;
 use crate::error::{invalid, Result};
@@ -155,7 +156,7 @@ impl<'a> LmmProfiler<'a> {
             .map(|k| self.upper[k])
             .collect();
         let mut warnings = Vec::new();
-        let mut zeta_at = |x: f64, start: &[f64], warnings: &mut Vec<String>| -> Result<Row> {
+        let mut zeta_at = |x: f64, start: &InnerStart, warnings: &mut Vec<String>| -> Result<Row> {
             let mut full = vec![0.0; nvp];
             let (others, fval) = {
                 let mut f = |o: &[f64]| {
@@ -189,7 +190,7 @@ impl<'a> LmmProfiler<'a> {
             full: self.optimum.clone(),
         };
         let (lowcut, upcut) = (self.lower[w], self.upper[w]);
-        let first = zeta_at(shift, &start, &mut warnings)?;
+        let first = zeta_at(shift, &InnerStart::at(&start), &mut warnings)?;
         Ok(self.walker.run(
             w,
             opt_row,
@@ -210,15 +211,17 @@ impl<'a> LmmProfiler<'a> {
         // Cross-products of [X₋ⱼ, y − b Xⱼ] for b = 0; the response row is updated per b.
         let reduced = reduce_cross_products(&self.cp, j, 0.0);
         let mut model = self.new_model(reduced)?;
-        let fit_opts = OptimOptions {
-            calc_derivs: false,
-            rhobeg: 0.2,
-            rhoend: self.walker.opts.rhoend.max(1e-10),
-            ..OptimOptions::default()
-        };
-        let mut zeta_at = |b: f64, _start: &[f64], warnings: &mut Vec<String>| -> Result<Row> {
+        let mut zeta_at = |b: f64, start: &InnerStart, warnings: &mut Vec<String>| -> Result<Row> {
             set_reduced_response(&mut model.cp, &self.cp, j, b);
-            let summary = model.optimize(&self.theta, &fit_opts)?;
+            // θ from the extrapolated optimum of the last points (see bounded_minimize()),
+            // in θ's own units.
+            let fit_opts = OptimOptions {
+                calc_derivs: false,
+                rhobeg: start.first_radius(&vec![1.0; start.values.len()]),
+                rhoend: self.walker.opts.rhoend,
+                ..OptimOptions::default()
+            };
+            let summary = model.optimize(&start.values, &fit_opts)?;
             let fval = summary.fmin;
             let zeta = self.walker.zeta_of(b, est, fval, warnings)?;
             model.set_theta(&self.re.theta_of(&summary.theta))?;
@@ -236,7 +239,7 @@ impl<'a> LmmProfiler<'a> {
             Ok(Row {
                 x: b,
                 zeta,
-                others: Vec::new(),
+                others: summary.theta,
                 full,
             })
         };
@@ -244,10 +247,14 @@ impl<'a> LmmProfiler<'a> {
         let opt_row = Row {
             x: est,
             zeta: 0.0,
-            others: Vec::new(),
+            others: self.theta.clone(),
             full: self.optimum.clone(),
         };
-        let first = zeta_at(est + self.walker.delta * std, &[], &mut warnings)?;
+        let first = zeta_at(
+            est + self.walker.delta * std,
+            &InnerStart::at(&self.theta),
+            &mut warnings,
+        )?;
         Ok(self.walker.run(
             nvp + j,
             opt_row,
