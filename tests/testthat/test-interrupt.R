@@ -61,16 +61,16 @@ test_that("an interrupted fit is an R error and the session fits the next model"
 })
 
 test_that("Ctrl-C stops a profile on its threads with an R error", {
-  # The whole profile is one engine call (about 7 s here); before the engine polled R's
+  # The whole profile is one engine call (about 7 s here on 2 cores); before the engine polled R's
   # interrupt during profiles, R took the interrupt only after it had finished. The signal
   # comes once the call's progress line shows it running (after 2 s).
   skip_on_os("windows")
   out <- interrupt_child(c(
     "set.seed(2)",
-    "n <- 20000",
-    "d <- data.frame(s = factor(sample.int(400, n, TRUE)), i = factor(sample.int(200, n, TRUE)),",
+    "n <- 50000",
+    "d <- data.frame(s = factor(sample.int(1000, n, TRUE)), i = factor(sample.int(600, n, TRUE)),",
     "                x = rnorm(n))",
-    "d$y <- d$x + rnorm(400)[d$s] + rnorm(200)[d$i] + rnorm(400)[d$s] * d$x + rnorm(n)",
+    "d$y <- d$x + rnorm(1000)[d$s] + rnorm(600)[d$i] + rnorm(1000)[d$s] * d$x + rnorm(n)",
     "fit <- lmm(y ~ x + (x | s) + (1 | i), d)",
     "options(mixedrs.progress = TRUE)"),
     "  profile(fit)", wait = 0, ready = "profile: points")
