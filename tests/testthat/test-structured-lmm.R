@@ -276,7 +276,17 @@ test_that("profile intervals of structured terms: sd and rho within their bounds
   best <- stats::optim(c(1, 0.9), dev, method = "L-BFGS-B", lower = c(0, -1), upper = c(10, 1))
   cut <- best$value + stats::qchisq(0.95, 1)
   lo <- stats::uniroot(function(r) prof(r) - cut, c(0.5, best$par[2]), tol = 1e-10)$root
-  expect_equal(ci[1, 1], lo, tolerance = 1e-4)
+  # The interval end comes from the natural spline through the profile's points, which below
+  # rho = 0.5 enter another regime (sigma goes to 0 and the AR(1) term takes the residual
+  # variation; the reference above keeps theta <= 10, so it does not follow it there): the
+  # spline's kink there moves the end by about 1.5e-4 relatively. The points within the regime
+  # of the end agree with the reference to 1e-6.
+  expect_equal(ci[1, 1], lo, tolerance = 3e-4)
+  pr <- as.data.frame(profile(fit, which = 2))
+  near <- pr[pr$.sig02 > 0.6 & pr$.sig02 < 0.999 & pr$.zeta != 0, ]
+  expect_gt(nrow(near), 3)
+  exact <- sign(near$.zeta) * sqrt(vapply(near$.sig02, prof, 0) - best$value)
+  expect_equal(near$.zeta, exact, tolerance = 1e-6)
   # The upper end is the bound: rho = 1 is within the 95 % region.
   expect_equal(ci[1, 2], 1)
 })
