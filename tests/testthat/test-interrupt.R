@@ -96,16 +96,18 @@ test_that("Ctrl-C stops a bootstrap's refits on their threads with an R error", 
 })
 
 test_that("Ctrl-C stops the Kenward-Roger computation with an R error", {
-  # Its dense steps on 3500 random effects take about 7 s here in one engine call; the signal
-  # comes once its progress line shows it running (after 2 s).
+  # A fit with a variance at 0 (the term of k, which has no effect) takes the route of dense
+  # q x q products (Lambda is singular); on 4200 random effects that is about 8 s here in one
+  # engine call. The signal comes once its progress line shows it running (after 2 s).
   skip_on_os("windows")
   out <- interrupt_child(c(
     "set.seed(3)",
     "n <- 30000",
-    "d <- data.frame(s = factor(sample.int(2500, n, TRUE)), i = factor(sample.int(1000, n, TRUE)),",
-    "                x = rnorm(n))",
-    "d$y <- d$x + rnorm(2500)[d$s] + rnorm(1000)[d$i] + rnorm(n)",
-    "fit <- lmm(y ~ x + (1 | s) + (1 | i), d)",
+    "d <- data.frame(s = factor(sample.int(3000, n, TRUE)), i = factor(sample.int(1200, n, TRUE)),",
+    "                k = factor(sample.int(8, n, TRUE)), x = rnorm(n))",
+    "d$y <- d$x + rnorm(3000)[d$s] + rnorm(1200)[d$i] + rnorm(n)",
+    "fit <- suppressMessages(lmm(y ~ x + (1 | s) + (1 | i) + (1 | k), d))",
+    "stopifnot(getME(fit, 'theta')[[3]] == 0)",
     "options(mixedrs.progress = TRUE)"),
     "  summary(fit, ddf = 'Kenward-Roger')", wait = 0, ready = "Kenward-Roger: dense steps")
   expect_match(out$out, "interrupted by the user")

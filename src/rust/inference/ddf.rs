@@ -24,9 +24,13 @@
 //!   V₀⁻¹W⁻¹V₀⁻¹W⁻¹V₀⁻¹ = W − WZΛ(S + S² + S³)Λ'Z'W,   tr((V₀⁻¹W⁻¹)²) = n − q + tr(S²)
 //! ```
 //!
-//! (`V = σ² V₀`), at a cost of a few dense `q × q` products.
+//! (`V = σ² V₀`). When `Λ` is invertible these need one dense factorization and inverse of
+//! `C` and `q × q` by `q × p` products alone (`Λ'(Z'V₀⁻¹Z)Λ = I − S`, see
+//! [`woodbury_by_blocks`], with the block-diagonal `Λ` applied block by block); otherwise
+//! (a variance at 0) a few dense `q × q` products ([`woodbury_dense`]).
 use crate::blocks::CrossProducts;
 use crate::error::{invalid, MixedError, Result};
+use crate::inference::block_lambda::BlockLambda;
 use crate::inference::parallel::Watched;
 use crate::lmm::LinearMixedModel;
 use crate::model::covariance::Structure;
@@ -479,6 +483,184 @@ fn to_vec(m: &Mat<f64>) -> Vec<f64> {
     v
 }
 
+/// The random-effects-space pieces of Kenward–Roger's matrices (module docs; `V = σ²V₀`,
+/// `W` the prior weights): `Z'V₀⁻¹Z`, `Z'V₀⁻¹X`, `X'V₀⁻¹X`, `Z'V₀⁻¹W⁻¹V₀⁻¹X`,
+/// `X'V₀⁻¹W⁻¹V₀⁻¹X`, `X'V₀⁻¹W⁻¹V₀⁻¹W⁻¹V₀⁻¹X`, `tr(S²)` and the entries of
+/// `Z'V₀⁻¹W⁻¹V₀⁻¹Z` the traces read.
+struct Woodbury {
+    vzz: Mat<f64>,
+    vzx: Mat<f64>,
+    vxx: Mat<f64>,
+    yzx: Mat<f64>,
+    yxx: Mat<f64>,
+    rxx: Mat<f64>,
+    tr_s2: f64,
+    yzz: Yzz,
+}
+
+/// `Z'V₀⁻¹W⁻¹V₀⁻¹Z`: formed, or read entry by entry from `S` and `Λ⁻¹` as
+/// `Λ⁻ᵀ(S − S²)Λ⁻¹`.
+enum Yzz {
+    Dense(Mat<f64>),
+    FromS { s: Mat<f64>, inverse: BlockLambda },
+}
+
+impl Yzz {
+    /// Entry `(j, i)`.
+    fn at(&self, j: usize, i: usize) -> f64 {
+        match self {
+            Yzz::Dense(m) => m[(j, i)],
+            Yzz::FromS { s, inverse } => {
+                // Σ_{a,b} Λ⁻¹[a, j] (S − S²)[a, b] Λ⁻¹[b, i] over the blocks of j and i, with
+                // (S²)[a, b] the product of S's columns a and b (S is symmetric).
+                let (bj, cj, colj) = inverse.column_of(j);
+                let (bi, ci, coli) = inverse.column_of(i);
+                let mut sum = 0.0;
+                for (ra, &la) in colj.iter().enumerate().skip(cj) {
+                    if la == 0.0 {
+                        continue;
+                    }
+                    let sa = s.col(bj + ra);
+                    for (rb, &lb) in coli.iter().enumerate().skip(ci) {
+                        if lb == 0.0 {
+                            continue;
+                        }
+                        let sb = s.col(bi + rb);
+                        let s2: f64 = sa.iter().zip(sb.iter()).map(|(x, y)| x * y).sum();
+                        sum += la * (s[(bj + ra, bi + rb)] - s2) * lb;
+                    }
+                }
+                sum
+            }
+        }
+    }
+}
+
+/// Smallest diagonal element of `Λ'AΛ` for which [`woodbury_by_blocks`] forms `I − S` (which
+/// is `Λ'(Z'V₀⁻¹Z)Λ`): its rounding error relative to the entries is about `1e-16/m`, so at
+/// least 1e-4 keeps them within 1e-12.
+const MIN_BLOCK_CURVATURE: f64 = 1e-4;
+
+/// [`Woodbury`] with one dense `q × q` factorization and inverse: with `M = Λ'AΛ`, `S = (M +
+/// I)⁻¹` and `Λ` invertible, `MS = SM = I − S`, so `Λ'(A − AΛSΛ'A)Λ = M − MSM = I − S` and
+/// `Λ'(Z'V₀⁻¹W⁻¹V₀⁻¹Z)Λ = (I − S) − (I − S)² = S − S²`; every other piece is a `q × q` times
+/// `q × p` product, and the products with `Λ` go block by block. `None` when `Λ` is singular
+/// or `M` has a diagonal element below [`MIN_BLOCK_CURVATURE`] (a variance at or near 0): the
+/// caller then forms the pieces densely ([`woodbury_dense`]). On InstEval (q = 4114) this is
+/// one Cholesky factor and inverse instead of seven dense `q × q` products.
+fn woodbury_by_blocks(
+    a: &Mat<f64>,
+    b: &Mat<f64>,
+    xw: &Mat<f64>,
+    lambda: &BlockLambda,
+    check: &dyn Fn() -> Result<()>,
+) -> Result<Option<Woodbury>> {
+    let Some(inverse) = lambda.inverse() else {
+        return Ok(None);
+    };
+    let q = a.nrows();
+    let mut c = a.clone();
+    lambda.sandwich(&mut c);
+    if (0..q).any(|i| c[(i, i)] < MIN_BLOCK_CURVATURE) {
+        return Ok(None);
+    }
+    for i in 0..q {
+        c[(i, i)] += 1.0;
+    }
+    check()?;
+    let s = c
+        .llt(Side::Lower)
+        .map_err(|_| MixedError::NotPositiveDefinite {
+            stage: "Kenward-Roger: Λ'Z'WZΛ + I",
+        })?
+        .inverse();
+    check()?;
+    // Λ'B, SΛ'B and S²Λ'B; A Λ M for the products with (Λ'A)' = AΛ.
+    let mut lb = b.clone();
+    lambda.transpose_left_multiply(&mut lb);
+    let t_b = &s * &lb;
+    let st_b = &s * &t_b;
+    let a_lambda = |m: &Mat<f64>| -> Mat<f64> {
+        let mut lm = m.clone();
+        lambda.left_multiply(&mut lm);
+        a * &lm
+    };
+    let vzx = b - a_lambda(&t_b);
+    let vxx = xw - lb.transpose() * &t_b;
+    let yzx = &vzx - a_lambda(&st_b);
+    let yxx = &vxx - t_b.transpose() * &t_b;
+    let rxx = &yxx - t_b.transpose() * &st_b;
+    check()?;
+    let tr_s2 = s
+        .col_iter()
+        .map(|c| c.iter().map(|v| v * v).sum::<f64>())
+        .sum();
+    // Z'V₀⁻¹Z = Λ⁻ᵀ (I − S) Λ⁻¹.
+    let mut vzz = Mat::from_fn(q, q, |i, j| f64::from(u8::from(i == j)) - s[(i, j)]);
+    inverse.sandwich(&mut vzz);
+    Ok(Some(Woodbury {
+        vzz,
+        vzx,
+        vxx,
+        yzx,
+        yxx,
+        rxx,
+        tr_s2,
+        yzz: Yzz::FromS { s, inverse },
+    }))
+}
+
+/// [`Woodbury`] by dense products with `Λ` (`lam`, `q × q`), valid for every `Λ`.
+fn woodbury_dense(
+    a: &Mat<f64>,
+    b: &Mat<f64>,
+    xw: &Mat<f64>,
+    lam: &Mat<f64>,
+    check: &dyn Fn() -> Result<()>,
+) -> Result<Woodbury> {
+    let q = a.nrows();
+    // C = Λ'AΛ + I and S = C⁻¹.
+    let la = lam.transpose() * a; // Λ'A
+    let lb = lam.transpose() * b; // Λ'B
+    let mut c = &la * lam;
+    check()?;
+    for i in 0..q {
+        c[(i, i)] += 1.0;
+    }
+    let llt = c
+        .llt(Side::Lower)
+        .map_err(|_| MixedError::NotPositiveDefinite {
+            stage: "Kenward-Roger: Λ'Z'WZΛ + I",
+        })?;
+    let s = llt.inverse();
+    check()?;
+    let t_a = &s * &la; // SΛ'A
+    let t_b = &s * &lb; // SΛ'B
+    let st_b = &s * &t_b; // S²Λ'B
+    check()?;
+    let vzz = a - la.transpose() * &t_a;
+    let vzx = b - la.transpose() * &t_b;
+    let vxx = xw - lb.transpose() * &t_b;
+    check()?;
+    let yzz = &vzz - t_a.transpose() * &t_a;
+    let yzx = &vzx - t_a.transpose() * &t_b;
+    let yxx = &vxx - t_b.transpose() * &t_b;
+    let rxx = &yxx - t_b.transpose() * &st_b; // X' V₀⁻¹W⁻¹V₀⁻¹W⁻¹V₀⁻¹ X
+    let tr_s2: f64 = (0..q)
+        .map(|i| (0..q).map(|j| s[(i, j)] * s[(i, j)]).sum::<f64>())
+        .sum();
+    Ok(Woodbury {
+        vzz,
+        vzx,
+        vxx,
+        yzx,
+        yxx,
+        rxx,
+        tr_s2,
+        yzz: Yzz::Dense(yzz),
+    })
+}
+
 /// Kenward–Roger ingredients for a REML `model` at (θ, σ). `terms` gives `(q_t, n_levels)` of
 /// each input term (lme4's order).
 pub fn kenward_roger(
@@ -512,42 +694,25 @@ pub fn kenward_roger(
     let mut lambda = re.lambda_buffers();
     re.fill_lambda(theta, &mut lambda);
     let (a, b, xw) = dense_cross_products(cp);
-    let lam = dense_lambda(re, cp, &lambda);
     check()?;
     let q = a.nrows();
     let p = b.ncols();
     let s2 = sigma * sigma;
-
-    // C = Λ'AΛ + I and S = C⁻¹.
-    let la = lam.transpose() * &a; // Λ'A
-    let lb = lam.transpose() * &b; // Λ'B
-    let mut c = &la * &lam;
-    check()?;
-    for i in 0..q {
-        c[(i, i)] += 1.0;
-    }
-    let llt = c
-        .llt(Side::Lower)
-        .map_err(|_| MixedError::NotPositiveDefinite {
-            stage: "Kenward-Roger: Λ'Z'WZΛ + I",
-        })?;
-    let s = llt.inverse();
-    check()?;
-    let t_a = &s * &la; // SΛ'A
-    let t_b = &s * &lb; // SΛ'B
-    let st_b = &s * &t_b; // S²Λ'B
-    check()?;
-    let vzz = &a - la.transpose() * &t_a;
-    let vzx = &b - la.transpose() * &t_b;
-    let vxx = &xw - lb.transpose() * &t_b;
-    check()?;
-    let yzz = &vzz - t_a.transpose() * &t_a;
-    let yzx = &vzx - t_a.transpose() * &t_b;
-    let yxx = &vxx - t_b.transpose() * &t_b;
-    let rxx = &yxx - t_b.transpose() * &st_b; // X' V₀⁻¹W⁻¹V₀⁻¹W⁻¹V₀⁻¹ X
-    let tr_s2: f64 = (0..q)
-        .map(|i| (0..q).map(|j| s[(i, j)] * s[(i, j)]).sum::<f64>())
-        .sum();
+    let block_lambda = BlockLambda::new(re, cp, &lambda);
+    let woodbury = match woodbury_by_blocks(&a, &b, &xw, &block_lambda, &check)? {
+        Some(w) => w,
+        None => woodbury_dense(&a, &b, &xw, &dense_lambda(re, cp, &lambda), &check)?,
+    };
+    let Woodbury {
+        vzz,
+        vzx,
+        vxx,
+        yzx,
+        yxx,
+        rxx,
+        tr_s2,
+        yzz,
+    } = woodbury;
 
     let phi0 = vxx
         .llt(Side::Lower)
@@ -599,7 +764,7 @@ pub fn kenward_roger(
                 (true, false) => {
                     pairs[r]
                         .iter()
-                        .map(|&(i, j, w)| w * yzz[(j, i)])
+                        .map(|&(i, j, w)| w * yzz.at(j, i))
                         .sum::<f64>()
                         / s4
                 }
@@ -624,4 +789,75 @@ pub fn kenward_roger(
         ktrace,
         r: r_list,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(what: &str, a: &Mat<f64>, b: &Mat<f64>) {
+        let scale = (0..b.nrows())
+            .flat_map(|i| (0..b.ncols()).map(move |j| (i, j)))
+            .map(|(i, j)| b[(i, j)].abs())
+            .fold(1.0, f64::max);
+        for i in 0..a.nrows() {
+            for j in 0..a.ncols() {
+                let d = (a[(i, j)] - b[(i, j)]).abs();
+                assert!(
+                    d < 1e-10 * scale,
+                    "{what} ({i}, {j}): {} vs {}",
+                    a[(i, j)],
+                    b[(i, j)]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_block_route_gives_the_dense_products() {
+        // q = 7: a 2 × 2 factor copied at 0, 2 and 4, a scalar at 6; Z with 30 rows, p = 2.
+        let (q, n, p) = (7, 30, 2);
+        let value = |i: usize, j: usize| (((i * 31 + j * 17) % 11) as f64 - 5.0) / 4.0;
+        let z = Mat::from_fn(n, q, |i, j| {
+            f64::from(u8::from((i + j) % 3 == 0)) + 0.1 * value(i, j)
+        });
+        let x = Mat::from_fn(n, p, |i, j| if j == 0 { 1.0 } else { value(i, 5) });
+        let a = z.transpose() * &z;
+        let b = z.transpose() * &x;
+        let xw = x.transpose() * &x;
+        let lambda = BlockLambda::from_parts(
+            vec![
+                (2, vec![0.9, -0.3, 0.0, 0.6], vec![0, 2, 4]),
+                (1, vec![1.3], vec![6]),
+            ],
+            q,
+        );
+        let ok = || Ok(());
+        let fast = woodbury_by_blocks(&a, &b, &xw, &lambda, &ok)
+            .expect("no error")
+            .expect("the block route applies");
+        let dense = woodbury_dense(&a, &b, &xw, &lambda.dense(), &ok).expect("no error");
+        close("vzz", &fast.vzz, &dense.vzz);
+        close("vzx", &fast.vzx, &dense.vzx);
+        close("vxx", &fast.vxx, &dense.vxx);
+        close("yzx", &fast.yzx, &dense.yzx);
+        close("yxx", &fast.yxx, &dense.yxx);
+        close("rxx", &fast.rxx, &dense.rxx);
+        assert!((fast.tr_s2 - dense.tr_s2).abs() < 1e-12 * dense.tr_s2);
+        let yzz = Mat::from_fn(q, q, |j, i| fast.yzz.at(j, i));
+        let Yzz::Dense(reference) = &dense.yzz else {
+            panic!("the dense route forms Z'V⁻¹W⁻¹V⁻¹Z");
+        };
+        close("yzz", &yzz, reference);
+        // A variance at 0 leaves Λ singular: the dense route is taken.
+        let singular = BlockLambda::from_parts(
+            vec![
+                (2, vec![0.9, -0.3, 0.0, 0.6], vec![0, 2, 4]),
+                (1, vec![0.0], vec![6]),
+            ],
+            q,
+        );
+        let none = woodbury_by_blocks(&a, &b, &xw, &singular, &ok).expect("no error");
+        assert!(none.is_none());
+    }
 }

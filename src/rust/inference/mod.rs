@@ -3,6 +3,7 @@
 //! ([`influence`]), conditional variances of the random effects ([`condvar`]), Satterthwaite and
 //! Kenward–Roger degrees of freedom ([`ddf`]), and the thread counts they run with
 //! ([`parallel`]).
+pub mod block_lambda;
 pub mod bootstrap;
 pub mod condvar;
 pub mod ddf;
