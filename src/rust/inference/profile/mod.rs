@@ -165,12 +165,12 @@ pub(crate) struct Row {
 }
 
 /// Where the inner optimization of a profile point starts: the other parameters' `values`,
-/// and, when they were extrapolated from the last two points, how far (`moved`, per
-/// parameter) the extrapolation took them from the last point's optimum.
+/// and, when they were extrapolated from the last two points, the `last` point's optimum they
+/// were extrapolated from.
 #[derive(Debug, Clone)]
 pub(crate) struct InnerStart {
     pub(crate) values: Vec<f64>,
-    pub(crate) moved: Option<Vec<f64>>,
+    pub(crate) last: Option<Vec<f64>>,
 }
 
 impl InnerStart {
@@ -178,7 +178,7 @@ impl InnerStart {
     pub(crate) fn at(values: &[f64]) -> Self {
         Self {
             values: values.to_vec(),
-            moved: None,
+            last: None,
         }
     }
 
@@ -201,14 +201,9 @@ impl InnerStart {
         if values.iter().any(|v| !v.is_finite()) {
             return Self::at(&cur.others);
         }
-        let moved = values
-            .iter()
-            .zip(&cur.others)
-            .map(|(v, c)| (v - c).abs())
-            .collect();
         Self {
             values,
-            moved: Some(moved),
+            last: Some(cur.others.clone()),
         }
     }
 
@@ -218,10 +213,9 @@ impl InnerStart {
     /// of that move, and a region sized to it spares BOBYQA the evaluations of shrinking a far
     /// larger one (on InstEval's profiles about a third of them).
     pub(crate) fn first_radius(&self, scale: &[f64]) -> f64 {
-        self.moved.as_ref().map_or(INNER_RHOBEG, |m| {
-            m.iter()
-                .zip(scale)
-                .map(|(d, s)| d / s)
+        self.last.as_ref().map_or(INNER_RHOBEG, |last| {
+            (0..scale.len())
+                .map(|k| (self.values[k] - last[k]).abs() / scale[k])
                 .fold(0.0, f64::max)
                 .clamp(INNER_RHOBEG_MIN, INNER_RHOBEG)
         })
@@ -465,7 +459,9 @@ const INNER_RHOBEG: f64 = 0.2;
 const INNER_RHOBEG_MIN: f64 = 1e-3;
 
 /// Minimizes `f` over `lower ≤ x ≤ upper` from `start` with BOBYQA on the scaled variables
-/// `(x − start)/scale`, from the trust region [`InnerStart::first_radius`].
+/// `(x − start)/scale`, from the trust region [`InnerStart::first_radius`]. Where an
+/// extrapolated start finds no finite value near it (its region can be small), the search is
+/// repeated from the last point's optimum, as lme4 starts it.
 pub(crate) fn bounded_minimize(
     f: &mut dyn FnMut(&[f64]) -> f64,
     start: &InnerStart,
@@ -474,7 +470,31 @@ pub(crate) fn bounded_minimize(
     scale: &[f64],
     rhoend: f64,
 ) -> Result<(Vec<f64>, f64)> {
-    let (inner, start) = (start, &start.values[..]);
+    let bounds = (lower, upper);
+    let first = minimize_from(
+        f,
+        &start.values,
+        bounds,
+        scale,
+        start.first_radius(scale),
+        rhoend,
+    );
+    match (&first, &start.last) {
+        (Err(_), Some(last)) => minimize_from(f, last, bounds, scale, INNER_RHOBEG, rhoend),
+        _ => first,
+    }
+}
+
+/// One BOBYQA run of [`bounded_minimize`] from `start` with first radius `rhobeg` (capped at
+/// half the narrowest scaled width between the bounds).
+fn minimize_from(
+    f: &mut dyn FnMut(&[f64]) -> f64,
+    start: &[f64],
+    (lower, upper): (&[f64], &[f64]),
+    scale: &[f64],
+    rhobeg: f64,
+    rhoend: f64,
+) -> Result<(Vec<f64>, f64)> {
     let n = start.len();
     if n == 0 {
         let v = f(&[]);
@@ -486,7 +506,7 @@ pub(crate) fn bounded_minimize(
     let ly: Vec<f64> = (0..n).map(|k| (lower[k] - center[k]) / scale[k]).collect();
     let uy: Vec<f64> = (0..n).map(|k| (upper[k] - center[k]) / scale[k]).collect();
     let width = (0..n).map(|k| uy[k] - ly[k]).fold(f64::INFINITY, f64::min);
-    let rhobeg = inner.first_radius(scale).min(0.5 * width);
+    let rhobeg = rhobeg.min(0.5 * width);
     if rhobeg.is_nan() || rhobeg <= 0.0 {
         return Err(MixedError::Optimizer(
             "a parameter's bounds leave no room to optimize".into(),
@@ -543,7 +563,7 @@ mod tests {
         let (prev, cur) = (row(1.0, &[1.0, 2.0]), row(2.0, &[1.5, 1.0]));
         let start = InnerStart::extrapolated(&prev, &cur, 2.5);
         assert_eq!(start.values, vec![1.75, 0.5]);
-        assert_eq!(start.moved.as_deref(), Some(&[0.25, 0.5][..]));
+        assert_eq!(start.last.as_deref(), Some(&cur.others[..]));
         // The first radius is the largest move in scaled units, within its limits.
         assert_eq!(start.first_radius(&[5.0, 10.0]), 0.05);
         assert_eq!(start.first_radius(&[1.0, 1.0]), INNER_RHOBEG);
@@ -554,19 +574,26 @@ mod tests {
         assert_eq!(same.first_radius(&[1.0, 1.0]), INNER_RHOBEG);
         let unlike = InnerStart::extrapolated(&row(1.0, &[]), &cur, 3.0);
         assert_eq!(unlike.values, cur.others);
-        assert!(unlike.moved.is_none());
+        assert!(unlike.last.is_none());
     }
 
     #[test]
     fn an_extrapolated_start_reaches_the_same_optimum() {
         // A quadratic bowl with its minimum at (0.3, -0.2) and bounds that do not bind.
-        let mut f = |x: &[f64]| (x[0] - 0.3).powi(2) + 4.0 * (x[1] + 0.2).powi(2) + 1.0;
+        let bowl = |x: &[f64]| (x[0] - 0.3).powi(2) + 4.0 * (x[1] + 0.2).powi(2) + 1.0;
         let (lo, up, scale) = ([-5.0, -5.0], [5.0, 5.0], [1.0, 1.0]);
         let near = InnerStart {
             values: vec![0.31, -0.21],
-            moved: Some(vec![0.02, 0.01]),
+            last: Some(vec![0.29, -0.22]),
         };
-        for start in [InnerStart::at(&[2.0, 1.0]), near] {
+        // An extrapolated start where the function is not finite around it (x₀ > 1): the
+        // search repeats from the last optimum.
+        let wild = InnerStart {
+            values: vec![3.0, -0.2],
+            last: Some(vec![0.3, -0.2]),
+        };
+        for start in [InnerStart::at(&[0.9, 1.0]), near, wild] {
+            let mut f = |x: &[f64]| if x[0] > 1.0 { f64::NAN } else { bowl(x) };
             let (x, v) = bounded_minimize(&mut f, &start, &lo, &up, &scale, 1e-7).unwrap();
             assert!(
                 (x[0] - 0.3).abs() < 1e-6 && (x[1] + 0.2).abs() < 1e-6,
