@@ -103,3 +103,22 @@ test_that("glmm: Wald intervals as lme4", {
   expect_equal(ours, ref, tolerance = 1e-5)
   # (profile intervals of glmm fits: test-confint-glmm.R)
 })
+
+test_that("the profile of a correlation estimated at 1 starts into the parameter space", {
+  # Random slopes that the data cannot tell from a shifted intercept: the correlation ends at
+  # its bound 1 (a singular fit). lme4's first step of 1% would leave [-1, 1]; it is taken the
+  # other way (it used to end in "the deviance could not be evaluated near the profiled
+  # value"), and the interval is lme4's.
+  set.seed(4)
+  ng <- sample(10:25, 1); m <- sample(5:12, 1); n <- ng * m
+  d <- data.frame(g = factor(rep(1:ng, each = m)), h = factor(sample(1:6, n, TRUE)), x = rnorm(n))
+  b0 <- rnorm(ng, 0, runif(1, 0.3, 1.5)); b1 <- rnorm(ng, 0, runif(1, 0.1, 0.8))
+  d$y <- 1 + 0.5 * d$x + b0[d$g] + b1[d$g] * d$x + rnorm(6, 0, 0.5)[d$h] + rnorm(n)
+  fit <- suppressMessages(lmm(y ~ x + (x | g), d))
+  fm <- suppressMessages(lmer_full(y ~ x + (x | g), d))
+  expect_equal(unname(attr(VarCorr(fit)$g, "correlation")[1, 2]), 1)
+  ours <- confint(fit, quiet = TRUE)
+  ref <- suppressWarnings(lme4_confint(fm, quiet = TRUE))
+  expect_equal(ours[".sig02", ], c(`2.5 %` = -1, `97.5 %` = 1))
+  expect_equal(ours, ref, tolerance = 1e-4)
+})

@@ -182,14 +182,20 @@ impl<'a> LmmProfiler<'a> {
             .filter(|&k| k != w)
             .map(|k| self.optimum[k])
             .collect();
-        let shift = if pw == 0.0 { 0.001 } else { pw * 1.01 };
+        let (lowcut, upcut) = (self.lower[w], self.upper[w]);
+        // lme4's first step, 1% away from the estimate; from an estimate on a bound other than
+        // 0 (a correlation of ±1) it would leave the parameter space, so it goes 1% the other
+        // way, into it (the walk beyond the estimate then stops at the bound at once).
+        let mut shift = if pw == 0.0 { 0.001 } else { pw * 1.01 };
+        if shift > upcut || shift < lowcut {
+            shift = pw - (shift - pw);
+        }
         let opt_row = Row {
             x: pw,
             zeta: 0.0,
             others: start.clone(),
             full: self.optimum.clone(),
         };
-        let (lowcut, upcut) = (self.lower[w], self.upper[w]);
         let first = zeta_at(shift, &InnerStart::at(&start), &mut warnings)?;
         Ok(self.walker.run(
             w,
