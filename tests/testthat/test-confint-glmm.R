@@ -15,15 +15,6 @@
 
 lme4_ci <- function(fm, ...) suppressWarnings(suppressMessages(confint(fm, quiet = TRUE, ...)))
 
-# Warnings of an expression, and its value.
-collect_warnings <- function(expr) {
-  w <- character()
-  value <- withCallingHandlers(expr, warning = function(cond) {
-    w <<- c(w, conditionMessage(cond))
-    invokeRestart("muffleWarning")
-  })
-  list(value = value, warnings = w)
-}
 
 # Binary responses with a correlated random intercept and slope whose
 # profiles are all monotonic (unlike slope_data(), whose slope standard

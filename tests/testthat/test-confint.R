@@ -118,17 +118,9 @@ test_that("the profile of a correlation estimated at 1 starts into the parameter
   fm <- suppressMessages(lmer_full(y ~ x + (x | g), d))
   expect_equal(unname(attr(VarCorr(fit)$g, "correlation")[1, 2]), 1)
   # Both warn alike about the correlation's profile (flat at the bound).
-  warnings_of <- function(expr) {
-    said <- character()
-    value <- withCallingHandlers(expr, warning = function(w) {
-      said <<- c(said, conditionMessage(w))
-      invokeRestart("muffleWarning")
-    })
-    list(value = value, said = said)
-  }
-  ours <- warnings_of(confint(fit, quiet = TRUE))
-  ref <- warnings_of(suppressMessages(confint(fm, quiet = TRUE)))
+  ours <- collect_warnings(confint(fit, quiet = TRUE))
+  ref <- collect_warnings(suppressMessages(confint(fm, quiet = TRUE)))
   expect_equal(ours$value[".sig02", ], c(`2.5 %` = -1, `97.5 %` = 1))
   expect_equal(ours$value, ref$value, tolerance = 1e-4)
-  expect_setequal(ours$said, ref$said)
+  expect_setequal(ours$warnings, ref$warnings)
 })

@@ -536,6 +536,27 @@ impl Yzz {
     }
 }
 
+/// The fixed-effects pieces both routes share, from `Λ'B`, `SΛ'B` and `S²Λ'B`:
+/// `X'V₀⁻¹X`, `X'V₀⁻¹W⁻¹V₀⁻¹X` and `X'V₀⁻¹W⁻¹V₀⁻¹W⁻¹V₀⁻¹X`.
+fn fixed_pieces(
+    xw: &Mat<f64>,
+    lb: &Mat<f64>,
+    t_b: &Mat<f64>,
+    st_b: &Mat<f64>,
+) -> (Mat<f64>, Mat<f64>, Mat<f64>) {
+    let vxx = xw - lb.transpose() * t_b;
+    let yxx = &vxx - t_b.transpose() * t_b;
+    let rxx = &yxx - t_b.transpose() * st_b;
+    (vxx, yxx, rxx)
+}
+
+/// `tr(S²) = ‖S‖²_F` of the symmetric `S`.
+fn squared_norm(s: &Mat<f64>) -> f64 {
+    s.col_iter()
+        .map(|c| c.iter().map(|v| v * v).sum::<f64>())
+        .sum()
+}
+
 /// Smallest diagonal element of `Λ'AΛ` for which [`woodbury_by_blocks`] forms `I − S` (which
 /// is `Λ'(Z'V₀⁻¹Z)Λ`): its rounding error relative to the entries is about `1e-16/m`, so at
 /// least 1e-4 keeps them within 1e-12.
@@ -586,15 +607,10 @@ fn woodbury_by_blocks(
         a * &lm
     };
     let vzx = b - a_lambda(&t_b);
-    let vxx = xw - lb.transpose() * &t_b;
     let yzx = &vzx - a_lambda(&st_b);
-    let yxx = &vxx - t_b.transpose() * &t_b;
-    let rxx = &yxx - t_b.transpose() * &st_b;
+    let (vxx, yxx, rxx) = fixed_pieces(xw, &lb, &t_b, &st_b);
     check()?;
-    let tr_s2 = s
-        .col_iter()
-        .map(|c| c.iter().map(|v| v * v).sum::<f64>())
-        .sum();
+    let tr_s2 = squared_norm(&s);
     // Z'V₀⁻¹Z = Λ⁻ᵀ (I − S) Λ⁻¹.
     let mut vzz = Mat::from_fn(q, q, |i, j| f64::from(u8::from(i == j)) - s[(i, j)]);
     inverse.sandwich(&mut vzz);
@@ -640,15 +656,11 @@ fn woodbury_dense(
     check()?;
     let vzz = a - la.transpose() * &t_a;
     let vzx = b - la.transpose() * &t_b;
-    let vxx = xw - lb.transpose() * &t_b;
     check()?;
     let yzz = &vzz - t_a.transpose() * &t_a;
     let yzx = &vzx - t_a.transpose() * &t_b;
-    let yxx = &vxx - t_b.transpose() * &t_b;
-    let rxx = &yxx - t_b.transpose() * &st_b; // X' V₀⁻¹W⁻¹V₀⁻¹W⁻¹V₀⁻¹ X
-    let tr_s2: f64 = (0..q)
-        .map(|i| (0..q).map(|j| s[(i, j)] * s[(i, j)]).sum::<f64>())
-        .sum();
+    let (vxx, yxx, rxx) = fixed_pieces(xw, &lb, &t_b, &st_b);
+    let tr_s2 = squared_norm(&s);
     Ok(Woodbury {
         vzz,
         vzx,
