@@ -709,7 +709,7 @@ impl<'a> Response<'a> {
                 self.extra.zi[i],
             )
         });
-        let mean = (mu, mu_eta, self.link.mu_eta_deriv(eta));
+        let mean = (mu, mu_eta, self.link.mu_eta_deriv_at(eta, mu));
         let (_, d, z) = self.row_core(fam, i, mean, phi, self.extra.constant[i], zi, false);
         (d, z)
     }

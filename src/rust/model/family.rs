@@ -209,6 +209,18 @@ impl Link {
         }
     }
 
+    /// [`Link::mu_eta_deriv`] at `eta` where the mean there, `mu` (from
+    /// [`Link::linkinv_mu_eta`]), is known: for the log link `d²μ/dη² = e^η` is that mean
+    /// wherever it is not clamped, which saves an exponential per row in PIRLS's working values
+    /// (the same number, bit for bit).
+    #[inline]
+    pub fn mu_eta_deriv_at(self, eta: f64, mu: f64) -> f64 {
+        match self {
+            Link::Log if mu > EPS => mu,
+            _ => self.mu_eta_deriv(eta),
+        }
+    }
+
     /// `d³μ/dη³` (as [`Link::mu_eta_deriv`], without clamping): the Laplace gradient needs the
     /// third η-derivative of a row's likelihood.
     pub fn mu_eta_deriv2(self, eta: f64) -> f64 {
