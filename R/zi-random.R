@@ -186,6 +186,9 @@ zi_random_fit_raw <- function(run_engine, inputs, zi_random, engine_family, star
       end_family$start <- r$extra
       end_ctl <- ctl
       end_ctl$nAGQ0initStep <- FALSE
+      # The end is converged: the engine takes its derivatives without
+      # calibrating and searching again.
+      end_ctl$start_at_optimum <- TRUE
       attempt(end_family, r$par, r$beta, end_ctl)
     }, ctl)
   } else {

@@ -18,7 +18,7 @@ pub use super::pirls::PirlsOptions;
 use super::pirls::{Mode, Pirls};
 use super::quadrature::GaussHermite;
 use super::response::{Response, ResponseFamily, WeightChoice};
-use super::stage2::{Derivatives, Stage2Metric};
+use super::stage2::{Derivatives, Stage2Metric, QN_CONVERGED};
 use crate::error::{invalid, MixedError, Result};
 use crate::family::Family;
 use crate::linpred;
@@ -73,6 +73,12 @@ pub struct GlmmOptions {
     /// several starts, whose caller keeps the best and runs the full search only if none
     /// converges). `None`: the full search.
     pub quasi_newton_only: Option<usize>,
+    /// The start is the converged end of an earlier quasi-Newton search of this model (a
+    /// caller that compares several searches' ends asks for the derivatives of the one it
+    /// keeps): stage 2 evaluates it and takes the derivatives there, without calibrating the
+    /// metric or searching again. The derivative check still polishes a start that turns out
+    /// not to be converged. Ignored where stage 2 is not the quasi-Newton search.
+    pub start_at_optimum: bool,
     /// Optimizer settings (tolerances, evaluation limit, checks).
     pub optim: OptimOptions,
     /// Optimizers of the two stages.
@@ -664,23 +670,45 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let p = self.spec.p;
         let vc = self.pirls.joint_chol.vcov_unscaled(&self.pirls.joint_cp);
         let mut metric = Stage2Metric::from_vcov(&vc, nsc, p);
-        let by_information = self.quasi_newton_searches(rule, opts.optimizers[1]);
-        let probes = self.calibrate(&center, rule, &mut metric, by_information);
-        // Every coordinate is now in units of about one standard error.
-        let mut stage_opts = opts.optim.clone();
-        stage_opts.calc_derivs = false;
-        stage_opts.rhoend = opts.optim.rhoend.min(stage_opts.rhobeg);
-        let mut summary = self.search(
-            rule,
-            &center,
-            &metric,
-            &stage_opts,
-            opts.optimizers[1],
-            progress,
-        )?;
-        summary.feval += probes;
+        let quasi_newton = self.quasi_newton_searches(rule, opts.optimizers[1]);
+        let (mut summary, mut f0) = if opts.start_at_optimum && quasi_newton {
+            // The end of an earlier search: its derivatives alone. The difference steps of the
+            // exact gradient need no calibrated metric (see below).
+            let mut pars = center.clone();
+            self.re.normalize_par_signs(&mut pars[..nth]);
+            let f = self.objective_theta_beta(&pars, rule)?;
+            let summary = OptSummary {
+                start: center.clone(),
+                lower: self.re.par_lower(),
+                upper: self.re.par_upper(),
+                theta: pars,
+                fmin: f,
+                feval: 1,
+                code: 0,
+                message: QN_CONVERGED.into(),
+                starts_tried: 1,
+                ..OptSummary::default()
+            };
+            (summary, f)
+        } else {
+            let probes = self.calibrate(&center, rule, &mut metric, quasi_newton);
+            // Every coordinate is now in units of about one standard error.
+            let mut stage_opts = opts.optim.clone();
+            stage_opts.calc_derivs = false;
+            stage_opts.rhoend = opts.optim.rhoend.min(stage_opts.rhobeg);
+            let mut summary = self.search(
+                rule,
+                &center,
+                &metric,
+                &stage_opts,
+                opts.optimizers[1],
+                progress,
+            )?;
+            summary.feval += probes;
+            let f = self.objective_theta_beta(&summary.theta, rule)?;
+            (summary, f)
+        };
         let mut pars = summary.theta.clone();
-        let mut f0 = self.objective_theta_beta(&pars, rule)?;
         if opts.optim.calc_derivs {
             let singular = self.re.par_singular(&pars[..nth], opts.optim.singular_tol);
             // With a family's extra parameters the curvature at the start of stage 2 can be far

@@ -36,6 +36,9 @@ const GRADIENT_FD_STEP: f64 = 1e-3;
 /// The quasi-Newton stage 2 stops when every free component of the deviance's gradient in
 /// the whitened coordinates (per standard error) is below this.
 const QN_GRADIENT_TOL: f64 = 1e-6;
+/// The message of a quasi-Newton stage 2 that converged.
+pub(super) const QN_CONVERGED: &str =
+    "quasi-Newton (BFGS) with the exact gradient of the Laplace deviance: converged";
 /// A diagonal element of a `T` below this many of its scale units at the end of the
 /// quasi-Newton search is checked by a step of one unit away from 0 ...
 const QN_ZERO_THETA: f64 = 1e-3;
@@ -512,9 +515,7 @@ impl GeneralizedLinearMixedModel<'_> {
             fmin: f.min(search.f),
             feval: evaluations,
             code: 0,
-            message: "quasi-Newton (BFGS) with the exact gradient of the Laplace deviance: \
-                      converged"
-                .into(),
+            message: QN_CONVERGED.into(),
             starts_tried: 1,
             ..OptSummary::default()
         }))

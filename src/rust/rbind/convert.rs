@@ -621,6 +621,8 @@ pub(crate) struct GlmmControl {
     /// `control$quasi_newton_only` and `control$quasi_newton_max_evaluations` (set
     /// internally, absent from users' controls): see [`GlmmOptions::quasi_newton_only`].
     quasi_newton_only: Option<usize>,
+    /// `control$start_at_optimum` (set internally): see [`GlmmOptions::start_at_optimum`].
+    start_at_optimum: bool,
     optim: OptimOptions,
     optimizers: [StageOptimizer; 2],
     pirls: PirlsOptions,
@@ -644,6 +646,9 @@ impl TryFrom<&Robj> for GlmmControl {
         Ok(Self {
             init_step: field(control, "nAGQ0initStep")?.as_bool().unwrap_or(true),
             quasi_newton_only: quasi_newton_only(control)?,
+            start_at_optimum: optional_field(control, "start_at_optimum")?
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
             optim: optim_options(control)?,
             optimizers: [stage_optimizer(&names[0])?, stage_optimizer(&names[1])?],
             pirls: PirlsOptions {
@@ -663,6 +668,7 @@ impl GlmmControl {
             n_agq,
             init_step: self.init_step,
             quasi_newton_only: self.quasi_newton_only,
+            start_at_optimum: self.start_at_optimum,
             optim: self.optim.clone(),
             optimizers: self.optimizers,
             pirls: self.pirls,

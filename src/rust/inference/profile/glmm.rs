@@ -165,6 +165,7 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
         // Stage 2 only, from the fit, to the optimum's last digits.
         let polish = GlmmOptions {
             quasi_newton_only: None,
+            start_at_optimum: false,
             n_agq,
             init_step: false,
             optim: OptimOptions {
