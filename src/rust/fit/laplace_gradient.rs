@@ -426,8 +426,11 @@ impl GeneralizedLinearMixedModel<'_> {
 
 /// Largest number of quasi-Newton iterations of [`GeneralizedLinearMixedModel::gradient_search`].
 const QN_MAX_ITER: usize = 500;
-/// Largest step halvings of one line search.
-const QN_MAX_HALVINGS: usize = 40;
+/// Largest step reductions of one line search.
+const QN_MAX_BACKTRACKS: usize = 40;
+/// Bounds of the factor by which a rejected step shrinks ([`backtrack_factor`]).
+const QN_SHRINK_MIN: f64 = 0.1;
+const QN_SHRINK_MAX: f64 = 0.5;
 /// Relative size of a predicted decrease of the deviance below which a line search stops (the
 /// deviance itself is accurate to about 1e-13 relative).
 const QN_ROUNDING: f64 = 1e-13;
@@ -461,6 +464,39 @@ fn hold_flat(held: &mut [bool], g: &[f64], hinv: &[f64]) {
         for j in flat {
             held[j] = true;
         }
+    }
+}
+
+/// The factor by which a line search shrinks a rejected step: the minimizer over `t ∈ [0, 1]`
+/// of the cubic that matches the deviance along the step, `φ(t)`, in value and slope at both
+/// ends (`φ(0) = f0`, `φ′(0) = s0 < 0` from the point, `φ(1) = f1`, `φ′(1) = s1` from the trial
+/// and its exact gradient), or of the quadratic through `f0`, `s0`, `f1` where the cubic has no
+/// minimum inside; clamped to [[`QN_SHRINK_MIN`], [`QN_SHRINK_MAX`]] (halving where neither
+/// is usable). A step that overshot far lands near the minimum along its line in one
+/// evaluation instead of after several halvings (Nocedal and Wright, *Numerical Optimization*,
+/// eq. 3.59).
+fn backtrack_factor(f0: f64, s0: f64, f1: f64, s1: f64) -> f64 {
+    let d1 = s0 + s1 - 3.0 * (f1 - f0);
+    let disc = d1 * d1 - s0 * s1;
+    let cubic = if disc >= 0.0 {
+        let d2 = disc.sqrt();
+        let t = 1.0 - (s1 + d2 - d1) / (s1 - s0 + 2.0 * d2);
+        t.is_finite().then_some(t)
+    } else {
+        None
+    };
+    let t = cubic.unwrap_or_else(|| {
+        let curvature = f1 - f0 - s0;
+        if curvature > 0.0 {
+            -s0 / (2.0 * curvature)
+        } else {
+            QN_SHRINK_MAX
+        }
+    });
+    if t.is_finite() {
+        t.clamp(QN_SHRINK_MIN, QN_SHRINK_MAX)
+    } else {
+        QN_SHRINK_MAX
     }
 }
 
@@ -570,7 +606,7 @@ impl GeneralizedLinearMixedModel<'_> {
             }
             let mut step = 1.0;
             let mut accepted = None;
-            for _ in 0..QN_MAX_HALVINGS {
+            for _ in 0..QN_MAX_BACKTRACKS {
                 let mut trial: Vec<f64> = (0..k).map(|j| y[j] + step * d[j]).collect();
                 clip(&mut trial);
                 let decrease: f64 = (0..k).map(|j| g[j] * (trial[j] - y[j])).sum();
@@ -579,13 +615,16 @@ impl GeneralizedLinearMixedModel<'_> {
                 if decrease >= -QN_ROUNDING * f.abs().max(1.0) {
                     break;
                 }
+                let mut shrink = 0.5;
                 if let Some((ft, gt)) = eval(self, &trial)? {
                     if ft <= f + 1e-4 * decrease {
                         accepted = Some((trial, ft, gt));
                         break;
                     }
+                    let slope_end: f64 = (0..k).map(|j| gt[j] * (trial[j] - y[j])).sum();
+                    shrink = backtrack_factor(f, decrease, ft, slope_end);
                 }
-                step *= 0.5;
+                step *= shrink;
             }
             let Some((trial, ft, gt)) = accepted else {
                 // No step lowers the deviance: as far as rounding allows.
@@ -632,6 +671,22 @@ impl GeneralizedLinearMixedModel<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backtracking_lands_near_the_minimum_along_the_line() {
+        // φ(t) = (t − 0.2)² on [0, 1]: slopes −0.4 and 1.6, the cubic fit is exact.
+        let t = backtrack_factor(0.04, -0.4, 0.64, 1.6);
+        assert!((t - 0.2).abs() < 1e-12, "{t}");
+        // A minimum beyond the safeguards is clamped.
+        assert_eq!(backtrack_factor(0.0, -1.0, 100.0, 300.0), QN_SHRINK_MIN);
+        let t = backtrack_factor(0.0, -1.0, -0.5, 0.9);
+        assert!(t <= QN_SHRINK_MAX && t >= QN_SHRINK_MIN);
+        // Still falling at the trial's end: the cubic's minimum comes before its maximum.
+        let t = backtrack_factor(0.0, -1.0, 0.5, -2.0);
+        assert!((t - 0.10233317727843616).abs() < 1e-12, "{t}");
+        // Values that are not numbers: halving.
+        assert_eq!(backtrack_factor(0.0, -1.0, f64::NAN, 1.0), QN_SHRINK_MAX);
+    }
 
     #[test]
     fn only_flat_coordinates_with_nothing_left_to_offer_are_held() {
