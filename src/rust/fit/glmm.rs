@@ -161,6 +161,10 @@ pub struct GeneralizedLinearMixedModel<'a> {
     pub(super) pirls: Pirls,
     /// The last PIRLS failure.
     pub(super) last_error: Option<String>,
+    /// The point the next quasi-Newton search starts from with the criterion and its gradient
+    /// there, where the calibration before it computed them ([`Self::calibrate`]); the
+    /// search takes them as its first evaluation.
+    pub(super) search_start: Option<(Vec<f64>, f64, Vec<f64>)>,
     /// Objective evaluations where PIRLS failed.
     pub(super) failures: usize,
     /// Where the extra parameters of the family start (zeros unless set).
@@ -224,6 +228,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             response,
             pirls,
             last_error: None,
+            search_start: None,
             failures: 0,
             extra_start: Vec::new(),
             quasi_newton_only: None,

@@ -520,11 +520,13 @@ impl GeneralizedLinearMixedModel<'_> {
     /// the projected path. Stops when every free component of the gradient is below `gtol`
     /// (deviance units per standard error; flat coordinates with nothing left to offer are
     /// held, see [`hold_flat`]) or no step lowers the deviance any more; gives up (not
-    /// converged) once it has used `max_evaluations`.
+    /// converged) once it has used `max_evaluations`. `at_start`: the criterion and its
+    /// gradient over `x` at `start` where the caller has them (not counted again).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gradient_search(
         &mut self,
         start: &[f64],
+        at_start: Option<(f64, Vec<f64>)>,
         (lower, upper): (&[f64], &[f64]),
         to_x: &dyn Fn(&[f64]) -> Vec<f64>,
         to_y_gradient: &dyn Fn(&[f64]) -> Vec<f64>,
@@ -560,7 +562,15 @@ impl GeneralizedLinearMixedModel<'_> {
         };
         let mut y = start.to_vec();
         clip(&mut y);
-        let Some((mut f, mut g)) = eval(self, &y)? else {
+        let known = match at_start {
+            Some((f, gx)) if y.as_slice() == start => Some((f, to_y_gradient(&gx))),
+            _ => None,
+        };
+        let first = match known {
+            Some(known) => Some(known),
+            None => eval(self, &y)?,
+        };
+        let Some((mut f, mut g)) = first else {
             return invalid("the Laplace deviance or its gradient is not finite at the start");
         };
         // Inverse Hessian approximation, row-major k × k: the deviance's curvature is about 2

@@ -12,7 +12,7 @@ use super::glmm::{run_stage, GeneralizedLinearMixedModel, GlmmOptions, StageOpti
 use super::laplace_gradient::GradientSearch;
 use super::pirls::WarmStart;
 use super::quadrature::GaussHermite;
-use crate::error::{MixedError, Result};
+use crate::error::{invalid, MixedError, Result};
 use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
 use faer::Par;
 
@@ -210,6 +210,19 @@ impl Objective for Stage2<'_, '_, '_> {
     }
 }
 
+/// Sets the scale of coordinate `k` of `metric` (a θ with `theta`, else a family's own
+/// parameter) from the criterion's `curvature` along it: `√(2/curvature)`, about one standard
+/// error, clamped (unchanged where that is not a positive number).
+fn set_scale(metric: &mut Stage2Metric, k: usize, theta: bool, curvature: f64) {
+    let scale = (2.0 / curvature).sqrt();
+    if scale.is_finite() && scale > 0.0 {
+        // An extra parameter (log dispersion, zero-inflation coefficient) can be far less well
+        // determined than any θ.
+        let largest = if theta { 1.0 } else { 10.0 };
+        metric.theta_scale[k] = scale.clamp(1e-3, largest);
+    }
+}
+
 impl GeneralizedLinearMixedModel<'_> {
     /// Bounds of the coordinates that stage 2 scales one by one: θ's, then the family's extra
     /// parameters (unbounded).
@@ -236,8 +249,12 @@ impl GeneralizedLinearMixedModel<'_> {
     /// model) the family's own parameters take `1/√I_k` from their information at the modes
     /// ([`Self::extra_information`]) instead of two probes each: on the catalogue of count
     /// models the searches were as long, and zero inflation by 8 species saved 16 of 93
-    /// evaluations. Returns the number of evaluations used; a failed probe leaves its scale as
-    /// it was.
+    /// evaluations; and the curvatures come from forward differences of the exact gradient
+    /// (one probe instead of two), with the centre's gradient kept as the search's first
+    /// evaluation (`search_start`): on the count and proportion catalogue 5-10% fewer
+    /// evaluations, and a third fewer for the starts of zero-inflation random effects, whose
+    /// θ's had taken four probes. Returns the number of evaluations used; a failed probe
+    /// leaves its scale as it was.
     pub(super) fn calibrate(
         &mut self,
         center: &[f64],
@@ -249,8 +266,20 @@ impl GeneralizedLinearMixedModel<'_> {
         let nsc = lower.len();
         let nth = self.re.n_par();
         let mut evals = 1;
-        let Ok(f0) = self.objective_theta_beta(center, rule) else {
-            return evals;
+        // Before the quasi-Newton search, curvatures come from differences of the exact
+        // gradient: one probe per coordinate instead of two, and the centre's gradient is the
+        // search's first evaluation.
+        let by_gradient = by_information && rule.is_none() && self.has_laplace_gradient();
+        let (f0, g0) = if by_gradient {
+            match self.laplace_gradient(center) {
+                Ok((f, g)) if f.is_finite() && g.iter().all(|v| v.is_finite()) => (f, Some(g)),
+                _ => return evals,
+            }
+        } else {
+            match self.objective_theta_beta(center, rule) {
+                Ok(f) => (f, None),
+                Err(_) => return evals,
+            }
         };
         let information = if by_information {
             self.extra_information()
@@ -270,6 +299,15 @@ impl GeneralizedLinearMixedModel<'_> {
                 }
             }
             let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
+            if let Some(g0) = &g0 {
+                evals += 1;
+                let a = if center[k] + h > upper[k] { -h } else { h };
+                let Ok(g1) = self.probe_gradient(&mut x, k, center[k] + a) else {
+                    continue;
+                };
+                set_scale(metric, k, k < nth, (g1[k] - g0[k]) / a);
+                continue;
+            }
             let (a, b) = if center[k] - h < lower[k] {
                 (h, 2.0 * h)
             } else if center[k] + h > upper[k] {
@@ -290,31 +328,59 @@ impl GeneralizedLinearMixedModel<'_> {
             } else {
                 (fb - 2.0 * fa + f0) / (h * h)
             };
-            let scale = (2.0 / curvature).sqrt();
-            if scale.is_finite() && scale > 0.0 {
-                // An extra parameter (log dispersion, zero-inflation coefficient) can be far
-                // less well determined than any θ.
-                let largest = if k < self.re.n_par() { 1.0 } else { 10.0 };
-                metric.theta_scale[k] = scale.clamp(1e-3, largest);
-            }
+            set_scale(metric, k, k < nth, curvature);
         }
         if let Some(j) = (0..metric.p).last() {
-            let step = BETA_PROBE_STEP * metric.m[j * metric.p + j];
+            let mjj = metric.m[j * metric.p + j];
+            let step = BETA_PROBE_STEP * mjj;
             let k = nsc + j;
-            evals += 2;
-            if let (Ok(fp), Ok(fm)) = (
-                self.probe(&mut x, k, center[k] + step, rule),
-                self.probe(&mut x, k, center[k] - step, rule),
-            ) {
-                let h = BETA_PROBE_STEP;
-                let factor = (2.0 * h * h / (fp - 2.0 * f0 + fm)).sqrt();
+            // The curvature along that whitened coordinate (a unit moves β_j by `mjj`).
+            let curvature = match &g0 {
+                Some(g0) => {
+                    evals += 1;
+                    self.probe_gradient(&mut x, k, center[k] + step)
+                        .ok()
+                        .map(|g1| (g1[k] - g0[k]) * mjj / BETA_PROBE_STEP)
+                }
+                None => {
+                    evals += 2;
+                    match (
+                        self.probe(&mut x, k, center[k] + step, rule),
+                        self.probe(&mut x, k, center[k] - step, rule),
+                    ) {
+                        (Ok(fp), Ok(fm)) => {
+                            Some((fp - 2.0 * f0 + fm) / (BETA_PROBE_STEP * BETA_PROBE_STEP))
+                        }
+                        _ => None,
+                    }
+                }
+            };
+            if let Some(curvature) = curvature {
+                let factor = (2.0 / curvature).sqrt();
                 if factor.is_finite() && factor > 0.0 {
                     let factor = factor.clamp(1e-3, 1e3);
                     metric.m.iter_mut().for_each(|v| *v *= factor);
                 }
             }
         }
+        if let Some(g0) = g0 {
+            self.search_start = Some((center.to_vec(), f0, g0));
+        }
         evals
+    }
+
+    /// The exact gradient of the stage-2 criterion at `x` with element `k` set to `value`
+    /// (restored afterwards); an error where it is not finite.
+    fn probe_gradient(&mut self, x: &mut [f64], k: usize, value: f64) -> Result<Vec<f64>> {
+        let saved = x[k];
+        x[k] = value;
+        let out = self.laplace_gradient(x);
+        x[k] = saved;
+        match out {
+            Ok((f, g)) if f.is_finite() && g.iter().all(|v| v.is_finite()) => Ok(g),
+            Ok(_) => invalid("the deviance or its gradient is not finite at the probe"),
+            Err(e) => Err(e),
+        }
     }
 
     /// The stage-2 criterion at `x` with element `k` set to `value` (restored afterwards).
@@ -458,9 +524,17 @@ impl GeneralizedLinearMixedModel<'_> {
         // The evaluation budget of a search that is one of several starts, shared by its
         // escapes.
         let mut budget = self.quasi_newton_only.unwrap_or(usize::MAX);
+        // The calibration's evaluation at the centre, if it made one, is the first search's
+        // first.
+        let mut first = self
+            .search_start
+            .take()
+            .filter(|(at, _, _)| at.as_slice() == center)
+            .map(|(_, f, g)| (f, g));
         let mut run = |model: &mut Self, start: &[f64]| -> Result<Option<GradientSearch>> {
             let search = model.gradient_search(
                 start,
+                first.take(),
                 (&lower, &upper),
                 &to_x,
                 &to_y,
