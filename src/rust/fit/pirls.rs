@@ -270,6 +270,31 @@ impl Pirls {
         re.set_lambda(theta, &mut self.lambda)
     }
 
+    /// Before a run at `theta` (unstructured terms: θ itself) whose `T`'s differ from the
+    /// current Λ in the sign of some columns (a search that ended at a negative diagonal
+    /// element, whose signs are then normalized: the same model), negates the modes of those
+    /// columns, so that the run starts from the same `b = Λu` instead of its mirror image
+    /// (which took several PIRLS iterations).
+    pub(super) fn align_mode_signs(&mut self, re: &ReStructure, theta: &[f64]) {
+        let layout = &self.joint_cp.layout;
+        for (pos, &value) in re.theta_pos.iter().zip(theta) {
+            let block = &re.blocks[pos.block];
+            let q = block.q;
+            if pos.row != pos.col || self.lambda[pos.block][pos.col * q + pos.col] * value >= 0.0 {
+                continue;
+            }
+            let u = if pos.block == 0 {
+                &mut self.u1[..]
+            } else {
+                let start = layout.node_offset[layout.block_node_base[pos.block]];
+                &mut self.u2[start..start + block.n_levels * q]
+            };
+            for level in 0..block.n_levels {
+                u[level * q + pos.col] = -u[level * q + pos.col];
+            }
+        }
+    }
+
     /// η, μ and dμ/dη from the current (β, u); false if some μ or η is invalid for the family.
     /// `offset + Xβ` is kept between calls and formed again only after β changed (PIRLS over
     /// `u` alone evaluates η many times for one β).

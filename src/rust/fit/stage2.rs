@@ -580,6 +580,7 @@ impl GeneralizedLinearMixedModel<'_> {
         let search = best;
         let mut pars = to_x(&search.y);
         self.re.normalize_par_signs(&mut pars[..nth]);
+        self.pirls.align_mode_signs(&self.re, &pars[..nth]);
         let f = self.objective_theta_beta(&pars, None)?;
         Ok(Some(OptSummary {
             start: center.to_vec(),
