@@ -465,6 +465,7 @@ fn fitted_glmm_blocks_are_at_the_modes() {
     .expect("model");
     let opts = GlmmOptions {
         quasi_newton_only: None,
+        start_at_optimum: false,
         n_agq: 1,
         init_step: true,
         optim: OptimOptions {

@@ -255,6 +255,7 @@ fn adaptive_quadrature_converges_to_the_exact_likelihood() {
 fn options(n_agq: usize) -> GlmmOptions {
     GlmmOptions {
         quasi_newton_only: None,
+        start_at_optimum: false,
         n_agq,
         init_step: true,
         optim: OptimOptions::default(),

@@ -156,6 +156,7 @@ fn fit_and_profiler<'s, 'a>(
     .expect("model");
     let opts = GlmmOptions {
         quasi_newton_only: None,
+        start_at_optimum: false,
         n_agq: 1,
         init_step: true,
         optim: OptimOptions::default(),

@@ -690,7 +690,7 @@ mod tests {
         // A minimum beyond the safeguards is clamped.
         assert_eq!(backtrack_factor(0.0, -1.0, 100.0, 300.0), QN_SHRINK_MIN);
         let t = backtrack_factor(0.0, -1.0, -0.5, 0.9);
-        assert!(t <= QN_SHRINK_MAX && t >= QN_SHRINK_MIN);
+        assert!((QN_SHRINK_MIN..=QN_SHRINK_MAX).contains(&t));
         // Still falling at the trial's end: the cubic's minimum comes before its maximum.
         let t = backtrack_factor(0.0, -1.0, 0.5, -2.0);
         assert!((t - 0.10233317727843616).abs() < 1e-12, "{t}");
