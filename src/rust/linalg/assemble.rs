@@ -659,6 +659,10 @@ impl RefillPlan {
             .iter()
             .map(|b| usize::from(b.predictor == Predictor::ZeroInflation))
             .collect();
+        if nb == 2 && p == 0 {
+            self.refill_paired_two_blocks(cp, [terms[0], terms[1]], [zi[0], zi[1]], values);
+            return;
+        }
         let n_pairs = nb.saturating_sub(1) * nb.saturating_sub(2) / 2;
         let mut z = vec![0.0; nb];
         let mut node = vec![0usize; nb];
@@ -719,6 +723,46 @@ impl RefillPlan {
                 }
             }
             debug_assert_eq!(pair, n_pairs);
+        }
+    }
+}
+
+impl RefillPlan {
+    /// [`Self::refill_paired_scalar`] for the random effects alone (`p = 0`) of two scalar
+    /// blocks (the commonest model with random effects in both predictors, `(1 | g)` in each):
+    /// the same sums in the same order, with the per-block loops, the block lookups and the
+    /// empty fixed-effect loops unrolled (PIRLS refills at every iteration; the general loop
+    /// spent most of its time on that bookkeeping). `terms` and `zi` (the predictor, 0 or 1) of
+    /// the leading and the trailing block; `cp` zeroed.
+    fn refill_paired_two_blocks(
+        &self,
+        cp: &mut CrossProducts,
+        terms: [&crate::spec::RandomTerm<'_>; 2],
+        zi: [usize; 2],
+        values: &PairedWorkingValues,
+    ) {
+        let n = cp.n;
+        let base = cp.layout.block_node_base[1];
+        let obs = &self.maps.obs_a21[..n];
+        let (unit0, unit1) = (self.unit[0], self.unit[1]);
+        let (levels0, levels1) = (&terms[0].levels[..n], &terms[1].levels[..n]);
+        let rows = values.w_mean[..n]
+            .iter()
+            .zip(&values.w_cross[..n])
+            .zip(&values.w_zi[..n])
+            .zip(values.r_mean[..n].iter().zip(&values.r_zi[..n]));
+        for (i, (((&wm, &wc), &wz), (&rm, &rz))) in rows.enumerate() {
+            let w = [[wm, wc], [wc, wz]];
+            let r = [rm, rz];
+            let z0 = if unit0 { 1.0 } else { terms[0].z[i] };
+            let z1 = if unit1 { 1.0 } else { terms[1].z[i] };
+            let node0 = levels0[i] as usize;
+            let node1 = base + levels1[i] as usize;
+            cp.a11[node0] += w[zi[0]][zi[0]] * z0 * z0;
+            cp.af1[node0] += r[zi[0]] * z0;
+            cp.a22_diag[node1] += w[zi[1]][zi[1]] * z1 * z1;
+            cp.af2[node1] += r[zi[1]] * z1;
+            cp.a21_vals[obs[i] as usize] += w[zi[1]][zi[0]] * z1 * z0;
         }
     }
 }
