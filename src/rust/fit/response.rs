@@ -816,7 +816,7 @@ impl<'a> Response<'a> {
         };
         let (mu, mu_eta) = self.link.linkinv_mu_eta(eta);
         (self.link.valid_eta(eta) && fam.density.valid_mu(mu))
-            .then(|| (mu, mu_eta, self.link.mu_eta_deriv(eta)))
+            .then(|| (mu, mu_eta, self.link.mu_eta_deriv_at(eta, mu)))
     }
 
     /// The dispersion-side pieces of row `i` at `log φ`: `(φ, the part of ℓᵢ that depends on φ
@@ -975,7 +975,10 @@ impl<'a> Response<'a> {
         if !(link.valid_eta(eta) && fam.density.valid_mu(mu)) {
             return None;
         }
-        let (m2, m3) = (link.mu_eta_deriv(eta), link.mu_eta_deriv2(eta));
+        let (m2, m3) = (
+            link.mu_eta_deriv_at(eta, mu),
+            link.mu_eta_deriv2_at(eta, mu),
+        );
         let (y, n) = (self.y[i], self.n_trials[i]);
         let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
         let logs = self.extra.beta_logs.get(i).copied().unwrap_or((0.0, 0.0));

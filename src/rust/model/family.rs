@@ -221,6 +221,16 @@ impl Link {
         }
     }
 
+    /// [`Link::mu_eta_deriv2`] at `eta` where the mean there, `mu`, is known (as
+    /// [`Link::mu_eta_deriv_at`]: for the log link it is that mean, bit for bit).
+    #[inline]
+    pub fn mu_eta_deriv2_at(self, eta: f64, mu: f64) -> f64 {
+        match self {
+            Link::Log if mu > EPS => mu,
+            _ => self.mu_eta_deriv2(eta),
+        }
+    }
+
     /// `d³μ/dη³` (as [`Link::mu_eta_deriv`], without clamping): the Laplace gradient needs the
     /// third η-derivative of a row's likelihood.
     pub fn mu_eta_deriv2(self, eta: f64) -> f64 {
@@ -463,6 +473,29 @@ impl Family {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_derivatives_from_a_known_mean_are_the_same_numbers() {
+        let links = [
+            Link::Logit,
+            Link::Probit,
+            Link::Log,
+            Link::Identity,
+            Link::Inverse,
+        ];
+        for link in links {
+            for eta in [-800.0, -40.0, -36.04, -1.3, 0.2, 2.5, 30.0] {
+                if link == Link::Inverse && eta <= 0.0 {
+                    continue;
+                }
+                let (mu, _) = link.linkinv_mu_eta(eta);
+                let (a, b) = (link.mu_eta_deriv_at(eta, mu), link.mu_eta_deriv(eta));
+                assert_eq!(a.to_bits(), b.to_bits(), "{link:?} {eta}");
+                let (a, b) = (link.mu_eta_deriv2_at(eta, mu), link.mu_eta_deriv2(eta));
+                assert_eq!(a.to_bits(), b.to_bits(), "{link:?} {eta}");
+            }
+        }
+    }
 
     #[test]
     fn links_invert_and_differentiate() {
