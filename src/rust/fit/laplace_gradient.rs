@@ -562,13 +562,9 @@ impl GeneralizedLinearMixedModel<'_> {
         };
         let mut y = start.to_vec();
         clip(&mut y);
-        let known = match at_start {
+        let first = match at_start {
             Some((f, gx)) if y.as_slice() == start => Some((f, to_y_gradient(&gx))),
-            _ => None,
-        };
-        let first = match known {
-            Some(known) => Some(known),
-            None => eval(self, &y)?,
+            _ => eval(self, &y)?,
         };
         let Some((mut f, mut g)) = first else {
             return invalid("the Laplace deviance or its gradient is not finite at the start");
@@ -625,7 +621,7 @@ impl GeneralizedLinearMixedModel<'_> {
                 if decrease >= -QN_ROUNDING * f.abs().max(1.0) {
                     break;
                 }
-                let mut shrink = 0.5;
+                let mut shrink = QN_SHRINK_MAX;
                 if let Some((ft, gt)) = eval(self, &trial)? {
                     if ft <= f + 1e-4 * decrease {
                         accepted = Some((trial, ft, gt));

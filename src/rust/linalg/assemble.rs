@@ -725,9 +725,7 @@ impl RefillPlan {
             debug_assert_eq!(pair, n_pairs);
         }
     }
-}
 
-impl RefillPlan {
     /// [`Self::refill_paired_scalar`] for the random effects alone (`p = 0`) of two scalar
     /// blocks (the commonest model with random effects in both predictors, `(1 | g)` in each):
     /// the same sums in the same order, with the per-block loops, the block lookups and the
