@@ -35,6 +35,12 @@ use faer::Par;
 
 /// Largest estimated relative error of any fixed or spherical random effect when PIRLS stops.
 pub(super) const PIRLS_STEP_TOL: f64 = 1e-9;
+/// A run of Newton steps counts as converging quadratically when the ratio of the last two
+/// steps is below this fraction of the ratio of the two before ([`Pirls::iterate`]).
+const QUADRATIC_RATIO: f64 = 0.5;
+/// Relative rounding of the penalized deviance (a sum over the rows) that a PIRLS step may
+/// raise it by without being halved.
+const PDEV_ROUNDING: f64 = 1e-12;
 /// Relative PIRLS steps below this that no longer shrink geometrically are rounding noise.
 const PIRLS_NOISE_STEP: f64 = 1e-10;
 /// Settled PIRLS iterations with an indefinite observed information after which the modes
@@ -652,6 +658,10 @@ impl Pirls {
         let mut converged = false;
         let mut pdev = f64::INFINITY;
         let mut prev_step = f64::INFINITY;
+        // The step before `prev_step`, and how many of the last iterations in a row were plain
+        // Newton steps (no stand-in weights, not halved).
+        let mut prev_prev_step = f64::INFINITY;
+        let mut newton_run = 0usize;
         // Consecutive settled iterations that needed stand-in weights (see below).
         let mut flat_indefinite = 0usize;
         for iteration in 1..=self.opts.max_iter {
@@ -730,9 +740,20 @@ impl Pirls {
             } else {
                 f64::INFINITY
             };
+            newton_run = if fell_back { 0 } else { newton_run + 1 };
             let error = if prev_step.is_finite() && step < prev_step {
                 let r = step / prev_step;
-                step * r / (1.0 - r)
+                let geometric = step * r / (1.0 - r);
+                // Three Newton steps in a row whose ratio shrinks converge quadratically:
+                // the error after the step is about `C step²` with `C ≈ step / prev_step²`.
+                let accelerating = newton_run >= 3
+                    && prev_prev_step.is_finite()
+                    && r < QUADRATIC_RATIO * (prev_step / prev_prev_step);
+                if accelerating {
+                    geometric.min(step * r * r)
+                } else {
+                    geometric
+                }
             } else {
                 step
             };
@@ -741,6 +762,7 @@ impl Pirls {
             // on a probit link crawled there at a rate of 0.998 until `maxit`).
             let stalled = (error < PIRLS_STEP_TOL && step >= prev_step)
                 || (step < PIRLS_NOISE_STEP && step >= 0.5 * prev_step);
+            prev_prev_step = prev_step;
             prev_step = step;
             if let Some(trace) = self.opts.trace {
                 let shown = if step.is_finite() {
@@ -757,10 +779,20 @@ impl Pirls {
                 converged = true;
                 break;
             }
-            if pdev > old_pdev {
+            // A rise within the penalized deviance's rounding is no rise: near the modes a
+            // Newton step lowers it by less than its rounding, and halving such a step (ten
+            // times, each with a pass over the rows) threw away the step that converges. Not
+            // with the square-root link, whose halved steps creep towards a mode at η = 0
+            // that the caller then names.
+            let rounding = if self.sqrt_basin.is_some() {
+                0.0
+            } else {
+                PDEV_ROUNDING * old_pdev.abs().max(1.0)
+            };
+            if pdev > old_pdev + rounding {
                 if have_old {
                     for _ in 0..10 {
-                        if pdev <= old_pdev {
+                        if pdev <= old_pdev + rounding {
                             break;
                         }
                         halve(&mut self.u1, &self.old_u1);
@@ -772,6 +804,8 @@ impl Pirls {
                         pdev = self.penalized_deviance(spec, re, response);
                     }
                 }
+                // A halved step breaks the run of Newton steps.
+                newton_run = 0;
                 if !pdev.is_finite() || pdev - old_pdev > self.opts.tol {
                     return Err(MixedError::Pirls(format!(
                         "PIRLS step-halving failed to reduce the penalized deviance (from {old_pdev:.6} it stays at {pdev:.6})"
