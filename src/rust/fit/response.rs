@@ -215,9 +215,25 @@ fn log_add_exp(a: f64, b: f64) -> f64 {
     }
 }
 
+/// `log(eᵃ + eᵇ)` and the share `eᵇ / (eᵃ + eᵇ)` of its second term, from one exponential
+/// (NaN share where both terms are 0).
+fn log_add_exp_with_share(a: f64, b: f64) -> (f64, f64) {
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    if hi == f64::NEG_INFINITY {
+        return (hi, f64::NAN);
+    }
+    let t = (lo - hi).exp();
+    let share = if b >= a {
+        1.0 / (1.0 + t)
+    } else {
+        t / (1.0 + t)
+    };
+    (hi + t.ln_1p(), share)
+}
+
 /// The η-derivatives of an observation's log-likelihood: `∂ℓ/∂η`, the observed information
 /// `−∂²ℓ/∂η²` and the expected one (all times the prior weight).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct EtaDerivatives {
     gradient: f64,
     observed: f64,
@@ -232,6 +248,15 @@ struct ZiDerivatives {
     gradient: f64,
     cross: f64,
     observed: f64,
+}
+
+/// A row's derivatives in both linear predictors (the mean's and the zero-inflation logit's)
+/// at its current η, φ and π, as [`Response::evaluate_rows_paired`] forms them in the pass
+/// that also gives its deviance term, for the working values of the next PIRLS step.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PairedRowDerivatives {
+    eta: EtaDerivatives,
+    zi: ZiDerivatives,
 }
 
 /// What the exact Laplace gradient needs of one row of an extended family, at the response's
@@ -700,6 +725,21 @@ impl<'a> Response<'a> {
         mu: f64,
         mu_eta: f64,
     ) -> (EtaDerivatives, ZiDerivatives) {
+        let (_, d, z) = self.eta_derivatives_and_value(fam, i, eta, mu, mu_eta, false);
+        (d, z)
+    }
+
+    /// [`Self::eta_derivatives`] and, with `need_value`, the row's `aᵢℓᵢ`.
+    #[inline]
+    fn eta_derivatives_and_value(
+        &self,
+        fam: &ExtendedFamily,
+        i: usize,
+        eta: f64,
+        mu: f64,
+        mu_eta: f64,
+        need_value: bool,
+    ) -> (f64, EtaDerivatives, ZiDerivatives) {
         let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
         let zi = (!self.extra.log_zi.is_empty()).then(|| {
             (
@@ -710,8 +750,7 @@ impl<'a> Response<'a> {
             )
         });
         let mean = (mu, mu_eta, self.link.mu_eta_deriv_at(eta, mu));
-        let (_, d, z) = self.row_core(fam, i, mean, phi, self.extra.constant[i], zi, false);
-        (d, z)
+        self.row_core(fam, i, mean, phi, self.extra.constant[i], zi, need_value)
     }
 
     /// Observation `i`'s `aᵢℓᵢ` (only with `need_value`, or for a zero-inflated zero, which
@@ -763,15 +802,19 @@ impl<'a> Response<'a> {
             expected *= keep;
             if y == 0.0 {
                 // p(0) = π + (1 − π) f(0); r = (1 − π) f(0) / p(0) = 1/(1 + π/((1 − π) f(0))) is
-                // the weight of the count part (one exponential, no logarithm).
-                let r = 1.0 / (1.0 + (lz - lnz - d.value).exp());
+                // the weight of the count part (one exponential, no logarithm; with the value
+                // log p(0), the same exponential gives both).
+                let r = if need_value {
+                    let (log_p0, r) = log_add_exp_with_share(lz, lnz + d.value);
+                    value = log_p0;
+                    r
+                } else {
+                    1.0 / (1.0 + (lz - lnz - d.value).exp())
+                };
                 let q = r * (1.0 - r);
                 let g0 = g;
                 g = r * g0;
                 l2 = r * (g0 * g0 + l2) - g * g;
-                if need_value {
-                    value = log_add_exp(lz, lnz + d.value);
-                }
                 in_zi = ZiDerivatives {
                     gradient: a * (1.0 - r - pi),
                     cross: a * q * g0,
@@ -1124,6 +1167,39 @@ impl<'a> Response<'a> {
         ok
     }
 
+    /// [`Self::evaluate_rows`] with `deviance` for a zero-inflated family with random effects
+    /// in its zero-inflation logit, in the same pass also each row's [`PairedRowDerivatives`]
+    /// into `derivs` (what [`Self::paired_working_values`] needs next; its deviance term is
+    /// `−2` times the value that comes with them). False if some η or μ is invalid.
+    pub(super) fn evaluate_rows_paired(
+        &self,
+        first: usize,
+        eta: &[f64],
+        mu: &mut [f64],
+        mu_eta: &mut [f64],
+        dev: &mut [f64],
+        derivs: &mut [PairedRowDerivatives],
+    ) -> bool {
+        let ResponseFamily::Extended(fam) = &self.family else {
+            return false;
+        };
+        let link = self.link;
+        let mut ok = true;
+        for (k, &e) in eta.iter().enumerate() {
+            let (m, d) = link.linkinv_mu_eta(e);
+            mu[k] = m;
+            mu_eta[k] = d;
+            let valid = link.valid_eta(e) && fam.density.valid_mu(m);
+            ok &= valid;
+            if valid {
+                let (value, de, dz) = self.eta_derivatives_and_value(fam, first + k, e, m, d, true);
+                dev[k] = -2.0 * value;
+                derivs[k] = PairedRowDerivatives { eta: de, zi: dz };
+            }
+        }
+        ok
+    }
+
     /// Working weights `w` and working response `z` at `(η, μ, dμ/dη)`:
     /// `w = a (dμ/dη)²/V(μ)` and `z = η − offset + (y − μ)/(dμ/dη)`, minus `xb` with `uonly`
     /// (PIRLS over the random effects alone, β fixed). With `newton` the weights are the
@@ -1252,13 +1328,15 @@ impl<'a> Response<'a> {
     /// [`Self::working_values`] for a model with random effects in both the mean's predictor and
     /// the zero-inflation logit ([`PairedWorkingValues`]): per observation the 2 × 2 weight and the
     /// right-hand side `W η̃ + ∂ℓ/∂(η, ρ)`, with `η̃ = (η − offset [− Xβ with uonly], zb)` and `zb`
-    /// the random part of the logit. The weight is the observed information
+    /// the random part of the logit; `derivs`, where given, are the rows' derivatives at this
+    /// state from [`Self::evaluate_rows_paired`] (else they are formed here). The weight is the
+    /// observed information
     /// `−∂²ℓ/∂(η, ρ)²` for the Newton steps and for the Laplace determinant of the random effects
     /// (glmmTMB's), and for [`WeightChoice::NewtonPositive`] where that is not positive definite
     /// (a zero can make it indefinite), and for the joint system's `Final` weights, the diagonal
     /// of expected informations `(E[−∂²ℓ/∂η²], π(1 − π))`, which is.
     #[allow(clippy::too_many_arguments)]
-    pub fn paired_working_values(
+    pub(super) fn paired_working_values(
         &self,
         eta: &[f64],
         mu: &[f64],
@@ -1267,13 +1345,17 @@ impl<'a> Response<'a> {
         zb: &[f64],
         uonly: bool,
         choice: WeightChoice,
+        derivs: Option<&[PairedRowDerivatives]>,
         out: &mut PairedWorkingValues,
     ) {
         let ResponseFamily::Extended(fam) = &self.family else {
             return;
         };
         for i in 0..eta.len() {
-            let (d, z) = self.eta_derivatives(fam, i, eta[i], mu[i], mu_eta[i]);
+            let (d, z) = match derivs {
+                Some(c) => (c[i].eta, c[i].zi),
+                None => self.eta_derivatives(fam, i, eta[i], mu[i], mu_eta[i]),
+            };
             let observed = (d.observed, z.cross, z.observed);
             let positive = observed.0 > 0.0 && observed.2 > 0.0 && {
                 observed.0 * observed.2 - observed.1 * observed.1 > 0.0
@@ -1500,8 +1582,42 @@ mod tests {
                 &zb,
                 true,
                 WeightChoice::Newton,
+                None,
                 &mut out,
             );
+            // The same from the derivatives of the pass that gives the deviance terms.
+            let (mut mu2, mut mu_eta2, mut dev) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            let mut derivs = vec![PairedRowDerivatives::default(); n];
+            assert!(r.evaluate_rows_paired(0, &eta, &mut mu2, &mut mu_eta2, &mut dev, &mut derivs));
+            let mut fused = PairedWorkingValues::new(n);
+            r.paired_working_values(
+                &eta,
+                &mu,
+                &mu_eta,
+                &[0.0; 4],
+                &zb,
+                true,
+                WeightChoice::Newton,
+                Some(&derivs),
+                &mut fused,
+            );
+            for i in 0..n {
+                let same = |a: f64, b: f64| (a - b).abs() <= 1e-13 * (1.0 + b.abs());
+                assert!(same(mu2[i], mu[i]) && same(mu_eta2[i], mu_eta[i]));
+                assert!(
+                    same(dev[i], r.dev_resid(i, mu[i])),
+                    "{density:?} row {i} deviance"
+                );
+                for (a, b) in [
+                    (fused.w_mean[i], out.w_mean[i]),
+                    (fused.w_cross[i], out.w_cross[i]),
+                    (fused.w_zi[i], out.w_zi[i]),
+                    (fused.r_mean[i], out.r_mean[i]),
+                    (fused.r_zi[i], out.r_zi[i]),
+                ] {
+                    assert!(same(a, b), "{density:?} row {i}: fused {a} vs {b}");
+                }
+            }
             for i in 0..n {
                 let (log_phi, rho) = r.row_parts(i);
                 assert!((rho - (-0.8 + zb[i])).abs() < 1e-12);

@@ -243,6 +243,15 @@ impl Density {
         !matches!(self, Density::Poisson)
     }
 
+    /// Whether the derivatives of `ℓ` in `μ` are rational functions of `μ` (no digamma or
+    /// trigamma of it), so cheap enough to form in every pass over the rows with the value.
+    pub fn mean_derivatives_are_rational(self) -> bool {
+        matches!(
+            self,
+            Density::Poisson | Density::NegBinomial2 | Density::Gaussian | Density::Gamma
+        )
+    }
+
     /// Whether `μ` is a valid mean.
     pub fn valid_mu(self, mu: f64) -> bool {
         match self {
