@@ -81,10 +81,14 @@ pub fn watch<T: Send>(
 ) -> (T, bool) {
     let started = std::time::Instant::now();
     let mut requested = false;
+    let (done, finished) = std::sync::mpsc::channel();
     let out = std::thread::scope(|scope| {
-        let handle = scope.spawn(work);
-        while !handle.is_finished() {
-            std::thread::sleep(STOP_POLL);
+        let handle = scope.spawn(move || {
+            let _signal = DoneSignal(done);
+            work()
+        });
+        let mut ended = 0;
+        while !wait_for_jobs(&finished, &mut ended, 1) {
             if poll(state, started.elapsed()) && !requested {
                 requested = true;
                 state.stop.store(true, Ordering::Relaxed);
@@ -102,6 +106,38 @@ pub fn watch<T: Send>(
 /// How often [`run_concurrently`] and [`watch`] ask whether to stop while their work runs.
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// Sent on its channel when dropped: a job's thread holds one, so that the thread waiting for
+/// it wakes as soon as the job ends (also by a panic) instead of at its next poll.
+struct DoneSignal(std::sync::mpsc::Sender<()>);
+
+impl Drop for DoneSignal {
+    fn drop(&mut self) {
+        // The receiver outlives the jobs (it is dropped after their scope); ignore a closed one.
+        let _ = self.0.send(());
+    }
+}
+
+/// Waits up to [`STOP_POLL`] for jobs to end, counting in `ended` the signals that arrive on
+/// `finished`; true once all `jobs` have ended.
+fn wait_for_jobs(finished: &std::sync::mpsc::Receiver<()>, ended: &mut usize, jobs: usize) -> bool {
+    use std::sync::mpsc::RecvTimeoutError;
+    if *ended >= jobs {
+        return true;
+    }
+    match finished.recv_timeout(STOP_POLL) {
+        Ok(()) => {
+            *ended += 1;
+            while finished.try_recv().is_ok() {
+                *ended += 1;
+            }
+            *ended >= jobs
+        }
+        Err(RecvTimeoutError::Timeout) => false,
+        // Every job's sender is gone: every job has ended.
+        Err(RecvTimeoutError::Disconnected) => true,
+    }
+}
+
 /// Runs `jobs` at once, each on a scoped thread of its own (the operating system shares the
 /// cores among them), and returns their results in order. The jobs share one [`Watched`]
 /// state whose stop flag they should check now and then; while they run the calling thread
@@ -116,16 +152,23 @@ where
     F: FnOnce(&Watched) -> Result<T> + Send,
 {
     let state = Watched::default();
+    let n_jobs = jobs.len();
+    let (done, finished) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .into_iter()
             .map(|job| {
                 let state = &state;
-                scope.spawn(move || job(state))
+                let done = done.clone();
+                scope.spawn(move || {
+                    let _signal = DoneSignal(done);
+                    job(state)
+                })
             })
             .collect();
-        while handles.iter().any(|h| !h.is_finished()) {
-            std::thread::sleep(STOP_POLL);
+        drop(done);
+        let mut ended = 0;
+        while !wait_for_jobs(&finished, &mut ended, n_jobs) {
             if !state.stopped() && stop_requested() {
                 state.stop.store(true, Ordering::Relaxed);
             }
