@@ -48,14 +48,15 @@ glmm_extended_fit_rs <- function(y, x, p, weights, offset, terms, family,
 }
 
 # The same model's fits from several starts, `starts` a list of list(theta,
-# beta, extra, nested_zi_theta), run at once: a list of results, or each
-# failed one's message.
+# beta, extra, nested_zi_theta), run at once, and (with `end_control`) the
+# derivatives at their ends: list(fits, ends), each a list of results, or
+# each failed one's message (`ends`: NULL where none was run).
 glmm_extended_fit_starts_rs <- function(y, x, p, weights, offset, terms, family,
                                         n_trials, eta_start, n_agq, starts,
-                                        control, nested_control, verbose) {
+                                        control, nested_control, end_control, verbose) {
   model <- list(y = y, X = x, p = p, weights = weights, offset = offset, terms = terms)
   .Call(wrap__glmm_extended_fit_starts_rs, model, family, n_trials, eta_start, n_agq,
-        starts, control, nested_control, verbose)
+        starts, control, nested_control, end_control, verbose)
 }
 
 glmm_laplace_gradient_rs <- function(model, family, n_trials, eta_start, pars) {

@@ -148,15 +148,20 @@ extended_engine_runner <- function(inputs, nAGQ, verbose) {
   # The fits from several starts at once (glmm_extended_fit_starts_rs()):
   # `starts` a named list of list(theta, beta, extra, nested_zi_theta), a
   # start with `nested_zi_theta` first fitting the model without the
-  # zero-inflation terms under `nested_ctl`; a failed one is an error
-  # condition in the result, as tryCatch() would give it.
-  attr(run, "starts") <- function(terms, family_list, starts, ctl, nested_ctl) {
+  # zero-inflation terms under `nested_ctl`; with `end_ctl` (not NULL) the
+  # ends then get their derivatives, lowest deviance first, until one passes
+  # the checks. The fits, named as `starts`, with attribute "ends" (the
+  # results at the ends, NULL where none was run); a failed one is an error
+  # condition, as tryCatch() would give it.
+  attr(run, "starts") <- function(terms, family_list, starts, ctl, nested_ctl, end_ctl) {
     out <- glmm_extended_fit_starts_rs(
       as.double(inputs$y), X, ncol(X), as.double(inputs$weights), offset,
       terms, family_list, as.double(inputs$n_trials),
-      as.double(inputs$etastart), nAGQ, unname(starts), ctl, nested_ctl, verbose)
-    out <- lapply(out, function(r) if (is.character(r)) simpleError(r) else r)
-    stats::setNames(out, names(starts))
+      as.double(inputs$etastart), nAGQ, unname(starts), ctl, nested_ctl, end_ctl, verbose)
+    as_condition <- function(r) if (is.character(r)) simpleError(r) else r
+    fits <- stats::setNames(lapply(out$fits, as_condition), names(starts))
+    attr(fits, "ends") <- stats::setNames(lapply(out$ends, as_condition), names(starts))
+    fits
   }
   run
 }

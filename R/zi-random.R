@@ -176,21 +176,24 @@ zi_random_fit_raw <- function(run_engine, inputs, zi_random, engine_family, star
   nested_ctl <- unclass(control)
   nested_ctl$calc.derivs <- FALSE
   # The searches run at once, each on a thread of its own (one after the
-  # other with threads = 1 or verbose); each depends only on its start.
+  # other with threads = 1 or verbose); each depends only on its start. The
+  # same call then takes the derivatives at the ends that are candidates
+  # (zi_random_end_derivatives() says which), each on the model its search
+  # ran on: the end is converged, so the engine evaluates it and takes its
+  # derivatives without calibrating and searching again.
   starts <- lapply(starts, function(s) lapply(s, function(v) if (is.null(v)) NULL else as.double(v)))
-  fits <- attr(run_engine, "starts")(terms, engine_family, starts, search_ctl, nested_ctl)
+  end_ctl <- NULL
+  if (!isFALSE(ctl$calc.derivs)) {
+    end_ctl <- ctl
+    end_ctl$nAGQ0initStep <- FALSE
+    end_ctl$start_at_optimum <- TRUE
+  }
+  fits <- attr(run_engine, "starts")(terms, engine_family, starts, search_ctl, nested_ctl,
+                                     end_ctl)
+  ends <- attr(fits, "ends")
   ok <- vapply(fits, function(r) !inherits(r, "error") && is.finite(r$deviance), TRUE)
   if (any(ok)) {
-    fits <- zi_random_end_derivatives(fits[ok], function(r) {
-      end_family <- engine_family
-      end_family$start <- r$extra
-      end_ctl <- ctl
-      end_ctl$nAGQ0initStep <- FALSE
-      # The end is converged: the engine takes its derivatives without
-      # calibrating and searching again.
-      end_ctl$start_at_optimum <- TRUE
-      attempt(end_family, r$par, r$beta, end_ctl)
-    }, ctl)
+    fits <- zi_random_end_derivatives(fits[ok], function(nm) ends[[nm]], ctl)
   } else {
     fits <- list(usual = attempt(engine_family, usual_theta, start$fixef, unclass(control)))
     if (inherits(fits$usual, "error") || !is.finite(fits$usual$deviance)) {
@@ -224,22 +227,24 @@ zi_random_fit_raw <- function(run_engine, inputs, zi_random, engine_family, star
 
 # The ends `fits` of the searches (engine results without derivatives) that
 # the choice among them needs with their derivatives and convergence checks:
-# `at_end(r)` runs the engine from end `r` again with the derivatives
+# `at_end(nm)` is the engine's result at end `nm` with the derivatives
 # (stage 2 alone, which starts converged). The lowest end gets them first;
 # when it passes the checks it is the answer and the others are dropped,
 # else the next gets them, and so on (the choice in zi_random_fit_raw() then
-# sees every end up to the first that passes). An end whose second run fails
-# is dropped; if every one does, the lowest end stands without derivatives,
-# its convergence unchecked and named as such (a warning, and NA standard
-# errors with that reason). Saves the 2k gradients of the Hessian at each end
-# that cannot be chosen.
+# sees every end up to the first that passes; the engine ran them in this
+# order and stopped at the same end). An end whose second run fails is
+# dropped; if every one does, the lowest end stands without derivatives, its
+# convergence unchecked and named as such (a warning, and NA standard errors
+# with that reason). Saves the 2k gradients of the Hessian at each end that
+# cannot be chosen.
 zi_random_end_derivatives <- function(fits, at_end, ctl) {
   if (isFALSE(ctl$calc.derivs)) return(fits)
   fits <- fits[order(vapply(fits, `[[`, 0, "deviance"))]
   done <- list()
   why <- NULL
   for (nm in names(fits)) {
-    r <- at_end(fits[[nm]])
+    r <- at_end(nm)
+    if (is.null(r)) stop("internal: no derivatives were taken at the end of start '", nm, "'")
     if (inherits(r, "error") || !is.finite(r$deviance)) {
       if (is.null(why)) {
         why <- if (inherits(r, "error")) conditionMessage(r) else "a deviance that is not finite"

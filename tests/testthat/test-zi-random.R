@@ -185,14 +185,14 @@ test_that("an end whose run with the derivatives fails is not reported as checke
                             stage2 = list(feval = 10L))
   fits <- list(a = end(12), b = end(10))
   ctl <- list(calc.derivs = TRUE)
-  failing <- function(r) simpleError("PIRLS diverged")
+  failing <- function(nm) simpleError("PIRLS diverged")
   out <- mixedrs:::zi_random_end_derivatives(fits, failing, ctl)
   expect_named(out, "b")
   expect_match(out$b$hessian_problem, "could not be computed.*PIRLS diverged")
   expect_match(out$b$messages, "^convergence could not be checked")
   # The first run that passes ends the loop; evaluations of both runs count.
-  passing <- function(r) list(deviance = r$deviance - 1e-9, messages = character(),
-                              stage2 = list(feval = 3L))
+  passing <- function(nm) list(deviance = fits[[nm]]$deviance - 1e-9, messages = character(),
+                               stage2 = list(feval = 3L))
   out <- mixedrs:::zi_random_end_derivatives(fits, passing, ctl)
   expect_named(out, "b")
   expect_identical(out$b$stage2$feval, 13L)

@@ -253,6 +253,32 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok(())
     }
 
+    /// The derivatives and convergence checks at `end`, the end of a quasi-Newton search that
+    /// this model ran without them (with [`GlmmOptions::quasi_newton_only`], no derivatives): a
+    /// fit under `opts` with [`GlmmOptions::start_at_optimum`] from `end`'s estimates, with the
+    /// fit's parallelism `par`. PIRLS starts from the modes the search left (a new model would
+    /// start cold); the counts of PIRLS iterations and failures start again, as for a new
+    /// model's fit.
+    pub fn fit_at_search_end(
+        &mut self,
+        opts: &GlmmOptions,
+        par: Par,
+        end: &GlmmFit,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<GlmmFit> {
+        let mut opts = opts.clone();
+        opts.start_at_optimum = true;
+        self.pirls.par = par;
+        self.pirls.iterations = 0;
+        self.failures = 0;
+        self.last_error = None;
+        self.search_start = None;
+        if !end.extra.is_empty() {
+            self.set_extra_start(&end.extra)?;
+        }
+        self.fit(&opts, Some(&end.par), Some(&end.beta), progress)
+    }
+
     /// The response (data, family, extra parameters).
     pub fn response(&self) -> &Response<'a> {
         &self.response

@@ -168,8 +168,16 @@ struct Start {
 /// own with sequential linear algebra (the operating system shares the cores among them),
 /// unless `control$threads` is 1 or `verbose` prints their progress: then one after the
 /// other, as separate calls of `glmm_extended_fit_rs` would. Ctrl-C stops them all with an
-/// error. A list with, per start, the result as `glmm_extended_fit_rs` gives it, or the
-/// error's message (a string) where that search (or its nested fit) failed.
+/// error.
+///
+/// With `end_control` (not `NULL`), the ends whose deviance is finite then get their
+/// derivatives and convergence checks under it, lowest deviance first, until one passes the
+/// checks ([`GeneralizedLinearMixedModel::fit_at_search_end`] on the search's own model,
+/// whose PIRLS starts from the modes it ended at).
+///
+/// A list: `fits`, per start the result as `glmm_extended_fit_rs` gives it or the error's
+/// message (a string) where that search (or its nested fit) failed; `ends`, per start the
+/// result at its end (`NULL` where none was run, a string where it failed).
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
@@ -182,6 +190,7 @@ fn glmm_extended_fit_starts_rs(
     starts: List,
     control: GlmmControl,
     nested_control: GlmmControl,
+    end_control: Robj,
     verbose: i32,
 ) -> Result<Robj> {
     let starts = starts
@@ -212,42 +221,52 @@ fn glmm_extended_fit_starts_rs(
     let eta_start = doubles(&eta_start, "eta_start")?.to_vec();
     let mut opts = control.options(agq_points(n_agq)?);
     let mut nested_opts = nested_control.options(agq_points(n_agq)?);
+    let end_control = if end_control.is_null() {
+        None
+    } else {
+        Some(GlmmControl::try_from(&end_control)?)
+    };
+    let mut end_opts = match &end_control {
+        Some(c) => Some(c.options(agq_points(n_agq)?)),
+        None => None,
+    };
     if verbose >= 2 {
         opts.pirls.trace = Some(print_line);
         nested_opts.pirls.trace = Some(print_line);
-    }
-    let fit_one = |spec: &ModelSpec<'_>,
-                   opts: &GlmmOptions,
-                   (theta, beta, extra): (Option<&[f64]>, Option<&[f64]>, &[f64]),
-                   par: faer::Par,
-                   progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop|
-     -> crate::error::Result<GlmmFit> {
-        let data = (spec.clone(), n_trials.clone(), eta_start.clone());
-        let family = ResponseFamily::Extended(family.clone());
-        fit_from(data, family, opts, par, (theta, beta, extra), progress)
-    };
-    let run = |start: &Start,
-               par: faer::Par,
-               progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop|
-     -> crate::error::Result<GlmmFit> {
-        let given = (
-            start.theta.as_deref(),
-            start.beta.as_deref(),
-            &start.extra[..],
-        );
-        match (&start.nested_zi_theta, &nested_spec) {
-            (Some(zi_theta), Some(nested_spec)) => {
-                let nested = fit_one(nested_spec, &nested_opts, given, par, progress)?;
-                let theta = [&nested.par[..], zi_theta].concat();
-                let from = (Some(&theta[..]), Some(&nested.beta[..]), &nested.extra[..]);
-                fit_one(&spec, &opts, from, par, progress)
-            }
-            _ => fit_one(&spec, &opts, given, par, progress),
+        if let Some(o) = end_opts.as_mut() {
+            o.pirls.trace = Some(print_line);
         }
+    }
+    let fit_one = |spec,
+                   opts: &GlmmOptions,
+                   starts: (Option<&[f64]>, Option<&[f64]>, &[f64]),
+                   par: faer::Par,
+                   progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop| {
+        let family = ResponseFamily::Extended(family.clone());
+        let data = (spec, n_trials.clone(), eta_start.clone());
+        fit_keeping_model(data, family, opts, par, starts, progress)
     };
+    let run =
+        |start: &Start, par: faer::Par, progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop| {
+            let given = (
+                start.theta.as_deref(),
+                start.beta.as_deref(),
+                &start.extra[..],
+            );
+            match (&start.nested_zi_theta, &nested_spec) {
+                (Some(zi_theta), Some(nested_spec)) => {
+                    let nested_spec = nested_spec.clone();
+                    let (nested, _) = fit_one(nested_spec, &nested_opts, given, par, progress)?;
+                    let theta = [&nested.par[..], zi_theta].concat();
+                    let from = (Some(&theta[..]), Some(&nested.beta[..]), &nested.extra[..]);
+                    fit_one(spec.clone(), &opts, from, par, progress)
+                }
+                _ => fit_one(spec.clone(), &opts, given, par, progress),
+            }
+        };
     let mut interrupted = false;
     let concurrent = starts.len() > 1 && verbose == 0 && control.par != faer::Par::Seq;
-    let fits: Vec<crate::error::Result<GlmmFit>> = if concurrent {
+    let mut fits: Vec<crate::error::Result<Searched<'_>>> = if concurrent {
         let jobs: Vec<_> = starts
             .iter()
             .map(|start| {
@@ -280,14 +299,55 @@ fn glmm_extended_fit_starts_rs(
     if interrupted {
         return Err(other("interrupted by the user"));
     }
-    let out: Vec<Robj> = fits
-        .iter()
-        .map(|fit| match fit {
-            Ok(fit) => results::glmm_fit(fit, Rows::Fit),
-            Err(e) => e.to_string().into(),
-        })
+    // The ends' derivatives, lowest deviance first, until one passes the checks.
+    let mut ends: Vec<Option<crate::error::Result<GlmmFit>>> = fits.iter().map(|_| None).collect();
+    if let (Some(end_opts), Some(end_control)) = (&end_opts, &end_control) {
+        let deviance = |r: &crate::error::Result<Searched<'_>>| match r {
+            Ok((fit, _)) if fit.deviance.is_finite() => Some(fit.deviance),
+            _ => None,
+        };
+        let mut order: Vec<usize> = (0..fits.len())
+            .filter(|&i| deviance(&fits[i]).is_some())
+            .collect();
+        order.sort_by(|&a, &b| deviance(&fits[a]).partial_cmp(&deviance(&fits[b])).unwrap());
+        for i in order {
+            let Ok((fit, model)) = &mut fits[i] else {
+                continue;
+            };
+            let mut printer = progress_printer(verbose, "pars");
+            let mut progress = |count: usize, pars: &[f64], value: f64| {
+                let stop = printer(count, pars, value);
+                interrupted |= stop == Stop::Interrupt;
+                stop
+            };
+            let end = model.fit_at_search_end(end_opts, end_control.par, fit, &mut progress);
+            let passed = matches!(&end, Ok(e) if e.deviance.is_finite() && e.messages.is_empty());
+            ends[i] = Some(end);
+            if interrupted {
+                return Err(other("interrupted by the user"));
+            }
+            if passed {
+                break;
+            }
+        }
+    }
+    let as_robj = |r: &crate::error::Result<GlmmFit>| match r {
+        Ok(fit) => results::glmm_fit(fit, Rows::Fit),
+        Err(e) => e.to_string().into(),
+    };
+    let fits: Vec<Robj> = fits
+        .into_iter()
+        .map(|r| as_robj(&r.map(|(fit, _)| fit)))
         .collect();
-    Ok(List::from_values(out).into())
+    let ends: Vec<Robj> = ends
+        .iter()
+        .map(|e| e.as_ref().map_or_else(|| Robj::from(()), as_robj))
+        .collect();
+    Ok(list!(
+        fits = List::from_values(fits),
+        ends = List::from_values(ends)
+    )
+    .into())
 }
 
 /// The Laplace deviance of a GLMM with one of glmmTMB's families (arguments as
@@ -346,6 +406,28 @@ fn fit_glmm(
     let starts = (start_theta, start_beta, start_extra);
     let fit = fit_from(data, family, &opts, control.par, starts, progress)?;
     Ok(results::glmm_fit(&fit, Rows::Fit))
+}
+
+/// A fit's result with the model it ran on (left at its estimates).
+type Searched<'a> = (GlmmFit, GeneralizedLinearMixedModel<'a>);
+
+/// [`fit_from`], keeping the model.
+fn fit_keeping_model<'a>(
+    (spec, n_trials, eta_start): (ModelSpec<'a>, Vec<f64>, Vec<f64>),
+    family: ResponseFamily,
+    opts: &GlmmOptions,
+    par: faer::Par,
+    (theta, beta, extra): (Option<&[f64]>, Option<&[f64]>, &[f64]),
+    progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+) -> crate::error::Result<Searched<'a>> {
+    let mut glmm = GeneralizedLinearMixedModel::with_family(
+        spec, family, n_trials, eta_start, opts.pirls, par,
+    )?;
+    if !extra.is_empty() {
+        glmm.set_extra_start(extra)?;
+    }
+    let fit = glmm.fit(opts, theta, beta, progress)?;
+    Ok((fit, glmm))
 }
 
 /// One GLMM fit of `(spec, n_trials, eta_start)` with `family` from the starts `(θ, β, extra)`
