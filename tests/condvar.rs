@@ -466,6 +466,7 @@ fn fitted_glmm_blocks_are_at_the_modes() {
     let opts = GlmmOptions {
         quasi_newton_only: None,
         start_at_optimum: false,
+        quasi_newton_gtol: None,
         n_agq: 1,
         init_step: true,
         optim: OptimOptions {

@@ -256,6 +256,7 @@ fn options(n_agq: usize) -> GlmmOptions {
     GlmmOptions {
         quasi_newton_only: None,
         start_at_optimum: false,
+        quasi_newton_gtol: None,
         n_agq,
         init_step: true,
         optim: OptimOptions::default(),

@@ -157,6 +157,7 @@ fn fit_and_profiler<'s, 'a>(
     let opts = GlmmOptions {
         quasi_newton_only: None,
         start_at_optimum: false,
+        quasi_newton_gtol: None,
         n_agq: 1,
         init_step: true,
         optim: OptimOptions::default(),

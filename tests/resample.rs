@@ -421,6 +421,7 @@ fn glmm_bootstrap_is_independent_of_threads() {
     let opts = GlmmOptions {
         quasi_newton_only: None,
         start_at_optimum: false,
+        quasi_newton_gtol: None,
         n_agq: 1,
         init_step: true,
         optim: OptimOptions::default(),

@@ -79,6 +79,9 @@ pub struct GlmmOptions {
     /// metric or searching again. The derivative check still polishes a start that turns out
     /// not to be converged. Ignored where stage 2 is not the quasi-Newton search.
     pub start_at_optimum: bool,
+    /// The gradient tolerance of the quasi-Newton stage 2 (per standard error); `None`: the
+    /// engine's (1e-6). A fit that is only the start of another search can stop sooner.
+    pub quasi_newton_gtol: Option<f64>,
     /// Optimizer settings (tolerances, evaluation limit, checks).
     pub optim: OptimOptions,
     /// Optimizers of the two stages.
@@ -171,6 +174,8 @@ pub struct GeneralizedLinearMixedModel<'a> {
     extra_start: Vec<f64>,
     /// [`GlmmOptions::quasi_newton_only`] of the fit being run.
     pub(super) quasi_newton_only: Option<usize>,
+    /// [`GlmmOptions::quasi_newton_gtol`] of the fit being run.
+    pub(super) quasi_newton_gtol: Option<f64>,
 }
 
 impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
@@ -232,6 +237,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             failures: 0,
             extra_start: Vec::new(),
             quasi_newton_only: None,
+            quasi_newton_gtol: None,
         })
     }
 
@@ -400,6 +406,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<GlmmFit> {
         self.quasi_newton_only = opts.quasi_newton_only;
+        self.quasi_newton_gtol = opts.quasi_newton_gtol;
         let nth = self.re.n_par();
         let p = self.spec.p;
         let single_scalar =

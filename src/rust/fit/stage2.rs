@@ -538,7 +538,7 @@ impl GeneralizedLinearMixedModel<'_> {
                 (&lower, &upper),
                 &to_x,
                 &to_y,
-                QN_GRADIENT_TOL,
+                model.quasi_newton_gtol.unwrap_or(QN_GRADIENT_TOL),
                 budget,
                 progress,
             );

@@ -623,6 +623,8 @@ pub(crate) struct GlmmControl {
     quasi_newton_only: Option<usize>,
     /// `control$start_at_optimum` (set internally): see [`GlmmOptions::start_at_optimum`].
     start_at_optimum: bool,
+    /// `control$quasi_newton_gtol` (set internally): see [`GlmmOptions::quasi_newton_gtol`].
+    quasi_newton_gtol: Option<f64>,
     optim: OptimOptions,
     optimizers: [StageOptimizer; 2],
     pirls: PirlsOptions,
@@ -649,6 +651,7 @@ impl TryFrom<&Robj> for GlmmControl {
             start_at_optimum: optional_field(control, "start_at_optimum")?
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
+            quasi_newton_gtol: optional_real(control, "quasi_newton_gtol")?,
             optim: optim_options(control)?,
             optimizers: [stage_optimizer(&names[0])?, stage_optimizer(&names[1])?],
             pirls: PirlsOptions {
@@ -669,6 +672,7 @@ impl GlmmControl {
             init_step: self.init_step,
             quasi_newton_only: self.quasi_newton_only,
             start_at_optimum: self.start_at_optimum,
+            quasi_newton_gtol: self.quasi_newton_gtol,
             optim: self.optim.clone(),
             optimizers: self.optimizers,
             pirls: self.pirls,

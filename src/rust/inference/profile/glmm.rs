@@ -166,6 +166,7 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
         let polish = GlmmOptions {
             quasi_newton_only: None,
             start_at_optimum: false,
+            quasi_newton_gtol: None,
             n_agq,
             init_step: false,
             optim: OptimOptions {
