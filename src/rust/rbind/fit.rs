@@ -309,7 +309,8 @@ fn glmm_extended_fit_starts_rs(
         let mut order: Vec<usize> = (0..fits.len())
             .filter(|&i| deviance(&fits[i]).is_some())
             .collect();
-        order.sort_by(|&a, &b| deviance(&fits[a]).partial_cmp(&deviance(&fits[b])).unwrap());
+        let key = |i: usize| deviance(&fits[i]).unwrap_or(f64::INFINITY);
+        order.sort_by(|&a, &b| key(a).total_cmp(&key(b)));
         for i in order {
             let Ok((fit, model)) = &mut fits[i] else {
                 continue;
@@ -411,7 +412,7 @@ fn fit_glmm(
 /// A fit's result with the model it ran on (left at its estimates).
 type Searched<'a> = (GlmmFit, GeneralizedLinearMixedModel<'a>);
 
-/// [`fit_from`], keeping the model.
+/// [`fit_from`], keeping the model it ran on.
 fn fit_keeping_model<'a>(
     (spec, n_trials, eta_start): (ModelSpec<'a>, Vec<f64>, Vec<f64>),
     family: ResponseFamily,
@@ -433,20 +434,14 @@ fn fit_keeping_model<'a>(
 /// One GLMM fit of `(spec, n_trials, eta_start)` with `family` from the starts `(θ, β, extra)`
 /// (`None`, empty: the engine's): the engine call behind every fit entry point.
 fn fit_from(
-    (spec, n_trials, eta_start): (ModelSpec<'_>, Vec<f64>, Vec<f64>),
+    data: (ModelSpec<'_>, Vec<f64>, Vec<f64>),
     family: ResponseFamily,
     opts: &GlmmOptions,
     par: faer::Par,
-    (theta, beta, extra): (Option<&[f64]>, Option<&[f64]>, &[f64]),
+    starts: (Option<&[f64]>, Option<&[f64]>, &[f64]),
     progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
 ) -> crate::error::Result<GlmmFit> {
-    let mut glmm = GeneralizedLinearMixedModel::with_family(
-        spec, family, n_trials, eta_start, opts.pirls, par,
-    )?;
-    if !extra.is_empty() {
-        glmm.set_extra_start(extra)?;
-    }
-    glmm.fit(opts, theta, beta, progress)
+    fit_keeping_model(data, family, opts, par, starts, progress).map(|(fit, _)| fit)
 }
 
 extendr_module! {
