@@ -401,13 +401,13 @@ impl Pirls {
             deviance,
         };
         // With random effects in the zero-inflation logit the pass also forms the rows'
-        // derivatives for the next working values (empty chunks, so `None`, otherwise).
+        // derivatives for the next working values (no chunks, so `None`, otherwise).
         let paired = !self.paired_derivs.is_empty();
-        let derivs: Box<dyn Iterator<Item = Option<&mut [PairedRowDerivatives]>>> = if paired {
-            Box::new(self.paired_derivs.chunks_mut(rows).map(Some))
-        } else {
-            Box::new(std::iter::repeat_with(|| None))
-        };
+        let derivs = self
+            .paired_derivs
+            .chunks_mut(rows)
+            .map(Some)
+            .chain(std::iter::repeat_with(|| None));
         let pieces = self
             .eta
             .chunks_mut(rows)

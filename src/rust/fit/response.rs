@@ -1573,34 +1573,27 @@ mod tests {
             let eta = [0.7, 0.2, -0.5, 1.4];
             let (mu, mu_eta): (Vec<f64>, Vec<f64>) =
                 eta.iter().map(|&e| r.mean_and_mu_eta(e)).unzip();
-            let mut out = PairedWorkingValues::new(n);
-            r.paired_working_values(
-                &eta,
-                &mu,
-                &mu_eta,
-                &[0.0; 4],
-                &zb,
-                true,
-                WeightChoice::Newton,
-                None,
-                &mut out,
-            );
+            let working_values = |derivs: Option<&[PairedRowDerivatives]>| {
+                let mut out = PairedWorkingValues::new(n);
+                r.paired_working_values(
+                    &eta,
+                    &mu,
+                    &mu_eta,
+                    &[0.0; 4],
+                    &zb,
+                    true,
+                    WeightChoice::Newton,
+                    derivs,
+                    &mut out,
+                );
+                out
+            };
+            let out = working_values(None);
             // The same from the derivatives of the pass that gives the deviance terms.
             let (mut mu2, mut mu_eta2, mut dev) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
             let mut derivs = vec![PairedRowDerivatives::default(); n];
             assert!(r.evaluate_rows_paired(0, &eta, &mut mu2, &mut mu_eta2, &mut dev, &mut derivs));
-            let mut fused = PairedWorkingValues::new(n);
-            r.paired_working_values(
-                &eta,
-                &mu,
-                &mu_eta,
-                &[0.0; 4],
-                &zb,
-                true,
-                WeightChoice::Newton,
-                Some(&derivs),
-                &mut fused,
-            );
+            let fused = working_values(Some(&derivs));
             for i in 0..n {
                 let same = |a: f64, b: f64| (a - b).abs() <= 1e-13 * (1.0 + b.abs());
                 assert!(same(mu2[i], mu[i]) && same(mu_eta2[i], mu_eta[i]));
