@@ -260,6 +260,25 @@ impl<'a> ModelSpec<'a> {
         Ok(self)
     }
 
+    /// The same model without the terms of the zero-inflation predictor: the model whose
+    /// estimates start the search with them (R/zi-random.R). Needs the rows.
+    pub fn without_zero_inflation_terms(&self) -> Result<Self> {
+        self.require_rows("a model without its zero-inflation terms")?;
+        let kept = |t: &RandomTerm<'_>| t.predictor != Predictor::ZeroInflation;
+        let mut out = self.clone();
+        out.terms = self.terms.iter().filter(|t| kept(t)).cloned().collect();
+        out.covariances = (self.terms.iter().zip(&self.covariances))
+            .filter(|(t, _)| kept(t))
+            .map(|(_, c)| c.clone())
+            .collect();
+        if out.terms.is_empty() {
+            return invalid(
+                "the model has no random-effects terms outside its zero-inflation model",
+            );
+        }
+        Ok(out)
+    }
+
     /// Weight of observation `i` (1 without prior weights).
     #[inline]
     pub fn weight(&self, i: usize) -> f64 {

@@ -405,23 +405,8 @@ impl ModelInputs {
     /// The validated model the engine works on, borrowing R's memory (for a model from sums:
     /// the cross-products they determine, validated).
     pub(crate) fn spec(&self) -> Result<ModelSpec<'_>> {
-        self.spec_of_terms(true)
-    }
-
-    /// [`Self::spec`] without the terms of the zero-inflation predictor: the model whose
-    /// estimates start the search with them (R/zi-random.R).
-    pub(crate) fn spec_without_zero_inflation_terms(&self) -> Result<ModelSpec<'_>> {
-        self.spec_of_terms(false)
-    }
-
-    /// [`Self::spec`] with the zero-inflation predictor's terms only if `with_zi_terms`.
-    fn spec_of_terms(&self, with_zi_terms: bool) -> Result<ModelSpec<'_>> {
-        let kept: Vec<&TermInputs> = self
-            .terms
-            .iter()
-            .filter(|t| with_zi_terms || !t.zero_inflation)
-            .collect();
-        let covariances = kept.iter().map(|t| t.covariance.clone()).collect();
+        let terms = &self.terms;
+        let covariances = terms.iter().map(|t| t.covariance.clone()).collect();
         let rows = match &self.data {
             ModelData::Rows(rows) => rows,
             ModelData::Sums(s) => {
@@ -432,15 +417,15 @@ impl ModelInputs {
                         sums.p, self.p
                     )));
                 }
-                let shapes = kept
+                let shapes = terms
                     .iter()
                     .map(|t| t.shape())
                     .collect::<Result<Vec<TermShape>>>()?;
                 return Ok(model_from_sums(&sums, &shapes, covariances)?);
             }
         };
-        let mut re_terms = Vec::with_capacity(kept.len());
-        for t in &kept {
+        let mut re_terms = Vec::with_capacity(terms.len());
+        for t in terms {
             let (Some(codes), Some(z)) = (&t.codes, &t.z) else {
                 return Err(other("internal: a term without its rows"));
             };

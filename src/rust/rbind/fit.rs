@@ -213,7 +213,7 @@ fn glmm_extended_fit_starts_rs(
     let family = family.family;
     let spec = model.spec()?;
     let nested_spec = if starts.iter().any(|s| s.nested_zi_theta.is_some()) {
-        Some(model.spec_without_zero_inflation_terms()?)
+        Some(spec.without_zero_inflation_terms()?)
     } else {
         None
     };
