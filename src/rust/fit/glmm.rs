@@ -224,7 +224,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             return invalid("n_trials and eta_start must have one value per observation");
         }
         let response = Response::new(&spec, family, n_trials)?;
-        response.check_start(&eta_start)?;
+        response.check_start(&eta_start, &spec)?;
         let re = ReStructure::new(&spec);
         let pirls = Pirls::new(&spec, &re, &response, eta_start, pirls, par)?;
         Ok(Self {

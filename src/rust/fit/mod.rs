@@ -3,12 +3,13 @@
 //! linear mixed models the response seam ([`response`]), PIRLS for the conditional modes
 //! ([`pirls`]), the Laplace/AGQ criterion and glmer's two-stage driver ([`glmm`]), stage 2's
 //! metric and finite-difference derivatives ([`stage2`]), the exact gradient of the Laplace
-//! deviance for families with their own parameters (`laplace_gradient`, `laplace_gradient_paired`), and the Gauss–Hermite rules of AGQ
-//! ([`quadrature`]).
+//! deviance for families with their own parameters (`laplace_gradient`, `laplace_gradient_paired`), the Gauss–Hermite rules of AGQ
+//! ([`quadrature`]), and such a family's model held on its distinct rows ([`merged_rows`]).
 pub mod glmm;
 mod laplace_gradient;
 mod laplace_gradient_paired;
 pub mod lmm;
+pub mod merged_rows;
 pub mod pirls;
 pub mod pls;
 pub mod quadrature;

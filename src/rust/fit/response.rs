@@ -677,19 +677,20 @@ impl<'a> Response<'a> {
         }
     }
 
-    /// Checks that a starting linear predictor and the means it gives are valid for the family.
-    pub fn check_start(&self, eta: &[f64]) -> Result<()> {
+    /// Checks that a starting linear predictor and the means it gives are valid for the family
+    /// (an error names the row as `spec`, this response's model, numbers it).
+    pub fn check_start(&self, eta: &[f64], spec: &ModelSpec<'_>) -> Result<()> {
         let link = self.link;
         if let Some(i) = eta.iter().position(|e| !link.valid_eta(*e)) {
             return invalid(format!(
                 "the starting linear predictor is invalid at observation {}",
-                i + 1
+                spec.observation(i)
             ));
         }
         if let Some(i) = eta.iter().position(|&e| !self.valid_mu(link.linkinv(e))) {
             return invalid(format!(
                 "the starting mean is invalid at observation {}",
-                i + 1
+                spec.observation(i)
             ));
         }
         Ok(())

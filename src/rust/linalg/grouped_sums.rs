@@ -397,6 +397,7 @@ pub fn model_from_sums(
             .map(|t| Covariance::unstructured(t.q))
             .collect(),
         aggregates: None,
+        row_numbers: None,
     };
     let mut spec = spec.with_covariances(covariances)?;
     let re = ReStructure::new(&spec);

@@ -1,9 +1,11 @@
 //! The model's description: the validated inputs ([`spec`]), the grouping-factor blocks and the
 //! θ layout ([`terms`]), the covariance parameterisation of each random-effects term
 //! ([`covariance`]), the GLM families and links ([`family`]) and the densities with a
-//! dispersion of glmmTMB's families ([`density`]).
+//! dispersion of glmmTMB's families ([`density`]), and the grouping of rows whose data agree
+//! ([`identical_rows`]).
 pub mod covariance;
 pub mod density;
 pub mod family;
+pub mod identical_rows;
 pub mod spec;
 pub mod terms;

@@ -104,6 +104,10 @@ pub struct ModelSpec<'a> {
     /// (then `y`, `x`, `weights`, `offset` and the terms' rows are empty); `None` when the rows
     /// are held.
     pub aggregates: Option<Arc<Aggregates>>,
+    /// For a model held on merged rows ([`crate::fit::merged_rows`]): the caller's 0-based row
+    /// that each row stands for (the first of those it merges), so that messages name the
+    /// caller's rows; `None` when the rows are the caller's.
+    pub row_numbers: Option<&'a [usize]>,
 }
 
 impl<'a> ModelSpec<'a> {
@@ -216,6 +220,7 @@ impl<'a> ModelSpec<'a> {
             terms,
             covariances,
             aggregates: None,
+            row_numbers: None,
         })
     }
 
@@ -277,6 +282,11 @@ impl<'a> ModelSpec<'a> {
             );
         }
         Ok(out)
+    }
+
+    /// The caller's 1-based number of row `i`, as messages name it (see [`Self::row_numbers`]).
+    pub fn observation(&self, i: usize) -> usize {
+        self.row_numbers.map_or(i, |r| r[i]) + 1
     }
 
     /// Weight of observation `i` (1 without prior weights).

@@ -14,6 +14,7 @@ use super::convert::{
 use super::interrupt::interrupt_pending;
 use super::results::{self, Rows};
 use crate::fit::glmm::{GlmmFit, GlmmOptions};
+use crate::fit::merged_rows::MergedRows;
 use crate::fit::response::ResponseFamily;
 use crate::inference::parallel::{run_concurrently, Watched};
 use crate::spec::ModelSpec;
@@ -210,15 +211,29 @@ fn glmm_extended_fit_starts_rs(
             })
         })
         .collect::<Result<Vec<Start>>>()?;
-    let family = family.family;
-    let spec = model.spec()?;
+    let model_spec = model.spec()?;
+    let n_trials = doubles(&n_trials, "n_trials")?;
+    let eta_start = doubles(&eta_start, "eta_start")?;
+    let merged = MergedRows::new(&model_spec, &family.family, n_trials, eta_start);
+    let (spec, family, n_trials, eta_start) = match &merged {
+        Some(m) => (
+            m.spec(&model_spec)?,
+            m.family().clone(),
+            m.n_trials().to_vec(),
+            m.eta_start().to_vec(),
+        ),
+        None => (
+            model_spec,
+            family.family,
+            n_trials.to_vec(),
+            eta_start.to_vec(),
+        ),
+    };
     let nested_spec = if starts.iter().any(|s| s.nested_zi_theta.is_some()) {
         Some(spec.without_zero_inflation_terms()?)
     } else {
         None
     };
-    let n_trials = doubles(&n_trials, "n_trials")?.to_vec();
-    let eta_start = doubles(&eta_start, "eta_start")?.to_vec();
     let mut opts = control.options(agq_points(n_agq)?);
     let mut nested_opts = nested_control.options(agq_points(n_agq)?);
     let end_control = if end_control.is_null() {
@@ -332,17 +347,22 @@ fn glmm_extended_fit_starts_rs(
             }
         }
     }
-    let as_robj = |r: &crate::error::Result<GlmmFit>| match r {
-        Ok(fit) => results::glmm_fit(fit, Rows::Fit),
+    let as_robj = |r: crate::error::Result<GlmmFit>| match r {
+        Ok(mut fit) => {
+            if let Some(m) = &merged {
+                m.expand(&mut fit);
+            }
+            results::glmm_fit(&fit, Rows::Fit)
+        }
         Err(e) => e.to_string().into(),
     };
     let fits: Vec<Robj> = fits
         .into_iter()
-        .map(|r| as_robj(&r.map(|(fit, _)| fit)))
+        .map(|r| as_robj(r.map(|(fit, _)| fit)))
         .collect();
     let ends: Vec<Robj> = ends
-        .iter()
-        .map(|e| e.as_ref().map_or_else(|| Robj::from(()), as_robj))
+        .into_iter()
+        .map(|e| e.map_or_else(|| Robj::from(()), as_robj))
         .collect();
     Ok(list!(
         fits = List::from_values(fits),
@@ -398,14 +418,32 @@ fn fit_glmm(
     }
     let start_theta = optional_doubles(start_theta, "start theta")?;
     let start_beta = optional_doubles(start_beta, "start beta")?;
-    let data = (
-        model.spec()?,
-        doubles(n_trials, "n_trials")?.to_vec(),
-        doubles(eta_start, "eta_start")?.to_vec(),
-    );
+    let spec = model.spec()?;
+    let n_trials = doubles(n_trials, "n_trials")?;
+    let eta_start = doubles(eta_start, "eta_start")?;
     let progress = &mut progress_printer(verbose, "pars");
     let starts = (start_theta, start_beta, start_extra);
-    let fit = fit_from(data, family, &opts, control.par, starts, progress)?;
+    let merged = match &family {
+        ResponseFamily::Extended(f) => MergedRows::new(&spec, f, n_trials, eta_start),
+        ResponseFamily::Glm(_) => None,
+    };
+    let fit = match &merged {
+        Some(m) => {
+            let data = (
+                m.spec(&spec)?,
+                m.n_trials().to_vec(),
+                m.eta_start().to_vec(),
+            );
+            let family = ResponseFamily::Extended(m.family().clone());
+            let mut fit = fit_from(data, family, &opts, control.par, starts, progress)?;
+            m.expand(&mut fit);
+            fit
+        }
+        None => {
+            let data = (spec, n_trials.to_vec(), eta_start.to_vec());
+            fit_from(data, family, &opts, control.par, starts, progress)?
+        }
+    };
     Ok(results::glmm_fit(&fit, Rows::Fit))
 }
 

@@ -1,0 +1,322 @@
+//! A GLMM of glmmTMB's families held on its distinct rows.
+//!
+//! An extended family's criterion is `Σᵢ aᵢ ℓᵢ` plus the Laplace (or quadrature) terms, and
+//! every row enters PIRLS, the determinant and the exact gradient only through its data and
+//! the factor `aᵢ` on its log-likelihood and its derivatives. So rows whose data agree
+//! ([`RowGroups`]: response, fixed-effects row, offset, trials, starting predictor, every
+//! term's level and row, the zero-inflation and dispersion designs and offsets) are fitted as
+//! one row of weight `Σ aᵢ`: the same optimum, reached with every pass over the rows doing the
+//! distinct rows' work alone. The fit's per-row values are spread back to the rows; the
+//! working weights, which carry `aᵢ`, are shared out in proportion to it.
+//!
+//! lme4's families are not merged: a binomial's prior weights are its trials, whose
+//! `log choose(m, my)` does not add up over merged rows.
+use super::glmm::GlmmFit;
+use super::response::{ExtendedFamily, ParameterModel};
+use crate::error::Result;
+use crate::model::family::Link;
+use crate::model::identical_rows::{RowColumn, RowGroups};
+use crate::spec::{ModelSpec, RandomTerm};
+
+/// The largest share of distinct rows for which merging is done: above it the fit would save
+/// under 10% of its row work, too little to matter.
+const MERGE_AT_MOST: f64 = 0.9;
+
+/// A model's distinct rows, owned, with what spreads a fit on them back to every row.
+pub struct MergedRows {
+    groups: RowGroups,
+    y: Vec<f64>,
+    x: Vec<f64>,
+    weights: Vec<f64>,
+    offset: Option<Vec<f64>>,
+    levels: Vec<Vec<u32>>,
+    z: Vec<Vec<f64>>,
+    n_trials: Vec<f64>,
+    eta_start: Vec<f64>,
+    family: ExtendedFamily,
+    /// The rows' own prior weights (`None`: all 1).
+    row_weights: Option<Vec<f64>>,
+}
+
+impl MergedRows {
+    /// The distinct rows of `spec` with `family`'s designs, `n_trials` and `eta_start`, or
+    /// `None` where more than [`MERGE_AT_MOST`] of the rows are distinct (or the model holds
+    /// no rows).
+    pub fn new(
+        spec: &ModelSpec<'_>,
+        family: &ExtendedFamily,
+        n_trials: &[f64],
+        eta_start: &[f64],
+    ) -> Option<Self> {
+        let n = spec.n;
+        if !spec.has_rows() || n_trials.len() != n || eta_start.len() != n {
+            return None;
+        }
+        // With the square-root link PIRLS may creep towards a mode at η = 0 and then names the
+        // row it found there (sqrt_basin.rs); where it ends on that creep depends on rounding,
+        // which merging changes, so those fits keep their rows.
+        if family.link == Link::Sqrt {
+            return None;
+        }
+        let reals = |values: &[f64], k: usize| (values.len() == n * k).then_some(());
+        let mut columns = vec![
+            RowColumn::Reals {
+                values: spec.y,
+                k: 1,
+            },
+            RowColumn::Reals {
+                values: spec.x,
+                k: spec.p,
+            },
+            RowColumn::Reals {
+                values: n_trials,
+                k: 1,
+            },
+            RowColumn::Reals {
+                values: eta_start,
+                k: 1,
+            },
+        ];
+        if let Some(o) = spec.offset {
+            columns.push(RowColumn::Reals { values: o, k: 1 });
+        }
+        for t in &spec.terms {
+            columns.push(RowColumn::Levels(&t.levels));
+            columns.push(RowColumn::Reals {
+                values: t.z,
+                k: t.q,
+            });
+        }
+        for m in [&family.zi, &family.disp].into_iter().flatten() {
+            reals(&m.x, m.k)?;
+            columns.push(RowColumn::Reals {
+                values: &m.x,
+                k: m.k,
+            });
+            if let Some(o) = &m.offset {
+                reals(o, 1)?;
+                columns.push(RowColumn::Reals { values: o, k: 1 });
+            }
+        }
+        let groups = RowGroups::of_columns(n, &columns);
+        if groups.n_groups() as f64 > MERGE_AT_MOST * n as f64 {
+            return None;
+        }
+        let part = |m: &Option<ParameterModel>| {
+            m.as_ref().map(|m| ParameterModel {
+                x: groups.take(&m.x, m.k),
+                k: m.k,
+                offset: m.offset.as_ref().map(|o| groups.take(o, 1)),
+            })
+        };
+        let family = ExtendedFamily {
+            zi: part(&family.zi),
+            disp: part(&family.disp),
+            ..family.clone()
+        };
+        Some(Self {
+            y: groups.take(spec.y, 1),
+            x: groups.take(spec.x, spec.p),
+            weights: groups.weight_sums(spec.weights),
+            offset: spec.offset.map(|o| groups.take(o, 1)),
+            levels: spec
+                .terms
+                .iter()
+                .map(|t| groups.take_levels(&t.levels))
+                .collect(),
+            z: spec.terms.iter().map(|t| groups.take(t.z, t.q)).collect(),
+            n_trials: groups.take(n_trials, 1),
+            eta_start: groups.take(eta_start, 1),
+            family,
+            row_weights: spec.weights.map(<[f64]>::to_vec),
+            groups,
+        })
+    }
+
+    /// The model on the distinct rows: `spec`'s (the one the rows were merged from) terms,
+    /// grouping factors and covariance structures on the merged rows, each of weight the sum
+    /// of its rows' prior weights.
+    pub fn spec(&self, spec: &ModelSpec<'_>) -> Result<ModelSpec<'_>> {
+        let terms = spec
+            .terms
+            .iter()
+            .zip(self.levels.iter().zip(&self.z))
+            .map(|(t, (levels, z))| RandomTerm {
+                levels: levels.clone(),
+                n_levels: t.n_levels,
+                z,
+                q: t.q,
+                factor_id: t.factor_id,
+                predictor: t.predictor,
+            })
+            .collect();
+        let mut merged = ModelSpec::new(
+            &self.y,
+            &self.x,
+            spec.p,
+            Some(&self.weights),
+            self.offset.as_deref(),
+            terms,
+        )?
+        .with_covariances(spec.covariances.clone())?;
+        merged.row_numbers = Some(self.groups.first_rows());
+        Ok(merged)
+    }
+
+    /// The family, with its zero-inflation and dispersion designs on the merged rows.
+    pub fn family(&self) -> &ExtendedFamily {
+        &self.family
+    }
+
+    /// The trials of the merged rows.
+    pub fn n_trials(&self) -> &[f64] {
+        &self.n_trials
+    }
+
+    /// The starting linear predictor of the merged rows.
+    pub fn eta_start(&self) -> &[f64] {
+        &self.eta_start
+    }
+
+    /// Number of rows before merging, and after.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.groups.n_rows(), self.groups.n_groups())
+    }
+
+    /// A fit on the merged rows as the fit on every row reads: its per-row values spread back,
+    /// the working weights shared out in proportion to the rows' prior weights.
+    pub fn expand(&self, fit: &mut GlmmFit) {
+        let g = &self.groups;
+        let (rows_w, sums) = (self.row_weights.as_deref(), &self.weights);
+        fit.eta = g.spread(&fit.eta);
+        fit.mu = g.spread(&fit.mu);
+        fit.zi_logit = g.spread(&fit.zi_logit);
+        fit.working_weights = g.share(&fit.working_weights, rows_w, sums);
+        for w in &mut fit.zi_working_weights {
+            *w = g.share(w, rows_w, sums);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fit::glmm::{GeneralizedLinearMixedModel, PirlsOptions};
+    use crate::fit::response::{LaplaceWeights, ResponseFamily};
+    use crate::model::density::Density;
+
+    /// A zero-inflated Poisson on 60 rows that repeat (5 groups × 2 levels of x, counts 0–2),
+    /// with weights 1 and 2 within a group of equal rows and random effects in both predictors.
+    struct Rows {
+        y: Vec<f64>,
+        x: Vec<f64>,
+        w: Vec<f64>,
+        levels: Vec<u32>,
+        ones: Vec<f64>,
+    }
+
+    fn rows() -> Rows {
+        let n = 60;
+        let levels: Vec<u32> = (0..n).map(|i| (i % 5) as u32).collect();
+        let dose: Vec<f64> = (0..n).map(|i| ((i / 5) % 2) as f64).collect();
+        let y = (0..n).map(|i| ((i * 7 + i / 11) % 3) as f64).collect();
+        let x = [vec![1.0; n], dose].concat();
+        let w = (0..n).map(|i| if i % 4 == 0 { 2.0 } else { 1.0 }).collect();
+        let ones = vec![1.0; n];
+        Rows {
+            y,
+            x,
+            w,
+            levels,
+            ones,
+        }
+    }
+
+    fn spec(r: &Rows) -> ModelSpec<'_> {
+        let term = |factor_id| RandomTerm {
+            levels: r.levels.clone(),
+            n_levels: 5,
+            z: &r.ones,
+            q: 1,
+            factor_id,
+            predictor: Default::default(),
+        };
+        let terms = vec![term(0), term(1).in_zero_inflation()];
+        ModelSpec::new(&r.y, &r.x, 2, Some(&r.w), None, terms).expect("spec")
+    }
+
+    fn family(n: usize) -> ExtendedFamily {
+        ExtendedFamily {
+            density: Density::Poisson,
+            link: Link::Log,
+            disp: None,
+            zi: Some(ParameterModel {
+                x: vec![1.0; n],
+                k: 1,
+                offset: None,
+            }),
+            laplace: LaplaceWeights::Observed,
+        }
+    }
+
+    /// The Laplace deviance and its gradient at `pars` of `spec` with `family`.
+    fn criterion(spec: ModelSpec<'_>, family: ExtendedFamily, pars: &[f64]) -> (f64, Vec<f64>) {
+        let n = spec.n;
+        let mut glmm = GeneralizedLinearMixedModel::with_family(
+            spec,
+            ResponseFamily::Extended(family),
+            vec![1.0; n],
+            vec![0.1; n],
+            PirlsOptions::default(),
+            faer::Par::Seq,
+        )
+        .expect("model");
+        glmm.laplace_gradient(pars).expect("criterion")
+    }
+
+    #[test]
+    fn merged_rows_give_the_criterion_of_every_row() {
+        let r = rows();
+        let full = spec(&r);
+        let fam = family(full.n);
+        let (ones, start) = (vec![1.0; full.n], vec![0.1; full.n]);
+        let merged = MergedRows::new(&full, &fam, &ones, &start).expect("rows repeat");
+        let (n, groups) = merged.counts();
+        assert_eq!(n, 60);
+        // 5 groups × 2 doses × 3 counts.
+        assert_eq!(groups, 30);
+        // Each merged row stands for the first of its rows; the weights add up.
+        let m = merged.spec(&full).expect("merged spec");
+        for g in 0..m.n {
+            let first = m.observation(g) - 1;
+            assert_eq!(m.y[g], r.y[first]);
+            assert_eq!(merged.groups.group()[first] as usize, g);
+        }
+        let total: f64 = m.weights.expect("weights").iter().sum();
+        assert_eq!(total, r.w.iter().sum::<f64>());
+        // (θ, θ_zi, zi intercept, β) away from the optimum: the same criterion and gradient.
+        for pars in [[0.7, 0.4, -0.8, 0.2, 0.3], [1.3, 0.9, 0.5, -0.4, 0.8]] {
+            let (f_full, g_full) = criterion(spec(&r), family(60), &pars);
+            let (f_merged, g_merged) = criterion(m.clone(), merged.family().clone(), &pars);
+            assert!(
+                (f_full - f_merged).abs() < 1e-10 * f_full.abs(),
+                "{f_full} {f_merged}"
+            );
+            for (a, b) in g_full.iter().zip(&g_merged) {
+                assert!(
+                    (a - b).abs() < 1e-8 * (1.0 + a.abs()),
+                    "{g_full:?} {g_merged:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rows_that_all_differ_are_not_merged() {
+        let mut r = rows();
+        r.y = (0..60).map(f64::from).collect();
+        let full = spec(&r);
+        let (ones, start) = (vec![1.0; 60], vec![0.1; 60]);
+        assert!(MergedRows::new(&full, &family(60), &ones, &start).is_none());
+    }
+}

@@ -1,0 +1,81 @@
+# Rows whose data agree are fitted once, with their prior weights summed
+# (src/rust/fit/merged_rows.rs, for glmmTMB's families). What the fit
+# reports per row must read as a fit on every row: compared side by side
+# with glmmTMB 1.1.5 on data whose rows repeat and whose weights differ
+# within a group of equal rows (so that sharing the working weights out by
+# weight, not equally, is what the conditional variances check).
+#
+# Tolerances: glmmTMB stops its search at about 1e-8 in logLik and 1e-5
+# in the estimates; logLik within 1e-6, estimates and modes within 1e-4
+# relatively (+ 1e-5), conditional standard deviations within 5e-4, fitted
+# values and Pearson residuals within 1e-4.
+
+skip_if_not_installed("glmmTMB")
+
+repeated_rows <- function(seed) {
+  set.seed(seed)
+  d <- expand.grid(x = factor(c("a", "b", "c")), g = factor(1:15), rep = 1:6)
+  eta <- 0.2 + c(a = 0, b = 0.6, c = -0.5)[d$x] + rnorm(15, sd = 0.7)[d$g]
+  zero <- runif(nrow(d)) < 0.25
+  d$y <- ifelse(zero, 0, rpois(nrow(d), exp(eta)))
+  d$w <- c(1, 2, 0.5)[(seq_len(nrow(d)) %% 3) + 1]
+  d
+}
+
+expect_within <- function(ours, ref, rel, abs = 0, info = NULL) {
+  ours <- as.numeric(ours)
+  ref <- as.numeric(ref)
+  expect_identical(length(ours), length(ref), info = info)
+  worst <- max(c(0, abs(ours - ref) - (rel * abs(ref) + abs)))
+  expect(worst <= 0, sprintf("%s: differs by up to %.3g beyond the tolerance", info, worst))
+}
+
+compare_with_glmmTMB <- function(d, formula, family, ziformula, info) {
+  # the data must repeat rows, or this test would not see the merge
+  distinct <- nrow(unique(d[c("x", "g", "y")]))
+  expect_lt(distinct, 0.6 * nrow(d))
+  fam <- switch(family, poisson = quote(poisson), nbinom2 = quote(glmmTMB::nbinom2))
+  ours <- suppressMessages(eval(bquote(glmm(.(formula), data = d, weights = w,
+                                             family = .(if (family == "poisson") quote(poisson) else "nbinom2"),
+                                             ziformula = .(ziformula)))))
+  ref <- eval(bquote(glmmTMB::glmmTMB(.(formula), data = d, weights = w, family = .(fam),
+                                      ziformula = .(ziformula))))
+  expect_equal(ref$fit$convergence, 0)
+  expect_within(logLik(ours), logLik(ref), rel = 0, abs = 1e-6, info = paste(info, "logLik"))
+  for (cc in c("cond", "zi")) {
+    expect_within(fixef(ours)[[cc]], fixef(ref)[[cc]], rel = 1e-4, abs = 1e-5,
+                  info = paste(info, "fixef", cc))
+  }
+  expect_within(fitted(ours), fitted(ref), rel = 1e-4, info = paste(info, "fitted"))
+  expect_within(predict(ours, type = "zprob"), predict(ref, type = "zprob"), rel = 1e-4,
+                abs = 1e-6, info = paste(info, "zprob"))
+  expect_within(residuals(ours, type = "pearson"), residuals(ref, type = "pearson"),
+                rel = 1e-4, abs = 1e-5, info = paste(info, "pearson"))
+  expect_identical(unname(weights(ours)), d$w)
+  re_o <- ranef(ours)
+  re_r <- ranef(ref)
+  for (cc in names(re_r)) {
+    for (g in names(re_r[[cc]])) {
+      o <- re_o[[cc]][[g]]
+      r <- re_r[[cc]][[g]]
+      expect_within(as.matrix(o), as.matrix(r), rel = 1e-4, abs = 1e-5,
+                    info = paste(info, cc, g, "modes"))
+      cv_r <- attr(r, "condVar")
+      expect_within(sqrt(attr(o, "condVar")[!is.na(cv_r)]), sqrt(cv_r[!is.na(cv_r)]),
+                    rel = 5e-4, info = paste(info, cc, g, "condVar"))
+    }
+  }
+}
+
+test_that("a zero-inflated Poisson on repeated weighted rows is glmmTMB's fit", {
+  compare_with_glmmTMB(repeated_rows(3), y ~ x + (1 | g), "poisson", ~1, "zip")
+})
+
+test_that("random effects in both predictors on repeated weighted rows", {
+  # the 2 x 2 working weights of each row are shared out as well
+  compare_with_glmmTMB(repeated_rows(5), y ~ x + (1 | g), "poisson", ~ (1 | g), "zip zi (1|g)")
+})
+
+test_that("a negative binomial on repeated weighted rows is glmmTMB's fit", {
+  compare_with_glmmTMB(repeated_rows(7), y ~ x + (1 | g), "nbinom2", ~0, "nbinom2")
+})
