@@ -79,3 +79,66 @@ test_that("random effects in both predictors on repeated weighted rows", {
 test_that("a negative binomial on repeated weighted rows is glmmTMB's fit", {
   compare_with_glmmTMB(repeated_rows(7), y ~ x + (1 | g), "nbinom2", ~0, "nbinom2")
 })
+
+# lme4's families: the Poisson, and the binomial with 0/1 responses or with
+# cbind(successes, failures) (trials in R's n) are merged; proportions whose
+# weights are their trials are not (log choose(m, m y) does not add up).
+# Side by side with glmer at full precision (helper-glmm.R), which still
+# stops up to ~5e-6 below the optimum on these models: logLik at least
+# glmer's - 1e-7 and within 1e-4 of it (a wrongly merged binomial would move
+# its constant by whole units), estimates and fitted values within 1e-4
+# relatively, standard errors within 5e-3 (glmer's finite-difference Hessian
+# is that noisy: test-glmm-se.R).
+compare_with_glmer <- function(call, d, info) {
+  pair <- fit_glmm_pair(call)
+  ours <- pair$fit
+  ref <- pair$ref
+  gain <- as.numeric(logLik(ours)) - as.numeric(logLik(ref))
+  expect_gt(gain, -1e-7, label = paste(info, "logLik gain"))
+  expect_lt(gain, 1e-4, label = paste(info, "logLik gain"))
+  expect_within(fixef(ours), fixef(ref), rel = 1e-4, abs = 1e-5, info = paste(info, "fixef"))
+  expect_within(sqrt(diag(vcov(ours))), sqrt(diag(as.matrix(vcov(ref)))), rel = 5e-3,
+                info = paste(info, "SE"))
+  expect_within(getME(ours, "theta"), getME(ref, "theta"), rel = 1e-4, abs = 1e-5,
+                info = paste(info, "theta"))
+  expect_within(fitted(ours), fitted(ref), rel = 1e-4, info = paste(info, "fitted"))
+  expect_within(residuals(ours, type = "pearson"), residuals(ref, type = "pearson"),
+                rel = 1e-4, abs = 1e-5, info = paste(info, "pearson"))
+  expect_identical(unname(weights(ours)), unname(weights(ref)))
+}
+
+test_that("binary responses on repeated rows: glmer's fit", {
+  skip_if_no_glmm()
+  set.seed(21)
+  d <- expand.grid(cond = factor(c("a", "b")), subj = factor(1:25), trial = 1:8)
+  eta <- -0.3 + 0.8 * (d$cond == "b") + rnorm(25, sd = 0.9)[d$subj]
+  d$y <- rbinom(nrow(d), 1, plogis(eta))
+  expect_lt(nrow(unique(d[c("cond", "subj", "y")])), 0.3 * nrow(d))
+  compare_with_glmer(quote(glmm(y ~ cond + (1 | subj), d, family = binomial)), d, "bernoulli")
+})
+
+test_that("Poisson and cbind() binomial on repeated rows: glmer's fit", {
+  skip_if_no_glmm()
+  set.seed(22)
+  d <- expand.grid(cond = factor(c("a", "b", "c")), subj = factor(1:15), trial = 1:6)
+  eta <- 0.2 + c(0, 0.5, -0.4)[d$cond] + rnorm(15, sd = 0.6)[d$subj]
+  d$count <- rpois(nrow(d), exp(eta))
+  d$succ <- rbinom(nrow(d), 3, plogis(eta))
+  d$w <- c(1, 2)[(seq_len(nrow(d)) %% 2) + 1]
+  expect_lt(nrow(unique(d[c("cond", "subj", "count")])), 0.6 * nrow(d))
+  compare_with_glmer(quote(glmm(count ~ cond + (1 | subj), d, family = poisson, weights = w)),
+                     d, "poisson")
+  compare_with_glmer(quote(glmm(cbind(succ, 3 - succ) ~ cond + (1 | subj), d,
+                                family = binomial)), d, "cbind")
+})
+
+test_that("proportions weighted by their trials keep their rows: glmer's logLik", {
+  skip_if_no_glmm()
+  set.seed(23)
+  d <- expand.grid(cond = factor(c("a", "b")), subj = factor(1:20), trial = 1:6)
+  d$m <- 4
+  d$p <- rbinom(nrow(d), 4, plogis(0.3 * (d$cond == "b") + rnorm(20)[d$subj])) / 4
+  # merging these rows would change the constant log choose(m, m p) of the logLik
+  compare_with_glmer(quote(glmm(p ~ cond + (1 | subj), d, family = binomial, weights = m)),
+                     d, "proportions")
+})

@@ -87,7 +87,10 @@ test_that("diag() in a GLMM equals glmer's (x || g), diag(hom = TRUE) its (1 | g
                                         start = list(theta = unname(dg$par),
                                                      fixef = unname(fixef(dg)))))
   expect_equal(as.numeric(logLik(dg)), as.numeric(logLik(ref2)), tolerance = 1e-8)
-  expect_equal(unname(fixef(dg)), unname(lme4::fixef(ref2)), tolerance = 1e-4)
+  # glmer's restart drifts along a flat ridge while its logLik falls (2.5e-6 below ours): its
+  # intercept ends 12.3132 or 12.3141 as ours moves by 1e-7, against 12.3125 here, so the
+  # estimates are compared in units of their standard errors (2.4 and 0.0048): within 0.5%.
+  expect_lt(max(abs(fixef(dg) - lme4::fixef(ref2)) / sqrt(diag(as.matrix(vcov(dg))))), 0.005)
 
   hom <- suppressMessages(glmm(cbind(incidence, size - incidence) ~ period +
                                  diag(0 + period | herd, hom = TRUE),

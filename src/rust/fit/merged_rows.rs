@@ -1,20 +1,24 @@
-//! A GLMM of glmmTMB's families held on its distinct rows.
+//! A GLMM held on its distinct rows.
 //!
-//! An extended family's criterion is `Σᵢ aᵢ ℓᵢ` plus the Laplace (or quadrature) terms, and
-//! every row enters PIRLS, the determinant and the exact gradient only through its data and
-//! the factor `aᵢ` on its log-likelihood and its derivatives. So rows whose data agree
-//! ([`RowGroups`]: response, fixed-effects row, offset, trials, starting predictor, every
-//! term's level and row, the zero-inflation and dispersion designs and offsets) are fitted as
-//! one row of weight `Σ aᵢ`: the same optimum, reached with every pass over the rows doing the
-//! distinct rows' work alone. The fit's per-row values are spread back to the rows; the
-//! working weights, which carry `aᵢ`, are shared out in proportion to it.
+//! The criterion is `Σᵢ aᵢ ℓᵢ` plus the Laplace (or quadrature) terms, and every row enters
+//! PIRLS, the determinant and the exact gradient only through its data and the factor `aᵢ` on
+//! its log-likelihood and its derivatives. So rows whose data agree ([`RowGroups`]: response,
+//! fixed-effects row, offset, trials, starting predictor, every term's level and row, the
+//! zero-inflation and dispersion designs and offsets) are fitted as one row of weight `Σ aᵢ`:
+//! the same optimum, reached with every pass over the rows doing the distinct rows' work
+//! alone. The fit's per-row values are spread back to the rows; the working weights, which
+//! carry `aᵢ`, are shared out in proportion to it.
 //!
-//! lme4's families are not merged: a binomial's prior weights are its trials, whose
-//! `log choose(m, my)` does not add up over merged rows.
+//! For lme4's families the prior weights are that factor for the Poisson, and for the binomial
+//! where R's `n` gives the trials (`aic` then weighs `log p(y | n, μ)` by `aᵢ / nᵢ`) or every
+//! response is 0 or 1 (`log p` of `aᵢ` successes of `aᵢ` trials is `aᵢ log μ`); a proportion
+//! whose weights are its trials is not merged, as `log choose(m, my)` does not add up over
+//! merged rows. Families with a dispersion estimated from the deviance (Gamma, inverse
+//! Gaussian, Gaussian) keep their rows: their moment start and `aic` count the rows.
 use super::glmm::GlmmFit;
-use super::response::{ExtendedFamily, ParameterModel};
+use super::response::{ExtendedFamily, ParameterModel, ResponseFamily};
 use crate::error::Result;
-use crate::model::family::Link;
+use crate::model::family::{Distribution, Link};
 use crate::model::identical_rows::{RowColumn, RowGroups};
 use crate::spec::{ModelSpec, RandomTerm};
 
@@ -33,18 +37,19 @@ pub struct MergedRows {
     z: Vec<Vec<f64>>,
     n_trials: Vec<f64>,
     eta_start: Vec<f64>,
-    family: ExtendedFamily,
+    family: ResponseFamily,
     /// The rows' own prior weights (`None`: all 1).
     row_weights: Option<Vec<f64>>,
 }
 
 impl MergedRows {
     /// The distinct rows of `spec` with `family`'s designs, `n_trials` and `eta_start`, or
-    /// `None` where more than [`MERGE_AT_MOST`] of the rows are distinct (or the model holds
-    /// no rows).
+    /// `None` where more than [`MERGE_AT_MOST`] of the rows are distinct, the family's
+    /// criterion does not add up over merged rows (see the module doc) or the model holds no
+    /// rows.
     pub fn new(
         spec: &ModelSpec<'_>,
-        family: &ExtendedFamily,
+        family: &ResponseFamily,
         n_trials: &[f64],
         eta_start: &[f64],
     ) -> Option<Self> {
@@ -55,9 +60,24 @@ impl MergedRows {
         // With the square-root link PIRLS may creep towards a mode at η = 0 and then names the
         // row it found there (sqrt_basin.rs); where it ends on that creep depends on rounding,
         // which merging changes, so those fits keep their rows.
-        if family.link == Link::Sqrt {
+        if family.link() == Link::Sqrt {
             return None;
         }
+        let extended = match family {
+            ResponseFamily::Extended(f) => Some(f),
+            ResponseFamily::Glm(f) => {
+                let binary = || spec.y.iter().all(|&y| y == 0.0 || y == 1.0);
+                let adds_up = match f.dist {
+                    Distribution::Poisson => true,
+                    Distribution::Binomial => n_trials.iter().any(|&m| m > 1.0) || binary(),
+                    _ => false,
+                };
+                if !adds_up {
+                    return None;
+                }
+                None
+            }
+        };
         let reals = |values: &[f64], k: usize| (values.len() == n * k).then_some(());
         let mut columns = vec![
             RowColumn::Reals {
@@ -87,7 +107,8 @@ impl MergedRows {
                 k: t.q,
             });
         }
-        for m in [&family.zi, &family.disp].into_iter().flatten() {
+        let parts = extended.map_or([&None, &None], |f| [&f.zi, &f.disp]);
+        for m in parts.into_iter().flatten() {
             reals(&m.x, m.k)?;
             columns.push(RowColumn::Reals {
                 values: &m.x,
@@ -109,10 +130,13 @@ impl MergedRows {
                 offset: m.offset.as_ref().map(|o| groups.take(o, 1)),
             })
         };
-        let family = ExtendedFamily {
-            zi: part(&family.zi),
-            disp: part(&family.disp),
-            ..family.clone()
+        let family = match extended {
+            Some(f) => ResponseFamily::Extended(ExtendedFamily {
+                zi: part(&f.zi),
+                disp: part(&f.disp),
+                ..f.clone()
+            }),
+            None => family.clone(),
         };
         Some(Self {
             y: groups.take(spec.y, 1),
@@ -164,7 +188,7 @@ impl MergedRows {
     }
 
     /// The family, with its zero-inflation and dispersion designs on the merged rows.
-    pub fn family(&self) -> &ExtendedFamily {
+    pub fn family(&self) -> &ResponseFamily {
         &self.family
     }
 
@@ -260,11 +284,11 @@ mod tests {
     }
 
     /// The Laplace deviance and its gradient at `pars` of `spec` with `family`.
-    fn criterion(spec: ModelSpec<'_>, family: ExtendedFamily, pars: &[f64]) -> (f64, Vec<f64>) {
+    fn criterion(spec: ModelSpec<'_>, family: ResponseFamily, pars: &[f64]) -> (f64, Vec<f64>) {
         let n = spec.n;
         let mut glmm = GeneralizedLinearMixedModel::with_family(
             spec,
-            ResponseFamily::Extended(family),
+            family,
             vec![1.0; n],
             vec![0.1; n],
             PirlsOptions::default(),
@@ -278,7 +302,7 @@ mod tests {
     fn merged_rows_give_the_criterion_of_every_row() {
         let r = rows();
         let full = spec(&r);
-        let fam = family(full.n);
+        let fam = ResponseFamily::Extended(family(full.n));
         let (ones, start) = (vec![1.0; full.n], vec![0.1; full.n]);
         let merged = MergedRows::new(&full, &fam, &ones, &start).expect("rows repeat");
         let (n, groups) = merged.counts();
@@ -296,7 +320,7 @@ mod tests {
         assert_eq!(total, r.w.iter().sum::<f64>());
         // (θ, θ_zi, zi intercept, β) away from the optimum: the same criterion and gradient.
         for pars in [[0.7, 0.4, -0.8, 0.2, 0.3], [1.3, 0.9, 0.5, -0.4, 0.8]] {
-            let (f_full, g_full) = criterion(spec(&r), family(60), &pars);
+            let (f_full, g_full) = criterion(spec(&r), fam.clone(), &pars);
             let (f_merged, g_merged) = criterion(m.clone(), merged.family().clone(), &pars);
             assert!(
                 (f_full - f_merged).abs() < 1e-10 * f_full.abs(),
@@ -317,6 +341,7 @@ mod tests {
         r.y = (0..60).map(f64::from).collect();
         let full = spec(&r);
         let (ones, start) = (vec![1.0; 60], vec![0.1; 60]);
-        assert!(MergedRows::new(&full, &family(60), &ones, &start).is_none());
+        let fam = ResponseFamily::Extended(family(60));
+        assert!(MergedRows::new(&full, &fam, &ones, &start).is_none());
     }
 }

@@ -214,7 +214,8 @@ fn glmm_extended_fit_starts_rs(
     let model_spec = model.spec()?;
     let n_trials = doubles(&n_trials, "n_trials")?;
     let eta_start = doubles(&eta_start, "eta_start")?;
-    let merged = MergedRows::new(&model_spec, &family.family, n_trials, eta_start);
+    let family = ResponseFamily::Extended(family.family);
+    let merged = MergedRows::new(&model_spec, &family, n_trials, eta_start);
     let (spec, family, n_trials, eta_start) = match &merged {
         Some(m) => (
             m.spec(&model_spec)?,
@@ -222,12 +223,7 @@ fn glmm_extended_fit_starts_rs(
             m.n_trials().to_vec(),
             m.eta_start().to_vec(),
         ),
-        None => (
-            model_spec,
-            family.family,
-            n_trials.to_vec(),
-            eta_start.to_vec(),
-        ),
+        None => (model_spec, family, n_trials.to_vec(), eta_start.to_vec()),
     };
     let nested_spec = if starts.iter().any(|s| s.nested_zi_theta.is_some()) {
         Some(spec.without_zero_inflation_terms()?)
@@ -257,9 +253,8 @@ fn glmm_extended_fit_starts_rs(
                    starts: (Option<&[f64]>, Option<&[f64]>, &[f64]),
                    par: faer::Par,
                    progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop| {
-        let family = ResponseFamily::Extended(family.clone());
         let data = (spec, n_trials.clone(), eta_start.clone());
-        fit_keeping_model(data, family, opts, par, starts, progress)
+        fit_keeping_model(data, family.clone(), opts, par, starts, progress)
     };
     let run =
         |start: &Start, par: faer::Par, progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop| {
@@ -423,10 +418,7 @@ fn fit_glmm(
     let eta_start = doubles(eta_start, "eta_start")?;
     let progress = &mut progress_printer(verbose, "pars");
     let starts = (start_theta, start_beta, start_extra);
-    let merged = match &family {
-        ResponseFamily::Extended(f) => MergedRows::new(&spec, f, n_trials, eta_start),
-        ResponseFamily::Glm(_) => None,
-    };
+    let merged = MergedRows::new(&spec, &family, n_trials, eta_start);
     let fit = match &merged {
         Some(m) => {
             let data = (
@@ -434,7 +426,7 @@ fn fit_glmm(
                 m.n_trials().to_vec(),
                 m.eta_start().to_vec(),
             );
-            let family = ResponseFamily::Extended(m.family().clone());
+            let family = m.family().clone();
             let mut fit = fit_from(data, family, &opts, control.par, starts, progress)?;
             m.expand(&mut fit);
             fit
