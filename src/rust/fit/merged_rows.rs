@@ -187,19 +187,20 @@ impl MergedRows {
         Ok(merged)
     }
 
-    /// The family, with its zero-inflation and dispersion designs on the merged rows.
-    pub fn family(&self) -> &ResponseFamily {
-        &self.family
-    }
-
-    /// The trials of the merged rows.
-    pub fn n_trials(&self) -> &[f64] {
-        &self.n_trials
-    }
-
-    /// The starting linear predictor of the merged rows.
-    pub fn eta_start(&self) -> &[f64] {
-        &self.eta_start
+    /// The model a fit or profile runs on: `spec` (the caller's rows) with `family`, `n_trials`
+    /// and `eta_start`, on the distinct rows where `merged` holds them ([`Self::new`]), else
+    /// as given.
+    pub fn model_to_fit<'s>(
+        merged: Option<&'s MergedRows>,
+        spec: &ModelSpec<'s>,
+        family: &ResponseFamily,
+        n_trials: &'s [f64],
+        eta_start: &'s [f64],
+    ) -> Result<(ModelSpec<'s>, ResponseFamily, &'s [f64], &'s [f64])> {
+        Ok(match merged {
+            Some(m) => (m.spec(spec)?, m.family.clone(), &m.n_trials, &m.eta_start),
+            None => (spec.clone(), family.clone(), n_trials, eta_start),
+        })
     }
 
     /// Number of rows before merging, and after.
@@ -321,7 +322,7 @@ mod tests {
         // (θ, θ_zi, zi intercept, β) away from the optimum: the same criterion and gradient.
         for pars in [[0.7, 0.4, -0.8, 0.2, 0.3], [1.3, 0.9, 0.5, -0.4, 0.8]] {
             let (f_full, g_full) = criterion(spec(&r), fam.clone(), &pars);
-            let (f_merged, g_merged) = criterion(m.clone(), merged.family().clone(), &pars);
+            let (f_merged, g_merged) = criterion(m.clone(), merged.family.clone(), &pars);
             assert!(
                 (f_full - f_merged).abs() < 1e-10 * f_full.abs(),
                 "{f_full} {f_merged}"

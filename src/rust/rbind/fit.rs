@@ -216,15 +216,8 @@ fn glmm_extended_fit_starts_rs(
     let eta_start = doubles(&eta_start, "eta_start")?;
     let family = ResponseFamily::Extended(family.family);
     let merged = MergedRows::new(&model_spec, &family, n_trials, eta_start);
-    let (spec, family, n_trials, eta_start) = match &merged {
-        Some(m) => (
-            m.spec(&model_spec)?,
-            m.family().clone(),
-            m.n_trials().to_vec(),
-            m.eta_start().to_vec(),
-        ),
-        None => (model_spec, family, n_trials.to_vec(), eta_start.to_vec()),
-    };
+    let (spec, family, n_trials, eta_start) =
+        MergedRows::model_to_fit(merged.as_ref(), &model_spec, &family, n_trials, eta_start)?;
     let nested_spec = if starts.iter().any(|s| s.nested_zi_theta.is_some()) {
         Some(spec.without_zero_inflation_terms()?)
     } else {
@@ -253,7 +246,7 @@ fn glmm_extended_fit_starts_rs(
                    starts: (Option<&[f64]>, Option<&[f64]>, &[f64]),
                    par: faer::Par,
                    progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop| {
-        let data = (spec, n_trials.clone(), eta_start.clone());
+        let data = (spec, n_trials.to_vec(), eta_start.to_vec());
         fit_keeping_model(data, family.clone(), opts, par, starts, progress)
     };
     let run =
@@ -419,23 +412,13 @@ fn fit_glmm(
     let progress = &mut progress_printer(verbose, "pars");
     let starts = (start_theta, start_beta, start_extra);
     let merged = MergedRows::new(&spec, &family, n_trials, eta_start);
-    let fit = match &merged {
-        Some(m) => {
-            let data = (
-                m.spec(&spec)?,
-                m.n_trials().to_vec(),
-                m.eta_start().to_vec(),
-            );
-            let family = m.family().clone();
-            let mut fit = fit_from(data, family, &opts, control.par, starts, progress)?;
-            m.expand(&mut fit);
-            fit
-        }
-        None => {
-            let data = (spec, n_trials.to_vec(), eta_start.to_vec());
-            fit_from(data, family, &opts, control.par, starts, progress)?
-        }
-    };
+    let (spec, family, n_trials, eta_start) =
+        MergedRows::model_to_fit(merged.as_ref(), &spec, &family, n_trials, eta_start)?;
+    let data = (spec, n_trials.to_vec(), eta_start.to_vec());
+    let mut fit = fit_from(data, family, &opts, control.par, starts, progress)?;
+    if let Some(m) = &merged {
+        m.expand(&mut fit);
+    }
     Ok(results::glmm_fit(&fit, Rows::Fit))
 }
 
