@@ -142,3 +142,20 @@ test_that("proportions weighted by their trials keep their rows: glmer's logLik"
   compare_with_glmer(quote(glmm(p ~ cond + (1 | subj), d, family = binomial, weights = m)),
                      d, "proportions")
 })
+
+test_that("profile intervals on repeated rows: lme4's (Laplace, and AGQ where both are exact)", {
+  # Every point of the profile refits the merged rows. With nAGQ = 5 lme4's
+  # deviance is exact and the two agree to ~1e-8 (test-confint-glmm.R); with
+  # the Laplace approximation lme4's PIRLS stops short of the modes away from
+  # the optimum, which moves its intervals by up to ~1.5e-4.
+  skip_if_no_glmm()
+  set.seed(24)
+  d <- expand.grid(cond = factor(c("a", "b")), subj = factor(1:30), trial = 1:8)
+  d$y <- rbinom(nrow(d), 1, plogis(-0.2 + 0.7 * (d$cond == "b") + rnorm(30)[d$subj]))
+  expect_lt(nrow(unique(d[c("cond", "subj", "y")])), 0.3 * nrow(d))
+  lme4_ci <- function(fm) suppressWarnings(suppressMessages(confint(fm, quiet = TRUE)))
+  pair5 <- fit_glmm_pair(quote(glmm(y ~ cond + (1 | subj), d, family = binomial, nAGQ = 5)))
+  expect_equal(confint(pair5$fit, quiet = TRUE), lme4_ci(pair5$ref), tolerance = 1e-6)
+  pair <- fit_glmm_pair(quote(glmm(y ~ cond + (1 | subj), d, family = binomial)))
+  expect_equal(confint(pair$fit, quiet = TRUE), lme4_ci(pair$ref), tolerance = 2e-4)
+})

@@ -4,6 +4,7 @@
 //! fit's `model` list as `fit_engine_inputs()` rebuilds it; `threads` is a thread count (0: all
 //! cores).
 use crate::fit::lmm::LinearMixedModel;
+use crate::fit::merged_rows::MergedRows;
 use crate::fit::response::ResponseFamily;
 use crate::inference::bootstrap::{self, GlmmSetup};
 use crate::inference::condvar::{glmm_conditional_variances, lmm_conditional_variances};
@@ -182,7 +183,22 @@ fn glmm_profile_rs(
     threads: Threads,
 ) -> Result<Robj> {
     let spec = model.spec()?;
-    let setup = glmm_setup(&spec, family, link, &n_trials, &eta_start)?;
+    let family = Family::new(family, link)?;
+    let (n_trials, eta_start) = (
+        doubles(&n_trials, "n_trials")?,
+        doubles(&eta_start, "eta_start")?,
+    );
+    // Every point of the profile refits the same rows: held once where they repeat.
+    let glm = ResponseFamily::Glm(family);
+    let merged = MergedRows::new(&spec, &glm, n_trials, eta_start);
+    let (spec, _, n_trials, eta_start) =
+        MergedRows::model_to_fit(merged.as_ref(), &spec, &glm, n_trials, eta_start)?;
+    let setup = GlmmSetup {
+        spec: &spec,
+        family,
+        n_trials,
+        eta_start,
+    };
     let n_agq = agq_points(n_agq)?;
     let (opts, state) = watchable(ProfileOptions::default());
     let profiler = GlmmProfiler::new(
@@ -219,11 +235,15 @@ fn glmm_extended_profile_rs(
     let spec = model.spec()?;
     let ExtendedFamilyInput { family, start } = family;
     let family = ResponseFamily::Extended(family);
-    let data = (
-        &spec,
+    let (n_trials, eta_start) = (
         doubles(&n_trials, "n_trials")?,
         doubles(&eta_start, "eta_start")?,
     );
+    // Every point of the profile refits the same rows: held once where they repeat.
+    let merged = MergedRows::new(&spec, &family, n_trials, eta_start);
+    let (spec, family, n_trials, eta_start) =
+        MergedRows::model_to_fit(merged.as_ref(), &spec, &family, n_trials, eta_start)?;
+    let data = (&spec, n_trials, eta_start);
     let n_agq = agq_points(n_agq)?;
     let extra = ExtraAtFit {
         values: &start,
