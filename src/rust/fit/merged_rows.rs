@@ -11,10 +11,11 @@
 //!
 //! For lme4's families the prior weights are that factor for the Poisson, and for the binomial
 //! where R's `n` gives the trials (`aic` then weighs `log p(y | n, μ)` by `aᵢ / nᵢ`) or every
-//! response is 0 or 1 (`log p` of `aᵢ` successes of `aᵢ` trials is `aᵢ log μ`); a proportion
-//! whose weights are its trials is not merged, as `log choose(m, my)` does not add up over
-//! merged rows. Families with a dispersion estimated from the deviance (Gamma, inverse
-//! Gaussian, Gaussian) keep their rows: their moment start and `aic` count the rows.
+//! response is 0 or 1 with whole weights (`log p` of `aᵢ` successes of `aᵢ` trials is
+//! `aᵢ log μ`); a proportion whose weights are its trials is not merged, as `log choose(m, my)`
+//! does not add up over merged rows. Families with a dispersion estimated from the deviance
+//! (Gamma, inverse Gaussian, Gaussian) keep their rows: their moment start and `aic` count the
+//! rows.
 use super::glmm::GlmmFit;
 use super::response::{ExtendedFamily, ParameterModel, ResponseFamily};
 use crate::error::Result;
@@ -66,7 +67,13 @@ impl MergedRows {
         let extended = match family {
             ResponseFamily::Extended(f) => Some(f),
             ResponseFamily::Glm(f) => {
-                let binary = || spec.y.iter().all(|&y| y == 0.0 || y == 1.0);
+                // 0/1 responses with whole weights: `log p` of `aᵢ` successes (or failures)
+                // of `aᵢ` trials is `aᵢ log μ` (or `aᵢ log(1 − μ)`); R's `aic` rounds a
+                // fractional weight of a 0 to its trials, which would not add up.
+                let whole = |w: &[f64]| w.iter().all(|v| v.fract() == 0.0);
+                let binary = || {
+                    spec.y.iter().all(|&y| y == 0.0 || y == 1.0) && spec.weights.is_none_or(whole)
+                };
                 let adds_up = match f.dist {
                     Distribution::Poisson => true,
                     Distribution::Binomial => n_trials.iter().any(|&m| m > 1.0) || binary(),
@@ -334,6 +341,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn binomial_rows_merge_only_where_the_logs_add_up() {
+        let r = rows();
+        let mut full = spec(&r);
+        let ones = vec![1.0; 60];
+        let binomial =
+            ResponseFamily::Glm(crate::family::Family::new("binomial", "logit").unwrap());
+        // Counts 0-2 as proportions of one trial are not 0/1: not merged.
+        assert!(MergedRows::new(&full, &binomial, &ones, &ones).is_none());
+        let y01: Vec<f64> = r.y.iter().map(|&y| f64::from(y > 0.0)).collect();
+        full.y = &y01;
+        // 0/1 with whole weights: merged.
+        assert!(MergedRows::new(&full, &binomial, &ones, &ones).is_some());
+        // A fractional weight: R's aic rounds it to trials, which do not add up.
+        let half: Vec<f64> = r.w.iter().map(|w| w * 0.5).collect();
+        full.weights = Some(&half);
+        assert!(MergedRows::new(&full, &binomial, &ones, &ones).is_none());
+        // With R's n > 1 (the trials in the key), proportions merge.
+        let trials = vec![2.0; 60];
+        let share: Vec<f64> = r.y.iter().map(|y| y / 2.0).collect();
+        full.y = &share;
+        assert!(MergedRows::new(&full, &binomial, &trials, &ones).is_some());
     }
 
     #[test]
