@@ -5,8 +5,9 @@
 # within a group of equal rows (so that sharing the working weights out by
 # weight, not equally, is what the conditional variances check).
 #
-# Tolerances: glmmTMB stops its search at about 1e-8 in logLik and 1e-5
-# in the estimates; logLik within 1e-6, estimates and modes within 1e-4
+# glmmTMB runs with tight nlminb tolerances (rel.tol = 1e-12, DESIGN.md
+# section 6). Tolerances: our logLik at least glmmTMB's - 1e-8 and within
+# 1e-6 of it (observed: 4e-10 to 4e-9 above), estimates and modes within 1e-4
 # relatively (+ 1e-5), conditional standard deviations within 5e-4, fitted
 # values and Pearson residuals within 1e-4.
 
@@ -34,13 +35,20 @@ compare_with_glmmTMB <- function(d, formula, family, ziformula, info) {
   # the data must repeat rows, or this test would not see the merge
   distinct <- nrow(unique(d[c("x", "g", "y")]))
   expect_lt(distinct, 0.6 * nrow(d))
+  ours_family <- switch(family, poisson = quote(poisson), nbinom2 = "nbinom2")
   fam <- switch(family, poisson = quote(poisson), nbinom2 = quote(glmmTMB::nbinom2))
   ours <- suppressMessages(eval(bquote(glmm(.(formula), data = d, weights = w,
-                                             family = .(if (family == "poisson") quote(poisson) else "nbinom2"),
-                                             ziformula = .(ziformula)))))
-  ref <- eval(bquote(glmmTMB::glmmTMB(.(formula), data = d, weights = w, family = .(fam),
-                                      ziformula = .(ziformula))))
-  expect_equal(ref$fit$convergence, 0)
+                                             family = .(ours_family), ziformula = .(ziformula)))))
+  tight <- glmmTMB::glmmTMBControl(optCtrl = list(iter.max = 1e4, eval.max = 1e4, rel.tol = 1e-12))
+  ref <- suppressWarnings(eval(bquote(glmmTMB::glmmTMB(.(formula), data = d, weights = w,
+                                                       family = .(fam), ziformula = .(ziformula),
+                                                       control = tight))))
+  # nlminb cannot reach rel.tol = 1e-12 and says "singular convergence (7)" there, at its
+  # optimum (as in test-zi-random-results.R); its Hessian must be positive definite.
+  expect_true(ref$fit$convergence == 0L || ref$fit$message == "singular convergence (7)")
+  expect_true(isTRUE(ref$sdr$pdHess))
+  gain <- as.numeric(logLik(ours)) - as.numeric(logLik(ref))
+  expect_gt(gain, -1e-8, label = paste(info, "logLik gain"))
   expect_within(logLik(ours), logLik(ref), rel = 0, abs = 1e-6, info = paste(info, "logLik"))
   for (cc in c("cond", "zi")) {
     expect_within(fixef(ours)[[cc]], fixef(ref)[[cc]], rel = 1e-4, abs = 1e-5,
