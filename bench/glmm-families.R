@@ -21,22 +21,12 @@ suppressPackageStartupMessages({
   library(lme4)
   library(glmmTMB)
 })
-source(file.path("bench", "suite.R"))  # write_results_section(), write_readme_block()
+source(file.path("bench", "suite.R"))  # bench_options(), write_results_section(), write_readme_block()
 source(file.path("tests", "testthat", "helper-glmm-families.R"))  # family_cases(), case_call()
 
-args <- commandArgs(trailingOnly = TRUE)
-reps <- 3L
-write <- TRUE
-for (a in args) {
-  if (startsWith(a, "--reps=")) {
-    reps <- as.integer(sub("^--reps=", "", a))
-    if (is.na(reps) || reps < 1L) stop("--reps needs a positive whole number, not ", a)
-  } else if (a == "--no-write") {
-    write <- FALSE
-  } else {
-    stop("unknown argument ", a, " (use --reps=K and --no-write)")
-  }
-}
+opts <- bench_options(commandArgs(trailingOnly = TRUE), reps = 3L)
+reps <- opts$reps
+write <- opts$write
 
 quiet <- function(expr) suppressWarnings(suppressMessages(expr))
 

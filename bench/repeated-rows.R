@@ -15,21 +15,11 @@ suppressPackageStartupMessages({
   library(mixedrs)
   library(lme4)
 })
-source(file.path("bench", "suite.R"))  # write_results_section(), write_readme_block()
+source(file.path("bench", "suite.R"))  # bench_options(), write_results_section(), write_readme_block()
 
-args <- commandArgs(trailingOnly = TRUE)
-reps <- 5L
-write <- TRUE
-for (a in args) {
-  if (startsWith(a, "--reps=")) {
-    reps <- as.integer(sub("^--reps=", "", a))
-    if (is.na(reps) || reps < 1L) stop("--reps needs a positive whole number, not ", a)
-  } else if (a == "--no-write") {
-    write <- FALSE
-  } else {
-    stop("unknown argument ", a, " (use --reps=K and --no-write)")
-  }
-}
+opts <- bench_options(commandArgs(trailingOnly = TRUE), reps = 5L)
+reps <- opts$reps
+write <- opts$write
 
 # Binary responses: n_subj subjects x the conditions x n_item items x
 # n_trial trials, with random intercepts for subjects and items.

@@ -83,6 +83,23 @@ warm_up <- function(m, pkg) {
   fit_model(list(formula = y ~ x + (1 | g), data = d, family = m$family), pkg)
 }
 
+# The options of a benchmark script that writes one table: `--reps=K` (default `reps`) and
+# `--no-write`; anything else is an error naming it.
+bench_options <- function(args, reps) {
+  write <- TRUE
+  for (a in args) {
+    if (startsWith(a, "--reps=")) {
+      reps <- as.integer(sub("^--reps=", "", a))
+      if (is.na(reps) || reps < 1L) stop("--reps needs a positive whole number, not ", a)
+    } else if (a == "--no-write") {
+      write <- FALSE
+    } else {
+      stop("unknown argument ", a, " (use --reps=K and --no-write)")
+    }
+  }
+  list(reps = reps, write = write)
+}
+
 # Replaces the section `heading` ("## ...") of bench/RESULTS.md by `lines` (or appends it),
 # keeping the other sections: each benchmark script owns one section.
 write_results_section <- function(heading, lines) {

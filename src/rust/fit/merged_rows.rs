@@ -210,11 +210,6 @@ impl MergedRows {
         })
     }
 
-    /// Number of rows before merging, and after.
-    pub fn counts(&self) -> (usize, usize) {
-        (self.groups.n_rows(), self.groups.n_groups())
-    }
-
     /// A fit on the merged rows as the fit on every row reads: its per-row values spread back,
     /// the working weights shared out in proportion to the rows' prior weights.
     pub fn expand(&self, fit: &mut GlmmFit) {
@@ -313,7 +308,7 @@ mod tests {
         let fam = ResponseFamily::Extended(family(full.n));
         let (ones, start) = (vec![1.0; full.n], vec![0.1; full.n]);
         let merged = MergedRows::new(&full, &fam, &ones, &start).expect("rows repeat");
-        let (n, groups) = merged.counts();
+        let (n, groups) = (merged.groups.n_rows(), merged.groups.n_groups());
         assert_eq!(n, 60);
         // 5 groups × 2 doses × 3 counts.
         assert_eq!(groups, 30);
