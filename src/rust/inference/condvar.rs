@@ -46,20 +46,16 @@ use crate::chol::BlockedCholesky;
 use crate::error::{invalid, MixedError, Result};
 use crate::family::Family;
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmFit};
+use crate::linalg::blocks::try_zeros;
+use crate::linalg::selected_inverse::SelectedInverse;
 use crate::lmm::LinearMixedModel;
 use crate::small;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
 use crate::trailing::{Trailing, TrailingChoice};
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::LltRegularization;
 use faer::linalg::cholesky::llt::inverse::{inverse, inverse_scratch};
-use faer::sparse::linalg::cholesky::{
-    factorize_symbolic_cholesky, CholeskySymbolicParams, SymbolicCholeskyRaw, SymmetricOrdering,
-};
-use faer::sparse::linalg::SupernodalThreshold;
-use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
-use faer::{MatMut, Par, Side};
+use faer::{MatMut, Par};
 
 /// The conditional covariance matrices of one term's random effects, one per level.
 #[derive(Debug, Clone, PartialEq)]
@@ -401,7 +397,12 @@ impl TrailingInverse {
             Trailing::Sparse(_) => {
                 let (col_ptr, row_idx, values) = assemble_trailing(cp, &chol.l21, lambda)?;
                 Ok(TrailingInverse::Sparse(SelectedInverse::new(
-                    m, &col_ptr, &row_idx, &values, par,
+                    m,
+                    &col_ptr,
+                    &row_idx,
+                    &values,
+                    par,
+                    "trailing random-effects block",
                 )?))
             }
         }
@@ -417,14 +418,6 @@ impl TrailingInverse {
             TrailingInverse::Sparse(s) => s.get(r, c),
         }
     }
-}
-
-fn try_zeros(len: usize, what: &str) -> Result<Vec<f64>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| MixedError::OutOfMemory(format!("{what} needs {len} values")))?;
-    v.resize(len, 0.0);
-    Ok(v)
 }
 
 /// Column pointers, row indices and values of a matrix in compressed sparse columns.
@@ -502,135 +495,4 @@ fn assemble_trailing(cp: &CrossProducts, l21: &[f64], lambda: &[Vec<f64>]) -> Re
         col_ptr[c + 1] += col_ptr[c];
     }
     Ok((col_ptr, row_idx, values))
-}
-
-/// `S⁻¹` on the pattern of the Cholesky factor of a sparse symmetric `S` (the selected inverse).
-struct SelectedInverse {
-    /// Position of each original index in the fill-reducing order.
-    position: Vec<usize>,
-    /// Columns of the factor `L` (`P S P' = L L'`): the diagonal first, then rows ascending.
-    col_ptr: Vec<usize>,
-    row_idx: Vec<usize>,
-    /// `Z = (L L')⁻¹` on the pattern of `L`.
-    z: Vec<f64>,
-}
-
-impl SelectedInverse {
-    /// Factors `S` (lower triangle in CSC) and runs the Takahashi recurrences.
-    fn new(
-        m: usize,
-        col_ptr: &[usize],
-        row_idx: &[usize],
-        values: &[f64],
-        par: Par,
-    ) -> Result<Self> {
-        let pattern = SymbolicSparseColMatRef::new_checked(m, m, col_ptr, None, row_idx);
-        let symbolic = factorize_symbolic_cholesky(
-            pattern,
-            Side::Lower,
-            SymmetricOrdering::Amd,
-            CholeskySymbolicParams {
-                supernodal_flop_ratio_threshold: SupernodalThreshold::FORCE_SIMPLICIAL,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| MixedError::OutOfMemory(format!("symbolic factorization: {e:?}")))?;
-        let mut l = try_zeros(
-            symbolic.len_val(),
-            "the sparse factor of the trailing block",
-        )?;
-        let mut mem = MemBuffer::try_new(
-            symbolic.factorize_numeric_llt_scratch::<f64>(par, Default::default()),
-        )
-        .map_err(|_| MixedError::OutOfMemory("sparse factorization workspace".into()))?;
-        symbolic
-            .factorize_numeric_llt(
-                &mut l,
-                SparseColMatRef::new(pattern, values),
-                Side::Lower,
-                LltRegularization::default(),
-                par,
-                MemStack::new(&mut mem),
-                Default::default(),
-            )
-            .map_err(|_| MixedError::NotPositiveDefinite {
-                stage: "trailing random-effects block",
-            })?;
-        let SymbolicCholeskyRaw::Simplicial(sym) = symbolic.raw() else {
-            return invalid("internal: expected a simplicial factor of the trailing block");
-        };
-        let col_ptr: Vec<usize> = sym.col_ptr().to_vec();
-        let row_idx: Vec<usize> = sym.row_idx().to_vec();
-        let position = match symbolic.perm() {
-            Some(p) => p.arrays().1.to_vec(),
-            None => (0..m).collect(),
-        };
-        for j in 0..m {
-            let col = &row_idx[col_ptr[j]..col_ptr[j + 1]];
-            if col.first() != Some(&j) || col.windows(2).any(|w| w[0] >= w[1]) {
-                return invalid("internal: unexpected layout of the sparse factor");
-            }
-        }
-        let z = takahashi(m, &col_ptr, &row_idx, &l)?;
-        Ok(Self {
-            position,
-            col_ptr,
-            row_idx,
-            z,
-        })
-    }
-
-    /// `S⁻¹[a, b]` for original indices in either order, if in the pattern of the factor.
-    fn get(&self, a: usize, b: usize) -> Option<f64> {
-        let (i, k) = (self.position[a], self.position[b]);
-        let (r, c) = if i >= k { (i, k) } else { (k, i) };
-        let start = self.col_ptr[c];
-        if r == c {
-            return Some(self.z[start]);
-        }
-        let rows = &self.row_idx[start + 1..self.col_ptr[c + 1]];
-        rows.binary_search(&r).ok().map(|p| self.z[start + 1 + p])
-    }
-}
-
-/// The Takahashi recurrences: `Z = (L L')⁻¹` on the pattern of the simplicial factor `L`.
-fn takahashi(m: usize, col_ptr: &[usize], row_idx: &[usize], l: &[f64]) -> Result<Vec<f64>> {
-    let mut z = try_zeros(l.len(), "the selected inverse")?;
-    let mut acc: Vec<f64> = Vec::new();
-    for j in (0..m).rev() {
-        let (s, e) = (col_ptr[j], col_ptr[j + 1]);
-        let d = l[s];
-        let rows = &row_idx[s + 1..e];
-        let lv = &l[s + 1..e];
-        acc.clear();
-        acc.resize(rows.len(), 0.0);
-        // acc[a] = Σ_b L_{rows[b], j} Z_{rows[a], rows[b]}, from the already computed columns
-        // rows[b] > j: Z_{i,k} for i > k sits in column k, whose pattern holds every later row
-        // of R_j (walked in step since both are sorted).
-        for (b, &k) in rows.iter().enumerate() {
-            acc[b] += lv[b] * z[col_ptr[k]];
-            let mut pos = col_ptr[k] + 1;
-            let kend = col_ptr[k + 1];
-            for a in b + 1..rows.len() {
-                let i = rows[a];
-                while pos < kend && row_idx[pos] < i {
-                    pos += 1;
-                }
-                if pos == kend || row_idx[pos] != i {
-                    return invalid("internal: the factor's pattern is not closed under fill");
-                }
-                let zik = z[pos];
-                acc[a] += lv[b] * zik;
-                acc[b] += lv[a] * zik;
-            }
-        }
-        let mut diag = 1.0 / (d * d);
-        for (a, v) in acc.iter().enumerate() {
-            let zij = -v / d;
-            z[s + 1 + a] = zij;
-            diag -= lv[a] * zij / d;
-        }
-        z[s] = diag;
-    }
-    Ok(z)
 }

@@ -151,7 +151,8 @@ pub struct CrossProductParts {
 /// either order, far below any real asymmetry.
 const SYMMETRY_TOL: f64 = 1e-8;
 
-fn try_zeros(len: usize, what: &str) -> Result<Vec<f64>> {
+/// A vector of `len` zeros, or an out-of-memory error naming `what` when it cannot be allocated.
+pub(crate) fn try_zeros(len: usize, what: &str) -> Result<Vec<f64>> {
     let mut v = Vec::new();
     v.try_reserve_exact(len)
         .map_err(|_| MixedError::OutOfMemory(format!("{what} needs {len} values")))?;

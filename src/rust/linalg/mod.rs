@@ -7,6 +7,7 @@ pub mod blocks;
 pub mod chol;
 pub mod grouped_sums;
 pub mod linpred;
+pub mod selected_inverse;
 pub mod small;
 pub mod spd_inverse;
 pub mod trailing;
