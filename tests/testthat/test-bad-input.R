@@ -95,6 +95,19 @@ test_that("an optimizer stopped by its evaluation limit is said once, plainly", 
     })
   expect_length(w, 1L)
   expect_match(w, "raise glmmControl(maxfun = )", fixed = TRUE)
+  # The quasi-Newton stage 2 (glmmTMB's families) keeps to the same limit.
+  skip_if_not_installed("glmmTMB")
+  data(Salamanders, package = "glmmTMB")
+  w <- character()
+  withCallingHandlers(
+    glmm(count ~ mined + (1 | site), family = nbinom2, data = Salamanders,
+         control = glmmControl(maxfun = 5)),
+    warning = function(cond) {
+      w <<- c(w, conditionMessage(cond))
+      invokeRestart("muffleWarning")
+    })
+  expect_length(w, 1L)
+  expect_match(w, "limit of maxfun = 5 deviance evaluations", fixed = TRUE)
 })
 
 test_that("GLMM responses and families are checked with the reason", {

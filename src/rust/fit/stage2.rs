@@ -434,7 +434,9 @@ impl GeneralizedLinearMixedModel<'_> {
         let bounds = (lower, upper);
         let zero = vec![0.0; center.len()];
         if self.quasi_newton_searches(rule, optimizer) {
-            if let Some(summary) = self.quasi_newton_search(center, metric, progress)? {
+            if let Some(summary) =
+                self.quasi_newton_search(center, metric, opts.maxfun, progress)?
+            {
                 return Ok(summary);
             }
             if self.quasi_newton_only.is_some() {
@@ -501,6 +503,7 @@ impl GeneralizedLinearMixedModel<'_> {
         &mut self,
         center: &[f64],
         metric: &Stage2Metric,
+        maxfun: usize,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<Option<OptSummary>> {
         let k = center.len();
@@ -521,9 +524,10 @@ impl GeneralizedLinearMixedModel<'_> {
         let diagonal: Vec<usize> = (0..nth)
             .filter(|&j| self.re.theta_pos[j].row == self.re.theta_pos[j].col)
             .collect();
-        // The evaluation budget of a search that is one of several starts, shared by its
-        // escapes.
-        let mut budget = self.quasi_newton_only.unwrap_or(usize::MAX);
+        // The evaluation budget (the control's `maxfun`, or that of a search that is one of
+        // several starts), shared by its escapes. A search that runs out of it has not
+        // converged: BOBYQA then searches with the same limit and says when it stops there.
+        let mut budget = self.quasi_newton_only.unwrap_or(usize::MAX).min(maxfun);
         // The calibration's evaluation at the centre, if it made one, is the first search's
         // first.
         let mut first = self
