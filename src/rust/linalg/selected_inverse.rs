@@ -15,44 +15,47 @@ use crate::error::{invalid, MixedError, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::LltRegularization;
 use faer::sparse::linalg::cholesky::{
-    factorize_symbolic_cholesky, CholeskySymbolicParams, SymbolicCholeskyRaw, SymmetricOrdering,
+    factorize_symbolic_cholesky, CholeskySymbolicParams, SymbolicCholesky, SymbolicCholeskyRaw,
+    SymmetricOrdering,
 };
 use faer::sparse::linalg::SupernodalThreshold;
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use faer::{Par, Side};
+use std::sync::Arc;
 
-/// The simplicial Cholesky factor of a sparse symmetric positive definite `S`.
-pub struct SparseCholesky {
+/// The symbolic analysis of a sparse symmetric matrix's pattern: its fill-reducing order and
+/// the pattern of its simplicial Cholesky factor, found once and shared by every numeric
+/// factorization with that pattern.
+pub struct SparseSymbolic {
+    /// The matrix's own pattern (lower triangle, compressed sparse columns).
+    input_col_ptr: Vec<usize>,
+    input_row_idx: Vec<usize>,
+    symbolic: SymbolicCholesky<usize>,
     /// Position of each original index in the fill-reducing order.
     position: Vec<usize>,
     /// Columns of the factor `L` (`P S P' = L L'`): the diagonal first, then rows ascending.
     col_ptr: Vec<usize>,
     row_idx: Vec<usize>,
+}
+
+/// The simplicial Cholesky factor of a sparse symmetric positive definite `S`.
+pub struct SparseCholesky {
+    symbolic: Arc<SparseSymbolic>,
     /// The values of `L`.
     l: Vec<f64>,
 }
 
 /// `S⁻¹` on the pattern of the Cholesky factor of a sparse symmetric `S` (the selected inverse).
 pub struct SelectedInverse {
-    position: Vec<usize>,
-    col_ptr: Vec<usize>,
-    row_idx: Vec<usize>,
+    symbolic: Arc<SparseSymbolic>,
     /// `Z = (L L')⁻¹` on the pattern of `L`.
     z: Vec<f64>,
 }
 
-impl SparseCholesky {
-    /// Factors the `m × m` matrix `S` given by its lower triangle in compressed sparse columns
-    /// (row indices sorted within each column, the diagonal present). `stage` names the matrix
-    /// in the error when it is not positive definite.
-    pub fn new(
-        m: usize,
-        col_ptr: &[usize],
-        row_idx: &[usize],
-        values: &[f64],
-        par: Par,
-        stage: &'static str,
-    ) -> Result<Self> {
+impl SparseSymbolic {
+    /// Analyses the `m × m` pattern given by its lower triangle in compressed sparse columns
+    /// (row indices sorted within each column, the diagonal present).
+    pub fn new(m: usize, col_ptr: &[usize], row_idx: &[usize]) -> Result<Self> {
         let pattern = SymbolicSparseColMatRef::new_checked(m, m, col_ptr, None, row_idx);
         let symbolic = factorize_symbolic_cholesky(
             pattern,
@@ -64,12 +67,82 @@ impl SparseCholesky {
             },
         )
         .map_err(|e| MixedError::OutOfMemory(format!("symbolic factorization: {e:?}")))?;
-        let mut l = try_zeros(symbolic.len_val(), "a sparse Cholesky factor")?;
+        let SymbolicCholeskyRaw::Simplicial(sym) = symbolic.raw() else {
+            return invalid("internal: expected a simplicial sparse factor");
+        };
+        let factor_col_ptr: Vec<usize> = sym.col_ptr().to_vec();
+        let factor_row_idx: Vec<usize> = sym.row_idx().to_vec();
+        let position = match symbolic.perm() {
+            Some(p) => p.arrays().1.to_vec(),
+            None => (0..m).collect(),
+        };
+        for j in 0..m {
+            let col = &factor_row_idx[factor_col_ptr[j]..factor_col_ptr[j + 1]];
+            if col.first() != Some(&j) || col.windows(2).any(|w| w[0] >= w[1]) {
+                return invalid("internal: unexpected layout of the sparse factor");
+            }
+        }
+        Ok(Self {
+            input_col_ptr: col_ptr.to_vec(),
+            input_row_idx: row_idx.to_vec(),
+            symbolic,
+            position,
+            col_ptr: factor_col_ptr,
+            row_idx: factor_row_idx,
+        })
+    }
+
+    /// The work of the Takahashi recurrences (and about that of the numeric factorization):
+    /// `Σ_j |R_j|²`, the squared number of off-diagonal entries of each column of the factor.
+    pub fn inverse_work(&self) -> f64 {
+        self.col_ptr
+            .windows(2)
+            .map(|w| ((w[1] - w[0] - 1) as f64).powi(2))
+            .sum()
+    }
+
+    /// The dimension `m`.
+    pub fn dim(&self) -> usize {
+        self.position.len()
+    }
+
+    /// Where entry `(a, b)` (original indices, either order) sits among the values of the
+    /// factor and of the selected inverse, if in their pattern.
+    pub fn entry(&self, a: usize, b: usize) -> Option<usize> {
+        let (i, k) = (self.position[a], self.position[b]);
+        let (r, c) = if i >= k { (i, k) } else { (k, i) };
+        let start = self.col_ptr[c];
+        if r == c {
+            return Some(start);
+        }
+        let rows = &self.row_idx[start + 1..self.col_ptr[c + 1]];
+        rows.binary_search(&r).ok().map(|p| start + 1 + p)
+    }
+
+    /// The numeric factor of the matrix with this pattern and the given values (in the order of
+    /// the pattern's entries). `stage` names the matrix in the error when it is not positive
+    /// definite.
+    pub fn factor(
+        self: &Arc<Self>,
+        values: &[f64],
+        par: Par,
+        stage: &'static str,
+    ) -> Result<SparseCholesky> {
+        let m = self.dim();
+        let pattern = SymbolicSparseColMatRef::new_checked(
+            m,
+            m,
+            &self.input_col_ptr,
+            None,
+            &self.input_row_idx,
+        );
+        let mut l = try_zeros(self.symbolic.len_val(), "a sparse Cholesky factor")?;
         let mut mem = MemBuffer::try_new(
-            symbolic.factorize_numeric_llt_scratch::<f64>(par, Default::default()),
+            self.symbolic
+                .factorize_numeric_llt_scratch::<f64>(par, Default::default()),
         )
         .map_err(|_| MixedError::OutOfMemory("sparse factorization workspace".into()))?;
-        symbolic
+        self.symbolic
             .factorize_numeric_llt(
                 &mut l,
                 SparseColMatRef::new(pattern, values),
@@ -80,67 +153,65 @@ impl SparseCholesky {
                 Default::default(),
             )
             .map_err(|_| MixedError::NotPositiveDefinite { stage })?;
-        let SymbolicCholeskyRaw::Simplicial(sym) = symbolic.raw() else {
-            return invalid("internal: expected a simplicial sparse factor");
-        };
-        let col_ptr: Vec<usize> = sym.col_ptr().to_vec();
-        let row_idx: Vec<usize> = sym.row_idx().to_vec();
-        let position = match symbolic.perm() {
-            Some(p) => p.arrays().1.to_vec(),
-            None => (0..m).collect(),
-        };
-        for j in 0..m {
-            let col = &row_idx[col_ptr[j]..col_ptr[j + 1]];
-            if col.first() != Some(&j) || col.windows(2).any(|w| w[0] >= w[1]) {
-                return invalid("internal: unexpected layout of the sparse factor");
-            }
-        }
-        Ok(Self {
-            position,
-            col_ptr,
-            row_idx,
+        Ok(SparseCholesky {
+            symbolic: Arc::clone(self),
             l,
         })
+    }
+}
+
+impl SparseCholesky {
+    /// Analyses and factors the `m × m` matrix `S` given by its lower triangle in compressed
+    /// sparse columns (row indices sorted within each column, the diagonal present). `stage`
+    /// names the matrix in the error when it is not positive definite.
+    pub fn new(
+        m: usize,
+        col_ptr: &[usize],
+        row_idx: &[usize],
+        values: &[f64],
+        par: Par,
+        stage: &'static str,
+    ) -> Result<Self> {
+        Arc::new(SparseSymbolic::new(m, col_ptr, row_idx)?).factor(values, par, stage)
     }
 
     /// Solves `S x = v` in place (`v` in the original order).
     pub fn solve_in_place(&self, v: &mut [f64]) {
-        let m = self.position.len();
+        let sym = &self.symbolic;
+        let m = sym.dim();
         let mut x = vec![0.0; m];
-        for (a, &p) in self.position.iter().enumerate() {
+        for (a, &p) in sym.position.iter().enumerate() {
             x[p] = v[a];
         }
         // L y = P v, column by column.
         for j in 0..m {
-            let (s, e) = (self.col_ptr[j], self.col_ptr[j + 1]);
+            let (s, e) = (sym.col_ptr[j], sym.col_ptr[j + 1]);
             let yj = x[j] / self.l[s];
             x[j] = yj;
             for k in s + 1..e {
-                x[self.row_idx[k]] -= self.l[k] * yj;
+                x[sym.row_idx[k]] -= self.l[k] * yj;
             }
         }
         // Lᵀ z = y, column by column from the end.
         for j in (0..m).rev() {
-            let (s, e) = (self.col_ptr[j], self.col_ptr[j + 1]);
+            let (s, e) = (sym.col_ptr[j], sym.col_ptr[j + 1]);
             let mut t = x[j];
             for k in s + 1..e {
-                t -= self.l[k] * x[self.row_idx[k]];
+                t -= self.l[k] * x[sym.row_idx[k]];
             }
             x[j] = t / self.l[s];
         }
-        for (a, &p) in self.position.iter().enumerate() {
+        for (a, &p) in sym.position.iter().enumerate() {
             v[a] = x[p];
         }
     }
 
     /// The selected inverse (see the module docs).
-    pub fn selected_inverse(self) -> Result<SelectedInverse> {
-        let m = self.position.len();
-        let z = takahashi(m, &self.col_ptr, &self.row_idx, &self.l)?;
+    pub fn selected_inverse(&self) -> Result<SelectedInverse> {
+        let sym = &self.symbolic;
+        let z = takahashi(sym.dim(), &sym.col_ptr, &sym.row_idx, &self.l)?;
         Ok(SelectedInverse {
-            position: self.position,
-            col_ptr: self.col_ptr,
-            row_idx: self.row_idx,
+            symbolic: Arc::clone(sym),
             z,
         })
     }
@@ -161,14 +232,13 @@ impl SelectedInverse {
 
     /// `S⁻¹[a, b]` for original indices in either order, if in the pattern of the factor.
     pub fn get(&self, a: usize, b: usize) -> Option<f64> {
-        let (i, k) = (self.position[a], self.position[b]);
-        let (r, c) = if i >= k { (i, k) } else { (k, i) };
-        let start = self.col_ptr[c];
-        if r == c {
-            return Some(self.z[start]);
-        }
-        let rows = &self.row_idx[start + 1..self.col_ptr[c + 1]];
-        rows.binary_search(&r).ok().map(|p| self.z[start + 1 + p])
+        self.symbolic.entry(a, b).map(|k| self.z[k])
+    }
+
+    /// The value at a position found by [`SparseSymbolic::entry`].
+    #[inline]
+    pub fn at(&self, position: usize) -> f64 {
+        self.z[position]
     }
 }
 
