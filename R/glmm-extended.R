@@ -363,11 +363,6 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     family <- nb_family(theta_nb, family$link)
   }
   fit <- glmm_object(mc, inputs, reduced, family, nAGQ, control, scale_free = TRUE)
-  # The joint stage ran the engine's quasi-Newton search with the exact
-  # gradient (src/rust/fit/laplace_gradient.rs), not the control's BOBYQA.
-  if (startsWith(as.character(fit$optinfo$message), "quasi-Newton")) {
-    fit$optinfo$optimizer[length(fit$optinfo$optimizer)] <- "BFGS"
-  }
   extra <- raw$extra
   b_disp <- if (kd > 0L) stats::setNames(extra[seq_len(kd)], colnames(disp$X))
   b_zi <- if (kz > 0L) stats::setNames(extra[kd + seq_len(kz)], colnames(zi$X))

@@ -85,3 +85,38 @@ test_that("the quasi-Newton stage reports itself and reaches glmmTMB's optimum",
   expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref)) - 1e-6)
   expect_equal(unname(fit$theta), exp(unname(ref$fit$par["theta"])), tolerance = 1e-4)
 })
+
+test_that("lme4's binomial and Poisson fits use the exact gradient where it is cheap", {
+  data(VerbAgg, cbpp, package = "lme4")
+  tight <- lme4::glmerControl(optimizer = "bobyqa", tolPwrss = 1e-12,
+                              optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
+  gt <- transform(lme4::grouseticks, HEIGHT = as.numeric(scale(HEIGHT)))
+  models <- list(
+    cbpp = list(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial),
+    verbagg = list(r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item), VerbAgg,
+                   binomial),
+    grouse = list(TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION), gt,
+                  poisson)
+  )
+  for (nm in names(models)) {
+    m <- models[[nm]]
+    fit <- glmm(m[[1]], data = m[[2]], family = m[[3]])
+    ref <- lme4::glmer(m[[1]], data = m[[2]], family = m[[3]], control = tight)
+    expect_identical(fit$optinfo$optimizer[2], "BFGS", info = nm)
+    expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref)) - 1e-7)
+    se <- sqrt(diag(as.matrix(vcov(ref))))
+    expect_lt(max(abs(fixef(fit) - lme4::fixef(ref)) / se), 1e-3, label = nm)
+    expect_equal(unname(fit$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-3,
+                 info = nm)
+  }
+  # A crossed design whose factor fills a dense 150 x 150 block: the selected
+  # inverse would cost ~70 passes over the rows, so glmer's BOBYQA stage 2
+  # runs instead.
+  set.seed(11)
+  d <- data.frame(s = factor(sample(200, 6000, TRUE)), i = factor(sample(150, 6000, TRUE)),
+                  x = stats::rnorm(6000))
+  d$y <- stats::rbinom(6000, 1, stats::plogis(0.3 * d$x + stats::rnorm(200, sd = 0.5)[d$s] +
+                                                stats::rnorm(150, sd = 0.4)[d$i]))
+  fit <- glmm(y ~ x + (1 | s) + (1 | i), data = d, family = binomial)
+  expect_identical(fit$optinfo$optimizer[2], "bobyqa")
+})

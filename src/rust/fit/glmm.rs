@@ -17,6 +17,7 @@
 pub use super::pirls::PirlsOptions;
 use super::pirls::{Mode, Pirls};
 use super::quadrature::GaussHermite;
+use super::random_effects_system::RandomEffectsSystem;
 use super::response::{Response, ResponseFamily, WeightChoice};
 use super::stage2::{Derivatives, Stage2Metric, QN_CONVERGED};
 use crate::error::{invalid, MixedError, Result};
@@ -27,6 +28,7 @@ use crate::spec::ModelSpec;
 use crate::start;
 use crate::terms::ReStructure;
 use faer::Par;
+use std::sync::Arc;
 
 /// Initial trust-region radius of stage 1 relative to the largest element of the moment start:
 /// larger than for an LMM, as a one-step estimate from the working response is biased (low, for
@@ -176,6 +178,8 @@ pub struct GeneralizedLinearMixedModel<'a> {
     pub(super) quasi_newton_only: Option<usize>,
     /// [`GlmmOptions::quasi_newton_gtol`] of the fit being run.
     pub(super) quasi_newton_gtol: Option<f64>,
+    /// The sparse pattern of the Laplace gradient's random-effects system, once built.
+    pub(super) laplace_system: Option<Arc<RandomEffectsSystem>>,
 }
 
 impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
@@ -238,6 +242,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             extra_start: Vec::new(),
             quasi_newton_only: None,
             quasi_newton_gtol: None,
+            laplace_system: None,
         })
     }
 
@@ -407,6 +412,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     ) -> Result<GlmmFit> {
         self.quasi_newton_only = opts.quasi_newton_only;
         self.quasi_newton_gtol = opts.quasi_newton_gtol;
+        self.prepare_glm_gradient()?;
         let nth = self.re.n_par();
         let p = self.spec.p;
         let single_scalar =

@@ -1,6 +1,6 @@
 //! The exact gradient of the Laplace deviance of a GLMM whose family has its own parameters
-//! (glmmTMB's families, zero inflation, dispersion models; `glmm.nb()`), with respect to every
-//! parameter `ψ = (par, extra, β)`.
+//! (glmmTMB's families, zero inflation, dispersion models; `glmm.nb()`), or of one of lme4's
+//! binomial and Poisson fits, with respect to every parameter `ψ = (par, extra, β)`.
 //!
 //! With `A = ZΛ` (rows `Aᵢ`), the spherical modes `û` of the random effects, the per-row
 //! log-likelihood `aᵢℓᵢ(ηᵢ, ρᵢ)` (`ρᵢ` the row's log dispersion and zero-inflation logit), its
@@ -33,18 +33,20 @@
 //! gradient, and valid for every density without the derivatives of its gamma functions in φ
 //! written out for each.
 //!
-//! `H` is formed and inverted densely (`q × q`, `q` the number of random effects; on one thread
-//! below [`crate::linalg::spd_inverse::PARALLEL_DIM`]), so the gradient is offered only up to
-//! [`MAX_DENSE_RANDOM`] random effects.
+//! `H` is sparse ([`RandomEffectsSystem`]): the leverages `cᵢ` and the entries `(H⁻¹Aᵢᵀ)ᵢ,꜀`
+//! read `H⁻¹` only at pairs of random effects that share a row, which its selected inverse
+//! holds; `r` is one solve with the sparse factor (of `H_O` where it differs from `H`). The
+//! gradient is offered up to [`MAX_DENSE_RANDOM`] random effects, as the paired gradient
+//! (zero-inflation random effects) still inverts its `H` densely.
 use super::glmm::GeneralizedLinearMixedModel;
+use super::random_effects_system::RandomEffectsSystem;
 use super::response::{LaplaceWeights, Response, ResponseFamily};
 use crate::error::{invalid, MixedError, Result};
-use crate::linalg::spd_inverse::{par_for, spd_inverse};
 use crate::linpred;
 use crate::optim::Stop;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
-use faer::Mat;
+use std::sync::Arc;
 
 /// Largest number of random effects for which the gradient is formed (dense `q × q` algebra).
 pub const MAX_DENSE_RANDOM: usize = 1500;
@@ -195,11 +197,39 @@ pub(super) fn design_rows(
 }
 
 impl GeneralizedLinearMixedModel<'_> {
-    /// Whether [`Self::laplace_gradient`] is available: a family with its own parameters and
-    /// at most [`MAX_DENSE_RANDOM`] random effects.
+    /// Whether [`Self::laplace_gradient`] is available: at most [`MAX_DENSE_RANDOM`] random
+    /// effects, and a family with its own parameters, or one of lme4's without a scale
+    /// (binomial, Poisson) once [`Self::prepare_glm_gradient`] found the gradient cheap.
     pub fn has_laplace_gradient(&self) -> bool {
-        matches!(self.response.family(), ResponseFamily::Extended(_))
-            && DenseLayout::new(&self.re).q <= MAX_DENSE_RANDOM
+        let family = match self.response.family() {
+            ResponseFamily::Extended(_) => true,
+            ResponseFamily::Glm(_) => self
+                .laplace_system
+                .as_ref()
+                .is_some_and(|s| s.cheap_inverse()),
+        };
+        family && DenseLayout::new(&self.re).q <= MAX_DENSE_RANDOM
+    }
+
+    /// For lme4's binomial and Poisson families, builds the sparse pattern of the random
+    /// effects' system, which decides whether the exact gradient is cheap enough to replace
+    /// the BOBYQA stage 2 and the Hessian's differences of the criterion
+    /// ([`RandomEffectsSystem::cheap_inverse`]). Nothing for other families.
+    pub(super) fn prepare_glm_gradient(&mut self) -> Result<()> {
+        let ResponseFamily::Glm(family) = self.response.family() else {
+            return Ok(());
+        };
+        let layout = DenseLayout::new(&self.re);
+        if family.has_scale()
+            || layout.q > MAX_DENSE_RANDOM
+            || self.re.has_zero_inflation_terms()
+            || self.laplace_system.is_some()
+        {
+            return Ok(());
+        }
+        let rows = design_rows(&self.spec, &self.re, &self.pirls.lambda, &layout);
+        cached_system(&mut self.laplace_system, layout.q, layout.per_row, &rows)?;
+        Ok(())
     }
 
     /// The Laplace deviance at `pars = (par, extra, β)` and its gradient (see the module docs;
@@ -234,10 +264,13 @@ impl GeneralizedLinearMixedModel<'_> {
             &self.pirls.u2,
         )
         .concat();
-        let ResponseFamily::Extended(fam) = self.response.family() else {
-            unreachable!("checked by has_laplace_gradient")
+        // lme4's families weigh the Laplace determinant by the expected information.
+        let (extended, laplace) = match self.response.family() {
+            ResponseFamily::Extended(fam) => (Some(fam), fam.laplace),
+            ResponseFamily::Glm(f) if f.is_canonical() => (None, LaplaceWeights::Observed),
+            ResponseFamily::Glm(_) => (None, LaplaceWeights::Expected),
         };
-        let with_dispersion = fam.disp.is_some();
+        let with_dispersion = extended.is_some_and(|fam| fam.disp.is_some());
         let mut rd = Vec::with_capacity(n);
         for i in 0..n {
             match row_derivatives(&self.response, i, self.pirls.eta[i], with_dispersion) {
@@ -245,55 +278,40 @@ impl GeneralizedLinearMixedModel<'_> {
                 None => return invalid("the gradient's row derivatives are not finite"),
             }
         }
-        // H = I + Aᵀ W A densely, with the Laplace weights (the determinant) and, when they
+        // H = I + Aᵀ V A (sparse), with the Laplace weights (the determinant) and, when they
         // differ, with the observed information (how the mode moves).
-        let inverse = |weight: &dyn Fn(&RowDerivatives) -> f64| -> Result<Mat<f64>> {
-            let mut h = vec![0.0; q * q];
-            for (i, d) in rd.iter().enumerate() {
-                let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
-                let w = weight(d);
-                for x in 0..m {
-                    let wa = w * a[x];
-                    for y in 0..m {
-                        h[idx[y] * q + idx[x]] += wa * a[y];
-                    }
-                }
-            }
-            for k in 0..q {
-                h[k * q + k] += 1.0;
-            }
-            let hm = Mat::<f64>::from_fn(q, q, |r, c| h[c * q + r]);
-            spd_inverse(hm, par_for(q, par))
-                .ok_or_else(|| MixedError::Pirls("H is not positive definite".into()))
-        };
-        let hinv = inverse(&|d| d.wl)?;
-        let hinv_mode = match fam.laplace {
+        let system = cached_system(&mut self.laplace_system, q, m, &rows)?;
+        let wl: Vec<f64> = rd.iter().map(|d| d.wl).collect();
+        let factor = system.factor(&rows, &wl, par)?;
+        let hinv = factor.selected_inverse()?;
+        let h = |i: usize, x: usize, y: usize| hinv.at(system.inverse_position(i, x, y));
+        let mode_factor = match laplace {
             LaplaceWeights::Observed => None,
-            LaplaceWeights::Expected => Some(inverse(&|d| d.w)?),
+            LaplaceWeights::Expected => {
+                let w: Vec<f64> = rd.iter().map(|d| d.w).collect();
+                Some(system.factor(&rows, &w, par)?)
+            }
         };
-        let hinv_mode = hinv_mode.as_ref().unwrap_or(&hinv);
         // Leverages and the one solve for the paths through û.
         let mut c = vec![0.0; n];
-        let mut atv = vec![0.0; q];
+        let mut r = vec![0.0; q];
         for i in 0..n {
             let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
             let mut ci = 0.0;
             for x in 0..m {
-                let mut row = 0.0;
-                for y in 0..m {
-                    row += hinv[(idx[x], idx[y])] * a[y];
-                }
+                let row: f64 = a.iter().enumerate().map(|(y, ay)| h(i, x, y) * ay).sum();
                 ci += a[x] * row;
             }
             c[i] = ci;
             let v = ci * rd[i].wl_eta;
             for x in 0..m {
-                atv[idx[x]] += a[x] * v;
+                r[idx[x]] += a[x] * v;
             }
         }
-        let r: Vec<f64> = (0..q)
-            .map(|x| (0..q).map(|y| hinv_mode[(x, y)] * atv[y]).sum())
-            .collect();
+        mode_factor
+            .as_ref()
+            .unwrap_or(&factor)
+            .solve_in_place(&mut r);
         let t: Vec<f64> = (0..n)
             .map(|i| {
                 let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
@@ -310,7 +328,8 @@ impl GeneralizedLinearMixedModel<'_> {
             grad[nth_par + ne + j] = col.iter().zip(&e).map(|(x, e)| x * e).sum();
         }
         let mut k0 = nth_par;
-        for (part, model) in [&fam.disp, &fam.zi].into_iter().enumerate() {
+        let parts = extended.map_or([&None, &None], |fam| [&fam.disp, &fam.zi]);
+        for (part, model) in parts.into_iter().enumerate() {
             let Some(model) = model else { continue };
             for col in 0..model.k {
                 let d = &model.x[col * n..(col + 1) * n];
@@ -344,8 +363,8 @@ impl GeneralizedLinearMixedModel<'_> {
                     continue;
                 }
                 let ic = rows.index[i * m + col_c];
-                let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
-                let hai: f64 = (0..m).map(|x| hinv[(ic, idx[x])] * a[x]).sum();
+                let a = &rows.a[i * m..(i + 1) * m];
+                let hai: f64 = (0..m).map(|x| h(i, col_c, x) * a[x]).sum();
                 g += zr * (e[i] * u[ic] + rd[i].s * r[ic] + 2.0 * rd[i].wl * hai);
             }
             gtheta[k] = g;
@@ -353,6 +372,22 @@ impl GeneralizedLinearMixedModel<'_> {
         par_gradient(re, &pars[..nth_par], &gtheta, &mut grad[..nth_par]);
         Ok((f, grad))
     }
+}
+
+/// The sparse pattern of `H` ([`RandomEffectsSystem`]) kept in `cache`, built the first time
+/// it is needed (it depends only on the rows' levels).
+pub(super) fn cached_system(
+    cache: &mut Option<Arc<RandomEffectsSystem>>,
+    q: usize,
+    per_row: usize,
+    rows: &DesignRows,
+) -> Result<Arc<RandomEffectsSystem>> {
+    if let Some(system) = cache {
+        return Ok(Arc::clone(system));
+    }
+    let system = Arc::new(RandomEffectsSystem::new(q, per_row, rows)?);
+    *cache = Some(Arc::clone(&system));
+    Ok(system)
 }
 
 /// The gradient over the covariance parameters `par` from the one over θ, `gtheta`, into
@@ -677,6 +712,95 @@ impl GeneralizedLinearMixedModel<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fit::glmm::PirlsOptions;
+    use crate::model::family::Family;
+    use crate::spec::RandomTerm;
+
+    /// lme4's binomial and Poisson families (canonical and other links) on 90 rows with a
+    /// random intercept and slope by one factor and a crossed intercept: the exact gradient
+    /// of the Laplace deviance (sparse random-effects system) against Richardson-extrapolated
+    /// central differences of the deviance, away from the optimum.
+    #[test]
+    fn lme4_families_gradient_matches_differences_of_the_deviance() {
+        let n = 90;
+        let g: Vec<u32> = (0..n).map(|i| (i % 9) as u32).collect();
+        let h: Vec<u32> = (0..n).map(|i| ((i * 7 / 5) % 6) as u32).collect();
+        let xs: Vec<f64> = (0..n).map(|i| ((i * 37 % 17) as f64 - 8.0) / 8.0).collect();
+        let x = [vec![1.0; n], xs.clone()].concat();
+        let z_slope = [vec![1.0; n], xs.clone()].concat();
+        let ones = vec![1.0; n];
+        let trials: Vec<f64> = (0..n).map(|i| 1.0 + (i % 4) as f64).collect();
+        let successes: Vec<f64> = (0..n).map(|i| ((i * 5 + i / 7) % 5) as f64).collect();
+        let prop: Vec<f64> = (0..n)
+            .map(|i| successes[i].min(trials[i]) / trials[i])
+            .collect();
+        let counts: Vec<f64> = (0..n).map(|i| ((i * 3 + i / 4) % 6) as f64).collect();
+        let cases = [
+            ("binomial", "logit", &prop, &trials),
+            ("binomial", "probit", &prop, &trials),
+            ("binomial", "cloglog", &prop, &trials),
+            ("poisson", "log", &counts, &ones),
+            ("poisson", "sqrt", &counts, &ones),
+        ];
+        for (dist, link, y, w) in cases {
+            let terms = vec![
+                RandomTerm {
+                    levels: g.clone(),
+                    n_levels: 9,
+                    z: &z_slope,
+                    q: 2,
+                    factor_id: 0,
+                    predictor: Default::default(),
+                },
+                RandomTerm {
+                    levels: h.clone(),
+                    n_levels: 6,
+                    z: &ones,
+                    q: 1,
+                    factor_id: 1,
+                    predictor: Default::default(),
+                },
+            ];
+            let spec = ModelSpec::new(y, &x, 2, Some(w), None, terms).expect("spec");
+            let family = Family::new(dist, link).expect("family");
+            let eta0 = if dist == "poisson" && link == "sqrt" {
+                1.5
+            } else {
+                0.1
+            };
+            let mut glmm = GeneralizedLinearMixedModel::with_family(
+                spec,
+                ResponseFamily::Glm(family),
+                trials.clone(),
+                vec![eta0; n],
+                PirlsOptions::default(),
+                faer::Par::Seq,
+            )
+            .expect("model");
+            glmm.prepare_glm_gradient().expect("pattern");
+            assert!(glmm.has_laplace_gradient(), "{dist} {link}");
+            // θ = (T₁₁, T₂₁, T₂₂ of the slope term; the crossed intercept), then β.
+            let beta0 = if dist == "poisson" { 0.8 } else { -0.2 };
+            let pars = [0.8, 0.3, 0.5, 0.6, beta0, 0.25];
+            let (f, grad) = glmm.laplace_gradient(&pars).expect("gradient");
+            let mut dev = |p: &[f64]| glmm.objective_theta_beta(p, None).expect("deviance");
+            assert!((dev(&pars) - f).abs() < 1e-9 * f.abs(), "{dist} {link}");
+            for k in 0..pars.len() {
+                let mut d = |step: f64| {
+                    let (mut up, mut dn) = (pars, pars);
+                    up[k] += step;
+                    dn[k] -= step;
+                    (dev(&up) - dev(&dn)) / (2.0 * step)
+                };
+                let numeric = (4.0 * d(5e-4) - d(1e-3)) / 3.0;
+                assert!(
+                    (grad[k] - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
+                    "{dist} {link}, parameter {k}: exact {} vs differences {numeric}",
+                    grad[k]
+                );
+            }
+        }
+    }
 
     #[test]
     fn backtracking_lands_near_the_minimum_along_the_line() {

@@ -13,6 +13,7 @@ pub mod merged_rows;
 pub mod pirls;
 pub mod pls;
 pub mod quadrature;
+pub(crate) mod random_effects_system;
 pub mod response;
 mod sqrt_basin;
 mod stage2;

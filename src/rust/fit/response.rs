@@ -927,8 +927,9 @@ impl<'a> Response<'a> {
     /// `∂ℓ/∂ρ = 1 − r − π`; a positive count has `ℓ = log(1 − π) + ℓ_count`, so `∂ℓ/∂ρ = −π`
     /// and nothing else moves with `ρ`. The expected information carries the factor `1 − π`.
     pub(super) fn row_jet(&self, i: usize, eta: f64) -> Option<RowJet> {
-        let ResponseFamily::Extended(fam) = &self.family else {
-            return None;
+        let fam = match &self.family {
+            ResponseFamily::Extended(fam) => fam,
+            ResponseFamily::Glm(family) => return self.glm_row_jet(*family, i, eta),
         };
         let y = self.y[i];
         let zi = (!self.extra.log_zi.is_empty()).then(|| {
@@ -1001,6 +1002,34 @@ impl<'a> Response<'a> {
             s_zi: a * s_zi,
             wl_zi,
             dispersion,
+        })
+    }
+
+    /// Row `i`'s [`RowJet`] for one of lme4's families without a scale (binomial, Poisson;
+    /// `None` for the others or where η or μ is invalid). With `a` the prior weight (the trials
+    /// for a binomial proportion), `V` the variance function and `μ′, μ″` the link's
+    /// derivatives: `s = a(y − μ)μ′/V`; `w` the observed information
+    /// ([`Family::observed_weight`]); the Laplace determinant takes the expected information
+    /// `wl = aμ′²/V`, as lme4 does, with `∂wl/∂η = a(2μ′μ″/V − μ′³V′/V²)`.
+    fn glm_row_jet(&self, family: Family, i: usize, eta: f64) -> Option<RowJet> {
+        if family.has_scale() {
+            return None;
+        }
+        let link = self.link;
+        let (mu, m1) = link.linkinv_mu_eta(eta);
+        if !(link.valid_eta(eta) && family.valid_mu(mu)) {
+            return None;
+        }
+        let m2 = link.mu_eta_deriv_at(eta, mu);
+        let (y, a) = (self.y[i], self.prior_w[i]);
+        let (v, dv) = (family.variance(mu), family.variance_deriv(mu));
+        let wl = a * m1 * m1 / v;
+        Some(RowJet {
+            s: a * (y - mu) * m1 / v,
+            w: family.observed_weight(y, eta, mu, m1, a),
+            wl,
+            wl_eta: a * (2.0 * m1 * m2 / v - m1 * m1 * m1 * dv / (v * v)),
+            ..RowJet::default()
         })
     }
 

@@ -834,16 +834,18 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let n_trials = self.response.n_trials().to_vec();
         let eta_start = self.pirls.eta_start.clone();
         let pirls = self.pirls.opts;
+        let laplace_system = self.laplace_system.clone();
         let lost = |batch: &[Vec<f64>]| batch.iter().map(|_| failed()).collect::<Vec<T>>();
         let (mine, others) = std::thread::scope(|scope| {
             let handles: Vec<_> = rest
                 .iter()
                 .map(|batch| {
-                    let (spec, family, n_trials, eta_start) = (
+                    let (spec, family, n_trials, eta_start, laplace_system) = (
                         spec.clone(),
                         family.clone(),
                         n_trials.clone(),
                         eta_start.clone(),
+                        laplace_system.clone(),
                     );
                     scope.spawn(move || {
                         let copy = GeneralizedLinearMixedModel::with_family(
@@ -857,6 +859,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                         match copy {
                             Ok(mut m) => {
                                 m.pirls.step_tol = step_tol;
+                                m.laplace_system = laplace_system;
                                 let v = eval(&mut m, batch);
                                 (v, m.pirls.iterations, m.failures, m.last_error)
                             }
