@@ -15,13 +15,14 @@
 
 # Tags that legitimately differ between the two packages: the class, the
 # control function and the optimizer's name (glmmControl() runs bobyqa in
-# both stages by default, glmerControl() Nelder_Mead in the second); the
-# name itself is checked separately. Applied to both outputs.
+# both stages by default, or BFGS with the exact gradient in the second,
+# glmerControl() Nelder_Mead in the second); the name itself is checked
+# separately. Applied to both outputs.
 align_tags <- function(lines) {
   lines <- gsub("['glmm']", "['glmerMod']", lines, fixed = TRUE)
   lines <- gsub("[glmm]", "[glmerMod]", lines, fixed = TRUE)
   lines <- gsub("glmmControl(", "glmerControl(", lines, fixed = TRUE)
-  gsub("optimizer \\((bobyqa|Nelder_Mead)\\)", "optimizer (<name>)", lines)
+  gsub("optimizer \\((bobyqa|Nelder_Mead|BFGS)\\)", "optimizer (<name>)", lines)
 }
 
 glmm_print_parity <- function(pair, rel_tol = 2e-3) {

@@ -40,6 +40,10 @@ const GLMM_START_RADIUS_FACTOR: f64 = 0.3;
 /// optima, 1–5 fewer stage-1 evaluations and as many or fewer quasi-Newton ones (epil: 100 → 46;
 /// nbinom1 with zero inflation: 59 → 38).
 const QN_STAGE1_RHOEND: f64 = 1e-2;
+/// PIRLS's step tolerance in that coarse stage 1: its criterion is stationary in the modes and
+/// the fixed effects it solves for, so an error `δ` in them moves it by about `δ²` (1e-10 here),
+/// far below what the coarse search resolves, and each evaluation takes fewer iterations.
+const QN_STAGE1_STEP_TOL: f64 = 1e-5;
 /// The initial PIRLS at the starting values may take this many times `maxit` iterations.
 const STARTING_PIRLS_ITER_FACTOR: usize = 5;
 /// Final trust-region radius of the coarse stage-1 run from lme4's start that guards the fit
@@ -499,8 +503,13 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 model: &mut *self,
                 progress: &mut *progress,
             };
-            let mut summary =
-                run_stage(&mut obj, &theta0, &bounds, &stage_opts, opts.optimizers[0])?;
+            let saved_tol = obj.model.pirls.step_tol;
+            if obj.model.quasi_newton_stage(opts) {
+                obj.model.pirls.step_tol = QN_STAGE1_STEP_TOL;
+            }
+            let summary = run_stage(&mut obj, &theta0, &bounds, &stage_opts, opts.optimizers[0]);
+            obj.model.pirls.step_tol = saved_tol;
+            let mut summary = summary?;
             // The quasi-Newton stage moves θ with everything else (and checks a θ that ends at
             // 0 from lme4's start θ = 1), so stage 1's θ is only its start there.
             if from_moments && !self.quasi_newton_stage(opts) {
