@@ -7,13 +7,5 @@ pkg <- args[1]
 source(file.path("bench", "suite.R"))
 m <- readRDS(args[2])
 suppressPackageStartupMessages(loadNamespace(pkg))
-status_kb <- function(field) {
-  line <- grep(paste0("^", field, ":"), readLines("/proc/self/status"), value = TRUE)
-  as.numeric(sub("\\D*(\\d+).*", "\\1", line))
-}
-invisible(warm_up(m, pkg))
-invisible(gc(FALSE))
-before <- status_kb("VmRSS")
-writeLines("5", "/proc/self/clear_refs") # the high-water mark restarts from the current RSS
-fit <- fit_model(m, pkg)
-cat(sprintf("%.1f %.1f\n", before / 1024, status_kb("VmHWM") / 1024))
+r <- measure_fit(m, pkg)
+cat(sprintf("%.1f %.1f\n", r$before_mb, r$peak_mb))

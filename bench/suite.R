@@ -83,6 +83,22 @@ warm_up <- function(m, pkg) {
   fit_model(list(formula = y ~ x + (1 | g), data = d, family = m$family), pkg)
 }
 
+# Fits `m` with `pkg` once (after a small warm-up fit, so one-off loading costs are not
+# counted) and returns the fit, its elapsed time and the resident memory before it and at its
+# peak (MB), read from /proc/self/status after resetting the kernel's high-water mark.
+measure_fit <- function(m, pkg) {
+  status_kb <- function(field) {
+    line <- grep(paste0("^", field, ":"), readLines("/proc/self/status"), value = TRUE)
+    as.numeric(sub("\\D*(\\d+).*", "\\1", line))
+  }
+  invisible(warm_up(m, pkg))
+  invisible(gc(FALSE))
+  before <- status_kb("VmRSS")
+  writeLines("5", "/proc/self/clear_refs") # the high-water mark restarts from the current RSS
+  time <- system.time(fit <- fit_model(m, pkg))[["elapsed"]]
+  list(fit = fit, time = time, before_mb = before / 1024, peak_mb = status_kb("VmHWM") / 1024)
+}
+
 # The options of a benchmark script that writes one table: `--reps=K` (default `reps`) and
 # `--no-write`; anything else is an error naming it.
 bench_options <- function(args, reps) {
