@@ -75,37 +75,22 @@ test_that("bad arguments of lmm() are named", {
 })
 
 test_that("an optimizer stopped by its evaluation limit is said once, plainly", {
-  w <- character()
-  withCallingHandlers(
-    lmm(Reaction ~ Days + (Days | Subject), ss, control = lmmControl(maxfun = 10)),
-    warning = function(cond) {
-      w <<- c(w, conditionMessage(cond))
-      invokeRestart("muffleWarning")
-    })
+  w <- capture_warnings(
+    lmm(Reaction ~ Days + (Days | Subject), ss, control = lmmControl(maxfun = 10)))
   expect_length(w, 1L)
   expect_match(w, "limit of maxfun = 10 deviance evaluations", fixed = TRUE)
   expect_match(w, "raise lmmControl(maxfun = )", fixed = TRUE)
-  w <- character()
-  withCallingHandlers(
+  w <- capture_warnings(
     glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial,
-         control = glmmControl(maxfun = 5)),
-    warning = function(cond) {
-      w <<- c(w, conditionMessage(cond))
-      invokeRestart("muffleWarning")
-    })
+         control = glmmControl(maxfun = 5)))
   expect_length(w, 1L)
   expect_match(w, "raise glmmControl(maxfun = )", fixed = TRUE)
   # The quasi-Newton stage 2 (glmmTMB's families) keeps to the same limit.
   skip_if_not_installed("glmmTMB")
   data(Salamanders, package = "glmmTMB")
-  w <- character()
-  withCallingHandlers(
+  w <- capture_warnings(
     glmm(count ~ mined + (1 | site), family = nbinom2, data = Salamanders,
-         control = glmmControl(maxfun = 5)),
-    warning = function(cond) {
-      w <<- c(w, conditionMessage(cond))
-      invokeRestart("muffleWarning")
-    })
+         control = glmmControl(maxfun = 5)))
   expect_length(w, 1L)
   expect_match(w, "limit of maxfun = 5 deviance evaluations", fixed = TRUE)
 })

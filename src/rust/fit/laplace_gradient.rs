@@ -220,11 +220,7 @@ impl GeneralizedLinearMixedModel<'_> {
             return Ok(());
         };
         let layout = DenseLayout::new(&self.re);
-        if family.has_scale()
-            || layout.q > MAX_DENSE_RANDOM
-            || self.re.has_zero_inflation_terms()
-            || self.laplace_system.is_some()
-        {
+        if family.has_scale() || layout.q > MAX_DENSE_RANDOM || self.laplace_system.is_some() {
             return Ok(());
         }
         let rows = design_rows(&self.spec, &self.re, &self.pirls.lambda, &layout);
@@ -311,7 +307,7 @@ impl GeneralizedLinearMixedModel<'_> {
         mode_factor
             .as_ref()
             .unwrap_or(&factor)
-            .solve_in_place(&mut r);
+            .solve_in_place(&mut r)?;
         let t: Vec<f64> = (0..n)
             .map(|i| {
                 let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);

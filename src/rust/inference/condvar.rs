@@ -47,7 +47,7 @@ use crate::error::{invalid, MixedError, Result};
 use crate::family::Family;
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmFit};
 use crate::linalg::blocks::try_zeros;
-use crate::linalg::selected_inverse::SelectedInverse;
+use crate::linalg::selected_inverse::{SelectedInverse, SparseCholesky};
 use crate::lmm::LinearMixedModel;
 use crate::small;
 use crate::spec::ModelSpec;
@@ -396,14 +396,17 @@ impl TrailingInverse {
             }
             Trailing::Sparse(_) => {
                 let (col_ptr, row_idx, values) = assemble_trailing(cp, &chol.l21, lambda)?;
-                Ok(TrailingInverse::Sparse(SelectedInverse::new(
-                    m,
-                    &col_ptr,
-                    &row_idx,
-                    &values,
-                    par,
-                    "trailing random-effects block",
-                )?))
+                Ok(TrailingInverse::Sparse(
+                    SparseCholesky::new(
+                        m,
+                        &col_ptr,
+                        &row_idx,
+                        &values,
+                        par,
+                        "trailing random-effects block",
+                    )?
+                    .selected_inverse()?,
+                ))
             }
         }
     }

@@ -15,12 +15,12 @@ use crate::error::{invalid, MixedError, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::LltRegularization;
 use faer::sparse::linalg::cholesky::{
-    factorize_symbolic_cholesky, CholeskySymbolicParams, SymbolicCholesky, SymbolicCholeskyRaw,
-    SymmetricOrdering,
+    factorize_symbolic_cholesky, CholeskySymbolicParams, LltRef, SymbolicCholesky,
+    SymbolicCholeskyRaw, SymmetricOrdering,
 };
 use faer::sparse::linalg::SupernodalThreshold;
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
-use faer::{Par, Side};
+use faer::{Conj, MatMut, Par, Side};
 use std::sync::Arc;
 
 /// The symbolic analysis of a sparse symmetric matrix's pattern: its fill-reducing order and
@@ -175,35 +175,18 @@ impl SparseCholesky {
         Arc::new(SparseSymbolic::new(m, col_ptr, row_idx)?).factor(values, par, stage)
     }
 
-    /// Solves `S x = v` in place (`v` in the original order).
-    pub fn solve_in_place(&self, v: &mut [f64]) {
-        let sym = &self.symbolic;
-        let m = sym.dim();
-        let mut x = vec![0.0; m];
-        for (a, &p) in sym.position.iter().enumerate() {
-            x[p] = v[a];
-        }
-        // L y = P v, column by column.
-        for j in 0..m {
-            let (s, e) = (sym.col_ptr[j], sym.col_ptr[j + 1]);
-            let yj = x[j] / self.l[s];
-            x[j] = yj;
-            for k in s + 1..e {
-                x[sym.row_idx[k]] -= self.l[k] * yj;
-            }
-        }
-        // Lᵀ z = y, column by column from the end.
-        for j in (0..m).rev() {
-            let (s, e) = (sym.col_ptr[j], sym.col_ptr[j + 1]);
-            let mut t = x[j];
-            for k in s + 1..e {
-                t -= self.l[k] * x[sym.row_idx[k]];
-            }
-            x[j] = t / self.l[s];
-        }
-        for (a, &p) in sym.position.iter().enumerate() {
-            v[a] = x[p];
-        }
+    /// Solves `S x = v` in place (`v` in the original order), by faer's sparse `LLᵀ` solve.
+    pub fn solve_in_place(&self, v: &mut [f64]) -> Result<()> {
+        let symbolic = &self.symbolic.symbolic;
+        let mut mem = MemBuffer::try_new(symbolic.solve_in_place_scratch::<f64>(1, Par::Seq))
+            .map_err(|_| MixedError::OutOfMemory("sparse solve workspace".into()))?;
+        LltRef::new(symbolic, &self.l).solve_in_place_with_conj(
+            Conj::No,
+            MatMut::from_column_major_slice_mut(v, symbolic.nrows(), 1),
+            Par::Seq,
+            MemStack::new(&mut mem),
+        );
+        Ok(())
     }
 
     /// The selected inverse (see the module docs).
@@ -218,18 +201,6 @@ impl SparseCholesky {
 }
 
 impl SelectedInverse {
-    /// Factors `S` (as [`SparseCholesky::new`]) and runs the Takahashi recurrences.
-    pub fn new(
-        m: usize,
-        col_ptr: &[usize],
-        row_idx: &[usize],
-        values: &[f64],
-        par: Par,
-        stage: &'static str,
-    ) -> Result<Self> {
-        SparseCholesky::new(m, col_ptr, row_idx, values, par, stage)?.selected_inverse()
-    }
-
     /// `S⁻¹[a, b]` for original indices in either order, if in the pattern of the factor.
     pub fn get(&self, a: usize, b: usize) -> Option<f64> {
         self.symbolic.entry(a, b).map(|k| self.z[k])
@@ -351,7 +322,7 @@ mod tests {
             .expect("positive definite");
         let v: Vec<f64> = (0..m).map(|i| (i as f64 - 2.5) * 0.3).collect();
         let mut x = v.clone();
-        chol.solve_in_place(&mut x);
+        chol.solve_in_place(&mut x).expect("workspace");
         for r in 0..m {
             let want: f64 = (0..m).map(|c| inv[c * m + r] * v[c]).sum();
             assert!(
