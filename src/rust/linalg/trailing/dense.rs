@@ -41,6 +41,9 @@ struct ColumnIndex {
     chunks: Vec<usize>,
     /// Every node is scalar (the leading block may not be: `(x | subject) + (1 | item)`).
     scalar_nodes: bool,
+    /// Every node has this many coordinates and every entry's `L21` block its `q₀ × q_t`
+    /// values one entry after another (`(x | subject) + (x | item)`), or 0.
+    uniform_q: usize,
 }
 
 impl ColumnIndex {
@@ -89,12 +92,17 @@ impl ColumnIndex {
         chunks.push(n_nodes);
         // Scalar nodes leave `q0` values per entry, stored one entry after another.
         let scalar_nodes = layout.m == n_nodes && (0..=nnz).all(|e| cp.a21_val_off[e] == e * cp.q0);
+        let qt = layout.m.checked_div(n_nodes).unwrap_or(0);
+        let uniform = qt > 0
+            && (0..n_nodes).all(|t| layout.node_q(t) == qt)
+            && (0..=nnz).all(|e| cp.a21_val_off[e] == e * cp.q0 * qt);
         Some(Self {
             ptr,
             entry,
             end,
             chunks,
             scalar_nodes,
+            uniform_q: if uniform { qt } else { 0 },
         })
     }
 }
@@ -257,6 +265,23 @@ impl DenseTrailing {
                 return;
             }
             let base = layout.node_offset[nodes.start];
+            let uniform = match (cp.q0, index.uniform_q) {
+                (1, 2) => Some(schur_columns_uniform::<1, 2> as UniformColumns),
+                (2, 2) => Some(schur_columns_uniform::<2, 2> as UniformColumns),
+                (3, 2) => Some(schur_columns_uniform::<3, 2> as UniformColumns),
+                (1, 3) => Some(schur_columns_uniform::<1, 3> as UniformColumns),
+                (2, 3) => Some(schur_columns_uniform::<2, 3> as UniformColumns),
+                (3, 3) => Some(schur_columns_uniform::<3, 3> as UniformColumns),
+                _ => None,
+            };
+            if let Some(columns) = uniform {
+                for t in nodes {
+                    let c0 = layout.node_offset[t] - base;
+                    let qc = index.uniform_q;
+                    columns(index, cp, l21, t, &mut cols[c0 * m..(c0 + qc) * m], m);
+                }
+                return;
+            }
             for t in nodes {
                 let c0 = layout.node_offset[t] - base;
                 let qc = layout.node_q(t);
@@ -402,6 +427,45 @@ fn schur_panels_scalar_nodes<const Q: usize>(
             }
         }
         p0 = p1;
+    }
+}
+
+/// Signature of [`schur_columns_uniform`] for one pair of block sizes.
+type UniformColumns = fn(&ColumnIndex, &CrossProducts, &[f64], usize, &mut [f64], usize);
+
+/// [`schur_columns`] when every node has `QT` coordinates and the leading block `Q0` (vector
+/// random effects on both crossed factors): the block sizes are constants, so the small loops
+/// unroll and the node offsets are `QT n` instead of looked up. Each entry sums the same
+/// products in the same order as [`schur_columns`] (the same bits). Hand-rolled because the
+/// blocks (2 × 2 for `(x | subject) + (x | item)`) are far below what a BLAS call pays for.
+fn schur_columns_uniform<const Q0: usize, const QT: usize>(
+    index: &ColumnIndex,
+    cp: &CrossProducts,
+    l21: &[f64],
+    t: usize,
+    cols: &mut [f64],
+    m: usize,
+) {
+    let b = Q0 * QT;
+    for k in index.ptr[t]..index.ptr[t + 1] {
+        let (e2, end) = (index.entry[k] as usize, index.end[k] as usize);
+        let b2 = &l21[e2 * b..(e2 + 1) * b];
+        let rows = l21[e2 * b..end * b].chunks_exact(b);
+        for (e1, (&n1, b1)) in (e2..end).zip(cp.a21_node[e2..end].iter().zip(rows)) {
+            let r0 = n1 as usize * QT;
+            for c in 0..QT {
+                let rstart = if e1 == e2 { c } else { 0 };
+                let col = &mut cols[c * m + r0..c * m + r0 + QT];
+                for r in rstart..QT {
+                    // -0.0: the start of `Iterator::sum` for floats, as in `schur_columns`.
+                    let mut v = -0.0;
+                    for kk in 0..Q0 {
+                        v += b1[kk * QT + r] * b2[kk * QT + c];
+                    }
+                    col[r] -= v;
+                }
+            }
+        }
     }
 }
 
