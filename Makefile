@@ -66,6 +66,7 @@ bench: install
 	Rscript bench/inference.R
 	Rscript bench/links.R
 	Rscript bench/scaling.R
+	Rscript bench/crossed-slopes.R
 
 # lmm() on tables that stay in the database (bench/sql.R): a throwaway PostgreSQL cluster (and, when
 # BENCH_SPARK_ROWS is set, a local Spark) generates crossed tables of BENCH_SQL_ROWS rows; times
