@@ -9,5 +9,6 @@ mod engine;
 mod fuzz_core;
 mod glmm_engine;
 mod grouped_sums;
+mod lmm_gradient;
 mod profile_glmm;
 mod resample;

@@ -409,4 +409,20 @@ impl Objective for ModelObjective<'_, '_> {
     fn after_eval(&mut self, count: usize, theta: &[f64], value: f64) -> Stop {
         (self.progress)(count, theta, value)
     }
+
+    fn has_exact_gradient(&self) -> bool {
+        self.model.exact_gradient_pays()
+    }
+
+    fn value_gradient(&mut self, par: &[f64]) -> Option<(f64, Vec<f64>)> {
+        if !self.model.exact_gradient_pays() {
+            return None;
+        }
+        let f = self.model.objective_at_par(par);
+        if !f.is_finite() {
+            return None;
+        }
+        let g = self.model.criterion_gradient().ok()??;
+        Some((f, g))
+    }
 }

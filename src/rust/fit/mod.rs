@@ -9,6 +9,7 @@ pub mod glmm;
 mod laplace_gradient;
 mod laplace_gradient_paired;
 pub mod lmm;
+pub mod lmm_gradient;
 pub mod merged_rows;
 pub mod pirls;
 pub mod pls;

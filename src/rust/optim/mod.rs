@@ -110,6 +110,17 @@ pub trait Objective {
     fn after_eval(&mut self, _count: usize, _theta: &[f64], _value: f64) -> Stop {
         Stop::Continue
     }
+    /// The objective and its exact gradient, where the objective offers one that costs less
+    /// than the finite differences of the convergence check (see [`minimize_within`]); `None`
+    /// otherwise (the default).
+    fn value_gradient(&mut self, _theta: &[f64]) -> Option<(f64, Vec<f64>)> {
+        None
+    }
+    /// Whether [`Objective::value_gradient`] is offered: then BOBYQA stops at a coarser radius
+    /// and Newton steps with the exact gradient finish the search (see [`minimize_within`]).
+    fn has_exact_gradient(&self) -> bool {
+        false
+    }
 }
 
 struct Counted<'o, O: Objective> {
@@ -135,13 +146,28 @@ impl<O: Objective> Counted<'_, O> {
             v
         }
     }
+
+    /// The objective with its exact gradient (counted as one evaluation), `None` where the
+    /// objective offers none or it is not finite.
+    fn value_gradient(&mut self, theta: &[f64]) -> Option<(f64, Vec<f64>)> {
+        if self.interrupted {
+            return None;
+        }
+        let out = self.obj.value_gradient(theta)?;
+        self.count += 1;
+        if self.obj.after_eval(self.count, theta, out.0) == Stop::Interrupt {
+            self.interrupted = true;
+            return None;
+        }
+        (out.0.is_finite() && out.1.iter().all(|v| v.is_finite())).then_some(out)
+    }
 }
 
 fn run_bobyqa<O: Objective>(
     f: &mut Counted<'_, O>,
     x: &mut [f64],
     (lower, upper): (&[f64], &[f64]),
-    rhobeg: f64,
+    (rhobeg, rhoend): (f64, f64),
     opts: &OptimOptions,
     budget: usize,
 ) -> Result<(f64, Status)> {
@@ -155,7 +181,7 @@ fn run_bobyqa<O: Objective>(
     let rhobeg = rhobeg.min(0.5 * narrowest);
     let mut config = Config::new(n);
     config.rho_begin = rhobeg;
-    config.rho_end = opts.rhoend.min(rhobeg);
+    config.rho_end = rhoend.min(rhobeg);
     config.max_fun = budget.max(config.npt + 2);
     config.ftol_rel = opts.ftol_rel;
     config.ftol_abs = opts.ftol_abs;
@@ -225,11 +251,44 @@ pub fn minimize_within<O: Objective>(
         starts_tried: 1,
         ..Default::default()
     };
-    let (mut fmin, status) =
-        run_bobyqa(&mut f, &mut theta, bounds, opts.rhobeg, opts, opts.maxfun)?;
+    // With the exact gradient, BOBYQA stops at a coarser radius and Newton steps finish.
+    let coarse = f.obj.has_exact_gradient() && opts.rhoend < COARSE_RHOEND;
+    let first_rhoend = if coarse { COARSE_RHOEND } else { opts.rhoend };
+    let (mut fmin, status) = run_bobyqa(
+        &mut f,
+        &mut theta,
+        bounds,
+        (opts.rhobeg, first_rhoend),
+        opts,
+        opts.maxfun,
+    )?;
     let (code, message) = status_code(status);
     summary.code = code;
     summary.message = message;
+    let mut newton = None;
+    if coarse && code == 0 {
+        newton = newton_finish(&mut f, &mut theta, &mut fmin, bounds, opts);
+        if f.interrupted {
+            return Err(MixedError::Optimizer("interrupted by the user".into()));
+        }
+        if newton.is_some() {
+            summary.message = NEWTON_FINISHED.into();
+        } else {
+            // Newton could not finish (a bound, a Hessian that is not positive definite):
+            // BOBYQA goes on to the requested radius from the best point so far.
+            let mut t = theta.clone();
+            let budget = opts.maxfun.saturating_sub(f.count).max(4 * n + 10);
+            let radius = COARSE_RHOEND.min(opts.rhobeg);
+            let (fr, st) = run_bobyqa(&mut f, &mut t, bounds, (radius, opts.rhoend), opts, budget)?;
+            if fr <= fmin {
+                theta = t;
+                fmin = fr;
+            }
+            let (code, message) = status_code(st);
+            summary.code = code;
+            summary.message = message;
+        }
+    }
 
     // 1. Estimates just off their bound: keep them on it when that is no worse.
     if opts.boundary_tol > 0.0 {
@@ -279,7 +338,7 @@ pub fn minimize_within<O: Objective>(
         if improves {
             let mut t = theta.clone();
             let budget = opts.maxfun.saturating_sub(f.count).max(4 * n + 10);
-            let (fr, st) = run_bobyqa(&mut f, &mut t, bounds, 1e-3, opts, budget)?;
+            let (fr, st) = run_bobyqa(&mut f, &mut t, bounds, (1e-3, opts.rhoend), opts, budget)?;
             if fr < fmin {
                 theta = t;
                 fmin = fr;
@@ -295,13 +354,17 @@ pub fn minimize_within<O: Objective>(
             || (upper[i].is_finite() && upper[i] - theta[i] < opts.singular_tol)
     });
 
-    // 3. Gradient check at an interior optimum.
+    // 3. Gradient check at an interior optimum: with the exact gradient and the Hessian of
+    // the Newton steps where they finished the search, else by finite differences.
     if opts.calc_derivs && !summary.singular && summary.code == 0 {
-        let mut check = gradient_check(&mut f, &theta, fmin, opts);
+        let mut check = match newton {
+            Some((gradient, hessian)) => GradCheck::judged(gradient, hessian, opts),
+            None => gradient_check(&mut f, &theta, fmin, opts),
+        };
         if check.failed {
             let mut t = theta.clone();
             let budget = opts.maxfun.saturating_sub(f.count).max(4 * n + 10);
-            let (fr, _) = run_bobyqa(&mut f, &mut t, bounds, 1e-3, opts, budget)?;
+            let (fr, _) = run_bobyqa(&mut f, &mut t, bounds, (1e-3, opts.rhoend), opts, budget)?;
             if fr < fmin {
                 theta = t;
                 fmin = fr;
@@ -401,6 +464,82 @@ impl GradCheck {
         }
     }
 }
+
+/// BOBYQA's final radius where the objective has an exact gradient: the Newton steps of
+/// [`newton_finish`] take θ from there to within the requested `rhoend`. On a 300,000-row
+/// model with slopes on both crossed factors (6 parameters, `bench/crossed-slopes.R`) BOBYQA
+/// needs 54 evaluations to reach 1e-7, about 40 to reach 1e-5 and 23 to reach 1e-3; the fit
+/// took 41, 40 and 35 s with this radius at 1e-5, 1e-4 and 1e-3, to the same optimum.
+const COARSE_RHOEND: f64 = 1e-3;
+/// The optimizer's message when [`newton_finish`] ended the search.
+pub const NEWTON_FINISHED: &str = "BOBYQA converged to a radius of 1e-3, then Newton steps with the exact gradient to within rhoend";
+
+/// Newton steps tried before BOBYQA takes over again.
+const NEWTON_MAX_STEPS: usize = 4;
+
+/// Finishes the search from BOBYQA's coarse optimum with Newton steps `θ ← θ − H⁻¹g`: the
+/// exact gradient `g`, the Hessian `H` from forward differences of it (`k` gradients,
+/// symmetrized, once). Done when the next step `H⁻¹g` is within `opts.rhoend` in every
+/// coordinate (θ is then known at least as well as BOBYQA's radius would give it); returns the
+/// gradient and the Hessian there, for the convergence check. `None` (θ and `fmin` at the best
+/// point seen) when the objective offers no gradient, `H` is not positive definite, a step
+/// leaves the bounds or does not lower the criterion beyond its rounding, or the steps run out.
+fn newton_finish<O: Objective>(
+    f: &mut Counted<'_, O>,
+    theta: &mut Vec<f64>,
+    fmin: &mut f64,
+    (lower, upper): (&[f64], &[f64]),
+    opts: &OptimOptions,
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    let n = theta.len();
+    let (f0, g0) = f.value_gradient(theta)?;
+    let mut hessian = vec![0.0; n * n];
+    for i in 0..n {
+        let mut t = theta.clone();
+        t[i] += FD_STEP;
+        let (_, gi) = f.value_gradient(&t)?;
+        for j in 0..n {
+            hessian[i * n + j] = (gi[j] - g0[j]) / FD_STEP;
+        }
+    }
+    for i in 0..n {
+        for j in 0..i {
+            let v = 0.5 * (hessian[i * n + j] + hessian[j * n + i]);
+            hessian[i * n + j] = v;
+            hessian[j * n + i] = v;
+        }
+    }
+    let mut l = hessian.clone();
+    crate::small::chol_lower(&mut l, n)?;
+    let (mut current, mut fc, mut g) = (theta.clone(), f0, g0);
+    for _ in 0..NEWTON_MAX_STEPS {
+        let mut step = g.clone();
+        crate::small::solve_lower(&l, n, &mut step);
+        crate::small::solve_lower_t(&l, n, &mut step);
+        if step.iter().all(|s| s.abs() <= opts.rhoend) {
+            *theta = current;
+            *fmin = fc;
+            return Some((g, hessian));
+        }
+        let trial: Vec<f64> = current.iter().zip(&step).map(|(t, s)| t - s).collect();
+        if (0..n).any(|i| trial[i] < lower[i] || trial[i] > upper[i]) {
+            return None;
+        }
+        let (ft, gt) = f.value_gradient(&trial)?;
+        if ft > fc + NEWTON_ROUNDING * fc.abs().max(1.0) {
+            return None;
+        }
+        (current, fc, g) = (trial, ft, gt);
+        if fc <= *fmin {
+            *theta = current.clone();
+            *fmin = fc;
+        }
+    }
+    None
+}
+
+/// Relative rise of the criterion that a Newton step may show from rounding alone.
+const NEWTON_ROUNDING: f64 = 1e-12;
 
 /// Step of the repeated check's Hessian (see [`refined_gradient_check`]).
 const COARSE_FD_STEP: f64 = 1e-3;
@@ -614,4 +753,114 @@ fn max_abs_index(v: &[f64]) -> (f64, usize) {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A smooth convex function of 5 variables with correlated curvature, its minimum at
+    /// `CENTER` (inside the bounds `x ≥ 0`): `Σᵢ wᵢ(xᵢ − cᵢ)² + (Σᵢ (xᵢ − cᵢ))² + Σᵢ (xᵢ − cᵢ)⁴`.
+    const CENTER: [f64; 5] = [0.7, 0.2, 1.3, 0.05, 2.0];
+
+    struct Smooth {
+        /// Whether the exact gradient is offered; `broken`: offered but never delivered.
+        gradient: bool,
+        broken: bool,
+        evaluations: usize,
+    }
+
+    impl Smooth {
+        fn value_and_gradient(x: &[f64]) -> (f64, Vec<f64>) {
+            let d: Vec<f64> = x.iter().zip(CENTER).map(|(a, c)| a - c).collect();
+            let total: f64 = d.iter().sum();
+            let w = |i: usize| 1.0 + i as f64;
+            let f = d
+                .iter()
+                .enumerate()
+                .map(|(i, v)| w(i) * v * v + v.powi(4))
+                .sum::<f64>()
+                + total * total;
+            let g = d
+                .iter()
+                .enumerate()
+                .map(|(i, v)| 2.0 * w(i) * v + 4.0 * v.powi(3) + 2.0 * total)
+                .collect();
+            (f, g)
+        }
+    }
+
+    impl Objective for Smooth {
+        fn eval(&mut self, theta: &[f64]) -> f64 {
+            self.evaluations += 1;
+            Self::value_and_gradient(theta).0
+        }
+        fn has_exact_gradient(&self) -> bool {
+            self.gradient
+        }
+        fn value_gradient(&mut self, theta: &[f64]) -> Option<(f64, Vec<f64>)> {
+            if !self.gradient || self.broken {
+                return None;
+            }
+            self.evaluations += 1;
+            Some(Self::value_and_gradient(theta))
+        }
+    }
+
+    fn run(gradient: bool, broken: bool) -> (OptSummary, usize) {
+        let mut obj = Smooth {
+            gradient,
+            broken,
+            evaluations: 0,
+        };
+        let start = [1.0; 5];
+        let lower = [0.0; 5];
+        let upper = [f64::INFINITY; 5];
+        let summary =
+            minimize_within(&mut obj, &start, &lower, &upper, &OptimOptions::default()).unwrap();
+        (summary, obj.evaluations)
+    }
+
+    #[test]
+    fn newton_steps_finish_a_coarse_bobyqa_search() {
+        let (plain, plain_evals) = run(false, false);
+        let (newton, newton_evals) = run(true, false);
+        for (summary, name) in [(&plain, "BOBYQA"), (&newton, "BOBYQA + Newton")] {
+            let err = summary
+                .theta
+                .iter()
+                .zip(CENTER)
+                .map(|(a, c)| (a - c).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-6, "{name}: max |θ − θ*| = {err}");
+            assert_eq!(summary.code, 0, "{name}: {}", summary.message);
+        }
+        // The Newton finish lands within rhoend (1e-7), with fewer evaluations.
+        let newton_err = newton
+            .theta
+            .iter()
+            .zip(CENTER)
+            .map(|(a, c)| (a - c).abs())
+            .fold(0.0, f64::max);
+        assert!(newton_err < 1e-7, "Newton: max |θ − θ*| = {newton_err}");
+        assert!(newton.fmin <= plain.fmin + 1e-15);
+        assert!(
+            newton_evals < plain_evals,
+            "{newton_evals} against {plain_evals}"
+        );
+        assert!(newton.gradient.iter().all(|g| g.abs() < 1e-8));
+    }
+
+    #[test]
+    fn bobyqa_takes_over_when_the_gradient_is_not_delivered() {
+        let (summary, _) = run(true, true);
+        let err = summary
+            .theta
+            .iter()
+            .zip(CENTER)
+            .map(|(a, c)| (a - c).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-6, "max |θ − θ*| = {err}");
+        assert_eq!(summary.code, 0, "{}", summary.message);
+    }
 }
