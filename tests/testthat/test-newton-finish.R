@@ -1,6 +1,6 @@
-# Large LMMs whose evaluations are dominated by a dense trailing block (here 500 items with a
-# random slope: order 1,000) and that have at least 4 covariance parameters stop BOBYQA at a
-# radius of 1e-3 and finish with Newton steps on the exact gradient of the profiled deviance
+# Large LMMs whose evaluations are dominated by a dense trailing block (order at least 1,000:
+# here 500 items with a random slope, or 1,000 items crossed with subjects who see 25 each)
+# stop BOBYQA at a radius of 1e-3 and finish with Newton steps on the exact gradient of the profiled deviance
 # (src/rust/fit/lmm_gradient.rs, src/rust/optim/mod.rs). The optimum must be lme4's at full
 # precision, and the convergence check's gradient and Hessian must be those of lme4's
 # criterion.
@@ -62,4 +62,21 @@ test_that("the Newton finish's derivatives are those of lme4's criterion", {
     up[i] <- up[i] + h; down[i] <- down[i] - h
     expect_equal(hess[i, i], (devfun(up) - 2 * f0 + devfun(down)) / h^2, tolerance = 1e-3)
   }
+})
+
+test_that("a crossed model with two variance parameters takes the Newton finish too", {
+  set.seed(5)
+  n_subj <- 1200
+  n_item <- 1000
+  subj <- rep(seq_len(n_subj), each = 25)
+  item <- as.vector(vapply(seq_len(n_subj), function(i) sample.int(n_item, 25), integer(25)))
+  x <- rnorm(length(subj))
+  d <- data.frame(y = 0.5 * x + rnorm(n_subj, sd = 0.7)[subj] + rnorm(n_item, sd = 0.5)[item] +
+                    rnorm(length(subj)), x = x, subj = factor(subj), item = factor(item))
+  ours <- lmm(y ~ x + (1 | subj) + (1 | item), d)
+  expect_match(ours$optinfo$message, "Newton steps with the exact gradient", fixed = TRUE)
+  ref <- lmer_full(y ~ x + (1 | subj) + (1 | item), data = d)
+  expect_gte(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-7)
+  expect_equal(unname(ours$theta), unname(getME(ref, "theta")), tolerance = 1e-5)
+  expect_lt(max(abs(fixef(ours) - fixef(ref)) / sqrt(diag(as.matrix(vcov(ref))))), 1e-4)
 })
