@@ -26,7 +26,7 @@ form <- y ~ x + (1 + x | subj) + (1 + x | item)
 m <- 2 * nlevels(data$item)
 factor_flops <- m^3 / 3
 
-gc()
+invisible(gc())
 time <- system.time(fit <- lmm(form, data))[["elapsed"]]
 evals <- fit$optinfo$feval
 cat(sprintf("%s rows, %d subjects x %d items; dense block of order %d (%.2g flops per factor); %s, R %s, %d cores\n\n",
