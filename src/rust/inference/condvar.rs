@@ -255,52 +255,60 @@ pub fn omega_inverse_diagonal(
     let mut out: Vec<Vec<f64>> = Vec::with_capacity(re.blocks.len());
     // Leading block: L11_j⁻ᵀ (I + L21_j' S⁻¹ L21_j) L11_j⁻¹.
     let mut lead = vec![0.0; cp.l0 * q0 * q0];
-    let max_q = (0..layout.n_nodes())
-        .map(|t| layout.node_q(t))
-        .max()
-        .unwrap_or(1);
-    let mut h = vec![0.0; max_q * q0];
     let mut mid = vec![0.0; q0 * q0];
     let mut linv = vec![0.0; q0 * q0];
     let mut tmp = vec![0.0; q0 * q0];
+    let mut index: Vec<usize> = Vec::new();
+    let mut l21_j: Vec<f64> = Vec::new();
+    let mut s_l: Vec<f64> = Vec::new();
     for j in 0..cp.l0 {
         mid.fill(0.0);
         for d in 0..q0 {
             mid[d * q0 + d] = 1.0;
         }
-        let range = cp.a21_ptr[j]..cp.a21_ptr[j + 1];
-        for e2 in range.clone() {
-            let n2 = cp.a21_node[e2] as usize;
-            let (o2, q2) = (layout.node_offset[n2], layout.node_q(n2));
-            // H = [S⁻¹ L21_j] at node n2's rows (q2 × q0).
-            let h = &mut h[..q2 * q0];
-            h.fill(0.0);
-            for e1 in range.clone() {
-                let n1 = cp.a21_node[e1] as usize;
-                let (o1, q1) = (layout.node_offset[n1], layout.node_q(n1));
-                let b1 = &chol.l21[cp.a21_val_off[e1]..cp.a21_val_off[e1 + 1]];
-                for s in 0..q1 {
-                    for r in 0..q2 {
-                        let z = inv.get(o2 + r, o1 + s).ok_or_else(missing)?;
-                        if z == 0.0 {
-                            continue;
-                        }
-                        for c in 0..q0 {
-                            h[c * q2 + r] += z * b1[c * q1 + s];
-                        }
+        // L21_j as a dense `w × q0` block over the trailing coordinates it touches (ascending).
+        index.clear();
+        for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
+            let t = cp.a21_node[e] as usize;
+            index.extend(layout.node_offset[t]..layout.node_offset[t + 1]);
+        }
+        let w = index.len();
+        l21_j.clear();
+        l21_j.resize(w * q0, 0.0);
+        let mut at = 0;
+        for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
+            let qr = layout.node_q(cp.a21_node[e] as usize);
+            let blk = &chol.l21[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+            for c in 0..q0 {
+                l21_j[c * w + at..c * w + at + qr].copy_from_slice(&blk[c * qr..(c + 1) * qr]);
+            }
+            at += qr;
+        }
+        // s_l = S⁻¹ L21_j on those coordinates, reading the lower triangle column by column
+        // (`ia ≥ ib`, one pass down each column), then mid += L21_j' s_l.
+        s_l.clear();
+        s_l.resize(w * q0, 0.0);
+        for (b, &ib) in index.iter().enumerate() {
+            for (a, &ia) in index.iter().enumerate().skip(b) {
+                let z = inv.get(ia, ib).ok_or_else(missing)?;
+                if z == 0.0 {
+                    continue;
+                }
+                for c in 0..q0 {
+                    s_l[c * w + a] += z * l21_j[c * w + b];
+                    if a != b {
+                        s_l[c * w + b] += z * l21_j[c * w + a];
                     }
                 }
             }
-            // mid += L21_{e2}' H
-            let b2 = &chol.l21[cp.a21_val_off[e2]..cp.a21_val_off[e2 + 1]];
-            for c in 0..q0 {
-                for a in 0..q0 {
-                    let v: f64 = (0..q2).map(|r| b2[a * q2 + r] * h[c * q2 + r]).sum();
-                    mid[c * q0 + a] += v;
-                }
+        }
+        for c in 0..q0 {
+            for a in 0..q0 {
+                let v: f64 = (0..w).map(|i| l21_j[a * w + i] * s_l[c * w + i]).sum();
+                mid[c * q0 + a] += v;
             }
         }
-        lower_inverse(&chol.l11[j * q0 * q0..(j + 1) * q0 * q0], q0, &mut linv);
+        small::lower_inverse(&chol.l11[j * q0 * q0..(j + 1) * q0 * q0], q0, &mut linv);
         // L11_j⁻ᵀ mid L11_j⁻¹ = Linv' mid Linv
         let dst = &mut lead[j * q0 * q0..(j + 1) * q0 * q0];
         // tmp = mid Linv
@@ -347,16 +355,6 @@ fn sandwich(out: &mut [f64], t: &[f64], d: &[f64], q: usize, tmp: &mut [f64]) {
         for r in 0..q {
             out[c * q + r] = (0..=r).map(|k| t[k * q + r] * tmp[c * q + k]).sum();
         }
-    }
-}
-
-/// `out = L⁻¹` for a lower-triangular `q × q` block (the tiny leading-level factor).
-fn lower_inverse(l: &[f64], q: usize, out: &mut [f64]) {
-    out.fill(0.0);
-    for c in 0..q {
-        let col = &mut out[c * q..(c + 1) * q];
-        col[c] = 1.0;
-        small::solve_lower(l, q, col);
     }
 }
 

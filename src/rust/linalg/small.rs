@@ -174,6 +174,16 @@ pub fn lower_mul(t: &[f64], q: usize, x: &[f64], y: &mut [f64]) {
     }
 }
 
+/// `out = L⁻¹` for a lower-triangular `q × q` column-major `L` with a nonzero diagonal.
+pub fn lower_inverse(l: &[f64], q: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for c in 0..q {
+        let col = &mut out[c * q..(c + 1) * q];
+        col[c] = 1.0;
+        solve_lower(l, q, col);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

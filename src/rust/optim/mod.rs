@@ -824,6 +824,15 @@ mod tests {
         }
     }
 
+    /// `max |θᵢ − cᵢ|`.
+    fn distance_to_center(theta: &[f64]) -> f64 {
+        theta
+            .iter()
+            .zip(CENTER)
+            .map(|(a, c)| (a - c).abs())
+            .fold(0.0, f64::max)
+    }
+
     fn run(gradient: bool, broken: bool) -> (OptSummary, usize) {
         let mut obj = Smooth {
             gradient,
@@ -843,22 +852,12 @@ mod tests {
         let (plain, plain_evals) = run(false, false);
         let (newton, newton_evals) = run(true, false);
         for (summary, name) in [(&plain, "BOBYQA"), (&newton, "BOBYQA + Newton")] {
-            let err = summary
-                .theta
-                .iter()
-                .zip(CENTER)
-                .map(|(a, c)| (a - c).abs())
-                .fold(0.0, f64::max);
+            let err = distance_to_center(&summary.theta);
             assert!(err < 1e-6, "{name}: max |θ − θ*| = {err}");
             assert_eq!(summary.code, 0, "{name}: {}", summary.message);
         }
         // The Newton finish lands within rhoend (1e-7), with fewer evaluations.
-        let newton_err = newton
-            .theta
-            .iter()
-            .zip(CENTER)
-            .map(|(a, c)| (a - c).abs())
-            .fold(0.0, f64::max);
+        let newton_err = distance_to_center(&newton.theta);
         assert!(newton_err < 1e-7, "Newton: max |θ − θ*| = {newton_err}");
         assert!(newton.fmin <= plain.fmin + 1e-15);
         assert!(
@@ -871,12 +870,7 @@ mod tests {
     #[test]
     fn bobyqa_takes_over_when_the_gradient_is_not_delivered() {
         let (summary, _) = run(true, true);
-        let err = summary
-            .theta
-            .iter()
-            .zip(CENTER)
-            .map(|(a, c)| (a - c).abs())
-            .fold(0.0, f64::max);
+        let err = distance_to_center(&summary.theta);
         assert!(err < 1e-6, "max |θ − θ*| = {err}");
         assert_eq!(summary.code, 0, "{}", summary.message);
     }

@@ -21,9 +21,6 @@ use crate::blocks::CrossProducts;
 use crate::error::{MixedError, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
-use faer::linalg::cholesky::llt::inverse::{
-    inverse as llt_inverse, inverse_scratch as llt_inverse_scratch,
-};
 use faer::linalg::matmul::triangular::{matmul as triangular_matmul, BlockStructure};
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
@@ -319,32 +316,9 @@ impl DenseTrailing {
         Ok(2.0 * logdet)
     }
 
-    /// `S⁻¹ = L22⁻ᵀ L22⁻¹` from the factor (faer's triangular inverse and triangular product,
-    /// about twice the flops of the factorization): the lower triangle of an `m × m`
-    /// column-major matrix; the strict upper triangle is not set.
-    pub fn inverse(&self) -> Result<Vec<f64>> {
-        let m = self.m;
-        let mut out = Vec::new();
-        out.try_reserve_exact(m * m).map_err(|_| {
-            MixedError::OutOfMemory(format!("the inverse of a dense {m} x {m} block"))
-        })?;
-        out.resize(m * m, 0.0);
-        let mut mem =
-            MemBuffer::try_new(llt_inverse_scratch::<f64>(m, self.par)).map_err(|_| {
-                MixedError::OutOfMemory(format!("the inverse of a dense {m} x {m} block"))
-            })?;
-        llt_inverse(
-            MatMut::from_column_major_slice_mut(&mut out, m, m),
-            self.l22(),
-            self.par,
-            MemStack::new(&mut mem),
-        );
-        Ok(out)
-    }
-
-    /// Threads the block's factor and products may use.
-    pub fn threads(&self) -> usize {
-        par_threads(self.par)
+    /// The parallelism of the block's factor and products.
+    pub fn par(&self) -> Par {
+        self.par
     }
 
     fn l22(&self) -> MatRef<'_, f64> {
