@@ -56,6 +56,7 @@ use crate::trailing::{Trailing, TrailingChoice};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::inverse::{inverse, inverse_scratch};
 use faer::{MatMut, Par};
+use rayon::prelude::*;
 
 /// The conditional covariance matrices of one term's random effects, one per level.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,74 +254,27 @@ pub fn omega_inverse_diagonal(
     let missing = || MixedError::InvalidInput("internal: entry of S⁻¹ outside its pattern".into());
 
     let mut out: Vec<Vec<f64>> = Vec::with_capacity(re.blocks.len());
-    // Leading block: L11_j⁻ᵀ (I + L21_j' S⁻¹ L21_j) L11_j⁻¹.
+    // Leading block: L11_j⁻ᵀ (I + L21_j' S⁻¹ L21_j) L11_j⁻¹, level by level. Each level writes
+    // only its own block, so fixed chunks of levels run on threads and give the same bits for
+    // any thread count.
     let mut lead = vec![0.0; cp.l0 * q0 * q0];
-    let mut mid = vec![0.0; q0 * q0];
-    let mut linv = vec![0.0; q0 * q0];
-    let mut tmp = vec![0.0; q0 * q0];
-    let mut index: Vec<usize> = Vec::new();
-    let mut l21_j: Vec<f64> = Vec::new();
-    let mut s_l: Vec<f64> = Vec::new();
-    for j in 0..cp.l0 {
-        mid.fill(0.0);
-        for d in 0..q0 {
-            mid[d * q0 + d] = 1.0;
-        }
-        // L21_j as a dense `w × q0` block over the trailing coordinates it touches (ascending).
-        index.clear();
-        for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
-            let t = cp.a21_node[e] as usize;
-            index.extend(layout.node_offset[t]..layout.node_offset[t + 1]);
-        }
-        let w = index.len();
-        l21_j.clear();
-        l21_j.resize(w * q0, 0.0);
-        let mut at = 0;
-        for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
-            let qr = layout.node_q(cp.a21_node[e] as usize);
-            let blk = &chol.l21[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
-            for c in 0..q0 {
-                l21_j[c * w + at..c * w + at + qr].copy_from_slice(&blk[c * qr..(c + 1) * qr]);
+    if q0 > 0 {
+        let chunk = LEADING_CHUNK * q0 * q0;
+        let run = |(c, dst): (usize, &mut [f64])| -> Result<()> {
+            let mut work = LeadingWork::default();
+            for (i, level) in dst.chunks_exact_mut(q0 * q0).enumerate() {
+                leading_level(cp, chol, &inv, c * LEADING_CHUNK + i, level, &mut work)?;
             }
-            at += qr;
-        }
-        // s_l = S⁻¹ L21_j on those coordinates, reading the lower triangle column by column
-        // (`ia ≥ ib`, one pass down each column), then mid += L21_j' s_l.
-        s_l.clear();
-        s_l.resize(w * q0, 0.0);
-        for (b, &ib) in index.iter().enumerate() {
-            for (a, &ia) in index.iter().enumerate().skip(b) {
-                let z = inv.get(ia, ib).ok_or_else(missing)?;
-                if z == 0.0 {
-                    continue;
-                }
-                for c in 0..q0 {
-                    s_l[c * w + a] += z * l21_j[c * w + b];
-                    if a != b {
-                        s_l[c * w + b] += z * l21_j[c * w + a];
-                    }
-                }
-            }
-        }
-        for c in 0..q0 {
-            for a in 0..q0 {
-                let v: f64 = (0..w).map(|i| l21_j[a * w + i] * s_l[c * w + i]).sum();
-                mid[c * q0 + a] += v;
-            }
-        }
-        small::lower_inverse(&chol.l11[j * q0 * q0..(j + 1) * q0 * q0], q0, &mut linv);
-        // L11_j⁻ᵀ mid L11_j⁻¹ = Linv' mid Linv
-        let dst = &mut lead[j * q0 * q0..(j + 1) * q0 * q0];
-        // tmp = mid Linv
-        for c in 0..q0 {
-            for r in 0..q0 {
-                tmp[c * q0 + r] = (c..q0).map(|k| mid[k * q0 + r] * linv[c * q0 + k]).sum();
-            }
-        }
-        for c in 0..q0 {
-            for r in 0..q0 {
-                dst[c * q0 + r] = (r..q0).map(|k| linv[r * q0 + k] * tmp[c * q0 + k]).sum();
-            }
+            Ok(())
+        };
+        let threads = match par {
+            Par::Seq => 1,
+            Par::Rayon(n) => n.get(),
+        };
+        if threads > 1 && cp.l0 > LEADING_CHUNK {
+            lead.par_chunks_mut(chunk).enumerate().try_for_each(run)?;
+        } else {
+            lead.chunks_mut(chunk).enumerate().try_for_each(run)?;
         }
     }
     out.push(lead);
@@ -340,6 +294,104 @@ pub fn omega_inverse_diagonal(
         out.push(vals);
     }
     Ok(out)
+}
+
+/// Leading levels per unit of parallel work in [`omega_inverse_diagonal`].
+const LEADING_CHUNK: usize = 64;
+
+/// Scratch of [`leading_level`], reused across the levels of a chunk.
+#[derive(Default)]
+struct LeadingWork {
+    index: Vec<usize>,
+    l21_j: Vec<f64>,
+    s_l: Vec<f64>,
+    mid: Vec<f64>,
+    linv: Vec<f64>,
+    tmp: Vec<f64>,
+}
+
+/// `dst = L11_j⁻ᵀ (I + L21_j' S⁻¹ L21_j) L11_j⁻¹` for leading level `j` (`q0 × q0`, column-major).
+fn leading_level(
+    cp: &CrossProducts,
+    chol: &BlockedCholesky,
+    inv: &TrailingInverse,
+    j: usize,
+    dst: &mut [f64],
+    work: &mut LeadingWork,
+) -> Result<()> {
+    let layout = &cp.layout;
+    let q0 = cp.q0;
+    let missing = || MixedError::InvalidInput("internal: entry of S⁻¹ outside its pattern".into());
+    let LeadingWork {
+        index,
+        l21_j,
+        s_l,
+        mid,
+        linv,
+        tmp,
+    } = work;
+    mid.clear();
+    mid.resize(q0 * q0, 0.0);
+    linv.resize(q0 * q0, 0.0);
+    tmp.resize(q0 * q0, 0.0);
+    for d in 0..q0 {
+        mid[d * q0 + d] = 1.0;
+    }
+    // L21_j as a dense `w × q0` block over the trailing coordinates it touches (ascending).
+    index.clear();
+    for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
+        let t = cp.a21_node[e] as usize;
+        index.extend(layout.node_offset[t]..layout.node_offset[t + 1]);
+    }
+    let w = index.len();
+    l21_j.clear();
+    l21_j.resize(w * q0, 0.0);
+    let mut at = 0;
+    for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
+        let qr = layout.node_q(cp.a21_node[e] as usize);
+        let blk = &chol.l21[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+        for c in 0..q0 {
+            l21_j[c * w + at..c * w + at + qr].copy_from_slice(&blk[c * qr..(c + 1) * qr]);
+        }
+        at += qr;
+    }
+    // s_l = S⁻¹ L21_j on those coordinates, reading the lower triangle column by column
+    // (`ia ≥ ib`, one pass down each column), then mid += L21_j' s_l.
+    s_l.clear();
+    s_l.resize(w * q0, 0.0);
+    for (b, &ib) in index.iter().enumerate() {
+        for (a, &ia) in index.iter().enumerate().skip(b) {
+            let z = inv.get(ia, ib).ok_or_else(missing)?;
+            if z == 0.0 {
+                continue;
+            }
+            for c in 0..q0 {
+                s_l[c * w + a] += z * l21_j[c * w + b];
+                if a != b {
+                    s_l[c * w + b] += z * l21_j[c * w + a];
+                }
+            }
+        }
+    }
+    for c in 0..q0 {
+        for a in 0..q0 {
+            let v: f64 = (0..w).map(|i| l21_j[a * w + i] * s_l[c * w + i]).sum();
+            mid[c * q0 + a] += v;
+        }
+    }
+    small::lower_inverse(&chol.l11[j * q0 * q0..(j + 1) * q0 * q0], q0, linv);
+    // L11_j⁻ᵀ mid L11_j⁻¹ = Linv' mid Linv; tmp = mid Linv.
+    for c in 0..q0 {
+        for r in 0..q0 {
+            tmp[c * q0 + r] = (c..q0).map(|k| mid[k * q0 + r] * linv[c * q0 + k]).sum();
+        }
+    }
+    for c in 0..q0 {
+        for r in 0..q0 {
+            dst[c * q0 + r] = (r..q0).map(|k| linv[r * q0 + k] * tmp[c * q0 + k]).sum();
+        }
+    }
+    Ok(())
 }
 
 /// `out = T D T'` for lower-triangular `T` and symmetric `D` (`q × q`).
