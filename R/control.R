@@ -34,14 +34,15 @@
 #'     `lmm(devFunOnly = TRUE)`, and the fit is then finished at its `par`.
 #' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA on
 #'   the covariance parameters. `rhoend` sets the accuracy of `theta`. Where
-#'   each evaluation factors a large dense block (crossed grouping factors
-#'   whose trailing random effects number 1,000 or more, unstructured terms)
-#'   and `rhoend` is below `1e-3`, BOBYQA stops at a radius of `1e-3` and
-#'   Newton steps on the exact gradient of the deviance (with a Hessian from
-#'   differences of that gradient) carry `theta` to within `rhoend`; the
-#'   convergence check then uses that gradient and Hessian, and
-#'   `optinfo$message` says so. Where a Newton step cannot be taken, BOBYQA
-#'   goes on to `rhoend` itself. The Nelder-Mead simplex starts with sides
+#'   each evaluation factors a dense block of order 200 or more (crossed
+#'   grouping factors; unstructured terms), Newton steps from the start
+#'   replace BOBYQA: the exact gradient of the deviance with its
+#'   average-information Hessian (the matrix of AI-REML, one solve per
+#'   parameter), until a step is within `rhoend`. The convergence check then
+#'   uses that exact gradient, and `optinfo$message` says so. Where a step
+#'   would end within `0.01` of a bound (a variance heading for zero) or does
+#'   not lower the deviance, BOBYQA takes over from the best point and goes
+#'   on to `rhoend`. The Nelder-Mead simplex starts with sides
 #'   `rhobeg / 5`. Without a `start` in
 #'   [lmm()], the initial radius is
 #'   `min(rhobeg, max(0.02, 0.05 * max(theta0)))` for the moment-based start

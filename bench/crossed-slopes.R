@@ -3,9 +3,10 @@
 # bench/suite.R). After the subjects are eliminated, the items' 2 x 2,500 = 5,000 random effects
 # form a dense block (every pair of items shares some subject), so each evaluation of the
 # criterion factors a dense 5,000 x 5,000 matrix: 5000^3 / 3 = 4.2e10 floating-point operations.
-# The fit runs BOBYQA to a radius of 1e-3, then Newton steps on the exact gradient (each gradient
-# also inverts the dense block, about two factorizations more). The script prints the time, the
-# evaluations (gradient points included), the time per evaluation and the fit's log-likelihood.
+# The fit takes Newton steps from the start with the exact gradient (each gradient also inverts
+# the dense block, about two factorizations more) and the average-information Hessian (one solve
+# per parameter). The script prints the time, the evaluations (gradient points included), the
+# time per evaluation and the fit's log-likelihood.
 # lme4 is not run: it did not finish this model in 20 minutes.
 #
 #   Rscript bench/crossed-slopes.R

@@ -10,5 +10,6 @@ mod fuzz_core;
 mod glmm_engine;
 mod grouped_sums;
 mod lmm_gradient;
+mod lmm_information;
 mod profile_glmm;
 mod resample;

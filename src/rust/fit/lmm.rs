@@ -425,4 +425,8 @@ impl Objective for ModelObjective<'_, '_> {
         let g = self.model.criterion_gradient().ok()??;
         Some((f, g))
     }
+
+    fn approximate_hessian(&mut self) -> Option<Vec<f64>> {
+        self.model.average_information().ok()?
+    }
 }

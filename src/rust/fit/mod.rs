@@ -10,6 +10,7 @@ mod laplace_gradient;
 mod laplace_gradient_paired;
 pub mod lmm;
 pub mod lmm_gradient;
+pub mod lmm_information;
 pub mod merged_rows;
 pub mod pirls;
 pub mod pls;
