@@ -355,24 +355,17 @@ fn leading_level(
         }
         at += qr;
     }
-    // s_l = S⁻¹ L21_j on those coordinates, reading the lower triangle column by column
-    // (`ia ≥ ib`, one pass down each column), then mid += L21_j' s_l.
+    // s_l = S⁻¹ L21_j on those coordinates, then mid += L21_j' s_l.
     s_l.clear();
     s_l.resize(w * q0, 0.0);
-    for (b, &ib) in index.iter().enumerate() {
-        for (a, &ia) in index.iter().enumerate().skip(b) {
-            let z = inv.get(ia, ib).ok_or_else(missing)?;
-            if z == 0.0 {
-                continue;
-            }
-            for c in 0..q0 {
-                s_l[c * w + a] += z * l21_j[c * w + b];
-                if a != b {
-                    s_l[c * w + b] += z * l21_j[c * w + a];
-                }
-            }
+    match inv {
+        // The dense inverse read in place (`ia ≥ ib` lies in its stored lower triangle).
+        TrailingInverse::Dense { m, z } => {
+            gather_inverse_times(index, l21_j, q0, s_l, |ia, ib| Some(z[ib * m + ia]))
         }
+        _ => gather_inverse_times(index, l21_j, q0, s_l, |ia, ib| inv.get(ia, ib)),
     }
+    .ok_or_else(missing)?;
     for c in 0..q0 {
         for a in 0..q0 {
             let v: f64 = (0..w).map(|i| l21_j[a * w + i] * s_l[c * w + i]).sum();
@@ -392,6 +385,34 @@ fn leading_level(
         }
     }
     Ok(())
+}
+
+/// `s_l += S⁻¹ L21_j` on the coordinates `index` (ascending) of leading level `j`, reading the
+/// lower triangle of `S⁻¹` column by column (`ia ≥ ib`, one pass down each column) through
+/// `entry`; `None` where an entry is outside the computed ones.
+fn gather_inverse_times(
+    index: &[usize],
+    l21_j: &[f64],
+    q0: usize,
+    s_l: &mut [f64],
+    entry: impl Fn(usize, usize) -> Option<f64>,
+) -> Option<()> {
+    let w = index.len();
+    for (b, &ib) in index.iter().enumerate() {
+        for (a, &ia) in index.iter().enumerate().skip(b) {
+            let z = entry(ia, ib)?;
+            if z == 0.0 {
+                continue;
+            }
+            for c in 0..q0 {
+                s_l[c * w + a] += z * l21_j[c * w + b];
+                if a != b {
+                    s_l[c * w + b] += z * l21_j[c * w + a];
+                }
+            }
+        }
+    }
+    Some(())
 }
 
 /// `out = T D T'` for lower-triangular `T` and symmetric `D` (`q × q`).
