@@ -494,6 +494,10 @@ const NEWTON_MAX_STEPS: usize = 12;
 /// Halvings of a Newton step that raised the criterion before BOBYQA takes over.
 const NEWTON_HALVINGS: usize = 3;
 
+/// Gradients (each about three evaluations on the models that offer them) the Newton steps may
+/// take in all, halvings included, before BOBYQA takes over.
+const NEWTON_MAX_GRADIENTS: usize = 16;
+
 /// Searches from the start by Newton steps `θ ← θ − H⁻¹g`, with the exact gradient `g` and the
 /// objective's approximate Hessian `H` at each point ([`Objective::approximate_hessian`]; for a
 /// linear mixed model the average-information matrix, with which steps converge linearly but
@@ -503,7 +507,8 @@ const NEWTON_HALVINGS: usize = 3;
 /// BOBYQA's radius would give it); returns the exact gradient there. `None` (θ and `fmin` at the
 /// best point seen) when the objective offers no gradient or no approximate Hessian, the start
 /// or a step's end is within [`NEWTON_BOUND_MARGIN`] of a bound, `H` is not positive definite,
-/// halving does not help, the steps run out or `opts.maxfun` evaluations are used up.
+/// halving does not help, the steps or [`NEWTON_MAX_GRADIENTS`] run out, or `opts.maxfun`
+/// evaluations are used up.
 fn newton_search<O: Objective>(
     f: &mut Counted<'_, O>,
     theta: &mut Vec<f64>,
@@ -520,6 +525,7 @@ fn newton_search<O: Objective>(
         return None;
     }
     let (f0, g0) = f.value_gradient(theta)?;
+    let mut gradients = 1;
     *fmin = f0;
     let mut hessian = f.obj.approximate_hessian()?;
     let (mut current, mut fc, mut g) = (theta.clone(), f0, g0);
@@ -538,9 +544,10 @@ fn newton_search<O: Objective>(
                 step.iter_mut().for_each(|s| *s *= 0.5);
                 continue;
             }
-            if f.count >= opts.maxfun {
+            if f.count >= opts.maxfun || gradients >= NEWTON_MAX_GRADIENTS {
                 return None;
             }
+            gradients += 1;
             let (ft, gt) = f.value_gradient(&trial)?;
             if ft <= fc + NEWTON_ROUNDING * fc.abs().max(1.0) {
                 accepted = Some((trial, ft, gt));
