@@ -549,7 +549,7 @@ fn newton_search<O: Objective>(
             }
             gradients += 1;
             let (ft, gt) = f.value_gradient(&trial)?;
-            if ft <= fc + NEWTON_ROUNDING * fc.abs().max(1.0) {
+            if step_lowers(fc, ft, &g, &gt, &step) {
                 accepted = Some((trial, ft, gt));
                 break;
             }
@@ -597,6 +597,26 @@ fn gradient_differences<O: Objective>(
 
 /// Relative rise of the criterion that a Newton step may show from rounding alone.
 const NEWTON_ROUNDING: f64 = 1e-12;
+
+/// Whether the step `θ → θ − step` (criterion `fc → ft`, gradients `g → gt`) lowered the
+/// criterion. A fall beyond rounding counts. Within rounding (near the optimum, where a step
+/// changes the criterion by less than its last digits) the change is read from the exact
+/// gradients instead: along the step the criterion changes by the trapezoid
+/// `−(g + gt)·step / 2`, exact for a quadratic, so an overshooting step (twice too long or more)
+/// is caught even where the values cannot tell.
+fn step_lowers(fc: f64, ft: f64, g: &[f64], gt: &[f64], step: &[f64]) -> bool {
+    let noise = NEWTON_ROUNDING * fc.abs().max(1.0);
+    if ft < fc - noise {
+        return true;
+    }
+    let trapezoid: f64 = -0.5
+        * g.iter()
+            .zip(gt)
+            .zip(step)
+            .map(|((a, b), s)| (a + b) * s)
+            .sum::<f64>();
+    ft <= fc + noise && trapezoid <= 0.0
+}
 
 /// Step of the repeated check's Hessian (see [`refined_gradient_check`]).
 const COARSE_FD_STEP: f64 = 1e-3;
@@ -851,8 +871,8 @@ mod tests {
         gradient: bool,
         broken: bool,
         evaluations: usize,
-        /// The point of the last gradient.
-        last: Vec<f64>,
+        /// Factor on the approximate Hessian: below 1 its Newton steps overshoot.
+        hessian_scale: f64,
     }
 
     impl Smooth {
@@ -888,16 +908,15 @@ mod tests {
                 return None;
             }
             self.evaluations += 1;
-            self.last = theta.to_vec();
             Some(Self::value_and_gradient(theta))
         }
         /// The Hessian of the quadratic part: the quartic terms' curvature left out, as the
         /// average information leaves out terms of an LMM's Hessian (so steps converge linearly).
         fn approximate_hessian(&mut self) -> Option<Vec<f64>> {
-            let n = self.last.len();
-            let mut h = vec![2.0; n * n];
+            let n = CENTER.len();
+            let mut h = vec![2.0 * self.hessian_scale; n * n];
             for i in 0..n {
-                h[i * n + i] += 2.0 * (1.0 + i as f64);
+                h[i * n + i] += 2.0 * (1.0 + i as f64) * self.hessian_scale;
             }
             Some(h)
         }
@@ -913,13 +932,21 @@ mod tests {
     }
 
     fn run(gradient: bool, broken: bool) -> (OptSummary, usize) {
+        run_scaled(gradient, broken, 1.0, [1.0; 5])
+    }
+
+    fn run_scaled(
+        gradient: bool,
+        broken: bool,
+        hessian_scale: f64,
+        start: [f64; 5],
+    ) -> (OptSummary, usize) {
         let mut obj = Smooth {
             gradient,
             broken,
             evaluations: 0,
-            last: Vec::new(),
+            hessian_scale,
         };
-        let start = [1.0; 5];
         let lower = [0.0; 5];
         let upper = [f64::INFINITY; 5];
         let summary =
@@ -955,5 +982,19 @@ mod tests {
         let err = distance_to_center(&summary.theta);
         assert!(err < 1e-6, "max |θ − θ*| = {err}");
         assert_eq!(summary.code, 0, "{}", summary.message);
+    }
+
+    #[test]
+    fn overshooting_newton_steps_are_halved_and_still_reach_the_optimum() {
+        // Near the optimum, with a Hessian at 0.45 of the quadratic part's, full steps rise
+        // (2.2 times too long) and halved ones are taken.
+        let (plain, _) = run(false, false);
+        let start = CENTER.map(|c| c + 0.05);
+        let (summary, _) = run_scaled(true, false, 0.45, start);
+        assert_eq!(summary.message, NEWTON_CONVERGED);
+        let err = distance_to_center(&summary.theta);
+        assert!(err < 1e-6, "max |θ − θ*| = {err} ({})", summary.message);
+        assert_eq!(summary.code, 0, "{}", summary.message);
+        assert!(summary.fmin <= plain.fmin + 1e-12);
     }
 }
