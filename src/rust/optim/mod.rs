@@ -3,8 +3,10 @@
 //! BOBYQA (Powell's bound-constrained quadratic-model method, through the `bobyqa` crate) within
 //! the bounds of the covariance parameters (lower bounds 0 on standard deviations and on the
 //! diagonal elements of unstructured factors, as lme4 has them; correlation parameters of
-//! structured terms in an interval). After
-//! it stops, three checks that lme4 also makes, done so that they do not cry wolf:
+//! structured terms in an interval), or, where the objective offers its exact gradient and a
+//! cheap approximate Hessian, Newton steps from the start with BOBYQA taking over where they
+//! cannot finish. After it stops, three checks that lme4 also makes, done so that they do not
+//! cry wolf:
 //!
 //! 1. *boundary*: an estimate within `boundary_tol` of its bound is tried on the bound and kept
 //!    there when the deviance is no worse;
@@ -116,8 +118,8 @@ pub trait Objective {
     fn value_gradient(&mut self, _theta: &[f64]) -> Option<(f64, Vec<f64>)> {
         None
     }
-    /// Whether [`Objective::value_gradient`] is offered: then BOBYQA stops at a coarser radius
-    /// and Newton steps with the exact gradient finish the search (see [`minimize_within`]).
+    /// Whether [`Objective::value_gradient`] is offered: then the search takes Newton steps from
+    /// the start (see [`minimize_within`]).
     fn has_exact_gradient(&self) -> bool {
         false
     }
@@ -362,8 +364,8 @@ pub fn minimize_within<O: Objective>(
             || (upper[i].is_finite() && upper[i] - theta[i] < opts.singular_tol)
     });
 
-    // 3. Gradient check at an interior optimum: with the exact gradient and the Hessian of
-    // the Newton steps where they finished the search, else by finite differences.
+    // 3. Gradient check at an interior optimum: with the exact gradient where Newton steps
+    // found the optimum, else by finite differences.
     if opts.calc_derivs && !summary.singular && summary.code == 0 {
         let mut check = match newton {
             Some(gradient) => exact_gradient_check(&mut f, &theta, fmin, gradient, opts),
