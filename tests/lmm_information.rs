@@ -10,44 +10,16 @@ use mixedrs::trailing::TrailingChoice;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::common::{design, random_theta, Design};
+use crate::common::{dense_z_lambda, design, random_theta, Design};
 
-/// `W⁻¹ + ZΛΛ'Z'` (`n × n`) at θ in lme4's layout (each term's lower triangle by columns).
+/// `W⁻¹ + ZΛΛ'Z'` (`n × n`) at θ in lme4's layout.
 fn v_matrix(d: &Design, theta: &[f64]) -> Mat<f64> {
-    let n = d.n;
-    let mut zl_cols: Vec<Vec<f64>> = Vec::new();
-    let mut at = 0;
-    for (lev, nl, z, q, _) in &d.terms {
-        let q = *q;
-        let mut t = vec![0.0; q * q];
-        for c in 0..q {
-            for r in c..q {
-                t[c * q + r] = theta[at];
-                at += 1;
-            }
-        }
-        for l in 0..*nl {
-            for c in 0..q {
-                let col: Vec<f64> = (0..n)
-                    .map(|i| {
-                        if lev[i] as usize == l {
-                            (c..q).map(|r| z[r * n + i] * t[c * q + r]).sum()
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                zl_cols.push(col);
-            }
-        }
+    let zl = dense_z_lambda(d, theta);
+    let mut v = &zl * zl.transpose();
+    for i in 0..d.n {
+        v[(i, i)] += 1.0 / d.weights.as_ref().map_or(1.0, |w| w[i]);
     }
-    Mat::from_fn(n, n, |i, j| {
-        let mut v: f64 = zl_cols.iter().map(|c| c[i] * c[j]).sum();
-        if i == j {
-            v += 1.0 / d.weights.as_ref().map_or(1.0, |w| w[i]);
-        }
-        v
-    })
+    v
 }
 
 /// The profiled average-information matrix from the rows (see the module documentation).

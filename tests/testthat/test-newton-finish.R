@@ -19,6 +19,22 @@ newton_data <- function(seed) {
   data.frame(y = y, x = x, subj = factor(subj), item = factor(item))
 }
 
+# 1,200 subjects who each see `per_subject` of 1,000 items; item effects with sd `item_sd` (none
+# when 0).
+crossed_scalar_data <- function(seed, per_subject, item_sd) {
+  set.seed(seed)
+  n_subj <- 1200
+  n_item <- 1000
+  subj <- rep(seq_len(n_subj), each = per_subject)
+  item <- as.vector(vapply(seq_len(n_subj), function(i) sample.int(n_item, per_subject),
+                           integer(per_subject)))
+  x <- rnorm(length(subj))
+  subj_effect <- rnorm(n_subj, sd = 0.7)[subj]
+  item_effect <- if (item_sd > 0) rnorm(n_item, sd = item_sd)[item] else 0
+  data.frame(y = 0.5 * x + subj_effect + item_effect + rnorm(length(subj)),
+             x = x, subj = factor(subj), item = factor(item))
+}
+
 test_that("Newton steps find lme4's optimum (REML and ML)", {
   d <- newton_data(3)
   for (reml in c(TRUE, FALSE)) {
@@ -58,15 +74,8 @@ test_that("the check's gradient after Newton steps is that of lme4's criterion",
 })
 
 test_that("BOBYQA takes over where the item variance is zero, at lme4's optimum", {
-  set.seed(1)
-  n_subj <- 1200
-  n_item <- 1000
-  subj <- rep(seq_len(n_subj), each = 20)
-  item <- as.vector(vapply(seq_len(n_subj), function(i) sample.int(n_item, 20), integer(20)))
-  x <- rnorm(length(subj))
   # No item effect in the data: its variance is estimated at zero.
-  d <- data.frame(y = 0.5 * x + rnorm(n_subj, sd = 0.7)[subj] + rnorm(length(subj)), x = x,
-                  subj = factor(subj), item = factor(item))
+  d <- crossed_scalar_data(1, per_subject = 20, item_sd = 0)
   ours <- lmm(y ~ x + (1 | subj) + (1 | item), d)
   ref <- suppressMessages(lmer_full(y ~ x + (1 | subj) + (1 | item), data = d))
   expect_match(ours$optinfo$message, "BOBYQA", fixed = TRUE)
@@ -78,14 +87,7 @@ test_that("BOBYQA takes over where the item variance is zero, at lme4's optimum"
 })
 
 test_that("a crossed model with two variance parameters takes Newton steps too", {
-  set.seed(5)
-  n_subj <- 1200
-  n_item <- 1000
-  subj <- rep(seq_len(n_subj), each = 25)
-  item <- as.vector(vapply(seq_len(n_subj), function(i) sample.int(n_item, 25), integer(25)))
-  x <- rnorm(length(subj))
-  d <- data.frame(y = 0.5 * x + rnorm(n_subj, sd = 0.7)[subj] + rnorm(n_item, sd = 0.5)[item] +
-                    rnorm(length(subj)), x = x, subj = factor(subj), item = factor(item))
+  d <- crossed_scalar_data(5, per_subject = 25, item_sd = 0.5)
   ours <- lmm(y ~ x + (1 | subj) + (1 | item), d)
   expect_match(ours$optinfo$message, "Newton steps with the exact gradient", fixed = TRUE)
   ref <- lmer_full(y ~ x + (1 | subj) + (1 | item), data = d)

@@ -135,10 +135,7 @@ impl LinearMixedModel<'_> {
                 for (k, r) in rhs.iter_mut().enumerate() {
                     *r = lf[k * pf + f];
                 }
-                for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
-                    let node = cp.a21_node[e] as usize;
-                    let (off, qr) = (layout.node_offset[node], layout.node_q(node));
-                    let blk = &chol.l21[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+                for (off, qr, blk) in cp.leading_blocks(j, &chol.l21) {
                     for (k, r) in rhs.iter_mut().enumerate() {
                         for rr in 0..qr {
                             *r -= blk[k * qr + rr] * x2[f * m + off + rr];

@@ -145,10 +145,7 @@ fn omega_x_solve(
     for j in 0..l0 {
         let zj = &mut z1[j * q0..(j + 1) * q0];
         small::solve_lower(&chol.l11[j * q0 * q0..(j + 1) * q0 * q0], q0, zj);
-        for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
-            let node = cp.a21_node[e] as usize;
-            let (off, qr) = (layout.node_offset[node], layout.node_q(node));
-            let blk = &chol.l21[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+        for (off, qr, blk) in cp.leading_blocks(j, &chol.l21) {
             for (k, z) in zj.iter().enumerate() {
                 for rr in 0..qr {
                     w2[off + rr] -= blk[k * qr + rr] * z;
@@ -181,10 +178,7 @@ fn omega_x_solve(
             let col = &chol.lf1[(j * q0 + k) * pf..(j * q0 + k + 1) * pf];
             *x -= (0..p).map(|f| col[f] * x_x[f]).sum::<f64>();
         }
-        for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
-            let node = cp.a21_node[e] as usize;
-            let (off, qr) = (layout.node_offset[node], layout.node_q(node));
-            let blk = &chol.l21[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+        for (off, qr, blk) in cp.leading_blocks(j, &chol.l21) {
             for (k, x) in xj.iter_mut().enumerate() {
                 for rr in 0..qr {
                     *x -= blk[k * qr + rr] * x2[off + rr];

@@ -319,7 +319,6 @@ fn leading_level(
     dst: &mut [f64],
     work: &mut LeadingWork,
 ) -> Result<()> {
-    let layout = &cp.layout;
     let q0 = cp.q0;
     let missing = || MixedError::InvalidInput("internal: entry of S⁻¹ outside its pattern".into());
     let LeadingWork {
@@ -339,17 +338,14 @@ fn leading_level(
     }
     // L21_j as a dense `w × q0` block over the trailing coordinates it touches (ascending).
     index.clear();
-    for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
-        let t = cp.a21_node[e] as usize;
-        index.extend(layout.node_offset[t]..layout.node_offset[t + 1]);
+    for (off, qr, _) in cp.leading_blocks(j, &chol.l21) {
+        index.extend(off..off + qr);
     }
     let w = index.len();
     l21_j.clear();
     l21_j.resize(w * q0, 0.0);
     let mut at = 0;
-    for e in cp.a21_ptr[j]..cp.a21_ptr[j + 1] {
-        let qr = layout.node_q(cp.a21_node[e] as usize);
-        let blk = &chol.l21[cp.a21_val_off[e]..cp.a21_val_off[e + 1]];
+    for (_, qr, blk) in cp.leading_blocks(j, &chol.l21) {
         for c in 0..q0 {
             l21_j[c * w + at..c * w + at + qr].copy_from_slice(&blk[c * qr..(c + 1) * qr]);
         }

@@ -362,6 +362,24 @@ impl CrossProducts {
             .map_err(|_| MixedError::InvalidInput("internal: A22 pattern is incomplete".into()))
     }
 
+    /// The blocks of leading level `j` in `vals` (laid out as `a21_vals`: `A21`, or the factor's
+    /// `L21`): for each trailing node the level touches, ascending, the node's first trailing
+    /// coordinate, its size `q_node` and its `q_node × q0` column-major block.
+    pub fn leading_blocks<'v>(
+        &'v self,
+        j: usize,
+        vals: &'v [f64],
+    ) -> impl Iterator<Item = (usize, usize, &'v [f64])> + 'v {
+        (self.a21_ptr[j]..self.a21_ptr[j + 1]).map(move |e| {
+            let node = self.a21_node[e] as usize;
+            (
+                self.layout.node_offset[node],
+                self.layout.node_q(node),
+                &vals[self.a21_val_off[e]..self.a21_val_off[e + 1]],
+            )
+        })
+    }
+
     /// Number of columns of `F = [X, y]`.
     pub fn pf(&self) -> usize {
         self.p + 1

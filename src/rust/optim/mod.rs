@@ -461,6 +461,26 @@ impl GradCheck {
         }
     }
 
+    /// The passed check, without a Hessian, where every component of `gradient` is within
+    /// `opts.grad_tol` (lme4's first test); the gradient back otherwise.
+    fn within_tolerance(
+        gradient: Vec<f64>,
+        opts: &OptimOptions,
+    ) -> std::result::Result<Self, Vec<f64>> {
+        let (max_abs, component) = max_abs_index(&gradient);
+        if max_abs.is_finite() && max_abs < opts.grad_tol {
+            Ok(Self {
+                gradient,
+                hessian: Vec::new(),
+                failed: false,
+                max_stat: max_abs,
+                component,
+            })
+        } else {
+            Err(gradient)
+        }
+    }
+
     /// The check's verdict from a gradient and Hessian: lme4's scaled gradient against
     /// `grad_tol`.
     fn judged(gradient: Vec<f64>, hessian: Vec<f64>, opts: &OptimOptions) -> Self {
@@ -663,16 +683,10 @@ fn exact_gradient_check<O: Objective>(
     gradient: Vec<f64>,
     opts: &OptimOptions,
 ) -> GradCheck {
-    let (max_abs, component) = max_abs_index(&gradient);
-    if max_abs.is_finite() && max_abs < opts.grad_tol {
-        return GradCheck {
-            gradient,
-            hessian: Vec::new(),
-            failed: false,
-            max_stat: max_abs,
-            component,
-        };
-    }
+    let gradient = match GradCheck::within_tolerance(gradient, opts) {
+        Ok(check) => return check,
+        Err(gradient) => gradient,
+    };
     match gradient_differences(f, theta, &gradient) {
         Some(hessian) => GradCheck::judged(gradient, hessian, opts),
         None => gradient_check(f, theta, f0, opts),
@@ -688,17 +702,10 @@ fn gradient_check<O: Objective>(
     let step = FD_STEP;
     let mut eval = |t: &[f64]| f.eval(t);
     let steps = fd_gradient(&mut eval, theta, step);
-    let gradient = steps.gradient.clone();
-    let (max_abs, component) = max_abs_index(&gradient);
-    if max_abs.is_finite() && max_abs < opts.grad_tol {
-        return GradCheck {
-            gradient,
-            hessian: Vec::new(),
-            failed: false,
-            max_stat: max_abs,
-            component,
-        };
-    }
+    let gradient = match GradCheck::within_tolerance(steps.gradient.clone(), opts) {
+        Ok(check) => return check,
+        Err(gradient) => gradient,
+    };
     // The profiled deviance of an LMM is a deterministic function of θ, so the gradient's
     // evaluations are reused for the Hessian's diagonal (the GLMM derivatives use the same
     // points, listed up front so that they can be shared out over threads: `fd_points`).
