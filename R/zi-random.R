@@ -236,7 +236,7 @@ zi_random_fit_raw <- function(run_engine, inputs, zi_random, engine_family, star
 # order and stopped at the same end). An end whose second run fails is
 # dropped; if every one does, the lowest end stands without derivatives, its
 # convergence unchecked and named as such (a warning, and NA standard errors
-# with that reason). Saves the 2k gradients of the Hessian at each end that
+# with that reason). Saves the k + 1 gradients of the Hessian at each end that
 # cannot be chosen.
 zi_random_end_derivatives <- function(fits, at_end, ctl) {
   if (isFALSE(ctl$calc.derivs)) return(fits)
