@@ -211,11 +211,16 @@ print.lmmControl <- function(x, ...) {
 #' `options(glmerControl = list(...))` are the defaults of the arguments not
 #' given, as in `lme4::glmerControl()` (see [lmmControl()]).
 #'
-#' As `lme4::glmer()`, a GLMM fit has two stages: with `nAGQ0initStep =
-#' TRUE` the first optimizes the covariance parameters `theta` with the
-#' fixed effects found inside PIRLS (the `nAGQ = 0` fit), and the second
-#' optimizes `theta` and the fixed effects jointly from there (unless
-#' `nAGQ = 0`). Unlike for linear mixed models, a grouping factor may have as
+#' As `lme4::glmer()`, a GLMM fit has two stages: the first optimizes the
+#' covariance parameters `theta` with the fixed effects found inside PIRLS
+#' (the `nAGQ = 0` fit), and the second optimizes `theta` and the fixed
+#' effects jointly from there (unless `nAGQ = 0`). Where the second stage is
+#' the quasi-Newton search with the exact gradient (the default optimizer,
+#' `nAGQ = 1`, unstructured terms with at most 1,500 random effects, and a
+#' family of [extended_families] or a binomial or Poisson fit whose
+#' random-effects system is cheap to invert), it moves `theta` itself from a
+#' moment estimate, and by default (`nAGQ0initStep = NULL`) the first stage
+#' is left out: the same optimum in fewer evaluations. Unlike for linear mixed models, a grouping factor may have as
 #' many levels as there are observations (observation-level random effects),
 #' so `check.nobs.vs.nlev` and `check.nobs.vs.nRE` only act when there are
 #' more levels, or more random effects, than observations.
@@ -255,7 +260,10 @@ print.lmmControl <- function(x, ...) {
 #'   the relative change of the penalized deviance is below it.
 #' @param maxit Largest number of PIRLS iterations per deviance evaluation.
 #' @param nAGQ0initStep Logical: run the first (`nAGQ = 0`) optimization
-#'   stage to find starting values?
+#'   stage to find starting values? The default `NULL` runs it except before
+#'   the quasi-Newton second stage (see above); `TRUE` runs it always, as
+#'   lme4's default does (and a translated `lme4::glmerControl()` object
+#'   asks), `FALSE` never.
 #' @param compDev Logical, accepted for lme4's sake (where it chooses between
 #'   its compiled and its R deviance code): mixedrs has one, compiled, so the
 #'   value changes nothing.
@@ -293,7 +301,7 @@ print.lmmControl <- function(x, ...) {
 glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
                         rhoend = 1e-5, maxfun = 10000L, calc.derivs = TRUE,
                         boundary.tol = 1e-5, tolPwrss = 1e-7, maxit = 100L,
-                        nAGQ0initStep = TRUE,
+                        nAGQ0initStep = NULL,
                         check.nlev.gtr.1 = "stop",
                         check.nobs.vs.nlev = "stop",
                         check.nobs.vs.nRE = "stop",
@@ -343,7 +351,7 @@ glmmControl <- function(optimizer = c("bobyqa", "bobyqa"), rhobeg = 0.5,
   }
   check_positive_number(tolPwrss, "tolPwrss", caller)
   check_count(maxit, "maxit", caller)
-  check_flag(nAGQ0initStep, "nAGQ0initStep", caller)
+  if (!is.null(nAGQ0initStep)) check_flag(nAGQ0initStep, "nAGQ0initStep", caller)
   check_flag(compDev, "compDev", caller)
   check_positive_number(table.budget.mb, "table.budget.mb", caller)
   levels4 <- c("stop", "warning", "message", "ignore")

@@ -122,7 +122,7 @@ glmm_devfun_fit <- function(inputs, family, nAGQ, control, start, verbose) {
   }
   records <- list(NULL, NULL)
   beta <- glmm_devfun_stage_rs(env$engine, 1L, theta)
-  if (control$nAGQ0initStep || nAGQ == 0L) {
+  if (!isFALSE(control$nAGQ0initStep) || nAGQ == 0L) {
     r <- run_stage(1L, theta)
     theta <- r$par
     records[[1L]] <- r$record

@@ -468,7 +468,7 @@ fn fitted_glmm_blocks_are_at_the_modes() {
         start_at_optimum: false,
         quasi_newton_gtol: None,
         n_agq: 1,
-        init_step: true,
+        init_step: Some(true),
         optim: OptimOptions {
             calc_derivs: false,
             ..OptimOptions::default()

@@ -258,7 +258,7 @@ fn options(n_agq: usize) -> GlmmOptions {
         start_at_optimum: false,
         quasi_newton_gtol: None,
         n_agq,
-        init_step: true,
+        init_step: Some(true),
         optim: OptimOptions::default(),
         optimizers: [StageOptimizer::Bobyqa, StageOptimizer::Bobyqa],
         pirls: PirlsOptions::default(),

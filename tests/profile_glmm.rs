@@ -159,7 +159,7 @@ fn fit_and_profiler<'s, 'a>(
         start_at_optimum: false,
         quasi_newton_gtol: None,
         n_agq: 1,
-        init_step: true,
+        init_step: Some(true),
         optim: OptimOptions::default(),
         optimizers: [StageOptimizer::Bobyqa, StageOptimizer::Bobyqa],
         pirls: PirlsOptions::default(),

@@ -423,7 +423,7 @@ fn glmm_bootstrap_is_independent_of_threads() {
         start_at_optimum: false,
         quasi_newton_gtol: None,
         n_agq: 1,
-        init_step: true,
+        init_step: Some(true),
         optim: OptimOptions::default(),
         optimizers: [StageOptimizer::Bobyqa, StageOptimizer::Bobyqa],
         pirls: PirlsOptions::default(),

@@ -103,12 +103,26 @@ test_that("lme4's binomial and Poisson fits use the exact gradient where it is c
     fit <- glmm(m[[1]], data = m[[2]], family = m[[3]])
     ref <- lme4::glmer(m[[1]], data = m[[2]], family = m[[3]], control = tight)
     expect_identical(fit$optinfo$optimizer[2], "BFGS", info = nm)
+    # No nAGQ = 0 stage before the quasi-Newton search by default
+    expect_length(fit$optinfo$feval_stages, 1L)
     expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref)) - 1e-7)
     se <- sqrt(diag(as.matrix(vcov(ref))))
     expect_lt(max(abs(fixef(fit) - lme4::fixef(ref)) / se), 1e-3, label = nm)
     expect_equal(unname(fit$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-3,
                  info = nm)
   }
+  # nAGQ0initStep = TRUE (lme4's default, and what its translated control
+  # asks) runs the first stage all the same, to the same optimum.
+  m <- models$cbpp
+  first <- glmm(m[[1]], data = m[[2]], family = m[[3]],
+                control = glmmControl(nAGQ0initStep = TRUE))
+  lme4_ctl <- glmm(m[[1]], data = m[[2]], family = m[[3]],
+                   control = lme4::glmerControl(optimizer = "bobyqa"))
+  plain <- glmm(m[[1]], data = m[[2]], family = m[[3]])
+  expect_length(first$optinfo$feval_stages, 2L)
+  expect_length(lme4_ctl$optinfo$feval_stages, 2L)
+  expect_equal(as.numeric(logLik(first)), as.numeric(logLik(plain)), tolerance = 1e-10)
+  expect_equal(fixef(first), fixef(plain), tolerance = 1e-5)
   # A crossed design whose factor fills a dense 150 x 150 block: the selected
   # inverse would cost ~70 passes over the rows, so glmer's BOBYQA stage 2
   # runs instead.

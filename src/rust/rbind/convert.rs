@@ -602,7 +602,8 @@ pub(crate) fn stage_optimizer(name: &str) -> Result<StageOptimizer> {
 /// The settings of a GLMM fit, from a `glmmControl` (unclassed); with the number of quadrature
 /// points, an argument of its own, they make the engine's [`GlmmOptions`].
 pub(crate) struct GlmmControl {
-    init_step: bool,
+    /// `control$nAGQ0initStep`: `None` (`NULL`) lets the engine choose.
+    init_step: Option<bool>,
     /// `control$quasi_newton_only` and `control$quasi_newton_max_evaluations` (set
     /// internally, absent from users' controls): see [`GlmmOptions::quasi_newton_only`].
     quasi_newton_only: Option<usize>,
@@ -631,7 +632,13 @@ impl TryFrom<&Robj> for GlmmControl {
             return Err(other("internal: 'optimizer' must name two stages"));
         }
         Ok(Self {
-            init_step: field(control, "nAGQ0initStep")?.as_bool().unwrap_or(true),
+            init_step: match optional_field(control, "nAGQ0initStep")? {
+                None => None,
+                Some(v) => Some(
+                    v.as_bool()
+                        .ok_or_else(|| other("internal: 'nAGQ0initStep' must be TRUE or FALSE"))?,
+                ),
+            },
             quasi_newton_only: quasi_newton_only(control)?,
             start_at_optimum: optional_field(control, "start_at_optimum")?
                 .and_then(|v| v.as_bool())

@@ -168,7 +168,7 @@ impl<'s, 'a> GlmmProfiler<'s, 'a> {
             start_at_optimum: false,
             quasi_newton_gtol: None,
             n_agq,
-            init_step: false,
+            init_step: Some(false),
             optim: OptimOptions {
                 rhobeg: 0.01,
                 rhoend: 1e-9,
