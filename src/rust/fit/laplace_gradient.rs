@@ -80,17 +80,18 @@ fn derivative(f: &mut dyn FnMut(f64) -> Option<[f64; 3]>, h: f64) -> Option<[f64
     Some([0, 1, 2].map(|k| (p[k] - m[k]) / (2.0 * h)))
 }
 
-/// Row `i`'s derivatives at its current predictors (`eta`, and the response's φᵢ, πᵢ): those
-/// in η and in the zero-inflation logit in closed form ([`Response::row_jet`]), those in
-/// log φ (`with_dispersion`) too where the density has them written out, otherwise by central
-/// differences of [`Response::row_terms`].
+/// Row `i`'s derivatives at its current predictors (`eta`, whose mean and its slope are `mean`,
+/// and the response's φᵢ, πᵢ): those in η and in the zero-inflation logit in closed form
+/// ([`Response::row_jet`]), those in log φ (`with_dispersion`) too where the density has them
+/// written out, otherwise by central differences of [`Response::row_terms`].
 fn row_derivatives(
     response: &Response<'_>,
     i: usize,
     eta: f64,
+    mean: (f64, f64),
     with_dispersion: bool,
 ) -> Option<RowDerivatives> {
-    let jet = response.row_jet(i, eta)?;
+    let jet = response.row_jet(i, eta, mean)?;
     let mut out = RowDerivatives {
         s: jet.s,
         w: jet.w,
@@ -268,8 +269,16 @@ impl GeneralizedLinearMixedModel<'_> {
         };
         let with_dispersion = extended.is_some_and(|fam| fam.disp.is_some());
         let mut rd = Vec::with_capacity(n);
+        // PIRLS left μ and dμ/dη at the modes' η.
+        let (eta, mu, mu_eta) = (&self.pirls.eta, &self.pirls.mu, self.pirls.mu_eta());
         for i in 0..n {
-            match row_derivatives(&self.response, i, self.pirls.eta[i], with_dispersion) {
+            match row_derivatives(
+                &self.response,
+                i,
+                eta[i],
+                (mu[i], mu_eta[i]),
+                with_dispersion,
+            ) {
                 Some(d) => rd.push(d),
                 None => return invalid("the gradient's row derivatives are not finite"),
             }

@@ -460,6 +460,11 @@ impl Pirls {
         (ok, dev)
     }
 
+    /// `dμ/dη` at the current η.
+    pub(super) fn mu_eta(&self) -> &[f64] {
+        &self.mu_eta
+    }
+
     /// `‖u‖²`.
     pub(super) fn ussq(&self) -> f64 {
         self.u1.iter().chain(&self.u2).map(|v| v * v).sum()

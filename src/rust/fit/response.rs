@@ -750,7 +750,7 @@ impl<'a> Response<'a> {
                 self.extra.zi[i],
             )
         });
-        let mean = (mu, mu_eta, self.link.mu_eta_deriv_at(eta, mu));
+        let mean = (mu, mu_eta, self.link.mu_eta_deriv_at(eta, (mu, mu_eta)));
         self.row_core(fam, i, mean, phi, self.extra.constant[i], zi, need_value)
     }
 
@@ -860,7 +860,7 @@ impl<'a> Response<'a> {
         };
         let (mu, mu_eta) = self.link.linkinv_mu_eta(eta);
         (self.link.valid_eta(eta) && fam.density.valid_mu(mu))
-            .then(|| (mu, mu_eta, self.link.mu_eta_deriv_at(eta, mu)))
+            .then(|| (mu, mu_eta, self.link.mu_eta_deriv_at(eta, (mu, mu_eta))))
     }
 
     /// The dispersion-side pieces of row `i` at `log φ`: `(φ, the part of ℓᵢ that depends on φ
@@ -918,18 +918,19 @@ impl<'a> Response<'a> {
         Some((value, d.gradient, d.observed, laplace))
     }
 
-    /// Row `i`'s [`RowJet`] at linear predictor `eta` (`None` for a GLM family or where η or
-    /// μ is invalid). With `ℓ′, ℓ″, ℓ‴` the μ-derivatives of the density and `μ′, μ″, μ‴` the
+    /// Row `i`'s [`RowJet`] at linear predictor `eta`, whose mean and its slope `mean`
+    /// (`(μ, dμ/dη)` from [`Link::linkinv_mu_eta`], as PIRLS keeps them) are known (`None`
+    /// for a GLM family with a scale or where η or μ is invalid). With `ℓ′, ℓ″, ℓ‴` the μ-derivatives of the density and `μ′, μ″, μ‴` the
     /// link's, the count part has `g = ℓ′μ′`, `l₂ = ℓ″μ′² + ℓ′μ″`, `l₃ = ℓ‴μ′³ + 3ℓ″μ′μ″ + ℓ′μ‴`.
     /// A zero-inflated zero has `ℓ = log(π + (1 − π) f₀)`; with the count part's share
     /// `r = (1 − π) f₀ / p(0)` (which moves as `∂r/∂η = r(1 − r) g`, `∂r/∂ρ = −r(1 − r)`):
     /// `s = r g`, `l₂ = r l₂ + r(1 − r) g²`, `l₃ = r l₃ + 3r(1 − r) g l₂ + r(1 − r)(1 − 2r) g³`,
     /// `∂ℓ/∂ρ = 1 − r − π`; a positive count has `ℓ = log(1 − π) + ℓ_count`, so `∂ℓ/∂ρ = −π`
     /// and nothing else moves with `ρ`. The expected information carries the factor `1 − π`.
-    pub(super) fn row_jet(&self, i: usize, eta: f64) -> Option<RowJet> {
+    pub(super) fn row_jet(&self, i: usize, eta: f64, mean: (f64, f64)) -> Option<RowJet> {
         let fam = match &self.family {
             ResponseFamily::Extended(fam) => fam,
-            ResponseFamily::Glm(family) => return self.glm_row_jet(*family, i, eta),
+            ResponseFamily::Glm(family) => return self.glm_row_jet(*family, i, eta, mean),
         };
         let y = self.y[i];
         let zi = (!self.extra.log_zi.is_empty()).then(|| {
@@ -939,7 +940,7 @@ impl<'a> Response<'a> {
                 self.extra.not_zi[i],
             )
         });
-        let c = self.count_jet(fam, i, eta, y == 0.0 && zi.is_some())?;
+        let c = self.count_jet(fam, i, eta, mean, y == 0.0 && zi.is_some())?;
         let (mut s, mut l2, mut l3) = (c.g, c.l2, c.l3);
         let (mut l_zi, mut s_zi, mut l2_zi) = (0.0, 0.0, 0.0);
         // 1 − π and its derivative in ρ, −π(1 − π).
@@ -1011,22 +1012,27 @@ impl<'a> Response<'a> {
     /// derivatives: `s = a(y − μ)μ′/V`; `w` the observed information
     /// ([`Family::observed_weight`]); the Laplace determinant takes the expected information
     /// `wl = aμ′²/V`, as lme4 does, with `∂wl/∂η = a(2μ′μ″/V − μ′³V′/V²)`.
-    fn glm_row_jet(&self, family: Family, i: usize, eta: f64) -> Option<RowJet> {
+    fn glm_row_jet(
+        &self,
+        family: Family,
+        i: usize,
+        eta: f64,
+        (mu, m1): (f64, f64),
+    ) -> Option<RowJet> {
         if family.has_scale() {
             return None;
         }
         let link = self.link;
-        let (mu, m1) = link.linkinv_mu_eta(eta);
         if !(link.valid_eta(eta) && family.valid_mu(mu)) {
             return None;
         }
-        let m2 = link.mu_eta_deriv_at(eta, mu);
+        let m2 = link.mu_eta_deriv_at(eta, (mu, m1));
         let (y, a) = (self.y[i], self.prior_w[i]);
         let (v, dv) = (family.variance(mu), family.variance_deriv(mu));
         let wl = a * m1 * m1 / v;
         Some(RowJet {
             s: a * (y - mu) * m1 / v,
-            w: family.observed_weight(y, eta, mu, m1, a),
+            w: family.observed_weight_at(y, mu, m1, m2, a),
             wl,
             wl_eta: a * (2.0 * m1 * m2 / v - m1 * m1 * m1 * dv / (v * v)),
             ..RowJet::default()
@@ -1041,16 +1047,16 @@ impl<'a> Response<'a> {
         fam: &ExtendedFamily,
         i: usize,
         eta: f64,
+        (mu, m1): (f64, f64),
         need_value: bool,
     ) -> Option<CountJet> {
         let link = self.link;
-        let (mu, m1) = link.linkinv_mu_eta(eta);
         if !(link.valid_eta(eta) && fam.density.valid_mu(mu)) {
             return None;
         }
         let (m2, m3) = (
-            link.mu_eta_deriv_at(eta, mu),
-            link.mu_eta_deriv2_at(eta, mu),
+            link.mu_eta_deriv_at(eta, (mu, m1)),
+            link.mu_eta_deriv2_at(eta, (mu, m1)),
         );
         let (y, n) = (self.y[i], self.n_trials[i]);
         let phi = self.extra.phi.get(i).copied().unwrap_or(1.0);
@@ -1093,7 +1099,7 @@ impl<'a> Response<'a> {
         };
         fam.zi.as_ref()?;
         let y = self.y[i];
-        let c = self.count_jet(fam, i, eta, y == 0.0)?;
+        let c = self.count_jet(fam, i, eta, self.link.linkinv_mu_eta(eta), y == 0.0)?;
         let (lz, lnz) = (self.extra.log_zi[i], self.extra.log_not_zi[i]);
         let r = self.count_share(i, &c, lz, lnz);
         let z = ZeroInflatedRow::new(y == 0.0, &c, r, self.extra.zi[i], self.extra.not_zi[i]);
@@ -1820,7 +1826,7 @@ mod tests {
                 };
                 r.set_extra(extra).expect("extra");
                 for i in 0..n {
-                    let jet = r.row_jet(i, eta).expect("jet");
+                    let jet = r.row_jet(i, eta, r.link.linkinv_mu_eta(eta)).expect("jet");
                     let (log_phi, zi_logit) = r.row_parts(i);
                     let disp = r.row_dispersion(i, log_phi);
                     let terms = |e: f64, rho: f64| {

@@ -209,24 +209,28 @@ impl Link {
         }
     }
 
-    /// [`Link::mu_eta_deriv`] at `eta` where the mean there, `mu` (from
-    /// [`Link::linkinv_mu_eta`]), is known: for the log link `d²μ/dη² = e^η` is that mean
-    /// wherever it is not clamped, which saves an exponential per row in PIRLS's working values
-    /// (the same number, bit for bit).
+    /// [`Link::mu_eta_deriv`] at `eta` where the mean there and its slope, `(μ, dμ/dη)` from
+    /// [`Link::linkinv_mu_eta`], are known: for the log link `d²μ/dη² = e^η` is that mean
+    /// wherever it is not clamped, for the logit `μ′(1 − 2μ)` (what [`Link::mu_eta_deriv`]
+    /// forms from the same pair), which saves an exponential per row in PIRLS's working values
+    /// and the gradient's row derivatives (the same number, bit for bit).
     #[inline]
-    pub fn mu_eta_deriv_at(self, eta: f64, mu: f64) -> f64 {
+    pub fn mu_eta_deriv_at(self, eta: f64, (mu, mu_eta): (f64, f64)) -> f64 {
         match self {
             Link::Log if mu > EPS => mu,
+            Link::Logit => mu_eta * (1.0 - 2.0 * mu),
             _ => self.mu_eta_deriv(eta),
         }
     }
 
-    /// [`Link::mu_eta_deriv2`] at `eta` where the mean there, `mu`, is known (as
-    /// [`Link::mu_eta_deriv_at`]: for the log link it is that mean, bit for bit).
+    /// [`Link::mu_eta_deriv2`] at `eta` where `(μ, dμ/dη)` there are known (as
+    /// [`Link::mu_eta_deriv_at`]: for the log link it is that mean, for the logit
+    /// `μ′(1 − 6μ(1 − μ))`, bit for bit).
     #[inline]
-    pub fn mu_eta_deriv2_at(self, eta: f64, mu: f64) -> f64 {
+    pub fn mu_eta_deriv2_at(self, eta: f64, (mu, mu_eta): (f64, f64)) -> f64 {
         match self {
             Link::Log if mu > EPS => mu,
+            Link::Logit => mu_eta * (1.0 - 6.0 * mu * (1.0 - mu)),
             _ => self.mu_eta_deriv2(eta),
         }
     }
@@ -383,8 +387,21 @@ impl Family {
     /// `wt [μ'²/V − (y − μ)(μ''/V − μ'² V'/V²)]`, which for a canonical link equals the
     /// expected one `wt μ'²/V`. Newton's method for the modes uses it.
     pub fn observed_weight(self, y: f64, eta: f64, mu: f64, mu_eta: f64, wt: f64) -> f64 {
+        self.observed_weight_at(y, mu, mu_eta, self.link.mu_eta_deriv(eta), wt)
+    }
+
+    /// [`Family::observed_weight`] where `d²μ/dη²` (`mu_eta_deriv`) is known.
+    #[inline]
+    pub fn observed_weight_at(
+        self,
+        y: f64,
+        mu: f64,
+        mu_eta: f64,
+        mu_eta_deriv: f64,
+        wt: f64,
+    ) -> f64 {
         let v = self.variance(mu);
-        let d2 = self.link.mu_eta_deriv(eta);
+        let d2 = mu_eta_deriv;
         let dv = self.variance_deriv(mu);
         let expected = mu_eta * mu_eta / v;
         wt * (expected - (y - mu) * (d2 / v - expected * dv / v))
@@ -488,10 +505,10 @@ mod tests {
                 if link == Link::Inverse && eta <= 0.0 {
                     continue;
                 }
-                let (mu, _) = link.linkinv_mu_eta(eta);
-                let (a, b) = (link.mu_eta_deriv_at(eta, mu), link.mu_eta_deriv(eta));
+                let mean = link.linkinv_mu_eta(eta);
+                let (a, b) = (link.mu_eta_deriv_at(eta, mean), link.mu_eta_deriv(eta));
                 assert_eq!(a.to_bits(), b.to_bits(), "{link:?} {eta}");
-                let (a, b) = (link.mu_eta_deriv2_at(eta, mu), link.mu_eta_deriv2(eta));
+                let (a, b) = (link.mu_eta_deriv2_at(eta, mean), link.mu_eta_deriv2(eta));
                 assert_eq!(a.to_bits(), b.to_bits(), "{link:?} {eta}");
             }
         }
