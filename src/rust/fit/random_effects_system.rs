@@ -88,7 +88,7 @@ impl RandomEffectsSystem {
                 }
             }
         }
-        let symbolic = Arc::new(SparseSymbolic::new(q, &col_ptr, &row_idx)?);
+        let symbolic = Arc::new(SparseSymbolic::cheapest(q, &col_ptr, &row_idx)?);
         let mut factor_positions = vec![0usize; n * pairs];
         for i in 0..n {
             let idx = &rows.index[i * per_row..(i + 1) * per_row];

@@ -14,6 +14,7 @@ use crate::blocks::try_zeros;
 use crate::error::{invalid, MixedError, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::LltRegularization;
+use faer::perm::PermRef;
 use faer::sparse::linalg::cholesky::{
     factorize_symbolic_cholesky, CholeskySymbolicParams, LltRef, SymbolicCholesky,
     SymbolicCholeskyRaw, SymmetricOrdering,
@@ -56,11 +57,41 @@ impl SparseSymbolic {
     /// Analyses the `m × m` pattern given by its lower triangle in compressed sparse columns
     /// (row indices sorted within each column, the diagonal present).
     pub fn new(m: usize, col_ptr: &[usize], row_idx: &[usize]) -> Result<Self> {
+        Self::with_ordering(m, col_ptr, row_idx, SymmetricOrdering::Amd)
+    }
+
+    /// As [`Self::new`], in whichever of the fill-reducing (AMD) and the given order leaves the
+    /// less work ([`Self::inverse_work`]). For a crossed design laid out with its factors'
+    /// levels block by block, the given order eliminates the first factor's levels (a
+    /// diagonal) and leaves the others as one dense trailing block, where AMD's minimum-degree
+    /// choices can interleave them: a crossed binary design (500 × 300 levels, 30,000 rows)
+    /// had 5.5 times the work in AMD's order. Both analyses cost about a pass over the pattern,
+    /// but the given order can fill up to `m²/2` entries: for patterns whose `m` is bounded.
+    pub fn cheapest(m: usize, col_ptr: &[usize], row_idx: &[usize]) -> Result<Self> {
+        let amd = Self::new(m, col_ptr, row_idx)?;
+        // As a custom permutation: faer's `Identity` ordering reads the pattern as the upper
+        // triangle whatever side it is given.
+        let order: Vec<usize> = (0..m).collect();
+        let identity = PermRef::new_checked(&order, &order, m);
+        let given = Self::with_ordering(m, col_ptr, row_idx, SymmetricOrdering::Custom(identity))?;
+        Ok(if given.inverse_work() < amd.inverse_work() {
+            given
+        } else {
+            amd
+        })
+    }
+
+    fn with_ordering(
+        m: usize,
+        col_ptr: &[usize],
+        row_idx: &[usize],
+        ordering: SymmetricOrdering<'_, usize>,
+    ) -> Result<Self> {
         let pattern = SymbolicSparseColMatRef::new_checked(m, m, col_ptr, None, row_idx);
         let symbolic = factorize_symbolic_cholesky(
             pattern,
             Side::Lower,
-            SymmetricOrdering::Amd,
+            ordering,
             CholeskySymbolicParams {
                 supernodal_flop_ratio_threshold: SupernodalThreshold::FORCE_SIMPLICIAL,
                 ..Default::default()
@@ -214,8 +245,19 @@ impl SelectedInverse {
 }
 
 /// The Takahashi recurrences: `Z = (L L')⁻¹` on the pattern of the simplicial factor `L`.
+///
+/// Reading `Z_{i,k}` for the rows `i` of a column `j` means finding them in column `k`: a walk
+/// along both sorted patterns, except where column `k` holds every row below it (the dense
+/// trailing block a crossed design fills, which the fill-reducing order puts last), whose row
+/// `i` sits at a fixed offset. A crossed binary design (30,000 rows, 500 × 300 levels, a dense
+/// 300 × 300 block) spent about 130 ms per selected inverse walking those columns.
 fn takahashi(m: usize, col_ptr: &[usize], row_idx: &[usize], l: &[f64]) -> Result<Vec<f64>> {
     let mut z = try_zeros(l.len(), "the selected inverse")?;
+    // Column k holds rows k..m (every entry present): row i at `col_ptr[k] - k + i` (each
+    // column has its diagonal, so col_ptr[k] >= k).
+    let dense_below: Vec<bool> = (0..m)
+        .map(|k| col_ptr[k + 1] - col_ptr[k] == m - k)
+        .collect();
     let mut acc: Vec<f64> = Vec::new();
     for j in (0..m).rev() {
         let (s, e) = (col_ptr[j], col_ptr[j + 1]);
@@ -229,6 +271,15 @@ fn takahashi(m: usize, col_ptr: &[usize], row_idx: &[usize], l: &[f64]) -> Resul
         // of R_j (walked in step since both are sorted).
         for (b, &k) in rows.iter().enumerate() {
             acc[b] += lv[b] * z[col_ptr[k]];
+            if dense_below[k] {
+                let base = col_ptr[k] - k;
+                for a in b + 1..rows.len() {
+                    let zik = z[base + rows[a]];
+                    acc[a] += lv[b] * zik;
+                    acc[b] += lv[a] * zik;
+                }
+                continue;
+            }
             let mut pos = col_ptr[k] + 1;
             let kend = col_ptr[k + 1];
             for a in b + 1..rows.len() {
@@ -340,6 +391,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A crossed design's system: 8 levels of one factor (a diagonal) each sharing rows with
+    /// 3 of 5 levels of another, whose columns the factor fills into a dense trailing block
+    /// (the columns read at a fixed offset); every entry of the factor's pattern matches the
+    /// dense inverse.
+    #[test]
+    fn a_dense_trailing_block_matches_the_dense_inverse() {
+        let (subjects, items) = (8, 5);
+        let m = subjects + items;
+        let mut dense = vec![0.0; m * m];
+        for i in 0..m {
+            dense[i * m + i] = 3.0 + 0.25 * i as f64;
+        }
+        for s in 0..subjects {
+            for k in 0..3 {
+                let item = subjects + (s + 2 * k) % items;
+                let v = 0.3 + 0.05 * (s + k) as f64;
+                dense[item * m + s] = v;
+                dense[s * m + item] = v;
+                dense[item * m + item] += 0.2;
+            }
+        }
+        let (mut col_ptr, mut row_idx, mut values) = (vec![0], vec![], vec![]);
+        for c in 0..m {
+            for r in c..m {
+                if dense[c * m + r] != 0.0 {
+                    row_idx.push(r);
+                    values.push(dense[c * m + r]);
+                }
+            }
+            col_ptr.push(row_idx.len());
+        }
+        let inv = dense_inverse(m, &dense);
+        let chol = SparseCholesky::new(m, &col_ptr, &row_idx, &values, Par::Seq, "test")
+            .expect("positive definite");
+        let z = chol.selected_inverse().expect("selected inverse");
+        let mut checked = 0;
+        for c in 0..m {
+            for r in c..m {
+                if let Some(got) = z.get(r, c) {
+                    assert!((got - inv[c * m + r]).abs() < 1e-14, "({r}, {c})");
+                    checked += 1;
+                }
+            }
+        }
+        // The items' block is filled: all 15 of its entries, with the diagonal's 13 and the
+        // 24 couplings.
+        assert!(checked >= 15 + 8 + 24, "{checked} entries");
     }
 
     #[test]
