@@ -123,14 +123,23 @@ test_that("lme4's binomial and Poisson fits use the exact gradient where it is c
   expect_length(lme4_ctl$optinfo$feval_stages, 2L)
   expect_equal(as.numeric(logLik(first)), as.numeric(logLik(plain)), tolerance = 1e-10)
   expect_equal(fixef(first), fixef(plain), tolerance = 1e-5)
-  # A crossed design whose factor fills a dense 150 x 150 block: the selected
-  # inverse would cost ~70 passes over the rows, so glmer's BOBYQA stage 2
-  # runs instead.
-  set.seed(11)
-  d <- data.frame(s = factor(sample(200, 6000, TRUE)), i = factor(sample(150, 6000, TRUE)),
-                  x = stats::rnorm(6000))
-  d$y <- stats::rbinom(6000, 1, stats::plogis(0.3 * d$x + stats::rnorm(200, sd = 0.5)[d$s] +
-                                                stats::rnorm(150, sd = 0.4)[d$i]))
+  # Crossed designs whose factor fills a dense trailing block: 200 x 150
+  # levels, where the selected inverse costs ~70 passes over the rows' pairs,
+  # take the gradient (and reach glmer's optimum); 250 x 250 levels, ~350
+  # passes, more than the gate's 200, keep glmer's BOBYQA stage 2.
+  crossed <- function(ns, ni, n) {
+    set.seed(11)
+    d <- data.frame(s = factor(sample(ns, n, TRUE)), i = factor(sample(ni, n, TRUE)),
+                    x = stats::rnorm(n))
+    d$y <- stats::rbinom(n, 1, stats::plogis(0.3 * d$x + stats::rnorm(ns, sd = 0.5)[d$s] +
+                                               stats::rnorm(ni, sd = 0.4)[d$i]))
+    d
+  }
+  d <- crossed(200, 150, 6000)
   fit <- glmm(y ~ x + (1 | s) + (1 | i), data = d, family = binomial)
+  expect_identical(fit$optinfo$optimizer[2], "BFGS")
+  ref <- lme4::glmer(y ~ x + (1 | s) + (1 | i), data = d, family = binomial, control = tight)
+  expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref)) - 1e-7)
+  fit <- glmm(y ~ x + (1 | s) + (1 | i), data = crossed(250, 250, 5000), family = binomial)
   expect_identical(fit$optinfo$optimizer[2], "bobyqa")
 })
