@@ -67,6 +67,17 @@ pub enum StageOptimizer {
     NelderMead,
 }
 
+/// What the calibration of stage 2's metric leaves for the quasi-Newton search
+/// ([`GeneralizedLinearMixedModel::calibrate`]): the centre, the criterion and its gradient
+/// (over the original parameters) there, and the Hessian over the whitened coordinates
+/// (row-major) with the columns the probes measured.
+pub(super) struct SearchStart {
+    pub(super) center: Vec<f64>,
+    pub(super) f: f64,
+    pub(super) gradient: Vec<f64>,
+    pub(super) hessian: Vec<f64>,
+}
+
 /// Settings of a GLMM fit.
 #[derive(Debug, Clone)]
 pub struct GlmmOptions {
@@ -173,8 +184,9 @@ pub struct GeneralizedLinearMixedModel<'a> {
     pub(super) last_error: Option<String>,
     /// The point the next quasi-Newton search starts from with the criterion and its gradient
     /// there, where the calibration before it computed them ([`Self::calibrate`]); the
-    /// search takes them as its first evaluation.
-    pub(super) search_start: Option<(Vec<f64>, f64, Vec<f64>)>,
+    /// search takes them as its first evaluation, and the curvature its probes measured as
+    /// its first Hessian.
+    pub(super) search_start: Option<SearchStart>,
     /// Objective evaluations where PIRLS failed.
     pub(super) failures: usize,
     /// Where the extra parameters of the family start (zeros unless set).

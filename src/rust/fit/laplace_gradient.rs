@@ -38,7 +38,7 @@
 //! holds; `r` is one solve with the sparse factor (of `H_O` where it differs from `H`). The
 //! gradient is offered up to [`MAX_DENSE_RANDOM`] random effects, as the paired gradient
 //! (zero-inflation random effects) still inverts its `H` densely.
-use super::glmm::GeneralizedLinearMixedModel;
+use super::glmm::{GeneralizedLinearMixedModel, SearchStart};
 use super::random_effects_system::RandomEffectsSystem;
 use super::response::{LaplaceWeights, Response, ResponseFamily};
 use crate::error::{invalid, MixedError, Result};
@@ -561,12 +561,14 @@ impl GeneralizedLinearMixedModel<'_> {
     /// (deviance units per standard error; flat coordinates with nothing left to offer are
     /// held, see [`hold_flat`]) or no step lowers the deviance any more; gives up (not
     /// converged) once it has used `max_evaluations`. `at_start`: the criterion and its
-    /// gradient over `x` at `start` where the caller has them (not counted again).
+    /// gradient over `x` at `start` where the caller has them (not counted again), with the
+    /// Hessian over `y` the calibration's probes measured ([`SearchStart`]), which starts the
+    /// BFGS model where it is positive definite (else `2 I`, as after a reset).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gradient_search(
         &mut self,
         start: &[f64],
-        at_start: Option<(f64, Vec<f64>)>,
+        at_start: Option<SearchStart>,
         (lower, upper): (&[f64], &[f64]),
         to_x: &dyn Fn(&[f64]) -> Vec<f64>,
         to_y_gradient: &dyn Fn(&[f64]) -> Vec<f64>,
@@ -602,8 +604,12 @@ impl GeneralizedLinearMixedModel<'_> {
         };
         let mut y = start.to_vec();
         clip(&mut y);
+        let mut initial_hessian = None;
         let first = match at_start {
-            Some((f, gx)) if y.as_slice() == start => Some((f, to_y_gradient(&gx))),
+            Some(s) if y.as_slice() == start => {
+                initial_hessian = Some(s.hessian);
+                Some((s.f, to_y_gradient(&s.gradient)))
+            }
             _ => eval(self, &y)?,
         };
         let Some((mut f, mut g)) = first else {
@@ -619,6 +625,18 @@ impl GeneralizedLinearMixedModel<'_> {
             }
         };
         reset(&mut hinv);
+        if let Some(inverse) = initial_hessian.filter(|h| h.len() == k * k).and_then(|h| {
+            crate::linalg::spd_inverse::spd_inverse(
+                faer::Mat::from_fn(k, k, |r, c| h[r * k + c]),
+                faer::Par::Seq,
+            )
+        }) {
+            for r in 0..k {
+                for c in 0..k {
+                    hinv[r * k + c] = inverse[(r, c)];
+                }
+            }
+        }
         let mut converged = false;
         for _ in 0..QN_MAX_ITER {
             if evaluations.get() >= max_evaluations {

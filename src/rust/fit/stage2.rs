@@ -8,7 +8,9 @@
 //! Hessian of the criterion at the optimum (for the convergence check and the standard errors)
 //! are central differences in the same coordinates, mapped back exactly; the difference points
 //! are evaluated from the optimum's modes, shared out over threads when there are several.
-use super::glmm::{run_stage, GeneralizedLinearMixedModel, GlmmOptions, StageOptimizer};
+use super::glmm::{
+    run_stage, GeneralizedLinearMixedModel, GlmmOptions, SearchStart, StageOptimizer,
+};
 use super::laplace_gradient::GradientSearch;
 use super::pirls::WarmStart;
 use super::quadrature::GaussHermite;
@@ -177,6 +179,59 @@ impl Stage2Metric {
         out
     }
 
+    /// The Hessian over `y` (row-major) that the search starts from: `2 I`, the curvature of
+    /// about one per standard error² the coordinates are scaled to, with the columns (and, by
+    /// symmetry, rows) measured by `probes` (coordinate `c`, its step in `x`, the gradient over
+    /// `x` there; `g0` the centre's): forward differences of the gradient over `y`. Along a
+    /// θ (or family parameter, `c < nsc`) a step `a` in `x` is `a / scale` in `y`; along the
+    /// last fixed effect, whose column of `M` has a single entry, `a / M_pp`. Where two
+    /// measured columns cross, the mean of the two entries.
+    fn probed_hessian(
+        &self,
+        g0: &[f64],
+        probes: &[(usize, f64, Vec<f64>)],
+        nsc: usize,
+    ) -> Vec<f64> {
+        let k = g0.len();
+        let mut h = vec![0.0; k * k];
+        for j in 0..k {
+            h[j * k + j] = 2.0;
+        }
+        let g0y = self.gradient_to_whitened(g0);
+        let mut measured = vec![false; k];
+        let mut columns: Vec<(usize, Vec<f64>)> = Vec::new();
+        for (c, a, g1) in probes {
+            let (c, a) = (*c, *a);
+            let unit = if c < nsc {
+                self.theta_scale[c]
+            } else if c + 1 == k {
+                self.m[self.p * self.p - 1]
+            } else {
+                continue;
+            };
+            let dy = a / unit;
+            let g1y = self.gradient_to_whitened(g1);
+            let col: Vec<f64> = (0..k).map(|r| (g1y[r] - g0y[r]) / dy).collect();
+            if dy.is_finite() && dy != 0.0 && col.iter().all(|v| v.is_finite()) {
+                measured[c] = true;
+                columns.push((c, col));
+            }
+        }
+        for (c, col) in &columns {
+            for (r, &v) in col.iter().enumerate() {
+                if measured[r] && r != *c {
+                    // Both columns measured: each contributes half.
+                    h[r * k + c] += 0.5 * v;
+                    h[*c * k + r] += 0.5 * v;
+                } else {
+                    h[r * k + c] = v;
+                    h[*c * k + r] = v;
+                }
+            }
+        }
+        h
+    }
+
     /// `x = center + (y_θ, M y_β)`; the last `p` elements are β.
     fn apply(&self, center: &[f64], y: &[f64], x: &mut [f64]) {
         let nth = center.len() - self.p;
@@ -292,6 +347,8 @@ impl GeneralizedLinearMixedModel<'_> {
             None
         };
         let mut x = center.to_vec();
+        // With the gradient, each probe's gradient: (coordinate, step in x, gradient over x).
+        let mut probes: Vec<(usize, f64, Vec<f64>)> = Vec::new();
         for k in 0..nsc {
             if let Some(info) = information
                 .as_ref()
@@ -311,6 +368,7 @@ impl GeneralizedLinearMixedModel<'_> {
                     continue;
                 };
                 set_scale(metric, k, k < nth, (g1[k] - g0[k]) / a);
+                probes.push((k, a, g1));
                 continue;
             }
             let (a, b) = if center[k] - h < lower[k] {
@@ -345,7 +403,11 @@ impl GeneralizedLinearMixedModel<'_> {
                     evals += 1;
                     self.probe_gradient(&mut x, k, center[k] + step)
                         .ok()
-                        .map(|g1| (g1[k] - g0[k]) * mjj / BETA_PROBE_STEP)
+                        .map(|g1| {
+                            let c = (g1[k] - g0[k]) * mjj / BETA_PROBE_STEP;
+                            probes.push((k, step, g1));
+                            c
+                        })
                 }
                 None => {
                     evals += 2;
@@ -369,7 +431,13 @@ impl GeneralizedLinearMixedModel<'_> {
             }
         }
         if let Some(g0) = g0 {
-            self.search_start = Some((center.to_vec(), f0, g0));
+            let hessian = metric.probed_hessian(&g0, &probes, nsc);
+            self.search_start = Some(SearchStart {
+                center: center.to_vec(),
+                f: f0,
+                gradient: g0,
+                hessian,
+            });
         }
         evals
     }
@@ -538,8 +606,7 @@ impl GeneralizedLinearMixedModel<'_> {
         let mut first = self
             .search_start
             .take()
-            .filter(|(at, _, _)| at.as_slice() == center)
-            .map(|(_, f, g)| (f, g));
+            .filter(|s| s.center.as_slice() == center);
         let mut run = |model: &mut Self, start: &[f64]| -> Result<Option<GradientSearch>> {
             let search = model.gradient_search(
                 start,
@@ -899,5 +966,82 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             }
         }
         values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a quadratic `f(x) = ½ xᵀ A x` (gradient `A x`) with two scaled coordinates (θ) and
+    /// three fixed effects through a lower-triangular `M`, the probes' columns are those of the
+    /// Hessian over `y`, `Tᵀ A T`, and the unmeasured ones stay `2 I`.
+    #[test]
+    fn probed_columns_are_the_hessian_over_the_whitened_coordinates() {
+        let (nth, p) = (2, 3);
+        let k = nth + p;
+        let a: Vec<f64> = (0..k * k)
+            .map(|i| {
+                let (r, c) = (i / k, i % k);
+                if r == c {
+                    3.0 + r as f64
+                } else {
+                    0.2 + 0.1 * ((r + c) % 3) as f64
+                }
+            })
+            .collect();
+        let grad = |x: &[f64]| -> Vec<f64> {
+            (0..k)
+                .map(|r| (0..k).map(|c| a[r * k + c] * x[c]).sum())
+                .collect()
+        };
+        let metric = Stage2Metric {
+            theta_scale: vec![0.5, 2.0],
+            p,
+            // Column-major lower triangular.
+            m: vec![1.0, 0.3, -0.2, 0.0, 0.8, 0.1, 0.0, 0.0, 1.5],
+        };
+        let center = vec![0.4, -0.3, 1.0, 2.0, -1.0];
+        let g0 = grad(&center);
+        let mut probes = Vec::new();
+        for (c, step) in [(0, 0.01), (1, -0.02), (k - 1, 0.03)] {
+            let mut x = center.clone();
+            x[c] += step;
+            probes.push((c, step, grad(&x)));
+        }
+        let h = metric.probed_hessian(&g0, &probes, nth);
+        // T = dx/dy: diag(scales) ⊕ M; the Hessian over y is Tᵀ A T.
+        let mut t = vec![0.0; k * k];
+        t[0] = 0.5;
+        t[k + 1] = 2.0;
+        for j in 0..p {
+            for i in j..p {
+                t[(nth + i) * k + nth + j] = metric.m[j * p + i];
+            }
+        }
+        let hy = |r: usize, c: usize| -> f64 {
+            (0..k)
+                .map(|i| {
+                    (0..k)
+                        .map(|j| t[i * k + r] * a[i * k + j] * t[j * k + c])
+                        .sum::<f64>()
+                })
+                .sum()
+        };
+        for c in [0, 1, k - 1] {
+            for r in 0..k {
+                let want = hy(r, c);
+                assert!(
+                    (h[r * k + c] - want).abs() < 1e-9,
+                    "({r}, {c}): {} vs {want}",
+                    h[r * k + c]
+                );
+                assert_eq!(h[r * k + c].to_bits(), h[c * k + r].to_bits(), "symmetric");
+            }
+        }
+        for (r, c) in [(2, 2), (3, 3), (2, 3)] {
+            let want = if r == c { 2.0 } else { 0.0 };
+            assert_eq!(h[r * k + c], want, "({r}, {c}) unmeasured");
+        }
     }
 }
