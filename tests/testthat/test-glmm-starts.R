@@ -15,5 +15,6 @@ test_that("a GLMM stuck at a zero random-slope term finds glmer's rank-1 optimum
   # glmer at full precision and ours agree to PIRLS's rounding at a common optimum.
   expect_gte(c(logLik(fit)) - c(logLik(ref)), -1e-6)
   expect_equal(unname(fixef(fit)), unname(lme4::fixef(ref)), tolerance = 1e-4)
-  expect_equal(fit$optinfo$starts[[2]], 2L)
+  # Stage 2 (the last, and with the quasi-Newton search the only, stage) ran twice.
+  expect_equal(tail(fit$optinfo$starts, 1L), 2L)
 })

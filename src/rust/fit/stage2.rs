@@ -507,9 +507,7 @@ impl GeneralizedLinearMixedModel<'_> {
         let bounds = (lower, upper);
         let zero = vec![0.0; center.len()];
         if self.quasi_newton_searches(rule, optimizer) {
-            if let Some(summary) =
-                self.quasi_newton_search(center, metric, opts.maxfun, progress)?
-            {
+            if let Some(summary) = self.quasi_newton_search(center, metric, opts, progress)? {
                 return Ok(summary);
             }
             if self.quasi_newton_only.is_some() {
@@ -576,7 +574,7 @@ impl GeneralizedLinearMixedModel<'_> {
         &mut self,
         center: &[f64],
         metric: &Stage2Metric,
-        maxfun: usize,
+        opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<Option<OptSummary>> {
         let k = center.len();
@@ -600,7 +598,10 @@ impl GeneralizedLinearMixedModel<'_> {
         // The evaluation budget (the control's `maxfun`, or that of a search that is one of
         // several starts), shared by its escapes. A search that runs out of it has not
         // converged: BOBYQA then searches with the same limit and says when it stops there.
-        let mut budget = self.quasi_newton_only.unwrap_or(usize::MAX).min(maxfun);
+        let mut budget = self
+            .quasi_newton_only
+            .unwrap_or(usize::MAX)
+            .min(opts.maxfun);
         // The calibration's evaluation at the centre, if it made one, is the first search's
         // first.
         let mut first = self
@@ -657,7 +658,32 @@ impl GeneralizedLinearMixedModel<'_> {
         let mut pars = to_x(&search.y);
         self.re.normalize_par_signs(&mut pars[..nth]);
         self.pirls.align_mode_signs(&self.re, &pars[..nth]);
-        let f = self.objective_theta_beta(&pars, None)?;
+        let mut f = self.objective_theta_beta(&pars, None)?;
+        // As after BOBYQA ([`optim`]'s boundary step): a θ that ends within `boundary_tol` of
+        // its lower bound (a standard deviation the search took to 2e-8, where the deviance is
+        // flat to its last digits) is put on it when that is no worse, as glmer reports it.
+        let lower_par = self.re.par_lower();
+        let near: Vec<usize> = (0..nth)
+            .filter(|&j| {
+                let gap = pars[j] - lower_par[j];
+                lower_par[j].is_finite() && gap > 0.0 && gap < opts.boundary_tol
+            })
+            .collect();
+        if !near.is_empty() {
+            let mut on_bound = pars.clone();
+            for &j in &near {
+                on_bound[j] = lower_par[j];
+            }
+            match self.objective_theta_beta(&on_bound, None) {
+                Ok(ft) if ft <= f + optim::BOUNDARY_ROUNDING * f.abs() => {
+                    (pars, f) = (on_bound, ft.min(f));
+                }
+                _ => {
+                    self.objective_theta_beta(&pars, None)?;
+                }
+            }
+            evaluations += 1;
+        }
         Ok(Some(OptSummary {
             start: center.to_vec(),
             lower: self.re.par_lower(),

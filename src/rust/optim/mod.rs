@@ -497,7 +497,7 @@ impl GradCheck {
 
 /// Relative rise of the criterion that moving an estimate onto its nearby bound may show from
 /// rounding alone (a few units in the last place of a deviance).
-const BOUNDARY_ROUNDING: f64 = 1e-14;
+pub(crate) const BOUNDARY_ROUNDING: f64 = 1e-14;
 
 /// A parameter closer than this to a finite bound, at the start or after a Newton step, leaves
 /// the search to BOBYQA: the optimum may lie on the bound, where Newton steps do not apply.
