@@ -123,10 +123,11 @@ test_that("lme4's binomial and Poisson fits use the exact gradient where it is c
   expect_length(lme4_ctl$optinfo$feval_stages, 2L)
   expect_equal(as.numeric(logLik(first)), as.numeric(logLik(plain)), tolerance = 1e-10)
   expect_equal(fixef(first), fixef(plain), tolerance = 1e-5)
-  # Crossed designs whose factor fills a dense trailing block: 200 x 150
-  # levels, where the selected inverse costs ~70 passes over the rows' pairs,
-  # take the gradient (and reach glmer's optimum); 250 x 250 levels, ~350
-  # passes, more than the gate's 200, keep glmer's BOBYQA stage 2.
+  # A crossed design whose factor fills a dense 150 x 150 trailing block (the
+  # selected inverse costs ~70 passes over the rows' pairs) takes the gradient
+  # and reaches glmer's optimum; with more than 1,500 random effects (about
+  # 1,700 + 150 levels) the gradient is not formed and glmer's BOBYQA stage 2
+  # runs.
   crossed <- function(ns, ni, n) {
     set.seed(11)
     d <- data.frame(s = factor(sample(ns, n, TRUE)), i = factor(sample(ni, n, TRUE)),
@@ -140,6 +141,8 @@ test_that("lme4's binomial and Poisson fits use the exact gradient where it is c
   expect_identical(fit$optinfo$optimizer[2], "BFGS")
   ref <- lme4::glmer(y ~ x + (1 | s) + (1 | i), data = d, family = binomial, control = tight)
   expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref)) - 1e-7)
-  fit <- glmm(y ~ x + (1 | s) + (1 | i), data = crossed(250, 250, 5000), family = binomial)
+  d <- crossed(2000, 150, 4000)
+  expect_gt(nlevels(droplevels(d$s)) + nlevels(droplevels(d$i)), 1500L)
+  fit <- glmm(y ~ x + (1 | s) + (1 | i), data = d, family = binomial)
   expect_identical(fit$optinfo$optimizer[2], "bobyqa")
 })

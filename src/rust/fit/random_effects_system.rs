@@ -20,13 +20,15 @@ use std::sync::Arc;
 /// How many passes over the rows' pairs of random effects the selected inverse of `H` may cost
 /// for the exact gradient to be worth it for lme4's families, whose BOBYQA stages need no
 /// gradient. Measured (2 cores, binary responses on simulated crossed designs, the cheaper of
-/// the two orders [`SparseSymbolic::cheapest`] tries; whole fits with the quasi-Newton stage
-/// and the Hessian from the gradient against glmer's BOBYQA stages and differences of the
-/// criterion): 200 × 150 levels, 6,000 rows (70 passes) 0.06 s against 0.12 s; 500 × 300,
-/// 30,000 rows (112 passes) 0.45 s against 0.65 s; 800 × 500, 100,000 rows (162 passes) 2.2 s
-/// against 3.1 s; 1,000 × 400, 30,000 rows (244 passes) 0.75 s either way; 700 × 700,
-/// 30,000 rows (1,279 passes) 3.3 s against 1.5 s. VerbAgg has 8 passes, grouseticks 0.7.
-pub(super) const CHEAP_INVERSE_PASSES: f64 = 200.0;
+/// the two orders [`SparseSymbolic::cheapest`] tries and the dense trailing block's columns in
+/// vector lanes; whole fits with the quasi-Newton stage and the Hessian from the gradient
+/// against glmer's BOBYQA stages and differences of the criterion): 500 × 300 levels, 30,000
+/// rows (112 passes) 0.36 s against 0.54 s; 1,000 × 400, 30,000 rows (244 passes) 0.48 s
+/// against 0.86 s; 700 × 700, 100,000 rows (380 passes) 2.3 s against 4.5 s; 700 × 700, 30,000
+/// rows (1,279 passes) 1.46 s against 1.72 s; 750 × 750, 10,000 rows (about 4,700 passes)
+/// 1.07 s against 1.25 s: the gradient won on every design tried, and the bound sits just
+/// above them. VerbAgg has 8 passes, grouseticks 0.7.
+pub(super) const CHEAP_INVERSE_PASSES: f64 = 5000.0;
 
 /// The pattern of `H` (lower triangle, compressed sparse columns) and each row's entries in it.
 pub(super) struct RandomEffectsSystem {
