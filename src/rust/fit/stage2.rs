@@ -6,8 +6,10 @@
 //! curvature probes, β through the Cholesky factor of its stage-1 covariance), about one
 //! standard error per unit, so that one trust region fits every parameter. The gradient and
 //! Hessian of the criterion at the optimum (for the convergence check and the standard errors)
-//! are central differences in the same coordinates, mapped back exactly; the difference points
-//! are evaluated from the optimum's modes, shared out over threads when there are several.
+//! are differences in the same coordinates (forward differences of the exact gradient where
+//! there is one, else central differences of the criterion), mapped back exactly; the
+//! difference points are evaluated from the optimum's modes, shared out over threads when
+//! there are several.
 use super::glmm::{
     run_stage, GeneralizedLinearMixedModel, GlmmOptions, SearchStart, StageOptimizer,
 };
@@ -660,22 +662,16 @@ impl GeneralizedLinearMixedModel<'_> {
         self.pirls.align_mode_signs(&self.re, &pars[..nth]);
         let mut f = self.objective_theta_beta(&pars, None)?;
         // As after BOBYQA ([`optim`]'s boundary step): a θ that ends within `boundary_tol` of
-        // its lower bound (a standard deviation the search took to 2e-8, where the deviance is
-        // flat to its last digits) is put on it when that is no worse, as glmer reports it.
-        let lower_par = self.re.par_lower();
-        let near: Vec<usize> = (0..nth)
-            .filter(|&j| {
-                let gap = pars[j] - lower_par[j];
-                lower_par[j].is_finite() && gap > 0.0 && gap < opts.boundary_tol
-            })
-            .collect();
-        if !near.is_empty() {
+        // its bound (a standard deviation the search took to 2e-8) is put on it when that is
+        // no worse, as glmer reports it.
+        let (lower_par, upper_par) = (self.re.par_lower(), self.re.par_upper());
+        let near =
+            optim::onto_nearby_bounds(&pars[..nth], &lower_par, &upper_par, opts.boundary_tol);
+        if let Some(theta) = near {
             let mut on_bound = pars.clone();
-            for &j in &near {
-                on_bound[j] = lower_par[j];
-            }
+            on_bound[..nth].copy_from_slice(&theta);
             match self.objective_theta_beta(&on_bound, None) {
-                Ok(ft) if ft <= f + optim::BOUNDARY_ROUNDING * f.abs() => {
+                Ok(ft) if optim::no_worse_on_bound(ft, f) => {
                     (pars, f) = (on_bound, ft.min(f));
                 }
                 _ => {

@@ -65,7 +65,7 @@ impl SparseSymbolic {
     /// levels block by block, the given order eliminates the first factor's levels (a
     /// diagonal) and leaves the others as one dense trailing block, where AMD's minimum-degree
     /// choices can interleave them: a crossed binary design (500 × 300 levels, 30,000 rows)
-    /// had 5.5 times the work in AMD's order. Both analyses cost about a pass over the pattern,
+    /// had 6 times the work in AMD's order. Both analyses cost about a pass over the pattern,
     /// but the given order can fill up to `m²/2` entries: for patterns whose `m` is bounded.
     pub fn cheapest(m: usize, col_ptr: &[usize], row_idx: &[usize]) -> Result<Self> {
         let amd = Self::new(m, col_ptr, row_idx)?;
@@ -248,7 +248,7 @@ impl SelectedInverse {
 ///
 /// Reading `Z_{i,k}` for the rows `i` of a column `j` means finding them in column `k`: a walk
 /// along both sorted patterns, except where column `k` holds every row below it (the dense
-/// trailing block a crossed design fills, which the fill-reducing order puts last), whose row
+/// trailing block a crossed design fills, which both orders put last), whose row
 /// `i` sits at a fixed offset. A crossed binary design (30,000 rows, 500 × 300 levels, a dense
 /// 300 × 300 block) spent about 130 ms per selected inverse walking those columns.
 fn takahashi(m: usize, col_ptr: &[usize], row_idx: &[usize], l: &[f64]) -> Result<Vec<f64>> {
@@ -355,6 +355,22 @@ fn axpy_dot(y: &mut [f64], alpha: f64, x: &[f64], w: &[f64]) -> f64 {
 mod tests {
     use super::*;
 
+    /// The lower triangle of the dense column-major `m × m` matrix in compressed sparse
+    /// columns (its nonzeros, rows sorted): `(col_ptr, row_idx, values)`.
+    fn lower_csc(m: usize, dense: &[f64]) -> (Vec<usize>, Vec<usize>, Vec<f64>) {
+        let (mut col_ptr, mut row_idx, mut values) = (vec![0], vec![], vec![]);
+        for c in 0..m {
+            for r in c..m {
+                if dense[c * m + r] != 0.0 {
+                    row_idx.push(r);
+                    values.push(dense[c * m + r]);
+                }
+            }
+            col_ptr.push(row_idx.len());
+        }
+        (col_ptr, row_idx, values)
+    }
+
     /// A sparse SPD matrix (dense column-major copy and lower-triangle CSC): a diagonal, a
     /// last row and column coupling everything (an "arrow", which AMD orders last) and a few
     /// other couplings.
@@ -374,16 +390,7 @@ mod tests {
         set(2, 0, -0.7);
         set(4, 1, 0.9);
         set(5, 3, -0.4);
-        let (mut col_ptr, mut row_idx, mut values) = (vec![0], vec![], vec![]);
-        for c in 0..m {
-            for r in c..m {
-                if dense[c * m + r] != 0.0 {
-                    row_idx.push(r);
-                    values.push(dense[c * m + r]);
-                }
-            }
-            col_ptr.push(row_idx.len());
-        }
+        let (col_ptr, row_idx, values) = lower_csc(m, &dense);
         (m, dense, col_ptr, row_idx, values)
     }
 
@@ -459,16 +466,7 @@ mod tests {
                 dense[item * m + item] += 0.2;
             }
         }
-        let (mut col_ptr, mut row_idx, mut values) = (vec![0], vec![], vec![]);
-        for c in 0..m {
-            for r in c..m {
-                if dense[c * m + r] != 0.0 {
-                    row_idx.push(r);
-                    values.push(dense[c * m + r]);
-                }
-            }
-            col_ptr.push(row_idx.len());
-        }
+        let (col_ptr, row_idx, values) = lower_csc(m, &dense);
         let inv = dense_inverse(m, &dense);
         let chol = SparseCholesky::new(m, &col_ptr, &row_idx, &values, Par::Seq, "test")
             .expect("positive definite");
@@ -502,14 +500,7 @@ mod tests {
                 };
             }
         }
-        let (mut col_ptr, mut row_idx, mut values) = (vec![0], vec![], vec![]);
-        for c in 0..m {
-            for r in c..m {
-                row_idx.push(r);
-                values.push(dense[c * m + r]);
-            }
-            col_ptr.push(row_idx.len());
-        }
+        let (col_ptr, row_idx, values) = lower_csc(m, &dense);
         let inv = dense_inverse(m, &dense);
         let chol = SparseCholesky::new(m, &col_ptr, &row_idx, &values, Par::Seq, "test")
             .expect("positive definite");

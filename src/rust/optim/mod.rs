@@ -298,29 +298,11 @@ pub fn minimize_within<O: Objective>(
     }
 
     // 1. Estimates just off their bound: keep them on it when that is no worse.
-    if opts.boundary_tol > 0.0 {
-        let mut trial = theta.clone();
-        let mut moved = false;
-        for i in 0..n {
-            let gap = trial[i] - lower[i];
-            let gap_up = upper[i] - trial[i];
-            if lower[i].is_finite() && gap > 0.0 && gap < opts.boundary_tol {
-                trial[i] = lower[i];
-                moved = true;
-            } else if upper[i].is_finite() && gap_up > 0.0 && gap_up < opts.boundary_tol {
-                trial[i] = upper[i];
-                moved = true;
-            }
-        }
-        if moved {
-            // On the bound when no worse beyond the criterion's rounding: within
-            // `boundary_tol` of it the criterion is flat to the last digits (a variance at
-            // 2e-8 instead of 0), and lme4 reports such a fit on its boundary.
-            let ft = f.eval(&trial);
-            if ft <= fmin + BOUNDARY_ROUNDING * fmin.abs() {
-                theta = trial;
-                fmin = fmin.min(ft);
-            }
+    if let Some(trial) = onto_nearby_bounds(&theta, lower, upper, opts.boundary_tol) {
+        let ft = f.eval(&trial);
+        if no_worse_on_bound(ft, fmin) {
+            theta = trial;
+            fmin = fmin.min(ft);
         }
     }
 
@@ -497,7 +479,43 @@ impl GradCheck {
 
 /// Relative rise of the criterion that moving an estimate onto its nearby bound may show from
 /// rounding alone (a few units in the last place of a deviance).
-pub(crate) const BOUNDARY_ROUNDING: f64 = 1e-14;
+const BOUNDARY_ROUNDING: f64 = 1e-14;
+
+/// `theta` with every element within `tol` of a finite bound (and not on it) moved onto that
+/// bound; `None` when none is that close (or `tol` is 0). The optimizers' boundary step tries
+/// this point and keeps it where [`no_worse_on_bound`].
+pub(crate) fn onto_nearby_bounds(
+    theta: &[f64],
+    lower: &[f64],
+    upper: &[f64],
+    tol: f64,
+) -> Option<Vec<f64>> {
+    if tol <= 0.0 {
+        return None;
+    }
+    let mut trial = theta.to_vec();
+    let mut moved = false;
+    for i in 0..trial.len() {
+        let gap = trial[i] - lower[i];
+        let gap_up = upper[i] - trial[i];
+        if lower[i].is_finite() && gap > 0.0 && gap < tol {
+            trial[i] = lower[i];
+            moved = true;
+        } else if upper[i].is_finite() && gap_up > 0.0 && gap_up < tol {
+            trial[i] = upper[i];
+            moved = true;
+        }
+    }
+    moved.then_some(trial)
+}
+
+/// Whether `on_bound`, the criterion at [`onto_nearby_bounds`]'s point, is no worse than
+/// `fmin` beyond the criterion's rounding: within `boundary_tol` of a bound the criterion is
+/// flat to the last digits (a variance at 2e-8 instead of 0), and lme4 reports such a fit on
+/// its boundary.
+pub(crate) fn no_worse_on_bound(on_bound: f64, fmin: f64) -> bool {
+    on_bound <= fmin + BOUNDARY_ROUNDING * fmin.abs()
+}
 
 /// A parameter closer than this to a finite bound, at the start or after a Newton step, leaves
 /// the search to BOBYQA: the optimum may lie on the bound, where Newton steps do not apply.
