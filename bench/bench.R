@@ -1,15 +1,21 @@
-# `make bench`: lme4 and mixedrs fit the suite of bench/suite.R in one R process, alternating,
-# several repetitions each (small models several fits per repetition); then each model is fitted
-# once more by each package in a child R process (bench/fit_once.R) to read the peak memory of
-# the fit (two children at a time); then, if a Python environment with the `glmm` crate's package can be set up
-# (tools/peer-venv.sh), that package fits the same data as a second reference (fit time only, in
-# its own process). Writes bench/RESULTS.md, bench/speedup.png and the README's table.
+# `make bench`: lme4, glmmTMB and mixedrs fit the suite of bench/suite.R in one R process,
+# alternating, several repetitions each (small models several fits per repetition); then each
+# model is fitted once more by lme4 and by mixedrs in a child R process (bench/fit_once.R) to
+# read the peak memory of the fit (two children at a time); then, if a Python environment with
+# the `glmm` crate's package can be set up (tools/peer-venv.sh), that package fits the same data
+# as a further reference (fit time only, in its own process). Each model's row is kept in
+# bench/results.csv (with its date and commit), so a run on part of the suite replaces only
+# those rows; bench/RESULTS.md, bench/speedup.png and the README's table are written from all
+# rows once every model of the suite has one.
 # Run from the repository root after installing the package. MIXEDRS_BENCH_MODELS (a regular
-# expression) restricts the suite; MIXEDRS_BENCH_PEER=0 skips the second reference.
+# expression) restricts the suite; MIXEDRS_BENCH_PEER=0 skips the glmm crate and
+# MIXEDRS_BENCH_TMB=0 skips glmmTMB.
 suppressPackageStartupMessages({
   library(lme4)
   library(mixedrs)
 })
+use_tmb <- !identical(Sys.getenv("MIXEDRS_BENCH_TMB"), "0") &&
+  requireNamespace("glmmTMB", quietly = TRUE)
 source(file.path("bench", "suite.R"))
 
 suite <- bench_suite()
@@ -28,17 +34,23 @@ time_fits <- function(m, pkg) {
 
 rows <- lapply(suite, function(m) {
   cat("timing", m$name, "...\n")
-  t_lme4 <- t_ours <- numeric(m$reps)
+  t_lme4 <- t_ours <- t_tmb <- numeric(m$reps)
+  tmb <- NULL
   for (r in seq_len(m$reps)) {
     a <- time_fits(m, "lme4")
+    if (use_tmb) tmb <- time_fits(m, "glmmTMB")
     b <- time_fits(m, "mixedrs")
     t_lme4[r] <- a$time
+    t_tmb[r] <- if (use_tmb) tmb$time else NA_real_
     t_ours[r] <- b$time
   }
+  loglik_lme4 <- as.numeric(logLik(a$fit))
   data.frame(model = m$name, n = nrow(m$data), lme4_s = median(t_lme4),
              mixedrs_s = median(t_ours), speedup = median(t_lme4) / median(t_ours),
-             loglik_lme4 = as.numeric(logLik(a$fit)),
-             loglik_diff = as.numeric(logLik(b$fit)) - as.numeric(logLik(a$fit)))
+             loglik_lme4 = loglik_lme4,
+             loglik_diff = as.numeric(logLik(b$fit)) - loglik_lme4,
+             tmb_s = median(t_tmb),
+             tmb_loglik_diff = if (use_tmb) as.numeric(logLik(tmb$fit)) - loglik_lme4 else NA)
 })
 res <- do.call(rbind, rows)
 
@@ -99,37 +111,74 @@ if (length(peer_python) == 1L && file.exists(peer_python)) {
       "import importlib.metadata as m; print(m.version('glmm'))")), stdout = TRUE))
   }
 }
+
+# --- rows kept from earlier runs --------------------------------------------------------------
+commit <- suppressWarnings(system2("git", c("describe", "--always", "--dirty"), stdout = TRUE,
+                                   stderr = FALSE))
+res$date <- format(Sys.Date())
+res$commit <- if (length(commit) == 1L) commit else NA_character_
+res$versions <- sprintf("R %s, lme4 %s, glmmTMB %s, mixedrs %s", getRversion(),
+                        packageVersion("lme4"),
+                        if (use_tmb) format(packageVersion("glmmTMB")) else "-",
+                        packageVersion("mixedrs"))
+res$peer_version <- if (is.null(peer_version)) NA_character_ else peer_version[1L]
 print(res, digits = 4)
+results_csv <- file.path("bench", "results.csv")
+if (file.exists(results_csv)) {
+  old <- utils::read.csv(results_csv, stringsAsFactors = FALSE)
+  old <- old[!old$model %in% res$model, names(res), drop = FALSE]
+  res <- rbind(old, res)
+}
+suite_names <- vapply(bench_suite(), `[[`, "", "name")
+res <- res[res$model %in% suite_names, , drop = FALSE]
+res <- res[order(match(res$model, suite_names)), , drop = FALSE]
+utils::write.csv(res, results_csv, row.names = FALSE)
+complete <- all(suite_names %in% res$model)
 
 # --- report -----------------------------------------------------------------------------------
 fmt <- function(x, d) ifelse(is.na(x), "–", formatC(x, format = "f", digits = d))
 fmt_e <- function(x) ifelse(is.na(x), "–", formatC(x, format = "e", digits = 1))
 geo_mean <- exp(mean(log(res$speedup)))
 have_peer <- any(!is.na(res$peer_s))
+have_tmb <- any(!is.na(res$tmb_s))
+dates <- unique(res$date)
+mixed_dates <- length(dates) > 1L
 table_lines <- c(
-  paste0("| model | rows | lme4 (s) | mixedrs (s) | speedup | logLik: mixedrs − lme4 ",
+  paste0("| model | rows | lme4 (s) | ", if (have_tmb) "glmmTMB (s) | ",
+         "mixedrs (s) | speedup | logLik: mixedrs − lme4 ",
+         if (have_tmb) "| logLik: glmmTMB − lme4 ",
          "| memory lme4 (MB) | memory mixedrs (MB) |",
-         if (have_peer) " glmm crate (s) | mixedrs vs glmm crate | logLik: glmm crate − lme4 |"),
-  paste0("|---|---:|---:|---:|---:|---:|---:|---:|", if (have_peer) "---:|---:|---:|"),
-  paste0(sprintf("| %s | %d | %s | %s | %s× | %s | %s | %s |", res$model, res$n,
-                 fmt(res$lme4_s, 3), fmt(res$mixedrs_s, 4), fmt(res$speedup, 1),
-                 fmt_e(res$loglik_diff), fmt(res$lme4_mb, 1), fmt(res$mixedrs_mb, 1)),
+         if (have_peer) " glmm crate (s) | mixedrs vs glmm crate | logLik: glmm crate − lme4 |",
+         if (mixed_dates) " measured |"),
+  paste0("|---|---:|---:|", if (have_tmb) "---:|", "---:|---:|---:|", if (have_tmb) "---:|",
+         "---:|---:|", if (have_peer) "---:|---:|---:|", if (mixed_dates) "---|"),
+  paste0(sprintf("| %s | %d | %s | ", res$model, res$n, fmt(res$lme4_s, 3)),
+         if (have_tmb) paste0(fmt(res$tmb_s, 3), " | "),
+         sprintf("%s | %s× | %s |", fmt(res$mixedrs_s, 4), fmt(res$speedup, 1),
+                 fmt_e(res$loglik_diff)),
+         if (have_tmb) paste0(" ", fmt_e(res$tmb_loglik_diff), " |"),
+         sprintf(" %s | %s |", fmt(res$lme4_mb, 1), fmt(res$mixedrs_mb, 1)),
          if (have_peer) sprintf(" %s | %s× | %s |", fmt(res$peer_s, 4),
-                                fmt(res$peer_s / res$mixedrs_s, 1), fmt_e(res$peer_loglik_diff)))
+                                fmt(res$peer_s / res$mixedrs_s, 1), fmt_e(res$peer_loglik_diff)),
+         if (mixed_dates) sprintf(" %s (%s) |", res$date, res$commit))
 )
+peer_versions <- unique(stats::na.omit(res$peer_version))
 info <- c(
-  sprintf(paste("Median of alternating repetitions in one R %s process on %d cores (%s);",
-                "lme4 %s, mixedrs %s. Geometric-mean speedup over lme4: %.1f×."),
-          format(getRversion()), parallel::detectCores(), format(Sys.Date()),
-          packageVersion("lme4"), packageVersion("mixedrs"), geo_mean),
+  sprintf(paste("Median of alternating repetitions in one R process per run on %d cores (%s);",
+                "%s. Geometric-mean speedup over lme4: %.1f×."),
+          parallel::detectCores(),
+          if (mixed_dates) paste("rows measured", paste(range(dates), collapse = " to "),
+                                 "as the last column says") else dates,
+          paste(unique(res$versions), collapse = "; "), geo_mean),
   "",
   paste("logLik: the log-likelihood (REML log-likelihood for the LMMs) at each package's",
         "optimum; positive = a better optimum than lme4's. Memory: the rise of the resident set",
         "size during one fit (peak minus before), in a fresh R process per fit.",
+        if (have_tmb) "glmmTMB fits the linear models by REML, as lme4 and mixedrs do.",
         if (have_peer) sprintf(paste(
           "glmm crate: its Python package %s from PyPI fitting the same data (fit time only, own",
           "process, Satterthwaite df off); \"mixedrs vs glmm crate\" > 1 means mixedrs is",
-          "faster."), peer_version))
+          "faster."), paste(peer_versions, collapse = ", ")))
 )
 writeLines(c("# Benchmark: mixedrs vs lme4", "", info, "", table_lines, "",
              "![speedup over lme4 per model](speedup.png)"),
@@ -139,22 +188,24 @@ writeLines(c("# Benchmark: mixedrs vs lme4", "", info, "", table_lines, "",
 n_models <- nrow(res)
 ys <- rev(seq_len(n_models))
 peer_speedup <- res$lme4_s / res$peer_s
-xmax <- max(c(res$speedup, peer_speedup), na.rm = TRUE) * 1.6
+xmax <- max(c(res$speedup, peer_speedup, res$lme4_s / res$tmb_s), na.rm = TRUE) * 1.6
 grDevices::png(file.path("bench", "speedup.png"), width = 1000, height = 150 + 36 * n_models,
                res = 110, type = if (capabilities("cairo")) "cairo" else "Xlib")
 op <- graphics::par(mar = c(4.5, 13, 3, 1))
-graphics::plot(NA, xlim = c(0.7, xmax), ylim = c(0.5, n_models + 1.7), log = "x", yaxt = "n",
+graphics::plot(NA, xlim = c(min(0.7, res$lme4_s / res$tmb_s, na.rm = TRUE), xmax), ylim = c(0.5, n_models + 1.7), log = "x", yaxt = "n",
                xlab = "speedup over lme4 (log scale; bars start at 1 = as fast as lme4)",
                ylab = "", main = "mixedrs vs lme4, full fit from R")
 graphics::abline(v = c(1, 10, 100), lty = 3, col = "grey60")
 graphics::rect(1, ys - 0.35, res$speedup, ys + 0.35, col = "steelblue", border = NA)
 graphics::text(res$speedup, ys, sprintf("%.1f×", res$speedup), pos = 4, cex = 0.8)
 graphics::axis(2, at = ys, labels = res$model, las = 1, tick = FALSE)
-if (have_peer) {
-  graphics::points(peer_speedup, ys, pch = 18, col = "darkorange", cex = 1.5)
-  graphics::legend("topright", c("mixedrs", "glmm crate (Python; fit only)"), horiz = TRUE,
-                   pch = c(15, 18), col = c("steelblue", "darkorange"), bg = "white")
-}
+if (have_tmb) graphics::points(res$lme4_s / res$tmb_s, ys, pch = 17, col = "darkgreen")
+if (have_peer) graphics::points(peer_speedup, ys, pch = 18, col = "darkorange", cex = 1.5)
+graphics::legend("topright", c("mixedrs", if (have_tmb) "glmmTMB",
+                               if (have_peer) "glmm crate (Python; fit only)"),
+                 horiz = TRUE, pch = c(15, if (have_tmb) 17, if (have_peer) 18),
+                 col = c("steelblue", if (have_tmb) "darkgreen", if (have_peer) "darkorange"),
+                 bg = "white")
 graphics::par(op)
 invisible(grDevices::dev.off())
 
@@ -162,9 +213,10 @@ invisible(grDevices::dev.off())
 readme <- readLines("README.md")
 start <- grep("<!-- bench:start -->", readme, fixed = TRUE)
 end <- grep("<!-- bench:end -->", readme, fixed = TRUE)
-if (length(start) == 1L && length(end) == 1L && end > start && !nzchar(only)) {
+if (length(start) == 1L && length(end) == 1L && end > start && complete) {
   readme <- c(readme[seq_len(start)], info, "", table_lines, "",
               "![speedup over lme4 per model](bench/speedup.png)", readme[end:length(readme)])
   writeLines(readme, "README.md")
 }
-cat("\nwrote bench/RESULTS.md, bench/speedup.png", if (!nzchar(only)) "and the README table", "\n")
+cat("\nwrote bench/results.csv, bench/RESULTS.md, bench/speedup.png",
+    if (complete) "and the README table" else "(the README's table waits for every model)", "\n")

@@ -58,15 +58,18 @@ bench_suite <- function() {
   )
 }
 
-# Fits model `m` with lme4 ("lme4") or mixedrs ("mixedrs"), warnings and messages muffled.
+# Fits model `m` with lme4 ("lme4"), glmmTMB ("glmmTMB", REML for the linear models as lme4's
+# default, so that the logLiks compare) or mixedrs ("mixedrs"), warnings and messages muffled.
 fit_model <- function(m, pkg) {
   glm <- !is.null(m$family)
   fun <- switch(pkg,
     lme4 = if (glm) lme4::glmer else lme4::lmer,
+    glmmTMB = glmmTMB::glmmTMB,
     mixedrs = if (glm) mixedrs::glmm else mixedrs::lmm
   )
   args <- list(m$formula, data = m$data)
   if (glm) args$family <- m$family
+  if (pkg == "glmmTMB" && !glm) args$REML <- TRUE
   suppressMessages(suppressWarnings(do.call(fun, args)))
 }
 
