@@ -1,5 +1,6 @@
-# Non-canonical links side by side: mixedrs's glmm() and lme4's glmer() (defaults) on a
-# probit, a cloglog and a Gamma log model with a random intercept; time of each fit (median
+# Non-canonical links and families with a dispersion side by side: mixedrs's glmm() and lme4's
+# glmer() (defaults) on a probit, a cloglog, a Gamma log and an inverse Gaussian log model with
+# a random intercept, and the logit for comparison; time of each fit (median
 # of `reps`), PIRLS iterations over the whole fit (mixedrs's from its optimizer record;
 # glmer's counted from its `verbose = 3` trace, one "pwrssUpdate step" line per iteration, in
 # an untimed extra fit) and the logLik difference, against glmer's default fit and against glmer run to full
@@ -21,10 +22,14 @@ b <- rnorm(ng, sd = 0.6)[d$g]
 d$yp <- rbinom(n, 1, pnorm(-0.3 + 0.5 * d$x + b))
 d$yc <- rbinom(n, 1, 1 - exp(-exp(-0.5 + 0.5 * d$x + b)))
 d$yg <- rgamma(n, shape = 3, rate = 3 / exp(0.5 + 0.3 * d$x + 0.5 * b))
+d$yl <- rbinom(n, 1, plogis(-0.3 + 0.5 * d$x + b))
+d$yi <- exp(0.5 + 0.3 * d$x + 0.5 * b + rnorm(n, sd = 0.3))
 models <- list(
+  logit = list(f = yl ~ x + (1 | g), family = binomial),
   probit = list(f = yp ~ x + (1 | g), family = binomial("probit")),
   cloglog = list(f = yc ~ x + (1 | g), family = binomial("cloglog")),
-  gamma_log = list(f = yg ~ x + (1 | g), family = Gamma("log"))
+  gamma_log = list(f = yg ~ x + (1 | g), family = Gamma("log")),
+  inverse_gaussian_log = list(f = yi ~ x + (1 | g), family = inverse.gaussian("log"))
 )
 med_time <- function(expr_fun) {
   t <- numeric(reps)

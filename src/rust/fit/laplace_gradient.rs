@@ -1,6 +1,8 @@
 //! The exact gradient of the Laplace deviance of a GLMM whose family has its own parameters
 //! (glmmTMB's families, zero inflation, dispersion models; `glmm.nb()`), or of one of lme4's
-//! binomial and Poisson fits, with respect to every parameter `ψ = (par, extra, β)`.
+//! fits (binomial, Poisson; Gamma, inverse Gaussian and Gaussian with the dispersion estimated
+//! from the deviance, see the end of [`GeneralizedLinearMixedModel::laplace_gradient`]), with
+//! respect to every parameter `ψ = (par, extra, β)`.
 //!
 //! With `A = ZΛ` (rows `Aᵢ`), the spherical modes `û` of the random effects, the per-row
 //! log-likelihood `aᵢℓᵢ(ηᵢ, ρᵢ)` (`ρᵢ` the row's log dispersion and zero-inflation logit), its
@@ -199,8 +201,8 @@ pub(super) fn design_rows(
 
 impl GeneralizedLinearMixedModel<'_> {
     /// Whether [`Self::laplace_gradient`] is available: at most [`MAX_DENSE_RANDOM`] random
-    /// effects, and a family with its own parameters, or one of lme4's without a scale
-    /// (binomial, Poisson) once [`Self::prepare_glm_gradient`] found the gradient cheap.
+    /// effects, and a family with its own parameters, or one of lme4's once
+    /// [`Self::prepare_glm_gradient`] found the gradient cheap.
     pub fn has_laplace_gradient(&self) -> bool {
         let family = match self.response.family() {
             ResponseFamily::Extended(_) => true,
@@ -212,16 +214,16 @@ impl GeneralizedLinearMixedModel<'_> {
         family && DenseLayout::new(&self.re).q <= MAX_DENSE_RANDOM
     }
 
-    /// For lme4's binomial and Poisson families, builds the sparse pattern of the random
-    /// effects' system, which decides whether the exact gradient is cheap enough to replace
-    /// the BOBYQA stage 2 and the Hessian's differences of the criterion
-    /// ([`RandomEffectsSystem::cheap_inverse`]). Nothing for other families.
+    /// For lme4's families, builds the sparse pattern of the random effects' system, which
+    /// decides whether the exact gradient is cheap enough to replace the BOBYQA stage 2 and
+    /// the Hessian's differences of the criterion ([`RandomEffectsSystem::cheap_inverse`]).
+    /// Nothing for glmmTMB's families, which always have the gradient.
     pub(super) fn prepare_glm_gradient(&mut self) -> Result<()> {
-        let ResponseFamily::Glm(family) = self.response.family() else {
+        let ResponseFamily::Glm(_) = self.response.family() else {
             return Ok(());
         };
         let layout = DenseLayout::new(&self.re);
-        if family.has_scale() || layout.q > MAX_DENSE_RANDOM || self.laplace_system.is_some() {
+        if layout.q > MAX_DENSE_RANDOM || self.laplace_system.is_some() {
             return Ok(());
         }
         let rows = design_rows(&self.spec, &self.re, &self.pirls.lambda, &layout);
@@ -373,6 +375,53 @@ impl GeneralizedLinearMixedModel<'_> {
                 g += zr * (e[i] * u[ic] + rd[i].s * r[ic] + 2.0 * rd[i].wl * hai);
             }
             gtheta[k] = g;
+        }
+        // lme4's families with a dispersion: their aic is G(dev) (`aic_deviance_slope`), and
+        // the mode minimizes dev + ‖u‖², so what precedes is the gradient of
+        // dev + ‖û‖² + log|H|; add (G′ − 1) times the deviance's total derivative. Its path
+        // through the mode is (−2û)ᵀ dû: with r₂ = H_O⁻¹(−2û) and t₂ = A r₂ it has the form of
+        // the leverages' path, η-weights −2sᵢ − wᵢt₂ᵢ and θ's extra term sᵢ z̃ᵢ,ᵣ r₂ᵢ,꜀.
+        let slope = match self.response.family() {
+            ResponseFamily::Glm(family) => {
+                let sw: f64 = self.response.prior_weights().iter().sum();
+                family.aic_deviance_slope(self.pirls.drsum, n, sw)
+            }
+            ResponseFamily::Extended(_) => None,
+        };
+        if let Some(slope) = slope {
+            let scale = slope - 1.0;
+            let mut r2: Vec<f64> = u.iter().map(|v| -2.0 * v).collect();
+            mode_factor
+                .as_ref()
+                .unwrap_or(&factor)
+                .solve_in_place(&mut r2)?;
+            let e2: Vec<f64> = (0..n)
+                .map(|i| {
+                    let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
+                    let t2: f64 = (0..m).map(|x| a[x] * r2[idx[x]]).sum();
+                    -2.0 * rd[i].s - rd[i].w * t2
+                })
+                .collect();
+            for j in 0..p {
+                let col = &spec.x[j * n..(j + 1) * n];
+                let d: f64 = col.iter().zip(&e2).map(|(x, e)| x * e).sum();
+                grad[nth_par + ne + j] += scale * d;
+            }
+            for (k, pos) in re.theta_pos.iter().enumerate() {
+                let (col_r, col_c) = (
+                    block_start[pos.block] + pos.row,
+                    block_start[pos.block] + pos.col,
+                );
+                let mut g = 0.0;
+                for i in 0..n {
+                    let zr = rows.z[i * m + col_r];
+                    if zr != 0.0 {
+                        let ic = rows.index[i * m + col_c];
+                        g += zr * (e2[i] * u[ic] + rd[i].s * r2[ic]);
+                    }
+                }
+                gtheta[k] += scale * g;
+            }
         }
         par_gradient(re, &pars[..nth_par], &gtheta, &mut grad[..nth_par]);
         Ok((f, grad))
@@ -739,10 +788,11 @@ mod tests {
     use crate::model::family::Family;
     use crate::spec::RandomTerm;
 
-    /// lme4's binomial and Poisson families (canonical and other links) on 90 rows with a
-    /// random intercept and slope by one factor and a crossed intercept: the exact gradient
-    /// of the Laplace deviance (sparse random-effects system) against Richardson-extrapolated
-    /// central differences of the deviance, away from the optimum.
+    /// lme4's families (binomial and Poisson with canonical and other links; Gamma, inverse
+    /// Gaussian and Gaussian, whose criterion estimates a dispersion, with prior weights) on
+    /// 90 rows with a random intercept and slope by one factor and a crossed intercept: the
+    /// exact gradient of the Laplace deviance (sparse random-effects system) against
+    /// Richardson-extrapolated central differences of the deviance, away from the optimum.
     #[test]
     fn lme4_families_gradient_matches_differences_of_the_deviance() {
         let n = 90;
@@ -758,12 +808,18 @@ mod tests {
             .map(|i| successes[i].min(trials[i]) / trials[i])
             .collect();
         let counts: Vec<f64> = (0..n).map(|i| ((i * 3 + i / 4) % 6) as f64).collect();
+        let positive: Vec<f64> = (0..n)
+            .map(|i| 0.4 + 0.7 * counts[i] + 0.3 * ((i * 11 % 7) as f64))
+            .collect();
         let cases = [
             ("binomial", "logit", &prop, &trials),
             ("binomial", "probit", &prop, &trials),
             ("binomial", "cloglog", &prop, &trials),
             ("poisson", "log", &counts, &ones),
             ("poisson", "sqrt", &counts, &ones),
+            ("Gamma", "log", &positive, &trials),
+            ("inverse.gaussian", "log", &positive, &trials),
+            ("gaussian", "log", &positive, &ones),
         ];
         for (dist, link, y, w) in cases {
             let terms = vec![
@@ -803,7 +859,10 @@ mod tests {
             glmm.prepare_glm_gradient().expect("pattern");
             assert!(glmm.has_laplace_gradient(), "{dist} {link}");
             // θ = (T₁₁, T₂₁, T₂₂ of the slope term; the crossed intercept), then β.
-            let beta0 = if dist == "poisson" { 0.8 } else { -0.2 };
+            let beta0 = match dist {
+                "binomial" => -0.2,
+                _ => 0.8,
+            };
             let pars = [0.8, 0.3, 0.5, 0.6, beta0, 0.25];
             let (f, grad) = glmm.laplace_gradient(&pars).expect("gradient");
             let mut dev = |p: &[f64]| glmm.objective_theta_beta(p, None).expect("deviance");

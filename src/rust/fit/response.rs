@@ -1006,10 +1006,11 @@ impl<'a> Response<'a> {
         })
     }
 
-    /// Row `i`'s [`RowJet`] for one of lme4's families without a scale (binomial, Poisson;
-    /// `None` for the others or where η or μ is invalid). With `a` the prior weight (the trials
-    /// for a binomial proportion), `V` the variance function and `μ′, μ″` the link's
-    /// derivatives: `s = a(y − μ)μ′/V`; `w` the observed information
+    /// Row `i`'s [`RowJet`] for one of lme4's families (`None` where η or μ is invalid); for
+    /// those with a dispersion the derivatives of `−d/2` (the unit deviance at dispersion 1,
+    /// what PIRLS minimizes). With `a` the prior weight (the trials for a binomial
+    /// proportion), `V` the variance function and `μ′, μ″` the link's derivatives:
+    /// `s = a(y − μ)μ′/V`; `w` the observed information
     /// ([`Family::observed_weight`]); the Laplace determinant takes the expected information
     /// `wl = aμ′²/V`, as lme4 does, with `∂wl/∂η = a(2μ′μ″/V − μ′³V′/V²)`.
     fn glm_row_jet(
@@ -1019,9 +1020,6 @@ impl<'a> Response<'a> {
         eta: f64,
         (mu, m1): (f64, f64),
     ) -> Option<RowJet> {
-        if family.has_scale() {
-            return None;
-        }
         let link = self.link;
         if !(link.valid_eta(eta) && family.valid_mu(mu)) {
             return None;
