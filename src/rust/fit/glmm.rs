@@ -44,6 +44,9 @@ const QN_STAGE1_RHOEND: f64 = 1e-2;
 /// the fixed effects it solves for, so an error `δ` in them moves it by about `δ²` (1e-10 here),
 /// far below what the coarse search resolves, and each evaluation takes fewer iterations.
 const QN_STAGE1_STEP_TOL: f64 = 1e-5;
+/// PIRLS's tolerance on the modes' relative error for lme4's families with a dispersion (see
+/// [`GeneralizedLinearMixedModel::with_family`]); `PIRLS_STEP_TOL` otherwise.
+const SCALE_FAMILY_STEP_TOL: f64 = 1e-12;
 /// The initial PIRLS at the starting values may take this many times `maxit` iterations.
 const STARTING_PIRLS_ITER_FACTOR: usize = 5;
 /// Final trust-region radius of the coarse stage-1 run from lme4's start that guards the fit
@@ -247,7 +250,16 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let response = Response::new(&spec, family, n_trials)?;
         response.check_start(&eta_start, &spec)?;
         let re = ReStructure::new(&spec);
-        let pirls = Pirls::new(&spec, &re, &response, eta_start, pirls, par)?;
+        let mut pirls = Pirls::new(&spec, &re, &response, eta_start, pirls, par)?;
+        if response.has_scale() {
+            // lme4's families with a dispersion: the criterion's aic is a function of the
+            // deviance at the modes, which they do not make stationary, so the modes' error
+            // enters it to first order (an inverse Gaussian fit at the default tolerance: values
+            // differing by 4e-8 at the same point, and a search that could not verify the last
+            // 1e-7 of its descent). Newton steps converge quadratically there, so this costs
+            // about one more PIRLS iteration per evaluation.
+            pirls.step_tol = SCALE_FAMILY_STEP_TOL;
+        }
         Ok(Self {
             spec,
             re,
