@@ -14,6 +14,7 @@
 //! with `devⱼ(u) = uⱼ² + Σ_{i∈j} d(yᵢ, μᵢ)`, as lme4 defines both. Stage 1 optimizes θ with β
 //! inside PIRLS (the `nAGQ = 0` criterion); stage 2 optimizes (θ, β) jointly with PIRLS over `u`
 //! only, starting from stage 1, in the coordinates and with the derivatives of [`super::stage2`].
+use super::laplace_gradient::DesignRows;
 pub use super::pirls::PirlsOptions;
 use super::pirls::{Mode, Pirls};
 use super::quadrature::GaussHermite;
@@ -200,6 +201,9 @@ pub struct GeneralizedLinearMixedModel<'a> {
     pub(super) quasi_newton_gtol: Option<f64>,
     /// The sparse pattern of the Laplace gradient's random-effects system, once built.
     pub(super) laplace_system: Option<Arc<RandomEffectsSystem>>,
+    /// The rows of `A = ZΛ` and `Z` the Laplace gradient last read (the indices and `Z` are
+    /// kept, `A` is refreshed for each θ).
+    pub(super) design_rows: Option<DesignRows>,
 }
 
 impl std::fmt::Debug for GeneralizedLinearMixedModel<'_> {
@@ -272,6 +276,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             quasi_newton_only: None,
             quasi_newton_gtol: None,
             laplace_system: None,
+            design_rows: None,
         })
     }
 

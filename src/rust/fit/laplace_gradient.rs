@@ -151,10 +151,32 @@ impl DenseLayout {
 
 /// Rows of `A = ZΛ` and of `Z` in the dense layout: for row `i`, `per_row` indices (shared by
 /// both) and values.
+#[derive(Clone)]
 pub(super) struct DesignRows {
     pub(super) index: Vec<usize>,
     pub(super) a: Vec<f64>,
     pub(super) z: Vec<f64>,
+}
+
+impl DesignRows {
+    /// `A = ZΛ` again for new relative covariance factors `lambda` (the indices and `Z` do
+    /// not depend on θ): what [`design_rows`] computes last, without rebuilding the rest.
+    fn refresh(&mut self, re: &ReStructure, lambda: &[Vec<f64>], per_row: usize) {
+        let mut start = 0;
+        for (block, t) in re.blocks.iter().zip(lambda) {
+            let q = block.q;
+            for (a, z) in self
+                .a
+                .chunks_exact_mut(per_row)
+                .zip(self.z.chunks_exact(per_row))
+            {
+                for c in 0..q {
+                    a[start + c] = (c..q).map(|r| z[start + r] * t[c * q + r]).sum();
+                }
+            }
+            start += q;
+        }
+    }
 }
 
 pub(super) fn design_rows(
@@ -254,7 +276,14 @@ impl GeneralizedLinearMixedModel<'_> {
         let ne = self.n_extra();
         let layout = DenseLayout::new(re);
         let (q, m) = (layout.q, layout.per_row);
-        let rows = design_rows(spec, re, &self.pirls.lambda, &layout);
+        // Kept between calls: only A depends on θ.
+        let rows = match self.design_rows.take() {
+            Some(mut rows) => {
+                rows.refresh(re, &self.pirls.lambda, m);
+                rows
+            }
+            None => design_rows(spec, re, &self.pirls.lambda, &layout),
+        };
         let par = self.pirls.par;
         let u: Vec<f64> = linpred::split_blocks(
             re,
@@ -424,6 +453,7 @@ impl GeneralizedLinearMixedModel<'_> {
             }
         }
         par_gradient(re, &pars[..nth_par], &gtheta, &mut grad[..nth_par]);
+        self.design_rows = Some(rows);
         Ok((f, grad))
     }
 }
@@ -940,6 +970,10 @@ mod tests {
                 _ => 0.8,
             };
             let pars = [0.8, 0.3, 0.5, 0.6, beta0, 0.25];
+            // A first gradient elsewhere, so that the one checked reads the kept rows of A
+            // refreshed for its θ.
+            glmm.laplace_gradient(&[0.5, -0.2, 0.9, 1.1, beta0, 0.25])
+                .expect("gradient");
             let (f, grad) = glmm.laplace_gradient(&pars).expect("gradient");
             let mut dev = |p: &[f64]| glmm.objective_theta_beta(p, None).expect("deviance");
             assert!((dev(&pars) - f).abs() < 1e-9 * f.abs(), "{dist} {link}");
