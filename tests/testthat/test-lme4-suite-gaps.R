@@ -231,8 +231,8 @@ test_that("optCtrl = list(maxfun = ) with lmerControl()'s default optimizer (nlo
   expect_lte(fit$optinfo$feval, 1000)
   # a binding limit is reported (lme4's nloptwrap ignores maxfun and runs on)
   expect_warning(lmm(Reaction ~ Days + (Days | Subject), ss, REML = FALSE,
-                     control = lme4::lmerControl(optCtrl = list(maxfun = 10))),
-                 "limit of maxfun = 10")
+                     control = lme4::lmerControl(optCtrl = list(maxfun = 3))),
+                 "limit of maxfun = 3")
   expect_identical(lmmControl(optimizer = "nloptwrap", optCtrl = list(maxfun = 50))$maxfun, 50L)
   expect_error(lmmControl(optimizer = "nloptwrap", optCtrl = list(maxfun = 50, maxeval = 60)),
                "give only one of optCtrl's 'maxfun' and 'maxeval'")

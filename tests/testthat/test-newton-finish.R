@@ -95,3 +95,37 @@ test_that("a crossed model with two variance parameters takes Newton steps too",
   expect_equal(unname(ours$theta), unname(getME(ref, "theta")), tolerance = 1e-5)
   expect_lt(max(abs(fixef(ours) - fixef(ref)) / sqrt(diag(as.matrix(vcov(ref))))), 1e-4)
 })
+
+test_that("small models take Newton steps too, where they pay, to lme4's optimum", {
+  # One grouping factor (no trailing block), a small crossed block, and three
+  # covariance parameters with a block of order 60 take the steps; two
+  # crossed intercepts with a block of order 50 stay with BOBYQA, which is a
+  # little faster there (src/rust/fit/lmm_gradient.rs).
+  data(sleepstudy, Penicillin, package = "lme4")
+  set.seed(8)
+  n <- 6000
+  d <- data.frame(s = factor(sample(300, n, TRUE)), i = factor(sample(60, n, TRUE)),
+                  x = stats::rnorm(n))
+  d$y <- 0.3 * d$x + stats::rnorm(300, sd = 0.6)[d$s] + stats::rnorm(300, sd = 0.3)[d$s] * d$x +
+    stats::rnorm(60, sd = 0.4)[d$i] + stats::rnorm(n)
+  d50 <- droplevels(d[as.integer(d$i) <= 50, ])
+  cases <- list(
+    sleepstudy = list(Reaction ~ Days + (Days | Subject), sleepstudy, "Newton"),
+    penicillin = list(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin, "Newton"),
+    slope_crossed = list(y ~ x + (x | s) + (1 | i), d, "Newton"),
+    two_crossed = list(y ~ x + (1 | s) + (1 | i), d50, "BOBYQA"))
+  for (nm in names(cases)) {
+    m <- cases[[nm]]
+    for (reml in c(TRUE, FALSE)) {
+      ours <- lmm(m[[1]], m[[2]], REML = reml)
+      ref <- lmer_full(m[[1]], data = m[[2]], REML = reml)
+      expect_match(ours$optinfo$message, m[[3]], fixed = TRUE, info = nm)
+      expect_gte(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-7)
+      expect_equal(unname(ours$theta), unname(getME(ref, "theta")), tolerance = 1e-5,
+                   info = nm)
+      se <- sqrt(diag(as.matrix(vcov(ref))))
+      expect_lt(max(abs(fixef(ours) - fixef(ref)) / se), 1e-4, label = nm)
+      expect_length(ours$optinfo$conv$lme4$messages, 0L)
+    }
+  }
+})
