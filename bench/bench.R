@@ -9,7 +9,8 @@
 # rows once every model of the suite has one.
 # Run from the repository root after installing the package. MIXEDRS_BENCH_MODELS (a regular
 # expression) restricts the suite; MIXEDRS_BENCH_PEER=0 skips the glmm crate and
-# MIXEDRS_BENCH_TMB=0 skips glmmTMB.
+# MIXEDRS_BENCH_TMB=0 skips glmmTMB. `Rscript bench/bench.R --report` measures nothing and
+# writes the reports from bench/results.csv (rows measured elsewhere copied into it).
 suppressPackageStartupMessages({
   library(lme4)
   library(mixedrs)
@@ -19,117 +20,122 @@ use_tmb <- !identical(Sys.getenv("MIXEDRS_BENCH_TMB"), "0") &&
 source(file.path("bench", "suite.R"))
 
 suite <- bench_suite()
+suite_names <- vapply(suite, `[[`, "", "name")
 only <- Sys.getenv("MIXEDRS_BENCH_MODELS")
 if (nzchar(only)) suite <- Filter(function(m) grepl(only, m$name), suite)
 work <- tempfile("mixedrs-bench-")
 dir.create(work)
 
-# --- time: alternating repetitions in this process -------------------------------------------
-time_fits <- function(m, pkg) {
-  gc(FALSE)
-  t0 <- proc.time()[["elapsed"]]
-  for (i in seq_len(m$inner)) fit <- fit_model(m, pkg)
-  list(time = (proc.time()[["elapsed"]] - t0) / m$inner, fit = fit)
-}
-
-rows <- lapply(suite, function(m) {
-  cat("timing", m$name, "...\n")
-  t_lme4 <- t_ours <- t_tmb <- numeric(m$reps)
-  tmb <- NULL
-  for (r in seq_len(m$reps)) {
-    a <- time_fits(m, "lme4")
-    if (use_tmb) tmb <- time_fits(m, "glmmTMB")
-    b <- time_fits(m, "mixedrs")
-    t_lme4[r] <- a$time
-    t_tmb[r] <- if (use_tmb) tmb$time else NA_real_
-    t_ours[r] <- b$time
+report_only <- "--report" %in% commandArgs(TRUE)
+res <- NULL
+if (!report_only && length(suite) > 0L) {
+  # --- time: alternating repetitions in this process -------------------------------------------
+  time_fits <- function(m, pkg) {
+    gc(FALSE)
+    t0 <- proc.time()[["elapsed"]]
+    for (i in seq_len(m$inner)) fit <- fit_model(m, pkg)
+    list(time = (proc.time()[["elapsed"]] - t0) / m$inner, fit = fit)
   }
-  loglik_lme4 <- as.numeric(logLik(a$fit))
-  data.frame(model = m$name, n = nrow(m$data), lme4_s = median(t_lme4),
-             mixedrs_s = median(t_ours), speedup = median(t_lme4) / median(t_ours),
-             loglik_lme4 = loglik_lme4,
-             loglik_diff = as.numeric(logLik(b$fit)) - loglik_lme4,
-             tmb_s = median(t_tmb),
-             tmb_loglik_diff = if (use_tmb) as.numeric(logLik(tmb$fit)) - loglik_lme4 else NA)
-})
-res <- do.call(rbind, rows)
 
-# --- memory: one fit per package in a child process -----------------------------------------
-rscript <- file.path(R.home("bin"), "Rscript")
-peak_mb <- function(path, pkg) {
-  out <- suppressWarnings(system2(rscript, c(file.path("bench", "fit_once.R"), pkg, path),
-                                  stdout = TRUE, stderr = FALSE))
-  v <- suppressWarnings(as.numeric(strsplit(utils::tail(out, 1L), " ")[[1]]))
-  if (length(v) != 2L || anyNA(v)) return(NA_real_)
-  v[2] - v[1]
-}
-# The children only measure memory, so two run at a time (lme4 alone takes minutes on the
-# largest models).
-jobs <- expand.grid(pkg = c("lme4", "mixedrs"), i = seq_along(suite), stringsAsFactors = FALSE)
-paths <- vapply(seq_along(suite), function(i) {
-  path <- file.path(work, sprintf("model-%02d.rds", i))
-  saveRDS(suite[[i]], path)
-  path
-}, "")
-cat("measuring the memory of each fit in child processes ...\n")
-peaks <- unlist(parallel::mclapply(seq_len(nrow(jobs)), function(k) {
-  peak_mb(paths[jobs$i[k]], jobs$pkg[k])
-}, mc.cores = 2L, mc.preschedule = FALSE))
-mem <- matrix(peaks, ncol = 2L, byrow = TRUE)
-res$lme4_mb <- mem[, 1]
-res$mixedrs_mb <- mem[, 2]
+  rows <- lapply(suite, function(m) {
+    cat("timing", m$name, "...\n")
+    t_lme4 <- t_ours <- t_tmb <- numeric(m$reps)
+    tmb <- NULL
+    for (r in seq_len(m$reps)) {
+      a <- time_fits(m, "lme4")
+      if (use_tmb) tmb <- time_fits(m, "glmmTMB")
+      b <- time_fits(m, "mixedrs")
+      t_lme4[r] <- a$time
+      t_tmb[r] <- if (use_tmb) tmb$time else NA_real_
+      t_ours[r] <- b$time
+    }
+    loglik_lme4 <- as.numeric(logLik(a$fit))
+    data.frame(model = m$name, n = nrow(m$data), lme4_s = median(t_lme4),
+               mixedrs_s = median(t_ours), speedup = median(t_lme4) / median(t_ours),
+               loglik_lme4 = loglik_lme4,
+               loglik_diff = as.numeric(logLik(b$fit)) - loglik_lme4,
+               tmb_s = median(t_tmb),
+               tmb_loglik_diff = if (use_tmb) as.numeric(logLik(tmb$fit)) - loglik_lme4 else NA)
+  })
+  res <- do.call(rbind, rows)
 
-# --- second reference: the glmm crate's Python package ---------------------------------------
-peer_python <- if (!identical(Sys.getenv("MIXEDRS_BENCH_PEER"), "0")) {
-  suppressWarnings(system2("bash", file.path("tools", "peer-venv.sh"), stdout = TRUE))
-}
-res$peer_s <- NA_real_
-res$peer_loglik_diff <- NA_real_
-peer_version <- NULL
-if (length(peer_python) == 1L && file.exists(peer_python)) {
-  cat("fitting the suite with the glmm crate's Python package ...\n")
-  manifest <- do.call(rbind, lapply(seq_along(suite), function(i) {
-    m <- suite[[i]]
-    file <- file.path(work, sprintf("model-%02d.csv", i))
-    utils::write.csv(m$data, file, row.names = FALSE)
-    formula <- if (!is.null(m$peer$formula)) m$peer$formula else deparse1(m$formula)
-    factors <- names(m$data)[vapply(m$data, function(v) is.factor(v) || is.character(v), TRUE)]
-    data.frame(name = m$name, file = file, formula = formula,
-               family = if (is.null(m$family)) "gaussian" else m$family,
-               factors = paste(factors, collapse = ";"), reps = max(m$reps, 3L))
-  }))
-  manifest_file <- file.path(work, "manifest.csv")
-  utils::write.csv(manifest, manifest_file, row.names = FALSE)
-  peer_out <- suppressWarnings(system2(peer_python, c(file.path("bench", "peer_glmm.py"),
-                                                      manifest_file), stdout = TRUE))
-  if (length(peer_out) > 1L) {
-    peer <- utils::read.csv(text = peer_out)
-    k <- match(res$model, peer$name)
-    res$peer_s <- peer$seconds[k]
-    res$peer_loglik_diff <- peer$loglik[k] - res$loglik_lme4
-    peer_version <- suppressWarnings(system2(peer_python, c("-c", shQuote(
-      "import importlib.metadata as m; print(m.version('glmm'))")), stdout = TRUE))
+  # --- memory: one fit per package in a child process -----------------------------------------
+  rscript <- file.path(R.home("bin"), "Rscript")
+  peak_mb <- function(path, pkg) {
+    out <- suppressWarnings(system2(rscript, c(file.path("bench", "fit_once.R"), pkg, path),
+                                    stdout = TRUE, stderr = FALSE))
+    v <- suppressWarnings(as.numeric(strsplit(utils::tail(out, 1L), " ")[[1]]))
+    if (length(v) != 2L || anyNA(v)) return(NA_real_)
+    v[2] - v[1]
   }
-}
+  # The children only measure memory, so two run at a time (lme4 alone takes minutes on the
+  # largest models).
+  jobs <- expand.grid(pkg = c("lme4", "mixedrs"), i = seq_along(suite), stringsAsFactors = FALSE)
+  paths <- vapply(seq_along(suite), function(i) {
+    path <- file.path(work, sprintf("model-%02d.rds", i))
+    saveRDS(suite[[i]], path)
+    path
+  }, "")
+  cat("measuring the memory of each fit in child processes ...\n")
+  peaks <- unlist(parallel::mclapply(seq_len(nrow(jobs)), function(k) {
+    peak_mb(paths[jobs$i[k]], jobs$pkg[k])
+  }, mc.cores = 2L, mc.preschedule = FALSE))
+  mem <- matrix(peaks, ncol = 2L, byrow = TRUE)
+  res$lme4_mb <- mem[, 1]
+  res$mixedrs_mb <- mem[, 2]
 
-# --- rows kept from earlier runs --------------------------------------------------------------
-commit <- suppressWarnings(system2("git", c("describe", "--always", "--dirty"), stdout = TRUE,
-                                   stderr = FALSE))
-res$date <- format(Sys.Date())
-res$commit <- if (length(commit) == 1L) commit else NA_character_
-res$versions <- sprintf("R %s, lme4 %s, glmmTMB %s, mixedrs %s", getRversion(),
-                        packageVersion("lme4"),
-                        if (use_tmb) format(packageVersion("glmmTMB")) else "-",
-                        packageVersion("mixedrs"))
-res$peer_version <- if (is.null(peer_version)) NA_character_ else peer_version[1L]
-print(res, digits = 4)
+  # --- second reference: the glmm crate's Python package ---------------------------------------
+  peer_python <- if (!identical(Sys.getenv("MIXEDRS_BENCH_PEER"), "0")) {
+    suppressWarnings(system2("bash", file.path("tools", "peer-venv.sh"), stdout = TRUE))
+  }
+  res$peer_s <- NA_real_
+  res$peer_loglik_diff <- NA_real_
+  peer_version <- NULL
+  if (length(peer_python) == 1L && file.exists(peer_python)) {
+    cat("fitting the suite with the glmm crate's Python package ...\n")
+    manifest <- do.call(rbind, lapply(seq_along(suite), function(i) {
+      m <- suite[[i]]
+      file <- file.path(work, sprintf("model-%02d.csv", i))
+      utils::write.csv(m$data, file, row.names = FALSE)
+      formula <- if (!is.null(m$peer$formula)) m$peer$formula else deparse1(m$formula)
+      factors <- names(m$data)[vapply(m$data, function(v) is.factor(v) || is.character(v), TRUE)]
+      data.frame(name = m$name, file = file, formula = formula,
+                 family = if (is.null(m$family)) "gaussian" else m$family,
+                 factors = paste(factors, collapse = ";"), reps = max(m$reps, 3L))
+    }))
+    manifest_file <- file.path(work, "manifest.csv")
+    utils::write.csv(manifest, manifest_file, row.names = FALSE)
+    peer_out <- suppressWarnings(system2(peer_python, c(file.path("bench", "peer_glmm.py"),
+                                                        manifest_file), stdout = TRUE))
+    if (length(peer_out) > 1L) {
+      peer <- utils::read.csv(text = peer_out)
+      k <- match(res$model, peer$name)
+      res$peer_s <- peer$seconds[k]
+      res$peer_loglik_diff <- peer$loglik[k] - res$loglik_lme4
+      peer_version <- suppressWarnings(system2(peer_python, c("-c", shQuote(
+        "import importlib.metadata as m; print(m.version('glmm'))")), stdout = TRUE))
+    }
+  }
+
+  # --- rows kept from earlier runs --------------------------------------------------------------
+  commit <- suppressWarnings(system2("git", c("describe", "--always", "--dirty"), stdout = TRUE,
+                                     stderr = FALSE))
+  res$date <- format(Sys.Date())
+  res$commit <- if (length(commit) == 1L) commit else NA_character_
+  res$versions <- sprintf("R %s, lme4 %s, glmmTMB %s, mixedrs %s", getRversion(),
+                          packageVersion("lme4"),
+                          if (use_tmb) format(packageVersion("glmmTMB")) else "-",
+                          packageVersion("mixedrs"))
+  res$peer_version <- if (is.null(peer_version)) NA_character_ else peer_version[1L]
+  print(res, digits = 4)
+}
 results_csv <- file.path("bench", "results.csv")
 if (file.exists(results_csv)) {
   old <- utils::read.csv(results_csv, stringsAsFactors = FALSE)
-  old <- old[!old$model %in% res$model, names(res), drop = FALSE]
-  res <- rbind(old, res)
+  res <- if (is.null(res)) old else rbind(old[!old$model %in% res$model, names(res), drop = FALSE],
+                                          res)
 }
-suite_names <- vapply(bench_suite(), `[[`, "", "name")
+if (is.null(res)) stop("no model measured and no bench/results.csv to report from")
 res <- res[res$model %in% suite_names, , drop = FALSE]
 res <- res[order(match(res$model, suite_names)), , drop = FALSE]
 utils::write.csv(res, results_csv, row.names = FALSE)
@@ -180,9 +186,14 @@ info <- c(
           "process, Satterthwaite df off); \"mixedrs vs glmm crate\" > 1 means mixedrs is",
           "faster."), paste(peer_versions, collapse = ", ")))
 )
+# This table heads bench/RESULTS.md; the other scripts' sections ("## ...") after it are kept.
+results_md <- file.path("bench", "RESULTS.md")
+sections <- if (file.exists(results_md)) readLines(results_md) else character()
+first <- grep("^## ", sections)
+sections <- if (length(first)) sections[first[1L]:length(sections)] else character()
 writeLines(c("# Benchmark: mixedrs vs lme4", "", info, "", table_lines, "",
-             "![speedup over lme4 per model](speedup.png)"),
-           file.path("bench", "RESULTS.md"))
+             "![speedup over lme4 per model](speedup.png)", if (length(sections)) "", sections),
+           results_md)
 
 # The plot: speedup over lme4 per model on a log scale (and the glmm crate's, where measured).
 n_models <- nrow(res)
