@@ -15,6 +15,10 @@ suppressPackageStartupMessages({
   library(lme4)
   library(mixedrs)
 })
+# glmmTMB is not timed above this many rows (MIXEDRS_BENCH_TMB_MAX_ROWS): on crossed 1M, with
+# Debian's reference BLAS under CHOLMOD's supernodal factor of the 3,700 items, one fit was
+# still running after at least 45 minutes, in 4 GB (lme4's takes 15-55 minutes).
+tmb_max_rows <- as.numeric(Sys.getenv("MIXEDRS_BENCH_TMB_MAX_ROWS", "5e5"))
 use_tmb <- !identical(Sys.getenv("MIXEDRS_BENCH_TMB"), "0") &&
   requireNamespace("glmmTMB", quietly = TRUE)
 source(file.path("bench", "suite.R"))
@@ -40,13 +44,14 @@ if (!report_only && length(suite) > 0L) {
   rows <- lapply(suite, function(m) {
     cat("timing", m$name, "...\n")
     t_lme4 <- t_ours <- t_tmb <- numeric(m$reps)
+    tmb_here <- use_tmb && nrow(m$data) <= tmb_max_rows
     tmb <- NULL
     for (r in seq_len(m$reps)) {
       a <- time_fits(m, "lme4")
-      if (use_tmb) tmb <- time_fits(m, "glmmTMB")
+      if (tmb_here) tmb <- time_fits(m, "glmmTMB")
       b <- time_fits(m, "mixedrs")
       t_lme4[r] <- a$time
-      t_tmb[r] <- if (use_tmb) tmb$time else NA_real_
+      t_tmb[r] <- if (tmb_here) tmb$time else NA_real_
       t_ours[r] <- b$time
     }
     loglik_lme4 <- as.numeric(logLik(a$fit))
@@ -55,7 +60,7 @@ if (!report_only && length(suite) > 0L) {
                loglik_lme4 = loglik_lme4,
                loglik_diff = as.numeric(logLik(b$fit)) - loglik_lme4,
                tmb_s = median(t_tmb),
-               tmb_loglik_diff = if (use_tmb) as.numeric(logLik(tmb$fit)) - loglik_lme4 else NA)
+               tmb_loglik_diff = if (tmb_here) as.numeric(logLik(tmb$fit)) - loglik_lme4 else NA)
   })
   res <- do.call(rbind, rows)
 
@@ -180,7 +185,8 @@ info <- c(
   paste("logLik: the log-likelihood (REML log-likelihood for the LMMs) at each package's",
         "optimum; positive = a better optimum than lme4's. Memory: the rise of the resident set",
         "size during one fit (peak minus before), in a fresh R process per fit.",
-        if (have_tmb) "glmmTMB fits the linear models by REML, as lme4 and mixedrs do.",
+        if (have_tmb) paste("glmmTMB fits the linear models by REML, as lme4 and mixedrs do",
+                            "(–: not timed, more rows than MIXEDRS_BENCH_TMB_MAX_ROWS)."),
         if (have_peer) sprintf(paste(
           "glmm crate: its Python package %s from PyPI fitting the same data (fit time only, own",
           "process, Satterthwaite df off); \"mixedrs vs glmm crate\" > 1 means mixedrs is",
