@@ -355,9 +355,37 @@ impl GeneralizedLinearMixedModel<'_> {
             })
             .collect();
         // η-weights shared by β and θ: −2sᵢ + cᵢw′ᵢ − wᵢtᵢ.
-        let e: Vec<f64> = (0..n)
+        let mut e: Vec<f64> = (0..n)
             .map(|i| -2.0 * rd[i].s + c[i] * rd[i].wl_eta - rd[i].w * t[i])
             .collect();
+        // lme4's families with a dispersion: their aic is G(dev) (`aic_deviance_slope`), and
+        // the mode minimizes dev + ‖u‖², so the above is the gradient of dev + ‖û‖² + log|H|;
+        // add (G′ − 1) times the deviance's total derivative. Its path through the mode is
+        // (−2û)ᵀ dû: with r₂ = H_O⁻¹(−2û) and t₂ = A r₂ it has the form of the leverages'
+        // path, η-weights −2sᵢ − wᵢt₂ᵢ and θ's term sᵢ z̃ᵢ,ᵣ r₂ᵢ,꜀, so it joins `e` and `r`.
+        let slope = match self.response.family() {
+            ResponseFamily::Glm(family) => {
+                let sw: f64 = self.response.prior_weights().iter().sum();
+                family.aic_deviance_slope(self.pirls.drsum, n, sw)
+            }
+            ResponseFamily::Extended(_) => None,
+        };
+        if let Some(slope) = slope {
+            let scale = slope - 1.0;
+            let mut r2: Vec<f64> = u.iter().map(|v| -2.0 * v).collect();
+            mode_factor
+                .as_ref()
+                .unwrap_or(&factor)
+                .solve_in_place(&mut r2)?;
+            for (i, ei) in e.iter_mut().enumerate() {
+                let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
+                let t2: f64 = (0..m).map(|x| a[x] * r2[idx[x]]).sum();
+                *ei += scale * (-2.0 * rd[i].s - rd[i].w * t2);
+            }
+            for (rj, r2j) in r.iter_mut().zip(&r2) {
+                *rj += scale * r2j;
+            }
+        }
         let mut grad = vec![0.0; nth_par + ne + p];
         for j in 0..p {
             let col = &spec.x[j * n..(j + 1) * n];
@@ -404,53 +432,6 @@ impl GeneralizedLinearMixedModel<'_> {
                 g += zr * (e[i] * u[ic] + rd[i].s * r[ic] + 2.0 * rd[i].wl * hai);
             }
             gtheta[k] = g;
-        }
-        // lme4's families with a dispersion: their aic is G(dev) (`aic_deviance_slope`), and
-        // the mode minimizes dev + ‖u‖², so what precedes is the gradient of
-        // dev + ‖û‖² + log|H|; add (G′ − 1) times the deviance's total derivative. Its path
-        // through the mode is (−2û)ᵀ dû: with r₂ = H_O⁻¹(−2û) and t₂ = A r₂ it has the form of
-        // the leverages' path, η-weights −2sᵢ − wᵢt₂ᵢ and θ's extra term sᵢ z̃ᵢ,ᵣ r₂ᵢ,꜀.
-        let slope = match self.response.family() {
-            ResponseFamily::Glm(family) => {
-                let sw: f64 = self.response.prior_weights().iter().sum();
-                family.aic_deviance_slope(self.pirls.drsum, n, sw)
-            }
-            ResponseFamily::Extended(_) => None,
-        };
-        if let Some(slope) = slope {
-            let scale = slope - 1.0;
-            let mut r2: Vec<f64> = u.iter().map(|v| -2.0 * v).collect();
-            mode_factor
-                .as_ref()
-                .unwrap_or(&factor)
-                .solve_in_place(&mut r2)?;
-            let e2: Vec<f64> = (0..n)
-                .map(|i| {
-                    let (idx, a) = (&rows.index[i * m..(i + 1) * m], &rows.a[i * m..(i + 1) * m]);
-                    let t2: f64 = (0..m).map(|x| a[x] * r2[idx[x]]).sum();
-                    -2.0 * rd[i].s - rd[i].w * t2
-                })
-                .collect();
-            for j in 0..p {
-                let col = &spec.x[j * n..(j + 1) * n];
-                let d: f64 = col.iter().zip(&e2).map(|(x, e)| x * e).sum();
-                grad[nth_par + ne + j] += scale * d;
-            }
-            for (k, pos) in re.theta_pos.iter().enumerate() {
-                let (col_r, col_c) = (
-                    block_start[pos.block] + pos.row,
-                    block_start[pos.block] + pos.col,
-                );
-                let mut g = 0.0;
-                for i in 0..n {
-                    let zr = rows.z[i * m + col_r];
-                    if zr != 0.0 {
-                        let ic = rows.index[i * m + col_c];
-                        g += zr * (e2[i] * u[ic] + rd[i].s * r2[ic]);
-                    }
-                }
-                gtheta[k] += scale * g;
-            }
         }
         par_gradient(re, &pars[..nth_par], &gtheta, &mut grad[..nth_par]);
         self.design_rows = Some(rows);
