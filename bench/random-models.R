@@ -68,5 +68,6 @@ summarise <- function(what, kinds, n, generate, compare) {
   invisible(list(table = tab, problems = problems))
 }
 
-lmm_res <- summarise("LMMs", random_lmm_kinds, n_lmm, random_lmm, compare_random_lmm)
-glmm_res <- summarise("GLMMs", random_glmm_kinds, n_glmm, random_glmm, compare_random_glmm)
+# A count of 0 skips that family of models.
+lmm_res <- if (n_lmm > 0L) summarise("LMMs", random_lmm_kinds, n_lmm, random_lmm, compare_random_lmm)
+glmm_res <- if (n_glmm > 0L) summarise("GLMMs", random_glmm_kinds, n_glmm, random_glmm, compare_random_glmm)
