@@ -200,18 +200,24 @@ extended_family <- function(family, env = parent.frame()) {
 }
 
 # The name of our or glmmTMB's family function `fun` ("nbinom2", ...,
-# "ordbeta", ...), or NULL when it is neither.
+# "ordbeta", ...), or NULL when it is neither. The function's namespace is
+# looked at first, so that stats' families (the usual case) cost no
+# comparison of closures.
 extended_function_name <- function(fun) {
-  for (name in c("nbinom2", "nbinom1", "beta_family", "betabinomial")) {
-    if (identical(fun, extended_constructors[[name]])) return(name)
+  fenv <- environment(fun)
+  if (is.null(fenv) || !isNamespace(fenv)) return(NULL)
+  pkg <- unname(getNamespaceName(fenv))
+  if (identical(pkg, "mixedrs")) {
+    for (name in c("nbinom2", "nbinom1", "beta_family", "betabinomial")) {
+      if (identical(fun, extended_constructors[[name]])) return(name)
+    }
+    return(NULL)
   }
-  if (!isNamespaceLoaded("glmmTMB")) return(NULL)
-  ns <- asNamespace("glmmTMB")
-  if (!identical(environment(fun), ns)) return(NULL)
+  if (!identical(pkg, "glmmTMB")) return(NULL)
   tmb_names <- c("nbinom2", "nbinom1", "beta_family", "betabinomial",
                  unsupported_tmb_families)
   for (name in tmb_names) {
-    f <- get0(name, envir = ns, mode = "function", inherits = FALSE)
+    f <- get0(name, envir = fenv, mode = "function", inherits = FALSE)
     if (!is.null(f) && identical(fun, f)) return(name)
   }
   NULL

@@ -175,6 +175,9 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   env <- parent.frame()
   ext_family <- extended_family(family, env)
   parts_given <- !missing(ziformula) || !missing(dispformula)
+  # A family function (such as binomial) is called once, here: the checks
+  # below take the object it returns.
+  if (is.null(ext_family) && is.function(family)) family <- family_from_function(family)
   if (is.null(ext_family) && !parts_given && is_gaussian_identity(family, env)) {
     return(gaussian_shortcut(mc, env))
   }
