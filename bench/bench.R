@@ -31,6 +31,10 @@ work <- tempfile("mixedrs-bench-")
 dir.create(work)
 
 report_only <- "--report" %in% commandArgs(TRUE)
+# The checkout's commit when the run starts (a long run outlasts later commits); the installed
+# package is taken to be built from it.
+commit <- suppressWarnings(system2("git", c("describe", "--always", "--dirty"), stdout = TRUE,
+                                   stderr = FALSE))
 res <- NULL
 if (!report_only && length(suite) > 0L) {
   # --- time: alternating repetitions in this process -------------------------------------------
@@ -123,8 +127,6 @@ if (!report_only && length(suite) > 0L) {
   }
 
   # --- rows kept from earlier runs --------------------------------------------------------------
-  commit <- suppressWarnings(system2("git", c("describe", "--always", "--dirty"), stdout = TRUE,
-                                     stderr = FALSE))
   res$date <- format(Sys.Date())
   res$commit <- if (length(commit) == 1L) commit else NA_character_
   res$versions <- sprintf("R %s, lme4 %s, glmmTMB %s, mixedrs %s", getRversion(),
