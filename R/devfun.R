@@ -8,7 +8,7 @@
 lmm_model_list <- function(inputs) {
   if (!is.null(inputs$sums)) return(sums_model_list(inputs))
   X <- inputs$X
-  storage.mode(X) <- "double"
+  X <- double_storage(X)
   list(y = as.double(inputs$y), X = X, p = ncol(X),
        weights = if (!is.null(inputs$weights)) as.double(inputs$weights),
        offset = if (!is.null(inputs$offset)) as.double(inputs$offset),

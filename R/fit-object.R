@@ -119,7 +119,7 @@ optimizer_record <- function(optimizer, stages, pars, gradient, hessian,
 fit_engine_inputs <- function(fit) {
   if (is_sums_fit(fit)) return(sums_model_list(fit))
   X <- fit$X
-  storage.mode(X) <- "double"
+  X <- double_storage(X)
   inputs <- list(reterms = fit$reterms, flist = fit$flist)
   glmm_fit <- inherits(fit, "glmm")
   list(

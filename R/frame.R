@@ -183,15 +183,69 @@ lmm_frame <- function(frame_formula, data, mc, env) {
     assign(".lmm_data", data, envir = eval_env)
     mf$data <- quote(.lmm_data)
   }
-  frame <- tryCatch(drop_unused_levels(eval(mf, eval_env)), error = function(e) {
-    stop("could not build the model frame: ", conditionMessage(e),
-         call. = FALSE)
-  })
+  build <- function(call) {
+    tryCatch(drop_unused_levels(eval(call, eval_env)), error = function(e) {
+      stop("could not build the model frame: ", conditionMessage(e),
+           call. = FALSE)
+    })
+  }
+  # With the default na.action (na.omit, na.exclude or na.fail) a frame
+  # without missing values is the one na.pass gives, and na.pass skips
+  # na.omit()'s copy of the frame (VerbAgg: 0.12 ms instead of 0.68 for
+  # model.frame()); only where some value is missing does the frame get
+  # built again with the na.action itself.
+  checked_na <- is.null(mc$na.action) && default_na_action_is_standard(data)
+  if (checked_na) mf$na.action <- quote(stats::na.pass)
+  frame <- build(mf)
+  if (checked_na) {
+    if (frame_has_missing(frame)) {
+      mf$na.action <- NULL
+      frame <- build(mf)
+    } else {
+      frame <- na_omit_attribute_order(frame)
+    }
+  }
   if (nrow(frame) == 0L) {
     stop("no observations left after 'subset' and removal of rows with ",
          "missing values (na.action): check the data and 'subset'",
          call. = FALSE)
   }
+  frame
+}
+
+# TRUE when model.frame() on `data` without an `na.action` argument would use
+# na.omit, na.exclude or na.fail (the option `na.action`, by name or as the
+# function, and no na.action attribute of the data that would take its
+# place), which leave a frame without missing values as it is.
+default_na_action_is_standard <- function(data) {
+  naa <- attr(data, "na.action")
+  if (!is.null(naa) && mode(naa) != "numeric") return(FALSE)
+  opt <- getOption("na.action")
+  if (is.character(opt)) return(length(opt) == 1L && opt %in% c("na.omit", "na.exclude", "na.fail"))
+  is.function(opt) && (identical(opt, stats::na.omit) || identical(opt, stats::na.exclude) ||
+                         identical(opt, stats::na.fail))
+}
+
+# TRUE when some atomic column of the frame (as na.omit() looks at them) has
+# a missing value.
+frame_has_missing <- function(frame) {
+  for (x in frame) if (is.atomic(x) && anyNA(x)) return(TRUE)
+  FALSE
+}
+
+# The frame with its attributes in the order na.omit() leaves them (names,
+# terms, row.names, class), so that a frame built with na.pass is identical
+# to na.omit's, attributes and their order included.
+na_omit_attribute_order <- function(frame) {
+  if (!setequal(names(attributes(frame)), c("names", "terms", "row.names", "class"))) {
+    return(frame)
+  }
+  row_names <- .row_names_info(frame, 0L)
+  cls <- oldClass(frame)
+  class(frame) <- NULL
+  attr(frame, "row.names") <- NULL
+  attr(frame, "row.names") <- row_names
+  class(frame) <- cls
   frame
 }
 
@@ -383,6 +437,14 @@ frame_offset <- function(frame) {
   as.double(stats::model.offset(frame))
 }
 
+# `X` with double storage: `storage.mode<-` copies even a double matrix (with
+# its row names: 0.23 ms for VerbAgg's 7,584 x 6 X), so only other types are
+# converted.
+double_storage <- function(X) {
+  if (!is.double(X)) storage.mode(X) <- "double"
+  X
+}
+
 # Fixed-effects matrix from the fixed formula (offset() terms excluded),
 # double, with `assign` and `contrasts`, checked for non-finite values.
 fixed_matrix <- function(fixed_formula, frame, contrasts = NULL) {
@@ -394,7 +456,7 @@ fixed_matrix <- function(fixed_formula, frame, contrasts = NULL) {
            call. = FALSE)
     })
   }
-  storage.mode(X) <- "double"
+  X <- double_storage(X)
   if (!all(is.finite(X))) {
     bad <- colSums(!is.finite(X)) > 0
     stop("fixed-effects column ", quote_names(colnames(X)[bad]),

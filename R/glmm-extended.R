@@ -137,7 +137,7 @@ stop_without_conditional_terms <- function(mc, env) {
 # family list, the starts of theta and the fixed effects, and the control.
 extended_engine_runner <- function(inputs, nAGQ, verbose) {
   X <- inputs$X
-  storage.mode(X) <- "double"
+  X <- double_storage(X)
   offset <- if (is.null(inputs$offset)) NULL else as.double(inputs$offset)
   run <- function(terms, family_list, theta, fixef, ctl) {
     glmm_extended_fit_rs(

@@ -234,7 +234,7 @@ glmm_fit_raw <- function(inputs, family, nAGQ, control, start, verbose) {
       return(glmm_devfun_fit(inputs, family, nAGQ, control, start, verbose))
     }
     X <- inputs$X
-    storage.mode(X) <- "double"
+    X <- double_storage(X)
     glmm_fit_rs(as.double(inputs$y), X, ncol(X), as.double(inputs$weights),
                 if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
                 engine_terms(inputs), family$family, family$link,

@@ -91,7 +91,7 @@ mer_lambda <- function(x) {
 mer_joint_factor <- function(x) {
   ZL <- methods::as(mer_model_matrix(x, "random") %*% mer_lambda(x), "CsparseMatrix")
   X <- x$X
-  storage.mode(X) <- "double"
+  X <- double_storage(X)
   fit_w <- if (is_glmm(x)) weights.glmm(x, type = "working") else as.vector(x$weights)
   sw <- sqrt(fit_w)
   U <- Matrix::Diagonal(x = sw) %*% ZL

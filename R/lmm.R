@@ -294,7 +294,7 @@ lmm_engine_fit <- function(inputs, REML, control, start, verbose) {
     return(lmm_fit_model_rs(sums_model_list(inputs), REML, start, unclass(control), verbose))
   }
   X <- inputs$X
-  storage.mode(X) <- "double"
+  X <- double_storage(X)
   lmm_fit_rs(as.double(inputs$y), X, ncol(X),
              if (is.null(inputs$weights)) NULL else as.double(inputs$weights),
              if (is.null(inputs$offset)) NULL else as.double(inputs$offset),

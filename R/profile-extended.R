@@ -57,7 +57,7 @@ extended_engine_family <- function(fit) {
 # model's, then the zero-inflation model's.
 extended_engine_model <- function(fit, y = fit$y) {
   X <- fit$X
-  storage.mode(X) <- "double"
+  X <- double_storage(X)
   list(y = as.double(y), X = X, p = ncol(X),
        weights = as.double(fit$extended$prior_weights),
        offset = if (isTRUE(fit$has_offset)) as.double(fit$offset),

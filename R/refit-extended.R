@@ -40,7 +40,7 @@ refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
   }
   engine_family <- extended_engine_family(fit)
   X <- fit$X
-  storage.mode(X) <- "double"
+  X <- double_storage(X)
   nAGQ <- fit$nAGQ
   # The linear predictor of the fit starts PIRLS (valid for any response).
   raw <- glmm_extended_fit_rs(
