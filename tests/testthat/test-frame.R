@@ -108,6 +108,15 @@ test_that("missing values, na.action and subset match lme4", {
   options(old)
   expect_match(conditionMessage(res), "model frame: missing values")
 
+  # The option's na.action is applied where values are missing (the frame is
+  # first built with na.pass), and so is an option that names another function.
+  inp <- withr::with_options(list(na.action = "na.exclude"), call_inputs(f, d))
+  expect_s3_class(inp$na.action, "exclude")
+  expect_identical(nrow(inp$frame), nrow(stats::na.exclude(d[c("y", "x", "g", "h")])))
+  keep_first <- function(object, ...) object[1:40, , drop = FALSE]
+  inp <- withr::with_options(list(na.action = keep_first), call_inputs(f, frame_data()))
+  expect_identical(nrow(inp$frame), 40L)
+
   inp <- call_inputs(f, d, subset = h != 5 & z < 1)
   lf <- lme4::lFormula(f, d, subset = h != 5 & z < 1)
   expect_lme4_parity(inp, lf)
