@@ -40,6 +40,32 @@ test_that("glmm() gives the same fit on one and on two threads", {
   expect_same_fit(g1, g2, tol = 1e-6)
 })
 
+test_that("the quasi-Newton GLMM fit is the same on one and on two threads", {
+  # With two threads the calibration's probes and the Hessian's differences of
+  # the exact gradient are shared with a copy of the model built while the
+  # first PIRLS runs; its estimates and standard errors agree with the
+  # one-thread fit, which evaluates everything in turn on the model itself.
+  data(VerbAgg, package = "lme4")
+  data(grouseticks, package = "lme4")
+  fits <- list(
+    verbagg = function(threads) glmm(r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item),
+                                     VerbAgg, family = binomial,
+                                     control = glmmControl(threads = threads)),
+    grouse = function(threads) glmm(TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION),
+                                    grouseticks, family = poisson,
+                                    control = glmmControl(threads = threads)))
+  for (fit in fits) {
+    g1 <- fit(1)
+    g2 <- fit(2)
+    expect_identical(g1$optinfo$optimizer[2], "BFGS")
+    expect_identical(g2$optinfo$optimizer[2], "BFGS")
+    expect_same_fit(g1, g2, tol = 1e-6)
+    expect_equal(as.numeric(logLik(g1)), as.numeric(logLik(g2)), tolerance = 1e-10)
+    expect_equal(sqrt(diag(as.matrix(vcov(g1)))), sqrt(diag(as.matrix(vcov(g2)))),
+                 tolerance = 1e-5)
+  }
+})
+
 test_that("threads is validated and stored", {
   expect_identical(lmmControl()$threads, 0L)
   expect_identical(lmmControl(threads = 3)$threads, 3L)

@@ -16,7 +16,7 @@ use super::glmm::{
 use super::laplace_gradient::GradientSearch;
 use super::pirls::WarmStart;
 use super::quadrature::GaussHermite;
-use crate::error::{invalid, MixedError, Result};
+use crate::error::{MixedError, Result};
 use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
 use faer::Par;
 
@@ -272,6 +272,26 @@ impl Objective for Stage2<'_, '_, '_> {
     }
 }
 
+/// The scale `1/√I_k` of coordinate `k` when it is one of the family's extra parameters with a
+/// usable information `I` ([`GeneralizedLinearMixedModel::extra_information`]), clamped to
+/// [1e-3, 10].
+fn information_scale(information: Option<&[f64]>, k: usize, nth: usize) -> Option<f64> {
+    let info = information?.get(k.wrapping_sub(nth))?;
+    let scale = 1.0 / info.sqrt();
+    (scale.is_finite() && scale > 0.0).then(|| scale.clamp(1e-3, 10.0))
+}
+
+/// Scales `M` (every fixed effect's coordinate) by `√(2 / curvature)` (clamped to [1e-3, 1e3];
+/// nothing when that is not a positive number): the curvature measured along the last whitened
+/// fixed effect, so that a unit step raises the deviance by about one.
+fn scale_fixed_effects(metric: &mut Stage2Metric, curvature: f64) {
+    let factor = (2.0 / curvature).sqrt();
+    if factor.is_finite() && factor > 0.0 {
+        let factor = factor.clamp(1e-3, 1e3);
+        metric.m.iter_mut().for_each(|v| *v *= factor);
+    }
+}
+
 /// Sets the scale of coordinate `k` of `metric` (a θ with `theta`, else a family's own
 /// parameter) from the criterion's `curvature` along it: `√(2/curvature)`, about one standard
 /// error, clamped (unchanged where that is not a positive number).
@@ -327,21 +347,16 @@ impl GeneralizedLinearMixedModel<'_> {
         let (lower, upper) = self.scaled_bounds();
         let nsc = lower.len();
         let nth = self.re.n_par();
-        let mut evals = 1;
         // Before the quasi-Newton search, curvatures come from differences of the exact
         // gradient: one probe per coordinate instead of two, and the centre's gradient is the
         // search's first evaluation.
-        let by_gradient = by_information && rule.is_none() && self.has_laplace_gradient();
-        let (f0, g0) = if by_gradient {
-            match self.laplace_gradient(center) {
-                Ok((f, g)) if f.is_finite() && g.iter().all(|v| v.is_finite()) => (f, Some(g)),
-                _ => return evals,
-            }
-        } else {
-            match self.objective_theta_beta(center, rule) {
-                Ok(f) => (f, None),
-                Err(_) => return evals,
-            }
+        if by_information && rule.is_none() && self.has_laplace_gradient() {
+            return self.calibrate_by_gradient(center, metric, &upper);
+        }
+        let mut evals = 1;
+        let f0 = match self.objective_theta_beta(center, rule) {
+            Ok(f) => f,
+            Err(_) => return evals,
         };
         let information = if by_information {
             self.extra_information()
@@ -349,30 +364,12 @@ impl GeneralizedLinearMixedModel<'_> {
             None
         };
         let mut x = center.to_vec();
-        // With the gradient, each probe's gradient: (coordinate, step in x, gradient over x).
-        let mut probes: Vec<(usize, f64, Vec<f64>)> = Vec::new();
         for k in 0..nsc {
-            if let Some(info) = information
-                .as_ref()
-                .and_then(|v| v.get(k.wrapping_sub(nth)))
-            {
-                let scale = 1.0 / info.sqrt();
-                if scale.is_finite() && scale > 0.0 {
-                    metric.theta_scale[k] = scale.clamp(1e-3, 10.0);
-                    continue;
-                }
-            }
-            let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
-            if let Some(g0) = &g0 {
-                evals += 1;
-                let a = if center[k] + h > upper[k] { -h } else { h };
-                let Ok(g1) = self.probe_gradient(&mut x, k, center[k] + a) else {
-                    continue;
-                };
-                set_scale(metric, k, k < nth, (g1[k] - g0[k]) / a);
-                probes.push((k, a, g1));
+            if let Some(scale) = information_scale(information.as_deref(), k, nth) {
+                metric.theta_scale[k] = scale;
                 continue;
             }
+            let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
             let (a, b) = if center[k] - h < lower[k] {
                 (h, 2.0 * h)
             } else if center[k] + h > upper[k] {
@@ -396,66 +393,102 @@ impl GeneralizedLinearMixedModel<'_> {
             set_scale(metric, k, k < nth, curvature);
         }
         if let Some(j) = (0..metric.p).last() {
-            let mjj = metric.m[j * metric.p + j];
-            let step = BETA_PROBE_STEP * mjj;
+            let step = BETA_PROBE_STEP * metric.m[j * metric.p + j];
             let k = nsc + j;
-            // The curvature along that whitened coordinate (a unit moves β_j by `mjj`).
-            let curvature = match &g0 {
-                Some(g0) => {
-                    evals += 1;
-                    self.probe_gradient(&mut x, k, center[k] + step)
-                        .ok()
-                        .map(|g1| {
-                            let c = (g1[k] - g0[k]) * mjj / BETA_PROBE_STEP;
-                            probes.push((k, step, g1));
-                            c
-                        })
-                }
-                None => {
-                    evals += 2;
-                    match (
-                        self.probe(&mut x, k, center[k] + step, rule),
-                        self.probe(&mut x, k, center[k] - step, rule),
-                    ) {
-                        (Ok(fp), Ok(fm)) => {
-                            Some((fp - 2.0 * f0 + fm) / (BETA_PROBE_STEP * BETA_PROBE_STEP))
-                        }
-                        _ => None,
-                    }
-                }
-            };
-            if let Some(curvature) = curvature {
-                let factor = (2.0 / curvature).sqrt();
-                if factor.is_finite() && factor > 0.0 {
-                    let factor = factor.clamp(1e-3, 1e3);
-                    metric.m.iter_mut().for_each(|v| *v *= factor);
-                }
+            evals += 2;
+            if let (Ok(fp), Ok(fm)) = (
+                self.probe(&mut x, k, center[k] + step, rule),
+                self.probe(&mut x, k, center[k] - step, rule),
+            ) {
+                let curvature = (fp - 2.0 * f0 + fm) / (BETA_PROBE_STEP * BETA_PROBE_STEP);
+                scale_fixed_effects(metric, curvature);
             }
-        }
-        if let Some(g0) = g0 {
-            let hessian = metric.probed_hessian(&g0, &probes, nsc);
-            self.search_start = Some(SearchStart {
-                center: center.to_vec(),
-                f: f0,
-                gradient: g0,
-                hessian,
-            });
         }
         evals
     }
 
-    /// The exact gradient of the stage-2 criterion at `x` with element `k` set to `value`
-    /// (restored afterwards); an error where it is not finite.
-    fn probe_gradient(&mut self, x: &mut [f64], k: usize, value: f64) -> Result<Vec<f64>> {
-        let saved = x[k];
-        x[k] = value;
-        let out = self.laplace_gradient(x);
-        x[k] = saved;
-        match out {
-            Ok((f, g)) if f.is_finite() && g.iter().all(|v| v.is_finite()) => Ok(g),
-            Ok(_) => invalid("the deviance or its gradient is not finite at the probe"),
-            Err(e) => Err(e),
+    /// [`Self::calibrate`] before the quasi-Newton search, where the exact gradient exists:
+    /// each curvature is a forward difference of the gradient (one probe per coordinate), the
+    /// centre and the probes are evaluated together, each from the centre's modes, and shared
+    /// out over the fit's threads ([`Self::share_points`]); the centre's criterion and
+    /// gradient, and the Hessian the probes measured, start the search (`search_start`).
+    /// Returns the number of evaluations.
+    fn calibrate_by_gradient(
+        &mut self,
+        center: &[f64],
+        metric: &mut Stage2Metric,
+        upper: &[f64],
+    ) -> usize {
+        let nsc = upper.len();
+        let nth = self.re.n_par();
+        let information = self.extra_information();
+        // (coordinate, step) of each probe: the scaled coordinates without an information,
+        // then the last fixed effect (whose column of `M` has a single entry).
+        let mut steps: Vec<(usize, f64)> = Vec::new();
+        for k in 0..nsc {
+            if let Some(scale) = information_scale(information.as_deref(), k, nth) {
+                metric.theta_scale[k] = scale;
+                continue;
+            }
+            let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
+            steps.push((k, if center[k] + h > upper[k] { -h } else { h }));
         }
+        // `M`'s diagonal entry of the last fixed effect, before the probe rescales `M`.
+        let mjj = (0..metric.p).last().map(|j| {
+            let mjj = metric.m[j * metric.p + j];
+            steps.push((nsc + j, BETA_PROBE_STEP * mjj));
+            mjj
+        });
+        let mut points = vec![center.to_vec()];
+        for &(k, a) in &steps {
+            let mut x = center.to_vec();
+            x[k] = center[k] + a;
+            points.push(x);
+        }
+        let start = self.pirls.warm_start();
+        let gradient_at = |model: &mut GeneralizedLinearMixedModel<'_>,
+                           batch: &[Vec<f64>]|
+         -> Vec<Option<(f64, Vec<f64>)>> {
+            batch
+                .iter()
+                .map(|x| {
+                    model.pirls.restore(&start);
+                    match model.laplace_gradient(x) {
+                        Ok((f, g)) if f.is_finite() && g.iter().all(|v| v.is_finite()) => {
+                            Some((f, g))
+                        }
+                        _ => None,
+                    }
+                })
+                .collect()
+        };
+        let mut results = self.share_points(&points, &gradient_at, &|| None);
+        self.pirls.restore(&start);
+        let evals = points.len();
+        let Some((f0, g0)) = results[0].take() else {
+            return evals;
+        };
+        // Each probe's gradient: (coordinate, step in x, gradient over x).
+        let mut probes: Vec<(usize, f64, Vec<f64>)> = Vec::new();
+        for ((k, a), result) in steps.into_iter().zip(results.into_iter().skip(1)) {
+            let Some((_, g1)) = result else { continue };
+            match mjj {
+                // The curvature along that whitened coordinate (a unit moves β_j by `mjj`).
+                Some(mjj) if k >= nsc => {
+                    scale_fixed_effects(metric, (g1[k] - g0[k]) * mjj / BETA_PROBE_STEP)
+                }
+                _ => set_scale(metric, k, k < nth, (g1[k] - g0[k]) / a),
+            }
+            probes.push((k, a, g1));
+        }
+        let hessian = metric.probed_hessian(&g0, &probes, nsc);
+        self.search_start = Some(SearchStart {
+            center: center.to_vec(),
+            f: f0,
+            gradient: g0,
+            hessian,
+        });
+        evals
     }
 
     /// The stage-2 criterion at `x` with element `k` set to `value` (restored afterwards).
@@ -902,6 +935,11 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// as `self` would; `failed` stands in for each point of a batch whose copy could not be
     /// made or whose thread panicked. The copies' PIRLS iterations and failures are added to
     /// `self`'s.
+    ///
+    /// A copy is built on its thread the first time it is needed (as long as about one
+    /// gradient on VerbAgg) and kept in `self.workers` for the next call (the calibration's
+    /// probes, then the Hessian's differences, see [`Self::clear_workers`]); a kept copy is given
+    /// `self`'s PIRLS start and tolerance, and keeps what it measured of PIRLS's convergence.
     pub(super) fn share_points<T: Send>(
         &mut self,
         points: &[Vec<f64>],
@@ -928,11 +966,13 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let eta_start = self.pirls.eta_start.clone();
         let pirls = self.pirls.opts;
         let laplace_system = self.laplace_system.clone();
+        let mut kept = std::mem::take(&mut self.workers).into_iter();
         let lost = |batch: &[Vec<f64>]| batch.iter().map(|_| failed()).collect::<Vec<T>>();
         let (mine, others) = std::thread::scope(|scope| {
             let handles: Vec<_> = rest
                 .iter()
                 .map(|batch| {
+                    let worker = kept.next();
                     let (spec, family, n_trials, eta_start, laplace_system) = (
                         spec.clone(),
                         family.clone(),
@@ -941,22 +981,33 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                         laplace_system.clone(),
                     );
                     scope.spawn(move || {
-                        let copy = GeneralizedLinearMixedModel::with_family(
-                            spec,
-                            family,
-                            n_trials,
-                            eta_start,
-                            pirls,
-                            Par::Seq,
-                        );
+                        let copy = match worker {
+                            Some(mut m) => {
+                                m.pirls.eta_start.copy_from_slice(&eta_start);
+                                Ok(m)
+                            }
+                            None => GeneralizedLinearMixedModel::with_family(
+                                spec,
+                                family,
+                                n_trials,
+                                eta_start,
+                                pirls,
+                                Par::Seq,
+                            ),
+                        };
                         match copy {
                             Ok(mut m) => {
                                 m.pirls.step_tol = step_tol;
                                 m.laplace_system = laplace_system;
+                                let (iterations, failures) = (m.pirls.iterations, m.failures);
+                                m.last_error = None;
                                 let v = eval(&mut m, batch);
-                                (v, m.pirls.iterations, m.failures, m.last_error)
+                                let counts =
+                                    (m.pirls.iterations - iterations, m.failures - failures);
+                                let last_error = m.last_error.take();
+                                (v, counts, last_error, Some(m))
                             }
-                            Err(e) => (lost(batch), 0, batch.len(), Some(e.to_string())),
+                            Err(e) => (lost(batch), (0, batch.len()), Some(e.to_string()), None),
                         }
                     })
                 })
@@ -969,9 +1020,9 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                     h.join().unwrap_or_else(|_| {
                         (
                             lost(batch),
-                            0,
-                            batch.len(),
+                            (0, batch.len()),
                             Some("a finite-difference evaluation failed".to_string()),
+                            None,
                         )
                     })
                 })
@@ -979,15 +1030,23 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             (mine, others)
         });
         let mut values = mine;
-        for (v, iterations, failures, last_error) in others {
+        for (v, (iterations, failures), last_error, worker) in others {
             values.extend(v);
             self.pirls.iterations += iterations;
             self.failures += failures;
             if last_error.is_some() {
                 self.last_error = last_error;
             }
+            // A copy whose thread panicked is not kept: the next call builds another.
+            self.workers.extend(worker);
         }
         values
+    }
+
+    /// Drops the copies [`Self::share_points`] keeps (at the end of a fit: a model kept for
+    /// later evaluations does not hold them).
+    pub(super) fn clear_workers(&mut self) {
+        self.workers.clear();
     }
 }
 
