@@ -30,6 +30,11 @@ covariance_layout_rs <- function(terms) {
   .Call(wrap__covariance_layout_rs, terms)
 }
 
+# Checks of the fixed-effects matrix (R/frame.R).
+column_log_sds_rs <- function(x) {
+  .Call(wrap__column_log_sds_rs, x)
+}
+
 glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,
                         eta_start, n_agq, start_theta, start_beta, control, verbose) {
   model <- list(y = y, X = x, p = p, weights = weights, offset = offset, terms = terms)

@@ -193,7 +193,7 @@ glmm_response <- function(frame, family, weights = NULL,
          "drop them, e.g. with 'subset'", call. = FALSE)
   }
   if (!is.null(check.response.not.const) &&
-      check.response.not.const != "ignore" && length(unique(init$y)) < 2L) {
+      check.response.not.const != "ignore" && !any(init$y != init$y[1L])) {
     signal_check(check.response.not.const, paste0(
       "Response is constant: ", what, " is ", format(init$y[1L]),
       " in all ", nobs, " observations (as fitted by the ", family$family,

@@ -629,26 +629,12 @@ clearly_full_rank <- function(X, tol) {
 # scale check; sets attribute `msgScaleX`.
 check_scale <- function(X, level, tol = 1000) {
   if (level == "ignore" || ncol(X) == 0L) return(X)
-  # X is finite here (fixed_matrix() checks it), so a column is not all 0/1
-  # exactly when it has a value other than 0 and 1: looked for in the first
-  # rows, then in the whole of the columns not decided there.
-  n <- nrow(X)
-  top <- X[seq_len(min(n, 100L)), , drop = FALSE]
-  continuous <- .colSums(top != 0 & top != 1, nrow(top), ncol(X)) > 0
-  if (n > 100L) {
-    for (j in which(!continuous)) {
-      z <- X[, j]
-      continuous[j] <- any(z != 0 & z != 1)
-    }
-  }
-  # lme4's test: some |log sd| or some difference of two log sds above
-  # log(tol); the largest difference is the range (sd as stats::sd(), without
-  # its dispatch, which costs more than the rest of a small fit's checks).
-  log_sd <- vapply(which(continuous), function(j) {
-    z <- X[, j]
-    log(sqrt(sum((z - sum(z) / n)^2) / (n - 1L)))
-  }, 1)
-  attr(X, "msgScaleX") <- report_scale(log_sd, level, tol)
+  # X is finite and double here (fixed_matrix()). lme4's test: some |log sd|
+  # or some difference of two log sds of the columns with a value other than
+  # 0 and 1 above log(tol); the largest difference is the range. The log sds
+  # come from one pass per column in Rust (NA for the 0/1 columns): R's
+  # column copies and vector operations cost 0.5 ms on 7,584 rows.
+  attr(X, "msgScaleX") <- report_scale(column_log_sds_rs(X), level, tol)
   X
 }
 

@@ -7,6 +7,7 @@
 use extendr_api::prelude::*;
 
 mod convert;
+mod design;
 mod devfun;
 mod fit;
 mod inference;
@@ -30,6 +31,7 @@ fn panic_probe_rs() {
 extendr_module! {
     mod mixedrs;
     use fit;
+    use design;
     use devfun;
     use inference;
     fn panic_probe_rs;
