@@ -46,7 +46,7 @@ bench_suite <- function() {
     list(name = "cbpp (binomial)", data = cbpp, reps = 7, inner = 10, family = "binomial",
          formula = cbind(incidence, size - incidence) ~ period + (1 | herd),
          peer = list(formula = "cbind(incidence, failures) ~ period + (1 | herd)")),
-    list(name = "VerbAgg (binomial)", data = verbagg, reps = 3, inner = 1, family = "binomial",
+    list(name = "VerbAgg (binomial)", data = verbagg, reps = 5, inner = 3, family = "binomial",
          formula = r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item),
          peer = list(formula = "r2_num ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)")),
     list(name = "grouseticks (Poisson)", data = grouse, reps = 5, inner = 1, family = "poisson",
