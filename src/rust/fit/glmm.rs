@@ -173,6 +173,30 @@ pub struct GlmmFit {
     pub pirls_iterations: usize,
 }
 
+/// The data, family and PIRLS options of a model, from which a thread builds a copy of it that
+/// evaluates points there ([`GeneralizedLinearMixedModel::share_points`]).
+pub(super) struct WorkerParts<'a> {
+    spec: ModelSpec<'a>,
+    family: ResponseFamily,
+    n_trials: Vec<f64>,
+    eta_start: Vec<f64>,
+    pirls: PirlsOptions,
+}
+
+impl<'a> WorkerParts<'a> {
+    /// The copy, single-threaded (its thread is one of the fit's).
+    pub(super) fn build(self) -> Result<GeneralizedLinearMixedModel<'a>> {
+        GeneralizedLinearMixedModel::with_family(
+            self.spec,
+            self.family,
+            self.n_trials,
+            self.eta_start,
+            self.pirls,
+            Par::Seq,
+        )
+    }
+}
+
 /// A GLMM ready to be evaluated at any θ (and β).
 pub struct GeneralizedLinearMixedModel<'a> {
     /// Data: `y` is the response as fitted (proportions for binomial), weights are the prior
@@ -558,15 +582,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         }
         // Without a first stage the model is still at the modes of the starting θ (lme4's or
         // the moment start's), unless PIRLS failed at the moment start: no evaluation again.
-        let f1 = if stage1_ran || !self.pirls.warm {
-            self.objective_theta(&theta)
-                .map_err(|e| MixedError::Pirls(format!("after the first stage: {e}")))?
-        } else {
-            f64::NAN
-        };
-        if opts.n_agq == 0 {
+        if stage1_ran || !self.pirls.warm {
+            let f1 = self
+                .objective_theta(&theta)
+                .map_err(|e| MixedError::Pirls(format!("after the first stage: {e}")))?;
+            // nAGQ = 0 always runs stage 1: its criterion is this.
             out.deviance = f1;
-        } else {
+        }
+        if opts.n_agq != 0 {
             let beta0 = start_beta.map_or_else(|| self.pirls.beta.clone(), <[f64]>::to_vec);
             self.pirls.eta_start.copy_from_slice(&self.pirls.eta);
             let mut pars = theta.clone();
@@ -609,25 +632,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// PIRLS trace, which prints through R, or a copy already kept) the system is built here
     /// first.
     fn with_worker_built(&mut self, start: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
-        let threads = match self.pirls.par {
-            Par::Seq => 1,
-            Par::Rayon(k) => k.get(),
-        };
-        if threads <= 1 || self.pirls.opts.trace.is_some() || !self.workers.is_empty() {
+        if self.worker_threads() <= 1 || !self.workers.is_empty() {
             self.prepare_glm_gradient()?;
             return start(self);
         }
-        let (spec, family, n_trials, eta_start, pirls) = (
-            self.spec.clone(),
-            self.response.family().clone(),
-            self.response.n_trials().to_vec(),
-            self.pirls.eta_start.clone(),
-            self.pirls.opts,
-        );
+        let parts = self.worker_parts();
         let (started, built) = std::thread::scope(|scope| {
             let handle = scope.spawn(move || -> Result<Self> {
-                let mut copy =
-                    Self::with_family(spec, family, n_trials, eta_start, pirls, Par::Seq)?;
+                let mut copy = parts.build()?;
                 copy.prepare_glm_gradient()?;
                 Ok(copy)
             });
@@ -645,6 +657,28 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             _ => self.prepare_glm_gradient()?,
         }
         started
+    }
+
+    /// How many threads may evaluate points at once: the fit's `threads`, or 1 with a PIRLS
+    /// trace (which prints through R, from this thread only).
+    pub(super) fn worker_threads(&self) -> usize {
+        match self.pirls.par {
+            _ if self.pirls.opts.trace.is_some() => 1,
+            Par::Seq => 1,
+            Par::Rayon(k) => k.get(),
+        }
+    }
+
+    /// What another thread needs to build a sequential copy of this model
+    /// ([`WorkerParts::build`]).
+    pub(super) fn worker_parts(&self) -> WorkerParts<'a> {
+        WorkerParts {
+            spec: self.spec.clone(),
+            family: self.response.family().clone(),
+            n_trials: self.response.n_trials().to_vec(),
+            eta_start: self.pirls.eta_start.clone(),
+            pirls: self.pirls.opts,
+        }
     }
 
     /// Whether [`Self::fit`] runs stage 1 (the `nAGQ = 0` fit of θ): always for `nAGQ = 0`,

@@ -18,7 +18,6 @@ use super::pirls::WarmStart;
 use super::quadrature::GaussHermite;
 use crate::error::{MixedError, Result};
 use crate::optim::{self, Objective, OptSummary, OptimOptions, Stop};
-use faer::Par;
 
 /// Step of the curvature probes along θ relative to |θ| (at least 0.1).
 const THETA_PROBE_STEP: f64 = 0.05;
@@ -946,12 +945,8 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         eval: &BatchEval<'_, 'a, T>,
         failed: &(dyn Fn() -> T + Sync),
     ) -> Vec<T> {
-        let threads = match self.pirls.par {
-            Par::Seq => 1,
-            Par::Rayon(k) => k.get(),
-        };
-        // With a PIRLS trace (which prints through R) everything stays on this thread.
-        if threads <= 1 || points.len() <= threads || self.pirls.opts.trace.is_some() {
+        let threads = self.worker_threads();
+        if threads <= 1 || points.len() <= threads {
             return eval(self, points);
         }
         let chunk = points.len().div_ceil(threads);
@@ -960,11 +955,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         let (first, rest) = batches
             .split_first()
             .map_or((&[][..], &[][..]), |(f, r)| (*f, r));
-        let spec = self.spec.clone();
-        let family = self.response.family().clone();
-        let n_trials = self.response.n_trials().to_vec();
         let eta_start = self.pirls.eta_start.clone();
-        let pirls = self.pirls.opts;
         let laplace_system = self.laplace_system.clone();
         let mut kept = std::mem::take(&mut self.workers).into_iter();
         let lost = |batch: &[Vec<f64>]| batch.iter().map(|_| failed()).collect::<Vec<T>>();
@@ -972,28 +963,16 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             let handles: Vec<_> = rest
                 .iter()
                 .map(|batch| {
-                    let worker = kept.next();
-                    let (spec, family, n_trials, eta_start, laplace_system) = (
-                        spec.clone(),
-                        family.clone(),
-                        n_trials.clone(),
-                        eta_start.clone(),
-                        laplace_system.clone(),
-                    );
+                    // A kept copy, or what a thread needs to build one.
+                    let worker = kept.next().ok_or_else(|| self.worker_parts());
+                    let (eta_start, laplace_system) = (eta_start.clone(), laplace_system.clone());
                     scope.spawn(move || {
                         let copy = match worker {
-                            Some(mut m) => {
+                            Ok(mut m) => {
                                 m.pirls.eta_start.copy_from_slice(&eta_start);
                                 Ok(m)
                             }
-                            None => GeneralizedLinearMixedModel::with_family(
-                                spec,
-                                family,
-                                n_trials,
-                                eta_start,
-                                pirls,
-                                Par::Seq,
-                            ),
+                            Err(parts) => parts.build(),
                         };
                         match copy {
                             Ok(mut m) => {
