@@ -31,8 +31,12 @@ covariance_layout_rs <- function(terms) {
 }
 
 # Checks of the fixed-effects matrix (R/frame.R).
-column_log_sds_rs <- function(x) {
-  .Call(wrap__column_log_sds_rs, x)
+fixed_matrix_checks_rs <- function(x) {
+  .Call(wrap__fixed_matrix_checks_rs, x)
+}
+
+treatment_matrix_rs <- function(columns, n_levels, intercept, n, attributes) {
+  .Call(wrap__treatment_matrix_rs, columns, n_levels, intercept, n, attributes)
 }
 
 glmm_fit_rs <- function(y, x, p, weights, offset, terms, family, link, n_trials,

@@ -83,9 +83,7 @@ lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
                               MoreArgs = list(frame = frame, env = environment(formula))))
   flist <- make_flist(reterms)
   check_grouping(flist, reterms, n, control, allow_n = !is.null(family))
-  X <- fixed_matrix(parsed$fixed_formula, frame, fixed_contrasts(mc, env))
-  X <- drop_deficient_columns(X, control$check.rankX)
-  X <- check_scale(X, control$check.scaleX)
+  X <- checked_fixed_matrix(parsed$fixed_formula, frame, fixed_contrasts(mc, env), control)
   out <- list(formula = formula, frame = frame, y = y, X = X,
               fixed_formula = parsed$fixed_formula, weights = weights,
               offset = offset, reterms = reterms, flist = flist,
@@ -446,22 +444,51 @@ double_storage <- function(X) {
 }
 
 # Fixed-effects matrix from the fixed formula (offset() terms excluded),
-# double, with `assign` and `contrasts`, checked for non-finite values.
-fixed_matrix <- function(fixed_formula, frame, contrasts = NULL) {
-  X <- if (is.null(contrasts)) simple_fixed_matrix(fixed_formula, frame)
+# double, with `assign` and `contrasts` (checked_fixed_matrix() checks it).
+# `extra` holds attributes to add after those (the scale check's
+# `msgScaleX`): an object made in Rust is copied when R modifies it, so the
+# simple path's Rust builder sets every attribute.
+fixed_matrix <- function(fixed_formula, frame, contrasts = NULL, extra = list()) {
+  X <- if (is.null(contrasts)) simple_fixed_matrix(fixed_formula, frame, extra)
   if (is.null(X)) {
     X <- tryCatch(stats::model.matrix(fixed_formula, frame, contrasts.arg = contrasts),
                   error = function(e) {
       stop("could not build the fixed-effects model matrix: ", conditionMessage(e),
            call. = FALSE)
     })
+    X <- double_storage(X)
+    for (nm in names(extra)) attr(X, nm) <- extra[[nm]]
   }
-  X <- double_storage(X)
-  if (!all(is.finite(X))) {
-    bad <- colSums(!is.finite(X)) > 0
-    stop("fixed-effects column ", quote_names(colnames(X)[bad]),
+  X
+}
+
+# The fixed-effects matrix as the model uses it (lmm_inputs()): fixed_matrix()
+# checked as lme4 checks it, in one pass in Rust (fixed_matrix_checks_rs()):
+# an error for a column with non-finite values, the rank-deficient columns
+# dropped per `control$check.rankX` (drop_deficient_columns()) and the scales
+# of the others checked per `control$check.scaleX` (attribute `msgScaleX`, as
+# lme4's checkScaleX() sets it).
+checked_fixed_matrix <- function(fixed_formula, frame, contrasts, control) {
+  scale_level <- control$check.scaleX
+  # lme4's attribute (no message: character()) is set as X is made: once X
+  # has been to Rust, R would copy it to add one (VerbAgg's X: 1 ms).
+  X <- fixed_matrix(fixed_formula, frame, contrasts,
+                    extra = if (scale_level != "ignore") list(msgScaleX = character()))
+  check_scales <- scale_level != "ignore" && ncol(X) > 0L
+  if (!check_scales) attr(X, "msgScaleX") <- NULL
+  checks <- fixed_matrix_checks_rs(X)
+  if (!all(checks$finite)) {
+    stop("fixed-effects column ", quote_names(colnames(X)[!checks$finite]),
          " has non-finite values (NA, NaN or Inf); check the variable(s) ",
          "and transformations it is made from", call. = FALSE)
+  }
+  X <- drop_deficient_columns(X, control$check.rankX, gram = checks$crossprod)
+  if (check_scales) {
+    # The log sds of the columns kept (the QR keeps their order).
+    dropped <- attr(X, "col.dropped")
+    log_sd <- if (length(dropped)) checks$log_sd[-dropped] else checks$log_sd
+    msg <- report_scale(log_sd, scale_level)
+    if (length(msg) || length(dropped)) attr(X, "msgScaleX") <- msg
   }
   X
 }
@@ -495,7 +522,7 @@ fixed_contrasts <- function(mc, env) {
 # (interactions, other contrasts, ordered, logical or character variables,
 # matrices, non-syntactic names, variables without a column, ...), which then
 # goes through model.matrix().
-simple_fixed_matrix <- function(fixed_formula, frame) {
+simple_fixed_matrix <- function(fixed_formula, frame, extra = list()) {
   tt <- stats::terms(fixed_formula)
   labels <- attr(tt, "term.labels")
   intercept <- attr(tt, "intercept") == 1L
@@ -507,43 +534,34 @@ simple_fixed_matrix <- function(fixed_formula, frame) {
   }
   n <- .row_names_info(frame, 2L)
   columns <- vector("list", length(labels))
-  is_factor <- logical(length(labels))
+  values <- vector("list", length(labels))
+  n_levels <- integer(length(labels))
   for (j in seq_along(labels)) {
     x <- .subset2(frame, labels[j])
     if (length(x) != n) return(NULL)
     if ((is.double(x) || is.integer(x)) && is.null(attributes(x))) {
       columns[[j]] <- labels[j]
     } else if (intercept && treatment_factor(x)) {
-      is_factor[j] <- TRUE
+      n_levels[j] <- nlevels(x)
       columns[[j]] <- paste0(labels[j], levels(x)[-1L])
     } else {
       return(NULL)
     }
+    values[[j]] <- x
   }
   widths <- lengths(columns)
-  X <- matrix(0, n, intercept + sum(widths))
-  if (intercept) X[, 1L] <- 1
-  at <- intercept
-  for (j in seq_along(labels)) {
-    x <- .subset2(frame, labels[j])
-    if (is_factor[j]) {
-      codes <- as.integer(x)
-      if (anyNA(codes) || any(codes < 1L | codes > nlevels(x))) return(NULL)
-      rows <- which(codes > 1L)
-      X[cbind(rows, at + codes[rows] - 1L)] <- 1
-    } else {
-      X[, at + 1L] <- x
-    }
-    at <- at + widths[j]
-  }
-  dimnames(X) <- list(row.names(frame),
-                      c(if (intercept) "(Intercept)", unlist(columns)))
-  attr(X, "assign") <- c(if (intercept) 0L, rep.int(seq_along(labels), widths))
+  is_factor <- n_levels > 0L
+  attrs <- list(dimnames = list(row.names(frame),
+                                c(if (intercept) "(Intercept)", unlist(columns))),
+                assign = c(if (intercept) 0L, rep.int(seq_along(labels), widths)))
   if (any(is_factor)) {
-    attr(X, "contrasts") <- stats::setNames(
+    attrs$contrasts <- stats::setNames(
       rep(list("contr.treatment"), sum(is_factor)), labels[is_factor])
   }
-  X
+  # The columns are filled, and the attributes set, in one pass in Rust
+  # (src/rust/model/treatment_matrix.rs); NULL when a factor code is missing
+  # or out of range.
+  treatment_matrix_rs(values, n_levels, intercept, n, c(attrs, extra))
 }
 
 # TRUE for an unordered factor without attributes other than its levels and
@@ -562,9 +580,9 @@ treatment_factor <- function(x) {
 # Drops columns of a rank-deficient X as lme4 does (pivoted LINPACK QR with
 # tolerance 1e-7, keeping the first `rank` pivots) and reports it according
 # to check.rankX. Adds attributes `col.dropped` and `msgRankdrop` on drop.
-drop_deficient_columns <- function(X, level, tol = 1e-7) {
+drop_deficient_columns <- function(X, level, tol = 1e-7, gram = crossprod(X)) {
   p <- ncol(X)
-  if (p == 0L || clearly_full_rank(X, tol)) return(X)
+  if (p == 0L || clearly_full_rank(X, tol, gram)) return(X)
   dec <- qr(X, tol = tol, LAPACK = FALSE)
   rank <- dec$rank
   if (rank == p) return(X)
@@ -576,8 +594,8 @@ drop_deficient_columns <- function(X, level, tol = 1e-7) {
     stop("dropping collinear columns did not give a full-rank ",
          "fixed-effects model matrix", call. = FALSE)
   }
-  attr(kept, "assign") <- attr(X, "assign")[keep]
   attr(kept, "contrasts") <- attr(X, "contrasts")
+  attr(kept, "assign") <- attr(X, "assign")[keep]
   attr(kept, "msgRankdrop") <- msg
   attr(kept, "col.dropped") <- stats::setNames(dropped, colnames(X)[dropped])
   kept
@@ -615,27 +633,12 @@ report_rank_drop <- function(level, rank, p, dropped_names) {
 # (1000 tol)^2) leaves a margin of 1000 on `tol` and far more than the
 # rounding errors of C. Otherwise (or with a zero or non-finite column) FALSE,
 # and the QR decides.
-clearly_full_rank <- function(X, tol) {
-  G <- crossprod(X)
+clearly_full_rank <- function(X, tol, G = crossprod(X)) {
   len <- sqrt(diag(G))
   if (!all(is.finite(G)) || any(len == 0)) return(FALSE)
   C <- G / tcrossprod(len)
   ev <- eigen(C, symmetric = TRUE, only.values = TRUE)$values
   all(is.finite(ev)) && min(ev) > max(1e-6, (1000 * tol)^2)
-}
-
-# Warns (per check.scaleX) when the non-0/1 columns of X have standard
-# deviations far from 1 or from each other (ratio beyond `tol`), as lme4's
-# scale check; sets attribute `msgScaleX`.
-check_scale <- function(X, level, tol = 1000) {
-  if (level == "ignore" || ncol(X) == 0L) return(X)
-  # X is finite and double here (fixed_matrix()). lme4's test: some |log sd|
-  # or some difference of two log sds of the columns with a value other than
-  # 0 and 1 above log(tol); the largest difference is the range. The log sds
-  # come from one pass per column in Rust (NA for the 0/1 columns): R's
-  # column copies and vector operations cost 0.5 ms on 7,584 rows.
-  attr(X, "msgScaleX") <- report_scale(column_log_sds_rs(X), level, tol)
-  X
 }
 
 # lme4's scale test on the log standard deviations of the non-0/1 columns

@@ -271,10 +271,10 @@ engine_terms <- function(inputs) {
   assign <- attr(inputs$flist, "assign")
   lapply(seq_along(inputs$reterms), function(i) {
     t <- inputs$reterms[[i]]
-    z <- t$Z
-    storage.mode(z) <- "double"
-    c(list(codes = as.integer(t$factor), n_levels = nlevels(t$factor), z = z,
-           q = ncol(z), factor_id = as.integer(assign[i])),
+    # The engine reads the factor's codes and Z's values; neither is copied
+    # (`storage.mode<-` copies even a double matrix).
+    c(list(codes = t$factor, n_levels = nlevels(t$factor), z = double_storage(t$Z),
+           q = ncol(t$Z), factor_id = as.integer(assign[i])),
       if (!is.null(t$structure)) engine_structure(t))
   })
 }

@@ -352,12 +352,52 @@ test_that("the scale check finds the same continuous columns as a full scan", {
     for (cols in list(1:2, c(1, 3), c(1, 2, 5), c(1, 4, 5), 1:5, 3)) {
       Xc <- X[, cols, drop = FALSE]
       warned <- FALSE
-      out <- withCallingHandlers(check_scale(Xc, "warning"), warning = function(w) {
-        warned <<- TRUE
-        invokeRestart("muffleWarning")
-      })
+      msg <- withCallingHandlers(
+        report_scale(fixed_matrix_checks_rs(Xc)$log_sd, "warning"),
+        warning = function(w) {
+          warned <<- TRUE
+          invokeRestart("muffleWarning")
+        })
       expect_identical(warned, reference(Xc))
-      expect_identical(length(attr(out, "msgScaleX")), as.integer(warned))
+      expect_identical(length(msg), as.integer(warned))
     }
+  }
+})
+
+test_that("the checks of X in Rust agree with R's crossprod(), is.finite() and sd()", {
+  set.seed(12)
+  n <- 300
+  X <- cbind(1, d = rbinom(n, 1, 0.3), x = rnorm(n, 5, 3), k = rpois(n, 4))
+  checks <- fixed_matrix_checks_rs(X)
+  expect_identical(checks$finite, rep(TRUE, 4))
+  expect_equal(checks$crossprod, unname(crossprod(X)), tolerance = 1e-14)
+  expect_identical(is.na(checks$log_sd), c(TRUE, TRUE, FALSE, FALSE))
+  expect_equal(checks$log_sd[3:4], log(apply(X[, 3:4], 2, stats::sd)), tolerance = 1e-13,
+               ignore_attr = TRUE)
+  X[7, 3] <- NA
+  X[9, 4] <- Inf
+  checks <- fixed_matrix_checks_rs(X)
+  expect_identical(checks$finite, c(TRUE, TRUE, FALSE, FALSE))
+  expect_true(all(is.nan(checks$crossprod)))
+})
+
+test_that("the fixed-effects matrix carries lme4's attributes in lme4's order", {
+  skip_if_not_installed("lme4")
+  d <- fast_data()
+  d$fa <- factor(sample(c("lo", "mid", "hi"), nrow(d), replace = TRUE))
+  d$x2 <- 2 * d$x
+  d$big <- d$x * 1e5
+  forms <- list(
+    y ~ x + fa + (1 | g),            # filled in Rust
+    y ~ x * fa + (1 | g),            # model.matrix()
+    y ~ x + x2 + fa + (1 | g),       # a column dropped
+    y ~ big + x2 + x + (1 | g)       # a column dropped and the scales reported
+  )
+  for (f in forms) {
+    ours <- suppressWarnings(suppressMessages(call_inputs(f, d)))$X
+    ref <- suppressWarnings(suppressMessages(lme4::lFormula(f, d)))$X
+    expect_identical(names(attributes(ours)), names(attributes(ref)), info = deparse(f))
+    expect_identical(attributes(ours), attributes(ref), info = deparse(f))
+    expect_identical(unclass(ours)[, ], unclass(ref)[, ], info = deparse(f))
   }
 })
