@@ -459,6 +459,29 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         })
     }
 
+    /// The modes at `pars = (par, β)` of one of lme4's families, without the factor at their
+    /// weights ([`Pirls::run_to_modes`]); the Laplace deviance follows from
+    /// [`Self::laplace_with_logdet`] once the caller has factored that system.
+    pub(super) fn modes_theta_beta(&mut self, pars: &[f64]) -> Result<()> {
+        let nth = self.re.n_par();
+        if pars.len() != nth + self.n_extra() + self.spec.p || self.n_extra() > 0 {
+            return invalid("parameter vector has the wrong length");
+        }
+        self.set_par(&pars[..nth])?;
+        self.pirls.beta.copy_from_slice(&pars[nth..]);
+        self.pirls.fixed_stale = true;
+        self.pirls
+            .run_to_modes(&self.spec, &self.re, &mut self.response)?;
+        Ok(())
+    }
+
+    /// The Laplace deviance at the current modes with `log|L|² = ldl2` (from a factor of the
+    /// random-effects system at the modes' weights made by the caller).
+    pub(super) fn laplace_with_logdet(&mut self, ldl2: f64) -> f64 {
+        self.pirls.set_ldl2(ldl2);
+        self.laplace()
+    }
+
     pub(super) fn record_failure(&mut self, e: &MixedError) {
         self.failures += 1;
         self.last_error = Some(e.to_string());

@@ -624,9 +624,34 @@ impl Pirls {
         response: &mut Response<'_>,
         mode: Mode,
     ) -> Result<f64> {
-        let result = self.iterate(spec, re, response, mode);
+        let result = self.iterate(spec, re, response, mode).and_then(|pdev| {
+            self.factor_at_modes(spec, re, response, mode)
+                .map(|()| pdev)
+        });
         self.warm = result.is_ok();
         result
+    }
+
+    /// [`Self::run`] for `UOnly` without the factor at the modes' weights: for a caller that
+    /// factors the same random-effects system itself and supplies `log|L|²`
+    /// ([`Self::set_ldl2`]). Until then [`Self::ldl2`] is NaN, and `u_chol` holds the weights of
+    /// the last iteration.
+    pub(super) fn run_to_modes(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &mut Response<'_>,
+    ) -> Result<f64> {
+        let result = self.iterate(spec, re, response, Mode::UOnly);
+        self.ldl2_value = f64::NAN;
+        self.warm = result.is_ok();
+        result
+    }
+
+    /// `log|L|²` at the modes of the last run, from a factor of the same system made
+    /// elsewhere (after [`Self::run_to_modes`]).
+    pub(super) fn set_ldl2(&mut self, value: f64) {
+        self.ldl2_value = value;
     }
 
     /// With the square-root link, the region ([`SqrtBasin`]) of this run: for `UOnly` the one
@@ -942,16 +967,26 @@ impl Pirls {
                 self.opts.max_iter
             )));
         }
-        // The Laplace approximation needs the factor at the modes' own weights. The random-
-        // effects part of the joint factor is the factor of the `UOnly` system (it does not
-        // depend on F), so one refactor serves either mode.
+        Ok(pdev)
+    }
+
+    /// The factor at the modes' own weights, which the Laplace approximation needs, and its
+    /// `log|L|²`. The random-effects part of the joint factor is the factor of the `UOnly`
+    /// system (it does not depend on F), so one refactor serves either mode.
+    fn factor_at_modes(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &mut Response<'_>,
+        mode: Mode,
+    ) -> Result<()> {
         self.working_values(response, mode, WeightChoice::Final);
         self.refactor(spec, re, mode)?;
         self.ldl2_value = match mode {
             Mode::Joint => self.joint_chol.logdet_l11 + self.joint_chol.logdet_l22,
             Mode::UOnly => self.u_chol.logdet_l11 + self.u_chol.logdet_l22,
         };
-        Ok(pdev)
+        Ok(())
     }
 
     /// After a step with stand-in weights (the observed information not positive definite:

@@ -220,6 +220,14 @@ impl SparseCholesky {
         Ok(())
     }
 
+    /// `log|S| = 2 Σ log L_jj`.
+    pub fn logdet(&self) -> f64 {
+        let col_ptr = &self.symbolic.col_ptr;
+        2.0 * (0..self.symbolic.dim())
+            .map(|j| self.l[col_ptr[j]].ln())
+            .sum::<f64>()
+    }
+
     /// The selected inverse (see the module docs).
     pub fn selected_inverse(&self) -> Result<SelectedInverse> {
         let sym = &self.symbolic;
