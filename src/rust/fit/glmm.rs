@@ -15,6 +15,7 @@
 //! inside PIRLS (the `nAGQ = 0` criterion); stage 2 optimizes (θ, β) jointly with PIRLS over `u`
 //! only, starting from stage 1, in the coordinates and with the derivatives of [`super::stage2`].
 use super::laplace_gradient::DesignRows;
+use super::mode_prediction::ModeLinearization;
 pub use super::pirls::PirlsOptions;
 use super::pirls::{Mode, Pirls};
 use super::quadrature::GaussHermite;
@@ -228,6 +229,9 @@ pub struct GeneralizedLinearMixedModel<'a> {
     /// The rows of `A = ZΛ` and `Z` the Laplace gradient last read (the indices and `Z` are
     /// kept, `A` is refreshed for each θ).
     pub(super) design_rows: Option<DesignRows>,
+    /// What the last Laplace gradient left to predict the modes of the next point from
+    /// ([`super::mode_prediction`]).
+    pub(super) mode_linearization: Option<ModeLinearization>,
     /// Copies of the model that evaluate points on other threads, kept between calls of
     /// [`Self::share_points`] within a fit.
     pub(super) workers: Vec<GeneralizedLinearMixedModel<'a>>,
@@ -304,6 +308,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             quasi_newton_gtol: None,
             laplace_system: None,
             design_rows: None,
+            mode_linearization: None,
             workers: Vec::new(),
         })
     }

@@ -41,6 +41,7 @@
 //! gradient is offered up to [`MAX_DENSE_RANDOM`] random effects, as the paired gradient
 //! (zero-inflation random effects) still inverts its `H` densely.
 use super::glmm::{GeneralizedLinearMixedModel, SearchStart};
+use super::mode_prediction::ModeLinearization;
 use super::random_effects_system::RandomEffectsSystem;
 use super::response::{LaplaceWeights, Response, ResponseFamily};
 use crate::error::{invalid, MixedError, Result};
@@ -271,6 +272,8 @@ impl GeneralizedLinearMixedModel<'_> {
         // factor of H below, so it is made once, there (a third of a warm PIRLS run).
         let glm = matches!(self.response.family(), ResponseFamily::Glm(_));
         let f = if glm {
+            // From the modes the last gradient predicts for `pars`, where it left them.
+            self.predict_modes(pars);
             self.modes_theta_beta(pars)?;
             f64::NAN
         } else {
@@ -463,6 +466,19 @@ impl GeneralizedLinearMixedModel<'_> {
             Some(ldl2) => self.laplace_with_logdet(ldl2),
             None => f,
         };
+        // Not for the families with a dispersion, whose modes minimize the deviance rather
+        // than −2ℓ (there the prediction cost PIRLS iterations: Gamma 69 → 81 on a 30,000-row
+        // fit).
+        if glm && !self.response.has_scale() {
+            self.mode_linearization = Some(ModeLinearization {
+                pars: pars.to_vec(),
+                modes: u,
+                lambda: self.pirls.lambda.clone(),
+                factor: mode_factor.unwrap_or(factor),
+                score: rd.iter().map(|d| d.s).collect(),
+                information: rd.iter().map(|d| d.w).collect(),
+            });
+        }
         Ok((f, grad))
     }
 }

@@ -12,6 +12,7 @@ pub mod lmm;
 pub mod lmm_gradient;
 pub mod lmm_information;
 pub mod merged_rows;
+mod mode_prediction;
 pub mod pirls;
 pub mod pls;
 pub mod quadrature;

@@ -29,6 +29,28 @@ pub fn split_blocks(
         .collect()
 }
 
+/// The inverse of [`split_blocks`] for the blocks laid end to end (`dense`: block after block,
+/// each level-major): writes them into the factor's `u₁` (block 0) and `u₂`.
+pub fn join_blocks(
+    re: &ReStructure,
+    layout: &TrailingLayout,
+    dense: &[f64],
+    u1: &mut [f64],
+    u2: &mut [f64],
+) {
+    let mut at = 0;
+    for (b, block) in re.blocks.iter().enumerate() {
+        let len = block.n_levels * block.q;
+        if b == 0 {
+            u1.copy_from_slice(&dense[at..at + len]);
+        } else {
+            let start = layout.node_offset[layout.block_node_base[b]];
+            u2[start..start + len].copy_from_slice(&dense[at..at + len]);
+        }
+        at += len;
+    }
+}
+
 /// `b = T u` per block straight from the factor's `u₁`/`u₂`, into preallocated `out` (laid out
 /// as [`split_blocks`]); the per-evaluation form of [`block_effects`].
 pub fn block_effects_into(
