@@ -40,6 +40,8 @@ test_that("core errors cross the boundary with their own message", {
   fit <- lmm(Reaction ~ Days + (1 | Subject), ss)
   model <- fit_engine_inputs(fit)
   bad <- model
+  # The engine reads the grouping factor's codes (engine_terms() passes the factor).
+  bad$terms[[1]]$codes <- as.integer(bad$terms[[1]]$codes)
   bad$terms[[1]]$codes[3] <- 99L
   expect_error(lmm_condvar_rs(bad, TRUE, unname(fit$theta), 1L),
                "grouping factor code 99 at observation 3 is outside 1..18")
