@@ -23,6 +23,7 @@ use crate::linpred;
 
 /// What [`GeneralizedLinearMixedModel::laplace_gradient`] leaves for the next prediction: its
 /// point, its modes (dense layout) and Λ, the factor of `H_O` there and the rows' `s` and `W`.
+#[derive(Clone)]
 pub(super) struct ModeLinearization {
     pub(super) pars: Vec<f64>,
     pub(super) modes: Vec<f64>,

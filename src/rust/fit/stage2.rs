@@ -817,22 +817,38 @@ impl GeneralizedLinearMixedModel<'_> {
     /// The gradient at `pars` and the Hessian as forward differences of the exact gradient
     /// ([`Self::laplace_gradient`]) in the whitened coordinates of `metric`, symmetrized:
     /// `k + 1` gradients (half the `2k + 1` of central differences, see [`GRADIENT_FD_STEP`]
-    /// for their accuracy) instead of the `2k²` criterion values of second differences, each
-    /// from the same warm start and so shared out over the fit's threads
-    /// ([`Self::share_points`]). `None` when the gradient fails at some point (the caller
+    /// for their accuracy) instead of the `2k²` criterion values of second differences: the
+    /// centre, then the `k` steps, each from the centre's modes (and their prediction), shared
+    /// out over the fit's threads ([`Self::share_points`]). `None` when the gradient fails at some point (the caller
     /// differences the criterion instead).
     fn gradient_derivatives(&mut self, pars: &[f64], metric: &Stage2Metric) -> Option<Derivatives> {
         let k = pars.len();
         let start = self.pirls.warm_start();
         let saved_tol = self.pirls.step_tol;
         self.pirls.step_tol = FD_STEP_TOL;
-        // The centre, then a step h along each whitened coordinate.
-        let mut points = vec![vec![0.0; k]];
-        for c in 0..k {
-            let mut y = vec![0.0; k];
-            y[c] = GRADIENT_FD_STEP;
-            points.push(y);
-        }
+        let whitened = |g: Vec<f64>| {
+            g.iter()
+                .all(|v| v.is_finite())
+                .then(|| metric.gradient_to_whitened(&g))
+        };
+        // The centre first: its modes, and for binomial and Poisson their prediction at each
+        // point ([`super::mode_prediction`]: a step of h moves the modes by about h, the
+        // prediction leaves O(h²), so PIRLS confirms them in one iteration), start every point
+        // of a step h along a whitened coordinate, on whichever thread.
+        self.pirls.restore(&start);
+        let centre = self
+            .laplace_gradient(pars)
+            .ok()
+            .and_then(|(_, g)| whitened(g));
+        let centre_start = self.pirls.warm_start();
+        let linearization = self.mode_linearization.take();
+        let points: Vec<Vec<f64>> = (0..k)
+            .map(|c| {
+                let mut y = vec![0.0; k];
+                y[c] = GRADIENT_FD_STEP;
+                y
+            })
+            .collect();
         let gradient_at = |model: &mut GeneralizedLinearMixedModel<'_>,
                            batch: &[Vec<f64>]|
          -> Vec<Option<Vec<f64>>> {
@@ -841,20 +857,23 @@ impl GeneralizedLinearMixedModel<'_> {
                 .map(|y| {
                     let mut x = vec![0.0; k];
                     metric.apply(pars, y, &mut x);
-                    model.pirls.restore(&start);
+                    model.pirls.restore(&centre_start);
+                    model.mode_linearization = linearization.clone();
                     let (_, g) = model.laplace_gradient(&x).ok()?;
-                    g.iter()
-                        .all(|v| v.is_finite())
-                        .then(|| metric.gradient_to_whitened(&g))
+                    whitened(g)
                 })
                 .collect()
         };
-        let gradients = self.share_points(&points, &gradient_at, &|| None);
+        let gradients = match centre {
+            Some(_) => self.share_points(&points, &gradient_at, &|| None),
+            None => Vec::new(),
+        };
         self.pirls.step_tol = saved_tol;
         self.pirls.restore(&start);
         let _ = self.objective_theta_beta(pars, None);
-        let gradients: Vec<Vec<f64>> = gradients.into_iter().collect::<Option<_>>()?;
-        let gy = gradients[0].clone();
+        let gy = centre?;
+        let mut gradients: Vec<Vec<f64>> = gradients.into_iter().collect::<Option<_>>()?;
+        gradients.insert(0, gy.clone());
         let mut hy = vec![0.0; k * k];
         for c in 0..k {
             for r in 0..k {

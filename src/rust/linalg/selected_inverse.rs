@@ -40,6 +40,7 @@ pub struct SparseSymbolic {
 }
 
 /// The simplicial Cholesky factor of a sparse symmetric positive definite `S`.
+#[derive(Clone)]
 pub struct SparseCholesky {
     symbolic: Arc<SparseSymbolic>,
     /// The values of `L`.
