@@ -915,9 +915,7 @@ impl GeneralizedLinearMixedModel<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fit::glmm::PirlsOptions;
-    use crate::model::family::Family;
-    use crate::spec::RandomTerm;
+    use crate::fit::test_models::SlopeAndCrossed;
 
     /// lme4's families (binomial and Poisson with canonical and other links; Gamma, inverse
     /// Gaussian and Gaussian, whose criterion estimates a dispersion, with prior weights) on
@@ -926,68 +924,24 @@ mod tests {
     /// Richardson-extrapolated central differences of the deviance, away from the optimum.
     #[test]
     fn lme4_families_gradient_matches_differences_of_the_deviance() {
-        let n = 90;
-        let g: Vec<u32> = (0..n).map(|i| (i % 9) as u32).collect();
-        let h: Vec<u32> = (0..n).map(|i| ((i * 7 / 5) % 6) as u32).collect();
-        let xs: Vec<f64> = (0..n).map(|i| ((i * 37 % 17) as f64 - 8.0) / 8.0).collect();
-        let x = [vec![1.0; n], xs.clone()].concat();
-        let z_slope = [vec![1.0; n], xs.clone()].concat();
-        let ones = vec![1.0; n];
-        let trials: Vec<f64> = (0..n).map(|i| 1.0 + (i % 4) as f64).collect();
-        let successes: Vec<f64> = (0..n).map(|i| ((i * 5 + i / 7) % 5) as f64).collect();
-        let prop: Vec<f64> = (0..n)
-            .map(|i| successes[i].min(trials[i]) / trials[i])
-            .collect();
-        let counts: Vec<f64> = (0..n).map(|i| ((i * 3 + i / 4) % 6) as f64).collect();
-        let positive: Vec<f64> = (0..n)
-            .map(|i| 0.4 + 0.7 * counts[i] + 0.3 * ((i * 11 % 7) as f64))
-            .collect();
+        let data = SlopeAndCrossed::new();
         let cases = [
-            ("binomial", "logit", &prop, &trials),
-            ("binomial", "probit", &prop, &trials),
-            ("binomial", "cloglog", &prop, &trials),
-            ("poisson", "log", &counts, &ones),
-            ("poisson", "sqrt", &counts, &ones),
-            ("Gamma", "log", &positive, &trials),
-            ("inverse.gaussian", "log", &positive, &trials),
-            ("gaussian", "log", &positive, &ones),
+            ("binomial", "logit", &data.prop, &data.trials),
+            ("binomial", "probit", &data.prop, &data.trials),
+            ("binomial", "cloglog", &data.prop, &data.trials),
+            ("poisson", "log", &data.counts, &data.ones),
+            ("poisson", "sqrt", &data.counts, &data.ones),
+            ("Gamma", "log", &data.positive, &data.trials),
+            ("inverse.gaussian", "log", &data.positive, &data.trials),
+            ("gaussian", "log", &data.positive, &data.ones),
         ];
         for (dist, link, y, w) in cases {
-            let terms = vec![
-                RandomTerm {
-                    levels: g.clone(),
-                    n_levels: 9,
-                    z: &z_slope,
-                    q: 2,
-                    factor_id: 0,
-                    predictor: Default::default(),
-                },
-                RandomTerm {
-                    levels: h.clone(),
-                    n_levels: 6,
-                    z: &ones,
-                    q: 1,
-                    factor_id: 1,
-                    predictor: Default::default(),
-                },
-            ];
-            let spec = ModelSpec::new(y, &x, 2, Some(w), None, terms).expect("spec");
-            let family = Family::new(dist, link).expect("family");
             let eta0 = if dist == "poisson" && link == "sqrt" {
                 1.5
             } else {
                 0.1
             };
-            let mut glmm = GeneralizedLinearMixedModel::with_family(
-                spec,
-                ResponseFamily::Glm(family),
-                trials.clone(),
-                vec![eta0; n],
-                PirlsOptions::default(),
-                faer::Par::Seq,
-            )
-            .expect("model");
-            glmm.prepare_glm_gradient().expect("pattern");
+            let mut glmm = data.model((dist, link), y, w, eta0);
             assert!(glmm.has_laplace_gradient(), "{dist} {link}");
             // θ = (T₁₁, T₂₁, T₂₂ of the slope term; the crossed intercept), then β.
             let beta0 = match dist {

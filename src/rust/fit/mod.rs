@@ -21,3 +21,5 @@ pub mod response;
 mod sqrt_basin;
 mod stage2;
 pub mod start;
+#[cfg(test)]
+mod test_models;

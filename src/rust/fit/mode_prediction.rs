@@ -127,6 +127,7 @@ impl GeneralizedLinearMixedModel<'_> {
 mod tests {
     use crate::fit::glmm::{GeneralizedLinearMixedModel, PirlsOptions};
     use crate::fit::response::ResponseFamily;
+    use crate::fit::test_models::SlopeAndCrossed;
     use crate::linpred;
     use crate::model::family::Family;
     use crate::spec::{ModelSpec, RandomTerm};
@@ -147,56 +148,16 @@ mod tests {
     /// closer than the modes at x₀, and the criterion at x₀ + δd is the same from either start.
     #[test]
     fn predicted_modes_are_second_order_accurate() {
-        let n = 90;
-        let g: Vec<u32> = (0..n).map(|i| (i % 9) as u32).collect();
-        let h: Vec<u32> = (0..n).map(|i| ((i * 7 / 5) % 6) as u32).collect();
-        let xs: Vec<f64> = (0..n).map(|i| ((i * 37 % 17) as f64 - 8.0) / 8.0).collect();
-        let x = [vec![1.0; n], xs.clone()].concat();
-        let z_slope = [vec![1.0; n], xs.clone()].concat();
-        let ones = vec![1.0; n];
-        let trials: Vec<f64> = (0..n).map(|i| 1.0 + (i % 4) as f64).collect();
-        let prop: Vec<f64> = (0..n)
-            .map(|i| (((i * 5 + i / 7) % 5) as f64).min(trials[i]) / trials[i])
-            .collect();
-        let counts: Vec<f64> = (0..n).map(|i| ((i * 3 + i / 4) % 6) as f64).collect();
+        let data = SlopeAndCrossed::new();
         let cases = [
-            ("binomial", "logit", &prop, &trials),
-            ("binomial", "probit", &prop, &trials),
-            ("poisson", "log", &counts, &ones),
+            ("binomial", "logit", &data.prop, &data.trials),
+            ("binomial", "probit", &data.prop, &data.trials),
+            ("poisson", "log", &data.counts, &data.ones),
         ];
         let x0 = [0.8, 0.3, 0.5, 0.6, 0.2, 0.25];
         let direction = [0.5, -0.3, 0.4, 0.8, -1.0, 0.7];
         for (dist, link, y, w) in cases {
-            let terms = vec![
-                RandomTerm {
-                    levels: g.clone(),
-                    n_levels: 9,
-                    z: &z_slope,
-                    q: 2,
-                    factor_id: 0,
-                    predictor: Default::default(),
-                },
-                RandomTerm {
-                    levels: h.clone(),
-                    n_levels: 6,
-                    z: &ones,
-                    q: 1,
-                    factor_id: 1,
-                    predictor: Default::default(),
-                },
-            ];
-            let spec = ModelSpec::new(y, &x, 2, Some(w), None, terms).expect("spec");
-            let family = Family::new(dist, link).expect("family");
-            let mut glmm = GeneralizedLinearMixedModel::with_family(
-                spec,
-                ResponseFamily::Glm(family),
-                trials.clone(),
-                vec![0.1; n],
-                PirlsOptions::default(),
-                faer::Par::Seq,
-            )
-            .expect("model");
-            glmm.prepare_glm_gradient().expect("pattern");
+            let mut glmm = data.model((dist, link), y, w, 0.1);
             glmm.pirls.step_tol = 1e-13;
             let mut errors = Vec::new();
             for delta in [2e-2, 1e-2] {
