@@ -469,7 +469,10 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// [`Self::laplace_with_logdet`] once the caller has factored that system.
     pub(super) fn modes_theta_beta(&mut self, pars: &[f64]) -> Result<()> {
         let nth = self.re.n_par();
-        if pars.len() != nth + self.n_extra() + self.spec.p || self.n_extra() > 0 {
+        if self.n_extra() > 0 {
+            return invalid("the modes without their factor are for lme4's families only");
+        }
+        if pars.len() != nth + self.spec.p {
             return invalid("parameter vector has the wrong length");
         }
         self.set_par(&pars[..nth])?;

@@ -819,8 +819,8 @@ impl GeneralizedLinearMixedModel<'_> {
     /// `k + 1` gradients (half the `2k + 1` of central differences, see [`GRADIENT_FD_STEP`]
     /// for their accuracy) instead of the `2k²` criterion values of second differences: the
     /// centre, then the `k` steps, each from the centre's modes (and their prediction), shared
-    /// out over the fit's threads ([`Self::share_points`]). `None` when the gradient fails at some point (the caller
-    /// differences the criterion instead).
+    /// out over the fit's threads ([`Self::share_points`]). `None` when the gradient fails at
+    /// some point (the caller differences the criterion instead).
     fn gradient_derivatives(&mut self, pars: &[f64], metric: &Stage2Metric) -> Option<Derivatives> {
         let k = pars.len();
         let start = self.pirls.warm_start();
@@ -872,12 +872,11 @@ impl GeneralizedLinearMixedModel<'_> {
         self.pirls.restore(&start);
         let _ = self.objective_theta_beta(pars, None);
         let gy = centre?;
-        let mut gradients: Vec<Vec<f64>> = gradients.into_iter().collect::<Option<_>>()?;
-        gradients.insert(0, gy.clone());
+        let gradients: Vec<Vec<f64>> = gradients.into_iter().collect::<Option<_>>()?;
         let mut hy = vec![0.0; k * k];
         for c in 0..k {
             for r in 0..k {
-                hy[c * k + r] = (gradients[1 + c][r] - gy[r]) / GRADIENT_FD_STEP;
+                hy[c * k + r] = (gradients[c][r] - gy[r]) / GRADIENT_FD_STEP;
             }
         }
         for c in 0..k {
