@@ -106,8 +106,7 @@ fn lmm_devfun_fit_rs(
     verbose: i32,
 ) -> Result<Robj> {
     let item = |name: &str| -> Result<Robj> {
-        record
-            .dollar(name)
+        super::convert::element(record.as_robj(), name)
             .map_err(|_| other(format!("internal: record lacks '{name}'")))
     };
     let code: i32 = item("code")?.try_into()?;
