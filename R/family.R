@@ -105,6 +105,20 @@ check_family <- function(family) {
     stop("'family' is not a valid family object: its 'family' and 'link' ",
          "components must be single strings", call. = FALSE)
   }
+  # A supported family and link (the common case) needs no reason why not.
+  if (!link %in% glmm_families[[name]]) stop_unsupported_family_link(name, link)
+  parts <- c("linkfun", "linkinv", "mu.eta", "variance", "dev.resids", "aic")
+  bad <- parts[!vapply(unclass(family)[parts], is.function, NA)]
+  if (length(bad) || !is.language(family$initialize)) {
+    stop("'family' (", name, ") is not a valid family object: it lacks ",
+         quote_names(c(bad, if (!is.language(family$initialize)) "initialize")),
+         "; build it with ", name, "()", call. = FALSE)
+  }
+  invisible(family)
+}
+
+# Stops with the reason why glmm() cannot fit family `name` with `link`.
+stop_unsupported_family_link <- function(name, link) {
   if (name %in% c("quasi", "quasibinomial", "quasipoisson")) {
     stop("quasi families (here ", name, ") cannot be used in glmm(): they ",
          "have no likelihood, so the Laplace approximation is undefined; use ",
@@ -126,19 +140,9 @@ check_family <- function(family) {
          "families (links): ", supported_families_text(), call. = FALSE)
   }
   links <- glmm_families[[name]]
-  if (!link %in% links) {
-    stop("link '", link, "' is not supported for the ", name, " family; ",
-         "use one of: ", paste0("\"", links, "\"", collapse = ", "),
-         " (e.g. ", name, "(link = \"", links[1L], "\"))", call. = FALSE)
-  }
-  parts <- c("linkfun", "linkinv", "mu.eta", "variance", "dev.resids", "aic")
-  bad <- parts[!vapply(parts, function(p) is.function(family[[p]]), NA)]
-  if (length(bad) || !is.language(family$initialize)) {
-    stop("'family' (", name, ") is not a valid family object: it lacks ",
-         quote_names(c(bad, if (!is.language(family$initialize)) "initialize")),
-         "; build it with ", name, "()", call. = FALSE)
-  }
-  invisible(family)
+  stop("link '", link, "' is not supported for the ", name, " family; ",
+       "use one of: ", paste0("\"", links, "\"", collapse = ", "),
+       " (e.g. ", name, "(link = \"", links[1L], "\"))", call. = FALSE)
 }
 
 #' Process the response of a GLMM as glmer() does
@@ -246,12 +250,11 @@ binomial_response <- function(y, weights, has_weights, frame, what) {
     }
     storage.mode(y) <- "double"
     stop_if_nonfinite(y, what)
-    cols <- count_column_names(frame)
     for (k in 1:2) {
       bad <- which(y[, k] < 0)
       if (length(bad)) {
         stop(what, " has ", length(bad), " negative count",
-             if (length(bad) > 1L) "s", " in column ", k, " (", cols[k],
+             if (length(bad) > 1L) "s", " in column ", k, " (", count_column_names(frame)[k],
              ", e.g. ", format(y[bad[1L], k]), " in row ",
              rownames(frame)[bad[1L]], "); successes and failures must be ",
              ">= 0", call. = FALSE)
@@ -259,7 +262,7 @@ binomial_response <- function(y, weights, has_weights, frame, what) {
       bad <- which(not_whole(y[, k]))
       if (length(bad)) {
         stop(what, " has ", length(bad), " non-integer count",
-             if (length(bad) > 1L) "s", " in column ", k, " (", cols[k],
+             if (length(bad) > 1L) "s", " in column ", k, " (", count_column_names(frame)[k],
              ", e.g. ", format(y[bad[1L], k]), " in row ",
              rownames(frame)[bad[1L]], "); cbind(successes, failures) ",
              "must hold whole numbers of successes and failures",
