@@ -60,7 +60,9 @@ lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
                      etastart = stats::model.extract(frame, "etastart"))
   frame[["(mustart)"]] <- NULL
   frame[["(etastart)"]] <- NULL
-  frame <- annotate_frame(frame, parsed, mc, expand = is.null(family))
+  # The fixed part's terms, read by the frame's annotation and by X's builder.
+  fixed_terms <- stats::terms(parsed$fixed_formula)
+  frame <- annotate_frame(frame, parsed, mc, expand = is.null(family), fixed_terms)
   n <- nrow(frame)
   if (is.null(family)) {
     y <- frame_response(frame)
@@ -83,7 +85,8 @@ lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
                               MoreArgs = list(frame = frame, env = environment(formula))))
   flist <- make_flist(reterms)
   check_grouping(flist, reterms, n, control, allow_n = !is.null(family))
-  X <- checked_fixed_matrix(parsed$fixed_formula, frame, fixed_contrasts(mc, env), control)
+  X <- checked_fixed_matrix(parsed$fixed_formula, frame, fixed_contrasts(mc, env), control,
+                            fixed_terms)
   out <- list(formula = formula, frame = frame, y = y, X = X,
               fixed_formula = parsed$fixed_formula, weights = weights,
               offset = offset, reterms = reterms, flist = flist,
@@ -286,7 +289,8 @@ has_unused_levels <- function(x) {
 # fixed and the random part (used to rebuild matrices for new data). They are
 # picked out of the full frame's `predvars` rather than by building two more
 # model frames.
-annotate_frame <- function(frame, parsed, mc, expand = TRUE) {
+annotate_frame <- function(frame, parsed, mc, expand = TRUE,
+                           fixed_terms = stats::terms(parsed$fixed_formula)) {
   attr(frame, "formula") <- if (expand) parsed$expanded_formula else parsed$formula
   attr(frame, "offset") <- mc$offset
   trms <- attr(frame, "terms")
@@ -299,7 +303,7 @@ annotate_frame <- function(frame, parsed, mc, expand = TRUE) {
     labels = vapply(variables, deparse_var, ""),
     predvars = as.list(attr(trms, "predvars"))[-1L]
   )
-  fixed_wanted <- formula_variables(parsed$fixed_formula)
+  fixed_wanted <- as.list(attr(fixed_terms, "variables"))[-1L]
   fixed_labels <- variable_labels_in(fixed_wanted, frame_vars)
   extras <- intersect(c("(weights)", "(offset)"), names(frame))
   attr(trms, "predvars.fixed") <- subset_predvars(frame_vars, fixed_wanted,
@@ -448,8 +452,9 @@ double_storage <- function(X) {
 # `extra` holds attributes to add after those (the scale check's
 # `msgScaleX`): an object made in Rust is copied when R modifies it, so the
 # simple path's Rust builder sets every attribute.
-fixed_matrix <- function(fixed_formula, frame, contrasts = NULL, extra = list()) {
-  X <- if (is.null(contrasts)) simple_fixed_matrix(fixed_formula, frame, extra)
+fixed_matrix <- function(fixed_formula, frame, contrasts = NULL, extra = list(),
+                         terms = stats::terms(fixed_formula)) {
+  X <- if (is.null(contrasts)) simple_fixed_matrix(terms, frame, extra)
   if (is.null(X)) {
     X <- tryCatch(stats::model.matrix(fixed_formula, frame, contrasts.arg = contrasts),
                   error = function(e) {
@@ -468,12 +473,14 @@ fixed_matrix <- function(fixed_formula, frame, contrasts = NULL, extra = list())
 # dropped per `control$check.rankX` (drop_deficient_columns()) and the scales
 # of the others checked per `control$check.scaleX` (attribute `msgScaleX`, as
 # lme4's checkScaleX() sets it).
-checked_fixed_matrix <- function(fixed_formula, frame, contrasts, control) {
+checked_fixed_matrix <- function(fixed_formula, frame, contrasts, control,
+                                 terms = stats::terms(fixed_formula)) {
   scale_level <- control$check.scaleX
   # lme4's attribute (no message: character()) is set as X is made: once X
   # has been to Rust, R would copy it to add one (VerbAgg's X: 1 ms).
   X <- fixed_matrix(fixed_formula, frame, contrasts,
-                    extra = if (scale_level != "ignore") list(msgScaleX = character()))
+                    extra = if (scale_level != "ignore") list(msgScaleX = character()),
+                    terms = terms)
   check_scales <- scale_level != "ignore" && ncol(X) > 0L
   if (!check_scales) attr(X, "msgScaleX") <- NULL
   checks <- fixed_matrix_checks_rs(X)
@@ -482,7 +489,7 @@ checked_fixed_matrix <- function(fixed_formula, frame, contrasts, control) {
          " has non-finite values (NA, NaN or Inf); check the variable(s) ",
          "and transformations it is made from", call. = FALSE)
   }
-  X <- drop_deficient_columns(X, control$check.rankX, gram = checks$crossprod)
+  X <- drop_deficient_columns(X, control$check.rankX, checks = checks)
   if (check_scales) {
     # The log sds of the columns kept (the QR keeps their order).
     dropped <- attr(X, "col.dropped")
@@ -521,9 +528,9 @@ fixed_contrasts <- function(mc, env) {
 # names and the `contrasts` attribute. NULL for any other fixed part
 # (interactions, other contrasts, ordered, logical or character variables,
 # matrices, non-syntactic names, variables without a column, ...), which then
-# goes through model.matrix().
-simple_fixed_matrix <- function(fixed_formula, frame, extra = list()) {
-  tt <- stats::terms(fixed_formula)
+# goes through model.matrix(). `tt`: the fixed part's terms (or formula).
+simple_fixed_matrix <- function(tt, frame, extra = list()) {
+  if (!inherits(tt, "terms")) tt <- stats::terms(tt)
   labels <- attr(tt, "term.labels")
   intercept <- attr(tt, "intercept") == 1L
   n_vars <- length(attr(tt, "variables")) - 1L - (attr(tt, "response") > 0L) -
@@ -580,9 +587,10 @@ treatment_factor <- function(x) {
 # Drops columns of a rank-deficient X as lme4 does (pivoted LINPACK QR with
 # tolerance 1e-7, keeping the first `rank` pivots) and reports it according
 # to check.rankX. Adds attributes `col.dropped` and `msgRankdrop` on drop.
-drop_deficient_columns <- function(X, level, tol = 1e-7, gram = crossprod(X)) {
+drop_deficient_columns <- function(X, level, tol = 1e-7,
+                                   checks = fixed_matrix_checks_rs(X)) {
   p <- ncol(X)
-  if (p == 0L || clearly_full_rank(X, tol, gram)) return(X)
+  if (p == 0L || clearly_full_rank(checks$min_cosine_eigenvalue, tol)) return(X)
   dec <- qr(X, tol = tol, LAPACK = FALSE)
   rank <- dec$rank
   if (rank == p) return(X)
@@ -629,16 +637,13 @@ report_rank_drop <- function(level, rank, p, dropped_names) {
 # projection on the columns before it is shorter than `tol` times its length;
 # with the columns scaled to length 1, what is left is at least the smallest
 # singular value of the scaled X, the square root of the smallest eigenvalue
-# of its cross-product C. Requiring that eigenvalue to exceed max(1e-6,
-# (1000 tol)^2) leaves a margin of 1000 on `tol` and far more than the
-# rounding errors of C. Otherwise (or with a zero or non-finite column) FALSE,
-# and the QR decides.
-clearly_full_rank <- function(X, tol, G = crossprod(X)) {
-  len <- sqrt(diag(G))
-  if (!all(is.finite(G)) || any(len == 0)) return(FALSE)
-  C <- G / tcrossprod(len)
-  ev <- eigen(C, symmetric = TRUE, only.values = TRUE)$values
-  all(is.finite(ev)) && min(ev) > max(1e-6, (1000 * tol)^2)
+# `min_eigenvalue` of its cross-product, the columns' cosine matrix (from
+# fixed_matrix_checks_rs(); NA with a zero or non-finite column). Requiring
+# that eigenvalue to exceed max(1e-6, (1000 tol)^2) leaves a margin of 1000
+# on `tol` and far more than the rounding errors of the matrix. Otherwise
+# FALSE, and the QR decides.
+clearly_full_rank <- function(min_eigenvalue, tol) {
+  isTRUE(min_eigenvalue > max(1e-6, (1000 * tol)^2))
 }
 
 # lme4's scale test on the log standard deviations of the non-0/1 columns

@@ -317,24 +317,38 @@ test_that("bars become sums as the call-by-call rewrite makes them", {
 })
 
 test_that("a clearly full-rank X skips the QR with the same result", {
+  clearly <- function(X, tol) {
+    clearly_full_rank(fixed_matrix_checks_rs(X)$min_cosine_eigenvalue, tol)
+  }
   set.seed(5)
   n <- 200
   X <- cbind(1, x = rnorm(n), z = runif(n), k = rpois(n, 3))
-  expect_true(clearly_full_rank(X, 1e-7))
+  expect_true(clearly(X, 1e-7))
   expect_identical(qr(X, tol = 1e-7, LAPACK = FALSE)$rank, 4L)
   expect_identical(drop_deficient_columns(X, "message+drop.cols"), X)
   # nearly collinear, zero and exactly collinear columns go to the QR
   near <- cbind(X, w = X[, "x"] + 1e-5 * rnorm(n))
-  expect_false(clearly_full_rank(near, 1e-7))
+  expect_false(clearly(near, 1e-7))
   expect_identical(qr(near, tol = 1e-7, LAPACK = FALSE)$rank, 5L)
   expect_identical(drop_deficient_columns(near, "message+drop.cols"), near)
-  expect_false(clearly_full_rank(cbind(X, 0), 1e-7))
+  expect_false(clearly(cbind(X, 0), 1e-7))
   collinear <- cbind(X, v = 2 * X[, "x"] - X[, "z"])
-  expect_false(clearly_full_rank(collinear, 1e-7))
+  expect_false(clearly(collinear, 1e-7))
   expect_message(out <- drop_deficient_columns(collinear, "message+drop.cols"),
                  "dropping 1 column")
   expect_identical(colnames(out), colnames(X))
-  expect_true(clearly_full_rank(matrix(3, 5, 1), 1e-7))
+  expect_true(clearly(matrix(3, 5, 1), 1e-7))
+  # the decision as R's eigen() of the cosine matrix would make it
+  by_r <- function(X, tol) {
+    len <- sqrt(colSums(X^2))
+    if (any(len == 0)) return(FALSE)
+    ev <- eigen(crossprod(X) / tcrossprod(len), symmetric = TRUE, only.values = TRUE)$values
+    min(ev) > max(1e-6, (1000 * tol)^2)
+  }
+  for (M in list(X, near, cbind(X, 0), collinear, matrix(3, 5, 1),
+                 cbind(X, w = X[, "x"] + 1e-2 * rnorm(n)))) {
+    expect_identical(clearly(M, 1e-7), by_r(M, 1e-7))
+  }
 })
 
 test_that("the scale check finds the same continuous columns as a full scan", {
@@ -374,11 +388,20 @@ test_that("the checks of X in Rust agree with R's crossprod(), is.finite() and s
   expect_identical(is.na(checks$log_sd), c(TRUE, TRUE, FALSE, FALSE))
   expect_equal(checks$log_sd[3:4], log(apply(X[, 3:4], 2, stats::sd)), tolerance = 1e-13,
                ignore_attr = TRUE)
+  # the smallest eigenvalue of the columns' cosine matrix, as R's eigen() gives it
+  cosine <- function(X) crossprod(X) / tcrossprod(sqrt(colSums(X^2)))
+  smallest <- function(X) min(eigen(cosine(X), symmetric = TRUE, only.values = TRUE)$values)
+  expect_equal(checks$min_cosine_eigenvalue, smallest(X), tolerance = 1e-12)
+  near <- cbind(X, w = X[, "x"] + 1e-3 * rnorm(n))
+  # (an eigenvalue's error is absolute, rounding times the matrix's norm)
+  expect_lt(abs(fixed_matrix_checks_rs(near)$min_cosine_eigenvalue - smallest(near)), 1e-14)
+  expect_true(is.na(fixed_matrix_checks_rs(cbind(X, 0))$min_cosine_eigenvalue))
   X[7, 3] <- NA
   X[9, 4] <- Inf
   checks <- fixed_matrix_checks_rs(X)
   expect_identical(checks$finite, c(TRUE, TRUE, FALSE, FALSE))
   expect_true(all(is.nan(checks$crossprod)))
+  expect_true(is.na(checks$min_cosine_eigenvalue))
 })
 
 test_that("the fixed-effects matrix carries lme4's attributes in lme4's order", {

@@ -2,8 +2,9 @@
 //! over its columns:
 //!
 //! - which columns are finite (no NA, NaN or ±Inf): a model with one is an error naming it;
-//! - the cross-product `XᵀX`, from which the front end decides whether `X` is clearly of full
-//!   rank before it would run lme4's pivoted QR (`check.rankX`);
+//! - the cross-product `XᵀX` and the smallest eigenvalue of the columns' cosine matrix
+//!   `D^{-1/2} XᵀX D^{-1/2}` (`D` its diagonal), from which the front end decides whether `X` is
+//!   clearly of full rank before it would run lme4's pivoted QR (`check.rankX`);
 //! - for each column that is not a 0/1 indicator, the logarithm of its sample standard
 //!   deviation `log √(Σ (xᵢ − x̄)² / (n − 1))` (`check.scaleX`); indicator columns are left out.
 //!
@@ -20,6 +21,9 @@ pub struct FixedMatrixChecks {
     /// `XᵀX`, `p × p` column-major (both triangles); NaN everywhere when some column is not
     /// finite.
     pub cross_product: Vec<f64>,
+    /// The smallest eigenvalue of the cosine matrix of the columns, `None` when some column is
+    /// not finite or all zero (or there are none).
+    pub min_cosine_eigenvalue: Option<f64>,
     /// The log standard deviation of each column, `None` for a 0/1 indicator column (NaN for
     /// another column when `n < 2`).
     pub log_sd: Vec<Option<f64>>,
@@ -55,10 +59,23 @@ pub fn fixed_matrix_checks(x: &[f64], n: usize) -> FixedMatrixChecks {
         }
     }
     FixedMatrixChecks {
+        min_cosine_eigenvalue: min_cosine_eigenvalue(&cross_product, p),
         finite,
         cross_product,
         log_sd: column_log_sds(&x[..n * p], n),
     }
+}
+
+/// The smallest eigenvalue of `D^{-1/2} G D^{-1/2}` for the `p × p` Gram matrix `G` (`D` its
+/// diagonal), `None` when `G` is not finite, has a zero diagonal or is empty.
+fn min_cosine_eigenvalue(gram: &[f64], p: usize) -> Option<f64> {
+    let len: Vec<f64> = (0..p).map(|j| gram[j * p + j].sqrt()).collect();
+    if p == 0 || gram.iter().any(|v| !v.is_finite()) || len.iter().any(|&l| l == 0.0) {
+        return None;
+    }
+    let cosine = faer::Mat::from_fn(p, p, |r, c| gram[c * p + r] / (len[r] * len[c]));
+    let values = cosine.self_adjoint_eigenvalues(faer::Side::Lower).ok()?;
+    values.first().copied().filter(|v| v.is_finite())
 }
 
 /// The log standard deviation of each column of the `n`-row column-major `x`, `None` for a
@@ -116,6 +133,34 @@ mod tests {
         }
         assert_eq!(checks.cross_product, expected);
         assert_eq!(checks.log_sd, column_log_sds(&x, 4));
+    }
+
+    #[test]
+    fn the_smallest_cosine_eigenvalue_detects_collinear_columns() {
+        // Two columns at 45 degrees: cosine matrix [1 c; c 1], eigenvalues 1 ± c.
+        let x = [1.0, 0.0, 1.0, 1.0];
+        let c = 1.0 / 2.0f64.sqrt();
+        let got = fixed_matrix_checks(&x, 2).min_cosine_eigenvalue.unwrap();
+        assert!((got - (1.0 - c)).abs() < 1e-15, "{got}");
+        // A column that is twice another: 0 up to rounding.
+        let x = [1.0, 2.0, 3.0, 2.0, 4.0, 6.0];
+        assert!(
+            fixed_matrix_checks(&x, 3)
+                .min_cosine_eigenvalue
+                .unwrap()
+                .abs()
+                < 1e-14
+        );
+        // An all-zero column, a non-finite one, no columns.
+        assert_eq!(
+            fixed_matrix_checks(&[1.0, 1.0, 0.0, 0.0], 2).min_cosine_eigenvalue,
+            None
+        );
+        assert_eq!(
+            fixed_matrix_checks(&[1.0, f64::NAN], 2).min_cosine_eigenvalue,
+            None
+        );
+        assert_eq!(fixed_matrix_checks(&[], 2).min_cosine_eigenvalue, None);
     }
 
     #[test]

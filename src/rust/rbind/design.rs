@@ -16,8 +16,10 @@ fn matrix_rows(x: &Robj) -> extendr_api::Result<usize> {
 }
 
 /// lme4's checks of the double matrix `x`: `finite` (logical per column), `crossprod` (`XᵀX`,
-/// NaN when some column is not finite) and `log_sd` (the log standard deviation of each column
-/// that is not a 0/1 indicator, `NA` for the indicator columns).
+/// NaN when some column is not finite), `min_cosine_eigenvalue` (the smallest eigenvalue of the
+/// columns' cosine matrix, `NA` when some column is not finite or all zero) and `log_sd` (the
+/// log standard deviation of each column that is not a 0/1 indicator, `NA` for the indicator
+/// columns).
 /// @noRd
 #[extendr]
 fn fixed_matrix_checks_rs(x: Robj) -> extendr_api::Result<Robj> {
@@ -32,6 +34,7 @@ fn fixed_matrix_checks_rs(x: Robj) -> extendr_api::Result<Robj> {
     Ok(list!(
         finite = checks.finite,
         crossprod = gram,
+        min_cosine_eigenvalue = checks.min_cosine_eigenvalue,
         log_sd = checks.log_sd
     )
     .into())
