@@ -16,25 +16,37 @@
 #' @noRd
 parse_lmm_formula <- function(formula) {
   rhs <- expand_double_bars(formula[[3L]])
-  terms <- find_bar_terms(rhs)
-  if (length(terms) == 0L) {
+  parts <- read_bar_terms(rhs, environment(formula))
+  if (length(parts$bars) == 0L) {
     stop("the formula ", deparse1(formula), " has no random-effects term: ",
          "add one such as (1 | group), or use lm() for a model without ",
          "random effects", call. = FALSE)
   }
-  env <- environment(formula)
+  list(
+    formula = formula,
+    bars = parts$bars,
+    structures = parts$structures,
+    fixed_formula = with_rhs(formula, parts$fixed),
+    frame_formula = with_rhs(formula, bars_to_sums(rhs)),
+    expanded_formula = with_rhs(formula, rhs)
+  )
+}
+
+# The random-effects terms of a right-hand side (`||` already expanded) read
+# as parse_lmm_formula() reads them: `bars` (each `lhs | group`, structure
+# unwrapped, nesting expanded), `structures` (per bar its covariance
+# structure, see term_structure(); `hom` evaluated in `env`) and `fixed` (the
+# right-hand side without its bars, `1` when nothing is left).
+read_bar_terms <- function(rhs, env) {
+  split <- split_bars(rhs)
+  terms <- split$bars
   structures <- lapply(terms, term_structure, env = env)
   bars <- lapply(terms, unwrap_structure)
   lapply(bars, check_bar)
   expanded <- lapply(bars, expand_nesting)
-  list(
-    formula = formula,
-    bars = unlist(expanded, recursive = FALSE),
-    structures = rep(structures, lengths(expanded)),
-    fixed_formula = with_rhs(formula, fixed_rhs(rhs)),
-    frame_formula = with_rhs(formula, bars_to_sums(rhs)),
-    expanded_formula = with_rhs(formula, rhs)
-  )
+  list(bars = unlist(expanded, recursive = FALSE),
+       structures = rep(structures, lengths(expanded)),
+       fixed = if (is.null(split$rest)) 1 else split$rest)
 }
 
 #' Turn the `formula` argument into a two-sided formula object
@@ -207,25 +219,44 @@ double_bar_terms <- function(bar) {
   Reduce(function(a, b) call("+", a, b), terms)
 }
 
-# Collects the bar terms of a right-hand side (parentheses stripped), in
-# formula order. A bar anywhere else than in a sum is an error.
-find_bar_terms <- function(expr) {
-  if (!contains_bar(expr)) return(list())
+# The bar terms of a right-hand side (parentheses stripped, in formula order)
+# and the right-hand side without them (NULL when nothing is left), from one
+# walk: `list(bars, rest)`. Bars may sit in sums: under `+`, parentheses and
+# on the left of a binary `-`; a bar anywhere else is an error.
+split_bars <- function(expr) {
+  if (!contains_bar(expr)) return(list(bars = list(), rest = expr))
   head <- expr[[1L]]
   if (identical(head, sym_bar) || identical(head, sym_double_bar) ||
       is_structured(expr)) {
-    return(list(expr))
+    return(list(bars = list(expr), rest = NULL))
   }
   plus <- identical(head, sym_plus)
   if (identical(head, sym_paren) || (plus && length(expr) == 2L)) {
-    return(find_bar_terms(expr[[2L]]))
+    inner <- split_bars(expr[[2L]])
+    if (is.null(inner$rest)) return(inner)
+    expr[[2L]] <- inner$rest
+    return(list(bars = inner$bars, rest = expr))
   }
   if (plus && length(expr) == 3L) {
-    return(c(find_bar_terms(expr[[2L]]), find_bar_terms(expr[[3L]])))
+    left <- split_bars(expr[[2L]])
+    right <- split_bars(expr[[3L]])
+    rest <- if (is.null(left$rest)) {
+      right$rest
+    } else if (is.null(right$rest)) {
+      left$rest
+    } else {
+      expr[[2L]] <- left$rest
+      expr[[3L]] <- right$rest
+      expr
+    }
+    return(list(bars = c(left$bars, right$bars), rest = rest))
   }
   if (identical(head, sym_minus) && length(expr) == 3L &&
       !contains_bar(expr[[3L]])) {
-    return(find_bar_terms(expr[[2L]]))
+    left <- split_bars(expr[[2L]])
+    rest <- if (is.null(left$rest)) call("-", expr[[3L]]) else
+      call("-", left$rest, expr[[3L]])
+    return(list(bars = left$bars, rest = rest))
   }
   if (is.symbol(head) && length(expr) >= 2L && is_bar(expr[[2L]])) {
     stop("unknown covariance structure ", as.character(head), "() in ",
@@ -278,39 +309,6 @@ nesting_groups <- function(group, bar) {
   }
   outer <- nesting_groups(group[[2L]], bar)
   c(list(call(":", group[[3L]], outer[[1L]])), outer)
-}
-
-# Right-hand side of the fixed part: the bars removed (`1` if nothing is
-# left), everything else untouched.
-fixed_rhs <- function(rhs) {
-  rhs <- drop_bars(rhs)
-  if (is.null(rhs)) 1 else rhs
-}
-
-# Removes bar terms from a right-hand side; NULL when nothing remains.
-drop_bars <- function(expr) {
-  if (!contains_bar(expr)) return(expr)
-  head <- expr[[1L]]
-  if (identical(head, sym_bar) || identical(head, sym_double_bar) ||
-      is_structured(expr)) {
-    return(NULL)
-  }
-  if (identical(head, sym_paren) || length(expr) == 2L) {
-    inner <- drop_bars(expr[[2L]])
-    if (is.null(inner)) return(NULL)
-    expr[[2L]] <- inner
-    return(expr)
-  }
-  left <- drop_bars(expr[[2L]])
-  right <- drop_bars(expr[[3L]])
-  if (identical(head, sym_minus)) {
-    return(if (is.null(left)) call("-", right) else call("-", left, right))
-  }
-  if (is.null(left)) return(right)
-  if (is.null(right)) return(left)
-  expr[[2L]] <- left
-  expr[[3L]] <- right
-  expr
 }
 
 # Replaces `|` and `||` by `+`, so that `model.frame` sees every variable of

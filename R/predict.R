@@ -570,13 +570,14 @@ prediction_bars <- function(object, re.form) {
   rhs <- re.form[[2L]]
   if (is_zero(rhs)) return(list())
   rhs <- expand_double_bars(rhs)
-  bars <- find_bar_terms(rhs)
+  split <- split_bars(rhs)
+  bars <- split$bars
   if (length(bars) == 0L) {
     stop("'re.form' (", deparse1(re.form), ") has no random-effects term; ",
          "use re.form = NA or ~0 for population-level predictions",
          call. = FALSE)
   }
-  rest <- drop_bars(rhs)
+  rest <- split$rest
   if (!is.null(rest) && !is_zero(rest) && !identical(rest, 1)) {
     stop("'re.form' may contain only random-effects terms such as (1 | g), ",
          "not '", deparse1(rest), "' (fixed effects are always included)",

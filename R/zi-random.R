@@ -11,20 +11,13 @@
 # glmmTMB reads `~ (1 | g)`), `bars` and `structures` as parse_lmm_formula()
 # gives them.
 split_part_formula <- function(formula) {
-  rhs <- expand_double_bars(formula[[2L]])
-  terms <- find_bar_terms(rhs)
-  if (length(terms) == 0L) {
+  parts <- read_bar_terms(expand_double_bars(formula[[2L]]), environment(formula))
+  if (length(parts$bars) == 0L) {
     return(list(fixed = formula, bars = list(), structures = list()))
   }
-  env <- environment(formula)
-  structures <- lapply(terms, term_structure, env = env)
-  bars <- lapply(terms, unwrap_structure)
-  lapply(bars, check_bar)
-  expanded <- lapply(bars, expand_nesting)
   fixed <- formula
-  fixed[[2L]] <- fixed_rhs(rhs)
-  list(fixed = fixed, bars = unlist(expanded, recursive = FALSE),
-       structures = rep(structures, lengths(expanded)))
+  fixed[[2L]] <- parts$fixed
+  list(fixed = fixed, bars = parts$bars, structures = parts$structures)
 }
 
 # The zero-inflation model's random-effects terms on the model frame (as

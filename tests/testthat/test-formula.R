@@ -66,10 +66,10 @@ test_that("parsing keeps the formula's class and environment", {
   expect_identical(environment(parsed$fixed_formula), env)
   expect_identical(environment(parsed$frame_formula), env)
   expect_identical(deparse1(parsed$fixed_formula), "y ~ x + offset(z)")
-  expect_identical(deparse1(fixed_rhs(quote((1 | g)))), "1")
+  expect_identical(deparse1(read_bar_terms(quote((1 | g)), env)$fixed), "1")
   # lme4::nobars() turns `(1 | g) - 1` into `1`; the intercept is removed
   # here, as written
-  expect_identical(deparse1(fixed_rhs(quote((1 | g) - 1))), "-1")
+  expect_identical(deparse1(read_bar_terms(quote((1 | g) - 1), env)$fixed), "-1")
 })
 
 test_that("sleepstudy: correlated, uncorrelated and split slopes match lme4", {
