@@ -70,7 +70,7 @@ pub fn fixed_matrix_checks(x: &[f64], n: usize) -> FixedMatrixChecks {
 /// diagonal), `None` when `G` is not finite, has a zero diagonal or is empty.
 fn min_cosine_eigenvalue(gram: &[f64], p: usize) -> Option<f64> {
     let len: Vec<f64> = (0..p).map(|j| gram[j * p + j].sqrt()).collect();
-    if p == 0 || gram.iter().any(|v| !v.is_finite()) || len.iter().any(|&l| l == 0.0) {
+    if p == 0 || gram.iter().any(|v| !v.is_finite()) || len.contains(&0.0) {
         return None;
     }
     let cosine = faer::Mat::from_fn(p, p, |r, c| gram[c * p + r] / (len[r] * len[c]));
