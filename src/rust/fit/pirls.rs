@@ -58,6 +58,9 @@ const QUADRATIC_LARGEST_STEP: f64 = 1e-3;
 const FLAT_INDEFINITE_ITERATIONS: usize = 5;
 /// Largest number of doublings of a step taken with stand-in weights ([`Pirls::extend_step`]).
 const MAX_STEP_DOUBLINGS: usize = 10;
+/// The largest relative PIRLS step after which a non-canonical link of lme4's families takes
+/// the observed information where it is negative (see [`Pirls::guard_negative_information`]).
+const NEGATIVE_INFORMATION_STEP: f64 = 0.1;
 /// Observations from which the pass over them (η, μ, deviance) is split over threads.
 const PARALLEL_ROWS: usize = 1 << 17;
 
@@ -192,6 +195,10 @@ pub(super) struct Pirls {
     pub(super) par: Par,
     /// PIRLS stops when the estimated relative error of the modes is below this.
     pub(super) step_tol: f64,
+    /// Whether steps far from the modes take the expected information where the observed is
+    /// negative (lme4's families with a non-canonical link; near the modes every step is a
+    /// Newton step, negative observed information included).
+    guard_negative_information: bool,
     /// Deviance residual of each observation (summed in order after a parallel pass).
     dev_terms: Vec<f64>,
     /// With random effects in the zero-inflation logit: the working values of the two
@@ -234,12 +241,25 @@ impl Pirls {
             .map(|b| vec![0.0; b.n_levels * b.q])
             .collect();
         let (mut joint_chol, mut u_chol) = (joint_chol, u_chol);
-        let extended = matches!(
+        // Working weights may be negative where a Newton step takes the observed information:
+        // for the families with extra parameters, and for a non-canonical link (with the log
+        // link, an inverse Gaussian row below half its mean, a Gaussian one above twice its
+        // mean). The system for β and
+        // u is then positive definite as a rule, but the response's own pivot (the penalized
+        // weighted residual sum of squares, which the step does not need) need not be;
+        // refusing it had every such step fall back to the expected information, which
+        // converges only linearly (rate 0.45 on a 2,000-row inverse Gaussian fit, 386 PIRLS
+        // iterations instead of 102).
+        let negative_weights = match response.family() {
+            super::response::ResponseFamily::Extended(_) => true,
+            super::response::ResponseFamily::Glm(f) => !f.is_canonical(),
+        };
+        joint_chol.response_pivot_optional = negative_weights;
+        u_chol.response_pivot_optional = negative_weights;
+        let guard_negative_information = matches!(
             response.family(),
-            super::response::ResponseFamily::Extended(_)
+            super::response::ResponseFamily::Glm(f) if !f.is_canonical()
         );
-        joint_chol.response_pivot_optional = extended;
-        u_chol.response_pivot_optional = extended;
         let q0 = joint_cp.q0 * joint_cp.l0;
         let m = joint_cp.layout.m;
         let paired = re.has_zero_inflation_terms();
@@ -293,6 +313,7 @@ impl Pirls {
             warm: false,
             iterations: 0,
             quadratic_constant: None,
+            guard_negative_information,
             drsum: f64::NAN,
             effects,
             par,
@@ -519,12 +540,14 @@ impl Pirls {
     /// identity link far from the data) that observation keeps its Fisher weight, which keeps
     /// the system positive definite; step halving guards the rest. The modes are the same
     /// either way; the Laplace determinant always uses the expected weights (as lme4 does).
+    /// Returns whether the expected information stood in for a negative observed one (see
+    /// [`Response::working_values`]).
     pub(super) fn working_values(
         &mut self,
         response: &Response<'_>,
         mode: Mode,
         choice: WeightChoice,
-    ) {
+    ) -> bool {
         debug_assert!(mode == Mode::Joint || !self.fixed_stale);
         if let Some(paired) = self.paired.as_mut() {
             // The rows' derivatives from the last pass, where they are those of this state.
@@ -543,7 +566,7 @@ impl Pirls {
             );
             // The mean's own weights stand for the pair where one weight is asked for.
             self.work_w.copy_from_slice(&paired.w_mean);
-            return;
+            return false;
         }
         response.working_values(
             &self.eta,
@@ -554,7 +577,7 @@ impl Pirls {
             choice,
             &mut self.work_w,
             &mut self.work_z,
-        );
+        )
     }
 
     /// The working weights last formed.
@@ -765,14 +788,28 @@ impl Pirls {
         let mut flat_indefinite = 0usize;
         for iteration in 1..=self.opts.max_iter {
             self.iterations += 1;
-            self.working_values(response, mode, WeightChoice::Newton);
-            let mut fell_back = false;
+            // Far from the modes (a first step, or the last step above
+            // `NEGATIVE_INFORMATION_STEP`) a non-canonical link of lme4's families takes the
+            // expected information where the observed is not positive: a Newton step through a
+            // nearly singular observed information overshot there (inverse Gaussian bootstrap
+            // refits from the original fit's predictor, whose fixed-effects block then became
+            // singular). Where every row's observed information is positive the two choices are
+            // the same step.
+            let choice = if self.guard_negative_information
+                && (prev_step.is_nan() || prev_step >= NEGATIVE_INFORMATION_STEP)
+            {
+                WeightChoice::NewtonPositive
+            } else {
+                WeightChoice::Newton
+            };
+            // A guarded step that stood in the expected information is not a Newton step.
+            let mut fell_back = self.working_values(response, mode, choice);
             if self.refactor(spec, re, mode).is_err() {
                 // Some observed information is negative and the system is not positive
                 // definite: a step with the expected information where the observed is not
                 // positive.
                 fell_back = true;
-                self.working_values(response, mode, WeightChoice::NewtonPositive);
+                let _ = self.working_values(response, mode, WeightChoice::NewtonPositive);
                 if let Err(e) = self.refactor(spec, re, mode) {
                     // With the square-root link, weights that are not numbers at a count of 0
                     // whose η is 0: name that cause.
@@ -901,7 +938,12 @@ impl Pirls {
                 };
                 trace(&format!(
                     "  PIRLS {iteration}: penalized deviance {pdev:.8}, largest relative step \
-                     {shown}"
+                     {shown}{}",
+                    if fell_back {
+                        " (expected information where the observed is not positive)"
+                    } else {
+                        ""
+                    }
                 ));
             }
             if settled && (error < self.step_tol || stalled) {
@@ -980,7 +1022,7 @@ impl Pirls {
         response: &mut Response<'_>,
         mode: Mode,
     ) -> Result<()> {
-        self.working_values(response, mode, WeightChoice::Final);
+        let _ = self.working_values(response, mode, WeightChoice::Final);
         self.refactor(spec, re, mode)?;
         self.ldl2_value = match mode {
             Mode::Joint => self.joint_chol.logdet_l11 + self.joint_chol.logdet_l22,

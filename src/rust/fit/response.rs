@@ -1250,6 +1250,10 @@ impl<'a> Response<'a> {
     /// and the expected one for the joint system of stage 1 and the fit's `R_X`: the observed
     /// information of a zero-inflated zero can be negative, which the random effects' block
     /// (with its identity) absorbs but the fixed effects' block need not.
+    ///
+    /// Returns whether some row of lme4's families had a negative observed information that
+    /// [`WeightChoice::NewtonPositive`] replaced by the expected one (the step is then not a
+    /// Newton step); `false` for the extended families.
     #[allow(clippy::too_many_arguments)]
     pub fn working_values(
         &self,
@@ -1261,7 +1265,7 @@ impl<'a> Response<'a> {
         choice: WeightChoice,
         work_w: &mut [f64],
         work_z: &mut [f64],
-    ) {
+    ) -> bool {
         let newton = choice != WeightChoice::Final;
         let family = match &self.family {
             ResponseFamily::Glm(f) => *f,
@@ -1302,7 +1306,7 @@ impl<'a> Response<'a> {
                     work_w[i] = w;
                     work_z[i] = if uonly { z - xb[i] } else { z };
                 }
-                return;
+                return false;
             }
         };
         let y = self.y;
@@ -1316,6 +1320,7 @@ impl<'a> Response<'a> {
         // of 0.13 on an inverse Gaussian fit, and for the families with a dispersion the
         // criterion takes the modes' error to first order.
         let any_sign = choice == WeightChoice::Newton;
+        let mut stood_in = false;
         let out = work_w.iter_mut().zip(work_z);
         let state = mu.iter().zip(mu_eta).zip(eta);
         let data = y.iter().zip(&self.prior_w).zip(&self.offset).zip(xb);
@@ -1332,11 +1337,14 @@ impl<'a> Response<'a> {
                         wi = observed;
                         zi = newton_z;
                     }
+                } else if observed < 0.0 {
+                    stood_in = true;
                 }
             }
             *w = wi;
             *z = if uonly { zi - xb } else { zi };
         }
+        stood_in
     }
 
     /// For a zero-inflated family, row `i`'s `aᵢℓᵢ` at linear predictor `eta`, log dispersion
@@ -1558,7 +1566,7 @@ mod tests {
         let xb = [0.0; 4];
         let values = |choice| {
             let (mut w, mut z) = (vec![0.0; 4], vec![0.0; 4]);
-            r.working_values(&eta, &mu, &mu, &xb, false, choice, &mut w, &mut z);
+            let _ = r.working_values(&eta, &mu, &mu, &xb, false, choice, &mut w, &mut z);
             (w, z)
         };
         let (newton, positive, fisher) = (
