@@ -56,10 +56,13 @@ lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
   frame <- lmm_frame(parsed$frame_formula, data, mc, env)
   # glmer's starting values, evaluated in the data like the weights and
   # taken out of the frame.
-  user_start <- list(mustart = stats::model.extract(frame, "mustart"),
-                     etastart = stats::model.extract(frame, "etastart"))
-  frame[["(mustart)"]] <- NULL
-  frame[["(etastart)"]] <- NULL
+  user_start <- list(mustart = NULL, etastart = NULL)
+  if (any(c("(mustart)", "(etastart)") %in% names(frame))) {
+    user_start <- list(mustart = stats::model.extract(frame, "mustart"),
+                       etastart = stats::model.extract(frame, "etastart"))
+    frame[["(mustart)"]] <- NULL
+    frame[["(etastart)"]] <- NULL
+  }
   # The fixed part's terms, read by the frame's annotation and by X's builder.
   fixed_terms <- stats::terms(parsed$fixed_formula)
   frame <- annotate_frame(frame, parsed, mc, expand = is.null(family), fixed_terms)
