@@ -282,7 +282,9 @@ print.lmmControl <- function(x, ...) {
 #'   whole number of threads for the fit's linear algebra. With random
 #'   effects in `ziformula`, [glmm()] searches from three starts, at once on
 #'   threads of their own unless `threads = 1` (the estimates are the same
-#'   either way).
+#'   either way). A small model (rows times columns, plus its levels' blocks,
+#'   below 3,000) evaluates its points on one thread whatever `threads` says:
+#'   there a second thread costs more than it saves.
 #' @return An object of class `"glmmControl"`: a list of the validated
 #'   settings, with `optimizer` always of length two.
 #' @seealso [lmmControl()]

@@ -244,12 +244,11 @@ impl Pirls {
         // Working weights may be negative where a Newton step takes the observed information:
         // for the families with extra parameters, and for a non-canonical link (with the log
         // link, an inverse Gaussian row below half its mean, a Gaussian one above twice its
-        // mean). The system for β and
-        // u is then positive definite as a rule, but the response's own pivot (the penalized
-        // weighted residual sum of squares, which the step does not need) need not be;
-        // refusing it had every such step fall back to the expected information, which
-        // converges only linearly (rate 0.45 on a 2,000-row inverse Gaussian fit, 386 PIRLS
-        // iterations instead of 102).
+        // mean). The system for β and u is then positive definite as a rule, but the
+        // response's own pivot (the penalized weighted residual sum of squares, which the step
+        // does not need) need not be; refusing it had every such step fall back to the
+        // expected information, which converges only linearly (rate 0.45 on a 2,000-row
+        // inverse Gaussian fit, 386 PIRLS iterations instead of 102).
         let negative_weights = match response.family() {
             super::response::ResponseFamily::Extended(_) => true,
             super::response::ResponseFamily::Glm(f) => !f.is_canonical(),
