@@ -1001,14 +1001,14 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     fn finish(&mut self, theta: Vec<f64>, out: &mut GlmmFit) -> Result<()> {
         let pirls = &mut self.pirls;
         if matches!(self.response.family(), ResponseFamily::Extended(_)) {
-            let _ = pirls.working_values(&self.response, Mode::UOnly, WeightChoice::Final);
+            pirls.working_values(&self.response, Mode::UOnly, WeightChoice::Final);
             out.working_weights = pirls.weights().to_vec();
         }
         if self.re.has_zero_inflation_terms() {
             out.zi_logit = self.response.zero_inflation_logits();
             out.zi_working_weights = pirls.paired_weights();
         }
-        let _ = pirls.working_values(&self.response, Mode::Joint, WeightChoice::Final);
+        pirls.working_values(&self.response, Mode::Joint, WeightChoice::Final);
         pirls.refactor_joint(&self.spec, &self.re)?;
         let u_blocks =
             linpred::split_blocks(&self.re, &pirls.joint_cp.layout, &pirls.u1, &pirls.u2);

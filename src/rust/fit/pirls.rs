@@ -808,7 +808,7 @@ impl Pirls {
                 // definite: a step with the expected information where the observed is not
                 // positive.
                 fell_back = true;
-                let _ = self.working_values(response, mode, WeightChoice::NewtonPositive);
+                self.working_values(response, mode, WeightChoice::NewtonPositive);
                 if let Err(e) = self.refactor(spec, re, mode) {
                     // With the square-root link, weights that are not numbers at a count of 0
                     // whose η is 0: name that cause.
@@ -1021,7 +1021,7 @@ impl Pirls {
         response: &mut Response<'_>,
         mode: Mode,
     ) -> Result<()> {
-        let _ = self.working_values(response, mode, WeightChoice::Final);
+        self.working_values(response, mode, WeightChoice::Final);
         self.refactor(spec, re, mode)?;
         self.ldl2_value = match mode {
             Mode::Joint => self.joint_chol.logdet_l11 + self.joint_chol.logdet_l22,

@@ -1566,7 +1566,7 @@ mod tests {
         let xb = [0.0; 4];
         let values = |choice| {
             let (mut w, mut z) = (vec![0.0; 4], vec![0.0; 4]);
-            let _ = r.working_values(&eta, &mu, &mu, &xb, false, choice, &mut w, &mut z);
+            r.working_values(&eta, &mu, &mu, &xb, false, choice, &mut w, &mut z);
             (w, z)
         };
         let (newton, positive, fisher) = (

@@ -129,22 +129,19 @@ impl IntegerVector {
 /// [`Structure::from_code`]; absent: unstructured) and `hom` (logical), named by `label` (by its
 /// 1-based position `index + 1` without one), for a term of `q` columns.
 fn term_covariance(t: &Robj, q: usize, index: usize) -> Result<Covariance> {
-    let Some(code) = element(t, "cov").ok().filter(|v| !v.is_null()) else {
+    let Some(code) = optional_field(t, "cov")? else {
         return Ok(Covariance::unstructured(q));
     };
     let code = code
         .as_integer()
         .ok_or_else(|| other("internal: 'cov' must be an integer code"))?;
-    let hom = match element(t, "hom").ok().filter(|v| !v.is_null()) {
+    let hom = match optional_field(t, "hom")? {
         Some(h) => h
             .as_bool()
             .ok_or_else(|| other("internal: 'hom' must be TRUE or FALSE"))?,
         None => false,
     };
-    let label = match element(t, "label")
-        .ok()
-        .and_then(|l| l.as_str().map(String::from))
-    {
+    let label = match optional_field(t, "label")?.and_then(|l| l.as_str().map(String::from)) {
         Some(l) => l,
         None => format!("{}", index + 1),
     };
@@ -205,7 +202,7 @@ impl TermInputs {
     fn new(t: &Robj, index: usize, rows: bool) -> Result<Self> {
         let q = count(&field(t, "q")?, "q")?;
         let covariance = term_covariance(t, q, index)?;
-        let zero_inflation = match element(t, "predictor").ok().filter(|v| !v.is_null()) {
+        let zero_inflation = match optional_field(t, "predictor")? {
             None => false,
             Some(v) => match v.as_str() {
                 Some("cond") => false,
@@ -490,19 +487,18 @@ impl ModelInputs {
 /// the parallel kernels (faer's dense Cholesky, the trailing Schur update) `k` ways. The pool
 /// itself is never changed, so nothing leaks from one call to the next.
 fn fit_par(control: &Robj) -> Result<faer::Par> {
-    let threads = match element(control, "threads") {
-        Ok(v) if !v.is_null() => count(&v, "threads")?,
-        _ => 0,
+    let threads = match optional_field(control, "threads")? {
+        Some(v) => count(&v, "threads")?,
+        None => 0,
     };
     Ok(parallel::par(threads))
 }
 
 /// The number `control$name`, `None` when it is absent or `NULL`.
 fn optional_real(control: &Robj, name: &str) -> Result<Option<f64>> {
-    match element(control, name) {
-        Ok(v) if !v.is_null() => real(&v, name).map(Some),
-        _ => Ok(None),
-    }
+    optional_field(control, name)?
+        .map(|v| real(&v, name))
+        .transpose()
 }
 
 /// A family with extra parameters, from R's
