@@ -1329,7 +1329,8 @@ impl<'a> Response<'a> {
             let mut wi = expected;
             let mut zi = eta - off + (yi - mu) / me;
             if newton {
-                let observed = family.observed_weight(yi, eta, mu, me, pw);
+                let d2 = family.link.mu_eta_deriv_at(eta, (mu, me));
+                let observed = family.observed_weight_at(yi, mu, me, d2, pw);
                 if observed.is_finite() && (observed > 0.0 || (any_sign && observed != 0.0)) {
                     // ∂ℓ/∂η = w_expected (y − μ)/μ'.
                     let newton_z = eta - off + expected * ((yi - mu) / me) / observed;
