@@ -334,7 +334,7 @@ fn variance_design(seed: u64, n: usize, sds: &[(usize, f64)], slope: f64, nest: 
 #[test]
 fn moment_start_is_near_the_simulated_variances() {
     use mixedrs::blocks::CrossProducts;
-    use mixedrs::start::moment_theta;
+    use mixedrs::start::{moment_theta, ResidualScale};
     use mixedrs::terms::ReStructure;
     let cases: Vec<(&str, Design, Vec<f64>)> = vec![
         (
@@ -357,7 +357,7 @@ fn moment_start_is_near_the_simulated_variances() {
         let spec = d.spec();
         let re = ReStructure::new(&spec);
         let cp = CrossProducts::new(&spec, &re).expect("cross-products");
-        let theta = moment_theta(&cp, &re, None).expect("a moment estimate");
+        let theta = moment_theta(&cp, &re, ResidualScale::Estimated).expect("a moment estimate");
         assert_eq!(theta.len(), truth.len(), "{name}");
         for (k, (&t, &want)) in theta.iter().zip(&truth).enumerate() {
             assert!(

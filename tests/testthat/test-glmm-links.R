@@ -112,3 +112,23 @@ test_that("a crossed inverse Gaussian model with a log link keeps Newton's steps
   # 81 PIRLS iterations; 254 when every step took the expected information.
   expect_lt(fit$optinfo$pirls_iterations, 130)
 })
+
+test_that("a family with a dispersion starts near glmer's theta", {
+  skip_if_no_glmm()
+  # lme4's deviance for these families penalizes u without the dispersion, so
+  # its theta is not the ratio of the random effects' and the working
+  # residuals' standard deviations (Gamma: 0.53 against an optimum of 0.41 on
+  # 20,000 rows); the moment start maps the ratio to lme4's minimum.
+  cases <- list(
+    list(d = links_data(3000, 150, 11, "gamma"), family = quote(Gamma("log"))),
+    list(d = links_data(3000, 150, 12, "ig"), family = quote(inverse.gaussian("log"))))
+  for (case in cases) {
+    d <- case$d
+    call <- bquote(glmm(y ~ x + (1 | g), data = d, family = .(case$family)))
+    fit <- expect_glmer_optimum(call)
+    ref <- glmer_full(call, environment())
+    start <- fit$optinfo$start[[1L]]
+    expect_equal(start, unname(lme4::getME(ref, "theta")), tolerance = 0.1,
+                 label = paste(deparse(case$family), "moment start"))
+  }
+})

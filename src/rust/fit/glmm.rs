@@ -869,17 +869,23 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
 
     /// A moment estimate of θ ([`crate::start`]) from the working response and weights of the
     /// PIRLS just run at lme4's start (one PQL-like step; the working residuals have variance
-    /// `1 / w` for families without a dispersion), with the trust-region radius for it. The
+    /// `1 / w` for families without a dispersion; with one, θ is taken where lme4's deviance
+    /// has its minimum for the estimated variances, [`start::ResidualScale`]), with the
+    /// trust-region radius for it. The
     /// model is left at the new start, whose modes become the common starting point; `None`
     /// (and the model unchanged in what matters) when the estimate or PIRLS there fails.
     fn moment_start(&mut self, rhobeg: f64) -> Option<(Vec<f64>, f64)> {
-        let known = (!self.response.has_scale()).then_some(1.0);
+        let scale = if self.response.has_scale() {
+            start::ResidualScale::Lme4Dispersion
+        } else {
+            start::ResidualScale::Unit
+        };
         let (theta, radius) = start::moment_start(
             &self.pirls.joint_cp,
             &self.re,
             rhobeg,
             GLMM_START_RADIUS_FACTOR,
-            known,
+            scale,
         )?;
         let theta = self.re.par_from_theta(&theta);
         if self.objective_theta(&theta).is_err() {

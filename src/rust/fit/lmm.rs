@@ -194,7 +194,7 @@ impl<'a> LinearMixedModel<'a> {
                     &self.re,
                     opts.rhobeg,
                     start::START_RADIUS_FACTOR,
-                    None,
+                    start::ResidualScale::Estimated,
                 )
                 .map(|(theta0, radius)| (self.re.par_from_theta(&theta0), radius));
                 let moment_opts = |radius: f64| {

@@ -35,16 +35,59 @@ const START_RADIUS_MIN: f64 = 0.02;
 /// Largest starting value of a diagonal θ element (relative standard deviation).
 const THETA_START_MAX: f64 = 10.0;
 
-/// The moment estimate of θ (off-diagonal elements 0), or `None` when the moments do not give a
-/// usable one (no positive residual variance, a singular system).
+/// What θ is relative to, and how the residual variance `σ²` of the (working) response is had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResidualScale {
+    /// A linear mixed model: `σ²` estimated, `θ = √(s/σ²)`.
+    Estimated,
+    /// A GLMM without a dispersion: the working residuals have variance `1/w`, `σ² = 1`.
+    Unit,
+    /// A GLMM of lme4's families with a dispersion (Gamma, inverse Gaussian, Gaussian with a
+    /// link): `σ²` estimated, θ where lme4's Laplace deviance has its minimum
+    /// ([`lme4_dispersion_ratio`]), not `√(s/σ²)`.
+    Lme4Dispersion,
+}
+
+/// lme4's Laplace deviance for a family with a dispersion `φ` penalizes the spherical random
+/// effects by `|u|²` and takes `log|Λ'Z'WZΛ + I|` with the weights `w` of a unit dispersion,
+/// while its `aic` term moves with the deviance about as `n log(dev)`, i.e. weighs the data by
+/// `1/φ`: its θ is not the ratio `√(τ²/φ)` of a linear mixed model. For one grouping factor
+/// whose levels carry a weight `m` each, with `τ²` the variance of the random effect and `σ²`
+/// that of the working residuals (`ρ = mτ²/σ²`, `V = σ²(1 + ρ)` the expected `m ȳⱼ²` of a
+/// level's mean working residual), the deviance's expectation in `a = mθ²` is
 ///
-/// `known_sigma2`: the residual variance when the model fixes it (a GLMM's working response
-/// without a dispersion parameter has variance `1 / w`); otherwise it is estimated.
+/// ```text
+///   D(a) ≈ n log(nσ² + J V/(1 + a)² − Jσ²) + J V a/(1 + a)² + J log(1 + a),
+///   D′(a) ∝ a² + (2 − V) a + 1 + V − 2V/σ²,
+/// ```
+///
+/// minimal at the larger root, which this returns (0 when there is no positive one). With `σ² = 1` it
+/// is `a = ρ`: the families without a dispersion, whose θ is the ratio. Measured against the
+/// optimum on 20,000 rows and 1,000 groups: Gamma (log) θ 0.404 against 0.4087 (the ratio:
+/// 0.527), inverse Gaussian (log) 0.68 against 0.675 (the ratio: 1.24).
+fn lme4_dispersion_ratio(rho: f64, sigma2: f64) -> f64 {
+    let v = sigma2 * (1.0 + rho);
+    let (b, c) = (2.0 - v, 1.0 + v - 2.0 * v / sigma2);
+    let disc = b * b - 4.0 * c;
+    if disc.is_nan() {
+        return rho;
+    }
+    if disc < 0.0 {
+        // D′ > 0 for every a: the minimum is at 0.
+        return 0.0;
+    }
+    ((disc.sqrt() - b) / 2.0).max(0.0)
+}
+
+/// The moment estimate of θ (off-diagonal elements 0), or `None` when the moments do not give a
+/// usable one (no positive residual variance, a singular system). `scale` says what θ is
+/// relative to ([`ResidualScale`]).
 pub fn moment_theta(
     cp: &CrossProducts,
     re: &ReStructure,
-    known_sigma2: Option<f64>,
+    scale: ResidualScale,
 ) -> Option<Vec<f64>> {
+    let known_sigma2 = (scale == ResidualScale::Unit).then_some(1.0);
     let columns = Columns::new(re);
     let k = columns.count;
     let pf = cp.p + 1;
@@ -156,7 +199,15 @@ pub fn moment_theta(
     let mut theta = re.default_theta();
     for (i, pos) in re.theta_pos.iter().enumerate() {
         if pos.row == pos.col {
-            let v = (s[columns.index(pos.block, pos.row)] / sigma2).sqrt();
+            let kk = columns.index(pos.block, pos.row);
+            let ratio = s[kk] / sigma2;
+            let v = if scale == ResidualScale::Lme4Dispersion && levels[kk] > 0.0 {
+                // Each level's weight: the mean diagonal of its column's Z'WZ.
+                let m = trace[kk] / levels[kk];
+                (lme4_dispersion_ratio(m * ratio, sigma2) / m).sqrt()
+            } else {
+                ratio.sqrt()
+            };
             theta[i] = v.min(THETA_START_MAX);
         }
     }
@@ -173,9 +224,9 @@ pub fn moment_start(
     re: &ReStructure,
     rhobeg: f64,
     radius_factor: f64,
-    known_sigma2: Option<f64>,
+    scale: ResidualScale,
 ) -> Option<(Vec<f64>, f64)> {
-    let mut theta = moment_theta(cp, re, known_sigma2)?;
+    let mut theta = moment_theta(cp, re, scale)?;
     let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     let radius = (radius_factor * largest)
         .clamp(START_RADIUS_MIN, 0.5)
@@ -322,3 +373,38 @@ pub fn singular_face_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> 
 
 /// A diagonal θ element below this counts as zero for [`singular_face_restart`].
 const SINGULAR_TOL: f64 = 1e-4;
+
+#[cfg(test)]
+mod tests {
+    use super::lme4_dispersion_ratio;
+
+    /// The expected deviance of [`lme4_dispersion_ratio`]'s doc comment (`n` rows, `j` levels).
+    fn expected_deviance(a: f64, rho: f64, sigma2: f64, n: f64, j: f64) -> f64 {
+        let v = sigma2 * (1.0 + rho);
+        let rss = n * sigma2 + j * v / ((1.0 + a) * (1.0 + a)) - j * sigma2;
+        n * rss.ln() + j * v * a / ((1.0 + a) * (1.0 + a)) + j * (1.0 + a).ln()
+    }
+
+    #[test]
+    fn dispersion_ratio_is_the_ratio_at_unit_scale_and_the_deviance_minimum() {
+        for rho in [0.0, 0.3, 2.0, 15.0] {
+            assert!((lme4_dispersion_ratio(rho, 1.0) - rho).abs() < 1e-12 * rho.max(1.0));
+        }
+        // Many rows per level, where the root of D′'s leading terms is D's minimum.
+        let (n, j) = (1e7, 1e3);
+        for (rho, sigma2) in [(5.56, 0.341), (19.4, 0.0584), (3.0, 2.0), (3.0, 0.5)] {
+            let a = lme4_dispersion_ratio(rho, sigma2);
+            assert!(a > 0.0);
+            let d = |x: f64| expected_deviance(x, rho, sigma2, n, j);
+            let h = 1e-3 * a;
+            assert!(d(a) < d(a - h) && d(a) < d(a + h), "{rho} {sigma2}: {a}");
+        }
+        // A ratio below 1 in units of the residual variance, data weighed by 1/φ > 1: the
+        // unit-scale penalty wants less θ than the ratio.
+        assert!(lme4_dispersion_ratio(5.56, 0.341) < 5.56);
+        assert!(lme4_dispersion_ratio(5.56, 3.0) > 5.56);
+        // Where D′ has no root, D rises from a = 0.
+        assert_eq!(lme4_dispersion_ratio(0.5, 2.0), 0.0);
+        assert!(expected_deviance(0.0, 0.5, 2.0, n, j) < expected_deviance(0.1, 0.5, 2.0, n, j));
+    }
+}
