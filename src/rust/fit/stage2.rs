@@ -831,7 +831,7 @@ impl GeneralizedLinearMixedModel<'_> {
                 .all(|v| v.is_finite())
                 .then(|| metric.gradient_to_whitened(&g))
         };
-        // The centre first: its modes, and for binomial and Poisson their prediction at each
+        // The centre first: its modes, and for lme4's families their prediction at each
         // point ([`super::mode_prediction`]: a step of h moves the modes by about h, the
         // prediction leaves O(h²), so PIRLS confirms them in one iteration), start every point
         // of a step h along a whitened coordinate, on whichever thread.
