@@ -20,7 +20,7 @@
 //!   and the weights of the factor at the modes are the observed information (glmmTMB's Laplace,
 //!   TMB's Hessian) or the expected one (lme4's, for `glmer.nb`), as [`LaplaceWeights`] says.
 use crate::error::{invalid, Result};
-use crate::family::{Family, Link};
+use crate::family::{AicDataSums, Family, Link};
 use crate::linalg::assemble::PairedWorkingValues;
 use crate::model::density::{beta_logs, Density, DensityDerivatives};
 use crate::spec::ModelSpec;
@@ -453,6 +453,8 @@ pub struct Response<'a> {
     extra: FamilyParameters,
     /// For binomial and Poisson the family's aic is `Σ d(y, μ)` plus this.
     saturated_aic: Option<f64>,
+    /// For the other families of lme4 the sums of the data in their aic.
+    aic_sums: AicDataSums,
 }
 
 impl<'a> Response<'a> {
@@ -472,6 +474,10 @@ impl<'a> Response<'a> {
                 None
             }
         };
+        let aic_sums = match (&family, saturated_aic) {
+            (ResponseFamily::Glm(_), None) => AicDataSums::new(spec.y, &prior_w),
+            _ => AicDataSums::default(),
+        };
         let offset: Vec<f64> = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
         let link = family.link();
         let n_extra = family.n_extra();
@@ -484,6 +490,7 @@ impl<'a> Response<'a> {
             link,
             extra: FamilyParameters::none(),
             saturated_aic,
+            aic_sums,
         };
         if matches!(response.family, ResponseFamily::Extended(_)) {
             // Also for a family without extra parameters (zero-inflated Poisson has some, a
@@ -1439,7 +1446,14 @@ impl<'a> Response<'a> {
         match (&self.family, self.saturated_aic) {
             (ResponseFamily::Extended(_), _) => dev,
             (ResponseFamily::Glm(_), Some(c)) => dev + c,
-            (ResponseFamily::Glm(f), None) => f.aic(self.y, &self.n_trials, mu, &self.prior_w, dev),
+            (ResponseFamily::Glm(f), None) => f.aic_with(
+                &self.aic_sums,
+                self.y,
+                &self.n_trials,
+                mu,
+                &self.prior_w,
+                dev,
+            ),
         }
     }
 
