@@ -48,7 +48,12 @@
 #'   parameters `theta`, or `list(theta = , fixef = )`. Without `theta`, the
 #'   fit starts from a method-of-moments estimate of the variance components
 #'   on the working response of a first PIRLS run at lme4's start (`theta` =
-#'   identity), or from lme4's start when that estimate is not available. A
+#'   identity), refined for binomial, Poisson and [extended_families] by the
+#'   maximum-likelihood fit of the linear mixed model of that working response
+#'   (one step of penalized quasi-likelihood, from the same cross-products) and
+#'   for the families with a dispersion mapped to where lme4's Laplace
+#'   deviance has its minimum; or from lme4's start when that estimate is not
+#'   available. A
 #'   coarse first stage from lme4's start runs as well, and wins when it ends
 #'   lower, so that a fit never ends worse than one from lme4's start would.
 #'   A second stage that ends with a vector-valued term singular is run again

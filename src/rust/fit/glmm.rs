@@ -880,13 +880,20 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         } else {
             start::ResidualScale::Unit
         };
-        let (theta, radius) = start::moment_start(
+        let (mut theta, mut radius) = start::moment_start(
             &self.pirls.joint_cp,
             &self.re,
             rhobeg,
             GLMM_START_RADIUS_FACTOR,
             scale,
         )?;
+        if scale == start::ResidualScale::Unit {
+            let cp = &self.pirls.joint_cp;
+            if let Some(refined) = start::working_lmm_theta(&self.spec, &self.re, cp, &theta) {
+                (theta, radius) =
+                    start::with_start_radius(refined, &self.re, rhobeg, GLMM_START_RADIUS_FACTOR);
+            }
+        }
         let theta = self.re.par_from_theta(&theta);
         if self.objective_theta(&theta).is_err() {
             // PIRLS starts again from `eta_start`, still the linear predictor at lme4's start.

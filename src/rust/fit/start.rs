@@ -20,10 +20,14 @@
 //! the nesting. The `K + 1` equations are solved for `(s, σ²)`; components estimated negative are set
 //! to 0 and the rest re-solved. The start is `θ = √(s_k / σ²)` on the diagonal of each `T_b`.
 use crate::blocks::CrossProducts;
+use crate::lmm::LinearMixedModel;
+use crate::optim::OptimOptions;
 use crate::small;
+use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
+use crate::trailing::TrailingChoice;
 use faer::prelude::Solve;
-use faer::Mat;
+use faer::{Mat, Par};
 
 /// Initial trust-region radius relative to the largest start element, and its smallest value.
 /// Measured on eleven models (lme4's data sets, InstEval, simulated crossed designs with and
@@ -226,7 +230,17 @@ pub fn moment_start(
     radius_factor: f64,
     scale: ResidualScale,
 ) -> Option<(Vec<f64>, f64)> {
-    let mut theta = moment_theta(cp, re, scale)?;
+    let theta = moment_theta(cp, re, scale)?;
+    Some(with_start_radius(theta, re, rhobeg, radius_factor))
+}
+
+/// A start θ with its first trust-region radius, as [`moment_start`] chooses them.
+pub fn with_start_radius(
+    mut theta: Vec<f64>,
+    re: &ReStructure,
+    rhobeg: f64,
+    radius_factor: f64,
+) -> (Vec<f64>, f64) {
     let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     let radius = (radius_factor * largest)
         .clamp(START_RADIUS_MIN, 0.5)
@@ -236,7 +250,48 @@ pub fn moment_start(
             *t = t.max(radius);
         }
     }
-    Some((theta, radius))
+    (theta, radius)
+}
+
+/// A GLMM's start refined by one step of penalized quasi-likelihood: the linear mixed model of
+/// the working response with the working weights, whose cross-products `cp` PIRLS formed at
+/// lme4's start, fitted by ML from the moment estimate `theta` (to 1e-4 in θ; its evaluations
+/// do not touch the rows), and its θ scaled by its σ̂ (for a family without a dispersion the
+/// working residuals have variance `1/w`, so the random effects' standard deviations are θσ̂
+/// in those units). The moment estimate ignores the fixed effects' projection and weighs the
+/// levels equally, which with the uneven weights of a binary response put it 7–14% below the
+/// optimum on 20,000 rows (logit, probit, cloglog) and 28–41% below on VerbAgg; this step
+/// lands within 3–5% there. `None` where the fit fails.
+pub fn working_lmm_theta(
+    spec: &ModelSpec<'_>,
+    re: &ReStructure,
+    cp: &CrossProducts,
+    theta: &[f64],
+) -> Option<Vec<f64>> {
+    let mut lmm = LinearMixedModel::from_cross_products(
+        spec.clone(),
+        re.clone(),
+        cp.clone(),
+        false,
+        Par::Seq,
+        TrailingChoice::Auto,
+    )
+    .ok()?;
+    let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let opts = OptimOptions {
+        rhobeg: (0.2 * largest).clamp(START_RADIUS_MIN, 0.5),
+        rhoend: 1e-4,
+        calc_derivs: false,
+        boundary_tol: 0.0,
+        ..OptimOptions::default()
+    };
+    let opt = lmm.optimize(&re.par_from_theta(theta), &opts).ok()?;
+    if !lmm.objective_at_par(&opt.theta).is_finite() {
+        return None;
+    }
+    let sigma = (lmm.pwrss() / spec.n as f64).sqrt();
+    let refined: Vec<f64> = re.theta_of(&opt.theta).iter().map(|t| t * sigma).collect();
+    refined.iter().all(|t| t.is_finite()).then_some(refined)
 }
 
 /// Adds an off-diagonal entry `v` (`v2 = v²`) of `Z'WZ` between a level of column `ka` (diagonal
