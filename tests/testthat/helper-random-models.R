@@ -167,10 +167,14 @@ richardson_hessian <- function(f, x, levels = 4L) {
 
 # numDeriv's Richardson Hessian when installed, from a first step of 1% of
 # each coordinate: its default 10% is too coarse for the Laplace deviance (GLMM
-# probit seed 55: standard errors 7e-3 off lme4's own; from 1%, 2e-6).
+# probit seed 55: standard errors 7e-3 off lme4's own; from 1%, 2e-6). As in
+# richardson_hessian(), a coordinate below 0.1 in size steps by at least 1e-3:
+# a step of 1% of a theta near 0 amplifies the criterion's rounding (GLMM
+# logit_slopes seed 30 at theta = 3.5e-5: a step of 3.5e-7 put the reference
+# standard errors 3% off, where the same fit at theta = 1.8e-4 had them 5e-5 off).
 numeric_hessian <- function(f, x) {
   if (requireNamespace("numDeriv", quietly = TRUE)) {
-    numDeriv::hessian(f, x, method.args = list(d = 0.01, r = 4))
+    numDeriv::hessian(f, x, method.args = list(d = 0.01, r = 4, zero.tol = 0.1, eps = 1e-3))
   } else {
     richardson_hessian(f, x)
   }
