@@ -50,7 +50,8 @@
 #'   on the working response of a first PIRLS run at lme4's start (`theta` =
 #'   identity), refined for binomial, Poisson and [extended_families] by the
 #'   maximum-likelihood fit of the linear mixed model of that working response
-#'   (one step of penalized quasi-likelihood, from the same cross-products) and
+#'   with its residual variance known to be 1 (one step of penalized
+#'   quasi-likelihood, from the same cross-products) and
 #'   for the families with a dispersion mapped to where lme4's Laplace
 #'   deviance has its minimum; or from lme4's start when that estimate is not
 #'   available. A

@@ -151,3 +151,21 @@ test_that("a binary response starts from the working response's linear mixed mod
                  tolerance = 0.06, label = paste(case$link, "start"))
   }
 })
+
+test_that("an overdispersed Poisson starts with the residual variance known", {
+  skip_if_no_glmm()
+  # Counts with extra variation per row: the linear mixed model of the working
+  # response estimates a residual variance above 1, and its random-effects
+  # standard deviation alone started 9% below glmer's theta; with the
+  # residual variance held at 1, as the GLMM has it, the random effects take
+  # that spread and the start is within 1%.
+  set.seed(31)
+  n <- 3000
+  d <- data.frame(g = factor(sample(100, n, TRUE)), x = stats::rnorm(n))
+  d$y <- stats::rpois(n, exp(0.5 + 0.3 * d$x + stats::rnorm(100, sd = 0.4)[d$g] +
+                               stats::rnorm(n, sd = 0.7)))
+  call <- quote(glmm(y ~ x + (1 | g), data = d, family = poisson))
+  fit <- expect_glmer_optimum(call)
+  ref <- glmer_full(call, environment())
+  expect_equal(fit$optinfo$start[[1L]], unname(lme4::getME(ref, "theta")), tolerance = 0.04)
+})

@@ -21,7 +21,7 @@
 //! to 0 and the rest re-solved. The start is `θ = √(s_k / σ²)` on the diagonal of each `T_b`.
 use crate::blocks::CrossProducts;
 use crate::lmm::LinearMixedModel;
-use crate::optim::OptimOptions;
+use crate::optim::{self, Objective, OptimOptions};
 use crate::small;
 use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
@@ -255,21 +255,22 @@ pub fn with_start_radius(
 
 /// A GLMM's start refined by one step of penalized quasi-likelihood: the linear mixed model of
 /// the working response with the working weights, whose cross-products `cp` PIRLS formed at
-/// lme4's start, fitted by ML from the moment estimate `theta` (to 1e-4 in θ; its evaluations
-/// do not touch the rows), and its θ scaled by its σ̂ (for a family without a dispersion the
-/// working residuals have variance `1/w`, so the random effects' standard deviations are θσ̂
-/// in those units). The moment estimate ignores the fixed effects' projection and weighs the
-/// levels equally, which with the uneven weights of a binary response put it 7–14% below the
-/// optimum on 20,000 rows (logit, probit, cloglog) and 28–41% below on VerbAgg; this step
-/// lands within 3–5% there. At most `10 (k + 2)` evaluations for `k` parameters; `None`
-/// where the fit fails.
+/// lme4's start, fitted by ML from the moment estimate `theta` with the residual variance known
+/// to be 1 (a family without a dispersion has working residuals of variance `1/w`; where the
+/// counts are overdispersed the random effects must take that spread, as in the GLMM, not a
+/// residual variance estimated above 1). Its evaluations factor the random effects' system and
+/// do not touch the rows. The moment estimate ignores the fixed effects' projection and weighs
+/// the levels equally, which with the uneven weights of a binary response put it 7–14% below
+/// the optimum on 20,000 rows (logit, probit, cloglog) and 28–41% below on VerbAgg; this step
+/// lands within 3–5% there. At most `10 (k + 2)` evaluations for `k` parameters, to 1e-4;
+/// `None` where the fit fails.
 pub fn working_lmm_theta(
     spec: &ModelSpec<'_>,
     re: &ReStructure,
     cp: &CrossProducts,
     theta: &[f64],
 ) -> Option<Vec<f64>> {
-    let mut lmm = LinearMixedModel::from_cross_products(
+    let lmm = LinearMixedModel::from_cross_products(
         spec.clone(),
         re.clone(),
         cp.clone(),
@@ -279,8 +280,6 @@ pub fn working_lmm_theta(
     )
     .ok()?;
     let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-    // A start needs no more: its evaluations cost about a PIRLS iteration's factorization each
-    // (VerbAgg 6, a 30,000-row crossed binomial 5, grouseticks 33 of its 50).
     let opts = OptimOptions {
         rhobeg: (0.2 * largest).clamp(START_RADIUS_MIN, 0.5),
         rhoend: 1e-4,
@@ -289,15 +288,36 @@ pub fn working_lmm_theta(
         boundary_tol: 0.0,
         ..OptimOptions::default()
     };
-    let opt = lmm.optimize(&re.par_from_theta(theta), &opts).ok()?;
-    if !lmm.objective_at_par(&opt.theta).is_finite() {
-        return None;
-    }
-    let sigma = (lmm.pwrss() / spec.n as f64).sqrt();
-    let refined: Vec<f64> = re.theta_of(&opt.theta).iter().map(|t| t * sigma).collect();
-    refined.iter().all(|t| t.is_finite()).then_some(refined)
+    let mut objective = UnitScaleDeviance { lmm };
+    let (lower, upper) = (re.par_lower(), re.par_upper());
+    let start = re.par_from_theta(theta);
+    let opt = optim::minimize_within(&mut objective, &start, &lower, &upper, &opts).ok()?;
+    let refined = re.theta_of(&opt.theta);
+    (opt.fmin.is_finite() && refined.iter().all(|t| t.is_finite())).then_some(refined)
 }
 
+/// The ML deviance of a linear mixed model at `σ = 1` as a function of its covariance
+/// parameters (`par`), β profiled out ([`LinearMixedModel::deviance_at_sigma`]).
+struct UnitScaleDeviance<'a> {
+    lmm: LinearMixedModel<'a>,
+}
+
+impl Objective for UnitScaleDeviance<'_> {
+    fn eval(&mut self, par: &[f64]) -> f64 {
+        let theta = self.lmm.re.theta_of(par);
+        match self.lmm.set_theta(&theta) {
+            Ok(()) => {
+                let d = self.lmm.deviance_at_sigma(1.0);
+                if d.is_nan() {
+                    f64::INFINITY
+                } else {
+                    d
+                }
+            }
+            Err(_) => f64::INFINITY,
+        }
+    }
+}
 /// Adds an off-diagonal entry `v` (`v2 = v²`) of `Z'WZ` between a level of column `ka` (diagonal
 /// entry `aa`) and a level of column `kb` (`ab`) to `C` from both sides: `v²/aa` to `C[kb, ka]`
 /// and `v²/ab` to `C[ka, kb]` (`C` is `k × k`, column-major, as in [`moment_theta`]).
