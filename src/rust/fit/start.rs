@@ -1,4 +1,6 @@
-//! Moment-based starting values of θ for a linear mixed model.
+//! Moment-based starting values of θ for a linear mixed model, and for a GLMM from its working
+//! response (with lme4's θ for the families with a dispersion, [`ResidualScale`], and one step
+//! of penalized quasi-likelihood for the others, [`working_lmm_theta`]).
 //!
 //! lme4 starts every fit at θ = identity, which for large crossed models costs the optimizer a few
 //! dozen evaluations before it is near the optimum. A method-of-moments (ANOVA) estimate, computed
