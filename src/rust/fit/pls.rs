@@ -129,6 +129,22 @@ impl<'a> LinearMixedModel<'a> {
         self.ldl2() - self.log_w + self.pwrss() / s2 + self.spec.n as f64 * (2.0 * PI * s2).ln()
     }
 
+    /// [`LinearMixedModel::deviance_at_sigma`] at θ: `+∞` where the factorization fails or the
+    /// deviance is not a number.
+    pub fn deviance_at_theta_sigma(&mut self, theta: &[f64], sigma: f64) -> f64 {
+        match self.set_theta(theta) {
+            Ok(()) => {
+                let d = self.deviance_at_sigma(sigma);
+                if d.is_nan() {
+                    f64::INFINITY
+                } else {
+                    d
+                }
+            }
+            Err(_) => f64::INFINITY,
+        }
+    }
+
     /// Minimizes the criterion over the covariance parameters (`par`) within their bounds by
     /// one optimizer run from `start`, as the fit does from each of its starts (no second start,
     /// no restart). The factor is left at the last point evaluated, not necessarily the optimum.

@@ -474,9 +474,9 @@ impl<'a> Response<'a> {
                 None
             }
         };
-        let aic_sums = match (&family, saturated_aic) {
-            (ResponseFamily::Glm(_), None) => AicDataSums::new(spec.y, &prior_w),
-            _ => AicDataSums::default(),
+        let aic_sums = match &family {
+            ResponseFamily::Glm(f) => f.aic_data_sums(spec.y, &prior_w),
+            ResponseFamily::Extended(_) => AicDataSums::default(),
         };
         let offset: Vec<f64> = spec.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
         let link = family.link();

@@ -300,7 +300,7 @@ pub fn working_lmm_theta(
 }
 
 /// The ML deviance of a linear mixed model at `σ = 1` as a function of its covariance
-/// parameters (`par`), β profiled out ([`LinearMixedModel::deviance_at_sigma`]).
+/// parameters (`par`), β profiled out ([`LinearMixedModel::deviance_at_theta_sigma`]).
 struct UnitScaleDeviance<'a> {
     lmm: LinearMixedModel<'a>,
 }
@@ -308,17 +308,7 @@ struct UnitScaleDeviance<'a> {
 impl Objective for UnitScaleDeviance<'_> {
     fn eval(&mut self, par: &[f64]) -> f64 {
         let theta = self.lmm.re.theta_of(par);
-        match self.lmm.set_theta(&theta) {
-            Ok(()) => {
-                let d = self.lmm.deviance_at_sigma(1.0);
-                if d.is_nan() {
-                    f64::INFINITY
-                } else {
-                    d
-                }
-            }
-            Err(_) => f64::INFINITY,
-        }
+        self.lmm.deviance_at_theta_sigma(&theta, 1.0)
     }
 }
 /// Adds an off-diagonal entry `v` (`v2 = v²`) of `Z'WZ` between a level of column `ka` (diagonal

@@ -521,7 +521,17 @@ impl Family {
     /// R's `family$aic(y, n, mu, wt, dev)`: `−2 log p(y | μ)` summed over observations, with the
     /// dispersion estimated as `dev / Σw` (plus 2 for it) where the family has one.
     pub fn aic(self, y: &[f64], n: &[f64], mu: &[f64], wt: &[f64], dev: f64) -> f64 {
-        self.aic_with(&AicDataSums::new(y, wt), y, n, mu, wt, dev)
+        self.aic_with(&self.aic_data_sums(y, wt), y, n, mu, wt, dev)
+    }
+
+    /// The [`AicDataSums`] [`Family::aic_with`] reads: those of `y` and `wt` for the families
+    /// with a dispersion, zeros for binomial and Poisson (whose aic does not read them).
+    pub fn aic_data_sums(self, y: &[f64], wt: &[f64]) -> AicDataSums {
+        if self.has_scale() {
+            AicDataSums::new(y, wt)
+        } else {
+            AicDataSums::default()
+        }
     }
 
     /// [`Family::aic`] with the sums of the data it needs computed beforehand (a model's

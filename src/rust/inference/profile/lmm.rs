@@ -116,18 +116,7 @@ impl<'a> LmmProfiler<'a> {
         let Some(par) = self.layout.theta_from_sdcor(&v[..nth], sigma) else {
             return f64::INFINITY;
         };
-        let theta = self.re.theta_of(&par);
-        match model.set_theta(&theta) {
-            Ok(()) => {
-                let d = model.deviance_at_sigma(sigma);
-                if d.is_nan() {
-                    f64::INFINITY
-                } else {
-                    d
-                }
-            }
-            Err(_) => f64::INFINITY,
-        }
+        model.deviance_at_theta_sigma(&self.re.theta_of(&par), sigma)
     }
 
     fn profile_var(&self, w: usize) -> Result<ProfileTrace> {
