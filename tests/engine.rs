@@ -85,6 +85,55 @@ fn profiled_deviance_matches_dense_marginal_likelihood() {
     }
 }
 
+/// A response far from 0 (every design's plus `10⁸ + 10³ x₂`, along `X`'s columns) has the same
+/// criterion as the design itself at every θ, and its β moved by `(10⁸, 10³)`: the least-squares
+/// fit on `X` is moved out of the response before the cross-products are summed. Summed as it
+/// is, `y'y` exceeds the residual sum of squares by 10¹⁵ and the criterion kept no digit.
+#[test]
+fn a_response_far_from_zero_has_the_criterion_of_the_centred_one() {
+    let mut rng = StdRng::seed_from_u64(43);
+    for (name, d) in designs() {
+        let mut far = d.clone();
+        for i in 0..d.n {
+            far.y[i] += 1e8 + 1e3 * d.x[d.n + i];
+        }
+        for reml in [false, true] {
+            let mut near = LinearMixedModel::new(d.spec(), reml, faer::Par::Seq).expect("model");
+            let mut shifted =
+                LinearMixedModel::new(far.spec(), reml, faer::Par::Seq).expect("model");
+            assert!(
+                near.cp.response_shift.is_empty(),
+                "{name}: shifted a response near 0"
+            );
+            assert_eq!(shifted.cp.response_shift.len(), d.p, "{name}: no shift");
+            for _ in 0..3 {
+                let theta = random_theta(&mut rng, &d);
+                let (a, b) = (shifted.objective_at(&theta), near.objective_at(&theta));
+                assert!(
+                    (a - b).abs() < 1e-9 * b.abs().max(1.0),
+                    "{name} (reml = {reml}): {a} vs {b} at {theta:?}"
+                );
+                let (fa, fb) = (
+                    shifted.estimates(&theta).expect("estimates"),
+                    near.estimates(&theta).expect("estimates"),
+                );
+                let moved = [1e8, 1e3];
+                for (k, (ba, bb)) in fa.beta.iter().zip(&fb.beta).enumerate() {
+                    let expect = bb + moved.get(k).copied().unwrap_or(0.0);
+                    assert!(
+                        (ba - expect).abs() < 1e-6 * (1.0 + bb.abs()),
+                        "{name}: beta {k} {ba} vs {expect}"
+                    );
+                }
+                assert!(
+                    (fa.sigma - fb.sigma).abs() < 1e-7 * fb.sigma,
+                    "{name}: sigma"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn blocked_factor_matches_dense_cholesky() {
     let mut rng = StdRng::seed_from_u64(7);

@@ -91,14 +91,9 @@ impl<'a> LinearMixedModel<'a> {
             );
         }
         self.spec.y = y;
-        let response: Vec<f64> = (0..self.spec.n).map(|i| self.spec.y_adjusted(i)).collect();
-        self.cp.fill(
-            &self.spec,
-            &self.re,
-            self.spec.x,
-            &response,
-            self.spec.weights,
-        );
+        // Shifted as the last response was (and further if it needs to be): responses
+        // simulated from one fit are all about as far from 0.
+        self.cp.fill_response(&self.spec, &self.re);
         Ok(())
     }
 

@@ -262,7 +262,7 @@ fn downdate_rows(
         for (c, fc) in f.iter_mut().take(p).enumerate() {
             *fc = spec.x[c * n + i];
         }
-        f[p] = spec.y_adjusted(i);
+        f[p] = cp.shifted_response(spec, i);
         sub_outer(&mut cp.aff, w, &f, &f);
         for (b, zb) in z.iter_mut().enumerate() {
             block_row(spec, re, b, i, zb);
@@ -350,7 +350,7 @@ mod tests {
             w[i] = 0.0;
         }
         let mut refill = full.clone();
-        let response: Vec<f64> = (0..n).map(|i| spec.y_adjusted(i)).collect();
+        let response: Vec<f64> = (0..n).map(|i| full.shifted_response(&spec, i)).collect();
         crate::linalg::assemble::fill(&mut refill, &spec, &re, &xm, &response, Some(&w))
             .expect("fill");
         for (a, b) in [

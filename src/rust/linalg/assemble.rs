@@ -7,6 +7,7 @@
 //! which `A21` entry and which `A22` pair each observation adds to, and the facts and scratch
 //! of the fast scalar refill — lives here, in [`RowMaps`] and [`RefillPlan`], beside it.
 use super::blocks::{CrossProducts, TrailingLayout};
+use super::small;
 use crate::error::{invalid, MixedError, Result};
 use crate::spec::{ModelSpec, Predictor};
 use crate::terms::ReStructure;
@@ -155,9 +156,89 @@ pub fn pattern(spec: &ModelSpec<'_>, re: &ReStructure, p: usize) -> Result<Cross
 /// prior weights.
 pub fn from_rows(spec: &ModelSpec<'_>, re: &ReStructure) -> Result<CrossProducts> {
     let mut cp = pattern(spec, re, spec.p)?;
-    let response: Vec<f64> = (0..spec.n).map(|i| spec.y_adjusted(i)).collect();
-    fill(&mut cp, spec, re, spec.x, &response, spec.weights)?;
+    fill_shifted(&mut cp, spec, re)?;
     Ok(cp)
+}
+
+/// [`fill`] from `spec`'s rows (`cp` their pattern, with all of `spec`'s fixed effects) with the
+/// response `y − offset − X b₀`, `b₀` the [`CrossProducts::response_shift`] `cp` holds; then,
+/// while the response's weighted least-squares fit on `X` leaves less than [`SHIFT_SHARE`] of
+/// its sum of squares, that fit is added to `b₀`, moved out of the response and the
+/// cross-products filled again (at most [`MAX_SHIFT_ROUNDS`] times).
+pub fn fill_shifted(cp: &mut CrossProducts, spec: &ModelSpec<'_>, re: &ReStructure) -> Result<()> {
+    let mut response: Vec<f64> = (0..spec.n).map(|i| cp.shifted_response(spec, i)).collect();
+    fill(cp, spec, re, spec.x, &response, spec.weights)?;
+    for _ in 0..MAX_SHIFT_ROUNDS {
+        let Some(step) = response_shift_step(cp) else {
+            break;
+        };
+        let n = spec.n;
+        for (c, b) in step.iter().enumerate() {
+            for (r, x) in response.iter_mut().zip(&spec.x[c * n..(c + 1) * n]) {
+                *r -= x * b;
+            }
+        }
+        if cp.response_shift.is_empty() {
+            cp.response_shift = vec![0.0; spec.p];
+        }
+        for (total, b) in cp.response_shift.iter_mut().zip(&step) {
+            *total += b;
+        }
+        fill(cp, spec, re, spec.x, &response, spec.weights)?;
+    }
+    Ok(())
+}
+
+/// How many times [`fill_shifted`] moves the fixed effects' least-squares fit out of the response
+/// at most (each a fill of the cross-products; the second and third only for an
+/// ill-conditioned `X`, whose first shift left much of the response's size in place).
+const MAX_SHIFT_ROUNDS: usize = 3;
+
+/// The share of `y'Wy` below which the response's weighted least-squares residual sum of
+/// squares `r'Wr` (over `X` alone) makes [`fill_shifted`] move that fit out of the response.
+///
+/// The profiled criterion takes `r²` (the penalized residual sum of squares) as `y'Wy` less
+/// the squares of the solved system's right-hand side: a difference that loses the digits by
+/// which `y'Wy` exceeds `r²`. A response far from 0 relative to its residuals (sleepstudy's
+/// reaction times plus 10⁷; a response growing with an `x` of 1 to 10⁴) lost enough of them for
+/// the optimizer to stop at the wrong θ, with a false gradient warning, where lme4 (which sums
+/// the squared residuals row by row) is unaffected. The likelihood is the same for
+/// `y − X b₀` (its β is `β − b₀`), whose `y'Wy` is at most `r'Wr`. Below a ratio of 10³ at most
+/// three digits go (`r²` keeps 13), and the cross-products are left as they are.
+const SHIFT_SHARE: f64 = 1e-3;
+
+/// The coefficients `b` of the weighted least-squares fit of the response column of `cp`'s `F`
+/// on `X` (from `X'WX` and `X'Wy` in `AFF`, the normal equations scaled to a unit diagonal),
+/// when its residual sum of squares `y'Wy − b'X'Wy` is below [`SHIFT_SHARE`] of `y'Wy`; else
+/// (or without fixed effects, or where `X'WX` is not positive definite) `None`.
+fn response_shift_step(cp: &CrossProducts) -> Option<Vec<f64>> {
+    let p = cp.p;
+    let pf = cp.pf();
+    let yy = cp.aff[p * pf + p];
+    if p == 0 || !(yy.is_finite() && yy > 0.0) {
+        return None;
+    }
+    let scale: Vec<f64> = (0..p).map(|c| cp.aff[c * pf + c].sqrt()).collect();
+    if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return None;
+    }
+    let mut g = vec![0.0; p * p];
+    for c in 0..p {
+        for r in 0..p {
+            g[c * p + r] = cp.aff[c * pf + r] / (scale[r] * scale[c]);
+        }
+    }
+    small::chol_lower(&mut g, p)?;
+    let xy: Vec<f64> = (0..p).map(|r| cp.aff[p * pf + r]).collect();
+    let mut b: Vec<f64> = xy.iter().zip(&scale).map(|(v, s)| v / s).collect();
+    small::solve_lower(&g, p, &mut b);
+    small::solve_lower_t(&g, p, &mut b);
+    for (v, s) in b.iter_mut().zip(&scale) {
+        *v /= s;
+    }
+    let explained: f64 = b.iter().zip(&xy).map(|(v, h)| v * h).sum();
+    let rss = yy - explained;
+    (b.iter().all(|v| v.is_finite()) && rss < SHIFT_SHARE * yy).then_some(b)
 }
 
 /// Computes the values of every block of `cp` (the [`pattern`] of these rows) for
@@ -776,6 +857,15 @@ impl CrossProducts {
     /// [`pattern`]: the pattern of `A` for `F` with `p + 1` columns, with zero values.
     pub fn pattern(spec: &ModelSpec<'_>, re: &ReStructure, p: usize) -> Result<Self> {
         pattern(spec, re, p)
+    }
+
+    /// [`fill_shifted`] for the rows this is the pattern of (their response, shifted as
+    /// [`CrossProducts::response_shift`] says). Were it not their pattern (an internal error),
+    /// every value is NaN afterwards, which the factorization rejects.
+    pub fn fill_response(&mut self, spec: &ModelSpec<'_>, re: &ReStructure) {
+        if fill_shifted(self, spec, re).is_err() {
+            self.set_values(f64::NAN);
+        }
     }
 
     /// [`fill`] for the rows this is the pattern of. Were it not their pattern (an internal

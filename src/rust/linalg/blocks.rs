@@ -20,6 +20,7 @@
 //! in complete ([`CrossProducts::from_parts`], e.g. from an engine's GROUP BY sums). Nothing
 //! after it touches the n observations again until the final fitted values.
 use crate::error::{invalid, MixedError, Result};
+use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
 
 /// Coordinates of the trailing random effects.
@@ -111,6 +112,15 @@ pub struct CrossProducts {
     pub af2: Vec<f64>,
     /// `AFF`: `(p+1) × (p+1)` column-major.
     pub aff: Vec<f64>,
+    /// `b₀` (`p` values; empty for none) where the response column of `F` holds
+    /// `y − offset − X b₀` rather than `y − offset`: a response far from 0 relative to its
+    /// residuals has `b₀` moved out of it (see `assemble::from_rows`). The likelihood and every
+    /// piece of it are the same for either response; the fixed effects solved from these
+    /// cross-products are those of the shifted response, and [`BlockedCholesky::solve`] adds
+    /// `b₀` back.
+    ///
+    /// [`BlockedCholesky::solve`]: crate::chol::BlockedCholesky::solve
+    pub response_shift: Vec<f64>,
 }
 
 /// The blocks of a cross-product matrix formed elsewhere, for [`CrossProducts::from_parts`]:
@@ -232,6 +242,7 @@ impl CrossProducts {
             af2: try_zeros(pf * layout.m, "F'Z")?,
             aff: vec![0.0; pf * pf],
             layout,
+            response_shift: Vec::new(),
         })
     }
 
@@ -383,6 +394,17 @@ impl CrossProducts {
     /// Number of columns of `F = [X, y]`.
     pub fn pf(&self) -> usize {
         self.p + 1
+    }
+
+    /// The response of observation `i` as the response column of `F` holds it:
+    /// `yᵢ − offsetᵢ − xᵢ'b₀` (see [`CrossProducts::response_shift`]; `x` is `spec`'s `n × p`
+    /// column-major fixed-effects matrix).
+    pub fn shifted_response(&self, spec: &ModelSpec<'_>, i: usize) -> f64 {
+        let n = spec.n;
+        let shift: f64 = (self.response_shift.iter().enumerate())
+            .map(|(c, b)| spec.x[c * n + i] * b)
+            .sum();
+        spec.y_adjusted(i) - shift
     }
 
     /// Walks the lower triangle of `L21 L21' = Σ_j L21_j L21_j'` (with `l21` laid out as

@@ -395,6 +395,10 @@ impl BlockedCholesky {
             }
             small::solve_lower_t(&self.l11[j * q0 * q0..(j + 1) * q0 * q0], q0, rhs);
         }
+        // β of the response as given: the one solved is that of the response less X b₀.
+        for (b, shift) in beta.iter_mut().zip(&cp.response_shift) {
+            *b += shift;
+        }
         (beta, u1, u2)
     }
 }

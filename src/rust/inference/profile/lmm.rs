@@ -339,12 +339,18 @@ pub fn reduce_cross_products(cp: &CrossProducts, j: usize, b: f64) -> CrossProdu
     out.af1 = vec![0.0; pf_new * l1];
     out.af2 = vec![0.0; pf_new * l2];
     out.aff = vec![0.0; pf_new * pf_new];
+    if !cp.response_shift.is_empty() {
+        out.response_shift.remove(j);
+    }
     set_reduced_response_all(&mut out, cp, j, b);
     out
 }
 
-/// Recomputes every `F` block of `reduced` for `b`.
+/// Recomputes every `F` block of `reduced` for `b`. Where `cp`'s response is shifted by
+/// `X b₀` ([`CrossProducts::response_shift`]), `y − b Xⱼ` is its response less
+/// `(b − b₀ⱼ) Xⱼ`, with the other columns' shift `b₀₋ⱼ` kept for `reduced`.
 fn set_reduced_response_all(reduced: &mut CrossProducts, cp: &CrossProducts, j: usize, b: f64) {
+    let b = b - cp.response_shift.get(j).copied().unwrap_or(0.0);
     let p = cp.p;
     let pf_old = cp.pf();
     let pf_new = p;
