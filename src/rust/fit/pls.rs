@@ -2,9 +2,11 @@
 //! profiles and the parametric bootstrap all use it.
 //!
 //! [`LinearMixedModel`] (in `lmm`) owns the data, the cross-products `A = [Z F]'W[Z F]`
-//! (`F = [X, y − offset]`) and the blocked Cholesky factor; its `set_theta`, `objective` and
-//! `estimates` are the profiled criterion and the estimates at θ. This file adds what the
-//! inference code needs on top of the same model, so that none of it keeps its own copy:
+//! (`F = [X, y − offset − X b₀]`, `b₀ = 0` unless the response is far from 0 relative to its
+//! residuals, see `CrossProducts::response_shift`) and the blocked Cholesky factor; its
+//! `set_theta`, `objective` and `estimates` are the profiled criterion and the estimates at θ.
+//! This file adds what the inference code needs on top of the same model, so that none of it
+//! keeps its own copy:
 //!
 //! * a model over cross-products formed elsewhere ([`LinearMixedModel::from_cross_products`]):
 //!   the bootstrap builds the sparsity pattern once and refills it per simulated response, the
