@@ -121,7 +121,7 @@ anova_type <- function(type) {
 
 # Terms of the fixed part and the columns of X that belong to each.
 term_columns <- function(fit) {
-  trms <- stats::terms(parse_lmm_formula(fit$formula)$fixed_formula)
+  trms <- stats::terms(parse_lmm_formula(model_formula(fit))$fixed_formula)
   labels <- attr(trms, "term.labels")
   asgn <- attr(fit$X, "assign")
   cols <- lapply(seq_along(labels), function(i) which(asgn == i))

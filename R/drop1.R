@@ -151,7 +151,7 @@ drop1_refits <- function(object, scope, test, k, trace, sumFun, scale, ...) {
     scope <- stats::drop.scope(terms.mixedrs_fit(object))
   } else {
     if (!is.character(scope)) {
-      full <- stats::update.formula(mer_formula(object), scope)
+      full <- stats::update.formula(model_formula(object), scope)
       scope <- attr(stats::terms(parse_lmm_formula(full)$fixed_formula), "term.labels")
     }
     if (!all(scope %in% labels)) {

@@ -52,7 +52,7 @@ fit_parts <- function(mc, inputs, raw) {
   reterms <- inputs$reterms
   theta <- stats::setNames(raw$theta, theta_names(reterms))
   b <- term_modes(reterms, raw$b)
-  list(
+  parts <- list(
     call = mc,
     formula = inputs$formula,
     frame = inputs$frame,
@@ -72,6 +72,19 @@ fit_parts <- function(mc, inputs, raw) {
     u = raw$u,
     na.action = inputs$na.action
   )
+  # A formula with `.`: the formula the model was built from (see model_formula()).
+  if (!is.null(inputs$model_formula) && !identical(inputs$model_formula, inputs$formula)) {
+    parts$model_formula <- inputs$model_formula
+  }
+  parts
+}
+
+# The formula a fit's model was built from: its formula, with a `.` written
+# out as the data's other columns where it had one (expand_dot()). The
+# methods that rebuild the designs (predictions, terms, tests) read this one;
+# formula() shows the formula as written, as lme4's does.
+model_formula <- function(fit) {
+  if (is.null(fit$model_formula)) fit$formula else fit$model_formula
 }
 
 # The p x p (R_X'R_X)^-1 from the engine, with X's column names.

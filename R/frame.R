@@ -26,7 +26,9 @@
 #'   [glmm_response()] returns (`y`, `weights`, `n`, `mustart`, `etastart`).
 #' @param extra_vars names of variables the model frame must also hold (those
 #'   of glmm()'s `ziformula` and `dispformula`).
-#' @return A list with `formula`, `frame`, `y`, `X`, `fixed_formula`,
+#' @return A list with `formula`, `model_formula` (`formula` with a `.`
+#'   written out as the data's other columns, see [expand_dot()]; `formula`
+#'   itself without one), `frame`, `y`, `X`, `fixed_formula`,
 #'   `weights`, `offset`, `reterms`, `flist` and `na.action`. With a family,
 #'   `y` is the response as fitted (e.g. proportions), `weights` the prior
 #'   weights after the family's `initialize` (never `NULL`; times the trials
@@ -48,10 +50,17 @@ lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
   }
   formula <- lmm_formula(formula, env)
   parsed <- parse_lmm_formula(formula)
+  data <- lmm_data(mc, env)
+  # A `.` is read as the data's other columns; the model is built from that
+  # formula (kept as `model_formula`), the fit shows the formula as written.
+  model_formula <- expand_dot(formula, data)
+  if (!identical(model_formula, formula)) {
+    parsed <- parse_lmm_formula(model_formula)
+    parsed$formula <- formula
+  }
   if (length(extra_vars) > 0L) {
     parsed$frame_formula <- add_frame_variables(parsed$frame_formula, extra_vars)
   }
-  data <- lmm_data(mc, env)
   check_variables(parsed, data, mc)
   frame <- lmm_frame(parsed$frame_formula, data, mc, env)
   # glmer's starting values, evaluated in the data like the weights and
@@ -90,7 +99,7 @@ lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
   check_grouping(flist, reterms, n, control, allow_n = !is.null(family))
   X <- checked_fixed_matrix(parsed$fixed_formula, frame, fixed_contrasts(mc, env), control,
                             fixed_terms)
-  out <- list(formula = formula, frame = frame, y = y, X = X,
+  out <- list(formula = formula, model_formula = model_formula, frame = frame, y = y, X = X,
               fixed_formula = parsed$fixed_formula, weights = weights,
               offset = offset, reterms = reterms, flist = flist,
               na.action = attr(frame, "na.action"))
@@ -134,6 +143,23 @@ lmm_data <- function(mc, env) {
 # Checks, before model.frame() runs, that every variable of the formula and
 # of `weights`, `offset` and `subset` is a column of `data` or an object (not
 # a function) in the formula's environment; errors name the missing ones.
+# A model formula `y ~ . - g + (1 | g)` with its `.` written out as the
+# columns of `data` other than those on the left, as terms() and
+# model.frame() read a `.` (`y ~ (g + x) - g + (1 | g)`), so that the fixed
+# part's model matrix and the predictions' designs can be built without the
+# data; lme4 expands it against the model frame. A formula without `.` is
+# returned as it is; a `.` without `data` is an error.
+expand_dot <- function(formula, data) {
+  if (!any(all.names(formula[[3L]]) == ".")) return(formula)
+  if (is.null(data)) {
+    stop("the formula ", deparse1(formula), " uses '.' (all other columns ",
+         "of the data), which needs the 'data' argument", call. = FALSE)
+  }
+  expanded <- stats::formula(stats::terms(formula, data = data))
+  attributes(expanded) <- attributes(formula)
+  expanded
+}
+
 check_variables <- function(parsed, data, mc) {
   fenv <- environment(parsed$formula)
   missing_vars <- function(expr) {

@@ -752,13 +752,13 @@ mer_formula <- function(x, fixed.only = FALSE, random.only = FALSE) {
   if (fixed.only && random.only) stop("can't specify 'only fixed' and 'only random' terms")
   form <- x$formula
   if (is.null(form)) form <- stats::as.formula(x$call$formula)
+  if (!fixed.only && !random.only) return(form)
+  # The parts of the formula the model was built from (a `.` written out).
+  if (!is.null(x$model_formula)) form <- x$model_formula
   if (fixed.only) return(parse_lmm_formula(form)$fixed_formula)
-  if (random.only) {
-    bars <- parse_lmm_formula(form)$bars
-    rhs <- Reduce(function(a, b) call("+", a, b), lapply(bars, function(b) call("(", b)))
-    return(with_rhs(form, rhs))
-  }
-  form
+  bars <- parse_lmm_formula(form)$bars
+  rhs <- Reduce(function(a, b) call("+", a, b), lapply(bars, function(b) call("(", b)))
+  with_rhs(form, rhs)
 }
 
 #' Model matrices of a mixed model

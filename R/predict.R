@@ -550,7 +550,7 @@ check_newdata <- function(newdata) {
 
 # The random-effects terms (bar calls `lhs | group`, `||` and nesting
 # expanded) of the model, in formula order.
-model_bars <- function(object) parse_lmm_formula(object$formula)$bars
+model_bars <- function(object) parse_lmm_formula(model_formula(object))$bars
 
 # The terms a prediction includes: all of the model's (re.form = NULL), none
 # (NA or ~0), or those of a one-sided formula, each checked against the
@@ -616,7 +616,7 @@ is_zero <- function(x) is.numeric(x) && length(x) == 1L && x == 0
 # `newdata` that `na.action` kept.
 fixed_design <- function(object, newdata, na.action) {
   frame <- object$frame
-  fixed <- parse_lmm_formula(object$formula)$fixed_formula
+  fixed <- parse_lmm_formula(model_formula(object))$fixed_formula
   env <- environment(object$formula)
   if (is.null(env)) env <- parent.frame()
   tt <- stats::delete.response(stats::terms(fixed))
@@ -676,7 +676,7 @@ sums_prototype_frame <- function(object) {
   frame <- lapply(lev, function(l) factor(character(), levels = l))
   frame <- structure(frame, names = names(lev), class = "data.frame",
                      row.names = integer())
-  attr(frame, "terms") <- stats::terms(parse_lmm_formula(object$formula)$frame_formula)
+  attr(frame, "terms") <- stats::terms(parse_lmm_formula(model_formula(object))$frame_formula)
   frame
 }
 

@@ -24,10 +24,11 @@ frame_data <- function(n = 80, seed = 2) {
 test_that("lmm_inputs() returns exactly the documented elements", {
   d <- frame_data()
   inp <- call_inputs(y ~ x + (1 | g), d)
-  expect_identical(names(inp), c("formula", "frame", "y", "X", "fixed_formula",
-                                 "weights", "offset", "reterms", "flist",
-                                 "na.action"))
+  expect_identical(names(inp), c("formula", "model_formula", "frame", "y", "X",
+                                 "fixed_formula", "weights", "offset", "reterms",
+                                 "flist", "na.action"))
   expect_identical(inp$formula, y ~ x + (1 | g))
+  expect_identical(inp$model_formula, inp$formula)
   expect_identical(deparse1(inp$fixed_formula), "y ~ x")
   expect_true(is.data.frame(inp$frame))
   expect_false(is.null(attr(inp$frame, "terms")))

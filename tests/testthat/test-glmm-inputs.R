@@ -227,8 +227,8 @@ test_that("lmm_inputs(family =) matches glFormula() on cbpp (cbind response)", {
   inp <- call_glmm_inputs(f, cbpp, family = binomial)
   gf <- lme4::glFormula(f, cbpp, family = binomial)
   expect_glmm_parity(inp, gf)
-  expect_identical(names(inp), c("formula", "frame", "y", "X", "fixed_formula",
-                                 "weights", "offset", "reterms", "flist",
+  expect_identical(names(inp), c("formula", "model_formula", "frame", "y", "X",
+                                 "fixed_formula", "weights", "offset", "reterms", "flist",
                                  "na.action", "n_trials", "mustart",
                                  "etastart", "family"))
   expect_equal(inp$y, cbpp$incidence / cbpp$size, tolerance = 1e-12)
@@ -319,9 +319,9 @@ test_that("lmm_inputs() resolves a family given by name or function", {
   # without a family nothing changes: no GLMM elements are added
   l <- lmm_inputs(quote(lmm(formula = pos ~ x + (1 | g), data = d)),
                   environment(), lmmControl())
-  expect_identical(names(l), c("formula", "frame", "y", "X", "fixed_formula",
-                               "weights", "offset", "reterms", "flist",
-                               "na.action"))
+  expect_identical(names(l), c("formula", "model_formula", "frame", "y", "X",
+                               "fixed_formula", "weights", "offset", "reterms",
+                               "flist", "na.action"))
   expect_null(l$weights)
 })
 

@@ -2,8 +2,8 @@
 # lmm/glmm) found missing: glmer's and lmer's `contrasts`, glmer's `mustart`
 # and `etastart`, lme4's old names of `re.form`, simulate()'s recycled
 # `weights`, plain-list and lmerControl() controls, glmer's default family,
-# nAGQ up to 100, and the separation error for a rare indicator. Each is
-# checked side by side with lme4 on the same model.
+# nAGQ up to 100, the separation error for a rare indicator, and a '.' in
+# the formula. Each is checked side by side with lme4 on the same model.
 
 test_that("lmm() and glmm() take lme4's 'contrasts' argument", {
   skip_if_not_installed("lme4")
@@ -288,4 +288,37 @@ test_that("bootmm() conditions on some random-effects terms with re.form, as boo
                tolerance = 1e-5)
   expect_error(bootmm(fit, stat, nsim = 2, re.form = ~ (1 | plate)),
                "re.form term \\(1 \\| plate\\) uses variable 'plate'")
+})
+
+test_that("a '.' in the formula stands for the data's other columns, as in lme4", {
+  skip_if_not_installed("lme4")
+  # lme4's tests/testthat/test-predict.R
+  set.seed(101)
+  dd <- data.frame(groups = rep(1:3, each = 100), x = rnorm(300), dv = rnorm(300))
+  fit <- lmm(dv ~ . - groups + (1 | groups), data = dd)
+  ref <- lmer_full(dv ~ . - groups + (1 | groups), data = dd)
+  expect_identical(names(fixef(fit)), c("(Intercept)", "x"))
+  expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-7)
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-10)
+  # formula() shows it as written, as lme4's does; predictions for new data
+  # build their design from the columns the '.' stood for.
+  expect_identical(formula(fit), formula(ref))
+  expect_equal(predict(fit, dd[1:5, ]), predict(ref, dd[1:5, ]), tolerance = 1e-7)
+  expect_equal(predict(fit, dd[1:5, ], re.form = NA), predict(ref, dd[1:5, ], re.form = NA),
+               tolerance = 1e-7)
+  # Without "- groups" the '.' takes the grouping variable into the fixed part too.
+  all_cols <- lmm(dv ~ . + (1 | groups), data = dd)
+  ref_all <- lmer_full(dv ~ . + (1 | groups), data = dd)
+  expect_equal(fixef(all_cols), lme4::fixef(ref_all), tolerance = 1e-6)
+  # terms() and the tests of the fixed part (lme4's terms() stops at the '.').
+  expect_identical(attr(terms(fit), "term.labels"), "x")
+  expect_identical(rownames(anova(fit, ddf = "lme4")), "x")
+  # A GLMM as well.
+  dd$yb <- as.numeric(dd$dv > 0.3)
+  gfit <- glmm(yb ~ . - dv - groups + (1 | groups), data = dd, family = binomial)
+  gref <- glmer_tight(quote(lme4::glmer(yb ~ . - dv - groups + (1 | groups), data = dd,
+                                        family = binomial)), environment())
+  expect_equal(fixef(gfit), lme4::fixef(gref), tolerance = 1e-5)
+  # Without data there is nothing for '.' to stand for.
+  expect_error(lmm(dv ~ . + (1 | groups)), "uses '.'.*needs the 'data' argument")
 })
