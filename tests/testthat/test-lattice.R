@@ -273,6 +273,34 @@ test_that("xyplot(), densityplot() and plot() of a profile match lme4's", {
   expect_error(plot(pr, 1), "does not use 'y'")
 })
 
+test_that("as.data.frame() of a profile is lme4's, .focal and .par included", {
+  skip_if_not_installed("lme4")
+  sleepstudy <- lme4::sleepstudy
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), data = sleepstudy)
+  pr_ref <- profile(ref)
+  theirs <- as.data.frame(pr_ref)
+  # On lme4's profile points: lme4's data frame, column for column.
+  ours <- as.data.frame(as_lmmprofile(pr_ref))
+  expect_identical(class(ours), "data.frame")
+  expect_identical(names(ours), names(theirs))
+  expect_identical(levels(ours$.par), levels(theirs$.par))
+  expect_identical(as.character(ours$.par), as.character(theirs$.par))
+  expect_equal(ours$.focal, theirs$.focal, tolerance = 1e-12)
+  expect_equal(ours$.zeta, theirs$.zeta, tolerance = 1e-12)
+  # On our own profile, the same layout, and the lattice formula of lme4's
+  # tests/boundary.R draws.
+  fit <- lmm(Reaction ~ Days + (Days | Subject), data = sleepstudy)
+  d <- as.data.frame(profile(fit))
+  expect_identical(names(d), names(theirs))
+  expect_identical(levels(d$.par), levels(theirs$.par))
+  for (p in levels(d$.par)) {
+    expect_identical(d$.focal[d$.par == p], d[[p]][d$.par == p])
+  }
+  p <- lattice::xyplot(.zeta ~ .focal | .par, data = d, type = "l",
+                       scales = list(x = list(relation = "free")))
+  expect_identical(p$condlevels[[1]], levels(theirs$.par))
+})
+
 test_that("splom() of a profile draws lme4's traces and contours", {
   skip_if_not_installed("lme4")
   sleepstudy <- lme4::sleepstudy
