@@ -11,6 +11,10 @@
 #' of them (in parallel, in the Rust core) and applies the statistic `FUN` to
 #' each refitted model.
 #'
+#' `bootMer()` is the same function under lme4's name, so that lme4 code
+#' runs unchanged; given an lme4 fit (class `"merMod"`, where mixedrs was
+#' attached after lme4) it hands everything to `lme4::bootMer()`.
+#'
 #' The responses are simulated as lme4's `simulate()` does, with the same
 #' random number draws (first the spherical random effects of all
 #' simulations, then the responses), so that for the same `seed` the
@@ -115,6 +119,16 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
                    parallel = c("no", "multicore", "snow"),
                    ncpus = getOption("boot.ncpus", 1L), cl = NULL, threads = NULL) {
   mc <- match.call()
+  if (inherits(x, "merMod") && requireNamespace("lme4", quietly = TRUE)) {
+    if (!is.null(threads)) {
+      stop("'threads' is an argument for lmm() and glmm() fits; lme4's bootMer() ",
+           "of an lme4 fit has none", call. = FALSE)
+    }
+    boot_lme4 <- getExportedValue("lme4", "bootMer")
+    return(boot_lme4(x, FUN, nsim = nsim, seed = seed, use.u = use.u, re.form = re.form,
+                     type = type, verbose = verbose, .progress = .progress,
+                     PBargs = PBargs, parallel = parallel, ncpus = ncpus, cl = cl))
+  }
   if (!inherits(x, c("lmm", "glmm"))) {
     stop("'x' must be a model fitted by lmm() or glmm(), not an object of class '",
          class(x)[1L], "'", call. = FALSE)
@@ -185,6 +199,10 @@ bootmm <- function(x, FUN, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
   colnames(t) <- names(t0)
   boot_object(x, t0, t, nsim, FUN, mc, run)
 }
+
+#' @rdname bootmm
+#' @export
+bootMer <- bootmm
 
 # lme4's progress bars: "none" (NULL), "txt", "tk" or "win", made with
 # PBargs, with the function that sets their value.

@@ -90,3 +90,22 @@ test_that("bootmm() rejects bootMer() options it cannot honour, naming them", {
                           type = "semiparametric"), "some bootstrap runs failed"),
     "questionable for GLMMs")
 })
+
+test_that("bootMer() is bootmm() under lme4's name, and lme4's for lme4 fits", {
+  skip_if_not_installed("lme4")
+  ds <- lme4::Dyestuff
+  # lme4's tests/testthat/test-bootMer.R: bootMer(fit, fixef, nsim = 3).
+  fit <- lmm(Yield ~ 1 + (1 | Batch), ds)
+  a <- bootMer(fit, fixef, nsim = 5, seed = 3)
+  b <- bootmm(fit, fixef, nsim = 5, seed = 3)
+  expect_s3_class(a, "boot")
+  expect_identical(a$t, b$t)
+  expect_identical(a$seed, b$seed)
+  # Given an lme4 fit, it is lme4's bootMer() (the same replicates).
+  fm <- lme4::lmer(Yield ~ 1 + (1 | Batch), ds)
+  ours <- bootMer(fm, lme4::fixef, nsim = 4, seed = 5)
+  ref <- lme4::bootMer(fm, lme4::fixef, nsim = 4, seed = 5)
+  expect_identical(ours$t, ref$t)
+  expect_error(bootMer(fm, lme4::fixef, nsim = 2, threads = 2), "'threads'")
+  expect_error(bootMer(lm(Yield ~ 1, ds), coef), "must be a model fitted by lmm")
+})
