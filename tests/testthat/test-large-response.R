@@ -44,6 +44,10 @@ test_that("a response shifted by 1e7 has lme4's optimum and the unshifted fit's 
   boot <- bootmm(fit, theta_of, nsim = 8, seed = 11)
   boot_near <- bootmm(near, theta_of, nsim = 8, seed = 11)
   expect_equal(boot$t, boot_near$t, tolerance = 1e-5)
+  # Each refit moves its own response's fit out of it: the replicates do not
+  # depend on which thread's workspace refits them.
+  expect_identical(bootmm(fit, theta_of, nsim = 8, seed = 11, threads = 1)$t,
+                   bootmm(fit, theta_of, nsim = 8, seed = 11, threads = 2)$t)
   # Deletion refits (influence()) downdate the same shifted cross-products.
   infl <- influence(fit, groups = "Subject")
   infl_near <- influence(near, groups = "Subject")

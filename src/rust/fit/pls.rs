@@ -93,8 +93,6 @@ impl<'a> LinearMixedModel<'a> {
             );
         }
         self.spec.y = y;
-        // Shifted as the last response was (and further if it needs to be): responses
-        // simulated from one fit are all about as far from 0.
         self.cp.fill_response(&self.spec, &self.re);
         Ok(())
     }

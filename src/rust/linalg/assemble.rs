@@ -152,8 +152,9 @@ pub fn pattern(spec: &ModelSpec<'_>, re: &ReStructure, p: usize) -> Result<Cross
     CrossProducts::with_pattern(re, n, p, a21_ptr, a21_node, a22_pairs)
 }
 
-/// Every block of `A` for a linear mixed model from its rows: `F = [X, y − offset]` with the
-/// prior weights.
+/// Every block of `A` for a linear mixed model from its rows: `F = [X, y − offset − X b₀]` with
+/// the prior weights, `b₀` the response's least-squares fit on `X` where it is far from 0
+/// relative to its residuals, else 0 (see [`fill_shifted`]).
 pub fn from_rows(spec: &ModelSpec<'_>, re: &ReStructure) -> Result<CrossProducts> {
     let mut cp = pattern(spec, re, spec.p)?;
     fill_shifted(&mut cp, spec, re)?;
@@ -859,10 +860,14 @@ impl CrossProducts {
         pattern(spec, re, p)
     }
 
-    /// [`fill_shifted`] for the rows this is the pattern of (their response, shifted as
-    /// [`CrossProducts::response_shift`] says). Were it not their pattern (an internal error),
-    /// every value is NaN afterwards, which the factorization rejects.
+    /// The values for the rows this is the pattern of, their response's least-squares fit on `X`
+    /// moved out of it where needed, as [`from_rows`] forms them: [`fill_shifted`] from no shift
+    /// (whatever shift these cross-products held before, so that the result depends on these
+    /// rows alone: the bootstrap's refits are the same whichever thread's workspace runs
+    /// them). Were it not their pattern (an internal error), every value is NaN afterwards,
+    /// which the factorization rejects.
     pub fn fill_response(&mut self, spec: &ModelSpec<'_>, re: &ReStructure) {
+        self.response_shift.clear();
         if fill_shifted(self, spec, re).is_err() {
             self.set_values(f64::NAN);
         }
