@@ -127,7 +127,8 @@ stop_unsupported_family_link <- function(name, link) {
   }
   if (grepl("^negative binomial", name, ignore.case = TRUE)) {
     stop("the negative binomial family (", name, ") is not supported by ",
-         "glmm(); supported families (links): ", supported_families_text(),
+         "glmm() with a fixed theta: use glmm.nb() or glmm(family = nbinom2), which ",
+         "estimate theta; supported families (links): ", supported_families_text(),
          call. = FALSE)
   }
   if (name == "gaussian" && link == "identity") {

@@ -145,6 +145,11 @@ test_that("resolve_family() rejects what glmm() cannot fit, saying what can", {
   expect_error(resolve_family("foo"), paste0("unknown family \"foo\".*", supported))
   expect_error(resolve_family("gamma"), "unknown family \"gamma\" \\(did you mean \"Gamma\"\\?\\)")
   expect_error(resolve_family("negative.binomial"), "negative binomial\\) is not supported")
+  if (requireNamespace("MASS", quietly = TRUE)) {
+    # glmer fits MASS's family with theta fixed; glmm() points to the fits that estimate it
+    expect_error(resolve_family(MASS::negative.binomial(theta = 2)),
+                 "Negative Binomial\\(2\\)\\) is not supported by glmm\\(\\) with a fixed theta: use glmm.nb\\(\\)")
+  }
   expect_error(resolve_family(inverse.gaussian(link = "identity")),
                "link 'identity' is not supported for the inverse.gaussian family; use one of: \"1/mu\\^2\", \"log\", \"inverse\"")
   expect_error(resolve_family(binomial(link = make.link("sqrt"))),
