@@ -160,7 +160,46 @@ sums_check_scale <- function(inputs, level, tol = 1000) {
 # the scales.
 sums_fixed_checks <- function(inputs, control) {
   inputs <- sums_drop_deficient(inputs, control$check.rankX)
-  sums_check_scale(inputs, control$check.scaleX)
+  inputs <- sums_check_scale(inputs, control$check.scaleX)
+  sums_check_cancellation(inputs$sums)
+  inputs
+}
+
+# Above this ratio of the response's sum of squares to its residual sum of
+# squares on the fixed effects, the sums lose enough digits for the warning
+# of sums_check_cancellation().
+sums_cancellation_limit <- 1e5
+
+# Warns when the criterion computed from the sums loses digits to
+# cancellation: its residual sum of squares is the response's sum of
+# squares `y'Wy` (in `ff`, after the shifts) less what the fixed and random
+# effects explain, a difference that keeps about 16 - log10(y'Wy / r'Wr)
+# digits, r'Wr the residual sum of squares of the response on X alone. lmm()
+# on the rows moves X's fit out of the response before summing
+# (src/rust/linalg/assemble.rs); sums computed elsewhere cannot be summed
+# again, so a response that X explains almost entirely (a trend over a
+# covariate of large values) gets a warning saying what to do.
+sums_check_cancellation <- function(sums) {
+  p <- sums$p
+  if (p == 0L) return(invisible(NULL))
+  ff <- matrix(sums$ff, p + 1L, p + 1L)
+  yy <- ff[p + 1L, p + 1L]
+  xy <- ff[seq_len(p), p + 1L]
+  fit <- tryCatch(solve(ff[seq_len(p), seq_len(p), drop = FALSE], xy),
+                  error = function(e) NULL)
+  if (is.null(fit) || !is.finite(yy) || yy <= 0) return(invisible(NULL))
+  ratio <- yy / (yy - sum(fit * xy))
+  if (ratio > 0 && ratio <= sums_cancellation_limit) return(invisible(NULL))
+  digits <- if (ratio > 0) sprintf("about %.0f", log10(ratio)) else "all"
+  warning("the response's sum of squares in the sums is ",
+          if (ratio > 0) sprintf("%.2g times", ratio) else "not above",
+          " its residual sum of squares on the fixed effects, so ", digits,
+          " of the criterion's 16 digits cancel, and where the likelihood is ",
+          "flat the optimizer can stop away from the optimum (lmm() on the rows ",
+          "in R removes that fit first); subtract the trend from the response ",
+          "where the data live (e.g. dplyr::mutate(y = y - 2 * x)) and add it ",
+          "back to the fixed effects", call. = FALSE)
+  invisible(NULL)
 }
 
 # Type III hypotheses of a sums fit whose terms are contained in others:

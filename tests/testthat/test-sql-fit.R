@@ -45,6 +45,30 @@ check_backend <- function(tables) {
   expect_equal(unname(far_fit$theta), unname(near_fit$theta), tolerance = 1e-6)
 }
 
+test_that("sums whose response X explains almost entirely warn that digits cancel", {
+  skip_if_not_installed("RSQLite")
+  skip_if_not_installed("dbplyr")
+  con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+  on.exit(DBI::dbDisconnect(con))
+  # lme4's tests/fewlevels.R: y = 1 + 2x + noise, x = 1..10000, four levels.
+  set.seed(1)
+  n <- 10000
+  d <- data.frame(x = 1:n, fac = as.character(gl(4, 1, n)))
+  d$y <- 1 + 2 * d$x + rnorm(4, 0, 4)[as.integer(factor(d$fac))] + rnorm(n)
+  DBI::dbWriteTable(con, "trend", d)
+  DBI::dbWriteTable(con, "sleep", lme4::sleepstudy)
+  # centred in SQL, y'y still exceeds the residual sum of squares 2.1e6 times:
+  # the variance estimate was 19.519 where lme4 gives 19.548, without a word
+  w <- capture_warnings(lmm(y ~ x + (1 | fac), dplyr::tbl(con, "trend")))
+  expect_true(any(grepl("2.1e\\+06 times its residual sum of squares.*about 6 of the criterion's 16 digits cancel", w)))
+  # in memory the engine removes X's fit first, and says nothing
+  w_rows <- capture_warnings(lmm(y ~ x + (1 | fac), d))
+  expect_false(any(grepl("cancel", w_rows)))
+  # an ordinary response: no warning
+  expect_false(any(grepl("cancel", capture_warnings(
+    lmm(Reaction ~ Days + (Days | Subject), dplyr::tbl(con, "sleep"))))))
+})
+
 test_that("lmm() on an SQLite table is lmm() on its rows", {
   skip_if_not_installed("RSQLite")
   skip_if_not_installed("dbplyr")
