@@ -140,9 +140,6 @@ lmm_data <- function(mc, env) {
   as.data.frame(data)
 }
 
-# Checks, before model.frame() runs, that every variable of the formula and
-# of `weights`, `offset` and `subset` is a column of `data` or an object (not
-# a function) in the formula's environment; errors name the missing ones.
 # A model formula `y ~ . - g + (1 | g)` with its `.` written out as the
 # columns of `data` other than those on the left, as terms() and
 # model.frame() read a `.` (`y ~ (g + x) - g + (1 | g)`), so that the fixed
@@ -160,6 +157,9 @@ expand_dot <- function(formula, data) {
   expanded
 }
 
+# Checks, before model.frame() runs, that every variable of the formula and
+# of `weights`, `offset` and `subset` is a column of `data` or an object (not
+# a function) in the formula's environment; errors name the missing ones.
 check_variables <- function(parsed, data, mc) {
   fenv <- environment(parsed$formula)
   missing_vars <- function(expr) {
