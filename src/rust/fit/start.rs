@@ -311,6 +311,7 @@ impl Objective for UnitScaleDeviance<'_> {
         self.lmm.deviance_at_theta_sigma(&theta, 1.0)
     }
 }
+
 /// Adds an off-diagonal entry `v` (`v2 = v²`) of `Z'WZ` between a level of column `ka` (diagonal
 /// entry `aa`) and a level of column `kb` (`ab`) to `C` from both sides: `v²/aa` to `C[kb, ka]`
 /// and `v²/ab` to `C[ka, kb]` (`C` is `k × k`, column-major, as in [`moment_theta`]).
