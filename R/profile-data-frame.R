@@ -12,9 +12,13 @@
 #' drawn in one lattice formula.
 #'
 #' @param x A profile (an `"lmmprofile"` object) from [profile.lmm()].
-#' @param row.names,optional Not used (the data frame keeps the profile's
-#'   rows); present for the generic's signature.
-#' @param ... Not used.
+#' @param row.names `NULL` (the profile's row names) or a vector of one row
+#'   name per point.
+#' @param optional As for [as.data.frame()] of a data frame, whose column
+#'   names are kept either way.
+#' @param stringsAsFactors Passed by [data.frame()]; the profile has no
+#'   character columns (`.par` is a factor, as in lme4's data frame).
+#' @param ... Nothing else: an argument given here is an error.
 #' @return A data frame with the columns of `x`, `.par` as a factor, and
 #'   `.focal`.
 #' @seealso [profile.lmm()], [xyplot.lmmprofile()].
@@ -25,7 +29,13 @@
 #' lattice::xyplot(.zeta ~ .focal | .par, data = pr, type = "l",
 #'                 scales = list(x = list(relation = "free")))
 #' @export
-as.data.frame.lmmprofile <- function(x, row.names = NULL, optional = FALSE, ...) {
+as.data.frame.lmmprofile <- function(x, row.names = NULL, optional = FALSE,
+                                     stringsAsFactors = FALSE, ...) {
+  if (...length()) {
+    stop("as.data.frame() of a profile takes 'row.names', 'optional' and ",
+         "'stringsAsFactors' only; not used: ",
+         paste(names(list(...)), collapse = ", "), call. = FALSE)
+  }
   out <- x
   attr(out, "lower") <- NULL
   attr(out, "upper") <- NULL
@@ -39,5 +49,12 @@ as.data.frame.lmmprofile <- function(x, row.names = NULL, optional = FALSE, ...)
   }
   out$.par <- factor(par, levels = unique(par))
   out$.focal <- focal
+  if (!is.null(row.names)) {
+    if (length(row.names) != nrow(out)) {
+      stop("'row.names' must give one name for each of the profile's ", nrow(out),
+           " points, not ", length(row.names), call. = FALSE)
+    }
+    rownames(out) <- row.names
+  }
   out
 }

@@ -296,6 +296,11 @@ test_that("as.data.frame() of a profile is lme4's, .focal and .par included", {
   for (p in levels(d$.par)) {
     expect_identical(d$.focal[d$.par == p], d[[p]][d$.par == p])
   }
+  expect_identical(rownames(as.data.frame(profile(fit), row.names = paste0("p", seq_len(nrow(d))))),
+                   paste0("p", seq_len(nrow(d))))
+  expect_error(as.data.frame(profile(fit), row.names = "a"), "one name for each")
+  expect_error(as.data.frame(profile(fit), cut.off = 2), "not used: cut.off")
+  expect_identical(data.frame(profile(fit))$.focal, d$.focal)
   p <- lattice::xyplot(.zeta ~ .focal | .par, data = d, type = "l",
                        scales = list(x = list(relation = "free")))
   expect_identical(p$condlevels[[1]], levels(theirs$.par))
