@@ -13,6 +13,7 @@ mod fit;
 mod inference;
 mod interrupt;
 mod results;
+mod rlist;
 
 /// Silences Rust's panic message; extendr turns the panic itself into an R error.
 #[no_mangle]

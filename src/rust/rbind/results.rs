@@ -11,6 +11,7 @@ use crate::optim::OptSummary;
 use extendr_api::prelude::*;
 
 use super::convert::{other, Result};
+use super::rlist::{named_list, Value};
 
 /// Whether a fit's result carries its per-observation values (fitted values, linear predictor,
 /// means). Bootstrap replicates do not: R rebuilds them when it needs them.
@@ -29,89 +30,101 @@ fn vectors(vs: &[Vec<f64>]) -> List {
 
 /// The optimizer's record: start, estimates, bounds, evaluations, return code and the checks.
 pub(crate) fn opt_summary(opt: &OptSummary) -> Robj {
-    list!(
-        start = opt.start.clone(),
-        theta = opt.theta.clone(),
-        lower = opt.lower.clone(),
-        upper = opt.upper.clone(),
-        fmin = opt.fmin,
-        feval = opt.feval as i32,
-        starts = opt.starts_tried as i32,
-        code = opt.code,
-        message = opt.message.clone(),
-        gradient = opt.gradient.clone(),
-        hessian = opt.hessian.clone(),
-        singular = opt.singular,
-        messages = opt.messages.clone()
-    )
-    .into()
+    named_list(opt_summary_items(opt))
+}
+
+/// The elements of [`opt_summary`].
+fn opt_summary_items(opt: &OptSummary) -> Vec<(&'static str, Value<'_>)> {
+    vec![
+        ("start", Value::Doubles(&opt.start)),
+        ("theta", Value::Doubles(&opt.theta)),
+        ("lower", Value::Doubles(&opt.lower)),
+        ("upper", Value::Doubles(&opt.upper)),
+        ("fmin", Value::Double(opt.fmin)),
+        ("feval", Value::Int(opt.feval as i32)),
+        ("starts", Value::Int(opt.starts_tried as i32)),
+        ("code", Value::Int(opt.code)),
+        ("message", Value::Str(&opt.message)),
+        ("gradient", Value::Doubles(&opt.gradient)),
+        ("hessian", Value::Doubles(&opt.hessian)),
+        ("singular", Value::Logical(opt.singular)),
+        ("messages", Value::Strs(&opt.messages)),
+    ]
 }
 
 /// An LMM fit. A [`Rows::Replicate`] leaves out the fitted values.
 pub(crate) fn lmm_fit(fit: &LmmFit, rows: Rows) -> Robj {
-    let mut out: Vec<(&str, Robj)> = vec![
-        ("theta", fit.theta.clone().into()),
-        ("par", fit.par.clone().into()),
-        ("beta", fit.beta.clone().into()),
-        ("u", fit.u.clone().into()),
-        ("b", vectors(&fit.b).into()),
-        ("sigma", fit.sigma.into()),
-        ("ldL2", fit.ldl2.into()),
-        ("ldRX2", fit.ldrx2.into()),
-        ("wrss", fit.wrss.into()),
-        ("ussq", fit.ussq.into()),
-        ("pwrss", fit.pwrss.into()),
-        ("objective", fit.objective.into()),
-        ("deviance_ml", fit.deviance_ml.into()),
-        ("reml_crit", fit.reml_crit.into()),
-        ("vcov_unscaled", fit.vcov_unscaled.clone().into()),
+    let mut out = vec![
+        ("theta", Value::Doubles(&fit.theta)),
+        ("par", Value::Doubles(&fit.par)),
+        ("beta", Value::Doubles(&fit.beta)),
+        ("u", Value::Doubles(&fit.u)),
+        ("b", Value::DoubleVectors(&fit.b)),
+        ("sigma", Value::Double(fit.sigma)),
+        ("ldL2", Value::Double(fit.ldl2)),
+        ("ldRX2", Value::Double(fit.ldrx2)),
+        ("wrss", Value::Double(fit.wrss)),
+        ("ussq", Value::Double(fit.ussq)),
+        ("pwrss", Value::Double(fit.pwrss)),
+        ("objective", Value::Double(fit.objective)),
+        ("deviance_ml", Value::Double(fit.deviance_ml)),
+        ("reml_crit", Value::Double(fit.reml_crit)),
+        ("vcov_unscaled", Value::Doubles(&fit.vcov_unscaled)),
     ];
     if rows == Rows::Fit {
-        out.push(("fitted", fit.fitted.clone().into()));
+        out.push(("fitted", Value::Doubles(&fit.fitted)));
     }
-    out.push(("optinfo", opt_summary(&fit.opt)));
-    List::from_pairs(out).into()
+    out.push(("optinfo", Value::List(opt_summary_items(&fit.opt))));
+    named_list(out)
 }
 
 /// A GLMM fit. A [`Rows::Replicate`] has `NULL` for the linear predictor `eta` and the means `mu`.
 pub(crate) fn glmm_fit(fit: &GlmmFit, rows: Rows) -> Robj {
-    let stage = |s: &Option<OptSummary>| s.as_ref().map_or_else(|| Robj::from(()), opt_summary);
-    let per_row = |v: &Vec<f64>| match rows {
-        Rows::Fit => Robj::from(v.clone()),
-        Rows::Replicate => Robj::from(()),
+    fn stage(s: &Option<OptSummary>) -> Value<'_> {
+        s.as_ref()
+            .map_or(Value::Null, |s| Value::List(opt_summary_items(s)))
+    }
+    let per_row = |v| match rows {
+        Rows::Fit => Value::Doubles(v),
+        Rows::Replicate => Value::Null,
     };
-    list!(
-        theta = fit.theta.clone(),
-        par = fit.par.clone(),
-        beta = fit.beta.clone(),
-        extra = fit.extra.clone(),
-        u = fit.u.clone(),
-        b = vectors(&fit.b),
-        eta = per_row(&fit.eta),
-        mu = per_row(&fit.mu),
-        ldL2 = fit.ldl2,
-        ldRX2 = fit.ldrx2,
-        ussq = fit.ussq,
-        wrss = fit.wrss,
-        drsum = fit.drsum,
-        deviance = fit.deviance,
-        vcov_unscaled = fit.vcov_unscaled.clone(),
-        working_weights = per_row(&fit.working_weights),
-        zi_logit = per_row(&fit.zi_logit),
-        zi_working_weights = list!(
-            cross = per_row(&fit.zi_working_weights[0]),
-            zi = per_row(&fit.zi_working_weights[1])
+    named_list(vec![
+        ("theta", Value::Doubles(&fit.theta)),
+        ("par", Value::Doubles(&fit.par)),
+        ("beta", Value::Doubles(&fit.beta)),
+        ("extra", Value::Doubles(&fit.extra)),
+        ("u", Value::Doubles(&fit.u)),
+        ("b", Value::DoubleVectors(&fit.b)),
+        ("eta", per_row(&fit.eta)),
+        ("mu", per_row(&fit.mu)),
+        ("ldL2", Value::Double(fit.ldl2)),
+        ("ldRX2", Value::Double(fit.ldrx2)),
+        ("ussq", Value::Double(fit.ussq)),
+        ("wrss", Value::Double(fit.wrss)),
+        ("drsum", Value::Double(fit.drsum)),
+        ("deviance", Value::Double(fit.deviance)),
+        ("vcov_unscaled", Value::Doubles(&fit.vcov_unscaled)),
+        ("working_weights", per_row(&fit.working_weights)),
+        ("zi_logit", per_row(&fit.zi_logit)),
+        (
+            "zi_working_weights",
+            Value::List(vec![
+                ("cross", per_row(&fit.zi_working_weights[0])),
+                ("zi", per_row(&fit.zi_working_weights[1])),
+            ]),
         ),
-        gradient = fit.gradient.clone(),
-        hessian = fit.hessian.clone(),
-        stage1 = stage(&fit.stage1),
-        stage2 = stage(&fit.stage2),
-        messages = fit.messages.clone(),
-        hessian_problem = fit.hessian_problem.clone(),
-        pirls_failures = fit.pirls_failures as i32,
-        pirls_iterations = fit.pirls_iterations as i32
-    )
-    .into()
+        ("gradient", Value::Doubles(&fit.gradient)),
+        ("hessian", Value::Doubles(&fit.hessian)),
+        ("stage1", stage(&fit.stage1)),
+        ("stage2", stage(&fit.stage2)),
+        ("messages", Value::Strs(&fit.messages)),
+        (
+            "hessian_problem",
+            Value::OptStr(fit.hessian_problem.as_deref()),
+        ),
+        ("pirls_failures", Value::Int(fit.pirls_failures as i32)),
+        ("pirls_iterations", Value::Int(fit.pirls_iterations as i32)),
+    ])
 }
 
 /// Bootstrap replicates: one list per replicate as `replicate` converts it, or
