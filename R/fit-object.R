@@ -5,8 +5,8 @@
 # Class of a fit: "lmm" or "glmm", then the common parent "mixedrs_fit" that
 # carries the methods both kinds share (R/methods.R); class-specific methods
 # (R/methods.R for "lmm", R/glmm-methods.R for "glmm") come first in dispatch.
-fit_class <- function(kind = c("lmm", "glmm")) {
-  c(match.arg(kind), "mixedrs_fit")
+fit_class <- function(kind) {
+  c(kind, "mixedrs_fit")
 }
 
 # The conditional modes of each term (the engine's level-major vectors `b`)
@@ -50,7 +50,8 @@ fit_parts <- function(mc, inputs, raw) {
   X <- inputs$X
   n <- nrow(X)
   reterms <- inputs$reterms
-  theta <- stats::setNames(raw$theta, theta_names(reterms))
+  layout <- theta_layout(reterms)
+  theta <- stats::setNames(raw$theta, layout$names)
   b <- term_modes(reterms, raw$b)
   parts <- list(
     call = mc,
@@ -66,7 +67,7 @@ fit_parts <- function(mc, inputs, raw) {
     flist = inputs$flist,
     theta = theta,
     par = fit_par(raw, reterms, theta),
-    lower = stats::setNames(theta_lower(reterms), names(theta)),
+    lower = stats::setNames(layout$lower, layout$names),
     beta = stats::setNames(raw$beta, colnames(X)),
     b = b,
     u = raw$u,
@@ -100,15 +101,16 @@ unscaled_vcov <- function(values, X) {
 # start when its moment start or optimum is near the boundary, or it is small).
 optimizer_record <- function(optimizer, stages, pars, gradient, hessian,
                              grad_messages, singular) {
-  stages <- Filter(Negate(is.null), stages)
+  stages <- stages[!vapply(stages, is.null, NA)]
   last <- stages[[length(stages)]]
   k <- length(gradient)
   messages <- c(if (isTRUE(singular)) "boundary (singular) fit: see help('isSingular')",
                 grad_messages)
+  feval <- vapply(stages, function(s) as.integer(s$feval), 1L)
   list(
     optimizer = optimizer,
-    feval = sum(vapply(stages, function(s) as.integer(s$feval), 1L)),
-    feval_stages = vapply(stages, function(s) as.integer(s$feval), 1L),
+    feval = sum(feval),
+    feval_stages = feval,
     starts = vapply(stages, function(s) max(1L, as.integer(s$starts)), 1L),
     conv = list(opt = last$code, lme4 = list(messages = messages)),
     message = last$message,

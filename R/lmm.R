@@ -244,26 +244,32 @@ lower_tri_index <- function(q) {
 }
 
 # lme4's lower bounds: 0 for diagonal elements of each term's factor.
-theta_lower <- function(reterms) {
-  unlist(lapply(reterms, function(t) {
-    q <- length(t$cnms)
-    if (q == 1L) return(0)
-    idx <- lower_tri_index(q)
-    ifelse(idx$row == idx$col, 0, -Inf)
-  }))
-}
+theta_lower <- function(reterms) theta_layout(reterms)$lower
 
 # lme4's theta names: group.name for diagonal, group.row.col otherwise.
-theta_names <- function(reterms) {
-  unlist(lapply(reterms, function(t) {
+theta_names <- function(reterms) theta_layout(reterms)$names
+
+# theta's `names` and `lower` bounds (see theta_names(), theta_lower()) in one
+# pass over the terms.
+theta_layout <- function(reterms) {
+  names <- vector("list", length(reterms))
+  lower <- vector("list", length(reterms))
+  for (i in seq_along(reterms)) {
+    t <- reterms[[i]]
     q <- length(t$cnms)
-    if (q == 1L) return(paste(t$group, t$cnms, sep = "."))
+    if (q == 1L) {
+      names[[i]] <- paste(t$group, t$cnms, sep = ".")
+      lower[[i]] <- 0
+      next
+    }
     idx <- lower_tri_index(q)
-    out <- paste(t$group, t$cnms[idx$row], t$cnms[idx$col], sep = ".")
     diag <- idx$row == idx$col
+    out <- paste(t$group, t$cnms[idx$row], t$cnms[idx$col], sep = ".")
     out[diag] <- paste(t$group, t$cnms[idx$row[diag]], sep = ".")
-    out
-  }))
+    names[[i]] <- out
+    lower[[i]] <- ifelse(diag, 0, -Inf)
+  }
+  list(names = unlist(names), lower = unlist(lower))
 }
 
 # The random-effects terms as the Rust engine reads them.

@@ -424,3 +424,126 @@ test_that("the fixed-effects matrix carries lme4's attributes in lme4's order", 
     expect_identical(unclass(ours)[, ], unclass(ref)[, ], info = deparse(f))
   }
 })
+
+# Data with a column of every type the direct model frame takes, and others.
+plain_data <- function(n = 48, seed = 5) {
+  set.seed(seed)
+  d <- data.frame(
+    y = rnorm(n, 5),
+    x = runif(n),
+    k = sample.int(5L, n, replace = TRUE),
+    lg = sample(c(TRUE, FALSE), n, replace = TRUE),
+    s = sample(c("b", "a", "c"), n, replace = TRUE),
+    g = factor(sample(sprintf("g%d", 1:6), n, replace = TRUE)),
+    h = sample(c(3L, 9L, 1L, 12L), n, replace = TRUE),
+    o = ordered(sample(c("lo", "mid", "hi"), n, replace = TRUE), c("lo", "mid", "hi")),
+    u = factor(sample(c("p", "q"), n, replace = TRUE), levels = c("p", "q", "unused")),
+    succ = sample.int(4L, n, replace = TRUE),
+    stringsAsFactors = FALSE
+  )
+  d$m <- cbind(a = d$x, b = d$y)   # a matrix column: model.frame()'s route
+  d$sc <- scale(d$x)               # a column with attributes: model.frame()'s route
+  d
+}
+
+test_that("the model frame built from the columns is model.frame()'s", {
+  d <- plain_data()
+  d_names <- d
+  rownames(d_names) <- paste0("row", seq_len(nrow(d)))
+  forms <- list(
+    y ~ x + (1 | g), y ~ x + k + lg + s + (x | g), y ~ o + u + (1 | h),
+    y ~ x * s + (1 + x | g) + (1 | s), y ~ 0 + k + (0 + x | g:s), y ~ 1 + (1 | g),
+    y ~ log(x) + (1 | g), y ~ m + (1 | g), y ~ sc + (1 | g), y ~ x + offset(k) + (1 | g),
+    y ~ poly(x, 2) + (1 | g), y ~ I(k^2) + (1 | g), y ~ x + (k || g)
+  )
+  direct <- 0L
+  for (data in list(d, d_names)) {
+    for (f in forms) {
+      parsed <- parse_lmm_formula(f)
+      simple <- simple_model_frame(parsed$frame_formula, data)
+      if (!is.null(simple)) {
+        direct <- direct + 1L
+        reference <- drop_unused_levels(stats::model.frame(parsed$frame_formula, data))
+        expect_identical(simple, reference, info = deparse(f))
+      }
+      # The whole inputs as lmm() and glmm() see them, against those of the
+      # general route (which an explicit na.action takes).
+      fast <- suppressWarnings(suppressMessages(call_inputs(f, data)))
+      general <- suppressWarnings(suppressMessages(call_inputs(f, data, na.action = na.omit)))
+      expect_identical(fast, general, info = deparse(f))
+    }
+  }
+  # The forms made of columns only (the first five and the sixth; `||` is
+  # expanded into plain bars) take the direct route, the others do not.
+  expect_identical(direct, 14L)
+  f <- cbind(succ, 4L - succ) ~ x + s + (1 | g)
+  mc_fast <- quote(glmm(formula = f, data = d, family = binomial))
+  mc_general <- quote(glmm(formula = f, data = d, family = binomial, na.action = na.omit))
+  control <- as_fit_control(default_control("glmm"), "glmm")
+  expect_identical(lmm_inputs(mc_fast, environment(), control, family = stats::binomial()),
+                   lmm_inputs(mc_general, environment(), control, family = stats::binomial()))
+})
+
+test_that("the direct model frame leaves data with missing values or unused levels to model.frame()", {
+  d <- plain_data()
+  d$x[4] <- NA
+  f <- y ~ x + u + (1 | g)
+  expect_null(simple_model_frame(y ~ x + u + g, d))
+  expect_identical(call_inputs(f, d), call_inputs(f, d, na.action = na.omit))
+  expect_identical(nrow(call_inputs(f, d)$frame), nrow(d) - 1L)
+  d <- plain_data()
+  frame <- simple_model_frame(y ~ x + u + g, d)
+  expect_identical(levels(frame$u), c("p", "q"))
+  expect_identical(levels(d$u), c("p", "q", "unused"))
+  # a factor with contrasts of its own keeps model.frame()'s warning
+  contrasts(d$u) <- contr.sum(3)
+  expect_null(simple_model_frame(y ~ u + g, d))
+})
+
+test_that("common formulas are read in one walk exactly as the general reader reads them", {
+  forms <- list(
+    y ~ x + (1 | g), y ~ (1 | g), y ~ (1 | g) + x, y ~ x + (x | g) + z,
+    y ~ 0 + x + (1 | g) + (0 + x | h), y ~ x * z + (1 + x | g:h),
+    y ~ x - 1 + (1 | g) + (1 | h), y ~ log(x) + (poly(x, 2) | g) + I(z^2),
+    y ~ 1 + (1 | g), y ~ -1 + (1 | g), y ~ (1 | g) + (1 | h) + (x | g),
+    cbind(a, b - a) ~ period + (1 | herd), y ~ x + (1 | g) + offset(o),
+    y ~ (x + z | g) + x:z
+  )
+  for (f in forms) {
+    simple <- parse_simple_formula(f)
+    expect_false(is.null(simple), info = deparse(f))
+    expect_identical(simple, parse_any_formula(f), info = deparse(f))
+  }
+  others <- list(y ~ x + (1 || g), y ~ x + (1 | a/b), y ~ cs(1 + x | g), y ~ x + 1 | g,
+                 y ~ x - (1 | g), y ~ x, y ~ (1 | g) * x, y ~ x + ((1 | g)))
+  for (f in others) expect_null(parse_simple_formula(f), info = deparse(f))
+})
+
+test_that("terms' labels pasted together are their deparsed text", {
+  bars <- list(quote(1 | g), quote(x | g), quote(1 + x | g), quote(0 + x | g),
+               quote(1L | g), quote(x | g:h), quote(`my x` | g), quote(x | `if`),
+               quote(poly(x, 2) | g), quote(0 + x + z | g), quote(x + 1 | g),
+               quote(2 | g), quote(-1 + x | g), quote(.x | g), quote(x.1_a | g),
+               quote(TRUE | g), quote(`1x` | g), quote(x | (g)))
+  for (b in bars) expect_identical(bar_label(b), deparse1(b), info = deparse1(b))
+})
+
+test_that("the parts' variables of a frame of symbols are those picked out of its predvars", {
+  d <- plain_data()
+  for (f in list(y ~ x + k + (x | g), y ~ 1 + (1 | g) + (0 + k | s), y ~ s + (1 | h))) {
+    parsed <- parse_lmm_formula(f)
+    frame <- stats::model.frame(parsed$frame_formula, d)
+    trms <- attr(frame, "terms")
+    random_formula <- with_rhs(f, Reduce(function(a, b) call("+", a, b),
+                                         lapply(parsed$bars, bars_to_sums)))
+    wanted <- list(fixed = as.list(attr(stats::terms(parsed$fixed_formula), "variables"))[-1L],
+                   random = formula_variables(random_formula), extras = "(weights)")
+    simple <- simple_part_variables(trms, wanted)
+    expect_false(is.null(simple))
+    expect_identical(simple, part_variables(trms, wanted), info = deparse(f))
+  }
+  frame <- stats::model.frame(y ~ log(x) + g, d)
+  expect_null(simple_part_variables(attr(frame, "terms"),
+                                    list(fixed = list(quote(y), quote(log(x))),
+                                         random = list(quote(y), quote(g)))))
+})
