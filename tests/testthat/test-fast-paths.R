@@ -473,15 +473,35 @@ test_that("the model frame built from the columns is model.frame()'s", {
       expect_identical(fast, general, info = deparse(f))
     }
   }
-  # The forms made of columns only (the first five and the sixth; `||` is
-  # expanded into plain bars) take the direct route, the others do not.
-  expect_identical(direct, 14L)
-  f <- cbind(succ, 4L - succ) ~ x + s + (1 | g)
-  mc_fast <- quote(glmm(formula = f, data = d, family = binomial))
-  mc_general <- quote(glmm(formula = f, data = d, family = binomial, na.action = na.omit))
+  # The forms of plain columns, pure functions of them and a matrix column
+  # (the first eight and the last; `||` is expanded into plain bars) take
+  # the direct route; a column with attributes (scale()), offset(), poly()
+  # and I() do not.
+  expect_identical(direct, 18L)
   control <- as_fit_control(default_control("glmm"), "glmm")
-  expect_identical(lmm_inputs(mc_fast, environment(), control, family = stats::binomial()),
-                   lmm_inputs(mc_general, environment(), control, family = stats::binomial()))
+  for (f in list(cbind(succ, 4L - succ) ~ x + s + (1 | g),
+                 cbind(succ, 4L - succ) ~ log(x) + sqrt(k) + (1 | g))) {
+    parsed <- parse_lmm_formula(f)
+    expect_false(is.null(simple_model_frame(parsed$frame_formula, d)))
+    mc_fast <- bquote(glmm(formula = .(f), data = d, family = binomial))
+    mc_general <- bquote(glmm(formula = .(f), data = d, family = binomial, na.action = na.omit))
+    expect_identical(lmm_inputs(mc_fast, environment(), control, family = stats::binomial()),
+                     lmm_inputs(mc_general, environment(), control, family = stats::binomial()),
+                     info = deparse(f))
+  }
+})
+
+test_that("calls the direct model frame cannot take are left to model.frame()", {
+  d <- plain_data()
+  tot <- 4L
+  nope <- function(x) stop("not evaluated")
+  for (f in list(y ~ log(x - 0.5) + g,        # warns (NaN): model.frame() warns
+                 y ~ log(s) + g,              # fails: model.frame() says why
+                 cbind(succ, tot - succ) ~ g, # a variable outside the data
+                 y ~ nope(x) + g)) {          # a function not known to be pure
+    expect_null(suppressWarnings(simple_model_frame(f, d)), info = deparse(f))
+  }
+  expect_error(call_inputs(y ~ log(s) + (1 | g), d), "could not build the model frame")
 })
 
 test_that("the direct model frame leaves data with missing values or unused levels to model.frame()", {
@@ -546,4 +566,10 @@ test_that("the parts' variables of a frame of symbols are those picked out of it
   expect_null(simple_part_variables(attr(frame, "terms"),
                                     list(fixed = list(quote(y), quote(log(x))),
                                          random = list(quote(y), quote(g)))))
+})
+
+test_that("a formula terms() rejects gets model.frame()'s error through either route", {
+  d <- plain_data()
+  expect_null(simple_model_frame(y ~ (x + k)^x + g, d))
+  expect_error(call_inputs(y ~ (x + k)^x + (1 | g), d), "could not build the model frame")
 })
