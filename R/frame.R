@@ -287,6 +287,8 @@ simple_model_frame <- function(frame_formula, data) {
   n <- .row_names_info(data, 2L)
   columns <- vector("list", k)
   col_names <- character(k)
+  classes <- character(k)
+  unused_levels <- FALSE
   for (i in seq_len(k)) {
     v <- vars[[i + 1L]]
     if (is.symbol(v)) {
@@ -296,20 +298,23 @@ simple_model_frame <- function(frame_formula, data) {
       name <- deparse1(v)
       x <- pure_call_value(v, data, environment(tt))
     }
-    if (is.null(x) || !plain_frame_column(x) || NROW(x) != n || anyNA(x)) return(NULL)
+    cls <- plain_frame_class(x)
+    if (is.null(cls) || NROW(x) != n || anyNA(x)) return(NULL)
+    if ((cls == "factor" || cls == "ordered") && has_unused_levels(x)) unused_levels <- TRUE
     columns[[i]] <- x
     col_names[i] <- name
+    classes[i] <- cls
   }
   if (anyDuplicated(col_names)) return(NULL)
   names(columns) <- col_names
+  names(classes) <- col_names
   attr(tt, "predvars") <- vars
+  attr(tt, "dataClasses") <- classes
   attr(columns, "terms") <- tt
   attr(columns, "row.names") <- .row_names_info(data, 0L)
   class(columns) <- "data.frame"
-  frame <- drop_unused_levels(columns)
-  attr(tt, "dataClasses") <- vapply(frame, stats::.MFclass, "")
-  attr(frame, "terms") <- tt
-  frame
+  if (unused_levels) columns <- drop_unused_levels(columns)
+  columns
 }
 
 # Functions whose calls simple_model_frame() evaluates itself: pure ones,
@@ -334,19 +339,32 @@ pure_call_value <- function(v, data, env) {
   if (warned) NULL else value
 }
 
-# TRUE for a value model.frame() takes as it is: a double, integer, logical
-# or character vector without attributes, a factor whose only attributes are
-# its levels and class ("factor" or c("ordered", "factor")), or a double,
-# integer or logical matrix with no attributes but its dimensions and names.
-plain_frame_column <- function(x) {
+# The class model.frame() records for a value it takes as it is
+# (stats::.MFclass()): "numeric", "logical" or "character" for a double,
+# integer, logical or character vector without attributes, "factor" or
+# "ordered" for a factor whose only attributes are its levels and class
+# ("factor" or c("ordered", "factor")), "nmatrix.<columns>" for a double or
+# integer matrix with no attributes but its dimensions and names (a logical
+# one: "logical"). NULL for any other value.
+plain_frame_class <- function(x) {
   at <- attributes(x)
-  if (is.null(at)) return(is.double(x) || is.integer(x) || is.logical(x) || is.character(x))
-  if (is.matrix(x)) {
-    return(all(names(at) %in% c("dim", "dimnames")) &&
-             (is.double(x) || is.integer(x) || is.logical(x)))
+  if (is.null(at)) {
+    if (is.double(x) || is.integer(x)) return("numeric")
+    if (is.logical(x)) return("logical")
+    if (is.character(x)) return("character")
+    return(NULL)
   }
-  length(at) == 2L && typeof(x) == "integer" && is.character(at$levels) &&
-    (identical(at$class, "factor") || identical(at$class, c("ordered", "factor")))
+  if (is.matrix(x)) {
+    if (!all(names(at) %in% c("dim", "dimnames"))) return(NULL)
+    if (is.logical(x)) return("logical")
+    if (is.double(x) || is.integer(x)) return(paste0("nmatrix.", ncol(x)))
+    return(NULL)
+  }
+  if (length(at) == 2L && typeof(x) == "integer" && is.character(at$levels)) {
+    if (identical(at$class, "factor")) return("factor")
+    if (identical(at$class, c("ordered", "factor"))) return("ordered")
+  }
+  NULL
 }
 
 # TRUE when model.frame() on `data` without an `na.action` argument would use
@@ -429,17 +447,30 @@ annotate_frame <- function(frame, parsed, mc, expand = TRUE,
   attr(frame, "formula") <- if (expand) parsed$expanded_formula else parsed$formula
   attr(frame, "offset") <- mc$offset
   trms <- attr(frame, "terms")
-  random_rhs <- Reduce(function(a, b) call("+", a, b),
-                       lapply(parsed$bars, bars_to_sums))
-  random_formula <- with_rhs(parsed$formula, random_rhs)
   wanted <- list(fixed = as.list(attr(fixed_terms, "variables"))[-1L],
-                 random = formula_variables(random_formula),
+                 random = random_part_variables(parsed),
                  extras = intersect(c("(weights)", "(offset)"), names(frame)))
   parts <- simple_part_variables(trms, wanted)
   if (is.null(parts)) parts <- part_variables(trms, wanted)
   for (nm in names(parts)) attr(trms, nm) <- parts[[nm]]
   attr(frame, "terms") <- trms
   frame
+}
+
+# The variables of the random part, the response's and those of the bars, as
+# terms() lists them for `response ~ (lhs1 + group1) + ...`. Where the
+# response is a name and the bars hold only names, `+` and `:`, they are the
+# names in order of first appearance, found without terms() (0.009 ms).
+random_part_variables <- function(parsed) {
+  response <- parsed$formula[[2L]]
+  bars <- as.call(c(as.name("list"), parsed$bars))
+  names <- all.vars(bars)
+  if (is.symbol(response) &&
+      all(all.names(bars) %in% c(names, "list", "|", "+", ":"))) {
+    return(lapply(unique(c(as.character(response), names)), as.name))
+  }
+  random_rhs <- Reduce(function(a, b) call("+", a, b), lapply(parsed$bars, bars_to_sums))
+  formula_variables(with_rhs(parsed$formula, random_rhs))
 }
 
 # The frame terms' attributes `predvars.fixed`, `varnames.fixed` and

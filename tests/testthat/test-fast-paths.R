@@ -441,7 +441,8 @@ plain_data <- function(n = 48, seed = 5) {
     succ = sample.int(4L, n, replace = TRUE),
     stringsAsFactors = FALSE
   )
-  d$m <- cbind(a = d$x, b = d$y)   # a matrix column: model.frame()'s route
+  d$m <- cbind(a = d$x, b = d$y)   # a numeric matrix column
+  d$lm <- cbind(d$lg, !d$lg)       # a logical one
   d$sc <- scale(d$x)               # a column with attributes: model.frame()'s route
   d
 }
@@ -465,6 +466,10 @@ test_that("the model frame built from the columns is model.frame()'s", {
         direct <- direct + 1L
         reference <- drop_unused_levels(stats::model.frame(parsed$frame_formula, data))
         expect_identical(simple, reference, info = deparse(f))
+        # identical() takes attributes as a set: their order too
+        expect_identical(names(attributes(simple)), names(attributes(reference)))
+        expect_identical(names(attributes(attr(simple, "terms"))),
+                         names(attributes(attr(reference, "terms"))))
       }
       # The whole inputs as lmm() and glmm() see them, against those of the
       # general route (which an explicit na.action takes).
@@ -473,11 +478,14 @@ test_that("the model frame built from the columns is model.frame()'s", {
       expect_identical(fast, general, info = deparse(f))
     }
   }
-  # The forms of plain columns, pure functions of them and a matrix column
+  # The forms of plain columns, pure functions of them and matrix columns
   # (the first eight and the last; `||` is expanded into plain bars) take
   # the direct route; a column with attributes (scale()), offset(), poly()
   # and I() do not.
   expect_identical(direct, 18L)
+  # a logical matrix (which model.matrix() cannot take) in the frame alone
+  expect_identical(simple_model_frame(y ~ lm + g, d),
+                   drop_unused_levels(stats::model.frame(y ~ lm + g, d)))
   control <- as_fit_control(default_control("glmm"), "glmm")
   for (f in list(cbind(succ, 4L - succ) ~ x + s + (1 | g),
                  cbind(succ, 4L - succ) ~ log(x) + sqrt(k) + (1 | g))) {
@@ -572,4 +580,19 @@ test_that("a formula terms() rejects gets model.frame()'s error through either r
   d <- plain_data()
   expect_null(simple_model_frame(y ~ (x + k)^x + g, d))
   expect_error(call_inputs(y ~ (x + k)^x + (1 | g), d), "could not build the model frame")
+})
+
+test_that("the random part's variables are those terms() lists", {
+  forms <- list(
+    y ~ x + (1 | g), y ~ (x | g) + (1 | h), y ~ (1 + x + z | g:h) + (0 + z | g),
+    y ~ (x | g) + (y | x), y ~ (z:x | g), y ~ (g | g), cbind(a, b) ~ (1 | g),
+    y ~ (log(x) | g), y ~ (1 | a/b), y ~ (-1 + x | g), y ~ (x || g), y ~ cs(x | g),
+    log(y) ~ (1 | g), y ~ (poly(x, 2) | g)
+  )
+  for (f in forms) {
+    parsed <- parse_lmm_formula(f)
+    random_rhs <- Reduce(function(a, b) call("+", a, b), lapply(parsed$bars, bars_to_sums))
+    expect_identical(random_part_variables(parsed),
+                     formula_variables(with_rhs(f, random_rhs)), info = deparse(f))
+  }
 })
