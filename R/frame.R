@@ -450,7 +450,7 @@ annotate_frame <- function(frame, parsed, mc, expand = TRUE,
   wanted <- list(fixed = as.list(attr(fixed_terms, "variables"))[-1L],
                  random = random_part_variables(parsed),
                  extras = intersect(c("(weights)", "(offset)"), names(frame)))
-  parts <- simple_part_variables(trms, wanted)
+  parts <- simple_part_variables(trms, wanted, names(frame))
   if (is.null(parts)) parts <- part_variables(trms, wanted)
   for (nm in names(parts)) attr(trms, nm) <- parts[[nm]]
   attr(frame, "terms") <- trms
@@ -494,20 +494,42 @@ part_variables <- function(trms, wanted) {
   )
 }
 
-# part_variables() where every variable (of the frame and of both parts) is a
-# symbol and the frame's predvars are its variables (as simple_model_frame()
-# leaves them): each part's predvars are then its variables and its labels
-# their names, found without deparsing (tests/testthat/test-fast-paths.R
-# checks the two agree). NULL otherwise.
-simple_part_variables <- function(trms, wanted) {
+# part_variables() where the frame's predvars are its variables (as
+# simple_model_frame() leaves them, and model.frame() for variables without
+# attributes) and every variable of both parts is one of the frame's: each
+# part's predvars are then its variables, and its labels the names of their
+# columns (model.frame() names a column by its deparsed variable), found
+# without deparsing (tests/testthat/test-fast-paths.R checks the two agree).
+# NULL otherwise.
+simple_part_variables <- function(trms, wanted, frame_names) {
   variables <- attr(trms, "variables")
-  if (!identical(attr(trms, "predvars"), variables) ||
-      !all(vapply(c(as.list(variables)[-1L], wanted$fixed, wanted$random), is.symbol, NA))) {
-    return(NULL)
+  if (!identical(attr(trms, "predvars"), variables)) return(NULL)
+  variables <- as.list(variables)[-1L]
+  labels_of <- function(vars) {
+    out <- character(length(vars))
+    for (j in seq_along(vars)) {
+      v <- vars[[j]]
+      if (is.symbol(v)) {
+        out[j] <- as.character(v)
+        next
+      }
+      idx <- 0L
+      for (i in seq_along(variables)) {
+        if (identical(v, variables[[i]])) {
+          idx <- i
+          break
+        }
+      }
+      if (idx == 0L) return(NULL)
+      out[j] <- frame_names[idx]
+    }
+    out
   }
+  fixed_labels <- labels_of(wanted$fixed)
+  if (is.null(fixed_labels) || is.null(labels_of(wanted$random))) return(NULL)
   list(
     predvars.fixed = as.call(c(quote(list), wanted$fixed)),
-    varnames.fixed = c(vapply(wanted$fixed, as.character, ""), wanted$extras),
+    varnames.fixed = c(fixed_labels, wanted$extras),
     predvars.random = as.call(c(quote(list), wanted$random))
   )
 }

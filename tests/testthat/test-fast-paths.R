@@ -556,9 +556,12 @@ test_that("terms' labels pasted together are their deparsed text", {
   for (b in bars) expect_identical(bar_label(b), deparse1(b), info = deparse1(b))
 })
 
-test_that("the parts' variables of a frame of symbols are those picked out of its predvars", {
+test_that("the parts' variables of a frame whose predvars are its variables are those picked out of them", {
   d <- plain_data()
-  for (f in list(y ~ x + k + (x | g), y ~ 1 + (1 | g) + (0 + k | s), y ~ s + (1 | h))) {
+  forms <- list(y ~ x + k + (x | g), y ~ 1 + (1 | g) + (0 + k | s), y ~ s + (1 | h),
+                cbind(succ, 4L - succ) ~ log(x) + s + (1 | g),
+                log(y) ~ sqrt(k) * x + (log(x) | g) + (1 | s))
+  for (f in forms) {
     parsed <- parse_lmm_formula(f)
     frame <- stats::model.frame(parsed$frame_formula, d)
     trms <- attr(frame, "terms")
@@ -566,14 +569,20 @@ test_that("the parts' variables of a frame of symbols are those picked out of it
                                          lapply(parsed$bars, bars_to_sums)))
     wanted <- list(fixed = as.list(attr(stats::terms(parsed$fixed_formula), "variables"))[-1L],
                    random = formula_variables(random_formula), extras = "(weights)")
-    simple <- simple_part_variables(trms, wanted)
+    simple <- simple_part_variables(trms, wanted, names(frame))
     expect_false(is.null(simple))
     expect_identical(simple, part_variables(trms, wanted), info = deparse(f))
   }
+  # predvars other than the variables (poly()'s coefficients): the general route
+  frame <- stats::model.frame(y ~ poly(x, 2) + g, d)
+  expect_null(simple_part_variables(attr(frame, "terms"),
+                                    list(fixed = list(quote(y), quote(poly(x, 2))),
+                                         random = list(quote(y), quote(g))), names(frame)))
+  # a call of a part that is not one of the frame's variables: the general route
   frame <- stats::model.frame(y ~ log(x) + g, d)
   expect_null(simple_part_variables(attr(frame, "terms"),
-                                    list(fixed = list(quote(y), quote(log(x))),
-                                         random = list(quote(y), quote(g)))))
+                                    list(fixed = list(quote(y), quote(exp(x))),
+                                         random = list(quote(y), quote(g))), names(frame)))
 })
 
 test_that("a formula terms() rejects gets model.frame()'s error through either route", {
