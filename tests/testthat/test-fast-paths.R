@@ -605,3 +605,46 @@ test_that("the random part's variables are those terms() lists", {
                      formula_variables(with_rhs(f, random_rhs)), info = deparse(f))
   }
 })
+
+test_that("random formulas give the same inputs by the direct route and the general one", {
+  set.seed(20261206)
+  n <- 60
+  fixed_terms <- c("a", "b", "k", "lg", "s", "f", "o", "log(a)", "sqrt(b + 1)", "a:c", "a*s",
+                   "I(c^2)", "poly(c, 2)", "exp(c/10)", "abs(c)", "0", "-1")
+  lhs_terms <- c("1", "a", "1 + a", "0 + c", "a + c", "0 + k", "log(a)")
+  groups <- c("g", "h", "s", "g:s", "f", "g/h")
+  control <- as_fit_control(default_control("glmm"), "glmm")
+  family <- stats::binomial()
+  direct <- 0L
+  for (it in 1:120) {
+    d <- data.frame(
+      y = rnorm(n, 10), a = runif(n, 1, 2), b = rpois(n, 3), c = rnorm(n),
+      k = sample.int(4L, n, TRUE), lg = sample(c(TRUE, FALSE), n, TRUE),
+      s = sample(c("u", "v", "w"), n, TRUE),
+      f = factor(sample(letters[1:5], n, TRUE), levels = letters[1:6]),
+      o = ordered(sample(1:3, n, TRUE)), g = factor(sample(sprintf("G%02d", 1:10), n, TRUE)),
+      h = sample(c(5L, 2L, 9L), n, TRUE), succ = rbinom(n, 6, 0.4), stringsAsFactors = FALSE)
+    if (it %% 3 == 0) rownames(d) <- paste0("r", sample(1e5, n))
+    if (it %% 5 == 0) d$a[sample(n, 2)] <- NA
+    fixed <- paste(sample(fixed_terms, sample(0:3, 1)), collapse = " + ")
+    bars <- vapply(seq_len(sample(1:2, 1)), function(i) {
+      sprintf("(%s %s %s)", sample(lhs_terms, 1), sample(c("|", "|", "||"), 1), sample(groups, 1))
+    }, "")
+    rhs <- paste(c(if (nzchar(fixed)) fixed, bars), collapse = " + ")
+    f <- stats::as.formula(paste(sample(c("y", "log(y)"), 1), "~", rhs))
+    parsed <- parse_lmm_formula(f)
+    if (!is.null(simple_model_frame(parsed$frame_formula, d))) direct <- direct + 1L
+    quietly <- function(expr) tryCatch(suppressWarnings(suppressMessages(expr)),
+                                       error = function(e) conditionMessage(e))
+    expect_identical(quietly(call_inputs(f, d)), quietly(call_inputs(f, d, na.action = na.omit)),
+                     info = deparse(f))
+    fg <- stats::as.formula(paste("cbind(succ, 6L - succ) ~", rhs))
+    mc_fast <- bquote(glmm(formula = .(fg), data = d, family = binomial))
+    mc_general <- bquote(glmm(formula = .(fg), data = d, family = binomial, na.action = na.omit))
+    expect_identical(quietly(lmm_inputs(mc_fast, environment(), control, family = family)),
+                     quietly(lmm_inputs(mc_general, environment(), control, family = family)),
+                     info = deparse(fg))
+  }
+  # most of them take the direct route (a column with missing values, poly() and I() do not)
+  expect_gt(direct, 60L)
+})
