@@ -3,11 +3,13 @@
 # sleepstudy's formula only -- its model frame, X from the same Rust routine lmm() uses, Z,
 # the engine's fit and a bare object, without reading the formula, lme4's checks or lme4's
 # attributes -- side by side in one process (bench::mark, 1,000 calls each), and the share of
-# each lmm() call that R's garbage collector takes (gc.time() over 1,000 calls). Not part of
+# each lmm() call that R's garbage collector takes (gc.time() over 1,000 calls); and the whole
+# glmm() call on cbpp, whose target is the glmm crate's fit time (0.5 ms). Not part of
 # `make bench`. Run from the repository root after installing the package:
 #   Rscript bench/front-end.R
 suppressPackageStartupMessages(library(mixedrs))
 utils::data(sleepstudy, package = "lme4")  # without loading lme4, whose namespace grows the heap
+utils::data(cbpp, package = "lme4")
 ns <- asNamespace("mixedrs")
 control <- unclass(ns$as_fit_control(ns$default_control("lmm"), "lmm"))
 
@@ -47,6 +49,9 @@ timings <- bench::mark(
   `lmm()` = lmm(Reaction ~ Days + (Days | Subject), sleepstudy),
   `model.frame()` = stats::model.frame(Reaction ~ Days + Subject, sleepstudy),
   `sleepstudy-only pipeline` = bare_fit(sleepstudy),
+  # cbpp's target is the glmm crate's fit time (0.5 ms) for the whole call
+  `glmm() on cbpp` = glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                          cbpp, family = binomial),
   check = FALSE, min_iterations = 1000)
 ms <- function(x) sprintf("%.3f", as.numeric(x) * 1e3)
 print(data.frame(call = as.character(timings$expression), min_ms = ms(timings$min),
