@@ -559,11 +559,6 @@ formula_variables <- function(formula) {
   as.list(attr(stats::terms(formula), "variables"))[-1L]
 }
 
-# Deparsed variables of a formula, as model.frame() names its columns.
-variable_labels <- function(formula) {
-  vapply(formula_variables(formula), deparse_var, "")
-}
-
 # The `predvars` call of the model frame restricted to the variables
 # `wanted` (deparsed: `labels`). `frame_vars` holds the deparsed variables of
 # the frame's terms (`labels`) and their `predvars` as a list.
