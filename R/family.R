@@ -72,9 +72,9 @@ family_from_name <- function(name, env) {
     return(fun)
   }
   if (grepl("negative.?binomial|^nb", name, ignore.case = TRUE)) {
-    stop("family \"", name, "\" (negative binomial) is not supported by ",
-         "glmm(); supported families (links): ", supported_families_text(),
-         call. = FALSE)
+    stop("family \"", name, "\" (negative binomial) needs its theta: give ",
+         "MASS::negative.binomial(theta) to hold theta fixed, or use glmm.nb() or ",
+         "family = nbinom2 to estimate it", call. = FALSE)
   }
   alike <- names(glmm_families)[tolower(names(glmm_families)) == tolower(name)]
   hint <- if (length(alike)) paste0(" (did you mean \"", alike, "\"?)") else ""
@@ -87,7 +87,8 @@ family_from_name <- function(name, env) {
 family_from_function <- function(fun) {
   tryCatch(fun(), error = function(e) {
     what <- if ("theta" %in% names(formals(fun)))
-      " (a negative binomial family needs 'theta'; negative binomial models are not supported by glmm())" else ""
+      paste0(" (a negative binomial family needs 'theta': give MASS::negative.binomial(theta) ",
+             "to hold theta fixed, or use glmm.nb() or family = nbinom2 to estimate it)") else ""
     stop("'family' is a function that could not be called without ",
          "arguments", what, ": ", conditionMessage(e), ". Give a family ",
          "object such as binomial(link = \"probit\"); supported families ",
@@ -126,10 +127,9 @@ stop_unsupported_family_link <- function(name, link) {
          call. = FALSE)
   }
   if (grepl("^negative binomial", name, ignore.case = TRUE)) {
-    stop("the negative binomial family (", name, ") is not supported by ",
-         "glmm() with a fixed theta: use glmm.nb() or glmm(family = nbinom2), which ",
-         "estimate theta; supported families (links): ", supported_families_text(),
-         call. = FALSE)
+    stop("the negative binomial family object (", name, ") is not one glmm() ",
+         "can read: give MASS::negative.binomial(theta) to hold theta fixed, or ",
+         "use glmm.nb() or family = nbinom2 to estimate it", call. = FALSE)
   }
   if (name == "gaussian" && link == "identity") {
     stop("family gaussian with the identity link is a linear mixed model: ",

@@ -77,7 +77,9 @@ nlme::getData
 #' * `"devfun"`: for an `"lmm"` fit the profiled REML or ML criterion as a
 #'   function of `theta` (of `par` for structured terms), evaluated by the
 #'   Rust core; not available for `"glmm"` fits (an error).
-#' * `"glmer.nb.theta"`: `NA` (mixedrs fits no negative binomial models).
+#' * `"glmer.nb.theta"`: the negative binomial's `theta` of a [glmm.nb()]
+#'   fit or of a [glmm()] fit with `family = MASS::negative.binomial(theta)`
+#'   (held at that value); `NA` for other fits.
 #'
 #' Several names give a named list; `"ALL"` gives every component (without
 #' `"devfun"` for `"glmm"` fits). An unknown name is an error listing the

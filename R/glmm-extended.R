@@ -50,8 +50,12 @@ require_classic_family <- function(object, what) {
 # stats' families with zero inflation or a dispersion model).
 glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
                           control, start, verbose, devFunOnly,
-                          style = "glmmTMB", nb_theta_start = NULL) {
+                          style = "glmmTMB", nb_theta_start = NULL,
+                          nb_theta_fixed = NULL) {
   name <- family$family
+  if (!is.null(nb_theta_fixed)) {
+    check_fixed_nb_options(nb_theta_fixed, nAGQ, devFunOnly, control)
+  }
   if (devFunOnly) {
     stop("devFunOnly = TRUE is not available for the ", name, " family or ",
          "for models with 'ziformula' or 'dispformula' (the deviance function ",
@@ -92,7 +96,11 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
   zi <- if (has_zi) part_design(zi_parts$fixed, inputs$frame, env, "ziformula")
   if (has_zi) zi$full_formula <- zi_formula
   zi_random <- if (has_zi) zi_random_terms(zi_parts, inputs$frame, env, control)
-  disp <- if (has_disp) part_design(disp_formula, inputs$frame, env, "dispformula")
+  disp <- if (!is.null(nb_theta_fixed)) {
+    fixed_dispersion_part(nb_theta_fixed, length(inputs$y))
+  } else if (has_disp) {
+    part_design(disp_formula, inputs$frame, env, "dispformula")
+  }
   start <- check_glmm_start(start, inputs, nAGQ)
   extra_start <- c(
     if (has_disp) dispersion_start(name, inputs, disp, nb_theta_start),
@@ -358,8 +366,9 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     reduced$hessian <- as.double(schur)
     reduced$gradient <- raw$gradient[keep]
   }
+  fixed_theta <- disp$fixed_theta
   if (style == "glmer.nb") {
-    theta_nb <- exp(raw$extra[1L])
+    theta_nb <- if (is.null(fixed_theta)) exp(raw$extra[1L]) else fixed_theta
     family <- nb_family(theta_nb, family$link)
   }
   fit <- glmm_object(mc, inputs, reduced, family, nAGQ, control, scale_free = TRUE)
@@ -383,9 +392,12 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     disp$beta <- b_disp
     disp$eta <- stats::setNames(part_eta(disp, b_disp), obs_names)
     disp$phi <- exp(disp$eta)
+  } else if (!is.null(fixed_theta)) {
+    disp$eta <- stats::setNames(disp$offset, obs_names)
+    disp$phi <- exp(disp$eta)
   }
   name <- if (style == "glmer.nb") "nbinom2" else family$family
-  sigma <- if (kd == 0L) 1 else if (kd > 1L) NA_real_ else {
+  sigma <- if (!is.null(fixed_theta)) fixed_theta else if (kd == 0L) 1 else if (kd > 1L) NA_real_ else {
     phi <- exp(b_disp[[1L]])
     switch(name, gaussian = sqrt(phi), Gamma = 1 / sqrt(phi), phi)
   }
@@ -397,8 +409,72 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     working_weights = raw$working_weights,
     zi_working_weights = if (!is.null(zi_random)) raw$zi_working_weights,
     vcov = cov_all$blocks, vcov_full = cov_all$full, hessian = H,
-    loglik = -raw$deviance / 2, df = nth + nzp + ne + p)
+    loglik = -raw$deviance / 2, df = nth + nzp + ne + p + !is.null(fixed_theta))
   fit
+}
+
+# The dispersion "model" of a negative binomial with theta fixed (glmer()'s
+# family = MASS::negative.binomial(theta)): no coefficients, log theta as the
+# offset of every observation, so the engine holds theta where it is.
+fixed_dispersion_part <- function(theta, n) {
+  list(X = matrix(0, n, 0L), offset = rep(log(theta), n), formula = ~0,
+       fixed_theta = theta)
+}
+
+# Is `object` a fit of the negative binomial with theta fixed?
+is_fixed_nb <- function(object) !is.null(object$extended$disp$fixed_theta)
+
+# Stops on what a fit of the negative binomial with theta fixed cannot do
+# yet, naming that family (glmer() does these through its general family
+# code; here the fit runs on the extended engine, as glmm.nb()'s).
+check_fixed_nb_options <- function(theta, nAGQ, devFunOnly, control) {
+  what <- paste0("the negative binomial family with a fixed theta (",
+                 "MASS::negative.binomial(", format(theta), "))")
+  if (devFunOnly) {
+    stop("devFunOnly = TRUE is not available yet for ", what, "; fit the model ",
+         "instead", call. = FALSE)
+  }
+  if (!is.null(control$optimizer_fun) || any(control$optimizer == "none")) {
+    stop("a user optimizer (or optimizer = \"none\") is not available yet for ",
+         what, ": use the engine's BOBYQA or Nelder_Mead", call. = FALSE)
+  }
+  if (nAGQ == 0L) {
+    stop("nAGQ = 0 is not available yet for ", what, "; use nAGQ = 1 (Laplace) ",
+         "or more quadrature points", call. = FALSE)
+  }
+  invisible(NULL)
+}
+
+# theta of a negative binomial family object with a fixed theta (MASS's
+# negative.binomial(), or the family of a glmm.nb() fit), else NULL. Its
+# link must be one glmm.nb() fits.
+fixed_nb_theta <- function(family) {
+  if (!inherits(family, "family")) return(NULL)
+  name <- family$family
+  if (!is.character(name) || length(name) != 1L ||
+      !startsWith(name, "Negative Binomial(")) {
+    return(NULL)
+  }
+  theta <- family$theta
+  if (is.null(theta) && is.function(family$aic)) {
+    theta <- get0(".Theta", envir = environment(family$aic), inherits = FALSE)
+  }
+  if (is.null(theta)) {
+    stop("'family' (", name, ") is a negative binomial family whose theta ",
+         "could not be read: build it with MASS::negative.binomial(theta)",
+         call. = FALSE)
+  }
+  if (!is.numeric(theta) || length(theta) != 1L || !is.finite(theta) || theta <= 0) {
+    stop("the negative binomial family's theta must be a single positive ",
+         "number, not ", deparse1(c(theta)), call. = FALSE)
+  }
+  link <- family$link
+  if (!is.character(link) || length(link) != 1L ||
+      !link %in% c("log", "sqrt", "identity")) {
+    stop("the negative binomial family with a fixed theta takes the \"log\", ",
+         "\"sqrt\" or \"identity\" link, not ", deparse1(link), call. = FALSE)
+  }
+  as.double(theta)
 }
 
 # The covariance of c(cond, zi, disp) coefficients from the Hessian of the

@@ -82,12 +82,19 @@ glmm.nb <- function(formula, data = NULL, weights, offset, subset, na.action,
     stop("glmm.nb() needs a data frame; database tables support glmm() with ",
          "the binomial and Poisson families", call. = FALSE)
   }
-  family <- extended_family("nbinom2", env)
+  family <- nb_engine_family(link)
+  glmm_extended(mc, env, family, ~0, ~1, nAGQ, control, start, verbose,
+                devFunOnly = FALSE, style = "glmer.nb", nb_theta_start = theta_start)
+}
+
+# The nbinom2 family object with `link` that glmm.nb() (and glmm() with a
+# fixed theta) hand to the engine; the fit's own family is nb_family().
+nb_engine_family <- function(link = "log") {
+  family <- extended_family("nbinom2")
   if (link != "log") {
     lk <- stats::make.link(link)
     family[c("link", "linkfun", "linkinv", "mu.eta", "valideta")] <-
       list(link, lk$linkfun, lk$linkinv, lk$mu.eta, lk$valideta)
   }
-  glmm_extended(mc, env, family, ~0, ~1, nAGQ, control, start, verbose,
-                devFunOnly = FALSE, style = "glmer.nb", nb_theta_start = theta_start)
+  family
 }

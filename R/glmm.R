@@ -104,6 +104,18 @@
 #'   errors come from differences of that gradient (`optinfo$optimizer`
 #'   then says `"BFGS"`); otherwise BOBYQA (or Nelder-Mead) and the
 #'   criterion's own second differences.
+#' @section Negative binomial with a fixed theta:
+#'   `family = MASS::negative.binomial(theta)` fits the negative binomial
+#'   with `theta` held at that value, as `lme4::glmer()` does: lme4's Laplace
+#'   approximation (Fisher weights), printed as glmer prints it ("Negative
+#'   Binomial(theta)"), `sigma()` 1, `getME(fit, "glmer.nb.theta")` the
+#'   value given, and `logLik()`'s `df` counting theta as lme4 1.1 does. The
+#'   fit runs on [glmm.nb()]'s engine (which estimates theta), so
+#'   `devFunOnly`, `nAGQ = 0` and user optimizers are not available for it
+#'   yet (errors that say so), nor `ziformula`/`dispformula` (use `nbinom2`).
+#'   Prior weights multiply each observation's log-density, as in
+#'   `MASS::negative.binomial()$aic`; lme4 1.1.31's criterion with prior
+#'   weights differs from that.
 #' @param devFunOnly Logical: return the deviance function instead of
 #'   fitting, as `lme4::glmer(devFunOnly = TRUE)`: for `nAGQ = 0` a function
 #'   of the covariance parameters `theta` (the fixed effects found inside
@@ -179,7 +191,14 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   mc$dispformula <- NULL
   if (missing(control)) control <- default_control("glmm")
   env <- parent.frame()
-  ext_family <- extended_family(family, env)
+  # A negative binomial with theta fixed (MASS::negative.binomial(theta)) is
+  # fitted as glmm.nb() fits it, with theta held.
+  nb_theta <- fixed_nb_theta(family)
+  ext_family <- if (is.null(nb_theta)) {
+    extended_family(family, env)
+  } else {
+    nb_engine_family(family$link)
+  }
   parts_given <- !missing(ziformula) || !missing(dispformula)
   # A family function (such as binomial) is called once, here: the checks
   # below take the object it returns.
@@ -204,10 +223,17 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
       stop("glmm() on a database table supports the binomial and Poisson ",
            "families without 'ziformula' or 'dispformula'", call. = FALSE)
     }
+    if (!is.null(nb_theta) && parts_given) {
+      stop("a negative binomial family with a fixed theta (theta = ", format(nb_theta),
+           ") takes no 'ziformula' or 'dispformula': use family = nbinom2, which ",
+           "estimates theta, with them", call. = FALSE)
+    }
     mc$ziformula <- if (!missing(ziformula)) ziformula
     mc$dispformula <- if (!missing(dispformula)) dispformula
     fit <- glmm_extended(mc, env, family, ziformula, dispformula, nAGQ,
-                         control, start, verbose, devFunOnly)
+                         control, start, verbose, devFunOnly,
+                         style = if (is.null(nb_theta)) "glmmTMB" else "glmer.nb",
+                         nb_theta_fixed = nb_theta)
     return(fit)
   }
   if (!is.null(mc$data)) {

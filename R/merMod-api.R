@@ -82,7 +82,7 @@ getME.mixedrs_fit <- function(object, name = getME_names, ...) {
          lower = object$lower,
          devfun = mer_devfun(object),
          glmer.nb.theta = if (identical(object$extended$style, "glmer.nb")) {
-           exp(object$extended$extra[[1L]])
+           object$extended$sigma
          } else {
            NA
          },

@@ -149,8 +149,9 @@ mer_use_sc <- function(object) {
 # structured ones) and, when the model has one, the scale parameter.
 mer_npar <- function(object) {
   if (is_extended_fit(object)) return(object$extended$df)
-  length(object$beta) + length(cov_par(object)) + as.integer(mer_use_sc(object)) +
-    length(object$extended$extra)
+  # lme4 counts theta for every negative binomial family, fixed or not.
+  extra <- if (identical(object$extended$style, "glmer.nb")) 1L else length(object$extended$extra)
+  length(object$beta) + length(cov_par(object)) + as.integer(mer_use_sc(object)) + extra
 }
 
 # The optimizer's covariance parameters of a fit (lme4 2.x's `par`; theta

@@ -16,7 +16,7 @@
 extended_par_names <- function(object) {
   ext <- object$extended
   if (is.null(ext)) return(character(0))
-  if (identical(ext$style, "glmer.nb")) return("theta")
+  if (identical(ext$style, "glmer.nb")) return(if (is_fixed_nb(object)) character(0) else "theta")
   c(if (length(ext$disp$beta)) paste0("disp.", names(ext$disp$beta)),
     if (length(ext$zi$beta)) paste0("zi.", names(ext$zi$beta)))
 }
@@ -72,7 +72,11 @@ extended_engine_model <- function(fit, y = fit$y) {
 extended_profile_rs <- function(object, which, threads, env) {
   ext <- object$extended
   full <- as.matrix(ext$vcov_full)
-  labels <- if (identical(ext$style, "glmer.nb")) "disp.(Intercept)" else extended_par_names(object)
+  labels <- if (identical(ext$style, "glmer.nb") && !is_fixed_nb(object)) {
+    "disp.(Intercept)"
+  } else {
+    extended_par_names(object)
+  }
   se <- vapply(labels, function(l) {
     if (l %in% rownames(full)) sqrt(max(full[l, l], 0)) else NA_real_
   }, numeric(1))

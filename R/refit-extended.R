@@ -29,12 +29,7 @@ refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
   check_refit_response(y, ext)
   inputs <- extended_inputs(fit, y)
   style <- ext$style
-  family <- if (style == "glmer.nb") extended_family("nbinom2") else fit$family
-  if (style == "glmer.nb" && fit$family$link != "log") {
-    lk <- stats::make.link(fit$family$link)
-    family[c("link", "linkfun", "linkinv", "mu.eta", "valideta")] <-
-      list(fit$family$link, lk$linkfun, lk$linkinv, lk$mu.eta, lk$valideta)
-  }
+  family <- if (style == "glmer.nb") nb_engine_family(fit$family$link) else fit$family
   if (has_zi_random(fit)) {
     return(refit_zi_random(fit, inputs, family, control, verbose, parent.frame()))
   }
@@ -49,7 +44,10 @@ refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
     engine_terms(inputs), engine_family, as.double(inputs$n_trials),
     as.double(fit$eta), nAGQ, as.double(cov_par(fit)), as.double(fit$beta),
     unclass(control), verbose)
-  strip <- function(p) if (!is.null(p)) p[c("formula", "terms", "X", "offset", "xlevels", "contrasts")]
+  strip <- function(p) {
+    if (!is.null(p)) p[intersect(c("formula", "terms", "X", "offset", "xlevels", "contrasts",
+                                   "fixed_theta"), names(p))]
+  }
   out <- extended_object(fit$call, inputs, raw, family, nAGQ, control,
                          strip(ext$zi), strip(ext$disp), style)
   out$y <- y
