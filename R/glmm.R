@@ -114,8 +114,9 @@
 #'   `devFunOnly`, `nAGQ = 0` and user optimizers are not available for it
 #'   yet (errors that say so), nor `ziformula`/`dispformula` (use `nbinom2`).
 #'   Prior weights multiply each observation's log-density, as in
-#'   `MASS::negative.binomial()$aic`; lme4 1.1.31's criterion with prior
-#'   weights differs from that.
+#'   `MASS::negative.binomial()$aic`; lme4 1.1.31's compiled version of
+#'   that aic weights only its first term, so its criterion with prior
+#'   weights differs.
 #' @param devFunOnly Logical: return the deviance function instead of
 #'   fitting, as `lme4::glmer(devFunOnly = TRUE)`: for `nAGQ = 0` a function
 #'   of the covariance parameters `theta` (the fixed effects found inside

@@ -130,10 +130,12 @@ test_that("fixed-theta negative binomial fits agree with glmer()", {
 })
 
 test_that("prior weights and a square-root link: the exact Laplace criterion at its optimum", {
-  # glmer is no reference here: its criterion with prior weights is not the
-  # weighted log-likelihood of MASS's family$aic (-2 logLik 1256.8 where that
-  # gives 1838.9 at its estimates; ours 1828.7), and its PIRLS does not
-  # converge on the square-root link for these data.
+  # glmer is no reference here. With prior weights its criterion is not the
+  # weighted log-likelihood of MASS's family$aic: lme4 1.1.31's compiled aic
+  # of the negative binomial (glmFamily.cpp) weights only the term
+  # (y + theta) log(mu + theta) (-2 logLik 1256.8 where the weighted
+  # likelihood gives 1838.9 at its estimates; ours 1828.7). And its PIRLS
+  # does not converge on the square-root link for these data.
   gt <- nb_fixed_data()
   set.seed(3)
   gt$w <- stats::runif(nrow(gt)) + 0.5
