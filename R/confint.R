@@ -268,6 +268,13 @@ boot_default <- function(object, vn, nsim, seed, threads, ...) {
     c(stats::setNames(ss, vn), stats::setNames(beta, colnames(object$X)))
   }
   FUN <- function(x) stat(x$theta, x$sigma, x$beta, cov_par(x))
+  if (!is.null(object$extended)) {
+    # glmm.nb() fits and the negative binomial with a fixed theta: each
+    # response refitted by the extended engine (bootmm()'s path for them)
+    # (`threads` as check_threads() gave it: 0 is all cores, NULL to bootmm())
+    return(bootmm(object, FUN = FUN, nsim = nsim, seed = seed,
+                  threads = if (threads == 0L) NULL else threads, ...))
+  }
   fast <- function(x, raw) {
     sigma <- if (glmm_fit) boot_glmm_sigma(x, raw) else raw$sigma
     stat(raw$theta, sigma, raw$beta, if (is.null(raw$par)) raw$theta else raw$par)

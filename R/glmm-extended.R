@@ -40,7 +40,12 @@ check_part_formula <- function(formula, name, bars = FALSE) {
 # built for those yet.
 require_classic_family <- function(object, what) {
   if (is.null(object$extended)) return(invisible(NULL))
-  stop(what, " is not available yet for fits of the ", object$extended$family,
+  name <- if (identical(object$extended$style, "glmer.nb")) {
+    object$family$family  # "Negative Binomial(theta)", as glmer.nb names it
+  } else {
+    object$extended$family
+  }
+  stop(what, " is not available yet for fits of the ", name,
        " family or with 'ziformula'/'dispformula' (its engine path does not ",
        "carry the family's own parameters)", call. = FALSE)
 }

@@ -33,12 +33,14 @@ nb_refit_data <- function() {
   dd
 }
 
-glmer_nb_fixed <- function(formula, data, theta, ...) {
-  ctl <- lme4::glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10),
-                            tolPwrss = 1e-12)
-  suppressWarnings(suppressMessages(
-    lme4::glmer(formula, data = data, family = MASS::negative.binomial(theta),
-                control = ctl, ...)))
+# (the control is written into the call, so that lme4's refits in bootMer()
+# find it)
+glmer_nb_fixed <- function(formula, data, theta) {
+  call <- bquote(lme4::glmer(.(formula), data = data, family = MASS::negative.binomial(.(theta)),
+                             control = lme4::glmerControl(optimizer = "bobyqa",
+                                                          optCtrl = list(rhoend = 1e-10),
+                                                          tolPwrss = 1e-12)))
+  suppressWarnings(suppressMessages(eval(call)))
 }
 
 expect_nb_fixed_parity <- function(fit, ref, what) {
@@ -242,6 +244,25 @@ test_that("update() to a fixed theta, refit(), simulate() and profiles as lme4's
   ci_r <- suppressWarnings(suppressMessages(stats::confint(ref, method = "profile")))
   expect_identical(rownames(ci), rownames(ci_r))
   expect_equal(unname(ci), unname(ci_r), tolerance = 1e-3)
+})
+
+test_that("bootstrap replicates and intervals are lme4's", {
+  gt <- nb_fixed_data()
+  fit <- glmm(TICKS ~ YEAR + (1 | BROOD), data = gt, family = MASS::negative.binomial(2))
+  ref <- glmer_nb_fixed(TICKS ~ YEAR + (1 | BROOD), gt, 2)
+  stat <- function(x) c(fixef(x), getME(x, "theta"))
+  # the same simulated responses (rnbinom() with size theta after new random
+  # effects), refitted: equal to the precision of the two optima
+  b <- bootmm(fit, stat, nsim = 6, seed = 3)
+  b_ref <- suppressWarnings(lme4::bootMer(ref, stat, nsim = 6, seed = 3))
+  expect_lt(max(abs(b$t - b_ref$t)), 1e-5)
+  # confint(method = "boot") refits through the same path (it failed before)
+  ci <- suppressWarnings(confint(fit, method = "boot", nsim = 6, seed = 3, quiet = TRUE))
+  ci_r <- suppressWarnings(stats::confint(ref, method = "boot", nsim = 6, seed = 3,
+                                          quiet = TRUE))
+  expect_identical(dimnames(ci), dimnames(ci_r))
+  expect_lt(max(abs(ci - ci_r)), 1e-5)
+  expect_error(allFit(fit), "not available yet for fits of the Negative Binomial\\(2\\) family")
 })
 
 test_that("what a fixed-theta negative binomial cannot take is an error that says so", {
