@@ -169,7 +169,7 @@ expand_dot <- function(formula, data) {
 check_variables <- function(parsed, data, mc) {
   fenv <- environment(parsed$formula)
   missing_vars <- function(expr) {
-    vars <- setdiff(all.vars(expr), c(".", names(data)))
+    vars <- setdiff(referenced_variables(expr), c(".", names(data)))
     found <- vapply(vars, function(v) {
       obj <- get0(v, envir = fenv, inherits = TRUE)
       !is.null(obj) && !is.function(obj)
@@ -200,6 +200,24 @@ check_variables <- function(parsed, data, mc) {
     }
   }
   invisible(NULL)
+}
+
+# The names an expression looks up as variables: all.vars() without the
+# element names of `$` and `@` (in `fit$eta` only `fit` is a variable, as
+# model.frame() evaluates it).
+referenced_variables <- function(expr) {
+  if (is.name(expr)) {
+    name <- as.character(expr)
+    return(if (nzchar(name)) name else character())
+  }
+  if (!is.call(expr)) return(character())
+  fun <- expr[[1L]]
+  if (identical(fun, as.name("$")) || identical(fun, as.name("@"))) {
+    return(referenced_variables(expr[[2L]]))
+  }
+  args <- as.list(expr)[-1L]
+  # (the function position is not a variable, as for all.vars())
+  unique(unlist(lapply(args, referenced_variables), use.names = FALSE))
 }
 
 # Quotes and joins names for messages: 'a', 'b'.

@@ -164,3 +164,23 @@ test_that("a Rust panic reaches R as an ordinary error and the session goes on",
   ref <- lmer_full(Reaction ~ Days + (Days | Subject), ss)
   expect_equal(REMLcrit(fit), lme4::REMLcrit(ref), tolerance = 1e-8)
 })
+
+test_that("`obj$name` in the formula and the arguments is a variable lookup of obj, as lme4's", {
+  skip_if_not_installed("lme4")
+  gt <- lme4::grouseticks
+  pois <- glmm(TICKS ~ YEAR + (1 | BROOD), gt, family = poisson)
+  ref <- suppressWarnings(lme4::glmer(TICKS ~ YEAR + (1 | BROOD), gt, family = poisson,
+                                      etastart = pois$eta))
+  # (before, 'eta' was looked for as a variable of its own and not found)
+  fit <- glmm(TICKS ~ YEAR + (1 | BROOD), gt, family = poisson, etastart = pois$eta)
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-6)
+  lst <- list(h = log(gt$HEIGHT), w = seq(0.5, 1.5, length.out = nrow(gt)))
+  fit <- lmm(log(TICKS + 1) ~ lst$h + (1 | BROOD), gt, weights = lst$w)
+  ref <- lme4::lmer(log(TICKS + 1) ~ lst$h + (1 | BROOD), gt, weights = lst$w,
+                    control = lmer_full_control())
+  expect_identical(names(fixef(fit)), names(lme4::fixef(ref)))
+  expect_equal(unname(fixef(fit)), unname(lme4::fixef(ref)), tolerance = 1e-6)
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
+  # an element of a missing object is still named
+  expect_plain_error(lmm(Reaction ~ nosuch$x + (1 | Subject), ss), "variable 'nosuch'")
+})
