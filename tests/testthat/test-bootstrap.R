@@ -134,3 +134,22 @@ test_that("glmm: bootmm() matches bootMer(), boot intervals on cbpp", {
   g2 <- bootmm(gf, function(x) c(fixef(x), x$theta), nsim = 6, seed = 9, threads = 2)
   expect_identical(g1$t, g2$t)
 })
+
+test_that("glmm: Poisson refits start from their own response and match bootMer()", {
+  # Refits used to start PIRLS from the original fit's linear predictor,
+  # whose random effects belong to another response: on grouseticks its
+  # first step overshot (penalized deviance 2e22) and 2 of the first 3
+  # refits failed, so confint(method = "boot") had no interval.
+  skip_if_not_installed("lme4")
+  gt <- lme4::grouseticks
+  fit <- glmm(TICKS ~ YEAR + (1 | BROOD), gt, family = poisson)
+  ref <- lme4::glmer(TICKS ~ YEAR + (1 | BROOD), gt, family = poisson,
+                     control = glmer_reference_control())
+  stat <- function(f) c(fixef(f), getME(f, "theta"))
+  b <- bootmm(fit, stat, nsim = 30, seed = 1)
+  b_ref <- suppressWarnings(lme4::bootMer(ref, stat, nsim = 30, seed = 1))
+  expect_false(anyNA(b$t))
+  expect_lt(max(abs(b$t - b_ref$t)), 1e-5)
+  ci <- suppressWarnings(confint(fit, method = "boot", nsim = 30, seed = 1, quiet = TRUE))
+  expect_false(anyNA(ci))
+})

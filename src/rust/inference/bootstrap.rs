@@ -129,7 +129,9 @@ pub struct GlmmSetup<'s, 'a> {
     pub family: Family,
     /// R's binomial `n` (ones otherwise).
     pub n_trials: &'s [f64],
-    /// Linear predictor each refit's PIRLS starts from (the original fit's).
+    /// The original fit's linear predictor: where profiles start PIRLS, and where a bootstrap
+    /// refit starts it for an observation whose response has no starting mean on the link's
+    /// scale (see [`refit_eta_start`]).
     pub eta_start: &'s [f64],
 }
 
@@ -177,6 +179,31 @@ pub fn bootstrap_glmm(
     Ok(out)
 }
 
+/// Where a refit to the simulated response `y` starts PIRLS: the link of glm()'s starting mean
+/// of `y` ([`Family::initial_mean`]), as a fresh fit or `refit()` starts, or the original fit's
+/// linear predictor where that is not finite (a Gaussian log link at `y <= 0`). Starting from
+/// the original fit's predictor instead, whose random effects belong to another response, the
+/// first Newton step overshot: a Poisson refit of grouseticks reached a penalized deviance of
+/// 2e22 and failed (2 refits of 3; glmer fails the same way from that start).
+fn refit_eta_start(setup: GlmmSetup<'_, '_>, y: &[f64]) -> Vec<f64> {
+    let spec = setup.spec;
+    y.iter()
+        .zip(setup.eta_start)
+        .enumerate()
+        .map(|(i, (&yi, &fitted))| {
+            let eta = setup
+                .family
+                .link
+                .linkfun(setup.family.initial_mean(yi, spec.weight(i)));
+            if eta.is_finite() {
+                eta
+            } else {
+                fitted
+            }
+        })
+        .collect()
+}
+
 fn refit_glmm(
     setup: GlmmSetup<'_, '_>,
     y: &[f64],
@@ -188,13 +215,14 @@ fn refit_glmm(
     if let Some(i) = y.iter().position(|v| !v.is_finite()) {
         return invalid(format!("simulated response {} is not finite", i + 1));
     }
+    let eta_start = refit_eta_start(setup, y);
     let mut spec = setup.spec.clone();
     spec.y = y;
     let mut model = GeneralizedLinearMixedModel::new(
         spec,
         setup.family,
         setup.n_trials.to_vec(),
-        setup.eta_start.to_vec(),
+        eta_start,
         opts.pirls,
         Par::Seq,
     )?;

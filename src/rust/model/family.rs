@@ -406,6 +406,17 @@ impl Family {
         Ok(Self { dist, link })
     }
 
+    /// The starting mean of glm()'s `initialize` for a response `y` with prior weight `w`
+    /// (for the binomial, the weight that multiplies the proportion `y`): `(w y + 1/2)/(w + 1)`
+    /// for the binomial, `y + 0.1` for the Poisson, `y` otherwise.
+    pub fn initial_mean(self, y: f64, w: f64) -> f64 {
+        match self.dist {
+            Distribution::Binomial => (w * y + 0.5) / (w + 1.0),
+            Distribution::Poisson => y + 0.1,
+            Distribution::Gamma | Distribution::InverseGaussian | Distribution::Gaussian => y,
+        }
+    }
+
     /// Whether the family has a free dispersion parameter (scale) to estimate.
     pub fn has_scale(self) -> bool {
         !matches!(self.dist, Distribution::Binomial | Distribution::Poisson)
@@ -639,6 +650,22 @@ fn log_minus_digamma(k: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The starting means of R's `initialize` expressions: binomial `(w y + 0.5)/(w + 1)`
+    /// (0.5 for a proportion of 0.5 with any weight), Poisson `y + 0.1`, the others `y`.
+    #[test]
+    fn initial_means_are_glms() {
+        let fam = |d: &str, l: &str| Family::new(d, l).unwrap();
+        assert_eq!(fam("binomial", "logit").initial_mean(0.0, 3.0), 0.125);
+        assert_eq!(fam("binomial", "probit").initial_mean(0.5, 7.0), 0.5);
+        assert_eq!(fam("poisson", "log").initial_mean(0.0, 1.0), 0.1);
+        assert_eq!(fam("Gamma", "log").initial_mean(2.5, 1.0), 2.5);
+        assert_eq!(
+            fam("inverse.gaussian", "1/mu^2").initial_mean(0.7, 2.0),
+            0.7
+        );
+        assert_eq!(fam("gaussian", "log").initial_mean(-1.0, 1.0), -1.0);
+    }
 
     /// `G′(dev)` of the families with a dispersion against differences of their `aic` along
     /// a path of means (`aic − G(dev)` depends on the data alone), and `ln k − ψ(k)` on both
