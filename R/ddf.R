@@ -85,9 +85,10 @@ contrast_1d <- function(parts, l) {
     "Pr(>|t|)" = 2 * stats::pt(abs(tval), df, lower.tail = FALSE))
 }
 
-# Kenward-Roger's denominator df and F scaling for the hypothesis L beta = 0
-# (L with full row rank q), from the adjusted covariance's P and W.
-kr_ddf <- function(parts, L) {
+# Kenward-Roger's statistics for the hypothesis L beta = 0 (L with full row
+# rank q), from the adjusted covariance's P and W: pbkrtest's A1, A2, V0, V1,
+# V2, rho, its denominator df and its F scaling.
+kr_statistics <- function(parts, L) {
   phi <- parts$vcov_beta
   q <- nrow(L)
   Theta <- t(L) %*% solve(L %*% phi %*% t(L), L)
@@ -115,7 +116,14 @@ kr_ddf <- function(parts, L) {
   rho <- ratio^2 * V0 / (V2 * q)
   ddf <- 4 + (q + 2) / (q * rho - 1)
   scaling <- if (abs(ddf - 2) < 0.01) 1 else ddf * (1 - A2 / q) / (ddf - 2)
-  list(ddf = ddf, scaling = scaling)
+  list(q = q, A1 = A1, A2 = A2, V0 = V0, V1 = V1, V2 = V2, rho = rho, ddf = ddf,
+       scaling = scaling)
+}
+
+# Kenward-Roger's denominator df and F scaling for the hypothesis L beta = 0.
+kr_ddf <- function(parts, L) {
+  kr <- kr_statistics(parts, L)
+  list(ddf = kr$ddf, scaling = kr$scaling)
 }
 
 # The F test of L beta = 0 as lmerTest reports it: Sum Sq, Mean Sq, NumDF,
