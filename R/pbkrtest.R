@@ -1,0 +1,156 @@
+# pbkrtest's comparisons of nested linear mixed models for "lmm" fits:
+# KRmodcomp() (the F test with Kenward-Roger's adjusted covariance, scaled
+# statistic and denominator df) and SATmodcomp() (Satterthwaite's F test),
+# with pbkrtest's result objects, so that pbkrtest's print() and summary()
+# show them. The hypothesis is L beta = 0 in the large model, L spanning the
+# part of its fixed-effects space that the small model lacks (or given as a
+# matrix); the statistics come from the df machinery of R/ddf.R.
+# Registered on pbkrtest's generics when pbkrtest is loaded.
+
+#' pbkrtest's F tests of nested models for `lmm()` fits
+#'
+#' `pbkrtest::KRmodcomp()` and `pbkrtest::SATmodcomp()` for `"lmm"` fits:
+#' the F test that the fixed effects of `largeModel` missing from
+#' `smallModel` are zero, with Kenward-Roger's or Satterthwaite's
+#' denominator degrees of freedom, as pbkrtest computes it for lme4's fits
+#' (the same statistics, in pbkrtest's result objects). `smallModel` is a
+#' fit with the same random effects and fewer fixed effects, a formula
+#' (`update(largeModel, smallModel)`), or a restriction matrix `L` (one
+#' column per fixed effect) for the hypothesis `L beta = betaH`. The two
+#' fits may be given in either order. A fit by maximum likelihood is refitted
+#' by REML first, as pbkrtest does.
+#'
+#' @param largeModel,smallModel Nested `"lmm"` fits (or `smallModel` a
+#'   formula or a restriction matrix).
+#' @param betaH The hypothesized value of `L beta` (`KRmodcomp()` only).
+#' @param details Accepted for pbkrtest's signature; not used.
+#' @param eps Relative tolerance below which an eigenvalue of
+#'   `L vcov(beta) L'` counts as zero (`SATmodcomp()`).
+#' @return For `KRmodcomp()`, a `"KRmodcomp"` object: `test` (rows `Ftest`
+#'   and `FtestU`, columns `stat`, `ndf`, `ddf`, `F.scaling`, `p.value`),
+#'   `type`, `aux`, `stats`, the formulas, `ctime` and `L`. For
+#'   `SATmodcomp()`, a `"SATmodcomp"` object: `test` (`statistic`, `ndf`,
+#'   `ddf`, `p.value`), `sigma`, the formulas, `ctime` and `L`.
+#' @examplesIf requireNamespace("pbkrtest", quietly = TRUE) && requireNamespace("lme4", quietly = TRUE)
+#' fm1 <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' fm0 <- lmm(Reaction ~ 1 + (Days | Subject), lme4::sleepstudy)
+#' pbkrtest::KRmodcomp(fm1, fm0)
+#' pbkrtest::SATmodcomp(fm1, fm0)
+#' @name pbkrtest-methods
+#' @aliases KRmodcomp.lmm SATmodcomp.lmm
+NULL
+
+#' @rdname pbkrtest-methods
+#' @exportS3Method pbkrtest::KRmodcomp
+KRmodcomp.lmm <- function(largeModel, smallModel, betaH = 0, details = 0) {
+  models <- modcomp_models(largeModel, smallModel, "KRmodcomp()", parent.frame())
+  large <- models$large
+  t0 <- proc.time()
+  L <- models$L
+  parts <- ddf_parts(large, "Kenward-Roger")
+  kr <- kr_statistics(parts, L)
+  q <- kr$q
+  diff_beta <- unname(large$beta) - betaH
+  Ld <- L %*% diff_beta
+  stat_u <- drop(t(Ld) %*% solve(L %*% parts$vcov_adj %*% t(L), Ld)) / q
+  stat <- kr$scaling * stat_u
+  stats <- list(ndf = q, ddf = kr$ddf, Fstat = stat,
+                p.value = stats::pf(stat, q, kr$ddf, lower.tail = FALSE),
+                F.scaling = kr$scaling, FstatU = stat_u,
+                p.valueU = stats::pf(stat_u, q, kr$ddf, lower.tail = FALSE),
+                aux = c(A1 = kr$A1, A2 = kr$A2, V0 = kr$V0, V1 = kr$V1, V2 = kr$V2,
+                        rho = kr$rho, F.scaling = kr$scaling))
+  test <- data.frame(
+    stat = c(stats$Fstat, stats$FstatU), ndf = as.integer(c(q, q)),
+    ddf = c(kr$ddf, kr$ddf), F.scaling = c(kr$scaling, NA),
+    p.value = c(stats$p.value, stats$p.valueU), row.names = c("Ftest", "FtestU"))
+  formula_small <- if (is.null(models$small)) {
+    list(L = L, betaH = betaH)
+  } else {
+    bare_formula(models$small)
+  }
+  structure(list(test = test, type = "F", aux = stats$aux, stats = stats,
+                 formula.large = bare_formula(large), formula.small = formula_small,
+                 ctime = (proc.time() - t0)[[3L]], L = L),
+            class = "KRmodcomp")
+}
+
+#' @rdname pbkrtest-methods
+#' @exportS3Method pbkrtest::SATmodcomp
+SATmodcomp.lmm <- function(largeModel, smallModel, details = 0,
+                           eps = sqrt(.Machine$double.eps)) {
+  models <- modcomp_models(largeModel, smallModel, "SATmodcomp()", parent.frame())
+  large <- models$large
+  t0 <- proc.time()
+  L <- models$L
+  row <- contrast_md(ddf_parts(large, "Satterthwaite"), L, eps)
+  test <- data.frame(statistic = row[["F value"]], ndf = row[["NumDF"]],
+                     ddf = row[["DenDF"]], p.value = row[["Pr(>F)"]])
+  structure(list(test = test, sigma = large$sigma, formula.large = stats::formula(large),
+                 formula.small = L, ctime = (proc.time() - t0)[[3L]], L = L),
+            class = "SATmodcomp")
+}
+
+# The large model (refitted by REML if it was fitted by ML), the small one
+# (NULL when a restriction matrix was given) and the restriction matrix of
+# a comparison, as pbkrtest sets them up: the fits may come in either
+# order; a formula is update()d from the large fit. Refits are evaluated in
+# `env`, the caller's frame (where the data are found).
+modcomp_models <- function(large, small, caller, env) {
+  update_in_caller <- function(fit, ...) eval(stats::update(fit, ..., evaluate = FALSE), env)
+  if (inherits(small, "formula")) small <- update_in_caller(large, small)
+  if (is.matrix(small) && is.numeric(small)) {
+    if (ncol(small) != length(large$beta)) {
+      stop(caller, ": the restriction matrix has ", ncol(small), " columns; the model has ",
+           length(large$beta), " fixed effects", call. = FALSE)
+    }
+    L <- small
+    small <- NULL
+  } else {
+    if (!inherits(small, "lmm")) {
+      stop(caller, ": 'smallModel' must be an lmm() fit, a formula or a restriction ",
+           "matrix, not an object of class '", class(small)[1L], "'", call. = FALSE)
+    }
+    rank_of <- function(m) qr(m)$rank
+    X1 <- large$X
+    X2 <- small$X
+    r1 <- rank_of(X1)
+    r2 <- rank_of(X2)
+    r12 <- rank_of(cbind(X1, X2))
+    if (r12 == r2 && r2 > r1) {
+      swap <- large
+      large <- small
+      small <- swap
+    } else if (!(r12 == r1 && r1 > r2)) {
+      stop(caller, ": the models' fixed effects are the same or not nested",
+           call. = FALSE)
+    }
+    L <- NULL
+  }
+  if (!isTRUE(large$REML)) large <- update_in_caller(large, REML = TRUE)
+  if (is.null(L)) L <- nested_restriction_matrix(large$X, small$X)
+  list(large = large, small = small, L = L)
+}
+
+# The restriction matrix L of the large model for the small one: L beta = 0
+# exactly when X beta lies in the span of X_small. Its rows are an
+# orthonormal basis of X' Q2, Q2 an orthonormal basis of the part of the
+# large model's column space orthogonal to the small model's (the columns
+# of a QR decomposition of cbind(X_small, X) after the first rank(X_small)),
+# with negligible elements set to zero, as pbkrtest builds it.
+nested_restriction_matrix <- function(X, X_small) {
+  r_small <- qr(X_small)$rank
+  r <- qr(X)$rank
+  Q <- qr.Q(qr(cbind(X_small, X)))
+  Q2 <- Q[, (r_small + 1L):r, drop = FALSE]
+  L <- crossprod(Q2, X)
+  L <- t(qr.Q(qr(t(L))))
+  zapsmall(unname(L))
+}
+
+# A fit's formula without attributes, as pbkrtest stores it.
+bare_formula <- function(fit) {
+  f <- stats::formula(fit)
+  attributes(f) <- NULL
+  f
+}

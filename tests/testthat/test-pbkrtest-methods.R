@@ -1,0 +1,76 @@
+# pbkrtest::KRmodcomp() and pbkrtest::SATmodcomp() on lmm() fits, side by
+# side with pbkrtest on lme4's fits of the same models run to full
+# precision: the statistics, df, F scaling and p-values (1e-6 relative, the
+# precision of the two optima), pbkrtest's auxiliary quantities, and its
+# printouts line by line.
+
+skip_if_not_installed("pbkrtest")
+skip_if_not_installed("lme4")
+
+expect_same_lines <- function(ours, ref) {
+  expect_identical(utils::capture.output(print(ours)), utils::capture.output(print(ref)))
+}
+
+test_that("KRmodcomp() of nested fits, a formula and a restriction matrix is pbkrtest's", {
+  cake <- lme4::cake
+  large <- angle ~ recipe * temperature + (1 | recipe:replicate)
+  small <- angle ~ recipe + temperature + (1 | recipe:replicate)
+  fit1 <- lmm(large, cake)
+  fit0 <- lmm(small, cake)
+  ref1 <- lmer_full(large, data = cake)
+  ref0 <- lmer_full(small, data = cake)
+  ours <- pbkrtest::KRmodcomp(fit1, fit0)
+  ref <- pbkrtest::KRmodcomp(ref1, ref0)
+  expect_s3_class(ours, "KRmodcomp")
+  expect_equal(ours$test, ref$test, tolerance = 1e-6)
+  expect_identical(ours$test$ndf, c(10L, 10L))
+  expect_equal(ours$aux, ref$aux, tolerance = 1e-6)
+  expect_equal(ours$L, as.matrix(ref$L), tolerance = 1e-8)
+  expect_same_lines(ours, ref)
+  # either order; the small model as a formula
+  expect_equal(pbkrtest::KRmodcomp(fit0, fit1)$test, ours$test)
+  expect_equal(pbkrtest::KRmodcomp(fit1, ~ . - recipe:temperature)$test, ours$test)
+  # a restriction matrix with a hypothesized value
+  L <- rbind(c(0, 1, 0, rep(0, 15)), c(0, 0, 1, rep(0, 15)))
+  ours <- pbkrtest::KRmodcomp(fit1, L, betaH = 0.5)
+  ref <- pbkrtest::KRmodcomp(ref1, L, betaH = 0.5)
+  expect_equal(ours$test, ref$test, tolerance = 1e-6)
+  expect_same_lines(ours, ref)
+})
+
+test_that("an ML fit is refitted by REML, as pbkrtest does; bad comparisons are errors", {
+  ss <- lme4::sleepstudy
+  fit1 <- lmm(Reaction ~ Days + (Days | Subject), ss, REML = FALSE)
+  fit0 <- lmm(Reaction ~ 1 + (Days | Subject), ss, REML = FALSE)
+  ref1 <- lmer_full(Reaction ~ Days + (Days | Subject), data = ss, REML = FALSE)
+  ref0 <- lmer_full(Reaction ~ 1 + (Days | Subject), data = ss, REML = FALSE)
+  expect_equal(pbkrtest::KRmodcomp(fit1, fit0)$test, pbkrtest::KRmodcomp(ref1, ref0)$test,
+               tolerance = 1e-6)
+  expect_error(pbkrtest::KRmodcomp(fit1, fit1), "the same or not nested")
+  other <- lmm(Reaction ~ I(Days^2) + (Days | Subject), ss)
+  expect_error(pbkrtest::KRmodcomp(fit1, other), "not nested")
+  expect_error(pbkrtest::KRmodcomp(fit1, matrix(1, 1, 3)), "has 2 fixed effects")
+  expect_error(pbkrtest::KRmodcomp(fit1, "x"), "must be an lmm\\(\\) fit")
+})
+
+test_that("SATmodcomp() is pbkrtest's", {
+  cake <- lme4::cake
+  large <- angle ~ recipe * temperature + (1 | recipe:replicate)
+  small <- angle ~ recipe + temperature + (1 | recipe:replicate)
+  ours <- pbkrtest::SATmodcomp(lmm(large, cake), lmm(small, cake))
+  # (pbkrtest evaluates lme4's stored call again in its own frame: the call
+  # names its data by a path found anywhere, and holds its formula)
+  ref1 <- eval(bquote(lmer_full(.(large), data = lme4::cake)))
+  ref0 <- eval(bquote(lmer_full(.(small), data = lme4::cake)))
+  ref <- pbkrtest::SATmodcomp(ref1, ref0)
+  expect_s3_class(ours, "SATmodcomp")
+  expect_equal(ours$test, ref$test, tolerance = 1e-6)
+  expect_equal(ours$sigma, ref$sigma, tolerance = 1e-6)
+  expect_same_lines(ours, ref)
+  ss <- lme4::sleepstudy
+  ours <- pbkrtest::SATmodcomp(lmm(Reaction ~ Days + (Days | Subject), ss), matrix(c(0, 1), 1))
+  ref <- pbkrtest::SATmodcomp(lmer_full(Reaction ~ Days + (Days | Subject),
+                                        data = lme4::sleepstudy),
+                              matrix(c(0, 1), 1))
+  expect_equal(ours$test, ref$test, tolerance = 1e-6)
+})
