@@ -1,8 +1,9 @@
-# pbkrtest's comparisons of nested linear mixed models for "lmm" fits:
+# pbkrtest's comparisons of nested mixed models for mixedrs fits:
 # KRmodcomp() (the F test with Kenward-Roger's adjusted covariance, scaled
-# statistic and denominator df) and SATmodcomp() (Satterthwaite's F test),
-# with pbkrtest's result objects, so that pbkrtest's print() and summary()
-# show them. The hypothesis is L beta = 0 in the large model, L spanning the
+# statistic and denominator df) and SATmodcomp() (Satterthwaite's F test) of
+# "lmm" fits, and PBmodcomp() (the parametric bootstrap of the likelihood
+# ratio) of "lmm" and "glmm" fits, with pbkrtest's result objects, so that
+# pbkrtest's print() and summary() show them. The hypothesis is L beta = 0 in the large model, L spanning the
 # part of its fixed-effects space that the small model lacks (or given as a
 # matrix); the statistics come from the df machinery of R/ddf.R.
 # Registered on pbkrtest's generics when pbkrtest is loaded.
@@ -31,13 +32,31 @@
 #'   `type`, `aux`, `stats`, the formulas, `ctime` and `L`. For
 #'   `SATmodcomp()`, a `"SATmodcomp"` object: `test` (`statistic`, `ndf`,
 #'   `ddf`, `p.value`), `sigma`, the formulas, `ctime` and `L`.
+#'
+#' `pbkrtest::PBmodcomp()` for `"lmm"` and `"glmm"` fits: the parametric
+#' bootstrap of the likelihood-ratio statistic, as pbkrtest computes it for
+#' lme4's fits: `nsim` responses simulated from the small model (fitted by
+#' maximum likelihood), each refitted by both models, and the share of
+#' simulated statistics above the observed one. The small model must be a
+#' fit or a formula.
+#'
+#' @param nsim Number of simulated responses (`PBmodcomp()`).
+#' @param ref A reference distribution computed before (`PBmodcomp()`).
+#' @param seed Seed of the simulation (`PBmodcomp()`), or `NULL` (the
+#'   session's random numbers). pbkrtest 0.5.2 does not use its `seed`.
+#' @param cl Not available for mixedrs fits: must be `NULL` (the refits
+#'   run one after the other).
+#' @return For `PBmodcomp()`, a `"PBmodcomp"` object: `test` (rows `LRT` and
+#'   `PBtest`, columns `stat`, `df`, `p.value`), `type`, `samples`,
+#'   `n.extreme`, `ctime`, `LRTstat`, `ref` and the formulas.
 #' @examplesIf requireNamespace("pbkrtest", quietly = TRUE) && requireNamespace("lme4", quietly = TRUE)
 #' fm1 <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
 #' fm0 <- lmm(Reaction ~ 1 + (Days | Subject), lme4::sleepstudy)
 #' pbkrtest::KRmodcomp(fm1, fm0)
 #' pbkrtest::SATmodcomp(fm1, fm0)
+#' pbkrtest::PBmodcomp(fm1, fm0, nsim = 50, seed = 1)
 #' @name pbkrtest-methods
-#' @aliases KRmodcomp.lmm SATmodcomp.lmm
+#' @aliases KRmodcomp.lmm SATmodcomp.lmm PBmodcomp.mixedrs_fit
 NULL
 
 #' @rdname pbkrtest-methods
@@ -89,6 +108,62 @@ SATmodcomp.lmm <- function(largeModel, smallModel, details = 0,
   structure(list(test = test, sigma = large$sigma, formula.large = stats::formula(large),
                  formula.small = L, ctime = (proc.time() - t0)[[3L]], L = L),
             class = "SATmodcomp")
+}
+
+#' @rdname pbkrtest-methods
+#' @exportS3Method pbkrtest::PBmodcomp
+PBmodcomp.mixedrs_fit <- function(largeModel, smallModel, nsim = 1000, ref = NULL,
+                                  seed = NULL, cl = NULL, details = 0) {
+  env <- parent.frame()
+  update_in_caller <- function(fit, ...) eval(stats::update(fit, ..., evaluate = FALSE), env)
+  if (!is.null(cl)) {
+    stop("PBmodcomp(): 'cl' is not available for mixedrs fits (the refits run one after ",
+         "the other); leave it NULL", call. = FALSE)
+  }
+  if (inherits(smallModel, "formula")) smallModel <- update_in_caller(largeModel, smallModel)
+  if (!inherits(smallModel, class(largeModel)[1L])) {
+    stop("PBmodcomp(): 'smallModel' must be a fit of the same kind as 'largeModel' (",
+         class(largeModel)[1L], ") or a formula; a restriction matrix is not available ",
+         "for mixedrs fits", call. = FALSE)
+  }
+  nsim <- check_nsim(nsim)
+  by_ml <- function(fit) if (isTRUE(fit$REML)) update_in_caller(fit, REML = FALSE) else fit
+  large <- by_ml(largeModel)
+  small <- by_ml(smallModel)
+  ll_large <- stats::logLik(large)
+  ll_small <- stats::logLik(small)
+  tobs <- 2 * (as.numeric(ll_large) - as.numeric(ll_small))
+  ndf <- attr(ll_large, "df") - attr(ll_small, "df")
+  lrt <- c(tobs = tobs, df = ndf, p.value = stats::pchisq(tobs, ndf, lower.tail = FALSE))
+  if (is.null(ref)) {
+    t0 <- proc.time()
+    responses <- stats::simulate(small, nsim = nsim, seed = seed)
+    ref <- vapply(responses, function(y) {
+      small_y <- suppressMessages(refit(small, y))
+      large_y <- suppressMessages(refit(large, y))
+      2 * (as.numeric(stats::logLik(large_y)) - as.numeric(stats::logLik(small_y)))
+    }, numeric(1L), USE.NAMES = FALSE)
+    ctime <- (proc.time() - t0)[[3L]]
+    ref <- structure(ref, cl = 1L, ctime = ctime, stat = lrt,
+                     samples = c(nsim = nsim, npos = sum(ref > 0),
+                                 n.extreme = sum(ref > tobs),
+                                 pPB = (1 + sum(ref > tobs)) / (1 + sum(ref > 0))),
+                     class = "refdist")
+    if (details > 0) {
+      cat(sprintf("Reference distribution with %5i samples; computing time: %5.2f secs. \n",
+                  length(ref), ctime))
+    }
+  }
+  positive <- ref[ref > 0]
+  n_extreme <- sum(tobs < positive)
+  test <- data.frame(stat = c(tobs, tobs), df = c(ndf, NA),
+                     p.value = c(lrt[["p.value"]], (1 + n_extreme) / (1 + length(positive))),
+                     row.names = c("LRT", "PBtest"))
+  structure(list(test = test, type = "X2test",
+                 samples = c(nsim = length(ref), npos = length(positive)),
+                 n.extreme = n_extreme, ctime = attr(ref, "ctime"), LRTstat = lrt, ref = ref,
+                 formula.large = bare_formula(largeModel), formula.small = bare_formula(smallModel)),
+            class = "PBmodcomp")
 }
 
 # The large model (refitted by REML if it was fitted by ML), the small one

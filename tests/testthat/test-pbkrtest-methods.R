@@ -74,3 +74,43 @@ test_that("SATmodcomp() is pbkrtest's", {
                               matrix(c(0, 1), 1))
   expect_equal(ours$test, ref$test, tolerance = 1e-6)
 })
+
+test_that("PBmodcomp() of LMMs and GLMMs is pbkrtest's", {
+  # pbkrtest 0.5.2 draws from the session's random numbers whatever its
+  # 'seed' (it does not pass it on): both runs start from one set.seed()
+  ss <- lme4::sleepstudy
+  fit1 <- lmm(Reaction ~ Days + (Days | Subject), ss)
+  fit0 <- lmm(Reaction ~ 1 + (Days | Subject), ss)
+  ref1 <- lmer_full(Reaction ~ Days + (Days | Subject), data = lme4::sleepstudy)
+  ref0 <- lmer_full(Reaction ~ 1 + (Days | Subject), data = lme4::sleepstudy)
+  set.seed(1)
+  ours <- pbkrtest::PBmodcomp(fit1, fit0, nsim = 20)
+  set.seed(1)
+  ref <- pbkrtest::PBmodcomp(ref1, ref0, nsim = 20, cl = 1)
+  expect_s3_class(ours, "PBmodcomp")
+  expect_equal(as.vector(ours$ref), as.vector(ref$ref), tolerance = 1e-5)
+  expect_equal(ours$test, ref$test, tolerance = 1e-8)
+  expect_equal(ours$LRTstat, ref$LRTstat, tolerance = 1e-8)
+  expect_identical(ours$samples, ref$samples)
+  expect_equal(summary(ours)$test, summary(ref)$test, tolerance = 1e-5)
+  # our 'seed' is used
+  expect_identical(as.vector(pbkrtest::PBmodcomp(fit1, fit0, nsim = 5, seed = 3)$ref),
+                   as.vector(pbkrtest::PBmodcomp(fit1, ~ . - Days, nsim = 5, seed = 3)$ref))
+  cbpp <- lme4::cbpp
+  g1 <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)
+  g0 <- glmm(cbind(incidence, size - incidence) ~ 1 + (1 | herd), cbpp, family = binomial)
+  r1 <- lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp,
+                    family = binomial, control = glmer_reference_control())
+  r0 <- lme4::glmer(cbind(incidence, size - incidence) ~ 1 + (1 | herd), lme4::cbpp,
+                    family = binomial, control = glmer_reference_control())
+  set.seed(2)
+  ours <- pbkrtest::PBmodcomp(g1, g0, nsim = 20)
+  set.seed(2)
+  ref <- suppressWarnings(pbkrtest::PBmodcomp(r1, r0, nsim = 20, cl = 1))
+  expect_equal(as.vector(ours$ref), as.vector(ref$ref), tolerance = 1e-5)
+  expect_equal(ours$test, ref$test, tolerance = 1e-7)
+  expect_error(pbkrtest::PBmodcomp(fit1, fit0, nsim = 5, cl = 2), "'cl' is not available")
+  expect_error(pbkrtest::PBmodcomp(fit1, matrix(c(0, 1), 1), nsim = 5),
+               "a restriction matrix is not available")
+  expect_error(pbkrtest::PBmodcomp(fit1, g0, nsim = 5), "same kind")
+})
