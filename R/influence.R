@@ -44,6 +44,7 @@
 #' @export
 hatvalues.lmm <- function(model, fullHatMatrix = FALSE, ...) {
   require_rows(model, "hatvalues()")
+  require_no_tmb_style(model, "hatvalues()")
   check_no_dots(..., caller = "hatvalues()")
   check_flag(fullHatMatrix, "fullHatMatrix", "hatvalues()")
   if (fullHatMatrix) return(mer_hatvalues(model, full = TRUE))
@@ -60,6 +61,7 @@ hatvalues.glmm <- hatvalues.lmm
 #' @export
 cooks.distance.lmm <- function(model, ...) {
   require_rows(model, "cooks.distance()")
+  require_no_tmb_style(model, "cooks.distance()")
   check_no_dots(..., caller = "cooks.distance()")
   mer_per_obs(model, mer_cooks_distance(model, mer_hatvalues(model)), pad = "resid")
 }
@@ -68,6 +70,17 @@ cooks.distance.lmm <- function(model, ...) {
 #' @method cooks.distance glmm
 #' @export
 cooks.distance.glmm <- cooks.distance.lmm
+
+# Stops for a glmmTMB-style fit: its Laplace weights (the observed
+# information) can be negative, so it has no hat matrix; glmmTMB has no
+# hatvalues() or cooks.distance() either.
+require_no_tmb_style <- function(model, what) {
+  if (!is_extended_fit(model)) return(invisible(NULL))
+  stop(what, " is not available for glmmTMB-style fits (", model$extended$family,
+       " family, zero inflation or a dispersion model): their Laplace weights can be ",
+       "negative, so there is no hat matrix; glmmTMB has no such method either",
+       call. = FALSE)
+}
 
 # Relative covariance factor Lambda (Q x Q, sparse), columns in the order of
 # model.matrix(x, "random"): term by term, level by level, effect by effect.

@@ -285,10 +285,12 @@ mer_theta0 <- function(object) {
 
 # The weights of the penalized least squares system: the prior weights of an
 # LMM; for a GLMM the PIRLS weights at the conditional modes,
-# w * mu.eta(eta)^2 / variance(mu).
+# w * mu.eta(eta)^2 / variance(mu); for a family with extra parameters the
+# weights of the fit's Laplace factor (weights(fit, "working")).
 mer_pls_weights <- function(object) {
   w <- as.vector(object$weights)
   if (!is_glmm(object)) return(w)
+  if (!is.null(object$extended)) return(as.vector(object$extended$working_weights))
   fam <- object$family
   eta <- as.vector(object$eta)
   mu <- as.vector(object$mu)
@@ -301,7 +303,9 @@ mer_pls_weights <- function(object) {
 # with V = W^1/2 X; RX the upper triangular Cholesky factor of
 # V'V - RZX'RZX.
 mer_pls_factors <- function(object) {
-  sqrtw <- sqrt(mer_pls_weights(object))
+  w <- mer_pls_weights(object)
+  if (any(w < 0)) return(signed_pls_factors(object, w))
+  sqrtw <- sqrt(w)
   Zt <- mer_Zt(object)
   Ut <- Zt %*% Matrix::Diagonal(x = sqrtw)
   Lambdat0 <- mer_Lambdat(object, mer_theta0(object))
@@ -315,6 +319,27 @@ mer_pls_factors <- function(object) {
   dimnames(RZX) <- list(NULL, colnames(X))
   RX <- chol(crossprod(V) - crossprod(RZX))
   dimnames(RX) <- list(colnames(X), colnames(X))
+  list(L = L, RZX = RZX, RX = RX)
+}
+
+# mer_pls_factors() where some weights are negative (the observed
+# information of a glmmTMB-style fit's Laplace factor at some rows): the same
+# factors from Lambdat Z'WZ Lambda + I and X'WX - RZX'RZX formed with W
+# itself, which is positive definite as a whole; the fill-reducing
+# permutation from the pattern with |W| at the starting theta.
+signed_pls_factors <- function(object, w) {
+  Zt <- mer_Zt(object)
+  weighted <- function(A, v) A %*% Matrix::Diagonal(x = v) %*% Matrix::t(A)
+  Lt0 <- mer_Lambdat(object, mer_theta0(object)) %*% Zt
+  L <- Matrix::Cholesky(Matrix::forceSymmetric(weighted(Lt0, abs(w))), LDL = FALSE, Imult = 1)
+  LamtZt <- mer_Lambdat(object) %*% Zt
+  L <- Matrix::update(L, Matrix::forceSymmetric(weighted(LamtZt, w)), mult = 1)
+  X <- unname(as.matrix(object$X))
+  RZX <- as.matrix(Matrix::solve(L, Matrix::solve(L, LamtZt %*% (w * X), system = "P"),
+                                 system = "L"))
+  dimnames(RZX) <- list(NULL, colnames(object$X))
+  RX <- chol(crossprod(X, w * X) - crossprod(RZX))
+  dimnames(RX) <- list(colnames(object$X), colnames(object$X))
   list(L = L, RZX = RZX, RX = RX)
 }
 

@@ -413,8 +413,44 @@ augment.glmm <- function(x, data = stats::model.frame(x), newdata = NULL,
                          type.predict = c("link", "response"),
                          type.residuals = c("deviance", "pearson", "working", "response"),
                          ...) {
+  if (is_extended_fit(x)) {
+    return(extended_augment(
+      x, data, newdata, if (missing(type.predict)) "link" else match_choice(type.predict),
+      if (missing(type.residuals)) "response" else match_choice(type.residuals), ...))
+  }
   mer_augment(x, data, newdata, type.predict = match_choice(type.predict),
               type.residuals = match_choice(type.residuals), ...)
+}
+
+# augment() of a glmmTMB-style fit, as broom.mixed's for glmmTMB (broom's
+# augment_columns()): `.fitted` and `.se.fit` from predict(se.fit = TRUE)
+# (link scale unless type.predict says otherwise) and, without newdata,
+# `.resid` (response residuals unless type.residuals says otherwise);
+# glmmTMB has no hat values or Cook's distances, so neither column.
+extended_augment <- function(x, data, newdata, type.predict, type.residuals, ...) {
+  if (!type.residuals %in% c("response", "pearson")) {
+    stop("augment() of a glmmTMB-style fit takes type.residuals = \"response\" or ",
+         "\"pearson\", not \"", type.residuals, "\"", call. = FALSE)
+  }
+  if (is.null(newdata) && ...length()) {
+    stop("augment() passes further arguments to predict() only with 'newdata'; ",
+         "not used: ", paste(names(list(...)), collapse = ", "), call. = FALSE)
+  }
+  res <- as.data.frame(if (is.null(newdata)) data else newdata)
+  pred <- if (is.null(newdata)) {
+    stats::predict(x, type = type.predict, se.fit = TRUE)
+  } else {
+    stats::predict(x, newdata = newdata, type = type.predict, se.fit = TRUE, ...)
+  }
+  if (is.null(newdata) && nrow(res) != length(pred$fit)) {
+    stop("'data' has ", nrow(res), " rows; augment() needs one row per ",
+         "observation used in the fit (", length(pred$fit), ")", call. = FALSE)
+  }
+  res$.fitted <- as.vector(pred$fit)
+  res$.se.fit <- as.vector(pred$se.fit)
+  if (is.null(newdata)) res$.resid <- as.vector(stats::residuals(x, type = type.residuals))
+  rownames(res) <- NULL
+  as_tidy_frame(res)
 }
 
 mer_augment <- function(x, data, newdata, type.predict, type.residuals, ...) {

@@ -290,3 +290,41 @@ test_that("tidy() and glance() have broom.mixed's rows with a component column",
   expect_identical(unique(d$component), c("cond", "zi", "disp"))
   expect_error(tidy(zinb$fit, component = "dispersion"), "unknown component")
 })
+
+test_that("augment() has broom.mixed's columns for glmmTMB, and the same numbers", {
+  skip_if_not_installed("broom.mixed")
+  for (pair in list(zinb, owls)) {
+    ours <- as.data.frame(augment(pair$fit))
+    ref <- as.data.frame(broom.mixed::augment(pair$ref))
+    expect_identical(names(ours), names(ref))
+    for (v in c(".fitted", ".se.fit", ".resid")) {
+      expect_equal(ours[[v]], ref[[v]], tolerance = 1e-4, info = v)
+    }
+  }
+  # with newdata: predict()'s fit and standard error (compared with
+  # glmmTMB's above; broom.mixed 0.2.9's augment of a glmmTMB fit with
+  # newdata repeats the fits in one column)
+  nd <- Salamanders[c(1, 50, 300), ]
+  ours <- as.data.frame(augment(zinb$fit, newdata = nd, type.predict = "response"))
+  pred <- predict(zinb$fit, newdata = nd, type = "response", se.fit = TRUE)
+  expect_identical(names(ours), c(names(nd), ".fitted", ".se.fit"))
+  expect_identical(ours$.fitted, as.vector(pred$fit))
+  expect_identical(ours$.se.fit, as.vector(pred$se.fit))
+  expect_error(augment(zinb$fit, type.residuals = "deviance"), "takes type.residuals")
+})
+
+test_that("getME()'s factors hold with negative Laplace weights; no hat values", {
+  # zero-inflated counts: the observed information is negative at some zeros
+  w <- weights(zinb$fit, "working")
+  expect_true(any(w < 0))
+  L <- getME(zinb$fit, "L")
+  expect_equal(2 * as.numeric(Matrix::determinant(L, logarithm = TRUE)$modulus),
+               getME(zinb$fit, "devcomp")$cmp[["ldL2"]], tolerance = 1e-8)
+  X <- getME(zinb$fit, "X")
+  RX <- getME(zinb$fit, "RX")
+  RZX <- getME(zinb$fit, "RZX")
+  expect_equal(crossprod(RX) + crossprod(RZX), crossprod(X, w * X), tolerance = 1e-8,
+               ignore_attr = TRUE)
+  expect_error(hatvalues(zinb$fit), "not available for glmmTMB-style fits")
+  expect_error(cooks.distance(zinb$fit), "not available for glmmTMB-style fits")
+})
