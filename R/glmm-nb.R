@@ -12,7 +12,10 @@
 #' effects by the same Laplace approximation (lme4's, with the expected
 #' information in the determinant, so that the criterion is glmer.nb's): one
 #' optimization, and its standard errors account for the uncertainty of
-#' `theta`. [glmm()] with `family = nbinom2` fits the same model with
+#' `theta`. Prior weights multiply each observation's log-density, as in
+#' `MASS::negative.binomial()$aic`; lme4 1.1.31's compiled version of that
+#' aic weights only its first term, so glmer.nb's criterion with prior
+#' weights is not that likelihood and its fit differs. [glmm()] with `family = nbinom2` fits the same model with
 #' glmmTMB's Laplace approximation (the observed information) and printout.
 #'
 #' @inheritParams glmm
