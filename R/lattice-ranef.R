@@ -127,6 +127,41 @@ qqmath.ranef.lmm <- function(x, data, main = TRUE, level = 0.95, ...) {
 }
 
 # The plots need the data frames of ranef(drop = FALSE).
+#' @rdname lattice-ranef
+#' @param component For the `ranef()` of a glmmTMB-style fit (class
+#'   `"ranef_components"`): the random effects of the conditional model
+#'   (`"cond"`, the default) or of the zero-inflation model (`"zi"`); their
+#'   intervals come from glmmTMB's conditional variances (`"condVar"`).
+#' @exportS3Method lattice::dotplot ranef_components
+dotplot.ranef_components <- function(x, data, component = c("cond", "zi"), ...) {
+  if (!missing(data)) stop("dotplot() of a ranef object does not use 'data'", call. = FALSE)
+  dotplot.ranef.lmm(component_ranef(x, match_choice(component), "dotplot()"), ...)
+}
+
+#' @rdname lattice-ranef
+#' @exportS3Method lattice::qqmath ranef_components
+qqmath.ranef_components <- function(x, data, component = c("cond", "zi"), ...) {
+  if (!missing(data)) stop("qqmath() of a ranef object does not use 'data'", call. = FALSE)
+  qqmath.ranef.lmm(component_ranef(x, match_choice(component), "qqmath()"), ...)
+}
+
+# One component of a glmmTMB-style fit's ranef() as a "ranef.lmm" object:
+# its conditional variances ("condVar") as lme4's "postVar".
+component_ranef <- function(x, component, caller) {
+  modes <- x[[component]]
+  if (!length(modes)) {
+    stop(caller, ": the ", if (component == "cond") "conditional" else "zero-inflation",
+         " model has no random effects", call. = FALSE)
+  }
+  modes <- lapply(modes, function(d) {
+    cv <- attr(d, "condVar")
+    attr(d, "condVar") <- NULL
+    if (!is.null(cv)) attr(d, "postVar") <- cv
+    d
+  })
+  structure(modes, class = "ranef.lmm")
+}
+
 ranef_check_frames <- function(x, caller) {
   if (!all(vapply(x, is.data.frame, NA))) {
     stop(caller, " needs the data frames of ranef(..., drop = FALSE), not the vectors ",

@@ -328,3 +328,18 @@ test_that("getME()'s factors hold with negative Laplace weights; no hat values",
   expect_error(hatvalues(zinb$fit), "not available for glmmTMB-style fits")
   expect_error(cooks.distance(zinb$fit), "not available for glmmTMB-style fits")
 })
+
+test_that("dotplot() and qqmath() draw a glmmTMB-style ranef() with its conditional variances", {
+  skip_if_not_installed("lattice")
+  re <- ranef(zinb$fit, condVar = TRUE)
+  p <- lattice::dotplot(re)
+  expect_identical(names(p), "site")
+  expect_s3_class(p$site, "trellis")
+  # the intervals' half-widths are the conditional standard deviations
+  # (glmmTMB's condsd) times qnorm(0.975)
+  args <- p$site$panel.args.common
+  sd_ref <- as.data.frame(glmmTMB::ranef(zinb$ref, condVar = TRUE))$condsd
+  expect_equal(sort(as.numeric(args$se)), sort(sd_ref), tolerance = 1e-3)
+  expect_s3_class(lattice::qqmath(re)$site, "trellis")
+  expect_error(lattice::dotplot(re, component = "zi"), "zero-inflation model has no random effects")
+})
