@@ -72,7 +72,7 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
          name, " family or for models with 'ziformula' or 'dispformula': ",
          "use the engine's BOBYQA or Nelder_Mead", call. = FALSE)
   }
-  if (nAGQ == 0L) {
+  if (nAGQ == 0L && is.null(nb_theta_fixed)) {
     stop("nAGQ = 0 estimates the fixed effects inside PIRLS and has no ",
          "criterion for the ", name, " family's own parameters (dispersion, ",
          "zero inflation); use nAGQ = 1 (Laplace)", call. = FALSE)
@@ -129,7 +129,9 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
                          style, zi_random = parts$zi)
   if (!is.null(raw$zi_start_note)) warning(raw$zi_start_note, call. = FALSE)
   report_convergence(fit$optinfo, control)
-  report_extended_covariance(fit, control)
+  # (nAGQ = 0, a fixed-theta negative binomial: no Hessian over all
+  # parameters; vcov() is lme4's from R_X)
+  if (nAGQ > 0L) report_extended_covariance(fit, control)
   fit
 }
 
@@ -442,10 +444,6 @@ check_fixed_nb_options <- function(theta, nAGQ, devFunOnly, control) {
   if (!is.null(control$optimizer_fun) || any(control$optimizer == "none")) {
     stop("a user optimizer (or optimizer = \"none\") is not available yet for ",
          what, ": use the engine's BOBYQA or Nelder_Mead", call. = FALSE)
-  }
-  if (nAGQ == 0L) {
-    stop("nAGQ = 0 is not available yet for ", what, "; use nAGQ = 1 (Laplace) ",
-         "or more quadrature points", call. = FALSE)
   }
   invisible(NULL)
 }

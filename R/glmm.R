@@ -109,10 +109,11 @@
 #'   with `theta` held at that value, as `lme4::glmer()` does: lme4's Laplace
 #'   approximation (Fisher weights), printed as glmer prints it ("Negative
 #'   Binomial(theta)"), `sigma()` 1, `getME(fit, "glmer.nb.theta")` the
-#'   value given, and `logLik()`'s `df` counting theta as lme4 1.1 does. The
-#'   fit runs on [glmm.nb()]'s engine (which estimates theta), so
-#'   `devFunOnly`, `nAGQ = 0` and user optimizers are not available for it
-#'   yet (errors that say so), nor `ziformula`/`dispformula` (use `nbinom2`).
+#'   value given, and `logLik()`'s `df` counting theta as lme4 1.1 does;
+#'   `nAGQ = 0` and `nAGQ > 1` as glmer's. The fit runs on [glmm.nb()]'s
+#'   engine (which estimates theta), so `devFunOnly` and user optimizers are
+#'   not available for it yet (errors that say so), nor
+#'   `ziformula`/`dispformula` (use `nbinom2`).
 #'   Prior weights multiply each observation's log-density, as in
 #'   `MASS::negative.binomial()$aic`; lme4 1.1.31's compiled version of
 #'   that aic weights only its first term, so its criterion with prior

@@ -181,6 +181,33 @@ test_that("print() and summary() read as glmer()'s", {
   expect_match(printed(fit)$out, "^ Family: Negative Binomial\\(2\\)  \\( log \\)$", all = FALSE)
 })
 
+test_that("nAGQ = 0 (the fixed effects inside PIRLS) is glmer's", {
+  gt <- nb_fixed_data()
+  for (cs in list(list(TICKS ~ YEAR + (1 | BROOD), 2),
+                  list(TICKS ~ YEAR + h + (1 | BROOD) + (1 | LOCATION), 0.8))) {
+    # (no warning: the covariance is lme4's from R_X)
+    expect_no_warning(
+      fit <- glmm(cs[[1]], data = gt, family = MASS::negative.binomial(cs[[2]]), nAGQ = 0))
+    ref <- suppressWarnings(lme4::glmer(
+      cs[[1]], data = gt, family = MASS::negative.binomial(cs[[2]]), nAGQ = 0,
+      control = lme4::glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10),
+                                   tolPwrss = 1e-12)))
+    # the criterion nAGQ = 0 optimizes: glmer's deviance function of theta,
+    # evaluated by lme4 at both estimates
+    dev0 <- lme4::glmer(cs[[1]], data = gt, family = MASS::negative.binomial(cs[[2]]),
+                        nAGQ = 0, devFunOnly = TRUE,
+                        control = lme4::glmerControl(tolPwrss = 1e-12))
+    ours <- dev0(unname(getME(fit, "theta")))
+    theirs <- dev0(unname(lme4::getME(ref, "theta")))
+    expect_lt(ours, theirs + 1e-8)
+    expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
+    expect_equal(unname(fixef(fit)), unname(lme4::fixef(ref)), tolerance = 1e-6)
+    expect_equal(unname(sqrt(diag(as.matrix(vcov(fit))))),
+                 unname(sqrt(diag(as.matrix(vcov(ref))))), tolerance = 1e-5)
+    expect_identical(fit$nAGQ, 0L)
+  }
+})
+
 test_that("adaptive Gauss-Hermite quadrature gives the integrated likelihood", {
   gt <- nb_fixed_data()
   theta <- 2
@@ -280,8 +307,6 @@ test_that("what a fixed-theta negative binomial cannot take is an error that say
                "needs its theta: give MASS::negative.binomial\\(theta\\)")
   expect_error(glmm(f, data = gt, family = MASS::negative.binomial(2), devFunOnly = TRUE),
                "devFunOnly = TRUE is not available yet for the negative binomial family with a fixed theta")
-  expect_error(glmm(f, data = gt, family = MASS::negative.binomial(2), nAGQ = 0),
-               "nAGQ = 0 is not available yet for the negative binomial family with a fixed theta")
   expect_error(glmm(f, data = gt, family = MASS::negative.binomial(2),
                     control = glmmControl(optimizer = "none")),
                "user optimizer .* is not available yet for the negative binomial family")
