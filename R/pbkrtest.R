@@ -115,19 +115,18 @@ SATmodcomp.lmm <- function(largeModel, smallModel, details = 0,
 PBmodcomp.mixedrs_fit <- function(largeModel, smallModel, nsim = 1000, ref = NULL,
                                   seed = NULL, cl = NULL, details = 0) {
   env <- parent.frame()
-  update_in_caller <- function(fit, ...) eval(stats::update(fit, ..., evaluate = FALSE), env)
   if (!is.null(cl)) {
     stop("PBmodcomp(): 'cl' is not available for mixedrs fits (the refits run one after ",
          "the other); leave it NULL", call. = FALSE)
   }
-  if (inherits(smallModel, "formula")) smallModel <- update_in_caller(largeModel, smallModel)
+  if (inherits(smallModel, "formula")) smallModel <- update_in(largeModel, env, smallModel)
   if (!inherits(smallModel, class(largeModel)[1L])) {
     stop("PBmodcomp(): 'smallModel' must be a fit of the same kind as 'largeModel' (",
          class(largeModel)[1L], ") or a formula; a restriction matrix is not available ",
          "for mixedrs fits", call. = FALSE)
   }
   nsim <- check_nsim(nsim)
-  by_ml <- function(fit) if (isTRUE(fit$REML)) update_in_caller(fit, REML = FALSE) else fit
+  by_ml <- function(fit) if (isTRUE(fit$REML)) update_in(fit, env, REML = FALSE) else fit
   large <- by_ml(largeModel)
   small <- by_ml(smallModel)
   ll_large <- stats::logLik(large)
@@ -172,8 +171,7 @@ PBmodcomp.mixedrs_fit <- function(largeModel, smallModel, nsim = 1000, ref = NUL
 # order; a formula is update()d from the large fit. Refits are evaluated in
 # `env`, the caller's frame (where the data are found).
 modcomp_models <- function(large, small, caller, env) {
-  update_in_caller <- function(fit, ...) eval(stats::update(fit, ..., evaluate = FALSE), env)
-  if (inherits(small, "formula")) small <- update_in_caller(large, small)
+  if (inherits(small, "formula")) small <- update_in(large, env, small)
   if (is.matrix(small) && is.numeric(small)) {
     if (ncol(small) != length(large$beta)) {
       stop(caller, ": the restriction matrix has ", ncol(small), " columns; the model has ",
@@ -202,10 +200,14 @@ modcomp_models <- function(large, small, caller, env) {
     }
     L <- NULL
   }
-  if (!isTRUE(large$REML)) large <- update_in_caller(large, REML = TRUE)
+  if (!isTRUE(large$REML)) large <- update_in(large, env, REML = TRUE)
   if (is.null(L)) L <- nested_restriction_matrix(large$X, small$X)
   list(large = large, small = small, L = L)
 }
+
+# update(fit, ...) evaluated in `env` (the caller of the pbkrtest function,
+# where the fit's data are found).
+update_in <- function(fit, env, ...) eval(stats::update(fit, ..., evaluate = FALSE), env)
 
 # The restriction matrix L of the large model for the small one: L beta = 0
 # exactly when X beta lies in the span of X_small. Its rows are an
