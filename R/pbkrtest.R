@@ -24,7 +24,10 @@
 #' @param largeModel,smallModel Nested `"lmm"` fits (or `smallModel` a
 #'   formula or a restriction matrix).
 #' @param betaH The hypothesized value of `L beta` (`KRmodcomp()` only).
-#' @param details Accepted for pbkrtest's signature; not used.
+#' @param details pbkrtest's printing of intermediate results: only `0` for
+#'   `KRmodcomp()` and `SATmodcomp()` (an error otherwise); for
+#'   `PBmodcomp()`, above 0 prints the reference distribution's size and
+#'   computing time, as pbkrtest does.
 #' @param eps Relative tolerance below which an eigenvalue of
 #'   `L vcov(beta) L'` counts as zero (`SATmodcomp()`).
 #' @return For `KRmodcomp()`, a `"KRmodcomp"` object: `test` (rows `Ftest`
@@ -41,7 +44,8 @@
 #' fit or a formula.
 #'
 #' @param nsim Number of simulated responses (`PBmodcomp()`).
-#' @param ref A reference distribution computed before (`PBmodcomp()`).
+#' @param ref A reference distribution computed before (`PBmodcomp()`); with
+#'   it, `nsim` and `seed` must not be given.
 #' @param seed Seed of the simulation (`PBmodcomp()`), or `NULL` (the
 #'   session's random numbers). pbkrtest 0.5.2 does not use its `seed`.
 #' @param cl Not available for mixedrs fits: must be `NULL` (the refits
@@ -62,6 +66,7 @@ NULL
 #' @rdname pbkrtest-methods
 #' @exportS3Method pbkrtest::KRmodcomp
 KRmodcomp.lmm <- function(largeModel, smallModel, betaH = 0, details = 0) {
+  check_no_details(details, "KRmodcomp()")
   models <- modcomp_models(largeModel, smallModel, "KRmodcomp()", parent.frame())
   large <- models$large
   t0 <- proc.time()
@@ -98,6 +103,7 @@ KRmodcomp.lmm <- function(largeModel, smallModel, betaH = 0, details = 0) {
 #' @exportS3Method pbkrtest::SATmodcomp
 SATmodcomp.lmm <- function(largeModel, smallModel, details = 0,
                            eps = sqrt(.Machine$double.eps)) {
+  check_no_details(details, "SATmodcomp()")
   models <- modcomp_models(largeModel, smallModel, "SATmodcomp()", parent.frame())
   large <- models$large
   t0 <- proc.time()
@@ -124,6 +130,10 @@ PBmodcomp.mixedrs_fit <- function(largeModel, smallModel, nsim = 1000, ref = NUL
     stop("PBmodcomp(): 'smallModel' must be a fit of the same kind as 'largeModel' (",
          class(largeModel)[1L], ") or a formula; a restriction matrix is not available ",
          "for mixedrs fits", call. = FALSE)
+  }
+  if (!is.null(ref) && (!missing(nsim) || !is.null(seed))) {
+    stop("PBmodcomp(): with 'ref' (a reference distribution computed before) ",
+         "'nsim' and 'seed' are not used; leave them out", call. = FALSE)
   }
   nsim <- check_nsim(nsim)
   by_ml <- function(fit) if (isTRUE(fit$REML)) update_in(fit, env, REML = FALSE) else fit
@@ -203,6 +213,16 @@ modcomp_models <- function(large, small, caller, env) {
   if (!isTRUE(large$REML)) large <- update_in(large, env, REML = TRUE)
   if (is.null(L)) L <- nested_restriction_matrix(large$X, small$X)
   list(large = large, small = small, L = L)
+}
+
+# Stops unless `details` is 0: pbkrtest's printing of intermediate results,
+# which KRmodcomp() and SATmodcomp() do not do here.
+check_no_details <- function(details, caller) {
+  if (!identical(as.numeric(details), 0)) {
+    stop(caller, ": 'details' (pbkrtest's printing of intermediate results) is not ",
+         "available for mixedrs fits; leave it 0", call. = FALSE)
+  }
+  invisible(NULL)
 }
 
 # update(fit, ...) evaluated in `env` (the caller of the pbkrtest function,

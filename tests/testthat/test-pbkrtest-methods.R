@@ -51,6 +51,8 @@ test_that("an ML fit is refitted by REML, as pbkrtest does; bad comparisons are 
   expect_error(pbkrtest::KRmodcomp(fit1, other), "not nested")
   expect_error(pbkrtest::KRmodcomp(fit1, matrix(1, 1, 3)), "has 2 fixed effects")
   expect_error(pbkrtest::KRmodcomp(fit1, "x"), "must be an lmm\\(\\) fit")
+  expect_error(pbkrtest::KRmodcomp(fit1, fit0, details = 1), "'details'.*leave it 0")
+  expect_error(pbkrtest::SATmodcomp(fit1, fit0, details = 2), "'details'.*leave it 0")
 })
 
 test_that("SATmodcomp() is pbkrtest's", {
@@ -113,4 +115,8 @@ test_that("PBmodcomp() of LMMs and GLMMs is pbkrtest's", {
   expect_error(pbkrtest::PBmodcomp(fit1, matrix(c(0, 1), 1), nsim = 5),
                "a restriction matrix is not available")
   expect_error(pbkrtest::PBmodcomp(fit1, g0, nsim = 5), "same kind")
+  # a reference distribution given: it is used, nsim and seed would not be
+  again <- pbkrtest::PBmodcomp(g1, g0, ref = ours$ref)
+  expect_identical(again$test, ours$test)
+  expect_error(pbkrtest::PBmodcomp(g1, g0, ref = ours$ref, seed = 1), "are not used")
 })
