@@ -569,7 +569,7 @@ prediction_bars <- function(object, re.form) {
   }
   rhs <- re.form[[2L]]
   if (is_zero(rhs)) return(list())
-  rhs <- expand_double_bars(rhs)
+  rhs <- expand_double_bars(drop_inner_tildes(rhs))
   split <- split_bars(rhs)
   bars <- split$bars
   if (length(bars) == 0L) {
@@ -606,6 +606,20 @@ prediction_bars <- function(object, re.form) {
 }
 
 is_zero <- function(x) is.numeric(x) && length(x) == 1L && x == 0
+
+# `expr` (the right-hand side of re.form) with each term written `(~x | g)`
+# read as `(x | g)`, as lme4's predict() reads it: R parses `~x | g` as the
+# one-sided formula `~(x | g)`. Descends through `+` and parentheses.
+drop_inner_tildes <- function(expr) {
+  if (!is.call(expr)) return(expr)
+  if (identical(expr[[1L]], as.name("~")) && length(expr) == 2L && is_bar(expr[[2L]])) {
+    return(expr[[2L]])
+  }
+  if (identical(expr[[1L]], sym_plus) || identical(expr[[1L]], sym_paren)) {
+    for (i in seq_along(expr)[-1L]) expr[[i]] <- drop_inner_tildes(expr[[i]])
+  }
+  expr
+}
 
 # ---------------------------------------------------------------------------
 # Fixed part

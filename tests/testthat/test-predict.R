@@ -77,6 +77,11 @@ test_that("poly(), scale(), factors, character variables and offset() are rebuil
   expect_equal(predict(fit, nd, re.form = NA), predict(ref, nd, re.form = NA), tolerance = 1e-5)
   expect_equal(predict(fit, nd, re.form = ~ (1 | h)), predict(ref, nd, re.form = ~ (1 | h)),
                tolerance = 1e-5)
+  # a term written (~1 | h), which R parses as ~(1 | h), is read as (1 | h), as lme4 does
+  expect_equal(predict(fit, nd, re.form = ~ (1 | g) + (~1 | h)),
+               predict(ref, nd, re.form = ~ (1 | g) + (~1 | h)), tolerance = 1e-5)
+  expect_equal(predict(fit, nd, re.form = ~ (~1 | h)), predict(ref, nd, re.form = ~ (1 | h)),
+               tolerance = 1e-5)
   one <- data.frame(x = 2, z = 11, f = "mid", ch = "q", o = 0.5, g = "a", h = "3")
   expect_equal(predict(fit, one), predict(ref, one), tolerance = 1e-5)
   expect_equal(predict(fit, d), fitted(fit), tolerance = 1e-10)
