@@ -83,6 +83,33 @@ test_that("structured LMMs reach glmmTMB's optimum or a better one", {
   }
 })
 
+test_that("a residual sd tending to 0 is followed to the limit glmmTMB reaches", {
+  # One observation per subject and time: the time-specific variances of a
+  # cs()/ar1() term can absorb the residual, and the likelihood rises towards
+  # sigma = 0, where glmmTMB (sigma is its parameter) ends at ~1e-4. The
+  # profiled criterion falls like c / s^2 along the ray s * par; the
+  # optimizer alone stopped at sigma ~0.02, up to 4.6e-4 below glmmTMB's
+  # logLik. What is left (< 1e-5) is the criterion's rounding at that scale.
+  cases <- list(list(seed = 2, st = "cs"), list(seed = 2, st = "ar1"),
+                list(seed = 6, st = "ar1"), list(seed = 7, st = "cs"),
+                list(seed = 10, st = "ar1"))
+  for (case in cases) {
+    d <- sim_repeated(case$seed, n_subj = 25, reps = 1)
+    f <- stats::as.formula(sprintf("y ~ x + %s(0 + t | s)", case$st))
+    label <- paste(case$seed, case$st)
+    ours <- lmm(f, d, REML = FALSE)
+    ref <- suppressWarnings(glmmTMB::glmmTMB(f, d, REML = FALSE))
+    expect_lt(sigma(ref), 1e-3)
+    expect_lt(sigma(ours), 5e-3)
+    expect_gte(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-5)
+    expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-4,
+                 info = label)
+    expect_equal(unname(attr(VarCorr(ours)$s, "stddev")),
+                 unname(attr(glmmTMB::VarCorr(ref)$cond$s, "stddev")), tolerance = 1e-3,
+                 info = label)
+  }
+})
+
 test_that("ar1 on nlme's BodyWeight reaches glmmTMB's optimum without a false warning", {
   f <- weight ~ Time * Diet + ar1(0 + factor(Time) | Rat)
   # The AR(1) correlation is 0.993 here: near its bound the criterion curves

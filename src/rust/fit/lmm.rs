@@ -243,9 +243,52 @@ impl<'a> LinearMixedModel<'a> {
             let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
             summary = keep_better(summary, other);
         }
+        // A residual standard deviation tending to 0 (see `residual_limit_ray`): continue along
+        // the ray the optimizer stopped on. The convergence checks (gradient, Hessian) stay
+        // those of the optimizer's point: along the ray the criterion only falls, and out there
+        // its rounding would swamp finite differences (a false "failed to converge").
+        if let Some((ray, f, evals)) = self.residual_limit_ray(&summary.theta, summary.fmin) {
+            summary.theta = ray;
+            summary.fmin = f;
+            summary.feval += evals;
+        }
         let mut fit = self.estimates_at_par(&summary.theta)?;
         fit.opt = summary;
         Ok(fit)
+    }
+
+    /// Where the residual standard deviation is small against some random effect's (a relative
+    /// standard deviation of at least [`RAY_TRIGGER`]), the supremum of the likelihood may lie in
+    /// the limit σ → 0: a term that can absorb the residual (a structured term with one
+    /// observation per level and column) leaves the profiled criterion `d(s θ)` falling like
+    /// `c/s²` along the ray, flat enough that the optimizer stops at a relative sd of ~50, a few
+    /// 1e-4 above the limit that glmmTMB (which has σ itself as a parameter) reaches. Doubling
+    /// `s` while the criterion falls, up to a largest relative sd of [`RAY_CAP`] (beyond which
+    /// the criterion's rounding, ~1e-6, is as large as what is left to gain), gives the point
+    /// returned with its criterion and the evaluations made; `None` when the first doubling does
+    /// not lower the criterion.
+    fn residual_limit_ray(&mut self, par: &[f64], fmin: f64) -> Option<(Vec<f64>, f64, usize)> {
+        let largest = self.re.largest_sd(par);
+        if largest.is_nan() || largest < RAY_TRIGGER || !fmin.is_finite() {
+            return None;
+        }
+        let mut best: Option<(Vec<f64>, f64)> = None;
+        let mut evals = 0;
+        let mut s = 2.0;
+        while largest * s <= RAY_CAP {
+            let trial = self.re.scaled_par(par, s);
+            let f = self.objective_at_par(&trial);
+            evals += 1;
+            let to_beat = best.as_ref().map_or(fmin, |b| b.1);
+            // (a NaN criterion fails the comparison and ends the search)
+            let lower = f < to_beat - TIE_TOL * to_beat.abs().max(1.0);
+            if !lower {
+                break;
+            }
+            best = Some((trial, f));
+            s *= 2.0;
+        }
+        best.map(|(par, f)| (par, f, evals))
     }
 
     pub(crate) fn minimize_from(
@@ -395,6 +438,13 @@ fn keep_better(first: OptSummary, second: OptSummary) -> OptSummary {
 
 /// Relative difference of two criteria below which they count as the same optimum.
 const TIE_TOL: f64 = 1e-11;
+
+/// Largest relative standard deviation from which [`LinearMixedModel::residual_limit_ray`] looks
+/// along the ray (a residual sd below a tenth of a random effect's).
+const RAY_TRIGGER: f64 = 10.0;
+
+/// Largest relative standard deviation [`LinearMixedModel::residual_limit_ray`] goes to.
+const RAY_CAP: f64 = 1000.0;
 
 struct ModelObjective<'m, 'a> {
     model: &'m mut LinearMixedModel<'a>,

@@ -547,6 +547,33 @@ impl Covariance {
         })
     }
 
+    /// `par` with `T` multiplied by `s` (`Σ_b` by `s²`): every element of an unstructured
+    /// factor and every standard deviation scaled, correlations kept.
+    pub fn scaled(&self, par: &[f64], s: f64) -> Vec<f64> {
+        self.roles()
+            .iter()
+            .zip(par)
+            .map(|(r, &v)| match r {
+                ParRole::Factor { .. } | ParRole::Sd(_) => s * v,
+                ParRole::Rho | ParRole::Pacf(_) => v,
+            })
+            .collect()
+    }
+
+    /// The largest relative standard deviation of a column (the norm of a row of `T`).
+    pub fn largest_sd(&self, par: &[f64]) -> f64 {
+        let mut row_ssq = vec![0.0; self.q];
+        for (r, &v) in self.roles().iter().zip(par) {
+            match *r {
+                ParRole::Factor { row, .. } => row_ssq[row] += v * v,
+                ParRole::Sd(Some(k)) => row_ssq[k] += v * v,
+                ParRole::Sd(None) => row_ssq.iter_mut().for_each(|x| *x += v * v),
+                ParRole::Rho | ParRole::Pacf(_) => {}
+            }
+        }
+        row_ssq.into_iter().fold(0.0, f64::max).sqrt()
+    }
+
     /// Negates each column of `T` whose diagonal element is negative (unstructured terms; leaves
     /// `T T'` unchanged). The other structures have no sign freedom; their correlation
     /// parameters are folded back into their bounds.
@@ -967,6 +994,22 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn scaling_multiplies_the_covariance_and_its_largest_sd() {
+        let q = 4;
+        for c in all_kinds(q) {
+            let par = some_par(&c);
+            let s = 3.5;
+            let base = c.sigma(&par);
+            let scaled = c.sigma(&c.scaled(&par, s));
+            for (b, x) in base.iter().zip(&scaled) {
+                assert!((x - s * s * b).abs() < 1e-12 * (1.0 + x.abs()), "{c:?}");
+            }
+            let largest = (0..q).map(|k| base[k * q + k]).fold(0.0, f64::max).sqrt();
+            assert!((c.largest_sd(&par) - largest).abs() < 1e-12, "{c:?}");
         }
     }
 

@@ -234,6 +234,21 @@ impl ReStructure {
         self.term_pars(par).any(|(c, p)| c.has_small_sd(p, limit))
     }
 
+    /// `par` with every term's `T` multiplied by `s` (see [`Covariance::scaled`]).
+    pub fn scaled_par(&self, par: &[f64], s: f64) -> Vec<f64> {
+        self.term_pars(par)
+            .flat_map(|(c, p)| c.scaled(p, s))
+            .collect()
+    }
+
+    /// The largest relative standard deviation of any term's column (see
+    /// [`Covariance::largest_sd`]).
+    pub fn largest_sd(&self, par: &[f64]) -> f64 {
+        self.term_pars(par)
+            .map(|(c, p)| c.largest_sd(p))
+            .fold(0.0, f64::max)
+    }
+
     /// Makes each unstructured term's `T` have a non-negative diagonal (negating columns).
     pub fn normalize_par_signs(&self, par: &mut [f64]) {
         for (c, &o) in self.covariances.iter().zip(&self.term_par_offset) {
