@@ -432,32 +432,59 @@ extended_augment <- function(x, data, newdata, type.predict, type.residuals, ...
     stop("augment() of a glmmTMB-style fit takes type.residuals = \"response\" or ",
          "\"pearson\", not \"", type.residuals, "\"", call. = FALSE)
   }
-  if (is.null(newdata) && ...length()) {
-    stop("augment() passes further arguments to predict() only with 'newdata'; ",
-         "not used: ", paste(names(list(...)), collapse = ", "), call. = FALSE)
+  check_augment_dots(newdata, ...)
+  if (!is.null(newdata)) {
+    res <- as.data.frame(newdata)
+    pred <- stats::predict(x, newdata = newdata, type = type.predict, se.fit = TRUE, ...)
+    res$.fitted <- as.vector(pred$fit)
+    res$.se.fit <- as.vector(pred$se.fit)
+    rownames(res) <- NULL
+    return(as_tidy_frame(res))
   }
-  res <- as.data.frame(if (is.null(newdata)) data else newdata)
-  pred <- if (is.null(newdata)) {
-    stats::predict(x, type = type.predict, se.fit = TRUE)
-  } else {
-    stats::predict(x, newdata = newdata, type = type.predict, se.fit = TRUE, ...)
-  }
-  if (is.null(newdata) && nrow(res) != length(pred$fit)) {
-    stop("'data' has ", nrow(res), " rows; augment() needs one row per ",
-         "observation used in the fit (", length(pred$fit), ")", call. = FALSE)
-  }
-  res$.fitted <- as.vector(pred$fit)
-  res$.se.fit <- as.vector(pred$se.fit)
-  if (is.null(newdata)) res$.resid <- as.vector(stats::residuals(x, type = type.residuals))
+  rows <- augment_rows(x, data)
+  # predict() and residuals() pad an na.exclude fit's values to the original
+  # rows; the columns are formed over the observations and padded as `data` needs.
+  pred <- stats::predict(x, type = type.predict, se.fit = TRUE)
+  cols <- list(.fitted = pred$fit, .se.fit = pred$se.fit,
+               .resid = stats::residuals(x, type = type.residuals))
+  res <- rows$data
+  for (nm in names(cols)) res[[nm]] <- rows$pad(rows$unpad(as.vector(cols[[nm]])))
   rownames(res) <- NULL
   as_tidy_frame(res)
 }
 
-mer_augment <- function(x, data, newdata, type.predict, type.residuals, ...) {
+# Stops when augment() without newdata is given further arguments (they go to
+# predict(), which only a prediction for newdata calls).
+check_augment_dots <- function(newdata, ...) {
   if (is.null(newdata) && ...length()) {
     stop("augment() passes further arguments to predict() only with 'newdata'; ",
          "not used: ", paste(names(list(...)), collapse = ", "), call. = FALSE)
   }
+  invisible(NULL)
+}
+
+# The rows augment() adds its columns to without newdata: `data`, with one
+# row per observation used in the fit or, for a fit with na.action =
+# na.exclude, one per row of the original data. `pad` turns a column over the
+# observations into one over `data`'s rows (NA at the excluded ones);
+# `unpad` takes a column padded to the original rows (as predict() and
+# residuals() give it) back to the observations.
+augment_rows <- function(x, data) {
+  n <- mer_nobs(x)
+  data <- as.data.frame(data)
+  na_act <- mer_na_action(x)
+  excluded <- inherits(na_act, "exclude")
+  unpad <- function(v) if (excluded && length(v) == n + length(na_act)) v[-na_act] else v
+  if (nrow(data) == n) return(list(data = data, pad = identity, unpad = unpad))
+  if (excluded && nrow(data) == n + length(na_act)) {
+    return(list(data = data, pad = function(v) stats::napredict(na_act, v), unpad = unpad))
+  }
+  stop("'data' has ", nrow(data), " rows; augment() needs one row per ",
+       "observation used in the fit (", n, ")", call. = FALSE)
+}
+
+mer_augment <- function(x, data, newdata, type.predict, type.residuals, ...) {
+  check_augment_dots(newdata, ...)
   if (!is.null(newdata)) {
     newdata <- as.data.frame(newdata)
     res <- newdata
@@ -466,18 +493,8 @@ mer_augment <- function(x, data, newdata, type.predict, type.residuals, ...) {
     rownames(res) <- NULL
     return(as_tidy_frame(res))
   }
-  n <- mer_nobs(x)
-  data <- as.data.frame(data)
-  na_act <- mer_na_action(x)
-  pad <- function(v) v
-  if (nrow(data) != n) {
-    if (inherits(na_act, "exclude") && nrow(data) == n + length(na_act)) {
-      pad <- function(v) stats::napredict(na_act, v)
-    } else {
-      stop("'data' has ", nrow(data), " rows; augment() needs one row per ",
-           "observation used in the fit (", n, ")", call. = FALSE)
-    }
-  }
+  rows <- augment_rows(x, data)
+  pad <- rows$pad
   y <- as.vector(x$y)
   mu <- if (is_glmm(x)) as.vector(x$mu) else as.vector(x$fitted)
   prior <- as.vector(x$weights)
@@ -507,7 +524,7 @@ mer_augment <- function(x, data, newdata, type.predict, type.residuals, ...) {
     .wtres = sqrtrwt * (y - mu)
   )
   if (is_glmm(x)) cols$.eta <- as.vector(x$eta)
-  res <- data
+  res <- rows$data
   for (nm in names(cols)) res[[nm]] <- pad(unname(cols[[nm]]))
   rownames(res) <- NULL
   as_tidy_frame(res)

@@ -313,6 +313,29 @@ test_that("augment() has broom.mixed's columns for glmmTMB, and the same numbers
   expect_error(augment(zinb$fit, type.residuals = "deviance"), "takes type.residuals")
 })
 
+test_that("augment() of an na.exclude glmmTMB-style fit: one row per observation, or padded", {
+  sal_na <- Salamanders
+  sal_na$count[c(4, 90)] <- NA
+  fit <- glmm(count ~ mined + (1 | site), sal_na, family = nbinom2, na.action = na.exclude)
+  ref <- suppressWarnings(glmmTMB::glmmTMB(count ~ mined + (1 | site), sal_na,
+                                           family = glmmTMB::nbinom2, na.action = na.exclude,
+                                           control = tmb_tight()))
+  pred <- predict(ref, se.fit = TRUE)
+  res <- residuals(ref)
+  # the model frame (the default data): the observations used, nothing padded
+  aug <- as.data.frame(augment(fit))
+  expect_identical(nrow(aug), nrow(sal_na) - 2L)
+  expect_equal(aug$.fitted, as.vector(pred$fit)[-c(4, 90)], tolerance = 1e-4)
+  expect_equal(aug$.se.fit, as.vector(pred$se.fit)[-c(4, 90)], tolerance = 1e-4)
+  expect_equal(aug$.resid, as.vector(res)[-c(4, 90)], tolerance = 1e-4)
+  # the original data: NA at the excluded rows
+  full <- as.data.frame(augment(fit, data = sal_na))
+  expect_identical(nrow(full), nrow(sal_na))
+  expect_true(all(is.na(full$.fitted[c(4, 90)])))
+  expect_equal(full$.fitted[-c(4, 90)], aug$.fitted)
+  expect_error(augment(fit, data = sal_na[1:10, ]), "needs one row per observation")
+})
+
 test_that("getME()'s factors hold with negative Laplace weights; no hat values", {
   # zero-inflated counts: the observed information is negative at some zeros
   w <- weights(zinb$fit, "working")
