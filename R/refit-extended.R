@@ -37,12 +37,18 @@ refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
   X <- fit$X
   X <- double_storage(X)
   nAGQ <- fit$nAGQ
-  # The linear predictor of the fit starts PIRLS (valid for any response).
+  # PIRLS starts from the new response's own starting means, as a fresh fit of
+  # it would (the fit's predictor holds random effects of another response;
+  # from there a Poisson refit's first step can overflow); the covariance
+  # parameters and fixed effects start from the fit's estimates.
+  eta_start <- response_eta_start(fit, family, y)
+  if (length(eta_start) != length(fit$eta)) eta_start <- fit$eta
+  eta_start <- ifelse(is.finite(eta_start), eta_start, fit$eta)
   raw <- glmm_extended_fit_rs(
     y, X, ncol(X), as.double(inputs$weights),
     if (is.null(inputs$offset)) NULL else as.double(inputs$offset),
     engine_terms(inputs), engine_family, as.double(inputs$n_trials),
-    as.double(fit$eta), nAGQ, as.double(cov_par(fit)), as.double(fit$beta),
+    as.double(eta_start), nAGQ, as.double(cov_par(fit)), as.double(fit$beta),
     unclass(control), verbose)
   strip <- function(p) {
     if (!is.null(p)) p[intersect(c("formula", "terms", "X", "offset", "xlevels", "contrasts",
@@ -66,12 +72,7 @@ refit_extended <- function(fit, y, control = NULL, verbose = 0L) {
 refit_zi_random <- function(fit, inputs, family, control, verbose, env) {
   ext <- fit$extended
   name <- ext$family
-  # The starting means of the new response, as lmm_inputs() takes them from
-  # extended_response_fun() (a 'mustart' or 'etastart' of the call is not
-  # carried by the fit: refits start from the response's own).
-  frame <- refit_frame(fit, inputs$y)
-  resp <- extended_response_fun(family, "ignore")(frame, frame_weights(frame), list())
-  inputs$etastart <- resp$etastart
+  inputs$etastart <- response_eta_start(fit, family, inputs$y)
   nAGQ <- fit$nAGQ
   start <- check_glmm_start(start_of(fit, env), inputs, nAGQ)
   strip <- function(p) {
@@ -94,6 +95,25 @@ refit_zi_random <- function(fit, inputs, family, control, verbose, env) {
   if (!is.null(raw$zi_start_note)) warning(raw$zi_start_note, call. = FALSE)
   out$y <- inputs$y
   out
+}
+
+# The starting linear predictor of a fit of `fit`'s model to the response `y`,
+# as lmm_inputs() takes it from extended_response_fun() (a 'mustart' or
+# 'etastart' of the call is not carried by the fit: refits start from the
+# response's own).
+response_eta_start <- function(fit, family, y) {
+  # the engine's response in the frame's form: cbind(successes, failures),
+  # or proportions of the trials given as weights (betabinomial)
+  written <- response_values(fit$frame)
+  n_trials <- fit$extended$n_trials
+  if (is.matrix(written) && ncol(written) == 2L) {
+    y <- cbind(y, n_trials - y)
+  } else if (identical(fit$extended$family, "betabinomial")) {
+    y <- y / n_trials
+  }
+  frame <- refit_frame(fit, y)
+  resp <- extended_response_fun(family, "ignore")(frame, frame_weights(frame), list())
+  resp$etastart
 }
 
 # The `start` argument of the fit's call, evaluated again (as control_of()

@@ -66,3 +66,26 @@ test_that("bootmm() of glmm.nb() and nbinom2 fits spreads as glmmTMB's standard 
   expect_error(bootmm(fit, function(f) f$beta, nsim = 2, use.u = TRUE),
                "only the parametric bootstrap with new random effects")
 })
+
+test_that("bootstrap refits of a zero-inflated Poisson start from their own response", {
+  # PIRLS started from the fit's predictor, whose random effects belong to
+  # another response, failed on 12 of these 30 refits (its first step
+  # overflowed); each refit now starts from its response's own means and
+  # reaches glmmTMB's fit of that response.
+  skip_if_not_installed("glmmTMB")
+  skip_if_not_installed("lme4")
+  data("grouseticks", package = "lme4", envir = environment())
+  fit <- glmm(TICKS ~ YEAR + (1 | BROOD), grouseticks, family = poisson, ziformula = ~1)
+  b <- bootmm(fit, function(f) unlist(fixef(f))[1:3], nsim = 30, seed = 3)
+  expect_identical(sum(!stats::complete.cases(b$t)), 0L)
+  sims <- simulate(fit, nsim = 3, seed = 5)
+  for (i in 1:3) {
+    d2 <- grouseticks
+    d2$TICKS <- sims[[i]]
+    re <- refit(fit, sims[[i]])
+    ref <- suppressWarnings(glmmTMB::glmmTMB(TICKS ~ YEAR + (1 | BROOD), d2,
+                                             family = poisson, ziformula = ~1))
+    expect_gte(as.numeric(logLik(re)), as.numeric(logLik(ref)) - 1e-6)
+    expect_equal(unname(fixef(re)$cond), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-4)
+  }
+})
