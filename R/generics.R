@@ -82,7 +82,9 @@ nlme::getData
 #'   (held at that value); `NA` for other fits.
 #'
 #' Several names give a named list; `"ALL"` gives every component (without
-#' `"devfun"` for `"glmm"` fits). An unknown name is an error listing the
+#' `"devfun"` for fits of glmmTMB's families, with zero inflation or a
+#' dispersion model, and negative binomial fits, which have no deviance
+#' function yet: `getME(fit, "devfun")` is an error that says so). An unknown name is an error listing the
 #' known ones, as in lme4 (names may be abbreviated, as `match.arg()` allows).
 #'
 #' @param object A fitted model of class `"lmm"` or `"glmm"` (other objects

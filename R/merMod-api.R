@@ -28,7 +28,9 @@ getME.mixedrs_fit <- function(object, name = getME_names, ...) {
     return(lapply(name, getME.mixedrs_fit, object = object))
   }
   if (identical(name, "ALL")) {
-    all <- getME_names
+    # (a glmmTMB-style or negative binomial fit has no deviance function yet:
+    # getME(, "devfun") says so, "ALL" leaves it out)
+    all <- if (!is.null(object$extended)) setdiff(getME_names, "devfun") else getME_names
     return(sapply(all, getME.mixedrs_fit, object = object, simplify = FALSE))
   }
   name <- match.arg(name, getME_names)

@@ -50,6 +50,12 @@ compare_with_glmer_nb <- function(case) {
                  format(th_o, digits = 7), th_r))
   expect_equal(unname(getME(fit, "glmer.nb.theta")), unname(th_o), tolerance = 1e-12,
                info = paste(what, "getME(, 'glmer.nb.theta')"))
+  # "ALL": lme4's components but the deviance function, which says it is not available
+  all <- getME(fit, "ALL")
+  expect_identical(sort(setdiff(names(lme4::getME(ref, "ALL")), "devfun")),
+                   sort(intersect(names(all), names(lme4::getME(ref, "ALL")))), info = what)
+  expect_equal(all$beta, unname(lme4::getME(ref, "beta")), tolerance = 1e-3, info = what)
+  expect_error(getME(fit, "devfun"), "not available yet")
   expect_identical(stats::family(fit)$family, stats::family(ref)$family, info = what)
   expect_identical(stats::family(fit)$link, "log", info = what)
 
