@@ -491,12 +491,13 @@ residuals_extended <- function(object, type) {
 confint_extended <- function(object, parm, level = 0.95, method = "Wald",
                              component = c("all", "cond", "zi", "other"),
                              estimate = TRUE, full = FALSE, threads = NULL, ...) {
-  check_no_dots(..., caller = "confint() of a glmmTMB-style fit")
+  # (the method first: with method = "boot" an 'nsim' is not the problem)
   method <- match.arg(method, c("Wald", "wald", "profile", "uniroot", "boot"))
   if (method %in% c("uniroot", "boot")) {
     stop("confint(method = \"", method, "\") is not available for glmmTMB-style fits; ",
          "use method = \"Wald\" or \"profile\"", call. = FALSE)
   }
+  check_no_dots(..., caller = "confint() of a glmmTMB-style fit")
   n_threads <- check_threads(threads)
   check_level(level)
   check_flag(estimate, "estimate", "confint()")

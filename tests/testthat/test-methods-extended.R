@@ -263,6 +263,7 @@ test_that("Wald confint() has glmmTMB's rows and intervals", {
   expect_identical(rownames(confint(zinb$fit, component = "zi")),
                    c("zi.(Intercept)", "zi.minedno"))
   expect_error(confint(zinb$fit, method = "boot"), "not available for glmmTMB-style fits")
+  expect_error(confint(zinb$fit, method = "boot", nsim = 10), "not available for glmmTMB-style fits")
   expect_error(confint(zinb$fit, parm = "nonsense"), "unknown 'parm'")
 })
 
