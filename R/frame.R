@@ -846,7 +846,7 @@ drop_deficient_columns <- function(X, level, tol = 1e-7,
 # by the in-memory and the grouped-sums paths (sums_drop_deficient()).
 report_rank_drop <- function(level, rank, p, dropped_names) {
   if (level %in% c("stop.deficient", "ignore")) {
-    stop("the fixed-effects model matrix is rank deficient (rank ", rank,
+    stop("the fixed-effects model matrix is rank deficient (rank(X) = ", rank,
          " < ", p, " columns), so its coefficients cannot all be estimated; ",
          "collinear column(s): ", quote_names(dropped_names),
          ". Remove them or use check.rankX = \"message+drop.cols\"",
@@ -1150,15 +1150,16 @@ check_grouping <- function(flist, reterms, n, control, allow_n = FALSE) {
     n_re <- nlevels(rt$factor) * ncol(rt$Z)
     if (!allow_n && n_re >= n) {
       signal_check(control$check.nobs.vs.nRE, paste0(
-        "random-effects term (", rt$term, ") has ", n_re, " random effects ",
-        "but there are only ", n, " observations; the number of ",
-        "observations must exceed the number of random effects"))
+        "number of observations (=", n, ") <= number of random effects (=", n_re,
+        ") for term (", rt$term, "): the number of observations must exceed the ",
+        "number of random effects, else they and the residual variance cannot be ",
+        "told apart"))
     }
     if (allow_n && n_re > n) {
       signal_check(control$check.nobs.vs.nRE, paste0(
-        "random-effects term (", rt$term, ") has ", n_re, " random effects ",
-        "but there are only ", n, " observations; the number of ",
-        "random effects must not exceed the number of observations"))
+        "number of observations (=", n, ") < number of random effects (=", n_re,
+        ") for term (", rt$term, "): the number of random effects must not exceed ",
+        "the number of observations"))
     }
   }
   invisible(NULL)

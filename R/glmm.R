@@ -367,9 +367,10 @@ check_glmm_start <- function(start, inputs, nAGQ) {
   if (!is.list(start)) start <- list(theta = start)
   extra <- setdiff(names(start), c("theta", "par", "fixef"))
   if (length(extra) > 0L || is.null(names(start))) {
-    stop("'start' must be a theta vector or a list with elements 'theta' ",
-         "(or 'par' for structured terms) and/or 'fixef'; not supported: ",
-         paste(extra, collapse = ", "), call. = FALSE)
+    stop("bad name(s) in 'start': ", paste(extra, collapse = ", "),
+         if (is.null(names(start))) "(none)",
+         "; it must be a theta vector or a list with elements 'theta' ",
+         "(or 'par' for structured terms) and/or 'fixef'", call. = FALSE)
   }
   cov_start <- start[intersect(names(start), c("theta", "par"))]
   theta <- if (length(cov_start) == 0L) NULL else check_start(cov_start, inputs$reterms)
@@ -381,7 +382,9 @@ check_glmm_start <- function(start, inputs, nAGQ) {
     }
     p <- ncol(inputs$X)
     if (!is.numeric(fixef) || length(fixef) != p || any(!is.finite(fixef))) {
-      stop("'start$fixef' must be a finite numeric vector of length ", p,
+      stop(if (length(fixef) != p) paste0("incorrect number of fixef components (",
+                                           length(fixef), " != ", p, "): "),
+           "'start$fixef' must be a finite numeric vector of length ", p,
            " (one value per column of the fixed-effects matrix: ",
            paste(colnames(inputs$X), collapse = ", "), ")", call. = FALSE)
     }

@@ -198,8 +198,8 @@ check_start <- function(start, reterms) {
   if (is.list(start)) {
     extra <- setdiff(names(start), c("theta", "par"))
     if (length(extra) > 0L) {
-      stop("'start' may only give 'theta' or 'par' for lmm(); not supported: ",
-           paste(extra, collapse = ", "), call. = FALSE)
+      stop("incorrect components in 'start': ", paste(extra, collapse = ", "),
+           "; lmm() takes 'theta' (or 'par' for structured terms)", call. = FALSE)
     }
     if (length(start) != 1L) {
       stop("'start' must give one of 'theta' and 'par'", call. = FALSE)
@@ -216,10 +216,10 @@ check_start <- function(start, reterms) {
   what <- if (structured) "par" else "theta"
   if (!is.numeric(start) || length(start) != npar || anyNA(start) ||
       any(!is.finite(start))) {
-    stop("'start' must be a finite numeric vector of length ", npar,
-         " (the covariance parameters ", what,
+    stop("'start' must be the covariance parameters ", what, " as a numeric vector of ",
+         "length ", npar, " (finite values",
          if (structured) paste0(": ", paste(par_names(reterms, layout), collapse = ", ")),
-         ")", call. = FALSE)
+         "), or a list with element '", what, "'", call. = FALSE)
   }
   lower <- unlist(lapply(layout, `[[`, "lower"))
   upper <- unlist(lapply(layout, `[[`, "upper"))

@@ -742,9 +742,10 @@ align_levels <- function(mf, frame, strict = names(mf)) {
 }
 
 # 'a', 'b', ... for messages, cut after 10 values.
-level_list <- function(x) {
+level_list <- function(x, quote = TRUE) {
   shown <- utils::head(x, 10L)
-  paste0(quote_names(shown), if (length(x) > 10L) paste0(", ... (", length(x), " in all)"))
+  shown <- if (quote) quote_names(shown) else paste(shown, collapse = ", ")
+  paste0(shown, if (length(x) > 10L) paste0(", ... (", length(x), " in all)"))
 }
 
 # ---------------------------------------------------------------------------
@@ -957,8 +958,8 @@ check_new_levels <- function(d, known, allow, where = "newdata", row_names = NUL
   if (allow) return(idx)
   new <- setdiff(unique(lev[!is.na(lev)]), known)
   if (length(new)) {
-    stop("new level", if (length(new) > 1L) "s", " of grouping factor '",
-         d$group, "' in ", where, ": ", level_list(new), "; use ",
+    stop("new levels detected in ", where, ": ", level_list(new, quote = FALSE),
+         " (grouping factor '", d$group, "'); use ",
          "allow.new.levels = TRUE to predict them at the population level ",
          "(random effects 0) for that term", call. = FALSE)
   }

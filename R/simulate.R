@@ -158,7 +158,7 @@ simulate_check_dots <- function(...) {
 
 use_u_re_form <- function(use.u, re_form_given) {
   if (re_form_given) {
-    stop("give only one of 'use.u' and 're.form' (use.u = TRUE is ",
+    stop("you should specify only one of 'use.u' and 're.form' (use.u = TRUE is ",
          "re.form = NULL, use.u = FALSE is re.form = NA)", call. = FALSE)
   }
   check_flag(use.u, "use.u")

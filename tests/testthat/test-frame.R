@@ -318,7 +318,7 @@ test_that("grouping-factor checks follow lmmControl and name the factor or term"
                             control = lmmControl(check.nobs.vs.nlev = "ignore",
                                                  check.nobs.vs.nRE = "ignore")))
   expect_error(call_inputs(y ~ x + (x | pair), d),
-               "term \\(x \\| pair\\) has 80 random effects but there are only 80 observations")
+               "number of observations \\(=80\\) <= number of random effects \\(=80\\) for term \\(x \\| pair\\)")
   expect_warning(call_inputs(y ~ x + (x | pair), d,
                              control = lmmControl(check.nobs.vs.nRE = "warning")),
                  "\\(x \\| pair\\)")

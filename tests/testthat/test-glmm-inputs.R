@@ -283,7 +283,7 @@ test_that("lmm_inputs(family =) allows observation-level terms (grouseticks)", {
   f2 <- TICKS ~ YEAR + (HEIGHT | INDEX)
   expect_error(lme4::glFormula(f2, gt, family = poisson), "806")
   expect_error(call_glmm_inputs(f2, gt, family = poisson),
-               "term \\(HEIGHT \\| INDEX\\) has 806 random effects but there are only 403 observations")
+               "number of observations \\(=403\\) < number of random effects \\(=806\\) for term \\(HEIGHT \\| INDEX\\)")
   expect_warning(call_glmm_inputs(f2, gt, family = poisson,
                                   control = glmmControl(check.nobs.vs.nRE = "warning",
                                                         check.scaleX = "ignore")),

@@ -174,7 +174,7 @@ test_that("bad GLMM arguments give errors naming the cause", {
                "single scalar random-effects term")
   expect_error(glmm(f, cbpp, family = binomial, control = lmmControl()),
                "'control' must be built by glmmControl")
-  expect_error(glmm(f, cbpp, family = binomial, start = list(beta = 1)), "not supported: beta")
+  expect_error(glmm(f, cbpp, family = binomial, start = list(beta = 1)), "bad name\\(s\\) in 'start': beta")
   expect_error(glmm(f, cbpp, family = binomial, start = list(fixef = 1)),
                "'start\\$fixef' must be a finite numeric vector of length 4")
   expect_error(glmm(f, cbpp, family = binomial, nAGQ = 0, start = list(fixef = rep(0, 4))),

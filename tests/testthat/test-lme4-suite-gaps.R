@@ -100,7 +100,7 @@ test_that("predict() and simulate() take lme4's old names of re.form, with its w
   # same draws as lme4 from (almost) the same conditional means
   expect_equal(unname(as.matrix(s_old[[1]])), unname(as.matrix(s_ref[[1]])))
   expect_error(suppressWarnings(simulate(fit, use.u = TRUE, ReForm = NA)),
-               "give only one of 'use.u' and 're.form'")
+               "should specify only one of 'use.u' and 're.form'")
   expect_error(predict(fit, ReForm = NA, REForm = NA), "give only one of 're.form'")
   expect_error(suppressWarnings(predict(fit, ReForm = NA, junk = 1)), "unused argument junk = 1")
 })
@@ -184,7 +184,7 @@ test_that("options(lmerControl =) and options(glmerControl =) set the data check
   ss <- lme4::sleepstudy
   # 36 observations for 36 random effects: both refuse by default ...
   expect_error(lmm(Reaction ~ Days + (Days | Subject), ss, subset = Days %in% c(1, 9)),
-               "36 random effects but there are only 36 observations")
+               "number of observations \\(=36\\) <= number of random effects \\(=36\\)")
   expect_error(lme4::lmer(Reaction ~ Days + (Days | Subject), ss, subset = Days %in% c(1, 9)),
                "number of observations \\(=36\\) <= number of random effects \\(=36\\)")
   # ... and both fit when the option turns the checks off, with or without

@@ -168,7 +168,7 @@ test_that("new levels are an error naming the factor and level, or population le
   p <- sleep_pair()
   nd <- data.frame(Days = c(1, 2, 3, 4), Subject = c("308", "999", "998", "309"))
   expect_error(predict(p$fit, nd),
-               "new levels of grouping factor 'Subject' in newdata: '999', '998'.*allow.new.levels = TRUE")
+               "new levels detected in newdata: 999, 998 \\(grouping factor 'Subject'\\).*allow.new.levels = TRUE")
   expect_equal(predict(p$fit, nd, allow.new.levels = TRUE),
                predict(p$ref, nd, allow.new.levels = TRUE), tolerance = 1e-5)
   pop <- predict(p$fit, nd, re.form = NA)
@@ -189,7 +189,7 @@ test_that("new levels are an error naming the factor and level, or population le
   fit <- lmm(y ~ x + (1 | g:h), d)
   ref <- lme4::lmer(y ~ x + (1 | g:h), d)
   nd2 <- data.frame(x = c(2, 3), g = c("a", "a"), h = c("1", "9"))
-  expect_error(predict(fit, nd2), "grouping factor 'g:h' in newdata: 'a:9'")
+  expect_error(predict(fit, nd2), "new levels detected in newdata: a:9 \\(grouping factor 'g:h'\\)")
   expect_equal(predict(fit, nd2, allow.new.levels = TRUE),
                predict(ref, nd2, allow.new.levels = TRUE), tolerance = 1e-5)
 })

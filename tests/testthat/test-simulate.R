@@ -64,7 +64,7 @@ test_that("simulations for new data equal lme4's", {
   # new subjects: an error unless allowed, then new random effects are drawn
   nd_new <- data.frame(Days = 0:3, Subject = c("a", "a", "b", "308"))
   expect_error(simulate(fit, newdata = nd_new, seed = 1),
-               "new levels of grouping factor 'Subject' in newdata: 'a', 'b'")
+               "new levels detected in newdata: a, b \\(grouping factor 'Subject'\\)")
   expect_same_sims(simulate(fit, nsim = 2, seed = 1, newdata = nd_new, allow.new.levels = TRUE),
                    simulate(ref, nsim = 2, seed = 1, newdata = nd_new, allow.new.levels = TRUE))
 })
@@ -180,7 +180,7 @@ test_that("bad arguments give clear errors", {
   fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
   expect_error(simulate(fit, nsim = 0), "'nsim' must be a positive whole number")
   expect_error(simulate(fit, nsim = 1.5), "'nsim' must be a positive whole number")
-  expect_error(simulate(fit, use.u = TRUE, re.form = NA), "give only one of 'use.u' and 're.form'")
+  expect_error(simulate(fit, use.u = TRUE, re.form = NA), "should specify only one of 'use.u' and 're.form'")
   expect_error(simulate(fit, re.form = ~ (1 | foo)), "not a variable of the model")
   expect_error(simulate(fit, weights = 1:3), "'weights' must be positive numbers, one for all rows or one per row")
   expect_error(simulate(fit, newdata = data.frame(Subject = "308")), "variable 'Days' needed by")

@@ -94,7 +94,7 @@ test_that("se.fit for newdata, with levels not in the fit, matches glmmTMB's", {
                 allow.new.levels = TRUE)$se.fit
   expect_gt(se[[2L]], se[[1L]])
   expect_error(predict(f$fit, newdata = nd, type = "zprob", se.fit = TRUE),
-               "new levels? of grouping factor")
+               "new levels detected in newdata")
 })
 
 # Population-level standard errors (re.form = NA): the delta method on the
