@@ -115,7 +115,7 @@ anova_type <- function(type) {
   if (is.character(type) && length(type) == 1L && !is.na(type) && type %in% choices) {
     return(if (type %in% roman) type else roman[as.integer(type)])
   }
-  stop("'type' must be one of ", paste(dQuote(choices, FALSE), collapse = ", "),
+  stop("'type' should be one of ", paste(dQuote(choices, FALSE), collapse = ", "),
        " or the number 1, 2 or 3; not ", deparse1(type), call. = FALSE)
 }
 

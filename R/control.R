@@ -401,12 +401,12 @@ print.glmmControl <- function(x, ...) {
 # The first element of `value` when it is one of `choices`.
 match_level <- function(value, choices, name, caller = "lmmControl()") {
   if (!is.character(value) || length(value) < 1L) {
-    stop(caller, ": '", name, "' must be one of ",
+    stop(caller, ": '", name, "' should be one of ",
          paste0("\"", choices, "\"", collapse = ", "), call. = FALSE)
   }
   value <- value[1L]
   if (!value %in% choices) {
-    stop(caller, ": '", name, "' must be one of ",
+    stop(caller, ": '", name, "' should be one of ",
          paste0("\"", choices, "\"", collapse = ", "), ", not \"", value, "\"",
          call. = FALSE)
   }
@@ -434,7 +434,7 @@ match_choice <- function(arg) {
     NA_integer_
   }
   if (is.na(i)) {
-    stop("'", name, "' must be one of ", paste(dQuote(choices, FALSE), collapse = ", "),
+    stop("'", name, "' should be one of ", paste(dQuote(choices, FALSE), collapse = ", "),
          "; not ", deparse1(arg), call. = FALSE)
   }
   choices[i]

@@ -336,7 +336,7 @@ hessian_problem <- function(raw, hess) {
 check_nagq <- function(nAGQ) {
   if (!is.numeric(nAGQ) || length(nAGQ) != 1L || is.na(nAGQ) ||
       nAGQ != round(nAGQ) || nAGQ < 0 || nAGQ > 100) {
-    stop("'nAGQ' must be a whole number from 0 to 100 (0: fast approximation, ",
+    stop("'nAGQ' must be a whole number from 0 to 100, 0 <= nAGQ <= 100 (0: fast approximation, ",
          "1: Laplace, > 1: adaptive Gauss-Hermite quadrature), not ",
          deparse1(nAGQ), call. = FALSE)
   }

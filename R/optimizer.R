@@ -37,7 +37,7 @@ check_optimizer <- function(optimizer, expr, caller, env = parent.frame(2L)) {
     fun <- get0(optimizer, envir = asNamespace("lme4"), mode = "function")
   }
   if (is.null(fun)) {
-    stop(caller, ": optimizer \"", optimizer, "\" is neither one of ",
+    stop(caller, ": couldn't find optimizer function \"", optimizer, "\": it is neither one of ",
          paste0("\"", names(optimizer_ctrl_names), "\"", collapse = ", "),
          " nor a function that can be found", call. = FALSE)
   }

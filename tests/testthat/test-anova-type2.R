@@ -135,12 +135,12 @@ test_that("numeric and character forms of type give the same tables as lmerTest'
 test_that("bad or inapplicable type arguments are errors naming them", {
   pair <- fit_type2_pair(type2_models()$two_way_and_covariate)
   fit <- pair$fit
-  expect_error(anova(fit, type = "IV"), "'type' must be one of .*not \"IV\"")
-  expect_error(anova(fit, type = 4), "'type' must be one of .*not 4")
-  expect_error(anova(fit, type = c(2, 3)), "'type' must be one of .*not c\\(2, 3\\)")
-  expect_error(anova(fit, type = NA), "'type' must be one of .*not NA")
+  expect_error(anova(fit, type = "IV"), "'type' should be one of .*not \"IV\"")
+  expect_error(anova(fit, type = 4), "'type' should be one of .*not 4")
+  expect_error(anova(fit, type = c(2, 3)), "'type' should be one of .*not c\\(2, 3\\)")
+  expect_error(anova(fit, type = NA), "'type' should be one of .*not NA")
   # no partial matching: "ii" or "T" is not a type
-  expect_error(anova(fit, type = "ii"), "'type' must be one of .*not \"ii\"")
+  expect_error(anova(fit, type = "ii"), "'type' should be one of .*not \"ii\"")
   # lme4's table is sequential: other types with it are an error
   expect_error(anova(fit, type = "II", ddf = "lme4"), "type II hypotheses need")
   expect_error(anova(fit, type = 3, ddf = "lme4"), "type III hypotheses need")

@@ -121,17 +121,17 @@ test_that("GLMM responses and families are checked with the reason", {
 test_that("bad arguments of the methods are named", {
   fit <- lmm(Reaction ~ Days + (Days | Subject), ss)
   expect_plain_error(predict(fit, newdata = data.frame(Days = 1, Subject = "999")),
-                     "new level", "'Subject'", "'999'", "allow.new.levels = TRUE")
+                     "new levels detected", "'Subject'", "999", "allow.new.levels = TRUE")
   expect_plain_error(predict(fit, newdata = data.frame(Subject = "308")),
                      "variable 'Days'", "'newdata'")
   expect_plain_error(predict(fit, newdata = "x"), "'newdata' must be a data frame")
   expect_plain_error(predict(fit, re.form = ~ (1 | nosuch)), "'nosuch'")
-  expect_plain_error(predict(fit, type = "nosuch"), "'type' must be one of", "\"nosuch\"")
+  expect_plain_error(predict(fit, type = "nosuch"), "'type' should be one of", "\"nosuch\"")
   expect_plain_error(simulate(fit, nsim = -1), "'nsim'")
   expect_plain_error(confint(fit, parm = "nosuch"), "'parm'", "'nosuch'", ".sig01")
   expect_plain_error(confint(fit, level = 2), "'level'")
   expect_plain_error(ranef(fit, condVar = "yes"), "'condVar' must be TRUE or FALSE")
-  expect_plain_error(summary(fit, ddf = "nosuch"), "'ddf' must be one of", "\"nosuch\"")
+  expect_plain_error(summary(fit, ddf = "nosuch"), "'ddf' should be one of", "\"nosuch\"")
   expect_plain_error(fixef(fit, add.dropped = NA), "'add.dropped' must be TRUE or FALSE")
   expect_plain_error(VarCorr(fit, sigma = -1), "'sigma'", "non-negative")
   expect_plain_error(update(fit, . ~ . + nosuch), "variable 'nosuch'")

@@ -152,9 +152,9 @@ test_that("the lmerTest-style summary prints lmerTest's table layout", {
 test_that("bad ddf and type arguments are errors naming them", {
   data("sleepstudy", package = "lme4", envir = environment())
   fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
-  expect_error(summary(fit, ddf = "Wald"), "'ddf' must be one of .*not \"Wald\"")
-  expect_error(anova(fit, type = "IV"), "'type' must be one of .*not \"IV\"")
-  expect_error(anova(fit, ddf = NA), "'ddf' must be one of")
+  expect_error(summary(fit, ddf = "Wald"), "'ddf' should be one of .*not \"Wald\"")
+  expect_error(anova(fit, type = "IV"), "'type' should be one of .*not \"IV\"")
+  expect_error(anova(fit, ddf = NA), "'ddf' should be one of")
   ml <- update(fit, REML = FALSE)
   expect_error(anova(ml, ddf = "Kenward-Roger"), "only available for REML fits")
   # A non-model argument to a one-model anova() is an error (lme4 ignores it

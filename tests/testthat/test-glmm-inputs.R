@@ -484,7 +484,7 @@ test_that("invalid glmmControl() values are errors naming the argument", {
   expect_error(glmmControl(optimizer = "nlminb"),
                "glmmControl\\(\\): the optimizer function nlminb must take the arguments fn, par, lower, control")
   expect_error(glmmControl(optimizer = "no_such"),
-               "optimizer \"no_such\" is neither one of \"bobyqa\", \"nloptwrap\", \"Nelder_Mead\", \"none\"")
+               "optimizer function \"no_such\": it is neither one of \"bobyqa\", \"nloptwrap\", \"Nelder_Mead\", \"none\"")
   expect_error(glmmControl(optimizer = rep("bobyqa", 3)), "'optimizer' must be one optimizer or two")
   expect_error(glmmControl(optimizer = 1), "'optimizer'")
   expect_error(glmmControl(maxit = 0), "glmmControl\\(\\): 'maxit' must be a single whole number >= 1, not 0")
@@ -497,9 +497,9 @@ test_that("invalid glmmControl() values are errors naming the argument", {
   expect_error(glmmControl(calc.derivs = "yes"), "glmmControl\\(\\): 'calc.derivs' must be TRUE or FALSE")
   expect_error(glmmControl(nAGQ0initStep = NA), "'nAGQ0initStep' must be TRUE or FALSE")
   expect_error(glmmControl(check.response.not.const = "maybe"),
-               "'check.response.not.const' must be one of \"stop\", \"warning\", \"message\", \"ignore\", not \"maybe\"")
-  expect_error(glmmControl(check.nobs.vs.nlev = "loud"), "'check.nobs.vs.nlev' must be one of")
-  expect_error(glmmControl(check.rankX = "drop"), "'check.rankX' must be one of")
+               "'check.response.not.const' should be one of \"stop\", \"warning\", \"message\", \"ignore\", not \"maybe\"")
+  expect_error(glmmControl(check.nobs.vs.nlev = "loud"), "'check.nobs.vs.nlev' should be one of")
+  expect_error(glmmControl(check.rankX = "drop"), "'check.rankX' should be one of")
   expect_error(glmmControl(grad.tol = -1), "'grad.tol' must be a single positive number")
   # lmmControl() messages are unchanged
   expect_error(lmmControl(rhobeg = -1), "^lmmControl\\(\\): 'rhobeg' must be a single positive number")

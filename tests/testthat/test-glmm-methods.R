@@ -276,7 +276,7 @@ test_that("predict() rejects an unknown type and warns about unused arguments", 
   cbpp <- lme4::cbpp
   fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
               family = binomial, data = cbpp)
-  expect_error(predict(fit, type = "terms"), "'type' must be one of")
+  expect_error(predict(fit, type = "terms"), "'type' should be one of")
   expect_error(predict(fit, foo = 1), "predict\\(\\): unused argument foo = 1")
 })
 

@@ -27,7 +27,7 @@ test_that("invalid arguments of lmm() give errors naming the argument", {
   expect_error(lmm(Reaction ~ Days + (1 | Subject), ss[0, ]), "no rows")
   expect_error(lmmControl(optimizer = "Nelder_Meat"), "nor a function that can be found")
   expect_error(lmmControl(rhobeg = -1), "'rhobeg'")
-  expect_error(lmmControl(check.rankX = "drop"), "'check.rankX' must be one of")
+  expect_error(lmmControl(check.rankX = "drop"), "'check.rankX' should be one of")
 })
 
 test_that("the caller's data is never modified", {

@@ -150,7 +150,7 @@ test_that("glmm predictions match lme4 on the link and response scales", {
                  predict(pair$ref, type = type, re.form = NA), tolerance = 1e-5)
   }
   expect_equal(predict(pair$fit, cbpp, type = "response"), fitted(pair$fit), tolerance = 1e-8)
-  expect_error(predict(pair$fit, nd, type = "terms"), "'type' must be one of")
+  expect_error(predict(pair$fit, nd, type = "terms"), "'type' should be one of")
   expect_error(predict(pair$fit, nd, foo = 1), "predict\\(\\): unused argument foo = 1")
 
   # Poisson with an offset() term
