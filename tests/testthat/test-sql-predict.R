@@ -301,7 +301,7 @@ test_that("predict() on a table: bad input is an error naming the cause", {
   expect_equal(predict(sf, newdata = rows, re.form = NA, se.fit = TRUE),
                predict(at, newdata = rows, re.form = NA, se.fit = TRUE), tolerance = 1e-8)
   expect_error(predict(sf, newdata = data$newf), "factor 'f' has new level")
-  expect_error(predict(sf, newdata = data$newlev), "new levels? of grouping factor 'g'")
+  expect_error(predict(sf, newdata = data$newlev), "new levels detected in newdata: gX, gY \\(grouping factor 'g'\\)")
 })
 
 test_that("a fit from sums predicts factor slopes and nested factors on a data frame", {
