@@ -243,6 +243,17 @@ impl<'a> LinearMixedModel<'a> {
             let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
             summary = keep_better(summary, other);
         }
+        // Still on a face: a small model also restarts from its covariance lifted off it
+        // (`singular_inflated_restart`), from where a face with another degenerate column is
+        // within reach.
+        if self.re.n_random() <= SMALL_MODEL_RANDOM_EFFECTS {
+            if let Some(restart) = start::singular_inflated_restart(&self.re, &summary.theta) {
+                let mut re_opts = opts.clone();
+                re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
+                let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
+                summary = keep_better(summary, other);
+            }
+        }
         // A residual standard deviation tending to 0 (see `residual_limit_ray`): continue along
         // the ray the optimizer stopped on. The convergence checks (gradient, Hessian) stay
         // those of the optimizer's point: along the ray the criterion only falls, and out there

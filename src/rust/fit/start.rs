@@ -444,6 +444,23 @@ pub fn singular_face_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> 
     any.then_some(out)
 }
 
+/// The second restart for an optimum where an unstructured term is on a face of the boundary:
+/// each such term from `Σ + (SINGULAR_RESTART_SD × largest sd)² I`
+/// ([`crate::model::covariance::Covariance::inflated_restart`]); other terms unchanged. `None`
+/// when no unstructured vector-valued term is singular.
+pub fn singular_inflated_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> {
+    let mut out = par.to_vec();
+    let mut any = false;
+    for (t, (c, p)) in re.term_pars(par).enumerate() {
+        if let Some(restart) = c.inflated_restart(p, SINGULAR_TOL, SINGULAR_RESTART_SD) {
+            let o = re.term_par_offset[t];
+            out[o..o + restart.len()].copy_from_slice(&restart);
+            any = true;
+        }
+    }
+    any.then_some(out)
+}
+
 /// A diagonal θ element below this counts as zero for [`singular_face_restart`].
 const SINGULAR_TOL: f64 = 1e-4;
 

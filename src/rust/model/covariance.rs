@@ -626,6 +626,35 @@ impl Covariance {
                 .collect(),
         )
     }
+
+    /// A second restart off a singular face of an unstructured term: `T` of
+    /// `Σ + (raise × largest sd)² I`. Unlike [`Covariance::face_restart`] it keeps the
+    /// directions of the correlations and lifts only the degenerate direction, from where the
+    /// optimizer can reach a face on which another column is the degenerate one (a rank-2
+    /// `3 × 3` covariance can lie on either). `None` for structured terms, a single column, a
+    /// term not on its boundary or all variances 0.
+    pub fn inflated_restart(&self, par: &[f64], tol: f64, raise: f64) -> Option<Vec<f64>> {
+        if self.structure != Structure::Unstructured || self.q < 2 || !self.is_singular(par, tol) {
+            return None;
+        }
+        let q = self.q;
+        let mut s = self.sigma(par);
+        let largest = (0..q).map(|k| s[k * q + k]).fold(0.0f64, f64::max).sqrt();
+        if largest < tol {
+            return None;
+        }
+        let lift = (raise * largest).powi(2);
+        for k in 0..q {
+            s[k * q + k] += lift;
+        }
+        crate::linalg::small::chol_lower(&mut s, q)?;
+        Some(
+            (0..q)
+                .flat_map(|col| (col..q).map(move |row| (col, row)))
+                .map(|(col, row)| s[col * q + row])
+                .collect(),
+        )
+    }
 }
 
 /// The parameters Kenward–Roger's method differentiates the absolute covariance `σ²Σ` in, with
@@ -1011,6 +1040,32 @@ mod tests {
             let largest = (0..q).map(|k| base[k * q + k]).fold(0.0, f64::max).sqrt();
             assert!((c.largest_sd(&par) - largest).abs() < 1e-12, "{c:?}");
         }
+    }
+
+    #[test]
+    fn inflated_restart_lifts_the_covariance_off_its_face() {
+        let c = Covariance::unstructured(3);
+        // rank 2: the third column of T is zero
+        let par = [0.7, 0.2, -0.1, 0.5, 0.3, 0.0];
+        let restart = c.inflated_restart(&par, 1e-4, 0.3).unwrap();
+        let (s0, s1) = (c.sigma(&par), c.sigma(&restart));
+        let largest = (0..3).map(|k| s0[k * 3 + k]).fold(0.0, f64::max);
+        for j in 0..3 {
+            for i in 0..3 {
+                let lift = if i == j { 0.09 * largest } else { 0.0 };
+                assert!(
+                    (s1[j * 3 + i] - s0[j * 3 + i] - lift).abs() < 1e-12,
+                    "({i},{j})"
+                );
+            }
+        }
+        assert!(c
+            .inflated_restart(&[0.7, 0.2, -0.1, 0.5, 0.3, 0.4], 1e-4, 0.3)
+            .is_none());
+        let cs = Covariance::new(Structure::CompoundSymmetry, false, 3, "t").unwrap();
+        assert!(cs
+            .inflated_restart(&[1.0, 0.0, 1.0, 0.2], 1e-4, 0.3)
+            .is_none());
     }
 
     #[test]
