@@ -362,6 +362,8 @@ report_boot_messages <- function(bb) {
 #' @param threads Number of threads (default `NULL`: the fit's own
 #'   `threads` setting of [lmmControl()] or [glmmControl()], all cores unless
 #'   set there); parameters are profiled in parallel.
+#' @param quiet Logical: `TRUE` suppresses the progress line of a long
+#'   profile (lme4's `profile()` accepts `quiet` and ignores it).
 #' @param ... Not used (an error if given).
 #' @return An object of class `c("lmmprofile", "data.frame")`: columns
 #'   `.zeta`, one per parameter, and `.par` (the profiled parameter, a
@@ -383,8 +385,14 @@ report_boot_messages <- function(bb) {
 #' @importFrom stats profile
 #' @method profile lmm
 #' @export
-profile.lmm <- function(fitted, which = NULL, signames = TRUE, threads = NULL, ...) {
+profile.lmm <- function(fitted, which = NULL, signames = TRUE, threads = NULL,
+                        quiet = FALSE, ...) {
   check_no_dots(..., caller = "profile()")
+  check_flag(quiet, "quiet", "profile()")
+  if (quiet) {
+    old <- options(mixedrs.progress = FALSE)
+    on.exit(options(old), add = TRUE)
+  }
   vn <- profile_var_names(fitted, signames)
   an <- c(vn, extended_par_names(fitted), colnames(fitted$X))
   idx <- if (is.null(which)) seq_along(an) else select_parms(which, length(vn), an, "which")

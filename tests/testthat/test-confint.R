@@ -124,3 +124,14 @@ test_that("the profile of a correlation estimated at 1 starts into the parameter
   expect_equal(ours$value, ref$value, tolerance = 1e-4)
   expect_setequal(ours$warnings, ref$warnings)
 })
+
+test_that("profile() takes lme4's 'quiet' (no progress line) and checks it", {
+  fit <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+  expect_identical(profile(fit, which = "theta_", quiet = TRUE),
+                   profile(fit, which = "theta_"))
+  expect_error(profile(fit, quiet = "yes"), "'quiet' must be TRUE or FALSE")
+  # the option is restored
+  old <- getOption("mixedrs.progress")
+  invisible(profile(fit, which = 1, quiet = TRUE))
+  expect_identical(getOption("mixedrs.progress"), old)
+})
