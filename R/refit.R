@@ -76,9 +76,9 @@ refit.mixedrs_fit <- function(object, newresp = NULL, rename.response = FALSE,
 refit_frame <- function(object, newresp) {
   if (is.list(newresp)) {
     if (length(newresp) != 1L) {
-      stop("refit(): 'newresp' must be one response (a vector, matrix or ",
-           "one-column data frame), not a list of ", length(newresp),
-           "; use lapply(newresp, refit, object = fit) for several",
+      stop("refit(): refit not implemented for several responses in lists: 'newresp' ",
+           "must be one response (a vector, matrix or one-column data frame), not a list of ",
+           length(newresp), "; use lapply(newresp, refit, object = fit) for several",
            call. = FALSE)
     }
     na_act <- attr(newresp, "na.action")
