@@ -23,6 +23,7 @@
 //! to 0 and the rest re-solved. The start is `θ = √(s_k / σ²)` on the diagonal of each `T_b`.
 use crate::blocks::CrossProducts;
 use crate::lmm::LinearMixedModel;
+use crate::model::covariance::Covariance;
 use crate::optim::{self, Objective, OptimOptions};
 use crate::small;
 use crate::spec::ModelSpec;
@@ -432,16 +433,9 @@ const SINGULAR_RESTART_SD: f64 = 0.3;
 /// restarts from lme4's start (the identity); other terms unchanged. `None` when no
 /// vector-valued term is singular.
 pub fn singular_face_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> {
-    let mut out = par.to_vec();
-    let mut any = false;
-    for (t, (c, p)) in re.term_pars(par).enumerate() {
-        if let Some(restart) = c.face_restart(p, SINGULAR_TOL, SINGULAR_RESTART_SD) {
-            let o = re.term_par_offset[t];
-            out[o..o + restart.len()].copy_from_slice(&restart);
-            any = true;
-        }
-    }
-    any.then_some(out)
+    restart_terms(re, par, |c, p| {
+        c.face_restart(p, SINGULAR_TOL, SINGULAR_RESTART_SD)
+    })
 }
 
 /// The second restart for an optimum where an unstructured term is on a face of the boundary:
@@ -449,12 +443,24 @@ pub fn singular_face_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> 
 /// ([`crate::model::covariance::Covariance::inflated_restart`]); other terms unchanged. `None`
 /// when no unstructured vector-valued term is singular.
 pub fn singular_inflated_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> {
+    restart_terms(re, par, |c, p| {
+        c.inflated_restart(p, SINGULAR_TOL, SINGULAR_RESTART_SD)
+    })
+}
+
+/// `par` with each term's parameters replaced by `restart` of them where it gives some; `None`
+/// when it gives none.
+fn restart_terms(
+    re: &ReStructure,
+    par: &[f64],
+    restart: impl Fn(&Covariance, &[f64]) -> Option<Vec<f64>>,
+) -> Option<Vec<f64>> {
     let mut out = par.to_vec();
     let mut any = false;
     for (t, (c, p)) in re.term_pars(par).enumerate() {
-        if let Some(restart) = c.inflated_restart(p, SINGULAR_TOL, SINGULAR_RESTART_SD) {
+        if let Some(new) = restart(c, p) {
             let o = re.term_par_offset[t];
-            out[o..o + restart.len()].copy_from_slice(&restart);
+            out[o..o + new.len()].copy_from_slice(&new);
             any = true;
         }
     }
