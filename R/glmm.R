@@ -336,7 +336,7 @@ hessian_problem <- function(raw, hess) {
 check_nagq <- function(nAGQ) {
   if (!is.numeric(nAGQ) || length(nAGQ) != 1L || is.na(nAGQ) ||
       nAGQ != round(nAGQ) || nAGQ < 0 || nAGQ > 100) {
-    stop("'nAGQ' must be a whole number from 0 to 100, 0 <= nAGQ <= 100 (0: fast approximation, ",
+    stop("'nAGQ' must be a whole number from 0 to 100 (0 <= nAGQ <= 100; 0: fast approximation, ",
          "1: Laplace, > 1: adaptive Gauss-Hermite quadrature), not ",
          deparse1(nAGQ), call. = FALSE)
   }
@@ -367,8 +367,8 @@ check_glmm_start <- function(start, inputs, nAGQ) {
   if (!is.list(start)) start <- list(theta = start)
   extra <- setdiff(names(start), c("theta", "par", "fixef"))
   if (length(extra) > 0L || is.null(names(start))) {
-    stop("bad name(s) in 'start': ", paste(extra, collapse = ", "),
-         if (is.null(names(start))) "(none)",
+    stop("bad name(s) in 'start': ",
+         if (is.null(names(start))) "its elements have no names" else paste(extra, collapse = ", "),
          "; it must be a theta vector or a list with elements 'theta' ",
          "(or 'par' for structured terms) and/or 'fixef'", call. = FALSE)
   }

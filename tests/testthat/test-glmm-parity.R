@@ -175,6 +175,8 @@ test_that("bad GLMM arguments give errors naming the cause", {
   expect_error(glmm(f, cbpp, family = binomial, control = lmmControl()),
                "'control' must be built by glmmControl")
   expect_error(glmm(f, cbpp, family = binomial, start = list(beta = 1)), "bad name\\(s\\) in 'start': beta")
+  expect_error(glmm(f, cbpp, family = binomial, start = list(1, 2)),
+               "bad name\\(s\\) in 'start': its elements have no names")
   expect_error(glmm(f, cbpp, family = binomial, start = list(fixef = 1)),
                "'start\\$fixef' must be a finite numeric vector of length 4")
   expect_error(glmm(f, cbpp, family = binomial, nAGQ = 0, start = list(fixef = rep(0, 4))),
