@@ -61,7 +61,12 @@
 #'   error naming it.
 #' @param calc.derivs Logical: check convergence with finite-difference
 #'   gradient and Hessian at the optimum (and polish the optimum when the check
-#'   fails, for the engine's BOBYQA) as lme4 does?
+#'   fails, for the engine's BOBYQA) as lme4 does? The derivatives
+#'   (`optinfo$derivs`) are taken where the optimizer stopped: when a
+#'   residual standard deviation tending to 0 is then followed along its ray
+#'   (see `start` in [lmm()]), the estimates are the ray's end and the
+#'   derivatives stay those of the optimizer's point, since finite
+#'   differences at the ray's end read the criterion's rounding.
 #' @param restart_edge Logical, accepted for lme4's sake: the engine always
 #'   tries the bound for estimates near it and restarts off the boundary
 #'   where that lowers the criterion (`boundary.tol = 0` switches the

@@ -560,18 +560,13 @@ impl Covariance {
             .collect()
     }
 
-    /// The largest relative standard deviation of a column (the norm of a row of `T`).
+    /// The largest relative standard deviation of a column: the square root of the largest
+    /// diagonal element of `Σ` (for an unstructured term, the norm of a row of `T`). The residual
+    /// ray and the inflated restart both read it here.
     pub fn largest_sd(&self, par: &[f64]) -> f64 {
-        let mut row_ssq = vec![0.0; self.q];
-        for (r, &v) in self.roles().iter().zip(par) {
-            match *r {
-                ParRole::Factor { row, .. } => row_ssq[row] += v * v,
-                ParRole::Sd(Some(k)) => row_ssq[k] += v * v,
-                ParRole::Sd(None) => row_ssq.iter_mut().for_each(|x| *x += v * v),
-                ParRole::Rho | ParRole::Pacf(_) => {}
-            }
-        }
-        row_ssq.into_iter().fold(0.0, f64::max).sqrt()
+        let q = self.q;
+        let s = self.sigma(par);
+        (0..q).map(|k| s[k * q + k]).fold(0.0, f64::max).sqrt()
     }
 
     /// Negates each column of `T` whose diagonal element is negative (unstructured terms; leaves
@@ -638,12 +633,12 @@ impl Covariance {
             return None;
         }
         let q = self.q;
-        let mut s = self.sigma(par);
-        let largest = (0..q).map(|k| s[k * q + k]).fold(0.0f64, f64::max).sqrt();
+        let largest = self.largest_sd(par);
         if largest < tol {
             return None;
         }
         let lift = (raise * largest).powi(2);
+        let mut s = self.sigma(par);
         for k in 0..q {
             s[k * q + k] += lift;
         }
