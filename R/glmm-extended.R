@@ -116,7 +116,12 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
     disp = if (has_disp) engine_part(disp), zi = if (has_zi) engine_part(zi),
     start = as.double(extra_start))
   run_engine <- extended_engine_runner(inputs, nAGQ, verbose)
-  raw <- if (is.null(zi_random)) {
+  raw <- if (is.null(zi_random) && needs_poisson_side_start(name, has_zi, nb_theta_fixed)) {
+    tryCatch(
+      poisson_side_fit_raw(run_engine, engine_terms(inputs), engine_family, start, control,
+                           name, colnames(disp$X)),
+      error = function(e) stop_sqrt_link_edge(e, family$link))
+  } else if (is.null(zi_random)) {
     tryCatch(
       run_engine(engine_terms(inputs), engine_family, start$theta, start$fixef,
                  unclass(control)),

@@ -103,7 +103,12 @@
 #'   criterion, as glmmTMB's `nlminb` with TMB's gradient, and the standard
 #'   errors come from differences of that gradient (`optinfo$optimizer`
 #'   then says `"BFGS"`); otherwise BOBYQA (or Nelder-Mead) and the
-#'   criterion's own second differences.
+#'   criterion's own second differences. A zero-inflated `nbinom2` or
+#'   `nbinom1` model is searched from two starts, the dispersion at a moment
+#'   estimate and on the side of the Poisson limit (`phi` 1e4 for `nbinom2`,
+#'   1e-4 for `nbinom1`), and the better optimum kept (`optinfo$starts`
+#'   counts both): excess zeros can be explained by overdispersion or by the
+#'   zero inflation, and the likelihood can have an optimum for each.
 #' @section Negative binomial with a fixed theta:
 #'   `family = MASS::negative.binomial(theta)` fits the negative binomial
 #'   with `theta` held at that value, as `lme4::glmer()` does: lme4's Laplace

@@ -380,3 +380,37 @@ test_that("PIRLS takes exact Newton steps at zero-inflated zeros that are all bu
   expect_equal(unname(sqrt(diag(as.matrix(vcov(fit)$cond)))), unname(sqrt(diag(vcov(ref)$cond))),
                tolerance = 1e-3)
 })
+
+test_that("a zero-inflated negative binomial whose better optimum is its Poisson limit reaches it", {
+  # Zero-inflated negative binomial counts (size 5) with a random intercept
+  # (150 observations), some zeros made structural. The
+  # negative binomial with zero inflation has two optima here: overdispersion
+  # (phi 7.2) with little zero inflation, where the search from a moment
+  # estimate of phi ended, 3.02 log-likelihood units below glmmTMB; and the
+  # Poisson limit (phi -> Inf) with the zeros in the zero-inflation model,
+  # higher, which the search from the Poisson side reaches. The limit is the
+  # zero-inflated Poisson model, which glmmTMB fits too. Its zero-inflation
+  # coefficients run off towards infinity (a separation), so only the
+  # log-likelihood and the conditional model are compared.
+  set.seed(120)
+  ng <- sample(5:25, 1)
+  n <- ng * sample(4:15, 1)
+  d <- data.frame(g = factor(sample(ng, n, TRUE)), x = rnorm(n))
+  eta <- runif(1, -0.5, 1.5) + 0.4 * d$x + rnorm(ng, sd = runif(1, 0, 1))[d$g]
+  invisible(sample(5, 1))
+  cnt <- rnbinom(n, mu = exp(eta), size = 5)
+  d$y <- ifelse(runif(n) < runif(1, 0, 0.4), 0, cnt)
+  fit <- suppressWarnings(glmm(y ~ x + (1 | g), d, family = nbinom2, ziformula = ~ x))
+  tmb_control <- glmmTMB::glmmTMBControl(optCtrl = list(rel.tol = 1e-12, eval.max = 1e4,
+                                                        iter.max = 1e4))
+  ref <- suppressWarnings(glmmTMB::glmmTMB(y ~ x + (1 | g), d, family = glmmTMB::nbinom2,
+                                           ziformula = ~ x, control = tmb_control))
+  zip <- suppressWarnings(glmmTMB::glmmTMB(y ~ x + (1 | g), d, family = poisson,
+                                           ziformula = ~ x, control = tmb_control))
+  expect_gt(sigma(fit), 1e5)
+  expect_gt(sigma(ref), 1e5)
+  expect_gt(as.numeric(logLik(fit)), -ref$fit$objective - 1e-5)
+  expect_equal(as.numeric(logLik(fit)), -zip$fit$objective, tolerance = 1e-7)
+  expect_equal(unname(fixef(fit)$cond), unname(glmmTMB::fixef(zip)$cond), tolerance = 1e-4)
+  expect_equal(fit$optinfo$starts, 2L)
+})
