@@ -23,7 +23,8 @@
 #' structure (`cs()`, `ar1()`, `diag()`, `toep()`, `us()`) are removed
 #' whole. `||` and nesting (`/`) are expanded first, as lme4 expands them.
 #'
-#' @param model A linear mixed model fitted by [lmm()] from a data frame.
+#' @param model A linear mixed model fitted by [lmm()] from a data frame (an
+#'   `lme4::lmer()` fit is handed to `lmerTest::ranova()`).
 #' @param reduce.terms Logical: reduce terms with several columns one column
 #'   at a time (`TRUE`, lmerTest's default) or remove each term whole.
 #' @param ... Not used; an argument given here is an error.
@@ -43,6 +44,14 @@
 #' ranova(fit, reduce.terms = FALSE)
 #' @export
 ranova <- function(model, reduce.terms = TRUE, ...) {
+  # An lme4 fit (with mixedrs attached after lmerTest, this function masks
+  # lmerTest's) goes to lmerTest's ranova().
+  if (inherits(model, "merMod") && requireNamespace("lmerTest", quietly = TRUE)) {
+    # (called from the caller's frame, where lmerTest refits the models)
+    call <- match.call()
+    call[[1L]] <- quote(lmerTest::ranova)
+    return(eval(call, parent.frame()))
+  }
   if (!inherits(model, "lmm")) {
     stop("ranova() tests the random-effects terms of a linear mixed model fitted by lmm(), ",
          "not ", describe_class(model), "; for other models compare nested fits with anova()",

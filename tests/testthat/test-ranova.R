@@ -83,3 +83,11 @@ test_that("ranova() stops with the cause on models and arguments it cannot use",
   fit <- lmm(Reaction ~ Days + (1 | Subject) + (0 + z | Subject), sleep)
   expect_error(suppressMessages(ranova(fit)), "number of rows in use has changed")
 })
+
+test_that("ranova() of an lme4 fit is lmerTest's", {
+  ref <- suppressMessages(lmerTest_full(Reaction ~ Days + (Days | Subject), sleep))
+  expect_identical(ranova(ref), lmerTest::ranova(ref))
+  lme4_fit <- lmer_full(Reaction ~ Days + (Days | Subject), sleep)
+  expect_identical(ranova(lme4_fit, reduce.terms = FALSE),
+                   lmerTest::ranova(lme4_fit, reduce.terms = FALSE))
+})
