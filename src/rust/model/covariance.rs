@@ -601,25 +601,32 @@ impl Covariance {
         if self.q < 2 || !self.is_singular(par, tol) {
             return None;
         }
-        let s = self.sigma(par);
-        let q = self.q;
-        let sd: Vec<f64> = (0..q).map(|k| s[k * q + k].max(0.0).sqrt()).collect();
+        let sd = self.column_sds(par);
         let largest = sd.iter().fold(0.0f64, |a, &v| a.max(v));
         let floor = if largest < tol { 1.0 } else { raise * largest };
         let raised: Vec<f64> = sd.iter().map(|v| v.max(floor)).collect();
-        Some(
-            self.roles()
-                .iter()
-                .map(|r| match *r {
-                    ParRole::Factor { row, col } if row == col => raised[row],
-                    ParRole::Sd(Some(k)) => raised[k],
-                    ParRole::Sd(None) => {
-                        (raised.iter().map(|v| v * v).sum::<f64>() / q as f64).sqrt()
-                    }
-                    _ => 0.0,
-                })
-                .collect(),
-        )
+        Some(self.independent_par(&raised))
+    }
+
+    /// The standard deviation of each column: the square roots of `Σ`'s diagonal.
+    fn column_sds(&self, par: &[f64]) -> Vec<f64> {
+        let s = self.sigma(par);
+        let q = self.q;
+        (0..q).map(|k| s[k * q + k].max(0.0).sqrt()).collect()
+    }
+
+    /// The parameters of this structure with standard deviations `sd` and correlations 0.
+    fn independent_par(&self, sd: &[f64]) -> Vec<f64> {
+        let q = self.q;
+        self.roles()
+            .iter()
+            .map(|r| match *r {
+                ParRole::Factor { row, col } if row == col => sd[row],
+                ParRole::Sd(Some(k)) => sd[k],
+                ParRole::Sd(None) => (sd.iter().map(|v| v * v).sum::<f64>() / q as f64).sqrt(),
+                _ => 0.0,
+            })
+            .collect()
     }
 
     /// A second restart off a singular face of an unstructured term: `T` of
