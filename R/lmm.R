@@ -48,8 +48,9 @@
 #'   did not converge cleanly, when its optimum puts a variance near 0, or
 #'   (large models) when the moment estimate does; an optimum where a
 #'   vector-valued term is singular is restarted off that face of the
-#'   boundary (on small models a second time, from its covariance lifted off
-#'   the face, where another face is within reach), and one where a residual
+#'   boundary (on small models again from its standard deviations as they
+#'   are, where the first restart raised a small one, and from its covariance
+#'   lifted off the face, where another face is within reach), and one where a residual
 #'   standard deviation tends to 0 is followed along its ray. So a fit never ends worse than the one from lme4's start on
 #'   small models, and on larger ones wherever the boundary is near.
 #'   `optinfo$starts` counts the runs. From a given (or lme4's) start the

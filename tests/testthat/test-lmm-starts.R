@@ -89,3 +89,22 @@ test_that("a singular 3 x 3 covariance reaches the better of its two faces", {
   expect_equal(c(logLik(fit)), c(logLik(ref)), tolerance = 1e-9)
   expect_true(isSingular(fit))
 })
+
+test_that("a singular factor-slope term also restarts from its standard deviations as they are", {
+  # (f | Subject) with a random three-level factor, ML: every start (lme4's,
+  # the moment estimate, the face restart with the second column's sd 0.19
+  # raised to 0.3 x 0.81, the lifted covariance) ended on the face where T's
+  # second diagonal is 0, 0.0047 log-likelihood units below lme4's default
+  # fit, which ends on the face where the third is 0. From the sds as they
+  # are (correlations 0) the optimizer reaches that face.
+  d <- lme4::sleepstudy
+  set.seed(1)
+  d$f <- factor(sample(c("a", "b", "c"), nrow(d), TRUE))
+  fit <- suppressMessages(lmm(Reaction ~ (f | Subject), d, REML = FALSE))
+  ref <- suppressMessages(lmer_full(Reaction ~ (f | Subject), d, REML = FALSE))
+  ref_default <- suppressMessages(lme4::lmer(Reaction ~ (f | Subject), d, REML = FALSE))
+  expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref)) - 1e-9)
+  expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref_default)) - 1e-9)
+  expect_equal(unname(getME(fit, "theta")), unname(getME(ref, "theta")), tolerance = 1e-4)
+  expect_equal(fit$optinfo$starts, 5L)
+})

@@ -243,15 +243,22 @@ impl<'a> LinearMixedModel<'a> {
             let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
             summary = keep_better(summary, other);
         }
-        // Still on a face: a small model also restarts from its covariance lifted off it
-        // (`singular_inflated_restart`), from where a face with another degenerate column is
-        // within reach.
+        // Still on a face: a small model also restarts from its standard deviations as they
+        // are (`singular_kept_sd_restart`, where the first restart raised a non-zero one) and
+        // from its covariance lifted off the face (`singular_inflated_restart`), from where a
+        // face with another degenerate column is within reach.
         if self.re.n_random() <= SMALL_MODEL_RANDOM_EFFECTS {
-            if let Some(restart) = start::singular_inflated_restart(&self.re, &summary.theta) {
-                let mut re_opts = opts.clone();
-                re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
-                let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
-                summary = keep_better(summary, other);
+            let restarts: [start::Restart; 2] = [
+                start::singular_kept_sd_restart,
+                start::singular_inflated_restart,
+            ];
+            for make in restarts {
+                if let Some(restart) = make(&self.re, &summary.theta) {
+                    let mut re_opts = opts.clone();
+                    re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
+                    let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
+                    summary = keep_better(summary, other);
+                }
             }
         }
         // A residual standard deviation tending to 0 (see `residual_limit_ray`): continue along

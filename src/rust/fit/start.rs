@@ -438,6 +438,19 @@ pub fn singular_face_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> 
     })
 }
 
+/// A restart rule: the covariance parameters to restart from, given an optimum's, or `None`.
+pub type Restart = fn(&ReStructure, &[f64]) -> Option<Vec<f64>>;
+
+/// The restart of a small model whose unstructured term is still on a face after
+/// [`singular_face_restart`], where that restart raised a standard deviation that was not 0:
+/// from the standard deviations as they are, correlations 0
+/// ([`crate::model::covariance::Covariance::kept_sd_restart`]). `None` when no term gives one.
+pub fn singular_kept_sd_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> {
+    restart_terms(re, par, |c, p| {
+        c.kept_sd_restart(p, SINGULAR_TOL, SINGULAR_RESTART_SD)
+    })
+}
+
 /// The second restart for an optimum where an unstructured term is on a face of the boundary:
 /// each such term from `Σ + (SINGULAR_RESTART_SD × largest sd)² I`
 /// ([`crate::model::covariance::Covariance::inflated_restart`]); other terms unchanged. `None`
