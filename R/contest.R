@@ -51,11 +51,7 @@
 contest <- function(model, L, rhs = 0, joint = TRUE, collect = TRUE, confint = TRUE,
                     level = 0.95, check_estimability = FALSE,
                     ddf = c("Satterthwaite", "Kenward-Roger"), ...) {
-  if (inherits(model, "merMod") && requireNamespace("lmerTest", quietly = TRUE)) {
-    call <- match.call()
-    call[[1L]] <- quote(lmerTest::contest)
-    return(eval(call, parent.frame()))
-  }
+  if (is_lmerTest_model(model)) return(call_lmerTest(match.call(), "contest", parent.frame()))
   if (!inherits(model, "lmm")) {
     stop("contest() tests contrasts of the fixed effects of a linear mixed model fitted by ",
          "lmm(), not ", describe_class(model), call. = FALSE)

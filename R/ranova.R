@@ -46,12 +46,7 @@
 ranova <- function(model, reduce.terms = TRUE, ...) {
   # An lme4 fit (with mixedrs attached after lmerTest, this function masks
   # lmerTest's) goes to lmerTest's ranova().
-  if (inherits(model, "merMod") && requireNamespace("lmerTest", quietly = TRUE)) {
-    # (called from the caller's frame, where lmerTest refits the models)
-    call <- match.call()
-    call[[1L]] <- quote(lmerTest::ranova)
-    return(eval(call, parent.frame()))
-  }
+  if (is_lmerTest_model(model)) return(call_lmerTest(match.call(), "ranova", parent.frame()))
   if (!inherits(model, "lmm")) {
     stop("ranova() tests the random-effects terms of a linear mixed model fitted by lmm(), ",
          "not ", describe_class(model), "; for other models compare nested fits with anova()",
@@ -178,4 +173,17 @@ lr_table <- function(x) {
     out$`Pr(>Chisq)`[-1L] <- stats::pchisq(lrt, ifelse(df > 0, df, NA_real_), lower.tail = FALSE)
   }
   out
+}
+
+# TRUE for an lme4 fit that lmerTest's functions can take (lmerTest installed).
+is_lmerTest_model <- function(model) {
+  inherits(model, "merMod") && requireNamespace("lmerTest", quietly = TRUE)
+}
+
+# `call` (of one of our functions named as lmerTest's) evaluated as the call of
+# lmerTest's function `name`, in `env`: the caller's frame, where lmerTest
+# evaluates its refits.
+call_lmerTest <- function(call, name, env) {
+  call[[1L]] <- call("::", quote(lmerTest), as.name(name))
+  eval(call, env)
 }
