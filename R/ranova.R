@@ -68,7 +68,7 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
   if (!is.null(model$model_formula)) form <- model$model_formula
   parsed <- parse_lmm_formula(form)
   terms_text <- mapply(random_term_text, parsed$bars, parsed$structures)
-  fixed_rhs <- deparse_formula_part(parsed$fixed_formula[[3L]])
+  fixed_rhs <- deparse1(parsed$fixed_formula[[3L]])
   full <- stats::update(form, paste(". ~", paste(c(fixed_rhs, terms_text), collapse = " + ")))
   environment(full) <- environment(form)
   reduced <- if (reduce.terms) {
@@ -92,7 +92,7 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
   rownames(table) <- c("<none>", names(reduced))
   attr(table, "formulae") <- reduced
   structure(table, heading = c("ANOVA-like table for random-effects: Single term deletions",
-                               "\nModel:", deparse_formula_part(full)),
+                               "\nModel:", deparse1(full)),
             class = c("anova", "data.frame"))
 }
 
@@ -100,16 +100,13 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
 # bar, "type(lhs | g)" (with hom = when it is not the structure's default)
 # for a structured one.
 random_term_text <- function(bar, structure) {
-  if (identical(structure$type, "us")) return(paste0("(", deparse_formula_part(bar), ")"))
+  if (identical(structure$type, "us")) return(paste0("(", deparse1(bar), ")"))
   hom <- if (!is.na(structure_defaults[[structure$type]]) &&
              !identical(structure$hom, structure_defaults[[structure$type]])) {
     paste0(", hom = ", structure$hom)
   }
-  paste0(structure$type, "(", deparse_formula_part(bar), hom, ")")
+  paste0(structure$type, "(", deparse1(bar), hom, ")")
 }
-
-# One line of deparsed R code (deparse() may break long expressions).
-deparse_formula_part <- function(x) paste(deparse(x, width.cutoff = 500L), collapse = " ")
 
 # `full` without the term written `text`.
 remove_term_formula <- function(text, full) {
@@ -128,10 +125,10 @@ reduced_term_formulas <- function(text, bar, structure, full) {
   if (!identical(structure$type, "us") || length(scope) == 0L) {
     return(stats::setNames(list(remove_term_formula(text, full)), text))
   }
-  group <- deparse_formula_part(bar[[3L]])
+  group <- deparse1(bar[[3L]])
   forms <- lapply(scope, function(column) {
     kept <- if (setequal(scope, column)) "1" else
-      gsub("~", "", deparse_formula_part(stats::update(lhs, paste("~ . -", column))), fixed = TRUE)
+      gsub("~", "", deparse1(stats::update(lhs, paste("~ . -", column))), fixed = TRUE)
     f <- stats::update(full, paste0("~ . - ", text, " + (", trimws(kept), " | ", group, ")"))
     environment(f) <- environment(full)
     f
