@@ -23,8 +23,9 @@
 #' @param collect Logical: the results of the contrasts of a list `L` in one
 #'   data frame (`TRUE`, rows named by the list's names) or a list.
 #' @param confint Logical: with `joint = FALSE`, add the `lower` and `upper`
-#'   confidence limits of each row's estimate.
-#' @param level Confidence level of those limits.
+#'   confidence limits of each row's estimate (with `joint = TRUE`, giving it
+#'   warns that it is not used).
+#' @param level Confidence level of those limits (as `confint`).
 #' @param check_estimability Logical, lmerTest's argument: every contrast of
 #'   an `lmm()` fit is estimable (its fixed-effects matrix has full column
 #'   rank; rank-deficient columns are dropped when the model is fitted), so
@@ -68,6 +69,10 @@ contest <- function(model, L, rhs = 0, joint = TRUE, collect = TRUE, confint = T
   if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 || level >= 1) {
     stop("contest(): 'level' must be a number between 0 and 1, not ", deparse1(level),
          call. = FALSE)
+  }
+  if (joint && (!missing(confint) || !missing(level))) {
+    warning("contest(): 'confint' and 'level' apply to the t tests of joint = FALSE; the ",
+            "joint F test has no confidence limits, so they were not used", call. = FALSE)
   }
   ddf <- match.arg(ddf)
   p <- length(model$beta)

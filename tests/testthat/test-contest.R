@@ -59,3 +59,11 @@ test_that("contest() stops with the cause on contrasts and arguments it cannot u
   expect_equal(contest(fit, rbind(c(0, 1), c(0, 2)), rhs = c(1, 2)),
                contest(fit, c(0, 1), rhs = 1))
 })
+
+test_that("contest() warns that confidence settings have no use for the joint F test", {
+  fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  expect_warning(res <- contest(fit, diag(2), level = 0.9), "'confint' and 'level' apply to")
+  expect_equal(res, contest(fit, diag(2)))
+  expect_warning(contest(fit, diag(2), confint = FALSE), "were not used")
+  expect_no_warning(contest(fit, diag(2), joint = FALSE, level = 0.9))
+})
