@@ -63,6 +63,13 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
     stop("ranova() refits the model without each random-effects term, which needs the rows: ",
          "this model was fitted from a database table or from aggregates", call. = FALSE)
   }
+  ranova_fits(model, reduce.terms, parent.frame())$table
+}
+
+# ranova()'s table of an lmm() fit and the reduced models' fits (lmm() or
+# lm()), refitted in `env` (the frame of the user's call, where the model's
+# data can be found).
+ranova_fits <- function(model, reduce.terms, env) {
   reml <- isREML(model)
   form <- formula(model)
   if (!is.null(model$model_formula)) form <- model$model_formula
@@ -77,10 +84,9 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
   } else {
     stats::setNames(lapply(terms_text, remove_term_formula, full = full), terms_text)
   }
-  env <- parent.frame()
   rows <- list(ranova_loglik(model, reml))
-  for (f in reduced) {
-    refit <- ranova_refit(model, f, env)
+  fits <- lapply(reduced, ranova_refit, model = model, env = env)
+  for (refit in fits) {
     if (stats::nobs(refit) != stats::nobs(model)) {
       stop("number of rows in use has changed: remove missing values? (the model without ",
            "a random-effects term used ", stats::nobs(refit), " rows, the model ",
@@ -91,9 +97,10 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
   table <- lr_table(do.call(rbind, rows))
   rownames(table) <- c("<none>", names(reduced))
   attr(table, "formulae") <- reduced
-  structure(table, heading = c("ANOVA-like table for random-effects: Single term deletions",
-                               "\nModel:", deparse1(full)),
-            class = c("anova", "data.frame"))
+  table <- structure(table, heading = c("ANOVA-like table for random-effects: Single term deletions",
+                                        "\nModel:", deparse1(full)),
+                     class = c("anova", "data.frame"))
+  list(table = table, fits = fits)
 }
 
 # The text of a random-effects term in a formula: "(lhs | g)" for a plain
@@ -138,7 +145,7 @@ reduced_term_formulas <- function(text, bar, structure, full) {
 
 # The model refitted with formula `f`: lmm() through the model's call, or
 # lm() (without lmm()'s own arguments) when `f` has no random effects left.
-ranova_refit <- function(model, f, env) {
+ranova_refit <- function(f, model, env) {
   cl <- stats::getCall(model)
   if (contains_bar(f[[3L]])) {
     cl$formula <- f
