@@ -95,7 +95,7 @@ step.lmm <- function(object, ddf = c("Satterthwaite", "Kenward-Roger"), alpha.ra
   random <- eliminate_random(object, if (reduce.random) alpha.random else 1, env)
   fixed <- eliminate_fixed(random$model, ddf, if (reduce.fixed) alpha.fixed else 1, keep, env)
   structure(list(random = random$table, fixed = fixed$table), model = fixed$model,
-            drop1 = fixed$drop1, class = "step_list")
+            drop1 = fixed$drop1, class = c("mixedrs_step_list", "step_list"))
 }
 
 #' @rdname step
@@ -179,13 +179,30 @@ fixed_term_tests <- function(model, ddf) {
   stats::drop1(model, test = "F")[-1L, , drop = FALSE]
 }
 
-#' @exportS3Method print step_list
-print.step_list <- function(x, ...) {
+#' @exportS3Method print mixedrs_step_list
+print.mixedrs_step_list <- function(x, ...) {
   print(x[["random"]], ...)
   cat("\n")
   print(x[["fixed"]], ...)
   cat("\nModel found:", deparse1(stats::formula(attr(x, "model"))), sep = "\n")
   invisible(x)
+}
+
+#' @rdname step
+#' @param x A `"step_list"` returned by `step()`.
+#' @param which,pairwise,level For `plot()`: the plot of [ls_means()] of the
+#'   model found.
+#' @param y,mult Passed to the `plot()` method of [ls_means()].
+#' @exportS3Method plot mixedrs_step_list
+plot.mixedrs_step_list <- function(x, y = NULL, which = NULL, pairwise = FALSE, mult = TRUE,
+                                   level = 0.95, ddf = c("Satterthwaite", "Kenward-Roger"), ...) {
+  model <- get_model(x)
+  if (!inherits(model, "lmm")) {
+    stop("plot(): the model found by step() has no random effects (an lm() fit); ",
+         "its LS-means are not drawn", call. = FALSE)
+  }
+  plot(ls_means(model, pairwise = pairwise, level = level, ddf = match.arg(ddf)), y = y,
+       which = which, mult = mult, ...)
 }
 
 #' The model found by step()
