@@ -74,9 +74,15 @@ ls_means.default <- function(model, which = NULL, level = 0.95,
     return(call_lmerTest(call, "ls_means", parent.frame()))
   }
   stop("ls_means() and difflsmeans() take a linear mixed model fitted by lmm(), not ",
-       describe_class(model), if (inherits(model, "glmm")) {
-         "; the emmeans package gives marginal means of a glmm() fit"
-       }, call. = FALSE)
+       describe_class(model), call. = FALSE)
+}
+
+#' @rdname ls_means
+#' @export
+ls_means.glmm <- function(model, which = NULL, level = 0.95,
+                          ddf = c("Satterthwaite", "Kenward-Roger"), pairwise = FALSE, ...) {
+  stop("ls_means() and difflsmeans() take a linear mixed model fitted by lmm(), not a ",
+       "glmm() fit; the emmeans package gives marginal means of a glmm() fit", call. = FALSE)
 }
 
 #' @rdname ls_means

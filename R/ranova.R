@@ -23,6 +23,12 @@
 #' structure (`cs()`, `ar1()`, `diag()`, `toep()`, `us()`) are removed
 #' whole. `||` and nesting (`/`) are expanded first, as lme4 expands them.
 #'
+#' lmerTest's `ranova()` is not a generic function: with lmerTest attached
+#' after mixedrs it masks this one and stops on `lmm()` fits, so call
+#' `mixedrs::ranova()` there (or attach mixedrs last). lmerTest's `step()`,
+#' `ls_means()`, `difflsmeans()` and `contest()` are generics and reach
+#' mixedrs' methods in either order.
+#'
 #' @param model A linear mixed model fitted by [lmm()] from a data frame (an
 #'   `lme4::lmer()` fit is handed to `lmerTest::ranova()`).
 #' @param reduce.terms Logical: reduce terms with several columns one column

@@ -110,3 +110,45 @@ test_that("lme4 loaded but not attached: lme4:: functions work on mixedrs fits",
     "cat('tidy', is.data.frame(tidy(fit)), '\\n')"))
   expect_true(all(c("theta TRUE ", "singular TRUE ", "tidy TRUE ") %in% out))
 })
+
+# lmerTest attached after mixedrs masks step(), ls_means(), difflsmeans(),
+# lsmeansLT() and contest() with its generics, which reach our functions
+# through the methods registered on them; in the other order ours mask
+# lmerTest's and hand lmerTest fits to it.
+lmerTest_checks <- '
+check <- function(name, expr) {
+  res <- tryCatch(isTRUE(expr), error = function(e) conditionMessage(e))
+  cat(if (isTRUE(res)) "OK" else "FAIL", " ", name,
+      if (!isTRUE(res)) paste0(": ", res), "\\n", sep = "")
+}
+sleepstudy <- lme4::sleepstudy
+set.seed(1)
+sleepstudy$f <- factor(sample(c("a", "b"), nrow(sleepstudy), TRUE))
+fit <- mixedrs::lmm(Reaction ~ Days + f + (Days | Subject), sleepstudy)
+gfit <- mixedrs::glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                      family = binomial, data = lme4::cbpp)
+ref <- lmerTest::lmer(Reaction ~ Days + f + (Days | Subject), sleepstudy)
+check("step", identical(step(fit)$fixed, mixedrs::step(fit)$fixed))
+check("ls_means", identical(ls_means(fit), mixedrs::ls_means(fit)))
+check("lsmeansLT", identical(lsmeansLT(fit, which = "f"), mixedrs::ls_means(fit, which = "f")))
+check("difflsmeans", identical(difflsmeans(fit), mixedrs::difflsmeans(fit)))
+check("contest", identical(contest(fit, c(0, 1, 0), joint = FALSE),
+                           mixedrs::contest(fit, c(0, 1, 0), joint = FALSE)))
+check("glmm errors", grepl("glmm", tryCatch(ls_means(gfit), error = conditionMessage)) &&
+                     grepl("glmm", tryCatch(step(gfit), error = conditionMessage)))
+check("lmerTest step", identical(step(ref)$fixed, lmerTest::step(ref)$fixed))
+check("lmerTest ls_means", identical(ls_means(ref), lmerTest::ls_means(ref)))
+check("lmerTest contest", identical(contest(ref, c(0, 1, 0)), lmerTest::contest(ref, c(0, 1, 0))))
+'
+
+test_that("lmerTest attached before or after mixedrs: its functions' names work on both kinds of fit", {
+  skip_if_not_installed("lmerTest")
+  expected <- c("step", "ls_means", "lsmeansLT", "difflsmeans", "contest", "glmm errors",
+                "lmerTest step", "lmerTest ls_means", "lmerTest contest")
+  for (order in c("library(mixedrs); library(lmerTest)", "library(lmerTest); library(mixedrs)")) {
+    out <- run_fresh_r(c(paste0("suppressPackageStartupMessages({", order, "})"),
+                         lmerTest_checks))
+    expect_identical(grep("^FAIL ", out, value = TRUE), character())
+    expect_setequal(sub("^OK ", "", grep("^OK ", out, value = TRUE)), expected)
+  }
+})
