@@ -134,7 +134,7 @@ contrast_md <- function(parts, L, eps = sqrt(.Machine$double.eps)) {
   empty <- c("Sum Sq" = NA, "Mean Sq" = NA, NumDF = NA, DenDF = NA,
              "F value" = NA, "Pr(>F)" = NA)
   if (!is.matrix(L)) L <- matrix(L, nrow = 1L)
-  if (nrow(L) == 0L) return(empty)
+  if (nrow(L) == 0L || anyNA(L)) return(empty)
   sigma2 <- parts$sigma^2
   ftable <- function(f_unscaled, ndf, ddf, scale = 1) {
     ms <- f_unscaled * sigma2

@@ -10,7 +10,10 @@
 #' For an `"lmm"` fit, by default the F test of each fixed-effects term that
 #' can be dropped (no other term contains it) as lmerTest's `drop1()`
 #' computes it: the hypothesis that the term's coefficients are zero, with
-#' Satterthwaite's or Kenward-Roger's denominator degrees of freedom. With
+#' Satterthwaite's or Kenward-Roger's denominator degrees of freedom (for a
+#' model whose fixed-effects matrix lost columns, rank deficient, as lmerTest
+#' tests it: the part of the model's column space that the model without the
+#' term does not span). With
 #' `test` given (`"none"` or `"Chisq"`), or `ddf = "lme4"`, and always for a
 #' `"glmm"` fit, lme4's `drop1()`: each term is dropped in turn, the model
 #' refitted ([stats::update()], evaluated in the environment of the model
@@ -80,11 +83,6 @@ drop1.glmm <- function(object, scope, test = c("none", "Chisq", "user"), k = 2,
 # hypothesis, as lmerTest).
 drop1_f_tests <- function(object, scope, ddf) {
   X <- object$X
-  if (length(attr(X, "col.dropped"))) {
-    stop("drop1(): the F tests of a model whose fixed-effects matrix lost ",
-         "columns (rank deficient) are not available; use test = \"Chisq\"",
-         call. = FALSE)
-  }
   tt <- terms.mixedrs_fit(object)
   droppable <- stats::drop.scope(tt)
   if (missing(scope)) {
@@ -99,7 +97,9 @@ drop1_f_tests <- function(object, scope, ddf) {
          call. = FALSE)
   }
   labels <- attr(tt, "term.labels")
-  Llist <- if (ncol(X) <= 1L || length(labels) <= 1L) {
+  Llist <- if (length(attr(X, "col.dropped"))) {
+    rank_deficient_deletions(object, tt, scope)
+  } else if (ncol(X) <= 1L || length(labels) <= 1L) {
     contrasts_type1(object)
   } else {
     tc <- term_columns(object)
@@ -127,6 +127,26 @@ drop1_f_tests <- function(object, scope, ddf) {
   attr(tab, "ddf") <- ddf
   class(tab) <- c("anova", "data.frame")
   tab
+}
+
+# The hypotheses of dropping each term in `scope` from a model whose
+# fixed-effects matrix X lost columns (rank deficient), as lmerTest forms
+# them: X beta lies in the column space of the model matrix without the term
+# (X0: the full model matrix without the term's columns, the other terms
+# coded as before since none contains it), i.e. L beta = 0 with L's rows an
+# orthonormal basis of the part of X's column space orthogonal to X0's,
+# mapped by X'. A term whose columns were all aliased has no hypothesis (NA).
+rank_deficient_deletions <- function(object, tt, scope) {
+  X <- object$X
+  tt <- stats::delete.response(tt)
+  full <- model_matrix_of_frame(tt, object$frame, attr(X, "contrasts"))
+  assign <- attr(full, "assign")
+  labels <- attr(tt, "term.labels")
+  stats::setNames(lapply(scope, function(term) {
+    X0 <- full[, assign != match(term, labels), drop = FALSE]
+    if (qr(X0)$rank >= ncol(X)) return(matrix(NA_real_, 1L, ncol(X)))
+    nested_restriction_matrix(X, X0)
+  }), scope)
 }
 
 # lme4's drop1(): each term in `scope` dropped by update() of the call,

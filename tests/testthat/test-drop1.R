@@ -35,6 +35,29 @@ test_that("drop1() of an LMM gives lmerTest's F tests", {
   expect_equal(as.matrix(drop1(fit3)), as.matrix(drop1(ref3)), tolerance = 1e-5)
 })
 
+test_that("drop1() of a rank-deficient LMM (a missing cell) gives lmerTest's F tests", {
+  skip_if_not_installed("lmerTest")
+  skip_if_not_installed("pbkrtest")
+  set.seed(2)
+  d <- expand.grid(A = factor(letters[1:3]), B = factor(c("u", "v")), rep = 1:4, g = factor(1:8))
+  d$x <- stats::runif(nrow(d), 1, 5)
+  d$y <- stats::rnorm(8)[d$g] + as.numeric(d$A) + d$x + stats::rnorm(nrow(d))
+  d <- d[!(d$A == "c" & d$B == "v"), ]
+  for (form in list(y ~ A * B + x + (1 | g), y ~ A:B + x + (1 | g), y ~ A * B * x + (1 | g),
+                    y ~ A + B + A:B:x + (1 | g))) {
+    fit <- suppressMessages(lmm(form, d))
+    expect_gt(length(attr(fit$X, "col.dropped")), 0L)
+    ref <- suppressMessages(eval(bquote(lmerTest_full(.(form), .(d)))))
+    for (ddf in c("Satterthwaite", "Kenward-Roger")) {
+      ours <- drop1(fit, ddf = ddf)
+      theirs <- drop1(ref, ddf = ddf)
+      expect_identical(rownames(ours), rownames(theirs))
+      expect_identical(ours$NumDF, theirs$NumDF)
+      expect_equal(as.matrix(ours), as.matrix(theirs), tolerance = 1e-6)
+    }
+  }
+})
+
 test_that("drop1() with test = \"Chisq\" or ddf = \"lme4\" gives lme4's table", {
   skip_if_not_installed("lme4")
   cake <- lme4::cake
