@@ -165,6 +165,19 @@ is_bar <- function(x) {
 # toep heterogeneous, ar1 homogeneous.
 structure_defaults <- c(us = NA, diag = FALSE, cs = FALSE, ar1 = TRUE, toep = FALSE)
 
+# `f` with the parentheses that stats::update() puts around a structured
+# term (it writes `(cs(0 + t | s))`, as for any call holding a bar) removed.
+unwrap_structured_terms <- function(f) {
+  unwrap <- function(e) {
+    if (!is.call(e)) return(e)
+    if (identical(e[[1L]], as.name("(")) && is_structured(e[[2L]])) return(e[[2L]])
+    as.call(lapply(as.list(e), unwrap))
+  }
+  g <- unwrap(f)
+  attributes(g) <- attributes(f)
+  g
+}
+
 # TRUE when `x` is a structured term such as `cs(x | g)` or
 # `ar1(0 + t | g, hom = FALSE)`: a call to one of the structures whose first
 # argument holds a bar.

@@ -82,7 +82,8 @@ ranova_fits <- function(model, reduce.terms, env) {
   parsed <- parse_lmm_formula(form)
   terms_text <- mapply(random_term_text, parsed$bars, parsed$structures)
   fixed_rhs <- deparse1(parsed$fixed_formula[[3L]])
-  full <- stats::update(form, paste(". ~", paste(c(fixed_rhs, terms_text), collapse = " + ")))
+  full <- unwrap_structured_terms(
+    stats::update(form, paste(". ~", paste(c(fixed_rhs, terms_text), collapse = " + "))))
   environment(full) <- environment(form)
   reduced <- if (reduce.terms) {
     unlist(unname(Map(reduced_term_formulas, terms_text, parsed$bars, parsed$structures,
@@ -123,7 +124,7 @@ random_term_text <- function(bar, structure) {
 
 # `full` without the term written `text`.
 remove_term_formula <- function(text, full) {
-  f <- stats::update(full, paste0("~ . - ", text))
+  f <- unwrap_structured_terms(stats::update(full, paste0("~ . - ", text)))
   environment(f) <- environment(full)
   f
 }
@@ -142,7 +143,8 @@ reduced_term_formulas <- function(text, bar, structure, full) {
   forms <- lapply(scope, function(column) {
     kept <- if (setequal(scope, column)) "1" else
       gsub("~", "", deparse1(stats::update(lhs, paste("~ . -", column))), fixed = TRUE)
-    f <- stats::update(full, paste0("~ . - ", text, " + (", trimws(kept), " | ", group, ")"))
+    f <- unwrap_structured_terms(
+      stats::update(full, paste0("~ . - ", text, " + (", trimws(kept), " | ", group, ")")))
     environment(f) <- environment(full)
     f
   })

@@ -155,9 +155,13 @@ eliminate_fixed <- function(model, ddf, alpha, keep, env) {
     term <- consider[which.max(p)]
     eliminated <- rbind(eliminated, tests[term, , drop = FALSE])
     form <- stats::formula(model)
-    reduced <- stats::update(form, paste0("~ . - (", term, ")"))
+    reduced <- unwrap_structured_terms(stats::update(form, paste0("~ . - (", term, ")")))
     environment(reduced) <- environment(form)
-    model <- update_in(model, env, formula. = reduced)
+    # (the call's formula replaced: update() would rewrite it through
+    # update.formula(), which puts a structured term in parentheses)
+    call <- stats::getCall(model)
+    call$formula <- reduced
+    model <- eval(call, env)
     if (stats::nobs(model) != n) {
       stop("number of rows in use has changed: remove missing values? (the model without ",
            sQuote(term, FALSE), " used ", stats::nobs(model), " rows, the model ", n, ")",

@@ -83,6 +83,21 @@ test_that("step() goes on with lm() once every random-effects term is eliminated
   }
 })
 
+test_that("step() keeps a structured term as written and removes it whole", {
+  set.seed(11)
+  d <- expand.grid(t = factor(1:4), s = factor(1:15))
+  d$x <- stats::rnorm(nrow(d))
+  d$z <- stats::rnorm(nrow(d))
+  d$y <- 1 + 0.5 * d$x + stats::rnorm(15)[d$s] + stats::rnorm(nrow(d))
+  ours <- suppressMessages(step(lmm(y ~ x + z + cs(0 + t | s) + (1 | t), d)))
+  expect_identical(rownames(ours$random), c("<none>", "(1 | t)", "cs(0 + t | s)"))
+  expect_identical(rownames(ours$fixed), c("z", "x"))
+  # (stats::update() would write the term as (cs(0 + t | s)))
+  expect_identical(deparse1(formula(get_model(ours))), "y ~ x + cs(0 + t | s)")
+  expect_identical(deparse1(attr(ranova(lmm(y ~ x + cs(0 + t | s) + (1 | t), d)), "formulae")[[2]]),
+                   "y ~ x + cs(0 + t | s)")
+})
+
 test_that("step() refits in the caller's frame, and other models go to stats::step()", {
   local_fit <- function() {
     local_data <- sleep
