@@ -58,6 +58,25 @@ test_that("drop1() of a rank-deficient LMM (a missing cell) gives lmerTest's F t
   }
 })
 
+test_that("drop1() of a model with an aliased term: lmerTest's NA row, lme4's NA p-value", {
+  skip_if_not_installed("lmerTest")
+  cake <- lme4::cake
+  form <- angle ~ recipe + temp + temperature + (1 | recipe:replicate)
+  fit <- suppressMessages(lmm(form, cake))
+  ref <- suppressMessages(lmerTest_full(form, cake))
+  ours <- drop1(fit)
+  theirs <- drop1(ref)
+  expect_identical(rownames(ours), rownames(theirs))
+  expect_true(all(is.na(ours["temp", ])))
+  expect_equal(as.matrix(ours), as.matrix(theirs), tolerance = 1e-6)
+  ours <- suppressMessages(drop1(fit, test = "Chisq"))
+  theirs <- suppressMessages(lme4:::drop1.merMod(lmer_full(form, cake), test = "Chisq"))
+  expect_identical(ours$npar, theirs$npar)
+  expect_identical(ours$npar[rownames(ours) == "temp"], 0)
+  expect_identical(is.na(ours$`Pr(Chi)`), is.na(theirs$`Pr(Chi)`))
+  expect_equal(ours$LRT, theirs$LRT, tolerance = 1e-6)
+})
+
 test_that("drop1() with test = \"Chisq\" or ddf = \"lme4\" gives lme4's table", {
   skip_if_not_installed("lme4")
   cake <- lme4::cake
