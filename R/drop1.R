@@ -185,8 +185,7 @@ drop1_refits <- function(object, scope, test, k, trace, sumFun, scale, ...) {
                 dimnames = list(c("<none>", scope), names(ss)))
   ans[1L, ] <- ss
   n0 <- stats::nobs(object)
-  env <- environment(mer_formula(object))
-  if (is.null(env)) env <- parent.frame(2L)
+  env <- parent.frame(2L)
   for (i in seq_along(scope)) {
     term <- scope[i]
     if (trace > 1) {
@@ -194,7 +193,7 @@ drop1_refits <- function(object, scope, test, k, trace, sumFun, scale, ...) {
       utils::flush.console()
     }
     cl <- stats::update(object, stats::as.formula(paste("~ . -", term)), evaluate = FALSE)
-    nfit <- eval(cl, envir = env)
+    nfit <- eval_model_call(cl, object, env)
     ans[i + 1L, ] <- if (test == "user") sumFun(object, nfit, scale = scale, k = k, ...)
                      else sumFun(nfit, scale = scale, k = k, ...)
     if (stats::nobs(nfit) != n0) {

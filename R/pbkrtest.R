@@ -227,7 +227,9 @@ check_no_details <- function(details, caller) {
 
 # update(fit, ...) evaluated in `env` (the caller of the pbkrtest function,
 # where the fit's data are found).
-update_in <- function(fit, env, ...) eval(stats::update(fit, ..., evaluate = FALSE), env)
+update_in <- function(fit, env, ...) {
+  eval_model_call(stats::update(fit, ..., evaluate = FALSE), fit, env)
+}
 
 # The restriction matrix L of the large model for the small one: L beta = 0
 # exactly when X beta lies in the span of X_small. Its rows are an

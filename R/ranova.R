@@ -162,7 +162,7 @@ ranova_refit <- function(f, model, env) {
     cl[[1L]] <- quote(stats::lm)
     cl$formula <- f
   }
-  eval(cl, env)
+  eval_model_call(cl, model, env)
 }
 
 # npar and the log-likelihood (REML when `reml`) of a fit.

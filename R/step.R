@@ -161,7 +161,7 @@ eliminate_fixed <- function(model, ddf, alpha, keep, env) {
     # update.formula(), which puts a structured term in parentheses)
     call <- stats::getCall(model)
     call$formula <- reduced
-    model <- eval(call, env)
+    model <- eval_model_call(call, model, env)
     if (stats::nobs(model) != n) {
       stop("number of rows in use has changed: remove missing values? (the model without ",
            sQuote(term, FALSE), " used ", stats::nobs(model), " rows, the model ", n, ")",

@@ -489,15 +489,27 @@ sums_contrasts_type3 <- function(fit, tc) {
 #' @param object A fitted model. For a fit from sums, `update()` takes only
 #'   `REML` (refitting from the sums); any other change is an error, since
 #'   the call cannot be evaluated on the rows. Other fits are updated as by
-#'   [stats::update()].
+#'   [stats::update()], the new call evaluated in the caller's frame or, if
+#'   that fails, where the model's formula was written (a model fitted
+#'   inside a function), as lme4's `update()` looks there too.
 #' @param ... For `update()`: the arguments to change.
+#' @param evaluate For `update()`: `FALSE` returns the new call instead.
 #' @importFrom stats update
 #' @method update mixedrs_fit
 #' @export
-update.mixedrs_fit <- function(object, ...) {
+update.mixedrs_fit <- function(object, ..., evaluate = TRUE) {
   # An lmm() call on a database table queries it again.
   if (!is_sums_fit(object) || !is.null(object$call$data)) {
-    return(NextMethod())
+    # the new call as stats::update() writes it (the arguments as written)
+    call <- match.call()
+    call[[1L]] <- utils::getS3method("update", "default")
+    call$object <- object
+    call$evaluate <- FALSE
+    call <- eval(call, parent.frame())
+    if (!evaluate) return(call)
+    # evaluated in the caller's frame, or where the model's formula was
+    # written (a model fitted inside a function), as lme4's update() does
+    return(eval_model_call(call, object, parent.frame(), same_data = FALSE))
   }
   args <- list(...)
   if (length(args) != 1L || !identical(names(args), "REML") || !is.logical(args$REML)) {
