@@ -84,17 +84,7 @@ contest <- function(model, L, rhs = 0, joint = TRUE, collect = TRUE, confint = T
   }
   parts <- ddf_parts(model, ddf)
   res <- lapply(contrasts, function(l) {
-    if (joint) {
-      if (!length(rhs) %in% c(1L, nrow(l))) {
-        stop("contest(): 'rhs' must be one number or one per row of the contrast (",
-             nrow(l), ")", call. = FALSE)
-      }
-      shifted <- parts
-      shifted$beta <- parts$beta - shift_to_rhs(l, rep_len(as.double(rhs), nrow(l)))
-      out <- as.data.frame(as.list(contrast_md(shifted, l)), check.names = FALSE)
-      out$NumDF <- as.integer(out$NumDF)
-      return(out)
-    }
+    if (joint) return(joint_contrast_test(parts, l, rhs))
     if (length(rhs) != 1L) {
       stop("contest(): with joint = FALSE 'rhs' must be one number (every row is tested ",
            "against it), not ", length(rhs), call. = FALSE)
@@ -105,6 +95,62 @@ contest <- function(model, L, rhs = 0, joint = TRUE, collect = TRUE, confint = T
     do.call(rbind, rows)
   })
   if (collect) do.call(rbind, res) else res
+}
+
+# One row of contest(joint = TRUE): the F test of L beta = rhs (eps: the
+# relative size below which an eigenvalue of L V L' counts as zero).
+joint_contrast_test <- function(parts, L, rhs, eps = sqrt(.Machine$double.eps)) {
+  if (!length(rhs) %in% c(1L, nrow(L))) {
+    stop("contest(): 'rhs' must be one number or one per row of the contrast (",
+         nrow(L), ")", call. = FALSE)
+  }
+  shifted <- parts
+  shifted$beta <- parts$beta - shift_to_rhs(L, rep_len(as.double(rhs), nrow(L)))
+  out <- as.data.frame(as.list(contrast_md(shifted, L, eps)), check.names = FALSE)
+  out$NumDF <- as.integer(out$NumDF)
+  out
+}
+
+#' @rdname contest
+#' @param eps For `contestMD()`: eigenvalues of `L V L'` below `eps` times
+#'   the largest count as zero (the rank of the test).
+#' @details `contest1D()` and `contestMD()` are lmerTest's tests of one
+#'   contrast (`contest(joint = FALSE)` of a vector `L`, without confidence
+#'   limits by default) and of all rows of `L` at once (`contest(joint =
+#'   TRUE)`).
+#' @export
+contest1D <- function(model, L, rhs = 0, ddf = c("Satterthwaite", "Kenward-Roger"),
+                      confint = FALSE, level = 0.95, ...) {
+  if (is_lmerTest_model(model)) return(call_lmerTest(match.call(), "contest1D", parent.frame()))
+  if (is.matrix(L)) {
+    if (nrow(L) != 1L) {
+      stop("contest1D(): 'L' must be one contrast (a vector or a one-row matrix), not ",
+           nrow(L), " rows; use contestMD() or contest()", call. = FALSE)
+    }
+    L <- drop(L)
+  }
+  out <- contest(model, L, rhs = rhs, joint = FALSE, confint = confint, level = level,
+                 ddf = ddf, ...)
+  rownames(out) <- NULL
+  out
+}
+
+#' @rdname contest
+#' @export
+contestMD <- function(model, L, rhs = 0, ddf = c("Satterthwaite", "Kenward-Roger"),
+                      eps = sqrt(.Machine$double.eps), ...) {
+  if (is_lmerTest_model(model)) return(call_lmerTest(match.call(), "contestMD", parent.frame()))
+  if (!is.numeric(eps) || length(eps) != 1L || is.na(eps) || eps < 0 || eps >= 1) {
+    stop("contestMD(): 'eps' must be a number in [0, 1), not ", deparse1(eps), call. = FALSE)
+  }
+  # contest()'s checks of the model, L, rhs and ddf
+  out <- contest(model, L, rhs = rhs, joint = TRUE, ddf = ddf, ...)
+  if (eps != sqrt(.Machine$double.eps)) {
+    out <- joint_contrast_test(ddf_parts(model, match.arg(ddf)),
+                               contrast_matrix(L, length(model$beta), names(model$beta)), rhs, eps)
+  }
+  rownames(out) <- NULL
+  out
 }
 
 # One row of contest(joint = FALSE): the t test of l'beta = rhs, with the

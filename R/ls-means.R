@@ -35,7 +35,10 @@
 #' @param ... Not used; an argument given here is an error.
 #' @return A data frame of class `"ls_means"`, one row per level or pair,
 #'   with columns `Estimate`, `Std. Error`, `df`, `t value`, `lower`, `upper`
-#'   and `Pr(>|t|)`, and the contrast matrices in attribute `"hypotheses"`.
+#'   and `Pr(>|t|)` (NA where the mean or difference is not estimable in a
+#'   rank-deficient model), and the contrast matrices, on all the columns of
+#'   the model matrix including those dropped as aliased, in attribute
+#'   `"hypotheses"` ([show_tests()]).
 #'   `as.data.frame()` adds the columns `term` and `levels`.
 #' @seealso [contest()] for other contrasts, [step()].
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
@@ -102,6 +105,8 @@ ls_means.lmm <- function(model, which = NULL, level = 0.95,
   means <- if (length(hypotheses)) {
     parts <- ddf_parts(model, ddf)
     do.call(rbind, lapply(hypotheses, function(L) {
+      # (a difference of two means that are not estimable may be)
+      L <- estimable_contrasts(model, L)
       rows <- lapply(seq_len(nrow(L)), function(i) {
         if (anyNA(L[i, ])) {
           return(as.data.frame(as.list(stats::setNames(rep(NA_real_, 7L), columns)),
@@ -123,8 +128,8 @@ ls_means.lmm <- function(model, which = NULL, level = 0.95,
 
 # The LS-means contrasts of the factor terms in `which` (default: all), or
 # with `pairwise` their pairwise differences, one matrix per term with a row
-# per level (combination) or pair and a column per coefficient of the fit;
-# rows not estimable are NA (a difference of two means that are not may be).
+# per level (combination) or pair and a column per column of the full model
+# matrix (aliased columns included), as lmerTest's show_tests() shows them.
 ls_means_contrasts <- function(model, which, pairwise) {
   tt <- stats::delete.response(stats::terms(model))
   frame <- model$frame
@@ -158,11 +163,7 @@ ls_means_contrasts <- function(model, which, pairwise) {
       rep(mean(x), nrow(grid))
     }
   }
-  contrasts <- attr(model$X, "contrasts")
-  grid_X <- model_matrix_of_frame(tt, grid, contrasts)
-  full_X <- model_matrix_of_frame(tt, frame, contrasts)
-  null_space <- right_null_space(full_X)
-  kept <- colnames(model$X)
+  grid_X <- model_matrix_of_frame(tt, grid, attr(model$X, "contrasts"))
   grid_keys <- lapply(grid[variables[is_factor]], as.character)
   stats::setNames(lapply(which, function(term) {
     # the term's level combinations, the first variable varying fastest,
@@ -174,11 +175,20 @@ ls_means_contrasts <- function(model, which, pairwise) {
     colnames(indicator) <- do.call(paste, c(unname(Map(paste0, in_term, combos)), sep = ":"))
     L <- t(indicator) %*% grid_X / colSums(indicator)
     if (pairwise) L <- pairwise_differences(L)
-    if (ncol(null_space)) L[rowSums(abs(L %*% null_space)) >= sqrt(.Machine$double.eps), ] <- NA
-    L <- L[, kept, drop = FALSE]
     attr(L, "assign") <- attr(L, "contrasts") <- NULL
     L
   }), which)
+}
+
+# The contrasts as tested: the columns of the fit's coefficients only, and
+# NA where a contrast is not estimable (not orthogonal to the null space of
+# the full model matrix, which holds the columns dropped as aliased).
+estimable_contrasts <- function(model, L) {
+  tt <- stats::delete.response(stats::terms(model))
+  full_X <- model_matrix_of_frame(tt, model$frame, attr(model$X, "contrasts"))
+  null_space <- right_null_space(full_X)
+  if (ncol(null_space)) L[rowSums(abs(L %*% null_space)) >= sqrt(.Machine$double.eps), ] <- NA
+  L[, colnames(model$X), drop = FALSE]
 }
 
 # The model matrix of terms `tt` over `frame`, whose columns are the

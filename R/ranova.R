@@ -72,6 +72,15 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
   ranova_fits(model, reduce.terms, parent.frame())$table
 }
 
+#' @rdname ranova
+#' @details `rand()` is lmerTest's older name of `ranova()`.
+#' @export
+rand <- function(model, reduce.terms = TRUE, ...) {
+  call <- match.call()
+  call[[1L]] <- ranova
+  eval(call, parent.frame())
+}
+
 # ranova()'s table of an lmm() fit and the reduced models' fits (lmm() or
 # lm()), refitted in `env` (the frame of the user's call, where the model's
 # data can be found).

@@ -67,3 +67,27 @@ test_that("contest() warns that confidence settings have no use for the joint F 
   expect_warning(contest(fit, diag(2), confint = FALSE), "were not used")
   expect_no_warning(contest(fit, diag(2), joint = FALSE, level = 0.9))
 })
+
+test_that("contest1D() and contestMD() are lmerTest's tests of one contrast and of several", {
+  d <- contest_data()
+  fit <- lmm(Reaction ~ Days * f + (Days | Subject), d)
+  ref <- lmerTest_full(Reaction ~ Days * f + (Days | Subject), d)
+  for (ddf in c("Satterthwaite", "Kenward-Roger")) {
+    expect_equal(contest1D(fit, c(0, 1, 0, 0, 0, 0), ddf = ddf),
+                 lmerTest::contest1D(ref, c(0, 1, 0, 0, 0, 0), ddf = ddf), tolerance = 1e-5)
+    expect_equal(contest1D(fit, matrix(c(0, 1, 0, 1, 0, 0), 1), rhs = 2, confint = TRUE, level = 0.9,
+                           ddf = ddf),
+                 lmerTest::contest1D(ref, matrix(c(0, 1, 0, 1, 0, 0), 1), rhs = 2, confint = TRUE,
+                                     level = 0.9, ddf = ddf), tolerance = 1e-5)
+    L <- diag(6)[2:4, ]
+    expect_equal(contestMD(fit, L, rhs = c(1, 0, 0), ddf = ddf),
+                 lmerTest::contestMD(ref, L, rhs = c(1, 0, 0), ddf = ddf), tolerance = 1e-5)
+  }
+  # eps: the eigenvalues of L V L' kept in the test
+  L <- rbind(c(0, 1, 0, 0, 0, 0), c(0, 0, 1e-3, 0, 0, 0))
+  expect_equal(contestMD(fit, L, eps = 0.5), lmerTest::contestMD(ref, L, eps = 0.5),
+               tolerance = 1e-5)
+  expect_identical(contestMD(fit, L, eps = 0.5)$NumDF, 1L)
+  expect_error(contest1D(fit, diag(6)[1:2, ]), "'L' must be one contrast")
+  expect_error(contestMD(fit, L, eps = -1), "'eps' must be a number")
+})

@@ -134,6 +134,8 @@ check("lsmeansLT", identical(lsmeansLT(fit, which = "f"), mixedrs::ls_means(fit,
 check("difflsmeans", identical(difflsmeans(fit), mixedrs::difflsmeans(fit)))
 check("contest", identical(contest(fit, c(0, 1, 0), joint = FALSE),
                            mixedrs::contest(fit, c(0, 1, 0), joint = FALSE)))
+check("contest1D", identical(contest1D(fit, c(0, 1, 0)), mixedrs::contest1D(fit, c(0, 1, 0))))
+check("contestMD", identical(contestMD(fit, diag(3)), mixedrs::contestMD(fit, diag(3))))
 check("glmm errors", grepl("glmm", tryCatch(ls_means(gfit), error = conditionMessage)) &&
                      grepl("glmm", tryCatch(step(gfit), error = conditionMessage)))
 check("lmerTest step", identical(step(ref)$fixed, lmerTest::step(ref)$fixed))
@@ -143,7 +145,8 @@ check("lmerTest contest", identical(contest(ref, c(0, 1, 0)), lmerTest::contest(
 
 test_that("lmerTest attached before or after mixedrs: its functions' names work on both kinds of fit", {
   skip_if_not_installed("lmerTest")
-  expected <- c("step", "ls_means", "lsmeansLT", "difflsmeans", "contest", "glmm errors",
+  expected <- c("step", "ls_means", "lsmeansLT", "difflsmeans", "contest", "contest1D",
+                "contestMD", "glmm errors",
                 "lmerTest step", "lmerTest ls_means", "lmerTest contest")
   for (order in c("library(mixedrs); library(lmerTest)", "library(lmerTest); library(mixedrs)")) {
     out <- run_fresh_r(c(paste0("suppressPackageStartupMessages({", order, "})"),

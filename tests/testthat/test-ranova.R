@@ -91,3 +91,9 @@ test_that("ranova() of an lme4 fit is lmerTest's", {
   expect_identical(ranova(lme4_fit, reduce.terms = FALSE),
                    lmerTest::ranova(lme4_fit, reduce.terms = FALSE))
 })
+
+test_that("rand() is ranova() under lmerTest's older name", {
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleep)
+  ref <- suppressMessages(lmerTest_full(Reaction ~ Days + (Days | Subject), sleep))
+  expect_same_ranova(rand(fit, reduce.terms = FALSE), lmerTest::rand(ref, reduce.terms = FALSE))
+})
