@@ -79,7 +79,8 @@ anova.lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),
     }
     return(anova_single_lme4(object))
   }
-  L_list <- switch(type, III = contrasts_type3(object), II = contrasts_type2(object),
+  L_list <- switch(type, III = contrasts_type3(object, report_missing_cells = TRUE),
+                   II = contrasts_type2(object),
                    I = contrasts_type1(object))
   parts <- ddf_parts(object, ddf)
   rows <- lapply(L_list, function(L) contrast_md(parts, L))
@@ -204,7 +205,9 @@ unit_lower_factor <- function(A, eps = 1e-6) {
 # containing it (higher-order terms with the same numeric variables) are
 # projected out, higher-order terms first. Models coded with other than
 # treatment contrasts are analysed in treatment coding and mapped back.
-contrasts_type3 <- function(fit) {
+# With `report_missing_cells`, a message names the cells (columns of the
+# over-parameterized design) without observations, as lmerTest's does.
+contrasts_type3 <- function(fit, report_missing_cells = FALSE) {
   tc <- term_columns(fit)
   if (is_sums_fit(fit)) return(sums_contrasts_type3(fit, tc))
   Xorig <- fit$X
@@ -218,6 +221,11 @@ contrasts_type3 <- function(fit) {
     stats::model.matrix(stats::as.formula(paste("~ 0 +", lab)), data = frame)
   })
   rdX <- do.call(cbind, rd)
+  empty <- colnames(rdX)[colSums(abs(rdX)) == 0]
+  if (report_missing_cells && length(empty)) {
+    message("Missing cells for: ", paste(empty, collapse = ", "), ".  \n",
+            "Interpret type III hypotheses with care.")
+  }
   if (attr(tc$terms, "intercept") != 0) {
     rdX <- cbind("(Intercept)" = 1, rdX)
   }

@@ -29,3 +29,18 @@ test_that("show_tests() gives lmerTest's matrices for anova(), drop1() and ls_me
   expect_error(show_tests(data.frame()), "has no \"hypotheses\" attribute")
   expect_error(show_tests(ls_means(fit), fractions = NA), "'fractions' must be TRUE or FALSE")
 })
+
+test_that("anova() type III says which cells are missing, as lmerTest does", {
+  cake <- lme4::cake
+  cake3 <- cake[!(cake$recipe == "C" & cake$temperature == "225"), ]
+  form <- angle ~ recipe * temperature + (1 | recipe:replicate)
+  fit <- suppressMessages(lmm(form, cake3))
+  ref <- suppressMessages(eval(bquote(lmerTest_full(.(form), .(cake3)))))
+  ours <- tryCatch(anova(fit), message = conditionMessage)
+  theirs <- tryCatch(anova(ref), message = conditionMessage)
+  expect_identical(ours, theirs)
+  expect_match(ours, "Missing cells for: recipeC:temperature225")
+  # none for the full data, nor for type II
+  expect_silent(anova(lmm(form, cake)))
+  expect_silent(anova(fit, type = 2))
+})
