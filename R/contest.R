@@ -82,6 +82,15 @@ contest <- function(model, L, rhs = 0, joint = TRUE, collect = TRUE, confint = T
   if (!is.numeric(rhs) || anyNA(rhs)) {
     stop("contest(): 'rhs' must be numeric, not ", deparse1(rhs), call. = FALSE)
   }
+  if (p == 0L) {
+    # a model without fixed effects: nothing to test (lmerTest's empty tables)
+    columns <- if (joint) c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)") else
+      c("Estimate", "Std. Error", "df", "t value", if (confint) c("lower", "upper"), "Pr(>|t|)")
+    empty <- as.data.frame(matrix(numeric(0), 0L, length(columns),
+                                  dimnames = list(NULL, columns)), check.names = FALSE)
+    res <- lapply(contrasts, function(l) empty)
+    return(if (collect) do.call(rbind, res) else res)
+  }
   parts <- ddf_parts(model, ddf)
   res <- lapply(contrasts, function(l) {
     if (joint) return(joint_contrast_test(parts, l, rhs))

@@ -176,7 +176,13 @@ ranova_refit <- function(f, model, env) {
 
 # npar and the log-likelihood (REML when `reml`) of a fit.
 ranova_loglik <- function(fit, reml) {
-  ll <- if (inherits(fit, "lm")) stats::logLik(fit, REML = reml) else stats::logLik(fit)
+  # (an lm() fit without coefficients: its REML log-likelihood is the ML one,
+  # which stats::logLik() gives where it gives NA for REML)
+  ll <- if (inherits(fit, "lm")) {
+    stats::logLik(fit, REML = reml && length(stats::coef(fit)) > 0L)
+  } else {
+    stats::logLik(fit)
+  }
   data.frame(npar = attr(ll, "df"), logLik = as.numeric(ll))
 }
 

@@ -91,3 +91,12 @@ test_that("contest1D() and contestMD() are lmerTest's tests of one contrast and 
   expect_error(contest1D(fit, diag(6)[1:2, ]), "'L' must be one contrast")
   expect_error(contestMD(fit, L, eps = -1), "'eps' must be a number")
 })
+
+test_that("contest() of a model without fixed effects gives lmerTest's empty tables", {
+  m0 <- lmm(Reaction ~ 0 + (1 | Subject) + (0 + Days | Subject), lme4::sleepstudy)
+  ref <- lmerTest_full(Reaction ~ 0 + (1 | Subject) + (0 + Days | Subject), lme4::sleepstudy)
+  expect_identical(contest(m0, numeric(0)), lmerTest::contest(ref, numeric(0)))
+  expect_identical(contestMD(m0, numeric(0)), lmerTest::contestMD(ref, numeric(0)))
+  expect_identical(contest1D(m0, numeric(0)), lmerTest::contest1D(ref, numeric(0)))
+  expect_identical(nrow(contest(m0, numeric(0), joint = FALSE)), 0L)
+})

@@ -97,3 +97,10 @@ test_that("rand() is ranova() under lmerTest's older name", {
   ref <- suppressMessages(lmerTest_full(Reaction ~ Days + (Days | Subject), sleep))
   expect_same_ranova(rand(fit, reduce.terms = FALSE), lmerTest::rand(ref, reduce.terms = FALSE))
 })
+
+test_that("ranova() of a model without fixed effects: the reduced lm() has none either", {
+  fit <- lmm(Reaction ~ -1 + (1 | Subject), sleep)
+  ref <- suppressMessages(lmerTest_full(Reaction ~ -1 + (1 | Subject), sleep))
+  expect_same_ranova(ranova(fit), lmerTest::ranova(ref))
+  expect_false(anyNA(ranova(fit)$logLik))
+})
