@@ -45,6 +45,9 @@ devfun_closure <- function(engine, deviance_at, arg, bounds, extra) {
     if (!is.numeric(x)) stop("'", arg, "' must be numeric", call. = FALSE)
     deviance_at(engine, as.double(x))
   }
+  # the argument named as lme4 names it (devfun(theta = ...) works)
+  body(devfun) <- do.call(substitute, list(body(devfun), stats::setNames(list(as.name(arg)), "x")))
+  formals(devfun) <- stats::setNames(formals(devfun), arg)
   environment(devfun) <- env
   devfun
 }
@@ -226,5 +229,6 @@ make_glmm_devfun <- function(inputs, family, nAGQ, control) {
     bounds$lower <- c(bounds$lower, rep(-Inf, p))
     bounds$upper <- c(bounds$upper, rep(Inf, p))
   }
-  devfun_closure(engine, glmm_devfun_eval_rs, "pars", bounds, list(nAGQ = nAGQ))
+  devfun_closure(engine, glmm_devfun_eval_rs, if (nAGQ > 0L) "pars" else "theta", bounds,
+                 list(nAGQ = nAGQ))
 }

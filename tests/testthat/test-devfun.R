@@ -14,6 +14,9 @@ test_that("the REML and ML deviance functions equal lme4's at several theta", {
       expect_equal(ours(th), ref(th), tolerance = 1e-10)
     }
     expect_identical(environment(ours)$lower, environment(ref)$lower)
+    # the argument named as lmer names it: devfun(theta = ) works
+    expect_identical(names(formals(ours)), names(formals(ref)))
+    expect_equal(ours(theta = thetas[[2]]), ref(theta = thetas[[2]]), tolerance = 1e-10)
   }
   # crossed terms, weights and an offset
   d <- sleepstudy
@@ -60,6 +63,8 @@ test_that("glmm(devFunOnly = TRUE) equals glmer's for nAGQ = 0, 1 and 5", {
       expect_equal(ours(p), ref(p), tolerance = 1e-9)
     }
     expect_length(environment(ours)$lower, if (q == 0L) 1L else 5L)
+    # the argument named as glmer names it
+    expect_identical(names(formals(ours)), names(formals(ref)))
   }
   ours <- glmm(f, cbpp, family = binomial, devFunOnly = TRUE)
   expect_error(ours(1), "takes 5 parameters \\(1 covariance parameters and 4 fixed effects\\), not 1")
