@@ -51,7 +51,9 @@
 #'   boundary (on small models again from its standard deviations as they
 #'   are, where the first restart raised a small one, and from its covariance
 #'   lifted off the face, where another face is within reach), and one where a residual
-#'   standard deviation tends to 0 is followed along its ray. So a fit never ends worse than the one from lme4's start on
+#'   standard deviation tends to 0 is restarted nearer in along the same direction (when a
+#'   random effect's sd is over 100 times the residual's, where the optimizer can no longer
+#'   turn that direction) and followed along its ray. So a fit never ends worse than the one from lme4's start on
 #'   small models, and on larger ones wherever the boundary is near.
 #'   `optinfo$starts` counts the runs. From a given (or lme4's) start the
 #'   first trust-region radius is `min(rhobeg, 0.2 * max(start))`, as lme4's

@@ -108,3 +108,37 @@ test_that("a singular factor-slope term also restarts from its standard deviatio
   expect_equal(unname(getME(fit, "theta")), unname(getME(ref, "theta")), tolerance = 1e-4)
   expect_equal(fit$optinfo$starts, 5L)
 })
+
+test_that("an optimum far out towards sigma -> 0 restarts nearer in and turns to lme4's direction", {
+  # 28 rows, 24 levels of g:h within 8 of g: the two intercept terms absorb
+  # the residual, and the criterion depends, out there, almost only on the
+  # ratio of their sds. From the moment start BOBYQA ran out to relative sds
+  # of (115765, 64782), whose ratio gives a REML criterion 1.29 above the
+  # (1, 1) direction lme4 ends on (logLik 0.647 below); there it cannot turn
+  # (a turn takes steps as large as the parameters) and stopped with a
+  # gradient warning.
+  set.seed(166)
+  ng <- sample(6:20, 1)
+  n <- ng * sample(4:10, 1)
+  d <- data.frame(g = factor(sample(ng, n, TRUE)), h = factor(sample(sample(3:8, 1), n, TRUE)),
+                  x = stats::rnorm(n), f = factor(sample(c("a", "b", "c"), n, TRUE)),
+                  e = factor(sample(c("u", "v"), n, TRUE)), z = stats::runif(n))
+  b0 <- stats::rnorm(ng) * stats::runif(1, 0, 1.5)
+  b1 <- stats::rnorm(ng) * stats::runif(1, 0, 1)
+  bh <- stats::rnorm(nlevels(d$h)) * stats::runif(1, 0, 1)
+  d$y <- 1 + stats::runif(1, 0, 0.5) * d$x + stats::runif(1, 0, 1) * (d$f == "b") -
+    stats::runif(1, 0, 0.6) * (d$e == "v") * (d$f == "c") + b0[d$g] + b1[d$g] * d$x + bh[d$h] +
+    stats::rnorm(n, sd = stats::runif(1, 0.3, 2))
+  d <- d[!(d$f == "c" & d$e == "v"), ]
+  expect_identical(nrow(d), 28L)
+  form <- y ~ f * z + e + (1 | g:h) + (1 | g)
+  fit <- suppressMessages(lmm(form, d))
+  expect_length(fit$optinfo$conv$lme4$messages, 0L)
+  ref <- lmer_full_quiet(form, d)
+  ref_default <- suppressMessages(suppressWarnings(lme4::lmer(form, d)))
+  expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref)) - 1e-7)
+  expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref_default)) - 1e-7)
+  # the direction of the two sds is lme4's
+  theta <- getME(fit, "theta")
+  expect_equal(theta[[1]] / theta[[2]], 1, tolerance = 0.05)
+})

@@ -261,6 +261,15 @@ impl<'a> LinearMixedModel<'a> {
                 }
             }
         }
+        // An optimum far out towards σ → 0: restart nearer in along the same direction, from
+        // where the optimizer can still turn it (`residual_limit_restart`); the ray below then
+        // follows the better end outwards.
+        if let Some(restart) = start::residual_limit_restart(&self.re, &summary.theta) {
+            let mut re_opts = opts.clone();
+            re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
+            let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
+            summary = keep_better(summary, other);
+        }
         // A residual standard deviation tending to 0 (see `residual_limit_ray`): continue along
         // the ray the optimizer stopped on. The convergence checks (gradient, Hessian) stay
         // those of the optimizer's point: along the ray the criterion only falls, and out there

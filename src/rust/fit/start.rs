@@ -461,6 +461,27 @@ pub fn singular_inflated_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f6
     })
 }
 
+/// Largest relative standard deviation of an optimum from which [`residual_limit_restart`] gives
+/// a restart: the optimizer has driven the residual sd below a hundredth of a random effect's.
+pub const RESIDUAL_LIMIT_RESTART_SD: f64 = 100.0;
+
+/// Largest relative standard deviation of the point [`residual_limit_restart`] restarts from.
+pub const RESIDUAL_LIMIT_RESTART_TO: f64 = 10.0;
+
+/// The restart of an optimum far out towards σ → 0 (largest relative sd at least
+/// [`RESIDUAL_LIMIT_RESTART_SD`]): the same covariance parameters scaled down, all variances
+/// alike, to a largest relative sd of [`RESIDUAL_LIMIT_RESTART_TO`]. Out there the criterion
+/// depends almost only on the direction of the parameters, which the optimizer can no longer
+/// turn (a change of direction takes steps as large as the parameters); it can from nearer in.
+/// `None` below the trigger.
+pub fn residual_limit_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> {
+    let largest = re.largest_sd(par);
+    if !largest.is_finite() || largest < RESIDUAL_LIMIT_RESTART_SD {
+        return None;
+    }
+    Some(re.scaled_par(par, RESIDUAL_LIMIT_RESTART_TO / largest))
+}
+
 /// `par` with each term's parameters replaced by `restart` of them where it gives some; `None`
 /// when it gives none.
 fn restart_terms(
@@ -485,7 +506,34 @@ const SINGULAR_TOL: f64 = 1e-4;
 
 #[cfg(test)]
 mod tests {
-    use super::lme4_dispersion_ratio;
+    use super::{
+        lme4_dispersion_ratio, residual_limit_restart, RESIDUAL_LIMIT_RESTART_SD,
+        RESIDUAL_LIMIT_RESTART_TO,
+    };
+    use crate::spec::{ModelSpec, RandomTerm};
+    use crate::terms::ReStructure;
+
+    #[test]
+    fn residual_limit_restart_scales_far_optima_back_along_their_direction() {
+        let n = 24;
+        let y: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).sin()).collect();
+        let ones = vec![1.0; n];
+        let g: Vec<i32> = (0..n).map(|i| (i % 6) as i32 + 1).collect();
+        let h: Vec<i32> = (0..n).map(|i| (i % 4) as i32 + 1).collect();
+        let terms = vec![
+            RandomTerm::from_factor_codes(&g, 6, &ones, 1, 0).expect("term"),
+            RandomTerm::from_factor_codes(&h, 4, &ones, 1, 1).expect("term"),
+        ];
+        let spec = ModelSpec::new(&y, &ones, 1, None, None, terms).expect("spec");
+        let re = ReStructure::new(&spec);
+        assert!(residual_limit_restart(&re, &[50.0, 20.0]).is_none());
+        let far = [2.0e5, 5.0e4];
+        assert!(re.largest_sd(&far) >= RESIDUAL_LIMIT_RESTART_SD);
+        let near = residual_limit_restart(&re, &far).expect("a restart");
+        assert!((re.largest_sd(&near) - RESIDUAL_LIMIT_RESTART_TO).abs() < 1e-12);
+        // the same direction: the ratio of the sds kept
+        assert!((near[0] / near[1] - far[0] / far[1]).abs() < 1e-12);
+    }
 
     /// The expected deviance of [`lme4_dispersion_ratio`]'s doc comment (`n` rows, `j` levels).
     fn expected_deviance(a: f64, rho: f64, sigma2: f64, n: f64, j: f64) -> f64 {
