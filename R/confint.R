@@ -61,7 +61,8 @@
 #'   refits (default `NULL`: the fit's own `threads` setting of
 #'   [lmmControl()] or [glmmControl()], all cores unless set there).
 #' @param seed For `"boot"`: `NULL` or a seed for [set.seed()].
-#' @param ... For `"boot"`: passed to [bootmm()] (`use.u`, `re.form`);
+#' @param ... For `"boot"`: passed to [bootmm()] (`use.u`, `re.form`,
+#'   `.progress`, `PBargs`);
 #'   not allowed for the other methods. For glmmTMB-style `"glmm"` fits
 #'   (negative binomial, beta, zero-inflation and dispersion models), whose
 #'   default method is `"Wald"`: `component`, `estimate` and `full`, see
@@ -284,8 +285,13 @@ boot_default <- function(object, vn, nsim, seed, threads, ...) {
 
 # bootmm() with a fast path for a statistic of the estimates alone.
 boot_with <- function(x, FUN, fast, nsim, seed, threads, mc, use.u = FALSE,
-                      re.form = NA) {
+                      re.form = NA, .progress = "none", PBargs = list()) {
   nsim <- check_nsim(nsim)
+  progress <- boot_progress(.progress, PBargs, nsim)
+  report <- if (!is.null(progress)) {
+    on.exit(close(progress$bar), add = TRUE)
+    function(i, value) progress$set(progress$bar, i / nsim)
+  }
   conditional <- if (missing(re.form)) {
     boot_conditional(x, use.u, NA, missing(use.u), TRUE)
   } else {
@@ -298,7 +304,7 @@ boot_with <- function(x, FUN, fast, nsim, seed, threads, mc, use.u = FALSE,
   }
   t0 <- FUN(x)
   run <- boot_run(x, nsim, conditional, threads, control_of(x, parent.frame(2L)),
-                  NULL, length(t0), fast = fast)
+                  NULL, length(t0), fast = fast, report = report)
   t <- run$t
   colnames(t) <- names(t0)
   boot_object(x, t0, t, nsim, FUN, mc, run)

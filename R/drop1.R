@@ -220,7 +220,8 @@ drop1_refits <- function(object, scope, test, k, trace, sumFun, scale, ...) {
     }
     out
   }
-  structure(aod, heading = c("Single term deletions", "\nModel:",
-                             deparse(mer_formula(object))),
-            class = c("anova", "data.frame"))
+  heading <- c("Single term deletions", "\nModel:", deparse(mer_formula(object)))
+  # (as lme4: a "method" attribute of sumFun's value is shown in the heading)
+  if (!is.null(method <- attr(ss, "method"))) heading <- c(heading, "Method: ", method, "\n")
+  structure(aod, heading = heading, class = c("anova", "data.frame"))
 }

@@ -59,6 +59,13 @@ test_that("parallel, ncpus, verbose and .progress work as in bootMer()", {
   pb <- capture.output(bootmm(fit, fixef, nsim = 4, seed = 5, .progress = "txt",
                               PBargs = list(style = 3)))
   expect_true(any(grepl("100%", pb)))
+  # confint(method = "boot") passes them on, as lme4's ?confint.merMod example does
+  # (boot warns that 4 replicates put the limits at the extremes)
+  quiet <- suppressWarnings(suppressMessages(confint(fit, method = "boot", nsim = 4, seed = 5)))
+  pb <- capture.output(shown <- suppressWarnings(suppressMessages(
+    confint(fit, method = "boot", nsim = 4, seed = 5, .progress = "txt", PBargs = list(style = 3)))))
+  expect_true(any(grepl("100%", pb)))
+  expect_identical(shown, quiet)
 })
 
 test_that("bootmm() rejects bootMer() options it cannot honour, naming them", {

@@ -104,6 +104,12 @@ test_that("drop1() with test = \"Chisq\" or ddf = \"lme4\" gives lme4's table", 
   expect_identical(rownames(user), c("<none>", "recipe", "temperature"))
   expect_equal(user$dev[-1L], theirs$LRT[-1L], tolerance = 1e-6)
   expect_error(drop1(fit, test = "user"), "'sumFun' must be given")
+  # a "method" attribute of sumFun's value is shown in the heading, as lme4's
+  with_method <- function(object, newfit, scale = 0, k = 2, ...) {
+    structure(dev_diff(object, newfit), method = "deviance difference")
+  }
+  expect_identical(attr(drop1(fit, test = "user", sumFun = with_method), "heading"),
+                   attr(drop1(ref, test = "user", sumFun = with_method), "heading"))
 })
 
 test_that("drop1() of a GLMM gives lme4's likelihood-ratio table", {
