@@ -59,6 +59,8 @@ allFit <- function(object, meth.tab = NULL, data = NULL, verbose = TRUE,
                    parallel = c("no", "multicore", "snow"),
                    ncpus = getOption("allFit.ncpus", 1L), cl = NULL,
                    catch.errs = TRUE, ...) {
+  # lme4's allFit(show.meth.tab = TRUE) needs no model
+  if (missing(object) && isTRUE(show.meth.tab)) return(allfit_table(meth.tab))
   if (inherits(object, "merMod")) {
     return(lme4::allFit(object, meth.tab = meth.tab, data = data, verbose = verbose,
                         show.meth.tab = show.meth.tab, maxfun = maxfun,
@@ -222,14 +224,20 @@ summary.mixedrs_allFit <- function(object, ...) {
   }
   vc1 <- as.data.frame(varcorr_lme4(fits[[1L]]))
   sdcor <- rows(function(f) as.data.frame(varcorr_lme4(f))[["sdcor"]])
-  colnames(sdcor) <- vc_label(vc1)
+  # lme4 names the columns by theta's names (and "sigma"); where a covariance
+  # structure gives the two vectors different lengths, by what each one is
+  theta_nm <- names(getME.mixedrs_fit(fits[[1L]], "theta"))
+  lme4_names <- c(theta_nm, if (any(vc1$grp == "Residual")) "sigma")
+  colnames(sdcor) <- if (length(lme4_names) == ncol(sdcor)) lme4_names else vc_label(vc1)
+  theta <- rows(function(f) f$theta)
+  colnames(theta) <- theta_nm
   res <- list(
     which.OK = ok,
     msgs = lapply(fits, function(f) f$optinfo$conv$lme4$messages),
     fixef = rows(fixef),
     llik = vapply(fits, function(f) as.numeric(logLik(f)), 1),
     sdcor = as.data.frame(sdcor),
-    theta = rows(function(f) f$theta),
+    theta = theta,
     times = rows(function(f) unclass(attr(f, "time"))[1:5]),
     feval = vapply(fits, function(f) as.numeric(f$optinfo$feval), 1)
   )

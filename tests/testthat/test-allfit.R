@@ -22,6 +22,9 @@ test_that("allFit's optimizers agree with each other and with lme4's allFit", {
     expect_equal(unname(unlist(s$sdcor[i, ])), unname(unlist(rs$sdcor[1, ])), tolerance = 1e-3)
   }
   expect_identical(rownames(s$fixef), names(af))
+  # lme4's column names (theta's names, and sigma)
+  expect_identical(colnames(s$sdcor), colnames(rs$sdcor))
+  expect_identical(colnames(s$theta), colnames(rs$theta))
   expect_output(print(af), "optimizers")
   expect_error(allFit(fit, foo = 1), "unused argument")
 })
@@ -33,6 +36,8 @@ test_that("allFit() of a GLMM runs every optimizer in both stages, as lme4's all
   fit <- glmm(f, cbpp, family = binomial)
   tab <- allFit(fit, show.meth.tab = TRUE)
   expect_identical(colnames(tab), c("optimizer", "method"))
+  # as lme4's, without a model
+  expect_identical(allFit(show.meth.tab = TRUE), tab)
   expect_true(all(c("bobyqa", "Nelder_Mead", "nlminbwrap", "nloptwrap") %in% tab[, "optimizer"]))
   af <- allFit(fit, verbose = FALSE)
   s <- summary(af)
@@ -48,6 +53,8 @@ test_that("allFit() of a GLMM runs every optimizer in both stages, as lme4's all
                       meth.tab = cbind(optimizer = c("bobyqa", "nlminbwrap"), method = ""),
                       verbose = FALSE)
   rs <- summary(ref)
+  expect_identical(colnames(s$theta), colnames(rs$theta))
+  expect_identical(colnames(s$sdcor), colnames(rs$sdcor))
   # no optimizer ends below glmer's best
   expect_true(all(s$llik > max(rs$llik) - 1e-6))
   expect_equal(range(s$llik), rep(max(s$llik), 2), tolerance = 1e-7)
