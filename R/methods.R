@@ -191,7 +191,9 @@ mer_ngrps <- function(object) vapply(object$flist, nlevels, 1L)
 # "<what>.glmm" in front for "glmm" fits (whose results share the layout and
 # the methods of the "lmm" ones).
 mer_result_class <- function(object, what) {
-  c(if (is_glmm(object)) paste0(what, ".glmm"), paste0(what, ".lmm"))
+  # (lme4's class last, so that code testing inherits(x, "ranef.mer") takes
+  # them; our methods come first)
+  c(if (is_glmm(object)) paste0(what, ".glmm"), paste0(what, ".lmm"), paste0(what, ".mer"))
 }
 
 # Deviance (REML = FALSE) or REML criterion (REML = TRUE). The criterion the
