@@ -57,6 +57,18 @@ summary.mixedrs_prcomplist <- function(object, ...) {
   lapply(unclass(object), summary)
 }
 
+#' @rdname rePCA
+#' @param x For `print()`: the result of `rePCA()`.
+#' @method print mixedrs_prcomplist
+#' @export
+print.mixedrs_prcomplist <- function(x, ...) {
+  # as lme4's result prints (its class "prcomplist" shown, ours not)
+  shown <- x
+  class(shown) <- "prcomplist"
+  print.default(shown, ...)
+  invisible(x)
+}
+
 # Registered on lme4's generic when lme4's namespace is loaded (see
 # R/generics.R).
 #' @rawNamespace S3method(lme4::rePCA, mixedrs_fit)

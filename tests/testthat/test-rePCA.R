@@ -17,6 +17,10 @@ expect_rePCA_parity <- function(ours, ref, what) {
     s_r <- summary(ref)[[g]]$importance
     expect_equal(s_o, s_r, tolerance = 1e-5, info = paste(what, g))
   }
+  # printed as lme4's (the class line "prcomplist")
+  printed <- capture.output(print(ours))
+  expect_identical(printed[length(printed)], capture.output(print(ref))[length(printed)])
+  expect_identical(printed[length(printed) - 1L], "attr(,\"class\")")
 }
 
 test_that("rePCA() of LMMs and a GLMM is lme4's", {
