@@ -86,7 +86,28 @@ confint.lmm <- function(object, parm, level = 0.95,
                         threads = NULL, seed = NULL, ...) {
   method <- match_choice(method)
   boot.type <- match_choice(boot.type)
-  if (method != "boot") check_no_dots(..., caller = paste0("confint(method = \"", method, "\")"))
+  # lme4's confint() passes profile()'s settings on in `...`
+  walk <- list(settings = list(), threads = NULL, verbose = FALSE)
+  if (method == "profile" && ...length()) {
+    walk_args <- list(...)
+    allowed <- names(formals(profile_settings))
+    given <- names(walk_args)
+    if (is.null(given)) given <- rep("", length(walk_args))
+    if (!all(given %in% allowed)) {
+      bad <- ifelse(nzchar(given), given, "<unnamed>")[!given %in% allowed]
+      stop("confint(method = \"profile\") does not use the argument(s) ",
+           paste(sQuote(bad, FALSE), collapse = ", "), "; it passes on those of profile(): ",
+           paste(allowed, collapse = ", "), call. = FALSE)
+    }
+    walk <- do.call(profile_settings, walk_args)
+  } else if (method != "boot") {
+    check_no_dots(..., caller = paste0("confint(method = \"", method, "\")"))
+  }
+  if (walk$verbose) {
+    old <- options(mixedrs.progress = TRUE)
+    on.exit(options(old), add = TRUE)
+  }
+  if (is.null(threads)) threads <- walk$threads
   check_level(level)
   n_threads <- check_threads(threads)
   if (method == "boot" && !is.null(FUN)) {
@@ -107,7 +128,7 @@ confint.lmm <- function(object, parm, level = 0.95,
            # point) but has no row of lme4's table.
            nx <- length(extended_par_names(object))
            at <- ifelse(which > length(vn), which + nx, which)
-           prof <- profile_lmm(object, at, oldNames, n_threads, "confint")
+           prof <- profile_lmm(object, at, oldNames, n_threads, "confint", walk$settings)
            confint.lmmprofile(prof, level = level, zeta = zeta)
          },
          Wald = wald_confint(object, vn, which, level),
@@ -363,8 +384,29 @@ report_boot_messages <- function(bb) {
 #' @param fitted A fitted model of class `"lmm"` or `"glmm"`.
 #' @param which Parameters to profile (indices, names, `"theta_"`,
 #'   `"beta_"`; default all).
+#' @param alphamax,maxpts,delta,delta.cutoff,devtol,maxmult lme4's settings
+#'   of the walks: each profile extends to `|zeta| = sqrt(qchisq(1 -
+#'   alphamax, k))` (`k` the number of parameters), in steps of `delta` in
+#'   zeta (default `delta.cutoff` times that limit), each at most `maxmult`
+#'   times the previous one, with at most `maxpts` points each way; a
+#'   deviance more than `devtol` below the optimum is an error (a better
+#'   optimum exists).
+#' @param verbose A number or logical: more than 0 shows the progress line
+#'   of a long profile whatever `getOption("mixedrs.progress")` says (lme4
+#'   prints its steps instead).
+#' @param startmethod lme4's start of each point's inner optimization:
+#'   only `"prev"` (the previous point's estimates) is available.
+#' @param optimizer,control lme4's optimizer of the inner fits: the engine
+#'   optimizes them with its BOBYQA, so `optimizer` may only be `NULL` or
+#'   `"bobyqa"` and `control` only `NULL`.
 #' @param signames Logical: name the variance parameters `.sig01`, ...,
 #'   `.sigma` (default) rather than `sd_...`, `cor_...`, `sigma`.
+#' @param parallel,ncpus lme4's parallel profiles: with `parallel` other
+#'   than `"no"`, `ncpus` threads (unless `threads` is given).
+#' @param cl Not available (an error if given): the parameters are profiled
+#'   on threads, not on a cluster.
+#' @param prof.scale Only `"sdcor"` (standard deviations and correlations)
+#'   is available.
 #' @param threads Number of threads (default `NULL`: the fit's own
 #'   `threads` setting of [lmmControl()] or [glmmControl()], all cores unless
 #'   set there); parameters are profiled in parallel.
@@ -391,18 +433,84 @@ report_boot_messages <- function(bb) {
 #' @importFrom stats profile
 #' @method profile lmm
 #' @export
-profile.lmm <- function(fitted, which = NULL, signames = TRUE, threads = NULL,
-                        quiet = FALSE, ...) {
+profile.lmm <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100, delta = NULL,
+                        delta.cutoff = 1 / 8, verbose = 0, devtol = 1e-09, maxmult = 10,
+                        startmethod = "prev", optimizer = NULL, control = NULL,
+                        signames = TRUE, parallel = c("no", "multicore", "snow"),
+                        ncpus = getOption("profile.ncpus", 1L), cl = NULL,
+                        prof.scale = c("sdcor", "varcov"), threads = NULL, quiet = FALSE, ...) {
   check_no_dots(..., caller = "profile()")
   check_flag(quiet, "quiet", "profile()")
-  if (quiet) {
-    old <- options(mixedrs.progress = FALSE)
+  walk <- profile_settings(alphamax = alphamax, maxpts = maxpts, delta = delta,
+                           delta.cutoff = delta.cutoff, verbose = verbose, devtol = devtol,
+                           maxmult = maxmult, startmethod = startmethod, optimizer = optimizer,
+                           control = control, parallel = parallel, ncpus = ncpus, cl = cl,
+                           prof.scale = prof.scale)
+  if (quiet || walk$verbose) {
+    old <- options(mixedrs.progress = !quiet)
     on.exit(options(old), add = TRUE)
   }
+  if (is.null(threads)) threads <- walk$threads
   vn <- profile_var_names(fitted, signames)
   an <- c(vn, extended_par_names(fitted), colnames(fitted$X))
   idx <- if (is.null(which)) seq_along(an) else select_parms(which, length(vn), an, "which")
-  profile_lmm(fitted, idx, signames, check_threads(threads), "profile")
+  profile_lmm(fitted, idx, signames, check_threads(threads), "profile", walk$settings)
+}
+
+# lme4's profile() settings, checked: the engine's walk settings (a list for
+# the profile wrappers), the threads that `parallel`/`ncpus` ask for (or
+# NULL) and whether `verbose` asks for progress.
+profile_settings <- function(alphamax = 0.01, maxpts = 100, delta = NULL, delta.cutoff = 1 / 8,
+                             verbose = 0, devtol = 1e-09, maxmult = 10, startmethod = "prev",
+                             optimizer = NULL, control = NULL,
+                             parallel = c("no", "multicore", "snow"),
+                             ncpus = getOption("profile.ncpus", 1L), cl = NULL,
+                             prof.scale = c("sdcor", "varcov")) {
+  number <- function(x, name, ok, what) {
+    if (!is.numeric(x) || length(x) != 1L || is.na(x) || !ok(x)) {
+      stop("profile(): '", name, "' must be ", what, ", not ", deparse1(x), call. = FALSE)
+    }
+    as.double(x)
+  }
+  number(alphamax, "alphamax", function(x) x > 0 && x < 1, "a number between 0 and 1")
+  number(maxpts, "maxpts", function(x) x >= 1 && x == round(x), "a positive whole number")
+  if (!is.null(delta)) number(delta, "delta", function(x) x > 0, "NULL or a positive number")
+  number(delta.cutoff, "delta.cutoff", function(x) x > 0, "a positive number")
+  number(devtol, "devtol", function(x) x >= 0, "a number >= 0")
+  number(maxmult, "maxmult", function(x) x > 1, "a number > 1")
+  if ((!is.numeric(verbose) && !is.logical(verbose)) || length(verbose) != 1L || is.na(verbose)) {
+    stop("profile(): 'verbose' must be a number or TRUE/FALSE", call. = FALSE)
+  }
+  if (!identical(startmethod, "prev")) {
+    stop("profile(): startmethod = ", deparse1(startmethod), " is not available: each point ",
+         "starts from the previous one's estimates (\"prev\")", call. = FALSE)
+  }
+  if (!is.null(optimizer) && !identical(optimizer, "bobyqa")) {
+    stop("profile(): optimizer = ", deparse1(optimizer), " is not available: the engine ",
+         "optimizes the inner fits with its BOBYQA (optimizer = NULL or \"bobyqa\")",
+         call. = FALSE)
+  }
+  if (!is.null(control)) {
+    stop("profile(): 'control' is not used: the engine optimizes the inner fits with its ",
+         "BOBYQA's own settings", call. = FALSE)
+  }
+  parallel <- match.arg(parallel)
+  if (!is.null(cl)) {
+    stop("profile(): a cluster 'cl' cannot be used: the parameters are profiled on threads ",
+         "(parallel = \"multicore\" with ncpus, or 'threads')", call. = FALSE)
+  }
+  if (match.arg(prof.scale) != "sdcor") {
+    stop("profile(): prof.scale = \"varcov\" is not available; the profiles are of the ",
+         "standard deviations and correlations (\"sdcor\")", call. = FALSE)
+  }
+  threads <- if (parallel != "no") {
+    number(ncpus, "ncpus", function(x) x >= 1 && x == round(x), "a positive whole number")
+  }
+  list(settings = list(alphamax = as.double(alphamax), maxpts = as.double(maxpts),
+                       delta = if (!is.null(delta)) as.double(delta),
+                       delta_cutoff = as.double(delta.cutoff), maxmult = as.double(maxmult),
+                       devtol = as.double(devtol)),
+       threads = threads, verbose = isTRUE(verbose > 0))
 }
 
 #' @rdname profile.lmm
@@ -412,7 +520,7 @@ profile.glmm <- profile.lmm
 
 # Runs the engine's profiles of parameters `which` and assembles the
 # "lmmprofile" data frame.
-profile_lmm <- function(object, which, signames, threads, caller) {
+profile_lmm <- function(object, which, signames, threads, caller, settings = list()) {
   glmm_fit <- inherits(object, "glmm")
   extended <- !is.null(object$extended)
   if (glmm_fit && !extended) check_glmm_profile(object, caller)
@@ -429,17 +537,17 @@ profile_lmm <- function(object, which, signames, threads, caller) {
   y_shift <- if (is_sums_fit(object)) object$y_shift else 0
   if (is_sums_fit(object)) inp$sums <- unshift_x_sums(inp$sums, unname(object$x_shift))
   res <- if (extended) {
-    extended_profile_rs(object, which, threads, parent.frame(2L))
+    extended_profile_rs(object, which, settings, threads, parent.frame(2L))
   } else if (glmm_fit) {
     glmm_profile_rs(inp, object$family$family, object$family$link,
                     as.double(object$n_trials), as.double(object$eta),
                     as.integer(object$nAGQ), as.double(cov_par(object)),
                     as.double(object$beta),
                     replicate_control(control_of(object, parent.frame(2L)), "profile()"),
-                    as.double(which),
+                    as.double(which), settings,
                     engine_threads(threads, control_of(object, parent.frame(2L))))
   } else {
-    lmm_profile_rs(inp, as.double(cov_par(object)), as.double(which),
+    lmm_profile_rs(inp, as.double(cov_par(object)), as.double(which), settings,
                    engine_threads(threads, control_of(object, parent.frame(2L))))
   }
   npar <- length(an)

@@ -124,20 +124,20 @@ lmm_ddf_rs <- function(model, reml, theta, sigma, method, threads) {
 }
 
 # Likelihood profiles and their intervals (R/confint.R).
-lmm_profile_rs <- function(model, theta, which, threads) {
-  .Call(wrap__lmm_profile_rs, model, theta, which, threads)
+lmm_profile_rs <- function(model, theta, which, settings, threads) {
+  .Call(wrap__lmm_profile_rs, model, theta, which, settings, threads)
 }
 
 glmm_profile_rs <- function(model, family, link, n_trials, eta_start, n_agq, theta,
-                            beta, control, which, threads) {
+                            beta, control, which, settings, threads) {
   .Call(wrap__glmm_profile_rs, model, family, link, n_trials, eta_start, n_agq,
-        theta, beta, control, which, threads)
+        theta, beta, control, which, settings, threads)
 }
 
 glmm_extended_profile_rs <- function(model, family, n_trials, eta_start, n_agq, theta,
-                                     beta, extra_se, control, which, threads) {
+                                     beta, extra_se, control, which, settings, threads) {
   .Call(wrap__glmm_extended_profile_rs, model, family, n_trials, eta_start, n_agq,
-        theta, beta, extra_se, control, which, threads)
+        theta, beta, extra_se, control, which, settings, threads)
 }
 
 profile_interval_rs <- function(par, zeta, targets) {

@@ -69,7 +69,7 @@ extended_engine_model <- function(fit, y = fit$y) {
 # c(variance parameters of the conditional model, then of the
 # zero-inflation model (profile_var_names()), extended_par_names(), fixed
 # effects)), the engine's order.
-extended_profile_rs <- function(object, which, threads, env) {
+extended_profile_rs <- function(object, which, settings, threads, env) {
   ext <- object$extended
   full <- as.matrix(ext$vcov_full)
   labels <- if (identical(ext$style, "glmer.nb") && !is_fixed_nb(object)) {
@@ -85,7 +85,7 @@ extended_profile_rs <- function(object, which, threads, env) {
     extended_engine_model(object), extended_engine_family(object),
     as.double(ext$n_trials), as.double(object$eta), as.integer(object$nAGQ),
     as.double(c(cov_par(object), ext$zi$random$par)), as.double(object$beta), as.double(se),
-    replicate_control(control, "profile()"), as.double(which),
+    replicate_control(control, "profile()"), as.double(which), settings,
     engine_threads(threads, control))
 }
 

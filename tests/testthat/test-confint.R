@@ -135,3 +135,34 @@ test_that("profile() takes lme4's 'quiet' (no progress line) and checks it", {
   invisible(profile(fit, which = 1, quiet = TRUE))
   expect_identical(getOption("mixedrs.progress"), old)
 })
+
+test_that("profile() and confint() take lme4's settings of the walks", {
+  skip_if_not_installed("lme4")
+  sleep <- lme4::sleepstudy
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleep)
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), sleep)
+  for (args in list(list(maxpts = 8), list(alphamax = 0.1), list(delta = 0.5),
+                    list(delta.cutoff = 1 / 4, maxmult = 5))) {
+    ours <- do.call(profile, c(list(fit, which = "theta_", quiet = TRUE), args))
+    theirs <- do.call(profile, c(list(ref, which = "theta_"), args))
+    # lme4's stepping rule: as many points, the same intervals to the
+    # precision of a coarse walk (the limits are splined through fewer
+    # points; at .sig01 = 4.747 of delta = 0.5 lme4's inner fit ends at a
+    # deviance 0.4 above ours, and its next step differs)
+    expect_identical(as.vector(table(ours$.par)), as.vector(table(theirs$.par)))
+    expect_equal(confint(ours), confint(theirs), tolerance = 1e-3)
+  }
+  # fewer points (maxpts) end the walks short of the cutoff: both stop alike
+  short <- profile(fit, which = ".sig01", maxpts = 2, quiet = TRUE)
+  expect_identical(nrow(short), nrow(profile(ref, which = ".sig01", maxpts = 2)))
+  # confint() passes them on, as lme4's does
+  expect_equal(confint(fit, parm = "theta_", maxpts = 8, quiet = TRUE),
+               confint(ref, parm = "theta_", maxpts = 8, quiet = TRUE), tolerance = 1e-6)
+  expect_error(profile(fit, optimizer = "Nelder_Mead"), "optimizer = \"Nelder_Mead\" is not available")
+  expect_error(profile(fit, prof.scale = "varcov"), "\"varcov\" is not available")
+  expect_error(profile(fit, startmethod = "global"), "\"global\" is not available")
+  expect_error(profile(fit, maxpts = 0), "'maxpts' must be a positive whole number")
+  expect_error(profile(fit, cl = 1), "a cluster 'cl' cannot be used")
+  expect_error(confint(fit, foo = 2), "does not use the argument\\(s\\) 'foo'")
+  expect_error(confint(fit, method = "Wald", maxpts = 3), "does not use the argument\\(s\\) 'maxpts'")
+})

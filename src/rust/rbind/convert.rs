@@ -78,7 +78,7 @@ pub(crate) fn optional_doubles<'a>(x: &'a Robj, what: &str) -> Result<Option<&'a
 }
 
 /// A non-negative count, given as an integer or a double.
-fn count(x: &Robj, what: &str) -> Result<usize> {
+pub(crate) fn count(x: &Robj, what: &str) -> Result<usize> {
     match x.as_integer().or_else(|| x.as_real().map(|v| v as i32)) {
         Some(v) if v >= 0 => Ok(v as usize),
         _ => Err(other(format!(
@@ -495,7 +495,7 @@ fn fit_par(control: &Robj) -> Result<faer::Par> {
 }
 
 /// The number `control$name`, `None` when it is absent or `NULL`.
-fn optional_real(control: &Robj, name: &str) -> Result<Option<f64>> {
+pub(crate) fn optional_real(control: &Robj, name: &str) -> Result<Option<f64>> {
     optional_field(control, name)?
         .map(|v| real(&v, name))
         .transpose()

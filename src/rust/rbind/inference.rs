@@ -18,8 +18,9 @@ use crate::model::spec::ModelSpec;
 use extendr_api::prelude::*;
 
 use super::convert::{
-    agq_points, doubles, optional_doubles, other, parameter_indices, real, ExtendedFamilyInput,
-    GlmmControl, LmmControl, ModelInputs, Result, Threads,
+    agq_points, count, doubles, optional_doubles, optional_field, optional_real, other,
+    parameter_indices, real, ExtendedFamilyInput, GlmmControl, LmmControl, ModelInputs, Result,
+    Threads,
 };
 use super::interrupt::interrupt_pending;
 use super::results::{self, Rows};
@@ -126,9 +127,15 @@ fn lmm_ddf_rs(
 /// `par`; the model is refitted by ML from there). Returns the ML optimum and, per parameter, the points (ζ and all parameters).
 /// @noRd
 #[extendr]
-fn lmm_profile_rs(model: ModelInputs, theta: Robj, which: Robj, threads: Threads) -> Result<Robj> {
+fn lmm_profile_rs(
+    model: ModelInputs,
+    theta: Robj,
+    which: Robj,
+    settings: Robj,
+    threads: Threads,
+) -> Result<Robj> {
     let start = optional_doubles(&theta, "theta")?;
-    let (opts, state) = watchable(ProfileOptions::default());
+    let (opts, state) = watchable(profile_options(&settings)?);
     let profiler = LmmProfiler::new(model.spec()?, start, opts)?;
     profile_result(&profiler, &state, &which, threads)
 }
@@ -147,6 +154,30 @@ fn profile_result(
         profiler.profile_many(&which, threads.0)
     })?;
     Ok(results::profile(profiler, &traces))
+}
+
+/// lme4's `profile()` settings given from R (a list of `alphamax`, `maxpts`, `delta` (`NULL`:
+/// `delta_cutoff` × the cutoff), `delta_cutoff`, `maxmult` and `devtol`, each optional) over
+/// [`ProfileOptions::default`]; R has checked them.
+fn profile_options(settings: &Robj) -> Result<ProfileOptions> {
+    let mut opts = ProfileOptions::default();
+    if let Some(v) = optional_real(settings, "alphamax")? {
+        opts.alphamax = v;
+    }
+    if let Some(v) = optional_field(settings, "maxpts")? {
+        opts.maxpts = count(&v, "maxpts")?;
+    }
+    opts.delta = optional_real(settings, "delta")?;
+    if let Some(v) = optional_real(settings, "delta_cutoff")? {
+        opts.delta_cutoff = v;
+    }
+    if let Some(v) = optional_real(settings, "maxmult")? {
+        opts.maxmult = v;
+    }
+    if let Some(v) = optional_real(settings, "devtol")? {
+        opts.devtol = v;
+    }
+    Ok(opts)
 }
 
 /// [`ProfileOptions`] `base` with a fresh [`Watched`] state, and that state.
@@ -180,6 +211,7 @@ fn glmm_profile_rs(
     beta: Robj,
     control: GlmmControl,
     which: Robj,
+    settings: Robj,
     threads: Threads,
 ) -> Result<Robj> {
     let spec = model.spec()?;
@@ -200,7 +232,7 @@ fn glmm_profile_rs(
         eta_start,
     };
     let n_agq = agq_points(n_agq)?;
-    let (opts, state) = watchable(ProfileOptions::default());
+    let (opts, state) = watchable(profile_options(&settings)?);
     let profiler = GlmmProfiler::new(
         setup,
         n_agq,
@@ -230,6 +262,7 @@ fn glmm_extended_profile_rs(
     extra_se: Robj,
     control: GlmmControl,
     which: Robj,
+    settings: Robj,
     threads: Threads,
 ) -> Result<Robj> {
     let spec = model.spec()?;
@@ -249,7 +282,7 @@ fn glmm_extended_profile_rs(
         values: &start,
         stderr: doubles(&extra_se, "extra_se")?,
     };
-    let (opts, state) = watchable(ProfileOptions::default());
+    let (opts, state) = watchable(profile_options(&settings)?);
     let profiler = GlmmProfiler::with_family(
         data,
         family,

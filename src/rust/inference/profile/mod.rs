@@ -101,6 +101,8 @@ pub struct ProfileOptions {
     pub maxpts: usize,
     /// Step in ζ as a fraction of the cutoff.
     pub delta_cutoff: f64,
+    /// Step in ζ itself, in place of `delta_cutoff` × the cutoff when given.
+    pub delta: Option<f64>,
     /// Largest step as a multiple of the previous step.
     pub maxmult: f64,
     /// Step used when the secant is unusable.
@@ -124,6 +126,7 @@ impl Default for ProfileOptions {
             alphamax: 0.01,
             maxpts: 100,
             delta_cutoff: 1.0 / 8.0,
+            delta: None,
             maxmult: 10.0,
             minstep: 1e-6,
             devtol: 1e-9,
@@ -241,7 +244,7 @@ impl Walker {
         let chi = ChiSquared::new(k as f64)
             .map_err(|e| MixedError::InvalidInput(format!("chi-squared quantile: {e}")))?;
         let cutoff = chi.inverse_cdf(1.0 - opts.alphamax).sqrt();
-        let delta = cutoff * opts.delta_cutoff;
+        let delta = opts.delta.unwrap_or(cutoff * opts.delta_cutoff);
         Ok(Self {
             opts,
             cutoff,
