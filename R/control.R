@@ -31,7 +31,10 @@
 #'     `convergence`, `ierr`) and optionally `message` (or `msg`) and `feval`,
 #'     as `lme4::nloptwrap()`, `lme4::nlminbwrap()` or a wrapper of
 #'     `stats::optim()` return. It minimizes the deviance function of
-#'     `lmm(devFunOnly = TRUE)`, and the fit is then finished at its `par`.
+#'     `lmm(devFunOnly = TRUE)`, and the fit is then finished at its `par`;
+#'   * `"optimx"`: as lme4 runs it, `optimx::optimx()` with the method named
+#'     by `optCtrl$method` (required) and the rest of `optCtrl` as its
+#'     control.
 #' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA on
 #'   the covariance parameters. `rhoend` sets the accuracy of `theta`. Where
 #'   each evaluation factors a dense block of order 200 or more (crossed

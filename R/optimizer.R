@@ -30,6 +30,7 @@ check_optimizer <- function(optimizer, expr, caller, env = parent.frame(2L)) {
   if (optimizer %in% names(optimizer_ctrl_names)) {
     return(list(name = optimizer, fun = NULL))
   }
+  if (identical(optimizer, "optimx")) return(list(name = "optimx", fun = optimx_optimizer(caller)))
   # As lme4's getOptfun(): another name is a function found from the caller
   # (or in lme4, as nlminbwrap).
   fun <- get0(optimizer, envir = env, mode = "function")
@@ -62,6 +63,29 @@ check_stage_optimizers <- function(optimizer, expr, caller, env) {
   })
   if (length(stages) == 1L) stages <- rep(stages, 2L)
   stages
+}
+
+# optimizer = "optimx", as lme4 runs it: optimx::optimx() with the one
+# method that optCtrl names (optCtrl$method) and the rest of optCtrl as its
+# control; its result read as lme4 reads it (the first row).
+optimx_optimizer <- function(caller) {
+  if (!requireNamespace("optimx", quietly = TRUE)) {
+    stop(caller, ": optimizer = \"optimx\" needs the optimx package", call. = FALSE)
+  }
+  function(par, fn, lower, upper, control) {
+    method <- control$method
+    if (!is.character(method) || length(method) != 1L) {
+      stop("optimizer = \"optimx\" needs one of optimx's methods in optCtrl ",
+           "(optCtrl = list(method = \"nlminb\"), say), as lme4's", call. = FALSE)
+    }
+    control$method <- NULL
+    res <- optimx::optimx(par = par, fn = fn, lower = lower, upper = upper, method = method,
+                          control = control)
+    details <- attr(res, "details")
+    list(par = as.double(stats::coef(res)[1L, ]), conv = res$convcode[1L],
+         feval = sum(c(res$fevals[1L], res$gevals[1L]), na.rm = TRUE),
+         message = if (!is.null(details)) as.character(details[, "message"][[1L]]) else "")
+  }
 }
 
 check_optimizer_fun <- function(fun, label, caller) {

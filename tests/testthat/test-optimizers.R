@@ -201,3 +201,23 @@ test_that("glmm() without optimization fits at the start, stage by stage", {
   dd <- as.function(fit)
   expect_equal(dd(c(th, beta0)), dd1(c(th, beta0)), tolerance = 1e-9)
 })
+
+test_that("optimizer = \"optimx\" runs optimx with optCtrl's method, as lme4 does", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("optimx")
+  sleep <- lme4::sleepstudy
+  ctl <- lme4::lmerControl(optimizer = "optimx", optCtrl = list(method = "nlminb"))
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleep, control = ctl)
+  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleep, control = ctl)
+  expect_identical(fit$optinfo$optimizer, "optimx")
+  # both at nlminb's optimum of the same criterion
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-9)
+  expect_equal(unname(getME(fit, "theta")), unname(lme4::getME(ref, "theta")), tolerance = 1e-5)
+  gctl <- lme4::glmerControl(optimizer = "optimx", optCtrl = list(method = "nlminb"))
+  gfit <- glmm(cbpp_formula, lme4::cbpp, family = binomial, control = gctl)
+  gref <- lme4::glmer(cbpp_formula, lme4::cbpp, family = binomial, control = gctl)
+  expect_gt(as.numeric(logLik(gfit)), as.numeric(logLik(gref)) - 1e-6)
+  expect_error(lmm(Reaction ~ Days + (Days | Subject), sleep,
+                   control = lme4::lmerControl(optimizer = "optimx")),
+               "needs one of optimx's methods in optCtrl")
+})
