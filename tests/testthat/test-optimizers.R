@@ -221,3 +221,22 @@ test_that("optimizer = \"optimx\" runs optimx with optCtrl's method, as lme4 doe
                    control = lme4::lmerControl(optimizer = "optimx")),
                "needs one of optimx's methods in optCtrl")
 })
+
+test_that("glmm() with nmkbw reaches glmer's optimum: PIRLS starts again cold where warm fails", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("dfoptim")
+  # nmkbw's first stage (one parameter: optimize() on [0, 100]) jumps from
+  # theta = 1 to 61.8, where PIRLS from the modes at 1 failed; lme4 starts
+  # every evaluation from its lp0
+  ctl <- lme4::glmerControl(optimizer = "nmkbw")
+  fit <- glmm(cbpp_formula, lme4::cbpp, family = binomial, control = ctl)
+  ref <- lme4::glmer(cbpp_formula, lme4::cbpp, family = binomial, control = ctl)
+  expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(ref)) - 1e-6)
+  # the stage-1 deviance function, evaluated after another theta, as glmer's
+  dev0 <- glmm(cbpp_formula, lme4::cbpp, family = binomial, nAGQ = 0, devFunOnly = TRUE)
+  ref0 <- lme4::glmer(cbpp_formula, lme4::cbpp, family = binomial, nAGQ = 0, devFunOnly = TRUE,
+                      control = lme4::glmerControl(tolPwrss = 1e-12))
+  dev0(1)
+  expect_equal(dev0(61.8), ref0(61.8), tolerance = 1e-8)
+  expect_equal(dev0(1000), ref0(1000), tolerance = 1e-8)
+})

@@ -424,8 +424,21 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
 
     /// Runs PIRLS at the current θ (and β for `UOnly`).
     fn run_pirls(&mut self, mode: Mode) -> Result<f64> {
-        self.pirls
+        let warm = self.pirls.warm;
+        match self
+            .pirls
             .run(&self.spec, &self.re, &mut self.response, mode)
+        {
+            // A warm start from the modes at parameters far from these can fail where a cold
+            // start from lme4's `lp0` (where lme4 starts every evaluation) does not, e.g. θ from
+            // 1 to 60 in one step of a derivative-free optimizer: once more, cold (a failed run
+            // leaves no warm start).
+            Err(MixedError::Pirls(_)) if warm => {
+                self.pirls
+                    .run(&self.spec, &self.re, &mut self.response, mode)
+            }
+            result => result,
+        }
     }
 
     /// Sets the relative covariance factors from the covariance parameters `par` (θ itself for
