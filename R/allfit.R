@@ -18,9 +18,12 @@
 #' @param meth.tab Optimizers to use: lme4's two-column character matrix
 #'   (`optimizer`, `method`: nloptwrap's `algorithm`), or a character vector
 #'   of optimizer names that [lmmControl()] (for a GLMM [glmmControl()])
-#'   accepts. Default: `"bobyqa"`, `"Nelder_Mead"`, `"nlminbwrap"` (lme4's
-#'   wrapper of [stats::nlminb()], when lme4 is installed) and
-#'   `"nloptwrap"` with `"NLOPT_LN_BOBYQA"`. An optimizer that is not
+#'   accepts. Default: lme4's table, `"bobyqa"`, `"Nelder_Mead"`,
+#'   `"nlminbwrap"` (lme4's wrapper of [stats::nlminb()]), `"nmkbw"` (lme4's
+#'   wrapper of dfoptim's bounded Nelder-Mead), `"optimx"` with
+#'   `"L-BFGS-B"` and `"nloptwrap"` with `"NLOPT_LN_BOBYQA"`, each where its
+#'   package is installed (nloptwrap's `"NLOPT_LN_NELDERMEAD"` is left
+#'   out). An optimizer that is not
 #'   available (e.g. nloptwrap's `"NLOPT_LN_NELDERMEAD"`) gives a failed
 #'   entry saying why.
 #' @param data Stored with the result (attribute `"data"`), as lme4 does.
@@ -131,9 +134,16 @@ allFit <- function(object, meth.tab = NULL, data = NULL, verbose = TRUE,
 # method, from a matrix, a vector of names or the default.
 allfit_table <- function(meth.tab) {
   if (is.null(meth.tab)) {
-    opt <- c("bobyqa", "Nelder_Mead",
-             if (requireNamespace("lme4", quietly = TRUE)) "nlminbwrap", "nloptwrap")
-    return(cbind(optimizer = opt, method = ifelse(opt == "nloptwrap", "NLOPT_LN_BOBYQA", "")))
+    # lme4's table, less what is not installed (as lme4's allFit() leaves
+    # those out) and nloptwrap's NLOPT_LN_NELDERMEAD (not available here)
+    lme4 <- requireNamespace("lme4", quietly = TRUE)
+    tab <- rbind(c("bobyqa", ""), c("Nelder_Mead", ""),
+                 if (lme4) c("nlminbwrap", ""),
+                 if (lme4 && requireNamespace("dfoptim", quietly = TRUE)) c("nmkbw", ""),
+                 if (requireNamespace("optimx", quietly = TRUE)) c("optimx", "L-BFGS-B"),
+                 c("nloptwrap", "NLOPT_LN_BOBYQA"))
+    colnames(tab) <- c("optimizer", "method")
+    return(tab)
   }
   if (is.character(meth.tab) && is.null(dim(meth.tab)) && length(meth.tab) && !anyNA(meth.tab)) {
     return(cbind(optimizer = meth.tab, method = ""))
@@ -178,13 +188,17 @@ allfit_optimizer_args <- function(args, optimizer, method, maxfun) {
     opt_ctrl$maxeval <- maxfun
   } else if (optimizer == "nlminbwrap") {
     opt_ctrl$eval.max <- maxfun
+  } else if (optimizer == "nmkbw") {
+    opt_ctrl$maxfeval <- maxfun
+  } else if (optimizer == "optimx") {
+    opt_ctrl$maxit <- maxfun
   }
   if (nzchar(method)) {
-    if (optimizer != "nloptwrap") {
+    if (!optimizer %in% c("nloptwrap", "optimx")) {
       stop("allFit(): method \"", method, "\" of optimizer \"", optimizer,
-           "\" is not available (only nloptwrap takes a method here)", call. = FALSE)
+           "\" is not available (only nloptwrap and optimx take a method)", call. = FALSE)
     }
-    opt_ctrl$algorithm <- method
+    if (optimizer == "optimx") opt_ctrl$method <- method else opt_ctrl$algorithm <- method
   }
   args$optCtrl <- opt_ctrl
   args
