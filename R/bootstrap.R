@@ -85,7 +85,7 @@
 #' @param cl Must be `NULL` (a cluster cannot run the engine's threads).
 #' @param threads Number of threads for the refits (default `NULL`: see
 #'   Parallel computing in Details); not an argument of lme4's `bootMer()`.
-#' @return An object of class `c("bootmm", "boot")`, as lme4's: `t0`
+#' @return An object of class `c("bootmm", "bootMer", "boot")` (lme4's class after ours), as lme4's: `t0`
 #'   (`FUN(x)`), `t` (an `nsim` x `length(t0)` matrix, `NA` rows for
 #'   replicates whose refit or statistic failed), `R` (`nsim`), `data`,
 #'   `seed` (the random number state after the simulations), `statistic`,
@@ -574,7 +574,7 @@ boot_object <- function(x, t0, t, nsim, FUN, mc, run) {
          statistic = FUN, sim = "parametric", call = mc,
          ran.gen = paste0("simulate(<", class(x)[1L], ">, 1, *)"), mle = mle,
          replicates = boot_replicate_table(x, run$replicates)),
-    class = c("bootmm", "boot"))
+    class = c("bootmm", "bootMer", "boot"))
   attr(s, "bootFail") <- num_fail
   attr(s, "boot.fail.msgs") <- if (length(run$msgs$error)) msgs[["factory-error"]]
   attr(s, "boot.all.msgs") <- msgs

@@ -7,7 +7,7 @@ test_that("bootmm() reproduces lme4's bootMer() replicates for the same seed", {
   fm <- lmer_full(Reaction ~ Days + (Days | Subject), ss)
   b <- bootmm(fit, fixef, nsim = 20, seed = 1)
   ref <- lme4::bootMer(fm, lme4::fixef, nsim = 20, seed = 1)
-  expect_s3_class(b, c("bootmm", "boot"))
+  expect_s3_class(b, c("bootmm", "bootMer", "boot"), exact = TRUE)
   expect_identical(b$R, 20L)
   expect_equal(b$t0, ref$t0, tolerance = 1e-6)
   expect_identical(dim(b$t), c(20L, 2L))
