@@ -20,12 +20,16 @@ run_fresh_r <- function(code) {
 # <message>". Values from the attached (masking) functions and from lme4::
 # are compared with mixedrs:: on the same fit, and lme4 fits are checked
 # against lme4's own functions.
-attach_checks <- '
+# The check printer of the scripts below.
+check_code <- '
 check <- function(name, expr) {
   res <- tryCatch(isTRUE(expr), error = function(e) conditionMessage(e))
   cat(if (isTRUE(res)) "OK" else "FAIL", " ", name,
       if (!isTRUE(res)) paste0(": ", res), "\\n", sep = "")
 }
+'
+
+attach_checks <- '
 sleepstudy <- lme4::sleepstudy
 fit <- mixedrs::lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
 gfit <- mixedrs::glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
@@ -89,14 +93,14 @@ expect_attach_checks_pass <- function(out) {
 test_that("library(mixedrs); library(lme4): both APIs work on both kinds of fit", {
   skip_if_not_installed("lme4")
   out <- run_fresh_r(c("suppressPackageStartupMessages({library(mixedrs); library(lme4)})",
-                       attach_checks))
+                       check_code, attach_checks))
   expect_attach_checks_pass(out)
 })
 
 test_that("library(lme4); library(mixedrs): both APIs work on both kinds of fit", {
   skip_if_not_installed("lme4")
   out <- run_fresh_r(c("suppressPackageStartupMessages({library(lme4); library(mixedrs)})",
-                       attach_checks))
+                       check_code, attach_checks))
   expect_attach_checks_pass(out)
 })
 
@@ -116,11 +120,6 @@ test_that("lme4 loaded but not attached: lme4:: functions work on mixedrs fits",
 # through the methods registered on them; in the other order ours mask
 # lmerTest's and hand lmerTest fits to it.
 lmerTest_checks <- '
-check <- function(name, expr) {
-  res <- tryCatch(isTRUE(expr), error = function(e) conditionMessage(e))
-  cat(if (isTRUE(res)) "OK" else "FAIL", " ", name,
-      if (!isTRUE(res)) paste0(": ", res), "\\n", sep = "")
-}
 sleepstudy <- lme4::sleepstudy
 set.seed(1)
 sleepstudy$f <- factor(sample(c("a", "b"), nrow(sleepstudy), TRUE))
@@ -150,7 +149,7 @@ test_that("lmerTest attached before or after mixedrs: its functions' names work 
                 "lmerTest step", "lmerTest ls_means", "lmerTest contest")
   for (order in c("library(mixedrs); library(lmerTest)", "library(lmerTest); library(mixedrs)")) {
     out <- run_fresh_r(c(paste0("suppressPackageStartupMessages({", order, "})"),
-                         lmerTest_checks))
+                         check_code, lmerTest_checks))
     expect_identical(grep("^FAIL ", out, value = TRUE), character())
     expect_setequal(sub("^OK ", "", grep("^OK ", out, value = TRUE)), expected)
   }
