@@ -60,7 +60,10 @@
 #'   A second stage that ends with a vector-valued term singular is run again
 #'   off that face of the boundary (from the term's standard deviations with
 #'   the zero ones raised, or from lme4's start when all are zero), and the
-#'   better optimum kept; `optinfo$starts` counts the runs of each stage.
+#'   better optimum kept; a fit that went without the first stage and still
+#'   ends with a convergence warning is run again on lme4's default path (the
+#'   first stage, then Nelder-Mead), the better optimum kept; `optinfo$starts`
+#'   counts the runs of each stage.
 #'   Standard errors of the fixed effects come from the finite-difference
 #'   Hessian of the deviance over `c(theta, beta)` (as lme4's), taken in
 #'   coordinates scaled to about one standard error each; when that Hessian
@@ -258,9 +261,44 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   start <- check_glmm_start(start, inputs, nAGQ)
   raw <- glmm_fit_raw(inputs, family, nAGQ, control, start, verbose)
   fit <- glmm_object(mc, inputs, raw, family, nAGQ, control)
+  fit <- with_first_stage_if_unconverged(fit, mc, inputs, family, nAGQ, control, start, verbose)
   report_convergence(fit$optinfo, control)
   report_hessian(fit)
   fit
+}
+
+# A fit that went without the first (nAGQ = 0) stage (by default for
+# non-canonical links and families with a dispersion, whose second stage
+# starts from the moment estimate) and ended with a convergence warning is
+# fitted again on lme4's default path (that stage, then Nelder-Mead), and
+# the better optimum kept. For such links the conditional modes need not be
+# unique: from the moment start the joint modes can belong to another
+# solution (gaussian(link = "inverse") on a simulated model ended at logLik
+# 117.8 with a gradient warning; glmer, and this path, at 8233.8).
+with_first_stage_if_unconverged <- function(fit, mc, inputs, family, nAGQ, control, start,
+                                            verbose) {
+  if (nAGQ == 0L || !is.null(control$nAGQ0initStep) || !is.null(control$optimizer_fun) ||
+      any(control$optimizer == "none") || length(fit$optinfo$feval_stages) > 1L ||
+      !any(grepl("failed to converge", fit$optinfo$conv$lme4$messages, fixed = TRUE))) {
+    return(fit)
+  }
+  control$nAGQ0initStep <- TRUE
+  # with lme4's Nelder-Mead second stage where the default BOBYQA was used
+  # (from the first stage's end, BOBYQA stopped at logLik -168.6 there)
+  if (identical(control$optimizer, c("bobyqa", "bobyqa"))) {
+    control$optimizer <- c("bobyqa", "Nelder_Mead")
+  }
+  raw <- tryCatch(glmm_fit_raw(inputs, family, nAGQ, control, start, verbose),
+                  error = function(e) NULL)
+  if (is.null(raw)) return(fit)
+  other <- glmm_object(mc, inputs, raw, family, nAGQ, control)
+  other_better <- as.numeric(stats::logLik(other)) > as.numeric(stats::logLik(fit))
+  better <- if (other_better) other else fit
+  # (the runs of the other fit counted in the last stage's)
+  k <- length(better$optinfo$starts)
+  better$optinfo$starts[k] <- better$optinfo$starts[k] +
+    sum((if (other_better) fit else other)$optinfo$starts)
+  better
 }
 
 # The engine's result for `inputs` (`start`: list(theta, fixef), either

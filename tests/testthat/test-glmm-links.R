@@ -171,3 +171,20 @@ test_that("an overdispersed Poisson starts with the residual variance known", {
   ref <- attr(fit, "glmer_full")
   expect_equal(fit$optinfo$start[[1L]], unname(lme4::getME(ref, "theta")), tolerance = 0.04)
 })
+
+test_that("gaussian with an inverse link reaches glmer's optimum where the moment start misleads", {
+  # lme4's tests/glmmExt.R: from the moment start the second stage ended at
+  # logLik 117.8 with a gradient warning (the joint modes there belong to
+  # another solution); the fit then runs again on lme4's path (first stage,
+  # Nelder-Mead) and keeps the better end, glmer's
+  set.seed(101)
+  d <- expand.grid(block = LETTERS[1:26], rep = 1:100, KEEP.OUT.ATTRS = FALSE)
+  d$x <- stats::runif(nrow(d))
+  b <- stats::rnorm(26)
+  d$y <- stats::rnorm(nrow(d), 1 / (4 + 3 * d$x + b[d$block]), sd = 0.01)
+  fit <- expect_glmer_optimum(quote(glmm(y ~ x + (1 | block), data = d,
+                                         family = gaussian(link = "inverse"))))
+  expect_length(fit$optinfo$conv$lme4$messages, 0L)
+  expect_equal(sigma(fit), sigma(attr(fit, "glmer_full")), tolerance = 1e-4)
+  expect_identical(fit$optinfo$optimizer, c("bobyqa", "Nelder_Mead"))
+})
