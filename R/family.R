@@ -14,7 +14,7 @@ glmm_families <- list(
   poisson = c("log", "sqrt", "identity"),
   Gamma = c("inverse", "log", "identity"),
   inverse.gaussian = c("1/mu^2", "log", "inverse"),
-  gaussian = c("log", "inverse")
+  gaussian = c("log", "inverse", "logit", "probit", "cloglog", "cauchit")
 )
 
 # "binomial (logit, probit, ...), poisson (...), ..." for messages.
@@ -133,8 +133,8 @@ stop_unsupported_family_link <- function(name, link) {
   }
   if (name == "gaussian" && link == "identity") {
     stop("family gaussian with the identity link is a linear mixed model: ",
-         "use lmm() to fit it (glmm() takes gaussian only with the log or ",
-         "inverse link)", call. = FALSE)
+         "use lmm() to fit it (glmm() takes gaussian with another link: ",
+         paste(glmm_families$gaussian, collapse = ", "), ")", call. = FALSE)
   }
   if (!name %in% names(glmm_families)) {
     stop("family '", name, "' is not supported by glmm(); supported ",
@@ -421,6 +421,14 @@ run_initialize <- function(family, y, weights, nobs, what, mustart = NULL,
               mustart = rho$mustart)
   if (is.null(out$n)) out$n <- rep.int(1, nobs)
   out <- lapply(out, function(v) as.double(unname(v)))
+  if (is.null(etastart) && family$family == "gaussian" &&
+      family$link %in% c("logit", "probit", "cloglog", "cauchit") &&
+      any(out$mustart <= 0 | out$mustart >= 1)) {
+    stop("gaussian(link = \"", family$link, "\") models a mean between 0 and 1, and its ",
+         "starting means are the response, which has values outside (0, 1) (from ",
+         format(min(out$mustart)), " to ", format(max(out$mustart)), "): give 'mustart' or ",
+         "'etastart' inside that range, or use another link", call. = FALSE)
+  }
   out$etastart <- as.double(if (is.null(etastart)) {
     suppressWarnings(family$linkfun(out$mustart))
   } else {

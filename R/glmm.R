@@ -27,7 +27,7 @@
 #' @param family A family object, family function or family name:
 #'   `binomial` (links logit, probit, cloglog, cauchit, log), `poisson` (log,
 #'   sqrt, identity), `Gamma` (inverse, log, identity), `inverse.gaussian`
-#'   (1/mu^2, log, inverse) or `gaussian` with a log or inverse link. A
+#'   (1/mu^2, log, inverse) or `gaussian` with a log, inverse, logit, probit, cloglog or cauchit link. A
 #'   binomial response may be 0/1, logical, a two-level factor,
 #'   `cbind(successes, failures)`, or proportions with the number of trials as
 #'   `weights`. The default, `gaussian` with the identity link, is glmer's:

@@ -188,3 +188,30 @@ test_that("gaussian with an inverse link reaches glmer's optimum where the momen
   expect_equal(sigma(fit), sigma(attr(fit, "glmer_full")), tolerance = 1e-4)
   expect_identical(fit$optinfo$optimizer, c("bobyqa", "Nelder_Mead"))
 })
+
+test_that("gaussian with a logit or probit link (proportions) reaches glmer's optimum", {
+  # lme4's test-methods.R (a Stack Overflow example): glmer fits it
+  df2 <- data.frame(
+    prop1 = c(0.46, 0.471, 0.458, 0.764, 0.742, 0.746, 0.569, 0.45, 0.491, 0.467, 0.464,
+              0.556, 0.584, 0.478, 0.456, 0.46, 0.493, 0.704, 0.693, 0.651),
+    prop2 = c(0.458, 0.438, 0.453, 0.731, 0.738, 0.722, 0.613, 0.498, 0.452, 0.451, 0.447,
+              0.48, 0.576, 0.484, 0.473, 0.467, 0.467, 0.722, 0.707, 0.709),
+    site = factor(rep(1:8, c(2, 1, 3, 5, 3, 2, 1, 3))))
+  fit <- expect_glmer_optimum(quote(glmm(prop2 ~ prop1 + (1 | site), data = df2,
+                                         family = gaussian(link = "logit"))))
+  expect_equal(sigma(fit), sigma(attr(fit, "glmer_full")), tolerance = 1e-6)
+  set.seed(3)
+  d <- data.frame(g = factor(rep(1:15, each = 8)), x = stats::rnorm(120))
+  d$y <- pmin(pmax(stats::pnorm(-0.3 + 0.5 * d$x + stats::rnorm(15, sd = 0.4)[d$g]) +
+                     stats::rnorm(120, sd = 0.03), 0.01), 0.99)
+  expect_glmer_optimum(quote(glmm(y ~ x + (1 | g), data = d, family = gaussian(link = "probit"))))
+})
+
+test_that("gaussian with a logit link and a response outside (0, 1) stops with the cause", {
+  set.seed(3)
+  d <- data.frame(g = factor(rep(1:15, each = 8)), x = stats::rnorm(120))
+  d$y <- stats::plogis(d$x) + stats::rnorm(120, sd = 0.2)
+  expect_error(glmm(y ~ x + (1 | g), data = d, family = gaussian(link = "logit")),
+               "models a mean between 0 and 1.*values outside \\(0, 1\\)")
+  # (glmer stops inside PIRLS: "PIRLS loop resulted in NaN value")
+})

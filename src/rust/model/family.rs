@@ -396,7 +396,12 @@ impl Family {
             Poisson => matches!(link, Log | Sqrt | Identity),
             Gamma => matches!(link, Inverse | Log | Identity),
             InverseGaussian => matches!(link, InverseSquare | Log | Inverse),
-            Gaussian => matches!(link, Log | Inverse | Identity),
+            // (lme4 fits any link R's gaussian() takes; these are the engine's links with a
+            // bounded mean besides log and inverse, e.g. logit for proportions)
+            Gaussian => matches!(
+                link,
+                Log | Inverse | Identity | Logit | Probit | Cloglog | Cauchit
+            ),
         };
         if !ok {
             return invalid(format!(
