@@ -446,7 +446,7 @@ boot_run <- function(x, nsim, conditional, threads, control, stat, k,
         next
       }
       reps[[i]] <- boot_summary(x, raw)
-      if (isTRUE(raw$optinfo$singular)) {
+      if (boot_refit_singular(x, raw)) {
         msgs$message <- c(msgs$message, "boundary (singular) fit: see help('isSingular')")
       }
       if (length(raw$optinfo$messages) || length(raw$messages)) {
@@ -467,6 +467,16 @@ boot_run <- function(x, nsim, conditional, threads, control, stat, k,
     start <- max(idx) + 1L
   }
   list(t = t, replicates = reps, msgs = msgs)
+}
+
+# TRUE when a refit is singular (lme4's isSingular(): a covariance parameter
+# bounded at 0 within 1e-4 of it); the LMM engine says so itself, the GLMM
+# engine's refits are read off theta.
+boot_refit_singular <- function(x, raw) {
+  if (!is.null(raw$optinfo$singular)) return(isTRUE(raw$optinfo$singular))
+  theta <- if (is.null(raw$par)) raw$theta else raw$par
+  lower <- x$lower
+  length(theta) == length(lower) && any(theta[lower == 0] < 1e-4)
 }
 
 # One chunk of refits by the engine: the responses Y (n x k).
@@ -619,6 +629,8 @@ print.bootmm <- function(x, digits = getOption("digits"), ...) {
   print(tab, digits = digits)
   nfail <- sum(apply(is.na(t), 1L, all))
   if (nfail) cat("\n", nfail, " of ", x$R, " replicates failed\n", sep = "")
+  # the refits' messages, warnings and errors counted, as lme4's print
+  report_boot_messages(x)
   invisible(x)
 }
 

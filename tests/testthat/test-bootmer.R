@@ -116,3 +116,18 @@ test_that("bootMer() is bootmm() under lme4's name, and lme4's for lme4 fits", {
   expect_error(bootMer(fm, lme4::fixef, nsim = 2, threads = 2), "'threads'")
   expect_error(bootMer(lm(Yield ~ 1, ds), coef), "must be a model fitted by lmm")
 })
+
+test_that("bootMer() of a GLMM counts its singular refits as lme4's does, and print() says so", {
+  skip_if_not_installed("lme4")
+  cbpp <- lme4::cbpp
+  cbpp$obs <- factor(seq_len(nrow(cbpp)))
+  f <- cbind(incidence, size - incidence) ~ period + (1 | herd) + (1 | obs)
+  fit <- glmm(f, cbpp, family = binomial)
+  ref <- suppressMessages(lme4::glmer(f, cbpp, family = binomial))
+  ours <- bootMer(fit, fixef, nsim = 5, seed = 101)
+  theirs <- suppressMessages(lme4::bootMer(ref, lme4::fixef, nsim = 5, seed = 101))
+  # the same draws, hence the same singular refits
+  expect_identical(attr(ours, "boot.all.msgs")$`factory-message`,
+                   attr(theirs, "boot.all.msgs")$`factory-message`)
+  expect_message(print(ours), "2 message\\(s\\): boundary \\(singular\\) fit")
+})
