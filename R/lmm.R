@@ -293,11 +293,36 @@ engine_terms <- function(inputs) {
 # The engine's result for `inputs`: its own BOBYQA, or (Nelder-Mead, a
 # function optimizer, none) the deviance function's fit.
 lmm_fit_raw <- function(inputs, REML, control, start, verbose) {
-  if (control$optimizer %in% c("bobyqa", "nloptwrap")) {
-    lmm_engine_fit(inputs, REML, control, start, verbose)
-  } else {
-    lmm_devfun_fit(inputs, REML, control, start, verbose)
-  }
+  with_exact_fit_check(function() {
+    if (control$optimizer %in% c("bobyqa", "nloptwrap")) {
+      lmm_engine_fit(inputs, REML, control, start, verbose)
+    } else {
+      lmm_devfun_fit(inputs, REML, control, start, verbose)
+    }
+  }, inputs)
+}
+
+# `fit()`, whose failure to evaluate the deviance anywhere is explained when
+# the fixed effects fit the response exactly (a constant response, say):
+# no variance is left for the residuals, where the profiled deviance has
+# log(0). (lme4 returns a fit with REML criterion -Inf and sigma 0.)
+with_exact_fit_check <- function(fit, inputs) {
+  tryCatch(fit(), error = function(e) {
+    if (grepl("could not be evaluated at any value", conditionMessage(e), fixed = TRUE) &&
+        !is.null(inputs$y) && length(inputs$y) > 0L) {
+      r <- stats::lm.fit(as.matrix(inputs$X), inputs$y - if (is.null(inputs$offset)) 0 else inputs$offset)$residuals
+      if (all(abs(r) <= 1e-10 * max(1, abs(inputs$y)))) {
+        what <- if (length(unique(inputs$y)) == 1L) {
+          paste0("the response is constant (every value is ", format(inputs$y[1L]), ")")
+        } else {
+          "the fixed effects fit the response exactly"
+        }
+        stop(what, ": no variance is left for the random effects and the residuals, so a ",
+             "linear mixed model cannot be fitted", call. = FALSE)
+      }
+    }
+    stop(e)
+  })
 }
 
 lmm_engine_fit <- function(inputs, REML, control, start, verbose) {

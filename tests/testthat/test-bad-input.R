@@ -184,3 +184,9 @@ test_that("`obj$name` in the formula and the arguments is a variable lookup of o
   # an element of a missing object is still named
   expect_plain_error(lmm(Reaction ~ nosuch$x + (1 | Subject), ss), "variable 'nosuch'")
 })
+
+test_that("a constant response stops naming it (lme4 returns a fit with REML -Inf)", {
+  dat <- data.frame(y = 0, fac = factor(rep(1:3, 10)), grp = factor(rep(1:5, each = 6)))
+  expect_error(lmm(y ~ fac + (1 | grp), dat),
+               "the response is constant \\(every value is 0\\): no variance is left")
+})
