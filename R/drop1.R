@@ -138,8 +138,7 @@ drop1_f_tests <- function(object, scope, ddf) {
 # mapped by X'. A term whose columns were all aliased has no hypothesis (NA).
 rank_deficient_deletions <- function(object, tt, scope) {
   X <- object$X
-  tt <- stats::delete.response(tt)
-  full <- model_matrix_of_frame(tt, object$frame, attr(X, "contrasts"))
+  full <- full_fixed_matrix(object)
   assign <- attr(full, "assign")
   labels <- attr(tt, "term.labels")
   stats::setNames(lapply(scope, function(term) {

@@ -104,9 +104,10 @@ ls_means.lmm <- function(model, which = NULL, level = 0.95,
   columns <- c("Estimate", "Std. Error", "df", "t value", "lower", "upper", "Pr(>|t|)")
   means <- if (length(hypotheses)) {
     parts <- ddf_parts(model, ddf)
+    null_space <- right_null_space(full_fixed_matrix(model))
     do.call(rbind, lapply(hypotheses, function(L) {
       # (a difference of two means that are not estimable may be)
-      L <- estimable_contrasts(model, L)
+      L <- estimable_contrasts(L, null_space, colnames(model$X))
       rows <- lapply(seq_len(nrow(L)), function(i) {
         if (anyNA(L[i, ])) {
           return(as.data.frame(as.list(stats::setNames(rep(NA_real_, 7L), columns)),
@@ -180,15 +181,20 @@ ls_means_contrasts <- function(model, which, pairwise) {
   }), which)
 }
 
-# The contrasts as tested: the columns of the fit's coefficients only, and
-# NA where a contrast is not estimable (not orthogonal to the null space of
-# the full model matrix, which holds the columns dropped as aliased).
-estimable_contrasts <- function(model, L) {
-  tt <- stats::delete.response(stats::terms(model))
-  full_X <- model_matrix_of_frame(tt, model$frame, attr(model$X, "contrasts"))
-  null_space <- right_null_space(full_X)
+# The contrasts as tested: the columns `kept` of the fit's coefficients
+# only, and NA where a contrast is not estimable (not orthogonal to
+# `null_space`, that of the full model matrix, which holds the columns
+# dropped as aliased).
+estimable_contrasts <- function(L, null_space, kept) {
   if (ncol(null_space)) L[rowSums(abs(L %*% null_space)) >= sqrt(.Machine$double.eps), ] <- NA
-  L[, colnames(model$X), drop = FALSE]
+  L[, kept, drop = FALSE]
+}
+
+# The fit's fixed-effects model matrix with every column, those dropped as
+# aliased included (the "assign" attribute maps them to the terms).
+full_fixed_matrix <- function(model) {
+  model_matrix_of_frame(stats::delete.response(stats::terms(model)), model$frame,
+                        attr(model$X, "contrasts"))
 }
 
 # The model matrix of terms `tt` over `frame`, whose columns are the
