@@ -24,6 +24,26 @@ test_that("bobyqa, nloptwrap and Nelder_Mead reach lme4's optimum", {
   }
 })
 
+test_that("Nelder_Mead's evaluation limit is reported with lme4's code and wording", {
+  skip_if_not_installed("lme4")
+  data("sleepstudy", package = "lme4")
+  msg <- function(expr) {
+    out <- character()
+    withCallingHandlers(expr, warning = function(w) {
+      out <<- c(out, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    })
+    out
+  }
+  ours <- msg(lmm(Reaction ~ Days + (Days | Subject), sleepstudy,
+                  control = lmmControl(optimizer = "Nelder_Mead", optCtrl = list(maxfun = 3))))
+  theirs <- msg(lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy,
+                           control = lme4::lmerControl(optimizer = "Nelder_Mead",
+                                                      optCtrl = list(maxfun = 3))))
+  code_line <- function(m) grep("^convergence code", m, value = TRUE)
+  expect_identical(code_line(ours), code_line(theirs))
+})
+
 test_that("a function optimizer with lme4's convention gives lme4's estimates", {
   skip_if_not_installed("lme4")
   data("sleepstudy", package = "lme4")

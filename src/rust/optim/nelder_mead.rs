@@ -86,10 +86,10 @@ pub fn minimize<O: Objective>(
     }
     let (code, message) = match state.get_termination_reason() {
         Some(TerminationReason::SolverConverged) => (0, "Nelder-Mead converged".to_string()),
-        Some(TerminationReason::MaxItersReached) => (
-            1,
-            "Nelder-Mead stopped: maximum number of iterations reached".to_string(),
-        ),
+        // lme4's code and wording for Nelder_Mead's evaluation limit
+        Some(TerminationReason::MaxItersReached) => {
+            (4, format!("failure to converge in {maxfun} evaluations"))
+        }
         Some(other) => (2, format!("Nelder-Mead stopped: {}", other.text())),
         None => (2, "Nelder-Mead stopped".to_string()),
     };
