@@ -162,11 +162,13 @@ check_no_dots <- function(..., caller) {
   }
 }
 
-check_level <- function(level) {
+# A confidence level: one number strictly between 0 and 1 (`caller`, when
+# given, names the function in the message).
+check_level <- function(level, caller = NULL) {
   if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 ||
       level >= 1) {
-    stop("'level' must be a single number between 0 and 1, not ", deparse1(level),
-         call. = FALSE)
+    stop(if (!is.null(caller)) paste0(caller, ": "),
+         "'level' must be a number between 0 and 1, not ", deparse1(level), call. = FALSE)
   }
 }
 

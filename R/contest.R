@@ -53,6 +53,14 @@ contest <- function(model, L, rhs = 0, joint = TRUE, collect = TRUE, confint = T
                     level = 0.95, check_estimability = FALSE,
                     ddf = c("Satterthwaite", "Kenward-Roger"), ...) {
   if (is_lmerTest_model(model)) return(call_lmerTest(match.call(), "contest", parent.frame()))
+  contrast_tests(model, L, rhs, joint, collect, confint, level, check_estimability, ddf,
+                 limits_given = joint && (!missing(confint) || !missing(level)), ...)
+}
+
+# contest()'s checks and tests (`limits_given`: confint or level given with
+# joint = TRUE, where they are not used; `eps`: as contestMD()'s).
+contrast_tests <- function(model, L, rhs, joint, collect, confint, level, check_estimability,
+                           ddf, limits_given, eps = sqrt(.Machine$double.eps), ...) {
   if (!inherits(model, "lmm")) {
     stop("contest() tests contrasts of the fixed effects of a linear mixed model fitted by ",
          "lmm(), not ", describe_class(model), call. = FALSE)
@@ -66,15 +74,12 @@ contest <- function(model, L, rhs = 0, joint = TRUE, collect = TRUE, confint = T
   for (flag in c("joint", "collect", "confint", "check_estimability")) {
     check_flag(get(flag), flag, "contest()")
   }
-  if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 || level >= 1) {
-    stop("contest(): 'level' must be a number between 0 and 1, not ", deparse1(level),
-         call. = FALSE)
-  }
-  if (joint && (!missing(confint) || !missing(level))) {
+  check_level(level, "contest()")
+  if (limits_given) {
     warning("contest(): 'confint' and 'level' apply to the t tests of joint = FALSE; the ",
             "joint F test has no confidence limits, so they were not used", call. = FALSE)
   }
-  ddf <- match.arg(ddf)
+  ddf <- match.arg(ddf, c("Satterthwaite", "Kenward-Roger"))
   p <- length(model$beta)
   contrasts <- if (is.list(L)) L else list(L)
   if (length(contrasts) == 0L) stop("contest(): 'L' is an empty list", call. = FALSE)
@@ -93,7 +98,7 @@ contest <- function(model, L, rhs = 0, joint = TRUE, collect = TRUE, confint = T
   }
   parts <- ddf_parts(model, ddf)
   res <- lapply(contrasts, function(l) {
-    if (joint) return(joint_contrast_test(parts, l, rhs))
+    if (joint) return(joint_contrast_test(parts, l, rhs, eps))
     if (length(rhs) != 1L) {
       stop("contest(): with joint = FALSE 'rhs' must be one number (every row is tested ",
            "against it), not ", length(rhs), call. = FALSE)
@@ -152,12 +157,9 @@ contestMD <- function(model, L, rhs = 0, ddf = c("Satterthwaite", "Kenward-Roger
   if (!is.numeric(eps) || length(eps) != 1L || is.na(eps) || eps < 0 || eps >= 1) {
     stop("contestMD(): 'eps' must be a number in [0, 1), not ", deparse1(eps), call. = FALSE)
   }
-  # contest()'s checks of the model, L, rhs and ddf
-  out <- contest(model, L, rhs = rhs, joint = TRUE, ddf = ddf, ...)
-  if (eps != sqrt(.Machine$double.eps)) {
-    out <- joint_contrast_test(ddf_parts(model, match.arg(ddf)),
-                               contrast_matrix(L, length(model$beta), names(model$beta)), rhs, eps)
-  }
+  out <- contrast_tests(model, L, rhs, joint = TRUE, collect = TRUE, confint = TRUE,
+                        level = 0.95, check_estimability = FALSE, ddf = ddf,
+                        limits_given = FALSE, eps = eps, ...)
   rownames(out) <- NULL
   out
 }

@@ -95,10 +95,7 @@ ls_means.lmm <- function(model, which = NULL, level = 0.95,
   check_no_dots(..., caller = "ls_means()")
   ddf <- match.arg(ddf)
   check_flag(pairwise, "pairwise", "ls_means()")
-  if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 || level >= 1) {
-    stop("ls_means(): 'level' must be a number between 0 and 1, not ", deparse1(level),
-         call. = FALSE)
-  }
+  check_level(level, "ls_means()")
   require_rows(model, "ls_means()")
   hypotheses <- ls_means_contrasts(model, which, pairwise)
   columns <- c("Estimate", "Std. Error", "df", "t value", "lower", "upper", "Pr(>|t|)")

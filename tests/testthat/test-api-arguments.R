@@ -62,7 +62,7 @@ test_that("confint() of a bootmm object checks parm, level and its other argumen
   expect_identical(confint(b, parm = 2, type = "norm"), ci["Days", , drop = FALSE])
   expect_error(confint(b, parm = "days"), "'parm': 'days' is not a statistic of the bootstrap")
   expect_error(confint(b, parm = 3), "'parm' must be names of the statistics or whole numbers from 1 to 2")
-  expect_error(confint(b, level = 95), "'level' must be a single number between 0 and 1")
+  expect_error(confint(b, level = 95), "'level' must be a number between 0 and 1")
   expect_error(confint(b, levle = 0.9), "does not use the argument\\(s\\) 'levle'")
 })
 
