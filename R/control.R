@@ -35,6 +35,13 @@
 #'   * `"optimx"`: as lme4 runs it, `optimx::optimx()` with the method named
 #'     by `optCtrl$method` (required) and the rest of `optCtrl` as its
 #'     control.
+#'
+#'   Without `start`, all but `"bobyqa"` and `"nloptwrap"` start where lme4
+#'   does: at 1 for each relative standard deviation and 0 for each
+#'   correlation, except in a model whose terms are all random intercepts
+#'   of distinct factors, where each starts at the square root of the
+#'   variance of the response's group means over the variance left (lme4's
+#'   moment start).
 #' @param rhobeg,rhoend Initial and final trust-region radius of BOBYQA on
 #'   the covariance parameters. `rhoend` sets the accuracy of `theta`. Where
 #'   each evaluation factors a dense block of order 200 or more (crossed

@@ -21,6 +21,8 @@ lmm_model_list <- function(inputs) {
 make_lmm_devfun <- function(model, reterms, REML, threads) {
   engine <- lmm_devfun_rs(model, REML, as.integer(threads))
   bounds <- devfun_bounds(reterms)
+  moment <- lmm_moment_start(model$y, reterms, bounds$lower)
+  if (!is.null(moment)) bounds$start[] <- moment
   devfun_closure(engine, lmm_devfun_eval_rs, "theta", bounds,
                  list(REML = REML))
 }
@@ -32,6 +34,25 @@ devfun_bounds <- function(reterms) {
   names(start) <- par_names(reterms, layout)
   list(lower = unlist(lapply(layout, `[[`, "lower")),
        upper = unlist(lapply(layout, `[[`, "upper")), start = start)
+}
+
+# lme4's start for a model whose terms are all random intercepts of distinct
+# grouping factors (mkLmerDevfun()): theta_k = sqrt(v_k / v_e), with v_k the
+# variance of the response's group means over factor k (each row carrying
+# its group's mean) and v_e the response's variance less their sum; NULL
+# (the start of 1s) for other models, where v_e is not positive or a ratio
+# falls below its bound.
+lmm_moment_start <- function(y, reterms, lower) {
+  if (is.null(y) || length(reterms) != length(lower)) return(NULL)
+  scalar <- vapply(reterms, function(rt) {
+    is.null(rt$structure) && identical(rt$cnms, "(Intercept)")
+  }, logical(1))
+  groups <- vapply(reterms, `[[`, "", "group")
+  if (!all(scalar) || anyDuplicated(groups)) return(NULL)
+  v <- vapply(reterms, function(rt) stats::var(stats::ave(y, rt$factor)), double(1))
+  v_e <- stats::var(y) - sum(v)
+  if (is.na(v_e) || v_e <= 0 || any(v / v_e < lower^2)) return(NULL)
+  sqrt(v / v_e)
 }
 
 # A deviance function of one numeric vector (named `arg` in its errors)

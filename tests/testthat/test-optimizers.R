@@ -99,6 +99,28 @@ test_that("no optimization fits at the start, as lme4's optimizer = NULL", {
   expect_equal(fixef(fit0), fixef(fit))
 })
 
+test_that("without start, no optimization fits at lme4's start, the moment start for intercepts", {
+  skip_if_not_installed("lme4")
+  data("Dyestuff", package = "lme4")
+  data("Penicillin", package = "lme4")
+  data("sleepstudy", package = "lme4")
+  set.seed(3)
+  # group means that vary more than the response: lme4 keeps the start of 1
+  flat <- data.frame(g = factor(rep(1:4, each = 3)), y = rep(c(-5, 0, 5, 10), each = 3) + rnorm(12))
+  models <- list(list(Yield ~ 1 + (1 | Batch), Dyestuff),
+                 list(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin),
+                 list(Reaction ~ Days + (1 | Subject) + (0 + Days | Subject), sleepstudy),
+                 list(Reaction ~ Days + (Days | Subject), sleepstudy),
+                 list(y ~ 1 + (1 | g), flat))
+  for (m in models) {
+    fit <- lmm(m[[1]], m[[2]], control = lmmControl(optimizer = "none"))
+    ref <- lme4::lmer(m[[1]], m[[2]], control = lme4::lmerControl(optimizer = NULL))
+    expect_equal(unname(fit$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-12)
+    expect_equal(unname(fit$devcomp$cmp[["REML"]]),
+                 unname(lme4::getME(ref, "devcomp")$cmp[["REML"]]), tolerance = 1e-10)
+  }
+})
+
 test_that("glmm(family = gaussian) fits the LMM as glmer() does", {
   skip_if_not_installed("lme4")
   data("sleepstudy", package = "lme4")
