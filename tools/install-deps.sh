@@ -19,7 +19,7 @@ r-cran-roxygen2:roxygen2 r-cran-nlme:nlme r-cran-matrix:Matrix r-cran-pkgbuild:p
 r-cran-pkgload:pkgload r-cran-statmod:statmod r-cran-generics:generics
 r-cran-broom.mixed:broom.mixed r-cran-emmeans:emmeans r-cran-tibble:tibble
 r-cran-numderiv:numDeriv r-cran-glmmtmb:glmmTMB r-cran-ggplot2:ggplot2 r-cran-knitr:knitr r-cran-rmarkdown:rmarkdown r-cran-lattice:lattice
-r-cran-car:car r-cran-boot:boot r-cran-mass:MASS r-cran-optimx:optimx r-cran-dfoptim:dfoptim
+r-cran-car:car r-cran-multcomp:multcomp r-cran-boot:boot r-cran-mass:MASS r-cran-optimx:optimx r-cran-dfoptim:dfoptim
 r-cran-dbi:DBI r-cran-dbplyr:dbplyr r-cran-dplyr:dplyr r-cran-rsqlite:RSQLite
 r-cran-rpostgresql:RPostgreSQL r-cran-reticulate:reticulate r-cran-withr:withr"
 # Debian packages that are programs, not R packages -> the command they provide
