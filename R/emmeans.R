@@ -15,12 +15,15 @@
 #' call and the model frame. `emm_basis()` gives the fixed-effects estimates
 #' and covariance and, for `"lmm"` fits, the degrees of freedom of each
 #' linear function by `mode`:
-#' * `"kenward-roger"` (the default for REML fits, as emmeans' default for
-#'   lme4 fits): Kenward-Roger's adjusted covariance of the fixed effects
-#'   (so standard errors are the adjusted ones) and Kenward-Roger degrees of
-#'   freedom, as pbkrtest gives them. Only for REML fits.
-#' * `"satterthwaite"` (the default for ML fits): the unadjusted covariance
-#'   and Satterthwaite's degrees of freedom, as lmerTest gives them.
+#' * `"kenward-roger"` (the default, unless emmeans' option `lmer.df` says
+#'   otherwise, as for lme4 fits): Kenward-Roger's adjusted covariance of the
+#'   fixed effects (so standard errors are the adjusted ones) and
+#'   Kenward-Roger degrees of freedom, as pbkrtest gives them. For an ML fit,
+#'   as emmeans computes them with pbkrtest: the adjusted covariance of the
+#'   model refitted by REML, and degrees of freedom from it and the ML fit's
+#'   covariance.
+#' * `"satterthwaite"`: the unadjusted covariance and Satterthwaite's
+#'   degrees of freedom, as lmerTest gives them.
 #' * `"asymptotic"`: the unadjusted covariance and infinite degrees of
 #'   freedom (z tests).
 #'
@@ -57,26 +60,52 @@
 NULL
 
 #' @rdname emmeans-support
-recover_data.lmm <- function(object, ...) {
+recover_data.lmm <- function(object, component = "cond", ...) {
   fcall <- object$call
-  trms <- stats::delete.response(mer_fixed_terms(object))
-  emmeans::.recover_data(fcall, trms, mer_na_action(object), frame = object$frame, ...)
+  # (a component the fit lacks is reported by emm_basis(): emmeans turns an
+  # error here into a message about missing data)
+  part <- if (is.character(component) && length(component) == 1L && component != "cond") {
+    object$extended[[component]]
+  }
+  trms <- if (is.null(part$terms)) mer_fixed_terms(object) else part$terms
+  emmeans::.recover_data(fcall, stats::delete.response(trms), mer_na_action(object),
+                         frame = object$frame, ...)
 }
 
 #' @rdname emmeans-support
 recover_data.glmm <- recover_data.lmm
 
+# The model part `component` names, checked: "cond" (the conditional
+# model), or for glmmTMB-style fits "zi" (zero inflation, logit link) and
+# "disp" (dispersion, log link) when the fit has that part, as glmmTMB's
+# emmeans support offers them.
+emm_component <- function(object, component) {
+  if (!is.character(component) || length(component) != 1L || is.na(component)) {
+    stop("emmeans: 'component' must be one of \"cond\", \"zi\", \"disp\", not ",
+         deparse1(component), call. = FALSE)
+  }
+  if (component == "cond") return(component)
+  parts <- if (is_extended_fit(object)) {
+    c(if (!is.null(object$extended$zi)) "zi",
+      if (!is.null(object$extended$disp) && extended_has_dispersion(object$extended$family)) "disp")
+  }
+  if (!component %in% parts) {
+    stop("emmeans: component = \"", component, "\" is not a part of this model; it has ",
+         paste0("\"", c("cond", parts), "\"", collapse = ", "),
+         " (zero-inflation and dispersion parts are those of glm()-style ",
+         "fits with 'ziformula' or 'dispformula')", call. = FALSE)
+  }
+  component
+}
+
 #' @rdname emmeans-support
 emm_basis.lmm <- function(object, trms, xlev, grid,
-                          mode = c("kenward-roger", "satterthwaite", "asymptotic"),
-                          lmer.df, options, ...) {
+                          mode = emmeans::get_emm_option("lmer.df"),
+                          lmer.df, options, component = "cond", ...) {
+  emm_component(object, component)
   if (!missing(lmer.df)) mode <- lmer.df
   V <- as.matrix(emmeans::.my.vcov(object, ...))
-  mode <- if (missing(mode) && missing(lmer.df)) {
-    if (isTRUE(object$REML)) "kenward-roger" else "satterthwaite"
-  } else {
-    match.arg(tolower(mode), c("kenward-roger", "satterthwaite", "asymptotic"))
-  }
+  mode <- match.arg(tolower(mode), c("kenward-roger", "satterthwaite", "asymptotic"))
   if (!missing(options) && !is.null(options$df) && mode != "kenward-roger") {
     mode <- "asymptotic"
   }
@@ -89,7 +118,20 @@ emm_basis.lmm <- function(object, trms, xlev, grid,
   # needs travel in dfargs
   dfargs <- list()
   if (mode == "kenward-roger") {
-    parts <- ddf_parts(object, "Kenward-Roger")
+    if (isTRUE(object$REML)) {
+      parts <- ddf_parts(object, "Kenward-Roger")
+    } else {
+      # as emmeans with pbkrtest: the adjusted covariance of the REML refit,
+      # and df from it with the ML fit's own covariance (pbkrtest's Lb_ddf())
+      if (is_sums_fit(object)) {
+        stop("emmeans: Kenward-Roger's method for an ML fit uses its REML refit, which a fit ",
+             "from database sums does not provide; use mode = \"satterthwaite\" or fit ",
+             "with REML = TRUE", call. = FALSE)
+      }
+      reml <- refit_criterion(object, REML = TRUE, control_of(object, parent.frame()))
+      parts <- ddf_parts(reml, "Kenward-Roger")
+      parts$vcov_beta <- unname(V)
+    }
     V <- parts$vcov_adj
     dfargs <- list(parts = parts, kr_ddf = kr_ddf)
     dffun <- function(k, dfargs) {
@@ -106,27 +148,50 @@ emm_basis.lmm <- function(object, trms, xlev, grid,
 }
 
 #' @rdname emmeans-support
-emm_basis.glmm <- function(object, trms, xlev, grid, ...) {
-  # A glmmTMB-style fit's vcov() is a list of components: the conditional
-  # model's, as glmmTMB's emmeans support uses by default.
+#' @param component For glmmTMB-style fits (with `ziformula` or
+#'   `dispformula`, or a glmmTMB family): `"cond"` (the conditional model,
+#'   default), `"zi"` (the zero-inflation model, on the logit scale) or
+#'   `"disp"` (the dispersion model, on the log scale), as glmmTMB's emmeans
+#'   support offers them; other fits have only `"cond"`.
+emm_basis.glmm <- function(object, trms, xlev, grid, component = "cond", ...) {
+  component <- emm_component(object, component)
   V <- if (is_extended_fit(object) && is.null(list(...)$vcov.)) {
-    as.matrix(object$vcov)
+    # a glmmTMB-style fit's vcov() is a list of components
+    as.matrix(object$extended$vcov[[component]])
   } else {
     as.matrix(emmeans::.my.vcov(object, ...))
   }
-  misc <- emmeans::.std.link.labels(object$family, list())
-  emm_basis_common(object, trms, xlev, grid, V, function(k, dfargs) Inf,
-                   list(), misc)
+  link <- switch(component, cond = object$family, zi = list(link = "logit"),
+                 disp = list(link = "log"))
+  misc <- emmeans::.std.link.labels(link, list())
+  # glmmTMB's emmeans support tests with the residual degrees of freedom;
+  # glmer's with z tests
+  if (is_extended_fit(object)) {
+    dfargs <- list(df = stats::df.residual(object))
+    dffun <- function(k, dfargs) dfargs$df
+  } else {
+    dfargs <- list()
+    dffun <- function(k, dfargs) Inf
+  }
+  emm_basis_common(object, trms, xlev, grid, V, dffun, dfargs, misc, component)
 }
 
 # The part of emm_basis() shared by both classes: the grid's model matrix,
 # the estimates (with NA for columns dropped as rank deficient and the
-# non-estimable basis), and the compact model matrix.
-emm_basis_common <- function(object, trms, xlev, grid, V, dffun, dfargs, misc) {
-  contrasts <- attr(object$X, "contrasts")
+# non-estimable basis), and the compact model matrix, of the model part
+# `component`.
+emm_basis_common <- function(object, trms, xlev, grid, V, dffun, dfargs, misc,
+                             component = "cond") {
+  if (component == "cond") {
+    model_X <- object$X
+    beta <- mer_fixef(object)
+  } else {
+    model_X <- object$extended[[component]]$X
+    beta <- object$extended[[component]]$beta
+  }
+  contrasts <- attr(model_X, "contrasts")
   m <- stats::model.frame(trms, grid, na.action = stats::na.pass, xlev = xlev)
   X <- stats::model.matrix(trms, m, contrasts.arg = contrasts)
-  beta <- mer_fixef(object)
   V <- unname(V)
   if (length(beta) < ncol(X)) {
     kept <- match(names(beta), colnames(X))
@@ -140,12 +205,12 @@ emm_basis_common <- function(object, trms, xlev, grid, V, dffun, dfargs, misc) {
   }
   # (The Laplace weights of a family with extra parameters can be negative:
   # its prior weights instead.)
-  w <- if (is_glmm(object) && is.null(object$extended)) {
+  w <- if (is_glmm(object) && is.null(object$extended) && component == "cond") {
     weights.glmm(object, type = "working")
   } else {
     as.vector(object$weights)
   }
-  mm <- emmeans::.cmpMM(object$X, w, attr(object$X, "assign"))
+  mm <- emmeans::.cmpMM(model_X, w, attr(model_X, "assign"))
   list(X = X, bhat = bhat, nbasis = nbasis, V = V, dffun = dffun,
        dfargs = dfargs, misc = misc, model.matrix = mm)
 }

@@ -165,15 +165,21 @@ refitML.mixedrs_fit <- function(x, optimizer = "bobyqa", ...) {
   control$optimizer <- opt$name
   control["optimizer_fun"] <- list(opt$fun)
   if (is_sums_fit(x)) return(sums_refit_ml(x, control))
+  refit_criterion(x, REML = FALSE, control)
+}
+
+# A linear mixed model refitted to the data it holds by REML (TRUE) or ML
+# (FALSE), starting from its estimates of theta; the refit's call says which.
+refit_criterion <- function(x, REML, control) {
   call <- x$call
-  call$REML <- FALSE
+  call$REML <- REML
   inputs <- list(formula = x$formula, frame = x$frame, X = x$X,
                  offset = if (isTRUE(x$has_offset)) x$offset,
                  reterms = x$reterms, flist = x$flist, na.action = x$na.action)
   inputs$y <- as.vector(x$y)
   inputs$weights <- if (isTRUE(x$has_weights)) x$weights
-  raw <- lmm_fit_raw(inputs, FALSE, control, as.double(cov_par(x)), 0L)
-  fit <- lmm_object(call, inputs, raw, FALSE, opt$name)
+  raw <- lmm_fit_raw(inputs, REML, control, as.double(cov_par(x)), 0L)
+  fit <- lmm_object(call, inputs, raw, REML, control$optimizer)
   report_convergence(fit$optinfo, control)
   fit
 }
