@@ -21,8 +21,12 @@
 #'
 #' The data are found as the fit found them (the call's `data`, `subset`,
 #' `weights`, `offset`, `na.action`, evaluated in the environment of the
-#' model formula) unless `data` is given. The optimizer record shows
-#' mixedrs' optimizer, evaluation count and convergence messages. The call
+#' model formula) unless `data` is given. The optimizer record holds
+#' mixedrs' evaluation count and convergence messages, and names the
+#' optimizer lme4 uses when it refits or profiles the object (`refit()`,
+#' `bootMer()`, `profile()`): the fit's last-stage optimizer where lme4 has
+#' it (`"bobyqa"`, `"Nelder_Mead"`, `"nloptwrap"`, `"nlminbwrap"`), otherwise
+#' `"bobyqa"`. The call
 #' of the result is the equivalent `lme4::lmer()` or `lme4::glmer()` call
 #' (without mixedrs' `control`, with `data` as given here), so `update()`
 #' refits with lme4.
@@ -99,12 +103,17 @@ check_same_rows <- function(fr, x) {
   }
 }
 
-# The optimizer's record in the form mkMerMod() reads.
+# The optimizer's record in the form mkMerMod() reads. Its optimizer is the
+# one lme4 runs when it refits or profiles the object (refit(), bootMer(),
+# profile() look it up by name): the fit's last-stage optimizer where lme4
+# has one of that name, otherwise bobyqa.
 lme4_opt <- function(x, par, fval) {
   oi <- x$optinfo
+  last <- oi$optimizer[length(oi$optimizer)]
+  known <- c("bobyqa", "Nelder_Mead", "nloptwrap", "nlminbwrap")
   structure(list(par = par, fval = fval, conv = oi$conv$opt, feval = oi$feval,
                  message = oi$message),
-            optimizer = paste0("mixedrs::", paste(oi$optimizer, collapse = "+")),
+            optimizer = if (is.character(last) && last %in% known) last else "bobyqa",
             derivs = oi$derivs, warnings = list())
 }
 

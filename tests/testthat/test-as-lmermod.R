@@ -29,6 +29,20 @@ test_that("an lmm fit becomes an lmerMod with our estimates", {
   # lme4 refits it, to full precision (helper-reference.R)
   refit <- suppressMessages(stats::update(m, control = lmer_full_control()))
   expect_equal(lme4::fixef(refit), fixef(fit), tolerance = 1e-6)
+  # lme4's tools that rerun the optimizer the object names (it named
+  # "mixedrs::bobyqa", which lme4 could not find): profile intervals,
+  # refit() and bootMer(), as on lme4's own fit
+  ref <- lmer_full(Reaction ~ Days + (Days | Subject), sleepstudy)
+  expect_equal(suppressWarnings(confint(m)), suppressWarnings(confint(ref)), tolerance = 1e-4)
+  y2 <- simulate(ref, seed = 1)[[1L]]
+  expect_equal(lme4::fixef(lme4::refit(m, y2)), lme4::fixef(lme4::refit(ref, y2)),
+               tolerance = 1e-5)
+  boot <- lme4::bootMer(m, lme4::fixef, nsim = 3, seed = 2)
+  expect_false(anyNA(boot$t))
+  expect_equal(boot$t, lme4::bootMer(ref, lme4::fixef, nsim = 3, seed = 2)$t, tolerance = 1e-4)
+  gm <- as_lmerMod(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                        family = binomial, data = lme4::cbpp))
+  expect_false(anyNA(lme4::bootMer(gm, lme4::fixef, nsim = 2, seed = 3)$t))
 })
 
 test_that("ML, weights, || and crossed terms convert", {
