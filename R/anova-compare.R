@@ -192,6 +192,7 @@ anova_compare <- function(models, model_names = names(models), refit = TRUE) {
   data_expr <- anova_check_same(data_of, "data", "all models must be fit to the same data object")
   subset_expr <- anova_check_same(calls, "subset", "all models must use the same subset")
   anova_check_quadrature(models)
+  anova_check_likelihood_kind(models)
   anova_check_responses(models)
 
   reml <- vapply(models, anova_is_reml, NA)
@@ -301,6 +302,27 @@ anova_check_quadrature <- function(models) {
          call. = FALSE)
   }
   invisible(NULL)
+}
+
+# A GLMM of a family with a dispersion parameter fitted as glmer fits it
+# (Gamma, inverse.gaussian, gaussian with another link than the identity,
+# without 'dispformula') has glmer's criterion as its log-likelihood, not the
+# Laplace likelihood of glmmTMB-style fits (ziformula, dispformula, glmmTMB's
+# families): comparing the two would test the criteria, not the models.
+anova_check_likelihood_kind <- function(models) {
+  glmer_dispersion <- vapply(models, function(m) {
+    inherits(m, "glmm") && is.null(m$extended) && !m$family$family %in% c("binomial", "poisson")
+  }, NA)
+  tmb <- vapply(models, function(m) inherits(m, "glmm") && is_extended_fit(m), NA)
+  if (!any(glmer_dispersion) || !any(tmb)) return(invisible(NULL))
+  first <- models[[which(glmer_dispersion)[1L]]]
+  stop("the log-likelihoods are not comparable: ",
+       anova_list_names(names(models)[glmer_dispersion]), " ",
+       if (sum(glmer_dispersion) > 1L) "are" else "is", " fitted by glmer's criterion for the ",
+       first$family$family, " family, ", anova_list_names(names(models)[tmb]),
+       " by glmmTMB's Laplace likelihood (glmmTMB's families, 'ziformula' or 'dispformula'); ",
+       "fit the former with dispformula = ~1 to compare them on glmmTMB's likelihood",
+       call. = FALSE)
 }
 
 anova_nagq <- function(m) {

@@ -431,3 +431,30 @@ test_that("anova(glmm) gives lme4's one-model table for glmer fits", {
   expect_error(anova_single_lme4(lm(incidence ~ period, cbpp)), "must be a fit of lmm() or glmm()",
                fixed = TRUE)
 })
+
+test_that("glmer-style and glmmTMB-style fits of a dispersion family are not compared", {
+  skip_if_not_installed("glmmTMB")
+  sleepstudy <- lme4::sleepstudy
+  m1 <- glmm(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"), data = sleepstudy)
+  m2 <- glmm(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
+             dispformula = ~ Days, data = sleepstudy)
+  # the two criteria differ: glmer's for m1, glmmTMB's Laplace likelihood for m2
+  ref1 <- glmmTMB::glmmTMB(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
+                           data = sleepstudy)
+  expect_gt(abs(as.numeric(logLik(m1)) - as.numeric(logLik(ref1))), 1)
+  expect_error(anova(m1, m2), "m1 is fitted by glmer's criterion for the Gamma family, m2 by")
+  # with dispformula = ~1 both are glmmTMB's: the table is glmmTMB's
+  m1t <- glmm(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
+              dispformula = ~ 1, data = sleepstudy)
+  ref2 <- glmmTMB::glmmTMB(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
+                           dispformula = ~ Days, data = sleepstudy)
+  ours <- anova(m1t, m2)
+  theirs <- anova(ref1, ref2)
+  expect_equal(ours$Chisq[2], theirs$Chisq[2], tolerance = 1e-4)
+  expect_equal(ours$logLik, theirs$logLik, tolerance = 1e-6)
+  # a Poisson glmer-style fit and a negative binomial are comparable
+  gt <- lme4::grouseticks
+  p1 <- glmm(TICKS ~ YEAR + (1 | BROOD), family = poisson, data = gt)
+  p2 <- glmm(TICKS ~ YEAR + (1 | BROOD), family = "nbinom2", data = gt)
+  expect_s3_class(anova(p1, p2), "anova")
+})
