@@ -116,22 +116,33 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
     disp = if (has_disp) engine_part(disp), zi = if (has_zi) engine_part(zi),
     start = as.double(extra_start))
   run_engine <- extended_engine_runner(inputs, nAGQ, verbose)
-  raw <- if (is.null(zi_random) && needs_poisson_side_start(name, has_zi, nb_theta_fixed)) {
-    tryCatch(
-      poisson_side_fit_raw(run_engine, engine_terms(inputs), engine_family, start, control,
-                           name, colnames(disp$X)),
-      error = function(e) stop_sqrt_link_edge(e, family$link))
-  } else if (is.null(zi_random)) {
-    tryCatch(
-      run_engine(engine_terms(inputs), engine_family, start$theta, start$fixef,
-                 unclass(control)),
-      error = function(e) stop_sqrt_link_edge(e, family$link))
-  } else {
-    zi_random_fit_raw(run_engine, inputs, zi_random, engine_family, start, control)
+  fit_raw <- function(engine_family) {
+    if (is.null(zi_random) && needs_poisson_side_start(name, has_zi, nb_theta_fixed)) {
+      tryCatch(
+        poisson_side_fit_raw(run_engine, engine_terms(inputs), engine_family, start, control,
+                             name, colnames(disp$X)),
+        error = function(e) stop_sqrt_link_edge(e, family$link))
+    } else if (is.null(zi_random)) {
+      tryCatch(
+        run_engine(engine_terms(inputs), engine_family, start$theta, start$fixef,
+                   unclass(control)),
+        error = function(e) stop_sqrt_link_edge(e, family$link))
+    } else {
+      zi_random_fit_raw(run_engine, inputs, zi_random, engine_family, start, control)
+    }
   }
-  parts <- split_zi_random(raw, inputs, zi_random)
-  fit <- extended_object(mc, inputs, parts$raw, family, nAGQ, control, zi, disp,
-                         style, zi_random = parts$zi)
+  make_fit <- function(raw) {
+    parts <- split_zi_random(raw, inputs, zi_random)
+    extended_object(mc, inputs, parts$raw, family, nAGQ, control, zi, disp,
+                    style, zi_random = parts$zi)
+  }
+  raw <- fit_raw(engine_family)
+  fit <- make_fit(raw)
+  if (has_zi && is.null(zi_random) && zi_coefficients_run_off(fit, control)) {
+    fit <- with_zero_start_zi(fit, raw, engine_family, ncol(zi$X), fit_raw, make_fit)
+    raw <- attr(fit, "raw")
+    attr(fit, "raw") <- NULL
+  }
   if (!is.null(raw$zi_start_note)) warning(raw$zi_start_note, call. = FALSE)
   report_convergence(fit$optinfo, control)
   # (nAGQ = 0, a fixed-theta negative binomial: no Hessian over all
@@ -335,6 +346,42 @@ dispersion_start <- function(name, inputs, disp, nb_theta_start = NULL) {
   icpt <- match("(Intercept)", colnames(disp$X))
   if (!is.na(icpt)) start[icpt] <- log(min(max(phi, 1e-4), 1e4))
   start
+}
+
+# TRUE when a zero-inflation coefficient of `fit` ran off: the Hessian over
+# all parameters is not positive definite along it, so its standard error is
+# NA (not when the Hessian was not computed).
+zi_coefficients_run_off <- function(fit, control) {
+  if (isFALSE(control$calc.derivs)) return(FALSE)
+  se2 <- diag(as.matrix(fit$extended$vcov_full))
+  any(is.na(se2[startsWith(names(se2), "zi.")]))
+}
+
+# A fit whose zero-inflation coefficients ran off (a zero-inflation
+# probability heading for 0 or 1 in some cell) searched again with those
+# coefficients started at 0 (glmmTMB's start) instead of the share of zeros;
+# the better end is kept (the lower deviance, among the ends without
+# convergence messages when one has none). In a cell with few zeros, the
+# likelihood can rise both towards a zero-inflation probability of 0 and
+# to an interior optimum: glmmTMB's ?Salamanders model zipm3 (count ~
+# spp * mined, ziformula = ~ spp * mined) ended with zi sppEC-L at -21.5 and
+# logLik -860.1008 from the share-of-zeros start, at -4.54 and -860.0441
+# (glmmTMB's optimum) from 0. The fit, with attribute "raw" (the engine's
+# result kept); `optinfo$starts` counts both searches.
+with_zero_start_zi <- function(fit, raw, engine_family, n_zi, fit_raw, make_fit) {
+  zero_start <- engine_family
+  idx <- length(zero_start$start) - n_zi + seq_len(n_zi)
+  zero_start$start[idx] <- 0
+  other_raw <- tryCatch(fit_raw(zero_start), error = function(e) NULL)
+  if (is.null(other_raw) || !is.finite(other_raw$deviance)) return(structure(fit, raw = raw))
+  clean <- function(r) length(r$messages) == 0L
+  better <- other_raw$deviance < raw$deviance - 1e-8 && (clean(other_raw) || !clean(raw))
+  better <- better || (clean(other_raw) && !clean(raw))
+  best_raw <- if (better) other_raw else raw
+  best_raw$stage2$starts <- sum(vapply(list(raw, other_raw), function(r) {
+    max(1L, as.integer(r$stage2$starts))
+  }, 1L))
+  structure(make_fit(best_raw), raw = best_raw)
 }
 
 # Starting values of the zero-inflation coefficients: for the intercept the

@@ -414,3 +414,21 @@ test_that("a zero-inflated negative binomial whose better optimum is its Poisson
   expect_equal(unname(fixef(fit)$cond), unname(glmmTMB::fixef(zip)$cond), tolerance = 1e-4)
   expect_equal(fit$optinfo$starts, 2L)
 })
+
+test_that("zero-inflation coefficients that run off are searched again from 0 (glmmTMB's ?Salamanders zipm3)", {
+  # From the share-of-zeros start the zero-inflation coefficient of the cell
+  # EC-L x mined ran off to -21.5 (logLik -860.1008, standard errors NA); the
+  # interior optimum, glmmTMB's, is 0.057 higher
+  sal <- glmmTMB::Salamanders
+  fit <- glmm(count ~ spp * mined + (1 | site), ziformula = ~ spp * mined, family = poisson,
+              data = sal)
+  tmb_control <- glmmTMB::glmmTMBControl(optCtrl = list(rel.tol = 1e-12, eval.max = 1e4,
+                                                        iter.max = 1e4))
+  ref <- glmmTMB::glmmTMB(count ~ spp * mined + (1 | site), ziformula = ~ spp * mined,
+                          family = poisson, data = sal, control = tmb_control)
+  expect_gt(as.numeric(logLik(fit)), -ref$fit$objective - 1e-6)
+  expect_equal(fixef(fit)$zi, glmmTMB::fixef(ref)$zi, tolerance = 1e-4)
+  expect_equal(fixef(fit)$cond, glmmTMB::fixef(ref)$cond, tolerance = 1e-4)
+  expect_false(anyNA(sqrt(diag(vcov(fit)$zi))))
+  expect_identical(fit$optinfo$starts, 2L)
+})
