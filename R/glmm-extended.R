@@ -136,7 +136,8 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
     extended_object(mc, inputs, parts$raw, family, nAGQ, control, zi, disp,
                     style, zi_random = parts$zi)
   }
-  raw <- fit_raw(engine_family)
+  raw <- with_unit_dispersion_start(fit_raw, engine_family,
+                                    if (has_disp && is.null(nb_theta_fixed)) ncol(disp$X) else 0L)
   fit <- make_fit(raw)
   if (has_zi && is.null(zi_random) && zi_coefficients_run_off(fit, control)) {
     fit <- with_zero_start_zi(fit, raw, engine_family, ncol(zi$X), fit_raw, make_fit)
@@ -346,6 +347,25 @@ dispersion_start <- function(name, inputs, disp, nb_theta_start = NULL) {
   icpt <- match("(Intercept)", colnames(disp$X))
   if (!is.na(icpt)) start[icpt] <- log(min(max(phi, 1e-4), 1e4))
   start
+}
+
+# The engine's fit from the dispersion's moment start, or where PIRLS fails
+# at that start, from glmmTMB's start (the dispersion model's coefficients
+# at 0, phi = 1); the error of the first is raised when both fail. The moment
+# estimate reads the marginal variance, which large random effects inflate:
+# nbinom1 counts with a random-intercept sd of 5 (glmmTMB's test-families.R
+# data) gave phi ~ 1e4 there, where the observed information of the joint
+# modes is not positive definite.
+with_unit_dispersion_start <- function(fit_raw, engine_family, n_disp) {
+  first <- tryCatch(fit_raw(engine_family), error = function(e) e)
+  if (!inherits(first, "error")) return(first)
+  if (n_disp == 0L || !grepl("at the starting values", conditionMessage(first), fixed = TRUE) ||
+      all(engine_family$start[seq_len(n_disp)] == 0)) {
+    stop(first)
+  }
+  unit <- engine_family
+  unit$start[seq_len(n_disp)] <- 0
+  tryCatch(fit_raw(unit), error = function(e) stop(first))
 }
 
 # TRUE when a zero-inflation coefficient of `fit` ran off: the Hessian over

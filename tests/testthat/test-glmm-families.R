@@ -432,3 +432,21 @@ test_that("zero-inflation coefficients that run off are searched again from 0 (g
   expect_false(anyNA(sqrt(diag(vcov(fit)$zi))))
   expect_identical(fit$optinfo$starts, 2L)
 })
+
+test_that("an nbinom1 fit whose moment start of phi fails in PIRLS starts from phi = 1 (glmmTMB's test-families.R data)", {
+  # a random-intercept sd of 5: the marginal variance says phi ~ 1e4, where
+  # the observed information of the joint modes is not positive definite
+  set.seed(101)
+  x <- rnorm(200)
+  f <- factor(rep(1:10, 20))
+  mu <- exp(2 + x + rnorm(10, sd = 5)[f])
+  d <- data.frame(x, f, y = rnbinom(200, size = mu, mu = mu))
+  fit <- glmm(y ~ x + (1 | f), family = nbinom1, data = d)
+  tmb_control <- glmmTMB::glmmTMBControl(optCtrl = list(rel.tol = 1e-12, eval.max = 1e4,
+                                                        iter.max = 1e4))
+  ref <- glmmTMB::glmmTMB(y ~ x + (1 | f), family = glmmTMB::nbinom1, data = d,
+                          control = tmb_control)
+  expect_gt(as.numeric(logLik(fit)), -ref$fit$objective - 1e-6)
+  expect_equal(fixef(fit)$cond, glmmTMB::fixef(ref)$cond, tolerance = 1e-4)
+  expect_equal(sigma(fit), sigma(ref), tolerance = 1e-4)
+})
