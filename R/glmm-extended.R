@@ -431,6 +431,12 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
   ne <- kd + kz
   k <- nth + nzp + ne + p
   H <- if (length(raw$hessian) == k * k) matrix(raw$hessian, k, k) else NULL
+  ran_off <- integer(0)
+  if (!is.null(H)) {
+    finite <- finite_hessian_part(H)
+    H <- finite$H
+    ran_off <- finite$ran_off
+  }
   keep <- c(seq_len(nth), nth + nzp + ne + seq_len(p))
   extra_idx <- nth + seq_len(nzp + ne)
   reduced <- raw
@@ -481,7 +487,7 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     switch(name, gaussian = sqrt(phi), Gamma = 1 / sqrt(phi), phi)
   }
   cov_all <- extended_covariance(H, nth + nzp, kd, kz, p, names(fit$beta),
-                                 names(b_disp), names(b_zi))
+                                 names(b_disp), names(b_zi), ran_off)
   fit$extended <- list(
     style = style, family = name, zi = zi, disp = disp, sigma = sigma,
     extra = extra, n_trials = inputs$n_trials, prior_weights = inputs$weights,
@@ -490,6 +496,41 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     vcov = cov_all$blocks, vcov_full = cov_all$full, hessian = H,
     loglik = -raw$deviance / 2, df = nth + nzp + ne + p + !is.null(fixed_theta))
   fit
+}
+
+# The Hessian `H` over all parameters with the parameters that ran off held
+# fixed. A coefficient that ran off to infinity (a zero-inflation probability
+# underflowing to 0 in some cell) leaves no curvature along it (Salamanders,
+# count ~ spp + mined, ziformula = ~ spp + mined, nbinom2: zi sppDF at -62.5,
+# curvature 1e-24 against 1e2 for the others, which made every standard
+# error NA) or non-finite finite differences in its row and column. Those
+# with non-finite entries are taken out one at a time, the one with the most
+# first, until the rest is finite; then those whose curvature is below 1e-8
+# of the largest. Their rows and columns become those of a parameter held
+# fixed (0 off the diagonal, 1 on it), so the covariance of the others is
+# that of the model with those parameters at their limit. `ran_off`: their
+# indices, whose covariance is NA.
+finite_hessian_part <- function(H) {
+  ran_off <- integer(0)
+  repeat {
+    bad <- !is.finite(H)
+    bad[ran_off, ] <- FALSE
+    bad[, ran_off] <- FALSE
+    if (!any(bad)) break
+    ran_off <- c(ran_off, which.max(rowSums(bad)))
+  }
+  curv <- diag(H)
+  curv[ran_off] <- NA
+  if (any(!is.na(curv))) {
+    flat <- which(curv <= 1e-8 * max(abs(curv), na.rm = TRUE))
+    ran_off <- c(ran_off, flat)
+  }
+  if (length(ran_off)) {
+    H[ran_off, ] <- 0
+    H[, ran_off] <- 0
+    H[cbind(ran_off, ran_off)] <- 1
+  }
+  list(H = H, ran_off = ran_off)
 }
 
 # The dispersion "model" of a negative binomial with theta fixed (glmer()'s
@@ -555,13 +596,15 @@ fixed_nb_theta <- function(family) {
 # The covariance of c(cond, zi, disp) coefficients from the Hessian of the
 # deviance over c(theta, disp, zi, beta): twice its inverse, reordered.
 extended_covariance <- function(H, nth, kd, kz, p, cond_names, disp_names,
-                                zi_names) {
+                                zi_names, ran_off = integer(0)) {
   k <- nth + kd + kz + p
   idx_d <- nth + seq_len(kd)
   idx_z <- nth + kd + seq_len(kz)
   idx_b <- nth + kd + kz + seq_len(p)
   inv <- if (is.null(H)) NULL else tryCatch(solve(H), error = function(e) NULL)
   V <- if (is.null(inv)) matrix(NA_real_, k, k) else inv + t(inv)
+  V[ran_off, ] <- NA_real_
+  V[, ran_off] <- NA_real_
   # A negative variance (a Hessian that is not positive definite along a
   # coefficient whose curvature is below its numerical noise) is no variance:
   # its row and column are NA, named by report_extended_covariance().

@@ -450,3 +450,26 @@ test_that("an nbinom1 fit whose moment start of phi fails in PIRLS starts from p
   expect_equal(fixef(fit)$cond, glmmTMB::fixef(ref)$cond, tolerance = 1e-4)
   expect_equal(sigma(fit), sigma(ref), tolerance = 1e-4)
 })
+
+test_that("coefficients that ran off leave the other standard errors: those of glmmTMB with them held", {
+  # zi sppDF and minedno run off (-62, -26): no curvature along them, which
+  # made every standard error NA; the others' covariance is that of the
+  # model with these two held at their values (glmmTMB's map)
+  sal <- glmmTMB::Salamanders
+  fit <- NULL
+  expect_warning(fit <- glmm(count ~ spp + mined + (1 | site), ziformula = ~ spp + mined,
+                             family = "nbinom2", data = sal),
+                 "standard errors are not available \\(NA\\) for zi.sppDF, zi.minedno:")
+  bz <- fixef(fit)$zi
+  expect_lt(bz[["sppDF"]], -20)
+  ref <- glmmTMB::glmmTMB(count ~ spp + mined + (1 | site), ziformula = ~ spp + mined,
+                          family = glmmTMB::nbinom2, data = sal,
+                          start = list(beta = fixef(fit)$cond, betazi = bz,
+                                       betad = log(sigma(fit)), theta = log(fit$theta)),
+                          map = list(betazi = factor(c(1:6, NA, NA))))
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
+  expect_equal(vcov(fit)$cond, vcov(ref)$cond, tolerance = 1e-4)
+  expect_equal(sqrt(diag(vcov(fit)$zi))[1:6], sqrt(diag(vcov(ref)$zi)), tolerance = 1e-4,
+               ignore_attr = TRUE)
+  expect_true(all(is.na(diag(vcov(fit)$zi)[7:8])))
+})
