@@ -35,6 +35,36 @@ check_part_formula <- function(formula, name, bars = FALSE) {
   formula
 }
 
+# glmmTMB's `ziformula = ~ .`: the `.` is the right-hand side of the
+# conditional formula, random-effects terms included and offsets left out,
+# and terms can be added or removed (`~ . - (1 | site)`), as stats::update()
+# reads it.
+expand_zi_dot <- function(zi_formula, mc, env) {
+  if (!"." %in% all.names(zi_formula[[2L]])) return(zi_formula)
+  f <- tryCatch(eval(mc$formula, env), error = function(e) NULL)
+  if (!inherits(f, "formula") || length(f) != 3L) {
+    stop("'ziformula' uses '.' (the conditional formula's right-hand side), but the ",
+         "conditional formula could not be read", call. = FALSE)
+  }
+  rhs <- drop_offset_terms(f[[3L]])
+  base <- stats::as.formula(call("~", if (is.null(rhs)) 1 else rhs), env = environment(f))
+  stats::update(base, zi_formula)
+}
+
+# A formula's right-hand side without its offset() terms (NULL when nothing
+# else is left).
+drop_offset_terms <- function(rhs) {
+  if (is.call(rhs) && identical(rhs[[1L]], as.name("+")) && length(rhs) == 3L) {
+    left <- drop_offset_terms(rhs[[2L]])
+    right <- drop_offset_terms(rhs[[3L]])
+    if (is.null(left)) return(right)
+    if (is.null(right)) return(left)
+    return(call("+", left, right))
+  }
+  if (is.call(rhs) && identical(rhs[[1L]], as.name("offset"))) return(NULL)
+  rhs
+}
+
 # Stops when `object` is a fit of a family with extra parameters (glmmTMB's
 # families, zero inflation, a dispersion model, glmm.nb()): `what` is not
 # built for those yet.
@@ -77,7 +107,7 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
          "criterion for the ", name, " family's own parameters (dispersion, ",
          "zero inflation); use nAGQ = 1 (Laplace)", call. = FALSE)
   }
-  zi_formula <- check_part_formula(ziformula, "ziformula", bars = TRUE)
+  zi_formula <- expand_zi_dot(check_part_formula(ziformula, "ziformula", bars = TRUE), mc, env)
   disp_formula <- check_part_formula(dispformula, "dispformula")
   has_zi <- !is_constant_formula(zi_formula, 0)
   if (has_zi) check_zi_family(name)
@@ -100,6 +130,8 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
   zi_parts <- if (has_zi) split_part_formula(zi_formula)
   zi <- if (has_zi) part_design(zi_parts$fixed, inputs$frame, env, "ziformula")
   if (has_zi) zi$full_formula <- zi_formula
+  # (a `~ .` is shown as written, as glmmTMB shows it)
+  if (has_zi && !identical(zi_formula, ziformula)) zi$formula_as_given <- ziformula
   zi_random <- if (has_zi) zi_random_terms(zi_parts, inputs$frame, env, control)
   disp <- if (!is.null(nb_theta_fixed)) {
     fixed_dispersion_part(nb_theta_fixed, length(inputs$y))

@@ -77,11 +77,14 @@
 #'   `nAGQ`, the linear predictor `eta` and fitted means `mu`. Use the methods
 #'   (`summary()`, [fixef()], [ranef()], [VarCorr()], `predict()`,
 #'   `residuals()`, ...) to read it.
-#' @param ziformula A one-sided formula of fixed effects for the probability
-#'   of an extra zero (zero inflation, glmmTMB's `ziformula`), on the logit
-#'   scale: `~0` (default) for none, `~1` for a constant probability, `~ x`
-#'   for a model. Available for the `poisson`, `nbinom1` and `nbinom2`
-#'   families. Random effects in it are not supported yet (an error).
+#' @param ziformula A one-sided formula for the probability of an extra zero
+#'   (zero inflation, glmmTMB's `ziformula`), on the logit scale: `~0`
+#'   (default) for none, `~1` for a constant probability, `~ x` for a model,
+#'   `~ x + (1 | g)` with random effects (when the conditional model has
+#'   random effects too). As in glmmTMB, `~ .` is the conditional formula's
+#'   right-hand side, random-effects terms included and offsets left out,
+#'   and terms can be added or removed (`~ . - (1 | g)`). Available for the
+#'   `poisson`, `nbinom1` and `nbinom2` families.
 #' @param dispformula A one-sided formula of fixed effects for the
 #'   dispersion parameter on the log scale (glmmTMB's `dispformula`; see
 #'   "Families with a dispersion"): `~1` (default) for a constant dispersion.

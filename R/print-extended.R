@@ -85,6 +85,7 @@ extended_call_lines <- function(x) {
 # prints its call's).
 zi_formula_shown <- function(x) {
   zi <- x$extended$zi
+  if (!is.null(zi$formula_as_given)) return(zi$formula_as_given)
   if (has_zi_random(x)) zi$full_formula else zi$formula
 }
 

@@ -473,3 +473,28 @@ test_that("coefficients that ran off leave the other standard errors: those of g
                ignore_attr = TRUE)
   expect_true(all(is.na(diag(vcov(fit)$zi)[7:8])))
 })
+
+test_that("ziformula = ~ . is the conditional formula's right-hand side without offsets, as glmmTMB's", {
+  owls <- glmmTMB::Owls
+  owls <- transform(owls, Nest = reorder(Nest, NegPerChick), NCalls = SiblingNegotiation,
+                    FT = FoodTreatment)
+  tmb_control <- glmmTMB::glmmTMBControl(optCtrl = list(rel.tol = 1e-12, eval.max = 1e4,
+                                                        iter.max = 1e4))
+  fit <- glmm(NCalls ~ (FT + ArrivalTime) * SexParent + offset(log(BroodSize)) + (1 | Nest),
+              ziformula = ~ ., family = nbinom1, data = owls)
+  ref <- glmmTMB::glmmTMB(NCalls ~ (FT + ArrivalTime) * SexParent + offset(log(BroodSize)) +
+                            (1 | Nest), ziformula = ~ ., family = glmmTMB::nbinom1, data = owls,
+                          control = tmb_control)
+  expect_gt(as.numeric(logLik(fit)), -ref$fit$objective - 1e-6)
+  expect_equal(fixef(fit)$zi, glmmTMB::fixef(ref)$zi, tolerance = 1e-4)
+  line <- function(x) grep("^Zero inflation:", capture.output(print(x)), value = TRUE)
+  expect_identical(line(fit), line(ref))
+  # terms added and removed
+  sal <- glmmTMB::Salamanders
+  fit2 <- glmm(count ~ mined + (1 | site), ziformula = ~ . - (1 | site) + spp,
+               family = poisson, data = sal)
+  ref2 <- glmmTMB::glmmTMB(count ~ mined + (1 | site), ziformula = ~ . - (1 | site) + spp,
+                           family = poisson, data = sal, control = tmb_control)
+  expect_gt(as.numeric(logLik(fit2)), -ref2$fit$objective - 1e-6)
+  expect_equal(fixef(fit2)$zi, glmmTMB::fixef(ref2)$zi, tolerance = 1e-4)
+})
