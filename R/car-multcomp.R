@@ -56,6 +56,10 @@ given_vcov <- function(vcov., fit, default) {
 #' * `car::matchCoefs()`: the names of the fixed effects matching a pattern.
 #' * multcomp's `modelparm()`, which `multcomp::glht()` reads, so that
 #'   `glht(fit, linfct = mcp(f = "Tukey"))` works as on lme4's fits.
+#' * `car::outlierTest()`, `car::influencePlot()` and `car::powerTransform()`
+#'   of a linear mixed model: car's methods for lme4's fits, run on
+#'   [as_lmerMod()] of the fit (lme4's object at the same estimates);
+#'   `powerTransform()` refits the model with lme4.
 #'
 #' @param mod,model,object A fit of class `"lmm"` or `"glmm"`.
 #' @param hypothesis.matrix A matrix (or vector) of contrasts with one column
@@ -271,3 +275,19 @@ modelparm.lmm <- function(model, coef. = NULL, vcov. = NULL, df = NULL, ...) {
 #' @rdname car-methods
 #' @exportS3Method multcomp::modelparm
 modelparm.glmm <- modelparm.lmm
+
+# car's methods for lme4's linear mixed models that read lme4's residual and
+# influence methods or refit with lme4 (powerTransform()): run on the fit's
+# lme4 object, so the numbers are theirs at our estimates.
+
+#' @rdname car-methods
+#' @exportS3Method car::outlierTest
+outlierTest.lmm <- function(model, ...) car::outlierTest(as_lmerMod(model), ...)
+
+#' @rdname car-methods
+#' @exportS3Method car::influencePlot
+influencePlot.lmm <- function(model, ...) car::influencePlot(as_lmerMod(model), ...)
+
+#' @rdname car-methods
+#' @exportS3Method car::powerTransform
+powerTransform.lmm <- function(object, ...) car::powerTransform(as_lmerMod(object), ...)

@@ -108,3 +108,18 @@ test_that("multcomp::glht() of an mcp() contrast gives its result on the lmer fi
                ignore_attr = TRUE)
   expect_equal(ours$df, theirs$df)
 })
+
+test_that("car::outlierTest(), influencePlot() and powerTransform() give car's results on the lmer fit", {
+  skip_if_not_installed("car")
+  d <- factor_data()
+  d$y <- d$y + 10
+  fit <- lmm(y ~ A + x + (1 | g), d)
+  ref <- lmer_full(y ~ A + x + (1 | g), d)
+  expect_equal(unclass(car::outlierTest(fit))[c("rstudent", "p", "bonf.p")],
+               unclass(car::outlierTest(ref))[c("rstudent", "p", "bonf.p")], tolerance = 1e-5)
+  grDevices::pdf(NULL)
+  on.exit(grDevices::dev.off(), add = TRUE)
+  expect_equal(car::influencePlot(fit), car::influencePlot(ref), tolerance = 1e-5)
+  expect_equal(car::powerTransform(fit)$lambda, car::powerTransform(ref)$lambda,
+               tolerance = 1e-3)
+})
