@@ -273,8 +273,32 @@ disp_scale <- function(family, phi) {
 extended_predict_types <- c("link", "response", "conditional", "zprob", "zlink", "disp")
 
 # predict() of a glmmTMB-style fit (arguments checked by predict.glmm()).
+# As glmmTMB's: without allow.new.levels, a missing grouping value in newdata
+# is predicted at the population level for that term (glmmTMB's documented
+# way to ask for population-level predictions), and a level not in the fit
+# too, with glmmTMB's warning naming the terms.
 predict_extended <- function(object, newdata, re.form, allow.new.levels, type, se.fit,
                              na.action, explicit_na, newparams, random.only) {
+  check_flag(allow.new.levels, "allow.new.levels", "predict()")
+  if (allow.new.levels || is.null(newdata)) {
+    return(predict_extended_levels(object, newdata, re.form, allow.new.levels, type, se.fit,
+                                   na.action, explicit_na, newparams, random.only))
+  }
+  new_terms <- character()
+  out <- withCallingHandlers(
+    predict_extended_levels(object, newdata, re.form, TRUE, type, se.fit, na.action,
+                            explicit_na, newparams, random.only),
+    mixedrs_new_levels = function(cond) new_terms <<- union(new_terms, cond$term))
+  if (length(new_terms)) {
+    warning("Predicting new random effect levels for terms: ",
+            paste(new_terms, collapse = ", "),
+            "\nDisable this warning with 'allow.new.levels=TRUE'", call. = FALSE)
+  }
+  out
+}
+
+predict_extended_levels <- function(object, newdata, re.form, allow.new.levels, type, se.fit,
+                                    na.action, explicit_na, newparams, random.only) {
   type <- match.arg(type, extended_predict_types)
   if (!is.null(newparams)) {
     stop("'newparams' is not available for glmmTMB-style fits", call. = FALSE)

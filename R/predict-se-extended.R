@@ -104,7 +104,8 @@ predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.for
 # `new_var`, `new_var_z` (per row, z Sigma z' summed over the terms of each
 # model whose level is not in the fit: their random effect is 0 with its
 # prior covariance Sigma, as in glmmTMB's prediction model, where such a
-# level is a random effect without data) and `row` (the row of Z of each
+# level is a random effect without data; a missing level adds nothing, its
+# term being left out as glmmTMB leaves it) and `row` (the row of Z of each
 # prediction, NA for rows the fit dropped).
 extended_prediction_z <- function(object, s, re_rows, allow.new.levels) {
   zr <- object$extended$zi$random
@@ -154,14 +155,9 @@ new_level_variance <- function(fit, bars, rfd, theta, sigma) {
     d <- term_design(fit, bar, rfd, FALSE)
     known <- levels(fit$flist[[d$group]])
     lev <- as.character(d$factor)
-    if (anyNA(lev)) {
-      rows <- utils::head(rownames(rfd)[is.na(lev)], 10L)
-      stop("se.fit = TRUE: grouping factor '", d$group, "' has missing values in ",
-           "newdata (rows ", paste(rows, collapse = ", "), "), so those rows have ",
-           "neither an estimated random effect nor a new level's; drop them or use ",
-           "re.form = NA", call. = FALSE)
-    }
-    new <- which(!lev %in% known)
+    # (a missing grouping value is glmmTMB's population-level prediction for
+    # that term: no random effect, and none of a new level's variance)
+    new <- which(!is.na(lev) & !lev %in% known)
     if (!length(new)) next
     t <- which(vapply(reterms, function(rt) {
       identical(rt$group, d$group) && all(colnames(d$Z) %in% rt$cnms)

@@ -132,7 +132,10 @@
 #'   terms of the model.
 #' @param allow.new.levels Logical: allow levels of grouping factors (and
 #'   missing values) that were not in the fitting data? Their random effects
-#'   are then 0.
+#'   are then 0. With `FALSE` they are an error, except for glmmTMB-style
+#'   fits, which predict as glmmTMB does: a missing grouping value at the
+#'   population level for that term, silently, and a new level too, with
+#'   glmmTMB's warning.
 #' @param type For `"glmm"` fits: `"link"` (the linear predictor, default) or
 #'   `"response"` (the inverse link of it). Ignored for `"lmm"` fits.
 #' @param se.fit Logical: also return standard errors (see Details)?
@@ -955,8 +958,15 @@ prediction_z <- function(object, bars, rfd, n, allow.new.levels, where, own_fram
 check_new_levels <- function(d, known, allow, where = "newdata", row_names = NULL) {
   lev <- as.character(d$factor)
   idx <- match(lev, known)
-  if (allow) return(idx)
   new <- setdiff(unique(lev[!is.na(lev)]), known)
+  if (allow) {
+    # (glmmTMB-style predictions warn of them: predict_extended())
+    if (length(new)) {
+      signalCondition(structure(class = c("mixedrs_new_levels", "condition"),
+                                list(message = "", call = NULL, term = d$term)))
+    }
+    return(idx)
+  }
   if (length(new)) {
     stop("new levels detected in ", where, ": ", level_list(new, quote = FALSE),
          " (grouping factor '", d$group, "'); use ",

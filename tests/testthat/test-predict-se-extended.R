@@ -158,11 +158,24 @@ test_that("bad input is an error naming the cause", {
   expect_error(predict(zinb$fit, type = "zeta", se.fit = TRUE), "should be one of")
   # a re.form selecting terms (glmmTMB takes NULL, NA or ~0 only)
   expect_error(predict(zinb$fit, re.form = ~ (1 | site), se.fit = TRUE), "re.form = NULL")
-  # a missing grouping value is neither a fitted nor a new level
-  nd <- data.frame(mined = "no", site = NA)
-  expect_error(predict(zinb$fit, nd, allow.new.levels = TRUE, se.fit = TRUE),
-               "grouping factor 'site' has missing values")
-  # new levels need allow.new.levels, as without se.fit
-  expect_error(predict(zinb$fit, data.frame(mined = "no", site = "elsewhere"), se.fit = TRUE),
-               "allow.new.levels")
+})
+
+test_that("missing and new grouping values are predicted as glmmTMB predicts them", {
+  # a missing value: the population level for that term (glmmTMB's way of
+  # asking for it), silently, with or without allow.new.levels
+  nd <- data.frame(mined = c("no", "yes"), site = NA)
+  for (type in c("link", "response", "zprob")) {
+    ref <- predict(zinb$ref, nd, type = type, se.fit = TRUE)
+    expect_silent(ours <- predict(zinb$fit, nd, type = type, se.fit = TRUE))
+    expect_equal(unname(ours$fit), unname(ref$fit), tolerance = 1e-4)
+    expect_equal(unname(ours$se.fit), unname(ref$se.fit), tolerance = 5e-4)
+    expect_equal(predict(zinb$fit, nd, type = type, allow.new.levels = TRUE), ours$fit)
+  }
+  # a new level: glmmTMB's warning, then the new level's prediction
+  nd2 <- data.frame(mined = "no", site = "elsewhere")
+  expect_warning(ours <- predict(zinb$fit, nd2, se.fit = TRUE),
+                 "Predicting new random effect levels for terms: 1 \\| site")
+  ref <- suppressWarnings(predict(zinb$ref, nd2, se.fit = TRUE))
+  expect_equal(unname(ours$se.fit), unname(ref$se.fit), tolerance = 5e-4)
+  expect_silent(predict(zinb$fit, nd2, allow.new.levels = TRUE))
 })

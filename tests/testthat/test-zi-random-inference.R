@@ -93,8 +93,11 @@ test_that("se.fit for newdata, with levels not in the fit, matches glmmTMB's", {
   se <- predict(f$fit, newdata = nd, type = "zlink", se.fit = TRUE,
                 allow.new.levels = TRUE)$se.fit
   expect_gt(se[[2L]], se[[1L]])
-  expect_error(predict(f$fit, newdata = nd, type = "zprob", se.fit = TRUE),
-               "new levels detected in newdata")
+  # without allow.new.levels glmmTMB's warning, and the same predictions
+  expect_warning(no_allow <- predict(f$fit, newdata = nd, type = "zprob", se.fit = TRUE),
+                 "Predicting new random effect levels for terms:")
+  expect_equal(no_allow, predict(f$fit, newdata = nd, type = "zprob", se.fit = TRUE,
+                                 allow.new.levels = TRUE))
 })
 
 # Population-level standard errors (re.form = NA): the delta method on the
