@@ -26,8 +26,8 @@ parse_any_formula <- function(formula) {
   parts <- read_bar_terms(rhs, environment(formula))
   if (length(parts$bars) == 0L) {
     stop("the formula ", deparse1(formula), " has no random-effects term: ",
-         "add one such as (1 | group), or use lm() for a model without ",
-         "random effects", call. = FALSE)
+         "add one such as (1 | group), or fit a model without random effects with ",
+         "lm(), glm() or (negative binomial) MASS::glm.nb()", call. = FALSE)
   }
   list(
     formula = formula,
