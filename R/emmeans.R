@@ -118,20 +118,8 @@ emm_basis.lmm <- function(object, trms, xlev, grid,
   # needs travel in dfargs
   dfargs <- list()
   if (mode == "kenward-roger") {
-    if (isTRUE(object$REML)) {
-      parts <- ddf_parts(object, "Kenward-Roger")
-    } else {
-      # as emmeans with pbkrtest: the adjusted covariance of the REML refit,
-      # and df from it with the ML fit's own covariance (pbkrtest's Lb_ddf())
-      if (is_sums_fit(object)) {
-        stop("emmeans: Kenward-Roger's method for an ML fit uses its REML refit, which a fit ",
-             "from database sums does not provide; use mode = \"satterthwaite\" or fit ",
-             "with REML = TRUE", call. = FALSE)
-      }
-      reml <- refit_criterion(object, REML = TRUE, control_of(object, parent.frame()))
-      parts <- ddf_parts(reml, "Kenward-Roger")
-      parts$vcov_beta <- unname(V)
-    }
+    # as emmeans with pbkrtest (for an ML fit through its REML refit)
+    parts <- kr_parts_as_pbkrtest(object, parent.frame())
     V <- parts$vcov_adj
     dfargs <- list(parts = parts, kr_ddf = kr_ddf)
     dffun <- function(k, dfargs) {

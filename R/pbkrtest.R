@@ -215,6 +215,70 @@ modcomp_models <- function(large, small, caller, env) {
   list(large = large, small = small, L = L)
 }
 
+#' Kenward-Roger's adjusted covariance and degrees of freedom, pbkrtest's way
+#'
+#' Methods for pbkrtest's `vcovAdj()` and `get_Lb_ddf()` on `lmm()` fits:
+#' the Kenward-Roger adjusted covariance matrix of the fixed effects (a
+#' `Matrix` with pbkrtest's attributes `P` and `W`, so that
+#' `pbkrtest::Lb_ddf(L, vcov(fit), vcovAdj(fit))` works on it too) and the
+#' denominator degrees of freedom of the hypothesis `L beta = 0`. As pbkrtest
+#' does, an ML fit is refitted by REML for the adjustment, and the degrees of
+#' freedom combine that with the ML fit's own covariance.
+#'
+#' @param object A linear mixed model fitted by [lmm()].
+#' @param details Must be 0 (pbkrtest's printing of intermediate results).
+#' @param L A contrast: a vector with one value per fixed effect, or a matrix
+#'   with one row per contrast.
+#' @return `vcovAdj()`: a `dgeMatrix`; `get_Lb_ddf()`: a number.
+#' @examplesIf requireNamespace("pbkrtest", quietly = TRUE) && requireNamespace("lme4", quietly = TRUE)
+#' fit <- lmm(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' pbkrtest::vcovAdj(fit)
+#' pbkrtest::get_Lb_ddf(fit, c(0, 1))
+#' @name pbkrtest-vcovAdj
+NULL
+
+#' @rdname pbkrtest-vcovAdj
+#' @exportS3Method pbkrtest::vcovAdj
+vcovAdj.lmm <- function(object, details = 0) {
+  check_no_details(details, "vcovAdj()")
+  parts <- kr_parts_as_pbkrtest(object, parent.frame())
+  nms <- names(object$beta)
+  if (is.null(nms)) nms <- colnames(object$X)
+  out <- methods::new("dgeMatrix", Dim = dim(parts$vcov_adj), Dimnames = list(nms, nms),
+                      x = as.vector(parts$vcov_adj))
+  attr(out, "P") <- parts$P
+  attr(out, "W") <- parts$W
+  out
+}
+
+#' @rdname pbkrtest-vcovAdj
+#' @exportS3Method pbkrtest::get_Lb_ddf
+get_Lb_ddf.lmm <- function(object, L) {
+  p <- length(object$beta)
+  L <- if (is.matrix(L)) L else matrix(L, nrow = 1L)
+  if (!is.numeric(L) || ncol(L) != p) {
+    stop("get_Lb_ddf(): 'L' must have one column per fixed effect (", p, "), not ", ncol(L),
+         call. = FALSE)
+  }
+  kr_ddf(kr_parts_as_pbkrtest(object, parent.frame()), L)$ddf
+}
+
+# Kenward-Roger's ingredients as pbkrtest computes them for `fit`: for an ML
+# fit those of its REML refit (pbkrtest's vcovAdj() refits by REML), with the
+# ML fit's own covariance as the unadjusted one (pbkrtest's Lb_ddf() is given
+# vcov() of the fit). `env`: where the fit's control is looked up.
+kr_parts_as_pbkrtest <- function(fit, env) {
+  if (isTRUE(fit$REML)) return(ddf_parts(fit, "Kenward-Roger"))
+  if (is_sums_fit(fit)) {
+    stop("Kenward-Roger's method for an ML fit uses its REML refit, which a fit from ",
+         "database sums does not provide; fit with REML = TRUE", call. = FALSE)
+  }
+  reml <- refit_criterion(fit, REML = TRUE, control_of(fit, env))
+  parts <- ddf_parts(reml, "Kenward-Roger")
+  parts$vcov_beta <- unname(as.matrix(stats::vcov(fit)))
+  parts
+}
+
 # Stops unless `details` is 0: pbkrtest's printing of intermediate results,
 # which KRmodcomp() and SATmodcomp() do not do here.
 check_no_details <- function(details, caller) {

@@ -120,3 +120,24 @@ test_that("PBmodcomp() of LMMs and GLMMs is pbkrtest's", {
   expect_identical(again$test, ours$test)
   expect_error(pbkrtest::PBmodcomp(g1, g0, ref = ours$ref, seed = 1), "are not used")
 })
+
+test_that("vcovAdj() and get_Lb_ddf() are pbkrtest's, also for ML fits through the REML refit", {
+  skip_if_not_installed("pbkrtest")
+  sleepstudy <- lme4::sleepstudy
+  for (reml in c(TRUE, FALSE)) {
+    fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy, REML = reml)
+    ref <- lmer_full(Reaction ~ Days + (Days | Subject), sleepstudy, REML = reml)
+    ours <- pbkrtest::vcovAdj(fit)
+    theirs <- pbkrtest::vcovAdj(ref)
+    expect_s4_class(ours, "dgeMatrix")
+    expect_equal(as.matrix(ours), as.matrix(theirs), tolerance = 1e-5)
+    for (L in list(c(0, 1), c(1, 0), rbind(c(1, 0), c(0, 1)))) {
+      expect_equal(pbkrtest::get_Lb_ddf(fit, L), pbkrtest::get_Lb_ddf(ref, L), tolerance = 1e-4)
+      # pbkrtest's own Lb_ddf() on our adjusted covariance
+      expect_equal(pbkrtest::Lb_ddf(L, as.matrix(vcov(fit)), ours),
+                   pbkrtest::get_Lb_ddf(ref, L), tolerance = 1e-4)
+    }
+  }
+  expect_error(pbkrtest::vcovAdj(fit, details = 1), "'details'")
+  expect_error(pbkrtest::get_Lb_ddf(fit, c(1, 0, 0)), "one column per fixed effect")
+})
