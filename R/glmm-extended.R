@@ -176,6 +176,13 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
     raw <- attr(fit, "raw")
     attr(fit, "raw") <- NULL
   }
+  if (!has_zi && is.null(nb_theta_fixed) && heads_for_poisson_limit(fit, name, control)) {
+    side <- engine_family
+    side$start[poisson_side_index(colnames(disp$X))] <- log(poisson_side_phi(name))
+    fit <- with_other_start(fit, raw, side, fit_raw, make_fit)
+    raw <- attr(fit, "raw")
+    attr(fit, "raw") <- NULL
+  }
   if (!is.null(raw$zi_start_note)) warning(raw$zi_start_note, call. = FALSE)
   report_convergence(fit$optinfo, control)
   # (nAGQ = 0, a fixed-theta negative binomial: no Hessian over all
@@ -424,7 +431,15 @@ with_zero_start_zi <- function(fit, raw, engine_family, n_zi, fit_raw, make_fit)
   zero_start <- engine_family
   idx <- length(zero_start$start) - n_zi + seq_len(n_zi)
   zero_start$start[idx] <- 0
-  other_raw <- tryCatch(fit_raw(zero_start), error = function(e) NULL)
+  with_other_start(fit, raw, zero_start, fit_raw, make_fit)
+}
+
+# The fit `fit` (engine result `raw`) or the fit from the start of
+# `other_family` (fit_raw() of it), whichever ends lower (among the ends
+# without convergence messages when one has none); with attribute "raw", the
+# engine's result kept, whose `starts` count both searches.
+with_other_start <- function(fit, raw, other_family, fit_raw, make_fit) {
+  other_raw <- tryCatch(fit_raw(other_family), error = function(e) NULL)
   if (is.null(other_raw) || !is.finite(other_raw$deviance)) return(structure(fit, raw = raw))
   clean <- function(r) length(r$messages) == 0L
   better <- other_raw$deviance < raw$deviance - 1e-8 && (clean(other_raw) || !clean(raw))
@@ -434,6 +449,22 @@ with_zero_start_zi <- function(fit, raw, engine_family, n_zi, fit_raw, make_fit)
     max(1L, as.integer(r$stage2$starts))
   }, 1L))
   structure(make_fit(best_raw), raw = best_raw)
+}
+
+# TRUE when a negative binomial fit (without zero inflation) heads for its
+# Poisson limit: its dispersion is beyond poisson_side_phi() somewhere, or
+# the search stopped at maxfun. Along that ridge the deviance falls ever more
+# slowly (an ar1() nbinom2 model of sleepstudy's rounded reaction times ran
+# out of its 10,000 evaluations 2e-3 below the Poisson limit, which glmmTMB
+# reaches; from the Poisson side the search ends there in 173).
+heads_for_poisson_limit <- function(fit, name, control) {
+  if (!name %in% c("nbinom1", "nbinom2")) return(FALSE)
+  phi <- fit$extended$disp$phi
+  limit <- poisson_side_phi(name)
+  beyond <- if (name == "nbinom2") any(phi > limit) else any(phi < limit)
+  stopped <- fit$optinfo$conv$opt == 1L &&
+    grepl("maximum number of evaluations", fit$optinfo$message, fixed = TRUE)
+  isTRUE(beyond) || isTRUE(stopped)
 }
 
 # Starting values of the zero-inflation coefficients: for the intercept the

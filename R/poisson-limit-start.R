@@ -20,6 +20,13 @@
 # 1e-4 for nbinom1.
 poisson_side_phi <- function(name) if (name == "nbinom2") 1e4 else 1e-4
 
+# Which of the dispersion model's coefficients (columns `disp_columns`)
+# start at log(poisson_side_phi()): its intercept, or each without one.
+poisson_side_index <- function(disp_columns) {
+  icpt <- match("(Intercept)", disp_columns)
+  if (is.na(icpt)) seq_along(disp_columns) else icpt
+}
+
 # TRUE when the fit of `name` with zero inflation `has_zi` (fixed effects only)
 # and an estimated dispersion searches from the Poisson side too.
 needs_poisson_side_start <- function(name, has_zi, nb_theta_fixed) {
@@ -35,12 +42,9 @@ needs_poisson_side_start <- function(name, has_zi, nb_theta_fixed) {
 # raised. `optinfo$starts` counts both searches.
 poisson_side_fit_raw <- function(run_engine, terms, engine_family, start, control, name,
                                  disp_columns) {
-  n_disp <- length(disp_columns)
   extra_usual <- engine_family$start
   extra_poisson <- extra_usual
-  icpt <- match("(Intercept)", disp_columns)
-  idx <- if (is.na(icpt)) seq_len(n_disp) else icpt
-  extra_poisson[idx] <- log(poisson_side_phi(name))
+  extra_poisson[poisson_side_index(disp_columns)] <- log(poisson_side_phi(name))
   starts <- list(
     usual = list(theta = start$theta, beta = start$fixef, extra = extra_usual),
     poisson_side = list(theta = start$theta, beta = start$fixef, extra = extra_poisson))

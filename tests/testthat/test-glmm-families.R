@@ -498,3 +498,19 @@ test_that("ziformula = ~ . is the conditional formula's right-hand side without 
   expect_gt(as.numeric(logLik(fit2)), -ref2$fit$objective - 1e-6)
   expect_equal(fixef(fit2)$zi, glmmTMB::fixef(ref2)$zi, tolerance = 1e-4)
 })
+
+test_that("a negative binomial fit heading for its Poisson limit is searched again from the Poisson side", {
+  # sleepstudy's reaction times rounded, with an ar1() term: the optimum is the
+  # Poisson limit, along which the search from the moment start ran out of its
+  # 10,000 evaluations 2e-3 below it
+  fss <- transform(lme4::sleepstudy, y = round(Reaction), fD = factor(Days))
+  fit <- suppressWarnings(glmm(y ~ Days + (1 | Subject) + ar1(fD + 0 | Subject),
+                               family = nbinom2, data = fss))
+  pois <- glmmTMB::glmmTMB(y ~ Days + (1 | Subject) + ar1(fD + 0 | Subject), family = poisson,
+                           data = fss)
+  expect_gt(as.numeric(logLik(fit)), as.numeric(logLik(pois)) - 1e-6)
+  expect_gt(sigma(fit), 1e6)
+  expect_equal(fixef(fit)$cond, glmmTMB::fixef(pois)$cond, tolerance = 1e-5)
+  expect_identical(utils::tail(fit$optinfo$starts, 1L), 2L)
+  expect_false(grepl("maximum number of evaluations", fit$optinfo$message))
+})
