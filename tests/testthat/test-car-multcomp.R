@@ -13,31 +13,35 @@ factor_data <- function() {
   d
 }
 
+# The lmm() fit of `formula` to factor_data() and lme4's full-precision fit.
+factor_pair <- function(formula) {
+  d <- factor_data()
+  list(d = d, fit = lmm(formula, d), ref = lmer_full(formula, d))
+}
+
 test_that("car::vif() gives car's GVIFs of the lmer and glmer fits", {
   skip_if_not_installed("car")
   skip_if_not_installed("lme4")
-  d <- factor_data()
-  fit <- lmm(y ~ A * B + x + (1 | g), d)
-  ref <- lmer_full(y ~ A * B + x + (1 | g), d)
-  expect_equal(car::vif(fit), car::vif(ref), tolerance = 1e-6)
+  pair <- factor_pair(y ~ A * B + x + (1 | g))
+  expect_equal(car::vif(pair$fit), car::vif(pair$ref), tolerance = 1e-6)
   # one coefficient per term: a named vector
-  fit1 <- lmm(y ~ x + as.integer(A) + (1 | g), d)
-  ref1 <- lmer_full(y ~ x + as.integer(A) + (1 | g), d)
-  expect_equal(car::vif(fit1), car::vif(ref1), tolerance = 1e-6)
-  expect_null(dim(car::vif(fit1)))
+  pair1 <- factor_pair(y ~ x + as.integer(A) + (1 | g))
+  expect_equal(car::vif(pair1$fit), car::vif(pair1$ref), tolerance = 1e-6)
+  expect_null(dim(car::vif(pair1$fit)))
   gt <- lme4::grouseticks
-  pair <- fit_glmm_pair(quote(glmm(TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD),
-                                   family = poisson, data = gt)))
-  expect_equal(car::vif(pair$fit), car::vif(pair$ref), tolerance = 1e-4)
-  expect_error(car::vif(lmm(y ~ x + (1 | g), d)), "fewer than 2 fixed-effect terms")
+  gpair <- fit_glmm_pair(quote(glmm(TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD),
+                                    family = poisson, data = gt)))
+  expect_equal(car::vif(gpair$fit), car::vif(gpair$ref), tolerance = 1e-4)
+  expect_error(car::vif(lmm(y ~ x + (1 | g), pair$d)), "fewer than 2 fixed-effect terms")
 })
 
 test_that("car::linearHypothesis() gives car's Wald and Kenward-Roger tests", {
   skip_if_not_installed("car")
   skip_if_not_installed("pbkrtest")
-  d <- factor_data()
-  fit <- lmm(y ~ A * B + x + (1 | g), d)
-  ref <- lmer_full(y ~ A * B + x + (1 | g), d)
+  pair <- factor_pair(y ~ A * B + x + (1 | g))
+  d <- pair$d
+  fit <- pair$fit
+  ref <- pair$ref
   same <- function(ours, theirs, tol = 1e-6) {
     expect_equal(as.matrix(ours), as.matrix(theirs), tolerance = tol)
     expect_identical(dimnames(ours), dimnames(theirs))
@@ -70,9 +74,9 @@ test_that("car::linearHypothesis() gives car's Wald and Kenward-Roger tests", {
 
 test_that("car::deltaMethod(), Confint() and matchCoefs() work on the fixed effects", {
   skip_if_not_installed("car")
-  d <- factor_data()
-  fit <- lmm(y ~ A * B + x + (1 | g), d)
-  ref <- lmer_full(y ~ A * B + x + (1 | g), d)
+  pair <- factor_pair(y ~ A * B + x + (1 | g))
+  fit <- pair$fit
+  ref <- pair$ref
   expect_equal(car::deltaMethod(fit, "A2 / A3"), car::deltaMethod(ref, "A2 / A3"),
                tolerance = 1e-6)
   k <- 3
@@ -94,9 +98,9 @@ test_that("car::deltaMethod(), Confint() and matchCoefs() work on the fixed effe
 
 test_that("multcomp::glht() of an mcp() contrast gives its result on the lmer fit", {
   skip_if_not_installed("multcomp")
-  d <- factor_data()
-  fit <- lmm(y ~ A + B + x + (1 | g), d)
-  ref <- lmer_full(y ~ A + B + x + (1 | g), d)
+  pair <- factor_pair(y ~ A + B + x + (1 | g))
+  fit <- pair$fit
+  ref <- pair$ref
   ours <- summary(multcomp::glht(fit, linfct = multcomp::mcp(A = "Tukey")),
                   test = multcomp::adjusted("single-step"))
   theirs <- summary(multcomp::glht(ref, linfct = multcomp::mcp(A = "Tukey")),
