@@ -424,8 +424,8 @@ test_that("zero-inflation coefficients that run off are searched again from 0 (g
               data = sal)
   tmb_control <- glmmTMB::glmmTMBControl(optCtrl = list(rel.tol = 1e-12, eval.max = 1e4,
                                                         iter.max = 1e4))
-  ref <- glmmTMB::glmmTMB(count ~ spp * mined + (1 | site), ziformula = ~ spp * mined,
-                          family = poisson, data = sal, control = tmb_control)
+  ref <- tmb_tight(glmmTMB::glmmTMB(count ~ spp * mined + (1 | site), ziformula = ~ spp * mined,
+                                    family = poisson, data = sal, control = tmb_control))
   expect_gt(as.numeric(logLik(fit)), -ref$fit$objective - 1e-6)
   expect_equal(fixef(fit)$zi, glmmTMB::fixef(ref)$zi, tolerance = 1e-4)
   expect_equal(fixef(fit)$cond, glmmTMB::fixef(ref)$cond, tolerance = 1e-4)
@@ -444,8 +444,8 @@ test_that("an nbinom1 fit whose moment start of phi fails in PIRLS starts from p
   fit <- glmm(y ~ x + (1 | f), family = nbinom1, data = d)
   tmb_control <- glmmTMB::glmmTMBControl(optCtrl = list(rel.tol = 1e-12, eval.max = 1e4,
                                                         iter.max = 1e4))
-  ref <- glmmTMB::glmmTMB(y ~ x + (1 | f), family = glmmTMB::nbinom1, data = d,
-                          control = tmb_control)
+  ref <- tmb_tight(glmmTMB::glmmTMB(y ~ x + (1 | f), family = glmmTMB::nbinom1, data = d,
+                                    control = tmb_control))
   expect_gt(as.numeric(logLik(fit)), -ref$fit$objective - 1e-6)
   expect_equal(fixef(fit)$cond, glmmTMB::fixef(ref)$cond, tolerance = 1e-4)
   expect_equal(sigma(fit), sigma(ref), tolerance = 1e-4)
@@ -482,9 +482,9 @@ test_that("ziformula = ~ . is the conditional formula's right-hand side without 
                                                         iter.max = 1e4))
   fit <- glmm(NCalls ~ (FT + ArrivalTime) * SexParent + offset(log(BroodSize)) + (1 | Nest),
               ziformula = ~ ., family = nbinom1, data = owls)
-  ref <- glmmTMB::glmmTMB(NCalls ~ (FT + ArrivalTime) * SexParent + offset(log(BroodSize)) +
-                            (1 | Nest), ziformula = ~ ., family = glmmTMB::nbinom1, data = owls,
-                          control = tmb_control)
+  ref <- tmb_tight(glmmTMB::glmmTMB(NCalls ~ (FT + ArrivalTime) * SexParent + offset(log(BroodSize)) +
+                                      (1 | Nest), ziformula = ~ ., family = glmmTMB::nbinom1, data = owls,
+                                    control = tmb_control))
   expect_gt(as.numeric(logLik(fit)), -ref$fit$objective - 1e-6)
   expect_equal(fixef(fit)$zi, glmmTMB::fixef(ref)$zi, tolerance = 1e-4)
   line <- function(x) grep("^Zero inflation:", capture.output(print(x)), value = TRUE)
@@ -493,8 +493,8 @@ test_that("ziformula = ~ . is the conditional formula's right-hand side without 
   sal <- glmmTMB::Salamanders
   fit2 <- glmm(count ~ mined + (1 | site), ziformula = ~ . - (1 | site) + spp,
                family = poisson, data = sal)
-  ref2 <- glmmTMB::glmmTMB(count ~ mined + (1 | site), ziformula = ~ . - (1 | site) + spp,
-                           family = poisson, data = sal, control = tmb_control)
+  ref2 <- tmb_tight(glmmTMB::glmmTMB(count ~ mined + (1 | site), ziformula = ~ . - (1 | site) + spp,
+                                     family = poisson, data = sal, control = tmb_control))
   expect_gt(as.numeric(logLik(fit2)), -ref2$fit$objective - 1e-6)
   expect_equal(fixef(fit2)$zi, glmmTMB::fixef(ref2)$zi, tolerance = 1e-4)
 })

@@ -44,8 +44,10 @@ zi_random_fits <- local({
     if (is.null(cache)) {
       cache <<- lapply(zi_random_models, function(m) {
         d <- zi_random_data(m$data)
-        fit <- glmm(m$formula, data = d, family = zi_random_family(m$family),
-                    ziformula = m$zi)
+        # (zi minedno runs off in the Salamanders nbinom2 model: its SE is NA)
+        fit <- muffle_ran_off_se(glmm(m$formula, data = d, family = zi_random_family(m$family),
+                                      ziformula = m$zi),
+                                 if (m$name == "nbinom2, zi ~ mined + (1 | spp)") "zi\\.minedno")
         ref <- glmmTMB::glmmTMB(m$formula, data = d, family = zi_random_family(m$family),
                                 ziformula = m$zi)
         list(model = m, data = d, fit = fit, ref = ref)
@@ -205,8 +207,9 @@ test_that("the searches from several starts give the same fit at once as one aft
   # threads = 1 they run one after the other, each as a separate engine call.
   d <- zi_random_data("Salamanders")
   f <- function(control) {
-    glmm(count ~ spp + mined + (1 | site), data = d, family = glmmTMB::nbinom2(),
-         ziformula = ~ mined + (1 | spp), control = control)
+    muffle_ran_off_se(glmm(count ~ spp + mined + (1 | site), data = d,
+                           family = glmmTMB::nbinom2(), ziformula = ~ mined + (1 | spp),
+                           control = control), "zi\\.minedno")
   }
   at_once <- f(glmmControl())
   in_turn <- f(glmmControl(threads = 1))
