@@ -216,6 +216,10 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   # A family function (such as binomial) is called once, here: the checks
   # below take the object it returns.
   if (is.null(ext_family) && is.function(family)) family <- family_from_function(family)
+  if (parts_given && is.null(ext_family)) {
+    parts_given <- !binomial_default_parts(family, env, ziformula, dispformula,
+                                           missing(ziformula), missing(dispformula))
+  }
   if (is.null(ext_family) && !parts_given && is_gaussian_identity(family, env)) {
     return(gaussian_shortcut(mc, env))
   }
@@ -321,6 +325,28 @@ glmm_fit_raw <- function(inputs, family, nAGQ, control, start, verbose) {
                 as.double(inputs$n_trials), as.double(inputs$etastart),
                 nAGQ, start$theta, start$fixef, unclass(control), verbose)
   }, inputs, family)
+}
+
+# TRUE when a binomial glmm() is given glmmTMB's defaults written out
+# (ziformula = ~0, dispformula = ~1), as glmmTMB code often has them: with the
+# logit link glmmTMB's model is glmer's (the canonical link's observed and
+# expected information are one), so the arguments change nothing. With
+# another link glmmTMB's Laplace likelihood (observed information) differs
+# from glmer's, and glmm() has no glmmTMB-style binomial: an error says so.
+binomial_default_parts <- function(family, env, ziformula, dispformula, zi_missing,
+                                   disp_missing) {
+  defaults <- (zi_missing || is_constant_formula(ziformula, 0)) &&
+    (disp_missing || is_constant_formula(dispformula, 1))
+  if (!defaults) return(FALSE)
+  fam <- tryCatch(resolve_family(family, env), error = function(e) NULL)
+  if (is.null(fam) || !identical(fam$family, "binomial")) return(FALSE)
+  if (!identical(fam$link, "logit")) {
+    stop("glmm() fits the binomial family as glmer() does; with the ", fam$link, " link ",
+         "glmmTMB's likelihood (ziformula/dispformula given) differs from glmer's and is not ",
+         "available: leave out 'ziformula' and 'dispformula' to fit glmer's model",
+         call. = FALSE)
+  }
+  TRUE
 }
 
 # TRUE when `family` (an object, function or name) is gaussian with the

@@ -182,3 +182,26 @@ test_that("standard errors left NA are named in a warning, never silently", {
   expect_silent(glmm(count ~ mined + (1 | site), ziformula = ~mined, family = nbinom2,
                      data = Salamanders))
 })
+
+test_that("a binomial glmm() with glmmTMB's defaults written out is glmer's model (logit) or an error", {
+  set.seed(1)
+  n <- 300
+  d <- data.frame(g = factor(sample(20, n, TRUE)), x = rnorm(n), ntr = sample(1:10, n, TRUE))
+  d$s <- rbinom(n, d$ntr, plogis(0.3 * d$x + rnorm(20)[d$g]))
+  d$b <- rbinom(n, 1, 0.4)
+  plain <- glmm(cbind(s, ntr - s) ~ x + (1 | g), d, family = binomial)
+  for (extra in list(list(dispformula = ~1), list(ziformula = ~0),
+                     list(ziformula = ~0, dispformula = ~1))) {
+    fit <- do.call(glmm, c(list(cbind(s, ntr - s) ~ x + (1 | g), d, family = binomial), extra))
+    expect_identical(logLik(fit), logLik(plain))
+    expect_identical(fixef(fit), fixef(plain))
+  }
+  # glmmTMB fits the same model: its logit-link Laplace likelihood is glmer's
+  ref <- glmmTMB::glmmTMB(cbind(s, ntr - s) ~ x + (1 | g), d, family = binomial,
+                          dispformula = ~1)
+  expect_equal(as.numeric(logLik(plain)), as.numeric(logLik(ref)), tolerance = 1e-6)
+  expect_error(glmm(b ~ x + (1 | g), d, family = binomial("probit"), dispformula = ~1),
+               "with the probit link glmmTMB's likelihood")
+  expect_error(glmm(b ~ x + (1 | g), d, family = binomial("cloglog"), ziformula = ~0),
+               "leave out 'ziformula' and 'dispformula'")
+})
