@@ -168,11 +168,13 @@ expand_dot <- function(formula, data) {
 # a function) in the formula's environment; errors name the missing ones.
 check_variables <- function(parsed, data, mc) {
   fenv <- environment(parsed$formula)
-  missing_vars <- function(expr) {
+  # (a function is a variable of the formula only by mistake, but an
+  # argument of a call in mustart and the like can name one: family = Gamma)
+  missing_vars <- function(expr, functions_ok = FALSE) {
     vars <- setdiff(referenced_variables(expr), c(".", names(data)))
     found <- vapply(vars, function(v) {
       obj <- get0(v, envir = fenv, inherits = TRUE)
-      !is.null(obj) && !is.function(obj)
+      !is.null(obj) && (functions_ok || !is.function(obj))
     }, logical(1))
     vars[!found]
   }
@@ -193,7 +195,7 @@ check_variables <- function(parsed, data, mc) {
          where, call. = FALSE)
   }
   for (arg in c("weights", "offset", "subset", "mustart", "etastart")) {
-    bad <- if (is.null(mc[[arg]])) character() else missing_vars(mc[[arg]])
+    bad <- if (is.null(mc[[arg]])) character() else missing_vars(mc[[arg]], functions_ok = TRUE)
     if (length(bad)) {
       stop("variable ", quote_names(bad), " used in '", arg, "' not found in ",
            where, call. = FALSE)

@@ -61,6 +61,16 @@ test_that("glmm() takes glmer's 'mustart' and 'etastart'", {
                      environment())
   expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
   expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-5)
+  # a mustart that names a function as an argument (family = Gamma), as glmer takes it
+  dd$yp <- dd$y + 0.5
+  fitG <- glmm(yp ~ x + (1 | f), family = Gamma(link = "log"), data = dd,
+               mustart = fitted(glm(yp ~ x, data = dd, family = Gamma)))
+  refG <- glmer_tight(quote(lme4::glmer(yp ~ x + (1 | f), family = Gamma(link = "log"),
+                                        data = dd,
+                                        mustart = fitted(glm(yp ~ x, data = dd,
+                                                             family = Gamma)))),
+                      environment())
+  expect_equal(as.numeric(logLik(fitG)), as.numeric(logLik(refG)), tolerance = 1e-6)
   # etastart, evaluated in data, with rows of missing values dropped as the
   # response's are.
   cbpp <- lme4::cbpp
