@@ -988,7 +988,7 @@ impl<'a> Response<'a> {
         let dispersion = fam
             .disp
             .as_ref()
-            .and_then(|_| density.dispersion_slopes(y, mu, phi))
+            .and_then(|_| density.dispersion_slopes(y, mu, phi, n))
             .and_then(|slopes| {
                 let zero = y == 0.0 && zi.is_some();
                 let (l, sp, d2) = dispersion_row(zero, &c, share, slopes);
@@ -1113,7 +1113,10 @@ impl<'a> Response<'a> {
         let dispersion = fam
             .disp
             .as_ref()
-            .and_then(|_| fam.density.dispersion_slopes(y, c.mu, c.phi))
+            .and_then(|_| {
+                fam.density
+                    .dispersion_slopes(y, c.mu, c.phi, self.n_trials[i])
+            })
             .map(|slopes| {
                 let (l, sp, d2) = dispersion_row(y == 0.0, &c, r, slopes);
                 PairedDispersion {
@@ -1940,10 +1943,15 @@ mod tests {
                     } else {
                         assert_eq!((jet.l_zi, jet.s_zi, jet.wl_zi), (0.0, 0.0, 0.0));
                     }
-                    // The closed-form dispersion slopes exist for the negative binomials.
+                    // The closed-form dispersion slopes exist for the negative binomials, and
+                    // with the observed information (glmmTMB's Laplace weights; the expected
+                    // ones are glmer.nb's) for the beta and the beta-binomial.
                     let negative_binomial =
                         matches!(density, Density::NegBinomial2 | Density::NegBinomial1);
-                    assert_eq!(jet.dispersion.is_some(), negative_binomial);
+                    let closed_form = negative_binomial
+                        || (laplace == LaplaceWeights::Observed
+                            && matches!(density, Density::Beta | Density::BetaBinomial));
+                    assert_eq!(jet.dispersion.is_some(), closed_form);
                     if let Some(d) = jet.dispersion {
                         let mean = r.row_mean(eta).expect("mean");
                         let zi = Response::zero_inflation_logs(zi_logit);
