@@ -358,6 +358,11 @@ glmmTMB_log_sd_se <- function(ref) {
   unname(out)
 }
 
+# glmmTMB's control for a reference fit at full precision.
+tmb_tight_control <- function() {
+  glmmTMB::glmmTMBControl(optCtrl = list(rel.tol = 1e-12, eval.max = 1e4, iter.max = 1e4))
+}
+
 # A glmmTMB reference fit run with rel.tol = 1e-12: nlminb may stop short of
 # that tolerance with "singular convergence (7)", which glmmTMB turns into a
 # warning; the fit is at its optimum as far as it can tell, and the tests

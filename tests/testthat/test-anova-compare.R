@@ -439,15 +439,16 @@ test_that("glmer-style and glmmTMB-style fits of a dispersion family are not com
   m2 <- glmm(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
              dispformula = ~ Days, data = sleepstudy)
   # the two criteria differ: glmer's for m1, glmmTMB's Laplace likelihood for m2
-  ref1 <- glmmTMB::glmmTMB(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
-                           data = sleepstudy)
+  ref1 <- tmb_tight(glmmTMB::glmmTMB(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
+                                     data = sleepstudy, control = tmb_tight_control()))
   expect_gt(abs(as.numeric(logLik(m1)) - as.numeric(logLik(ref1))), 1)
   expect_error(anova(m1, m2), "m1 is fitted by glmer's criterion for the Gamma family, m2 by")
   # with dispformula = ~1 both are glmmTMB's: the table is glmmTMB's
   m1t <- glmm(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
               dispformula = ~ 1, data = sleepstudy)
-  ref2 <- glmmTMB::glmmTMB(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
-                           dispformula = ~ Days, data = sleepstudy)
+  ref2 <- tmb_tight(glmmTMB::glmmTMB(Reaction ~ Days + (1 | Subject), family = Gamma(link = "log"),
+                                     dispformula = ~ Days, data = sleepstudy,
+                                     control = tmb_tight_control()))
   ours <- anova(m1t, m2)
   theirs <- anova(ref1, ref2)
   expect_equal(ours$Chisq[2], theirs$Chisq[2], tolerance = 1e-4)

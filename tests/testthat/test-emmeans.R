@@ -83,10 +83,11 @@ test_that("emmeans(component = ) of zero-inflation and dispersion parts equals g
   zi <- stats::plogis(-1 + 0.8 * (d$f == "b"))
   d$y <- ifelse(runif(n) < zi, 0, rnbinom(n, size = exp(0.5 + 0.8 * (d$f == "c")), mu = mu))
   fit <- glmm(y ~ f + (1 | g), ziformula = ~ f, dispformula = ~ f, family = "nbinom2", data = d)
-  ref <- glmmTMB::glmmTMB(y ~ f + (1 | g), ziformula = ~ f, dispformula = ~ f,
-                          family = glmmTMB::nbinom2, data = d)
-  # the fits agree to ~1e-6 (glmmTMB at its default tolerance; its standard
-  # errors from TMB's Hessian, ours by finite differences)
+  ref <- tmb_tight(glmmTMB::glmmTMB(y ~ f + (1 | g), ziformula = ~ f, dispformula = ~ f,
+                                    family = glmmTMB::nbinom2, data = d,
+                                    control = tmb_tight_control()))
+  # the fits agree to ~1e-6 (glmmTMB's standard errors from TMB's Hessian,
+  # ours by finite differences)
   for (component in c("cond", "zi", "disp")) {
     for (type in c("link", "response")) {
       expect_emm_equal(emmeans::emmeans(fit, ~ f, component = component, type = type),

@@ -197,8 +197,8 @@ test_that("a binomial glmm() with glmmTMB's defaults written out is glmer's mode
     expect_identical(fixef(fit), fixef(plain))
   }
   # glmmTMB fits the same model: its logit-link Laplace likelihood is glmer's
-  ref <- glmmTMB::glmmTMB(cbind(s, ntr - s) ~ x + (1 | g), d, family = binomial,
-                          dispformula = ~1)
+  ref <- tmb_tight(glmmTMB::glmmTMB(cbind(s, ntr - s) ~ x + (1 | g), d, family = binomial,
+                                    dispformula = ~1, control = tmb_tight_control()))
   expect_equal(as.numeric(logLik(plain)), as.numeric(logLik(ref)), tolerance = 1e-6)
   expect_error(glmm(b ~ x + (1 | g), d, family = binomial("probit"), dispformula = ~1),
                "with the probit link glmmTMB's likelihood")

@@ -462,11 +462,12 @@ test_that("coefficients that ran off leave the other standard errors: those of g
                  "standard errors are not available \\(NA\\) for zi.sppDF, zi.minedno:")
   bz <- fixef(fit)$zi
   expect_lt(bz[["sppDF"]], -20)
-  ref <- glmmTMB::glmmTMB(count ~ spp + mined + (1 | site), ziformula = ~ spp + mined,
-                          family = glmmTMB::nbinom2, data = sal,
-                          start = list(beta = fixef(fit)$cond, betazi = bz,
-                                       betad = log(sigma(fit)), theta = log(fit$theta)),
-                          map = list(betazi = factor(c(1:6, NA, NA))))
+  ref <- tmb_tight(glmmTMB::glmmTMB(count ~ spp + mined + (1 | site), ziformula = ~ spp + mined,
+                                    family = glmmTMB::nbinom2, data = sal,
+                                    start = list(beta = fixef(fit)$cond, betazi = bz,
+                                                 betad = log(sigma(fit)), theta = log(fit$theta)),
+                                    map = list(betazi = factor(c(1:6, NA, NA))),
+                                    control = tmb_tight_control()))
   expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
   expect_equal(vcov(fit)$cond, vcov(ref)$cond, tolerance = 1e-4)
   expect_equal(sqrt(diag(vcov(fit)$zi))[1:6], sqrt(diag(vcov(ref)$zi)), tolerance = 1e-4,
