@@ -21,7 +21,7 @@
 //! at η = 0, and PIRLS stays in one of the regions these barriers bound (`sqrt_basin`): for the
 //! random effects alone, the region of `u = 0`, where it also starts when it has no warm start.
 use super::response::{PairedRowDerivatives, Response, ResponseFamily, WeightChoice};
-use super::sqrt_basin::SqrtBasin;
+use super::sqrt_basin::{BarrierLines, RowDeviance, SqrtBasin};
 use crate::blocks::CrossProducts;
 use crate::chol::BlockedCholesky;
 use crate::error::{MixedError, Result};
@@ -217,6 +217,28 @@ pub(super) struct Pirls {
     /// With the square-root link, the region of the penalized deviance PIRLS stays in
     /// ([`SqrtBasin`]); `None` for the other links.
     sqrt_basin: Option<SqrtBasin>,
+    /// With the square-root link and one of lme4's families: the rows each coordinate of `u`
+    /// reaches, for moves across barriers after PIRLS over `u` ([`BarrierLines::escape`]).
+    sqrt_lines: Option<BarrierLines>,
+}
+
+/// Sweeps of moves across the square-root link's barriers after one PIRLS run at most (each
+/// lowers the penalized deviance; a handful is the rule).
+const MAX_SQRT_ESCAPES: usize = 100;
+
+/// An lme4 family's deviance terms as [`BarrierLines`] reads them.
+struct GlmRowDeviance<'r, 'a>(&'r Response<'a>);
+
+impl RowDeviance for GlmRowDeviance<'_, '_> {
+    fn jet(&self, i: usize, eta: f64) -> Option<(f64, f64, f64)> {
+        let mean = self.0.mean_and_mu_eta(eta);
+        let jet = self.0.row_jet(i, eta, mean)?;
+        Some((self.0.dev_resid(i, mean.0), -2.0 * jet.s, 2.0 * jet.w))
+    }
+
+    fn at_mean(&self, i: usize, mu: f64) -> f64 {
+        self.0.dev_resid(i, mu)
+    }
 }
 
 impl Pirls {
@@ -328,6 +350,11 @@ impl Pirls {
             paired_derivs_extra: Vec::new(),
             paired_derivs_valid: false,
             sqrt_basin: (response.family().link() == Link::Sqrt).then(|| SqrtBasin::new(spec.y)),
+            sqrt_lines: (response.family().link() == Link::Sqrt
+                && matches!(response.family(), ResponseFamily::Glm(_))
+                && spec.has_rows()
+                && spec.terms.iter().all(|t| t.predictor == Predictor::Mean))
+            .then(|| BarrierLines::new(spec, re)),
         })
     }
 
@@ -711,9 +738,8 @@ impl Pirls {
         self.old_u2.copy_from_slice(&self.u2);
     }
 
-    /// PIRLS proper. It starts from the previous evaluation's modes (with the new θ, β) when
-    /// they give a valid mean, which usually leaves two or three iterations; otherwise from
-    /// `eta_start`. The tight convergence rule makes the result independent of the start.
+    /// PIRLS proper ([`Self::iterate_in_region`]), and with the square-root link over `u` alone
+    /// the moves across barriers that follow ([`Self::escape_sqrt_region`]).
     fn iterate(
         &mut self,
         spec: &ModelSpec<'_>,
@@ -721,10 +747,106 @@ impl Pirls {
         response: &mut Response<'_>,
         mode: Mode,
     ) -> Result<f64> {
+        let pdev = self.iterate_in_region(spec, re, response, mode, true)?;
+        if mode == Mode::UOnly && self.sqrt_lines.is_some() {
+            return self.escape_sqrt_region(spec, re, response, pdev);
+        }
+        Ok(pdev)
+    }
+
+    /// The modes of `u` (square-root link, lme4's families) after those of the region of `u = 0`,
+    /// whose penalized deviance is `pdev`: while a sweep of [`BarrierLines::escape`] moves some
+    /// coordinate across a barrier, PIRLS runs again in the region it reached, from there. A
+    /// region where PIRLS fails or does not end lower is left for the last one's modes.
+    fn escape_sqrt_region(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &mut Response<'_>,
+        mut pdev: f64,
+    ) -> Result<f64> {
+        let Some(lines) = self.sqrt_lines.take() else {
+            return Ok(pdev);
+        };
+        let starts: Vec<usize> = (0..re.blocks.len())
+            .map(|b| {
+                if b == 0 {
+                    0
+                } else {
+                    let layout = &self.joint_cp.layout;
+                    layout.node_offset[layout.block_node_base[b]]
+                }
+            })
+            .collect();
+        for _ in 0..MAX_SQRT_ESCAPES {
+            let mut u: Vec<Vec<f64>> = re
+                .blocks
+                .iter()
+                .enumerate()
+                .map(|(b, block)| {
+                    let len = block.n_levels * block.q;
+                    let src = if b == 0 { &self.u1 } else { &self.u2 };
+                    src[starts[b]..starts[b] + len].to_vec()
+                })
+                .collect();
+            let mut eta = self.eta.clone();
+            if !lines.escape(
+                spec.y,
+                &self.lambda,
+                &mut eta,
+                &mut u,
+                &GlmRowDeviance(response),
+            ) {
+                break;
+            }
+            let kept = (self.u1.clone(), self.u2.clone(), self.sqrt_basin.clone());
+            for (b, values) in u.iter().enumerate() {
+                let dst = if b == 0 { &mut self.u1 } else { &mut self.u2 };
+                dst[starts[b]..starts[b] + values.len()].copy_from_slice(values);
+            }
+            let entered = match self.sqrt_basin.as_mut() {
+                Some(basin) => basin.set_from(&eta).is_ok(),
+                None => false,
+            };
+            self.warm = true;
+            let next = if entered {
+                self.iterate_in_region(spec, re, response, Mode::UOnly, false)
+                    .ok()
+            } else {
+                None
+            };
+            match next {
+                Some(value) if value < pdev => pdev = value,
+                _ => {
+                    (self.u1, self.u2, self.sqrt_basin) = kept;
+                    pdev = self.penalized_deviance(spec, re, response);
+                    break;
+                }
+            }
+        }
+        self.sqrt_lines = Some(lines);
+        Ok(pdev)
+    }
+
+    /// PIRLS in one region. It starts from the previous evaluation's modes (with the new θ, β)
+    /// when they give a valid mean, which usually leaves two or three iterations; otherwise from
+    /// `eta_start`. The tight convergence rule makes the result independent of the start. With
+    /// `enter`, the square-root link's region is chosen afresh ([`Self::enter_sqrt_basin`]);
+    /// without, the current one (and state) is kept.
+    fn iterate_in_region(
+        &mut self,
+        spec: &ModelSpec<'_>,
+        re: &ReStructure,
+        response: &mut Response<'_>,
+        mode: Mode,
+        enter: bool,
+    ) -> Result<f64> {
         let mut old_pdev = f64::INFINITY;
         let mut have_old = false;
         self.paired_derivs_valid = false;
-        self.enter_sqrt_basin(spec, response, mode)?;
+        if enter {
+            self.enter_sqrt_basin(spec, response, mode)?;
+        }
         let warm_pdev = if self.warm {
             self.penalized_deviance(spec, re, response)
         } else {

@@ -22,6 +22,21 @@
 //! the smaller penalty. (glmmTMB's inner Newton search starts from its last modes and can end in
 //! another region, at a local mode with a lower Laplace likelihood: Salamanders `nbinom2(link =
 //! "sqrt")`, site VF-9.)
+//!
+//! Where the fixed part varies within a group (a covariate, or an offset that crosses 0 such as
+//! `offset(log(exposure))` on the square-root scale), the region of `u = 0` need not hold the
+//! global mode: glmer, whose steps cross barriers, ended up to 42 log-likelihood units above
+//! us. For lme4's families, PIRLS therefore leaves that region where one coordinate of `u`
+//! alone, the others held, has a lower penalized deviance across a barrier
+//! ([`BarrierLines::escape`]): along such a line the barriers cut it into intervals on which
+//! the deviance is convex (each term is convex in η on either side of 0), so the line's global
+//! minimum is found interval by interval, nearest first, skipping those whose penalty (and a
+//! lower bound of the deviance terms) already exceeds the best. PIRLS then finds the mode of
+//! the new region, and the sweep repeats until no coordinate moves. The penalized deviance
+//! falls with every move, so the mode is never worse than the one of `u = 0`; it depends on
+//! (θ, β) alone; and for one random-effects term of one column, whose groups' coordinates are
+//! independent, it is the global mode. lme4's Poisson with the square-root link has the
+//! constant working weight 4, so its Laplace criterion there is the lowest of all the modes'.
 use crate::error::{MixedError, Result};
 
 /// The region of the square-root link's penalized deviance that PIRLS stays in: the signs of
@@ -83,6 +98,348 @@ impl SqrtBasin {
     }
 }
 
+/// The rows of a model's random effects, grouped as each coordinate of `u` reaches them, for
+/// moves of one coordinate at a time across barriers ([`BarrierLines::escape`]); with the
+/// deviance terms of lme4's families (each at least 0, 0 at `μ = y`, falling then rising in μ).
+#[derive(Debug, Clone)]
+pub(super) struct BarrierLines {
+    blocks: Vec<BlockRows>,
+}
+
+/// One block of random effects: its columns, the rows of each level, and each row's `q`
+/// values of Z (row-major).
+#[derive(Debug, Clone)]
+struct BlockRows {
+    q: usize,
+    rows: Vec<Vec<usize>>,
+    z: Vec<f64>,
+}
+
+/// One row's deviance term `d`, `∂d/∂η` and `∂²d/∂η²` at η (`None` where η or μ is invalid),
+/// and its deviance term at a mean μ (for lower bounds).
+pub(super) trait RowDeviance {
+    fn jet(&self, i: usize, eta: f64) -> Option<(f64, f64, f64)>;
+    fn at_mean(&self, i: usize, mu: f64) -> f64;
+}
+
+/// Newton iterations of the search within one interval (each halving the bracket at worst).
+const INTERVAL_ITERATIONS: usize = 200;
+
+/// A move across a barrier is taken only where it lowers the penalized deviance by more than
+/// this (relative): within the home interval the modes are already at their minimum.
+const ESCAPE_GAIN: f64 = 1e-10;
+
+/// A line through the random effects: `η_i(t) = base_i + slope_i t` at `rows`, the penalty
+/// `(center + t)²`.
+struct Line<'l> {
+    rows: &'l [usize],
+    base: &'l [f64],
+    slope: &'l [f64],
+    center: f64,
+}
+
+impl BarrierLines {
+    /// The blocks' rows from the model's terms (`z` of each term `n × q` column-major,
+    /// `levels` 0-based) and each term's block and column offset.
+    pub(super) fn new(spec: &crate::spec::ModelSpec<'_>, re: &crate::terms::ReStructure) -> Self {
+        let n = spec.n;
+        let mut blocks: Vec<BlockRows> = re
+            .blocks
+            .iter()
+            .map(|b| BlockRows {
+                q: b.q,
+                rows: vec![Vec::new(); b.n_levels],
+                z: vec![0.0; n * b.q],
+            })
+            .collect();
+        for (t, term) in spec.terms.iter().enumerate() {
+            let (blk, off) = re.term_block[t];
+            let block = &mut blocks[blk];
+            if block.rows.iter().all(Vec::is_empty) {
+                for (i, &l) in term.levels.iter().enumerate() {
+                    block.rows[l as usize].push(i);
+                }
+            }
+            for k in 0..term.q {
+                for i in 0..n {
+                    block.z[i * block.q + off + k] = term.z[k * n + i];
+                }
+            }
+        }
+        Self { blocks }
+    }
+
+    /// One sweep over the coordinates of `u` (one `Vec` per block, `level * q + column`, the
+    /// block's `T` in `lambda`, column-major): each coordinate's global minimum of the
+    /// penalized deviance along its line, other coordinates held; where it lies across a
+    /// barrier of a positive count `y` and is lower by more than [`ESCAPE_GAIN`], the
+    /// coordinate moves there (and `eta` with it). Whether any moved.
+    pub(super) fn escape(
+        &self,
+        y: &[f64],
+        lambda: &[Vec<f64>],
+        eta: &mut [f64],
+        u: &mut [Vec<f64>],
+        dev: &impl RowDeviance,
+    ) -> bool {
+        let mut moved = false;
+        let mut slope = Vec::new();
+        for (b, block) in self.blocks.iter().enumerate() {
+            let q = block.q;
+            let t = &lambda[b];
+            for (level, rows) in block.rows.iter().enumerate() {
+                for c in 0..q {
+                    slope.clear();
+                    slope.extend(rows.iter().map(|&i| {
+                        (c..q)
+                            .map(|r| block.z[i * q + r] * t[c * q + r])
+                            .sum::<f64>()
+                    }));
+                    if slope.iter().all(|&s| s == 0.0) {
+                        continue;
+                    }
+                    let k = level * q + c;
+                    let line = Line {
+                        rows,
+                        base: eta,
+                        slope: &slope,
+                        center: u[b][k],
+                    };
+                    if let Some(step) = line.escape_step(y, dev) {
+                        for (&i, &s) in rows.iter().zip(&slope) {
+                            eta[i] += s * step;
+                        }
+                        u[b][k] += step;
+                        moved = true;
+                    }
+                }
+            }
+        }
+        moved
+    }
+}
+
+impl Line<'_> {
+    /// The step to the line's global minimum where that lies in another interval between
+    /// barriers than `t = 0` and is lower by more than [`ESCAPE_GAIN`]; `None` otherwise.
+    fn escape_step(&self, y: &[f64], dev: &impl RowDeviance) -> Option<f64> {
+        let mut barriers: Vec<f64> = self
+            .rows
+            .iter()
+            .zip(self.slope)
+            .filter(|&(&i, &s)| y[i] > 0.0 && s != 0.0)
+            .map(|(&i, &s)| -self.base[i] / s)
+            .filter(|b| b.is_finite())
+            .collect();
+        if barriers.is_empty() {
+            return None;
+        }
+        barriers.sort_by(f64::total_cmp);
+        barriers.dedup();
+        let k = barriers.len();
+        // Interval j lies between barriers[j - 1] and barriers[j] (unbounded at the ends).
+        let bounds = |j: usize| {
+            (
+                if j == 0 {
+                    f64::NEG_INFINITY
+                } else {
+                    barriers[j - 1]
+                },
+                if j == k { f64::INFINITY } else { barriers[j] },
+            )
+        };
+        // The least penalty (center + t)² over an interval.
+        let penalty_bound = |(lo, hi): (f64, f64)| {
+            let (lo, hi) = (lo + self.center, hi + self.center);
+            if lo > 0.0 {
+                lo * lo
+            } else if hi < 0.0 {
+                hi * hi
+            } else {
+                0.0
+            }
+        };
+        let home = barriers.partition_point(|&b| b < 0.0);
+        let (home_value, _, _) = self.evaluate(0.0, dev)?;
+        let mut best = (0.0, home_value, home);
+        let (mut left, mut right) = (home, home);
+        loop {
+            let open = |j: usize| penalty_bound(bounds(j)) < best.1;
+            let next_left = (left > 0 && open(left - 1)).then(|| left - 1);
+            let next_right = (right < k && open(right + 1)).then(|| right + 1);
+            let j = match (next_left, next_right) {
+                (None, None) => break,
+                (Some(l), Some(r)) => {
+                    if penalty_bound(bounds(l)) <= penalty_bound(bounds(r)) {
+                        left = l;
+                        l
+                    } else {
+                        right = r;
+                        r
+                    }
+                }
+                (Some(l), None) => {
+                    left = l;
+                    l
+                }
+                (None, Some(r)) => {
+                    right = r;
+                    r
+                }
+            };
+            let interval = bounds(j);
+            if penalty_bound(interval) + self.deviance_bound(y, interval, dev) >= best.1 {
+                continue;
+            }
+            if let Some((t, value)) = self.interval_minimum(interval, best.1, dev) {
+                if value < best.1 {
+                    best = (t, value, j);
+                }
+            }
+        }
+        (best.2 != home && best.1 < home_value - ESCAPE_GAIN * home_value.abs().max(1.0))
+            .then_some(best.0)
+    }
+
+    /// `(G, G′, G″)` of the penalized deviance along the line at `t` (`None` where a row is
+    /// invalid), its rows alone and the penalty of its coordinate.
+    fn evaluate(&self, t: f64, dev: &impl RowDeviance) -> Option<(f64, f64, f64)> {
+        let c = self.center + t;
+        let (mut g, mut g1, mut g2) = (c * c, 2.0 * c, 2.0);
+        for (&i, &s) in self.rows.iter().zip(self.slope) {
+            let (d, d1, d2) = dev.jet(i, self.base[i] + s * t)?;
+            g += d;
+            g1 += s * d1;
+            g2 += s * s * d2;
+        }
+        g.is_finite().then_some((g, g1, g2))
+    }
+
+    /// The sum over the rows of each deviance term's least value for `t` in `(lo, hi)`: 0
+    /// where the means it spans hold its response, else its value at the nearer end (the
+    /// terms fall, then rise, in μ = η²).
+    fn deviance_bound(&self, y: &[f64], (lo, hi): (f64, f64), dev: &impl RowDeviance) -> f64 {
+        self.rows
+            .iter()
+            .zip(self.slope)
+            .map(|(&i, &s)| {
+                let ends = [self.base[i] + s * lo, self.base[i] + s * hi];
+                let (e1, e2) = (ends[0].min(ends[1]), ends[0].max(ends[1]));
+                let (m1, m2) = (e1 * e1, e2 * e2);
+                let (mu_lo, mu_hi) = if e1 <= 0.0 && e2 >= 0.0 {
+                    (0.0, m1.max(m2))
+                } else {
+                    (m1.min(m2), m1.max(m2))
+                };
+                let d = if y[i] < mu_lo {
+                    dev.at_mean(i, mu_lo)
+                } else if y[i] > mu_hi {
+                    dev.at_mean(i, mu_hi)
+                } else {
+                    0.0
+                };
+                if d.is_nan() {
+                    0.0
+                } else {
+                    d
+                }
+            })
+            .sum()
+    }
+
+    /// The minimum `(t, G)` in the open interval `(lo, hi)` between two barriers (or beyond
+    /// the last): `G′` is −∞ just right of a barrier and +∞ just left of one, and grows past
+    /// every bound as `|t|` does; a Newton search kept inside its bracket. `None` if no
+    /// finite value is found, or as soon as the tangents of the convex `G` at the two sides of
+    /// the bracket show that its minimum is not below `cutoff`.
+    fn interval_minimum(
+        &self,
+        (lo, hi): (f64, f64),
+        cutoff: f64,
+        dev: &impl RowDeviance,
+    ) -> Option<(f64, f64)> {
+        let eval = |t: f64| self.evaluate(t, dev);
+        // The latest points left and right of the minimum: (t, G, G′).
+        let mut left: Option<(f64, f64, f64)> = None;
+        let mut right: Option<(f64, f64, f64)> = None;
+        // A bracket [a, b] with G′(a) < 0 < G′(b), widened into an unbounded side.
+        let (mut a, mut b) = (lo, hi);
+        if a == f64::NEG_INFINITY {
+            let mut step = 1.0;
+            a = if b.is_finite() { b - step } else { -step };
+            loop {
+                match eval(a) {
+                    Some((g, d1, _)) if d1 < 0.0 => {
+                        left = Some((a, g, d1));
+                        break;
+                    }
+                    Some((g, d1, _)) if step < 1e300 => {
+                        right = Some((a, g, d1));
+                        b = b.min(a);
+                        step *= 2.0;
+                        a -= step;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        if b == f64::INFINITY {
+            let mut step = 1.0;
+            b = if a.is_finite() { a + step } else { step };
+            loop {
+                match eval(b) {
+                    Some((g, d1, _)) if d1 > 0.0 => {
+                        right = Some((b, g, d1));
+                        break;
+                    }
+                    Some((g, d1, _)) if step < 1e300 => {
+                        left = Some((b, g, d1));
+                        a = a.max(b);
+                        step *= 2.0;
+                        b += step;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        let mut x = 0.5 * (a + b);
+        let mut best: Option<(f64, f64)> = None;
+        for _ in 0..INTERVAL_ITERATIONS {
+            let Some((g, d1, d2)) = eval(x) else {
+                return best;
+            };
+            if best.is_none_or(|(_, v)| g < v) {
+                best = Some((x, g));
+            }
+            if d1 > 0.0 {
+                b = x;
+                right = Some((x, g, d1));
+            } else {
+                a = x;
+                left = Some((x, g, d1));
+            }
+            if let (Some((xl, gl, dl)), Some((xr, gr, dr))) = (left, right) {
+                // Where the two tangents meet, the least value a convex G can take between.
+                let t = (gr - gl + dl * xl - dr * xr) / (dl - dr);
+                if gl + dl * (t - xl) >= cutoff {
+                    return None;
+                }
+            }
+            let newton = x - d1 / d2;
+            let next = if d2 > 0.0 && newton > a && newton < b {
+                newton
+            } else {
+                0.5 * (a + b)
+            };
+            if (next - x).abs() <= 1e-14 * (1.0 + x.abs()) || d1 == 0.0 {
+                break;
+            }
+            x = next;
+        }
+        best
+    }
+}
+
 /// `|η|` below which a count of 0 is taken to have its mode at η = 0.
 const ZERO_MODE_ETA: f64 = 1e-8;
 
@@ -128,6 +485,69 @@ mod tests {
         basin.set_from(&[1.0, 1.0, 1.0, 1.0]).expect("set");
         basin.clear();
         assert!(basin.contains(&[1.0, -1.0, 1.0, 1.0]));
+    }
+
+    /// Poisson deviance terms with the square-root link, `μ = η²`.
+    struct PoissonSqrt<'y>(&'y [f64]);
+
+    impl RowDeviance for PoissonSqrt<'_> {
+        fn jet(&self, i: usize, eta: f64) -> Option<(f64, f64, f64)> {
+            let y = self.0[i];
+            let mu = eta * eta;
+            if mu <= 0.0 && y > 0.0 {
+                return None;
+            }
+            let d = self.at_mean(i, mu);
+            Some((d, 4.0 * eta - 4.0 * y / eta, 4.0 + 4.0 * y / (eta * eta)))
+        }
+
+        fn at_mean(&self, i: usize, mu: f64) -> f64 {
+            let y = self.0[i];
+            if y > 0.0 {
+                2.0 * (y * (y / mu).ln() - (y - mu))
+            } else {
+                2.0 * mu
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_moves_to_its_global_minimum_across_barriers() {
+        // Rows whose fixed parts straddle 0 with large counts: from t = 0 (between the
+        // barriers at -0.3/1.0 and 0.2/1.0) the line's global minimum lies elsewhere.
+        let y = [4.0, 5.0, 0.0, 3.0, 6.0];
+        let base = [0.3, -0.2, 0.1, 0.25, -0.15];
+        let slope = [1.0, 1.0, 1.0, 1.0, 1.0];
+        let rows = [0, 1, 2, 3, 4];
+        let dev = PoissonSqrt(&y);
+        let line = Line {
+            rows: &rows,
+            base: &base,
+            slope: &slope,
+            center: 0.0,
+        };
+        let value = |t: f64| line.evaluate(t, &dev).map_or(f64::INFINITY, |v| v.0);
+        let step = line.escape_step(&y, &dev).expect("a move");
+        // A fine grid finds nothing lower.
+        let grid_min = (0..=200_000)
+            .map(|k| -10.0 + 20.0 * k as f64 / 200_000.0)
+            .map(value)
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            value(step) <= grid_min + 1e-9,
+            "{} vs {grid_min}",
+            value(step)
+        );
+        assert!(value(step) < value(0.0));
+        // From the global minimum there is no move.
+        let moved: Vec<f64> = base.iter().map(|b| b + step).collect();
+        let there = Line {
+            rows: &rows,
+            base: &moved,
+            slope: &slope,
+            center: step,
+        };
+        assert!(there.escape_step(&y, &dev).is_none());
     }
 
     #[test]
