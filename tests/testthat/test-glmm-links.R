@@ -215,3 +215,44 @@ test_that("gaussian with a logit link and a response outside (0, 1) stops with t
                "models a mean between 0 and 1.*values outside \\(0, 1\\)")
   # (glmer stops inside PIRLS: "PIRLS loop resulted in NaN value")
 })
+
+test_that("a Gamma GLMM with the inverse link whose first PIRLS step leaves the range fits", {
+  # At theta = 1 the first step of (beta, u) together from the start takes
+  # some eta below 0, where the inverse link's mean is negative; there is no
+  # earlier state to halve back to, and glmer stops ("PIRLS loop resulted in
+  # NaN value"), as did glmm(). It now moves the linear predictor towards the
+  # step by halves until the means are valid, and goes on from there.
+  set.seed(1)
+  n <- 1300
+  d <- data.frame(h = factor(sample(26, n, TRUE)), x = rnorm(n))
+  eta <- 0.5 * d$x + rnorm(26, sd = 0.7)[d$h]
+  d$y <- rgamma(n, shape = 2, scale = 1 / (0.5 + exp(-eta)) / 2)
+  f <- y ~ x + (1 | h)
+  expect_error(suppressWarnings(lme4::glmer(f, d, family = Gamma(link = "inverse"))), "PIRLS")
+  fit <- glmm(f, d, family = Gamma(link = "inverse"))
+  # glmer runs from our fitted means (its PIRLS then starts inside the
+  # range) and ends where we do.
+  d$start_mu <- fitted(fit)
+  ref <- suppressWarnings(lme4::glmer(f, d, family = Gamma(link = "inverse"), mustart = start_mu,
+                                      control = lme4::glmerControl(optimizer = "bobyqa",
+                                                                   optCtrl = list(rhoend = 1e-10),
+                                                                   tolPwrss = 1e-12)))
+  expect_gt(as.numeric(logLik(fit)) - as.numeric(logLik(ref)), -1e-6)
+  expect_equal(unname(c(fit$theta, fit$beta)),
+               unname(c(lme4::getME(ref, "theta"), lme4::fixef(ref))), tolerance = 1e-5)
+  # glmmTMB's likelihood (dispformula = ~1): glmmTMB needs glm()'s
+  # coefficients as its start for this link; we do not.
+  skip_if_not_installed("glmmTMB")
+  tmb_fit <- glmm(f, d, family = Gamma(link = "inverse"), dispformula = ~1)
+  # (nlminb warns of NaN evaluations on its way: steps into eta < 0.)
+  tmb <- withCallingHandlers(tmb_tight(glmmTMB::glmmTMB(
+    f, d, family = Gamma(link = "inverse"), control = tmb_tight_control(),
+    start = list(beta = unname(coef(glm(y ~ x, data = d, family = Gamma)))))),
+    warning = function(w) {
+      if (grepl("NA/NaN function evaluation", conditionMessage(w), fixed = TRUE)) {
+        invokeRestart("muffleWarning")
+      }
+    })
+  expect_equal(as.numeric(logLik(tmb_fit)), as.numeric(logLik(tmb)), tolerance = 1e-8)
+  expect_equal(unname(fixef(tmb_fit)$cond), unname(glmmTMB::fixef(tmb)$cond), tolerance = 1e-5)
+})

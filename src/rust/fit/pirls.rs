@@ -731,6 +731,34 @@ impl Pirls {
         }
     }
 
+    /// After a step from a cold start left the family's range, where there is no earlier
+    /// (β, u) to halve back to (lme4 and `glm()` stop there): moves the linear predictor from
+    /// `before`, where the step's working values were formed, towards the step's by halves
+    /// until its means are valid, and leaves it there for the next working values (a Gamma
+    /// GLMM with the inverse link, whose first step at θ = 1 took some η below 0). False if 30
+    /// halvings do not get there.
+    fn damp_cold_step(&mut self, response: &Response<'_>, before: &[f64]) -> bool {
+        let target = self.eta.clone();
+        let mut share = 0.5;
+        for _ in 0..30 {
+            for ((e, &b), &t) in self.eta.iter_mut().zip(before).zip(&target) {
+                *e = b + share * (t - b);
+            }
+            if response.evaluate_rows(
+                0,
+                &self.eta,
+                &mut self.mu,
+                &mut self.mu_eta,
+                &mut self.dev_terms,
+                false,
+            ) {
+                return true;
+            }
+            share *= 0.5;
+        }
+        false
+    }
+
     /// Keeps (β, u) as the state before the next step.
     fn save_state(&mut self) {
         self.old_beta.copy_from_slice(&self.beta);
@@ -909,6 +937,10 @@ impl Pirls {
         let mut flat_indefinite = 0usize;
         for iteration in 1..=self.opts.max_iter {
             self.iterations += 1;
+            // Before a step from a cold start: the linear predictor it leaves, for
+            // `damp_cold_step`.
+            let cold_eta = (!have_old && self.sqrt_basin.is_none() && self.paired.is_none())
+                .then(|| self.eta.clone());
             // Far from the modes (a first step, or the last step above
             // `NEGATIVE_INFORMATION_STEP`) a non-canonical link of lme4's families takes the
             // expected information where the observed is not positive: a Newton step through a
@@ -963,6 +995,13 @@ impl Pirls {
                 }
             }
             pdev = self.penalized_deviance(spec, re, response);
+            if !pdev.is_finite() {
+                if let Some(before) = &cold_eta {
+                    if self.damp_cold_step(response, before) {
+                        continue;
+                    }
+                }
+            }
             if fell_back && have_old && self.paired.is_some() && pdev < old_pdev {
                 pdev = self.extend_step(spec, re, response, mode, pdev);
             }
