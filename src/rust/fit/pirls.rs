@@ -217,8 +217,9 @@ pub(super) struct Pirls {
     /// With the square-root link, the region of the penalized deviance PIRLS stays in
     /// ([`SqrtBasin`]); `None` for the other links.
     sqrt_basin: Option<SqrtBasin>,
-    /// With the square-root link and one of lme4's families: the rows each coordinate of `u`
-    /// reaches, for moves across barriers after PIRLS over `u` ([`BarrierLines::escape`]).
+    /// With the square-root link (random effects in the mean alone): the rows each coordinate
+    /// of `u` reaches, for moves across barriers after PIRLS over `u`
+    /// ([`BarrierLines::escape`]).
     sqrt_lines: Option<BarrierLines>,
 }
 
@@ -226,10 +227,10 @@ pub(super) struct Pirls {
 /// lowers the penalized deviance; a handful is the rule).
 const MAX_SQRT_ESCAPES: usize = 100;
 
-/// An lme4 family's deviance terms as [`BarrierLines`] reads them.
-struct GlmRowDeviance<'r, 'a>(&'r Response<'a>);
+/// The family's deviance terms (`−2aℓ` for glmmTMB's families) as [`BarrierLines`] reads them.
+struct FamilyRowDeviance<'r, 'a>(&'r Response<'a>);
 
-impl RowDeviance for GlmRowDeviance<'_, '_> {
+impl RowDeviance for FamilyRowDeviance<'_, '_> {
     fn jet(&self, i: usize, eta: f64) -> Option<(f64, f64, f64)> {
         let mean = self.0.mean_and_mu_eta(eta);
         let jet = self.0.row_jet(i, eta, mean)?;
@@ -351,7 +352,6 @@ impl Pirls {
             paired_derivs_valid: false,
             sqrt_basin: (response.family().link() == Link::Sqrt).then(|| SqrtBasin::new(spec.y)),
             sqrt_lines: (response.family().link() == Link::Sqrt
-                && matches!(response.family(), ResponseFamily::Glm(_))
                 && spec.has_rows()
                 && spec.terms.iter().all(|t| t.predictor == Predictor::Mean))
             .then(|| BarrierLines::new(spec, re)),
@@ -782,7 +782,7 @@ impl Pirls {
         Ok(pdev)
     }
 
-    /// The modes of `u` (square-root link, lme4's families) after those of the region of `u = 0`,
+    /// The modes of `u` (square-root link) after those of the region of `u = 0`,
     /// whose penalized deviance is `pdev`: while a sweep of [`BarrierLines::escape`] moves some
     /// coordinate across a barrier, PIRLS runs again in the region it reached, from there. A
     /// region where PIRLS fails or does not end lower is left for the last one's modes.
@@ -823,7 +823,7 @@ impl Pirls {
                 &self.lambda,
                 &mut eta,
                 &mut u,
-                &GlmRowDeviance(response),
+                &FamilyRowDeviance(response),
             ) {
                 break;
             }

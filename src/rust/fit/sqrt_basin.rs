@@ -25,18 +25,21 @@
 //!
 //! Where the fixed part varies within a group (a covariate, or an offset that crosses 0 such as
 //! `offset(log(exposure))` on the square-root scale), the region of `u = 0` need not hold the
-//! global mode: glmer, whose steps cross barriers, ended up to 42 log-likelihood units above
-//! us. For lme4's families, PIRLS therefore leaves that region where one coordinate of `u`
-//! alone, the others held, has a lower penalized deviance across a barrier
+//! global mode: glmer, whose steps cross barriers, ended up to 237 log-likelihood units above
+//! us in random models. PIRLS therefore leaves that region where one coordinate of `u` alone,
+//! the others held, has a lower penalized deviance across a barrier
 //! ([`BarrierLines::escape`]): along such a line the barriers cut it into intervals on which
-//! the deviance is convex (each term is convex in η on either side of 0), so the line's global
-//! minimum is found interval by interval, nearest first, skipping those whose penalty (and a
-//! lower bound of the deviance terms) already exceeds the best. PIRLS then finds the mode of
-//! the new region, and the sweep repeats until no coordinate moves. The penalized deviance
-//! falls with every move, so the mode is never worse than the one of `u = 0`; it depends on
-//! (θ, β) alone; and for one random-effects term of one column, whose groups' coordinates are
-//! independent, it is the global mode. lme4's Poisson with the square-root link has the
-//! constant working weight 4, so its Laplace criterion there is the lowest of all the modes'.
+//! the deviance is convex for lme4's Poisson (each term is convex in η on either side of 0), so
+//! the line's global minimum is found interval by interval, nearest first, skipping those whose
+//! penalty (and a lower bound of the deviance terms) already exceeds the best. PIRLS then finds
+//! the mode of the new region, and the sweep repeats until no coordinate moves. The penalized
+//! deviance falls with every move, so the mode is never worse than the one of `u = 0`; it
+//! depends on (θ, β) alone; and for one random-effects term of one column, whose groups'
+//! coordinates are independent, it is the global mode. lme4's Poisson with the square-root link
+//! has the constant working weight 4, so its Laplace criterion there is the lowest of all the
+//! modes'. For glmmTMB's count families the bounds assume what holds for nbinom2 and zero
+//! inflation, a row likelihood that rises then falls in μ with its peak at `μ = y` (nbinom1's
+//! peak lies near it); a bound that does not hold can only miss a move.
 use crate::error::{MixedError, Result};
 
 /// The region of the square-root link's penalized deviance that PIRLS stays in: the signs of
@@ -100,7 +103,7 @@ impl SqrtBasin {
 
 /// The rows of a model's random effects, grouped as each coordinate of `u` reaches them, for
 /// moves of one coordinate at a time across barriers ([`BarrierLines::escape`]); with the
-/// deviance terms of lme4's families (each at least 0, 0 at `μ = y`, falling then rising in μ).
+/// family's deviance terms (least at `μ = y`, falling then rising in μ).
 #[derive(Debug, Clone)]
 pub(super) struct BarrierLines {
     blocks: Vec<BlockRows>,
@@ -315,9 +318,9 @@ impl Line<'_> {
         g.is_finite().then_some((g, g1, g2))
     }
 
-    /// The sum over the rows of each deviance term's least value for `t` in `(lo, hi)`: 0
-    /// where the means it spans hold its response, else its value at the nearer end (the
-    /// terms fall, then rise, in μ = η²).
+    /// The sum over the rows of each deviance term's least value for `t` in `(lo, hi)`: its
+    /// value at the response where the means it spans hold it, else at the nearer end (the
+    /// terms fall, then rise, in μ = η², with their least value at μ = y).
     fn deviance_bound(&self, y: &[f64], (lo, hi): (f64, f64), dev: &impl RowDeviance) -> f64 {
         self.rows
             .iter()
@@ -331,15 +334,10 @@ impl Line<'_> {
                 } else {
                     (m1.min(m2), m1.max(m2))
                 };
-                let d = if y[i] < mu_lo {
-                    dev.at_mean(i, mu_lo)
-                } else if y[i] > mu_hi {
-                    dev.at_mean(i, mu_hi)
-                } else {
-                    0.0
-                };
+                // Not a number (e.g. 0 log 0 at a mean of 0): no bound from this row.
+                let d = dev.at_mean(i, y[i].clamp(mu_lo, mu_hi));
                 if d.is_nan() {
-                    0.0
+                    f64::NEG_INFINITY
                 } else {
                     d
                 }
