@@ -818,13 +818,12 @@ impl Pirls {
                 })
                 .collect();
             let mut eta = self.eta.clone();
-            if !lines.escape(
-                spec.y,
-                &self.lambda,
-                &mut eta,
-                &mut u,
-                &FamilyRowDeviance(response),
-            ) {
+            let threads = match self.par {
+                Par::Rayon(k) => k.get(),
+                _ => 1,
+            };
+            let dev = FamilyRowDeviance(response);
+            if !lines.escape(spec.y, &self.lambda, &mut eta, &mut u, &dev, threads) {
                 break;
             }
             let kept = (self.u1.clone(), self.u2.clone(), self.sqrt_basin.clone());

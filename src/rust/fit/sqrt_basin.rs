@@ -132,8 +132,8 @@ const INTERVAL_ITERATIONS: usize = 200;
 /// this (relative): within the home interval the modes are already at their minimum.
 const ESCAPE_GAIN: f64 = 1e-10;
 
-/// A line through the random effects: `η_i(t) = base_i + slope_i t` at `rows`, the penalty
-/// `(center + t)²`.
+/// A line through the random effects: `η(t) = base + slope t` at `rows` (`base` and `slope`
+/// parallel to `rows`), the penalty `(center + t)²`.
 struct Line<'l> {
     rows: &'l [usize],
     base: &'l [f64],
@@ -141,6 +141,8 @@ struct Line<'l> {
     center: f64,
 }
 
+/// Groups below this many rows in all are swept on one thread.
+const PARALLEL_SWEEP_ROWS: usize = 20_000;
 impl BarrierLines {
     /// The blocks' rows from the model's terms (`z` of each term `n × q` column-major,
     /// `levels` 0-based) and each term's block and column offset.
@@ -177,48 +179,88 @@ impl BarrierLines {
     /// penalized deviance along its line, other coordinates held; where it lies across a
     /// barrier of a positive count `y` and is lower by more than [`ESCAPE_GAIN`], the
     /// coordinate moves there (and `eta` with it). Whether any moved.
+    ///
+    /// The levels of one block reach disjoint rows, so their searches are independent: with
+    /// `threads > 1` (and enough rows) they run at once, with the same result.
     pub(super) fn escape(
         &self,
         y: &[f64],
         lambda: &[Vec<f64>],
         eta: &mut [f64],
         u: &mut [Vec<f64>],
-        dev: &impl RowDeviance,
+        dev: &(impl RowDeviance + Sync),
+        threads: usize,
     ) -> bool {
         let mut moved = false;
-        let mut slope = Vec::new();
         for (b, block) in self.blocks.iter().enumerate() {
-            let q = block.q;
             let t = &lambda[b];
-            for (level, rows) in block.rows.iter().enumerate() {
-                for c in 0..q {
-                    slope.clear();
-                    slope.extend(rows.iter().map(|&i| {
-                        (c..q)
-                            .map(|r| block.z[i * q + r] * t[c * q + r])
-                            .sum::<f64>()
-                    }));
-                    if slope.iter().all(|&s| s == 0.0) {
-                        continue;
+            let sweep = |level: usize| {
+                let rows = &block.rows[level];
+                let centers = &u[b][level * block.q..(level + 1) * block.q];
+                block.level_moves(rows, t, centers, eta, y, dev)
+            };
+            let moves: Vec<Vec<(usize, f64)>> = if threads > 1 && eta.len() >= PARALLEL_SWEEP_ROWS {
+                use rayon::prelude::*;
+                (0..block.rows.len()).into_par_iter().map(sweep).collect()
+            } else {
+                (0..block.rows.len()).map(sweep).collect()
+            };
+            for (level, level_moves) in moves.iter().enumerate() {
+                let rows = &block.rows[level];
+                for &(c, step) in level_moves {
+                    for &i in rows {
+                        eta[i] += block.slope(i, c, t) * step;
                     }
-                    let k = level * q + c;
-                    let line = Line {
-                        rows,
-                        base: eta,
-                        slope: &slope,
-                        center: u[b][k],
-                    };
-                    if let Some(step) = line.escape_step(y, dev) {
-                        for (&i, &s) in rows.iter().zip(&slope) {
-                            eta[i] += s * step;
-                        }
-                        u[b][k] += step;
-                        moved = true;
-                    }
+                    u[b][level * block.q + c] += step;
+                    moved = true;
                 }
             }
         }
         moved
+    }
+}
+
+impl BlockRows {
+    /// Row `i`'s coefficient of column `c`'s coordinate in η: `Σ_r z_ir T_rc`.
+    fn slope(&self, i: usize, c: usize, t: &[f64]) -> f64 {
+        let q = self.q;
+        (c..q).map(|r| self.z[i * q + r] * t[c * q + r]).sum()
+    }
+
+    /// The moves `(column, step)` of one level's coordinates (`centers`, its `u`), one column
+    /// after another, each from the linear predictor the ones before it left.
+    fn level_moves(
+        &self,
+        rows: &[usize],
+        t: &[f64],
+        centers: &[f64],
+        eta: &[f64],
+        y: &[f64],
+        dev: &impl RowDeviance,
+    ) -> Vec<(usize, f64)> {
+        let mut moves = Vec::new();
+        let mut base: Vec<f64> = rows.iter().map(|&i| eta[i]).collect();
+        let mut slope = Vec::with_capacity(rows.len());
+        for (c, &center) in centers.iter().enumerate() {
+            slope.clear();
+            slope.extend(rows.iter().map(|&i| self.slope(i, c, t)));
+            if slope.iter().all(|&s| s == 0.0) {
+                continue;
+            }
+            let line = Line {
+                rows,
+                base: &base,
+                slope: &slope,
+                center,
+            };
+            if let Some(step) = line.escape_step(y, dev) {
+                for (e, &s) in base.iter_mut().zip(&slope) {
+                    *e += s * step;
+                }
+                moves.push((c, step));
+            }
+        }
+        moves
     }
 }
 
@@ -229,9 +271,9 @@ impl Line<'_> {
         let mut barriers: Vec<f64> = self
             .rows
             .iter()
-            .zip(self.slope)
-            .filter(|&(&i, &s)| y[i] > 0.0 && s != 0.0)
-            .map(|(&i, &s)| -self.base[i] / s)
+            .zip(self.base.iter().zip(self.slope))
+            .filter(|&(&i, (_, &s))| y[i] > 0.0 && s != 0.0)
+            .map(|(_, (&e, &s))| -e / s)
             .filter(|b| b.is_finite())
             .collect();
         if barriers.is_empty() {
@@ -309,8 +351,8 @@ impl Line<'_> {
     fn evaluate(&self, t: f64, dev: &impl RowDeviance) -> Option<(f64, f64, f64)> {
         let c = self.center + t;
         let (mut g, mut g1, mut g2) = (c * c, 2.0 * c, 2.0);
-        for (&i, &s) in self.rows.iter().zip(self.slope) {
-            let (d, d1, d2) = dev.jet(i, self.base[i] + s * t)?;
+        for ((&i, &e), &s) in self.rows.iter().zip(self.base).zip(self.slope) {
+            let (d, d1, d2) = dev.jet(i, e + s * t)?;
             g += d;
             g1 += s * d1;
             g2 += s * s * d2;
@@ -324,9 +366,9 @@ impl Line<'_> {
     fn deviance_bound(&self, y: &[f64], (lo, hi): (f64, f64), dev: &impl RowDeviance) -> f64 {
         self.rows
             .iter()
-            .zip(self.slope)
-            .map(|(&i, &s)| {
-                let ends = [self.base[i] + s * lo, self.base[i] + s * hi];
+            .zip(self.base.iter().zip(self.slope))
+            .map(|(&i, (&e, &s))| {
+                let ends = [e + s * lo, e + s * hi];
                 let (e1, e2) = (ends[0].min(ends[1]), ends[0].max(ends[1]));
                 let (m1, m2) = (e1 * e1, e2 * e2);
                 let (mu_lo, mu_hi) = if e1 <= 0.0 && e2 >= 0.0 {
