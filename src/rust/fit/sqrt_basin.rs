@@ -141,6 +141,9 @@ struct Line<'l> {
     center: f64,
 }
 
+/// A point of a line with its penalized deviance and slope: `(t, G, G′)`.
+type LinePoint = (f64, f64, f64);
+
 /// Groups below this many rows in all are swept on one thread.
 const PARALLEL_SWEEP_ROWS: usize = 20_000;
 impl BarrierLines {
@@ -387,6 +390,32 @@ impl Line<'_> {
             .sum()
     }
 
+    /// From `anchor`, steps of doubling length in direction `dir` (−1 or 1) until `G′` has the
+    /// sign of `dir` (the far side of a minimum): that point `(t, G, G′)`, and the last one before
+    /// it, on the near side (`None` if the first step got there); `None` where `G` is not
+    /// defined on the way.
+    fn widen(
+        &self,
+        anchor: f64,
+        dir: f64,
+        dev: &impl RowDeviance,
+    ) -> Option<(LinePoint, Option<LinePoint>)> {
+        let mut inner = None;
+        let mut step = 1.0;
+        let mut t = anchor + dir * step;
+        loop {
+            match self.evaluate(t, dev) {
+                Some((g, d1, _)) if dir * d1 > 0.0 => return Some(((t, g, d1), inner)),
+                Some((g, d1, _)) if step < 1e300 => {
+                    inner = Some((t, g, d1));
+                    step *= 2.0;
+                    t += dir * step;
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// The minimum `(t, G)` in the open interval `(lo, hi)` between two barriers (or beyond
     /// the last): `G′` is −∞ just right of a barrier and +∞ just left of one, and grows past
     /// every bound as `|t|` does; a Newton search kept inside its bracket. `None` if no
@@ -400,46 +429,22 @@ impl Line<'_> {
     ) -> Option<(f64, f64)> {
         let eval = |t: f64| self.evaluate(t, dev);
         // The latest points left and right of the minimum: (t, G, G′).
-        let mut left: Option<(f64, f64, f64)> = None;
-        let mut right: Option<(f64, f64, f64)> = None;
+        let mut left: Option<LinePoint> = None;
+        let mut right: Option<LinePoint> = None;
         // A bracket [a, b] with G′(a) < 0 < G′(b), widened into an unbounded side.
         let (mut a, mut b) = (lo, hi);
         if a == f64::NEG_INFINITY {
-            let mut step = 1.0;
-            a = if b.is_finite() { b - step } else { -step };
-            loop {
-                match eval(a) {
-                    Some((g, d1, _)) if d1 < 0.0 => {
-                        left = Some((a, g, d1));
-                        break;
-                    }
-                    Some((g, d1, _)) if step < 1e300 => {
-                        right = Some((a, g, d1));
-                        b = b.min(a);
-                        step *= 2.0;
-                        a -= step;
-                    }
-                    _ => return None,
-                }
+            let (outer, inner) = self.widen(if b.is_finite() { b } else { 0.0 }, -1.0, dev)?;
+            (a, left) = (outer.0, Some(outer));
+            if let Some(p) = inner {
+                (b, right) = (b.min(p.0), Some(p));
             }
         }
         if b == f64::INFINITY {
-            let mut step = 1.0;
-            b = if a.is_finite() { a + step } else { step };
-            loop {
-                match eval(b) {
-                    Some((g, d1, _)) if d1 > 0.0 => {
-                        right = Some((b, g, d1));
-                        break;
-                    }
-                    Some((g, d1, _)) if step < 1e300 => {
-                        left = Some((b, g, d1));
-                        a = a.max(b);
-                        step *= 2.0;
-                        b += step;
-                    }
-                    _ => return None,
-                }
+            let (outer, inner) = self.widen(if a.is_finite() { a } else { 0.0 }, 1.0, dev)?;
+            (b, right) = (outer.0, Some(outer));
+            if let Some(p) = inner {
+                (a, left) = (a.max(p.0), Some(p));
             }
         }
         let mut x = 0.5 * (a + b);
