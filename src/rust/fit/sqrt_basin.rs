@@ -271,19 +271,21 @@ impl Line<'_> {
     /// The step to the line's global minimum where that lies in another interval between
     /// barriers than `t = 0` and is lower by more than [`ESCAPE_GAIN`]; `None` otherwise.
     fn escape_step(&self, y: &[f64], dev: &impl RowDeviance) -> Option<f64> {
-        let mut barriers: Vec<f64> = self
+        // Each barrier with the position (in `rows`) of the row it belongs to.
+        let mut barriers: Vec<(f64, usize)> = self
             .rows
             .iter()
             .zip(self.base.iter().zip(self.slope))
-            .filter(|&(&i, (_, &s))| y[i] > 0.0 && s != 0.0)
-            .map(|(_, (&e, &s))| -e / s)
-            .filter(|b| b.is_finite())
+            .enumerate()
+            .filter(|&(_, (&i, (_, &s)))| y[i] > 0.0 && s != 0.0)
+            .map(|(k, (_, (&e, &s)))| (-e / s, k))
+            .filter(|b| b.0.is_finite())
             .collect();
         if barriers.is_empty() {
             return None;
         }
-        barriers.sort_by(f64::total_cmp);
-        barriers.dedup();
+        barriers.sort_by(|a, b| a.0.total_cmp(&b.0));
+        barriers.dedup_by(|a, b| a.0 == b.0);
         let k = barriers.len();
         // Interval j lies between barriers[j - 1] and barriers[j] (unbounded at the ends).
         let bounds = |j: usize| {
@@ -291,9 +293,9 @@ impl Line<'_> {
                 if j == 0 {
                     f64::NEG_INFINITY
                 } else {
-                    barriers[j - 1]
+                    barriers[j - 1].0
                 },
-                if j == k { f64::INFINITY } else { barriers[j] },
+                if j == k { f64::INFINITY } else { barriers[j].0 },
             )
         };
         // The least penalty (center + t)² over an interval.
@@ -307,7 +309,7 @@ impl Line<'_> {
                 0.0
             }
         };
-        let home = barriers.partition_point(|&b| b < 0.0);
+        let home = barriers.partition_point(|&b| b.0 < 0.0);
         let (home_value, _, _) = self.evaluate(0.0, dev)?;
         let mut best = (0.0, home_value, home);
         let (mut left, mut right) = (home, home);
@@ -336,7 +338,15 @@ impl Line<'_> {
                 }
             };
             let interval = bounds(j);
-            if penalty_bound(interval) + self.deviance_bound(y, interval, dev) >= best.1 {
+            // First the two rows whose barriers bound the interval (their means stay near 0
+            // in a narrow one, far below a positive count), then all of them.
+            let room = best.1 - penalty_bound(interval);
+            let ends: f64 = [j.checked_sub(1), (j < k).then_some(j)]
+                .into_iter()
+                .flatten()
+                .map(|b| self.row_bound(barriers[b].1, y, interval, dev))
+                .sum();
+            if ends >= room || self.deviance_bound(y, interval, room, dev) >= room {
                 continue;
             }
             if let Some((t, value)) = self.interval_minimum(interval, best.1, dev) {
@@ -363,31 +373,46 @@ impl Line<'_> {
         g.is_finite().then_some((g, g1, g2))
     }
 
-    /// The sum over the rows of each deviance term's least value for `t` in `(lo, hi)`: its
-    /// value at the response where the means it spans hold it, else at the nearer end (the
-    /// terms fall, then rise, in μ = η², with their least value at μ = y).
-    fn deviance_bound(&self, y: &[f64], (lo, hi): (f64, f64), dev: &impl RowDeviance) -> f64 {
-        self.rows
-            .iter()
-            .zip(self.base.iter().zip(self.slope))
-            .map(|(&i, (&e, &s))| {
-                let ends = [e + s * lo, e + s * hi];
-                let (e1, e2) = (ends[0].min(ends[1]), ends[0].max(ends[1]));
-                let (m1, m2) = (e1 * e1, e2 * e2);
-                let (mu_lo, mu_hi) = if e1 <= 0.0 && e2 >= 0.0 {
-                    (0.0, m1.max(m2))
-                } else {
-                    (m1.min(m2), m1.max(m2))
-                };
-                // Not a number (e.g. 0 log 0 at a mean of 0): no bound from this row.
-                let d = dev.at_mean(i, y[i].clamp(mu_lo, mu_hi));
-                if d.is_nan() {
-                    f64::NEG_INFINITY
-                } else {
-                    d
-                }
-            })
-            .sum()
+    /// The sum over the rows of each deviance term's least value for `t` in `interval`
+    /// ([`Self::row_bound`]; the terms fall, then rise, in μ = η², with their least value at
+    /// μ = y), summed only until it reaches `cutoff` (the terms are at least 0: deviance
+    /// residuals, or `−2aℓ` of a count's probability).
+    fn deviance_bound(
+        &self,
+        y: &[f64],
+        interval: (f64, f64),
+        cutoff: f64,
+        dev: &impl RowDeviance,
+    ) -> f64 {
+        let mut sum = 0.0;
+        for k in 0..self.rows.len() {
+            sum += self.row_bound(k, y, interval, dev);
+            if sum >= cutoff {
+                break;
+            }
+        }
+        sum
+    }
+
+    /// The least value of the deviance term of the row at position `k` of `rows` for `t` in
+    /// `(lo, hi)`: its value at the response where the means it spans hold it, else at the
+    /// nearer end (0 where not a number, e.g. 0 log 0 at a mean of 0).
+    fn row_bound(&self, k: usize, y: &[f64], (lo, hi): (f64, f64), dev: &impl RowDeviance) -> f64 {
+        let (i, e, s) = (self.rows[k], self.base[k], self.slope[k]);
+        let ends = [e + s * lo, e + s * hi];
+        let (e1, e2) = (ends[0].min(ends[1]), ends[0].max(ends[1]));
+        let (m1, m2) = (e1 * e1, e2 * e2);
+        let (mu_lo, mu_hi) = if e1 <= 0.0 && e2 >= 0.0 {
+            (0.0, m1.max(m2))
+        } else {
+            (m1.min(m2), m1.max(m2))
+        };
+        let d = dev.at_mean(i, y[i].clamp(mu_lo, mu_hi));
+        if d.is_nan() {
+            0.0
+        } else {
+            d
+        }
     }
 
     /// From `anchor`, steps of doubling length in direction `dir` (−1 or 1) until `G′` has the
