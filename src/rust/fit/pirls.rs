@@ -796,41 +796,26 @@ impl Pirls {
         let Some(lines) = self.sqrt_lines.take() else {
             return Ok(pdev);
         };
-        let starts: Vec<usize> = (0..re.blocks.len())
-            .map(|b| {
-                if b == 0 {
-                    0
-                } else {
-                    let layout = &self.joint_cp.layout;
-                    layout.node_offset[layout.block_node_base[b]]
-                }
-            })
-            .collect();
+        let threads = match self.par {
+            Par::Rayon(k) => k.get(),
+            _ => 1,
+        };
         for _ in 0..MAX_SQRT_ESCAPES {
-            let mut u: Vec<Vec<f64>> = re
-                .blocks
-                .iter()
-                .enumerate()
-                .map(|(b, block)| {
-                    let len = block.n_levels * block.q;
-                    let src = if b == 0 { &self.u1 } else { &self.u2 };
-                    src[starts[b]..starts[b] + len].to_vec()
-                })
-                .collect();
+            let layout = &self.joint_cp.layout;
+            let mut u = linpred::split_blocks(re, layout, &self.u1, &self.u2);
             let mut eta = self.eta.clone();
-            let threads = match self.par {
-                Par::Rayon(k) => k.get(),
-                _ => 1,
-            };
             let dev = FamilyRowDeviance(response);
             if !lines.escape(spec.y, &self.lambda, &mut eta, &mut u, &dev, threads) {
                 break;
             }
             let kept = (self.u1.clone(), self.u2.clone(), self.sqrt_basin.clone());
-            for (b, values) in u.iter().enumerate() {
-                let dst = if b == 0 { &mut self.u1 } else { &mut self.u2 };
-                dst[starts[b]..starts[b] + values.len()].copy_from_slice(values);
-            }
+            linpred::join_blocks(
+                re,
+                &self.joint_cp.layout,
+                &u.concat(),
+                &mut self.u1,
+                &mut self.u2,
+            );
             let entered = match self.sqrt_basin.as_mut() {
                 Some(basin) => basin.set_from(&eta).is_ok(),
                 None => false,

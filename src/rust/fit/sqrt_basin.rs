@@ -141,11 +141,15 @@ struct Line<'l> {
     center: f64,
 }
 
+/// One level's moves `(column, step)` and its rows' linear predictor after them.
+type LevelMoves = (Vec<(usize, f64)>, Vec<f64>);
+
 /// A point of a line with its penalized deviance and slope: `(t, G, G′)`.
 type LinePoint = (f64, f64, f64);
 
 /// Groups below this many rows in all are swept on one thread.
 const PARALLEL_SWEEP_ROWS: usize = 20_000;
+
 impl BarrierLines {
     /// The blocks' rows from the model's terms (`z` of each term `n × q` column-major,
     /// `levels` 0-based) and each term's block and column offset.
@@ -202,21 +206,24 @@ impl BarrierLines {
                 let centers = &u[b][level * block.q..(level + 1) * block.q];
                 block.level_moves(rows, t, centers, eta, y, dev)
             };
-            let moves: Vec<Vec<(usize, f64)>> = if threads > 1 && eta.len() >= PARALLEL_SWEEP_ROWS {
+            let moves: Vec<Option<LevelMoves>> = if threads > 1 && eta.len() >= PARALLEL_SWEEP_ROWS
+            {
                 use rayon::prelude::*;
                 (0..block.rows.len()).into_par_iter().map(sweep).collect()
             } else {
                 (0..block.rows.len()).map(sweep).collect()
             };
-            for (level, level_moves) in moves.iter().enumerate() {
-                let rows = &block.rows[level];
-                for &(c, step) in level_moves {
-                    for &i in rows {
-                        eta[i] += block.slope(i, c, t) * step;
-                    }
-                    u[b][level * block.q + c] += step;
-                    moved = true;
+            for (level, found) in moves.into_iter().enumerate() {
+                let Some((steps, level_eta)) = found else {
+                    continue;
+                };
+                for (&i, e) in block.rows[level].iter().zip(level_eta) {
+                    eta[i] = e;
                 }
+                for (c, step) in steps {
+                    u[b][level * block.q + c] += step;
+                }
+                moved = true;
             }
         }
         moved
@@ -231,7 +238,8 @@ impl BlockRows {
     }
 
     /// The moves `(column, step)` of one level's coordinates (`centers`, its `u`), one column
-    /// after another, each from the linear predictor the ones before it left.
+    /// after another, each from the linear predictor the ones before it left, with the linear
+    /// predictor of its rows after them; `None` if none moves.
     fn level_moves(
         &self,
         rows: &[usize],
@@ -240,7 +248,7 @@ impl BlockRows {
         eta: &[f64],
         y: &[f64],
         dev: &impl RowDeviance,
-    ) -> Vec<(usize, f64)> {
+    ) -> Option<LevelMoves> {
         let mut moves = Vec::new();
         let mut base: Vec<f64> = rows.iter().map(|&i| eta[i]).collect();
         let mut slope = Vec::with_capacity(rows.len());
@@ -263,7 +271,7 @@ impl BlockRows {
                 moves.push((c, step));
             }
         }
-        moves
+        (!moves.is_empty()).then_some((moves, base))
     }
 }
 
