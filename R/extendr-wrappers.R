@@ -30,6 +30,10 @@ covariance_layout_rs <- function(terms) {
   .Call(wrap__covariance_layout_rs, terms)
 }
 
+toep_lag_correlations_rs <- function(pacf) {
+  .Call(wrap__toep_lag_correlations_rs, as.double(pacf))
+}
+
 # Checks of the fixed-effects matrix (R/frame.R).
 fixed_matrix_checks_rs <- function(x) {
   .Call(wrap__fixed_matrix_checks_rs, x)

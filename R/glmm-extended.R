@@ -556,7 +556,7 @@ extended_object <- function(mc, inputs, raw, family, nAGQ, control, zi, disp,
     extra = extra, n_trials = inputs$n_trials, prior_weights = inputs$weights,
     working_weights = raw$working_weights,
     zi_working_weights = if (!is.null(zi_random)) raw$zi_working_weights,
-    vcov = cov_all$blocks, vcov_full = cov_all$full, hessian = H,
+    vcov = cov_all$blocks, vcov_full = cov_all$full, vcov_all = cov_all$all, hessian = H,
     loglik = -raw$deviance / 2, df = nth + nzp + ne + p + !is.null(fixed_theta))
   fit
 }
@@ -657,7 +657,9 @@ fixed_nb_theta <- function(family) {
 }
 
 # The covariance of c(cond, zi, disp) coefficients from the Hessian of the
-# deviance over c(theta, disp, zi, beta): twice its inverse, reordered.
+# deviance over c(theta, disp, zi, beta): twice its inverse, reordered
+# (`full`), in blocks per part (`blocks`), and in the Hessian's order with
+# the covariance parameters' rows "par.<i>" (`all`).
 extended_covariance <- function(H, nth, kd, kz, p, cond_names, disp_names,
                                 zi_names, ran_off = integer(0)) {
   k <- nth + kd + kz + p
@@ -679,13 +681,17 @@ extended_covariance <- function(H, nth, kd, kz, p, cond_names, disp_names,
               if (kd) paste0("disp.", disp_names))
   full <- V[order, order, drop = FALSE]
   dimnames(full) <- list(labels, labels)
+  # every parameter in the Hessian's order, the covariance parameters first
+  # (what vcov(full = TRUE) maps to glmmTMB's theta)
+  dimnames(V) <- rep(list(c(paste0("par.", seq_len(nth)),
+                            labels[match(nth + seq_len(k - nth), order)])), 2L)
   block <- function(idx, nm) {
     if (length(idx) == 0L) return(NULL)
     m <- V[idx, idx, drop = FALSE]
     dimnames(m) <- list(nm, nm)
     m
   }
-  list(full = full,
+  list(full = full, all = V,
        blocks = list(cond = block(idx_b, cond_names), zi = block(idx_z, zi_names),
                      disp = block(idx_d, disp_names)))
 }

@@ -169,17 +169,29 @@ weights.glmm <- function(object, type = c("prior", "working"), ...) {
 #'   matrix has no scale to set).
 #' @param use.hessian `NULL` (default: use the Hessian when available),
 #'   `TRUE` (use it; an error when the fit has none) or `FALSE` (use `R_X`).
-#' @param ... Not used. Accepted because other packages' code passes its own
-#'   arguments on to `vcov()` (emmeans passes `complete`, `misc` and
-#'   `options`), as `vcov()` of an `lmm()` fit and lme4's method accept them.
+#' @param ... `full = TRUE` (glmmTMB's argument): the covariance of all
+#'   parameters as glmmTMB's `vcov(full = TRUE)` gives it for the same model
+#'   (a binomial or Poisson GLMM is the same model in both packages): the
+#'   fixed effects, then rows `theta_<term>.<k>` for the covariance
+#'   parameters of each random-effects term in glmmTMB's parameterization
+#'   (log standard deviations, then its transformed correlations; see
+#'   [vcov_components]), from the inverse Hessian by the delta method. It
+#'   needs the fit's Hessian (not `nAGQ = 0`) and takes none of the other
+#'   arguments. Anything else is not used: it is accepted because other
+#'   packages' code passes its own arguments on to `vcov()` (emmeans passes
+#'   `complete`, `misc` and `options`), as `vcov()` of an `lmm()` fit and
+#'   lme4's method accept them.
 #' @return A p x p matrix with the names of the fixed effects as dimnames.
 #'   lme4 returns the same numbers as a `Matrix` package object; this is a
-#'   base matrix.
+#'   base matrix. With `full = TRUE`, a square matrix over the fixed effects
+#'   and the covariance parameters.
 #' @examplesIf requireNamespace("lme4", quietly = TRUE)
 #' fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd),
 #'             family = binomial, data = lme4::cbpp)
 #' vcov(fit)
 #' sqrt(diag(vcov(fit)))
+#' # with the log standard deviation of the herd effect, as glmmTMB has it
+#' vcov(fit, full = TRUE)
 #' @importFrom stats vcov
 #' @method vcov glmm
 #' @export
@@ -192,6 +204,17 @@ vcov.glmm <- function(object, correlation = FALSE, sigm = sigma(object),
            call. = FALSE)
     }
     return(vcov_extended(object, ...))
+  }
+  full <- list(...)$full
+  if (!is.null(full)) {
+    check_flag(full, "full", "vcov()")
+    if (full) {
+      if (!missing(correlation) || !missing(sigm) || !is.null(use.hessian)) {
+        stop("vcov(full = TRUE) takes no 'correlation', 'sigm' or 'use.hessian'",
+             call. = FALSE)
+      }
+      return(glmm_vcov_full(object))
+    }
   }
   hess <- glmm_hessian_info(object)
   scale <- 1
@@ -237,6 +260,35 @@ vcov.glmm <- function(object, correlation = FALSE, sigm = sigma(object),
   dimnames(v) <- list(nms, nms)
   if (correlation) attr(v, "correlation") <- stats::cov2cor(v)
   v
+}
+
+# glmmTMB's vcov(full = TRUE) of an lme4-style fit (glmmTMB's model where
+# its family is binomial or Poisson): the fixed effects' covariance, then the
+# covariance parameters of the random effects as glmmTMB parameterizes them
+# (R/glmmtmb-theta.R), from the inverse of the Hessian of the deviance over
+# c(covariance parameters, fixed effects) that the fit stores.
+glmm_vcov_full <- function(object) {
+  hess <- glmm_hessian_info(object)
+  if (!hess$available) {
+    stop("vcov(full = TRUE) needs the fit's Hessian over the covariance parameters and ",
+         "the fixed effects, which this fit did not compute (nAGQ = 0, or ",
+         "calc.derivs = FALSE): refit with nAGQ >= 1 and calc.derivs = TRUE", call. = FALSE)
+  }
+  inv <- tryCatch(solve(hess$H), error = function(e) NULL)
+  if (is.null(inv) || hess$bad) {
+    stop("vcov(full = TRUE): the fit's Hessian is not positive definite, so it gives ",
+         "no covariance matrix", call. = FALSE)
+  }
+  V <- inv + t(inv)
+  nth <- length(cov_par(object))
+  p <- length(object$beta)
+  beta_rows <- nth + seq_len(p)
+  v <- V[beta_rows, beta_rows, drop = FALSE]
+  nms <- colnames(object$X)
+  dimnames(v) <- list(nms, nms)
+  part <- glmmtmb_theta_part(unname(cov_par(object)), object$reterms,
+                             object$formula[[length(object$formula)]])
+  glmmtmb_full_vcov(v, V, beta_rows, list(part))
 }
 
 # R_X-based covariance of the fixed effects (sigma^2 (R_X'R_X)^-1).

@@ -198,8 +198,22 @@ vcov_component <- function(object, comp) {
 #'
 #' `vcov(fit, full = FALSE)` of a glmmTMB-style fit (a `"glmm"` object with
 #' glmmTMB's families, `ziformula` or `dispformula`): with `full = TRUE` one
-#' matrix for the coefficients of all components. Other arguments are an
+#' matrix for the coefficients of all components and the covariance
+#' parameters of the random effects, as glmmTMB's. Other arguments are an
 #' error (emmeans' `complete` is accepted and ignored).
+#'
+#' The covariance parameters' rows, `theta_<term>.<k>` (the term's bar
+#' without spaces, in formula order, `(x || g)` one term `x|g`), first of
+#' the conditional model, then of the zero-inflation model, are in glmmTMB's
+#' parameterization: a term's log standard deviations, then for an
+#' unstructured term the elements below the diagonal of the unit
+#' lower-triangular `L` with correlation matrix `cov2cor(L L')` (row by
+#' row), for `cs()` `x` with correlation `plogis(x) (1 + a) - a`, `a = 1 /
+#' (q - 1)`, for `ar1()` `x` with correlation `x / sqrt(1 + x^2)`, for
+#' `toep()` one such `x` per lag. They come by the delta method from the
+#' covariance of the fit's own parameters. A parameter on its boundary (a
+#' standard deviation of 0, a correlation of -1 or 1) is infinite in that
+#' parameterization: its row and column are `NA`, with a warning.
 #'
 #' @param ... Not used by `print()`.
 #' @return `full = FALSE`: an object of class `"vcov_components"`, a list of
@@ -234,7 +248,7 @@ vcov_extended <- function(object, full = FALSE, ...) {
       nms[hit] <- paste0(tag[[comp]], substring(nms[hit], nchar(comp) + 2L))
     }
     dimnames(v) <- list(nms, nms)
-    return(v)
+    return(with_glmmtmb_theta_rows(object, v))
   }
   comps <- c("cond", if (!is.null(object$extended$zi)) "zi",
              if (!extended_trivial_disp(object)) "disp")
@@ -244,6 +258,57 @@ vcov_extended <- function(object, full = FALSE, ...) {
     v
   })
   structure(out[lengths(out) > 0L], class = "vcov_components")
+}
+
+# vcov(full = TRUE) of a glmmTMB-style fit: its matrix `v` of the
+# coefficients with the rows of the covariance parameters appended
+# (glmmtmb_full_vcov()).
+with_glmmtmb_theta_rows <- function(object, v) {
+  V <- object$extended$vcov_all
+  zr <- object$extended$zi$random
+  parts <- list(
+    glmmtmb_theta_part(unname(cov_par(object)), object$reterms,
+                       object$formula[[length(object$formula)]]),
+    if (!is.null(zr)) {
+      zf <- object$extended$zi$full_formula
+      glmmtmb_theta_part(unname(zr$par), zr$reterms, zf[[length(zf)]])
+    })
+  glmmtmb_full_vcov(v, V, match(rownames(object$extended$vcov_full), rownames(V)), parts)
+}
+
+# The coefficients' covariance `v` with rows and columns for the covariance
+# parameters of the random effects appended as glmmTMB has them
+# (R/glmmtmb-theta.R; `parts`: glmmtmb_theta_part() of the conditional
+# model, then of the zero-inflation model), by the delta method from `V`,
+# the covariance of all parameters with mixedrs's covariance parameters
+# first; `coef_rows`: the rows of `V` that `v` holds, in its order. Rows of
+# parameters on the boundary, where glmmTMB's are infinite, are NA with a
+# warning.
+glmmtmb_full_vcov <- function(v, V, coef_rows, parts) {
+  parts <- parts[lengths(parts) > 0L]
+  if (length(parts) == 0L) return(v)
+  J <- as.matrix(Matrix::bdiag(lapply(parts, `[[`, "jacobian")))
+  names <- unlist(lapply(parts, `[[`, "names"))
+  value <- unlist(lapply(parts, `[[`, "value"))
+  idx <- seq_len(ncol(J))
+  tt <- J %*% V[idx, idx, drop = FALSE] %*% t(J)
+  tc <- J %*% V[idx, coef_rows, drop = FALSE]
+  k <- nrow(v)
+  out <- matrix(NA_real_, k + length(names), k + length(names),
+                dimnames = rep(list(c(rownames(v), names)), 2L))
+  out[seq_len(k), seq_len(k)] <- v
+  out[k + seq_along(names), seq_len(k)] <- tc
+  out[seq_len(k), k + seq_along(names)] <- t(tc)
+  out[k + seq_along(names), k + seq_along(names)] <- tt
+  boundary <- names[!is.finite(value) | rowSums(is.na(J)) > 0L]
+  if (length(boundary)) {
+    warning("vcov(full = TRUE): no covariance for ", paste(boundary, collapse = ", "),
+            ": the estimate is on the boundary of the parameter space (a standard ",
+            "deviation of 0 or a correlation of -1 or 1), where glmmTMB's ",
+            "parameterization (log standard deviations, transformed correlations) is ",
+            "infinite", call. = FALSE)
+  }
+  out
 }
 
 # logLik() of a glmmTMB-style fit: df = every estimated parameter.

@@ -920,7 +920,7 @@ pub fn factor_from_theta(theta: &[f64], q: usize) -> Vec<f64> {
 
 /// Lag correlations `ρ_0 = 1, ρ_1, …, ρ_m` from partial autocorrelations `φ_1 … φ_m`
 /// (Durbin–Levinson).
-fn lag_correlations(pacf: &[f64]) -> Vec<f64> {
+pub fn lag_correlations(pacf: &[f64]) -> Vec<f64> {
     let m = pacf.len();
     let mut rho = vec![1.0; m + 1];
     let mut phi: Vec<f64> = Vec::with_capacity(m);

@@ -99,6 +99,15 @@ fn covariance_layout_rs(terms: TermCovariances) -> Robj {
     results::covariance_layout(&terms.0)
 }
 
+/// The lag correlations `ρ_1 … ρ_m` of a `toep()` term from its partial autocorrelations
+/// `φ_1 … φ_m` (the map its `par` goes through), for R's reports in other parameterisations
+/// (glmmTMB's `theta`).
+/// @noRd
+#[extendr]
+fn toep_lag_correlations_rs(pacf: &[f64]) -> Vec<f64> {
+    crate::model::covariance::lag_correlations(pacf)[1..].to_vec()
+}
+
 /// Fits a generalized linear mixed model. `model` as for `lmm_fit_rs`, with `y` the response as
 /// fitted and `weights` the prior weights; `n_trials` is R's binomial `n`, `eta_start` the
 /// starting linear predictor, `n_agq` the quadrature points, `start_theta`/`start_beta` the
@@ -462,6 +471,7 @@ extendr_module! {
     fn lmm_fit_rs;
     fn lmm_deviance_rs;
     fn covariance_layout_rs;
+    fn toep_lag_correlations_rs;
     fn glmm_fit_rs;
     fn glmm_extended_fit_rs;
     fn glmm_extended_fit_starts_rs;

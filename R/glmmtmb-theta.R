@@ -1,0 +1,132 @@
+# glmmTMB's parameters of the random effects' covariances, for the rows
+# "theta_<term>.<k>" of vcov(full = TRUE) of a glmmTMB-style fit.
+#
+# glmmTMB (1.1.5) keeps its terms in formula order (no reordering by number
+# of levels), reads `(x || g)` as one diagonal term "x | g", and names a term
+# by its bar without spaces. Its parameters of a term with q columns are the
+# log standard deviations, then per structure
+#
+#   us    the elements below the diagonal of the unit lower-triangular L with
+#         C = cov2cor(L L'), row by row (re_internal())
+#   cs    x with rho = plogis(x) (1 + a) - a, a = 1 / (q - 1)
+#   ar1   x with rho = x / sqrt(1 + x^2)
+#   toep  x_k with rho_k = x_k / sqrt(1 + x_k^2), rho_k the lag-k correlation
+#
+# mixedrs's `par` of a term (src/rust/model/covariance.rs) holds the standard
+# deviations themselves, the correlation rho (cs, ar1), the partial
+# autocorrelations of the lags (toep) or, for an unstructured term, the
+# Cholesky factor of its covariance matrix. The map between the two is
+# smooth inside the parameter space; on its boundary (a standard deviation
+# of 0, a correlation of +-1) glmmTMB's parameters are infinite.
+
+# glmmTMB's terms of the random part `rhs` (a formula's right-hand side)
+# matched to `reterms` (mixedrs's terms of that part, in the fit's order):
+# per glmmTMB term its row-name stem "theta_<bar>" and the indices of its
+# members in `reterms` (several for `||`). NULL when some term of `reterms`
+# finds no place (which does not happen for a fit's own formula).
+glmmtmb_theta_terms <- function(rhs, reterms) {
+  labels <- vapply(reterms, `[[`, "", "term")
+  used <- logical(length(reterms))
+  out <- list()
+  for (term in split_bars(rhs)$bars) {
+    double <- is_call_to(term, "||")
+    bar <- if (double) call("|", term[[2L]], term[[3L]]) else unwrap_structure(term)
+    members <- if (double) {
+      parts <- split_bars(double_bar_terms(term))$bars
+      unlist(lapply(parts, expand_nesting), recursive = FALSE)
+    } else {
+      expand_nesting(bar)
+    }
+    # glmmTMB names a nested term after its expansion, `||` after its bar
+    if (!double) {
+      for (m in members) {
+        idx <- match(bar_label(m), labels)
+        if (is.na(idx) || used[idx]) return(NULL)
+        used[idx] <- TRUE
+        out <- c(out, list(list(stem = glmmtmb_term_stem(m), members = idx)))
+      }
+      next
+    }
+    idx <- match(vapply(members, bar_label, ""), labels)
+    if (anyNA(idx) || any(used[idx])) return(NULL)
+    used[idx] <- TRUE
+    out <- c(out, list(list(stem = glmmtmb_term_stem(bar), members = idx)))
+  }
+  if (!all(used)) return(NULL)
+  out
+}
+
+# "theta_" and the bar as glmmTMB deparses it, without spaces.
+glmmtmb_term_stem <- function(bar) {
+  paste0("theta_", gsub(" ", "", paste(deparse(bar, width.cutoff = 500L), collapse = "")))
+}
+
+# glmmTMB's parameters of one of mixedrs's terms `rt` from its `par`.
+glmmtmb_term_theta <- function(rt, par) {
+  s <- term_structure_of(rt)
+  q <- length(rt$cnms)
+  n_sd <- if (s$type == "us") q else if (isTRUE(s$hom)) 1L else q
+  if (s$type == "us") {
+    internal <- re_internal(par, q)
+    return(if (is.null(internal)) rep(NA_real_, length(par)) else internal)
+  }
+  log_sd <- log(par[seq_len(n_sd)])
+  corr <- par[-seq_len(n_sd)]
+  switch(s$type,
+    diag = log_sd,
+    cs = {
+      a <- 1 / (q - 1)
+      c(log_sd, stats::qlogis((corr + a) / (1 + a)))
+    },
+    ar1 = c(log_sd, corr / sqrt(1 - corr^2)),
+    toep = {
+      rho <- toep_lag_correlations_rs(corr)
+      c(log_sd, rho / sqrt(1 - rho^2))
+    })
+}
+
+# glmmTMB's parameters of a part's terms from `par` (mixedrs's, in the order
+# of `reterms`), in glmmTMB's order (`tmb_terms` from glmmtmb_theta_terms()).
+glmmtmb_theta <- function(par, reterms, tmb_terms) {
+  n_par <- vapply(covariance_layout(reterms), function(l) as.integer(l$n_par), 1L)
+  ends <- cumsum(n_par)
+  pieces <- lapply(seq_along(reterms), function(i) {
+    glmmtmb_term_theta(reterms[[i]], par[(ends[i] - n_par[i]) + seq_len(n_par[i])])
+  })
+  unlist(lapply(tmb_terms, function(t) unlist(pieces[t$members])))
+}
+
+# glmmTMB's covariance parameters of one part of a fit: `value` (its
+# estimates), `names` ("theta_<bar>.<k>") and `jacobian`, their derivatives
+# in mixedrs's `par` of that part (central differences, the step shrunk
+# where a step leaves the parameter space; NA rows where the estimate is on
+# the boundary). NULL without random effects.
+glmmtmb_theta_part <- function(par, reterms, rhs) {
+  if (length(reterms) == 0L) return(NULL)
+  tmb_terms <- glmmtmb_theta_terms(rhs, reterms)
+  if (is.null(tmb_terms)) return(NULL)
+  f <- function(p) glmmtmb_theta(p, reterms, tmb_terms)
+  value <- f(par)
+  sizes <- vapply(tmb_terms, function(t) {
+    sum(vapply(covariance_layout(reterms[t$members]),
+               function(l) as.integer(l$n_par), 1L))
+  }, 1L)
+  names <- unlist(Map(function(t, k) paste0(t$stem, ".", seq_len(k)), tmb_terms, sizes))
+  J <- matrix(NA_real_, length(value), length(par))
+  for (j in seq_along(par)) {
+    h <- 1e-6 * max(abs(par[j]), 1e-2)
+    for (attempt in 1:4) {
+      up <- par
+      dn <- par
+      up[j] <- up[j] + h
+      dn[j] <- dn[j] - h
+      d <- suppressWarnings((f(up) - f(dn)) / (2 * h))
+      if (all(is.finite(d))) break
+      h <- h / 100
+    }
+    J[, j] <- d
+  }
+  J[!is.finite(value), ] <- NA_real_
+  J[!is.finite(J)] <- NA_real_
+  list(value = value, names = names, jacobian = J)
+}
