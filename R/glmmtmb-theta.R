@@ -98,9 +98,8 @@ glmmtmb_theta <- function(par, reterms, tmb_terms) {
 
 # glmmTMB's covariance parameters of one part of a fit: `value` (its
 # estimates), `names` ("theta_<bar>.<k>") and `jacobian`, their derivatives
-# in mixedrs's `par` of that part (central differences, the step shrunk
-# where a step leaves the parameter space; NA rows where the estimate is on
-# the boundary). NULL without random effects.
+# in mixedrs's `par` of that part (numeric_jacobian(); NA rows where the
+# estimate is on the boundary). NULL without random effects.
 glmmtmb_theta_part <- function(par, reterms, rhs) {
   if (length(reterms) == 0L) return(NULL)
   tmb_terms <- glmmtmb_theta_terms(rhs, reterms)
@@ -112,21 +111,63 @@ glmmtmb_theta_part <- function(par, reterms, rhs) {
                function(l) as.integer(l$n_par), 1L))
   }, 1L)
   names <- unlist(Map(function(t, k) paste0(t$stem, ".", seq_len(k)), tmb_terms, sizes))
-  J <- matrix(NA_real_, length(value), length(par))
-  for (j in seq_along(par)) {
-    h <- 1e-6 * max(abs(par[j]), 1e-2)
+  J <- numeric_jacobian(f, par)
+  J[!is.finite(value), ] <- NA_real_
+  list(value = value, names = names, jacobian = J)
+}
+
+# glmmTMB's parameters of an unstructured term with `nc` columns from the
+# column-major lower triangle `th` of the Cholesky factor of its covariance
+# matrix: log standard deviations, then the elements below the diagonal of
+# the unit lower-triangular factor of the correlation matrix, row by row.
+# NULL when the correlation matrix is singular.
+re_internal <- function(th, nc) {
+  L <- matrix(0, nc, nc)
+  L[lower.tri(L, diag = TRUE)] <- th
+  S <- tcrossprod(L)
+  sds <- sqrt(diag(S))
+  if (nc == 1L) return(log(sds))
+  if (any(sds <= 0)) return(NULL)
+  M <- tryCatch(t(chol(S / outer(sds, sds))), error = function(e) NULL)
+  if (is.null(M)) return(NULL)
+  unit <- M / diag(M)
+  c(log(sds), t(unit)[upper.tri(unit)])
+}
+
+# The standard deviations, then the correlations (column-major lower
+# triangle), of glmmTMB's parameters `v` of a term with `nc` columns.
+re_from_internal <- function(v, nc) {
+  sds <- exp(v[seq_len(nc)])
+  if (nc == 1L) return(sds)
+  unit <- diag(nc)
+  tu <- t(unit)
+  tu[upper.tri(tu)] <- v[-seq_len(nc)]
+  unit <- t(tu)
+  C <- stats::cov2cor(tcrossprod(unit))
+  c(sds, C[lower.tri(C)])
+}
+
+# Jacobian of `f` at `x` by central differences, steps of 1e-6 relative
+# (the maps of this file are smooth inside the parameter space, where this
+# gives ~1e-10 relative accuracy, far below a standard error's), a step
+# shrunk by 100 up to three times where it leaves the space (a non-finite
+# difference); entries that stay non-finite are NA.
+numeric_jacobian <- function(f, x) {
+  J <- NULL
+  for (j in seq_along(x)) {
+    h <- 1e-6 * max(abs(x[j]), 1e-2)
     for (attempt in 1:4) {
-      up <- par
-      dn <- par
+      up <- x
+      dn <- x
       up[j] <- up[j] + h
       dn[j] <- dn[j] - h
       d <- suppressWarnings((f(up) - f(dn)) / (2 * h))
       if (all(is.finite(d))) break
       h <- h / 100
     }
+    if (is.null(J)) J <- matrix(NA_real_, length(d), length(x))
     J[, j] <- d
   }
-  J[!is.finite(value), ] <- NA_real_
   J[!is.finite(J)] <- NA_real_
-  list(value = value, names = names, jacobian = J)
+  J
 }

@@ -687,7 +687,7 @@ sd_wald_rows <- function(object, q, comp = "cond") {
       isTRUE(all.equal(unname(re_from_internal(internal, nc)[seq_len(nc)]), unname(sds),
                        tolerance = 1e-8))
     if (ok) {
-      J <- re_internal_jacobian(th, nc)
+      J <- numeric_jacobian(function(t) re_internal(t, nc), th)
       v <- J %*% v_theta[idx, idx, drop = FALSE] %*% t(J)
       se <- sqrt(pmax(diag(v), 0))
       ends <- cbind(re_from_internal(internal + q[1L] * se, nc),
@@ -729,54 +729,6 @@ zi_theta_covariance <- function(object) {
   if (is.null(inv)) return(NULL)
   idx <- length(cov_par(object)) + seq_len(zr$n_par)
   (inv + t(inv))[idx, idx, drop = FALSE]
-}
-
-# glmmTMB's parameters of an unstructured term with `nc` columns from the
-# column-major lower triangle `th` of the Cholesky factor of its covariance
-# matrix: log standard deviations, then the elements below the diagonal of
-# the unit lower-triangular factor of the correlation matrix, row by row.
-# NULL when the correlation matrix is singular.
-re_internal <- function(th, nc) {
-  L <- matrix(0, nc, nc)
-  L[lower.tri(L, diag = TRUE)] <- th
-  S <- tcrossprod(L)
-  sds <- sqrt(diag(S))
-  if (nc == 1L) return(log(sds))
-  if (any(sds <= 0)) return(NULL)
-  M <- tryCatch(t(chol(S / outer(sds, sds))), error = function(e) NULL)
-  if (is.null(M)) return(NULL)
-  unit <- M / diag(M)
-  c(log(sds), t(unit)[upper.tri(unit)])
-}
-
-# The standard deviations, then the correlations (column-major lower
-# triangle), of glmmTMB's parameters `v` of a term with `nc` columns.
-re_from_internal <- function(v, nc) {
-  sds <- exp(v[seq_len(nc)])
-  if (nc == 1L) return(sds)
-  unit <- diag(nc)
-  tu <- t(unit)
-  tu[upper.tri(tu)] <- v[-seq_len(nc)]
-  unit <- t(tu)
-  C <- stats::cov2cor(tcrossprod(unit))
-  c(sds, C[lower.tri(C)])
-}
-
-# Jacobian of re_internal() at `th` by central differences (the map is
-# smooth where the correlation matrix is not singular; steps of 1e-6
-# relative give ~1e-10 relative accuracy, far below a standard error's).
-re_internal_jacobian <- function(th, nc) {
-  k <- length(th)
-  J <- matrix(0, k, k)
-  for (j in seq_len(k)) {
-    h <- 1e-6 * max(abs(th[j]), 1e-2)
-    up <- th
-    dn <- th
-    up[j] <- up[j] + h
-    dn[j] <- dn[j] - h
-    J[, j] <- (re_internal(up, nc) - re_internal(dn, nc)) / (2 * h)
-  }
-  J
 }
 
 # Covariance of the estimated theta: rows "theta.<i>" of the fit's full
