@@ -85,6 +85,32 @@ glmmtmb_term_theta <- function(rt, par) {
     })
 }
 
+# A term's standard deviations (one per column) and correlations (the
+# column-major lower triangle; zeros for diag()) from glmmTMB's parameters
+# `v` of that term (glmmtmb_term_theta()'s inverse).
+glmmtmb_term_values <- function(rt, v) {
+  s <- term_structure_of(rt)
+  q <- length(rt$cnms)
+  if (s$type == "us") return(re_from_internal(v, q))
+  n_sd <- if (isTRUE(s$hom)) 1L else q
+  sds <- rep_len(exp(v[seq_len(n_sd)]), q)
+  x <- v[-seq_len(n_sd)]
+  lag <- abs(outer(seq_len(q), seq_len(q), "-"))
+  C <- switch(s$type,
+    diag = diag(q),
+    cs = {
+      a <- 1 / (q - 1)
+      rho <- stats::plogis(x) * (1 + a) - a
+      ifelse(lag == 0, 1, rho)
+    },
+    ar1 = (x / sqrt(1 + x^2))^lag,
+    toep = {
+      rho <- c(1, x / sqrt(1 + x^2))
+      matrix(rho[lag + 1L], q, q)
+    })
+  c(sds, if (q > 1L) C[lower.tri(C)])
+}
+
 # glmmTMB's parameters of a part's terms from `par` (mixedrs's, in the order
 # of `reterms`), in glmmTMB's order (`tmb_terms` from glmmtmb_theta_terms()).
 glmmtmb_theta <- function(par, reterms, tmb_terms) {

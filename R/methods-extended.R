@@ -89,8 +89,9 @@
 #'   `cond.Cor.<a>.<b>|<group>` for the standard deviations and correlations
 #'   of the random effects (Wald: glmmTMB's intervals, from its log standard
 #'   deviations and correlation parameters all moved at once by their
-#'   standard errors; `NA` for structured terms or when the fit does not carry
-#'   the covariance of its variance parameters), and likewise
+#'   standard errors, for every covariance structure; no correlation rows for
+#'   `diag()` terms, as in glmmTMB; `NA` where an estimate is on its boundary,
+#'   a standard deviation of 0 or a correlation of -1 or 1), and likewise
 #'   `zi.Std.Dev.<name>|<group>` and `zi.Cor.<a>.<b>|<group>` for the random
 #'   effects of the zero-inflation model. When every row belongs to the
 #'   conditional model the `cond.` prefix is dropped, as glmmTMB does. A
@@ -642,57 +643,55 @@ confint_extended <- function(object, parm, level = 0.95, method = "Wald",
 }
 
 # Wald rows of the random effects' standard deviations and correlations,
-# as glmmTMB computes them: its parameters of an unstructured term are the log
-# standard deviations and the elements below the diagonal (row by row) of the
-# unit lower-triangular factor L of the correlation matrix C = cov2cor(L L');
-# every one of them is moved at once by -+ q times its standard error and the
+# as glmmTMB computes them: every one of a term's parameters in glmmTMB's
+# parameterization (R/glmmtmb-theta.R: log standard deviations, transformed
+# correlations) is moved at once by -+ q times its standard error and the
 # standard deviations and correlations are read off at both ends (each end
-# sorted). Their standard errors come by the delta method from the covariance
-# of theta (theta_covariance(), theta being the Cholesky factor of the term's
-# covariance matrix itself, column by column). NA when that covariance is not
-# available, theta is relative to a residual scale, the term is structured,
-# or its correlation matrix is singular. `comp`: "cond" (rows
-# "cond.Std.Dev.<name>|<group>", "cond.Cor.<a>.<b>|<group>") or "zi" (the
-# zero-inflation model's random effects, rows "zi.Std.Dev.<name>|<group>",
-# "zi.Cor.<a>.<b>|<group>" as glmmTMB names them; NULL when it has none).
+# sorted); a diag() term has no correlation rows, as in glmmTMB. The
+# standard errors come by the delta method from the covariance of the fit's
+# own covariance parameters (par_covariance()). NA where that covariance is
+# not available or the term's estimate is on its boundary (a standard
+# deviation of 0, a correlation of -1 or 1), where glmmTMB's parameters are
+# infinite. `comp`: "cond" (rows "cond.Std.Dev.<name>|<group>",
+# "cond.Cor.<a>.<b>|<group>") or "zi" (the zero-inflation model's random
+# effects, rows "zi.Std.Dev.<name>|<group>", "zi.Cor.<a>.<b>|<group>" as
+# glmmTMB names them; NULL when it has none).
 sd_wald_rows <- function(object, q, comp = "cond") {
   fit <- if (comp == "zi") zi_component_fit(object) else object
   if (is.null(fit)) return(NULL)
   vc <- varcorr_lme4(fit)
   if (!length(vc)) return(NULL)
-  v_theta <- if (comp == "zi") zi_theta_covariance(object) else theta_covariance(object)
-  sizes <- theta_sizes(fit$reterms)
-  starts <- cumsum(c(0L, sizes))[seq_along(sizes)]
-  structured <- has_structured_terms(fit$reterms)
+  par <- unname(cov_par(fit))
+  v_par <- par_covariance(object, comp)
+  n_par <- vapply(covariance_layout(fit$reterms), function(l) as.integer(l$n_par), 1L)
+  starts <- cumsum(c(0L, n_par))[seq_along(n_par)]
   grp <- names(fit$flist)[attr(fit$flist, "assign")]
   out <- list()
   for (i in seq_along(vc)) {
+    rt <- fit$reterms[[i]]
     sds <- attr(vc[[i]], "stddev")
     nc <- length(sds)
     cc <- attr(vc[[i]], "correlation")
+    with_cor <- nc > 1L && term_structure_of(rt)$type != "diag"
     lab <- c(paste0(comp, ".Std.Dev.", names(sds)),
-             if (nc > 1L) {
+             if (with_cor) {
                nn <- outer(colnames(cc), rownames(cc), paste, sep = ".")
                paste0(comp, ".Cor.", nn[lower.tri(nn)])
              })
-    est <- c(sds, if (nc > 1L) cc[lower.tri(cc)])
+    est <- c(sds, if (with_cor) cc[lower.tri(cc)])
     lims <- matrix(NA_real_, length(est), 2L)
-    idx <- starts[i] + seq_len(sizes[i])
-    th <- unname(fit$theta[idx])
-    internal <- if (!structured && length(th) == nc * (nc + 1L) / 2L) {
-      re_internal(th, nc)
-    }
-    ok <- !is.null(internal) && all(is.finite(internal)) && !is.null(v_theta) &&
-      all(is.finite(v_theta[idx, idx])) &&
-      isTRUE(all.equal(unname(re_from_internal(internal, nc)[seq_len(nc)]), unname(sds),
-                       tolerance = 1e-8))
+    idx <- starts[i] + seq_len(n_par[i])
+    internal_of <- function(p) glmmtmb_term_theta(rt, p)
+    internal <- internal_of(par[idx])
+    values_at <- function(v) glmmtmb_term_values(rt, v)[seq_along(est)]
+    ok <- all(is.finite(internal)) && !is.null(v_par) && all(is.finite(v_par[idx, idx])) &&
+      isTRUE(all.equal(unname(values_at(internal)), unname(est), tolerance = 1e-8))
     if (ok) {
-      J <- numeric_jacobian(function(t) re_internal(t, nc), th)
-      v <- J %*% v_theta[idx, idx, drop = FALSE] %*% t(J)
+      J <- numeric_jacobian(internal_of, par[idx])
+      v <- J %*% v_par[idx, idx, drop = FALSE] %*% t(J)
       se <- sqrt(pmax(diag(v), 0))
-      ends <- cbind(re_from_internal(internal + q[1L] * se, nc),
-                    re_from_internal(internal + q[2L] * se, nc))
-      lims <- t(apply(ends, 1L, sort))
+      ends <- cbind(values_at(internal + q[1L] * se), values_at(internal + q[2L] * se))
+      if (all(is.finite(ends))) lims <- t(apply(ends, 1L, sort))
     }
     out[[i]] <- matrix(c(lims, est), length(est),
                        dimnames = list(paste0(lab, "|", grp[i]), NULL))
@@ -715,41 +714,22 @@ zi_component_fit <- function(object) {
   view
 }
 
-# Covariance of the zero-inflation model's estimated theta: its block of
-# twice the inverse of the fit's Hessian of the deviance over c(the
-# conditional model's covariance parameters, the zero-inflation model's,
-# dispersion and zero-inflation coefficients, beta). NULL without that
-# Hessian, when it cannot be inverted, or when the covariance parameters are
-# not theta (structured terms).
-zi_theta_covariance <- function(object) {
-  zr <- object$extended$zi$random
-  H <- object$extended$hessian
-  if (is.null(zr) || is.null(H) || length(zr$par) != length(zr$theta)) return(NULL)
-  inv <- tryCatch(solve(as.matrix(H)), error = function(e) NULL)
-  if (is.null(inv)) return(NULL)
-  idx <- length(cov_par(object)) + seq_len(zr$n_par)
-  (inv + t(inv))[idx, idx, drop = FALSE]
-}
-
-# Covariance of the estimated theta: rows "theta.<i>" of the fit's full
-# covariance when it has them, else from the Hessian of the deviance over
-# (theta, beta) stored by the fit (the dispersion and zero-inflation
-# coefficients eliminated by their Schur complement, so that its inverse is
-# the (theta, beta) block of the full inverse): twice its inverse. NULL when
-# neither is there.
-theta_covariance <- function(object) {
-  nth <- length(object$theta)
-  full <- as.matrix(object$extended$vcov_full)
-  rows <- paste0("theta.", seq_len(nth))
-  if (all(rows %in% rownames(full))) return(full[rows, rows, drop = FALSE])
-  H <- object$optinfo$derivs$Hessian
-  if (is.null(H) || NROW(H) != nth + length(object$beta) ||
-      length(cov_par(object)) != nth) {
-    return(NULL)
+# Covariance of a glmmTMB-style fit's estimated covariance parameters (its
+# `par`) of the conditional model (`comp = "cond"`) or of the zero-inflation
+# model ("zi"): their block of twice the inverse Hessian of the deviance over
+# all parameters (extended_covariance()). NULL where the fit has none.
+par_covariance <- function(object, comp = "cond") {
+  V <- object$extended$vcov_all
+  if (is.null(V)) return(NULL)
+  n_cond <- length(cov_par(object))
+  idx <- if (comp == "zi") {
+    zr <- object$extended$zi$random
+    if (is.null(zr)) return(NULL)
+    n_cond + seq_len(zr$n_par)
+  } else {
+    seq_len(n_cond)
   }
-  inv <- tryCatch(solve(as.matrix(H)), error = function(e) NULL)
-  if (is.null(inv)) return(NULL)
-  (inv + t(inv))[seq_len(nth), seq_len(nth), drop = FALSE]
+  unname(V[idx, idx, drop = FALSE])
 }
 
 # Rows of the interval table selected by `parm`: numbers, row names (with or

@@ -1,7 +1,8 @@
-# vcov(full = TRUE) as glmmTMB gives it: the coefficients, then rows
-# "theta_<bar>.<k>" for the random effects' covariance parameters in
-# glmmTMB's parameterization (log standard deviations, transformed
-# correlations), side by side with glmmTMB run to rel.tol = 1e-12.
+# glmmTMB's parameterization of the random effects' covariances (log
+# standard deviations, transformed correlations; R/glmmtmb-theta.R) where
+# it shows: vcov(full = TRUE), the coefficients then rows "theta_<bar>.<k>",
+# and confint()'s Wald rows of standard deviations and correlations, side
+# by side with glmmTMB run to rel.tol = 1e-12.
 
 # One model fitted by both packages: the row names must be glmmTMB's, the
 # coefficients' block must agree to `tol_coef` and the covariance
@@ -120,4 +121,24 @@ test_that("vcov(full = TRUE) warns where a variance is estimated at 0", {
                  "no covariance for theta_1\\|g.1: the estimate is on the boundary")
   expect_true(all(is.na(v["theta_1|g.1", ])))
   expect_false(anyNA(v[1:2, 1:2]))
+})
+
+test_that("confint() has glmmTMB's Wald rows for diag, cs, ar1 and toep terms", {
+  skip_if_not_installed("glmmTMB")
+  d <- simulate_times()
+  for (s in c("diag", "cs", "ar1", "toep")) {
+    f <- stats::as.formula(sprintf("y ~ x + %s(t + 0 | g)", s))
+    ref <- tmb_tight(glmmTMB::glmmTMB(f, d, control = tmb_tight_control()))
+    fit <- glmm(f, d, family = gaussian, dispformula = ~1)
+    a <- confint(ref)
+    b <- confint(fit)
+    # the same rows: no correlations for diag(), as in glmmTMB
+    expect_identical(rownames(b), rownames(a))
+    expect_false(anyNA(b))
+    # each end within a few parts in 10^4 of the interval's width (the
+    # correlation parameters' Hessian is a finite-difference one here)
+    width <- a[, 2L] - a[, 1L]
+    expect_lt(max(abs(b[, 1:2] - a[, 1:2]) / width), 2e-3)
+    expect_equal(b[, 3L], a[, 3L], tolerance = 1e-4)
+  }
 })
