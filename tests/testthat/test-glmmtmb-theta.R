@@ -66,7 +66,7 @@ test_that("vcov(full = TRUE) has glmmTMB's theta rows for unstructured terms", {
   expect_full_vcov_like_tmb(fit, ref, 1e-4, 2e-4)
 })
 
-test_that("vcov(full = TRUE) has glmmTMB's theta rows for diag, cs, ar1 and toep terms", {
+test_that("vcov(full = TRUE) and confint() are glmmTMB's for diag, cs, ar1 and toep terms", {
   skip_if_not_installed("glmmTMB")
   d <- simulate_times()
   # (the Hessian of the correlation parameters is a finite-difference one,
@@ -77,6 +77,15 @@ test_that("vcov(full = TRUE) has glmmTMB's theta rows for diag, cs, ar1 and toep
     fit <- glmm(f, d, family = gaussian, dispformula = ~1)
     expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-9)
     expect_full_vcov_like_tmb(fit, ref, 1e-4, 5e-3)
+    # Wald rows of the standard deviations and correlations (none for
+    # diag(), as in glmmTMB), each end within a few parts in 10^4 of the
+    # interval's width
+    a <- confint(ref)
+    b <- confint(fit)
+    expect_identical(rownames(b), rownames(a))
+    expect_false(anyNA(b))
+    expect_lt(max(abs(b[, 1:2] - a[, 1:2]) / (a[, 2L] - a[, 1L])), 2e-3)
+    expect_equal(b[, 3L], a[, 3L], tolerance = 1e-4)
   }
 })
 
@@ -121,24 +130,4 @@ test_that("vcov(full = TRUE) warns where a variance is estimated at 0", {
                  "no covariance for theta_1\\|g.1: the estimate is on the boundary")
   expect_true(all(is.na(v["theta_1|g.1", ])))
   expect_false(anyNA(v[1:2, 1:2]))
-})
-
-test_that("confint() has glmmTMB's Wald rows for diag, cs, ar1 and toep terms", {
-  skip_if_not_installed("glmmTMB")
-  d <- simulate_times()
-  for (s in c("diag", "cs", "ar1", "toep")) {
-    f <- stats::as.formula(sprintf("y ~ x + %s(t + 0 | g)", s))
-    ref <- tmb_tight(glmmTMB::glmmTMB(f, d, control = tmb_tight_control()))
-    fit <- glmm(f, d, family = gaussian, dispformula = ~1)
-    a <- confint(ref)
-    b <- confint(fit)
-    # the same rows: no correlations for diag(), as in glmmTMB
-    expect_identical(rownames(b), rownames(a))
-    expect_false(anyNA(b))
-    # each end within a few parts in 10^4 of the interval's width (the
-    # correlation parameters' Hessian is a finite-difference one here)
-    width <- a[, 2L] - a[, 1L]
-    expect_lt(max(abs(b[, 1:2] - a[, 1:2]) / width), 2e-3)
-    expect_equal(b[, 3L], a[, 3L], tolerance = 1e-4)
-  }
 })
