@@ -30,6 +30,10 @@ covariance_layout_rs <- function(terms) {
   .Call(wrap__covariance_layout_rs, terms)
 }
 
+covariance_theta_rs <- function(terms, par) {
+  .Call(wrap__covariance_theta_rs, terms, as.double(par))
+}
+
 toep_lag_correlations_rs <- function(pacf) {
   .Call(wrap__toep_lag_correlations_rs, as.double(pacf))
 }

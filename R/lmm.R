@@ -167,6 +167,14 @@ covariance_layout <- function(reterms) {
   }))
 }
 
+# theta of the terms `reterms` at their covariance parameters `par` (the
+# engine's map, covariance.rs), one term's after another.
+theta_of_par <- function(reterms, par) {
+  covariance_theta_rs(lapply(reterms, function(rt) {
+    c(list(q = length(rt$cnms)), engine_structure(rt))
+  }), par)
+}
+
 # The optimizer's parameters `par` of every term, named as lme4 2.x names
 # them: group.name for standard deviations and factor diagonals,
 # group.row.col for other factor elements, group.* for a homogeneous

@@ -60,10 +60,9 @@
 #'   0 and contributes its prior variance, as in glmmTMB. Random effects in
 #'   the zero-inflation model (`ziformula = ~ x + (1 | g)`) enter as the
 #'   conditional model's do (all of them with `re.form = NULL`; with
-#'   `re.form = NA` the fixed parts of both models alone). Not available
-#'   (an error) for fits with structured covariance terms (`diag()`, `cs()`,
-#'   `ar1()`, `toep()`) with the random effects included, nor for a `re.form`
-#'   selecting some of the terms.
+#'   `re.form = NA` the fixed parts of both models alone), structured
+#'   covariance terms (`diag()`, `cs()`, `ar1()`, `toep()`) included. Not
+#'   available (an error) for a `re.form` selecting some of the terms.
 #'   `fitted()` is `predict(type = "response")`.
 #' * `residuals(fit, type)`: `"response"` (the default, as glmmTMB): `y`
 #'   minus the fitted mean (proportions for binomial-type responses);

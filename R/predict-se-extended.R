@@ -43,13 +43,6 @@ predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.for
     return(predict_se_extended(object, type, X, Xz, eta, zeta, mu, p))
   }
   re <- extended_re_terms(object)
-  if (has_structured_terms(re$reterms)) {
-    stop("se.fit = TRUE with random effects (re.form = NULL) is not available for ",
-         "glmmTMB-style fits with structured covariance terms (diag, cs, ar1, toep) ",
-         if (zi_re) "in the conditional or the zero-inflation model ",
-         "yet; use re.form = NA for standard errors of the population-level predictions",
-         call. = FALSE)
-  }
   ext <- object$extended
   # The prediction's derivatives in eta and zeta.
   dzeta <- if (is.null(zeta)) rep(0, n) else stats::dlogis(zeta)
@@ -61,7 +54,9 @@ predict_se_extended_re <- function(object, type, X, Xz, eta, zeta, mu, p, re.for
 
   s <- extended_mode_sensitivity(object)
   zp <- extended_prediction_z(object, s, re_rows, allow.new.levels)
-  nth <- length(re$theta)
+  # (the covariance parameters as the fit's Hessian has them: theta for
+  # unstructured terms, the structures' own parameters for the others)
+  nth <- length(re$par)
   kd <- length(ext$disp$beta)
   kz <- length(ext$zi$beta)
   # Rows of the prediction that can have a standard error.

@@ -49,8 +49,8 @@
 #'   variance parameters; as TMB's `sdreport()`), so they are larger than
 #'   lme4-style conditional variances. glmmTMB fills only the diagonal (the
 #'   off-diagonal elements are `NA` there); here the covariances are given
-#'   too. Not available (an error) for fits with structured covariance terms
-#'   (`diag()`, `cs()`, `ar1()`, `toep()`): use `condVar = FALSE`. `print()`
+#'   too; for every covariance structure (`diag()`, `cs()`, `ar1()`,
+#'   `toep()` too). `print()`
 #'   shows the `cond` list alone when `zi` is empty (`simplify = TRUE`);
 #'   `as.data.frame()` gives glmmTMB's long format: columns `component`,
 #'   `grpvar`, `term`, `grp`, `condval` and, with conditional variances,
@@ -352,6 +352,7 @@ extended_re_terms <- function(object) {
   zr <- object$extended$zi$random
   list(reterms = c(object$reterms, zr$reterms),
        theta = c(unname(object$theta), zr$theta),
+       par = c(unname(cov_par(object)), zr$par),
        u = c(as.vector(object$u), zr$u),
        zi = rep(c(FALSE, TRUE), c(length(object$reterms), length(zr$reterms))))
 }
@@ -369,11 +370,6 @@ extended_re_terms <- function(object) {
 # effects, as glmmTMB's ranef() reports them.
 extended_condvar <- function(object) {
   re <- extended_re_terms(object)
-  if (has_structured_terms(re$reterms)) {
-    stop("the conditional variances of the random effects (ranef(condVar = TRUE)) ",
-         "are not available for glmmTMB-style fits with structured covariance ",
-         "terms (diag, cs, ar1, toep) yet; use condVar = FALSE", call. = FALSE)
-  }
   s <- extended_mode_sensitivity(object)
   base <- if (any(re$zi)) joint_term_condvar(s) else term_condvar(object)
   JV <- s$J %*% s$V
@@ -485,7 +481,8 @@ extended_mode_sensitivity <- function(object) {
   k <- nth + kd + kz + p
   H <- ext$hessian
   V <- if (is.null(H)) NULL else tryCatch(solve(H), error = function(e) NULL)
-  V <- if (is.null(V)) matrix(NA_real_, k, k) else V + t(V)
+  k_par <- length(re$par) + kd + kz + p
+  V <- if (is.null(V)) matrix(NA_real_, k_par, k_par) else V + t(V)
 
   # Design of the random effects and Lambda, both in lme4's column order
   # (terms, then levels, then the term's columns).
@@ -543,6 +540,21 @@ extended_mode_sensitivity <- function(object) {
   rhs[, nth + kd + kz + seq_len(p)] <- cross(on_rows(-w * d$ee, -w * d$ez, object$X))
   du <- -as.matrix(Matrix::solve(Huu, rhs))
   J <- dL_u + as.matrix(Lambda %*% du)
+  # V is over the covariance parameters `par`: for structured terms, which
+  # are not theta itself, the derivatives in theta go through d theta / d par
+  # (the engine's map, by central differences)
+  if (has_structured_terms(reterms)) {
+    D <- numeric_jacobian(function(x) theta_of_par(reterms, x), re$par)
+    J <- cbind(J[, seq_len(nth), drop = FALSE] %*% D, J[, -seq_len(nth), drop = FALSE])
+  }
+  # A covariance parameter on its bound (a standard deviation of 0, a
+  # correlation of -1 or 1) is infinite in glmmTMB's parameterization, where
+  # the modes do not move with it: as in glmmTMB, it adds no uncertainty
+  # (the delta method does not hold there either way).
+  layout <- covariance_layout(reterms)
+  on_bound <- re$par <= unlist(lapply(layout, `[[`, "lower")) |
+    re$par >= unlist(lapply(layout, `[[`, "upper"))
+  J[, which(on_bound)] <- 0
   list(Z = Z, Lambda = Lambda, Huu = Huu, J = J, V = V, q_t = q_t, L_t = L_t, offs = offs)
 }
 

@@ -244,13 +244,35 @@ test_that("arguments glmmTMB's methods do not take are errors", {
   expect_error(print(ranef(fit), simplify = NA), "simplify")
 })
 
-test_that("structured covariance terms: condVar = TRUE is an error that says so", {
-  fit <- suppressMessages(glmm(SiblingNegotiation ~ FoodTreatment +
-                                 diag(1 + FoodTreatment | Nest),
-                               data = Owls, family = glmmTMB::nbinom1()))
-  expect_error(ranef(fit), "structured covariance terms")
-  re <- ranef(fit, condVar = FALSE)
+test_that("structured covariance terms: conditional variances as glmmTMB's", {
+  pair <- re_pair(SiblingNegotiation ~ FoodTreatment + diag(1 + FoodTreatment | Nest),
+                  Owls, glmmTMB::nbinom1())
+  re <- ranef(pair$fit)
+  ref <- glmmTMB::ranef(pair$ref, condVar = TRUE)
   expect_identical(dim(re$cond$Nest), c(27L, 2L))
+  cv <- attr(re$cond$Nest, "condVar")
+  cv_ref <- attr(ref$cond$Nest, "condVar")
+  expect_identical(dim(cv), unname(dim(cv_ref)))
+  # glmmTMB fills the diagonal only
+  on_diag <- !is.na(cv_ref)
+  expect_close(sqrt(cv[on_diag]), sqrt(cv_ref[on_diag]), rel = 0.02)
+  expect_identical(dim(ranef(pair$fit, condVar = FALSE)$cond$Nest), c(27L, 2L))
+  # ar1() and cs(): counts over 4 times in 60 groups
+  set.seed(3)
+  d <- expand.grid(t = factor(1:4), g = factor(1:60), rep = 1:2)
+  S <- 0.6^abs(outer(1:4, 1:4, "-"))
+  b <- t(chol(S)) %*% matrix(stats::rnorm(4 * 60), 4)
+  d$x <- stats::rnorm(nrow(d))
+  d$cnt <- stats::rpois(nrow(d), exp(0.3 + 0.3 * d$x + 0.6 * b[cbind(as.integer(d$t),
+                                                                      as.integer(d$g))]))
+  for (s in c("ar1", "cs")) {
+    pair <- re_pair(stats::as.formula(sprintf("cnt ~ x + %s(t + 0 | g)", s)), d, poisson(),
+                    dispformula = ~1)
+    cv <- attr(ranef(pair$fit)$cond$g, "condVar")
+    cv_ref <- attr(glmmTMB::ranef(pair$ref, condVar = TRUE)$cond$g, "condVar")
+    on_diag <- !is.na(cv_ref)
+    expect_close(sqrt(cv[on_diag]), sqrt(cv_ref[on_diag]), rel = 1e-3, info = s)
+  }
 })
 
 test_that("glmm.nb() fits keep lme4's VarCorr() and ranef()", {

@@ -99,6 +99,31 @@ fn covariance_layout_rs(terms: TermCovariances) -> Robj {
     results::covariance_layout(&terms.0)
 }
 
+/// `θ` of every term (the lower triangles of their relative covariance factors, column-major,
+/// one term after another) at the covariance parameters `par` (one term's after another), the
+/// map the engine fits through: R differentiates it to carry the covariance of `par` over to
+/// what depends on `θ`.
+/// @noRd
+#[extendr]
+fn covariance_theta_rs(terms: TermCovariances, par: &[f64]) -> Result<Vec<f64>> {
+    let n_par: usize = terms.0.iter().map(|c| c.n_par()).sum();
+    if par.len() != n_par {
+        return Err(Error::Other(format!(
+            "covariance_theta_rs: {} covariance parameters given, the terms have {n_par}",
+            par.len()
+        )));
+    }
+    let mut theta = Vec::new();
+    let mut at = 0;
+    for c in &terms.0 {
+        let mut t = vec![0.0; c.n_theta()];
+        c.theta(&par[at..at + c.n_par()], &mut t);
+        at += c.n_par();
+        theta.extend(t);
+    }
+    Ok(theta)
+}
+
 /// The lag correlations `ρ_1 … ρ_m` of a `toep()` term from its partial autocorrelations
 /// `φ_1 … φ_m` (the map its `par` goes through), for R's reports in other parameterisations
 /// (glmmTMB's `theta`).
@@ -472,6 +497,7 @@ extendr_module! {
     fn lmm_deviance_rs;
     fn covariance_layout_rs;
     fn toep_lag_correlations_rs;
+    fn covariance_theta_rs;
     fn glmm_fit_rs;
     fn glmm_extended_fit_rs;
     fn glmm_extended_fit_starts_rs;
