@@ -1,5 +1,6 @@
-# glmmTMB's parameters of the random effects' covariances, for the rows
-# "theta_<term>.<k>" of vcov(full = TRUE) of a glmmTMB-style fit.
+# glmmTMB's parameters of the random effects' covariances: the rows
+# "theta_<term>.<k>" of vcov(full = TRUE) and the scale of confint()'s Wald
+# rows of standard deviations and correlations of a glmmTMB-style fit.
 #
 # glmmTMB (1.1.5) keeps its terms in formula order (no reordering by number
 # of levels), reads `(x || g)` as one diagonal term "x | g", and names a term
@@ -125,11 +126,17 @@ glmmtmb_theta <- function(par, reterms, tmb_terms) {
 # glmmTMB's covariance parameters of one part of a fit: `value` (its
 # estimates), `names` ("theta_<bar>.<k>") and `jacobian`, their derivatives
 # in mixedrs's `par` of that part (numeric_jacobian(); NA rows where the
-# estimate is on the boundary). NULL without random effects.
+# estimate is on the boundary). NULL without random effects, or with a
+# warning when the terms cannot be matched to the formula's.
 glmmtmb_theta_part <- function(par, reterms, rhs) {
   if (length(reterms) == 0L) return(NULL)
   tmb_terms <- glmmtmb_theta_terms(rhs, reterms)
-  if (is.null(tmb_terms)) return(NULL)
+  if (is.null(tmb_terms)) {
+    warning("the covariance parameters in glmmTMB's parameterization are left out: the ",
+            "fit's random-effects terms could not be matched to the terms of ",
+            deparse1(rhs), call. = FALSE)
+    return(NULL)
+  }
   f <- function(p) glmmtmb_theta(p, reterms, tmb_terms)
   value <- f(par)
   sizes <- vapply(tmb_terms, function(t) {
