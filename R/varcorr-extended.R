@@ -139,12 +139,21 @@ varcorr_components <- function(x, sigma = NULL, ...) {
     for (i in seq_along(cond)) {
       type <- term_structure_of(x$reterms[[i]])$type
       attr(cond[[i]], "blockCode") <- glmmtmb_block_codes[type]
+      cond[[i]] <- as_glmmtmb_printed(cond[[i]])
     }
     attr(cond, "sc") <- unname(sigma)
     attr(cond, "useSc") <- use_sc
   }
   structure(list(cond = cond, zi = varcorr_zi_component(x, sigma, use_sc)),
             sc = extended_has_dispersion(fam), class = "VarCorr_components")
+}
+
+# A term's covariance matrix printed as glmmTMB prints it: a diag() term
+# with its (zero) correlations, as an unstructured one, where lme4 2.x
+# leaves them out.
+as_glmmtmb_printed <- function(m) {
+  if (identical(attr(m, "structure"), "diag")) attr(m, "structure") <- NULL
+  m
 }
 
 # The `zi` element of VarCorr(): the zero-inflation model's covariance
@@ -156,6 +165,7 @@ varcorr_zi_component <- function(x, sigma, use_sc) {
   zf <- zi_random_fit(x)
   if (is.null(zf)) return(NULL)
   zi <- unclass(mer_varcorr(zf, zf$sigma, use_sc = use_sc, class = NULL))
+  zi[] <- lapply(zi, as_glmmtmb_printed)
   attr(zi, "sc") <- unname(sigma)
   attr(zi, "useSc") <- use_sc
   for (rt in zf$reterms) {

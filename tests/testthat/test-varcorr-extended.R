@@ -257,6 +257,9 @@ test_that("structured covariance terms: conditional variances as glmmTMB's", {
   on_diag <- !is.na(cv_ref)
   expect_close(sqrt(cv[on_diag]), sqrt(cv_ref[on_diag]), rel = 0.02)
   expect_identical(dim(ranef(pair$fit, condVar = FALSE)$cond$Nest), c(27L, 2L))
+  # printed as glmmTMB prints it, the diag() term with its zero correlation
+  expect_same_print(capture.output(print(VarCorr(pair$fit))),
+                    capture.output(print(VarCorr(pair$ref))), rel_tol = 2e-3)
   # ar1() and cs(): counts over 4 times in 60 groups
   set.seed(3)
   d <- expand.grid(t = factor(1:4), g = factor(1:60), rep = 1:2)
