@@ -478,16 +478,24 @@ annotate_frame <- function(frame, parsed, mc, expand = TRUE,
 }
 
 # The variables of the random part, the response's and those of the bars, as
-# terms() lists them for `response ~ (lhs1 + group1) + ...`. Where the
-# response is a name and the bars hold only names, `+` and `:`, they are the
-# names in order of first appearance, found without terms() (0.009 ms).
+# terms() lists them for `response ~ (lhs1 + group1) + ...`. Where the bars
+# hold only names, `+` and `:` and the response is a name or a call of
+# pure_frame_functions, they are the response and the names in order of
+# first appearance, found without terms() (0.009 ms).
 random_part_variables <- function(parsed) {
   response <- parsed$formula[[2L]]
   bars <- as.call(c(as.name("list"), parsed$bars))
   names <- all.vars(bars)
-  if (is.symbol(response) &&
-      all(all.names(bars) %in% c(names, "list", "|", "+", ":"))) {
-    return(lapply(unique(c(as.character(response), names)), as.name))
+  if (all(all.names(bars) %in% c(names, "list", "|", "+", ":"))) {
+    if (is.symbol(response)) {
+      return(lapply(unique(c(as.character(response), names)), as.name))
+    }
+    # a call of pure functions, such as cbind(successes, n - successes), is
+    # one variable of its own (0.04 ms less on cbpp)
+    if (is.call(response) && is.symbol(response[[1L]]) &&
+        as.character(response[[1L]]) %in% setdiff(pure_frame_functions, "(")) {
+      return(c(list(response), lapply(unique(names), as.name)))
+    }
   }
   random_rhs <- Reduce(function(a, b) call("+", a, b), lapply(parsed$bars, bars_to_sums))
   formula_variables(with_rhs(parsed$formula, random_rhs))

