@@ -274,21 +274,15 @@ glmm_vcov_full <- function(object) {
          "the fixed effects, which this fit did not compute (nAGQ = 0, or ",
          "calc.derivs = FALSE): refit with nAGQ >= 1 and calc.derivs = TRUE", call. = FALSE)
   }
-  inv <- tryCatch(solve(hess$H), error = function(e) NULL)
-  if (is.null(inv) || hess$bad) {
+  if (is.null(hess$V_all) || hess$bad) {
     stop("vcov(full = TRUE): the fit's Hessian is not positive definite, so it gives ",
          "no covariance matrix", call. = FALSE)
   }
-  V <- inv + t(inv)
-  nth <- length(cov_par(object))
-  p <- length(object$beta)
-  beta_rows <- nth + seq_len(p)
-  v <- V[beta_rows, beta_rows, drop = FALSE]
+  beta_rows <- length(cov_par(object)) + seq_along(object$beta)
+  v <- hess$V
   nms <- colnames(object$X)
   dimnames(v) <- list(nms, nms)
-  part <- glmmtmb_theta_part(unname(cov_par(object)), object$reterms,
-                             object$formula[[length(object$formula)]])
-  glmmtmb_full_vcov(v, V, beta_rows, list(part))
+  glmmtmb_full_vcov(v, hess$V_all, beta_rows, list(glmmtmb_cond_theta_part(object)))
 }
 
 # R_X-based covariance of the fixed effects (sigma^2 (R_X'R_X)^-1).
@@ -300,8 +294,9 @@ glmm_vcov_rx <- function(object) {
 
 # The Hessian-based covariance of the fixed effects, from the Hessian of the
 # deviance over c(theta, beta) stored by the fit: twice the beta block of its
-# inverse. `available` is FALSE when the fit has no such Hessian; `bad` is
-# TRUE when it cannot be inverted or the result is not positive definite.
+# inverse (`V`; `V_all` the whole of it, NULL when H cannot be inverted).
+# `available` is FALSE when the fit has no such Hessian; `bad` is TRUE when
+# it cannot be inverted or the result is not positive definite.
 glmm_hessian_info <- function(object) {
   H <- object$optinfo$derivs$Hessian
   nth <- length(cov_par(object))
@@ -317,18 +312,16 @@ glmm_hessian_info <- function(object) {
   # fortieth of its whole fit. Any other goes the general way.
   R <- if (!anyNA(H)) tryCatch(chol(H), error = function(e) NULL)
   if (!is.null(R)) {
-    V <- 2 * chol2inv(R)[beta_idx, beta_idx, drop = FALSE]
-    return(list(available = TRUE, bad = anyNA(V), V = V, H = H))
+    V_all <- 2 * chol2inv(R)
+    V <- V_all[beta_idx, beta_idx, drop = FALSE]
+    return(list(available = TRUE, bad = anyNA(V), V = V, V_all = V_all, H = H))
   }
   inv <- tryCatch(solve(H), error = function(e) NULL)
-  V <- if (is.null(inv)) {
-    matrix(NA_real_, p, p)
-  } else {
-    inv[beta_idx, beta_idx, drop = FALSE] + t(inv[beta_idx, beta_idx, drop = FALSE])
-  }
+  V_all <- if (!is.null(inv)) inv + t(inv)
+  V <- if (is.null(V_all)) matrix(NA_real_, p, p) else V_all[beta_idx, beta_idx, drop = FALSE]
   bad <- anyNA(V) ||
     min(eigen(V, symmetric = TRUE, only.values = TRUE)$values) <= 0
-  list(available = TRUE, bad = bad, V = V, H = H)
+  list(available = TRUE, bad = bad, V = V, V_all = V_all, H = H)
 }
 
 # A covariance matrix that is not symmetric positive definite becomes an NA

@@ -30,28 +30,20 @@ glmmtmb_theta_terms <- function(rhs, reterms) {
   used <- logical(length(reterms))
   out <- list()
   for (term in split_bars(rhs)$bars) {
-    double <- is_call_to(term, "||")
-    bar <- if (double) call("|", term[[2L]], term[[3L]]) else unwrap_structure(term)
-    members <- if (double) {
-      parts <- split_bars(double_bar_terms(term))$bars
-      unlist(lapply(parts, expand_nesting), recursive = FALSE)
-    } else {
-      expand_nesting(bar)
-    }
     # glmmTMB names a nested term after its expansion, `||` after its bar
-    if (!double) {
-      for (m in members) {
-        idx <- match(bar_label(m), labels)
-        if (is.na(idx) || used[idx]) return(NULL)
-        used[idx] <- TRUE
-        out <- c(out, list(list(stem = glmmtmb_term_stem(m), members = idx)))
-      }
-      next
+    groups <- if (is_call_to(term, "||")) {
+      members <- unlist(lapply(split_bars(double_bar_terms(term))$bars, expand_nesting),
+                        recursive = FALSE)
+      list(list(bar = call("|", term[[2L]], term[[3L]]), members = members))
+    } else {
+      lapply(expand_nesting(unwrap_structure(term)), function(m) list(bar = m, members = list(m)))
     }
-    idx <- match(vapply(members, bar_label, ""), labels)
-    if (anyNA(idx) || any(used[idx])) return(NULL)
-    used[idx] <- TRUE
-    out <- c(out, list(list(stem = glmmtmb_term_stem(bar), members = idx)))
+    for (g in groups) {
+      idx <- match(vapply(g$members, bar_label, ""), labels)
+      if (anyNA(idx) || any(used[idx])) return(NULL)
+      used[idx] <- TRUE
+      out <- c(out, list(list(stem = glmmtmb_term_stem(g$bar), members = idx)))
+    }
   }
   if (!all(used)) return(NULL)
   out
@@ -66,11 +58,11 @@ glmmtmb_term_stem <- function(bar) {
 glmmtmb_term_theta <- function(rt, par) {
   s <- term_structure_of(rt)
   q <- length(rt$cnms)
-  n_sd <- if (s$type == "us") q else if (isTRUE(s$hom)) 1L else q
   if (s$type == "us") {
     internal <- re_internal(par, q)
     return(if (is.null(internal)) rep(NA_real_, length(par)) else internal)
   }
+  n_sd <- if (isTRUE(s$hom)) 1L else q
   log_sd <- log(par[seq_len(n_sd)])
   corr <- par[-seq_len(n_sd)]
   switch(s$type,
@@ -113,9 +105,9 @@ glmmtmb_term_values <- function(rt, v) {
 }
 
 # glmmTMB's parameters of a part's terms from `par` (mixedrs's, in the order
-# of `reterms`), in glmmTMB's order (`tmb_terms` from glmmtmb_theta_terms()).
-glmmtmb_theta <- function(par, reterms, tmb_terms) {
-  n_par <- vapply(covariance_layout(reterms), function(l) as.integer(l$n_par), 1L)
+# of `reterms`, `n_par` of them per term), in glmmTMB's order (`tmb_terms`
+# from glmmtmb_theta_terms()).
+glmmtmb_theta <- function(par, reterms, n_par, tmb_terms) {
   ends <- cumsum(n_par)
   pieces <- lapply(seq_along(reterms), function(i) {
     glmmtmb_term_theta(reterms[[i]], par[(ends[i] - n_par[i]) + seq_len(n_par[i])])
@@ -137,16 +129,20 @@ glmmtmb_theta_part <- function(par, reterms, rhs) {
             deparse1(rhs), call. = FALSE)
     return(NULL)
   }
-  f <- function(p) glmmtmb_theta(p, reterms, tmb_terms)
+  n_par <- par_sizes(reterms)
+  f <- function(p) glmmtmb_theta(p, reterms, n_par, tmb_terms)
   value <- f(par)
-  sizes <- vapply(tmb_terms, function(t) {
-    sum(vapply(covariance_layout(reterms[t$members]),
-               function(l) as.integer(l$n_par), 1L))
-  }, 1L)
+  sizes <- vapply(tmb_terms, function(t) sum(n_par[t$members]), 1L)
   names <- unlist(Map(function(t, k) paste0(t$stem, ".", seq_len(k)), tmb_terms, sizes))
   J <- numeric_jacobian(f, par)
   J[!is.finite(value), ] <- NA_real_
   list(value = value, names = names, jacobian = J)
+}
+
+# glmmtmb_theta_part() of a fit's conditional model.
+glmmtmb_cond_theta_part <- function(object) {
+  glmmtmb_theta_part(unname(cov_par(object)), object$reterms,
+                     object$formula[[length(object$formula)]])
 }
 
 # glmmTMB's parameters of an unstructured term with `nc` columns from the

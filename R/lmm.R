@@ -205,6 +205,12 @@ theta_sizes <- function(reterms) {
   vapply(covariance_layout(reterms), `[[`, 1L, "n_theta")
 }
 
+# Number of covariance parameters `par` of each term, from the engine's
+# covariance layout.
+par_sizes <- function(reterms) {
+  vapply(covariance_layout(reterms), function(l) as.integer(l$n_par), 1L)
+}
+
 check_start <- function(start, reterms) {
   if (is.null(start)) return(NULL)
   structured <- has_structured_terms(reterms)

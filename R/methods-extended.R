@@ -267,8 +267,7 @@ with_glmmtmb_theta_rows <- function(object, v) {
   V <- object$extended$vcov_all
   zr <- object$extended$zi$random
   parts <- list(
-    glmmtmb_theta_part(unname(cov_par(object)), object$reterms,
-                       object$formula[[length(object$formula)]]),
+    glmmtmb_cond_theta_part(object),
     if (!is.null(zr)) {
       zf <- object$extended$zi$full_formula
       glmmtmb_theta_part(unname(zr$par), zr$reterms, zf[[length(zf)]])
@@ -662,7 +661,7 @@ sd_wald_rows <- function(object, q, comp = "cond") {
   if (!length(vc)) return(NULL)
   par <- unname(cov_par(fit))
   v_par <- par_covariance(object, comp)
-  n_par <- vapply(covariance_layout(fit$reterms), function(l) as.integer(l$n_par), 1L)
+  n_par <- par_sizes(fit$reterms)
   starts <- cumsum(c(0L, n_par))[seq_along(n_par)]
   grp <- names(fit$flist)[attr(fit$flist, "assign")]
   out <- list()
