@@ -25,11 +25,15 @@ repeated_data <- function(n_subj, n_time, reps_per_cell, seed = 1) {
   d$x <- rnorm(nrow(d))
   d$y <- 1 + 0.3 * d$x + b[cbind(as.integer(d$s), as.integer(d$t))] + rnorm(nrow(d), sd = 0.5)
   d$count <- rpois(nrow(d), exp(0.2 + 0.3 * d$x + 0.5 * b[cbind(as.integer(d$s), as.integer(d$t))]))
+  # Drawn after the others, which stay as they were.
+  d$overdispersed <- rnbinom(nrow(d), mu = d$count + 0.5, size = 2)
+  d$binary <- rbinom(nrow(d), 1, plogis(0.2 + 0.3 * d$x + b[cbind(as.integer(d$s), as.integer(d$t))]))
   d
 }
 
 data("sleepstudy", package = "lme4")
 small <- repeated_data(100, 4, 2)
+medium <- repeated_data(300, 5, 2)
 large <- repeated_data(2000, 5, 2)
 
 cases <- list(
@@ -42,7 +46,13 @@ cases <- list(
   list(name = "20k rows ar1", f = y ~ x + ar1(0 + t | s), data = large, family = NULL),
   list(name = "20k rows cs", f = y ~ x + cs(0 + t | s), data = large, family = NULL),
   list(name = "800 rows Poisson ar1", f = count ~ x + ar1(0 + t | s), data = small,
-       family = poisson)
+       family = poisson),
+  list(name = "3000 rows nbinom2 diag", f = overdispersed ~ x + diag(0 + t | s), data = medium,
+       family = nbinom2),
+  list(name = "3000 rows nbinom2 toep", f = overdispersed ~ x + toep(0 + t | s), data = medium,
+       family = nbinom2),
+  list(name = "3000 rows binomial cs", f = binary ~ x + cs(0 + t | s), data = medium,
+       family = binomial)
 )
 
 fit_ours <- function(m) {

@@ -47,8 +47,11 @@ const QN_GRADIENT_TOL: f64 = 1e-6;
 /// The message of a quasi-Newton stage 2 that converged.
 pub(super) const QN_CONVERGED: &str =
     "quasi-Newton (BFGS) with the exact gradient of the Laplace deviance: converged";
-/// A diagonal element of a `T` below this many of its scale units at the end of the
-/// quasi-Newton search is checked by a step of one unit away from 0 ...
+/// A standard deviation (for `us` a diagonal element of a `T`) below this at the end of the
+/// quasi-Newton search (in θ's units) is checked by a search from lme4's start for it, 1 ...
+/// Near 0 the deviance is flat in it and in the other parameters of its term, and the search can
+/// stop there: a homogeneous `cs()` term stopped at 3e-4, 0.19 log-likelihood units short, where
+/// the threshold had been this many of its scale units (at most 1, there far fewer).
 const QN_ZERO_THETA: f64 = 1e-3;
 /// ... and the search restarts from there at most this often.
 const QN_ESCAPES: usize = 3;
@@ -301,6 +304,57 @@ fn set_scale(metric: &mut Stage2Metric, k: usize, theta: bool, curvature: f64) {
         // determined than any θ.
         let largest = if theta { 1.0 } else { 10.0 };
         metric.theta_scale[k] = scale.clamp(1e-3, largest);
+    }
+}
+
+/// The quasi-Newton search's coordinate for a correlation parameter `ρ ∈ [l, u]` (element `j` of
+/// `par`): an angle `z`, with `ρ = m + r sin z` (`m`, `r` the interval's middle and half-width)
+/// and `z = z₀ + s y`. The search needs no bound for it, and a bound is a smooth stationary point
+/// (`dρ/dz = 0`): an optimum on it is a minimum over `z` that the search approaches as it
+/// approaches any other, where a search that keeps the bound crept along it or stepped onto it
+/// and stopped (the gradient there is not reliable: the map from `par` to `θ` is reflected at
+/// the bound and has an infinite slope at it). `s` makes a unit of `y` the linear coordinate's
+/// unit at the start (at most one radian). A start within [`ANGLE_START_MARGIN`] of a bound is
+/// moved to that margin: on the bound the search could not leave it.
+struct AngleCoordinate {
+    j: usize,
+    middle: f64,
+    half_width: f64,
+    z0: f64,
+    unit: f64,
+    /// Whether the start was moved off a bound.
+    moved: bool,
+}
+
+/// See [`AngleCoordinate`]: the largest `|sin z₀|` of a start.
+const ANGLE_START_MARGIN: f64 = 0.99;
+
+impl AngleCoordinate {
+    fn new(j: usize, (lower, upper): (f64, f64), start: f64, linear_unit: f64) -> Self {
+        let middle = 0.5 * (lower + upper);
+        let half_width = 0.5 * (upper - lower);
+        let sine = (start - middle) / half_width;
+        let clamped = sine.clamp(-ANGLE_START_MARGIN, ANGLE_START_MARGIN);
+        let z0 = clamped.asin();
+        let unit = (linear_unit / (half_width * z0.cos())).min(1.0);
+        Self {
+            j,
+            middle,
+            half_width,
+            z0,
+            unit,
+            moved: clamped != sine,
+        }
+    }
+
+    /// `ρ` at coordinate `y`.
+    fn value(&self, y: f64) -> f64 {
+        self.middle + self.half_width * (self.z0 + self.unit * y).sin()
+    }
+
+    /// `dρ/dy` at `y`.
+    fn slope(&self, y: f64) -> f64 {
+        self.half_width * self.unit * (self.z0 + self.unit * y).cos()
     }
 }
 
@@ -573,8 +627,8 @@ impl GeneralizedLinearMixedModel<'_> {
     }
 
     /// Whether stage 2 (with `opts`) is the quasi-Newton search with the exact gradient
-    /// (otherwise BOBYQA or Nelder-Mead): the default optimizer, the Laplace approximation, a
-    /// family with its own parameters and only unstructured terms.
+    /// (otherwise BOBYQA or Nelder-Mead): the default optimizer, the Laplace approximation and
+    /// a model with that gradient.
     pub(super) fn quasi_newton_stage(&self, opts: &GlmmOptions) -> bool {
         opts.n_agq == 1
             && opts.optimizers[1] == StageOptimizer::Bobyqa
@@ -591,19 +645,23 @@ impl GeneralizedLinearMixedModel<'_> {
     }
 
     fn quasi_newton_possible(&self) -> bool {
-        self.has_laplace_gradient() && self.re.all_unstructured()
+        self.has_laplace_gradient()
     }
 
     /// Stage 2 by the quasi-Newton search with the exact gradient
     /// ([`Self::gradient_search`]) in the same whitened coordinates BOBYQA would use; `None`
-    /// when it does not converge (BOBYQA then searches from the start as usual) or some term
-    /// is structured.
+    /// when it does not converge (BOBYQA then searches from the start as usual).
     ///
-    /// The search is unbounded: for unstructured terms the deviance is unchanged when a column
-    /// of a `T` changes sign, so the lower bound 0 of its diagonal only picks one of equivalent
-    /// points (the signs are normalized at the end). Enforcing it would be harmful: the
-    /// gradient along a scalar term's θ vanishes at 0 by that symmetry, so a step clipped onto
-    /// the bound would look stationary even where the deviance falls away from it.
+    /// The search keeps only the bounds that matter ([`ReStructure::search_lower`]). For an
+    /// unstructured term the deviance is unchanged when a column of its `T` changes sign, and
+    /// for a sign-free standard deviation (`diag`, one shared by all columns) when it does, so
+    /// their lower bound 0 only picks one of equivalent points (the signs are normalized at the
+    /// end). Enforcing it would be harmful: the gradient along a scalar term's θ vanishes at 0
+    /// by that symmetry, so a step clipped onto the bound would look stationary even where the
+    /// deviance falls away from it. The standard deviations of a heterogeneous correlated
+    /// structure keep their bound 0 (the projected search handles it: the gradient there is
+    /// that of a smooth function). Correlation parameters are searched over an angle instead
+    /// ([`AngleCoordinate`]), which reaches their bounds without a bound to keep.
     fn quasi_newton_search(
         &mut self,
         center: &[f64],
@@ -612,23 +670,49 @@ impl GeneralizedLinearMixedModel<'_> {
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<Option<OptSummary>> {
         let k = center.len();
-        let lower = vec![f64::NEG_INFINITY; k];
-        let upper = vec![f64::INFINITY; k];
         let nth = self.re.n_par();
+        let (search_lower, par_lower, par_upper) = (
+            self.re.search_lower(),
+            self.re.par_lower(),
+            self.re.par_upper(),
+        );
+        let correlation = self.re.par_is_correlation();
+        let mut lower = vec![f64::NEG_INFINITY; k];
+        let upper = vec![f64::INFINITY; k];
+        let mut angles = Vec::new();
+        for j in 0..nth {
+            if correlation[j] {
+                angles.push(AngleCoordinate::new(
+                    j,
+                    (par_lower[j], par_upper[j]),
+                    center[j],
+                    metric.theta_scale[j],
+                ));
+            } else {
+                lower[j] = (search_lower[j] - center[j]) / metric.theta_scale[j];
+            }
+        }
         let to_x = |y: &[f64]| {
             let mut x = vec![0.0; k];
             metric.apply(center, y, &mut x);
+            for a in &angles {
+                x[a.j] = a.value(y[a.j]);
+            }
             x
         };
-        let to_y = |g: &[f64]| metric.gradient_to_whitened(g);
+        let to_y = |y: &[f64], g: &[f64]| {
+            let mut gy = metric.gradient_to_whitened(g);
+            for a in &angles {
+                gy[a.j] = a.slope(y[a.j]) * g[a.j];
+            }
+            gy
+        };
         // Diagonal elements of the T's: where one is 0 its gradient vanishes by the sign
         // symmetry, and the family's own parameters can make 0 a local minimum (a dispersion
         // that absorbs the groups' variation: epil's nbinom2 fit has one at θ = 0, 28 units of
         // deviance above the optimum at θ = 1.65). An end with such an element at 0 is checked
         // by a second search from lme4's start for it (θ = 1), the better end kept.
-        let diagonal: Vec<usize> = (0..nth)
-            .filter(|&j| self.re.theta_pos[j].row == self.re.theta_pos[j].col)
-            .collect();
+        let diagonal = self.re.sd_par_positions();
         // The evaluation budget (the control's `maxfun`, or that of a search that is one of
         // several starts), shared by its escapes. A search that runs out of it has not
         // converged: BOBYQA then searches with the same limit and says when it stops there.
@@ -638,10 +722,24 @@ impl GeneralizedLinearMixedModel<'_> {
             .min(opts.maxfun);
         // The calibration's evaluation at the centre, if it made one, is the first search's
         // first.
+        // Its Hessian, over the linear coordinates, is carried to the angles' by their slopes
+        // at the start relative to the linear ones (1 unless the angle's unit was capped); a
+        // start moved off a bound is a different point.
         let mut first = self
             .search_start
             .take()
-            .filter(|s| s.center.as_slice() == center);
+            .filter(|s| s.center.as_slice() == center)
+            .filter(|_| angles.iter().all(|a| !a.moved))
+            .map(|mut s| {
+                for a in &angles {
+                    let c = a.slope(0.0) / metric.theta_scale[a.j];
+                    for i in 0..k {
+                        s.hessian[a.j * k + i] *= c;
+                        s.hessian[i * k + a.j] *= c;
+                    }
+                }
+                s
+            });
         let mut run = |model: &mut Self, start: &[f64]| -> Result<Option<GradientSearch>> {
             let search = model.gradient_search(
                 start,
@@ -671,10 +769,7 @@ impl GeneralizedLinearMixedModel<'_> {
         let mut evaluations = best.evaluations;
         for _ in 0..QN_ESCAPES {
             let x = to_x(&best.y);
-            let Some(&j) = diagonal
-                .iter()
-                .find(|&&j| x[j].abs() < QN_ZERO_THETA * metric.theta_scale[j])
-            else {
+            let Some(&j) = diagonal.iter().find(|&&j| x[j].abs() < QN_ZERO_THETA) else {
                 break;
             };
             let mut from = best.y.clone();
@@ -691,7 +786,8 @@ impl GeneralizedLinearMixedModel<'_> {
         let search = best;
         let mut pars = to_x(&search.y);
         self.re.normalize_par_signs(&mut pars[..nth]);
-        self.pirls.align_mode_signs(&self.re, &pars[..nth]);
+        self.pirls
+            .align_mode_signs(&self.re, &self.re.theta_of(&pars[..nth]));
         let mut f = self.objective_theta_beta(&pars, None)?;
         // As after BOBYQA ([`optim`]'s boundary step): a θ that ends within `boundary_tol` of
         // its bound (a standard deviation the search took to 2e-8) is put on it when that is
@@ -1120,6 +1216,41 @@ mod tests {
         for (r, c) in [(2, 2), (3, 3), (2, 3)] {
             let want = if r == c { 2.0 } else { 0.0 };
             assert_eq!(h[r * k + c], want, "({r}, {c}) unmeasured");
+        }
+    }
+
+    /// A correlation's angle coordinate starts at the start (or, next to a bound, at the
+    /// margin), stays within the bounds for every `y`, moves `ρ` by the linear unit per unit at
+    /// the start, and its slope is the derivative of its value.
+    #[test]
+    fn angle_coordinates_stay_within_bounds_and_differentiate() {
+        for (bounds, start, unit) in [
+            ((-1.0, 1.0), 0.3, 0.2),
+            ((-0.5, 1.0), -0.1, 0.05),
+            ((-1.0, 1.0), 0.9999, 0.1),
+            ((-1.0, 1.0), -1.0, 0.1),
+            ((-1.0, 1.0), 0.0, 3.0),
+        ] {
+            let a = AngleCoordinate::new(2, bounds, start, unit);
+            let half = 0.5 * (bounds.1 - bounds.0);
+            let middle = 0.5 * (bounds.1 + bounds.0);
+            if a.moved {
+                assert!((start - a.value(0.0)).abs() > 0.0);
+                assert!((a.value(0.0) - middle).abs() <= ANGLE_START_MARGIN * half + 1e-15);
+            } else {
+                assert!((a.value(0.0) - start).abs() < 1e-15);
+                if unit / half < 1.0 {
+                    assert!((a.slope(0.0) - unit).abs() < 1e-12 * unit);
+                }
+            }
+            assert!(a.unit <= 1.0);
+            for y in [-40.0, -3.0, -0.7, 0.0, 0.4, 2.5, 17.0] {
+                let v = a.value(y);
+                assert!(v >= bounds.0 && v <= bounds.1, "{v}");
+                let h = 1e-6;
+                let fd = (a.value(y + h) - a.value(y - h)) / (2.0 * h);
+                assert!((fd - a.slope(y)).abs() < 1e-8, "{fd} {}", a.slope(y));
+            }
         }
     }
 }

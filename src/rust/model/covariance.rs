@@ -209,6 +209,45 @@ impl Covariance {
             .collect()
     }
 
+    /// Whether the standard deviations' signs are free: `Σ` is unchanged when one changes sign
+    /// (`diag`: `Σ = diag(s²)`; one shared standard deviation, or one column: `Σ = s² R`). The
+    /// heterogeneous standard deviations of a correlated structure are not: a negative `s_k`
+    /// negates the correlations of column `k`, a covariance outside the structure.
+    fn sd_sign_free(&self) -> bool {
+        self.structure == Structure::Diagonal || self.hom || self.q == 1
+    }
+
+    /// Lower bounds a search over `par` has to keep: those of the correlation parameters and of
+    /// the standard deviations whose sign matters ([`Self::sd_sign_free`]). The others (an
+    /// unstructured factor's diagonal, a sign-free standard deviation) only pick one of points
+    /// with the same `Σ`, the sign [`Self::normalize_signs`] restores.
+    pub fn search_lower(&self) -> Vec<f64> {
+        let free = self.sd_sign_free();
+        self.roles()
+            .iter()
+            .zip(self.lower())
+            .map(|(r, l)| match r {
+                ParRole::Factor { .. } => f64::NEG_INFINITY,
+                ParRole::Sd(_) if free => f64::NEG_INFINITY,
+                _ => l,
+            })
+            .collect()
+    }
+
+    /// Positions in `par` of the standard deviations (for `us`, the diagonal of `T`).
+    pub fn sd_positions(&self) -> Vec<usize> {
+        self.roles()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| match r {
+                ParRole::Factor { row, col } => row == col,
+                ParRole::Sd(_) => true,
+                _ => false,
+            })
+            .map(|(k, _)| k)
+            .collect()
+    }
+
     /// lme4's start: `T` = identity (standard deviations 1, correlations 0).
     pub fn start(&self) -> Vec<f64> {
         self.roles()
@@ -570,11 +609,19 @@ impl Covariance {
     }
 
     /// Negates each column of `T` whose diagonal element is negative (unstructured terms; leaves
-    /// `T T'` unchanged). The other structures have no sign freedom; their correlation
-    /// parameters are folded back into their bounds.
+    /// `T T'` unchanged). The other structures fold their correlation parameters back into
+    /// their bounds and take the absolute value of standard deviations whose sign is free
+    /// ([`Self::sd_sign_free`]).
     pub fn normalize_signs(&self, par: &mut [f64]) {
         if self.structure != Structure::Unstructured {
             self.fold_into_bounds(par);
+            if self.sd_sign_free() {
+                for (r, v) in self.roles().iter().zip(par.iter_mut()) {
+                    if matches!(r, ParRole::Sd(_)) {
+                        *v = v.abs();
+                    }
+                }
+            }
             return;
         }
         let roles = self.roles();
@@ -1288,5 +1335,68 @@ mod tests {
         let mut par = vec![-1.0, 0.5, 2.0];
         c.normalize_signs(&mut par);
         assert_eq!(par, vec![1.0, -0.5, 2.0]);
+    }
+
+    /// The search keeps the lower bound 0 only of standard deviations whose sign changes `Σ`
+    /// (those of a heterogeneous correlated structure) and of no unstructured element; the
+    /// correlations keep theirs. Normalizing the signs makes the free standard deviations
+    /// positive, with `Σ` unchanged.
+    #[test]
+    fn searches_keep_the_bounds_whose_sign_matters() {
+        let ninf = f64::NEG_INFINITY;
+        let cases = [
+            (Covariance::unstructured(2), vec![ninf, ninf, ninf]),
+            (
+                Covariance::new(Structure::Diagonal, false, 2, "t").unwrap(),
+                vec![ninf, ninf],
+            ),
+            (
+                Covariance::new(Structure::CompoundSymmetry, false, 3, "t").unwrap(),
+                vec![0.0, 0.0, 0.0, -0.5],
+            ),
+            (
+                Covariance::new(Structure::CompoundSymmetry, true, 3, "t").unwrap(),
+                vec![ninf, -0.5],
+            ),
+            (
+                Covariance::new(Structure::Ar1, false, 2, "t").unwrap(),
+                vec![0.0, 0.0, -1.0],
+            ),
+            (
+                Covariance::new(Structure::Toeplitz, true, 3, "t").unwrap(),
+                vec![ninf, -1.0, -1.0],
+            ),
+        ];
+        for (c, want) in cases {
+            assert_eq!(c.search_lower(), want, "{:?}", c.structure);
+            let sds: Vec<usize> = c
+                .roles()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    matches!(r, ParRole::Sd(_))
+                        || matches!(r, ParRole::Factor { row, col } if row == col)
+                })
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(c.sd_positions(), sds);
+        }
+        for hom in [false, true] {
+            let c = Covariance::new(Structure::Diagonal, hom, 2, "t").unwrap();
+            let mut par: Vec<f64> = (0..c.n_par()).map(|k| -0.5 - k as f64).collect();
+            let before = c.sigma(&par);
+            c.normalize_signs(&mut par);
+            assert!(par.iter().all(|&v| v > 0.0));
+            assert_eq!(c.sigma(&par), before);
+        }
+        let c = Covariance::new(Structure::Ar1, true, 3, "t").unwrap();
+        let mut par = vec![-0.7, 0.4];
+        let before = c.sigma(&par);
+        c.normalize_signs(&mut par);
+        assert_eq!(par, vec![0.7, 0.4]);
+        let after = c.sigma(&par);
+        for (a, b) in after.iter().zip(&before) {
+            assert!((a - b).abs() < 1e-15);
+        }
     }
 }

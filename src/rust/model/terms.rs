@@ -21,7 +21,7 @@
 //! model), so `Λ` has no element between them; the cross-products between their columns are
 //! those of the pair of predictors ([`crate::linalg::assemble::PairedWorkingValues`]).
 use crate::error::{invalid, Result};
-use crate::model::covariance::{Covariance, Structure};
+use crate::model::covariance::{Covariance, ParRole, Structure};
 use crate::spec::{ModelSpec, Predictor};
 
 /// One grouping factor with all its columns (of one linear predictor).
@@ -176,6 +176,35 @@ impl ReStructure {
         self.covariances
             .iter()
             .flat_map(Covariance::upper)
+            .collect()
+    }
+
+    /// Lower bounds a search over `par` has to keep (see [`Covariance::search_lower`]); its upper
+    /// bounds are [`Self::par_upper`].
+    pub fn search_lower(&self) -> Vec<f64> {
+        self.covariances
+            .iter()
+            .flat_map(Covariance::search_lower)
+            .collect()
+    }
+
+    /// Whether each element of `par` is a correlation parameter (`cs`'s and `ar1`'s `ρ`, `toep`'s
+    /// partial autocorrelations), bounded on both sides.
+    pub fn par_is_correlation(&self) -> Vec<bool> {
+        self.covariances
+            .iter()
+            .flat_map(|c| c.roles())
+            .map(|r| matches!(r, ParRole::Rho | ParRole::Pacf(_)))
+            .collect()
+    }
+
+    /// Positions in `par` of the terms' standard deviations (for `us`, the diagonals of the
+    /// `T`'s).
+    pub fn sd_par_positions(&self) -> Vec<usize> {
+        self.covariances
+            .iter()
+            .zip(&self.term_par_offset)
+            .flat_map(|(c, &o)| c.sd_positions().into_iter().map(move |k| o + k))
             .collect()
     }
 
