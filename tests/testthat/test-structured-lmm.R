@@ -439,3 +439,29 @@ test_that("conditional modes and predictions of a structured LMM equal glmmTMB's
   expect_equal(pv[1, 2], pv[3, 4], tolerance = 1e-8)
   expect_equal(dim(simulate(ours, nsim = 2, seed = 1)), c(nrow(d), 2L))
 })
+
+test_that("structured LMMs take Newton steps with the exact gradient to glmmTMB's optimum", {
+  # The exact gradient over θ and the average information, carried to the
+  # structures' parameters by the chain rule: a few Newton steps instead of
+  # BOBYQA's hundreds of evaluations (20,000 rows with a cs() term: 9
+  # instead of 279). Each model against glmmTMB run to rel.tol 1e-12. (A
+  # homogeneous ar1() has two parameters, which BOBYQA finds faster.)
+  tmb_control <- glmmTMB::glmmTMBControl(optCtrl = list(rel.tol = 1e-12, eval.max = 1e4,
+                                                        iter.max = 1e4))
+  d <- sim_repeated(3, n_subj = 200, n_time = 5, reps = 2)
+  for (term in c("diag", "cs", "toep")) {
+    for (reml in c(TRUE, FALSE)) {
+      f <- stats::as.formula(sprintf("y ~ x + %s(0 + t | s)", term))
+      label <- paste(term, "REML =", reml)
+      ours <- lmm(f, d, REML = reml)
+      ref <- glmmTMB::glmmTMB(f, d, REML = reml, control = tmb_control)
+      expect_match(ours$optinfo$message, "^Newton steps", info = label)
+      expect_gt(as.numeric(logLik(ours)), -ref$fit$objective - 1e-8)
+      expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-6,
+                   info = label)
+      expect_equal(unname(attr(VarCorr(ours)$s, "stddev")),
+                   unname(attr(glmmTMB::VarCorr(ref)$cond$s, "stddev")), tolerance = 1e-5,
+                   info = label)
+    }
+  }
+})

@@ -519,6 +519,14 @@ pub(super) fn par_gradient(re: &ReStructure, par: &[f64], gtheta: &[f64], out: &
         out.copy_from_slice(gtheta);
         return;
     }
+    for (o, column) in out.iter_mut().zip(par_jacobian(re, par)) {
+        *o = gtheta.iter().zip(&column).map(|(g, d)| g * d).sum();
+    }
+}
+
+/// The columns `dθ/dpar_k` of the map from the covariance parameters to θ at `par`, by the
+/// differences [`par_gradient`] describes.
+pub(super) fn par_jacobian(re: &ReStructure, par: &[f64]) -> Vec<Vec<f64>> {
     let bounded = re.par_is_correlation();
     let (lower, upper) = (re.par_lower(), re.par_upper());
     let theta_at = |k: usize, d: f64| {
@@ -526,32 +534,33 @@ pub(super) fn par_gradient(re: &ReStructure, par: &[f64], gtheta: &[f64], out: &
         p[k] += d;
         re.theta_of(&p)
     };
-    for k in 0..par.len() {
-        let h = PAR_MAP_STEP * par[k].abs().max(0.1);
-        let room = if bounded[k] {
-            (par[k] - lower[k]).min(upper[k] - par[k])
-        } else {
-            f64::INFINITY
-        };
-        let derivative: Vec<f64> = if 2.0 * h < room {
-            let (m2, m1, p1, p2) = (
-                theta_at(k, -2.0 * h),
-                theta_at(k, -h),
-                theta_at(k, h),
-                theta_at(k, 2.0 * h),
-            );
-            (0..gtheta.len())
-                .map(|j| (m2[j] - 8.0 * m1[j] + 8.0 * p1[j] - p2[j]) / (12.0 * h))
-                .collect()
-        } else {
-            let step = 1e-6 * par[k].abs().max(1e-3);
-            let (up, dn) = (theta_at(k, step), theta_at(k, -step));
-            (0..gtheta.len())
-                .map(|j| (up[j] - dn[j]) / (2.0 * step))
-                .collect()
-        };
-        out[k] = gtheta.iter().zip(&derivative).map(|(g, d)| g * d).sum();
-    }
+    (0..par.len())
+        .map(|k| {
+            let h = PAR_MAP_STEP * par[k].abs().max(0.1);
+            let room = if bounded[k] {
+                (par[k] - lower[k]).min(upper[k] - par[k])
+            } else {
+                f64::INFINITY
+            };
+            if 2.0 * h < room {
+                let (m2, m1, p1, p2) = (
+                    theta_at(k, -2.0 * h),
+                    theta_at(k, -h),
+                    theta_at(k, h),
+                    theta_at(k, 2.0 * h),
+                );
+                (0..m1.len())
+                    .map(|j| (m2[j] - 8.0 * m1[j] + 8.0 * p1[j] - p2[j]) / (12.0 * h))
+                    .collect()
+            } else {
+                let step = 1e-6 * par[k].abs().max(1e-3);
+                let (up, dn) = (theta_at(k, step), theta_at(k, -step));
+                (0..up.len())
+                    .map(|j| (up[j] - dn[j]) / (2.0 * step))
+                    .collect()
+            }
+        })
+        .collect()
 }
 
 /// Step (relative to the parameter, at least 0.1 of it) of the five-point differences of

@@ -118,6 +118,11 @@ pub trait Objective {
     fn value_gradient(&mut self, _theta: &[f64]) -> Option<(f64, Vec<f64>)> {
         None
     }
+    /// Whether BOBYQA, where the Newton steps of [`minimize_within`] could not finish, starts
+    /// from the start rather than from the best point they reached (the default).
+    fn bobyqa_from_start(&self) -> bool {
+        false
+    }
     /// Whether [`Objective::value_gradient`] is offered: then the search takes Newton steps from
     /// the start (see [`minimize_within`]).
     fn has_exact_gradient(&self) -> bool {
@@ -277,9 +282,18 @@ pub fn minimize_within<O: Objective>(
         summary.code = 1;
         summary.message = NEWTON_MAXFUN.into();
     } else {
-        // From the best point Newton reached, if any (BOBYQA keeps θ where it is no better).
+        // From the best point Newton reached, if any (BOBYQA keeps θ where it is no better),
+        // unless the objective asks for its start.
         let budget = opts.maxfun - f.count;
-        let mut t = theta.clone();
+        let mut t = if f.obj.bobyqa_from_start() {
+            start
+                .iter()
+                .zip(lower.iter().zip(upper))
+                .map(|(&s, (&l, &u))| s.max(l).min(u))
+                .collect()
+        } else {
+            theta.clone()
+        };
         let (fr, status) = run_bobyqa(
             &mut f,
             &mut t,
