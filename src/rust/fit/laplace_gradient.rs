@@ -519,8 +519,13 @@ pub(super) fn par_gradient(re: &ReStructure, par: &[f64], gtheta: &[f64], out: &
         out.copy_from_slice(gtheta);
         return;
     }
-    for (o, column) in out.iter_mut().zip(par_jacobian(re, par)) {
-        *o = gtheta.iter().zip(&column).map(|(g, d)| g * d).sum();
+    gradient_through(&par_jacobian(re, par), gtheta, out);
+}
+
+/// `out_k = gθ · dθ/dpar_k` for the columns `jacobian` of [`par_jacobian`].
+pub(super) fn gradient_through(jacobian: &[Vec<f64>], gtheta: &[f64], out: &mut [f64]) {
+    for (o, column) in out.iter_mut().zip(jacobian) {
+        *o = gtheta.iter().zip(column).map(|(g, d)| g * d).sum();
     }
 }
 

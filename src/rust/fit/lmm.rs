@@ -12,7 +12,7 @@
 //! The model is the composition `objective(update(set_theta(θ)))`, as in MixedModels.jl: setting
 //! θ refactors `L` from the stored cross-products, so one evaluation costs nothing per
 //! observation.
-use super::laplace_gradient::{par_gradient, par_jacobian};
+use super::laplace_gradient::{gradient_through, par_jacobian};
 use crate::blocks::CrossProducts;
 use crate::chol::BlockedCholesky;
 use crate::error::{invalid, Result};
@@ -329,7 +329,7 @@ impl<'a> LinearMixedModel<'a> {
         let mut obj = ModelObjective {
             model: self,
             progress,
-            last_par: Vec::new(),
+            jacobian: Vec::new(),
         };
         optim::minimize_within(&mut obj, start, lower, upper, opts)
     }
@@ -478,8 +478,9 @@ const RAY_CAP: f64 = 1000.0;
 struct ModelObjective<'m, 'a> {
     model: &'m mut LinearMixedModel<'a>,
     progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
-    /// The point of the last [`Objective::value_gradient`] call.
-    last_par: Vec<f64>,
+    /// `dθ/dpar` (columns, [`par_jacobian`]) at the point of the last
+    /// [`Objective::value_gradient`] call of a structured model.
+    jacobian: Vec<Vec<f64>>,
 }
 
 impl Objective for ModelObjective<'_, '_> {
@@ -512,12 +513,12 @@ impl Objective for ModelObjective<'_, '_> {
             return None;
         }
         let g = self.model.criterion_gradient().ok()??;
-        self.last_par = par.to_vec();
         if self.model.re.all_unstructured() {
             return Some((f, g));
         }
+        self.jacobian = par_jacobian(&self.model.re, par);
         let mut g_par = vec![0.0; par.len()];
-        par_gradient(&self.model.re, par, &g, &mut g_par);
+        gradient_through(&self.jacobian, &g, &mut g_par);
         Some((f, g_par))
     }
 
@@ -530,14 +531,21 @@ impl Objective for ModelObjective<'_, '_> {
             return Some(a);
         }
         let nth = self.model.re.n_theta();
-        let jac = par_jacobian(&self.model.re, &self.last_par);
+        let jac = &self.jacobian;
         let k = jac.len();
+        // A J, column by column, then Jᵀ (A J).
+        let aj: Vec<Vec<f64>> = jac
+            .iter()
+            .map(|col| {
+                (0..nth)
+                    .map(|i| (0..nth).map(|j| a[i * nth + j] * col[j]).sum())
+                    .collect()
+            })
+            .collect();
         let mut h = vec![0.0; k * k];
         for r in 0..k {
             for c in 0..k {
-                h[r * k + c] = (0..nth)
-                    .map(|i| jac[r][i] * (0..nth).map(|j| a[i * nth + j] * jac[c][j]).sum::<f64>())
-                    .sum();
+                h[r * k + c] = jac[r].iter().zip(&aj[c]).map(|(x, y)| x * y).sum();
             }
         }
         Some(h)

@@ -252,6 +252,7 @@ pub fn minimize_within<O: Objective>(
         .zip(lower.iter().zip(upper))
         .map(|(&s, (&l, &u))| s.max(l).min(u))
         .collect();
+    let clamped_start = theta.clone();
     let bounds = (lower, upper);
     let mut f = Counted {
         obj,
@@ -286,11 +287,7 @@ pub fn minimize_within<O: Objective>(
         // unless the objective asks for its start.
         let budget = opts.maxfun - f.count;
         let mut t = if f.obj.bobyqa_from_start() {
-            start
-                .iter()
-                .zip(lower.iter().zip(upper))
-                .map(|(&s, (&l, &u))| s.max(l).min(u))
-                .collect()
+            clamped_start
         } else {
             theta.clone()
         };
