@@ -87,6 +87,29 @@ test_that("Gamma identity link reaches glmer's optimum where glmer fits", {
   expect_glmer_optimum(call)
 })
 
+test_that("Poisson identity link: glmer's optimum, and an error naming the range where the optimum leaves it", {
+  skip_if_no_glmm()
+  set.seed(2)
+  d <- data.frame(g = factor(sample(25, 400, TRUE)), x = stats::runif(400))
+  d$y <- stats::rpois(400, 4 + 2 * d$x + stats::rnorm(25)[d$g])
+  expect_glmer_optimum(quote(glmm(y ~ x + (1 | g), data = d, family = poisson("identity"))))
+  # Means truncated at 0.1: the unrestricted optimum of a linear mean has
+  # negative means. glm() finds no valid coefficients and glmer's PIRLS ends
+  # in NaN. PIRLS's steps leave the range and are shortened until the means
+  # near 0 break the factorization (weights 1/mu; this had been reported as a
+  # rank-deficient fixed-effects matrix) or no shortened step is left inside
+  # the range (reported as a failed step-halving at an infinite deviance).
+  set.seed(3)
+  d2 <- data.frame(g = factor(sample(20, 300, TRUE)), x = stats::rnorm(300))
+  d2$y <- stats::rpois(300, pmax(0.1, 3 + d2$x + stats::rnorm(20)[d2$g]))
+  expect_error(suppressWarnings(stats::glm(y ~ x, family = poisson("identity"), data = d2)),
+               "no valid set of coefficients")
+  expect_error(suppressWarnings(lme4::glmer(y ~ x + (1 | g), data = d2,
+                                            family = poisson("identity"))))
+  expect_error(glmm(y ~ x + (1 | g), data = d2, family = poisson("identity")),
+               "inside the family's range.*identity link")
+})
+
 test_that("inverse Gaussian with a log link reaches glmer's optimum", {
   skip_if_no_glmm()
   d <- links_data(1000, 50, 6, "ig")

@@ -58,6 +58,27 @@ const QUADRATIC_LARGEST_STEP: f64 = 1e-3;
 const FLAT_INDEFINITE_ITERATIONS: usize = 5;
 /// Largest number of doublings of a step taken with stand-in weights ([`Pirls::extend_step`]).
 const MAX_STEP_DOUBLINGS: usize = 10;
+
+/// What a PIRLS error at the edge of the family's range suggests. A model whose unrestricted
+/// optimum has means outside the range (a Poisson model with the identity link whose linear
+/// mean falls below 0 for some rows) has its steps shortened towards that edge until the
+/// weights stop being positive definite or the deviance stays infinite; `glm()` stops there
+/// with "no valid set of coefficients", glmer with a NaN.
+macro_rules! at_the_edge {
+    () => {
+        "the optimum may lie where some fitted mean is at that edge, which the family's \
+         likelihood does not allow; try another link or starting values"
+    };
+}
+
+/// The error of a PIRLS run whose steps from a cold start each left the family's range and were
+/// shortened ([`Pirls::damp_cold_step`]) until the factorization failed.
+const SHORTENED_STEPS_AT_EDGE: &str = concat!(
+    "PIRLS found no modes inside the family's range: every step left it (a mean outside what \
+     the family allows, such as a negative mean with the identity link) and was shortened, \
+     and the means approached its edge; ",
+    at_the_edge!()
+);
 /// The largest relative PIRLS step after which a non-canonical link of lme4's families takes
 /// the observed information where it is negative (see [`Pirls::guard_negative_information`]).
 const NEGATIVE_INFORMATION_STEP: f64 = 0.1;
@@ -919,6 +940,8 @@ impl Pirls {
         let mut newton_run = 0usize;
         // Consecutive settled iterations that needed stand-in weights (see below).
         let mut flat_indefinite = 0usize;
+        // Whether the last step left the family's range and was shortened (`damp_cold_step`).
+        let mut damped = false;
         for iteration in 1..=self.opts.max_iter {
             self.iterations += 1;
             // Before a step from a cold start: the linear predictor it leaves, for
@@ -953,6 +976,11 @@ impl Pirls {
                     if let Some(basin) = &self.sqrt_basin {
                         basin.check_zero_count_mode(spec.y, &self.eta)?;
                     }
+                    // Shortened steps that crept towards the edge of the family's range, whose
+                    // weights then lost their definiteness: name that, not the factorization.
+                    if damped {
+                        return Err(MixedError::Pirls(SHORTENED_STEPS_AT_EDGE.into()));
+                    }
                     return Err(e);
                 }
             }
@@ -982,10 +1010,12 @@ impl Pirls {
             if !pdev.is_finite() {
                 if let Some(before) = &cold_eta {
                     if self.damp_cold_step(response, before) {
+                        damped = true;
                         continue;
                     }
                 }
             }
+            damped = false;
             if fell_back && have_old && self.paired.is_some() && pdev < old_pdev {
                 pdev = self.extend_step(spec, re, response, mode, pdev);
             }
@@ -1121,7 +1151,16 @@ impl Pirls {
                 }
                 // A halved step breaks the run of Newton steps.
                 newton_run = 0;
-                if !pdev.is_finite() || pdev - old_pdev > self.opts.tol {
+                if !pdev.is_finite() {
+                    return Err(MixedError::Pirls(format!(
+                        "PIRLS step-halving found no step from the penalized deviance \
+                         {old_pdev:.6} inside the family's range: every shortened step gives a \
+                         mean outside what the family allows, such as a negative mean with the \
+                         identity link; {}",
+                        at_the_edge!()
+                    )));
+                }
+                if pdev - old_pdev > self.opts.tol {
                     return Err(MixedError::Pirls(format!(
                         "PIRLS step-halving failed to reduce the penalized deviance (from {old_pdev:.6} it stays at {pdev:.6})"
                     )));
