@@ -15,7 +15,9 @@
 //! 3. *gradient*: a central-difference gradient (and, only when it is not already small, the
 //!    Hessian, for lme4's scaled gradient `min(|H⁻¹ᐟ²g|, |g|)`) at the optimum. When it fails the
 //!    optimizer is restarted once with a small trust region before anything is reported.
+pub mod angle_coordinate;
 pub mod nelder_mead;
+pub mod projected_bfgs;
 
 use crate::error::{MixedError, Result};
 use bobyqa::{Bobyqa, Config, Status};
