@@ -100,11 +100,14 @@ per_eval <- lapply(c("us", "diag", "cs", "ar1", "toep"), function(s) {
     proc.time()[["elapsed"]] - t0
   }
   per <- vapply(seq_len(reps), function(r) (run(k + 1L) - run(1L)) / k, 0)
-  # Newton steps evaluate the gradient and the average information at each point (a few
-  # deviance evaluations' worth each); BOBYQA evaluates the deviance alone.
-  newton <- startsWith(fit$optinfo$message, "Newton steps")
+  # Newton and quasi-Newton steps evaluate the gradient (Newton's also the average
+  # information) at each point, a few deviance evaluations' worth each; BOBYQA evaluates the
+  # deviance alone.
+  message <- fit$optinfo$message
+  search <- if (startsWith(message, "Newton steps")) "Newton steps" else
+    if (startsWith(message, "quasi-Newton")) "quasi-Newton steps" else "BOBYQA"
   data.frame(structure = s, parameters = length(fit$par), evaluations = fit$optinfo$feval,
-             search = if (newton) "Newton steps" else "BOBYQA",
+             search = search,
              fit_s = NA_real_, ms_per_evaluation = 1000 * stats::median(per))
 })
 per_eval <- do.call(rbind, per_eval)
@@ -124,8 +127,9 @@ table_lines <- c(
           per_eval$search, as.integer(per_eval$evaluations), per_eval$ms_per_evaluation,
           per_eval$relative_to_us),
   "",
-  paste("Evaluations: of the deviance alone by BOBYQA; of the deviance with its gradient and",
-        "average information by Newton steps, each costing a few deviance evaluations.")
+  paste("Evaluations: of the deviance alone by BOBYQA; of the deviance with its gradient",
+        "(and by Newton steps the average information) by Newton and quasi-Newton steps, each",
+        "costing a few deviance evaluations.")
 )
 stamp <- sprintf("Measured %s with `Rscript bench/structured.R %d` (median of %d fits each; %s).",
                  format(Sys.Date()), reps, reps, R.version.string)

@@ -5,7 +5,8 @@
 //! diagonal elements of unstructured factors, as lme4 has them; correlation parameters of
 //! structured terms in an interval), or, where the objective offers its exact gradient and a
 //! cheap approximate Hessian, Newton steps from the start with BOBYQA taking over where they
-//! cannot finish. After it stops, three checks that lme4 also makes, done so that they do not
+//! cannot finish (for objectives that offer one, a quasi-Newton search with the same gradient,
+//! [`projected_bfgs`], comes between the two). After it stops, three checks that lme4 also makes, done so that they do not
 //! cry wolf:
 //!
 //! 1. *boundary*: an estimate within `boundary_tol` of its bound is tried on the bound and kept
@@ -20,7 +21,9 @@ pub mod nelder_mead;
 pub mod projected_bfgs;
 
 use crate::error::{MixedError, Result};
+use angle_coordinate::AngleCoordinate;
 use bobyqa::{Bobyqa, Config, Status};
+use projected_bfgs::KnownStart;
 
 /// Settings of the optimizer and its checks.
 #[derive(Debug, Clone)]
@@ -137,6 +140,33 @@ pub trait Objective {
     fn approximate_hessian(&mut self) -> Option<Vec<f64>> {
         None
     }
+    /// Where the Newton steps of [`minimize_within`] could not finish, the coordinates of a
+    /// quasi-Newton search with the exact gradient ([`projected_bfgs`]) to try before BOBYQA;
+    /// `None` (the default): BOBYQA.
+    fn quasi_newton_coordinates(&self) -> Option<QuasiNewtonCoordinates> {
+        None
+    }
+    /// The parameters as reported after a quasi-Newton search whose coordinates let sign-free
+    /// ones go below their bound (see [`QuasiNewtonCoordinates::search_lower`]).
+    fn normalize_signs(&self, _theta: &mut [f64]) {}
+}
+
+/// How a quasi-Newton search of [`minimize_within`] moves over the parameters (see
+/// [`Objective::quasi_newton_coordinates`]).
+#[derive(Debug, Clone)]
+pub struct QuasiNewtonCoordinates {
+    /// The lower bound the search keeps for each parameter: `−∞` for one whose sign the
+    /// criterion does not depend on (its bound 0 only picks one of two equivalent points, and
+    /// the gradient vanishes there by that symmetry, so a step clipped onto it would look
+    /// stationary). Ignored for correlations.
+    pub search_lower: Vec<f64>,
+    /// Which parameters are correlations, searched over an angle ([`AngleCoordinate`]) that
+    /// reaches their bounds without keeping them.
+    pub correlation: Vec<bool>,
+    /// The largest absolute value the search lets each parameter reach (`+∞`: none). A search
+    /// that ends with some parameter at it counts as not converged (BOBYQA then searches): an
+    /// optimum out there is left to the objective's own handling.
+    pub search_limit: Vec<f64>,
 }
 
 struct Counted<'o, O: Objective> {
@@ -278,12 +308,25 @@ pub fn minimize_within<O: Objective>(
             return Err(MixedError::Optimizer("interrupted by the user".into()));
         }
     }
+    let quasi_newton = if newton.is_none() && f.count < opts.maxfun {
+        quasi_newton_search(&mut f, &clamped_start, bounds, opts)
+    } else {
+        None
+    };
+    if f.interrupted {
+        return Err(MixedError::Optimizer("interrupted by the user".into()));
+    }
     if newton.is_some() {
         summary.code = 0;
         summary.message = NEWTON_CONVERGED.into();
     } else if f.count >= opts.maxfun {
         summary.code = 1;
         summary.message = NEWTON_MAXFUN.into();
+    } else if let Some((found, value)) = quasi_newton {
+        theta = found;
+        fmin = value;
+        summary.code = 0;
+        summary.message = QUASI_NEWTON_CONVERGED.into();
     } else {
         // From the best point Newton reached, if any (BOBYQA keeps θ where it is no better),
         // unless the objective asks for its start.
@@ -540,6 +583,120 @@ pub const NEWTON_CONVERGED: &str =
 
 /// The optimizer's message when Newton steps used up `maxfun` evaluations.
 pub const NEWTON_MAXFUN: &str = "Newton steps stopped: maximum number of evaluations reached";
+
+/// The message of a search that the quasi-Newton search of [`quasi_newton_search`] finished.
+pub const QUASI_NEWTON_CONVERGED: &str =
+    "quasi-Newton (BFGS) steps with the exact gradient converged, where Newton steps could not";
+
+/// Gradient tolerance of [`quasi_newton_search`]: deviance units per unit of its coordinates
+/// (about one standard error each), as the GLMM's stage 2 has it.
+const QUASI_NEWTON_GTOL: f64 = 1e-6;
+
+/// Evaluations (each with its gradient) that [`quasi_newton_search`] may take per parameter,
+/// and besides: where it does not converge within them, BOBYQA has the rest of `maxfun`.
+const QUASI_NEWTON_EVALUATIONS_PER_PARAMETER: usize = 10;
+const QUASI_NEWTON_EXTRA_EVALUATIONS: usize = 50;
+
+/// Where the Newton steps could not finish: the objective's quasi-Newton search
+/// ([`projected_bfgs::minimize`], with [`Objective::quasi_newton_coordinates`]) from `start`.
+/// Each coordinate moves by about one standard error per unit (from the objective's
+/// approximate Hessian at the start, `√(2 / H_jj)`, at most 1), correlations over an angle
+/// ([`AngleCoordinate`]); the approximate Hessian starts the BFGS model. The point found
+/// (signs normalized) and the criterion there, or `None` where the objective offers no such
+/// search or it does not converge.
+fn quasi_newton_search<O: Objective>(
+    f: &mut Counted<'_, O>,
+    start: &[f64],
+    (lower, upper): (&[f64], &[f64]),
+    opts: &OptimOptions,
+) -> Option<(Vec<f64>, f64)> {
+    let coords = f.obj.quasi_newton_coordinates()?;
+    let k = start.len();
+    let (f0, g0) = f.value_gradient(start)?;
+    let hessian = f.obj.approximate_hessian()?;
+    let unit: Vec<f64> = (0..k)
+        .map(|j| {
+            let u = (2.0 / hessian[j * k + j]).sqrt();
+            if u.is_finite() && u > 0.0 {
+                u.clamp(1e-3, 1.0)
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let angles: Vec<AngleCoordinate> = (0..k)
+        .filter(|&j| coords.correlation[j])
+        .map(|j| AngleCoordinate::new(j, (lower[j], upper[j]), start[j], unit[j]))
+        .collect();
+    let mut y_lower = vec![f64::NEG_INFINITY; k];
+    let mut y_upper = vec![f64::INFINITY; k];
+    let limit = &coords.search_limit;
+    for j in (0..k).filter(|&j| !coords.correlation[j]) {
+        y_lower[j] = (coords.search_lower[j].max(-limit[j]) - start[j]) / unit[j];
+        y_upper[j] = (upper[j].min(limit[j]) - start[j]) / unit[j];
+    }
+    let to_x = |y: &[f64]| -> Vec<f64> {
+        let mut x: Vec<f64> = (0..k).map(|j| start[j] + unit[j] * y[j]).collect();
+        for a in &angles {
+            x[a.j] = a.value(y[a.j]);
+        }
+        x
+    };
+    let slopes = |y: &[f64]| -> Vec<f64> {
+        let mut s = unit.clone();
+        for a in &angles {
+            s[a.j] = a.slope(y[a.j]);
+        }
+        s
+    };
+    let origin = vec![0.0; k];
+    // A correlation's start next to its bound moves to the angle's margin: evaluate there.
+    let known = if angles.iter().any(|a| a.moved) {
+        None
+    } else {
+        let s = slopes(&origin);
+        Some(KnownStart {
+            f: f0,
+            gradient: (0..k).map(|j| s[j] * g0[j]).collect(),
+            hessian: (0..k * k)
+                .map(|i| s[i / k] * s[i % k] * hessian[i])
+                .collect(),
+        })
+    };
+    let budget = (opts.maxfun - f.count)
+        .min(QUASI_NEWTON_EXTRA_EVALUATIONS + QUASI_NEWTON_EVALUATIONS_PER_PARAMETER * k);
+    let mut eval = |y: &[f64]| -> Result<projected_bfgs::ValueAndGradient> {
+        let x = to_x(y);
+        let out = f.value_gradient(&x);
+        if f.interrupted {
+            return Err(MixedError::Optimizer("interrupted by the user".into()));
+        }
+        Ok(out.map(|(v, g)| {
+            let s = slopes(y);
+            (v, (0..k).map(|j| s[j] * g[j]).collect())
+        }))
+    };
+    let search = projected_bfgs::minimize(
+        &origin,
+        known,
+        (&y_lower, &y_upper),
+        QUASI_NEWTON_GTOL,
+        budget,
+        &mut eval,
+    )
+    .ok()?;
+    let at_limit = (0..k).any(|j| {
+        !coords.correlation[j]
+            && (search.y[j] >= y_upper[j] || search.y[j] <= y_lower[j])
+            && limit[j].is_finite()
+    });
+    if !search.converged || at_limit {
+        return None;
+    }
+    let mut x = to_x(&search.y);
+    f.obj.normalize_signs(&mut x);
+    Some((x, search.f))
+}
 
 /// Newton steps tried before BOBYQA takes over (they converge linearly, typically in 3 to 5).
 const NEWTON_MAX_STEPS: usize = 12;
