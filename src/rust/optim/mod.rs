@@ -167,6 +167,19 @@ pub struct QuasiNewtonCoordinates {
     /// that ends with some parameter at it counts as not converged (BOBYQA then searches): an
     /// optimum out there is left to the objective's own handling.
     pub search_limit: Vec<f64>,
+    /// The absolute value of each parameter beyond which the search's end is compared with
+    /// BOBYQA's from the start, the better kept (`+∞`: none): out there the criterion can have
+    /// a second basin that the search, started where it is, may end in.
+    pub confirm_beyond: Vec<f64>,
+}
+
+/// Where [`quasi_newton_search`] converged: the parameters (signs normalized), the criterion
+/// there, and whether BOBYQA is to confirm it
+/// ([`QuasiNewtonCoordinates::confirm_beyond`]).
+struct QuasiNewtonEnd {
+    theta: Vec<f64>,
+    f: f64,
+    confirm: bool,
 }
 
 struct Counted<'o, O: Objective> {
@@ -322,9 +335,9 @@ pub fn minimize_within<O: Objective>(
     } else if f.count >= opts.maxfun {
         summary.code = 1;
         summary.message = NEWTON_MAXFUN.into();
-    } else if let Some((found, value)) = quasi_newton {
-        theta = found;
-        fmin = value;
+    } else if let Some(end) = quasi_newton.as_ref().filter(|e| !e.confirm) {
+        theta = end.theta.clone();
+        fmin = end.f;
         summary.code = 0;
         summary.message = QUASI_NEWTON_CONVERGED.into();
     } else {
@@ -351,6 +364,13 @@ pub fn minimize_within<O: Objective>(
         let (code, message) = status_code(status);
         summary.code = code;
         summary.message = message;
+        // A quasi-Newton end that asked for confirmation stands where it is the better.
+        if let Some(end) = quasi_newton.filter(|e| e.f < fmin) {
+            theta = end.theta;
+            fmin = end.f;
+            summary.code = 0;
+            summary.message = QUASI_NEWTON_CONVERGED.into();
+        }
     }
 
     // 1. Estimates just off their bound: keep them on it when that is no worse.
@@ -601,15 +621,14 @@ const QUASI_NEWTON_EXTRA_EVALUATIONS: usize = 50;
 /// ([`projected_bfgs::minimize`], with [`Objective::quasi_newton_coordinates`]) from `start`.
 /// Each coordinate moves by about one standard error per unit (from the objective's
 /// approximate Hessian at the start, `√(2 / H_jj)`, at most 1), correlations over an angle
-/// ([`AngleCoordinate`]); the approximate Hessian starts the BFGS model. The point found
-/// (signs normalized) and the criterion there, or `None` where the objective offers no such
-/// search or it does not converge.
+/// ([`AngleCoordinate`]); the approximate Hessian starts the BFGS model. Where it ends, or
+/// `None` where the objective offers no such search or it does not converge.
 fn quasi_newton_search<O: Objective>(
     f: &mut Counted<'_, O>,
     start: &[f64],
     (lower, upper): (&[f64], &[f64]),
     opts: &OptimOptions,
-) -> Option<(Vec<f64>, f64)> {
+) -> Option<QuasiNewtonEnd> {
     let coords = f.obj.quasi_newton_coordinates()?;
     let k = start.len();
     let (f0, g0) = f.value_gradient(start)?;
@@ -695,7 +714,12 @@ fn quasi_newton_search<O: Objective>(
     }
     let mut x = to_x(&search.y);
     f.obj.normalize_signs(&mut x);
-    Some((x, search.f))
+    let confirm = (0..k).any(|j| x[j].abs() > coords.confirm_beyond[j]);
+    Some(QuasiNewtonEnd {
+        theta: x,
+        f: search.f,
+        confirm,
+    })
 }
 
 /// Newton steps tried before BOBYQA takes over (they converge linearly, typically in 3 to 5).
