@@ -440,6 +440,18 @@ test_that("conditional modes and predictions of a structured LMM equal glmmTMB's
   expect_equal(dim(simulate(ours, nsim = 2, seed = 1)), c(nrow(d), 2L))
 })
 
+# A structured fit `ours` of a term by subject `s` at glmmTMB's optimum `ref`
+# (run to rel.tol 1e-12): no lower log-likelihood, the same fixed effects and
+# standard deviations.
+expect_tmb_optimum <- function(ours, ref, fixef_tolerance, label) {
+  expect_gt(as.numeric(logLik(ours)), -ref$fit$objective - 1e-8)
+  expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond),
+               tolerance = fixef_tolerance, info = label)
+  expect_equal(unname(attr(VarCorr(ours)$s, "stddev")),
+               unname(attr(glmmTMB::VarCorr(ref)$cond$s, "stddev")), tolerance = 1e-5,
+               info = label)
+}
+
 test_that("structured LMMs take Newton steps with the exact gradient to glmmTMB's optimum", {
   # The exact gradient over θ and the average information, carried to the
   # structures' parameters by the chain rule: a few Newton steps instead of
@@ -457,12 +469,7 @@ test_that("structured LMMs take Newton steps with the exact gradient to glmmTMB'
       # nlminb warns of a NaN evaluation along its way on one of these.
       ref <- suppressWarnings(glmmTMB::glmmTMB(f, d, REML = reml, control = tmb_control))
       expect_match(ours$optinfo$message, "^Newton steps", info = label)
-      expect_gt(as.numeric(logLik(ours)), -ref$fit$objective - 1e-8)
-      expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-6,
-                   info = label)
-      expect_equal(unname(attr(VarCorr(ours)$s, "stddev")),
-                   unname(attr(glmmTMB::VarCorr(ref)$cond$s, "stddev")), tolerance = 1e-5,
-                   info = label)
+      expect_tmb_optimum(ours, ref, fixef_tolerance = 1e-6, label)
     }
   }
 })
@@ -484,12 +491,7 @@ test_that("structured LMMs whose Newton steps stop short take quasi-Newton steps
       ref <- suppressWarnings(glmmTMB::glmmTMB(f, d, REML = reml, control = tmb_control))
       expect_match(ours$optinfo$message, "^quasi-Newton", info = label)
       expect_lt(ours$optinfo$feval, 150)
-      expect_gt(as.numeric(logLik(ours)), -ref$fit$objective - 1e-8)
-      expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-5,
-                   info = label)
-      expect_equal(unname(attr(VarCorr(ours)$s, "stddev")),
-                   unname(attr(glmmTMB::VarCorr(ref)$cond$s, "stddev")), tolerance = 1e-5,
-                   info = label)
+      expect_tmb_optimum(ours, ref, fixef_tolerance = 1e-5, label)
     }
   }
 })
