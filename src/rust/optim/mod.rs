@@ -6,8 +6,8 @@
 //! structured terms in an interval), or, where the objective offers its exact gradient and a
 //! cheap approximate Hessian, Newton steps from the start with BOBYQA taking over where they
 //! cannot finish (for objectives that offer one, a quasi-Newton search with the same gradient,
-//! [`projected_bfgs`], comes between the two). After it stops, three checks that lme4 also makes, done so that they do not
-//! cry wolf:
+//! [`projected_bfgs`], comes between the two). After it stops, three checks that lme4 also
+//! makes, done so that they do not cry wolf:
 //!
 //! 1. *boundary*: an estimate within `boundary_tol` of its bound is tried on the bound and kept
 //!    there when the deviance is no worse;
@@ -617,6 +617,10 @@ const QUASI_NEWTON_GTOL: f64 = 1e-6;
 const QUASI_NEWTON_EVALUATIONS_PER_PARAMETER: usize = 10;
 const QUASI_NEWTON_EXTRA_EVALUATIONS: usize = 50;
 
+/// The share of its [`QuasiNewtonCoordinates::search_limit`] from which a parameter counts as
+/// having reached it (its coordinate, scaled and shifted, comes back within rounding).
+const LIMIT_REACHED: f64 = 1.0 - 1e-9;
+
 /// Where the Newton steps could not finish: the objective's quasi-Newton search
 /// ([`projected_bfgs::minimize`], with [`Objective::quasi_newton_coordinates`]) from `start`.
 /// Each coordinate moves by about one standard error per unit (from the objective's
@@ -704,15 +708,12 @@ fn quasi_newton_search<O: Objective>(
         &mut eval,
     )
     .ok()?;
-    let at_limit = (0..k).any(|j| {
-        !coords.correlation[j]
-            && (search.y[j] >= y_upper[j] || search.y[j] <= y_lower[j])
-            && limit[j].is_finite()
-    });
+    let mut x = to_x(&search.y);
+    // (a parameter on a bound of its own, a standard deviation at 0, is not at the limit)
+    let at_limit = (0..k).any(|j| !coords.correlation[j] && x[j].abs() >= LIMIT_REACHED * limit[j]);
     if !search.converged || at_limit {
         return None;
     }
-    let mut x = to_x(&search.y);
     f.obj.normalize_signs(&mut x);
     let confirm = (0..k).any(|j| x[j].abs() > coords.confirm_beyond[j]);
     Some(QuasiNewtonEnd {
