@@ -507,9 +507,9 @@ impl Objective for ModelObjective<'_, '_> {
     /// Structured terms whose Newton steps could not finish (their average-information model
     /// is poor far from the optimum, a step overshoots onto a bound) take the quasi-Newton
     /// search with the same exact gradient before BOBYQA: standard deviations whose sign does
-    /// not matter unbounded, correlations over an angle. A heterogeneous `toep()` of ten
-    /// columns on sleepstudy (19 parameters) had BOBYQA stop at its limit of 10,000
-    /// evaluations (0.5 s), 0.024 log-likelihood units short.
+    /// not matter unbounded, correlations over an angle. `cs()` and `toep()` of six columns
+    /// on 480 rows with a crossed intercept take 49 to 60 evaluations where BOBYQA took 350
+    /// to 470.
     fn quasi_newton_coordinates(&self) -> Option<QuasiNewtonCoordinates> {
         let re = &self.model.re;
         if re.all_unstructured() || !self.model.exact_gradient_pays() {
