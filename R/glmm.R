@@ -129,6 +129,16 @@
 #'   `MASS::negative.binomial()$aic`; lme4 1.1.31's compiled version of
 #'   that aic weights only its first term, so its criterion with prior
 #'   weights differs.
+#' @param REML glmmTMB's argument. Missing (the default): a Gaussian model
+#'   with the identity link is the linear mixed model fitted by [lmm()] with
+#'   its default REML criterion (glmer's shortcut, with its deprecation
+#'   warning), every other model by maximum likelihood. `TRUE`: the REML
+#'   criterion, for the Gaussian family with the identity link (without
+#'   `ziformula` or `dispformula`), fitted by `lmm(REML = TRUE)` (glmmTMB's
+#'   REML fit of that model). For other families glmmTMB's REML (the fixed
+#'   effects integrated out by the Laplace approximation) is not available,
+#'   an error says so. `FALSE`: maximum likelihood, `lmm(REML = FALSE)` for
+#'   the Gaussian identity model.
 #' @param devFunOnly Logical: return the deviance function instead of
 #'   fitting, as `lme4::glmer(devFunOnly = TRUE)`: for `nAGQ = 0` a function
 #'   of the covariance parameters `theta` (the fixed effects found inside
@@ -198,10 +208,12 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
                  offset, subset, na.action, control = glmmControl(),
                  start = NULL, verbose = FALSE, devFunOnly = FALSE,
                  contrasts = NULL, mustart, etastart, ziformula = ~0,
-                 dispformula = ~1) {
+                 dispformula = ~1, REML) {
   mc <- match.call()
   mc$ziformula <- NULL
   mc$dispformula <- NULL
+  reml_given <- !missing(REML)
+  if (reml_given) check_flag(REML, "REML")
   if (missing(control)) control <- default_control("glmm")
   env <- parent.frame()
   # A negative binomial with theta fixed (MASS::negative.binomial(theta)) is
@@ -221,7 +233,8 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
                                            missing(ziformula), missing(dispformula))
   }
   if (is.null(ext_family) && !parts_given && is_gaussian_identity(family, env)) {
-    return(gaussian_shortcut(mc, env))
+    # (with `REML` given, glmmTMB's call of that model: no deprecation warning)
+    return(gaussian_shortcut(mc, env, deprecated = !reml_given))
   }
   family <- if (!is.null(ext_family)) {
     ext_family
@@ -231,6 +244,9 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   } else {
     resolve_family(family, env)
   }
+  if (reml_given && REML) stop_glmm_reml(family)
+  # (maximum likelihood is what glmm() fits: the call keeps lme4's arguments only)
+  mc$REML <- NULL
   nAGQ <- check_nagq(nAGQ)
   check_flag(devFunOnly, "devFunOnly")
   control <- as_fit_control(control, "glmm")
@@ -349,6 +365,20 @@ binomial_default_parts <- function(family, env, ziformula, dispformula, zi_missi
   TRUE
 }
 
+# The error for glmm(REML = TRUE) on a model other than the Gaussian identity
+# model without zero-inflation or dispersion formulas.
+stop_glmm_reml <- function(family) {
+  what <- if (identical(family$family, "gaussian") && identical(family$link, "identity")) {
+    "the Gaussian family with 'ziformula' or 'dispformula'"
+  } else {
+    paste0("the ", family$family, " family (", family$link, " link)")
+  }
+  stop("glmm() fits REML = TRUE only for the Gaussian family with the identity link ",
+       "without 'ziformula' or 'dispformula' (as lmm() does); glmmTMB's REML for ", what,
+       ", which integrates the fixed effects out by the Laplace approximation, is not ",
+       "available: use REML = FALSE (maximum likelihood)", call. = FALSE)
+}
+
 # TRUE when `family` (an object, function or name) is gaussian with the
 # identity link.
 is_gaussian_identity <- function(family, env) {
@@ -361,10 +391,13 @@ is_gaussian_identity <- function(family, env) {
 }
 
 # glmm(family = gaussian) with the identity link, as glmer(): the linear
-# mixed model, fitted by lmm(), with lme4's deprecation warning.
-gaussian_shortcut <- function(mc, env) {
-  warning("calling glmm() with family=gaussian (identity link) as a shortcut ",
-          "to lmm() is deprecated; please call lmm() directly", call. = FALSE)
+# mixed model, fitted by lmm() (with the call's `REML`, if any), with lme4's
+# deprecation warning where `deprecated`.
+gaussian_shortcut <- function(mc, env, deprecated = TRUE) {
+  if (deprecated) {
+    warning("calling glmm() with family=gaussian (identity link) as a shortcut ",
+            "to lmm() is deprecated; please call lmm() directly", call. = FALSE)
+  }
   if (!is.null(mc$nAGQ)) {
     stop("'nAGQ' has no meaning for a linear mixed model (family = gaussian ",
          "with the identity link)", call. = FALSE)

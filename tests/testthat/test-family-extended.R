@@ -261,3 +261,40 @@ test_that("glmm() takes the family in every form and stops on bad responses", {
   expect_error(glmm(count ~ mined + (1 | site), dispformula = ~ mined, family = poisson, data = sal),
                "'dispformula' cannot be used with the poisson family: it has no dispersion parameter")
 })
+
+test_that("glmm() takes glmmTMB's REML argument: REML for the Gaussian identity model only", {
+  skip_if_not_installed("glmmTMB")
+  ss <- lme4::sleepstudy
+  f <- Reaction ~ Days + (Days | Subject)
+  for (reml in c(TRUE, FALSE)) {
+    # glmmTMB's call of the Gaussian model: lmm()'s fit with that criterion, no
+    # deprecation warning (glmer's shortcut without REML keeps it)
+    fit <- expect_no_warning(glmm(f, ss, family = gaussian, REML = reml))
+    expect_identical(eval(fit$call$REML), reml)
+    expect_identical(isREML(fit), reml)
+    ref <- tmb_tight(glmmTMB::glmmTMB(f, ss, REML = reml, control = tmb_tight_control()))
+    expect_gte(as.numeric(logLik(fit)), as.numeric(logLik(ref)) - 1e-7)
+    expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-9)
+    expect_equal(fixef(fit), glmmTMB::fixef(ref)$cond, tolerance = 1e-6)
+    expect_equal(sigma(fit), sigma(ref), tolerance = 1e-5)
+    expect_equal(unname(sqrt(diag(as.matrix(vcov(fit))))),
+                 unname(sqrt(diag(vcov(ref)$cond))), tolerance = 1e-4)
+  }
+  expect_warning(glmm(f, ss, family = gaussian), "shortcut to lmm\\(\\) is deprecated")
+  # Other families: maximum likelihood, which glmm() fits; REML = TRUE is an error
+  # naming the family, and REML = FALSE leaves the call as lme4's.
+  cbpp <- lme4::cbpp
+  g <- cbind(incidence, size - incidence) ~ period + (1 | herd)
+  ml <- glmm(g, cbpp, family = binomial, REML = FALSE)
+  expect_null(ml$call$REML)
+  expect_identical(fixef(ml), fixef(glmm(g, cbpp, family = binomial)))
+  expect_error(glmm(g, cbpp, family = binomial, REML = TRUE),
+               "REML = TRUE only for the Gaussian family.*binomial family \\(logit link\\)")
+  sal <- glmmTMB::Salamanders
+  expect_error(glmm(count ~ mined + (1 | site), sal, family = nbinom2, REML = TRUE),
+               "nbinom2 family \\(log link\\).*use REML = FALSE")
+  expect_error(glmm(Reaction ~ Days + (1 | Subject), ss, family = gaussian,
+                    dispformula = ~Days, REML = TRUE),
+               "Gaussian family with 'ziformula' or 'dispformula'")
+  expect_error(glmm(g, cbpp, family = binomial, REML = NA), "'REML' must be TRUE or FALSE")
+})
