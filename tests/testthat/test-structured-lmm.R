@@ -495,3 +495,33 @@ test_that("structured LMMs whose Newton steps stop short take quasi-Newton steps
     }
   }
 })
+
+test_that("BOBYQA goes on from where an unfinished quasi-Newton search ended", {
+  # A toep() of three columns, one observation per cell, whose optimum has the
+  # first standard deviation near 0 and the lag-2 correlation at 1 (glmmTMB:
+  # sd 0.0114). The quasi-Newton search gets there slowly and runs out of
+  # evaluations; BOBYQA started again from the start ended in the other basin
+  # (that sd at 0, its correlations undefined), 0.021 log-likelihood units below
+  # glmmTMB's optimum. Going on from the search's end, it reaches glmmTMB's.
+  set.seed(176)
+  q <- sample(2:6, 1)
+  ng <- sample(10:200, 1)
+  invisible(sample(8, 1))
+  d <- expand.grid(t = factor(1:q), g = factor(1:ng), rep = 1:sample(1:3, 1))
+  rho <- runif(1, -0.3, 0.99)
+  sds <- runif(q, 0, 1.5)
+  if (runif(1) < 0.2) sds[1] <- 0
+  S <- rho^abs(outer(1:q, 1:q, "-")) * outer(sds, sds)
+  b <- t(chol(S + diag(1e-10, q))) %*% matrix(rnorm(q * ng), q)
+  d$x <- rnorm(nrow(d))
+  d$y <- 0.3 + 0.3 * d$x + b[cbind(as.integer(d$t), as.integer(d$g))] +
+    rnorm(nrow(d), sd = runif(1, 0.2, 1))
+  expect_identical(c(q, nrow(d)), c(3L, 366L))
+  f <- y ~ x + toep(t + 0 | g)
+  ours <- lmm(f, d)
+  ref <- tmb_tight(glmmTMB::glmmTMB(f, d, REML = TRUE, control = tmb_tight_control()))
+  expect_gt(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-6)
+  expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-5)
+  expect_equal(unname(attr(VarCorr(ours)$g, "stddev")),
+               unname(attr(glmmTMB::VarCorr(ref)$cond$g, "stddev")), tolerance = 1e-3)
+})
