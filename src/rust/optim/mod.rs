@@ -441,10 +441,7 @@ pub fn minimize_within<O: Objective>(
         }
     }
 
-    summary.singular = (0..n).any(|i| {
-        (lower[i].is_finite() && theta[i] - lower[i] < opts.singular_tol)
-            || (upper[i].is_finite() && upper[i] - theta[i] < opts.singular_tol)
-    });
+    summary.singular = is_singular(&theta, lower, upper, opts.singular_tol);
 
     // 3. Gradient check at an interior optimum: with the exact gradient where Newton steps
     // found the optimum, else by finite differences.
@@ -494,7 +491,6 @@ pub fn assess_at<O: Objective>(
     opts: &OptimOptions,
     mut summary: OptSummary,
 ) -> OptSummary {
-    let n = theta.len();
     let mut f = Counted {
         obj,
         count: 0,
@@ -503,10 +499,7 @@ pub fn assess_at<O: Objective>(
     let fmin = f.eval(theta);
     summary.lower = lower.to_vec();
     summary.upper = upper.to_vec();
-    summary.singular = (0..n).any(|i| {
-        (lower[i].is_finite() && theta[i] - lower[i] < opts.singular_tol)
-            || (upper[i].is_finite() && upper[i] - theta[i] < opts.singular_tol)
-    });
+    summary.singular = is_singular(theta, lower, upper, opts.singular_tol);
     if opts.calc_derivs && !summary.singular && fmin.is_finite() {
         let check = gradient_check(&mut f, theta, fmin, opts);
         check.record(&mut summary, opts.grad_tol);
@@ -758,6 +751,15 @@ fn quasi_newton_search<O: Objective>(
         theta: x,
         f: search.f,
         outcome,
+    })
+}
+
+/// Whether some parameter lies within `tol` of a finite bound (a singular fit, as lme4's
+/// `isSingular()` has it).
+pub fn is_singular(theta: &[f64], lower: &[f64], upper: &[f64], tol: f64) -> bool {
+    (0..theta.len()).any(|i| {
+        (lower[i].is_finite() && theta[i] - lower[i] < tol)
+            || (upper[i].is_finite() && upper[i] - theta[i] < tol)
     })
 }
 
