@@ -496,17 +496,15 @@ test_that("structured LMMs whose Newton steps stop short take quasi-Newton steps
   }
 })
 
-test_that("BOBYQA goes on from where an unfinished quasi-Newton search ended", {
-  # A toep() of three columns, one observation per cell, whose optimum has the
-  # first standard deviation near 0 and the lag-2 correlation at 1 (glmmTMB:
-  # sd 0.0114). The quasi-Newton search gets there slowly and runs out of
-  # evaluations; BOBYQA started again from the start ended in the other basin
-  # (that sd at 0, its correlations undefined), 0.021 log-likelihood units below
-  # glmmTMB's optimum. Going on from the search's end, it reaches glmmTMB's.
-  set.seed(176)
+# A random structured LMM as the randomized comparisons with glmmTMB draw them
+# (kind, columns, subjects, observations per cell, correlation and standard
+# deviations, residual sd, a crossed intercept in 30%, REML in 70%, all from
+# `seed`): list(formula, data, REML).
+random_structured_lmm <- function(seed) {
+  set.seed(seed)
   q <- sample(2:6, 1)
   ng <- sample(10:200, 1)
-  invisible(sample(8, 1))
+  kind <- sample(c("diag", "cs", "ar1", "toep", "hdiag", "hcs", "xar1", "htoep"), 1)
   d <- expand.grid(t = factor(1:q), g = factor(1:ng), rep = 1:sample(1:3, 1))
   rho <- runif(1, -0.3, 0.99)
   sds <- runif(q, 0, 1.5)
@@ -516,12 +514,53 @@ test_that("BOBYQA goes on from where an unfinished quasi-Newton search ended", {
   d$x <- rnorm(nrow(d))
   d$y <- 0.3 + 0.3 * d$x + b[cbind(as.integer(d$t), as.integer(d$g))] +
     rnorm(nrow(d), sd = runif(1, 0.2, 1))
-  expect_identical(c(q, nrow(d)), c(3L, 366L))
-  f <- y ~ x + toep(t + 0 | g)
-  ours <- lmm(f, d)
-  ref <- tmb_tight(glmmTMB::glmmTMB(f, d, REML = TRUE, control = tmb_tight_control()))
+  if (runif(1) < 0.3) d$h <- factor(sample(1:sample(5:30, 1), nrow(d), TRUE))
+  structure <- sub("^[hx]", "", kind)
+  hom <- switch(substr(kind, 1, 1), h = ", hom = TRUE", x = ", hom = FALSE", "")
+  f <- sprintf("y ~ x + %s(t + 0 | g%s)%s", structure, hom,
+               if (is.null(d$h)) "" else " + (1 | h)")
+  list(formula = stats::as.formula(f), data = d, REML = runif(1) < 0.7)
+}
+
+test_that("BOBYQA goes on from where an unfinished quasi-Newton search ended", {
+  # A toep() of three columns, one observation per cell, whose optimum has the
+  # first standard deviation near 0 and the lag-2 correlation at 1 (glmmTMB:
+  # sd 0.0114). The quasi-Newton search gets there slowly and runs out of
+  # evaluations; BOBYQA started again from the start ended in the other basin
+  # (that sd at 0, its correlations undefined), 0.021 log-likelihood units below
+  # glmmTMB's optimum. Going on from the search's end, it reaches glmmTMB's.
+  m <- random_structured_lmm(176)
+  expect_identical(deparse(m$formula), "y ~ x + toep(t + 0 | g)")
+  expect_identical(nrow(m$data), 366L)
+  expect_true(m$REML)
+  ours <- lmm(m$formula, m$data, REML = m$REML)
+  ref <- tmb_tight(glmmTMB::glmmTMB(m$formula, m$data, REML = m$REML,
+                                    control = tmb_tight_control()))
   expect_gt(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-6)
   expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-5)
   expect_equal(unname(attr(VarCorr(ours)$g, "stddev")),
                unname(attr(glmmTMB::VarCorr(ref)$cond$g, "stddev")), tolerance = 1e-3)
+})
+
+test_that("fits towards sigma -> 0 polish their shape along the ray to glmmTMB's optimum", {
+  # ar1() terms with a crossed intercept whose likelihood rises as the residual
+  # sd goes to 0 (glmmTMB ends at sigma 0.0022 and 0.001). BOBYQA stopped at
+  # relative sds of 25 and 380 with the other parameters 5.4e-5 and 1.1e-4
+  # log-likelihood units short: its one trust radius cannot move parameters of
+  # order 400 and a correlation of order 0.05 together. A search over the
+  # parameters divided by the largest relative sd, alternating with the ray,
+  # reaches glmmTMB's optimum.
+  for (seed in c(288, 26)) {
+    m <- random_structured_lmm(seed)
+    expect_identical(deparse(m$formula), "y ~ x + ar1(t + 0 | g) + (1 | h)")
+    ours <- lmm(m$formula, m$data, REML = m$REML)
+    ref <- tmb_tight(glmmTMB::glmmTMB(m$formula, m$data, REML = m$REML,
+                                      control = tmb_tight_control()))
+    expect_gt(sigma(ref) / attr(VarCorr(ref)$cond$g, "stddev")[[1]], 1e-4)
+    expect_lt(sigma(ours), 0.01 * attr(VarCorr(ours)$g, "stddev")[[1]])
+    expect_gt(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-5, label = seed)
+    expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-5)
+    expect_equal(unname(attr(VarCorr(ours)$h, "stddev")),
+                 unname(attr(glmmTMB::VarCorr(ref)$cond$h, "stddev")), tolerance = 1e-2)
+  }
 })
