@@ -279,11 +279,13 @@ impl<'a> LinearMixedModel<'a> {
     }
 
     /// Where the optimizer stopped towards σ → 0 (see [`Self::residual_limit_ray`]): continue
-    /// along the ray it stopped on, and polish the parameters' shape there
-    /// ([`Self::residual_limit_polish`]) and go on along the ray, up to [`POLISH_ROUNDS`]
-    /// times, while that lowers the criterion. The convergence checks (gradient, Hessian) stay
-    /// those of the optimizer's point: along the ray the criterion only falls, and out there
-    /// its rounding would swamp finite differences (a false "failed to converge").
+    /// along the ray it stopped on; then, where BOBYQA ended the search (Newton and quasi-Newton
+    /// steps end where the exact gradient vanishes) and the criterion falls along the ray,
+    /// polish the parameters' shape there ([`Self::residual_limit_polish`]) and go on along the
+    /// ray, up to [`POLISH_ROUNDS`] times, while that lowers the criterion. The convergence
+    /// checks (gradient, Hessian) stay those of the optimizer's point: along the ray the
+    /// criterion only falls, and out there its rounding would swamp finite differences (a false
+    /// "failed to converge").
     fn follow_residual_limit(
         &mut self,
         summary: &mut OptSummary,
@@ -296,16 +298,24 @@ impl<'a> LinearMixedModel<'a> {
             summary.fmin = f;
             summary.feval += evals;
         };
-        if let Some(ray) = self.residual_limit_ray(&summary.theta, summary.fmin) {
+        let ray = self.residual_limit_ray(&summary.theta, summary.fmin);
+        let ray_fell = ray.is_some();
+        if let Some(ray) = ray {
             take(summary, ray);
         }
+        let by_gradient = summary.message == optim::NEWTON_CONVERGED
+            || summary.message == optim::QUASI_NEWTON_CONVERGED;
+        if by_gradient || !(ray_fell || self.falls_along_ray(summary)) {
+            return Ok(());
+        }
         for _ in 0..POLISH_ROUNDS {
-            let polished =
+            let (polished, evals) =
                 self.residual_limit_polish(&summary.theta, summary.fmin, bounds, opts, progress)?;
-            let Some(polished) = polished else {
+            summary.feval += evals;
+            let Some((par, f)) = polished else {
                 break;
             };
-            take(summary, polished);
+            take(summary, (par, f, 0));
             if let Some(ray) = self.residual_limit_ray(&summary.theta, summary.fmin) {
                 take(summary, ray);
             }
@@ -314,6 +324,20 @@ impl<'a> LinearMixedModel<'a> {
             summary.singular = optim::is_singular(&summary.theta, lower, upper, opts.singular_tol);
         }
         Ok(())
+    }
+
+    /// Whether the criterion is lower a step [`RAY_PROBE`] out along the ray σ → 0 from the
+    /// optimizer's end, with a largest relative standard deviation of at least [`RAY_TRIGGER`]
+    /// (one evaluation, counted).
+    fn falls_along_ray(&mut self, summary: &mut OptSummary) -> bool {
+        let largest = self.re.largest_sd(&summary.theta);
+        if largest.is_nan() || largest < RAY_TRIGGER || !summary.fmin.is_finite() {
+            return false;
+        }
+        let out = self.re.scaled_par(&summary.theta, 1.0 + RAY_PROBE);
+        let f = self.objective_at_par(&out);
+        summary.feval += 1;
+        f < summary.fmin - TIE_TOL * summary.fmin.abs().max(1.0)
     }
 
     /// Where the residual standard deviation is small against some random effect's (a relative
@@ -356,7 +380,7 @@ impl<'a> LinearMixedModel<'a> {
     /// cannot serve both: it stops with the shape (the ratios of the standard deviations, the
     /// correlations) a few 1e-4 short. A BOBYQA search over the parameters divided by that
     /// largest relative sd (the correlations as they are) from the fit's end polishes them.
-    /// Returns the polished point, its criterion and the evaluations made where it is lower.
+    /// Returns the polished point and its criterion where it is lower, and the evaluations made.
     fn residual_limit_polish(
         &mut self,
         par: &[f64],
@@ -364,10 +388,10 @@ impl<'a> LinearMixedModel<'a> {
         (lower, upper): (&[f64], &[f64]),
         opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
-    ) -> Result<Option<(Vec<f64>, f64, usize)>> {
+    ) -> Result<(Option<ParPoint>, usize)> {
         let largest = self.re.largest_sd(par);
         if largest.is_nan() || largest < RAY_TRIGGER || !fmin.is_finite() {
-            return Ok(None);
+            return Ok((None, 0));
         }
         let k = par.len();
         // (the parameters the ray scales: those that `scaled_par` doubles)
@@ -392,7 +416,7 @@ impl<'a> LinearMixedModel<'a> {
         // (a NaN criterion is no improvement)
         let lower = polished.fmin < fmin - TIE_TOL * fmin.abs().max(1.0);
         if !lower {
-            return Ok(None);
+            return Ok((None, polished.feval));
         }
         let best: Vec<f64> = polished
             .theta
@@ -400,7 +424,7 @@ impl<'a> LinearMixedModel<'a> {
             .zip(&scale)
             .map(|(x, s)| x * s)
             .collect();
-        Ok(Some((best, polished.fmin, polished.feval)))
+        Ok((Some((best, polished.fmin)), polished.feval))
     }
 
     pub(crate) fn minimize_from(
@@ -555,6 +579,13 @@ const TIE_TOL: f64 = 1e-11;
 /// Largest relative standard deviation from which [`LinearMixedModel::residual_limit_ray`] looks
 /// along the ray (a residual sd below a tenth of a random effect's).
 const RAY_TRIGGER: f64 = 10.0;
+
+/// Parameters and the criterion there.
+type ParPoint = (Vec<f64>, f64);
+
+/// The step out along the ray σ → 0 (a share of the relative standard deviations) at which
+/// [`LinearMixedModel::falls_along_ray`] compares the criterion.
+const RAY_PROBE: f64 = 0.1;
 
 /// Largest relative standard deviation [`LinearMixedModel::residual_limit_ray`] goes to.
 const RAY_CAP: f64 = 1000.0;
