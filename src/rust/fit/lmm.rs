@@ -645,8 +645,9 @@ impl Objective for ModelObjective<'_, '_> {
 
     /// Structured terms: where the Newton steps stop short (next to a bound, where the map from
     /// `par` to θ and so their gradient are least reliable), BOBYQA searches as it would have
-    /// without them (or from where an unfinished quasi-Newton search ended). From the steps' end it reached the limit σ → 0 of terms that absorb the
-    /// residual up to 2e-5 less closely (tests/testthat/test-structured-lmm.R).
+    /// without them (or from where an unfinished quasi-Newton search ended). From the steps'
+    /// end it reached the limit σ → 0 of terms that absorb the residual up to 2e-5 less
+    /// closely (tests/testthat/test-structured-lmm.R).
     fn bobyqa_from_start(&self) -> bool {
         !self.model.re.all_unstructured()
     }
