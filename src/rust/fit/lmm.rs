@@ -326,12 +326,22 @@ impl<'a> LinearMixedModel<'a> {
         Ok(())
     }
 
+    /// The largest relative standard deviation at `par` where it is at least [`RAY_TRIGGER`]
+    /// and the criterion `fmin` there is finite (the fit may be heading for σ → 0); `None`
+    /// otherwise.
+    fn towards_residual_limit(&self, par: &[f64], fmin: f64) -> Option<f64> {
+        let largest = self.re.largest_sd(par);
+        (largest >= RAY_TRIGGER && fmin.is_finite()).then_some(largest)
+    }
+
     /// Whether the criterion is lower a step [`RAY_PROBE`] out along the ray σ → 0 from the
     /// optimizer's end, with a largest relative standard deviation of at least [`RAY_TRIGGER`]
     /// (one evaluation, counted).
     fn falls_along_ray(&mut self, summary: &mut OptSummary) -> bool {
-        let largest = self.re.largest_sd(&summary.theta);
-        if largest.is_nan() || largest < RAY_TRIGGER || !summary.fmin.is_finite() {
+        if self
+            .towards_residual_limit(&summary.theta, summary.fmin)
+            .is_none()
+        {
             return false;
         }
         let out = self.re.scaled_par(&summary.theta, 1.0 + RAY_PROBE);
@@ -351,10 +361,7 @@ impl<'a> LinearMixedModel<'a> {
     /// returned with its criterion and the evaluations made; `None` when the first doubling does
     /// not lower the criterion.
     fn residual_limit_ray(&mut self, par: &[f64], fmin: f64) -> Option<(Vec<f64>, f64, usize)> {
-        let largest = self.re.largest_sd(par);
-        if largest.is_nan() || largest < RAY_TRIGGER || !fmin.is_finite() {
-            return None;
-        }
+        let largest = self.towards_residual_limit(par, fmin)?;
         let mut best: Option<(Vec<f64>, f64)> = None;
         let mut evals = 0;
         let mut s = 2.0;
@@ -389,16 +396,16 @@ impl<'a> LinearMixedModel<'a> {
         opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<(Option<ParPoint>, usize)> {
-        let largest = self.re.largest_sd(par);
-        if largest.is_nan() || largest < RAY_TRIGGER || !fmin.is_finite() {
+        let Some(largest) = self.towards_residual_limit(par, fmin) else {
             return Ok((None, 0));
-        }
+        };
         let k = par.len();
-        // (the parameters the ray scales: those that `scaled_par` doubles)
-        let probe = self.re.scaled_par(&vec![1.0; k], 2.0);
-        let scale: Vec<f64> = probe
+        // (the ray scales every parameter but the correlations)
+        let scale: Vec<f64> = self
+            .re
+            .par_is_correlation()
             .iter()
-            .map(|&v| if v != 1.0 { largest } else { 1.0 })
+            .map(|&rho| if rho { 1.0 } else { largest })
             .collect();
         let x0: Vec<f64> = par.iter().zip(&scale).map(|(p, s)| p / s).collect();
         let xl: Vec<f64> = lower.iter().zip(&scale).map(|(p, s)| p / s).collect();
@@ -409,7 +416,7 @@ impl<'a> LinearMixedModel<'a> {
         o.maxfun = POLISH_EVALUATIONS_PER_PARAMETER * k + POLISH_EXTRA_EVALUATIONS;
         let mut obj = ScaledObjective {
             model: self,
-            scale: scale.clone(),
+            scale,
             progress,
         };
         let polished = optim::minimize_within(&mut obj, &x0, &xl, &xu, &o)?;
@@ -418,12 +425,7 @@ impl<'a> LinearMixedModel<'a> {
         if !lower {
             return Ok((None, polished.feval));
         }
-        let best: Vec<f64> = polished
-            .theta
-            .iter()
-            .zip(&scale)
-            .map(|(x, s)| x * s)
-            .collect();
+        let best = obj.par(&polished.theta);
         Ok((Some((best, polished.fmin)), polished.feval))
     }
 
@@ -610,14 +612,20 @@ struct ScaledObjective<'m, 'a> {
     progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
 }
 
+impl ScaledObjective<'_, '_> {
+    fn par(&self, x: &[f64]) -> Vec<f64> {
+        x.iter().zip(&self.scale).map(|(x, s)| x * s).collect()
+    }
+}
+
 impl Objective for ScaledObjective<'_, '_> {
     fn eval(&mut self, x: &[f64]) -> f64 {
-        let par: Vec<f64> = x.iter().zip(&self.scale).map(|(x, s)| x * s).collect();
+        let par = self.par(x);
         self.model.objective_at_par(&par)
     }
 
     fn after_eval(&mut self, count: usize, x: &[f64], value: f64) -> Stop {
-        let par: Vec<f64> = x.iter().zip(&self.scale).map(|(x, s)| x * s).collect();
+        let par = self.par(x);
         (self.progress)(count, &par, value)
     }
 }
