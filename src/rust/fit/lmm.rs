@@ -305,7 +305,13 @@ impl<'a> LinearMixedModel<'a> {
         }
         let by_gradient = summary.message == optim::NEWTON_CONVERGED
             || summary.message == optim::QUASI_NEWTON_CONVERGED;
-        if by_gradient || !(ray_fell || self.falls_along_ray(summary)) {
+        if by_gradient {
+            return Ok(());
+        }
+        if !(ray_fell || self.falls_along_ray(summary)) {
+            if optim::ends_towards_limit(&summary.message) {
+                self.finish_by_bobyqa(summary, bounds, opts, progress)?;
+            }
             return Ok(());
         }
         for _ in 0..POLISH_ROUNDS {
@@ -323,6 +329,34 @@ impl<'a> LinearMixedModel<'a> {
             let (lower, upper) = bounds;
             summary.singular = optim::is_singular(&summary.theta, lower, upper, opts.singular_tol);
         }
+        Ok(())
+    }
+
+    /// A search that stopped on its way towards the limit of the quasi-Newton search's range
+    /// ([`optim::ends_towards_limit`]) where the criterion does not fall along the ray σ → 0
+    /// after all: its end is no limit to follow but a point short of an optimum out there.
+    /// BOBYQA goes on from it, with `maxfun` evaluations as a restart has them, and the
+    /// convergence checks.
+    fn finish_by_bobyqa(
+        &mut self,
+        summary: &mut OptSummary,
+        bounds: (&[f64], &[f64]),
+        opts: &OptimOptions,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<()> {
+        let mut o = opts.clone();
+        o.rhobeg = given_start_radius(&summary.theta, opts.rhobeg);
+        let mut obj = ScaledObjective {
+            model: self,
+            scale: vec![1.0; summary.theta.len()],
+            progress,
+        };
+        let mut finished =
+            optim::minimize_within(&mut obj, &summary.theta, bounds.0, bounds.1, &o)?;
+        finished.start = std::mem::take(&mut summary.start);
+        finished.feval += summary.feval;
+        finished.starts_tried = summary.starts_tried;
+        *summary = finished;
         Ok(())
     }
 
@@ -356,7 +390,8 @@ impl<'a> LinearMixedModel<'a> {
     /// observation per level and column) leaves the profiled criterion `d(s θ)` falling like
     /// `c/s²` along the ray, flat enough that the optimizer stops at a relative sd of ~50, a few
     /// 1e-4 above the limit that glmmTMB (which has σ itself as a parameter) reaches. Doubling
-    /// `s` while the criterion falls, up to a largest relative sd of [`RAY_CAP`] (beyond which
+    /// `s` while the criterion falls, up to a largest relative sd of [`RAY_CAP`] (the last step
+    /// to the cap itself) (beyond which
     /// the criterion's rounding, ~1e-6, is as large as what is left to gain), gives the point
     /// returned with its criterion and the evaluations made; `None` when the first doubling does
     /// not lower the criterion.
@@ -364,9 +399,14 @@ impl<'a> LinearMixedModel<'a> {
         let largest = self.towards_residual_limit(par, fmin)?;
         let mut best: Option<(Vec<f64>, f64)> = None;
         let mut evals = 0;
-        let mut s = 2.0;
-        while largest * s <= RAY_CAP {
-            let trial = self.re.scaled_par(par, s);
+        let mut s: f64 = 2.0;
+        let mut taken = 1.0;
+        // (the last step goes to the cap itself, so that where the ray ends does not depend on
+        // where it started: from 88 doubling stopped at 704, from 53 at 848, and the criterion
+        // still falls by ~1e-5 between the two)
+        while taken * largest < RAY_CAP {
+            let step = s.min(RAY_CAP / largest);
+            let trial = self.re.scaled_par(par, step);
             let f = self.objective_at_par(&trial);
             evals += 1;
             let to_beat = best.as_ref().map_or(fmin, |b| b.1);
@@ -376,6 +416,7 @@ impl<'a> LinearMixedModel<'a> {
                 break;
             }
             best = Some((trial, f));
+            taken = step;
             s *= 2.0;
         }
         best.map(|(par, f)| (par, f, evals))
@@ -604,8 +645,9 @@ const POLISH_EXTRA_EVALUATIONS: usize = 200;
 /// structured LMMs the third still gained 1e-6 on one fit).
 const POLISH_ROUNDS: usize = 3;
 
-/// The criterion over `x` with `par = x ⊙ scale` (see
-/// [`LinearMixedModel::residual_limit_polish`]).
+/// The criterion over `x` with `par = x ⊙ scale`, searched by BOBYQA alone (see
+/// [`LinearMixedModel::residual_limit_polish`]; unit scales:
+/// [`LinearMixedModel::finish_by_bobyqa`]).
 struct ScaledObjective<'m, 'a> {
     model: &'m mut LinearMixedModel<'a>,
     scale: Vec<f64>,
