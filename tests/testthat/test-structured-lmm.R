@@ -542,6 +542,25 @@ test_that("BOBYQA goes on from where an unfinished quasi-Newton search ended", {
                unname(attr(glmmTMB::VarCorr(ref)$cond$g, "stddev")), tolerance = 1e-3)
 })
 
+test_that("an optimum just beyond a relative sd of 10 is not lost to the sigma -> 0 limit", {
+  # A cs() term whose optimum lies at a relative sd of 10.1 (glmmTMB: sigma
+  # 0.138). A restart's BOBYQA search passes a relative sd of 10 at once and
+  # stops there, heading for sigma -> 0 as far as it can tell; the ray from
+  # that point leads into the limit's basin, 0.0029 log-likelihood units below
+  # the optimum. Polishing at the stopping point's own scale first finds it.
+  m <- random_structured_lmm(607)
+  expect_identical(deparse(m$formula), "y ~ x + cs(t + 0 | g)")
+  ours <- lmm(m$formula, m$data, REML = m$REML)
+  ref <- tmb_tight(glmmTMB::glmmTMB(m$formula, m$data, REML = m$REML,
+                                    control = tmb_tight_control()))
+  expect_gt(sigma(ref), 0.1)
+  expect_gt(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-7)
+  expect_equal(sigma(ours), sigma(ref), tolerance = 1e-4)
+  expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-6)
+  expect_equal(unname(attr(VarCorr(ours)$g, "stddev")),
+               unname(attr(glmmTMB::VarCorr(ref)$cond$g, "stddev")), tolerance = 1e-4)
+})
+
 test_that("fits towards sigma -> 0 polish their shape along the ray to glmmTMB's optimum", {
   # ar1() terms with a crossed intercept whose likelihood rises as the residual
   # sd goes to 0 (glmmTMB ends at sigma 0.0022 and 0.001). BOBYQA stopped at

@@ -298,6 +298,24 @@ impl<'a> LinearMixedModel<'a> {
             summary.fmin = f;
             summary.feval += evals;
         };
+        // BOBYQA stopped where its best point passed the region's threshold is at no optimum,
+        // and an interior one can lie just beyond it, in another basin than the limit's that
+        // the ray would lead into (a `cs()` fit's optimum at a relative sd of 10.1, 0.006 below
+        // the limit): search at its own scale first, with the evaluations of a whole search,
+        // which finds that optimum or moves out.
+        if summary.message == optim::BOBYQA_TOWARDS_LIMIT {
+            let (polished, evals) = self.residual_limit_polish(
+                &summary.theta,
+                summary.fmin,
+                bounds,
+                (opts, opts.maxfun),
+                progress,
+            )?;
+            summary.feval += evals;
+            if let Some((par, f)) = polished {
+                take(summary, (par, f, 0));
+            }
+        }
         let ray = self.residual_limit_ray(&summary.theta, summary.fmin);
         let ray_fell = ray.is_some();
         if let Some(ray) = ray {
@@ -315,8 +333,15 @@ impl<'a> LinearMixedModel<'a> {
             return Ok(());
         }
         for _ in 0..POLISH_ROUNDS {
-            let (polished, evals) =
-                self.residual_limit_polish(&summary.theta, summary.fmin, bounds, opts, progress)?;
+            let budget =
+                POLISH_EVALUATIONS_PER_PARAMETER * summary.theta.len() + POLISH_EXTRA_EVALUATIONS;
+            let (polished, evals) = self.residual_limit_polish(
+                &summary.theta,
+                summary.fmin,
+                bounds,
+                (opts, budget),
+                progress,
+            )?;
             summary.feval += evals;
             let Some((par, f)) = polished else {
                 break;
@@ -427,20 +452,20 @@ impl<'a> LinearMixedModel<'a> {
     /// relative sd and the others (correlations) of order 1, and BOBYQA's one trust radius
     /// cannot serve both: it stops with the shape (the ratios of the standard deviations, the
     /// correlations) a few 1e-4 short. A BOBYQA search over the parameters divided by that
-    /// largest relative sd (the correlations as they are) from the fit's end polishes them.
-    /// Returns the polished point and its criterion where it is lower, and the evaluations made.
+    /// largest relative sd (the correlations as they are) from the fit's end polishes them,
+    /// with at most `maxfun` evaluations. Returns the polished point and its criterion where
+    /// it is lower, and the evaluations made.
     fn residual_limit_polish(
         &mut self,
         par: &[f64],
         fmin: f64,
         (lower, upper): (&[f64], &[f64]),
-        opts: &OptimOptions,
+        (opts, maxfun): (&OptimOptions, usize),
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<(Option<ParPoint>, usize)> {
         let Some(largest) = self.towards_residual_limit(par, fmin) else {
             return Ok((None, 0));
         };
-        let k = par.len();
         // (the ray scales every parameter but the correlations)
         let scale: Vec<f64> = self
             .re
@@ -454,7 +479,7 @@ impl<'a> LinearMixedModel<'a> {
         let mut o = opts.clone();
         o.rhobeg = POLISH_RADIUS;
         o.calc_derivs = false;
-        o.maxfun = POLISH_EVALUATIONS_PER_PARAMETER * k + POLISH_EXTRA_EVALUATIONS;
+        o.maxfun = maxfun;
         let mut obj = ScaledObjective {
             model: self,
             scale,
