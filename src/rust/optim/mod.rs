@@ -484,7 +484,10 @@ pub fn minimize_within<O: Objective>(
         }
     }
 
-    // 2. Estimates on their bound: restart if moving off the bound helps.
+    // 2. Estimates on their bound: restart if moving off the bound helps (not at an end
+    // towards the limit of the quasi-Newton search's range, left to the objective's own
+    // handling of the limit, where a restart with a small radius would crawl along it).
+    let towards_limit = ends_towards_limit(&summary.message);
     let step = 1e-4;
     let on_bound: Vec<usize> = (0..n)
         .filter(|&i| {
@@ -492,7 +495,7 @@ pub fn minimize_within<O: Objective>(
                 || (upper[i].is_finite() && theta[i] == upper[i])
         })
         .collect();
-    if !on_bound.is_empty() && summary.code == 0 {
+    if !on_bound.is_empty() && summary.code == 0 && !towards_limit {
         let mut improves = false;
         for &i in &on_bound {
             let mut t = theta.clone();
@@ -525,7 +528,6 @@ pub fn minimize_within<O: Objective>(
     // found the optimum, else by finite differences. Not at an end towards the limit of the
     // quasi-Newton search's range, where the criterion still falls: that end is left to the
     // objective's own handling of the limit (see [`QuasiNewtonCoordinates::search_limit`]).
-    let towards_limit = ends_towards_limit(&summary.message);
     if opts.calc_derivs && !summary.singular && summary.code == 0 && !towards_limit {
         let mut check = match newton {
             Some(gradient) => exact_gradient_check(&mut f, &theta, fmin, gradient, opts),
