@@ -122,6 +122,7 @@ optimizer_record <- function(optimizer, stages, pars, gradient, hessian,
     val = unname(pars),
     start = stages[[1L]]$start,
     singular = isTRUE(singular),
+    residual_limit = isTRUE(last$residual_limit),
     grad_messages = as.character(grad_messages)
   )
 }

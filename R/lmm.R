@@ -71,6 +71,16 @@
 #' @param verbose Logical or integer: print the criterion and `theta` at each
 #'   optimizer evaluation. A fit can be interrupted with Ctrl-C (checked after
 #'   every evaluation; an error, and the session stays usable).
+#' @details
+#' Where the random effects can absorb the residual (a structured term with
+#' one observation per group and column, say), the likelihood may rise as
+#' the residual standard deviation goes to 0: its supremum lies at
+#' `sigma = 0`, where glmmTMB's `dispformula = ~0` puts it. The fit then
+#' follows the profiled criterion out along that direction to random-effect
+#' standard deviations of 500 to 1,000 times sigma (beyond, the criterion's
+#' rounding is as large as what is left to gain), reports `sigma` there, sets
+#' `optinfo$residual_limit`, and says so with a "boundary fit" message (its
+#' action is `check.conv.singular`'s, see [lmmControl()]).
 #' @return An object of class `"lmm"`, a list holding the model frame, the
 #'   design matrices, the estimates (`theta`, `beta`, the conditional modes
 #'   `b` per term, `sigma`), their covariance `vcov`, the deviance components
@@ -371,6 +381,14 @@ lmm_object <- function(mc, inputs, raw, REML, optimizer = "bobyqa") {
   structure(c(parts, specific), class = fit_class("lmm"))
 }
 
+# The message of a linear mixed model whose likelihood rises as sigma goes to 0
+# (the engine's `residual_limit`: the fit followed the criterion out to relative
+# standard deviations of 500 to 1,000).
+residual_limit_message <- paste0(
+  "boundary fit: the likelihood rises as the residual standard deviation goes to 0 ",
+  "(the random effects absorb the residual); sigma is where the fit stopped on the way, ",
+  "below 1/500 of the largest random-effect standard deviation: see help('lmm')")
+
 # Turns the optimizer's record into the messages and warnings lme4 users know.
 report_convergence <- function(optinfo, control) {
   if (optinfo$conv$opt == 1L && grepl("maximum number of evaluations", optinfo$message)) {
@@ -389,6 +407,9 @@ report_convergence <- function(optinfo, control) {
   if (isTRUE(optinfo$singular)) {
     signal_check(control$check.conv.singular,
                  "boundary (singular) fit: see help('isSingular')")
+  }
+  if (isTRUE(optinfo$residual_limit)) {
+    signal_check(control$check.conv.singular, residual_limit_message)
   }
   for (m in optinfo$grad_messages) {
     signal_check(control$check.conv.grad, m)

@@ -554,6 +554,7 @@ test_that("an optimum just beyond a relative sd of 10 is not lost to the sigma -
   ref <- tmb_tight(glmmTMB::glmmTMB(m$formula, m$data, REML = m$REML,
                                     control = tmb_tight_control()))
   expect_gt(sigma(ref), 0.1)
+  expect_false(ours$optinfo$residual_limit)
   expect_gt(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-7)
   expect_equal(sigma(ours), sigma(ref), tolerance = 1e-4)
   expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-6)
@@ -636,7 +637,9 @@ test_that("a search heading for sigma -> 0 keeps the quasi-Newton end and stops 
   # limit compared with. (nlminb reports "false convergence" on it.)
   for (reml in c(TRUE, FALSE)) {
     f <- Reaction ~ Days + toep(0 + factor(Days) | Subject)
-    expect_no_warning(ours <- lmm(f, sleepstudy, REML = reml))
+    expect_no_warning(expect_message(ours <- lmm(f, sleepstudy, REML = reml),
+                                     "residual standard deviation goes to 0"))
+    expect_true(ours$optinfo$residual_limit)
     expect_lt(ours$optinfo$feval, 10000)
     ref <- suppressWarnings(glmmTMB::glmmTMB(f, sleepstudy, REML = reml, dispformula = ~0,
                                              control = tmb_tight_control()))

@@ -273,6 +273,7 @@ impl<'a> LinearMixedModel<'a> {
         }
         // A residual standard deviation tending to 0: follow the criterion towards that limit.
         self.follow_residual_limit(&mut summary, bounds, opts, progress)?;
+        summary.residual_limit = self.re.largest_sd(&summary.theta) >= RESIDUAL_LIMIT_REPORTED;
         let mut fit = self.estimates_at_par(&summary.theta)?;
         fit.opt = summary;
         Ok(fit)
@@ -657,6 +658,11 @@ const RAY_PROBE: f64 = 0.1;
 
 /// Largest relative standard deviation [`LinearMixedModel::residual_limit_ray`] goes to.
 const RAY_CAP: f64 = 1000.0;
+
+/// Largest relative standard deviation from which a fit is reported as ending towards σ → 0
+/// ([`OptSummary::residual_limit`]): half the ray's cap, which only a criterion that kept
+/// falling along the ray reaches (σ below a five-hundredth of a random effect's).
+const RESIDUAL_LIMIT_REPORTED: f64 = 0.5 * RAY_CAP;
 
 /// Initial trust radius of [`LinearMixedModel::residual_limit_polish`] (in units of the largest
 /// relative standard deviation).

@@ -99,6 +99,10 @@ pub struct OptSummary {
     /// Number of starting points the optimizer was run from (the LMM fit may also run from
     /// lme4's start and keep the better optimum: `lmm::needs_identity_start`).
     pub starts_tried: usize,
+    /// Whether the fit ended where the criterion still falls as the residual standard
+    /// deviation goes to 0 (a linear mixed model whose random effects absorb the residual):
+    /// its supremum lies at σ → 0, and the σ reported is where the search stopped on the way.
+    pub residual_limit: bool,
 }
 
 /// Why the optimization was stopped early by the caller.

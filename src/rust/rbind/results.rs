@@ -48,6 +48,7 @@ fn opt_summary_items(opt: &OptSummary) -> Vec<(&'static str, Value<'_>)> {
         ("gradient", Value::Doubles(&opt.gradient)),
         ("hessian", Value::Doubles(&opt.hessian)),
         ("singular", Value::Logical(opt.singular)),
+        ("residual_limit", Value::Logical(opt.residual_limit)),
         ("messages", Value::Strs(&opt.messages)),
     ]
 }
