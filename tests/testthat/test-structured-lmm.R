@@ -648,3 +648,29 @@ test_that("a search heading for sigma -> 0 keeps the quasi-Newton end and stops 
     expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-4)
   }
 })
+
+test_that("BOBYQA's exploratory steps out past a relative sd of 10 do not end its search", {
+  # Two ar1() terms on 44 rows; a restart off the boundary searches by BOBYQA,
+  # whose first steps passed a relative sd of 12.8 on the way to the optimum
+  # at 6.4. Stopping the search at the first best point out there (as though
+  # it headed for sigma -> 0) ended 1.2e-3 log-likelihood units below
+  # glmmTMB; it stops only after ten best points in a row out there.
+  set.seed(229)
+  q <- sample(2:4, 1); ng <- sample(15:80, 1); nh <- sample(5:20, 1)
+  d <- expand.grid(t = factor(1:q), g = factor(1:ng), rep = 1:sample(1:2, 1))
+  d$h <- factor(sample(1:nh, nrow(d), TRUE))
+  d$z <- factor(sample(1:3, nrow(d), TRUE))
+  rho <- runif(1, -0.3, 0.95); sds <- runif(q, 0, 1.5)
+  S <- rho^abs(outer(1:q, 1:q, "-")) * outer(sds, sds)
+  b <- t(chol(S + diag(1e-10, q))) %*% matrix(rnorm(q * ng), q)
+  bh <- matrix(rnorm(nh * 3, sd = runif(1, 0, 1)), nh)
+  d$x <- rnorm(nrow(d))
+  d$y <- 0.3 * d$x + b[cbind(as.integer(d$t), as.integer(d$g))] +
+    bh[cbind(as.integer(d$h), as.integer(d$z))] + rnorm(nrow(d), sd = runif(1, 0.02, 0.8))
+  f <- y ~ x + ar1(t + 0 | g) + ar1(z + 0 | h)
+  expect_identical(nrow(d), 44L)
+  ours <- suppressMessages(lmm(f, d))
+  ref <- tmb_tight(glmmTMB::glmmTMB(f, d, REML = TRUE, control = tmb_tight_control()))
+  expect_gt(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-6)
+  expect_equal(unname(fixef(ours)), unname(glmmTMB::fixef(ref)$cond), tolerance = 1e-3)
+})

@@ -280,10 +280,11 @@ impl<'a> LinearMixedModel<'a> {
     }
 
     /// Where the optimizer stopped towards σ → 0 (see [`Self::residual_limit_ray`]): continue
-    /// along the ray it stopped on; then, where BOBYQA ended the search (Newton and quasi-Newton
-    /// steps end where the exact gradient vanishes) and the criterion falls along the ray,
-    /// polish the parameters' shape there ([`Self::residual_limit_polish`]) and go on along the
-    /// ray, up to [`POLISH_ROUNDS`] times, while that lowers the criterion. The convergence
+    /// along the ray it stopped on; then, where the criterion fell along the ray or, for an end
+    /// that BOBYQA found (Newton and quasi-Newton steps end where the exact gradient vanishes),
+    /// falls a step out along it, polish the parameters' shape there
+    /// ([`Self::residual_limit_polish`]) and go on along the ray, up to [`POLISH_ROUNDS`]
+    /// times, while that lowers the criterion. The convergence
     /// checks (gradient, Hessian) stay those of the optimizer's point: along the ray the
     /// criterion only falls, and out there its rounding would swamp finite differences (a false
     /// "failed to converge").
@@ -322,17 +323,37 @@ impl<'a> LinearMixedModel<'a> {
         if let Some(ray) = ray {
             take(summary, ray);
         }
+        // (an end where the exact gradient vanished stands, unless the criterion fell along
+        // the ray from it: a quasi-Newton search's tolerance can be met out on a flat tail, a
+        // fit of two structured terms at a relative sd of 88 that the ray took to 1,000, its
+        // shape unpolished, 2.6e-4 short)
         let by_gradient = summary.message == optim::NEWTON_CONVERGED
             || summary.message == optim::QUASI_NEWTON_CONVERGED;
-        if by_gradient {
+        if by_gradient && !ray_fell {
             return Ok(());
         }
-        if !(ray_fell || self.falls_along_ray(summary)) {
-            if optim::ends_towards_limit(&summary.message) {
-                self.finish_by_bobyqa(summary, bounds, opts, progress)?;
-            }
-            return Ok(());
+        if ray_fell || self.falls_along_ray(summary) {
+            self.polish_along_ray(summary, bounds, opts, progress)?;
         }
+        // A search that stopped on its way towards the limit and ends short of it, nearer in
+        // than the ray's cap, ends at an optimum out there (or short of one): BOBYQA finishes
+        // it, with the convergence checks.
+        let short_of_limit = self.re.largest_sd(&summary.theta) < RESIDUAL_LIMIT_REPORTED;
+        if optim::ends_towards_limit(&summary.message) && short_of_limit {
+            self.finish_by_bobyqa(summary, bounds, opts, progress)?;
+        }
+        Ok(())
+    }
+
+    /// Up to [`POLISH_ROUNDS`] rounds of [`Self::residual_limit_polish`] and the ray, while the
+    /// polishing lowers the criterion.
+    fn polish_along_ray(
+        &mut self,
+        summary: &mut OptSummary,
+        bounds: (&[f64], &[f64]),
+        opts: &OptimOptions,
+        progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
+    ) -> Result<()> {
         for _ in 0..POLISH_ROUNDS {
             let budget =
                 POLISH_EVALUATIONS_PER_PARAMETER * summary.theta.len() + POLISH_EXTRA_EVALUATIONS;
@@ -347,9 +368,12 @@ impl<'a> LinearMixedModel<'a> {
             let Some((par, f)) = polished else {
                 break;
             };
-            take(summary, (par, f, 0));
-            if let Some(ray) = self.residual_limit_ray(&summary.theta, summary.fmin) {
-                take(summary, ray);
+            summary.theta = par;
+            summary.fmin = f;
+            if let Some((par, f, evals)) = self.residual_limit_ray(&summary.theta, summary.fmin) {
+                summary.theta = par;
+                summary.fmin = f;
+                summary.feval += evals;
             }
             // (the polished shape may put a standard deviation on its bound 0)
             let (lower, upper) = bounds;
@@ -359,8 +383,8 @@ impl<'a> LinearMixedModel<'a> {
     }
 
     /// A search that stopped on its way towards the limit of the quasi-Newton search's range
-    /// ([`optim::ends_towards_limit`]) where the criterion does not fall along the ray σ → 0
-    /// after all: its end is no limit to follow but a point short of an optimum out there.
+    /// ([`optim::ends_towards_limit`]) and ends short of the ray's cap: its end is no limit to
+    /// follow but an optimum out there, or a point short of one.
     /// BOBYQA goes on from it, with `maxfun` evaluations as a restart has them, and the
     /// convergence checks.
     fn finish_by_bobyqa(

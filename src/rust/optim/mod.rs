@@ -205,9 +205,9 @@ enum QuasiNewtonOutcome {
 }
 
 /// Watches BOBYQA's search for an objective that offers a quasi-Newton search (whatever that
-/// search's outcome): once a new best point lies beyond
-/// [`QuasiNewtonCoordinates::confirm_beyond`], the search has entered the region where the
-/// criterion may fall on towards the limit of the range, which BOBYQA's one trust radius
+/// search's outcome): once [`TAIL_STREAK`] new best points in a row lie beyond
+/// [`QuasiNewtonCoordinates::confirm_beyond`], the search is moving through the region where
+/// the criterion may fall on towards the limit of the range, which BOBYQA's one trust radius
 /// crawls along (sleepstudy's `toep()` of ten columns: 10,000 evaluations from a relative sd
 /// of 1 to 21, where the quasi-Newton search reached 100 in 120). The search stops there and
 /// that point is kept (`reached`), with the message [`BOBYQA_TOWARDS_LIMIT`], for the
@@ -215,14 +215,23 @@ enum QuasiNewtonOutcome {
 struct TailWatch {
     beyond: Vec<f64>,
     best: f64,
+    /// New best points in a row that lie beyond.
+    streak: usize,
     reached: Option<(Vec<f64>, f64)>,
 }
+
+/// New best points in a row beyond [`QuasiNewtonCoordinates::confirm_beyond`] after which
+/// [`TailWatch`] stops BOBYQA: one alone can be a point of its first, exploratory steps (on a
+/// 44-row model with two `ar1()` terms a restart's search passed a relative sd of 12.8 before
+/// it found a better optimum at 6.4), a run of them is a search moving out there.
+const TAIL_STREAK: usize = 10;
 
 impl TailWatch {
     fn new(beyond: Vec<f64>) -> Self {
         Self {
             beyond,
             best: f64::INFINITY,
+            streak: 0,
             reached: None,
         }
     }
@@ -234,10 +243,12 @@ impl TailWatch {
         }
         self.best = value;
         let beyond = theta.iter().zip(&self.beyond).any(|(t, b)| t.abs() > *b);
-        if beyond {
+        self.streak = if beyond { self.streak + 1 } else { 0 };
+        if self.streak >= TAIL_STREAK {
             self.reached = Some((theta.to_vec(), value));
+            return true;
         }
-        beyond
+        false
     }
 }
 
@@ -1413,5 +1424,22 @@ mod tests {
         // there)
         assert!(summary.gradient.is_empty());
         assert!(obj.evaluations < 500, "{} evaluations", obj.evaluations);
+    }
+
+    #[test]
+    fn the_tail_watch_stops_only_after_a_run_of_best_points_out_there() {
+        let mut w = TailWatch::new(vec![10.0, f64::INFINITY]);
+        // One exploratory best point out there, then better ones nearer in: no stop.
+        assert!(!w.passes(&[12.0, 0.0], 5.0));
+        assert!(!w.passes(&[6.0, 0.0], 4.0));
+        assert!(!w.passes(&[20.0, 0.0], 4.5)); // (no better: not counted)
+                                               // A run of TAIL_STREAK best points out there stops the search at the last.
+        for i in 0..TAIL_STREAK {
+            let stop = w.passes(&[11.0 + i as f64, 0.0], 3.0 - i as f64 * 0.1);
+            assert_eq!(stop, i + 1 == TAIL_STREAK, "{i}");
+        }
+        let (point, value) = w.reached.clone().unwrap();
+        assert_eq!(point[0], 11.0 + (TAIL_STREAK - 1) as f64);
+        assert!((value - (3.0 - (TAIL_STREAK - 1) as f64 * 0.1)).abs() < 1e-15);
     }
 }
