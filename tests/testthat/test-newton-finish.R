@@ -79,7 +79,9 @@ test_that("BOBYQA takes over where the item variance is zero, at lme4's optimum"
   ours <- lmm(y ~ x + (1 | subj) + (1 | item), d)
   ref <- suppressMessages(lmer_full(y ~ x + (1 | subj) + (1 | item), data = d))
   expect_match(ours$optinfo$message, "BOBYQA", fixed = TRUE)
-  expect_equal(unname(getME(ref, "theta"))[2], 0)
+  # lme4 ends on the bound or within its rounding of it: CHOLMOD's factorization of the
+  # 1,000 items can round differently from run to run (a fresh-clone run gave 1e-7).
+  expect_lt(unname(getME(ref, "theta"))[2], 1e-6)
   expect_equal(unname(ours$theta)[2], 0)
   expect_gte(as.numeric(logLik(ours)), as.numeric(logLik(ref)) - 1e-7)
   expect_equal(unname(ours$theta)[1], unname(getME(ref, "theta"))[1], tolerance = 1e-5)
