@@ -284,10 +284,12 @@ impl<'a> LinearMixedModel<'a> {
     /// that BOBYQA found (Newton and quasi-Newton steps end where the exact gradient vanishes),
     /// falls a step out along it, polish the parameters' shape there
     /// ([`Self::residual_limit_polish`]) and go on along the ray, up to [`POLISH_ROUNDS`]
-    /// times, while that lowers the criterion. The convergence
-    /// checks (gradient, Hessian) stay those of the optimizer's point: along the ray the
-    /// criterion only falls, and out there its rounding would swamp finite differences (a false
-    /// "failed to converge").
+    /// times, while that lowers the criterion ([`Self::polish_along_ray`]); a search that
+    /// stopped on its way there and ends short of the ray's cap is finished by BOBYQA
+    /// ([`Self::finish_by_bobyqa`]). The convergence checks (gradient, Hessian) of an end out
+    /// along the ray stay those of the optimizer's point: along the ray the criterion only
+    /// falls, and out there its rounding would swamp finite differences (a false "failed to
+    /// converge").
     fn follow_residual_limit(
         &mut self,
         summary: &mut OptSummary,
