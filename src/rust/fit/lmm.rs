@@ -297,11 +297,6 @@ impl<'a> LinearMixedModel<'a> {
         opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<()> {
-        let take = |summary: &mut OptSummary, (par, f, evals): (Vec<f64>, f64, usize)| {
-            summary.theta = par;
-            summary.fmin = f;
-            summary.feval += evals;
-        };
         // BOBYQA stopped where its best point passed the region's threshold is at no optimum,
         // and an interior one can lie just beyond it, in another basin than the limit's that
         // the ray would lead into (a `cs()` fit's optimum at a relative sd of 10.1, 0.006 below
@@ -317,13 +312,13 @@ impl<'a> LinearMixedModel<'a> {
             )?;
             summary.feval += evals;
             if let Some((par, f)) = polished {
-                take(summary, (par, f, 0));
+                move_to(summary, (par, f, 0));
             }
         }
         let ray = self.residual_limit_ray(&summary.theta, summary.fmin);
         let ray_fell = ray.is_some();
         if let Some(ray) = ray {
-            take(summary, ray);
+            move_to(summary, ray);
         }
         // (an end where the exact gradient vanished stands, unless the criterion fell along
         // the ray from it: a quasi-Newton search's tolerance can be met out on a flat tail, a
@@ -370,12 +365,9 @@ impl<'a> LinearMixedModel<'a> {
             let Some((par, f)) = polished else {
                 break;
             };
-            summary.theta = par;
-            summary.fmin = f;
-            if let Some((par, f, evals)) = self.residual_limit_ray(&summary.theta, summary.fmin) {
-                summary.theta = par;
-                summary.fmin = f;
-                summary.feval += evals;
+            move_to(summary, (par, f, 0));
+            if let Some(ray) = self.residual_limit_ray(&summary.theta, summary.fmin) {
+                move_to(summary, ray);
             }
             // (the polished shape may put a standard deviation on its bound 0)
             let (lower, upper) = bounds;
@@ -386,9 +378,8 @@ impl<'a> LinearMixedModel<'a> {
 
     /// A search that stopped on its way towards the limit of the quasi-Newton search's range
     /// ([`optim::ends_towards_limit`]) and ends short of the ray's cap: its end is no limit to
-    /// follow but an optimum out there, or a point short of one.
-    /// BOBYQA goes on from it, with `maxfun` evaluations as a restart has them, and the
-    /// convergence checks.
+    /// follow but an optimum out there, or a point short of one. BOBYQA goes on from it, with
+    /// `maxfun` evaluations as a restart has them, and the convergence checks.
     fn finish_by_bobyqa(
         &mut self,
         summary: &mut OptSummary,
@@ -442,9 +433,9 @@ impl<'a> LinearMixedModel<'a> {
     /// observation per level and column) leaves the profiled criterion `d(s θ)` falling like
     /// `c/s²` along the ray, flat enough that the optimizer stops at a relative sd of ~50, a few
     /// 1e-4 above the limit that glmmTMB (which has σ itself as a parameter) reaches. Doubling
-    /// `s` while the criterion falls, up to a largest relative sd of [`RAY_CAP`] (the last step
-    /// to the cap itself) (beyond which
-    /// the criterion's rounding, ~1e-6, is as large as what is left to gain), gives the point
+    /// `s` while the criterion falls, up to a largest relative sd of [`RAY_CAP`], the last step
+    /// to the cap itself (beyond it the criterion's rounding, ~1e-6, is as large as what is
+    /// left to gain), gives the point
     /// returned with its criterion and the evaluations made; `None` when the first doubling does
     /// not lower the criterion.
     fn residual_limit_ray(&mut self, par: &[f64], fmin: f64) -> Option<(Vec<f64>, f64, usize)> {
@@ -651,6 +642,13 @@ pub(crate) fn given_start_radius(theta: &[f64], rhobeg: f64) -> f64 {
 
 /// Smallest initial radius from a given start (a start of all zeros would give none).
 const MIN_GIVEN_RADIUS: f64 = 0.01;
+
+/// Moves a fit's record to `par` with its criterion `f`, counting `evals` more evaluations.
+fn move_to(summary: &mut OptSummary, (par, f, evals): (Vec<f64>, f64, usize)) {
+    summary.theta = par;
+    summary.fmin = f;
+    summary.feval += evals;
+}
 
 /// The better of two optimizer runs, with the evaluations of both counted and the number of
 /// starts added up. The second must be lower by more than rounding ([`TIE_TOL`] relative): the
