@@ -302,7 +302,7 @@ impl<'a> LinearMixedModel<'a> {
         // the ray would lead into (a `cs()` fit's optimum at a relative sd of 10.1, 0.006 below
         // the limit): search at its own scale first, with the evaluations of a whole search,
         // which finds that optimum or moves out.
-        if summary.message == optim::BOBYQA_TOWARDS_LIMIT {
+        if summary.ending == optim::Ending::BobyqaTowardsLimit {
             let (polished, evals) = self.residual_limit_polish(
                 &summary.theta,
                 summary.fmin,
@@ -324,9 +324,7 @@ impl<'a> LinearMixedModel<'a> {
         // the ray from it: a quasi-Newton search's tolerance can be met out on a flat tail, a
         // fit of two structured terms at a relative sd of 88 that the ray took to 1,000, its
         // shape unpolished, 2.6e-4 short)
-        let by_gradient = summary.message == optim::NEWTON_CONVERGED
-            || summary.message == optim::QUASI_NEWTON_CONVERGED;
-        if by_gradient && !ray_fell {
+        if summary.ending.by_gradient() && !ray_fell {
             return Ok(());
         }
         if ray_fell || self.falls_along_ray(summary) {
@@ -336,7 +334,7 @@ impl<'a> LinearMixedModel<'a> {
         // than the ray's cap, ends at an optimum out there (or short of one): BOBYQA finishes
         // it, with the convergence checks.
         let short_of_limit = self.re.largest_sd(&summary.theta) < RESIDUAL_LIMIT_REPORTED;
-        if optim::ends_towards_limit(&summary.message) && short_of_limit {
+        if summary.ending.towards_limit() && short_of_limit {
             self.finish_by_bobyqa(summary, bounds, opts, progress)?;
         }
         Ok(())
@@ -377,7 +375,7 @@ impl<'a> LinearMixedModel<'a> {
     }
 
     /// A search that stopped on its way towards the limit of the quasi-Newton search's range
-    /// ([`optim::ends_towards_limit`]) and ends short of the ray's cap: its end is no limit to
+    /// ([`optim::Ending::towards_limit`]) and ends short of the ray's cap: its end is no limit to
     /// follow but an optimum out there, or a point short of one. BOBYQA goes on from it, with
     /// `maxfun` evaluations as a restart has them, and the convergence checks.
     fn finish_by_bobyqa(

@@ -86,6 +86,9 @@ pub struct OptSummary {
     pub code: i32,
     /// The optimizer's own description of why it stopped.
     pub message: String,
+    /// How the search ended, for the callers that act on it ([`Ending`]; `message` says it to
+    /// the user).
+    pub ending: Ending,
     /// Finite-difference gradient at the optimum (empty when not computed).
     pub gradient: Vec<f64>,
     /// Finite-difference Hessian, column-major (empty when not computed).
@@ -103,6 +106,63 @@ pub struct OptSummary {
     /// deviation goes to 0 (a linear mixed model whose random effects absorb the residual):
     /// its supremum lies at σ → 0, and the σ reported is where the search stopped on the way.
     pub residual_limit: bool,
+}
+
+/// How [`minimize_within`] ended, where its callers act on it: set with the message that
+/// says it ([`OptSummary::end`]), so that no caller compares messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ending {
+    /// Any other end: BOBYQA's or Nelder-Mead's own, an evaluation limit, a caller's stage.
+    #[default]
+    Other,
+    /// Newton steps with the exact gradient converged ([`NEWTON_CONVERGED`]).
+    Newton,
+    /// Quasi-Newton steps with the exact gradient converged ([`QUASI_NEWTON_CONVERGED`]).
+    QuasiNewton,
+    /// Quasi-Newton steps stopped towards the limit of their range
+    /// ([`QUASI_NEWTON_TOWARDS_LIMIT`]).
+    QuasiNewtonTowardsLimit,
+    /// BOBYQA stopped on its way towards that limit ([`BOBYQA_TOWARDS_LIMIT`]).
+    BobyqaTowardsLimit,
+}
+
+impl Ending {
+    /// Whether the exact gradient vanished there (Newton or quasi-Newton convergence).
+    pub fn by_gradient(self) -> bool {
+        matches!(self, Ending::Newton | Ending::QuasiNewton)
+    }
+
+    /// Whether the search ended on its way towards the limit of the quasi-Newton search's range.
+    pub fn towards_limit(self) -> bool {
+        matches!(
+            self,
+            Ending::QuasiNewtonTowardsLimit | Ending::BobyqaTowardsLimit
+        )
+    }
+}
+
+impl OptSummary {
+    /// Records a converged end (`code` 0) of one of the kinds with a fixed message
+    /// ([`Ending::Other`] leaves the record as it is: its message is the optimizer's own).
+    fn end(&mut self, ending: Ending) {
+        let message = match ending {
+            Ending::Newton => NEWTON_CONVERGED,
+            Ending::QuasiNewton => QUASI_NEWTON_CONVERGED,
+            Ending::QuasiNewtonTowardsLimit => QUASI_NEWTON_TOWARDS_LIMIT,
+            Ending::BobyqaTowardsLimit => BOBYQA_TOWARDS_LIMIT,
+            Ending::Other => return,
+        };
+        self.code = 0;
+        self.ending = ending;
+        self.message = message.into();
+    }
+
+    /// Records an end with the optimizer's own code and message ([`Ending::Other`]).
+    fn end_other(&mut self, (code, message): (i32, String)) {
+        self.code = code;
+        self.ending = Ending::Other;
+        self.message = message;
+    }
 }
 
 /// Why the optimization was stopped early by the caller.
@@ -413,19 +473,16 @@ pub fn minimize_within<O: Objective>(
         return Err(MixedError::Optimizer("interrupted by the user".into()));
     }
     if newton.is_some() {
-        summary.code = 0;
-        summary.message = NEWTON_CONVERGED.into();
+        summary.end(Ending::Newton);
     } else if f.count >= opts.maxfun {
-        summary.code = 1;
-        summary.message = NEWTON_MAXFUN.into();
+        summary.end_other((1, NEWTON_MAXFUN.into()));
     } else if let Some(end) = quasi_newton
         .as_ref()
         .filter(|e| e.outcome == QuasiNewtonOutcome::Converged { confirm: false })
     {
         theta = end.theta.clone();
         fmin = end.f;
-        summary.code = 0;
-        summary.message = QUASI_NEWTON_CONVERGED.into();
+        summary.end(Ending::QuasiNewton);
     } else {
         // From where an unfinished quasi-Newton search ended (below the start, within its
         // limits), else from the best point Newton reached, if any (BOBYQA keeps θ where it is
@@ -462,12 +519,9 @@ pub fn minimize_within<O: Objective>(
             theta = t;
             fmin = fr;
         }
-        let (code, message) = status_code(status);
-        summary.code = code;
-        summary.message = message;
+        summary.end_other(status_code(status));
         if followed {
-            summary.code = 0;
-            summary.message = BOBYQA_TOWARDS_LIMIT.into();
+            summary.end(Ending::BobyqaTowardsLimit);
         }
         // A quasi-Newton end that asked for confirmation, or that reached the search's limit,
         // stands where it is the better.
@@ -481,12 +535,11 @@ pub fn minimize_within<O: Objective>(
         }) {
             theta = end.theta;
             fmin = end.f;
-            summary.code = 0;
-            summary.message = if end.outcome == QuasiNewtonOutcome::TowardsLimit {
-                QUASI_NEWTON_TOWARDS_LIMIT.into()
+            summary.end(if end.outcome == QuasiNewtonOutcome::TowardsLimit {
+                Ending::QuasiNewtonTowardsLimit
             } else {
-                QUASI_NEWTON_CONVERGED.into()
-            };
+                Ending::QuasiNewton
+            });
         }
     }
 
@@ -502,7 +555,7 @@ pub fn minimize_within<O: Objective>(
     // 2. Estimates on their bound: restart if moving off the bound helps (not at an end
     // towards the limit of the quasi-Newton search's range, left to the objective's own
     // handling of the limit, where a restart with a small radius would crawl along it).
-    let towards_limit = ends_towards_limit(&summary.message);
+    let towards_limit = summary.ending.towards_limit();
     let step = 1e-4;
     let on_bound: Vec<usize> = (0..n)
         .filter(|&i| {
@@ -530,9 +583,7 @@ pub fn minimize_within<O: Objective>(
             if fr < fmin {
                 theta = t;
                 fmin = fr;
-                let (code, message) = status_code(st);
-                summary.code = code;
-                summary.message = message;
+                summary.end_other(status_code(st));
             }
         }
     }
@@ -729,12 +780,6 @@ pub const QUASI_NEWTON_TOWARDS_LIMIT: &str =
 /// [`QuasiNewtonCoordinates::confirm_beyond`] and stopped there ([`TailWatch`]).
 pub const BOBYQA_TOWARDS_LIMIT: &str =
     "BOBYQA stopped on its way towards the limit of the quasi-Newton steps' range";
-
-/// Whether an optimizer's `message` says the search ended on its way towards the limit of the
-/// quasi-Newton search's range ([`QUASI_NEWTON_TOWARDS_LIMIT`], [`BOBYQA_TOWARDS_LIMIT`]).
-pub fn ends_towards_limit(message: &str) -> bool {
-    message == QUASI_NEWTON_TOWARDS_LIMIT || message == BOBYQA_TOWARDS_LIMIT
-}
 
 /// Gradient tolerance of [`quasi_newton_search`]: deviance units per unit of its coordinates
 /// (about one standard error each), as the GLMM's stage 2 has it.
@@ -1330,7 +1375,7 @@ mod tests {
     fn newton_steps_find_the_optimum_with_fewer_evaluations() {
         let (plain, plain_evals) = run(false, false);
         let (newton, newton_evals) = run(true, false);
-        assert_eq!(newton.message, NEWTON_CONVERGED);
+        assert_eq!(newton.ending, Ending::Newton);
         for (summary, name) in [(&plain, "BOBYQA"), (&newton, "Newton")] {
             let err = distance_to_center(&summary.theta);
             assert!(err < 1e-6, "{name}: max |θ − θ*| = {err}");
@@ -1350,7 +1395,7 @@ mod tests {
     #[test]
     fn bobyqa_takes_over_when_the_gradient_is_not_delivered() {
         let (summary, _) = run(true, true);
-        assert_ne!(summary.message, NEWTON_CONVERGED);
+        assert_ne!(summary.ending, Ending::Newton);
         let err = distance_to_center(&summary.theta);
         assert!(err < 1e-6, "max |θ − θ*| = {err}");
         assert_eq!(summary.code, 0, "{}", summary.message);
@@ -1363,7 +1408,7 @@ mod tests {
         let (plain, _) = run(false, false);
         let start = CENTER.map(|c| c + 0.05);
         let (summary, _) = run_scaled(true, false, 0.45, start);
-        assert_eq!(summary.message, NEWTON_CONVERGED);
+        assert_eq!(summary.ending, Ending::Newton);
         let err = distance_to_center(&summary.theta);
         assert!(err < 1e-6, "max |θ − θ*| = {err} ({})", summary.message);
         assert_eq!(summary.code, 0, "{}", summary.message);
@@ -1416,7 +1461,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(summary.message, QUASI_NEWTON_TOWARDS_LIMIT);
-        assert!(ends_towards_limit(&summary.message));
+        assert_eq!(summary.ending, Ending::QuasiNewtonTowardsLimit);
         assert_eq!(summary.code, 0);
         assert!(summary.theta[0] >= 99.0, "{:?}", summary.theta);
         assert!((summary.theta[1] - 0.3).abs() < 1e-3, "{:?}", summary.theta);
