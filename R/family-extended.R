@@ -269,7 +269,7 @@ extended_response <- function(y, family, weights = NULL, what = "the response") 
          "response", call. = FALSE)
   }
   if (is.factor(y) || is.logical(y) || !is.numeric(y)) {
-    stop(what, " must be numeric for the ", label, " family, not ",
+    stop("response must be numeric for the ", label, " family: ", what, " is ",
          if (is.factor(y)) "a factor" else class(y)[1L], call. = FALSE)
   }
   y <- as.double(unname(y))

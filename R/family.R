@@ -286,10 +286,10 @@ binomial_response <- function(y, weights, has_weights, frame, what) {
   }
   if (is.logical(y)) y <- as.double(y)
   if (!is.numeric(y)) {
-    stop(what, " must be 0/1 numbers, proportions (with the number of ",
-         "trials as 'weights'), logical, a two-level factor or ",
-         "cbind(successes, failures) for the binomial family, not ",
-         class(y)[1L], call. = FALSE)
+    stop("response must be numeric or factor for the binomial family (0/1 ",
+         "numbers, proportions with the number of trials as 'weights', ",
+         "logical, a two-level factor or cbind(successes, failures)): ", what,
+         " is ", class(y)[1L], call. = FALSE)
   }
   y <- as.double(y)
   stop_if_nonfinite(y, what)
@@ -348,7 +348,7 @@ other_response <- function(y, family, what, has_start = FALSE) {
   }
   if (is.logical(y)) y <- as.double(y)
   if (!is.numeric(y)) {
-    stop(what, " must be numeric for the ", fam, " family, not ",
+    stop("response must be numeric for the ", fam, " family: ", what, " is ",
          class(y)[1L], call. = FALSE)
   }
   y <- as.double(y)
@@ -375,13 +375,15 @@ other_response <- function(y, family, what, has_start = FALSE) {
     }
   } else if (fam == "gaussian" && !has_start) {
     if (family$link == "log" && any(y <= 0)) {
-      stop(what, " has ", n_values(y <= 0, "zero or negative value"),
+      stop("cannot find valid starting values: ", what, " has ",
+           n_values(y <= 0, "zero or negative value"),
            "; the gaussian family with log link starts from the response, ",
            "so it must be positive, or valid starting values must be given ",
            "('mustart' or 'etastart')", call. = FALSE)
     }
     if (family$link == "inverse" && any(y == 0)) {
-      stop(what, " has ", n_values(y == 0, "zero value"), "; the gaussian ",
+      stop("cannot find valid starting values: ", what, " has ",
+           n_values(y == 0, "zero value"), "; the gaussian ",
            "family with inverse link starts from the response, so it must ",
            "be non-zero, or valid starting values must be given ('mustart' ",
            "or 'etastart')", call. = FALSE)

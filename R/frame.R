@@ -125,15 +125,26 @@ add_frame_variables <- function(formula, vars) {
   formula
 }
 
+# The value of the call's `data` argument (NULL when there is none); a name
+# that is not found, or an error in evaluating it, is reported as lme4 words
+# it ("'data' not found", "bad 'data': ..."), with the expression.
+data_value <- function(mc, env) {
+  if (is.null(mc$data)) return(NULL)
+  if (is.name(mc$data) && !exists(as.character(mc$data), envir = env)) {
+    stop("'data' not found: there is no object '", as.character(mc$data), "'",
+         call. = FALSE)
+  }
+  tryCatch(eval(mc$data, env), error = function(e) {
+    stop("bad 'data': ", conditionMessage(e), " (evaluating ", deparse1(mc$data), ")",
+         call. = FALSE)
+  })
+}
+
 # Evaluates the `data` argument and checks it is a data frame (or NULL).
 # Subclasses such as tibbles become plain data frames; the caller's object is
 # not touched.
 lmm_data <- function(mc, env) {
-  if (is.null(mc$data)) return(NULL)
-  data <- tryCatch(eval(mc$data, env), error = function(e) {
-    stop("could not evaluate 'data' (", deparse1(mc$data), "): ",
-         conditionMessage(e), call. = FALSE)
-  })
+  data <- data_value(mc, env)
   if (is.null(data)) return(NULL)
   if (!is.data.frame(data)) {
     stop("'data' must be a data frame, not ", describe_class(data),
@@ -191,8 +202,10 @@ check_variables <- function(parsed, data, mc) {
              deparse1(bar), ") not found in ", where, call. = FALSE)
       }
     }
-    stop("variable ", quote_names(bad), " in the formula not found in ",
-         where, call. = FALSE)
+    one <- length(bad) == 1L
+    stop(if (one) "object " else "objects ", quote_names(bad), " not found (",
+         if (one) "variable " else "variables ", quote_names(bad),
+         " of the formula, looked for in ", where, ")", call. = FALSE)
   }
   for (arg in c("weights", "offset", "subset", "mustart", "etastart")) {
     bad <- if (is.null(mc[[arg]])) character() else missing_vars(mc[[arg]], functions_ok = TRUE)
@@ -631,7 +644,9 @@ response_values <- function(frame) {
 stop_if_nonfinite <- function(x, what) {
   bad <- sum(!is.finite(x))
   if (bad > 0L) {
-    stop(what, " has ", bad, " non-finite value", if (bad > 1L) "s",
+    # (lme4's wording for the response first)
+    stop(if (startsWith(what, "response")) "NA/NaN/Inf in 'y': ",
+         what, " has ", bad, " non-finite value", if (bad > 1L) "s",
          " (NA, NaN or Inf) after na.action; remove or fix those rows",
          call. = FALSE)
   }
@@ -857,7 +872,8 @@ drop_deficient_columns <- function(X, level, tol = 1e-7,
 report_rank_drop <- function(level, rank, p, dropped_names) {
   if (level %in% c("stop.deficient", "ignore")) {
     stop("the fixed-effects model matrix is rank deficient (rank(X) = ", rank,
-         " < ", p, " columns), so its coefficients cannot all be estimated; ",
+         " < ", p, " columns; X'X is not positive definite), so its ",
+         "coefficients cannot all be estimated; ",
          "collinear column(s): ", quote_names(dropped_names),
          ". Remove them or use check.rankX = \"message+drop.cols\"",
          if (level == "ignore") " (check.rankX = \"ignore\" skips dropping them)",
@@ -969,7 +985,7 @@ term_matrix <- function(lhs, frame, term, env) {
               dimnames = list(NULL, colnames(mm)))
   if (!all(is.finite(Z))) {
     bad <- colSums(!is.finite(Z)) > 0
-    stop("random-effects term (", term, "): column ",
+    stop("NA in Z (the random-effects model matrix): term (", term, "), column ",
          quote_names(colnames(Z)[bad]), " has non-finite values ",
          "(NA, NaN or Inf)", call. = FALSE)
   }
@@ -1014,8 +1030,8 @@ simple_term_matrix <- function(lhs, frame, term) {
   }
   x <- as.double(x)
   if (!all(is.finite(x))) {
-    stop("random-effects term (", term, "): column ", quote_names(name),
-         " has non-finite values (NA, NaN or Inf)", call. = FALSE)
+    stop("NA in Z (the random-effects model matrix): term (", term, "), column ",
+         quote_names(name), " has non-finite values (NA, NaN or Inf)", call. = FALSE)
   }
   if (!intercept) return(matrix(x, n, 1L, dimnames = list(NULL, name)))
   matrix(c(rep.int(1, n), x), n, 2L,

@@ -81,7 +81,7 @@ glmm.nb <- function(formula, data = NULL, weights, offset, subset, na.action,
   control <- as_fit_control(control, "glmm")
   nAGQ <- check_nagq(nAGQ)
   verbose <- max(check_verbose(verbose), control$opt_verbose)
-  if (!is.null(mc$data) && is_sql_data(eval(mc$data, env))) {
+  if (is_sql_data(data_value(mc, env))) {
     stop("glmm.nb() needs a data frame; database tables support glmm() with ",
          "the binomial and Poisson families", call. = FALSE)
   }

@@ -252,7 +252,7 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   control <- as_fit_control(control, "glmm")
   verbose <- max(check_verbose(verbose), control$opt_verbose)
   if (!is.null(ext_family) || parts_given) {
-    if (!is.null(mc$data) && is_sql_data(eval(mc$data, env))) {
+    if (is_sql_data(data_value(mc, env))) {
       stop("glmm() on a database table supports the binomial and Poisson ",
            "families without 'ziformula' or 'dispformula'", call. = FALSE)
     }
@@ -270,7 +270,7 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
     return(fit)
   }
   if (!is.null(mc$data)) {
-    data <- eval(mc$data, parent.frame())
+    data <- data_value(mc, parent.frame())
     if (is_sql_data(data)) {
       return(glmm_sql_fit(mc, data, parent.frame(), family, control, verbose, devFunOnly))
     }

@@ -115,7 +115,7 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
   control <- as_fit_control(control, "lmm")
   verbose <- max(check_verbose(verbose), control$opt_verbose)
   if (!is.null(mc$data)) {
-    data <- eval(mc$data, parent.frame())
+    data <- data_value(mc, parent.frame())
     if (is_sql_data(data)) {
       # The model's sums are computed where the data live; no row moves.
       return(lmm_sql_fit(mc, data, parent.frame(), REML, control, start, verbose,

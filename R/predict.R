@@ -976,7 +976,8 @@ check_new_levels <- function(d, known, allow, where = "newdata", row_names = NUL
   if (anyNA(lev)) {
     rows <- which(is.na(lev))
     if (length(row_names) == length(lev)) rows <- row_names[rows]
-    stop("grouping factor '", d$group, "' has missing values in ", where,
+    stop("NAs are not allowed in prediction data for grouping variables: ",
+         "grouping factor '", d$group, "' has missing values in ", where,
          " (row", if (length(rows) > 1L) "s", " ",
          paste(utils::head(rows, 10L), collapse = ", "),
          if (length(rows) > 10L) ", ...", "); use allow.new.levels = TRUE ",

@@ -149,9 +149,9 @@ test_that("count responses must be non-negative whole numbers", {
   expect_error(extended_response(cbind(1:3, 3:1), "nbinom2", NULL, "the response 'y'"),
                "has 2 columns; a two-column cbind\\(successes, failures\\) response is for the binomial and betabinomial families, not nbinom2")
   expect_error(extended_response(factor(c("a", "b")), "nbinom2", NULL, "the response 'y'"),
-               "must be numeric for the nbinom2 family, not a factor")
+               "response must be numeric for the nbinom2 family: the response 'y' is a factor")
   expect_error(extended_response(c(TRUE, FALSE), "nbinom2", NULL, "the response 'y'"),
-               "must be numeric for the nbinom2 family, not logical")
+               "response must be numeric for the nbinom2 family: the response 'y' is logical")
   expect_error(extended_response(c(1, 2), "nbinom2", c(1, -1), "the response 'y'"),
                "'weights' must be positive")
   expect_error(extended_response(c(1, 2), "nbinom2", 1:3, "the response 'y'"),

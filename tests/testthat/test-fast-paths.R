@@ -75,10 +75,10 @@ test_that("other random-effects left-hand sides still use model.matrix()", {
 
 test_that("non-finite values in a simple random-effects column give the same error", {
   d <- fast_data()
-  msg <- "random-effects term \\(x \\| g\\): column 'x' has non-finite values"
+  msg <- "NA in Z.*term \\(x \\| g\\), column 'x' has non-finite values"
   expect_error(call_inputs(y ~ 1 + (x | g), d, na.action = na.pass), msg)
   expect_error(call_inputs(y ~ 1 + (0 + x | g), d, na.action = na.pass),
-               "random-effects term \\(0 \\+ x \\| g\\): column 'x' has non-finite")
+               "NA in Z.*term \\(0 \\+ x \\| g\\), column 'x' has non-finite")
   d$x[5] <- Inf
   expect_error(call_inputs(y ~ 1 + (1 + x | g), d), "column 'x' has non-finite")
 })

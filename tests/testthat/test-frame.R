@@ -240,7 +240,13 @@ test_that("bad 'data' arguments are errors", {
   expect_error(call_inputs(y ~ x + (1 | g), as.list(d)),
                "'data' must be a data frame, not .*\"list\"")
   expect_error(call_inputs(y ~ x + (1 | g), no_such_data),
-               "could not evaluate 'data' \\(no_such_data\\)")
+               "'data' not found: there is no object 'no_such_data'")
+  expect_error(call_inputs(y ~ x + (1 | g), d[, 1:1000]),
+               "bad 'data': undefined columns selected \\(evaluating d\\[, 1:1000\\]\\)")
+  # (the whole calls, as lme4 words them)
+  expect_error(lmm(y ~ x + (1 | g), no_such_data), "'data' not found")
+  expect_error(glmm(y ~ x + (1 | g), d[, 1:1000], family = poisson),
+               "bad 'data': undefined columns selected")
   expect_error(call_inputs(y ~ x + (1 | g), d[0, ]), "'data' has no rows")
   d_na <- d
   d_na$y <- NA_real_
@@ -273,7 +279,7 @@ test_that("non-finite values in X or Z are errors naming the column", {
   expect_error(call_inputs(y ~ log(x0) + (1 | g), d),
                "fixed-effects column 'log\\(x0\\)' has non-finite")
   expect_error(call_inputs(y ~ x + (log(x0) | g), d),
-               "term \\(log\\(x0\\) \\| g\\): column 'log\\(x0\\)' has non-finite")
+               "term \\(log\\(x0\\) \\| g\\), column 'log\\(x0\\)' has non-finite")
   d$z[7] <- NA
   expect_error(call_inputs(y ~ x + (z | g), d, na.action = na.pass),
                "column 'z' has non-finite")

@@ -357,7 +357,7 @@ test_that("bad binomial responses are errors naming the response", {
                "response 'y3' is a factor with 3 levels \\(hi, lo, mid\\).*two levels")
   d$ychr <- as.character(d$yfac)
   expect_error(call_glmm_inputs(ychr ~ x + (1 | g), d),
-               "response 'ychr' must be 0/1 numbers.*not character")
+               "response must be numeric or factor for the binomial family.*response 'ychr' is character")
   expect_error(call_glmm_inputs(cbind(succ, trials - succ, trials) ~ x + (1 | g), d),
                "matrix with 3 columns.*cbind\\(successes, failures\\)")
   d$none <- 0
