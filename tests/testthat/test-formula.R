@@ -200,7 +200,7 @@ test_that("malformed formulas give errors that name the problem", {
                "'nothere' in random-effects term \\(1 \\| nothere\\)")
   expect_error(call_inputs(y ~ x + (slope | a), d),
                "'slope' in random-effects term \\(slope \\| a\\)")
-  expect_error(call_inputs(y ~ x + qq + (1 | a), d), "'qq' in the formula")
+  expect_error(call_inputs(y ~ x + qq + (1 | a), d), "object 'qq' not found \\(variable 'qq' of the formula")
   expect_error(call_inputs(y ~ x + (1 | a), d, weights = ww),
                "'ww' used in 'weights'")
   expect_error(call_inputs(y ~ x + (1 | a), d, offset = oo),
