@@ -832,17 +832,17 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
     /// The start of stage 2 again where one random-effects term's covariance at 0 (the other
     /// parameters as at the optimum `pars`, β from PIRLS there) gives a lower criterion than
     /// that optimum's `fmin`, for a fit that passed its convergence checks: a search from the
-    /// moment start can end at a shallow interior
-    /// optimum while the likelihood is higher with that variance at 0, where lme4's path from
-    /// θ = 1 down passes (a random Poisson model with an observation-level random effect and
-    /// 76% zeros: its variance at a stationary point 0.0100 in log-likelihood below the
-    /// Poisson GLM's, which glmer found). The lowest such point is returned, `None` when there
-    /// is none (or its PIRLS fails). Costs one PIRLS run per term probed, and one from the
-    /// optimum's own modes to return the model there. Not probed: a term whose covariance is 0
-    /// already, and one whose zero the curvature at the optimum (`hessian`, the stage-2
-    /// Hessian over `pars`, column-major) puts more than [`ZEROED_TERM_SCREEN`] deviance units
-    /// above it ([`quadratic_rise`]): a lower point there would need the criterion to fall
-    /// that far against its curvature (VerbAgg's two terms, grouseticks' two larger ones).
+    /// moment start can end at a shallow interior optimum while the likelihood is higher with
+    /// that variance at 0, where lme4's path from θ = 1 down passes (a random Poisson model with
+    /// an observation-level random effect and 76% zeros: its variance at a stationary point,
+    /// 0.0100 in log-likelihood below the Poisson GLM, which glmer found). The lowest such
+    /// point is returned, `None` when there is none (or its PIRLS fails). Costs one PIRLS run
+    /// per term probed, and one from the optimum's own modes to return the model there. Not
+    /// probed: a term whose covariance is 0 already, and one whose zero the curvature at the
+    /// optimum (`hessian`, the stage-2 Hessian over `pars`, column-major) puts more than
+    /// [`ZEROED_TERM_SCREEN`] deviance units above it ([`quadratic_rise`]): a lower point there
+    /// would need the criterion to fall that far against its curvature (VerbAgg's two terms,
+    /// grouseticks' two larger ones).
     fn zeroed_term_start(
         &mut self,
         (pars, fmin, hessian): (&[f64], f64, &[f64]),
