@@ -130,11 +130,13 @@ add_frame_variables <- function(formula, vars) {
 # it ("'data' not found", "bad 'data': ..."), with the expression.
 data_value <- function(mc, env) {
   if (is.null(mc$data)) return(NULL)
-  if (is.name(mc$data) && !exists(as.character(mc$data), envir = env)) {
-    stop("'data' not found: there is no object '", as.character(mc$data), "'",
-         call. = FALSE)
-  }
+  # (evaluated, not looked up with exists(): called through lapply() the
+  # argument is `..2`, which only evaluation finds)
   tryCatch(eval(mc$data, env), error = function(e) {
+    name <- if (is.name(mc$data)) as.character(mc$data) else ""
+    if (nzchar(name) && identical(conditionMessage(e), sprintf("object '%s' not found", name))) {
+      stop("'data' not found: there is no object '", name, "'", call. = FALSE)
+    }
     stop("bad 'data': ", conditionMessage(e), " (evaluating ", deparse1(mc$data), ")",
          call. = FALSE)
   })

@@ -245,6 +245,13 @@ test_that("bad 'data' arguments are errors", {
                "bad 'data': undefined columns selected \\(evaluating d\\[, 1:1000\\]\\)")
   # (the whole calls, as lme4 words them)
   expect_error(lmm(y ~ x + (1 | g), no_such_data), "'data' not found")
+  # Called through lapply(), the data argument is `..2`, which only evaluation finds.
+  forms <- list(y ~ x + (1 | g), y ~ 1 + (1 | g))
+  fits <- lapply(forms, lmm, data = d)
+  expect_equal(fixef(fits[[1]]), fixef(lmm(y ~ x + (1 | g), d)))
+  gfits <- lapply(list(cbind(incidence, size - incidence) ~ period + (1 | herd)), glmm,
+                  family = binomial, data = lme4::cbpp)
+  expect_s3_class(gfits[[1]], "glmm")
   expect_error(glmm(y ~ x + (1 | g), d[, 1:1000], family = poisson),
                "bad 'data': undefined columns selected")
   expect_error(call_inputs(y ~ x + (1 | g), d[0, ]), "'data' has no rows")
