@@ -642,6 +642,13 @@ response_values <- function(frame) {
   y
 }
 
+# The error for non-finite values in the columns `columns` of the random-effects
+# term `term` (lme4's "NA in Z" first).
+stop_nonfinite_z <- function(term, columns) {
+  stop("NA in Z (the random-effects model matrix): term (", term, "), column ",
+       quote_names(columns), " has non-finite values (NA, NaN or Inf)", call. = FALSE)
+}
+
 # Stops when `x` has NA, NaN or Inf values; `what` names it.
 stop_if_nonfinite <- function(x, what) {
   bad <- sum(!is.finite(x))
@@ -987,9 +994,7 @@ term_matrix <- function(lhs, frame, term, env) {
               dimnames = list(NULL, colnames(mm)))
   if (!all(is.finite(Z))) {
     bad <- colSums(!is.finite(Z)) > 0
-    stop("NA in Z (the random-effects model matrix): term (", term, "), column ",
-         quote_names(colnames(Z)[bad]), " has non-finite values ",
-         "(NA, NaN or Inf)", call. = FALSE)
+    stop_nonfinite_z(term, colnames(Z)[bad])
   }
   Z
 }
@@ -1032,8 +1037,7 @@ simple_term_matrix <- function(lhs, frame, term) {
   }
   x <- as.double(x)
   if (!all(is.finite(x))) {
-    stop("NA in Z (the random-effects model matrix): term (", term, "), column ",
-         quote_names(name), " has non-finite values (NA, NaN or Inf)", call. = FALSE)
+    stop_nonfinite_z(term, name)
   }
   if (!intercept) return(matrix(x, n, 1L, dimnames = list(NULL, name)))
   matrix(c(rep.int(1, n), x), n, 2L,
