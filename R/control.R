@@ -117,7 +117,10 @@
 #'   negative eigenvalues (below `-tol`; lme4's "degenerate Hessian"), when
 #'   the gradient check computed one: an action as above or
 #'   `list(action = , tol = )` (default tolerance `1e-6`). lme4's advice on
-#'   very large eigenvalues (rescaling) is not given.
+#'   very large eigenvalues (rescaling) is not given. The same action reports
+#'   a flat direction of the REML criterion that mixedrs finds by the
+#'   model's structure: a random-effects term whose columns repeat fixed
+#'   effects (`y ~ site + (1 | site)`), whose variance REML cannot estimate.
 #' @param grad.tol Tolerance of the gradient check (lme4's default 0.002);
 #'   a `tol` in `check.conv.grad` takes precedence.
 #' @param threads Number of threads for the linear algebra of the fit
