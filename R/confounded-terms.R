@@ -60,3 +60,13 @@ confounded_term_messages <- function(reterms, X, XtX = crossprod(X), tol = 1e-9)
   }
   out
 }
+
+# Reports confounded_term_messages() of an LMM fitted by REML from `inputs`
+# (lmm_inputs()), each by the action of check.conv.hess.
+report_confounded_terms <- function(inputs, REML, control) {
+  if (!REML || is.null(control$check.conv.hess)) return(invisible(NULL))
+  for (m in confounded_term_messages(inputs$reterms, inputs$X)) {
+    signal_check(control$check.conv.hess, m)
+  }
+  invisible(NULL)
+}

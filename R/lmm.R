@@ -134,11 +134,7 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
   raw <- lmm_fit_raw(inputs, REML, control, theta_start, verbose)
   fit <- lmm_object(mc, inputs, raw, REML, control$optimizer)
   report_convergence(fit$optinfo, control)
-  if (REML && !is.null(control$check.conv.hess)) {
-    for (m in confounded_term_messages(inputs$reterms, inputs$X)) {
-      signal_check(control$check.conv.hess, m)
-    }
-  }
+  report_confounded_terms(inputs, REML, control)
   fit
 }
 

@@ -134,6 +134,7 @@ refit_lmm <- function(object, inputs, call, REML, control, verbose) {
   raw <- lmm_fit_raw(inputs, REML, control, as.double(cov_par(object)), verbose)
   fit <- lmm_object(call, inputs, raw, REML, control$optimizer)
   report_convergence(fit$optinfo, control)
+  report_confounded_terms(inputs, REML, control)
   fit
 }
 
@@ -181,5 +182,6 @@ refit_criterion <- function(x, REML, control) {
   raw <- lmm_fit_raw(inputs, REML, control, as.double(cov_par(x)), 0L)
   fit <- lmm_object(call, inputs, raw, REML, control$optimizer)
   report_convergence(fit$optinfo, control)
+  report_confounded_terms(inputs, REML, control)
   fit
 }

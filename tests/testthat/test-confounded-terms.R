@@ -62,3 +62,13 @@ test_that("confounded slopes are named, and unconfounded terms are not reported"
   expect_same_identified_fit(fit, ref, integer())
   expect_equal(unname(fit$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-4)
 })
+
+test_that("refit() of a fit with a confounded term warns again", {
+  skip_if_not_installed("nlme")
+  data("Pixel", package = "nlme")
+  f <- pixel ~ day + I(day^2) + Side + (day | Dog) + (1 | Side/Dog)
+  fit <- suppressWarnings(lmm(f, Pixel))
+  expect_warning(refit(fit, Pixel$pixel + 1), "term \\(1 \\| Side\\)")
+  ml <- suppressMessages(lmm(f, Pixel, REML = FALSE))
+  expect_warning(suppressMessages(update(ml, REML = TRUE)), "term \\(1 \\| Side\\)")
+})
