@@ -26,6 +26,9 @@
 #'   [glmm_response()] returns (`y`, `weights`, `n`, `mustart`, `etastart`).
 #' @param extra_vars names of variables the model frame must also hold (those
 #'   of glmm()'s `ziformula` and `dispformula`).
+#' @param data the value of the call's `data` argument, when the caller has
+#'   evaluated it already (so that it is evaluated once); by default
+#'   [data_value()] evaluates it.
 #' @return A list with `formula`, `model_formula` (`formula` with a `.`
 #'   written out as the data's other columns, see [expand_dot()]; `formula`
 #'   itself without one), `frame`, `y`, `X`, `fixed_formula`,
@@ -36,7 +39,7 @@
 #'   `etastart` and `family`.
 #' @noRd
 lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
-                       extra_vars = NULL) {
+                       extra_vars = NULL, data = data_value(mc, env)) {
   if (is.null(mc$formula)) {
     stop("argument 'formula' is missing: give a formula such as ",
          "y ~ x + (1 | group)", call. = FALSE)
@@ -53,7 +56,7 @@ lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
   }
   formula <- lmm_formula(formula, env)
   parsed <- parse_lmm_formula(formula)
-  data <- lmm_data(mc, env)
+  data <- lmm_data(data)
   # A `.` is read as the data's other columns; the model is built from that
   # formula (kept as `model_formula`), the fit shows the formula as written.
   model_formula <- expand_dot(formula, data)
@@ -142,11 +145,10 @@ data_value <- function(mc, env) {
   })
 }
 
-# Evaluates the `data` argument and checks it is a data frame (or NULL).
-# Subclasses such as tibbles become plain data frames; the caller's object is
-# not touched.
-lmm_data <- function(mc, env) {
-  data <- data_value(mc, env)
+# Checks that the `data` argument's value (data_value()) is a data frame (or
+# NULL). Subclasses such as tibbles become plain data frames; the caller's
+# object is not touched.
+lmm_data <- function(data) {
   if (is.null(data)) return(NULL)
   if (!is.data.frame(data)) {
     stop("'data' must be a data frame, not ", describe_class(data),

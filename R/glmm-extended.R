@@ -86,7 +86,7 @@ require_classic_family <- function(object, what) {
 glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
                           control, start, verbose, devFunOnly,
                           style = "glmmTMB", nb_theta_start = NULL,
-                          nb_theta_fixed = NULL) {
+                          nb_theta_fixed = NULL, data = data_value(mc, env)) {
   name <- family$family
   if (!is.null(nb_theta_fixed)) {
     check_fixed_nb_options(nb_theta_fixed, nAGQ, devFunOnly, control)
@@ -123,7 +123,7 @@ glmm_extended <- function(mc, env, family, ziformula, dispformula, nAGQ,
   inputs <- lmm_inputs(mc, env, control, family = family,
                        response = extended_response_fun(family,
                                                         control$check.response.not.const),
-                       extra_vars = vars)
+                       extra_vars = vars, data = data)
   check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   mc$formula <- inputs$formula
   check_agq_terms(nAGQ, inputs$reterms)

@@ -81,13 +81,15 @@ glmm.nb <- function(formula, data = NULL, weights, offset, subset, na.action,
   control <- as_fit_control(control, "glmm")
   nAGQ <- check_nagq(nAGQ)
   verbose <- max(check_verbose(verbose), control$opt_verbose)
-  if (is_sql_data(data_value(mc, env))) {
+  data <- data_value(mc, env)
+  if (is_sql_data(data)) {
     stop("glmm.nb() needs a data frame; database tables support glmm() with ",
          "the binomial and Poisson families", call. = FALSE)
   }
   family <- nb_engine_family(link)
   glmm_extended(mc, env, family, ~0, ~1, nAGQ, control, start, verbose,
-                devFunOnly = FALSE, style = "glmer.nb", nb_theta_start = theta_start)
+                devFunOnly = FALSE, style = "glmer.nb", nb_theta_start = theta_start,
+                data = data)
 }
 
 # The nbinom2 family object with `link` that glmm.nb() (and glmm() with a

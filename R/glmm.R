@@ -251,8 +251,10 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
   check_flag(devFunOnly, "devFunOnly")
   control <- as_fit_control(control, "glmm")
   verbose <- max(check_verbose(verbose), control$opt_verbose)
+  # (evaluated once, here: `data = read.csv(...)` reads the file once)
+  data <- data_value(mc, env)
   if (!is.null(ext_family) || parts_given) {
-    if (is_sql_data(data_value(mc, env))) {
+    if (is_sql_data(data)) {
       stop("glmm() on a database table supports the binomial and Poisson ",
            "families without 'ziformula' or 'dispformula'", call. = FALSE)
     }
@@ -266,16 +268,13 @@ glmm <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
     fit <- glmm_extended(mc, env, family, ziformula, dispformula, nAGQ,
                          control, start, verbose, devFunOnly,
                          style = if (is.null(nb_theta)) "glmmTMB" else "glmer.nb",
-                         nb_theta_fixed = nb_theta)
+                         nb_theta_fixed = nb_theta, data = data)
     return(fit)
   }
-  if (!is.null(mc$data)) {
-    data <- data_value(mc, parent.frame())
-    if (is_sql_data(data)) {
-      return(glmm_sql_fit(mc, data, parent.frame(), family, control, verbose, devFunOnly))
-    }
+  if (is_sql_data(data)) {
+    return(glmm_sql_fit(mc, data, parent.frame(), family, control, verbose, devFunOnly))
   }
-  inputs <- lmm_inputs(mc, parent.frame(), control, family = family)
+  inputs <- lmm_inputs(mc, parent.frame(), control, family = family, data = data)
   check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   # As glmer (unlike lmer): the call carries the formula itself, `||` kept.
   mc$formula <- inputs$formula

@@ -114,15 +114,14 @@ lmm <- function(formula, data = NULL, REML = TRUE, weights, offset, subset,
   check_flag(devFunOnly, "devFunOnly")
   control <- as_fit_control(control, "lmm")
   verbose <- max(check_verbose(verbose), control$opt_verbose)
-  if (!is.null(mc$data)) {
-    data <- data_value(mc, parent.frame())
-    if (is_sql_data(data)) {
-      # The model's sums are computed where the data live; no row moves.
-      return(lmm_sql_fit(mc, data, parent.frame(), REML, control, start, verbose,
-                         devFunOnly, contrasts))
-    }
+  # (evaluated once, here: `data = read.csv(...)` reads the file once)
+  data <- data_value(mc, parent.frame())
+  if (is_sql_data(data)) {
+    # The model's sums are computed where the data live; no row moves.
+    return(lmm_sql_fit(mc, data, parent.frame(), REML, control, start, verbose,
+                       devFunOnly, contrasts))
   }
-  inputs <- lmm_inputs(mc, parent.frame(), control)
+  inputs <- lmm_inputs(mc, parent.frame(), control, data = data)
   check_nlev_gtreq_5(inputs$flist, control$check.nlev.gtreq.5)
   # As lme4: the call and the fit carry the formula itself, with `||` expanded.
   inputs$formula <- with_rhs(inputs$formula, expand_double_bars(inputs$formula[[3L]]))

@@ -254,6 +254,18 @@ test_that("bad 'data' arguments are errors", {
   expect_s3_class(gfits[[1]], "glmm")
   expect_error(glmm(y ~ x + (1 | g), d[, 1:1000], family = poisson),
                "bad 'data': undefined columns selected")
+  # The data argument is evaluated once (`data = read.csv(...)` reads the file once).
+  evaluations <- 0L
+  counted <- function(data) {
+    evaluations <<- evaluations + 1L
+    data
+  }
+  lmm(y ~ x + (1 | g), counted(d))
+  glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), counted(lme4::cbpp),
+       family = binomial)
+  glmm(TICKS ~ YEAR + (1 | BROOD), counted(lme4::grouseticks), family = nbinom2)
+  glmm.nb(TICKS ~ YEAR + (1 | BROOD), counted(lme4::grouseticks))
+  expect_identical(evaluations, 4L)
   expect_error(call_inputs(y ~ x + (1 | g), d[0, ]), "'data' has no rows")
   d_na <- d
   d_na$y <- NA_real_
