@@ -132,6 +132,7 @@ lmm_sums_fit <- function(inputs, REML = TRUE, control = lmmControl(), start = NU
   mc$formula <- inputs$formula
   fit <- sums_fit_object(mc, inputs, raw, REML, control$optimizer)
   report_convergence(fit$optinfo, control)
+  report_confounded_terms(inputs, REML, control)
   fit
 }
 
@@ -400,6 +401,7 @@ sums_refit <- function(fit, REML, control = lmmControl()) {
   mc$REML <- REML
   out <- sums_fit_object(mc, inputs, raw, REML, control$optimizer)
   report_convergence(out$optinfo, control)
+  report_confounded_terms(inputs, REML, control)
   out
 }
 

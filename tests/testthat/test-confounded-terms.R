@@ -72,3 +72,28 @@ test_that("refit() of a fit with a confounded term warns again", {
   ml <- suppressMessages(lmm(f, Pixel, REML = FALSE))
   expect_warning(suppressMessages(update(ml, REML = TRUE)), "term \\(1 \\| Side\\)")
 })
+
+test_that("a confounded term is found from the sums of a database table too", {
+  skip_if_not_installed("RSQLite")
+  skip_if_not_installed("dbplyr")
+  set.seed(59)
+  g <- factor(rep(1:4, each = 30))
+  h <- factor(sample(1:12, 120, replace = TRUE))
+  x <- rnorm(120)
+  d <- data.frame(g, h, x, w = runif(120, 0.5, 2),
+                  y = rnorm(120) + as.integer(g) * (1 + 0.5 * x) + rnorm(12)[h])
+  con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+  on.exit(DBI::dbDisconnect(con))
+  DBI::dbWriteTable(con, "d", transform(d, g = as.character(g), h = as.character(h)))
+  tbl <- dplyr::tbl(con, "d")
+  expect_warning(fit <- lmm(y ~ g * x + (x | g) + (1 | h), tbl, weights = w),
+                 "columns '\\(Intercept\\)', 'x' in term \\(x \\| g\\)")
+  ref <- suppressWarnings(lmer_full(y ~ g * x + (x | g) + (1 | h), d, weights = w))
+  expect_equal(-2 * as.numeric(logLik(fit)), lme4::REMLcrit(ref), tolerance = 1e-9)
+  expect_warning(lmm(y ~ g + x + (0 + x | g) + (1 | g) + (1 | h), tbl),
+                 "intercept in term \\(1 \\| g\\)")
+  expect_no_warning(lmm(y ~ x + (1 | g) + (1 | h), tbl))
+  # A refit by REML of the ML fit says it again.
+  ml <- suppressMessages(lmm(y ~ g * x + (x | g) + (1 | h), tbl, REML = FALSE))
+  expect_warning(suppressMessages(update(ml, REML = TRUE)), "term \\(x \\| g\\)")
+})
