@@ -365,7 +365,10 @@ boot_simulator <- function(x, conditional, semiparametric = FALSE) {
           stop("cannot simulate from non-integer prior weights (numbers of trials)",
                call. = FALSE)
         }
-        function(eta_k) stats::rbinom(n, size = w, prob = fam$linkinv(eta_k)) / w
+        # (a row of zero trials is 0, as glm()'s binomial initialize sets it)
+        function(eta_k) {
+          ifelse(w > 0, stats::rbinom(n, size = w, prob = fam$linkinv(eta_k)) / w, 0)
+        }
       },
       poisson = function(eta_k) as.double(stats::rpois(n, fam$linkinv(eta_k))),
       Gamma = function(eta_k) {
@@ -385,6 +388,16 @@ boot_simulator <- function(x, conditional, semiparametric = FALSE) {
       stop("bootstrap simulation is not implemented for the ", fam$family,
            " family", call. = FALSE)
     )
+    if (fam$family %in% c("Gamma", "gaussian", "inverse.gaussian") && any(w == 0)) {
+      # A row of prior weight 0 adds nothing to the refit's likelihood; its
+      # draw (scale infinite or shape 0) is replaced by its mean, a valid value.
+      draw_all <- draw
+      draw <- function(eta_k) {
+        y <- draw_all(eta_k)
+        y[w == 0] <- fam$linkinv(eta_k[w == 0])
+        y
+      }
+    }
   }
   # Random effects per simulation: sigma-scaled for linear mixed models.
   re_scale <- if (glmm_fit) 1 else sigma

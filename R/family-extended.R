@@ -354,13 +354,8 @@ betabinomial_response <- function(y, weights, has_weights, what) {
              "must hold whole numbers >= 0", call. = FALSE)
       }
     }
-    empty <- s + f == 0
-    if (any(empty)) {
-      stop(what, " has ", n_values(empty, "row"), " with zero trials ",
-           "(successes + failures = 0, e.g. row ", which(empty)[1L], "); ",
-           "such rows carry no information: drop them, e.g. with 'subset'",
-           call. = FALSE)
-    }
+    # (a row of zero trials has probability 1 whatever the parameters: it adds
+    # nothing, as in glmmTMB)
     return(list(y = s, n_trials = s + f, weights = weights))
   }
   if (is.factor(y)) {

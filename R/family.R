@@ -190,13 +190,6 @@ glmm_response <- function(frame, family, weights = NULL,
       other_response(y, family, what,
                      has_start = !is.null(mustart) || !is.null(etastart))
   init <- run_initialize(family, unname(y), weights, nobs, what, mustart, etastart)
-  if (any(init$weights == 0)) {
-    bad <- which(init$weights == 0)
-    stop(what, " has ", length(bad), " row", if (length(bad) > 1L) "s",
-         " with zero trials (successes + failures = 0, e.g. row ",
-         rownames(frame)[bad[1L]], "); such rows carry no information: ",
-         "drop them, e.g. with 'subset'", call. = FALSE)
-  }
   if (!is.null(check.response.not.const) &&
       check.response.not.const != "ignore" && !any(init$y != init$y[1L])) {
     signal_check(check.response.not.const, paste0(
@@ -217,7 +210,9 @@ response_name <- function(frame) {
   names(frame)[idx]
 }
 
-# Prior weights as a double vector (ones when NULL), checked.
+# Prior weights as a double vector (ones when NULL), checked: non-negative
+# (a row of weight 0 adds nothing to a GLMM's likelihood, as in glm() and
+# glmer(); frame_weights() has checked them for a model frame's weights).
 response_weights <- function(weights, nobs) {
   if (is.null(weights)) return(rep.int(1, nobs))
   if (!is.numeric(weights) || length(weights) != nobs) {
@@ -226,10 +221,9 @@ response_weights <- function(weights, nobs) {
   }
   weights <- as.double(weights)
   stop_if_nonfinite(weights, "'weights'")
-  if (any(weights <= 0)) {
-    stop("'weights' must be positive (", n_values(weights <= 0,
-         "zero or negative value"), "); drop those rows from the data or ",
-         "use 'subset'", call. = FALSE)
+  if (any(weights < 0)) {
+    stop("'weights' must not be negative (", n_values(weights < 0, "negative value"),
+         ")", call. = FALSE)
   }
   weights
 }

@@ -89,12 +89,12 @@ lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
     y <- frame_response(frame)
     weights <- frame_weights(frame)
   } else if (!is.null(response)) {
-    resp <- response(frame, frame_weights(frame), user_start)
+    resp <- response(frame, frame_weights(frame, zero_ok = TRUE), user_start)
     y <- resp$y
     weights <- resp$weights
   } else {
     not_const <- control$check.response.not.const
-    resp <- glmm_response(frame, family, frame_weights(frame),
+    resp <- glmm_response(frame, family, frame_weights(frame, zero_ok = TRUE),
                           if (is.null(not_const)) "stop" else not_const,
                           mustart = user_start$mustart,
                           etastart = user_start$etastart)
@@ -108,6 +108,9 @@ lmm_inputs <- function(mc, env, control, family = NULL, response = NULL,
   check_grouping(flist, reterms, n, control, allow_n = !is.null(family))
   X <- checked_fixed_matrix(parsed$fixed_formula, frame, fixed_contrasts(mc, env), control,
                             fixed_terms)
+  if (!is.null(family)) {
+    check_weighted_rows(X, if (is.null(resp$n)) weights else weights * resp$n)
+  }
   out <- list(formula = formula, model_formula = model_formula, frame = frame, y = y, X = X,
               fixed_formula = parsed$fixed_formula, weights = weights,
               offset = offset, reterms = reterms, flist = flist,
@@ -665,8 +668,9 @@ stop_if_nonfinite <- function(x, what) {
 }
 
 # Prior weights from the frame: NULL when none were given, otherwise a
-# finite, positive double vector.
-frame_weights <- function(frame) {
+# finite, positive double vector (with `zero_ok`, non-negative: a GLMM's row
+# of weight 0 adds nothing to the likelihood, as in glm() and glmer()).
+frame_weights <- function(frame, zero_ok = FALSE) {
   w <- stats::model.weights(frame)
   if (is.null(w)) return(NULL)
   if (!is.numeric(w) || is.matrix(w)) {
@@ -679,12 +683,38 @@ frame_weights <- function(frame) {
     stop("'weights' must not be negative (", sum(w < 0),
          " negative values)", call. = FALSE)
   }
-  if (any(w == 0)) {
-    stop("zero 'weights' are not supported (", sum(w == 0),
-         " zero values): drop those rows from the data or use 'subset'",
-         call. = FALSE)
+  if (!zero_ok && any(w == 0)) {
+    stop("zero 'weights' are not supported by a linear mixed model (", sum(w == 0),
+         " zero values; its likelihood holds log(w), and lme4 reports -Inf): ",
+         "drop those rows from the data or use 'subset'", call. = FALSE)
   }
   w
+}
+
+# A GLMM's rows of prior weight 0 (given as weights, or binomial rows of zero
+# trials: `weights` here are the prior weights times the trials) add nothing to its likelihood, as in glm() and glmer(); stops when
+# no row is left, or when the rows left cannot estimate every fixed effect
+# (glmer's error there, "Downdated VtV is not positive definite", does not
+# say why).
+check_weighted_rows <- function(X, weights) {
+  if (is.null(weights) || all(weights > 0)) return(invisible(NULL))
+  used <- weights > 0
+  if (!any(used)) {
+    stop("every row has prior weight 0 (zero 'weights', or binomial rows of zero trials): ",
+         "there is nothing to fit", call. = FALSE)
+  }
+  if (ncol(X) == 0L) return(invisible(NULL))
+  dec <- qr(X[used, , drop = FALSE], tol = 1e-7, LAPACK = FALSE)
+  if (dec$rank < ncol(X)) {
+    idle <- colnames(X)[dec$pivot[(dec$rank + 1L):ncol(X)]]
+    stop("the rows of positive prior weight cannot estimate every fixed effect: ",
+         ngettext(length(idle), "column ", "columns "), quote_names(idle),
+         " of the fixed-effects matrix ", ngettext(length(idle), "is", "are"),
+         " collinear with the others on them (", sum(!used), " of ", length(used),
+         " rows have weight 0: zero 'weights', or binomial rows of zero trials); ",
+         "remove the term or those rows", call. = FALSE)
+  }
+  invisible(NULL)
 }
 
 # Offset from the frame: the sum of all offset() terms and the `offset`

@@ -364,10 +364,13 @@ engine_part <- function(part) {
 
 # Starting values of the dispersion coefficients: a moment estimate of the
 # dispersion of the response about its mean for the intercept (zeros for the
-# other columns and without an intercept).
+# other columns and without an intercept), over the rows that count (prior
+# weight and trials above 0).
 dispersion_start <- function(name, inputs, disp, nb_theta_start = NULL) {
-  y <- inputs$y
-  n <- inputs$n_trials
+  counts <- (is.null(inputs$weights) | inputs$weights > 0) &
+    (is.null(inputs$n_trials) | inputs$n_trials > 0)
+  y <- inputs$y[counts]
+  n <- inputs$n_trials[counts]
   m <- mean(y)
   v <- stats::var(y)
   if (!is.finite(v)) v <- m

@@ -37,6 +37,11 @@
 #'   inside PIRLS (faster, less exact), or `2` to `100` quadrature points of
 #'   adaptive Gauss-Hermite quadrature (only for a model with a single scalar
 #'   random-effects term).
+#' @param weights Optional prior weights (non-negative), evaluated in
+#'   `data`: for the binomial family with proportions as the response, the
+#'   numbers of trials. A row of weight 0 (or a `cbind()` row of zero
+#'   trials) adds nothing to the likelihood, as in `glm()` and `glmer()`; it
+#'   keeps its fitted value and counts in `nobs()`.
 #' @param control Settings from [glmmControl()].
 #' @param mustart,etastart Optional starting values of the mean (`mustart`)
 #'   or of the linear predictor (`etastart`) for the first PIRLS iterations,

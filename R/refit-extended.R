@@ -112,7 +112,8 @@ response_eta_start <- function(fit, family, y) {
     y <- y / n_trials
   }
   frame <- refit_frame(fit, y)
-  resp <- extended_response_fun(family, "ignore")(frame, frame_weights(frame), list())
+  resp <- extended_response_fun(family, "ignore")(frame, frame_weights(frame, zero_ok = TRUE),
+                                                  list())
   resp$etastart
 }
 

@@ -141,7 +141,7 @@ refit_lmm <- function(object, inputs, call, REML, control, verbose) {
 refit_glmm <- function(object, inputs, call, control, verbose) {
   family <- object$family
   not_const <- control$check.response.not.const
-  resp <- glmm_response(inputs$frame, family, frame_weights(inputs$frame),
+  resp <- glmm_response(inputs$frame, family, frame_weights(inputs$frame, zero_ok = TRUE),
                         if (is.null(not_const)) "stop" else not_const)
   inputs <- c(inputs, list(y = resp$y, weights = resp$weights, n_trials = resp$n,
                            mustart = resp$mustart, etastart = resp$etastart,

@@ -360,9 +360,9 @@ sql_check_counts <- function(model, tot, numeric_vars) {
            " negative values)", call. = FALSE)
     }
     if (tot[["w_zero"]] > 0) {
-      stop("zero 'weights' are not supported (", tot[["w_zero"]],
-           " zero values): drop those rows from the data or use 'subset'",
-           call. = FALSE)
+      stop("zero 'weights' are not supported by a linear mixed model (", tot[["w_zero"]],
+           " zero values; its likelihood holds log(w), and lme4 reports -Inf): ",
+           "drop those rows from the data or use 'subset'", call. = FALSE)
     }
   }
   invisible(NULL)

@@ -153,7 +153,7 @@ test_that("count responses must be non-negative whole numbers", {
   expect_error(extended_response(c(TRUE, FALSE), "nbinom2", NULL, "the response 'y'"),
                "response must be numeric for the nbinom2 family: the response 'y' is logical")
   expect_error(extended_response(c(1, 2), "nbinom2", c(1, -1), "the response 'y'"),
-               "'weights' must be positive")
+               "'weights' must not be negative")
   expect_error(extended_response(c(1, 2), "nbinom2", 1:3, "the response 'y'"),
                "'weights' must be a numeric vector with one value per observation \\(2\\)")
 })
@@ -199,8 +199,9 @@ test_that("betabinomial responses: cbind, proportions with trials, 0/1", {
                "has 1 negative or non-integer count in column 1 \\(successes, e.g. -1 in row 2\\)")
   expect_error(extended_response(cbind(c(1, 1), c(2, 2.5)), "betabinomial", NULL, "the response 'y'"),
                "has 1 negative or non-integer count in column 2 \\(failures, e.g. 2.5 in row 2\\)")
-  expect_error(extended_response(cbind(c(1, 0, 0), c(2, 0, 0)), "betabinomial", NULL, "the response 'y'"),
-               "has 2 rows with zero trials \\(successes \\+ failures = 0, e.g. row 2\\)")
+  # rows of zero trials are kept (they add nothing to the likelihood)
+  expect_equal(extended_response(cbind(c(1, 0, 0), c(2, 0, 0)), "betabinomial", NULL,
+                                 "the response 'y'")$n_trials, c(3, 0, 0))
   expect_error(extended_response(cbind(1:3, 1:3, 1:3), "betabinomial", NULL, "the response 'y'"),
                "numeric matrix with 3 columns")
   expect_error(extended_response(c(0.5, 0.2), "betabinomial", NULL, "the response 'y'"),

@@ -361,8 +361,10 @@ test_that("bad binomial responses are errors naming the response", {
   expect_error(call_glmm_inputs(cbind(succ, trials - succ, trials) ~ x + (1 | g), d),
                "matrix with 3 columns.*cbind\\(successes, failures\\)")
   d$none <- 0
-  expect_error(call_glmm_inputs(cbind(none, none) ~ x + (1 | g), d),
-               "60 rows with zero trials \\(successes \\+ failures = 0")
+  # rows of zero trials add nothing (as in glmer); all of them leave nothing to fit
+  expect_error(call_glmm_inputs(cbind(none, none) ~ x + (1 | g), d,
+                                control = glmmControl(check.response.not.const = "ignore")),
+               "every row has prior weight 0 \\(zero 'weights', or binomial rows of zero trials\\)")
   d$y01[5] <- NA
   expect_error(call_glmm_inputs(y01 ~ x + (1 | g), d, na.action = na.pass),
                "response 'y01' has 1 non-finite value")
@@ -422,11 +424,11 @@ test_that("a constant response follows check.response.not.const", {
                "Response is constant")
 })
 
-test_that("zero, negative and non-finite weights are errors for GLMMs too", {
+test_that("negative and non-finite weights are errors for GLMMs too; zero ones are rows without weight", {
   d <- glmm_data()
   w <- d$trials
-  expect_error(call_glmm_inputs(prop ~ x + (1 | g), d, weights = replace(w, 2, 0)),
-               "zero 'weights' are not supported")
+  zero <- call_glmm_inputs(prop ~ x + (1 | g), d, weights = replace(w, 2, 0))
+  expect_equal(zero$weights, replace(w, 2, 0))
   expect_error(call_glmm_inputs(count ~ x + (1 | g), d, family = poisson,
                                 weights = -w),
                "'weights' must not be negative")
@@ -436,8 +438,9 @@ test_that("zero, negative and non-finite weights are errors for GLMMs too", {
   fr <- stats::model.frame(count ~ x, d)
   expect_error(glmm_response(fr, poisson(), w[-1]),
                "'weights' must be a numeric vector with one value per observation \\(60\\)")
-  expect_error(glmm_response(fr, poisson(), replace(w, 1, 0)),
-               "'weights' must be positive \\(1 zero or negative value\\)")
+  expect_error(glmm_response(fr, poisson(), replace(w, 1, -2)),
+               "'weights' must not be negative \\(1 negative value\\)")
+  expect_equal(glmm_response(fr, poisson(), replace(w, 1, 0))$weights, replace(w, 1, 0))
 })
 
 test_that("glmmControl() has glmer's defaults and validates its arguments", {

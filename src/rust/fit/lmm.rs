@@ -98,6 +98,12 @@ impl<'a> LinearMixedModel<'a> {
         par: Par,
         choice: TrailingChoice,
     ) -> Result<Self> {
+        if let Some(i) = spec.weights.and_then(|w| w.iter().position(|&v| v <= 0.0)) {
+            return invalid(format!(
+                "a linear mixed model needs positive 'weights'; observation {} has 0",
+                i + 1
+            ));
+        }
         if reml && spec.n <= spec.p {
             return invalid(format!(
                 "REML needs more observations ({}) than fixed effects ({})",

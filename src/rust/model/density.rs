@@ -285,6 +285,8 @@ impl Density {
                 let (a, b) = (mu * phi, (1.0 - mu) * phi);
                 phi * phi * (trigamma(a) + trigamma(b))
             }
+            // (a row of zero trials carries no information: its variance is 0 too)
+            Density::BetaBinomial if n == 0.0 => 0.0,
             Density::BetaBinomial => n * n / self.variance(mu, phi, n),
             _ => 1.0 / self.variance(mu, phi, n),
         }
@@ -293,6 +295,9 @@ impl Density {
     /// `∂/∂μ` of [`Self::expected_information`] (the η-derivative of the Laplace weights of
     /// lme4's glmer.nb, which uses the expected information).
     pub fn expected_information_slope(self, mu: f64, phi: f64, n: f64) -> f64 {
+        if self == Density::BetaBinomial && n == 0.0 {
+            return 0.0;
+        }
         let slope_of_variance = match self {
             Density::Beta => {
                 let (a, b) = (mu * phi, (1.0 - mu) * phi);
@@ -663,6 +668,17 @@ mod tests {
                 "{x}: {} vs {num}",
                 trigamma(x)
             );
+        }
+    }
+
+    #[test]
+    fn a_beta_binomial_row_of_zero_trials_carries_no_information() {
+        // (a cbind(0, 0) row: its variance is 0, and so is its information, not 0/0)
+        let dens = Density::BetaBinomial;
+        for &(mu, phi) in &[(0.3, 2.5), (0.9, 40.0)] {
+            assert_eq!(dens.expected_information(mu, phi, 0.0), 0.0);
+            assert_eq!(dens.expected_information_slope(mu, phi, 0.0), 0.0);
+            assert!(dens.expected_information(mu, phi, 4.0) > 0.0);
         }
     }
 

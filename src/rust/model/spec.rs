@@ -143,9 +143,11 @@ impl<'a> ModelSpec<'a> {
             if w.len() != n {
                 return invalid(format!("'weights' has length {}, expected {n}", w.len()));
             }
-            if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+            // (0 is a GLMM row that adds nothing, as in glm(); a linear mixed model, whose
+            // criterion has Σ log wᵢ, asks for positive weights: LinearMixedModel::new)
+            if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
                 return invalid(format!(
-                    "'weights' must be positive and finite; observation {} has {}",
+                    "'weights' must be non-negative and finite; observation {} has {}",
                     i + 1,
                     w[i]
                 ));
