@@ -42,6 +42,9 @@ pub struct LinearMixedModel<'a> {
     pub(crate) lambda: Vec<Vec<f64>>,
     /// `Σ log wᵢ` of the prior weights.
     pub(crate) log_w: f64,
+    /// The scale the optimizer searches `par` in (`par = x ⊙ par_scale`; all 1 for columns of
+    /// moderate size): see [`super::par_scale`].
+    pub(crate) par_scale: Vec<f64>,
 }
 
 /// Everything a fitted linear mixed model reports.
@@ -195,7 +198,14 @@ impl<'a> LinearMixedModel<'a> {
                 self.minimize_from(s, bounds, &given(s), progress)?
             }
             None => {
-                let identity = self.re.default_par();
+                // (lme4's start, θ = identity, in the scaled coordinates)
+                let identity: Vec<f64> = self
+                    .re
+                    .default_par()
+                    .iter()
+                    .zip(&self.par_scale)
+                    .map(|(p, s)| p * s)
+                    .collect();
                 let moment = start::moment_start(
                     &self.cp,
                     &self.re,
@@ -214,7 +224,7 @@ impl<'a> LinearMixedModel<'a> {
                     Some((theta0, radius)) if self.re.n_random() <= SMALL_MODEL_RANDOM_EFFECTS => {
                         let first =
                             self.minimize_from(&identity, bounds, &given(&identity), progress)?;
-                        if needs_second_start(&self.re, &first, None) {
+                        if needs_second_start(&self.re, &first, None, &self.par_scale) {
                             let other = self.minimize_from(
                                 &theta0,
                                 bounds,
@@ -229,7 +239,12 @@ impl<'a> LinearMixedModel<'a> {
                     Some((theta0, radius)) => {
                         let first =
                             self.minimize_from(&theta0, bounds, &moment_opts(radius), progress)?;
-                        if needs_second_start(&self.re, &first, Some((&theta0, radius))) {
+                        if needs_second_start(
+                            &self.re,
+                            &first,
+                            Some((&theta0, radius)),
+                            &self.par_scale,
+                        ) {
                             let other =
                                 self.minimize_from(&identity, bounds, &given(&identity), progress)?;
                             keep_better(first, other)
@@ -244,7 +259,7 @@ impl<'a> LinearMixedModel<'a> {
         // deviance does not depend on all of the term's parameters; another face can hold a
         // lower minimum. Restart once from the same variances with the zero ones raised and the
         // correlations at 0, from where the optimizer can reach either face.
-        if let Some(restart) = start::singular_face_restart(&self.re, &summary.theta) {
+        if let Some(restart) = self.scaled_restart(start::singular_face_restart, &summary.theta) {
             let mut re_opts = opts.clone();
             re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
             let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
@@ -260,7 +275,7 @@ impl<'a> LinearMixedModel<'a> {
                 start::singular_inflated_restart,
             ];
             for make in restarts {
-                if let Some(restart) = make(&self.re, &summary.theta) {
+                if let Some(restart) = self.scaled_restart(make, &summary.theta) {
                     let mut re_opts = opts.clone();
                     re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
                     let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
@@ -271,7 +286,8 @@ impl<'a> LinearMixedModel<'a> {
         // An optimum far out towards σ → 0: restart nearer in along the same direction, from
         // where the optimizer can still turn it (`residual_limit_restart`); the ray below then
         // follows the better end outwards.
-        if let Some(restart) = start::residual_limit_restart(&self.re, &summary.theta) {
+        let largest = self.effect_largest_sd(&summary.theta);
+        if let Some(restart) = start::residual_limit_restart(&self.re, &summary.theta, largest) {
             let mut re_opts = opts.clone();
             re_opts.rhobeg = given_start_radius(&restart, opts.rhobeg);
             let other = self.minimize_from(&restart, bounds, &re_opts, progress)?;
@@ -279,7 +295,7 @@ impl<'a> LinearMixedModel<'a> {
         }
         // A residual standard deviation tending to 0: follow the criterion towards that limit.
         self.follow_residual_limit(&mut summary, bounds, opts, progress)?;
-        summary.residual_limit = self.re.largest_sd(&summary.theta) >= RESIDUAL_LIMIT_REPORTED;
+        summary.residual_limit = self.effect_largest_sd(&summary.theta) >= RESIDUAL_LIMIT_REPORTED;
         let mut fit = self.estimates_at_par(&summary.theta)?;
         fit.opt = summary;
         Ok(fit)
@@ -339,7 +355,7 @@ impl<'a> LinearMixedModel<'a> {
         // A search that stopped on its way towards the limit and ends short of it, nearer in
         // than the ray's cap, ends at an optimum out there (or short of one): BOBYQA finishes
         // it, with the convergence checks.
-        let short_of_limit = self.re.largest_sd(&summary.theta) < RESIDUAL_LIMIT_REPORTED;
+        let short_of_limit = self.effect_largest_sd(&summary.theta) < RESIDUAL_LIMIT_REPORTED;
         if summary.ending.towards_limit() && short_of_limit {
             self.finish_by_bobyqa(summary, bounds, opts, progress)?;
         }
@@ -391,15 +407,23 @@ impl<'a> LinearMixedModel<'a> {
         opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<()> {
+        let scale = self.par_scale.clone();
+        let x0 = to_scaled(&summary.theta, &scale);
         let mut o = opts.clone();
-        o.rhobeg = given_start_radius(&summary.theta, opts.rhobeg);
+        o.rhobeg = given_start_radius(&x0, opts.rhobeg);
         let mut obj = ScaledObjective {
             model: self,
-            scale: vec![1.0; summary.theta.len()],
+            scale: scale.clone(),
             progress,
         };
-        let mut finished =
-            optim::minimize_within(&mut obj, &summary.theta, bounds.0, bounds.1, &o)?;
+        let mut finished = optim::minimize_within(
+            &mut obj,
+            &x0,
+            &to_scaled(bounds.0, &scale),
+            &to_scaled(bounds.1, &scale),
+            &o,
+        )?;
+        from_scaled_summary(&mut finished, &scale, bounds, opts.singular_tol);
         finished.start = std::mem::take(&mut summary.start);
         finished.feval += summary.feval;
         finished.starts_tried = summary.starts_tried;
@@ -411,7 +435,7 @@ impl<'a> LinearMixedModel<'a> {
     /// and the criterion `fmin` there is finite (the fit may be heading for σ → 0); `None`
     /// otherwise.
     fn towards_residual_limit(&self, par: &[f64], fmin: f64) -> Option<f64> {
-        let largest = self.re.largest_sd(par);
+        let largest = self.effect_largest_sd(par);
         (largest >= RAY_TRIGGER && fmin.is_finite()).then_some(largest)
     }
 
@@ -488,12 +512,14 @@ impl<'a> LinearMixedModel<'a> {
         let Some(largest) = self.towards_residual_limit(par, fmin) else {
             return Ok((None, 0));
         };
-        // (the ray scales every parameter but the correlations)
+        // (the ray scales every parameter but the correlations; `largest` is in the scaled
+        // coordinates)
         let scale: Vec<f64> = self
             .re
             .par_is_correlation()
             .iter()
-            .map(|&rho| if rho { 1.0 } else { largest })
+            .zip(&self.par_scale)
+            .map(|(&rho, &s)| if rho { 1.0 } else { largest * s })
             .collect();
         let x0: Vec<f64> = par.iter().zip(&scale).map(|(p, s)| p / s).collect();
         let xl: Vec<f64> = lower.iter().zip(&scale).map(|(p, s)| p / s).collect();
@@ -524,12 +550,49 @@ impl<'a> LinearMixedModel<'a> {
         opts: &OptimOptions,
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<OptSummary> {
+        let scale = self.par_scale.clone();
+        let neutral = scale.iter().all(|&s| s == 1.0);
         let mut obj = ModelObjective {
             model: self,
             progress,
             jacobian: Vec::new(),
+            scale: scale.clone(),
         };
-        optim::minimize_within(&mut obj, start, lower, upper, opts)
+        if neutral {
+            return optim::minimize_within(&mut obj, start, lower, upper, opts);
+        }
+        // The search in the scaled coordinates (see [`super::par_scale`]): the start's radius
+        // keeps its size relative to the start's largest element.
+        let x0 = to_scaled(start, &scale);
+        let mut o = opts.clone();
+        let (largest_x, largest_par) = (max_abs(&x0), max_abs(start));
+        if largest_x > 0.0 && largest_par > 0.0 && largest_x.is_finite() {
+            o.rhobeg = opts.rhobeg * largest_x / largest_par;
+        }
+        let mut summary = optim::minimize_within(
+            &mut obj,
+            &x0,
+            &to_scaled(lower, &scale),
+            &to_scaled(upper, &scale),
+            &o,
+        )?;
+        from_scaled_summary(&mut summary, &scale, (lower, upper), opts.singular_tol);
+        summary.start = start.to_vec();
+        Ok(summary)
+    }
+
+    /// `restart` (a restart off a face of the boundary, [`start::Restart`]) made in the scaled
+    /// coordinates, where its thresholds suit every column, and returned as `par`.
+    fn scaled_restart(&self, restart: start::Restart, par: &[f64]) -> Option<Vec<f64>> {
+        let x = restart(&self.re, &to_scaled(par, &self.par_scale))?;
+        Some(x.iter().zip(&self.par_scale).map(|(x, s)| x * s).collect())
+    }
+
+    /// The largest relative standard deviation of a random effect at `par`, in the scaled
+    /// coordinates: the largest standard deviation of some `z_k b_k` over the rows, relative to
+    /// σ, for columns far from unit size (see [`super::par_scale`]); `par`'s own otherwise.
+    fn effect_largest_sd(&self, par: &[f64]) -> f64 {
+        self.re.largest_sd(&to_scaled(par, &self.par_scale))
     }
 
     /// Estimates at a given θ: β, random effects, σ, deviance components, fitted values.
@@ -625,11 +688,13 @@ pub fn needs_second_start(
     re: &ReStructure,
     first: &OptSummary,
     moment: Option<(&[f64], f64)>,
+    par_scale: &[f64],
 ) -> bool {
     if first.code != 0 || first.grad_check_failed {
         return true;
     }
-    let near = |par: &[f64], limit: f64| re.par_has_small_sd(par, limit);
+    // (judged in the scaled coordinates, see `super::par_scale`)
+    let near = |par: &[f64], limit: f64| re.par_has_small_sd(&to_scaled(par, par_scale), limit);
     near(&first.theta, NEAR_BOUNDARY)
         || moment.is_some_and(|(start, radius)| near(start, radius.max(NEAR_BOUNDARY)))
 }
@@ -672,6 +737,51 @@ fn keep_better(first: OptSummary, second: OptSummary) -> OptSummary {
 
 /// Relative difference of two criteria below which they count as the same optimum.
 const TIE_TOL: f64 = 1e-11;
+
+/// `v ⊘ scale`: parameters (or bounds) in the scaled coordinates (`±∞` and 0 stay).
+fn to_scaled(v: &[f64], scale: &[f64]) -> Vec<f64> {
+    v.iter().zip(scale).map(|(v, s)| v / s).collect()
+}
+
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |a, x| a.max(x.abs()))
+}
+
+/// A search's record over the scaled coordinates `x` carried back to `par = x ⊙ scale`: the
+/// parameters, bounds, the gradient (`∂/∂par = ∂/∂x ⊘ scale`) and Hessian of the convergence
+/// checks, and whether the fit is singular, judged on `par` as lme4's `isSingular()` judges θ
+/// (the checks themselves ran on `x`, where their step and tolerances suit every column).
+fn from_scaled_summary(
+    summary: &mut OptSummary,
+    scale: &[f64],
+    (lower, upper): (&[f64], &[f64]),
+    singular_tol: f64,
+) {
+    let k = scale.len();
+    summary.theta = summary
+        .theta
+        .iter()
+        .zip(scale)
+        .map(|(x, s)| x * s)
+        .collect();
+    summary.lower = lower.to_vec();
+    summary.upper = upper.to_vec();
+    if summary.gradient.len() == k {
+        summary
+            .gradient
+            .iter_mut()
+            .zip(scale)
+            .for_each(|(g, s)| *g /= s);
+    }
+    if summary.hessian.len() == k * k {
+        for r in 0..k {
+            for c in 0..k {
+                summary.hessian[r * k + c] /= scale[r] * scale[c];
+            }
+        }
+    }
+    summary.singular = optim::is_singular(&summary.theta, lower, upper, singular_tol);
+}
 
 /// Largest relative standard deviation from which [`LinearMixedModel::residual_limit_ray`] looks
 /// along the ray (a residual sd below a tenth of a random effect's).
@@ -737,15 +847,25 @@ struct ModelObjective<'m, 'a> {
     /// `dθ/dpar` (columns, [`par_jacobian`]) at the point of the last
     /// [`Objective::value_gradient`] call of a structured model.
     jacobian: Vec<Vec<f64>>,
+    /// The search is over `x` with `par = x ⊙ scale` ([`super::par_scale`]; all 1: over `par`).
+    scale: Vec<f64>,
+}
+
+impl ModelObjective<'_, '_> {
+    fn par(&self, x: &[f64]) -> Vec<f64> {
+        x.iter().zip(&self.scale).map(|(x, s)| x * s).collect()
+    }
 }
 
 impl Objective for ModelObjective<'_, '_> {
-    fn eval(&mut self, par: &[f64]) -> f64 {
-        self.model.objective_at_par(par)
+    fn eval(&mut self, x: &[f64]) -> f64 {
+        let par = self.par(x);
+        self.model.objective_at_par(&par)
     }
 
-    fn after_eval(&mut self, count: usize, theta: &[f64], value: f64) -> Stop {
-        (self.progress)(count, theta, value)
+    fn after_eval(&mut self, count: usize, x: &[f64], value: f64) -> Stop {
+        let par = self.par(x);
+        (self.progress)(count, &par, value)
     }
 
     fn has_exact_gradient(&self) -> bool {
@@ -799,21 +919,26 @@ impl Objective for ModelObjective<'_, '_> {
         self.model.re.normalize_par_signs(par);
     }
 
-    fn value_gradient(&mut self, par: &[f64]) -> Option<(f64, Vec<f64>)> {
+    /// The criterion and its gradient over `x` (`∂/∂x = scale ⊙ ∂/∂par`).
+    fn value_gradient(&mut self, x: &[f64]) -> Option<(f64, Vec<f64>)> {
         if !self.model.exact_gradient_pays() {
             return None;
         }
-        let f = self.model.objective_at_par(par);
+        let par = self.par(x);
+        let f = self.model.objective_at_par(&par);
         if !f.is_finite() {
             return None;
         }
         let g = self.model.criterion_gradient().ok()??;
-        if self.model.re.all_unstructured() {
-            return Some((f, g));
-        }
-        self.jacobian = par_jacobian(&self.model.re, par);
-        let mut g_par = vec![0.0; par.len()];
-        gradient_through(&self.jacobian, &g, &mut g_par);
+        let mut g_par = if self.model.re.all_unstructured() {
+            g
+        } else {
+            self.jacobian = par_jacobian(&self.model.re, &par);
+            let mut g_par = vec![0.0; par.len()];
+            gradient_through(&self.jacobian, &g, &mut g_par);
+            g_par
+        };
+        g_par.iter_mut().zip(&self.scale).for_each(|(g, s)| *g *= s);
         Some((f, g_par))
     }
 
@@ -821,6 +946,21 @@ impl Objective for ModelObjective<'_, '_> {
     /// (`J = dθ/dpar`; the term of the gradient over θ times the map's second derivatives left
     /// out, which the Newton steps' linear convergence absorbs).
     fn approximate_hessian(&mut self) -> Option<Vec<f64>> {
+        let mut h = self.par_hessian()?;
+        // over x: scale_r scale_c ∂²/∂par_r∂par_c
+        let k = self.scale.len();
+        for r in 0..k {
+            for c in 0..k {
+                h[r * k + c] *= self.scale[r] * self.scale[c];
+            }
+        }
+        Some(h)
+    }
+}
+
+impl ModelObjective<'_, '_> {
+    /// The average information over `par` (see [`Objective::approximate_hessian`]).
+    fn par_hessian(&mut self) -> Option<Vec<f64>> {
         let a = self.model.average_information().ok()??;
         if self.model.re.all_unstructured() {
             return Some(a);

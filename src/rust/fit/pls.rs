@@ -64,6 +64,7 @@ impl<'a> LinearMixedModel<'a> {
         let chol = BlockedCholesky::new(&cp, &re, par, choice)?;
         let lambda = re.lambda_buffers();
         let log_w = spec.log_weight_sum();
+        let par_scale = super::par_scale::par_scale(&re, &cp);
         Ok(Self {
             spec,
             re,
@@ -72,6 +73,7 @@ impl<'a> LinearMixedModel<'a> {
             reml,
             lambda,
             log_w,
+            par_scale,
         })
     }
 

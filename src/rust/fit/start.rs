@@ -473,9 +473,9 @@ pub const RESIDUAL_LIMIT_RESTART_TO: f64 = 10.0;
 /// alike, to a largest relative sd of [`RESIDUAL_LIMIT_RESTART_TO`]. Out there the criterion
 /// depends almost only on the direction of the parameters, which the optimizer can no longer
 /// turn (a change of direction takes steps as large as the parameters); it can from nearer in.
-/// `None` below the trigger.
-pub fn residual_limit_restart(re: &ReStructure, par: &[f64]) -> Option<Vec<f64>> {
-    let largest = re.largest_sd(par);
+/// `largest` is the largest relative sd at `par` as the model measures it (in its scaled
+/// coordinates: `LinearMixedModel::effect_largest_sd`). `None` below the trigger.
+pub fn residual_limit_restart(re: &ReStructure, par: &[f64], largest: f64) -> Option<Vec<f64>> {
     if !largest.is_finite() || largest < RESIDUAL_LIMIT_RESTART_SD {
         return None;
     }
@@ -526,10 +526,10 @@ mod tests {
         ];
         let spec = ModelSpec::new(&y, &ones, 1, None, None, terms).expect("spec");
         let re = ReStructure::new(&spec);
-        assert!(residual_limit_restart(&re, &[50.0, 20.0]).is_none());
+        assert!(residual_limit_restart(&re, &[50.0, 20.0], re.largest_sd(&[50.0, 20.0])).is_none());
         let far = [2.0e5, 5.0e4];
         assert!(re.largest_sd(&far) >= RESIDUAL_LIMIT_RESTART_SD);
-        let near = residual_limit_restart(&re, &far).expect("a restart");
+        let near = residual_limit_restart(&re, &far, re.largest_sd(&far)).expect("a restart");
         assert!((re.largest_sd(&near) - RESIDUAL_LIMIT_RESTART_TO).abs() < 1e-12);
         // the same direction: the ratio of the sds kept
         assert!((near[0] / near[1] - far[0] / far[1]).abs() < 1e-12);
