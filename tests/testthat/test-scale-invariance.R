@@ -8,7 +8,8 @@ test_that("a random slope's covariate in any units gives the same fit, at or abo
   for (k in c(1e-3, 30, 1000, 1e5)) {
     d <- lme4::sleepstudy
     d$Days <- d$Days * k
-    fit <- lmm(Reaction ~ Days + (Days | Subject), d, REML = FALSE)
+    # (lme4's check.scaleX warns of the predictors' scales at the extremes)
+    fit <- suppressWarnings(lmm(Reaction ~ Days + (Days | Subject), d, REML = FALSE))
     # the ML log-likelihood does not depend on the units; theta's slope rows scale by 1/k
     expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(base)), tolerance = 1e-10)
     expect_equal(unname(fit$theta), unname(base$theta) / c(1, k, k), tolerance = 1e-4)
@@ -49,4 +50,31 @@ test_that("structured terms and crossed slopes in large units fit as lmer's or g
   fit_d <- lmm(y ~ age + diag(age | g) + (1 | h), d, REML = FALSE)
   ref_d <- glmmTMB::glmmTMB(y ~ age + diag(age | g) + (1 | h), d, REML = FALSE)
   expect_gte(as.numeric(logLik(fit_d)) - as.numeric(logLik(ref_d)), -1e-6)
+})
+
+test_that("a GLMM's random slope in any units is the same fit, in as many PIRLS iterations", {
+  skip_if_not_installed("lme4")
+  set.seed(5)
+  n <- 600
+  d <- data.frame(g = factor(sample(30, n, TRUE)), x = runif(n))
+  d$y <- rpois(n, exp(0.5 + 0.5 * d$x + rnorm(30, sd = 0.5)[d$g] +
+                        rnorm(30, sd = 0.4)[d$g] * d$x))
+  d$yb <- rbinom(n, 1, plogis(-0.5 + d$x + rnorm(30, sd = 0.8)[d$g] +
+                                rnorm(30, sd = 0.6)[d$g] * d$x))
+  for (family in c("poisson", "binomial")) {
+    f <- if (family == "poisson") y ~ xs + (xs | g) else yb ~ xs + (xs | g)
+    d$xs <- d$x
+    base <- glmm(f, d, family = family)
+    for (k in c(1e-3, 30, 1000)) {
+      d$xs <- d$x * k
+      fit <- suppressWarnings(glmm(f, d, family = family))  # (check.scaleX at 1e-3)
+      expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(base)), tolerance = 1e-9)
+      expect_equal(unname(fit$theta), unname(base$theta) / c(1, k, k), tolerance = 1e-3)
+      # (k = 1000 took 588 PIRLS iterations for the Poisson model, where k = 1 takes 39)
+      expect_lte(sum(fit$optinfo$pirls_iterations), 1.5 * sum(base$optinfo$pirls_iterations))
+      ref <- glmer_tight(as.call(list(quote(lme4::glmer), f, quote(d), family = family)),
+                         environment())
+      expect_gte(as.numeric(logLik(fit)) - as.numeric(logLik(ref)), -1e-7)
+    }
+  }
 })

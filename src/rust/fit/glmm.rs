@@ -16,6 +16,7 @@
 //! only, starting from stage 1, in the coordinates and with the derivatives of [`super::stage2`].
 use super::laplace_gradient::DesignRows;
 use super::mode_prediction::ModeLinearization;
+use super::par_scale::ColumnScales;
 pub use super::pirls::PirlsOptions;
 use super::pirls::{Mode, Pirls};
 use super::quadrature::GaussHermite;
@@ -559,7 +560,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
                 ))
             }
             Some(t) => t.to_vec(),
-            None => self.re.default_par(),
+            None => self.scaled_default_par(),
         };
         if let Some(b) = start_beta {
             if b.len() != p {
@@ -658,7 +659,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
             pars.extend_from_slice(&beta0);
             let (mut pars, mut summary) =
                 self.stage2(opts, rule.as_ref(), pars, &mut out, progress)?;
-            if let Some(mut center) = start::singular_face_restart(&self.re, &pars[..nth]) {
+            if let Some(mut center) = self.scaled_face_restart(&pars[..nth]) {
                 center.extend_from_slice(&pars[nth..]);
                 (pars, summary) = self.restart_stage2(
                     opts,
@@ -922,7 +923,7 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         progress: &mut dyn FnMut(usize, &[f64], f64) -> Stop,
     ) -> Result<OptSummary> {
         let bounds = (self.re.par_lower(), self.re.par_upper());
-        let start = self.re.default_par();
+        let start = self.scaled_default_par();
         let mut coarse = stage_opts.clone();
         coarse.rhobeg = opts.optim.rhobeg;
         coarse.rhoend = LME4_START_COARSE_RHOEND.min(coarse.rhobeg);
@@ -986,6 +987,28 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         Ok(summary.theta)
     }
 
+    /// [`start::singular_face_restart`] judged and made in the scale of the columns
+    /// ([`super::par_scale`]: a standard deviation of 5e-4 per unit of `x × 1000` is no zero).
+    fn scaled_face_restart(&self, par: &[f64]) -> Option<Vec<f64>> {
+        let scale = ColumnScales::of_rows(&self.re, &self.spec).par_scale(&self.re);
+        let x: Vec<f64> = par.iter().zip(&scale).map(|(p, s)| p / s).collect();
+        let restart = start::singular_face_restart(&self.re, &x)?;
+        Some(restart.iter().zip(&scale).map(|(x, s)| x * s).collect())
+    }
+
+    /// lme4's start (θ = identity) in the scale of the columns ([`super::par_scale`]: the same
+    /// for columns of moderate size; a random slope of `x × 1000` starts at a standard deviation
+    /// of 1/1000 per unit of `x`, where 1 put it 2,000 times its optimum out).
+    fn scaled_default_par(&self) -> Vec<f64> {
+        let scale = ColumnScales::of_rows(&self.re, &self.spec).par_scale(&self.re);
+        self.re
+            .default_par()
+            .iter()
+            .zip(&scale)
+            .map(|(p, s)| p * s)
+            .collect()
+    }
+
     /// A moment estimate of θ ([`crate::start`]) from the working response and weights of the
     /// PIRLS just run at lme4's start (one PQL-like step; the working residuals have variance
     /// `1 / w` for families without a dispersion; with one, θ is taken where lme4's deviance
@@ -999,18 +1022,26 @@ impl<'a> GeneralizedLinearMixedModel<'a> {
         } else {
             start::ResidualScale::Unit
         };
+        // (the floors and radius in the scale of the columns: `super::par_scale`)
+        let theta_scale = ColumnScales::of_rows(&self.re, &self.spec).theta_scale(&self.re);
         let (mut theta, mut radius) = start::moment_start(
             &self.pirls.joint_cp,
             &self.re,
             rhobeg,
             GLMM_START_RADIUS_FACTOR,
             scale,
+            &theta_scale,
         )?;
         if scale == start::ResidualScale::Unit {
             let cp = &self.pirls.joint_cp;
             if let Some(refined) = start::working_lmm_theta(&self.spec, &self.re, cp, &theta) {
-                (theta, radius) =
-                    start::with_start_radius(refined, &self.re, rhobeg, GLMM_START_RADIUS_FACTOR);
+                (theta, radius) = start::with_start_radius(
+                    refined,
+                    &self.re,
+                    rhobeg,
+                    GLMM_START_RADIUS_FACTOR,
+                    &theta_scale,
+                );
             }
         }
         let theta = self.re.par_from_theta(&theta);

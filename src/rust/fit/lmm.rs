@@ -13,6 +13,7 @@
 //! θ refactors `L` from the stored cross-products, so one evaluation costs nothing per
 //! observation.
 use super::laplace_gradient::{gradient_through, par_jacobian};
+use super::par_scale::ColumnScales;
 use crate::blocks::CrossProducts;
 use crate::chol::BlockedCholesky;
 use crate::error::{invalid, Result};
@@ -206,12 +207,15 @@ impl<'a> LinearMixedModel<'a> {
                     .zip(&self.par_scale)
                     .map(|(p, s)| p * s)
                     .collect();
+                let theta_scale =
+                    ColumnScales::of_cross_products(&self.re, &self.cp).theta_scale(&self.re);
                 let moment = start::moment_start(
                     &self.cp,
                     &self.re,
                     opts.rhobeg,
                     start::START_RADIUS_FACTOR,
                     start::ResidualScale::Estimated,
+                    &theta_scale,
                 )
                 .map(|(theta0, radius)| (self.re.par_from_theta(&theta0), radius));
                 let moment_opts = |radius: f64| {

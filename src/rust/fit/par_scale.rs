@@ -18,31 +18,101 @@
 //! the search is the one on `par` itself.
 use crate::blocks::CrossProducts;
 use crate::model::covariance::ParRole;
+use crate::spec::ModelSpec;
 use crate::terms::ReStructure;
 
 /// The scale of each element of `par` (`par = x ⊙ scale`), all 1 where no column needs one.
 pub fn par_scale(re: &ReStructure, cp: &CrossProducts) -> Vec<f64> {
-    let rms = column_rms(re, cp);
-    let neutral = rms
-        .iter()
-        .flatten()
-        .all(|&s| (NEUTRAL_LOW..=NEUTRAL_HIGH).contains(&s));
-    if neutral {
-        return vec![1.0; re.n_par()];
+    ColumnScales::of_cross_products(re, cp).par_scale(re)
+}
+
+/// The root mean square `s_k` of each term's columns, or `None` where every one lies within
+/// [`NEUTRAL_LOW`]..[`NEUTRAL_HIGH`] (no scale is needed).
+pub struct ColumnScales(Option<Vec<Vec<f64>>>);
+
+impl ColumnScales {
+    /// From the diagonal blocks of `Z'WZ` summed over the levels (`s_k² = Σ wᵢ z_ik² / n`).
+    pub fn of_cross_products(re: &ReStructure, cp: &CrossProducts) -> Self {
+        Self::of(column_rms(re, cp))
     }
-    re.covariances
-        .iter()
-        .zip(&rms)
-        .flat_map(|(cov, s)| {
-            let mean = (s.iter().map(|v| v * v).sum::<f64>() / s.len() as f64).sqrt();
-            cov.roles().into_iter().map(move |role| match role {
-                ParRole::Factor { row, .. } => 1.0 / s[row],
-                ParRole::Sd(Some(k)) => 1.0 / s[k],
-                ParRole::Sd(None) => 1.0 / mean,
-                ParRole::Rho | ParRole::Pacf(_) => 1.0,
+
+    /// From the rows of `spec`, unweighted (for a GLMM, whose cross-products carry its working
+    /// weights).
+    pub fn of_rows(re: &ReStructure, spec: &ModelSpec<'_>) -> Self {
+        let n = spec.n.max(1);
+        let rms: Vec<Vec<f64>> = spec
+            .terms
+            .iter()
+            .map(|term| {
+                term.z
+                    .chunks_exact(n)
+                    .take(term.q)
+                    .map(|col| {
+                        unit_or_one((col.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt())
+                    })
+                    .collect()
             })
-        })
-        .collect()
+            .collect();
+        if rms.len() != re.covariances.len()
+            || rms.iter().zip(&re.covariances).any(|(r, c)| r.len() != c.q)
+        {
+            return Self(None);
+        }
+        Self::of(rms)
+    }
+
+    fn of(rms: Vec<Vec<f64>>) -> Self {
+        let neutral = rms
+            .iter()
+            .flatten()
+            .all(|&s| (NEUTRAL_LOW..=NEUTRAL_HIGH).contains(&s));
+        Self((!neutral).then_some(rms))
+    }
+
+    /// The scale of each element of `par`: `1/s_row` for the unstructured elements, `1/s_k` for
+    /// a column's standard deviation, `1/√(mean s_k²)` for a standard deviation that the
+    /// term's columns share, 1 for correlations (all 1 when no scale is needed).
+    pub fn par_scale(&self, re: &ReStructure) -> Vec<f64> {
+        let Some(rms) = &self.0 else {
+            return vec![1.0; re.n_par()];
+        };
+        re.covariances
+            .iter()
+            .zip(rms)
+            .flat_map(|(cov, s)| {
+                let mean = (s.iter().map(|v| v * v).sum::<f64>() / s.len() as f64).sqrt();
+                cov.roles().into_iter().map(move |role| match role {
+                    ParRole::Factor { row, .. } => 1.0 / s[row],
+                    ParRole::Sd(Some(k)) => 1.0 / s[k],
+                    ParRole::Sd(None) => 1.0 / mean,
+                    ParRole::Rho | ParRole::Pacf(_) => 1.0,
+                })
+            })
+            .collect()
+    }
+
+    /// The scale of each element of θ (each term's lower-triangular factor, column by column):
+    /// `1/s_row` (all 1 when no scale is needed).
+    pub fn theta_scale(&self, re: &ReStructure) -> Vec<f64> {
+        let Some(rms) = &self.0 else {
+            return vec![1.0; re.n_theta()];
+        };
+        rms.iter()
+            .flat_map(|s| {
+                let q = s.len();
+                (0..q).flat_map(move |col| (col..q).map(move |row| 1.0 / s[row]))
+            })
+            .collect()
+    }
+}
+
+/// A column's root mean square, 1 where it is 0 or not finite.
+fn unit_or_one(s: f64) -> f64 {
+    if s.is_finite() && s > 0.0 {
+        s
+    } else {
+        1.0
+    }
 }
 
 /// `s_k` of each term's columns, from the diagonal blocks of `Z'WZ` summed over the levels; 1
@@ -70,14 +140,7 @@ fn column_rms(re: &ReStructure, cp: &CrossProducts) -> Vec<Vec<f64>> {
         .map(|(t, cov)| {
             let (b, off) = re.term_block[t];
             (0..cov.q)
-                .map(|k| {
-                    let s = (block_sums[b][off + k] / n).sqrt();
-                    if s.is_finite() && s > 0.0 {
-                        s
-                    } else {
-                        1.0
-                    }
-                })
+                .map(|k| unit_or_one((block_sums[b][off + k] / n).sqrt()))
                 .collect()
         })
         .collect()
@@ -93,7 +156,7 @@ const NEUTRAL_HIGH: f64 = 10.0;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{ModelSpec, RandomTerm};
+    use crate::spec::RandomTerm;
 
     #[test]
     fn columns_far_from_unit_size_scale_their_rows_of_t() {

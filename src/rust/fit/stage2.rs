@@ -13,6 +13,7 @@
 use super::glmm::{
     run_stage, GeneralizedLinearMixedModel, GlmmOptions, SearchStart, StageOptimizer,
 };
+use super::par_scale::ColumnScales;
 use super::pirls::WarmStart;
 use super::quadrature::GaussHermite;
 use crate::error::{MixedError, Result};
@@ -298,13 +299,13 @@ fn scale_fixed_effects(metric: &mut Stage2Metric, curvature: f64) {
 /// Sets the scale of coordinate `k` of `metric` (a θ with `theta`, else a family's own
 /// parameter) from the criterion's `curvature` along it: `√(2/curvature)`, about one standard
 /// error, clamped (unchanged where that is not a positive number).
-fn set_scale(metric: &mut Stage2Metric, k: usize, theta: bool, curvature: f64) {
+fn set_scale(metric: &mut Stage2Metric, k: usize, theta: bool, curvature: f64, unit: f64) {
     let scale = (2.0 / curvature).sqrt();
     if scale.is_finite() && scale > 0.0 {
         // An extra parameter (log dispersion, zero-inflation coefficient) can be far less well
-        // determined than any θ.
+        // determined than any θ. (A θ's limits are in the scale of its column, `unit`.)
         let largest = if theta { 1.0 } else { 10.0 };
-        metric.theta_scale[k] = scale.clamp(1e-3, largest);
+        metric.theta_scale[k] = scale.clamp(1e-3 * unit, largest * unit);
     }
 }
 
@@ -318,6 +319,16 @@ impl GeneralizedLinearMixedModel<'_> {
         lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, ne));
         upper.extend(std::iter::repeat_n(f64::INFINITY, ne));
         (lower, upper)
+    }
+
+    /// The unit of each scaled coordinate's probe floor: a covariance parameter's in the scale
+    /// of its column ([`super::par_scale`]: a random slope of `x × 1000` has its θ 1000 times
+    /// smaller, where a floor of 0.1 in θ's own units put the probes far out), 1 for the
+    /// family's parameters.
+    fn probe_units(&self) -> Vec<f64> {
+        let mut unit = ColumnScales::of_rows(&self.re, &self.spec).par_scale(&self.re);
+        unit.resize(self.re.n_par() + self.n_extra(), 1.0);
+        unit
     }
 
     /// Calibrates `metric` at `center` so that a unit step in any coordinate raises the
@@ -366,13 +377,14 @@ impl GeneralizedLinearMixedModel<'_> {
         } else {
             None
         };
+        let unit = self.probe_units();
         let mut x = center.to_vec();
         for k in 0..nsc {
             if let Some(scale) = information_scale(information.as_deref(), k, nth) {
                 metric.theta_scale[k] = scale;
                 continue;
             }
-            let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
+            let h = THETA_PROBE_STEP * center[k].abs().max(0.1 * unit[k]);
             let (a, b) = if center[k] - h < lower[k] {
                 (h, 2.0 * h)
             } else if center[k] + h > upper[k] {
@@ -393,7 +405,7 @@ impl GeneralizedLinearMixedModel<'_> {
             } else {
                 (fb - 2.0 * fa + f0) / (h * h)
             };
-            set_scale(metric, k, k < nth, curvature);
+            set_scale(metric, k, k < nth, curvature, unit[k]);
         }
         if let Some(j) = (0..metric.p).last() {
             let step = BETA_PROBE_STEP * metric.m[j * metric.p + j];
@@ -428,12 +440,13 @@ impl GeneralizedLinearMixedModel<'_> {
         // (coordinate, step) of each probe: the scaled coordinates without an information,
         // then the last fixed effect (whose column of `M` has a single entry).
         let mut steps: Vec<(usize, f64)> = Vec::new();
+        let unit = self.probe_units();
         for k in 0..nsc {
             if let Some(scale) = information_scale(information.as_deref(), k, nth) {
                 metric.theta_scale[k] = scale;
                 continue;
             }
-            let h = THETA_PROBE_STEP * center[k].abs().max(0.1);
+            let h = THETA_PROBE_STEP * center[k].abs().max(0.1 * unit[k]);
             steps.push((k, if center[k] + h > upper[k] { -h } else { h }));
         }
         // `M`'s diagonal entry of the last fixed effect, before the probe rescales `M`.
@@ -480,7 +493,7 @@ impl GeneralizedLinearMixedModel<'_> {
                 Some(mjj) if k >= nsc => {
                     scale_fixed_effects(metric, (g1[k] - g0[k]) * mjj / BETA_PROBE_STEP)
                 }
-                _ => set_scale(metric, k, k < nth, (g1[k] - g0[k]) / a),
+                _ => set_scale(metric, k, k < nth, (g1[k] - g0[k]) / a, unit[k]),
             }
             probes.push((k, a, g1));
         }
@@ -717,13 +730,18 @@ impl GeneralizedLinearMixedModel<'_> {
             return Ok(None);
         };
         let mut evaluations = best.evaluations;
+        // (0 and lme4's start 1 in the scale of the element's column: `super::par_scale`)
+        let unit = self.probe_units();
         for _ in 0..QN_ESCAPES {
             let x = to_x(&best.y);
-            let Some(&j) = diagonal.iter().find(|&&j| x[j].abs() < QN_ZERO_THETA) else {
+            let Some(&j) = diagonal
+                .iter()
+                .find(|&&j| x[j].abs() < QN_ZERO_THETA * unit[j])
+            else {
                 break;
             };
             let mut from = best.y.clone();
-            from[j] = (1.0 - center[j]) / metric.theta_scale[j];
+            from[j] = (unit[j] - center[j]) / metric.theta_scale[j];
             if let Some(other) = run(self, &from)? {
                 evaluations += other.evaluations;
                 if other.f < best.f - 1e-8 * best.f.abs().max(1.0) {

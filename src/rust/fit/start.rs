@@ -21,6 +21,7 @@
 //! between-level spread for the other factors' effects, for nested ones it separates the levels of
 //! the nesting. The `K + 1` equations are solved for `(s, σ²)`; components estimated negative are set
 //! to 0 and the rest re-solved. The start is `θ = √(s_k / σ²)` on the diagonal of each `T_b`.
+use super::par_scale::ColumnScales;
 use crate::blocks::CrossProducts;
 use crate::lmm::LinearMixedModel;
 use crate::model::covariance::Covariance;
@@ -232,28 +233,58 @@ pub fn moment_start(
     rhobeg: f64,
     radius_factor: f64,
     scale: ResidualScale,
+    theta_scale: &[f64],
 ) -> Option<(Vec<f64>, f64)> {
     let theta = moment_theta(cp, re, scale)?;
-    Some(with_start_radius(theta, re, rhobeg, radius_factor))
+    Some(with_start_radius(
+        theta,
+        re,
+        rhobeg,
+        radius_factor,
+        theta_scale,
+    ))
 }
 
-/// A start θ with its first trust-region radius, as [`moment_start`] chooses them.
+/// A start θ with its first trust-region radius, as [`moment_start`] chooses them: the radius a
+/// share `radius_factor` of the start's largest element, and the diagonal elements at least
+/// that, both in the scale of the columns (`theta_scale`, [`crate::fit::par_scale`]: a floor
+/// of 0.02 in θ's own units put the slope of a covariate `x × 1000`, whose θ is ~5e-4, 40 times
+/// too far out); the radius is returned in θ's units, relative to the start's largest element
+/// as the searches take it.
 pub fn with_start_radius(
     mut theta: Vec<f64>,
     re: &ReStructure,
     rhobeg: f64,
     radius_factor: f64,
+    theta_scale: &[f64],
 ) -> (Vec<f64>, f64) {
-    let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-    let radius = (radius_factor * largest)
+    let largest_of = |theta: &[f64]| {
+        theta
+            .iter()
+            .zip(theta_scale)
+            .fold((0.0f64, 0.0f64), |(x, t), (v, s)| {
+                (x.max((v / s).abs()), t.max(v.abs()))
+            })
+    };
+    let (largest_x, _) = largest_of(&theta);
+    let radius = (radius_factor * largest_x)
         .clamp(START_RADIUS_MIN, 0.5)
         .min(rhobeg);
-    for (t, pos) in theta.iter_mut().zip(&re.theta_pos) {
+    for ((t, pos), s) in theta.iter_mut().zip(&re.theta_pos).zip(theta_scale) {
         if pos.row == pos.col {
-            *t = t.max(radius);
+            *t = t.max(radius * s);
         }
     }
-    (theta, radius)
+    if theta_scale.iter().all(|&s| s == 1.0) {
+        return (theta, radius);
+    }
+    let (largest_x, largest) = largest_of(&theta);
+    let radius_theta = if largest_x > 0.0 {
+        radius * largest / largest_x
+    } else {
+        radius
+    };
+    (theta, radius_theta)
 }
 
 /// A GLMM's start refined by one step of penalized quasi-likelihood: the linear mixed model of
@@ -274,6 +305,8 @@ pub fn working_lmm_theta(
     cp: &CrossProducts,
     theta: &[f64],
 ) -> Option<Vec<f64>> {
+    // (searched in the scale of the columns, `par = x ⊙ scale`: see `crate::fit::par_scale`)
+    let scale = ColumnScales::of_rows(re, spec).par_scale(re);
     let lmm = LinearMixedModel::from_cross_products(
         spec.clone(),
         re.clone(),
@@ -283,7 +316,9 @@ pub fn working_lmm_theta(
         TrailingChoice::Auto,
     )
     .ok()?;
-    let largest = theta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let unscale = |v: &[f64]| -> Vec<f64> { v.iter().zip(&scale).map(|(v, s)| v / s).collect() };
+    let start = unscale(&re.par_from_theta(theta));
+    let largest = start.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     let opts = OptimOptions {
         rhobeg: (0.2 * largest).clamp(START_RADIUS_MIN, 0.5),
         rhoend: 1e-3,
@@ -292,11 +327,14 @@ pub fn working_lmm_theta(
         boundary_tol: 0.0,
         ..OptimOptions::default()
     };
-    let mut objective = UnitScaleDeviance { lmm };
-    let (lower, upper) = (re.par_lower(), re.par_upper());
-    let start = re.par_from_theta(theta);
+    let (lower, upper) = (unscale(&re.par_lower()), unscale(&re.par_upper()));
+    let mut objective = UnitScaleDeviance {
+        lmm,
+        scale: scale.clone(),
+    };
     let opt = optim::minimize_within(&mut objective, &start, &lower, &upper, &opts).ok()?;
-    let refined = re.theta_of(&opt.theta);
+    let par: Vec<f64> = opt.theta.iter().zip(&scale).map(|(x, s)| x * s).collect();
+    let refined = re.theta_of(&par);
     (opt.fmin.is_finite() && refined.iter().all(|t| t.is_finite())).then_some(refined)
 }
 
@@ -304,11 +342,14 @@ pub fn working_lmm_theta(
 /// parameters (`par`), β profiled out ([`LinearMixedModel::deviance_at_theta_sigma`]).
 struct UnitScaleDeviance<'a> {
     lmm: LinearMixedModel<'a>,
+    /// `par = x ⊙ scale`.
+    scale: Vec<f64>,
 }
 
 impl Objective for UnitScaleDeviance<'_> {
-    fn eval(&mut self, par: &[f64]) -> f64 {
-        let theta = self.lmm.re.theta_of(par);
+    fn eval(&mut self, x: &[f64]) -> f64 {
+        let par: Vec<f64> = x.iter().zip(&self.scale).map(|(x, s)| x * s).collect();
+        let theta = self.lmm.re.theta_of(&par);
         self.lmm.deviance_at_theta_sigma(&theta, 1.0)
     }
 }
