@@ -415,10 +415,12 @@ impl<'a> LinearMixedModel<'a> {
         let x0 = to_scaled(&summary.theta, &scale);
         let mut o = opts.clone();
         o.rhobeg = given_start_radius(&x0, opts.rhobeg);
-        let mut obj = ScaledObjective {
+        let mut obj = ModelObjective {
             model: self,
-            scale: scale.clone(),
             progress,
+            jacobian: Vec::new(),
+            scale: scale.clone(),
+            bobyqa_only: true,
         };
         let mut finished = optim::minimize_within(
             &mut obj,
@@ -525,17 +527,19 @@ impl<'a> LinearMixedModel<'a> {
             .zip(&self.par_scale)
             .map(|(&rho, &s)| if rho { 1.0 } else { largest * s })
             .collect();
-        let x0: Vec<f64> = par.iter().zip(&scale).map(|(p, s)| p / s).collect();
-        let xl: Vec<f64> = lower.iter().zip(&scale).map(|(p, s)| p / s).collect();
-        let xu: Vec<f64> = upper.iter().zip(&scale).map(|(p, s)| p / s).collect();
+        let x0: Vec<f64> = to_scaled(par, &scale);
+        let xl: Vec<f64> = to_scaled(lower, &scale);
+        let xu: Vec<f64> = to_scaled(upper, &scale);
         let mut o = opts.clone();
         o.rhobeg = POLISH_RADIUS;
         o.calc_derivs = false;
         o.maxfun = maxfun;
-        let mut obj = ScaledObjective {
+        let mut obj = ModelObjective {
             model: self,
-            scale,
             progress,
+            jacobian: Vec::new(),
+            scale,
+            bobyqa_only: true,
         };
         let polished = optim::minimize_within(&mut obj, &x0, &xl, &xu, &o)?;
         // (a NaN criterion is no improvement)
@@ -561,6 +565,7 @@ impl<'a> LinearMixedModel<'a> {
             progress,
             jacobian: Vec::new(),
             scale: scale.clone(),
+            bobyqa_only: false,
         };
         if neutral {
             return optim::minimize_within(&mut obj, start, lower, upper, opts);
@@ -818,41 +823,18 @@ const POLISH_EXTRA_EVALUATIONS: usize = 200;
 /// structured LMMs the third still gained 1e-6 on one fit).
 const POLISH_ROUNDS: usize = 3;
 
-/// The criterion over `x` with `par = x ⊙ scale`, searched by BOBYQA alone (see
-/// [`LinearMixedModel::residual_limit_polish`]; unit scales:
-/// [`LinearMixedModel::finish_by_bobyqa`]).
-struct ScaledObjective<'m, 'a> {
-    model: &'m mut LinearMixedModel<'a>,
-    scale: Vec<f64>,
-    progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
-}
-
-impl ScaledObjective<'_, '_> {
-    fn par(&self, x: &[f64]) -> Vec<f64> {
-        x.iter().zip(&self.scale).map(|(x, s)| x * s).collect()
-    }
-}
-
-impl Objective for ScaledObjective<'_, '_> {
-    fn eval(&mut self, x: &[f64]) -> f64 {
-        let par = self.par(x);
-        self.model.objective_at_par(&par)
-    }
-
-    fn after_eval(&mut self, count: usize, x: &[f64], value: f64) -> Stop {
-        let par = self.par(x);
-        (self.progress)(count, &par, value)
-    }
-}
-
 struct ModelObjective<'m, 'a> {
     model: &'m mut LinearMixedModel<'a>,
     progress: &'m mut dyn FnMut(usize, &[f64], f64) -> Stop,
     /// `dθ/dpar` (columns, [`par_jacobian`]) at the point of the last
     /// [`Objective::value_gradient`] call of a structured model.
     jacobian: Vec<Vec<f64>>,
-    /// The search is over `x` with `par = x ⊙ scale` ([`super::par_scale`]; all 1: over `par`).
+    /// The search is over `x` with `par = x ⊙ scale` ([`super::par_scale`]; all 1: over `par`;
+    /// the largest relative sd times that for [`LinearMixedModel::residual_limit_polish`]).
     scale: Vec<f64>,
+    /// BOBYQA alone: no gradient, no quasi-Newton search
+    /// ([`LinearMixedModel::residual_limit_polish`], [`LinearMixedModel::finish_by_bobyqa`]).
+    bobyqa_only: bool,
 }
 
 impl ModelObjective<'_, '_> {
@@ -873,7 +855,7 @@ impl Objective for ModelObjective<'_, '_> {
     }
 
     fn has_exact_gradient(&self) -> bool {
-        self.model.exact_gradient_pays()
+        !self.bobyqa_only && self.model.exact_gradient_pays()
     }
 
     /// Structured terms: where the Newton steps stop short (next to a bound, where the map from
@@ -893,7 +875,7 @@ impl Objective for ModelObjective<'_, '_> {
     /// to 470.
     fn quasi_newton_coordinates(&self) -> Option<QuasiNewtonCoordinates> {
         let re = &self.model.re;
-        if re.all_unstructured() || !self.model.exact_gradient_pays() {
+        if re.all_unstructured() || !self.has_exact_gradient() {
             return None;
         }
         // Relative standard deviations of 100 and more: the optimum may lie in the limit
@@ -925,7 +907,7 @@ impl Objective for ModelObjective<'_, '_> {
 
     /// The criterion and its gradient over `x` (`∂/∂x = scale ⊙ ∂/∂par`).
     fn value_gradient(&mut self, x: &[f64]) -> Option<(f64, Vec<f64>)> {
-        if !self.model.exact_gradient_pays() {
+        if !self.has_exact_gradient() {
             return None;
         }
         let par = self.par(x);
